@@ -1,0 +1,65 @@
+"""Limits and knobs of the execution core, set by each backend from its settings."""
+
+import os
+import sys
+from dataclasses import dataclass, field
+
+
+def base_interpreter() -> str:
+    """The interpreter under the server's virtualenv: it sees none of the server's packages."""
+    return getattr(sys, "_base_executable", None) or sys.executable
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorConfig:
+    """Everything the core needs; all limits are configurable per backend.
+
+    Attributes:
+        python: The environment's interpreter that runs session workers.
+        environment: The environment's name, reported by session info.
+        default_timeout: Seconds a request may run when it names no deadline.
+        max_timeout: Upper bound on any requested deadline.
+        kill_grace: Seconds an interrupted worker gets to stop before it is killed.
+        max_sessions: Open sessions, the default session included.
+        session_ttl: Idle seconds before a session (not the default one) expires.
+        max_session_ttl: Upper bound on a requested TTL.
+        max_handles: Live handles per session.
+        max_output_bytes: Captured stdout and stderr per request, each.
+        max_result_bytes: Encoded reply size per request.
+        spawn_timeout: Seconds a new worker has to announce itself.
+        prewarm: Spare workers kept started so sessions open instantly.
+        cwd: Working directory of workers (None: inherit).
+        env: Environment variables of workers; the server's own are never passed.
+    """
+
+    python: str = field(default_factory=base_interpreter)
+    environment: str = "local"
+    default_timeout: float = 30.0
+    max_timeout: float = 3600.0
+    kill_grace: float = 2.0
+    max_sessions: int = 64
+    session_ttl: float = 600.0
+    max_session_ttl: float = 86400.0
+    max_handles: int = 1000
+    max_output_bytes: int = 1 << 20
+    max_result_bytes: int = 16 << 20
+    spawn_timeout: float = 20.0
+    prewarm: int = 1
+    cwd: str | None = None
+    env: dict[str, str] = field(default_factory=lambda: default_worker_env())
+
+    def worker_settings(self) -> dict[str, int | float]:
+        """The subset the worker enforces itself."""
+        return {
+            "max_handles": self.max_handles,
+            "max_output_bytes": self.max_output_bytes,
+            "max_result_bytes": self.max_result_bytes,
+        }
+
+
+def default_worker_env() -> dict[str, str]:
+    """A minimal environment: secrets in the server's environment never reach user code."""
+    keep = ("PATH", "LANG", "LC_ALL", "TZ", "HOME")
+    env = {key: os.environ[key] for key in keep if key in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    return env

@@ -1,0 +1,343 @@
+"""The Executor: one entry point, ``run(command)``, over sessions and their workers."""
+
+import asyncio
+import collections
+import contextlib
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from beephost_protocol import models
+from beephost_protocol.errors import (
+    BeepHostError,
+    ExecutionTimeout,
+    InternalError,
+    InvalidRequest,
+    NotFound,
+    QuotaExceeded,
+    SessionLost,
+    Unavailable,
+)
+
+from beephost_core._process import EventCallback, WorkerProcess
+from beephost_core.config import ExecutorConfig
+from beephost_core.metrics import CoreMetrics
+
+logger = logging.getLogger(__name__)
+
+_LOST_MEMORY = 1024  # how many lost session ids we remember, to answer truthfully
+
+
+@dataclass(eq=False)
+class Session:
+    id: str
+    ttl: float | None  # None: never expires (the default session)
+    worker: WorkerProcess | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    created_at: float = field(default_factory=time.time)
+    last_used: float = field(default_factory=time.monotonic)
+    requests: int = 0
+
+
+def _worker_params(command: models.Command) -> tuple[str, dict[str, Any]]:
+    """The worker operation and parameters for a command that runs in a worker."""
+    match command:
+        case models.Evaluate():
+            return "eval", {"expression": command.expression, "locals": command.locals}
+        case models.Execute():
+            return "exec", {"code": command.code}
+        case models.ObjectCreate():
+            return "object.create", {
+                "target": command.target,
+                "args": command.args,
+                "kwargs": command.kwargs,
+            }
+        case models.ObjectGetAttr():
+            return "object.get_attr", {"handle": command.handle, "name": command.name}
+        case models.ObjectSetAttr():
+            return "object.set_attr", {
+                "handle": command.handle,
+                "name": command.name,
+                "value": command.value,
+            }
+        case models.ObjectCall():
+            return "object.call", {
+                "handle": command.handle,
+                "method": command.method,
+                "args": command.args,
+                "kwargs": command.kwargs,
+            }
+        case models.ObjectRelease():
+            return "object.release", {"handles": command.handles}
+        case models.ObjectList():
+            return "object.list", {}
+        case models.SessionInfo():
+            return "info", {}
+    raise InvalidRequest(f"command {command.COMMAND!r} does not run in a worker")
+
+
+class Executor:
+    """Runs commands in per-session worker processes, within the configured limits.
+
+    Every backend builds one Executor and calls :meth:`run` for each decoded request;
+    errors come out as :class:`~beephost_protocol.errors.BeepHostError` subclasses.
+    """
+
+    def __init__(self, config: ExecutorConfig, metrics: CoreMetrics | None = None) -> None:
+        self.config = config
+        self.metrics = metrics or CoreMetrics("local")
+        self._sessions: dict[str, Session] = {}
+        self._lost: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._spares: list[WorkerProcess] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._refilling = False
+        self._closing = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the default session's worker, the spares and the idle reaper.
+
+        Raises:
+            Unavailable: The environment's interpreter cannot run a worker.
+        """
+        default = Session(models.DEFAULT_SESSION, ttl=None)
+        default.worker = await self._spawn()
+        self._sessions[default.id] = default
+        self._update_gauges()
+        self._background(self._refill_spares())
+        self._background(self._reap_idle_sessions())
+
+    async def aclose(self) -> None:
+        """Kill every worker; in-flight requests end with SessionLost."""
+        self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
+        workers = [s.worker for s in self._sessions.values() if s.worker] + self._spares
+        self._sessions.clear()
+        self._spares.clear()
+        await asyncio.gather(*(worker.kill() for worker in workers), return_exceptions=True)
+        self._update_gauges()
+
+    @property
+    def ready(self) -> bool:
+        """True while the default session has a live worker (or can get one)."""
+        if self._closing:
+            return False
+        default = self._sessions.get(models.DEFAULT_SESSION)
+        return default is not None and (default.worker is None or default.worker.alive)
+
+    # -- the one entry point --------------------------------------------------------------
+
+    async def run(
+        self, command: models.Command, on_event: EventCallback | None = None
+    ) -> dict[str, Any]:
+        """Run one command and return its JSON-ready result.
+
+        Args:
+            command: A decoded command model.
+            on_event: For ``exec`` with ``stream``: called with ("stdout"|"stderr", text)
+                as output is produced.
+
+        Raises:
+            BeepHostError: One of the taxonomy's errors; anything else is wrapped as
+                InternalError.
+        """
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return await self._dispatch(command, on_event)
+        except BeepHostError as exc:
+            outcome = exc.wire_code
+            raise
+        except Exception as exc:
+            outcome = "internal"
+            logger.exception("internal error running %s", command.COMMAND)
+            raise InternalError(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            self.metrics.observe(command.COMMAND, outcome, time.perf_counter() - started)
+
+    async def _dispatch(
+        self, command: models.Command, on_event: EventCallback | None
+    ) -> dict[str, Any]:
+        if self._closing:
+            raise Unavailable("the server is shutting down")
+        match command:
+            case models.SessionOpen():
+                return await self._open_session(command)
+            case models.SessionClose():
+                return await self._close_session(command.session)
+            case models.SessionList():
+                return {"sessions": list(self._sessions)}
+            case models.Interrupt():
+                session = self._session(command.session)
+                worker = session.worker
+                return {"interrupted": bool(worker and worker.interrupt())}
+            case models.SessionCommand():
+                stream = on_event if isinstance(command, models.Execute) and command.stream else None
+                return await self._in_worker(command, stream)
+        raise InvalidRequest(f"unknown command {command.COMMAND!r}")
+
+    # -- sessions -------------------------------------------------------------------------
+
+    def _session(self, session_id: str) -> Session:
+        session = self._sessions.get(session_id)
+        if session is not None:
+            return session
+        if session_id in self._lost:
+            raise SessionLost(
+                f"session {session_id!r} was lost: {self._lost[session_id]}",
+                {"session": session_id, "reason": self._lost[session_id]},
+            )
+        raise NotFound(f"no session {session_id!r}", {"session": session_id})
+
+    async def _open_session(self, command: models.SessionOpen) -> dict[str, Any]:
+        if len(self._sessions) >= self.config.max_sessions:
+            raise QuotaExceeded(
+                f"{len(self._sessions)} sessions are open, the limit; close one first",
+                {"limit": self.config.max_sessions},
+            )
+        ttl = min(command.ttl or self.config.session_ttl, self.config.max_session_ttl)
+        session = Session("s-" + secrets.token_hex(8), ttl=ttl)
+        self._sessions[session.id] = session  # reserve the slot before awaiting
+        try:
+            session.worker = self._take_spare() or await self._spawn()
+        except BaseException:
+            self._sessions.pop(session.id, None)
+            raise
+        self._update_gauges()
+        return {"session": session.id, "ttl": ttl}
+
+    async def _close_session(self, session_id: str) -> dict[str, Any]:
+        session = self._session(session_id)
+        worker, session.worker = session.worker, None
+        if session.id != models.DEFAULT_SESSION:
+            del self._sessions[session.id]  # closing "default" resets it instead
+        if worker is not None:
+            await worker.kill()
+        self._update_gauges()
+        return {"closed": True}
+
+    async def _in_worker(
+        self, command: models.SessionCommand, on_event: EventCallback | None
+    ) -> dict[str, Any]:
+        op, params = _worker_params(command)
+        session = self._session(command.session)
+        timeout = min(command.timeout or self.config.default_timeout, self.config.max_timeout)
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                await session.lock.acquire()
+        except TimeoutError:
+            raise ExecutionTimeout(
+                f"deadline of {timeout}s passed while the session was busy with another request",
+                {"state_lost": False},
+            ) from None
+        try:
+            worker = await self._live_worker(session)
+            session.requests += 1
+            result = await worker.request(
+                op, params, deadline=deadline, grace=self.config.kill_grace, on_event=on_event
+            )
+        except (SessionLost, ExecutionTimeout) as exc:
+            if session.worker is not None and not session.worker.alive:
+                self._forget_worker(session, exc.message)
+            raise
+        finally:
+            session.last_used = time.monotonic()
+            session.lock.release()
+            self._update_gauges()
+        if op == "info":
+            result.update(self._describe(session))
+        return result
+
+    async def _live_worker(self, session: Session) -> WorkerProcess:
+        worker = session.worker
+        if worker is not None and worker.alive:
+            return worker
+        if worker is not None:  # died while idle: say so once, then start afresh
+            reason = await worker.exit_reason()
+            self._forget_worker(session, reason)
+            raise SessionLost(
+                f"the session's worker died while idle ({reason}); its state is lost",
+                {"session": session.id, "reason": reason},
+            )
+        session.worker = self._take_spare() or await self._spawn()
+        return session.worker
+
+    def _forget_worker(self, session: Session, reason: str) -> None:
+        self.metrics.worker_restarts.labels("lost").inc()
+        session.worker = None
+        if session.id == models.DEFAULT_SESSION:
+            return  # the default session always exists; its next request gets a fresh worker
+        self._sessions.pop(session.id, None)
+        self._lost[session.id] = reason
+        while len(self._lost) > _LOST_MEMORY:
+            self._lost.popitem(last=False)
+
+    def _describe(self, session: Session) -> dict[str, Any]:
+        return {
+            "session": session.id,
+            "environment": self.config.environment,
+            "requests": session.requests,
+            "created_at": session.created_at,
+            "idle_seconds": round(time.monotonic() - session.last_used, 3),
+            "ttl": session.ttl,
+        }
+
+    # -- workers --------------------------------------------------------------------------
+
+    async def _spawn(self) -> WorkerProcess:
+        started = time.perf_counter()
+        worker = await WorkerProcess.spawn(self.config)
+        self.metrics.worker_spawn.observe(time.perf_counter() - started)
+        return worker
+
+    def _take_spare(self) -> WorkerProcess | None:
+        while self._spares:
+            worker = self._spares.pop()
+            if worker.alive:
+                self._background(self._refill_spares())
+                return worker
+        self._background(self._refill_spares())
+        return None
+
+    async def _refill_spares(self) -> None:
+        if self._refilling:
+            return  # one refill loop at a time, or spares overshoot the target
+        self._refilling = True
+        try:
+            while len(self._spares) < self.config.prewarm and not self._closing:
+                self._spares.append(await self._spawn())
+        except Unavailable:
+            logger.warning("could not prewarm a worker", exc_info=True)
+        finally:
+            self._refilling = False
+
+    async def _reap_idle_sessions(self) -> None:
+        interval = max(0.05, min(5.0, self.config.session_ttl / 4))
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for session in list(self._sessions.values()):
+                expired = session.ttl is not None and now - session.last_used > session.ttl
+                if expired and not session.lock.locked():
+                    logger.info("session %s expired after %ss idle", session.id, session.ttl)
+                    with contextlib.suppress(BeepHostError):
+                        await self._close_session(session.id)
+
+    def _background(self, coro: Any) -> None:
+        if self._closing:
+            coro.close()
+            return
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _update_gauges(self) -> None:
+        self.metrics.sessions.set(len(self._sessions))
+        self.metrics.handles.set(
+            sum(s.worker.handles for s in self._sessions.values() if s.worker is not None)
+        )

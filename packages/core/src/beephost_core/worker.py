@@ -1,0 +1,563 @@
+"""Session worker: runs user code for one session inside the environment's interpreter.
+
+Stdlib only, and it must run on every CPython the controller offers (3.11, 3.13, 3.14):
+it is executed as a script with ``python -I worker.py FD CONFIG_JSON`` so that user code
+sees the environment's packages and never the server's.
+
+Channel (socket FD, one JSON object per line):
+  core -> worker  {"id", "op", "params", "stream"}
+  worker -> core  {"id", "event": "stdout"|"stderr", "data"}   (streamed requests only)
+                  {"id", "result": {...}} | {"id", "error": {"code", "message", "data"}}
+The worker announces itself with ``{"id": 0, "result": {"ready": true, ...}}``.
+"""
+
+import ast
+import base64
+import builtins
+import importlib
+import importlib.metadata
+import io
+import json
+import linecache
+import math
+import os
+import platform
+import secrets
+import signal
+import socket
+import sys
+import threading
+import traceback
+from typing import Any
+
+_WORKER_FILE = os.path.abspath(__file__)
+_REPR_LIMIT = 240
+_MAX_DEPTH = 64
+_TAGS = ("$float", "$bytes", "$tuple", "$map", "$dict", "$handle")
+
+
+class WorkerError(Exception):
+    """An error with a protocol code, raised by the worker's own checks."""
+
+    def __init__(self, code: str, message: str, data: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data or {}
+
+
+class _SignalState:
+    """SIGINT only interrupts user code; inside channel writes it is deferred."""
+
+    busy = False
+    critical = 0
+    pending = False
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    if not _SignalState.busy:
+        return
+    if _SignalState.critical:
+        _SignalState.pending = True
+        return
+    raise KeyboardInterrupt
+
+
+class Channel:
+    """Line-framed JSON over the socket; writes are atomic w.r.t. SIGINT and threads."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._reader = sock.makefile("rb", buffering=1 << 16)
+        self._lock = threading.Lock()
+
+    def read(self) -> dict[str, Any] | None:
+        line = self._reader.readline()
+        if not line:
+            return None
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    def send(self, message: dict[str, Any]) -> None:
+        # ensure_ascii keeps lone surrogates from user strings transmittable.
+        data = json.dumps(message, allow_nan=False, separators=(",", ":")).encode() + b"\n"
+        self.send_raw(data)
+
+    def send_raw(self, data: bytes) -> None:
+        on_main = threading.current_thread() is threading.main_thread()
+        if on_main:
+            _SignalState.critical += 1
+        try:
+            with self._lock:
+                self._sock.sendall(data)
+        finally:
+            if on_main:
+                _SignalState.critical -= 1
+                if _SignalState.pending and _SignalState.busy and not _SignalState.critical:
+                    _SignalState.pending = False
+                    raise KeyboardInterrupt
+
+
+class Capture(io.TextIOBase):
+    """A bounded sys.stdout/sys.stderr: keeps ``limit`` bytes, counts the rest."""
+
+    def __init__(self, name: str, limit: int) -> None:
+        self.name_ = name
+        self.limit = limit
+        self._lock = threading.Lock()
+        self.reset(None)
+
+    def reset(self, stream: "Streamer | None") -> None:
+        with self._lock:
+            self.parts: list[str] = []
+            self.kept = 0
+            self.dropped = 0
+            self.streamer = stream
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        size = len(text.encode("utf-8", "surrogatepass"))
+        with self._lock:
+            room = self.limit - self.kept
+            if size <= room:
+                kept = text
+            else:
+                kept = text.encode("utf-8", "surrogatepass")[: max(room, 0)].decode(
+                    "utf-8", "ignore"
+                )
+                self.dropped += size - len(kept.encode("utf-8", "surrogatepass"))
+            if kept:
+                self.kept += len(kept.encode("utf-8", "surrogatepass"))
+                if self.streamer is not None:
+                    self.streamer.push(self.name_, kept)
+                else:
+                    self.parts.append(kept)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.streamer is not None:
+            self.streamer.wake()
+
+    def text(self) -> str:
+        with self._lock:
+            return "".join(self.parts)
+
+
+class Streamer:
+    """Sends captured output as events from a helper thread, batched every interval."""
+
+    def __init__(self, channel: Channel, request_id: int, interval: float) -> None:
+        self._channel = channel
+        self._id = request_id
+        self._interval = interval
+        self._pending: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="beephost-stream", daemon=True)
+        self._thread.start()
+
+    def push(self, stream: str, text: str) -> None:
+        with self._lock:
+            self._pending.append((stream, text))
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            self._flush()
+
+    def _flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        merged: list[tuple[str, str]] = []
+        for stream, text in pending:
+            if merged and merged[-1][0] == stream:
+                merged[-1] = (stream, merged[-1][1] + text)
+            else:
+                merged.append((stream, text))
+        for stream, text in merged:
+            self._channel.send({"id": self._id, "event": stream, "data": text})
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self._thread.join()
+        self._flush()
+
+
+class Session:
+    """The namespace and handle table of one session, and the operations on them."""
+
+    def __init__(self, config: dict[str, Any], channel: Channel) -> None:
+        self.config = config
+        self.channel = channel
+        self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+        self.handles: dict[str, Any] = {}
+        self.max_handles = int(config.get("max_handles", 1000))
+        self.max_result = int(config.get("max_result_bytes", 16 << 20))
+        self.stdout = Capture("stdout", int(config.get("max_output_bytes", 1 << 20)))
+        self.stderr = Capture("stderr", int(config.get("max_output_bytes", 1 << 20)))
+        self.counter = 0
+        self.ops = {
+            "eval": self.op_eval,
+            "exec": self.op_exec,
+            "object.create": self.op_create,
+            "object.get_attr": self.op_get_attr,
+            "object.set_attr": self.op_set_attr,
+            "object.call": self.op_call,
+            "object.release": self.op_release,
+            "object.list": self.op_list,
+            "info": self.op_info,
+        }
+
+    # -- values ---------------------------------------------------------------------
+
+    def encode(self, value: Any, depth: int = 0, seen: set[int] | None = None) -> Any:
+        if value is None or type(value) in (bool, int, str):
+            return value
+        # Subclasses (IntEnum, numpy scalars' str/int kin) travel as their base value.
+        if isinstance(value, bool):
+            return bool(value)
+        if isinstance(value, str):
+            return str(value)
+        if isinstance(value, int):
+            return int(value)
+        if isinstance(value, float):
+            if math.isfinite(value):
+                return float(value)
+            return {"$float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+        if isinstance(value, bytes | bytearray):
+            return {"$bytes": base64.b64encode(value).decode()}
+        if isinstance(value, list | tuple | dict) and depth < _MAX_DEPTH:
+            seen = seen if seen is not None else set()
+            if id(value) in seen:
+                return self.new_handle(value)  # a cycle cannot travel by value
+            seen.add(id(value))
+            try:
+                return self._encode_container(value, depth + 1, seen)
+            finally:
+                seen.discard(id(value))
+        return self.new_handle(value)
+
+    def _encode_container(self, value: Any, depth: int, seen: set[int]) -> Any:
+        if isinstance(value, list):
+            return [self.encode(item, depth, seen) for item in value]
+        if isinstance(value, tuple):
+            return {"$tuple": [self.encode(item, depth, seen) for item in value]}
+        if all(type(key) is str for key in value):
+            encoded = {key: self.encode(item, depth, seen) for key, item in value.items()}
+            if len(encoded) == 1 and next(iter(encoded)).startswith("$"):
+                return {"$dict": encoded}
+            return encoded
+        return {
+            "$map": [
+                [self.encode(k, depth, seen), self.encode(v, depth, seen)]
+                for k, v in value.items()
+            ]
+        }
+
+    def decode(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.decode(item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, inner),) = value.items()
+            if key in _TAGS:
+                return self._decode_tag(key, inner)
+        return {key: self.decode(item) for key, item in value.items()}
+
+    def _decode_tag(self, tag: str, inner: Any) -> Any:
+        try:
+            if tag == "$float":
+                return {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}[inner]
+            if tag == "$bytes":
+                return base64.b64decode(inner, validate=True)
+            if tag == "$tuple":
+                return tuple(self.decode(item) for item in inner)
+            if tag == "$map":
+                return {self.decode(k): self.decode(v) for k, v in inner}
+            if tag == "$dict":
+                return {key: self.decode(item) for key, item in inner.items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise WorkerError("invalid_request", f"malformed {tag} value: {exc}") from None
+        handle_id = inner.get("id") if isinstance(inner, dict) else inner
+        return self.resolve(str(handle_id))
+
+    # -- handles --------------------------------------------------------------------
+
+    def new_handle(self, obj: Any) -> dict[str, Any]:
+        if len(self.handles) >= self.max_handles:
+            raise WorkerError(
+                "quota_exceeded",
+                f"session holds {len(self.handles)} handles, the limit; release some",
+                {"limit": self.max_handles},
+            )
+        handle_id = "h" + secrets.token_hex(8)
+        self.handles[handle_id] = obj
+        return {"$handle": describe(handle_id, obj)}
+
+    def resolve(self, handle_id: str) -> Any:
+        try:
+            return self.handles[handle_id]
+        except KeyError:
+            raise WorkerError(
+                "not_found", f"no handle {handle_id!r} in this session", {"handle": handle_id}
+            ) from None
+
+    # -- operations -----------------------------------------------------------------
+
+    def _compile(self, source: str, mode: str) -> Any:
+        self.counter += 1
+        filename = f"<beephost-{self.counter}>"
+        tree = ast.parse(source, filename, mode)
+        # Keep the source so tracebacks show the user's lines.
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        return tree, filename
+
+    def op_eval(self, params: dict[str, Any]) -> dict[str, Any]:
+        tree, filename = self._compile(params["expression"], "eval")
+        code = compile(tree, filename, "eval")
+        local_names = self.decode(params.get("locals") or {})
+        value = eval(code, self.namespace, local_names) if local_names else eval(code, self.namespace)
+        return {"value": self.encode(value)}
+
+    def op_exec(self, params: dict[str, Any]) -> dict[str, Any]:
+        tree, filename = self._compile(params["code"], "exec")
+        trailing = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            trailing = ast.Expression(tree.body.pop().value)
+        exec(compile(tree, filename, "exec"), self.namespace)
+        result: dict[str, Any] = {"value": None, "has_value": False}
+        if trailing is not None:
+            value = eval(compile(trailing, filename, "eval"), self.namespace)
+            result = {"value": self.encode(value), "has_value": True}
+        return result
+
+    def op_create(self, params: dict[str, Any]) -> dict[str, Any]:
+        target = self.lookup(str(params["target"]))
+        obj = target(*self.decode(params.get("args") or []), **self.decode(params.get("kwargs") or {}))
+        return {"value": self.new_handle(obj)}
+
+    def op_get_attr(self, params: dict[str, Any]) -> dict[str, Any]:
+        obj = self.resolve(params["handle"])
+        return {"value": self.encode(getattr(obj, params["name"]))}
+
+    def op_set_attr(self, params: dict[str, Any]) -> dict[str, Any]:
+        obj = self.resolve(params["handle"])
+        setattr(obj, params["name"], self.decode(params.get("value")))
+        return {}
+
+    def op_call(self, params: dict[str, Any]) -> dict[str, Any]:
+        obj = self.resolve(params["handle"])
+        method = params.get("method")
+        func = getattr(obj, method) if method else obj
+        args = self.decode(params.get("args") or [])
+        kwargs = self.decode(params.get("kwargs") or {})
+        return {"value": self.encode(func(*args, **kwargs))}
+
+    def op_release(self, params: dict[str, Any]) -> dict[str, Any]:
+        released = sum(self.handles.pop(str(h), _MISSING) is not _MISSING for h in params["handles"])
+        return {"released": released}
+
+    def op_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"handles": [describe(hid, obj) for hid, obj in self.handles.items()]}
+
+    def op_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        packages = {}
+        for dist in importlib.metadata.distributions():
+            name = dist.metadata["Name"]
+            if name:
+                packages[name] = dist.version
+        return {
+            "python_version": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+            "pid": os.getpid(),
+            "packages": dict(sorted(packages.items(), key=lambda kv: kv[0].lower())),
+            "handles": len(self.handles),
+        }
+
+    def lookup(self, dotted: str) -> Any:
+        """Resolve ``pkg.mod.attr`` (or a name from the session's namespace)."""
+        parts = dotted.replace(":", ".").split(".")
+        if not all(part.isidentifier() for part in parts):
+            raise WorkerError("invalid_request", f"{dotted!r} is not a dotted name")
+        if parts[0] in self.namespace:
+            obj, rest = self.namespace[parts[0]], parts[1:]
+        elif parts[0] in vars(builtins):
+            obj, rest = vars(builtins)[parts[0]], parts[1:]
+        else:
+            obj, rest = None, parts
+            for cut in range(len(parts), 0, -1):
+                try:
+                    obj = importlib.import_module(".".join(parts[:cut]))
+                except ImportError:
+                    continue
+                rest = parts[cut:]
+                break
+            else:
+                raise WorkerError("not_found", f"cannot import any module of {dotted!r}")
+        for part in rest:
+            try:
+                obj = getattr(obj, part)
+            except AttributeError:
+                raise WorkerError("not_found", f"{dotted!r}: no attribute {part!r}") from None
+        if not callable(obj):
+            raise WorkerError("invalid_request", f"{dotted!r} is not callable")
+        return obj
+
+
+_MISSING = object()
+
+
+def describe(handle_id: str, obj: Any) -> dict[str, str]:
+    cls = type(obj)
+    name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    try:
+        text = repr(obj)
+    except Exception as exc:  # a broken __repr__ must not break the reply
+        text = f"<{name} object (repr failed: {type(exc).__name__})>"
+    if len(text) > _REPR_LIMIT:
+        text = text[: _REPR_LIMIT - 3] + "..."
+    return {"id": handle_id, "type": name, "repr": text}
+
+
+def error_payload(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, WorkerError):
+        return {"code": exc.code, "message": exc.message, "data": exc.data}
+    if isinstance(exc, KeyboardInterrupt):
+        return {"code": "interrupted", "message": "interrupted", "data": {}}
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == _WORKER_FILE:
+        tb = tb.tb_next  # hide the worker's own frames
+    cls = type(exc)
+    formatted = "".join(traceback.format_exception(cls, exc, tb))
+    message = f"{cls.__qualname__}: {exc}" if str(exc) else cls.__qualname__
+    return {
+        "code": "execution_failed",
+        "message": message,
+        "data": {
+            "type": cls.__qualname__,
+            "module": cls.__module__,
+            "args": [describe_arg(arg) for arg in exc.args[:8]],
+            "traceback": formatted,
+        },
+    }
+
+
+def describe_arg(arg: Any) -> Any:
+    if arg is None or isinstance(arg, bool | int | str) or (isinstance(arg, float) and math.isfinite(arg)):
+        return arg
+    return repr(arg)[:_REPR_LIMIT]
+
+
+class Worker:
+    def __init__(self, sock: socket.socket, config: dict[str, Any]) -> None:
+        self.channel = Channel(sock)
+        self.config = config
+        self.session = Session(config, self.channel)
+        self.stream_interval = float(config.get("stream_interval", 0.05))
+
+    def serve(self) -> None:
+        sys.stdout, sys.stderr = self.session.stdout, self.session.stderr
+        sys.stdin = io.StringIO()  # input() raises EOFError instead of blocking
+        self.channel.send({"id": 0, "result": {"ready": True, "pid": os.getpid()}})
+        while True:
+            request = self.channel.read()
+            if request is None:
+                return
+            self.channel.send_raw(self.process(request))
+
+    def process(self, request: dict[str, Any]) -> bytes:
+        request_id = request.get("id")
+        streamer = None
+        session = self.session
+        try:
+            op = session.ops.get(request.get("op", ""))
+            if op is None:
+                raise WorkerError("invalid_request", f"unknown operation {request.get('op')!r}")
+            if request.get("stream"):
+                streamer = Streamer(self.channel, int(request_id or 0), self.stream_interval)
+            session.stdout.reset(streamer)
+            session.stderr.reset(streamer)
+            _SignalState.busy = True
+            try:
+                result = op(request.get("params") or {})
+            finally:
+                _SignalState.busy = False
+            reply: dict[str, Any] = {"id": request_id, "result": result}
+        except BaseException as exc:
+            _SignalState.busy = False
+            reply = {"id": request_id, "error": error_payload(exc)}
+        if streamer is not None:
+            streamer.close()
+        self.attach_output(reply)
+        reply["handles"] = len(session.handles)
+        try:
+            data = json.dumps(reply, allow_nan=False, separators=(",", ":")).encode() + b"\n"
+        except (TypeError, ValueError) as exc:
+            reply = {"id": request_id, "error": error_payload(WorkerError("internal", str(exc)))}
+            data = json.dumps(reply).encode() + b"\n"
+        if len(data) > session.max_result:
+            too_large = WorkerError(
+                "too_large",
+                f"reply of {len(data)} bytes exceeds the {session.max_result}-byte limit",
+                {"size": len(data), "limit": session.max_result},
+            )
+            data = json.dumps({"id": request_id, "error": error_payload(too_large)}).encode() + b"\n"
+        return data
+
+    def attach_output(self, reply: dict[str, Any]) -> None:
+        """Put captured output in exec results, and in every error (it helps debugging)."""
+        out, err = self.session.stdout, self.session.stderr
+        target = reply["error"].setdefault("data", {}) if "error" in reply else reply["result"]
+        if "error" not in reply and "has_value" not in target:
+            return
+        target["stdout"] = out.text() + (f"\n[... {out.dropped} bytes truncated]" if out.dropped else "")
+        target["stderr"] = err.text() + (f"\n[... {err.dropped} bytes truncated]" if err.dropped else "")
+        target["stdout_dropped"] = out.dropped
+        target["stderr_dropped"] = err.dropped
+        out.reset(None)
+        err.reset(None)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL us when the server dies, even if user code never yields."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def main() -> None:
+    fd = int(sys.argv[1])
+    config = json.loads(sys.argv[2])
+    _die_with_parent()
+    signal.signal(signal.SIGINT, _on_sigint)
+    sock = socket.socket(fileno=fd)
+    try:
+        Worker(sock, config).serve()
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    finally:
+        os._exit(0)  # skip interpreter teardown: user threads must not keep us alive
+
+
+if __name__ == "__main__":
+    main()

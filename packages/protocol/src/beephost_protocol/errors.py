@@ -1,0 +1,185 @@
+"""The one error taxonomy shared by every transport, the core and the client.
+
+Hierarchy::
+
+    BeepHostError                      code          meaning
+    ├── ExecutionFailed                execution_failed  the user's code raised
+    ├── ExecutionTimeout               timeout       the deadline passed
+    ├── Interrupted                    interrupted   an interrupt request stopped the code
+    ├── SessionLost                    session_lost  the worker died; its state is gone
+    ├── InvalidRequest                 invalid_request   malformed or unknown request
+    ├── NotFound                       not_found     unknown session or handle
+    ├── TooLarge                       too_large     request, frame or result over a limit
+    ├── QuotaExceeded                  quota_exceeded    too many sessions or handles
+    ├── Unauthorized                   unauthorized  missing or wrong token
+    ├── Unavailable                    unavailable   cannot serve now (starting, draining)
+    └── InternalError                  internal      a bug on our side
+
+On the wire an error is ``{"code", "message", "data"}``. ``data`` is a JSON object; for
+``execution_failed`` it carries ``type``, ``module`` and ``traceback`` of the remote
+exception. An unknown code decodes to the base :class:`BeepHostError`.
+"""
+
+from enum import StrEnum
+from typing import Any, ClassVar
+
+
+class ErrorCode(StrEnum):
+    """Machine-readable error codes, identical on every transport."""
+
+    EXECUTION_FAILED = "execution_failed"
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+    SESSION_LOST = "session_lost"
+    INVALID_REQUEST = "invalid_request"
+    NOT_FOUND = "not_found"
+    TOO_LARGE = "too_large"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    UNAUTHORIZED = "unauthorized"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal"
+
+
+class BeepHostError(Exception):
+    """Base of every error raised by Beep Python Host libraries.
+
+    Args:
+        message: Human-readable description.
+        data: JSON-serialisable details (remote traceback, limits, ...).
+    """
+
+    code: ClassVar[ErrorCode | None] = None
+
+    def __init__(self, message: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data: dict[str, Any] = dict(data or {})
+
+    @property
+    def wire_code(self) -> str:
+        """The code sent on the wire (``internal`` for the bare base class)."""
+        return (self.code or ErrorCode.INTERNAL).value
+
+    def to_wire(self) -> dict[str, Any]:
+        """Encode as the transport-neutral ``{code, message, data}`` object."""
+        return {"code": self.wire_code, "message": self.message, "data": self.data}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class ExecutionFailed(BeepHostError):
+    """The user's code raised; ``data`` has ``type``, ``module`` and ``traceback``."""
+
+    code = ErrorCode.EXECUTION_FAILED
+
+    @property
+    def remote_type(self) -> str:
+        """Qualified name of the remote exception class, e.g. ``ZeroDivisionError``."""
+        return str(self.data.get("type", ""))
+
+    @property
+    def remote_traceback(self) -> str:
+        """The traceback as formatted inside the worker."""
+        return str(self.data.get("traceback", ""))
+
+
+class ExecutionTimeout(BeepHostError):
+    """The deadline passed; ``data["state_lost"]`` says whether the worker was killed."""
+
+    code = ErrorCode.TIMEOUT
+
+
+class Interrupted(BeepHostError):
+    """An interrupt request stopped the running code; the session's state is kept."""
+
+    code = ErrorCode.INTERRUPTED
+
+
+class SessionLost(BeepHostError):
+    """The session's worker died (crash, kill, out of memory); its state is gone."""
+
+    code = ErrorCode.SESSION_LOST
+
+
+class InvalidRequest(BeepHostError):
+    """The request is malformed, names an unknown command or has bad parameters."""
+
+    code = ErrorCode.INVALID_REQUEST
+
+
+class NotFound(BeepHostError):
+    """An unknown session, handle or attribute target."""
+
+    code = ErrorCode.NOT_FOUND
+
+
+class TooLarge(BeepHostError):
+    """A request, frame or result exceeds a configured size limit."""
+
+    code = ErrorCode.TOO_LARGE
+
+
+class QuotaExceeded(BeepHostError):
+    """Too many sessions, handles or in-flight requests."""
+
+    code = ErrorCode.QUOTA_EXCEEDED
+
+
+class Unauthorized(BeepHostError):
+    """A token is required and was missing or wrong."""
+
+    code = ErrorCode.UNAUTHORIZED
+
+
+class Unavailable(BeepHostError):
+    """The server cannot serve the request now (starting up, shutting down)."""
+
+    code = ErrorCode.UNAVAILABLE
+
+
+class InternalError(BeepHostError):
+    """A bug on the server side; the message says what failed."""
+
+    code = ErrorCode.INTERNAL
+
+
+ERROR_CLASSES: dict[ErrorCode, type[BeepHostError]] = {
+    cls.code: cls
+    for cls in (
+        ExecutionFailed,
+        ExecutionTimeout,
+        Interrupted,
+        SessionLost,
+        InvalidRequest,
+        NotFound,
+        TooLarge,
+        QuotaExceeded,
+        Unauthorized,
+        Unavailable,
+        InternalError,
+    )
+    if cls.code is not None
+}
+
+
+def error_from_wire(payload: dict[str, Any]) -> BeepHostError:
+    """Decode a wire ``{code, message, data}`` object into the matching exception.
+
+    Args:
+        payload: The ``error`` member of a response.
+
+    Returns:
+        An instance of the class registered for ``code``, or the base class for an
+        unknown code (forward compatibility).
+    """
+    message = str(payload.get("message", ""))
+    raw_data = payload.get("data")
+    data = raw_data if isinstance(raw_data, dict) else {}
+    try:
+        cls = ERROR_CLASSES[ErrorCode(payload.get("code"))]
+    except ValueError:
+        error = BeepHostError(message, data)
+        error.data.setdefault("code", payload.get("code"))
+        return error
+    return cls(message, data)

@@ -1,0 +1,72 @@
+"""Newline-delimited JSON framing, sans-I/O: bytes in, frames out."""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """Encode one message as a UTF-8 JSON line (strict JSON: no NaN/Infinity)."""
+    text = json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    try:
+        return text.encode() + b"\n"
+    except UnicodeEncodeError:
+        # Lone surrogates cannot be UTF-8; JSON's \\u escapes can carry them.
+        return json.dumps(message, allow_nan=False, separators=(",", ":")).encode() + b"\n"
+
+
+@dataclass(frozen=True, slots=True)
+class LineTooLong:
+    """Marks a line that exceeded the limit; its bytes were discarded."""
+
+    size: int
+
+
+class LineDecoder:
+    """Split a byte stream into lines of at most ``max_line`` bytes.
+
+    An over-long line is discarded up to its newline and reported as :class:`LineTooLong`,
+    so the stream stays usable after it: framing is recovered at the next ``\\n``.
+    """
+
+    def __init__(self, max_line: int) -> None:
+        self._max_line = max_line
+        self._buffer = bytearray()
+        self._discarding = 0  # bytes dropped so far of an over-long line, 0 if none
+
+    def feed(self, data: bytes) -> list[bytes | LineTooLong]:
+        frames: list[bytes | LineTooLong] = []
+        start = 0
+        while True:
+            end = data.find(b"\n", start)
+            if end < 0:
+                self._keep(data, start)
+                return frames
+            if self._discarding:
+                frames.append(LineTooLong(self._discarding + end - start))
+                self._discarding = 0
+            elif len(self._buffer) + end - start > self._max_line:
+                frames.append(LineTooLong(len(self._buffer) + end - start))
+                self._buffer.clear()
+            elif self._buffer:
+                self._buffer += data[start:end]
+                frames.append(bytes(self._buffer))
+                self._buffer.clear()
+            else:
+                frames.append(data[start:end])
+            start = end + 1
+
+    @property
+    def pending(self) -> int:
+        """Bytes held (or being discarded) of an unfinished line."""
+        return len(self._buffer) or self._discarding
+
+    def _keep(self, data: bytes, start: int) -> None:
+        tail = len(data) - start
+        if self._discarding:
+            self._discarding += tail
+        elif len(self._buffer) + tail > self._max_line:
+            self._discarding = len(self._buffer) + tail
+            self._buffer.clear()
+        else:
+            self._buffer += data[start:]

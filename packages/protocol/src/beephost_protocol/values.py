@@ -1,0 +1,88 @@
+"""Client-side codec for values on the wire: JSON plus a few ``$``-tagged forms.
+
+Tagged forms (an object with exactly one key starting with ``$``):
+
+- ``{"$float": "nan" | "inf" | "-inf"}``: non-finite floats (strict JSON has none)
+- ``{"$bytes": "<base64>"}``: bytes
+- ``{"$tuple": [...]}``: tuples (lists stay lists)
+- ``{"$map": [[key, value], ...]}``: dicts with non-string keys
+- ``{"$dict": {...}}``: a dict that would otherwise look like a tag
+- ``{"$handle": {"id", "type", "repr"}}``: a reference to an object kept in the session
+
+The worker has its own stdlib-only encoder for arbitrary Python objects; this module is
+what clients use and is tested against it.
+"""
+
+import base64
+import math
+from dataclasses import dataclass
+from typing import Any
+
+_FLOAT_TAGS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+@dataclass(frozen=True, slots=True)
+class Handle:
+    """A remote object reference as returned by the server."""
+
+    id: str
+    type: str = ""
+    repr: str = ""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"$handle": {"id": self.id, "type": self.type, "repr": self.repr}}
+
+
+def encode_value(value: Any) -> Any:
+    """Turn a Python value into its wire form; raise TypeError for unsupported types."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return {"$float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+    if isinstance(value, Handle):
+        return value.to_wire()
+    if isinstance(value, list):
+        return [encode_value(item) for item in value]
+    if isinstance(value, tuple):
+        return {"$tuple": [encode_value(item) for item in value]}
+    if isinstance(value, bytes | bytearray):
+        return {"$bytes": base64.b64encode(value).decode()}
+    if isinstance(value, dict):
+        if all(isinstance(key, str) for key in value):
+            encoded = {key: encode_value(item) for key, item in value.items()}
+            if len(encoded) == 1 and next(iter(encoded)).startswith("$"):
+                return {"$dict": encoded}
+            return encoded
+        return {"$map": [[encode_value(k), encode_value(v)] for k, v in value.items()]}
+    raise TypeError(f"cannot send a {type(value).__name__} by value; use a handle")
+
+
+def decode_value(value: Any) -> Any:
+    """Turn a wire value into Python: tags become floats, bytes, tuples, Handles."""
+    if isinstance(value, list):
+        return [decode_value(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        ((key, inner),) = value.items()
+        if key.startswith("$"):
+            return _decode_tag(key, inner)
+    return {key: decode_value(item) for key, item in value.items()}
+
+
+def _decode_tag(tag: str, inner: Any) -> Any:
+    if tag == "$float":
+        return _FLOAT_TAGS[inner]
+    if tag == "$bytes":
+        return base64.b64decode(inner)
+    if tag == "$tuple":
+        return tuple(decode_value(item) for item in inner)
+    if tag == "$map":
+        return {decode_value(k): decode_value(v) for k, v in inner}
+    if tag == "$dict":
+        return {key: decode_value(item) for key, item in inner.items()}
+    if tag == "$handle":
+        return Handle(str(inner["id"]), str(inner.get("type", "")), str(inner.get("repr", "")))
+    raise ValueError(f"unknown value tag {tag!r}")

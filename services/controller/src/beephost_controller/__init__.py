@@ -1,0 +1,1 @@
+"""Beep Python Host controller: runtimes, environments, images and backends on Docker."""

@@ -1,0 +1,1 @@
+"""Container runtime adapters: the only code that talks to the Docker engine."""
