@@ -5,4 +5,10 @@ from beephost_core.config import ExecutorConfig, base_interpreter
 from beephost_core.executor import Executor
 from beephost_core.metrics import CoreMetrics
 
-__all__ = ["WORKER_SCRIPT", "CoreMetrics", "Executor", "ExecutorConfig", "base_interpreter"]
+__all__ = [
+    "WORKER_SCRIPT",
+    "CoreMetrics",
+    "Executor",
+    "ExecutorConfig",
+    "base_interpreter",
+]

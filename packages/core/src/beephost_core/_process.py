@@ -96,10 +96,14 @@ class WorkerProcess:
                 line = await reader.readline()
             hello = json.loads(line) if line else {}
             if not hello.get("result", {}).get("ready"):
-                raise Unavailable(f"worker failed to start: {await worker.exit_reason()}")
+                raise Unavailable(
+                    f"worker failed to start: {await worker.exit_reason()}"
+                )
         except TimeoutError:
             await worker.kill()
-            raise Unavailable(f"worker did not start within {config.spawn_timeout}s") from None
+            raise Unavailable(
+                f"worker did not start within {config.spawn_timeout}s"
+            ) from None
         except BaseException:
             await worker.kill()
             raise
@@ -124,10 +128,17 @@ class WorkerProcess:
         """
         self._next_id += 1
         request_id = self._next_id
-        message = {"id": request_id, "op": op, "params": params, "stream": on_event is not None}
+        message = {
+            "id": request_id,
+            "op": op,
+            "params": params,
+            "stream": on_event is not None,
+        }
         self.busy = True
         try:
-            self._writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+            self._writer.write(
+                json.dumps(message, separators=(",", ":")).encode() + b"\n"
+            )
             await self._writer.drain()
             try:
                 async with asyncio.timeout_at(deadline):
@@ -139,13 +150,17 @@ class WorkerProcess:
         finally:
             self.busy = False
 
-    async def _read_reply(self, request_id: int, on_event: EventCallback | None) -> dict[str, Any]:
+    async def _read_reply(
+        self, request_id: int, on_event: EventCallback | None
+    ) -> dict[str, Any]:
         while True:
             try:
                 line = await self._reader.readline()
             except ValueError as exc:  # a line over the reader's limit
                 await self.kill()
-                raise InternalError(f"worker reply exceeded the channel limit: {exc}") from exc
+                raise InternalError(
+                    f"worker reply exceeded the channel limit: {exc}"
+                ) from exc
             if not line:
                 raise await self._lost()
             reply = json.loads(line)
@@ -176,7 +191,8 @@ class WorkerProcess:
             ) from None
         except SessionLost as exc:
             raise ExecutionTimeout(
-                f"deadline exceeded and the worker died: {exc.message}", {"state_lost": True}
+                f"deadline exceeded and the worker died: {exc.message}",
+                {"state_lost": True},
             ) from exc
         except BeepHostError as exc:  # normally the KeyboardInterrupt reply
             raise ExecutionTimeout(
@@ -220,7 +236,11 @@ class WorkerProcess:
             reason = "worker stopped answering"
         elif code < 0:
             name = signal.Signals(-code).name
-            hint = " (out of memory?)" if -code == signal.SIGKILL and not self.killed_by_us else ""
+            hint = (
+                " (out of memory?)"
+                if -code == signal.SIGKILL and not self.killed_by_us
+                else ""
+            )
             reason = f"worker killed by {name}{hint}"
         else:
             reason = f"worker exited with status {code}"

@@ -85,7 +85,9 @@ class Executor:
     errors come out as :class:`~beephost_protocol.errors.BeepHostError` subclasses.
     """
 
-    def __init__(self, config: ExecutorConfig, metrics: CoreMetrics | None = None) -> None:
+    def __init__(
+        self, config: ExecutorConfig, metrics: CoreMetrics | None = None
+    ) -> None:
         self.config = config
         self.metrics = metrics or CoreMetrics("local")
         self._sessions: dict[str, Session] = {}
@@ -118,7 +120,9 @@ class Executor:
         workers = [s.worker for s in self._sessions.values() if s.worker] + self._spares
         self._sessions.clear()
         self._spares.clear()
-        await asyncio.gather(*(worker.kill() for worker in workers), return_exceptions=True)
+        await asyncio.gather(
+            *(worker.kill() for worker in workers), return_exceptions=True
+        )
         self._update_gauges()
 
     @property
@@ -157,7 +161,9 @@ class Executor:
             logger.exception("internal error running %s", command.COMMAND)
             raise InternalError(f"{type(exc).__name__}: {exc}") from exc
         finally:
-            self.metrics.observe(command.COMMAND, outcome, time.perf_counter() - started)
+            self.metrics.observe(
+                command.COMMAND, outcome, time.perf_counter() - started
+            )
 
     async def _dispatch(
         self, command: models.Command, on_event: EventCallback | None
@@ -176,7 +182,11 @@ class Executor:
                 worker = session.worker
                 return {"interrupted": bool(worker and worker.interrupt())}
             case models.SessionCommand():
-                stream = on_event if isinstance(command, models.Execute) and command.stream else None
+                stream = (
+                    on_event
+                    if isinstance(command, models.Execute) and command.stream
+                    else None
+                )
                 return await self._in_worker(command, stream)
         raise InvalidRequest(f"unknown command {command.COMMAND!r}")
 
@@ -225,7 +235,9 @@ class Executor:
     ) -> dict[str, Any]:
         op, params = _worker_params(command)
         session = self._session(command.session)
-        timeout = min(command.timeout or self.config.default_timeout, self.config.max_timeout)
+        timeout = min(
+            command.timeout or self.config.default_timeout, self.config.max_timeout
+        )
         deadline = asyncio.get_running_loop().time() + timeout
         try:
             async with asyncio.timeout_at(deadline):
@@ -239,7 +251,11 @@ class Executor:
             worker = await self._live_worker(session)
             session.requests += 1
             result = await worker.request(
-                op, params, deadline=deadline, grace=self.config.kill_grace, on_event=on_event
+                op,
+                params,
+                deadline=deadline,
+                grace=self.config.kill_grace,
+                on_event=on_event,
             )
         except (SessionLost, ExecutionTimeout) as exc:
             if session.worker is not None and not session.worker.alive:
@@ -322,9 +338,13 @@ class Executor:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for session in list(self._sessions.values()):
-                expired = session.ttl is not None and now - session.last_used > session.ttl
+                expired = (
+                    session.ttl is not None and now - session.last_used > session.ttl
+                )
                 if expired and not session.lock.locked():
-                    logger.info("session %s expired after %ss idle", session.id, session.ttl)
+                    logger.info(
+                        "session %s expired after %ss idle", session.id, session.ttl
+                    )
                     with contextlib.suppress(BeepHostError):
                         await self._close_session(session.id)
 
@@ -339,5 +359,9 @@ class Executor:
     def _update_gauges(self) -> None:
         self.metrics.sessions.set(len(self._sessions))
         self.metrics.handles.set(
-            sum(s.worker.handles for s in self._sessions.values() if s.worker is not None)
+            sum(
+                s.worker.handles
+                for s in self._sessions.values()
+                if s.worker is not None
+            )
         )

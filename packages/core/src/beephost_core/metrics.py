@@ -3,14 +3,31 @@
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (
-    0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+    0.0002,
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
 )
 
 
 class CoreMetrics:
     """One registry per executor, so tests and embedded servers never collide."""
 
-    def __init__(self, transport: str, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, transport: str, registry: CollectorRegistry | None = None
+    ) -> None:
         self.registry = registry or CollectorRegistry()
         self.transport = transport
         self.requests = Counter(
@@ -27,10 +44,14 @@ class CoreMetrics:
             registry=self.registry,
         )
         self.sessions = Gauge(
-            "beephost_sessions", "Open sessions, the default one included.", registry=self.registry
+            "beephost_sessions",
+            "Open sessions, the default one included.",
+            registry=self.registry,
         )
         self.handles = Gauge(
-            "beephost_handles", "Live remote-object handles over all sessions.", registry=self.registry
+            "beephost_handles",
+            "Live remote-object handles over all sessions.",
+            registry=self.registry,
         )
         self.worker_restarts = Counter(
             "beephost_worker_restarts",

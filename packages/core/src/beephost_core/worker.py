@@ -80,7 +80,9 @@ class Channel:
 
     def send(self, message: dict[str, Any]) -> None:
         # ensure_ascii keeps lone surrogates from user strings transmittable.
-        data = json.dumps(message, allow_nan=False, separators=(",", ":")).encode() + b"\n"
+        data = (
+            json.dumps(message, allow_nan=False, separators=(",", ":")).encode() + b"\n"
+        )
         self.send_raw(data)
 
     def send_raw(self, data: bytes) -> None:
@@ -93,7 +95,11 @@ class Channel:
         finally:
             if on_main:
                 _SignalState.critical -= 1
-                if _SignalState.pending and _SignalState.busy and not _SignalState.critical:
+                if (
+                    _SignalState.pending
+                    and _SignalState.busy
+                    and not _SignalState.critical
+                ):
                     _SignalState.pending = False
                     raise KeyboardInterrupt
 
@@ -162,7 +168,9 @@ class Streamer:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = False
-        self._thread = threading.Thread(target=self._run, name="beephost-stream", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="beephost-stream", daemon=True
+        )
         self._thread.start()
 
     def push(self, stream: str, text: str) -> None:
@@ -203,7 +211,10 @@ class Session:
     def __init__(self, config: dict[str, Any], channel: Channel) -> None:
         self.config = config
         self.channel = channel
-        self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+        self.namespace: dict[str, Any] = {
+            "__name__": "__main__",
+            "__builtins__": builtins,
+        }
         self.handles: dict[str, Any] = {}
         self.max_handles = int(config.get("max_handles", 1000))
         self.max_result = int(config.get("max_result_bytes", 16 << 20))
@@ -237,7 +248,11 @@ class Session:
         if isinstance(value, float):
             if math.isfinite(value):
                 return float(value)
-            return {"$float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+            return {
+                "$float": "nan"
+                if math.isnan(value)
+                else ("inf" if value > 0 else "-inf")
+            }
         if isinstance(value, bytes | bytearray):
             return {"$bytes": base64.b64encode(value).decode()}
         if isinstance(value, list | tuple | dict) and depth < _MAX_DEPTH:
@@ -257,7 +272,9 @@ class Session:
         if isinstance(value, tuple):
             return {"$tuple": [self.encode(item, depth, seen) for item in value]}
         if all(type(key) is str for key in value):
-            encoded = {key: self.encode(item, depth, seen) for key, item in value.items()}
+            encoded = {
+                key: self.encode(item, depth, seen) for key, item in value.items()
+            }
             if len(encoded) == 1 and next(iter(encoded)).startswith("$"):
                 return {"$dict": encoded}
             return encoded
@@ -292,7 +309,9 @@ class Session:
             if tag == "$dict":
                 return {key: self.decode(item) for key, item in inner.items()}
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise WorkerError("invalid_request", f"malformed {tag} value: {exc}") from None
+            raise WorkerError(
+                "invalid_request", f"malformed {tag} value: {exc}"
+            ) from None
         handle_id = inner.get("id") if isinstance(inner, dict) else inner
         return self.resolve(str(handle_id))
 
@@ -314,7 +333,9 @@ class Session:
             return self.handles[handle_id]
         except KeyError:
             raise WorkerError(
-                "not_found", f"no handle {handle_id!r} in this session", {"handle": handle_id}
+                "not_found",
+                f"no handle {handle_id!r} in this session",
+                {"handle": handle_id},
             ) from None
 
     # -- operations -----------------------------------------------------------------
@@ -324,14 +345,23 @@ class Session:
         filename = f"<beephost-{self.counter}>"
         tree = ast.parse(source, filename, mode)
         # Keep the source so tracebacks show the user's lines.
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        linecache.cache[filename] = (
+            len(source),
+            None,
+            source.splitlines(True),
+            filename,
+        )
         return tree, filename
 
     def op_eval(self, params: dict[str, Any]) -> dict[str, Any]:
         tree, filename = self._compile(params["expression"], "eval")
         code = compile(tree, filename, "eval")
         local_names = self.decode(params.get("locals") or {})
-        value = eval(code, self.namespace, local_names) if local_names else eval(code, self.namespace)
+        value = (
+            eval(code, self.namespace, local_names)
+            if local_names
+            else eval(code, self.namespace)
+        )
         return {"value": self.encode(value)}
 
     def op_exec(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -348,7 +378,10 @@ class Session:
 
     def op_create(self, params: dict[str, Any]) -> dict[str, Any]:
         target = self.lookup(str(params["target"]))
-        obj = target(*self.decode(params.get("args") or []), **self.decode(params.get("kwargs") or {}))
+        obj = target(
+            *self.decode(params.get("args") or []),
+            **self.decode(params.get("kwargs") or {}),
+        )
         return {"value": self.new_handle(obj)}
 
     def op_get_attr(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -369,7 +402,10 @@ class Session:
         return {"value": self.encode(func(*args, **kwargs))}
 
     def op_release(self, params: dict[str, Any]) -> dict[str, Any]:
-        released = sum(self.handles.pop(str(h), _MISSING) is not _MISSING for h in params["handles"])
+        released = sum(
+            self.handles.pop(str(h), _MISSING) is not _MISSING
+            for h in params["handles"]
+        )
         return {"released": released}
 
     def op_list(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -409,12 +445,16 @@ class Session:
                 rest = parts[cut:]
                 break
             else:
-                raise WorkerError("not_found", f"cannot import any module of {dotted!r}")
+                raise WorkerError(
+                    "not_found", f"cannot import any module of {dotted!r}"
+                )
         for part in rest:
             try:
                 obj = getattr(obj, part)
             except AttributeError:
-                raise WorkerError("not_found", f"{dotted!r}: no attribute {part!r}") from None
+                raise WorkerError(
+                    "not_found", f"{dotted!r}: no attribute {part!r}"
+                ) from None
         if not callable(obj):
             raise WorkerError("invalid_request", f"{dotted!r} is not callable")
         return obj
@@ -425,7 +465,11 @@ _MISSING = object()
 
 def describe(handle_id: str, obj: Any) -> dict[str, str]:
     cls = type(obj)
-    name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    name = (
+        cls.__qualname__
+        if cls.__module__ == "builtins"
+        else f"{cls.__module__}.{cls.__qualname__}"
+    )
     try:
         text = repr(obj)
     except Exception as exc:  # a broken __repr__ must not break the reply
@@ -459,7 +503,11 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
 
 
 def describe_arg(arg: Any) -> Any:
-    if arg is None or isinstance(arg, bool | int | str) or (isinstance(arg, float) and math.isfinite(arg)):
+    if (
+        arg is None
+        or isinstance(arg, bool | int | str)
+        or (isinstance(arg, float) and math.isfinite(arg))
+    ):
         return arg
     return repr(arg)[:_REPR_LIMIT]
 
@@ -488,9 +536,13 @@ class Worker:
         try:
             op = session.ops.get(request.get("op", ""))
             if op is None:
-                raise WorkerError("invalid_request", f"unknown operation {request.get('op')!r}")
+                raise WorkerError(
+                    "invalid_request", f"unknown operation {request.get('op')!r}"
+                )
             if request.get("stream"):
-                streamer = Streamer(self.channel, int(request_id or 0), self.stream_interval)
+                streamer = Streamer(
+                    self.channel, int(request_id or 0), self.stream_interval
+                )
             session.stdout.reset(streamer)
             session.stderr.reset(streamer)
             _SignalState.busy = True
@@ -507,9 +559,15 @@ class Worker:
         self.attach_output(reply)
         reply["handles"] = len(session.handles)
         try:
-            data = json.dumps(reply, allow_nan=False, separators=(",", ":")).encode() + b"\n"
+            data = (
+                json.dumps(reply, allow_nan=False, separators=(",", ":")).encode()
+                + b"\n"
+            )
         except (TypeError, ValueError) as exc:
-            reply = {"id": request_id, "error": error_payload(WorkerError("internal", str(exc)))}
+            reply = {
+                "id": request_id,
+                "error": error_payload(WorkerError("internal", str(exc))),
+            }
             data = json.dumps(reply).encode() + b"\n"
         if len(data) > session.max_result:
             too_large = WorkerError(
@@ -517,17 +575,30 @@ class Worker:
                 f"reply of {len(data)} bytes exceeds the {session.max_result}-byte limit",
                 {"size": len(data), "limit": session.max_result},
             )
-            data = json.dumps({"id": request_id, "error": error_payload(too_large)}).encode() + b"\n"
+            data = (
+                json.dumps(
+                    {"id": request_id, "error": error_payload(too_large)}
+                ).encode()
+                + b"\n"
+            )
         return data
 
     def attach_output(self, reply: dict[str, Any]) -> None:
         """Put captured output in exec results, and in every error (it helps debugging)."""
         out, err = self.session.stdout, self.session.stderr
-        target = reply["error"].setdefault("data", {}) if "error" in reply else reply["result"]
+        target = (
+            reply["error"].setdefault("data", {})
+            if "error" in reply
+            else reply["result"]
+        )
         if "error" not in reply and "has_value" not in target:
             return
-        target["stdout"] = out.text() + (f"\n[... {out.dropped} bytes truncated]" if out.dropped else "")
-        target["stderr"] = err.text() + (f"\n[... {err.dropped} bytes truncated]" if err.dropped else "")
+        target["stdout"] = out.text() + (
+            f"\n[... {out.dropped} bytes truncated]" if out.dropped else ""
+        )
+        target["stderr"] = err.text() + (
+            f"\n[... {err.dropped} bytes truncated]" if err.dropped else ""
+        )
         target["stdout_dropped"] = out.dropped
         target["stderr_dropped"] = err.dropped
         out.reset(None)

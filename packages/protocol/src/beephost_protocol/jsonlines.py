@@ -7,12 +7,16 @@ from typing import Any
 
 def encode(message: dict[str, Any]) -> bytes:
     """Encode one message as a UTF-8 JSON line (strict JSON: no NaN/Infinity)."""
-    text = json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    text = json.dumps(
+        message, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+    )
     try:
         return text.encode() + b"\n"
     except UnicodeEncodeError:
         # Lone surrogates cannot be UTF-8; JSON's \\u escapes can carry them.
-        return json.dumps(message, allow_nan=False, separators=(",", ":")).encode() + b"\n"
+        return (
+            json.dumps(message, allow_nan=False, separators=(",", ":")).encode() + b"\n"
+        )
 
 
 @dataclass(frozen=True, slots=True)

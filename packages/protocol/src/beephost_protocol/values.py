@@ -40,7 +40,9 @@ def encode_value(value: Any) -> Any:
     if isinstance(value, float):
         if math.isfinite(value):
             return value
-        return {"$float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+        return {
+            "$float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+        }
     if isinstance(value, Handle):
         return value.to_wire()
     if isinstance(value, list):
@@ -84,5 +86,7 @@ def _decode_tag(tag: str, inner: Any) -> Any:
     if tag == "$dict":
         return {key: decode_value(item) for key, item in inner.items()}
     if tag == "$handle":
-        return Handle(str(inner["id"]), str(inner.get("type", "")), str(inner.get("repr", "")))
+        return Handle(
+            str(inner["id"]), str(inner.get("type", "")), str(inner.get("repr", ""))
+        )
     raise ValueError(f"unknown value tag {tag!r}")

@@ -1,0 +1,94 @@
+"""Entry point: `beephost-pipe-backend [serve|healthcheck]`."""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+
+from beephost_core import CoreMetrics, Executor
+from prometheus_client import start_http_server
+
+from beephost_pipe_backend.healthcheck import check
+from beephost_pipe_backend.server import PipeServer
+from beephost_pipe_backend.settings import Settings
+
+logger = logging.getLogger("beephost_pipe_backend")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    if not sys.stdout.isatty():
+        handler.setFormatter(_JsonFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+
+
+async def serve(settings: Settings) -> None:
+    metrics = CoreMetrics("pipe")
+    executor = Executor(settings.executor_config(), metrics)
+    server = PipeServer(settings, executor)
+    started = time.perf_counter()
+    await executor.start()
+    await server.start()
+    if settings.metrics_port:
+        start_http_server(
+            settings.metrics_port, settings.metrics_host, registry=metrics.registry
+        )
+    logger.info(
+        "ready in %.3fs (environment %s)",
+        time.perf_counter() - started,
+        settings.environment,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    serving = asyncio.create_task(server.serve_forever())
+    await stop.wait()
+    logger.info("shutting down: draining for up to %ss", settings.drain_timeout)
+    serving.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await serving
+    await server.close(settings.drain_timeout)
+    await executor.aclose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="beephost-pipe-backend")
+    parser.add_argument(
+        "command", nargs="?", default="serve", choices=["serve", "healthcheck"]
+    )
+    args = parser.parse_args(argv)
+    settings = Settings()
+    if args.command == "healthcheck":
+        token = settings.token.get_secret_value() if settings.token else None
+        healthy, reason = check(settings.socket_path, token)
+        print(reason)  # noqa: T201 - the healthcheck's output is its report
+        raise SystemExit(0 if healthy else 1)
+    configure_logging()
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(settings))
+    else:
+        uvloop.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Frames to commands and results to frames: the pipe protocol, sans-I/O."""
+
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from beephost_protocol import COMMANDS, Command, encode
+from beephost_protocol.errors import BeepHostError, InvalidRequest, TooLarge
+from pydantic import ValidationError
+
+RequestId = int | str | None
+
+# Commands the transport answers itself; everything else goes to the core.
+TRANSPORT_COMMANDS = frozenset({"hello", "ping"})
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A decoded request: ``command`` is None for hello and ping."""
+
+    id: RequestId
+    type: str
+    params: dict[str, Any]
+    command: Command | None
+
+
+class FrameError(Exception):
+    """A frame that cannot be served; ``id`` is echoed when it could be read."""
+
+    def __init__(self, request_id: RequestId, error: BeepHostError) -> None:
+        super().__init__(error.message)
+        self.id = request_id
+        self.error = error
+
+
+def decode_frame(line: bytes) -> Frame:
+    """Parse and validate one request line.
+
+    Raises:
+        FrameError: Not JSON, not an object, missing ``id`` or ``type``, an unknown
+            ``type``, or ``params`` that do not fit the command.
+    """
+    try:
+        message = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FrameError(
+            None, InvalidRequest(f"frame is not valid JSON: {exc}")
+        ) from None
+    if not isinstance(message, dict):
+        raise FrameError(None, InvalidRequest("frame must be a JSON object"))
+    request_id = message.get("id")
+    if not isinstance(request_id, int | str) or isinstance(request_id, bool):
+        raise FrameError(
+            None, InvalidRequest("frame needs an 'id' (integer or string)")
+        )
+    kind = message.get("type")
+    if not isinstance(kind, str):
+        raise FrameError(request_id, InvalidRequest("frame needs a 'type' (string)"))
+    params = message.get("params", {})
+    if not isinstance(params, dict):
+        raise FrameError(request_id, InvalidRequest("'params' must be a JSON object"))
+    if kind in TRANSPORT_COMMANDS:
+        return Frame(request_id, kind, params, None)
+    model = COMMANDS.get(kind)
+    if model is None:
+        raise FrameError(
+            request_id, InvalidRequest(f"unknown command {kind!r}", {"type": kind})
+        )
+    try:
+        command = model.model_validate(params)
+    except ValidationError as exc:
+        errors = exc.errors(
+            include_url=False, include_context=False, include_input=False
+        )
+        raise FrameError(
+            request_id,
+            InvalidRequest(
+                f"bad params for {kind!r}: {_summary(errors)}", {"errors": errors}
+            ),
+        ) from None
+    return Frame(request_id, kind, params, command)
+
+
+def _summary(errors: list[Any]) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'params'}: {err['msg']}"
+        for err in errors[:5]
+    )
+
+
+def token_matches(expected: str, presented: object) -> bool:
+    """Constant-time comparison; anything but a string fails."""
+    if not isinstance(presented, str):
+        return False
+    return hmac.compare_digest(expected.encode(), presented.encode())
+
+
+def result_frame(request_id: RequestId, result: dict[str, Any]) -> bytes:
+    return encode({"id": request_id, "result": result})
+
+
+def error_frame(request_id: RequestId, error: BeepHostError) -> bytes:
+    return encode({"id": request_id, "error": error.to_wire()})
+
+
+def event_frame(request_id: RequestId, stream: str, data: str) -> bytes:
+    return encode({"id": request_id, "event": stream, "data": data})
+
+
+def too_long_error(size: int, limit: int) -> bytes:
+    error = TooLarge(
+        f"frame of {size} bytes exceeds the {limit}-byte limit; it was discarded",
+        {"size": size, "limit": limit},
+    )
+    return error_frame(None, error)

@@ -1,0 +1,28 @@
+"""`beephost-pipe-backend healthcheck`: exit 0 when the server answers ping and is ready."""
+
+import json
+import socket
+from pathlib import Path
+
+
+def check(path: Path, token: str | None, timeout: float = 3.0) -> tuple[bool, str]:
+    """Connect, optionally authenticate, ping; return (healthy, reason)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(path))
+            frames = [{"id": 1, "type": "ping"}]
+            if token:
+                frames.insert(0, {"id": 0, "type": "hello", "params": {"token": token}})
+            sock.sendall(b"".join(json.dumps(f).encode() + b"\n" for f in frames))
+            reader = sock.makefile("rb")
+            for _ in frames:
+                reply = json.loads(reader.readline() or b"{}")
+                if "error" in reply:
+                    return False, str(reply["error"].get("message"))
+            result = reply.get("result", {})
+    except (OSError, ValueError) as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    if not result.get("ready"):
+        return False, "server answers but has no ready worker"
+    return True, "ready"
