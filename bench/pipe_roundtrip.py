@@ -580,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     servers = build_servers(tmp)
     clients: list[Client] = []
     groups: list[ClientGroup] = []
-    failed = True
+    failed = False
     try:
         for server in servers.values():  # all at once: none waits for another
             server.start()
@@ -624,8 +624,10 @@ def main(argv: list[str] | None = None) -> int:
         report(
             args, rows, rounds, elapsed, seed, allowed, pinned_cpu, servers, ready_after
         )
-        failed = False
         return 0
+    except Exception:
+        failed = True  # show the servers' logs: the cause is often there
+        raise
     finally:
         # A second Ctrl-C must not skip the clean-up.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -732,4 +734,8 @@ def report(
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted; every process started was stopped", file=sys.stderr)
+        sys.exit(130)
