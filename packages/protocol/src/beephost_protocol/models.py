@@ -28,7 +28,12 @@ class Command(_Model):
 class SessionCommand(Command):
     """A command addressed to one session, with an optional per-request deadline."""
 
-    session: str = Field(DEFAULT_SESSION, min_length=1, max_length=128)
+    session: str = Field(
+        DEFAULT_SESSION,
+        min_length=1,
+        max_length=128,
+        description="Session to run in; 'default' always exists.",
+    )
     timeout: float | None = Field(
         None, gt=0, description="Seconds; capped by the server's maximum."
     )
@@ -38,15 +43,18 @@ class Evaluate(SessionCommand):
     """Evaluate one expression; ``locals`` are extra names visible to it only."""
 
     COMMAND: ClassVar[str] = "eval"
-    expression: str
-    locals: dict[str, Any] = Field(default_factory=dict)
+    expression: str = Field(description="One Python expression.")
+    locals: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra names (wire values) visible to this expression only.",
+    )
 
 
 class Execute(SessionCommand):
     """Run statements; a trailing expression's value is returned, as in a notebook."""
 
     COMMAND: ClassVar[str] = "exec"
-    code: str
+    code: str = Field(description="Python statements, run in the session's namespace.")
     stream: bool = Field(False, description="Deliver stdout/stderr as produced.")
 
 
@@ -54,43 +62,57 @@ class ObjectCreate(SessionCommand):
     """Call a dotted callable path (``collections.Counter``) and keep the result."""
 
     COMMAND: ClassVar[str] = "object.create"
-    target: str = Field(min_length=1)
-    args: list[Any] = Field(default_factory=list)
-    kwargs: dict[str, Any] = Field(default_factory=dict)
+    target: str = Field(
+        min_length=1,
+        description="Dotted path of a callable: module attribute, builtin or a name "
+        "in the session's namespace.",
+    )
+    args: list[Any] = Field(
+        default_factory=list, description="Positional arguments (wire values)."
+    )
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments (wire values)."
+    )
 
 
 class ObjectGetAttr(SessionCommand):
     """Read an attribute of a handle's object."""
 
     COMMAND: ClassVar[str] = "object.get_attr"
-    handle: str
-    name: str = Field(min_length=1)
+    handle: str = Field(description="Handle id, from a '$handle' value.")
+    name: str = Field(min_length=1, description="Attribute name.")
 
 
 class ObjectSetAttr(SessionCommand):
     """Assign an attribute of a handle's object."""
 
     COMMAND: ClassVar[str] = "object.set_attr"
-    handle: str
-    name: str = Field(min_length=1)
-    value: Any = None
+    handle: str = Field(description="Handle id, from a '$handle' value.")
+    name: str = Field(min_length=1, description="Attribute name.")
+    value: Any = Field(None, description="The new value (a wire value).")
 
 
 class ObjectCall(SessionCommand):
     """Call a method of a handle's object, or the object itself when ``method`` is null."""
 
     COMMAND: ClassVar[str] = "object.call"
-    handle: str
-    method: str | None = None
-    args: list[Any] = Field(default_factory=list)
-    kwargs: dict[str, Any] = Field(default_factory=dict)
+    handle: str = Field(description="Handle id, from a '$handle' value.")
+    method: str | None = Field(
+        None, description="Method name; null calls the object itself."
+    )
+    args: list[Any] = Field(
+        default_factory=list, description="Positional arguments (wire values)."
+    )
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments (wire values)."
+    )
 
 
 class ObjectRelease(SessionCommand):
     """Forget handles; unknown ids are ignored so release is safe to repeat."""
 
     COMMAND: ClassVar[str] = "object.release"
-    handles: list[str]
+    handles: list[str] = Field(description="Handle ids to forget.")
 
 
 class ObjectList(SessionCommand):
@@ -118,7 +140,11 @@ class SessionClose(Command):
     """Close a session, killing its worker and releasing its handles."""
 
     COMMAND: ClassVar[str] = "session.close"
-    session: str = Field(min_length=1, max_length=128)
+    session: str = Field(
+        min_length=1,
+        max_length=128,
+        description="Session to close; closing 'default' resets it.",
+    )
 
 
 class SessionList(Command):
@@ -131,7 +157,12 @@ class Interrupt(Command):
     """Raise KeyboardInterrupt in the code a session is running, if any."""
 
     COMMAND: ClassVar[str] = "interrupt"
-    session: str = Field(DEFAULT_SESSION, min_length=1, max_length=128)
+    session: str = Field(
+        DEFAULT_SESSION,
+        min_length=1,
+        max_length=128,
+        description="Session whose running request to interrupt.",
+    )
 
 
 COMMANDS: dict[str, type[Command]] = {
@@ -161,26 +192,34 @@ COMMANDS: dict[str, type[Command]] = {
 class HandleInfo(_Model):
     """A reference to a remote object; pass ``{"$handle": {"id": ...}}`` back as an argument."""
 
-    id: str
-    type: str
-    repr: str
+    id: str = Field(description="Opaque id, unique within the session.")
+    type: str = Field(description="Qualified class name, e.g. collections.Counter.")
+    repr: str = Field(description="repr() of the object, cut to 240 characters.")
 
 
 class ValueResult(_Model):
     """Result of eval, object.create, object.get_attr and object.call."""
 
-    value: Any = None
+    value: Any = Field(
+        None, description="The value; objects that are not data come as '$handle'."
+    )
 
 
 class ExecResult(_Model):
     """Result of exec. ``*_dropped`` count bytes cut by the output limit."""
 
-    stdout: str
-    stderr: str
-    value: Any = None
-    has_value: bool = False
-    stdout_dropped: int = 0
-    stderr_dropped: int = 0
+    stdout: str = Field(
+        description="Captured standard output; empty when it was streamed."
+    )
+    stderr: str = Field(
+        description="Captured standard error; empty when it was streamed."
+    )
+    value: Any = Field(None, description="Value of a trailing expression statement.")
+    has_value: bool = Field(
+        False, description="Whether the code ended with an expression statement."
+    )
+    stdout_dropped: int = Field(0, description="Bytes of stdout over the limit.")
+    stderr_dropped: int = Field(0, description="Bytes of stderr over the limit.")
 
 
 class EmptyResult(_Model):
@@ -188,51 +227,73 @@ class EmptyResult(_Model):
 
 
 class ReleaseResult(_Model):
-    released: int
+    """Result of object.release."""
+
+    released: int = Field(description="How many of the ids were live handles.")
 
 
 class HandleList(_Model):
-    handles: list[HandleInfo]
+    """Result of object.list, oldest handle first."""
+
+    handles: list[HandleInfo] = Field(description="The session's live handles.")
 
 
 class SessionOpened(_Model):
-    session: str
-    ttl: float
+    """Result of session.open."""
+
+    session: str = Field(description="The new session's id.")
+    ttl: float = Field(description="Idle seconds before it expires, as granted.")
 
 
 class SessionClosed(_Model):
-    closed: bool
+    """Result of session.close."""
+
+    closed: bool = Field(description="Always true.")
 
 
 class SessionDescription(_Model):
-    session: str
-    environment: str
-    python_version: str
-    implementation: str
-    executable: str
-    pid: int
-    packages: dict[str, str]
-    handles: int
-    requests: int
-    created_at: float
-    idle_seconds: float
-    ttl: float | None
+    """Result of session.info."""
+
+    session: str = Field(description="The session's id.")
+    environment: str = Field(description="Name of the environment it runs in.")
+    python_version: str = Field(description="Interpreter version, e.g. 3.11.7.")
+    implementation: str = Field(description="Interpreter implementation, CPython.")
+    executable: str = Field(description="Path of the worker's interpreter.")
+    pid: int = Field(description="Process id of the session's worker.")
+    packages: dict[str, str] = Field(
+        description="Installed distributions, name to version."
+    )
+    handles: int = Field(description="Live handles.")
+    requests: int = Field(description="Requests run in the session so far.")
+    created_at: float = Field(description="Creation time, Unix seconds.")
+    idle_seconds: float = Field(description="Seconds since the last request ended.")
+    ttl: float | None = Field(
+        description="Idle seconds before expiry; null for 'default' (never expires)."
+    )
 
 
 class SessionListing(_Model):
-    sessions: list[str]
+    """Result of session.list."""
+
+    sessions: list[str] = Field(description="Ids of open sessions, 'default' first.")
 
 
 class InterruptResult(_Model):
-    interrupted: bool
+    """Result of interrupt."""
+
+    interrupted: bool = Field(
+        description="Whether a running request was signalled; false if none ran."
+    )
 
 
 class ErrorBody(_Model):
     """The transport-neutral error object."""
 
-    code: str
-    message: str
-    data: dict[str, Any] = Field(default_factory=dict)
+    code: str = Field(description="An ErrorCode value.")
+    message: str = Field(description="Human-readable, for people and logs.")
+    data: dict[str, Any] = Field(
+        default_factory=dict, description="Details; the fields depend on the code."
+    )
 
 
 OutputStream = Literal["stdout", "stderr"]
