@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from beephost_core.config import ExecutorConfig
 from beephost_protocol.errors import (
     BeepHostError,
     ExecutionTimeout,
@@ -22,8 +23,6 @@ from beephost_protocol.errors import (
     Unavailable,
     error_from_wire,
 )
-
-from beephost_core.config import ExecutorConfig
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +162,16 @@ class WorkerProcess:
                 ) from exc
             if not line:
                 raise await self._lost()
-            reply = json.loads(line)
+            try:
+                reply = json.loads(line)
+            except ValueError:
+                await (
+                    self.kill()
+                )  # the channel is corrupt: nothing after this can be trusted
+                raise InternalError(
+                    "the worker sent a malformed frame and was killed; the session's state is lost",
+                    {"state_lost": True},
+                ) from None
             if reply.get("id") != request_id:
                 continue  # a late reply to an earlier request
             if "event" in reply:

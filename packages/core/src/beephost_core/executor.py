@@ -9,6 +9,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from beephost_core._process import EventCallback, WorkerProcess
+from beephost_core.config import ExecutorConfig
+from beephost_core.metrics import CoreMetrics
 from beephost_protocol import models
 from beephost_protocol.errors import (
     BeepHostError,
@@ -20,10 +23,6 @@ from beephost_protocol.errors import (
     SessionLost,
     Unavailable,
 )
-
-from beephost_core._process import EventCallback, WorkerProcess
-from beephost_core.config import ExecutorConfig
-from beephost_core.metrics import CoreMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -115,8 +114,11 @@ class Executor:
     async def aclose(self) -> None:
         """Kill every worker; in-flight requests end with SessionLost."""
         self._closing = True
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        # Wait for them: a spawn cut short must reap its half-started worker first.
+        await asyncio.gather(*tasks, return_exceptions=True)
         workers = [s.worker for s in self._sessions.values() if s.worker] + self._spares
         self._sessions.clear()
         self._spares.clear()
@@ -257,9 +259,9 @@ class Executor:
                 grace=self.config.kill_grace,
                 on_event=on_event,
             )
-        except (SessionLost, ExecutionTimeout) as exc:
+        except BeepHostError as exc:
             if session.worker is not None and not session.worker.alive:
-                self._forget_worker(session, exc.message)
+                await self._retire_worker(session, exc.message)
             raise
         finally:
             session.last_used = time.monotonic()
@@ -275,7 +277,7 @@ class Executor:
             return worker
         if worker is not None:  # died while idle: say so once, then start afresh
             reason = await worker.exit_reason()
-            self._forget_worker(session, reason)
+            await self._retire_worker(session, reason)
             raise SessionLost(
                 f"the session's worker died while idle ({reason}); its state is lost",
                 {"session": session.id, "reason": reason},
@@ -283,9 +285,11 @@ class Executor:
         session.worker = self._take_spare() or await self._spawn()
         return session.worker
 
-    def _forget_worker(self, session: Session, reason: str) -> None:
+    async def _retire_worker(self, session: Session, reason: str) -> None:
         self.metrics.worker_restarts.labels("lost").inc()
-        session.worker = None
+        worker, session.worker = session.worker, None
+        if worker is not None:
+            await worker.kill()  # reaps it and whatever it started, closes the channel
         if session.id == models.DEFAULT_SESSION:
             return  # the default session always exists; its next request gets a fresh worker
         self._sessions.pop(session.id, None)

@@ -484,9 +484,13 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
         return {"code": exc.code, "message": exc.message, "data": exc.data}
     if isinstance(exc, KeyboardInterrupt):
         return {"code": "interrupted", "message": "interrupted", "data": {}}
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == _WORKER_FILE:
-        tb = tb.tb_next  # hide the worker's own frames
+    # Show only what ran below the worker's last frame: the user's code and libraries.
+    tb = start = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == _WORKER_FILE:
+            start = tb.tb_next
+        tb = tb.tb_next
+    tb = start
     cls = type(exc)
     formatted = "".join(traceback.format_exception(cls, exc, tb))
     message = f"{cls.__qualname__}: {exc}" if str(exc) else cls.__qualname__

@@ -177,7 +177,7 @@ def error_from_wire(payload: dict[str, Any]) -> BeepHostError:
     raw_data = payload.get("data")
     data = raw_data if isinstance(raw_data, dict) else {}
     try:
-        cls = ERROR_CLASSES[ErrorCode(payload.get("code"))]
+        cls = ERROR_CLASSES[ErrorCode(str(payload.get("code")))]
     except ValueError:
         error = BeepHostError(message, data)
         error.data.setdefault("code", payload.get("code"))

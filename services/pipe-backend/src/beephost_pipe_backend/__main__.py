@@ -9,9 +9,9 @@ import signal
 import sys
 import time
 
-from beephost_core import CoreMetrics, Executor
 from prometheus_client import start_http_server
 
+from beephost_core import CoreMetrics, Executor
 from beephost_pipe_backend.healthcheck import check
 from beephost_pipe_backend.server import PipeServer
 from beephost_pipe_backend.settings import Settings

@@ -5,9 +5,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from beephost_protocol import COMMANDS, Command, encode
 from beephost_protocol.errors import BeepHostError, InvalidRequest, TooLarge
-from pydantic import ValidationError
 
 RequestId = int | str | None
 

@@ -9,7 +9,11 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import Counter, Gauge
+
 from beephost_core import Executor
+from beephost_pipe_backend import dispatch
+from beephost_pipe_backend.settings import Settings
 from beephost_protocol import PROTOCOL_VERSION, LineDecoder, LineTooLong
 from beephost_protocol.errors import (
     BeepHostError,
@@ -17,10 +21,6 @@ from beephost_protocol.errors import (
     Unauthorized,
     Unavailable,
 )
-from prometheus_client import Counter, Gauge
-
-from beephost_pipe_backend import dispatch
-from beephost_pipe_backend.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
-from beephost_core import ExecutorConfig, base_interpreter
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from beephost_core import ExecutorConfig, base_interpreter
 
 # sun_path is 108 bytes on Linux, including the terminating NUL.
 _MAX_SOCKET_PATH = 107
@@ -67,6 +68,14 @@ class Settings(BaseSettings):
     drain_timeout: float = Field(
         10.0, ge=0, description="Seconds to finish requests on SIGTERM."
     )
+
+    @field_validator("socket_mode", mode="before")
+    @classmethod
+    def _octal(cls, value: object) -> object:
+        # Modes are written in octal everywhere else ("0660", "0o660"); read them so.
+        if isinstance(value, str):
+            return int(value.removeprefix("0o"), 8)
+        return value
 
     @field_validator("socket_path")
     @classmethod

@@ -1,0 +1,301 @@
+"""The execution core against real worker processes: isolation, deadlines, crashes, limits."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from beephost_core import Executor, ExecutorConfig
+from beephost_protocol import models
+from beephost_protocol.errors import (
+    ExecutionFailed,
+    ExecutionTimeout,
+    InternalError,
+    Interrupted,
+    NotFound,
+    QuotaExceeded,
+    SessionLost,
+    TooLarge,
+    Unavailable,
+)
+
+pytestmark = pytest.mark.anyio
+
+MakeExecutor = Callable[..., Any]
+
+
+@pytest.fixture
+async def make_executor(env_python: str) -> AsyncIterator[MakeExecutor]:
+    started: list[Executor] = []
+
+    async def make(**overrides: Any) -> Executor:
+        config = ExecutorConfig(
+            **{"python": env_python, "kill_grace": 0.5, **overrides}
+        )
+        executor = Executor(config)
+        await executor.start()
+        started.append(executor)
+        return executor
+
+    yield make
+    for executor in started:
+        await executor.aclose()
+
+
+@pytest.fixture
+async def executor(make_executor: MakeExecutor) -> Executor:
+    result: Executor = await make_executor()
+    return result
+
+
+async def test_user_code_sees_the_environment_not_the_server(
+    executor: Executor,
+) -> None:
+    # pydantic is a server dependency; the empty environment must not see it.
+    with pytest.raises(ExecutionFailed) as info:
+        await executor.run(models.Execute(code="import pydantic"))
+    assert info.value.remote_type == "ModuleNotFoundError"
+    result = await executor.run(models.Evaluate(expression="__import__('sys').prefix"))
+    assert "bh-env-" in result["value"]
+
+
+async def test_server_secrets_do_not_reach_user_code(
+    make_executor: MakeExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BEEPHOST_PIPE_BACKEND_TOKEN", "s3cret")
+    executor = await make_executor(env={"PATH": "/usr/bin:/bin"})
+    result = await executor.run(
+        models.Evaluate(expression="dict(__import__('os').environ)")
+    )
+    assert "BEEPHOST_PIPE_BACKEND_TOKEN" not in result["value"]
+
+
+async def test_default_worker_env_drops_server_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from beephost_core.config import default_worker_env
+
+    monkeypatch.setenv("BEEPHOST_PIPE_BACKEND_TOKEN", "s3cret")
+    assert "BEEPHOST_PIPE_BACKEND_TOKEN" not in default_worker_env()
+
+
+async def test_sessions_have_separate_namespaces(executor: Executor) -> None:
+    opened = await executor.run(models.SessionOpen())
+    other = opened["session"]
+    await executor.run(models.Execute(code="x = 'default'"))
+    await executor.run(models.Execute(code="x = 'other'", session=other))
+    assert (await executor.run(models.Evaluate(expression="x")))["value"] == "default"
+    assert (await executor.run(models.Evaluate(expression="x", session=other)))[
+        "value"
+    ] == "other"
+    info = await executor.run(models.SessionInfo(session=other))
+    default_info = await executor.run(models.SessionInfo())
+    assert info["pid"] != default_info["pid"]  # its own worker process
+    assert info["python_version"].count(".") == 2
+    assert info["environment"] == "local"
+    assert (await executor.run(models.SessionList()))["sessions"] == ["default", other]
+    await executor.run(models.SessionClose(session=other))
+    with pytest.raises(NotFound):
+        await executor.run(models.Evaluate(expression="1", session=other))
+
+
+async def test_timeout_interrupts_and_keeps_state(executor: Executor) -> None:
+    await executor.run(models.Execute(code="kept = 42"))
+    started = time.monotonic()
+    with pytest.raises(ExecutionTimeout) as info:
+        await executor.run(models.Execute(code="while True: pass", timeout=1.0))
+    elapsed = time.monotonic() - started
+    assert 1.0 <= elapsed < 1.0 + 0.5 + 1.0
+    assert info.value.data == {"state_lost": False}
+    assert (await executor.run(models.Evaluate(expression="kept")))["value"] == 42
+
+
+async def test_timeout_kills_a_worker_that_ignores_interrupts(
+    executor: Executor,
+) -> None:
+    await executor.run(models.Execute(code="kept = 42"))
+    code = (
+        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: pass"
+    )
+    started = time.monotonic()
+    with pytest.raises(ExecutionTimeout) as info:
+        await executor.run(models.Execute(code=code, timeout=0.5))
+    assert time.monotonic() - started < 0.5 + 0.5 + 1.0
+    assert info.value.data == {"state_lost": True}
+    with pytest.raises(
+        ExecutionFailed, match="NameError"
+    ):  # a fresh worker, fresh namespace
+        await executor.run(models.Evaluate(expression="kept"))
+
+
+async def test_other_sessions_are_served_during_a_long_request(
+    executor: Executor,
+) -> None:
+    other = (await executor.run(models.SessionOpen()))["session"]
+    slow = asyncio.create_task(
+        executor.run(models.Execute(code="while True: pass", timeout=2))
+    )
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    assert (await executor.run(models.Evaluate(expression="6*7", session=other)))[
+        "value"
+    ] == 42
+    assert time.monotonic() - started < 1.0
+    with pytest.raises(ExecutionTimeout):
+        await slow
+
+
+async def test_interrupt_stops_running_code(executor: Executor) -> None:
+    running = asyncio.create_task(
+        executor.run(models.Execute(code="import time\ntime.sleep(30)"))
+    )
+    await asyncio.sleep(0.3)
+    assert (await executor.run(models.Interrupt()))["interrupted"] is True
+    with pytest.raises(Interrupted):
+        await running
+    assert (await executor.run(models.Interrupt()))[
+        "interrupted"
+    ] is False  # nothing runs
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ("import os; os._exit(3)", "exited with status 3"),
+        ("import ctypes; ctypes.string_at(0)", "SIGSEGV"),
+    ],
+    ids=["os_exit", "segfault"],
+)
+async def test_a_dying_worker_loses_its_session(
+    executor: Executor, code: str, reason: str
+) -> None:
+    other = (await executor.run(models.SessionOpen()))["session"]
+    with pytest.raises(SessionLost) as info:
+        await executor.run(models.Execute(code=code, session=other))
+    assert reason in info.value.message
+    with pytest.raises(SessionLost):  # the lost session stays lost, truthfully
+        await executor.run(models.Evaluate(expression="1", session=other))
+    fresh = (await executor.run(models.SessionOpen()))["session"]
+    assert (await executor.run(models.Evaluate(expression="1+1", session=fresh)))[
+        "value"
+    ] == 2
+    # The default session survives its worker's death with a fresh worker.
+    with pytest.raises(SessionLost):
+        await executor.run(models.Execute(code=code))
+    assert (await executor.run(models.Evaluate(expression="2+2")))["value"] == 4
+    assert executor.metrics.worker_restarts.labels("lost")._value.get() == 2
+
+
+async def test_a_corrupted_channel_is_an_internal_error(executor: Executor) -> None:
+    code = "import os, sys\nos.write(int(sys.argv[1]), b'garbage\\n')\nimport time; time.sleep(1)"
+    with pytest.raises(InternalError) as info:
+        await executor.run(models.Execute(code=code))
+    assert info.value.data == {"state_lost": True}
+    assert (await executor.run(models.Evaluate(expression="1")))["value"] == 1
+
+
+async def test_output_is_truncated_not_buffered(make_executor: MakeExecutor) -> None:
+    executor = await make_executor(max_output_bytes=1000)
+    result = await executor.run(
+        models.Execute(
+            code="print('x' * 20_000_000)\nprint('e', file=__import__('sys').stderr)"
+        )
+    )
+    assert result["stdout"].startswith("x" * 1000)
+    assert result["stdout_dropped"] == 20_000_001 - 1000
+    assert "bytes truncated]" in result["stdout"]
+    assert len(result["stdout"]) < 1100
+    assert result["stderr"] == "e\n"
+
+
+async def test_result_size_is_limited(make_executor: MakeExecutor) -> None:
+    executor = await make_executor(max_result_bytes=100_000)
+    with pytest.raises(TooLarge) as info:
+        await executor.run(models.Evaluate(expression="'x' * 200_000"))
+    assert info.value.data["limit"] == 100_000
+    assert (await executor.run(models.Evaluate(expression="len('x' * 200_000)")))[
+        "value"
+    ] == 200_000
+
+
+async def test_session_and_handle_quotas(make_executor: MakeExecutor) -> None:
+    executor = await make_executor(max_sessions=2, max_handles=2)
+    await executor.run(models.SessionOpen())
+    with pytest.raises(QuotaExceeded):
+        await executor.run(models.SessionOpen())
+    for _ in range(2):
+        await executor.run(models.ObjectCreate(target="object"))
+    with pytest.raises(QuotaExceeded):
+        await executor.run(models.ObjectCreate(target="object"))
+    listed = (await executor.run(models.ObjectList()))["handles"]
+    released = await executor.run(
+        models.ObjectRelease(handles=[h["id"] for h in listed])
+    )
+    assert released == {"released": 2}
+    assert executor.metrics.handles._value.get() == 0
+    await executor.run(models.ObjectCreate(target="object"))
+
+
+async def test_idle_sessions_expire(make_executor: MakeExecutor) -> None:
+    executor = await make_executor(session_ttl=0.3)
+    session = (await executor.run(models.SessionOpen()))["session"]
+    await asyncio.sleep(1.0)
+    with pytest.raises(NotFound):
+        await executor.run(models.Evaluate(expression="1", session=session))
+    assert (await executor.run(models.Evaluate(expression="1")))[
+        "value"
+    ] == 1  # default stays
+
+
+async def test_objects_round_trip_through_handles(executor: Executor) -> None:
+    created = await executor.run(
+        models.ObjectCreate(target="collections.Counter", args=["abca"])
+    )
+    counter = created["value"]["$handle"]
+    assert counter["type"] == "collections.Counter"
+    common = await executor.run(
+        models.ObjectCall(handle=counter["id"], method="most_common", args=[1])
+    )
+    assert common["value"] == [{"$tuple": ["a", 2]}]
+    await executor.run(
+        models.ObjectSetAttr(handle=counter["id"], name="tag", value="t")
+    )
+    assert (await executor.run(models.ObjectGetAttr(handle=counter["id"], name="tag")))[
+        "value"
+    ] == "t"
+    # A handle passed back as an argument resolves to the same object.
+    same = await executor.run(
+        models.Evaluate(
+            expression="c is d",
+            locals={"c": {"$handle": counter}, "d": created["value"]},
+        )
+    )
+    assert same["value"] is True
+    with pytest.raises(ExecutionFailed, match="AttributeError"):
+        await executor.run(models.ObjectGetAttr(handle=counter["id"], name="missing"))
+    with pytest.raises(NotFound):
+        await executor.run(models.ObjectCall(handle="h-unknown", method="x"))
+
+
+async def test_streamed_exec_delivers_output_as_produced(executor: Executor) -> None:
+    events: list[tuple[float, str, str]] = []
+    code = "import time, sys\nprint('a', flush=True)\ntime.sleep(0.5)\nprint('b', file=sys.stderr)\n'done'"
+    started = time.monotonic()
+    result = await executor.run(
+        models.Execute(code=code, stream=True),
+        on_event=lambda stream, data: events.append(
+            (time.monotonic() - started, stream, data)
+        ),
+    )
+    assert result["value"] == "done"
+    assert [(s, d) for _, s, d in events] == [("stdout", "a\n"), ("stderr", "b\n")]
+    assert events[0][0] < 0.4  # 'a' arrived before the sleep ended
+
+
+async def test_missing_interpreter_is_unavailable(env_python: str) -> None:
+    executor = Executor(ExecutorConfig(python="/nonexistent/python"))
+    with pytest.raises(Unavailable, match="cannot start worker"):
+        await executor.start()
+    await executor.aclose()

@@ -1,0 +1,152 @@
+"""Helpers to run a real pipe backend process and talk to it with a minimal blocking client."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+START_TIMEOUT = 20.0
+
+
+class PipeClient:
+    """A bare NDJSON client: enough to drive the protocol from tests."""
+
+    def __init__(self, path: Path, timeout: float = 30.0) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(str(path))
+        except OSError:
+            self.sock.close()
+            raise
+        self.reader = self.sock.makefile("rb")
+        self.next_id = 0
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.sock.sendall(json.dumps(message).encode() + b"\n")
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read(self) -> dict[str, Any]:
+        line = self.reader.readline()
+        if not line:
+            raise ConnectionError("server closed the connection")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def call(self, kind: str, **params: Any) -> dict[str, Any]:
+        """Send one request and return the whole reply envelope (skipping events)."""
+        self.next_id += 1
+        self.send({"id": self.next_id, "type": kind, "params": params})
+        while True:
+            reply = self.read()
+            if "event" not in reply:
+                assert reply["id"] == self.next_id
+                return reply
+
+    def result(self, kind: str, **params: Any) -> Any:
+        reply = self.call(kind, **params)
+        assert "result" in reply, reply
+        return reply["result"]
+
+    def error(self, kind: str, **params: Any) -> dict[str, Any]:
+        reply = self.call(kind, **params)
+        assert "error" in reply, reply
+        error: dict[str, Any] = reply["error"]
+        return error
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
+
+
+class PipeServerProcess:
+    def __init__(
+        self, socket_path: Path, process: subprocess.Popen[bytes], metrics_port: int
+    ) -> None:
+        self.socket_path = socket_path
+        self.process = process
+        self.metrics_port = metrics_port
+        self.clients: list[PipeClient] = []
+
+    def connect(self, timeout: float = 30.0) -> PipeClient:
+        client = PipeClient(self.socket_path, timeout)
+        self.clients.append(client)
+        return client
+
+    def rss_high_water_kib(self) -> int:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmHWM")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_pipe_server(
+    directory: Path, python: str, **settings: Any
+) -> PipeServerProcess:
+    socket_path = directory / "pipe.sock"
+    metrics_port = free_port()
+    env = {
+        **os.environ,
+        "BEEPHOST_PIPE_BACKEND_SOCKET_PATH": str(socket_path),
+        "BEEPHOST_PIPE_BACKEND_METRICS_PORT": str(metrics_port),
+        "BEEPHOST_PIPE_BACKEND_PYTHON": python,
+        "BEEPHOST_PIPE_BACKEND_KILL_GRACE": "0.5",
+        "BEEPHOST_PIPE_BACKEND_ENVIRONMENT": "test-env",
+    }
+    env.update(
+        {f"BEEPHOST_PIPE_BACKEND_{k.upper()}": str(v) for k, v in settings.items()}
+    )
+    with (directory / "server.log").open("wb") as log:  # the child keeps its own copy
+        process = subprocess.Popen(
+            [sys.executable, "-m", "beephost_pipe_backend"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"server exited: {(directory / 'server.log').read_text()}"
+            )
+        try:
+            probe = PipeClient(socket_path, timeout=2)
+        except OSError:
+            time.sleep(0.05)
+            continue
+        try:
+            if probe.result("ping").get("ready"):
+                return PipeServerProcess(socket_path, process, metrics_port)
+        finally:
+            probe.close()
+    process.kill()
+    raise AssertionError("pipe backend did not become ready")
+
+
+def stop_pipe_server(server: PipeServerProcess) -> None:
+    for client in server.clients:
+        client.close()
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+StartServer = Callable[..., PipeServerProcess]

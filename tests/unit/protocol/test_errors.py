@@ -1,0 +1,26 @@
+"""The error taxonomy: every code has a class, and the wire form round-trips."""
+
+import pytest
+
+from beephost_protocol import ERROR_CLASSES, BeepHostError, ErrorCode, error_from_wire
+
+
+@pytest.mark.parametrize("code", list(ErrorCode))
+def test_every_code_round_trips(code: ErrorCode) -> None:
+    error = ERROR_CLASSES[code]("boom", {"k": 1})
+    decoded = error_from_wire(error.to_wire())
+    assert type(decoded) is ERROR_CLASSES[code]
+    assert decoded.wire_code == code.value
+    assert (decoded.message, decoded.data) == ("boom", {"k": 1})
+
+
+def test_unknown_code_decodes_to_the_base_class() -> None:
+    error = error_from_wire({"code": "from_the_future", "message": "m"})
+    assert type(error) is BeepHostError
+    assert error.data["code"] == "from_the_future"
+    assert error.wire_code == "internal"
+
+
+def test_every_class_is_registered_once() -> None:
+    assert set(ERROR_CLASSES) == set(ErrorCode)
+    assert len(set(ERROR_CLASSES.values())) == len(ErrorCode)
