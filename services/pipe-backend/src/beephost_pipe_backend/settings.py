@@ -23,7 +23,7 @@ class Settings(BaseSettings):
         description="Unix socket the server listens on.",
     )
     socket_mode: int = Field(
-        0o660, description="Permission bits set on the socket file."
+        0o660, ge=0, le=0o777, description="Permission bits of the socket file (octal)."
     )
     token: SecretStr | None = Field(
         None, description="If set, every connection must present it in `hello`."
