@@ -1,0 +1,96 @@
+"""The typed surface the controller needs from a container engine, and its errors."""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+class ContainerRuntimeError(Exception):
+    """The container engine refused or failed an operation."""
+
+
+class ImageNotFoundError(ContainerRuntimeError):
+    """An image or a registry manifest does not exist."""
+
+
+class ContainerRunError(ContainerRuntimeError):
+    """A one-shot container exited with a non-zero status."""
+
+    def __init__(self, message: str, *, exit_code: int, output: str) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.output = output
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the engine knows about one local image."""
+
+    id: str
+    tags: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    size: int = 0
+    repo_digests: tuple[str, ...] = ()
+
+
+class ContainerRuntime(Protocol):
+    """Image and container operations, implemented by ``DockerRuntime`` and ``FakeRuntime``.
+
+    Image references are anything the engine resolves: ``repo:tag``, ``repo@sha256:...``
+    or an image id.
+    """
+
+    def get_image(self, ref: str) -> ImageInfo | None:
+        """Inspect a local image; ``None`` if there is none by that reference."""
+        ...
+
+    def import_image(
+        self, tarball: Path, tag: str, *, changes: Sequence[str] = ()
+    ) -> ImageInfo:
+        """Create a one-layer image from a root filesystem tarball (``docker import``).
+
+        ``changes`` are Dockerfile instructions (``LABEL``, ``ENV``, ``CMD``...) applied
+        to the image config.
+        """
+        ...
+
+    def pull_image(self, repository: str, digest: str) -> ImageInfo:
+        """Pull ``repository@digest``; raises ``ImageNotFoundError`` if it is missing."""
+        ...
+
+    def tag_image(self, ref: str, tag: str) -> None:
+        """Point ``tag`` (``repo:tag``) at the image ``ref``, moving it if it exists."""
+        ...
+
+    def build_labelled_image(
+        self, base: str, tag: str, labels: Mapping[str, str]
+    ) -> ImageInfo:
+        """Build ``FROM base`` with extra labels only, tagged ``tag``, without network."""
+        ...
+
+    def run(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        labels: Mapping[str, str] | None = None,
+        timeout: float = 60.0,
+    ) -> str:
+        """Run a container once without network and return its stdout.
+
+        The container carries ``labels`` and is removed afterwards, whatever happens.
+        Raises ``ContainerRunError`` on a non-zero exit.
+        """
+        ...
+
+    def remove_image(self, ref: str, *, force: bool = False) -> None:
+        """Remove an image or untag one of its references."""
+        ...
+
+    def remove_by_labels(self, labels: Mapping[str, str]) -> list[str]:
+        """Remove every container and image carrying all of ``labels``.
+
+        Returns the removed image ids. This is how tests clean up: never by name.
+        """
+        ...

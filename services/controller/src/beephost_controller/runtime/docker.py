@@ -1,0 +1,280 @@
+"""``DockerRuntime``: the ``ContainerRuntime`` on docker-py, the project's only ``import docker``."""
+
+import io
+import json
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from beephost_controller.runtime.base import (
+    ContainerRunError,
+    ContainerRuntimeError,
+    ImageInfo,
+    ImageNotFoundError,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def _mapped_errors(action: str) -> Iterator[None]:
+    # One translation point from docker-py's exceptions to ours (R9 in spirit).
+    try:
+        yield
+    except (docker.errors.ImageNotFound, docker.errors.NotFound) as exc:
+        raise ImageNotFoundError(f"{action}: {exc}") from exc
+    except docker.errors.DockerException as exc:
+        raise ContainerRuntimeError(f"{action}: {exc}") from exc
+
+
+def _image_info(image: Any) -> ImageInfo:
+    attrs: dict[str, Any] = image.attrs
+    return ImageInfo(
+        id=str(image.id),
+        tags=tuple(str(tag) for tag in image.tags),
+        labels={str(k): str(v) for k, v in (image.labels or {}).items()},
+        size=int(attrs.get("Size") or 0),
+        repo_digests=tuple(str(d) for d in attrs.get("RepoDigests") or ()),
+    )
+
+
+def _label_filters(labels: Mapping[str, str]) -> dict[str, list[str]]:
+    return {"label": [f"{key}={value}" for key, value in labels.items()]}
+
+
+class DockerRuntime:
+    """``ContainerRuntime`` backed by a Docker Engine through docker-py.
+
+    Args:
+        client: A ``docker.DockerClient``; see ``from_env`` for the usual way.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    @classmethod
+    def from_env(cls, *, timeout: int = 300) -> "DockerRuntime":
+        """Connect as the docker CLI would (``DOCKER_HOST``, ``DOCKER_TLS_VERIFY``...).
+
+        Args:
+            timeout: Seconds before a single API call gives up; imports and pulls of
+                base images take a while, hence the generous default.
+
+        Raises:
+            ContainerRuntimeError: No engine answers.
+        """
+        with _mapped_errors("connect to the Docker engine"):
+            client = docker.from_env(timeout=timeout)
+            client.ping()
+        return cls(client)
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._client.close()
+
+    def get_image(self, ref: str) -> ImageInfo | None:
+        """Inspect a local image; ``None`` if there is none by that reference."""
+        try:
+            image = self._client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.DockerException as exc:
+            raise ContainerRuntimeError(f"inspect image {ref}: {exc}") from exc
+        return _image_info(image)
+
+    def import_image(
+        self, tarball: Path, tag: str, *, changes: Sequence[str] = ()
+    ) -> ImageInfo:
+        """Create a one-layer image from a root filesystem tarball (``docker import``).
+
+        Args:
+            tarball: A (compressed) tar of the root filesystem.
+            tag: ``repository:tag`` to give the image.
+            changes: Dockerfile instructions applied to the config (``LABEL``, ``ENV``...).
+
+        Raises:
+            ContainerRuntimeError: The engine rejected the tarball or a change.
+        """
+        repository, _, name = tag.rpartition(":")
+        with _mapped_errors(f"import {tarball} as {tag}"):
+            result = self._client.api.import_image(
+                src=str(tarball), repository=repository, tag=name, changes=list(changes)
+            )
+        # The engine answers with a JSON stream; errors arrive in it, not as a status.
+        for line in str(result).splitlines():
+            message = json.loads(line) if line.strip() else {}
+            if "error" in message:
+                raise ContainerRuntimeError(f"import {tarball}: {message['error']}")
+        info = self.get_image(tag)
+        if info is None:
+            raise ContainerRuntimeError(f"import {tarball}: no image tagged {tag}")
+        return info
+
+    def pull_image(self, repository: str, digest: str) -> ImageInfo:
+        """Pull ``repository@digest``.
+
+        Args:
+            repository: ``registry/namespace/name`` without tag.
+            digest: ``sha256:...`` manifest (or index) digest.
+
+        Raises:
+            ImageNotFoundError: The registry has no such manifest.
+            ContainerRuntimeError: Any other pull failure (unreachable registry...).
+        """
+        with _mapped_errors(f"pull {repository}@{digest}"):
+            image = self._client.images.pull(repository, tag=digest)
+        return _image_info(image)
+
+    def tag_image(self, ref: str, tag: str) -> None:
+        """Point ``tag`` at the image ``ref``.
+
+        Raises:
+            ImageNotFoundError: ``ref`` does not exist.
+        """
+        repository, _, name = tag.rpartition(":")
+        with _mapped_errors(f"tag {ref} as {tag}"):
+            self._client.api.tag(ref, repository, name, force=True)
+
+    def build_labelled_image(
+        self, base: str, tag: str, labels: Mapping[str, str]
+    ) -> ImageInfo:
+        """Build ``FROM base`` plus labels, with the legacy builder and no network.
+
+        Args:
+            base: Local image reference or id to build on; never pulled.
+            tag: ``repository:tag`` of the result.
+            labels: Labels added to the image config.
+
+        Raises:
+            ContainerRuntimeError: The build failed.
+        """
+        # No "# syntax=" line: it would make BuildKit pull a frontend image. One LABEL
+        # instruction, not the build's `labels` parameter: the legacy builder turns
+        # that into one intermediate image per label.
+        pairs = " ".join(f"{key}={json.dumps(value)}" for key, value in labels.items())
+        dockerfile = f"FROM {base}\nLABEL {pairs}\n" if pairs else f"FROM {base}\n"
+        with _mapped_errors(f"build {tag} from {base}"):
+            image, _logs = self._client.images.build(
+                fileobj=io.BytesIO(dockerfile.encode()),
+                tag=tag,
+                pull=False,
+                rm=True,
+                forcerm=True,
+                network_mode="none",
+            )
+        return _image_info(image)
+
+    def run(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        labels: Mapping[str, str] | None = None,
+        timeout: float = 60.0,
+    ) -> str:
+        """Run a container once without network and return its stdout.
+
+        Args:
+            image: Image reference or id.
+            command: argv, run without a shell.
+            labels: Labels of the container, so a crash leaves findable leftovers.
+            timeout: Seconds to wait for the exit before killing the container.
+
+        Raises:
+            ContainerRunError: Non-zero exit status (stderr in ``output``).
+            ContainerRuntimeError: The container could not be created or started.
+        """
+        with _mapped_errors(f"run {list(command)} in {image}"):
+            container = self._client.containers.create(
+                image,
+                command=list(command),
+                labels=dict(labels or {}),
+                network_disabled=True,
+            )
+        # docker-py's containers.run(remove=True) leaks the container when start fails,
+        # so the lifecycle is spelled out: whatever happens, remove it.
+        try:
+            with _mapped_errors(f"run {list(command)} in {image}"):
+                container.start()
+                status = container.wait(timeout=timeout)
+                stdout = str(container.logs(stdout=True, stderr=False).decode())
+                exit_code = int(status.get("StatusCode", -1))
+                if exit_code != 0:
+                    stderr = container.logs(stdout=False, stderr=True).decode()
+                    raise ContainerRunError(
+                        f"{list(command)} in {image} exited with {exit_code}: "
+                        f"{stderr.strip()[-2000:]}",
+                        exit_code=exit_code,
+                        output=stderr,
+                    )
+        except Exception as exc:
+            # requests' read timeout from wait() is not a DockerException.
+            if not isinstance(exc, ContainerRuntimeError):
+                raise ContainerRuntimeError(f"run in {image}: {exc}") from exc
+            raise
+        finally:
+            try:
+                container.remove(force=True)
+            except docker.errors.DockerException as exc:
+                logger.warning("could not remove container %s: %s", container.id, exc)
+        return stdout
+
+    def remove_image(self, ref: str, *, force: bool = False) -> None:
+        """Remove an image, or untag ``ref`` if the image has other references.
+
+        Raises:
+            ImageNotFoundError: No such image.
+            ContainerRuntimeError: The image is in use (and ``force`` is false).
+        """
+        with _mapped_errors(f"remove image {ref}"):
+            self._client.images.remove(ref, force=force)
+
+    def remove_by_labels(self, labels: Mapping[str, str]) -> list[str]:
+        """Remove every container, then every image, carrying all of ``labels``.
+
+        Args:
+            labels: Label key/value pairs that must all match; must not be empty.
+
+        Returns:
+            The ids of the removed images.
+
+        Raises:
+            ValueError: ``labels`` is empty (that would match everything).
+            ContainerRuntimeError: An image could not be removed.
+        """
+        if not labels:
+            raise ValueError("refusing to remove by an empty label selector")
+        filters = _label_filters(labels)
+        with _mapped_errors(f"remove containers labelled {dict(labels)}"):
+            for container in self._client.containers.list(all=True, filters=filters):
+                container.remove(force=True)
+        with _mapped_errors(f"list images labelled {dict(labels)}"):
+            images = self._client.images.list(all=True, filters=filters)
+        # Children before parents: a parent with a dependent child cannot be removed,
+        # even with force; newest first gets the order right for our one-level builds.
+        pending = sorted(images, key=lambda image: image.attrs.get("Created", ""))
+        pending.reverse()
+        removed: list[str] = []
+        for _attempt in range(3):
+            failed = []
+            for image in pending:
+                try:
+                    self._client.images.remove(image.id, force=True)
+                    removed.append(str(image.id))
+                except docker.errors.ImageNotFound:
+                    removed.append(str(image.id))  # pruned with its child already
+                except docker.errors.APIError:
+                    failed.append(image)
+            pending = failed
+            if not pending:
+                break
+        if pending:
+            raise ContainerRuntimeError(
+                f"could not remove images {[image.id for image in pending]}"
+            )
+        return removed

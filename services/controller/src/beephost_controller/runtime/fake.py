@@ -1,0 +1,349 @@
+"""``FakeRuntime``: an in-memory ``ContainerRuntime`` for unit tests and dry runs.
+
+It keeps images, tags and a pretend registry in dictionaries and behaves like the
+engine for the operations the controller uses. It cannot execute code: ``run``
+answers only the CPython version probe (``python3 -c ... python_version()``), from the
+version the image is known to carry.
+"""
+
+import hashlib
+import io
+import json
+import re
+import shlex
+import tarfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from beephost_controller.runtime.base import (
+    ContainerRunError,
+    ContainerRuntimeError,
+    ImageInfo,
+    ImageNotFoundError,
+)
+from beephost_controller.runtime.base_images import BaseImageError, RootfsPlan
+
+_LABEL_RE = re.compile(r'^LABEL ([A-Za-z0-9._/-]+)=(".*")$')
+
+
+@dataclass
+class _Image:
+    id: str
+    labels: dict[str, str]
+    size: int
+    python_version: str | None
+    parent: str | None = None
+    repo_digests: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RemoteImage:
+    """An image the fake registry serves by digest."""
+
+    python_version: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    size: int = 50_000_000
+
+
+class FakeRuntime:
+    """In-memory ``ContainerRuntime``.
+
+    ``operations`` records every call that changed state (``("import", tag)``,
+    ``("pull", ref)``...), so a test can assert that a cache hit did no work.
+
+    Args:
+        registry: ``"repository@sha256:..."`` to the image a pull of it yields.
+    """
+
+    def __init__(self, registry: Mapping[str, RemoteImage] | None = None) -> None:
+        self.registry: dict[str, RemoteImage] = dict(registry or {})
+        self.operations: list[tuple[str, str]] = []
+        # What ``run`` reports as the CPython version, by image id; tests may edit it.
+        self.python_versions: dict[str, str] = {}
+        self._images: dict[str, _Image] = {}
+        self._tags: dict[str, str] = {}
+        self._counter = 0
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _new_id(self, seed: str) -> str:
+        self._counter += 1
+        return (
+            "sha256:" + hashlib.sha256(f"{self._counter}:{seed}".encode()).hexdigest()
+        )
+
+    def _resolve(self, ref: str) -> _Image | None:
+        if ref in self._images:
+            return self._images[ref]
+        if ref in self._tags:
+            return self._images[self._tags[ref]]
+        if ":" not in ref.rsplit("/", 1)[-1] and f"{ref}:latest" in self._tags:
+            return self._images[self._tags[f"{ref}:latest"]]
+        for image in self._images.values():
+            if ref in image.repo_digests:
+                return image
+        return None
+
+    def _info(self, image: _Image) -> ImageInfo:
+        tags = tuple(sorted(tag for tag, iid in self._tags.items() if iid == image.id))
+        return ImageInfo(
+            id=image.id,
+            tags=tags,
+            labels=dict(image.labels),
+            size=image.size,
+            repo_digests=tuple(image.repo_digests),
+        )
+
+    # -- ContainerRuntime ----------------------------------------------------------
+
+    def get_image(self, ref: str) -> ImageInfo | None:
+        """Inspect a local image; ``None`` if there is none by that reference."""
+        image = self._resolve(ref)
+        return None if image is None else self._info(image)
+
+    def import_image(
+        self, tarball: Path, tag: str, *, changes: Sequence[str] = ()
+    ) -> ImageInfo:
+        """Record an image for ``tarball``; ``LABEL`` changes become its labels.
+
+        Raises:
+            ContainerRuntimeError: The tarball is missing or a change is malformed.
+        """
+        if not tarball.is_file():
+            raise ContainerRuntimeError(f"import {tarball}: no such file")
+        labels: dict[str, str] = {}
+        for change in changes:
+            if change.startswith("LABEL "):
+                match = _LABEL_RE.match(change)
+                if match is None:
+                    raise ContainerRuntimeError(f"import: malformed change {change!r}")
+                labels[match.group(1)] = json.loads(match.group(2))
+            elif not change.startswith(("ENV ", "CMD ", "WORKDIR ", "USER ")):
+                raise ContainerRuntimeError(f"import: unsupported change {change!r}")
+        image = _Image(
+            id=self._new_id(str(tarball)),
+            labels=labels,
+            size=tarball.stat().st_size * 3,
+            python_version=labels.get("io.beephost.python.version"),
+        )
+        self._images[image.id] = image
+        self._tags[tag] = image.id
+        self.operations.append(("import", tag))
+        return self._info(image)
+
+    def pull_image(self, repository: str, digest: str) -> ImageInfo:
+        """Copy ``repository@digest`` from the fake registry.
+
+        Raises:
+            ImageNotFoundError: The fake registry has no such manifest.
+        """
+        ref = f"{repository}@{digest}"
+        remote = self.registry.get(ref)
+        if remote is None:
+            raise ImageNotFoundError(f"pull {ref}: manifest unknown")
+        self.operations.append(("pull", ref))
+        existing = self._resolve(ref)
+        if existing is not None:
+            return self._info(existing)
+        image = _Image(
+            id=self._new_id(ref),
+            labels=dict(remote.labels),
+            size=remote.size,
+            python_version=remote.python_version,
+            repo_digests=[ref],
+        )
+        self._images[image.id] = image
+        return self._info(image)
+
+    def tag_image(self, ref: str, tag: str) -> None:
+        """Point ``tag`` at the image ``ref``.
+
+        Raises:
+            ImageNotFoundError: ``ref`` does not exist.
+        """
+        image = self._resolve(ref)
+        if image is None:
+            raise ImageNotFoundError(f"tag {ref}: no such image")
+        self._tags[tag] = image.id
+        self.operations.append(("tag", tag))
+
+    def build_labelled_image(
+        self, base: str, tag: str, labels: Mapping[str, str]
+    ) -> ImageInfo:
+        """Record a child of ``base`` with ``labels`` merged over the base's.
+
+        Raises:
+            ImageNotFoundError: ``base`` does not exist locally (the fake never pulls).
+        """
+        parent = self._resolve(base)
+        if parent is None:
+            raise ImageNotFoundError(f"build: base image {base} not found")
+        image = _Image(
+            id=self._new_id(f"{parent.id}{sorted(labels.items())}"),
+            labels={**parent.labels, **labels},
+            size=parent.size,
+            python_version=parent.python_version,
+            parent=parent.id,
+        )
+        self._images[image.id] = image
+        self._tags[tag] = image.id
+        self.operations.append(("build", tag))
+        return self._info(image)
+
+    def run(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        labels: Mapping[str, str] | None = None,
+        timeout: float = 60.0,
+    ) -> str:
+        """Answer the CPython version probe for ``image``.
+
+        Raises:
+            ImageNotFoundError: No such image.
+            ContainerRunError: The command is not a version probe, or the image has
+                no known CPython.
+        """
+        found = self._resolve(image)
+        if found is None:
+            raise ImageNotFoundError(f"run: image {image} not found")
+        self.operations.append(("run", image))
+        version = self.python_versions.get(found.id, found.python_version)
+        if "python_version()" not in shlex.join(command) or version is None:
+            raise ContainerRunError(
+                f"FakeRuntime cannot run {list(command)}", exit_code=127, output=""
+            )
+        return version + "\n"
+
+    def remove_image(self, ref: str, *, force: bool = False) -> None:
+        """Untag ``ref`` if it is one of several references, else delete the image.
+
+        Raises:
+            ImageNotFoundError: No such image.
+            ContainerRuntimeError: The image has children, or several tags and no force.
+        """
+        image = self._resolve(ref)
+        if image is None:
+            raise ImageNotFoundError(f"remove {ref}: no such image")
+        tags = [tag for tag, iid in self._tags.items() if iid == image.id]
+        references = len(tags) + len(image.repo_digests)
+        has_children = any(other.parent == image.id for other in self._images.values())
+        if ref != image.id:
+            # By reference, like `docker rmi repo:tag`: untag, and delete the image
+            # only if that was its last reference and nothing is built on it.
+            self._tags.pop(ref, None)
+            if ref in image.repo_digests:
+                image.repo_digests.remove(ref)
+            if references == 1 and not has_children:
+                del self._images[image.id]
+        else:
+            if has_children:
+                raise ContainerRuntimeError(
+                    f"remove {ref}: image has dependent children"
+                )
+            if references > 1 and not force:
+                raise ContainerRuntimeError(
+                    f"remove {ref}: image is referenced by tags"
+                )
+            for tag in tags:
+                del self._tags[tag]
+            del self._images[image.id]
+        self.operations.append(("remove", ref))
+
+    def remove_by_labels(self, labels: Mapping[str, str]) -> list[str]:
+        """Delete every image carrying all of ``labels``, children first.
+
+        Raises:
+            ValueError: ``labels`` is empty.
+        """
+        if not labels:
+            raise ValueError("refusing to remove by an empty label selector")
+        matching = [
+            image
+            for image in self._images.values()
+            if all(image.labels.get(key) == value for key, value in labels.items())
+        ]
+        # Children were created after their parents: remove newest first.
+        matching.sort(key=lambda image: image.parent is None)
+        removed = []
+        for image in matching:
+            for tag in [tag for tag, iid in self._tags.items() if iid == image.id]:
+                del self._tags[tag]
+            del self._images[image.id]
+            removed.append(image.id)
+        self.operations.append(("remove-by-labels", json.dumps(dict(labels))))
+        return removed
+
+
+#: Debian package versions the fake builder writes into its dpkg status.
+FAKE_DEBIAN_VERSIONS: Mapping[str, str] = {
+    "3.11": "3.11.2-6+deb12u6",
+    "3.13": "3.13.5-2",
+    "3.14": "3.14.0~rc3-1",
+}
+
+
+class FakeRootfsBuilder:
+    """``RootfsBuilder`` that writes a tiny rootfs tarball instead of running mmdebstrap.
+
+    The tarball has what ``ensure_base_image`` checks: a dpkg status with the
+    interpreter package, ``python3``/``python`` and the CA bundle.
+
+    Args:
+        versions: CPython minor to the Debian version of ``pythonX.Y-minimal``.
+        omit: Paths (``etc/ssl/certs/ca-certificates.crt``...) to leave out.
+    """
+
+    def __init__(
+        self,
+        versions: Mapping[str, str] | None = None,
+        omit: frozenset[str] = frozenset(),
+    ) -> None:
+        self.versions = dict(FAKE_DEBIAN_VERSIONS if versions is None else versions)
+        self.omit = omit
+        self.builds: list[RootfsPlan] = []
+
+    def build(self, plan: RootfsPlan, output: Path) -> None:
+        """Write the fake rootfs for ``plan`` to ``output``.
+
+        Raises:
+            BaseImageError: No version is configured for the plan's minor.
+        """
+        version = self.versions.get(plan.python_minor)
+        if version is None:
+            raise BaseImageError(f"fake builder: no python{plan.python_minor}")
+        self.builds.append(plan)
+        status = (
+            f"Package: python{plan.python_minor}-minimal\n"
+            "Status: install ok unpacked\n"
+            "Architecture: amd64\n"
+            f"Version: {version}\n"
+            "Description: Minimal subset of the Python language\n"
+            " continuation line\n\n"
+            "Package: dash\nStatus: install ok unpacked\nVersion: 0.5.12-2\n"
+        )
+        files = {
+            "var/lib/dpkg/status": status.encode(),
+            f"usr/bin/python{plan.python_minor}": b"\x7fELF fake\n",
+            "etc/ssl/certs/ca-certificates.crt": b"-----BEGIN CERTIFICATE-----\n",
+        }
+        links = {
+            "usr/bin/python3": f"python{plan.python_minor}",
+            "usr/bin/python": "python3",
+        }
+        with tarfile.open(output, "w:gz") as archive:
+            for name, data in files.items():
+                if name in self.omit:
+                    continue
+                member = tarfile.TarInfo(f"./{name}")
+                member.size = len(data)
+                archive.addfile(member, io.BytesIO(data))
+            for name, target in links.items():
+                if name in self.omit:
+                    continue
+                member = tarfile.TarInfo(f"./{name}")
+                member.type = tarfile.SYMTYPE
+                member.linkname = target
+                archive.addfile(member)

@@ -1,0 +1,102 @@
+"""Controller settings, read from ``BEEPHOST_CONTROLLER_*`` environment variables."""
+
+import re
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Docker's reference grammar, reduced to what we accept for our own repositories:
+# lowercase path components separated by "/", optionally behind a registry host[:port].
+_REPOSITORY_RE = re.compile(
+    r"^(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*"
+    r"(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
+)
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_MINOR_RE = re.compile(r"^3\.[0-9]{1,2}$")
+
+
+def _default_rootfs_cache_dir() -> Path:
+    return Path.home() / ".cache" / "beephost" / "rootfs"
+
+
+class Settings(BaseSettings):
+    """Controller configuration; every field maps to ``BEEPHOST_CONTROLLER_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="BEEPHOST_CONTROLLER_", extra="ignore")
+
+    base_image_repository: str = Field(
+        default="beephost/python",
+        description=(
+            "Local repository of the pinned-CPython base images; the tag is the "
+            "CPython minor version (beephost/python:3.11)."
+        ),
+    )
+    base_image_registry: str = Field(
+        default="",
+        description=(
+            "Registry and namespace to pull official python:X.Y-slim images from, "
+            "pinned by digest (docker.io/library, 127.0.0.1:5000). Empty: build the "
+            "base images from Debian packages with mmdebstrap."
+        ),
+    )
+    base_image_digests: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            'JSON object {"3.11": "sha256:..."}: the manifest digest to pull per CPython '
+            "minor version in registry mode; overrides the built-in table of official "
+            "images and is required for versions the table does not know."
+        ),
+    )
+    rootfs_cache_dir: Path = Field(
+        default_factory=_default_rootfs_cache_dir,
+        description=(
+            "Where the Debian root filesystem tarballs (the pinned artifacts that the "
+            "base images are imported from) are kept."
+        ),
+    )
+    debian_mirror: str = Field(
+        default="http://deb.debian.org/debian",
+        description="Debian archive mirror that mmdebstrap downloads packages from.",
+    )
+
+    @field_validator("base_image_repository")
+    @classmethod
+    def _check_repository(cls, value: str) -> str:
+        if not _REPOSITORY_RE.match(value):
+            raise ValueError(f"not a valid lowercase image repository: {value!r}")
+        return value
+
+    @field_validator("base_image_registry")
+    @classmethod
+    def _check_registry(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        _host, _, path = value.partition("/")
+        if "://" in value or "@" in value or ":" in path:
+            raise ValueError(
+                "base_image_registry is a registry host and namespace such as "
+                f"docker.io/library, without scheme, tag or digest: {value!r}"
+            )
+        return value
+
+    @field_validator("base_image_digests")
+    @classmethod
+    def _check_digests(cls, value: dict[str, str]) -> dict[str, str]:
+        for minor, digest in value.items():
+            if not _MINOR_RE.match(minor):
+                raise ValueError(
+                    f"digest key must be a CPython minor version: {minor!r}"
+                )
+            if not _DIGEST_RE.match(digest):
+                raise ValueError(
+                    f"digest for {minor} must be sha256:<64 hex digits>, never a tag: "
+                    f"{digest!r}"
+                )
+        return value
+
+    @field_validator("debian_mirror")
+    @classmethod
+    def _check_mirror(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://", "file://")):
+            raise ValueError(f"debian_mirror must be an http(s) or file URL: {value!r}")
+        return value.rstrip("/")
