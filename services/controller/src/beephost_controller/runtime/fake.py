@@ -59,7 +59,8 @@ class FakeRuntime:
     def __init__(self, registry: Mapping[str, RemoteImage] | None = None) -> None:
         self.registry: dict[str, RemoteImage] = dict(registry or {})
         self.operations: list[tuple[str, str]] = []
-        # What ``run`` reports as the CPython version, by image id; tests may edit it.
+        # What ``run`` reports as the CPython version, by image id or tag; tests set it
+        # to simulate an interpreter that disagrees with the labels.
         self.python_versions: dict[str, str] = {}
         self._images: dict[str, _Image] = {}
         self._tags: dict[str, str] = {}
@@ -211,6 +212,9 @@ class FakeRuntime:
             raise ImageNotFoundError(f"run: image {image} not found")
         self.operations.append(("run", image))
         version = self.python_versions.get(found.id, found.python_version)
+        for tag, image_id in self._tags.items():
+            if image_id == found.id and tag in self.python_versions:
+                version = self.python_versions[tag]
         if "python_version()" not in shlex.join(command) or version is None:
             raise ContainerRunError(
                 f"FakeRuntime cannot run {list(command)}", exit_code=127, output=""
