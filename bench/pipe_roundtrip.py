@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -208,6 +208,9 @@ class ClientGroup:
             latencies.extend(answer)
         return latencies, time.perf_counter_ns() - started
 
+    def cpu_ns(self) -> int:
+        return cpu_ns(process.pid for process in self.processes if process.pid)
+
     def close(self) -> None:
         for control in self.controls:
             with contextlib.suppress(OSError):
@@ -256,6 +259,11 @@ class Server:
         if self.process is not None:
             self.descendants |= set(_descendants(self.process.pid))
 
+    def cpu_ns(self) -> tuple[int, int]:
+        """CPU time used so far by the server process and by its descendants (workers)."""
+        assert self.process is not None
+        return cpu_ns([self.process.pid]), cpu_ns(self.descendants)
+
     def stop(self) -> None:
         process = self.process
         if process is not None and process.poll() is None:
@@ -274,6 +282,18 @@ class Server:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         self.descendants.clear()
+
+
+def cpu_ns(pids: Iterable[int]) -> int:
+    """CPU time of every thread of ``pids``, from /proc/PID/task/TID/schedstat (ns)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with contextlib.suppress(OSError, ValueError):
+                    stat = Path(f"/proc/{pid}/task/{task}/schedstat").read_text()
+                    total += int(stat.split()[0])
+    return total
 
 
 def _descendants(pid: int) -> Iterator[int]:
@@ -374,9 +394,14 @@ class Case:
     budget_ns: int
     run: Callable[[int], tuple[list[int], int]]
     floor: str  # the case this one is compared with
+    server: Server
+    client_cpu: Callable[[], int]  # CPU ns used so far by this case's client(s)
     note: str = ""
     latencies: list[int] = field(default_factory=list)
     wall_ns: int = 0
+    cpu_ns: list[int] = field(
+        default_factory=lambda: [0, 0, 0]
+    )  # client, server, worker
 
     @property
     def done(self) -> bool:
@@ -408,9 +433,13 @@ def measure(cases: list[Case], block: int, warmup_s: float, rng: random.Random) 
         rounds += 1
         rng.shuffle(pending)
         for case in pending:
+            before = (case.client_cpu(), *case.server.cpu_ns())
             latencies, wall = case.run(block)
+            after = (case.client_cpu(), *case.server.cpu_ns())
             case.latencies.extend(latencies)
             case.wall_ns += wall
+            for i, (start, end) in enumerate(zip(before, after, strict=True)):
+                case.cpu_ns[i] += end - start
     return rounds
 
 
@@ -433,6 +462,7 @@ class Row:
     rps: float
     p50_ratio: float
     rps_ratio: float
+    cpu_us: tuple[float, float, float]  # per request: client, server, worker
     note: str
 
 
@@ -450,6 +480,8 @@ def summarize(cases: list[Case]) -> list[Row]:
     for case in cases:
         p50, p90, p99, rps = stats[case.name]
         floor_p50, _, _, floor_rps = stats[case.floor]
+        per_request = len(case.latencies) * 1000
+        client, server, worker = (ns / per_request for ns in case.cpu_ns)
         rows.append(
             Row(
                 case.name,
@@ -461,6 +493,7 @@ def summarize(cases: list[Case]) -> list[Row]:
                 rps,
                 p50 / floor_p50,
                 rps / floor_rps,
+                (client, server, worker),
                 case.note,
             )
         )
@@ -477,11 +510,14 @@ HEADERS = [
     "req/s",
     "p50 ÷ floor",
     "req/s ÷ floor",
-    "what",
+    "CPU µs/req: client",
+    "server",
+    "worker",
 ]
 
 
 def _cells(row: Row) -> list[str]:
+    client, server, worker = row.cpu_us
     return [
         row.case,
         str(row.clients),
@@ -492,33 +528,38 @@ def _cells(row: Row) -> list[str]:
         f"{row.rps:,.0f}",
         f"{row.p50_ratio:.2f}x",
         f"{row.rps_ratio:.2f}x",
-        row.note,
+        f"{client:.1f}",
+        f"{server:.1f}",
+        f"{worker:.1f}" if worker else "-",
     ]
 
 
 def render_text(rows: list[Row]) -> str:
     table = [HEADERS, *(_cells(row) for row in rows)]
     widths = [max(len(line[i]) for line in table) for i in range(len(HEADERS))]
-    right = {1, 2, 3, 4, 5, 6, 7, 8}
 
     def fmt(line: list[str]) -> str:
         return "  ".join(
-            cell.rjust(w) if i in right else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
-        ).rstrip()
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
+        )
 
-    return "\n".join(
-        [fmt(HEADERS), fmt(["-" * w for w in widths]), *map(fmt, table[1:])]
-    )
+    rule = fmt(["-" * width for width in widths])
+    return "\n".join([fmt(HEADERS), rule, *map(fmt, table[1:])])
 
 
 def render_markdown(rows: list[Row]) -> str:
     lines = [
         "| " + " | ".join(HEADERS) + " |",
-        "|" + "|".join(["---", *["--:"] * 8, "---"]) + "|",
+        "|" + "|".join(["---", *["--:"] * (len(HEADERS) - 1)]) + "|",
     ]
     lines += ["| " + " | ".join(_cells(row)) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def render_legend(rows: list[Row]) -> str:
+    width = max(len(row.case) for row in rows)
+    return "\n".join(f"  {row.case.ljust(width)}  {row.note}" for row in rows)
 
 
 # --------------------------------------------------------------------------------------
@@ -599,7 +640,19 @@ def main(argv: list[str] | None = None) -> int:
             client = make_client(kind, path[kind])
             client.check()
             clients.append(client)
-            cases.append(Case(kind, kind, 1, budget, single(client), "floor", note))
+            cases.append(
+                Case(
+                    kind,
+                    kind,
+                    1,
+                    budget,
+                    single(client),
+                    "floor",
+                    servers[kind],
+                    time.thread_time_ns,  # the client runs on this thread
+                    note,
+                )
+            )
         for kind, name, own, note in (
             ("floor", f"floor x{n}", False, "thread per connection"),
             (
@@ -613,7 +666,19 @@ def main(argv: list[str] | None = None) -> int:
         ):
             group = ClientGroup(kind, path[kind], n, own)
             groups.append(group)
-            cases.append(Case(name, kind, n, cbudget, group.block, f"floor x{n}", note))
+            cases.append(
+                Case(
+                    name,
+                    kind,
+                    n,
+                    cbudget,
+                    group.block,
+                    f"floor x{n}",
+                    servers[kind],
+                    group.cpu_ns,
+                    note,
+                )
+            )
         for server in servers.values():
             server.remember_descendants()
 
@@ -712,6 +777,11 @@ def report(
     )
     print()
     print(render_text(rows))
+    print(render_legend(rows))
+    print(
+        "  CPU µs/req: CPU time per request (/proc schedstat) of the client(s), the "
+        "server process, and the server's child processes (the pipe backend's workers)"
+    )
     print()
     print(render_markdown(rows))
     print()
