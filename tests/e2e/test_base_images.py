@@ -1,0 +1,340 @@
+"""Base images for real: mmdebstrap from Debian, docker import, and a local registry pull."""
+
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from beephost_controller.runtime.base_images import (
+    LABEL_BASE_REF,
+    LABEL_PYTHON_VERSION,
+    LABEL_ROOTFS_SHA256,
+    BaseImage,
+    BaseImageError,
+    RootfsPlan,
+    ensure_base_image,
+    import_changes,
+    sha256_file,
+)
+from beephost_controller.runtime.docker import DockerRuntime
+from beephost_controller.settings import Settings
+
+pytestmark = [pytest.mark.docker, pytest.mark.e2e]
+
+VERSIONS = ("3.11", "3.13")
+REPOSITORY = "beephost-test/python"
+PROBE = "import ssl, sqlite3, ctypes, venv, platform; print(platform.python_version())"
+# Creates a venv with pip (ensurepip needs the CA bundle) and checks the ssl trust store.
+VENV_CHECK = (
+    "python3 -m venv /tmp/venv && /tmp/venv/bin/python -c "
+    "'import pip, ssl; "
+    'n = ssl.create_default_context().cert_store_stats()["x509_ca"]; '
+    "assert n > 100, n; print(pip.__version__)' && python --version"
+)
+
+
+class ForbiddenBuilder:
+    """A RootfsBuilder that fails the test if anything tries to run mmdebstrap."""
+
+    def build(self, plan: RootfsPlan, output: Path) -> None:
+        pytest.fail(f"mmdebstrap must not run: the {plan.suite} rootfs is cached")
+
+
+@pytest.fixture(scope="module")
+def run_labels() -> dict[str, str]:
+    """A label unique to this module run: the only handle used to clean up."""
+    return {"io.beephost.test.run": f"base-images-{uuid.uuid4().hex[:12]}"}
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        base_image_repository=REPOSITORY,
+        base_image_registry="",
+        base_image_digests={},
+        rootfs_cache_dir=tmp_path_factory.mktemp("rootfs"),
+        debian_mirror="http://deb.debian.org/debian",
+    )
+
+
+@pytest.fixture(scope="module")
+def base_images(
+    docker_client: DockerRuntime,
+    require_executable: Callable[[str, str], str],
+    settings: Settings,
+    run_labels: dict[str, str],
+) -> Iterator[dict[str, tuple[BaseImage, float]]]:
+    """Build every version once for the module (15-30 s each): image and build seconds."""
+    require_executable("mmdebstrap", "apt-get install mmdebstrap")
+    built: dict[str, tuple[BaseImage, float]] = {}
+    try:
+        for version in VERSIONS:
+            started = time.monotonic()
+            image = ensure_base_image(
+                version, settings, runtime=docker_client, extra_labels=run_labels
+            )
+            built[version] = (image, time.monotonic() - started)
+            print(
+                f"\nbuilt {image.tag} ({image.python_version}) in "
+                f"{built[version][1]:.1f} s, {image.size / 1e6:.1f} MB"
+            )
+        yield built
+    finally:
+        removed = docker_client.remove_by_labels(run_labels)
+        print(f"\nremoved {len(removed)} test images")
+
+
+def docker_run(docker_cli: str, labels: dict[str, str], image: str, *argv: str) -> str:
+    label_args = [
+        arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")
+    ]
+    result = subprocess.run(
+        [docker_cli, "run", "--rm", "--network=none", *label_args, image, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_build_from_debian(
+    base_images: dict[str, tuple[BaseImage, float]],
+    docker_client: DockerRuntime,
+    version: str,
+) -> None:
+    image, seconds = base_images[version]
+    assert image.built is True
+    assert image.source == "debian"
+    assert image.tag == f"{REPOSITORY}:{version}"
+    assert image.python_version.startswith(f"{version}.")
+    assert image.rootfs_path is not None
+    assert image.rootfs_sha256 == sha256_file(image.rootfs_path)
+    info = docker_client.get_image(image.tag)
+    assert info is not None
+    assert info.id == image.image_id
+    assert info.labels[LABEL_ROOTFS_SHA256] == image.rootfs_sha256
+    assert seconds < 300
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_runs_exactly_the_labelled_version(
+    base_images: dict[str, tuple[BaseImage, float]],
+    docker_client: DockerRuntime,
+    docker_cli: str,
+    run_labels: dict[str, str],
+    version: str,
+) -> None:
+    image, _ = base_images[version]
+    info = docker_client.get_image(image.tag)
+    assert info is not None
+    output = docker_run(docker_cli, run_labels, image.tag, "python3", "-c", PROBE)
+    assert output == info.labels[LABEL_PYTHON_VERSION] + "\n"
+    assert output.strip() == image.python_version
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_venv_with_pip_and_trust_store(
+    base_images: dict[str, tuple[BaseImage, float]],
+    docker_cli: str,
+    run_labels: dict[str, str],
+    version: str,
+) -> None:
+    image, _ = base_images[version]
+    output = docker_run(docker_cli, run_labels, image.tag, "sh", "-c", VENV_CHECK)
+    assert output.splitlines()[-1] == f"Python {image.python_version}"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_second_call_is_a_cache_hit(
+    base_images: dict[str, tuple[BaseImage, float]],
+    docker_client: DockerRuntime,
+    settings: Settings,
+    run_labels: dict[str, str],
+    version: str,
+) -> None:
+    image, _ = base_images[version]
+    started = time.monotonic()
+    again = ensure_base_image(
+        version,
+        settings,
+        runtime=docker_client,
+        builder=ForbiddenBuilder(),
+        extra_labels=run_labels,
+    )
+    elapsed = time.monotonic() - started
+    print(f"\ncache hit for {version} in {elapsed * 1000:.0f} ms")
+    assert again.built is False
+    assert again.image_id == image.image_id
+    assert again.python_version == image.python_version
+    assert again.rootfs_sha256 == image.rootfs_sha256
+    assert elapsed < 3.0
+
+
+def test_missing_image_is_reimported_from_the_cached_rootfs(
+    base_images: dict[str, tuple[BaseImage, float]],
+    docker_client: DockerRuntime,
+    settings: Settings,
+    run_labels: dict[str, str],
+) -> None:
+    image, _ = base_images["3.11"]
+    docker_client.remove_image(image.tag, force=True)
+    started = time.monotonic()
+    again = ensure_base_image(
+        "3.11",
+        settings,
+        runtime=docker_client,
+        builder=ForbiddenBuilder(),
+        extra_labels=run_labels,
+    )
+    print(f"\nre-import from the cached rootfs in {time.monotonic() - started:.1f} s")
+    assert again.built is True
+    assert again.rootfs_sha256 == image.rootfs_sha256
+    assert again.python_version == image.python_version
+
+
+# -- registry mode, against a local CNCF distribution registry ------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_registry(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    # Bypass any HTTP(S)_PROXY of the environment: this is loopback.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"docker-registry exited: {log.read_text()[-2000:]}")
+        try:
+            with opener.open(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    pytest.fail(f"docker-registry did not answer on {url}: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture
+def registry(
+    require_executable: Callable[[str, str], str], tmp_path: Path
+) -> Iterator[str]:
+    """A throwaway registry on a loopback port (the engine trusts 127.0.0.0/8 over HTTP)."""
+    binary = require_executable("docker-registry", "apt-get install docker-registry")
+    port = _free_port()
+    config = tmp_path / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: warn\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    log = tmp_path / "registry.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [binary, "serve", str(config)], stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        _wait_for_registry(f"http://127.0.0.1:{port}/v2/", process, log)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_registry_mode_pulls_by_digest(
+    base_images: dict[str, tuple[BaseImage, float]],
+    docker_client: DockerRuntime,
+    docker_cli: str,
+    registry: str,
+    settings: Settings,
+    run_labels: dict[str, str],
+) -> None:
+    debian = ensure_base_image(
+        "3.11", settings, runtime=docker_client, extra_labels=run_labels
+    )
+    assert debian.rootfs_path is not None
+    # Publish a distinct image (same rootfs, own config) as python:3.11-slim, then drop
+    # it locally, so the pull below must fetch its manifest and config from the registry.
+    published = f"{registry}/python:3.11-slim"
+    docker_client.import_image(
+        debian.rootfs_path, published, changes=import_changes(run_labels)
+    )
+    push = subprocess.run(
+        [docker_cli, "push", published],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert push.returncode == 0, push.stderr
+    info = docker_client.get_image(published)
+    assert info is not None
+    (repo_digest,) = info.repo_digests
+    digest = repo_digest.partition("@")[2]
+    docker_client.remove_image(published)
+    assert docker_client.get_image(f"{registry}/python@{digest}") is None
+
+    registry_settings = Settings(
+        base_image_repository=f"{REPOSITORY}-registry",
+        base_image_registry=registry,
+        base_image_digests={"3.11": digest},
+        rootfs_cache_dir=settings.rootfs_cache_dir,
+        debian_mirror=settings.debian_mirror,
+    )
+    started = time.monotonic()
+    image = ensure_base_image(
+        "3.11", registry_settings, runtime=docker_client, extra_labels=run_labels
+    )
+    print(f"\npull by digest and relabel in {time.monotonic() - started:.1f} s")
+    assert image.source == "registry"
+    assert image.built is True
+    assert image.digest == digest
+    assert image.python_version == debian.python_version
+    labelled = docker_client.get_image(image.tag)
+    assert labelled is not None
+    assert labelled.labels[LABEL_BASE_REF] == f"{registry}/python:3.11-slim@{digest}"
+    output = docker_run(docker_cli, run_labels, image.tag, "python3", "-c", PROBE)
+    assert output.strip() == labelled.labels[LABEL_PYTHON_VERSION]
+
+    again = ensure_base_image(
+        "3.11", registry_settings, runtime=docker_client, extra_labels=run_labels
+    )
+    assert again.built is False
+    assert again.image_id == image.image_id
+
+
+def test_registry_mode_unknown_digest_fails(
+    base_images: dict[str, tuple[BaseImage, float]],
+    docker_client: DockerRuntime,
+    registry: str,
+    settings: Settings,
+    run_labels: dict[str, str],
+) -> None:
+    missing = Settings(
+        base_image_repository=f"{REPOSITORY}-missing",
+        base_image_registry=registry,
+        base_image_digests={"3.11": "sha256:" + "0" * 64},
+        rootfs_cache_dir=settings.rootfs_cache_dir,
+        debian_mirror=settings.debian_mirror,
+    )
+    with pytest.raises(BaseImageError, match="cannot pull"):
+        ensure_base_image(
+            "3.11", missing, runtime=docker_client, extra_labels=run_labels
+        )
+    assert docker_client.get_image(f"{REPOSITORY}-missing:3.11") is None
