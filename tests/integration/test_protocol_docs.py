@@ -1,0 +1,346 @@
+"""docs/protocol/pipe.md is true: its transcript replays against a real pipe backend.
+
+The server is the real ``beephost-pipe-backend`` process on a short temporary socket,
+configured as the doc says (token ``s3cret``, otherwise defaults). Every exchange of the
+doc is sent, in order, and every reply must equal the documented one except at the
+``vary`` paths, where only the JSON type must match. See tests/unit/protocol/
+test_schema.py for the marker convention and docs/protocol/pipe.md, "How to read the
+examples", for the rules.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.unit.protocol.test_schema import Block, Exchange, exchanges, load_doc
+
+TOKEN = "s3cret"
+START_TIMEOUT = 30.0
+READ_TIMEOUT = 30.0  # for one frame
+EXCHANGE_TIMEOUT = 60.0  # for all frames of one exchange
+STOP_TIMEOUT = 20.0
+
+
+class Connection:
+    """A blocking NDJSON connection where every read has a deadline."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(READ_TIMEOUT)
+        try:
+            self.sock.connect(str(path))
+        except OSError:
+            self.sock.close()
+            raise
+        self.buffer = b""
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.send_raw(json.dumps(message, allow_nan=False).encode() + b"\n")
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read(self, deadline: float) -> dict[str, Any] | None:
+        """The next frame, or None at end of stream; TimeoutError past ``deadline``."""
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no complete frame before the deadline")
+            self.sock.settimeout(min(remaining, READ_TIMEOUT))
+            try:
+                chunk = self.sock.recv(1 << 16)
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                return None
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        frame: dict[str, Any] = json.loads(line)
+        return frame
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# -- the server ------------------------------------------------------------------------
+
+
+def _ping_ready(path: Path) -> bool:
+    try:
+        conn = Connection(path)
+    except OSError:
+        return False
+    try:
+        conn.sock.settimeout(2.0)
+        conn.send({"id": 0, "type": "ping"})
+        frame = conn.read(time.monotonic() + 2.0)
+        return bool(frame and frame.get("result", {}).get("ready"))
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def pipe_server() -> Iterator[Path]:
+    """A fresh real pipe backend: yields its socket path; killed and cleaned up after."""
+    directory = Path(tempfile.mkdtemp(prefix="bh", dir="/tmp"))
+    path = directory / "p.sock"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
+    env |= {
+        "BEEPHOST_PIPE_BACKEND_SOCKET_PATH": str(path),
+        "BEEPHOST_PIPE_BACKEND_METRICS_PORT": "0",
+        "BEEPHOST_PIPE_BACKEND_TOKEN": TOKEN,
+    }
+    log_path = directory / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "beephost_pipe_backend"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _ping_ready(path):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"pipe backend did not become ready:\n{log_path.read_text()}"
+                )
+            time.sleep(0.05)
+        yield path
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+# -- matching replies against the doc -----------------------------------------------------
+
+
+def _kind(value: Any) -> str:
+    if value is None or isinstance(value, bool | str | list | dict):
+        return type(value).__name__
+    if isinstance(value, int | float):
+        return "number"
+    raise TypeError(type(value))
+
+
+def _varies(path: tuple[str, ...], patterns: list[str]) -> bool:
+    for pattern in patterns:
+        parts = pattern.split(".")
+        if len(parts) == len(path) and all(
+            p in ("*", segment) for p, segment in zip(parts, path, strict=True)
+        ):
+            return True
+    return False
+
+
+def _short(message: Any, limit: int = 800) -> str:
+    text = json.dumps(message)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class Transcript:
+    """Replays exchanges, learning the values the server makes up."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.learned: dict[str, str] = {}  # documented string -> the real one
+        self.problems: list[str] = []
+        self.conn = Connection(path)
+
+    def substitute(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for documented, real in self.learned.items():
+                value = value.replace(documented, real)
+            return value
+        if isinstance(value, list):
+            return [self.substitute(item) for item in value]
+        if isinstance(value, dict):
+            return {key: self.substitute(item) for key, item in value.items()}
+        return value
+
+    def compare(
+        self,
+        expected: Any,
+        actual: Any,
+        vary: list[str],
+        path: tuple[str, ...] = (),
+    ) -> list[str]:
+        where = ".".join(path) or "(message)"
+        if _kind(expected) != _kind(actual):
+            return [f"{where}: expected {expected!r}, got {actual!r}"]
+        if _varies(path, vary):
+            if isinstance(expected, str) and expected != actual:
+                self.learned[expected] = actual
+            return []
+        if isinstance(expected, dict):
+            diffs = []
+            if expected.keys() != actual.keys():
+                diffs.append(
+                    f"{where}: keys {sorted(expected)} documented, "
+                    f"{sorted(actual)} sent"
+                )
+            for key in expected.keys() & actual.keys():
+                diffs += self.compare(expected[key], actual[key], vary, (*path, key))
+            return diffs
+        if isinstance(expected, list):
+            if len(expected) != len(actual):
+                return [f"{where}: expected {expected!r}, got {actual!r}"]
+            diffs = []
+            for index, (want, got) in enumerate(zip(expected, actual, strict=True)):
+                diffs += self.compare(want, got, vary, (*path, str(index)))
+            return diffs
+        if expected != actual:
+            return [f"{where}: expected {expected!r}, got {actual!r}"]
+        return []
+
+    def replay(self, exchange: Exchange) -> None:
+        first = exchange.requests[0]
+        for request in exchange.requests:
+            time.sleep(request.pause)
+            self.conn.send(self.substitute(request.message))
+        pending = {json.dumps(request.message["id"]) for request in exchange.requests}
+        frames: list[dict[str, Any]] = []
+        deadline = time.monotonic() + EXCHANGE_TIMEOUT
+        while pending:
+            frame = self.conn.read(deadline)
+            if frame is None:
+                self.problems.append(f"{first}: connection closed; got {frames}")
+                self.reconnect()
+                return
+            frames.append(frame)
+            if "event" not in frame:
+                pending.discard(json.dumps(frame.get("id")))
+        self.check(exchange, frames)
+        if any(reply.closes for reply in exchange.replies):
+            if self.conn.read(time.monotonic() + READ_TIMEOUT) is not None:
+                self.problems.append(f"{first}: the server did not close")
+            self.reconnect()
+
+    def check(self, exchange: Exchange, frames: list[dict[str, Any]]) -> None:
+        responses = [frame for frame in frames if "event" not in frame]
+        documented = [reply for reply in exchange.replies if reply.kind == "response"]
+        sent_ids = [frame.get("id") for frame in responses]
+        documented_ids = [reply.message["id"] for reply in documented]
+        if sent_ids != documented_ids:
+            self.problems.append(
+                f"{documented[0]}: replies came in the order {sent_ids}, "
+                f"documented {documented_ids}"
+            )
+        by_id = {json.dumps(frame.get("id")): frame for frame in responses}
+        for reply in documented:
+            actual = by_id[json.dumps(reply.message["id"])]
+            diffs = self.compare(self.substitute(reply.message), actual, reply.vary)
+            if diffs:
+                self.problems.append(
+                    f"{reply}: " + "; ".join(diffs) + f"\n    sent: {_short(actual)}"
+                )
+        self.check_events(exchange.replies, frames)
+
+    def check_events(self, replies: list[Block], frames: list[dict[str, Any]]) -> None:
+        def streams(messages: list[dict[str, Any]]) -> dict[str, str]:
+            joined: dict[str, str] = {}
+            for message in messages:
+                key = f"{json.dumps(message['id'])}/{message['event']}"
+                joined[key] = joined.get(key, "") + message["data"]
+            return joined
+
+        documented = [self.substitute(r.message) for r in replies if r.kind == "event"]
+        sent = [frame for frame in frames if "event" in frame]
+        if streams(documented) != streams(sent):
+            self.problems.append(
+                f"events: documented {streams(documented)}, sent {streams(sent)}"
+            )
+        answered: set[str] = set()
+        for frame in frames:
+            request = json.dumps(frame.get("id"))
+            if "event" in frame and request in answered:
+                self.problems.append(f"an event after its response: {frame}")
+            if "event" not in frame:
+                answered.add(request)
+
+    def reconnect(self) -> None:
+        self.conn.close()
+        self.conn = Connection(self.path)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@pytest.fixture
+def transcript(pipe_server: Path) -> Iterator[Transcript]:
+    replayer = Transcript(pipe_server)
+    yield replayer
+    replayer.close()
+
+
+def test_doc_transcript_replays(transcript: Transcript) -> None:
+    replayed = exchanges(load_doc())
+    assert replayed
+    for exchange in replayed:
+        transcript.replay(exchange)
+    assert not transcript.problems, "\n".join(transcript.problems)
+
+
+def _example(code: str) -> Block:
+    (block,) = (
+        block
+        for block in load_doc()
+        if block.kind == "example"
+        and block.message["id"] is None
+        and block.message["error"]["code"] == code
+    )
+    return block
+
+
+def test_over_long_line_is_answered_as_documented(transcript: Transcript) -> None:
+    documented = _example("too_large")
+    size = documented.message["error"]["data"]["size"]
+    conn = transcript.conn
+    deadline = time.monotonic() + EXCHANGE_TIMEOUT
+    conn.send_raw(b"x" * size + b"\n")
+    conn.send({"id": 1, "type": "ping"})
+    assert conn.read(deadline) == documented.message
+    assert conn.read(deadline) == {"id": 1, "result": {"pong": True, "ready": True}}
+
+
+def _healthcheck(path: Path, token: str | None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
+    env["BEEPHOST_PIPE_BACKEND_SOCKET_PATH"] = str(path)
+    if token is not None:
+        env["BEEPHOST_PIPE_BACKEND_TOKEN"] = token
+    return subprocess.run(
+        [sys.executable, "-m", "beephost_pipe_backend", "healthcheck"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=STOP_TIMEOUT,
+        check=False,
+    )
+
+
+def test_healthcheck_command(pipe_server: Path) -> None:
+    for token in (TOKEN, None):  # ping needs no token
+        done = _healthcheck(pipe_server, token)
+        assert (done.returncode, done.stdout.strip()) == (0, "ready")
+    done = _healthcheck(pipe_server, "wrong")
+    assert (done.returncode, done.stdout.strip()) == (1, "invalid token")
+    done = _healthcheck(pipe_server.with_name("absent.sock"), None)
+    assert done.returncode == 1
