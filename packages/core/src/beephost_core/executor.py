@@ -95,6 +95,7 @@ class Executor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._refilling = False
         self._closing = False
+        self._gauge_values = (-1, -1)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -242,7 +243,10 @@ class Executor:
         )
         deadline = asyncio.get_running_loop().time() + timeout
         try:
-            async with asyncio.timeout_at(deadline):
+            if session.lock.locked():  # only a queued request pays for a timer here
+                async with asyncio.timeout_at(deadline):
+                    await session.lock.acquire()
+            else:
                 await session.lock.acquire()
         except TimeoutError:
             raise ExecutionTimeout(
@@ -361,11 +365,9 @@ class Executor:
         task.add_done_callback(self._tasks.discard)
 
     def _update_gauges(self) -> None:
-        self.metrics.sessions.set(len(self._sessions))
-        self.metrics.handles.set(
-            sum(
-                s.worker.handles
-                for s in self._sessions.values()
-                if s.worker is not None
-            )
-        )
+        sessions = len(self._sessions)
+        handles = sum(s.worker.handles for s in self._sessions.values() if s.worker)
+        if (sessions, handles) != self._gauge_values:  # runs per request: skip no-ops
+            self._gauge_values = (sessions, handles)
+            self.metrics.sessions.set(sessions)
+            self.metrics.handles.set(handles)

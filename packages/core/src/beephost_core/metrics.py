@@ -59,6 +59,7 @@ class CoreMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self.worker_spawn = Histogram(
             "beephost_worker_spawn_seconds",
             "Time to start a worker process until it answers.",
@@ -66,5 +67,14 @@ class CoreMetrics:
         )
 
     def observe(self, command: str, outcome: str, seconds: float) -> None:
-        self.requests.labels(self.transport, command, outcome).inc()
-        self.latency.labels(self.transport, command).observe(seconds)
+        # Label lookups take a lock and hash the labels; cache the children per key.
+        key = (command, outcome)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(self.transport, command, outcome),
+                self.latency.labels(self.transport, command),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)

@@ -33,6 +33,10 @@ from typing import Any
 _WORKER_FILE = os.path.abspath(__file__)
 _REPR_LIMIT = 240
 _MAX_DEPTH = 64
+_COMPILE_CACHE = 256
+# One encoder for every frame: json.dumps with options builds a new one per call.
+# ensure_ascii keeps lone surrogates from user strings transmittable.
+_encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 _TAGS = ("$float", "$bytes", "$tuple", "$map", "$dict", "$handle")
 
 
@@ -80,9 +84,7 @@ class Channel:
 
     def send(self, message: dict[str, Any]) -> None:
         # ensure_ascii keeps lone surrogates from user strings transmittable.
-        data = (
-            json.dumps(message, allow_nan=False, separators=(",", ":")).encode() + b"\n"
-        )
+        data = _encode(message).encode() + b"\n"
         self.send_raw(data)
 
     def send_raw(self, data: bytes) -> None:
@@ -119,6 +121,10 @@ class Capture(io.TextIOBase):
             self.kept = 0
             self.dropped = 0
             self.streamer = stream
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.parts or self.dropped or self.streamer is not None)
 
     def writable(self) -> bool:
         return True
@@ -221,6 +227,7 @@ class Session:
         self.stdout = Capture("stdout", int(config.get("max_output_bytes", 1 << 20)))
         self.stderr = Capture("stderr", int(config.get("max_output_bytes", 1 << 20)))
         self.counter = 0
+        self.compiled: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.ops = {
             "eval": self.op_eval,
             "exec": self.op_exec,
@@ -340,10 +347,28 @@ class Session:
 
     # -- operations -----------------------------------------------------------------
 
-    def _compile(self, source: str, mode: str) -> Any:
+    def _compile(self, source: str, mode: str) -> tuple[Any, Any]:
+        """Compile user code, cached by source: repeated requests skip the parser.
+
+        Returns (code, trailing): for exec, ``trailing`` is the code of a final
+        expression statement, whose value becomes the result.
+        """
+        key = (mode, source)
+        cached = self.compiled.get(key)
+        if cached is not None:
+            return cached
         self.counter += 1
         filename = f"<beephost-{self.counter}>"
-        tree = ast.parse(source, filename, mode)
+        if mode == "eval":
+            compiled: tuple[Any, Any] = (compile(source, filename, "eval"), None)
+        else:
+            tree = ast.parse(source, filename, "exec")
+            trailing = None
+            last = tree.body[-1] if tree.body else None
+            if isinstance(last, ast.Expr):
+                tree.body.pop()
+                trailing = compile(ast.Expression(last.value), filename, "eval")
+            compiled = (compile(tree, filename, "exec"), trailing)
         # Keep the source so tracebacks show the user's lines.
         linecache.cache[filename] = (
             len(source),
@@ -351,30 +376,26 @@ class Session:
             source.splitlines(True),
             filename,
         )
-        return tree, filename
+        if len(self.compiled) >= _COMPILE_CACHE:
+            self.compiled.pop(next(iter(self.compiled)))
+        self.compiled[key] = compiled
+        return compiled
 
     def op_eval(self, params: dict[str, Any]) -> dict[str, Any]:
-        tree, filename = self._compile(params["expression"], "eval")
-        code = compile(tree, filename, "eval")
-        local_names = self.decode(params.get("locals") or {})
-        value = (
-            eval(code, self.namespace, local_names)
-            if local_names
-            else eval(code, self.namespace)
-        )
+        code, _ = self._compile(params["expression"], "eval")
+        local_names = params.get("locals")
+        if local_names:
+            value = eval(code, self.namespace, self.decode(local_names))
+        else:
+            value = eval(code, self.namespace)
         return {"value": self.encode(value)}
 
     def op_exec(self, params: dict[str, Any]) -> dict[str, Any]:
-        tree, filename = self._compile(params["code"], "exec")
-        trailing = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            trailing = ast.Expression(tree.body.pop().value)
-        exec(compile(tree, filename, "exec"), self.namespace)
-        result: dict[str, Any] = {"value": None, "has_value": False}
-        if trailing is not None:
-            value = eval(compile(trailing, filename, "eval"), self.namespace)
-            result = {"value": self.encode(value), "has_value": True}
-        return result
+        code, trailing = self._compile(params["code"], "exec")
+        exec(code, self.namespace)
+        if trailing is None:
+            return {"value": None, "has_value": False}
+        return {"value": self.encode(eval(trailing, self.namespace)), "has_value": True}
 
     def op_create(self, params: dict[str, Any]) -> dict[str, Any]:
         target = self.lookup(str(params["target"]))
@@ -547,8 +568,9 @@ class Worker:
                 streamer = Streamer(
                     self.channel, int(request_id or 0), self.stream_interval
                 )
-            session.stdout.reset(streamer)
-            session.stderr.reset(streamer)
+            if streamer is not None or session.stdout.dirty or session.stderr.dirty:
+                session.stdout.reset(streamer)
+                session.stderr.reset(streamer)
             _SignalState.busy = True
             try:
                 result = op(request.get("params") or {})
@@ -563,10 +585,7 @@ class Worker:
         self.attach_output(reply)
         reply["handles"] = len(session.handles)
         try:
-            data = (
-                json.dumps(reply, allow_nan=False, separators=(",", ":")).encode()
-                + b"\n"
-            )
+            data = _encode(reply).encode() + b"\n"
         except (TypeError, ValueError) as exc:
             reply = {
                 "id": request_id,

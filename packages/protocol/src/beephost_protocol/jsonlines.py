@@ -5,18 +5,20 @@ from dataclasses import dataclass
 from typing import Any
 
 
+# Built once: json.dumps with options constructs a new encoder on every call.
+_encode_utf8 = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":")
+).encode
+_encode_ascii = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+
+
 def encode(message: dict[str, Any]) -> bytes:
     """Encode one message as a UTF-8 JSON line (strict JSON: no NaN/Infinity)."""
-    text = json.dumps(
-        message, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-    )
     try:
-        return text.encode() + b"\n"
+        return _encode_utf8(message).encode() + b"\n"
     except UnicodeEncodeError:
         # Lone surrogates cannot be UTF-8; JSON's \\u escapes can carry them.
-        return (
-            json.dumps(message, allow_nan=False, separators=(",", ":")).encode() + b"\n"
-        )
+        return _encode_ascii(message).encode() + b"\n"
 
 
 @dataclass(frozen=True, slots=True)
