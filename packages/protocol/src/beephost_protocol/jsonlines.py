@@ -4,7 +4,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-
 # Built once: json.dumps with options constructs a new encoder on every call.
 _encode_utf8 = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":")
