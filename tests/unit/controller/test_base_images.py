@@ -199,6 +199,7 @@ def test_extract_hook_finishes_what_postinst_would() -> None:
     assert "Status: install ok unpacked" in script
     assert "/etc/ssl/certs/ca-certificates.crt" in script
     assert "@PYTHON@" not in script
+    assert 'rm -f "$root/etc/resolv.conf" "$root/etc/hostname"' in script
 
 
 # -- tags, labels, source decision --------------------------------------------------------

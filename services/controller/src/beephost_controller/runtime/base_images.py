@@ -57,6 +57,9 @@ MERGED_USR_SUITES = frozenset({"trixie", "sid"})
 #: Suites whose Release file may be past its Valid-Until date.
 UNDATED_SUITES = frozenset({"sid"})
 MERGED_USR_HOOK = "/usr/share/mmdebstrap/hooks/merged-usr/setup00.sh"
+#: mmdebstrap clamps file times to SOURCE_DATE_EPOCH and sorts the tarball: the same
+#: packages then give the same bytes, so equal sha256 labels mean equal rootfs.
+ROOTFS_SOURCE_DATE_EPOCH = 1735689600  # 2025-01-01T00:00:00Z
 
 #: Packages next to python3.X-venv. libstdc++6: grpcio and most C++ wheels;
 #: coreutils: extract mode has none and Dockerfile RUN steps need rm, mkdir...
@@ -294,6 +297,10 @@ done > "$root/etc/ssl/certs/ca-certificates.crt"
 [ -e "$root/etc/passwd" ] || printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
 [ -e "$root/etc/group" ] || printf 'root:x:0:\n' > "$root/etc/group"
 mkdir -p -m 0700 "$root/root"
+
+# mmdebstrap copies the build host's resolv.conf and hostname in. Docker mounts its own
+# at run time; the host's must not leak into the artifact (nor change its sha256).
+rm -f "$root/etc/resolv.conf" "$root/etc/hostname"
 """
 
 
@@ -555,11 +562,18 @@ class MmdebstrapBuilder:
     Args:
         executable: mmdebstrap's path or name on ``PATH``.
         timeout: Seconds before the build is abandoned.
+        source_date_epoch: File-time clamp that makes the tarball reproducible.
     """
 
-    def __init__(self, executable: str = "mmdebstrap", timeout: float = 900.0) -> None:
+    def __init__(
+        self,
+        executable: str = "mmdebstrap",
+        timeout: float = 900.0,
+        source_date_epoch: int = ROOTFS_SOURCE_DATE_EPOCH,
+    ) -> None:
         self.executable = executable
         self.timeout = timeout
+        self.source_date_epoch = source_date_epoch
 
     def build(self, plan: RootfsPlan, output: Path) -> None:
         """Build the rootfs for ``plan`` into ``output`` (a ``.tar.gz``).
@@ -583,6 +597,10 @@ class MmdebstrapBuilder:
             try:
                 result = subprocess.run(
                     command,
+                    env={
+                        **os.environ,
+                        "SOURCE_DATE_EPOCH": str(self.source_date_epoch),
+                    },
                     capture_output=True,
                     text=True,
                     timeout=self.timeout,

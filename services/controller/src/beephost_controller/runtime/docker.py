@@ -3,6 +3,7 @@
 import io
 import json
 import logging
+import socket
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +11,9 @@ from typing import Any
 
 import docker
 import docker.errors
+import docker.utils
+import requests.exceptions
+from docker.constants import DEFAULT_UNIX_SOCKET
 
 from beephost_controller.runtime.base import (
     ContainerRunError,
@@ -28,8 +32,26 @@ def _mapped_errors(action: str) -> Iterator[None]:
         yield
     except (docker.errors.ImageNotFound, docker.errors.NotFound) as exc:
         raise ImageNotFoundError(f"{action}: {exc}") from exc
-    except docker.errors.DockerException as exc:
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise ContainerRuntimeError(f"{action}: {exc}") from exc
+
+
+def _check_unix_socket(timeout: float) -> None:
+    # docker-py leaks its socket when connecting to a Unix socket fails (a
+    # ResourceWarning, an error under pytest's filterwarnings=error), so try the
+    # socket first with one we close ourselves.
+    base_url = docker.utils.kwargs_from_env().get("base_url") or DEFAULT_UNIX_SOCKET
+    scheme, _, path = str(base_url).partition("://")
+    if scheme not in ("unix", "http+unix"):
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except OSError as exc:
+            raise ContainerRuntimeError(
+                f"connect to the Docker engine at {path}: {exc}"
+            ) from exc
 
 
 def _image_info(image: Any) -> ImageInfo:
@@ -68,6 +90,7 @@ class DockerRuntime:
         Raises:
             ContainerRuntimeError: No engine answers.
         """
+        _check_unix_socket(timeout)
         with _mapped_errors("connect to the Docker engine"):
             client = docker.from_env(timeout=timeout)
             client.ping()
@@ -201,6 +224,7 @@ class DockerRuntime:
         try:
             with _mapped_errors(f"run {list(command)} in {image}"):
                 container.start()
+                # A wait() timeout is a requests exception: mapped to ours.
                 status = container.wait(timeout=timeout)
                 stdout = str(container.logs(stdout=True, stderr=False).decode())
                 exit_code = int(status.get("StatusCode", -1))
@@ -212,11 +236,6 @@ class DockerRuntime:
                         exit_code=exit_code,
                         output=stderr,
                     )
-        except Exception as exc:
-            # requests' read timeout from wait() is not a DockerException.
-            if not isinstance(exc, ContainerRuntimeError):
-                raise ContainerRuntimeError(f"run in {image}: {exc}") from exc
-            raise
         finally:
             try:
                 container.remove(force=True)
