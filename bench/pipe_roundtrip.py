@@ -4,14 +4,17 @@
 
 Starts, at once and as separate processes, the pipe backend (two hops: server, then the
 session's worker process), a raw one-hop Unix-socket JSON eval server (the FLOOR,
-bench/_floor_server.py) and RPyC classic over a Unix socket (bench/_rpyc_server.py).
+bench/_floor_server.py), RPyC classic over a Unix socket (bench/_rpyc_server.py) and,
+unless --no-relay, the TWO-HOP FLOOR (bench/_relay_server.py: the leanest asyncio server
+in front of a worker process, i.e. the pipe backend's architecture without its code).
 Then evaluates ``1+1`` from one blocking client per server, in short blocks run in a
 shuffled, interleaved order, so that every case sees the same machine noise; each case
 is reported as a ratio to the floor measured in the same run (the absolute numbers on a
 shared 2-vCPU machine move by 2x between runs, the ratios do not; see
 shared/research/platform.md, "Benchmarking on these machines").
 Extra rows: 4 concurrent client processes against the pipe backend (one shared default
-session, and one session each), the floor and RPyC; their figure of merit is total req/s.
+session, and one session each), the floor, RPyC and the relay; their figure of merit is
+total req/s. CPU time per request of client, server and workers comes from /proc.
 """
 
 import argparse
@@ -305,7 +308,7 @@ def _descendants(pid: int) -> Iterator[int]:
                 yield from _descendants(child)
 
 
-def build_servers(tmp: Path) -> dict[str, Server]:
+def build_servers(tmp: Path, relay: bool) -> dict[str, Server]:
     python = sys.executable
     pipe_env = {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
     pipe_env.update(
@@ -314,7 +317,7 @@ def build_servers(tmp: Path) -> dict[str, Server]:
         BEEPHOST_PIPE_BACKEND_PREWARM="0",
         BEEPHOST_PIPE_BACKEND_DRAIN_TIMEOUT="1",
     )
-    return {
+    servers = {
         "pipe": Server(
             "pipe",
             [python, "-m", "beephost_pipe_backend"],
@@ -334,7 +337,16 @@ def build_servers(tmp: Path) -> dict[str, Server]:
             tmp / "rpyc.sock",
             tmp / "rpyc.log",
         ),
+        "relay": Server(
+            "relay",
+            [python, str(BENCH_DIR / "_relay_server.py"), str(tmp / "relay.sock")],
+            tmp / "relay.sock",
+            tmp / "relay.log",
+        ),
     }
+    if not relay:
+        del servers["relay"]
+    return servers
 
 
 def _probe(server: Server) -> bool:
@@ -595,6 +607,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="pin this client, every server and their workers to one CPU",
     )
+    parser.add_argument(
+        "--no-relay",
+        dest="relay",
+        action="store_false",
+        help="skip the two-hop floor (bench/_relay_server.py)",
+    )
     parser.add_argument("--cpu", type=int, default=None, help="the CPU for --pin")
     parser.add_argument("--seed", type=int, default=None, help="shuffle seed")
     return parser.parse_args(argv)
@@ -618,7 +636,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, _raise_exit)
 
     tmp = Path(tempfile.mkdtemp(prefix="bhb-", dir="/tmp"))
-    servers = build_servers(tmp)
+    servers = build_servers(tmp, args.relay)
     clients: list[Client] = []
     groups: list[ClientGroup] = []
     failed = False
@@ -636,7 +654,13 @@ def main(argv: list[str] | None = None) -> int:
             ("floor", "raw UDS JSON server, eval in-process (1 hop)"),
             ("pipe", "beephost pipe backend: server + worker process (2 hops)"),
             ("rpyc", "RPyC classic conn.eval over UDS (1 hop)"),
+            (
+                "relay",
+                "leanest asyncio server + worker process (2 hops): the 2-hop floor",
+            ),
         ):
+            if kind not in servers:
+                continue
             client = make_client(kind, path[kind])
             client.check()
             clients.append(client)
@@ -663,7 +687,10 @@ def main(argv: list[str] | None = None) -> int:
             ),
             ("pipe", f"pipe x{n} sessions", True, f"one session each ({n} workers)"),
             ("rpyc", f"rpyc x{n}", False, "thread per connection"),
+            ("relay", f"relay x{n}", False, "one worker, requests queued in order"),
         ):
+            if kind not in servers:
+                continue
             group = ClientGroup(kind, path[kind], n, own)
             groups.append(group)
             cases.append(
