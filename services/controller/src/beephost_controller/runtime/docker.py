@@ -65,6 +65,14 @@ def _image_info(image: Any) -> ImageInfo:
     )
 
 
+def _split_tag(ref: str) -> tuple[str, str]:
+    # "host:5000/repo:tag" -> ("host:5000/repo", "tag"); no tag means "latest".
+    repository, sep, tag = ref.rpartition(":")
+    if not sep or "/" in tag:
+        return ref, "latest"
+    return repository, tag
+
+
 def _label_filters(labels: Mapping[str, str]) -> dict[str, list[str]]:
     return {"label": [f"{key}={value}" for key, value in labels.items()]}
 
@@ -123,7 +131,7 @@ class DockerRuntime:
         Raises:
             ContainerRuntimeError: The engine rejected the tarball or a change.
         """
-        repository, _, name = tag.rpartition(":")
+        repository, name = _split_tag(tag)
         with _mapped_errors(f"import {tarball} as {tag}"):
             result = self._client.api.import_image(
                 src=str(tarball), repository=repository, tag=name, changes=list(changes)
@@ -159,7 +167,7 @@ class DockerRuntime:
         Raises:
             ImageNotFoundError: ``ref`` does not exist.
         """
-        repository, _, name = tag.rpartition(":")
+        repository, name = _split_tag(tag)
         with _mapped_errors(f"tag {ref} as {tag}"):
             self._client.api.tag(ref, repository, name, force=True)
 
