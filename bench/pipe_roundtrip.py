@@ -20,6 +20,7 @@ total req/s. CPU time per request of client, server and workers comes from /proc
 import argparse
 import contextlib
 import gc
+import importlib.util
 import json
 import multiprocessing
 import multiprocessing.connection
@@ -758,6 +759,34 @@ def _cpus(pid: int) -> str:
     return ",".join(map(str, cpus))
 
 
+def _code_under_test() -> str:
+    """Where the pipe backend is imported from, and the git state of that tree."""
+    spec = importlib.util.find_spec("beephost_pipe_backend")
+    origin = Path(spec.origin).parent if spec and spec.origin else None
+    if origin is None:
+        return "beephost_pipe_backend not importable"
+    root = BENCH_DIR.parent
+    if not origin.is_relative_to(root):
+        return f"{origin} (outside this repo, e.g. via PYTHONPATH)"
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "packages", "services"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return str(origin)
+    state = "with uncommitted changes" if dirty else "clean"
+    return f"{origin.relative_to(root)} at {head}, packages/ and services/ {state}"
+
+
 def report(
     args: argparse.Namespace,
     rows: list[Row],
@@ -779,6 +808,7 @@ def report(
         f"pipe_roundtrip: eval {EXPRESSION!r}, Python {platform.python_version()}, "
         f"rpyc {rpyc.__version__}, pipe backend on {loop}"
     )
+    print(f"code under test: {_code_under_test()}")
     print(
         f"{rounds} shuffled rounds of {args.block}-request blocks in {elapsed:.1f}s "
         f"(+{args.warmup:g}s warm-up per case), seed {seed}"
