@@ -108,7 +108,7 @@ async def test_timeout_interrupts_and_keeps_state(executor: Executor) -> None:
         await executor.run(models.Execute(code="while True: pass", timeout=1.0))
     elapsed = time.monotonic() - started
     assert 1.0 <= elapsed < 1.0 + 0.5 + 1.0
-    assert info.value.data == {"state_lost": False}
+    assert info.value.data["state_lost"] is False
     assert (await executor.run(models.Evaluate(expression="kept")))["value"] == 42
 
 
@@ -175,7 +175,12 @@ async def test_a_dying_worker_loses_its_session(
     with pytest.raises(SessionLost) as info:
         await executor.run(models.Execute(code=code, session=other))
     assert reason in info.value.message
-    with pytest.raises(SessionLost):  # the lost session stays lost, truthfully
+    with pytest.raises(SessionLost) as again:  # the lost session stays lost, truthfully
+        await executor.run(models.Evaluate(expression="1", session=other))
+    assert again.value.data["session"] == other
+    assert info.value.data["session"] == other
+    assert (await executor.run(models.SessionClose(session=other))) == {"closed": True}
+    with pytest.raises(NotFound):  # closed: forgotten
         await executor.run(models.Evaluate(expression="1", session=other))
     fresh = (await executor.run(models.SessionOpen()))["session"]
     assert (await executor.run(models.Evaluate(expression="1+1", session=fresh)))[
@@ -242,8 +247,9 @@ async def test_idle_sessions_expire(make_executor: MakeExecutor) -> None:
     executor = await make_executor(session_ttl=0.3)
     session = (await executor.run(models.SessionOpen()))["session"]
     await asyncio.sleep(1.0)
-    with pytest.raises(NotFound):
+    with pytest.raises(SessionLost, match="expired after 0.3s idle"):
         await executor.run(models.Evaluate(expression="1", session=session))
+    assert (await executor.run(models.SessionClose(session=session)))["closed"] is True
     assert (await executor.run(models.Evaluate(expression="1")))[
         "value"
     ] == 1  # default stays

@@ -227,7 +227,7 @@ def test_oversized_frame_is_refused_and_framing_recovers(
     )
     client.send_raw(big.encode() + b"\n")
     reply = client.read()
-    assert reply["id"] is None
+    assert reply["id"] == 1
     assert reply["error"]["code"] == "too_large"
     assert reply["error"]["data"]["limit"] == 4096
     assert client.result("eval", expression="2") == {"value": 2}

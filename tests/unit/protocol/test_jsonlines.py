@@ -20,12 +20,15 @@ def test_over_long_line_is_reported_once_and_framing_recovers() -> None:
     decoder = LineDecoder(max_line=10)
     assert decoder.feed(b"x" * 8) == []
     assert decoder.feed(b"y" * 8) == []  # now over the limit: discarding
-    assert decoder.feed(b"z" * 5 + b'\n{"ok":1}\n') == [LineTooLong(21), b'{"ok":1}']
+    assert decoder.feed(b"z" * 5 + b'\n{"ok":1}\n') == [
+        LineTooLong(21, b"x" * 8 + b"y" * 8),
+        b'{"ok":1}',
+    ]
 
 
 def test_over_long_line_within_one_chunk() -> None:
     decoder = LineDecoder(max_line=4)
-    assert decoder.feed(b"123456\n12\n") == [LineTooLong(6), b"12"]
+    assert decoder.feed(b"123456\n12\n") == [LineTooLong(6, b"123456"), b"12"]
 
 
 def test_line_of_exactly_the_limit_is_accepted() -> None:

@@ -25,9 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-# jsonschema ships no type stubs and the dev group has no types-jsonschema.
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from jsonschema import Draft202012Validator
 
 from beephost_protocol import COMMANDS, ErrorCode, Handle, encode_value
 from beephost_protocol.schema import (

@@ -162,6 +162,9 @@ class WorkerProcess:
         except OSError as exc:
             parent.close()
             raise Unavailable(f"cannot start worker {config.python!r}: {exc}") from exc
+        except BaseException:
+            parent.close()
+            raise
         finally:
             child.close()
         limit = config.max_result_bytes + 4 * config.max_output_bytes + (1 << 20)
@@ -262,16 +265,22 @@ class WorkerProcess:
                 {"state_lost": True},
             ) from lost
         if "error" in reply:  # normally the KeyboardInterrupt reply
+            output = reply["error"].get("data") or {}
+            kept = {
+                k: v for k, v in output.items() if k.startswith(("stdout", "stderr"))
+            }
             raise ExecutionTimeout(
                 "deadline exceeded; the code was interrupted and the session's state is kept",
-                {"state_lost": False},
+                {"state_lost": False, **kept},
             )
         return reply  # a reply that raced the deadline still counts as a success
 
     def interrupt(self) -> bool:
         """Raise KeyboardInterrupt in the running user code; False if nothing runs."""
-        if not self.busy or not self.alive:
+        if not self.busy or not self.alive or self._channel.transport is None:
             return False
+        # The frame goes first: it tells the worker which request the signal is for.
+        self._channel.transport.write(b'{"interrupt":%d}\n' % self._next_id)
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGINT)
         return True

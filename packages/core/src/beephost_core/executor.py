@@ -96,6 +96,7 @@ class Executor:
         self._refilling = False
         self._closing = False
         self._gauge_values = (-1, -1)
+        self._reaper: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -110,15 +111,23 @@ class Executor:
         self._sessions[default.id] = default
         self._update_gauges()
         self._background(self._refill_spares())
-        self._background(self._reap_idle_sessions())
+        self._reaper = asyncio.create_task(self._reap_idle_sessions())
 
     async def aclose(self) -> None:
         """Kill every worker; in-flight requests end with SessionLost."""
         self._closing = True
+        # Cancel the reaper, but let spawns finish: cancelling one inside
+        # create_subprocess_exec would leak a process nobody holds.
+        if self._reaper is not None:
+            self._reaper.cancel()
         tasks = list(self._tasks)
-        for task in tasks:
+        _, late = (
+            await asyncio.wait(tasks, timeout=self.config.spawn_timeout)
+            if tasks
+            else ((), ())
+        )
+        for task in late:
             task.cancel()
-        # Wait for them: a spawn cut short must reap its half-started worker first.
         await asyncio.gather(*tasks, return_exceptions=True)
         workers = [s.worker for s in self._sessions.values() if s.worker] + self._spares
         self._sessions.clear()
@@ -224,6 +233,8 @@ class Executor:
         return {"session": session.id, "ttl": ttl}
 
     async def _close_session(self, session_id: str) -> dict[str, Any]:
+        if self._lost.pop(session_id, None) is not None:
+            return {"closed": True}  # closing a lost session is a clean no-op
         session = self._session(session_id)
         worker, session.worker = session.worker, None
         if session.id != models.DEFAULT_SESSION:
@@ -264,6 +275,8 @@ class Executor:
                 on_event=on_event,
             )
         except BeepHostError as exc:
+            if isinstance(exc, SessionLost):
+                exc.data["session"] = session.id
             if session.worker is not None and not session.worker.alive:
                 await self._retire_worker(session, exc.message)
             raise
@@ -297,7 +310,10 @@ class Executor:
         if session.id == models.DEFAULT_SESSION:
             return  # the default session always exists; its next request gets a fresh worker
         self._sessions.pop(session.id, None)
-        self._lost[session.id] = reason
+        self._remember_lost(session.id, reason)
+
+    def _remember_lost(self, session_id: str, reason: str) -> None:
+        self._lost[session_id] = reason
         while len(self._lost) > _LOST_MEMORY:
             self._lost.popitem(last=False)
 
@@ -355,6 +371,9 @@ class Executor:
                     )
                     with contextlib.suppress(BeepHostError):
                         await self._close_session(session.id)
+                    self._remember_lost(
+                        session.id, f"expired after {session.ttl}s idle"
+                    )
 
     def _background(self, coro: Any) -> None:
         if self._closing:

@@ -51,20 +51,23 @@ class WorkerError(Exception):
 
 
 class _SignalState:
-    """SIGINT only interrupts user code; inside channel writes it is deferred."""
+    """SIGINT raises KeyboardInterrupt only inside user code; elsewhere it is noted.
 
-    busy = False
-    critical = 0
-    pending = False
+    The core writes ``{"interrupt": ID}`` to the channel before each SIGINT, so a
+    signal noted outside user code can be matched to the request it was meant for:
+    one that arrived before its request was read still interrupts it, and a late one
+    for a finished request is dropped.
+    """
+
+    busy = False  # user code of the current request may run
+    critical = 0  # inside a channel write: defer
+    pending = False  # a SIGINT arrived while it could not be raised
 
 
 def _on_sigint(signum: int, frame: Any) -> None:
-    if not _SignalState.busy:
-        return
-    if _SignalState.critical:
-        _SignalState.pending = True
-        return
-    raise KeyboardInterrupt
+    if _SignalState.busy and not _SignalState.critical:
+        raise KeyboardInterrupt
+    _SignalState.pending = True
 
 
 class Channel:
@@ -72,15 +75,39 @@ class Channel:
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
-        self._reader = sock.makefile("rb", buffering=1 << 16)
+        self._buffer = bytearray()
         self._lock = threading.Lock()
 
     def read(self) -> dict[str, Any] | None:
-        line = self._reader.readline()
-        if not line:
-            return None
-        message: dict[str, Any] = json.loads(line)
-        return message
+        """The next request, blocking; interrupt frames of finished requests are skipped."""
+        while (line := self._line(block=True)) is not None:
+            message: dict[str, Any] = json.loads(line)
+            if "interrupt" not in message:
+                return message
+        return None
+
+    def interrupt_requested(self, request_id: Any) -> bool:
+        """Whether an interrupt frame for ``request_id`` has arrived (never blocks).
+
+        While a request runs the core sends nothing but interrupt frames for it.
+        """
+        found = False
+        while (line := self._line(block=False)) is not None:
+            found = found or json.loads(line).get("interrupt") == request_id
+        return found
+
+    def _line(self, block: bool) -> bytes | None:
+        while (end := self._buffer.find(b"\n")) < 0:
+            try:
+                data = self._sock.recv(1 << 16, 0 if block else socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return None
+            if not data:
+                return None
+            self._buffer += data
+        line = bytes(self._buffer[:end])
+        del self._buffer[: end + 1]
+        return line
 
     def send(self, message: dict[str, Any]) -> None:
         # ensure_ascii keeps lone surrogates from user strings transmittable.
@@ -97,6 +124,7 @@ class Channel:
         finally:
             if on_main:
                 _SignalState.critical -= 1
+                # Inside user code a deferred SIGINT is for the running request.
                 if (
                     _SignalState.pending
                     and _SignalState.busy
@@ -572,6 +600,10 @@ class Worker:
                 session.stdout.reset(streamer)
                 session.stderr.reset(streamer)
             _SignalState.busy = True
+            if _SignalState.pending:  # a SIGINT came before we were ready: whose?
+                _SignalState.pending = False
+                if self.channel.interrupt_requested(request_id):
+                    raise KeyboardInterrupt
             try:
                 result = op(request.get("params") or {})
             finally:

@@ -20,11 +20,15 @@ def encode(message: dict[str, Any]) -> bytes:
         return _encode_ascii(message).encode() + b"\n"
 
 
+_HEAD = 256  # bytes of an over-long line kept, so its request id can still be read
+
+
 @dataclass(frozen=True, slots=True)
 class LineTooLong:
-    """Marks a line that exceeded the limit; its bytes were discarded."""
+    """Marks a line that exceeded the limit; all but its first bytes were discarded."""
 
     size: int
+    head: bytes = b""
 
 
 class LineDecoder:
@@ -38,6 +42,7 @@ class LineDecoder:
         self._max_line = max_line
         self._buffer = bytearray()
         self._discarding = 0  # bytes dropped so far of an over-long line, 0 if none
+        self._head = b""  # the first bytes of the line being discarded
 
     def feed(self, data: bytes) -> list[bytes | LineTooLong]:
         frames: list[bytes | LineTooLong] = []
@@ -48,10 +53,13 @@ class LineDecoder:
                 self._keep(data, start)
                 return frames
             if self._discarding:
-                frames.append(LineTooLong(self._discarding + end - start))
+                frames.append(LineTooLong(self._discarding + end - start, self._head))
                 self._discarding = 0
             elif len(self._buffer) + end - start > self._max_line:
-                frames.append(LineTooLong(len(self._buffer) + end - start))
+                head = (bytes(self._buffer) + data[start : min(end, start + _HEAD)])[
+                    :_HEAD
+                ]
+                frames.append(LineTooLong(len(self._buffer) + end - start, head))
                 self._buffer.clear()
             elif self._buffer:
                 self._buffer += data[start:end]
@@ -72,6 +80,7 @@ class LineDecoder:
             self._discarding += tail
         elif len(self._buffer) + tail > self._max_line:
             self._discarding = len(self._buffer) + tail
+            self._head = (bytes(self._buffer) + data[start : start + _HEAD])[:_HEAD]
             self._buffer.clear()
         else:
             self._buffer += data[start:]

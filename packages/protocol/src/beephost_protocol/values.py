@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 _FLOAT_TAGS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+# An unknown "$" key decodes as a plain dict, as in the worker: forward compatible.
+_TAGS = frozenset({"$float", "$bytes", "$tuple", "$map", "$dict", "$handle"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +71,7 @@ def decode_value(value: Any) -> Any:
         return value
     if len(value) == 1:
         ((key, inner),) = value.items()
-        if key.startswith("$"):
+        if key in _TAGS:
             return _decode_tag(key, inner)
     return {key: decode_value(item) for key, item in value.items()}
 
@@ -85,8 +87,6 @@ def _decode_tag(tag: str, inner: Any) -> Any:
         return {decode_value(k): decode_value(v) for k, v in inner}
     if tag == "$dict":
         return {key: decode_value(item) for key, item in inner.items()}
-    if tag == "$handle":
-        return Handle(
-            str(inner["id"]), str(inner.get("type", "")), str(inner.get("repr", ""))
-        )
-    raise ValueError(f"unknown value tag {tag!r}")
+    return Handle(
+        str(inner["id"]), str(inner.get("type", "")), str(inner.get("repr", ""))
+    )

@@ -2,12 +2,13 @@
 
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from beephost_protocol import COMMANDS, Command, encode
+from beephost_protocol import COMMANDS, Command, LineTooLong, encode
 from beephost_protocol.errors import BeepHostError, InvalidRequest, TooLarge
 
 RequestId = int | str | None
@@ -43,8 +44,8 @@ def decode_frame(line: bytes) -> Frame:
             ``type``, or ``params`` that do not fit the command.
     """
     try:
-        message = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        message = json.loads(line, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
         raise FrameError(
             None, InvalidRequest(f"frame is not valid JSON: {exc}")
         ) from None
@@ -109,9 +110,21 @@ def event_frame(request_id: RequestId, stream: str, data: str) -> bytes:
     return encode({"id": request_id, "event": stream, "data": data})
 
 
-def too_long_error(size: int, limit: int) -> bytes:
+# The id is read back from the head of a discarded line when it is the first member.
+_LEADING_ID = re.compile(
+    rb'^\s*\{\s*"id"\s*:\s*(-?\d{1,18}|"(?:[^"\\]|\\.){0,128}")\s*,'
+)
+
+
+def too_long_error(line: LineTooLong, limit: int) -> bytes:
     error = TooLarge(
-        f"frame of {size} bytes exceeds the {limit}-byte limit; it was discarded",
-        {"size": size, "limit": limit},
+        f"frame of {line.size} bytes exceeds the {limit}-byte limit; it was discarded",
+        {"size": line.size, "limit": limit},
     )
-    return error_frame(None, error)
+    match = _LEADING_ID.match(line.head)
+    request_id: RequestId = json.loads(match.group(1)) if match else None
+    return error_frame(request_id, error)
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")

@@ -1,7 +1,9 @@
 """The asyncio Unix-socket server: connections, framing, auth, and the core underneath."""
 
 import asyncio
+import collections
 import contextlib
+import importlib.metadata
 import logging
 import os
 import socket
@@ -23,7 +25,9 @@ from beephost_protocol.errors import (
 
 logger = logging.getLogger(__name__)
 
-SERVER_NAME = "beephost-pipe-backend/0.1.0"
+SERVER_NAME = (
+    f"beephost-pipe-backend/{importlib.metadata.version('beephost-pipe-backend')}"
+)
 
 
 class PipeServer:
@@ -34,6 +38,7 @@ class PipeServer:
         self.executor = executor
         self._server: asyncio.Server | None = None
         self.connections: set[Connection] = set()
+        self.draining = False
         self._token = settings.token.get_secret_value() if settings.token else None
         registry = executor.metrics.registry
         self.open_connections = Gauge(
@@ -70,15 +75,18 @@ class PipeServer:
 
     async def close(self, drain_timeout: float = 0.0) -> None:
         """Stop accepting, let in-flight requests finish for ``drain_timeout``, then close."""
+        self.draining = True  # new requests get `unavailable`, ping says not ready
         if self._server is not None:
             self._server.close()
         tasks = {task for conn in self.connections for task in conn.tasks}
         if tasks and drain_timeout > 0:
             await asyncio.wait(tasks, timeout=drain_timeout)
-        for conn in list(self.connections):
-            conn.abort()
         remaining = {task for conn in self.connections for task in conn.tasks}
+        for task in remaining:
+            task.cancel()  # each answers `unavailable` before it ends
         await asyncio.gather(*remaining, return_exceptions=True)
+        for conn in list(self.connections):
+            conn.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
@@ -109,6 +117,7 @@ class Connection(asyncio.Protocol):
         self.tasks: set[asyncio.Task[None]] = set()
         self.closing = False
         self.reading_paused = False
+        self.backlog: collections.deque[bytes] = collections.deque()
         self._writable: asyncio.Future[None] | None = None
 
     # -- transport callbacks ------------------------------------------------------
@@ -145,10 +154,18 @@ class Connection(asyncio.Protocol):
             if isinstance(line, LineTooLong):
                 self.server.reject("too_large")
                 self._write(
-                    dispatch.too_long_error(line.size, self.settings.max_frame_bytes)
+                    dispatch.too_long_error(line, self.settings.max_frame_bytes)
                 )
+            elif self.backlog or len(self.tasks) >= self.settings.max_inflight:
+                self.backlog.append(line)  # over the in-flight bound: wait for a slot
+                self._pause_reading()
             elif line.strip():
                 self._on_line(line)
+
+    def _pause_reading(self) -> None:
+        if not self.reading_paused and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
 
     # -- frames -------------------------------------------------------------------
 
@@ -160,20 +177,15 @@ class Connection(asyncio.Protocol):
             self._write(dispatch.error_frame(exc.id, exc.error))
             return
         if frame.command is not None and self.authenticated:
+            if self.server.draining:
+                draining = Unavailable("the server is shutting down; retry on another")
+                self._write(dispatch.error_frame(frame.id, draining))
+                return
             task = asyncio.create_task(self._serve(frame))
             self.tasks.add(task)
             task.add_done_callback(self._done)
-            if (
-                len(self.tasks) >= self.settings.max_inflight
-                and not self.reading_paused
-            ):
-                self.reading_paused = (
-                    True  # backpressure: stop reading until a slot frees
-                )
-                assert self.transport is not None
-                self.transport.pause_reading()
         elif frame.type == "ping":
-            ready = self.server.executor.ready
+            ready = self.server.executor.ready and not self.server.draining
             self._write(dispatch.result_frame(frame.id, {"pong": True, "ready": ready}))
         elif frame.type == "hello":
             self._hello(frame)
@@ -199,6 +211,7 @@ class Connection(asyncio.Protocol):
             "auth_required": self.server.auth_required,
             "max_frame_bytes": self.settings.max_frame_bytes,
             "max_inflight": self.settings.max_inflight,
+            "max_result_bytes": self.settings.max_result_bytes,
         }
         self._write(dispatch.result_frame(frame.id, info))
 
@@ -213,6 +226,13 @@ class Connection(asyncio.Protocol):
             reply = dispatch.result_frame(frame.id, result)
         except BeepHostError as exc:
             reply = dispatch.error_frame(frame.id, exc)
+        except asyncio.CancelledError:
+            # Shutdown outlived the drain: every request still gets an answer.
+            error = Unavailable(
+                "the server shut down before the request finished; its outcome is unknown"
+            )
+            self._write(dispatch.error_frame(frame.id, error))
+            raise
         except Exception as exc:  # never let one request kill the connection
             logger.exception("unexpected error serving %s", frame.type)
             reply = dispatch.error_frame(frame.id, InternalError(str(exc)))
@@ -222,10 +242,14 @@ class Connection(asyncio.Protocol):
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
-        if self.reading_paused and len(self.tasks) < self.settings.max_inflight:
+        while self.backlog and len(self.tasks) < self.settings.max_inflight:
+            line = self.backlog.popleft()
+            if line.strip() and not self.closing:
+                self._on_line(line)
+        paused = self.reading_paused and not self.backlog and not self.closing
+        if paused and self.transport is not None:
             self.reading_paused = False
-            if self.transport is not None and not self.closing:
-                self.transport.resume_reading()
+            self.transport.resume_reading()
 
     # -- output -------------------------------------------------------------------
 
@@ -239,10 +263,7 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def abort(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        self._close()
+    close = _close
 
 
 def _prepare_socket_path(path: Path) -> None:
