@@ -247,7 +247,7 @@ async def test_idle_sessions_expire(make_executor: MakeExecutor) -> None:
     executor = await make_executor(session_ttl=0.3)
     session = (await executor.run(models.SessionOpen()))["session"]
     await asyncio.sleep(1.0)
-    with pytest.raises(SessionLost, match="expired after 0.3s idle"):
+    with pytest.raises(SessionLost, match=r"expired after 0\.3s idle"):
         await executor.run(models.Evaluate(expression="1", session=session))
     assert (await executor.run(models.SessionClose(session=session)))["closed"] is True
     assert (await executor.run(models.Evaluate(expression="1")))[
