@@ -1,0 +1,1 @@
+"""beephost_pb."""
