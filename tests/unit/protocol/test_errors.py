@@ -2,7 +2,14 @@
 
 import pytest
 
-from beephost_protocol import ERROR_CLASSES, BeepHostError, ErrorCode, error_from_wire
+from beephost_protocol import (
+    ERROR_CLASSES,
+    GRPC_STATUS,
+    HTTP_STATUS,
+    BeepHostError,
+    ErrorCode,
+    error_from_wire,
+)
 
 
 @pytest.mark.parametrize("code", list(ErrorCode))
@@ -24,3 +31,13 @@ def test_unknown_code_decodes_to_the_base_class() -> None:
 def test_every_class_is_registered_once() -> None:
     assert set(ERROR_CLASSES) == set(ErrorCode)
     assert len(set(ERROR_CLASSES.values())) == len(ErrorCode)
+
+
+def test_every_code_has_an_http_and_grpc_status() -> None:
+    assert set(HTTP_STATUS) == set(ErrorCode) == set(GRPC_STATUS)
+    # Only the server's own faults are 5xx, except the gateway-style timeout.
+    assert {c for c, s in HTTP_STATUS.items() if s >= 500} == {
+        ErrorCode.INTERNAL,
+        ErrorCode.UNAVAILABLE,
+        ErrorCode.TIMEOUT,
+    }

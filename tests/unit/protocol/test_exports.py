@@ -12,6 +12,8 @@ PINNED = {
         "COMMANDS",
         "DEFAULT_SESSION",
         "ERROR_CLASSES",
+        "GRPC_STATUS",
+        "HTTP_STATUS",
         "PROTOCOL_VERSION",
         "BeepHostError",
         "Command",

@@ -2,6 +2,8 @@
 
 from beephost_protocol.errors import (
     ERROR_CLASSES,
+    GRPC_STATUS,
+    HTTP_STATUS,
     BeepHostError,
     ErrorCode,
     ExecutionFailed,
@@ -44,6 +46,8 @@ __all__ = [
     "COMMANDS",
     "DEFAULT_SESSION",
     "ERROR_CLASSES",
+    "GRPC_STATUS",
+    "HTTP_STATUS",
     "PROTOCOL_VERSION",
     "BeepHostError",
     "Command",

@@ -183,3 +183,34 @@ def error_from_wire(payload: dict[str, Any]) -> BeepHostError:
         error.data.setdefault("code", payload.get("code"))
         return error
     return cls(message, data)
+
+
+# The one table per transport (docs/protocol/errors.md explains each choice). gRPC codes
+# are names of grpc.StatusCode members, so this module stays free of grpc.
+HTTP_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.INVALID_REQUEST: 400,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.INTERRUPTED: 409,
+    ErrorCode.SESSION_LOST: 410,
+    ErrorCode.TOO_LARGE: 413,
+    ErrorCode.EXECUTION_FAILED: 422,
+    ErrorCode.QUOTA_EXCEEDED: 429,
+    ErrorCode.INTERNAL: 500,
+    ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.TIMEOUT: 504,
+}
+
+GRPC_STATUS: dict[ErrorCode, str] = {
+    ErrorCode.INVALID_REQUEST: "INVALID_ARGUMENT",
+    ErrorCode.UNAUTHORIZED: "UNAUTHENTICATED",
+    ErrorCode.NOT_FOUND: "NOT_FOUND",
+    ErrorCode.INTERRUPTED: "CANCELLED",
+    ErrorCode.SESSION_LOST: "ABORTED",
+    ErrorCode.TOO_LARGE: "RESOURCE_EXHAUSTED",
+    ErrorCode.EXECUTION_FAILED: "UNKNOWN",
+    ErrorCode.QUOTA_EXCEEDED: "RESOURCE_EXHAUSTED",
+    ErrorCode.INTERNAL: "INTERNAL",
+    ErrorCode.UNAVAILABLE: "UNAVAILABLE",
+    ErrorCode.TIMEOUT: "DEADLINE_EXCEEDED",
+}
