@@ -1,0 +1,73 @@
+"""Settings every backend shares: the core's limits and the token, one definition.
+
+Each backend subclasses :class:`BackendSettings` with its own ``env_prefix`` and adds its
+transport's fields; ``executor_config()`` turns them into the core's ExecutorConfig.
+"""
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from beephost_core.config import ExecutorConfig, base_interpreter
+
+
+class BackendSettings(BaseSettings):
+    """The fields common to the pipe, HTTP and gRPC backends."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    token: SecretStr | None = Field(
+        None, description="If set, every request must present it (fail closed)."
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address of the /metrics HTTP server."
+    )
+    python: str = Field(
+        default_factory=base_interpreter,
+        description="The environment's interpreter that runs user code.",
+    )
+    environment: str = Field(
+        "local", description="Environment name reported to clients."
+    )
+    worker_cwd: str | None = Field(None, description="Working directory of workers.")
+    default_timeout: float = Field(
+        30.0, gt=0, description="Deadline when none is given."
+    )
+    max_timeout: float = Field(3600.0, gt=0, description="Upper bound on any deadline.")
+    kill_grace: float = Field(
+        2.0, gt=0, description="Seconds before an interrupted worker is killed."
+    )
+    max_sessions: int = Field(64, ge=1, description="Open sessions, default included.")
+    session_ttl: float = Field(
+        600.0, gt=0, description="Idle seconds before a session expires."
+    )
+    max_session_ttl: float = Field(
+        86400.0, gt=0, description="Upper bound on a requested TTL."
+    )
+    max_handles: int = Field(1000, ge=1, description="Live handles per session.")
+    max_output_bytes: int = Field(
+        1 << 20, ge=1, description="Captured stdout/stderr per request."
+    )
+    max_result_bytes: int = Field(
+        16 << 20, ge=1024, description="Encoded reply size per request."
+    )
+    prewarm: int = Field(1, ge=0, description="Spare workers kept ready.")
+    drain_timeout: float = Field(
+        10.0, ge=0, description="Seconds to finish requests on SIGTERM."
+    )
+
+    def executor_config(self) -> ExecutorConfig:
+        return ExecutorConfig(
+            python=self.python,
+            environment=self.environment,
+            default_timeout=self.default_timeout,
+            max_timeout=self.max_timeout,
+            kill_grace=self.kill_grace,
+            max_sessions=self.max_sessions,
+            session_ttl=self.session_ttl,
+            max_session_ttl=self.max_session_ttl,
+            max_handles=self.max_handles,
+            max_output_bytes=self.max_output_bytes,
+            max_result_bytes=self.max_result_bytes,
+            prewarm=self.prewarm,
+            cwd=self.worker_cwd,
+        )
