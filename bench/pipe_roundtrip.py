@@ -19,6 +19,7 @@ total req/s. CPU time per request of client, server and workers comes from /proc
 
 import argparse
 import contextlib
+import ctypes
 import gc
 import importlib.util
 import json
@@ -155,8 +156,10 @@ def _client_process(
     control: multiprocessing.connection.Connection,
 ) -> None:
     """One of N concurrent clients: runs a block of requests each time it is told to."""
-    # The parent handles Ctrl-C and stops us.
+    # The parent handles Ctrl-C and stops us; if it dies, so do we (siblings hold
+    # copies of its pipe ends, so EOF alone would not tell us).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     try:
         client = make_client(kind, path, own_session)
         client.check()
@@ -252,6 +255,7 @@ class Server:
                 env=self.env,
                 cwd=BENCH_DIR.parent,
                 start_new_session=True,  # no terminal Ctrl-C; we stop it ourselves
+                preexec_fn=_die_with_parent,
             )
 
     def log_tail(self, size: int = 2000) -> str:
@@ -298,6 +302,12 @@ def cpu_ns(pids: Iterable[int]) -> int:
                     stat = Path(f"/proc/{pid}/task/{task}/schedstat").read_text()
                     total += int(stat.split()[0])
     return total
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the bench dies, even by SIGKILL (PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def _descendants(pid: int) -> Iterator[int]:
@@ -724,22 +734,35 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         # A second Ctrl-C must not skip the clean-up.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for group in groups:
-            group.close()
-        for client in clients:
-            with contextlib.suppress(Exception):
-                client.close()
-        for server in servers.values():
-            if failed and server.process is not None:
-                tail = server.log_tail()
-                if tail.strip():
-                    print(
-                        f"--- {server.name} server log (tail) ---\n{tail}",
-                        file=sys.stderr,
-                    )
-            server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        cleanup(groups, clients, servers, tmp, show_logs=failed)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def cleanup(
+    groups: list[ClientGroup],
+    clients: list[Client],
+    servers: dict[str, Server],
+    tmp: Path,
+    show_logs: bool,
+) -> None:
+    """Stop every process we started and remove the sockets; no step can skip another
+    (printing, for one, fails once the reader of our output has gone)."""
+    for group in groups:
+        with contextlib.suppress(Exception):
+            group.close()
+    for client in clients:
+        with contextlib.suppress(Exception):
+            client.close()
+    for server in servers.values():
+        tail = server.log_tail() if show_logs and server.process is not None else ""
+        with contextlib.suppress(Exception):
+            if tail.strip():
+                print(
+                    f"--- {server.name} server log (tail) ---\n{tail}", file=sys.stderr
+                )
+        with contextlib.suppress(Exception):
+            server.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _affinities(servers: dict[str, Server]) -> str:
@@ -866,3 +889,6 @@ if __name__ == "__main__":
     except KeyboardInterrupt:
         print("interrupted; every process started was stopped", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:  # our reader went away (`| head`): we cleaned up already
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
