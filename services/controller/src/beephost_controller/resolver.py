@@ -1,0 +1,87 @@
+"""Resolve an environment's requirements into a hash-locked list with uv, for its CPython.
+
+Resolution runs on the controller's host (network, the index, an extra CA bundle), never
+inside an image build: builds install offline from the lock.
+"""
+
+import hashlib
+import os
+import subprocess
+from dataclasses import dataclass
+
+from uv import find_uv_bin
+
+# Wheels must run in the Debian-based images on x86-64 (glibc 2.36 and newer).
+PLATFORM = "x86_64-manylinux_2_28"
+
+
+class ResolutionError(Exception):
+    """uv could not resolve the requirements; ``str()`` is uv's own explanation."""
+
+
+@dataclass(frozen=True)
+class Lock:
+    """Pinned, hash-checked requirements (``uv pip compile --generate-hashes`` output)."""
+
+    text: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+    @property
+    def empty(self) -> bool:
+        return not any(
+            line.strip() and not line.startswith("#") for line in self.text.splitlines()
+        )
+
+
+def resolve(
+    requirements: list[str],
+    python: str,
+    *,
+    index_url: str | None = None,
+    ca_bundle: str | None = None,
+    timeout: float = 300.0,
+) -> Lock:
+    """Lock ``requirements`` for CPython ``python`` (``"3.13"``) on manylinux x86-64.
+
+    Args:
+        requirements: requirement specifiers (``numpy>=2``, ``attrs==25.*``).
+        python: The environment's CPython minor version.
+        index_url: A package index other than PyPI.
+        ca_bundle: An extra CA bundle for a TLS-intercepting proxy.
+        timeout: Seconds before the resolution is abandoned.
+
+    Raises:
+        ResolutionError: With uv's error text (unknown package, conflict, network).
+    """
+    if not requirements:
+        return Lock("")
+    command = [
+        find_uv_bin(), "pip", "compile", "-", "--quiet", "--no-header", "--generate-hashes",
+        "--python-version", python, "--python-platform", PLATFORM,
+    ]  # fmt: skip
+    if index_url:
+        command += ["--index-url", index_url]
+    env = dict(os.environ)
+    if ca_bundle:
+        env["SSL_CERT_FILE"] = ca_bundle
+        env["UV_NATIVE_TLS"] = "1"
+    try:
+        done = subprocess.run(
+            command,
+            input="\n".join(requirements) + "\n",
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise ResolutionError(f"resolution took longer than {timeout}s") from None
+    if done.returncode != 0:
+        raise ResolutionError(
+            done.stderr.strip() or f"uv exited with {done.returncode}"
+        )
+    return Lock(done.stdout)

@@ -1,0 +1,418 @@
+"""SqliteStore: every SQL statement of the controller, and its schema migrations.
+
+The database is one file on a volume. Migrations are numbered scripts applied in order,
+tracked by ``PRAGMA user_version``; each runs in one transaction. Writes from several
+threads (API, job runner, reconciler) serialise on one connection guarded by a lock:
+SQLite serialises writers anyway and the controller's write rate is tiny.
+"""
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MIGRATIONS: Sequence[str] = (
+    # 1: the initial schema.
+    """
+    CREATE TABLE runtimes (
+        python TEXT PRIMARY KEY,
+        image TEXT NOT NULL,
+        image_id TEXT NOT NULL,
+        version TEXT NOT NULL,
+        source TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE environments (
+        name TEXT PRIMARY KEY,
+        python TEXT NOT NULL,
+        requirements TEXT NOT NULL,
+        network INTEGER NOT NULL,
+        admin INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        lock TEXT,
+        image TEXT,
+        error TEXT,
+        job_id TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        target TEXT NOT NULL,
+        status TEXT NOT NULL,
+        error TEXT,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL
+    );
+    CREATE TABLE job_logs (
+        job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        line TEXT NOT NULL,
+        PRIMARY KEY (job_id, seq)
+    );
+    CREATE TABLE backends (
+        id TEXT PRIMARY KEY,
+        environment TEXT NOT NULL,
+        type TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        container_id TEXT,
+        container_name TEXT NOT NULL,
+        token TEXT NOT NULL,
+        endpoint TEXT,
+        options TEXT NOT NULL,
+        restarts INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        ready_at REAL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX backends_by_environment ON backends(environment);
+    """,
+)
+
+ENV_FIELDS = (
+    "name",
+    "python",
+    "requirements",
+    "network",
+    "admin",
+    "status",
+    "lock",
+    "image",
+    "error",
+    "job_id",
+    "created_at",
+    "updated_at",
+)
+
+
+@dataclass
+class EnvironmentRow:
+    name: str
+    python: str
+    requirements: list[str]
+    network: bool
+    admin: bool
+    status: str  # pending | building | ready | failed
+    lock: str | None = None
+    image: str | None = None
+    error: str | None = None
+    job_id: str | None = None
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class JobRow:
+    id: str
+    kind: str  # build
+    target: str
+    status: str  # queued | running | succeeded | failed
+    error: str | None = None
+    created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass
+class BackendRow:
+    id: str
+    environment: str
+    type: str  # http | pipe | rpc
+    status: str  # starting | ready | unhealthy | exited | stopped
+    container_name: str
+    token: str
+    options: dict[str, Any]
+    reason: str | None = None
+    container_id: str | None = None
+    endpoint: str | None = None
+    restarts: int = 0
+    created_at: float = field(default_factory=time.time)
+    ready_at: float | None = None
+    updated_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class RuntimeRow:
+    python: str
+    image: str
+    image_id: str
+    version: str
+    source: str
+    updated_at: float = field(default_factory=time.time)
+
+
+class SqliteStore:
+    """All persistent state of the controller.
+
+    Args:
+        path: The database file (created with its directory); ``:memory:`` for tests.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            str(path), check_same_thread=False, isolation_level=None
+        )
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA foreign_keys = ON")
+        if str(path) != ":memory:":
+            self._db.execute(
+                "PRAGMA journal_mode = WAL"
+            )  # readers never block the writer
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self.migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            version: int = self._db.execute("PRAGMA user_version").fetchone()[0]
+            return version
+
+    def migrate(self) -> None:
+        """Apply the migrations the file has not seen, each in its own transaction."""
+        while (current := self.schema_version) < len(MIGRATIONS):
+            with self._tx() as db:
+                for statement in MIGRATIONS[current].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {current + 1}")
+
+    # -- runtimes -----------------------------------------------------------------------
+
+    def put_runtime(self, row: RuntimeRow) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO runtimes VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    row.python,
+                    row.image,
+                    row.image_id,
+                    row.version,
+                    row.source,
+                    time.time(),
+                ),
+            )
+
+    def runtimes(self) -> list[RuntimeRow]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM runtimes ORDER BY python").fetchall()
+        return [RuntimeRow(**dict(r)) for r in rows]
+
+    # -- environments -------------------------------------------------------------------
+
+    def insert_environment(self, row: EnvironmentRow) -> bool:
+        """Insert; False if the name exists (the caller decides what equal means)."""
+        with self._tx() as db:
+            cursor = db.execute(
+                f"INSERT OR IGNORE INTO environments ({', '.join(ENV_FIELDS)}) "
+                f"VALUES ({', '.join('?' * len(ENV_FIELDS))})",
+                self._env_values(row),
+            )
+            return cursor.rowcount == 1
+
+    def update_environment(self, name: str, **changes: Any) -> None:
+        changes["updated_at"] = time.time()
+        if "requirements" in changes:
+            changes["requirements"] = json.dumps(changes["requirements"])
+        columns = ", ".join(f"{key} = ?" for key in changes)
+        with self._tx() as db:
+            db.execute(
+                f"UPDATE environments SET {columns} WHERE name = ?",
+                (*changes.values(), name),
+            )
+
+    def environment(self, name: str) -> EnvironmentRow | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM environments WHERE name = ?", (name,)
+            ).fetchone()
+        return self._env(row) if row else None
+
+    def environments(self) -> list[EnvironmentRow]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM environments ORDER BY name"
+            ).fetchall()
+        return [self._env(r) for r in rows]
+
+    def delete_environment(self, name: str) -> bool:
+        with self._tx() as db:
+            return (
+                db.execute("DELETE FROM environments WHERE name = ?", (name,)).rowcount
+                == 1
+            )
+
+    @staticmethod
+    def _env_values(row: EnvironmentRow) -> tuple[Any, ...]:
+        values = dict(row.__dict__)
+        values["requirements"] = json.dumps(row.requirements)
+        values["network"] = int(row.network)
+        values["admin"] = int(row.admin)
+        return tuple(values[name] for name in ENV_FIELDS)
+
+    @staticmethod
+    def _env(row: sqlite3.Row) -> EnvironmentRow:
+        values = dict(row)
+        values["requirements"] = json.loads(values["requirements"])
+        values["network"] = bool(values["network"])
+        values["admin"] = bool(values["admin"])
+        return EnvironmentRow(**values)
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def insert_job(self, row: JobRow) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row.id,
+                    row.kind,
+                    row.target,
+                    row.status,
+                    row.error,
+                    row.created_at,
+                    row.started_at,
+                    row.finished_at,
+                ),
+            )
+
+    def update_job(self, job_id: str, **changes: Any) -> None:
+        columns = ", ".join(f"{key} = ?" for key in changes)
+        with self._tx() as db:
+            db.execute(
+                f"UPDATE jobs SET {columns} WHERE id = ?", (*changes.values(), job_id)
+            )
+
+    def job(self, job_id: str) -> JobRow | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+        return JobRow(**dict(row)) if row else None
+
+    def jobs(self, status: Sequence[str] = ()) -> list[JobRow]:
+        query = "SELECT * FROM jobs"
+        if status:
+            query += f" WHERE status IN ({', '.join('?' * len(status))})"
+        with self._lock:
+            rows = self._db.execute(
+                query + " ORDER BY created_at", tuple(status)
+            ).fetchall()
+        return [JobRow(**dict(r)) for r in rows]
+
+    def append_log(self, job_id: str, lines: Sequence[str]) -> None:
+        with self._tx() as db:
+            (last,) = db.execute(
+                "SELECT COALESCE(MAX(seq), -1) FROM job_logs WHERE job_id = ?",
+                (job_id,),
+            ).fetchone()
+            db.executemany(
+                "INSERT INTO job_logs VALUES (?, ?, ?)",
+                [(job_id, last + 1 + i, line) for i, line in enumerate(lines)],
+            )
+
+    def log_lines(
+        self, job_id: str, after: int = -1, limit: int = 1000
+    ) -> list[tuple[int, str]]:
+        """Log lines with ``seq > after``, oldest first, at most ``limit``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, line FROM job_logs WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (job_id, after, limit),
+            ).fetchall()
+        return [(r["seq"], r["line"]) for r in rows]
+
+    # -- backends -----------------------------------------------------------------------
+
+    def insert_backend(self, row: BackendRow) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO backends (id, environment, type, status, reason, container_id, "
+                "container_name, token, endpoint, options, restarts, created_at, ready_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row.id,
+                    row.environment,
+                    row.type,
+                    row.status,
+                    row.reason,
+                    row.container_id,
+                    row.container_name,
+                    row.token,
+                    row.endpoint,
+                    json.dumps(row.options),
+                    row.restarts,
+                    row.created_at,
+                    row.ready_at,
+                    row.updated_at,
+                ),
+            )
+
+    def update_backend(self, backend_id: str, **changes: Any) -> None:
+        changes["updated_at"] = time.time()
+        if "options" in changes:
+            changes["options"] = json.dumps(changes["options"])
+        columns = ", ".join(f"{key} = ?" for key in changes)
+        with self._tx() as db:
+            db.execute(
+                f"UPDATE backends SET {columns} WHERE id = ?",
+                (*changes.values(), backend_id),
+            )
+
+    def backend(self, backend_id: str) -> BackendRow | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM backends WHERE id = ?", (backend_id,)
+            ).fetchone()
+        return self._backend(row) if row else None
+
+    def backends(self, environment: str | None = None) -> list[BackendRow]:
+        with self._lock:
+            if environment is None:
+                rows = self._db.execute(
+                    "SELECT * FROM backends ORDER BY created_at"
+                ).fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT * FROM backends WHERE environment = ? ORDER BY created_at",
+                    (environment,),
+                ).fetchall()
+        return [self._backend(r) for r in rows]
+
+    def delete_backend(self, backend_id: str) -> bool:
+        with self._tx() as db:
+            return (
+                db.execute("DELETE FROM backends WHERE id = ?", (backend_id,)).rowcount
+                == 1
+            )
+
+    @staticmethod
+    def _backend(row: sqlite3.Row) -> BackendRow:
+        values = dict(row)
+        values["options"] = json.loads(values["options"])
+        return BackendRow(**values)
