@@ -1,1 +1,1 @@
-"""beephost_pb."""
+"""Generated protobuf and gRPC code of Beep Python Host (scripts/gen-proto)."""
