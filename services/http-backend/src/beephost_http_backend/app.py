@@ -1,0 +1,138 @@
+"""The application factory: ``create_app(settings, executor=None)``."""
+
+import asyncio
+import importlib.metadata
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from beephost_core import CoreMetrics, Executor
+from beephost_http_backend import errors
+from beephost_http_backend.middleware import RequestGate
+from beephost_http_backend.routes import code, docs, health, objects, sessions
+from beephost_http_backend.settings import Settings
+from beephost_http_backend.state import BackendState, HttpMetrics
+
+logger = logging.getLogger(__name__)
+
+VERSION = importlib.metadata.version("beephost-http-backend")
+
+DESCRIPTION = """\
+Runs Python code in remote sessions over HTTP/JSON. Values are JSON with `$`-tags for
+what JSON cannot say (see docs/protocol/pipe.md, "Values"). Every error is
+`{"error": {"code", "message", "data"}}` with the status of its code
+(docs/protocol/errors.md). When the server has a token, every route except /health and
+/ready needs `Authorization: Bearer <token>`.
+"""
+
+TAGS = [
+    {"name": "code", "description": "Evaluate expressions and run statements."},
+    {"name": "sessions", "description": "Sessions: one worker process each."},
+    {"name": "objects", "description": "Objects kept in a session, by handle."},
+    {"name": "health", "description": "Liveness, readiness and metrics."},
+]
+
+
+class BackendApp(FastAPI):
+    """FastAPI plus the bearer-token security scheme in the OpenAPI document."""
+
+    backend: BackendState
+
+    def openapi(self) -> dict[str, Any]:
+        schema = super().openapi()
+        if not schema.get("x-beephost-fixed"):
+            _fix_media_types(schema)
+            schema["x-beephost-fixed"] = True
+        settings = self.backend.settings
+        components = schema.setdefault("components", {})
+        if settings.token is not None and "securitySchemes" not in components:
+            components["securitySchemes"] = {
+                "bearerAuth": {"type": "http", "scheme": "bearer"}
+            }
+            for path, operations in schema["paths"].items():
+                if path not in ("/health", "/ready"):
+                    for operation in operations.values():
+                        operation["security"] = [{"bearerAuth": []}]
+        return schema
+
+
+_ERROR_REF = "#/components/schemas/ErrorResponse"
+
+
+def _fix_media_types(schema: dict[str, Any]) -> None:
+    # FastAPI files every response of a route under the route's media type: the
+    # stream's error responses are JSON, not NDJSON, and a $ref needs no "type".
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            for response in operation.get("responses", {}).values():
+                content = response.get("content", {})
+                for media in list(content):
+                    item = content[media].get("schema", {})
+                    if "$ref" in item:
+                        item.pop("type", None)
+                    if item.get("$ref") == _ERROR_REF and media != "application/json":
+                        content["application/json"] = content.pop(media)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    state: BackendState = app.state.backend
+    started = time.perf_counter()
+    await state.executor.start()
+    logger.info(
+        "executor ready in %.3fs (environment %s)",
+        time.perf_counter() - started,
+        state.settings.environment,
+    )
+    try:
+        yield
+    finally:
+        # After the server's drain: requests still running were answered `unavailable`
+        # by the middleware; killing the workers ends streamed execs left behind.
+        await state.executor.aclose()
+        if state.background:
+            await asyncio.wait(state.background, timeout=5)
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def create_app(
+    settings: Settings | None = None, executor: Executor | None = None
+) -> FastAPI:
+    """Build the app over ``executor`` (a new one from ``settings`` by default).
+
+    The lifespan starts the executor and closes it, so pass one that is not started.
+    """
+    settings = settings or Settings()
+    executor = executor or Executor(settings.executor_config(), CoreMetrics("http"))
+    state = BackendState(
+        settings=settings,
+        executor=executor,
+        metrics=HttpMetrics(executor.metrics.registry),
+    )
+    app = BackendApp(
+        title="Beep Python Host HTTP backend",
+        version=VERSION,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        openapi_url=None,  # served by routes/docs.py, behind the token unless public
+        docs_url=None,
+        redoc_url=None,
+        lifespan=_lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.backend = state
+    app.state.backend = state
+    errors.install(app)
+    for router in (code.router, sessions.router, objects.router, health.router):
+        app.include_router(router)
+    app.include_router(docs.router)
+    app.add_middleware(RequestGate, state=state)
+    return app

@@ -1,0 +1,38 @@
+"""Annotated dependencies: what routes need, read from the state the app was built with."""
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from beephost_core import Executor
+from beephost_http_backend.settings import Settings
+from beephost_http_backend.state import BackendState
+
+
+def get_state(request: Request) -> BackendState:
+    state: BackendState = request.app.state.backend
+    return state
+
+
+def get_executor(request: Request) -> Executor:
+    executor: Executor = request.app.state.backend.executor
+    return executor
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.backend.settings
+    return settings
+
+
+StateDep = Annotated[BackendState, Depends(get_state)]
+ExecutorDep = Annotated[Executor, Depends(get_executor)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+DeadlineHeader = Annotated[
+    float | None,
+    Header(
+        alias="X-Beephost-Timeout",
+        gt=0,
+        description="Deadline in seconds when the body (or query) names none.",
+    ),
+]

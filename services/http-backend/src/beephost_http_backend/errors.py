@@ -1,0 +1,176 @@
+"""The one mapping of errors to HTTP responses: ErrorCode -> status via HTTP_STATUS.
+
+Every error the service answers goes through :func:`error_response`, whether it comes
+from the core, from request validation, from routing (unknown path or method) or from
+the request gate in the middleware.
+"""
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from beephost_http_backend.responses import JSONBytes
+from beephost_http_backend.schemas import ErrorResponse
+from beephost_protocol import HTTP_STATUS, BeepHostError, ErrorCode
+from beephost_protocol.errors import ERROR_CLASSES, InternalError, InvalidRequest
+
+logger = logging.getLogger(__name__)
+
+# The scope key under which the error code is left for the access log and metrics.
+ERROR_CODE_KEY = "beephost.error_code"
+
+_CODE_BY_STATUS = {status: code for code, status in HTTP_STATUS.items()}
+
+
+def status_of(error: BeepHostError) -> int:
+    return HTTP_STATUS[ErrorCode(error.wire_code)]
+
+
+def error_headers(error: BeepHostError) -> dict[str, str]:
+    if error.wire_code == ErrorCode.UNAUTHORIZED:
+        return {"WWW-Authenticate": 'Bearer realm="beephost"'}
+    return {}
+
+
+def error_response(
+    error: BeepHostError, headers: dict[str, str] | None = None
+) -> Response:
+    return JSONBytes(
+        {"error": error.to_wire()},
+        status_of(error),
+        {**error_headers(error), **(headers or {})},
+    )
+
+
+class CarriedError(HTTPException):
+    """A BeepHostError raised where FastAPI lets only HTTPException through unchanged.
+
+    FastAPI turns any other exception raised while it reads a body into a 400; the
+    middleware's body counter raises this so that an oversized body stays ``too_large``.
+    """
+
+    def __init__(self, error: BeepHostError) -> None:
+        super().__init__(status_of(error), error.message)
+        self.error = error
+
+
+def _clean(errors: Any) -> list[dict[str, Any]]:
+    # Inputs and contexts can hold anything (bytes, exceptions): keep what is JSON.
+    return [
+        {
+            "loc": [str(part) for part in err.get("loc", ())],
+            "msg": str(err.get("msg", "")),
+            "type": str(err.get("type", "")),
+        }
+        for err in errors
+    ]
+
+
+def invalid_request(errors: Any) -> InvalidRequest:
+    cleaned = _clean(errors)
+    summary = "; ".join(
+        f"{'.'.join(err['loc']) or 'request'}: {err['msg']}" for err in cleaned[:5]
+    )
+    return InvalidRequest(f"invalid request: {summary}", {"errors": cleaned})
+
+
+def _remember(request: Request, error: BeepHostError) -> Response:
+    request.scope[ERROR_CODE_KEY] = error.wire_code
+    return error_response(error)
+
+
+async def _on_beephost_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BeepHostError)
+    return _remember(request, exc)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> Response:
+    # FastAPI answers 422 by default; here a malformed request is invalid_request (400)
+    # like on every transport, and the status comes from the one table.
+    assert isinstance(exc, RequestValidationError | ValidationError)
+    return _remember(request, invalid_request(exc.errors()))
+
+
+async def _on_http_exception(request: Request, exc: Exception) -> Response:
+    # Starlette's own answers: unknown path (404), wrong method (405), body limits.
+    assert isinstance(exc, HTTPException)
+    if isinstance(exc, CarriedError):
+        return _remember(request, exc.error)
+    code = _CODE_BY_STATUS.get(exc.status_code)
+    if code is None:
+        code = (
+            ErrorCode.INTERNAL if exc.status_code >= 500 else ErrorCode.INVALID_REQUEST
+        )
+    message = str(exc.detail)
+    if exc.status_code == 404:
+        message = f"no route {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}"
+    error = ERROR_CLASSES[code](message, {"status": exc.status_code})
+    request.scope[ERROR_CODE_KEY] = error.wire_code
+    return error_response(error, dict(exc.headers or {}))
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    # A bug of ours (the core already wraps its own): answer with the error body, and
+    # Starlette re-raises so the traceback is logged. Never send the traceback out.
+    return _remember(request, InternalError(f"{type(exc).__name__}: {exc}"))
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(BeepHostError, _on_beephost_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(ValidationError, _on_validation_error)
+    app.add_exception_handler(HTTPException, _on_http_exception)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+_MEANING = {
+    ErrorCode.INVALID_REQUEST: "Malformed JSON, a wrong type or a bad parameter.",
+    ErrorCode.UNAUTHORIZED: "A token is required and was missing or wrong.",
+    ErrorCode.NOT_FOUND: "Unknown session, handle or object.create target.",
+    ErrorCode.INTERRUPTED: "An interrupt request stopped the code; state is kept.",
+    ErrorCode.SESSION_LOST: "The session's worker died; its state is gone.",
+    ErrorCode.TOO_LARGE: "The request body or the result is over a size limit.",
+    ErrorCode.EXECUTION_FAILED: "The user's code raised; data has type, module, "
+    "traceback.",
+    ErrorCode.QUOTA_EXCEEDED: "Too many sessions or handles.",
+    ErrorCode.INTERNAL: "A bug on the server side.",
+    ErrorCode.UNAVAILABLE: "The server is draining or no worker could start; the "
+    "request did not run.",
+    ErrorCode.TIMEOUT: "The deadline passed; data.state_lost says if state survived.",
+}
+
+# Every route can get these: the gate answers them before the route runs.
+COMMON_ERRORS = (
+    ErrorCode.INVALID_REQUEST,
+    ErrorCode.UNAUTHORIZED,
+    ErrorCode.TOO_LARGE,
+    ErrorCode.INTERNAL,
+    ErrorCode.UNAVAILABLE,
+)
+# What any command that runs in a session's worker can end with.
+WORKER_ERRORS = (
+    ErrorCode.NOT_FOUND,
+    ErrorCode.SESSION_LOST,
+    ErrorCode.TIMEOUT,
+    ErrorCode.INTERRUPTED,
+    ErrorCode.EXECUTION_FAILED,
+)
+
+
+def documented(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for the common errors plus ``codes``."""
+    wanted = set(COMMON_ERRORS) | set(codes)
+    return {
+        HTTP_STATUS[code]: {
+            "model": ErrorResponse,
+            "description": f"`{code.value}`: {_MEANING[code]}",
+        }
+        for code in sorted(wanted, key=HTTP_STATUS.__getitem__)
+    }

@@ -1,0 +1,219 @@
+"""The request gate: auth, drain, body size, metrics and one log line per request.
+
+A plain ASGI middleware, not BaseHTTPMiddleware: it costs one function call per request,
+and it can refuse a request before anything reads its body. That is why the token is
+checked here rather than in a FastAPI dependency, which would run only after the body was
+read and parsed: an unauthenticated client must not make the server read 32 MiB.
+"""
+
+import asyncio
+import hmac
+import logging
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from beephost_http_backend.errors import (
+    ERROR_CODE_KEY,
+    CarriedError,
+    error_response,
+    status_of,
+)
+from beephost_http_backend.responses import encode
+from beephost_http_backend.state import BackendState
+from beephost_protocol.errors import (
+    BeepHostError,
+    TooLarge,
+    Unauthorized,
+    Unavailable,
+)
+
+access_log = logging.getLogger("beephost_http_backend.access")
+
+PUBLIC_PATHS = frozenset({"/health", "/ready"})
+DOCS_PATHS = frozenset({"/docs", "/openapi.json"})
+
+
+class RequestGate:
+    def __init__(self, app: ASGIApp, state: BackendState) -> None:
+        self.app = app
+        self.state = state
+        settings = state.settings
+        token = settings.token_value
+        self.expected = f"Bearer {token}".encode() if token else None
+        self.public = PUBLIC_PATHS | (DOCS_PATHS if settings.public_docs else set())
+        self.limit = settings.max_request_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        path: str = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :] or "/"
+        authorization = None
+        length: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value
+            elif name == b"content-length":
+                length = value
+        progress = _Progress(send)
+        metrics = self.state.metrics
+        metrics.in_progress.inc()
+        try:
+            refusal = self._refusal(path, authorization, length)
+            if refusal is not None:
+                scope[ERROR_CODE_KEY] = refusal.wire_code
+                await error_response(refusal)(scope, receive, progress.send)
+                return
+            if length is None and scope["method"] not in ("GET", "HEAD"):
+                receive = _Counting(receive, self.limit).receive
+            await self.app(scope, receive, progress.send)
+        except asyncio.CancelledError:
+            # Only the server cancels a request: the drain ran out. Answer it anyway.
+            if not self.state.draining:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            scope[ERROR_CODE_KEY] = "unavailable"
+            await progress.abandon(
+                scope,
+                Unavailable(
+                    "the server shut down before the request finished; its outcome "
+                    "is unknown"
+                ),
+            )
+        except Exception:
+            progress.status = progress.status or 500
+            raise
+        finally:
+            metrics.in_progress.dec()
+            self._record(scope, path, progress, time.perf_counter() - started)
+
+    def _refusal(
+        self, path: str, authorization: bytes | None, length: bytes | None
+    ) -> BeepHostError | None:
+        if path in self.public:
+            return None
+        if self.expected is not None and (
+            authorization is None
+            or not hmac.compare_digest(authorization, self.expected)
+        ):
+            reason = "missing" if authorization is None else "invalid"
+            return Unauthorized(f"{reason} token: send 'Authorization: Bearer <token>'")
+        if self.state.draining and path.startswith("/api/"):
+            return Unavailable("the server is shutting down; retry on another")
+        if length is not None:
+            try:
+                size = int(length)
+            except ValueError:
+                size = -1
+            if size > self.limit:
+                return TooLarge(
+                    f"request body of {size} bytes exceeds the {self.limit}-byte limit",
+                    {"size": size, "limit": self.limit},
+                )
+        return None
+
+    def _record(
+        self, scope: Scope, path: str, progress: "_Progress", seconds: float
+    ) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or (
+            path if path in PUBLIC_PATHS else "unmatched"
+        )
+        method: str = scope["method"]
+        self.state.metrics.observe(method, template, progress.status, seconds)
+        if access_log.isEnabledFor(logging.INFO):
+            client = scope.get("client")
+            access_log.info(
+                "%s %s %d",
+                method,
+                path,
+                progress.status,
+                extra={
+                    "http": {
+                        "method": method,
+                        "path": path,
+                        "route": template,
+                        "status": progress.status,
+                        "error": scope.get(ERROR_CODE_KEY),
+                        "ms": round(seconds * 1000, 3),
+                        "bytes": progress.sent,
+                        "client": client[0] if client else None,
+                    }
+                },
+            )
+
+
+class _Progress:
+    """Watches what was sent, so a cancelled request can still be answered properly."""
+
+    __slots__ = ("_send", "finished", "ndjson", "sent", "status")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.status = 0
+        self.sent = 0
+        self.ndjson = False
+        self.finished = False
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.status = message["status"]
+            self.ndjson = any(
+                name == b"content-type" and value.startswith(b"application/x-ndjson")
+                for name, value in message.get("headers", ())
+            )
+        elif kind == "http.response.body":
+            self.sent += len(message.get("body", b""))
+            self.finished = not message.get("more_body", False)
+        await self._send(message)
+
+    async def abandon(self, scope: Scope, error: BeepHostError) -> None:
+        if self.finished:
+            return
+        if not self.status:
+            await error_response(error)(scope, _no_receive, self.send)
+        elif self.ndjson:
+            # The stream started: the error is its last line, the status stays 200.
+            line = encode({"error": error.to_wire()}) + b"\n"
+            await self.send({"type": "http.response.body", "body": line})
+            await self.send({"type": "http.response.body", "body": b""})
+        else:
+            await self.send({"type": "http.response.body", "body": b""})
+        self.status = self.status or status_of(error)
+
+
+class _Counting:
+    """Counts body bytes of a request that announced no length (chunked)."""
+
+    __slots__ = ("_receive", "limit", "size")
+
+    def __init__(self, receive: Receive, limit: int) -> None:
+        self._receive = receive
+        self.limit = limit
+        self.size = 0
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.size += len(message.get("body", b""))
+            if self.size > self.limit:
+                raise CarriedError(
+                    TooLarge(
+                        f"request body exceeds the {self.limit}-byte limit",
+                        {"limit": self.limit},
+                    )
+                )
+        return message
+
+
+async def _no_receive() -> Any:
+    raise RuntimeError("an error response reads no body")

@@ -1,0 +1,46 @@
+"""Pre-encoded JSON responses: results go out without response-model validation.
+
+The core's results are already JSON-ready dicts of the documented shapes (the OpenAPI
+keeps them through ``response_model=``), so validating them again per request would only
+cost time on the hottest routes.
+"""
+
+import json
+from typing import Any
+
+from starlette.responses import Response, StreamingResponse
+
+# Non-finite floats never reach here (values tag them); refuse rather than emit non-JSON.
+_encode = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False
+).encode
+_encode_ascii = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+def encode(content: Any) -> bytes:
+    """Compact UTF-8 JSON; lone surrogates from the worker fall back to \\u escapes."""
+    text = _encode(content)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return _encode_ascii(content).encode()
+
+
+class JSONBytes(Response):
+    """A JSON response from a result dict, encoded once."""
+
+    media_type = "application/json"
+
+    def __init__(
+        self,
+        content: Any,
+        status_code: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(encode(content), status_code, headers)
+
+
+class NDJSONResponse(StreamingResponse):
+    """Newline-delimited JSON, one object per line."""
+
+    media_type = "application/x-ndjson"

@@ -1,0 +1,79 @@
+"""Running code: eval, exec and streamed exec in a session."""
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from beephost_http_backend.deps import DeadlineHeader, ExecutorDep, StateDep
+from beephost_http_backend.errors import WORKER_ERRORS, documented
+from beephost_http_backend.responses import JSONBytes, NDJSONResponse
+from beephost_http_backend.schemas import ExecRequest, StreamLine
+from beephost_http_backend.streaming import ExecStream
+from beephost_protocol.models import Evaluate, ExecResult, Execute, ValueResult
+
+router = APIRouter(prefix="/api", tags=["code"])
+
+
+@router.post(
+    "/eval",
+    response_model=ValueResult,
+    responses=documented(*WORKER_ERRORS),
+    summary="Evaluate an expression",
+)
+async def evaluate(
+    body: Evaluate, executor: ExecutorDep, deadline: DeadlineHeader = None
+) -> Response:
+    """Evaluate one Python expression in a session and return its value.
+
+    ``locals`` are extra names visible to this expression only. Values are JSON with
+    ``$``-tags for what JSON cannot say (tuples, bytes, non-finite floats, handles).
+    """
+    if body.timeout is None and deadline is not None:
+        body = body.model_copy(update={"timeout": deadline})
+    return JSONBytes(await executor.run(body))
+
+
+@router.post(
+    "/exec",
+    response_model=ExecResult,
+    responses=documented(*WORKER_ERRORS),
+    summary="Run statements",
+)
+async def execute(
+    body: ExecRequest, executor: ExecutorDep, deadline: DeadlineHeader = None
+) -> Response:
+    """Run statements in a session; captured stdout and stderr come with the result.
+
+    A trailing expression statement's value is returned, as in a notebook.
+    """
+    command = Execute(
+        code=body.code, session=body.session, timeout=body.timeout or deadline
+    )
+    return JSONBytes(await executor.run(command))
+
+
+@router.post(
+    "/exec/stream",
+    response_class=NDJSONResponse,
+    responses={
+        200: {
+            "model": StreamLine,
+            "description": "`application/x-ndjson`: one StreamLine per line. "
+            "`event` lines as output is produced, then exactly one `result` or "
+            "`error` line. The response starts with the first output; an error "
+            "before it is an ordinary error response.",
+        },
+        **documented(*WORKER_ERRORS),
+    },
+    summary="Run statements, streaming their output",
+)
+async def execute_stream(
+    body: ExecRequest, state: StateDep, deadline: DeadlineHeader = None
+) -> Response:
+    """Run statements and stream stdout and stderr as newline-delimited JSON."""
+    command = Execute(
+        code=body.code,
+        session=body.session,
+        timeout=body.timeout or deadline,
+        stream=True,
+    )
+    return await ExecStream(state.executor, command, state.background).response()

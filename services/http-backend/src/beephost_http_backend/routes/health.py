@@ -1,0 +1,69 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from fastapi import APIRouter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from beephost_http_backend.deps import StateDep
+from beephost_http_backend.errors import documented, error_response
+from beephost_http_backend.responses import JSONBytes
+from beephost_http_backend.schemas import ErrorResponse, Liveness, Readiness
+from beephost_protocol import ErrorCode
+from beephost_protocol.errors import Unavailable
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=Liveness, summary="Liveness")
+async def health() -> Response:
+    """Always 200 while the process serves HTTP; never needs the token."""
+    return JSONBytes({"status": "ok"})
+
+
+@router.get(
+    "/ready",
+    response_model=Readiness,
+    responses={
+        503: {
+            "model": ErrorResponse,
+            "description": "`unavailable`: draining, or the default session has no "
+            "live worker.",
+        }
+    },
+    summary="Readiness",
+)
+async def ready(state: StateDep) -> Response:
+    """200 when the default session's worker answers and the server is not draining.
+
+    Never needs the token: load balancers and container HEALTHCHECKs probe it.
+    """
+    if state.draining:
+        return error_response(Unavailable("the server is shutting down"))
+    if not state.executor.ready:
+        return error_response(Unavailable("no live worker"))
+    return JSONBytes({"ready": True})
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {
+                CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}
+            },
+            "description": "Prometheus text exposition format.",
+        },
+        **documented(ErrorCode.UNAUTHORIZED),
+    },
+    summary="Prometheus metrics",
+)
+async def metrics(state: StateDep) -> Response:
+    """The core's metrics (transport="http") and HTTP request metrics.
+
+    Needs the token when one is set (Prometheus sends it with ``authorization``).
+    """
+    return Response(
+        generate_latest(state.executor.metrics.registry),
+        media_type=CONTENT_TYPE_LATEST,
+    )

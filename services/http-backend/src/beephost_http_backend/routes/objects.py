@@ -1,0 +1,170 @@
+"""Remote objects of a session: create, list, read and write attributes, call, release."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from starlette.responses import Response
+
+from beephost_http_backend.deps import DeadlineHeader, ExecutorDep
+from beephost_http_backend.errors import WORKER_ERRORS, documented
+from beephost_http_backend.responses import JSONBytes
+from beephost_http_backend.routes.sessions import SessionPath
+from beephost_http_backend.schemas import (
+    CallRequest,
+    ObjectCreateRequest,
+    ReleaseRequest,
+    SetAttributeRequest,
+)
+from beephost_protocol import ErrorCode
+from beephost_protocol.models import (
+    EmptyResult,
+    HandleList,
+    ObjectCall,
+    ObjectCreate,
+    ObjectGetAttr,
+    ObjectList,
+    ObjectRelease,
+    ObjectSetAttr,
+    ReleaseResult,
+    ValueResult,
+)
+
+router = APIRouter(prefix="/api/sessions/{session}/objects", tags=["objects"])
+
+HandlePath = Annotated[
+    str, Path(min_length=1, description="Handle id, from a '$handle' value.")
+]
+NamePath = Annotated[str, Path(min_length=1, description="Attribute name.")]
+TimeoutQuery = Annotated[
+    float | None,
+    Query(
+        alias="timeout",
+        gt=0,
+        description="Deadline in seconds; overrides X-Beephost-Timeout.",
+    ),
+]
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ValueResult,
+    responses=documented(*WORKER_ERRORS, ErrorCode.QUOTA_EXCEEDED),
+    summary="Create an object",
+)
+async def create_object(
+    session: SessionPath,
+    body: ObjectCreateRequest,
+    executor: ExecutorDep,
+    deadline: DeadlineHeader = None,
+) -> Response:
+    """Call a callable by dotted path and keep the result in the session.
+
+    The value is a ``$handle`` for objects that are not plain data.
+    """
+    command = ObjectCreate(
+        session=session,
+        target=body.target,
+        args=body.args,
+        kwargs=body.kwargs,
+        timeout=body.timeout or deadline,
+    )
+    return JSONBytes(await executor.run(command), 201)
+
+
+@router.get(
+    "",
+    response_model=HandleList,
+    responses=documented(*WORKER_ERRORS),
+    summary="List objects",
+)
+async def list_objects(
+    session: SessionPath, executor: ExecutorDep, deadline: DeadlineHeader = None
+) -> Response:
+    """List the session's live handles, oldest first."""
+    return JSONBytes(await executor.run(ObjectList(session=session, timeout=deadline)))
+
+
+@router.get(
+    "/{handle}/attributes/{name}",
+    response_model=ValueResult,
+    responses=documented(*WORKER_ERRORS, ErrorCode.QUOTA_EXCEEDED),
+    summary="Read an attribute",
+)
+async def get_attribute(
+    session: SessionPath,
+    handle: HandlePath,
+    name: NamePath,
+    executor: ExecutorDep,
+    query_deadline: TimeoutQuery = None,
+    deadline: DeadlineHeader = None,
+) -> Response:
+    """Read an attribute of a handle's object."""
+    command = ObjectGetAttr(
+        session=session, handle=handle, name=name, timeout=query_deadline or deadline
+    )
+    return JSONBytes(await executor.run(command))
+
+
+@router.put(
+    "/{handle}/attributes/{name}",
+    response_model=EmptyResult,
+    responses=documented(*WORKER_ERRORS),
+    summary="Assign an attribute",
+)
+async def set_attribute(
+    session: SessionPath,
+    handle: HandlePath,
+    name: NamePath,
+    body: SetAttributeRequest,
+    executor: ExecutorDep,
+    deadline: DeadlineHeader = None,
+) -> Response:
+    """Assign an attribute of a handle's object."""
+    command = ObjectSetAttr(
+        session=session,
+        handle=handle,
+        name=name,
+        value=body.value,
+        timeout=body.timeout or deadline,
+    )
+    return JSONBytes(await executor.run(command))
+
+
+@router.post(
+    "/{handle}/call",
+    response_model=ValueResult,
+    responses=documented(*WORKER_ERRORS, ErrorCode.QUOTA_EXCEEDED),
+    summary="Call an object or its method",
+)
+async def call_object(
+    session: SessionPath,
+    handle: HandlePath,
+    body: CallRequest,
+    executor: ExecutorDep,
+    deadline: DeadlineHeader = None,
+) -> Response:
+    """Call a handle's object itself (``method`` null) or one of its methods."""
+    command = ObjectCall(
+        session=session,
+        handle=handle,
+        method=body.method,
+        args=body.args,
+        kwargs=body.kwargs,
+        timeout=body.timeout or deadline,
+    )
+    return JSONBytes(await executor.run(command))
+
+
+@router.post(
+    "/release",
+    response_model=ReleaseResult,
+    responses=documented(*WORKER_ERRORS),
+    summary="Release objects",
+)
+async def release_objects(
+    session: SessionPath, body: ReleaseRequest, executor: ExecutorDep
+) -> Response:
+    """Forget handles; unknown ids are ignored, so a release is safe to repeat."""
+    command = ObjectRelease(session=session, handles=body.handles)
+    return JSONBytes(await executor.run(command))

@@ -1,0 +1,79 @@
+"""Settings of the HTTP backend, read from BEEPHOST_HTTP_BACKEND_* variables."""
+
+import ipaddress
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from beephost_core.settings import BackendSettings
+
+
+class Settings(BackendSettings):
+    """Every knob of the HTTP backend; the shared ones come from BackendSettings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BEEPHOST_HTTP_BACKEND_", extra="ignore"
+    )
+
+    host: str = Field("127.0.0.1", description="Address the server listens on.")
+    port: int = Field(5678, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    max_request_bytes: int = Field(
+        32 << 20, ge=1024, description="Largest accepted request body."
+    )
+    public_docs: bool = Field(
+        False,
+        description="Serve /docs and /openapi.json without the token (they need it "
+        "by default when a token is set).",
+    )
+    swagger_ui_url: str | None = Field(
+        None,
+        description="Base URL of swagger-ui-dist assets (swagger-ui-bundle.js, "
+        "swagger-ui.css) for /docs; unset: /docs is a self-contained page.",
+    )
+    allow_unauthenticated: bool = Field(
+        False,
+        description="Allow listening on a non-loopback address without a token "
+        "(anyone who reaches the port can run code).",
+    )
+    keep_alive: float = Field(
+        30.0, gt=0, description="Seconds an idle keep-alive connection stays open."
+    )
+
+    @field_validator("swagger_ui_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @field_validator("token")
+    @classmethod
+    def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("the token is empty; unset it or set a real one")
+        return value
+
+    @model_validator(mode="after")
+    def _no_open_network_port(self) -> "Settings":
+        # Fail closed: this service runs arbitrary code for whoever can reach it.
+        if (
+            self.token is None
+            and not self.allow_unauthenticated
+            and not _loopback(self.host)
+        ):
+            raise ValueError(
+                f"refusing to listen on {self.host} without a token: set "
+                "BEEPHOST_HTTP_BACKEND_TOKEN (or BEEPHOST_HTTP_BACKEND_ALLOW_UNAUTHENTICATED=true)"
+            )
+        return self
+
+    @property
+    def token_value(self) -> str | None:
+        return self.token.get_secret_value() if self.token else None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
