@@ -6,8 +6,13 @@ doc is sent, in order, and every reply must equal the documented one except at t
 ``vary`` paths, where only the JSON type must match. See tests/unit/protocol/
 test_schema.py for the marker convention and docs/protocol/pipe.md, "How to read the
 examples", for the rules.
+
+What the transcript cannot show (limits being hit, expiry, the in-flight bound,
+shutdown) is checked against the same real server, with the documented examples where
+there are some.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -18,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +51,8 @@ class Connection:
             raise
         self.buffer = b""
 
-    def send(self, message: dict[str, Any]) -> None:
-        self.send_raw(json.dumps(message, allow_nan=False).encode() + b"\n")
+    def send(self, message: dict[str, Any], *, allow_nan: bool = False) -> None:
+        self.send_raw(json.dumps(message, allow_nan=allow_nan).encode() + b"\n")
 
     def send_raw(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -92,9 +98,28 @@ def _ping_ready(path: Path) -> bool:
         conn.close()
 
 
-@pytest.fixture
-def pipe_server() -> Iterator[Path]:
-    """A fresh real pipe backend: yields its socket path; killed and cleaned up after."""
+@dataclass
+class Server:
+    path: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+    connections: list[Connection] = field(default_factory=list)
+
+    def connect(self) -> Connection:
+        """A connection that has sent the token (closed with the server)."""
+        conn = Connection(self.path)
+        self.connections.append(conn)
+        conn.send({"id": "hello", "type": "hello", "params": {"token": TOKEN}})
+        reply = conn.read(time.monotonic() + READ_TIMEOUT)
+        assert reply is not None
+        assert "result" in reply, reply
+        return conn
+
+
+@contextlib.contextmanager
+def running_server(**settings: str) -> Iterator[Server]:
+    """A fresh real pipe backend with the doc's token and ``settings`` (by setting name,
+    without the prefix); stopped and cleaned up after."""
     directory = Path(tempfile.mkdtemp(prefix="bh", dir="/tmp"))
     path = directory / "p.sock"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
@@ -103,7 +128,9 @@ def pipe_server() -> Iterator[Path]:
         "BEEPHOST_PIPE_BACKEND_METRICS_PORT": "0",
         "BEEPHOST_PIPE_BACKEND_TOKEN": TOKEN,
     }
+    env |= {f"BEEPHOST_PIPE_BACKEND_{k.upper()}": v for k, v in settings.items()}
     log_path = directory / "server.log"
+    connections: list[Connection] = []
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "beephost_pipe_backend"],
@@ -119,15 +146,25 @@ def pipe_server() -> Iterator[Path]:
                     f"pipe backend did not become ready:\n{log_path.read_text()}"
                 )
             time.sleep(0.05)
-        yield path
+        yield Server(path, process, log_path, connections)
     finally:
-        process.send_signal(signal.SIGTERM)
+        for conn in connections:
+            conn.close()
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=STOP_TIMEOUT)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def pipe_server() -> Iterator[Path]:
+    """A fresh real pipe backend as the doc describes it: yields its socket path."""
+    with running_server() as server:
+        yield server.path
 
 
 # -- matching replies against the doc -----------------------------------------------------
@@ -215,8 +252,14 @@ class Transcript:
         first = exchange.requests[0]
         for request in exchange.requests:
             time.sleep(request.pause)
-            self.conn.send(self.substitute(request.message))
-        pending = {json.dumps(request.message["id"]) for request in exchange.requests}
+            self.conn.send(
+                self.substitute(request.message), allow_nan=not request.strict
+            )
+        pending = {
+            json.dumps(reply.message["id"])
+            for reply in exchange.replies
+            if reply.kind == "response"
+        }
         frames: list[dict[str, Any]] = []
         deadline = time.monotonic() + EXCHANGE_TIMEOUT
         while pending:
@@ -299,26 +342,157 @@ def test_doc_transcript_replays(transcript: Transcript) -> None:
     assert not transcript.problems, "\n".join(transcript.problems)
 
 
-def _example(code: str) -> Block:
+def _example(code: str, request_id: int | None = None) -> dict[str, Any]:
+    """The documented example reply with this error code and id."""
     (block,) = (
         block
         for block in load_doc()
         if block.kind == "example"
-        and block.message["id"] is None
+        and block.message["id"] == request_id
         and block.message["error"]["code"] == code
     )
-    return block
+    return block.message
+
+
+def _read_all(conn: Connection, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + EXCHANGE_TIMEOUT
+    frames: list[dict[str, Any]] = []
+    for _ in range(count):
+        frame = conn.read(deadline)
+        assert frame is not None, f"closed after {frames}"
+        frames.append(frame)
+    return frames
 
 
 def test_over_long_line_is_answered_as_documented(transcript: Transcript) -> None:
-    documented = _example("too_large")
-    size = documented.message["error"]["data"]["size"]
+    anonymous = _example("too_large")
+    size = anonymous["error"]["data"]["size"]
     conn = transcript.conn
-    deadline = time.monotonic() + EXCHANGE_TIMEOUT
     conn.send_raw(b"x" * size + b"\n")
     conn.send({"id": 1, "type": "ping"})
-    assert conn.read(deadline) == documented.message
-    assert conn.read(deadline) == {"id": 1, "result": {"pong": True, "ready": True}}
+    # With "id" first, the error names the request.
+    named = _example("too_large", 102)
+    head = b'{"id": 102, "type": "eval", "params": {"expression": "'
+    tail = b'"}}'
+    conn.send_raw(head + b"x" * (size - len(head) - len(tail)) + tail + b"\n")
+    conn.send({"id": 2, "type": "ping"})
+    assert _read_all(conn, 4) == [
+        anonymous,
+        {"id": 1, "result": {"pong": True, "ready": True}},
+        named,
+        {"id": 2, "result": {"pong": True, "ready": True}},
+    ]
+
+
+def test_expired_session_is_lost_then_closable() -> None:
+    # A short server default makes the idle check run every 0.5 s (a quarter of it).
+    documented = _example("session_lost", 103)
+    with running_server(SESSION_TTL="2") as server:
+        conn = server.connect()
+        deadline = time.monotonic() + EXCHANGE_TIMEOUT
+
+        def call(request_id: int, kind: str, **params: Any) -> dict[str, Any]:
+            conn.send({"id": request_id, "type": kind, "params": params})
+            reply = conn.read(deadline)
+            assert reply is not None
+            return reply
+
+        session = call(1, "session.open", ttl=0.5)["result"]["session"]
+        # Watch without touching it: a request would keep it alive.
+        while session in call(2, "session.list")["result"]["sessions"]:
+            assert time.monotonic() < deadline, "the session never expired"
+            time.sleep(0.1)
+        old = documented["error"]["data"]["session"]
+        expected = json.loads(json.dumps(documented).replace(old, session))
+        assert call(103, "eval", session=session, expression="1") == expected
+        assert call(4, "session.close", session=session) == {
+            "id": 4,
+            "result": {"closed": True},
+        }
+        assert call(5, "eval", session=session, expression="1")["error"] == {
+            "code": "not_found",
+            "message": f"no session {session!r}",
+            "data": {"session": session},
+        }
+
+
+def _exec(request_id: int, code: str, session: str = "default") -> bytes:
+    params = {"code": code, "session": session}
+    return (
+        json.dumps({"id": request_id, "type": "exec", "params": params}).encode()
+        + b"\n"
+    )
+
+
+def test_in_flight_bound_holds_within_one_write() -> None:
+    """pipe.md, "In-flight bound": at most max_inflight run at once, even from one write."""
+    bound, count, nap = 2, 5, 0.5
+    with running_server(MAX_INFLIGHT=str(bound)) as server:
+        conn = server.connect()
+        sessions = []
+        for index in range(count):  # separate sessions, or they would queue anyway
+            conn.send({"id": f"open-{index}", "type": "session.open"})
+            (opened,) = _read_all(conn, 1)
+            sessions.append(opened["result"]["session"])
+        code = f"import time\nstarted = time.time()\ntime.sleep({nap})\n(started, time.time())"
+        batch = b"".join(_exec(i, code, s) for i, s in enumerate(sessions))
+        conn.send_raw(batch + b'{"id": "ping", "type": "ping"}\n')  # one write
+        frames = _read_all(conn, count + 1)
+    replies = {frame["id"]: frame for frame in frames}
+    assert sorted(replies, key=str) == [*range(count), "ping"]
+    spans = [tuple(replies[i]["result"]["value"]["$tuple"]) for i in range(count)]
+    running = max(
+        sum(1 for start, end in spans if start <= moment < end) for moment, _ in spans
+    )
+    assert running == bound, spans
+    # The ping behind them waited for slots too.
+    order = [frame["id"] for frame in frames]
+    assert order.index("ping") >= count - bound, order
+
+
+def test_shutdown_answers_every_request() -> None:
+    """pipe.md, "Shutdown": drained, refused, abandoned; each request gets one reply."""
+    drain = 3.0
+    refused = _example("unavailable", 104)["error"]
+    abandoned = _example("unavailable", 105)["error"]
+    with running_server(DRAIN_TIMEOUT=str(drain), MAX_INFLIGHT="2") as server:
+        conn = server.connect()
+        conn.send({"id": 0, "type": "session.open"})
+        (opened,) = _read_all(conn, 1)
+        other = opened["result"]["session"]
+        conn.send_raw(
+            _exec(1, "import time\ntime.sleep(60)")  # outlives the drain
+            + _exec(2, "import time\ntime.sleep(1)\n'finished'", other)  # within it
+            + _exec(3, "'never runs'", other)  # held: the connection is at its bound
+        )
+        watcher = server.connect()
+        time.sleep(0.3)  # let 1 and 2 start
+        signalled = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        deadline = signalled + EXCHANGE_TIMEOUT
+        while True:  # the server says it is going away ...
+            watcher.send({"id": "ping", "type": "ping"})
+            pong = watcher.read(deadline)
+            assert pong is not None
+            if pong["result"]["ready"] is False:
+                break
+            time.sleep(0.02)
+        with pytest.raises(ConnectionRefusedError):  # ... takes no new connection ...
+            Connection(server.path).close()
+        watcher.send({"id": 10, "type": "eval", "params": {"expression": "1"}})
+        assert watcher.read(deadline) == {"id": 10, "error": refused}  # ... nor request
+        frames: list[tuple[float, dict[str, Any]]] = []
+        while (frame := conn.read(deadline)) is not None:
+            frames.append((time.monotonic() - signalled, frame))
+        assert watcher.read(deadline) is None
+        assert server.process.wait(timeout=STOP_TIMEOUT) == 0
+        assert not server.path.exists()
+    replies = {frame["id"]: (at, frame) for at, frame in frames}
+    assert [frame["id"] for _, frame in frames] == [2, 3, 1], frames
+    assert replies[2][1]["result"]["value"] == "finished"
+    assert replies[3][1] == {"id": 3, "error": refused}
+    assert replies[1][1] == {"id": 1, "error": abandoned}
+    assert replies[2][0] < drain <= replies[1][0] + 0.2, frames
 
 
 def _healthcheck(path: Path, token: str | None) -> subprocess.CompletedProcess[str]:

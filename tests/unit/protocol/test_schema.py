@@ -5,7 +5,8 @@ line right before a json fence (see "How to read the examples" in the doc)::
 
     <!-- request -->                 a frame the client sends
     <!-- request pause=0.5 -->       ... sent 0.5 s after the previous one, unanswered
-    <!-- request invalid -->         ... deliberately not valid (the schema rejects it)
+    <!-- request invalid -->         ... deliberately not valid (the schema rejects it,
+                                     or it is not even strict JSON: NaN, Infinity)
     <!-- response -->                the reply the server sends
     <!-- response closes -->         ... after which the server closes the connection
     <!-- response vary=a.b,c.*.d --> ... where the values at these paths vary by run
@@ -15,9 +16,11 @@ line right before a json fence (see "How to read the examples" in the doc)::
 
 Consecutive request blocks followed by their response and event blocks form an
 *exchange*; the exchanges, in document order, are one transcript that
-tests/integration/test_protocol_docs.py replays against a real server.
+tests/integration/test_protocol_docs.py replays against a real server. A response whose
+``id`` is null answers the one (invalid) request of its exchange.
 """
 
+import importlib.util
 import json
 import re
 from dataclasses import dataclass, field
@@ -27,11 +30,22 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from beephost_protocol import COMMANDS, ErrorCode, Handle, encode_value
+from beephost_core import WORKER_SCRIPT
+from beephost_protocol import (
+    COMMANDS,
+    GRPC_STATUS,
+    HTTP_STATUS,
+    ErrorCode,
+    Handle,
+    decode_value,
+    encode_value,
+)
+from beephost_protocol import values as codec
 from beephost_protocol.schema import (
     DRAFT,
     RESULTS,
     SCHEMA_PATH,
+    VALUE_TAGS,
     all_commands,
     build_schema,
     main,
@@ -55,6 +69,7 @@ class Block:
     line: int  # 1-based line of the fence's first content line
     attrs: dict[str, str]
     message: dict[str, Any]
+    strict: bool = True  # False: holds NaN or Infinity (only in an invalid request)
 
     @property
     def vary(self) -> list[str]:
@@ -84,11 +99,18 @@ class Exchange:
     replies: list[Block] = field(default_factory=list)  # responses and events
 
     def command_of(self, reply: Block) -> str | None:
-        """The ``type`` of the valid request that ``reply`` answers, if any."""
+        """The known ``type`` of the request that ``reply`` answers, if any."""
         for request in self.requests:
             if request.message["id"] == reply.message.get("id"):
-                return None if request.invalid else str(request.message["type"])
+                kind = request.message.get("type")
+                return (
+                    kind if isinstance(kind, str) and kind in all_commands() else None
+                )
         return None
+
+    def anonymous(self) -> bool:
+        """Whether a reply may carry ``"id": null``: one invalid request, id unread."""
+        return len(self.requests) == 1 and self.requests[0].invalid
 
 
 class DocError(AssertionError):
@@ -120,15 +142,19 @@ def parse_blocks(text: str) -> list[Block]:
                     f"before it, one of {', '.join(KINDS)}"
                 )
             body = "\n".join(lines[index + 1 : end])
+            attrs = _attrs(marker["attrs"])
+            strict = True
             try:
                 message = json.loads(body, parse_constant=_no_constants)
             except ValueError as exc:
-                raise DocError(f"line {index + 2}: not strict JSON: {exc}") from None
+                if marker["kind"] != "request" or "invalid" not in attrs:
+                    raise DocError(
+                        f"line {index + 2}: not strict JSON: {exc}"
+                    ) from None
+                message, strict = json.loads(body), False  # NaN on purpose
             if not isinstance(message, dict):
                 raise DocError(f"line {index + 2}: a message is a JSON object")
-            blocks.append(
-                Block(marker["kind"], index + 2, _attrs(marker["attrs"]), message)
-            )
+            blocks.append(Block(marker["kind"], index + 2, attrs, message, strict))
         elif marker is not None and marker["kind"] in KINDS:
             raise DocError(f"line {index + 1}: marked fence must be ```json")
         index = end + 1
@@ -165,6 +191,10 @@ def exchanges(blocks: list[Block]) -> list[Exchange]:
         ids = [request.message.get("id") for request in exchange.requests]
         if len(set(map(json.dumps, ids))) != len(ids):
             raise DocError(f"{exchange.requests[0]}: ids repeat within an exchange")
+        if exchange.anonymous() and not any(
+            reply.message.get("id") == ids[0] for reply in exchange.replies
+        ):
+            ids = [None]  # answered as an unreadable line
         for request_id in ids:
             answers = [
                 reply
@@ -295,7 +325,43 @@ def test_value_schema_accepts_what_the_codec_sends(
     validator(schema, "#/$defs/Value").validate(encode_value(value))
 
 
+def _worker_tags() -> tuple[str, ...]:
+    spec = importlib.util.spec_from_file_location("beephost_worker_tags", WORKER_SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    tags: tuple[str, ...] = module._TAGS
+    return tags
+
+
+def test_value_tags_are_the_decoders_tags() -> None:
+    # The schema, the client decoder and the worker know the same tags; any other
+    # single "$" key is a plain dict to both decoders.
+    assert set(VALUE_TAGS) == set(codec._TAGS) == set(_worker_tags())
+
+
+def test_an_unknown_tag_is_not_sent_but_is_read_as_a_plain_dict(
+    schema: dict[str, Any],
+) -> None:
+    unknown = {"$future": [1, {"$float": "inf"}]}
+    # Senders wrap it (the schema describes what a conforming sender sends) ...
+    assert not validator(schema, "#/$defs/Value").is_valid(unknown)
+    assert encode_value({"$future": [1]}) == {"$dict": {"$future": [1]}}
+    # ... and receivers read it as a dict rather than fail.
+    assert decode_value(unknown) == {"$future": [1, float("inf")]}
+
+
 # -- the spec's examples ---------------------------------------------------------------
+
+
+def test_only_an_invalid_request_may_be_loose_json() -> None:
+    fence = '<!-- {} -->\n```json\n{{"id": 1, "type": "eval", "x": NaN}}\n```\n'
+    (block,) = parse_blocks(fence.format("request invalid"))
+    assert not block.strict
+    for marker in ("request", "response", "example"):
+        with pytest.raises(DocError, match="not strict JSON"):
+            parse_blocks(fence.format(marker))
 
 
 def test_every_json_fence_is_marked_and_parses() -> None:
@@ -326,8 +392,12 @@ def test_doc_example_validates(
 ) -> None:
     message = block.message
     if block.invalid:
-        assert not validator(schema).is_valid(message), f"{block} is valid"
+        # Not strict JSON is invalid whatever the schema says (it sees NaN as a number).
+        assert not block.strict or not validator(schema).is_valid(message), (
+            f"{block} is valid"
+        )
         return
+    assert block.strict
     validator(schema).validate(message)
     table = schema["x-commands"]
     if block.kind == "request":
@@ -337,7 +407,7 @@ def test_doc_example_validates(
     elif command is not None:
         validator(schema, table[command]["response"]).validate(message)
     elif block.kind in ("response", "example"):
-        # Replies to invalid requests, and to no request at all, can only be errors.
+        # Replies to unknown commands, and to no request at all, can only be errors.
         validator(schema, "#/$defs/ErrorResponse").validate(message)
 
 
@@ -369,6 +439,20 @@ def _table_codes(text: str) -> set[str]:
 def test_error_tables_list_every_code(doc: Path) -> None:
     codes = _table_codes(doc.read_text(encoding="utf-8"))
     assert {code.value for code in ErrorCode} <= codes
+
+
+def test_errors_doc_statuses_are_the_codes_tables() -> None:
+    rows = {}
+    for line in ERRORS_DOC.read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 7 and re.fullmatch(r"`[a-z_]+`", cells[0]):
+            rows[cells[0].strip("`")] = (
+                int(cells[4].split()[0]),
+                cells[5].strip("`"),
+            )
+    assert rows == {
+        code.value: (HTTP_STATUS[code], GRPC_STATUS[code]) for code in ErrorCode
+    }
 
 
 def test_doc_announces_the_protocol_version(schema: dict[str, Any]) -> None:

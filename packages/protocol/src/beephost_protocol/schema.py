@@ -79,7 +79,11 @@ class HelloResult(_Transport):
         description="Longest request line accepted, in bytes, without the newline."
     )
     max_inflight: int = Field(
-        description="Requests per connection run at once; reading pauses beyond."
+        description="Requests per connection run at once; further ones wait unread."
+    )
+    max_result_bytes: int = Field(
+        description="Largest reply to a session command, in bytes; larger ones are "
+        "answered with too_large."
     )
 
 
@@ -124,7 +128,9 @@ def all_commands() -> dict[str, type[BaseModel]]:
 
 # Hand-written definitions: envelopes and the $-tagged value encoding.
 
-_VALUE_TAGS: dict[str, JsonSchemaValue] = {
+# The value tags of this protocol version. The client codec (beephost_protocol.values)
+# and the worker's decoder know exactly these; any other single "$" key is a plain dict.
+VALUE_TAGS: dict[str, JsonSchemaValue] = {
     "$float": {"enum": ["nan", "inf", "-inf"]},
     "$bytes": {"type": "string", "contentEncoding": "base64"},
     "$tuple": {"type": "array", "items": {"$ref": "#/$defs/Value"}},
@@ -160,11 +166,13 @@ def _value_defs() -> dict[str, JsonSchemaValue]:
             "required": [tag],
             "additionalProperties": False,
         }
-        for tag, schema in _VALUE_TAGS.items()
+        for tag, schema in VALUE_TAGS.items()
     }
     value: JsonSchemaValue = {
-        "description": "A Python value on the wire: JSON, where an object with exactly "
-        "one key starting with '$' is a tagged form.",
+        "description": "A Python value on the wire: JSON, where an object whose only "
+        "key starts with '$' is a tagged form. Senders wrap a dict that would look "
+        "like one in '$dict'; receivers read an object with an unknown single '$' "
+        "key as a plain dict (forward compatible).",
         "oneOf": [
             {"type": ["null", "boolean", "number", "string"]},
             {"type": "array", "items": {"$ref": "#/$defs/Value"}},
@@ -204,7 +212,8 @@ def _envelope_defs() -> dict[str, JsonSchemaValue]:
         },
         "ReplyId": {
             "description": "The request's id, or null when it could not be read "
-            "(malformed or over-long line, refused connection).",
+            "(a line that is not JSON or has no valid id, an over-long line whose "
+            "first member is not its id, a refused connection).",
             "type": ["integer", "string", "null"],
         },
         "ErrorCode": {
