@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Docker's reference grammar, reduced to what we accept for our own repositories:
@@ -20,10 +20,56 @@ def _default_rootfs_cache_dir() -> Path:
     return Path.home() / ".cache" / "beephost" / "rootfs"
 
 
+def _default_database() -> Path:
+    return Path.home() / ".local" / "share" / "beephost" / "controller.db"
+
+
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
 class Settings(BaseSettings):
     """Controller configuration; every field maps to ``BEEPHOST_CONTROLLER_<FIELD>``."""
 
     model_config = SettingsConfigDict(env_prefix="BEEPHOST_CONTROLLER_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address the REST API binds to.")
+    port: int = Field(8600, ge=0, le=65535, description="Port of the REST API.")
+    token: SecretStr | None = Field(
+        None,
+        description=(
+            "API token (Authorization: Bearer). Required when the API binds beyond "
+            "loopback; the controller refuses to start without one."
+        ),
+    )
+    database: Path = Field(
+        default_factory=_default_database,
+        description="SQLite file holding runtimes, environments, jobs and backends.",
+    )
+    name: str = Field(
+        "default",
+        pattern=r"^[a-z0-9][a-z0-9-]{0,30}$",
+        description=(
+            "This controller's name, put on every container it creates "
+            "(io.beephost.controller); reconciliation only touches its own."
+        ),
+    )
+    pythons: list[str] = Field(
+        default_factory=lambda: ["3.11", "3.13", "3.14"],
+        description="CPython minor versions offered as runtimes.",
+    )
+    default_python: str = Field("3.11", description="Runtime used when none is named.")
+    environment_repository: str = Field(
+        "beephost/env",
+        description="Repository of environment images; tags are content hashes.",
+    )
+    index_url: str | None = Field(
+        None, description="Package index for resolving requirements (default PyPI)."
+    )
+    ca_bundle: Path | None = Field(
+        None,
+        description="Extra CA bundle (PEM) trusted when resolving and downloading packages.",
+    )
+    build_workers: int = Field(2, ge=1, le=16, description="Concurrent image builds.")
 
     base_image_repository: str = Field(
         default="beephost/python",
@@ -100,3 +146,14 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://", "file://")):
             raise ValueError(f"debian_mirror must be an http(s) or file URL: {value!r}")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _token_beyond_loopback(self) -> "Settings":
+        if self.host not in _LOOPBACK and self.token is None:
+            raise ValueError(
+                f"the API binds to {self.host}: set BEEPHOST_CONTROLLER_TOKEN "
+                "(a token is required beyond loopback)"
+            )
+        if self.default_python not in self.pythons:
+            raise ValueError(f"default_python {self.default_python} is not in pythons")
+        return self

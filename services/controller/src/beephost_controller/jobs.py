@@ -1,0 +1,124 @@
+"""Long-running jobs (image builds) on worker threads, with state and logs in the store.
+
+No request ever waits for a job: routes submit one and return its id; clients poll the
+job or stream its log. A controller that dies mid-job leaves rows in ``queued`` or
+``running``; :meth:`JobRunner.recover` resumes them (builds are content-addressed, so
+running one again is safe) or marks them failed when no resumer is registered.
+"""
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from beephost_controller.store import JobRow, SqliteStore
+
+logger = logging.getLogger(__name__)
+
+_MAX_LOG_LINE = 4000
+
+
+class JobLog:
+    """What a job prints: appended to the store line by line, so it streams live."""
+
+    def __init__(self, store: SqliteStore, job_id: str) -> None:
+        self._store = store
+        self._job_id = job_id
+
+    def __call__(self, text: str) -> None:
+        lines = [line[:_MAX_LOG_LINE] for line in text.splitlines() if line.strip()]
+        if lines:
+            self._store.append_log(self._job_id, lines)
+
+
+JobFunction = Callable[[JobLog], None]
+Resumer = Callable[[JobRow], JobFunction | None]
+
+
+class JobRunner:
+    """Runs job functions on a small thread pool and records their outcome.
+
+    Args:
+        store: Where job rows and log lines live.
+        workers: Concurrent jobs (image builds are CPU- and disk-heavy).
+        on_finish: Called with the finished row (metrics).
+    """
+
+    def __init__(
+        self,
+        store: SqliteStore,
+        workers: int = 2,
+        on_finish: Callable[[JobRow], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="beephost-job"
+        )
+        self._on_finish = on_finish
+        self._idle = threading.Condition()
+        self._active = 0
+
+    def submit(self, kind: str, target: str, function: JobFunction) -> JobRow:
+        """Queue ``function`` as a new job and return its row (status ``queued``)."""
+        row = JobRow(
+            id="job-" + secrets.token_hex(6), kind=kind, target=target, status="queued"
+        )
+        self._store.insert_job(row)
+        self._start(row, function)
+        return row
+
+    def recover(self, resumer: Resumer) -> list[JobRow]:
+        """Resume or fail the jobs a previous controller process left unfinished."""
+        recovered = []
+        for row in self._store.jobs(status=("queued", "running")):
+            function = resumer(row)
+            if function is None:
+                self._finish(
+                    row.id, "failed", "the controller restarted during the job"
+                )
+            else:
+                JobLog(self._store, row.id)("controller restarted: resuming the job")
+                self._store.update_job(row.id, status="queued")
+                self._start(row, function)
+            recovered.append(row)
+        return recovered
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no job runs (tests and graceful shutdown)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._active == 0, timeout)
+
+    def shutdown(self) -> None:
+        # Running builds are abandoned, not awaited: recover() resumes them next start.
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _start(self, row: JobRow, function: JobFunction) -> None:
+        with self._idle:
+            self._active += 1
+        self._pool.submit(self._run, row.id, function)
+
+    def _run(self, job_id: str, function: JobFunction) -> None:
+        log = JobLog(self._store, job_id)
+        self._store.update_job(job_id, status="running", started_at=time.time())
+        try:
+            function(log)
+        except Exception as exc:
+            logger.warning("job %s failed: %s", job_id, exc)
+            log(f"failed: {exc}")
+            self._finish(job_id, "failed", str(exc))
+        else:
+            self._finish(job_id, "succeeded", None)
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    def _finish(self, job_id: str, status: str, error: str | None) -> None:
+        self._store.update_job(
+            job_id, status=status, error=error, finished_at=time.time()
+        )
+        row = self._store.job(job_id)
+        if row is not None and self._on_finish is not None:
+            self._on_finish(row)

@@ -1,0 +1,53 @@
+"""Prometheus metrics of the controller, on its own registry."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from beephost_controller.store import JobRow
+
+
+class ControllerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.jobs = Counter(
+            "beephost_controller_jobs",
+            "Finished jobs by kind and outcome.",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
+        self.job_seconds = Histogram(
+            "beephost_controller_job_seconds",
+            "Job duration from start to finish, by kind.",
+            ["kind"],
+            buckets=(0.1, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640),
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "beephost_controller_api_requests",
+            "API requests by route and status code.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.backends = Gauge(
+            "beephost_controller_backends",
+            "Backends by type and state.",
+            ["type", "state"],
+            registry=self.registry,
+        )
+        self.start_to_ready = Histogram(
+            "beephost_controller_backend_start_to_ready_seconds",
+            "From container start to the backend answering, by type.",
+            ["type"],
+            buckets=(0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.reconciliations = Counter(
+            "beephost_controller_reconciliations",
+            "Reconciliation actions: adopted, missing, orphan_removed, restarted.",
+            ["action"],
+            registry=self.registry,
+        )
+
+    def job_finished(self, row: JobRow) -> None:
+        self.jobs.labels(row.kind, row.status).inc()
+        if row.started_at is not None and row.finished_at is not None:
+            self.job_seconds.labels(row.kind).observe(row.finished_at - row.started_at)

@@ -1,0 +1,63 @@
+"""Environments: a runtime plus requirements, built into a content-addressed image."""
+
+from fastapi import APIRouter, Response, status
+
+from beephost_controller.deps import Authenticated, ServiceDep, StoreDep
+from beephost_controller.routes._convert import environment_public
+from beephost_controller.schemas import (
+    ERROR_RESPONSES,
+    EnvironmentCreate,
+    EnvironmentPublic,
+)
+
+router = APIRouter(
+    prefix="/api/v1/environments", tags=["environments"], dependencies=[Authenticated]
+)
+
+
+@router.get("", response_model=list[EnvironmentPublic], responses=ERROR_RESPONSES)
+def list_environments(store: StoreDep) -> list[EnvironmentPublic]:
+    return [environment_public(row) for row in store.environments()]
+
+
+@router.post(
+    "",
+    response_model=EnvironmentPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=ERROR_RESPONSES,
+)
+def create_environment(
+    body: EnvironmentCreate, service: ServiceDep
+) -> EnvironmentPublic:
+    """Create an environment; its image builds as a job (see `job_id`)."""
+    row, _ = service.create_environment(body, ensure=False)
+    return environment_public(row)
+
+
+@router.put(
+    "/{name}",
+    response_model=EnvironmentPublic,
+    responses={**ERROR_RESPONSES, 201: {"model": EnvironmentPublic}},
+)
+def ensure_environment(
+    name: str, body: EnvironmentCreate, service: ServiceDep, response: Response
+) -> EnvironmentPublic:
+    """Idempotent create: returns an existing equal environment (200) or creates it (201)."""
+    if body.name != name:
+        body = body.model_copy(update={"name": name})
+    row, created = service.create_environment(body, ensure=True)
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return environment_public(row)
+
+
+@router.get("/{name}", response_model=EnvironmentPublic, responses=ERROR_RESPONSES)
+def get_environment(name: str, service: ServiceDep) -> EnvironmentPublic:
+    return environment_public(service.environment(name))
+
+
+@router.delete(
+    "/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=ERROR_RESPONSES
+)
+def delete_environment(name: str, service: ServiceDep) -> None:
+    """Forget an environment (its image stays while other environments share it)."""
+    service.delete_environment(name)

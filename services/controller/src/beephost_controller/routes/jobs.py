@@ -1,0 +1,77 @@
+"""Jobs: builds and inits, with their logs (poll with `after`, or stream NDJSON)."""
+
+import json
+import time
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from beephost_controller.deps import Authenticated, StoreDep
+from beephost_controller.routes._convert import job_public
+from beephost_controller.schemas import ERROR_RESPONSES, JobLogPage, JobPublic, LogLine
+from beephost_controller.store import SqliteStore
+from beephost_protocol.errors import NotFound
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], dependencies=[Authenticated])
+
+_POLL = 0.2
+_STREAM_LIMIT = 3600.0  # a log stream ends after an hour even if the job does not
+
+
+def _job(store: SqliteStore, job_id: str) -> JobPublic:
+    row = store.job(job_id)
+    if row is None:
+        raise NotFound(f"no job {job_id!r}", {"job": job_id})
+    return job_public(row)
+
+
+@router.get("", response_model=list[JobPublic], responses=ERROR_RESPONSES)
+def list_jobs(store: StoreDep) -> list[JobPublic]:
+    return [job_public(row) for row in store.jobs()]
+
+
+@router.get("/{job_id}", response_model=JobPublic, responses=ERROR_RESPONSES)
+def get_job(job_id: str, store: StoreDep) -> JobPublic:
+    return _job(store, job_id)
+
+
+@router.get("/{job_id}/log", response_model=JobLogPage, responses=ERROR_RESPONSES)
+def get_job_log(
+    job_id: str,
+    store: StoreDep,
+    after: int = Query(-1, ge=-1),
+    limit: int = Query(1000, ge=1, le=10000),
+) -> JobLogPage:
+    """Log lines after `after`, oldest first."""
+    job = _job(store, job_id)
+    lines = [
+        LogLine(seq=seq, line=line)
+        for seq, line in store.log_lines(job_id, after, limit)
+    ]
+    return JobLogPage(job=job, lines=lines, next=lines[-1].seq if lines else after)
+
+
+@router.get(
+    "/{job_id}/log/stream",
+    responses={**ERROR_RESPONSES, 200: {"content": {"application/x-ndjson": {}}}},
+)
+def stream_job_log(job_id: str, store: StoreDep) -> StreamingResponse:
+    """NDJSON: `{"seq", "line"}` as the job prints, then `{"job": ...}` when it ends."""
+    _job(store, job_id)
+
+    def lines() -> Iterator[bytes]:
+        after, deadline = -1, time.monotonic() + _STREAM_LIMIT
+        while time.monotonic() < deadline:
+            for seq, line in store.log_lines(job_id, after):
+                after = seq
+                yield json.dumps({"seq": seq, "line": line}).encode() + b"\n"
+            job = _job(store, job_id)
+            if job.status in ("succeeded", "failed") and not store.log_lines(
+                job_id, after, 1
+            ):
+                yield json.dumps({"job": job.model_dump()}).encode() + b"\n"
+                return
+            time.sleep(_POLL)
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")

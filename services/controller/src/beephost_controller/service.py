@@ -1,0 +1,252 @@
+"""Use cases of the controller: runtimes and environments (backends live in backends.py).
+
+Routes call these; these call the store, the job runner and the image builder. All of it
+is blocking (sqlite3, docker-py, uv): routes are plain ``def`` endpoints, which FastAPI
+runs in its thread pool.
+"""
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from beephost_controller.jobs import JobLog, JobRunner
+from beephost_controller.resolver import Lock, ResolutionError
+from beephost_controller.schemas import EnvironmentCreate
+from beephost_controller.settings import Settings
+from beephost_controller.store import EnvironmentRow, JobRow, RuntimeRow, SqliteStore
+from beephost_protocol.errors import InvalidRequest, NotFound
+
+logger = logging.getLogger(__name__)
+
+ADMIN_ENVIRONMENT = "admin"
+
+
+class Conflict(InvalidRequest):
+    """The name exists with a different definition (HTTP 409)."""
+
+
+@dataclass(frozen=True)
+class BaseImageRef:
+    """What the builder reports about a runtime's base image."""
+
+    python: str
+    image: str
+    image_id: str
+    version: str
+    source: str
+
+
+class ImageBuilder(Protocol):
+    """Makes images; the Docker-backed implementation lives in runtime/."""
+
+    @property
+    def code_version(self) -> str:
+        """A hash of the backend servers' code baked into environment images."""
+        ...
+
+    def ensure_base(self, python: str, log: Callable[[str], None]) -> BaseImageRef:
+        """Make sure the runtime's pinned-CPython base image exists."""
+        ...
+
+    def image_exists(self, tag: str) -> bool: ...
+
+    def build_environment(
+        self, *, base: BaseImageRef, lock: Lock, tag: str, admin: bool, log: JobLog
+    ) -> None:
+        """Build the environment image ``tag`` (servers plus the locked packages)."""
+        ...
+
+
+Resolve = Callable[[list[str], str], Lock]
+
+
+def environment_tag(
+    repository: str, base_image_id: str, lock: Lock, code_version: str
+) -> str:
+    """Content address: equal base, lock and server code give one shared image."""
+    digest = hashlib.sha256(f"{base_image_id}\n{lock.digest}\n{code_version}".encode())
+    return f"{repository}:{digest.hexdigest()[:24]}"
+
+
+class ControllerService:
+    """Runtimes and environments, with builds as jobs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: SqliteStore,
+        jobs: JobRunner,
+        builder: ImageBuilder,
+        resolve: Resolve,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.jobs = jobs
+        self.builder = builder
+        self.resolve = resolve
+
+    # -- runtimes -------------------------------------------------------------------------
+
+    def runtimes(self) -> list[tuple[str, RuntimeRow | None]]:
+        known = {row.python: row for row in self.store.runtimes()}
+        return [(python, known.get(python)) for python in self.settings.pythons]
+
+    def init_runtime(self, python: str | None) -> JobRow:
+        """Ensure the base image of a runtime, as a job."""
+        python = self._python(python)
+
+        def job(log: JobLog) -> None:
+            self._ensure_runtime(python, log)
+
+        return self.jobs.submit("init", python, job)
+
+    def _ensure_runtime(self, python: str, log: Callable[[str], None]) -> BaseImageRef:
+        base = self.builder.ensure_base(python, log)
+        self.store.put_runtime(
+            RuntimeRow(
+                base.python, base.image, base.image_id, base.version, base.source
+            )
+        )
+        log(f"runtime {python}: CPython {base.version} in {base.image}")
+        return base
+
+    def _python(self, python: str | None) -> str:
+        python = python or self.settings.default_python
+        if python not in self.settings.pythons:
+            raise InvalidRequest(
+                f"no runtime {python!r}; offered: {', '.join(self.settings.pythons)}",
+                {"offered": self.settings.pythons},
+            )
+        return python
+
+    # -- environments ---------------------------------------------------------------------
+
+    def create_environment(
+        self, spec: EnvironmentCreate, *, ensure: bool
+    ) -> tuple[EnvironmentRow, bool]:
+        """Create an environment and queue its build.
+
+        Returns:
+            The row and whether it was created (False: an equal one existed, ensure mode).
+
+        Raises:
+            Conflict: The name exists (create), or exists with another definition (ensure).
+        """
+        admin = spec.name == ADMIN_ENVIRONMENT
+        row = EnvironmentRow(
+            name=spec.name,
+            python=self._python(spec.python),
+            requirements=spec.requirements,
+            network=spec.network,
+            admin=admin,
+            status="pending",
+        )
+        if not self.store.insert_environment(row):
+            existing = self.store.environment(spec.name)
+            assert existing is not None
+            same = (existing.python, existing.requirements, existing.network) == (
+                row.python,
+                row.requirements,
+                row.network,
+            )
+            if ensure and same:
+                if existing.status == "failed":  # ensure retries a failed build
+                    self._queue_build(existing)
+                return self.environment(existing.name), False
+            raise Conflict(
+                f"environment {spec.name!r} exists"
+                + ("" if same else " with another definition"),
+                {"environment": spec.name},
+            )
+        self._queue_build(row)
+        return self.environment(row.name), True
+
+    def environment(self, name: str) -> EnvironmentRow:
+        row = self.store.environment(name)
+        if row is None:
+            raise NotFound(f"no environment {name!r}", {"environment": name})
+        return row
+
+    def delete_environment(self, name: str) -> None:
+        self.environment(name)
+        if self.store.backends(name):
+            raise Conflict(
+                f"environment {name!r} has backends; stop them first",
+                {"environment": name},
+            )
+        self.store.delete_environment(name)
+
+    def _queue_build(self, row: EnvironmentRow) -> None:
+        job = self.jobs.submit("build", row.name, self._build_job(row.name))
+        self.store.update_environment(
+            row.name, status="pending", job_id=job.id, error=None
+        )
+
+    def _build_job(self, name: str) -> Callable[[JobLog], None]:
+        def job(log: JobLog) -> None:
+            self.build_environment(name, log)
+
+        return job
+
+    def resume(self, row: JobRow) -> Callable[[JobLog], None] | None:
+        """Job resumer for JobRunner.recover: builds and inits are safe to run again."""
+        if row.kind == "build" and self.store.environment(row.target) is not None:
+            return self._build_job(row.target)
+        if row.kind == "init":
+            python = row.target
+
+            def init(log: JobLog) -> None:
+                self._ensure_runtime(python, log)
+
+            return init
+        return None
+
+    def _known_lock(self, row: EnvironmentRow) -> Lock | None:
+        """The lock of a ready environment with the same runtime and requirements."""
+        for other in self.store.environments():
+            same = (other.python, other.requirements) == (row.python, row.requirements)
+            if same and other.status == "ready" and other.lock is not None:
+                return Lock(other.lock)
+        return None
+
+    def build_environment(self, name: str, log: JobLog) -> None:
+        """The build job: resolve, address by content, reuse or build, record."""
+        row = self.environment(name)
+        self.store.update_environment(name, status="building")
+        try:
+            base = self._ensure_runtime(row.python, log)
+            lock = self._known_lock(row)
+            if lock is None:
+                log(
+                    f"resolving {len(row.requirements)} requirement(s) for CPython {row.python}"
+                )
+                lock = self.resolve(row.requirements, row.python)
+            else:
+                log("an equal environment is ready: reusing its lock, no resolution")
+            tag = environment_tag(
+                self.settings.environment_repository,
+                base.image_id,
+                lock,
+                self.builder.code_version,
+            )
+            if self.builder.image_exists(tag):
+                log(f"image {tag} exists: equal environment, nothing to build")
+            else:
+                log(f"building {tag}")
+                self.builder.build_environment(
+                    base=base, lock=lock, tag=tag, admin=row.admin, log=log
+                )
+        except ResolutionError as exc:
+            self.store.update_environment(
+                name, status="failed", error=f"resolution failed: {exc}"
+            )
+            raise
+        except Exception as exc:
+            self.store.update_environment(name, status="failed", error=str(exc))
+            raise
+        self.store.update_environment(
+            name, status="ready", lock=lock.text, image=tag, error=None
+        )
+        log(f"environment {name} ready")

@@ -1,0 +1,304 @@
+"""The controller's REST API on a real uvicorn server, real SQLite and a real uv resolver.
+
+Images come from an in-memory builder here; the Docker-backed path is tested in e2e.
+"""
+
+import http.client
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from pydantic import SecretStr
+
+from beephost_controller.app import create_app
+from beephost_controller.jobs import JobLog
+from beephost_controller.resolver import Lock, resolve
+from beephost_controller.service import BaseImageRef
+from beephost_controller.settings import Settings
+from beephost_controller.store import SqliteStore
+
+
+class MemoryBuilder:
+    """A working image builder without Docker: images are names in a set."""
+
+    code_version = "test-code"
+
+    def __init__(self, fail: str | None = None, build_seconds: float = 0.0) -> None:
+        self.images: set[str] = set()
+        self.builds: list[str] = []
+        self.fail = fail
+        self.build_seconds = build_seconds
+
+    def ensure_base(self, python: str, log: Callable[[str], None]) -> BaseImageRef:
+        return BaseImageRef(
+            python,
+            f"beephost/python:{python}",
+            f"sha256:base{python}",
+            f"{python}.0",
+            "debian",
+        )
+
+    def image_exists(self, tag: str) -> bool:
+        return tag in self.images
+
+    def build_environment(
+        self, *, base: BaseImageRef, lock: Lock, tag: str, admin: bool, log: JobLog
+    ) -> None:
+        time.sleep(self.build_seconds)
+        if self.fail:
+            raise RuntimeError(self.fail)
+        log(f"installing {lock.text.count('==')} packages")
+        self.builds.append(tag)
+        self.images.add(tag)
+
+
+class Api:
+    def __init__(self, port: int, token: str | None) -> None:
+        self.port = port
+        self.token = token
+
+    def call(
+        self, method: str, path: str, body: Any = None, token: str | None = ""
+    ) -> tuple[int, Any]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        headers = {"Content-Type": "application/json"}
+        bearer = self.token if token == "" else token
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        try:
+            connection.request(
+                method, path, json.dumps(body) if body is not None else None, headers
+            )
+            response = connection.getresponse()
+            raw = response.read()
+        finally:
+            connection.close()
+        return response.status, json.loads(raw) if raw else None
+
+    def wait_job(self, job_id: str, timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status, job = self.call("GET", f"/api/v1/jobs/{job_id}")
+            assert status == 200
+            if job["status"] in ("succeeded", "failed"):
+                return dict(job)
+            time.sleep(0.05)
+        raise AssertionError(f"job {job_id} did not finish")
+
+
+def fake_resolver(requirements: list[str], python: str) -> Lock:
+    return Lock(
+        "".join(
+            f"{r}==1.0 \\\n    --hash=sha256:{'0' * 64}\n" for r in sorted(requirements)
+        )
+    )
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Api]]:
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(
+        builder: MemoryBuilder | None = None,
+        token: str | None = "t0ken",
+        resolver: Any = fake_resolver,
+    ) -> Api:
+        settings = Settings(
+            database=tmp_path / "controller.db",
+            token=SecretStr(token) if token else None,
+        )
+        app = create_app(
+            settings, builder=builder or MemoryBuilder(), resolver=resolver
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+            )
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        servers.append((server, thread))
+        return Api(port, token)
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_environment_lifecycle_and_content_addressed_images(
+    serve: Callable[..., Api],
+) -> None:
+    builder = MemoryBuilder()
+    api = serve(builder)
+    status, env = api.call(
+        "POST",
+        "/api/v1/environments",
+        {"name": "one", "requirements": ["six", "attrs"]},
+    )
+    assert status == 201
+    assert env["status"] == "pending"
+    assert env["requirements"] == ["attrs", "six"]  # normalised
+    job = api.wait_job(env["job_id"])
+    assert job["status"] == "succeeded"
+    status, ready = api.call("GET", "/api/v1/environments/one")
+    assert ready["status"] == "ready"
+    assert ready["image"].startswith("beephost/env:")
+    # An equal environment shares the image: no second build.
+    status, two = api.call(
+        "POST",
+        "/api/v1/environments",
+        {"name": "two", "requirements_txt": "six\n# c\nattrs\n"},
+    )
+    assert status == 201
+    api.wait_job(two["job_id"])
+    assert api.call("GET", "/api/v1/environments/two")[1]["image"] == ready["image"]
+    assert len(builder.builds) == 1
+    _, page = api.call("GET", f"/api/v1/jobs/{two['job_id']}/log")
+    logged = [line["line"] for line in page["lines"]]
+    assert any("reusing its lock" in line for line in logged)
+    assert any("nothing to build" in line for line in logged)
+    assert [e["name"] for e in api.call("GET", "/api/v1/environments")[1]] == [
+        "one",
+        "two",
+    ]
+    assert api.call("DELETE", "/api/v1/environments/two")[0] == 204
+    assert api.call("GET", "/api/v1/environments/two")[0] == 404
+
+
+def test_create_conflicts_and_ensure_is_idempotent(serve: Callable[..., Api]) -> None:
+    api = serve()
+    spec = {"name": "e", "requirements": ["six"], "network": False}
+    status, first = api.call("PUT", "/api/v1/environments/e", spec)
+    assert status == 201
+    status, again = api.call("PUT", "/api/v1/environments/e", spec)
+    assert status == 200
+    assert again["created_at"] == first["created_at"]
+    status, error = api.call("POST", "/api/v1/environments", spec)
+    assert status == 409
+    assert error["error"]["message"] == "environment 'e' exists"
+    status, error = api.call("PUT", "/api/v1/environments/e", {**spec, "network": True})
+    assert status == 409
+    assert "another definition" in error["error"]["message"]
+
+
+def test_failed_build_reports_the_error_and_ensure_retries(
+    serve: Callable[..., Api],
+) -> None:
+    builder = MemoryBuilder(fail="pip exploded")
+    api = serve(builder)
+    env = api.call(
+        "POST", "/api/v1/environments", {"name": "bad", "requirements": ["six"]}
+    )[1]
+    job = api.wait_job(env["job_id"])
+    assert job["status"] == "failed"
+    assert job["error"] == "pip exploded"
+    failed = api.call("GET", "/api/v1/environments/bad")[1]
+    assert (failed["status"], failed["error"]) == ("failed", "pip exploded")
+    builder.fail = None
+    retried = api.call(
+        "PUT", "/api/v1/environments/bad", {"name": "bad", "requirements": ["six"]}
+    )[1]
+    assert api.wait_job(retried["job_id"])["status"] == "succeeded"
+
+
+def test_real_resolution_errors_carry_uv_text(serve: Callable[..., Api]) -> None:
+    def uv(requirements: list[str], python: str) -> Lock:
+        return resolve(requirements, python)
+
+    api = serve(resolver=uv)
+    env = api.call(
+        "POST",
+        "/api/v1/environments",
+        {
+            "name": "x",
+            "python": "3.13",
+            "requirements": ["beephost-no-such-package-zz"],
+        },
+    )[1]
+    job = api.wait_job(env["job_id"])
+    assert job["status"] == "failed"
+    assert "beephost-no-such-package-zz" in job["error"]
+    assert "not found in the package registry" in job["error"]
+    ok = api.call(
+        "POST",
+        "/api/v1/environments",
+        {"name": "y", "python": "3.13", "requirements": ["six==1.17.0"]},
+    )[1]
+    assert api.wait_job(ok["job_id"])["status"] == "succeeded"
+
+
+def test_bad_input_is_invalid_request(serve: Callable[..., Api]) -> None:
+    api = serve()
+    for body in (
+        {"name": "Bad Name"},
+        {"name": "ok", "python": "2.7"},
+        {"name": "ok", "requirements": ["-r other.txt"]},
+        {"name": "ok", "requirements_txt": "--index-url http://evil\nsix"},
+        {"name": "ok", "unknown": 1},
+    ):
+        status, error = api.call("POST", "/api/v1/environments", body)
+        assert status == 400, body
+        assert error["error"]["code"] == "invalid_request"
+
+
+def test_auth(serve: Callable[..., Api]) -> None:
+    api = serve()
+    assert api.call("GET", "/api/v1/environments", token=None)[0] == 401
+    assert api.call("GET", "/api/v1/environments", token="t0keN")[0] == 401
+    assert api.call("GET", "/api/v1/environments", token="t0ken ")[0] == 401
+    assert api.call("GET", "/api/v1/environments")[0] == 200
+    assert api.call("GET", "/health", token=None)[0] == 200
+    assert api.call("GET", "/ready", token=None)[0] == 200
+
+
+def test_runtimes_and_metrics(serve: Callable[..., Api]) -> None:
+    api = serve()
+    runtimes = api.call("GET", "/api/v1/runtimes")[1]
+    assert [r["python"] for r in runtimes] == ["3.11", "3.13", "3.14"]
+    assert not any(r["initialised"] for r in runtimes)
+    job = api.call("POST", "/api/v1/runtimes/init", {"python": "3.13"})[1]
+    assert api.wait_job(job["id"])["status"] == "succeeded"
+    runtimes = {r["python"]: r for r in api.call("GET", "/api/v1/runtimes")[1]}
+    assert runtimes["3.13"]["version"] == "3.13.0"
+    connection = http.client.HTTPConnection("127.0.0.1", api.port, timeout=10)
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    connection.close()
+    assert 'beephost_controller_jobs_total{kind="init",outcome="succeeded"} 1.0' in text
+    assert (
+        'beephost_controller_api_requests_total{method="GET",route="/api/v1/runtimes",status="200"}'
+        in text
+    )
+
+
+def test_state_survives_restart_and_unfinished_builds_resume(
+    serve: Callable[..., Api], tmp_path: Path
+) -> None:
+    api = serve(MemoryBuilder(build_seconds=30))
+    env = api.call(
+        "POST", "/api/v1/environments", {"name": "slow", "requirements": ["six"]}
+    )[1]
+    time.sleep(0.3)
+    # Simulate a crash mid-build: the row says running; a new process must resume it.
+    store = SqliteStore(tmp_path / "controller.db")
+    crashed = store.job(env["job_id"])
+    assert crashed is not None
+    assert crashed.status == "running"
+    store.close()
+    fresh = serve(MemoryBuilder())  # a second controller process on the same database
+    job = fresh.wait_job(env["job_id"])
+    assert job["status"] == "succeeded"
+    _status, page = fresh.call("GET", f"/api/v1/jobs/{env['job_id']}/log")
+    assert any("resuming" in line["line"] for line in page["lines"])
+    assert fresh.call("GET", "/api/v1/environments/slow")[1]["status"] == "ready"
