@@ -1,0 +1,119 @@
+"""Entry point: `beephost-rpc-backend [serve|healthcheck]`."""
+
+import argparse
+import asyncio
+import ipaddress
+import json
+import logging
+import os
+import signal
+import sys
+import time
+
+from prometheus_client import start_http_server
+
+from beephost_core import CoreMetrics, Executor
+from beephost_protocol.errors import BeepHostError
+from beephost_rpc_backend.settings import Settings
+
+logger = logging.getLogger("beephost_rpc_backend")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    if not sys.stdout.isatty():
+        handler.setFormatter(_JsonFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+async def serve(settings: Settings) -> int:
+    from beephost_rpc_backend.server import create_server
+
+    metrics = CoreMetrics("grpc")
+    executor = Executor(settings.executor_config(), metrics)
+    started = time.perf_counter()
+    server, port = create_server(settings, executor)
+    # Listen first: until the executor is ready, health says NOT_SERVING and calls are
+    # answered `unavailable`, so probes see a starting server rather than a dead one.
+    await server.start()
+    logger.info("listening on %s:%s", settings.host, port)
+    if settings.token is None and not _is_loopback(settings.host):
+        logger.warning(
+            "no token is set and %s is not loopback: anyone who can reach the port can run code",
+            settings.host,
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await executor.start()
+    except BeepHostError as exc:
+        logger.error("cannot start the executor: %s", exc.message)
+        await server.shutdown(0)
+        await executor.aclose()
+        return 1
+    await server.ready()
+    if settings.metrics_port:
+        start_http_server(
+            settings.metrics_port, settings.metrics_host, registry=metrics.registry
+        )
+    logger.info(
+        "ready in %.3fs (environment %s)",
+        time.perf_counter() - started,
+        settings.environment,
+    )
+    await stop.wait()
+    logger.info("shutting down: draining for up to %ss", settings.drain_timeout)
+    await server.shutdown(settings.drain_timeout)
+    await executor.aclose()
+    logger.info("stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="beephost-rpc-backend")
+    parser.add_argument(
+        "command", nargs="?", default="serve", choices=["serve", "healthcheck"]
+    )
+    args = parser.parse_args(argv)
+    settings = Settings()
+    # Before grpc is first imported, which reads it: the core's fork handlers only log
+    # "skipping fork() handlers" on every worker spawn, and workers exec right away.
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+    if args.command == "healthcheck":
+        from beephost_rpc_backend.healthcheck import check
+
+        healthy, reason = check(settings.host, settings.port)
+        print(reason)  # noqa: T201 - the healthcheck's output is its report
+        raise SystemExit(0 if healthy else 1)
+    configure_logging()
+    try:
+        import uvloop
+    except ImportError:
+        raise SystemExit(asyncio.run(serve(settings))) from None
+    raise SystemExit(uvloop.run(serve(settings)))
+
+
+if __name__ == "__main__":
+    main()

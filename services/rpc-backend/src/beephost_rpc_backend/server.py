@@ -1,0 +1,143 @@
+"""The grpc.aio server: Executor service, standard health, reflection, auth, limits, drain."""
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, Protocol
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # grpc-stubs 1.53 predates health.aio
+from grpc_reflection.v1alpha import reflection
+
+from beephost_core import Executor
+from beephost_pb.exec.v1 import exec_pb2_grpc
+from beephost_protocol import pb_codec
+from beephost_rpc_backend.auth import TokenAuth
+from beephost_rpc_backend.servicer import ExecutorServicer
+from beephost_rpc_backend.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = pb_codec.SERVICE_NAME
+HEALTH_SERVICE_NAME = "grpc.health.v1.Health"
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+_HEALTH_INTERVAL = 1.0  # seconds between checks of the executor's readiness
+_STOP_GRACE = 1.0  # after the drain, for released calls to send their answers
+
+
+class _AsyncHealth(Protocol):
+    """The part of grpc_health's aio HealthServicer used here (untyped upstream)."""
+
+    async def set(
+        self, service: str, status: "health_pb2.HealthCheckResponse.ServingStatus"
+    ) -> None: ...
+
+    async def enter_graceful_shutdown(self) -> None: ...
+
+
+class RpcServer:
+    """The gRPC server and its lifecycle; build it with :func:`create_server`.
+
+    ``start()`` listens with health NOT_SERVING and calls answered ``unavailable``;
+    ``ready()`` opens the service once the executor has started; ``shutdown()`` drains.
+    """
+
+    def __init__(self, settings: Settings, executor: Executor) -> None:
+        self.settings = settings
+        self.executor = executor
+        self.servicer = ExecutorServicer(
+            executor, settings.max_timeout, executor.metrics.registry
+        )
+        health: Any = health_aio.HealthServicer()
+        self.health: _AsyncHealth = health
+        interceptors = []
+        if settings.token is not None:
+            interceptors.append(
+                TokenAuth(
+                    settings.token.get_secret_value(),
+                    open_services=(HEALTH_SERVICE_NAME, reflection.SERVICE_NAME),
+                    on_reject=lambda e: self.servicer.rejected.labels(
+                        e.wire_code
+                    ).inc(),
+                )
+            )
+        self.grpc = grpc.aio.server(
+            interceptors=interceptors,
+            options=[
+                ("grpc.max_receive_message_length", settings.max_request_bytes),
+                ("grpc.max_send_message_length", settings.max_reply_bytes()),
+                # Linux allows several servers on one port with SO_REUSEPORT, which
+                # grpc sets by default: a second instance would start silently.
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        exec_pb2_grpc.add_ExecutorServicer_to_server(self.servicer, self.grpc)
+        health_pb2_grpc.add_HealthServicer_to_server(health, self.grpc)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), self.grpc
+        )
+        self._watcher: asyncio.Task[None] | None = None
+
+    def bind(self) -> int:
+        """Bind the configured address; returns the port (the real one for port 0).
+
+        Raises:
+            RuntimeError: The address cannot be bound (in use, or not local).
+        """
+        host = self.settings.host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # an IPv6 literal
+        return self.grpc.add_insecure_port(f"{host}:{self.settings.port}")
+
+    async def start(self) -> None:
+        await self._set_health(NOT_SERVING)
+        await self.grpc.start()
+
+    async def ready(self) -> None:
+        """Accept calls; health follows the executor's readiness from now on."""
+        self.servicer.accepting = True
+        await self._sync_health()
+        self._watcher = asyncio.create_task(self._watch_executor())
+
+    async def shutdown(self, drain_timeout: float) -> None:
+        """Report NOT_SERVING, refuse new calls, drain the running ones, stop.
+
+        Calls still running after ``drain_timeout`` are answered ``unavailable``.
+        """
+        # Order matters: probes and load balancers must see NOT_SERVING while the
+        # server still answers, so the health service is switched before draining.
+        await self.health.enter_graceful_shutdown()
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        await self.servicer.drain(drain_timeout)
+        await self.grpc.stop(_STOP_GRACE)
+
+    async def _watch_executor(self) -> None:
+        while True:
+            await asyncio.sleep(_HEALTH_INTERVAL)
+            await self._sync_health()
+
+    async def _sync_health(self) -> None:
+        ready = self.servicer.accepting and self.executor.ready
+        await self._set_health(SERVING if ready else NOT_SERVING)
+
+    async def _set_health(
+        self, status: "health_pb2.HealthCheckResponse.ServingStatus"
+    ) -> None:
+        for service in ("", SERVICE_NAME):
+            await self.health.set(service, status)
+
+
+def create_server(settings: Settings, executor: Executor) -> tuple[RpcServer, int]:
+    """Build the server and bind ``settings.host:settings.port``; call within a loop.
+
+    Returns:
+        The server (not yet started) and the port it bound.
+    """
+    server = RpcServer(settings, executor)
+    return server, server.bind()

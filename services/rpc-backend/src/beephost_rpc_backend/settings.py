@@ -1,0 +1,47 @@
+"""Settings of the gRPC backend, read from BEEPHOST_RPC_BACKEND_* variables."""
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from beephost_core.settings import BackendSettings
+
+
+class Settings(BackendSettings):
+    """Every knob of the gRPC backend; see docs/configuration.md for the table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BEEPHOST_RPC_BACKEND_", extra="ignore"
+    )
+
+    host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address the gRPC server binds (0.0.0.0 or :: for every interface).",
+    )
+    port: int = Field(
+        50051, ge=0, le=65535, description="gRPC port; 0 picks a free one."
+    )
+    metrics_port: int = Field(9465, ge=0, le=65535, description="0 disables metrics.")
+    max_request_bytes: int = Field(
+        32 << 20,
+        ge=1024,
+        description="Largest accepted request message (gRPC max_receive_message_length).",
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _usable_as_metadata(cls, value: SecretStr | None) -> SecretStr | None:
+        # The token travels as "authorization: Bearer <token>": an empty one would
+        # silently mean "no auth", and metadata values are printable ASCII only.
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if not secret:
+            raise ValueError("token is empty; unset the variable to disable auth")
+        if not (secret.isascii() and secret.isprintable()) or " " in secret:
+            raise ValueError("token must be printable ASCII without spaces")
+        return value
+
+    def max_reply_bytes(self) -> int:
+        """gRPC max_send_message_length: the core bounds replies, this is a backstop."""
+        return self.max_result_bytes + 4 * self.max_output_bytes + (1 << 20)
