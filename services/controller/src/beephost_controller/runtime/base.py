@@ -69,6 +69,25 @@ class ContainerRuntime(Protocol):
         """Build ``FROM base`` with extra labels only, tagged ``tag``, without network."""
         ...
 
+    def build_image(
+        self,
+        context: Path,
+        *,
+        dockerfile: str,
+        tag: str,
+        buildargs: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> ImageInfo:
+        """Build ``dockerfile`` (relative to ``context``) without network, tagged ``tag``.
+
+        The legacy builder: no ``RUN --mount``, no ``# syntax=``; images named in
+        ``FROM`` must be local (the engine may try to pull a missing one, and fail).
+        ``context`` is a directory; its ``.dockerignore`` applies. ``labels`` are
+        added to the final image. Raises ``ContainerRuntimeError`` (with the tail of
+        the build log) when the build fails.
+        """
+        ...
+
     def run(
         self,
         image: str,
@@ -89,7 +108,7 @@ class ContainerRuntime(Protocol):
         ...
 
     def remove_by_labels(self, labels: Mapping[str, str]) -> list[str]:
-        """Remove every container and image carrying all of ``labels``.
+        """Remove every container, volume and image carrying all of ``labels``.
 
         Returns the removed image ids. This is how tests clean up: never by name.
         """

@@ -16,6 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from beephost_controller.runtime.backend_images import (
+    dockerfile_instructions,
+    parse_label_args,
+    substitute,
+)
 from beephost_controller.runtime.base import (
     ContainerRunError,
     ContainerRuntimeError,
@@ -191,6 +196,95 @@ class FakeRuntime:
         self._tags[tag] = image.id
         self.operations.append(("build", tag))
         return self._info(image)
+
+    def build_image(
+        self,
+        context: Path,
+        *,
+        dockerfile: str,
+        tag: str,
+        buildargs: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> ImageInfo:
+        """Interpret the Dockerfile's ``ARG``, ``FROM``, ``COPY`` and ``LABEL`` lines.
+
+        Like the legacy builder, every stage but the last leaves an untagged image
+        with that stage's labels behind. ``RUN`` and the rest are not executed.
+
+        Raises:
+            ImageNotFoundError: A ``FROM`` image is not local (the fake never pulls).
+            ContainerRuntimeError: No Dockerfile, a ``COPY`` source missing from the
+                context, or a ``COPY --from`` of an unknown stage.
+        """
+        path = context / dockerfile
+        if not path.is_file():
+            raise ContainerRuntimeError(f"build {tag}: no {dockerfile} in {context}")
+        overrides = dict(buildargs or {})
+        global_args: dict[str, str] = {}
+        stages: dict[str, _Image] = {}
+        built: list[_Image] = []
+        current: _Image | None = None
+        scope: dict[str, str] = {}
+        for instruction in dockerfile_instructions(path.read_text()):
+            name, args = instruction.name, instruction.args
+            if name == "ARG":
+                key, sep, default = args.partition("=")
+                inherited = scope if instruction.stage >= 0 else global_args
+                value = default.strip('"') if sep else global_args.get(key, "")
+                inherited[key] = overrides.get(key, value)
+                continue
+            if name == "FROM":
+                if current is not None:
+                    built.append(current)
+                words = substitute(args, global_args).split()
+                parent = stages.get(words[0]) or self._resolve(words[0])
+                if parent is None:
+                    raise ImageNotFoundError(
+                        f"build {tag}: base image {words[0]} not found"
+                    )
+                current = _Image(
+                    id=self._new_id(f"{tag}{instruction.stage}{parent.id}"),
+                    labels=dict(parent.labels),
+                    size=parent.size,
+                    python_version=parent.python_version,
+                    parent=parent.id,
+                )
+                if len(words) == 3 and words[1].upper() == "AS":
+                    stages[words[2]] = current
+                scope = {}
+                continue
+            if current is None:
+                raise ContainerRuntimeError(f"build {tag}: {name} before FROM")
+            if name in ("COPY", "ADD"):
+                words = shlex.split(substitute(args, scope))
+                flags = [word for word in words if word.startswith("--")]
+                sources = [word for word in words if not word.startswith("--")][:-1]
+                origin = next((f[7:] for f in flags if f.startswith("--from=")), None)
+                if origin is not None:
+                    if origin not in stages and self._resolve(origin) is None:
+                        raise ContainerRuntimeError(f"build {tag}: no stage {origin}")
+                    continue
+                for source in sources:
+                    found = (context / source).resolve()
+                    if (
+                        not found.is_relative_to(context.resolve())
+                        or not found.exists()
+                    ):
+                        raise ContainerRuntimeError(
+                            f"build {tag}: COPY {source}: not in the build context"
+                        )
+                    files = [found] if found.is_file() else found.rglob("*")
+                    current.size += sum(f.stat().st_size for f in files if f.is_file())
+            elif name == "LABEL":
+                current.labels.update(parse_label_args(args, scope))
+        if current is None:
+            raise ContainerRuntimeError(f"build {tag}: {dockerfile} has no FROM")
+        current.labels.update(labels or {})
+        for image in [*built, current]:
+            self._images[image.id] = image
+        self._tags[tag] = current.id
+        self.operations.append(("build-image", tag))
+        return self._info(current)
 
     def run(
         self,
