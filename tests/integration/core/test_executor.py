@@ -190,7 +190,10 @@ async def test_a_dying_worker_loses_its_session(
     with pytest.raises(SessionLost):
         await executor.run(models.Execute(code=code))
     assert (await executor.run(models.Evaluate(expression="2+2")))["value"] == 4
-    assert executor.metrics.worker_restarts.labels("lost")._value.get() == 2
+    restarts = executor.metrics.registry.get_sample_value(
+        "beephost_worker_restarts_total", {"reason": "lost"}
+    )
+    assert restarts == 2
 
 
 async def test_a_corrupted_channel_is_an_internal_error(executor: Executor) -> None:
@@ -239,7 +242,7 @@ async def test_session_and_handle_quotas(make_executor: MakeExecutor) -> None:
         models.ObjectRelease(handles=[h["id"] for h in listed])
     )
     assert released == {"released": 2}
-    assert executor.metrics.handles._value.get() == 0
+    assert executor.metrics.registry.get_sample_value("beephost_handles") == 0
     await executor.run(models.ObjectCreate(target="object"))
 
 

@@ -95,8 +95,13 @@ class Executor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._refilling = False
         self._closing = False
-        self._gauge_values = (-1, -1)
         self._reaper: asyncio.Task[None] | None = None
+        self.metrics.track(
+            sessions=lambda: len(self._sessions),
+            handles=lambda: sum(
+                s.worker.handles for s in list(self._sessions.values()) if s.worker
+            ),
+        )
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -109,7 +114,6 @@ class Executor:
         default = Session(models.DEFAULT_SESSION, ttl=None)
         default.worker = await self._spawn()
         self._sessions[default.id] = default
-        self._update_gauges()
         self._background(self._refill_spares())
         self._reaper = asyncio.create_task(self._reap_idle_sessions())
 
@@ -135,7 +139,6 @@ class Executor:
         await asyncio.gather(
             *(worker.kill() for worker in workers), return_exceptions=True
         )
-        self._update_gauges()
 
     @property
     def ready(self) -> bool:
@@ -229,7 +232,6 @@ class Executor:
         except BaseException:
             self._sessions.pop(session.id, None)
             raise
-        self._update_gauges()
         return {"session": session.id, "ttl": ttl}
 
     async def _close_session(self, session_id: str) -> dict[str, Any]:
@@ -241,7 +243,6 @@ class Executor:
             del self._sessions[session.id]  # closing "default" resets it instead
         if worker is not None:
             await worker.kill()
-        self._update_gauges()
         return {"closed": True}
 
     async def _in_worker(
@@ -278,12 +279,13 @@ class Executor:
             if isinstance(exc, SessionLost):
                 exc.data["session"] = session.id
             if session.worker is not None and not session.worker.alive:
-                await self._retire_worker(session, exc.message)
+                await self._retire_worker(
+                    session, str(exc.data.get("reason", exc.message))
+                )
             raise
         finally:
             session.last_used = time.monotonic()
             session.lock.release()
-            self._update_gauges()
         if op == "info":
             result.update(self._describe(session))
         return result
@@ -382,11 +384,3 @@ class Executor:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def _update_gauges(self) -> None:
-        sessions = len(self._sessions)
-        handles = sum(s.worker.handles for s in self._sessions.values() if s.worker)
-        if (sessions, handles) != self._gauge_values:  # runs per request: skip no-ops
-            self._gauge_values = (sessions, handles)
-            self.metrics.sessions.set(sessions)
-            self.metrics.handles.set(handles)

@@ -256,6 +256,7 @@ class Session:
         self.stderr = Capture("stderr", int(config.get("max_output_bytes", 1 << 20)))
         self.counter = 0
         self.compiled: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self.filenames: dict[tuple[str, str], str] = {}
         self.ops = {
             "eval": self.op_eval,
             "exec": self.op_exec,
@@ -405,7 +406,10 @@ class Session:
             filename,
         )
         if len(self.compiled) >= _COMPILE_CACHE:
-            self.compiled.pop(next(iter(self.compiled)))
+            evicted = next(iter(self.compiled))
+            del self.compiled[evicted]
+            linecache.cache.pop(self.filenames.pop(evicted), None)  # bounded memory
+        self.filenames[key] = filename
         self.compiled[key] = compiled
         return compiled
 

@@ -44,7 +44,7 @@ def decode_frame(line: bytes) -> Frame:
             ``type``, or ``params`` that do not fit the command.
     """
     try:
-        message = json.loads(line, parse_constant=_reject_constant)
+        message = _decode(line.decode())
     except (UnicodeDecodeError, ValueError) as exc:
         raise FrameError(
             None, InvalidRequest(f"frame is not valid JSON: {exc}")
@@ -121,10 +121,23 @@ def too_long_error(line: LineTooLong, limit: int) -> bytes:
         f"frame of {line.size} bytes exceeds the {limit}-byte limit; it was discarded",
         {"size": line.size, "limit": limit},
     )
-    match = _LEADING_ID.match(line.head)
-    request_id: RequestId = json.loads(match.group(1)) if match else None
-    return error_frame(request_id, error)
+    return error_frame(_leading_id(line.head), error)
+
+
+def _leading_id(head: bytes) -> RequestId:
+    match = _LEADING_ID.match(head)
+    if match is None:
+        return None
+    try:
+        request_id: RequestId = json.loads(match.group(1))
+    except ValueError:  # 007, a bad escape, bad UTF-8: not an id we can echo
+        return None
+    return request_id
 
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
+
+
+# Built once: json.loads with options constructs a decoder on every call.
+_decode = json.JSONDecoder(parse_constant=_reject_constant).decode

@@ -221,23 +221,29 @@ class Connection(asyncio.Protocol):
         def on_event(stream: str, data: str) -> None:
             self._write(dispatch.event_frame(frame.id, stream, data))
 
+        reply: bytes | None = None
         try:
-            result = await self.server.executor.run(frame.command, on_event)
-            reply = dispatch.result_frame(frame.id, result)
-        except BeepHostError as exc:
-            reply = dispatch.error_frame(frame.id, exc)
+            try:
+                result = await self.server.executor.run(frame.command, on_event)
+                reply = dispatch.result_frame(frame.id, result)
+            except BeepHostError as exc:
+                reply = dispatch.error_frame(frame.id, exc)
+            except Exception as exc:  # never let one request kill the connection
+                logger.exception("unexpected error serving %s", frame.type)
+                reply = dispatch.error_frame(frame.id, InternalError(str(exc)))
+            if self._writable is not None:
+                await (
+                    self._writable
+                )  # the client reads slowly: wait instead of buffering
         except asyncio.CancelledError:
             # Shutdown outlived the drain: every request still gets an answer.
-            error = Unavailable(
-                "the server shut down before the request finished; its outcome is unknown"
-            )
-            self._write(dispatch.error_frame(frame.id, error))
+            if reply is None:
+                error = Unavailable(
+                    "the server shut down before the request finished; its outcome is unknown"
+                )
+                reply = dispatch.error_frame(frame.id, error)
+            self._write(reply)
             raise
-        except Exception as exc:  # never let one request kill the connection
-            logger.exception("unexpected error serving %s", frame.type)
-            reply = dispatch.error_frame(frame.id, InternalError(str(exc)))
-        if self._writable is not None:
-            await self._writable  # the client reads slowly: wait instead of buffering
         self._write(reply)
 
     def _done(self, task: asyncio.Task[None]) -> None:
