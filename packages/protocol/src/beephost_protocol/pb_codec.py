@@ -746,10 +746,13 @@ def decode_error(text: str | bytes) -> BeepHostError | None:
     return error_from_wire(payload)
 
 
-def error_from_metadata(
-    metadata: Iterable[tuple[str, str | bytes]] | None,
-) -> BeepHostError | None:
-    """Find and decode the ``beephost-error`` entry of trailing metadata, if any."""
+def error_from_metadata(metadata: Iterable[Any] | None) -> BeepHostError | None:
+    """Find and decode the ``beephost-error`` entry of trailing metadata, if any.
+
+    Args:
+        metadata: ``(key, value)`` pairs, as ``grpc.RpcError.trailing_metadata()``
+            returns them (plain tuples, or grpc.aio's ``Metadatum`` named tuples).
+    """
     for key, value in metadata or ():
         if key == ERROR_METADATA_KEY:
             return decode_error(value)

@@ -45,7 +45,7 @@ class TokenAuth(Interceptor):
         self,
         token: str,
         open_services: Iterable[str],
-        on_reject: Callable[[BeepHostError], None] = lambda error: None,
+        on_reject: Callable[[str, BeepHostError], None] = lambda method, error: None,
     ) -> None:
         self._expected = token.encode()
         self._open = tuple(f"/{name}/" for name in open_services)
@@ -62,7 +62,7 @@ class TokenAuth(Interceptor):
         if problem is None:
             return handler
         error = Unauthorized(problem)
-        self._on_reject(error)
+        self._on_reject(details.method, error)
         return _refusing(handler, error)
 
 

@@ -13,6 +13,7 @@ from grpc_reflection.v1alpha import reflection
 from beephost_core import Executor
 from beephost_pb.exec.v1 import exec_pb2_grpc
 from beephost_protocol import pb_codec
+from beephost_protocol.errors import BeepHostError
 from beephost_rpc_backend.auth import TokenAuth
 from beephost_rpc_backend.servicer import ExecutorServicer
 from beephost_rpc_backend.settings import Settings
@@ -59,9 +60,7 @@ class RpcServer:
                 TokenAuth(
                     settings.token.get_secret_value(),
                     open_services=(HEALTH_SERVICE_NAME, reflection.SERVICE_NAME),
-                    on_reject=lambda e: self.servicer.rejected.labels(
-                        e.wire_code
-                    ).inc(),
+                    on_reject=self._refused,
                 )
             )
         self.grpc = grpc.aio.server(
@@ -80,6 +79,10 @@ class RpcServer:
             (SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), self.grpc
         )
         self._watcher: asyncio.Task[None] | None = None
+
+    def _refused(self, method: str, error: BeepHostError) -> None:
+        self.servicer.rejected.labels(error.wire_code).inc()
+        logger.info("%s refused: %s: %s", method, error.wire_code, error.message)
 
     def bind(self) -> int:
         """Bind the configured address; returns the port (the real one for port 0).
