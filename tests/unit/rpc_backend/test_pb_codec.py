@@ -57,16 +57,16 @@ COMMANDS: list[models.Command] = [
     models.ObjectList(session="s-6"),
 ]
 
-# The server side, one decoder per RPC (timeout comes from the deadline).
+# The server side: one decoder per RPC, each (request, timeout).
 DECODERS: dict[str, Any] = {
     "Evaluate": pb_codec.evaluate_command,
     "Execute": pb_codec.execute_command,
-    "ExecuteStream": lambda r, t=None: pb_codec.execute_command(r, t, stream=True),
-    "OpenSession": lambda r, t=None: pb_codec.open_session_command(r),
-    "CloseSession": lambda r, t=None: pb_codec.close_session_command(r),
+    "ExecuteStream": pb_codec.execute_stream_command,
+    "OpenSession": pb_codec.open_session_command,
+    "CloseSession": pb_codec.close_session_command,
     "GetSessionInfo": pb_codec.session_info_command,
-    "ListSessions": lambda r, t=None: pb_codec.list_sessions_command(r),
-    "Interrupt": lambda r, t=None: pb_codec.interrupt_command(r),
+    "ListSessions": pb_codec.list_sessions_command,
+    "Interrupt": pb_codec.interrupt_command,
     "CreateObject": pb_codec.create_object_command,
     "GetAttribute": pb_codec.get_attribute_command,
     "SetAttribute": pb_codec.set_attribute_command,

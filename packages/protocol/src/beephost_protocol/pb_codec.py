@@ -43,6 +43,7 @@ __all__ = [
     "evaluate_command",
     "execute_command",
     "execute_reply",
+    "execute_stream_command",
     "get_attribute_command",
     "handle_list_reply",
     "interrupt_command",
@@ -159,7 +160,9 @@ def _session(name: str) -> str:
 
 # -- requests to commands (server side) ---------------------------------------------------
 #
-# ``timeout`` is the RPC's remaining deadline in seconds (None: the server's default).
+# Every decoder takes ``(request, timeout)``: ``timeout`` is the call's remaining deadline
+# in seconds (None: the server's default). Commands that run no code (session.open,
+# session.close, session.list, interrupt) have no deadline and ignore it.
 
 
 def evaluate_command(
@@ -194,12 +197,23 @@ def execute_command(
     )
 
 
-def open_session_command(request: pb.OpenSessionRequest) -> models.SessionOpen:
+def execute_stream_command(
+    request: pb.ExecuteRequest, timeout: float | None = None
+) -> models.Execute:
+    """Decode an ``ExecuteStream`` request: an ``Execute`` that streams its output."""
+    return execute_command(request, timeout, stream=True)
+
+
+def open_session_command(
+    request: pb.OpenSessionRequest, timeout: float | None = None
+) -> models.SessionOpen:
     """Decode an ``OpenSession`` request; a ``ttl`` of 0 means the server's default."""
     return _validated(models.SessionOpen, "OpenSession", ttl=request.ttl or None)
 
 
-def close_session_command(request: pb.SessionRef) -> models.SessionClose:
+def close_session_command(
+    request: pb.SessionRef, timeout: float | None = None
+) -> models.SessionClose:
     """Decode a ``CloseSession`` request.
 
     Unlike the other session-addressed requests, an empty ``session`` is refused rather
@@ -228,12 +242,16 @@ def session_info_command(
     )
 
 
-def list_sessions_command(request: pb.ListSessionsRequest) -> models.SessionList:
+def list_sessions_command(
+    request: pb.ListSessionsRequest, timeout: float | None = None
+) -> models.SessionList:
     """Decode a ``ListSessions`` request."""
     return models.SessionList()
 
 
-def interrupt_command(request: pb.SessionRef) -> models.Interrupt:
+def interrupt_command(
+    request: pb.SessionRef, timeout: float | None = None
+) -> models.Interrupt:
     """Decode an ``Interrupt`` request."""
     return _validated(models.Interrupt, "Interrupt", session=_session(request.session))
 
