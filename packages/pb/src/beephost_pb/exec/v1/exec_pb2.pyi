@@ -12,6 +12,20 @@ Errors: every RPC fails with the status code of docs/protocol/errors.md and the
 transport-neutral error object {code, message, data} as JSON in the trailing metadata
 key "beephost-error". Authentication: metadata "authorization: Bearer <token>".
 Deadlines: the client's gRPC deadline bounds the request inside the core.
+
+Details (docs/protocol/rpc.md is the full specification):
+- Empty fields mean "not given" (proto3 cannot tell them apart): an empty session is
+  "default" (except in CloseSession, where it is refused), empty args_json is [],
+  empty kwargs_json and locals_json are {}, a ttl of 0 is the server's default.
+- Replies always carry valid JSON in value_json ("null" when there is no value).
+- Text fields (stdout, stderr, reprs) are UTF-8; a lone surrogate becomes U+FFFD.
+  Inside value_json it stays exact (as a \\u escape).
+- A deadline that passes while code runs interrupts it (KeyboardInterrupt); code that
+  ignores the interrupt is killed after the server's kill grace and its session is
+  lost. A cancelled call's code runs on to its deadline: use Interrupt to stop it.
+- Oversized requests (over the server's max_request_bytes) are refused by gRPC itself
+  with RESOURCE_EXHAUSTED and no beephost-error. Replies can reach the server's
+  max_result_bytes (16 MiB by default): raise grpc.max_receive_message_length.
 """
 
 from collections import abc as _abc
@@ -129,10 +143,14 @@ class ExecuteReply(_message.Message):
     STDOUT_DROPPED_FIELD_NUMBER: _builtins.int
     STDERR_DROPPED_FIELD_NUMBER: _builtins.int
     stdout: _builtins.str
+    """Captured output; empty when it was streamed (ExecuteStream)."""
     stderr: _builtins.str
     value_json: _builtins.str
+    """The value of a trailing expression statement, JSON-encoded; "null" if none."""
     has_value: _builtins.bool
+    """Whether the code ended with an expression statement."""
     stdout_dropped: _builtins.int
+    """Bytes of output cut by the server's output limit."""
     stderr_dropped: _builtins.int
     def __init__(
         self,
@@ -382,8 +400,11 @@ class CreateObjectRequest(_message.Message):
     KWARGS_JSON_FIELD_NUMBER: _builtins.int
     session: _builtins.str
     target: _builtins.str
+    """Dotted path of a callable: a module attribute, a builtin or a session name."""
     args_json: _builtins.str
+    """JSON array of positional arguments; empty means none."""
     kwargs_json: _builtins.str
+    """JSON object of keyword arguments; empty means none."""
     def __init__(
         self,
         *,
@@ -437,6 +458,7 @@ class SetAttributeRequest(_message.Message):
     handle: _builtins.str
     name: _builtins.str
     value_json: _builtins.str
+    """The new value, JSON-encoded; required ("null" sets None)."""
     def __init__(
         self,
         *,
@@ -480,6 +502,7 @@ class CallMethodRequest(_message.Message):
     session: _builtins.str
     handle: _builtins.str
     method: _builtins.str
+    """Empty calls the object itself."""
     args_json: _builtins.str
     kwargs_json: _builtins.str
     def __init__(

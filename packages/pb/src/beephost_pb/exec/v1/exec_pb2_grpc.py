@@ -137,7 +137,9 @@ class ExecutorServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CloseSession(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Close a session (its worker is killed). The session must be named: closing
+        "default" resets it, and an empty session is refused with INVALID_ARGUMENT.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -155,7 +157,8 @@ class ExecutorServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Interrupt(self, request, context):
-        """Raise KeyboardInterrupt in the code a session is running.
+        """Raise KeyboardInterrupt in the code a session is running; the interrupted call
+        fails with CANCELLED (code "interrupted").
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

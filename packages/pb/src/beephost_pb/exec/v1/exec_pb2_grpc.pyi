@@ -12,6 +12,20 @@ Errors: every RPC fails with the status code of docs/protocol/errors.md and the
 transport-neutral error object {code, message, data} as JSON in the trailing metadata
 key "beephost-error". Authentication: metadata "authorization: Bearer <token>".
 Deadlines: the client's gRPC deadline bounds the request inside the core.
+
+Details (docs/protocol/rpc.md is the full specification):
+- Empty fields mean "not given" (proto3 cannot tell them apart): an empty session is
+  "default" (except in CloseSession, where it is refused), empty args_json is [],
+  empty kwargs_json and locals_json are {}, a ttl of 0 is the server's default.
+- Replies always carry valid JSON in value_json ("null" when there is no value).
+- Text fields (stdout, stderr, reprs) are UTF-8; a lone surrogate becomes U+FFFD.
+  Inside value_json it stays exact (as a \\u escape).
+- A deadline that passes while code runs interrupts it (KeyboardInterrupt); code that
+  ignores the interrupt is killed after the server's kill grace and its session is
+  lost. A cancelled call's code runs on to its deadline: use Interrupt to stop it.
+- Oversized requests (over the server's max_request_bytes) are refused by gRPC itself
+  with RESOURCE_EXHAUSTED and no beephost-error. Replies can reach the server's
+  max_result_bytes (16 MiB by default): raise grpc.max_receive_message_length.
 """
 
 from beephost_pb.exec.v1 import exec_pb2 as _exec_pb2
@@ -50,10 +64,15 @@ class ExecutorStub:
     """Run statements, streaming stdout and stderr as produced, then the result."""
     OpenSession: _grpc.UnaryUnaryMultiCallable[_exec_pb2.OpenSessionRequest, _exec_pb2.OpenSessionReply]
     CloseSession: _grpc.UnaryUnaryMultiCallable[_exec_pb2.SessionRef, _exec_pb2.CloseSessionReply]
+    """Close a session (its worker is killed). The session must be named: closing
+    "default" resets it, and an empty session is refused with INVALID_ARGUMENT.
+    """
     GetSessionInfo: _grpc.UnaryUnaryMultiCallable[_exec_pb2.SessionRef, _exec_pb2.SessionInfoReply]
     ListSessions: _grpc.UnaryUnaryMultiCallable[_exec_pb2.ListSessionsRequest, _exec_pb2.ListSessionsReply]
     Interrupt: _grpc.UnaryUnaryMultiCallable[_exec_pb2.SessionRef, _exec_pb2.InterruptReply]
-    """Raise KeyboardInterrupt in the code a session is running."""
+    """Raise KeyboardInterrupt in the code a session is running; the interrupted call
+    fails with CANCELLED (code "interrupted").
+    """
     CreateObject: _grpc.UnaryUnaryMultiCallable[_exec_pb2.CreateObjectRequest, _exec_pb2.ValueReply]
     """Call a dotted callable path and keep the result as a handle."""
     GetAttribute: _grpc.UnaryUnaryMultiCallable[_exec_pb2.GetAttributeRequest, _exec_pb2.ValueReply]
@@ -74,10 +93,15 @@ class ExecutorAsyncStub(ExecutorStub):
     """Run statements, streaming stdout and stderr as produced, then the result."""
     OpenSession: _aio.UnaryUnaryMultiCallable[_exec_pb2.OpenSessionRequest, _exec_pb2.OpenSessionReply]  # type: ignore[assignment]
     CloseSession: _aio.UnaryUnaryMultiCallable[_exec_pb2.SessionRef, _exec_pb2.CloseSessionReply]  # type: ignore[assignment]
+    """Close a session (its worker is killed). The session must be named: closing
+    "default" resets it, and an empty session is refused with INVALID_ARGUMENT.
+    """
     GetSessionInfo: _aio.UnaryUnaryMultiCallable[_exec_pb2.SessionRef, _exec_pb2.SessionInfoReply]  # type: ignore[assignment]
     ListSessions: _aio.UnaryUnaryMultiCallable[_exec_pb2.ListSessionsRequest, _exec_pb2.ListSessionsReply]  # type: ignore[assignment]
     Interrupt: _aio.UnaryUnaryMultiCallable[_exec_pb2.SessionRef, _exec_pb2.InterruptReply]  # type: ignore[assignment]
-    """Raise KeyboardInterrupt in the code a session is running."""
+    """Raise KeyboardInterrupt in the code a session is running; the interrupted call
+    fails with CANCELLED (code "interrupted").
+    """
     CreateObject: _aio.UnaryUnaryMultiCallable[_exec_pb2.CreateObjectRequest, _exec_pb2.ValueReply]  # type: ignore[assignment]
     """Call a dotted callable path and keep the result as a handle."""
     GetAttribute: _aio.UnaryUnaryMultiCallable[_exec_pb2.GetAttributeRequest, _exec_pb2.ValueReply]  # type: ignore[assignment]
@@ -124,7 +148,10 @@ class ExecutorServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _exec_pb2.SessionRef,
         context: _ServicerContext,
-    ) -> _typing.Union[_exec_pb2.CloseSessionReply, _abc.Awaitable[_exec_pb2.CloseSessionReply]]: ...
+    ) -> _typing.Union[_exec_pb2.CloseSessionReply, _abc.Awaitable[_exec_pb2.CloseSessionReply]]:
+        """Close a session (its worker is killed). The session must be named: closing
+        "default" resets it, and an empty session is refused with INVALID_ARGUMENT.
+        """
 
     @_abc_1.abstractmethod
     def GetSessionInfo(
@@ -146,7 +173,9 @@ class ExecutorServicer(metaclass=_abc_1.ABCMeta):
         request: _exec_pb2.SessionRef,
         context: _ServicerContext,
     ) -> _typing.Union[_exec_pb2.InterruptReply, _abc.Awaitable[_exec_pb2.InterruptReply]]:
-        """Raise KeyboardInterrupt in the code a session is running."""
+        """Raise KeyboardInterrupt in the code a session is running; the interrupted call
+        fails with CANCELLED (code "interrupted").
+        """
 
     @_abc_1.abstractmethod
     def CreateObject(
