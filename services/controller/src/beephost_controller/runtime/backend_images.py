@@ -476,7 +476,8 @@ def check_dockerfile(text: str) -> list[str]:
     if stages < 2:
         problems.append("needs a build stage and a final stage")
     for instruction in instructions:
-        if instruction.name == "RUN" and "--mount" in instruction.args.split()[:3]:
+        flags = instruction.args.split()[:3]
+        if instruction.name == "RUN" and any(f.startswith("--mount") for f in flags):
             problems.append("RUN --mount needs BuildKit")
     final = [i for i in instructions if i.stage == stages - 1]
     users = [i.args for i in final if i.name == "USER"]

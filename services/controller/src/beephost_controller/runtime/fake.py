@@ -12,13 +12,17 @@ import json
 import re
 import shlex
 import tarfile
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from beephost_controller.runtime.backend_images import (
+    BackendImageError,
     dockerfile_instructions,
+    parse_export,
     parse_label_args,
+    source_tree_hash,
     substitute,
 )
 from beephost_controller.runtime.base import (
@@ -228,10 +232,11 @@ class FakeRuntime:
         for instruction in dockerfile_instructions(path.read_text()):
             name, args = instruction.name, instruction.args
             if name == "ARG":
-                key, sep, default = args.partition("=")
-                inherited = scope if instruction.stage >= 0 else global_args
-                value = default.strip('"') if sep else global_args.get(key, "")
-                inherited[key] = overrides.get(key, value)
+                target = scope if instruction.stage >= 0 else global_args
+                for word in shlex.split(args):
+                    key, sep, default = word.partition("=")
+                    value = default if sep else global_args.get(key, "")
+                    target[key] = overrides.get(key, value)
                 continue
             if name == "FROM":
                 if current is not None:
@@ -445,3 +450,103 @@ class FakeRootfsBuilder:
                 member.type = tarfile.SYMTYPE
                 member.linkname = target
                 archive.addfile(member)
+
+
+#: What ``FakeWheelhouseTools`` exports for a backend when it is told nothing else.
+FAKE_REQUIREMENTS: tuple[str, ...] = (
+    "pydantic==2.14.3",
+    "pydantic-core==2.50.4",
+    "typing-extensions==4.16.0",
+)
+FAKE_PYTHON_MINORS = ("3.11", "3.13", "3.14")
+
+
+def fake_wheel_bytes(name: str, version: str, python_minor: str) -> bytes:
+    """The bytes ``FakeWheelhouseTools.download`` writes for one requirement."""
+    return f"fake wheel {name} {version} cp{python_minor}\n".encode()
+
+
+class FakeWheelhouseTools:
+    """``WheelhouseTools`` without uv, pip or network.
+
+    ``export`` answers from ``requirements`` (hashes are those of the bytes ``download``
+    writes, one per CPython minor, as a lock lists one per platform), ``build_wheel``
+    reads the member's ``pyproject.toml`` and writes a wheel whose bytes follow the
+    member's source tree, and every call is recorded.
+
+    Args:
+        requirements: Backend package -> ``name==version[ ; marker]`` lines.
+        unavailable: Requirement names ``download`` has no wheel for.
+        installer: What ``installer()`` reports.
+        uv_binary: The binary ``installer()`` offers for the images (None: pip).
+    """
+
+    def __init__(
+        self,
+        requirements: Mapping[str, Sequence[str]] | None = None,
+        unavailable: frozenset[str] = frozenset(),
+        installer: str = "uv 0.0.0+fake",
+        uv_binary: Path | None = None,
+    ) -> None:
+        self.requirements = {k: tuple(v) for k, v in (requirements or {}).items()}
+        self.unavailable = unavailable
+        self.installer_name = installer
+        self.uv_binary = uv_binary
+        self.exports: list[str] = []
+        self.built: list[str] = []
+        self.downloads: list[tuple[str, ...]] = []
+
+    def export(self, workspace: Path, package: str) -> str:
+        """A ``uv export`` text: core, protocol and the backend, then hashed pins."""
+        self.exports.append(package)
+        service = package.removeprefix("beephost-")
+        lines = ["./packages/core", "./packages/protocol", f"./services/{service}"]
+        for requirement in self.requirements.get(package, FAKE_REQUIREMENTS):
+            pin, _, marker = requirement.partition(";")
+            name, _, version = pin.strip().partition("==")
+            hashes = [
+                hashlib.sha256(fake_wheel_bytes(name, version, minor)).hexdigest()
+                for minor in FAKE_PYTHON_MINORS
+            ]
+            head = pin.strip() + (f" ; {marker.strip()}" if marker else "")
+            lines.append(f"{head} \\")
+            lines += [f"    --hash=sha256:{digest} \\" for digest in hashes[:-1]]
+            lines.append(f"    --hash=sha256:{hashes[-1]}")
+        return "\n".join(lines) + "\n"
+
+    def build_wheel(self, workspace: Path, member: str, outdir: Path) -> Path:
+        """Write ``<name>-<version>-py3-none-any.whl`` for the member's source tree.
+
+        Raises:
+            BackendImageError: The member has no readable ``pyproject.toml``.
+        """
+        try:
+            project = tomllib.loads((workspace / member / "pyproject.toml").read_text())
+            name, version = project["project"]["name"], project["project"]["version"]
+        except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
+            raise BackendImageError(f"fake build of {member}: {exc}") from exc
+        self.built.append(member)
+        wheel = outdir / f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
+        wheel.write_text(f"fake wheel {name} {source_tree_hash(workspace / member)}\n")
+        return wheel
+
+    def download(self, lines: Sequence[str], python_minor: str, dest: Path) -> None:
+        """Write each requirement's fake wheel, checking its hash like pip would.
+
+        Raises:
+            BackendImageError: A requirement is unavailable or its hash is not listed.
+        """
+        self.downloads.append(tuple(lines))
+        for requirement in parse_export("\n".join(lines)).requirements:
+            if requirement.name in self.unavailable:
+                raise BackendImageError(f"no wheel for {requirement.name}")
+            data = fake_wheel_bytes(requirement.name, requirement.version, python_minor)
+            if f"sha256:{hashlib.sha256(data).hexdigest()}" not in requirement.hashes:
+                raise BackendImageError(f"hash mismatch for {requirement.name}")
+            tag = f"cp{python_minor.replace('.', '')}"
+            filename = f"{requirement.name.replace('-', '_')}-{requirement.version}-{tag}-{tag}-manylinux_2_17_x86_64.whl"
+            (dest / filename).write_bytes(data)
+
+    def installer(self) -> tuple[str, Path | None]:
+        """The configured installer description and binary."""
+        return self.installer_name, self.uv_binary

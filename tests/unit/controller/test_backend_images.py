@@ -1,0 +1,535 @@
+"""Backend-image logic on FakeRuntime and FakeWheelhouseTools: no engine, uv or network."""
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+
+from beephost_controller.runtime.backend_images import (
+    BACKEND_KINDS,
+    KIND_BACKEND_BUILD,
+    KIND_BACKEND_IMAGE,
+    LABEL_BACKEND,
+    LABEL_BUILD_KEY,
+    LABEL_CODE_VERSION,
+    BackendImage,
+    BackendImageError,
+    BackendKind,
+    BuildPlan,
+    BuiltWheel,
+    UvTools,
+    alias_tag,
+    build_key,
+    check_dockerfile,
+    dockerfile_instructions,
+    dockerfile_path,
+    ensure_backend_image,
+    export_wheelhouse,
+    image_tag,
+    parse_export,
+    parse_label_args,
+    python_minor_of,
+    render_requirements,
+    source_tree_hash,
+    substitute,
+)
+from beephost_controller.runtime.base import ContainerRuntimeError, ImageNotFoundError
+from beephost_controller.runtime.base_images import (
+    LABEL_KIND,
+    LABEL_PYTHON_VERSION,
+    BaseImage,
+)
+from beephost_controller.runtime.fake import FakeRuntime, FakeWheelhouseTools
+
+REPO = Path(__file__).resolve().parents[3]
+HASH_A = "sha256:" + "a" * 64
+HASH_B = "sha256:" + "b" * 64
+EXPORT = f"""\
+./packages/core
+./packages/protocol
+./services/pipe-backend
+annotated-types==0.8.0 \\
+    --hash={HASH_B} \\
+    --hash={HASH_A}
+    # via pydantic
+colorama==0.4.6 ; sys_platform == 'win32' \\
+    --hash={HASH_A}
+Typing_Extensions==4.16.0 --hash={HASH_A}
+"""
+
+
+# -- fixtures -------------------------------------------------------------------------
+
+
+def write_member(root: Path, path: str, name: str) -> None:
+    member = root / path
+    module = member / "src" / name.replace("-", "_")
+    module.mkdir(parents=True)
+    (member / "pyproject.toml").write_text(
+        f'[project]\nname = "{name}"\nversion = "0.1.0"\n'
+    )
+    (module / "__init__.py").write_text(f'"""{name}."""\n')
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A small uv workspace with the real Dockerfiles and .dockerignore."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(
+        '[tool.uv.workspace]\nmembers = ["packages/*", "services/*"]\n'
+    )
+    shutil.copy(REPO / ".dockerignore", root / ".dockerignore")
+    write_member(root, "packages/core", "beephost-core")
+    write_member(root, "packages/protocol", "beephost-protocol")
+    for kind in BACKEND_KINDS:
+        write_member(root, f"services/{kind}-backend", f"beephost-{kind}-backend")
+        shutil.copy(REPO / dockerfile_path(kind), root / dockerfile_path(kind))
+    return root
+
+
+@pytest.fixture
+def runtime() -> FakeRuntime:
+    return FakeRuntime()
+
+
+@pytest.fixture
+def base(runtime: FakeRuntime, tmp_path: Path) -> BaseImage:
+    tarball = tmp_path / "rootfs.tar.gz"
+    tarball.write_bytes(b"rootfs")
+    info = runtime.import_image(
+        tarball,
+        "beephost-test/python:3.11",
+        changes=['LABEL io.beephost.python.version="3.11.2"'],
+    )
+    return BaseImage(
+        tag="beephost-test/python:3.11",
+        image_id=info.id,
+        python_version="3.11.2",
+        source="debian",
+        built=True,
+    )
+
+
+@pytest.fixture
+def tools() -> FakeWheelhouseTools:
+    return FakeWheelhouseTools()
+
+
+def ensure(
+    kind: str,
+    base: BaseImage,
+    runtime: FakeRuntime,
+    workspace: Path,
+    tools: FakeWheelhouseTools,
+    tmp_path: Path,
+    **kwargs: object,
+) -> BackendImage:
+    return ensure_backend_image(
+        kind,
+        base,
+        runtime,
+        workspace=workspace,
+        cache_dir=tmp_path / "cache",
+        repository=f"beephost-test/{kind}-backend",
+        tools=tools,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+# -- pure logic -----------------------------------------------------------------------
+
+
+def test_parse_export_members_pins_markers_and_hashes() -> None:
+    export = parse_export(EXPORT)
+    assert export.members == (
+        "packages/core",
+        "packages/protocol",
+        "services/pipe-backend",
+    )
+    names = [requirement.name for requirement in export.requirements]
+    assert names == ["annotated-types", "colorama", "typing-extensions"]
+    annotated, colorama, typing = export.requirements
+    assert annotated.hashes == (HASH_A, HASH_B)  # sorted: input order is irrelevant
+    assert colorama.marker == "sys_platform == 'win32'"
+    assert (
+        colorama.line() == f"colorama==0.4.6 ; sys_platform == 'win32' --hash={HASH_A}"
+    )
+    assert colorama.line(marker=False) == f"colorama==0.4.6 --hash={HASH_A}"
+    assert typing.version == "4.16.0"
+    assert typing.marker is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["fastapi>=0.115 --hash=" + HASH_A, "fastapi==0.115.0", "-r other.txt"],
+    ids=["unpinned", "unhashed", "include"],
+)
+def test_parse_export_refuses_what_is_not_locked(text: str) -> None:
+    with pytest.raises(BackendImageError):
+        parse_export(text + "\n")
+
+
+def test_requirements_pin_our_wheels_by_hash(tmp_path: Path) -> None:
+    export = parse_export(EXPORT)
+    wheel = BuiltWheel(
+        "beephost-core", "0.1.0", tmp_path / "beephost_core.whl", "c" * 64
+    )
+    text = render_requirements(export.requirements, [wheel])
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    assert lines[-1] == f"beephost-core==0.1.0 --hash=sha256:{'c' * 64}"
+    assert all("==" in line and "--hash=sha256:" in line for line in lines)
+
+
+def plan(**overrides: object) -> BuildPlan:
+    values: dict[str, object] = {
+        "kind": "pipe",
+        "python_minor": "3.11",
+        "base_image_id": "sha256:" + "1" * 64,
+        "dockerfile": "FROM x\n",
+        "dockerignore": ".git\n",
+        "requirements": ("a==1 --hash=" + HASH_A,),
+        "members": {"packages/core": "f" * 64},
+        "installer": "uv 0.13.8",
+        "extra_labels": {},
+    }
+    values.update(overrides)
+    return BuildPlan(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"kind": "http"},
+        {"python_minor": "3.13"},
+        {"base_image_id": "sha256:" + "2" * 64},
+        {"dockerfile": "FROM y\n"},
+        {"dockerignore": ""},
+        {"requirements": ("a==2 --hash=" + HASH_A,)},
+        {"members": {"packages/core": "e" * 64}},
+        {"installer": "pip (the base image's bundled wheel)"},
+        {"extra_labels": {"io.beephost.test.run": "x"}},
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_every_input_changes_the_key(change: dict[str, object]) -> None:
+    assert build_key(plan(**change)) != build_key(plan())
+
+
+def test_key_is_stable_and_names_the_tag() -> None:
+    first, second = plan(), plan(members={"packages/core": "f" * 64})
+    assert build_key(first) == build_key(second)
+    assert len(first.key) == 64
+    assert image_tag("beephost/pipe-backend", "3.11", first.key) == (
+        f"beephost/pipe-backend:3.11-{first.key[:16]}"
+    )
+    assert alias_tag("beephost/pipe-backend", "3.11") == "beephost/pipe-backend:3.11"
+    assert python_minor_of("3.14.0rc3") == "3.14"
+    with pytest.raises(BackendImageError):
+        python_minor_of("2.7.18")
+
+
+def test_source_tree_hash_follows_sources_not_caches(workspace: Path) -> None:
+    member = workspace / "packages/core"
+    before = source_tree_hash(member)
+    cache = member / "src/beephost_core/__pycache__"
+    cache.mkdir()
+    (cache / "__init__.cpython-311.pyc").write_bytes(b"\0")
+    (member / "src/beephost_core/stale.pyc").write_bytes(b"\0")
+    assert source_tree_hash(member) == before
+    (member / "src/beephost_core/__init__.py").write_text('"""changed."""\n')
+    changed = source_tree_hash(member)
+    assert changed != before
+    (member / "src/beephost_core/__init__.py").rename(member / "src/beephost_core/a.py")
+    assert source_tree_hash(member) not in (before, changed)
+    with pytest.raises(BackendImageError, match="no pyproject"):
+        source_tree_hash(workspace / "packages")
+
+
+def test_dockerfile_instructions_join_continuations_and_count_stages() -> None:
+    text = (
+        "# comment\nARG BASE=x\nFROM ${BASE} AS build\nRUN a \\\n"
+        '    # inner comment\n    && b\nFROM $BASE\nLABEL a=1 b="two words"\n'
+    )
+    instructions = dockerfile_instructions(text)
+    assert [(i.name, i.stage) for i in instructions] == [
+        ("ARG", -1),
+        ("FROM", 0),
+        ("RUN", 0),
+        ("FROM", 1),
+        ("LABEL", 1),
+    ]
+    assert instructions[2].args.split() == ["a", "&&", "b"]
+    assert substitute("${BASE}:$TAG-$none", {"BASE": "img", "TAG": "1"}) == "img:1-"
+    assert parse_label_args(instructions[4].args, {}) == {"a": "1", "b": "two words"}
+
+
+@pytest.mark.parametrize("kind", BACKEND_KINDS)
+def test_the_real_dockerfiles_build_offline_as_non_root(kind: BackendKind) -> None:
+    text = (REPO / dockerfile_path(kind)).read_text()
+    assert check_dockerfile(text) == []
+    final = [i for i in dockerfile_instructions(text) if i.stage == 1]
+    assert [i.args for i in final if i.name == "USER"] == ["10001:10001"]
+    healthcheck = next(i.args for i in final if i.name == "HEALTHCHECK")
+    assert f'"/opt/beephost/bin/beephost-{kind}-backend", "healthcheck"' in healthcheck
+    env = " ".join(i.args for i in final if i.name == "ENV")
+    assert f"BEEPHOST_{kind.upper()}_BACKEND_PYTHON=/usr/bin/python3" in env
+    assert "/opt/beephost/bin" not in env  # PATH: workers must find the bare python3
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            "# syntax=docker/dockerfile:1\nFROM a AS b\nFROM a\nUSER 1\nHEALTHCHECK NONE\n",
+            "syntax",
+        ),
+        (
+            "FROM a AS b\nRUN --mount=type=cache,target=/x true\nFROM a\nUSER 1\nHEALTHCHECK NONE\n",
+            "BuildKit",
+        ),
+        ("FROM a\nUSER 1\nHEALTHCHECK NONE\n", "stage"),
+        ("FROM a AS b\nFROM a\nUSER root\nHEALTHCHECK NONE\n", "USER"),
+        ("FROM a AS b\nFROM a\nHEALTHCHECK NONE\n", "USER"),
+        ("FROM a AS b\nFROM a\nUSER 10001\n", "HEALTHCHECK"),
+        (
+            "FROM a AS b\nFROM a\nCOPY w /wheels\nUSER 1\nHEALTHCHECK NONE\n",
+            "wheelhouse",
+        ),
+    ],
+    ids=["syntax", "mount", "one-stage", "root", "no-user", "no-health", "wheels"],
+)
+def test_check_dockerfile_finds_problems(text: str, problem: str) -> None:
+    assert any(problem in found for found in check_dockerfile(text))
+
+
+def test_installer_falls_back_to_pip_without_a_linux_uv(tmp_path: Path) -> None:
+    shim = tmp_path / "uv"
+    shim.write_text('#!/bin/sh\nexec real-uv "$@"\n')
+    assert UvTools(str(shim)).installer() == (
+        "pip (the base image's bundled wheel)",
+        None,
+    )
+    macho = tmp_path / "uv-macos"
+    macho.write_bytes(b"\xcf\xfa\xed\xfe" + b"\0" * 32)
+    assert UvTools(str(macho)).installer()[1] is None
+
+
+# -- ensure_backend_image on the fake -----------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", BACKEND_KINDS)
+def test_build_labels_tags_and_leaves_no_build_stage(
+    kind: str,
+    base: BaseImage,
+    runtime: FakeRuntime,
+    workspace: Path,
+    tools: FakeWheelhouseTools,
+    tmp_path: Path,
+) -> None:
+    image = ensure(kind, base, runtime, workspace, tools, tmp_path)
+    assert image.built is True
+    assert image.tag == f"beephost-test/{kind}-backend:3.11-{image.build_key[:16]}"
+    assert image.alias == f"beephost-test/{kind}-backend:3.11"
+    assert image.python_version == "3.11.2"
+    info = runtime.get_image(image.alias)
+    assert info is not None
+    assert info.id == image.image_id
+    assert info.labels[LABEL_KIND] == KIND_BACKEND_IMAGE
+    assert info.labels[LABEL_BACKEND] == kind
+    assert info.labels[LABEL_PYTHON_VERSION] == base.python_version
+    assert info.labels[LABEL_CODE_VERSION] == image.code_version
+    assert info.labels[LABEL_BUILD_KEY] == image.build_key
+    assert info.labels["org.opencontainers.image.title"] == f"beephost-{kind}-backend"
+    # The fake keeps the build stage as the legacy builder does; it must be gone.
+    assert runtime.remove_by_labels({LABEL_KIND: KIND_BACKEND_BUILD}) == []
+    assert sorted(tools.built) == [
+        "packages/core",
+        "packages/protocol",
+        f"services/{kind}-backend",
+    ]
+    assert not list((tmp_path / "cache").glob("context-*"))  # contexts are transient
+
+
+def test_second_call_is_a_cache_hit_that_does_no_work(
+    base: BaseImage,
+    runtime: FakeRuntime,
+    workspace: Path,
+    tools: FakeWheelhouseTools,
+    tmp_path: Path,
+) -> None:
+    first = ensure("pipe", base, runtime, workspace, tools, tmp_path)
+    operations, built, downloads = (
+        list(runtime.operations),
+        list(tools.built),
+        list(tools.downloads),
+    )
+    second = ensure("pipe", base, runtime, workspace, tools, tmp_path)
+    assert second.built is False
+    assert (second.tag, second.image_id) == (first.tag, first.image_id)
+    assert runtime.operations == operations
+    assert (tools.built, tools.downloads) == (built, downloads)
+
+
+def test_alias_moved_away_is_put_back_on_a_hit(
+    base: BaseImage,
+    runtime: FakeRuntime,
+    workspace: Path,
+    tools: FakeWheelhouseTools,
+    tmp_path: Path,
+) -> None:
+    first = ensure("pipe", base, runtime, workspace, tools, tmp_path)
+    runtime.tag_image(base.image_id, first.alias)
+    again = ensure("pipe", base, runtime, workspace, tools, tmp_path)
+    assert again.built is False
+    alias = runtime.get_image(first.alias)
+    assert alias is not None
+    assert alias.id == first.image_id
+
+
+def test_source_change_rebuilds_reuses_the_wheel_pool_and_retires_the_old_image(
+    base: BaseImage,
+    runtime: FakeRuntime,
+    workspace: Path,
+    tools: FakeWheelhouseTools,
+    tmp_path: Path,
+) -> None:
+    first = ensure("pipe", base, runtime, workspace, tools, tmp_path)
+    assert len(tools.downloads) == 1
+    (workspace / "packages/core/src/beephost_core/__init__.py").write_text("x = 1\n")
+    second = ensure("pipe", base, runtime, workspace, tools, tmp_path)
+    assert second.built is True
+    assert second.tag != first.tag
+    assert second.code_version != first.code_version
+    assert len(tools.downloads) == 1  # third-party wheels came from the pool
+    assert runtime.get_image(first.image_id) is None
+    alias = runtime.get_image(second.alias)
+    assert alias is not None
+    assert alias.id == second.image_id
+
+
+def test_a_new_base_image_changes_the_tag(
+    base: BaseImage,
+    runtime: FakeRuntime,
+    workspace: Path,
+    tools: FakeWheelhouseTools,
+    tmp_path: Path,
+) -> None:
+    first = ensure("rpc", base, runtime, workspace, tools, tmp_path)
+    info = runtime.build_labelled_image(base.image_id, base.tag, {"x.y": "z"})
+    rebased = dataclasses.replace(base, image_id=info.id)
+    second = ensure("rpc", rebased, runtime, workspace, tools, tmp_path)
+    assert second.built is True
+    assert second.tag != first.tag
+    assert second.base_image_id == info.id
+
+
+def test_extra_labels_reach_the_image_and_bad_keys_are_refused(
+    base: BaseImage,
+    runtime: FakeRuntime,
+    workspace: Path,
+    tools: FakeWheelhouseTools,
+    tmp_path: Path,
+) -> None:
+    labels = {"io.beephost.test.run": "unit-1"}
+    image = ensure(
+        "http", base, runtime, workspace, tools, tmp_path, extra_labels=labels
+    )
+    info = runtime.get_image(image.tag)
+    assert info is not None
+    assert info.labels["io.beephost.test.run"] == "unit-1"
+    assert runtime.remove_by_labels(labels) == [image.image_id]
+    with pytest.raises(Exception, match="invalid label key"):
+        ensure(
+            "http",
+            base,
+            runtime,
+            workspace,
+            tools,
+            tmp_path,
+            extra_labels={"Bad Key": "x"},
+        )
+
+
+def test_missing_base_and_unknown_kind_fail_before_any_work(
+    base: BaseImage,
+    runtime: FakeRuntime,
+    workspace: Path,
+    tools: FakeWheelhouseTools,
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(BackendImageError, match="unknown backend"):
+        ensure("ftp", base, runtime, workspace, tools, tmp_path)
+    runtime.remove_image(base.image_id, force=True)
+    with pytest.raises(BackendImageError, match="is gone"):
+        ensure("pipe", base, runtime, workspace, tools, tmp_path)
+    assert tools.exports == []
+
+
+def test_marked_requirement_without_a_wheel_is_skipped_unmarked_one_fails(
+    base: BaseImage,
+    runtime: FakeRuntime,
+    workspace: Path,
+    tmp_path: Path,
+) -> None:
+    marked = FakeWheelhouseTools(
+        requirements={
+            "beephost-pipe-backend": [
+                "pydantic==2.14.3",
+                "pywin32==311 ; sys_platform == 'win32'",
+            ]
+        },
+        unavailable=frozenset({"pywin32"}),
+    )
+    image = ensure("pipe", base, runtime, workspace, marked, tmp_path)
+    assert image.built is True
+    assert len(marked.downloads) == 2  # the required batch, then the marked one alone
+    assert "sys_platform" not in marked.downloads[1][0]  # pip would judge the host
+
+    missing = FakeWheelhouseTools(unavailable=frozenset({"pydantic-core"}))
+    with pytest.raises(BackendImageError, match="pydantic-core"):
+        ensure("http", base, runtime, workspace, missing, tmp_path)
+    assert runtime.get_image("beephost-test/http-backend:3.11") is None
+
+
+def test_exported_wheelhouse_is_hash_locked_with_the_uv_binary(
+    base: BaseImage, workspace: Path, tmp_path: Path
+) -> None:
+    uv = tmp_path / "uv-binary"
+    uv.write_bytes(b"\x7fELF fake")
+    tools = FakeWheelhouseTools(uv_binary=uv)
+    wheelhouse = export_wheelhouse(
+        "pipe", base, workspace=workspace, cache_dir=tmp_path / "cache", tools=tools
+    )
+    assert wheelhouse == workspace / "build/wheelhouse/pipe-backend"
+    assert (wheelhouse / "python-minor").read_text() == "3.11\n"
+    assert (wheelhouse / "uv").read_bytes() == uv.read_bytes()
+    lines = [
+        line
+        for line in (wheelhouse / "requirements.txt").read_text().splitlines()
+        if not line.startswith("#")
+    ]
+    assert len(lines) == 6  # three pins and our three wheels
+    assert all("--hash=sha256:" in line for line in lines)
+    assert len(list(wheelhouse.glob("*.whl"))) == 6
+
+
+def test_fake_build_checks_the_context_against_the_dockerfile(
+    base: BaseImage, runtime: FakeRuntime, workspace: Path
+) -> None:
+    # Without the wheelhouse the Dockerfile's COPY has nothing to copy.
+    with pytest.raises(ContainerRuntimeError, match="not in the build context"):
+        runtime.build_image(
+            workspace,
+            dockerfile=dockerfile_path("pipe"),
+            tag="beephost-test/pipe-backend:x",
+            buildargs={"BASE_IMAGE": base.image_id},
+        )
+    with pytest.raises(ImageNotFoundError):
+        runtime.build_image(
+            workspace,
+            dockerfile=dockerfile_path("pipe"),
+            tag="beephost-test/pipe-backend:x",
+            buildargs={"BASE_IMAGE": "beephost-test/python:2.7"},
+        )
