@@ -181,6 +181,23 @@ async def test_objects(stub: Stub) -> None:
     assert [h.id for h in listed.handles] == [func_id]
 
 
+async def test_unicode_and_lone_surrogates(stub: Stub) -> None:
+    reply = await stub.Evaluate(
+        pb.EvaluateRequest(expression="'a\\udc80b ✓'"), timeout=T
+    )
+    assert value(reply) == "a\udc80b ✓"  # exact inside JSON
+    executed = await stub.Execute(
+        pb.ExecuteRequest(code="print('a\\udc80b ✓')"), timeout=T
+    )
+    assert executed.stdout == "a\ufffdb ✓\n"  # text fields are UTF-8
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Evaluate(pb.EvaluateRequest(expression="int('ü')"), timeout=T)
+    assert (
+        caught.value.details()
+        == "ValueError: invalid literal for int() with base 10: 'ü'"
+    )
+
+
 # -- streaming ------------------------------------------------------------------------------
 
 
@@ -436,6 +453,11 @@ async def test_too_large_request_is_refused_by_grpc(
     )
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert error is None  # gRPC refuses it before any handler: no beephost-error
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Execute(pb.ExecuteRequest(code="#" * 100_000), timeout=T)
+    assert caught.value.details() == (
+        "SERVER: Received message larger than max (100004 vs. 65536)"
+    )
     reply = await stub.Evaluate(
         pb.EvaluateRequest(expression="'still' + ' serving'"), timeout=T
     )
