@@ -1,1 +1,97 @@
-"""beephost_client."""
+"""Beep Python Host client SDK: one interface over pipe, HTTP and gRPC, sync and async.
+
+    import beephost_client
+
+    with beephost_client.connect("unix:///tmp/beephost/pipe.sock") as client:
+        client.evaluate("2 ** 100")
+
+Everything public is listed in ``__all__``; other names may change without notice.
+"""
+
+from beephost_client._async._client import (
+    AsyncClient,
+    AsyncExecStream,
+    AsyncRemoteObject,
+    AsyncSession,
+)
+from beephost_client._async._sugar import AsyncRemoteAttribute
+from beephost_client._config import SCHEMES, Timeout
+from beephost_client._connect import aconnect, connect
+from beephost_client._exceptions import ConnectError, ConnectionLost, ErrorReply
+from beephost_client._models import ExecResult, OutputChunk, SessionDescription
+from beephost_client._sync._client import Client, ExecStream, RemoteObject, Session
+from beephost_client._transports.base import AsyncBaseTransport, BaseTransport
+from beephost_client._transports.http import AsyncHTTPTransport, HTTPTransport
+from beephost_client._transports.mock import MockTransport
+from beephost_client._transports.pipe import AsyncPipeTransport, PipeTransport
+from beephost_protocol import Handle
+from beephost_protocol.errors import (
+    BeepHostError,
+    ErrorCode,
+    ExecutionFailed,
+    ExecutionTimeout,
+    InternalError,
+    Interrupted,
+    InvalidRequest,
+    NotFound,
+    QuotaExceeded,
+    SessionLost,
+    TooLarge,
+    Unauthorized,
+    Unavailable,
+)
+
+
+def __getattr__(name: str) -> object:
+    # The gRPC transports need the [grpc] extra: import them only when asked for.
+    if name in ("GRPCTransport", "AsyncGRPCTransport"):
+        from beephost_client._transports import grpc
+
+        return getattr(grpc, name)
+    raise AttributeError(f"module 'beephost_client' has no attribute {name!r}")
+
+
+__all__ = [
+    "SCHEMES",
+    "AsyncBaseTransport",
+    "AsyncClient",
+    "AsyncExecStream",
+    "AsyncGRPCTransport",
+    "AsyncHTTPTransport",
+    "AsyncPipeTransport",
+    "AsyncRemoteAttribute",
+    "AsyncRemoteObject",
+    "AsyncSession",
+    "BaseTransport",
+    "BeepHostError",
+    "Client",
+    "ConnectError",
+    "ConnectionLost",
+    "ErrorCode",
+    "ErrorReply",
+    "ExecResult",
+    "ExecStream",
+    "ExecutionFailed",
+    "ExecutionTimeout",
+    "GRPCTransport",
+    "HTTPTransport",
+    "Handle",
+    "InternalError",
+    "Interrupted",
+    "InvalidRequest",
+    "MockTransport",
+    "NotFound",
+    "OutputChunk",
+    "PipeTransport",
+    "QuotaExceeded",
+    "RemoteObject",
+    "Session",
+    "SessionDescription",
+    "SessionLost",
+    "Timeout",
+    "TooLarge",
+    "Unauthorized",
+    "Unavailable",
+    "aconnect",
+    "connect",
+]

@@ -1,0 +1,363 @@
+"""Everything the sync and async clients share, without I/O.
+
+Building commands, encoding arguments and decoding results (remote objects become
+proxies), the retry policy, and the bookkeeping of remote objects: which proxies are
+alive, and which were garbage-collected and must be released by the next call. The
+sync and async clients (``_sync/_client.py``, ``_async/_client.py``) only add the I/O.
+"""
+
+import collections
+import math
+import threading
+import weakref
+from typing import Any, ClassVar
+
+from beephost_client._config import Timeout, as_timeout
+from beephost_client._exceptions import ConnectError, ConnectionLost
+from beephost_client._models import ExecResult, SessionDescription, session_description
+from beephost_protocol import (
+    DEFAULT_SESSION,
+    Command,
+    Evaluate,
+    Execute,
+    Handle,
+    Interrupt,
+    ObjectCall,
+    ObjectCreate,
+    ObjectGetAttr,
+    ObjectList,
+    ObjectRelease,
+    ObjectSetAttr,
+    SessionClose,
+    SessionInfo,
+    SessionList,
+    SessionOpen,
+    decode_value,
+    encode_value,
+)
+from beephost_protocol.errors import BeepHostError
+
+# Commands whose repetition cannot change the outcome: after a connection broke with
+# the request possibly delivered, only these are sent again (once). eval, exec,
+# object.create, object.call, object.set_attr, session.open, session.close and
+# interrupt may have run, or half run, and are never repeated.
+IDEMPOTENT = frozenset(
+    {"object.get_attr", "object.release", "object.list", "session.info", "session.list"}
+)
+MAX_ATTEMPTS = 2
+
+
+def should_retry(command: Command, error: BeepHostError, attempt: int) -> bool:
+    """Whether to send ``command`` again after ``error`` on attempt ``attempt`` (0-based).
+
+    A request that was never sent (:class:`ConnectError`) is always safe to send again;
+    one whose connection broke afterwards (:class:`ConnectionLost`) only if it is
+    idempotent. Errors the server answered with are never retried here.
+    """
+    if attempt + 1 >= MAX_ATTEMPTS:
+        return False
+    if isinstance(error, ConnectError):
+        return True
+    return isinstance(error, ConnectionLost) and command.COMMAND in IDEMPOTENT
+
+
+_SCALARS = (str, int, bool, type(None))
+_SCALARS_AND_FLOAT = (*_SCALARS, float)
+
+
+class ProxyBase:
+    """State every remote-object proxy carries; the client fills it in."""
+
+    __slots__ = ("__weakref__", "_client", "_finalizer", "_handle", "_released", "_sid")
+
+    _client: "BaseClient"
+    _sid: str
+    _handle: Handle
+    _released: bool
+    _finalizer: weakref.finalize | None  # type: ignore[type-arg]  # generic only in stubs
+
+    def _init_proxy(self, client: "BaseClient", sid: str, handle: Handle) -> None:
+        object.__setattr__(self, "_client", client)
+        object.__setattr__(self, "_sid", sid)
+        object.__setattr__(self, "_handle", handle)
+        object.__setattr__(self, "_released", False)
+        object.__setattr__(self, "_finalizer", None)
+
+
+class BaseClient:
+    """Sans-I/O core of :class:`Client` and :class:`AsyncClient`."""
+
+    _proxy_type: ClassVar[type[ProxyBase]]
+
+    def __init__(self, timeout: Timeout | float) -> None:
+        self._timeout = as_timeout(timeout)
+        self._lock = threading.Lock()
+        self._proxies: weakref.WeakValueDictionary[tuple[str, str], ProxyBase] = (
+            weakref.WeakValueDictionary()
+        )
+        # Handles whose proxies were garbage-collected. Finalizers only append here
+        # (thread-safe, no lock, no I/O: they may run in any thread, inside any
+        # call); the next request sends the releases in one batch per session.
+        self._garbage: collections.deque[tuple[str, str]] = collections.deque()
+        self._closed = False
+
+    @property
+    def timeout(self) -> Timeout:
+        """The client's default time limits."""
+        return self._timeout
+
+    # -- deadlines ---------------------------------------------------------------------
+
+    def _deadline(self, timeout: float | None, default: float | None) -> float:
+        value = timeout if timeout is not None else default
+        if value is None:
+            return self._timeout.request
+        if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"timeout must be a finite number > 0: {value!r}")
+        return float(value)
+
+    def _wait(self, deadline: float) -> float:
+        return self._timeout.wait(deadline)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the client is closed")
+
+    # -- commands ----------------------------------------------------------------------
+
+    def _evaluate(
+        self,
+        sid: str,
+        expression: str,
+        local_names: Any,
+        deadline: float,
+    ) -> Evaluate:
+        encoded = {}
+        if local_names:
+            encoded = {str(k): self._encode(v, sid) for k, v in local_names.items()}
+        return Evaluate(
+            expression=expression, locals=encoded, session=sid, timeout=deadline
+        )
+
+    def _execute(
+        self, sid: str, code: str, deadline: float, *, stream: bool
+    ) -> Execute:
+        return Execute(code=code, session=sid, timeout=deadline, stream=stream)
+
+    def _create(
+        self,
+        sid: str,
+        target: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        deadline: float,
+    ) -> ObjectCreate:
+        return ObjectCreate(
+            target=target,
+            args=[self._encode(a, sid) for a in args],
+            kwargs={k: self._encode(v, sid) for k, v in kwargs.items()},
+            session=sid,
+            timeout=deadline,
+        )
+
+    def _get_attr(self, proxy: ProxyBase, name: str, deadline: float) -> ObjectGetAttr:
+        return ObjectGetAttr(
+            handle=self._live_handle(proxy),
+            name=name,
+            session=proxy._sid,
+            timeout=deadline,
+        )
+
+    def _set_attr(
+        self, proxy: ProxyBase, name: str, value: Any, deadline: float
+    ) -> ObjectSetAttr:
+        return ObjectSetAttr(
+            handle=self._live_handle(proxy),
+            name=name,
+            value=self._encode(value, proxy._sid),
+            session=proxy._sid,
+            timeout=deadline,
+        )
+
+    def _call(
+        self,
+        proxy: ProxyBase,
+        method: str | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        deadline: float,
+    ) -> ObjectCall:
+        sid = proxy._sid
+        return ObjectCall(
+            handle=self._live_handle(proxy),
+            method=method,
+            args=[self._encode(a, sid) for a in args],
+            kwargs={k: self._encode(v, sid) for k, v in kwargs.items()},
+            session=sid,
+            timeout=deadline,
+        )
+
+    def _release(self, sid: str, handles: list[str], deadline: float) -> ObjectRelease:
+        return ObjectRelease(handles=handles, session=sid, timeout=deadline)
+
+    def _list_objects(self, sid: str, deadline: float) -> ObjectList:
+        return ObjectList(session=sid, timeout=deadline)
+
+    def _info(self, sid: str, deadline: float) -> SessionInfo:
+        return SessionInfo(session=sid, timeout=deadline)
+
+    @staticmethod
+    def _interrupt(sid: str) -> Interrupt:
+        return Interrupt(session=sid)
+
+    @staticmethod
+    def _open_session(ttl: float | None) -> SessionOpen:
+        return SessionOpen(ttl=ttl)
+
+    @staticmethod
+    def _close_session(sid: str) -> SessionClose:
+        return SessionClose(session=sid)
+
+    @staticmethod
+    def _list_sessions() -> SessionList:
+        return SessionList()
+
+    # -- values ------------------------------------------------------------------------
+
+    def _encode(self, value: Any, sid: str) -> Any:
+        """Python value to wire value; proxies become their handles (same session)."""
+        if isinstance(value, _SCALARS):
+            return value
+        return encode_value(self._unwrap(value, sid))
+
+    def _unwrap(self, value: Any, sid: str) -> Any:
+        if isinstance(value, ProxyBase):
+            if value._sid != sid:
+                raise ValueError(
+                    f"{value!r} lives in session {value._sid!r}, not {sid!r}: "
+                    "remote objects cannot cross sessions"
+                )
+            return Handle(self._live_handle(value))
+        if isinstance(value, list):
+            return [self._unwrap(item, sid) for item in value]
+        if isinstance(value, tuple):
+            return tuple(self._unwrap(item, sid) for item in value)
+        if isinstance(value, dict):
+            return {
+                self._unwrap(k, sid): self._unwrap(v, sid) for k, v in value.items()
+            }
+        return value
+
+    def _decode(self, raw: Any, sid: str) -> Any:
+        """Wire value to Python; handles become proxies bound to this client."""
+        if isinstance(raw, _SCALARS_AND_FLOAT):
+            return raw
+        return self._wrap(decode_value(raw), sid)
+
+    def _wrap(self, value: Any, sid: str) -> Any:
+        if isinstance(value, Handle):
+            return self._proxy(sid, value)
+        if isinstance(value, list):
+            return [self._wrap(item, sid) for item in value]
+        if isinstance(value, tuple):
+            return tuple(self._wrap(item, sid) for item in value)
+        if isinstance(value, dict):
+            return {self._wrap(k, sid): self._wrap(v, sid) for k, v in value.items()}
+        return value
+
+    def _value(self, result: dict[str, Any], sid: str) -> Any:
+        return self._decode(result.get("value"), sid)
+
+    def _exec_result(self, result: dict[str, Any], sid: str) -> ExecResult:
+        return ExecResult(
+            stdout=str(result.get("stdout", "")),
+            stderr=str(result.get("stderr", "")),
+            value=self._decode(result.get("value"), sid),
+            has_value=bool(result.get("has_value", False)),
+            stdout_dropped=int(result.get("stdout_dropped", 0)),
+            stderr_dropped=int(result.get("stderr_dropped", 0)),
+        )
+
+    @staticmethod
+    def _description(result: dict[str, Any]) -> SessionDescription:
+        return session_description(result)
+
+    @staticmethod
+    def _handle_list(result: dict[str, Any]) -> list[Handle]:
+        return [
+            Handle(str(h["id"]), str(h.get("type", "")), str(h.get("repr", "")))
+            for h in result.get("handles", [])
+        ]
+
+    # -- remote-object bookkeeping ---------------------------------------------------
+
+    def _proxy(self, sid: str, handle: Handle) -> ProxyBase:
+        """The one proxy of ``handle`` (a handle id is never sent twice, but be safe)."""
+        key = (sid, handle.id)
+        with self._lock:
+            proxy = self._proxies.get(key)
+            if proxy is None:
+                proxy = self._proxy_type.__new__(self._proxy_type)
+                proxy._init_proxy(self, sid, handle)
+                finalizer = weakref.finalize(proxy, self._garbage.append, key)
+                finalizer.atexit = False  # the server forgets handles of dead clients
+                object.__setattr__(proxy, "_finalizer", finalizer)
+                self._proxies[key] = proxy
+        return proxy
+
+    def _live_handle(self, proxy: ProxyBase) -> str:
+        if proxy._released:
+            from beephost_protocol.errors import NotFound
+
+            raise NotFound(
+                f"{proxy!r} was released", {"handle": proxy._handle.id, "client": True}
+            )
+        return proxy._handle.id
+
+    def _forget(self, proxy: ProxyBase) -> bool:
+        """Mark ``proxy`` released; False if it already was (release is idempotent)."""
+        with self._lock:
+            if proxy._released:
+                return False
+            object.__setattr__(proxy, "_released", True)
+            if proxy._finalizer is not None:
+                proxy._finalizer.detach()
+            key = (proxy._sid, proxy._handle.id)
+            if self._proxies.get(key) is proxy:
+                del self._proxies[key]
+        return True
+
+    def _forget_session(self, sid: str) -> None:
+        """The session is gone, and its handles with it: no release is needed."""
+        with self._lock:
+            keys = [key for key in self._proxies if key[0] == sid]
+        for key in keys:
+            proxy = self._proxies.get(key)
+            if proxy is not None:
+                self._forget(proxy)
+
+    def _take_garbage(self, deadline: float) -> list[ObjectRelease]:
+        """Release commands for collected proxies, one per session, emptying the queue."""
+        if not self._garbage:
+            return []
+        by_session: dict[str, list[str]] = {}
+        while True:
+            try:
+                sid, handle_id = self._garbage.popleft()
+            except IndexError:
+                break
+            by_session.setdefault(sid, []).append(handle_id)
+        return [self._release(sid, ids, deadline) for sid, ids in by_session.items()]
+
+    def _take_live(self, deadline: float) -> list[ObjectRelease]:
+        """Release commands for every live proxy (at close), marking them released."""
+        with self._lock:
+            proxies = list(self._proxies.values())
+        by_session: dict[str, list[str]] = {}
+        for proxy in proxies:
+            if self._forget(proxy):
+                by_session.setdefault(proxy._sid, []).append(proxy._handle.id)
+        return [self._release(sid, ids, deadline) for sid, ids in by_session.items()]
+
+
+__all__ = ["DEFAULT_SESSION", "IDEMPOTENT", "BaseClient", "ProxyBase", "should_retry"]

@@ -1,0 +1,718 @@
+"""The blocking client: Client, its sessions, remote objects and streams.
+
+GENERATED from ``_async/_client.py`` by ``packages/client/scripts/unasync.py``: do not
+edit. Every call blocks its thread; a Client may be shared by threads (each call uses a
+connection of its own).
+"""
+
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any, Self
+
+from beephost_client import _base
+from beephost_client._config import (
+    DEFAULT_TIMEOUT,
+    Timeout,
+    make_transport,
+)
+from beephost_client._models import ExecResult, OutputChunk, SessionDescription
+from beephost_client._transports.base import BaseTransport, SyncStream
+from beephost_protocol import DEFAULT_SESSION, Command, Execute, Handle
+from beephost_protocol.errors import BeepHostError, InternalError, NotFound, SessionLost
+
+from . import _sugar
+
+logger = logging.getLogger("beephost_client")
+
+OutputCallback = Callable[[OutputChunk], object]
+
+
+class _SessionOps:
+    """The operations of one session; ``Client`` runs them in ``default``."""
+
+    _client: "Client"
+    _default_timeout: float | None = None
+
+    def _session_id(self) -> str:
+        raise NotImplementedError
+
+    def evaluate(
+        self,
+        expression: str,
+        *,
+        locals: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Evaluate one expression and return its value.
+
+        Args:
+            expression: A Python expression, evaluated in the session's namespace.
+            locals: Extra names visible to this expression only; values are sent
+                losslessly, remote objects as themselves.
+            timeout: Deadline in seconds for this call (default: the session's).
+
+        Returns:
+            The value: data by value, anything else as an :class:`RemoteObject`.
+
+        Raises:
+            ExecutionFailed: The expression raised; the remote type, message and
+                traceback are in ``remote_type``, ``message``, ``remote_traceback``.
+            ExecutionTimeout: The deadline passed.
+            BeepHostError: Any other error of the taxonomy.
+
+        Example::
+
+            with beephost_client.connect("http://127.0.0.1:5678") as client:
+                assert client.evaluate("x * 2", locals={"x": 21}) == 42
+        """
+        client, sid = self._client, self._session_id()
+        deadline = client._deadline(timeout, self._default_timeout)
+        command = client._evaluate(sid, expression, locals, deadline)
+        return client._value(client._request(command, deadline), sid)
+
+    def execute(
+        self,
+        code: str,
+        *,
+        timeout: float | None = None,
+        on_output: OutputCallback | None = None,
+    ) -> ExecResult:
+        """Run statements; a trailing expression's value is returned, as in a notebook.
+
+        Args:
+            code: Python statements; the names they bind stay in the session.
+            timeout: Deadline in seconds for this call (default: the session's).
+            on_output: If given, output is streamed: called with each
+                :class:`OutputChunk` as it arrives, and the result's ``stdout`` and
+                ``stderr`` are empty.
+
+        Returns:
+            An :class:`ExecResult` with ``stdout``, ``stderr`` and ``value``.
+
+        Raises:
+            ExecutionFailed: The code raised (output so far is in ``data``).
+            ExecutionTimeout: The deadline passed.
+            BeepHostError: Any other error of the taxonomy.
+
+        Example::
+
+            result = client.execute("print('hi')\\n6 * 7")
+            assert (result.stdout, result.value) == ("hi\\n", 42)
+        """
+        if on_output is not None:
+            with self.stream(code, timeout=timeout) as events:
+                for chunk in events:
+                    on_output(chunk)
+            return events.result
+        client, sid = self._client, self._session_id()
+        deadline = client._deadline(timeout, self._default_timeout)
+        command = client._execute(sid, code, deadline, stream=False)
+        return client._exec_result(client._request(command, deadline), sid)
+
+    def stream(self, code: str, *, timeout: float | None = None) -> "ExecStream":
+        """Run statements and iterate over their output as it is produced.
+
+        Nothing is sent until iteration starts. After the last chunk, the stream's
+        ``result`` holds the :class:`ExecResult`. Leaving the ``with`` block
+        early abandons the request (the server still finishes it).
+
+        Args:
+            code: Python statements.
+            timeout: Deadline in seconds for the whole run (default: the session's).
+
+        Returns:
+            An :class:`ExecStream` of :class:`OutputChunk`.
+
+        Example::
+
+            with client.stream("for i in range(3): print(i)") as chunks:
+                for chunk in chunks:
+                    print(chunk.stream, chunk.data)
+            print(chunks.result.value)
+        """
+        client, sid = self._client, self._session_id()
+        deadline = client._deadline(timeout, self._default_timeout)
+        command = client._execute(sid, code, deadline, stream=True)
+        return ExecStream(client, sid, command, deadline)
+
+    def create(
+        self,
+        target: str,
+        /,
+        *args: Any,
+        **kwargs: Any,
+    ) -> "RemoteObject":
+        """Call a callable by dotted path and keep the result remotely, as a proxy.
+
+        Uses the session's default timeout (keyword arguments all go to the callable).
+
+        Args:
+            target: Dotted path of a callable: ``collections.Counter``, a builtin, or
+                a name defined in the session.
+            *args: Positional arguments (values or remote objects).
+            **kwargs: Keyword arguments (values or remote objects).
+
+        Returns:
+            An :class:`RemoteObject`, released by ``release()``, by leaving its
+            ``with`` block, when its session closes, or after it is
+            garbage-collected.
+
+        Raises:
+            NotFound: No such module or attribute.
+            ExecutionFailed: The call raised.
+
+        Example::
+
+            counter = client.create("collections.Counter", "abracadabra")
+            assert counter.most_common(1) == [("a", 5)]
+        """
+        client, sid = self._client, self._session_id()
+        deadline = client._deadline(None, self._default_timeout)
+        command = client._create(sid, target, args, kwargs, deadline)
+        return client._value(client._request(command, deadline), sid)  # type: ignore[no-any-return]  # a handle by contract
+
+    def objects(self, *, timeout: float | None = None) -> list[Handle]:
+        """List the session's live remote objects (handles), oldest first.
+
+        Args:
+            timeout: Deadline in seconds (default: the session's).
+
+        Returns:
+            One :class:`~beephost_protocol.Handle` (``id``, ``type``, ``repr``) each.
+
+        Example::
+
+            assert [h.type for h in client.objects()] == ["collections.Counter"]
+        """
+        client, sid = self._client, self._session_id()
+        deadline = client._deadline(timeout, self._default_timeout)
+        result = client._request(client._list_objects(sid, deadline), deadline)
+        return client._handle_list(result)
+
+    def release(self, *objects: "RemoteObject | Handle | str") -> int:
+        """Release remote objects in one request, so their memory can be freed.
+
+        Args:
+            *objects: Proxies, handles or handle ids of this session. Released ones
+                and unknown ids are ignored, so this is safe to repeat.
+
+        Returns:
+            How many were live on the server.
+
+        Example::
+
+            client.release(counter, other)
+        """
+        client, sid = self._client, self._session_id()
+        ids: list[str] = []
+        for obj in objects:
+            if isinstance(obj, _base.ProxyBase):
+                if client._forget(obj):
+                    ids.append(obj._handle.id)
+            else:
+                ids.append(obj.id if isinstance(obj, Handle) else str(obj))
+        if not ids:
+            return 0
+        deadline = client._deadline(None, self._default_timeout)
+        result = client._request(client._release(sid, ids, deadline), deadline)
+        return int(result.get("released", 0))
+
+    def info(self, *, timeout: float | None = None) -> SessionDescription:
+        """Describe the session: interpreter, packages and counters.
+
+        Args:
+            timeout: Deadline in seconds (default: the session's).
+
+        Returns:
+            A :class:`SessionDescription`.
+
+        Example::
+
+            print((client.info()).python_version)
+        """
+        client, sid = self._client, self._session_id()
+        deadline = client._deadline(timeout, self._default_timeout)
+        result = client._request(client._info(sid, deadline), deadline)
+        return client._description(result)
+
+    def interrupt(self) -> bool:
+        """Interrupt the code the session is running (``KeyboardInterrupt`` in it).
+
+        The interrupted call fails with :class:`Interrupted`; the session's state is
+        kept. Call this from another task or thread than the one waiting.
+
+        Returns:
+            Whether running code was signalled (False if the session was idle).
+
+        Example::
+
+            session.interrupt()
+        """
+        client = self._client
+        command = client._interrupt(self._session_id())
+        result = client._request(command, client.timeout.request)
+        return bool(result.get("interrupted", False))
+
+
+class Client(_base.BaseClient, _SessionOps):
+    """A connection to one Beep Python Host backend, for blocking code.
+
+    The transport is chosen by the URL's scheme: ``unix:///path/pipe.sock`` (pipe),
+    ``http://host:port`` / ``https://`` (HTTP), ``grpc://host:port`` (gRPC, with the
+    ``beephost-client[grpc]`` extra). The calls of the client itself run in the
+    ``default`` session; :meth:`session` gives one of your own. Connections are opened
+    lazily and reopened after a broken connection (a restarted server).
+
+    Args:
+        url: The backend's URL; may be omitted when ``transport`` is given.
+        token: The backend's token, if it has one.
+        timeout: Default time limits: a :class:`Timeout`, or seconds for the deadline.
+        transport: A transport to use instead of the URL's (e.g. ``MockTransport``).
+
+    Raises:
+        ValueError: The URL's scheme is not one of the table's.
+
+    Example::
+
+        with beephost_client.Client("grpc://127.0.0.1:50051") as client:
+            print(client.evaluate("2 ** 100"))
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        token: str | None = None,
+        timeout: Timeout | float = DEFAULT_TIMEOUT,
+        transport: BaseTransport | None = None,
+    ) -> None:
+        super().__init__(timeout)
+        if transport is None:
+            if url is None:
+                raise ValueError("give a URL or a transport")
+            transport = make_transport(url, token=token, timeout=self._timeout)
+        self._transport = transport
+        self._client = self
+        self.url = url
+
+    def _session_id(self) -> str:
+        return DEFAULT_SESSION
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url or type(self._transport).__name__}>"
+
+    # -- sessions ----------------------------------------------------------------------
+
+    def session(
+        self,
+        *,
+        ttl: float | None = None,
+        timeout: float | None = None,
+        session_id: str | None = None,
+    ) -> "Session":
+        """A new session (its own worker process and namespace), for ``with``.
+
+        The session is opened when the block is entered and closed when it is left.
+
+        Args:
+            ttl: Idle seconds before the server expires it (server default if None).
+            timeout: Default deadline of the calls made through it.
+            session_id: Attach to this existing session instead of opening one
+                (leaving the block still closes it).
+
+        Returns:
+            An :class:`Session`, not yet open.
+
+        Example::
+
+            with client.session() as session:
+                session.execute("x = 1")
+        """
+        return Session(self, session_id, ttl=ttl, timeout=timeout)
+
+    def open_session(
+        self, *, ttl: float | None = None, timeout: float | None = None
+    ) -> "Session":
+        """Open a session now; close it with ``close()`` (or ``with``).
+
+        Args:
+            ttl: Idle seconds before the server expires it (server default if None).
+            timeout: Default deadline of the calls made through it.
+
+        Returns:
+            The open :class:`Session`.
+
+        Raises:
+            QuotaExceeded: The server has its maximum of sessions open.
+
+        Example::
+
+            session = client.open_session(ttl=60)
+        """
+        return self.session(ttl=ttl, timeout=timeout).open()
+
+    def sessions(self) -> list[str]:
+        """Ids of the server's open sessions, ``default`` first.
+
+        Example::
+
+            assert "default" in client.sessions()
+        """
+        result = self._request(self._list_sessions(), self._timeout.request)
+        return [str(s) for s in result.get("sessions", [])]
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release this client's remote objects and close its connections.
+
+        Best effort: a server that is gone is not waited for.
+
+        Example::
+
+            client.close()
+        """
+        if self._closed:
+            return
+        deadline = self._timeout.grace
+        wait = self._wait(deadline)
+        for command in self._take_garbage(deadline) + self._take_live(deadline):
+            with contextlib.suppress(BeepHostError):
+                self._transport.handle(command, timeout=wait)
+        self._closed = True
+        self._transport.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the one I/O path ----------------------------------------------------------------
+
+    def _request(self, command: Command, deadline: float) -> dict[str, Any]:
+        self._check_open()
+        self._collect_garbage()
+        attempt, wait = 0, self._wait(deadline)
+        while True:
+            try:
+                return self._transport.handle(command, timeout=wait)
+            except BeepHostError as exc:
+                if not _base.should_retry(command, exc, attempt):
+                    raise
+                logger.debug("retrying %s after %r", command.COMMAND, exc)
+                attempt += 1
+
+    def _open_stream(self, command: Execute, deadline: float) -> SyncStream:
+        self._check_open()
+        self._collect_garbage()
+        return self._transport.stream(command, timeout=self._wait(deadline))
+
+    def _collect_garbage(self) -> None:
+        # Releases for proxies that were garbage-collected, sent from the caller's own
+        # task or thread (never from the finalizer). A session that is gone took its
+        # handles with it, so errors are ignored.
+        deadline = self._timeout.request
+        wait = self._wait(deadline)
+        for command in self._take_garbage(deadline):
+            with contextlib.suppress(BeepHostError):
+                self._transport.handle(command, timeout=wait)
+
+
+class Session(_SessionOps):
+    """A session of an :class:`Client`: its own worker process and namespace.
+
+    Get one from :meth:`Client.session` (``with``) or
+    :meth:`Client.open_session`. It has the same operations as the client
+    (``evaluate``, ``execute``, ``stream``, ``create``, ...), run in this session.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        session_id: str | None,
+        *,
+        ttl: float | None,
+        timeout: float | None,
+    ) -> None:
+        self._client = client
+        self._id = session_id
+        self._ttl = ttl
+        self._default_timeout = timeout
+        self._closed = False
+
+    def _session_id(self) -> str:
+        if self._id is None:
+            raise RuntimeError("the session is not open: use `with` or open()")
+        if self._closed:
+            raise RuntimeError(f"session {self._id!r} is closed")
+        return self._id
+
+    @property
+    def id(self) -> str:
+        """The session's id (after it was opened)."""
+        return self._session_id()
+
+    @property
+    def ttl(self) -> float | None:
+        """Idle seconds before expiry, as granted by the server."""
+        return self._ttl
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("open" if self._id else "not open")
+        return f"<{type(self).__name__} {self._id or '?'} {state}>"
+
+    def open(self) -> Self:
+        """Open the session on the server (once); ``with`` calls this.
+
+        Returns:
+            The session itself.
+
+        Raises:
+            QuotaExceeded: The server has its maximum of sessions open.
+        """
+        if self._id is None:
+            client = self._client
+            result = client._request(
+                client._open_session(self._ttl), client.timeout.request
+            )
+            self._id = str(result["session"])
+            self._ttl = result.get("ttl", self._ttl)
+        return self
+
+    def close(self) -> None:
+        """Close the session: its worker stops, its remote objects are gone.
+
+        A session that was already lost or expired counts as closed.
+        """
+        if self._closed or self._id is None:
+            return
+        client = self._client
+        client._forget_session(self._id)
+        self._closed = True
+        command = client._close_session(self._id)
+        with contextlib.suppress(NotFound, SessionLost):
+            client._request(command, client.timeout.request)
+
+    def __enter__(self) -> Self:
+        return self.open()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class RemoteObject(_base.ProxyBase):
+    """A proxy of an object kept in a session (a handle).
+
+    ``proxy.name`` reads an attribute (one round trip), ``proxy.name = value``
+    assigns one, and ``proxy.method(*args)`` calls a method in two round trips (get
+    the bound method, then call it); :meth:`get`, :meth:`set` and :meth:`call` are the
+    explicit forms (use them for names starting with ``_`` or shadowed by these
+    methods). Proxies are accepted as arguments anywhere a value is, in their own
+    session. The object is released by :meth:`release`, by leaving ``with``,
+    when its session closes, or, after the proxy is garbage-collected, by the
+    client's next request.
+    """
+
+    __slots__ = ()
+
+    @property
+    def handle(self) -> Handle:
+        """The handle: ``id``, ``type`` (qualified class name) and ``repr``."""
+        return self._handle
+
+    @property
+    def session_id(self) -> str:
+        """The id of the session the object lives in."""
+        return self._sid
+
+    @property
+    def released(self) -> bool:
+        """Whether the proxy was released (it can no longer be used)."""
+        return self._released
+
+    def __repr__(self) -> str:
+        state = " released" if self._released else ""
+        return f"<{type(self).__name__} {self._handle.type} {self._handle.repr}{state}>"
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _sugar.attribute(self, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        else:
+            _sugar.assign(self, name, value)
+
+    def get(self, name: str, *, timeout: float | None = None) -> Any:
+        """Read an attribute (one round trip).
+
+        Args:
+            name: The attribute's name.
+            timeout: Deadline in seconds (default: the client's).
+
+        Returns:
+            Its value; a bound method or other object comes back as a proxy.
+
+        Raises:
+            ExecutionFailed: ``AttributeError`` or anything a property raised.
+            NotFound: The object was released.
+        """
+        client = self._client
+        assert isinstance(client, Client)
+        deadline = client._deadline(timeout, None)
+        result = client._request(client._get_attr(self, name, deadline), deadline)
+        return client._value(result, self._sid)
+
+    def set(self, name: str, value: Any, *, timeout: float | None = None) -> None:
+        """Assign an attribute (one round trip).
+
+        Args:
+            name: The attribute's name.
+            value: The new value; a proxy assigns the object itself.
+            timeout: Deadline in seconds (default: the client's).
+
+        Raises:
+            ExecutionFailed: The object refused the attribute.
+        """
+        client = self._client
+        assert isinstance(client, Client)
+        deadline = client._deadline(timeout, None)
+        client._request(client._set_attr(self, name, value, deadline), deadline)
+
+    def call(self, method: str | None, /, *args: Any, **kwargs: Any) -> Any:
+        """Call a method of the object, or the object itself when ``method`` is None.
+
+        One round trip, with the client's default deadline (keyword arguments all go
+        to the method).
+
+        Args:
+            method: The method's name, or None to call the object.
+            *args: Positional arguments (values or proxies).
+            **kwargs: Keyword arguments (values or proxies).
+
+        Returns:
+            The return value (data, or a proxy).
+
+        Raises:
+            ExecutionFailed: The call raised.
+        """
+        client = self._client
+        assert isinstance(client, Client)
+        deadline = client._deadline(None, None)
+        command = client._call(self, method, args, kwargs, deadline)
+        return client._value(client._request(command, deadline), self._sid)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.call(None, *args, **kwargs)
+
+    def release(self) -> None:
+        """Release the object on the server now; later releases do nothing."""
+        client = self._client
+        assert isinstance(client, Client)
+        if not client._forget(self):
+            return
+        deadline = client.timeout.request
+        with contextlib.suppress(NotFound, SessionLost):
+            client._request(
+                client._release(self._sid, [self._handle.id], deadline), deadline
+            )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class ExecStream:
+    """The output of a streamed execution, as :class:`OutputChunk` objects.
+
+    Iterate with ``for`` inside ``with``; :attr:`result` is set once the
+    last chunk was read.
+    """
+
+    def __init__(
+        self, client: Client, sid: str, command: Execute, deadline: float
+    ) -> None:
+        self._client = client
+        self._sid = sid
+        self._command = command
+        self._deadline = deadline
+        self._items: SyncStream | None = None
+        self._result: ExecResult | None = None
+        self._done = False
+
+    @property
+    def result(self) -> ExecResult:
+        """The :class:`ExecResult` (``stdout``/``stderr`` empty: they were streamed).
+
+        Raises:
+            RuntimeError: The stream was not read to its end.
+        """
+        if self._result is None:
+            raise RuntimeError("the stream has not been read to its end")
+        return self._result
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> OutputChunk:
+        if self._done:
+            raise StopIteration
+        if self._items is None:
+            self._items = self._client._open_stream(self._command, self._deadline)
+        try:
+            item = next(self._items)
+        except StopIteration:
+            raise InternalError("the stream ended without a result") from None
+        if isinstance(item, OutputChunk):
+            return item
+        self._result = self._client._exec_result(item, self._sid)
+        self.close()
+        raise StopIteration
+
+    def close(self) -> None:
+        """Stop reading; an unfinished request is abandoned."""
+        self._done = True
+        if self._items is not None:
+            items, self._items = self._items, None
+            items.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+Client._proxy_type = RemoteObject

@@ -1,0 +1,70 @@
+"""The transport interface: send one command, get its result dict or a mapped error.
+
+A transport knows its wire and nothing else: the client builds commands, decodes
+values, decides retries and tracks remote objects (``beephost_client._base``). A
+transport's only jobs are to deliver a :class:`~beephost_protocol.Command`, return the
+result object of the reply (wire values, not decoded) and raise a
+:class:`~beephost_protocol.errors.BeepHostError` for any failure, chained to what it saw.
+"""
+
+# ruff: noqa: ASYNC109  # `timeout` bounds the wait for a reply; deadlines stay explicit
+
+import abc
+from collections.abc import AsyncGenerator, Generator
+from typing import Any
+
+from beephost_client._models import OutputChunk
+from beephost_protocol import Command, Execute
+
+StreamItem = OutputChunk | dict[str, Any]
+"""What a stream yields: output chunks, then one result dict (last)."""
+
+SyncStream = Generator[StreamItem, None, None]
+AsyncStream = AsyncGenerator[StreamItem, None]
+
+
+class BaseTransport(abc.ABC):
+    """A blocking transport; safe to call from several threads at once."""
+
+    @abc.abstractmethod
+    def handle(self, command: Command, *, timeout: float) -> dict[str, Any]:
+        """Send ``command`` and return the result object of its reply.
+
+        Args:
+            command: The command; session commands carry their server-side deadline.
+            timeout: Seconds to wait for the reply before giving up client-side.
+
+        Returns:
+            The reply's result, with values still in their wire form.
+
+        Raises:
+            BeepHostError: The server's error, or a transport failure mapped to
+                ``ConnectError``, ``ConnectionLost`` or ``ExecutionTimeout``.
+        """
+
+    @abc.abstractmethod
+    def stream(self, command: Execute, *, timeout: float) -> SyncStream:
+        """Run a streamed ``exec``: yield output chunks, then the result dict.
+
+        Closing the generator early abandons the request (the connection is dropped).
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close every connection; further calls fail."""
+
+
+class AsyncBaseTransport(abc.ABC):
+    """An asyncio transport, the twin of :class:`BaseTransport`."""
+
+    @abc.abstractmethod
+    async def handle_async(self, command: Command, *, timeout: float) -> dict[str, Any]:
+        """Async twin of :meth:`BaseTransport.handle`."""
+
+    @abc.abstractmethod
+    def stream_async(self, command: Execute, *, timeout: float) -> AsyncStream:
+        """Async twin of :meth:`BaseTransport.stream`."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Close every connection; further calls fail."""
