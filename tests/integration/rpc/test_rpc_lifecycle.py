@@ -264,3 +264,16 @@ def test_process_exits_1_when_the_environment_cannot_start(short_tmp: Path) -> N
     assert server.process.wait(timeout=T) == 1
     messages = [line["msg"] for line in server.log_lines()]
     assert any(m.startswith("cannot start the executor") for m in messages), messages
+
+
+def test_process_exits_1_when_the_port_is_taken(
+    short_tmp: Path, env_python: str
+) -> None:
+    first = start_rpc_process(short_tmp, env_python, metrics_port=0)
+    try:
+        second_dir = short_tmp / "second"
+        second_dir.mkdir()
+        with pytest.raises(AssertionError, match=r"cannot listen on 127\.0\.0\.1"):
+            start_rpc_process(second_dir, env_python, port=first.port, metrics_port=0)
+    finally:
+        first.stop()

@@ -52,7 +52,11 @@ async def serve(settings: Settings) -> int:
     metrics = CoreMetrics("grpc")
     executor = Executor(settings.executor_config(), metrics)
     started = time.perf_counter()
-    server, port = create_server(settings, executor)
+    try:
+        server, port = create_server(settings, executor)
+    except RuntimeError as exc:  # grpc could not bind: in use, or not a local address
+        logger.error("cannot listen on %s:%s: %s", settings.host, settings.port, exc)
+        return 1
     # Listen first: until the executor is ready, health says NOT_SERVING and calls are
     # answered `unavailable`, so probes see a starting server rather than a dead one.
     await server.start()
