@@ -128,14 +128,16 @@ class _Connection:
     def send(self, route: _http11.Route, timeout: float) -> http.client.HTTPResponse:
         endpoint = self.endpoint
         self.clean = False
-        if self.http.sock is None:
+        sock: socket.socket | None = self.http.sock
+        if sock is None:
             try:
                 self.http.connect()
             except OSError as exc:  # refused, unreachable, connect timeout, TLS
-                raise endpoint.connect_error(exc) from None
+                raise endpoint.connect_error(exc) from exc
+            sock = self.http.sock
+            assert sock is not None
             # One small write per request and an immediate reply: no Nagle delay.
-            self.http.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock: socket.socket = self.http.sock
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(timeout)
         try:
             self.http.request(
@@ -143,9 +145,9 @@ class _Connection:
             )
             return self.http.getresponse()
         except TimeoutError as exc:
-            raise _timed_out(route, timeout, exc) from None
+            raise _timed_out(route, timeout, exc) from exc
         except (OSError, http.client.HTTPException) as exc:
-            raise endpoint.lost(exc) from None
+            raise endpoint.lost(exc) from exc
 
     def finish(self, response: http.client.HTTPResponse) -> None:
         """The response was read to its end: the connection may serve another one."""
@@ -185,9 +187,9 @@ class HTTPTransport(BaseTransport):
             try:
                 body = response.read()
             except TimeoutError as exc:
-                raise _timed_out(route, timeout, exc) from None
+                raise _timed_out(route, timeout, exc) from exc
             except (OSError, http.client.HTTPException) as exc:
-                raise self._endpoint.lost(exc) from None
+                raise self._endpoint.lost(exc) from exc
             conn.finish(response)
             return _http11.result_or_error(response.status, body)
         finally:
@@ -236,9 +238,9 @@ class HTTPTransport(BaseTransport):
                     sock.settimeout(remaining)
                 line = response.readline(MAX_STREAM_LINE)
             except TimeoutError as exc:
-                raise _timed_out(route, remaining, exc) from None
+                raise _timed_out(route, remaining, exc) from exc
             except (OSError, http.client.HTTPException) as exc:
-                raise self._endpoint.lost(exc) from None
+                raise self._endpoint.lost(exc) from exc
             if not line:
                 return
             yield line
@@ -273,7 +275,7 @@ class _AsyncConnection:
                     limit=MAX_STREAM_LINE,
                 )
         except (OSError, TimeoutError) as exc:
-            raise endpoint.connect_error(exc) from None
+            raise endpoint.connect_error(exc) from exc
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -312,7 +314,7 @@ class _AsyncConnection:
         except asyncio.IncompleteReadError as exc:
             raise endpoint.lost(ConnectionResetError("the server closed it")) from exc
         except (OSError, asyncio.LimitOverrunError) as exc:
-            raise endpoint.lost(exc) from None
+            raise endpoint.lost(exc) from exc
         try:
             return _http11.parse_head(head)
         except _http11.ProtocolError as exc:
@@ -350,7 +352,7 @@ class _AsyncConnection:
                 ConnectionResetError("the server closed it")
             ) from exc
         except (OSError, asyncio.LimitOverrunError) as exc:
-            raise self.endpoint.lost(exc) from None
+            raise self.endpoint.lost(exc) from exc
         except _http11.ProtocolError as exc:
             raise InternalError(
                 f"bad HTTP response from {self.endpoint.url}: {exc}"
@@ -366,7 +368,7 @@ class _AsyncConnection:
                     ConnectionResetError("the server closed it")
                 ) from exc
             except OSError as exc:
-                raise self.endpoint.lost(exc) from None
+                raise self.endpoint.lost(exc) from exc
             self.finish(head)
             return body
         pieces = []
@@ -412,7 +414,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                 head = await conn.send(route)
                 body = await conn.read_body(head)
         except TimeoutError as exc:
-            raise _timed_out(route, timeout, exc) from None
+            raise _timed_out(route, timeout, exc) from exc
         finally:
             self._pool.release(conn)
         return _http11.result_or_error(head.status, body)
@@ -429,7 +431,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                     if head.status != 200:
                         body = await conn.read_body(head)
             except TimeoutError as exc:
-                raise _timed_out(route, timeout, exc) from None
+                raise _timed_out(route, timeout, exc) from exc
             if head.status != 200:
                 raise _http11.error_of(head.status, body)
             decoder = LineDecoder(MAX_STREAM_LINE)
@@ -439,7 +441,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                     async with asyncio.timeout_at(deadline):
                         piece = await conn.read_piece(head, state)
                 except TimeoutError as exc:
-                    raise _timed_out(route, deadline - loop.time(), exc) from None
+                    raise _timed_out(route, deadline - loop.time(), exc) from exc
                 if not piece:
                     raise self._endpoint.lost(
                         ConnectionResetError("the stream ended without a result")

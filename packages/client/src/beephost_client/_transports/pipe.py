@@ -195,7 +195,7 @@ class _Connection:
             self.sock.settimeout(timeout)
             self.sock.sendall(line)
         except OSError as exc:
-            raise _lost(self.path, exc) from None
+            raise _lost(self.path, exc) from exc
 
     def start(self, command: Command, timeout: float) -> int:
         line = request_line(self.next_id + 1, command, self.max_frame)
@@ -213,9 +213,9 @@ class _Connection:
                 self.sock.settimeout(remaining)
                 line = self.file.readline()
             except TimeoutError as exc:
-                raise _timed_out(f"request {request_id}", remaining, exc) from None
+                raise _timed_out(f"request {request_id}", remaining, exc) from exc
             except OSError as exc:
-                raise _lost(self.path, exc) from None
+                raise _lost(self.path, exc) from exc
             if not line:
                 raise _lost(self.path, ConnectionResetError("the server closed it"))
             try:
@@ -356,7 +356,7 @@ class _AsyncConnection:
             self.writer.write(line)
             await self.writer.drain()
         except OSError as exc:
-            raise _lost(self.path, exc) from None
+            raise _lost(self.path, exc) from exc
         return self.next_id
 
     async def item(self, request_id: int, deadline: float) -> StreamItem:
@@ -367,7 +367,7 @@ class _AsyncConnection:
                     line = await self.reader.readuntil(b"\n")
             except TimeoutError as exc:
                 waited = deadline - loop.time()
-                raise _timed_out(f"request {request_id}", waited, exc) from None
+                raise _timed_out(f"request {request_id}", waited, exc) from exc
             except asyncio.IncompleteReadError as exc:
                 raise _lost(
                     self.path, ConnectionResetError("the server closed it")
@@ -378,7 +378,7 @@ class _AsyncConnection:
                     {"limit": MAX_REPLY_LINE},
                 ) from exc
             except OSError as exc:
-                raise _lost(self.path, exc) from None
+                raise _lost(self.path, exc) from exc
             try:
                 item = classify(parse_line(line), request_id)
             except BeepHostError as exc:

@@ -1,0 +1,283 @@
+"""The gRPC transport: ``beephost.exec.v1.Executor`` over grpcio (the ``[grpc]`` extra).
+
+Commands become messages through ``beephost_protocol.pb_codec`` (the one converter);
+every call carries a deadline (the command's own, else the client's wait), which the
+server turns into the command's deadline. Errors come back as the status plus the
+``beephost-error`` trailing metadata; without it (a deadline that passed here, a server
+that cannot be reached, a message over gRPC's size limit) the status alone decides.
+"""
+
+# ruff: noqa: ASYNC109  # `timeout` is the gRPC deadline of the call
+
+import importlib.metadata
+from typing import Any
+from urllib.parse import urlsplit
+
+import grpc
+import grpc.aio
+
+from beephost_client._config import DEFAULT_TIMEOUT, Timeout
+from beephost_client._exceptions import ConnectError, ConnectionLost
+from beephost_client._models import OutputChunk
+from beephost_client._transports.base import (
+    AsyncBaseTransport,
+    AsyncStream,
+    BaseTransport,
+    SyncStream,
+)
+from beephost_protocol import Command, Execute, SessionCommand, pb_codec
+from beephost_protocol.errors import (
+    BeepHostError,
+    ExecutionTimeout,
+    InternalError,
+    TooLarge,
+    Unauthorized,
+    error_from_wire,
+)
+
+try:
+    _VERSION = importlib.metadata.version("beephost-client")
+except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source checkout
+    _VERSION = "0"
+
+MAX_MESSAGE_BYTES = 256 << 20  # the server enforces its own, smaller, limits
+CHANNEL_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.primary_user_agent", f"beephost-client/{_VERSION}"),
+    # Reconnect soon after a server restart instead of backing off for minutes.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
+def target_of(url: str) -> tuple[str, bool]:
+    """``grpc://host:port`` to ``("host:port", tls)``.
+
+    Raises:
+        ValueError: Not a grpc:// or grpcs:// URL with a host.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("grpc", "grpcs") or not parts.hostname:
+        raise ValueError(f"not a grpc:// URL with a host: {url!r}")
+    tls = parts.scheme == "grpcs"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    port = parts.port or (443 if tls else 50051)
+    return f"{host}:{port}", tls
+
+
+def deadline_of(command: Command, timeout: float) -> float:
+    """The call's gRPC deadline: the command's own (the server runs it that long)."""
+    if isinstance(command, SessionCommand) and command.timeout is not None:
+        return command.timeout
+    return timeout
+
+
+def map_error(error: grpc.RpcError, target: str) -> BeepHostError:
+    """The exception for a failed call (raise it ``from`` the gRPC error); sans-I/O."""
+    call: Any = (
+        error  # a grpc.Call (sync) or an AioRpcError: code(), details(), metadata
+    )
+    code: grpc.StatusCode = call.code()
+    mapped = pb_codec.error_from_metadata(call.trailing_metadata())
+    if mapped is not None:
+        return mapped
+    return _from_status(code, str(call.details() or ""), target)
+
+
+def _from_status(code: grpc.StatusCode, details: str, target: str) -> BeepHostError:
+    where = {"target": target, "status": code.name}
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return ExecutionTimeout(
+            f"deadline exceeded ({details})", {**where, "client_side": True}
+        )
+    if code == grpc.StatusCode.UNAVAILABLE:
+        # gRPC says "failed to connect" when the call never left the client.
+        if (
+            "failed to connect" in details.lower()
+            or "connection refused" in details.lower()
+        ):
+            return ConnectError(f"cannot connect to grpc://{target}: {details}", where)
+        return ConnectionLost(f"connection to grpc://{target} lost: {details}", where)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return Unauthorized(details or "unauthenticated", where)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        # Without beephost-error this is gRPC's own message-size limit.
+        return TooLarge(details or "message too large", where)
+    return error_from_wire(
+        {"code": f"grpc_{code.name.lower()}", "message": details, "data": where}
+    )
+
+
+def _metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+def _chunk(event: Any) -> OutputChunk | dict[str, Any]:
+    item = pb_codec.decode_event(event)
+    if isinstance(item, dict):
+        return item
+    stream, data = item
+    return OutputChunk(stream, data)
+
+
+class GRPCTransport(BaseTransport):
+    """Blocking transport for ``grpc://host:port`` (and ``grpcs://`` with TLS).
+
+    Args:
+        url: The backend's URL.
+        token: The server's token, sent as ``authorization: Bearer`` metadata.
+        timeout: Accepted for symmetry; gRPC connects within each call's deadline.
+        options: Extra gRPC channel options.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        options: list[tuple[str, Any]] | None = None,
+    ) -> None:
+        self.target, tls = target_of(url)
+        all_options = CHANNEL_OPTIONS + list(options or [])
+        if tls:
+            credentials = grpc.ssl_channel_credentials()
+            self._channel = grpc.secure_channel(self.target, credentials, all_options)
+        else:
+            self._channel = grpc.insecure_channel(self.target, all_options)
+        self._metadata = _metadata(token)
+        self._calls: dict[str, Any] = {}
+
+    def _callable(self, spec: pb_codec.RpcSpec) -> Any:
+        call = self._calls.get(spec.method)
+        if call is None:
+            factory = (
+                self._channel.unary_stream
+                if spec.streaming
+                else self._channel.unary_unary
+            )
+            call = factory(
+                spec.path,
+                request_serializer=spec.request.SerializeToString,
+                response_deserializer=spec.reply.FromString,
+            )
+            self._calls[spec.method] = call
+        return call
+
+    def handle(self, command: Command, *, timeout: float) -> dict[str, Any]:
+        spec, request = pb_codec.encode_command(command)
+        try:
+            reply = self._callable(spec)(
+                request, timeout=deadline_of(command, timeout), metadata=self._metadata
+            )
+        except grpc.RpcError as exc:
+            raise map_error(exc, self.target) from exc
+        return pb_codec.decode_reply(spec, reply)
+
+    def stream(self, command: Execute, *, timeout: float) -> SyncStream:
+        spec, request = pb_codec.encode_command(command)
+        call = self._callable(spec)(
+            request, timeout=deadline_of(command, timeout), metadata=self._metadata
+        )
+        try:
+            for event in call:
+                item = _chunk(event)
+                yield item
+                if isinstance(item, dict):
+                    return
+        except grpc.RpcError as exc:
+            raise map_error(exc, self.target) from exc
+        finally:
+            call.cancel()  # a no-op once it finished; abandons it otherwise
+        raise InternalError("the stream ended without a result")
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+class AsyncGRPCTransport(AsyncBaseTransport):
+    """Asyncio transport for ``grpc://``; the twin of :class:`GRPCTransport`.
+
+    The ``grpc.aio`` channel is created on first use, inside the running event loop.
+
+    Args:
+        url: The backend's URL.
+        token: The server's token, sent as ``authorization: Bearer`` metadata.
+        timeout: Accepted for symmetry; gRPC connects within each call's deadline.
+        options: Extra gRPC channel options.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        options: list[tuple[str, Any]] | None = None,
+    ) -> None:
+        self.target, self._tls = target_of(url)
+        self._options = CHANNEL_OPTIONS + list(options or [])
+        self._metadata = _metadata(token)
+        self._channel: grpc.aio.Channel | None = None
+        self._calls: dict[str, Any] = {}
+        self._closed = False
+
+    def _callable(self, spec: pb_codec.RpcSpec) -> Any:
+        call = self._calls.get(spec.method)
+        if call is not None:
+            return call
+        if self._closed:
+            raise RuntimeError("the transport is closed")
+        if self._channel is None:
+            if self._tls:
+                credentials = grpc.ssl_channel_credentials()
+                self._channel = grpc.aio.secure_channel(
+                    self.target, credentials, self._options
+                )
+            else:
+                self._channel = grpc.aio.insecure_channel(self.target, self._options)
+        factory = (
+            self._channel.unary_stream if spec.streaming else self._channel.unary_unary
+        )
+        call = factory(
+            spec.path,
+            request_serializer=spec.request.SerializeToString,
+            response_deserializer=spec.reply.FromString,
+        )
+        self._calls[spec.method] = call
+        return call
+
+    async def handle_async(self, command: Command, *, timeout: float) -> dict[str, Any]:
+        spec, request = pb_codec.encode_command(command)
+        try:
+            reply = await self._callable(spec)(
+                request, timeout=deadline_of(command, timeout), metadata=self._metadata
+            )
+        except grpc.RpcError as exc:
+            raise map_error(exc, self.target) from exc
+        return pb_codec.decode_reply(spec, reply)
+
+    async def stream_async(self, command: Execute, *, timeout: float) -> AsyncStream:
+        spec, request = pb_codec.encode_command(command)
+        call = self._callable(spec)(
+            request, timeout=deadline_of(command, timeout), metadata=self._metadata
+        )
+        try:
+            async for event in call:
+                item = _chunk(event)
+                yield item
+                if isinstance(item, dict):
+                    return
+        except grpc.RpcError as exc:
+            raise map_error(exc, self.target) from exc
+        finally:
+            call.cancel()
+        raise InternalError("the stream ended without a result")
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._calls.clear()
+        if self._channel is not None:
+            channel, self._channel = self._channel, None
+            await channel.close(None)
