@@ -16,6 +16,7 @@ from beephost_protocol import pb_codec
 from beephost_protocol.errors import (
     ExecutionFailed,
     ExecutionTimeout,
+    InternalError,
     Interrupted,
     InvalidRequest,
     NotFound,
@@ -377,6 +378,20 @@ async def test_session_lost(stub: Stub) -> None:
     assert code == grpc.StatusCode.ABORTED
     assert isinstance(error, SessionLost)
     assert error.data["session"] == session
+
+
+async def test_internal(stub: Stub) -> None:
+    # The one real path to `internal`: user code corrupts the worker's channel to the
+    # core (its descriptor is the worker's argv[1]); the core kills the worker.
+    code = "import os, sys\nos.write(int(sys.argv[1]), b'not json\\n')\nimport time\ntime.sleep(1)"
+    status, error = await rpc_error(
+        stub.Execute(pb.ExecuteRequest(code=code), timeout=T)
+    )
+    assert status == grpc.StatusCode.INTERNAL
+    assert isinstance(error, InternalError)
+    assert error.message.startswith("the worker sent a malformed frame")
+    reply = await stub.Evaluate(pb.EvaluateRequest(expression="'fresh'"), timeout=T)
+    assert value(reply) == "fresh"
 
 
 @pytest.mark.parametrize(
