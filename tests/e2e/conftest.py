@@ -1,14 +1,41 @@
-"""Fixtures for tests against the real Docker engine: skip without one, fail under CI=true."""
+"""Fixtures for tests against the real Docker engine: skip without one, fail under CI=true.
 
+Also the session's backend images and hardened backend containers (tests/e2e/containers.py).
+"""
+
+import contextlib
 import os
 import shutil
+import subprocess
+import time
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
 
+from beephost_controller.runtime.backend_images import (
+    BACKEND_KINDS,
+    BackendImage,
+    BackendImageError,
+    UvTools,
+    default_cache_dir,
+    ensure_backend_image,
+    find_workspace,
+)
 from beephost_controller.runtime.base import ContainerRuntimeError
+from beephost_controller.runtime.base_images import BaseImage, ensure_base_image
 from beephost_controller.runtime.docker import DockerRuntime
+from beephost_controller.settings import Settings
+from tests.e2e.containers import (
+    RunningBackend,
+    memory_usage,
+    snapshot_workspace,
+    socket_directory,
+    start_backend,
+)
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -46,3 +73,124 @@ def require_executable() -> Callable[[str, str], str]:
 def docker_cli(require_executable: Callable[[str, str], str]) -> str:
     """Path of the docker CLI, for checks that must not go through our own adapter."""
     return require_executable("docker", "apt-get install docker.io")
+
+
+# -- backend images and containers, shared by test_backend_images and
+# -- test_contract_containers: built and started once per session -------------------
+
+BACKENDS_REPOSITORY = "beephost-test-backends"
+
+
+@dataclass
+class BuiltBackends:
+    """The base and backend images one session built, and what it took."""
+
+    base: BaseImage
+    images: dict[str, BackendImage]
+    workspace: Path
+    cache_dir: Path
+    labels: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def backend_run_labels() -> dict[str, str]:
+    """A label unique to this session's backend images: the only cleanup handle."""
+    return {"io.beephost.test.run": f"backend-images-{uuid.uuid4().hex[:12]}"}
+
+
+@pytest.fixture(scope="session")
+def backend_images(
+    docker_client: DockerRuntime,
+    require_executable: Callable[[str, str], str],
+    backend_run_labels: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[BuiltBackends]:
+    """The three backend images for 3.11, on a base image of a test repository.
+
+    Builds from a snapshot of the workspace. The rootfs tarball and the wheel pool
+    live in the user's caches (pure caches: nothing is ever deleted from them).
+    """
+    require_executable("mmdebstrap", "apt-get install mmdebstrap")
+    try:
+        tools = UvTools()
+    except BackendImageError as exc:
+        unavailable(str(exc))
+    workspace = snapshot_workspace(
+        find_workspace(Path(__file__).parent), tmp_path_factory.mktemp("ws") / "repo"
+    )
+    settings = Settings.model_validate(
+        {
+            "base_image_repository": f"{BACKENDS_REPOSITORY}/python",
+            "base_image_registry": "",
+            "base_image_digests": {},
+            "rootfs_cache_dir": Path.home() / ".cache" / "beephost" / "rootfs",
+            "debian_mirror": "http://deb.debian.org/debian",
+        }
+    )
+    try:
+        started = time.monotonic()
+        base = ensure_base_image(
+            "3.11", settings, runtime=docker_client, extra_labels=backend_run_labels
+        )
+        print(f"\nbase {base.tag}: {time.monotonic() - started:.1f} s")
+        images: dict[str, BackendImage] = {}
+        for kind in BACKEND_KINDS:
+            images[kind] = ensure_backend_image(
+                kind,
+                base,
+                docker_client,
+                workspace=workspace,
+                repository=f"{BACKENDS_REPOSITORY}/{kind}-backend",
+                tools=tools,
+                extra_labels=backend_run_labels,
+            )
+            image = images[kind]
+            print(
+                f"{kind}-backend {image.tag}: built={image.built} in "
+                f"{image.seconds:.1f} s, {image.size / 1e6:.1f} MB"
+            )
+        yield BuiltBackends(
+            base=base,
+            images=images,
+            workspace=workspace,
+            cache_dir=default_cache_dir(),
+            labels=backend_run_labels,
+        )
+    finally:
+        removed = docker_client.remove_by_labels(backend_run_labels)
+        print(f"\nremoved {len(removed)} backend test images")
+
+
+@pytest.fixture(scope="session")
+def backend_containers(
+    backend_images: BuiltBackends, docker_cli: str
+) -> Iterator[dict[str, RunningBackend]]:
+    """One hardened, healthy container per backend: pipe through a bind-mounted socket
+    directory, http and rpc through ports published on 127.0.0.1."""
+    running: dict[str, RunningBackend] = {}
+    with contextlib.ExitStack() as stack:
+        try:
+            for kind in BACKEND_KINDS:
+                socket_dir = (
+                    stack.enter_context(socket_directory()) if kind == "pipe" else None
+                )
+                running[kind] = start_backend(
+                    docker_cli,
+                    kind,
+                    backend_images.images[kind].tag,
+                    backend_images.labels,
+                    socket_dir=socket_dir,
+                )
+                print(
+                    f"\n{kind}-backend healthy {running[kind].healthy_after:.1f} s after "
+                    f"start, idle memory {memory_usage(docker_cli, running[kind].container)}"
+                )
+            yield running
+        finally:
+            for backend in running.values():
+                subprocess.run(
+                    [docker_cli, "rm", "-f", "-v", backend.container],
+                    capture_output=True,
+                    timeout=60,
+                    check=False,
+                )

@@ -1,0 +1,306 @@
+"""Helpers for end-to-end tests of the backend images: a workspace snapshot, hardened
+``docker run``, health polling, and one minimal client per transport.
+
+Everything a test starts carries the run's unique label; cleanup goes by that label
+(``DockerRuntime.remove_by_labels``), never by name, and never prunes.
+"""
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+#: What every backend container is run with: the production posture.
+HARDENING = (
+    "--read-only",
+    "--tmpfs",
+    "/tmp:rw,nosuid,nodev,size=64m",
+    "--cap-drop",
+    "ALL",
+    "--security-opt",
+    "no-new-privileges",
+    "--user",
+    "10001:10001",
+    "--pids-limit",
+    "256",
+    "--memory",
+    "512m",
+)
+#: Ports the images serve on inside the container.
+CONTAINER_PORTS = {"http": 5678, "rpc": 50051}
+#: Code run through each transport: what user code can see of the server's packages.
+ISOLATION_PROBE = """\
+import importlib.util, subprocess, sys
+found = [m for m in ("fastapi", "grpc", "pydantic", "uvicorn", "beephost_core")
+         if importlib.util.find_spec(m) is not None]
+leak = subprocess.run(["python3", "-c", "import pydantic"], capture_output=True)
+print(sys.executable, found, leak.returncode != 0)
+"""
+ISOLATED = "/usr/bin/python3 [] True"
+_SNAPSHOT_IGNORE = shutil.ignore_patterns(
+    ".venv", "__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache", ".ruff_cache",
+    "build", "dist", "*.egg-info",
+)  # fmt: skip
+
+
+def snapshot_workspace(source: Path, target: Path) -> Path:
+    """Copy what image builds read (lock, members, Dockerfiles) to ``target``.
+
+    Other work in the same tree (edits, caches) cannot change the images mid-test.
+    """
+    target.mkdir(parents=True)
+    for name in ("pyproject.toml", "uv.lock", ".python-version", ".dockerignore"):
+        if (source / name).is_file():
+            shutil.copy2(source / name, target / name)
+    for directory in ("packages", "services"):
+        shutil.copytree(source / directory, target / directory, ignore=_SNAPSHOT_IGNORE)
+    return target
+
+
+def label_args(labels: Mapping[str, str]) -> list[str]:
+    return [
+        arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")
+    ]
+
+
+def docker(
+    docker_cli: str, *args: str, timeout: float = 120, check: bool = True
+) -> str:
+    """Run the docker CLI; return stdout, or fail the test with stderr."""
+    result = subprocess.run(
+        [docker_cli, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"docker {' '.join(args[:3])}... exited {result.returncode}:\n"
+            f"{result.stderr.strip()[-3000:]}",
+            pytrace=False,
+        )
+    return result.stdout
+
+
+def inspect(docker_cli: str, ref: str, kind: str = "container") -> dict[str, Any]:
+    data: list[dict[str, Any]] = json.loads(docker(docker_cli, kind, "inspect", ref))
+    return data[0]
+
+
+@dataclass
+class RunningBackend:
+    """A backend container the tests talk to."""
+
+    kind: str
+    container: str
+    url: str
+    token: str
+    healthy_after: float
+    socket_dir: Path | None = None
+    ports: dict[int, int] = field(default_factory=dict)
+
+
+def wait_healthy(docker_cli: str, container: str, timeout: float = 60.0) -> float:
+    """Poll ``State.Health.Status`` until healthy; seconds since the container started.
+
+    Fails the test (with the container's logs) if it turns unhealthy or exits.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        state = inspect(docker_cli, container)["State"]
+        health = (state.get("Health") or {}).get("Status")
+        if health == "healthy":
+            return time.monotonic() - started
+        if health == "unhealthy" or state.get("Status") in ("exited", "dead"):
+            break
+        time.sleep(0.2)
+    logs = subprocess.run(
+        [docker_cli, "logs", "--tail", "40", container],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    pytest.fail(
+        f"{container[:12]} is not healthy after {time.monotonic() - started:.1f} s: "
+        f"{json.dumps(state.get('Health'))[-1500:]}\n{logs.stdout}{logs.stderr}",
+        pytrace=False,
+    )
+
+
+@contextmanager
+def socket_directory() -> Iterator[tuple[Path, list[str]]]:
+    """A host directory for the pipe socket, and the ``docker run`` args it needs.
+
+    As root: owned by the image's user (10001), mode 0770, like the image's own
+    /run/beephost. Otherwise: setgid and group-owned by our group, which the container
+    user joins, so the socket (mode 0660) gets our group and we can connect.
+    """
+    # Short (sun_path is 108 bytes) and distinctive (other suites clean /tmp/bh*).
+    path = Path(tempfile.mkdtemp(prefix="beephost-e2e-sock-", dir="/tmp"))
+    try:
+        if os.geteuid() == 0:
+            os.chown(path, 10001, 10001)
+            path.chmod(0o770)
+            yield path, []
+        else:
+            path.chmod(0o2770)
+            yield path, ["--group-add", str(os.getegid())]
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def start_backend(
+    docker_cli: str,
+    kind: str,
+    image: str,
+    labels: Mapping[str, str],
+    *,
+    socket_dir: tuple[Path, list[str]] | None = None,
+    extra: Sequence[str] = (),
+) -> RunningBackend:
+    """Run a backend hardened and wait until its HEALTHCHECK says healthy.
+
+    http and rpc publish their port on 127.0.0.1 only; pipe bind-mounts ``socket_dir``
+    on /run/beephost.
+    """
+    token = secrets.token_urlsafe(24)
+    variable = f"BEEPHOST_{kind.upper()}_BACKEND_TOKEN"
+    args = ["run", "-d", *label_args(labels), *HARDENING, "-e", f"{variable}={token}"]
+    if kind in CONTAINER_PORTS:
+        args += ["-p", f"127.0.0.1::{CONTAINER_PORTS[kind]}"]
+    if socket_dir is not None:
+        directory, run_args = socket_dir
+        args += ["-v", f"{directory}:/run/beephost", *run_args]
+    container = docker(docker_cli, *args, *extra, image).strip()
+    healthy_after = wait_healthy(docker_cli, container)
+    ports: dict[int, int] = {}
+    bindings = inspect(docker_cli, container)["NetworkSettings"]["Ports"] or {}
+    for spec, hosts in bindings.items():
+        for host in hosts or ():
+            assert host["HostIp"] == "127.0.0.1", f"{spec} published on {host}"
+            ports[int(spec.split("/")[0])] = int(host["HostPort"])
+    if kind == "pipe":
+        assert socket_dir is not None
+        url = f"unix://{socket_dir[0] / 'pipe.sock'}"
+    else:
+        scheme = "http" if kind == "http" else "grpc"
+        url = f"{scheme}://127.0.0.1:{ports[CONTAINER_PORTS[kind]]}"
+    return RunningBackend(
+        kind=kind,
+        container=container,
+        url=url,
+        token=token,
+        healthy_after=healthy_after,
+        socket_dir=socket_dir[0] if socket_dir else None,
+        ports=ports,
+    )
+
+
+def memory_usage(docker_cli: str, container: str) -> str:
+    """``docker stats --no-stream`` memory column, e.g. ``64.2MiB / 512MiB``."""
+    return docker(
+        docker_cli, "stats", "--no-stream", "--format", "{{.MemUsage}}", container
+    ).strip()
+
+
+# -- one minimal client per transport: run code, get its stdout ----------------------
+
+
+def pipe_exec(path: Path, token: str, code: str, timeout: float = 30.0) -> str:
+    """``hello`` then ``exec`` over the pipe protocol's NDJSON; returns stdout."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        frames = [
+            {"id": 1, "type": "hello", "params": {"token": token}},
+            {"id": 2, "type": "exec", "params": {"code": code}},
+        ]
+        sock.sendall(b"".join(json.dumps(f).encode() + b"\n" for f in frames))
+        replies: dict[int, dict[str, Any]] = {}
+        with sock.makefile("rb") as reader:
+            while 2 not in replies:
+                line = reader.readline()
+                assert line, "the pipe server closed the connection"
+                reply = json.loads(line)
+                if "id" in reply and "event" not in reply:
+                    replies[reply["id"]] = reply
+    assert "result" in replies[1], replies[1]
+    assert "result" in replies[2], replies[2]
+    return str(replies[2]["result"]["stdout"])
+
+
+def _loopback_opener() -> urllib.request.OpenerDirector:
+    # Bypass any HTTP(S)_PROXY of the environment: this is loopback.
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http_get(url: str, timeout: float = 10.0) -> tuple[int, bytes]:
+    with _loopback_opener().open(url, timeout=timeout) as response:
+        return int(response.status), response.read()
+
+
+def http_exec(base_url: str, token: str, code: str, timeout: float = 30.0) -> str:
+    """POST /api/exec with the bearer token; returns stdout."""
+    request = urllib.request.Request(
+        f"{base_url}/api/exec",
+        data=json.dumps({"code": code}).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {token}",
+        },
+        method="POST",
+    )
+    with _loopback_opener().open(request, timeout=timeout) as response:
+        return str(json.loads(response.read())["stdout"])
+
+
+def grpc_exec(target: str, token: str, code: str, timeout: float = 30.0) -> str:
+    """``Executor.Execute`` with the bearer token in metadata; returns stdout."""
+    import grpc
+
+    from beephost_pb.exec.v1 import exec_pb2, exec_pb2_grpc
+
+    with grpc.insecure_channel(target) as channel:
+        stub = exec_pb2_grpc.ExecutorStub(channel)
+        reply = stub.Execute(
+            exec_pb2.ExecuteRequest(code=code),
+            metadata=(("authorization", f"Bearer {token}"),),
+            timeout=timeout,
+        )
+    return str(reply.stdout)
+
+
+def grpc_health(target: str, timeout: float = 10.0) -> str:
+    """The standard health service's overall status, e.g. ``SERVING``."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(target) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=timeout
+        )
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+def run_code(backend: RunningBackend, code: str) -> str:
+    """Run ``code`` through ``backend``'s own transport; return its stdout."""
+    if backend.kind == "pipe":
+        assert backend.socket_dir is not None
+        return pipe_exec(backend.socket_dir / "pipe.sock", backend.token, code)
+    if backend.kind == "http":
+        return http_exec(backend.url, backend.token, code)
+    return grpc_exec(backend.url.removeprefix("grpc://"), backend.token, code)

@@ -1,0 +1,336 @@
+"""Backend images for real: offline builds on the pinned base, hardened containers.
+
+The images and containers come from session fixtures in conftest.py (built once, also
+used by test_contract_containers.py), labelled with the session's unique label and
+removed by it.
+"""
+
+import stat
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from beephost_controller.runtime.backend_images import (
+    BACKEND_KINDS,
+    KIND_BACKEND_BUILD,
+    LABEL_BUILD_KEY,
+    ensure_backend_image,
+    export_wheelhouse,
+)
+from beephost_controller.runtime.base_images import (
+    LABEL_KIND,
+    LABEL_MANAGED,
+    LABEL_PYTHON_VERSION,
+)
+from beephost_controller.runtime.docker import DockerRuntime
+from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends
+from tests.e2e.containers import (
+    HARDENING,
+    ISOLATED,
+    ISOLATION_PROBE,
+    RunningBackend,
+    docker,
+    grpc_health,
+    http_get,
+    inspect,
+    label_args,
+    pipe_exec,
+    run_code,
+    wait_healthy,
+)
+
+pytestmark = [pytest.mark.docker, pytest.mark.e2e]
+
+#: Nothing that builds or installs may be left in a final image.
+NO_BUILD_TOOLS = (
+    "test ! -e /wheels"
+    " && test ! -e /opt/beephost/bin/pip"
+    " && test ! -e /opt/beephost/bin/uv"
+    " && ! command -v gcc && ! command -v cc && ! command -v ld && ! command -v make"
+    " && ! command -v uv && ! command -v pip && ! command -v pip3"
+    " && test -z \"$(/opt/beephost/bin/python -c 'import glob;"
+    " print(*glob.glob(\"/opt/beephost/**/*.whl\", recursive=True))')\""
+    " && echo clean"
+)
+# (The base image's /usr/share/python-wheels, pip and setuptools for ensurepip, stay:
+# `python3 -m venv` of environments needs them.)
+
+
+@pytest.mark.parametrize("kind", BACKEND_KINDS)
+def test_image_labels_user_and_healthcheck(
+    backend_images: BuiltBackends, docker_cli: str, kind: str
+) -> None:
+    image = backend_images.images[kind]
+    config = inspect(docker_cli, image.tag, "image")["Config"]
+    labels = config["Labels"]
+    assert labels[LABEL_MANAGED] == "true"
+    assert labels[LABEL_KIND] == "backend-image"
+    assert labels["io.beephost.backend"] == kind
+    assert labels[LABEL_PYTHON_VERSION] == backend_images.base.python_version
+    assert labels["io.beephost.code.version"] == image.code_version
+    assert labels["org.opencontainers.image.title"] == f"beephost-{kind}-backend"
+    assert labels["org.opencontainers.image.version"] == image.code_version
+    assert config["User"] == "10001:10001"
+    assert config["Healthcheck"]["Test"] == [
+        "CMD",
+        f"/opt/beephost/bin/beephost-{kind}-backend",
+        "healthcheck",
+    ]
+    environment = dict(item.split("=", 1) for item in config["Env"])
+    assert "/opt/beephost" not in environment["PATH"]
+    assert environment[f"BEEPHOST_{kind.upper()}_BACKEND_PYTHON"] == "/usr/bin/python3"
+    print(f"\n{kind}-backend: {image.size / 1e6:.1f} MB ({image.tag})")
+    assert image.size < 250e6
+
+
+@pytest.mark.parametrize("kind", BACKEND_KINDS)
+def test_second_call_is_a_cache_hit(
+    backend_images: BuiltBackends,
+    docker_client: DockerRuntime,
+    docker_cli: str,
+    kind: str,
+) -> None:
+    first = backend_images.images[kind]
+    started = time.monotonic()
+    again = ensure_backend_image(
+        kind,
+        backend_images.base,
+        docker_client,
+        workspace=backend_images.workspace,
+        repository=f"{BACKENDS_REPOSITORY}/{kind}-backend",
+        extra_labels=backend_images.labels,
+    )
+    elapsed = time.monotonic() - started
+    print(f"\ncache hit for {kind} in {elapsed * 1000:.0f} ms")
+    assert again.built is False
+    assert (again.tag, again.image_id) == (first.tag, first.image_id)
+    assert elapsed < 5.0
+    leftovers = docker(
+        docker_cli,
+        "images",
+        "-a",
+        "-q",
+        "--filter",
+        f"label={LABEL_KIND}={KIND_BACKEND_BUILD}",
+        "--filter",
+        f"label={LABEL_BUILD_KEY}={first.build_key}",
+    )
+    assert leftovers.strip() == ""  # the build stage's images are gone
+
+
+@pytest.mark.parametrize("kind", BACKEND_KINDS)
+def test_image_has_no_compiler_or_wheelhouse(
+    backend_images: BuiltBackends, docker_cli: str, kind: str
+) -> None:
+    output = docker(
+        docker_cli,
+        "run",
+        "--rm",
+        "--network=none",
+        *label_args(backend_images.labels),
+        *HARDENING,
+        "--entrypoint",
+        "/bin/sh",
+        backend_images.images[kind].tag,
+        "-c",
+        NO_BUILD_TOOLS,
+    )
+    assert output.strip() == "clean"
+
+
+@pytest.mark.parametrize("kind", BACKEND_KINDS)
+def test_container_is_healthy_hardened_and_not_root(
+    backend_containers: dict[str, RunningBackend], docker_cli: str, kind: str
+) -> None:
+    backend = backend_containers[kind]
+    state = inspect(docker_cli, backend.container)
+    assert state["State"]["Health"]["Status"] == "healthy"
+    host = state["HostConfig"]
+    assert host["ReadonlyRootfs"] is True
+    assert host["CapDrop"] == ["ALL"]
+    assert "no-new-privileges" in host["SecurityOpt"]
+    assert docker(docker_cli, "exec", backend.container, "id", "-u").strip() == "10001"
+    assert (
+        docker(docker_cli, "exec", backend.container, "id", "-un").strip() == "beephost"
+    )
+    denied = subprocess.run(
+        [docker_cli, "exec", backend.container, "touch", "/opt/beephost/x"],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert denied.returncode != 0
+    print(f"\n{kind}-backend: healthy {backend.healthy_after:.1f} s after start")
+    assert backend.healthy_after < 30
+
+
+@pytest.mark.parametrize("kind", BACKEND_KINDS)
+def test_user_code_cannot_import_the_servers_packages(
+    backend_containers: dict[str, RunningBackend], kind: str
+) -> None:
+    # Through the backend's own transport: the server runs on its venv, the code it
+    # runs sees the bare interpreter, even from a subprocess found on PATH.
+    assert run_code(backend_containers[kind], ISOLATION_PROBE).strip() == ISOLATED
+
+
+def test_pipe_socket_appears_in_the_mounted_directory_and_answers(
+    backend_containers: dict[str, RunningBackend],
+) -> None:
+    backend = backend_containers["pipe"]
+    assert backend.socket_dir is not None
+    path = backend.socket_dir / "pipe.sock"
+    info = path.stat()
+    assert stat.S_ISSOCK(info.st_mode)
+    assert stat.S_IMODE(info.st_mode) == 0o660
+    assert pipe_exec(path, backend.token, "print(6 * 7)") == "42\n"
+
+
+def test_http_health_on_the_published_loopback_port(
+    backend_containers: dict[str, RunningBackend],
+) -> None:
+    backend = backend_containers["http"]
+    assert set(backend.ports) == {5678}
+    status, body = http_get(f"{backend.url}/health")
+    assert status == 200, body
+
+
+def test_grpc_health_serving_on_the_published_loopback_port(
+    backend_containers: dict[str, RunningBackend],
+) -> None:
+    backend = backend_containers["rpc"]
+    assert 50051 in backend.ports
+    assert grpc_health(backend.url.removeprefix("grpc://")) == "SERVING"
+
+
+def test_pipe_socket_is_shared_through_a_named_volume(
+    backend_images: BuiltBackends, docker_cli: str
+) -> None:
+    # The deployment shape: the server and its clients mount one volume on
+    # /run/beephost; a client in the server's group reaches the 0660 socket.
+    labels = backend_images.labels
+    image = backend_images.images["pipe"].tag
+    volume = f"beephost-e2e-{uuid.uuid4().hex[:12]}"
+    docker(docker_cli, "volume", "create", *label_args(labels), volume)
+    token = "volume-test-token"
+    server = docker(
+        docker_cli,
+        "run",
+        "-d",
+        "--network=none",
+        *label_args(labels),
+        *HARDENING,
+        "-e",
+        f"BEEPHOST_PIPE_BACKEND_TOKEN={token}",
+        "-v",
+        f"{volume}:/run/beephost",
+        image,
+    ).strip()
+    try:
+        wait_healthy(docker_cli, server)
+        client = [
+            "run",
+            "--rm",
+            "--network=none",
+            *label_args(labels),
+            *HARDENING,
+            "--user",  # the last --user wins: another uid, the server's group
+            "20000:10001",
+            "-e",
+            f"BEEPHOST_PIPE_BACKEND_TOKEN={token}",
+            "-v",
+            f"{volume}:/run/beephost",
+            image,
+            "healthcheck",
+        ]
+        assert docker(docker_cli, *client).strip() == "ready"
+        outsider = subprocess.run(
+            [docker_cli, *client[:-3], "--user", "20000:20000", *client[-3:]],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert outsider.returncode != 0  # neither the owner nor in its group
+    finally:
+        docker(docker_cli, "rm", "-f", "-v", server, check=False)
+        docker(docker_cli, "volume", "rm", "-f", volume, check=False)
+
+
+def test_docker_cli_builds_the_same_dockerfile_from_the_repository_root(
+    backend_images: BuiltBackends, docker_client: DockerRuntime, docker_cli: str
+) -> None:
+    # What a developer does by hand: export the wheelhouse into the (snapshot)
+    # repository, then `docker build -f services/pipe-backend/Dockerfile .`.
+    workspace: Path = backend_images.workspace
+    export_wheelhouse("pipe", backend_images.base, workspace=workspace)
+    build_key = f"e2e-cli-{uuid.uuid4().hex[:12]}"
+    tag = f"{BACKENDS_REPOSITORY}/pipe-backend:cli-{build_key}"
+    started = time.monotonic()
+    try:
+        docker(
+            docker_cli,
+            "build",
+            "--network=none",
+            "--force-rm",
+            "-q",
+            *label_args(backend_images.labels),
+            "--build-arg",
+            f"BASE_IMAGE={backend_images.base.tag}",
+            "--build-arg",
+            f"BUILD_KEY={build_key}",
+            "-f",
+            "services/pipe-backend/Dockerfile",
+            "-t",
+            tag,
+            str(workspace),
+            timeout=600,
+        )
+        print(
+            f"\ndocker build (CLI) of the pipe backend: {time.monotonic() - started:.1f} s"
+        )
+        output = docker(
+            docker_cli,
+            "run",
+            "--rm",
+            "--network=none",
+            *label_args(backend_images.labels),
+            *HARDENING,
+            "--entrypoint",
+            "/opt/beephost/bin/python",
+            tag,
+            "-c",
+            "import beephost_pipe_backend, pydantic; print('ok')",
+        )
+        assert output.strip() == "ok"
+    finally:
+        # Its build stage carries our unique build key: remove exactly that.
+        docker_client.remove_by_labels(
+            {LABEL_KIND: KIND_BACKEND_BUILD, LABEL_BUILD_KEY: build_key}
+        )
+
+
+def test_pipe_socket_unreachable_without_the_volume_is_a_clean_failure(
+    backend_images: BuiltBackends, docker_cli: str
+) -> None:
+    # The healthcheck subcommand against a server that is not there: exit 1, a reason.
+    result = subprocess.run(
+        [
+            docker_cli,
+            "run",
+            "--rm",
+            "--network=none",
+            *label_args(backend_images.labels),
+            *HARDENING,
+            backend_images.images["pipe"].tag,
+            "healthcheck",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "FileNotFoundError" in result.stdout or "No such file" in result.stdout
