@@ -457,8 +457,14 @@ class Session(_SessionOps):
 
     @property
     def id(self) -> str:
-        """The session's id (after it was opened)."""
-        return self._session_id()
+        """The session's id (once opened; it stays readable after closing).
+
+        Raises:
+            RuntimeError: The session was never opened.
+        """
+        if self._id is None:
+            raise RuntimeError("the session is not open: use `with` or open()")
+        return self._id
 
     @property
     def ttl(self) -> float | None:

@@ -1,0 +1,134 @@
+"""Drive the blocking SDK from async test code: every call runs in a worker thread.
+
+The contract tests are written once, as async code (``await client.evaluate(...)``).
+For the sync client, :func:`threaded` wraps the real ``Client`` (and what it returns:
+sessions, remote objects, streams) so that each call runs the blocking method in an
+anyio worker thread. Concurrency tests then really run the sync client from many
+threads at once. Attribute sugar maps onto the sync client's own: ``await proxy.name``
+runs ``proxy.name`` (a ``get_attr``) and ``await proxy.name(*args)`` runs
+``proxy.name(*args)`` (get the bound method, then call it).
+"""
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import anyio.to_thread
+
+import beephost_client as bc
+
+_WRAPPED = (bc.Client, bc.Session, bc.RemoteObject)
+
+
+def threaded(value: Any) -> Any:
+    """Wrap SDK objects (in containers too); plain values pass through."""
+    if isinstance(value, _WRAPPED):
+        return Threaded(value)
+    if isinstance(value, bc.ExecStream):
+        return ThreadedStream(value)
+    if isinstance(value, list):
+        return [threaded(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(threaded(item) for item in value)
+    if isinstance(value, dict):
+        return {threaded(k): threaded(v) for k, v in value.items()}
+    return value
+
+
+def unwrap(value: Any) -> Any:
+    if isinstance(value, Threaded | ThreadedStream):
+        return value.wrapped
+    if isinstance(value, list):
+        return [unwrap(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(unwrap(item) for item in value)
+    if isinstance(value, dict):
+        return {unwrap(k): unwrap(v) for k, v in value.items()}
+    return value
+
+
+async def _run(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    call = functools.partial(function, *unwrap(args), **unwrap(kwargs))
+    return threaded(await anyio.to_thread.run_sync(call))
+
+
+class Threaded:
+    """An async face on a sync Client, Session or RemoteObject."""
+
+    def __init__(self, wrapped: Any) -> None:
+        self.wrapped = wrapped
+
+    def __repr__(self) -> str:
+        return f"threaded({self.wrapped!r})"
+
+    def __getattr__(self, name: str) -> Any:
+        cls = type(self.wrapped)
+        member = getattr(cls, name, None)
+        if member is None:
+            if isinstance(self.wrapped, bc.RemoteObject):
+                return _Attribute(self.wrapped, name)  # attribute sugar
+            raise AttributeError(name)
+        if isinstance(member, property):
+            return getattr(self.wrapped, name)
+        method = getattr(self.wrapped, name)
+        if name in ("session", "stream"):  # no I/O: they return an object to enter
+            return lambda *a, **k: threaded(method(*a, **k))
+        return functools.partial(_run, method)
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return await _run(self.wrapped, *args, **kwargs)
+
+    async def aclose(self) -> None:
+        await _run(self.wrapped.close)
+
+    async def __aenter__(self) -> "Threaded":
+        await _run(self.wrapped.__enter__)
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await _run(self.wrapped.__exit__, *exc_info)
+
+
+class _Attribute:
+    def __init__(self, proxy: bc.RemoteObject, name: str) -> None:
+        self.proxy = proxy
+        self.name = name
+
+    def __await__(self) -> Any:
+        return _run(getattr, self.proxy, self.name).__await__()
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        def call() -> Any:
+            return getattr(self.proxy, self.name)(*args, **kwargs)
+
+        return await _run(call)
+
+
+class ThreadedStream:
+    """An async face on a sync ExecStream."""
+
+    def __init__(self, wrapped: bc.ExecStream) -> None:
+        self.wrapped = wrapped
+
+    @property
+    def result(self) -> bc.ExecResult:
+        return self.wrapped.result
+
+    def __aiter__(self) -> "ThreadedStream":
+        return self
+
+    async def __anext__(self) -> bc.OutputChunk:
+        chunk = await anyio.to_thread.run_sync(next, self.wrapped, None)
+        if chunk is None:
+            raise StopAsyncIteration
+        assert isinstance(chunk, bc.OutputChunk)
+        return chunk
+
+    async def aclose(self) -> None:
+        await anyio.to_thread.run_sync(self.wrapped.close)
+
+    async def __aenter__(self) -> "ThreadedStream":
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.aclose()
