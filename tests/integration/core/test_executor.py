@@ -1,6 +1,8 @@
 """The execution core against real worker processes: isolation, deadlines, crashes, limits."""
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -308,3 +310,23 @@ async def test_missing_interpreter_is_unavailable(env_python: str) -> None:
     with pytest.raises(Unavailable, match="cannot start worker"):
         await executor.start()
     await executor.aclose()
+
+
+async def test_default_worker_dying_idle_is_replaced_and_reported_once(
+    executor: Executor,
+) -> None:
+    pid = (await executor.run(models.SessionInfo()))["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # replaced in the background: ready again
+        default = executor._sessions["default"]
+        if default.worker is not None and default.worker.pid != pid and executor.ready:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the default worker was not replaced")
+    with pytest.raises(SessionLost, match="died while idle") as info:
+        await executor.run(models.Evaluate(expression="1"))
+    assert "SIGKILL" in info.value.data["reason"]
+    assert (await executor.run(models.Evaluate(expression="1")))["value"] == 1
+    assert (await executor.run(models.SessionInfo()))["pid"] != pid

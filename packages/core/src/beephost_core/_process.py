@@ -47,6 +47,7 @@ class _Channel(asyncio.Protocol):
         self.on_event: EventCallback | None = None
         self.broken: InternalError | None = None
         self.lost = False
+        self.on_lost: Callable[[], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
@@ -91,6 +92,8 @@ class _Channel(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        if self.on_lost is not None:
+            self.on_lost()
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(
                 self.broken or ConnectionResetError("worker gone")
@@ -131,6 +134,15 @@ class WorkerProcess:
     @property
     def pid(self) -> int:
         return self._process.pid
+
+    def on_exit(self, callback: Callable[["WorkerProcess"], None]) -> None:
+        """Call ``callback`` when the worker goes away by itself (not by kill())."""
+
+        def lost() -> None:
+            if not self.killed_by_us:
+                callback(self)
+
+        self._channel.on_lost = lost
 
     @property
     def alive(self) -> bool:

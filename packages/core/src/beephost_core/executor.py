@@ -38,6 +38,7 @@ class Session:
     created_at: float = field(default_factory=time.time)
     last_used: float = field(default_factory=time.monotonic)
     requests: int = 0
+    lost_while_idle: str | None = None  # reported once, by the next request
 
 
 def _worker_params(command: models.Command) -> tuple[str, dict[str, Any]]:
@@ -112,7 +113,7 @@ class Executor:
             Unavailable: The environment's interpreter cannot run a worker.
         """
         default = Session(models.DEFAULT_SESSION, ttl=None)
-        default.worker = await self._spawn()
+        self._assign(default, await self._spawn())
         self._sessions[default.id] = default
         self._background(self._refill_spares())
         self._reaper = asyncio.create_task(self._reap_idle_sessions())
@@ -291,6 +292,12 @@ class Executor:
         return result
 
     async def _live_worker(self, session: Session) -> WorkerProcess:
+        if session.lost_while_idle is not None:
+            reason, session.lost_while_idle = session.lost_while_idle, None
+            raise SessionLost(
+                f"the session's worker died while idle ({reason}); its state is lost",
+                {"session": session.id, "reason": reason},
+            )
         worker = session.worker
         if worker is not None and worker.alive:
             return worker
@@ -301,8 +308,28 @@ class Executor:
                 f"the session's worker died while idle ({reason}); its state is lost",
                 {"session": session.id, "reason": reason},
             )
-        session.worker = self._take_spare() or await self._spawn()
-        return session.worker
+        return self._assign(session, self._take_spare() or await self._spawn())
+
+    def _assign(self, session: Session, worker: WorkerProcess) -> WorkerProcess:
+        session.worker = worker
+        if session.id == models.DEFAULT_SESSION:
+            # Readiness depends on the default worker: replace it as soon as it dies.
+            worker.on_exit(
+                lambda dead: self._background(self._replace_idle_default(dead))
+            )
+        return worker
+
+    async def _replace_idle_default(self, dead: WorkerProcess) -> None:
+        session = self._sessions.get(models.DEFAULT_SESSION)
+        if session is None or session.worker is not dead:
+            return
+        async with session.lock:  # a request in flight reports the loss itself
+            if session.worker is not dead or self._closing:
+                return
+            reason = await dead.exit_reason()
+            await self._retire_worker(session, reason)
+            session.lost_while_idle = reason
+            self._assign(session, self._take_spare() or await self._spawn())
 
     async def _retire_worker(self, session: Session, reason: str) -> None:
         self.metrics.worker_restarts.labels("lost").inc()
