@@ -8,6 +8,8 @@
 Everything public is listed in ``__all__``; other names may change without notice.
 """
 
+from typing import TYPE_CHECKING
+
 from beephost_client._async._client import (
     AsyncClient,
     AsyncExecStream,
@@ -40,6 +42,9 @@ from beephost_protocol.errors import (
     Unauthorized,
     Unavailable,
 )
+
+if TYPE_CHECKING:  # imported lazily at run time: they need the [grpc] extra
+    from beephost_client._transports.grpc import AsyncGRPCTransport, GRPCTransport
 
 
 def __getattr__(name: str) -> object:

@@ -1,0 +1,80 @@
+"""The pipe transport's framing and reply classification, with bytes and dicts."""
+
+import json
+
+import pytest
+
+import beephost_client as bc
+from beephost_client._transports import pipe
+from beephost_protocol import Evaluate, Execute, ObjectSetAttr
+
+
+def test_request_line_is_one_json_line_with_defaults_left_out() -> None:
+    line = pipe.request_line(7, Evaluate(expression="1 + 1", timeout=3.0), 1 << 20)
+    assert line.endswith(b"\n")
+    assert line.count(b"\n") == 1
+    assert json.loads(line) == {
+        "id": 7,
+        "type": "eval",
+        "params": {"expression": "1 + 1", "timeout": 3.0},
+    }
+    streamed = json.loads(pipe.request_line(1, Execute(code="x", stream=True), 1 << 20))
+    assert streamed["params"] == {"code": "x", "stream": True}
+    unset = json.loads(
+        pipe.request_line(1, ObjectSetAttr(handle="h", name="n"), 1 << 20)
+    )
+    assert unset["params"] == {"handle": "h", "name": "n"}  # value None is the default
+
+
+def test_a_line_over_the_servers_limit_is_refused_before_sending() -> None:
+    with pytest.raises(bc.TooLarge) as caught:
+        pipe.request_line(1, Evaluate(expression="x" * 2000), 1024)
+    assert caught.value.data["limit"] == 1024
+
+
+def test_hello() -> None:
+    assert json.loads(pipe.hello_line(1, None)) == {
+        "id": 1,
+        "type": "hello",
+        "params": {},
+    }
+    assert json.loads(pipe.hello_line(2, "t"))["params"] == {"token": "t"}
+    assert pipe.check_hello({"protocol": "1.3", "max_frame_bytes": 99}) == 99
+    with pytest.raises(bc.InternalError, match="protocol"):
+        pipe.check_hello({"protocol": "2.0"})
+
+
+def test_classify_events_results_and_errors() -> None:
+    assert pipe.classify(
+        {"id": 3, "event": "stdout", "data": "hi"}, 3
+    ) == bc.OutputChunk("stdout", "hi")
+    assert pipe.classify({"id": 3, "result": {"value": 1}}, 3) == {"value": 1}
+    assert pipe.classify({"id": 2, "result": {}}, 3) is None  # another request's reply
+    assert (
+        pipe.classify({"id": 3, "event": "progress", "data": 1}, 3) is None
+    )  # unknown kind
+    assert pipe.classify({"id": 3, "future": True}, 3) is None
+    error = {"code": "not_found", "message": "no session", "data": {"session": "s"}}
+    with pytest.raises(bc.NotFound) as caught:
+        pipe.classify({"id": 3, "error": error}, 3)
+    assert isinstance(caught.value.__cause__, bc.ErrorReply)
+    assert caught.value.__cause__.payload == error
+    with pytest.raises(
+        bc.TooLarge
+    ):  # an "id": null error answers the one request in flight
+        pipe.classify(
+            {"id": None, "error": {"code": "too_large", "message": "m", "data": {}}}, 3
+        )
+    with pytest.raises(bc.BeepHostError) as unknown:
+        pipe.classify(
+            {"id": 3, "error": {"code": "from_the_future", "message": "m"}}, 3
+        )
+    assert type(unknown.value) is bc.BeepHostError
+
+
+def test_parse_line_refuses_garbage() -> None:
+    assert pipe.parse_line(b'{"id": 1}\n') == {"id": 1}
+    with pytest.raises(bc.InternalError):
+        pipe.parse_line(b"not json\n")
+    with pytest.raises(bc.InternalError):
+        pipe.parse_line(b"[1]\n")
