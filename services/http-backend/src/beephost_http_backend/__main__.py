@@ -1,45 +1,18 @@
 """Entry point: `beephost-http-backend [serve|healthcheck]`."""
 
 import argparse
-import json
 import logging
-import sys
 from types import FrameType
-from typing import Any
 
 import uvicorn
 
 from beephost_http_backend.app import create_app
 from beephost_http_backend.healthcheck import check
+from beephost_http_backend.logs import configure_logging
 from beephost_http_backend.settings import Settings
 from beephost_http_backend.state import BackendState
 
 logger = logging.getLogger("beephost_http_backend")
-
-_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({})))
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        http = getattr(record, "http", None)
-        if isinstance(http, dict):
-            entry.update(http)  # the canonical request line: flat, one object
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
-
-
-def configure_logging() -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    if not sys.stdout.isatty():
-        handler.setFormatter(_JsonFormatter())
-    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
 class DrainingServer(uvicorn.Server):

@@ -10,9 +10,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from starlette.types import Receive, Scope, Send
 
 from beephost_core import CoreMetrics, Executor
 from beephost_http_backend import errors
+from beephost_http_backend.fastlane import FastLane
 from beephost_http_backend.middleware import RequestGate
 from beephost_http_backend.routes import code, docs, health, objects, sessions
 from beephost_http_backend.settings import Settings
@@ -39,9 +41,21 @@ TAGS = [
 
 
 class BackendApp(FastAPI):
-    """FastAPI plus the bearer-token security scheme in the OpenAPI document."""
+    """FastAPI behind the request gate, with the bearer scheme in its OpenAPI document.
+
+    The gate wraps the whole app rather than sitting in its middleware stack: it refuses
+    requests and serves the fast lane before any of FastAPI's layers run (each costs a
+    little on every request), and it sees every answer, including a 500 from a bug.
+    """
 
     backend: BackendState
+    gate: RequestGate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.gate(scope, receive, send)
+
+    async def call_fastapi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
 
     def openapi(self) -> dict[str, Any]:
         schema = super().openapi()
@@ -134,5 +148,5 @@ def create_app(
     for router in (code.router, sessions.router, objects.router, health.router):
         app.include_router(router)
     app.include_router(docs.router)
-    app.add_middleware(RequestGate, state=state)
+    app.gate = RequestGate(app.call_fastapi, state, FastLane(state, code.router.routes))
     return app

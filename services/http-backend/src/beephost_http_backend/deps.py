@@ -1,4 +1,8 @@
-"""Annotated dependencies: what routes need, read from the state the app was built with."""
+"""Annotated dependencies: what routes need, read from the state the app was built with.
+
+They are ``async def`` although they never await: FastAPI runs a plain ``def``
+dependency in a worker thread, which costs more than the rest of a request.
+"""
 
 from typing import Annotated
 
@@ -9,17 +13,17 @@ from beephost_http_backend.settings import Settings
 from beephost_http_backend.state import BackendState
 
 
-def get_state(request: Request) -> BackendState:
+async def get_state(request: Request) -> BackendState:
     state: BackendState = request.app.state.backend
     return state
 
 
-def get_executor(request: Request) -> Executor:
+async def get_executor(request: Request) -> Executor:
     executor: Executor = request.app.state.backend.executor
     return executor
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.backend.settings
     return settings
 

@@ -1,7 +1,7 @@
 """The request gate: auth, drain, body size, metrics and one log line per request.
 
-A plain ASGI middleware, not BaseHTTPMiddleware: it costs one function call per request,
-and it can refuse a request before anything reads its body. That is why the token is
+A plain ASGI wrapper around the whole app (not BaseHTTPMiddleware): it costs one
+function call per request, and it can refuse a request before anything reads its body. That is why the token is
 checked here rather than in a FastAPI dependency, which would run only after the body was
 read and parsed: an unauthenticated client must not make the server read 32 MiB.
 """
@@ -20,10 +20,12 @@ from beephost_http_backend.errors import (
     error_response,
     status_of,
 )
+from beephost_http_backend.fastlane import FastLane
 from beephost_http_backend.responses import encode
 from beephost_http_backend.state import BackendState
 from beephost_protocol.errors import (
     BeepHostError,
+    InternalError,
     TooLarge,
     Unauthorized,
     Unavailable,
@@ -36,9 +38,10 @@ DOCS_PATHS = frozenset({"/docs", "/openapi.json"})
 
 
 class RequestGate:
-    def __init__(self, app: ASGIApp, state: BackendState) -> None:
+    def __init__(self, app: ASGIApp, state: BackendState, fast: FastLane) -> None:
         self.app = app
         self.state = state
+        self.fast = fast
         settings = state.settings
         token = settings.token_value
         self.expected = f"Bearer {token}".encode() if token else None
@@ -54,13 +57,16 @@ class RequestGate:
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :] or "/"
-        authorization = None
-        length: bytes | None = None
+        authorization = length = content_type = deadline = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value
             elif name == b"content-length":
                 length = value
+            elif name == b"content-type":
+                content_type = value
+            elif name == b"x-beephost-timeout":
+                deadline = value
         progress = _Progress(send)
         metrics = self.state.metrics
         metrics.in_progress.inc()
@@ -72,6 +78,16 @@ class RequestGate:
                 return
             if length is None and scope["method"] not in ("GET", "HEAD"):
                 receive = _Counting(receive, self.limit).receive
+            elif (
+                content_type is not None
+                and _is_plain_json(content_type)
+                and path in self.fast.lanes
+                and scope["method"] == "POST"
+            ):
+                await self.fast.serve(
+                    path, scope, receive, progress.send, deadline, self.app
+                )
+                return
             await self.app(scope, receive, progress.send)
         except asyncio.CancelledError:
             # Only the server cancels a request: the drain ran out. Answer it anyway.
@@ -88,7 +104,13 @@ class RequestGate:
                     "is unknown"
                 ),
             )
-        except Exception:
+        except Exception as exc:
+            # A bug. Inside FastAPI, ServerErrorMiddleware has answered and re-raises it;
+            # from the fast lane nothing has: answer here. uvicorn logs the traceback.
+            if not progress.status:
+                scope[ERROR_CODE_KEY] = "internal"
+                error = InternalError(f"{type(exc).__name__}: {exc}")
+                await error_response(error)(scope, receive, progress.send)
             progress.status = progress.status or 500
             raise
         finally:
@@ -217,3 +239,9 @@ class _Counting:
 
 async def _no_receive() -> Any:
     raise RuntimeError("an error response reads no body")
+
+
+def _is_plain_json(content_type: bytes) -> bool:
+    return content_type == b"application/json" or content_type.startswith(
+        b"application/json;"
+    )

@@ -3,12 +3,13 @@
 from fastapi import APIRouter
 from starlette.responses import Response
 
+from beephost_http_backend.commands import eval_command, exec_command
 from beephost_http_backend.deps import DeadlineHeader, ExecutorDep, StateDep
 from beephost_http_backend.errors import WORKER_ERRORS, documented
 from beephost_http_backend.responses import JSONBytes, NDJSONResponse
 from beephost_http_backend.schemas import ExecRequest, StreamLine
 from beephost_http_backend.streaming import ExecStream
-from beephost_protocol.models import Evaluate, ExecResult, Execute, ValueResult
+from beephost_protocol.models import Evaluate, ExecResult, ValueResult
 
 router = APIRouter(prefix="/api", tags=["code"])
 
@@ -27,9 +28,7 @@ async def evaluate(
     ``locals`` are extra names visible to this expression only. Values are JSON with
     ``$``-tags for what JSON cannot say (tuples, bytes, non-finite floats, handles).
     """
-    if body.timeout is None and deadline is not None:
-        body = body.model_copy(update={"timeout": deadline})
-    return JSONBytes(await executor.run(body))
+    return JSONBytes(await executor.run(eval_command(body, deadline)))
 
 
 @router.post(
@@ -45,10 +44,7 @@ async def execute(
 
     A trailing expression statement's value is returned, as in a notebook.
     """
-    command = Execute(
-        code=body.code, session=body.session, timeout=body.timeout or deadline
-    )
-    return JSONBytes(await executor.run(command))
+    return JSONBytes(await executor.run(exec_command(body, deadline)))
 
 
 @router.post(
@@ -70,10 +66,5 @@ async def execute_stream(
     body: ExecRequest, state: StateDep, deadline: DeadlineHeader = None
 ) -> Response:
     """Run statements and stream stdout and stderr as newline-delimited JSON."""
-    command = Execute(
-        code=body.code,
-        session=body.session,
-        timeout=body.timeout or deadline,
-        stream=True,
-    )
+    command = exec_command(body, deadline, stream=True)
     return await ExecStream(state.executor, command, state.background).response()

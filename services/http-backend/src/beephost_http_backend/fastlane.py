@@ -1,0 +1,113 @@
+"""A direct path for the hottest routes, POST /api/eval and POST /api/exec.
+
+FastAPI's per-request machinery (routing through nested routers, dependency solving,
+parameter extraction, the exception and exit-stack middlewares) costs about as much
+server time as the worker round trip itself. For these two routes the request gate
+answers well-formed requests directly: it validates the body with the same model,
+builds the command with the same function (``commands.py``), runs it on the same
+executor and encodes the same bytes. Anything it is not sure about (another content
+type, a chunked body, a body or header that does not validate) is replayed into the
+FastAPI app unchanged, so every error response still comes from one place.
+"""
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
+from starlette.types import Message, Receive, Scope, Send
+
+from beephost_http_backend.commands import eval_command, exec_command, parse_deadline
+from beephost_http_backend.errors import ERROR_CODE_KEY, error_response
+from beephost_http_backend.responses import encode
+from beephost_http_backend.schemas import ExecRequest
+from beephost_http_backend.state import BackendState
+from beephost_protocol.errors import BeepHostError
+from beephost_protocol.models import Command, Evaluate
+
+Decoder = Callable[[bytes, float | None], Command]
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def _decode_eval(raw: bytes, deadline: float | None) -> Command:
+    return eval_command(Evaluate.model_validate_json(raw), deadline)
+
+
+def _decode_exec(raw: bytes, deadline: float | None) -> Command:
+    return exec_command(ExecRequest.model_validate_json(raw), deadline)
+
+
+class FastLane:
+    def __init__(self, state: BackendState, routes: Iterable[Any]) -> None:
+        by_name = {r.name: r for r in routes if isinstance(r, APIRoute)}
+        self.state = state
+        self.lanes: dict[str, tuple[APIRoute, Decoder]] = {
+            "/api/eval": (by_name["evaluate"], _decode_eval),
+            "/api/exec": (by_name["execute"], _decode_exec),
+        }
+
+    async def serve(
+        self,
+        path: str,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        deadline_header: bytes | None,
+        fallback: Callable[[Scope, Receive, Send], Awaitable[None]],
+    ) -> None:
+        route, decode = self.lanes[path]
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away before sending its body
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        raw = b"".join(chunks)
+        deadline = None
+        if deadline_header is not None:
+            deadline = parse_deadline(deadline_header)
+        try:
+            if deadline_header is not None and deadline is None:
+                raise ValueError("invalid X-Beephost-Timeout")
+            command = decode(raw, deadline)
+        except (ValidationError, ValueError):
+            await fallback(scope, _Replay(raw, receive).receive, send)
+            return
+        scope["route"] = route  # for the access log and the metrics' route label
+        try:
+            result = await self.state.executor.run(command)
+        except BeepHostError as exc:
+            scope[ERROR_CODE_KEY] = exc.wire_code
+            await error_response(exc)(scope, receive, send)
+            return
+        body = encode(result)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-length", str(len(body)).encode()),
+                    *_JSON_HEADERS,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _Replay:
+    """Hands the already-read body to the FastAPI app, then the real receive."""
+
+    __slots__ = ("_body", "_receive")
+
+    def __init__(self, body: bytes, receive: Receive) -> None:
+        self._body: bytes | None = body
+        self._receive = receive
+
+    async def receive(self) -> Message:
+        if self._body is None:
+            return await self._receive()
+        body, self._body = self._body, None
+        return {"type": "http.request", "body": body, "more_body": False}

@@ -1,0 +1,101 @@
+"""Logging of the service: JSON lines on stdout, written in batches by a thread.
+
+One line per request is the service's access log, so its cost is per-request cost. A
+line is formatted where it is logged (a few microseconds) and appended to a buffer; a
+writer thread flushes the buffer every ``interval`` seconds, or at once for warnings and
+errors. The event loop never blocks on a slow log reader (a full pipe) and never wakes
+a thread per line (a thread hand-off per record cost more than the formatting).
+"""
+
+import json
+import logging
+import sys
+import threading
+from typing import Any, TextIO
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record; a record's ``http`` dict is merged in, flat."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        http = getattr(record, "http", None)
+        if isinstance(http, dict):
+            entry.update(http)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class BatchingHandler(logging.Handler):
+    """Formats in the caller, writes from a daemon thread in batches."""
+
+    def __init__(self, stream: TextIO, interval: float = 0.05) -> None:
+        super().__init__()
+        self.stream = stream
+        self.interval = interval
+        self._lines: list[str] = []
+        self._wake = threading.Event()
+        self._closed = False
+        self._writer = threading.Thread(
+            target=self._run, name="beephost-log-writer", daemon=True
+        )
+        self._writer.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.append(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+            return
+        if record.levelno >= logging.WARNING:
+            self._wake.set()
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._lines or self.lock is None:
+            return
+        with self.lock:  # emit() runs under it: no append lands in a list being written
+            lines, self._lines = self._lines, []
+        try:
+            self.stream.write("".join(lines))
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # stdout is gone; nothing sensible is left to do with logs
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        if self._writer.is_alive() and self._writer is not threading.current_thread():
+            self._writer.join(timeout=2)
+        self._flush()
+        super().close()
+
+
+def configure_logging(stream: TextIO | None = None) -> BatchingHandler:
+    """Route every logger to stdout (JSON unless it is a TTY); returns the handler.
+
+    Close the handler at exit (``logging.shutdown()`` does) to write what is left.
+    """
+    stream = stream or sys.stdout
+    # No caller lookup (a stack walk per record) and no thread or process fields: the
+    # lines do not use them (logging HOWTO, "Optimization").
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    handler = BatchingHandler(stream)
+    if not stream.isatty():
+        handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    return handler
