@@ -16,6 +16,7 @@ CPU per request of each server (workers included) comes from /proc.
 """
 
 import argparse
+import functools
 import http.client
 import json
 import os
@@ -178,7 +179,7 @@ def build_servers(tmp: Path) -> list[Server]:
                 [sys.executable, "-m", "beephost_http_backend"],
                 env,
                 http_ready(port),
-                lambda port=port, token=token: HTTPEval(port, token),
+                functools.partial(HTTPEval, port, token),
                 tmp / f"{name}.log",
             )
         )
@@ -189,7 +190,7 @@ def build_servers(tmp: Path) -> list[Server]:
             [sys.executable, str(BENCH_DIR / "_bare_fastapi.py"), str(port)],
             base_env,
             http_ready(port),
-            lambda port=port: HTTPEval(port),
+            functools.partial(HTTPEval, port),
             tmp / "fastapi-bare.log",
         )
     )
