@@ -6,7 +6,9 @@ task) is closed instead of reused. Before reuse, a connection the server closed 
 restarted server) is detected and replaced, so no request is sent on a dead socket.
 """
 
+import select
 import socket
+import ssl
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Generic, Protocol, TypeVar
@@ -28,6 +30,10 @@ def dropped(sock: socket.socket) -> bool:
 
     Leaves the socket non-blocking: its user sets a timeout before the next I/O.
     """
+    if isinstance(sock, ssl.SSLSocket):  # no MSG_PEEK through TLS: anything readable
+        poller = select.poll()  # on an idle connection is a close_notify or the end
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
     try:
         # A socket with a timeout polls before recv whatever the flags: be non-blocking.
         sock.settimeout(0)

@@ -1,23 +1,22 @@
 """The HTTP transport: the HTTP backend's JSON API over keep-alive HTTP/1.1.
 
-Blocking: the standard library's ``http.client``, one pooled keep-alive connection per
-call in flight. Asyncio: the small HTTP/1.1 codec of ``_http11`` over ``asyncio``
-streams. Both were measured against the alternatives (bench/sdk_roundtrip.py): on this
-API ``http.client`` costs a fraction of what ``httpx`` does per request, and needs no
-dependency.
+One pooled keep-alive connection per call in flight, speaking the small HTTP/1.1 codec
+of ``_http11``: over a buffered blocking socket (sync) or ``asyncio`` streams (async).
+Chosen by measurement (bench/sdk_roundtrip.py): a bare ``http.client`` POST spends more
+client time per request than this whole transport does (its header parsing goes
+through ``email.parser``), ``urllib`` more still, and ``httpx`` costs several times
+that (and is no dependency of ours).
 """
 
 # ruff: noqa: ASYNC109  # `timeout` bounds the wait for a reply; deadlines stay explicit
 
 import asyncio
 import contextlib
-import http.client
 import importlib.metadata
 import socket
 import ssl
 import time
-from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from beephost_client._config import DEFAULT_TIMEOUT, Timeout
@@ -99,59 +98,124 @@ def _timed_out(
     return error
 
 
-# -- blocking: http.client --------------------------------------------------------------
+# -- blocking: HTTP/1.1 over a socket ----------------------------------------------------
 
 
 class _Connection:
+    """One keep-alive connection: the ``_http11`` codec over a buffered socket."""
+
     def __init__(self, endpoint: _Endpoint, timeout: Timeout) -> None:
         self.endpoint = endpoint
+        self.connect_timeout = timeout.connect
+        self.sock: socket.socket | None = None
+        self.file: BinaryIO | None = None
         self.clean = True
-        if endpoint.tls:
-            self.http: http.client.HTTPConnection = http.client.HTTPSConnection(
-                endpoint.host,
-                endpoint.port,
-                timeout=timeout.connect,
-                context=endpoint.ssl_context,
-            )
-        else:
-            self.http = http.client.HTTPConnection(
-                endpoint.host, endpoint.port, timeout=timeout.connect
-            )
 
     def usable(self) -> bool:
-        return self.http.sock is None or not dropped(self.http.sock)
+        return self.sock is None or not dropped(self.sock)
 
     def close(self) -> None:
         self.clean = False
-        self.http.close()
+        if self.file is not None:
+            self.file.close()
+        if self.sock is not None:
+            self.sock.close()
+        self.sock = self.file = None
 
-    def send(self, route: _http11.Route, timeout: float) -> http.client.HTTPResponse:
+    def _open(self) -> tuple[socket.socket, BinaryIO]:
         endpoint = self.endpoint
-        self.clean = False
-        sock: socket.socket | None = self.http.sock
-        if sock is None:
-            try:
-                self.http.connect()
-            except OSError as exc:  # refused, unreachable, connect timeout, TLS
-                raise endpoint.connect_error(exc) from exc
-            sock = self.http.sock
-            assert sock is not None
-            # One small write per request and an immediate reply: no Nagle delay.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(timeout)
         try:
-            self.http.request(
-                route.method, route.path, route.body, endpoint.headers_for(route)
+            sock = socket.create_connection(
+                (endpoint.host, endpoint.port), timeout=self.connect_timeout
             )
-            return self.http.getresponse()
+        except OSError as exc:  # refused, unreachable, connect timeout
+            raise endpoint.connect_error(exc) from exc
+        # One small write per request and an immediate reply: no Nagle delay.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if endpoint.ssl_context is not None:
+            try:
+                sock = endpoint.ssl_context.wrap_socket(
+                    sock, server_hostname=endpoint.host
+                )
+            except OSError as exc:
+                sock.close()
+                raise endpoint.connect_error(exc) from exc
+        self.sock, self.file = sock, sock.makefile("rb")
+        return self.sock, self.file
+
+    def send(self, route: _http11.Route, timeout: float) -> _http11.Head:
+        """Send the request and read the response head."""
+        if self.sock is None or self.file is None:
+            sock, file = self._open()
+        else:
+            sock, file = self.sock, self.file
+        self.clean = False
+        endpoint = self.endpoint
+        data = _http11.request_bytes(
+            route.method,
+            route.path,
+            endpoint.host_header,
+            endpoint.headers_for(route),
+            route.body if route.body is not None or route.method == "GET" else b"",
+        )
+        try:
+            sock.settimeout(timeout)
+            sock.sendall(data)
+            lines = []
+            while (line := file.readline(65537)) not in (b"\r\n", b"\n"):
+                if not line:
+                    raise ConnectionResetError("the server closed the connection")
+                lines.append(line)
         except TimeoutError as exc:
             raise _timed_out(route, timeout, exc) from exc
-        except (OSError, http.client.HTTPException) as exc:
+        except OSError as exc:
             raise endpoint.lost(exc) from exc
+        try:
+            return _http11.parse_head(b"".join(lines) + b"\r\n")
+        except _http11.ProtocolError as exc:
+            raise InternalError(
+                f"bad HTTP response from {endpoint.url}: {exc}"
+            ) from exc
 
-    def finish(self, response: http.client.HTTPResponse) -> None:
-        """The response was read to its end: the connection may serve another one."""
-        self.clean = not response.will_close
+    def read_piece(self, head: _http11.Head, state: list[int]) -> bytes:
+        """The next piece of the body, b"" at its end (see the async twin)."""
+        assert self.file is not None
+        file = self.file
+        try:
+            if head.chunked:
+                if state[0] < 0:
+                    return b""
+                size = _http11.chunk_size(file.readline(1024))
+                if size == 0:
+                    while file.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers: none expected, skipped
+                    state[0] = -1
+                    return b""
+                piece = file.read(size + 2)
+                if len(piece) < size + 2:
+                    raise ConnectionResetError("the server closed the connection")
+                return piece[:-2]
+            if head.length is not None:
+                piece = file.read(state[0]) if state[0] > 0 else b""
+                if len(piece) < state[0]:
+                    raise ConnectionResetError("the server closed the connection")
+                state[0] = 0
+                return piece
+            return file.read(1 << 20)  # until the server closes
+        except OSError as exc:
+            raise self.endpoint.lost(exc) from exc
+        except _http11.ProtocolError as exc:
+            raise InternalError(
+                f"bad HTTP response from {self.endpoint.url}: {exc}"
+            ) from exc
+
+    def read_body(self, head: _http11.Head) -> bytes:
+        state = [head.length or 0]
+        pieces = []
+        while piece := self.read_piece(head, state):
+            pieces.append(piece)
+        self.clean = head.keep_alive and (head.chunked or head.length is not None)
+        return b"".join(pieces)
 
 
 class HTTPTransport(BaseTransport):
@@ -183,67 +247,65 @@ class HTTPTransport(BaseTransport):
         route = _http11.route(command, self._endpoint.prefix)
         conn = self._pool.acquire()
         try:
-            response = conn.send(route, timeout)
+            head = conn.send(route, timeout)
             try:
-                body = response.read()
+                body = conn.read_body(head)
             except TimeoutError as exc:
                 raise _timed_out(route, timeout, exc) from exc
-            except (OSError, http.client.HTTPException) as exc:
-                raise self._endpoint.lost(exc) from exc
-            conn.finish(response)
-            return _http11.result_or_error(response.status, body)
         finally:
             self._pool.release(conn)
+        return _http11.result_or_error(head.status, body)
 
     def stream(self, command: Execute, *, timeout: float) -> SyncStream:
         route = _http11.route(command, self._endpoint.prefix)
         conn = self._pool.acquire()
         try:
             deadline = time.monotonic() + timeout
-            response = conn.send(route, timeout)
-            if response.status != 200:
-                error = _http11.error_of(response.status, response.read())
-                conn.finish(response)
-                raise error
-            for line in self._lines(conn, response, route, deadline):
-                item = _http11.stream_item(line)
-                if item is None:
-                    continue
-                if isinstance(item, dict):
-                    response.read()  # the terminating chunk, so the connection is reusable
-                    conn.finish(response)
-                yield item
-                if isinstance(item, dict):
-                    return
-            raise self._endpoint.lost(
-                ConnectionResetError("the stream ended without a result")
-            )
+            head = conn.send(route, timeout)
+            if head.status != 200:
+                raise _http11.error_of(head.status, conn.read_body(head))
+            decoder = LineDecoder(MAX_STREAM_LINE)
+            state = [head.length or 0]
+            while True:
+                piece = self._piece(conn, head, state, route, deadline)
+                if not piece:
+                    raise self._endpoint.lost(
+                        ConnectionResetError("the stream ended without a result")
+                    )
+                for line in decoder.feed(piece):
+                    if isinstance(line, LineTooLong):
+                        raise InternalError(
+                            f"a stream line exceeds {MAX_STREAM_LINE} bytes"
+                        )
+                    item = _http11.stream_item(line)
+                    if item is None:
+                        continue
+                    if isinstance(item, dict):
+                        while self._piece(conn, head, state, route, deadline):
+                            pass  # to the end of the body: the connection is reusable
+                        conn.clean = head.keep_alive
+                    yield item
+                    if isinstance(item, dict):
+                        return
         finally:
             self._pool.release(conn)
 
-    def _lines(
-        self,
+    @staticmethod
+    def _piece(
         conn: _Connection,
-        response: http.client.HTTPResponse,
+        head: _http11.Head,
+        state: list[int],
         route: _http11.Route,
         deadline: float,
-    ) -> Iterator[bytes]:
-        sock = conn.http.sock
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                if remaining <= 0:
-                    raise TimeoutError("deadline passed")
-                if sock is not None:
-                    sock.settimeout(remaining)
-                line = response.readline(MAX_STREAM_LINE)
-            except TimeoutError as exc:
-                raise _timed_out(route, remaining, exc) from exc
-            except (OSError, http.client.HTTPException) as exc:
-                raise self._endpoint.lost(exc) from exc
-            if not line:
-                return
-            yield line
+    ) -> bytes:
+        remaining = deadline - time.monotonic()
+        try:
+            if remaining <= 0 or conn.sock is None:
+                raise TimeoutError("deadline passed")
+            conn.sock.settimeout(remaining)
+            return conn.read_piece(head, state)
+        except TimeoutError as exc:
+            raise _timed_out(route, max(remaining, 0), exc) from exc
 
     def close(self) -> None:
         self._pool.close()
