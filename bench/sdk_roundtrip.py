@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import gc
 import http.client
+import importlib
 import json
 import os
 import random
@@ -229,8 +230,7 @@ class HttpxCase(Case):
     transport, name = "http", "httpx.Client POST"
 
     def __init__(self, url: str) -> None:
-        import httpx  # optional: only when installed
-
+        httpx = importlib.import_module("httpx")  # optional: only when installed
         self.client = httpx.Client(base_url=url, timeout=30)
 
     def block(self, count: int) -> list[int]:
@@ -343,8 +343,7 @@ class HttpxAsyncCase(AsyncCase):
     transport, name = "http", "httpx.AsyncClient POST"
 
     def __init__(self, url: str) -> None:
-        import httpx
-
+        httpx = importlib.import_module("httpx")
         self.client = httpx.AsyncClient(base_url=url, timeout=30)
 
     async def ablock(self, count: int) -> list[int]:
@@ -460,7 +459,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--cpu", type=int, default=0, help="the CPU for --pin")
     parser.add_argument("--seed", type=int, default=None, help="shuffle seed")
-    return parser.parse_args(argv)
+    # bench/run passes the same arguments to every script: ignore the others' options.
+    args, _ = parser.parse_known_args(argv)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
