@@ -1,7 +1,10 @@
 """Entry point: `beephost-http-backend [serve|healthcheck]`."""
 
 import argparse
+import contextlib
 import logging
+import socket
+from collections.abc import Generator
 from types import FrameType
 
 import uvicorn
@@ -23,9 +26,27 @@ class DrainingServer(uvicorn.Server):
     request gate still answers with ``unavailable``.
     """
 
-    def __init__(self, config: uvicorn.Config, state: BackendState) -> None:
+    def __init__(
+        self, config: uvicorn.Config, state: BackendState, sock: socket.socket
+    ) -> None:
         super().__init__(config)
         self.backend = state
+        self.socket = sock
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().serve(sockets or [self.socket])
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # After a signal-triggered shutdown uvicorn re-raises the signal when this
+        # context exits, so the process ends by SIGTERM (status 143) as process managers
+        # expect. That kills it on the spot: write the buffered log lines first.
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                for handler in logging.getLogger().handlers:
+                    handler.flush()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # A signal handler: only flip a flag here.
@@ -33,7 +54,28 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def build_server(settings: Settings) -> DrainingServer:
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; port 0 picks a free one (read it back from the socket)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except BaseException:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def create_server(settings: Settings) -> tuple[DrainingServer, int]:
+    """Bind, build the app and its uvicorn server; returns the server and its port.
+
+    ``server.run()`` serves until SIGTERM/SIGINT (in the main thread) or until
+    ``server.handle_exit(...)`` is called, draining as described above.
+    """
+    sock = bind(settings.host, settings.port)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -49,7 +91,8 @@ def build_server(settings: Settings) -> DrainingServer:
         timeout_keep_alive=int(settings.keep_alive),
         server_header=False,
     )
-    return DrainingServer(config, app.state.backend)
+    port: int = sock.getsockname()[1]
+    return DrainingServer(config, app.state.backend, sock), port
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,13 +107,15 @@ def main(argv: list[str] | None = None) -> None:
         print(reason)  # noqa: T201 - the healthcheck's output is its report
         raise SystemExit(0 if healthy else 1)
     configure_logging()
-    logger.info("starting on %s:%s", settings.host, settings.port)
-    server = build_server(settings)
-    server.run()
+    try:
+        server, port = create_server(settings)
+        logger.info("listening on %s:%s", settings.host, port)
+        server.run()
+    finally:
+        logging.shutdown()  # writes the lines still buffered
     if not server.started:
-        raise SystemExit(
-            3
-        )  # startup failed (port taken, no worker): uvicorn logged why
+        # Startup failed (no worker could start, say): uvicorn logged why.
+        raise SystemExit(3)
 
 
 if __name__ == "__main__":

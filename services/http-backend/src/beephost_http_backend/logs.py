@@ -56,6 +56,9 @@ class BatchingHandler(logging.Handler):
         if record.levelno >= logging.WARNING:
             self._wake.set()
 
+    def flush(self) -> None:
+        self._flush()
+
     def _run(self) -> None:
         while not self._closed:
             self._wake.wait(self.interval)

@@ -44,7 +44,7 @@ class RequestGate:
         self.fast = fast
         settings = state.settings
         token = settings.token_value
-        self.expected = f"Bearer {token}".encode() if token else None
+        self.expected = token.encode() if token else None
         self.public = PUBLIC_PATHS | (DOCS_PATHS if settings.public_docs else set())
         self.limit = settings.max_request_bytes
 
@@ -122,9 +122,8 @@ class RequestGate:
     ) -> BeepHostError | None:
         if path in self.public:
             return None
-        if self.expected is not None and (
-            authorization is None
-            or not hmac.compare_digest(authorization, self.expected)
+        if self.expected is not None and not _bearer_matches(
+            authorization, self.expected
         ):
             reason = "missing" if authorization is None else "invalid"
             return Unauthorized(f"{reason} token: send 'Authorization: Bearer <token>'")
@@ -239,6 +238,16 @@ class _Counting:
 
 async def _no_receive() -> Any:
     raise RuntimeError("an error response reads no body")
+
+
+def _bearer_matches(authorization: bytes | None, expected: bytes) -> bool:
+    # The scheme is case-insensitive (RFC 9110, 11.1); the token is compared in
+    # constant time whatever its length or content.
+    if authorization is None:
+        return False
+    scheme, _, presented = authorization.partition(b" ")
+    matches = hmac.compare_digest(presented.strip(), expected)
+    return matches and scheme.lower() == b"bearer"
 
 
 def _is_plain_json(content_type: bytes) -> bool:
