@@ -10,6 +10,8 @@ Reusing these tests against other servers (e.g. containers in tests/e2e)::
 
     from tests.integration.test_transport_contract import *  # noqa: F403
 
+    pytestmark = [pytest.mark.anyio, pytest.mark.e2e]       # after the import
+
     @pytest.fixture(scope="session")
     def backend_urls() -> dict[str, Backend]:       # {"pipe"|"http"|"grpc": Backend(url, token)}
         ...
@@ -61,13 +63,13 @@ __all__ = [
     "combo",
     "connect",
     "mode",
+    "pytestmark",
     "restartable_backend",
     "secured_backend_urls",
     "server_set",
     "transport",
     "unavailable_url",
 ]
-__all__ += [name for name in dir() if name.startswith("test_")]  # filled in at the end
 
 
 # -- evaluate and execute -------------------------------------------------------------------
