@@ -169,5 +169,5 @@ def test_sigterm_with_nothing_in_flight_exits_at_once(
     started = time.monotonic()
     server.terminate()
     assert server.wait(timeout=30) == -signal.SIGTERM
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 10  # no drain to wait for: start-up cost only
     assert all(line["level"] for line in server.log_lines())

@@ -60,7 +60,9 @@ class BackendApp(FastAPI):
     def openapi(self) -> dict[str, Any]:
         schema = super().openapi()
         if not schema.get("x-beephost-fixed"):
-            _fix_media_types(schema)
+            _fix_schema(schema)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
             schema["x-beephost-fixed"] = True
         settings = self.backend.settings
         components = schema.setdefault("components", {})
@@ -76,14 +78,24 @@ class BackendApp(FastAPI):
 
 
 _ERROR_REF = "#/components/schemas/ErrorResponse"
+_FASTAPI_422 = "#/components/schemas/HTTPValidationError"
 
 
-def _fix_media_types(schema: dict[str, Any]) -> None:
+def _fix_schema(schema: dict[str, Any]) -> None:
     # FastAPI files every response of a route under the route's media type: the
     # stream's error responses are JSON, not NDJSON, and a $ref needs no "type".
+    # It also documents its own 422 for every route with parameters: here a bad
+    # request is a 400 invalid_request (errors.py), so that 422 never happens.
     for operations in schema["paths"].values():
         for operation in operations.values():
-            for response in operation.get("responses", {}).values():
+            responses = operation.get("responses", {})
+            fastapi_422 = responses.get("422", {}).get("content", {})
+            if (
+                fastapi_422.get("application/json", {}).get("schema", {}).get("$ref")
+                == _FASTAPI_422
+            ):
+                del responses["422"]
+            for response in responses.values():
                 content = response.get("content", {})
                 for media in list(content):
                     item = content[media].get("schema", {})

@@ -164,9 +164,11 @@ WORKER_ERRORS = (
 )
 
 
-def documented(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
+def documented(
+    *codes: ErrorCode, common: tuple[ErrorCode, ...] = COMMON_ERRORS
+) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries for the common errors plus ``codes``."""
-    wanted = set(COMMON_ERRORS) | set(codes)
+    wanted = set(common) | set(codes)
     return {
         HTTP_STATUS[code]: {
             "model": ErrorResponse,

@@ -5,7 +5,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from beephost_http_backend.deps import StateDep
-from beephost_http_backend.errors import documented, error_response
+from beephost_http_backend.errors import COMMON_ERRORS, documented, error_response
 from beephost_http_backend.responses import JSONBytes
 from beephost_http_backend.schemas import ErrorResponse, Liveness, Readiness
 from beephost_protocol import ErrorCode
@@ -54,7 +54,8 @@ async def ready(state: StateDep) -> Response:
             },
             "description": "Prometheus text exposition format.",
         },
-        **documented(ErrorCode.UNAUTHORIZED),
+        # Not drained (only /api/ routes are): no 503.
+        **documented(common=tuple(set(COMMON_ERRORS) - {ErrorCode.UNAVAILABLE})),
     },
     summary="Prometheus metrics",
 )

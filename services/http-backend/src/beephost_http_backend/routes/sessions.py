@@ -42,13 +42,13 @@ SessionPath = Annotated[
 )
 async def open_session(
     executor: ExecutorDep,
-    body: Annotated[SessionOpenRequest | None, Body()] = None,
+    body: Annotated[SessionOpenRequest, Body(default_factory=SessionOpenRequest)],
 ) -> Response:
     """Open a session: its own worker process, namespace and handles.
 
     It expires after ``ttl`` idle seconds (the server's default when omitted).
     """
-    command = SessionOpen(ttl=body.ttl if body else None)
+    command = SessionOpen(ttl=body.ttl)
     return JSONBytes(await executor.run(command), 201)
 
 

@@ -1,0 +1,233 @@
+"""The OpenAPI document is complete: every route, its bodies, and every error status.
+
+The table below is the contract the client SDK codes against; the app is built without
+starting anything (no workers, no sockets).
+"""
+
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from pydantic import SecretStr
+
+from beephost_http_backend import Settings, create_app
+from beephost_http_backend.routes import code, docs, health, objects, sessions
+from beephost_http_backend.routes.docs import render_reference
+
+COMMON = {400, 401, 413, 500, 503}
+WORKER = {404, 409, 410, 422, 504}
+
+# (method, path): (operation id, success status, success schema, body schema, errors)
+CONTRACT: dict[tuple[str, str], tuple[str, int, str, str | None, set[int]]] = {
+    ("post", "/api/eval"): (
+        "evaluate",
+        200,
+        "ValueResult",
+        "Evaluate",
+        COMMON | WORKER,
+    ),
+    ("post", "/api/exec"): (
+        "execute",
+        200,
+        "ExecResult",
+        "ExecRequest",
+        COMMON | WORKER,
+    ),
+    ("post", "/api/exec/stream"): (
+        "execute_stream",
+        200,
+        "StreamLine",
+        "ExecRequest",
+        COMMON | WORKER,
+    ),
+    ("post", "/api/sessions"): (
+        "open_session",
+        201,
+        "SessionOpened",
+        "SessionOpenRequest",
+        COMMON | {429},
+    ),
+    ("get", "/api/sessions"): ("list_sessions", 200, "SessionListing", None, COMMON),
+    ("get", "/api/sessions/{session}"): (
+        "describe_session",
+        200,
+        "SessionDescription",
+        None,
+        COMMON | WORKER,
+    ),
+    ("delete", "/api/sessions/{session}"): (
+        "close_session",
+        200,
+        "SessionClosed",
+        None,
+        COMMON | {404},
+    ),
+    ("post", "/api/sessions/{session}/interrupt"): (
+        "interrupt_session",
+        200,
+        "InterruptResult",
+        None,
+        COMMON | {404, 410},
+    ),
+    ("post", "/api/sessions/{session}/objects"): (
+        "create_object",
+        201,
+        "ValueResult",
+        "ObjectCreateRequest",
+        COMMON | WORKER | {429},
+    ),
+    ("get", "/api/sessions/{session}/objects"): (
+        "list_objects",
+        200,
+        "HandleList",
+        None,
+        COMMON | WORKER,
+    ),
+    ("get", "/api/sessions/{session}/objects/{handle}/attributes/{name}"): (
+        "get_attribute",
+        200,
+        "ValueResult",
+        None,
+        COMMON | WORKER | {429},
+    ),
+    ("put", "/api/sessions/{session}/objects/{handle}/attributes/{name}"): (
+        "set_attribute",
+        200,
+        "EmptyResult",
+        "SetAttributeRequest",
+        COMMON | WORKER,
+    ),
+    ("post", "/api/sessions/{session}/objects/{handle}/call"): (
+        "call_object",
+        200,
+        "ValueResult",
+        "CallRequest",
+        COMMON | WORKER | {429},
+    ),
+    ("post", "/api/sessions/{session}/objects/release"): (
+        "release_objects",
+        200,
+        "ReleaseResult",
+        "ReleaseRequest",
+        COMMON | WORKER,
+    ),
+    ("get", "/health"): ("health", 200, "Liveness", None, set()),
+    ("get", "/ready"): ("ready", 200, "Readiness", None, {503}),
+    ("get", "/metrics"): ("metrics", 200, "", None, COMMON - {503}),
+}
+
+
+@pytest.fixture
+def app() -> FastAPI:
+    return create_app(Settings())
+
+
+@pytest.fixture
+def schema(app: FastAPI) -> dict[str, Any]:
+    return app.openapi()
+
+
+def _operations(schema: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (method, path): operation
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+    }
+
+
+def _ref(content: dict[str, Any], media: str) -> str:
+    ref: str = content[media]["schema"]["$ref"]
+    return ref.removeprefix("#/components/schemas/")
+
+
+def test_every_route_is_documented_and_nothing_else(schema: dict[str, Any]) -> None:
+    documented = set(_operations(schema))
+    assert documented == set(CONTRACT)
+    routers = (code.router, sessions.router, objects.router, health.router, docs.router)
+    routed = {
+        (method.lower(), route.path)
+        for router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute) and route.include_in_schema
+        for method in route.methods or ()
+    }
+    assert routed == documented
+
+
+@pytest.mark.parametrize("key", list(CONTRACT), ids=lambda key: f"{key[0]} {key[1]}")
+def test_operation_contract(schema: dict[str, Any], key: tuple[str, str]) -> None:
+    operation = _operations(schema)[key]
+    operation_id, status, success, body, errors = CONTRACT[key]
+    assert operation["operationId"] == operation_id
+    assert operation["tags"]
+    assert operation["summary"]
+    assert operation["description"]
+    responses = operation["responses"]
+    assert {int(s) for s in responses} == {status} | errors
+    ok = responses[str(status)]["content"]
+    if key == ("post", "/api/exec/stream"):
+        assert _ref(ok, "application/x-ndjson") == success
+    elif key == ("get", "/metrics"):
+        assert "text/plain" in ok
+    else:
+        assert _ref(ok, "application/json") == success
+    for error_status in errors:
+        error = responses[str(error_status)]
+        assert _ref(error["content"], "application/json") == "ErrorResponse"
+        assert error["description"].startswith("`")  # names its error code
+    if body is None:
+        assert "requestBody" not in operation
+    else:
+        assert _ref(operation["requestBody"]["content"], "application/json") == body
+
+
+def test_every_reference_resolves(schema: dict[str, Any]) -> None:
+    defined = set(schema["components"]["schemas"])
+
+    def refs(node: Any) -> set[str]:
+        if isinstance(node, dict):
+            found = {node["$ref"].rsplit("/", 1)[-1]} if "$ref" in node else set()
+            return found.union(*(refs(v) for v in node.values()))
+        if isinstance(node, list):
+            return set().union(*(refs(v) for v in node))
+        return set()
+
+    assert refs(schema) <= defined
+    assert "HTTPValidationError" not in defined  # FastAPI's 422 never happens here
+
+
+def test_the_timeout_header_is_documented(schema: dict[str, Any]) -> None:
+    operation = _operations(schema)[("post", "/api/eval")]
+    names = {p["name"]: p["in"] for p in operation["parameters"]}
+    assert names == {"X-Beephost-Timeout": "header"}
+    get_attr = _operations(schema)[
+        ("get", "/api/sessions/{session}/objects/{handle}/attributes/{name}")
+    ]
+    assert {p["name"] for p in get_attr["parameters"]} == {
+        "session",
+        "handle",
+        "name",
+        "timeout",
+        "X-Beephost-Timeout",
+    }
+
+
+def test_security_scheme_only_with_a_token(schema: dict[str, Any]) -> None:
+    assert "securitySchemes" not in schema["components"]
+    secured = create_app(Settings(token=SecretStr("s3cret-s3cret"))).openapi()
+    assert secured["components"]["securitySchemes"] == {
+        "bearerAuth": {"type": "http", "scheme": "bearer"}
+    }
+    for (_, path), operation in _operations(secured).items():
+        open_path = path in ("/health", "/ready")
+        assert ("security" not in operation) == open_path
+
+
+def test_docs_page_lists_every_operation(schema: dict[str, Any]) -> None:
+    page = render_reference(schema)
+    assert "<script" not in page
+    for operation_id, *_ in CONTRACT.values():
+        assert f"id='{operation_id}'" in page
+    assert "ErrorResponse" in page
+    assert "X-Beephost-Timeout" in page

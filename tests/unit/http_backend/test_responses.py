@@ -1,0 +1,31 @@
+"""Pre-encoded JSON: compact UTF-8, lone surrogates escaped, no NaN."""
+
+import json
+
+import pytest
+
+from beephost_http_backend.responses import JSONBytes, encode
+
+
+def test_compact_utf8() -> None:
+    assert encode({"value": "ü🐍", "n": [1, 2]}) == '{"value":"ü🐍","n":[1,2]}'.encode()
+
+
+def test_lone_surrogates_are_escaped() -> None:
+    encoded = encode({"value": "a\udcff"})
+    assert encoded == b'{"value":"a\\udcff"}'
+    assert json.loads(encoded) == {"value": "a\udcff"}
+
+
+def test_non_finite_floats_are_refused() -> None:
+    with pytest.raises(ValueError, match="Out of range"):
+        encode({"value": float("nan")})
+
+
+def test_json_bytes_response() -> None:
+    response = JSONBytes({"value": 2}, 201, {"X-A": "b"})
+    assert response.status_code == 201
+    assert bytes(response.body) == b'{"value":2}'
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-length"] == "11"
+    assert response.headers["x-a"] == "b"
