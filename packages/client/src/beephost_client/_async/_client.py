@@ -173,7 +173,10 @@ class _AsyncSessionOps:
         client, sid = self._client, self._session_id()
         deadline = client._deadline(None, self._default_timeout)
         command = client._create(sid, target, args, kwargs, deadline)
-        return client._value(await client._request(command, deadline), sid)  # type: ignore[no-any-return]  # a handle by contract
+        value = client._value(await client._request(command, deadline), sid)
+        if not isinstance(value, AsyncRemoteObject):
+            raise InternalError(f"object.create answered {value!r}, not a handle")
+        return value
 
     async def objects(self, *, timeout: float | None = None) -> list[Handle]:
         """List the session's live remote objects (handles), oldest first.
