@@ -72,4 +72,3 @@ def test_public_api_is_documented() -> None:
         obj = getattr(beephost_client, name)
         if isinstance(obj, type) or callable(obj):
             assert obj.__doc__, name
-
