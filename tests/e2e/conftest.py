@@ -6,7 +6,6 @@ Also the session's backend images and hardened backend containers (tests/e2e/con
 import contextlib
 import os
 import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from beephost_controller.settings import Settings
 from tests.e2e.containers import (
     RunningBackend,
     memory_usage,
+    remove_container,
     snapshot_workspace,
     socket_directory,
     start_backend,
@@ -188,9 +188,4 @@ def backend_containers(
             yield running
         finally:
             for backend in running.values():
-                subprocess.run(
-                    [docker_cli, "rm", "-f", "-v", backend.container],
-                    capture_output=True,
-                    timeout=60,
-                    check=False,
-                )
+                remove_container(docker_cli, backend.container)

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,6 +163,44 @@ def socket_directory() -> Iterator[tuple[Path, list[str]]]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a publish that survives restarts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def healthcheck_command(kind: str) -> list[str]:
+    """The image's own HEALTHCHECK command."""
+    return [f"/opt/beephost/bin/beephost-{kind}-backend", "healthcheck"]
+
+
+def wait_ready(
+    docker_cli: str, container: str, kind: str, timeout: float = 30.0
+) -> float:
+    """Run the image's healthcheck command in the container until it passes.
+
+    Faster than waiting for Docker's HEALTHCHECK, whose first probe comes one
+    interval (5 s) after a start; same command, so the same verdict.
+    """
+    started = time.monotonic()
+    last = ""
+    while time.monotonic() - started < timeout:
+        result = subprocess.run(
+            [docker_cli, "exec", container, *healthcheck_command(kind)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if result.returncode == 0:
+            return time.monotonic() - started
+        last = (result.stdout + result.stderr).strip()
+        time.sleep(0.2)
+    pytest.fail(f"{kind} backend {container[:12]} not ready: {last}", pytrace=False)
+
+
 def start_backend(
     docker_cli: str,
     kind: str,
@@ -170,23 +208,35 @@ def start_backend(
     labels: Mapping[str, str],
     *,
     socket_dir: tuple[Path, list[str]] | None = None,
-    extra: Sequence[str] = (),
+    token: str | None = None,
+    env: Mapping[str, object] | None = None,
+    host_port: int | None = None,
+    wait: str = "healthy",
 ) -> RunningBackend:
-    """Run a backend hardened and wait until its HEALTHCHECK says healthy.
+    """Run a backend hardened and wait until it serves.
 
-    http and rpc publish their port on 127.0.0.1 only; pipe bind-mounts ``socket_dir``
-    on /run/beephost.
+    http and rpc publish their port on 127.0.0.1 only (``host_port``, or one the engine
+    picks); pipe bind-mounts ``socket_dir`` on /run/beephost. ``env`` holds settings
+    without their ``BEEPHOST_<KIND>_BACKEND_`` prefix. ``wait="healthy"`` waits for
+    Docker's HEALTHCHECK verdict, ``"ready"`` runs the same command directly.
     """
-    token = secrets.token_urlsafe(24)
-    variable = f"BEEPHOST_{kind.upper()}_BACKEND_TOKEN"
-    args = ["run", "-d", *label_args(labels), *HARDENING, "-e", f"{variable}={token}"]
+    secret = token or secrets.token_urlsafe(24)
+    prefix = f"BEEPHOST_{kind.upper()}_BACKEND_"
+    settings = {"TOKEN": secret, **(env or {})}
+    args = ["run", "-d", *label_args(labels), *HARDENING]
+    for name, value in settings.items():
+        args += ["-e", f"{prefix}{name}={value}"]
     if kind in CONTAINER_PORTS:
-        args += ["-p", f"127.0.0.1::{CONTAINER_PORTS[kind]}"]
+        published = "" if host_port is None else str(host_port)
+        args += ["-p", f"127.0.0.1:{published}:{CONTAINER_PORTS[kind]}"]
     if socket_dir is not None:
         directory, run_args = socket_dir
         args += ["-v", f"{directory}:/run/beephost", *run_args]
-    container = docker(docker_cli, *args, *extra, image).strip()
-    healthy_after = wait_healthy(docker_cli, container)
+    container = docker(docker_cli, *args, image).strip()
+    if wait == "healthy":
+        healthy_after = wait_healthy(docker_cli, container)
+    else:
+        healthy_after = wait_ready(docker_cli, container, kind)
     ports: dict[int, int] = {}
     bindings = inspect(docker_cli, container)["NetworkSettings"]["Ports"] or {}
     for spec, hosts in bindings.items():
@@ -203,10 +253,20 @@ def start_backend(
         kind=kind,
         container=container,
         url=url,
-        token=token,
+        token=secret,
         healthy_after=healthy_after,
         socket_dir=socket_dir[0] if socket_dir else None,
         ports=ports,
+    )
+
+
+def remove_container(docker_cli: str, container: str) -> None:
+    """``docker rm -f -v``: the container and its anonymous volumes, nothing else."""
+    subprocess.run(
+        [docker_cli, "rm", "-f", "-v", container],
+        capture_output=True,
+        timeout=60,
+        check=False,
     )
 
 
