@@ -242,6 +242,24 @@ def test_too_large_body_by_content_length(start_server: StartServer) -> None:
     assert client.eval(f"len('{'y' * 60_000}')") == 60_000
 
 
+def test_too_large_keeps_the_connection(start_server: StartServer) -> None:
+    server = start_server(max_request_bytes=2048)
+    body = b'{"expression": "1", "pad": "' + b"x" * 5000 + b'"}'
+    head = b"POST /api/eval HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        for payload, status in [(body, b"413"), (b'{"expression": "6*7"}', b"200")]:
+            sock.sendall(head + b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
+            assert reader.readline().split()[1] == status
+            length = 0
+            while (line := reader.readline()) != b"\r\n":
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            reply = reader.read(length)
+        assert reply == b'{"value":42}'  # same connection, after the discarded body
+        reader.close()
+
+
 def test_too_large_chunked_body(start_server: StartServer) -> None:
     server = start_server(max_request_bytes=64 * 1024)
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
