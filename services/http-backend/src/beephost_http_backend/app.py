@@ -50,6 +50,7 @@ class BackendApp(FastAPI):
 
     backend: BackendState
     gate: RequestGate
+    _fixed_schema: dict[str, Any] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.gate(scope, receive, send)
@@ -58,22 +59,10 @@ class BackendApp(FastAPI):
         await super().__call__(scope, receive, send)
 
     def openapi(self) -> dict[str, Any]:
-        schema = super().openapi()
-        if not schema.get("x-beephost-fixed"):
-            _fix_schema(schema)
-            for name in ("HTTPValidationError", "ValidationError"):
-                schema.get("components", {}).get("schemas", {}).pop(name, None)
-            schema["x-beephost-fixed"] = True
-        settings = self.backend.settings
-        components = schema.setdefault("components", {})
-        if settings.token is not None and "securitySchemes" not in components:
-            components["securitySchemes"] = {
-                "bearerAuth": {"type": "http", "scheme": "bearer"}
-            }
-            for path, operations in schema["paths"].items():
-                if path not in ("/health", "/ready"):
-                    for operation in operations.values():
-                        operation["security"] = [{"bearerAuth": []}]
+        schema = super().openapi()  # cached by FastAPI until the routes change
+        if schema is not self._fixed_schema:
+            _fix_schema(schema, secured=self.backend.settings.token is not None)
+            self._fixed_schema = schema
         return schema
 
 
@@ -81,13 +70,24 @@ _ERROR_REF = "#/components/schemas/ErrorResponse"
 _FASTAPI_422 = "#/components/schemas/HTTPValidationError"
 
 
-def _fix_schema(schema: dict[str, Any]) -> None:
+def _fix_schema(schema: dict[str, Any], secured: bool) -> None:
     # FastAPI files every response of a route under the route's media type: the
     # stream's error responses are JSON, not NDJSON, and a $ref needs no "type".
     # It also documents its own 422 for every route with parameters: here a bad
     # request is a 400 invalid_request (errors.py), so that 422 never happens.
-    for operations in schema["paths"].values():
+    # The token is checked by the request gate, not by a FastAPI security dependency,
+    # so the bearer scheme is declared here.
+    components = schema.setdefault("components", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.get("schemas", {}).pop(name, None)
+    if secured:
+        components["securitySchemes"] = {
+            "bearerAuth": {"type": "http", "scheme": "bearer"}
+        }
+    for path, operations in schema["paths"].items():
         for operation in operations.values():
+            if secured and path not in ("/health", "/ready"):
+                operation["security"] = [{"bearerAuth": []}]
             responses = operation.get("responses", {})
             fastapi_422 = responses.get("422", {}).get("content", {})
             if (
@@ -134,7 +134,9 @@ def create_app(
 ) -> FastAPI:
     """Build the app over ``executor`` (a new one from ``settings`` by default).
 
-    The lifespan starts the executor and closes it, so pass one that is not started.
+    Building an Executor starts nothing; the lifespan starts it and closes it, so pass
+    one that is not started. It is built here rather than in the lifespan so that the
+    HTTP metrics can register in its registry and the gate can hold it from the start.
     """
     settings = settings or Settings()
     executor = executor or Executor(settings.executor_config(), CoreMetrics("http"))

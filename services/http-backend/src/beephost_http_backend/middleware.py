@@ -1,9 +1,11 @@
 """The request gate: auth, drain, body size, metrics and one log line per request.
 
 A plain ASGI wrapper around the whole app (not BaseHTTPMiddleware): it costs one
-function call per request, and it can refuse a request before anything reads its body. That is why the token is
-checked here rather than in a FastAPI dependency, which would run only after the body was
-read and parsed: an unauthenticated client must not make the server read 32 MiB.
+function call per request, and it can refuse a request before anything reads its body.
+That is why the token is checked here rather than in a FastAPI dependency, which would
+run only after the body was read and parsed: an unauthenticated client must not make the
+server read 32 MiB. It also serves the fast lane (``fastlane.py``) and, when the drain
+runs out, answers the requests uvicorn cancels.
 """
 
 import asyncio
@@ -38,6 +40,8 @@ DOCS_PATHS = frozenset({"/docs", "/openapi.json"})
 
 
 class RequestGate:
+    """Every HTTP request passes here first, and its one log line is written here."""
+
     def __init__(self, app: ASGIApp, state: BackendState, fast: FastLane) -> None:
         self.app = app
         self.state = state
