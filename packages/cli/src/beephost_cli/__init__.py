@@ -1,0 +1,1 @@
+"""beep-host: the Beep Python Host console."""
