@@ -45,3 +45,23 @@ def test_warnings_are_written_at_once() -> None:
         assert "careful" in stream.getvalue()
     finally:
         handler.close()
+
+
+def test_a_stuck_writer_drops_lines_instead_of_growing() -> None:
+    stream = io.StringIO()
+    handler = BatchingHandler(stream, interval=60, max_buffered=10)
+    try:
+        for i in range(25):
+            handler.handle(
+                logging.makeLogRecord({"msg": f"m{i}", "levelno": logging.INFO})
+            )
+        assert handler.dropped == 15
+        handler.flush()
+        lines = stream.getvalue().splitlines()
+        assert len(lines) == 11
+        assert json.loads(lines[-1]) == {
+            "level": "warning",
+            "msg": "15 log lines dropped",
+        }
+    finally:
+        handler.close()

@@ -38,11 +38,16 @@ class JsonFormatter(logging.Formatter):
 class BatchingHandler(logging.Handler):
     """Buffers records in the caller; formats and writes them from a thread, in batches."""
 
-    def __init__(self, stream: TextIO, interval: float = 0.05) -> None:
+    def __init__(
+        self, stream: TextIO, interval: float = 0.05, max_buffered: int = 100_000
+    ) -> None:
         super().__init__()
         self.stream = stream
         self.interval = interval
+        self.max_buffered = max_buffered
+        self.dropped = 0
         self._lines: list[logging.LogRecord] = []
+        self._writing = threading.Lock()  # one batch at a time, in order
         self._wake = threading.Event()
         self._closed = False
         self._writer = threading.Thread(
@@ -58,6 +63,9 @@ class BatchingHandler(logging.Handler):
         if record.exc_info:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
             record.exc_info = None
+        if len(self._lines) >= self.max_buffered:
+            self.dropped += 1  # the writer is stuck (stdout not read): bound the memory
+            return
         self._lines.append(record)
         if record.levelno >= logging.WARNING:
             self._wake.set()
@@ -74,19 +82,28 @@ class BatchingHandler(logging.Handler):
     def _flush(self) -> None:
         if not self._lines or self.lock is None:
             return
-        with self.lock:  # emit() runs under it: no append lands in a list being written
-            records, self._lines = self._lines, []
-        lines = []
-        for record in records:
+        with self._writing:
+            with self.lock:  # emit() runs under it: no append lands in a written list
+                records, self._lines = self._lines, []
+                dropped, self.dropped = self.dropped, 0
+            lines = []
+            for record in records:
+                try:
+                    lines.append(self.format(record) + "\n")
+                except Exception:
+                    self.handleError(record)
+            if dropped:
+                lines.append(
+                    json.dumps(
+                        {"level": "warning", "msg": f"{dropped} log lines dropped"}
+                    )
+                    + "\n"
+                )
             try:
-                lines.append(self.format(record) + "\n")
-            except Exception:
-                self.handleError(record)
-        try:
-            self.stream.write("".join(lines))
-            self.stream.flush()
-        except (OSError, ValueError):
-            pass  # stdout is gone; nothing sensible is left to do with logs
+                self.stream.write("".join(lines))
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass  # stdout is gone; nothing sensible is left to do with logs
 
     def close(self) -> None:
         self._closed = True
