@@ -19,6 +19,7 @@ from beephost_client._async._client import (
 from beephost_client._async._sugar import AsyncRemoteAttribute
 from beephost_client._config import SCHEMES, Timeout
 from beephost_client._connect import aconnect, connect
+from beephost_client._controller import Conflict
 from beephost_client._exceptions import ConnectError, ConnectionLost, ErrorReply
 from beephost_client._models import ExecResult, OutputChunk, SessionDescription
 from beephost_client._sync._client import Client, ExecStream, RemoteObject, Session
@@ -26,6 +27,7 @@ from beephost_client._transports.base import AsyncBaseTransport, BaseTransport
 from beephost_client._transports.http import AsyncHTTPTransport, HTTPTransport
 from beephost_client._transports.mock import MockTransport
 from beephost_client._transports.pipe import AsyncPipeTransport, PipeTransport
+from beephost_client.controller import ControllerClient
 from beephost_protocol import Handle
 from beephost_protocol.errors import (
     BeepHostError,
@@ -70,8 +72,10 @@ __all__ = [
     "BaseTransport",
     "BeepHostError",
     "Client",
+    "Conflict",
     "ConnectError",
     "ConnectionLost",
+    "ControllerClient",
     "ErrorCode",
     "ErrorReply",
     "ExecResult",
