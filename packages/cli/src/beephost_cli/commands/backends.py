@@ -1,0 +1,236 @@
+"""``beep-host start|stop|status|logs``: backend containers the controller runs."""
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from beephost_cli.commands._common import JsonOption, WaitOption
+from beephost_cli.errors import Failure
+from beephost_cli.output import age, jsonable
+from beephost_cli.state import state
+from beephost_client import NotFound, Unavailable
+from beephost_client.controller import Backend, Limits
+
+DEFAULT_VENV = "admin"
+
+
+class Kind(StrEnum):
+    """The backend transports."""
+
+    http = "http"
+    pipe = "pipe"
+    rpc = "rpc"
+
+
+def _fields(backend: Backend, token: str | None = None) -> list[tuple[str, object]]:
+    limits = backend.limits
+    pairs: list[tuple[str, object]] = [
+        ("id", backend.id),
+        ("type", backend.type),
+        ("venv", backend.environment),
+        ("status", backend.status),
+        ("reason", backend.reason),
+        ("endpoint", backend.endpoint),
+        ("token", token),
+        ("container", backend.container_id[:12] if backend.container_id else None),
+        ("restarts", backend.restarts),
+        ("memory", f"{limits.memory_mb} MiB" if limits.memory_mb else None),
+        ("cpus", limits.cpus),
+        ("pids", limits.pids),
+        ("age", age(backend.created_at) or None),
+    ]
+    return [(name, value) for name, value in pairs if value is not None]
+
+
+def start(
+    ctx: typer.Context,
+    kind: Annotated[Kind, typer.Argument(help="The transport: http, pipe or rpc.")],
+    venv: Annotated[
+        str, typer.Option("--venv", help="The environment to run.", show_default=True)
+    ] = DEFAULT_VENV,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            min=1,
+            max=65535,
+            help="Host port (http, rpc); default: a free one.",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            help="The backend's own token (default: a random one). The controller's "
+            "token goes before the command: beep-host --token T start ...",
+        ),
+    ] = None,
+    bind: Annotated[
+        str | None,
+        typer.Option("--bind", help="Host address to publish on (default: loopback)."),
+    ] = None,
+    memory: Annotated[
+        int | None,
+        typer.Option("--memory", min=16, metavar="MiB", help="Memory limit."),
+    ] = None,
+    cpus: Annotated[
+        float | None, typer.Option("--cpus", min=0.01, help="CPU limit, in CPUs.")
+    ] = None,
+    pids: Annotated[
+        int | None, typer.Option("--pids", min=1, help="Process limit.")
+    ] = None,
+    wait: WaitOption = True,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=1, help="Seconds to wait until it is ready."),
+    ] = 120.0,
+    json: JsonOption = False,
+) -> None:
+    """Start a backend for an environment and wait until it is ready.
+
+    Prints its endpoint and token: the token is shown only here.
+
+    Example: beep-host start http --venv data --port 5678
+    """
+    st = state(ctx)
+    out = st.output(json)
+    limits = Limits(memory, cpus, pids) if (memory, cpus, pids) != (None,) * 3 else None
+    with st.controller() as controller:
+        try:
+            backend = controller.start_backend(
+                venv,
+                kind.value,
+                token=token,
+                port=port,
+                bind_address=bind,
+                limits=limits,
+            )
+        except NotFound as exc:
+            if exc.data.get("environment") != venv:
+                raise
+            hint = (
+                "make it with `beep-host venv admin`"
+                if venv == DEFAULT_VENV
+                else f"make it with `beep-host venv create {venv} ...`"
+            )
+            raise Failure(exc.message, f"{hint}, or pass --venv NAME") from exc
+        secret = backend.token
+        if wait:
+            title = f"starting {kind.value} backend {backend.id} for {venv}"
+            with out.status(f"{title}: {backend.status}") as line:
+                try:
+                    backend = controller.wait_backend(
+                        backend.id,
+                        timeout=timeout,
+                        on_status=lambda b: line.update(
+                            f"{title}: {b.status}"
+                            + (f" ({b.reason})" if b.reason else "")
+                        ),
+                    )
+                except Unavailable as exc:
+                    raise Failure(
+                        exc.message, f"its output: `beep-host logs {backend.id}`"
+                    ) from exc
+            out.done(f"backend {backend.id} is ready")
+    if out.json_mode:
+        out.json({**jsonable(backend), "token": secret})
+        return
+    out.result(backend, _fields(backend, secret))
+    out.note(f"try it: beep-host eval --backend {backend.id} '1 + 1'")
+
+
+def stop(
+    ctx: typer.Context,
+    ids: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[ID]...", help="The backends to stop."),
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Stop every backend.")] = False,
+    json: JsonOption = False,
+) -> None:
+    """Stop backends and remove their containers.
+
+    Example: beep-host stop 3f2a9c  (or: beep-host stop --all)
+    """
+    if bool(ids) == all_:
+        raise typer.BadParameter("give backend IDs, or --all", param_hint="ID | --all")
+    st = state(ctx)
+    out = st.output(json)
+    stopped: list[str] = []
+    with st.controller() as controller:
+        targets = ids or [b.id for b in controller.backends() if b.status != "stopped"]
+        for backend_id in targets:
+            try:
+                controller.stop_backend(backend_id)
+            except NotFound:
+                if ids:
+                    raise
+                continue  # --all: it went away meanwhile
+            stopped.append(backend_id)
+            if not out.json_mode:
+                out.done(f"stopped {backend_id}")
+    if out.json_mode:
+        out.json({"stopped": stopped})
+    elif not stopped:
+        out.note("no backends to stop")
+
+
+def status(
+    ctx: typer.Context,
+    backend_id: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="One backend (default: all).")
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Show the backends (or one of them).
+
+    Example: beep-host status
+    """
+    st = state(ctx)
+    out = st.output(json)
+    with st.controller() as controller:
+        if backend_id is not None:
+            backend = controller.backend(backend_id)
+            out.result(backend, _fields(backend))
+            return
+        found = controller.backends()
+    out.table(
+        found,
+        ("id", "type", "venv", "status", "endpoint", "restarts", "age"),
+        (
+            [
+                b.id,
+                b.type,
+                b.environment,
+                b.status + (f" ({b.reason})" if b.reason else ""),
+                b.endpoint,
+                b.restarts,
+                age(b.created_at),
+            ]
+            for b in found
+        ),
+        empty="no backends: `beep-host start http|pipe|rpc` starts one",
+    )
+
+
+def logs(
+    ctx: typer.Context,
+    backend_id: Annotated[str, typer.Argument(metavar="ID", help="The backend.")],
+    tail: Annotated[
+        int | None, typer.Option("--tail", min=1, help="Only the last N lines.")
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Print a backend container's output.
+
+    Example: beep-host logs 3f2a9c --tail 50
+    """
+    st = state(ctx)
+    out = st.output(json)
+    with st.controller() as controller:
+        text = controller.backend_logs(backend_id, tail=tail)
+    if out.json_mode:
+        out.json({"id": backend_id, "logs": text})
+    else:
+        out.text(text)

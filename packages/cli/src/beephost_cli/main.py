@@ -1,0 +1,101 @@
+"""The ``beep-host`` application: global options, the command groups, error reporting.
+
+Every command is a thin shell over :class:`beephost_client.ControllerClient` (or a
+backend :class:`beephost_client.Client`). Exit codes: 0 success, 1 an error (one
+``error:`` line and a ``hint:`` on stderr), 2 a usage error.
+"""
+
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from beephost_cli.commands import backends, code, config, jobs, runtimes, venv
+from beephost_cli.errors import Failure, hint_for, message_of
+from beephost_cli.output import Output
+from beephost_cli.state import State
+from beephost_client import BeepHostError, ExecutionFailed
+from beephost_client.controller import DEFAULT_CONTROLLER_URL
+
+
+class _ReportingGroup(TyperGroup):
+    """Turns errors raised by commands into one error line and exit code 1."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]  # typer's Context is click's
+        try:
+            return super().invoke(ctx)
+        except Failure as failure:
+            _output(ctx).error(failure.message, failure.hint)
+        except BeepHostError as error:
+            out = _output(ctx)
+            if isinstance(error, ExecutionFailed) and error.remote_traceback:
+                out.raw_err(error.remote_traceback)
+            st = ctx.find_object(State)
+            url = st.controller_url if st else DEFAULT_CONTROLLER_URL
+            out.error(message_of(error), hint_for(error, url))
+        raise typer.Exit(1)
+
+
+def _output(ctx: typer.Context) -> Output:
+    st = ctx.find_object(State)
+    return st.output() if st else Output()
+
+
+app = typer.Typer(
+    cls=_ReportingGroup,
+    name="beep-host",
+    help="Beep Python Host: runtimes, environments, backends, and Python on them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    controller: Annotated[
+        str,
+        typer.Option(
+            "--controller",
+            envvar="BEEPHOST_CONTROLLER_URL",
+            metavar="URL",
+            help="The controller's URL.",
+            show_default=True,
+        ),
+    ] = DEFAULT_CONTROLLER_URL,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="BEEPHOST_TOKEN",
+            help="The controller's API token.",
+            show_default=False,
+        ),
+    ] = None,
+    json: Annotated[
+        bool, typer.Option("--json", help="Print results as JSON (every command).")
+    ] = False,
+) -> None:
+    preset = ctx.obj if isinstance(ctx.obj, State) else State()
+    preset.controller_url, preset.token, preset.json = controller, token or None, json
+    ctx.obj = preset
+
+
+app.command("init")(runtimes.init)
+app.command("runtimes")(runtimes.runtimes)
+app.add_typer(venv.app)
+app.command("start")(backends.start)
+app.command("stop")(backends.stop)
+app.command("status")(backends.status)
+app.command("logs")(backends.logs)
+app.command("eval")(code.eval_)
+app.command("exec")(code.exec_)
+app.command("config")(config.config)
+app.add_typer(jobs.app)
+
+
+def main() -> None:
+    """The console script ``beep-host``."""
+    app(prog_name="beep-host")
