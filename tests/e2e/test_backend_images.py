@@ -52,7 +52,7 @@ NO_BUILD_TOOLS = (
     " && ! command -v gcc && ! command -v cc && ! command -v ld && ! command -v make"
     " && ! command -v uv && ! command -v pip && ! command -v pip3"
     " && test -z \"$(/opt/beephost/bin/python -c 'import glob;"
-    " print(*glob.glob(\"/opt/beephost/**/*.whl\", recursive=True))')\""
+    ' print(*glob.glob("/opt/beephost/**/*.whl", recursive=True))\')"'
     " && echo clean"
 )
 # (The base image's /usr/share/python-wheels, pip and setuptools for ensurepip, stay:
