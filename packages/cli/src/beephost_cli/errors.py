@@ -38,11 +38,6 @@ class Failure(Exception):
         self.hint = hint
 
 
-def _is_controller(error: BeepHostError, controller_url: str) -> bool:
-    url = str(error.data.get("url", ""))
-    return not url or url.rstrip("/") == controller_url.rstrip("/")
-
-
 def message_of(error: BeepHostError) -> str:
     """The one-line message of an SDK error."""
     if isinstance(error, ExecutionFailed) and error.remote_type:
@@ -52,10 +47,15 @@ def message_of(error: BeepHostError) -> str:
     return error.message or type(error).__name__
 
 
-def hint_for(error: BeepHostError, controller_url: str) -> str | None:
-    """What to suggest for an SDK error nobody caught with a better hint."""
+def hint_for(error: BeepHostError, target: str = "controller") -> str | None:
+    """What to suggest for an SDK error nobody caught with a better hint.
+
+    Args:
+        error: The error.
+        target: What the command was talking to: ``controller`` or ``backend``.
+    """
     data = error.data
-    to_controller = _is_controller(error, controller_url)
+    to_controller = target == "controller"
     if isinstance(error, ConnectError):
         if to_controller:
             return START_CONTROLLER

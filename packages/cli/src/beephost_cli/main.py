@@ -31,8 +31,9 @@ class _ReportingGroup(TyperGroup):
             if isinstance(error, ExecutionFailed) and error.remote_traceback:
                 out.raw_err(error.remote_traceback)
             st = ctx.find_object(State)
-            url = st.controller_url if st else DEFAULT_CONTROLLER_URL
-            out.error(message_of(error), hint_for(error, url))
+            out.error(
+                message_of(error), hint_for(error, st.target if st else "controller")
+            )
         raise typer.Exit(1)
 
 

@@ -121,7 +121,7 @@ class Output:
         table.add_column(overflow="fold")
         for name, item in pairs:
             table.add_row(Text(name), Text(cell(item)))
-        self.out.print(table)
+        self._print(table)
 
     def table(
         self,
@@ -146,9 +146,20 @@ class Output:
             table.add_row(*(Text(cell(item)) for item in row))
             count += 1
         if count:
-            self.out.print(table)
+            self._print(table)
         elif empty:
             self.note(empty)
+
+    def _print(self, renderable: "RenderableType") -> None:
+        if self.out.is_terminal:
+            self.out.print(renderable)
+            return
+        # Piped: plain lines without the padding rich gives the last column.
+        with self.out.capture() as captured:
+            self.out.print(renderable)
+        lines = captured.get().splitlines()
+        sys.stdout.write("".join(line.rstrip() + "\n" for line in lines))
+        sys.stdout.flush()
 
     def text(self, text: str) -> None:
         """Raw text on stdout (logs), as it is."""
@@ -284,6 +295,7 @@ class StatusLine:
         self.console = console
         self.title = title
         self._status: Any = None
+        self._shown = ""
 
     def __enter__(self) -> Self:
         if self.console.is_terminal:
@@ -297,12 +309,13 @@ class StatusLine:
         """Show ``text`` instead of the previous status."""
         if self._status is not None:
             self._status.update(text)
-        else:
+        elif text != self._shown:
             self._print(text)
 
     def _print(self, text: str) -> None:
         from rich.text import Text
 
+        self._shown = text
         self.console.print(Text(text, style="dim"))
 
     def __exit__(

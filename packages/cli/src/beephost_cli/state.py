@@ -34,6 +34,8 @@ class State:
         controller_url: The controller's URL (``--controller``).
         token: The controller's token (``--token``).
         json: Whether ``--json`` was given before the command.
+        target: What the command talks to now, ``controller`` or ``backend``
+            (errors get hints for it).
         make_controller: Builds the controller client from URL and token.
         make_client: Builds a backend client from URL and token.
     """
@@ -41,6 +43,7 @@ class State:
     controller_url: str = DEFAULT_CONTROLLER_URL
     token: str | None = None
     json: bool = False
+    target: str = "controller"
     make_controller: ControllerFactory = field(default=_controller)
     make_client: ClientFactory = field(default=_client)
 

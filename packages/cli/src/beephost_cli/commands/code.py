@@ -3,12 +3,13 @@
 import sys
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
 from beephost_cli.commands._common import JsonOption
 from beephost_cli.state import state
-from beephost_client import Client, OutputChunk
+from beephost_client import SCHEMES, Client, OutputChunk
 
 BackendOption = Annotated[
     str | None,
@@ -55,11 +56,12 @@ def _connect(
         with st.controller() as controller:
             connection = controller.backend_connection(backend)
         url, token = connection.url, token or connection.token
+    st.target = "backend"  # errors from here on are the backend's
     assert url is not None
-    try:
-        return st.make_client(url, token)
-    except ValueError as exc:  # a scheme no transport serves
-        raise typer.BadParameter(str(exc), param_hint="'--url'") from exc
+    if urlsplit(url).scheme.lower() not in SCHEMES:
+        known = ", ".join(f"{scheme}://" for scheme in SCHEMES)
+        raise typer.BadParameter(f"{url!r} is not one of {known}", param_hint="'--url'")
+    return st.make_client(url, token)
 
 
 def eval_(
@@ -133,7 +135,7 @@ def exec_(
             out.json(result)
             return
         result = client.execute(source, timeout=timeout, on_output=_echo)
-    if result.has_value:
+    if result.has_value and result.value is not None:  # as the REPL: no "None"
         out.text(repr(result.value))
     for stream, dropped in (
         ("stdout", result.stdout_dropped),

@@ -1,0 +1,1 @@
+"""The beep-host CLI and ControllerClient against a real controller and real backends."""
