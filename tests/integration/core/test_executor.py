@@ -3,6 +3,7 @@
 import asyncio
 import os
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -72,6 +73,16 @@ async def test_server_secrets_do_not_reach_user_code(
         models.Evaluate(expression="dict(__import__('os').environ)")
     )
     assert "BEEPHOST_PIPE_BACKEND_TOKEN" not in result["value"]
+
+
+async def test_default_worker_env_drops_the_server_venv_from_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from beephost_core.config import default_worker_env
+
+    server_bin = os.path.dirname(sys.executable)
+    monkeypatch.setenv("PATH", os.pathsep.join([server_bin, "/usr/bin", "/bin"]))
+    assert default_worker_env()["PATH"] == os.pathsep.join(["/usr/bin", "/bin"])
 
 
 async def test_default_worker_env_drops_server_variables(

@@ -59,7 +59,15 @@ class ExecutorConfig:
 
 def default_worker_env() -> dict[str, str]:
     """A minimal environment: secrets in the server's environment never reach user code."""
-    keep = ("PATH", "LANG", "LC_ALL", "TZ", "HOME")
+    keep = ("LANG", "LC_ALL", "TZ", "HOME")
     env = {key: os.environ[key] for key in keep if key in os.environ}
-    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    # The server's own virtualenv stays off the workers' PATH: `python3` run by user code
+    # (subprocess) must be the environment's, never one that can import the server.
+    server_bin = (
+        os.path.dirname(sys.executable) if sys.prefix != sys.base_prefix else None
+    )
+    path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(os.pathsep)
+    env["PATH"] = os.pathsep.join(
+        p for p in path if p and os.path.abspath(p) != server_bin
+    )
     return env

@@ -4,6 +4,8 @@ Each backend subclasses :class:`BackendSettings` with its own ``env_prefix`` and
 transport's fields; ``executor_config()`` turns them into the core's ExecutorConfig.
 """
 
+import ipaddress
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -70,4 +72,29 @@ class BackendSettings(BaseSettings):
             max_result_bytes=self.max_result_bytes,
             prewarm=self.prewarm,
             cwd=self.worker_cwd,
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps a server reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def refuse_open_port(
+    host: str, token: SecretStr | None, allowed: bool, prefix: str
+) -> None:
+    """Fail closed: a code-running server beyond loopback needs a token.
+
+    Raises:
+        ValueError: ``host`` is not loopback, no token is set and ``allowed`` is False.
+    """
+    if token is None and not allowed and not is_loopback(host):
+        raise ValueError(
+            f"refusing to listen on {host} without a token: set {prefix}TOKEN "
+            f"(or {prefix}ALLOW_UNAUTHENTICATED=true)"
         )

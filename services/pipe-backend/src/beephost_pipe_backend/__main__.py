@@ -8,13 +8,10 @@ import logging
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from prometheus_client import start_http_server
-
-from beephost_core import CoreMetrics, Executor
-from beephost_pipe_backend.healthcheck import check
-from beephost_pipe_backend.server import PipeServer
-from beephost_pipe_backend.settings import Settings
+if TYPE_CHECKING:
+    from beephost_pipe_backend.settings import Settings
 
 logger = logging.getLogger("beephost_pipe_backend")
 
@@ -39,7 +36,13 @@ def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: "Settings") -> None:
+    # Imported here: `healthcheck` runs every few seconds and must not pay for them.
+    from prometheus_client import start_http_server
+
+    from beephost_core import CoreMetrics, Executor
+    from beephost_pipe_backend.server import PipeServer
+
     metrics = CoreMetrics("pipe")
     executor = Executor(settings.executor_config(), metrics)
     server = PipeServer(settings, executor)
@@ -75,12 +78,15 @@ def main(argv: list[str] | None = None) -> None:
         "command", nargs="?", default="serve", choices=["serve", "healthcheck"]
     )
     args = parser.parse_args(argv)
-    settings = Settings()
     if args.command == "healthcheck":
-        token = settings.token.get_secret_value() if settings.token else None
-        healthy, reason = check(settings.socket_path, token)
+        from beephost_pipe_backend.healthcheck import check_from_environment
+
+        healthy, reason = check_from_environment()
         print(reason)  # noqa: T201 - the healthcheck's output is its report
         raise SystemExit(0 if healthy else 1)
+    from beephost_pipe_backend.settings import Settings
+
+    settings = Settings()
     configure_logging()
     try:
         import uvloop

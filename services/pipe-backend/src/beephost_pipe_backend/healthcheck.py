@@ -1,8 +1,20 @@
 """`beephost-pipe-backend healthcheck`: exit 0 when the server answers ping and is ready."""
 
 import json
+import os
 import socket
 from pathlib import Path
+
+# Read without pydantic-settings: a probe runs every few seconds, so it imports the
+# stdlib only (settings.py uses the same default).
+DEFAULT_SOCKET_PATH = "/tmp/beephost/pipe.sock"
+_PREFIX = "BEEPHOST_PIPE_BACKEND_"
+
+
+def check_from_environment() -> tuple[bool, str]:
+    """Probe the server the environment's settings describe."""
+    path = Path(os.environ.get(f"{_PREFIX}SOCKET_PATH", DEFAULT_SOCKET_PATH))
+    return check(path, os.environ.get(f"{_PREFIX}TOKEN") or None)
 
 
 def check(path: Path, token: str | None, timeout: float = 3.0) -> tuple[bool, str]:

@@ -6,6 +6,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from beephost_core.settings import BackendSettings
+from beephost_pipe_backend.healthcheck import DEFAULT_SOCKET_PATH
 
 # sun_path is 108 bytes on Linux, including the terminating NUL.
 _MAX_SOCKET_PATH = 107
@@ -19,7 +20,7 @@ class Settings(BackendSettings):
     )
 
     socket_path: Path = Field(
-        Path("/tmp/beephost/pipe.sock"),
+        Path(DEFAULT_SOCKET_PATH),
         description="Unix socket the server listens on.",
     )
     socket_mode: int = Field(

@@ -1,9 +1,9 @@
 """Settings of the gRPC backend, read from BEEPHOST_RPC_BACKEND_* variables."""
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from beephost_core.settings import BackendSettings
+from beephost_core.settings import BackendSettings, refuse_open_port
 
 
 class Settings(BackendSettings):
@@ -22,6 +22,11 @@ class Settings(BackendSettings):
         50051, ge=0, le=65535, description="gRPC port; 0 picks a free one."
     )
     metrics_port: int = Field(9465, ge=0, le=65535, description="0 disables metrics.")
+    allow_unauthenticated: bool = Field(
+        False,
+        description="Allow listening on a non-loopback address without a token "
+        "(anyone who reaches the port can run code).",
+    )
     max_request_bytes: int = Field(
         32 << 20,
         ge=1024,
@@ -45,3 +50,10 @@ class Settings(BackendSettings):
     def max_reply_bytes(self) -> int:
         """gRPC max_send_message_length: the core bounds replies, this is a backstop."""
         return self.max_result_bytes + 4 * self.max_output_bytes + (1 << 20)
+
+    @model_validator(mode="after")
+    def _no_open_network_port(self) -> "Settings":
+        refuse_open_port(
+            self.host, self.token, self.allow_unauthenticated, "BEEPHOST_RPC_BACKEND_"
+        )
+        return self
