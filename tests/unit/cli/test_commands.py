@@ -66,6 +66,9 @@ def test_help_and_usage_errors_exit_2(fake: FakeController) -> None:
     assert invoke(fake, "venv", "create").exit_code == 2  # NAME missing
     assert invoke(fake, "start", "ftp").exit_code == 2
     assert invoke(fake, "init", "--python").exit_code == 2
+    bad_url = invoke(fake, "--controller", "ftp://x", "runtimes")
+    assert bad_url.exit_code == 2
+    assert "not an http(s) URL" in bad_url.stderr
 
 
 def test_runtimes_table_and_json_in_either_position(fake: FakeController) -> None:

@@ -6,6 +6,7 @@ backend :class:`beephost_client.Client`). Exit codes: 0 success, 1 an error (one
 """
 
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from typer.core import TyperGroup
@@ -53,6 +54,12 @@ app = typer.Typer(
 )
 
 
+def _http_url(value: str) -> str:
+    if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
+        raise typer.BadParameter(f"not an http(s) URL with a host: {value!r}")
+    return value
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
@@ -64,6 +71,7 @@ def _root(
             metavar="URL",
             help="The controller's URL.",
             show_default=True,
+            callback=_http_url,
         ),
     ] = DEFAULT_CONTROLLER_URL,
     token: Annotated[

@@ -68,7 +68,13 @@ def init(
             timeout=timeout,
             failure_hint="the log above says why; run `beep-host init` again once fixed",
         )
-        runtime = next(r for r in controller.runtimes() if r.python == job.target)
+        found = [r for r in controller.runtimes() if r.python == job.target]
+    if not found:  # the controller stopped offering it meanwhile
+        out.result(
+            job, [("job", job.id), ("runtime", job.target), ("status", job.status)]
+        )
+        return
+    runtime = found[0]
     out.result(
         runtime,
         [
