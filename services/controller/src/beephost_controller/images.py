@@ -1,26 +1,69 @@
-"""DockerImageBuilder: base and environment images on the Docker engine (in progress)."""
+"""DockerImageBuilder: base and environment images on the Docker engine."""
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from beephost_controller.jobs import JobLog
 from beephost_controller.resolver import Lock
-from beephost_controller.runtime.base_images import ensure_base_image
+from beephost_controller.runtime.backend_images import (
+    UvTools,
+    WheelhouseTools,
+    default_cache_dir,
+    find_workspace,
+)
+from beephost_controller.runtime.base import ContainerRuntime
+from beephost_controller.runtime.base_images import BaseImage, ensure_base_image
 from beephost_controller.runtime.docker import DockerRuntime
+from beephost_controller.runtime.environment_images import (
+    ensure_environment_image,
+    workspace_code_version,
+)
 from beephost_controller.service import BaseImageRef
 from beephost_controller.settings import Settings
-from beephost_protocol.errors import Unavailable
 
 
 class DockerImageBuilder:
-    """Base images through ensure_base_image; environment images are the next step."""
+    """Base images through ensure_base_image, environment images through
+    ensure_environment_image (which builds or finds the three backend images).
+    """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        runtime: ContainerRuntime | None = None,
+        workspace: Path | None = None,
+        tools: WheelhouseTools | None = None,
+        cache_dir: Path | None = None,
+        extra_labels: Mapping[str, str] | None = None,
+        backend_repository_prefix: str | None = None,
+    ) -> None:
         self._settings = settings
-        self._runtime = DockerRuntime.from_env()
+        self._runtime = runtime or DockerRuntime.from_env()
+        self._workspace = (
+            workspace or settings.workspace or find_workspace()
+        ).resolve()
+        self._tools = tools or UvTools()
+        self._cache_dir = cache_dir or default_cache_dir()
+        self._extra_labels = dict(extra_labels or {})
+        self._backend_prefix = backend_repository_prefix
+        self._code_version: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def runtime(self) -> ContainerRuntime:
+        return self._runtime
 
     @property
     def code_version(self) -> str:
-        return "unbuilt"
+        """Hash of the three servers' source trees (stable for this process)."""
+        with self._lock:
+            if self._code_version is None:
+                self._code_version = workspace_code_version(
+                    self._workspace, self._tools
+                )
+            return self._code_version
 
     def ensure_base(self, python: str, log: Callable[[str], None]) -> BaseImageRef:
         base = ensure_base_image(python, self._settings, runtime=self._runtime)
@@ -35,4 +78,23 @@ class DockerImageBuilder:
     def build_environment(
         self, *, base: BaseImageRef, lock: Lock, tag: str, admin: bool, log: JobLog
     ) -> None:
-        raise Unavailable("environment image builds are not wired to Docker yet")
+        image = ensure_environment_image(
+            base=BaseImage(
+                tag=base.image,
+                image_id=base.image_id,
+                python_version=base.version,
+                source="registry" if base.source == "registry" else "debian",
+                built=False,
+            ),
+            lock_text=lock.text,
+            lock_digest=lock.digest,
+            tag=tag,
+            runtime=self._runtime,
+            workspace=self._workspace,
+            cache_dir=self._cache_dir,
+            tools=self._tools,
+            extra_labels=self._extra_labels,
+            backend_repository_prefix=self._backend_prefix,
+            log=log,
+        )
+        log(f"environment image {image.tag} ({image.image_id[:19]})")

@@ -106,6 +106,27 @@ class Settings(BaseSettings):
         description="Debian archive mirror that mmdebstrap downloads packages from.",
     )
 
+    workspace: Path | None = Field(
+        None,
+        description=(
+            "The repository checkout whose servers go into environment images; "
+            "found above the working directory if unset."
+        ),
+    )
+    socket_root: Path = Field(
+        default_factory=lambda: (
+            Path.home() / ".local" / "share" / "beephost" / "sockets"
+        ),
+        description="Per-backend host directories holding pipe backends' Unix sockets.",
+    )
+    bind_address: str = Field(
+        "127.0.0.1",
+        description="Default host address http and rpc backends publish on.",
+    )
+    ready_timeout: float = Field(
+        60.0, gt=0, description="Seconds a backend may take to turn healthy."
+    )
+
     @field_validator("base_image_repository")
     @classmethod
     def _check_repository(cls, value: str) -> str:
