@@ -1,0 +1,589 @@
+"""Round-trip latency of the gRPC backend's Evaluate against a bare grpcio server.
+
+    uv run python bench/grpc_roundtrip.py [--seconds S] [--block N] [--pin] [--seed N]
+
+Starts, at once and as separate processes: beephost-rpc-backend (grpc.aio on uvloop, then
+the default session's worker process), BARE GRPCIO (bench/_bare_grpc.py: the same
+generated Executor service, Evaluate only, evaluating in-process, same loop setup) and
+the raw Unix-socket FLOOR (bench/_floor_server.py). Then calls
+``Evaluate(expression="1+1")`` through the generated sync stub with a deadline, one
+channel per server (a raw NDJSON socket for the floor), in short blocks run in a
+shuffled, interleaved order, so that every case sees the same machine noise; each case
+is reported as a ratio to bare grpcio and to the floor measured in the same run
+(absolute numbers on a shared 2-vCPU machine move by 2x between runs, the ratios do not;
+see shared/research/platform.md, "Benchmarking on these machines").
+Goal (the issue's): our p50 within 1.2x of the bare framework despite the worker hop.
+CPU per request of the client thread, the server and its workers comes from /proc.
+
+This module also holds the harness bench/transports.py uses.
+"""
+
+import argparse
+import contextlib
+import gc
+import os
+import platform
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+# Run as a script, sys.path[0] is bench/: make the sibling scripts importable as
+# bench.* (as mypy sees them) from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")  # as the backend does
+
+import grpc
+from bench import http_roundtrip, pipe_roundtrip
+
+from beephost_pb.exec.v1 import exec_pb2, exec_pb2_grpc
+
+BENCH_DIR = Path(__file__).resolve().parent
+EXPRESSION = "1+1"
+DEADLINE_S = 10.0  # the stub's deadline per call
+READY_TIMEOUT = 60.0
+
+# --------------------------------------------------------------------------------------
+# clients
+
+
+class Client(Protocol):
+    def block(self, count: int) -> list[int]:
+        """``count`` round trips, checked; their latencies in ns."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class GrpcEval:
+    """The generated sync stub on a plain channel, with a deadline on every call."""
+
+    def __init__(self, port: int) -> None:
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.stub = exec_pb2_grpc.ExecutorStub(self.channel)
+        self.request = exec_pb2.EvaluateRequest(expression=EXPRESSION)
+
+    def block(self, count: int) -> list[int]:
+        clock, evaluate, request = (
+            time.perf_counter_ns,
+            self.stub.Evaluate,
+            self.request,
+        )
+        latencies = []
+        for _ in range(count):
+            started = clock()
+            reply = evaluate(request, timeout=DEADLINE_S)
+            latencies.append(clock() - started)
+            if reply.value_json != "2":
+                raise RuntimeError(f"unexpected reply {reply!r}")
+        return latencies
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+class CallClient:
+    """Any client with a checked ``call()`` (bench/http_roundtrip.py's), as a Client."""
+
+    def __init__(self, inner: http_roundtrip.HTTPEval) -> None:
+        self.inner = inner
+
+    def block(self, count: int) -> list[int]:
+        clock, call = time.perf_counter_ns, self.inner.call
+        latencies = []
+        for _ in range(count):
+            started = clock()
+            call()
+            latencies.append(clock() - started)
+        return latencies
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def grpc_probe(port: int) -> Callable[[], bool]:
+    """Ready once an Evaluate answers 2 (the backend says UNAVAILABLE until ready). A
+    fresh channel each time: a channel that failed to connect backs off for seconds."""
+
+    def probe() -> bool:
+        client = GrpcEval(port)
+        try:
+            reply = client.stub.Evaluate(client.request, timeout=1.0)
+            return reply.value_json == "2"
+        except grpc.RpcError:
+            return False
+        finally:
+            client.close()
+
+    return probe
+
+
+def http_probe(port: int) -> Callable[[], bool]:
+    ready = http_roundtrip.http_ready(port)
+
+    def probe() -> bool:
+        if not ready():
+            return False
+        client = http_roundtrip.HTTPEval(port)
+        try:
+            client.call()
+        finally:
+            client.close()
+        return True
+
+    return probe
+
+
+def socket_probe(server: pipe_roundtrip.Server) -> Callable[[], bool]:
+    return lambda: pipe_roundtrip._probe(server)
+
+
+# --------------------------------------------------------------------------------------
+# servers
+
+
+class ServerLike(Protocol):
+    name: str
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def exit_code(self) -> int | None: ...
+    def log_tail(self, size: int = 2000) -> str: ...
+    def remember_descendants(self) -> None: ...
+    def cpu_ns(self) -> tuple[int, int]: ...
+
+
+class ProcessServer(pipe_roundtrip.Server):
+    """bench/pipe_roundtrip.py's server process (own session, dies with the bench)."""
+
+    def exit_code(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+
+def base_env(prefix: str = "BEEPHOST_") -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(prefix)}
+
+
+@dataclass
+class Spec:
+    """One measured case: its server, readiness probe, client factory."""
+
+    name: str
+    server: ServerLike
+    probe: Callable[[], bool]
+    client: Callable[[], Client]
+    note: str
+    block_scale: float = 1.0  # slow cases run fewer requests per block
+
+
+def floor_spec(tmp: Path) -> Spec:
+    path = tmp / "floor.sock"
+    server = ProcessServer(
+        "floor",
+        [sys.executable, str(BENCH_DIR / "_floor_server.py"), str(path)],
+        path,
+        tmp / "floor.log",
+    )
+    return Spec(
+        "floor",
+        server,
+        socket_probe(server),
+        lambda: pipe_roundtrip.LineClient(str(path)),
+        "raw UDS NDJSON server, eval in-process (1 hop), raw socket client",
+    )
+
+
+def grpc_backend_spec(tmp: Path) -> Spec:
+    port = http_roundtrip.free_port()
+    env = base_env()
+    env.update(
+        BEEPHOST_RPC_BACKEND_PORT=str(port),
+        BEEPHOST_RPC_BACKEND_METRICS_PORT="0",
+        BEEPHOST_RPC_BACKEND_PREWARM="0",
+        BEEPHOST_RPC_BACKEND_DRAIN_TIMEOUT="1",
+    )
+    server = ProcessServer(
+        "grpc-backend",
+        [sys.executable, "-m", "beephost_rpc_backend"],
+        tmp / "grpc-backend.none",
+        tmp / "grpc-backend.log",
+        env=env,
+    )
+    return Spec(
+        "grpc-backend",
+        server,
+        grpc_probe(port),
+        lambda: GrpcEval(port),
+        "beephost rpc backend: grpc.aio + worker process (2 hops), sync stub",
+    )
+
+
+def grpc_bare_spec(tmp: Path) -> Spec:
+    port = http_roundtrip.free_port()
+    server = ProcessServer(
+        "grpc-bare",
+        [sys.executable, str(BENCH_DIR / "_bare_grpc.py"), str(port)],
+        tmp / "grpc-bare.none",
+        tmp / "grpc-bare.log",
+        env=base_env(),
+    )
+    return Spec(
+        "grpc-bare",
+        server,
+        grpc_probe(port),
+        lambda: GrpcEval(port),
+        "bare grpc.aio Evaluate, eval in-process (1 hop), sync stub",
+    )
+
+
+# --------------------------------------------------------------------------------------
+# measurement
+
+
+@dataclass
+class Result:
+    spec: Spec
+    block: int
+    budget_ns: int
+    client: Client | None = None
+    latencies: list[int] = field(default_factory=list)
+    wall_ns: int = 0
+    cpu_ns: list[int] = field(default_factory=lambda: [0, 0, 0])  # client/server/worker
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def run_block(self) -> tuple[list[int], int]:
+        assert self.client is not None
+        gc.disable()
+        try:
+            started = time.perf_counter_ns()
+            latencies = self.client.block(self.block)
+            return latencies, time.perf_counter_ns() - started
+        finally:
+            gc.enable()
+
+    def p(self, q: float) -> float:
+        return pipe_roundtrip.percentile(sorted(self.latencies), q)
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies) / (self.wall_ns / 1e9)
+
+    def cpu_us(self) -> tuple[float, float, float]:
+        per_request = len(self.latencies) * 1000
+        client, server, worker = (ns / per_request for ns in self.cpu_ns)
+        return client, server, worker
+
+
+def wait_ready(specs: Sequence[Spec]) -> dict[str, float]:
+    """Wait for every server; seconds from the spawn to its first good answer."""
+    started = time.perf_counter()
+    waiting = {spec.name: spec for spec in specs}
+    ready_after: dict[str, float] = {}
+    while waiting:
+        for name, spec in list(waiting.items()):
+            code = spec.server.exit_code()
+            if code is not None:
+                raise RuntimeError(
+                    f"{name} exited with {code}:\n{spec.server.log_tail()}"
+                )
+            with contextlib.suppress(
+                OSError, EOFError, ValueError, RuntimeError, grpc.RpcError
+            ):
+                if spec.probe():
+                    ready_after[name] = time.perf_counter() - started
+                    spec.server.remember_descendants()
+                    del waiting[name]
+        if time.perf_counter() - started > READY_TIMEOUT:
+            raise RuntimeError(f"not ready after {READY_TIMEOUT}s: {sorted(waiting)}")
+        time.sleep(0.01)
+    return ready_after
+
+
+def measure(results: list[Result], warmup_s: float, rng: random.Random) -> int:
+    """Warm every case up, then shuffled rounds of one block per unfinished case."""
+    for result in rng.sample(results, len(results)):
+        deadline = time.perf_counter() + warmup_s
+        while time.perf_counter() < deadline:
+            result.run_block()
+    gc.collect()
+    rounds = 0
+    while pending := [r for r in results if r.wall_ns < r.budget_ns]:
+        rounds += 1
+        rng.shuffle(pending)
+        for result in pending:
+            server = result.spec.server
+            before = (time.thread_time_ns(), *server.cpu_ns())
+            latencies, wall = result.run_block()
+            after = (time.thread_time_ns(), *server.cpu_ns())
+            result.latencies.extend(latencies)
+            result.wall_ns += wall
+            for i, (start, end) in enumerate(zip(before, after, strict=True)):
+                result.cpu_ns[i] += end - start
+    return rounds
+
+
+@dataclass
+class Run:
+    results: list[Result]
+    rounds: int
+    elapsed: float
+    ready_after: dict[str, float]
+    seed: int
+    affinity: str
+
+
+def _raise_exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def run(
+    args: argparse.Namespace, build: Callable[[Path], list[Spec]], prefix: str
+) -> Run:
+    """Start every server at once, wait for all, measure, stop them all on every path."""
+    seed = args.seed if args.seed is not None else random.randrange(1 << 32)
+    rng = random.Random(seed)
+    if args.pin:
+        cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpu})  # inherited by every process we start
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_exit)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    specs: list[Spec] = []
+    results: list[Result] = []
+    failed = False
+    try:
+        specs = build(tmp)
+        for spec in specs:  # all at once: none waits for another
+            spec.server.start()
+        ready_after = wait_ready(specs)
+        budget = int(args.seconds * 1e9)
+        for spec in specs:
+            result = Result(spec, max(1, round(args.block * spec.block_scale)), budget)
+            results.append(result)
+            result.client = spec.client()
+        started = time.perf_counter()
+        rounds = measure(results, args.warmup, rng)
+        elapsed = time.perf_counter() - started
+        return Run(results, rounds, elapsed, ready_after, seed, affinities(specs))
+    except BaseException:
+        failed = True  # show the servers' logs: the cause is often there
+        raise
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a 2nd Ctrl-C must not skip this
+        cleanup(specs, results, tmp, show_logs=failed)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def cleanup(
+    specs: list[Spec], results: list[Result], tmp: Path, show_logs: bool
+) -> None:
+    """Close every client, stop every server; no step can skip another."""
+    for result in results:
+        if result.client is not None:
+            with contextlib.suppress(Exception):
+                result.client.close()
+    for spec in specs:
+        with contextlib.suppress(Exception):
+            tail = spec.server.log_tail() if show_logs else ""
+            if tail.strip():
+                print(f"--- {spec.name} log (tail) ---\n{tail}", file=sys.stderr)
+        with contextlib.suppress(Exception):
+            spec.server.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def affinities(specs: list[Spec]) -> str:
+    parts = [f"client {pipe_roundtrip._cpus(os.getpid())}"]
+    for spec in specs:
+        process = getattr(spec.server, "process", None)
+        if process is not None:
+            parts.append(f"{spec.name} {pipe_roundtrip._cpus(process.pid)}")
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------------------
+# report
+
+
+def render_text(headers: list[str], rows: list[list[str]]) -> str:
+    table = [headers, *rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(headers))]
+
+    def fmt(line: list[str]) -> str:
+        return "  ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
+        )
+
+    return "\n".join([fmt(headers), fmt(["-" * w for w in widths]), *map(fmt, rows)])
+
+
+def render_markdown(headers: list[str], rows: list[list[str]]) -> str:
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join(["---", *["--:"] * (len(headers) - 1)]) + "|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def print_preamble(title: str, args: argparse.Namespace, result: Run) -> None:
+    try:
+        import uvloop  # noqa: F401 - only asks whether the servers run on uvloop
+
+        loop = "uvloop"
+    except ImportError:
+        loop = "asyncio"
+    print(
+        f"{title}: {EXPRESSION!r}, Python {platform.python_version()}, "
+        f"grpcio {grpc.__version__}, servers on {loop}"
+    )
+    print(f"code under test: {code_under_test()}")
+    print(
+        f"{result.rounds} shuffled rounds of blocks ({args.block} requests, fewer for "
+        f"slow cases) in {result.elapsed:.1f}s, {args.seconds:g}s measured per case "
+        f"(+{args.warmup:g}s warm-up), seed {result.seed}"
+    )
+    if args.pin:
+        print(
+            "PINNED: client, servers and workers on one CPU (sched_setaffinity, "
+            "inherited; like `taskset -c N`): no round trip crosses CPUs."
+        )
+    else:
+        print(
+            "NOT PINNED: the OS places every process on any CPU; a round trip across "
+            "CPUs costs about 2x, so compare ratios, not absolute times (--pin: steadier)."
+        )
+    print(f"affinity: {result.affinity}")
+    print(
+        "ready after spawn (all started at once, so they competed): "
+        + ", ".join(f"{n} {s * 1000:.0f} ms" for n, s in result.ready_after.items())
+    )
+    print()
+
+
+def code_under_test() -> str:
+    root = BENCH_DIR.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "packages", "services"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return str(root)
+    state = "with uncommitted changes" if dirty else "clean"
+    return f"{root.name} at {head}, packages/ and services/ {state}"
+
+
+def parse_args(
+    argv: list[str] | None, description: str, seconds: float
+) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--seconds", type=float, default=seconds, help="measured time per case"
+    )
+    parser.add_argument("--warmup", type=float, default=0.5, help="warm-up per case")
+    parser.add_argument("--block", type=int, default=200, help="requests per block")
+    parser.add_argument(
+        "--pin", action="store_true", help="pin the client and every server to one CPU"
+    )
+    parser.add_argument("--cpu", type=int, default=None, help="the CPU for --pin")
+    parser.add_argument("--seed", type=int, default=None, help="shuffle seed")
+    args, _ = parser.parse_known_args(argv)  # bench/run passes one set to every script
+    return args
+
+
+def cpu_cells(result: Result) -> list[str]:
+    client, server, worker = result.cpu_us()
+    return [f"{client:.1f}", f"{server:.1f}", f"{worker:.1f}" if worker else "-"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv, __doc__.split("\n\n")[0], seconds=5.0)
+    result = run(
+        args,
+        lambda tmp: [floor_spec(tmp), grpc_bare_spec(tmp), grpc_backend_spec(tmp)],
+        "bhb-grpc-",
+    )
+    by_name = {r.name: r for r in result.results}
+    bare, floor = by_name["grpc-bare"].p(0.5), by_name["floor"].p(0.5)
+    headers = [
+        "case",
+        "requests",
+        "p50 µs",
+        "p90 µs",
+        "p99 µs",
+        "req/s",
+        "p50 ÷ bare grpcio",
+        "p50 ÷ floor",
+        "CPU µs/req: client",
+        "server",
+        "worker",
+    ]
+    rows = [
+        [
+            r.name,
+            str(len(r.latencies)),
+            f"{r.p(0.5):.1f}",
+            f"{r.p(0.9):.1f}",
+            f"{r.p(0.99):.1f}",
+            f"{r.rps:,.0f}",
+            f"{r.p(0.5) / bare:.2f}x",
+            f"{r.p(0.5) / floor:.2f}x",
+            *cpu_cells(r),
+        ]
+        for r in result.results
+    ]
+    print_preamble("grpc_roundtrip", args, result)
+    print(render_text(headers, rows))
+    width = max(len(r.name) for r in result.results)
+    for r in result.results:
+        print(f"  {r.name.ljust(width)}  {r.spec.note}")
+    print(
+        "  CPU µs/req: the client's calling thread, the server process, its child "
+        "processes (the backend's session worker); from /proc schedstat"
+    )
+    print()
+    print(render_markdown(headers, rows))
+    print()
+    ours = by_name["grpc-backend"].p(0.5)
+    ratio = ours / bare
+    print(
+        f"VERDICT: goal 'our p50 within 1.2x of the bare framework despite the worker "
+        f"hop' {'MET' if ratio <= 1.2 else 'NOT MET'}: grpc-backend p50 {ours:.1f} µs "
+        f"vs bare grpcio {bare:.1f} µs = {ratio:.2f}x (floor {floor:.1f} µs)"
+    )
+    return 0
+
+
+def entry(main: Callable[[], int]) -> None:
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted; every process started was stopped", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:  # our reader went away (`| head`): we cleaned up already
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
+
+
+if __name__ == "__main__":
+    entry(main)

@@ -1,0 +1,209 @@
+"""Every transport's ``1+1`` round trip in one table, beside a Jupyter kernel's execute.
+
+    uv run python bench/transports.py [--seconds S] [--block N] [--pin] [--seed N]
+
+Starts, at once and as separate processes: the raw Unix-socket FLOOR
+(bench/_floor_server.py), the pipe backend, RPyC classic (bench/_rpyc_server.py), BARE
+FASTAPI (bench/_bare_fastapi.py) and our HTTP backend, BARE GRPCIO (bench/_bare_grpc.py)
+and our gRPC backend, and a Jupyter kernel (ipykernel through
+jupyter_client.KernelManager; bench/_jupyter.py). Then runs one ``1+1`` round trip per
+request through each, with the clients of bench/pipe_roundtrip.py (raw NDJSON socket,
+``rpyc.classic``), bench/http_roundtrip.py (keep-alive http.client) and
+bench/grpc_roundtrip.py (generated sync stub, with a deadline); the Jupyter client does
+what a notebook does, ``kc.execute("1+1")`` then waits for the execute_reply and the
+``idle`` status on iopub. Short blocks of every case run in a shuffled, interleaved
+order so that each sees the same machine noise; each case is reported as a ratio to the
+floor measured in the same run and as "x faster than Jupyter" (Jupyter p50 / its p50).
+See shared/research/platform.md, "Benchmarking on these machines".
+Goal (the issue's): every transport at least 10x faster than a Jupyter kernel's execute
+round trip.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+from bench import _jupyter, grpc_roundtrip, http_roundtrip, pipe_roundtrip
+from bench.grpc_roundtrip import BENCH_DIR, ProcessServer, Spec
+
+GOAL = 10.0  # x faster than Jupyter
+JUPYTER_BLOCK_SCALE = 0.05  # ~8 ms a round trip: 10 per block of 200
+
+
+def pipe_spec(tmp: Path) -> Spec:
+    path = tmp / "pipe.sock"
+    env = grpc_roundtrip.base_env()
+    env.update(
+        BEEPHOST_PIPE_BACKEND_SOCKET_PATH=str(path),
+        BEEPHOST_PIPE_BACKEND_METRICS_PORT="0",
+        BEEPHOST_PIPE_BACKEND_PREWARM="0",
+        BEEPHOST_PIPE_BACKEND_DRAIN_TIMEOUT="1",
+    )
+    server = ProcessServer(
+        "pipe",
+        [sys.executable, "-m", "beephost_pipe_backend"],
+        path,
+        tmp / "pipe.log",
+        env=env,
+    )
+    return Spec(
+        "pipe-backend",
+        server,
+        grpc_roundtrip.socket_probe(server),
+        lambda: pipe_roundtrip.LineClient(str(path)),
+        "beephost pipe backend: server + worker process (2 hops), raw socket client",
+    )
+
+
+def rpyc_spec(tmp: Path) -> Spec:
+    path = tmp / "rpyc.sock"
+    server = ProcessServer(
+        "rpyc",  # pipe_roundtrip._probe tells RPyC by this name
+        [sys.executable, str(BENCH_DIR / "_rpyc_server.py"), str(path)],
+        path,
+        tmp / "rpyc.log",
+    )
+    return Spec(
+        "rpyc",
+        server,
+        grpc_roundtrip.socket_probe(server),
+        lambda: pipe_roundtrip.RpycClient(str(path)),
+        "RPyC classic conn.eval over UDS (1 hop)",
+    )
+
+
+def fastapi_bare_spec(tmp: Path) -> Spec:
+    port = http_roundtrip.free_port()
+    server = ProcessServer(
+        "fastapi-bare",
+        [sys.executable, str(BENCH_DIR / "_bare_fastapi.py"), str(port)],
+        tmp / "fastapi-bare.none",
+        tmp / "fastapi-bare.log",
+        env=grpc_roundtrip.base_env(),
+    )
+    return Spec(
+        "fastapi-bare",
+        server,
+        grpc_roundtrip.http_probe(port),
+        lambda: grpc_roundtrip.CallClient(http_roundtrip.HTTPEval(port)),
+        "bare FastAPI POST /api/eval on uvicorn, eval in-process (1 hop), http.client",
+    )
+
+
+def http_backend_spec(tmp: Path) -> Spec:
+    port = http_roundtrip.free_port()
+    env = grpc_roundtrip.base_env()
+    env.update(
+        BEEPHOST_HTTP_BACKEND_PORT=str(port),
+        BEEPHOST_HTTP_BACKEND_METRICS_PORT="0",
+        BEEPHOST_HTTP_BACKEND_PREWARM="0",
+    )
+    server = ProcessServer(
+        "http-backend",
+        [sys.executable, "-m", "beephost_http_backend"],
+        tmp / "http-backend.none",
+        tmp / "http-backend.log",
+        env=env,
+    )
+    return Spec(
+        "http-backend",
+        server,
+        grpc_roundtrip.http_probe(port),
+        lambda: grpc_roundtrip.CallClient(http_roundtrip.HTTPEval(port)),
+        "beephost HTTP backend: uvicorn + FastAPI + worker process (2 hops), http.client",
+    )
+
+
+def jupyter_spec(tmp: Path) -> Spec:
+    server = _jupyter.KernelServer("jupyter", tmp)
+    return Spec(
+        "jupyter",
+        server,
+        server.probe,
+        lambda: _jupyter.KernelEval(server),
+        "ipykernel via jupyter_client: execute, then execute_reply + idle on iopub",
+        block_scale=JUPYTER_BLOCK_SCALE,
+    )
+
+
+def build(tmp: Path) -> list[Spec]:
+    return [
+        grpc_roundtrip.floor_spec(tmp),
+        pipe_spec(tmp),
+        rpyc_spec(tmp),
+        fastapi_bare_spec(tmp),
+        http_backend_spec(tmp),
+        grpc_roundtrip.grpc_bare_spec(tmp),
+        grpc_roundtrip.grpc_backend_spec(tmp),
+        jupyter_spec(tmp),  # last: its probe blocks up to ~1 s
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = grpc_roundtrip.parse_args(argv, __doc__.split("\n\n")[0], seconds=3.0)
+    run = grpc_roundtrip.run(args, build, "bhb-transports-")
+    by_name = {r.name: r for r in run.results}
+    floor, jupyter = by_name["floor"].p(0.5), by_name["jupyter"].p(0.5)
+    headers = [
+        "case",
+        "requests",
+        "p50 µs",
+        "p90 µs",
+        "p99 µs",
+        "req/s",
+        "p50 ÷ floor",
+        "x faster than Jupyter",
+        "CPU µs/req: client",
+        "server",
+        "worker",
+    ]
+    rows = [
+        [
+            r.name,
+            str(len(r.latencies)),
+            f"{r.p(0.5):.1f}",
+            f"{r.p(0.9):.1f}",
+            f"{r.p(0.99):.1f}",
+            f"{r.rps:,.0f}",
+            f"{r.p(0.5) / floor:.2f}x",
+            f"{jupyter / r.p(0.5):.1f}x",
+            *grpc_roundtrip.cpu_cells(r),
+        ]
+        for r in run.results
+    ]
+    grpc_roundtrip.print_preamble("transports", args, run)
+    print(grpc_roundtrip.render_text(headers, rows))
+    width = max(len(r.name) for r in run.results)
+    for r in run.results:
+        print(f"  {r.name.ljust(width)}  {r.spec.note}")
+    print(
+        "  CPU µs/req: the client's calling thread, the server process, its child "
+        "processes (the backends' session workers); from /proc schedstat"
+    )
+    print()
+    print(grpc_roundtrip.render_markdown(headers, rows))
+    print()
+    ours = [r for r in run.results if r.name != "jupyter"]
+    slow = [r for r in ours if jupyter / r.p(0.5) < GOAL]
+    slowest = min(ours, key=lambda r: jupyter / r.p(0.5))
+    print(
+        f"VERDICT: goal 'every transport at least {GOAL:g}x faster than a Jupyter "
+        f"kernel's execute round trip' {'NOT MET' if slow else 'MET'}: Jupyter p50 "
+        f"{jupyter / 1000:.2f} ms; slowest {slowest.name} {slowest.p(0.5):.1f} µs = "
+        f"{jupyter / slowest.p(0.5):.1f}x faster"
+        + (f"; below {GOAL:g}x: {', '.join(r.name for r in slow)}" if slow else "")
+    )
+    for ours_name, bare_name in (
+        ("http-backend", "fastapi-bare"),
+        ("grpc-backend", "grpc-bare"),
+    ):
+        ratio = by_name[ours_name].p(0.5) / by_name[bare_name].p(0.5)
+        print(f"  {ours_name} p50 ÷ {bare_name} p50 = {ratio:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    grpc_roundtrip.entry(main)
