@@ -1,0 +1,73 @@
+"""Long-running backend containers: the typed surface and its data.
+
+``DockerRuntime`` implements ``BackendContainers``; the controller's backend service
+only talks to this protocol.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """A hardened backend container. Hardening is not optional here: the fields are
+    limits, never switches for the security options (user, cap_drop, no-new-privileges).
+    """
+
+    name: str
+    image: str
+    command: Sequence[str]
+    labels: Mapping[str, str]
+    environment: Mapping[str, str]
+    healthcheck: Sequence[str]
+    memory_mb: int = 512
+    cpus: float = 1.0
+    pids: int = 256
+    read_only: bool = True
+    #: ``None``: no network at all (``network_mode=none``); else a network name.
+    network: str | None = None
+    #: container port -> (host address, host port or None for a random one)
+    ports: Mapping[int, tuple[str, int | None]] = field(default_factory=dict)
+    #: host directory bind-mounted at /run/beephost
+    socket_dir: Path | None = None
+    group_add: Sequence[str] = ()
+    restart_retries: int = 5
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    status: str  # created | running | restarting | exited | dead | paused
+    health: str | None  # starting | healthy | unhealthy | None
+    exit_code: int
+    oom_killed: bool
+    restart_count: int
+    ports: Mapping[int, int]  # container port -> host port
+
+
+class BackendContainers(Protocol):
+    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
+        """A bridge network with no outbound route (no masquerade, no ICC)."""
+        ...
+
+    def remove_network(self, name: str) -> None: ...
+
+    def create_container(self, spec: ContainerSpec) -> str:
+        """Create (not start) the container; returns its id."""
+        ...
+
+    def start_container(self, ref: str) -> None: ...
+
+    def container_state(self, ref: str) -> ContainerState | None: ...
+
+    def remove_container(self, ref: str) -> None: ...
+
+    def container_logs(self, ref: str, tail: int) -> str: ...
+
+    def list_containers(self, labels: Mapping[str, str]) -> list[ContainerState]: ...
+
+    def list_networks(self, labels: Mapping[str, str]) -> list[str]: ...
