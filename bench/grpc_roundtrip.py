@@ -379,7 +379,9 @@ def run(
         failed = True  # show the servers' logs: the cause is often there
         raise
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a 2nd Ctrl-C must not skip this
+        # A second Ctrl-C or SIGTERM must not skip this.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
         cleanup(specs, results, tmp, show_logs=failed)
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
