@@ -59,6 +59,7 @@ class JobRunner:
         self._on_finish = on_finish
         self._idle = threading.Condition()
         self._active = 0
+        self._stopping = False
 
     def submit(self, kind: str, target: str, function: JobFunction) -> JobRow:
         """Queue ``function`` as a new job and return its row (status ``queued``)."""
@@ -92,6 +93,7 @@ class JobRunner:
 
     def shutdown(self) -> None:
         # Running builds are abandoned, not awaited: recover() resumes them next start.
+        self._stopping = True
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _start(self, row: JobRow, function: JobFunction) -> None:
@@ -105,6 +107,13 @@ class JobRunner:
         try:
             function(log)
         except Exception as exc:
+            if self._stopping:
+                # The store is closing under us: the row stays "running" and the next
+                # controller process resumes the job (recover()).
+                logger.info(
+                    "job %s abandoned at shutdown; it resumes on the next start", job_id
+                )
+                return
             logger.warning("job %s failed: %s", job_id, exc)
             log(f"failed: {exc}")
             self._finish(job_id, "failed", str(exc))
