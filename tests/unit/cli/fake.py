@@ -26,8 +26,8 @@ def ok(value: Any, status: int = 200) -> Response:
     )
 
 
-def fail(status: int, code: str, message: str, **data: Any) -> Response:
-    return ok({"error": {"code": code, "message": message, "data": data}}, status)
+def fail(http: int, code: str, message: str, /, **data: Any) -> Response:
+    return ok({"error": {"code": code, "message": message, "data": data}}, http)
 
 
 @dataclass
@@ -260,9 +260,20 @@ class FakeController:
 
     def _start(self, request: Request, query: str) -> Response:
         body = request.json()
-        if body["environment"] not in self.environments:
-            name = body["environment"]
-            return fail(404, "not_found", f"no environment {name!r}", environment=name)
+        name = body["environment"]
+        if name not in self.environments:
+            return fail(
+                404, "not_found", f"no environment {name!r}"
+            )  # no data: as the real one
+        if self.environments[name]["status"] != "ready":
+            status = self.environments[name]["status"]
+            return fail(
+                400,
+                "invalid_request",
+                f"environment {name!r} is {status}, not ready",
+                environment=name,
+                status=status,
+            )
         backend_id = f"b{len(self.backends) + 1}"
         port = body.get("port") or 5001
         scheme = {"http": "http", "rpc": "grpc"}.get(body["type"])

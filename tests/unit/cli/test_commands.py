@@ -271,6 +271,12 @@ def test_start_without_the_environment(fake: FakeController) -> None:
     assert error_lines(other)[1].startswith(
         "hint: make it with `beep-host venv create data"
     )
+    fake.add_environment("data", status="building")
+    building = invoke(fake, "start", "pipe", "--venv", "data")
+    assert error_lines(building) == [
+        "error: environment 'data' is building, not ready",
+        "hint: `beep-host venv status data --log` shows its build",
+    ]
 
 
 def test_start_of_a_backend_that_exits(fake: FakeController) -> None:

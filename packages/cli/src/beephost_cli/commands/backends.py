@@ -9,7 +9,7 @@ from beephost_cli.commands._common import JsonOption, WaitOption
 from beephost_cli.errors import Failure
 from beephost_cli.output import age, jsonable
 from beephost_cli.state import state
-from beephost_client import NotFound, Unavailable
+from beephost_client import InvalidRequest, NotFound, Unavailable
 from beephost_client.controller import Backend, Limits
 
 DEFAULT_VENV = "admin"
@@ -106,15 +106,24 @@ def start(
                 bind_address=bind,
                 limits=limits,
             )
-        except NotFound as exc:
-            if exc.data.get("environment") != venv:
-                raise
+        except NotFound as exc:  # the only thing a start can miss: the environment
             hint = (
                 "make it with `beep-host venv admin`"
                 if venv == DEFAULT_VENV
                 else f"make it with `beep-host venv create {venv} ...`"
             )
             raise Failure(exc.message, f"{hint}, or pass --venv NAME") from exc
+        except InvalidRequest as exc:
+            if exc.data.get("environment") != venv:
+                raise
+            raise Failure(  # not built (yet), or its build failed
+                exc.message, f"`beep-host venv status {venv} --log` shows its build"
+            ) from exc
+        except Unavailable as exc:
+            raise Failure(
+                exc.message,
+                "the controller's log has the details (is Docker reachable?)",
+            ) from exc
         secret = backend.token
         if wait:
             title = f"starting {kind.value} backend {backend.id} for {venv}"
