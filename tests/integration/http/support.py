@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from fastapi import FastAPI
 
-from beephost_http_backend.__main__ import DrainingServer, create_server
+from beephost_http_backend.server import DrainingServer, create_server
 from beephost_http_backend.settings import Settings
 from beephost_http_backend.state import BackendState
 

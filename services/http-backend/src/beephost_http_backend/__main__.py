@@ -1,98 +1,13 @@
-"""Entry point: `beephost-http-backend [serve|healthcheck]`."""
+"""Entry point: `beephost-http-backend [serve|healthcheck]`.
+
+Imports stay inside the subcommands: ``healthcheck`` runs every few seconds in the
+container and must not pay for importing FastAPI and uvicorn.
+"""
 
 import argparse
-import contextlib
 import logging
-import socket
-from collections.abc import Generator
-from types import FrameType
-
-import uvicorn
-
-from beephost_http_backend.app import create_app
-from beephost_http_backend.healthcheck import check
-from beephost_http_backend.logs import configure_logging
-from beephost_http_backend.settings import Settings
-from beephost_http_backend.state import BackendState
 
 logger = logging.getLogger("beephost_http_backend")
-
-
-class DrainingServer(uvicorn.Server):
-    """uvicorn's server, marking the app as draining the moment SIGTERM arrives.
-
-    uvicorn then stops accepting, closes idle connections, gives requests in flight
-    ``timeout_graceful_shutdown`` (our drain_timeout) and cancels the rest, which the
-    request gate still answers with ``unavailable``.
-    """
-
-    def __init__(
-        self, config: uvicorn.Config, state: BackendState, sock: socket.socket
-    ) -> None:
-        super().__init__(config)
-        self.backend = state
-        self.socket = sock
-
-    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().serve(sockets or [self.socket])
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        # After a signal-triggered shutdown uvicorn re-raises the signal when this
-        # context exits, so the process ends by SIGTERM (status 143) as process managers
-        # expect. That kills it on the spot: write the buffered log lines first.
-        with super().capture_signals():
-            try:
-                yield
-            finally:
-                for handler in logging.getLogger().handlers:
-                    handler.flush()
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        # A signal handler: only flip a flag here.
-        self.backend.begin_drain()
-        super().handle_exit(sig, frame)
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket; port 0 picks a free one (read it back from the socket)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-    except BaseException:
-        sock.close()
-        raise
-    sock.set_inheritable(True)
-    return sock
-
-
-def create_server(settings: Settings) -> tuple[DrainingServer, int]:
-    """Bind, build the app and its uvicorn server; returns the server and its port.
-
-    ``server.run()`` serves until SIGTERM/SIGINT (in the main thread) or until
-    ``server.handle_exit(...)`` is called, draining as described above.
-    """
-    sock = bind(settings.host, settings.port)
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,  # the request gate logs one canonical line per request
-        log_config=None,  # logging is configured once, in main()
-        # Annotated int, but it goes to asyncio.wait_for, which takes any float.
-        timeout_graceful_shutdown=settings.drain_timeout,  # type: ignore[arg-type]
-        timeout_keep_alive=int(settings.keep_alive),
-        server_header=False,
-    )
-    port: int = sock.getsockname()[1]
-    return DrainingServer(config, app.state.backend, sock), port
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,11 +16,20 @@ def main(argv: list[str] | None = None) -> None:
         "command", nargs="?", default="serve", choices=["serve", "healthcheck"]
     )
     args = parser.parse_args(argv)
-    settings = Settings()
     if args.command == "healthcheck":
-        healthy, reason = check(settings.host, settings.port)
+        from beephost_http_backend.healthcheck import check, target
+
+        try:
+            healthy, reason = check(*target())
+        except ValueError as exc:  # a port that is not a number
+            healthy, reason = False, f"bad settings: {exc}"
         print(reason)  # noqa: T201 - the healthcheck's output is its report
         raise SystemExit(0 if healthy else 1)
+    from beephost_http_backend.logs import configure_logging
+    from beephost_http_backend.server import create_server
+    from beephost_http_backend.settings import Settings
+
+    settings = Settings()  # validated before anything starts: unsafe values stop here
     configure_logging()
     try:
         server, port = create_server(settings)

@@ -1,7 +1,28 @@
-"""`beephost-http-backend healthcheck`: exit 0 when GET /ready answers 200."""
+"""`beephost-http-backend healthcheck`: exit 0 when GET /ready answers 200.
+
+Containers run it every few seconds, so it is stdlib only: it reads the two settings it
+needs from the environment itself instead of importing pydantic-settings (which would
+cost ten times its run time). ``tests/unit/http_backend`` keeps the defaults and the
+variable names equal to Settings'.
+"""
 
 import http.client
 import json
+import os
+from collections.abc import Mapping
+
+ENV_PREFIX = "BEEPHOST_HTTP_BACKEND_"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5678
+
+
+def target(environ: Mapping[str, str] = os.environ) -> tuple[str, int]:
+    """The (host, port) the server listens on, as Settings would read them."""
+    # pydantic-settings matches variable names case-insensitively.
+    values = {k.upper(): v for k, v in environ.items()}
+    host = values.get(f"{ENV_PREFIX}HOST", DEFAULT_HOST)
+    port = int(values.get(f"{ENV_PREFIX}PORT", DEFAULT_PORT))
+    return host, port
 
 
 def probe_host(host: str) -> str:
