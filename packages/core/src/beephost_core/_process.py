@@ -43,7 +43,11 @@ class _Channel(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.expect_id = 0  # only replies to this request id resolve the waiter
-        self.waiter: asyncio.Future[dict[str, Any]] | None = None
+        # Waiting for the worker's hello (id 0) from the start: it may arrive before
+        # the spawner gets to ask for it.
+        self.waiter: asyncio.Future[dict[str, Any]] | None = (
+            asyncio.get_running_loop().create_future()
+        )
         self.on_event: EventCallback | None = None
         self.broken: InternalError | None = None
         self.lost = False
@@ -185,7 +189,8 @@ class WorkerProcess:
             lambda: _Channel(limit), sock=parent
         )
         worker = cls(process, channel)
-        ready = channel.expect(0, None)
+        ready = channel.waiter
+        assert ready is not None
         try:
             async with asyncio.timeout(config.spawn_timeout):
                 hello = await ready

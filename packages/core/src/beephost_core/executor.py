@@ -172,6 +172,9 @@ class Executor:
         except BeepHostError as exc:
             outcome = exc.wire_code
             raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
         except Exception as exc:
             outcome = "internal"
             logger.exception("internal error running %s", command.COMMAND)
