@@ -55,7 +55,8 @@ app = typer.Typer(
 
 
 def _http_url(value: str) -> str:
-    if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise typer.BadParameter(f"not an http(s) URL with a host: {value!r}")
     return value
 

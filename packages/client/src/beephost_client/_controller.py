@@ -411,7 +411,7 @@ def _object(body: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def json_body(req: Request, status: int, body: bytes) -> Any:
+def json_body(req: Request, body: bytes) -> Any:
     """The decoded JSON of a 2xx reply.
 
     Raises:
@@ -421,7 +421,7 @@ def json_body(req: Request, status: int, body: bytes) -> Any:
         return json.loads(body)
     except ValueError as exc:
         raise InternalError(
-            f"{req.method} {req.path}: HTTP {status} with a body that is not JSON"
+            f"{req.method} {req.path}: a success reply whose body is not JSON"
         ) from exc
 
 

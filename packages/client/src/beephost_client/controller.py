@@ -301,7 +301,7 @@ class ControllerClient:
         body: Mapping[str, Any] | None = None,
     ) -> Any:
         request = _controller.request(method, path, query=query, body=body)
-        return _controller.json_body(request, 200, self._send(request))
+        return _controller.json_body(request, self._send(request))
 
     def _log_stream(self, job_id: str, timeout: float) -> Iterator[LogLine | Job]:
         request = Request("GET", _controller.job_path(job_id) + "/log/stream")
