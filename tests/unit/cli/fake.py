@@ -40,6 +40,7 @@ class FakeController:
     backends: dict[str, dict[str, Any]] = field(default_factory=dict)
     backend_states: list[str] = field(default_factory=lambda: ["starting", "ready"])
     build_fails: str | None = None
+    backends_api: bool = True  # False: an older controller, without /api/v1/backends
     requests: list[Request] = field(default_factory=list)
 
     def client(
@@ -112,6 +113,8 @@ class FakeController:
         self.requests.append(request)
         path, _, query = request.path.partition("?")
         for pattern, method, route in self._routes():
+            if not self.backends_api and pattern.startswith("/api/v1/backends"):
+                continue
             match = re.fullmatch(pattern, path)
             if match and method == request.method:
                 return route(request, *match.groups(), query=query)

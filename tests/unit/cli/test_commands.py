@@ -279,6 +279,18 @@ def test_start_without_the_environment(fake: FakeController) -> None:
     ]
 
 
+def test_start_on_a_controller_without_backends(fake: FakeController) -> None:
+    fake.add_environment("admin")
+    fake.backends_api = False
+    result = invoke(fake, "start", "http")
+    assert result.exit_code == 1
+    assert error_lines(result) == [
+        "error: the controller does not serve POST /api/v1/backends (HTTP 404): is it "
+        "older than this client?",
+        "hint: upgrade the controller, or use a client of its version",
+    ]
+
+
 def test_start_of_a_backend_that_exits(fake: FakeController) -> None:
     fake.add_environment("admin")
     fake.backend_states = ["starting", "exited"]

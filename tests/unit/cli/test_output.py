@@ -69,7 +69,7 @@ def test_cells_and_ages() -> None:
         ),
         (bc.ExecutionTimeout("t"), "backend", "pass a longer --timeout"),
         (bc.Conflict("c", {"environment": "e"}), "controller", "venv status e"),
-        (bc.NotFound("n", {"status": 404}), "controller", "upgrade the controller"),
+        (bc.NotFound("n", {"route": "GET /x"}), "controller", "upgrade the controller"),
         (bc.NotFound("n", {"backend": "b"}), "controller", "`beep-host status`"),
         (bc.InvalidRequest("bad"), "controller", "check the arguments"),
         (bc.Unavailable("busy"), "controller", "try again in a moment"),

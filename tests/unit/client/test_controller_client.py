@@ -249,8 +249,9 @@ def test_errors_map_to_the_taxonomy(
 
 def test_a_missing_route_says_the_controller_may_be_older() -> None:
     client, _ = client_of(reply(404, {"detail": "Not Found"}))
-    with pytest.raises(bc.NotFound, match="does not serve GET /api/v1/backends"):
+    with pytest.raises(bc.NotFound, match="does not serve GET /api/v1/backends") as e:
         client.backends()
+    assert e.value.data == {"status": 404, "route": "GET /api/v1/backends"}
 
 
 def test_conflict_keeps_message_and_data() -> None:

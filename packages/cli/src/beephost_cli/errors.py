@@ -82,7 +82,7 @@ def hint_for(error: BeepHostError, target: str = "controller") -> str | None:
             return f"`beep-host venv status {data['environment']}` shows it"
         return None
     if isinstance(error, NotFound):
-        if data.get("status") in (404, 405):
+        if "route" in data:  # the controller lacks the route, not the resource
             return "upgrade the controller, or use a client of its version"
         if "environment" in data:
             return "`beep-host venv list` lists the environments"

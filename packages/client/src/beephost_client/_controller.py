@@ -376,7 +376,8 @@ def error_of(req: Request, status: int, body: bytes) -> BeepHostError:
 
     The controller answers ``{"error": {code, message, data}}``; 409 becomes
     :class:`Conflict`. A reply without an error object (a proxy's page, or a route an
-    older controller lacks) is mapped from its status.
+    older controller lacks: :class:`NotFound` with ``data["route"]``) is mapped from
+    its status.
     """
     decoded = _object(body)
     payload = decoded.get("error") if decoded else None
@@ -391,11 +392,12 @@ def error_of(req: Request, status: int, body: bytes) -> BeepHostError:
         error.__cause__ = ErrorReply("http", payload, status)
         return error
     if payload is None and status in (404, 405):
+        route = f"{req.method} {req.path.split('?')[0]}"
         message = (
-            f"the controller does not serve {req.method} {req.path.split('?')[0]}"
-            f" (HTTP {status}): is it older than this client?"
+            f"the controller does not serve {route} (HTTP {status}): "
+            "is it older than this client?"
         )
-        error = NotFound(message, {"status": status})
+        error = NotFound(message, {"status": status, "route": route})
         error.__cause__ = ErrorReply(
             "http", {"code": "not_found", "message": message}, status
         )

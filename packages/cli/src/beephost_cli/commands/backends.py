@@ -107,6 +107,8 @@ def start(
                 limits=limits,
             )
         except NotFound as exc:  # the only thing a start can miss: the environment
+            if "route" in exc.data:  # ... unless the controller has no backends API
+                raise
             hint = (
                 "make it with `beep-host venv admin`"
                 if venv == DEFAULT_VENV
