@@ -9,6 +9,8 @@ that cannot be reached, a message over gRPC's size limit) the status alone decid
 
 # ruff: noqa: ASYNC109  # `timeout` is the gRPC deadline of the call
 
+import asyncio
+import contextlib
 import importlib.metadata
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,6 +51,8 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 ]
+
+_CANCEL_WAIT = 1.0  # seconds an abandoned stream may take to confirm its cancellation
 
 
 def target_of(url: str) -> tuple[str, bool]:
@@ -272,7 +276,12 @@ class AsyncGRPCTransport(AsyncBaseTransport):
         except grpc.RpcError as exc:
             raise map_error(exc, self.target) from exc
         finally:
-            call.cancel()
+            if not call.done():
+                call.cancel()
+                # Consume the cancellation on this loop: left pending, grpc's poller
+                # delivers it later to whatever loop runs then (or to a closed one).
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(call.code(), _CANCEL_WAIT)
         raise InternalError("the stream ended without a result")
 
     async def aclose(self) -> None:
