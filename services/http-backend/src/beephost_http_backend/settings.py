@@ -1,11 +1,9 @@
 """Settings of the HTTP backend, read from BEEPHOST_HTTP_BACKEND_* variables."""
 
-import ipaddress
-
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from beephost_core.settings import BackendSettings
+from beephost_core.settings import BackendSettings, refuse_open_port
 
 
 class Settings(BackendSettings):
@@ -54,26 +52,11 @@ class Settings(BackendSettings):
     @model_validator(mode="after")
     def _no_open_network_port(self) -> "Settings":
         # Fail closed: this service runs arbitrary code for whoever can reach it.
-        if (
-            self.token is None
-            and not self.allow_unauthenticated
-            and not _loopback(self.host)
-        ):
-            raise ValueError(
-                f"refusing to listen on {self.host} without a token: set "
-                "BEEPHOST_HTTP_BACKEND_TOKEN (or BEEPHOST_HTTP_BACKEND_ALLOW_UNAUTHENTICATED=true)"
-            )
+        refuse_open_port(
+            self.host, self.token, self.allow_unauthenticated, "BEEPHOST_HTTP_BACKEND_"
+        )
         return self
 
     @property
     def token_value(self) -> str | None:
         return self.token.get_secret_value() if self.token else None
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
