@@ -36,6 +36,7 @@ from tests.e2e.containers import (
     socket_directory,
     start_backend,
 )
+from tests.e2e.controller_process import ControllerProcess
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -78,7 +79,9 @@ def docker_cli(require_executable: Callable[[str, str], str]) -> str:
 # -- backend images and containers, shared by test_backend_images and
 # -- test_contract_containers: built and started once per session -------------------
 
-BACKENDS_REPOSITORY = "beephost-test-backends"
+# Unique per test session: a concurrent session (another checkout, a helper) that
+# builds newer backend images retires the older ones of its repository, never ours.
+BACKENDS_REPOSITORY = f"beephost-test-{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -189,3 +192,30 @@ def backend_containers(
         finally:
             for backend in running.values():
                 remove_container(docker_cli, backend.container)
+
+
+# -- a real controller process, one per test module ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def controller(
+    backend_images: BuiltBackends,
+    docker_cli: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ControllerProcess]:
+    """A ``beephost-controller`` process building into the session's test repositories;
+    afterwards every container and network carrying its name is gone."""
+    proc = ControllerProcess(
+        workdir=tmp_path_factory.mktemp("controller"),
+        workspace=backend_images.workspace,
+        labels=backend_images.labels,
+        repository=BACKENDS_REPOSITORY,
+        docker_cli=docker_cli,
+    )
+    try:
+        proc.start()
+        yield proc
+    finally:
+        proc.stop()
+        proc.remove_owned()
+        assert proc.owned() == [], "containers left after cleanup"

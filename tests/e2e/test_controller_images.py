@@ -12,20 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from beephost_controller.images import DockerImageBuilder
-from beephost_controller.jobs import JobLog, JobRunner
-from beephost_controller.resolver import resolve
 from beephost_controller.runtime.docker import DockerRuntime
 from beephost_controller.runtime.environment_images import (
     ENV_PYTHON,
+    KIND_ENVIRONMENT_BUILD,
     KIND_ENVIRONMENT_IMAGE,
+    KIND_SERVERS_IMAGE,
     LABEL_ENVIRONMENT_LOCK,
+    LABEL_SERVERS_IMAGE,
     server_command,
 )
 from beephost_controller.service import ControllerService
-from beephost_controller.settings import Settings
-from beephost_controller.store import EnvironmentRow, SqliteStore
-from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends
+from beephost_controller.store import EnvironmentRow
+from tests.e2e.conftest import BuiltBackends
 from tests.e2e.containers import (
     docker,
     inspect,
@@ -34,16 +33,9 @@ from tests.e2e.containers import (
     remove_container,
     socket_directory,
 )
+from tests.e2e.environment_service import RecordingLog, environment_service
 
 pytestmark = pytest.mark.docker
-
-
-class _Log(JobLog):
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def __call__(self, text: str) -> None:
-        self.lines.append(text)
 
 
 @pytest.fixture(scope="module")
@@ -53,40 +45,15 @@ def env_service(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ControllerService]:
     """A ControllerService on the real engine, in test repositories only."""
-    tmp = tmp_path_factory.mktemp("ctl")
-    settings = Settings.model_validate(
-        {
-            "database": tmp / "controller.db",
-            "environment_repository": f"{BACKENDS_REPOSITORY}/env",
-            "base_image_repository": f"{BACKENDS_REPOSITORY}/python",
-            "base_image_registry": "",
-            "base_image_digests": {},
-            "pythons": ["3.11"],
-            "default_python": "3.11",
-            "workspace": backend_images.workspace,
-        }
-    )
-    builder = DockerImageBuilder(
-        settings,
-        runtime=docker_client,
-        workspace=backend_images.workspace,
-        cache_dir=backend_images.cache_dir,
-        extra_labels=backend_images.labels,
-        backend_repository_prefix=BACKENDS_REPOSITORY,
-    )
-    store = SqliteStore(settings.database)
-    runner = JobRunner(store, 1)
-    service = ControllerService(
-        settings, store, runner, builder, lambda reqs, py: resolve(reqs, py)
-    )
-    try:
+    with environment_service(
+        backend_images, docker_client, tmp_path_factory.mktemp("ctl"), "env-images-test"
+    ) as service:
         yield service
-    finally:
-        runner.shutdown()
-        store.close()
 
 
-def _build(service: ControllerService, name: str, requirements: list[str]) -> float:
+def _build(
+    service: ControllerService, name: str, requirements: list[str]
+) -> tuple[float, list[str]]:
     service.store.insert_environment(
         EnvironmentRow(
             name=name,
@@ -97,15 +64,45 @@ def _build(service: ControllerService, name: str, requirements: list[str]) -> fl
             status="pending",
         )
     )
+    log = RecordingLog()
     started = time.monotonic()
-    service.build_environment(name, _Log())
-    return time.monotonic() - started
+    service.build_environment(name, log)
+    return time.monotonic() - started, log.lines
+
+
+def check_layering(docker_cli: str, image: str, labels: dict[str, str]) -> str:
+    """The environment image is its servers image plus one layer; returns the servers
+    image's id. Also: it runs as 10001 with no command, entrypoint or health check of
+    its own, and no install container is left."""
+    servers_id = inspect(docker_cli, image, "image")["Config"]["Labels"][
+        LABEL_SERVERS_IMAGE
+    ]
+    servers = inspect(docker_cli, servers_id, "image")
+    assert servers["Config"]["Labels"]["io.beephost.kind"] == KIND_SERVERS_IMAGE
+    env = inspect(docker_cli, image, "image")
+    layers = servers["RootFS"]["Layers"]
+    assert env["RootFS"]["Layers"][: len(layers)] == layers
+    assert len(env["RootFS"]["Layers"]) == len(layers) + 1
+    config = env["Config"]
+    assert config["User"] == "10001:10001"
+    assert not config.get("Entrypoint")
+    assert not config.get("Cmd")
+    assert config["Healthcheck"]["Test"] == ["NONE"]
+    assert set(config.get("Volumes") or {}) == {"/run/beephost"}  # the pipe image's
+    assert config["Labels"]["io.beephost.kind"] == KIND_ENVIRONMENT_IMAGE
+    left = docker(
+        docker_cli, "ps", "-aq",
+        "--filter", f"label=io.beephost.kind={KIND_ENVIRONMENT_BUILD}",
+        *(arg for k, v in labels.items() for arg in ("--filter", f"label={k}={v}")),
+    )  # fmt: skip
+    assert left.strip() == "", "an install container was left behind"
+    return str(servers_id)
 
 
 def test_environment_image_with_six(
     env_service: ControllerService, docker_cli: str, backend_images: BuiltBackends
 ) -> None:
-    seconds = _build(env_service, "six-env", ["six"])
+    seconds, lines = _build(env_service, "six-env", ["six"])
     row = env_service.environment("six-env")
     assert row.status == "ready", row.error
     assert row.image is not None
@@ -119,8 +116,11 @@ def test_environment_image_with_six(
     assert (
         labels["io.beephost.test.run"] == backend_images.labels["io.beephost.test.run"]
     )
+    check_layering(docker_cli, row.image, backend_images.labels)
+    assert any(line.startswith("servers image ") for line in lines), lines
 
-    # User code's interpreter sees six, and none of the servers' packages.
+    # User code's interpreter sees six (compiled, readable by the default user 10001),
+    # and none of the servers' packages; the wheelhouse is not in the image.
     run = ["run", "--rm", "--network", "none", *label_args(backend_images.labels)]
     out = docker(
         docker_cli,
@@ -129,9 +129,14 @@ def test_environment_image_with_six(
         ENV_PYTHON,
         "-I",
         "-c",
-        "import six; print(six.__version__)",
+        "import os, six, sys; print(os.getuid(), six.__version__, sys.prefix,"
+        " six.__cached__ is not None and os.path.exists(six.__cached__),"
+        " os.path.exists('/wheels'))",
     )
-    assert out.strip()
+    uid, version, prefix, compiled, wheels = out.split()
+    assert (uid, prefix, compiled, wheels) == ("10001", "/opt/env", "True", "False")
+    assert version == "1.17.0"
+    assert docker(docker_cli, *run, row.image, "ls", "-A", "/tmp").strip() == ""
     probe = "import importlib.util as u; print([u.find_spec(m) is None for m in ('fastapi', 'grpc', 'beephost_core')])"
     assert (
         docker(docker_cli, *run, row.image, ENV_PYTHON, "-I", "-c", probe).strip()
@@ -190,9 +195,66 @@ def test_equal_environment_shares_the_image(env_service: ControllerService) -> N
     if env_service.store.environment("six-env") is None:
         _build(env_service, "six-env", ["six"])
     first = env_service.environment("six-env")
-    seconds = _build(env_service, "six-env-2", ["six"])
+    seconds, _ = _build(env_service, "six-env-2", ["six"])
     second = env_service.environment("six-env-2")
     print(f"\nequal environment re-created in {seconds:.2f} s (no build)")
     assert second.status == "ready"
     assert second.image == first.image
     assert seconds < 10
+
+
+def test_other_requirements_reuse_the_servers_image(
+    env_service: ControllerService, docker_cli: str, backend_images: BuiltBackends
+) -> None:
+    if env_service.store.environment("six-env") is None:
+        _build(env_service, "six-env", ["six"])
+    six = env_service.environment("six-env")
+    assert six.image is not None
+    servers_id = check_layering(docker_cli, six.image, backend_images.labels)
+
+    seconds, lines = _build(env_service, "attrs-env", ["attrs==25.4.0"])
+    row = env_service.environment("attrs-env")
+    assert row.status == "ready", row.error
+    assert row.image is not None
+    print(f"\nenvironment with attrs on the existing servers image: {seconds:.1f} s")
+    assert check_layering(docker_cli, row.image, backend_images.labels) == servers_id
+    servers = [line for line in lines if line.startswith("servers image ")]
+    assert len(servers) == 1
+    assert servers[0].endswith("(cached)"), servers
+    run = ["run", "--rm", "--network", "none", *label_args(backend_images.labels)]
+    out = docker(
+        docker_cli, *run, row.image, ENV_PYTHON, "-I", "-c",
+        "import attrs, importlib.util as u; print(attrs.__version__, u.find_spec('six') is None)",
+    )  # fmt: skip
+    assert out.split() == ["25.4.0", "True"]
+
+
+def test_environment_without_requirements_is_the_servers_image_labelled(
+    env_service: ControllerService, docker_cli: str, backend_images: BuiltBackends
+) -> None:
+    seconds, _ = _build(env_service, "bare-env", [])
+    row = env_service.environment("bare-env")
+    assert row.status == "ready", row.error
+    assert row.image is not None
+    print(f"\nenvironment without requirements: {seconds:.1f} s")
+    servers_id = check_layering_or_labelled(docker_cli, row.image)
+    assert servers_id
+    run = ["run", "--rm", "--network", "none", *label_args(backend_images.labels)]
+    out = docker(
+        docker_cli, *run, row.image, ENV_PYTHON, "-I", "-c",
+        "import os, sys; print(os.getuid(), sys.prefix, sorted(os.listdir(sys.prefix)))",
+    )  # fmt: skip
+    assert (
+        out.strip() == "10001 /opt/env ['bin', 'include', 'lib', 'lib64', 'pyvenv.cfg']"
+    )
+
+
+def check_layering_or_labelled(docker_cli: str, image: str) -> str:
+    """An image without requirements: the servers image's layers exactly, new labels."""
+    env = inspect(docker_cli, image, "image")
+    servers_id = env["Config"]["Labels"][LABEL_SERVERS_IMAGE]
+    servers = inspect(docker_cli, servers_id, "image")
+    assert env["RootFS"]["Layers"] == servers["RootFS"]["Layers"]
+    assert env["Config"]["User"] == "10001:10001"
+    assert env["Config"]["Labels"]["io.beephost.kind"] == KIND_ENVIRONMENT_IMAGE
+    return str(servers_id)

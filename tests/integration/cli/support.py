@@ -22,6 +22,7 @@ from beephost_controller.jobs import JobLog
 from beephost_controller.resolver import Lock, ResolutionError
 from beephost_controller.service import BaseImageRef
 from beephost_controller.settings import Settings
+from tests.unit.controller.memory_containers import MemoryContainers
 
 TOKEN = "ctl-T0ken"
 BIN = Path(sys.executable).parent
@@ -102,7 +103,12 @@ def live_controller(
         token=SecretStr(token) if token else None,
         pythons=["3.11", "3.13"],
     )
-    app = create_app(settings, builder=builder, resolver=fake_resolver)
+    app = create_app(
+        settings,
+        builder=builder,
+        resolver=fake_resolver,
+        containers=MemoryContainers(),  # never the real engine's "default" controller
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"

@@ -20,7 +20,8 @@ from beephost_controller.jobs import JobLog
 from beephost_controller.resolver import Lock, resolve
 from beephost_controller.service import BaseImageRef
 from beephost_controller.settings import Settings
-from beephost_controller.store import SqliteStore
+from beephost_controller.store import BackendRow, SqliteStore
+from tests.unit.controller.memory_containers import MemoryContainers
 
 
 class MemoryBuilder:
@@ -113,7 +114,10 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Api]]:
             token=SecretStr(token) if token else None,
         )
         app = create_app(
-            settings, builder=builder or MemoryBuilder(), resolver=resolver
+            settings,
+            builder=builder or MemoryBuilder(),
+            resolver=resolver,
+            containers=MemoryContainers(),  # never the real engine's "default" controller
         )
         server = uvicorn.Server(
             uvicorn.Config(
@@ -147,7 +151,9 @@ def test_environment_lifecycle_and_content_addressed_images(
         {"name": "one", "requirements": ["six", "attrs"]},
     )
     assert status == 201
-    assert env["status"] == "pending"
+    # The reply does not wait for the build: it may already have started (or ended).
+    assert env["status"] in ("pending", "building", "ready")
+    assert env["job_id"]
     assert env["requirements"] == ["attrs", "six"]  # normalised
     job = api.wait_job(env["job_id"])
     assert job["status"] == "succeeded"
@@ -186,10 +192,48 @@ def test_create_conflicts_and_ensure_is_idempotent(serve: Callable[..., Api]) ->
     assert again["created_at"] == first["created_at"]
     status, error = api.call("POST", "/api/v1/environments", spec)
     assert status == 409
-    assert error["error"]["message"] == "environment 'e' exists"
+    assert error["error"] == {
+        "code": "conflict",
+        "message": "environment 'e' exists",
+        "data": {"environment": "e"},
+    }
     status, error = api.call("PUT", "/api/v1/environments/e", {**spec, "network": True})
     assert status == 409
+    assert error["error"]["code"] == "conflict"
     assert "another definition" in error["error"]["message"]
+
+
+def test_deleting_an_environment_with_backends_conflicts(
+    serve: Callable[..., Api], tmp_path: Path
+) -> None:
+    api = serve()
+    env = api.call("POST", "/api/v1/environments", {"name": "e"})[1]
+    assert api.wait_job(env["job_id"])["status"] == "succeeded"
+    store = SqliteStore(tmp_path / "controller.db")  # the server's database
+    try:
+        store.insert_backend(
+            BackendRow(
+                id="b-1",
+                environment="e",
+                type="http",
+                status="ready",
+                container_name="beephost-b-1",
+                token="t",
+                options={},
+            )
+        )
+        status, error = api.call("DELETE", "/api/v1/environments/e")
+        assert status == 409
+        assert error["error"] == {
+            "code": "conflict",
+            "message": "environment 'e' has backends; stop them first",
+            "data": {"environment": "e"},
+        }
+        assert api.call("GET", "/api/v1/environments/e")[0] == 200
+        store.delete_backend("b-1")
+    finally:
+        store.close()
+    assert api.call("DELETE", "/api/v1/environments/e")[0] == 204
 
 
 def test_failed_build_reports_the_error_and_ensure_retries(

@@ -75,6 +75,34 @@ async def test_server_secrets_do_not_reach_user_code(
     assert "BEEPHOST_PIPE_BACKEND_TOKEN" not in result["value"]
 
 
+async def test_extra_env_reaches_user_code_but_server_variables_do_not(
+    make_executor: MakeExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from beephost_core.settings import BackendSettings
+
+    monkeypatch.setenv("BEEPHOST_PIPE_BACKEND_TOKEN", "s3cret")
+    config = BackendSettings(
+        worker_env={"X": "extra", "BEEPHOST_CONTROLLER_TOKEN": "scoped"}
+    ).executor_config()
+    executor = await make_executor(extra_env=config.extra_env)
+    await executor.run(models.Execute(code="import os"))
+    seen = await executor.run(
+        models.Evaluate(
+            expression="[os.environ.get(k) for k in "
+            "('X', 'BEEPHOST_CONTROLLER_TOKEN', 'BEEPHOST_PIPE_BACKEND_TOKEN')]"
+        )
+    )
+    assert seen["value"] == ["extra", "scoped", None]
+    # Every worker gets it: a new session's worker too.
+    opened = await executor.run(models.SessionOpen())
+    other = await executor.run(
+        models.Evaluate(
+            expression="__import__('os').environ.get('X')", session=opened["session"]
+        )
+    )
+    assert other["value"] == "extra"
+
+
 async def test_default_worker_env_drops_the_server_venv_from_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -141,6 +169,28 @@ async def test_timeout_kills_a_worker_that_ignores_interrupts(
         ExecutionFailed, match="NameError"
     ):  # a fresh worker, fresh namespace
         await executor.run(models.Evaluate(expression="kept"))
+
+
+async def test_a_request_queued_behind_a_killed_worker_hears_the_session_is_lost(
+    executor: Executor,
+) -> None:
+    opened = await executor.run(models.SessionOpen())
+    session = opened["session"]
+    code = (
+        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: pass"
+    )
+    stuck = asyncio.ensure_future(
+        executor.run(models.Execute(code=code, timeout=0.5, session=session))
+    )
+    await asyncio.sleep(0.1)  # the first request holds the session
+    with pytest.raises(SessionLost):
+        await executor.run(
+            models.Evaluate(expression="1 + 1", timeout=10, session=session)
+        )
+    with pytest.raises(ExecutionTimeout):
+        await stuck
+    with pytest.raises(SessionLost):  # and stays lost, never silently fresh
+        await executor.run(models.Evaluate(expression="1", session=session))
 
 
 async def test_other_sessions_are_served_during_a_long_request(

@@ -179,7 +179,7 @@ class FakeController:
         if body["name"] in self.environments:
             return fail(
                 409,
-                "invalid_request",
+                "conflict",
                 f"environment {body['name']!r} exists",
                 environment=body["name"],
             )
@@ -214,7 +214,7 @@ class FakeController:
         if any(b["environment"] == name for b in self.backends.values()):
             return fail(
                 409,
-                "invalid_request",
+                "conflict",
                 f"environment {name!r} has backends; stop them first",
                 environment=name,
             )

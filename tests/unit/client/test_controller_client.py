@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 import beephost_client as bc
+import beephost_protocol
 from beephost_client import controller as ctl
 from beephost_client._controller import backend_reached, stream_item
 from beephost_client.controller import (
@@ -113,7 +114,7 @@ def test_module_surface_is_pinned() -> None:
     for name in ctl.__all__:
         assert getattr(ctl, name) is not None
     assert bc.ControllerClient is ctl.ControllerClient
-    assert bc.Conflict is ctl.Conflict
+    assert bc.Conflict is ctl.Conflict is beephost_protocol.Conflict
     assert issubclass(bc.Conflict, bc.InvalidRequest)
 
 
@@ -225,8 +226,12 @@ def test_connect_backend_builds_a_client_from_the_connection() -> None:
 @pytest.mark.parametrize(
     ("response", "expected"),
     [
+        (error(409, "conflict", "environment 'e' exists"), bc.Conflict),
+        # A controller older than the `conflict` code; a 409 without an error body.
         (error(409, "invalid_request", "environment 'e' exists"), bc.Conflict),
         (reply(409, content=b"conflict"), bc.Conflict),
+        # The code decides, not the status: an unrelated code keeps its class.
+        (error(409, "interrupted", "stopped"), bc.Interrupted),
         (error(400, "invalid_request", "bad name"), bc.InvalidRequest),
         (error(404, "not_found", "no environment 'x'"), bc.NotFound),
         (error(401, "unauthorized", "token"), bc.Unauthorized),
@@ -254,12 +259,16 @@ def test_a_missing_route_says_the_controller_may_be_older() -> None:
     assert e.value.data == {"status": 404, "route": "GET /api/v1/backends"}
 
 
-def test_conflict_keeps_message_and_data() -> None:
-    client, _ = client_of(error(409, "invalid_request", "exists", environment="e"))
+@pytest.mark.parametrize("code", ["conflict", "invalid_request"])
+def test_conflict_keeps_message_and_data(code: str) -> None:
+    client, _ = client_of(error(409, code, "exists", environment="e"))
     with pytest.raises(bc.Conflict) as caught:
         client.create_environment("e")
     assert caught.value.message == "exists"
     assert caught.value.data == {"environment": "e"}
+    assert caught.value.wire_code == "conflict"
+    assert isinstance(caught.value.__cause__, bc.ErrorReply)
+    assert caught.value.__cause__.payload["code"] == code
 
 
 def test_a_body_that_is_not_json_is_an_internal_error() -> None:
@@ -363,13 +372,24 @@ def test_wait_backend_reports_changes_and_returns_ready() -> None:
     assert changes == ["starting", "ready"]
 
 
+def test_wait_backend_long_polls_after_the_first_look() -> None:
+    states = ["starting", "starting", "ready"]
+    client, recorder = client_of(
+        *[reply(200, {**BACKEND, "status": status}) for status in states]
+    )
+    client.wait_backend("b-1", timeout=60)
+    paths = [r.path for r in recorder.requests]
+    assert paths[0] == "/api/v1/backends/b-1"
+    assert paths[1:] == ["/api/v1/backends/b-1?wait=10.0&seen=starting"] * 2
+
+
 def test_wait_backend_fails_fast_when_the_backend_ends() -> None:
     exited = {**BACKEND, "status": "exited", "reason": "exit code 1"}
     client, _ = client_of(reply(200, exited))
     with pytest.raises(bc.Unavailable, match="b-1 is exited: exit code 1"):
         client.wait_backend("b-1")
     stuck = {**BACKEND, "status": "unhealthy", "reason": "no answer"}
-    client, _ = client_of(reply(200, stuck), reply(200, stuck))
+    client, _ = client_of(reply(200, stuck), reply(200, stuck), reply(200, stuck))
     with pytest.raises(bc.ExecutionTimeout, match="still unhealthy \\(no answer\\)"):
         client.wait_backend("b-1", timeout=0.05)
 
@@ -399,5 +419,47 @@ def test_close_closes_the_transport_and_urls_are_checked() -> None:
         assert client.timeout == bc.Timeout()
     assert transport.closed
     with pytest.raises(ValueError, match="not an http"):
-        ControllerClient("unix:///tmp/controller.sock")
+        ControllerClient("ftp://ctl/")
     assert ControllerClient("http://ctl:8600/prefix", timeout=7).timeout.request == 7
+    assert (
+        ControllerClient("unix:///run/ctl/api.sock").url == "unix:///run/ctl/api.sock"
+    )
+
+
+@pytest.mark.parametrize(
+    "url", ["unix://relative/api.sock", "unix:relative.sock", "unix:///a.sock?x=1"]
+)
+def test_unix_urls_need_an_absolute_path(url: str) -> None:
+    with pytest.raises(ValueError, match="not a unix:///absolute/socket/path URL"):
+        ControllerClient(url)
+
+
+def _authorization(client: ControllerClient) -> str | None:
+    transport = client._transport
+    assert isinstance(transport, ctl.HTTPControllerTransport)
+    return transport._endpoint.headers.get("Authorization")
+
+
+def test_url_and_token_default_to_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("BEEPHOST_CONTROLLER_URL", raising=False)
+    monkeypatch.delenv("BEEPHOST_CONTROLLER_TOKEN", raising=False)
+    client = ControllerClient()
+    assert client.url == ctl.DEFAULT_CONTROLLER_URL
+    assert _authorization(client) is None
+    monkeypatch.setenv("BEEPHOST_CONTROLLER_URL", "unix:///run/ctl/api.sock")
+    monkeypatch.setenv("BEEPHOST_CONTROLLER_TOKEN", "from-env")
+    client = ControllerClient()
+    assert client.url == "unix:///run/ctl/api.sock"
+    assert _authorization(client) == "Bearer from-env"
+    # Explicit arguments win.
+    client = ControllerClient("http://ctl:1", token="explicit")
+    assert client.url == "http://ctl:1"
+    assert _authorization(client) == "Bearer explicit"
+    # An empty variable counts as unset.
+    monkeypatch.setenv("BEEPHOST_CONTROLLER_URL", "")
+    monkeypatch.setenv("BEEPHOST_CONTROLLER_TOKEN", "")
+    client = ControllerClient()
+    assert client.url == ctl.DEFAULT_CONTROLLER_URL
+    assert _authorization(client) is None

@@ -63,7 +63,13 @@ def test_every_name_resolves() -> None:
 def test_errors_are_the_protocols_own_classes() -> None:
     import beephost_protocol
 
-    for name in ("BeepHostError", "ExecutionFailed", "Unavailable", "Unauthorized"):
+    for name in (
+        "BeepHostError",
+        "Conflict",
+        "ExecutionFailed",
+        "Unavailable",
+        "Unauthorized",
+    ):
         assert getattr(beephost_client, name) is getattr(beephost_protocol, name)
     assert issubclass(beephost_client.ConnectError, beephost_client.Unavailable)
     assert issubclass(beephost_client.ConnectionLost, beephost_client.Unavailable)

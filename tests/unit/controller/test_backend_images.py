@@ -8,8 +8,11 @@ import pytest
 
 from beephost_controller.runtime.backend_images import (
     BACKEND_KINDS,
+    CONTROLLER_SOURCES,
+    IMAGE_KINDS,
     KIND_BACKEND_BUILD,
     KIND_BACKEND_IMAGE,
+    KIND_CONTROLLER_IMAGE,
     LABEL_BACKEND,
     LABEL_BUILD_KEY,
     LABEL_CODE_VERSION,
@@ -20,11 +23,18 @@ from beephost_controller.runtime.backend_images import (
     BuiltWheel,
     UvTools,
     alias_tag,
+    alias_tags,
+    backend_package,
     build_key,
     check_dockerfile,
+    code_version,
+    controller_source_files,
+    controller_sources_hash,
+    default_repository,
     dockerfile_instructions,
     dockerfile_path,
     ensure_backend_image,
+    ensure_controller_image,
     export_wheelhouse,
     image_tag,
     parse_export,
@@ -33,6 +43,7 @@ from beephost_controller.runtime.backend_images import (
     render_requirements,
     source_tree_hash,
     substitute,
+    wheelhouse_path,
 )
 from beephost_controller.runtime.base import ContainerRuntimeError, ImageNotFoundError
 from beephost_controller.runtime.base_images import (
@@ -40,6 +51,7 @@ from beephost_controller.runtime.base_images import (
     LABEL_PYTHON_VERSION,
     BaseImage,
 )
+from beephost_controller.runtime.environment_images import workspace_code_version
 from beephost_controller.runtime.fake import FakeRuntime, FakeWheelhouseTools
 
 REPO = Path(__file__).resolve().parents[3]
@@ -533,3 +545,299 @@ def test_fake_build_checks_the_context_against_the_dockerfile(
             tag="beephost-test/pipe-backend:x",
             buildargs={"BASE_IMAGE": "beephost-test/python:2.7"},
         )
+
+
+# -- the controller's image: a fourth kind, same machinery -----------------------------
+
+
+@pytest.fixture
+def controller_workspace(workspace: Path) -> Path:
+    """The small workspace plus the controller's member, Dockerfile and lock files."""
+    write_member(workspace, "services/controller", "beephost-controller")
+    shutil.copy(REPO / dockerfile_path("controller"), workspace / "services/controller")
+    (workspace / "uv.lock").write_text("version = 1\n")
+    (workspace / ".python-version").write_text("3.11\n")
+    return workspace
+
+
+def test_backend_keys_are_unchanged_by_the_controller_kind() -> None:
+    # The key of this plan before the controller became a kind: no backend tag moved.
+    assert build_key(plan()) == (
+        "2f6fd373c87b6d280f691e638e5077a1e8304b64d6ea9b39ebd007209df60ce3"
+    )
+    assert plan(sources=None).key == plan().key
+    controller = plan(kind="controller", sources="s" * 64)
+    assert controller.key not in (plan().key, plan(kind="controller").key)
+    assert controller.key != plan(kind="controller", sources="t" * 64).key
+
+
+def test_controller_names_paths_and_tags() -> None:
+    assert (*BACKEND_KINDS, "controller") == IMAGE_KINDS
+    assert "controller" not in BACKEND_KINDS  # environment images: three servers
+    assert backend_package("controller") == "beephost-controller"
+    assert dockerfile_path("controller") == "services/controller/Dockerfile"
+    assert wheelhouse_path("controller") == "build/wheelhouse/controller"
+    assert default_repository("controller") == "beephost/controller"
+    assert alias_tags("controller", "beephost/controller", "3.11") == (
+        "beephost/controller:3.11",
+        "beephost/controller:local",
+    )
+    assert alias_tags("pipe", "beephost/pipe-backend", "3.11") == (
+        "beephost/pipe-backend:3.11",
+    )
+    assert (backend_package("rpc"), dockerfile_path("http")) == (
+        "beephost-rpc-backend",
+        "services/http-backend/Dockerfile",
+    )
+
+
+def test_the_controller_dockerfile_builds_offline_as_non_root() -> None:
+    text = (REPO / dockerfile_path("controller")).read_text()
+    assert check_dockerfile(text) == []
+    instructions = dockerfile_instructions(text)
+    assert instructions[0].args == "BASE_IMAGE=beephost/python:3.11"
+    final = [i for i in instructions if i.stage == 1]
+    assert [i.args for i in final if i.name == "USER"] == ["10001:10001"]
+    healthcheck = next(i.args for i in final if i.name == "HEALTHCHECK")
+    assert "--interval=5s --timeout=5s --start-period=30s --retries=3" in healthcheck
+    assert '["/opt/beephost/bin/beephost-controller", "healthcheck"]' in healthcheck
+    assert [i.args for i in final if i.name == "ENTRYPOINT"] == [
+        '["/opt/beephost/bin/beephost-controller"]'
+    ]
+    assert [i.args for i in final if i.name in ("VOLUME", "EXPOSE")] == [
+        "/var/lib/beephost",
+        "8600",
+    ]
+    env = " ".join(i.args for i in final if i.name == "ENV").split()
+    for setting in (
+        "BEEPHOST_CONTROLLER_WORKSPACE=/opt/beephost-src",
+        "BEEPHOST_CONTROLLER_HOST=0.0.0.0",
+        "BEEPHOST_CONTROLLER_PORT=8600",
+        "BEEPHOST_CONTROLLER_DATABASE=/var/lib/beephost/controller.db",
+        "HOME=/var/lib/beephost",
+        "UV=/opt/beephost/bin/uv",
+        "PATH=/opt/beephost/bin:$PATH",
+    ):
+        assert setting in env
+    # The sources go through the build stage; .dockerignore through the wheelhouse
+    # (docker-py sends the engine a rewritten one).
+    build = " ".join(i.args for i in instructions if i.stage == 0 and i.name == "COPY")
+    for source in CONTROLLER_SOURCES:
+        if source == ".dockerignore":
+            assert "/wheels/dockerignore /opt/beephost-src/.dockerignore" in text
+        else:
+            assert source in build.split() or f"{source}/" in build.split()
+    assert [i.args for i in final if i.name == "COPY"] == ["--from=build /opt/ /opt/"]
+    labels = parse_label_args(
+        next(i.args for i in final if i.name == "LABEL"), {"CODE_VERSION": "c"}
+    )
+    assert labels[LABEL_KIND] == KIND_CONTROLLER_IMAGE
+    assert LABEL_BACKEND not in labels
+
+
+def test_controller_image_tags_labels_and_carries_the_sources(
+    base: BaseImage,
+    runtime: FakeRuntime,
+    controller_workspace: Path,
+    tools: FakeWheelhouseTools,
+    tmp_path: Path,
+) -> None:
+    # The fake build fails if a COPY source (pyproject.toml, uv.lock, packages/, ...)
+    # is missing from the context.
+    image = ensure_controller_image(
+        base,
+        runtime,
+        workspace=controller_workspace,
+        cache_dir=tmp_path / "cache",
+        repository="beephost-test/controller",
+        tools=tools,
+    )
+    assert image.built is True
+    assert image.kind == "controller"
+    assert image.tag == f"beephost-test/controller:3.11-{image.build_key[:16]}"
+    assert image.alias == "beephost-test/controller:3.11"
+    assert image.aliases == (image.alias, "beephost-test/controller:local")
+    for tag in (image.tag, *image.aliases):
+        info = runtime.get_image(tag)
+        assert info is not None
+        assert info.id == image.image_id
+    info = runtime.get_image(image.tag)
+    assert info is not None
+    assert info.labels[LABEL_KIND] == KIND_CONTROLLER_IMAGE
+    assert LABEL_BACKEND not in info.labels
+    assert info.labels[LABEL_BUILD_KEY] == image.build_key
+    assert info.labels["org.opencontainers.image.title"] == "beephost-controller"
+    members = ("packages/core", "packages/protocol", "services/controller")
+    assert sorted(tools.built) == list(members)
+    assert image.code_version == code_version(
+        {m: source_tree_hash(controller_workspace / m) for m in members}
+    )
+    assert runtime.remove_by_labels({LABEL_KIND: KIND_BACKEND_BUILD}) == []
+    assert not list((tmp_path / "cache").glob("context-*"))
+
+    again = ensure_backend_image(
+        "controller",
+        base,
+        runtime,
+        workspace=controller_workspace,
+        cache_dir=tmp_path / "cache",
+        repository="beephost-test/controller",
+        tools=tools,
+    )
+    assert (again.built, again.image_id) == (False, image.image_id)
+
+
+def test_controller_key_is_independent_of_the_backends(
+    base: BaseImage,
+    runtime: FakeRuntime,
+    controller_workspace: Path,
+    tools: FakeWheelhouseTools,
+    tmp_path: Path,
+) -> None:
+    def build(kind: str) -> BackendImage:
+        return ensure(kind, base, runtime, controller_workspace, tools, tmp_path)
+
+    pipe, controller = build("pipe"), build("controller")
+    code = workspace_code_version(controller_workspace, tools)
+    assert controller.build_key != pipe.build_key
+
+    # The controller's own source: a new controller image, the backends untouched.
+    module = controller_workspace / "services/controller/src/beephost_controller"
+    (module / "app.py").write_text("app = 1\n")
+    assert build("pipe").tag == pipe.tag
+    assert build("pipe").built is False
+    changed = build("controller")
+    assert changed.built is True
+    assert changed.tag != controller.tag
+    assert workspace_code_version(controller_workspace, tools) == code
+    assert runtime.get_image(controller.image_id) is None  # the old one is retired
+    assert runtime.get_image(pipe.tag) is not None  # never a backend image
+
+    # A backend's Dockerfile is not the controller's member, but it carries it.
+    dockerfile = controller_workspace / dockerfile_path("rpc")
+    dockerfile.write_text(dockerfile.read_text() + "# changed\n")
+    assert build("controller").tag != changed.tag
+    assert build("pipe").tag == pipe.tag
+
+    # Caches, virtualenvs and build outputs are not carried.
+    before = controller_sources_hash(controller_workspace)
+    for junk in (
+        "services/controller/.venv/bin/python",
+        "services/controller/src/beephost_controller/__pycache__/app.cpython-311.pyc",
+        "packages/core/dist/beephost_core-0.1.0-py3-none-any.whl",
+        "packages/core/build/lib/x.py",
+        "packages/core/src/beephost_core.egg-info/PKG-INFO",
+        "services/.mypy_cache/x.json",
+    ):
+        (controller_workspace / junk).parent.mkdir(parents=True, exist_ok=True)
+        (controller_workspace / junk).write_text("junk\n")
+    assert controller_sources_hash(controller_workspace) == before
+    files = controller_source_files(controller_workspace)
+    assert "uv.lock" in files
+    assert "services/controller/Dockerfile" in files
+    assert not [f for f in files if "junk" in (controller_workspace / f).read_text()]
+
+
+def test_controller_needs_the_lock_and_unknown_kinds_fail(
+    base: BaseImage,
+    runtime: FakeRuntime,
+    controller_workspace: Path,
+    tools: FakeWheelhouseTools,
+    tmp_path: Path,
+) -> None:
+    (controller_workspace / "uv.lock").unlink()
+    with pytest.raises(BackendImageError, match=r"uv\.lock"):
+        ensure("controller", base, runtime, controller_workspace, tools, tmp_path)
+    with pytest.raises(BackendImageError, match="unknown backend 'controllers'"):
+        ensure("controllers", base, runtime, controller_workspace, tools, tmp_path)
+    assert runtime.get_image("beephost-test/controller:local") is None
+
+
+def test_controller_wheelhouse_export(
+    base: BaseImage, controller_workspace: Path, tmp_path: Path
+) -> None:
+    wheelhouse = export_wheelhouse(
+        "controller",
+        base,
+        workspace=controller_workspace,
+        cache_dir=tmp_path / "cache",
+        tools=FakeWheelhouseTools(),
+    )
+    assert wheelhouse == controller_workspace / "build/wheelhouse/controller"
+    assert (wheelhouse / "requirements.txt").is_file()
+    assert (wheelhouse / "dockerignore").read_text() == (
+        controller_workspace / ".dockerignore"
+    ).read_text()
+
+
+# -- UvTools: the downloads trust the controller's CA bundle and index ---------------------
+
+
+@pytest.fixture
+def recording_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fake uv that records its arguments and environment; no settings variables."""
+    monkeypatch.delenv("BEEPHOST_CONTROLLER_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("BEEPHOST_CONTROLLER_INDEX_URL", raising=False)
+    monkeypatch.setenv("RECORD", str(tmp_path / "record"))
+    uv = tmp_path / "fake-uv"
+    uv.write_text(
+        '#!/bin/sh\nprintf "%s\\n" "$@" > "$RECORD.args"\nenv > "$RECORD.env"\n'
+    )
+    uv.chmod(0o755)
+    return uv
+
+
+def recorded(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+    args = (tmp_path / "record.args").read_text().splitlines()
+    env = dict(
+        line.split("=", 1)
+        for line in (tmp_path / "record.env").read_text().splitlines()
+        if "=" in line
+    )
+    return args, env
+
+
+LINE = "six==1.17.0 --hash=" + HASH_A
+
+
+def test_download_trusts_the_ca_bundle_and_uses_the_index(
+    recording_uv: Path, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    tools = UvTools(
+        str(recording_uv), ca_bundle=bundle, index_url="https://mirror.test/simple"
+    )
+    tools.download([LINE], "3.11", tmp_path)
+    args, env = recorded(tmp_path)
+    assert args[args.index("--cert") + 1] == str(bundle)  # pip
+    assert args[args.index("--index-url") + 1] == "https://mirror.test/simple"
+    assert env["SSL_CERT_FILE"] == str(bundle)  # uv, which fetches pip
+    assert env["UV_DEFAULT_INDEX"] == "https://mirror.test/simple"
+
+    # uv export keeps the lock's index (--locked would see another), not the bundle.
+    tools.export(tmp_path, "beephost-pipe-backend")
+    args, env = recorded(tmp_path)
+    assert env["SSL_CERT_FILE"] == str(bundle)
+    assert "UV_DEFAULT_INDEX" not in env
+    assert "--index-url" not in args
+
+
+def test_download_reads_the_controller_settings_variables(
+    recording_uv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DockerImageBuilder makes UvTools() without arguments: the variables reach it.
+    plain = UvTools(str(recording_uv))
+    assert (plain.ca_bundle, plain.index_url, plain.environment()) == (None, None, None)
+    plain.download([LINE], "3.11", tmp_path)
+    args, _ = recorded(tmp_path)
+    assert "--cert" not in args
+    assert "--index-url" not in args
+
+    monkeypatch.setenv("BEEPHOST_CONTROLLER_CA_BUNDLE", "/etc/beephost/ca.pem")
+    monkeypatch.setenv("BEEPHOST_CONTROLLER_INDEX_URL", "https://mirror.test/simple")
+    tools = UvTools(str(recording_uv))
+    tools.download([LINE], "3.11", tmp_path)
+    args, env = recorded(tmp_path)
+    assert args[args.index("--cert") + 1] == "/etc/beephost/ca.pem"
+    assert env["SSL_CERT_FILE"] == "/etc/beephost/ca.pem"
+    assert args[args.index("--index-url") + 1] == "https://mirror.test/simple"

@@ -1,6 +1,5 @@
 """BackendService state logic against an in-memory BackendContainers."""
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -9,78 +8,16 @@ from beephost_controller.backends import (
     LABEL_BACKEND_ID,
     LABEL_CONTROLLER,
     LABEL_MANAGED,
+    STOPPING,
     BackendRequest,
     BackendService,
     status_of,
 )
 from beephost_controller.metrics import ControllerMetrics
-from beephost_controller.runtime.containers import ContainerSpec, ContainerState
+from beephost_controller.runtime.containers import ContainerState
 from beephost_controller.settings import Settings
 from beephost_controller.store import EnvironmentRow, SqliteStore
-
-
-class MemoryContainers:
-    def __init__(self) -> None:
-        self.containers: dict[str, ContainerState] = {}
-        self.networks: dict[str, Mapping[str, str]] = {}
-
-    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
-        self.networks[name] = dict(labels)
-
-    def remove_network(self, name: str) -> None:
-        self.networks.pop(name, None)
-
-    def create_container(self, spec: ContainerSpec) -> str:
-        cid = f"c{len(self.containers)}"
-        self.containers[spec.name] = ContainerState(
-            cid,
-            spec.name,
-            dict(spec.labels),
-            "created",
-            None,
-            0,
-            False,
-            0,
-            {5678: 40000},
-        )
-        return cid
-
-    def _find(self, ref: str) -> str | None:
-        return next((n for n, s in self.containers.items() if ref in (n, s.id)), None)
-
-    def start_container(self, ref: str) -> None:
-        name = self._find(ref)
-        assert name is not None
-        old = self.containers[name]
-        self.containers[name] = ContainerState(
-            old.id, name, old.labels, "running", "healthy", 0, False, 0, old.ports
-        )
-
-    def container_state(self, ref: str) -> ContainerState | None:
-        name = self._find(ref)
-        return None if name is None else self.containers[name]
-
-    def remove_container(self, ref: str) -> None:
-        name = self._find(ref)
-        if name is not None:
-            del self.containers[name]
-
-    def container_logs(self, ref: str, tail: int) -> str:
-        return ""
-
-    def list_containers(self, labels: Mapping[str, str]) -> list[ContainerState]:
-        return [
-            s
-            for s in self.containers.values()
-            if all(s.labels.get(k) == v for k, v in labels.items())
-        ]
-
-    def list_networks(self, labels: Mapping[str, str]) -> list[str]:
-        return [
-            n
-            for n, lab in self.networks.items()
-            if all(lab.get(k) == v for k, v in labels.items())
-        ]
+from tests.unit.controller.memory_containers import MemoryContainers
 
 
 @pytest.fixture
@@ -144,6 +81,54 @@ def test_stop_removes_container_network_and_row(service: BackendService) -> None
     service.stop(row.id)
     assert not _containers(service).containers
     assert not _containers(service).networks
+    assert service.store.backend(row.id) is None
+
+
+def test_a_stop_cut_short_by_a_crash_is_finished_at_reconcile(
+    service: BackendService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    row = service.start(BackendRequest(environment="e", type="http"))
+    mem = _containers(service)
+
+    def killed(ref: str) -> None:
+        raise SystemExit("kill -9")  # the controller dies before Docker removes it
+
+    monkeypatch.setattr(mem, "remove_container", killed)
+    with pytest.raises(SystemExit):
+        service.stop(row.id)
+    monkeypatch.undo()
+    assert (service.get_row(row.id).status, service.get_row(row.id).reason) == (
+        "stopped",
+        STOPPING,
+    )
+    # The next controller process, on the same store and engine, finishes the stop
+    # (before: the backend stayed listed as exited, "missing", with its network).
+    restarted = BackendService(
+        service.settings, service.store, mem, ControllerMetrics()
+    )
+    assert restarted.reconcile() == {"adopted": 0, "orphan_removed": 0, "missing": 0}
+    assert service.store.backend(row.id) is None
+    assert not mem.containers
+    assert not mem.networks
+
+
+def test_the_supervisor_does_not_restart_a_backend_being_stopped(
+    service: BackendService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    row = service.start(BackendRequest(environment="e", type="pipe"))
+    mem = _containers(service)
+    remove = mem.remove_container
+    restarted: list[str] = []
+
+    def remove_while_supervised(ref: str) -> None:
+        mem.exit(row.container_name, 137)  # `docker rm -f` kills it first
+        restarted.extend(service.supervise())  # a sweep of the supervisor meanwhile
+        remove(ref)
+
+    monkeypatch.setattr(mem, "remove_container", remove_while_supervised)
+    service.stop(row.id)
+    assert restarted == []
+    assert mem.starts == [row.container_name]
     assert service.store.backend(row.id) is None
 
 

@@ -7,7 +7,9 @@ from beephost_protocol import (
     GRPC_STATUS,
     HTTP_STATUS,
     BeepHostError,
+    Conflict,
     ErrorCode,
+    InvalidRequest,
     error_from_wire,
 )
 
@@ -31,6 +33,24 @@ def test_unknown_code_decodes_to_the_base_class() -> None:
 def test_every_class_is_registered_once() -> None:
     assert set(ERROR_CLASSES) == set(ErrorCode)
     assert len(set(ERROR_CLASSES.values())) == len(ErrorCode)
+
+
+def test_conflict_is_its_own_code_and_an_invalid_request() -> None:
+    error = Conflict("environment 'e' exists", {"environment": "e"})
+    assert isinstance(error, InvalidRequest)
+    assert error.to_wire() == {
+        "code": "conflict",
+        "message": "environment 'e' exists",
+        "data": {"environment": "e"},
+    }
+    decoded = error_from_wire(error.to_wire())
+    assert type(decoded) is Conflict
+    assert (decoded.message, decoded.data) == (error.message, error.data)
+    assert ERROR_CLASSES[ErrorCode.CONFLICT] is Conflict
+    assert HTTP_STATUS[ErrorCode.CONFLICT] == 409
+    assert GRPC_STATUS[ErrorCode.CONFLICT] == "ALREADY_EXISTS"
+    # A plain invalid request stays one: the subclass has its own code.
+    assert type(error_from_wire(InvalidRequest("bad").to_wire())) is InvalidRequest
 
 
 def test_every_code_has_an_http_and_grpc_status() -> None:

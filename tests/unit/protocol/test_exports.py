@@ -17,6 +17,7 @@ PINNED = {
         "PROTOCOL_VERSION",
         "BeepHostError",
         "Command",
+        "Conflict",
         "ErrorCode",
         "Evaluate",
         "Execute",

@@ -56,8 +56,13 @@ app = typer.Typer(
 
 def _http_url(value: str) -> str:
     parts = urlsplit(value)
+    unix = parts.path.startswith("/") and not (parts.netloc or parts.query)
+    if parts.scheme == "unix" and unix:
+        return value  # the controller's Unix socket (inside an admin backend)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise typer.BadParameter(f"not an http(s) URL with a host: {value!r}")
+        raise typer.BadParameter(
+            f"not an http(s) URL with a host nor unix:///socket/path: {value!r}"
+        )
     return value
 
 

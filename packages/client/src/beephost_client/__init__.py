@@ -19,7 +19,6 @@ from beephost_client._async._client import (
 from beephost_client._async._sugar import AsyncRemoteAttribute
 from beephost_client._config import SCHEMES, Timeout
 from beephost_client._connect import aconnect, connect
-from beephost_client._controller import Conflict
 from beephost_client._exceptions import ConnectError, ConnectionLost, ErrorReply
 from beephost_client._models import ExecResult, OutputChunk, SessionDescription
 from beephost_client._sync._client import Client, ExecStream, RemoteObject, Session
@@ -31,6 +30,7 @@ from beephost_client.controller import ControllerClient
 from beephost_protocol import Handle
 from beephost_protocol.errors import (
     BeepHostError,
+    Conflict,
     ErrorCode,
     ExecutionFailed,
     ExecutionTimeout,

@@ -17,9 +17,11 @@ from beephost_client._transports import _http11
 from beephost_protocol.errors import (
     BeepHostError,
     InternalError,
-    InvalidRequest,
     NotFound,
     Unavailable,
+)
+from beephost_protocol.errors import (
+    Conflict as Conflict,  # re-exported: beephost_client.controller.Conflict
 )
 
 BackendType = Literal["http", "pipe", "rpc"]
@@ -27,14 +29,6 @@ BackendType = Literal["http", "pipe", "rpc"]
 
 JOB_FINISHED = frozenset({"succeeded", "failed"})
 BACKEND_FINISHED = frozenset({"exited", "stopped"})
-
-
-class Conflict(InvalidRequest):
-    """The resource exists, or exists with another definition (HTTP 409).
-
-    A subclass of :class:`~beephost_protocol.errors.InvalidRequest` (its wire code is
-    ``invalid_request``): code that handles invalid requests handles conflicts too.
-    """
 
 
 # -- result types -------------------------------------------------------------------------
@@ -183,8 +177,13 @@ class Backend:
         container_id: The Docker container's id.
         created_at: Creation time, Unix seconds.
         ready_at: When it first became ready.
-        restarts: How often the container was restarted.
+        restarts: How often it was restarted after a crash (Docker's and the
+            controller's restarts).
+        exit_code: The exit code of its last exit.
+        last_exit: Why it last exited: ``crashed``, ``oom_killed`` or ``stopped``.
+        admin: Whether it holds a controller token (admin environment).
         limits: Its resource limits.
+        options: Its hardening (``read_only``, ``network``, ``user``, ``cap_add``...).
     """
 
     id: str
@@ -198,7 +197,11 @@ class Backend:
     created_at: float = 0.0
     ready_at: float | None = None
     restarts: int = 0
+    exit_code: int | None = None
+    last_exit: str | None = None
+    admin: bool = False
     limits: Limits = field(default_factory=Limits)
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,16 +377,19 @@ def backend_body(
 def error_of(req: Request, status: int, body: bytes) -> BeepHostError:
     """The exception for a non-2xx reply, chained to an :class:`ErrorReply`.
 
-    The controller answers ``{"error": {code, message, data}}``; 409 becomes
-    :class:`Conflict`. A reply without an error object (a proxy's page, or a route an
-    older controller lacks: :class:`NotFound` with ``data["route"]``) is mapped from
-    its status.
+    The controller answers ``{"error": {code, message, data}}``, decoded by the one
+    table (code ``conflict`` is :class:`Conflict`). Older controllers sent a conflict as
+    409 with code ``invalid_request``: that is :class:`Conflict` too. A reply without an
+    error object is mapped from its status: 409 is :class:`Conflict`; a route an older
+    controller lacks is :class:`NotFound` with ``data["route"]``; anything else (a
+    proxy's page) as on the SDK's HTTP transport.
     """
     decoded = _object(body)
     payload = decoded.get("error") if decoded else None
     if not isinstance(payload, dict) or not isinstance(payload.get("code"), str):
         payload = None
     if status == 409 and (payload is None or payload["code"] == "invalid_request"):
+        # No code, or a controller older than the `conflict` code.
         payload = payload or {"code": "invalid_request", "message": "conflict"}
         data = payload.get("data")
         error: BeepHostError = Conflict(

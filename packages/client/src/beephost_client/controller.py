@@ -12,17 +12,23 @@
 
 Errors are the SDK's own taxonomy (:mod:`beephost_protocol.errors`), plus
 :class:`Conflict` for HTTP 409. Every call has a finite time limit. Requests go
-through the same small HTTP/1.1 codec as the SDK's HTTP transport.
+through the same small HTTP/1.1 codec as the SDK's HTTP transport, over TCP or, for a
+``unix:///path/api.sock`` URL, over a Unix socket (how admin backends reach the
+controller). ``ControllerClient()`` without arguments reads ``BEEPHOST_CONTROLLER_URL``
+and ``BEEPHOST_CONTROLLER_TOKEN``.
 """
 
 # `timeout` bounds the wait for a reply; deadlines stay explicit
 
 import abc
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, BinaryIO, Self
+from urllib.parse import unquote, urlsplit
 
 from beephost_client import _controller
 from beephost_client._config import DEFAULT_TIMEOUT, Timeout, as_timeout
@@ -72,7 +78,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONTROLLER_URL = "http://127.0.0.1:8600"
+#: Seconds one ``wait_backend`` request lets the controller hold it (at most 30).
+LONG_POLL_SECONDS = 10.0
 """Where a controller listens by default (``BEEPHOST_CONTROLLER_HOST``/``_PORT``)."""
+
+# What ControllerClient() reads when given no URL or token.
+_URL_VARIABLE = "BEEPHOST_CONTROLLER_URL"
+_TOKEN_VARIABLE = "BEEPHOST_CONTROLLER_TOKEN"
 
 _MAX_LOG_LINE = 1 << 20  # the controller cuts log lines at 4000 characters
 _STREAM_RETRIES = 5  # a broken log stream is followed again this often
@@ -107,13 +119,51 @@ class ControllerTransport(abc.ABC):
         """Close every connection."""
 
 
+def _unix_socket_path(url: str) -> str | None:
+    """The socket path of a ``unix:///abs/path`` URL; None for any other scheme.
+
+    Raises:
+        ValueError: A ``unix:`` URL that does not name an absolute path.
+    """
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "unix":
+        return None
+    if parts.netloc or not parts.path.startswith("/") or parts.query:
+        raise ValueError(f"not a unix:///absolute/socket/path URL: {url!r}")
+    return unquote(parts.path)
+
+
+class _UnixConnection(_Connection):
+    """A keep-alive connection to the controller's Unix socket (same HTTP/1.1 codec)."""
+
+    def __init__(self, endpoint: _Endpoint, timeout: Timeout, path: str) -> None:
+        super().__init__(endpoint, timeout)
+        self.path = path
+
+    def _open(self) -> tuple[socket.socket, BinaryIO]:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.connect_timeout)
+            sock.connect(self.path)
+        except OSError as exc:  # no such file, refused, path too long, timeout
+            sock.close()
+            raise self.endpoint.connect_error(exc) from exc
+        self.sock, self.file = sock, sock.makefile("rb")
+        return self.sock, self.file
+
+
 class HTTPControllerTransport(ControllerTransport):
     """The controller's HTTP/1.1 API over pooled keep-alive connections.
 
     Args:
-        url: The controller's base URL; a path prefix is kept (behind a proxy).
+        url: The controller's base URL (a path prefix is kept, behind a proxy), or
+            ``unix:///abs/path/api.sock``: HTTP over that Unix socket.
         token: The controller's API token, sent as ``Authorization: Bearer``.
         timeout: ``connect`` bounds connecting.
+
+    Raises:
+        ValueError: ``url`` is neither an ``http(s)://`` URL with a host nor a
+            ``unix:///`` URL with an absolute path.
     """
 
     def __init__(
@@ -123,11 +173,19 @@ class HTTPControllerTransport(ControllerTransport):
         token: str | None = None,
         timeout: Timeout = DEFAULT_TIMEOUT,
     ) -> None:
-        self._endpoint = _Endpoint(url, token)
+        self._socket_path = _unix_socket_path(url)
+        if self._socket_path is None:
+            self._endpoint = _Endpoint(url, token)
+        else:
+            # HTTP/1.1 needs a Host header; over a Unix socket it names nothing.
+            self._endpoint = _Endpoint("http://localhost", token)
+            self._endpoint.url = url  # errors name the socket URL
         self._timeout = timeout
         self._pool: Pool[_Connection] = Pool(self._connect, max_idle=4)
 
     def _connect(self) -> _Connection:
+        if self._socket_path is not None:
+            return _UnixConnection(self._endpoint, self._timeout, self._socket_path)
         return _Connection(self._endpoint, self._timeout)
 
     def handle(self, request: Request, *, timeout: float) -> Response:
@@ -222,15 +280,23 @@ class ControllerClient:
     Connecting does no I/O: the first call opens a connection.
 
     Args:
-        url: The controller's URL (``http://host:port``, ``https://...``).
-        token: The controller's API token (``BEEPHOST_CONTROLLER_TOKEN``), if set.
+        url: The controller's URL: ``http://host:port``, ``https://...``, or
+            ``unix:///abs/path/api.sock`` (HTTP over a Unix socket). Default: the
+            ``BEEPHOST_CONTROLLER_URL`` variable, else ``http://127.0.0.1:8600``.
+        token: The controller's API token. Default: the ``BEEPHOST_CONTROLLER_TOKEN``
+            variable, else none. Explicit arguments win; an empty variable is unset.
         timeout: Time limits of each call: a :class:`Timeout`, or seconds. Waits
             (:meth:`wait_job`, :meth:`wait_backend`) have limits of their own.
         transport: A transport to use instead of HTTP (e.g.
             :class:`MockControllerTransport`).
 
     Raises:
-        ValueError: ``url`` is not an ``http(s)://`` URL with a host.
+        ValueError: ``url`` is neither an ``http(s)://`` URL with a host nor a
+            ``unix:///`` URL with an absolute path.
+
+    User code in an ``admin`` environment's backend finds both variables set (the
+    controller's Unix socket and a token scoped to environments and backends), so
+    ``ControllerClient()`` needs no arguments there.
 
     Example::
 
@@ -241,12 +307,16 @@ class ControllerClient:
 
     def __init__(
         self,
-        url: str = DEFAULT_CONTROLLER_URL,
+        url: str | None = None,
         *,
         token: str | None = None,
         timeout: Timeout | float = DEFAULT_TIMEOUT,
         transport: ControllerTransport | None = None,
     ) -> None:
+        if url is None:
+            url = os.environ.get(_URL_VARIABLE) or DEFAULT_CONTROLLER_URL
+        if token is None:
+            token = os.environ.get(_TOKEN_VARIABLE) or None
         self._url = url
         self._timeout = as_timeout(timeout)
         self._transport = transport or HTTPControllerTransport(
@@ -867,10 +937,24 @@ class ControllerClient:
             backend = controller.wait_backend(backend.id, timeout=60)
         """
         deadline = time.monotonic() + timeout
-        delay, seen = 0.1, None
+        delay, seen, wait = 0.1, None, 0.0
         while True:
-            found = self.backend(backend_id)
-            if found.status != seen:
+            asked = time.monotonic()
+            # The controller holds the request until the status changes (long poll).
+            request = _controller.request(
+                "GET",
+                _controller.backend_path(backend_id),
+                query={"wait": round(wait, 3) or None, "seen": seen if wait else None},
+            )
+            found = _controller.backend(
+                _controller.json_body(
+                    request, self._send(request, wait + self._timeout.request)
+                )
+            )
+            answered_at_once = time.monotonic() - asked < min(wait, 0.5)
+            changed = found.status != seen
+            wait = max(0.0, min(deadline - time.monotonic(), LONG_POLL_SECONDS))
+            if changed:
                 seen = found.status
                 if on_status is not None:
                     on_status(found)
@@ -888,8 +972,10 @@ class ControllerClient:
                         "client_side": True,
                     },
                 )
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 2, 1.0)
+            if answered_at_once and not changed:
+                # A controller without the long poll: poll with a backoff instead.
+                time.sleep(min(delay, remaining))
+                delay = min(delay * 2, 1.0)
 
     def connect_backend(
         self, backend_id: str, *, timeout: Timeout | float = DEFAULT_TIMEOUT

@@ -1,21 +1,33 @@
-"""One worker process: spawn it, talk to it over a socketpair, interrupt it, kill it."""
+"""One worker process: spawn it, talk to it over a socketpair, interrupt it, kill it.
+
+A worker and everything it starts share one process group (the worker's pid): killing
+the session kills the group, and the group's orphans are reaped here when the server is
+their reaper (PID 1 of a container). Deaths are explained from the container's cgroup
+(beephost_core.cgroup): an OOM kill says "out of memory", and a session whose processes
+exhausted the container's process limit is killed as a whole, like the OOM killer would.
+"""
 
 import asyncio
 import collections
 import contextlib
+import ctypes
+import functools
 import json
 import logging
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from beephost_core.cgroup import ContainerLimits
 from beephost_core.config import ExecutorConfig
 from beephost_protocol.errors import (
+    BeepHostError,
     ExecutionTimeout,
     InternalError,
     SessionLost,
@@ -27,6 +39,12 @@ logger = logging.getLogger(__name__)
 
 WORKER_SCRIPT = str(Path(__file__).with_name("worker.py"))
 _STDERR_TAIL = 4096
+_REAP_TIMEOUT = 2.0  # seconds a killed group gets to die before we stop waiting
+_LAST_WORDS = 0.1  # seconds a dead worker's channel may still deliver a reply
+_PR_SET_DUMPABLE = 4
+#: Workers are the OOM killer's first choice, over the server (unprivileged processes
+#: may raise their score, never lower it below where it started).
+_WORKER_OOM_SCORE_ADJ = 1000
 
 EventCallback = Callable[[str, str], None]
 
@@ -122,6 +140,74 @@ def _deadline_passed(future: "asyncio.Future[dict[str, Any]]") -> None:
 _encode_message = json.JSONEncoder(separators=(",", ":")).encode
 
 
+@functools.cache
+def container_limits() -> ContainerLimits:
+    """This process's cgroup counters and limits, opened on first use."""
+    return ContainerLimits()
+
+
+@functools.cache
+def protect_server() -> bool:
+    """Make this process, the server, undumpable before any user code runs.
+
+    User code runs under the server's uid. While the server is dumpable a worker can
+    read ``/proc/<server>/environ`` (the token it was started with), its memory
+    (``/proc/<server>/mem``) or ptrace it; undumpable, all of that needs root's
+    privileges. Workers are unaffected: exec makes a process dumpable again. Called once
+    per process (Linux only); returns whether it took effect.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        done = bool(libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        done = False
+    if not done:
+        logger.warning("could not make the server undumpable: user code may read it")
+    return done
+
+
+def _prefer_as_oom_victim(pid: int) -> None:
+    """Raise a worker's OOM score, so the OOM killer takes a worker, not the server."""
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/oom_score_adj").write_text(str(_WORKER_OOM_SCORE_ADJ))
+
+
+def process_group(pgid: int, proc: Path = Path("/proc")) -> list[int]:
+    """Pids of the processes in group ``pgid`` (zombies included), from ``proc``."""
+    members = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_bytes()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat[stat.rfind(b")") + 2 :].split()  # state ppid pgrp ...
+        if len(fields) > 2 and fields[2] == str(pgid).encode():
+            members.append(int(entry.name))
+    return members
+
+
+def _reap_orphans(pgid: int) -> bool:
+    """Reap the zombies of group ``pgid`` that are our children; True if the group is gone.
+
+    Only orphans are ours to reap: call it once the worker itself (the group's leader,
+    reaped by asyncio) is gone.
+    """
+    with contextlib.suppress(ChildProcessError):
+        while os.waitid(os.P_PGID, pgid, os.WEXITED | os.WNOHANG) is not None:
+            pass
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return True  # not ours to wait for
+    return False
+
+
 class WorkerProcess:
     """A live worker. Callers serialise requests; one runs at a time."""
 
@@ -131,9 +217,15 @@ class WorkerProcess:
         self._next_id = 0
         self._stderr_tail: collections.deque[bytes] = collections.deque()
         self._stderr_task = asyncio.create_task(self._drain_stderr())
+        self._pidfd: int | None = None
+        self._watch_exit()
         self.busy = False
         self.handles = 0
         self.killed_by_us = False
+        #: Why it ended, when known more precisely than its exit status:
+        #: "out_of_memory" or "process_limit" (set by exit_reason and request).
+        self.reason_code: str | None = None
+        self._oom_kills = container_limits().oom_kills()  # the count before our time
 
     @property
     def pid(self) -> int:
@@ -159,6 +251,7 @@ class WorkerProcess:
         Raises:
             Unavailable: The interpreter is missing or the worker did not start in time.
         """
+        protect_server()
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             process = await asyncio.create_subprocess_exec(
@@ -171,7 +264,7 @@ class WorkerProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
-                env=config.env,
+                env=config.worker_env(),
                 cwd=config.cwd,
                 start_new_session=True,  # its own process group, killed as a whole
             )
@@ -183,6 +276,7 @@ class WorkerProcess:
             raise
         finally:
             child.close()
+        _prefer_as_oom_victim(process.pid)
         limit = config.max_result_bytes + 4 * config.max_output_bytes + (1 << 20)
         loop = asyncio.get_running_loop()
         _, channel = await loop.create_unix_connection(
@@ -222,11 +316,34 @@ class WorkerProcess:
         """Send one operation and wait for its reply until ``deadline`` (loop time).
 
         At the deadline the worker gets SIGINT; if no reply arrives within ``grace`` it
-        is killed and the timeout says the state was lost.
+        is killed and the timeout says the state was lost. If the container's process
+        limit refused a fork meanwhile and this worker's group holds half of that limit
+        or more, the session is killed (see :meth:`_check_process_limit`).
 
         Raises:
             BeepHostError: The worker's error, a timeout, or SessionLost if it died.
         """
+        limits = container_limits()
+        self._oom_kills = limits.oom_kills()
+        refused = limits.pids_refused()
+        try:
+            result = await self._request(op, params, deadline, grace, on_event)
+        except BeepHostError as exc:
+            if refused is not None and self.alive:
+                await self._check_process_limit(refused, exc)
+            raise
+        if refused is not None:
+            await self._check_process_limit(refused, None)
+        return result
+
+    async def _request(
+        self,
+        op: str,
+        params: dict[str, Any],
+        deadline: float,
+        grace: float,
+        on_event: EventCallback | None,
+    ) -> dict[str, Any]:
         self._next_id += 1
         request_id = self._next_id
         message = {
@@ -292,6 +409,42 @@ class WorkerProcess:
             )
         return reply  # a reply that raced the deadline still counts as a success
 
+    async def _check_process_limit(
+        self, refused_before: int, cause: BaseException | None
+    ) -> None:
+        """Kill the session if its processes exhausted the container's process limit.
+
+        Forks beyond the limit fail everywhere in the container: the server's threads,
+        new workers, every other session. When that happened during this request and
+        this worker's process group holds at least half of the limit, the group is the
+        culprit (a fork bomb): it is killed, as the OOM killer would a memory hog.
+
+        Raises:
+            SessionLost: With ``reason_code`` "process_limit".
+        """
+        limits = container_limits()
+        refused = limits.pids_refused()
+        if refused is None or refused <= refused_before:
+            return
+        limit = limits.pids_limit()
+        members = len(process_group(self.pid))
+        if limit is None or members < max(2, limit // 2):
+            return
+        await self.kill()
+        self.reason_code = "process_limit"
+        reason = (
+            f"process limit (the session's code started {members - 1} processes; "
+            f"the container's limit is {limit})"
+        )
+        raise SessionLost(
+            f"the session's worker was killed ({reason}); its state is lost",
+            {
+                "exit_code": self._process.returncode,
+                "reason": reason,
+                "reason_code": self.reason_code,
+            },
+        ) from cause
+
     def interrupt(self) -> bool:
         """Raise KeyboardInterrupt in the running user code; False if nothing runs."""
         if not self.busy or not self.alive or self._channel.transport is None:
@@ -303,38 +456,108 @@ class WorkerProcess:
         return True
 
     async def kill(self) -> None:
-        """Kill the worker and everything it started, then reap it."""
+        """Kill the worker and everything it started, then reap them.
+
+        The group is killed even when the worker is gone already: what it forked
+        outlives it otherwise (a group's id is never reused while it has members).
+        """
         self.killed_by_us = True
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
         if self.alive:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
             with contextlib.suppress(ProcessLookupError):
                 self._process.kill()
         await self.close()
+        await self._reap_group()
+
+    async def _reap_group(self) -> None:
+        """Wait (bounded) until the killed group is gone, reaping its orphans.
+
+        When the server is PID 1 of its container, the group's orphans become its
+        children: unreaped, their zombies would hold the container's pids for good.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _REAP_TIMEOUT
+        while not _reap_orphans(self.pid):
+            if loop.time() > deadline:
+                logger.warning(
+                    "process group %d still has members %.0fs after SIGKILL",
+                    self.pid,
+                    _REAP_TIMEOUT,
+                )
+                return
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)  # a fork that raced the first kill
+            await asyncio.sleep(0.01)
+
+    def _watch_exit(self) -> None:
+        """Close the channel when the worker exits, even while it is still open.
+
+        What the worker forked holds the channel (and its stderr) too: without this, a
+        worker that dies while they live is noticed only at the request's deadline.
+        Needs a pidfd (Linux >= 5.3); elsewhere the channel's end alone tells.
+        """
+        pidfd_open = getattr(os, "pidfd_open", None)
+        if pidfd_open is None:
+            return
+        try:
+            self._pidfd = pidfd_open(self.pid)
+        except OSError:
+            return
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self._pidfd, self._on_exit)
+
+    def _on_exit(self) -> None:
+        self._unwatch()
+        # A reply the worker sent before it exited still arrives first.
+        asyncio.get_running_loop().call_later(_LAST_WORDS, self._drop_channel)
+
+    def _drop_channel(self) -> None:
+        if self._channel.transport is not None:
+            self._channel.transport.close()  # -> connection_lost: the session is lost
+
+    def _unwatch(self) -> None:
+        if self._pidfd is not None:
+            asyncio.get_running_loop().remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
 
     async def close(self) -> None:
+        """Close the channel and reap the worker (bounded: what it started may escape
+        its group and keep its stderr open)."""
         if self._channel.transport is not None:
             self._channel.transport.close()
-        await self._process.wait()
+        self._unwatch()
+        try:
+            async with asyncio.timeout(_REAP_TIMEOUT):
+                await self._process.wait()  # also waits for its stderr to close
+        except TimeoutError:
+            logger.warning("worker %d: its stderr outlives it", self.pid)
+            self._stderr_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._stderr_task
+
+    async def _exited(self) -> None:
+        """Wait until the worker's exit is known (its returncode; not its pipes).
+
+        ``Process.wait()`` also waits for its stderr to close, which whatever it forked
+        may hold open; asyncio has no event for the exit alone.
+        """
+        while self._process.returncode is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
 
     async def exit_reason(self) -> str:
         """Why the worker ended: exit status or signal, plus its last stderr lines."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(2):
-                await self._process.wait()
+                await self._exited()
         code = self._process.returncode
         if code is None:
             reason = "worker stopped answering"
+        elif code == -signal.SIGKILL and not self.killed_by_us:
+            reason = self._sigkill_reason()
         elif code < 0:
-            name = signal.Signals(-code).name
-            hint = (
-                " (out of memory?)"
-                if -code == signal.SIGKILL and not self.killed_by_us
-                else ""
-            )
-            reason = f"worker killed by {name}{hint}"
+            reason = f"worker killed by {signal.Signals(-code).name}"
         else:
             reason = f"worker exited with status {code}"
         with contextlib.suppress(TimeoutError):
@@ -343,12 +566,28 @@ class WorkerProcess:
         tail = b"".join(self._stderr_tail).decode("utf-8", "replace").strip()
         return f"{reason}: {tail[-800:]}" if tail else reason
 
+    def _sigkill_reason(self) -> str:
+        """A SIGKILL we did not send: the OOM killer's, if the cgroup counted a kill."""
+        limits = container_limits()
+        before, after = self._oom_kills, limits.oom_kills()
+        if before is None or after is None:
+            return "worker killed by SIGKILL (out of memory?)"
+        if after <= before:
+            return "worker killed by SIGKILL"
+        self.reason_code = "out_of_memory"
+        limit = limits.memory_limit()
+        if limit is None:
+            return "out of memory (the container's memory limit)"
+        return f"out of memory (the container's memory limit, {limit >> 20} MiB)"
+
     async def _lost(self) -> SessionLost:
         reason = await self.exit_reason()
         code = self._process.returncode
+        data: dict[str, Any] = {"exit_code": code, "reason": reason}
+        if self.reason_code is not None:
+            data["reason_code"] = self.reason_code
         return SessionLost(
-            f"the session's worker died ({reason}); its state is lost",
-            {"exit_code": code, "reason": reason},
+            f"the session's worker died ({reason}); its state is lost", data
         )
 
     async def _drain_stderr(self) -> None:

@@ -2,6 +2,7 @@
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -30,6 +31,9 @@ class ExecutorConfig:
         prewarm: Spare workers kept started so sessions open instantly.
         cwd: Working directory of workers (None: inherit).
         env: Environment variables of workers; the server's own are never passed.
+        extra_env: Variables added to ``env`` for every worker (they win over it): what
+            the deployment gives user code on purpose, e.g. an admin backend's controller
+            URL and token.
     """
 
     python: str = field(default_factory=base_interpreter)
@@ -47,6 +51,11 @@ class ExecutorConfig:
     prewarm: int = 1
     cwd: str | None = None
     env: dict[str, str] = field(default_factory=lambda: default_worker_env())
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+    def worker_env(self) -> dict[str, str]:
+        """The environment a worker starts with: ``env`` updated with ``extra_env``."""
+        return {**self.env, **self.extra_env}
 
     def worker_settings(self) -> dict[str, int | float]:
         """The subset the worker enforces itself."""

@@ -270,6 +270,15 @@ class Executor:
                 {"state_lost": False},
             ) from None
         try:
+            if self._sessions.get(session.id) is not session:
+                # Retired while this request queued (its worker was killed at a
+                # deadline, or it was closed): never run on a fresh, empty worker.
+                self._session(session.id)  # lost or closed: raises why
+                raise SessionLost(
+                    f"session {session.id!r} was reset while this request waited; "
+                    "its state is lost",
+                    {"session": session.id, "state_lost": True},
+                )
             worker = await self._live_worker(session)
             session.requests += 1
             result = await worker.request(

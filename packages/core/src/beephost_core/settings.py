@@ -5,11 +5,20 @@ transport's fields; ``executor_config()`` turns them into the core's ExecutorCon
 """
 
 import ipaddress
+import re
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from beephost_core.config import ExecutorConfig, base_interpreter
+
+# The backends' own settings: never handed to user code, even on purpose (the token!).
+SERVER_ENV_PREFIXES = (
+    "BEEPHOST_PIPE_BACKEND_",
+    "BEEPHOST_HTTP_BACKEND_",
+    "BEEPHOST_RPC_BACKEND_",
+)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class BackendSettings(BaseSettings):
@@ -56,6 +65,24 @@ class BackendSettings(BaseSettings):
     drain_timeout: float = Field(
         10.0, ge=0, description="Seconds to finish requests on SIGTERM."
     )
+    worker_env: dict[str, str] = Field(
+        {},
+        description="Extra environment variables for user code (JSON object); the "
+        "controller passes admin backends their controller URL and token this way.",
+    )
+
+    @field_validator("worker_env")
+    @classmethod
+    def _worker_env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not _ENV_NAME.fullmatch(name):
+                raise ValueError(f"not an environment variable name: {name!r}")
+            # Names are read case-insensitively: beephost_pipe_backend_token is the token.
+            if name.upper().startswith(SERVER_ENV_PREFIXES):
+                raise ValueError(
+                    f"{name} is a backend setting: it is never passed to user code"
+                )
+        return value
 
     def executor_config(self) -> ExecutorConfig:
         return ExecutorConfig(
@@ -72,6 +99,7 @@ class BackendSettings(BaseSettings):
             max_result_bytes=self.max_result_bytes,
             prewarm=self.prewarm,
             cwd=self.worker_cwd,
+            extra_env=dict(self.worker_env),
         )
 
 

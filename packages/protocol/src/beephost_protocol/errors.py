@@ -8,6 +8,7 @@ Hierarchy::
     ├── Interrupted                    interrupted   an interrupt request stopped the code
     ├── SessionLost                    session_lost  the worker died; its state is gone
     ├── InvalidRequest                 invalid_request   malformed or unknown request
+    │   └── Conflict                   conflict      exists already, or a state forbids it
     ├── NotFound                       not_found     unknown session or handle
     ├── TooLarge                       too_large     request, frame or result over a limit
     ├── QuotaExceeded                  quota_exceeded    too many sessions or handles
@@ -32,6 +33,7 @@ class ErrorCode(StrEnum):
     INTERRUPTED = "interrupted"
     SESSION_LOST = "session_lost"
     INVALID_REQUEST = "invalid_request"
+    CONFLICT = "conflict"
     NOT_FOUND = "not_found"
     TOO_LARGE = "too_large"
     QUOTA_EXCEEDED = "quota_exceeded"
@@ -108,6 +110,17 @@ class InvalidRequest(BeepHostError):
     code = ErrorCode.INVALID_REQUEST
 
 
+class Conflict(InvalidRequest):
+    """The resource exists, or exists with another definition, or its state forbids it.
+
+    For example: creating an environment whose name is taken, or deleting one whose
+    backends still run. A subclass of :class:`InvalidRequest`, so code that handles
+    invalid requests handles conflicts too.
+    """
+
+    code = ErrorCode.CONFLICT
+
+
 class NotFound(BeepHostError):
     """An unknown session, handle or attribute target."""
 
@@ -152,6 +165,7 @@ ERROR_CLASSES: dict[ErrorCode, type[BeepHostError]] = {
         Interrupted,
         SessionLost,
         InvalidRequest,
+        Conflict,
         NotFound,
         TooLarge,
         QuotaExceeded,
@@ -192,6 +206,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.INTERRUPTED: 409,
+    ErrorCode.CONFLICT: 409,
     ErrorCode.SESSION_LOST: 410,
     ErrorCode.TOO_LARGE: 413,
     ErrorCode.EXECUTION_FAILED: 422,
@@ -205,6 +220,7 @@ GRPC_STATUS: dict[ErrorCode, str] = {
     ErrorCode.INVALID_REQUEST: "INVALID_ARGUMENT",
     ErrorCode.UNAUTHORIZED: "UNAUTHENTICATED",
     ErrorCode.NOT_FOUND: "NOT_FOUND",
+    ErrorCode.CONFLICT: "ALREADY_EXISTS",
     ErrorCode.INTERRUPTED: "CANCELLED",
     ErrorCode.SESSION_LOST: "ABORTED",
     ErrorCode.TOO_LARGE: "RESOURCE_EXHAUSTED",

@@ -1,5 +1,7 @@
 """The controller's FastAPI application factory and lifespan."""
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -7,10 +9,26 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from beephost_controller import errors
+from beephost_controller.backends import BackendService
 from beephost_controller.jobs import JobRunner
 from beephost_controller.metrics import ControllerMetrics
+from beephost_controller.probes import probe
 from beephost_controller.resolver import Lock, resolve
-from beephost_controller.routes import environments, health, jobs, runtimes
+from beephost_controller.routes import (
+    backends,
+    config,
+    environments,
+    health,
+    jobs,
+    runtimes,
+)
+from beephost_controller.runtime.containers import BackendContainers
+from beephost_controller.runtime.no_engine import (
+    REASON,
+    NoEngineBuilder,
+    NoEngineContainers,
+    engine_configured,
+)
 from beephost_controller.service import ControllerService, ImageBuilder
 from beephost_controller.settings import Settings
 from beephost_controller.store import SqliteStore
@@ -23,6 +41,7 @@ def create_app(
     *,
     builder: ImageBuilder | None = None,
     resolver: Callable[[list[str], str], Lock] | None = None,
+    containers: BackendContainers | None = None,
 ) -> FastAPI:
     """Build the app; the lifespan opens the store, recovers jobs and reconciles.
 
@@ -30,12 +49,16 @@ def create_app(
         settings: Defaults to ``Settings()`` from the environment.
         builder: The image builder; the Docker-backed one if omitted.
         resolver: Requirement resolution; uv against the configured index if omitted.
+        containers: The backend container engine; Docker if omitted.
     """
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics = ControllerMetrics()
+        engine = engine_configured()
+        if not engine and (builder is None or containers is None):
+            logger.warning("%s: builds and backend starts will fail", REASON)
         store = SqliteStore(settings.database)
         runner = JobRunner(
             store, settings.build_workers, on_finish=metrics.job_finished
@@ -44,8 +67,16 @@ def create_app(
             settings,
             store,
             runner,
-            builder or _docker_builder(settings),
+            builder or (_docker_builder(settings) if engine else NoEngineBuilder()),
             resolver or _uv_resolver(settings),
+        )
+        backend_service = BackendService(
+            settings,
+            store,
+            containers or (_docker_containers() if engine else NoEngineContainers()),
+            metrics,
+            extra_labels=settings.labels,
+            probe=probe,
         )
         app.state.settings, app.state.store, app.state.metrics = (
             settings,
@@ -53,13 +84,22 @@ def create_app(
             metrics,
         )
         app.state.service, app.state.jobs = service, runner
+        app.state.backends, app.state.reconciled = backend_service, False
         recovered = runner.recover(service.resume)
         if recovered:
             logger.info("recovered %d unfinished job(s)", len(recovered))
-        app.state.reconciled = True
+        supervisor = asyncio.create_task(_supervise(app, backend_service, settings))
         try:
             yield
         finally:
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
+            if settings.stop_backends_on_shutdown:
+                stopped = await asyncio.to_thread(
+                    backend_service.stop_all, "controller shut down"
+                )
+                logger.info("removed %d backend container(s) at shutdown", stopped)
             runner.shutdown()
             store.close()
 
@@ -70,7 +110,7 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (health, runtimes, environments, jobs):
+    for module in (health, config, runtimes, environments, jobs, backends):
         app.include_router(module.router)
 
     @app.middleware("http")
@@ -88,6 +128,27 @@ def create_app(
     return app
 
 
+async def _supervise(
+    app: FastAPI, backends: BackendService, settings: Settings
+) -> None:
+    """Reconcile once (readiness waits for it), then sweep every backend forever."""
+    while not app.state.reconciled:
+        try:
+            counts = await asyncio.to_thread(backends.reconcile)
+        except Exception:
+            logger.exception("reconciliation failed; retrying")
+            await asyncio.sleep(settings.supervise_interval)
+            continue
+        logger.info("reconciled backends: %s", counts)
+        app.state.reconciled = True
+    while True:
+        await asyncio.sleep(settings.supervise_interval)
+        try:
+            await asyncio.to_thread(backends.supervise)
+        except Exception:
+            logger.exception("supervising backends failed")
+
+
 def _uv_resolver(settings: Settings) -> Callable[[list[str], str], Lock]:
     def run(requirements: list[str], python: str) -> Lock:
         ca = str(settings.ca_bundle) if settings.ca_bundle else None
@@ -101,3 +162,10 @@ def _docker_builder(settings: Settings) -> ImageBuilder:
 
     builder: ImageBuilder = DockerImageBuilder(settings)
     return builder
+
+
+def _docker_containers() -> BackendContainers:
+    from beephost_controller.runtime.docker import DockerContainers, DockerRuntime
+
+    containers: BackendContainers = DockerContainers(DockerRuntime.from_env())
+    return containers

@@ -14,10 +14,13 @@ the loopback address, and outbound packets have no NAT, so no reply ever comes b
 Caveat: the host's own addresses on that bridge stay reachable from the container.
 """
 
+import hashlib
+import json
 import logging
 import os
 import secrets
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -49,6 +52,14 @@ LABEL_ENVIRONMENT = "io.beephost.environment"
 LABEL_BACKEND_ID = "io.beephost.backend"
 LABEL_BACKEND_TYPE = "io.beephost.backend.type"
 
+#: Where admin backends reach the controller: its Unix socket, mounted in their container.
+ADMIN_CONTROLLER_URL = "unix:///run/beephost-controller/api.sock"
+
+
+def token_digest(token: str) -> str:
+    """What the store keeps of an admin backend's controller token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
 
 @dataclass(frozen=True)
 class BackendRequest:
@@ -62,15 +73,35 @@ class BackendRequest:
     pids: int = 256
     read_only: bool = True
     network: bool | None = None
+    tmpfs_mb: int = 64
+    user: str = "10001:10001"
+    cap_add: tuple[str, ...] = ()
+    no_new_privileges: bool = True
+
+
+#: The reason of a backend being stopped (status ``stopped``) until its row is deleted.
+STOPPING = "stopping"
+
+#: Exit reasons after which the controller restarts a backend (within the limit).
+RESTARTABLE = frozenset({"crashed", "oom_killed"})
+
+
+def exit_reason(state: ContainerState) -> str:
+    """Why an exited container exited: oom_killed, stopped (0 or SIGTERM) or crashed."""
+    if state.oom_killed:
+        return "oom_killed"
+    if state.exit_code in (0, 143):
+        return "stopped"
+    return "crashed"
 
 
 def status_of(state: ContainerState | None) -> tuple[str, str | None]:
     """(status, reason) of a backend from its container's state."""
     if state is None:
         return "exited", "missing"
-    if state.status in ("running", "restarting"):
-        if state.status == "restarting":
-            return "starting", "restarting"
+    if state.status == "restarting":
+        return "starting", "restarting"
+    if state.status == "running":
         if state.health == "healthy":
             return "ready", None
         if state.health == "unhealthy":
@@ -78,11 +109,21 @@ def status_of(state: ContainerState | None) -> tuple[str, str | None]:
         return "starting", None
     if state.status == "created":
         return "starting", None
-    if state.oom_killed:
-        return "exited", "oom_killed"
-    if state.exit_code in (0, 143, 137) and state.status == "exited":
-        return "exited", "stopped" if state.exit_code == 0 else "crashed"
-    return "exited", "crashed"
+    return "exited", exit_reason(state)
+
+
+def free_port(host: str) -> int | None:
+    """A free TCP port on ``host``; None if ``host`` is not an address of this machine
+    (a controller in a container publishing on its host's address): Docker picks then.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, 0))
+            port: int = probe.getsockname()[1]
+            return port
+    except OSError:
+        return None
 
 
 class BackendService:
@@ -95,6 +136,7 @@ class BackendService:
         *,
         extra_labels: dict[str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        probe: Callable[[str, str | None], bool] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -102,6 +144,7 @@ class BackendService:
         self.metrics = metrics
         self.extra_labels = dict(extra_labels or {})
         self.clock = clock
+        self.probe = probe
 
     def _selector(self) -> dict[str, str]:
         return {LABEL_MANAGED: "true", LABEL_CONTROLLER: self.settings.name}
@@ -137,6 +180,10 @@ class BackendService:
             },
             "read_only": request.read_only,
             "network": network,
+            "tmpfs_mb": request.tmpfs_mb,
+            "user": request.user,
+            "cap_add": list(request.cap_add),
+            "no_new_privileges": request.no_new_privileges,
         }
         row = BackendRow(
             id=backend_id,
@@ -157,6 +204,22 @@ class BackendService:
         }
         prefix = f"BEEPHOST_{request.type.upper()}_BACKEND_"
         environment = {f"{prefix}TOKEN": token}
+        controller_socket_dir: Path | None = None
+        if env.admin:
+            # The one environment whose code may drive the controller: a token of its
+            # own (revoked with the backend) and the controller's Unix socket.
+            controller_token = secrets.token_urlsafe(32)
+            controller_socket_dir = self.settings.admin_socket.parent
+            environment[f"{prefix}WORKER_ENV"] = json.dumps(
+                {
+                    "BEEPHOST_CONTROLLER_URL": ADMIN_CONTROLLER_URL,
+                    "BEEPHOST_CONTROLLER_TOKEN": controller_token,
+                }
+            )
+            row.controller_token_sha256 = token_digest(controller_token)
+            self.store.update_backend(
+                backend_id, controller_token_sha256=row.controller_token_sha256
+            )
         ports: dict[int, tuple[str, int | None]] = {}
         socket_dir: Path | None = None
         group_add: list[str] = []
@@ -175,7 +238,10 @@ class BackendService:
                 if network:
                     network_name = "bridge"
             else:
-                ports[container_port] = (str(options["bind_address"]), request.port)
+                host = str(options["bind_address"])
+                # A fixed host port: a restarted container keeps its endpoint.
+                chosen = free_port(host) if self.settings.choose_host_ports else None
+                ports[container_port] = (host, request.port or chosen)
                 if network:
                     network_name = "bridge"
                 else:
@@ -193,9 +259,15 @@ class BackendService:
                     cpus=request.cpus,
                     pids=request.pids,
                     read_only=request.read_only,
+                    tmpfs_mb=request.tmpfs_mb,
+                    user=request.user,
+                    cap_add=request.cap_add,
+                    no_new_privileges=request.no_new_privileges,
+                    restart_retries=self.settings.restart_limit,
                     network=network_name,
                     ports=ports,
                     socket_dir=socket_dir,
+                    controller_socket_dir=controller_socket_dir,
                     group_add=group_add,
                 )
             )
@@ -220,14 +292,32 @@ class BackendService:
         state = self.containers.container_state(row.container_id or row.container_name)
         status, reason = status_of(state)
         changes: dict[str, Any] = {}
+        if state is not None and status == "starting" and reason is None:
+            # Docker's first health check comes late: our own probe may know better,
+            # and what it found holds until Docker has a verdict or the container
+            # restarts.
+            restarted = row.controller_restarts + state.restart_count != row.restarts
+            if (row.status == "ready" and not restarted) or self._answers(row, state):
+                status = "ready"
         if state is not None:
             if row.container_id is None:
                 changes["container_id"] = state.id
-            if state.restart_count != row.restarts:
-                changes["restarts"] = state.restart_count
+            restarts = row.controller_restarts + state.restart_count
+            if restarts != row.restarts:
+                changes["restarts"] = restarts
+            if state.restart_count > row.restarts - row.controller_restarts:
+                # Docker restarted it between two looks (on-failure: a non-zero
+                # exit); it resets the exit code, so the code is not known.
+                changes["last_exit"] = "oom_killed" if state.oom_killed else "crashed"
+                changes["exit_code"] = None
             endpoint = self._endpoint(row, state)
             if endpoint != row.endpoint:
                 changes["endpoint"] = endpoint
+            if status == "exited" and (state.exit_code, reason) != (
+                row.exit_code,
+                row.last_exit,
+            ):
+                changes["exit_code"], changes["last_exit"] = state.exit_code, reason
         if (status, reason) != (row.status, row.reason):
             changes["status"], changes["reason"] = status, reason
             if status == "ready" and row.ready_at is None:
@@ -240,6 +330,10 @@ class BackendService:
             self.store.update_backend(backend_id, **changes)
             row = self.get_row(backend_id)
         return row
+
+    def _answers(self, row: BackendRow, state: ContainerState) -> bool:
+        endpoint = self._endpoint(row, state)
+        return bool(endpoint and self.probe and self.probe(endpoint, row.token))
 
     def _endpoint(self, row: BackendRow, state: ContainerState) -> str | None:
         if row.type == "pipe":
@@ -257,14 +351,27 @@ class BackendService:
             raise NotFound(f"no backend {backend_id!r}", {"backend": backend_id})
         return row
 
-    def list(self) -> list[BackendRow]:
+    def all(self) -> list[BackendRow]:
         return [self.refresh(row.id) for row in self.store.backends()]
 
-    def wait_ready(self, backend_id: str, timeout: float) -> BackendRow:
+    def wait_change(
+        self,
+        backend_id: str,
+        timeout: float,
+        *,
+        seen: str | None = None,
+        interval: float = 0.05,
+    ) -> BackendRow:
+        """The backend once its status differs from ``seen`` (default: its status
+        now), or at ``timeout``. A client passes the status it last saw, so a change
+        that happened between two of its requests returns at once."""
         deadline = time.monotonic() + timeout
         row = self.refresh(backend_id)
-        while row.status == "starting" and time.monotonic() < deadline:
-            time.sleep(0.25)
+        if seen is not None and row.status != seen:
+            return row
+        first = (row.status, row.reason)
+        while (row.status, row.reason) == first and time.monotonic() < deadline:
+            time.sleep(interval)
             row = self.refresh(backend_id)
         return row
 
@@ -277,10 +384,60 @@ class BackendService:
         except ContainerRuntimeError as exc:
             raise Unavailable(f"no logs for {backend_id}: {exc}") from exc
 
+    # -- restart policy ------------------------------------------------------------------
+
+    def supervise(self) -> list[str]:
+        """Refresh every backend; restart the crashed ones Docker will not restart.
+
+        Docker's on-failure policy restarts a process that dies on its own, even while
+        the controller is down; it treats ``docker kill`` and an exhausted retry count
+        as final. The controller restarts those crashes too, within one shared limit
+        (``restart_limit``, Docker's restarts included).
+
+        Returns:
+            The ids of the backends it restarted.
+        """
+        restarted = []
+        for row in self.store.backends():
+            try:
+                row = self.refresh(row.id)
+                if (
+                    row.status == "exited"
+                    and row.reason in RESTARTABLE
+                    and row.restarts < self.settings.restart_limit
+                    and row.container_id is not None
+                ):
+                    logger.warning(
+                        "backend %s exited (%s, exit %s): restarting it",
+                        row.id,
+                        row.reason,
+                        row.exit_code,
+                    )
+                    self.store.update_backend(
+                        row.id,
+                        controller_restarts=row.controller_restarts + 1,
+                        restarts=row.restarts + 1,
+                        status="starting",
+                        reason="restarting",
+                    )
+                    self.containers.start_container(row.container_id)
+                    self.metrics.restarts.labels(row.type, row.reason or "").inc()
+                    restarted.append(row.id)
+            except NotFound:
+                continue  # stopped meanwhile
+            except ContainerRuntimeError as exc:
+                logger.warning("supervising backend %s failed: %s", row.id, exc)
+        self.metrics.count_backends([(r.type, r.status) for r in self.store.backends()])
+        return restarted
+
     # -- stop ----------------------------------------------------------------------------
 
     def stop(self, backend_id: str) -> None:
         row = self.get_row(backend_id)
+        # Recorded before anything is removed: the supervisor leaves the backend alone
+        # (its container's exit is no crash to restart), and a controller killed
+        # mid-stop finishes the stop when it reconciles.
+        self.store.update_backend(row.id, status="stopped", reason=STOPPING)
         self._cleanup(row.id, row.container_name)
         self.store.delete_backend(row.id)
 
@@ -289,12 +446,33 @@ class BackendService:
         self.containers.remove_network(name)
         shutil.rmtree(self._socket_dir(backend_id), ignore_errors=True)
 
+    def stop_all(self, reason: str) -> int:
+        """Remove every backend's container, keeping its row as ``stopped``."""
+        count = 0
+        for row in self.store.backends():
+            if row.status == "stopped":
+                continue
+            try:
+                self._cleanup(row.id, row.container_name)
+            except ContainerRuntimeError as exc:
+                logger.warning("could not remove backend %s: %s", row.id, exc)
+                continue
+            self.store.update_backend(row.id, status="stopped", reason=reason)
+            count += 1
+        return count
+
     # -- reconciliation ------------------------------------------------------------------
 
     def reconcile(self) -> dict[str, int]:
         """Adopt labelled containers with a row, remove orphans, mark missing rows."""
         counts = {"adopted": 0, "orphan_removed": 0, "missing": 0}
         rows = {row.id: row for row in self.store.backends()}
+        for row in list(rows.values()):
+            if (row.status, row.reason) == ("stopped", STOPPING):
+                logger.info("finishing the interrupted stop of backend %s", row.id)
+                self._cleanup(row.id, row.container_name)
+                self.store.delete_backend(row.id)
+                del rows[row.id]
         seen: set[str] = set()
         for state in self.containers.list_containers(self._selector()):
             backend_id = state.labels.get(LABEL_BACKEND_ID, "")
@@ -315,7 +493,7 @@ class BackendService:
             if not any(row.container_name == network for row in rows.values()):
                 self.containers.remove_network(network)
         for backend_id, row in rows.items():
-            if backend_id not in seen and row.status != "exited":
+            if backend_id not in seen and row.status not in ("exited", "stopped"):
                 self.store.update_backend(backend_id, status="exited", reason="missing")
                 counts["missing"] += 1
         for action, count in counts.items():

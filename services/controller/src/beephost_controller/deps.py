@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from beephost_controller.backends import BackendService, token_digest
 from beephost_controller.service import ControllerService
 from beephost_controller.settings import Settings
 from beephost_controller.store import SqliteStore
@@ -21,26 +22,61 @@ def _service(request: Request) -> ControllerService:
     return service
 
 
+def _backends(request: Request) -> BackendService:
+    backends: BackendService = request.app.state.backends
+    return backends
+
+
 def _store(request: Request) -> SqliteStore:
     store: SqliteStore = request.app.state.store
     return store
 
 
+#: What an admin backend's controller token may reach: environments and backends (and
+#: the jobs that build them), runtimes read-only. Never the config.
+ADMIN_SCOPE = ("/api/v1/environments", "/api/v1/backends", "/api/v1/jobs")
+
+
+def _via_unix_socket(request: Request) -> bool:
+    # A TCP listener always reports a port; the admin Unix socket reports none.
+    server = request.scope.get("server") or (None, None)
+    return not isinstance(server[1], int)
+
+
+def _in_admin_scope(request: Request) -> bool:
+    path = request.url.path
+    if request.method == "GET" and path.startswith("/api/v1/runtimes"):
+        return True
+    return any(path == p or path.startswith(p + "/") for p in ADMIN_SCOPE)
+
+
 def require_token(request: Request) -> None:
-    """Bearer-token auth, constant-time; open only when no token is configured."""
+    """Bearer-token auth, constant-time.
+
+    The controller's token opens everything. An admin backend's token opens
+    ``ADMIN_SCOPE`` while that backend exists. Without a configured token the TCP API
+    is open (it is on loopback: settings refuse anything else), but the admin Unix
+    socket never is.
+    """
     settings: Settings = request.app.state.settings
-    if settings.token is None:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, presented = header.partition(" ")
-    expected = settings.token.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        expected, presented.encode()
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    presented = presented if scheme.lower() == "bearer" else ""
+    if settings.token is not None and hmac.compare_digest(
+        settings.token.get_secret_value().encode(), presented.encode()
     ):
-        raise Unauthorized("a valid bearer token is required")
+        return
+    if presented and _in_admin_scope(request):
+        store: SqliteStore = request.app.state.store
+        # The digest is looked up, never compared byte by byte: no timing signal.
+        if store.backend_by_controller_token(token_digest(presented)) is not None:
+            return
+    if settings.token is None and not _via_unix_socket(request):
+        return
+    raise Unauthorized("a valid bearer token is required")
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 ServiceDep = Annotated[ControllerService, Depends(_service)]
+BackendsDep = Annotated[BackendService, Depends(_backends)]
 StoreDep = Annotated[SqliteStore, Depends(_store)]
 Authenticated = Depends(require_token)

@@ -17,6 +17,7 @@ from beephost_controller.runtime.base_images import BaseImage, ensure_base_image
 from beephost_controller.runtime.docker import DockerRuntime
 from beephost_controller.runtime.environment_images import (
     ensure_environment_image,
+    sdk_code_version,
     workspace_code_version,
 )
 from beephost_controller.service import BaseImageRef
@@ -25,7 +26,8 @@ from beephost_controller.settings import Settings
 
 class DockerImageBuilder:
     """Base images through ensure_base_image, environment images through
-    ensure_environment_image (which builds or finds the three backend images).
+    ensure_environment_image (which builds or finds the three backend images and the
+    servers image made of them, then adds the environment's packages as one layer).
     """
 
     def __init__(
@@ -46,9 +48,12 @@ class DockerImageBuilder:
         ).resolve()
         self._tools = tools or UvTools()
         self._cache_dir = cache_dir or default_cache_dir()
-        self._extra_labels = dict(extra_labels or {})
-        self._backend_prefix = backend_repository_prefix
+        self._extra_labels = dict(extra_labels or settings.labels)
+        self._backend_prefix = (
+            backend_repository_prefix or settings.backend_image_prefix
+        )
         self._code_version: str | None = None
+        self._sdk_version: str | None = None
         self._lock = threading.Lock()
 
     @property
@@ -64,6 +69,14 @@ class DockerImageBuilder:
                     self._workspace, self._tools
                 )
             return self._code_version
+
+    @property
+    def sdk_version(self) -> str:
+        """Hash of the client SDK's source trees, which admin images carry."""
+        with self._lock:
+            if self._sdk_version is None:
+                self._sdk_version = sdk_code_version(self._workspace)
+            return self._sdk_version
 
     def ensure_base(self, python: str, log: Callable[[str], None]) -> BaseImageRef:
         base = ensure_base_image(python, self._settings, runtime=self._runtime)
@@ -95,6 +108,7 @@ class DockerImageBuilder:
             tools=self._tools,
             extra_labels=self._extra_labels,
             backend_repository_prefix=self._backend_prefix,
+            sdk=admin,
             log=log,
         )
         log(f"environment image {image.tag} ({image.image_id[:19]})")

@@ -42,10 +42,26 @@ class ControllerMetrics:
         )
         self.reconciliations = Counter(
             "beephost_controller_reconciliations",
-            "Reconciliation actions: adopted, missing, orphan_removed, restarted.",
+            "Reconciliation actions: adopted, missing, orphan_removed.",
             ["action"],
             registry=self.registry,
         )
+
+        self.restarts = Counter(
+            "beephost_controller_backend_restarts",
+            "Backends the controller restarted after they exited, by type and reason.",
+            ["type", "reason"],
+            registry=self.registry,
+        )
+
+    def count_backends(self, states: list[tuple[str, str]]) -> None:
+        """Set the backends gauge from (type, status) pairs; absent pairs read 0."""
+        counts: dict[tuple[str, str], int] = {}
+        for pair in states:
+            counts[pair] = counts.get(pair, 0) + 1
+        for kind in ("http", "pipe", "rpc"):
+            for state in ("starting", "ready", "unhealthy", "exited"):
+                self.backends.labels(kind, state).set(counts.get((kind, state), 0))
 
     def job_finished(self, row: JobRow) -> None:
         self.jobs.labels(row.kind, row.status).inc()

@@ -1,5 +1,6 @@
 """Request and response models of the controller's REST API (apart from storage rows)."""
 
+import ipaddress
 import re
 from typing import Literal
 
@@ -120,6 +121,107 @@ class JobLogPage(_Model):
     job: JobPublic
     lines: list[LogLine]
     next: int = Field(description="Pass as `after` to get the following lines.")
+
+
+class BackendLimits(_Model):
+    memory_mb: int = Field(512, ge=16, le=1 << 20, description="Memory limit, MiB.")
+    cpus: float = Field(1.0, gt=0, le=256, description="CPU limit, in CPUs.")
+    pids: int = Field(256, ge=8, le=1 << 16, description="Process limit.")
+
+
+#: Capabilities a backend may get back explicitly (Docker's default set, minus the
+#: ones that touch the host: MKNOD, AUDIT_WRITE, SYS_CHROOT).
+Capability = Literal[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "NET_BIND_SERVICE",
+    "NET_RAW",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+]
+
+
+class BackendOptions(_Model):
+    """Hardening, each default changeable only by naming it here."""
+
+    read_only: bool = Field(True, description="Read-only root filesystem.")
+    network: bool | None = Field(
+        None, description="Network access; default: the environment's setting."
+    )
+    tmpfs_mb: int = Field(64, ge=1, le=1 << 16, description="Size of the /tmp tmpfs.")
+    user: str = Field(
+        "10001:10001",
+        pattern=r"^[0-9]{1,10}:[0-9]{1,10}$",
+        description="uid:gid the servers and user code run as (0:0 is root).",
+    )
+    cap_add: list[Capability] = Field(
+        default_factory=list,
+        description="Capabilities given back (every other one stays dropped).",
+    )
+    no_new_privileges: bool = Field(True, description="The no-new-privileges flag.")
+
+
+class BackendCreate(_Model):
+    environment: str = Field(pattern=NAME_PATTERN, description="Environment to run.")
+    type: BackendType = Field(description="Transport: http, pipe or rpc.")
+    token: str | None = Field(
+        None,
+        min_length=16,
+        max_length=256,
+        # What every transport can carry (gRPC metadata: printable ASCII, no spaces);
+        # the rpc backend refuses anything else at start-up, and would crash-loop.
+        pattern=r"^[!-~]+$",
+        description="The backend's token; default: a random one.",
+    )
+    port: int | None = Field(
+        None, ge=1, le=65535, description="Host port (http, rpc); default: a free one."
+    )
+    bind_address: str | None = Field(
+        None, description="Host address to publish on; default: the controller's."
+    )
+    limits: BackendLimits | None = None
+    options: BackendOptions | None = None
+
+    @field_validator("bind_address")
+    @classmethod
+    def _ip_address(cls, value: str | None) -> str | None:
+        # Docker publishes on every interface when HostIp is no address it can parse.
+        if value is not None:
+            ipaddress.ip_address(value)  # ValueError: not an IPv4 or IPv6 address
+        return value
+
+
+class BackendPublic(_Model):
+    id: str
+    environment: str
+    type: BackendType
+    status: Literal["starting", "ready", "unhealthy", "exited", "stopped"]
+    reason: str | None = Field(description="Why it has that status.")
+    endpoint: str | None = Field(description="URL to connect to, once known.")
+    token: str | None = Field(
+        None, description="The backend's token: only in the reply that started it."
+    )
+    container_id: str | None
+    created_at: float
+    ready_at: float | None
+    restarts: int = Field(description="Restarts after crashes, Docker's and ours.")
+    exit_code: int | None = Field(description="Exit code of the last exit.")
+    last_exit: str | None = Field(
+        description="Why it last exited: crashed, oom_killed, stopped."
+    )
+    limits: BackendLimits
+    options: BackendOptions
+    admin: bool = Field(description="Whether it holds a controller token.")
+
+
+class BackendConnection(_Model):
+    url: str
+    token: str | None
 
 
 class ErrorDetail(_Model):

@@ -6,7 +6,9 @@ runs in its thread pool.
 """
 
 import hashlib
+import importlib.metadata
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -16,15 +18,14 @@ from beephost_controller.resolver import Lock, ResolutionError
 from beephost_controller.schemas import EnvironmentCreate
 from beephost_controller.settings import Settings
 from beephost_controller.store import EnvironmentRow, JobRow, RuntimeRow, SqliteStore
-from beephost_protocol.errors import InvalidRequest, NotFound
+from beephost_protocol.errors import Conflict, InvalidRequest, NotFound
 
 logger = logging.getLogger(__name__)
 
 ADMIN_ENVIRONMENT = "admin"
-
-
-class Conflict(InvalidRequest):
-    """The name exists with a different definition (HTTP 409)."""
+#: The client SDK the admin environment's image carries in /opt/env (installed from
+#: our own wheels without dependencies); its third-party requirements join the lock.
+SDK_DISTRIBUTIONS = ("beephost-protocol", "beephost-client")
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,37 @@ def environment_tag(
     """Content address: equal base, lock and server code give one shared image."""
     digest = hashlib.sha256(f"{base_image_id}\n{lock.digest}\n{code_version}".encode())
     return f"{repository}:{digest.hexdigest()[:24]}"
+
+
+def sdk_requirements() -> list[str]:
+    """The client SDK's third-party requirements (``pydantic>=...``), resolved into the
+    admin environment's lock.
+
+    Read from the SDK's distribution metadata (its ``pyproject.toml`` dependencies):
+    our own packages and requirements of extras are left out.
+    """
+    found: set[str] = set()
+    for distribution in SDK_DISTRIBUTIONS:
+        for requirement in importlib.metadata.requires(distribution) or ():
+            spec, _, marker = requirement.partition(";")
+            name = re.split(r"[\s\[<>=!~(@]", spec.strip(), maxsplit=1)[0]
+            if "extra" in marker or name.lower().startswith(("beephost-", "beephost_")):
+                continue
+            found.add(requirement.strip())
+    return sorted(found)
+
+
+def image_code_version(builder: ImageBuilder, admin: bool) -> str:
+    """The code an environment image carries, for its content address.
+
+    The servers' code (``builder.code_version``); an admin image adds the client SDK,
+    so its address changes with the SDK's source when the builder knows its hash
+    (``DockerImageBuilder.sdk_version``) and differs from a plain image's anyway.
+    """
+    if not admin:
+        return builder.code_version
+    sdk = getattr(builder, "sdk_version", None)
+    return f"{builder.code_version}+sdk" + (f".{sdk}" if sdk else "")
 
 
 class ControllerService:
@@ -163,6 +195,21 @@ class ControllerService:
         self._queue_build(row)
         return self.environment(row.name), True
 
+    def ensure_admin_environment(self) -> tuple[EnvironmentRow, bool]:
+        """The admin environment, created on the default runtime if it is missing.
+
+        An existing one is returned whatever its requirements; a failed build is
+        queued again.
+        """
+        existing = self.store.environment(ADMIN_ENVIRONMENT)
+        if existing is None:
+            return self.create_environment(
+                EnvironmentCreate(name=ADMIN_ENVIRONMENT), ensure=True
+            )
+        if existing.status == "failed":
+            self._queue_build(existing)
+        return self.environment(ADMIN_ENVIRONMENT), False
+
     def environment(self, name: str) -> EnvironmentRow:
         row = self.store.environment(name)
         if row is None:
@@ -179,10 +226,11 @@ class ControllerService:
         self.store.delete_environment(name)
 
     def _queue_build(self, row: EnvironmentRow) -> None:
+        # Pending before the job exists: a job that fails at once must not be
+        # overwritten back to pending.
+        self.store.update_environment(row.name, status="pending", error=None)
         job = self.jobs.submit("build", row.name, self._build_job(row.name))
-        self.store.update_environment(
-            row.name, status="pending", job_id=job.id, error=None
-        )
+        self.store.update_environment(row.name, job_id=job.id)
 
     def _build_job(self, name: str) -> Callable[[JobLog], None]:
         def job(log: JobLog) -> None:
@@ -204,9 +252,14 @@ class ControllerService:
         return None
 
     def _known_lock(self, row: EnvironmentRow) -> Lock | None:
-        """The lock of a ready environment with the same runtime and requirements."""
+        """The lock of a ready environment with the same runtime and requirements
+        (and the same kind: an admin lock also holds the SDK's requirements)."""
         for other in self.store.environments():
-            same = (other.python, other.requirements) == (row.python, row.requirements)
+            same = (other.python, other.requirements, other.admin) == (
+                row.python,
+                row.requirements,
+                row.admin,
+            )
             if same and other.status == "ready" and other.lock is not None:
                 return Lock(other.lock)
         return None
@@ -219,17 +272,22 @@ class ControllerService:
             base = self._ensure_runtime(row.python, log)
             lock = self._known_lock(row)
             if lock is None:
+                requirements = list(row.requirements)
                 log(
-                    f"resolving {len(row.requirements)} requirement(s) for CPython {row.python}"
+                    f"resolving {len(requirements)} requirement(s) for CPython {row.python}"
                 )
-                lock = self.resolve(row.requirements, row.python)
+                if row.admin:
+                    sdk = sdk_requirements()
+                    log(f"with the client SDK's: {', '.join(sdk) or 'none'}")
+                    requirements += sdk
+                lock = self.resolve(requirements, row.python)
             else:
                 log("an equal environment is ready: reusing its lock, no resolution")
             tag = environment_tag(
                 self.settings.environment_repository,
                 base.image_id,
                 lock,
-                self.builder.code_version,
+                image_code_version(self.builder, row.admin),
             )
             if self.builder.image_exists(tag):
                 log(f"image {tag} exists: equal environment, nothing to build")

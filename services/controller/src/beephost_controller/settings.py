@@ -126,6 +126,62 @@ class Settings(BaseSettings):
     ready_timeout: float = Field(
         60.0, gt=0, description="Seconds a backend may take to turn healthy."
     )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "JSON object of extra labels put on every image, container and network "
+            "this controller creates (keys outside io.beephost.*)."
+        ),
+    )
+    backend_image_prefix: str | None = Field(
+        None,
+        description=(
+            "Repository prefix of the backend images environment images are built "
+            "from (<prefix>/<type>-backend); default beephost."
+        ),
+    )
+    choose_host_ports: bool = Field(
+        True,
+        description=(
+            "Pick a free host port for http/rpc backends at start, so a restarted "
+            "container keeps its endpoint; off when the controller runs in a container "
+            "(a port free there says nothing about the host): the engine picks then."
+        ),
+    )
+    stop_backends_on_shutdown: bool = Field(
+        False,
+        description=(
+            "Remove every backend container on a clean shutdown (compose: `down` "
+            "leaves nothing running); off: backends outlive the controller and are "
+            "adopted when it starts again."
+        ),
+    )
+    restart_limit: int = Field(
+        5,
+        ge=0,
+        le=100,
+        description=(
+            "Restarts of a crashed or out-of-memory backend (Docker's and the "
+            "controller's together) before it stays exited."
+        ),
+    )
+    supervise_interval: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds between two status sweeps over every backend.",
+    )
+    admin_socket_dir: Path | None = Field(
+        None,
+        description=(
+            "Directory of the controller's Unix socket that admin backends reach it "
+            "through (mounted into their containers); default: <socket_root>/controller."
+        ),
+    )
+
+    @property
+    def admin_socket(self) -> Path:
+        """The controller's Unix socket for admin backends (mounted in their containers)."""
+        return (self.admin_socket_dir or self.socket_root / "controller") / "api.sock"
 
     @field_validator("base_image_repository")
     @classmethod

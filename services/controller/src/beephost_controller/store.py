@@ -75,6 +75,13 @@ MIGRATIONS: Sequence[str] = (
     );
     CREATE INDEX backends_by_environment ON backends(environment);
     """,
+    # 2: exit details, the controller's own restarts, admin backends' scoped tokens.
+    """
+    ALTER TABLE backends ADD COLUMN exit_code INTEGER;
+    ALTER TABLE backends ADD COLUMN last_exit TEXT;
+    ALTER TABLE backends ADD COLUMN controller_restarts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE backends ADD COLUMN controller_token_sha256 TEXT;
+    """,
 )
 
 ENV_FIELDS = (
@@ -137,6 +144,13 @@ class BackendRow:
     created_at: float = field(default_factory=time.time)
     ready_at: float | None = None
     updated_at: float = field(default_factory=time.time)
+    #: Exit code of the container's last exit, and why it exited (crashed, ...).
+    exit_code: int | None = None
+    last_exit: str | None = None
+    #: Restarts the controller made itself (Docker's own are in the container).
+    controller_restarts: int = 0
+    #: sha256 of the controller token an admin backend holds (None: no access).
+    controller_token_sha256: str | None = None
 
 
 @dataclass
@@ -354,7 +368,8 @@ class SqliteStore:
             db.execute(
                 "INSERT INTO backends (id, environment, type, status, reason, container_id, "
                 "container_name, token, endpoint, options, restarts, created_at, ready_at, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "updated_at, controller_token_sha256) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     row.id,
                     row.environment,
@@ -370,6 +385,7 @@ class SqliteStore:
                     row.created_at,
                     row.ready_at,
                     row.updated_at,
+                    row.controller_token_sha256,
                 ),
             )
 
@@ -403,6 +419,14 @@ class SqliteStore:
                     (environment,),
                 ).fetchall()
         return [self._backend(r) for r in rows]
+
+    def backend_by_controller_token(self, sha256: str) -> BackendRow | None:
+        """The admin backend holding the controller token with this digest."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM backends WHERE controller_token_sha256 = ?", (sha256,)
+            ).fetchone()
+        return self._backend(row) if row else None
 
     def delete_backend(self, backend_id: str) -> bool:
         with self._tx() as db:

@@ -49,6 +49,10 @@ def decode_frame(line: bytes) -> Frame:
         raise FrameError(
             None, InvalidRequest(f"frame is not valid JSON: {exc}")
         ) from None
+    except RecursionError:  # json's C scanner recurses: a depth bomb is no valid frame
+        raise FrameError(
+            None, InvalidRequest("frame is not valid JSON: nested too deeply")
+        ) from None
     if not isinstance(message, dict):
         raise FrameError(None, InvalidRequest("frame must be a JSON object"))
     request_id = message.get("id")
@@ -95,7 +99,11 @@ def token_matches(expected: str, presented: object) -> bool:
     """Constant-time comparison; anything but a string fails."""
     if not isinstance(presented, str):
         return False
-    return hmac.compare_digest(expected.encode(), presented.encode())
+    # JSON can carry lone surrogates, which strict UTF-8 cannot encode; "surrogatepass"
+    # keeps them as bytes that no valid token has.
+    return hmac.compare_digest(
+        expected.encode(), presented.encode("utf-8", "surrogatepass")
+    )
 
 
 def result_frame(request_id: RequestId, result: dict[str, Any]) -> bytes:

@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 import logging
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -14,9 +14,12 @@ from beephost_core import Executor
 from beephost_pb.exec.v1 import exec_pb2_grpc
 from beephost_protocol import pb_codec
 from beephost_protocol.errors import BeepHostError
-from beephost_rpc_backend.auth import TokenAuth
-from beephost_rpc_backend.servicer import ExecutorServicer
+from beephost_rpc_backend.auth import Interceptor, TokenAuth
+from beephost_rpc_backend.servicer import ExecutorServicer, tolerant
 from beephost_rpc_backend.settings import Settings
+
+if TYPE_CHECKING:
+    from beephost_rpc_backend.auth import Handler
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ class RpcServer:
         )
         health: Any = health_aio.HealthServicer()
         self.health: _AsyncHealth = health
-        interceptors = []
+        interceptors: list[Interceptor] = []
         if settings.token is not None:
             interceptors.append(
                 TokenAuth(
@@ -63,6 +66,9 @@ class RpcServer:
                     on_reject=self._refused,
                 )
             )
+        # Inside the token check: a malformed request without the token is refused
+        # `unauthorized` like any other.
+        interceptors.append(_TolerantDecoding())
         self.grpc = grpc.aio.server(
             interceptors=interceptors,
             options=[
@@ -134,6 +140,21 @@ class RpcServer:
     ) -> None:
         for service in ("", SERVICE_NAME):
             await self.health.set(service, status)
+
+
+class _TolerantDecoding(Interceptor):
+    """Executor requests that are not their method's message reach the servicer, which
+    answers them ``invalid_request``: gRPC itself would answer UNKNOWN, untyped."""
+
+    async def intercept_service(self, continuation: Any, details: Any) -> "Handler":
+        handler: Handler = await continuation(details)
+        if handler is None or not details.method.startswith(f"/{SERVICE_NAME}/"):
+            return handler
+        decode = tolerant(handler.request_deserializer or (lambda raw: raw))
+        # grpc's handlers are named tuples (grpc-stubs types them as abstract classes).
+        named: Any = handler
+        replaced: Handler = named._replace(request_deserializer=decode)
+        return replaced
 
 
 def create_server(settings: Settings, executor: Executor) -> tuple[RpcServer, int]:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError
 from prometheus_client import CollectorRegistry, Counter
 
 from beephost_core import Executor
@@ -18,6 +19,7 @@ from beephost_protocol.errors import (
     BeepHostError,
     ExecutionTimeout,
     InternalError,
+    InvalidRequest,
     Unavailable,
 )
 from beephost_rpc_backend import errors
@@ -33,6 +35,30 @@ Decode = Callable[[Request, float | None], models.Command]
 
 # Seconds of a call's deadline kept back for the reply to travel.
 _DEADLINE_MARGIN = 0.25
+
+
+class MalformedRequest:
+    """What a request that is not its method's protobuf message deserializes to.
+
+    gRPC answers a deserializer that raises with UNKNOWN and no ``beephost-error``;
+    :func:`tolerant` hands this to the servicer instead, which answers
+    ``invalid_request`` (and the token check, which runs first, ``unauthorized``).
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def tolerant(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """``deserialize``, returning a :class:`MalformedRequest` instead of raising."""
+
+    def decode(raw: bytes) -> Any:
+        try:
+            return deserialize(raw)
+        except DecodeError as exc:
+            return MalformedRequest(str(exc))
+
+    return decode
 
 
 def _unary(decode: Decode[Request], encode: Callable[[Result], Reply]) -> Any:
@@ -135,18 +161,26 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
             if self.draining:
                 raise Unavailable("the server is shutting down; retry on another")
             raise Unavailable("the server is starting; retry shortly")
+        if isinstance(request, MalformedRequest):
+            raise InvalidRequest(
+                f"the request is not a valid protobuf message: {request.reason}"
+            )
         # The call's deadline becomes the command's: the core interrupts the code then.
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
             raise ExecutionTimeout(
                 "the call's deadline passed before it started", {"state_lost": False}
             )
-        if remaining is None:
-            return decode(request, None)
-        # Interrupt a little before the client gives up, so that the structured timeout
-        # (with state_lost) reaches the client instead of its own DEADLINE_EXCEEDED.
-        margin = min(_DEADLINE_MARGIN, remaining * 0.1)
-        return decode(request, min(remaining - margin, self.max_timeout))
+        timeout = None
+        if remaining is not None:
+            # Interrupt a little before the client gives up, so that the structured
+            # timeout (with state_lost) reaches the client, not its DEADLINE_EXCEEDED.
+            margin = min(_DEADLINE_MARGIN, remaining * 0.1)
+            timeout = min(remaining - margin, self.max_timeout)
+        try:
+            return decode(request, timeout)
+        except RecursionError:  # json's C scanner recurses: a depth bomb in *_json
+            raise InvalidRequest("a JSON field is nested too deeply") from None
 
     def _start(
         self,

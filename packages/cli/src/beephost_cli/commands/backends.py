@@ -35,6 +35,13 @@ def _fields(backend: Backend, token: str | None = None) -> list[tuple[str, objec
         ("token", token),
         ("container", backend.container_id[:12] if backend.container_id else None),
         ("restarts", backend.restarts),
+        (
+            "last exit",
+            f"{backend.last_exit} (exit {backend.exit_code})"
+            if backend.last_exit
+            else None,
+        ),
+        ("admin", "yes" if backend.admin else None),
         ("memory", f"{limits.memory_mb} MiB" if limits.memory_mb else None),
         ("cpus", limits.cpus),
         ("pids", limits.pids),

@@ -1,11 +1,14 @@
 """Environments: a runtime plus requirements, built into a content-addressed image."""
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response, status
 
 from beephost_controller.deps import Authenticated, ServiceDep, StoreDep
 from beephost_controller.routes._convert import environment_public
 from beephost_controller.schemas import (
     ERROR_RESPONSES,
+    NAME_PATTERN,
     EnvironmentCreate,
     EnvironmentPublic,
 )
@@ -34,15 +37,38 @@ def create_environment(
     return environment_public(row)
 
 
+@router.post(
+    "/admin",
+    response_model=EnvironmentPublic,
+    responses={**ERROR_RESPONSES, 201: {"model": EnvironmentPublic}},
+)
+def ensure_admin_environment(
+    service: ServiceDep, response: Response
+) -> EnvironmentPublic:
+    """Ensure the admin environment: its backends may manage the controller.
+
+    Its image carries the client SDK; each of its backends gets a controller token
+    of its own and the controller's Unix socket. No other environment gets either.
+    """
+    row, created = service.ensure_admin_environment()
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return environment_public(row)
+
+
 @router.put(
     "/{name}",
     response_model=EnvironmentPublic,
     responses={**ERROR_RESPONSES, 201: {"model": EnvironmentPublic}},
 )
 def ensure_environment(
-    name: str, body: EnvironmentCreate, service: ServiceDep, response: Response
+    name: Annotated[str, Path(pattern=NAME_PATTERN)],
+    body: EnvironmentCreate,
+    service: ServiceDep,
+    response: Response,
 ) -> EnvironmentPublic:
     """Idempotent create: returns an existing equal environment (200) or creates it (201)."""
+    # The name in the path wins, and model_copy does not validate: the path's pattern is
+    # the body's.
     if body.name != name:
         body = body.model_copy(update={"name": name})
     row, created = service.create_environment(body, ensure=True)

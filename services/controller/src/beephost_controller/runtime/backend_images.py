@@ -14,6 +14,13 @@ Dockerfile and ``.dockerignore``, the installer and the extra labels. A call who
 inputs did not change finds the tag and does no work. ``<repository>:<X.Y>`` follows
 the newest build.
 
+The controller is built by the same machinery as a fourth image kind (``controller``:
+``services/controller/Dockerfile``, ``beephost/controller:<X.Y>-<key>``, moving tags
+``:<X.Y>`` and ``:local``). It is no backend: ``BACKEND_KINDS`` (what environment
+images carry and ``code_version`` covers) stays the three servers. Its image also
+carries the workspace sources environment builds read (``CONTROLLER_SOURCES``, in
+``/opt/beephost-src``), so their hash is part of its key.
+
 Example:
     >>> base = ensure_base_image("3.11", Settings())
     >>> image = ensure_backend_image("pipe", base, runtime, workspace=Path("."))
@@ -53,6 +60,10 @@ logger = logging.getLogger(__name__)
 
 BackendKind = Literal["pipe", "http", "rpc"]
 BACKEND_KINDS: tuple[BackendKind, ...] = get_args(BackendKind)
+#: Every kind this module builds: the three backends and the controller.
+ImageKind = Literal["pipe", "http", "rpc", "controller"]
+IMAGE_KINDS: tuple[ImageKind, ...] = get_args(ImageKind)
+CONTROLLER: Literal["controller"] = "controller"
 
 LABEL_BACKEND = "io.beephost.backend"
 LABEL_CODE_VERSION = "io.beephost.code.version"
@@ -60,14 +71,30 @@ LABEL_BUILD_KEY = "io.beephost.build.key"
 LABEL_BASE_IMAGE = "io.beephost.base.image"
 LABEL_INSTALLER = "io.beephost.installer"
 KIND_BACKEND_IMAGE = "backend-image"
+KIND_CONTROLLER_IMAGE = "controller-image"
 #: The Dockerfiles' build stage labels itself so; its intermediate images (the legacy
-#: builder keeps them as cache) are removed by build key after every build.
+#: builder keeps them as cache) are removed by build key after every build. The
+#: controller's Dockerfile labels its build stage the same way.
 KIND_BACKEND_BUILD = "backend-build"
 
 #: The server's numeric user and group inside the images (Dockerfile ``USER``).
 SERVER_UID = 10001
 #: Where the server's virtualenv lives in the images.
 SERVER_PREFIX = "/opt/beephost"
+#: Workspace files and directories the controller image carries (what environment
+#: image builds read: the lock, every member's sources, the backends' Dockerfiles),
+#: relative to the repository root, and where they go in the image.
+CONTROLLER_SOURCES = (
+    "pyproject.toml",
+    "uv.lock",
+    ".python-version",
+    ".dockerignore",
+    "packages",
+    "services",
+)
+CONTROLLER_SOURCE_PREFIX = "/opt/beephost-src"
+#: The controller's second moving tag, the one compose.yaml names.
+CONTROLLER_LOCAL_TAG = "local"
 #: Bumped when the wheelhouse layout or the way images are assembled changes: every
 #: build key (and so every tag) changes with it.
 LAYOUT_VERSION = "1"
@@ -85,8 +112,26 @@ _PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(?:;\s*(.*?)
 _HASH_RE = re.compile(r"--hash=(sha256:[0-9a-f]{64})")
 _WHEEL_RE = re.compile(r"^([A-Za-z0-9_.]+)-([^-]+)-[^-]+-[^-]+-[^-]+\.whl$")
 _VAR_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+#: Settings.model_config's env_prefix: UvTools reads CA_BUNDLE and INDEX_URL under it.
+_SETTINGS_PREFIX = "BEEPHOST_CONTROLLER_"
 _SOURCE_EXCLUDED_DIRS = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache"})
 _SOURCE_EXCLUDED_SUFFIXES = (".pyc", ".pyo")
+#: Left out of the controller's copied sources (as .dockerignore leaves them out of a
+#: build from the repository root; ``build`` also below it).
+_CONTEXT_EXCLUDED_DIRS = frozenset(
+    {
+        ".git",
+        ".venv",
+        "__pycache__",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".pytest_cache",
+        ".cache",
+        "dist",
+        "build",
+        "node_modules",
+    }
+)
 
 
 class BackendImageError(Exception):
@@ -95,10 +140,10 @@ class BackendImageError(Exception):
 
 @dataclass(frozen=True)
 class BackendImage:
-    """A local backend image.
+    """A local backend (or controller) image.
 
     Attributes:
-        kind: ``"pipe"``, ``"http"`` or ``"rpc"``.
+        kind: ``"pipe"``, ``"http"``, ``"rpc"`` or ``"controller"``.
         tag: The content-addressed ``<repository>:<X.Y>-<key>``.
         alias: ``<repository>:<X.Y>``, moved to the newest build.
         image_id: The engine's image id.
@@ -109,9 +154,11 @@ class BackendImage:
         built: Whether this call built it; ``False`` on a cache hit.
         size: Image size in bytes, as the engine reports it.
         seconds: Wall time of this call.
+        aliases: Every moving tag, ``alias`` first (the controller's adds
+            ``<repository>:local``).
     """
 
-    kind: BackendKind
+    kind: ImageKind
     tag: str
     alias: str
     image_id: str
@@ -122,6 +169,7 @@ class BackendImage:
     built: bool
     size: int = 0
     seconds: float = 0.0
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,9 +218,13 @@ class Instruction:
 
 @dataclass(frozen=True)
 class BuildPlan:
-    """Everything that decides a backend image, hashed into its build key."""
+    """Everything that decides a backend image, hashed into its build key.
 
-    kind: BackendKind
+    ``sources``: the hash of the workspace sources the controller image carries
+    (``None`` for the backends, whose keys then are what they always were).
+    """
+
+    kind: ImageKind
     python_minor: str
     base_image_id: str
     dockerfile: str
@@ -181,6 +233,7 @@ class BuildPlan:
     members: Mapping[str, str]
     installer: str
     extra_labels: Mapping[str, str] = field(default_factory=dict)
+    sources: str | None = None
 
     @property
     def key(self) -> str:
@@ -231,24 +284,49 @@ def backend_kind(kind: str) -> BackendKind:
     )
 
 
-def backend_package(kind: BackendKind) -> str:
-    """The workspace package (and console script) of a backend."""
-    return f"beephost-{kind}-backend"
+def image_kind(kind: str) -> ImageKind:
+    """Validate an image kind: a backend, or ``controller``.
+
+    Raises:
+        BackendImageError: Not one of ``pipe``, ``http``, ``rpc``, ``controller``.
+    """
+    for known in IMAGE_KINDS:
+        if kind == known:
+            return known
+    raise BackendImageError(
+        f"unknown backend {kind!r}; expected one of {', '.join(IMAGE_KINDS)}"
+    )
 
 
-def dockerfile_path(kind: BackendKind) -> str:
-    """The backend's Dockerfile, relative to the repository root."""
-    return f"services/{kind}-backend/Dockerfile"
+def _service(kind: ImageKind) -> str:
+    # The service directory (and package suffix): services/<kind>-backend, or
+    # services/controller.
+    return CONTROLLER if kind == CONTROLLER else f"{kind}-backend"
 
 
-def wheelhouse_path(kind: BackendKind) -> str:
+def backend_package(kind: ImageKind) -> str:
+    """The workspace package (and console script) of a backend or the controller."""
+    return f"beephost-{_service(kind)}"
+
+
+def dockerfile_path(kind: ImageKind) -> str:
+    """The image's Dockerfile, relative to the repository root."""
+    return f"services/{_service(kind)}/Dockerfile"
+
+
+def wheelhouse_path(kind: ImageKind) -> str:
     """Where the Dockerfile expects the wheelhouse, relative to the context root."""
-    return f"build/wheelhouse/{kind}-backend"
+    return f"build/wheelhouse/{_service(kind)}"
 
 
-def default_repository(kind: BackendKind) -> str:
-    """The local repository of a backend's images: ``beephost/<kind>-backend``."""
-    return f"beephost/{kind}-backend"
+def default_repository(kind: ImageKind) -> str:
+    """The local repository: ``beephost/<kind>-backend`` or ``beephost/controller``."""
+    return f"beephost/{_service(kind)}"
+
+
+def image_label_kind(kind: ImageKind) -> str:
+    """The ``io.beephost.kind`` label of the image: backend or controller image."""
+    return KIND_CONTROLLER_IMAGE if kind == CONTROLLER else KIND_BACKEND_IMAGE
 
 
 def python_minor_of(version: str) -> str:
@@ -343,7 +421,7 @@ def code_version(members: Mapping[str, str]) -> str:
 
 def build_key(plan: BuildPlan) -> str:
     """The hex sha256 that names an image: equal inputs give equal keys."""
-    payload = {
+    payload: dict[str, object] = {
         "layout": LAYOUT_VERSION,
         "kind": plan.kind,
         "python": plan.python_minor,
@@ -355,6 +433,10 @@ def build_key(plan: BuildPlan) -> str:
         "installer": plan.installer,
         "labels": dict(sorted(plan.extra_labels.items())),
     }
+    if plan.sources is not None:
+        # Only the controller carries sources: the backends' payload (and so every
+        # backend tag) is unchanged by this kind.
+        payload["sources"] = plan.sources
     encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(encoded.encode()).hexdigest()
 
@@ -369,15 +451,32 @@ def alias_tag(repository: str, python_minor: str) -> str:
     return f"{repository}:{python_minor}"
 
 
+def alias_tags(kind: ImageKind, repository: str, python_minor: str) -> tuple[str, ...]:
+    """Every moving tag of a kind: ``<repository>:<X.Y>``, and ``<repository>:local``
+    for the controller (what compose.yaml runs, whatever the CPython)."""
+    if kind == CONTROLLER:
+        return (
+            alias_tag(repository, python_minor),
+            f"{repository}:{CONTROLLER_LOCAL_TAG}",
+        )
+    return (alias_tag(repository, python_minor),)
+
+
 def backend_labels(
     plan: BuildPlan, *, python_version: str, base_ref: str
 ) -> dict[str, str]:
-    """Labels of a backend image (the Dockerfile declares the same, from build args)."""
+    """Labels of a backend image (the Dockerfile declares the same, from build args).
+
+    The controller's image has ``io.beephost.kind=controller-image`` and no
+    ``io.beephost.backend``.
+    """
+    kind_labels = {LABEL_KIND: image_label_kind(plan.kind)}
+    if plan.kind != CONTROLLER:
+        kind_labels[LABEL_BACKEND] = plan.kind
     return {
         **plan.extra_labels,
         LABEL_MANAGED: "true",
-        LABEL_KIND: KIND_BACKEND_IMAGE,
-        LABEL_BACKEND: plan.kind,
+        **kind_labels,
         LABEL_PYTHON_MINOR: plan.python_minor,
         LABEL_PYTHON_VERSION: python_version,
         LABEL_CODE_VERSION: plan.code_version,
@@ -408,7 +507,7 @@ def is_current(labels: Mapping[str, str], plan: BuildPlan) -> bool:
     """Whether an image with ``labels`` is the one ``plan`` would build."""
     return (
         labels.get(LABEL_MANAGED) == "true"
-        and labels.get(LABEL_KIND) == KIND_BACKEND_IMAGE
+        and labels.get(LABEL_KIND) == image_label_kind(plan.kind)
         and labels.get(LABEL_BUILD_KEY) == plan.key
     )
 
@@ -529,6 +628,68 @@ def source_tree_hash(member: Path) -> str:
     return digest.hexdigest()
 
 
+def controller_source_files(workspace: Path) -> list[str]:
+    """The files of ``CONTROLLER_SOURCES`` the controller image carries, sorted,
+    relative to ``workspace`` (POSIX paths): caches, virtualenvs and build outputs
+    left out.
+
+    Raises:
+        BackendImageError: One of ``CONTROLLER_SOURCES`` is missing.
+    """
+    files: list[str] = []
+    for name in CONTROLLER_SOURCES:
+        top = workspace / name
+        if top.is_file():
+            files.append(name)
+            continue
+        if not top.is_dir():
+            raise BackendImageError(
+                f"the controller image carries {name}, which {workspace} lacks"
+            )
+        for root, dirs, names in os.walk(top):
+            dirs[:] = sorted(
+                d
+                for d in dirs
+                if d not in _CONTEXT_EXCLUDED_DIRS and not d.endswith(".egg-info")
+            )
+            for filename in sorted(names):
+                path = Path(root) / filename
+                if filename.endswith(_SOURCE_EXCLUDED_SUFFIXES) or not path.is_file():
+                    continue
+                files.append(path.relative_to(workspace).as_posix())
+    return sorted(files)
+
+
+def controller_sources_hash(workspace: Path) -> str:
+    """Hash of every file the controller image carries in ``/opt/beephost-src``.
+
+    Raises:
+        BackendImageError: One of ``CONTROLLER_SOURCES`` is missing.
+    """
+    digest = hashlib.sha256()
+    for relative in controller_source_files(workspace):
+        digest.update(relative.encode() + b"\0")
+        digest.update(sha256_file(workspace / relative).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def copy_controller_sources(workspace: Path, context: Path) -> int:
+    """Copy the controller's sources into a build context shaped like the repository.
+
+    Returns:
+        The number of files copied.
+
+    Raises:
+        BackendImageError: One of ``CONTROLLER_SOURCES`` is missing.
+    """
+    files = controller_source_files(workspace)
+    for relative in files:
+        target = context / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(workspace / relative, target)
+    return len(files)
+
+
 def find_workspace(start: Path | None = None) -> Path:
     """The uv workspace root at or above ``start`` (the current directory).
 
@@ -578,27 +739,82 @@ def _is_linux_executable(path: Path) -> bool:
 # -- host tools -----------------------------------------------------------------------
 
 
+def _locked_uv() -> str | None:
+    try:
+        from uv import find_uv_bin
+    except ImportError:
+        return None
+    try:
+        return str(find_uv_bin())
+    except FileNotFoundError:
+        return None
+
+
 class UvTools:
     """``WheelhouseTools`` on uv (export, build, pip download through ``uv tool run``).
 
     Args:
         uv: The uv executable; ``$UV`` (set by ``uv run``) or ``uv`` on ``PATH``.
         timeout: Seconds before one command is abandoned.
+        ca_bundle: A CA bundle (PEM) the downloads trust, as the resolver does
+            (``SSL_CERT_FILE`` for uv, ``pip --cert``); default
+            ``$BEEPHOST_CONTROLLER_CA_BUNDLE`` (the controller's ``ca_bundle``).
+        index_url: The package index wheels are downloaded from (pip and the pip uv
+            runs); default ``$BEEPHOST_CONTROLLER_INDEX_URL``, else PyPI.
     """
 
-    def __init__(self, uv: str | None = None, timeout: float = 600.0) -> None:
-        found = uv or os.environ.get("UV") or shutil.which("uv")
+    def __init__(
+        self,
+        uv: str | None = None,
+        timeout: float = 600.0,
+        *,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        index_url: str | None = None,
+    ) -> None:
+        # The locked uv (the controller's own dependency) first: image build keys
+        # include the installer's version, so the host and a containerised controller
+        # must use the same one to share backend images.
+        found = uv or _locked_uv() or os.environ.get("UV") or shutil.which("uv")
         if not found:
             raise BackendImageError("uv not found: install it (pip install uv)")
         self.uv = found
         self.timeout = timeout
+        # The controller builds its UvTools without arguments: the settings' variables
+        # are read here, so its downloads honour them like its resolver does.
+        bundle = ca_bundle or os.environ.get(f"{_SETTINGS_PREFIX}CA_BUNDLE")
+        self.ca_bundle = os.fspath(bundle) if bundle else None
+        self.index_url = (
+            index_url or os.environ.get(f"{_SETTINGS_PREFIX}INDEX_URL") or None
+        )
 
-    def _run(self, command: Sequence[str], cwd: Path | None = None) -> str:
+    def environment(self, *, index: bool = False) -> dict[str, str] | None:
+        """A uv subprocess's environment: ours, plus the CA bundle (and, with
+        ``index``, the index: only downloads get it, ``uv export --locked`` keeps the
+        lock's). ``None`` (inherit) when there is nothing to add.
+        """
+        index_url = self.index_url if index else None
+        if self.ca_bundle is None and index_url is None:
+            return None
+        env = dict(os.environ)
+        if self.ca_bundle is not None:
+            # uv reads it instead of its bundled roots (UV_NATIVE_TLS is deprecated).
+            env["SSL_CERT_FILE"] = self.ca_bundle
+        if index_url is not None:
+            env["UV_DEFAULT_INDEX"] = index_url
+        return env
+
+    def _run(
+        self,
+        command: Sequence[str],
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> str:
         logger.debug("running %s", shlex.join(command))
         try:
             result = subprocess.run(
                 list(command),
                 cwd=cwd,
+                env=env if env is not None else self.environment(),
                 capture_output=True,
                 text=True,
                 timeout=self.timeout,
@@ -659,7 +875,8 @@ class UvTools:
         """``pip download --only-binary=:all: --require-hashes --no-deps`` for a target.
 
         Markers are evaluated by pip against the host interpreter, not the target:
-        the caller passes only lines without markers (or strips them).
+        the caller passes only lines without markers (or strips them). The CA bundle
+        and index (if any) reach both uv (which fetches pip) and pip.
 
         Raises:
             BackendImageError: A wheel is missing for the target or a hash mismatches.
@@ -696,8 +913,12 @@ class UvTools:
             ]
             for platform in MANYLINUX_PLATFORMS:
                 command += ["--platform", platform]
+            if self.ca_bundle is not None:
+                command += ["--cert", self.ca_bundle]
+            if self.index_url is not None:
+                command += ["--index-url", self.index_url]
             command += ["--dest", str(dest), "-r", handle.name]
-            self._run(command)
+            self._run(command, env=self.environment(index=True))
         finally:
             Path(handle.name).unlink(missing_ok=True)
 
@@ -795,7 +1016,7 @@ def _read_text(path: Path) -> str:
 
 
 def plan_backend_image(
-    kind: BackendKind,
+    kind: ImageKind,
     base: BaseImage,
     *,
     workspace: Path,
@@ -822,6 +1043,7 @@ def plan_backend_image(
         member: source_tree_hash(workspace / member) for member in export.members
     }
     installer, _ = tools.installer()
+    sources = controller_sources_hash(workspace) if kind == CONTROLLER else None
     plan = BuildPlan(
         kind=kind,
         python_minor=python_minor_of(base.python_version),
@@ -832,6 +1054,7 @@ def plan_backend_image(
         members=members,
         installer=installer,
         extra_labels=extra,
+        sources=sources,
     )
     return plan, export
 
@@ -849,7 +1072,8 @@ def prepare_wheelhouse(
 
     Third-party wheels come from the pool in ``cache_dir`` (downloaded on a miss), our
     members are built fresh; ``requirements.txt`` pins all of them by hash, next to
-    ``python-minor`` and, when the host's uv runs in the image, the ``uv`` binary.
+    ``python-minor`` and, when the host's uv runs in the image, the ``uv`` binary
+    (the controller's also has ``dockerignore``, the workspace's ``.dockerignore``).
 
     Returns:
         Our wheels, as built into the wheelhouse.
@@ -874,6 +1098,10 @@ def prepare_wheelhouse(
     _, uv_binary = tools.installer()
     if uv_binary is not None:
         shutil.copy2(uv_binary, wheelhouse / "uv")
+    if plan.kind == CONTROLLER:
+        # The image's /opt/beephost-src/.dockerignore: the one in the build context
+        # is not it (docker-py rewrites it), and backend build keys hash it.
+        (wheelhouse / "dockerignore").write_text(plan.dockerignore)
     return ours
 
 
@@ -889,7 +1117,8 @@ def prepare_context(
     """Lay out a build context shaped like the repository root, wheelhouse included.
 
     Only what the Dockerfile reads is there: ``.dockerignore``, the Dockerfile and
-    the wheelhouse, so the engine receives a few tens of MB, not the repository.
+    the wheelhouse, so the engine receives a few tens of MB, not the repository. The
+    controller's context also has ``CONTROLLER_SOURCES`` (about 2 MB).
 
     Returns:
         Our wheels, as built into the wheelhouse.
@@ -897,6 +1126,8 @@ def prepare_context(
     Raises:
         BackendImageError: A wheel could not be built or downloaded.
     """
+    if plan.kind == CONTROLLER:
+        copy_controller_sources(workspace, context)
     target = context / dockerfile_path(plan.kind)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(plan.dockerfile)
@@ -913,14 +1144,18 @@ def prepare_context(
 
 
 def _retire(
-    runtime: ContainerRuntime, previous_id: str | None, current_id: str, repository: str
+    runtime: ContainerRuntime,
+    previous_id: str | None,
+    current_id: str,
+    repository: str,
+    label_kind: str = KIND_BACKEND_IMAGE,
 ) -> None:
     # The alias moved: the build it left is ours, and is dropped unless a container
     # still uses it (the engine refuses then) or it has a tag of another repository.
     if previous_id is None or previous_id == current_id:
         return
     previous = runtime.get_image(previous_id)
-    if previous is None or previous.labels.get(LABEL_KIND) != KIND_BACKEND_IMAGE:
+    if previous is None or previous.labels.get(LABEL_KIND) != label_kind:
         return
     if any(not tag.startswith(f"{repository}:") for tag in previous.tags):
         return
@@ -956,13 +1191,17 @@ def ensure_backend_image(
     the build stage's intermediate images are removed, and ``<repository>:<X.Y>`` is
     moved to the new image (the image it left is removed if nothing uses it).
 
+    ``kind="controller"`` builds the controller's image the same way (see
+    ``ensure_controller_image``).
+
     Args:
-        kind: ``"pipe"``, ``"http"`` or ``"rpc"``.
+        kind: ``"pipe"``, ``"http"``, ``"rpc"`` or ``"controller"``.
         base: The pinned-CPython base image (``ensure_base_image``).
         runtime: The container engine.
         workspace: The repository root; found above the current directory if omitted.
         cache_dir: Wheel pool and build contexts; ``default_cache_dir()`` if omitted.
-        repository: Image repository; ``beephost/<kind>-backend`` if omitted.
+        repository: Image repository; ``beephost/<kind>-backend`` (or
+            ``beephost/controller``) if omitted.
         tools: Host tools for the wheelhouse; ``UvTools()`` if omitted.
         extra_labels: More labels for the image (tests use one to clean up).
         refresh: Build even if the tag exists.
@@ -980,7 +1219,7 @@ def ensure_backend_image(
         False
     """
     started = time.monotonic()
-    backend = backend_kind(kind)
+    backend = image_kind(kind)
     root = (workspace or find_workspace()).resolve()
     cache = cache_dir or default_cache_dir()
     repo = repository or default_repository(backend)
@@ -994,7 +1233,8 @@ def ensure_backend_image(
     )
     key = plan.key
     tag = image_tag(repo, plan.python_minor, key)
-    alias = alias_tag(repo, plan.python_minor)
+    aliases = alias_tags(backend, repo, plan.python_minor)
+    alias = aliases[0]
 
     def result(info_id: str, size: int, *, built: bool) -> BackendImage:
         return BackendImage(
@@ -1009,14 +1249,16 @@ def ensure_backend_image(
             built=built,
             size=size,
             seconds=time.monotonic() - started,
+            aliases=aliases,
         )
 
     with _locked(cache):
         existing = runtime.get_image(tag)
         if existing is not None and not refresh and is_current(existing.labels, plan):
-            aliased = runtime.get_image(alias)
-            if aliased is None or aliased.id != existing.id:
-                runtime.tag_image(existing.id, alias)
+            for moving in aliases:
+                aliased = runtime.get_image(moving)
+                if aliased is None or aliased.id != existing.id:
+                    runtime.tag_image(existing.id, moving)
             logger.info("backend image %s is present (%s)", tag, existing.id)
             return result(existing.id, existing.size, built=False)
 
@@ -1058,11 +1300,58 @@ def ensure_backend_image(
                 )
         if not is_current(info.labels, plan):
             raise BackendImageError(f"{tag} was built without its build-key label")
-        runtime.tag_image(info.id, alias)
-        _retire(runtime, previous.id if previous else None, info.id, repo)
+        for moving in aliases:
+            runtime.tag_image(info.id, moving)
+        _retire(
+            runtime,
+            previous.id if previous else None,
+            info.id,
+            repo,
+            image_label_kind(backend),
+        )
         image = result(info.id, info.size, built=True)
         logger.info("built %s in %.1f s (%.0f MB)", tag, image.seconds, info.size / 1e6)
         return image
+
+
+def ensure_controller_image(
+    base: BaseImage,
+    runtime: ContainerRuntime,
+    *,
+    workspace: Path | None = None,
+    cache_dir: Path | None = None,
+    repository: str | None = None,
+    tools: WheelhouseTools | None = None,
+    extra_labels: Mapping[str, str] | None = None,
+    refresh: bool = False,
+) -> BackendImage:
+    """Make sure the controller's image on ``base`` exists locally.
+
+    ``ensure_backend_image("controller", ...)``: ``services/controller/Dockerfile``
+    built offline from the ``beephost-controller`` wheelhouse and the workspace sources
+    (``CONTROLLER_SOURCES``); tagged ``<repository>:<X.Y>-<key>`` and moved tags
+    ``<repository>:<X.Y>`` and ``<repository>:local`` (default repository
+    ``beephost/controller``).
+
+    Raises:
+        BackendImageError: As ``ensure_backend_image``.
+        ContainerRuntimeError: The engine failed otherwise.
+
+    Example:
+        >>> ensure_controller_image(base, runtime).aliases
+        ('beephost/controller:3.11', 'beephost/controller:local')
+    """
+    return ensure_backend_image(
+        CONTROLLER,
+        base,
+        runtime,
+        workspace=workspace,
+        cache_dir=cache_dir,
+        repository=repository,
+        tools=tools,
+        extra_labels=extra_labels,
+        refresh=refresh,
+    )
 
 
 # -- command line ---------------------------------------------------------------------
@@ -1078,16 +1367,18 @@ def export_wheelhouse(
 ) -> Path:
     """Write the wheelhouse into the repository, for ``docker build`` by hand.
 
-    Afterwards ``docker build -f services/<kind>-backend/Dockerfile .`` works from the
-    repository root (the base image must be the one given here).
+    Afterwards ``docker build -f services/<kind>-backend/Dockerfile .`` (or
+    ``services/controller/Dockerfile``) works from the repository root (the base image
+    must be the one given here).
 
     Returns:
-        The wheelhouse directory (``<workspace>/build/wheelhouse/<kind>-backend``).
+        The wheelhouse directory (``<workspace>/build/wheelhouse/<kind>-backend``, or
+        ``.../controller``).
 
     Raises:
         BackendImageError: A wheel could not be built or downloaded.
     """
-    backend = backend_kind(kind)
+    backend = image_kind(kind)
     host_tools = tools or UvTools()
     cache = cache_dir or default_cache_dir()
     plan, export = plan_backend_image(
@@ -1110,6 +1401,7 @@ def export_wheelhouse(
 def main(argv: Sequence[str] | None = None) -> int:
     """``scripts/build-images``: base images, then the backend images on them.
 
+    ``--controller`` adds the controller's image (alone, without ``--backend``).
     Prints one ``key=value`` line per image (a JSON object with ``--json``) on stdout;
     logs go to stderr. Base-image settings come from ``BEEPHOST_CONTROLLER_*``.
 
@@ -1141,7 +1433,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--backend",
         action="append",
         choices=BACKEND_KINDS,
-        help="Backend to build; repeat for several (default: all three).",
+        help=(
+            "Backend to build; repeat for several (default: all three, or none "
+            "with --controller)."
+        ),
+    )
+    parser.add_argument(
+        "--controller",
+        action="store_true",
+        help=(
+            "Also build the controller's image (beephost/controller:<X.Y>-<key>, "
+            ":<X.Y> and :local); alone unless --backend is given."
+        ),
     )
     parser.add_argument(
         "--refresh", action="store_true", help="Rebuild even if the tag exists."
@@ -1150,8 +1453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--export-wheelhouse",
         action="store_true",
         help=(
-            "Only write build/wheelhouse/<kind>-backend for a manual "
-            "`docker build -f services/<kind>-backend/Dockerfile .`."
+            "Only write build/wheelhouse/<kind>-backend (or .../controller) for a "
+            "manual `docker build -f services/<kind>-backend/Dockerfile .`."
         ),
     )
     parser.add_argument("--json", action="store_true", help="One JSON object per line.")
@@ -1162,7 +1465,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     pythons: list[str] = args.python or ["3.11"]
-    kinds: list[BackendKind] = args.backend or list(BACKEND_KINDS)
+    kinds: list[ImageKind] = list(
+        args.backend or ([] if args.controller else BACKEND_KINDS)
+    )
+    if args.controller:
+        kinds.append(CONTROLLER)
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -1210,7 +1517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
                     emit(
                         {
-                            "image": f"{kind}-backend",
+                            "image": _service(kind),
                             "wheelhouse": str(path.relative_to(workspace)),
                             "base": base.tag,
                             "seconds": round(time.monotonic() - started, 1),
@@ -1225,11 +1532,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     tools=tools,
                     refresh=args.refresh,
                 )
-                emit(
+                record: dict[str, object] = {
+                    "image": _service(kind),
+                    "tag": image.tag,
+                    "alias": image.alias,
+                }
+                if len(image.aliases) > 1:
+                    record["aliases"] = ",".join(image.aliases)
+                record.update(
                     {
-                        "image": f"{kind}-backend",
-                        "tag": image.tag,
-                        "alias": image.alias,
                         "id": image.image_id,
                         "python": image.python_version,
                         "code": image.code_version,
@@ -1238,6 +1549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "seconds": round(image.seconds, 1),
                     }
                 )
+                emit(record)
     except (BaseImageError, BackendImageError, ContainerRuntimeError) as exc:
         logger.error("%s", exc)
         return 1

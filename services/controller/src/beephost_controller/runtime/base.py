@@ -103,6 +103,39 @@ class ContainerRuntime(Protocol):
         """
         ...
 
+    def commit_run(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        tag: str,
+        user: str,
+        files: Mapping[Path, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        changes: Sequence[str] = (),
+        timeout: float = 600.0,
+    ) -> ImageInfo:
+        """Run ``command`` once without network and commit the result as ``tag``.
+
+        One layer on ``image`` (``docker commit``), without the build cache and the
+        per-instruction commits of a Dockerfile. The container runs as ``user``;
+        ``files`` maps host directories to absolute container paths they are copied to
+        before it starts, through the engine's API (the engine need not see this
+        process's filesystem: a controller in a container keeps its caches on a
+        volume), so they are in the image unless ``command`` removes them. The
+        container carries ``labels`` (a crash leaves a container that cleanup by label
+        finds) and is removed afterwards, whatever happens.
+
+        The image keeps ``image``'s config (user, entrypoint, command, environment):
+        not the run's user and command. ``changes`` are Dockerfile instructions
+        (``LABEL``, ``USER``, ``ENV``) applied to it; the run's ``labels`` stay on the
+        image unless a change overrides them, as an engine's commit merges them.
+
+        Raises ``ContainerRunError`` (with the tail of the output) on a non-zero exit,
+        ``ContainerRuntimeError`` when the container cannot be run or committed.
+        """
+        ...
+
     def remove_image(self, ref: str, *, force: bool = False) -> None:
         """Remove an image or untag one of its references."""
         ...

@@ -12,8 +12,12 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class ContainerSpec:
-    """A hardened backend container. Hardening is not optional here: the fields are
-    limits, never switches for the security options (user, cap_drop, no-new-privileges).
+    """A hardened backend container.
+
+    The defaults are the hardening (non-root, every capability dropped,
+    no-new-privileges, read-only root with a small tmpfs, no network); a backend may
+    relax one only by an explicit field. There is no field for host mounts other than
+    the socket directory: the Docker socket can never reach a backend.
     """
 
     name: str
@@ -26,12 +30,18 @@ class ContainerSpec:
     cpus: float = 1.0
     pids: int = 256
     read_only: bool = True
+    tmpfs_mb: int = 64
+    user: str = "10001:10001"
+    cap_add: Sequence[str] = ()
+    no_new_privileges: bool = True
     #: ``None``: no network at all (``network_mode=none``); else a network name.
     network: str | None = None
     #: container port -> (host address, host port or None for a random one)
     ports: Mapping[int, tuple[str, int | None]] = field(default_factory=dict)
     #: host directory bind-mounted at /run/beephost
     socket_dir: Path | None = None
+    #: host directory bind-mounted at /run/beephost-controller (admin backends only)
+    controller_socket_dir: Path | None = None
     group_add: Sequence[str] = ()
     restart_retries: int = 5
 

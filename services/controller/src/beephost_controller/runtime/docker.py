@@ -331,10 +331,111 @@ class DockerRuntime:
                     )
         finally:
             try:
-                container.remove(force=True)
+                container.remove(force=True, v=True)
             except docker.errors.DockerException as exc:
                 logger.warning("could not remove container %s: %s", container.id, exc)
         return stdout
+
+    def commit_run(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        tag: str,
+        user: str,
+        files: Mapping[Path, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        changes: Sequence[str] = (),
+        timeout: float = 600.0,
+    ) -> ImageInfo:
+        """Run ``command`` once without network and commit the container as ``tag``.
+
+        Args:
+            image: Image reference or id to run.
+            command: argv, run without a shell (as the container's entrypoint: a
+                commit keeps a container's command, so the image's own is restored).
+            tag: ``repository:tag`` of the committed image.
+            user: ``uid:gid`` the command runs as (the image's user is kept).
+            files: Host directory -> absolute container path, copied in (a tar through
+                the API) before the start, owned by root.
+            labels: Labels of the container (and of the image, unless changed).
+            changes: Dockerfile instructions for the image config (``LABEL``, ``USER``).
+            timeout: Seconds to wait for the exit before the container is removed.
+
+        Raises:
+            ContainerRunError: Non-zero exit status (stdout and stderr in ``output``).
+            ContainerRuntimeError: The container could not be created, run or committed.
+        """
+        # Local imports: this method is the module's only user of them.
+        import tarfile
+        import tempfile
+
+        def owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            return info
+
+        with _mapped_errors(f"inspect image {image}"):
+            source: dict[str, Any] = self._client.images.get(image).attrs
+        config: dict[str, Any] = source.get("Config") or {}
+        # A commit merges the container's config into the image's: the user, the
+        # command and the entrypoint of the run would stay unless given here. The run's
+        # command is its entrypoint, so the container has no command of its own to keep.
+        # (An image without a user runs as root: "0" says so, "" would keep the run's.)
+        restored = {
+            "User": config.get("User") or "0",
+            "Entrypoint": list(config.get("Entrypoint") or []),
+            "Cmd": list(config.get("Cmd") or []) or None,
+        }
+        repository, name = _split_tag(tag)
+        argv = list(command)
+        with _mapped_errors(f"create a container of {image} to run {argv}"):
+            container = self._client.containers.create(
+                image,
+                entrypoint=argv,
+                user=user,
+                labels=dict(labels or {}),
+                network_mode="none",
+            )
+        try:
+            with _mapped_errors(f"run {argv} in {image} for {tag}"):
+                for host, target in (files or {}).items():
+                    with tempfile.TemporaryFile(dir=host.parent) as tar:
+                        with tarfile.open(fileobj=tar, mode="w") as archive:
+                            archive.add(
+                                host, arcname=target.strip("/"), filter=owned_by_root
+                            )
+                        tar.seek(0)
+                        if not container.put_archive("/", tar):
+                            raise ContainerRuntimeError(
+                                f"copy {host} to {target} in {image}: refused"
+                            )
+                container.start()
+                # A wait() timeout is a requests exception: mapped to ours.
+                status = container.wait(timeout=timeout)
+                exit_code = int(status.get("StatusCode", -1))
+                if exit_code != 0:
+                    output = container.logs(stdout=True, stderr=True).decode(
+                        errors="replace"
+                    )
+                    raise ContainerRunError(
+                        f"{argv} in {image} exited with {exit_code}: "
+                        f"{output.strip()[-3000:]}",
+                        exit_code=exit_code,
+                        output=output,
+                    )
+                committed = container.commit(
+                    repository, name, changes=list(changes), conf=restored
+                )
+        except OSError as exc:
+            raise ContainerRuntimeError(f"copy files into {image}: {exc}") from exc
+        finally:
+            try:
+                # v=True: the anonymous volumes of the image's VOLUMEs go too.
+                container.remove(force=True, v=True)
+            except docker.errors.DockerException as exc:
+                logger.warning("could not remove container %s: %s", container.id, exc)
+        return _image_info(committed)
 
     def remove_image(self, ref: str, *, force: bool = False) -> None:
         """Remove an image, or untag ``ref`` if the image has other references.
@@ -455,11 +556,11 @@ class DockerContainers:
             "command": list(spec.command),
             "labels": dict(spec.labels),
             "environment": dict(spec.environment),
-            "user": "10001:10001",
+            "user": spec.user,
             "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges"],
+            "security_opt": ["no-new-privileges"] if spec.no_new_privileges else [],
             "read_only": spec.read_only,
-            "tmpfs": {"/tmp": "rw,nosuid,nodev,size=64m"},
+            "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={spec.tmpfs_mb}m"},
             "pids_limit": spec.pids,
             "mem_limit": f"{spec.memory_mb}m",
             "memswap_limit": f"{spec.memory_mb}m",
@@ -486,10 +587,18 @@ class DockerContainers:
                 f"{port}/tcp": (host, host_port)
                 for port, (host, host_port) in spec.ports.items()
             }
+        if spec.cap_add:
+            kwargs["cap_add"] = list(spec.cap_add)
+        volumes: dict[str, dict[str, str]] = {}
         if spec.socket_dir is not None:
-            kwargs["volumes"] = {
-                str(spec.socket_dir): {"bind": "/run/beephost", "mode": "rw"}
+            volumes[str(spec.socket_dir)] = {"bind": "/run/beephost", "mode": "rw"}
+        if spec.controller_socket_dir is not None:
+            volumes[str(spec.controller_socket_dir)] = {
+                "bind": "/run/beephost-controller",
+                "mode": "rw",
             }
+        if volumes:
+            kwargs["volumes"] = volumes
         if spec.group_add:
             kwargs["group_add"] = list(spec.group_add)
         with _mapped_errors(f"create container {spec.name}"):

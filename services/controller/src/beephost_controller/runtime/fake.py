@@ -3,7 +3,9 @@
 It keeps images, tags and a pretend registry in dictionaries and behaves like the
 engine for the operations the controller uses. It cannot execute code: ``run``
 answers only the CPython version probe (``python3 -c ... python_version()``), from the
-version the image is known to carry.
+version the image is known to carry; ``commit_run`` records the run and its files and
+commits a child image as if the command had succeeded (unless ``run_failures`` says
+otherwise).
 """
 
 import hashlib
@@ -36,6 +38,20 @@ from beephost_controller.runtime.base_images import BaseImageError, RootfsPlan
 _LABEL_RE = re.compile(r'^LABEL ([A-Za-z0-9._/-]+)=(".*")$')
 
 
+def _unquote_word(quoted: str) -> str:
+    """A double-quoted Dockerfile word as the engine reads it in a ``LABEL``: inside
+    the quotes a backslash escapes ``"``, ``\\`` and ``$``, and stays otherwise."""
+    body, out, i = quoted[1:-1], [], 0
+    while i < len(body):
+        if body[i] == "\\" and i + 1 < len(body) and body[i + 1] in '"\\$':
+            out.append(body[i + 1])
+            i += 2
+        else:
+            out.append(body[i])
+            i += 1
+    return "".join(out)
+
+
 @dataclass
 class _Image:
     id: str
@@ -44,6 +60,20 @@ class _Image:
     python_version: str | None
     parent: str | None = None
     repo_digests: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CommitRun:
+    """One ``FakeRuntime.commit_run`` call, with the files it was given."""
+
+    image: str
+    command: tuple[str, ...]
+    tag: str
+    user: str
+    labels: Mapping[str, str]
+    changes: tuple[str, ...]
+    #: Container path of every regular file copied in -> its bytes at the call.
+    files: Mapping[str, bytes]
 
 
 @dataclass(frozen=True)
@@ -71,6 +101,10 @@ class FakeRuntime:
         # What ``run`` reports as the CPython version, by image id or tag; tests set it
         # to simulate an interpreter that disagrees with the labels.
         self.python_versions: dict[str, str] = {}
+        # Failures ``commit_run`` reports: a command whose text contains the key exits
+        # with that status and output, like a failing install would.
+        self.run_failures: dict[str, tuple[int, str]] = {}
+        self.commit_runs: list[CommitRun] = []
         self._images: dict[str, _Image] = {}
         self._tags: dict[str, str] = {}
         self._counter = 0
@@ -319,6 +353,83 @@ class FakeRuntime:
                 f"FakeRuntime cannot run {list(command)}", exit_code=127, output=""
             )
         return version + "\n"
+
+    def commit_run(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        tag: str,
+        user: str,
+        files: Mapping[Path, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        changes: Sequence[str] = (),
+        timeout: float = 600.0,
+    ) -> ImageInfo:
+        """Record the run (``commit_runs``) and a child of ``image`` tagged ``tag``.
+
+        The command is not executed. The child's labels are the image's, then the
+        run's, then those of the ``LABEL`` changes, as an engine's commit merges them.
+
+        Raises:
+            ImageNotFoundError: No such image.
+            ContainerRuntimeError: A directory of ``files`` is missing, or a change is
+                malformed or not one a commit accepts.
+            ContainerRunError: The command matches one of ``run_failures``.
+        """
+        parent = self._resolve(image)
+        if parent is None:
+            raise ImageNotFoundError(f"commit_run: image {image} not found")
+        copied: dict[str, bytes] = {}
+        for host, target in (files or {}).items():
+            if not host.is_dir():
+                raise ContainerRuntimeError(f"commit_run: no directory {host}")
+            for path in sorted(host.rglob("*")):
+                if path.is_file():
+                    relative = path.relative_to(host).as_posix()
+                    copied[f"{target.rstrip('/')}/{relative}"] = path.read_bytes()
+        changed: dict[str, str] = {}
+        for change in changes:
+            if change.startswith("LABEL "):
+                match = _LABEL_RE.match(change)
+                if match is None:
+                    raise ContainerRuntimeError(f"commit: malformed change {change!r}")
+                changed[match.group(1)] = _unquote_word(match.group(2))
+            elif not change.startswith(
+                ("ENV ", "CMD ", "ENTRYPOINT ", "WORKDIR ", "USER ", "EXPOSE ")
+            ):
+                raise ContainerRuntimeError(f"commit: unsupported change {change!r}")
+        self.commit_runs.append(
+            CommitRun(
+                image=image,
+                command=tuple(command),
+                tag=tag,
+                user=user,
+                labels=dict(labels or {}),
+                changes=tuple(changes),
+                files=copied,
+            )
+        )
+        self.operations.append(("commit-run", tag))
+        text = shlex.join(command)
+        for needle, (exit_code, output) in self.run_failures.items():
+            if needle in text:
+                raise ContainerRunError(
+                    f"{list(command)} in {image} exited with {exit_code}: "
+                    f"{output.strip()[-3000:]}",
+                    exit_code=exit_code,
+                    output=output,
+                )
+        child = _Image(
+            id=self._new_id(f"{parent.id}{text}{tag}"),
+            labels={**parent.labels, **(labels or {}), **changed},
+            size=parent.size + sum(len(data) for data in copied.values()),
+            python_version=parent.python_version,
+            parent=parent.id,
+        )
+        self._images[child.id] = child
+        self._tags[tag] = child.id
+        return self._info(child)
 
     def remove_image(self, ref: str, *, force: bool = False) -> None:
         """Untag ``ref`` if it is one of several references, else delete the image.

@@ -1,0 +1,725 @@
+"""Controller: backend start-to-ready and environment create times, on the real engine.
+
+    uv run python bench/controller.py [--starts N] [--warmup N] [--skip-build] [--seed N]
+
+Runs a real controller process (``python -m beephost_controller``) on the local Docker
+engine with a database, socket root and name of its own, building from a snapshot of the
+workspace (edits made meanwhile cannot change the images mid-run) into repositories of
+its own, ``beephost-bench-<run>/{pipe,http,rpc}-backend`` and ``.../env``: extra labels
+are part of a backend image's build key, so labelled images cannot reuse (and must not
+retag) the shared ``beephost/*-backend`` ones. Everything it builds carries
+``io.beephost.bench.run=<run>``; the base image ``beephost/python:X.Y`` is shared and
+reused. Then, through the SDK's ``ControllerClient``:
+
+1. START-TO-READY per backend type (pipe, http, rpc) in an environment without
+   requirements: ``start_backend(env, type)``, then ``1+1`` retried every 20 ms through
+   a client of the backend's connection (``backend_connection``, what
+   ``connect_backend`` connects to) until it is answered: the user-visible number.
+   Beside it, when the controller marked the backend ``ready`` (its ``ready_at``; a
+   long poll ``GET /api/v1/backends/{id}?wait=5`` runs meanwhile, as a waiting client
+   would). The answer time splits into create (request sent to the container created,
+   its network included for http/rpc), start (to Docker's ``StartedAt``) and boot (to
+   the answer: interpreter, server import, listen, session worker). N starts per type
+   (``--starts``) after one unmeasured warm-up each (``--warmup``), in a shuffled order
+   interleaved with the baselines, each stopped after. BASELINES, same run, same order:
+   the CONTAINER FLOOR ``docker run --rm --network none <base image> python3 -c pass``
+   (wall time of the CLI), and a bare JUPYTER kernel (ipykernel through jupyter_client,
+   bench/_jupyter.py) from spawn to its first execute reply. Literature, not measured:
+   llm-sandbox, 3-5 s per cold container. Goal: p50 < 1 s for every type.
+2. RE-CREATE an existing environment: env A (``six==1.17.0``) is built; then 5 times a
+   new environment with the same requirements is created and timed until its job
+   succeeded (the ready equal environment's lock, the image found by its content
+   address: no resolution, no build), and deleted; and 5 times ``ensure_environment``
+   of A itself (``PUT``). Goal < 0.5 s.
+3. A NEW ENVIRONMENT with fastapi-sized requirements, ``fastapi`` and
+   ``uvicorn[standard]`` unpinned: create to job succeeded, i.e. resolution with uv
+   against PyPI, wheels into the host's pool (``~/.cache/beephost/backend-images/
+   wheels``, kept between runs: only a run that meets new wheels downloads, and the
+   report says how warm the pool was), the offline image build. Phases from the job's
+   log lines as they stream. One run; ``--skip-build`` skips it. Goal < 15 s.
+
+Cleanup, always: backends stopped and environments deleted through the API, the process
+stopped, then every container and network labelled ``io.beephost.controller=<name>``
+and every image labelled with the run removed with the docker CLI, nothing else.
+Absolute numbers on a shared 2-vCPU machine move between runs; ratios to the container
+floor measured in the same run move less (shared/research/platform.md).
+"""
+
+import argparse
+import concurrent.futures
+import contextlib
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
+
+from bench import _jupyter
+from bench.grpc_roundtrip import code_under_test, entry, render_text
+
+import beephost_client
+from beephost_client.controller import BackendType, ControllerClient, LogLine
+from beephost_controller.runtime.backend_images import default_cache_dir
+from beephost_protocol.errors import BeepHostError
+
+PYTHON = "3.11"
+KINDS: tuple[BackendType, ...] = ("pipe", "http", "rpc")
+SIX = ["six==1.17.0"]
+FASTAPI = ["fastapi", "uvicorn[standard]"]
+RECREATES = 5
+START_GOAL, RECREATE_GOAL, BUILD_GOAL = 1.0, 0.5, 15.0
+LITERATURE = "llm-sandbox: 3-5 s per cold container (literature, not measured)"
+CONTROLLER_LABEL = "io.beephost.controller"
+RUN_LABEL = "io.beephost.bench.run"
+POLL = 0.02  # seconds between two 1+1 attempts
+START_TIMEOUT = 60.0
+BUILD_TIMEOUT = 900.0
+ATTEMPT = beephost_client.Timeout(request=5.0, connect=0.5, grace=1.0)
+_SNAPSHOT_IGNORE = shutil.ignore_patterns(
+    ".venv", "__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache", ".ruff_cache",
+    "build", "dist", "*.egg-info",
+)  # fmt: skip
+
+# --------------------------------------------------------------------------------------
+# docker CLI and the controller process
+
+
+def docker(*args: str, check: bool = True, timeout: float = 300.0) -> str:
+    done = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and done.returncode != 0:
+        raise RuntimeError(f"docker {' '.join(args)}: {done.stderr.strip()[-2000:]}")
+    return done.stdout
+
+
+def docker_time(value: str) -> float:
+    """Unix seconds of a Docker timestamp (RFC 3339, nanoseconds, ``Z``)."""
+    value = re.sub(r"(\.\d{6})\d*", r"\1", value.strip()).replace("Z", "+00:00")
+    return datetime.fromisoformat(value).timestamp()
+
+
+def snapshot_workspace(source: Path, target: Path) -> Path:
+    """Copy what image builds read (lock, members, Dockerfiles) to ``target``."""
+    target.mkdir(parents=True)
+    for name in ("pyproject.toml", "uv.lock", ".python-version", ".dockerignore"):
+        if (source / name).is_file():
+            shutil.copy2(source / name, target / name)
+    for directory in ("packages", "services"):
+        shutil.copytree(source / directory, target / directory, ignore=_SNAPSHOT_IGNORE)
+    return target
+
+
+@dataclass
+class Controller:
+    """One controller process, its settings and what the run made through it."""
+
+    root: Path
+    run: str = field(default_factory=lambda: secrets.token_hex(4))
+    port: int = field(default_factory=lambda: free_port())
+    process: subprocess.Popen[bytes] | None = None
+    environments: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"bench-{self.run}"
+
+    @property
+    def repository(self) -> str:
+        return f"beephost-bench-{self.run}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "controller.log"
+
+    def start(self, workspace: Path) -> None:
+        settings = {
+            "DATABASE": str(self.root / "controller.db"),
+            "SOCKET_ROOT": str(self.root / "sockets"),
+            "NAME": self.name,
+            "PORT": str(self.port),
+            "PYTHONS": json.dumps([PYTHON]),
+            "DEFAULT_PYTHON": PYTHON,
+            "LABELS": json.dumps({RUN_LABEL: self.run}),
+            "SUPERVISE_INTERVAL": "0.5",
+            "WORKSPACE": str(workspace),
+            "BACKEND_IMAGE_PREFIX": self.repository,
+            "ENVIRONMENT_REPOSITORY": f"{self.repository}/env",
+        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
+        env.update({f"BEEPHOST_CONTROLLER_{k}": v for k, v in settings.items()})
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "beephost_controller"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 60
+        with ControllerClient(self.url, timeout=2.0) as client:
+            while True:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"the controller exited:\n{self.log_tail()}")
+                try:
+                    client.ready()
+                    return
+                except (BeepHostError, OSError):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(
+                            f"the controller is not ready:\n{self.log_tail()}"
+                        ) from None
+                    time.sleep(0.1)
+
+    def log_tail(self, size: int = 3000) -> str:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_bytes()[-size:].decode("utf-8", "replace")
+        return ""
+
+    def clean_api(self, client: ControllerClient) -> None:
+        """Stop every backend and delete the environments this run created."""
+        with contextlib.suppress(BeepHostError, OSError):
+            for backend in client.backends():
+                with contextlib.suppress(BeepHostError, OSError):
+                    client.stop_backend(backend.id)
+        for name in self.environments:
+            with contextlib.suppress(BeepHostError, OSError):
+                client.delete_environment(name)
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+    def remove_owned(self) -> list[str]:
+        """Remove the containers, networks and images carrying this run's labels."""
+        removed: list[str] = []
+        for label in (f"{CONTROLLER_LABEL}={self.name}", f"{RUN_LABEL}={self.run}"):
+            for container in docker("ps", "-aq", "--filter", f"label={label}").split():
+                docker("rm", "-f", "-v", container, check=False)
+                removed.append(f"container {container}")
+        label = f"{CONTROLLER_LABEL}={self.name}"
+        for network in docker(
+            "network", "ls", "-q", "--filter", f"label={label}"
+        ).split():
+            docker("network", "rm", network, check=False)
+            removed.append(f"network {network}")
+        # Children first: environment images are built FROM the pipe backend image.
+        for _ in range(5):
+            images = docker(
+                "images",
+                "-aq",
+                "--no-trunc",
+                "--filter",
+                f"label={RUN_LABEL}={self.run}",
+            ).split()
+            if not images:
+                break
+            for image in dict.fromkeys(images):
+                if docker("image", "rm", "-f", image, check=False):
+                    removed.append(f"image {image[7:19]}")
+        return removed
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def quoted_tail(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines()[-30:])
+
+
+# --------------------------------------------------------------------------------------
+# 1. backend starts and their baselines
+
+
+@dataclass
+class Start:
+    """One backend start, in seconds from the request being sent."""
+
+    post: float  # the POST's reply
+    answered: float  # 1+1 answered
+    ready: float  # the controller's ready_at
+    create: float  # to the container created (the controller's created_at)
+    started: float  # to Docker's StartedAt
+    stop: float  # the DELETE's reply (not part of the start)
+    attempts: int  # 1+1 attempts until the answer
+    raced: bool  # the long poll missed the change (it started after it)
+
+
+def wait_ready(client: ControllerClient, backend_id: str, deadline: float) -> bool:
+    """Long-poll until the backend is ready; whether a long poll began after the change
+    (it then waits for the NEXT change: the whole ``wait``)."""
+    path = f"/api/v1/backends/{backend_id}"
+    raw = client._json("GET", path)
+    raced = False
+    while raw["status"] != "ready":
+        if raw["status"] in ("exited", "stopped") or time.monotonic() > deadline:
+            raise RuntimeError(f"backend {backend_id} is {raw['status']}: {raw}")
+        asked = time.monotonic()
+        raw = client._json("GET", path, query={"wait": 5})
+        raced = raced or time.monotonic() - asked > 4.9
+    return raced
+
+
+def answer(url: str, token: str | None, deadline: float) -> int:
+    """Retry ``1+1`` until answered; the number of attempts."""
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            with beephost_client.connect(url, token=token, timeout=ATTEMPT) as backend:
+                if backend.evaluate("1+1") == 2:
+                    return attempts
+        except (BeepHostError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer 1+1 in {START_TIMEOUT:g} s")
+        time.sleep(POLL)
+
+
+def start_backend(
+    client: ControllerClient,
+    pool: concurrent.futures.ThreadPoolExecutor,
+    environment: str,
+    kind: BackendType,
+) -> Start:
+    deadline = time.monotonic() + START_TIMEOUT
+    sent_wall, sent = time.time(), time.perf_counter()
+    backend = client.start_backend(environment, kind)
+    post = time.perf_counter() - sent
+    try:
+        poll = pool.submit(wait_ready, client, backend.id, deadline)
+        while True:  # the published port is known once the container started
+            try:
+                connection = client.backend_connection(backend.id)
+                break
+            except BeepHostError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(POLL)
+        attempts = answer(connection.url, backend.token or connection.token, deadline)
+        answered = time.perf_counter() - sent
+        raced = poll.result(START_TIMEOUT)
+        found = client.backend(backend.id)
+        assert found.ready_at is not None
+        assert found.container_id is not None
+        started_at = docker("inspect", "-f", "{{.State.StartedAt}}", found.container_id)
+    finally:
+        stopping = time.perf_counter()
+        client.stop_backend(backend.id)
+        stop = time.perf_counter() - stopping
+    return Start(
+        post=post,
+        answered=answered,
+        ready=found.ready_at - sent_wall,
+        create=found.created_at - sent_wall,
+        started=docker_time(started_at) - sent_wall,
+        stop=stop,
+        attempts=attempts,
+        raced=raced,
+    )
+
+
+def container_floor(image: str, run: str) -> float:
+    command = ["docker", "run", "--rm", "--network", "none"]
+    command += ["--label", f"{RUN_LABEL}={run}", image, "python3", "-c", "pass"]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    return time.perf_counter() - started
+
+
+def jupyter_start(tmp: Path) -> float:
+    """Spawn a kernel; seconds until the reply to its first ``1+1`` execute."""
+    directory = Path(tempfile.mkdtemp(prefix="kernel-", dir=tmp))
+    server = _jupyter.KernelServer("jupyter", directory)
+    started = time.perf_counter()
+    try:
+        server.start()
+        assert server.client is not None
+        server.client.wait_for_ready(timeout=_jupyter.TIMEOUT_S)  # iopub connected too
+        _jupyter.KernelEval(server).block(1)
+        return time.perf_counter() - started
+    finally:
+        server.stop()
+
+
+# --------------------------------------------------------------------------------------
+# 2. and 3. environments
+
+
+@dataclass
+class Build:
+    """One environment create, in seconds from the request; its log with arrival times."""
+
+    seconds: float
+    job_seconds: float  # the job's created_at to finished_at, on the server
+    log: list[tuple[float, str]]
+
+
+def create_environment(
+    client: ControllerClient, controller: Controller, name: str, requirements: list[str]
+) -> Build:
+    log: list[tuple[float, str]] = []
+    started = time.perf_counter()
+
+    def on_log(line: LogLine) -> None:
+        log.append((time.perf_counter() - started, line.line))
+
+    env = client.create_environment(name, requirements=requirements)
+    controller.environments.append(name)
+    assert env.job_id is not None
+    job = client.wait_job(env.job_id, on_log=on_log, timeout=BUILD_TIMEOUT)
+    seconds = time.perf_counter() - started
+    if not job.succeeded:
+        text = "\n".join(line for _, line in log)
+        raise RuntimeError(f"building {name} failed: {job.error}\n{quoted_tail(text)}")
+    assert job.finished_at is not None
+    return Build(seconds, job.finished_at - job.created_at, log)
+
+
+def ensure_existing(
+    client: ControllerClient, name: str, requirements: list[str]
+) -> float:
+    before = client.environment(name)
+    started = time.perf_counter()
+    env = client.ensure_environment(name, requirements=requirements)
+    seconds = time.perf_counter() - started
+    if env.status != "ready" or env.job_id != before.job_id:
+        raise RuntimeError(f"ensure of {name} queued a build: {env}")
+    return seconds
+
+
+def pool_wheels() -> set[str]:
+    pool = default_cache_dir() / "wheels" / f"cp{PYTHON.replace('.', '')}"
+    return {path.name for path in pool.glob("*.whl")} if pool.is_dir() else set()
+
+
+PHASES = (  # (name, the log line that ends it)
+    ("queue, base image check", r"^resolving "),
+    ("resolution (uv, PyPI)", r"^building \S+$"),
+    ("backend images check", r"^wheelhouse: "),
+    ("wheels to the pool", r"^building \S+ offline"),
+    ("offline image build", r"^built "),
+)
+
+
+def phases(build: Build) -> list[tuple[str, float]]:
+    """Durations between the log lines that mark the build's steps (arrival times:
+    the log stream polls every 0.2 s)."""
+    found, last = [], 0.0
+    for name, pattern in PHASES:
+        at = next((t for t, line in build.log if re.search(pattern, line)), None)
+        if at is None:
+            continue
+        found.append((name, at - last))
+        last = at
+    found.append(("record, job end, stream", build.seconds - last))
+    return found
+
+
+def locked_wheels(build: Build) -> int | None:
+    for _, line in build.log:
+        match = re.match(r"wheelhouse: (\d+) locked wheel", line)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# report
+
+
+def stats(values: list[float]) -> tuple[float, float, float]:
+    return statistics.median(values), min(values), max(values)
+
+
+def s(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def ms(value: float) -> str:
+    return f"{value * 1000:.0f}"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--starts", type=int, default=5, help="starts per backend type")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="unmeasured starts per type first"
+    )
+    parser.add_argument(
+        "--skip-build", action="store_true", help="skip the fastapi environment build"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="shuffle seed")
+    args, _ = parser.parse_known_args(argv)  # bench/run passes one set to every script
+    return args
+
+
+@dataclass
+class Results:
+    starts: dict[str, list[Start]] = field(default_factory=dict)
+    floor: list[float] = field(default_factory=list)
+    jupyter: list[float] = field(default_factory=list)
+    setup: Build | None = None
+    six: Build | None = None
+    recreate: list[Build] = field(default_factory=list)
+    ensure: list[float] = field(default_factory=list)
+    fastapi: Build | None = None
+    pool_before: int = 0
+    pool_new: int = 0
+    base_image: str = ""
+
+
+def measure(
+    args: argparse.Namespace,
+    client: ControllerClient,
+    controller: Controller,
+    tmp: Path,
+    say: Callable[[str], None],
+) -> Results:
+    res = Results()
+    say("building the environment without requirements (and the run's backend images)")
+    res.setup = create_environment(client, controller, "bench", [])
+    runtime = next(r for r in client.runtimes() if r.python == PYTHON)
+    assert runtime.image is not None
+    res.base_image = runtime.image
+
+    rng = random.Random(args.seed)
+    cases = [*KINDS, "floor", "jupyter"]
+    warm = [c for c in cases for _ in range(args.warmup)]
+    order = [c for c in cases for _ in range(args.starts)]
+    rng.shuffle(order)
+    say(f"{len(warm)} warm-up and {len(order)} measured starts, shuffled")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        for index, case in enumerate(warm + order):
+            measured = index >= len(warm)
+            if case == "floor":
+                floor = container_floor(res.base_image, controller.run)
+                if measured:
+                    res.floor.append(floor)
+            elif case == "jupyter":
+                kernel = jupyter_start(tmp)
+                if measured:
+                    res.jupyter.append(kernel)
+            else:
+                kind = next(k for k in KINDS if k == case)
+                start = start_backend(client, pool, "bench", kind)
+                if measured:
+                    res.starts.setdefault(kind, []).append(start)
+
+    say(f"re-creating an environment {RECREATES} times")
+    res.six = create_environment(client, controller, "six-a", SIX)
+    for i in range(RECREATES):
+        name = f"six-b{i}"
+        res.recreate.append(create_environment(client, controller, name, SIX))
+        client.delete_environment(name)
+        controller.environments.remove(name)
+        res.ensure.append(ensure_existing(client, "six-a", SIX))
+
+    if not args.skip_build:
+        say(f"building a new environment: {', '.join(FASTAPI)}")
+        before = pool_wheels()
+        res.fastapi = create_environment(client, controller, "fastapi", FASTAPI)
+        res.pool_before, res.pool_new = len(before), len(pool_wheels() - before)
+    return res
+
+
+def report(args: argparse.Namespace, res: Results, elapsed: float) -> None:
+    floor = statistics.median(res.floor)
+    headers = ["case", "n", "p50 s", "min s", "max s", "p50 ÷ floor"]
+    rows: list[list[str]] = []
+
+    def row(name: str, values: list[float], ratio: bool = True) -> None:
+        p50, low, high = stats(values)
+        cells = [name, str(len(values)), s(p50), s(low), s(high)]
+        rows.append([*cells, f"{p50 / floor:.2f}x" if ratio else "-"])
+
+    row(f"container floor: docker run {res.base_image} python3 -c pass", res.floor)
+    row("jupyter kernel: spawn -> first execute reply", res.jupyter)
+    rows.append([LITERATURE, "-", "3-5", "-", "-", "-"])
+    for kind in KINDS:
+        starts = res.starts[kind]
+        row(f"{kind}: start_backend -> 1+1 answered", [x.answered for x in starts])
+        row(f"{kind}: start_backend -> controller ready", [x.ready for x in starts])
+    assert res.six is not None
+    assert res.setup is not None
+    row("re-create env (same requirements) -> job succeeded", [b.seconds for b in res.recreate], ratio=False)  # fmt: skip
+    row("  of it the job on the server (created -> finished)", [b.job_seconds for b in res.recreate], ratio=False)  # fmt: skip
+    row("ensure_environment of the existing env (PUT)", res.ensure, ratio=False)
+    if res.fastapi is not None:
+        row("new env fastapi, uvicorn[standard] -> job succeeded", [res.fastapi.seconds], ratio=False)  # fmt: skip
+    row("(first six==1.17.0 env: resolve + build)", [res.six.seconds], ratio=False)
+    row("(setup: empty env + the run's 3 backend images)", [res.setup.seconds], ratio=False)  # fmt: skip
+
+    print(
+        f"controller: Python {PYTHON}, {args.starts} starts per case after "
+        f"{args.warmup} warm-up, shuffled (seed {args.seed}), bench took {elapsed:.0f} s"
+    )
+    print(f"code under test: {code_under_test()}")
+    print(render_text(headers, rows))
+    print(
+        "  floor: `docker run` CLI wall time (create + start + exit + remove), no "
+        "hardening; backends run read-only, capped, non-root, own network (http/rpc)"
+    )
+    print(
+        "  controller ready: its ready_at (own probe: the backend answers `info`), "
+        "not Docker's first health check"
+    )
+    print()
+    print("where a start goes, p50 ms from the request sent (to the 1+1 answer):")
+    headers = ["type", "create", "start", "boot", "answered", "POST reply", "ready", "stop", "attempts"]  # fmt: skip
+    rows = []
+    for kind in KINDS:
+        starts = res.starts[kind]
+
+        def p50(get: Callable[[Start], float], runs: list[Start] = starts) -> float:
+            return statistics.median(get(x) for x in runs)
+
+        rows.append(
+            [
+                kind,
+                ms(p50(lambda x: x.create)),
+                ms(p50(lambda x: x.started - x.create)),
+                ms(p50(lambda x: x.answered - x.started)),
+                ms(p50(lambda x: x.answered)),
+                ms(p50(lambda x: x.post)),
+                ms(p50(lambda x: x.ready)),
+                ms(p50(lambda x: x.stop)),
+                f"{p50(lambda x: x.attempts):.0f}",
+            ]
+        )
+    print(render_text(headers, rows))
+    print(
+        "  create: POST sent -> container created (API, store, network for http/rpc, "
+        "docker create); start: -> Docker's StartedAt; boot: -> 1+1 answered "
+        f"(interpreter, server import, listen, worker; retried every {POLL * 1000:.0f} ms)"
+    )
+    raced = sum(x.raced for starts in res.starts.values() for x in starts)
+    if raced:
+        print(
+            f"  {raced} long poll(s) began after the change to ready and waited 5 s "
+            "for the next (the ready column uses ready_at, unaffected)"
+        )
+    print()
+    print(
+        "environment builds, phases in s from the job log's lines as they arrived "
+        "(the log stream polls every 0.2 s):"
+    )
+    builds = [("six==1.17.0 (first)", res.six)]
+    if res.fastapi is not None:
+        builds.append(("fastapi, uvicorn[standard]", res.fastapi))
+    for name, build in builds:
+        print(
+            f"  {name}, {locked_wheels(build)} locked wheel(s), {s(build.seconds)} s:"
+        )
+        print("    " + ", ".join(f"{step} {s(sec)}" for step, sec in phases(build)))
+    if res.fastapi is not None:
+        warmth = (
+            "warm: it had every wheel"
+            if res.pool_new == 0
+            else f"{res.pool_new} wheel(s) downloaded"
+        )
+        print(
+            f"  wheel pool before the fastapi build: {res.pool_before} wheels "
+            f"({warmth}); it is kept between runs"
+        )
+
+    print()
+    print("goals:")
+    worst = max(
+        KINDS, key=lambda k: statistics.median(x.answered for x in res.starts[k])
+    )
+    worst_p50 = statistics.median(x.answered for x in res.starts[worst])
+    verdict(
+        worst_p50 < START_GOAL,
+        f"start-to-ready p50 < {START_GOAL:g} s for every type: slowest {worst} "
+        f"{worst_p50:.3f} s ({worst_p50 / floor:.2f}x the container floor)",
+    )
+    recreate = statistics.median(b.seconds for b in res.recreate)
+    verdict(
+        recreate < RECREATE_GOAL,
+        f"re-creating an existing environment < {RECREATE_GOAL:g} s: p50 "
+        f"{recreate:.3f} s (ensure of the existing one {statistics.median(res.ensure):.3f} s)",
+    )
+    if res.fastapi is None:
+        print(
+            f"  skipped  new fastapi-sized environment < {BUILD_GOAL:g} s (--skip-build)"
+        )
+    else:
+        verdict(
+            res.fastapi.seconds < BUILD_GOAL,
+            f"new fastapi-sized environment < {BUILD_GOAL:g} s end to end: "
+            f"{res.fastapi.seconds:.1f} s (wheel pool "
+            f"{'warm' if res.pool_new == 0 else 'cold: ' + str(res.pool_new) + ' downloaded'})",
+        )
+
+
+def verdict(met: bool, text: str) -> None:
+    print(f"  {'met    ' if met else 'NOT met'}  {text}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which("docker") is None:
+        print(
+            "no docker CLI: this bench needs the local Docker engine", file=sys.stderr
+        )
+        return 2
+    began = time.perf_counter()
+    workspace_root = Path(__file__).resolve().parent.parent
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bhb-ctl-")))
+        controller = Controller(tmp)
+
+        def say(text: str) -> None:
+            print(f"[{time.perf_counter() - began:5.0f} s] {text}", file=sys.stderr)
+
+        try:
+            workspace = snapshot_workspace(workspace_root, tmp / "workspace")
+            say(f"controller {controller.name} on {controller.url}")
+            controller.start(workspace)
+            client = stack.enter_context(ControllerClient(controller.url))
+            try:
+                results = measure(args, client, controller, tmp, say)
+            except Exception:
+                print(quoted_tail(controller.log_tail()), file=sys.stderr)
+                raise
+            finally:
+                controller.clean_api(client)
+        finally:
+            controller.stop()
+            removed = controller.remove_owned()
+            say(f"cleaned up: {len(removed)} container(s), network(s), image(s)")
+    report(args, results, time.perf_counter() - began)
+    return 0
+
+
+if __name__ == "__main__":
+    entry(main)

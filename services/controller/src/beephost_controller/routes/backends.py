@@ -1,0 +1,127 @@
+"""Backends: containers of an environment's image serving one transport."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from beephost_controller.backends import BackendRequest
+from beephost_controller.deps import Authenticated, BackendsDep
+from beephost_controller.routes._convert import backend_public
+from beephost_controller.schemas import (
+    ERROR_RESPONSES,
+    BackendConnection,
+    BackendCreate,
+    BackendLimits,
+    BackendOptions,
+    BackendPublic,
+)
+from beephost_protocol.errors import Unavailable
+
+router = APIRouter(
+    prefix="/api/v1/backends", tags=["backends"], dependencies=[Authenticated]
+)
+
+
+@router.post(
+    "",
+    response_model=BackendPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=ERROR_RESPONSES,
+)
+def start_backend(body: BackendCreate, backends: BackendsDep) -> BackendPublic:
+    """Start a backend container; it answers once `status` is `ready`.
+
+    The reply is the only one that carries the backend's `token`.
+    """
+    limits = body.limits or BackendLimits()
+    options = body.options or BackendOptions()
+    row = backends.start(
+        BackendRequest(
+            environment=body.environment,
+            type=body.type,
+            token=body.token,
+            port=body.port,
+            bind_address=body.bind_address,
+            memory_mb=limits.memory_mb,
+            cpus=limits.cpus,
+            pids=limits.pids,
+            read_only=options.read_only,
+            network=options.network,
+            tmpfs_mb=options.tmpfs_mb,
+            user=options.user,
+            cap_add=tuple(options.cap_add),
+            no_new_privileges=options.no_new_privileges,
+        )
+    )
+    return backend_public(row, token=row.token)
+
+
+@router.get("", response_model=list[BackendPublic], responses=ERROR_RESPONSES)
+def list_backends(backends: BackendsDep) -> list[BackendPublic]:
+    """Every backend, with its status refreshed from its container."""
+    return [backend_public(row) for row in backends.all()]
+
+
+@router.get("/{backend_id}", response_model=BackendPublic, responses=ERROR_RESPONSES)
+def get_backend(
+    backend_id: str,
+    backends: BackendsDep,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=30,
+            description="Seconds to wait for a change of status or reason (long poll).",
+        ),
+    ] = 0,
+    seen: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            description="With `wait`: the status the caller last saw; a backend in "
+            "another status is returned at once.",
+        ),
+    ] = None,
+) -> BackendPublic:
+    if wait:
+        return backend_public(backends.wait_change(backend_id, wait, seen=seen))
+    return backend_public(backends.refresh(backend_id))
+
+
+@router.delete(
+    "/{backend_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERROR_RESPONSES
+)
+def stop_backend(backend_id: str, backends: BackendsDep) -> None:
+    """Stop and remove the container (and its network and socket directory)."""
+    backends.stop(backend_id)
+
+
+@router.get(
+    "/{backend_id}/logs",
+    response_class=Response,
+    responses={**ERROR_RESPONSES, 200: {"content": {"text/plain": {}}}},
+)
+def backend_logs(
+    backend_id: str,
+    backends: BackendsDep,
+    tail: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+) -> Response:
+    """The container's output (stdout and stderr), the last `tail` lines."""
+    text = backends.logs(backend_id, tail or 10_000)
+    return Response(text, media_type="text/plain; charset=utf-8")
+
+
+@router.get(
+    "/{backend_id}/connection",
+    response_model=BackendConnection,
+    responses=ERROR_RESPONSES,
+)
+def backend_connection(backend_id: str, backends: BackendsDep) -> BackendConnection:
+    """The URL and token a client connects with."""
+    row = backends.refresh(backend_id)
+    if row.endpoint is None:
+        raise Unavailable(
+            f"backend {backend_id} has no endpoint yet ({row.status})",
+            {"backend": backend_id, "status": row.status},
+        )
+    return BackendConnection(url=row.endpoint, token=row.token)

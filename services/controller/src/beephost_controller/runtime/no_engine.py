@@ -1,0 +1,74 @@
+"""A controller without a container engine: state and API work, containers do not.
+
+On Kubernetes without ``controller.docker.host`` (and anywhere neither ``DOCKER_HOST``
+nor the Docker socket exists) the controller still serves runtimes, environments and
+backend records; builds fail and backend starts answer ``unavailable`` with this reason.
+"""
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from beephost_controller.jobs import JobLog
+from beephost_controller.resolver import Lock
+from beephost_controller.runtime.base import ContainerRuntimeError
+from beephost_controller.runtime.containers import ContainerSpec, ContainerState
+from beephost_controller.service import BaseImageRef
+
+REASON = (
+    "no container engine is configured: set DOCKER_HOST or mount the Docker socket "
+    "(/var/run/docker.sock)"
+)
+
+
+def engine_configured(socket: Path = Path("/var/run/docker.sock")) -> bool:
+    """Whether a Docker engine is configured (not whether it answers)."""
+    return bool(os.environ.get("DOCKER_HOST")) or socket.exists()
+
+
+class NoEngineContainers:
+    """``BackendContainers`` with nothing to list and nothing it can create."""
+
+    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
+        raise ContainerRuntimeError(REASON)
+
+    def remove_network(self, name: str) -> None:
+        return None
+
+    def create_container(self, spec: ContainerSpec) -> str:
+        raise ContainerRuntimeError(REASON)
+
+    def start_container(self, ref: str) -> None:
+        raise ContainerRuntimeError(REASON)
+
+    def container_state(self, ref: str) -> ContainerState | None:
+        return None
+
+    def remove_container(self, ref: str) -> None:
+        return None
+
+    def container_logs(self, ref: str, tail: int) -> str:
+        raise ContainerRuntimeError(REASON)
+
+    def list_containers(self, labels: Mapping[str, str]) -> list[ContainerState]:
+        return []
+
+    def list_networks(self, labels: Mapping[str, str]) -> list[str]:
+        return []
+
+
+class NoEngineBuilder:
+    """An ``ImageBuilder`` whose every build fails with the reason."""
+
+    code_version = "no-engine"
+
+    def ensure_base(self, python: str, log: Callable[[str], None]) -> BaseImageRef:
+        raise RuntimeError(REASON)
+
+    def image_exists(self, tag: str) -> bool:
+        return False
+
+    def build_environment(
+        self, *, base: BaseImageRef, lock: Lock, tag: str, admin: bool, log: JobLog
+    ) -> None:
+        raise RuntimeError(REASON)

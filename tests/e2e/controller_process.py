@@ -1,0 +1,139 @@
+"""A real ``beephost-controller`` process on the real engine, for e2e tests.
+
+It builds into the session's test repositories with the session's run label (so the
+conftest's cleanup by label removes its images), and names its containers and networks
+with a controller name unique to the test run: ``remove_owned`` removes exactly those.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from beephost_client.controller import ControllerClient
+from tests.e2e.containers import docker, free_port
+
+CONTROLLER_LABEL = "io.beephost.controller"
+
+
+@dataclass
+class ControllerProcess:
+    """One controller's settings and, while it runs, its process."""
+
+    workdir: Path
+    workspace: Path
+    labels: Mapping[str, str]
+    repository: str
+    docker_cli: str
+    name: str = field(default_factory=lambda: f"e2e-{uuid.uuid4().hex[:10]}")
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "controller.log"
+
+    @property
+    def socket_root(self) -> Path:
+        return self.workdir / "sockets"
+
+    def environ(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
+        settings = {
+            "DATABASE": str(self.workdir / "controller.db"),
+            "SOCKET_ROOT": str(self.socket_root),
+            "NAME": self.name,
+            "PORT": str(self.port),
+            "PYTHONS": '["3.11"]',
+            "ENVIRONMENT_REPOSITORY": f"{self.repository}/env",
+            "BASE_IMAGE_REPOSITORY": f"{self.repository}/python",
+            "BACKEND_IMAGE_PREFIX": self.repository,
+            "WORKSPACE": str(self.workspace),
+            "LABELS": json.dumps(dict(self.labels)),
+            "SUPERVISE_INTERVAL": "0.5",
+        }
+        env.update({f"BEEPHOST_CONTROLLER_{k}": v for k, v in settings.items()})
+        return env
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the process and wait until /ready (reconciliation done)."""
+        assert self.process is None, "already running"
+        self.starts += 1
+        log = self.log_path.open("ab")
+        log.write(f"\n--- start {self.starts} ---\n".encode())
+        log.flush()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "beephost_controller"],
+            env=self.environ(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        with self.client(timeout=2.0) as client:
+            while True:
+                if self.process.poll() is not None:
+                    raise AssertionError(
+                        f"the controller exited {self.process.returncode}:\n{self.log()}"
+                    )
+                try:
+                    client.ready()
+                    return
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise AssertionError(
+                            f"the controller is not ready:\n{self.log()}"
+                        ) from None
+                    time.sleep(0.1)
+
+    def kill(self) -> None:
+        """kill -9: no shutdown code runs."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
+
+    def client(self, timeout: float = 30.0) -> ControllerClient:
+        return ControllerClient(self.url, timeout=timeout)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except FileNotFoundError:
+            return "(no log)"
+
+    def owned(self, kind: str = "container") -> list[str]:
+        """Ids of the containers (or networks) carrying this controller's label."""
+        args = ["ps", "-aq"] if kind == "container" else ["network", "ls", "-q"]
+        out = docker(
+            self.docker_cli, *args, "--filter", f"label={CONTROLLER_LABEL}={self.name}"
+        )
+        return out.split()
+
+    def remove_owned(self) -> None:
+        for container in self.owned():
+            docker(self.docker_cli, "rm", "-f", "-v", container, check=False)
+        for network in self.owned("network"):
+            docker(self.docker_cli, "network", "rm", network, check=False)

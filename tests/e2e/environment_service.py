@@ -1,0 +1,67 @@
+"""A ControllerService on the real engine, building only into test repositories."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from beephost_controller.images import DockerImageBuilder
+from beephost_controller.jobs import JobLog, JobRunner
+from beephost_controller.resolver import resolve
+from beephost_controller.runtime.docker import DockerRuntime
+from beephost_controller.service import ControllerService
+from beephost_controller.settings import Settings
+from beephost_controller.store import SqliteStore
+from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends
+
+
+class RecordingLog(JobLog):
+    """A job log that keeps its lines, for assertions."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, text: str) -> None:
+        self.lines.append(text)
+
+
+@contextmanager
+def environment_service(
+    backend_images: BuiltBackends,
+    docker_client: DockerRuntime,
+    workdir: Path,
+    environment_repository: str,
+) -> Iterator[ControllerService]:
+    """The service with the session's base and backend images and labels.
+
+    ``environment_repository`` is the caller's own: environment images other modules
+    built for equal locks must not turn its builds into cache hits.
+    """
+    settings = Settings.model_validate(
+        {
+            "database": workdir / "controller.db",
+            "environment_repository": f"{BACKENDS_REPOSITORY}/{environment_repository}",
+            "base_image_repository": f"{BACKENDS_REPOSITORY}/python",
+            "base_image_registry": "",
+            "base_image_digests": {},
+            "pythons": ["3.11"],
+            "default_python": "3.11",
+            "workspace": backend_images.workspace,
+        }
+    )
+    builder = DockerImageBuilder(
+        settings,
+        runtime=docker_client,
+        workspace=backend_images.workspace,
+        cache_dir=backend_images.cache_dir,
+        extra_labels=backend_images.labels,
+        backend_repository_prefix=BACKENDS_REPOSITORY,
+    )
+    store = SqliteStore(settings.database)
+    runner = JobRunner(store, 1)
+    try:
+        yield ControllerService(
+            settings, store, runner, builder, lambda reqs, py: resolve(reqs, py)
+        )
+    finally:
+        runner.shutdown()
+        store.close()

@@ -1,0 +1,128 @@
+"""The real ``beep-host`` CLI against a real controller process on the real engine."""
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.e2e.controller_process import ControllerProcess
+
+pytestmark = pytest.mark.docker
+
+
+def beep_host(
+    controller: ControllerProcess, *args: str, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    env = controller.environ()
+    env["COLUMNS"] = "200"
+    return subprocess.run(
+        [sys.executable, "-m", "beephost_cli", "--controller", controller.url, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+def ok_json(controller: ControllerProcess, *args: str) -> Any:
+    result = beep_host(controller, *args, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def venv(controller: ControllerProcess) -> str:
+    created = ok_json(controller, "venv", "create", "cli-env", "six==1.17.0")
+    assert created["status"] == "ready", created
+    return "cli-env"
+
+
+def test_venv_list_and_status(controller: ControllerProcess, venv: str) -> None:
+    names = [env["name"] for env in ok_json(controller, "venv", "list")]
+    assert venv in names
+    status = ok_json(controller, "venv", "status", venv)
+    assert status["requirements"] == ["six==1.17.0"]
+    assert status["image"]
+
+
+@pytest.mark.parametrize("kind", ["pipe", "http", "rpc"])
+def test_start_eval_exec_logs_stop(
+    controller: ControllerProcess, venv: str, kind: str
+) -> None:
+    started = ok_json(controller, "start", kind, "--venv", venv)
+    backend = started["id"]
+    assert started["status"] == "ready"
+    assert started["token"], "start shows the backend's token once"
+    try:
+        listed = {b["id"]: b for b in ok_json(controller, "status")}
+        assert listed[backend]["status"] == "ready"
+        assert not listed[backend].get("token"), "status never shows a token"
+        value = beep_host(
+            controller, "eval", "-b", backend, "__import__('six').__version__"
+        )
+        assert value.returncode == 0, value.stderr
+        assert value.stdout.strip() == "'1.17.0'"
+        run = beep_host(controller, "exec", "-b", backend, "print(sum(range(10)))")
+        assert run.returncode == 0, run.stderr
+        assert "45" in run.stdout
+        logs = beep_host(controller, "logs", backend)
+        assert logs.returncode == 0, logs.stderr
+        assert "listening" in logs.stdout.lower()
+    finally:
+        stopped = beep_host(controller, "stop", backend)
+    assert stopped.returncode == 0, stopped.stderr
+    assert backend not in {b["id"] for b in ok_json(controller, "status")}
+
+
+def test_stop_all(controller: ControllerProcess, venv: str) -> None:
+    for kind in ("pipe", "http"):
+        ok_json(controller, "start", kind, "--venv", venv)
+    assert len(controller.owned()) == 2
+    result = beep_host(controller, "stop", "--all")
+    assert result.returncode == 0, result.stderr
+    assert ok_json(controller, "status") == []
+    assert controller.owned() == []
+
+
+def test_errors_are_one_line_with_a_hint_and_exit_codes(
+    controller: ControllerProcess,
+) -> None:
+    missing = beep_host(controller, "start", "pipe", "--venv", "no-such-venv")
+    assert missing.returncode == 1
+    lines = [line for line in missing.stderr.splitlines() if line.strip()]
+    assert any("no-such-venv" in line for line in lines), missing.stderr
+    assert "venv create" in missing.stderr, "the hint names the fix"
+    unknown = beep_host(controller, "logs", "b-000000000000")
+    assert unknown.returncode == 1
+    usage = beep_host(controller, "start", "carrier-pigeon")
+    assert usage.returncode == 2
+
+
+def test_config_shows_settings_without_secrets(controller: ControllerProcess) -> None:
+    config = ok_json(controller, "config")
+    text = json.dumps(config)
+    assert controller.name in text
+    assert "token_set" in text
+
+
+def test_venv_admin_then_start_defaults_to_it(controller: ControllerProcess) -> None:
+    admin = ok_json(controller, "venv", "admin")
+    assert (admin["name"], admin["admin"], admin["status"]) == ("admin", True, "ready")
+    started = ok_json(controller, "start", "pipe")  # --venv defaults to admin
+    try:
+        assert started["environment"] == "admin"
+        names = beep_host(
+            controller,
+            "eval",
+            "-b",
+            started["id"],
+            "sorted(e.name for e in "
+            "__import__('beephost_client').ControllerClient().environments())",
+        )
+        assert names.returncode == 0, names.stderr
+        assert "'admin'" in names.stdout
+    finally:
+        assert beep_host(controller, "stop", started["id"]).returncode == 0

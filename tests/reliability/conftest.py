@@ -1,0 +1,16 @@
+"""The reliability suite: the e2e fixtures (a real controller on the real engine) and
+the summary table's hooks, registered here by importing them by name."""
+
+from tests.e2e.conftest import (  # noqa: F401
+    backend_images,
+    backend_run_labels,
+    controller,
+    docker_cli,
+    docker_client,
+    require_executable,
+)
+from tests.reliability.summary import (  # noqa: F401
+    pytest_runtest_makereport,
+    pytest_terminal_summary,
+    reliability_case,
+)

@@ -1,0 +1,344 @@
+"""What the bad-input and token tests share: the fuzzed backends, a controller with a
+token, a bystander client, and raw access to each wire (pipe lines, gRPC bytes, HTTP).
+
+Everything talks to real things: a ``beephost-controller`` process and backend
+containers it started. Raw helpers exist because the SDK refuses to send most of what
+these tests send.
+"""
+
+import http.client
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import grpc
+
+import beephost_client
+from beephost_client import Timeout
+from beephost_client.controller import ControllerClient
+from beephost_protocol import pb_codec
+from tests.e2e.controller_process import ControllerProcess
+
+ENVIRONMENT = "fuzz"
+KINDS: tuple[Literal["pipe", "http", "rpc"], ...] = ("pipe", "http", "rpc")
+EXECUTOR = "/beephost.exec.v1.Executor/"
+#: Short limits: a bystander request that hangs shows up as an error, not a stall.
+BYSTANDER_TIMEOUT = Timeout(request=10.0, connect=3.0, grace=2.0)
+
+
+@dataclass(frozen=True)
+class FuzzBackend:
+    """One backend of the fuzzed environment, with what a client needs."""
+
+    id: str
+    kind: str
+    url: str
+    token: str
+
+    @property
+    def socket_path(self) -> str:
+        assert self.url.startswith("unix://"), self.url
+        return self.url[len("unix://") :]
+
+    @property
+    def target(self) -> str:
+        """host:port of an http or grpc backend."""
+        return self.url.split("://", 1)[1]
+
+
+def start_fuzz_backends(api: ControllerClient) -> dict[str, FuzzBackend]:
+    """The environment ``fuzz`` (no requirements) and one ready backend per type."""
+    env = api.create_environment(ENVIRONMENT, requirements=[])
+    assert env.job_id is not None
+    job = api.wait_job(env.job_id, timeout=600)
+    assert job.succeeded, job.error
+    started = [api.start_backend(ENVIRONMENT, kind) for kind in KINDS]
+    backends = {}
+    for backend in started:
+        api.wait_backend(backend.id, timeout=90)
+        connection = api.backend_connection(backend.id)
+        assert connection.token, "every backend the controller starts has a token"
+        backends[backend.type] = FuzzBackend(
+            backend.id, backend.type, connection.url, connection.token
+        )
+    return backends
+
+
+def still_ready(api: ControllerClient, backend: FuzzBackend) -> str:
+    """The controller's view after the abuse: ready, never restarted (else a message)."""
+    now = api.backend(backend.id)
+    if now.status == "ready" and now.restarts == 0:
+        return ""
+    return f"{backend.kind} backend is {now.status} after {now.restarts} restart(s)"
+
+
+# -- a controller with a token -------------------------------------------------------------
+
+
+@dataclass
+class TokenController(ControllerProcess):
+    """The e2e controller process with ``BEEPHOST_CONTROLLER_TOKEN`` set."""
+
+    token: str = "controller-token-do-not-guess-0123456789"
+
+    def environ(self) -> dict[str, str]:
+        env = super().environ()
+        env["BEEPHOST_CONTROLLER_TOKEN"] = self.token
+        return env
+
+    def client(self, timeout: float = 30.0) -> ControllerClient:
+        return ControllerClient(self.url, token=self.token, timeout=timeout)
+
+    @property
+    def admin_socket(self) -> str:
+        """``settings.admin_socket``: ``<socket_root>/controller/api.sock``."""
+        return str(self.socket_root / "controller" / "api.sock")
+
+
+# -- a well-behaved client on another connection -------------------------------------------
+
+
+@dataclass
+class Bystander:
+    """A thread evaluating through the SDK on its own connection until stopped.
+
+    Every answer is checked; every failure is kept. The fuzzing next to it must leave
+    it with zero failures.
+    """
+
+    backend: FuzzBackend
+    calls: int = 0
+    failures: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> "Bystander":
+        ready = threading.Event()
+
+        def run() -> None:
+            with beephost_client.connect(
+                self.backend.url, token=self.backend.token, timeout=BYSTANDER_TIMEOUT
+            ) as client:
+                n = 0
+                while not self._stop.is_set():
+                    try:
+                        value = client.evaluate("n * 2 + 1", locals={"n": n})
+                        if value != n * 2 + 1:
+                            self.failures.append(f"wrong answer {value!r} for {n}")
+                        self.calls += 1
+                    except Exception as exc:
+                        self.failures.append(f"{type(exc).__name__}: {exc}")
+                    n += 1
+                    ready.set()
+                    time.sleep(0.005)
+
+        self._thread = threading.Thread(target=run, name="bystander", daemon=True)
+        self._thread.start()
+        assert ready.wait(30), "the bystander never got an answer"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join(30)
+
+
+# -- the pipe wire -------------------------------------------------------------------------
+
+
+class PipeWire:
+    """One raw connection to a pipe socket: bytes out, JSON lines in."""
+
+    def __init__(self, path: str, timeout: float = 15.0) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.file = self.sock.makefile("rb")
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def request(self, frame: dict[str, Any]) -> None:
+        self.send(json.dumps(frame).encode() + b"\n")
+
+    def reply(self) -> dict[str, Any] | None:
+        """The next response (events skipped); None when the server closed."""
+        while True:
+            line = self.file.readline()
+            if not line:
+                return None
+            message: dict[str, Any] = json.loads(line)
+            if "event" not in message:
+                return message
+
+    def hello(self, token: str) -> None:
+        self.request({"id": "hello", "type": "hello", "params": {"token": token}})
+        answer = self.reply()
+        if answer is None or "result" not in answer:
+            raise AssertionError(f"hello refused: {answer}")
+
+    def closed_by_server(self) -> bool:
+        """Whether the server closed the connection (reads EOF, or a reset)."""
+        try:
+            return self.file.readline() == b""
+        except ConnectionResetError:
+            return True
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+@contextmanager
+def pipe_wire(path: str, token: str | None = None) -> Iterator[PipeWire]:
+    wire = PipeWire(path)
+    try:
+        if token is not None:
+            wire.hello(token)
+        yield wire
+    finally:
+        wire.close()
+
+
+# -- the gRPC wire -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GrpcOutcome:
+    """A call's status, and the ``beephost-error`` code in its trailers (if any)."""
+
+    status: grpc.StatusCode
+    code: str | None
+    reply: bytes | None = None
+
+
+def grpc_call(
+    channel: grpc.Channel,
+    method: str,
+    payload: bytes,
+    metadata: Sequence[tuple[str, str]] = (),
+    timeout: float = 15.0,
+) -> GrpcOutcome:
+    """One unary call with raw bytes for a request (no serializer)."""
+    call = channel.unary_unary(
+        method, request_serializer=None, response_deserializer=None
+    )
+    try:
+        reply = call(payload, metadata=tuple(metadata), timeout=timeout)
+    except grpc.RpcError as exc:
+        return _failed(exc)
+    return GrpcOutcome(grpc.StatusCode.OK, None, reply)
+
+
+def grpc_stream_call(
+    channel: grpc.Channel,
+    method: str,
+    payload: bytes,
+    metadata: Sequence[tuple[str, str]] = (),
+    timeout: float = 15.0,
+) -> GrpcOutcome:
+    """One server-streaming call with raw bytes; OK once the stream ends."""
+    call = channel.unary_stream(
+        method, request_serializer=None, response_deserializer=None
+    )
+    try:
+        for _ in call(payload, metadata=tuple(metadata), timeout=timeout):
+            pass
+    except grpc.RpcError as exc:
+        return _failed(exc)
+    return GrpcOutcome(grpc.StatusCode.OK, None)
+
+
+def _failed(exc: grpc.RpcError) -> GrpcOutcome:
+    call: Any = exc  # a grpc.Call too, which grpc-stubs cannot say
+    error = pb_codec.error_from_metadata(call.trailing_metadata())
+    return GrpcOutcome(call.code(), error.wire_code if error else None)
+
+
+# -- HTTP without a client's manners -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def error_code(self) -> str | None:
+        """``error.code`` of a JSON error body, else None."""
+        try:
+            decoded = json.loads(self.body)
+        except ValueError:
+            return None
+        error = decoded.get("error") if isinstance(decoded, dict) else None
+        code = error.get("code") if isinstance(error, dict) else None
+        return code if isinstance(code, str) else None
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.path)
+        self.sock = sock
+
+
+def http_request(
+    base: str,
+    method: str,
+    path: str,
+    authorization: str | None = None,
+    body: bytes | None = None,
+    timeout: float = 30.0,
+) -> HttpAnswer:
+    """One request to ``http://host:port`` or ``unix:///socket``, the header as given.
+
+    ``authorization`` is sent byte for byte (latin-1), however malformed.
+    """
+    if base.startswith("unix://"):
+        conn: http.client.HTTPConnection = _UnixHTTPConnection(
+            base[len("unix://") :], timeout
+        )
+    else:
+        host, port = base.split("://", 1)[1].rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        if authorization is not None:
+            conn.putheader("Authorization", authorization.encode("latin-1"))
+        if body is not None:
+            conn.putheader("Content-Type", "application/json")
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        response = conn.getresponse()
+        return HttpAnswer(
+            response.status,
+            {k.lower(): v for k, v in response.getheaders()},
+            response.read(),
+        )
+    finally:
+        conn.close()
+
+
+def raw_http(host: str, port: int, request: bytes, timeout: float = 10.0) -> bytes:
+    """Bytes to a TCP port, whatever the server answers before it closes (or times out)."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(request)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+                if b"\r\n\r\n" in b"".join(chunks):
+                    break
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return b"".join(chunks)
