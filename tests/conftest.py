@@ -5,15 +5,26 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _one_event_loop(anyio_backend: str) -> AsyncIterator[None]:
+    """Hold anyio's runner for the session: every async test runs on one event loop.
+
+    grpc.aio delivers a call's late completion (a cancelled stream, a closed channel)
+    to the loop that started it; with a loop per test that loop may be closed by then
+    and the next test fails with "Event loop is closed" (grpc/grpc#25364 and kin).
+    """
+    yield  # noqa: PT022 - the lease on the runner is what lasts until teardown
 
 
 @pytest.fixture(autouse=True)
