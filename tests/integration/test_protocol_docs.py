@@ -511,10 +511,10 @@ def _healthcheck(path: Path, token: str | None) -> subprocess.CompletedProcess[s
 
 
 def test_healthcheck_command(pipe_server: Path) -> None:
-    for token in (TOKEN, None):  # ping needs no token
+    # ping needs no token, and the probe sends none: a container may hold only the
+    # token's digest, so whatever TOKEN it has is not its business.
+    for token in (TOKEN, None, "wrong"):
         done = _healthcheck(pipe_server, token)
         assert (done.returncode, done.stdout.strip()) == (0, "ready")
-    done = _healthcheck(pipe_server, "wrong")
-    assert (done.returncode, done.stdout.strip()) == (1, "invalid token")
     done = _healthcheck(pipe_server.with_name("absent.sock"), None)
     assert done.returncode == 1

@@ -14,10 +14,8 @@ bomb, writes to / and beyond /tmp's size, network connections, the server's secr
 1 GiB of output, and workers that exit, segfault or SIGKILL themselves. Every case is
 recorded for the suite's summary (area "hostile code").
 
-Two known holes are strict xfails (they fail loudly once fixed, and the summary counts
-them as not passed): a request queued behind a request whose worker is killed runs on
-a fresh worker of the retired session (core executor), and the token is readable in
-the environment of ``docker exec``'d processes such as the health check.
+A known hole would be a strict xfail (it fails loudly once fixed, and the summary
+counts it as not passed); none is left.
 """
 
 import contextlib
@@ -509,39 +507,34 @@ while not found and time.monotonic() < deadline:
             cmdline = open(f'/proc/{pid}/cmdline', 'rb').read()
         except OSError:
             continue
-        if b'_TOKEN=' in environ:
-            found[pid] = cmdline.replace(b'\\0', b' ').decode(errors='replace')[:100]
+        for variable in environ.split(b'\\0'):
+            name, _, value = variable.partition(b'=')
+            if token in value or token in cmdline or name.endswith(b'_TOKEN'):
+                found[pid] = cmdline.replace(b'\\0', b' ').decode(errors='replace')[:100]
     time.sleep(0.005)
 found
 """
 
 
 def test_no_process_in_the_container_shows_user_code_the_token(
-    api: ControllerClient,
-    target: Target,
-    case: Case,
-    request: pytest.FixtureRequest,
+    api: ControllerClient, target: Target, case: Case
 ) -> None:
-    """Not the server (undumpable), nor anything else running as its uid: Docker's
-    health check runs ``docker exec``'d with the container's environment, token
-    included."""
-    request.applymarker(
-        pytest.mark.xfail(
-            strict=True,
-            reason="the token is in the container's environment, which every docker "
-            "exec'd process (the HEALTHCHECK, every 2 s) carries, dumpable, under the "
-            "uid user code runs as (the controller and the image's health check)",
-        )
-    )
+    """Not the server (undumpable), nor a ``docker exec``'d process such as the health
+    check, which inherits the container's environment: that holds only the token's
+    SHA-256 (``TOKEN_SHA256``), never the token."""
+    token = api.backend_connection(target.backend_id).token
+    assert token
     with target.client.session() as session:
-        found: dict[str, str] = session.execute(TOKEN_SCAN, timeout=20).value
-    case.case = "user code scanning /proc/*/environ for 6 s -> " + (
-        "a *_TOKEN= variable in " + "; ".join(f"{p}: {c}" for p, c in found.items())
+        scan = f"token = {token.encode()!r}\n{TOKEN_SCAN}"
+        found: dict[str, str] = session.execute(scan, timeout=20).value
+    case.case = "user code scanning /proc/*/{environ,cmdline} for 6 s -> " + (
+        "the token or a *_TOKEN variable in "
+        + "; ".join(f"{p}: {c}" for p, c in found.items())
         if found
-        else "no *_TOKEN= variable anywhere"
+        else "neither the token nor a *_TOKEN variable anywhere"
     )
     if found:
-        case.lost = "the backend's token (readable in a docker exec'd process)"
+        case.lost = "the backend's token (readable in a process of the container)"
     assert found == {}
     still_serves(api, target, case)
 

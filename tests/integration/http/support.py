@@ -150,7 +150,8 @@ class ThreadServer:
         return self
 
     def client(self, token: str | None = None, timeout: float = 60.0) -> Client:
-        client = Client(self.port, token or self.settings.token_value, timeout)
+        own = self.settings.token.get_secret_value() if self.settings.token else None
+        client = Client(self.port, token or own, timeout)
         self.clients.append(client)
         return client
 

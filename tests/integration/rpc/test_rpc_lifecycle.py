@@ -175,7 +175,7 @@ async def test_healthcheck_command_exit_codes(start_backend: StartBackend) -> No
     assert await healthcheck(backend.port) == (0, "SERVING")
     code, output = await healthcheck(free_port())
     assert code == 1
-    assert output.startswith("UNAVAILABLE")
+    assert output.startswith("UNAVAILABLE: ConnectionRefusedError")
 
 
 # -- the process: metrics, SIGTERM drain, startup failure -------------------------------------

@@ -2,9 +2,10 @@
 
 import pytest
 
+from beephost_core.tokens import TokenCheck
 from beephost_http_backend.middleware import _bearer_matches, _is_plain_json
 
-TOKEN = b"s3cret-token"
+TOKEN = TokenCheck.of_token("s3cret-token")
 
 
 @pytest.mark.parametrize(

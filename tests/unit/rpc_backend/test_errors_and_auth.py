@@ -4,6 +4,7 @@ import grpc
 import pytest
 from pydantic import ValidationError
 
+from beephost_core.tokens import TokenCheck
 from beephost_protocol import pb_codec
 from beephost_protocol.errors import (
     ERROR_CLASSES,
@@ -41,7 +42,7 @@ def test_status_details_are_bounded(message: str) -> None:
         assert message.startswith(details[:-3])
 
 
-TOKEN = b"s3cret"
+TOKEN = TokenCheck.of_token("s3cret")
 
 
 @pytest.mark.parametrize(

@@ -107,14 +107,21 @@ class Executor:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the default session's worker, the spares and the idle reaper.
+        """Start a first worker, the spares and the idle reaper.
 
         Raises:
             Unavailable: The environment's interpreter cannot run a worker.
         """
+        first = await self._spawn()  # proves the interpreter can run a worker
         default = Session(models.DEFAULT_SESSION, ttl=None)
-        self._assign(default, await self._spawn())
         self._sessions[default.id] = default
+        if self.config.prewarm > 0:
+            # An idle default session needs no worker of its own: its first request
+            # takes this spare (and a new spare starts), so an idle backend holds one
+            # worker, not two (each is ~10 MiB of a container's memory limit).
+            self._spares.append(first)
+        else:
+            self._assign(default, first)
         self._background(self._refill_spares())
         self._reaper = asyncio.create_task(self._reap_idle_sessions())
 

@@ -7,10 +7,11 @@ transport's fields; ``executor_config()`` turns them into the core's ExecutorCon
 import ipaddress
 import re
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from beephost_core.config import ExecutorConfig, base_interpreter
+from beephost_core.tokens import TokenCheck, is_token_sha256
 
 # The backends' own settings: never handed to user code, even on purpose (the token!).
 SERVER_ENV_PREFIXES = (
@@ -27,7 +28,15 @@ class BackendSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     token: SecretStr | None = Field(
-        None, description="If set, every request must present it (fail closed)."
+        None,
+        description="If set, every request must present it (fail closed); printable "
+        "ASCII without spaces (it travels in HTTP and gRPC headers).",
+    )
+    token_sha256: SecretStr | None = Field(
+        None,
+        description="Instead of TOKEN: its hex SHA-256, so that the process environment "
+        "(which every docker exec'd process, the health check included, inherits) never "
+        "holds the token itself. The controller passes its backends this.",
     )
     metrics_host: str = Field(
         "127.0.0.1", description="Address of the /metrics HTTP server."
@@ -71,6 +80,44 @@ class BackendSettings(BaseSettings):
         "controller passes admin backends their controller URL and token this way.",
     )
 
+    @field_validator("token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty variable must not silently mean "no auth".
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if not secret:
+            raise ValueError("the token is empty; unset the variable to disable auth")
+        if not (secret.isascii() and secret.isprintable()) or " " in secret:
+            raise ValueError("the token must be printable ASCII without spaces")
+        return value
+
+    @field_validator("token_sha256")
+    @classmethod
+    def _digest_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not is_token_sha256(value.get_secret_value()):
+            raise ValueError("not a SHA-256: 64 hexadecimal characters")
+        return value
+
+    @model_validator(mode="after")
+    def _one_token_form(self) -> "BackendSettings":
+        if self.token is not None and self.token_sha256 is not None:
+            raise ValueError("set TOKEN or TOKEN_SHA256, not both")
+        return self
+
+    def token_check(self) -> TokenCheck | None:
+        """How requests are authenticated; None when no token is set (loopback only)."""
+        if self.token is not None:
+            return TokenCheck.of_token(self.token.get_secret_value())
+        if self.token_sha256 is not None:
+            return TokenCheck.of_sha256(self.token_sha256.get_secret_value())
+        return None
+
+    @property
+    def requires_token(self) -> bool:
+        return self.token is not None or self.token_sha256 is not None
+
     @field_validator("worker_env")
     @classmethod
     def _worker_env_names(cls, value: dict[str, str]) -> dict[str, str]:
@@ -113,15 +160,13 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to anything
 
 
-def refuse_open_port(
-    host: str, token: SecretStr | None, allowed: bool, prefix: str
-) -> None:
+def refuse_open_port(host: str, has_token: bool, allowed: bool, prefix: str) -> None:
     """Fail closed: a code-running server beyond loopback needs a token.
 
     Raises:
         ValueError: ``host`` is not loopback, no token is set and ``allowed`` is False.
     """
-    if token is None and not allowed and not is_loopback(host):
+    if not has_token and not allowed and not is_loopback(host):
         raise ValueError(
             f"refusing to listen on {host} without a token: set {prefix}TOKEN "
             f"(or {prefix}ALLOW_UNAUTHENTICATED=true)"

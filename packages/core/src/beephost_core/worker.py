@@ -9,26 +9,31 @@ Channel (socket FD, one JSON object per line):
   worker -> core  {"id", "event": "stdout"|"stderr", "data"}   (streamed requests only)
                   {"id", "result": {...}} | {"id", "error": {"code", "message", "data"}}
 The worker announces itself with ``{"id": 0, "result": {"ready": true, ...}}``.
+
+Every idle worker costs memory in a container with a limit: modules only ``info``
+needs (importlib.metadata, platform) are imported there, and typing not at all.
 """
+
+from __future__ import annotations
 
 import ast
 import base64
 import builtins
 import importlib
-import importlib.metadata
 import io
 import json
 import linecache
 import math
 import os
-import platform
-import secrets
 import signal
 import socket
 import sys
 import threading
 import traceback
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: importing typing costs an idle worker ~1.5 MiB
+if TYPE_CHECKING:
+    from typing import Any
 
 _WORKER_FILE = os.path.abspath(__file__)
 _REPR_LIMIT = 240
@@ -143,7 +148,7 @@ class Capture(io.TextIOBase):
         self._lock = threading.Lock()
         self.reset(None)
 
-    def reset(self, stream: "Streamer | None") -> None:
+    def reset(self, stream: Streamer | None) -> None:
         with self._lock:
             self.parts: list[str] = []
             self.kept = 0
@@ -360,7 +365,7 @@ class Session:
                 f"session holds {len(self.handles)} handles, the limit; release some",
                 {"limit": self.max_handles},
             )
-        handle_id = "h" + secrets.token_hex(8)
+        handle_id = "h" + os.urandom(8).hex()
         self.handles[handle_id] = obj
         return {"$handle": describe(handle_id, obj)}
 
@@ -465,6 +470,9 @@ class Session:
         return {"handles": [describe(hid, obj) for hid, obj in self.handles.items()]}
 
     def op_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        import importlib.metadata
+        import platform
+
         packages = {}
         for dist in importlib.metadata.distributions():
             name = dist.metadata["Name"]

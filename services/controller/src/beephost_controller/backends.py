@@ -57,7 +57,8 @@ ADMIN_CONTROLLER_URL = "unix:///run/beephost-controller/api.sock"
 
 
 def token_digest(token: str) -> str:
-    """What the store keeps of an admin backend's controller token."""
+    """A token's hex SHA-256: what the store keeps of an admin backend's controller
+    token, and all a backend container is given of its own (TOKEN_SHA256)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -203,7 +204,9 @@ class BackendService:
             LABEL_BACKEND_TYPE: request.type,
         }
         prefix = f"BEEPHOST_{request.type.upper()}_BACKEND_"
-        environment = {f"{prefix}TOKEN": token}
+        # Only the token's digest goes into the container: its environment is inherited
+        # by every docker exec'd process (the health check), readable by user code.
+        environment = {f"{prefix}TOKEN_SHA256": token_digest(token)}
         controller_socket_dir: Path | None = None
         if env.admin:
             # The one environment whose code may drive the controller: a token of its

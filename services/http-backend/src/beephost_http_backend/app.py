@@ -61,7 +61,7 @@ class BackendApp(FastAPI):
     def openapi(self) -> dict[str, Any]:
         schema = super().openapi()  # cached by FastAPI until the routes change
         if schema is not self._fixed_schema:
-            _fix_schema(schema, secured=self.backend.settings.token is not None)
+            _fix_schema(schema, secured=self.backend.settings.requires_token)
             self._fixed_schema = schema
         return schema
 

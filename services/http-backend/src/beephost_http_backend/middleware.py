@@ -9,13 +9,13 @@ runs out, answers the requests uvicorn cancels.
 """
 
 import asyncio
-import hmac
 import logging
 import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from beephost_core.tokens import TokenCheck
 from beephost_http_backend.errors import (
     ERROR_CODE_KEY,
     CarriedError,
@@ -47,8 +47,7 @@ class RequestGate:
         self.state = state
         self.fast = fast
         settings = state.settings
-        token = settings.token_value
-        self.expected = token.encode() if token else None
+        self.expected = settings.token_check()
         self.public = PUBLIC_PATHS | (DOCS_PATHS if settings.public_docs else set())
         self.limit = settings.max_request_bytes
 
@@ -64,7 +63,9 @@ class RequestGate:
         authorization = length = content_type = deadline = None
         for name, value in scope["headers"]:
             if name == b"authorization":
-                authorization = value
+                # Two are ambiguous (which one would a proxy have checked?): refused
+                # as invalid, as the gRPC backend does.
+                authorization = value if authorization is None else b""
             elif name == b"content-length":
                 length = value
             elif name == b"content-type":
@@ -244,13 +245,13 @@ async def _no_receive() -> Any:
     raise RuntimeError("an error response reads no body")
 
 
-def _bearer_matches(authorization: bytes | None, expected: bytes) -> bool:
+def _bearer_matches(authorization: bytes | None, expected: TokenCheck) -> bool:
     # The scheme is case-insensitive (RFC 9110, 11.1); the token is compared in
     # constant time whatever its length or content.
     if authorization is None:
         return False
     scheme, _, presented = authorization.partition(b" ")
-    matches = hmac.compare_digest(presented.strip(), expected)
+    matches = expected.matches(presented.strip())
     return matches and scheme.lower() == b"bearer"
 
 

@@ -1,6 +1,6 @@
 """Settings of the HTTP backend, read from BEEPHOST_HTTP_BACKEND_* variables."""
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from beephost_core.settings import BackendSettings, refuse_open_port
@@ -42,21 +42,13 @@ class Settings(BackendSettings):
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
 
-    @field_validator("token")
-    @classmethod
-    def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().strip():
-            raise ValueError("the token is empty; unset it or set a real one")
-        return value
-
     @model_validator(mode="after")
     def _no_open_network_port(self) -> "Settings":
         # Fail closed: this service runs arbitrary code for whoever can reach it.
         refuse_open_port(
-            self.host, self.token, self.allow_unauthenticated, "BEEPHOST_HTTP_BACKEND_"
+            self.host,
+            self.requires_token,
+            self.allow_unauthenticated,
+            "BEEPHOST_HTTP_BACKEND_",
         )
         return self
-
-    @property
-    def token_value(self) -> str | None:
-        return self.token.get_secret_value() if self.token else None

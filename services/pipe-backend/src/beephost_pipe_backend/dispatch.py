@@ -1,6 +1,5 @@
 """Frames to commands and results to frames: the pipe protocol, sans-I/O."""
 
-import hmac
 import json
 import re
 from dataclasses import dataclass
@@ -92,17 +91,6 @@ def _summary(errors: list[Any]) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in err['loc']) or 'params'}: {err['msg']}"
         for err in errors[:5]
-    )
-
-
-def token_matches(expected: str, presented: object) -> bool:
-    """Constant-time comparison; anything but a string fails."""
-    if not isinstance(presented, str):
-        return False
-    # JSON can carry lone surrogates, which strict UTF-8 cannot encode; "surrogatepass"
-    # keeps them as bytes that no valid token has.
-    return hmac.compare_digest(
-        expected.encode(), presented.encode("utf-8", "surrogatepass")
     )
 
 

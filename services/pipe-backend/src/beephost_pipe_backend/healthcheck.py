@@ -1,4 +1,8 @@
-"""`beephost-pipe-backend healthcheck`: exit 0 when the server answers ping and is ready."""
+"""`beephost-pipe-backend healthcheck`: exit 0 when the server answers ping and is ready.
+
+``ping`` needs no token (like HTTP's /ready and gRPC's health service), so the probe
+reads none: the container's environment may hold only the token's digest.
+"""
 
 import json
 import os
@@ -14,24 +18,19 @@ _PREFIX = "BEEPHOST_PIPE_BACKEND_"
 def check_from_environment() -> tuple[bool, str]:
     """Probe the server the environment's settings describe."""
     path = Path(os.environ.get(f"{_PREFIX}SOCKET_PATH", DEFAULT_SOCKET_PATH))
-    return check(path, os.environ.get(f"{_PREFIX}TOKEN") or None)
+    return check(path)
 
 
-def check(path: Path, token: str | None, timeout: float = 3.0) -> tuple[bool, str]:
-    """Connect, optionally authenticate, ping; return (healthy, reason)."""
+def check(path: Path, timeout: float = 3.0) -> tuple[bool, str]:
+    """Connect and ping; return (healthy, reason)."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
             sock.connect(str(path))
-            frames = [{"id": 1, "type": "ping"}]
-            if token:
-                frames.insert(0, {"id": 0, "type": "hello", "params": {"token": token}})
-            sock.sendall(b"".join(json.dumps(f).encode() + b"\n" for f in frames))
-            reader = sock.makefile("rb")
-            for _ in frames:
-                reply = json.loads(reader.readline() or b"{}")
-                if "error" in reply:
-                    return False, str(reply["error"].get("message"))
+            sock.sendall(json.dumps({"id": 1, "type": "ping"}).encode() + b"\n")
+            reply = json.loads(sock.makefile("rb").readline() or b"{}")
+            if "error" in reply:
+                return False, str(reply["error"].get("message"))
             result = reply.get("result", {})
     except (OSError, ValueError) as exc:
         return False, f"{type(exc).__name__}: {exc}"

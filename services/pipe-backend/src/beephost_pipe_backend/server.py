@@ -39,7 +39,7 @@ class PipeServer:
         self._server: asyncio.Server | None = None
         self.connections: set[Connection] = set()
         self.draining = False
-        self._token = settings.token.get_secret_value() if settings.token else None
+        self._token = settings.token_check()
         registry = executor.metrics.registry
         self.open_connections = Gauge(
             "beephost_pipe_connections", "Open pipe connections.", registry=registry
@@ -94,7 +94,7 @@ class PipeServer:
         self._rejected.labels(code).inc()
 
     def check_token(self, presented: object) -> bool:
-        return self._token is None or dispatch.token_matches(self._token, presented)
+        return self._token is None or self._token.matches(presented)
 
     @property
     def auth_required(self) -> bool:

@@ -1,4 +1,10 @@
-"""Entry point: `beephost-rpc-backend [serve|healthcheck]`."""
+"""Entry point: `beephost-rpc-backend [serve|healthcheck]`.
+
+Imports stay inside the subcommands: ``healthcheck`` runs every few seconds in the
+container and is stdlib only (no grpc, no pydantic).
+"""
+
+from __future__ import annotations
 
 import argparse
 import asyncio
@@ -9,12 +15,10 @@ import os
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from prometheus_client import start_http_server
-
-from beephost_core import CoreMetrics, Executor
-from beephost_protocol.errors import BeepHostError
-from beephost_rpc_backend.settings import Settings
+if TYPE_CHECKING:
+    from beephost_rpc_backend.settings import Settings
 
 logger = logging.getLogger("beephost_rpc_backend")
 
@@ -47,6 +51,10 @@ def _is_loopback(host: str) -> bool:
 
 
 async def serve(settings: Settings) -> int:
+    from prometheus_client import start_http_server
+
+    from beephost_core import CoreMetrics, Executor
+    from beephost_protocol.errors import BeepHostError
     from beephost_rpc_backend.server import create_server
 
     metrics = CoreMetrics("grpc")
@@ -61,7 +69,7 @@ async def serve(settings: Settings) -> int:
     # answered `unavailable`, so probes see a starting server rather than a dead one.
     await server.start()
     logger.info("listening on %s:%s", settings.host, port)
-    if settings.token is None and not _is_loopback(settings.host):
+    if not settings.requires_token and not _is_loopback(settings.host):
         logger.warning(
             "no token is set and %s is not loopback: anyone who can reach the port can run code",
             settings.host,
@@ -101,16 +109,18 @@ def main(argv: list[str] | None = None) -> None:
         "command", nargs="?", default="serve", choices=["serve", "healthcheck"]
     )
     args = parser.parse_args(argv)
-    settings = Settings()
+    if args.command == "healthcheck":
+        from beephost_rpc_backend.healthcheck import check, target
+
+        healthy, reason = check(*target())
+        print(reason)  # noqa: T201 - the healthcheck's output is its report
+        raise SystemExit(0 if healthy else 1)
+    from beephost_rpc_backend.settings import Settings
+
+    settings = Settings()  # validated before anything starts: unsafe values stop here
     # Before grpc is first imported, which reads it: the core's fork handlers only log
     # "skipping fork() handlers" on every worker spawn, and workers exec right away.
     os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
-    if args.command == "healthcheck":
-        from beephost_rpc_backend.healthcheck import check
-
-        healthy, reason = check(settings.host, settings.port)
-        print(reason)  # noqa: T201 - the healthcheck's output is its report
-        raise SystemExit(0 if healthy else 1)
     configure_logging()
     try:
         import uvloop

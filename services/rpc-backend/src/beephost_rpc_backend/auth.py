@@ -2,12 +2,12 @@
 
 from __future__ import annotations  # grpc's classes are generic only in grpc-stubs
 
-import hmac
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from beephost_core.tokens import TokenCheck
 from beephost_protocol.errors import BeepHostError, Unauthorized
 from beephost_rpc_backend import errors
 
@@ -22,7 +22,7 @@ else:
     Interceptor = grpc.aio.ServerInterceptor
 
 
-def check_token(expected: bytes, metadata: Sequence[Any] | None) -> str | None:
+def check_token(expected: TokenCheck, metadata: Sequence[Any] | None) -> str | None:
     """Why the call's metadata fails authentication, or None if it passes."""
     values = [value for key, value in metadata or () if key == "authorization"]
     if not values:
@@ -31,7 +31,7 @@ def check_token(expected: bytes, metadata: Sequence[Any] | None) -> str | None:
         return INVALID  # ambiguous: which one would a proxy have checked?
     scheme, _, presented = str(values[0]).partition(" ")
     # Compare even when the scheme is wrong, so that timing says nothing either way.
-    matches = hmac.compare_digest(presented.encode("utf-8", "replace"), expected)
+    matches = expected.matches(presented)
     return None if matches and scheme.lower() == "bearer" else INVALID
 
 
@@ -43,11 +43,11 @@ class TokenAuth(Interceptor):
 
     def __init__(
         self,
-        token: str,
+        token: TokenCheck,
         open_services: Iterable[str],
         on_reject: Callable[[str, BeepHostError], None] = lambda method, error: None,
     ) -> None:
-        self._expected = token.encode()
+        self._expected = token
         self._open = tuple(f"/{name}/" for name in open_services)
         self._on_reject = on_reject
 

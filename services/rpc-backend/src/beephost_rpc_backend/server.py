@@ -58,10 +58,11 @@ class RpcServer:
         health: Any = health_aio.HealthServicer()
         self.health: _AsyncHealth = health
         interceptors: list[Interceptor] = []
-        if settings.token is not None:
+        token_check = settings.token_check()
+        if token_check is not None:
             interceptors.append(
                 TokenAuth(
-                    settings.token.get_secret_value(),
+                    token_check,
                     open_services=(HEALTH_SERVICE_NAME, reflection.SERVICE_NAME),
                     on_reject=self._refused,
                 )

@@ -1,6 +1,6 @@
 """Settings of the gRPC backend, read from BEEPHOST_RPC_BACKEND_* variables."""
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from beephost_core.settings import BackendSettings, refuse_open_port
@@ -33,20 +33,6 @@ class Settings(BackendSettings):
         description="Largest accepted request message (gRPC max_receive_message_length).",
     )
 
-    @field_validator("token")
-    @classmethod
-    def _usable_as_metadata(cls, value: SecretStr | None) -> SecretStr | None:
-        # The token travels as "authorization: Bearer <token>": an empty one would
-        # silently mean "no auth", and metadata values are printable ASCII only.
-        if value is None:
-            return None
-        secret = value.get_secret_value()
-        if not secret:
-            raise ValueError("token is empty; unset the variable to disable auth")
-        if not (secret.isascii() and secret.isprintable()) or " " in secret:
-            raise ValueError("token must be printable ASCII without spaces")
-        return value
-
     def max_reply_bytes(self) -> int:
         """gRPC max_send_message_length: the core bounds replies, this is a backstop."""
         return self.max_result_bytes + 4 * self.max_output_bytes + (1 << 20)
@@ -54,6 +40,9 @@ class Settings(BackendSettings):
     @model_validator(mode="after")
     def _no_open_network_port(self) -> "Settings":
         refuse_open_port(
-            self.host, self.token, self.allow_unauthenticated, "BEEPHOST_RPC_BACKEND_"
+            self.host,
+            self.requires_token,
+            self.allow_unauthenticated,
+            "BEEPHOST_RPC_BACKEND_",
         )
         return self
