@@ -1,6 +1,7 @@
 """The README's up command on the real engine: compose brings the system up healthy;
 the CLI drives the controller inside it; every transport answers from the host;
-Prometheus scrapes every service; `down -v` leaves nothing.
+the backend containers hold only their tokens' digests, which scripts/up recomputes
+when a token changes; Prometheus scrapes every service; `down -v` leaves nothing.
 
 The project runs under a unique compose project name, on free loopback ports, with
 its own .env, secrets and socket directories: a system a developer runs with the
@@ -8,8 +9,10 @@ default names is left alone. Images are the product's own (scripts/up builds the
 as it does for users) and stay in the engine.
 """
 
+import hashlib
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -25,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from beephost_client import connect
+from beephost_client import Unauthorized, connect
 from tests.e2e.conftest import unavailable
 from tests.e2e.containers import docker, free_port
 
@@ -33,6 +36,8 @@ pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_LABEL = "com.docker.compose.project"
+#: Compose service -> the <TYPE> of its variables.
+BACKENDS = {"pipe-backend": "PIPE", "http-backend": "HTTP", "rpc-backend": "RPC"}
 
 
 @dataclass
@@ -40,6 +45,23 @@ class Compose:
     env: dict[str, str]
     project: str
     tokens: dict[str, str]
+    #: The environment scripts/up runs in (a plain shell's, not the venv's).
+    up_env: dict[str, str]
+
+    @property
+    def env_file(self) -> Path:
+        return Path(self.env["BEEPHOST_ENV_FILE"])
+
+    def up(self) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(REPO / "scripts" / "up")],
+            cwd=REPO,
+            env=self.up_env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
 
     def port(self, name: str) -> int:
         return int(self.env[f"BEEPHOST_{name}_PORT"])
@@ -80,6 +102,39 @@ class Compose:
         return json.loads(result.stdout)
 
 
+def _sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _env_file_values(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("BEEPHOST_"):
+            key, _, value = line.partition("=")
+            values[key] = value
+    return values
+
+
+def _tokens(path: Path) -> dict[str, str]:
+    """<TYPE> -> token, from the env file's BEEPHOST_<TYPE>_TOKEN lines."""
+    return {
+        key.removeprefix("BEEPHOST_").removesuffix("_TOKEN"): value
+        for key, value in _env_file_values(path).items()
+        if key.endswith("_TOKEN")
+    }
+
+
+def _container_env(compose: "Compose", docker_cli: str, service: str) -> dict[str, str]:
+    """The environment a service's container was created with (Config.Env)."""
+    (container_id,) = compose.run("ps", "-q", service).split()
+    info = json.loads(docker(docker_cli, "inspect", container_id))[0]
+    env = {}
+    for item in info["Config"]["Env"]:
+        key, _, value = item.partition("=")
+        env[key] = value
+    return env
+
+
 def _get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=10) as response:  # loopback only
         return json.loads(response.read())
@@ -117,23 +172,11 @@ def compose(docker_cli: str) -> Iterator[Compose]:
     plain["PATH"] = os.pathsep.join(
         p for p in env.get("PATH", "").split(os.pathsep) if p and p != venv_bin
     )
-    up = subprocess.run(
-        [str(REPO / "scripts" / "up")],
-        cwd=REPO,
-        env=plain,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    tokens = {}
-    env_file = work / ".env"
+    handle = Compose(env, project, {}, plain)
+    env_file = handle.env_file
+    up = handle.up()
     if env_file.exists():
-        for line in env_file.read_text().splitlines():
-            if line.startswith("BEEPHOST_") and "_TOKEN=" in line:
-                key, _, value = line.partition("=")
-                tokens[key.removeprefix("BEEPHOST_").removesuffix("_TOKEN")] = value
-    handle = Compose(env, project, tokens)
+        handle.tokens.update(_tokens(env_file))
     try:
         assert up.returncode == 0, f"scripts/up failed:\n{up.stderr[-5000:]}"
         assert "shown this once" in up.stderr, "the generated tokens are shown once"
@@ -194,6 +237,35 @@ def test_the_default_backends_answer_from_the_host(
         with connect(url, token=compose.tokens[name]) as client:
             assert client.evaluate("sum(range(10))") == 45, name
             assert client.info().environment == "default", name
+        # What the container's environment holds is no token.
+        with (
+            pytest.raises(Unauthorized),
+            connect(url, token=_sha256(compose.tokens[name])) as client,
+        ):
+            client.evaluate("1")
+
+
+def test_backends_hold_only_their_token_digest(
+    compose: Compose, docker_cli: str
+) -> None:
+    assert compose.env_file.stat().st_mode & 0o777 == 0o600
+    written = _env_file_values(compose.env_file)
+    assert set(compose.tokens) == {"CONTROLLER", "PIPE", "HTTP", "RPC"}
+    for service, kind in BACKENDS.items():
+        digest = _sha256(compose.tokens[kind])
+        assert written[f"BEEPHOST_{kind}_TOKEN_SHA256"] == digest, kind
+        env = _container_env(compose, docker_cli, service)
+        assert env[f"BEEPHOST_{kind}_BACKEND_TOKEN_SHA256"] == digest, service
+        assert f"BEEPHOST_{kind}_BACKEND_TOKEN" not in env, service
+        leaked = [
+            key
+            for key, value in env.items()
+            if any(token in value for token in compose.tokens.values())
+        ]
+        assert leaked == [], (service, leaked)
+    # The controller checks its own token: it keeps it.
+    controller = _container_env(compose, docker_cli, "controller")
+    assert controller["BEEPHOST_CONTROLLER_TOKEN"] == compose.tokens["CONTROLLER"]
 
 
 def test_cli_drives_the_controller_inside_compose(compose: Compose) -> None:
@@ -233,6 +305,34 @@ def test_prometheus_scrapes_every_service(compose: Compose) -> None:
     counted = _get_json(f"{base}/api/v1/query?query={metric}")["data"]["result"]
     with_samples = {r["metric"]["job"] for r in counted if float(r["value"][1]) > 0}
     assert jobs <= with_samples, with_samples
+
+
+def test_scripts_up_follows_a_rotated_token(compose: Compose, docker_cli: str) -> None:
+    # Rotate the gRPC backend's token in .env (its metrics port needs no token, so
+    # Prometheus is unaffected) and run scripts/up again: a fresh digest, a new container.
+    old = compose.tokens["RPC"]
+    new = secrets.token_urlsafe(32)
+    text = compose.env_file.read_text()
+    assert text.count(f"BEEPHOST_RPC_TOKEN={old}\n") == 1
+    compose.env_file.write_text(
+        text.replace(f"BEEPHOST_RPC_TOKEN={old}\n", f"BEEPHOST_RPC_TOKEN={new}\n")
+    )
+    up = compose.up()
+    assert up.returncode == 0, f"scripts/up failed:\n{up.stderr[-5000:]}"
+    assert "shown this once" not in up.stderr, "tokens are shown only when generated"
+    compose.tokens["RPC"] = new
+    assert _tokens(compose.env_file) == compose.tokens
+    written = _env_file_values(compose.env_file)
+    assert written["BEEPHOST_RPC_TOKEN_SHA256"] == _sha256(new)
+    for kind in ("PIPE", "HTTP"):
+        assert written[f"BEEPHOST_{kind}_TOKEN_SHA256"] == _sha256(compose.tokens[kind])
+    env = _container_env(compose, docker_cli, "rpc-backend")
+    assert env["BEEPHOST_RPC_BACKEND_TOKEN_SHA256"] == _sha256(new)
+    url = f"grpc://127.0.0.1:{compose.port('RPC')}"
+    with connect(url, token=new) as client:
+        assert client.evaluate("6 * 7") == 42
+    with pytest.raises(Unauthorized), connect(url, token=old) as client:
+        client.evaluate("1")
 
 
 def test_down_leaves_nothing(compose: Compose, docker_cli: str) -> None:

@@ -78,3 +78,13 @@ def test_probes_can_be_disabled_and_tuned() -> None:
     assert "livenessProbe" not in main
     assert main["readinessProbe"]["periodSeconds"] == 7
     assert main["readinessProbe"]["grpc"] == {"port": 50051}
+
+
+@pytest.mark.parametrize("comp", ["http-backend", "pipe-backend", "rpc-backend"])
+def test_backend_probes_need_no_token(comp: str) -> None:
+    # A backend's container holds only its token's digest: /health and /ready, the
+    # pipe server's ping and grpc.health.v1 are open, so no probe sends a token.
+    for kind, probe in _probes(comp).items():
+        assert "httpHeaders" not in probe.get("httpGet", {}), kind
+        command = " ".join(probe.get("exec", {}).get("command", []))
+        assert "token" not in command.lower(), kind
