@@ -170,6 +170,29 @@ async def test_timeout_within_deadline_and_next_call_works(client: Any) -> None:
     assert await client.evaluate("'next'") == "next"
 
 
+async def test_code_that_ignores_the_interrupt_is_killed_and_the_server_says_so(
+    client: Any,
+) -> None:
+    # The server's own answer (state_lost) must arrive, not a client-side deadline:
+    # the client waits its grace past the deadline for it.
+    async with client.session() as session:
+        await session.execute("kept = 'state'")
+        with pytest.raises(bc.ExecutionTimeout) as caught:
+            await session.execute(
+                "import time\n"
+                "while True:\n"
+                "    try:\n"
+                "        time.sleep(30)\n"
+                "    except KeyboardInterrupt:\n"
+                "        pass",
+                timeout=0.5,
+            )
+        assert caught.value.data.get("state_lost") is True, caught.value.data
+        assert "client_side" not in caught.value.data
+        with pytest.raises(bc.SessionLost):
+            await session.evaluate("kept")
+
+
 async def test_interrupt_from_another_client(
     connect: Any, backend_urls: dict[str, Backend], transport: str
 ) -> None:

@@ -40,9 +40,16 @@ def test_targets() -> None:
 
 
 def test_every_call_has_a_deadline() -> None:
-    assert grpc_transport.deadline_of(Evaluate(expression="1", timeout=3.0), 8.0) == 3.0
-    assert grpc_transport.deadline_of(Evaluate(expression="1"), 8.0) == 8.0
-    assert grpc_transport.deadline_of(SessionList(), 8.0) == 8.0
+    auth = [("authorization", "Bearer t")]
+    options = grpc_transport.call_options
+    # The command's deadline travels as metadata; the call waits the client's wait.
+    assert options(Evaluate(expression="1", timeout=3.0), 8.0, auth) == (
+        8.0,
+        [*auth, ("beephost-timeout", "3.0")],
+    )
+    assert options(Evaluate(expression="1", timeout=9.0), 8.0, auth)[0] == 9.0
+    assert options(Evaluate(expression="1"), 8.0, auth) == (8.0, auth)
+    assert options(SessionList(), 8.0, ()) == (8.0, [])
 
 
 def test_the_beephost_error_metadata_wins() -> None:

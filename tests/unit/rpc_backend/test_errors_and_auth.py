@@ -12,8 +12,9 @@ from beephost_protocol.errors import (
     BeepHostError,
     ErrorCode,
     InternalError,
+    InvalidRequest,
 )
-from beephost_rpc_backend import auth, errors
+from beephost_rpc_backend import auth, errors, servicer
 from beephost_rpc_backend.settings import Settings
 
 
@@ -98,3 +99,27 @@ def test_ports_are_bounded(field: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(f"BEEPHOST_RPC_BACKEND_{field}", "70000")
     with pytest.raises(ValidationError):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("metadata", "seconds"),
+    [
+        (None, None),
+        ((), None),
+        ((("authorization", "Bearer x"),), None),
+        ((("beephost-timeout", "2.5"),), 2.5),
+        ((("beephost-timeout", "1e-3"),), 0.001),
+    ],
+)
+def test_asked_timeout(metadata: object, seconds: float | None) -> None:
+    assert servicer.asked_timeout(metadata) == seconds  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "value", ["", "soon", "0", "-1", "nan", "inf", "1e309", ("1", "2")]
+)
+def test_a_bad_asked_timeout_is_invalid_request(value: str | tuple[str, str]) -> None:
+    values = value if isinstance(value, tuple) else (value,)
+    metadata = [("beephost-timeout", v) for v in values]
+    with pytest.raises(InvalidRequest, match="beephost-timeout"):
+        servicer.asked_timeout(metadata)

@@ -69,6 +69,9 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Executor"].full_name
 """Fully qualified name of the service, ``beephost.exec.v1.Executor``."""
 
 ERROR_METADATA_KEY = "beephost-error"
+# A command's own deadline in seconds (request metadata), when the call's gRPC deadline
+# is later: the client waits past it for the server's answer (docs/protocol/rpc.md, 6).
+TIMEOUT_METADATA_KEY = "beephost-timeout"
 """Trailing-metadata key of the JSON error object ``{code, message, data}``."""
 
 MAX_ERROR_BYTES = 6144

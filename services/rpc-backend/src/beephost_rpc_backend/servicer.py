@@ -4,7 +4,8 @@ from __future__ import annotations  # grpc's classes are generic only in grpc-st
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+import math
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import grpc
@@ -35,6 +36,29 @@ Decode = Callable[[Request, float | None], models.Command]
 
 # Seconds of a call's deadline kept back for the reply to travel.
 _DEADLINE_MARGIN = 0.25
+
+
+def asked_timeout(metadata: Iterable[Any] | None) -> float | None:
+    """The command's deadline the client sent as ``beephost-timeout``, if any.
+
+    Raises:
+        InvalidRequest: Not one finite number of seconds > 0.
+    """
+    values = [v for k, v in metadata or () if k == pb_codec.TIMEOUT_METADATA_KEY]
+    if not values:
+        return None
+    try:
+        if len(values) > 1:
+            raise ValueError("given twice")
+        seconds = float(values[0])
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise ValueError("not a finite number > 0")
+    except ValueError as exc:
+        raise InvalidRequest(
+            f"metadata {pb_codec.TIMEOUT_METADATA_KEY} must be one number of seconds "
+            f"> 0: {exc}"
+        ) from None
+    return seconds
 
 
 class MalformedRequest:
@@ -177,6 +201,9 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
             # timeout (with state_lost) reaches the client, not its DEADLINE_EXCEEDED.
             margin = min(_DEADLINE_MARGIN, remaining * 0.1)
             timeout = min(remaining - margin, self.max_timeout)
+        asked = asked_timeout(context.invocation_metadata())
+        if asked is not None:  # the command's own deadline, before the call's
+            timeout = asked if timeout is None else min(asked, timeout)
         try:
             return decode(request, timeout)
         except RecursionError:  # json's C scanner recurses: a depth bomb in *_json

@@ -12,6 +12,7 @@ that cannot be reached, a message over gRPC's size limit) the status alone decid
 import asyncio
 import contextlib
 import importlib.metadata
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,11 +71,20 @@ def target_of(url: str) -> tuple[str, bool]:
     return f"{host}:{port}", tls
 
 
-def deadline_of(command: Command, timeout: float) -> float:
-    """The call's gRPC deadline: the command's own (the server runs it that long)."""
+def call_options(
+    command: Command, wait: float, metadata: Sequence[tuple[str, str]]
+) -> tuple[float, list[tuple[str, str]]]:
+    """The call's gRPC deadline and metadata.
+
+    A command's own deadline travels as ``beephost-timeout`` (the server runs the code
+    that long) and the call's deadline is the client's ``wait``, its grace later: so
+    when code ignores the interrupt and the server kills it, the server's typed
+    ``timeout`` (with ``state_lost``) still arrives, not the client's DEADLINE_EXCEEDED.
+    """
     if isinstance(command, SessionCommand) and command.timeout is not None:
-        return command.timeout
-    return timeout
+        timeout = (pb_codec.TIMEOUT_METADATA_KEY, repr(float(command.timeout)))
+        return max(wait, command.timeout), [*metadata, timeout]
+    return wait, list(metadata)
 
 
 def map_error(error: grpc.RpcError, target: str) -> BeepHostError:
@@ -172,18 +182,16 @@ class GRPCTransport(BaseTransport):
     def handle(self, command: Command, *, timeout: float) -> dict[str, Any]:
         spec, request = pb_codec.encode_command(command)
         try:
-            reply = self._callable(spec)(
-                request, timeout=deadline_of(command, timeout), metadata=self._metadata
-            )
+            deadline, metadata = call_options(command, timeout, self._metadata)
+            reply = self._callable(spec)(request, timeout=deadline, metadata=metadata)
         except grpc.RpcError as exc:
             raise map_error(exc, self.target) from exc
         return pb_codec.decode_reply(spec, reply)
 
     def stream(self, command: Execute, *, timeout: float) -> SyncStream:
         spec, request = pb_codec.encode_command(command)
-        call = self._callable(spec)(
-            request, timeout=deadline_of(command, timeout), metadata=self._metadata
-        )
+        deadline, metadata = call_options(command, timeout, self._metadata)
+        call = self._callable(spec)(request, timeout=deadline, metadata=metadata)
         try:
             for event in call:
                 item = _chunk(event)
@@ -255,8 +263,9 @@ class AsyncGRPCTransport(AsyncBaseTransport):
     async def handle_async(self, command: Command, *, timeout: float) -> dict[str, Any]:
         spec, request = pb_codec.encode_command(command)
         try:
+            deadline, metadata = call_options(command, timeout, self._metadata)
             reply = await self._callable(spec)(
-                request, timeout=deadline_of(command, timeout), metadata=self._metadata
+                request, timeout=deadline, metadata=metadata
             )
         except grpc.RpcError as exc:
             raise map_error(exc, self.target) from exc
@@ -264,9 +273,8 @@ class AsyncGRPCTransport(AsyncBaseTransport):
 
     async def stream_async(self, command: Execute, *, timeout: float) -> AsyncStream:
         spec, request = pb_codec.encode_command(command)
-        call = self._callable(spec)(
-            request, timeout=deadline_of(command, timeout), metadata=self._metadata
-        )
+        deadline, metadata = call_options(command, timeout, self._metadata)
+        call = self._callable(spec)(request, timeout=deadline, metadata=metadata)
         try:
             async for event in call:
                 item = _chunk(event)
