@@ -391,3 +391,34 @@ async def test_default_worker_dying_idle_is_replaced_and_reported_once(
     assert "SIGKILL" in info.value.data["reason"]
     assert (await executor.run(models.Evaluate(expression="1")))["value"] == 1
     assert (await executor.run(models.SessionInfo()))["pid"] != pid
+
+
+async def test_a_child_forked_by_user_code_never_answers_for_the_session(
+    executor: Executor,
+) -> None:
+    # The child returns from fork() into the same request: it must neither reply to it
+    # nor take the session's next requests (it held a copy of the channel).
+    result = await executor.run(
+        models.Execute(
+            code="import os, time\n"
+            "worker = os.getpid()\n"
+            "child = os.fork()\n"
+            "if child == 0:\n"
+            "    time.sleep(0.3)  # outlive the parent's reply: a copy would race it\n"
+            "else:\n"
+            "    os.waitpid(child, 0)\n"
+            "child"
+        )
+    )
+    assert result["value"] > 0  # the parent's answer, with the child's pid
+    worker = (await executor.run(models.Evaluate(expression="worker")))["value"]
+    for _ in range(20):
+        seen = await executor.run(models.Evaluate(expression="os.getpid()"))
+        assert seen["value"] == worker
+    started = await executor.run(
+        models.Execute(code="grandchild = os.fork()\nif grandchild == 0: time.sleep(1)")
+    )
+    assert started["has_value"] is False
+    assert (await executor.run(models.Evaluate(expression="os.getpid()")))[
+        "value"
+    ] == worker

@@ -15,9 +15,14 @@ from beephost_controller.backends import (
     token_digest,
 )
 from beephost_controller.metrics import ControllerMetrics
+from beephost_controller.runtime.base import (
+    ContainerConfigRefused,
+    ContainerRuntimeError,
+)
+from beephost_controller.runtime.containers import ContainerSpec
 from beephost_controller.settings import Settings
 from beephost_controller.store import EnvironmentRow, SqliteStore
-from beephost_protocol.errors import InvalidRequest
+from beephost_protocol.errors import InvalidRequest, Unavailable
 from tests.unit.controller.memory_containers import MemoryContainers
 
 
@@ -247,3 +252,57 @@ def test_inside_a_container_the_engine_picks_host_ports(tmp_path: Path) -> None:
     service.settings.choose_host_ports = False
     row = service.start(BackendRequest(environment="e", type="http"))
     assert _mem(service).specs[row.container_name].ports[5678] == ("127.0.0.1", None)
+
+
+class _Refusing(MemoryContainers):
+    """An engine that refuses at create (a bad configuration) or fails at start."""
+
+    def __init__(self, at: str, *, cleanup_fails: bool = False) -> None:
+        super().__init__(healthy=True)
+        self.at = at
+        self.cleanup_fails = cleanup_fails
+
+    def create_container(self, spec: ContainerSpec) -> str:
+        if self.at == "create":
+            raise ContainerConfigRefused("Range of CPUs is from 0.01 to 2.00")
+        return super().create_container(spec)
+
+    def start_container(self, container_id: str) -> None:
+        raise ContainerRuntimeError("port is already allocated")
+
+    def remove_container(self, name: str) -> None:
+        if self.cleanup_fails:
+            raise ContainerRuntimeError("the engine went away")
+        super().remove_container(name)
+
+
+@pytest.mark.parametrize(
+    ("at", "error", "message"),
+    [
+        ("create", InvalidRequest, "the engine refused the backend: Range of CPUs"),
+        ("start", Unavailable, "could not start backend: port is already allocated"),
+    ],
+)
+def test_a_refused_start_leaves_no_row_and_no_container(
+    tmp_path: Path, at: str, error: type[Exception], message: str
+) -> None:
+    service = _service(tmp_path)
+    engine = _Refusing(at)
+    service.containers = engine
+    with pytest.raises(error, match=message):
+        service.start(BackendRequest(environment="e", type="http", cpus=64))
+    assert service.store.backends() == []
+    assert engine.containers == {}
+    assert list((tmp_path / "sock").glob("*")) == []
+
+
+def test_a_refused_start_whose_cleanup_fails_keeps_its_row_for_reconciliation(
+    tmp_path: Path,
+) -> None:
+    service = _service(tmp_path)
+    service.containers = _Refusing("start", cleanup_fails=True)
+    with pytest.raises(Unavailable):
+        service.start(BackendRequest(environment="e", type="pipe"))
+    (row,) = service.store.backends()
+    assert row.status == "exited"
+    assert row.reason == "failed: port is already allocated"

@@ -114,6 +114,11 @@ class Channel:
         del self._buffer[: end + 1]
         return line
 
+    def disown(self) -> None:
+        """In a child forked by user code: drop its copy of the channel, so that it
+        can neither take the session's next request nor write into a reply."""
+        self._sock.close()
+
     def send(self, message: dict[str, Any]) -> None:
         # ensure_ascii keeps lone surrogates from user strings transmittable.
         data = _encode(message).encode() + b"\n"
@@ -587,12 +592,19 @@ class Worker:
     def serve(self) -> None:
         sys.stdout, sys.stderr = self.session.stdout, self.session.stderr
         sys.stdin = io.StringIO()  # input() raises EOFError instead of blocking
-        self.channel.send({"id": 0, "result": {"ready": True, "pid": os.getpid()}})
+        worker_pid = os.getpid()
+        os.register_at_fork(after_in_child=self.channel.disown)
+        self.channel.send({"id": 0, "result": {"ready": True, "pid": worker_pid}})
         while True:
             request = self.channel.read()
             if request is None:
                 return
-            self.channel.send_raw(self.process(request))
+            reply = self.process(request)
+            if os.getpid() != worker_pid:
+                # A child user code forked, back from that code: the worker answers
+                # for the request, never a copy of it.
+                os._exit(0)
+            self.channel.send_raw(reply)
 
     def process(self, request: dict[str, Any]) -> bytes:
         request_id = request.get("id")

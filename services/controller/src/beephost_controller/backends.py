@@ -29,7 +29,10 @@ from pathlib import Path
 from typing import Any, cast
 
 from beephost_controller.metrics import ControllerMetrics
-from beephost_controller.runtime.base import ContainerRuntimeError
+from beephost_controller.runtime.base import (
+    ContainerConfigRefused,
+    ContainerRuntimeError,
+)
 from beephost_controller.runtime.containers import (
     BackendContainers,
     ContainerSpec,
@@ -279,10 +282,17 @@ class BackendService:
             self.containers.start_container(container_id)
             self.store.update_backend(backend_id, created_at=started)
         except (ContainerRuntimeError, OSError) as exc:
-            self.store.update_backend(
-                backend_id, status="exited", reason=f"failed: {exc}"
-            )
-            self._cleanup(backend_id, name)
+            try:
+                self._cleanup(backend_id, name)
+            except ContainerRuntimeError:
+                # Whatever was created is left to reconciliation, which needs the row.
+                self.store.update_backend(
+                    backend_id, status="exited", reason=f"failed: {exc}"
+                )
+            else:  # nothing runs: no row stays behind (the caller has the reason)
+                self.store.delete_backend(backend_id)
+            if isinstance(exc, ContainerConfigRefused):
+                raise InvalidRequest(f"the engine refused the backend: {exc}") from exc
             raise Unavailable(f"could not start backend: {exc}") from exc
         return self.refresh(backend_id)
 

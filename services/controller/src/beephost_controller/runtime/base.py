@@ -10,6 +10,11 @@ class ContainerRuntimeError(Exception):
     """The container engine refused or failed an operation."""
 
 
+class ContainerConfigRefused(ContainerRuntimeError):
+    """The engine refused a container's configuration (a bad request, such as a CPU
+    limit over the host's): the caller's input is at fault, not the engine."""
+
+
 class ImageNotFoundError(ContainerRuntimeError):
     """An image or a registry manifest does not exist."""
 

@@ -17,6 +17,7 @@ import requests.exceptions
 from docker.constants import DEFAULT_UNIX_SOCKET
 
 from beephost_controller.runtime.base import (
+    ContainerConfigRefused,
     ContainerRunError,
     ContainerRuntimeError,
     ImageInfo,
@@ -34,6 +35,10 @@ def _mapped_errors(action: str) -> Iterator[None]:
         yield
     except (docker.errors.ImageNotFound, docker.errors.NotFound) as exc:
         raise ImageNotFoundError(f"{action}: {exc}") from exc
+    except docker.errors.APIError as exc:
+        if exc.status_code == 400:  # the engine's "invalid parameter"
+            raise ContainerConfigRefused(f"{action}: {exc.explanation}") from exc
+        raise ContainerRuntimeError(f"{action}: {exc}") from exc
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise ContainerRuntimeError(f"{action}: {exc}") from exc
 
