@@ -306,6 +306,32 @@ def test_auth(serve: Callable[..., Api]) -> None:
     assert api.call("GET", "/ready", token=None)[0] == 200
 
 
+def test_the_openapi_document_says_what_the_api_does(
+    serve: Callable[..., Api],
+) -> None:
+    api = serve()
+    status, document = api.call("GET", "/openapi.json", token=None)
+    assert status == 200
+    assert document["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The controller's token, or an admin backend's scoped one.",
+    }
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            where = f"{method.upper()} {path}"
+            assert "422" not in operation["responses"], where  # bad input is a 400
+            open_path = path in ("/health", "/ready", "/metrics")
+            assert ("security" in operation) is not open_path, where
+            if not open_path:
+                assert operation["responses"]["400"], where
+                assert operation["responses"]["401"], where
+    # What it documents is what a bad body gets.
+    status, error = api.call("POST", "/api/v1/environments", {"name": 1})
+    assert (status, error["error"]["code"]) == (400, "invalid_request")
+
+
 def test_runtimes_and_metrics(serve: Callable[..., Api]) -> None:
     api = serve()
     runtimes = api.call("GET", "/api/v1/runtimes")[1]

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
-from beephost_controller import errors
+from beephost_controller import errors, openapi
 from beephost_controller.backends import BackendService
 from beephost_controller.jobs import JobRunner
 from beephost_controller.metrics import ControllerMetrics
@@ -110,6 +110,7 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    openapi.install(app)
     for module in (health, config, runtimes, environments, jobs, backends):
         app.include_router(module.router)
 

@@ -3,7 +3,8 @@
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from beephost_controller.backends import BackendService, token_digest
 from beephost_controller.service import ControllerService
@@ -50,7 +51,20 @@ def _in_admin_scope(request: Request) -> bool:
     return any(path == p or path.startswith(p + "/") for p in ADMIN_SCOPE)
 
 
-def require_token(request: Request) -> None:
+# Declares the scheme in the OpenAPI document; the header is parsed below, so that a
+# missing or malformed one gets this API's own 401 error, not FastAPI's.
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="The controller's token, or an admin backend's scoped one.",
+)
+
+
+def require_token(
+    request: Request,
+    _credentials: Annotated[
+        HTTPAuthorizationCredentials | None, Security(_bearer)
+    ] = None,
+) -> None:
     """Bearer-token auth, constant-time.
 
     The controller's token opens everything. An admin backend's token opens
