@@ -6,12 +6,44 @@ operations, the session operations). Each command model names its wire ``type`` 
 core unchanged.
 """
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 PROTOCOL_VERSION = "1.0"
 DEFAULT_SESSION = "default"
+#: Deepest nesting of lists and objects in a wire value a command may carry: the
+#: worker decodes values recursively, and a deeper one would end in RecursionError.
+MAX_VALUE_DEPTH = 200
+
+_Value = TypeVar("_Value")
+
+
+def _within_depth(value: _Value) -> _Value:
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = (
+            item.values()
+            if isinstance(item, dict)
+            else item
+            if isinstance(item, list)
+            else ()
+        )
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth >= MAX_VALUE_DEPTH:
+                    raise ValueError(
+                        f"a value nested deeper than {MAX_VALUE_DEPTH} levels"
+                    )
+                pending.append((child, depth + 1))
+    return value
+
+
+# Wire values (see values.md) in commands: any JSON, nested at most MAX_VALUE_DEPTH deep.
+WireValue = Annotated[Any, AfterValidator(_within_depth)]
+WireArgs = Annotated[list[Any], AfterValidator(_within_depth)]
+WireNames = Annotated[dict[str, Any], AfterValidator(_within_depth)]
 
 
 class _Model(BaseModel):
@@ -44,7 +76,7 @@ class Evaluate(SessionCommand):
 
     COMMAND: ClassVar[str] = "eval"
     expression: str = Field(description="One Python expression.")
-    locals: dict[str, Any] = Field(
+    locals: WireNames = Field(
         default_factory=dict,
         description="Extra names (wire values) visible to this expression only.",
     )
@@ -67,10 +99,10 @@ class ObjectCreate(SessionCommand):
         description="Dotted path of a callable: module attribute, builtin or a name "
         "in the session's namespace.",
     )
-    args: list[Any] = Field(
+    args: WireArgs = Field(
         default_factory=list, description="Positional arguments (wire values)."
     )
-    kwargs: dict[str, Any] = Field(
+    kwargs: WireNames = Field(
         default_factory=dict, description="Keyword arguments (wire values)."
     )
 
@@ -89,7 +121,7 @@ class ObjectSetAttr(SessionCommand):
     COMMAND: ClassVar[str] = "object.set_attr"
     handle: str = Field(description="Handle id, from a '$handle' value.")
     name: str = Field(min_length=1, description="Attribute name.")
-    value: Any = Field(None, description="The new value (a wire value).")
+    value: WireValue = Field(None, description="The new value (a wire value).")
 
 
 class ObjectCall(SessionCommand):
@@ -100,10 +132,10 @@ class ObjectCall(SessionCommand):
     method: str | None = Field(
         None, description="Method name; null calls the object itself."
     )
-    args: list[Any] = Field(
+    args: WireArgs = Field(
         default_factory=list, description="Positional arguments (wire values)."
     )
-    kwargs: dict[str, Any] = Field(
+    kwargs: WireNames = Field(
         default_factory=dict, description="Keyword arguments (wire values)."
     )
 
