@@ -1,6 +1,7 @@
 """Controller: backend start-to-ready and environment create times, on the real engine.
 
-    uv run python bench/controller.py [--starts N] [--warmup N] [--skip-build] [--seed N]
+    uv run python bench/controller.py [--starts N] [--warmup N] [--recreates N]
+                                      [--skip-build] [--seed N]
 
 Runs a real controller process (``python -m beephost_controller``) on the local Docker
 engine with a database, socket root and name of its own, building from a snapshot of the
@@ -26,11 +27,11 @@ reused. Then, through the SDK's ``ControllerClient``:
    (wall time of the CLI), and a bare JUPYTER kernel (ipykernel through jupyter_client,
    bench/_jupyter.py) from spawn to its first execute reply. Literature, not measured:
    llm-sandbox, 3-5 s per cold container. Goal: p50 < 1 s for every type.
-2. RE-CREATE an existing environment: env A (``six==1.17.0``) is built; then 5 times a
-   new environment with the same requirements is created and timed until its job
-   succeeded (the ready equal environment's lock, the image found by its content
-   address: no resolution, no build), and deleted; and 5 times ``ensure_environment``
-   of A itself (``PUT``). Goal < 0.5 s.
+2. RE-CREATE an existing environment: env A (``six==1.17.0``) is built; then
+   ``--recreates`` times (5) a new environment with the same requirements is created
+   and timed until its job succeeded (the ready equal environment's lock, the image
+   found by its content address: no resolution, no build), and deleted; and as often
+   ``ensure_environment`` of A itself (``PUT``). Goal < 0.5 s.
 3. A NEW ENVIRONMENT with fastapi-sized requirements, ``fastapi`` and
    ``uvicorn[standard]`` unpinned: create to job succeeded, i.e. resolution with uv
    against PyPI, wheels into the host's pool (``~/.cache/beephost/backend-images/
@@ -61,7 +62,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -72,7 +73,7 @@ from bench import _jupyter
 from bench.grpc_roundtrip import code_under_test, entry, render_text
 
 import beephost_client
-from beephost_client.controller import BackendType, ControllerClient, LogLine
+from beephost_client.controller import Backend, BackendType, ControllerClient, LogLine
 from beephost_controller.runtime.backend_images import default_cache_dir
 from beephost_protocol.errors import BeepHostError
 
@@ -304,6 +305,19 @@ def answer(url: str, token: str | None, deadline: float) -> int:
         time.sleep(POLL)
 
 
+def answer_backend(client: ControllerClient, backend: Backend, deadline: float) -> int:
+    """Wait for the backend's connection, then retry ``1+1`` until answered; attempts."""
+    while True:  # the published port is known once the container started
+        try:
+            connection = client.backend_connection(backend.id)
+            break
+        except BeepHostError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(POLL)
+    return answer(connection.url, backend.token or connection.token, deadline)
+
+
 def start_backend(
     client: ControllerClient,
     pool: concurrent.futures.ThreadPoolExecutor,
@@ -316,15 +330,7 @@ def start_backend(
     post = time.perf_counter() - sent
     try:
         poll = pool.submit(wait_ready, client, backend.id, deadline)
-        while True:  # the published port is known once the container started
-            try:
-                connection = client.backend_connection(backend.id)
-                break
-            except BeepHostError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(POLL)
-        attempts = answer(connection.url, backend.token or connection.token, deadline)
+        attempts = answer_backend(client, backend, deadline)
         answered = time.perf_counter() - sent
         raced = poll.result(START_TIMEOUT)
         found = client.backend(backend.id)
@@ -477,8 +483,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--skip-build", action="store_true", help="skip the fastapi environment build"
     )
+    parser.add_argument(
+        "--recreates", type=int, default=RECREATES, help="environment re-creates"
+    )
     parser.add_argument("--seed", type=int, default=None, help="shuffle seed")
-    args, _ = parser.parse_known_args(argv)  # bench/run passes one set to every script
+    args, _ = parser.parse_known_args(argv)
     return args
 
 
@@ -497,6 +506,13 @@ class Results:
     base_image: str = ""
 
 
+def base_image(client: ControllerClient) -> str:
+    """The base image of the run's Python (what the container floor runs)."""
+    runtime = next(r for r in client.runtimes() if r.python == PYTHON)
+    assert runtime.image is not None
+    return runtime.image
+
+
 def measure(
     args: argparse.Namespace,
     client: ControllerClient,
@@ -507,9 +523,7 @@ def measure(
     res = Results()
     say("building the environment without requirements (and the run's backend images)")
     res.setup = create_environment(client, controller, "bench", [])
-    runtime = next(r for r in client.runtimes() if r.python == PYTHON)
-    assert runtime.image is not None
-    res.base_image = runtime.image
+    res.base_image = base_image(client)
 
     rng = random.Random(args.seed)
     cases = [*KINDS, "floor", "jupyter"]
@@ -534,9 +548,9 @@ def measure(
                 if measured:
                     res.starts.setdefault(kind, []).append(start)
 
-    say(f"re-creating an environment {RECREATES} times")
+    say(f"re-creating an environment {args.recreates} times")
     res.six = create_environment(client, controller, "six-a", SIX)
-    for i in range(RECREATES):
+    for i in range(args.recreates):
         name = f"six-b{i}"
         res.recreate.append(create_environment(client, controller, name, SIX))
         client.delete_environment(name)
@@ -685,6 +699,65 @@ def verdict(met: bool, text: str) -> None:
     print(f"  {'met    ' if met else 'NOT met'}  {text}")
 
 
+@contextlib.contextmanager
+def running(
+    say: Callable[[str], None],
+) -> Iterator[tuple[Controller, ControllerClient, Path]]:
+    """A controller on a snapshot of the workspace, its client and a scratch directory.
+
+    Afterwards, always (signals held off meanwhile): backends stopped and environments
+    deleted through the API, the process stopped, what carries the run's labels removed.
+    """
+    workspace_root = Path(__file__).resolve().parent.parent
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bhb-ctl-")))
+        controller = Controller(tmp)
+        try:
+            workspace = snapshot_workspace(workspace_root, tmp / "workspace")
+            say(f"controller {controller.name} on {controller.url}")
+            controller.start(workspace)
+            client = stack.enter_context(ControllerClient(controller.url))
+            try:
+                yield controller, client, tmp
+            except Exception:
+                print(quoted_tail(controller.log_tail()), file=sys.stderr)
+                raise
+            finally:
+                with _signals_held():
+                    controller.clean_api(client)
+        finally:
+            with _signals_held():
+                controller.stop()
+                removed = controller.remove_owned()
+            say(f"cleaned up: {len(removed)} container(s), network(s), image(s)")
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """A second Ctrl-C or a SIGTERM must not cut the clean-up short."""
+    handlers = {sig: signal.getsignal(sig) for sig in _SIGNALS}
+    for sig in _SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def _raise_exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def stoppable() -> None:
+    """SIGTERM and SIGHUP unwind like Ctrl-C, so that the clean-up runs."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_exit)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if shutil.which("docker") is None:
@@ -692,31 +765,14 @@ def main(argv: list[str] | None = None) -> int:
             "no docker CLI: this bench needs the local Docker engine", file=sys.stderr
         )
         return 2
+    stoppable()
     began = time.perf_counter()
-    workspace_root = Path(__file__).resolve().parent.parent
-    with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bhb-ctl-")))
-        controller = Controller(tmp)
 
-        def say(text: str) -> None:
-            print(f"[{time.perf_counter() - began:5.0f} s] {text}", file=sys.stderr)
+    def say(text: str) -> None:
+        print(f"[{time.perf_counter() - began:5.0f} s] {text}", file=sys.stderr)
 
-        try:
-            workspace = snapshot_workspace(workspace_root, tmp / "workspace")
-            say(f"controller {controller.name} on {controller.url}")
-            controller.start(workspace)
-            client = stack.enter_context(ControllerClient(controller.url))
-            try:
-                results = measure(args, client, controller, tmp, say)
-            except Exception:
-                print(quoted_tail(controller.log_tail()), file=sys.stderr)
-                raise
-            finally:
-                controller.clean_api(client)
-        finally:
-            controller.stop()
-            removed = controller.remove_owned()
-            say(f"cleaned up: {len(removed)} container(s), network(s), image(s)")
+    with running(say) as (controller, client, tmp):
+        results = measure(args, client, controller, tmp, say)
     report(args, results, time.perf_counter() - began)
     return 0
 

@@ -20,6 +20,7 @@ This module also holds the harness bench/transports.py uses.
 
 import argparse
 import contextlib
+import functools
 import gc
 import os
 import platform
@@ -108,6 +109,12 @@ class CallClient:
         self.inner.close()
 
 
+def http_client(port: int) -> CallClient:
+    """A keep-alive http.client eval client (a module function: picklable, for the
+    client processes of bench/all.py's throughput rows)."""
+    return CallClient(http_roundtrip.HTTPEval(port))
+
+
 def grpc_probe(port: int) -> Callable[[], bool]:
     """Ready once an Evaluate answers 2 (the backend says UNAVAILABLE until ready). A
     fresh channel each time: a channel that failed to connect backs off for seconds."""
@@ -173,7 +180,8 @@ def base_env(prefix: str = "BEEPHOST_") -> dict[str, str]:
 
 @dataclass
 class Spec:
-    """One measured case: its server, readiness probe, client factory."""
+    """One measured case: its server, readiness probe, client factory (picklable where
+    it can be: a partial of a module-level class or function)."""
 
     name: str
     server: ServerLike
@@ -195,7 +203,7 @@ def floor_spec(tmp: Path) -> Spec:
         "floor",
         server,
         socket_probe(server),
-        lambda: pipe_roundtrip.LineClient(str(path)),
+        functools.partial(pipe_roundtrip.LineClient, str(path)),
         "raw UDS NDJSON server, eval in-process (1 hop), raw socket client",
     )
 
@@ -220,7 +228,7 @@ def grpc_backend_spec(tmp: Path) -> Spec:
         "grpc-backend",
         server,
         grpc_probe(port),
-        lambda: GrpcEval(port),
+        functools.partial(GrpcEval, port),
         "beephost rpc backend: grpc.aio + worker process (2 hops), sync stub",
     )
 
@@ -238,7 +246,7 @@ def grpc_bare_spec(tmp: Path) -> Spec:
         "grpc-bare",
         server,
         grpc_probe(port),
-        lambda: GrpcEval(port),
+        functools.partial(GrpcEval, port),
         "bare grpc.aio Evaluate, eval in-process (1 hop), sync stub",
     )
 
@@ -342,19 +350,27 @@ class Run:
     affinity: str
 
 
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _raise_exit(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
 def run(
-    args: argparse.Namespace, build: Callable[[Path], list[Spec]], prefix: str
+    args: argparse.Namespace,
+    build: Callable[[Path], list[Spec]],
+    prefix: str,
+    during: Callable[[list[Spec], random.Random], None] | None = None,
 ) -> Run:
-    """Start every server at once, wait for all, measure, stop them all on every path."""
+    """Start every server at once, wait for all, measure, stop them all on every path.
+    ``during`` runs after the measurement while the servers are still up."""
     seed = args.seed if args.seed is not None else random.randrange(1 << 32)
     rng = random.Random(seed)
     if args.pin:
         cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cpu})  # inherited by every process we start
+    handlers = {sig: signal.getsignal(sig) for sig in _SIGNALS}
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_exit)
     tmp = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
@@ -374,16 +390,19 @@ def run(
         started = time.perf_counter()
         rounds = measure(results, args.warmup, rng)
         elapsed = time.perf_counter() - started
+        if during is not None:
+            during(specs, rng)
         return Run(results, rounds, elapsed, ready_after, seed, affinities(specs))
     except BaseException:
         failed = True  # show the servers' logs: the cause is often there
         raise
     finally:
         # A second Ctrl-C or SIGTERM must not skip this.
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for sig in _SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
         cleanup(specs, results, tmp, show_logs=failed)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for sig, handler in handlers.items():  # a caller may go on (bench/all.py)
+            signal.signal(sig, handler)
 
 
 def cleanup(
@@ -509,7 +528,7 @@ def parse_args(
     )
     parser.add_argument("--cpu", type=int, default=None, help="the CPU for --pin")
     parser.add_argument("--seed", type=int, default=None, help="shuffle seed")
-    args, _ = parser.parse_known_args(argv)  # bench/run passes one set to every script
+    args, _ = parser.parse_known_args(argv)  # tolerate the other scripts' options
     return args
 
 

@@ -48,11 +48,20 @@ class HTTPEval:
             self.headers["Authorization"] = f"Bearer {token}"
 
     def call(self) -> None:
-        self.conn.request("POST", "/api/eval", BODY, self.headers)
-        response = self.conn.getresponse()
+        try:
+            response = self._post()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            # uvicorn closes a keep-alive connection idle for 5 s (bench/all.py's
+            # client processes wait their turn): reconnect once, as urllib3 would.
+            self.conn.close()
+            response = self._post()
         body = response.read()
         if response.status != 200 or json.loads(body) != {"value": 2}:
             raise RuntimeError(f"unexpected reply {response.status} {body!r}")
+
+    def _post(self) -> http.client.HTTPResponse:
+        self.conn.request("POST", "/api/eval", BODY, self.headers)
+        return self.conn.getresponse()
 
     def close(self) -> None:
         self.conn.close()

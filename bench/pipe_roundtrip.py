@@ -20,6 +20,7 @@ total req/s. CPU time per request of client, server and workers comes from /proc
 import argparse
 import contextlib
 import ctypes
+import functools
 import gc
 import importlib.util
 import json
@@ -39,7 +40,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import rpyc
 
@@ -140,6 +141,13 @@ class RpycClient:
 Client = LineClient | RpycClient
 
 
+class BlockClient(Protocol):
+    """What a client process needs: checked blocks of round trips, then close."""
+
+    def block(self, count: int) -> list[int]: ...
+    def close(self) -> None: ...
+
+
 def make_client(kind: str, path: str, own_session: bool = False) -> Client:
     if kind == "rpyc":
         return RpycClient(path)
@@ -150,10 +158,7 @@ def make_client(kind: str, path: str, own_session: bool = False) -> Client:
 
 
 def _client_process(
-    kind: str,
-    path: str,
-    own_session: bool,
-    control: multiprocessing.connection.Connection,
+    make: Callable[[], BlockClient], control: multiprocessing.connection.Connection
 ) -> None:
     """One of N concurrent clients: runs a block of requests each time it is told to."""
     # The parent handles Ctrl-C and stops us; if it dies, so do we (siblings hold
@@ -161,34 +166,56 @@ def _client_process(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     try:
-        client = make_client(kind, path, own_session)
-        client.check()
+        client = make()
+        client.block(1)  # checks the reply: fail here, not in the measurement
+    except Exception as exc:
+        _tell(control, f"client failed to start: {exc!r}")
+        return
+    with contextlib.suppress(EOFError, OSError, KeyboardInterrupt):  # parent gone
         control.send("ready")
         while (count := control.recv()) is not None:
             gc.disable()
-            latencies = client.block(count)
-            gc.enable()
+            try:
+                latencies = client.block(count)
+            except Exception as exc:  # the server's fault: say so, not just EOF
+                _tell(control, f"client failed: {exc!r}")
+                return
+            finally:
+                gc.enable()
             control.send(latencies)
         client.close()
-    except (EOFError, OSError, KeyboardInterrupt):
-        pass
-    except Exception as exc:
-        with contextlib.suppress(OSError):
-            control.send(f"client failed: {exc!r}")
+
+
+def _tell(control: multiprocessing.connection.Connection, message: str) -> None:
+    with contextlib.suppress(OSError):
+        control.send(message)
 
 
 class ClientGroup:
-    """N client processes (forked, so each has its own GIL and CPU time)."""
+    """N client processes, each with its own GIL and CPU time, each running ``make()``.
 
-    def __init__(self, kind: str, path: str, count: int, own_session: bool) -> None:
-        context = multiprocessing.get_context("fork")
+    ``method`` "fork" is the cheapest; a process that has used gRPC must not fork
+    (its threads' locks), so bench/all.py uses "forkserver", ``make`` then picklable.
+    """
+
+    def __init__(
+        self,
+        make: Callable[[], BlockClient],
+        count: int,
+        method: Literal["fork", "forkserver"] = "fork",
+    ) -> None:
+        context = (
+            multiprocessing.get_context("fork")
+            if method == "fork"
+            else multiprocessing.get_context("forkserver")
+        )
         self.controls: list[multiprocessing.connection.Connection] = []
         self.processes: list[multiprocessing.process.BaseProcess] = []
         for _ in range(count):
             parent, child = context.Pipe()
             process = context.Process(
                 target=_client_process,
-                args=(kind, path, own_session, child),
+                args=(make, child),
                 daemon=True,
             )
             process.start()
@@ -197,7 +224,7 @@ class ClientGroup:
             self.processes.append(process)
         for control in self.controls:
             if not control.poll(READY_TIMEOUT):
-                raise RuntimeError(f"a {kind} client did not connect in time")
+                raise RuntimeError(f"a client ({make!r}) did not connect in time")
             answer = control.recv()
             if answer != "ready":
                 raise RuntimeError(str(answer))
@@ -702,7 +729,9 @@ def main(argv: list[str] | None = None) -> int:
         ):
             if kind not in servers:
                 continue
-            group = ClientGroup(kind, path[kind], n, own)
+            group = ClientGroup(
+                functools.partial(make_client, kind, path[kind], own), n
+            )
             groups.append(group)
             cases.append(
                 Case(

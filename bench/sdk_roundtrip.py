@@ -459,7 +459,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--cpu", type=int, default=0, help="the CPU for --pin")
     parser.add_argument("--seed", type=int, default=None, help="shuffle seed")
-    # bench/run passes the same arguments to every script: ignore the others' options.
+    # Tolerate the other bench scripts' options (one set of arguments for all).
     args, _ = parser.parse_known_args(argv)
     return args
 

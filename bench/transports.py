@@ -19,6 +19,7 @@ Goal (the issue's): every transport at least 10x faster than a Jupyter kernel's 
 round trip.
 """
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -53,7 +54,7 @@ def pipe_spec(tmp: Path) -> Spec:
         "pipe-backend",
         server,
         grpc_roundtrip.socket_probe(server),
-        lambda: pipe_roundtrip.LineClient(str(path)),
+        functools.partial(pipe_roundtrip.LineClient, str(path)),
         "beephost pipe backend: server + worker process (2 hops), raw socket client",
     )
 
@@ -70,7 +71,7 @@ def rpyc_spec(tmp: Path) -> Spec:
         "rpyc",
         server,
         grpc_roundtrip.socket_probe(server),
-        lambda: pipe_roundtrip.RpycClient(str(path)),
+        functools.partial(pipe_roundtrip.RpycClient, str(path)),
         "RPyC classic conn.eval over UDS (1 hop)",
     )
 
@@ -88,7 +89,7 @@ def fastapi_bare_spec(tmp: Path) -> Spec:
         "fastapi-bare",
         server,
         grpc_roundtrip.http_probe(port),
-        lambda: grpc_roundtrip.CallClient(http_roundtrip.HTTPEval(port)),
+        functools.partial(grpc_roundtrip.http_client, port),
         "bare FastAPI POST /api/eval on uvicorn, eval in-process (1 hop), http.client",
     )
 
@@ -112,7 +113,7 @@ def http_backend_spec(tmp: Path) -> Spec:
         "http-backend",
         server,
         grpc_roundtrip.http_probe(port),
-        lambda: grpc_roundtrip.CallClient(http_roundtrip.HTTPEval(port)),
+        functools.partial(grpc_roundtrip.http_client, port),
         "beephost HTTP backend: uvicorn + FastAPI + worker process (2 hops), http.client",
     )
 

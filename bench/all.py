@@ -1,0 +1,616 @@
+"""Every benchmark in one run, reported in one table.
+
+    bench/run [--quick] [--seconds S] [--pin] [--seed N] ...   (uv run python bench/all.py)
+
+1. ROUND TRIP, 1 client: bench/transports.py's servers and harness (all started at once,
+   shuffled interleaved blocks): ``1+1`` through the raw Unix-socket floor, the pipe
+   backend, RPyC, bare FastAPI and the HTTP backend, bare grpcio and the gRPC backend,
+   and a Jupyter kernel's execute; p50 and p99 as ratios to the floor, p50 as "x faster
+   than Jupyter", each backend beside its peer.
+2. THROUGHPUT, ``--clients`` (8) client processes at once per server, the same servers
+   still up, blocks in shuffled rounds; req/s as a ratio to the floor's with as many
+   clients. The backends' clients share the default session (one worker).
+3. CONTROLLER: bench/controller.py on the local Docker engine: start-to-ready per
+   backend type beside the ``docker run`` container floor and a Jupyter kernel's spawn,
+   environment re-create and ensure, a new fastapi environment's build.
+4. IDLE MEMORY: bench/memory.py with the same controller: each backend type's container
+   after ``--idle`` s idle, as ``docker stats`` counts it, beside a hardened
+   ``python3 sleep`` floor container, and where it goes (server vs workers).
+
+Every ratio is to a baseline measured in the same run (shared/research/platform.md,
+"Benchmarking on these machines"). ``--quick``: short blocks, 2 starts per type, 2
+re-creates, no fastapi build (a few minutes, mostly the run's own backend images).
+The table is printed last and written to build/bench.md.
+"""
+
+import argparse
+import multiprocessing
+import os
+import platform
+import random
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+from bench import controller, grpc_roundtrip, memory, transports
+from bench.grpc_roundtrip import Run, Spec
+from bench.pipe_roundtrip import ClientGroup
+
+OUTPUT = Path(__file__).resolve().parent.parent / "build" / "bench.md"
+THROUGHPUT = (  # the servers loaded with many clients; the floor is the baseline
+    "floor",
+    "pipe-backend",
+    "rpyc",
+    "fastapi-bare",
+    "http-backend",
+    "grpc-bare",
+    "grpc-backend",
+)
+PEERS = (  # (ours, its peer, the goal's limit on ours ÷ peer, or None)
+    ("pipe-backend", "rpyc", 1.0),
+    ("http-backend", "fastapi-bare", None),
+    ("grpc-backend", "grpc-bare", 1.2),
+)
+LABELS = {"floor": "floor (raw UDS socket)", "jupyter": "Jupyter kernel execute"}
+FULL = {  # the profile's defaults; a flag given wins
+    "seconds": 3.0,
+    "warmup": 0.5,
+    "throughput_seconds": 3.0,
+    "starts": 5,
+    "recreates": controller.RECREATES,
+}
+QUICK = {
+    "seconds": 0.5,
+    "warmup": 0.2,
+    "throughput_seconds": 0.5,
+    "starts": 2,
+    "recreates": 2,
+}
+Say = Callable[[str], None]
+
+
+@dataclass
+class Row:
+    section: str
+    case: str
+    value: str
+    unit: str
+    ratio: str = "-"
+    baseline: str = "-"
+    goal: str = ""
+
+
+# --------------------------------------------------------------------------------------
+# 1. and 2. round trips and throughput
+
+
+@dataclass
+class Load:
+    """One server under ``clients`` client processes."""
+
+    spec: Spec
+    group: ClientGroup
+    requests: int = 0
+    wall_ns: int = 0
+
+    @property
+    def rps(self) -> float:
+        return self.requests / (self.wall_ns / 1e9)
+
+
+def throughput(
+    specs: list[Spec], args: argparse.Namespace, rng: random.Random
+) -> list[Load]:
+    """Every THROUGHPUT server under ``args.clients`` clients, in shuffled rounds."""
+    # Python 3.11's forkserver drops its "__main__" preload (it asks for the wrong
+    # key), so each client would import this script's modules anew, ~1 s each.
+    multiprocessing.get_context("forkserver").set_forkserver_preload(["bench.all"])
+    loads: list[Load] = []
+    try:
+        chosen = [spec for spec in specs if spec.name in THROUGHPUT]
+        for spec in rng.sample(chosen, len(chosen)):
+            # forkserver: this process has used gRPC, so its children must not fork
+            group = ClientGroup(spec.client, args.clients, method="forkserver")
+            loads.append(Load(spec, group))
+            block(load=loads[-1], count=args.throughput_block)  # warm-up
+        budget = args.throughput_seconds * 1e9
+        while pending := [load for load in loads if load.wall_ns < budget]:
+            rng.shuffle(pending)
+            for load in pending:
+                latencies, wall = block(load, args.throughput_block)
+                load.requests += len(latencies)
+                load.wall_ns += wall
+        loads.sort(key=lambda load: THROUGHPUT.index(load.spec.name))
+        return loads
+    finally:
+        for load in loads:
+            load.group.close()
+
+
+def block(load: Load, count: int) -> tuple[list[int], int]:
+    try:
+        return load.group.block(count)
+    except RuntimeError as exc:
+        raise RuntimeError(
+            f"{load.spec.name} x{len(load.group.processes)}: {exc}"
+        ) from exc
+
+
+def round_trips(args: argparse.Namespace, say: Say) -> tuple[Run, list[Load]]:
+    """bench/transports.py's run; the throughput rows while its servers are up."""
+    loads: list[Load] = []
+
+    def during(specs: list[Spec], rng: random.Random) -> None:
+        say(f"throughput: {args.clients} clients per server")
+        loads.extend(throughput(specs, args, rng))
+
+    affinity = os.sched_getaffinity(0)
+    try:
+        run = grpc_roundtrip.run(args, transports.build, "bhb-all-", during)
+    finally:
+        os.sched_setaffinity(0, affinity)  # --pin is for these sections only
+    return run, loads
+
+
+# --------------------------------------------------------------------------------------
+# 3. and 4. the controller and idle memory
+
+
+def controller_args(args: argparse.Namespace) -> argparse.Namespace:
+    return argparse.Namespace(
+        starts=args.starts,
+        warmup=args.start_warmup,
+        skip_build=args.skip_build,
+        recreates=args.recreates,
+        seed=args.seed,
+    )
+
+
+def on_docker(
+    args: argparse.Namespace, say: Say
+) -> tuple[controller.Results, memory.Idle]:
+    with controller.running(say) as (ctl, client, tmp):
+        results = controller.measure(controller_args(args), client, ctl, tmp, say)
+        idle = memory.measure(
+            client, ctl, "bench", results.base_image, args.idle, args.samples, say
+        )
+    return results, idle
+
+
+# --------------------------------------------------------------------------------------
+# the table
+
+
+def us(value: float) -> str:
+    return f"{value:,.1f}"
+
+
+def sec(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def label(name: str) -> str:
+    return LABELS.get(name, name)
+
+
+def round_trip_rows(run: Run) -> list[Row]:
+    by_name = {r.name: r for r in run.results}
+    floor, jupyter = by_name["floor"], by_name["jupyter"].p(0.5)
+    rows = []
+    for r in run.results:
+        p50, p99 = r.p(0.5), r.p(0.99)
+        ratios, baselines, goal = [], [], ""
+        if r.name != "floor":
+            ratios.append(f"{p50 / floor.p(0.5):.2f}x floor")
+            baselines.append(f"floor p50 {us(floor.p(0.5))} µs")
+        if r.name != "jupyter":
+            faster = jupyter / p50
+            ratios.append(f"{faster:.1f}x faster than Jupyter")
+            baselines.append(f"Jupyter p50 {us(jupyter)} µs")
+            goal = f"≥ {transports.GOAL:g}x faster than Jupyter: {met(faster >= transports.GOAL)}"
+        name = label(r.name)
+        rows.append(
+            Row(
+                "round trip",
+                f"{name} p50",
+                us(p50),
+                "µs",
+                " · ".join(ratios),
+                " · ".join(baselines),
+                goal,
+            )
+        )
+        if r.name == "floor":
+            rows.append(Row("round trip", f"{name} p99", us(p99), "µs", "baseline"))
+        else:
+            ratio = f"{p99 / floor.p(0.99):.2f}x floor"
+            baseline = f"floor p99 {us(floor.p(0.99))} µs"
+            rows.append(
+                Row("round trip", f"{name} p99", us(p99), "µs", ratio, baseline)
+            )
+    return rows
+
+
+def peer_rows(run: Run) -> list[Row]:
+    by_name = {r.name: r for r in run.results}
+    rows = []
+    for ours, peer, limit in PEERS:
+        mine, theirs = by_name[ours].p(0.5), by_name[peer].p(0.5)
+        goal = (
+            ""
+            if limit is None
+            else f"≤ {limit:g}x {peer}: {met(mine / theirs <= limit)}"
+        )
+        rows.append(
+            Row(
+                "round trip vs peer",
+                f"{ours} p50 vs {peer}",
+                us(mine),
+                "µs",
+                f"{mine / theirs:.2f}x {peer}",
+                f"{peer} p50 {us(theirs)} µs",
+                goal,
+            )
+        )
+    return rows
+
+
+def throughput_rows(loads: list[Load], clients: int) -> list[Row]:
+    floor = next(load for load in loads if load.spec.name == "floor").rps
+    section = f"throughput, {clients} clients"
+    rows = []
+    for load in loads:
+        is_floor = load.spec.name == "floor"
+        rows.append(
+            Row(
+                section,
+                f"{label(load.spec.name)} x{clients} ({load.requests:,} requests)",
+                f"{load.rps:,.0f}",
+                "req/s",
+                "baseline" if is_floor else f"{load.rps / floor:.2f}x floor",
+                "-" if is_floor else f"floor x{clients} {floor:,.0f} req/s",
+            )
+        )
+    return rows
+
+
+def start_rows(res: controller.Results) -> list[Row]:
+    section = "start-to-ready"
+    floor, jupyter = statistics.median(res.floor), statistics.median(res.jupyter)
+    floor_cell = f"container floor {sec(floor)} s"
+    rows = [
+        Row(
+            section,
+            f"container floor: docker run python3 -c pass (p50 of {len(res.floor)})",
+            sec(floor),
+            "s",
+            "baseline",
+        ),
+        Row(
+            section,
+            f"Jupyter kernel: spawn -> first execute reply (p50 of {len(res.jupyter)})",
+            sec(jupyter),
+            "s",
+            f"{jupyter / floor:.2f}x container floor",
+            floor_cell,
+        ),
+    ]
+    for kind in controller.KINDS:
+        starts = res.starts[kind]
+        answered = statistics.median(x.answered for x in starts)
+        ready = statistics.median(x.ready for x in starts)
+        goal = f"< {controller.START_GOAL:g} s: {met(answered < controller.START_GOAL)}"
+        rows.append(
+            Row(
+                section,
+                f"{kind}: start_backend -> 1+1 answered (p50 of {len(starts)})",
+                sec(answered),
+                "s",
+                f"{answered / floor:.2f}x container floor · {answered / jupyter:.2f}x Jupyter",
+                f"{floor_cell} · Jupyter {sec(jupyter)} s",
+                goal,
+            )
+        )
+        rows.append(
+            Row(
+                section,
+                f"{kind}: start_backend -> controller ready_at (p50)",
+                sec(ready),
+                "s",
+                f"{ready / floor:.2f}x container floor",
+                floor_cell,
+            )
+        )
+    return rows
+
+
+def environment_rows(res: controller.Results) -> list[Row]:
+    section = "environments"
+    assert res.six is not None
+    assert res.setup is not None
+    ensure = statistics.median(res.ensure)
+    recreate = statistics.median(b.seconds for b in res.recreate)
+    ensure_cell = f"ensure {sec(ensure)} s"
+    rows = [
+        Row(
+            section,
+            f"ensure_environment of an existing env, PUT (p50 of {len(res.ensure)})",
+            sec(ensure),
+            "s",
+            "baseline",
+        ),
+        Row(
+            section,
+            f"re-create env with a ready one's requirements -> job succeeded (p50 of {len(res.recreate)})",
+            sec(recreate),
+            "s",
+            f"{recreate / ensure:.2f}x ensure",
+            ensure_cell,
+            f"< {controller.RECREATE_GOAL:g} s: {met(recreate < controller.RECREATE_GOAL)}",
+        ),
+        Row(
+            section,
+            "new env six==1.17.0: resolve + build",
+            sec(res.six.seconds),
+            "s",
+            "baseline",
+        ),
+    ]
+    if res.fastapi is not None:
+        pool = "warm" if res.pool_new == 0 else f"{res.pool_new} wheels downloaded"
+        build = res.fastapi.seconds
+        rows.append(
+            Row(
+                section,
+                f"new env fastapi, uvicorn[standard] -> job succeeded (wheel pool {pool})",
+                sec(build),
+                "s",
+                f"{build / res.six.seconds:.2f}x six build",
+                f"six build {sec(res.six.seconds)} s",
+                f"< {controller.BUILD_GOAL:g} s: {met(build < controller.BUILD_GOAL)}",
+            )
+        )
+    rows.append(
+        Row(
+            section,
+            "setup: empty env + the run's 3 backend images",
+            sec(res.setup.seconds),
+            "s",
+        )
+    )
+    return rows
+
+
+def memory_rows(idle: memory.Idle) -> list[Row]:
+    section = f"idle memory ({idle.idle_s:g} s idle)"
+    floor = idle.floor.usage.used
+    rows = [
+        Row(
+            section,
+            "floor container: python3 sleep, hardened (docker stats)",
+            memory.mib(floor),
+            "MiB",
+            "baseline",
+        )
+    ]
+    for kind, found in idle.backends.items():
+        rows += container_rows(section, kind, found, floor)
+    return rows
+
+
+PARTS = {  # Split's fields, as the table names them
+    "server": "server process",
+    "workers": "worker process(es)",
+    "other": "other process(es), e.g. a health check exec",
+}
+
+
+def container_rows(
+    section: str, kind: str, found: memory.Reading, floor: int
+) -> list[Row]:
+    """One backend container: its total, the cgroup's split, its processes'."""
+    mib, used = memory.mib, found.usage.used
+    ok = used < memory.GOAL_MIB * memory.MIB
+    container = f"{kind} container {mib(used)} MiB"
+    anon, active = found.usage.anon, found.usage.active_file
+    rows = [
+        Row(
+            section,
+            f"{kind} backend container (docker stats)",
+            mib(used),
+            "MiB",
+            f"{used / floor:.2f}x floor",
+            f"floor {mib(floor)} MiB",
+            f"< {memory.GOAL_MIB:g} MiB: {met(ok)}",
+        ),
+        Row(
+            section,
+            f"{kind}: cgroup anon / active file cache",
+            f"{mib(anon)} / {mib(active)}",
+            "MiB",
+            f"{anon / used:.2f}x / {active / used:.2f}x container",
+            container,
+        ),
+    ]
+    for part, name in PARTS.items():
+        procs: list[memory.Proc] = getattr(found.split, part)
+        if procs:
+            pss = memory.total(procs, "pss")
+            rows.append(
+                Row(
+                    section,
+                    f"{kind}: {len(procs)} {name} RSS / PSS / private / anon",
+                    memory.memory_cells(procs),
+                    "MiB",
+                    "-" if pss is None else f"PSS {pss / used:.2f}x container",
+                    container,
+                )
+            )
+    return rows
+
+
+def markdown(rows: list[Row]) -> str:
+    headers = [
+        "section",
+        "case",
+        "value",
+        "unit",
+        "ratio vs baseline",
+        "baseline",
+        "goal",
+    ]
+    lines = ["| " + " | ".join(headers) + " |", "|---|---|--:|---|---|---|---|"]
+    for row in rows:
+        cells = [
+            row.section,
+            row.case,
+            row.value,
+            row.unit,
+            row.ratio,
+            row.baseline,
+            row.goal,
+        ]
+        lines.append(
+            "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+        )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add = parser.add_argument
+    add(
+        "--quick",
+        action="store_true",
+        help="smoke run: short blocks, 2 starts, no fastapi build",
+    )
+    add("--seconds", type=float, help="round trip: measured s per case (3; quick 0.5)")
+    add("--warmup", type=float, help="round trip: warm-up s per case (0.5; quick 0.2)")
+    add("--block", type=int, default=200, help="round trip: requests per block")
+    add(
+        "--clients", type=int, default=8, help="throughput: client processes per server"
+    )
+    add(
+        "--throughput-seconds",
+        type=float,
+        help="throughput: s per server (3; quick 0.5)",
+    )
+    add(
+        "--throughput-block",
+        type=int,
+        default=100,
+        help="throughput: requests per client per block",
+    )
+    add("--pin", action="store_true", help="round trip and throughput on one CPU")
+    add("--cpu", type=int, default=None, help="the CPU for --pin")
+    add("--seed", type=int, default=None, help="shuffle seed")
+    add("--starts", type=int, help="measured starts per backend type (5; quick 2)")
+    add("--start-warmup", type=int, default=1, help="unmeasured starts per type first")
+    add("--recreates", type=int, help="environment re-creates (5; quick 2)")
+    add(
+        "--skip-build",
+        action="store_true",
+        help="skip the fastapi build (quick: skipped)",
+    )
+    add("--idle", type=float, default=10.0, help="idle s before reading memory")
+    add(
+        "--samples", type=int, default=5, help="memory reads per container (least wins)"
+    )
+    args = parser.parse_args(argv)
+    for name, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.skip_build = args.skip_build or args.quick
+    if args.seed is None:  # one seed, printed, for every section
+        args.seed = random.randrange(1 << 32)
+    return args
+
+
+def preamble(
+    args: argparse.Namespace, run: Run, idle: memory.Idle, took: dict[str, float]
+) -> str:
+    pinned = (
+        "pinned to one CPU" if args.pin else "not pinned (ratios, not absolute times)"
+    )
+    sections = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in took.items())
+    return "\n".join(
+        [
+            f"bench/all.py{' --quick' if args.quick else ''}: Python {platform.python_version()}, "
+            f"{os.cpu_count()} CPUs, seed {args.seed}, {time.strftime('%Y-%m-%d %H:%M')}",
+            f"code under test: {grpc_roundtrip.code_under_test()}",
+            f"round trip: {args.seconds:g} s per case in {run.rounds} shuffled rounds, {pinned}; "
+            f"throughput: {args.throughput_seconds:g} s per server; "
+            f"starts: {args.starts} per type; memory: cgroup {idle.floor.usage.cgroup}, "
+            f"least of {args.samples} reads",
+            f"took: {sections}",
+        ]
+    )
+
+
+def legend(run: Run) -> str:
+    width = max(len(r.name) for r in run.results)
+    lines = [f"- `{r.name.ljust(width)}` {r.spec.note}" for r in run.results]
+    lines += [
+        "- throughput: each client process sends one request at a time; the backends' "
+        "clients share the default session (one worker)",
+        "- container floor: `docker run --rm --network none <base image> python3 -c pass`, "
+        "CLI wall time; backends start hardened, capped, with a network of their own (http/rpc)",
+        "- idle memory: usage - inactive_file as `docker stats`; RSS counts shared pages in "
+        "every process, PSS splits them, private is each process's own, anon the heap "
+        "and stacks (PSS) as opposed to mapped files; workers: the default session's "
+        "and any prewarmed spare",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which("docker") is None:
+        print("no docker CLI: the controller sections need Docker", file=sys.stderr)
+        return 2
+    controller.stoppable()
+    began = time.perf_counter()
+
+    def say(text: str) -> None:
+        print(f"[{time.perf_counter() - began:5.0f} s] {text}", file=sys.stderr)
+
+    say("round trips: starting every server")
+    run, loads = round_trips(args, say)
+    took = {"round trip + throughput": time.perf_counter() - began}
+    results, idle = on_docker(args, say)
+    took["controller + memory"] = (
+        time.perf_counter() - began - took["round trip + throughput"]
+    )
+    rows = [
+        *round_trip_rows(run),
+        *peer_rows(run),
+        *throughput_rows(loads, args.clients),
+        *start_rows(results),
+        *environment_rows(results),
+        *memory_rows(idle),
+    ]
+    text = "\n\n".join([preamble(args, run, idle, took), markdown(rows), legend(run)])
+    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    OUTPUT.write_text(text + "\n")
+    print(text)
+    print(f"\n(written to {OUTPUT.relative_to(OUTPUT.parent.parent)})")
+    return 0
+
+
+if __name__ == "__main__":
+    grpc_roundtrip.entry(main)
