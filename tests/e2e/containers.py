@@ -76,11 +76,16 @@ def label_args(labels: Mapping[str, str]) -> list[str]:
 
 
 def docker(
-    docker_cli: str, *args: str, timeout: float = 120, check: bool = True
+    docker_cli: str,
+    *args: str,
+    timeout: float = 120,
+    check: bool = True,
+    stdin: str | None = None,
 ) -> str:
     """Run the docker CLI; return stdout, or fail the test with stderr."""
     result = subprocess.run(
         [docker_cli, *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -30,7 +30,7 @@ import json, os, sys, urllib.request
 kind = sys.argv[1]
 port = {"pipe": 9464, "http": 5678, "rpc": 9465}[kind]
 request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
-token = os.environ.get("BEEPHOST_HTTP_BACKEND_TOKEN")
+token = sys.stdin.read().strip()  # the container holds only the token's digest
 if kind == "http" and token:
     request.add_header("Authorization", "Bearer " + token)
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -77,9 +77,25 @@ class BackendState:
         return (self.sessions, self.handles, len(self.processes), self.zombies)
 
 
-def backend_state(docker_cli: str, container: str, kind: str) -> BackendState:
-    """The session and handle gauges and the processes of ``container``'s server."""
-    out = docker(docker_cli, "exec", container, "python3", "-c", _PROBE, kind)
+def backend_state(
+    docker_cli: str, container: str, kind: str, token: str | None
+) -> BackendState:
+    """The session and handle gauges and the processes of ``container``'s server.
+
+    ``token`` (the HTTP backend's /metrics needs it) goes in on stdin, never in an
+    argument or a variable another process could read.
+    """
+    out = docker(
+        docker_cli,
+        "exec",
+        "-i",
+        container,
+        "python3",
+        "-c",
+        _PROBE,
+        kind,
+        stdin=token or "",
+    )
     raw = json.loads(out)
     gauges = raw["gauges"]
     processes = raw["processes"]
@@ -102,15 +118,16 @@ def settled_state(
     docker_cli: str,
     container: str,
     kind: str,
-    expected: BackendState,
+    token: str | None,
+    expected: Callable[[BackendState], bool],
     timeout: float = 30.0,
 ) -> BackendState:
-    """Poll until the backend holds what ``expected`` holds (spare workers refill and
-    closed workers are reaped asynchronously); the last look at the deadline."""
+    """Poll until ``expected(state)`` (spare workers refill and closed workers are
+    reaped asynchronously); the last look at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
-        state = backend_state(docker_cli, container, kind)
-        if state.summary == expected.summary or time.monotonic() > deadline:
+        state = backend_state(docker_cli, container, kind, token)
+        if expected(state) or time.monotonic() > deadline:
             return state
         time.sleep(0.5)
 

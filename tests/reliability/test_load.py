@@ -38,8 +38,8 @@ from tests.e2e.controller_process import ControllerProcess
 from tests.reliability.faults_support import StatusWatcher
 from tests.reliability.load_support import (
     KINDS,
+    BackendState,
     Recorder,
-    backend_state,
     ensure_environment,
     format_table,
     p99_text,
@@ -306,6 +306,10 @@ def run_async_clients(plan: list[tuple[Backend, str]], rec: Recorder, run: Run) 
     asyncio.run(main())
 
 
+def _same_as(before: BackendState) -> Callable[[BackendState], bool]:
+    return lambda state: state.summary == before.summary
+
+
 def test_32_clients_for_60_seconds_without_errors_or_leaks(
     api: ControllerClient,
     controller: ControllerProcess,
@@ -313,7 +317,18 @@ def test_32_clients_for_60_seconds_without_errors_or_leaks(
     docker_cli: str,
 ) -> None:
     containers = {k: b.container_id or "" for k, b in backends.items()}
-    baseline = {k: backend_state(docker_cli, c, k) for k, c in containers.items()}
+    for backend in backends.values():
+        assert backend.endpoint is not None
+        with beephost_client.connect(backend.endpoint, token=backend.token) as client:
+            client.open_session().close()  # from now on it keeps a spare worker
+
+    def server_default_and_spare(state: BackendState) -> bool:
+        return state.processes.count("worker") == 2
+
+    baseline = {
+        k: settled_state(docker_cli, c, k, backends[k].token, server_default_and_spare)
+        for k, c in containers.items()
+    }
     networks = sorted(controller.owned("network"))
     for kind, state in baseline.items():
         assert (state.sessions, state.handles) == (1, 0), (kind, state)
@@ -367,7 +382,14 @@ def test_32_clients_for_60_seconds_without_errors_or_leaks(
 
     # Afterwards: nothing leaked.
     after = {
-        k: settled_state(docker_cli, c, k, baseline[k]) for k, c in containers.items()
+        k: settled_state(
+            docker_cli,
+            c,
+            k,
+            backends[k].token,
+            _same_as(baseline[k]),
+        )
+        for k, c in containers.items()
     }
     spawned = {
         k: (

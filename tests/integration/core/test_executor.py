@@ -422,3 +422,24 @@ async def test_a_child_forked_by_user_code_never_answers_for_the_session(
     assert (await executor.run(models.Evaluate(expression="os.getpid()")))[
         "value"
     ] == worker
+
+
+async def test_spares_are_kept_once_a_client_opens_sessions(
+    make_executor: MakeExecutor,
+) -> None:
+    # An idle backend only asked to evaluate holds the default session's worker alone:
+    # each worker is ~10 MiB of its container's memory limit.
+    executor: Executor = await make_executor(prewarm=1)
+    await executor.run(models.Evaluate(expression="1 + 1"))
+    await asyncio.sleep(0.5)  # room for a refill that must not happen
+    assert executor._spares == []
+    opened = await executor.run(models.SessionOpen())
+    deadline = time.monotonic() + 20
+    while len(executor._spares) < 1:
+        assert time.monotonic() < deadline, "no spare after the first session.open"
+        await asyncio.sleep(0.05)
+    spare = executor._spares[0]
+    second = await executor.run(models.SessionOpen())  # takes the spare: instant
+    assert executor._sessions[second["session"]].worker is spare
+    for session in (opened, second):
+        await executor.run(models.SessionClose(session=session["session"]))

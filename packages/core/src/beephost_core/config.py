@@ -28,7 +28,8 @@ class ExecutorConfig:
         max_output_bytes: Captured stdout and stderr per request, each.
         max_result_bytes: Encoded reply size per request.
         spawn_timeout: Seconds a new worker has to announce itself.
-        prewarm: Spare workers kept started so sessions open instantly.
+        prewarm: Spare workers kept started so sessions open instantly, from the
+            first ``session.open`` on (until then only the default session's runs).
         cwd: Working directory of workers (None: inherit).
         env: Environment variables of workers; the server's own are never passed.
         extra_env: Variables added to ``env`` for every worker (they win over it): what

@@ -95,6 +95,7 @@ class Executor:
         self._spares: list[WorkerProcess] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._refilling = False
+        self._sessions_opened = False  # spares are kept from the first session.open on
         self._closing = False
         self._reaper: asyncio.Task[None] | None = None
         self.metrics.track(
@@ -112,17 +113,12 @@ class Executor:
         Raises:
             Unavailable: The environment's interpreter cannot run a worker.
         """
-        first = await self._spawn()  # proves the interpreter can run a worker
         default = Session(models.DEFAULT_SESSION, ttl=None)
+        self._assign(default, await self._spawn())
         self._sessions[default.id] = default
-        if self.config.prewarm > 0:
-            # An idle default session needs no worker of its own: its first request
-            # takes this spare (and a new spare starts), so an idle backend holds one
-            # worker, not two (each is ~10 MiB of a container's memory limit).
-            self._spares.append(first)
-        else:
-            self._assign(default, first)
-        self._background(self._refill_spares())
+        # No spares yet: they are started once a client opens a session of its own,
+        # so a backend only ever asked to evaluate holds one worker, not two (each is
+        # ~10 MiB of its container's memory limit).
         self._reaper = asyncio.create_task(self._reap_idle_sessions())
 
     async def aclose(self) -> None:
@@ -238,6 +234,7 @@ class Executor:
         ttl = min(command.ttl or self.config.session_ttl, self.config.max_session_ttl)
         session = Session("s-" + secrets.token_hex(8), ttl=ttl)
         self._sessions[session.id] = session  # reserve the slot before awaiting
+        self._sessions_opened = True
         try:
             session.worker = self._take_spare() or await self._spawn()
         except BaseException:
@@ -392,12 +389,15 @@ class Executor:
         self._background(self._refill_spares())
         return None
 
+    def _spare_target(self) -> int:
+        return self.config.prewarm if self._sessions_opened else 0
+
     async def _refill_spares(self) -> None:
         if self._refilling:
             return  # one refill loop at a time, or spares overshoot the target
         self._refilling = True
         try:
-            while len(self._spares) < self.config.prewarm and not self._closing:
+            while len(self._spares) < self._spare_target() and not self._closing:
                 self._spares.append(await self._spawn())
         except Unavailable:
             logger.warning("could not prewarm a worker", exc_info=True)

@@ -70,7 +70,12 @@ class BackendSettings(BaseSettings):
     max_result_bytes: int = Field(
         16 << 20, ge=1024, description="Encoded reply size per request."
     )
-    prewarm: int = Field(1, ge=0, description="Spare workers kept ready.")
+    prewarm: int = Field(
+        1,
+        ge=0,
+        description="Spare workers kept ready for new sessions, once a client has "
+        "opened one (until then an idle backend holds only its default session's).",
+    )
     drain_timeout: float = Field(
         10.0, ge=0, description="Seconds to finish requests on SIGTERM."
     )
