@@ -752,6 +752,14 @@ def _raise_exit(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def no_docker_cli() -> bool:
+    """True (and said on stderr) when there is no docker CLI to reach the engine."""
+    if shutil.which("docker") is not None:
+        return False
+    print("no docker CLI: this bench needs the local Docker engine", file=sys.stderr)
+    return True
+
+
 def stoppable() -> None:
     """SIGTERM and SIGHUP unwind like Ctrl-C, so that the clean-up runs."""
     for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -760,10 +768,7 @@ def stoppable() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if shutil.which("docker") is None:
-        print(
-            "no docker CLI: this bench needs the local Docker engine", file=sys.stderr
-        )
+    if no_docker_cli():
         return 2
     stoppable()
     began = time.perf_counter()

@@ -24,7 +24,6 @@ Goal (the issue's): under 60 MiB per backend container.
 
 import argparse
 import contextlib
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -333,10 +332,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if shutil.which("docker") is None:
-        print(
-            "no docker CLI: this bench needs the local Docker engine", file=sys.stderr
-        )
+    if controller.no_docker_cli():
         return 2
     controller.stoppable()
     began = time.perf_counter()
