@@ -21,7 +21,7 @@ COMMANDS = [
     lambda v: models.Evaluate(expression="x", locals={"x": v}),
     lambda v: models.ObjectCreate(target="list", args=[v]),
     lambda v: models.ObjectCreate(target="dict", kwargs={"v": v}),
-    lambda v: models.ObjectSetAttr(handle="h", name="a", value=[v]),
+    lambda v: models.ObjectSetAttr(handle="h", name="a", value=v),
     lambda v: models.ObjectCall(handle="h", args=[v]),
     lambda v: models.ObjectCall(handle="h", kwargs={"v": v}),
 ]
@@ -29,11 +29,11 @@ COMMANDS = [
 
 @pytest.mark.parametrize("build", COMMANDS)
 def test_the_deepest_allowed_value_passes(build: Any) -> None:
-    build(nested(MAX_VALUE_DEPTH - 1))  # plus the field's own list or object
+    build(nested(MAX_VALUE_DEPTH))  # args, kwargs and locals hold values: not counted
 
 
 @pytest.mark.parametrize("build", COMMANDS)
-@pytest.mark.parametrize("depth", [MAX_VALUE_DEPTH, 5000])
+@pytest.mark.parametrize("depth", [MAX_VALUE_DEPTH + 1, 5000])
 def test_a_deeper_value_is_refused(build: Any, depth: int) -> None:
     with pytest.raises(ValidationError, match=f"nested deeper than {MAX_VALUE_DEPTH}"):
         build(nested(depth))

@@ -17,33 +17,38 @@ DEFAULT_SESSION = "default"
 MAX_VALUE_DEPTH = 200
 
 _Value = TypeVar("_Value")
+_Values = TypeVar("_Values", list[Any], dict[str, Any])
 
 
-def _within_depth(value: _Value) -> _Value:
+def _check_depth(value: Any) -> None:
+    """Refuse ``value`` if its lists and objects nest deeper than MAX_VALUE_DEPTH."""
     pending: list[tuple[Any, int]] = [(value, 1)]
     while pending:
         item, depth = pending.pop()
-        children = (
-            item.values()
-            if isinstance(item, dict)
-            else item
-            if isinstance(item, list)
-            else ()
-        )
-        for child in children:
-            if isinstance(child, dict | list):
-                if depth >= MAX_VALUE_DEPTH:
-                    raise ValueError(
-                        f"a value nested deeper than {MAX_VALUE_DEPTH} levels"
-                    )
-                pending.append((child, depth + 1))
+        if not isinstance(item, dict | list):
+            continue
+        if depth > MAX_VALUE_DEPTH:
+            raise ValueError(f"a value nested deeper than {MAX_VALUE_DEPTH} levels")
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, depth + 1) for child in children)
+
+
+def _value_within_depth(value: _Value) -> _Value:
+    _check_depth(value)
     return value
 
 
+def _values_within_depth(values: _Values) -> _Values:
+    # ``locals``, ``args`` and ``kwargs`` hold values; they are not one themselves.
+    for item in values.values() if isinstance(values, dict) else values:
+        _check_depth(item)
+    return values
+
+
 # Wire values (see values.md) in commands: any JSON, nested at most MAX_VALUE_DEPTH deep.
-WireValue = Annotated[Any, AfterValidator(_within_depth)]
-WireArgs = Annotated[list[Any], AfterValidator(_within_depth)]
-WireNames = Annotated[dict[str, Any], AfterValidator(_within_depth)]
+WireValue = Annotated[Any, AfterValidator(_value_within_depth)]
+WireArgs = Annotated[list[Any], AfterValidator(_values_within_depth)]
+WireNames = Annotated[dict[str, Any], AfterValidator(_values_within_depth)]
 
 
 class _Model(BaseModel):
