@@ -108,7 +108,7 @@ class Executor:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start a first worker, the spares and the idle reaper.
+        """Start the default session's worker and the idle reaper (spares: see below).
 
         Raises:
             Unavailable: The environment's interpreter cannot run a worker.
