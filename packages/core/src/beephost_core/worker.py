@@ -25,6 +25,7 @@ import json
 import linecache
 import math
 import os
+import select
 import signal
 import socket
 import sys
@@ -91,15 +92,22 @@ class Channel:
                 return message
         return None
 
-    def interrupt_requested(self, request_id: Any) -> bool:
-        """Whether an interrupt frame for ``request_id`` has arrived (never blocks).
+    def interrupt_requested(self, request_id: Any, wait: float = 0.1) -> bool:
+        """Whether an interrupt frame for ``request_id`` has arrived.
 
-        While a request runs the core sends nothing but interrupt frames for it.
+        Called with a SIGINT pending, which the core sends right after its frame; the
+        frame may still be on its way (a buffered write), so it is waited for up to
+        ``wait`` seconds rather than the interrupt dropped. While a request runs the
+        core sends nothing but interrupt frames for it.
         """
-        found = False
-        while (line := self._line(block=False)) is not None:
-            found = found or json.loads(line).get("interrupt") == request_id
-        return found
+        for _ in range(10):
+            while (line := self._line(block=False)) is not None:
+                if json.loads(line).get("interrupt") == request_id:
+                    return True
+            readable, _, _ = select.select([self._sock], [], [], wait / 10)
+            if readable and not self._sock.recv(1, socket.MSG_PEEK):
+                return False  # the core is gone
+        return False
 
     def _line(self, block: bool) -> bytes | None:
         while (end := self._buffer.find(b"\n")) < 0:
