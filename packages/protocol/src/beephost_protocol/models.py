@@ -22,15 +22,18 @@ _Values = TypeVar("_Values", list[Any], dict[str, Any])
 
 def _check_depth(value: Any) -> None:
     """Refuse ``value`` if its lists and objects nest deeper than MAX_VALUE_DEPTH."""
-    pending: list[tuple[Any, int]] = [(value, 1)]
+    if not isinstance(value, dict | list):
+        return
+    # Only containers are queued: a list of a million numbers is one pass, no tuples.
+    pending: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
     while pending:
         item, depth = pending.pop()
-        if not isinstance(item, dict | list):
-            continue
         if depth > MAX_VALUE_DEPTH:
             raise ValueError(f"a value nested deeper than {MAX_VALUE_DEPTH} levels")
         children = item.values() if isinstance(item, dict) else item
-        pending.extend((child, depth + 1) for child in children)
+        pending.extend(
+            (child, depth + 1) for child in children if isinstance(child, dict | list)
+        )
 
 
 def _value_within_depth(value: _Value) -> _Value:
