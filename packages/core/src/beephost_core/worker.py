@@ -30,6 +30,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import traceback
 
 TYPE_CHECKING = False  # not typing's: importing typing costs an idle worker ~1.5 MiB
@@ -43,7 +44,11 @@ _COMPILE_CACHE = 256
 # One encoder for every frame: json.dumps with options builds a new one per call.
 # ensure_ascii keeps lone surrogates from user strings transmittable.
 _encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
-_TAGS = ("$float", "$bytes", "$tuple", "$map", "$dict", "$handle")
+_TAGS = ("$float", "$bytes", "$tuple", "$map", "$dict", "$handle", "$int")
+# Integers below 10**4000 in magnitude travel as JSON numbers; larger ones as hex text
+# ({"$int": "-1f"}): decimal conversion of huge ints is refused (the 4300-digit limit)
+# by every JSON parser on the way, hex conversion is linear and never refused.
+_BIG_INT = 10**4000
 
 
 class WorkerError(Exception):
@@ -68,12 +73,65 @@ class _SignalState:
     busy = False  # user code of the current request may run
     critical = 0  # inside a channel write: defer
     pending = False  # a SIGINT arrived while it could not be raised
+    delivered = False  # this request got a KeyboardInterrupt from a real SIGINT
+    handled = 0  # Python-level handler runs, SIGINT's and the kick's (see _Kicker)
 
 
 def _on_sigint(signum: int, frame: Any) -> None:
+    _SignalState.handled += 1
     if _SignalState.busy and not _SignalState.critical:
+        _SignalState.delivered = True
         raise KeyboardInterrupt
     _SignalState.pending = True
+
+
+def _on_kick(signum: int, frame: Any) -> None:
+    # The main thread is checking its signals: a tripped SIGINT's handler runs too.
+    _SignalState.handled += 1
+
+
+class _Kicker:
+    """Makes sure a SIGINT's Python handler runs now, not when a blocking call returns.
+
+    Python runs signal handlers in the main thread between bytecodes; the C-level
+    handler only notes the signal. Two cases leave that note unseen until the main
+    thread's current system call returns, which for ``time.sleep(30)`` is 30 s later:
+    the SIGINT lands after the main thread's last check but before it enters the
+    call, or the kernel delivers it to another thread (one the user started, or the
+    streamer) while the main thread blocks. Python writes each signal's number to the
+    wakeup fd; this thread reads it and, until the main thread has run a handler,
+    sends it a no-op signal that interrupts its system call (Python then runs every
+    pending handler, SIGINT's first, and retries the call: PEP 475). When the handler
+    ran before this thread looked, that costs one needless kick.
+    """
+
+    KICK = signal.SIGRTMIN + 1  # not SIGINT: its own wakeup bytes are ignored here
+    INTERVAL = 0.02
+    TRIES = 50  # a main thread that never gets back to Python is not waited on forever
+
+    def __init__(self) -> None:
+        self._read, write = os.pipe()
+        os.set_blocking(write, False)
+        signal.signal(self.KICK, _on_kick)
+        signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        self._main = threading.main_thread().ident or 0
+        # Kicks must reach the main thread only: this thread never takes them.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, self.KICK})
+        thread = threading.Thread(target=self._run, name="beephost-kick", daemon=True)
+        thread.start()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, self.KICK})
+
+    def _run(self) -> None:
+        while data := os.read(self._read, 512):
+            if signal.SIGINT not in data:
+                continue
+            # Any handler run counted from here on came after this SIGINT's trip.
+            seen = _SignalState.handled
+            for _ in range(self.TRIES):
+                time.sleep(self.INTERVAL)
+                if _SignalState.handled != seen:
+                    break
+                signal.pthread_kill(self._main, self.KICK)
 
 
 class Channel:
@@ -149,6 +207,7 @@ class Channel:
                     and not _SignalState.critical
                 ):
                     _SignalState.pending = False
+                    _SignalState.delivered = True
                     raise KeyboardInterrupt
 
 
@@ -268,6 +327,7 @@ class Session:
             "__builtins__": builtins,
         }
         self.handles: dict[str, Any] = {}
+        self.created: list[str] = []  # handles made by the current request
         self.max_handles = int(config.get("max_handles", 1000))
         self.max_result = int(config.get("max_result_bytes", 16 << 20))
         self.stdout = Capture("stdout", int(config.get("max_output_bytes", 1 << 20)))
@@ -290,15 +350,17 @@ class Session:
     # -- values ---------------------------------------------------------------------
 
     def encode(self, value: Any, depth: int = 0, seen: set[int] | None = None) -> Any:
-        if value is None or type(value) in (bool, int, str):
+        if value is None or type(value) in (bool, str):
             return value
+        if type(value) is int:
+            return value if -_BIG_INT < value < _BIG_INT else encode_big_int(value)
         # Subclasses (IntEnum, numpy scalars' str/int kin) travel as their base value.
         if isinstance(value, bool):
             return bool(value)
         if isinstance(value, str):
             return str(value)
         if isinstance(value, int):
-            return int(value)
+            return self.encode(int(value))
         if isinstance(value, float):
             if math.isfinite(value):
                 return float(value)
@@ -362,6 +424,8 @@ class Session:
                 return {self.decode(k): self.decode(v) for k, v in inner}
             if tag == "$dict":
                 return {key: self.decode(item) for key, item in inner.items()}
+            if tag == "$int":
+                return decode_big_int(inner)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise WorkerError(
                 "invalid_request", f"malformed {tag} value: {exc}"
@@ -380,7 +444,14 @@ class Session:
             )
         handle_id = "h" + os.urandom(8).hex()
         self.handles[handle_id] = obj
+        self.created.append(handle_id)
         return {"$handle": describe(handle_id, obj)}
+
+    def forget_created(self) -> None:
+        """Release the handles of a failed request: its client never saw their ids."""
+        for handle_id in self.created:
+            self.handles.pop(handle_id, None)
+        self.created = []
 
     def resolve(self, handle_id: str) -> Any:
         try:
@@ -406,16 +477,11 @@ class Session:
             return cached
         self.counter += 1
         filename = f"<beephost-{self.counter}>"
-        if mode == "eval":
-            compiled: tuple[Any, Any] = (compile(source, filename, "eval"), None)
-        else:
-            tree = ast.parse(source, filename, "exec")
-            trailing = None
-            last = tree.body[-1] if tree.body else None
-            if isinstance(last, ast.Expr):
-                tree.body.pop()
-                trailing = compile(ast.Expression(last.value), filename, "eval")
-            compiled = (compile(tree, filename, "exec"), trailing)
+        try:
+            compiled = _compile_source(source, filename, mode)
+        except SyntaxError as exc:
+            # Raised from ast's frames, not the user's: a traceback of none of them.
+            raise exc.with_traceback(None) from None
         # Keep the source so tracebacks show the user's lines.
         linecache.cache[filename] = (
             len(source),
@@ -537,57 +603,124 @@ class Session:
 _MISSING = object()
 
 
-def describe(handle_id: str, obj: Any) -> dict[str, str]:
-    cls = type(obj)
-    name = (
-        cls.__qualname__
-        if cls.__module__ == "builtins"
-        else f"{cls.__module__}.{cls.__qualname__}"
-    )
+def _compile_source(source: str, filename: str, mode: str) -> tuple[Any, Any]:
+    if mode == "eval":
+        return compile(source, filename, "eval"), None
+    tree = ast.parse(source, filename, "exec")
+    trailing = None
+    last = tree.body[-1] if tree.body else None
+    if isinstance(last, ast.Expr):
+        tree.body.pop()
+        trailing = compile(ast.Expression(last.value), filename, "eval")
+    return compile(tree, filename, "exec"), trailing
+
+
+def encode_big_int(value: int) -> dict[str, str]:
+    return {"$int": format(value, "x")}  # hex: linear, and exempt from the digit limit
+
+
+def decode_big_int(text: Any) -> int:
+    digits = text[1:] if type(text) is str and text.startswith("-") else text
+    if type(digits) is not str or not digits or digits.strip("0123456789abcdef"):
+        raise ValueError("$int takes lowercase hex digits, with an optional '-'")
+    return int(text, 16)
+
+
+def _text(make: Any, fallback: str) -> str:
+    """``make()``, a str, or ``fallback`` if it raises or returns anything else.
+
+    For user-defined ``__str__``/``__repr__``/``__qualname__``: they may raise anything
+    (SystemExit included), return a non-str, or loop until interrupted; none of it
+    may reach the worker's loop. Once interrupted, no more user code runs.
+    """
+    if _SignalState.delivered:
+        return fallback
     try:
-        text = repr(obj)
-    except Exception as exc:  # a broken __repr__ must not break the reply
-        text = f"<{name} object (repr failed: {type(exc).__name__})>"
+        text = make()
+    except BaseException:  # whatever user code raises: the fallback
+        return fallback
+    return text if type(text) is str else fallback
+
+
+def describe(handle_id: str, obj: Any) -> dict[str, str]:
+    name = type_name(type(obj))
+    # A broken __repr__ must not break the reply.
+    text = _text(lambda: repr(obj), f"<{name} object (repr failed)>")
     if len(text) > _REPR_LIMIT:
         text = text[: _REPR_LIMIT - 3] + "..."
     return {"id": handle_id, "type": name, "repr": text}
 
 
+def type_name(cls: type) -> str:
+    """``module.QualName`` (builtins bare), safe against metaclass tricks."""
+    qualname = _text(lambda: cls.__qualname__, "<unknown type>")
+    module = _text(lambda: cls.__module__, "")
+    return qualname if module in ("builtins", "") else f"{module}.{qualname}"
+
+
 def error_payload(exc: BaseException) -> dict[str, Any]:
-    if isinstance(exc, WorkerError):
-        return {"code": exc.code, "message": exc.message, "data": exc.data}
-    if isinstance(exc, KeyboardInterrupt):
-        return {"code": "interrupted", "message": "interrupted", "data": {}}
+    """The error object for ``exc``: it never raises, whatever ``exc`` does.
+
+    Everything user-defined that formatting touches (``__str__``, ``__repr__`` of the
+    exception and its args, its chain, ``__class__``) is guarded: a failure there
+    gives a fallback text, never a dead worker.
+    """
+    cls = type(exc)  # type(), unlike __class__, runs no user code
+    if issubclass(cls, WorkerError):
+        return {"code": exc.code, "message": exc.message, "data": exc.data}  # type: ignore[attr-defined]
+    name = _text(lambda: cls.__qualname__, "<unknown exception>")
+    module = _text(lambda: cls.__module__, "")
+    text = _text(lambda: str(exc), "<exception str() failed>")
+    return {
+        "code": "execution_failed",
+        "message": f"{name}: {text}" if text else name,
+        "data": {
+            "type": name,
+            "module": module,
+            "args": _describe_args(exc),
+            "traceback": _format_traceback(exc, name, text),
+        },
+    }
+
+
+def _format_traceback(exc: BaseException, name: str, text: str) -> str:
     # Show only what ran below the worker's last frame: the user's code and libraries.
     tb = start = exc.__traceback__
     while tb is not None:
         if tb.tb_frame.f_code.co_filename == _WORKER_FILE:
             start = tb.tb_next
         tb = tb.tb_next
-    tb = start
-    cls = type(exc)
-    formatted = "".join(traceback.format_exception(cls, exc, tb))
-    message = f"{cls.__qualname__}: {exc}" if str(exc) else cls.__qualname__
-    return {
-        "code": "execution_failed",
-        "message": message,
-        "data": {
-            "type": cls.__qualname__,
-            "module": cls.__module__,
-            "args": [describe_arg(arg) for arg in exc.args[:8]],
-            "traceback": formatted,
-        },
-    }
+    full = _text(lambda: "".join(traceback.format_exception(type(exc), exc, start)), "")
+    if full:
+        return full
+    # The chain itself cannot be formatted: this exception's frames, and its line.
+    try:
+        frames = "".join(traceback.format_tb(start))  # runs no user code
+    except Exception:
+        frames = ""
+    header = "Traceback (most recent call last):\n" if frames else ""
+    return f"{header}{frames}{name}: {text}\n" if text else f"{header}{frames}{name}\n"
+
+
+def _describe_args(exc: BaseException) -> list[Any]:
+    try:
+        args = exc.args
+        items = list(args[:8]) if type(args) is tuple else []
+    except BaseException:  # an args property may raise anything
+        return []
+    return [describe_arg(arg) for arg in items]
 
 
 def describe_arg(arg: Any) -> Any:
     if (
         arg is None
-        or isinstance(arg, bool | int | str)
-        or (isinstance(arg, float) and math.isfinite(arg))
+        or type(arg) in (bool, str)
+        or (type(arg) is int and -_BIG_INT < arg < _BIG_INT)
     ):
         return arg
-    return repr(arg)[:_REPR_LIMIT]
+    if type(arg) is float and math.isfinite(arg):
+        return arg
+    return _text(lambda: repr(arg), "<repr failed>")[:_REPR_LIMIT]
 
 
 class Worker:
@@ -607,17 +740,48 @@ class Worker:
             request = self.channel.read()
             if request is None:
                 return
-            reply = self.process(request)
+            try:
+                reply = self.process(request)
+            except BaseException as exc:  # the last line of defence
+                # Nothing a request does may end the worker: every session's state
+                # (all users' in "default") lives in it.
+                reply = self.last_resort(request.get("id"), exc)
             if os.getpid() != worker_pid:
                 # A child user code forked, back from that code: the worker answers
                 # for the request, never a copy of it.
                 os._exit(0)
             self.channel.send_raw(reply)
 
+    def last_resort(self, request_id: Any, exc: BaseException) -> bytes:
+        self.session.forget_created()
+        _SignalState.busy = False
+        name = _text(lambda: type(exc).__qualname__, "exception")
+        error = {"code": "internal", "message": f"worker error ({name})", "data": {}}
+        reply = {"id": request_id, "error": error, "handles": len(self.session.handles)}
+        return json.dumps(reply).encode() + b"\n"
+
+    def fail(self, exc: BaseException) -> dict[str, Any]:
+        """The error object for a failed request.
+
+        Formatting runs user code (``__str__``, ``__repr__``), so it is interruptible
+        like user code; error_payload falls back to safe text when it is interrupted.
+        """
+        if issubclass(type(exc), KeyboardInterrupt) and _SignalState.delivered:
+            return {"code": "interrupted", "message": "interrupted", "data": {}}
+        # From here on, `delivered` tells error_payload to stop running user code.
+        _SignalState.delivered = False
+        _SignalState.busy = True
+        try:
+            return error_payload(exc)
+        finally:
+            _SignalState.busy = False
+
     def process(self, request: dict[str, Any]) -> bytes:
         request_id = request.get("id")
         streamer = None
         session = self.session
+        session.created = []
+        _SignalState.delivered = False
         try:
             op = session.ops.get(request.get("op", ""))
             if op is None:
@@ -635,6 +799,7 @@ class Worker:
             if _SignalState.pending:  # a SIGINT came before we were ready: whose?
                 _SignalState.pending = False
                 if self.channel.interrupt_requested(request_id):
+                    _SignalState.delivered = True
                     raise KeyboardInterrupt
             try:
                 result = op(request.get("params") or {})
@@ -643,7 +808,8 @@ class Worker:
             reply: dict[str, Any] = {"id": request_id, "result": result}
         except BaseException as exc:
             _SignalState.busy = False
-            reply = {"id": request_id, "error": error_payload(exc)}
+            session.forget_created()
+            reply = {"id": request_id, "error": self.fail(exc)}
         if streamer is not None:
             streamer.close()
         self.attach_output(reply)
@@ -651,12 +817,15 @@ class Worker:
         try:
             data = _encode(reply).encode() + b"\n"
         except (TypeError, ValueError) as exc:
+            session.forget_created()
             reply = {
                 "id": request_id,
                 "error": error_payload(WorkerError("internal", str(exc))),
+                "handles": len(session.handles),
             }
             data = json.dumps(reply).encode() + b"\n"
         if len(data) > session.max_result:
+            session.forget_created()
             too_large = WorkerError(
                 "too_large",
                 f"reply of {len(data)} bytes exceeds the {session.max_result}-byte limit",
@@ -664,7 +833,11 @@ class Worker:
             )
             data = (
                 json.dumps(
-                    {"id": request_id, "error": error_payload(too_large)}
+                    {
+                        "id": request_id,
+                        "error": error_payload(too_large),
+                        "handles": len(session.handles),
+                    }
                 ).encode()
                 + b"\n"
             )
@@ -708,6 +881,7 @@ def main() -> None:
     config = json.loads(sys.argv[2])
     _die_with_parent()
     signal.signal(signal.SIGINT, _on_sigint)
+    _Kicker()
     sock = socket.socket(fileno=fd)
     try:
         Worker(sock, config).serve()

@@ -145,6 +145,7 @@ VALUE_TAGS: dict[str, JsonSchemaValue] = {
     },
     "$dict": {"type": "object", "additionalProperties": {"$ref": "#/$defs/Value"}},
     "$handle": {"$ref": "#/$defs/HandleRef"},
+    "$int": {"type": "string", "pattern": "^-?[0-9a-f]+$"},
 }
 _TAG_DESCRIPTIONS = {
     "$float": "A non-finite float (strict JSON has no NaN or Infinity).",
@@ -154,6 +155,8 @@ _TAG_DESCRIPTIONS = {
     "$dict": "A dict whose only key starts with '$' (would look like a tag).",
     "$handle": "A reference to an object kept in the session. In arguments only "
     "'id' is read.",
+    "$int": "An integer of 4000 decimal digits or more, in lowercase hex ('-1f'); "
+    "smaller ones are JSON numbers.",
 }
 
 

@@ -8,6 +8,9 @@ Tagged forms (an object with exactly one key starting with ``$``):
 - ``{"$map": [[key, value], ...]}``: dicts with non-string keys
 - ``{"$dict": {...}}``: a dict that would otherwise look like a tag
 - ``{"$handle": {"id", "type", "repr"}}``: a reference to an object kept in the session
+- ``{"$int": "<hex>"}``: an integer of 4000 decimal digits or more (``"-1f"``); smaller
+  ones are JSON numbers. Python and most JSON parsers refuse to convert decimal numbers
+  of more than 4300 digits; hex text converts in linear time and is never refused.
 
 The worker has its own stdlib-only encoder for arbitrary Python objects; this module is
 what clients use and is tested against it.
@@ -20,7 +23,8 @@ from typing import Any
 
 _FLOAT_TAGS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 # An unknown "$" key decodes as a plain dict, as in the worker: forward compatible.
-_TAGS = frozenset({"$float", "$bytes", "$tuple", "$map", "$dict", "$handle"})
+_TAGS = frozenset({"$float", "$bytes", "$tuple", "$map", "$dict", "$handle", "$int"})
+_BIG_INT = 10**4000  # from this magnitude on, integers travel as {"$int": hex}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +41,12 @@ class Handle:
 
 def encode_value(value: Any) -> Any:
     """Turn a Python value into its wire form; raise TypeError for unsupported types."""
-    if value is None or isinstance(value, bool | int | str):
+    if value is None or isinstance(value, bool | str):
         return value
+    if isinstance(value, int):
+        if -_BIG_INT < value < _BIG_INT:
+            return value
+        return {"$int": format(value, "x")}
     if isinstance(value, float):
         if math.isfinite(value):
             return value
@@ -87,6 +95,8 @@ def _decode_tag(tag: str, inner: Any) -> Any:
         return {decode_value(k): decode_value(v) for k, v in inner}
     if tag == "$dict":
         return {key: decode_value(item) for key, item in inner.items()}
+    if tag == "$int":
+        return int(inner, 16)
     return Handle(
         str(inner["id"]), str(inner.get("type", "")), str(inner.get("repr", ""))
     )
