@@ -364,6 +364,11 @@ class WorkerProcess:
                 reply = await future
             except TimeoutError:
                 reply = await self._expire(request_id, grace)
+            except asyncio.CancelledError:
+                # The client went away or cancelled: stop its code now rather than let
+                # it hold the session until its deadline.
+                await self._abandon(request_id, grace)
+                raise
             finally:
                 timer.cancel()
         except ConnectionError as exc:
@@ -408,6 +413,35 @@ class WorkerProcess:
                 {"state_lost": False, **kept},
             )
         return reply  # a reply that raced the deadline still counts as a success
+
+    async def _abandon(self, request_id: int, grace: float) -> None:
+        """Interrupt a cancelled request and wait for the worker to be idle again.
+
+        The same path as a deadline: SIGINT, then a kill if no reply comes within
+        ``grace`` (the session's state is then lost, and its next request says so).
+        Runs to its end even if cancelled again: the caller still holds the session.
+        """
+        cleanup = asyncio.ensure_future(self._settle(request_id, grace))
+        while not cleanup.done():
+            try:
+                await asyncio.shield(cleanup)
+            except asyncio.CancelledError:
+                continue  # cancelled again: still settle before the session is freed
+
+    async def _settle(self, request_id: int, grace: float) -> None:
+        if not self.alive:
+            return
+        self.interrupt()
+        try:
+            future = self._channel.expect(request_id, None)
+            async with asyncio.timeout(grace):
+                await future
+        except TimeoutError:
+            await self.kill()
+        except InternalError:
+            await self.kill()  # a corrupt channel: as in _request
+        except ConnectionError:
+            pass  # it died: the session's next request reports it lost
 
     async def _check_process_limit(
         self, refused_before: int, cause: BaseException | None
