@@ -226,9 +226,9 @@ class BaseClient:
 
     def _encode(self, value: Any, sid: str) -> Any:
         """Python value to wire value; proxies become their handles (same session)."""
-        if isinstance(value, _SCALARS):
+        if isinstance(value, _SCALARS) and type(value) is not int:
             return value
-        return encode_value(self._unwrap(value, sid))
+        return encode_value(self._unwrap(value, sid))  # ints too: huge ones are tagged
 
     def _unwrap(self, value: Any, sid: str) -> Any:
         if isinstance(value, ProxyBase):

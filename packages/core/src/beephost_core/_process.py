@@ -20,9 +20,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from beephost_core.cgroup import ContainerLimits
 from beephost_core.config import ExecutorConfig
@@ -47,6 +47,7 @@ _PR_SET_DUMPABLE = 4
 _WORKER_OOM_SCORE_ADJ = 1000
 
 EventCallback = Callable[[str, str], None]
+T = TypeVar("T")
 
 
 class _Channel(asyncio.Protocol):
@@ -130,6 +131,28 @@ class _Channel(asyncio.Protocol):
         self.on_event = on_event
         self.waiter = asyncio.get_running_loop().create_future()
         return self.waiter
+
+
+async def _to_the_end(work: "Coroutine[Any, Any, T]") -> T:
+    """Await ``work`` to its end even if the caller is cancelled meanwhile.
+
+    A cancellation that arrives meanwhile is raised once ``work`` is done (the caller
+    still holds the session, which must not be freed while its worker is busy), unless
+    ``work`` failed: its error (a kill that lost the session) says more, and the
+    executor retires the worker on it.
+    """
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done() and task.cancelled():
+                raise
+            cancelled = True
+    if cancelled and task.exception() is None:
+        raise asyncio.CancelledError
+    return task.result()
 
 
 def _deadline_passed(future: "asyncio.Future[dict[str, Any]]") -> None:
@@ -363,11 +386,13 @@ class WorkerProcess:
             try:
                 reply = await future
             except TimeoutError:
-                reply = await self._expire(request_id, grace)
+                # Past the deadline the interrupt and kill run to their end even if
+                # the caller is cancelled meanwhile: the worker is never left running.
+                reply = await _to_the_end(self._expire(request_id, grace))
             except asyncio.CancelledError:
                 # The client went away or cancelled: stop its code now rather than let
                 # it hold the session until its deadline.
-                await self._abandon(request_id, grace)
+                await _to_the_end(self._settle(request_id, grace))
                 raise
             finally:
                 timer.cancel()
@@ -414,21 +439,12 @@ class WorkerProcess:
             )
         return reply  # a reply that raced the deadline still counts as a success
 
-    async def _abandon(self, request_id: int, grace: float) -> None:
+    async def _settle(self, request_id: int, grace: float) -> None:
         """Interrupt a cancelled request and wait for the worker to be idle again.
 
         The same path as a deadline: SIGINT, then a kill if no reply comes within
         ``grace`` (the session's state is then lost, and its next request says so).
-        Runs to its end even if cancelled again: the caller still holds the session.
         """
-        cleanup = asyncio.ensure_future(self._settle(request_id, grace))
-        while not cleanup.done():
-            try:
-                await asyncio.shield(cleanup)
-            except asyncio.CancelledError:
-                continue  # cancelled again: still settle before the session is freed
-
-    async def _settle(self, request_id: int, grace: float) -> None:
         if not self.alive:
             return
         self.interrupt()
@@ -438,6 +454,11 @@ class WorkerProcess:
                 await future
         except TimeoutError:
             await self.kill()
+            raise SessionLost(
+                f"the request was cancelled; its code ignored the interrupt for {grace}s "
+                "and was killed: the session's state was lost",
+                {"state_lost": True},
+            ) from None
         except InternalError:
             await self.kill()  # a corrupt channel: as in _request
         except ConnectionError:

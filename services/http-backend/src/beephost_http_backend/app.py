@@ -10,10 +10,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from beephost_core import CoreMetrics, Executor
 from beephost_http_backend import errors
+from beephost_http_backend.disconnect import CancelOnDisconnect
 from beephost_http_backend.fastlane import FastLane
 from beephost_http_backend.middleware import RequestGate
 from beephost_http_backend.routes import code, docs, health, objects, sessions
@@ -49,7 +50,7 @@ class BackendApp(FastAPI):
     """
 
     backend: BackendState
-    gate: RequestGate
+    gate: ASGIApp  # CancelOnDisconnect(RequestGate(...))
     _fixed_schema: dict[str, Any] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -162,5 +163,6 @@ def create_app(
     for router in (code.router, sessions.router, objects.router, health.router):
         app.include_router(router)
     app.include_router(docs.router)
-    app.gate = RequestGate(app.call_fastapi, state, FastLane(state, code.router.routes))
+    gate = RequestGate(app.call_fastapi, state, FastLane(state, code.router.routes))
+    app.gate = CancelOnDisconnect(gate)
     return app

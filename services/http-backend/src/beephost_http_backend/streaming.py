@@ -26,8 +26,7 @@ class ExecStream:
         self._lines: collections.deque[bytes] = collections.deque()
         self._wakeup = asyncio.Event()
         # A task, not an await: the code runs while the response is being written.
-        # It is not cancelled when the client goes away: the code runs to its end or
-        # deadline (as a plain exec would), and the session stays busy until then.
+        # When the client goes away it is cancelled: the core interrupts the code.
         self._task = asyncio.create_task(executor.run(command, self._on_event))
         background.add(self._task)
         self._task.add_done_callback(self._finished)
@@ -46,23 +45,30 @@ class ExecStream:
 
     async def response(self) -> NDJSONResponse:
         """Wait for the first output or the end; raise the error if nothing came out."""
-        await self._wakeup.wait()
+        try:
+            await self._wakeup.wait()
+        except asyncio.CancelledError:
+            self._task.cancel()  # the client went away (or the server stops)
+            raise
         if not self._lines and self._task.done():
             self._task.result()  # raises the BeepHostError: a normal error response
         return NDJSONResponse(self._body())
 
     async def _body(self) -> AsyncIterator[bytes]:
-        while True:
-            self._wakeup.clear()
-            if self._lines:
-                chunk = b"".join(self._lines)
-                self._lines.clear()
-                yield chunk
-            if self._task.done() and not self._lines:
-                break
-            if not self._lines:
-                await self._wakeup.wait()
-        yield self._last_line()
+        try:
+            while True:
+                self._wakeup.clear()
+                if self._lines:
+                    chunk = b"".join(self._lines)
+                    self._lines.clear()
+                    yield chunk
+                if self._task.done() and not self._lines:
+                    break
+                if not self._lines:
+                    await self._wakeup.wait()
+            yield self._last_line()
+        finally:
+            self._task.cancel()  # abandoned before the end: interrupt the code
 
     def _last_line(self) -> bytes:
         try:

@@ -133,6 +133,10 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        # Nobody is left to answer: the core interrupts each request's code, so that
+        # it does not hold its session until its deadline.
+        for task in self.tasks:
+            task.cancel()
         if self in self.server.connections:
             self.server.connections.discard(self)
             self.server.open_connections.dec()

@@ -101,10 +101,10 @@ def _unary(decode: Decode[Request], encode: Callable[[Result], Reply]) -> Any:
 class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
     """``beephost.exec.v1.Executor`` over one core Executor.
 
-    A command runs in its own task, never cancelled by its call: when the client cancels
-    or its deadline passes, gRPC cancels the handler, and the command goes on to the
-    deadline the core was given (then the core interrupts it, or kills a worker that
-    ignores the interrupt), so a worker is never left running unsupervised.
+    A command runs in its own task. When the client cancels, goes away or its deadline
+    passes, gRPC cancels the handler, which cancels the command: the core interrupts
+    its code (and kills a worker that ignores the interrupt after the grace) before the
+    session takes its next request. A drain releases handlers without cancelling.
     """
 
     def __init__(
@@ -145,6 +145,7 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
         self, request: pb.ExecuteRequest, context: Context
     ) -> AsyncIterator[pb.ExecuteEvent]:
         command: models.Command | None = None
+        task: asyncio.Task[Result] | None = None
         try:
             command = self._admit(context, pb_codec.execute_stream_command, request)
             # Output is bridged from the core's callback into this generator, in order;
@@ -155,6 +156,10 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
             while (chunk := await chunks.get()) is not None:
                 yield pb_codec.output_event(*chunk)
             yield pb_codec.result_event(self._result(task))
+        except (asyncio.CancelledError, GeneratorExit):
+            if task is not None:
+                task.cancel()  # the call was cancelled: the core interrupts the code
+            raise
         except BeepHostError as exc:
             await self._fail(context, command, exc)
         except Exception as exc:
@@ -171,7 +176,11 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
         try:
             command = self._admit(context, decode, request)
             task, done = self._start(command)
-            await done  # a cancelled call stops waiting here; the command goes on
+            try:
+                await done
+            except asyncio.CancelledError:
+                task.cancel()  # the call was cancelled: the core interrupts the code
+                raise
             return encode(self._result(task))
         except BeepHostError as exc:
             await self._fail(context, command, exc)
