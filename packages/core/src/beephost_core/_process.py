@@ -244,6 +244,7 @@ class WorkerProcess:
         self._watch_exit()
         self.busy = False
         self.handles = 0
+        self.created: list[str] = []  # handle ids the last request created
         self.killed_by_us = False
         #: Why it ended, when known more precisely than its exit status:
         #: "out_of_memory" or "process_limit" (set by exit_reason and request).
@@ -404,6 +405,7 @@ class WorkerProcess:
         finally:
             self.busy = False
         self.handles = int(reply.get("handles", self.handles))
+        self.created = [str(h) for h in reply.get("created", ())]
         if "error" in reply:
             raise error_from_wire(reply["error"])
         result: dict[str, Any] = reply["result"]

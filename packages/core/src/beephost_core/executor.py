@@ -6,6 +6,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +99,9 @@ class Executor:
         self._sessions_opened = False  # spares are kept from the first session.open on
         self._closing = False
         self._reaper: asyncio.Task[None] | None = None
+        # Handles of the default session by owner (a pipe connection): released when
+        # the owner goes away, so that dead clients do not fill the shared session.
+        self._owned: dict[Hashable, set[str]] = {}
         self.metrics.track(
             sessions=lambda: len(self._sessions),
             handles=lambda: sum(
@@ -155,7 +159,11 @@ class Executor:
     # -- the one entry point --------------------------------------------------------------
 
     async def run(
-        self, command: models.Command, on_event: EventCallback | None = None
+        self,
+        command: models.Command,
+        on_event: EventCallback | None = None,
+        *,
+        owner: Hashable | None = None,
     ) -> dict[str, Any]:
         """Run one command and return its JSON-ready result.
 
@@ -163,6 +171,8 @@ class Executor:
             command: A decoded command model.
             on_event: For ``exec`` with ``stream``: called with ("stdout"|"stderr", text)
                 as output is produced.
+            owner: Who receives the result (a connection): handles it creates in the
+                ``default`` session are released by :meth:`release_owned`.
 
         Raises:
             BeepHostError: One of the taxonomy's errors; anything else is wrapped as
@@ -171,7 +181,7 @@ class Executor:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            return await self._dispatch(command, on_event)
+            return await self._dispatch(command, on_event, owner)
         except BeepHostError as exc:
             outcome = exc.wire_code
             raise
@@ -188,7 +198,10 @@ class Executor:
             )
 
     async def _dispatch(
-        self, command: models.Command, on_event: EventCallback | None
+        self,
+        command: models.Command,
+        on_event: EventCallback | None,
+        owner: Hashable | None,
     ) -> dict[str, Any]:
         if self._closing:
             raise Unavailable("the server is shutting down")
@@ -209,8 +222,36 @@ class Executor:
                     if isinstance(command, models.Execute) and command.stream
                     else None
                 )
-                return await self._in_worker(command, stream)
+                result = await self._in_worker(command, stream)
+                if command.session == models.DEFAULT_SESSION:
+                    self._track_owned(command, owner)
+                return result
         raise InvalidRequest(f"unknown command {command.COMMAND!r}")
+
+    # -- handles of the default session, by owner --------------------------------------
+
+    def _track_owned(
+        self, command: models.SessionCommand, owner: Hashable | None
+    ) -> None:
+        session = self._sessions.get(models.DEFAULT_SESSION)
+        worker = session.worker if session is not None else None
+        if owner is not None and worker is not None and worker.created:
+            self._owned.setdefault(owner, set()).update(worker.created)
+        if isinstance(command, models.ObjectRelease):
+            released = set(command.handles)
+            for handles in self._owned.values():
+                handles -= released
+
+    def release_owned(self, owner: Hashable) -> None:
+        """Release (in the background) the default session's handles ``owner`` received."""
+        handles = self._owned.pop(owner, None)
+        if handles:
+            release = models.ObjectRelease(handles=sorted(handles))
+            self._background(self._release_quietly(release))
+
+    async def _release_quietly(self, release: models.ObjectRelease) -> None:
+        with contextlib.suppress(BeepHostError):
+            await self.run(release)
 
     # -- sessions -------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ Channel (socket FD, one JSON object per line):
   core -> worker  {"id", "op", "params", "stream"}
   worker -> core  {"id", "event": "stdout"|"stderr", "data"}   (streamed requests only)
                   {"id", "result": {...}} | {"id", "error": {"code", "message", "data"}}
+                  (replies also carry "handles", the count, and "created", new ids)
 The worker announces itself with ``{"id": 0, "result": {"ready": true, ...}}``.
 
 Every idle worker costs memory in a container with a limit: modules only ``info``
@@ -814,6 +815,8 @@ class Worker:
             streamer.close()
         self.attach_output(reply)
         reply["handles"] = len(session.handles)
+        if session.created and "result" in reply:
+            reply["created"] = session.created  # the core ties them to their owner
         try:
             data = _encode(reply).encode() + b"\n"
         except (TypeError, ValueError) as exc:

@@ -137,6 +137,8 @@ class Connection(asyncio.Protocol):
         # it does not hold its session until its deadline.
         for task in self.tasks:
             task.cancel()
+        # Handles this connection received in `default` die with it (pipe.md, 8).
+        self.server.executor.release_owned(self)
         if self in self.server.connections:
             self.server.connections.discard(self)
             self.server.open_connections.dec()
@@ -228,7 +230,9 @@ class Connection(asyncio.Protocol):
         reply: bytes | None = None
         try:
             try:
-                result = await self.server.executor.run(frame.command, on_event)
+                result = await self.server.executor.run(
+                    frame.command, on_event, owner=self
+                )
                 reply = dispatch.result_frame(frame.id, result)
             except BeepHostError as exc:
                 reply = dispatch.error_frame(frame.id, exc)
