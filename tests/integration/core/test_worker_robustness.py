@@ -323,3 +323,14 @@ async def test_an_interrupt_taken_by_another_thread_still_stops_a_blocked_main_t
     with pytest.raises(Interrupted):
         await task
     assert (await executor.run(models.Evaluate(expression="kept")))["value"] == 1
+
+
+async def test_the_wake_up_survives_user_code_replacing_the_wakeup_fd(
+    executor: Executor,
+) -> None:
+    # asyncio's signal handlers replace the process's wakeup fd; the next request
+    # restores the worker's, so the case above still holds.
+    await executor.run(models.Execute(code="import signal\nsignal.set_wakeup_fd(-1)"))
+    await test_an_interrupt_taken_by_another_thread_still_stops_a_blocked_main_thread(
+        executor
+    )

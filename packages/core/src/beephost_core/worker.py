@@ -110,17 +110,26 @@ class _Kicker:
     INTERVAL = 0.02
     TRIES = 50  # a main thread that never gets back to Python is not waited on forever
 
+    write_fd = -1
+
     def __init__(self) -> None:
         self._read, write = os.pipe()
         os.set_blocking(write, False)
+        _Kicker.write_fd = write
         signal.signal(self.KICK, _on_kick)
-        signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        self.arm()
         self._main = threading.main_thread().ident or 0
         # Kicks must reach the main thread only: this thread never takes them.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, self.KICK})
         thread = threading.Thread(target=self._run, name="beephost-kick", daemon=True)
         thread.start()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, self.KICK})
+
+    @classmethod
+    def arm(cls) -> None:
+        """(Re)install the wakeup fd: user code may have replaced it (asyncio does)."""
+        if cls.write_fd >= 0:
+            signal.set_wakeup_fd(cls.write_fd, warn_on_full_buffer=False)
 
     def _run(self) -> None:
         while data := os.read(self._read, 512):
@@ -783,6 +792,7 @@ class Worker:
         session = self.session
         session.created = []
         _SignalState.delivered = False
+        _Kicker.arm()
         try:
             op = session.ops.get(request.get("op", ""))
             if op is None:
