@@ -92,6 +92,10 @@ HOSTILE_RAISES = {
     "        def __repr__(self): raise RuntimeError('l')\n"
     "    x = L()\n    raise ValueError('in f')\nf()",
     "SystemExit": "raise SystemExit(5)",
+    "a huge int arg": "raise ValueError(10**5000)",
+    "str and int subclass args": "import enum\nclass C(enum.IntEnum):\n    A = 1\n"
+    "class S(str):\n    def __repr__(self): raise RuntimeError\n"
+    "raise ValueError(C.A, S('s'), 1.5)",
     "GeneratorExit": "raise GeneratorExit",
     "BaseException subclass": "class B(BaseException): pass\nraise B('b')",
 }
@@ -334,3 +338,22 @@ async def test_the_wake_up_survives_user_code_replacing_the_wakeup_fd(
     await test_an_interrupt_taken_by_another_thread_still_stops_a_blocked_main_thread(
         executor
     )
+
+
+async def test_exception_args_are_described_without_user_code(
+    executor: Executor,
+) -> None:
+    code = (
+        "import enum\nclass C(enum.IntEnum):\n    A = 1\n"
+        "class S(str):\n    def __repr__(self): raise RuntimeError\n"
+        "raise ValueError(C.A, S('s'), 1.5, 10**5000, object)"
+    )
+    with pytest.raises(ExecutionFailed) as caught:
+        await executor.run(models.Execute(code=code))
+    assert caught.value.data["args"] == [
+        1,
+        "s",
+        1.5,
+        f"<int of {(10**5000).bit_length()} bits>",
+        "<class 'object'>",
+    ]

@@ -722,14 +722,20 @@ def _describe_args(exc: BaseException) -> list[Any]:
 
 
 def describe_arg(arg: Any) -> Any:
-    if (
-        arg is None
-        or type(arg) in (bool, str)
-        or (type(arg) is int and -_BIG_INT < arg < _BIG_INT)
-    ):
+    # By type(), never __class__ or user-defined comparisons: no user code runs here
+    # except a repr(), which is guarded.
+    cls = type(arg)
+    if arg is None or cls is bool:  # bool has no subclasses
         return arg
-    if type(arg) is float and math.isfinite(arg):
-        return arg
+    if issubclass(cls, str):
+        return str.__str__(arg)
+    if issubclass(cls, int):
+        value = int.__int__(arg)
+        if -_BIG_INT < value < _BIG_INT:
+            return value
+        return f"<int of {value.bit_length()} bits>"  # repr() refuses > 4300 digits
+    if issubclass(cls, float) and math.isfinite(float.__float__(arg)):
+        return float.__float__(arg)
     return _text(lambda: repr(arg), "<repr failed>")[:_REPR_LIMIT]
 
 
