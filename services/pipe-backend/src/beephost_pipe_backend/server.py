@@ -64,7 +64,11 @@ class PipeServer:
         _prepare_socket_path(self.path)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_unix_server(
-            lambda: Connection(self), path=str(self.path)
+            lambda: Connection(self),
+            path=str(self.path),
+            # A burst up to the connection limit queues in the kernel and then gets
+            # `unavailable` from us past the limit, never EAGAIN from connect().
+            backlog=self.settings.max_connections + 1,
         )
         os.chmod(self.path, self.settings.socket_mode)
         logger.info("listening on %s", self.path)
@@ -140,12 +144,16 @@ class Connection(asyncio.Protocol):
             self._writable.set_result(None)
 
     def pause_writing(self) -> None:
+        # Unsent output is over the transport's high-water mark: read no new frames
+        # until the client catches up (a client that never reads must not grow us).
         self._writable = asyncio.get_running_loop().create_future()
+        self._pause_reading()
 
     def resume_writing(self) -> None:
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
         self._writable = None
+        self._drain_backlog()
 
     def data_received(self, data: bytes) -> None:
         for line in self.decoder.feed(data):
@@ -156,11 +164,18 @@ class Connection(asyncio.Protocol):
                 self._write(
                     dispatch.too_long_error(line, self.settings.max_frame_bytes)
                 )
-            elif self.backlog or len(self.tasks) >= self.settings.max_inflight:
-                self.backlog.append(line)  # over the in-flight bound: wait for a slot
+            elif self._held_back():
+                self.backlog.append(line)  # wait for a slot, or for the client to read
                 self._pause_reading()
             elif line.strip():
                 self._on_line(line)
+
+    def _held_back(self) -> bool:
+        return (
+            bool(self.backlog)
+            or len(self.tasks) >= self.settings.max_inflight
+            or self._writable is not None
+        )
 
     def _pause_reading(self) -> None:
         if not self.reading_paused and self.transport is not None:
@@ -226,15 +241,16 @@ class Connection(asyncio.Protocol):
             try:
                 result = await self.server.executor.run(frame.command, on_event)
                 reply = dispatch.result_frame(frame.id, result)
+                del result  # only the encoded reply waits for the client
             except BeepHostError as exc:
                 reply = dispatch.error_frame(frame.id, exc)
             except Exception as exc:  # never let one request kill the connection
                 logger.exception("unexpected error serving %s", frame.type)
                 reply = dispatch.error_frame(frame.id, InternalError(str(exc)))
-            if self._writable is not None:
-                await (
-                    self._writable
-                )  # the client reads slowly: wait instead of buffering
+            # The client reads slowly: wait instead of buffering. A loop, so the
+            # replies that waited go out one per resume, not all at once.
+            while self._writable is not None and not self.closing:
+                await self._writable
         except asyncio.CancelledError:
             # Shutdown outlived the drain: every request still gets an answer.
             if reply is None:
@@ -248,11 +264,23 @@ class Connection(asyncio.Protocol):
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
-        while self.backlog and len(self.tasks) < self.settings.max_inflight:
+        self._drain_backlog()
+
+    def _drain_backlog(self) -> None:
+        while (
+            self.backlog
+            and len(self.tasks) < self.settings.max_inflight
+            and self._writable is None
+        ):
             line = self.backlog.popleft()
             if line.strip() and not self.closing:
                 self._on_line(line)
-        paused = self.reading_paused and not self.backlog and not self.closing
+        paused = (
+            self.reading_paused
+            and not self.backlog
+            and self._writable is None
+            and not self.closing
+        )
         if paused and self.transport is not None:
             self.reading_paused = False
             self.transport.resume_reading()
