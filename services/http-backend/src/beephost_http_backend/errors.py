@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from beephost_http_backend.responses import JSONBytes
+from beephost_http_backend.routing import allowed_methods
 from beephost_http_backend.schemas import ErrorResponse
 from beephost_protocol import HTTP_STATUS, BeepHostError, ErrorCode
 from beephost_protocol.errors import ERROR_CLASSES, InternalError, InvalidRequest
@@ -64,11 +65,21 @@ def _clean(errors: Any) -> list[dict[str, Any]]:
     return [
         {
             "loc": [str(part) for part in err.get("loc", ())],
-            "msg": str(err.get("msg", "")),
+            "msg": _message(err),
             "type": str(err.get("type", "")),
         }
         for err in errors
     ]
+
+
+def _message(err: Any) -> str:
+    message = str(err.get("msg", ""))
+    # FastAPI's "JSON decode error" keeps the reason (e.g. "NaN is not valid JSON")
+    # in its context.
+    reason = (err.get("ctx") or {}).get("error")
+    if err.get("type") == "json_invalid" and isinstance(reason, str) and reason:
+        message = f"{message}: {reason}"
+    return message
 
 
 def invalid_request(errors: Any) -> InvalidRequest:
@@ -107,13 +118,19 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
             ErrorCode.INTERNAL if exc.status_code >= 500 else ErrorCode.INVALID_REQUEST
         )
     message = str(exc.detail)
+    headers = dict(exc.headers or {})
     if exc.status_code == 404:
         message = f"no route {request.method} {request.url.path}"
     elif exc.status_code == 405:
         message = f"{request.method} is not allowed on {request.url.path}"
+        # Starlette names the methods of the first route on the path only.
+        app = request.scope.get("app")
+        if app is not None:
+            allowed = allowed_methods(app.router.routes, request.scope)
+            headers["Allow"] = ", ".join(allowed)
     error = ERROR_CLASSES[code](message, {"status": exc.status_code})
     request.scope[ERROR_CODE_KEY] = error.wire_code
-    return error_response(error, dict(exc.headers or {}))
+    return error_response(error, headers)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:

@@ -72,6 +72,10 @@ class FastLane:
         try:
             if deadline_header is not None and deadline is None:
                 raise ValueError("invalid X-Beephost-Timeout")
+            if b"NaN" in raw or b"Infinity" in raw:
+                # pydantic's JSON reads them; the routed path tells a constant (not
+                # JSON) from the same letters in a string.
+                raise ValueError("maybe a non-finite constant")
             command = decode(raw, deadline)
         except (ValidationError, ValueError):
             await fallback(scope, _Replay(raw, receive).receive, send)
