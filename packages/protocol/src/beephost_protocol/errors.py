@@ -233,6 +233,24 @@ def error_from_wire(payload: dict[str, Any]) -> BeepHostError:
 
 # The one table per transport (docs/protocol/errors.md explains each choice). gRPC codes
 # are names of grpc.StatusCode members, so this module stays free of grpc.
+
+def operator_note(error: BeepHostError, session: str | None = None) -> str | None:
+    """A line for the server's log when ``error`` means a worker died or was killed.
+
+    Backends log it (WARNING, with the peer) when a request gets such an error: the core
+    reports these to the request, not to the log. ``session`` is the request's, for
+    errors whose ``data`` does not name it. None for every other error.
+    """
+    name = error.data.get("session") or session or "default"
+    if isinstance(error, SessionLost):
+        reason = str(error.data.get("reason") or error.message)
+        if reason.startswith("expired"):
+            return None  # the core logs the expiry itself
+        return f"session {name} lost its worker: {reason}"
+    if isinstance(error, ExecutionTimeout) and error.data.get("state_lost"):
+        return f"session {name} lost its state at the deadline: {error.message}"
+    return None
+
 HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_REQUEST: 400,
     ErrorCode.UNAUTHORIZED: 401,

@@ -13,12 +13,18 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.types import Scope
 
 from beephost_http_backend.responses import JSONBytes
 from beephost_http_backend.routing import allowed_methods
 from beephost_http_backend.schemas import ErrorResponse
 from beephost_protocol import HTTP_STATUS, BeepHostError, ErrorCode
-from beephost_protocol.errors import ERROR_CLASSES, InternalError, InvalidRequest
+from beephost_protocol.errors import (
+    ERROR_CLASSES,
+    InternalError,
+    InvalidRequest,
+    operator_note,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +101,20 @@ def _remember(request: Request, error: BeepHostError) -> Response:
     return error_response(error)
 
 
+def log_lost_worker(
+    scope: Scope, error: BeepHostError, session: str | None = None
+) -> None:
+    """Log a worker that died or was killed, with the session and the client."""
+    note = operator_note(error, session or scope.get("path_params", {}).get("session"))
+    if note is not None:
+        client = scope.get("client")
+        peer = f"{client[0]}:{client[1]}" if client else "unknown"
+        logger.warning("%s (%s %s from %s)", note, scope["method"], scope["path"], peer)
+
+
 async def _on_beephost_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BeepHostError)
+    log_lost_worker(request.scope, exc)
     return _remember(request, exc)
 
 

@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import stat
+import struct
 from pathlib import Path
 
 from prometheus_client import Counter, Gauge
@@ -21,6 +22,7 @@ from beephost_protocol.errors import (
     InternalError,
     Unauthorized,
     Unavailable,
+    operator_note,
 )
 
 logger = logging.getLogger(__name__)
@@ -123,12 +125,19 @@ class Connection(asyncio.Protocol):
         self.reading_paused = False
         self.backlog: collections.deque[bytes] = collections.deque()
         self._writable: asyncio.Future[None] | None = None
+        self.peer = "peer unknown"
 
     # -- transport callbacks ------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        self.peer = _peer(transport)
         if len(self.server.connections) >= self.settings.max_connections:
+            logger.warning(
+                "turned away %s: %d connections open, the limit",
+                self.peer,
+                len(self.server.connections),
+            )
             self._write(dispatch.error_frame(None, Unavailable("too many connections")))
             self._close()
             return
@@ -160,6 +169,12 @@ class Connection(asyncio.Protocol):
             if self.closing:
                 return
             if isinstance(line, LineTooLong):
+                logger.info(
+                    "dropped a %d-byte frame from %s: over the %d-byte limit",
+                    line.size,
+                    self.peer,
+                    self.settings.max_frame_bytes,
+                )
                 self.server.reject("too_large")
                 self._write(
                     dispatch.too_long_error(line, self.settings.max_frame_bytes)
@@ -188,6 +203,12 @@ class Connection(asyncio.Protocol):
         try:
             frame = dispatch.decode_frame(line)
         except dispatch.FrameError as exc:
+            logger.info(
+                "dropped a bad frame from %s: %s: %.200s",
+                self.peer,
+                exc.error.wire_code,
+                exc.error.message,
+            )
             self.server.reject(exc.error.wire_code)
             self._write(dispatch.error_frame(exc.id, exc.error))
             return
@@ -205,6 +226,9 @@ class Connection(asyncio.Protocol):
         elif frame.type == "hello":
             self._hello(frame)
         else:
+            logger.warning(
+                "refused %s: %.64r before 'hello' with the token", self.peer, frame.type
+            )
             self.server.reject("unauthorized")
             error = Unauthorized(
                 "this server requires a token: send 'hello' with it first"
@@ -214,6 +238,7 @@ class Connection(asyncio.Protocol):
 
     def _hello(self, frame: dispatch.Frame) -> None:
         if not self.server.check_token(frame.params.get("token")):
+            logger.warning("refused %s: invalid token", self.peer)  # never the token
             self.server.reject("unauthorized")
             self._write(dispatch.error_frame(frame.id, Unauthorized("invalid token")))
             self._close()
@@ -243,6 +268,9 @@ class Connection(asyncio.Protocol):
                 reply = dispatch.result_frame(frame.id, result)
                 del result  # only the encoded reply waits for the client
             except BeepHostError as exc:
+                note = operator_note(exc, getattr(frame.command, "session", None))
+                if note is not None:
+                    logger.warning("%s (%s from %s)", note, frame.type, self.peer)
                 reply = dispatch.error_frame(frame.id, exc)
             except Exception as exc:  # never let one request kill the connection
                 logger.exception("unexpected error serving %s", frame.type)
@@ -298,6 +326,20 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
     close = _close
+
+
+_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+def _peer(transport: asyncio.BaseTransport) -> str:
+    """The client process, for the log: a Unix socket's peer has no address."""
+    sock = transport.get_extra_info("socket")
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CREDENTIALS.size)
+        pid, uid, _ = _CREDENTIALS.unpack(raw)
+    except (AttributeError, OSError):
+        return "peer unknown"
+    return f"peer pid {pid} uid {uid}"
 
 
 def _prepare_socket_path(path: Path) -> None:
