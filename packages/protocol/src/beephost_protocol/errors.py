@@ -231,9 +231,6 @@ def error_from_wire(payload: dict[str, Any]) -> BeepHostError:
     return cls(message, data)
 
 
-# The one table per transport (docs/protocol/errors.md explains each choice). gRPC codes
-# are names of grpc.StatusCode members, so this module stays free of grpc.
-
 def operator_note(error: BeepHostError, session: str | None = None) -> str | None:
     """A line for the server's log when ``error`` means a worker died or was killed.
 
@@ -251,6 +248,9 @@ def operator_note(error: BeepHostError, session: str | None = None) -> str | Non
         return f"session {name} lost its state at the deadline: {error.message}"
     return None
 
+
+# The one table per transport (docs/protocol/errors.md explains each choice). gRPC codes
+# are names of grpc.StatusCode members, so this module stays free of grpc.
 HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_REQUEST: 400,
     ErrorCode.UNAUTHORIZED: 401,

@@ -45,11 +45,13 @@ def error_headers(error: BeepHostError) -> dict[str, str]:
 
 
 def error_response(
-    error: BeepHostError, headers: dict[str, str] | None = None
+    error: BeepHostError,
+    headers: dict[str, str] | None = None,
+    status: int | None = None,
 ) -> Response:
     return JSONBytes(
         {"error": error.to_wire()},
-        status_of(error),
+        status or status_of(error),
         {**error_headers(error), **(headers or {})},
     )
 
@@ -148,7 +150,10 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
             headers["Allow"] = ", ".join(allowed)
     error = ERROR_CLASSES[code](message, {"status": exc.status_code})
     request.scope[ERROR_CODE_KEY] = error.wire_code
-    return error_response(error, headers)
+    # 405 keeps its status (the one not from the table): HTTP clients and tools rely on
+    # it and on its Allow header (RFC 9110, 15.5.6). The body is still invalid_request.
+    status = 405 if exc.status_code == 405 else None
+    return error_response(error, headers, status)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
