@@ -28,6 +28,15 @@ class PipeClient:
         self.reader = self.sock.makefile("rb")
         self.next_id = 0
 
+    @classmethod
+    def adopt(cls, sock: socket.socket, timeout: float = 30.0) -> "PipeClient":
+        """Wrap a socket that is already connected."""
+        client = cls.__new__(cls)
+        sock.setblocking(True)
+        sock.settimeout(timeout)
+        client.sock, client.reader, client.next_id = sock, sock.makefile("rb"), 0
+        return client
+
     def send(self, message: dict[str, Any]) -> None:
         self.sock.sendall(json.dumps(message).encode() + b"\n")
 

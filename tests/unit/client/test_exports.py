@@ -13,6 +13,7 @@ PINNED = {
     "AsyncRemoteAttribute",
     "AsyncRemoteObject",
     "AsyncSession",
+    "BadReply",
     "BaseTransport",
     "BeepHostError",
     "Client",
@@ -30,6 +31,7 @@ PINNED = {
     "HTTPTransport",
     "Handle",
     "InternalError",
+    "InvalidArgument",
     "Interrupted",
     "InvalidRequest",
     "MockTransport",
@@ -45,6 +47,7 @@ PINNED = {
     "TooLarge",
     "Unauthorized",
     "Unavailable",
+    "UsageError",
     "aconnect",
     "connect",
 }

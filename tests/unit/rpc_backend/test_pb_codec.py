@@ -7,8 +7,11 @@ import pytest
 
 from beephost_pb.exec.v1 import exec_pb2 as pb
 from beephost_protocol import models, pb_codec
+from beephost_protocol.cuts import cut_middle, cut_traceback
 from beephost_protocol.errors import (
     ERROR_CLASSES,
+    MAX_MESSAGE_BYTES,
+    MAX_TRACEBACK_BYTES,
     BeepHostError,
     ErrorCode,
     ExecutionFailed,
@@ -377,8 +380,11 @@ def test_long_errors_are_cut_to_fit_metadata_keeping_the_ends() -> None:
     assert text.isascii()
     decoded = pb_codec.decode_error(text)
     assert isinstance(decoded, ExecutionFailed)
-    assert decoded.data["truncated"] == ["stdout", "traceback"]
-    assert decoded.data["traceback"].startswith("[... ")
+    # The traceback is cut as on every transport (cuts.py); only output is cut more.
+    assert decoded.data["truncated"] == ["stdout"]
+    assert decoded.data["traceback"] == cut_traceback(traceback, MAX_TRACEBACK_BYTES)
+    assert "library frames cut" in decoded.data["traceback"]
+    assert decoded.data["traceback"].startswith('  File "<cell>", line 0, in f\n')
     assert decoded.data["traceback"].endswith("ZeroDivisionError: division by zero\n")
     assert decoded.data["stdout"].endswith("last line of output\n")
     assert decoded.data["type"] == "ZeroDivisionError"
@@ -394,8 +400,8 @@ def test_errors_without_long_strings_fall_back_to_a_bare_object() -> None:
     assert len(text) <= pb_codec.MAX_ERROR_BYTES
     decoded = pb_codec.decode_error(text)
     assert isinstance(decoded, InvalidRequest)
-    assert decoded.data == {"truncated": True}
-    assert decoded.message == ("bad " * 1000)[:512]
+    assert decoded.data == {"truncated": ["errors"]}
+    assert decoded.message == cut_middle("bad " * 1000, MAX_MESSAGE_BYTES)
 
 
 @pytest.mark.parametrize("limit", [200, 1000, 5000])

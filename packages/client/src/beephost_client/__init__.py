@@ -19,7 +19,14 @@ from beephost_client._async._client import (
 from beephost_client._async._sugar import AsyncRemoteAttribute
 from beephost_client._config import SCHEMES, Timeout
 from beephost_client._connect import aconnect, connect
-from beephost_client._exceptions import ConnectError, ConnectionLost, ErrorReply
+from beephost_client._exceptions import (
+    BadReply,
+    ConnectError,
+    ConnectionLost,
+    ErrorReply,
+    InvalidArgument,
+    UsageError,
+)
 from beephost_client._models import ExecResult, OutputChunk, SessionDescription
 from beephost_client._sync._client import Client, ExecStream, RemoteObject, Session
 from beephost_client._transports.base import AsyncBaseTransport, BaseTransport
@@ -69,6 +76,7 @@ __all__ = [
     "AsyncRemoteAttribute",
     "AsyncRemoteObject",
     "AsyncSession",
+    "BadReply",
     "BaseTransport",
     "BeepHostError",
     "Client",
@@ -87,6 +95,7 @@ __all__ = [
     "Handle",
     "InternalError",
     "Interrupted",
+    "InvalidArgument",
     "InvalidRequest",
     "MockTransport",
     "NotFound",
@@ -101,6 +110,7 @@ __all__ = [
     "TooLarge",
     "Unauthorized",
     "Unavailable",
+    "UsageError",
     "aconnect",
     "connect",
 ]

@@ -7,13 +7,23 @@ sync and async clients (``_sync/_client.py``, ``_async/_client.py``) only add th
 """
 
 import collections
+import functools
 import math
 import threading
 import weakref
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, ParamSpec, TypeVar
+
+from pydantic import ValidationError
 
 from beephost_client._config import Timeout, as_timeout
-from beephost_client._exceptions import ConnectError, ConnectionLost
+from beephost_client._exceptions import (
+    BadReply,
+    ConnectError,
+    ConnectionLost,
+    InvalidArgument,
+    UsageError,
+)
 from beephost_client._models import ExecResult, SessionDescription, session_description
 from beephost_protocol import (
     DEFAULT_SESSION,
@@ -65,6 +75,59 @@ _SCALARS = (str, int, bool, type(None))
 _SCALARS_AND_FLOAT = (*_SCALARS, float)
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _arguments(build: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A command builder whose bad arguments raise InvalidArgument, not the raw error.
+
+    pydantic's ValidationError (a value nested too deeply, a wrong type), the encoder's
+    TypeError (a value that cannot travel) and RecursionError (a value that contains
+    itself) become one documented class, chained to the original.
+    """
+
+    @functools.wraps(build)
+    def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return build(*args, **kwargs)
+        except BeepHostError:
+            raise
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}"
+                for e in exc.errors(include_url=False)[:5]
+            )
+            raise InvalidArgument(f"invalid argument: {problems}") from exc
+        except (ValueError, TypeError) as exc:
+            raise InvalidArgument(f"invalid argument: {exc}") from exc
+        except RecursionError as exc:
+            raise InvalidArgument(
+                "invalid argument: a value that contains itself cannot travel by value"
+            ) from exc
+
+    return checked
+
+
+def _reply(decode: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A reply decoder whose failures (a reply not in the protocol's shape) raise
+    BadReply, chained to the KeyError, ValueError or TypeError underneath."""
+
+    @functools.wraps(decode)
+    def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return decode(*args, **kwargs)
+        except BeepHostError:
+            raise
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise BadReply(
+                f"the server's reply is not in the protocol's shape: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    return checked
+
+
 class ProxyBase:
     """State every remote-object proxy carries; the client fills it in."""
 
@@ -113,7 +176,7 @@ class BaseClient:
         if value is None:
             return self._timeout.request
         if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-            raise ValueError(f"timeout must be a finite number > 0: {value!r}")
+            raise InvalidArgument(f"timeout must be a finite number > 0: {value!r}")
         return float(value)
 
     def _wait(self, deadline: float) -> float:
@@ -121,10 +184,11 @@ class BaseClient:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError("the client is closed")
+            raise UsageError("the client is closed")
 
     # -- commands ----------------------------------------------------------------------
 
+    @_arguments
     def _evaluate(
         self,
         sid: str,
@@ -139,11 +203,13 @@ class BaseClient:
             expression=expression, locals=encoded, session=sid, timeout=deadline
         )
 
+    @_arguments
     def _execute(
         self, sid: str, code: str, deadline: float, *, stream: bool
     ) -> Execute:
         return Execute(code=code, session=sid, timeout=deadline, stream=stream)
 
+    @_arguments
     def _create(
         self,
         sid: str,
@@ -160,6 +226,7 @@ class BaseClient:
             timeout=deadline,
         )
 
+    @_arguments
     def _get_attr(self, proxy: ProxyBase, name: str, deadline: float) -> ObjectGetAttr:
         return ObjectGetAttr(
             handle=self._live_handle(proxy),
@@ -168,6 +235,7 @@ class BaseClient:
             timeout=deadline,
         )
 
+    @_arguments
     def _set_attr(
         self, proxy: ProxyBase, name: str, value: Any, deadline: float
     ) -> ObjectSetAttr:
@@ -179,6 +247,7 @@ class BaseClient:
             timeout=deadline,
         )
 
+    @_arguments
     def _call(
         self,
         proxy: ProxyBase,
@@ -197,24 +266,30 @@ class BaseClient:
             timeout=deadline,
         )
 
+    @_arguments
     def _release(self, sid: str, handles: list[str], deadline: float) -> ObjectRelease:
         return ObjectRelease(handles=handles, session=sid, timeout=deadline)
 
+    @_arguments
     def _list_objects(self, sid: str, deadline: float) -> ObjectList:
         return ObjectList(session=sid, timeout=deadline)
 
+    @_arguments
     def _info(self, sid: str, deadline: float) -> SessionInfo:
         return SessionInfo(session=sid, timeout=deadline)
 
     @staticmethod
+    @_arguments
     def _interrupt(sid: str) -> Interrupt:
         return Interrupt(session=sid)
 
     @staticmethod
+    @_arguments
     def _open_session(ttl: float | None) -> SessionOpen:
         return SessionOpen(ttl=ttl)
 
     @staticmethod
+    @_arguments
     def _close_session(sid: str) -> SessionClose:
         return SessionClose(session=sid)
 
@@ -233,7 +308,7 @@ class BaseClient:
     def _unwrap(self, value: Any, sid: str) -> Any:
         if isinstance(value, ProxyBase):
             if value._sid != sid:
-                raise ValueError(
+                raise InvalidArgument(
                     f"{value!r} lives in session {value._sid!r}, not {sid!r}: "
                     "remote objects cannot cross sessions"
                 )
@@ -248,6 +323,7 @@ class BaseClient:
             }
         return value
 
+    @_reply
     def _decode(self, raw: Any, sid: str) -> Any:
         """Wire value to Python; handles become proxies bound to this client."""
         if isinstance(raw, _SCALARS_AND_FLOAT):
@@ -265,9 +341,11 @@ class BaseClient:
             return {self._wrap(k, sid): self._wrap(v, sid) for k, v in value.items()}
         return value
 
+    @_reply
     def _value(self, result: dict[str, Any], sid: str) -> Any:
         return self._decode(result.get("value"), sid)
 
+    @_reply
     def _exec_result(self, result: dict[str, Any], sid: str) -> ExecResult:
         return ExecResult(
             stdout=str(result.get("stdout", "")),
@@ -279,10 +357,17 @@ class BaseClient:
         )
 
     @staticmethod
+    @_reply
     def _description(result: dict[str, Any]) -> SessionDescription:
         return session_description(result)
 
     @staticmethod
+    @_reply
+    def _session_opened(result: dict[str, Any]) -> tuple[str, Any]:
+        return str(result["session"]), result.get("ttl")
+
+    @staticmethod
+    @_reply
     def _handle_list(result: dict[str, Any]) -> list[Handle]:
         return [
             Handle(str(h["id"]), str(h.get("type", "")), str(h.get("repr", "")))

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from beephost_client._exceptions import InvalidArgument
+
 if TYPE_CHECKING:
     from beephost_client._transports.base import AsyncBaseTransport, BaseTransport
 
@@ -39,7 +41,7 @@ class Timeout:
                 or not math.isfinite(value)
                 or value <= 0
             ):
-                raise ValueError(
+                raise InvalidArgument(
                     f"Timeout.{name} must be a finite number > 0: {value!r}"
                 )
 
@@ -79,7 +81,9 @@ def transport_kind(url: str) -> str:
         return SCHEMES[scheme]
     except KeyError:
         known = ", ".join(f"{s}://" for s in SCHEMES)
-        raise ValueError(f"unsupported URL {url!r}: expected one of {known}") from None
+        raise InvalidArgument(
+            f"unsupported URL {url!r}: expected one of {known}"
+        ) from None
 
 
 def unix_path(url: str) -> str:
@@ -87,7 +91,7 @@ def unix_path(url: str) -> str:
     parts = urlsplit(url)
     path = (parts.netloc + parts.path) if parts.netloc else parts.path
     if not path:
-        raise ValueError(f"no socket path in {url!r}")
+        raise InvalidArgument(f"no socket path in {url!r}")
     return path
 
 

@@ -4,9 +4,18 @@ Every error the SDK raises is a :class:`~beephost_protocol.errors.BeepHostError`
 a transport observed is chained as ``__cause__``::
 
     BeepHostError
-    └── Unavailable
-        ├── ConnectError        no connection could be made: the request was not sent
-        └── ConnectionLost      the connection broke after sending: outcome unknown
+    ├── Unavailable
+    │   ├── ConnectError        no connection could be made: the request was not sent
+    │   └── ConnectionLost      the connection broke after sending: outcome unknown
+    ├── InvalidRequest
+    │   ├── InvalidArgument     a bad argument, refused before anything is sent
+    │   └── UsageError          a closed client or session, a stream not read to its end
+    └── InternalError
+        └── BadReply            a reply the SDK cannot read (not the protocol's shape)
+
+The client-side classes also derive from the built-in exception Python code expects
+for that mistake (``InvalidArgument`` from ValueError and TypeError, ``UsageError``
+from RuntimeError), so existing ``except ValueError:`` code keeps working.
 
     ErrorReply (not a BeepHostError): the raw error reply, set as ``__cause__`` of the
     exception raised for an error the server answered with (pipe and HTTP).
@@ -14,7 +23,7 @@ a transport observed is chained as ``__cause__``::
 
 from typing import Any
 
-from beephost_protocol.errors import Unavailable
+from beephost_protocol.errors import InternalError, InvalidRequest, Unavailable
 
 
 class ConnectError(Unavailable):
@@ -29,6 +38,25 @@ class ConnectionLost(Unavailable):
 
     Only operations that are safe to repeat are retried after this.
     """
+
+
+class InvalidArgument(InvalidRequest, ValueError, TypeError):
+    """An argument the SDK refuses before sending anything.
+
+    A value nested too deeply or that cannot travel by value, a remote object of another
+    session, a timeout that is not a finite number > 0, an unsupported URL. The
+    underlying error (pydantic's, the encoder's) is its ``__cause__``.
+    """
+
+
+class UsageError(InvalidRequest, RuntimeError):
+    """The call does not fit the object's state: the client or session is closed or
+    not open, or a stream's result is asked for before the stream was read."""
+
+
+class BadReply(InternalError):
+    """A reply the SDK cannot read: not the protocol's shape (a proxy's error page, a
+    server bug). The decoding error is its ``__cause__``."""
 
 
 class ErrorReply(Exception):

@@ -47,7 +47,7 @@ from beephost_client._controller import (
     Response,
     Runtime,
 )
-from beephost_client._exceptions import ConnectionLost
+from beephost_client._exceptions import ConnectionLost, InvalidArgument
 from beephost_client._sync._client import Client
 from beephost_client._transports import _http11
 from beephost_client._transports._pool import Pool
@@ -129,7 +129,7 @@ def _unix_socket_path(url: str) -> str | None:
     if parts.scheme.lower() != "unix":
         return None
     if parts.netloc or not parts.path.startswith("/") or parts.query:
-        raise ValueError(f"not a unix:///absolute/socket/path URL: {url!r}")
+        raise InvalidArgument(f"not a unix:///absolute/socket/path URL: {url!r}")
     return unquote(parts.path)
 
 

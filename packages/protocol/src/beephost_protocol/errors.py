@@ -24,6 +24,30 @@ exception. An unknown code decodes to the base :class:`BeepHostError`.
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from beephost_protocol.cuts import cut_middle, cut_traceback
+
+#: Bounds of an error's text on the wire, in bytes of escaped JSON (``cuts.py``). With
+#: ``type`` and ``module`` they fit the gRPC backend's metadata budget together.
+MAX_MESSAGE_BYTES = 512
+MAX_TRACEBACK_BYTES = 4096
+MAX_ARG_BYTES = 96
+
+
+def _bounded(data: dict[str, Any]) -> dict[str, Any]:
+    traceback = data.get("traceback")
+    args = data.get("args")
+    if not isinstance(traceback, str) and not isinstance(args, list):
+        return data
+    bounded = dict(data)
+    if isinstance(traceback, str):
+        bounded["traceback"] = cut_traceback(traceback, MAX_TRACEBACK_BYTES)
+    if isinstance(args, list):
+        bounded["args"] = [
+            cut_middle(arg, MAX_ARG_BYTES) if isinstance(arg, str) else arg
+            for arg in args
+        ]
+    return bounded
+
 
 class ErrorCode(StrEnum):
     """Machine-readable error codes, identical on every transport."""
@@ -63,8 +87,16 @@ class BeepHostError(Exception):
         return (self.code or ErrorCode.INTERNAL).value
 
     def to_wire(self) -> dict[str, Any]:
-        """Encode as the transport-neutral ``{code, message, data}`` object."""
-        return {"code": self.wire_code, "message": self.message, "data": self.data}
+        """Encode as the transport-neutral ``{code, message, data}`` object.
+
+        Long text is cut here, once for every transport (``cuts.py``): the message, the
+        ``traceback`` and string ``args`` in ``data``. ``type`` and ``module`` never are.
+        """
+        return {
+            "code": self.wire_code,
+            "message": cut_middle(self.message, MAX_MESSAGE_BYTES),
+            "data": _bounded(self.data),
+        }
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
@@ -197,6 +229,24 @@ def error_from_wire(payload: dict[str, Any]) -> BeepHostError:
         error.data.setdefault("code", payload.get("code"))
         return error
     return cls(message, data)
+
+
+def operator_note(error: BeepHostError, session: str | None = None) -> str | None:
+    """A line for the server's log when ``error`` means a worker died or was killed.
+
+    Backends log it (WARNING, with the peer) when a request gets such an error: the core
+    reports these to the request, not to the log. ``session`` is the request's, for
+    errors whose ``data`` does not name it. None for every other error.
+    """
+    name = error.data.get("session") or session or "default"
+    if isinstance(error, SessionLost):
+        reason = str(error.data.get("reason") or error.message)
+        if reason.startswith("expired"):
+            return None  # the core logs the expiry itself
+        return f"session {name} lost its worker: {reason}"
+    if isinstance(error, ExecutionTimeout) and error.data.get("state_lost"):
+        return f"session {name} lost its state at the deadline: {error.message}"
+    return None
 
 
 # The one table per transport (docs/protocol/errors.md explains each choice). gRPC codes

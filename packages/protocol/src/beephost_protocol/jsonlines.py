@@ -20,6 +20,15 @@ def encode(message: dict[str, Any]) -> bytes:
         return _encode_ascii(message).encode() + b"\n"
 
 
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+#: Strict JSON text to Python: ``NaN``, ``Infinity`` and ``-Infinity`` (which ``json``
+#: accepts by default) raise ValueError, as every transport refuses them.
+decode_strict = json.JSONDecoder(parse_constant=_reject_constant).decode
+
+
 _HEAD = 256  # bytes of an over-long line kept, so its request id can still be read
 
 

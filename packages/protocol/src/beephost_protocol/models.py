@@ -21,7 +21,8 @@ _Values = TypeVar("_Values", list[Any], dict[str, Any])
 
 
 def _check_depth(value: Any) -> None:
-    """Refuse ``value`` if its lists and objects nest deeper than MAX_VALUE_DEPTH."""
+    """Refuse ``value`` if its lists and objects nest deeper than MAX_VALUE_DEPTH,
+    or if it holds a malformed ``$handle``."""
     if not isinstance(value, dict | list):
         return
     # Only containers are queued: a list of a million numbers is one pass, no tuples.
@@ -30,9 +31,32 @@ def _check_depth(value: Any) -> None:
         item, depth = pending.pop()
         if depth > MAX_VALUE_DEPTH:
             raise ValueError(f"a value nested deeper than {MAX_VALUE_DEPTH} levels")
-        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, list):
+            children: Any = item
+        elif len(item) != 1:
+            children = item.values()
+        elif "$handle" in item:
+            _check_handle(item["$handle"])
+            continue
+        elif isinstance(inner := item.get("$dict"), dict):
+            # The object inside `$dict` is plain (its keys are no tags): only its
+            # values are values, one level further down.
+            if depth + 1 > MAX_VALUE_DEPTH:
+                raise ValueError(f"a value nested deeper than {MAX_VALUE_DEPTH} levels")
+            children, depth = inner.values(), depth + 1
+        else:
+            children = item.values()
         pending.extend(
             (child, depth + 1) for child in children if isinstance(child, dict | list)
+        )
+
+
+def _check_handle(inner: Any) -> None:
+    # A made-up id would be `not_found`; a malformed reference is the sender's error.
+    if not isinstance(inner, dict) or not isinstance(inner.get("id"), str):
+        raise ValueError(
+            'a $handle must be {"$handle": {"id": "<handle id>"}}'
+            " with the id as a string"
         )
 
 

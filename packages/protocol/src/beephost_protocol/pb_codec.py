@@ -76,8 +76,13 @@ TIMEOUT_METADATA_KEY = "beephost-timeout"
 
 MAX_ERROR_BYTES = 6144
 """Upper bound on the encoded error object. gRPC clients refuse more than 8 KiB of
-metadata by default, so longer string fields of ``data`` are shortened to fit (keeping
-their ends, where tracebacks and output say the most) and named in ``data["truncated"]``."""
+metadata by default. The message, ``type``, ``module``, ``traceback`` and ``args`` are
+already cut to fit, identically on every transport (``cuts.py``); longer other string
+fields of ``data`` (output) are shortened to the rest, keeping their ends, and named in
+``data["truncated"]``."""
+
+# Cut by every transport alike (BeepHostError.to_wire), never again here.
+_SAME_EVERYWHERE = frozenset({"type", "module", "traceback", "args"})
 
 CommandT = TypeVar("CommandT", bound=models.Command)
 
@@ -685,8 +690,9 @@ def encode_error(error: BeepHostError, limit: int = MAX_ERROR_BYTES) -> str:
 
     gRPC metadata values must be printable ASCII and small, so non-ASCII characters are
     escaped and, when the object is over ``limit`` bytes, its longest string fields in
-    ``data`` are cut from the front (``"[... N characters cut] "`` marks the cut) and
-    listed in ``data["truncated"]``.
+    ``data`` other than those every transport cuts alike (``MAX_ERROR_BYTES``) are cut
+    from the front (``"[... N characters cut] "`` marks the cut) and listed in
+    ``data["truncated"]``.
 
     Example:
         >>> encode_error(InvalidRequest("bad"))
@@ -704,12 +710,16 @@ def encode_error(error: BeepHostError, limit: int = MAX_ERROR_BYTES) -> str:
 
 
 def _shrink(payload: dict[str, Any], limit: int) -> str:
-    message = str(payload["message"])[:1024]
+    message = str(payload["message"])
     data = dict(payload["data"])
     # Long strings share what is left fairly; each keeps its tail (a traceback ends
     # with the exception, output with its last lines). Characters escape to 1 to 12
     # bytes, so sizes are measured, not computed, and a few rounds converge.
-    originals = {k: v for k, v in data.items() if isinstance(v, str) and len(v) > 64}
+    originals = {
+        k: v
+        for k, v in data.items()
+        if isinstance(v, str) and len(v) > 64 and k not in _SAME_EVERYWHERE
+    }
     # No string keeps more characters than the limit has bytes: start from there.
     keep = {key: min(len(value), limit) for key, value in originals.items()}
     for _ in range(16):
@@ -734,8 +744,15 @@ def _shrink(payload: dict[str, Any], limit: int) -> str:
                 keep[key] = max(
                     0, min(keep[key] - 1, keep[key] * cap // sizes[key] - 40)
                 )
+    # What every transport shows alike stays; the rest goes.
+    kept = {k: v for k, v in payload["data"].items() if k in _SAME_EVERYWHERE}
+    dropped = sorted(k for k in payload["data"] if k not in _SAME_EVERYWHERE)
     fallback: str = _encode_ascii(
-        {"code": payload["code"], "message": message[:512], "data": {"truncated": True}}
+        {
+            "code": payload["code"],
+            "message": message,
+            "data": {**kept, "truncated": dropped},
+        }
     )
     return fallback
 

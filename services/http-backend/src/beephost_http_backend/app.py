@@ -89,6 +89,14 @@ def _fix_schema(schema: dict[str, Any], secured: bool) -> None:
         for operation in operations.values():
             if secured and path not in ("/health", "/ready"):
                 operation["security"] = [{"bearerAuth": []}]
+            for parameter in operation.get("parameters", []):
+                if parameter.get("name") == "X-Beephost-Timeout":
+                    # An absent header is the null: as a value, "null" is no number.
+                    parameter["schema"] = {
+                        "type": "number",
+                        "exclusiveMinimum": 0,
+                        "title": "X-Beephost-Timeout",
+                    }
             responses = operation.get("responses", {})
             fastapi_422 = responses.get("422", {}).get("content", {})
             if (

@@ -13,11 +13,18 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.types import Scope
 
 from beephost_http_backend.responses import JSONBytes
+from beephost_http_backend.routing import allowed_methods
 from beephost_http_backend.schemas import ErrorResponse
 from beephost_protocol import HTTP_STATUS, BeepHostError, ErrorCode
-from beephost_protocol.errors import ERROR_CLASSES, InternalError, InvalidRequest
+from beephost_protocol.errors import (
+    ERROR_CLASSES,
+    InternalError,
+    InvalidRequest,
+    operator_note,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +45,13 @@ def error_headers(error: BeepHostError) -> dict[str, str]:
 
 
 def error_response(
-    error: BeepHostError, headers: dict[str, str] | None = None
+    error: BeepHostError,
+    headers: dict[str, str] | None = None,
+    status: int | None = None,
 ) -> Response:
     return JSONBytes(
         {"error": error.to_wire()},
-        status_of(error),
+        status or status_of(error),
         {**error_headers(error), **(headers or {})},
     )
 
@@ -64,11 +73,21 @@ def _clean(errors: Any) -> list[dict[str, Any]]:
     return [
         {
             "loc": [str(part) for part in err.get("loc", ())],
-            "msg": str(err.get("msg", "")),
+            "msg": _message(err),
             "type": str(err.get("type", "")),
         }
         for err in errors
     ]
+
+
+def _message(err: Any) -> str:
+    message = str(err.get("msg", ""))
+    # FastAPI's "JSON decode error" keeps the reason (e.g. "NaN is not valid JSON")
+    # in its context.
+    reason = (err.get("ctx") or {}).get("error")
+    if err.get("type") == "json_invalid" and isinstance(reason, str) and reason:
+        message = f"{message}: {reason}"
+    return message
 
 
 def invalid_request(errors: Any) -> InvalidRequest:
@@ -84,8 +103,20 @@ def _remember(request: Request, error: BeepHostError) -> Response:
     return error_response(error)
 
 
+def log_lost_worker(
+    scope: Scope, error: BeepHostError, session: str | None = None
+) -> None:
+    """Log a worker that died or was killed, with the session and the client."""
+    note = operator_note(error, session or scope.get("path_params", {}).get("session"))
+    if note is not None:
+        client = scope.get("client")
+        peer = f"{client[0]}:{client[1]}" if client else "unknown"
+        logger.warning("%s (%s %s from %s)", note, scope["method"], scope["path"], peer)
+
+
 async def _on_beephost_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BeepHostError)
+    log_lost_worker(request.scope, exc)
     return _remember(request, exc)
 
 
@@ -107,13 +138,22 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
             ErrorCode.INTERNAL if exc.status_code >= 500 else ErrorCode.INVALID_REQUEST
         )
     message = str(exc.detail)
+    headers = dict(exc.headers or {})
     if exc.status_code == 404:
         message = f"no route {request.method} {request.url.path}"
     elif exc.status_code == 405:
         message = f"{request.method} is not allowed on {request.url.path}"
+        # Starlette names the methods of the first route on the path only.
+        app = request.scope.get("app")
+        if app is not None:
+            allowed = allowed_methods(app.router.routes, request.scope)
+            headers["Allow"] = ", ".join(allowed)
     error = ERROR_CLASSES[code](message, {"status": exc.status_code})
     request.scope[ERROR_CODE_KEY] = error.wire_code
-    return error_response(error, dict(exc.headers or {}))
+    # 405 keeps its status (the one not from the table): HTTP clients and tools rely on
+    # it and on its Allow header (RFC 9110, 15.5.6). The body is still invalid_request.
+    status = 405 if exc.status_code == 405 else None
+    return error_response(error, headers, status)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:

@@ -18,7 +18,11 @@ from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
 from beephost_http_backend.commands import eval_command, exec_command, parse_deadline
-from beephost_http_backend.errors import ERROR_CODE_KEY, error_response
+from beephost_http_backend.errors import (
+    ERROR_CODE_KEY,
+    error_response,
+    log_lost_worker,
+)
 from beephost_http_backend.responses import encode
 from beephost_http_backend.schemas import ExecRequest
 from beephost_http_backend.state import BackendState
@@ -72,6 +76,10 @@ class FastLane:
         try:
             if deadline_header is not None and deadline is None:
                 raise ValueError("invalid X-Beephost-Timeout")
+            if b"NaN" in raw or b"Infinity" in raw:
+                # pydantic's JSON reads them; the routed path tells a constant (not
+                # JSON) from the same letters in a string.
+                raise ValueError("maybe a non-finite constant")
             command = decode(raw, deadline)
         except (ValidationError, ValueError):
             await fallback(scope, _Replay(raw, receive).receive, send)
@@ -80,6 +88,7 @@ class FastLane:
         try:
             result = await self.state.executor.run(command)
         except BeepHostError as exc:
+            log_lost_worker(scope, exc, getattr(command, "session", None))
             scope[ERROR_CODE_KEY] = exc.wire_code
             await error_response(exc)(scope, receive, send)
             return

@@ -28,6 +28,7 @@ from beephost_http_backend.state import BackendState
 from beephost_protocol.errors import (
     BeepHostError,
     InternalError,
+    InvalidRequest,
     TooLarge,
     Unauthorized,
     Unavailable,
@@ -61,6 +62,7 @@ class RequestGate:
         if root and path.startswith(root):
             path = path[len(root) :] or "/"
         authorization = length = content_type = deadline = None
+        chunked = False
         for name, value in scope["headers"]:
             if name == b"authorization":
                 # Two are ambiguous (which one would a proxy have checked?): refused
@@ -72,11 +74,15 @@ class RequestGate:
                 content_type = value
             elif name == b"x-beephost-timeout":
                 deadline = value
+            elif name == b"transfer-encoding":
+                chunked = True
         progress = _Progress(send)
         metrics = self.state.metrics
         metrics.in_progress.inc()
         try:
-            refusal = self._refusal(path, authorization, length)
+            refusal = self._refusal(path, authorization, length) or _not_json(
+                path, content_type, chunked or length not in (None, b"0")
+            )
             if refusal is not None:
                 scope[ERROR_CODE_KEY] = refusal.wire_code
                 await error_response(refusal)(scope, receive, progress.send)
@@ -92,6 +98,9 @@ class RequestGate:
                 await self.fast.serve(
                     path, scope, receive, progress.send, deadline, self.app
                 )
+                return
+            if scope["method"] == "HEAD":
+                await self._head(scope, receive, progress.send)
                 return
             await self.app(scope, receive, progress.send)
         except asyncio.CancelledError:
@@ -121,6 +130,18 @@ class RequestGate:
         finally:
             metrics.in_progress.dec()
             self._record(scope, path, progress, time.perf_counter() - started)
+
+    async def _head(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # HEAD is GET without the body (RFC 9110, 9.3.2), and FastAPI routes list GET
+        # only: route it as GET. uvicorn reads the method from this scope, still HEAD,
+        # and sends no body.
+        routed = {**scope, "method": "GET"}
+        try:
+            await self.app(routed, receive, send)
+        finally:
+            for key in ("route", ERROR_CODE_KEY):
+                if key in routed:
+                    scope[key] = routed[key]
 
     def _refusal(
         self, path: str, authorization: bytes | None, length: bytes | None
@@ -253,6 +274,24 @@ def _bearer_matches(authorization: bytes | None, expected: TokenCheck) -> bool:
     scheme, _, presented = authorization.partition(b" ")
     matches = expected.matches(presented.strip())
     return matches and scheme.lower() == b"bearer"
+
+
+def _not_json(
+    path: str, content_type: bytes | None, has_body: bool
+) -> BeepHostError | None:
+    # Every API body is JSON. Refused before the body is read, naming the type, rather
+    # than read and then failed by validation as "not a valid dictionary".
+    if not has_body or not path.startswith("/api/"):
+        return None
+    media = (content_type or b"").partition(b";")[0].strip().lower()
+    if media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    ):
+        return None
+    shown = media.decode("latin-1") or "none"
+    message = f"the body must be JSON (Content-Type: application/json), not {shown}"
+    detail = {"loc": ["header", "content-type"], "msg": message, "type": "media_type"}
+    return InvalidRequest(message, {"status": 415, "errors": [detail]})
 
 
 def _is_plain_json(content_type: bytes) -> bool:

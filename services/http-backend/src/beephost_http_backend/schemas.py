@@ -50,6 +50,10 @@ class SessionOpenRequest(_Body):
     )
 
 
+#: Python identifiers joined by "." (or ":" before the attribute path).
+DOTTED_NAME = r"^[^\W\d]\w*(?:[.:][^\W\d]\w*)*$"
+
+
 class ObjectCreateRequest(_Body):
     """Call a dotted callable path (``collections.Counter``) and keep the result."""
 
@@ -57,6 +61,8 @@ class ObjectCreateRequest(_Body):
         min_length=1,
         description="Dotted path of a callable: module attribute, builtin or a name "
         "in the session's namespace.",
+        # Documented only: the worker checks it, with the same error on every transport.
+        json_schema_extra={"pattern": DOTTED_NAME},
     )
     args: list[Any] = Field(
         default_factory=list, description="Positional arguments (wire values)."

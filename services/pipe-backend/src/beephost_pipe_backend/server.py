@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import stat
+import struct
 from pathlib import Path
 
 from prometheus_client import Counter, Gauge
@@ -21,6 +22,7 @@ from beephost_protocol.errors import (
     InternalError,
     Unauthorized,
     Unavailable,
+    operator_note,
 )
 
 logger = logging.getLogger(__name__)
@@ -64,7 +66,11 @@ class PipeServer:
         _prepare_socket_path(self.path)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_unix_server(
-            lambda: Connection(self), path=str(self.path)
+            lambda: Connection(self),
+            path=str(self.path),
+            # A burst up to the connection limit queues in the kernel and then gets
+            # `unavailable` from us past the limit, never EAGAIN from connect().
+            backlog=self.settings.max_connections + 1,
         )
         os.chmod(self.path, self.settings.socket_mode)
         logger.info("listening on %s", self.path)
@@ -119,12 +125,19 @@ class Connection(asyncio.Protocol):
         self.reading_paused = False
         self.backlog: collections.deque[bytes] = collections.deque()
         self._writable: asyncio.Future[None] | None = None
+        self.peer = "peer unknown"
 
     # -- transport callbacks ------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        self.peer = _peer(transport)
         if len(self.server.connections) >= self.settings.max_connections:
+            logger.warning(
+                "turned away %s: %d connections open, the limit",
+                self.peer,
+                len(self.server.connections),
+            )
             self._write(dispatch.error_frame(None, Unavailable("too many connections")))
             self._close()
             return
@@ -146,27 +159,44 @@ class Connection(asyncio.Protocol):
             self._writable.set_result(None)
 
     def pause_writing(self) -> None:
+        # Unsent output is over the transport's high-water mark: read no new frames
+        # until the client catches up (a client that never reads must not grow us).
         self._writable = asyncio.get_running_loop().create_future()
+        self._pause_reading()
 
     def resume_writing(self) -> None:
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
         self._writable = None
+        self._drain_backlog()
 
     def data_received(self, data: bytes) -> None:
         for line in self.decoder.feed(data):
             if self.closing:
                 return
             if isinstance(line, LineTooLong):
+                logger.info(
+                    "dropped a %d-byte frame from %s: over the %d-byte limit",
+                    line.size,
+                    self.peer,
+                    self.settings.max_frame_bytes,
+                )
                 self.server.reject("too_large")
                 self._write(
                     dispatch.too_long_error(line, self.settings.max_frame_bytes)
                 )
-            elif self.backlog or len(self.tasks) >= self.settings.max_inflight:
-                self.backlog.append(line)  # over the in-flight bound: wait for a slot
+            elif self._held_back():
+                self.backlog.append(line)  # wait for a slot, or for the client to read
                 self._pause_reading()
             elif line.strip():
                 self._on_line(line)
+
+    def _held_back(self) -> bool:
+        return (
+            bool(self.backlog)
+            or len(self.tasks) >= self.settings.max_inflight
+            or self._writable is not None
+        )
 
     def _pause_reading(self) -> None:
         if not self.reading_paused and self.transport is not None:
@@ -179,6 +209,12 @@ class Connection(asyncio.Protocol):
         try:
             frame = dispatch.decode_frame(line)
         except dispatch.FrameError as exc:
+            logger.info(
+                "dropped a bad frame from %s: %s: %.200s",
+                self.peer,
+                exc.error.wire_code,
+                exc.error.message,
+            )
             self.server.reject(exc.error.wire_code)
             self._write(dispatch.error_frame(exc.id, exc.error))
             return
@@ -196,6 +232,9 @@ class Connection(asyncio.Protocol):
         elif frame.type == "hello":
             self._hello(frame)
         else:
+            logger.warning(
+                "refused %s: %.64r before 'hello' with the token", self.peer, frame.type
+            )
             self.server.reject("unauthorized")
             error = Unauthorized(
                 "this server requires a token: send 'hello' with it first"
@@ -205,6 +244,7 @@ class Connection(asyncio.Protocol):
 
     def _hello(self, frame: dispatch.Frame) -> None:
         if not self.server.check_token(frame.params.get("token")):
+            logger.warning("refused %s: invalid token", self.peer)  # never the token
             self.server.reject("unauthorized")
             self._write(dispatch.error_frame(frame.id, Unauthorized("invalid token")))
             self._close()
@@ -234,15 +274,19 @@ class Connection(asyncio.Protocol):
                     frame.command, on_event, owner=self
                 )
                 reply = dispatch.result_frame(frame.id, result)
+                del result  # only the encoded reply waits for the client
             except BeepHostError as exc:
+                note = operator_note(exc, getattr(frame.command, "session", None))
+                if note is not None:
+                    logger.warning("%s (%s from %s)", note, frame.type, self.peer)
                 reply = dispatch.error_frame(frame.id, exc)
             except Exception as exc:  # never let one request kill the connection
                 logger.exception("unexpected error serving %s", frame.type)
                 reply = dispatch.error_frame(frame.id, InternalError(str(exc)))
-            if self._writable is not None:
-                await (
-                    self._writable
-                )  # the client reads slowly: wait instead of buffering
+            # The client reads slowly: wait instead of buffering. A loop, so the
+            # replies that waited go out one per resume, not all at once.
+            while self._writable is not None and not self.closing:
+                await self._writable
         except asyncio.CancelledError:
             # Shutdown outlived the drain: every request still gets an answer.
             if reply is None:
@@ -256,11 +300,23 @@ class Connection(asyncio.Protocol):
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
-        while self.backlog and len(self.tasks) < self.settings.max_inflight:
+        self._drain_backlog()
+
+    def _drain_backlog(self) -> None:
+        while (
+            self.backlog
+            and len(self.tasks) < self.settings.max_inflight
+            and self._writable is None
+        ):
             line = self.backlog.popleft()
             if line.strip() and not self.closing:
                 self._on_line(line)
-        paused = self.reading_paused and not self.backlog and not self.closing
+        paused = (
+            self.reading_paused
+            and not self.backlog
+            and self._writable is None
+            and not self.closing
+        )
         if paused and self.transport is not None:
             self.reading_paused = False
             self.transport.resume_reading()
@@ -278,6 +334,20 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
     close = _close
+
+
+_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+def _peer(transport: asyncio.BaseTransport) -> str:
+    """The client process, for the log: a Unix socket's peer has no address."""
+    sock = transport.get_extra_info("socket")
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CREDENTIALS.size)
+        pid, uid, _ = _CREDENTIALS.unpack(raw)
+    except (AttributeError, OSError):
+        return "peer unknown"
+    return f"peer pid {pid} uid {uid}"
 
 
 def _prepare_socket_path(path: Path) -> None:

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # grpc-stubs 1.53 predates health.aio
-from grpc_reflection.v1alpha import reflection
 
 from beephost_core import Executor
 from beephost_pb.exec.v1 import exec_pb2_grpc
 from beephost_protocol import pb_codec
 from beephost_protocol.errors import BeepHostError
+from beephost_rpc_backend import reflection
 from beephost_rpc_backend.auth import Interceptor, TokenAuth
 from beephost_rpc_backend.servicer import ExecutorServicer, tolerant
 from beephost_rpc_backend.settings import Settings
@@ -63,7 +63,7 @@ class RpcServer:
             interceptors.append(
                 TokenAuth(
                     token_check,
-                    open_services=(HEALTH_SERVICE_NAME, reflection.SERVICE_NAME),
+                    open_services=(HEALTH_SERVICE_NAME, *reflection.SERVICE_NAMES),
                     on_reject=self._refused,
                 )
             )
@@ -82,9 +82,7 @@ class RpcServer:
         )
         exec_pb2_grpc.add_ExecutorServicer_to_server(self.servicer, self.grpc)
         health_pb2_grpc.add_HealthServicer_to_server(health, self.grpc)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), self.grpc
-        )
+        reflection.enable(self.grpc, (SERVICE_NAME, HEALTH_SERVICE_NAME))
         self._watcher: asyncio.Task[None] | None = None
 
     def _refused(self, method: str, error: BeepHostError) -> None:

@@ -22,6 +22,7 @@ from beephost_protocol.errors import (
     InternalError,
     InvalidRequest,
     Unavailable,
+    operator_note,
 )
 from beephost_rpc_backend import errors
 
@@ -249,7 +250,11 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
         if command is None:  # refused before the core saw it: the core counts the rest
             self.rejected.labels(error.wire_code).inc()
         what = command.COMMAND if command else "call"
-        logger.info("%s failed: %s: %s", what, error.wire_code, error.message)
+        note = operator_note(error, getattr(command, "session", None))
+        if note is not None:  # a worker died or was killed: the operator hears of it
+            logger.warning("%s (%s from peer %s)", note, what, context.peer())
+        else:
+            logger.info("%s failed: %s: %.300s", what, error.wire_code, error.message)
         await errors.abort(context, error)
 
     async def _crash(

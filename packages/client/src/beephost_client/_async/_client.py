@@ -19,6 +19,7 @@ from beephost_client._config import (
     Timeout,
     make_async_transport,
 )
+from beephost_client._exceptions import InvalidArgument, UsageError
 from beephost_client._models import ExecResult, OutputChunk, SessionDescription
 from beephost_client._transports.base import AsyncBaseTransport, AsyncStream
 from beephost_protocol import DEFAULT_SESSION, Command, Execute, Handle
@@ -296,7 +297,7 @@ class AsyncClient(_base.BaseClient, _AsyncSessionOps):
         super().__init__(timeout)
         if transport is None:
             if url is None:
-                raise ValueError("give a URL or a transport")
+                raise InvalidArgument("give a URL or a transport")
             transport = make_async_transport(url, token=token, timeout=self._timeout)
         self._transport = transport
         self._client = self
@@ -455,9 +456,9 @@ class AsyncSession(_AsyncSessionOps):
 
     def _session_id(self) -> str:
         if self._id is None:
-            raise RuntimeError("the session is not open: use `async with` or open()")
+            raise UsageError("the session is not open: use `async with` or open()")
         if self._closed:
-            raise RuntimeError(f"session {self._id!r} is closed")
+            raise UsageError(f"session {self._id!r} is closed")
         return self._id
 
     @property
@@ -468,7 +469,7 @@ class AsyncSession(_AsyncSessionOps):
             RuntimeError: The session was never opened.
         """
         if self._id is None:
-            raise RuntimeError("the session is not open: use `async with` or open()")
+            raise UsageError("the session is not open: use `async with` or open()")
         return self._id
 
     @property
@@ -499,8 +500,8 @@ class AsyncSession(_AsyncSessionOps):
             result = await client._request(
                 client._open_session(self._ttl), client.timeout.request
             )
-            self._id = str(result["session"])
-            self._ttl = result.get("ttl", self._ttl)
+            self._id, ttl = client._session_opened(result)
+            self._ttl = self._ttl if ttl is None else ttl
         return self
 
     async def aclose(self) -> None:
@@ -685,7 +686,7 @@ class AsyncExecStream:
             RuntimeError: The stream was not read to its end.
         """
         if self._result is None:
-            raise RuntimeError("the stream has not been read to its end")
+            raise UsageError("the stream has not been read to its end")
         return self._result
 
     def __aiter__(self) -> Self:

@@ -7,6 +7,8 @@ a lazy :class:`AsyncRemoteAttribute`; the sync twin is ``_sync/_sugar.py``.
 from collections.abc import Awaitable, Generator
 from typing import Any, Protocol
 
+from beephost_client._exceptions import InvalidArgument
+
 
 class _Proxy(Protocol):
     def get(self, name: str, *, timeout: float | None = None) -> Awaitable[Any]: ...
@@ -47,7 +49,7 @@ def attribute(proxy: _Proxy, name: str) -> AsyncRemoteAttribute:
 
 
 def assign(proxy: _Proxy, name: str, value: Any) -> None:
-    raise TypeError(
+    raise InvalidArgument(
         f"cannot assign {name!r} on an async proxy without awaiting: "
         f"use `await proxy.set({name!r}, value)`"
     )

@@ -17,6 +17,7 @@ from beephost_client._config import (
     Timeout,
     make_transport,
 )
+from beephost_client._exceptions import InvalidArgument, UsageError
 from beephost_client._models import ExecResult, OutputChunk, SessionDescription
 from beephost_client._transports.base import BaseTransport, SyncStream
 from beephost_protocol import DEFAULT_SESSION, Command, Execute, Handle
@@ -294,7 +295,7 @@ class Client(_base.BaseClient, _SessionOps):
         super().__init__(timeout)
         if transport is None:
             if url is None:
-                raise ValueError("give a URL or a transport")
+                raise InvalidArgument("give a URL or a transport")
             transport = make_transport(url, token=token, timeout=self._timeout)
         self._transport = transport
         self._client = self
@@ -453,9 +454,9 @@ class Session(_SessionOps):
 
     def _session_id(self) -> str:
         if self._id is None:
-            raise RuntimeError("the session is not open: use `with` or open()")
+            raise UsageError("the session is not open: use `with` or open()")
         if self._closed:
-            raise RuntimeError(f"session {self._id!r} is closed")
+            raise UsageError(f"session {self._id!r} is closed")
         return self._id
 
     @property
@@ -466,7 +467,7 @@ class Session(_SessionOps):
             RuntimeError: The session was never opened.
         """
         if self._id is None:
-            raise RuntimeError("the session is not open: use `with` or open()")
+            raise UsageError("the session is not open: use `with` or open()")
         return self._id
 
     @property
@@ -497,8 +498,8 @@ class Session(_SessionOps):
             result = client._request(
                 client._open_session(self._ttl), client.timeout.request
             )
-            self._id = str(result["session"])
-            self._ttl = result.get("ttl", self._ttl)
+            self._id, ttl = client._session_opened(result)
+            self._ttl = self._ttl if ttl is None else ttl
         return self
 
     def close(self) -> None:
@@ -684,7 +685,7 @@ class ExecStream:
             RuntimeError: The stream was not read to its end.
         """
         if self._result is None:
-            raise RuntimeError("the stream has not been read to its end")
+            raise UsageError("the stream has not been read to its end")
         return self._result
 
     def __iter__(self) -> Self:

@@ -13,6 +13,8 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Generic, Protocol, TypeVar
 
+from beephost_client._exceptions import UsageError
+
 
 class Connection(Protocol):
     clean: bool  # True when no request is in flight and the last reply was fully read
@@ -59,7 +61,7 @@ class Pool(Generic[C]):
         while True:
             with self._lock:
                 if self._closed:
-                    raise RuntimeError("the transport is closed")
+                    raise UsageError("the transport is closed")
                 conn = self._idle.pop() if self._idle else None
             if conn is None:
                 return self._connect()
@@ -101,7 +103,7 @@ class AsyncPool(Generic[A]):
     async def acquire(self) -> A:
         while True:
             if self._closed:
-                raise RuntimeError("the transport is closed")
+                raise UsageError("the transport is closed")
             if not self._idle:
                 return await self._connect()
             conn = self._idle.pop()

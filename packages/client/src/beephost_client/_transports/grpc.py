@@ -20,7 +20,12 @@ import grpc
 import grpc.aio
 
 from beephost_client._config import DEFAULT_TIMEOUT, Timeout
-from beephost_client._exceptions import ConnectError, ConnectionLost
+from beephost_client._exceptions import (
+    ConnectError,
+    ConnectionLost,
+    InvalidArgument,
+    UsageError,
+)
 from beephost_client._models import OutputChunk
 from beephost_client._transports.base import (
     AsyncBaseTransport,
@@ -64,7 +69,7 @@ def target_of(url: str) -> tuple[str, bool]:
     """
     parts = urlsplit(url)
     if parts.scheme not in ("grpc", "grpcs") or not parts.hostname:
-        raise ValueError(f"not a grpc:// URL with a host: {url!r}")
+        raise InvalidArgument(f"not a grpc:// URL with a host: {url!r}")
     tls = parts.scheme == "grpcs"
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     port = parts.port or (443 if tls else 50051)
@@ -240,7 +245,7 @@ class AsyncGRPCTransport(AsyncBaseTransport):
         if call is not None:
             return call
         if self._closed:
-            raise RuntimeError("the transport is closed")
+            raise UsageError("the transport is closed")
         if self._channel is None:
             if self._tls:
                 credentials = grpc.ssl_channel_credentials()

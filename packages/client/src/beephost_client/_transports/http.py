@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from beephost_client._config import DEFAULT_TIMEOUT, Timeout
-from beephost_client._exceptions import ConnectError, ConnectionLost
+from beephost_client._exceptions import ConnectError, ConnectionLost, InvalidArgument
 from beephost_client._transports import _http11
 from beephost_client._transports._pool import AsyncPool, Pool, dropped
 from beephost_client._transports.base import (
@@ -46,7 +46,7 @@ class _Endpoint:
     def __init__(self, url: str, token: str | None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL with a host: {url!r}")
+            raise InvalidArgument(f"not an http(s) URL with a host: {url!r}")
         self.url = url
         self.tls = parts.scheme == "https"
         self.host = parts.hostname

@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from beephost_client._exceptions import InvalidArgument
 from beephost_client._models import OutputChunk
 from beephost_client._transports.base import (
     AsyncBaseTransport,
@@ -46,7 +47,7 @@ class MockTransport(BaseTransport, AsyncBaseTransport):
     def handle(self, command: Command, *, timeout: float) -> dict[str, Any]:
         result = self.handler(command)
         if inspect.isawaitable(result):
-            raise TypeError("a coroutine handler needs AsyncClient")
+            raise InvalidArgument("a coroutine handler needs AsyncClient")
         return result
 
     async def handle_async(self, command: Command, *, timeout: float) -> dict[str, Any]:

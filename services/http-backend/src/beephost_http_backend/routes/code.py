@@ -7,11 +7,12 @@ from beephost_http_backend.commands import eval_command, exec_command
 from beephost_http_backend.deps import DeadlineHeader, ExecutorDep, StateDep
 from beephost_http_backend.errors import WORKER_ERRORS, documented
 from beephost_http_backend.responses import JSONBytes, NDJSONResponse
+from beephost_http_backend.routing import BackendRoute
 from beephost_http_backend.schemas import ExecRequest, StreamLine
 from beephost_http_backend.streaming import ExecStream
 from beephost_protocol.models import Evaluate, ExecResult, ValueResult
 
-router = APIRouter(prefix="/api", tags=["code"])
+router = APIRouter(prefix="/api", tags=["code"], route_class=BackendRoute)
 
 
 @router.post(

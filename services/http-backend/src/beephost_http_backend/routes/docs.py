@@ -15,8 +15,9 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from beephost_http_backend.deps import SettingsDep
+from beephost_http_backend.routing import BackendRoute
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=BackendRoute)
 
 
 @router.get("/openapi.json")

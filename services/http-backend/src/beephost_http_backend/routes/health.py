@@ -7,11 +7,12 @@ from starlette.responses import Response
 from beephost_http_backend.deps import StateDep
 from beephost_http_backend.errors import COMMON_ERRORS, documented, error_response
 from beephost_http_backend.responses import JSONBytes
+from beephost_http_backend.routing import BackendRoute
 from beephost_http_backend.schemas import ErrorResponse, Liveness, Readiness
 from beephost_protocol import ErrorCode
 from beephost_protocol.errors import Unavailable
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=BackendRoute)
 
 
 @router.get("/health", response_model=Liveness, summary="Liveness")

@@ -9,6 +9,7 @@ from beephost_http_backend.deps import DeadlineHeader, ExecutorDep
 from beephost_http_backend.errors import WORKER_ERRORS, documented
 from beephost_http_backend.responses import JSONBytes
 from beephost_http_backend.routes.sessions import SessionPath
+from beephost_http_backend.routing import BackendRoute
 from beephost_http_backend.schemas import (
     CallRequest,
     ObjectCreateRequest,
@@ -29,7 +30,9 @@ from beephost_protocol.models import (
     ValueResult,
 )
 
-router = APIRouter(prefix="/api/sessions/{session}/objects", tags=["objects"])
+router = APIRouter(
+    prefix="/api/sessions/{session}/objects", tags=["objects"], route_class=BackendRoute
+)
 
 HandlePath = Annotated[
     str, Path(min_length=1, description="Handle id, from a '$handle' value.")

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from beephost_http_backend.deps import DeadlineHeader, ExecutorDep
 from beephost_http_backend.errors import WORKER_ERRORS, documented
 from beephost_http_backend.responses import JSONBytes
+from beephost_http_backend.routing import BackendRoute
 from beephost_http_backend.schemas import SessionOpenRequest
 from beephost_protocol import ErrorCode
 from beephost_protocol.models import (
@@ -23,7 +24,7 @@ from beephost_protocol.models import (
     SessionOpened,
 )
 
-router = APIRouter(prefix="/api/sessions", tags=["sessions"])
+router = APIRouter(prefix="/api/sessions", tags=["sessions"], route_class=BackendRoute)
 
 SessionPath = Annotated[
     str,
