@@ -127,7 +127,7 @@ def create_app(
         redoc_url=None,
     )
     errors.install(app)
-    openapi.install(app)
+    openapi.install(app, settings.pythons)
     for module in (health, config, runtimes, environments, jobs, backends, docs):
         app.include_router(module.router)
 
