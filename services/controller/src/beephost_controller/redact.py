@@ -5,7 +5,8 @@ subprocesses run without secrets in their environment (runtime/tool_env.py). Wha
 still reaches a log line or a job log passes :meth:`Redactor.redact`, which replaces the
 secrets it knows (the controller's token, every ``*TOKEN*``/``*SECRET*``/``*PASSWORD*``
 setting, the backend tokens it handed out) and anything shaped like a credential (a
-bearer header, a ``?token=`` query, a ``..._TOKEN=value`` pair) with ``[redacted]``.
+bearer header, a ``?token=`` query, a ``..._TOKEN=value`` pair, a URL's password) with
+``[redacted]``.
 """
 
 import logging
@@ -25,6 +26,8 @@ _MIN_SECRET = 6
 _SHAPES = (
     re.compile(r"(?i)(\bbearer\s+)[^\s\"',;]+"),
     re.compile(r"(?i)([?&](?:token|access_token|api_key|key|password)=)[^&\s\"']+"),
+    # The password of a URL's user information (an index URL with credentials).
+    re.compile(r"(://[^/\s:@]+:)[^@\s/]+(?=@)"),
     re.compile(
         r"(?i)([A-Z0-9_]*(?:TOKEN|SECRET|PASSWORD)[A-Z0-9_]*[\"']?\s*[:=]\s*[\"']?)"
         r"(?!\[redacted\])[^\s\"',}]+"
