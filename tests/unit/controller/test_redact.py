@@ -40,6 +40,7 @@ def test_the_filter_redacts_messages_arguments_and_tracebacks() -> None:
         assert len(handler.filters) == 1
         logger.warning("job %s failed: %s", "job-1", RuntimeError(f"GET /{TOKEN}"))
         logger.warning("%s - %s %d", "127.0.0.1", f"/api?token={TOKEN}", 200)
+        logger.warning(RuntimeError(f"object message {TOKEN}"))
         try:
             raise ValueError(TOKEN)
         except ValueError:
@@ -51,4 +52,5 @@ def test_the_filter_redacts_messages_arguments_and_tracebacks() -> None:
     assert "job job-1 failed: GET /[redacted]" in out
     assert "127.0.0.1 - /api?token=[redacted] 200" in out
     assert "ValueError: [redacted]" in out
+    assert "object message [redacted]" in out
     assert isinstance(handler.filters[0], RedactingFilter)

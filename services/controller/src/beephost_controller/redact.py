@@ -85,8 +85,8 @@ class RedactingFilter(logging.Filter):
         # Arguments are redacted one by one, not merged into the message: uvicorn's
         # access formatter reads them as a tuple.
         redact = self.redactor.redact
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
+        # A message may be any object (logger.error(exc)): it is text once formatted.
+        record.msg = redact(str(record.msg))
         if isinstance(record.args, tuple):
             record.args = tuple(_redact_arg(redact, a) for a in record.args)
         elif isinstance(record.args, dict):
