@@ -8,8 +8,10 @@ own ``UV_*`` settings) and a private, empty ``HOME``; uv's cache, managed Python
 tools stay where they are (their paths are computed from the real environment).
 """
 
+import atexit
 import functools
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,8 +54,11 @@ UV_PASSED = (
 
 @functools.cache
 def private_home() -> Path:
-    """An empty directory of this process, mode 0700: HOME for every tool it runs."""
-    return Path(tempfile.mkdtemp(prefix="beephost-tool-home-"))
+    """An empty directory of this process, mode 0700: HOME for every tool it runs
+    (removed when the process exits)."""
+    home = Path(tempfile.mkdtemp(prefix="beephost-tool-home-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    return home
 
 
 def _data_dirs(source: Mapping[str, str]) -> dict[str, str]:
