@@ -18,6 +18,7 @@ from typing import Any
 import hypothesis
 import requests
 import schemathesis
+import schemathesis.checks
 from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode, Response
 from schemathesis.checks import not_a_server_error
@@ -55,6 +56,15 @@ CHECKS = [
     response_schema_conformance,
     content_type_conformance,
 ]
+
+
+def all_checks() -> list[Any]:
+    """Every check schemathesis registers (``--checks all``), ``not_a_server_error``
+    as ``not_a_server_bug``."""
+    schemathesis.checks.load_all_checks()
+    registered = schemathesis.checks.CHECKS.get_all()
+    return [not_a_server_bug] + [c for c in registered if c is not not_a_server_error]
+
 
 ALL_MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 
@@ -104,6 +114,10 @@ class FuzzPlan:
     skip: Callable[[str, Case[Any]], bool] = lambda label, case: False
     after: Callable[[str, Case[Any], Response], None] = lambda *_: None
     timeout: float = 40.0
+    #: The checks every response passes (``all_checks()`` for every one).
+    checks: Sequence[Any] = tuple(CHECKS)
+    #: Changes a generated case before it is sent (a PUT's body name to its path's).
+    prepare: Callable[[str, Case[Any]], None] = lambda label, case: None
 
 
 def fuzz(spec: dict[str, Any], plan: FuzzPlan) -> list[OperationRun]:
@@ -147,6 +161,7 @@ def _examples(
     def example(case: Case[Any]) -> None:
         if plan.skip(run.label, case):
             hypothesis.reject()
+        plan.prepare(run.label, case)
         response = case.call(
             base_url=plan.base_url,
             session=session,
@@ -156,7 +171,9 @@ def _examples(
         run.examples += 1
         run.statuses[response.status_code] += 1
         try:
-            case.validate_response(response, checks=CHECKS, headers=dict(plan.headers))
+            case.validate_response(
+                response, checks=list(plan.checks), headers=dict(plan.headers)
+            )
         except FailureGroup as exc:
             run.failures.append(f"{run.label}: {exc}")
         plan.after(run.label, case, response)

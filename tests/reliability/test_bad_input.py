@@ -38,14 +38,16 @@ from beephost_pb.exec.v1 import exec_pb2 as pb
 from beephost_pipe_backend import dispatch
 from beephost_protocol import pb_codec
 from beephost_protocol.errors import ErrorCode
+from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends
 from tests.e2e.controller_process import ControllerProcess
-from tests.reliability.fuzz_openapi import FuzzPlan, OperationRun, fuzz
+from tests.reliability.fuzz_openapi import FuzzPlan, OperationRun, all_checks, fuzz
 from tests.reliability.fuzz_support import (
     ENVIRONMENT,
     EXECUTOR,
     Bystander,
     FuzzBackend,
     GrpcOutcome,
+    TokenController,
     grpc_call,
     grpc_stream_call,
     http_request,
@@ -60,8 +62,10 @@ AREA = "bad input"
 EXAMPLES = 30
 #: Valid starts of a real backend container (each stopped at once).
 BACKEND_STARTS = 5
-#: Valid environment creations (no requirements: nothing is resolved or built).
+#: Valid environment creations (no requirements or one tiny one: one small build).
 ENVIRONMENT_CREATES = 8
+#: The one requirement a fuzzed environment may have: pure Python, no dependencies.
+TINY = "six==1.17.0"
 #: Names the fuzzing must not touch: the backends' environment, and the admin one
 #: (creating it builds an image with the SDK: minutes, not a bad-input case).
 PROTECTED = frozenset({ENVIRONMENT, "admin"})
@@ -77,6 +81,36 @@ def api(controller: ControllerProcess) -> Iterator[ControllerClient]:
 @pytest.fixture(scope="module")
 def backends(api: ControllerClient) -> dict[str, FuzzBackend]:
     return start_fuzz_backends(api)
+
+
+@pytest.fixture(scope="module")
+def token_controller(
+    backend_images: BuiltBackends,
+    docker_cli: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[TokenController]:
+    """The controller fuzzed with every check: with a token (``ignored_auth`` sends
+    requests without it and wants a 401)."""
+    proc = TokenController(
+        workdir=tmp_path_factory.mktemp("fuzz-controller"),
+        workspace=backend_images.workspace,
+        labels=backend_images.labels,
+        repository=BACKENDS_REPOSITORY,
+        docker_cli=docker_cli,
+    )
+    try:
+        proc.start()
+        yield proc
+    finally:
+        proc.stop()
+        proc.remove_owned()
+        assert proc.owned() == [], "containers left after cleanup"
+
+
+@pytest.fixture(scope="module")
+def token_api(token_controller: TokenController) -> Iterator[ControllerClient]:
+    with token_controller.client() as client:
+        yield client
 
 
 def _report(runs: list[OperationRun], surface: str, transport: str) -> list[str]:
@@ -101,22 +135,24 @@ def _report(runs: list[OperationRun], surface: str, transport: str) -> list[str]
 
 
 def _constrained(spec: dict[str, Any]) -> dict[str, Any]:
-    """The document with creation bodies held to what costs nothing real.
+    """The document with creation bodies held to what costs little real work.
 
-    Environments get no requirements (nothing resolved against PyPI, nothing built: the
-    ``fuzz`` image is reused). Backends run the ``fuzz`` environment, on a free port of
+    Environments get no requirements or ``TINY`` (resolved against the index once, one
+    small image built; equal environments reuse it). Backends run the ``fuzz`` environment, on a free port of
     loopback (a random host port could take one another test is about to use). Only
     positive examples use this document; negative ones use the real one.
     """
     spec = copy.deepcopy(spec)
     schemas = spec["components"]["schemas"]
     env = schemas["EnvironmentCreate"]["properties"]
-    env["requirements"] = {"type": "array", "maxItems": 0, "items": {"type": "string"}}
-    env["requirements_txt"] = {"type": "null"}
+    env["requirements"] = {"type": "array", "maxItems": 1, "items": {"enum": [TINY]}}
+    env["requirements_txt"] = {"enum": [None, TINY]}
     backend = schemas["BackendCreate"]["properties"]
     backend["environment"] = {"type": "string", "enum": [ENVIRONMENT]}
     backend["port"] = {"type": "null"}
     backend["bind_address"] = {"enum": [None, "127.0.0.1"]}
+    # More CPUs than the host has is refused (400): valid by the document, not here.
+    schemas["BackendLimits"]["properties"]["cpus"]["maximum"] = 1
     return spec
 
 
@@ -127,12 +163,21 @@ def _touches_protected(label: str, case: Case[Any]) -> bool:
     return bool(names & PROTECTED)
 
 
+def _same_name(label: str, case: Case[Any]) -> None:
+    # A valid PUT names the environment of its path in its body too (a mismatch is
+    # refused with 400): the generator draws the two apart.
+    if label == "PUT /api/v1/environments/{name}" and isinstance(case.body, dict):
+        case.body["name"] = case.path_parameters["name"]
+
+
 @pytest.mark.docker
 def test_controller_openapi(
-    controller: ControllerProcess,
-    api: ControllerClient,
-    backends: dict[str, FuzzBackend],
+    token_controller: TokenController, token_api: ControllerClient
 ) -> None:
+    """Every operation, every schemathesis check (``--checks all``), with the token."""
+    controller, api = token_controller, token_api
+    backends = start_fuzz_backends(api)
+    headers = {"Authorization": f"Bearer {controller.token}"}
     spec = requests.get(f"{controller.url}/openapi.json", timeout=30).json()
     created: list[str] = []
     started: list[str] = []
@@ -159,6 +204,8 @@ def test_controller_openapi(
         FuzzPlan(
             controller.url,
             EXAMPLES,
+            headers=headers,
+            checks=all_checks(),
             per_operation={"POST /api/v1/environments/admin": 0},
             modes={label: [GenerationMode.NEGATIVE] for label in creating},
             skip=_touches_protected,
@@ -171,6 +218,9 @@ def test_controller_openapi(
         FuzzPlan(
             controller.url,
             0,
+            headers=headers,
+            checks=all_checks(),
+            prepare=_same_name,
             per_operation={
                 "POST /api/v1/environments": ENVIRONMENT_CREATES,
                 "PUT /api/v1/environments/{name}": ENVIRONMENT_CREATES,
@@ -185,7 +235,7 @@ def test_controller_openapi(
     for name in dict.fromkeys(created):
         environment = api.environment(name)
         if environment.job_id is not None:
-            api.wait_job(environment.job_id, timeout=120)
+            api.wait_job(environment.job_id, timeout=600)
         api.delete_environment(name)
     # A start the engine refused (a CPU limit over the host's: 400; a failure: 503)
     # leaves neither a row nor a container. Nothing may be left but the fuzz backends.
@@ -222,7 +272,9 @@ def test_controller_framework_errors_are_typed(
 ) -> None:
     """Regressions: what FastAPI and Starlette answer themselves (a body they cannot
     parse, an unknown route, a wrong method) has the documented error body; a PUT's
-    name obeys the name pattern; a bind address must be an IP address (Docker publishes
+    name obeys the name pattern and agrees with its body's; a job log's ``after`` past
+    SQLite's integers, a body over the limit and a requirement naming a variable are
+    typed refusals; a bind address must be an IP address (Docker publishes
     on every interface when it is not); a backend token must be printable ASCII without
     spaces (the rpc backend refuses any other at start-up: a crash loop)."""
     base = controller.url
@@ -236,6 +288,34 @@ def test_controller_framework_errors_are_typed(
             "PUT",
             "/api/v1/environments/Bad%20Name",
             b'{"name": "bad-name"}',
+            400,
+        ),
+        (
+            "PUT whose body names another environment",
+            "PUT",
+            "/api/v1/environments/one",
+            b'{"name": "two"}',
+            400,
+        ),
+        (
+            "job log after 2^63 (beyond SQLite's integers)",
+            "GET",
+            "/api/v1/jobs/job-x/log?after=9223372036854775808",
+            None,
+            400,
+        ),
+        (
+            "body over the 1 MiB limit",
+            "POST",
+            "/api/v1/environments",
+            b'{"name": "big", "requirements_txt": "' + b"#" * (2 << 20) + b'"}',
+            413,
+        ),
+        (
+            "requirement naming ${BEEPHOST_CONTROLLER_TOKEN}",
+            "POST",
+            "/api/v1/environments",
+            b'{"name": "h", "requirements": ["x @ http://127.0.0.1:1/${BEEPHOST_CONTROLLER_TOKEN}/x"]}',
             400,
         ),
         (

@@ -132,7 +132,8 @@ def test_invalid_input_is_reported_with_the_controllers_message(
     bad_name = cli(controller, "venv", "create", "Bad Name")
     assert bad_name.exit_code == 1
     assert errors(bad_name)[0].startswith(
-        "error: body.name: String should match pattern"
+        "error: body.name: Value error, 'Bad Name' is not a valid name: a name is "
+        "1 to 63 characters: lowercase letters, digits"
     )
     assert errors(bad_name)[1] == "hint: check the arguments (--help describes them)"
     bad_python = cli(controller, "init", "--python", "3.12")

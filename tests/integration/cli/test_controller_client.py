@@ -79,7 +79,9 @@ def test_errors_are_the_taxonomy(
         client.environment("x")
     with pytest.raises(bc.NotFound):
         client.wait_job("job-missing")
-    with pytest.raises(bc.InvalidRequest, match="String should match pattern"):
+    with pytest.raises(
+        bc.InvalidRequest, match="not a valid name: a name is 1 to 63 characters"
+    ):
         client.create_environment("Not Valid")
     with pytest.raises(bc.InvalidRequest, match=r"no runtime '2\.7'"):
         client.init_runtime("2.7")

@@ -778,10 +778,11 @@ def recording_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fake uv that records its arguments and environment; no settings variables."""
     monkeypatch.delenv("BEEPHOST_CONTROLLER_CA_BUNDLE", raising=False)
     monkeypatch.delenv("BEEPHOST_CONTROLLER_INDEX_URL", raising=False)
-    monkeypatch.setenv("RECORD", str(tmp_path / "record"))
+    # The path is in the script: a tool's environment is not the caller's (tool_env).
+    record = tmp_path / "record"
     uv = tmp_path / "fake-uv"
     uv.write_text(
-        '#!/bin/sh\nprintf "%s\\n" "$@" > "$RECORD.args"\nenv > "$RECORD.env"\n'
+        f'#!/bin/sh\nprintf "%s\\n" "$@" > "{record}.args"\nenv > "{record}.env"\n'
     )
     uv.chmod(0o755)
     return uv
@@ -827,7 +828,8 @@ def test_download_reads_the_controller_settings_variables(
 ) -> None:
     # DockerImageBuilder makes UvTools() without arguments: the variables reach it.
     plain = UvTools(str(recording_uv))
-    assert (plain.ca_bundle, plain.index_url, plain.environment()) == (None, None, None)
+    assert (plain.ca_bundle, plain.index_url) == (None, None)
+    assert "UV_DEFAULT_INDEX" not in plain.environment(index=True)
     plain.download([LINE], "3.11", tmp_path)
     args, _ = recorded(tmp_path)
     assert "--cert" not in args

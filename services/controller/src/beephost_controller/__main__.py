@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(_healthcheck(settings))
     import uvicorn
 
+    from beephost_controller import redact
     from beephost_controller.app import create_app
+    from beephost_controller.redact import Redactor
 
     logging.basicConfig(
         level=os.environ.get("BEEPHOST_CONTROLLER_LOG_LEVEL", "INFO").upper(),
@@ -70,13 +72,16 @@ def main(argv: list[str] | None = None) -> None:
         tcp.getsockname()[1],
         unix_path,
     )
+    redactor = Redactor.from_settings(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, redactor=redactor),
         loop="uvloop",
         http="httptools",
         log_level="warning",
         timeout_graceful_shutdown=10,
     )
+    # After Config: it installs uvicorn's handlers. No token reaches any log line.
+    redact.install(redactor, ("", "uvicorn", "uvicorn.error", "uvicorn.access"))
     server = uvicorn.Server(config)
     try:
         server.run(sockets=[tcp, unix])

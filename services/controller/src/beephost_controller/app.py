@@ -3,20 +3,23 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
 from beephost_controller import errors, openapi
 from beephost_controller.backends import BackendService
+from beephost_controller.gate import RequestGate
 from beephost_controller.jobs import JobRunner
 from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.probes import probe
+from beephost_controller.redact import Redactor
 from beephost_controller.resolver import Lock, resolve
 from beephost_controller.routes import (
     backends,
     config,
+    docs,
     environments,
     health,
     jobs,
@@ -42,6 +45,7 @@ def create_app(
     builder: ImageBuilder | None = None,
     resolver: Callable[[list[str], str], Lock] | None = None,
     containers: BackendContainers | None = None,
+    redactor: Redactor | None = None,
 ) -> FastAPI:
     """Build the app; the lifespan opens the store, recovers jobs and reconciles.
 
@@ -50,8 +54,11 @@ def create_app(
         builder: The image builder; the Docker-backed one if omitted.
         resolver: Requirement resolution; uv against the configured index if omitted.
         containers: The backend container engine; Docker if omitted.
+        redactor: The secrets to keep out of job logs and errors (``__main__`` shares
+            it with the log handlers' filter); from the settings if omitted.
     """
     settings = settings or Settings()
+    redactor = redactor or Redactor.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,8 +67,13 @@ def create_app(
         if not engine and (builder is None or containers is None):
             logger.warning("%s: builds and backend starts will fail", REASON)
         store = SqliteStore(settings.database)
+        # Tokens of backends started by an earlier run are secrets of this one too.
+        redactor.add(*(row.token for row in store.backends()))
         runner = JobRunner(
-            store, settings.build_workers, on_finish=metrics.job_finished
+            store,
+            settings.build_workers,
+            on_finish=metrics.job_finished,
+            redact=redactor.redact,
         )
         service = ControllerService(
             settings,
@@ -69,6 +81,7 @@ def create_app(
             runner,
             builder or (_docker_builder(settings) if engine else NoEngineBuilder()),
             resolver or _uv_resolver(settings),
+            redact=redactor.redact,
         )
         backend_service = BackendService(
             settings,
@@ -84,6 +97,7 @@ def create_app(
             metrics,
         )
         app.state.service, app.state.jobs = service, runner
+        app.state.redactor = redactor
         app.state.backends, app.state.reconciled = backend_service, False
         recovered = runner.recover(service.resume)
         if recovered:
@@ -108,24 +122,17 @@ def create_app(
         version="1",
         summary="Runtimes, environments, images and backends on Docker.",
         lifespan=lifespan,
+        # routes/docs.py serves /docs without a CDN; no ReDoc (it needs one).
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
-    openapi.install(app)
-    for module in (health, config, runtimes, environments, jobs, backends):
+    openapi.install(app, settings.pythons)
+    for module in (health, config, runtimes, environments, jobs, backends, docs):
         app.include_router(module.router)
 
-    @app.middleware("http")
-    async def count_requests(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        app.state.metrics.requests.labels(
-            request.method, path, str(response.status_code)
-        ).inc()
-        return response
-
+    # Auth and the body limit before anything reads the body; it counts requests too.
+    app.add_middleware(RequestGate, limit=settings.max_request_bytes)
     return app
 
 

@@ -7,6 +7,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from beephost_controller.backends import BackendService, token_digest
+from beephost_controller.redact import Redactor
 from beephost_controller.service import ControllerService
 from beephost_controller.settings import Settings
 from beephost_controller.store import SqliteStore
@@ -26,6 +27,11 @@ def _service(request: Request) -> ControllerService:
 def _backends(request: Request) -> BackendService:
     backends: BackendService = request.app.state.backends
     return backends
+
+
+def _redactor(request: Request) -> Redactor:
+    redactor: Redactor = request.app.state.redactor
+    return redactor
 
 
 def _store(request: Request) -> SqliteStore:
@@ -65,12 +71,21 @@ def require_token(
         HTTPAuthorizationCredentials | None, Security(_bearer)
     ] = None,
 ) -> None:
+    """The routes' declaration of :func:`check_token` (gate.py has run it already,
+    before the body was read; this declares the scheme in the OpenAPI document)."""
+    check_token(request)
+
+
+def check_token(request: Request) -> None:
     """Bearer-token auth, constant-time.
 
     The controller's token opens everything. An admin backend's token opens
     ``ADMIN_SCOPE`` while that backend exists. Without a configured token the TCP API
     is open (it is on loopback: settings refuse anything else), but the admin Unix
     socket never is.
+
+    Raises:
+        Unauthorized: No valid token for this request.
     """
     settings: Settings = request.app.state.settings
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
@@ -93,4 +108,5 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 ServiceDep = Annotated[ControllerService, Depends(_service)]
 BackendsDep = Annotated[BackendService, Depends(_backends)]
 StoreDep = Annotated[SqliteStore, Depends(_store)]
+RedactorDep = Annotated[Redactor, Depends(_redactor)]
 Authenticated = Depends(require_token)

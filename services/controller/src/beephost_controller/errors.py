@@ -1,11 +1,22 @@
-"""The one exception handler: taxonomy errors to status codes via the protocol's table."""
+"""The exception handlers: taxonomy errors to status codes via the protocol's table,
+and every other failure to the same error body (never a text/plain 500)."""
+
+import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
-from beephost_protocol.errors import HTTP_STATUS, BeepHostError, ErrorCode
+from beephost_protocol.errors import (
+    HTTP_STATUS,
+    BeepHostError,
+    ErrorCode,
+    InternalError,
+)
+
+logger = logging.getLogger(__name__)
 
 _CODE_BY_STATUS = {status: code for code, status in HTTP_STATUS.items()}
 
@@ -15,6 +26,24 @@ def error_response(
 ) -> JSONResponse:
     status = HTTP_STATUS[ErrorCode(error.wire_code)]
     return JSONResponse({"error": error.to_wire()}, status_code=status, headers=headers)
+
+
+#: The methods any route of the API may serve.
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path (HEAD wherever GET: gate.py).
+
+    Asked of the routes method by method: FastAPI nests included routers, whose
+    routes' methods are not listed on the app.
+    """
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": "GET" if method == "HEAD" else method}
+        if any(r.matches(scope)[0] == Match.FULL for r in request.app.routes):
+            allowed.append(method)
+    return allowed
 
 
 def install(app: FastAPI) -> None:
@@ -37,17 +66,39 @@ def install(app: FastAPI) -> None:
                 else ErrorCode.INVALID_REQUEST
             )
         message = str(exc.detail)
+        headers = dict(exc.headers or {})
         if exc.status_code == 404:
             message = f"no route {request.method} {request.url.path}"
         elif exc.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}"
+            # Starlette names the methods of the first route of the path only.
+            headers["Allow"] = ", ".join(allowed_methods(request))
         body = {
             "code": code.value,
             "message": message,
             "data": {"status": exc.status_code},
         }
         return JSONResponse(
-            {"error": body}, status_code=exc.status_code, headers=exc.headers
+            {"error": body}, status_code=exc.status_code, headers=headers or None
+        )
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        # The last resort (Starlette's ServerErrorMiddleware calls it, then re-raises
+        # the exception, which uvicorn logs with its traceback): a bug still gets the
+        # documented error body. The exception's text stays in the server's log.
+        logger.error(
+            "unexpected %s on %s %s",
+            type(exc).__name__,
+            request.method,
+            request.url.path,
+        )
+        return error_response(
+            InternalError(
+                f"unexpected {type(exc).__name__} while serving "
+                f"{request.method} {request.url.path}; the controller's log has the "
+                "traceback"
+            )
         )
 
     @app.exception_handler(RequestValidationError)

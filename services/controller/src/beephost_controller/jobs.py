@@ -20,14 +20,29 @@ logger = logging.getLogger(__name__)
 _MAX_LOG_LINE = 4000
 
 
-class JobLog:
-    """What a job prints: appended to the store line by line, so it streams live."""
+def _unchanged(text: str) -> str:
+    return text
 
-    def __init__(self, store: SqliteStore, job_id: str) -> None:
+
+class JobLog:
+    """What a job prints: appended to the store line by line, so it streams live.
+
+    Every line passes ``redact`` first (redact.Redactor.redact): a job log is readable
+    by admin backends' code, so no secret may reach it.
+    """
+
+    def __init__(
+        self,
+        store: SqliteStore,
+        job_id: str,
+        redact: Callable[[str], str] = _unchanged,
+    ) -> None:
         self._store = store
         self._job_id = job_id
+        self._redact = redact
 
     def __call__(self, text: str) -> None:
+        text = self._redact(text)
         lines = [line[:_MAX_LOG_LINE] for line in text.splitlines() if line.strip()]
         if lines:
             self._store.append_log(self._job_id, lines)
@@ -44,6 +59,7 @@ class JobRunner:
         store: Where job rows and log lines live.
         workers: Concurrent jobs (image builds are CPU- and disk-heavy).
         on_finish: Called with the finished row (metrics).
+        redact: Applied to every log line and error a job records.
     """
 
     def __init__(
@@ -51,8 +67,10 @@ class JobRunner:
         store: SqliteStore,
         workers: int = 2,
         on_finish: Callable[[JobRow], None] | None = None,
+        redact: Callable[[str], str] = _unchanged,
     ) -> None:
         self._store = store
+        self._redact = redact
         self._pool = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="beephost-job"
         )
@@ -80,11 +98,15 @@ class JobRunner:
                     row.id, "failed", "the controller restarted during the job"
                 )
             else:
-                JobLog(self._store, row.id)("controller restarted: resuming the job")
+                self.log(row.id)("controller restarted: resuming the job")
                 self._store.update_job(row.id, status="queued")
                 self._start(row, function)
             recovered.append(row)
         return recovered
+
+    def log(self, job_id: str) -> JobLog:
+        """The (redacting) log of a job."""
+        return JobLog(self._store, job_id, self._redact)
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until no job runs (tests and graceful shutdown)."""
@@ -102,7 +124,7 @@ class JobRunner:
         self._pool.submit(self._run, row.id, function)
 
     def _run(self, job_id: str, function: JobFunction) -> None:
-        log = JobLog(self._store, job_id)
+        log = self.log(job_id)
         self._store.update_job(job_id, status="running", started_at=time.time())
         try:
             function(log)
@@ -125,6 +147,8 @@ class JobRunner:
                 self._idle.notify_all()
 
     def _finish(self, job_id: str, status: str, error: str | None) -> None:
+        if error is not None:
+            error = self._redact(error)
         self._store.update_job(
             job_id, status=status, error=error, finished_at=time.time()
         )

@@ -5,11 +5,12 @@ inside an image build: builds install offline from the lock.
 """
 
 import hashlib
-import os
 import subprocess
 from dataclasses import dataclass
 
 from uv import find_uv_bin
+
+from beephost_controller.runtime.tool_env import tool_environment
 
 # Wheels must run in the Debian-based images on x86-64 (glibc 2.36 and newer).
 PLATFORM = "x86_64-manylinux_2_28"
@@ -62,12 +63,13 @@ def resolve(
         find_uv_bin(), "pip", "compile", "-", "--quiet", "--no-header", "--generate-hashes",
         "--python-version", python, "--python-platform", PLATFORM,
     ]  # fmt: skip
+    # No uv.toml of the working directory decides what is resolved, or where from.
+    command.append("--no-config")
     if index_url:
         command += ["--index-url", index_url]
-    env = dict(os.environ)
-    if ca_bundle:
-        env["SSL_CERT_FILE"] = ca_bundle
-        env["UV_NATIVE_TLS"] = "1"
+    # Never the controller's environment (its token): uv expands ${VAR} in requirements.
+    extra = {"SSL_CERT_FILE": ca_bundle, "UV_NATIVE_TLS": "1"} if ca_bundle else {}
+    env = tool_environment(extra)
     try:
         done = subprocess.run(
             command,

@@ -5,25 +5,40 @@ import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.config import JsonDict
+
+from beephost_controller.requirements import check_syntax
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+#: NAME_PATTERN in words, for the error a person reads.
+NAME_RULE = (
+    "1 to 63 characters: lowercase letters, digits, '.', '_' and '-', starting with "
+    "a lowercase letter or a digit"
+)
+_NAME_RE = re.compile(NAME_PATTERN)
 BackendType = Literal["http", "pipe", "rpc"]
-_OPTION_LINE = re.compile(r"^\s*-")
+
+
+def check_name(value: str) -> str:
+    """An environment name, or ValueError saying in words what a name may contain."""
+    if not _NAME_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a valid name: a name is {NAME_RULE}")
+    return value
 
 
 def parse_requirements_txt(text: str) -> list[str]:
-    """Requirement lines of a requirements.txt; options (``-r``, ``--index-url``) are refused.
+    """Requirement lines of a requirements.txt; anything but a plain PEP 508 line
+    (options such as ``-r`` or ``--index-url``, continuations, variables) is refused.
 
     Raises:
-        ValueError: A line is an option: indexes and includes are the controller's settings.
+        ValueError: A line is no plain requirement (requirements.RequirementRefused).
     """
     requirements = []
     for raw in text.splitlines():
         line = raw.split(" #", 1)[0].strip()
         if not line or line.startswith("#"):
             continue
-        if _OPTION_LINE.match(line):
-            raise ValueError(f"options are not allowed in requirements: {line!r}")
+        check_syntax(line)
         requirements.append(line)
     return requirements
 
@@ -53,13 +68,26 @@ class RuntimeInit(_Model):
     )
 
 
+#: The name's pattern stays in the document (clients and fuzzers read it); the check
+#: is check_name's, whose error says it in words.
+_NAME_SCHEMA: JsonDict = {"pattern": NAME_PATTERN, "maxLength": 63}
+
+
 class EnvironmentCreate(_Model):
-    name: str = Field(pattern=NAME_PATTERN, description="Unique environment name.")
+    name: str = Field(
+        json_schema_extra=_NAME_SCHEMA,
+        description=f"Unique environment name: {NAME_RULE}.",
+    )
     python: str | None = Field(
         None, description="CPython minor version (default runtime)."
     )
     requirements: list[str] = Field(
-        default_factory=list, description="Requirement specifiers."
+        default_factory=list,
+        description=(
+            "PEP 508 requirement specifiers (`numpy>=2`, `attrs[tests]==25.*; "
+            "python_version >= '3.11'`); no options, no `$`, and direct references "
+            "(`name @ URL`) only with a URL scheme the operator allows."
+        ),
     )
     requirements_txt: str | None = Field(
         None, description="requirements.txt text, merged with `requirements`."
@@ -68,12 +96,16 @@ class EnvironmentCreate(_Model):
         False, description="Whether the environment's backends get network."
     )
 
+    @field_validator("name")
+    @classmethod
+    def _name_rule(cls, value: str) -> str:
+        return check_name(value)
+
     @field_validator("requirements")
     @classmethod
-    def _no_options(cls, value: list[str]) -> list[str]:
+    def _plain_requirements(cls, value: list[str]) -> list[str]:
         for line in value:
-            if _OPTION_LINE.match(line) or "\n" in line:
-                raise ValueError(f"not a requirement specifier: {line!r}")
+            check_syntax(line)
         return value
 
     @model_validator(mode="after")
@@ -167,7 +199,9 @@ class BackendOptions(_Model):
 
 
 class BackendCreate(_Model):
-    environment: str = Field(pattern=NAME_PATTERN, description="Environment to run.")
+    environment: str = Field(
+        json_schema_extra=_NAME_SCHEMA, description="Environment to run."
+    )
     type: BackendType = Field(description="Transport: http, pipe or rpc.")
     token: str | None = Field(
         None,
@@ -186,6 +220,11 @@ class BackendCreate(_Model):
     )
     limits: BackendLimits | None = None
     options: BackendOptions | None = None
+
+    @field_validator("environment")
+    @classmethod
+    def _environment_rule(cls, value: str) -> str:
+        return check_name(value)
 
     @field_validator("bind_address")
     @classmethod

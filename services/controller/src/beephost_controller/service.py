@@ -14,6 +14,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from beephost_controller.jobs import JobLog, JobRunner
+from beephost_controller.requirements import (
+    RequirementRefused,
+    check_policy,
+    check_syntax,
+)
 from beephost_controller.resolver import Lock, ResolutionError
 from beephost_controller.schemas import EnvironmentCreate
 from beephost_controller.settings import Settings
@@ -112,8 +117,11 @@ class ControllerService:
         jobs: JobRunner,
         builder: ImageBuilder,
         resolve: Resolve,
+        redact: Callable[[str], str] = str,
     ) -> None:
         self.settings = settings
+        # An environment's error is readable through the API: no secret in it.
+        self.redact = redact
         self.store = store
         self.jobs = jobs
         self.builder = builder
@@ -165,7 +173,13 @@ class ControllerService:
 
         Raises:
             Conflict: The name exists (create), or exists with another definition (ensure).
+            InvalidRequest: A direct reference with a URL scheme the settings refuse.
         """
+        for line in spec.requirements:
+            try:
+                check_policy(check_syntax(line), self.settings.requirement_url_schemes)
+            except RequirementRefused as exc:
+                raise InvalidRequest(str(exc), {"requirement": line}) from None
         admin = spec.name == ADMIN_ENVIRONMENT
         row = EnvironmentRow(
             name=spec.name,
@@ -298,11 +312,13 @@ class ControllerService:
                 )
         except ResolutionError as exc:
             self.store.update_environment(
-                name, status="failed", error=f"resolution failed: {exc}"
+                name, status="failed", error=self.redact(f"resolution failed: {exc}")
             )
             raise
         except Exception as exc:
-            self.store.update_environment(name, status="failed", error=str(exc))
+            self.store.update_environment(
+                name, status="failed", error=self.redact(str(exc))
+            )
             raise
         self.store.update_environment(
             name, status="ready", lock=lock.text, image=tag, error=None

@@ -69,6 +69,24 @@ class Settings(BaseSettings):
         None,
         description="Extra CA bundle (PEM) trusted when resolving and downloading packages.",
     )
+    requirement_url_schemes: list[str] = Field(
+        default_factory=list,
+        description=(
+            'JSON list of URL schemes allowed in direct references ("name @ URL") of '
+            'environment requirements, e.g. ["https", "git+https"]; "file" lets users '
+            "install from the controller's file system. Default: none, only index "
+            "packages. Environment variables in requirements are never expanded."
+        ),
+    )
+    max_request_bytes: int = Field(
+        1 << 20,
+        ge=1024,
+        le=1 << 30,
+        description=(
+            "Largest request body the API reads; a larger one is refused with 413 "
+            "too_large before it is read."
+        ),
+    )
     build_workers: int = Field(2, ge=1, le=16, description="Concurrent image builds.")
 
     base_image_repository: str = Field(
@@ -189,6 +207,15 @@ class Settings(BaseSettings):
         if not _REPOSITORY_RE.match(value):
             raise ValueError(f"not a valid lowercase image repository: {value!r}")
         return value
+
+    @field_validator("requirement_url_schemes")
+    @classmethod
+    def _check_schemes(cls, value: list[str]) -> list[str]:
+        schemes = [scheme.strip().lower().removesuffix(":") for scheme in value]
+        for scheme in schemes:
+            if not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
+                raise ValueError(f"not a URL scheme: {scheme!r}")
+        return schemes
 
     @field_validator("base_image_registry")
     @classmethod

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from beephost_controller.backends import BackendRequest
-from beephost_controller.deps import Authenticated, BackendsDep
+from beephost_controller.deps import Authenticated, BackendsDep, RedactorDep
 from beephost_controller.routes._convert import backend_public
 from beephost_controller.schemas import (
     ERROR_RESPONSES,
@@ -28,7 +28,9 @@ router = APIRouter(
     status_code=status.HTTP_201_CREATED,
     responses=ERROR_RESPONSES,
 )
-def start_backend(body: BackendCreate, backends: BackendsDep) -> BackendPublic:
+def start_backend(
+    body: BackendCreate, backends: BackendsDep, redactor: RedactorDep
+) -> BackendPublic:
     """Start a backend container; it answers once `status` is `ready`.
 
     The reply is the only one that carries the backend's `token`.
@@ -53,6 +55,8 @@ def start_backend(body: BackendCreate, backends: BackendsDep) -> BackendPublic:
             no_new_privileges=options.no_new_privileges,
         )
     )
+    # Never in a log line from now on (the reply is the one place it appears).
+    redactor.add(row.token)
     return backend_public(row, token=row.token)
 
 

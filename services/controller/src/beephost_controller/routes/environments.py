@@ -9,9 +9,12 @@ from beephost_controller.routes._convert import environment_public
 from beephost_controller.schemas import (
     ERROR_RESPONSES,
     NAME_PATTERN,
+    NAME_RULE,
     EnvironmentCreate,
     EnvironmentPublic,
+    check_name,
 )
+from beephost_protocol.errors import InvalidRequest
 
 router = APIRouter(
     prefix="/api/v1/environments", tags=["environments"], dependencies=[Authenticated]
@@ -61,16 +64,31 @@ def ensure_admin_environment(
     responses={**ERROR_RESPONSES, 201: {"model": EnvironmentPublic}},
 )
 def ensure_environment(
-    name: Annotated[str, Path(pattern=NAME_PATTERN)],
+    name: Annotated[
+        str,
+        Path(
+            description=f"The environment's name: {NAME_RULE}.",
+            json_schema_extra={"pattern": NAME_PATTERN, "maxLength": 63},
+        ),
+    ],
     body: EnvironmentCreate,
     service: ServiceDep,
     response: Response,
 ) -> EnvironmentPublic:
-    """Idempotent create: returns an existing equal environment (200) or creates it (201)."""
-    # The name in the path wins, and model_copy does not validate: the path's pattern is
-    # the body's.
+    """Idempotent create: returns an existing equal environment (200) or creates it (201).
+
+    The body's `name` must be the path's.
+    """
+    try:
+        check_name(name)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), {"name": name}) from None
     if body.name != name:
-        body = body.model_copy(update={"name": name})
+        raise InvalidRequest(
+            f"the name in the path ({name!r}) and the name in the body "
+            f"({body.name!r}) differ",
+            {"path": name, "body": body.name},
+        )
     row, created = service.create_environment(body, ensure=True)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return environment_public(row)

@@ -16,6 +16,7 @@ from beephost_protocol.errors import NotFound
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], dependencies=[Authenticated])
 
 _POLL = 0.2
+_MAX_SEQ = (1 << 63) - 1
 _STREAM_LIMIT = 3600.0  # a log stream ends after an hour even if the job does not
 
 
@@ -40,7 +41,8 @@ def get_job(job_id: str, store: StoreDep) -> JobPublic:
 def get_job_log(
     job_id: str,
     store: StoreDep,
-    after: int = Query(-1, ge=-1),
+    # SQLite's integers are 64-bit: a larger `after` is refused, not a crash.
+    after: int = Query(-1, ge=-1, le=_MAX_SEQ),
     limit: int = Query(1000, ge=1, le=10000),
 ) -> JobLogPage:
     """Log lines after `after`, oldest first."""

@@ -55,6 +55,7 @@ from beephost_controller.runtime.base_images import (
     BaseImage,
     check_label_keys,
 )
+from beephost_controller.runtime.tool_env import tool_environment
 
 logger = logging.getLogger(__name__)
 
@@ -787,15 +788,13 @@ class UvTools:
             index_url or os.environ.get(f"{_SETTINGS_PREFIX}INDEX_URL") or None
         )
 
-    def environment(self, *, index: bool = False) -> dict[str, str] | None:
-        """A uv subprocess's environment: ours, plus the CA bundle (and, with
-        ``index``, the index: only downloads get it, ``uv export --locked`` keeps the
-        lock's). ``None`` (inherit) when there is nothing to add.
+    def environment(self, *, index: bool = False) -> dict[str, str]:
+        """A uv subprocess's environment: ``tool_environment()`` (never ours: no token,
+        nothing ``BEEPHOST_*``), plus the CA bundle (and, with ``index``, the index:
+        only downloads get it, ``uv export --locked`` keeps the lock's).
         """
         index_url = self.index_url if index else None
-        if self.ca_bundle is None and index_url is None:
-            return None
-        env = dict(os.environ)
+        env = tool_environment()
         if self.ca_bundle is not None:
             # uv reads it instead of its bundled roots (UV_NATIVE_TLS is deprecated).
             env["SSL_CERT_FILE"] = self.ca_bundle
@@ -814,7 +813,7 @@ class UvTools:
             result = subprocess.run(
                 list(command),
                 cwd=cwd,
-                env=env if env is not None else self.environment(),
+                env=dict(env) if env is not None else self.environment(),
                 capture_output=True,
                 text=True,
                 timeout=self.timeout,

@@ -42,6 +42,7 @@ from beephost_controller.runtime.base import (
     ContainerRuntimeError,
     ImageInfo,
 )
+from beephost_controller.runtime.tool_env import tool_environment
 from beephost_controller.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -597,10 +598,10 @@ class MmdebstrapBuilder:
             try:
                 result = subprocess.run(
                     command,
-                    env={
-                        **os.environ,
-                        "SOURCE_DATE_EPOCH": str(self.source_date_epoch),
-                    },
+                    # Never the controller's environment: no token, no BEEPHOST_*.
+                    env=tool_environment(
+                        {"SOURCE_DATE_EPOCH": str(self.source_date_epoch)}
+                    ),
                     capture_output=True,
                     text=True,
                     timeout=self.timeout,
