@@ -56,6 +56,14 @@ def compose(docker_cli: str) -> Iterator[Compose]:
         yield system
 
 
+@pytest.fixture(scope="module")
+def smoke(compose: Compose) -> str:
+    """An environment with a real PyPI requirement, built once for the module."""
+    created = compose.cli("venv", "create", "smoke", "six==1.17.0", "--exist-ok")
+    assert created["status"] == "ready", created
+    return "smoke"
+
+
 def test_every_service_is_healthy_and_hardened(
     compose: Compose, docker_cli: str
 ) -> None:
@@ -131,13 +139,11 @@ def test_backends_hold_only_their_token_digest(
     assert controller["BEEPHOST_CONTROLLER_TOKEN"] == compose.tokens["CONTROLLER"]
 
 
-def test_cli_drives_the_controller_inside_compose(compose: Compose) -> None:
-    created = compose.cli("venv", "create", "smoke", "six==1.17.0")
-    assert created["status"] == "ready", created
+def test_cli_drives_the_controller_inside_compose(compose: Compose, smoke: str) -> None:
     started = []
     try:
         for kind in ("pipe", "http", "rpc"):
-            backend = compose.cli("start", kind, "--venv", "smoke")
+            backend = compose.cli("start", kind, "--venv", smoke)
             assert backend["status"] == "ready", backend
             started.append(backend["id"])
             value = compose.cli(
@@ -160,10 +166,10 @@ def _restarted(compose: Compose, backend_id: str, restarts: int) -> Any:
 
 
 def test_a_restarted_backend_keeps_the_url_and_token_start_printed(
-    compose: Compose, docker_cli: str
+    compose: Compose, docker_cli: str, smoke: str
 ) -> None:
     for kind in ("http", "rpc"):
-        started = compose.cli("start", kind, "--venv", "smoke")
+        started = compose.cli("start", kind, "--venv", smoke)
         try:
             url, token = started["endpoint"], started["token"]
             # The controller's restart: Docker's policy leaves a `docker kill` alone.
@@ -228,9 +234,9 @@ def test_scripts_up_follows_a_rotated_token(compose: Compose, docker_cli: str) -
         client.evaluate("1")
 
 
-def test_down_leaves_nothing(compose: Compose, docker_cli: str) -> None:
+def test_down_leaves_nothing(compose: Compose, docker_cli: str, smoke: str) -> None:
     # Last in the module: the controller removes the backends it started on shutdown.
-    started = compose.cli("start", "http", "--venv", "smoke")
+    started = compose.cli("start", "http", "--venv", smoke)
     assert started["status"] == "ready"
     compose.run("down", "-v", timeout=300)
     label = f"label={PROJECT_LABEL}={compose.project}"
