@@ -128,3 +128,17 @@ def test_a_start_gives_up_after_its_attempts(tmp_path: Path) -> None:
     assert engine.containers == {}
     assert service.store.backends() == []
     assert PORT_ATTEMPTS > 1
+
+
+def test_a_port_another_backend_holds_is_a_conflict_even_while_it_is_down(
+    tmp_path: Path,
+) -> None:
+    engine = MemoryContainers()
+    service = _service(tmp_path, engine, probe=True)
+    first = service.start(BackendRequest(environment="e", type="http"))
+    engine.exit(first.container_name, 137)  # down: the engine would publish the port
+    port = first.options["port"]
+    with pytest.raises(Conflict) as caught:
+        service.start(BackendRequest(environment="e", type="rpc", port=port))
+    assert caught.value.data == {"port": port, "backend": first.id}
+    assert [row.id for row in service.store.backends()] == [first.id]

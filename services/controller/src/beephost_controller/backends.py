@@ -189,7 +189,18 @@ class BackendService:
         kind = cast(Any, request.type)
         container_port = CONTAINER_PORTS[kind]
         bind_address = request.bind_address or self.settings.bind_address
-        taken = {int(row.options.get("port") or 0) for row in self.store.backends()}
+        holders = {
+            int(row.options["port"]): row.id
+            for row in self.store.backends()
+            if row.options.get("port")
+        }
+        taken = set(holders)
+        if request.port in holders:
+            # Kept for that backend's restarts, even while it is down.
+            raise Conflict(
+                f"host port {request.port} is held by backend {holders[request.port]}",
+                {"port": request.port, "backend": holders[request.port]},
+            )
         host_port = None
         if container_port is not None:
             host_port = request.port or self._pick_port(bind_address, taken)
