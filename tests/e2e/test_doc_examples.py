@@ -87,8 +87,10 @@ BY_LANGUAGE: dict[tuple[str, str], str] = {
     ("README.md", ""): "the architecture diagram",
     ("docs/users/cli.md", ""): "the command synopsis",
     ("docs/users/cli.md", "console"): (
-        "transcripts (commands with sample ids, a 3.13 runtime, and their output); "
-        "the commands are run by tests/e2e/test_cli_backends.py and tests/integration/cli"
+        "transcripts (commands with sample ids and a 3.13 runtime, and their output); "
+        "each command is run by tests/integration/cli (test_cli.py: init, runtimes, "
+        "venv, jobs; test_code.py: eval and exec) or tests/e2e/test_cli_backends.py "
+        "(start, status, logs, stop, config)"
     ),
     ("docs/users/api.md", "text"): "the exception tree",
     ("docs/protocol/pipe.md", "json"): (
