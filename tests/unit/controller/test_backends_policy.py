@@ -9,6 +9,7 @@ import pytest
 
 from beephost_controller.backends import (
     ADMIN_CONTROLLER_URL,
+    HOST_PORTS,
     BackendRequest,
     BackendService,
     free_port,
@@ -247,11 +248,15 @@ def test_stop_all_removes_containers_and_keeps_rows_stopped(tmp_path: Path) -> N
     assert service.supervise() == []
 
 
-def test_inside_a_container_the_engine_picks_host_ports(tmp_path: Path) -> None:
+def test_inside_a_container_a_host_port_is_drawn_and_kept(tmp_path: Path) -> None:
+    # The engine's own pick (port 0) moves on every restart: never left to it.
     service = _service(tmp_path)
     service.settings.choose_host_ports = False
     row = service.start(BackendRequest(environment="e", type="http"))
-    assert _mem(service).specs[row.container_name].ports[5678] == ("127.0.0.1", None)
+    host, port = _mem(service).specs[row.container_name].ports[5678]
+    assert host == "127.0.0.1"
+    assert port in HOST_PORTS
+    assert service.get_row(row.id).options["port"] == port
 
 
 class _Refusing(MemoryContainers):

@@ -12,12 +12,21 @@ publish ports. A backend without network therefore runs with ``network_mode=none
 network with IP masquerading and inter-container traffic off: the port is published on
 the loopback address, and outbound packets have no NAT, so no reply ever comes back.
 Caveat: the host's own addresses on that bridge stay reachable from the container.
+
+Ports: an http or rpc backend publishes ONE concrete host port, chosen at start and
+kept in its row (``options["port"]``): the engine re-assigns an ephemeral port (host
+port 0) on every start of a container, so a restart, by Docker's policy or by the
+supervisor, would move the endpoint that ``start`` printed. A controller on the host
+probes a free port; one in a container (where a free port says nothing about the host)
+draws one from ``HOST_PORTS``; either way the engine has the last word, and a port
+taken meanwhile is retried with another.
 """
 
 import hashlib
 import json
 import logging
 import os
+import random
 import secrets
 import shutil
 import socket
@@ -32,6 +41,7 @@ from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.runtime.base import (
     ContainerConfigRefused,
     ContainerRuntimeError,
+    PortInUse,
 )
 from beephost_controller.runtime.containers import (
     BackendContainers,
@@ -45,7 +55,7 @@ from beephost_controller.runtime.environment_images import (
 )
 from beephost_controller.settings import Settings
 from beephost_controller.store import BackendRow, SqliteStore
-from beephost_protocol.errors import InvalidRequest, NotFound, Unavailable
+from beephost_protocol.errors import Conflict, InvalidRequest, NotFound, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +92,13 @@ class BackendRequest:
     cap_add: tuple[str, ...] = ()
     no_new_privileges: bool = True
 
+
+#: Host ports a controller that cannot probe the host draws from: below Linux's
+#: ephemeral range (32768-60999), where the engine's and the kernel's own picks fall.
+HOST_PORTS = range(20000, 32768)
+
+#: Ports tried for one start before it fails (each taken one is retried).
+PORT_ATTEMPTS = 8
 
 #: The reason of a backend being stopped (status ``stopped``) until its row is deleted.
 STOPPING = "stopping"
@@ -170,13 +187,31 @@ class BackendService:
         if request.type not in CONTAINER_PORTS:
             raise InvalidRequest(f"unknown backend type {request.type!r}")
         kind = cast(Any, request.type)
+        container_port = CONTAINER_PORTS[kind]
+        bind_address = request.bind_address or self.settings.bind_address
+        holders = {
+            int(row.options["port"]): row.id
+            for row in self.store.backends()
+            if row.options.get("port")
+        }
+        taken = set(holders)
+        if request.port in holders:
+            # Kept for that backend's restarts, even while it is down.
+            raise Conflict(
+                f"host port {request.port} is held by backend {holders[request.port]}",
+                {"port": request.port, "backend": holders[request.port]},
+            )
+        host_port = None
+        if container_port is not None:
+            host_port = request.port or self._pick_port(bind_address, taken)
         backend_id = f"b-{uuid.uuid4().hex[:12]}"
         name = f"beephost-{self.settings.name}-{backend_id}"
         token = request.token or secrets.token_urlsafe(24)
         network = env.network if request.network is None else request.network
         options = {
-            "port": request.port,
-            "bind_address": request.bind_address or self.settings.bind_address,
+            # The host port, requested or chosen: every (re)start publishes this one.
+            "port": host_port,
+            "bind_address": bind_address,
             "limits": {
                 "memory_mb": request.memory_mb,
                 "cpus": request.cpus,
@@ -230,7 +265,6 @@ class BackendService:
         socket_dir: Path | None = None
         group_add: list[str] = []
         network_name: str | None = None
-        container_port = CONTAINER_PORTS[kind]
         try:
             if container_port is None:
                 socket_dir = self._socket_dir(backend_id)
@@ -244,17 +278,16 @@ class BackendService:
                 if network:
                     network_name = "bridge"
             else:
-                host = str(options["bind_address"])
-                # A fixed host port: a restarted container keeps its endpoint.
-                chosen = free_port(host) if self.settings.choose_host_ports else None
-                ports[container_port] = (host, request.port or chosen)
                 if network:
                     network_name = "bridge"
                 else:
                     network_name = name
                     self.containers.create_network(name, labels)
-            container_id = self.containers.create_container(
-                ContainerSpec(
+            attempts = PORT_ATTEMPTS if host_port and not request.port else 1
+            for attempt in range(1, attempts + 1):
+                if container_port is not None and host_port is not None:
+                    ports = {container_port: (bind_address, host_port)}
+                spec = ContainerSpec(
                     name=name,
                     image=env.image,
                     command=server_command(kind),
@@ -276,11 +309,24 @@ class BackendService:
                     controller_socket_dir=controller_socket_dir,
                     group_add=group_add,
                 )
-            )
-            self.store.update_backend(backend_id, container_id=container_id)
-            started = self.clock()
-            self.containers.start_container(container_id)
-            self.store.update_backend(backend_id, created_at=started)
+                container_id = self.containers.create_container(spec)
+                self.store.update_backend(backend_id, container_id=container_id)
+                started = self.clock()
+                try:
+                    self.containers.start_container(container_id)
+                except PortInUse:
+                    if attempt == attempts:
+                        raise
+                    # Taken since it was chosen: another port, in a new container.
+                    logger.info("host port %s is taken: choosing another", host_port)
+                    self.containers.remove_container(container_id)
+                    taken.add(host_port or 0)
+                    host_port = self._pick_port(bind_address, taken)
+                    options["port"] = host_port
+                    self.store.update_backend(backend_id, options=options)
+                    continue
+                self.store.update_backend(backend_id, created_at=started)
+                break
         except (ContainerRuntimeError, OSError) as exc:
             try:
                 self._cleanup(backend_id, name)
@@ -293,8 +339,23 @@ class BackendService:
                 self.store.delete_backend(backend_id)
             if isinstance(exc, ContainerConfigRefused):
                 raise InvalidRequest(f"the engine refused the backend: {exc}") from exc
+            if isinstance(exc, PortInUse):
+                raise Conflict(
+                    f"host port {host_port} on {bind_address} is already in use",
+                    {"port": host_port, "bind_address": bind_address},
+                ) from exc
             raise Unavailable(f"could not start backend: {exc}") from exc
         return self.refresh(backend_id)
+
+    def _pick_port(self, host: str, taken: set[int]) -> int:
+        """A host port for a new backend, none of ``taken`` (other backends' ports: an
+        exited one is not listening, yet its restart needs its port back)."""
+        for _ in range(100):
+            probed = free_port(host) if self.settings.choose_host_ports else None
+            port = probed or random.choice(HOST_PORTS)
+            if port not in taken:
+                return port
+        raise Unavailable(f"no free host port on {host}")
 
     # -- status --------------------------------------------------------------------------
 

@@ -161,9 +161,10 @@ class Settings(BaseSettings):
     choose_host_ports: bool = Field(
         True,
         description=(
-            "Pick a free host port for http/rpc backends at start, so a restarted "
-            "container keeps its endpoint; off when the controller runs in a container "
-            "(a port free there says nothing about the host): the engine picks then."
+            "Probe the host for a free port for each http/rpc backend; off when the "
+            "controller runs in a container (a port free there says nothing about "
+            "the host): it draws one from 20000-32767 then, and the engine refuses a "
+            "taken one. Either way the port is kept across restarts."
         ),
     )
     stop_backends_on_shutdown: bool = Field(

@@ -15,6 +15,11 @@ class ContainerConfigRefused(ContainerRuntimeError):
     limit over the host's): the caller's input is at fault, not the engine."""
 
 
+class PortInUse(ContainerRuntimeError):
+    """A container could not start: a host port it publishes is taken (by another
+    container, or by any other process on the host)."""
+
+
 class ImageNotFoundError(ContainerRuntimeError):
     """An image or a registry manifest does not exist."""
 

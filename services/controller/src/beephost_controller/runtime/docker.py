@@ -22,10 +22,16 @@ from beephost_controller.runtime.base import (
     ContainerRuntimeError,
     ImageInfo,
     ImageNotFoundError,
+    PortInUse,
 )
 from beephost_controller.runtime.containers import ContainerSpec, ContainerState
 
 logger = logging.getLogger(__name__)
+
+
+#: How the engine (20.10 to 27) says a published host port is taken: by a container
+#: ("port is already allocated") or by another process (its proxy's bind failed).
+_PORT_IN_USE = ("port is already allocated", "address already in use")
 
 
 @contextmanager
@@ -38,6 +44,8 @@ def _mapped_errors(action: str) -> Iterator[None]:
     except docker.errors.APIError as exc:
         if exc.status_code == 400:  # the engine's "invalid parameter"
             raise ContainerConfigRefused(f"{action}: {exc.explanation}") from exc
+        if any(sign in str(exc.explanation) for sign in _PORT_IN_USE):
+            raise PortInUse(f"{action}: {exc.explanation}") from exc
         raise ContainerRuntimeError(f"{action}: {exc}") from exc
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise ContainerRuntimeError(f"{action}: {exc}") from exc

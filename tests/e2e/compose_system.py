@@ -1,0 +1,182 @@
+"""The compose system as the README brings it up (``scripts/up``), for e2e tests.
+
+Each system runs under a unique compose project name, on free loopback ports, with its
+own .env, secrets and socket directories: a system a developer runs with the default
+names and ports is left alone. Images are the product's own (scripts/up builds them,
+as it does for users; a second system in the session finds them built) and stay in the
+engine. ``compose_system()`` brings one up and takes it down with ``down -v``, which
+removes what compose and its controller created (both carry the project's name).
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.conftest import unavailable
+from tests.e2e.containers import docker, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT_LABEL = "com.docker.compose.project"
+#: Compose service -> the <TYPE> of its variables.
+BACKENDS = {"pipe-backend": "PIPE", "http-backend": "HTTP", "rpc-backend": "RPC"}
+
+
+@dataclass
+class Compose:
+    env: dict[str, str]
+    project: str
+    tokens: dict[str, str]
+    #: The environment scripts/up runs in (a plain shell's, not the venv's).
+    up_env: dict[str, str]
+
+    @property
+    def env_file(self) -> Path:
+        return Path(self.env["BEEPHOST_ENV_FILE"])
+
+    def up(self) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(REPO / "scripts" / "up")],
+            cwd=REPO,
+            env=self.up_env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+
+    def port(self, name: str) -> int:
+        return int(self.env[f"BEEPHOST_{name}_PORT"])
+
+    def url(self, name: str) -> str:
+        """The host URL of the controller (CONTROLLER) or a default backend."""
+        if name == "PIPE":
+            return f"unix://{self.pipe_socket()}"
+        scheme = "grpc" if name == "RPC" else "http"
+        return f"{scheme}://127.0.0.1:{self.port(name)}"
+
+    def pipe_socket(self) -> str:
+        """The pipe backend's socket on the host (inside its named volume)."""
+        volume = f"{self.project}_pipe-socket"
+        info = docker("docker", "volume", "inspect", volume)
+        return f"{json.loads(info)[0]['Mountpoint']}/pipe.sock"
+
+    def run(self, *args: str, timeout: float = 300) -> str:
+        result = subprocess.run(
+            ["docker", "compose", "--env-file", self.env["BEEPHOST_ENV_FILE"], *args],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout
+
+    def cli(self, *args: str) -> Any:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "beephost_cli",
+                "--controller",
+                self.url("CONTROLLER"),
+                "--token",
+                self.tokens["CONTROLLER"],
+                *args,
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads(result.stdout)
+
+
+def sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def env_file_values(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("BEEPHOST_"):
+            key, _, value = line.partition("=")
+            values[key] = value
+    return values
+
+
+def tokens_of(path: Path) -> dict[str, str]:
+    """<TYPE> -> token, from the env file's BEEPHOST_<TYPE>_TOKEN lines."""
+    return {
+        key.removeprefix("BEEPHOST_").removesuffix("_TOKEN"): value
+        for key, value in env_file_values(path).items()
+        if key.endswith("_TOKEN")
+    }
+
+
+@contextmanager
+def compose_system(prefix: str, *, profiles: str = "") -> Iterator[Compose]:
+    """A compose system brought up by scripts/up; ``down -v`` afterwards."""
+    if subprocess.run(
+        ["docker", "compose", "version"], capture_output=True, check=False
+    ).returncode:
+        unavailable("docker compose v2 is missing (scripts/bootstrap installs it)")
+    work = Path(tempfile.mkdtemp(prefix="bh-compose-", dir="/tmp"))
+    project = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "COMPOSE_PROJECT_NAME": project,
+        "COMPOSE_PROFILES": profiles,
+        "BEEPHOST_ENV_FILE": str(work / ".env"),
+        "BEEPHOST_SECRETS_DIR": str(work / "secrets"),
+        "BEEPHOST_SOCKET_ROOT": str(work / "sockets"),
+        "BEEPHOST_CONTROLLER_NAME": project,
+        **{
+            f"BEEPHOST_{name}_PORT": str(free_port())
+            for name in ("CONTROLLER", "HTTP", "RPC", "PROMETHEUS")
+        },
+    }
+    # As a user runs it: from a plain shell, not from inside the project's venv
+    # (`uv run pytest` puts the venv first on PATH; bootstrap wants the system python).
+    venv_bin = str(Path(sys.prefix) / "bin")
+    plain = {
+        k: v
+        for k, v in env.items()
+        if k not in ("VIRTUAL_ENV", "UV_RUN_RECURSION_DEPTH")
+    }
+    plain["PATH"] = os.pathsep.join(
+        p for p in env.get("PATH", "").split(os.pathsep) if p and p != venv_bin
+    )
+    handle = Compose(env, project, {}, plain)
+    env_file = handle.env_file
+    up = handle.up()
+    if env_file.exists():
+        handle.tokens.update(tokens_of(env_file))
+    try:
+        assert up.returncode == 0, f"scripts/up failed:\n{up.stderr[-5000:]}"
+        assert "shown this once" in up.stderr, "the generated tokens are shown once"
+        yield handle
+    finally:
+        subprocess.run(
+            ["docker", "compose", "--env-file", str(env_file), "down", "-v"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,190 @@
+"""Host ports of http and rpc backends on the real engine.
+
+A backend keeps its endpoint across restarts (the supervisor's, after ``docker kill``,
+and Docker's own policy, after a crash), also when the controller cannot probe the
+host's ports (``choose_host_ports=false``, as in compose): the engine's own pick, host
+port 0, is a new port on every start. A requested port that is in use is a
+``conflict`` naming it: 409 over REST, one line in the CLI.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from beephost_client import Conflict, connect
+from beephost_client.controller import Backend, ControllerClient
+from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends
+from tests.e2e.containers import inspect
+from tests.e2e.controller_process import ControllerProcess
+
+pytestmark = pytest.mark.docker
+
+
+class _InContainerController(ControllerProcess):
+    """A controller set up as compose sets up the one in its container."""
+
+    def environ(self) -> dict[str, str]:
+        return {**super().environ(), "BEEPHOST_CONTROLLER_CHOOSE_HOST_PORTS": "false"}
+
+
+@pytest.fixture(scope="module")
+def in_container(
+    backend_images: BuiltBackends,
+    docker_cli: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ControllerClient]:
+    proc = _InContainerController(
+        workdir=tmp_path_factory.mktemp("ports-controller"),
+        workspace=backend_images.workspace,
+        labels=backend_images.labels,
+        repository=BACKENDS_REPOSITORY,
+        docker_cli=docker_cli,
+    )
+    try:
+        proc.start()
+        with proc.client() as api:
+            env = api.create_environment("ports")
+            assert env.job_id is not None
+            job = api.wait_job(env.job_id, timeout=600)
+            assert job.succeeded, job.error
+            yield api
+    finally:
+        proc.stop()
+        proc.remove_owned()
+        assert proc.owned() == [], "containers left after cleanup"
+
+
+@pytest.fixture
+def listening() -> Iterator[int]:
+    """A loopback port some other process listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def _ready(api: ControllerClient, kind: str) -> Backend:
+    started = api.start_backend("ports", kind)  # type: ignore[arg-type]
+    return api.wait_backend(started.id, timeout=60)
+
+
+def _restarted(api: ControllerClient, backend_id: str, restarts: int) -> Backend:
+    deadline = time.monotonic() + 60
+    while True:
+        now = api.backend(backend_id)
+        if now.status == "ready" and now.restarts >= restarts:
+            return now
+        assert time.monotonic() < deadline, f"not restarted: {now}"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("kind", ["http", "rpc"])
+def test_a_backend_keeps_its_endpoint_across_restarts(
+    in_container: ControllerClient, docker_cli: str, kind: str
+) -> None:
+    api = in_container
+    started = api.start_backend("ports", kind)  # type: ignore[arg-type]
+    token = started.token
+    backend = api.wait_backend(started.id, timeout=60)
+    try:
+        endpoint = backend.endpoint
+        assert endpoint is not None
+        # The supervisor's restart (Docker's policy leaves a `docker kill` alone).
+        subprocess.run(
+            [docker_cli, "kill", backend.container_id or ""], check=True, timeout=60
+        )
+        assert _restarted(api, backend.id, 1).endpoint == endpoint
+        # Docker's own restart, after the server process crashed.
+        pid = inspect(docker_cli, backend.container_id or "")["State"]["Pid"]
+        os.kill(pid, signal.SIGKILL)
+        assert _restarted(api, backend.id, 2).endpoint == endpoint
+        # What `start` printed still works: the URL and the token.
+        with connect(endpoint, token=token) as client:
+            assert client.evaluate("6 * 7") == 42
+    finally:
+        api.stop_backend(backend.id)
+
+
+def test_a_requested_port_in_use_is_a_conflict(
+    in_container: ControllerClient, listening: int
+) -> None:
+    with pytest.raises(Conflict) as caught:
+        in_container.start_backend("ports", "http", port=listening)
+    assert str(listening) in caught.value.message
+    assert caught.value.data["port"] == listening
+    # Nothing is left of the refused start; the controller goes on serving.
+    assert in_container.backends() == []
+    backend = _ready(in_container, "http")
+    in_container.stop_backend(backend.id)
+
+
+@pytest.fixture(scope="module")
+def rest_env(controller: ControllerProcess) -> str:
+    """An environment of the host controller (which probes its host's ports)."""
+    with controller.client() as api:
+        env = api.create_environment("ports-rest")
+        assert env.job_id is not None
+        assert api.wait_job(env.job_id, timeout=600).succeeded
+    return "ports-rest"
+
+
+def test_a_port_conflict_over_rest_is_409(
+    controller: ControllerProcess, rest_env: str, listening: int
+) -> None:
+    body = json.dumps(
+        {"environment": rest_env, "type": "rpc", "port": listening}
+    ).encode()
+    request = urllib.request.Request(
+        f"{controller.url}/api/v1/backends",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=60)  # loopback only
+    assert caught.value.code == 409
+    error = json.loads(caught.value.read())["error"]
+    assert error["code"] == "conflict"
+    assert str(listening) in error["message"]
+    assert "http+docker" not in error["message"]
+
+
+def test_a_port_conflict_in_the_cli_is_one_line(
+    controller: ControllerProcess, rest_env: str, listening: int
+) -> None:
+    env = controller.environ()
+    env["COLUMNS"] = "200"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "beephost_cli",
+            "--controller",
+            controller.url,
+            "start",
+            "http",
+            "--venv",
+            rest_env,
+            "--port",
+            str(listening),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"error: host port {listening} on 127.0.0.1 is already in use"], (
+        result.stderr
+    )
