@@ -248,7 +248,7 @@ def test_process_serves_metrics_and_drains_on_sigterm(
         assert server.process.wait(timeout=T) == 0
         messages = [line["msg"] for line in server.log_lines()]
         assert "stopped" in messages
-        refused = "/beephost.exec.v1.Executor/Evaluate refused: unauthorized: "
+        refused = "refused /beephost.exec.v1.Executor/Evaluate from peer "
         assert any(m.startswith(refused) for m in messages), messages
     finally:
         server.stop()

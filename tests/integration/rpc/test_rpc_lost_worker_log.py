@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from beephost_pb.exec.v1 import exec_pb2 as pb
-from tests.integration.rpc.support import StartBackend
+from tests.integration.rpc.support import TOKEN, StartBackend
 
 pytestmark = pytest.mark.anyio
 T = 20.0
@@ -43,3 +43,26 @@ async def test_lost_and_killed_workers_are_logged_once(
     assert "session default" in deadline
     for line in (lost, deadline):
         assert "from peer ipv4:127.0.0.1:" in line
+
+
+async def test_a_refused_token_is_one_warning_with_the_peer_and_no_token(
+    start_backend: StartBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    backend = await start_backend(token=TOKEN)
+    wrong = "wrong-token-for-the-log-987"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await backend.stub().Evaluate(
+            pb.EvaluateRequest(expression="1"),
+            timeout=T,
+            metadata=[("authorization", f"Bearer {wrong}")],
+        )
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    lines = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert lines[0].levelno == logging.WARNING
+    assert "from peer ipv4:127.0.0.1:" in lines[0].getMessage()
+    assert all(
+        wrong not in r.getMessage() and TOKEN not in r.getMessage()
+        for r in caplog.records
+    )

@@ -45,7 +45,7 @@ class TokenAuth(Interceptor):
         self,
         token: TokenCheck,
         open_services: Iterable[str],
-        on_reject: Callable[[str, BeepHostError], None] = lambda method, error: None,
+        on_reject: Callable[[str, BeepHostError, str], None] = lambda *_: None,
     ) -> None:
         self._expected = token
         self._open = tuple(f"/{name}/" for name in open_services)
@@ -62,14 +62,24 @@ class TokenAuth(Interceptor):
         if problem is None:
             return handler
         error = Unauthorized(problem)
-        self._on_reject(details.method, error)
-        return _refusing(handler, error)
+        method = details.method
+
+        def refused(peer: str) -> None:
+            self._on_reject(method, error, peer)
+
+        return _refusing(handler, error, refused)
 
 
-def _refusing(handler: Handler, error: BeepHostError) -> Handler:
-    """A handler of the same kind that answers every call with ``error``."""
+def _refusing(
+    handler: Handler, error: BeepHostError, on_call: Callable[[str], None]
+) -> Handler:
+    """A handler of the same kind that answers every call with ``error``.
+
+    ``on_call`` hears of each call with its peer, which only the call's context knows.
+    """
 
     async def refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        on_call(context.peer())
         await errors.abort(context, error)
 
     kinds = {

@@ -85,9 +85,16 @@ class RpcServer:
         reflection.enable(self.grpc, (SERVICE_NAME, HEALTH_SERVICE_NAME))
         self._watcher: asyncio.Task[None] | None = None
 
-    def _refused(self, method: str, error: BeepHostError) -> None:
+    def _refused(self, method: str, error: BeepHostError, peer: str) -> None:
         self.servicer.rejected.labels(error.wire_code).inc()
-        logger.info("%s refused: %s: %s", method, error.wire_code, error.message)
+        # The reason says missing or invalid, never the token presented.
+        logger.warning(
+            "refused %s from peer %s: %s: %s",
+            method,
+            peer,
+            error.wire_code,
+            error.message,
+        )
 
     def bind(self) -> int:
         """Bind the configured address; returns the port (the real one for port 0).
