@@ -54,6 +54,7 @@ class FastLane:
         receive: Receive,
         send: Send,
         deadline_header: bytes | None,
+        lease_header: bytes | None,
         fallback: Callable[[Scope, Receive, Send], Awaitable[None]],
     ) -> None:
         route, decode = self.lanes[path]
@@ -78,7 +79,8 @@ class FastLane:
             return
         scope["route"] = route  # for the access log and the metrics' route label
         try:
-            result = await self.state.executor.run(command)
+            lease = None if lease_header is None else lease_header.decode("latin-1")
+            result = await self.state.executor.run(command, lease=lease)
         except BeepHostError as exc:
             scope[ERROR_CODE_KEY] = exc.wire_code
             await error_response(exc)(scope, receive, send)

@@ -60,7 +60,7 @@ class RequestGate:
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :] or "/"
-        authorization = length = content_type = deadline = None
+        authorization = length = content_type = deadline = lease = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 # Two are ambiguous (which one would a proxy have checked?): refused
@@ -72,6 +72,8 @@ class RequestGate:
                 content_type = value
             elif name == b"x-beephost-timeout":
                 deadline = value
+            elif name == b"beephost-lease":
+                lease = value
         progress = _Progress(send)
         metrics = self.state.metrics
         metrics.in_progress.inc()
@@ -90,7 +92,7 @@ class RequestGate:
                 and scope["method"] == "POST"
             ):
                 await self.fast.serve(
-                    path, scope, receive, progress.send, deadline, self.app
+                    path, scope, receive, progress.send, deadline, lease, self.app
                 )
                 return
             await self.app(scope, receive, progress.send)
