@@ -180,7 +180,7 @@ class Executor:
             lease: The client's lease id (HTTP header, gRPC metadata): renewed by this
                 request, it owns the handles the request creates in ``default``
                 (instead of ``owner``); they are released when it expires or by
-                :meth:`release_lease`.
+                ``lease.release``.
 
         Raises:
             BeepHostError: One of the taxonomy's errors; anything else is wrapped as
@@ -223,6 +223,10 @@ class Executor:
                 return await self._close_session(command.session)
             case models.SessionList():
                 return {"sessions": list(self._sessions)}
+            case models.LeaseRenew():
+                return self._renew_lease(command.lease)
+            case models.LeaseRelease():
+                return await self._release_lease(command.lease)
             case models.Interrupt():
                 session = self._session(command.session)
                 worker = session.worker
@@ -263,28 +267,18 @@ class Executor:
             release = models.ObjectRelease(handles=sorted(handles))
             self._background(self._release_quietly(release))
 
-    def renew_lease(self, lease: str) -> dict[str, Any]:
-        """Keep ``lease`` alive for another ``lease_ttl`` seconds.
-
-        Raises:
-            InvalidRequest: A malformed lease id.
-        """
+    def _renew_lease(self, lease: str) -> dict[str, Any]:
         self._leases.touch(check_lease(lease))
         held = len(self._owned.get(LeaseOwner(lease), ()))
         return {"lease": lease, "ttl": self.config.lease_ttl, "handles": held}
 
-    async def release_lease(self, lease: str) -> dict[str, Any]:
-        """End ``lease`` now: the default session's handles it owns are released.
-
-        Raises:
-            InvalidRequest: A malformed lease id.
-            BeepHostError: The release failed (the default worker was lost...).
-        """
+    async def _release_lease(self, lease: str) -> dict[str, Any]:
         self._leases.forget(check_lease(lease))
         handles = self._owned.pop(LeaseOwner(lease), None)
         released = 0
         if handles:
-            result = await self.run(models.ObjectRelease(handles=sorted(handles)))
+            release = models.ObjectRelease(handles=sorted(handles))
+            result = await self._in_worker(release, None)
             released = int(result.get("released", 0))
         return {"lease": lease, "released": released}
 

@@ -134,18 +134,3 @@ class StreamError(_Body):
 
 class StreamLine(RootModel[StreamEvent | StreamResult | StreamError]):
     """One line of ``application/x-ndjson``: events, then one result or error line."""
-
-
-class LeaseRenewed(BaseModel):
-    """A renewed lease: it lives ``ttl`` more seconds without another request."""
-
-    lease: str = Field(description="The lease id.")
-    ttl: float = Field(description="Seconds it lives without a request or renewal.")
-    handles: int = Field(description="Objects in 'default' it owns now.")
-
-
-class LeaseReleased(BaseModel):
-    """An ended lease: the objects it owned in 'default' are released."""
-
-    lease: str = Field(description="The lease id.")
-    released: int = Field(description="How many objects were released.")

@@ -8,7 +8,12 @@ from starlette.responses import Response
 from beephost_http_backend.deps import ExecutorDep
 from beephost_http_backend.errors import WORKER_ERRORS, documented
 from beephost_http_backend.responses import JSONBytes
-from beephost_http_backend.schemas import LeaseReleased, LeaseRenewed
+from beephost_protocol.models import (
+    LeaseRelease,
+    LeaseReleased,
+    LeaseRenew,
+    LeaseRenewed,
+)
 
 router = APIRouter(prefix="/api/leases", tags=["leases"])
 
@@ -30,7 +35,7 @@ LeasePath = Annotated[
 )
 async def renew_lease(lease: LeasePath, executor: ExecutorDep) -> Response:
     """Keep a lease alive for the server's lease TTL; any id is accepted (idempotent)."""
-    return JSONBytes(executor.renew_lease(lease))
+    return JSONBytes(await executor.run(LeaseRenew(lease=lease)))
 
 
 @router.delete(
@@ -41,4 +46,4 @@ async def renew_lease(lease: LeasePath, executor: ExecutorDep) -> Response:
 )
 async def release_lease(lease: LeasePath, executor: ExecutorDep) -> Response:
     """End a lease now: release the objects it owns in 'default' (safe to repeat)."""
-    return JSONBytes(await executor.release_lease(lease))
+    return JSONBytes(await executor.run(LeaseRelease(lease=lease)))
