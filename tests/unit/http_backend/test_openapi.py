@@ -12,7 +12,14 @@ from fastapi.routing import APIRoute
 from pydantic import SecretStr
 
 from beephost_http_backend import Settings, create_app
-from beephost_http_backend.routes import code, docs, health, objects, sessions
+from beephost_http_backend.routes import (
+    code,
+    docs,
+    health,
+    leases,
+    objects,
+    sessions,
+)
 from beephost_http_backend.routes.docs import render_reference
 
 COMMON = {400, 401, 413, 500, 503}
@@ -112,6 +119,14 @@ CONTRACT: dict[tuple[str, str], tuple[str, int, str, str | None, set[int]]] = {
         "ReleaseRequest",
         COMMON | WORKER,
     ),
+    ("put", "/api/leases/{lease}"): ("renew_lease", 200, "LeaseRenewed", None, COMMON),
+    ("delete", "/api/leases/{lease}"): (
+        "release_lease",
+        200,
+        "LeaseReleased",
+        None,
+        COMMON | WORKER,
+    ),
     ("get", "/health"): ("health", 200, "Liveness", None, set()),
     ("get", "/ready"): ("ready", 200, "Readiness", None, {503}),
     ("get", "/metrics"): ("metrics", 200, "", None, COMMON - {503}),
@@ -144,11 +159,11 @@ def _ref(content: dict[str, Any], media: str) -> str:
 def test_every_route_is_documented_and_nothing_else(schema: dict[str, Any]) -> None:
     documented = set(_operations(schema))
     assert documented == set(CONTRACT)
-    routers = (code.router, sessions.router, objects.router, health.router, docs.router)
+    modules = (code, sessions, objects, leases, health, docs)
     routed = {
         (method.lower(), route.path)
-        for router in routers
-        for route in router.routes
+        for module in modules
+        for route in module.router.routes
         if isinstance(route, APIRoute) and route.include_in_schema
         for method in route.methods or ()
     }
@@ -200,7 +215,7 @@ def test_every_reference_resolves(schema: dict[str, Any]) -> None:
 def test_the_timeout_header_is_documented(schema: dict[str, Any]) -> None:
     operation = _operations(schema)[("post", "/api/eval")]
     names = {p["name"]: p["in"] for p in operation["parameters"]}
-    assert names == {"X-Beephost-Timeout": "header"}
+    assert names == {"X-Beephost-Timeout": "header", "Beephost-Lease": "header"}
     get_attr = _operations(schema)[
         ("get", "/api/sessions/{session}/objects/{handle}/attributes/{name}")
     ]
@@ -210,6 +225,7 @@ def test_the_timeout_header_is_documented(schema: dict[str, Any]) -> None:
         "name",
         "timeout",
         "X-Beephost-Timeout",
+        "Beephost-Lease",
     }
 
 

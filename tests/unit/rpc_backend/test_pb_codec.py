@@ -58,6 +58,8 @@ COMMANDS: list[models.Command] = [
     models.ObjectCall(handle="h1"),
     models.ObjectRelease(handles=["h1", "h2"]),
     models.ObjectList(session="s-6"),
+    models.LeaseRenew(lease="l-0123456789abcdef"),
+    models.LeaseRelease(lease="l-0123456789abcdef"),
 ]
 
 # The server side: one decoder per RPC, each (request, timeout).
@@ -76,6 +78,8 @@ DECODERS: dict[str, Any] = {
     "CallMethod": pb_codec.call_method_command,
     "ReleaseObjects": pb_codec.release_objects_command,
     "ListObjects": pb_codec.list_objects_command,
+    "RenewLease": pb_codec.renew_lease_command,
+    "ReleaseLease": pb_codec.release_lease_command,
 }
 
 
@@ -257,6 +261,16 @@ RESULTS: list[tuple[str, Any, dict[str, Any]]] = [
         "ListObjects",
         pb_codec.handle_list_reply,
         {"handles": [{"id": "h1", "type": "int", "repr": "1"}]},
+    ),
+    (
+        "RenewLease",
+        pb_codec.renew_lease_reply,
+        {"lease": "l-0123456789abcdef", "ttl": 60.0, "handles": 2},
+    ),
+    (
+        "ReleaseLease",
+        pb_codec.release_lease_reply,
+        {"lease": "l-0123456789abcdef", "released": 2},
     ),
 ]
 

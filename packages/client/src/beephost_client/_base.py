@@ -45,7 +45,8 @@ from beephost_protocol import (
     decode_value,
     encode_value,
 )
-from beephost_protocol.errors import BeepHostError
+from beephost_protocol.errors import BeepHostError, ExecutionTimeout, Unavailable
+from beephost_protocol.models import LeaseRelease, LeaseRenew
 
 # Commands whose repetition cannot change the outcome: after a connection broke with
 # the request possibly delivered, only these are sent again (once). eval, exec,
@@ -69,6 +70,28 @@ def should_retry(command: Command, error: BeepHostError, attempt: int) -> bool:
     if isinstance(error, ConnectError):
         return True
     return isinstance(error, ConnectionLost) and command.COMMAND in IDEMPOTENT
+
+
+# Leases (docs/protocol/http.md, "Leases"): while a client holds objects in `default`,
+# it renews its lease three times per TTL, so that one lost renewal is no loss.
+RENEWALS_PER_TTL = 3
+MIN_RENEWAL_INTERVAL = 0.05
+# After a renewal failed for a reason that may pass (the server restarts, say).
+RENEWAL_RETRY = 1.0
+_TRANSIENT = (ConnectError, ConnectionLost, Unavailable, ExecutionTimeout)
+
+
+def renewal_interval(result: dict[str, Any]) -> float:
+    """Seconds until the next renewal, from a ``lease.renew`` result."""
+    ttl = float(result.get("ttl", 60.0))
+    return max(MIN_RENEWAL_INTERVAL, ttl / RENEWALS_PER_TTL)
+
+
+def renewal_failed(error: BeepHostError, interval: float | None) -> float | None:
+    """When to try again after a failed renewal; None: stop (the server has no leases)."""
+    if isinstance(error, _TRANSIENT):
+        return min(interval or RENEWAL_RETRY, RENEWAL_RETRY)
+    return None
 
 
 _SCALARS = (str, int, bool, type(None))
@@ -297,6 +320,14 @@ class BaseClient:
     def _list_sessions() -> SessionList:
         return SessionList()
 
+    @staticmethod
+    def _renew_lease(lease: str) -> LeaseRenew:
+        return LeaseRenew(lease=lease)
+
+    @staticmethod
+    def _release_lease(lease: str) -> LeaseRelease:
+        return LeaseRelease(lease=lease)
+
     # -- values ------------------------------------------------------------------------
 
     def _encode(self, value: Any, sid: str) -> Any:
@@ -388,7 +419,17 @@ class BaseClient:
                 finalizer.atexit = False  # the server forgets handles of dead clients
                 object.__setattr__(proxy, "_finalizer", finalizer)
                 self._proxies[key] = proxy
+        if sid == DEFAULT_SESSION:
+            self._holding_default()  # outside the lock: it may start a thread
         return proxy
+
+    def _holding_default(self) -> None:
+        """The client got an object in ``default``: its lease must be kept alive."""
+
+    def _holds_default(self) -> bool:
+        """Whether a proxy of an object in ``default`` is alive."""
+        with self._lock:
+            return any(sid == DEFAULT_SESSION for sid, _ in list(self._proxies))
 
     def _live_handle(self, proxy: ProxyBase) -> str:
         if proxy._released:
@@ -445,4 +486,12 @@ class BaseClient:
         return [self._release(sid, ids, deadline) for sid, ids in by_session.items()]
 
 
-__all__ = ["DEFAULT_SESSION", "IDEMPOTENT", "BaseClient", "ProxyBase", "should_retry"]
+__all__ = [
+    "DEFAULT_SESSION",
+    "IDEMPOTENT",
+    "BaseClient",
+    "ProxyBase",
+    "renewal_failed",
+    "renewal_interval",
+    "should_retry",
+]

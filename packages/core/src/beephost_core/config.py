@@ -25,6 +25,8 @@ class ExecutorConfig:
         session_ttl: Idle seconds before a session (not the default one) expires.
         max_session_ttl: Upper bound on a requested TTL.
         max_handles: Live handles per session.
+        lease_ttl: Seconds without a request or renewal after which a lease expires and
+            the ``default`` session's handles it owns are released.
         max_output_bytes: Captured stdout and stderr per request, each.
         max_result_bytes: Encoded reply size per request.
         spawn_timeout: Seconds a new worker has to announce itself.
@@ -46,6 +48,7 @@ class ExecutorConfig:
     session_ttl: float = 600.0
     max_session_ttl: float = 86400.0
     max_handles: int = 1000
+    lease_ttl: float = 60.0
     max_output_bytes: int = 1 << 20
     max_result_bytes: int = 16 << 20
     spawn_timeout: float = 20.0

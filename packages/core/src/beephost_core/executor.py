@@ -12,6 +12,7 @@ from typing import Any
 
 from beephost_core._process import EventCallback, WorkerProcess
 from beephost_core.config import ExecutorConfig
+from beephost_core.leases import LeaseOwner, Leases, check_lease
 from beephost_core.metrics import CoreMetrics
 from beephost_protocol import models
 from beephost_protocol.errors import (
@@ -99,9 +100,11 @@ class Executor:
         self._sessions_opened = False  # spares are kept from the first session.open on
         self._closing = False
         self._reaper: asyncio.Task[None] | None = None
-        # Handles of the default session by owner (a pipe connection): released when
-        # the owner goes away, so that dead clients do not fill the shared session.
+        # Handles of the default session by owner (a pipe connection, or a lease):
+        # released when the owner goes away (a lease: expires), so that dead clients
+        # do not fill the shared session.
         self._owned: dict[Hashable, set[str]] = {}
+        self._leases = Leases(config.lease_ttl)
         self.metrics.track(
             sessions=lambda: len(self._sessions),
             handles=lambda: sum(
@@ -164,6 +167,7 @@ class Executor:
         on_event: EventCallback | None = None,
         *,
         owner: Hashable | None = None,
+        lease: str | None = None,
     ) -> dict[str, Any]:
         """Run one command and return its JSON-ready result.
 
@@ -173,6 +177,10 @@ class Executor:
                 as output is produced.
             owner: Who receives the result (a connection): handles it creates in the
                 ``default`` session are released by :meth:`release_owned`.
+            lease: The client's lease id (HTTP header, gRPC metadata): renewed by this
+                request, it owns the handles the request creates in ``default``
+                (instead of ``owner``); they are released when it expires or by
+                ``lease.release``.
 
         Raises:
             BeepHostError: One of the taxonomy's errors; anything else is wrapped as
@@ -181,6 +189,9 @@ class Executor:
         started = time.perf_counter()
         outcome = "ok"
         try:
+            if lease is not None:
+                self._leases.touch(check_lease(lease))
+                owner = LeaseOwner(lease)
             return await self._dispatch(command, on_event, owner)
         except BeepHostError as exc:
             outcome = exc.wire_code
@@ -212,6 +223,10 @@ class Executor:
                 return await self._close_session(command.session)
             case models.SessionList():
                 return {"sessions": list(self._sessions)}
+            case models.LeaseRenew():
+                return self._renew_lease(command.lease)
+            case models.LeaseRelease():
+                return await self._release_lease(command.lease)
             case models.Interrupt():
                 session = self._session(command.session)
                 worker = session.worker
@@ -237,6 +252,9 @@ class Executor:
         worker = session.worker if session is not None else None
         if owner is not None and worker is not None and worker.created:
             self._owned.setdefault(owner, set()).update(worker.created)
+        if isinstance(owner, LeaseOwner):
+            # Its clock starts again when it gets the handles, however long this ran.
+            self._leases.touch(owner.id)
         if isinstance(command, models.ObjectRelease):
             released = set(command.handles)
             for handles in self._owned.values():
@@ -248,6 +266,21 @@ class Executor:
         if handles:
             release = models.ObjectRelease(handles=sorted(handles))
             self._background(self._release_quietly(release))
+
+    def _renew_lease(self, lease: str) -> dict[str, Any]:
+        self._leases.touch(check_lease(lease))
+        held = len(self._owned.get(LeaseOwner(lease), ()))
+        return {"lease": lease, "ttl": self.config.lease_ttl, "handles": held}
+
+    async def _release_lease(self, lease: str) -> dict[str, Any]:
+        self._leases.forget(check_lease(lease))
+        handles = self._owned.pop(LeaseOwner(lease), None)
+        released = 0
+        if handles:
+            release = models.ObjectRelease(handles=sorted(handles))
+            result = await self._in_worker(release, None)
+            released = int(result.get("released", 0))
+        return {"lease": lease, "released": released}
 
     async def _release_quietly(self, release: models.ObjectRelease) -> None:
         with contextlib.suppress(BeepHostError):
@@ -290,6 +323,8 @@ class Executor:
         worker, session.worker = session.worker, None
         if session.id != models.DEFAULT_SESSION:
             del self._sessions[session.id]  # closing "default" resets it instead
+        else:
+            self._owned.clear()  # its handles are gone: nobody owns them any more
         if worker is not None:
             await worker.kill()
         return {"closed": True}
@@ -394,6 +429,7 @@ class Executor:
         if worker is not None:
             await worker.kill()  # reaps it and whatever it started, closes the channel
         if session.id == models.DEFAULT_SESSION:
+            self._owned.clear()  # its handles died with the worker
             return  # the default session always exists; its next request gets a fresh worker
         self._sessions.pop(session.id, None)
         self._remember_lost(session.id, reason)
@@ -446,9 +482,16 @@ class Executor:
             self._refilling = False
 
     async def _reap_idle_sessions(self) -> None:
-        interval = max(0.05, min(5.0, self.config.session_ttl / 4))
+        ttls = (self.config.session_ttl, self.config.lease_ttl)
+        interval = max(0.05, min(5.0, *(ttl / 4 for ttl in ttls)))
         while True:
             await asyncio.sleep(interval)
+            for lease in self._leases.expired():
+                # The id is not logged: whoever knows it can renew or end the lease.
+                held = len(self._owned.get(LeaseOwner(lease), ()))
+                if held:
+                    logger.info("a lease expired: releasing its %d handles", held)
+                self.release_owned(LeaseOwner(lease))
             now = time.monotonic()
             for session in list(self._sessions.values()):
                 expired = (

@@ -64,6 +64,14 @@ class BackendSettings(BaseSettings):
         86400.0, gt=0, description="Upper bound on a requested TTL."
     )
     max_handles: int = Field(1000, ge=1, description="Live handles per session.")
+    lease_ttl: float = Field(
+        60.0,
+        ge=0.1,
+        le=3600.0,
+        description="HTTP and gRPC: seconds without a request or renewal after which a "
+        "client's lease expires and the handles it created in the default session are "
+        "released (over the pipe, the connection owns them).",
+    )
     max_output_bytes: int = Field(
         1 << 20, ge=1, description="Captured stdout/stderr per request."
     )
@@ -147,6 +155,7 @@ class BackendSettings(BaseSettings):
             session_ttl=self.session_ttl,
             max_session_ttl=self.max_session_ttl,
             max_handles=self.max_handles,
+            lease_ttl=self.lease_ttl,
             max_output_bytes=self.max_output_bytes,
             max_result_bytes=self.max_result_bytes,
             prewarm=self.prewarm,

@@ -229,6 +229,25 @@ class Interrupt(Command):
     )
 
 
+class LeaseRenew(Command):
+    """Keep a lease alive: the objects it owns in ``default`` stay.
+
+    HTTP and gRPC only (not a pipe command: there the connection owns them); see
+    docs/protocol/http.md, "Leases".
+    """
+
+    COMMAND: ClassVar[str] = "lease.renew"
+    lease: str = Field(description="The lease id: 16 to 128 of A-Z a-z 0-9 _ -.")
+
+
+class LeaseRelease(Command):
+    """End a lease now: release the objects it owns in ``default``."""
+
+    COMMAND: ClassVar[str] = "lease.release"
+    lease: str = Field(description="The lease id: 16 to 128 of A-Z a-z 0-9 _ -.")
+
+
+# The pipe's commands (lease.* travel on HTTP and gRPC only).
 COMMANDS: dict[str, type[Command]] = {
     cls.COMMAND: cls
     for cls in (
@@ -294,6 +313,21 @@ class ReleaseResult(_Model):
     """Result of object.release."""
 
     released: int = Field(description="How many of the ids were live handles.")
+
+
+class LeaseRenewed(_Model):
+    """Result of lease.renew: it lives ``ttl`` more seconds without another request."""
+
+    lease: str = Field(description="The lease id.")
+    ttl: float = Field(description="Seconds it lives without a request or renewal.")
+    handles: int = Field(description="Objects in 'default' it owns now.")
+
+
+class LeaseReleased(_Model):
+    """Result of lease.release: the objects it owned in 'default' are released."""
+
+    lease: str = Field(description="The lease id.")
+    released: int = Field(description="How many objects were released.")
 
 
 class HandleList(_Model):

@@ -53,8 +53,12 @@ __all__ = [
     "open_session_command",
     "open_session_reply",
     "output_event",
+    "release_lease_command",
+    "release_lease_reply",
     "release_objects_command",
     "release_reply",
+    "renew_lease_command",
+    "renew_lease_reply",
     "result_event",
     "session_closed_reply",
     "session_info_command",
@@ -72,6 +76,9 @@ ERROR_METADATA_KEY = "beephost-error"
 # A command's own deadline in seconds (request metadata), when the call's gRPC deadline
 # is later: the client waits past it for the server's answer (docs/protocol/rpc.md, 6).
 TIMEOUT_METADATA_KEY = "beephost-timeout"
+# The client's lease (request metadata): the handles the call creates in "default" are
+# released when it expires or is released (docs/protocol/rpc.md, "Leases").
+LEASE_METADATA_KEY = "beephost-lease"
 """Trailing-metadata key of the JSON error object ``{code, message, data}``."""
 
 MAX_ERROR_BYTES = 6144
@@ -363,6 +370,20 @@ def list_objects_command(
     )
 
 
+def renew_lease_command(
+    request: pb.LeaseRef, timeout: float | None = None
+) -> models.LeaseRenew:
+    """Decode a ``RenewLease`` request."""
+    return _validated(models.LeaseRenew, "RenewLease", lease=request.lease)
+
+
+def release_lease_command(
+    request: pb.LeaseRef, timeout: float | None = None
+) -> models.LeaseRelease:
+    """Decode a ``ReleaseLease`` request."""
+    return _validated(models.LeaseRelease, "ReleaseLease", lease=request.lease)
+
+
 # -- results to replies (server side) -----------------------------------------------------
 #
 # Results are the core's JSON-ready dicts, shaped as the result models of
@@ -458,6 +479,18 @@ def handle_list_reply(result: dict[str, Any]) -> pb.ListObjectsReply:
     )
 
 
+def renew_lease_reply(result: dict[str, Any]) -> pb.RenewLeaseReply:
+    """Encode a ``LeaseRenewed``."""
+    return pb.RenewLeaseReply(
+        lease=result["lease"], ttl=result["ttl"], handles=result["handles"]
+    )
+
+
+def release_lease_reply(result: dict[str, Any]) -> pb.ReleaseLeaseReply:
+    """Encode a ``LeaseReleased``."""
+    return pb.ReleaseLeaseReply(lease=result["lease"], released=result["released"])
+
+
 # -- commands to requests, replies to results (client side) ------------------------------
 
 
@@ -500,6 +533,8 @@ _SPECS: dict[str, RpcSpec] = {
         RpcSpec("CallMethod", pb.CallMethodRequest, pb.ValueReply),
         RpcSpec("ReleaseObjects", pb.ReleaseObjectsRequest, pb.ReleaseObjectsReply),
         RpcSpec("ListObjects", pb.SessionRef, pb.ListObjectsReply),
+        RpcSpec("RenewLease", pb.LeaseRef, pb.RenewLeaseReply),
+        RpcSpec("ReleaseLease", pb.LeaseRef, pb.ReleaseLeaseReply),
     )
 }
 
@@ -585,6 +620,10 @@ def _encode_command(command: models.Command) -> tuple[RpcSpec, Message]:
             )
         case models.ObjectList():
             return _SPECS["ListObjects"], pb.SessionRef(session=command.session)
+        case models.LeaseRenew():
+            return _SPECS["RenewLease"], pb.LeaseRef(lease=command.lease)
+        case models.LeaseRelease():
+            return _SPECS["ReleaseLease"], pb.LeaseRef(lease=command.lease)
     raise InvalidRequest(f"command {command.COMMAND!r} has no RPC")
 
 
@@ -636,6 +675,8 @@ _RESULTS: dict[str, Callable[[Any], dict[str, Any]]] = {
     "ListObjects": lambda r: {
         "handles": [{"id": h.id, "type": h.type, "repr": h.repr} for h in r.handles]
     },
+    "RenewLease": lambda r: {"lease": r.lease, "ttl": r.ttl, "handles": r.handles},
+    "ReleaseLease": lambda r: {"lease": r.lease, "released": r.released},
 }
 
 

@@ -17,7 +17,14 @@ from beephost_http_backend import errors
 from beephost_http_backend.disconnect import CancelOnDisconnect
 from beephost_http_backend.fastlane import FastLane
 from beephost_http_backend.middleware import RequestGate
-from beephost_http_backend.routes import code, docs, health, objects, sessions
+from beephost_http_backend.routes import (
+    code,
+    docs,
+    health,
+    leases,
+    objects,
+    sessions,
+)
 from beephost_http_backend.settings import Settings
 from beephost_http_backend.state import BackendState, HttpMetrics
 
@@ -37,6 +44,11 @@ TAGS = [
     {"name": "code", "description": "Evaluate expressions and run statements."},
     {"name": "sessions", "description": "Sessions: one worker process each."},
     {"name": "objects", "description": "Objects kept in a session, by handle."},
+    {
+        "name": "leases",
+        "description": "Leases: objects a client created in 'default' are released "
+        "when its lease expires or is released.",
+    },
     {"name": "health", "description": "Liveness, readiness and metrics."},
 ]
 
@@ -168,7 +180,8 @@ def create_app(
     app.backend = state
     app.state.backend = state
     errors.install(app)
-    for router in (code.router, sessions.router, objects.router, health.router):
+    routers = (code, sessions, objects, leases, health)
+    for router in (module.router for module in routers):
         app.include_router(router)
     app.include_router(docs.router)
     gate = RequestGate(app.call_fastapi, state, FastLane(state, code.router.routes))

@@ -40,3 +40,16 @@ DeadlineHeader = Annotated[
         description="Deadline in seconds when the body (or query) names none.",
     ),
 ]
+
+LEASE_HEADER = "Beephost-Lease"
+LeaseHeader = Annotated[
+    str | None,
+    Header(
+        alias=LEASE_HEADER,
+        description="The client's lease (16 to 128 characters of A-Z, a-z, 0-9, '_' "
+        "and '-', chosen by the client): objects this request creates in the 'default' "
+        "session belong to it and are released when it expires (no request or renewal "
+        "for the server's lease TTL) or is released. Without it they stay until "
+        "released. Every request naming it renews it.",
+    ),
+]

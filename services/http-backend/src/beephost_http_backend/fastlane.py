@@ -58,6 +58,7 @@ class FastLane:
         receive: Receive,
         send: Send,
         deadline_header: bytes | None,
+        lease_header: bytes | None,
         fallback: Callable[[Scope, Receive, Send], Awaitable[None]],
     ) -> None:
         route, decode = self.lanes[path]
@@ -86,7 +87,8 @@ class FastLane:
             return
         scope["route"] = route  # for the access log and the metrics' route label
         try:
-            result = await self.state.executor.run(command)
+            lease = None if lease_header is None else lease_header.decode("latin-1")
+            result = await self.state.executor.run(command, lease=lease)
         except BeepHostError as exc:
             log_lost_worker(scope, exc, getattr(command, "session", None))
             scope[ERROR_CODE_KEY] = exc.wire_code

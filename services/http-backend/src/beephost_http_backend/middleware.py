@@ -61,7 +61,7 @@ class RequestGate:
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :] or "/"
-        authorization = length = content_type = deadline = None
+        authorization = length = content_type = deadline = lease = None
         chunked = False
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -76,6 +76,8 @@ class RequestGate:
                 deadline = value
             elif name == b"transfer-encoding":
                 chunked = True
+            elif name == b"beephost-lease":
+                lease = value
         progress = _Progress(send)
         metrics = self.state.metrics
         metrics.in_progress.inc()
@@ -96,7 +98,7 @@ class RequestGate:
                 and scope["method"] == "POST"
             ):
                 await self.fast.serve(
-                    path, scope, receive, progress.send, deadline, self.app
+                    path, scope, receive, progress.send, deadline, lease, self.app
                 )
                 return
             if scope["method"] == "HEAD":

@@ -22,12 +22,15 @@ class ExecStream:
         executor: Executor,
         command: Execute,
         background: set["asyncio.Task[Any]"],
+        lease: str | None = None,
     ) -> None:
         self._lines: collections.deque[bytes] = collections.deque()
         self._wakeup = asyncio.Event()
         # A task, not an await: the code runs while the response is being written.
         # When the client goes away it is cancelled: the core interrupts the code.
-        self._task = asyncio.create_task(executor.run(command, self._on_event))
+        self._task = asyncio.create_task(
+            executor.run(command, self._on_event, lease=lease)
+        )
         background.add(self._task)
         self._task.add_done_callback(self._finished)
         self._task.add_done_callback(background.discard)

@@ -62,6 +62,18 @@ def asked_timeout(metadata: Iterable[Any] | None) -> float | None:
     return seconds
 
 
+def asked_lease(metadata: Iterable[Any] | None) -> str | None:
+    """The client's lease, sent as ``beephost-lease`` metadata, if any (checked by the core).
+
+    Raises:
+        InvalidRequest: Given more than once.
+    """
+    values = [v for k, v in metadata or () if k == pb_codec.LEASE_METADATA_KEY]
+    if len(values) > 1:
+        raise InvalidRequest(f"metadata {pb_codec.LEASE_METADATA_KEY} given twice")
+    return str(values[0]) if values else None
+
+
 class MalformedRequest:
     """What a request that is not its method's protobuf message deserializes to.
 
@@ -141,6 +153,8 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
     CallMethod = _unary(pb_codec.call_method_command, pb_codec.value_reply)
     ReleaseObjects = _unary(pb_codec.release_objects_command, pb_codec.release_reply)
     ListObjects = _unary(pb_codec.list_objects_command, pb_codec.handle_list_reply)
+    RenewLease = _unary(pb_codec.renew_lease_command, pb_codec.renew_lease_reply)
+    ReleaseLease = _unary(pb_codec.release_lease_command, pb_codec.release_lease_reply)
 
     async def ExecuteStream(
         self, request: pb.ExecuteRequest, context: Context
@@ -149,10 +163,13 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
         task: asyncio.Task[Result] | None = None
         try:
             command = self._admit(context, pb_codec.execute_stream_command, request)
+            lease = asked_lease(context.invocation_metadata())
             # Output is bridged from the core's callback into this generator, in order;
             # None marks the end (the command finished, or shutdown abandoned it).
             chunks: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue()
-            task, done = self._start(command, lambda *chunk: chunks.put_nowait(chunk))
+            task, done = self._start(
+                command, lambda *chunk: chunks.put_nowait(chunk), lease
+            )
             done.add_done_callback(lambda _: chunks.put_nowait(None))
             while (chunk := await chunks.get()) is not None:
                 yield pb_codec.output_event(*chunk)
@@ -176,7 +193,8 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
         command: models.Command | None = None
         try:
             command = self._admit(context, decode, request)
-            task, done = self._start(command)
+            lease = asked_lease(context.invocation_metadata())
+            task, done = self._start(command, lease=lease)
             try:
                 await done
             except asyncio.CancelledError:
@@ -223,8 +241,10 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
         self,
         command: models.Command,
         on_event: Callable[[str, str], None] | None = None,
+        lease: str | None = None,
     ) -> tuple[asyncio.Task[Result], asyncio.Future[None]]:
-        task = asyncio.create_task(self.executor.run(command, on_event))
+        run = self.executor.run(command, on_event, lease=lease)
+        task = asyncio.create_task(run)
         done = asyncio.get_running_loop().create_future()
         self.inflight[task] = done
         task.add_done_callback(self._finished)

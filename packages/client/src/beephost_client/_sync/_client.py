@@ -23,7 +23,7 @@ from beephost_client._transports.base import BaseTransport, SyncStream
 from beephost_protocol import DEFAULT_SESSION, Command, Execute, Handle
 from beephost_protocol.errors import BeepHostError, InternalError, NotFound, SessionLost
 
-from . import _sugar
+from . import _lease, _sugar
 
 logger = logging.getLogger("beephost_client")
 
@@ -300,9 +300,17 @@ class Client(_base.BaseClient, _SessionOps):
         self._transport = transport
         self._client = self
         self.url = url
+        # HTTP and gRPC: objects in `default` belong to the transport's lease, which
+        # the server ends when nobody renews it (the client died without closing).
+        self._lease_keeper = _lease.LeaseKeeper(
+            transport, self._holds_default, self._wait(self._timeout.request)
+        )
 
     def _session_id(self) -> str:
         return DEFAULT_SESSION
+
+    def _holding_default(self) -> None:
+        self._lease_keeper.start()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url or type(self._transport).__name__}>"
@@ -380,9 +388,17 @@ class Client(_base.BaseClient, _SessionOps):
         """
         if self._closed:
             return
+        self._lease_keeper.stop()
         deadline = self._timeout.grace
         wait = self._wait(deadline)
-        for command in self._take_garbage(deadline) + self._take_live(deadline):
+        commands: list[Command] = [
+            *self._take_garbage(deadline),
+            *self._take_live(deadline),
+        ]
+        if self._transport.lease is not None:
+            # Whatever reached the server but not this client (a cancelled call's).
+            commands.append(self._release_lease(self._transport.lease))
+        for command in commands:
             with contextlib.suppress(BeepHostError):
                 self._transport.handle(command, timeout=wait)
         self._closed = True

@@ -34,8 +34,10 @@ from beephost_protocol import (
     encode,
 )
 from beephost_protocol.errors import BeepHostError, InternalError, error_from_wire
+from beephost_protocol.models import LeaseRelease, LeaseRenew
 
 TIMEOUT_HEADER = "X-Beephost-Timeout"
+LEASE_HEADER = "Beephost-Lease"
 
 # The codes errors.md lets a client infer from a bare status (a proxy's error page).
 _STATUS_FALLBACK = {401: "unauthorized", 503: "unavailable", 504: "timeout"}
@@ -111,6 +113,12 @@ def route(command: Command, prefix: str = "") -> Route:
                 f"{objects}/release",
                 _body({"handles": command.handles}),
                 deadline,
+            )
+        case LeaseRenew():
+            return Route("PUT", f"{prefix}/api/leases/{_q(command.lease)}", b"", None)
+        case LeaseRelease():
+            return Route(
+                "DELETE", f"{prefix}/api/leases/{_q(command.lease)}", None, None
             )
     raise InternalError(f"no HTTP route for {command.COMMAND!r}")
 

@@ -10,6 +10,7 @@ result object of the reply (wire values, not decoded) and raise a
 # ruff: noqa: ASYNC109  # `timeout` bounds the wait for a reply; deadlines stay explicit
 
 import abc
+import secrets
 from collections.abc import AsyncGenerator, Generator
 from typing import Any
 
@@ -23,7 +24,22 @@ SyncStream = Generator[StreamItem, None, None]
 AsyncStream = AsyncGenerator[StreamItem, None]
 
 
-class BaseTransport(abc.ABC):
+def new_lease() -> str:
+    """A lease id: 128 random bits, base64url (docs/protocol/http.md, "Leases")."""
+    return secrets.token_urlsafe(16)
+
+
+class _Leased:
+    """``lease``: the id every request is sent under, or None.
+
+    Transports whose server ties the handles a client creates in ``default`` to a lease
+    (HTTP, gRPC) set it; over the pipe the connection does that, and it stays None.
+    """
+
+    lease: str | None = None
+
+
+class BaseTransport(_Leased, abc.ABC):
     """A blocking transport; safe to call from several threads at once."""
 
     @abc.abstractmethod
@@ -54,7 +70,7 @@ class BaseTransport(abc.ABC):
         """Close every connection; further calls fail."""
 
 
-class AsyncBaseTransport(abc.ABC):
+class AsyncBaseTransport(_Leased, abc.ABC):
     """An asyncio transport, the twin of :class:`BaseTransport`."""
 
     @abc.abstractmethod

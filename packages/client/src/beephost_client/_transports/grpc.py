@@ -32,6 +32,7 @@ from beephost_client._transports.base import (
     AsyncStream,
     BaseTransport,
     SyncStream,
+    new_lease,
 )
 from beephost_protocol import Command, Execute, SessionCommand, pb_codec
 from beephost_protocol.errors import (
@@ -128,8 +129,11 @@ def _from_status(code: grpc.StatusCode, details: str, target: str) -> BeepHostEr
     )
 
 
-def _metadata(token: str | None) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {token}"),) if token else ()
+def _metadata(token: str | None, lease: str) -> tuple[tuple[str, str], ...]:
+    lease_metadata = (pb_codec.LEASE_METADATA_KEY, lease)
+    if token:
+        return (("authorization", f"Bearer {token}"), lease_metadata)
+    return (lease_metadata,)
 
 
 def _chunk(event: Any) -> OutputChunk | dict[str, Any]:
@@ -165,7 +169,8 @@ class GRPCTransport(BaseTransport):
             self._channel = grpc.secure_channel(self.target, credentials, all_options)
         else:
             self._channel = grpc.insecure_channel(self.target, all_options)
-        self._metadata = _metadata(token)
+        self.lease = new_lease()
+        self._metadata = _metadata(token, self.lease)
         self._calls: dict[str, Any] = {}
 
     def _callable(self, spec: pb_codec.RpcSpec) -> Any:
@@ -235,7 +240,8 @@ class AsyncGRPCTransport(AsyncBaseTransport):
     ) -> None:
         self.target, self._tls = target_of(url)
         self._options = CHANNEL_OPTIONS + list(options or [])
-        self._metadata = _metadata(token)
+        self.lease = new_lease()
+        self._metadata = _metadata(token, self.lease)
         self._channel: grpc.aio.Channel | None = None
         self._calls: dict[str, Any] = {}
         self._closed = False

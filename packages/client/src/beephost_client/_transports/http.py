@@ -28,6 +28,7 @@ from beephost_client._transports.base import (
     AsyncStream,
     BaseTransport,
     SyncStream,
+    new_lease,
 )
 from beephost_protocol import Command, Execute, LineDecoder, LineTooLong
 from beephost_protocol.errors import ExecutionTimeout, InternalError
@@ -43,7 +44,7 @@ MAX_STREAM_LINE = 256 << 20
 class _Endpoint:
     """Where and how to connect, parsed once from the URL."""
 
-    def __init__(self, url: str, token: str | None) -> None:
+    def __init__(self, url: str, token: str | None, lease: str | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidArgument(f"not an http(s) URL with a host: {url!r}")
@@ -63,6 +64,8 @@ class _Endpoint:
         }
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
+        if lease:
+            self.headers[_http11.LEASE_HEADER] = lease
         self.ssl_context = ssl.create_default_context() if self.tls else None
 
     def headers_for(self, route: _http11.Route) -> dict[str, str]:
@@ -236,7 +239,8 @@ class HTTPTransport(BaseTransport):
         timeout: Timeout = DEFAULT_TIMEOUT,
         max_idle: int = 16,
     ) -> None:
-        self._endpoint = _Endpoint(url, token)
+        self.lease = new_lease()
+        self._endpoint = _Endpoint(url, token, self.lease)
         self._timeout = timeout
         self._pool: Pool[_Connection] = Pool(self._connect, max_idle)
 
@@ -461,7 +465,8 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         timeout: Timeout = DEFAULT_TIMEOUT,
         max_idle: int = 16,
     ) -> None:
-        self._endpoint = _Endpoint(url, token)
+        self.lease = new_lease()
+        self._endpoint = _Endpoint(url, token, self.lease)
         self._timeout = timeout
         self._pool: AsyncPool[_AsyncConnection] = AsyncPool(self._connect, max_idle)
 

@@ -4,7 +4,12 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from beephost_http_backend.commands import eval_command, exec_command
-from beephost_http_backend.deps import DeadlineHeader, ExecutorDep, StateDep
+from beephost_http_backend.deps import (
+    DeadlineHeader,
+    ExecutorDep,
+    LeaseHeader,
+    StateDep,
+)
 from beephost_http_backend.errors import WORKER_ERRORS, documented
 from beephost_http_backend.responses import JSONBytes, NDJSONResponse
 from beephost_http_backend.routing import BackendRoute
@@ -22,14 +27,17 @@ router = APIRouter(prefix="/api", tags=["code"], route_class=BackendRoute)
     summary="Evaluate an expression",
 )
 async def evaluate(
-    body: Evaluate, executor: ExecutorDep, deadline: DeadlineHeader = None
+    body: Evaluate,
+    executor: ExecutorDep,
+    deadline: DeadlineHeader = None,
+    lease: LeaseHeader = None,
 ) -> Response:
     """Evaluate one Python expression in a session and return its value.
 
     ``locals`` are extra names visible to this expression only. Values are JSON with
     ``$``-tags for what JSON cannot say (tuples, bytes, non-finite floats, handles).
     """
-    return JSONBytes(await executor.run(eval_command(body, deadline)))
+    return JSONBytes(await executor.run(eval_command(body, deadline), lease=lease))
 
 
 @router.post(
@@ -39,13 +47,16 @@ async def evaluate(
     summary="Run statements",
 )
 async def execute(
-    body: ExecRequest, executor: ExecutorDep, deadline: DeadlineHeader = None
+    body: ExecRequest,
+    executor: ExecutorDep,
+    deadline: DeadlineHeader = None,
+    lease: LeaseHeader = None,
 ) -> Response:
     """Run statements in a session; captured stdout and stderr come with the result.
 
     A trailing expression statement's value is returned, as in a notebook.
     """
-    return JSONBytes(await executor.run(exec_command(body, deadline)))
+    return JSONBytes(await executor.run(exec_command(body, deadline), lease=lease))
 
 
 @router.post(
@@ -64,8 +75,12 @@ async def execute(
     summary="Run statements, streaming their output",
 )
 async def execute_stream(
-    body: ExecRequest, state: StateDep, deadline: DeadlineHeader = None
+    body: ExecRequest,
+    state: StateDep,
+    deadline: DeadlineHeader = None,
+    lease: LeaseHeader = None,
 ) -> Response:
     """Run statements and stream stdout and stderr as newline-delimited JSON."""
     command = exec_command(body, deadline, stream=True)
-    return await ExecStream(state.executor, command, state.background).response()
+    stream = ExecStream(state.executor, command, state.background, lease)
+    return await stream.response()

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
-from beephost_http_backend.deps import DeadlineHeader, ExecutorDep
+from beephost_http_backend.deps import DeadlineHeader, ExecutorDep, LeaseHeader
 from beephost_http_backend.errors import WORKER_ERRORS, documented
 from beephost_http_backend.responses import JSONBytes
 from beephost_http_backend.routes.sessions import SessionPath
@@ -60,6 +60,7 @@ async def create_object(
     body: ObjectCreateRequest,
     executor: ExecutorDep,
     deadline: DeadlineHeader = None,
+    lease: LeaseHeader = None,
 ) -> Response:
     """Call a callable by dotted path and keep the result in the session.
 
@@ -72,7 +73,7 @@ async def create_object(
         kwargs=body.kwargs,
         timeout=body.timeout or deadline,
     )
-    return JSONBytes(await executor.run(command), 201)
+    return JSONBytes(await executor.run(command, lease=lease), 201)
 
 
 @router.get(
@@ -82,10 +83,14 @@ async def create_object(
     summary="List objects",
 )
 async def list_objects(
-    session: SessionPath, executor: ExecutorDep, deadline: DeadlineHeader = None
+    session: SessionPath,
+    executor: ExecutorDep,
+    deadline: DeadlineHeader = None,
+    lease: LeaseHeader = None,
 ) -> Response:
     """List the session's live handles, oldest first."""
-    return JSONBytes(await executor.run(ObjectList(session=session, timeout=deadline)))
+    command = ObjectList(session=session, timeout=deadline)
+    return JSONBytes(await executor.run(command, lease=lease))
 
 
 @router.get(
@@ -101,12 +106,13 @@ async def get_attribute(
     executor: ExecutorDep,
     query_deadline: TimeoutQuery = None,
     deadline: DeadlineHeader = None,
+    lease: LeaseHeader = None,
 ) -> Response:
     """Read an attribute of a handle's object."""
     command = ObjectGetAttr(
         session=session, handle=handle, name=name, timeout=query_deadline or deadline
     )
-    return JSONBytes(await executor.run(command))
+    return JSONBytes(await executor.run(command, lease=lease))
 
 
 @router.put(
@@ -122,6 +128,7 @@ async def set_attribute(
     body: SetAttributeRequest,
     executor: ExecutorDep,
     deadline: DeadlineHeader = None,
+    lease: LeaseHeader = None,
 ) -> Response:
     """Assign an attribute of a handle's object."""
     command = ObjectSetAttr(
@@ -131,7 +138,7 @@ async def set_attribute(
         value=body.value,
         timeout=body.timeout or deadline,
     )
-    return JSONBytes(await executor.run(command))
+    return JSONBytes(await executor.run(command, lease=lease))
 
 
 @router.post(
@@ -146,6 +153,7 @@ async def call_object(
     body: CallRequest,
     executor: ExecutorDep,
     deadline: DeadlineHeader = None,
+    lease: LeaseHeader = None,
 ) -> Response:
     """Call a handle's object itself (``method`` null) or one of its methods."""
     command = ObjectCall(
@@ -156,7 +164,7 @@ async def call_object(
         kwargs=body.kwargs,
         timeout=body.timeout or deadline,
     )
-    return JSONBytes(await executor.run(command))
+    return JSONBytes(await executor.run(command, lease=lease))
 
 
 @router.post(
@@ -166,8 +174,11 @@ async def call_object(
     summary="Release objects",
 )
 async def release_objects(
-    session: SessionPath, body: ReleaseRequest, executor: ExecutorDep
+    session: SessionPath,
+    body: ReleaseRequest,
+    executor: ExecutorDep,
+    lease: LeaseHeader = None,
 ) -> Response:
     """Forget handles; unknown ids are ignored, so a release is safe to repeat."""
     command = ObjectRelease(session=session, handles=body.handles)
-    return JSONBytes(await executor.run(command))
+    return JSONBytes(await executor.run(command, lease=lease))

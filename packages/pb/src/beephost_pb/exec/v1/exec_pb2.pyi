@@ -12,6 +12,8 @@ Errors: every RPC fails with the status code of docs/protocol/errors.md and the
 transport-neutral error object {code, message, data} as JSON in the trailing metadata
 key "beephost-error". Authentication: metadata "authorization: Bearer <token>".
 Deadlines: the client's gRPC deadline bounds the request inside the core.
+Leases: metadata "beephost-lease: <id>" makes the handles a call creates in "default"
+belong to that lease, released when it expires or by ReleaseLease (rpc.md, Leases).
 
 Details (docs/protocol/rpc.md is the full specification):
 - Empty fields mean "not given" (proto3 cannot tell them apart): an empty session is
@@ -608,3 +610,74 @@ class ListObjectsReply(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListObjectsReply: _TypeAlias = ListObjectsReply  # noqa: Y015
+
+@_typing.final
+class LeaseRef(_message.Message):
+    """A lease id: 16 to 128 characters of A-Z, a-z, 0-9, '_' and '-', chosen by the client."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEASE_FIELD_NUMBER: _builtins.int
+    lease: _builtins.str
+    def __init__(
+        self,
+        *,
+        lease: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease", b"lease"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaseRef: _TypeAlias = LeaseRef  # noqa: Y015
+
+@_typing.final
+class RenewLeaseReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEASE_FIELD_NUMBER: _builtins.int
+    TTL_FIELD_NUMBER: _builtins.int
+    HANDLES_FIELD_NUMBER: _builtins.int
+    lease: _builtins.str
+    ttl: _builtins.float
+    """seconds it lives without a call naming it or a renewal"""
+    handles: _builtins.int
+    """handles in "default" it owns now"""
+    def __init__(
+        self,
+        *,
+        lease: _builtins.str = ...,
+        ttl: _builtins.float = ...,
+        handles: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["handles", b"handles", "lease", b"lease", "ttl", b"ttl"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenewLeaseReply: _TypeAlias = RenewLeaseReply  # noqa: Y015
+
+@_typing.final
+class ReleaseLeaseReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEASE_FIELD_NUMBER: _builtins.int
+    RELEASED_FIELD_NUMBER: _builtins.int
+    lease: _builtins.str
+    released: _builtins.int
+    """handles released"""
+    def __init__(
+        self,
+        *,
+        lease: _builtins.str = ...,
+        released: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease", b"lease", "released", b"released"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseLeaseReply: _TypeAlias = ReleaseLeaseReply  # noqa: Y015

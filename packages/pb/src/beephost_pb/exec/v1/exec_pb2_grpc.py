@@ -104,6 +104,16 @@ class ExecutorStub:
                 request_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.SessionRef.SerializeToString,
                 response_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.ListObjectsReply.FromString,
                 _registered_method=True)
+        self.RenewLease = channel.unary_unary(
+                '/beephost.exec.v1.Executor/RenewLease',
+                request_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.LeaseRef.SerializeToString,
+                response_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.RenewLeaseReply.FromString,
+                _registered_method=True)
+        self.ReleaseLease = channel.unary_unary(
+                '/beephost.exec.v1.Executor/ReleaseLease',
+                request_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.LeaseRef.SerializeToString,
+                response_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.ReleaseLeaseReply.FromString,
+                _registered_method=True)
 
 
 class ExecutorServicer:
@@ -202,6 +212,20 @@ class ExecutorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RenewLease(self, request, context):
+        """Keep a lease alive for the server's lease TTL (any call naming it does too).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseLease(self, request, context):
+        """End a lease now: release the handles it owns in "default".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -274,6 +298,16 @@ def add_ExecutorServicer_to_server(servicer, server):
                     servicer.ListObjects,
                     request_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.SessionRef.FromString,
                     response_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.ListObjectsReply.SerializeToString,
+            ),
+            'RenewLease': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewLease,
+                    request_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.LeaseRef.FromString,
+                    response_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.RenewLeaseReply.SerializeToString,
+            ),
+            'ReleaseLease': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseLease,
+                    request_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.LeaseRef.FromString,
+                    response_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.ReleaseLeaseReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -654,6 +688,60 @@ class Executor:
             '/beephost.exec.v1.Executor/ListObjects',
             beephost__pb_dot_exec_dot_v1_dot_exec__pb2.SessionRef.SerializeToString,
             beephost__pb_dot_exec_dot_v1_dot_exec__pb2.ListObjectsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewLease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/beephost.exec.v1.Executor/RenewLease',
+            beephost__pb_dot_exec_dot_v1_dot_exec__pb2.LeaseRef.SerializeToString,
+            beephost__pb_dot_exec_dot_v1_dot_exec__pb2.RenewLeaseReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseLease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/beephost.exec.v1.Executor/ReleaseLease',
+            beephost__pb_dot_exec_dot_v1_dot_exec__pb2.LeaseRef.SerializeToString,
+            beephost__pb_dot_exec_dot_v1_dot_exec__pb2.ReleaseLeaseReply.FromString,
             options,
             channel_credentials,
             insecure,

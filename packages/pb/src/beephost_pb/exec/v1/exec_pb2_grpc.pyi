@@ -12,6 +12,8 @@ Errors: every RPC fails with the status code of docs/protocol/errors.md and the
 transport-neutral error object {code, message, data} as JSON in the trailing metadata
 key "beephost-error". Authentication: metadata "authorization: Bearer <token>".
 Deadlines: the client's gRPC deadline bounds the request inside the core.
+Leases: metadata "beephost-lease: <id>" makes the handles a call creates in "default"
+belong to that lease, released when it expires or by ReleaseLease (rpc.md, Leases).
 
 Details (docs/protocol/rpc.md is the full specification):
 - Empty fields mean "not given" (proto3 cannot tell them apart): an empty session is
@@ -81,6 +83,10 @@ class ExecutorStub:
     """Call a method of a handle's object (or the object itself when method is empty)."""
     ReleaseObjects: _grpc.UnaryUnaryMultiCallable[_exec_pb2.ReleaseObjectsRequest, _exec_pb2.ReleaseObjectsReply]
     ListObjects: _grpc.UnaryUnaryMultiCallable[_exec_pb2.SessionRef, _exec_pb2.ListObjectsReply]
+    RenewLease: _grpc.UnaryUnaryMultiCallable[_exec_pb2.LeaseRef, _exec_pb2.RenewLeaseReply]
+    """Keep a lease alive for the server's lease TTL (any call naming it does too)."""
+    ReleaseLease: _grpc.UnaryUnaryMultiCallable[_exec_pb2.LeaseRef, _exec_pb2.ReleaseLeaseReply]
+    """End a lease now: release the handles it owns in "default"."""
 
 @_typing.type_check_only
 class ExecutorAsyncStub(ExecutorStub):
@@ -110,6 +116,10 @@ class ExecutorAsyncStub(ExecutorStub):
     """Call a method of a handle's object (or the object itself when method is empty)."""
     ReleaseObjects: _aio.UnaryUnaryMultiCallable[_exec_pb2.ReleaseObjectsRequest, _exec_pb2.ReleaseObjectsReply]  # type: ignore[assignment]
     ListObjects: _aio.UnaryUnaryMultiCallable[_exec_pb2.SessionRef, _exec_pb2.ListObjectsReply]  # type: ignore[assignment]
+    RenewLease: _aio.UnaryUnaryMultiCallable[_exec_pb2.LeaseRef, _exec_pb2.RenewLeaseReply]  # type: ignore[assignment]
+    """Keep a lease alive for the server's lease TTL (any call naming it does too)."""
+    ReleaseLease: _aio.UnaryUnaryMultiCallable[_exec_pb2.LeaseRef, _exec_pb2.ReleaseLeaseReply]  # type: ignore[assignment]
+    """End a lease now: release the handles it owns in "default"."""
 
 class ExecutorServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -220,5 +230,21 @@ class ExecutorServicer(metaclass=_abc_1.ABCMeta):
         request: _exec_pb2.SessionRef,
         context: _ServicerContext,
     ) -> _typing.Union[_exec_pb2.ListObjectsReply, _abc.Awaitable[_exec_pb2.ListObjectsReply]]: ...
+
+    @_abc_1.abstractmethod
+    def RenewLease(
+        self,
+        request: _exec_pb2.LeaseRef,
+        context: _ServicerContext,
+    ) -> _typing.Union[_exec_pb2.RenewLeaseReply, _abc.Awaitable[_exec_pb2.RenewLeaseReply]]:
+        """Keep a lease alive for the server's lease TTL (any call naming it does too)."""
+
+    @_abc_1.abstractmethod
+    def ReleaseLease(
+        self,
+        request: _exec_pb2.LeaseRef,
+        context: _ServicerContext,
+    ) -> _typing.Union[_exec_pb2.ReleaseLeaseReply, _abc.Awaitable[_exec_pb2.ReleaseLeaseReply]]:
+        """End a lease now: release the handles it owns in "default"."""
 
 def add_ExecutorServicer_to_server(servicer: ExecutorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
