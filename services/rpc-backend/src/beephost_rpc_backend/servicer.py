@@ -151,7 +151,7 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
             command = self._admit(context, pb_codec.execute_stream_command, request)
             # Output is bridged from the core's callback into this generator, in order;
             # None marks the end (the command finished, or shutdown abandoned it).
-            chunks: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue()
+            chunks: asyncio.Queue[tuple[str, Any] | None] = asyncio.Queue()
             task, done = self._start(command, lambda *chunk: chunks.put_nowait(chunk))
             done.add_done_callback(lambda _: chunks.put_nowait(None))
             while (chunk := await chunks.get()) is not None:
@@ -222,7 +222,7 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
     def _start(
         self,
         command: models.Command,
-        on_event: Callable[[str, str], None] | None = None,
+        on_event: Callable[[str, Any], None] | None = None,
     ) -> tuple[asyncio.Task[Result], asyncio.Future[None]]:
         task = asyncio.create_task(self.executor.run(command, on_event))
         done = asyncio.get_running_loop().create_future()
