@@ -98,7 +98,8 @@ async def test_display_sends_bundles_in_order(client: Any) -> None:
     )
     assert [o.output_type for o in result.outputs] == ["display_data"] * 4
     chart, table, everything, text = result.outputs
-    assert chart.png == PNG and chart.text == "<Chart>"
+    assert chart.png == PNG
+    assert chart.text == "<Chart>"
     assert chart.html is None  # its _repr_html_ raised: skipped, never fatal
     assert chart.metadata == {"image/png": {"width": 3, "height": 2}}
     assert (table.html, table.markdown) == (
@@ -153,7 +154,8 @@ async def test_display_options(client: Any) -> None:
     assert only_html.data == {"text/html": "<table><tr><td>1</td></tr></table>"}
     assert set(no_markdown.data) == {"text/html", "text/plain"}
     assert no_markdown.metadata == {"text/html": {"k": 1}}
-    assert raw.markdown == "# hi" and raw.png == b"\x89PNG"
+    assert raw.markdown == "# hi"
+    assert raw.png == b"\x89PNG"
 
 
 async def test_streamed_displays_come_in_order_with_text(client: Any) -> None:

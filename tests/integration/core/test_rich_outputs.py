@@ -70,7 +70,8 @@ async def test_outputs_past_the_request_limit_keep_a_note(
     await run(executor, HTML)
     result = await run(executor, "for _ in range(3): display(Html(1000))")
     first, second, third = result["outputs"]
-    assert "text/html" in first["data"] and "text/html" in second["data"]
+    assert "text/html" in first["data"]
+    assert "text/html" in second["data"]
     # The third's HTML would pass 2500 bytes; its short text/plain still fits.
     assert third["data"] == {"text/plain": "Html(1000)"}
     assert third["metadata"] == {"dropped": {"text/html": 1000}}
