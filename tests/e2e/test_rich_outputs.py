@@ -6,8 +6,13 @@ shown with ``plt.show()``, a figure left open, a DataFrame, SVG on request.
 """
 
 import base64
+import os
+import re
 import struct
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -129,5 +134,42 @@ def test_plots_and_tables_come_back(
             assert one.png is not None
             assert png_size(one.png) == (300, 200)
             assert base64.b64decode(one.data["image/png"]) == one.png
+    finally:
+        api.stop_backend(backend.id)
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "users" / "code-interpreter.md"
+_PRINT_COMMENT = re.compile(r"^\s*print\(.*\)\s+#\s(.+)$")
+
+
+def doc_python_blocks() -> list[str]:
+    """The ```python blocks of docs/users/code-interpreter.md."""
+    return re.findall(r"^```python\n(.*?)^```$", DOC.read_text(), re.M | re.S)
+
+
+def test_code_interpreter_page_runs(api: ControllerClient, environment: str) -> None:
+    """The app-builder page's example, run as written against a real backend; each
+    ``print(...)  # value`` must print that value."""
+    (block,) = doc_python_blocks()
+    expected = [m[1] for ln in block.splitlines() if (m := _PRINT_COMMENT.match(ln))]
+    assert len(expected) == 4
+    backend = _start(api, environment, "http")
+    try:
+        connection = api.backend_connection(backend.id)
+        env = {
+            **os.environ,
+            "BEEPHOST_URL": connection.url,
+            "BEEPHOST_TOKEN": connection.token or "",
+        }
+        run = subprocess.run(
+            [sys.executable, "-c", block],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.splitlines() == expected
     finally:
         api.stop_backend(backend.id)
