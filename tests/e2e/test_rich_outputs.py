@@ -152,7 +152,7 @@ def test_code_interpreter_page_runs(api: ControllerClient, environment: str) -> 
     ``print(...)  # value`` must print that value."""
     (block,) = doc_python_blocks()
     expected = [m[1] for ln in block.splitlines() if (m := _PRINT_COMMENT.match(ln))]
-    assert len(expected) == 4
+    assert len(expected) == 5
     backend = _start(api, environment, "http")
     try:
         connection = api.backend_connection(backend.id)
