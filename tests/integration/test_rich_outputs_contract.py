@@ -86,6 +86,10 @@ class WrongTypes:
         return None  # nothing to show
     def _repr_json_(self):
         return {{1, 2}}  # not JSON: skipped
+    def _repr_markdown_(self):
+        raise SystemExit("not even this ends the request")
+    def _repr_latex_(self):
+        raise KeyboardInterrupt  # raised by the code, not a real interrupt
     def __repr__(self):
         raise ValueError("even repr fails")
 """

@@ -783,7 +783,9 @@ def _user_call(method: Any, *args: Any, **kwargs: Any) -> Any:
         return None  # interrupted: no more user code
     try:
         return method(*args, **kwargs)
-    except Exception:
+    except BaseException:  # SystemExit too: whatever user code raises
+        if _SignalState.delivered:
+            raise  # a real interrupt (SIGINT) stops the request
         return None
 
 
