@@ -93,6 +93,14 @@ BY_LANGUAGE: dict[tuple[str, str], str] = {
         "(start, status, logs, stop, config)"
     ),
     ("docs/users/api.md", "text"): "the exception tree",
+    ("docs/users/code-interpreter.md", "python"): (
+        "needs an environment with matplotlib and pandas: "
+        "tests/e2e/test_rich_outputs.py::test_code_interpreter_page_runs runs it"
+    ),
+    ("docs/users/code-interpreter.md", "console"): (
+        "venv create and start, as in cli.md: tests/integration/cli and "
+        "tests/e2e/test_cli_backends.py run those commands"
+    ),
     ("docs/protocol/pipe.md", "json"): (
         "wire frames: replayed against a real pipe backend by "
         "tests/integration/test_protocol_docs.py"

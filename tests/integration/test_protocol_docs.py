@@ -298,11 +298,14 @@ class Transcript:
         self.check_events(exchange.replies, frames)
 
     def check_events(self, replies: list[Block], frames: list[dict[str, Any]]) -> None:
-        def streams(messages: list[dict[str, Any]]) -> dict[str, str]:
-            joined: dict[str, str] = {}
+        def streams(messages: list[dict[str, Any]]) -> dict[str, Any]:
+            joined: dict[str, Any] = {}
             for message in messages:
                 key = f"{json.dumps(message['id'])}/{message['event']}"
-                joined[key] = joined.get(key, "") + message["data"]
+                if message["event"] == "display":  # outputs: a list, in order
+                    joined[key] = [*joined.get(key, []), message["data"]]
+                else:
+                    joined[key] = joined.get(key, "") + message["data"]
             return joined
 
         documented = [self.substitute(r.message) for r in replies if r.kind == "event"]

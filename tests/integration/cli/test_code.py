@@ -55,6 +55,8 @@ def test_exec_streams_and_prints_the_trailing_value(
         "has_value": False,
         "stdout_dropped": 0,
         "stderr_dropped": 0,
+        "outputs": [],
+        "outputs_dropped": 0,
     }
     # A trailing None is not printed, as in the REPL.
     from_stdin = cli(backends[kind], "exec", "-", input="print('piped')\n")

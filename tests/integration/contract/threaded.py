@@ -117,11 +117,11 @@ class ThreadedStream:
     def __aiter__(self) -> "ThreadedStream":
         return self
 
-    async def __anext__(self) -> bc.OutputChunk:
+    async def __anext__(self) -> bc.OutputChunk | bc.Output:
         chunk = await anyio.to_thread.run_sync(next, self.wrapped, None)
         if chunk is None:
             raise StopAsyncIteration
-        assert isinstance(chunk, bc.OutputChunk)
+        assert isinstance(chunk, bc.OutputChunk | bc.Output)
         return chunk
 
     async def aclose(self) -> None:

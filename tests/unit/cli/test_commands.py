@@ -422,6 +422,8 @@ def test_exec_streams_output_then_the_value(
         "has_value": True,
         "stdout_dropped": 0,
         "stderr_dropped": 0,
+        "outputs": [],
+        "outputs_dropped": 0,
     }
     stdin = invoke(fake, "exec", "--url", "http://b:1", "-", input="print(1)\n")
     assert stdin.exit_code == 0

@@ -107,7 +107,7 @@ def test_execute_and_streams_decode_results() -> None:
     recorder = Recorder(exec=result)
     client = client_with(recorder)
     assert client.execute("x").value == b"\x01"
-    chunks: list[bc.OutputChunk] = []
+    chunks: list[bc.OutputChunk | bc.Output] = []
     streamed = client.execute("x", on_output=chunks.append)
     assert chunks == [bc.OutputChunk("stdout", "hi\n")]
     assert (streamed.stdout, streamed.value) == ("", b"\x01")
@@ -424,10 +424,10 @@ async def test_async_client_mirrors_the_sync_one() -> None:
         assert await counter.most_common(2) == ["most_common", [2]]  # one call
         with pytest.raises(TypeError, match=r"await proxy\.set"):
             counter.label = "x"
-        chunks: list[bc.OutputChunk] = []
+        chunks: list[bc.OutputChunk | bc.Output] = []
         async with client.stream("x") as stream:
             chunks.extend([chunk async for chunk in stream])
-        assert [c.stream for c in chunks] == ["stdout", "stderr"]
+        assert [getattr(c, "stream", None) for c in chunks] == ["stdout", "stderr"]
         assert stream.result.value == 1
         async with client.session() as session:
             assert session.id == "s-9"

@@ -36,6 +36,7 @@ PINNED = {
     "InvalidRequest",
     "MockTransport",
     "NotFound",
+    "Output",
     "OutputChunk",
     "PipeTransport",
     "QuotaExceeded",

@@ -27,7 +27,12 @@ from beephost_client._exceptions import (
     InvalidArgument,
     UsageError,
 )
-from beephost_client._models import ExecResult, OutputChunk, SessionDescription
+from beephost_client._models import (
+    ExecResult,
+    Output,
+    OutputChunk,
+    SessionDescription,
+)
 from beephost_client._sync._client import Client, ExecStream, RemoteObject, Session
 from beephost_client._transports.base import AsyncBaseTransport, BaseTransport
 from beephost_client._transports.http import AsyncHTTPTransport, HTTPTransport
@@ -99,6 +104,7 @@ __all__ = [
     "InvalidRequest",
     "MockTransport",
     "NotFound",
+    "Output",
     "OutputChunk",
     "PipeTransport",
     "QuotaExceeded",

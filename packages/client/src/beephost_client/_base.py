@@ -24,7 +24,12 @@ from beephost_client._exceptions import (
     InvalidArgument,
     UsageError,
 )
-from beephost_client._models import ExecResult, SessionDescription, session_description
+from beephost_client._models import (
+    ExecResult,
+    SessionDescription,
+    output_of,
+    session_description,
+)
 from beephost_protocol import (
     DEFAULT_SESSION,
     Command,
@@ -385,6 +390,8 @@ class BaseClient:
             has_value=bool(result.get("has_value", False)),
             stdout_dropped=int(result.get("stdout_dropped", 0)),
             stderr_dropped=int(result.get("stderr_dropped", 0)),
+            outputs=[output_of(raw) for raw in result.get("outputs") or ()],
+            outputs_dropped=int(result.get("outputs_dropped", 0)),
         )
 
     @staticmethod

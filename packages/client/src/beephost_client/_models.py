@@ -1,7 +1,11 @@
 """Result types the client returns: execution results, output chunks, session details."""
 
-from dataclasses import dataclass, fields
+import base64
+import binascii
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
+
+_IMAGE_MIMES = ("image/png", "image/jpeg", "image/svg+xml")
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +22,94 @@ class OutputChunk:
 
 
 @dataclass(frozen=True, slots=True)
+class Output:
+    """One rich output (a ``display()`` call, a plot, a table), in Jupyter's shape.
+
+    Attributes:
+        output_type: ``"display_data"``, or ``"execute_result"`` for the rich
+            representation of the code's last value.
+        data: MIME type to data, as sent: text, base64 text for ``image/png`` and
+            ``image/jpeg``, a JSON value for ``application/json``.
+        metadata: Details per MIME type (``{"image/png": {"width": 640, "height":
+            480}}``); ``"dropped"`` maps MIME types left out by the size limits to
+            their size.
+    """
+
+    output_type: str
+    data: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def _str(self, mime: str) -> str | None:
+        value = self.data.get(mime)
+        return value if isinstance(value, str) else None
+
+    def _bytes(self, mime: str) -> bytes | None:
+        value = self._str(mime)
+        if value is None:
+            return None
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+
+    @property
+    def text(self) -> str | None:
+        """``text/plain``."""
+        return self._str("text/plain")
+
+    @property
+    def html(self) -> str | None:
+        """``text/html``."""
+        return self._str("text/html")
+
+    @property
+    def markdown(self) -> str | None:
+        """``text/markdown``."""
+        return self._str("text/markdown")
+
+    @property
+    def svg(self) -> str | None:
+        """``image/svg+xml``."""
+        return self._str("image/svg+xml")
+
+    @property
+    def latex(self) -> str | None:
+        """``text/latex``."""
+        return self._str("text/latex")
+
+    @property
+    def png(self) -> bytes | None:
+        """``image/png``, decoded."""
+        return self._bytes("image/png")
+
+    @property
+    def jpeg(self) -> bytes | None:
+        """``image/jpeg``, decoded."""
+        return self._bytes("image/jpeg")
+
+    @property
+    def json(self) -> Any:
+        """``application/json`` (``None`` if absent)."""
+        return self.data.get("application/json")
+
+    @property
+    def is_image(self) -> bool:
+        """Whether it holds a PNG, JPEG or SVG image."""
+        return any(mime in self.data for mime in _IMAGE_MIMES)
+
+
+def output_of(raw: Any) -> Output:
+    """Build from a wire output object, tolerating fields a newer server adds."""
+    raw = raw if isinstance(raw, dict) else {}
+    data, metadata = raw.get("data"), raw.get("metadata")
+    return Output(
+        output_type=str(raw.get("output_type", "display_data")),
+        data=dict(data) if isinstance(data, dict) else {},
+        metadata=dict(metadata) if isinstance(metadata, dict) else {},
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class ExecResult:
     """What ``execute`` returns.
 
@@ -29,6 +121,10 @@ class ExecResult:
         has_value: Whether the code ended with an expression statement.
         stdout_dropped: Bytes of stdout cut by the server's output limit.
         stderr_dropped: Bytes of stderr cut by the server's output limit.
+        outputs: Rich outputs in order (``display()``, plots, the value's rich
+            representation); a streamed run's too, gathered from its stream.
+        outputs_dropped: Bytes of rich output left out by the server's size limits
+            (each affected output names them in ``metadata["dropped"]``).
     """
 
     stdout: str
@@ -37,6 +133,27 @@ class ExecResult:
     has_value: bool = False
     stdout_dropped: int = 0
     stderr_dropped: int = 0
+    outputs: list[Output] = field(default_factory=list)
+    outputs_dropped: int = 0
+
+    @property
+    def images(self) -> list[Output]:
+        """The outputs holding an image (PNG, JPEG or SVG), in order."""
+        return [output for output in self.outputs if output.is_image]
+
+    @property
+    def html(self) -> str | None:
+        """The first ``text/html`` of the outputs, e.g. a DataFrame's table."""
+        return next((o.html for o in self.outputs if o.html is not None), None)
+
+    @property
+    def text(self) -> str | None:
+        """Plain text of the main result: the rich result's ``text/plain``, else
+        ``repr(value)``; ``None`` when the code ended with no expression."""
+        for output in self.outputs:
+            if output.output_type == "execute_result" and output.text is not None:
+                return output.text
+        return repr(self.value) if self.has_value else None
 
 
 @dataclass(frozen=True, slots=True)

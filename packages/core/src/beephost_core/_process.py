@@ -46,7 +46,8 @@ _PR_SET_DUMPABLE = 4
 #: may raise their score, never lower it below where it started).
 _WORKER_OOM_SCORE_ADJ = 1000
 
-EventCallback = Callable[[str, str], None]
+#: Called with ("stdout"|"stderr", text) or ("display", one output dict).
+EventCallback = Callable[[str, Any], None]
 T = TypeVar("T")
 
 
@@ -97,7 +98,11 @@ class _Channel(asyncio.Protocol):
             return  # a late reply to an earlier, expired request
         if "event" in message:
             if self.on_event is not None:
-                self.on_event(str(message["event"]), str(message.get("data", "")))
+                event, data = str(message["event"]), message.get("data")
+                if event == "display":
+                    self.on_event(event, data if isinstance(data, dict) else {})
+                else:
+                    self.on_event(event, str(data or ""))
         elif self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(message)
 

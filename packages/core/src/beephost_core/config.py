@@ -29,6 +29,10 @@ class ExecutorConfig:
             the ``default`` session's handles it owns are released.
         max_output_bytes: Captured stdout and stderr per request, each.
         max_result_bytes: Encoded reply size per request.
+        max_display_bytes: Size of each MIME value of a rich output (a PNG's base64
+            text, an HTML table); a larger one is left out and named in the output.
+        max_display_total_bytes: Rich outputs of one request together; past it,
+            outputs keep only a note saying what was left out.
         spawn_timeout: Seconds a new worker has to announce itself.
         prewarm: Spare workers kept started so sessions open instantly, from the
             first ``session.open`` on (until then only the default session's runs).
@@ -51,6 +55,8 @@ class ExecutorConfig:
     lease_ttl: float = 60.0
     max_output_bytes: int = 1 << 20
     max_result_bytes: int = 16 << 20
+    max_display_bytes: int = 4 << 20
+    max_display_total_bytes: int = 8 << 20
     spawn_timeout: float = 20.0
     prewarm: int = 1
     cwd: str | None = None
@@ -67,6 +73,8 @@ class ExecutorConfig:
             "max_handles": self.max_handles,
             "max_output_bytes": self.max_output_bytes,
             "max_result_bytes": self.max_result_bytes,
+            "max_display_bytes": self.max_display_bytes,
+            "max_display_total_bytes": self.max_display_total_bytes,
         }
 
 

@@ -174,7 +174,7 @@ class Executor:
         Args:
             command: A decoded command model.
             on_event: For ``exec`` with ``stream``: called with ("stdout"|"stderr", text)
-                as output is produced.
+                as output is produced, and ("display", output) for each rich output.
             owner: Who receives the result (a connection): handles it creates in the
                 ``default`` session are released by :meth:`release_owned`.
             lease: The client's lease id (HTTP header, gRPC metadata): renewed by this

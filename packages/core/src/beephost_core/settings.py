@@ -78,6 +78,18 @@ class BackendSettings(BaseSettings):
     max_result_bytes: int = Field(
         16 << 20, ge=1024, description="Encoded reply size per request."
     )
+    max_display_bytes: int = Field(
+        4 << 20,
+        ge=1,
+        description="Each MIME value of a rich output (display(), plots); a larger one "
+        "is left out and named in the output's metadata.dropped.",
+    )
+    max_display_total_bytes: int = Field(
+        8 << 20,
+        ge=1,
+        description="Rich outputs of one request together; past it, values are left out "
+        "and named the same way (keep it under MAX_RESULT_BYTES).",
+    )
     prewarm: int = Field(
         1,
         ge=0,
@@ -158,6 +170,8 @@ class BackendSettings(BaseSettings):
             lease_ttl=self.lease_ttl,
             max_output_bytes=self.max_output_bytes,
             max_result_bytes=self.max_result_bytes,
+            max_display_bytes=self.max_display_bytes,
+            max_display_total_bytes=self.max_display_total_bytes,
             prewarm=self.prewarm,
             cwd=self.worker_cwd,
             extra_env=dict(self.worker_env),

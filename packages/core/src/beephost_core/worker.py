@@ -285,7 +285,7 @@ class Streamer:
         self._channel = channel
         self._id = request_id
         self._interval = interval
-        self._pending: list[tuple[str, str]] = []
+        self._pending: list[tuple[str, Any]] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = False
@@ -294,9 +294,10 @@ class Streamer:
         )
         self._thread.start()
 
-    def push(self, stream: str, text: str) -> None:
+    def push(self, stream: str, data: Any) -> None:
+        # ``data`` is text for stdout/stderr, an output dict for ``display``.
         with self._lock:
-            self._pending.append((stream, text))
+            self._pending.append((stream, data))
 
     def wake(self) -> None:
         self._wake.set()
@@ -310,9 +311,9 @@ class Streamer:
     def _flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
-        merged: list[tuple[str, str]] = []
+        merged: list[tuple[str, Any]] = []
         for stream, text in pending:
-            if merged and merged[-1][0] == stream:
+            if merged and merged[-1][0] == stream and stream != "display":
                 merged[-1] = (stream, merged[-1][1] + text)
             else:
                 merged.append((stream, text))
@@ -342,6 +343,12 @@ class Session:
         self.max_result = int(config.get("max_result_bytes", 16 << 20))
         self.stdout = Capture("stdout", int(config.get("max_output_bytes", 1 << 20)))
         self.stderr = Capture("stderr", int(config.get("max_output_bytes", 1 << 20)))
+        self.displays = Displays(
+            int(config.get("max_display_bytes", 4 << 20)),
+            int(config.get("max_display_total_bytes", 8 << 20)),
+        )
+        self.figures = Figures(self.displays)
+        builtins.display = Display(self.displays)  # type: ignore[attr-defined]
         self.counter = 0
         self.compiled: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.filenames: dict[tuple[str, str], str] = {}
@@ -518,10 +525,18 @@ class Session:
 
     def op_exec(self, params: dict[str, Any]) -> dict[str, Any]:
         code, trailing = self._compile(params["code"], "exec")
-        exec(code, self.namespace)
-        if trailing is None:
-            return {"value": None, "has_value": False}
-        return {"value": self.encode(eval(trailing, self.namespace)), "has_value": True}
+        try:
+            exec(code, self.namespace)
+            if trailing is None:
+                return {"value": None, "has_value": False}
+            value = eval(trailing, self.namespace)
+            if has_rich_repr(value):
+                data, metadata = mime_bundle(value)
+                if len(data) > 1:  # more than text/plain: the cell's rich result
+                    self.displays.add("execute_result", data, metadata)
+            return {"value": self.encode(value), "has_value": True}
+        finally:
+            self.figures.flush()  # as Jupyter's inline backend does after a cell
 
     def op_create(self, params: dict[str, Any]) -> dict[str, Any]:
         target = self.lookup(str(params["target"]))
@@ -739,6 +754,363 @@ def describe_arg(arg: Any) -> Any:
     return _text(lambda: repr(arg), "<repr failed>")[:_REPR_LIMIT]
 
 
+# -- rich outputs ---------------------------------------------------------------------
+#
+# The IPython display protocol without IPython: display() and the _repr_*_ methods
+# give MIME bundles, sent in Jupyter's output shape. Nothing here imports anything
+# (matplotlib included) unless user code already did.
+
+_REPR_METHODS = (
+    ("text/html", "_repr_html_"),
+    ("text/markdown", "_repr_markdown_"),
+    ("image/svg+xml", "_repr_svg_"),
+    ("image/png", "_repr_png_"),
+    ("image/jpeg", "_repr_jpeg_"),
+    ("text/latex", "_repr_latex_"),
+    ("application/json", "_repr_json_"),
+)
+_BASE64_MIMES = ("image/png", "image/jpeg")
+# Values of these types have nothing richer than their value: no bundle is built.
+_PLAIN_TYPES = (int, float, complex, str, bytes, bytearray, bool, list, tuple, dict)
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_INLINE_BACKEND = "module://beephost_inline"
+_FIGURE_FORMATS = ("png", "svg")
+
+
+def _user_call(method: Any, *args: Any, **kwargs: Any) -> Any:
+    """A representation method's result, or None if it raises (skipped, never fatal)."""
+    if _SignalState.delivered:
+        return None  # interrupted: no more user code
+    try:
+        return method(*args, **kwargs)
+    except BaseException:  # SystemExit too: whatever user code raises
+        if _SignalState.delivered:
+            raise  # a real interrupt (SIGINT) stops the request
+        return None
+
+
+def _split(result: Any) -> tuple[Any, Any]:
+    # A _repr_*_ method may return (data, metadata), as IPython allows.
+    if type(result) is tuple and len(result) == 2:
+        return result
+    return result, None
+
+
+def _mime_value(mime: str, value: Any) -> Any:
+    """``value`` in its wire form for ``mime``, or None if it has the wrong type."""
+    if mime in _BASE64_MIMES:
+        if isinstance(value, bytes | bytearray):
+            return base64.b64encode(value).decode()
+        return str(value) if isinstance(value, str) else None  # already base64
+    if mime == "application/json" or mime.endswith("+json"):
+        try:
+            _encode(value)  # strict JSON only
+        except (TypeError, ValueError, RecursionError):
+            return None
+        return value
+    return str(value) if isinstance(value, str) else None
+
+
+def _image_size(data: str) -> dict[str, int] | None:
+    """Width and height of a base64 PNG, read from its IHDR chunk."""
+    try:
+        head = base64.b64decode(data[:44])
+    except ValueError:
+        return None
+    if head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
+        return None
+    return {
+        "width": int.from_bytes(head[16:20], "big"),
+        "height": int.from_bytes(head[20:24], "big"),
+    }
+
+
+def mime_bundle(
+    obj: Any, include: Any = None, exclude: Any = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(data, metadata)`` for ``obj``: its representations, text/plain always."""
+    data: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
+    # A class's _repr_html_ is an unbound function, not its representation.
+    if not isinstance(obj, type) and type(obj) not in _PLAIN_TYPES:
+        _collect(obj, include, exclude, data, metadata)
+    if "text/plain" not in data:
+        name = type_name(type(obj))
+        data["text/plain"] = _text(lambda: repr(obj), f"<{name} object (repr failed)>")
+    for mime in list(data):
+        if (include and mime not in include) or (exclude and mime in exclude):
+            del data[mime]
+    return data, metadata
+
+
+def _collect(
+    obj: Any, include: Any, exclude: Any, data: dict[str, Any], meta: dict[str, Any]
+) -> None:
+    method = _user_call(getattr, obj, "_repr_mimebundle_", None)
+    if callable(method):
+        bundle, extra = _split(_user_call(method, include=include, exclude=exclude))
+        if isinstance(bundle, dict):
+            for mime, value in bundle.items():
+                wire = _mime_value(mime, value) if isinstance(mime, str) else None
+                if wire is not None:
+                    data[mime] = wire
+        if isinstance(extra, dict):
+            meta.update((k, v) for k, v in extra.items() if isinstance(k, str))
+    for mime, name in _REPR_METHODS:
+        if mime in data:
+            continue
+        method = _user_call(getattr, obj, name, None)
+        if not callable(method):
+            continue
+        value, extra = _split(_user_call(method))
+        wire = None if value is None else _mime_value(mime, value)
+        if wire is not None:
+            data[mime] = wire
+            if isinstance(extra, dict):
+                meta[mime] = extra
+    if not data:
+        _figure(obj, data)
+
+
+def _figure(obj: Any, data: dict[str, Any]) -> None:
+    # matplotlib figures have no _repr_png_ (IPython registers a formatter for them).
+    module = sys.modules.get("matplotlib.figure")
+    figure_type = getattr(module, "Figure", None)
+    if isinstance(figure_type, type) and isinstance(obj, figure_type):
+        mime, value = _render_figure(obj, _figure_format())
+        if value is not None:
+            data[mime] = value
+
+
+def _figure_format() -> str:
+    # BEEPHOST_FIGURE_FORMAT=svg in the environment (or os.environ, from user code).
+    wanted = os.environ.get("BEEPHOST_FIGURE_FORMAT", "png").lower()
+    return wanted if wanted in _FIGURE_FORMATS else "png"
+
+
+def _render_figure(figure: Any, fmt: str) -> tuple[str, str | None]:
+    buffer = io.BytesIO()
+    # The figure's own size and dpi: figsize 6.4x4.8 at dpi 100 is 640x480 pixels.
+    _user_call(figure.savefig, buffer, format=fmt)
+    raw = buffer.getvalue()
+    if not raw:  # savefig raised
+        return "", None
+    if fmt == "svg":
+        return "image/svg+xml", raw.decode("utf-8", "replace")
+    return "image/png", base64.b64encode(raw).decode()
+
+
+class Displays:
+    """The rich outputs of the current request, within the size limits.
+
+    ``per_output`` bounds each MIME value: a larger one is left out of its bundle and
+    named in the output's ``metadata["dropped"]`` (mime to size). ``per_request``
+    bounds their sum: outputs past it keep only a short note. Every byte left out is
+    counted in ``dropped``; nothing is cut silently.
+    """
+
+    NOTE = 200  # characters of text/plain an output past the request limit keeps
+
+    def __init__(self, per_output: int, per_request: int) -> None:
+        self.per_output = per_output
+        self.per_request = per_request
+        self.reset(None)
+
+    def reset(self, streamer: Streamer | None) -> None:
+        self.outputs: list[dict[str, Any]] = []
+        self.size = 0
+        self.dropped = 0
+        self.streamer = streamer
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.outputs or self.dropped or self.streamer is not None)
+
+    def add(
+        self, output_type: str, data: dict[str, Any], metadata: dict[str, Any]
+    ) -> None:
+        png = data.get("image/png")
+        if isinstance(png, str) and "image/png" not in metadata:
+            size = _image_size(png)
+            if size is not None:
+                metadata["image/png"] = size
+        output = {
+            "output_type": output_type,
+            "data": self._bounded(data, metadata),
+            "metadata": metadata,
+        }
+        if self.streamer is not None:
+            self.streamer.push("display", output)
+            self.streamer.wake()
+        else:
+            self.outputs.append(output)
+
+    def _bounded(self, data: dict[str, Any], metadata: dict[str, Any]) -> Any:
+        dropped: dict[str, int] = {}
+        kept: dict[str, Any] = {}
+        for mime, value in data.items():
+            size = len(value) if isinstance(value, str) else len(_encode(value))
+            if size > self.per_output or self.size + size > self.per_request:
+                dropped[mime] = size
+            else:
+                kept[mime] = value
+                self.size += size
+        if dropped:
+            self.dropped += sum(dropped.values())
+            metadata["dropped"] = dropped
+            if "text/plain" not in kept:
+                note = f"[output cut: {', '.join(dropped)} over the size limit]"
+                kept["text/plain"] = note[: self.NOTE]
+        return kept
+
+    def attach(self, target: dict[str, Any]) -> None:
+        # Only when there is something: a reply without rich output is unchanged.
+        if self.outputs or self.dropped:
+            target["outputs"] = self.outputs
+            target["outputs_dropped"] = self.dropped
+        self.reset(None)
+
+
+class Display:
+    """The ``display()`` builtin of every session."""
+
+    def __init__(self, displays: Displays) -> None:
+        self._displays = displays
+
+    def __call__(
+        self,
+        *objs: Any,
+        include: Any = None,
+        exclude: Any = None,
+        metadata: dict[str, Any] | None = None,
+        raw: bool = False,
+    ) -> None:
+        """Show each object as a rich output (IPython's display(), without IPython).
+
+        ``raw=True`` takes each object as a MIME bundle ``{mime: data}`` as is.
+        """
+        for obj in objs:
+            if raw:
+                if not isinstance(obj, dict):
+                    raise TypeError("display(raw=True) takes {mime: data} bundles")
+                data = {
+                    mime: wire
+                    for mime, value in obj.items()
+                    if isinstance(mime, str)
+                    and (wire := _mime_value(mime, value)) is not None
+                }
+                meta: dict[str, Any] = {}
+            else:
+                data, meta = mime_bundle(obj, include, exclude)
+            if metadata:
+                meta = {**meta, **metadata}
+            if data:
+                self._displays.add("display_data", data, meta)
+
+    def __repr__(self) -> str:
+        return "<built-in function display>"
+
+
+def has_rich_repr(value: Any) -> bool:
+    """Whether ``value`` may have more than text/plain (cheap: no user code runs)."""
+    return value is not None and type(value) not in _PLAIN_TYPES
+
+
+class Figures:
+    """Jupyter's inline backend for matplotlib, installed only if user code imports it.
+
+    The worker sets ``MPLBACKEND=Agg`` when unset (no display server; children of user
+    code inherit it). When user code imports matplotlib under that default, its backend
+    becomes ``module://beephost_inline``: Agg canvases, and a ``show()`` that emits
+    every open figure at once and closes it. After each ``exec`` the figures still open
+    are emitted and closed the same way.
+    """
+
+    def __init__(self, displays: Displays) -> None:
+        self._displays = displays
+        self.default_backend = "MPLBACKEND" not in os.environ
+        if self.default_backend:
+            os.environ["MPLBACKEND"] = "Agg"
+        # Seen by matplotlib only: the backend module it imports by name.
+        module = type(sys)("beephost_inline")
+        setattr(module, "__getattr__", _inline_backend_attr)  # noqa: B010
+        setattr(module, "show", self.show)  # noqa: B010
+        sys.modules["beephost_inline"] = module
+        self._finding = False
+        if self.default_backend and "matplotlib" not in sys.modules:
+            # One string comparison per first import of a module: no cost to speak of.
+            sys.meta_path.insert(0, self)
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        """Import hook: matplotlib's own spec, with a loader that adopts the backend."""
+        if name != "matplotlib" or self._finding:
+            return None
+        self._finding = True  # the lookup below must not find us again
+        try:
+            for finder in sys.meta_path:
+                find = getattr(finder, "find_spec", None)
+                spec = find(name, path, target) if find and finder is not self else None
+                if spec is not None and spec.loader is not None:
+                    spec.loader = _AdoptingLoader(spec.loader)
+                    return spec
+            return None
+        finally:
+            self._finding = False
+
+    def show(self, *args: Any, **kwargs: Any) -> None:
+        """``plt.show()``: emit every open figure now, then close it."""
+        self.flush()
+
+    def flush(self) -> None:
+        """Emit and close every open pyplot figure; no-op unless pyplot was imported."""
+        helpers = sys.modules.get("matplotlib._pylab_helpers")
+        if helpers is None or "matplotlib.pyplot" not in sys.modules:
+            return
+        gcf = getattr(helpers, "Gcf", None)
+        if gcf is None:
+            return
+        for manager in _user_call(gcf.get_all_fig_managers) or ():
+            figure = getattr(getattr(manager, "canvas", None), "figure", None)
+            if figure is not None:
+                mime, value = _render_figure(figure, _figure_format())
+                if value is not None:
+                    text = _text(figure.__repr__, "<Figure>")
+                    data = {mime: value, "text/plain": text}
+                    self._displays.add("display_data", data, {})
+            _user_call(gcf.destroy, manager)
+
+
+def _inline_backend_attr(name: str) -> Any:
+    # Imported when matplotlib loads the backend: user code already imported it.
+    if name != "FigureCanvas":
+        raise AttributeError(name)
+    agg = importlib.import_module("matplotlib.backends.backend_agg")
+    # Stored: matplotlib then builds its backend class from the module's vars().
+    module = sys.modules["beephost_inline"]
+    module.FigureCanvas = agg.FigureCanvasAgg  # type: ignore[attr-defined]
+    return agg.FigureCanvasAgg
+
+
+class _AdoptingLoader:
+    """matplotlib's loader; once it ran, the inline backend replaces the default Agg."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: Any) -> Any:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self._loader.exec_module(module)
+        params = getattr(module, "rcParams", None)
+        # Only under our default: a backend chosen since (os.environ) is kept.
+        if os.environ.get("MPLBACKEND") == "Agg" and params is not None:
+            _user_call(params.__setitem__, "backend", _INLINE_BACKEND)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)  # get_resource_reader, is_package, ...
+
+
 class Worker:
     def __init__(self, sock: socket.socket, config: dict[str, Any]) -> None:
         self.channel = Channel(sock)
@@ -812,6 +1184,8 @@ class Worker:
             if streamer is not None or session.stdout.dirty or session.stderr.dirty:
                 session.stdout.reset(streamer)
                 session.stderr.reset(streamer)
+            if streamer is not None or session.displays.dirty:
+                session.displays.reset(streamer)
             _SignalState.busy = True
             if _SignalState.pending:  # a SIGINT came before we were ready: whose?
                 _SignalState.pending = False
@@ -872,6 +1246,11 @@ class Worker:
         )
         if "error" not in reply and "has_value" not in target:
             return
+        if "error" in reply:
+            # Only a finished exec returns its outputs (a streamed one sent them).
+            self.session.displays.reset(None)
+        else:
+            self.session.displays.attach(target)
         target["stdout"] = out.text() + (
             f"\n[... {out.dropped} bytes truncated]" if out.dropped else ""
         )

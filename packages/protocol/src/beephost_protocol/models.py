@@ -288,8 +288,35 @@ class ValueResult(_Model):
     )
 
 
+OutputType = Literal["display_data", "execute_result"]
+
+
+class Output(_Model):
+    """One rich output, in Jupyter's shape: a MIME bundle from ``display()``, a plot,
+    or the rich representation of the code's last value."""
+
+    output_type: OutputType = Field(
+        description="'display_data' (display(), figures) or 'execute_result' (the "
+        "trailing expression's value, when it has more than text/plain)."
+    )
+    data: dict[str, Any] = Field(
+        description="MIME type to data: text for text types, base64 text for "
+        "image/png and image/jpeg, a JSON value for application/json. text/plain is "
+        "always there."
+    )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Per MIME type details, e.g. {'image/png': {'width': 640, 'height': "
+        "480}}; 'dropped' maps each MIME type left out by the size limits to its size.",
+    )
+
+
 class ExecResult(_Model):
-    """Result of exec. ``*_dropped`` count bytes cut by the output limit."""
+    """Result of exec. ``*_dropped`` count bytes cut by the output limit.
+
+    ``outputs`` and ``outputs_dropped`` are present only when the code displayed
+    something (or something was cut): a plain result is unchanged.
+    """
 
     stdout: str = Field(
         description="Captured standard output; empty when it was streamed."
@@ -303,6 +330,14 @@ class ExecResult(_Model):
     )
     stdout_dropped: int = Field(0, description="Bytes of stdout over the limit.")
     stderr_dropped: int = Field(0, description="Bytes of stderr over the limit.")
+    outputs: list[Output] = Field(
+        default_factory=list,
+        description="Rich outputs in order (display(), figures, then the value's); "
+        "empty when they were streamed as 'display' events.",
+    )
+    outputs_dropped: int = Field(
+        0, description="Bytes of rich output left out by the display size limits."
+    )
 
 
 class EmptyResult(_Model):
@@ -395,3 +430,5 @@ class ErrorBody(_Model):
 
 
 OutputStream = Literal["stdout", "stderr"]
+#: Events of a streamed exec: output text, or one rich output (``display``).
+EventName = Literal["stdout", "stderr", "display"]

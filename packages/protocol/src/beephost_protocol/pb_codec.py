@@ -404,14 +404,26 @@ def execute_reply(result: dict[str, Any]) -> pb.ExecuteReply:
         has_value=bool(result.get("has_value", False)),
         stdout_dropped=int(result.get("stdout_dropped", 0)),
         stderr_dropped=int(result.get("stderr_dropped", 0)),
+        outputs=[_output(output) for output in result.get("outputs", ())],
+        outputs_dropped=int(result.get("outputs_dropped", 0)),
     )
 
 
-def output_event(stream: str, text: str) -> pb.ExecuteEvent:
-    """One chunk of streamed output; ``stream`` is ``stdout`` or ``stderr``."""
+def _output(output: dict[str, Any]) -> pb.Output:
+    return pb.Output(
+        output_type=str(output.get("output_type", "display_data")),
+        data_json=_json(output.get("data", {})),
+        metadata_json=_json(output.get("metadata", {})),
+    )
+
+
+def output_event(stream: str, data: Any) -> pb.ExecuteEvent:
+    """One streamed event: a chunk of ``stdout``/``stderr``, or a ``display`` output."""
+    if stream == "display":
+        return pb.ExecuteEvent(display=_output(data))
     if stream == "stderr":
-        return pb.ExecuteEvent(stderr=_text(text))
-    return pb.ExecuteEvent(stdout=_text(text))
+        return pb.ExecuteEvent(stderr=_text(data))
+    return pb.ExecuteEvent(stdout=_text(data))
 
 
 def result_event(result: dict[str, Any]) -> pb.ExecuteEvent:
@@ -632,13 +644,25 @@ def _value_result(reply: pb.ValueReply) -> dict[str, Any]:
 
 
 def _exec_result(reply: pb.ExecuteReply) -> dict[str, Any]:
-    return {
+    result = {
         "stdout": reply.stdout,
         "stderr": reply.stderr,
         "value": _parse_reply(reply.value_json),
         "has_value": reply.has_value,
         "stdout_dropped": reply.stdout_dropped,
         "stderr_dropped": reply.stderr_dropped,
+    }
+    if reply.outputs or reply.outputs_dropped:  # as the pipe protocol: only if any
+        result["outputs"] = [_output_dict(output) for output in reply.outputs]
+        result["outputs_dropped"] = reply.outputs_dropped
+    return result
+
+
+def _output_dict(output: pb.Output) -> dict[str, Any]:
+    return {
+        "output_type": output.output_type,
+        "data": _parse_reply(output.data_json) or {},
+        "metadata": _parse_reply(output.metadata_json) or {},
     }
 
 
@@ -708,8 +732,9 @@ def decode_reply(spec: RpcSpec, reply: Message) -> dict[str, Any]:
 
 def decode_event(
     event: pb.ExecuteEvent,
-) -> tuple[models.OutputStream, str] | dict[str, Any]:
-    """One ``ExecuteStream`` message: ``(stream, text)`` for output, the result dict last.
+) -> tuple[models.EventName, Any] | dict[str, Any]:
+    """One ``ExecuteStream`` message: ``(stream, text)`` for output, ``("display",
+    output)`` for a rich output, the result dict last.
 
     Example:
         >>> decode_event(pb.ExecuteEvent(stdout="hi\\n"))
@@ -720,6 +745,8 @@ def decode_event(
         return "stdout", event.stdout
     if kind == "stderr":
         return "stderr", event.stderr
+    if kind == "display":
+        return "display", _output_dict(event.display)
     return _exec_result(event.result)
 
 

@@ -251,15 +251,18 @@ def _envelope_defs() -> dict[str, JsonSchemaValue]:
         },
         "Event": {
             "description": "Output of a running 'exec' with stream: true, sent before "
-            "its reply.",
+            "its reply: a chunk of stdout or stderr, or one rich output (display).",
             "type": "object",
             "properties": {
                 "id": {"$ref": "#/$defs/RequestId"},
-                "event": {"enum": ["stdout", "stderr"]},
-                "data": {"type": "string"},
+                "event": {"enum": ["stdout", "stderr", "display"]},
+                "data": {},
             },
             "required": ["id", "event", "data"],
             "not": {"anyOf": [{"required": ["result"]}, {"required": ["error"]}]},
+            "if": {"properties": {"event": {"const": "display"}}},
+            "then": {"properties": {"data": {"$ref": "#/$defs/Output"}}},
+            "else": {"properties": {"data": {"type": "string"}}},
         },
     }
 
@@ -294,6 +297,10 @@ def _name(command: str) -> str:
     return "".join(part.capitalize() for part in command.replace("_", ".").split("."))
 
 
+#: Result fields a server leaves out when they hold nothing (exec's rich outputs).
+_OPTIONAL = frozenset({"outputs", "outputs_dropped"})
+
+
 def _model_defs() -> dict[str, JsonSchemaValue]:
     entries: list[tuple[type[BaseModel], JsonSchemaMode]] = [
         (model, "validation") for model in all_commands().values()
@@ -308,7 +315,14 @@ def _model_defs() -> dict[str, JsonSchemaValue]:
         # The server always sends every result field (defaults included).
         definition = defs[model.__name__]
         if definition.get("properties"):
-            definition["required"] = list(definition["properties"])
+            definition["required"] = [
+                name for name in definition["properties"] if name not in _OPTIONAL
+            ]
+    # Bundles hold plain JSON (base64 text for images), not value-encoded data.
+    output = defs["Output"]
+    output["required"] = ["output_type", "data", "metadata"]
+    output["properties"]["data"]["additionalProperties"] = {}
+    output["properties"]["metadata"]["additionalProperties"] = {}
     error = defs["ErrorBody"]
     error["required"] = ["code", "message", "data"]
     error["properties"]["code"] = {"$ref": "#/$defs/ErrorCode"}

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from beephost_protocol import DEFAULT_SESSION
-from beephost_protocol.models import ErrorBody, ExecResult
+from beephost_protocol.models import ErrorBody, ExecResult, Output
 
 SessionId = Annotated[
     str,
@@ -120,10 +120,12 @@ class Readiness(_Body):
 
 
 class StreamEvent(_Body):
-    """Output of the running code, as it was produced."""
+    """Output of the running code, as it was produced: text, or one rich output."""
 
-    event: Literal["stdout", "stderr"]
-    data: str
+    event: Literal["stdout", "stderr", "display"]
+    data: str | Output = Field(
+        description="A chunk of text for stdout/stderr; one Output for display."
+    )
 
 
 class StreamResult(_Body):

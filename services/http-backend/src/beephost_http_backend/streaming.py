@@ -35,9 +35,10 @@ class ExecStream:
         self._task.add_done_callback(self._finished)
         self._task.add_done_callback(background.discard)
 
-    def _on_event(self, stream: str, data: str) -> None:
+    def _on_event(self, stream: str, data: Any) -> None:
         # Called from the worker channel's data_received: no awaiting here. The worker
-        # caps streamed output at max_output_bytes per stream, which bounds the buffer.
+        # caps streamed output at max_output_bytes per stream and rich outputs at
+        # max_display_total_bytes, which bounds the buffer.
         self._lines.append(encode({"event": stream, "data": data}) + b"\n")
         self._wakeup.set()
 

@@ -102,7 +102,8 @@ def error_frame(request_id: RequestId, error: BeepHostError) -> bytes:
     return encode({"id": request_id, "error": error.to_wire()})
 
 
-def event_frame(request_id: RequestId, stream: str, data: str) -> bytes:
+def event_frame(request_id: RequestId, stream: str, data: Any) -> bytes:
+    # data: text for stdout/stderr, one output object for display.
     return encode({"id": request_id, "event": stream, "data": data})
 
 

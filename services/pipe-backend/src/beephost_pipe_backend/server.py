@@ -10,6 +10,7 @@ import socket
 import stat
 import struct
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import Counter, Gauge
 
@@ -264,7 +265,7 @@ class Connection(asyncio.Protocol):
     async def _serve(self, frame: dispatch.Frame) -> None:
         assert frame.command is not None
 
-        def on_event(stream: str, data: str) -> None:
+        def on_event(stream: str, data: Any) -> None:
             self._write(dispatch.event_frame(frame.id, stream, data))
 
         reply: bytes | None = None

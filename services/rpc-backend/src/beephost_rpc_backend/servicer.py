@@ -166,7 +166,7 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
             lease = asked_lease(context.invocation_metadata())
             # Output is bridged from the core's callback into this generator, in order;
             # None marks the end (the command finished, or shutdown abandoned it).
-            chunks: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue()
+            chunks: asyncio.Queue[tuple[str, Any] | None] = asyncio.Queue()
             task, done = self._start(
                 command, lambda *chunk: chunks.put_nowait(chunk), lease
             )
@@ -240,7 +240,7 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
     def _start(
         self,
         command: models.Command,
-        on_event: Callable[[str, str], None] | None = None,
+        on_event: Callable[[str, Any], None] | None = None,
         lease: str | None = None,
     ) -> tuple[asyncio.Task[Result], asyncio.Future[None]]:
         run = self.executor.run(command, on_event, lease=lease)

@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 import typer
 
 from beephost_cli.commands._common import JsonOption
+from beephost_cli.output import Output as Printer
 from beephost_cli.state import state
-from beephost_client import SCHEMES, Client, OutputChunk
+from beephost_client import SCHEMES, Client, Output, OutputChunk
 
 BackendOption = Annotated[
     str | None,
@@ -108,13 +109,24 @@ def exec_(
     url: UrlOption = None,
     token: TokenOption = None,
     timeout: TimeoutOption = None,
+    outputs: Annotated[
+        Path | None,
+        typer.Option(
+            "--outputs",
+            metavar="DIR",
+            file_okay=False,
+            help="Write images the code displays (plots) to files in DIR "
+            "(output-N.png, .jpg or .svg; created if missing).",
+        ),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """Run statements on a backend, streaming their output.
 
-    A trailing expression's value is printed, as in a notebook.
+    A trailing expression's value is printed, as in a notebook. Rich outputs
+    (display(), plots) print as text; their images go to files with --outputs DIR.
 
-    Example: beep-host exec --backend 3f2a9c -f script.py
+    Example: beep-host exec --backend 3f2a9c -f script.py --outputs plots/
     """
     if (code is None) == (file is None):
         raise typer.BadParameter(
@@ -129,17 +141,21 @@ def exec_(
     )
     assert source is not None
     out = state(ctx).output(json)
+    show = _Shower(out, outputs)
     with _connect(ctx, backend, url, token) as client:
         if out.json_mode:
             result = client.execute(source, timeout=timeout)
+            for output in result.outputs:
+                show.save(output)
             out.json(result)
             return
-        result = client.execute(source, timeout=timeout, on_output=_echo)
-    if result.has_value and result.value is not None:  # as the REPL: no "None"
-        out.text(repr(result.value))
+        result = client.execute(source, timeout=timeout, on_output=show)
+    if result.has_value and result.value is not None and not show.had_result:
+        out.text(repr(result.value))  # as the REPL: no "None"
     for stream, dropped in (
         ("stdout", result.stdout_dropped),
         ("stderr", result.stderr_dropped),
+        ("rich output", result.outputs_dropped),
     ):
         if dropped:
             out.note(
@@ -147,7 +163,48 @@ def exec_(
             )
 
 
-def _echo(chunk: OutputChunk) -> None:
-    stream = sys.stdout if chunk.stream == "stdout" else sys.stderr
-    stream.write(chunk.data)
-    stream.flush()
+class _Shower:
+    """Prints streamed output as it comes: text as is, rich outputs as their text,
+    and their images written to files in ``directory`` (if given)."""
+
+    def __init__(self, out: Printer, directory: Path | None) -> None:
+        self._out = out
+        self._directory = directory
+        self._count = 0
+        self.had_result = False  # an execute_result was printed: not the value again
+
+    def __call__(self, item: OutputChunk | Output) -> None:
+        if isinstance(item, OutputChunk):
+            stream = sys.stdout if item.stream == "stdout" else sys.stderr
+            stream.write(item.data)
+            stream.flush()
+            return
+        self.had_result |= item.output_type == "execute_result"
+        if item.text is not None:
+            self._out.text(item.text)
+        if not self.save(item) and item.is_image:
+            self._out.note("(an image: pass --outputs DIR to save it)")
+
+    def save(self, output: Output) -> bool:
+        """Write the output's image to the next file in the directory; say where."""
+        image = _image(output)
+        if self._directory is None or image is None:
+            return False
+        extension, data = image
+        self._count += 1
+        self._directory.mkdir(parents=True, exist_ok=True)
+        path = self._directory / f"output-{self._count}.{extension}"
+        path.write_bytes(data)
+        self._out.note(f"image written to {path}")
+        return True
+
+
+def _image(output: Output) -> tuple[str, bytes] | None:
+    """The output's image as (file extension, bytes): PNG first, as Jupyter prefers."""
+    if output.png is not None:
+        return "png", output.png
+    if output.jpeg is not None:
+        return "jpg", output.jpeg
+    if output.svg is not None:
+        return "svg", output.svg.encode()
+    return None

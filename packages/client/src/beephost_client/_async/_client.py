@@ -8,6 +8,7 @@ agree). Edit this one, then run ``uv run python packages/client/scripts/unasync.
 # ruff: noqa: ASYNC109  # `timeout` is the server-side deadline, sent with the request
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -20,7 +21,7 @@ from beephost_client._config import (
     make_async_transport,
 )
 from beephost_client._exceptions import InvalidArgument, UsageError
-from beephost_client._models import ExecResult, OutputChunk, SessionDescription
+from beephost_client._models import ExecResult, Output, OutputChunk, SessionDescription
 from beephost_client._transports.base import AsyncBaseTransport, AsyncStream
 from beephost_protocol import DEFAULT_SESSION, Command, Execute, Handle
 from beephost_protocol.errors import BeepHostError, InternalError, NotFound, SessionLost
@@ -29,7 +30,7 @@ from . import _lease, _sugar
 
 logger = logging.getLogger("beephost_client")
 
-OutputCallback = Callable[[OutputChunk], object]
+OutputCallback = Callable[[OutputChunk | Output], object]
 
 
 class _AsyncSessionOps:
@@ -88,8 +89,9 @@ class _AsyncSessionOps:
             code: Python statements; the names they bind stay in the session.
             timeout: Deadline in seconds for this call (default: the session's).
             on_output: If given, output is streamed: called with each
-                :class:`OutputChunk` as it arrives, and the result's ``stdout`` and
-                ``stderr`` are empty.
+                :class:`OutputChunk` and rich :class:`Output` as it arrives; the
+                result's ``stdout`` and ``stderr`` are then empty (its ``outputs``
+                still hold every rich output).
 
         Returns:
             An :class:`ExecResult` with ``stdout``, ``stderr`` and ``value``.
@@ -126,7 +128,8 @@ class _AsyncSessionOps:
             timeout: Deadline in seconds for the whole run (default: the session's).
 
         Returns:
-            An :class:`AsyncExecStream` of :class:`OutputChunk`.
+            An :class:`AsyncExecStream` of :class:`OutputChunk` and, for
+            ``display()`` calls and plots, :class:`Output`.
 
         Example::
 
@@ -677,10 +680,10 @@ class AsyncRemoteObject(_base.ProxyBase):
 
 
 class AsyncExecStream:
-    """The output of a streamed execution, as :class:`OutputChunk` objects.
+    """The output of a streamed execution: :class:`OutputChunk` and :class:`Output`.
 
     Iterate with ``async for`` inside ``async with``; :attr:`result` is set once the
-    last chunk was read.
+    last chunk was read, its ``outputs`` holding the rich outputs streamed.
     """
 
     def __init__(
@@ -692,6 +695,7 @@ class AsyncExecStream:
         self._deadline = deadline
         self._items: AsyncStream | None = None
         self._result: ExecResult | None = None
+        self._outputs: list[Output] = []
         self._done = False
 
     @property
@@ -708,7 +712,7 @@ class AsyncExecStream:
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> OutputChunk:
+    async def __anext__(self) -> OutputChunk | Output:
         if self._done:
             raise StopAsyncIteration
         if self._items is None:
@@ -719,7 +723,14 @@ class AsyncExecStream:
             raise InternalError("the stream ended without a result") from None
         if isinstance(item, OutputChunk):
             return item
-        self._result = self._client._exec_result(item, self._sid)
+        if isinstance(item, Output):
+            self._outputs.append(item)
+            return item
+        result = self._client._exec_result(item, self._sid)
+        if self._outputs:  # streamed, so not in the result: gathered here
+            outputs = self._outputs + result.outputs
+            result = dataclasses.replace(result, outputs=outputs)
+        self._result = result
         await self.aclose()
         raise StopAsyncIteration
 

@@ -6,6 +6,7 @@ connection of its own).
 """
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -18,7 +19,7 @@ from beephost_client._config import (
     make_transport,
 )
 from beephost_client._exceptions import InvalidArgument, UsageError
-from beephost_client._models import ExecResult, OutputChunk, SessionDescription
+from beephost_client._models import ExecResult, Output, OutputChunk, SessionDescription
 from beephost_client._transports.base import BaseTransport, SyncStream
 from beephost_protocol import DEFAULT_SESSION, Command, Execute, Handle
 from beephost_protocol.errors import BeepHostError, InternalError, NotFound, SessionLost
@@ -27,7 +28,7 @@ from . import _lease, _sugar
 
 logger = logging.getLogger("beephost_client")
 
-OutputCallback = Callable[[OutputChunk], object]
+OutputCallback = Callable[[OutputChunk | Output], object]
 
 
 class _SessionOps:
@@ -86,8 +87,9 @@ class _SessionOps:
             code: Python statements; the names they bind stay in the session.
             timeout: Deadline in seconds for this call (default: the session's).
             on_output: If given, output is streamed: called with each
-                :class:`OutputChunk` as it arrives, and the result's ``stdout`` and
-                ``stderr`` are empty.
+                :class:`OutputChunk` and rich :class:`Output` as it arrives; the
+                result's ``stdout`` and ``stderr`` are then empty (its ``outputs``
+                still hold every rich output).
 
         Returns:
             An :class:`ExecResult` with ``stdout``, ``stderr`` and ``value``.
@@ -124,7 +126,8 @@ class _SessionOps:
             timeout: Deadline in seconds for the whole run (default: the session's).
 
         Returns:
-            An :class:`ExecStream` of :class:`OutputChunk`.
+            An :class:`ExecStream` of :class:`OutputChunk` and, for
+            ``display()`` calls and plots, :class:`Output`.
 
         Example::
 
@@ -676,10 +679,10 @@ class RemoteObject(_base.ProxyBase):
 
 
 class ExecStream:
-    """The output of a streamed execution, as :class:`OutputChunk` objects.
+    """The output of a streamed execution: :class:`OutputChunk` and :class:`Output`.
 
     Iterate with ``for`` inside ``with``; :attr:`result` is set once the
-    last chunk was read.
+    last chunk was read, its ``outputs`` holding the rich outputs streamed.
     """
 
     def __init__(
@@ -691,6 +694,7 @@ class ExecStream:
         self._deadline = deadline
         self._items: SyncStream | None = None
         self._result: ExecResult | None = None
+        self._outputs: list[Output] = []
         self._done = False
 
     @property
@@ -707,7 +711,7 @@ class ExecStream:
     def __iter__(self) -> Self:
         return self
 
-    def __next__(self) -> OutputChunk:
+    def __next__(self) -> OutputChunk | Output:
         if self._done:
             raise StopIteration
         if self._items is None:
@@ -718,7 +722,14 @@ class ExecStream:
             raise InternalError("the stream ended without a result") from None
         if isinstance(item, OutputChunk):
             return item
-        self._result = self._client._exec_result(item, self._sid)
+        if isinstance(item, Output):
+            self._outputs.append(item)
+            return item
+        result = self._client._exec_result(item, self._sid)
+        if self._outputs:  # streamed, so not in the result: gathered here
+            outputs = self._outputs + result.outputs
+            result = dataclasses.replace(result, outputs=outputs)
+        self._result = result
         self.close()
         raise StopIteration
 

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from beephost_client._exceptions import ErrorReply
-from beephost_client._models import OutputChunk
+from beephost_client._models import OutputChunk, output_of
 from beephost_client._transports.base import StreamItem
 from beephost_protocol import (
     Command,
@@ -173,6 +173,8 @@ def stream_item(line: bytes) -> StreamItem | None:
         raise error_from_wire(payload) from ErrorReply("http", payload, 200)
     if message.get("event") in ("stdout", "stderr"):
         return OutputChunk(message["event"], str(message.get("data", "")))
+    if message.get("event") == "display":
+        return output_of(message.get("data"))
     return None
 
 

@@ -14,11 +14,11 @@ import secrets
 from collections.abc import AsyncGenerator, Generator
 from typing import Any
 
-from beephost_client._models import OutputChunk
+from beephost_client._models import Output, OutputChunk
 from beephost_protocol import Command, Execute
 
-StreamItem = OutputChunk | dict[str, Any]
-"""What a stream yields: output chunks, then one result dict (last)."""
+StreamItem = OutputChunk | Output | dict[str, Any]
+"""What a stream yields: output chunks and rich outputs, then one result dict (last)."""
 
 SyncStream = Generator[StreamItem, None, None]
 AsyncStream = AsyncGenerator[StreamItem, None]

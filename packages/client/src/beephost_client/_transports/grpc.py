@@ -26,11 +26,12 @@ from beephost_client._exceptions import (
     InvalidArgument,
     UsageError,
 )
-from beephost_client._models import OutputChunk
+from beephost_client._models import OutputChunk, output_of
 from beephost_client._transports.base import (
     AsyncBaseTransport,
     AsyncStream,
     BaseTransport,
+    StreamItem,
     SyncStream,
     new_lease,
 )
@@ -136,11 +137,13 @@ def _metadata(token: str | None, lease: str) -> tuple[tuple[str, str], ...]:
     return (lease_metadata,)
 
 
-def _chunk(event: Any) -> OutputChunk | dict[str, Any]:
+def _chunk(event: Any) -> StreamItem:
     item = pb_codec.decode_event(event)
     if isinstance(item, dict):
         return item
     stream, data = item
+    if stream == "display":
+        return output_of(data)
     return OutputChunk(stream, data)
 
 

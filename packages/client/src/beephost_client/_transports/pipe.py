@@ -17,7 +17,7 @@ from typing import Any
 
 from beephost_client._config import DEFAULT_TIMEOUT, Timeout
 from beephost_client._exceptions import ConnectError, ConnectionLost, ErrorReply
-from beephost_client._models import OutputChunk
+from beephost_client._models import OutputChunk, output_of
 from beephost_client._transports._pool import AsyncPool, Pool, dropped
 from beephost_client._transports.base import (
     AsyncBaseTransport,
@@ -126,6 +126,8 @@ def classify(message: dict[str, Any], request_id: int) -> StreamItem | None:
         raise error_from_wire(payload) from ErrorReply("pipe", payload)
     if rid is not None and message.get("event") in ("stdout", "stderr"):
         return OutputChunk(message["event"], str(message.get("data", "")))
+    if rid is not None and message.get("event") == "display":
+        return output_of(message.get("data"))
     return None
 
 

@@ -144,6 +144,8 @@ class ExecuteReply(_message.Message):
     HAS_VALUE_FIELD_NUMBER: _builtins.int
     STDOUT_DROPPED_FIELD_NUMBER: _builtins.int
     STDERR_DROPPED_FIELD_NUMBER: _builtins.int
+    OUTPUTS_FIELD_NUMBER: _builtins.int
+    OUTPUTS_DROPPED_FIELD_NUMBER: _builtins.int
     stdout: _builtins.str
     """Captured output; empty when it was streamed (ExecuteStream)."""
     stderr: _builtins.str
@@ -154,6 +156,14 @@ class ExecuteReply(_message.Message):
     stdout_dropped: _builtins.int
     """Bytes of output cut by the server's output limit."""
     stderr_dropped: _builtins.int
+    outputs_dropped: _builtins.int
+    """Bytes of rich output left out by the server's display size limits."""
+    @_builtins.property
+    def outputs(self) -> _containers.RepeatedCompositeFieldContainer[Global___Output]:
+        """Rich outputs (display(), figures, the value's rich representation), in order;
+        empty when they were streamed (ExecuteStream sends them as display events).
+        """
+
     def __init__(
         self,
         *,
@@ -163,14 +173,50 @@ class ExecuteReply(_message.Message):
         has_value: _builtins.bool = ...,
         stdout_dropped: _builtins.int = ...,
         stderr_dropped: _builtins.int = ...,
+        outputs: _abc.Iterable[Global___Output] | None = ...,
+        outputs_dropped: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["has_value", b"has_value", "stderr", b"stderr", "stderr_dropped", b"stderr_dropped", "stdout", b"stdout", "stdout_dropped", b"stdout_dropped", "value_json", b"value_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["has_value", b"has_value", "outputs", b"outputs", "outputs_dropped", b"outputs_dropped", "stderr", b"stderr", "stderr_dropped", b"stderr_dropped", "stdout", b"stdout", "stdout_dropped", b"stdout_dropped", "value_json", b"value_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExecuteReply: _TypeAlias = ExecuteReply  # noqa: Y015
+
+@_typing.final
+class Output(_message.Message):
+    """One rich output, in Jupyter's shape (docs/protocol/pipe.md, "Rich outputs")."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTPUT_TYPE_FIELD_NUMBER: _builtins.int
+    DATA_JSON_FIELD_NUMBER: _builtins.int
+    METADATA_JSON_FIELD_NUMBER: _builtins.int
+    output_type: _builtins.str
+    """"display_data" or "execute_result"."""
+    data_json: _builtins.str
+    """JSON object, MIME type to data: text, base64 text for image/png and image/jpeg,
+    a JSON value for application/json. text/plain is always there.
+    """
+    metadata_json: _builtins.str
+    """JSON object: details per MIME type ({"image/png": {"width", "height"}}), and
+    "dropped" (MIME type to size) when the size limits left some out.
+    """
+    def __init__(
+        self,
+        *,
+        output_type: _builtins.str = ...,
+        data_json: _builtins.str = ...,
+        metadata_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_json", b"data_json", "metadata_json", b"metadata_json", "output_type", b"output_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Output: _TypeAlias = Output  # noqa: Y015
 
 @_typing.final
 class ExecuteEvent(_message.Message):
@@ -179,6 +225,7 @@ class ExecuteEvent(_message.Message):
     STDOUT_FIELD_NUMBER: _builtins.int
     STDERR_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
+    DISPLAY_FIELD_NUMBER: _builtins.int
     stdout: _builtins.str
     """A chunk of standard output or standard error, in the order produced."""
     stderr: _builtins.str
@@ -186,18 +233,23 @@ class ExecuteEvent(_message.Message):
     def result(self) -> Global___ExecuteReply:
         """The last message of the stream."""
 
+    @_builtins.property
+    def display(self) -> Global___Output:
+        """A rich output, in order with the text chunks."""
+
     def __init__(
         self,
         *,
         stdout: _builtins.str = ...,
         stderr: _builtins.str = ...,
         result: Global___ExecuteReply | None = ...,
+        display: Global___Output | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "result", b"result", "stderr", b"stderr", "stdout", b"stdout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["display", b"display", "event", b"event", "result", b"result", "stderr", b"stderr", "stdout", b"stdout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "result", b"result", "stderr", b"stderr", "stdout", b"stdout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["display", b"display", "event", b"event", "result", b"result", "stderr", b"stderr", "stdout", b"stdout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["stdout", "stderr", "result"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["stdout", "stderr", "result", "display"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 

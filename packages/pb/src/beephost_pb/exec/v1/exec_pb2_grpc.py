@@ -134,7 +134,8 @@ class ExecutorServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExecuteStream(self, request, context):
-        """Run statements, streaming stdout and stderr as produced, then the result.
+        """Run statements, streaming stdout, stderr and rich outputs as produced, then the
+        result.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -63,7 +63,9 @@ class ExecutorStub:
     Execute: _grpc.UnaryUnaryMultiCallable[_exec_pb2.ExecuteRequest, _exec_pb2.ExecuteReply]
     """Run statements; a trailing expression's value is returned."""
     ExecuteStream: _grpc.UnaryStreamMultiCallable[_exec_pb2.ExecuteRequest, _exec_pb2.ExecuteEvent]
-    """Run statements, streaming stdout and stderr as produced, then the result."""
+    """Run statements, streaming stdout, stderr and rich outputs as produced, then the
+    result.
+    """
     OpenSession: _grpc.UnaryUnaryMultiCallable[_exec_pb2.OpenSessionRequest, _exec_pb2.OpenSessionReply]
     CloseSession: _grpc.UnaryUnaryMultiCallable[_exec_pb2.SessionRef, _exec_pb2.CloseSessionReply]
     """Close a session (its worker is killed). The session must be named: closing
@@ -96,7 +98,9 @@ class ExecutorAsyncStub(ExecutorStub):
     Execute: _aio.UnaryUnaryMultiCallable[_exec_pb2.ExecuteRequest, _exec_pb2.ExecuteReply]  # type: ignore[assignment]
     """Run statements; a trailing expression's value is returned."""
     ExecuteStream: _aio.UnaryStreamMultiCallable[_exec_pb2.ExecuteRequest, _exec_pb2.ExecuteEvent]  # type: ignore[assignment]
-    """Run statements, streaming stdout and stderr as produced, then the result."""
+    """Run statements, streaming stdout, stderr and rich outputs as produced, then the
+    result.
+    """
     OpenSession: _aio.UnaryUnaryMultiCallable[_exec_pb2.OpenSessionRequest, _exec_pb2.OpenSessionReply]  # type: ignore[assignment]
     CloseSession: _aio.UnaryUnaryMultiCallable[_exec_pb2.SessionRef, _exec_pb2.CloseSessionReply]  # type: ignore[assignment]
     """Close a session (its worker is killed). The session must be named: closing
@@ -144,7 +148,9 @@ class ExecutorServicer(metaclass=_abc_1.ABCMeta):
         request: _exec_pb2.ExecuteRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_exec_pb2.ExecuteEvent], _abc.AsyncIterator[_exec_pb2.ExecuteEvent]]:
-        """Run statements, streaming stdout and stderr as produced, then the result."""
+        """Run statements, streaming stdout, stderr and rich outputs as produced, then the
+        result.
+        """
 
     @_abc_1.abstractmethod
     def OpenSession(
