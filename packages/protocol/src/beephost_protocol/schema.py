@@ -239,6 +239,27 @@ def _value_defs() -> dict[str, JsonSchemaValue]:
     return {"Value": value, "HandleRef": handle_ref, **tagged}
 
 
+def value_definitions(root: str = "#/$defs/") -> dict[str, JsonSchemaValue]:
+    """The ``Value`` definition, its tagged forms and ``HandleRef``, by name.
+
+    Args:
+        root: Where the definitions live in the document that embeds them; their
+            references to each other point there.
+
+    Returns:
+        The definitions, to put under ``root``.
+
+    Example::
+
+        openapi["components"]["schemas"].update(
+            value_definitions("#/components/schemas/")
+        )
+    """
+    text = json.dumps(_value_defs()).replace('"#/$defs/', json.dumps(root)[:-1])
+    defs: dict[str, JsonSchemaValue] = json.loads(text)
+    return defs
+
+
 def _envelope_defs() -> dict[str, JsonSchemaValue]:
     return {
         "RequestId": {
