@@ -118,3 +118,13 @@ def test_decoded_values_are_the_types_of_the_table(session: Any) -> None:
     assert values[3] == complex(float("-inf"), 0)
     assert values[4] == {(1, b"\x00")}
     assert decode_value(session.encode(values)) == values
+
+
+def test_numpy_timedelta64_keeps_its_unit_as_a_handle(session: Any) -> None:
+    # numpy's timedelta64 derives from its signed integer, an Integral to the ABC.
+    import numbers
+
+    timedelta64 = type("timedelta64", (), {"__module__": "numpy", "__int__": int})
+    numbers.Integral.register(timedelta64)
+    wire = session.encode(timedelta64())
+    assert wire["$handle"]["type"] == "numpy.timedelta64"

@@ -459,10 +459,15 @@ class Session:
             path.PosixPath,
         ):
             return {"$path": str(value)}
-        if _text(lambda: cls.__module__, "") == "numpy" and _text(
-            lambda: cls.__name__, ""
-        ) in ("bool_", "bool"):
+        numpy_name = (
+            _text(lambda: cls.__name__, "")
+            if _text(lambda: cls.__module__, "") == "numpy"
+            else ""
+        )
+        if numpy_name in ("bool_", "bool"):
             return bool(value)  # numpy's bool is no number to the numbers ABCs
+        if numpy_name == "timedelta64":
+            return _MISSING  # a numpy integer with a unit: an int would lose the unit
         if (numbers := modules.get("numbers")) is not None and issubclass(
             cls, numbers.Number
         ):
