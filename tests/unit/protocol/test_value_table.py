@@ -62,9 +62,31 @@ class Int64:
 numbers.Integral.register(Int64)
 
 
+class NumpyBool:
+    """numpy.bool_'s shape: no number to the ABCs, named in the numpy module."""
+
+    def __bool__(self) -> bool:
+        return True
+
+
+NumpyBool.__module__ = "numpy"
+NumpyBool.__name__ = "bool_"
+
+
+class Timedelta64(Int64):
+    """numpy.timedelta64's shape: an Integral with a unit."""
+
+
+Timedelta64.__module__ = "numpy"
+Timedelta64.__name__ = "timedelta64"
+
+
 def test_numbers_of_other_libraries_are_sent_as_numbers() -> None:
-    assert encode_value([Int64(), True]) == [7, True]
+    assert encode_value([Int64(), True, NumpyBool()]) == [7, True, True]
     assert type(encode_value(Int64())) is int
+    assert type(encode_value(NumpyBool())) is bool
+    with pytest.raises(TypeError, match="by value"):
+        encode_value(Timedelta64())
 
 
 @pytest.mark.parametrize(

@@ -107,6 +107,8 @@ def encode_value(value: Any) -> Any:
         return tagged
     if isinstance(value, numbers.Number):  # numpy's scalars, as the worker sends them
         return _encode_number(value)
+    if _numpy_name(value) in ("bool_", "bool"):  # no number to the numbers ABCs
+        return bool(value)
     if isinstance(value, dict):
         if all(isinstance(key, str) for key in value):
             encoded = {key: encode_value(item) for key, item in value.items()}
@@ -143,11 +145,19 @@ def _encode_plain(value: Any) -> dict[str, Any] | None:
     return None
 
 
+def _numpy_name(value: Any) -> str:
+    cls = type(value)
+    return cls.__name__ if getattr(cls, "__module__", "") == "numpy" else ""
+
+
 def _encode_number(value: Any) -> Any:
+    # A Fraction as a float would lose its exactness; a timedelta64 as an int its unit.
+    if _numpy_name(value) == "timedelta64" or (
+        isinstance(value, numbers.Rational) and not isinstance(value, numbers.Integral)
+    ):
+        raise TypeError(f"cannot send a {type(value).__name__} by value; use a handle")
     if isinstance(value, numbers.Integral):
         return encode_value(int(value))
-    if isinstance(value, numbers.Rational):
-        raise TypeError(f"cannot send a {type(value).__name__} by value; use a handle")
     if isinstance(value, numbers.Real):
         return encode_value(float(value))
     return encode_value(complex(value))  # numbers.Complex
