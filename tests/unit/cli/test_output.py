@@ -1,5 +1,6 @@
 """The CLI's pure output logic: JSON conversion, cells, ages, error hints."""
 
+import json
 import math
 
 import pytest
@@ -17,6 +18,37 @@ def test_jsonable_keeps_what_json_cannot_say() -> None:
     backend = jsonable(Backend("b", limits=Limits(memory_mb=64)))
     assert backend["limits"] == {"memory_mb": 64, "cpus": None, "pids": None}
     assert backend["token"] is None
+
+
+def test_values_of_the_value_table_print_as_json() -> None:
+    def handler(command: object) -> dict[str, object]:
+        return {
+            "value": [
+                {"$set": [1]},
+                {"$complex": [1.0, {"$float": "inf"}]},
+                {"$decimal": "1.10"},
+                {"$datetime": "2024-05-17T12:30:00+02:00"},
+                {"$date": "2024-05-17"},
+                {"$time": "08:00:00"},
+                {"$timedelta": [1, 2, 3]},
+                {"$uuid": "00000000-0000-0000-0000-000000000001"},
+                {"$path": "/a"},
+            ]
+        }
+
+    with bc.Client(transport=bc.MockTransport(handler)) as client:
+        printed = json.loads(json.dumps(jsonable(client.evaluate("x"))))
+    assert printed == [
+        [1],
+        {"$complex": [1.0, {"$float": "inf"}]},
+        {"$decimal": "1.10"},
+        {"$datetime": "2024-05-17T12:30:00+02:00"},
+        {"$date": "2024-05-17"},
+        {"$time": "08:00:00"},
+        {"$timedelta": [1, 2, 3]},
+        {"$uuid": "00000000-0000-0000-0000-000000000001"},
+        {"$path": "/a"},
+    ]
 
 
 def test_remote_objects_become_handles() -> None:

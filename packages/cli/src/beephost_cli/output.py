@@ -46,6 +46,33 @@ def jsonable(value: Any) -> Any:
         return {"$map": [[jsonable(k), jsonable(v)] for k, v in value.items()]}
     if isinstance(value, list | tuple | set | frozenset):
         return [jsonable(item) for item in value]
+    return _tagged(value)
+
+
+def _tagged(value: Any) -> Any:
+    # The value table's other types (docs/protocol/pipe.md, section 8), in their wire
+    # form: json.dumps knows none of them. Imported here: most commands print none.
+    import datetime
+    import decimal
+    import uuid
+    from pathlib import PurePath
+
+    if isinstance(value, complex):
+        return {"$complex": [jsonable(value.real), jsonable(value.imag)]}
+    if isinstance(value, decimal.Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, datetime.datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, datetime.date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, datetime.time):
+        return {"$time": value.isoformat()}
+    if isinstance(value, datetime.timedelta):
+        return {"$timedelta": [value.days, value.seconds, value.microseconds]}
+    if isinstance(value, uuid.UUID):
+        return {"$uuid": str(value)}
+    if isinstance(value, PurePath):
+        return {"$path": str(value)}
     return value
 
 

@@ -147,7 +147,13 @@ def _reply(decode: Callable[_P, _R]) -> Callable[_P, _R]:
             return decode(*args, **kwargs)
         except BeepHostError:
             raise
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        except (
+            KeyError,
+            ValueError,
+            TypeError,
+            AttributeError,
+            ArithmeticError,
+        ) as exc:
             raise BadReply(
                 f"the server's reply is not in the protocol's shape: "
                 f"{type(exc).__name__}: {exc}"
@@ -357,6 +363,9 @@ class BaseClient:
             return {
                 self._unwrap(k, sid): self._unwrap(v, sid) for k, v in value.items()
             }
+        if isinstance(value, set | frozenset):
+            items = (self._unwrap(item, sid) for item in value)
+            return frozenset(items) if isinstance(value, frozenset) else set(items)
         return value
 
     @_reply

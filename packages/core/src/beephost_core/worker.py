@@ -45,11 +45,36 @@ _COMPILE_CACHE = 256
 # One encoder for every frame: json.dumps with options builds a new one per call.
 # ensure_ascii keeps lone surrogates from user strings transmittable.
 _encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
-_TAGS = ("$float", "$bytes", "$tuple", "$map", "$dict", "$handle", "$int")
+_TAGS = (
+    "$float",
+    "$bytes",
+    "$tuple",
+    "$map",
+    "$dict",
+    "$handle",
+    "$int",
+    "$set",
+    "$frozenset",
+    "$complex",
+    "$decimal",
+    "$datetime",
+    "$date",
+    "$time",
+    "$timedelta",
+    "$uuid",
+    "$path",
+)
+# Tagged forms that decode to hashable values: a set travels by value only if each of
+# its members is one of these (or a scalar), so that the receiver can rebuild it.
+_HASHABLE_TAGS = frozenset(_TAGS) - {"$map", "$dict", "$set", "$handle"}
 # Integers below 10**4000 in magnitude travel as JSON numbers; larger ones as hex text
 # ({"$int": "-1f"}): decimal conversion of huge ints is refused (the 4300-digit limit)
 # by every JSON parser on the way, hex conversion is linear and never refused.
 _BIG_INT = 10**4000
+
+
+class _NotPlain(Exception):
+    """A set member would become a handle: the whole set is one instead."""
 
 
 class WorkerError(Exception):
@@ -350,6 +375,7 @@ class Session:
         self.figures = Figures(self.displays)
         builtins.display = Display(self.displays)  # type: ignore[attr-defined]
         self.counter = 0
+        self.plain_only = 0  # > 0 while encoding a set's members: no handles
         self.compiled: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.filenames: dict[tuple[str, str], str] = {}
         self.ops = {
@@ -388,7 +414,7 @@ class Session:
             }
         if isinstance(value, bytes | bytearray):
             return {"$bytes": base64.b64encode(value).decode()}
-        if isinstance(value, list | tuple | dict) and depth < _MAX_DEPTH:
+        if isinstance(value, _CONTAINERS) and depth < _MAX_DEPTH:
             seen = seen if seen is not None else set()
             if id(value) in seen:
                 return self.new_handle(value)  # a cycle cannot travel by value
@@ -397,13 +423,78 @@ class Session:
                 return self._encode_container(value, depth + 1, seen)
             finally:
                 seen.discard(id(value))
-        return self.new_handle(value)
+        try:
+            plain = self._encode_plain(value)
+        except _NotPlain:
+            raise
+        except Exception:  # user code (a tzinfo, __int__, __float__) raised
+            plain = _MISSING
+        return self.new_handle(value) if plain is _MISSING else plain
+
+    def _encode_plain(self, value: Any) -> Any:
+        """The tagged or JSON form of a value type of the table, else _MISSING.
+
+        No module is imported here: a value of a type from ``datetime``, ``decimal``,
+        ``uuid``, ``pathlib`` or ``numbers`` can only exist once its module was
+        imported, so ``sys.modules`` is asked. Subclasses stay handles (a pandas
+        Timestamp is a datetime with nanoseconds), except numbers (numpy's scalars).
+        """
+        cls = type(value)
+        if isinstance(value, complex):  # numpy's complex128 too
+            return {"$complex": [self.encode(value.real), self.encode(value.imag)]}
+        modules = sys.modules
+        if (dt := modules.get("datetime")) is not None:
+            if cls is dt.datetime:
+                if value.tzinfo is not None and value.utcoffset() is None:
+                    return _MISSING  # a tzinfo without an offset: no ISO form
+                return {"$datetime": value.isoformat()}
+            if cls is dt.date:
+                return {"$date": value.isoformat()}
+            if cls is dt.time:
+                # Only a fixed offset is part of a time's ISO form.
+                if value.tzinfo is not None and type(value.tzinfo) is not dt.timezone:
+                    return _MISSING
+                return {"$time": value.isoformat()}
+            if cls is dt.timedelta:
+                return {"$timedelta": [value.days, value.seconds, value.microseconds]}
+        if (dec := modules.get("decimal")) is not None and cls is dec.Decimal:
+            return {"$decimal": str(value)}
+        if (uuid := modules.get("uuid")) is not None and cls is uuid.UUID:
+            return {"$uuid": str(value)}
+        if (path := modules.get("pathlib")) is not None and cls in (
+            path.PurePosixPath,
+            path.PosixPath,
+        ):
+            return {"$path": str(value)}
+        numpy_name = (
+            _text(lambda: cls.__name__, "")
+            if _text(lambda: cls.__module__, "") == "numpy"
+            else ""
+        )
+        if numpy_name in ("bool_", "bool"):
+            return bool(value)  # numpy's bool is no number to the numbers ABCs
+        if numpy_name == "timedelta64":
+            return _MISSING  # a numpy integer with a unit: an int would lose the unit
+        if (numbers := modules.get("numbers")) is not None and issubclass(
+            cls, numbers.Number
+        ):
+            if issubclass(cls, numbers.Integral):
+                return self.encode(int(value))
+            if issubclass(cls, numbers.Rational):
+                return _MISSING  # a Fraction as a float would lose its exactness
+            if issubclass(cls, numbers.Real):
+                return self.encode(float(value))
+            if issubclass(cls, numbers.Complex):
+                return self.encode(complex(value))
+        return _MISSING
 
     def _encode_container(self, value: Any, depth: int, seen: set[int]) -> Any:
         if isinstance(value, list):
             return [self.encode(item, depth, seen) for item in value]
         if isinstance(value, tuple):
             return {"$tuple": [self.encode(item, depth, seen) for item in value]}
+        if isinstance(value, set | frozenset):
+            return self._encode_set(value, depth, seen)
         if all(type(key) is str for key in value):
             encoded = {
                 key: self.encode(item, depth, seen) for key, item in value.items()
@@ -417,6 +508,23 @@ class Session:
                 for k, v in value.items()
             ]
         }
+
+    def _encode_set(
+        self, value: set[Any] | frozenset[Any], depth: int, seen: set[int]
+    ) -> Any:
+        # By value only if the receiver can rebuild it: every member plain and
+        # hashable once decoded. Otherwise the whole set is one handle, and no
+        # member became one.
+        self.plain_only += 1
+        try:
+            items: list[Any] | None = [self.encode(item, depth, seen) for item in value]
+        except _NotPlain:
+            items = None
+        finally:
+            self.plain_only -= 1
+        if items is None or not all(map(_hashable_wire, items)):
+            return self.new_handle(value)
+        return {"$frozenset" if isinstance(value, frozenset) else "$set": items}
 
     def decode(self, value: Any) -> Any:
         if isinstance(value, list):
@@ -443,7 +551,19 @@ class Session:
                 return {key: self.decode(item) for key, item in inner.items()}
             if tag == "$int":
                 return decode_big_int(inner)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            if tag == "$set":
+                return {self.decode(item) for item in _array(inner)}
+            if tag == "$frozenset":
+                return frozenset(self.decode(item) for item in _array(inner))
+            if tag != "$handle":
+                return _decode_plain(tag, inner, self.decode)
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            ArithmeticError,
+        ) as exc:
             raise WorkerError(
                 "invalid_request", f"malformed {tag} value: {exc}"
             ) from None
@@ -453,6 +573,8 @@ class Session:
     # -- handles --------------------------------------------------------------------
 
     def new_handle(self, obj: Any) -> dict[str, Any]:
+        if self.plain_only:
+            raise _NotPlain
         if len(self.handles) >= self.max_handles:
             raise WorkerError(
                 "quota_exceeded",
@@ -626,6 +748,68 @@ class Session:
 
 
 _MISSING = object()
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+def _hashable_wire(item: Any) -> bool:
+    """Whether the wire value ``item`` decodes to something hashable."""
+    if type(item) is list:
+        return False
+    if type(item) is not dict:
+        return True
+    if len(item) != 1:
+        return False
+    ((tag, inner),) = item.items()
+    if tag in ("$tuple", "$frozenset"):
+        return all(map(_hashable_wire, inner))
+    return tag in _HASHABLE_TAGS
+
+
+def _array(inner: Any) -> list[Any]:
+    if type(inner) is not list:
+        raise TypeError("expected an array")
+    return inner
+
+
+def _string(inner: Any) -> str:
+    if type(inner) is not str:
+        raise TypeError("expected a string")
+    return inner
+
+
+def _decode_plain(tag: str, inner: Any, decode: Any) -> Any:
+    """The value of a tag of the value table (complex, datetime, ...).
+
+    Imported here, on first use: the worker imports nothing for values at start.
+    """
+    if tag == "$complex":
+        real, imag = (decode(part) for part in _array(inner))
+        if not all(type(part) in (int, float) for part in (real, imag)):
+            raise TypeError("$complex takes [real, imag] numbers")
+        return complex(real, imag)
+    if tag == "$decimal":
+        import decimal
+
+        return decimal.Decimal(_string(inner))
+    if tag == "$uuid":
+        import uuid
+
+        return uuid.UUID(_string(inner))
+    if tag == "$path":
+        import pathlib
+
+        return pathlib.Path(_string(inner))
+    import datetime
+
+    if tag == "$timedelta":
+        days, seconds, micros = _array(inner)
+        if not all(type(part) is int for part in (days, seconds, micros)):
+            raise TypeError("$timedelta takes [days, seconds, microseconds] integers")
+        return datetime.timedelta(days, seconds, micros)
+    kind = {"$datetime": datetime.datetime, "$date": datetime.date}.get(
+        tag, datetime.time
+    )
+    return kind.fromisoformat(_string(inner))
 
 
 def _compile_source(source: str, filename: str, mode: str) -> tuple[Any, Any]:

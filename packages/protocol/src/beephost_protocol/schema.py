@@ -146,6 +146,26 @@ VALUE_TAGS: dict[str, JsonSchemaValue] = {
     "$dict": {"type": "object", "additionalProperties": {"$ref": "#/$defs/Value"}},
     "$handle": {"$ref": "#/$defs/HandleRef"},
     "$int": {"type": "string", "pattern": "^-?[0-9a-f]+$"},
+    "$set": {"type": "array", "items": {"$ref": "#/$defs/Value"}},
+    "$frozenset": {"type": "array", "items": {"$ref": "#/$defs/Value"}},
+    "$complex": {
+        "type": "array",
+        "prefixItems": [{"$ref": "#/$defs/Value"}, {"$ref": "#/$defs/Value"}],
+        "minItems": 2,
+        "maxItems": 2,
+    },
+    "$decimal": {"type": "string"},
+    "$datetime": {"type": "string"},
+    "$date": {"type": "string", "format": "date"},
+    "$time": {"type": "string"},
+    "$timedelta": {
+        "type": "array",
+        "items": {"type": "integer"},
+        "minItems": 3,
+        "maxItems": 3,
+    },
+    "$uuid": {"type": "string", "format": "uuid"},
+    "$path": {"type": "string"},
 }
 _TAG_DESCRIPTIONS = {
     "$float": "A non-finite float (strict JSON has no NaN or Infinity).",
@@ -157,6 +177,19 @@ _TAG_DESCRIPTIONS = {
     "'id' is read.",
     "$int": "An integer of 4000 decimal digits or more, in lowercase hex ('-1f'); "
     "smaller ones are JSON numbers.",
+    "$set": "A set; its members are hashable values (no $handle, list or dict).",
+    "$frozenset": "A frozenset; its members are hashable values.",
+    "$complex": "A complex number, [real, imag]; each part a number or a $float.",
+    "$decimal": "A decimal.Decimal, its exact text ('1.10', 'NaN', '-Infinity').",
+    "$datetime": "A datetime.datetime in ISO 8601, with its UTC offset if aware "
+    "('2024-05-17T12:00:00.5+02:00'); the zone becomes a fixed offset.",
+    "$date": "A datetime.date in ISO 8601 ('2024-05-17').",
+    "$time": "A datetime.time in ISO 8601, with a fixed UTC offset if it has one.",
+    "$timedelta": "A datetime.timedelta as [days, seconds, microseconds], "
+    "normalised as Python does (0 <= seconds < 86400, 0 <= microseconds < 10**6).",
+    "$uuid": "A uuid.UUID, canonical lowercase text.",
+    "$path": "A POSIX path (pathlib.PurePosixPath or Path), as text; it names a "
+    "file on the server.",
 }
 
 
@@ -204,6 +237,27 @@ def _value_defs() -> dict[str, JsonSchemaValue]:
         "required": ["id"],
     }
     return {"Value": value, "HandleRef": handle_ref, **tagged}
+
+
+def value_definitions(root: str = "#/$defs/") -> dict[str, JsonSchemaValue]:
+    """The ``Value`` definition, its tagged forms and ``HandleRef``, by name.
+
+    Args:
+        root: Where the definitions live in the document that embeds them; their
+            references to each other point there.
+
+    Returns:
+        The definitions, to put under ``root``.
+
+    Example::
+
+        openapi["components"]["schemas"].update(
+            value_definitions("#/components/schemas/")
+        )
+    """
+    text = json.dumps(_value_defs()).replace('"#/$defs/', json.dumps(root)[:-1])
+    defs: dict[str, JsonSchemaValue] = json.loads(text)
+    return defs
 
 
 def _envelope_defs() -> dict[str, JsonSchemaValue]:

@@ -11,19 +11,57 @@ Tagged forms (an object with exactly one key starting with ``$``):
 - ``{"$int": "<hex>"}``: an integer of 4000 decimal digits or more (``"-1f"``); smaller
   ones are JSON numbers. Python and most JSON parsers refuse to convert decimal numbers
   of more than 4300 digits; hex text converts in linear time and is never refused.
+- ``{"$set": [...]}`` / ``{"$frozenset": [...]}``: sets whose members are all hashable
+  values (a set with any other member comes as a ``$handle``)
+- ``{"$complex": [real, imag]}``: complex numbers (each part a number or ``$float``)
+- ``{"$decimal": "1.10"}``: ``decimal.Decimal``, its exact text
+- ``{"$datetime": ISO}``, ``{"$date": ISO}``, ``{"$time": ISO}``: ``datetime`` values,
+  with their UTC offset when they have one
+- ``{"$timedelta": [days, seconds, microseconds]}``: ``datetime.timedelta``
+- ``{"$uuid": "..."}``: ``uuid.UUID``
+- ``{"$path": "/a/b"}``: a POSIX path; it names a file on the server, so it decodes as a
+  ``pathlib.PurePosixPath`` here
+
+The one table of every value and its form is docs/protocol/pipe.md, section 8.
 
 The worker has its own stdlib-only encoder for arbitrary Python objects; this module is
 what clients use and is tested against it.
 """
 
 import base64
+import datetime
+import decimal
 import math
+import numbers
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 _FLOAT_TAGS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 # An unknown "$" key decodes as a plain dict, as in the worker: forward compatible.
-_TAGS = frozenset({"$float", "$bytes", "$tuple", "$map", "$dict", "$handle", "$int"})
+_TAGS = frozenset(
+    {
+        "$float",
+        "$bytes",
+        "$tuple",
+        "$map",
+        "$dict",
+        "$handle",
+        "$int",
+        "$set",
+        "$frozenset",
+        "$complex",
+        "$decimal",
+        "$datetime",
+        "$date",
+        "$time",
+        "$timedelta",
+        "$uuid",
+        "$path",
+    }
+)
 _BIG_INT = 10**4000  # from this magnitude on, integers travel as {"$int": hex}
 
 
@@ -61,6 +99,16 @@ def encode_value(value: Any) -> Any:
         return {"$tuple": [encode_value(item) for item in value]}
     if isinstance(value, bytes | bytearray):
         return {"$bytes": base64.b64encode(value).decode()}
+    if isinstance(value, set | frozenset):
+        tag = "$frozenset" if isinstance(value, frozenset) else "$set"
+        return {tag: [encode_value(item) for item in value]}
+    tagged = _encode_plain(value)
+    if tagged is not None:
+        return tagged
+    if isinstance(value, numbers.Number):  # numpy's scalars, as the worker sends them
+        return _encode_number(value)
+    if _numpy_name(value) in ("bool_", "bool"):  # no number to the numbers ABCs
+        return bool(value)
     if isinstance(value, dict):
         if all(isinstance(key, str) for key in value):
             encoded = {key: encode_value(item) for key, item in value.items()}
@@ -69,6 +117,50 @@ def encode_value(value: Any) -> Any:
             return encoded
         return {"$map": [[encode_value(k), encode_value(v)] for k, v in value.items()]}
     raise TypeError(f"cannot send a {type(value).__name__} by value; use a handle")
+
+
+def _encode_plain(value: Any) -> dict[str, Any] | None:
+    # Exact types: a subclass may carry more than its base's text says.
+    cls = type(value)
+    if isinstance(value, complex):
+        return {"$complex": [encode_value(value.real), encode_value(value.imag)]}
+    if cls is decimal.Decimal:
+        return {"$decimal": str(value)}
+    if cls is datetime.datetime:
+        if value.tzinfo is not None and value.utcoffset() is None:
+            return None
+        return {"$datetime": value.isoformat()}
+    if cls is datetime.date:
+        return {"$date": value.isoformat()}
+    if cls is datetime.time:
+        if value.tzinfo is not None and type(value.tzinfo) is not datetime.timezone:
+            return None
+        return {"$time": value.isoformat()}
+    if cls is datetime.timedelta:
+        return {"$timedelta": [value.days, value.seconds, value.microseconds]}
+    if cls is uuid.UUID:
+        return {"$uuid": str(value)}
+    if isinstance(value, PurePosixPath):  # Path on POSIX; never a Windows path
+        return {"$path": str(value)}
+    return None
+
+
+def _numpy_name(value: Any) -> str:
+    cls = type(value)
+    return cls.__name__ if getattr(cls, "__module__", "") == "numpy" else ""
+
+
+def _encode_number(value: Any) -> Any:
+    # A Fraction as a float would lose its exactness; a timedelta64 as an int its unit.
+    if _numpy_name(value) == "timedelta64" or (
+        isinstance(value, numbers.Rational) and not isinstance(value, numbers.Integral)
+    ):
+        raise TypeError(f"cannot send a {type(value).__name__} by value; use a handle")
+    if isinstance(value, numbers.Integral):
+        return encode_value(int(value))
+    if isinstance(value, numbers.Real):
+        return encode_value(float(value))
+    return encode_value(complex(value))  # numbers.Complex
 
 
 def decode_value(value: Any) -> Any:
@@ -97,6 +189,28 @@ def _decode_tag(tag: str, inner: Any) -> Any:
         return {key: decode_value(item) for key, item in inner.items()}
     if tag == "$int":
         return int(inner, 16)
+    if tag == "$set":
+        return {decode_value(item) for item in inner}
+    if tag == "$frozenset":
+        return frozenset(decode_value(item) for item in inner)
+    if tag == "$complex":
+        real, imag = (decode_value(part) for part in inner)
+        return complex(real, imag)
+    if tag == "$timedelta":
+        days, seconds, micros = inner
+        return datetime.timedelta(days, seconds, micros)
+    if tag in _FROM_TEXT:
+        return _FROM_TEXT[tag](inner)
     return Handle(
         str(inner["id"]), str(inner.get("type", "")), str(inner.get("repr", ""))
     )
+
+
+_FROM_TEXT: dict[str, Callable[[str], Any]] = {
+    "$decimal": decimal.Decimal,
+    "$datetime": datetime.datetime.fromisoformat,
+    "$date": datetime.date.fromisoformat,
+    "$time": datetime.time.fromisoformat,
+    "$uuid": uuid.UUID,
+    "$path": PurePosixPath,
+}

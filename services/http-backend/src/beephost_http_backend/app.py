@@ -27,6 +27,7 @@ from beephost_http_backend.routes import (
 )
 from beephost_http_backend.settings import Settings
 from beephost_http_backend.state import BackendState, HttpMetrics
+from beephost_protocol.schema import value_definitions
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,10 @@ VERSION = importlib.metadata.version("beephost-http-backend")
 
 DESCRIPTION = """\
 Runs Python code in remote sessions over HTTP/JSON. Values are JSON with `$`-tags for
-what JSON cannot say (see docs/protocol/pipe.md, "Values"). Every error is
+what JSON cannot say (the `Value` schema; the value table is docs/protocol/pipe.md,
+section 8): sets, complex numbers, Decimal, datetime types, UUIDs and paths are
+tagged, numpy's scalars are numbers, other objects are `$handle`s carrying their
+repr. Every error is
 `{"error": {"code", "message", "data"}}` with the status of its code
 (docs/protocol/errors.md). When the server has a token, every route except /health and
 /ready needs `Authorization: Bearer <token>`.
@@ -80,6 +84,7 @@ class BackendApp(FastAPI):
 
 
 _ERROR_REF = "#/components/schemas/ErrorResponse"
+_VALUE_REF = "#/components/schemas/Value"
 _FASTAPI_422 = "#/components/schemas/HTTPValidationError"
 
 
@@ -93,6 +98,7 @@ def _fix_schema(schema: dict[str, Any], secured: bool) -> None:
     components = schema.setdefault("components", {})
     for name in ("HTTPValidationError", "ValidationError"):
         components.get("schemas", {}).pop(name, None)
+    _point_values_at_value_table(components.setdefault("schemas", {}))
     if secured:
         components["securitySchemes"] = {
             "bearerAuth": {"type": "http", "scheme": "bearer"}
@@ -124,6 +130,21 @@ def _fix_schema(schema: dict[str, Any], secured: bool) -> None:
                         item.pop("type", None)
                     if item.get("$ref") == _ERROR_REF and media != "application/json":
                         content["application/json"] = content.pop(media)
+
+
+def _point_values_at_value_table(schemas: dict[str, Any]) -> None:
+    # The models type wire values as Any; here they get the value table's schema
+    # (docs/protocol/pipe.md, section 8): JSON plus the "$" tags, one definition each.
+    schemas.update(value_definitions("#/components/schemas/"))
+    value = {"$ref": _VALUE_REF}
+    for model in schemas.values():
+        for name, prop in model.get("properties", {}).items():
+            if name == "value" and "type" not in prop and "$ref" not in prop:
+                prop.update(value)
+            elif name == "args" and prop.get("type") == "array":
+                prop["items"] = value
+            elif name in ("kwargs", "locals") and prop.get("type") == "object":
+                prop["additionalProperties"] = value
 
 
 @asynccontextmanager

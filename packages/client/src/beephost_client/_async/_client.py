@@ -569,6 +569,19 @@ class AsyncRemoteObject(_base.ProxyBase):
         return self._handle
 
     @property
+    def repr(self) -> str:
+        """The object's ``repr()``, as the reply that made the proxy carried it.
+
+        No round trip: an app can show the object at once. Cut to 240 characters
+        (ending in ``...``); an object whose ``repr()`` raised shows as
+        ``<TYPE object (repr failed)>``. ``str(proxy)`` is the same text.
+        """
+        return self._handle.repr
+
+    def __str__(self) -> str:
+        return self._handle.repr
+
+    @property
     def session_id(self) -> str:
         """The id of the session the object lives in."""
         return self._sid

@@ -4,9 +4,11 @@ isort:skip_file
 The execution service of a Beep Python Host backend, over gRPC.
 
 Values travel as JSON text in the pipe protocol's value encoding (docs/protocol/pipe.md,
-"Values"): strict JSON plus $-tagged forms for non-finite floats, bytes, tuples, maps and
-handles. JSON text rather than google.protobuf.Value keeps big integers lossless and lets
-one codec serve every transport.
+section 8, the value table): strict JSON plus $-tagged forms for non-finite floats,
+bytes, tuples, maps, huge ints, sets, complex, Decimal, datetime types, UUIDs, paths and
+handles (whose "repr" is the object's text to show); numpy's scalars are numbers. JSON
+text rather than google.protobuf.Value keeps big integers lossless and lets one codec
+serve every transport: a new tag needs no new field.
 
 Errors: every RPC fails with the status code of docs/protocol/errors.md and the
 transport-neutral error object {code, message, data} as JSON in the trailing metadata
