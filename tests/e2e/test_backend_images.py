@@ -107,7 +107,6 @@ def test_second_call_is_a_cache_hit(
     print(f"\ncache hit for {kind} in {elapsed * 1000:.0f} ms")
     assert again.built is False
     assert (again.tag, again.image_id) == (first.tag, first.image_id)
-    assert elapsed < 5.0
     leftovers = docker(
         docker_cli,
         "images",

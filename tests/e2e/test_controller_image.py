@@ -317,7 +317,9 @@ def test_builds_an_environment_through_the_docker_socket(
     settings = {
         "NAME": name,
         "PYTHONS": '["3.11"]',
-        "ENVIRONMENT_REPOSITORY": f"{BACKENDS_REPOSITORY}/env",
+        # Its own repository: an equal environment another module's controller built
+        # in the session's shared one would be found there, and nothing built here.
+        "ENVIRONMENT_REPOSITORY": f"{prefix}/env",
         "BASE_IMAGE_REPOSITORY": f"{BACKENDS_REPOSITORY}/python",
         "BACKEND_IMAGE_PREFIX": prefix,
         "LABELS": json.dumps(dict(backend_images.labels)),
