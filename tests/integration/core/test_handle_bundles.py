@@ -93,3 +93,15 @@ async def test_exec_value_handle_and_execute_result_share_one_bundle(
     result = await executor.run(models.Execute(code="Html(2)"))
     (output,) = result["outputs"]
     assert result["value"]["$handle"]["bundle"] == output
+
+
+async def test_a_bundle_counts_towards_its_own_request_only(
+    make_executor: MakeExecutor,
+) -> None:
+    executor = await make_executor(max_display_total_bytes=2500)
+    first = (await value_of(executor, "Html(2000)"))["$handle"]["bundle"]
+    assert first["data"]["text/html"] == "h" * 2000
+    # The next request has the whole budget again.
+    result = await executor.run(models.Execute(code="display(Html(2000))"))
+    assert result["outputs"][0]["data"]["text/html"] == "h" * 2000
+    assert result["outputs_dropped"] == 0
