@@ -69,6 +69,10 @@ def test_numpy_and_pandas_results_are_python_values(
             assert frame.handle.type == "pandas.DataFrame"
             assert "a" in frame.repr
             assert str(frame) == frame.repr
+            # ... and its rich form, the DataFrame's HTML table, built by pandas.
+            assert frame.bundle is not None
+            assert "<table" in (frame.bundle.html or "")
+            assert frame.bundle.text == frame.repr
             # numpy values sent back are the session's numbers again.
             assert session.evaluate("int(df['a'].sum()) + x", locals={"x": total}) == 12
     finally:

@@ -31,7 +31,14 @@ def jsonable(value: Any) -> Any:
     """
     if isinstance(value, RemoteObject):
         handle = value.handle
-        return {"$handle": {"id": handle.id, "type": handle.type, "repr": handle.repr}}
+        ref: dict[str, Any] = {
+            "id": handle.id,
+            "type": handle.type,
+            "repr": handle.repr,
+        }
+        if handle.bundle is not None:
+            ref["bundle"] = handle.bundle
+        return {"$handle": ref}
     if is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, float) and not math.isfinite(value):

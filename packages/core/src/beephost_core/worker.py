@@ -570,6 +570,29 @@ class Session:
         handle_id = inner.get("id") if isinstance(inner, dict) else inner
         return self.resolve(str(handle_id))
 
+    def reply_value(self, value: Any, shown: dict[str, Any] | None = None) -> Any:
+        return self.with_bundle(value, self.encode(value), shown)
+
+    def with_bundle(
+        self, value: Any, wire: Any, shown: dict[str, Any] | None = None
+    ) -> Any:
+        """``wire``; if it is a handle, with ``value``'s rich bundle as ``bundle``.
+
+        Only for a reply's own value, never for handles inside it: one bundle per
+        reply stays cheap. ``shown`` is the bundle exec already built for its
+        execute_result, reused rather than built again.
+        """
+        handle = wire.get("$handle") if type(wire) is dict else None
+        if handle is None:
+            return wire
+        if shown is None and has_rich_repr(value):
+            data, metadata = mime_bundle(value)
+            if len(data) > 1:  # text/plain alone is the handle's repr already
+                shown = self.displays.bounded("execute_result", data, metadata)
+        if shown is not None:
+            handle["bundle"] = shown
+        return wire
+
     # -- handles --------------------------------------------------------------------
 
     def new_handle(self, obj: Any) -> dict[str, Any]:
@@ -643,7 +666,7 @@ class Session:
             value = eval(code, self.namespace, self.decode(local_names))
         else:
             value = eval(code, self.namespace)
-        return {"value": self.encode(value)}
+        return {"value": self.reply_value(value)}
 
     def op_exec(self, params: dict[str, Any]) -> dict[str, Any]:
         code, trailing = self._compile(params["code"], "exec")
@@ -652,11 +675,12 @@ class Session:
             if trailing is None:
                 return {"value": None, "has_value": False}
             value = eval(trailing, self.namespace)
+            shown = None
             if has_rich_repr(value):
                 data, metadata = mime_bundle(value)
                 if len(data) > 1:  # more than text/plain: the cell's rich result
-                    self.displays.add("execute_result", data, metadata)
-            return {"value": self.encode(value), "has_value": True}
+                    shown = self.displays.add("execute_result", data, metadata)
+            return {"value": self.reply_value(value, shown), "has_value": True}
         finally:
             self.figures.flush()  # as Jupyter's inline backend does after a cell
 
@@ -666,11 +690,11 @@ class Session:
             *self.decode(params.get("args") or []),
             **self.decode(params.get("kwargs") or {}),
         )
-        return {"value": self.new_handle(obj)}
+        return {"value": self.with_bundle(obj, self.new_handle(obj))}
 
     def op_get_attr(self, params: dict[str, Any]) -> dict[str, Any]:
         obj = self.resolve(params["handle"])
-        return {"value": self.encode(getattr(obj, params["name"]))}
+        return {"value": self.reply_value(getattr(obj, params["name"]))}
 
     def op_set_attr(self, params: dict[str, Any]) -> dict[str, Any]:
         obj = self.resolve(params["handle"])
@@ -683,7 +707,7 @@ class Session:
         func = getattr(obj, method) if method else obj
         args = self.decode(params.get("args") or [])
         kwargs = self.decode(params.get("kwargs") or {})
-        return {"value": self.encode(func(*args, **kwargs))}
+        return {"value": self.reply_value(func(*args, **kwargs))}
 
     def op_release(self, params: dict[str, Any]) -> dict[str, Any]:
         released = sum(
@@ -1108,26 +1132,36 @@ class Displays:
 
     @property
     def dirty(self) -> bool:
-        return bool(self.outputs or self.dropped or self.streamer is not None)
+        return bool(
+            self.outputs or self.size or self.dropped or self.streamer is not None
+        )
 
     def add(
         self, output_type: str, data: dict[str, Any], metadata: dict[str, Any]
-    ) -> None:
-        png = data.get("image/png")
-        if isinstance(png, str) and "image/png" not in metadata:
-            size = _image_size(png)
-            if size is not None:
-                metadata["image/png"] = size
-        output = {
-            "output_type": output_type,
-            "data": self._bounded(data, metadata),
-            "metadata": metadata,
-        }
+    ) -> dict[str, Any]:
+        """Emit one output (to the stream, or kept for the reply); return it."""
+        output = self.bounded(output_type, data, metadata)
         if self.streamer is not None:
             self.streamer.push("display", output)
             self.streamer.wake()
         else:
             self.outputs.append(output)
+        return output
+
+    def bounded(
+        self, output_type: str, data: dict[str, Any], metadata: dict[str, Any]
+    ) -> dict[str, Any]:
+        """One output in Jupyter's shape, within the limits, counted in this request."""
+        png = data.get("image/png")
+        if isinstance(png, str) and "image/png" not in metadata:
+            size = _image_size(png)
+            if size is not None:
+                metadata["image/png"] = size
+        return {
+            "output_type": output_type,
+            "data": self._bounded(data, metadata),
+            "metadata": metadata,
+        }
 
     def _bounded(self, data: dict[str, Any], metadata: dict[str, Any]) -> Any:
         dropped: dict[str, int] = {}

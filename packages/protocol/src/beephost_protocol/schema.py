@@ -193,6 +193,22 @@ _TAG_DESCRIPTIONS = {
 }
 
 
+# The rich outputs' shape (models.Output), inline: the value definitions stand alone.
+_BUNDLE: JsonSchemaValue = {
+    "type": "object",
+    "description": "Only on the handle that is a reply's own value (never on handles "
+    "inside it), when the object has a representation beyond text/plain "
+    "(_repr_html_, _repr_mimebundle_...): its MIME bundle, as display() builds it, "
+    "within the display size limits (metadata 'dropped' names what was left out).",
+    "properties": {
+        "output_type": {"const": "execute_result"},
+        "data": {"type": "object"},
+        "metadata": {"type": "object"},
+    },
+    "required": ["output_type", "data", "metadata"],
+}
+
+
 def _value_defs() -> dict[str, JsonSchemaValue]:
     tagged = {
         "TaggedValue" + tag[1:].capitalize(): {
@@ -227,12 +243,13 @@ def _value_defs() -> dict[str, JsonSchemaValue]:
     }
     handle_ref: JsonSchemaValue = {
         "type": "object",
-        "description": "Inside '$handle'. Replies carry all three fields; a request "
+        "description": "Inside '$handle'. Replies carry id, type and repr; a request "
         "needs only 'id'.",
         "properties": {
             "id": {"type": "string"},
             "type": {"type": "string"},
             "repr": {"type": "string"},
+            "bundle": _BUNDLE,
         },
         "required": ["id"],
     }

@@ -7,7 +7,8 @@ Tagged forms (an object with exactly one key starting with ``$``):
 - ``{"$tuple": [...]}``: tuples (lists stay lists)
 - ``{"$map": [[key, value], ...]}``: dicts with non-string keys
 - ``{"$dict": {...}}``: a dict that would otherwise look like a tag
-- ``{"$handle": {"id", "type", "repr"}}``: a reference to an object kept in the session
+- ``{"$handle": {"id", "type", "repr"}}``: a reference to an object kept in the session;
+  a reply's own value also carries ``"bundle"``, its rich representation, when it has one
 - ``{"$int": "<hex>"}``: an integer of 4000 decimal digits or more (``"-1f"``); smaller
   ones are JSON numbers. Python and most JSON parsers refuse to convert decimal numbers
   of more than 4300 digits; hex text converts in linear time and is never refused.
@@ -35,7 +36,7 @@ import math
 import numbers
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -67,11 +68,17 @@ _BIG_INT = 10**4000  # from this magnitude on, integers travel as {"$int": hex}
 
 @dataclass(frozen=True, slots=True)
 class Handle:
-    """A remote object reference as returned by the server."""
+    """A remote object reference as returned by the server.
+
+    ``bundle`` is the object's rich MIME bundle (an output object: ``output_type``,
+    ``data``, ``metadata``) when the handle was a reply's own value and the object
+    has more than text/plain; else None. It is not part of the handle's identity.
+    """
 
     id: str
     type: str = ""
     repr: str = ""
+    bundle: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def to_wire(self) -> dict[str, Any]:
         return {"$handle": {"id": self.id, "type": self.type, "repr": self.repr}}
@@ -201,8 +208,12 @@ def _decode_tag(tag: str, inner: Any) -> Any:
         return datetime.timedelta(days, seconds, micros)
     if tag in _FROM_TEXT:
         return _FROM_TEXT[tag](inner)
+    bundle = inner.get("bundle")
     return Handle(
-        str(inner["id"]), str(inner.get("type", "")), str(inner.get("repr", ""))
+        str(inner["id"]),
+        str(inner.get("type", "")),
+        str(inner.get("repr", "")),
+        bundle if isinstance(bundle, dict) else None,
     )
 
 

@@ -38,7 +38,7 @@ Runs Python code in remote sessions over HTTP/JSON. Values are JSON with `$`-tag
 what JSON cannot say (the `Value` schema; the value table is docs/protocol/pipe.md,
 section 8): sets, complex numbers, Decimal, datetime types, UUIDs and paths are
 tagged, numpy's scalars are numbers, other objects are `$handle`s carrying their
-repr. Every error is
+repr (and, for the reply's own value, their rich `bundle`). Every error is
 `{"error": {"code", "message", "data"}}` with the status of its code
 (docs/protocol/errors.md). When the server has a token, every route except /health and
 /ready needs `Authorization: Bearer <token>`.

@@ -19,7 +19,13 @@ from beephost_client._config import (
     make_transport,
 )
 from beephost_client._exceptions import InvalidArgument, UsageError
-from beephost_client._models import ExecResult, Output, OutputChunk, SessionDescription
+from beephost_client._models import (
+    ExecResult,
+    Output,
+    OutputChunk,
+    SessionDescription,
+    output_of,
+)
 from beephost_client._transports.base import BaseTransport, SyncStream
 from beephost_protocol import DEFAULT_SESSION, Command, Execute, Handle
 from beephost_protocol.errors import BeepHostError, InternalError, NotFound, SessionLost
@@ -576,6 +582,19 @@ class RemoteObject(_base.ProxyBase):
         ``<TYPE object (repr failed)>``. ``str(proxy)`` is the same text.
         """
         return self._handle.repr
+
+    @property
+    def bundle(self) -> Output | None:
+        """The object's rich representation, as the reply that made the proxy carried it.
+
+        No round trip, like :attr:`repr`: an :class:`Output` (``.html``, ``.markdown``,
+        ``.png``, ``.text``...) built as ``display()`` builds it, when the object has
+        more than text/plain (a pandas DataFrame's HTML). ``None`` otherwise, and for
+        proxies found inside a returned container (only a reply's own value carries
+        one). A part over the display size limit is named in ``metadata["dropped"]``.
+        """
+        bundle = self._handle.bundle
+        return None if bundle is None else output_of(bundle)
 
     def __str__(self) -> str:
         return self._handle.repr

@@ -6,7 +6,8 @@ The execution service of a Beep Python Host backend, over gRPC.
 Values travel as JSON text in the pipe protocol's value encoding (docs/protocol/pipe.md,
 section 8, the value table): strict JSON plus $-tagged forms for non-finite floats,
 bytes, tuples, maps, huge ints, sets, complex, Decimal, datetime types, UUIDs, paths and
-handles (whose "repr" is the object's text to show); numpy's scalars are numbers. JSON
+handles (whose "repr" is the object's text to show, and whose "bundle", on a reply's own
+value, is its rich representation); numpy's scalars are numbers. JSON
 text rather than google.protobuf.Value keeps big integers lossless and lets one codec
 serve every transport: a new tag needs no new field.
 
