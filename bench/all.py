@@ -284,7 +284,7 @@ def plot_rows(run: Run) -> list[Row]:
             rows.append(
                 Row(
                     section,
-                    f"{case} {cell}",
+                    f"{case} {cell}" + (f" (n={len(r.latencies)})" if q == 0.5 else ""),
                     ms(r.p(q)),
                     "ms",
                     " · ".join(ratios) or "baseline",

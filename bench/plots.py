@@ -57,6 +57,7 @@ PLOT = "fig, ax = plt.subplots()\nax.plot(range(10))\nplt.show()"
 SIZE = (640, 480)
 GOAL = 2.0  # x faster than Jupyter
 BLOCK_SCALE = 0.015  # tens of ms a plot: 3 per block of 200
+BUDGET_SCALE = 3.0  # measured time per case x3: --quick's 0.5 s would be ~10 plots
 TIMEOUT_S = 60.0
 KINDS = ("pipe", "http", "grpc")
 FLOOR, JUPYTER = "png-floor", "png-jupyter"
@@ -301,6 +302,7 @@ def backend_spec(kind: str, tmp: Path, python: str) -> Spec:
         f"beephost {kind} backend through the sync SDK: "
         "client.execute(code).images[0].png",
         block_scale=BLOCK_SCALE,
+        budget_scale=BUDGET_SCALE,
     )
 
 
@@ -323,6 +325,7 @@ def jupyter_spec(tmp: Path, python: str) -> Spec:
         "ipykernel, %matplotlib inline (bbox_inches None): execute -> the PNG's "
         "display_data",
         block_scale=BLOCK_SCALE,
+        budget_scale=BUDGET_SCALE,
     )
 
 
@@ -342,6 +345,7 @@ def floor_spec(tmp: Path, python: str) -> Spec:
         "raw UDS NDJSON floor server, the same figure rendered in-process (savefig), "
         "base64 in one line",
         block_scale=BLOCK_SCALE,
+        budget_scale=BUDGET_SCALE,
     )
 
 
