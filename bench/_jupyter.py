@@ -1,13 +1,15 @@
 """A Jupyter kernel (ipykernel) as a bench server, and a notebook-style execute client.
 
-Used by bench/transports.py: ``KernelServer`` starts the kernel through
-``jupyter_client.KernelManager`` (a separate process, in its own session, polling for
-our death through JPY_PARENT_PID) and stops it; ``KernelEval`` runs
+Used by bench/transports.py and bench/plots.py: ``KernelServer`` starts the kernel
+through ``jupyter_client.KernelManager`` (a separate process, in its own session, polling
+for our death through JPY_PARENT_PID), under this interpreter or another one (a kernel
+spec of its own, written to the run's directory), and stops it; ``KernelEval`` runs
 ``kc.execute("1+1")`` and waits, as a notebook client does, for the execute_reply on
 the shell channel and the kernel's ``idle`` status on iopub, checking the result.
 """
 
 import contextlib
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -15,18 +17,30 @@ from typing import Any
 
 from bench import pipe_roundtrip
 from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
 TIMEOUT_S = 30.0
 
 
 class KernelServer:
-    def __init__(self, name: str, tmp: Path) -> None:
+    def __init__(self, name: str, tmp: Path, python: str | None = None) -> None:
+        """``python``: the kernel's interpreter (with ipykernel); None: this one's."""
         self.name = name
         self.log_path = tmp / f"{name}.log"
-        self.manager = KernelManager(
-            kernel_name="python3", connection_file=str(tmp / "kernel.json")
-        )
+        connection_file = str(tmp / f"{name}-connection.json")
+        if python is None:
+            self.manager = KernelManager(
+                kernel_name="python3", connection_file=connection_file
+            )
+        else:
+            specs = tmp / f"{name}-kernels"
+            self.manager = KernelManager(
+                kernel_name=name,
+                connection_file=connection_file,
+                kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(specs)]),
+            )
+            write_spec(specs / name, python)
         self.process: subprocess.Popen[bytes] | None = None
         self.client: BlockingKernelClient | None = None
 
@@ -73,6 +87,17 @@ class KernelServer:
         if process is not None and process.poll() is None:  # shutdown failed: kill
             process.kill()
             process.wait(5)
+
+
+def write_spec(directory: Path, python: str) -> None:
+    """A kernel spec that runs ipykernel under ``python``."""
+    directory.mkdir(parents=True)
+    spec = {
+        "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": directory.name,
+        "language": "python",
+    }
+    (directory / "kernel.json").write_text(json.dumps(spec))
 
 
 class KernelEval:

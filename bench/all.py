@@ -6,7 +6,9 @@
    shuffled interleaved blocks): ``1+1`` through the raw Unix-socket floor, the pipe
    backend, RPyC, bare FastAPI and the HTTP backend, bare grpcio and the gRPC backend,
    and a Jupyter kernel's execute; p50 and p99 as ratios to the floor, p50 as "x faster
-   than Jupyter", each backend beside its peer.
+   than Jupyter", each backend beside its peer. Interleaved with them, bench/plots.py's
+   cases: a 640x480 matplotlib PNG returned through the SDK of each transport, beside a
+   Jupyter kernel with matplotlib inline doing the same, as "x faster than Jupyter".
 2. THROUGHPUT, ``--clients`` (8) client processes at once per server, the same servers
    still up, blocks in shuffled rounds; req/s as a ratio to the floor's with as many
    clients. The backends' clients share the default session (one worker).
@@ -39,7 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from bench import controller, grpc_roundtrip, memory, transports
+from bench import controller, grpc_roundtrip, memory, plots, transports
 from bench.grpc_roundtrip import Run, Spec
 from bench.pipe_roundtrip import ClientGroup
 
@@ -143,8 +145,11 @@ def block(load: Load, count: int) -> tuple[list[int], int]:
         ) from exc
 
 
-def round_trips(args: argparse.Namespace, say: Say) -> tuple[Run, list[Load]]:
-    """bench/transports.py's run; the throughput rows while its servers are up."""
+def round_trips(
+    args: argparse.Namespace, say: Say, python: str
+) -> tuple[Run, list[Load]]:
+    """bench/transports.py's and bench/plots.py's cases in one run (``python``: the
+    plotting interpreter); the throughput rows while their servers are up."""
     loads: list[Load] = []
 
     def during(specs: list[Spec], rng: random.Random) -> None:
@@ -153,7 +158,12 @@ def round_trips(args: argparse.Namespace, say: Say) -> tuple[Run, list[Load]]:
 
     affinity = os.sched_getaffinity(0)
     try:
-        run = grpc_roundtrip.run(args, transports.build, "bhb-all-", during)
+        run = grpc_roundtrip.run(
+            args,
+            lambda tmp: [*transports.build(tmp), *plots.build(tmp, python)],
+            "bhb-all-",
+            during,
+        )
     finally:
         os.sched_setaffinity(0, affinity)  # --pin is for these sections only
     return run, loads
@@ -209,6 +219,8 @@ def round_trip_rows(run: Run) -> list[Row]:
     floor, jupyter = by_name["floor"], by_name["jupyter"].p(0.5)
     rows = []
     for r in run.results:
+        if r.name in plots.NAMES:
+            continue
         p50, p99 = r.p(0.5), r.p(0.99)
         ratios, baselines, goal = [], [], ""
         if r.name != "floor":
@@ -238,6 +250,47 @@ def round_trip_rows(run: Run) -> list[Row]:
             baseline = f"floor p99 {us(floor.p(0.99))} µs"
             rows.append(
                 Row("round trip", f"{name} p99", us(p99), "µs", ratio, baseline)
+            )
+    return rows
+
+
+def ms(value_us: float) -> str:
+    return f"{value_us / 1000:,.2f}"
+
+
+def plot_rows(run: Run) -> list[Row]:
+    """The PNG cases as multiples of their floor (the render in-process, one raw
+    socket hop) and of the Jupyter kernel's, all from the same run."""
+    by_name = {r.name: r for r in run.results}
+    floor, jupyter = by_name[plots.FLOOR], by_name[plots.JUPYTER]
+    section = "matplotlib PNG {}x{}".format(*plots.SIZE)
+    names = {plots.FLOOR: "floor: render in-process, raw UDS", plots.JUPYTER: "Jupyter"}
+    rows = []
+    for name in plots.NAMES:
+        r = by_name[name]
+        case = names.get(name, f"{name.removeprefix('png-')} via SDK")
+        for q in (0.5, 0.99):
+            cell = f"p{q * 100:g}"
+            ratios, baselines, goal = [], [], ""
+            if name != plots.FLOOR:
+                ratios.append(f"{r.p(q) / floor.p(q):.2f}x floor")
+                baselines.append(f"floor {cell} {ms(floor.p(q))} ms")
+            if name != plots.JUPYTER:
+                faster = jupyter.p(q) / r.p(q)
+                ratios.append(f"{faster:.2f}x faster than Jupyter")
+                baselines.append(f"Jupyter {cell} {ms(jupyter.p(q))} ms")
+                if q == 0.5 and name != plots.FLOOR:
+                    goal = f"≥ {plots.GOAL:g}x faster than Jupyter: {met(faster >= plots.GOAL)}"
+            rows.append(
+                Row(
+                    section,
+                    f"{case} {cell}" + (f" (n={len(r.latencies)})" if q == 0.5 else ""),
+                    ms(r.p(q)),
+                    "ms",
+                    " · ".join(ratios) or "baseline",
+                    " · ".join(baselines) or "-",
+                    goal,
+                )
             )
     return rows
 
@@ -542,7 +595,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def preamble(
-    args: argparse.Namespace, run: Run, idle: memory.Idle, took: dict[str, float]
+    args: argparse.Namespace,
+    run: Run,
+    idle: memory.Idle,
+    took: dict[str, float],
+    python: str,
 ) -> str:
     pinned = (
         "pinned to one CPU" if args.pin else "not pinned (ratios, not absolute times)"
@@ -557,6 +614,8 @@ def preamble(
             f"throughput: {args.throughput_seconds:g} s per server; "
             f"starts: {args.starts} per type; memory: cgroup {idle.floor.usage.cgroup}, "
             f"least of {args.samples} reads",
+            f"plots: {plots.PLOT!r} under {python} ({', '.join(plots.REQUIREMENTS)}), "
+            "matplotlib imported before timing",
             f"took: {sections}",
         ]
     )
@@ -566,6 +625,9 @@ def legend(run: Run) -> str:
     width = max(len(r.name) for r in run.results)
     lines = [f"- `{r.name.ljust(width)}` {r.spec.note}" for r in run.results]
     lines += [
+        "- plots: our workers and the kernel share the plotting interpreter; every PNG "
+        "is checked to be 640x480; the kernel's inline bbox_inches='tight' is off "
+        "(it crops and draws twice), so both do the same work",
         "- throughput: each client process sends one request at a time; the backends' "
         "clients share the default session (one worker)",
         "- container floor: `docker run --rm --network none <base image> python3 -c pass`, "
@@ -589,8 +651,9 @@ def main(argv: list[str] | None = None) -> int:
     def say(text: str) -> None:
         print(f"[{time.perf_counter() - began:5.0f} s] {text}", file=sys.stderr)
 
+    python = plots.environment(say)
     say("round trips: starting every server")
-    run, loads = round_trips(args, say)
+    run, loads = round_trips(args, say, python)
     took = {"round trip + throughput": time.perf_counter() - began}
     results, idle = on_docker(args, say)
     took["controller + memory"] = (
@@ -598,13 +661,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = [
         *round_trip_rows(run),
+        *plot_rows(run),
         *peer_rows(run),
         *throughput_rows(loads, args.clients),
         *start_rows(results),
         *environment_rows(results),
         *memory_rows(idle),
     ]
-    text = "\n\n".join([preamble(args, run, idle, took), markdown(rows), legend(run)])
+    text = "\n\n".join(
+        [preamble(args, run, idle, took, python), markdown(rows), legend(run)]
+    )
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     OUTPUT.write_text(text + "\n")
     print(text)

@@ -189,6 +189,7 @@ class Spec:
     client: Callable[[], Client]
     note: str
     block_scale: float = 1.0  # slow cases run fewer requests per block
+    budget_scale: float = 1.0  # slow cases get more measured time, for enough samples
 
 
 def floor_spec(tmp: Path) -> Spec:
@@ -384,7 +385,8 @@ def run(
         ready_after = wait_ready(specs)
         budget = int(args.seconds * 1e9)
         for spec in specs:
-            result = Result(spec, max(1, round(args.block * spec.block_scale)), budget)
+            block = max(1, round(args.block * spec.block_scale))
+            result = Result(spec, block, round(budget * spec.budget_scale))
             results.append(result)
             result.client = spec.client()
         started = time.perf_counter()
