@@ -73,9 +73,10 @@ class Settings(BaseSettings):
         default_factory=list,
         description=(
             'JSON list of URL schemes allowed in direct references ("name @ URL") of '
-            'environment requirements, e.g. ["https", "git+https"]; "file" lets users '
-            "install from the controller's file system. Default: none, only index "
-            "packages. Environment variables in requirements are never expanded."
+            'environment requirements, e.g. ["https"]; only URLs of wheels (.whl) '
+            'build (images are built offline); "file" lets users install from the '
+            "controller's file system. Default: none, only index packages. "
+            "Environment variables in requirements are never expanded."
         ),
     )
     max_request_bytes: int = Field(

@@ -41,10 +41,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, get_args
+
+from packaging.utils import canonicalize_name
 
 from beephost_controller.runtime.base import ContainerRuntime, ContainerRuntimeError
 from beephost_controller.runtime.base_images import (
@@ -111,6 +114,10 @@ MANYLINUX_PLATFORMS = (
 _MINOR_RE = re.compile(r"^3\.(\d{1,2})$")
 _PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(?:;\s*(.*?))?\s*$")
 _HASH_RE = re.compile(r"--hash=(sha256:[0-9a-f]{64})")
+#: ``name[extras] @ url ; marker``: a direct reference (PEP 508 wants a space before ';').
+_URL_RE = re.compile(
+    r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*@\s*(\S+)(?:\s+;\s*(.*?))?\s*$"
+)
 _WHEEL_RE = re.compile(r"^([A-Za-z0-9_.]+)-([^-]+)-[^-]+-[^-]+-[^-]+\.whl$")
 _VAR_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 #: Settings.model_config's env_prefix: UvTools reads CA_BUNDLE and INDEX_URL under it.
@@ -175,19 +182,32 @@ class BackendImage:
 
 @dataclass(frozen=True)
 class LockedRequirement:
-    """One ``name==version`` line of ``uv export``, with its marker and hashes."""
+    """One ``name==version`` line of ``uv export``, with its marker and hashes.
+
+    ``url``: where a direct reference's wheel is (``name @ url`` in the lock); it is
+    downloaded from there, and installed offline as ``name==version`` like any other.
+    """
 
     name: str
     version: str
     marker: str | None
     hashes: tuple[str, ...]
+    url: str | None = None
 
     def line(self, *, marker: bool = True) -> str:
         """The requirement as one hash-locked requirements.txt line."""
-        text = f"{self.name}=={self.version}"
+        return self._with(f"{self.name}=={self.version}", marker=marker)
+
+    def source(self, *, marker: bool = True) -> str:
+        """The line to download it with: its URL if a direct reference, else ``line``."""
+        if self.url is None:
+            return self.line(marker=marker)
+        return self._with(f"{self.name} @ {self.url}", marker=marker)
+
+    def _with(self, head: str, *, marker: bool) -> str:
         if marker and self.marker:
-            text += f" ; {self.marker}"
-        return text + "".join(f" --hash={digest}" for digest in self.hashes)
+            head += f" ; {self.marker}"
+        return head + "".join(f" --hash={digest}" for digest in self.hashes)
 
 
 @dataclass(frozen=True)
@@ -364,6 +384,10 @@ def parse_export(text: str) -> LockedExport:
             continue
         hashes = tuple(_HASH_RE.findall(line))
         head = _HASH_RE.sub("", line).strip()
+        direct = _URL_RE.match(head)
+        if direct is not None:
+            requirements.append(_direct_wheel(direct, hashes))
+            continue
         match = _PIN_RE.match(head)
         if match is None:
             raise BackendImageError(f"not a pinned requirement: {line!r}")
@@ -380,6 +404,37 @@ def parse_export(text: str) -> LockedExport:
     requirements.sort(key=lambda requirement: requirement.name)
     return LockedExport(
         members=tuple(sorted(members)), requirements=tuple(requirements)
+    )
+
+
+def _direct_wheel(match: re.Match[str], hashes: tuple[str, ...]) -> LockedRequirement:
+    """A locked ``name @ url``: only a hashed wheel, since images are built offline.
+
+    Raises:
+        BackendImageError: Not a wheel URL (a source distribution or VCS checkout
+            would need a build), another project's wheel, or no hash.
+    """
+    name, url, marker = match.group(1), match.group(2), match.group(3) or None
+    shown = f"{name} @ {url}"
+    filename = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
+    wheel = _WHEEL_RE.match(filename)
+    if "+" in url.partition(":")[0] or wheel is None:
+        raise BackendImageError(
+            f"{shown}: only a direct reference to a wheel (a URL of a .whl file) can "
+            "be installed: environments are built offline, where a source "
+            "distribution or a VCS checkout cannot be built"
+        )
+    wheel_name, version = wheel_name_version(filename)
+    if canonicalize_name(wheel_name) != canonicalize_name(name):
+        raise BackendImageError(f"{shown}: the wheel is not {name}'s")
+    if not hashes:
+        raise BackendImageError(f"{shown}: a direct reference without a hash")
+    return LockedRequirement(
+        name=name.lower().replace("_", "-"),
+        version=version,
+        marker=marker,
+        hashes=tuple(sorted(hashes)),
+        url=url,
     )
 
 
@@ -980,7 +1035,7 @@ def _fill_pool(
 
     found = lookup(_pool_index(pool))
     missing = [r for r in requirements if r.name not in found]
-    required = [r.line() for r in missing if not r.marker]
+    required = [r.source() for r in missing if not r.marker]
     if required:
         logger.info("downloading %d wheels for CPython %s", len(required), python_minor)
         tools.download(required, python_minor, pool)
@@ -990,7 +1045,7 @@ def _fill_pool(
         # for another platform; the in-image install (which evaluates markers against
         # the real interpreter) fails loudly if it was needed after all.
         try:
-            tools.download([requirement.line(marker=False)], python_minor, pool)
+            tools.download([requirement.source(marker=False)], python_minor, pool)
         except BackendImageError as exc:
             logger.info(
                 "no wheel of %s here (%s): %s",
