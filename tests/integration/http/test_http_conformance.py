@@ -43,7 +43,7 @@ def test_a_body_that_is_not_json_is_refused_naming_the_type(
 ) -> None:
     headers = {"Content-Type": content_type or ""}
     reply = client.post("/api/eval", raw=b'{"expression": "1"}', headers=headers)
-    assert reply.status == 400, reply.body
+    assert reply.status == 415, reply.body
     error = reply.error
     assert error["code"] == "invalid_request"
     assert error["data"]["status"] == 415

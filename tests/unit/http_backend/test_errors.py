@@ -127,6 +127,7 @@ async def test_unexpected_exceptions_become_internal_without_a_traceback() -> No
 def test_documented_lists_the_common_errors_plus_the_asked_ones() -> None:
     documented = errors.documented(ErrorCode.NOT_FOUND)
     expected = {HTTP_STATUS[c] for c in errors.COMMON_ERRORS} | {404}
-    assert set(documented) == expected
+    assert set(documented) == expected | {415}  # a body that is not JSON
+    assert set(errors.documented(ErrorCode.NOT_FOUND, json_body=False)) == expected
     assert all(entry["model"] is ErrorResponse for entry in documented.values())
     assert documented[404]["description"].startswith("`not_found`")

@@ -22,7 +22,7 @@ from beephost_http_backend.routes import (
 )
 from beephost_http_backend.routes.docs import render_reference
 
-COMMON = {400, 401, 413, 500, 503}
+COMMON = {400, 401, 413, 415, 500, 503}
 WORKER = {404, 409, 410, 422, 504}
 
 # (method, path): (operation id, success status, success schema, body schema, errors)
@@ -129,7 +129,7 @@ CONTRACT: dict[tuple[str, str], tuple[str, int, str, str | None, set[int]]] = {
     ),
     ("get", "/health"): ("health", 200, "Liveness", None, set()),
     ("get", "/ready"): ("ready", 200, "Readiness", None, {503}),
-    ("get", "/metrics"): ("metrics", 200, "", None, COMMON - {503}),
+    ("get", "/metrics"): ("metrics", 200, "", None, COMMON - {415, 503}),
 }
 
 

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from beephost_core import CoreMetrics, Executor
 from beephost_http_backend import errors
+from beephost_http_backend.deps import LEASE_HEADER, LEASE_PATTERN
 from beephost_http_backend.disconnect import CancelOnDisconnect
 from beephost_http_backend.fastlane import FastLane
 from beephost_http_backend.middleware import RequestGate
@@ -114,6 +115,13 @@ def _fix_schema(schema: dict[str, Any], secured: bool) -> None:
                         "type": "number",
                         "exclusiveMinimum": 0,
                         "title": "X-Beephost-Timeout",
+                    }
+                elif parameter.get("name") == LEASE_HEADER:
+                    # The same: an absent header is the null, "null" is no lease id.
+                    parameter["schema"] = {
+                        "type": "string",
+                        "pattern": LEASE_PATTERN,
+                        "title": LEASE_HEADER,
                     }
             responses = operation.get("responses", {})
             fastapi_422 = responses.get("422", {}).get("content", {})

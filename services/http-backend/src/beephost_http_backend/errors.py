@@ -205,14 +205,25 @@ WORKER_ERRORS = (
 
 
 def documented(
-    *codes: ErrorCode, common: tuple[ErrorCode, ...] = COMMON_ERRORS
+    *codes: ErrorCode,
+    common: tuple[ErrorCode, ...] = COMMON_ERRORS,
+    json_body: bool = True,
 ) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses=`` entries for the common errors plus ``codes``."""
+    """OpenAPI ``responses=`` entries for the common errors plus ``codes`` (and 415,
+    a body that is not JSON, for the ``/api/`` operations: ``json_body``)."""
     wanted = set(common) | set(codes)
-    return {
+    responses: dict[int | str, dict[str, Any]] = {
         HTTP_STATUS[code]: {
             "model": ErrorResponse,
             "description": f"`{code.value}`: {_MEANING[code]}",
         }
         for code in sorted(wanted, key=HTTP_STATUS.__getitem__)
     }
+    if not json_body:
+        return responses
+    # Every API operation refuses a body that is not JSON, before reading it.
+    responses[415] = {
+        "model": ErrorResponse,
+        "description": "`invalid_request`: a body that is not JSON by its Content-Type",
+    }
+    return dict(sorted(responses.items(), key=lambda item: int(item[0])))

@@ -36,6 +36,9 @@ from beephost_protocol.errors import (
 
 access_log = logging.getLogger("beephost_http_backend.access")
 
+#: The status of a body that is not JSON (an `invalid_request` on the wire).
+UNSUPPORTED_MEDIA_TYPE = 415
+
 PUBLIC_PATHS = frozenset({"/health", "/ready"})
 DOCS_PATHS = frozenset({"/docs", "/openapi.json"})
 
@@ -87,7 +90,9 @@ class RequestGate:
             )
             if refusal is not None:
                 scope[ERROR_CODE_KEY] = refusal.wire_code
-                await error_response(refusal)(scope, receive, progress.send)
+                await error_response(refusal, status=_own_status(refusal))(
+                    scope, receive, progress.send
+                )
                 return
             if length is None and scope["method"] not in ("GET", "HEAD"):
                 receive = _Counting(receive, self.limit).receive
@@ -293,7 +298,15 @@ def _not_json(
     shown = media.decode("latin-1") or "none"
     message = f"the body must be JSON (Content-Type: application/json), not {shown}"
     detail = {"loc": ["header", "content-type"], "msg": message, "type": "media_type"}
-    return InvalidRequest(message, {"status": 415, "errors": [detail]})
+    return InvalidRequest(
+        message, {"status": UNSUPPORTED_MEDIA_TYPE, "errors": [detail]}
+    )
+
+
+def _own_status(error: BeepHostError) -> int | None:
+    # A body that is not JSON is 415 (HTTP clients and tools know it), still
+    # `invalid_request` on the wire; every other refusal's status is the table's.
+    return UNSUPPORTED_MEDIA_TYPE if error.data.get("status") == 415 else None
 
 
 def _is_plain_json(content_type: bytes) -> bool:

@@ -56,7 +56,9 @@ async def ready(state: StateDep) -> Response:
             "description": "Prometheus text exposition format.",
         },
         # Not drained (only /api/ routes are): no 503.
-        **documented(common=tuple(set(COMMON_ERRORS) - {ErrorCode.UNAVAILABLE})),
+        **documented(
+            common=tuple(set(COMMON_ERRORS) - {ErrorCode.UNAVAILABLE}), json_body=False
+        ),
     },
     summary="Prometheus metrics",
 )

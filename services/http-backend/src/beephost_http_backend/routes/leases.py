@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from starlette.responses import Response
 
-from beephost_http_backend.deps import ExecutorDep
+from beephost_http_backend.deps import LEASE_PATTERN, ExecutorDep
 from beephost_http_backend.errors import WORKER_ERRORS, documented
 from beephost_http_backend.responses import JSONBytes
 from beephost_protocol.models import (
@@ -20,8 +20,7 @@ router = APIRouter(prefix="/api/leases", tags=["leases"])
 LeasePath = Annotated[
     str,
     Path(
-        min_length=1,
-        max_length=200,
+        pattern=LEASE_PATTERN,
         description="The lease id the client sends as Beephost-Lease.",
     ),
 ]
