@@ -20,7 +20,7 @@ from beephost_http_backend.routes import (
     objects,
     sessions,
 )
-from beephost_http_backend.routes.docs import render_reference
+from beephost_protocol.reference_page import render_reference
 
 COMMON = {400, 401, 413, 415, 500, 503}
 WORKER = {404, 409, 410, 422, 504}

@@ -116,12 +116,15 @@ def _fix_schema(schema: dict[str, Any], secured: bool) -> None:
                         "exclusiveMinimum": 0,
                         "title": "X-Beephost-Timeout",
                     }
-                elif parameter.get("name") == LEASE_HEADER:
-                    # The same: an absent header is the null, "null" is no lease id.
+                elif parameter.get("name") == LEASE_HEADER or (
+                    parameter.get("name") == "lease" and parameter.get("in") == "path"
+                ):
+                    # What the core accepts (it refuses the rest in words); for the
+                    # header, an absent one is the null: "null" is no lease id.
                     parameter["schema"] = {
                         "type": "string",
                         "pattern": LEASE_PATTERN,
-                        "title": LEASE_HEADER,
+                        "title": parameter["name"],
                     }
             responses = operation.get("responses", {})
             fastapi_422 = responses.get("422", {}).get("content", {})

@@ -42,13 +42,13 @@ DeadlineHeader = Annotated[
 ]
 
 LEASE_HEADER = "Beephost-Lease"
-#: What beephost_core.leases accepts, in the OpenAPI document for clients and fuzzers.
+#: What beephost_core.leases accepts, in the OpenAPI document for clients and fuzzers
+#: (app.py puts it there; the core checks it, with a message in words).
 LEASE_PATTERN = r"^[A-Za-z0-9_-]{16,128}$"
 LeaseHeader = Annotated[
     str | None,
     Header(
         alias=LEASE_HEADER,
-        pattern=LEASE_PATTERN,
         description="The client's lease (16 to 128 characters of A-Z, a-z, 0-9, '_' "
         "and '-', chosen by the client): objects this request creates in the 'default' "
         "session belong to it and are released when it expires (no request or renewal "

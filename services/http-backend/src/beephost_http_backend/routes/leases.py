@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from starlette.responses import Response
 
-from beephost_http_backend.deps import LEASE_PATTERN, ExecutorDep
+from beephost_http_backend.deps import ExecutorDep
 from beephost_http_backend.errors import WORKER_ERRORS, documented
 from beephost_http_backend.responses import JSONBytes
 from beephost_protocol.models import (
@@ -20,7 +20,8 @@ router = APIRouter(prefix="/api/leases", tags=["leases"])
 LeasePath = Annotated[
     str,
     Path(
-        pattern=LEASE_PATTERN,
+        min_length=1,
+        max_length=200,
         description="The lease id the client sends as Beephost-Lease.",
     ),
 ]
