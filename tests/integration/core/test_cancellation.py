@@ -5,26 +5,17 @@ Backends cancel the request's task when its client disconnects (pipe, HTTP) or c
 """
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from beephost_core import Executor, ExecutorConfig
+from beephost_core import Executor
 from beephost_protocol import models
 from beephost_protocol.errors import SessionLost
 
 pytestmark = pytest.mark.anyio
 
 GUARD = 30  # seconds: fails a request stuck behind a 120 s one, passes a free session
-
-
-@pytest.fixture
-async def executor(env_python: str) -> AsyncIterator[Executor]:
-    executor = Executor(ExecutorConfig(python=env_python, kill_grace=0.5))
-    await executor.start()
-    yield executor
-    await executor.aclose()
 
 
 async def _start(executor: Executor, code: str) -> "asyncio.Task[dict[str, Any]]":

@@ -5,8 +5,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import pytest
 
@@ -23,34 +21,9 @@ from beephost_protocol.errors import (
     TooLarge,
     Unavailable,
 )
+from tests.integration.core.conftest import MakeExecutor
 
 pytestmark = pytest.mark.anyio
-
-MakeExecutor = Callable[..., Any]
-
-
-@pytest.fixture
-async def make_executor(env_python: str) -> AsyncIterator[MakeExecutor]:
-    started: list[Executor] = []
-
-    async def make(**overrides: Any) -> Executor:
-        config = ExecutorConfig(
-            **{"python": env_python, "kill_grace": 0.5, **overrides}
-        )
-        executor = Executor(config)
-        await executor.start()
-        started.append(executor)
-        return executor
-
-    yield make
-    for executor in started:
-        await executor.aclose()
-
-
-@pytest.fixture
-async def executor(make_executor: MakeExecutor) -> Executor:
-    result: Executor = await make_executor()
-    return result
 
 
 async def test_user_code_sees_the_environment_not_the_server(

@@ -1,19 +1,18 @@
 """Rich outputs in the core: size limits, streaming order, and no cost at start."""
 
 import sys
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from beephost_core import WORKER_SCRIPT, Executor, ExecutorConfig
+from beephost_core import WORKER_SCRIPT, Executor
 from beephost_core.config import default_worker_env
 from beephost_protocol import models
+from tests.integration.core.conftest import MakeExecutor
 
 pytestmark = pytest.mark.anyio
 
-MakeExecutor = Callable[..., Any]
 
 HTML = """
 class Html:
@@ -27,19 +26,8 @@ class Html:
 
 
 @pytest.fixture
-async def make_executor(env_python: str) -> AsyncIterator[MakeExecutor]:
-    started: list[Executor] = []
-
-    async def make(**overrides: Any) -> Executor:
-        config = ExecutorConfig(**{"python": env_python, "prewarm": 0, **overrides})
-        executor = Executor(config)
-        await executor.start()
-        started.append(executor)
-        return executor
-
-    yield make
-    for executor in started:
-        await executor.aclose()
+def executor_defaults() -> dict[str, Any]:
+    return {"prewarm": 0}
 
 
 async def run(executor: Executor, code: str, **kwargs: Any) -> dict[str, Any]:

@@ -7,12 +7,10 @@ that Python's main thread would only see after a blocking call returns.
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import pytest
 
-from beephost_core import Executor, ExecutorConfig
+from beephost_core import Executor
 from beephost_protocol import models
 from beephost_protocol.errors import (
     BeepHostError,
@@ -21,34 +19,9 @@ from beephost_protocol.errors import (
     QuotaExceeded,
     TooLarge,
 )
+from tests.integration.core.conftest import MakeExecutor
 
 pytestmark = pytest.mark.anyio
-
-MakeExecutor = Callable[..., Any]
-
-
-@pytest.fixture
-async def make_executor(env_python: str) -> AsyncIterator[MakeExecutor]:
-    started: list[Executor] = []
-
-    async def make(**overrides: Any) -> Executor:
-        config = ExecutorConfig(
-            **{"python": env_python, "kill_grace": 0.5, **overrides}
-        )
-        executor = Executor(config)
-        await executor.start()
-        started.append(executor)
-        return executor
-
-    yield make
-    for executor in started:
-        await executor.aclose()
-
-
-@pytest.fixture
-async def executor(make_executor: MakeExecutor) -> Executor:
-    result: Executor = await make_executor()
-    return result
 
 
 async def _pid(executor: Executor) -> int:
