@@ -15,6 +15,7 @@ from typing import NoReturn
 
 import pytest
 
+from beephost_controller.ports import ContainerRuntimeError
 from beephost_controller.runtime.backend_images import (
     BACKEND_KINDS,
     BackendImage,
@@ -24,7 +25,6 @@ from beephost_controller.runtime.backend_images import (
     ensure_backend_image,
     find_workspace,
 )
-from beephost_controller.runtime.base import ContainerRuntimeError
 from beephost_controller.runtime.base_images import BaseImage, ensure_base_image
 from beephost_controller.runtime.docker import DockerRuntime
 from beephost_controller.settings import Settings

@@ -19,8 +19,8 @@ from pydantic import SecretStr
 
 from beephost_controller.app import create_app
 from beephost_controller.jobs import JobLog
+from beephost_controller.ports import BaseImageRef
 from beephost_controller.resolver import Lock, ResolutionError
-from beephost_controller.service import BaseImageRef
 from beephost_controller.settings import Settings
 from tests.unit.controller.memory_containers import MemoryContainers
 

@@ -20,8 +20,8 @@ from pydantic import SecretStr
 
 from beephost_client.controller import ControllerClient
 from beephost_controller.app import create_app
-from beephost_controller.runtime.containers import BackendContainers
-from beephost_controller.service import ImageBuilder, Resolve
+from beephost_controller.ports import BackendContainers, ImageBuilder
+from beephost_controller.service import Resolve
 from beephost_controller.settings import Settings
 from beephost_protocol.errors import InvalidRequest, NotFound, Unauthorized
 from tests.integration.controller.test_controller_api import (

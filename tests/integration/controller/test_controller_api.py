@@ -17,8 +17,8 @@ from pydantic import SecretStr
 
 from beephost_controller.app import create_app
 from beephost_controller.jobs import JobLog
+from beephost_controller.ports import BaseImageRef
 from beephost_controller.resolver import Lock, resolve
-from beephost_controller.service import BaseImageRef
 from beephost_controller.settings import Settings
 from beephost_controller.store import BackendRow, SqliteStore
 from tests.unit.controller.memory_containers import MemoryContainers

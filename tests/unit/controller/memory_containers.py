@@ -7,7 +7,7 @@ specs and plays back states.
 from collections.abc import Mapping
 from dataclasses import replace
 
-from beephost_controller.runtime.containers import ContainerSpec, ContainerState
+from beephost_controller.ports import ContainerSpec, ContainerState
 
 
 class MemoryContainers:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from beephost_controller.ports import ContainerRuntimeError, ImageNotFoundError
 from beephost_controller.runtime.backend_images import (
     BACKEND_KINDS,
     CONTROLLER_SOURCES,
@@ -45,14 +46,13 @@ from beephost_controller.runtime.backend_images import (
     substitute,
     wheelhouse_path,
 )
-from beephost_controller.runtime.base import ContainerRuntimeError, ImageNotFoundError
 from beephost_controller.runtime.base_images import (
     LABEL_KIND,
     LABEL_PYTHON_VERSION,
     BaseImage,
 )
 from beephost_controller.runtime.environment_images import workspace_code_version
-from beephost_controller.runtime.fake import FakeRuntime, FakeWheelhouseTools
+from beephost_controller.testing import FakeRuntime, FakeWheelhouseTools
 
 REPO = Path(__file__).resolve().parents[3]
 HASH_A = "sha256:" + "a" * 64

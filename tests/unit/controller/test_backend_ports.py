@@ -14,7 +14,7 @@ from beephost_controller.backends import (
     BackendService,
 )
 from beephost_controller.metrics import ControllerMetrics
-from beephost_controller.runtime.base import PortInUse
+from beephost_controller.ports import PortInUse
 from beephost_controller.settings import Settings
 from beephost_controller.store import EnvironmentRow, SqliteStore
 from beephost_protocol.errors import Conflict

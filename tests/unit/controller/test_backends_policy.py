@@ -16,11 +16,11 @@ from beephost_controller.backends import (
     token_digest,
 )
 from beephost_controller.metrics import ControllerMetrics
-from beephost_controller.runtime.base import (
+from beephost_controller.ports import (
     ContainerConfigRefused,
     ContainerRuntimeError,
+    ContainerSpec,
 )
-from beephost_controller.runtime.containers import ContainerSpec
 from beephost_controller.settings import Settings
 from beephost_controller.store import EnvironmentRow, SqliteStore
 from beephost_protocol.errors import InvalidRequest, Unavailable

@@ -33,8 +33,8 @@ from beephost_controller.runtime.base_images import (
     sha256_file,
     upstream_version,
 )
-from beephost_controller.runtime.fake import FakeRootfsBuilder, FakeRuntime, RemoteImage
 from beephost_controller.settings import Settings
+from beephost_controller.testing import FakeRootfsBuilder, FakeRuntime, RemoteImage
 
 DIGEST = "sha256:" + "ab" * 32
 OTHER_DIGEST = "sha256:" + "cd" * 32

@@ -15,6 +15,12 @@ from pathlib import Path
 import pytest
 
 from beephost_controller.jobs import JobLog, JobRunner
+from beephost_controller.ports import (
+    BaseImageRef,
+    ContainerRunError,
+    ContainerRuntimeError,
+    ImageNotFoundError,
+)
 from beephost_controller.resolver import Lock
 from beephost_controller.runtime import environment_images
 from beephost_controller.runtime.backend_images import (
@@ -25,11 +31,6 @@ from beephost_controller.runtime.backend_images import (
     dockerfile_instructions,
     dockerfile_path,
     source_tree_hash,
-)
-from beephost_controller.runtime.base import (
-    ContainerRunError,
-    ContainerRuntimeError,
-    ImageNotFoundError,
 )
 from beephost_controller.runtime.base_images import (
     LABEL_KIND,
@@ -60,14 +61,7 @@ from beephost_controller.runtime.environment_images import (
     servers_build_key,
     servers_repository,
 )
-from beephost_controller.runtime.fake import (
-    CommitRun,
-    FakeRuntime,
-    FakeWheelhouseTools,
-    fake_wheel_bytes,
-)
 from beephost_controller.service import (
-    BaseImageRef,
     ControllerService,
     environment_tag,
     image_code_version,
@@ -75,6 +69,12 @@ from beephost_controller.service import (
 )
 from beephost_controller.settings import Settings
 from beephost_controller.store import EnvironmentRow, SqliteStore
+from beephost_controller.testing import (
+    CommitRun,
+    FakeRuntime,
+    FakeWheelhouseTools,
+    fake_wheel_bytes,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 SIX_HASH = hashlib.sha256(fake_wheel_bytes("six", "1.17.0", "3.11")).hexdigest()

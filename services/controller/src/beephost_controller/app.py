@@ -13,6 +13,7 @@ from beephost_controller.backends import BackendService
 from beephost_controller.gate import RequestGate
 from beephost_controller.jobs import JobRunner
 from beephost_controller.metrics import ControllerMetrics
+from beephost_controller.ports import BackendContainers, ImageBuilder
 from beephost_controller.probes import probe
 from beephost_controller.redact import Redactor
 from beephost_controller.resolver import Lock, resolve
@@ -25,14 +26,13 @@ from beephost_controller.routes import (
     jobs,
     runtimes,
 )
-from beephost_controller.runtime.containers import BackendContainers
 from beephost_controller.runtime.no_engine import (
     REASON,
     NoEngineBuilder,
     NoEngineContainers,
     engine_configured,
 )
-from beephost_controller.service import ControllerService, ImageBuilder
+from beephost_controller.service import ControllerService
 from beephost_controller.settings import Settings
 from beephost_controller.store import SqliteStore
 

@@ -38,15 +38,13 @@ from pathlib import Path
 from typing import Any, cast
 
 from beephost_controller.metrics import ControllerMetrics
-from beephost_controller.runtime.base import (
+from beephost_controller.ports import (
+    BackendContainers,
     ContainerConfigRefused,
     ContainerRuntimeError,
-    PortInUse,
-)
-from beephost_controller.runtime.containers import (
-    BackendContainers,
     ContainerSpec,
     ContainerState,
+    PortInUse,
 )
 from beephost_controller.runtime.environment_images import (
     CONTAINER_PORTS,

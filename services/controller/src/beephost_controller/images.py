@@ -5,6 +5,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from beephost_controller.jobs import JobLog
+from beephost_controller.ports import BaseImageRef, ContainerRuntime
 from beephost_controller.resolver import Lock
 from beephost_controller.runtime.backend_images import (
     UvTools,
@@ -12,7 +13,6 @@ from beephost_controller.runtime.backend_images import (
     default_cache_dir,
     find_workspace,
 )
-from beephost_controller.runtime.base import ContainerRuntime
 from beephost_controller.runtime.base_images import BaseImage, ensure_base_image
 from beephost_controller.runtime.docker import DockerRuntime
 from beephost_controller.runtime.environment_images import (
@@ -20,7 +20,6 @@ from beephost_controller.runtime.environment_images import (
     sdk_code_version,
     workspace_code_version,
 )
-from beephost_controller.service import BaseImageRef
 from beephost_controller.settings import Settings
 
 

@@ -10,10 +10,9 @@ import importlib.metadata
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
 
 from beephost_controller.jobs import JobLog, JobRunner
+from beephost_controller.ports import BaseImageRef, ImageBuilder
 from beephost_controller.requirements import (
     RequirementRefused,
     check_policy,
@@ -31,38 +30,6 @@ ADMIN_ENVIRONMENT = "admin"
 #: The client SDK the admin environment's image carries in /opt/env (installed from
 #: our own wheels without dependencies); its third-party requirements join the lock.
 SDK_DISTRIBUTIONS = ("beephost-protocol", "beephost-client")
-
-
-@dataclass(frozen=True)
-class BaseImageRef:
-    """What the builder reports about a runtime's base image."""
-
-    python: str
-    image: str
-    image_id: str
-    version: str
-    source: str
-
-
-class ImageBuilder(Protocol):
-    """Makes images; the Docker-backed implementation lives in runtime/."""
-
-    @property
-    def code_version(self) -> str:
-        """A hash of the backend servers' code baked into environment images."""
-        ...
-
-    def ensure_base(self, python: str, log: Callable[[str], None]) -> BaseImageRef:
-        """Make sure the runtime's pinned-CPython base image exists."""
-        ...
-
-    def image_exists(self, tag: str) -> bool: ...
-
-    def build_environment(
-        self, *, base: BaseImageRef, lock: Lock, tag: str, admin: bool, log: JobLog
-    ) -> None:
-        """Build the environment image ``tag`` (servers plus the locked packages)."""
-        ...
 
 
 Resolve = Callable[[list[str], str], Lock]

@@ -49,7 +49,7 @@ from typing import Literal, Protocol, get_args
 
 from packaging.utils import canonicalize_name
 
-from beephost_controller.runtime.base import ContainerRuntime, ContainerRuntimeError
+from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError
 from beephost_controller.runtime.base_images import (
     LABEL_KIND,
     LABEL_MANAGED,

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from beephost_controller.runtime.base import (
+from beephost_controller.ports import (
     ContainerRuntime,
     ContainerRuntimeError,
     ImageInfo,

@@ -16,15 +16,16 @@ import docker.utils.build
 import requests.exceptions
 from docker.constants import DEFAULT_UNIX_SOCKET
 
-from beephost_controller.runtime.base import (
+from beephost_controller.ports import (
     ContainerConfigRefused,
     ContainerRunError,
     ContainerRuntimeError,
+    ContainerSpec,
+    ContainerState,
     ImageInfo,
     ImageNotFoundError,
     PortInUse,
 )
-from beephost_controller.runtime.containers import ContainerSpec, ContainerState
 
 logger = logging.getLogger(__name__)
 

@@ -46,6 +46,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from beephost_controller.ports import (
+    ContainerRuntime,
+    ContainerRuntimeError,
+    ImageInfo,
+)
 from beephost_controller.runtime.backend_images import (
     BACKEND_KINDS,
     LABEL_BUILD_KEY,
@@ -68,11 +73,6 @@ from beephost_controller.runtime.backend_images import (
     sha256_file,
     source_tree_hash,
     wheel_name_version,
-)
-from beephost_controller.runtime.base import (
-    ContainerRuntime,
-    ContainerRuntimeError,
-    ImageInfo,
 )
 from beephost_controller.runtime.base_images import (
     LABEL_KIND,

@@ -10,10 +10,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from beephost_controller.jobs import JobLog
+from beephost_controller.ports import (
+    BaseImageRef,
+    ContainerRuntimeError,
+    ContainerSpec,
+    ContainerState,
+)
 from beephost_controller.resolver import Lock
-from beephost_controller.runtime.base import ContainerRuntimeError
-from beephost_controller.runtime.containers import ContainerSpec, ContainerState
-from beephost_controller.service import BaseImageRef
 
 REASON = (
     "no container engine is configured: set DOCKER_HOST or mount the Docker socket "

@@ -19,6 +19,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from beephost_controller.ports import (
+    ContainerRunError,
+    ContainerRuntimeError,
+    ImageInfo,
+    ImageNotFoundError,
+)
 from beephost_controller.runtime.backend_images import (
     BackendImageError,
     dockerfile_instructions,
@@ -26,12 +32,6 @@ from beephost_controller.runtime.backend_images import (
     parse_label_args,
     source_tree_hash,
     substitute,
-)
-from beephost_controller.runtime.base import (
-    ContainerRunError,
-    ContainerRuntimeError,
-    ImageInfo,
-    ImageNotFoundError,
 )
 from beephost_controller.runtime.base_images import BaseImageError, RootfsPlan
 
