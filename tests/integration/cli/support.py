@@ -1,6 +1,6 @@
 """A real controller on loopback for CLI tests: uvicorn in a thread, SQLite in a temp dir.
 
-Images come from :class:`LoggingBuilder` (no Docker): it prints build lines over time,
+Images come from :class:`MemoryImageBuilder` (no Docker): it prints build lines over time,
 so the CLI's live log view follows a real log stream. Requirements resolve with a fake
 resolver that fails for names starting with ``no-such-``, as uv would.
 """
@@ -9,60 +9,21 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
 from pydantic import SecretStr
 
 from beephost_controller.app import create_app
-from beephost_controller.jobs import JobLog
-from beephost_controller.ports import BaseImageRef
 from beephost_controller.resolver import Lock, ResolutionError
 from beephost_controller.settings import Settings
-from tests.unit.controller.memory_containers import MemoryContainers
+from beephost_controller.testing import MemoryContainers, MemoryImageBuilder
 
 TOKEN = "ctl-T0ken"
 BIN = Path(sys.executable).parent
-
-
-@dataclass
-class LoggingBuilder:
-    """A working image builder without Docker; images are names in a set."""
-
-    code_version = "cli-test"
-    fail: str | None = None
-    step_seconds: float = 0.02
-    images: set[str] = field(default_factory=set)
-
-    def ensure_base(self, python: str, log: Callable[[str], None]) -> BaseImageRef:
-        log(f"importing rootfs for CPython {python}")
-        return BaseImageRef(
-            python,
-            f"beephost/python:{python}",
-            f"sha256:base{python}",
-            f"{python}.0",
-            "debian",
-        )
-
-    def image_exists(self, tag: str) -> bool:
-        return tag in self.images
-
-    def build_environment(
-        self, *, base: BaseImageRef, lock: Lock, tag: str, admin: bool, log: JobLog
-    ) -> None:
-        for step in (
-            "Step 1/3 : FROM base",
-            "Step 2/3 : RUN uv pip install",
-            "Step 3/3 : COPY",
-        ):
-            time.sleep(self.step_seconds)
-            log(step)
-        if self.fail:
-            raise RuntimeError(self.fail)
-        self.images.add(tag)
 
 
 def fake_resolver(requirements: list[str], python: str) -> Lock:
@@ -80,7 +41,7 @@ def fake_resolver(requirements: list[str], python: str) -> Lock:
 class LiveController:
     url: str
     token: str | None
-    builder: LoggingBuilder
+    builder: MemoryImageBuilder
     database: Path
 
     def env(self, **extra: str | None) -> dict[str, str | None]:
@@ -95,9 +56,11 @@ class LiveController:
 
 @contextmanager
 def live_controller(
-    directory: Path, builder: LoggingBuilder | None = None, token: str | None = TOKEN
+    directory: Path,
+    builder: MemoryImageBuilder | None = None,
+    token: str | None = TOKEN,
 ) -> Iterator[LiveController]:
-    builder = builder or LoggingBuilder()
+    builder = builder or MemoryImageBuilder(step_seconds=0.02)
     settings = Settings(
         database=directory / "controller.db",
         token=SecretStr(token) if token else None,

@@ -12,10 +12,10 @@ from pathlib import Path
 from typer.testing import CliRunner, Result
 
 from beephost_cli.main import app
+from beephost_controller.testing import MemoryImageBuilder
 from tests.integration.cli.support import (
     BIN,
     LiveController,
-    LoggingBuilder,
     live_controller,
     subprocess_env,
 )
@@ -107,7 +107,7 @@ def test_conflicts_and_exist_ok(controller: LiveController) -> None:
 
 
 def test_failed_resolution_and_build(tmp_path: Path) -> None:
-    with live_controller(tmp_path, LoggingBuilder(fail="disk full")) as controller:
+    with live_controller(tmp_path, MemoryImageBuilder(fail="disk full")) as controller:
         unresolvable = cli(controller, "venv", "create", "x", "no-such-pkg")
         assert unresolvable.exit_code == 1
         assert errors(unresolvable)[0] == (
@@ -160,7 +160,7 @@ def test_no_wait_then_jobs(controller: LiveController) -> None:
 
 
 def test_wait_timeout_says_how_to_follow_on(tmp_path: Path) -> None:
-    with live_controller(tmp_path, LoggingBuilder(step_seconds=1.0)) as controller:
+    with live_controller(tmp_path, MemoryImageBuilder(step_seconds=1.0)) as controller:
         result = cli(controller, "venv", "create", "slow", "six", "--timeout", "1")
         assert result.exit_code == 1
         assert errors(result)[0].startswith("error: job job-")

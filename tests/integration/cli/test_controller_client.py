@@ -8,10 +8,10 @@ import pytest
 
 import beephost_client as bc
 from beephost_client.controller import ControllerClient, LogLine
+from beephost_controller.testing import MemoryImageBuilder
 from tests.integration.cli.support import (
     TOKEN,
     LiveController,
-    LoggingBuilder,
     live_controller,
 )
 from tests.integration.contract.servers import free_port
@@ -93,7 +93,9 @@ def test_errors_are_the_taxonomy(
 
 def test_a_failed_job_is_returned_not_raised(tmp_path: Path) -> None:
     with (
-        live_controller(tmp_path, LoggingBuilder(fail="no space left")) as controller,
+        live_controller(
+            tmp_path, MemoryImageBuilder(fail="no space left")
+        ) as controller,
         ControllerClient(controller.url, token=TOKEN) as client,
     ):
         env = client.create_environment("x", requirements=["six"])
@@ -108,7 +110,7 @@ def test_a_failed_job_is_returned_not_raised(tmp_path: Path) -> None:
 
 def test_wait_job_gives_up_at_its_timeout(tmp_path: Path) -> None:
     with (
-        live_controller(tmp_path, LoggingBuilder(step_seconds=2.0)) as controller,
+        live_controller(tmp_path, MemoryImageBuilder(step_seconds=2.0)) as controller,
         ControllerClient(controller.url, token=TOKEN) as client,
     ):
         env = client.create_environment("slow")

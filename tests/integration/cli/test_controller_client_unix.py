@@ -22,8 +22,8 @@ from beephost_cli.main import app as cli_app
 from beephost_client.controller import ControllerClient
 from beephost_controller.app import create_app
 from beephost_controller.settings import Settings
-from tests.integration.cli.support import TOKEN, LoggingBuilder, fake_resolver
-from tests.unit.controller.memory_containers import MemoryContainers
+from beephost_controller.testing import MemoryContainers, MemoryImageBuilder
+from tests.integration.cli.support import TOKEN, fake_resolver
 
 
 @dataclass
@@ -45,7 +45,7 @@ def unix_controller(tmp_path: Path, short_tmp: Path) -> Iterator[UnixController]
     )
     app = create_app(
         settings,
-        builder=LoggingBuilder(step_seconds=0),
+        builder=MemoryImageBuilder(step_seconds=0),
         resolver=fake_resolver,
         containers=MemoryContainers(),
     )

@@ -24,12 +24,11 @@ from pydantic import SecretStr
 from beephost_controller.app import create_app
 from beephost_controller.resolver import Lock, resolve
 from beephost_controller.settings import Settings
+from beephost_controller.testing import MemoryContainers, MemoryImageBuilder
 from tests.integration.controller.test_controller_api import (
     Api,
-    MemoryBuilder,
     fake_resolver,
 )
-from tests.unit.controller.memory_containers import MemoryContainers
 
 TOKEN = "s3cret-controller-token-0123456789"
 LIMIT = 4096
@@ -62,7 +61,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., AppApi]]:
         )
         app = create_app(
             config,
-            builder=MemoryBuilder(),
+            builder=MemoryImageBuilder(),
             resolver=resolver,
             containers=MemoryContainers(),
         )

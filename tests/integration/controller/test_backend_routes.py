@@ -23,12 +23,11 @@ from beephost_controller.app import create_app
 from beephost_controller.ports import BackendContainers, ImageBuilder
 from beephost_controller.service import Resolve
 from beephost_controller.settings import Settings
+from beephost_controller.testing import MemoryContainers, MemoryImageBuilder
 from beephost_protocol.errors import InvalidRequest, NotFound, Unauthorized
 from tests.integration.controller.test_controller_api import (
-    MemoryBuilder,
     fake_resolver,
 )
-from tests.unit.controller.memory_containers import MemoryContainers
 
 TOKEN = "t0ken-of-the-controller"
 
@@ -66,7 +65,7 @@ def _serve(
     memory = MemoryContainers()
     app = create_app(
         settings,
-        builder=builder or MemoryBuilder(),
+        builder=builder or MemoryImageBuilder(),
         resolver=resolver,
         containers=containers or memory,
     )

@@ -16,46 +16,12 @@ import uvicorn
 from pydantic import SecretStr
 
 from beephost_controller.app import create_app
-from beephost_controller.jobs import JobLog
-from beephost_controller.ports import BaseImageRef
 from beephost_controller.resolver import Lock, resolve
+from beephost_controller.rows import BackendConfig
+from beephost_controller.schemas import BackendLimits, BackendOptions
 from beephost_controller.settings import Settings
 from beephost_controller.store import BackendRow, SqliteStore
-from tests.unit.controller.memory_containers import MemoryContainers
-
-
-class MemoryBuilder:
-    """A working image builder without Docker: images are names in a set."""
-
-    code_version = "test-code"
-
-    def __init__(self, fail: str | None = None, build_seconds: float = 0.0) -> None:
-        self.images: set[str] = set()
-        self.builds: list[str] = []
-        self.fail = fail
-        self.build_seconds = build_seconds
-
-    def ensure_base(self, python: str, log: Callable[[str], None]) -> BaseImageRef:
-        return BaseImageRef(
-            python,
-            f"beephost/python:{python}",
-            f"sha256:base{python}",
-            f"{python}.0",
-            "debian",
-        )
-
-    def image_exists(self, tag: str) -> bool:
-        return tag in self.images
-
-    def build_environment(
-        self, *, base: BaseImageRef, lock: Lock, tag: str, admin: bool, log: JobLog
-    ) -> None:
-        time.sleep(self.build_seconds)
-        if self.fail:
-            raise RuntimeError(self.fail)
-        log(f"installing {lock.text.count('==')} packages")
-        self.builds.append(tag)
-        self.images.add(tag)
+from beephost_controller.testing import MemoryContainers, MemoryImageBuilder
 
 
 class Api:
@@ -105,7 +71,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Api]]:
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
     def start(
-        builder: MemoryBuilder | None = None,
+        builder: MemoryImageBuilder | None = None,
         token: str | None = "t0ken",
         resolver: Any = fake_resolver,
     ) -> Api:
@@ -115,7 +81,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Api]]:
         )
         app = create_app(
             settings,
-            builder=builder or MemoryBuilder(),
+            builder=builder or MemoryImageBuilder(),
             resolver=resolver,
             containers=MemoryContainers(),  # never the real engine's "default" controller
         )
@@ -143,7 +109,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Api]]:
 def test_environment_lifecycle_and_content_addressed_images(
     serve: Callable[..., Api],
 ) -> None:
-    builder = MemoryBuilder()
+    builder = MemoryImageBuilder()
     api = serve(builder)
     status, env = api.call(
         "POST",
@@ -219,7 +185,9 @@ def test_deleting_an_environment_with_backends_conflicts(
                 status="ready",
                 container_name="beephost-b-1",
                 token="t",
-                options={},
+                config=BackendConfig(
+                    None, "127.0.0.1", BackendLimits(), BackendOptions()
+                ),
             )
         )
         status, error = api.call("DELETE", "/api/v1/environments/e")
@@ -239,7 +207,7 @@ def test_deleting_an_environment_with_backends_conflicts(
 def test_failed_build_reports_the_error_and_ensure_retries(
     serve: Callable[..., Api],
 ) -> None:
-    builder = MemoryBuilder(fail="pip exploded")
+    builder = MemoryImageBuilder(fail="pip exploded")
     api = serve(builder)
     env = api.call(
         "POST", "/api/v1/environments", {"name": "bad", "requirements": ["six"]}
@@ -355,7 +323,7 @@ def test_runtimes_and_metrics(serve: Callable[..., Api]) -> None:
 def test_state_survives_restart_and_unfinished_builds_resume(
     serve: Callable[..., Api], tmp_path: Path
 ) -> None:
-    api = serve(MemoryBuilder(build_seconds=30))
+    api = serve(MemoryImageBuilder(step_seconds=10))
     env = api.call(
         "POST", "/api/v1/environments", {"name": "slow", "requirements": ["six"]}
     )[1]
@@ -366,7 +334,9 @@ def test_state_survives_restart_and_unfinished_builds_resume(
     assert crashed is not None
     assert crashed.status == "running"
     store.close()
-    fresh = serve(MemoryBuilder())  # a second controller process on the same database
+    fresh = serve(
+        MemoryImageBuilder()
+    )  # a second controller process on the same database
     job = fresh.wait_job(env["job_id"])
     assert job["status"] == "succeeded"
     _status, page = fresh.call("GET", f"/api/v1/jobs/{env['job_id']}/log")

@@ -17,8 +17,8 @@ from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.ports import PortInUse
 from beephost_controller.settings import Settings
 from beephost_controller.store import EnvironmentRow, SqliteStore
+from beephost_controller.testing import MemoryContainers
 from beephost_protocol.errors import Conflict
-from tests.unit.controller.memory_containers import MemoryContainers
 
 
 class _Taken(MemoryContainers):
@@ -65,7 +65,7 @@ def test_the_chosen_port_is_published_stored_and_kept_on_restart(
     port = published[1]
     assert port is not None, "a concrete port: the engine's pick moves on restart"
     assert probe or port in HOST_PORTS
-    assert service.get_row(row.id).options["port"] == port
+    assert service.get_row(row.id).config.port == port
     engine.exit(row.container_name, 137)
     assert service.supervise() == [row.id]
     # The supervisor restarts the same container: same spec, same port.
@@ -78,10 +78,10 @@ def test_a_new_backend_never_gets_the_port_of_an_exited_one(tmp_path: Path) -> N
     service = _service(tmp_path, engine, probe=False)
     first = service.start(BackendRequest(environment="e", type="http"))
     engine.exit(first.container_name, 137)  # not listening: the engine would allow it
-    kept = first.options["port"]
+    kept = first.config.port
     for _ in range(50):
         other = service.start(BackendRequest(environment="e", type="http"))
-        assert other.options["port"] != kept
+        assert other.config.port != kept
         service.stop(other.id)
 
 
@@ -113,7 +113,7 @@ def test_a_chosen_port_taken_meanwhile_is_replaced(tmp_path: Path) -> None:
     service._pick_port = pick  # type: ignore[method-assign]
     row = service.start(BackendRequest(environment="e", type="http"))
     assert len(picks) == 2
-    assert row.options["port"] == picks[1]
+    assert row.config.port == picks[1]
     assert engine.specs[row.container_name].ports[5678] == ("127.0.0.1", picks[1])
     assert row.status == "ready"
     assert len(engine.containers) == 1, "the first container is removed"
@@ -137,7 +137,7 @@ def test_a_port_another_backend_holds_is_a_conflict_even_while_it_is_down(
     service = _service(tmp_path, engine, probe=True)
     first = service.start(BackendRequest(environment="e", type="http"))
     engine.exit(first.container_name, 137)  # down: the engine would publish the port
-    port = first.options["port"]
+    port = first.config.port
     with pytest.raises(Conflict) as caught:
         service.start(BackendRequest(environment="e", type="rpc", port=port))
     assert caught.value.data == {"port": port, "backend": first.id}

@@ -21,10 +21,12 @@ from beephost_controller.ports import (
     ContainerRuntimeError,
     ContainerSpec,
 )
+from beephost_controller.rows import JobRow
+from beephost_controller.schemas import BackendLimits, BackendOptions
 from beephost_controller.settings import Settings
 from beephost_controller.store import EnvironmentRow, SqliteStore
+from beephost_controller.testing import MemoryContainers
 from beephost_protocol.errors import InvalidRequest, Unavailable
-from tests.unit.controller.memory_containers import MemoryContainers
 
 
 def _service(
@@ -158,15 +160,15 @@ def test_hardening_options_reach_the_container_spec(tmp_path: Path) -> None:
         BackendRequest(
             environment="e",
             type="http",
-            read_only=False,
-            tmpfs_mb=256,
-            user="0:0",
-            cap_add=("NET_RAW",),
-            no_new_privileges=False,
-            network=True,
-            memory_mb=1024,
-            pids=512,
-            cpus=0.5,
+            options=BackendOptions(
+                read_only=False,
+                tmpfs_mb=256,
+                user="0:0",
+                cap_add=["NET_RAW"],
+                no_new_privileges=False,
+                network=True,
+            ),
+            limits=BackendLimits(memory_mb=1024, pids=512, cpus=0.5),
         )
     )
     specs = _mem(service).specs
@@ -181,7 +183,7 @@ def test_hardening_options_reach_the_container_spec(tmp_path: Path) -> None:
     assert (soft.user, soft.read_only, soft.no_new_privileges) == ("0:0", False, False)
     assert (soft.cap_add, soft.tmpfs_mb, soft.network) == (("NET_RAW",), 256, "bridge")
     assert (soft.memory_mb, soft.pids, soft.cpus) == (1024, 512, 0.5)
-    assert service.get_row(relaxed.id).options["user"] == "0:0"
+    assert service.get_row(relaxed.id).options.user == "0:0"
 
 
 def test_http_and_rpc_publish_a_fixed_port(tmp_path: Path) -> None:
@@ -225,7 +227,8 @@ def test_only_admin_backends_get_controller_access(tmp_path: Path) -> None:
 
 def test_an_environment_that_is_not_ready_cannot_start(tmp_path: Path) -> None:
     service = _service(tmp_path)
-    service.store.update_environment("e", status="building")
+    service.store.insert_job(JobRow("job-1", "build", "e", "running"))
+    service.store.set_environment_job("e", "job-1")
     with pytest.raises(InvalidRequest) as refused:
         service.start(BackendRequest(environment="e", type="pipe"))
     assert refused.value.data == {"environment": "e", "status": "building"}
@@ -256,7 +259,7 @@ def test_inside_a_container_a_host_port_is_drawn_and_kept(tmp_path: Path) -> Non
     host, port = _mem(service).specs[row.container_name].ports[5678]
     assert host == "127.0.0.1"
     assert port in HOST_PORTS
-    assert service.get_row(row.id).options["port"] == port
+    assert service.get_row(row.id).config.port == port
 
 
 class _Refusing(MemoryContainers):
@@ -295,7 +298,9 @@ def test_a_refused_start_leaves_no_row_and_no_container(
     engine = _Refusing(at)
     service.containers = engine
     with pytest.raises(error, match=message):
-        service.start(BackendRequest(environment="e", type="http", cpus=64))
+        service.start(
+            BackendRequest(environment="e", type="http", limits=BackendLimits(cpus=64))
+        )
     assert service.store.backends() == []
     assert engine.containers == {}
     assert list((tmp_path / "sock").glob("*")) == []

@@ -17,7 +17,7 @@ from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.ports import ContainerState
 from beephost_controller.settings import Settings
 from beephost_controller.store import EnvironmentRow, SqliteStore
-from tests.unit.controller.memory_containers import MemoryContainers
+from beephost_controller.testing import MemoryContainers
 
 
 @pytest.fixture

@@ -90,6 +90,8 @@ def create_app(
             metrics,
             extra_labels=settings.labels,
             probe=probe,
+            # Admin backends' controller tokens: only their digest is stored.
+            add_secret=redactor.add,
         )
         app.state.settings, app.state.store, app.state.metrics = (
             settings,

@@ -13,7 +13,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from beephost_controller.store import JobRow, SqliteStore
+from beephost_controller.rows import JobKind, JobRow
+from beephost_controller.schemas import JobStatus
+from beephost_controller.store import SqliteStore
 
 logger = logging.getLogger(__name__)
 
@@ -79,12 +81,24 @@ class JobRunner:
         self._active = 0
         self._stopping = False
 
-    def submit(self, kind: str, target: str, function: JobFunction) -> JobRow:
-        """Queue ``function`` as a new job and return its row (status ``queued``)."""
+    def submit(
+        self,
+        kind: JobKind,
+        target: str,
+        function: JobFunction,
+        link: Callable[[JobRow], None] | None = None,
+    ) -> JobRow:
+        """Queue ``function`` as a new job and return its row (status ``queued``).
+
+        ``link`` is called with the row before the job can run (an environment points
+        at its build job: its status is the job's from then on).
+        """
         row = JobRow(
             id="job-" + secrets.token_hex(6), kind=kind, target=target, status="queued"
         )
         self._store.insert_job(row)
+        if link is not None:
+            link(row)
         self._start(row, function)
         return row
 
@@ -99,7 +113,7 @@ class JobRunner:
                 )
             else:
                 self.log(row.id)("controller restarted: resuming the job")
-                self._store.update_job(row.id, status="queued")
+                self._store.requeue_job(row.id)
                 self._start(row, function)
             recovered.append(row)
         return recovered
@@ -125,7 +139,7 @@ class JobRunner:
 
     def _run(self, job_id: str, function: JobFunction) -> None:
         log = self.log(job_id)
-        self._store.update_job(job_id, status="running", started_at=time.time())
+        self._store.job_running(job_id, time.time())
         try:
             function(log)
         except Exception as exc:
@@ -146,12 +160,10 @@ class JobRunner:
                 self._active -= 1
                 self._idle.notify_all()
 
-    def _finish(self, job_id: str, status: str, error: str | None) -> None:
+    def _finish(self, job_id: str, status: JobStatus, error: str | None) -> None:
         if error is not None:
             error = self._redact(error)
-        self._store.update_job(
-            job_id, status=status, error=error, finished_at=time.time()
-        )
+        self._store.finish_job(job_id, status, error, time.time())
         row = self._store.job(job_id)
         if row is not None and self._on_finish is not None:
             self._on_finish(row)

@@ -2,7 +2,7 @@
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from beephost_controller.store import JobRow
+from beephost_controller.rows import JobRow
 
 
 class ControllerMetrics:

@@ -17,6 +17,11 @@ NAME_RULE = (
 )
 _NAME_RE = re.compile(NAME_PATTERN)
 BackendType = Literal["http", "pipe", "rpc"]
+EnvironmentStatus = Literal["pending", "building", "ready", "failed"]
+JobStatus = Literal["queued", "running", "succeeded", "failed"]
+BackendStatus = Literal["starting", "ready", "unhealthy", "exited", "stopped"]
+#: Why a backend's container last exited.
+ExitReason = Literal["crashed", "oom_killed", "stopped"]
 
 
 def check_name(value: str) -> str:
@@ -125,7 +130,7 @@ class EnvironmentPublic(_Model):
     requirements: list[str]
     network: bool
     admin: bool
-    status: Literal["pending", "building", "ready", "failed"]
+    status: EnvironmentStatus
     image: str | None
     error: str | None
     job_id: str | None
@@ -137,7 +142,7 @@ class JobPublic(_Model):
     id: str
     kind: str
     target: str
-    status: Literal["queued", "running", "succeeded", "failed"]
+    status: JobStatus
     error: str | None
     created_at: float
     started_at: float | None
@@ -156,6 +161,8 @@ class JobLogPage(_Model):
 
 
 class BackendLimits(_Model):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     memory_mb: int = Field(512, ge=16, le=1 << 20, description="Memory limit, MiB.")
     cpus: float = Field(1.0, gt=0, le=256, description="CPU limit, in CPUs.")
     pids: int = Field(256, ge=8, le=1 << 16, description="Process limit.")
@@ -180,6 +187,8 @@ Capability = Literal[
 
 class BackendOptions(_Model):
     """Hardening, each default changeable only by naming it here."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     read_only: bool = Field(True, description="Read-only root filesystem.")
     network: bool | None = Field(
@@ -239,7 +248,7 @@ class BackendPublic(_Model):
     id: str
     environment: str
     type: BackendType
-    status: Literal["starting", "ready", "unhealthy", "exited", "stopped"]
+    status: BackendStatus
     reason: str | None = Field(description="Why it has that status.")
     endpoint: str | None = Field(description="URL to connect to, once known.")
     token: str | None = Field(
@@ -250,7 +259,7 @@ class BackendPublic(_Model):
     ready_at: float | None
     restarts: int = Field(description="Restarts after crashes, Docker's and ours.")
     exit_code: int | None = Field(description="Exit code of the last exit.")
-    last_exit: str | None = Field(
+    last_exit: ExitReason | None = Field(
         description="Why it last exited: crashed, oom_killed, stopped."
     )
     limits: BackendLimits

@@ -19,9 +19,10 @@ from beephost_controller.requirements import (
     check_syntax,
 )
 from beephost_controller.resolver import Lock, ResolutionError
+from beephost_controller.rows import EnvironmentRow, JobRow, RuntimeRow
 from beephost_controller.schemas import EnvironmentCreate
 from beephost_controller.settings import Settings
-from beephost_controller.store import EnvironmentRow, JobRow, RuntimeRow, SqliteStore
+from beephost_controller.store import SqliteStore
 from beephost_protocol.errors import Conflict, InvalidRequest, NotFound
 
 logger = logging.getLogger(__name__)
@@ -154,7 +155,6 @@ class ControllerService:
             requirements=spec.requirements,
             network=spec.network,
             admin=admin,
-            status="pending",
         )
         if not self.store.insert_environment(row):
             existing = self.store.environment(spec.name)
@@ -207,11 +207,13 @@ class ControllerService:
         self.store.delete_environment(name)
 
     def _queue_build(self, row: EnvironmentRow) -> None:
-        # Pending before the job exists: a job that fails at once must not be
-        # overwritten back to pending.
-        self.store.update_environment(row.name, status="pending", error=None)
-        job = self.jobs.submit("build", row.name, self._build_job(row.name))
-        self.store.update_environment(row.name, job_id=job.id)
+        # Linked before the job can run: a job that fails at once keeps its error.
+        self.jobs.submit(
+            "build",
+            row.name,
+            self._build_job(row.name),
+            link=lambda job: self.store.set_environment_job(row.name, job.id),
+        )
 
     def _build_job(self, name: str) -> Callable[[JobLog], None]:
         def job(log: JobLog) -> None:
@@ -248,7 +250,6 @@ class ControllerService:
     def build_environment(self, name: str, log: JobLog) -> None:
         """The build job: resolve, address by content, reuse or build, record."""
         row = self.environment(name)
-        self.store.update_environment(name, status="building")
         try:
             base = self._ensure_runtime(row.python, log)
             lock = self._known_lock(row)
@@ -278,16 +279,12 @@ class ControllerService:
                     base=base, lock=lock, tag=tag, admin=row.admin, log=log
                 )
         except ResolutionError as exc:
-            self.store.update_environment(
-                name, status="failed", error=self.redact(f"resolution failed: {exc}")
+            self.store.environment_failed(
+                name, self.redact(f"resolution failed: {exc}")
             )
             raise
         except Exception as exc:
-            self.store.update_environment(
-                name, status="failed", error=self.redact(str(exc))
-            )
+            self.store.environment_failed(name, self.redact(str(exc)))
             raise
-        self.store.update_environment(
-            name, status="ready", lock=lock.text, image=tag, error=None
-        )
+        self.store.environment_ready(name, lock=lock.text, image=tag)
         log(f"environment {name} ready")

@@ -6,15 +6,35 @@ threads (API, job runner, reconciler) serialise on one connection guarded by a l
 SQLite serialises writers anyway and the controller's write rate is tiny.
 """
 
+import enum
 import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+
+from beephost_controller.rows import (
+    BackendConfig,
+    BackendRow,
+    EnvironmentRow,
+    JobRow,
+    RuntimeRow,
+    build_state,
+)
+from beephost_controller.schemas import BackendStatus, ExitReason, JobStatus
+
+__all__ = [
+    "BackendRow",
+    "BackendUpdate",
+    "EnvironmentRow",
+    "JobRow",
+    "RuntimeRow",
+    "SqliteStore",
+]
 
 MIGRATIONS: Sequence[str] = (
     # 1: the initial schema.
@@ -82,15 +102,19 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE backends ADD COLUMN controller_restarts INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE backends ADD COLUMN controller_token_sha256 TEXT;
     """,
+    # 3: an environment's status is its latest job's (rows.build_state), not a column.
+    """
+    ALTER TABLE environments DROP COLUMN status;
+    """,
 )
 
+#: Environment columns written on insert (``status`` is derived: see rows.build_state).
 ENV_FIELDS = (
     "name",
     "python",
     "requirements",
     "network",
     "admin",
-    "status",
     "lock",
     "image",
     "error",
@@ -100,67 +124,41 @@ ENV_FIELDS = (
 )
 
 
-@dataclass
-class EnvironmentRow:
-    name: str
-    python: str
-    requirements: list[str]
-    network: bool
-    admin: bool
-    status: str  # pending | building | ready | failed
-    lock: str | None = None
-    image: str | None = None
-    error: str | None = None
-    job_id: str | None = None
-    created_at: float = field(default_factory=time.time)
-    updated_at: float = field(default_factory=time.time)
+class _Unset(enum.Enum):
+    UNSET = 0
 
 
-@dataclass
-class JobRow:
-    id: str
-    kind: str  # build
-    target: str
-    status: str  # queued | running | succeeded | failed
-    error: str | None = None
-    created_at: float = field(default_factory=time.time)
-    started_at: float | None = None
-    finished_at: float | None = None
+UNSET: Final = _Unset.UNSET
 
 
-@dataclass
-class BackendRow:
-    id: str
-    environment: str
-    type: str  # http | pipe | rpc
-    status: str  # starting | ready | unhealthy | exited | stopped
-    container_name: str
-    token: str
-    options: dict[str, Any]
-    reason: str | None = None
-    container_id: str | None = None
-    endpoint: str | None = None
-    restarts: int = 0
-    created_at: float = field(default_factory=time.time)
-    ready_at: float | None = None
-    updated_at: float = field(default_factory=time.time)
-    #: Exit code of the container's last exit, and why it exited (crashed, ...).
-    exit_code: int | None = None
-    last_exit: str | None = None
-    #: Restarts the controller made itself (Docker's own are in the container).
-    controller_restarts: int = 0
-    #: sha256 of the controller token an admin backend holds (None: no access).
-    controller_token_sha256: str | None = None
+@dataclass(frozen=True)
+class BackendUpdate:
+    """The columns of a backend row one write changes; the others stay ``UNSET``."""
 
+    status: BackendStatus | _Unset = UNSET
+    reason: str | _Unset | None = UNSET
+    container_id: str | _Unset | None = UNSET
+    endpoint: str | _Unset | None = UNSET
+    config: BackendConfig | _Unset = UNSET
+    restarts: int | _Unset = UNSET
+    created_at: float | _Unset = UNSET
+    ready_at: float | _Unset | None = UNSET
+    exit_code: int | _Unset | None = UNSET
+    last_exit: ExitReason | _Unset | None = UNSET
+    controller_restarts: int | _Unset = UNSET
 
-@dataclass
-class RuntimeRow:
-    python: str
-    image: str
-    image_id: str
-    version: str
-    source: str
-    updated_at: float = field(default_factory=time.time)
+    def columns(self) -> dict[str, object]:
+        """Column -> value of what is set (``config`` is the ``options`` column)."""
+        values: dict[str, object] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if value is UNSET:
+                continue
+            if isinstance(value, BackendConfig):
+                values["options"] = json.dumps(value.to_json())
+            else:
+                values[item.name] = value
+        return values
 
 
 class SqliteStore:
@@ -249,29 +247,43 @@ class SqliteStore:
             )
             return cursor.rowcount == 1
 
-    def update_environment(self, name: str, **changes: Any) -> None:
-        changes["updated_at"] = time.time()
-        if "requirements" in changes:
-            changes["requirements"] = json.dumps(changes["requirements"])
-        columns = ", ".join(f"{key} = ?" for key in changes)
+    def set_environment_job(self, name: str, job_id: str) -> None:
+        """A new build job: the environment's status is now that job's."""
+        self._update_environment(name, job_id=job_id, error=None)
+
+    def environment_failed(self, name: str, error: str) -> None:
+        self._update_environment(name, error=error)
+
+    def environment_ready(self, name: str, *, lock: str, image: str) -> None:
+        self._update_environment(name, lock=lock, image=image, error=None)
+
+    def _update_environment(
+        self,
+        name: str,
+        *,
+        job_id: str | None = None,
+        lock: str | None = None,
+        image: str | None = None,
+        error: str | None,
+    ) -> None:
         with self._tx() as db:
             db.execute(
-                f"UPDATE environments SET {columns} WHERE name = ?",
-                (*changes.values(), name),
+                "UPDATE environments SET job_id = COALESCE(?, job_id), "
+                "lock = COALESCE(?, lock), image = COALESCE(?, image), error = ?, "
+                "updated_at = ? WHERE name = ?",
+                (job_id, lock, image, error, time.time(), name),
             )
 
     def environment(self, name: str) -> EnvironmentRow | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT * FROM environments WHERE name = ?", (name,)
+                _ENVIRONMENTS + " WHERE e.name = ?", (name,)
             ).fetchone()
         return self._env(row) if row else None
 
     def environments(self) -> list[EnvironmentRow]:
         with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM environments ORDER BY name"
-            ).fetchall()
+            rows = self._db.execute(_ENVIRONMENTS + " ORDER BY e.name").fetchall()
         return [self._env(r) for r in rows]
 
     def delete_environment(self, name: str) -> bool:
@@ -284,6 +296,7 @@ class SqliteStore:
     @staticmethod
     def _env_values(row: EnvironmentRow) -> tuple[Any, ...]:
         values = dict(row.__dict__)
+        del values["status"]
         values["requirements"] = json.dumps(row.requirements)
         values["network"] = int(row.network)
         values["admin"] = int(row.admin)
@@ -295,6 +308,9 @@ class SqliteStore:
         values["requirements"] = json.loads(values["requirements"])
         values["network"] = bool(values["network"])
         values["admin"] = bool(values["admin"])
+        values["status"] = build_state(
+            values.pop("job_status"), values["image"], values["error"]
+        )
         return EnvironmentRow(**values)
 
     # -- jobs ---------------------------------------------------------------------------
@@ -315,11 +331,25 @@ class SqliteStore:
                 ),
             )
 
-    def update_job(self, job_id: str, **changes: Any) -> None:
-        columns = ", ".join(f"{key} = ?" for key in changes)
+    def requeue_job(self, job_id: str) -> None:
+        """A job a previous controller process left unfinished, queued again."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET status = 'queued' WHERE id = ?", (job_id,))
+
+    def job_running(self, job_id: str, started_at: float) -> None:
         with self._tx() as db:
             db.execute(
-                f"UPDATE jobs SET {columns} WHERE id = ?", (*changes.values(), job_id)
+                "UPDATE jobs SET status = 'running', started_at = ? WHERE id = ?",
+                (started_at, job_id),
+            )
+
+    def finish_job(
+        self, job_id: str, status: JobStatus, error: str | None, finished_at: float
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
+                (status, error, finished_at, job_id),
             )
 
     def job(self, job_id: str) -> JobRow | None:
@@ -329,7 +359,7 @@ class SqliteStore:
             ).fetchone()
         return JobRow(**dict(row)) if row else None
 
-    def jobs(self, status: Sequence[str] = ()) -> list[JobRow]:
+    def jobs(self, status: Sequence[JobStatus] = ()) -> list[JobRow]:
         query = "SELECT * FROM jobs"
         if status:
             query += f" WHERE status IN ({', '.join('?' * len(status))})"
@@ -380,7 +410,7 @@ class SqliteStore:
                     row.container_name,
                     row.token,
                     row.endpoint,
-                    json.dumps(row.options),
+                    json.dumps(row.config.to_json()),
                     row.restarts,
                     row.created_at,
                     row.ready_at,
@@ -389,10 +419,9 @@ class SqliteStore:
                 ),
             )
 
-    def update_backend(self, backend_id: str, **changes: Any) -> None:
-        changes["updated_at"] = time.time()
-        if "options" in changes:
-            changes["options"] = json.dumps(changes["options"])
+    def update_backend(self, backend_id: str, update: BackendUpdate) -> None:
+        changes = {**update.columns(), "updated_at": time.time()}
+        # Column names come from BackendUpdate's fields, never from a caller.
         columns = ", ".join(f"{key} = ?" for key in changes)
         with self._tx() as db:
             db.execute(
@@ -438,5 +467,12 @@ class SqliteStore:
     @staticmethod
     def _backend(row: sqlite3.Row) -> BackendRow:
         values = dict(row)
-        values["options"] = json.loads(values["options"])
+        values["config"] = BackendConfig.from_json(json.loads(values.pop("options")))
         return BackendRow(**values)
+
+
+#: Environments with their latest job's status (build_state derives theirs from it).
+_ENVIRONMENTS = (
+    "SELECT e.*, j.status AS job_status FROM environments e "
+    "LEFT JOIN jobs j ON j.id = e.job_id"
+)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from beephost_controller.backends import BackendRequest
 from beephost_controller.deps import Authenticated, BackendsDep, RedactorDep
-from beephost_controller.routes._convert import backend_public
+from beephost_controller.rows import BackendRow
 from beephost_controller.schemas import (
     ERROR_RESPONSES,
     BackendConnection,
@@ -16,6 +16,13 @@ from beephost_controller.schemas import (
     BackendPublic,
 )
 from beephost_protocol.errors import Unavailable
+
+
+def backend_public(row: BackendRow, *, token: str | None = None) -> BackendPublic:
+    """The row as the API shows it; the token only where it is given (start's reply)."""
+    public = BackendPublic.model_validate(row, from_attributes=True)
+    return public.model_copy(update={"token": token})
+
 
 router = APIRouter(
     prefix="/api/v1/backends", tags=["backends"], dependencies=[Authenticated]
@@ -35,8 +42,6 @@ def start_backend(
 
     The reply is the only one that carries the backend's `token`.
     """
-    limits = body.limits or BackendLimits()
-    options = body.options or BackendOptions()
     row = backends.start(
         BackendRequest(
             environment=body.environment,
@@ -44,15 +49,8 @@ def start_backend(
             token=body.token,
             port=body.port,
             bind_address=body.bind_address,
-            memory_mb=limits.memory_mb,
-            cpus=limits.cpus,
-            pids=limits.pids,
-            read_only=options.read_only,
-            network=options.network,
-            tmpfs_mb=options.tmpfs_mb,
-            user=options.user,
-            cap_add=tuple(options.cap_add),
-            no_new_privileges=options.no_new_privileges,
+            limits=body.limits or BackendLimits(),
+            options=body.options or BackendOptions(),
         )
     )
     # Never in a log line from now on (the reply is the one place it appears).

@@ -5,7 +5,6 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from beephost_controller.deps import Authenticated, ServiceDep, StoreDep
-from beephost_controller.routes._convert import environment_public
 from beephost_controller.schemas import (
     ERROR_RESPONSES,
     NAME_PATTERN,
@@ -23,7 +22,10 @@ router = APIRouter(
 
 @router.get("", response_model=list[EnvironmentPublic], responses=ERROR_RESPONSES)
 def list_environments(store: StoreDep) -> list[EnvironmentPublic]:
-    return [environment_public(row) for row in store.environments()]
+    return [
+        EnvironmentPublic.model_validate(row, from_attributes=True)
+        for row in store.environments()
+    ]
 
 
 @router.post(
@@ -37,7 +39,7 @@ def create_environment(
 ) -> EnvironmentPublic:
     """Create an environment; its image builds as a job (see `job_id`)."""
     row, _ = service.create_environment(body, ensure=False)
-    return environment_public(row)
+    return EnvironmentPublic.model_validate(row, from_attributes=True)
 
 
 @router.post(
@@ -55,7 +57,7 @@ def ensure_admin_environment(
     """
     row, created = service.ensure_admin_environment()
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return environment_public(row)
+    return EnvironmentPublic.model_validate(row, from_attributes=True)
 
 
 @router.put(
@@ -91,12 +93,14 @@ def ensure_environment(
         )
     row, created = service.create_environment(body, ensure=True)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return environment_public(row)
+    return EnvironmentPublic.model_validate(row, from_attributes=True)
 
 
 @router.get("/{name}", response_model=EnvironmentPublic, responses=ERROR_RESPONSES)
 def get_environment(name: str, service: ServiceDep) -> EnvironmentPublic:
-    return environment_public(service.environment(name))
+    return EnvironmentPublic.model_validate(
+        service.environment(name), from_attributes=True
+    )
 
 
 @router.delete(

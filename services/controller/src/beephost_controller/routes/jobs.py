@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from beephost_controller.deps import Authenticated, StoreDep
-from beephost_controller.routes._convert import job_public
 from beephost_controller.schemas import ERROR_RESPONSES, JobLogPage, JobPublic, LogLine
 from beephost_controller.store import SqliteStore
 from beephost_protocol.errors import NotFound
@@ -24,12 +23,12 @@ def _job(store: SqliteStore, job_id: str) -> JobPublic:
     row = store.job(job_id)
     if row is None:
         raise NotFound(f"no job {job_id!r}", {"job": job_id})
-    return job_public(row)
+    return JobPublic.model_validate(row, from_attributes=True)
 
 
 @router.get("", response_model=list[JobPublic], responses=ERROR_RESPONSES)
 def list_jobs(store: StoreDep) -> list[JobPublic]:
-    return [job_public(row) for row in store.jobs()]
+    return [JobPublic.model_validate(row, from_attributes=True) for row in store.jobs()]
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=ERROR_RESPONSES)

@@ -3,7 +3,6 @@
 from fastapi import APIRouter, status
 
 from beephost_controller.deps import Authenticated, ServiceDep
-from beephost_controller.routes._convert import job_public
 from beephost_controller.schemas import (
     ERROR_RESPONSES,
     JobPublic,
@@ -39,4 +38,6 @@ def list_runtimes(service: ServiceDep) -> list[RuntimePublic]:
 )
 def init_runtime(body: RuntimeInit, service: ServiceDep) -> JobPublic:
     """Ensure a runtime's base image (a job: pull by digest or build from Debian)."""
-    return job_public(service.init_runtime(body.python))
+    return JobPublic.model_validate(
+        service.init_runtime(body.python), from_attributes=True
+    )

@@ -1,0 +1,410 @@
+"""Backends on Docker: start, status, stop, logs and reconciliation.
+
+A start is recorded in the store (status ``starting``, container name fixed) BEFORE
+the container is created, and the container carries the row's id as a label: a crash
+at any point leaves either a row whose container is missing (marked exited, reason
+``missing``) or a labelled container whose row exists (adopted); a labelled container
+without a row (its row never committed, or deleted) is an orphan and is removed.
+
+Networking (measured on engine 20.10): a Docker network with ``internal=True`` cannot
+publish ports. A backend without network therefore runs with ``network_mode=none``
+(pipe) or, when it needs a published port (http, rpc), on a per-backend bridge
+network with IP masquerading and inter-container traffic off: the port is published on
+the loopback address, and outbound packets have no NAT, so no reply ever comes back.
+Caveat: the host's own addresses on that bridge stay reachable from the container.
+
+Ports: an http or rpc backend publishes ONE concrete host port, chosen at start and
+kept in its row (``options["port"]``): the engine re-assigns an ephemeral port (host
+port 0) on every start of a container, so a restart, by Docker's policy or by the
+supervisor, would move the endpoint that ``start`` printed. A controller on the host
+probes a free port; one in a container (where a free port says nothing about the host)
+draws one from ``HOST_PORTS``; either way the engine has the last word, and a port
+taken meanwhile is retried with another.
+"""
+
+import logging
+import os
+import random
+import shutil
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from beephost_controller.backends.plan import (
+    SOCKET_OWNER,
+    BackendPlan,
+    BackendRequest,
+    Minted,
+    plan,
+    selector,
+)
+from beephost_controller.backends.reconcile import reconcile
+from beephost_controller.backends.status import (
+    RESTARTABLE,
+    STOPPING,
+    exit_reason,
+    status_of,
+)
+from beephost_controller.metrics import ControllerMetrics
+from beephost_controller.ports import (
+    BackendContainers,
+    ContainerConfigRefused,
+    ContainerRuntimeError,
+    ContainerState,
+    PortInUse,
+)
+from beephost_controller.runtime.environment_images import CONTAINER_PORTS
+from beephost_controller.schemas import ExitReason
+from beephost_controller.settings import Settings
+from beephost_controller.store import BackendRow, BackendUpdate, SqliteStore
+from beephost_protocol.errors import Conflict, InvalidRequest, NotFound, Unavailable
+
+logger = logging.getLogger(__name__)
+
+#: Host ports a controller that cannot probe the host draws from: below Linux's
+#: ephemeral range (32768-60999), where the engine's and the kernel's own picks fall.
+HOST_PORTS = range(20000, 32768)
+
+
+def free_port(host: str) -> int | None:
+    """A free TCP port on ``host``; None if ``host`` is not an address of this machine
+    (a controller in a container publishing on its host's address): Docker picks then.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, 0))
+            port: int = probe.getsockname()[1]
+            return port
+    except OSError:
+        return None
+
+
+class BackendService:
+    """Backends' lifecycle: start (a plan, applied), status, restarts, stop.
+
+    Args:
+        add_secret: Told every secret a start mints (the admin backends' controller
+            tokens): the controller's Redactor keeps them out of every log.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: SqliteStore,
+        containers: BackendContainers,
+        metrics: ControllerMetrics,
+        *,
+        extra_labels: dict[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+        probe: Callable[[str, str | None], bool] | None = None,
+        add_secret: Callable[[str], None] = lambda secret: None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.containers = containers
+        self.metrics = metrics
+        self.extra_labels = dict(extra_labels or {})
+        self.clock = clock
+        self.probe = probe
+        self.add_secret = add_secret
+
+    def _selector(self) -> dict[str, str]:
+        return selector(self.settings)
+
+    def _socket_dir(self, backend_id: str) -> Path:
+        return self.settings.socket_root / backend_id
+
+    # -- start ---------------------------------------------------------------------------
+
+    def start(self, request: BackendRequest) -> BackendRow:
+        env = self.store.environment(request.environment)
+        if env is None:
+            raise NotFound(f"no environment {request.environment!r}")
+        held = {
+            row.config.port: row.id
+            for row in self.store.backends()
+            if row.config.port is not None
+        }
+        planned = plan(
+            request,
+            env,
+            self.settings,
+            minted=Minted.draw(request, os.geteuid(), os.getegid()),
+            held_ports=held,
+            pick_port=self._pick_port,
+            extra_labels=self.extra_labels,
+        )
+        if planned.controller_token is not None:
+            self.add_secret(planned.controller_token)
+        self.apply(planned, taken=set(held))
+        return self.refresh(planned.row.id)
+
+    def apply(self, planned: BackendPlan, taken: set[int]) -> None:
+        """Record the row, then make the container (and its network and socket
+        directory); on failure remove what was made, and the row if nothing stays."""
+        row = planned.row
+        self.store.insert_backend(row)  # before the container exists (crash safety)
+        try:
+            if planned.network is not None:
+                self.containers.create_network(planned.network, planned.spec.labels)
+            if planned.socket_dir is not None:
+                self._make_socket_dir(planned.socket_dir, planned.chown_socket_dir)
+            for attempt in range(1, planned.port_attempts + 1):
+                container_id = self.containers.create_container(planned.spec)
+                self.store.update_backend(
+                    row.id, BackendUpdate(container_id=container_id)
+                )
+                started = self.clock()
+                try:
+                    self.containers.start_container(container_id)
+                except PortInUse:
+                    if attempt == planned.port_attempts:
+                        raise
+                    # Taken since it was chosen: another port, in a new container.
+                    port = planned.row.config.port
+                    logger.info("host port %s is taken: choosing another", port)
+                    self.containers.remove_container(container_id)
+                    taken.add(port or 0)
+                    planned = planned.with_port(
+                        self._pick_port(row.config.bind_address, taken)
+                    )
+                    self.store.update_backend(
+                        row.id, BackendUpdate(config=planned.row.config)
+                    )
+                    continue
+                self.store.update_backend(row.id, BackendUpdate(created_at=started))
+                break
+        except (ContainerRuntimeError, OSError) as exc:
+            self._undo(row.id, row.container_name, exc)
+            if isinstance(exc, ContainerConfigRefused):
+                raise InvalidRequest(f"the engine refused the backend: {exc}") from exc
+            if isinstance(exc, PortInUse):
+                port, address = planned.row.config.port, row.config.bind_address
+                raise Conflict(
+                    f"host port {port} on {address} is already in use",
+                    {"port": port, "bind_address": address},
+                ) from exc
+            raise Unavailable(f"could not start backend: {exc}") from exc
+
+    def _undo(self, backend_id: str, name: str, exc: Exception) -> None:
+        try:
+            self.remove_resources(backend_id, name)
+        except ContainerRuntimeError:
+            # Whatever was created is left to reconciliation, which needs the row.
+            self.store.update_backend(
+                backend_id, BackendUpdate(status="exited", reason=f"failed: {exc}")
+            )
+        else:  # nothing runs: no row stays behind (the caller has the reason)
+            self.store.delete_backend(backend_id)
+
+    @staticmethod
+    def _make_socket_dir(path: Path, chown: bool) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        if chown:
+            os.chown(path, *SOCKET_OWNER)
+            path.chmod(0o770)
+        else:
+            path.chmod(0o2770)
+
+    def _pick_port(self, host: str, taken: set[int]) -> int:
+        """A host port for a new backend, none of ``taken`` (other backends' ports: an
+        exited one is not listening, yet its restart needs its port back)."""
+        for _ in range(100):
+            probed = free_port(host) if self.settings.choose_host_ports else None
+            port = probed or random.choice(HOST_PORTS)
+            if port not in taken:
+                return port
+        raise Unavailable(f"no free host port on {host}")
+
+    # -- status --------------------------------------------------------------------------
+
+    def refresh(self, backend_id: str) -> BackendRow:
+        row = self.get_row(backend_id)
+        if row.status == "stopped":
+            return row
+        state = self.containers.container_state(row.container_id or row.container_name)
+        status, reason = status_of(state)
+        update = BackendUpdate()
+        if state is not None and status == "starting" and reason is None:
+            # Docker's first health check comes late: our own probe may know better,
+            # and what it found holds until Docker has a verdict or the container
+            # restarts.
+            restarted = row.controller_restarts + state.restart_count != row.restarts
+            if (row.status == "ready" and not restarted) or self._answers(row, state):
+                status = "ready"
+        if state is not None:
+            if row.container_id is None:
+                update = replace(update, container_id=state.id)
+            restarts = row.controller_restarts + state.restart_count
+            if restarts != row.restarts:
+                update = replace(update, restarts=restarts)
+            if state.restart_count > row.restarts - row.controller_restarts:
+                # Docker restarted it between two looks (on-failure: a non-zero
+                # exit); it resets the exit code, so the code is not known.
+                last: ExitReason = "oom_killed" if state.oom_killed else "crashed"
+                update = replace(update, last_exit=last, exit_code=None)
+            endpoint = self._endpoint(row, state)
+            if endpoint != row.endpoint:
+                update = replace(update, endpoint=endpoint)
+            if status == "exited":
+                why = exit_reason(state)
+                if (state.exit_code, why) != (row.exit_code, row.last_exit):
+                    update = replace(update, exit_code=state.exit_code, last_exit=why)
+        if (status, reason) != (row.status, row.reason):
+            update = replace(update, status=status, reason=reason)
+            if status == "ready" and row.ready_at is None:
+                now = self.clock()
+                update = replace(update, ready_at=now)
+                self.metrics.start_to_ready.labels(row.type).observe(
+                    now - row.created_at
+                )
+        if update.columns():
+            self.store.update_backend(backend_id, update)
+            row = self.get_row(backend_id)
+        return row
+
+    def _answers(self, row: BackendRow, state: ContainerState) -> bool:
+        endpoint = self._endpoint(row, state)
+        return bool(endpoint and self.probe and self.probe(endpoint, row.token))
+
+    def _endpoint(self, row: BackendRow, state: ContainerState) -> str | None:
+        if row.type == "pipe":
+            return f"unix://{self._socket_dir(row.id) / 'pipe.sock'}"
+        port = state.ports.get(CONTAINER_PORTS[row.type] or 0)
+        if port is None:
+            return row.endpoint
+        scheme = "http" if row.type == "http" else "grpc"
+        host = row.config.bind_address
+        return f"{scheme}://{host}:{port}"
+
+    def get_row(self, backend_id: str) -> BackendRow:
+        row = self.store.backend(backend_id)
+        if row is None:
+            raise NotFound(f"no backend {backend_id!r}", {"backend": backend_id})
+        return row
+
+    def all(self) -> list[BackendRow]:
+        return [self.refresh(row.id) for row in self.store.backends()]
+
+    def wait_change(
+        self,
+        backend_id: str,
+        timeout: float,
+        *,
+        seen: str | None = None,
+        interval: float = 0.05,
+    ) -> BackendRow:
+        """The backend once its status differs from ``seen`` (default: its status
+        now), or at ``timeout``. A client passes the status it last saw, so a change
+        that happened between two of its requests returns at once."""
+        deadline = time.monotonic() + timeout
+        row = self.refresh(backend_id)
+        if seen is not None and row.status != seen:
+            return row
+        first = (row.status, row.reason)
+        while (row.status, row.reason) == first and time.monotonic() < deadline:
+            time.sleep(interval)
+            row = self.refresh(backend_id)
+        return row
+
+    def logs(self, backend_id: str, tail: int) -> str:
+        row = self.get_row(backend_id)
+        try:
+            return self.containers.container_logs(
+                row.container_id or row.container_name, tail
+            )
+        except ContainerRuntimeError as exc:
+            raise Unavailable(f"no logs for {backend_id}: {exc}") from exc
+
+    # -- restart policy ------------------------------------------------------------------
+
+    def supervise(self) -> list[str]:
+        """Refresh every backend; restart the crashed ones Docker will not restart.
+
+        Docker's on-failure policy restarts a process that dies on its own, even while
+        the controller is down; it treats ``docker kill`` and an exhausted retry count
+        as final. The controller restarts those crashes too, within one shared limit
+        (``restart_limit``, Docker's restarts included).
+
+        Returns:
+            The ids of the backends it restarted.
+        """
+        restarted = []
+        for row in self.store.backends():
+            try:
+                row = self.refresh(row.id)
+                if (
+                    row.status == "exited"
+                    and row.reason in RESTARTABLE
+                    and row.restarts < self.settings.restart_limit
+                    and row.container_id is not None
+                ):
+                    logger.warning(
+                        "backend %s exited (%s, exit %s): restarting it",
+                        row.id,
+                        row.reason,
+                        row.exit_code,
+                    )
+                    self.store.update_backend(
+                        row.id,
+                        BackendUpdate(
+                            controller_restarts=row.controller_restarts + 1,
+                            restarts=row.restarts + 1,
+                            status="starting",
+                            reason="restarting",
+                        ),
+                    )
+                    self.containers.start_container(row.container_id)
+                    self.metrics.restarts.labels(row.type, row.reason or "").inc()
+                    restarted.append(row.id)
+            except NotFound:
+                continue  # stopped meanwhile
+            except ContainerRuntimeError as exc:
+                logger.warning("supervising backend %s failed: %s", row.id, exc)
+        self.metrics.count_backends([(r.type, r.status) for r in self.store.backends()])
+        return restarted
+
+    # -- stop ----------------------------------------------------------------------------
+
+    def stop(self, backend_id: str) -> None:
+        row = self.get_row(backend_id)
+        # Recorded before anything is removed: the supervisor leaves the backend alone
+        # (its container's exit is no crash to restart), and a controller killed
+        # mid-stop finishes the stop when it reconciles.
+        self.store.update_backend(
+            row.id, BackendUpdate(status="stopped", reason=STOPPING)
+        )
+        self.remove_resources(row.id, row.container_name)
+        self.store.delete_backend(row.id)
+
+    def remove_resources(self, backend_id: str, name: str) -> None:
+        """Remove a backend's container, network and socket directory (its row stays)."""
+        self.containers.remove_container(name)
+        self.containers.remove_network(name)
+        shutil.rmtree(self._socket_dir(backend_id), ignore_errors=True)
+
+    def stop_all(self, reason: str) -> int:
+        """Remove every backend's container, keeping its row as ``stopped``."""
+        count = 0
+        for row in self.store.backends():
+            if row.status == "stopped":
+                continue
+            try:
+                self.remove_resources(row.id, row.container_name)
+            except ContainerRuntimeError as exc:
+                logger.warning("could not remove backend %s: %s", row.id, exc)
+                continue
+            self.store.update_backend(
+                row.id, BackendUpdate(status="stopped", reason=reason)
+            )
+            count += 1
+        return count
+
+    # -- reconciliation ------------------------------------------------------------------
+
+    def reconcile(self) -> dict[str, int]:
+        """Adopt labelled containers with a row, remove orphans, mark missing rows."""
+        return reconcile(self)

@@ -1,0 +1,241 @@
+"""A backend's start, planned: the row and container spec from the request, no I/O.
+
+``plan`` decides everything a start needs (validation, options, the row, labels, the
+admin wiring, the socket directory, the network, the port) from plain data; whatever
+is random or read from the host (ids, tokens, the process's uid) is drawn before, in
+:class:`Minted`, and a host port comes from the ``pick_port`` it is given. The
+lifecycle's ``start`` applies the plan (runtime calls and their cleanup).
+"""
+
+import hashlib
+import json
+import secrets
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from beephost_controller.ports import ContainerSpec
+from beephost_controller.rows import BackendConfig, BackendRow, EnvironmentRow
+from beephost_controller.runtime.environment_images import (
+    CONTAINER_PORTS,
+    healthcheck_command,
+    server_command,
+)
+from beephost_controller.schemas import BackendLimits, BackendOptions, BackendType
+from beephost_controller.settings import Settings
+from beephost_protocol.errors import Conflict, InvalidRequest
+
+LABEL_MANAGED = "io.beephost.managed"
+LABEL_CONTROLLER = "io.beephost.controller"
+LABEL_ENVIRONMENT = "io.beephost.environment"
+LABEL_BACKEND_ID = "io.beephost.backend"
+LABEL_BACKEND_TYPE = "io.beephost.backend.type"
+
+#: Where admin backends reach the controller: its Unix socket, mounted in their container.
+ADMIN_CONTROLLER_URL = "unix:///run/beephost-controller/api.sock"
+
+#: The uid:gid a pipe backend's socket directory belongs to when the controller is root.
+SOCKET_OWNER = (10001, 10001)
+
+#: Ports tried for one start before it fails (each taken one is retried).
+PORT_ATTEMPTS = 8
+
+
+def token_digest(token: str) -> str:
+    """A token's hex SHA-256: what the store keeps of an admin backend's controller
+    token, and all a backend container is given of its own (TOKEN_SHA256)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def selector(settings: Settings) -> dict[str, str]:
+    """The labels of every container and network this controller manages."""
+    return {LABEL_MANAGED: "true", LABEL_CONTROLLER: settings.name}
+
+
+@dataclass(frozen=True)
+class BackendRequest:
+    environment: str
+    type: BackendType
+    token: str | None = None
+    port: int | None = None
+    bind_address: str | None = None
+    limits: BackendLimits = field(default_factory=BackendLimits)
+    #: ``network=None``: the environment's setting.
+    options: BackendOptions = field(default_factory=BackendOptions)
+
+
+@dataclass(frozen=True)
+class Minted:
+    """What a start draws at random or reads from the host, before it is planned."""
+
+    backend_id: str
+    token: str
+    controller_token: str
+    #: The controller's effective uid and gid (the socket directory's ownership).
+    euid: int
+    egid: int
+
+    @classmethod
+    def draw(cls, request: BackendRequest, euid: int, egid: int) -> "Minted":
+        return cls(
+            backend_id=f"b-{uuid.uuid4().hex[:12]}",
+            token=request.token or secrets.token_urlsafe(24),
+            controller_token=secrets.token_urlsafe(32),
+            euid=euid,
+            egid=egid,
+        )
+
+
+@dataclass(frozen=True)
+class BackendPlan:
+    """A start's decisions: what ``apply`` records and asks of the engine."""
+
+    row: BackendRow
+    spec: ContainerSpec
+    #: A network of its own to create first (no network but a published port).
+    network: str | None
+    #: The pipe's socket directory to create, and whether to chown it to SOCKET_OWNER
+    #: (else it is made group-writable for the controller's group).
+    socket_dir: Path | None
+    chown_socket_dir: bool
+    #: The controller token an admin backend holds (a secret: never in a log).
+    controller_token: str | None
+    #: Whether a taken port may be replaced by another (it was chosen, not requested).
+    port_attempts: int
+
+    def with_port(self, port: int) -> "BackendPlan":
+        """The same start on another host port (the planned one was taken)."""
+        (container_port, (host, _)) = next(iter(self.spec.ports.items()))
+        config = replace(self.row.config, port=port)
+        return replace(
+            self,
+            row=replace(self.row, config=config),
+            spec=replace(self.spec, ports={container_port: (host, port)}),
+        )
+
+
+def plan(
+    request: BackendRequest,
+    environment: EnvironmentRow,
+    settings: Settings,
+    *,
+    minted: Minted,
+    held_ports: Mapping[int, str],
+    pick_port: Callable[[str, set[int]], int],
+    extra_labels: Mapping[str, str] | None = None,
+) -> BackendPlan:
+    """Plan a start of ``request`` on ``environment``.
+
+    Args:
+        held_ports: Host port -> the backend holding it (kept for its restarts, even
+            while it is down).
+        pick_port: A free host port on an address, none of a set.
+        extra_labels: More labels on the container and its network (tests' own).
+
+    Raises:
+        InvalidRequest: The environment is not ready, or the type is unknown.
+        Conflict: The requested port is held by another backend.
+    """
+    env = environment
+    if env.status != "ready" or env.image is None:
+        raise InvalidRequest(
+            f"environment {env.name!r} is {env.status}, not ready",
+            {"environment": env.name, "status": env.status},
+        )
+    if request.type not in CONTAINER_PORTS:
+        raise InvalidRequest(f"unknown backend type {request.type!r}")
+    container_port = CONTAINER_PORTS[request.type]
+    bind_address = request.bind_address or settings.bind_address
+    if request.port is not None and request.port in held_ports:
+        holder = held_ports[request.port]
+        raise Conflict(
+            f"host port {request.port} is held by backend {holder}",
+            {"port": request.port, "backend": holder},
+        )
+    host_port = None
+    if container_port is not None:
+        host_port = request.port or pick_port(bind_address, set(held_ports))
+    backend_id = minted.backend_id
+    name = f"beephost-{settings.name}-{backend_id}"
+    network = (
+        env.network if request.options.network is None else request.options.network
+    )
+    hardening = request.options.model_copy(update={"network": network})
+    labels = {
+        **(extra_labels or {}),
+        **selector(settings),
+        LABEL_ENVIRONMENT: env.name,
+        LABEL_BACKEND_ID: backend_id,
+        LABEL_BACKEND_TYPE: request.type,
+    }
+    prefix = f"BEEPHOST_{request.type.upper()}_BACKEND_"
+    # Only the token's digest goes into the container: its environment is inherited
+    # by every docker exec'd process (the health check), readable by user code.
+    container_env = {f"{prefix}TOKEN_SHA256": token_digest(minted.token)}
+    controller_token = None
+    if env.admin:
+        # The one environment whose code may drive the controller: a token of its
+        # own (revoked with the backend) and the controller's Unix socket.
+        controller_token = minted.controller_token
+        container_env[f"{prefix}WORKER_ENV"] = json.dumps(
+            {
+                "BEEPHOST_CONTROLLER_URL": ADMIN_CONTROLLER_URL,
+                "BEEPHOST_CONTROLLER_TOKEN": controller_token,
+            }
+        )
+    socket_dir = None
+    group_add: list[str] = []
+    own_network = None
+    network_name = "bridge" if network else None
+    if container_port is None:
+        socket_dir = settings.socket_root / backend_id
+        if minted.euid != 0:
+            group_add.append(str(minted.egid))
+    elif not network:
+        network_name = own_network = name
+    ports = {}
+    if container_port is not None and host_port is not None:
+        ports = {container_port: (bind_address, host_port)}
+    limits = request.limits
+    row = BackendRow(
+        id=backend_id,
+        environment=env.name,
+        type=request.type,
+        status="starting",
+        container_name=name,
+        token=minted.token,
+        config=BackendConfig(host_port, bind_address, limits, hardening),
+        controller_token_sha256=controller_token and token_digest(controller_token),
+    )
+    spec = ContainerSpec(
+        name=name,
+        image=env.image,
+        command=server_command(request.type),
+        labels=labels,
+        environment=container_env,
+        healthcheck=healthcheck_command(request.type),
+        memory_mb=limits.memory_mb,
+        cpus=limits.cpus,
+        pids=limits.pids,
+        read_only=hardening.read_only,
+        tmpfs_mb=hardening.tmpfs_mb,
+        user=hardening.user,
+        cap_add=tuple(hardening.cap_add),
+        no_new_privileges=hardening.no_new_privileges,
+        restart_retries=settings.restart_limit,
+        network=network_name,
+        ports=ports,
+        socket_dir=socket_dir,
+        controller_socket_dir=settings.admin_socket.parent if env.admin else None,
+        group_add=group_add,
+    )
+    return BackendPlan(
+        row=row,
+        spec=spec,
+        network=own_network,
+        socket_dir=socket_dir,
+        chown_socket_dir=minted.euid == 0,
+        controller_token=controller_token,
+        port_attempts=PORT_ATTEMPTS if host_port and not request.port else 1,
+    )

@@ -1,0 +1,62 @@
+"""Reconciliation: the rows and the engine's labelled containers made to agree.
+
+Run at start-up and periodically: a labelled container with a row is adopted, one
+without is an orphan and is removed, a row whose container is gone is marked
+``exited`` (reason ``missing``), and a stop a killed controller left half-done is
+finished.
+"""
+
+import logging
+from typing import TYPE_CHECKING
+
+from beephost_controller.backends.plan import LABEL_BACKEND_ID, selector
+from beephost_controller.backends.status import STOPPING
+from beephost_controller.store import BackendUpdate
+
+if TYPE_CHECKING:
+    from beephost_controller.backends.lifecycle import BackendService
+
+logger = logging.getLogger(__name__)
+
+
+def reconcile(service: "BackendService") -> dict[str, int]:
+    """Adopt labelled containers with a row, remove orphans, mark missing rows."""
+    counts = {"adopted": 0, "orphan_removed": 0, "missing": 0}
+    rows = {row.id: row for row in service.store.backends()}
+    for row in list(rows.values()):
+        if (row.status, row.reason) == ("stopped", STOPPING):
+            logger.info("finishing the interrupted stop of backend %s", row.id)
+            service.remove_resources(row.id, row.container_name)
+            service.store.delete_backend(row.id)
+            del rows[row.id]
+    seen: set[str] = set()
+    for state in service.containers.list_containers(selector(service.settings)):
+        backend_id = state.labels.get(LABEL_BACKEND_ID, "")
+        if backend_id in rows:
+            seen.add(backend_id)
+            if rows[backend_id].container_id != state.id:
+                service.store.update_backend(
+                    backend_id, BackendUpdate(container_id=state.id)
+                )
+            service.refresh(backend_id)
+            counts["adopted"] += 1
+        else:
+            logger.info("removing orphan container %s", state.name)
+            if backend_id:
+                service.remove_resources(backend_id, state.name)
+            else:
+                service.containers.remove_container(state.id)
+            counts["orphan_removed"] += 1
+    for network in service.containers.list_networks(selector(service.settings)):
+        if not any(row.container_name == network for row in rows.values()):
+            service.containers.remove_network(network)
+    for backend_id, row in rows.items():
+        if backend_id not in seen and row.status not in ("exited", "stopped"):
+            service.store.update_backend(
+                backend_id, BackendUpdate(status="exited", reason="missing")
+            )
+            counts["missing"] += 1
+    for action, count in counts.items():
+        if count:
+            service.metrics.reconciliations.labels(action).inc(count)
+    return counts

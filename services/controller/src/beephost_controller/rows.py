@@ -1,0 +1,153 @@
+"""The controller's stored state as typed rows: statuses, limits and options.
+
+The store reads and writes these; the API's models are validated from them
+(``Model.model_validate(row, from_attributes=True)``), so a field has one name and one
+type from the request to the database and back.
+"""
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from beephost_controller.schemas import (
+    BackendLimits,
+    BackendOptions,
+    BackendStatus,
+    BackendType,
+    EnvironmentStatus,
+    ExitReason,
+    JobStatus,
+)
+
+JobKind = Literal["build", "init"]
+
+
+def build_state(
+    job: JobStatus | None, image: str | None, error: str | None
+) -> EnvironmentStatus:
+    """An environment's status, from its latest build job (what the store keeps).
+
+    Without a job (a row written before its first job, or built directly in a test)
+    the recorded outcome says it: an image is ready, an error failed.
+    """
+    if job == "queued":
+        return "pending"
+    if job == "running":
+        return "building"
+    if job is not None:
+        return "ready" if job == "succeeded" else "failed"
+    if image is not None:
+        return "ready"
+    return "failed" if error is not None else "pending"
+
+
+@dataclass
+class EnvironmentRow:
+    name: str
+    python: str
+    requirements: list[str]
+    network: bool
+    admin: bool
+    #: Derived by the store from the latest job (build_state); never written.
+    status: EnvironmentStatus = "pending"
+    lock: str | None = None
+    image: str | None = None
+    error: str | None = None
+    job_id: str | None = None
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class JobRow:
+    id: str
+    kind: JobKind
+    target: str
+    status: JobStatus
+    error: str | None = None
+    created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """What a backend was started with: kept for its restarts and shown by the API.
+
+    Stored as one JSON object in the ``options`` column (``port``, ``bind_address``,
+    ``limits`` and the hardening fields side by side, as since the first schema).
+    """
+
+    #: The host port, requested or chosen: every (re)start publishes this one.
+    port: int | None
+    bind_address: str
+    limits: BackendLimits
+    #: The hardening, with ``network`` resolved from the environment's setting.
+    hardening: BackendOptions
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "port": self.port,
+            "bind_address": self.bind_address,
+            "limits": self.limits.model_dump(),
+            **self.hardening.model_dump(),
+        }
+
+    @classmethod
+    def from_json(cls, values: dict[str, object]) -> "BackendConfig":
+        return cls(
+            port=values.get("port"),  # type: ignore[arg-type]  # validated at start
+            bind_address=str(values.get("bind_address") or "127.0.0.1"),
+            limits=BackendLimits.model_validate(values.get("limits") or {}),
+            hardening=BackendOptions.model_validate(
+                {k: values[k] for k in BackendOptions.model_fields if k in values}
+            ),
+        )
+
+
+@dataclass
+class BackendRow:
+    id: str
+    environment: str
+    type: BackendType
+    status: BackendStatus
+    container_name: str
+    token: str
+    config: BackendConfig
+    reason: str | None = None
+    container_id: str | None = None
+    endpoint: str | None = None
+    restarts: int = 0
+    created_at: float = field(default_factory=time.time)
+    ready_at: float | None = None
+    updated_at: float = field(default_factory=time.time)
+    #: Exit code of the container's last exit, and why it exited.
+    exit_code: int | None = None
+    last_exit: ExitReason | None = None
+    #: Restarts the controller made itself (Docker's own are in the container).
+    controller_restarts: int = 0
+    #: sha256 of the controller token an admin backend holds (None: no access).
+    controller_token_sha256: str | None = None
+
+    # The API's names for parts of the row (BackendPublic reads them).
+    @property
+    def limits(self) -> BackendLimits:
+        return self.config.limits
+
+    @property
+    def options(self) -> BackendOptions:
+        return self.config.hardening
+
+    @property
+    def admin(self) -> bool:
+        return self.controller_token_sha256 is not None
+
+
+@dataclass
+class RuntimeRow:
+    python: str
+    image: str
+    image_id: str
+    version: str
+    source: str
+    updated_at: float = field(default_factory=time.time)
