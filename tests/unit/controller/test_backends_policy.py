@@ -21,6 +21,7 @@ from beephost_controller.ports import (
     ContainerRuntimeError,
     ContainerSpec,
 )
+from beephost_controller.redact import Redactor
 from beephost_controller.rows import JobRow
 from beephost_controller.schemas import BackendLimits, BackendOptions
 from beephost_controller.settings import Settings
@@ -206,6 +207,8 @@ def test_free_port_is_bindable_and_none_for_a_foreign_address() -> None:
 
 def test_only_admin_backends_get_controller_access(tmp_path: Path) -> None:
     service = _service(tmp_path)
+    redactor = Redactor()
+    service.add_secret = redactor.add
     plain = service.start(BackendRequest(environment="e", type="pipe"))
     admin = service.start(BackendRequest(environment="admin", type="rpc"))
     specs = _mem(service).specs
@@ -217,6 +220,7 @@ def test_only_admin_backends_get_controller_access(tmp_path: Path) -> None:
     assert worker_env["BEEPHOST_CONTROLLER_URL"] == ADMIN_CONTROLLER_URL
     token = worker_env["BEEPHOST_CONTROLLER_TOKEN"]
     assert token != admin.token, "the controller token is not the backend's own"
+    assert token not in redactor.redact(f"leaked {token}"), "never in a log line"
     assert service.get_row(admin.id).controller_token_sha256 == token_digest(token)
     found = service.store.backend_by_controller_token(token_digest(token))
     assert found is not None

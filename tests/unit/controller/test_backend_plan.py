@@ -1,0 +1,135 @@
+"""plan(): a backend's start decided from plain data (no store, no engine, no host)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from beephost_controller.backends import (
+    ADMIN_CONTROLLER_URL,
+    LABEL_BACKEND_ID,
+    PORT_ATTEMPTS,
+    BackendRequest,
+    Minted,
+    plan,
+    token_digest,
+)
+from beephost_controller.backends.plan import BackendPlan
+from beephost_controller.rows import EnvironmentRow
+from beephost_controller.schemas import BackendLimits, BackendOptions
+from beephost_controller.settings import Settings
+from beephost_protocol.errors import Conflict, InvalidRequest
+
+SETTINGS = Settings.model_validate(
+    {"database": "/nowhere/db", "socket_root": "/run/sockets"}
+)
+READY = EnvironmentRow("e", "3.11", [], False, False, "ready", image="img:1")
+MINTED = Minted("b-1", "backend-token", "controller-token", euid=1000, egid=1000)
+
+
+def _plan(
+    request: BackendRequest,
+    env: EnvironmentRow = READY,
+    *,
+    minted: Minted = MINTED,
+    held: dict[int, str] | None = None,
+) -> BackendPlan:
+    return plan(
+        request,
+        env,
+        SETTINGS,
+        minted=minted,
+        held_ports=held or {},
+        pick_port=lambda host, taken: max(taken | {30000}) + 1,
+    )
+
+
+def test_an_http_backend_without_network_gets_its_own_network_and_a_chosen_port() -> (
+    None
+):
+    planned = _plan(BackendRequest("e", "http"), held={30005: "b-0"})
+    row, spec = planned.row, planned.spec
+    assert (row.id, row.status, row.token) == ("b-1", "starting", "backend-token")
+    assert row.container_name == spec.name == "beephost-default-b-1"
+    assert row.config.port == 30006, "none of the held ports"
+    assert spec.ports == {5678: ("127.0.0.1", 30006)}
+    assert planned.network == spec.network == spec.name
+    assert planned.port_attempts == PORT_ATTEMPTS, "a chosen port may be replaced"
+    assert (planned.socket_dir, planned.controller_token) == (None, None)
+    assert spec.labels[LABEL_BACKEND_ID] == "b-1"
+    assert spec.environment == {
+        "BEEPHOST_HTTP_BACKEND_TOKEN_SHA256": token_digest("backend-token")
+    }
+    assert row.config.hardening.network is False, "resolved from the environment"
+
+
+def test_a_requested_port_is_tried_once_and_a_held_one_conflicts() -> None:
+    planned = _plan(BackendRequest("e", "rpc", port=24567))
+    assert planned.spec.ports == {50051: ("127.0.0.1", 24567)}
+    assert planned.port_attempts == 1
+    with pytest.raises(Conflict) as held:
+        _plan(BackendRequest("e", "rpc", port=24567), held={24567: "b-0"})
+    assert held.value.data == {"port": 24567, "backend": "b-0"}
+
+
+def test_a_pipe_backend_gets_a_socket_directory_and_no_network() -> None:
+    planned = _plan(BackendRequest("e", "pipe"))
+    assert planned.socket_dir == Path("/run/sockets/b-1")
+    assert planned.spec.socket_dir == planned.socket_dir
+    assert (planned.spec.network, planned.network, planned.spec.ports) == (
+        None,
+        None,
+        {},
+    )
+    assert planned.row.config.port is None
+    assert not planned.chown_socket_dir
+    assert planned.spec.group_add == ["1000"], "the controller's group shares it"
+    as_root = _plan(BackendRequest("e", "pipe"), minted=Minted("b-1", "t", "c", 0, 0))
+    assert as_root.chown_socket_dir
+    assert as_root.spec.group_add == []
+
+
+def test_limits_and_options_travel_from_the_request_to_row_and_spec() -> None:
+    request = BackendRequest(
+        "e",
+        "http",
+        limits=BackendLimits(memory_mb=1024, cpus=0.5, pids=512),
+        options=BackendOptions(read_only=False, network=True, cap_add=["NET_RAW"]),
+    )
+    planned = _plan(request)
+    assert planned.row.config.limits == request.limits
+    assert planned.row.config.hardening == request.options
+    spec = planned.spec
+    assert (spec.memory_mb, spec.cpus, spec.pids) == (1024, 0.5, 512)
+    assert (spec.read_only, spec.cap_add, spec.network) == (
+        False,
+        ("NET_RAW",),
+        "bridge",
+    )
+    assert planned.network is None, "the default bridge: nothing to create"
+
+
+def test_an_admin_backend_holds_a_controller_token_of_its_own() -> None:
+    admin = EnvironmentRow("admin", "3.11", [], False, True, "ready", image="img:a")
+    planned = _plan(BackendRequest("admin", "rpc"), admin)
+    assert planned.controller_token == "controller-token"
+    assert planned.row.controller_token_sha256 == token_digest("controller-token")
+    assert planned.spec.controller_socket_dir == SETTINGS.admin_socket.parent
+    worker_env = json.loads(planned.spec.environment["BEEPHOST_RPC_BACKEND_WORKER_ENV"])
+    assert worker_env == {
+        "BEEPHOST_CONTROLLER_URL": ADMIN_CONTROLLER_URL,
+        "BEEPHOST_CONTROLLER_TOKEN": "controller-token",
+    }
+
+
+def test_an_environment_that_is_not_ready_is_refused() -> None:
+    building = EnvironmentRow("e", "3.11", [], False, False, "building")
+    with pytest.raises(InvalidRequest) as refused:
+        _plan(BackendRequest("e", "http"), building)
+    assert refused.value.data == {"environment": "e", "status": "building"}
+
+
+def test_with_port_moves_the_row_and_the_spec_together() -> None:
+    moved = _plan(BackendRequest("e", "http")).with_port(31000)
+    assert moved.row.config.port == 31000
+    assert moved.spec.ports == {5678: ("127.0.0.1", 31000)}
