@@ -5,9 +5,11 @@ The store reads and writes these; the API's models are validated from them
 type from the request to the database and back.
 """
 
+import enum
+import json
 import time
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, fields
+from typing import Final, Literal
 
 from beephost_controller.schemas import (
     BackendLimits,
@@ -151,3 +153,41 @@ class RuntimeRow:
     version: str
     source: str
     updated_at: float = field(default_factory=time.time)
+
+
+class _Unset(enum.Enum):
+    UNSET = 0
+
+
+UNSET: Final = _Unset.UNSET
+
+
+@dataclass(frozen=True)
+class BackendUpdate:
+    """The columns of a backend row one write changes (SqliteStore.update_backend);
+    the others stay ``UNSET``."""
+
+    status: BackendStatus | _Unset = UNSET
+    reason: str | _Unset | None = UNSET
+    container_id: str | _Unset | None = UNSET
+    endpoint: str | _Unset | None = UNSET
+    config: BackendConfig | _Unset = UNSET
+    restarts: int | _Unset = UNSET
+    created_at: float | _Unset = UNSET
+    ready_at: float | _Unset | None = UNSET
+    exit_code: int | _Unset | None = UNSET
+    last_exit: ExitReason | _Unset | None = UNSET
+    controller_restarts: int | _Unset = UNSET
+
+    def columns(self) -> dict[str, object]:
+        """Column -> value of what is set (``config`` is the ``options`` column)."""
+        values: dict[str, object] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if value is UNSET:
+                continue
+            if isinstance(value, BackendConfig):
+                values["options"] = json.dumps(value.to_json())
+            else:
+                values[item.name] = value
+        return values

@@ -6,28 +6,29 @@ threads (API, job runner, reconciler) serialise on one connection guarded by a l
 SQLite serialises writers anyway and the controller's write rate is tiny.
 """
 
-import enum
 import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
+from beephost_controller.migrations import MIGRATIONS
 from beephost_controller.rows import (
     BackendConfig,
     BackendRow,
+    BackendUpdate,
     EnvironmentRow,
     JobRow,
     RuntimeRow,
     build_state,
 )
-from beephost_controller.schemas import BackendStatus, ExitReason, JobStatus
+from beephost_controller.schemas import JobStatus
 
 __all__ = [
+    "MIGRATIONS",
     "BackendRow",
     "BackendUpdate",
     "EnvironmentRow",
@@ -35,78 +36,6 @@ __all__ = [
     "RuntimeRow",
     "SqliteStore",
 ]
-
-MIGRATIONS: Sequence[str] = (
-    # 1: the initial schema.
-    """
-    CREATE TABLE runtimes (
-        python TEXT PRIMARY KEY,
-        image TEXT NOT NULL,
-        image_id TEXT NOT NULL,
-        version TEXT NOT NULL,
-        source TEXT NOT NULL,
-        updated_at REAL NOT NULL
-    );
-    CREATE TABLE environments (
-        name TEXT PRIMARY KEY,
-        python TEXT NOT NULL,
-        requirements TEXT NOT NULL,
-        network INTEGER NOT NULL,
-        admin INTEGER NOT NULL DEFAULT 0,
-        status TEXT NOT NULL,
-        lock TEXT,
-        image TEXT,
-        error TEXT,
-        job_id TEXT,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL
-    );
-    CREATE TABLE jobs (
-        id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        target TEXT NOT NULL,
-        status TEXT NOT NULL,
-        error TEXT,
-        created_at REAL NOT NULL,
-        started_at REAL,
-        finished_at REAL
-    );
-    CREATE TABLE job_logs (
-        job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-        seq INTEGER NOT NULL,
-        line TEXT NOT NULL,
-        PRIMARY KEY (job_id, seq)
-    );
-    CREATE TABLE backends (
-        id TEXT PRIMARY KEY,
-        environment TEXT NOT NULL,
-        type TEXT NOT NULL,
-        status TEXT NOT NULL,
-        reason TEXT,
-        container_id TEXT,
-        container_name TEXT NOT NULL,
-        token TEXT NOT NULL,
-        endpoint TEXT,
-        options TEXT NOT NULL,
-        restarts INTEGER NOT NULL DEFAULT 0,
-        created_at REAL NOT NULL,
-        ready_at REAL,
-        updated_at REAL NOT NULL
-    );
-    CREATE INDEX backends_by_environment ON backends(environment);
-    """,
-    # 2: exit details, the controller's own restarts, admin backends' scoped tokens.
-    """
-    ALTER TABLE backends ADD COLUMN exit_code INTEGER;
-    ALTER TABLE backends ADD COLUMN last_exit TEXT;
-    ALTER TABLE backends ADD COLUMN controller_restarts INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE backends ADD COLUMN controller_token_sha256 TEXT;
-    """,
-    # 3: an environment's status is its latest job's (rows.build_state), not a column.
-    """
-    ALTER TABLE environments DROP COLUMN status;
-    """,
-)
 
 #: Environment columns written on insert (``status`` is derived: see rows.build_state).
 ENV_FIELDS = (
@@ -122,43 +51,6 @@ ENV_FIELDS = (
     "created_at",
     "updated_at",
 )
-
-
-class _Unset(enum.Enum):
-    UNSET = 0
-
-
-UNSET: Final = _Unset.UNSET
-
-
-@dataclass(frozen=True)
-class BackendUpdate:
-    """The columns of a backend row one write changes; the others stay ``UNSET``."""
-
-    status: BackendStatus | _Unset = UNSET
-    reason: str | _Unset | None = UNSET
-    container_id: str | _Unset | None = UNSET
-    endpoint: str | _Unset | None = UNSET
-    config: BackendConfig | _Unset = UNSET
-    restarts: int | _Unset = UNSET
-    created_at: float | _Unset = UNSET
-    ready_at: float | _Unset | None = UNSET
-    exit_code: int | _Unset | None = UNSET
-    last_exit: ExitReason | _Unset | None = UNSET
-    controller_restarts: int | _Unset = UNSET
-
-    def columns(self) -> dict[str, object]:
-        """Column -> value of what is set (``config`` is the ``options`` column)."""
-        values: dict[str, object] = {}
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if value is UNSET:
-                continue
-            if isinstance(value, BackendConfig):
-                values["options"] = json.dumps(value.to_json())
-            else:
-                values[item.name] = value
-        return values
 
 
 class SqliteStore:

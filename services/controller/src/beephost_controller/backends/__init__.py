@@ -1,7 +1,8 @@
 """Backends on Docker: a start planned (plan.py) and applied, their status
 (status.py), restarts and stop (lifecycle.py), and reconciliation (reconcile.py)."""
 
-from beephost_controller.backends.lifecycle import HOST_PORTS, BackendService, free_port
+from beephost_controller.backends.host_ports import HOST_PORTS, free_port
+from beephost_controller.backends.lifecycle import BackendService
 from beephost_controller.backends.plan import (
     ADMIN_CONTROLLER_URL,
     LABEL_BACKEND_ID,

@@ -1,4 +1,4 @@
-"""Backends on Docker: start, status, stop, logs and reconciliation.
+"""Backends on Docker: start (plan.py's plan, applied here), status, restarts, stop, logs.
 
 A start is recorded in the store (status ``starting``, container name fixed) BEFORE
 the container is created, and the container carries the row's id as a label: a crash
@@ -14,24 +14,21 @@ the loopback address, and outbound packets have no NAT, so no reply ever comes b
 Caveat: the host's own addresses on that bridge stay reachable from the container.
 
 Ports: an http or rpc backend publishes ONE concrete host port, chosen at start and
-kept in its row (``options["port"]``): the engine re-assigns an ephemeral port (host
+kept in its row (``config.port``): the engine re-assigns an ephemeral port (host
 port 0) on every start of a container, so a restart, by Docker's policy or by the
-supervisor, would move the endpoint that ``start`` printed. A controller on the host
-probes a free port; one in a container (where a free port says nothing about the host)
-draws one from ``HOST_PORTS``; either way the engine has the last word, and a port
-taken meanwhile is retried with another.
+supervisor, would move the endpoint that ``start`` printed (host_ports.py picks it; a
+port taken meanwhile is retried with another).
 """
 
 import logging
 import os
-import random
 import shutil
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from beephost_controller.backends.host_ports import pick_port
 from beephost_controller.backends.plan import (
     SOCKET_OWNER,
     BackendPlan,
@@ -62,24 +59,6 @@ from beephost_controller.store import BackendRow, BackendUpdate, SqliteStore
 from beephost_protocol.errors import Conflict, InvalidRequest, NotFound, Unavailable
 
 logger = logging.getLogger(__name__)
-
-#: Host ports a controller that cannot probe the host draws from: below Linux's
-#: ephemeral range (32768-60999), where the engine's and the kernel's own picks fall.
-HOST_PORTS = range(20000, 32768)
-
-
-def free_port(host: str) -> int | None:
-    """A free TCP port on ``host``; None if ``host`` is not an address of this machine
-    (a controller in a container publishing on its host's address): Docker picks then.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.bind((host, 0))
-            port: int = probe.getsockname()[1]
-            return port
-    except OSError:
-        return None
 
 
 class BackendService:
@@ -210,14 +189,7 @@ class BackendService:
             path.chmod(0o2770)
 
     def _pick_port(self, host: str, taken: set[int]) -> int:
-        """A host port for a new backend, none of ``taken`` (other backends' ports: an
-        exited one is not listening, yet its restart needs its port back)."""
-        for _ in range(100):
-            probed = free_port(host) if self.settings.choose_host_ports else None
-            port = probed or random.choice(HOST_PORTS)
-            if port not in taken:
-                return port
-        raise Unavailable(f"no free host port on {host}")
+        return pick_port(host, taken, probe=self.settings.choose_host_ports)
 
     # -- status --------------------------------------------------------------------------
 
