@@ -97,8 +97,9 @@ class BackendConfig:
 
     @classmethod
     def from_json(cls, values: dict[str, object]) -> "BackendConfig":
+        port = values.get("port")
         return cls(
-            port=values.get("port"),  # type: ignore[arg-type]  # validated at start
+            port=port if isinstance(port, int) else None,
             bind_address=str(values.get("bind_address") or "127.0.0.1"),
             limits=BackendLimits.model_validate(values.get("limits") or {}),
             hardening=BackendOptions.model_validate(
