@@ -138,21 +138,9 @@ def plan(
         Conflict: The requested port is held by another backend.
     """
     env = environment
-    if env.status != "ready" or env.image is None:
-        raise InvalidRequest(
-            f"environment {env.name!r} is {env.status}, not ready",
-            {"environment": env.name, "status": env.status},
-        )
-    if request.type not in CONTAINER_PORTS:
-        raise InvalidRequest(f"unknown backend type {request.type!r}")
+    image = _check(request, env, held_ports)
     container_port = CONTAINER_PORTS[request.type]
     bind_address = request.bind_address or settings.bind_address
-    if request.port is not None and request.port in held_ports:
-        holder = held_ports[request.port]
-        raise Conflict(
-            f"host port {request.port} is held by backend {holder}",
-            {"port": request.port, "backend": holder},
-        )
     host_port = None
     if container_port is not None:
         host_port = request.port or pick_port(bind_address, set(held_ports))
@@ -169,21 +157,9 @@ def plan(
         LABEL_BACKEND_ID: backend_id,
         LABEL_BACKEND_TYPE: request.type,
     }
-    prefix = f"BEEPHOST_{request.type.upper()}_BACKEND_"
-    # Only the token's digest goes into the container: its environment is inherited
-    # by every docker exec'd process (the health check), readable by user code.
-    container_env = {f"{prefix}TOKEN_SHA256": token_digest(minted.token)}
-    controller_token = None
-    if env.admin:
-        # The one environment whose code may drive the controller: a token of its
-        # own (revoked with the backend) and the controller's Unix socket.
-        controller_token = minted.controller_token
-        container_env[f"{prefix}WORKER_ENV"] = json.dumps(
-            {
-                "BEEPHOST_CONTROLLER_URL": ADMIN_CONTROLLER_URL,
-                "BEEPHOST_CONTROLLER_TOKEN": controller_token,
-            }
-        )
+    # The one environment whose code may drive the controller: a token of its own
+    # (revoked with the backend) and the controller's Unix socket.
+    controller_token = minted.controller_token if env.admin else None
     socket_dir = None
     group_add: list[str] = []
     own_network = None
@@ -210,10 +186,12 @@ def plan(
     )
     spec = ContainerSpec(
         name=name,
-        image=env.image,
+        image=image,
         command=server_command(request.type),
         labels=labels,
-        environment=container_env,
+        environment=_container_environment(
+            request.type, minted.token, controller_token
+        ),
         healthcheck=healthcheck_command(request.type),
         memory_mb=limits.memory_mb,
         cpus=limits.cpus,
@@ -239,3 +217,40 @@ def plan(
         controller_token=controller_token,
         port_attempts=PORT_ATTEMPTS if host_port and not request.port else 1,
     )
+
+
+def _check(
+    request: BackendRequest, env: EnvironmentRow, held_ports: Mapping[int, str]
+) -> str:
+    """The environment's image, if a backend may start on it as requested."""
+    if env.status != "ready" or env.image is None:
+        raise InvalidRequest(
+            f"environment {env.name!r} is {env.status}, not ready",
+            {"environment": env.name, "status": env.status},
+        )
+    if request.type not in CONTAINER_PORTS:
+        raise InvalidRequest(f"unknown backend type {request.type!r}")
+    if request.port is not None and request.port in held_ports:
+        holder = held_ports[request.port]
+        raise Conflict(
+            f"host port {request.port} is held by backend {holder}",
+            {"port": request.port, "backend": holder},
+        )
+    return env.image
+
+
+def _container_environment(
+    kind: BackendType, token: str, controller_token: str | None
+) -> dict[str, str]:
+    prefix = f"BEEPHOST_{kind.upper()}_BACKEND_"
+    # Only the token's digest goes into the container: its environment is inherited
+    # by every docker exec'd process (the health check), readable by user code.
+    environment = {f"{prefix}TOKEN_SHA256": token_digest(token)}
+    if controller_token is not None:
+        environment[f"{prefix}WORKER_ENV"] = json.dumps(
+            {
+                "BEEPHOST_CONTROLLER_URL": ADMIN_CONTROLLER_URL,
+                "BEEPHOST_CONTROLLER_TOKEN": controller_token,
+            }
+        )
+    return environment
