@@ -26,7 +26,7 @@ from beephost_controller.runtime.backend_images import (
     find_workspace,
 )
 from beephost_controller.runtime.base_images import BaseImage, ensure_base_image
-from beephost_controller.runtime.docker import DockerRuntime
+from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.settings import Settings
 from tests.e2e.containers import (
     RunningBackend,
