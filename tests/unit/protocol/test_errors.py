@@ -61,3 +61,21 @@ def test_every_code_has_an_http_and_grpc_status() -> None:
         ErrorCode.UNAVAILABLE,
         ErrorCode.TIMEOUT,
     }
+
+
+@pytest.mark.parametrize(
+    ("length", "refused"),
+    [(None, False), (b"10", False), (b"11", True), (b"not-a-number", False)],
+)
+def test_a_declared_body_over_the_limit_is_too_large(
+    length: bytes | None, refused: bool
+) -> None:
+    from beephost_protocol.errors import TooLarge, declared_body_too_large
+
+    refusal = declared_body_too_large(length, 10)
+    if not refused:
+        assert refusal is None
+        return
+    assert isinstance(refusal, TooLarge)
+    assert refusal.message == "request body of 11 bytes exceeds the 10-byte limit"
+    assert refusal.data == {"size": 11, "limit": 10}

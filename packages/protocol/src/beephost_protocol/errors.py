@@ -165,6 +165,35 @@ class TooLarge(BeepHostError):
     code = ErrorCode.TOO_LARGE
 
 
+def declared_body_too_large(
+    content_length: bytes | None, limit: int
+) -> TooLarge | None:
+    """The refusal of a request whose ``Content-Length`` announces over ``limit`` bytes.
+
+    The HTTP services' front middleware (the backend's and the controller's) refuse
+    such a request before reading its body; an unparsable length refuses nothing here.
+
+    Args:
+        content_length: The raw header value, ``None`` when the request has none.
+        limit: The largest body accepted, in bytes.
+
+    Returns:
+        ``TooLarge`` carrying ``size`` and ``limit``, or ``None`` to go on.
+    """
+    if content_length is None:
+        return None
+    try:
+        size = int(content_length)
+    except ValueError:
+        size = -1
+    if size > limit:
+        return TooLarge(
+            f"request body of {size} bytes exceeds the {limit}-byte limit",
+            {"size": size, "limit": limit},
+        )
+    return None
+
+
 class QuotaExceeded(BeepHostError):
     """Too many sessions, handles or in-flight requests."""
 
