@@ -295,6 +295,35 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.TIMEOUT: 504,
 }
 
+_CODE_BY_STATUS = {status: code for code, status in HTTP_STATUS.items()}
+
+
+def framework_refusal(
+    status: int, detail: str, method: str, path: str
+) -> tuple[ErrorCode, str]:
+    """The code and message of an HTTP framework's own answer (Starlette's 404, 405...).
+
+    The HTTP services (the backend's and the controller's) give these the one error
+    body too: the code is ``HTTP_STATUS`` read backwards (a status without a code of its
+    own is ``internal`` from 500 up, ``invalid_request`` below) and the message names
+    the path or the method.
+
+    Args:
+        status: The framework's HTTP status.
+        detail: The framework's own message, kept for the other statuses.
+        method: The request's method.
+        path: The request's path.
+    """
+    code = _CODE_BY_STATUS.get(status)
+    if code is None:
+        code = ErrorCode.INTERNAL if status >= 500 else ErrorCode.INVALID_REQUEST
+    if status == 404:
+        return code, f"no route {method} {path}"
+    if status == 405:
+        return code, f"{method} is not allowed on {path}"
+    return code, detail
+
+
 GRPC_STATUS: dict[ErrorCode, str] = {
     ErrorCode.INVALID_REQUEST: "INVALID_ARGUMENT",
     ErrorCode.UNAUTHORIZED: "UNAUTHENTICATED",
