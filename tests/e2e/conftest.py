@@ -26,7 +26,7 @@ from beephost_controller.runtime.backend_images import (
     find_workspace,
 )
 from beephost_controller.runtime.base_images import BaseImage, ensure_base_image
-from beephost_controller.runtime.docker import DockerRuntime
+from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.settings import Settings
 from tests.e2e.containers import (
     RunningBackend,
@@ -36,7 +36,7 @@ from tests.e2e.containers import (
     socket_directory,
     start_backend,
 )
-from tests.e2e.controller_process import ControllerProcess
+from tests.e2e.controller_process import ControllerProcess, running_controller
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -205,17 +205,10 @@ def controller(
 ) -> Iterator[ControllerProcess]:
     """A ``beephost-controller`` process building into the session's test repositories;
     afterwards every container and network carrying its name is gone."""
-    proc = ControllerProcess(
-        workdir=tmp_path_factory.mktemp("controller"),
-        workspace=backend_images.workspace,
-        labels=backend_images.labels,
-        repository=BACKENDS_REPOSITORY,
-        docker_cli=docker_cli,
-    )
-    try:
-        proc.start()
+    with running_controller(
+        ControllerProcess,
+        backend_images,
+        docker_cli,
+        tmp_path_factory.mktemp("controller"),
+    ) as proc:
         yield proc
-    finally:
-        proc.stop()
-        proc.remove_owned()
-        assert proc.owned() == [], "containers left after cleanup"

@@ -12,12 +12,17 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from beephost_client.controller import ControllerClient
 from tests.e2e.containers import docker, free_port
+
+if TYPE_CHECKING:  # conftest imports this module: a runtime import would be a cycle
+    from tests.e2e.conftest import BuiltBackends
 
 CONTROLLER_LABEL = "io.beephost.controller"
 
@@ -137,3 +142,41 @@ class ControllerProcess:
             docker(self.docker_cli, "rm", "-f", "-v", container, check=False)
         for network in self.owned("network"):
             docker(self.docker_cli, "network", "rm", network, check=False)
+
+
+Controller = TypeVar("Controller", bound=ControllerProcess)
+
+
+@contextmanager
+def running_controller(
+    kind: type[Controller],
+    backends: "BuiltBackends",
+    docker_cli: str,
+    workdir: Path,
+) -> Iterator[Controller]:
+    """A ``kind`` controller building into the session's test repositories, started;
+    afterwards stopped, and every container and network carrying its name gone.
+
+    Args:
+        kind: ``ControllerProcess`` or a subclass that changes its environment.
+        backends: The session's ``backend_images``: its workspace and run labels.
+        docker_cli: The docker CLI, to find and remove what the controller owned.
+        workdir: A fresh directory for its database, sockets and log.
+    """
+    # Imported here: conftest imports this module.
+    from tests.e2e.conftest import BACKENDS_REPOSITORY
+
+    proc = kind(
+        workdir=workdir,
+        workspace=backends.workspace,
+        labels=backends.labels,
+        repository=BACKENDS_REPOSITORY,
+        docker_cli=docker_cli,
+    )
+    try:
+        proc.start()
+        yield proc
+    finally:
+        proc.stop()
+        proc.remove_owned()
+        assert proc.owned() == [], "containers left after cleanup"

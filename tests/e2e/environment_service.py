@@ -7,7 +7,7 @@ from pathlib import Path
 from beephost_controller.images import DockerImageBuilder
 from beephost_controller.jobs import JobLog, JobRunner
 from beephost_controller.resolver import resolve
-from beephost_controller.runtime.docker import DockerRuntime
+from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.service import ControllerService
 from beephost_controller.settings import Settings
 from beephost_controller.store import SqliteStore

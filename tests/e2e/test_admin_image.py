@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from beephost_controller.images import DockerImageBuilder
-from beephost_controller.runtime.docker import DockerRuntime
+from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.runtime.environment_images import (
     ENV_PYTHON,
     LABEL_ENVIRONMENT_SDK,

@@ -25,7 +25,7 @@ from beephost_controller.runtime.base_images import (
     LABEL_MANAGED,
     LABEL_PYTHON_VERSION,
 )
-from beephost_controller.runtime.docker import DockerRuntime
+from beephost_controller.runtime.docker_images import DockerRuntime
 from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends
 from tests.e2e.containers import (
     HARDENING,

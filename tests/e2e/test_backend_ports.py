@@ -22,9 +22,9 @@ import pytest
 
 from beephost_client import Conflict, connect
 from beephost_client.controller import Backend, ControllerClient
-from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends
+from tests.e2e.conftest import BuiltBackends
 from tests.e2e.containers import inspect
-from tests.e2e.controller_process import ControllerProcess
+from tests.e2e.controller_process import ControllerProcess, running_controller
 
 pytestmark = pytest.mark.docker
 
@@ -42,25 +42,20 @@ def in_container(
     docker_cli: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ControllerClient]:
-    proc = _InContainerController(
-        workdir=tmp_path_factory.mktemp("ports-controller"),
-        workspace=backend_images.workspace,
-        labels=backend_images.labels,
-        repository=BACKENDS_REPOSITORY,
-        docker_cli=docker_cli,
-    )
-    try:
-        proc.start()
-        with proc.client() as api:
-            env = api.create_environment("ports")
-            assert env.job_id is not None
-            job = api.wait_job(env.job_id, timeout=600)
-            assert job.succeeded, job.error
-            yield api
-    finally:
-        proc.stop()
-        proc.remove_owned()
-        assert proc.owned() == [], "containers left after cleanup"
+    with (
+        running_controller(
+            _InContainerController,
+            backend_images,
+            docker_cli,
+            tmp_path_factory.mktemp("ports-controller"),
+        ) as proc,
+        proc.client() as api,
+    ):
+        env = api.create_environment("ports")
+        assert env.job_id is not None
+        job = api.wait_job(env.job_id, timeout=600)
+        assert job.succeeded, job.error
+        yield api
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from beephost_controller.runtime.base_images import (
     import_changes,
     sha256_file,
 )
-from beephost_controller.runtime.docker import DockerRuntime
+from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.settings import Settings
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]

@@ -36,7 +36,7 @@ from beephost_controller.runtime.backend_images import (
     ensure_backend_image,
     ensure_controller_image,
 )
-from beephost_controller.runtime.docker import DockerRuntime
+from beephost_controller.runtime.docker_images import DockerRuntime
 from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends, unavailable
 from tests.e2e.containers import (
     docker,

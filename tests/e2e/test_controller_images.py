@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from beephost_controller.runtime.docker import DockerRuntime
+from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.runtime.environment_images import (
     ENV_PYTHON,
     KIND_ENVIRONMENT_BUILD,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import pytest
 
 from beephost_client.controller import ControllerClient
-from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends
-from tests.e2e.controller_process import ControllerProcess
+from tests.e2e.conftest import BuiltBackends
+from tests.e2e.controller_process import ControllerProcess, running_controller
 
 pytestmark = pytest.mark.docker
 
@@ -45,21 +45,16 @@ def api(
     docker_cli: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ControllerClient]:
-    proc = DirectReferenceController(
-        workdir=tmp_path_factory.mktemp("direct-controller"),
-        workspace=backend_images.workspace,
-        labels=backend_images.labels,
-        repository=BACKENDS_REPOSITORY,
-        docker_cli=docker_cli,
-    )
-    try:
-        proc.start()
-        with proc.client() as client:
-            yield client
-    finally:
-        proc.stop()
-        proc.remove_owned()
-        assert proc.owned() == [], "containers left after cleanup"
+    with (
+        running_controller(
+            DirectReferenceController,
+            backend_images,
+            docker_cli,
+            tmp_path_factory.mktemp("direct-controller"),
+        ) as proc,
+        proc.client() as client,
+    ):
+        yield client
 
 
 def test_an_allowed_wheel_url_is_installed(api: ControllerClient) -> None:

@@ -116,6 +116,8 @@ BY_LANGUAGE: dict[tuple[str, str], str] = {
     ("docs/protocol/errors.md", "text"): "an error object: an output sample",
     ("docs/operators/metrics.md", "promql"): "PromQL for dashboards and alerts",
     ("docs/operators/compose.md", "yaml"): "compose configuration (an override file)",
+    ("docs/architecture.md", "text"): "the layer diagrams",
+    ("docs/architecture.md", "mermaid"): "sequence diagrams, rendered by GitHub",
 }
 
 _CLUSTER = (
@@ -219,6 +221,13 @@ NOT_RUN: dict[tuple[str, str], str] = {
     ("docs/operators/helm.md", ".venv/bin/python -m pytest tests/unit/chart -q"): (
         "part of CI's unit tier (scripts/test runs tests/unit)"
     ),
+    (
+        "docs/architecture.md",
+        "uv run pytest tests/unit tests/integration                  # minutes, no Docker",
+    ): (
+        "the tiers as scripts/test (CI's .ci/run) runs them; the block before it runs "
+        "one package here"
+    ),
     ("docs/protocol/rpc.md", "grpcurl -plaintext 127.0.0.1:50051 list"): (
         "grpcurl is no dependency; the python block after it does the same through "
         "reflection, and tests/reliability/test_tokens.py checks reflection and health"
@@ -293,6 +302,11 @@ RUN: dict[tuple[str, str], Run] = {
     (
         "docs/protocol/pipe.md",
         "uv run python -m beephost_protocol.schema           # write it",
+    ): Run(system="none", in_checkout=True),
+    (
+        "docs/architecture.md",
+        "uv run pytest -q -p no:cacheprovider tests/unit/protocol    # one package of"
+        " the unit tier: seconds",
     ): Run(system="none", in_checkout=True),
     # The quickstart, against the plain local servers its sh blocks start.
     (

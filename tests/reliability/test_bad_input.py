@@ -38,8 +38,8 @@ from beephost_pb.exec.v1 import exec_pb2 as pb
 from beephost_pipe_backend import dispatch
 from beephost_protocol import pb_codec
 from beephost_protocol.errors import ErrorCode
-from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends
-from tests.e2e.controller_process import ControllerProcess
+from tests.e2e.conftest import BuiltBackends
+from tests.e2e.controller_process import ControllerProcess, running_controller
 from tests.reliability.fuzz_openapi import FuzzPlan, OperationRun, all_checks, fuzz
 from tests.reliability.fuzz_support import (
     ENVIRONMENT,
@@ -91,20 +91,13 @@ def token_controller(
 ) -> Iterator[TokenController]:
     """The controller fuzzed with every check: with a token (``ignored_auth`` sends
     requests without it and wants a 401)."""
-    proc = TokenController(
-        workdir=tmp_path_factory.mktemp("fuzz-controller"),
-        workspace=backend_images.workspace,
-        labels=backend_images.labels,
-        repository=BACKENDS_REPOSITORY,
-        docker_cli=docker_cli,
-    )
-    try:
-        proc.start()
+    with running_controller(
+        TokenController,
+        backend_images,
+        docker_cli,
+        tmp_path_factory.mktemp("fuzz-controller"),
+    ) as proc:
         yield proc
-    finally:
-        proc.stop()
-        proc.remove_owned()
-        assert proc.owned() == [], "containers left after cleanup"
 
 
 @pytest.fixture(scope="module")

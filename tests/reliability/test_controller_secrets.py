@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import pytest
 
 from beephost_client.controller import ControllerClient
-from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends
+from tests.e2e.conftest import BuiltBackends
+from tests.e2e.controller_process import running_controller
 from tests.reliability.fuzz_support import TokenController, http_request
 from tests.reliability.summary import record
 
@@ -46,20 +47,13 @@ def secrets_controller(
     docker_cli: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[SecretsController]:
-    proc = SecretsController(
-        workdir=tmp_path_factory.mktemp("secrets-controller"),
-        workspace=backend_images.workspace,
-        labels=backend_images.labels,
-        repository=BACKENDS_REPOSITORY,
-        docker_cli=docker_cli,
-    )
-    try:
-        proc.start()
+    with running_controller(
+        SecretsController,
+        backend_images,
+        docker_cli,
+        tmp_path_factory.mktemp("secrets-controller"),
+    ) as proc:
         yield proc
-    finally:
-        proc.stop()
-        proc.remove_owned()
-        assert proc.owned() == [], "containers left after cleanup"
 
 
 def _closed_port() -> int:

@@ -37,8 +37,8 @@ import pytest
 
 from beephost_client.controller import ControllerClient
 from beephost_pb.exec.v1 import exec_pb2 as pb
-from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends
-from tests.e2e.controller_process import ControllerProcess
+from tests.e2e.conftest import BuiltBackends
+from tests.e2e.controller_process import ControllerProcess, running_controller
 from tests.reliability.fuzz_support import (
     EXECUTOR,
     FuzzBackend,
@@ -66,20 +66,13 @@ def token_controller(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[TokenController]:
     """The e2e controller process, with a token; its containers removed afterwards."""
-    proc = TokenController(
-        workdir=tmp_path_factory.mktemp("token-controller"),
-        workspace=backend_images.workspace,
-        labels=backend_images.labels,
-        repository=BACKENDS_REPOSITORY,
-        docker_cli=docker_cli,
-    )
-    try:
-        proc.start()
+    with running_controller(
+        TokenController,
+        backend_images,
+        docker_cli,
+        tmp_path_factory.mktemp("token-controller"),
+    ) as proc:
         yield proc
-    finally:
-        proc.stop()
-        proc.remove_owned()
-        assert proc.owned() == [], "containers left after cleanup"
 
 
 @pytest.fixture(scope="module")

@@ -61,3 +61,40 @@ def test_every_code_has_an_http_and_grpc_status() -> None:
         ErrorCode.UNAVAILABLE,
         ErrorCode.TIMEOUT,
     }
+
+
+@pytest.mark.parametrize(
+    ("length", "refused"),
+    [(None, False), (b"10", False), (b"11", True), (b"not-a-number", False)],
+)
+def test_a_declared_body_over_the_limit_is_too_large(
+    length: bytes | None, refused: bool
+) -> None:
+    from beephost_protocol.errors import TooLarge, declared_body_too_large
+
+    refusal = declared_body_too_large(length, 10)
+    if not refused:
+        assert refusal is None
+        return
+    assert isinstance(refusal, TooLarge)
+    assert refusal.message == "request body of 11 bytes exceeds the 10-byte limit"
+    assert refusal.data == {"size": 11, "limit": 10}
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (404, ("not_found", "no route GET /x")),
+        (405, ("invalid_request", "GET is not allowed on /x")),
+        (413, ("too_large", "detail")),
+        (418, ("invalid_request", "detail")),
+        (502, ("internal", "detail")),
+    ],
+)
+def test_a_framework_refusal_gets_a_code_and_a_message(
+    status: int, expected: tuple[str, str]
+) -> None:
+    from beephost_protocol.errors import framework_refusal
+
+    code, message = framework_refusal(status, "detail", "GET", "/x")
+    assert (code.value, message) == expected

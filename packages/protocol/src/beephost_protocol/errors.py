@@ -165,6 +165,35 @@ class TooLarge(BeepHostError):
     code = ErrorCode.TOO_LARGE
 
 
+def declared_body_too_large(
+    content_length: bytes | None, limit: int
+) -> TooLarge | None:
+    """The refusal of a request whose ``Content-Length`` announces over ``limit`` bytes.
+
+    The HTTP services' front middleware (the backend's and the controller's) refuse
+    such a request before reading its body; an unparsable length refuses nothing here.
+
+    Args:
+        content_length: The raw header value, ``None`` when the request has none.
+        limit: The largest body accepted, in bytes.
+
+    Returns:
+        ``TooLarge`` carrying ``size`` and ``limit``, or ``None`` to go on.
+    """
+    if content_length is None:
+        return None
+    try:
+        size = int(content_length)
+    except ValueError:
+        size = -1
+    if size > limit:
+        return TooLarge(
+            f"request body of {size} bytes exceeds the {limit}-byte limit",
+            {"size": size, "limit": limit},
+        )
+    return None
+
+
 class QuotaExceeded(BeepHostError):
     """Too many sessions, handles or in-flight requests."""
 
@@ -265,6 +294,35 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.UNAVAILABLE: 503,
     ErrorCode.TIMEOUT: 504,
 }
+
+_CODE_BY_STATUS = {status: code for code, status in HTTP_STATUS.items()}
+
+
+def framework_refusal(
+    status: int, detail: str, method: str, path: str
+) -> tuple[ErrorCode, str]:
+    """The code and message of an HTTP framework's own answer (Starlette's 404, 405...).
+
+    The HTTP services (the backend's and the controller's) give these the one error
+    body too: the code is ``HTTP_STATUS`` read backwards (a status without a code of its
+    own is ``internal`` from 500 up, ``invalid_request`` below) and the message names
+    the path or the method.
+
+    Args:
+        status: The framework's HTTP status.
+        detail: The framework's own message, kept for the other statuses.
+        method: The request's method.
+        path: The request's path.
+    """
+    code = _CODE_BY_STATUS.get(status)
+    if code is None:
+        code = ErrorCode.INTERNAL if status >= 500 else ErrorCode.INVALID_REQUEST
+    if status == 404:
+        return code, f"no route {method} {path}"
+    if status == 405:
+        return code, f"{method} is not allowed on {path}"
+    return code, detail
+
 
 GRPC_STATUS: dict[ErrorCode, str] = {
     ErrorCode.INVALID_REQUEST: "INVALID_ARGUMENT",

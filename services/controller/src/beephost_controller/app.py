@@ -175,7 +175,8 @@ def _docker_builder(settings: Settings) -> ImageBuilder:
 
 
 def _docker_containers() -> BackendContainers:
-    from beephost_controller.runtime.docker import DockerContainers, DockerRuntime
+    from beephost_controller.runtime.docker_containers import DockerContainers
+    from beephost_controller.runtime.docker_images import DockerRuntime
 
     containers: BackendContainers = DockerContainers(DockerRuntime.from_env())
     return containers

@@ -1,7 +1,8 @@
 """Annotated dependencies: the objects the lifespan put on app.state, and auth."""
 
 import hmac
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -13,30 +14,17 @@ from beephost_controller.settings import Settings
 from beephost_controller.store import SqliteStore
 from beephost_protocol.errors import Unauthorized
 
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+T = TypeVar("T")
 
 
-def _service(request: Request) -> ControllerService:
-    service: ControllerService = request.app.state.service
-    return service
+def _from_state(name: str, kind: type[T]) -> Callable[[Request], T]:
+    """The dependency returning ``app.state.<name>``, typed as ``kind``."""
 
+    def dependency(request: Request) -> T:
+        value: T = getattr(request.app.state, name)
+        return value
 
-def _backends(request: Request) -> BackendService:
-    backends: BackendService = request.app.state.backends
-    return backends
-
-
-def _redactor(request: Request) -> Redactor:
-    redactor: Redactor = request.app.state.redactor
-    return redactor
-
-
-def _store(request: Request) -> SqliteStore:
-    store: SqliteStore = request.app.state.store
-    return store
+    return dependency
 
 
 #: What an admin backend's controller token may reach: environments and backends (and
@@ -104,9 +92,13 @@ def check_token(request: Request) -> None:
     raise Unauthorized("a valid bearer token is required")
 
 
-SettingsDep = Annotated[Settings, Depends(_settings)]
-ServiceDep = Annotated[ControllerService, Depends(_service)]
-BackendsDep = Annotated[BackendService, Depends(_backends)]
-StoreDep = Annotated[SqliteStore, Depends(_store)]
-RedactorDep = Annotated[Redactor, Depends(_redactor)]
+SettingsDep = Annotated[Settings, Depends(_from_state("settings", Settings))]
+ServiceDep = Annotated[
+    ControllerService, Depends(_from_state("service", ControllerService))
+]
+BackendsDep = Annotated[
+    BackendService, Depends(_from_state("backends", BackendService))
+]
+StoreDep = Annotated[SqliteStore, Depends(_from_state("store", SqliteStore))]
+RedactorDep = Annotated[Redactor, Depends(_from_state("redactor", Redactor))]
 Authenticated = Depends(require_token)

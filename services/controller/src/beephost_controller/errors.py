@@ -14,11 +14,10 @@ from beephost_protocol.errors import (
     BeepHostError,
     ErrorCode,
     InternalError,
+    framework_refusal,
 )
 
 logger = logging.getLogger(__name__)
-
-_CODE_BY_STATUS = {status: code for code, status in HTTP_STATUS.items()}
 
 
 def error_response(
@@ -58,19 +57,11 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         # Starlette's and FastAPI's own answers (an unknown path, a wrong method, a
         # body that is no JSON it can parse) get the one error body too, not {"detail"}.
-        code = _CODE_BY_STATUS.get(exc.status_code)
-        if code is None:
-            code = (
-                ErrorCode.INTERNAL
-                if exc.status_code >= 500
-                else ErrorCode.INVALID_REQUEST
-            )
-        message = str(exc.detail)
+        code, message = framework_refusal(
+            exc.status_code, str(exc.detail), request.method, request.url.path
+        )
         headers = dict(exc.headers or {})
-        if exc.status_code == 404:
-            message = f"no route {request.method} {request.url.path}"
-        elif exc.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path}"
+        if exc.status_code == 405:
             # Starlette names the methods of the first route of the path only.
             headers["Allow"] = ", ".join(allowed_methods(request))
         body = {

@@ -20,7 +20,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from beephost_controller.deps import check_token
 from beephost_controller.errors import error_response
-from beephost_protocol.errors import BeepHostError, TooLarge, Unauthorized
+from beephost_protocol.errors import (
+    BeepHostError,
+    Unauthorized,
+    declared_body_too_large,
+)
 
 
 class BodyTooLarge(HTTPException):
@@ -99,18 +103,7 @@ class RequestGate:
                 check_token(Request(scope))
             except Unauthorized as exc:
                 return exc
-        length = _header(scope, b"content-length")
-        if length is not None:
-            try:
-                size = int(length)
-            except ValueError:
-                size = -1
-            if size > self.limit:
-                return TooLarge(
-                    f"request body of {size} bytes exceeds the {self.limit}-byte limit",
-                    {"size": size, "limit": self.limit},
-                )
-        return None
+        return declared_body_too_large(_header(scope, b"content-length"), self.limit)
 
     def _has_get(self, scope: Scope) -> bool:
         # Starlette puts the application on the scope before its middleware runs.

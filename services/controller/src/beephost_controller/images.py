@@ -14,7 +14,7 @@ from beephost_controller.runtime.backend_images import (
     find_workspace,
 )
 from beephost_controller.runtime.base_images import BaseImage, ensure_base_image
-from beephost_controller.runtime.docker import DockerRuntime
+from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.runtime.environment_images import (
     ensure_environment_image,
     sdk_code_version,

@@ -3,7 +3,7 @@
 ``ContainerRuntime`` (images and one-shot containers, for the image builders),
 ``BackendContainers`` (long-running hardened backend containers, for the backend
 lifecycle) and ``ImageBuilder`` (what the use cases ask of the image pipeline), with
-the plain data and errors they exchange. ``runtime/docker.py`` implements the first
+the plain data and errors they exchange. ``runtime/docker_*.py`` implement the first
 two on the Docker SDK, ``images`` the third; ``testing.py`` has in-memory versions.
 Nothing here imports the rest of the controller but the resolver's ``Lock`` and the
 job log's type.

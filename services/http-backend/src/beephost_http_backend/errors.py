@@ -23,6 +23,7 @@ from beephost_protocol.errors import (
     ERROR_CLASSES,
     InternalError,
     InvalidRequest,
+    framework_refusal,
     operator_note,
 )
 
@@ -30,8 +31,6 @@ logger = logging.getLogger(__name__)
 
 # The scope key under which the error code is left for the access log and metrics.
 ERROR_CODE_KEY = "beephost.error_code"
-
-_CODE_BY_STATUS = {status: code for code, status in HTTP_STATUS.items()}
 
 
 def status_of(error: BeepHostError) -> int:
@@ -132,17 +131,11 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if isinstance(exc, CarriedError):
         return _remember(request, exc.error)
-    code = _CODE_BY_STATUS.get(exc.status_code)
-    if code is None:
-        code = (
-            ErrorCode.INTERNAL if exc.status_code >= 500 else ErrorCode.INVALID_REQUEST
-        )
-    message = str(exc.detail)
+    code, message = framework_refusal(
+        exc.status_code, str(exc.detail), request.method, request.url.path
+    )
     headers = dict(exc.headers or {})
-    if exc.status_code == 404:
-        message = f"no route {request.method} {request.url.path}"
-    elif exc.status_code == 405:
-        message = f"{request.method} is not allowed on {request.url.path}"
+    if exc.status_code == 405:
         # Starlette names the methods of the first route on the path only.
         app = request.scope.get("app")
         if app is not None:

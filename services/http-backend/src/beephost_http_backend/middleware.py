@@ -32,6 +32,7 @@ from beephost_protocol.errors import (
     TooLarge,
     Unauthorized,
     Unavailable,
+    declared_body_too_large,
 )
 
 access_log = logging.getLogger("beephost_http_backend.access")
@@ -162,17 +163,7 @@ class RequestGate:
             return Unauthorized(f"{reason} token: send 'Authorization: Bearer <token>'")
         if self.state.draining and path.startswith("/api/"):
             return Unavailable("the server is shutting down; retry on another")
-        if length is not None:
-            try:
-                size = int(length)
-            except ValueError:
-                size = -1
-            if size > self.limit:
-                return TooLarge(
-                    f"request body of {size} bytes exceeds the {self.limit}-byte limit",
-                    {"size": size, "limit": self.limit},
-                )
-        return None
+        return declared_body_too_large(length, self.limit)
 
     def _record(
         self, scope: Scope, path: str, progress: "_Progress", seconds: float

@@ -1470,7 +1470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         BaseImageError,
         ensure_base_image,
     )
-    from beephost_controller.runtime.docker import DockerRuntime
+    from beephost_controller.runtime.docker_images import DockerRuntime
     from beephost_controller.settings import Settings
 
     parser = argparse.ArgumentParser(

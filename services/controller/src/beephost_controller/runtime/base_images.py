@@ -804,7 +804,7 @@ def ensure_base_image(
     owns_runtime = runtime is None
     if runtime is None:
         # Imported here: unit tests and the fake never load docker-py.
-        from beephost_controller.runtime.docker import DockerRuntime
+        from beephost_controller.runtime.docker_images import DockerRuntime
 
         runtime = DockerRuntime.from_env()
     try:
@@ -891,7 +891,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from pydantic import ValidationError
 
-    from beephost_controller.runtime.docker import DockerRuntime
+    from beephost_controller.runtime.docker_images import DockerRuntime
 
     try:
         settings = Settings()

@@ -1,0 +1,165 @@
+"""``DockerContainers``: the ``BackendContainers`` on docker-py (backend containers and networks)."""
+
+from collections.abc import Mapping
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from beephost_controller.ports import (
+    ContainerRuntimeError,
+    ContainerSpec,
+    ContainerState,
+)
+from beephost_controller.runtime.docker_errors import label_filters as _label_filters
+from beephost_controller.runtime.docker_errors import mapped_errors as _mapped_errors
+from beephost_controller.runtime.docker_images import DockerRuntime
+
+
+def _container_state(container: Any) -> ContainerState:
+    attrs: dict[str, Any] = container.attrs
+    state: dict[str, Any] = attrs.get("State") or {}
+    health = (state.get("Health") or {}).get("Status")
+    ports: dict[int, int] = {}
+    for spec, hosts in (
+        (attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    ).items():
+        for host in hosts or ():
+            ports[int(str(spec).split("/")[0])] = int(host["HostPort"])
+    return ContainerState(
+        id=str(container.id),
+        name=str(attrs.get("Name", "")).lstrip("/"),
+        labels={str(k): str(v) for k, v in (container.labels or {}).items()},
+        status=str(state.get("Status", "unknown")),
+        health=str(health) if health else None,
+        exit_code=int(state.get("ExitCode") or 0),
+        oom_killed=bool(state.get("OOMKilled")),
+        restart_count=int(attrs.get("RestartCount") or 0),
+        ports=ports,
+    )
+
+
+class DockerContainers:
+    """``BackendContainers`` on docker-py (shares the client of a ``DockerRuntime``)."""
+
+    def __init__(self, runtime: DockerRuntime) -> None:
+        self._client = runtime._client
+
+    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
+        with _mapped_errors(f"create network {name}"):
+            self._client.networks.create(
+                name,
+                driver="bridge",
+                labels=dict(labels),
+                options={
+                    "com.docker.network.bridge.enable_ip_masquerade": "false",
+                    "com.docker.network.bridge.enable_icc": "false",
+                },
+            )
+
+    def remove_network(self, name: str) -> None:
+        try:
+            self._client.networks.get(name).remove()
+        except docker.errors.NotFound:
+            return
+        except docker.errors.DockerException as exc:
+            raise ContainerRuntimeError(f"remove network {name}: {exc}") from exc
+
+    def create_container(self, spec: ContainerSpec) -> str:
+        kwargs: dict[str, Any] = {
+            "name": spec.name,
+            "command": list(spec.command),
+            "labels": dict(spec.labels),
+            "environment": dict(spec.environment),
+            "user": spec.user,
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"] if spec.no_new_privileges else [],
+            "read_only": spec.read_only,
+            "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={spec.tmpfs_mb}m"},
+            "pids_limit": spec.pids,
+            "mem_limit": f"{spec.memory_mb}m",
+            "memswap_limit": f"{spec.memory_mb}m",
+            "nano_cpus": int(spec.cpus * 1e9),
+            "restart_policy": {
+                "Name": "on-failure",
+                "MaximumRetryCount": spec.restart_retries,
+            },
+            "healthcheck": {
+                "test": ["CMD", *spec.healthcheck],
+                "interval": 2_000_000_000,
+                "timeout": 5_000_000_000,
+                "retries": 3,
+                "start_period": 30_000_000_000,
+            },
+            "detach": True,
+        }
+        if spec.network is None:
+            kwargs["network_mode"] = "none"
+        else:
+            kwargs["network"] = spec.network
+        if spec.ports:
+            kwargs["ports"] = {
+                f"{port}/tcp": (host, host_port)
+                for port, (host, host_port) in spec.ports.items()
+            }
+        if spec.cap_add:
+            kwargs["cap_add"] = list(spec.cap_add)
+        volumes: dict[str, dict[str, str]] = {}
+        if spec.socket_dir is not None:
+            volumes[str(spec.socket_dir)] = {"bind": "/run/beephost", "mode": "rw"}
+        if spec.controller_socket_dir is not None:
+            volumes[str(spec.controller_socket_dir)] = {
+                "bind": "/run/beephost-controller",
+                "mode": "rw",
+            }
+        if volumes:
+            kwargs["volumes"] = volumes
+        if spec.group_add:
+            kwargs["group_add"] = list(spec.group_add)
+        with _mapped_errors(f"create container {spec.name}"):
+            container = self._client.containers.create(spec.image, **kwargs)
+        return str(container.id)
+
+    def start_container(self, ref: str) -> None:
+        with _mapped_errors(f"start container {ref}"):
+            self._client.containers.get(ref).start()
+
+    def container_state(self, ref: str) -> ContainerState | None:
+        try:
+            return _container_state(self._client.containers.get(ref))
+        except docker.errors.NotFound:
+            return None
+        except (
+            docker.errors.DockerException,
+            requests.exceptions.RequestException,
+        ) as exc:
+            raise ContainerRuntimeError(f"inspect container {ref}: {exc}") from exc
+
+    def remove_container(self, ref: str) -> None:
+        try:
+            self._client.containers.get(ref).remove(force=True, v=True)
+        except docker.errors.NotFound:
+            return
+        except (
+            docker.errors.DockerException,
+            requests.exceptions.RequestException,
+        ) as exc:
+            raise ContainerRuntimeError(f"remove container {ref}: {exc}") from exc
+
+    def container_logs(self, ref: str, tail: int) -> str:
+        with _mapped_errors(f"logs of container {ref}"):
+            data = self._client.containers.get(ref).logs(tail=tail, timestamps=False)
+        return bytes(data).decode(errors="replace")
+
+    def list_containers(self, labels: Mapping[str, str]) -> list[ContainerState]:
+        with _mapped_errors(f"list containers labelled {dict(labels)}"):
+            found = self._client.containers.list(
+                all=True, filters=_label_filters(labels)
+            )
+        return [_container_state(container) for container in found]
+
+    def list_networks(self, labels: Mapping[str, str]) -> list[str]:
+        with _mapped_errors(f"list networks labelled {dict(labels)}"):
+            found = self._client.networks.list(filters=_label_filters(labels))
+        return [str(network.name) for network in found]

@@ -1,0 +1,181 @@
+"""``DockerRuns``: the one-shot containers of ``DockerRuntime`` (run, and run then commit)."""
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from beephost_controller.ports import (
+    ContainerRunError,
+    ContainerRuntimeError,
+    ImageInfo,
+)
+from beephost_controller.runtime.docker_errors import image_info as _image_info
+from beephost_controller.runtime.docker_errors import mapped_errors as _mapped_errors
+from beephost_controller.runtime.docker_errors import split_tag as _split_tag
+
+logger = logging.getLogger(__name__)
+
+
+class DockerRuns:
+    """The ``run``/``commit_run`` half of ``DockerRuntime``, kept apart to keep modules small.
+
+    A base class of ``DockerRuntime``, which sets ``_client``; not used on its own.
+    """
+
+    _client: Any
+
+    def run(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        labels: Mapping[str, str] | None = None,
+        timeout: float = 60.0,
+    ) -> str:
+        """Run a container once without network and return its stdout.
+
+        Args:
+            image: Image reference or id.
+            command: argv, run without a shell.
+            labels: Labels of the container, so a crash leaves findable leftovers.
+            timeout: Seconds to wait for the exit before killing the container.
+
+        Raises:
+            ContainerRunError: Non-zero exit status (stderr in ``output``).
+            ContainerRuntimeError: The container could not be created or started.
+        """
+        with _mapped_errors(f"run {list(command)} in {image}"):
+            container = self._client.containers.create(
+                image,
+                command=list(command),
+                labels=dict(labels or {}),
+                network_disabled=True,
+            )
+        # docker-py's containers.run(remove=True) leaks the container when start fails,
+        # so the lifecycle is spelled out: whatever happens, remove it.
+        try:
+            with _mapped_errors(f"run {list(command)} in {image}"):
+                container.start()
+                # A wait() timeout is a requests exception: mapped to ours.
+                status = container.wait(timeout=timeout)
+                stdout = str(container.logs(stdout=True, stderr=False).decode())
+                exit_code = int(status.get("StatusCode", -1))
+                if exit_code != 0:
+                    stderr = container.logs(stdout=False, stderr=True).decode()
+                    raise ContainerRunError(
+                        f"{list(command)} in {image} exited with {exit_code}: "
+                        f"{stderr.strip()[-2000:]}",
+                        exit_code=exit_code,
+                        output=stderr,
+                    )
+        finally:
+            try:
+                container.remove(force=True, v=True)
+            except docker.errors.DockerException as exc:
+                logger.warning("could not remove container %s: %s", container.id, exc)
+        return stdout
+
+    def commit_run(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        tag: str,
+        user: str,
+        files: Mapping[Path, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        changes: Sequence[str] = (),
+        timeout: float = 600.0,
+    ) -> ImageInfo:
+        """Run ``command`` once without network and commit the container as ``tag``.
+
+        Args:
+            image: Image reference or id to run.
+            command: argv, run without a shell (as the container's entrypoint: a
+                commit keeps a container's command, so the image's own is restored).
+            tag: ``repository:tag`` of the committed image.
+            user: ``uid:gid`` the command runs as (the image's user is kept).
+            files: Host directory -> absolute container path, copied in (a tar through
+                the API) before the start, owned by root.
+            labels: Labels of the container (and of the image, unless changed).
+            changes: Dockerfile instructions for the image config (``LABEL``, ``USER``).
+            timeout: Seconds to wait for the exit before the container is removed.
+
+        Raises:
+            ContainerRunError: Non-zero exit status (stdout and stderr in ``output``).
+            ContainerRuntimeError: The container could not be created, run or committed.
+        """
+        # Local imports: this method is the module's only user of them.
+        import tarfile
+        import tempfile
+
+        def owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            return info
+
+        with _mapped_errors(f"inspect image {image}"):
+            source: dict[str, Any] = self._client.images.get(image).attrs
+        config: dict[str, Any] = source.get("Config") or {}
+        # A commit merges the container's config into the image's: the user, the
+        # command and the entrypoint of the run would stay unless given here. The run's
+        # command is its entrypoint, so the container has no command of its own to keep.
+        # (An image without a user runs as root: "0" says so, "" would keep the run's.)
+        restored = {
+            "User": config.get("User") or "0",
+            "Entrypoint": list(config.get("Entrypoint") or []),
+            "Cmd": list(config.get("Cmd") or []) or None,
+        }
+        repository, name = _split_tag(tag)
+        argv = list(command)
+        with _mapped_errors(f"create a container of {image} to run {argv}"):
+            container = self._client.containers.create(
+                image,
+                entrypoint=argv,
+                user=user,
+                labels=dict(labels or {}),
+                network_mode="none",
+            )
+        try:
+            with _mapped_errors(f"run {argv} in {image} for {tag}"):
+                for host, target in (files or {}).items():
+                    with tempfile.TemporaryFile(dir=host.parent) as tar:
+                        with tarfile.open(fileobj=tar, mode="w") as archive:
+                            archive.add(
+                                host, arcname=target.strip("/"), filter=owned_by_root
+                            )
+                        tar.seek(0)
+                        if not container.put_archive("/", tar):
+                            raise ContainerRuntimeError(
+                                f"copy {host} to {target} in {image}: refused"
+                            )
+                container.start()
+                # A wait() timeout is a requests exception: mapped to ours.
+                status = container.wait(timeout=timeout)
+                exit_code = int(status.get("StatusCode", -1))
+                if exit_code != 0:
+                    output = container.logs(stdout=True, stderr=True).decode(
+                        errors="replace"
+                    )
+                    raise ContainerRunError(
+                        f"{argv} in {image} exited with {exit_code}: "
+                        f"{output.strip()[-3000:]}",
+                        exit_code=exit_code,
+                        output=output,
+                    )
+                committed = container.commit(
+                    repository, name, changes=list(changes), conf=restored
+                )
+        except OSError as exc:
+            raise ContainerRuntimeError(f"copy files into {image}: {exc}") from exc
+        finally:
+            try:
+                # v=True: the anonymous volumes of the image's VOLUMEs go too.
+                container.remove(force=True, v=True)
+            except docker.errors.DockerException as exc:
+                logger.warning("could not remove container %s: %s", container.id, exc)
+        return _image_info(committed)
