@@ -13,13 +13,10 @@ import anyio
 import pytest
 
 import beephost_client as bc
-from tests.integration.contract import fixtures
 from tests.integration.contract.servers import TRANSPORTS, Backend
 
 pytestmark = pytest.mark.anyio
 
-server_set = fixtures.server_set
-backend_urls = fixtures.backend_urls
 
 GUARD = 30  # seconds: fails a request stuck behind a 120 s one, passes a free session
 TIMEOUT = bc.Timeout(request=180.0, connect=5.0, grace=5.0)

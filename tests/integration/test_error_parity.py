@@ -13,13 +13,10 @@ import pytest
 
 import beephost_client as bc
 from beephost_protocol.errors import MAX_MESSAGE_BYTES, MAX_TRACEBACK_BYTES
-from tests.integration.contract import fixtures
 from tests.integration.contract.servers import TRANSPORTS, Backend
 
 pytestmark = pytest.mark.anyio
 
-server_set = fixtures.server_set
-backend_urls = fixtures.backend_urls
 
 _CHAIN = "\n".join(f"def f{i}():\n    f{i + 1}()" for i in range(60))
 _LONG_TYPE = "E" * 300

@@ -8,17 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.contract import fixtures
-
 pytestmark = pytest.mark.anyio
 
-server_set = fixtures.server_set
-backend_urls = fixtures.backend_urls
-combo = fixtures.combo
-transport = fixtures.transport
-mode = fixtures.mode
-connect = fixtures.connect
-client = fixtures.client
 
 # Fake rich objects, as a pandas DataFrame would be: a handle with an HTML form.
 FAKES = """

@@ -11,18 +11,10 @@ from typing import Any
 import pytest
 
 import beephost_client as bc
-from tests.integration.contract import fixtures
 from tests.integration.contract.servers import MAX_HANDLES
 
 pytestmark = pytest.mark.anyio
 
-server_set = fixtures.server_set
-backend_urls = fixtures.backend_urls
-combo = fixtures.combo
-transport = fixtures.transport
-mode = fixtures.mode
-connect = fixtures.connect
-client = fixtures.client
 
 HOSTILE = [
     "class E(Exception):\n    def __str__(self): raise RuntimeError\nraise E()",

@@ -13,13 +13,9 @@ import anyio
 import pytest
 
 import beephost_client as bc
-from tests.integration.contract import fixtures
 from tests.integration.contract.servers import Backend
 
 pytestmark = pytest.mark.anyio
-
-server_set = fixtures.server_set
-backend_urls = fixtures.backend_urls
 
 
 def _request(sock: socket.socket, reader: Any, frame: dict[str, Any]) -> dict[str, Any]:

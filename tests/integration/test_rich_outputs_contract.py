@@ -14,17 +14,8 @@ from typing import Any
 import pytest
 
 import beephost_client as bc
-from tests.integration.contract import fixtures
 
 pytestmark = pytest.mark.anyio
-
-server_set = fixtures.server_set
-backend_urls = fixtures.backend_urls
-combo = fixtures.combo
-transport = fixtures.transport
-mode = fixtures.mode
-connect = fixtures.connect
-client = fixtures.client
 
 
 def tiny_png(width: int, height: int) -> bytes:

@@ -10,18 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 import beephost_client as bc
-from tests.integration.contract import fixtures
 from tests.integration.contract.servers import Backend
 
 pytestmark = pytest.mark.anyio
-
-server_set = fixtures.server_set
-backend_urls = fixtures.backend_urls
-combo = fixtures.combo
-transport = fixtures.transport
-mode = fixtures.mode
-connect = fixtures.connect
-client = fixtures.client
 
 
 def _nested(depth: int) -> Any:

@@ -14,18 +14,10 @@ from typing import Any
 
 import pytest
 
-from tests.integration.contract import fixtures
 from tests.integration.contract.threaded import unwrap
 
 pytestmark = pytest.mark.anyio
 
-server_set = fixtures.server_set
-backend_urls = fixtures.backend_urls
-combo = fixtures.combo
-transport = fixtures.transport
-mode = fixtures.mode
-connect = fixtures.connect
-client = fixtures.client
 
 PLUS_TWO = datetime.timezone(datetime.timedelta(hours=2))
 

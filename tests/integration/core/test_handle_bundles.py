@@ -1,48 +1,32 @@
 """A handle returned as a reply's value carries its rich bundle, within the limits."""
 
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
-from beephost_core import Executor, ExecutorConfig
+from beephost_core import Executor
 from beephost_protocol import models
+from tests.integration.core.conftest import MakeExecutor
+from tests.integration.core.rich_fakes import HTML
 
 pytestmark = pytest.mark.anyio
 
-MakeExecutor = Callable[..., Any]
 
-HTML = """
-class Html:
-    def __init__(self, size):
-        self.size = size
-    def _repr_html_(self):
-        return "h" * self.size
-    def __repr__(self):
-        return f"Html({self.size})"
-    def again(self):
-        return Html(self.size + 1)
-class Plain:
-    def __repr__(self):
-        return "Plain()"
-"""
+@pytest.fixture
+def executor_defaults() -> dict[str, Any]:
+    return {"prewarm": 0}
 
 
 @pytest.fixture
-async def make_executor(env_python: str) -> AsyncIterator[MakeExecutor]:
-    started: list[Executor] = []
+def make_executor(make_executor: MakeExecutor) -> MakeExecutor:
+    """The conftest's executors, with the rich fakes defined in ``default``."""
 
     async def make(**overrides: Any) -> Executor:
-        config = ExecutorConfig(**{"python": env_python, "prewarm": 0, **overrides})
-        executor = Executor(config)
-        await executor.start()
+        executor: Executor = await make_executor(**overrides)
         await executor.run(models.Execute(code=HTML))
-        started.append(executor)
         return executor
 
-    yield make
-    for executor in started:
-        await executor.aclose()
+    return make
 
 
 async def value_of(executor: Executor, expression: str) -> Any:

@@ -10,19 +10,9 @@ from beephost_core import WORKER_SCRIPT, Executor
 from beephost_core.config import default_worker_env
 from beephost_protocol import models
 from tests.integration.core.conftest import MakeExecutor
+from tests.integration.core.rich_fakes import HTML
 
 pytestmark = pytest.mark.anyio
-
-
-HTML = """
-class Html:
-    def __init__(self, size):
-        self.size = size
-    def _repr_html_(self):
-        return "h" * self.size
-    def __repr__(self):
-        return f"Html({self.size})"
-"""
 
 
 @pytest.fixture

@@ -1,33 +1,12 @@
 """Integers of any size, worker encoder against the client codec (pure logic, no worker)."""
 
-import importlib.util
 import json
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from beephost_core import WORKER_SCRIPT
 from beephost_protocol import decode_value, encode_value
-
-
-@pytest.fixture(scope="module")
-def worker() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "beephost_worker_big_ints", Path(WORKER_SCRIPT)
-    )
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def session(worker: ModuleType) -> Any:
-    return worker.Session({}, channel=None)
-
 
 HUGE = [10**5000, -(10**5000) - 1, 2**100_000, 10**4000, -(10**4000)]
 SMALL = [0, -1, 2**200, 10**4000 - 1, -(10**4000) + 1]

@@ -1,34 +1,14 @@
 """The worker's encoder against the client's decoder, in-process (pure logic, no worker)."""
 
-import importlib.util
 import math
 from collections import OrderedDict
 from enum import IntEnum
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from beephost_core import WORKER_SCRIPT
 from beephost_protocol import Handle, decode_value, encode_value
-
-
-@pytest.fixture(scope="module")
-def worker() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "beephost_worker_under_test", Path(WORKER_SCRIPT)
-    )
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def session(worker: ModuleType) -> Any:
-    return worker.Session({"max_handles": 3}, channel=None)
 
 
 class Color(IntEnum):

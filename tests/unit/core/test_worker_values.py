@@ -3,32 +3,12 @@ pure logic, no worker process."""
 
 import datetime
 import decimal
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from beephost_core import WORKER_SCRIPT
 from beephost_protocol import decode_value
-
-
-@pytest.fixture(scope="module")
-def worker() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "beephost_worker_values", Path(WORKER_SCRIPT)
-    )
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def session(worker: ModuleType) -> Any:
-    return worker.Session({"max_handles": 3}, channel=None)
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,6 @@ tests/integration/test_protocol_docs.py replays against a real server. A respons
 ``id`` is null answers the one (invalid) request of its exchange.
 """
 
-import importlib.util
 import json
 import re
 from dataclasses import dataclass, field
@@ -30,7 +29,6 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from beephost_core import WORKER_SCRIPT
 from beephost_protocol import (
     COMMANDS,
     GRPC_STATUS,
@@ -51,6 +49,7 @@ from beephost_protocol.schema import (
     main,
     render,
 )
+from tests.unit.core.worker_module import load_worker
 
 ROOT = Path(__file__).resolve().parents[3]
 PIPE_DOC = ROOT / "docs" / "protocol" / "pipe.md"
@@ -326,12 +325,7 @@ def test_value_schema_accepts_what_the_codec_sends(
 
 
 def _worker_tags() -> tuple[str, ...]:
-    spec = importlib.util.spec_from_file_location("beephost_worker_tags", WORKER_SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    tags: tuple[str, ...] = module._TAGS
+    tags: tuple[str, ...] = load_worker("beephost_worker_tags")._TAGS
     return tags
 
 

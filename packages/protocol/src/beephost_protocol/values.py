@@ -41,28 +41,6 @@ from pathlib import PurePosixPath
 from typing import Any
 
 _FLOAT_TAGS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-# An unknown "$" key decodes as a plain dict, as in the worker: forward compatible.
-_TAGS = frozenset(
-    {
-        "$float",
-        "$bytes",
-        "$tuple",
-        "$map",
-        "$dict",
-        "$handle",
-        "$int",
-        "$set",
-        "$frozenset",
-        "$complex",
-        "$decimal",
-        "$datetime",
-        "$date",
-        "$time",
-        "$timedelta",
-        "$uuid",
-        "$path",
-    }
-)
 _BIG_INT = 10**4000  # from this magnitude on, integers travel as {"$int": hex}
 
 
@@ -178,36 +156,23 @@ def decode_value(value: Any) -> Any:
         return value
     if len(value) == 1:
         ((key, inner),) = value.items()
-        if key in _TAGS:
-            return _decode_tag(key, inner)
+        decode = _DECODERS.get(key)
+        if decode is not None:
+            return decode(inner)
     return {key: decode_value(item) for key, item in value.items()}
 
 
-def _decode_tag(tag: str, inner: Any) -> Any:
-    if tag == "$float":
-        return _FLOAT_TAGS[inner]
-    if tag == "$bytes":
-        return base64.b64decode(inner)
-    if tag == "$tuple":
-        return tuple(decode_value(item) for item in inner)
-    if tag == "$map":
-        return {decode_value(k): decode_value(v) for k, v in inner}
-    if tag == "$dict":
-        return {key: decode_value(item) for key, item in inner.items()}
-    if tag == "$int":
-        return int(inner, 16)
-    if tag == "$set":
-        return {decode_value(item) for item in inner}
-    if tag == "$frozenset":
-        return frozenset(decode_value(item) for item in inner)
-    if tag == "$complex":
-        real, imag = (decode_value(part) for part in inner)
-        return complex(real, imag)
-    if tag == "$timedelta":
-        days, seconds, micros = inner
-        return datetime.timedelta(days, seconds, micros)
-    if tag in _FROM_TEXT:
-        return _FROM_TEXT[tag](inner)
+def _decode_complex(inner: Any) -> complex:
+    real, imag = (decode_value(part) for part in inner)
+    return complex(real, imag)
+
+
+def _decode_timedelta(inner: Any) -> datetime.timedelta:
+    days, seconds, micros = inner
+    return datetime.timedelta(days, seconds, micros)
+
+
+def _decode_handle(inner: Any) -> Handle:
     bundle = inner.get("bundle")
     return Handle(
         str(inner["id"]),
@@ -217,11 +182,26 @@ def _decode_tag(tag: str, inner: Any) -> Any:
     )
 
 
-_FROM_TEXT: dict[str, Callable[[str], Any]] = {
+# One decoder per value tag of this protocol version: the keys are the tags (the
+# worker's _TAGS, kept equal by a test). An unknown "$" key decodes as a plain dict,
+# as in the worker: forward compatible.
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "$float": _FLOAT_TAGS.__getitem__,
+    "$bytes": base64.b64decode,
+    "$tuple": lambda inner: tuple(decode_value(item) for item in inner),
+    "$map": lambda inner: {decode_value(k): decode_value(v) for k, v in inner},
+    "$dict": lambda inner: {key: decode_value(item) for key, item in inner.items()},
+    "$handle": _decode_handle,
+    "$int": lambda inner: int(inner, 16),
+    "$set": lambda inner: {decode_value(item) for item in inner},
+    "$frozenset": lambda inner: frozenset(decode_value(item) for item in inner),
+    "$complex": _decode_complex,
     "$decimal": decimal.Decimal,
     "$datetime": datetime.datetime.fromisoformat,
     "$date": datetime.date.fromisoformat,
     "$time": datetime.time.fromisoformat,
+    "$timedelta": _decode_timedelta,
     "$uuid": uuid.UUID,
     "$path": PurePosixPath,
 }
+_TAGS = frozenset(_DECODERS)

@@ -4,13 +4,17 @@ They are ``async def`` although they never await: FastAPI runs a plain ``def``
 dependency in a worker thread, which costs more than the rest of a request.
 """
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.responses import Response
 
 from beephost_core import Executor
+from beephost_http_backend.responses import JSONBytes
 from beephost_http_backend.settings import Settings
 from beephost_http_backend.state import BackendState
+from beephost_protocol.models import Command
 
 
 async def get_state(request: Request) -> BackendState:
@@ -56,3 +60,26 @@ LeaseHeader = Annotated[
         "released. Every request naming it renews it.",
     ),
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Runner:
+    """What a command route needs: the executor, the request's deadline and lease."""
+
+    executor: Executor
+    deadline: float | None  # X-Beephost-Timeout: for commands whose body names none
+    lease: str | None
+
+    async def reply(self, command: Command, status: int = 200) -> Response:
+        """Run ``command`` under the request's lease; its result is the response."""
+        return JSONBytes(await self.executor.run(command, lease=self.lease), status)
+
+
+async def get_runner(
+    executor: ExecutorDep, deadline: DeadlineHeader = None, lease: LeaseHeader = None
+) -> Runner:
+    return Runner(executor, deadline, lease)
+
+
+# Declares both headers in the route's OpenAPI, as the route's own parameters did.
+RunnerDep = Annotated[Runner, Depends(get_runner)]

@@ -9,11 +9,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
-import json
 import logging
 import os
 import signal
-import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -21,26 +19,6 @@ if TYPE_CHECKING:
     from beephost_rpc_backend.settings import Settings
 
 logger = logging.getLogger("beephost_rpc_backend")
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def configure_logging() -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    if not sys.stdout.isatty():
-        handler.setFormatter(_JsonFormatter())
-    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
 def _is_loopback(host: str) -> bool:
@@ -115,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         healthy, reason = check(*target())
         print(reason)  # noqa: T201 - the healthcheck's output is its report
         raise SystemExit(0 if healthy else 1)
+    from beephost_core.logs import configure_logging
     from beephost_rpc_backend.settings import Settings
 
     settings = Settings()  # validated before anything starts: unsafe values stop here

@@ -6,12 +6,12 @@ from starlette.responses import Response
 from beephost_http_backend.commands import eval_command, exec_command
 from beephost_http_backend.deps import (
     DeadlineHeader,
-    ExecutorDep,
     LeaseHeader,
+    RunnerDep,
     StateDep,
 )
 from beephost_http_backend.errors import WORKER_ERRORS, documented
-from beephost_http_backend.responses import JSONBytes, NDJSONResponse
+from beephost_http_backend.responses import NDJSONResponse
 from beephost_http_backend.routing import BackendRoute
 from beephost_http_backend.schemas import ExecRequest, StreamLine
 from beephost_http_backend.streaming import ExecStream
@@ -28,16 +28,14 @@ router = APIRouter(prefix="/api", tags=["code"], route_class=BackendRoute)
 )
 async def evaluate(
     body: Evaluate,
-    executor: ExecutorDep,
-    deadline: DeadlineHeader = None,
-    lease: LeaseHeader = None,
+    run: RunnerDep,
 ) -> Response:
     """Evaluate one Python expression in a session and return its value.
 
     ``locals`` are extra names visible to this expression only. Values are JSON with
     ``$``-tags for what JSON cannot say (tuples, bytes, non-finite floats, handles).
     """
-    return JSONBytes(await executor.run(eval_command(body, deadline), lease=lease))
+    return await run.reply(eval_command(body, run.deadline))
 
 
 @router.post(
@@ -48,15 +46,13 @@ async def evaluate(
 )
 async def execute(
     body: ExecRequest,
-    executor: ExecutorDep,
-    deadline: DeadlineHeader = None,
-    lease: LeaseHeader = None,
+    run: RunnerDep,
 ) -> Response:
     """Run statements in a session; captured stdout and stderr come with the result.
 
     A trailing expression statement's value is returned, as in a notebook.
     """
-    return JSONBytes(await executor.run(exec_command(body, deadline), lease=lease))
+    return await run.reply(exec_command(body, run.deadline))
 
 
 @router.post(

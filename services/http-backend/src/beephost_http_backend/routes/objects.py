@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
-from beephost_http_backend.deps import DeadlineHeader, ExecutorDep, LeaseHeader
+from beephost_http_backend.deps import ExecutorDep, LeaseHeader, RunnerDep
 from beephost_http_backend.errors import WORKER_ERRORS, documented
 from beephost_http_backend.responses import JSONBytes
 from beephost_http_backend.routes.sessions import SessionPath
@@ -58,9 +58,7 @@ TimeoutQuery = Annotated[
 async def create_object(
     session: SessionPath,
     body: ObjectCreateRequest,
-    executor: ExecutorDep,
-    deadline: DeadlineHeader = None,
-    lease: LeaseHeader = None,
+    run: RunnerDep,
 ) -> Response:
     """Call a callable by dotted path and keep the result in the session.
 
@@ -71,9 +69,9 @@ async def create_object(
         target=body.target,
         args=body.args,
         kwargs=body.kwargs,
-        timeout=body.timeout or deadline,
+        timeout=body.timeout or run.deadline,
     )
-    return JSONBytes(await executor.run(command, lease=lease), 201)
+    return await run.reply(command, 201)
 
 
 @router.get(
@@ -84,13 +82,11 @@ async def create_object(
 )
 async def list_objects(
     session: SessionPath,
-    executor: ExecutorDep,
-    deadline: DeadlineHeader = None,
-    lease: LeaseHeader = None,
+    run: RunnerDep,
 ) -> Response:
     """List the session's live handles, oldest first."""
-    command = ObjectList(session=session, timeout=deadline)
-    return JSONBytes(await executor.run(command, lease=lease))
+    command = ObjectList(session=session, timeout=run.deadline)
+    return await run.reply(command)
 
 
 @router.get(
@@ -103,16 +99,17 @@ async def get_attribute(
     session: SessionPath,
     handle: HandlePath,
     name: NamePath,
-    executor: ExecutorDep,
+    run: RunnerDep,
     query_deadline: TimeoutQuery = None,
-    deadline: DeadlineHeader = None,
-    lease: LeaseHeader = None,
 ) -> Response:
     """Read an attribute of a handle's object."""
     command = ObjectGetAttr(
-        session=session, handle=handle, name=name, timeout=query_deadline or deadline
+        session=session,
+        handle=handle,
+        name=name,
+        timeout=query_deadline or run.deadline,
     )
-    return JSONBytes(await executor.run(command, lease=lease))
+    return await run.reply(command)
 
 
 @router.put(
@@ -126,9 +123,7 @@ async def set_attribute(
     handle: HandlePath,
     name: NamePath,
     body: SetAttributeRequest,
-    executor: ExecutorDep,
-    deadline: DeadlineHeader = None,
-    lease: LeaseHeader = None,
+    run: RunnerDep,
 ) -> Response:
     """Assign an attribute of a handle's object."""
     command = ObjectSetAttr(
@@ -136,9 +131,9 @@ async def set_attribute(
         handle=handle,
         name=name,
         value=body.value,
-        timeout=body.timeout or deadline,
+        timeout=body.timeout or run.deadline,
     )
-    return JSONBytes(await executor.run(command, lease=lease))
+    return await run.reply(command)
 
 
 @router.post(
@@ -151,9 +146,7 @@ async def call_object(
     session: SessionPath,
     handle: HandlePath,
     body: CallRequest,
-    executor: ExecutorDep,
-    deadline: DeadlineHeader = None,
-    lease: LeaseHeader = None,
+    run: RunnerDep,
 ) -> Response:
     """Call a handle's object itself (``method`` null) or one of its methods."""
     command = ObjectCall(
@@ -162,9 +155,9 @@ async def call_object(
         method=body.method,
         args=body.args,
         kwargs=body.kwargs,
-        timeout=body.timeout or deadline,
+        timeout=body.timeout or run.deadline,
     )
-    return JSONBytes(await executor.run(command, lease=lease))
+    return await run.reply(command)
 
 
 @router.post(

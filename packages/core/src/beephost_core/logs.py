@@ -1,0 +1,28 @@
+"""The pipe and gRPC backends' logging: JSON lines on stdout, plain text on a terminal."""
+
+import json
+import logging
+import sys
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message and any traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging() -> None:
+    """Log INFO and above to stdout: JSON lines, unless a person reads a terminal."""
+    handler = logging.StreamHandler(sys.stdout)
+    if not sys.stdout.isatty():
+        handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
