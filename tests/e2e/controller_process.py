@@ -137,3 +137,14 @@ class ControllerProcess:
             docker(self.docker_cli, "rm", "-f", "-v", container, check=False)
         for network in self.owned("network"):
             docker(self.docker_cli, "network", "rm", network, check=False)
+
+
+def build_environment(
+    api: ControllerClient, name: str, requirements: list[str], timeout: float
+) -> str:
+    """Create environment ``name`` and wait up to ``timeout`` s for its build to succeed."""
+    env = api.create_environment(name, requirements=requirements)
+    assert env.job_id is not None
+    job = api.wait_job(env.job_id, timeout=timeout)
+    assert job.succeeded, job.error
+    return name
