@@ -210,6 +210,17 @@ def backend_server(
     )
 
 
+def bare_server(name: str, script: str, tmp: Path, port: int) -> ProcessServer:
+    """``bench/<script> <port>``: a bare framework server, the baseline of a backend."""
+    return ProcessServer(
+        name,
+        [sys.executable, str(BENCH_DIR / script), str(port)],
+        tmp / f"{name}.none",
+        tmp / f"{name}.log",
+        env=base_env(),
+    )
+
+
 @dataclass
 class Spec:
     """One measured case: its server, readiness probe, client factory (picklable where
@@ -255,13 +266,7 @@ def grpc_backend_spec(tmp: Path) -> Spec:
 
 def grpc_bare_spec(tmp: Path) -> Spec:
     port = http_roundtrip.free_port()
-    server = ProcessServer(
-        "grpc-bare",
-        [sys.executable, str(BENCH_DIR / "_bare_grpc.py"), str(port)],
-        tmp / "grpc-bare.none",
-        tmp / "grpc-bare.log",
-        env=base_env(),
-    )
+    server = bare_server("grpc-bare", "_bare_grpc.py", tmp, port)
     return Spec(
         "grpc-bare",
         server,

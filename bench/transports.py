@@ -65,13 +65,7 @@ def rpyc_spec(tmp: Path) -> Spec:
 
 def fastapi_bare_spec(tmp: Path) -> Spec:
     port = http_roundtrip.free_port()
-    server = ProcessServer(
-        "fastapi-bare",
-        [sys.executable, str(BENCH_DIR / "_bare_fastapi.py"), str(port)],
-        tmp / "fastapi-bare.none",
-        tmp / "fastapi-bare.log",
-        env=grpc_roundtrip.base_env(),
-    )
+    server = grpc_roundtrip.bare_server("fastapi-bare", "_bare_fastapi.py", tmp, port)
     return Spec(
         "fastapi-bare",
         server,
