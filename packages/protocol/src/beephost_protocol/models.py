@@ -76,6 +76,17 @@ def _values_within_depth(values: _Values) -> _Values:
 WireValue = Annotated[Any, AfterValidator(_value_within_depth)]
 WireArgs = Annotated[list[Any], AfterValidator(_values_within_depth)]
 WireNames = Annotated[dict[str, Any], AfterValidator(_values_within_depth)]
+# A call's arguments, as object.create and object.call take them (and the HTTP bodies,
+# which leave the depth check to these commands). Field() is typed as its default's type,
+# hence Any.
+ARGS: Any = Field(
+    default_factory=list, description="Positional arguments (wire values)."
+)
+KWARGS: Any = Field(
+    default_factory=dict, description="Keyword arguments (wire values)."
+)
+CallArgs = Annotated[WireArgs, ARGS]
+CallKwargs = Annotated[WireNames, KWARGS]
 
 
 class _Model(BaseModel):
@@ -131,12 +142,8 @@ class ObjectCreate(SessionCommand):
         description="Dotted path of a callable: module attribute, builtin or a name "
         "in the session's namespace.",
     )
-    args: WireArgs = Field(
-        default_factory=list, description="Positional arguments (wire values)."
-    )
-    kwargs: WireNames = Field(
-        default_factory=dict, description="Keyword arguments (wire values)."
-    )
+    args: CallArgs
+    kwargs: CallKwargs
 
 
 class ObjectGetAttr(SessionCommand):
@@ -164,12 +171,8 @@ class ObjectCall(SessionCommand):
     method: str | None = Field(
         None, description="Method name; null calls the object itself."
     )
-    args: WireArgs = Field(
-        default_factory=list, description="Positional arguments (wire values)."
-    )
-    kwargs: WireNames = Field(
-        default_factory=dict, description="Keyword arguments (wire values)."
-    )
+    args: CallArgs
+    kwargs: CallKwargs
 
 
 class ObjectRelease(SessionCommand):

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from beephost_protocol import DEFAULT_SESSION
-from beephost_protocol.models import ErrorBody, ExecResult, Output
+from beephost_protocol.models import ARGS, KWARGS, ErrorBody, ExecResult, Output
 
 SessionId = Annotated[
     str,
@@ -20,6 +20,8 @@ SessionId = Annotated[
         description="Session to run in; 'default' always exists.",
     ),
 ]
+CallArgs = Annotated[list[Any], ARGS]
+CallKwargs = Annotated[dict[str, Any], KWARGS]
 Timeout = Annotated[
     float | None,
     Field(
@@ -64,12 +66,8 @@ class ObjectCreateRequest(_Body):
         # Documented only: the worker checks it, with the same error on every transport.
         json_schema_extra={"pattern": DOTTED_NAME},
     )
-    args: list[Any] = Field(
-        default_factory=list, description="Positional arguments (wire values)."
-    )
-    kwargs: dict[str, Any] = Field(
-        default_factory=dict, description="Keyword arguments (wire values)."
-    )
+    args: CallArgs
+    kwargs: CallKwargs
     timeout: Timeout = None
 
 
@@ -86,12 +84,8 @@ class CallRequest(_Body):
     method: str | None = Field(
         None, description="Method name; null calls the object itself."
     )
-    args: list[Any] = Field(
-        default_factory=list, description="Positional arguments (wire values)."
-    )
-    kwargs: dict[str, Any] = Field(
-        default_factory=dict, description="Keyword arguments (wire values)."
-    )
+    args: CallArgs
+    kwargs: CallKwargs
     timeout: Timeout = None
 
 
