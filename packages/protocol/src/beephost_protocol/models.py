@@ -76,17 +76,9 @@ def _values_within_depth(values: _Values) -> _Values:
 WireValue = Annotated[Any, AfterValidator(_value_within_depth)]
 WireArgs = Annotated[list[Any], AfterValidator(_values_within_depth)]
 WireNames = Annotated[dict[str, Any], AfterValidator(_values_within_depth)]
-# A call's arguments, as object.create and object.call take them (and the HTTP bodies,
-# which leave the depth check to these commands). Field() is typed as its default's type,
-# hence Any.
-ARGS: Any = Field(
-    default_factory=list, description="Positional arguments (wire values)."
-)
-KWARGS: Any = Field(
-    default_factory=dict, description="Keyword arguments (wire values)."
-)
-CallArgs = Annotated[WireArgs, ARGS]
-CallKwargs = Annotated[WireNames, KWARGS]
+# A call's arguments, as object.create and object.call (and the HTTP bodies) document them.
+ARGS_DOC = "Positional arguments (wire values)."
+KWARGS_DOC = "Keyword arguments (wire values)."
 
 
 class _Model(BaseModel):
@@ -142,8 +134,8 @@ class ObjectCreate(SessionCommand):
         description="Dotted path of a callable: module attribute, builtin or a name "
         "in the session's namespace.",
     )
-    args: CallArgs
-    kwargs: CallKwargs
+    args: WireArgs = Field(default_factory=list, description=ARGS_DOC)
+    kwargs: WireNames = Field(default_factory=dict, description=KWARGS_DOC)
 
 
 class ObjectGetAttr(SessionCommand):
@@ -171,8 +163,8 @@ class ObjectCall(SessionCommand):
     method: str | None = Field(
         None, description="Method name; null calls the object itself."
     )
-    args: CallArgs
-    kwargs: CallKwargs
+    args: WireArgs = Field(default_factory=list, description=ARGS_DOC)
+    kwargs: WireNames = Field(default_factory=dict, description=KWARGS_DOC)
 
 
 class ObjectRelease(SessionCommand):

@@ -10,7 +10,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from beephost_protocol import DEFAULT_SESSION
-from beephost_protocol.models import ARGS, KWARGS, ErrorBody, ExecResult, Output
+from beephost_protocol.models import (
+    ARGS_DOC,
+    KWARGS_DOC,
+    ErrorBody,
+    ExecResult,
+    Output,
+)
 
 SessionId = Annotated[
     str,
@@ -20,8 +26,6 @@ SessionId = Annotated[
         description="Session to run in; 'default' always exists.",
     ),
 ]
-CallArgs = Annotated[list[Any], ARGS]
-CallKwargs = Annotated[dict[str, Any], KWARGS]
 Timeout = Annotated[
     float | None,
     Field(
@@ -66,8 +70,8 @@ class ObjectCreateRequest(_Body):
         # Documented only: the worker checks it, with the same error on every transport.
         json_schema_extra={"pattern": DOTTED_NAME},
     )
-    args: CallArgs
-    kwargs: CallKwargs
+    args: list[Any] = Field(default_factory=list, description=ARGS_DOC)
+    kwargs: dict[str, Any] = Field(default_factory=dict, description=KWARGS_DOC)
     timeout: Timeout = None
 
 
@@ -84,8 +88,8 @@ class CallRequest(_Body):
     method: str | None = Field(
         None, description="Method name; null calls the object itself."
     )
-    args: CallArgs
-    kwargs: CallKwargs
+    args: list[Any] = Field(default_factory=list, description=ARGS_DOC)
+    kwargs: dict[str, Any] = Field(default_factory=dict, description=KWARGS_DOC)
     timeout: Timeout = None
 
 
