@@ -76,9 +76,6 @@ def _values_within_depth(values: _Values) -> _Values:
 WireValue = Annotated[Any, AfterValidator(_value_within_depth)]
 WireArgs = Annotated[list[Any], AfterValidator(_values_within_depth)]
 WireNames = Annotated[dict[str, Any], AfterValidator(_values_within_depth)]
-# A call's arguments, as object.create and object.call (and the HTTP bodies) document them.
-ARGS_DOC = "Positional arguments (wire values)."
-KWARGS_DOC = "Keyword arguments (wire values)."
 
 
 class _Model(BaseModel):
@@ -123,6 +120,11 @@ class Execute(SessionCommand):
     COMMAND: ClassVar[str] = "exec"
     code: str = Field(description="Python statements, run in the session's namespace.")
     stream: bool = Field(False, description="Deliver stdout/stderr as produced.")
+
+
+# A call's arguments, as object.create and object.call (and the HTTP bodies) document them.
+ARGS_DOC = "Positional arguments (wire values)."
+KWARGS_DOC = "Keyword arguments (wire values)."
 
 
 class ObjectCreate(SessionCommand):
