@@ -27,7 +27,6 @@ import platform
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -178,6 +177,50 @@ def base_env(prefix: str = "BEEPHOST_") -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(prefix)}
 
 
+# The backends' modules and settings prefixes, by kind.
+BACKENDS = {
+    "pipe": ("beephost_pipe_backend", "BEEPHOST_PIPE_BACKEND_"),
+    "http": ("beephost_http_backend", "BEEPHOST_HTTP_BACKEND_"),
+    "grpc": ("beephost_rpc_backend", "BEEPHOST_RPC_BACKEND_"),
+}
+
+
+def backend_server(
+    kind: str, name: str, tmp: Path, address: Path | int, python: str | None = None
+) -> ProcessServer:
+    """A backend of ``kind`` on ``address`` (pipe: a socket path; else a port), as every
+    bench runs one: no metrics port, no prewarmed worker, and (but HTTP) a quick stop.
+    ``python`` runs its workers; by default the backend's own interpreter."""
+    module, prefix = BACKENDS[kind]
+    settings = {"METRICS_PORT": "0", "PREWARM": "0"}
+    if python is not None:
+        settings["PYTHON"] = python
+    if kind != "http":
+        settings["DRAIN_TIMEOUT"] = "1"
+    if isinstance(address, Path):
+        settings["SOCKET_PATH"] = str(address)
+        ready = address
+    else:
+        settings["PORT"] = str(address)
+        ready = tmp / f"{name}.none"
+    env = base_env()
+    env.update({prefix + key: value for key, value in settings.items()})
+    return ProcessServer(
+        name, [sys.executable, "-m", module], ready, tmp / f"{name}.log", env=env
+    )
+
+
+def bare_server(name: str, script: str, tmp: Path, port: int) -> ProcessServer:
+    """``bench/<script> <port>``: a bare framework server, the baseline of a backend."""
+    return ProcessServer(
+        name,
+        [sys.executable, str(BENCH_DIR / script), str(port)],
+        tmp / f"{name}.none",
+        tmp / f"{name}.log",
+        env=base_env(),
+    )
+
+
 @dataclass
 class Spec:
     """One measured case: its server, readiness probe, client factory (picklable where
@@ -211,20 +254,7 @@ def floor_spec(tmp: Path) -> Spec:
 
 def grpc_backend_spec(tmp: Path) -> Spec:
     port = http_roundtrip.free_port()
-    env = base_env()
-    env.update(
-        BEEPHOST_RPC_BACKEND_PORT=str(port),
-        BEEPHOST_RPC_BACKEND_METRICS_PORT="0",
-        BEEPHOST_RPC_BACKEND_PREWARM="0",
-        BEEPHOST_RPC_BACKEND_DRAIN_TIMEOUT="1",
-    )
-    server = ProcessServer(
-        "grpc-backend",
-        [sys.executable, "-m", "beephost_rpc_backend"],
-        tmp / "grpc-backend.none",
-        tmp / "grpc-backend.log",
-        env=env,
-    )
+    server = backend_server("grpc", "grpc-backend", tmp, port)
     return Spec(
         "grpc-backend",
         server,
@@ -236,13 +266,7 @@ def grpc_backend_spec(tmp: Path) -> Spec:
 
 def grpc_bare_spec(tmp: Path) -> Spec:
     port = http_roundtrip.free_port()
-    server = ProcessServer(
-        "grpc-bare",
-        [sys.executable, str(BENCH_DIR / "_bare_grpc.py"), str(port)],
-        tmp / "grpc-bare.none",
-        tmp / "grpc-bare.log",
-        env=base_env(),
-    )
+    server = bare_server("grpc-bare", "_bare_grpc.py", tmp, port)
     return Spec(
         "grpc-bare",
         server,
@@ -497,23 +521,8 @@ def print_preamble(title: str, args: argparse.Namespace, result: Run) -> None:
 
 def code_under_test() -> str:
     root = BENCH_DIR.parent
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "packages", "services"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return str(root)
-    state = "with uncommitted changes" if dirty else "clean"
-    return f"{root.name} at {head}, packages/ and services/ {state}"
+    state = pipe_roundtrip.git_state(root)
+    return str(root) if state is None else f"{root.name} {state}"
 
 
 def parse_args(
@@ -539,15 +548,11 @@ def cpu_cells(result: Result) -> list[str]:
     return [f"{client:.1f}", f"{server:.1f}", f"{worker:.1f}" if worker else "-"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv, __doc__.split("\n\n")[0], seconds=5.0)
-    result = run(
-        args,
-        lambda tmp: [floor_spec(tmp), grpc_bare_spec(tmp), grpc_backend_spec(tmp)],
-        "bhb-grpc-",
-    )
-    by_name = {r.name: r for r in result.results}
-    bare, floor = by_name["grpc-bare"].p(0.5), by_name["floor"].p(0.5)
+def print_tables(
+    results: list[Result], ratios: dict[str, Callable[[Result], str]], workers: str
+) -> None:
+    """The results as a text and a Markdown table: each case's latency percentiles, a
+    column per entry of ``ratios`` (header: cell), its CPU per request; and its note."""
     headers = [
         "case",
         "requests",
@@ -555,8 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         "p90 µs",
         "p99 µs",
         "req/s",
-        "p50 ÷ bare grpcio",
-        "p50 ÷ floor",
+        *ratios,
         "CPU µs/req: client",
         "server",
         "worker",
@@ -569,24 +573,42 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.p(0.9):.1f}",
             f"{r.p(0.99):.1f}",
             f"{r.rps:,.0f}",
-            f"{r.p(0.5) / bare:.2f}x",
-            f"{r.p(0.5) / floor:.2f}x",
+            *(cell(r) for cell in ratios.values()),
             *cpu_cells(r),
         ]
-        for r in result.results
+        for r in results
     ]
-    print_preamble("grpc_roundtrip", args, result)
     print(render_text(headers, rows))
-    width = max(len(r.name) for r in result.results)
-    for r in result.results:
+    width = max(len(r.name) for r in results)
+    for r in results:
         print(f"  {r.name.ljust(width)}  {r.spec.note}")
     print(
         "  CPU µs/req: the client's calling thread, the server process, its child "
-        "processes (the backend's session worker); from /proc schedstat"
+        f"processes ({workers}); from /proc schedstat"
     )
     print()
     print(render_markdown(headers, rows))
     print()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv, __doc__.split("\n\n")[0], seconds=5.0)
+    result = run(
+        args,
+        lambda tmp: [floor_spec(tmp), grpc_bare_spec(tmp), grpc_backend_spec(tmp)],
+        "bhb-grpc-",
+    )
+    by_name = {r.name: r for r in result.results}
+    bare, floor = by_name["grpc-bare"].p(0.5), by_name["floor"].p(0.5)
+    print_preamble("grpc_roundtrip", args, result)
+    print_tables(
+        result.results,
+        {
+            "p50 ÷ bare grpcio": lambda r: f"{r.p(0.5) / bare:.2f}x",
+            "p50 ÷ floor": lambda r: f"{r.p(0.5) / floor:.2f}x",
+        },
+        workers="the backend's session worker",
+    )
     ours = by_name["grpc-backend"].p(0.5)
     ratio = ours / bare
     print(
@@ -597,15 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def entry(main: Callable[[], int]) -> None:
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; every process started was stopped", file=sys.stderr)
-        sys.exit(130)
-    except BrokenPipeError:  # our reader went away (`| head`): we cleaned up already
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(141)
+entry = pipe_roundtrip.entry  # for the other benches
 
 
 if __name__ == "__main__":

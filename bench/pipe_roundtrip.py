@@ -820,6 +820,14 @@ def _code_under_test() -> str:
     root = BENCH_DIR.parent
     if not origin.is_relative_to(root):
         return f"{origin} (outside this repo, e.g. via PYTHONPATH)"
+    state = git_state(root)
+    if state is None:
+        return str(origin)
+    return f"{origin.relative_to(root)} {state}"
+
+
+def git_state(root: Path) -> str | None:
+    """``at <commit>, packages/ and services/ clean`` (or with changes); None without git."""
     try:
         head = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
@@ -834,9 +842,9 @@ def _code_under_test() -> str:
             check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return str(origin)
+        return None
     state = "with uncommitted changes" if dirty else "clean"
-    return f"{origin.relative_to(root)} at {head}, packages/ and services/ {state}"
+    return f"at {head}, packages/ and services/ {state}"
 
 
 def report(
@@ -912,7 +920,8 @@ def report(
     )
 
 
-if __name__ == "__main__":
+def entry(main: Callable[[], int]) -> None:
+    """Run a bench's ``main`` as a command: its exit code, 130 on ^C, 141 on EPIPE."""
     try:
         sys.exit(main())
     except KeyboardInterrupt:
@@ -921,3 +930,7 @@ if __name__ == "__main__":
     except BrokenPipeError:  # our reader went away (`| head`): we cleaned up already
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(141)
+
+
+if __name__ == "__main__":
+    entry(main)

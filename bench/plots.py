@@ -269,31 +269,14 @@ def backend_spec(kind: str, tmp: Path, python: str) -> Spec:
     """A backend of ``kind`` whose workers run under ``python``, with bench/transports.py's
     settings (no metrics port, no prewarmed worker)."""
     name = f"png-{kind}"
-    module, prefix = {
-        "pipe": ("beephost_pipe_backend", "BEEPHOST_PIPE_BACKEND_"),
-        "http": ("beephost_http_backend", "BEEPHOST_HTTP_BACKEND_"),
-        "grpc": ("beephost_rpc_backend", "BEEPHOST_RPC_BACKEND_"),
-    }[kind]
-    settings = {"PYTHON": python, "METRICS_PORT": "0", "PREWARM": "0"}
-    if kind != "http":  # as bench/transports.py: a quick stop
-        settings["DRAIN_TIMEOUT"] = "1"
+    address: Path | int
     if kind == "pipe":
-        path = tmp / f"{name}.sock"
-        settings["SOCKET_PATH"] = str(path)
-        url = f"unix://{path}"
+        address = tmp / f"{name}.sock"
+        url = f"unix://{address}"
     else:
-        port = http_roundtrip.free_port()
-        settings["PORT"] = str(port)
-        url = f"{kind}://127.0.0.1:{port}"
-    env = grpc_roundtrip.base_env()
-    env.update({prefix + key: value for key, value in settings.items()})
-    server = ProcessServer(
-        name,
-        [sys.executable, "-m", module],
-        tmp / f"{name}.none",
-        tmp / f"{name}.log",
-        env=env,
-    )
+        address = http_roundtrip.free_port()
+        url = f"{kind}://127.0.0.1:{address}"
+    server = grpc_roundtrip.backend_server(kind, name, tmp, address, python)
     return Spec(
         name,
         server,

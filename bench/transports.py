@@ -36,20 +36,7 @@ JUPYTER_BLOCK_SCALE = 0.05  # ~8 ms a round trip: 10 per block of 200
 
 def pipe_spec(tmp: Path) -> Spec:
     path = tmp / "pipe.sock"
-    env = grpc_roundtrip.base_env()
-    env.update(
-        BEEPHOST_PIPE_BACKEND_SOCKET_PATH=str(path),
-        BEEPHOST_PIPE_BACKEND_METRICS_PORT="0",
-        BEEPHOST_PIPE_BACKEND_PREWARM="0",
-        BEEPHOST_PIPE_BACKEND_DRAIN_TIMEOUT="1",
-    )
-    server = ProcessServer(
-        "pipe",
-        [sys.executable, "-m", "beephost_pipe_backend"],
-        path,
-        tmp / "pipe.log",
-        env=env,
-    )
+    server = grpc_roundtrip.backend_server("pipe", "pipe", tmp, path)
     return Spec(
         "pipe-backend",
         server,
@@ -78,13 +65,7 @@ def rpyc_spec(tmp: Path) -> Spec:
 
 def fastapi_bare_spec(tmp: Path) -> Spec:
     port = http_roundtrip.free_port()
-    server = ProcessServer(
-        "fastapi-bare",
-        [sys.executable, str(BENCH_DIR / "_bare_fastapi.py"), str(port)],
-        tmp / "fastapi-bare.none",
-        tmp / "fastapi-bare.log",
-        env=grpc_roundtrip.base_env(),
-    )
+    server = grpc_roundtrip.bare_server("fastapi-bare", "_bare_fastapi.py", tmp, port)
     return Spec(
         "fastapi-bare",
         server,
@@ -96,19 +77,7 @@ def fastapi_bare_spec(tmp: Path) -> Spec:
 
 def http_backend_spec(tmp: Path) -> Spec:
     port = http_roundtrip.free_port()
-    env = grpc_roundtrip.base_env()
-    env.update(
-        BEEPHOST_HTTP_BACKEND_PORT=str(port),
-        BEEPHOST_HTTP_BACKEND_METRICS_PORT="0",
-        BEEPHOST_HTTP_BACKEND_PREWARM="0",
-    )
-    server = ProcessServer(
-        "http-backend",
-        [sys.executable, "-m", "beephost_http_backend"],
-        tmp / "http-backend.none",
-        tmp / "http-backend.log",
-        env=env,
-    )
+    server = grpc_roundtrip.backend_server("http", "http-backend", tmp, port)
     return Spec(
         "http-backend",
         server,
@@ -148,45 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     run = grpc_roundtrip.run(args, build, "bhb-transports-")
     by_name = {r.name: r for r in run.results}
     floor, jupyter = by_name["floor"].p(0.5), by_name["jupyter"].p(0.5)
-    headers = [
-        "case",
-        "requests",
-        "p50 µs",
-        "p90 µs",
-        "p99 µs",
-        "req/s",
-        "p50 ÷ floor",
-        "x faster than Jupyter",
-        "CPU µs/req: client",
-        "server",
-        "worker",
-    ]
-    rows = [
-        [
-            r.name,
-            str(len(r.latencies)),
-            f"{r.p(0.5):.1f}",
-            f"{r.p(0.9):.1f}",
-            f"{r.p(0.99):.1f}",
-            f"{r.rps:,.0f}",
-            f"{r.p(0.5) / floor:.2f}x",
-            f"{jupyter / r.p(0.5):.1f}x",
-            *grpc_roundtrip.cpu_cells(r),
-        ]
-        for r in run.results
-    ]
     grpc_roundtrip.print_preamble("transports", args, run)
-    print(grpc_roundtrip.render_text(headers, rows))
-    width = max(len(r.name) for r in run.results)
-    for r in run.results:
-        print(f"  {r.name.ljust(width)}  {r.spec.note}")
-    print(
-        "  CPU µs/req: the client's calling thread, the server process, its child "
-        "processes (the backends' session workers); from /proc schedstat"
+    grpc_roundtrip.print_tables(
+        run.results,
+        {
+            "p50 ÷ floor": lambda r: f"{r.p(0.5) / floor:.2f}x",
+            "x faster than Jupyter": lambda r: f"{jupyter / r.p(0.5):.1f}x",
+        },
+        workers="the backends' session workers",
     )
-    print()
-    print(grpc_roundtrip.render_markdown(headers, rows))
-    print()
     ours = [r for r in run.results if r.name != "jupyter"]
     slow = [r for r in ours if jupyter / r.p(0.5) < GOAL]
     slowest = min(ours, key=lambda r: jupyter / r.p(0.5))

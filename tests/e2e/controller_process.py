@@ -180,3 +180,14 @@ def running_controller(
         proc.stop()
         proc.remove_owned()
         assert proc.owned() == [], "containers left after cleanup"
+
+
+def build_environment(
+    api: ControllerClient, name: str, requirements: list[str], timeout: float
+) -> str:
+    """Create environment ``name`` and wait up to ``timeout`` s for its build to succeed."""
+    env = api.create_environment(name, requirements=requirements)
+    assert env.job_id is not None
+    job = api.wait_job(env.job_id, timeout=timeout)
+    assert job.succeeded, job.error
+    return name

@@ -18,7 +18,11 @@ from beephost_client.controller import Backend, ControllerClient
 from beephost_protocol.errors import NotFound, SessionLost, Unavailable
 from tests.e2e.conftest import BACKENDS_REPOSITORY
 from tests.e2e.containers import docker, inspect, label_args
-from tests.e2e.controller_process import CONTROLLER_LABEL, ControllerProcess
+from tests.e2e.controller_process import (
+    CONTROLLER_LABEL,
+    ControllerProcess,
+    build_environment,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -34,10 +38,7 @@ def api(controller: ControllerProcess) -> Iterator[ControllerClient]:
 @pytest.fixture(scope="module")
 def environment(api: ControllerClient) -> str:
     """An environment with a real PyPI requirement, built once for the module."""
-    env = api.create_environment("pkgs", requirements=REQUIREMENTS)
-    assert env.job_id is not None
-    job = api.wait_job(env.job_id, timeout=600)
-    assert job.succeeded, job.error
+    build_environment(api, "pkgs", REQUIREMENTS, timeout=600)
     assert api.environment("pkgs").status == "ready"
     return "pkgs"
 

@@ -18,7 +18,7 @@ import pytest
 
 import beephost_client as bc
 from beephost_client.controller import Backend, ControllerClient
-from tests.e2e.controller_process import ControllerProcess
+from tests.e2e.controller_process import ControllerProcess, build_environment
 
 pytestmark = pytest.mark.docker
 
@@ -55,11 +55,7 @@ def api(controller: ControllerProcess) -> Iterator[ControllerClient]:
 
 @pytest.fixture(scope="module")
 def environment(api: ControllerClient) -> str:
-    env = api.create_environment("plots", requirements=REQUIREMENTS)
-    assert env.job_id is not None
-    job = api.wait_job(env.job_id, timeout=900)
-    assert job.succeeded, job.error
-    return "plots"
+    return build_environment(api, "plots", REQUIREMENTS, timeout=900)
 
 
 def _start(api: ControllerClient, env: str, kind: str) -> Backend:

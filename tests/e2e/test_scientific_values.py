@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from beephost_client.controller import ControllerClient
-from tests.e2e.controller_process import ControllerProcess
+from tests.e2e.controller_process import ControllerProcess, build_environment
 
 pytestmark = pytest.mark.docker
 
@@ -28,11 +28,7 @@ def api(controller: ControllerProcess) -> Iterator[ControllerClient]:
 @pytest.fixture(scope="module")
 def scientific(api: ControllerClient) -> str:
     """An environment with numpy and pandas, built once for the module."""
-    env = api.create_environment("scientific", requirements=SCIENTIFIC)
-    assert env.job_id is not None
-    job = api.wait_job(env.job_id, timeout=900)
-    assert job.succeeded, job.error
-    return "scientific"
+    return build_environment(api, "scientific", SCIENTIFIC, timeout=900)
 
 
 @pytest.mark.parametrize("kind", ["pipe", "http", "rpc"])

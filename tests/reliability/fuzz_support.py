@@ -6,6 +6,7 @@ containers it started. Raw helpers exist because the SDK refuses to send most of
 these tests send.
 """
 
+import functools
 import http.client
 import json
 import socket
@@ -223,35 +224,27 @@ def grpc_call(
     payload: bytes,
     metadata: Sequence[tuple[str, str]] = (),
     timeout: float = 15.0,
+    *,
+    stream: bool = False,
 ) -> GrpcOutcome:
-    """One unary call with raw bytes for a request (no serializer)."""
-    call = channel.unary_unary(
-        method, request_serializer=None, response_deserializer=None
-    )
+    """One call with raw bytes for a request (no serializer): unary, or with ``stream``
+    server-streaming, OK once the stream ends (its messages are dropped)."""
+    kind = channel.unary_stream if stream else channel.unary_unary
+    call = kind(method, request_serializer=None, response_deserializer=None)
+    reply: bytes | None = None
     try:
-        reply = call(payload, metadata=tuple(metadata), timeout=timeout)
+        answer: Any = call(payload, metadata=tuple(metadata), timeout=timeout)
+        if stream:
+            for _ in answer:  # the outcome is the stream's end
+                pass
+        else:
+            reply = answer
     except grpc.RpcError as exc:
         return _failed(exc)
     return GrpcOutcome(grpc.StatusCode.OK, None, reply)
 
 
-def grpc_stream_call(
-    channel: grpc.Channel,
-    method: str,
-    payload: bytes,
-    metadata: Sequence[tuple[str, str]] = (),
-    timeout: float = 15.0,
-) -> GrpcOutcome:
-    """One server-streaming call with raw bytes; OK once the stream ends."""
-    call = channel.unary_stream(
-        method, request_serializer=None, response_deserializer=None
-    )
-    try:
-        for _ in call(payload, metadata=tuple(metadata), timeout=timeout):
-            pass
-    except grpc.RpcError as exc:
-        return _failed(exc)
-    return GrpcOutcome(grpc.StatusCode.OK, None)
+grpc_stream_call = functools.partial(grpc_call, stream=True)
 
 
 def _failed(exc: grpc.RpcError) -> GrpcOutcome:

@@ -25,7 +25,6 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,12 +47,6 @@ pytestmark = pytest.mark.docker
 #: What a client may see when its backend dies under it (subclasses included).
 TYPED = (ConnectionLost, ConnectError, SessionLost, Unavailable)
 TRANSPORT = {"pipe": "pipe", "http": "http", "rpc": "grpc"}
-
-
-@pytest.fixture(scope="module")
-def api(controller: ControllerProcess) -> Iterator[ControllerClient]:
-    with controller.client() as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,6 @@ from beephost_protocol.errors import (
     ExecutionTimeout,
     SessionLost,
 )
-from tests.e2e.controller_process import ControllerProcess
 from tests.reliability.summary import Case
 
 pytestmark = pytest.mark.docker
@@ -93,12 +92,6 @@ class Target:
     @property
     def transport(self) -> str:
         return TRANSPORT[self.kind]
-
-
-@pytest.fixture(scope="module")
-def api(controller: ControllerProcess) -> Iterator[ControllerClient]:
-    with controller.client() as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -66,12 +66,6 @@ class WrongAnswer(AssertionError):
 
 
 @pytest.fixture(scope="module")
-def api(controller: ControllerProcess) -> Iterator[ControllerClient]:
-    with controller.client() as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def backends(api: ControllerClient) -> Iterator[dict[str, Backend]]:
     environment = ensure_environment(api, "load")
     started = start_backends(api, environment)

@@ -12,6 +12,7 @@ from tests.integration.http.support import (
     ThreadServer,
     settings_for,
 )
+from tests.integration.starters import numbered_starts
 
 TOKEN = "t0ken-for-tests-0123456789"
 
@@ -48,15 +49,7 @@ def start_server(env_python: str) -> Iterator[StartServer]:
 
 @pytest.fixture
 def start_process(env_python: str, tmp_path: Path) -> Iterator[StartProcess]:
-    started: list[ProcessServer] = []
-
-    def start(**settings: Any) -> ProcessServer:
-        directory = tmp_path / str(len(started))
-        directory.mkdir()
-        server = ProcessServer(directory, env_python, **settings)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+    with numbered_starts(
+        tmp_path, env_python, ProcessServer, ProcessServer.stop
+    ) as start:
+        yield start

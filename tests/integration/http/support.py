@@ -216,14 +216,14 @@ class ProcessServer:
             time.sleep(0.05)
 
     def ready(self) -> bool:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
             conn.request("GET", "/ready")
-            ok = conn.getresponse().status == 200
-            conn.close()
-            return ok
+            return conn.getresponse().status == 200
         except OSError:
             return False
+        finally:  # also when the server resets the connection while it starts
+            conn.close()
 
     def terminate(self) -> None:
         self.process.send_signal(signal.SIGTERM)

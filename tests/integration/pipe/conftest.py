@@ -2,7 +2,6 @@
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -13,22 +12,15 @@ from tests.integration.pipe.support import (
     start_pipe_server,
     stop_pipe_server,
 )
+from tests.integration.starters import numbered_starts
 
 
 @pytest.fixture
 def start_server(short_tmp: Path, env_python: str) -> Iterator[StartServer]:
-    started: list[PipeServerProcess] = []
-
-    def start(**settings: Any) -> PipeServerProcess:
-        directory = short_tmp / str(len(started))
-        directory.mkdir()
-        server = start_pipe_server(directory, env_python, **settings)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        stop_pipe_server(server)
+    with numbered_starts(
+        short_tmp, env_python, start_pipe_server, stop_pipe_server
+    ) as start:
+        yield start
 
 
 @pytest.fixture

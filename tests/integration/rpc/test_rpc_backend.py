@@ -12,20 +12,7 @@ import pytest
 
 from beephost_pb.exec.v1 import exec_pb2 as pb
 from beephost_pb.exec.v1 import exec_pb2_grpc
-from beephost_protocol import pb_codec
-from beephost_protocol.errors import (
-    ExecutionFailed,
-    ExecutionTimeout,
-    InternalError,
-    Interrupted,
-    InvalidRequest,
-    NotFound,
-    QuotaExceeded,
-    SessionLost,
-    TooLarge,
-    Unauthorized,
-    Unavailable,
-)
+from beephost_protocol import errors, pb_codec
 from tests.integration.rpc.support import (
     CALL_TIMEOUT as T,
 )
@@ -244,7 +231,7 @@ async def test_stream_error_comes_after_the_chunks_as_a_status(stub: Stub) -> No
     assert "".join(e.stdout for e in events) == "before\n"
     assert caught.value.code() == grpc.StatusCode.UNKNOWN
     error = pb_codec.error_from_metadata(caught.value.trailing_metadata())
-    assert isinstance(error, ExecutionFailed)
+    assert isinstance(error, errors.ExecutionFailed)
     assert error.remote_type == "ZeroDivisionError"
 
 
@@ -272,7 +259,7 @@ async def test_execution_failed(stub: Stub) -> None:
         )
     )
     assert code == grpc.StatusCode.UNKNOWN
-    assert isinstance(error, ExecutionFailed)
+    assert isinstance(error, errors.ExecutionFailed)
     assert error.message == "ZeroDivisionError: division by zero"
     assert error.remote_type == "ZeroDivisionError"
     assert "1/0" in error.remote_traceback
@@ -286,7 +273,7 @@ async def test_huge_traceback_and_output_fit_the_metadata(stub: Stub) -> None:
         stub.Execute(pb.ExecuteRequest(code=code), timeout=T)
     )
     assert status == grpc.StatusCode.UNKNOWN
-    assert isinstance(error, ExecutionFailed)
+    assert isinstance(error, errors.ExecutionFailed)
     assert error.remote_type == "RecursionError"
     assert error.remote_traceback.endswith("maximum recursion depth exceeded\n")
     assert "stdout" in error.data["truncated"]
@@ -306,7 +293,7 @@ async def test_deadline_interrupts_the_code_and_the_server_keeps_serving(
     # Client and server deadlines race: usually the client's fires first (no error
     # object); if the server's interrupt answer wins, it says the state was kept.
     if error is not None:
-        assert isinstance(error, ExecutionTimeout)
+        assert isinstance(error, errors.ExecutionTimeout)
         assert error.data["state_lost"] is False
     assert 0.9 < elapsed < 1.0 + 0.5  # deadline + kill_grace
     # The core interrupted the loop at the deadline: the session and its state survive.
@@ -329,7 +316,7 @@ async def test_code_that_ignores_the_deadline_interrupt_is_killed(stub: Stub) ->
         stub.Evaluate(pb.EvaluateRequest(session=session, expression="1"), timeout=T)
     )
     assert code == grpc.StatusCode.ABORTED
-    assert isinstance(error, SessionLost)
+    assert isinstance(error, errors.SessionLost)
     assert "ignored the interrupt" in error.message
 
 
@@ -342,7 +329,7 @@ async def test_server_side_timeout_carries_the_error(
         stub.Execute(pb.ExecuteRequest(code="import time\ntime.sleep(5)"), timeout=T)
     )
     assert code == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert isinstance(error, ExecutionTimeout)
+    assert isinstance(error, errors.ExecutionTimeout)
     assert error.data["state_lost"] is False
 
 
@@ -359,7 +346,7 @@ async def test_interrupted(stub: Stub) -> None:
     assert reply.interrupted is True
     code, error = await rpc_error(running)
     assert code == grpc.StatusCode.CANCELLED
-    assert isinstance(error, Interrupted)
+    assert isinstance(error, errors.Interrupted)
 
 
 async def test_session_lost(stub: Stub) -> None:
@@ -370,13 +357,13 @@ async def test_session_lost(stub: Stub) -> None:
         )
     )
     assert code == grpc.StatusCode.ABORTED
-    assert isinstance(error, SessionLost)
+    assert isinstance(error, errors.SessionLost)
     assert error.data["exit_code"] == 3
     code, error = await rpc_error(
         stub.Evaluate(pb.EvaluateRequest(session=session, expression="1"), timeout=T)
     )
     assert code == grpc.StatusCode.ABORTED
-    assert isinstance(error, SessionLost)
+    assert isinstance(error, errors.SessionLost)
     assert error.data["session"] == session
 
 
@@ -388,7 +375,7 @@ async def test_internal(stub: Stub) -> None:
         stub.Execute(pb.ExecuteRequest(code=code), timeout=T)
     )
     assert status == grpc.StatusCode.INTERNAL
-    assert isinstance(error, InternalError)
+    assert isinstance(error, errors.InternalError)
     assert error.message.startswith("the worker sent a malformed frame")
     reply = await stub.Evaluate(pb.EvaluateRequest(expression="'fresh'"), timeout=T)
     assert value(reply) == "fresh"
@@ -421,7 +408,7 @@ async def test_invalid_request(
 ) -> None:
     code, error = await rpc_error(getattr(stub, method)(request_message, timeout=T))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
-    assert isinstance(error, InvalidRequest)
+    assert isinstance(error, errors.InvalidRequest)
     assert error.data == {"field": field}
 
 
@@ -432,7 +419,7 @@ async def test_invalid_request_from_the_models(stub: Stub) -> None:
         )
     )
     assert code == grpc.StatusCode.INVALID_ARGUMENT
-    assert isinstance(error, InvalidRequest)
+    assert isinstance(error, errors.InvalidRequest)
     assert error.data["errors"][0]["loc"] == ["args"]
 
 
@@ -441,7 +428,7 @@ async def test_syntax_errors_are_the_users(stub: Stub) -> None:
         stub.Evaluate(pb.EvaluateRequest(expression="1 +"), timeout=T)
     )
     assert code == grpc.StatusCode.UNKNOWN
-    assert isinstance(error, ExecutionFailed)
+    assert isinstance(error, errors.ExecutionFailed)
     assert error.remote_type == "SyntaxError"
 
 
@@ -450,13 +437,13 @@ async def test_not_found(stub: Stub) -> None:
         stub.Evaluate(pb.EvaluateRequest(session="s-nope", expression="1"), timeout=T)
     )
     assert code == grpc.StatusCode.NOT_FOUND
-    assert isinstance(error, NotFound)
+    assert isinstance(error, errors.NotFound)
     assert error.data == {"session": "s-nope"}
     code, error = await rpc_error(
         stub.GetAttribute(pb.GetAttributeRequest(handle="h-nope", name="x"), timeout=T)
     )
     assert code == grpc.StatusCode.NOT_FOUND
-    assert isinstance(error, NotFound)
+    assert isinstance(error, errors.NotFound)
 
 
 async def test_too_large_request_is_refused_by_grpc(
@@ -485,7 +472,7 @@ async def test_too_large_result(start_backend: StartBackend) -> None:
         stub.Evaluate(pb.EvaluateRequest(expression="'x' * 100_000"), timeout=T)
     )
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert isinstance(error, TooLarge)
+    assert isinstance(error, errors.TooLarge)
     assert error.data["limit"] == 64 * 1024
 
 
@@ -505,7 +492,7 @@ async def test_quota_exceeded(start_backend: StartBackend) -> None:
     await open_session(stub)
     code, error = await rpc_error(stub.OpenSession(pb.OpenSessionRequest(), timeout=T))
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert isinstance(error, QuotaExceeded)
+    assert isinstance(error, errors.QuotaExceeded)
     assert error.data == {"limit": 2}
     for _ in range(2):
         await stub.CreateObject(pb.CreateObjectRequest(target="object"), timeout=T)
@@ -513,7 +500,7 @@ async def test_quota_exceeded(start_backend: StartBackend) -> None:
         stub.CreateObject(pb.CreateObjectRequest(target="object"), timeout=T)
     )
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert isinstance(error, QuotaExceeded)
+    assert isinstance(error, errors.QuotaExceeded)
 
 
 # -- authentication -------------------------------------------------------------------------
@@ -545,11 +532,11 @@ async def test_unauthorized(start_backend: StartBackend, metadata: Any) -> None:
         stub.Evaluate(pb.EvaluateRequest(expression="1"), metadata=metadata, timeout=T)
     )
     assert code == grpc.StatusCode.UNAUTHENTICATED
-    assert isinstance(error, Unauthorized)
+    assert isinstance(error, errors.Unauthorized)
     call = stub.ExecuteStream(pb.ExecuteRequest(code="1"), metadata=metadata, timeout=T)
     code, error = await rpc_error(call.read())
     assert code == grpc.StatusCode.UNAUTHENTICATED
-    assert isinstance(error, Unauthorized)
+    assert isinstance(error, errors.Unauthorized)
 
 
 async def test_the_right_token_passes(start_backend: StartBackend) -> None:
@@ -592,7 +579,7 @@ async def test_unavailable_until_the_executor_is_ready(
         stub.Evaluate(pb.EvaluateRequest(expression="1"), timeout=T)
     )
     assert code == grpc.StatusCode.UNAVAILABLE
-    assert isinstance(error, Unavailable)
+    assert isinstance(error, errors.Unavailable)
     assert "starting" in error.message
     await backend.start_executor()
     reply = await stub.Evaluate(pb.EvaluateRequest(expression="1"), timeout=T)
@@ -624,12 +611,12 @@ async def test_drain_finishes_short_calls_and_releases_long_ones(
         stub.Evaluate(pb.EvaluateRequest(expression="1"), timeout=T)
     )
     assert code == grpc.StatusCode.UNAVAILABLE
-    assert isinstance(error, Unavailable)
+    assert isinstance(error, errors.Unavailable)
     assert "shutting down" in error.message
     assert value(await short) == "short"
     code, error = await rpc_error(long)
     assert code == grpc.StatusCode.UNAVAILABLE
-    assert isinstance(error, Unavailable)
+    assert isinstance(error, errors.Unavailable)
     assert "outcome is unknown" in error.message
     await asyncio.wait_for(shutdown, T)
     assert 1.0 <= time.monotonic() - started < 3.0

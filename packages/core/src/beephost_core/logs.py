@@ -3,6 +3,7 @@
 import json
 import logging
 import sys
+import time
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,3 +27,10 @@ def configure_logging() -> None:
     if not sys.stdout.isatty():
         handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+
+
+def log_ready(logger: logging.Logger, started: float, environment: str) -> None:
+    """The backends' one "ready" line: time since ``started`` (perf_counter)."""
+    logger.info(
+        "ready in %.3fs (environment %s)", time.perf_counter() - started, environment
+    )

@@ -9,7 +9,13 @@ round trip. Gauges are computed at scrape time from the executor's state.
 import bisect
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -96,6 +102,11 @@ class CoreMetrics:
             "Time to start a worker process until it answers.",
             registry=self.registry,
         )
+
+    def serve(self, port: int, host: str) -> None:
+        """Serve the registry for Prometheus on ``host:port``; port 0 serves nothing."""
+        if port:
+            start_http_server(port, host, registry=self.registry)
 
     def observe(self, command: str, outcome: str, seconds: float) -> None:
         """Record one request (cheap: plain arithmetic, no locks)."""

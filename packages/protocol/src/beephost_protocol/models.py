@@ -122,6 +122,11 @@ class Execute(SessionCommand):
     stream: bool = Field(False, description="Deliver stdout/stderr as produced.")
 
 
+# A call's arguments, as object.create and object.call (and the HTTP bodies) document them.
+ARGS_DOC = "Positional arguments (wire values)."
+KWARGS_DOC = "Keyword arguments (wire values)."
+
+
 class ObjectCreate(SessionCommand):
     """Call a dotted callable path (``collections.Counter``) and keep the result."""
 
@@ -131,12 +136,8 @@ class ObjectCreate(SessionCommand):
         description="Dotted path of a callable: module attribute, builtin or a name "
         "in the session's namespace.",
     )
-    args: WireArgs = Field(
-        default_factory=list, description="Positional arguments (wire values)."
-    )
-    kwargs: WireNames = Field(
-        default_factory=dict, description="Keyword arguments (wire values)."
-    )
+    args: WireArgs = Field(default_factory=list, description=ARGS_DOC)
+    kwargs: WireNames = Field(default_factory=dict, description=KWARGS_DOC)
 
 
 class ObjectGetAttr(SessionCommand):
@@ -164,12 +165,8 @@ class ObjectCall(SessionCommand):
     method: str | None = Field(
         None, description="Method name; null calls the object itself."
     )
-    args: WireArgs = Field(
-        default_factory=list, description="Positional arguments (wire values)."
-    )
-    kwargs: WireNames = Field(
-        default_factory=dict, description="Keyword arguments (wire values)."
-    )
+    args: WireArgs = Field(default_factory=list, description=ARGS_DOC)
+    kwargs: WireNames = Field(default_factory=dict, description=KWARGS_DOC)
 
 
 class ObjectRelease(SessionCommand):

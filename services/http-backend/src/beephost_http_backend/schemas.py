@@ -10,7 +10,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from beephost_protocol import DEFAULT_SESSION
-from beephost_protocol.models import ErrorBody, ExecResult, Output
+from beephost_protocol.models import (
+    ARGS_DOC,
+    KWARGS_DOC,
+    ErrorBody,
+    ExecResult,
+    Output,
+)
 
 SessionId = Annotated[
     str,
@@ -64,12 +70,8 @@ class ObjectCreateRequest(_Body):
         # Documented only: the worker checks it, with the same error on every transport.
         json_schema_extra={"pattern": DOTTED_NAME},
     )
-    args: list[Any] = Field(
-        default_factory=list, description="Positional arguments (wire values)."
-    )
-    kwargs: dict[str, Any] = Field(
-        default_factory=dict, description="Keyword arguments (wire values)."
-    )
+    args: list[Any] = Field(default_factory=list, description=ARGS_DOC)
+    kwargs: dict[str, Any] = Field(default_factory=dict, description=KWARGS_DOC)
     timeout: Timeout = None
 
 
@@ -86,12 +88,8 @@ class CallRequest(_Body):
     method: str | None = Field(
         None, description="Method name; null calls the object itself."
     )
-    args: list[Any] = Field(
-        default_factory=list, description="Positional arguments (wire values)."
-    )
-    kwargs: dict[str, Any] = Field(
-        default_factory=dict, description="Keyword arguments (wire values)."
-    )
+    args: list[Any] = Field(default_factory=list, description=ARGS_DOC)
+    kwargs: dict[str, Any] = Field(default_factory=dict, description=KWARGS_DOC)
     timeout: Timeout = None
 
 

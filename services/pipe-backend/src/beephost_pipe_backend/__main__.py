@@ -16,9 +16,8 @@ logger = logging.getLogger("beephost_pipe_backend")
 
 async def serve(settings: "Settings") -> None:
     # Imported here: `healthcheck` runs every few seconds and must not pay for them.
-    from prometheus_client import start_http_server
-
     from beephost_core import CoreMetrics, Executor
+    from beephost_core.logs import log_ready
     from beephost_pipe_backend.server import PipeServer
 
     metrics = CoreMetrics("pipe")
@@ -27,15 +26,8 @@ async def serve(settings: "Settings") -> None:
     started = time.perf_counter()
     await executor.start()
     await server.start()
-    if settings.metrics_port:
-        start_http_server(
-            settings.metrics_port, settings.metrics_host, registry=metrics.registry
-        )
-    logger.info(
-        "ready in %.3fs (environment %s)",
-        time.perf_counter() - started,
-        settings.environment,
-    )
+    metrics.serve(settings.metrics_port, settings.metrics_host)
+    log_ready(logger, started, settings.environment)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -29,9 +29,8 @@ def _is_loopback(host: str) -> bool:
 
 
 async def serve(settings: Settings) -> int:
-    from prometheus_client import start_http_server
-
     from beephost_core import CoreMetrics, Executor
+    from beephost_core.logs import log_ready
     from beephost_protocol.errors import BeepHostError
     from beephost_rpc_backend.server import create_server
 
@@ -64,15 +63,8 @@ async def serve(settings: Settings) -> int:
         await executor.aclose()
         return 1
     await server.ready()
-    if settings.metrics_port:
-        start_http_server(
-            settings.metrics_port, settings.metrics_host, registry=metrics.registry
-        )
-    logger.info(
-        "ready in %.3fs (environment %s)",
-        time.perf_counter() - started,
-        settings.environment,
-    )
+    metrics.serve(settings.metrics_port, settings.metrics_host)
+    log_ready(logger, started, settings.environment)
     await stop.wait()
     logger.info("shutting down: draining for up to %ss", settings.drain_timeout)
     await server.shutdown(settings.drain_timeout)
