@@ -1,5 +1,6 @@
-"""The reliability suite: the e2e fixtures (a real controller on the real engine) and
-the summary table's hooks, registered here by importing them by name."""
+"""The reliability suite: the e2e fixtures (a real controller on the real engine), the
+controller with a token, and the summary table's hooks, registered here by importing
+them by name."""
 
 from collections.abc import Iterator
 
@@ -15,6 +16,7 @@ from tests.e2e.conftest import (  # noqa: F401
     require_executable,
 )
 from tests.e2e.controller_process import ControllerProcess
+from tests.reliability.fuzz_support import token_controller  # noqa: F401
 from tests.reliability.summary import (  # noqa: F401
     pytest_runtest_makereport,
     pytest_terminal_summary,

@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import grpc
+import pytest
 
 import beephost_client
 from beephost_client import Timeout
 from beephost_client.controller import ControllerClient
 from beephost_protocol import pb_codec
-from tests.e2e.controller_process import ControllerProcess
+from tests.e2e.conftest import BuiltBackends
+from tests.e2e.controller_process import ControllerProcess, running_controller
 
 ENVIRONMENT = "fuzz"
 KINDS: tuple[Literal["pipe", "http", "rpc"], ...] = ("pipe", "http", "rpc")
@@ -99,6 +101,23 @@ class TokenController(ControllerProcess):
     def admin_socket(self) -> str:
         """``settings.admin_socket``: ``<socket_root>/controller/api.sock``."""
         return str(self.socket_root / "controller" / "api.sock")
+
+
+@pytest.fixture(scope="module")
+def token_controller(
+    backend_images: BuiltBackends,
+    docker_cli: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[TokenController]:
+    """The e2e controller process with a token (so the fuzzing's ``ignored_auth`` check
+    gets its 401), one per module; its containers removed afterwards."""
+    with running_controller(
+        TokenController,
+        backend_images,
+        docker_cli,
+        tmp_path_factory.mktemp("token-controller"),
+    ) as proc:
+        yield proc
 
 
 # -- a well-behaved client on another connection -------------------------------------------

@@ -38,8 +38,7 @@ from beephost_pb.exec.v1 import exec_pb2 as pb
 from beephost_pipe_backend import dispatch
 from beephost_protocol import pb_codec
 from beephost_protocol.errors import ErrorCode
-from tests.e2e.conftest import BuiltBackends
-from tests.e2e.controller_process import ControllerProcess, running_controller
+from tests.e2e.controller_process import ControllerProcess
 from tests.reliability.fuzz_openapi import FuzzPlan, OperationRun, all_checks, fuzz
 from tests.reliability.fuzz_support import (
     ENVIRONMENT,
@@ -81,23 +80,6 @@ def api(controller: ControllerProcess) -> Iterator[ControllerClient]:
 @pytest.fixture(scope="module")
 def backends(api: ControllerClient) -> dict[str, FuzzBackend]:
     return start_fuzz_backends(api)
-
-
-@pytest.fixture(scope="module")
-def token_controller(
-    backend_images: BuiltBackends,
-    docker_cli: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[TokenController]:
-    """The controller fuzzed with every check: with a token (``ignored_auth`` sends
-    requests without it and wants a 401)."""
-    with running_controller(
-        TokenController,
-        backend_images,
-        docker_cli,
-        tmp_path_factory.mktemp("fuzz-controller"),
-    ) as proc:
-        yield proc
 
 
 @pytest.fixture(scope="module")

@@ -37,8 +37,7 @@ import pytest
 
 from beephost_client.controller import ControllerClient
 from beephost_pb.exec.v1 import exec_pb2 as pb
-from tests.e2e.conftest import BuiltBackends
-from tests.e2e.controller_process import ControllerProcess, running_controller
+from tests.e2e.controller_process import ControllerProcess
 from tests.reliability.fuzz_support import (
     EXECUTOR,
     FuzzBackend,
@@ -57,22 +56,6 @@ from tests.reliability.summary import record
 pytestmark = pytest.mark.docker
 
 AREA = "tokens"
-
-
-@pytest.fixture(scope="module")
-def token_controller(
-    backend_images: BuiltBackends,
-    docker_cli: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[TokenController]:
-    """The e2e controller process, with a token; its containers removed afterwards."""
-    with running_controller(
-        TokenController,
-        backend_images,
-        docker_cli,
-        tmp_path_factory.mktemp("token-controller"),
-    ) as proc:
-        yield proc
 
 
 @pytest.fixture(scope="module")
