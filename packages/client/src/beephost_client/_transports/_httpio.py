@@ -1,0 +1,440 @@
+"""HTTP/1.1 connections, blocking and asyncio, over TCP, TLS or a Unix socket.
+
+The one HTTP layer of the SDK: the backend's HTTP transport (``http.py``) and the
+controller's (``controller.py``) both speak the ``_http11`` codec through these
+connections. A connection is taken from a pool for one request and its reply; it is
+clean (reusable) once the reply was read to its end on a keep-alive connection.
+
+The blocking and asyncio connections are written by hand, not generated: their I/O
+really differs (a buffered socket with per-call timeouts against ``asyncio`` streams
+under ``asyncio.timeout``), while the transports above them share their logic.
+"""
+
+# ruff: noqa: ASYNC109  # `timeout` holds the connect limit; deadlines stay explicit
+
+import asyncio
+import contextlib
+import importlib.metadata
+import socket
+import ssl
+import time
+from typing import BinaryIO
+from urllib.parse import unquote, urlsplit
+
+from beephost_client._config import Timeout
+from beephost_client._exceptions import ConnectError, ConnectionLost, InvalidArgument
+from beephost_client._transports import _http11
+from beephost_client._transports._pool import dropped
+from beephost_protocol.errors import ExecutionTimeout, InternalError
+
+try:
+    _VERSION = importlib.metadata.version("beephost-client")
+except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source checkout
+    _VERSION = "0"
+USER_AGENT = f"beephost-client/{_VERSION}"
+MAX_STREAM_LINE = 256 << 20
+
+
+def unix_socket_path(url: str) -> str | None:
+    """The socket path of a ``unix:///abs/path`` URL; None for any other scheme.
+
+    Raises:
+        InvalidArgument: A ``unix:`` URL that does not name an absolute path.
+    """
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "unix":
+        return None
+    if parts.netloc or not parts.path.startswith("/") or parts.query:
+        raise InvalidArgument(f"not a unix:///absolute/socket/path URL: {url!r}")
+    return unquote(parts.path)
+
+
+class Endpoint:
+    """Where and how to connect, parsed once from the URL.
+
+    Args:
+        url: An ``http(s)://host[:port][/prefix]`` URL or, with ``unix=True``, also
+            ``unix:///abs/path.sock`` (HTTP over that Unix socket).
+        token: Sent as ``Authorization: Bearer``.
+        lease: Sent in the lease header (the backend's HTTP API).
+        unix: Whether a ``unix:///`` URL is accepted.
+
+    Raises:
+        InvalidArgument: A URL of another kind.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        lease: str | None = None,
+        *,
+        unix: bool = False,
+    ) -> None:
+        self.url = url
+        self.socket_path = unix_socket_path(url) if unix else None
+        if self.socket_path is not None:
+            # HTTP/1.1 needs a Host header; over a Unix socket it names nothing.
+            url = "http://localhost"
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidArgument(f"not an http(s) URL with a host: {url!r}")
+        self.tls = parts.scheme == "https"
+        self.host = parts.hostname
+        self.port = parts.port or (443 if self.tls else 80)
+        self.prefix = parts.path.rstrip("/")
+        default_port = self.port == (443 if self.tls else 80)
+        self.host_header = (
+            parts.netloc.rpartition("@")[2] if not default_port else self.host
+        )
+        self.headers = {
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
+        if lease:
+            self.headers[_http11.LEASE_HEADER] = lease
+        self.ssl_context = ssl.create_default_context() if self.tls else None
+
+    def headers_for(self, route: _http11.Route) -> dict[str, str]:
+        if route.deadline is None:
+            return self.headers
+        return {**self.headers, _http11.TIMEOUT_HEADER: repr(route.deadline)}
+
+    def request_bytes(self, route: _http11.Route) -> bytes:
+        # A GET goes without a body; any other method sends one, empty if need be.
+        body = route.body if route.body is not None or route.method == "GET" else b""
+        return _http11.request_bytes(
+            route.method, route.path, self.host_header, self.headers_for(route), body
+        )
+
+    def connect_error(self, exc: BaseException) -> ConnectError:
+        error = ConnectError(
+            f"cannot connect to {self.url}: {exc or type(exc).__name__}",
+            {"url": self.url},
+        )
+        error.__cause__ = exc
+        return error
+
+    def lost(self, exc: BaseException) -> ConnectionLost:
+        error = ConnectionLost(
+            f"connection to {self.url} lost: {exc or type(exc).__name__}",
+            {"url": self.url},
+        )
+        error.__cause__ = exc
+        return error
+
+    def bad_reply(self, exc: _http11.ProtocolError) -> InternalError:
+        error = InternalError(f"bad HTTP response from {self.url}: {exc}")
+        error.__cause__ = exc
+        return error
+
+
+def timed_out(
+    route: _http11.Route, waited: float, exc: BaseException
+) -> ExecutionTimeout:
+    """The client-side timeout of a request (``data["client_side"]`` is true)."""
+    error = ExecutionTimeout(
+        f"no reply to {route.method} {route.path} within {waited:.3g}s (client-side limit)",
+        {"client_side": True},
+    )
+    error.__cause__ = exc
+    return error
+
+
+# -- blocking: HTTP/1.1 over a socket ----------------------------------------------------
+
+
+class Connection:
+    """One keep-alive connection: the ``_http11`` codec over a buffered socket."""
+
+    def __init__(self, endpoint: Endpoint, timeout: Timeout) -> None:
+        self.endpoint = endpoint
+        self.connect_timeout = timeout.connect
+        self.sock: socket.socket | None = None
+        self.file: BinaryIO | None = None
+        self.clean = True
+
+    def usable(self) -> bool:
+        return self.sock is None or not dropped(self.sock)
+
+    def close(self) -> None:
+        self.clean = False
+        if self.file is not None:
+            self.file.close()
+        if self.sock is not None:
+            self.sock.close()
+        self.sock = self.file = None
+
+    def _open(self) -> tuple[socket.socket, BinaryIO]:
+        endpoint = self.endpoint
+        sock = (
+            self._open_unix(endpoint.socket_path)
+            if endpoint.socket_path is not None
+            else self._open_tcp()
+        )
+        self.sock, self.file = sock, sock.makefile("rb")
+        return self.sock, self.file
+
+    def _open_unix(self, path: str) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.connect_timeout)
+            sock.connect(path)
+        except OSError as exc:  # no such file, refused, path too long, timeout
+            sock.close()
+            raise self.endpoint.connect_error(exc) from exc
+        return sock
+
+    def _open_tcp(self) -> socket.socket:
+        endpoint = self.endpoint
+        try:
+            sock = socket.create_connection(
+                (endpoint.host, endpoint.port), timeout=self.connect_timeout
+            )
+        except OSError as exc:  # refused, unreachable, connect timeout
+            raise endpoint.connect_error(exc) from exc
+        # One small write per request and an immediate reply: no Nagle delay.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if endpoint.ssl_context is not None:
+            try:
+                sock = endpoint.ssl_context.wrap_socket(
+                    sock, server_hostname=endpoint.host
+                )
+            except OSError as exc:
+                sock.close()
+                raise endpoint.connect_error(exc) from exc
+        return sock
+
+    def send(self, route: _http11.Route, timeout: float) -> _http11.Head:
+        """Send the request and read the response head."""
+        if self.sock is None or self.file is None:
+            sock, file = self._open()
+        else:
+            sock, file = self.sock, self.file
+        self.clean = False
+        endpoint = self.endpoint
+        data = endpoint.request_bytes(route)
+        try:
+            sock.settimeout(timeout)
+            sock.sendall(data)
+            lines = []
+            while (line := file.readline(65537)) not in (b"\r\n", b"\n"):
+                if not line:
+                    raise ConnectionResetError("the server closed the connection")
+                lines.append(line)
+        except TimeoutError as exc:
+            raise timed_out(route, timeout, exc) from exc
+        except OSError as exc:
+            raise endpoint.lost(exc) from exc
+        try:
+            return _http11.parse_head(b"".join(lines) + b"\r\n")
+        except _http11.ProtocolError as exc:
+            raise endpoint.bad_reply(exc) from exc
+
+    def read_piece(self, head: _http11.Head, state: list[int]) -> bytes:
+        """The next piece of the body, b"" at its end (see :class:`AsyncConnection`)."""
+        assert self.file is not None
+        file = self.file
+        try:
+            if head.chunked:
+                if state[0] < 0:
+                    return b""
+                size = _http11.chunk_size(file.readline(1024))
+                if size == 0:
+                    while file.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers: none expected, skipped
+                    state[0] = -1
+                    return b""
+                piece = file.read(size + 2)
+                if len(piece) < size + 2:
+                    raise ConnectionResetError("the server closed the connection")
+                return piece[:-2]
+            if head.length is not None:
+                piece = file.read(state[0]) if state[0] > 0 else b""
+                if len(piece) < state[0]:
+                    raise ConnectionResetError("the server closed the connection")
+                state[0] = 0
+                return piece
+            return file.read(1 << 20)  # until the server closes
+        except OSError as exc:
+            raise self.endpoint.lost(exc) from exc
+        except _http11.ProtocolError as exc:
+            raise self.endpoint.bad_reply(exc) from exc
+
+    def read_piece_by(
+        self,
+        head: _http11.Head,
+        state: list[int],
+        route: _http11.Route,
+        deadline: float,
+    ) -> bytes:
+        """:meth:`read_piece`, given up at ``deadline`` (``time.monotonic``)."""
+        remaining = deadline - time.monotonic()
+        try:
+            if remaining <= 0 or self.sock is None:
+                raise TimeoutError("deadline passed")
+            self.sock.settimeout(remaining)
+            return self.read_piece(head, state)
+        except TimeoutError as exc:
+            raise timed_out(route, max(remaining, 0), exc) from exc
+        except ConnectionLost as exc:
+            # read_piece reports a socket timeout as a lost connection: undo that.
+            if isinstance(exc.__cause__, TimeoutError):
+                raise timed_out(route, max(remaining, 0), exc.__cause__) from exc
+            raise
+
+    def read_body(self, head: _http11.Head) -> bytes:
+        state = [head.length or 0]
+        pieces = []
+        while piece := self.read_piece(head, state):
+            pieces.append(piece)
+        self.finish(head)
+        return b"".join(pieces)
+
+    def finish(self, head: _http11.Head) -> None:
+        """Mark the reply read: reusable if the server keeps the connection."""
+        self.clean = head.keep_alive and (head.chunked or head.length is not None)
+
+
+# -- asyncio: HTTP/1.1 over streams -----------------------------------------------------
+
+
+class AsyncConnection:
+    """One keep-alive connection: the ``_http11`` codec over ``asyncio`` streams."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.endpoint = endpoint
+        self.reader = reader
+        self.writer = writer
+        self.clean = True
+
+    @classmethod
+    async def open(cls, endpoint: Endpoint, timeout: Timeout) -> "AsyncConnection":
+        try:
+            async with asyncio.timeout(timeout.connect):
+                if endpoint.socket_path is not None:
+                    reader, writer = await asyncio.open_unix_connection(
+                        endpoint.socket_path, limit=MAX_STREAM_LINE
+                    )
+                else:
+                    reader, writer = await asyncio.open_connection(
+                        endpoint.host,
+                        endpoint.port,
+                        ssl=endpoint.ssl_context,
+                        limit=MAX_STREAM_LINE,
+                    )
+        except (OSError, TimeoutError) as exc:
+            raise endpoint.connect_error(exc) from exc
+        sock = writer.get_extra_info("socket")
+        if sock is not None and endpoint.socket_path is None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(endpoint, reader, writer)
+
+    def usable(self) -> bool:
+        return not (self.reader.at_eof() or self.writer.is_closing())
+
+    def close(self) -> None:
+        self.clean = False
+        self.writer.close()
+
+    async def aclose(self) -> None:
+        self.close()
+        with contextlib.suppress(OSError, ssl.SSLError):  # the peer may be gone already
+            await self.writer.wait_closed()
+
+    async def send(self, route: _http11.Route) -> _http11.Head:
+        endpoint = self.endpoint
+        self.clean = False
+        data = endpoint.request_bytes(route)
+        try:
+            self.writer.write(data)
+            await self.writer.drain()
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError as exc:
+            raise endpoint.lost(ConnectionResetError("the server closed it")) from exc
+        except (OSError, asyncio.LimitOverrunError) as exc:
+            raise endpoint.lost(exc) from exc
+        try:
+            return _http11.parse_head(head)
+        except _http11.ProtocolError as exc:
+            raise endpoint.bad_reply(exc) from exc
+
+    async def read_piece(self, head: _http11.Head, state: list[int]) -> bytes:
+        """The next piece of the body, b"" at its end. ``state`` holds the bytes left
+        of a Content-Length body, or -1 once a chunked body ended."""
+        reader = self.reader
+        try:
+            if head.chunked:
+                if state[0] < 0:
+                    return b""
+                size = _http11.chunk_size(await reader.readuntil(b"\r\n"))
+                if size == 0:
+                    while (await reader.readuntil(b"\r\n")) != b"\r\n":
+                        pass  # trailers: none expected, skipped
+                    state[0] = -1
+                    return b""
+                piece = await reader.readexactly(size + 2)
+                return piece[:-2]
+            if head.length is not None:
+                if state[0] <= 0:
+                    return b""
+                piece = await reader.read(min(state[0], 1 << 20))
+                if not piece:
+                    raise asyncio.IncompleteReadError(b"", state[0])
+                state[0] -= len(piece)
+                return piece
+            return await reader.read(1 << 20)  # until the server closes
+        except asyncio.IncompleteReadError as exc:
+            raise self.endpoint.lost(
+                ConnectionResetError("the server closed it")
+            ) from exc
+        except (OSError, asyncio.LimitOverrunError) as exc:
+            raise self.endpoint.lost(exc) from exc
+        except _http11.ProtocolError as exc:
+            raise self.endpoint.bad_reply(exc) from exc
+
+    async def read_piece_by(
+        self,
+        head: _http11.Head,
+        state: list[int],
+        route: _http11.Route,
+        deadline: float,
+    ) -> bytes:
+        """:meth:`read_piece`, given up at ``deadline`` (the event loop's clock)."""
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self.read_piece(head, state)
+        except TimeoutError as exc:
+            raise timed_out(route, max(deadline - loop.time(), 0), exc) from exc
+
+    async def read_body(self, head: _http11.Head) -> bytes:
+        state = [head.length or 0]
+        if head.length is not None and not head.chunked:
+            try:
+                body = await self.reader.readexactly(head.length)
+            except asyncio.IncompleteReadError as exc:
+                raise self.endpoint.lost(
+                    ConnectionResetError("the server closed it")
+                ) from exc
+            except OSError as exc:
+                raise self.endpoint.lost(exc) from exc
+            self.finish(head)
+            return body
+        pieces = []
+        while piece := await self.read_piece(head, state):
+            pieces.append(piece)
+        self.finish(head)
+        return b"".join(pieces)
+
+    def finish(self, head: _http11.Head) -> None:
+        """Mark the reply read: reusable if the server keeps the connection."""
+        self.clean = head.keep_alive and (head.chunked or head.length is not None)
