@@ -1,7 +1,9 @@
-"""Generate the sync clients from the async ones: ``_async/X.py`` -> ``_sync/X.py``.
+"""Generate the sync clients and transports from the async ones: ``_async/`` -> ``_sync/``.
 
-Two files: ``_client.py`` (Client, from AsyncClient) and ``_controller.py``
-(ControllerClient, from AsyncControllerClient).
+The clients (``_client.py``: Client; ``_controller.py``: ControllerClient) and the HTTP
+transports (``_transports/_async/http.py``: HTTPTransport; ``controller_http.py``:
+HTTPControllerTransport). Below them, the blocking and asyncio I/O (``_httpio``,
+``_pool``) is written by hand.
 
     uv run python packages/client/scripts/unasync.py           # write
     uv run python packages/client/scripts/unasync.py --check   # exit 1 if stale
@@ -58,6 +60,9 @@ TOKENS = [
     (r"\bawait ", ""),
     (r"\b_AsyncSessionOps\b", "_SessionOps"),
     (r"\bAsyncClient\b", "Client"),
+    (r"\bAsyncConnection\b", "Connection"),
+    (r"\bAsyncPool\b", "Pool"),
+    (r"\bAsyncHTTPTransport\b", "HTTPTransport"),
     (r"\bAsyncControllerClient\b", "ControllerClient"),
     (r"\bAsyncHTTPControllerTransport\b", "HTTPControllerTransport"),
     (r"\bAsyncControllerTransport\b", "ControllerTransport"),
@@ -83,6 +88,7 @@ TOKENS = [
     (r"\baclose\b", "close"),
     (r"\baconnect\b", "connect"),
     (r"\bbeephost_client\._async\b", "beephost_client._sync"),
+    (r"\b_transports\._async\b", "_transports._sync"),
 ]
 
 
@@ -107,14 +113,29 @@ def generate(
 
 def formatted(source: str, target: Path) -> str:
     """``source`` as ``ruff format`` leaves it: a dropped ``await`` may let lines join."""
-    return subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(target), "-"],
-        input=source,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    ruff = [sys.executable, "-m", "ruff"]
+    stdin = ["--stdin-filename", str(target), "-"]
+    # Renamed imports may need sorting again (isort's rules), then the layout.
+    for command in (
+        [*ruff, "check", "--select", "I", "--fix", "--exit-zero"],
+        [*ruff, "format"],
+    ):
+        source = subprocess.run(
+            [*command, *stdin], input=source, capture_output=True, text=True, check=True
+        ).stdout
+    return source
 
+
+def _transport_header(source: str, name: str) -> str:
+    return f'''"""{name}: the blocking twin of the asyncio transport in ``{source}``.
+
+GENERATED from ``_transports/_async/{source}`` by ``packages/client/scripts/unasync.py``:
+do not edit (the docstrings there describe both).
+"""
+'''
+
+
+TRANSPORTS = PACKAGE / "_transports"
 
 # (source, target, header, sentences) of each generated file.
 FILES = [
@@ -124,6 +145,18 @@ FILES = [
         PACKAGE / "_sync" / "_controller.py",
         CONTROLLER_HEADER,
         CONTROLLER_SENTENCES,
+    ),
+    (
+        TRANSPORTS / "_async" / "http.py",
+        TRANSPORTS / "_sync" / "http.py",
+        _transport_header("http.py", "HTTPTransport"),
+        {"Asyncio transport for": "Blocking transport for"},
+    ),
+    (
+        TRANSPORTS / "_async" / "controller_http.py",
+        TRANSPORTS / "_sync" / "controller_http.py",
+        _transport_header("controller_http.py", "HTTPControllerTransport"),
+        {},
     ),
 ]
 

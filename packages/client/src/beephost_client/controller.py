@@ -33,12 +33,14 @@ from beephost_client._controller_types import (
     Runtime,
 )
 from beephost_client._sync._controller import ControllerClient
+from beephost_client._transports._async.controller_http import (
+    AsyncHTTPControllerTransport,
+)
+from beephost_client._transports._sync.controller_http import HTTPControllerTransport
 from beephost_client._transports.controller import (
     DEFAULT_CONTROLLER_URL,
     AsyncControllerTransport,
-    AsyncHTTPControllerTransport,
     ControllerTransport,
-    HTTPControllerTransport,
     Request,
     Response,
 )

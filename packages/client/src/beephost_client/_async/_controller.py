@@ -31,10 +31,12 @@ from beephost_client._controller_types import (
     Runtime,
 )
 from beephost_client._exceptions import ConnectionLost
+from beephost_client._transports._async.controller_http import (
+    AsyncHTTPControllerTransport,
+)
 from beephost_client._transports.controller import (
     DEFAULT_CONTROLLER_URL,
     AsyncControllerTransport,
-    AsyncHTTPControllerTransport,
     Request,
 )
 from beephost_protocol import LineDecoder, LineTooLong

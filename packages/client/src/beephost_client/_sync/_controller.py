@@ -27,10 +27,12 @@ from beephost_client._controller_types import (
     Runtime,
 )
 from beephost_client._exceptions import ConnectionLost
+from beephost_client._transports._sync.controller_http import (
+    HTTPControllerTransport,
+)
 from beephost_client._transports.controller import (
     DEFAULT_CONTROLLER_URL,
     ControllerTransport,
-    HTTPControllerTransport,
     Request,
 )
 from beephost_protocol import LineDecoder, LineTooLong

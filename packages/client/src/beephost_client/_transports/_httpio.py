@@ -145,88 +145,62 @@ def timed_out(
 
 
 # -- blocking: HTTP/1.1 over a socket ----------------------------------------------------
+#
+# Both connections take a ``deadline`` (``time.monotonic()``) and raise a bare
+# TimeoutError when it passes: the transports above map it, with the same code in
+# their sync and async twins (generated, see scripts/unasync.py).
+
+
+def _remaining(deadline: float) -> float:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("deadline passed")
+    return remaining
 
 
 class Connection:
     """One keep-alive connection: the ``_http11`` codec over a buffered socket."""
 
-    def __init__(self, endpoint: Endpoint, timeout: Timeout) -> None:
+    def __init__(self, endpoint: Endpoint, sock: socket.socket) -> None:
         self.endpoint = endpoint
-        self.connect_timeout = timeout.connect
-        self.sock: socket.socket | None = None
-        self.file: BinaryIO | None = None
+        self.sock = sock
+        self.file: BinaryIO = sock.makefile("rb")
         self.clean = True
 
+    @classmethod
+    def open(cls, endpoint: Endpoint, timeout: Timeout) -> "Connection":
+        """Connect (within ``timeout.connect``).
+
+        Raises:
+            ConnectError: No connection could be made.
+        """
+        if endpoint.socket_path is not None:
+            return cls(endpoint, _open_unix(endpoint, timeout.connect))
+        return cls(endpoint, _open_tcp(endpoint, timeout.connect))
+
     def usable(self) -> bool:
-        return self.sock is None or not dropped(self.sock)
+        return not dropped(self.sock)
 
     def close(self) -> None:
         self.clean = False
-        if self.file is not None:
-            self.file.close()
-        if self.sock is not None:
-            self.sock.close()
-        self.sock = self.file = None
+        self.file.close()
+        self.sock.close()
 
-    def _open(self) -> tuple[socket.socket, BinaryIO]:
-        endpoint = self.endpoint
-        sock = (
-            self._open_unix(endpoint.socket_path)
-            if endpoint.socket_path is not None
-            else self._open_tcp()
-        )
-        self.sock, self.file = sock, sock.makefile("rb")
-        return self.sock, self.file
-
-    def _open_unix(self, path: str) -> socket.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(self.connect_timeout)
-            sock.connect(path)
-        except OSError as exc:  # no such file, refused, path too long, timeout
-            sock.close()
-            raise self.endpoint.connect_error(exc) from exc
-        return sock
-
-    def _open_tcp(self) -> socket.socket:
-        endpoint = self.endpoint
-        try:
-            sock = socket.create_connection(
-                (endpoint.host, endpoint.port), timeout=self.connect_timeout
-            )
-        except OSError as exc:  # refused, unreachable, connect timeout
-            raise endpoint.connect_error(exc) from exc
-        # One small write per request and an immediate reply: no Nagle delay.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if endpoint.ssl_context is not None:
-            try:
-                sock = endpoint.ssl_context.wrap_socket(
-                    sock, server_hostname=endpoint.host
-                )
-            except OSError as exc:
-                sock.close()
-                raise endpoint.connect_error(exc) from exc
-        return sock
-
-    def send(self, route: _http11.Route, timeout: float) -> _http11.Head:
+    def send(self, route: _http11.Route, deadline: float) -> _http11.Head:
         """Send the request and read the response head."""
-        if self.sock is None or self.file is None:
-            sock, file = self._open()
-        else:
-            sock, file = self.sock, self.file
         self.clean = False
         endpoint = self.endpoint
         data = endpoint.request_bytes(route)
         try:
-            sock.settimeout(timeout)
-            sock.sendall(data)
+            self.sock.settimeout(_remaining(deadline))
+            self.sock.sendall(data)
             lines = []
-            while (line := file.readline(65537)) not in (b"\r\n", b"\n"):
+            while (line := self.file.readline(65537)) not in (b"\r\n", b"\n"):
                 if not line:
                     raise ConnectionResetError("the server closed the connection")
                 lines.append(line)
-        except TimeoutError as exc:
-            raise timed_out(route, timeout, exc) from exc
+        except TimeoutError:
+            raise
         except OSError as exc:
             raise endpoint.lost(exc) from exc
         try:
@@ -234,11 +208,13 @@ class Connection:
         except _http11.ProtocolError as exc:
             raise endpoint.bad_reply(exc) from exc
 
-    def read_piece(self, head: _http11.Head, state: list[int]) -> bytes:
+    def read_piece(
+        self, head: _http11.Head, state: list[int], deadline: float
+    ) -> bytes:
         """The next piece of the body, b"" at its end (see :class:`AsyncConnection`)."""
-        assert self.file is not None
         file = self.file
         try:
+            self.sock.settimeout(_remaining(deadline))
             if head.chunked:
                 if state[0] < 0:
                     return b""
@@ -259,37 +235,17 @@ class Connection:
                 state[0] = 0
                 return piece
             return file.read(1 << 20)  # until the server closes
+        except TimeoutError:
+            raise
         except OSError as exc:
             raise self.endpoint.lost(exc) from exc
         except _http11.ProtocolError as exc:
             raise self.endpoint.bad_reply(exc) from exc
 
-    def read_piece_by(
-        self,
-        head: _http11.Head,
-        state: list[int],
-        route: _http11.Route,
-        deadline: float,
-    ) -> bytes:
-        """:meth:`read_piece`, given up at ``deadline`` (``time.monotonic``)."""
-        remaining = deadline - time.monotonic()
-        try:
-            if remaining <= 0 or self.sock is None:
-                raise TimeoutError("deadline passed")
-            self.sock.settimeout(remaining)
-            return self.read_piece(head, state)
-        except TimeoutError as exc:
-            raise timed_out(route, max(remaining, 0), exc) from exc
-        except ConnectionLost as exc:
-            # read_piece reports a socket timeout as a lost connection: undo that.
-            if isinstance(exc.__cause__, TimeoutError):
-                raise timed_out(route, max(remaining, 0), exc.__cause__) from exc
-            raise
-
-    def read_body(self, head: _http11.Head) -> bytes:
+    def read_body(self, head: _http11.Head, deadline: float) -> bytes:
         state = [head.length or 0]
         pieces = []
-        while piece := self.read_piece(head, state):
+        while piece := self.read_piece(head, state, deadline):
             pieces.append(piece)
         self.finish(head)
         return b"".join(pieces)
@@ -297,6 +253,34 @@ class Connection:
     def finish(self, head: _http11.Head) -> None:
         """Mark the reply read: reusable if the server keeps the connection."""
         self.clean = head.keep_alive and (head.chunked or head.length is not None)
+
+
+def _open_unix(endpoint: Endpoint, timeout: float | None) -> socket.socket:
+    assert endpoint.socket_path is not None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(endpoint.socket_path)
+    except OSError as exc:  # no such file, refused, path too long, timeout
+        sock.close()
+        raise endpoint.connect_error(exc) from exc
+    return sock
+
+
+def _open_tcp(endpoint: Endpoint, timeout: float | None) -> socket.socket:
+    try:
+        sock = socket.create_connection((endpoint.host, endpoint.port), timeout=timeout)
+    except OSError as exc:  # refused, unreachable, connect timeout
+        raise endpoint.connect_error(exc) from exc
+    # One small write per request and an immediate reply: no Nagle delay.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if endpoint.ssl_context is not None:
+        try:
+            sock = endpoint.ssl_context.wrap_socket(sock, server_hostname=endpoint.host)
+        except OSError as exc:
+            sock.close()
+            raise endpoint.connect_error(exc) from exc
+    return sock
 
 
 # -- asyncio: HTTP/1.1 over streams -----------------------------------------------------
@@ -318,6 +302,11 @@ class AsyncConnection:
 
     @classmethod
     async def open(cls, endpoint: Endpoint, timeout: Timeout) -> "AsyncConnection":
+        """Connect (within ``timeout.connect``).
+
+        Raises:
+            ConnectError: No connection could be made.
+        """
         try:
             async with asyncio.timeout(timeout.connect):
                 if endpoint.socket_path is not None:
@@ -350,16 +339,20 @@ class AsyncConnection:
         with contextlib.suppress(OSError, ssl.SSLError):  # the peer may be gone already
             await self.writer.wait_closed()
 
-    async def send(self, route: _http11.Route) -> _http11.Head:
+    async def send(self, route: _http11.Route, deadline: float) -> _http11.Head:
+        """Send the request and read the response head."""
         endpoint = self.endpoint
         self.clean = False
         data = endpoint.request_bytes(route)
         try:
-            self.writer.write(data)
-            await self.writer.drain()
-            head = await self.reader.readuntil(b"\r\n\r\n")
+            async with asyncio.timeout(deadline - time.monotonic()):
+                self.writer.write(data)
+                await self.writer.drain()
+                head = await self.reader.readuntil(b"\r\n\r\n")
         except asyncio.IncompleteReadError as exc:
             raise endpoint.lost(ConnectionResetError("the server closed it")) from exc
+        except TimeoutError:
+            raise
         except (OSError, asyncio.LimitOverrunError) as exc:
             raise endpoint.lost(exc) from exc
         try:
@@ -367,73 +360,69 @@ class AsyncConnection:
         except _http11.ProtocolError as exc:
             raise endpoint.bad_reply(exc) from exc
 
-    async def read_piece(self, head: _http11.Head, state: list[int]) -> bytes:
+    async def read_piece(
+        self, head: _http11.Head, state: list[int], deadline: float
+    ) -> bytes:
         """The next piece of the body, b"" at its end. ``state`` holds the bytes left
         of a Content-Length body, or -1 once a chunked body ended."""
-        reader = self.reader
         try:
-            if head.chunked:
-                if state[0] < 0:
-                    return b""
-                size = _http11.chunk_size(await reader.readuntil(b"\r\n"))
-                if size == 0:
-                    while (await reader.readuntil(b"\r\n")) != b"\r\n":
-                        pass  # trailers: none expected, skipped
-                    state[0] = -1
-                    return b""
-                piece = await reader.readexactly(size + 2)
-                return piece[:-2]
-            if head.length is not None:
-                if state[0] <= 0:
-                    return b""
-                piece = await reader.read(min(state[0], 1 << 20))
-                if not piece:
-                    raise asyncio.IncompleteReadError(b"", state[0])
-                state[0] -= len(piece)
-                return piece
-            return await reader.read(1 << 20)  # until the server closes
+            async with asyncio.timeout(deadline - time.monotonic()):
+                return await self._read_piece(head, state)
         except asyncio.IncompleteReadError as exc:
             raise self.endpoint.lost(
                 ConnectionResetError("the server closed it")
             ) from exc
+        except TimeoutError:
+            raise
         except (OSError, asyncio.LimitOverrunError) as exc:
             raise self.endpoint.lost(exc) from exc
         except _http11.ProtocolError as exc:
             raise self.endpoint.bad_reply(exc) from exc
 
-    async def read_piece_by(
-        self,
-        head: _http11.Head,
-        state: list[int],
-        route: _http11.Route,
-        deadline: float,
-    ) -> bytes:
-        """:meth:`read_piece`, given up at ``deadline`` (the event loop's clock)."""
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout_at(deadline):
-                return await self.read_piece(head, state)
-        except TimeoutError as exc:
-            raise timed_out(route, max(deadline - loop.time(), 0), exc) from exc
+    async def _read_piece(self, head: _http11.Head, state: list[int]) -> bytes:
+        reader = self.reader
+        if head.chunked:
+            if state[0] < 0:
+                return b""
+            size = _http11.chunk_size(await reader.readuntil(b"\r\n"))
+            if size == 0:
+                while (await reader.readuntil(b"\r\n")) != b"\r\n":
+                    pass  # trailers: none expected, skipped
+                state[0] = -1
+                return b""
+            piece = await reader.readexactly(size + 2)
+            return piece[:-2]
+        if head.length is not None:
+            if state[0] <= 0:
+                return b""
+            piece = await reader.read(min(state[0], 1 << 20))
+            if not piece:
+                raise asyncio.IncompleteReadError(b"", state[0])
+            state[0] -= len(piece)
+            return piece
+        return await reader.read(1 << 20)  # until the server closes
 
-    async def read_body(self, head: _http11.Head) -> bytes:
-        state = [head.length or 0]
-        if head.length is not None and not head.chunked:
-            try:
-                body = await self.reader.readexactly(head.length)
-            except asyncio.IncompleteReadError as exc:
-                raise self.endpoint.lost(
-                    ConnectionResetError("the server closed it")
-                ) from exc
-            except OSError as exc:
-                raise self.endpoint.lost(exc) from exc
+    async def read_body(self, head: _http11.Head, deadline: float) -> bytes:
+        if head.length is None or head.chunked:
+            state = [head.length or 0]
+            pieces = []
+            while piece := await self.read_piece(head, state, deadline):
+                pieces.append(piece)
             self.finish(head)
-            return body
-        pieces = []
-        while piece := await self.read_piece(head, state):
-            pieces.append(piece)
+            return b"".join(pieces)
+        try:
+            async with asyncio.timeout(deadline - time.monotonic()):
+                body = await self.reader.readexactly(head.length)
+        except asyncio.IncompleteReadError as exc:
+            raise self.endpoint.lost(
+                ConnectionResetError("the server closed it")
+            ) from exc
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            raise self.endpoint.lost(exc) from exc
         self.finish(head)
-        return b"".join(pieces)
+        return body
 
     def finish(self, head: _http11.Head) -> None:
         """Mark the reply read: reusable if the server keeps the connection."""

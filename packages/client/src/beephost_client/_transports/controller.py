@@ -1,18 +1,16 @@
-"""The controller's REST API on the wire: requests, responses, and the HTTP transports.
+"""The controller's REST API on the wire: requests, responses, the transport interface.
 
 :class:`ControllerTransport` (blocking) and :class:`AsyncControllerTransport` carry a
 :class:`Request` and return a :class:`Response` as soon as its head arrived; the
 controller clients (``_async/_controller.py`` and its generated twin) read the body.
-The HTTP transports speak through the connections of ``_httpio``, the same ones as the
-backend's HTTP transport, over TCP, TLS or (``unix:///path``) a Unix socket.
+The HTTP implementations are in ``_async/controller_http.py`` and its generated twin;
+``MockTransport`` (``mock.py``) is the one for tests.
 """
 
 # ruff: noqa: ASYNC109  # `timeout` bounds the whole exchange; deadlines stay explicit
 
 import abc
-import asyncio
 import json
-import time
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -24,16 +22,7 @@ from collections.abc import (
 from dataclasses import dataclass
 from typing import Any
 
-from beephost_client._config import DEFAULT_TIMEOUT, Timeout
 from beephost_client._exceptions import UsageError
-from beephost_client._transports import _http11
-from beephost_client._transports._httpio import (
-    AsyncConnection,
-    Connection,
-    Endpoint,
-    timed_out,
-)
-from beephost_client._transports._pool import AsyncPool, Pool
 
 DEFAULT_CONTROLLER_URL = "http://127.0.0.1:8600"
 """Where a controller listens by default (``BEEPHOST_CONTROLLER_HOST``/``_PORT``)."""
@@ -178,141 +167,3 @@ class AsyncControllerTransport(abc.ABC):
     @abc.abstractmethod
     async def aclose(self) -> None:
         """Close every connection."""
-
-
-def _endpoint(url: str, token: str | None) -> Endpoint:
-    return Endpoint(url, token, unix=True)
-
-
-def _route(endpoint: Endpoint, request: Request) -> _http11.Route:
-    return _http11.Route(
-        request.method, endpoint.prefix + request.path, request.body, None
-    )
-
-
-class HTTPControllerTransport(ControllerTransport):
-    """The controller's HTTP/1.1 API over pooled keep-alive connections.
-
-    Args:
-        url: The controller's base URL (a path prefix is kept, behind a proxy), or
-            ``unix:///abs/path/api.sock``: HTTP over that Unix socket.
-        token: The controller's API token, sent as ``Authorization: Bearer``.
-        timeout: ``connect`` bounds connecting.
-
-    Raises:
-        ValueError: ``url`` is neither an ``http(s)://`` URL with a host nor a
-            ``unix:///`` URL with an absolute path.
-    """
-
-    def __init__(
-        self,
-        url: str = DEFAULT_CONTROLLER_URL,
-        *,
-        token: str | None = None,
-        timeout: Timeout = DEFAULT_TIMEOUT,
-    ) -> None:
-        self._endpoint = _endpoint(url, token)
-        self._timeout = timeout
-        self._pool: Pool[Connection] = Pool(self._connect, max_idle=4)
-
-    def _connect(self) -> Connection:
-        return Connection(self._endpoint, self._timeout)
-
-    def handle(self, request: Request, *, timeout: float) -> Response:
-        route = _route(self._endpoint, request)
-        deadline = time.monotonic() + timeout
-        conn = self._pool.acquire()
-        try:
-            head = conn.send(route, timeout)
-        except BaseException:
-            self._pool.release(conn)
-            raise
-        if head.status in _NO_BODY or request.method == "HEAD":
-            conn.clean = head.keep_alive
-            self._pool.release(conn)
-            return Response(head.status, head.headers)
-        return Response(
-            head.status,
-            head.headers,
-            self._body(conn, head, route, deadline),
-            on_close=lambda: self._pool.release(conn),
-        )
-
-    @staticmethod
-    def _body(
-        conn: Connection, head: _http11.Head, route: _http11.Route, deadline: float
-    ) -> Iterator[bytes]:
-        state = [head.length or 0]
-        while piece := conn.read_piece_by(head, state, route, deadline):
-            yield piece
-        conn.finish(head)
-
-    def close(self) -> None:
-        self._pool.close()
-
-
-class AsyncHTTPControllerTransport(AsyncControllerTransport):
-    """The asyncio twin of :class:`HTTPControllerTransport`.
-
-    Args:
-        url: The controller's base URL, or ``unix:///abs/path/api.sock``.
-        token: The controller's API token, sent as ``Authorization: Bearer``.
-        timeout: ``connect`` bounds connecting.
-
-    Raises:
-        ValueError: ``url`` is neither an ``http(s)://`` URL with a host nor a
-            ``unix:///`` URL with an absolute path.
-    """
-
-    def __init__(
-        self,
-        url: str = DEFAULT_CONTROLLER_URL,
-        *,
-        token: str | None = None,
-        timeout: Timeout = DEFAULT_TIMEOUT,
-    ) -> None:
-        self._endpoint = _endpoint(url, token)
-        self._timeout = timeout
-        self._pool: AsyncPool[AsyncConnection] = AsyncPool(self._connect, max_idle=4)
-
-    async def _connect(self) -> AsyncConnection:
-        return await AsyncConnection.open(self._endpoint, self._timeout)
-
-    async def handle_async(self, request: Request, *, timeout: float) -> Response:
-        route = _route(self._endpoint, request)
-        deadline = asyncio.get_running_loop().time() + timeout
-        conn = await self._pool.acquire()
-        try:
-            async with asyncio.timeout_at(deadline):
-                head = await conn.send(route)
-        except TimeoutError as exc:
-            self._pool.release(conn)
-            raise timed_out(route, timeout, exc) from exc
-        except BaseException:
-            self._pool.release(conn)
-            raise
-        if head.status in _NO_BODY or request.method == "HEAD":
-            conn.clean = head.keep_alive
-            self._pool.release(conn)
-            return Response(head.status, head.headers)
-        return Response(
-            head.status,
-            head.headers,
-            self._body(conn, head, route, deadline),
-            on_close=lambda: self._pool.release(conn),
-        )
-
-    @staticmethod
-    async def _body(
-        conn: AsyncConnection,
-        head: _http11.Head,
-        route: _http11.Route,
-        deadline: float,
-    ) -> AsyncIterator[bytes]:
-        state = [head.length or 0]
-        while piece := await conn.read_piece_by(head, state, route, deadline):
-            yield piece
-        conn.finish(head)
-
-    async def aclose(self) -> None:
-        await self._pool.aclose()
