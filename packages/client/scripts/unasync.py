@@ -1,9 +1,9 @@
 """Generate the sync clients and transports from the async ones: ``_async/`` -> ``_sync/``.
 
-The clients (``_client.py``: Client; ``_controller.py``: ControllerClient) and the HTTP
-transports (``_transports/_async/http.py``: HTTPTransport; ``controller_http.py``:
-HTTPControllerTransport). Below them, the blocking and asyncio I/O (``_httpio``,
-``_pool``) is written by hand.
+The clients (``_client.py``: Client; ``_controller.py``: ControllerClient) and the
+transports in ``_transports/_async`` (``http.py``, ``pipe.py``, ``controller_http.py``).
+Below them, the blocking and asyncio I/O (``_httpio``, ``_pipeio``, ``_pool``) is
+written by hand, and so is gRPC (``grpc`` and ``grpc.aio`` differ in more than I/O).
 
     uv run python packages/client/scripts/unasync.py           # write
     uv run python packages/client/scripts/unasync.py --check   # exit 1 if stale
@@ -63,6 +63,7 @@ TOKENS = [
     (r"\bAsyncConnection\b", "Connection"),
     (r"\bAsyncPool\b", "Pool"),
     (r"\bAsyncHTTPTransport\b", "HTTPTransport"),
+    (r"\bAsyncPipeTransport\b", "PipeTransport"),
     (r"\bAsyncControllerClient\b", "ControllerClient"),
     (r"\bAsyncHTTPControllerTransport\b", "HTTPControllerTransport"),
     (r"\bAsyncControllerTransport\b", "ControllerTransport"),
@@ -150,6 +151,12 @@ FILES = [
         TRANSPORTS / "_async" / "http.py",
         TRANSPORTS / "_sync" / "http.py",
         _transport_header("http.py", "HTTPTransport"),
+        {"Asyncio transport for": "Blocking transport for"},
+    ),
+    (
+        TRANSPORTS / "_async" / "pipe.py",
+        TRANSPORTS / "_sync" / "pipe.py",
+        _transport_header("pipe.py", "PipeTransport"),
         {"Asyncio transport for": "Blocking transport for"},
     ),
     (

@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 
 from beephost_client._config import DEFAULT_TIMEOUT, Timeout
 from beephost_client._transports import _http11
-from beephost_client._transports._httpio import AsyncConnection, Endpoint, timed_out
+from beephost_client._transports._endpoint import Endpoint, timed_out
+from beephost_client._transports._httpio import AsyncConnection
 from beephost_client._transports._pool import AsyncPool
 from beephost_client._transports.controller import (
     DEFAULT_CONTROLLER_URL,

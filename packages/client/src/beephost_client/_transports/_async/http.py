@@ -17,12 +17,8 @@ from typing import Any
 
 from beephost_client._config import DEFAULT_TIMEOUT, Timeout
 from beephost_client._transports import _http11
-from beephost_client._transports._httpio import (
-    MAX_STREAM_LINE,
-    AsyncConnection,
-    Endpoint,
-    timed_out,
-)
+from beephost_client._transports._endpoint import MAX_STREAM_LINE, Endpoint, timed_out
+from beephost_client._transports._httpio import AsyncConnection
 from beephost_client._transports._pool import AsyncPool
 from beephost_client._transports.base import AsyncBaseTransport, AsyncStream, new_lease
 from beephost_protocol import Command, Execute, LineDecoder, LineTooLong

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 from beephost_client._config import DEFAULT_TIMEOUT, Timeout
 from beephost_client._transports import _http11
-from beephost_client._transports._httpio import Connection, Endpoint, timed_out
+from beephost_client._transports._endpoint import Endpoint, timed_out
+from beephost_client._transports._httpio import Connection
 from beephost_client._transports._pool import Pool
 from beephost_client._transports.controller import (
     DEFAULT_CONTROLLER_URL,

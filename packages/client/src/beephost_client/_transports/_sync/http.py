@@ -9,12 +9,8 @@ from typing import Any
 
 from beephost_client._config import DEFAULT_TIMEOUT, Timeout
 from beephost_client._transports import _http11
-from beephost_client._transports._httpio import (
-    MAX_STREAM_LINE,
-    Connection,
-    Endpoint,
-    timed_out,
-)
+from beephost_client._transports._endpoint import MAX_STREAM_LINE, Endpoint, timed_out
+from beephost_client._transports._httpio import Connection
 from beephost_client._transports._pool import Pool
 from beephost_client._transports.base import BaseTransport, SyncStream, new_lease
 from beephost_protocol import Command, Execute, LineDecoder, LineTooLong
