@@ -6,11 +6,14 @@ connections); no I/O.
 
 import importlib.metadata
 import ssl
+from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 from beephost_client._exceptions import ConnectError, ConnectionLost, InvalidArgument
 from beephost_client._transports import _http11
-from beephost_protocol.errors import ExecutionTimeout, InternalError
+from beephost_protocol.errors import BeepHostError, ExecutionTimeout, InternalError
+
+E = TypeVar("E", bound=BeepHostError)
 
 try:
     _VERSION = importlib.metadata.version("beephost-client")
@@ -96,18 +99,13 @@ class Endpoint:
         )
 
     def connect_error(self, exc: BaseException) -> ConnectError:
-        error = ConnectError(
-            f"cannot connect to {self.url}: {exc or type(exc).__name__}",
-            {"url": self.url},
-        )
-        error.__cause__ = exc
-        return error
+        return self._chained(ConnectError, f"cannot connect to {self.url}", exc)
 
     def lost(self, exc: BaseException) -> ConnectionLost:
-        error = ConnectionLost(
-            f"connection to {self.url} lost: {exc or type(exc).__name__}",
-            {"url": self.url},
-        )
+        return self._chained(ConnectionLost, f"connection to {self.url} lost", exc)
+
+    def _chained(self, cls: type[E], text: str, exc: BaseException) -> E:
+        error = cls(f"{text}: {exc or type(exc).__name__}", {"url": self.url})
         error.__cause__ = exc
         return error
 

@@ -13,16 +13,15 @@ under ``asyncio.timeout``), while the transports above them share their logic.
 # ruff: noqa: ASYNC109  # `timeout` holds the connect limit; deadlines stay explicit
 
 import asyncio
-import contextlib
 import socket
-import ssl
 import time
+from collections.abc import Awaitable
 from typing import BinaryIO
 
 from beephost_client._config import Timeout
 from beephost_client._transports import _http11
 from beephost_client._transports._endpoint import MAX_STREAM_LINE, Endpoint
-from beephost_client._transports._pool import dropped
+from beephost_client._transports._pool import StreamConnection, dropped
 
 # -- blocking: HTTP/1.1 over a socket ----------------------------------------------------
 #
@@ -166,7 +165,7 @@ def _open_tcp(endpoint: Endpoint, timeout: float | None) -> socket.socket:
 # -- asyncio: HTTP/1.1 over streams -----------------------------------------------------
 
 
-class AsyncConnection:
+class AsyncConnection(StreamConnection):
     """One keep-alive connection: the ``_http11`` codec over ``asyncio`` streams."""
 
     def __init__(
@@ -207,18 +206,6 @@ class AsyncConnection:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return cls(endpoint, reader, writer)
 
-    def usable(self) -> bool:
-        return not (self.reader.at_eof() or self.writer.is_closing())
-
-    def close(self) -> None:
-        self.clean = False
-        self.writer.close()
-
-    async def aclose(self) -> None:
-        self.close()
-        with contextlib.suppress(OSError, ssl.SSLError):  # the peer may be gone already
-            await self.writer.wait_closed()
-
     async def send(self, route: _http11.Route, deadline: float) -> _http11.Head:
         """Send the request and read the response head."""
         endpoint = self.endpoint
@@ -245,9 +232,13 @@ class AsyncConnection:
     ) -> bytes:
         """The next piece of the body, b"" at its end. ``state`` holds the bytes left
         of a Content-Length body, or -1 once a chunked body ended."""
+        return await self._guarded(self._read_piece(head, state), deadline)
+
+    async def _guarded(self, read: Awaitable[bytes], deadline: float) -> bytes:
+        # A read by the deadline, its failures mapped (a bare TimeoutError stays).
         try:
             async with asyncio.timeout(deadline - time.monotonic()):
-                return await self._read_piece(head, state)
+                return await read
         except asyncio.IncompleteReadError as exc:
             raise self.endpoint.lost(
                 ConnectionResetError("the server closed it")
@@ -283,24 +274,14 @@ class AsyncConnection:
         return await reader.read(1 << 20)  # until the server closes
 
     async def read_body(self, head: _http11.Head, deadline: float) -> bytes:
-        if head.length is None or head.chunked:
+        if head.length is not None and not head.chunked:  # one read: the common reply
+            body = await self._guarded(self.reader.readexactly(head.length), deadline)
+        else:
             state = [head.length or 0]
             pieces = []
             while piece := await self.read_piece(head, state, deadline):
                 pieces.append(piece)
-            self.finish(head)
-            return b"".join(pieces)
-        try:
-            async with asyncio.timeout(deadline - time.monotonic()):
-                body = await self.reader.readexactly(head.length)
-        except asyncio.IncompleteReadError as exc:
-            raise self.endpoint.lost(
-                ConnectionResetError("the server closed it")
-            ) from exc
-        except TimeoutError:
-            raise
-        except OSError as exc:
-            raise self.endpoint.lost(exc) from exc
+            body = b"".join(pieces)
         self.finish(head)
         return body
 

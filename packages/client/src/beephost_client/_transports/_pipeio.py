@@ -9,7 +9,6 @@ one source (``_transports/_async/pipe.py``). Both take a ``deadline``
 # ruff: noqa: ASYNC109  # `timeout` holds the connect limit; deadlines stay explicit
 
 import asyncio
-import contextlib
 import socket
 import time
 from typing import Any
@@ -27,7 +26,7 @@ from beephost_client._transports._pipe_codec import (
     request_line,
     timed_out,
 )
-from beephost_client._transports._pool import dropped
+from beephost_client._transports._pool import StreamConnection, dropped
 from beephost_client._transports.base import StreamItem
 from beephost_protocol import Command
 from beephost_protocol.errors import (
@@ -160,7 +159,7 @@ class Connection:
 # -- asyncio ------------------------------------------------------------------------------
 
 
-class AsyncConnection:
+class AsyncConnection(StreamConnection):
     """One pipe connection over ``asyncio`` streams."""
 
     def __init__(
@@ -209,18 +208,6 @@ class AsyncConnection:
             raise
         conn.clean = True
         return conn
-
-    def usable(self) -> bool:
-        return not (self.reader.at_eof() or self.writer.is_closing())
-
-    def close(self) -> None:
-        self.clean = False
-        self.writer.close()
-
-    async def aclose(self) -> None:
-        self.close()
-        with contextlib.suppress(OSError):  # the peer is gone already: closed is closed
-            await self.writer.wait_closed()
 
     async def start(self, command: Command, deadline: float) -> int:
         """Send ``command``; return its request id."""

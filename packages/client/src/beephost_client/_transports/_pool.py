@@ -6,6 +6,8 @@ task) is closed instead of reused. Before reuse, a connection the server closed 
 restarted server) is detected and replaced, so no request is sent on a dead socket.
 """
 
+import asyncio
+import contextlib
 import select
 import socket
 import ssl
@@ -122,3 +124,23 @@ class AsyncPool(Generic[A]):
         idle, self._idle = self._idle, []
         for conn in idle:
             await conn.aclose()
+
+
+class StreamConnection:
+    """The pool's side of a connection over ``asyncio`` streams (pipe and HTTP)."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    clean: bool
+
+    def usable(self) -> bool:
+        return not (self.reader.at_eof() or self.writer.is_closing())
+
+    def close(self) -> None:
+        self.clean = False
+        self.writer.close()
+
+    async def aclose(self) -> None:
+        self.close()
+        with contextlib.suppress(OSError):  # the peer is gone (ssl.SSLError included)
+            await self.writer.wait_closed()
