@@ -21,7 +21,7 @@ from typing import BinaryIO
 from beephost_client._config import Timeout
 from beephost_client._transports import _http11
 from beephost_client._transports._endpoint import MAX_STREAM_LINE, Endpoint
-from beephost_client._transports._pool import StreamConnection, dropped
+from beephost_client._transports._pool import SocketConnection, StreamConnection
 
 # -- blocking: HTTP/1.1 over a socket ----------------------------------------------------
 #
@@ -37,7 +37,7 @@ def _remaining(deadline: float) -> float:
     return remaining
 
 
-class Connection:
+class Connection(SocketConnection):
     """One keep-alive connection: the ``_http11`` codec over a buffered socket."""
 
     def __init__(self, endpoint: Endpoint, sock: socket.socket) -> None:
@@ -56,14 +56,6 @@ class Connection:
         if endpoint.socket_path is not None:
             return cls(endpoint, _open_unix(endpoint, timeout.connect))
         return cls(endpoint, _open_tcp(endpoint, timeout.connect))
-
-    def usable(self) -> bool:
-        return not dropped(self.sock)
-
-    def close(self) -> None:
-        self.clean = False
-        self.file.close()
-        self.sock.close()
 
     def send(self, route: _http11.Route, deadline: float) -> _http11.Head:
         """Send the request and read the response head."""

@@ -26,7 +26,7 @@ from beephost_client._transports._pipe_codec import (
     request_line,
     timed_out,
 )
-from beephost_client._transports._pool import StreamConnection, dropped
+from beephost_client._transports._pool import SocketConnection, StreamConnection
 from beephost_client._transports.base import StreamItem
 from beephost_protocol import Command
 from beephost_protocol.errors import (
@@ -63,7 +63,7 @@ def _classified(
 # -- blocking -----------------------------------------------------------------------------
 
 
-class Connection:
+class Connection(SocketConnection):
     """One pipe connection over a blocking socket."""
 
     def __init__(self, path: str, sock: socket.socket) -> None:
@@ -105,14 +105,6 @@ class Connection:
             raise _handshake_failed(path, exc) from exc
         conn.clean = True
         return conn
-
-    def usable(self) -> bool:
-        return not dropped(self.sock)
-
-    def close(self) -> None:
-        self.clean = False
-        self.file.close()
-        self.sock.close()
 
     def send(self, line: bytes, deadline: float) -> None:
         self.clean = False

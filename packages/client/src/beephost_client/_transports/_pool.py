@@ -13,7 +13,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Generic, Protocol, TypeVar
+from typing import BinaryIO, Generic, Protocol, TypeVar
 
 from beephost_client._exceptions import UsageError
 
@@ -124,6 +124,22 @@ class AsyncPool(Generic[A]):
         idle, self._idle = self._idle, []
         for conn in idle:
             await conn.aclose()
+
+
+class SocketConnection:
+    """The pool's side of a connection over a blocking socket (pipe and HTTP)."""
+
+    sock: socket.socket
+    file: BinaryIO
+    clean: bool
+
+    def usable(self) -> bool:
+        return not dropped(self.sock)
+
+    def close(self) -> None:
+        self.clean = False
+        self.file.close()
+        self.sock.close()
 
 
 class StreamConnection:
