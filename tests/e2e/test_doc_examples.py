@@ -281,6 +281,7 @@ RUN: dict[tuple[str, str], Run] = {
         replace={'token="..."': 'token="{CONTROLLER_TOKEN}"'}
     ),
     ("docs/users/api.md", "from beephost_client import ControllerClient"): Run(),
+    ("docs/users/api.md", "import asyncio"): Run(),
     ("docs/users/api.md", "with client.session(ttl=600, timeout=60) as session:"): Run(
         prelude=_COMPOSE_CLIENT
     ),

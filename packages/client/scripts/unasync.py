@@ -1,4 +1,9 @@
-"""Generate the sync client from the async one: ``_async/_client.py`` -> ``_sync/_client.py``.
+"""Generate the sync clients and transports from the async ones: ``_async/`` -> ``_sync/``.
+
+The clients (``_client.py``: Client; ``_controller.py``: ControllerClient) and the
+transports in ``_transports/_async`` (``http.py``, ``pipe.py``, ``controller_http.py``).
+Below them, the blocking and asyncio I/O (``_httpio``, ``_pipeio``, ``_pool``) is
+written by hand, and so is gRPC (``grpc`` and ``grpc.aio`` differ in more than I/O).
 
     uv run python packages/client/scripts/unasync.py           # write
     uv run python packages/client/scripts/unasync.py --check   # exit 1 if stale
@@ -10,6 +15,7 @@ be found, so that an edit cannot silently drop one. A unit test runs ``--check``
 """
 
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -24,6 +30,20 @@ edit. Every call blocks its thread; a Client may be shared by threads (each call
 connection of its own).
 """
 '''
+
+CONTROLLER_HEADER = '''"""The blocking controller client: ControllerClient, runtimes to backends.
+
+GENERATED from ``_async/_controller.py`` by ``packages/client/scripts/unasync.py``: do
+not edit. Every call blocks its thread; a ControllerClient may be shared by threads
+(each call uses a connection of its own).
+"""
+'''
+
+CONTROLLER_SENTENCES = {
+    # Keeps the sync twin's imports sorted.
+    "from collections.abc import AsyncIterator, Callable, Iterable, Mapping": "from collections.abc import Callable, Iterable, Iterator, Mapping",
+    "A client of the controller's REST API, for asyncio code.": "A blocking client of the controller's REST API; threads may share it.",
+}
 
 SENTENCES = {
     "``await proxy.name`` reads an attribute and ``await proxy.method(*args)`` calls a\n"
@@ -40,6 +60,18 @@ TOKENS = [
     (r"\bawait ", ""),
     (r"\b_AsyncSessionOps\b", "_SessionOps"),
     (r"\bAsyncClient\b", "Client"),
+    (r"\bAsyncConnection\b", "Connection"),
+    (r"\bAsyncPool\b", "Pool"),
+    (r"\bAsyncHTTPTransport\b", "HTTPTransport"),
+    (r"\bAsyncPipeTransport\b", "PipeTransport"),
+    (r"\bAsyncControllerClient\b", "ControllerClient"),
+    (r"\bAsyncHTTPControllerTransport\b", "HTTPControllerTransport"),
+    (r"\bAsyncControllerTransport\b", "ControllerTransport"),
+    (r"\bAsyncIterator\b", "Iterator"),
+    (r"\baread\b", "read"),
+    (r"\baiter_bytes\b", "iter_bytes"),
+    (r"\basyncio\.sleep\b", "time.sleep"),
+    (r"(?m)^import asyncio\n", ""),
     (r"\bAsyncSession\b", "Session"),
     (r"\bAsyncRemoteObject\b", "RemoteObject"),
     (r"\bAsyncExecStream\b", "ExecStream"),
@@ -57,13 +89,19 @@ TOKENS = [
     (r"\baclose\b", "close"),
     (r"\baconnect\b", "connect"),
     (r"\bbeephost_client\._async\b", "beephost_client._sync"),
+    (r"\b_transports\._async\b", "_transports._sync"),
 ]
 
 
-def generate(source: str) -> str:
-    for old, new in SENTENCES.items():
+def generate(
+    source: str,
+    header: str = HEADER,
+    sentences: dict[str, str] = SENTENCES,
+    name: str = SOURCE.name,
+) -> str:
+    for old, new in sentences.items():
         if old not in source:
-            raise SystemExit(f"unasync: sentence not found in {SOURCE.name}: {old!r}")
+            raise SystemExit(f"unasync: sentence not found in {name}: {old!r}")
         source = source.replace(old, new)
     # asyncio-only lint suppressions have nothing to suppress in the sync twin.
     source = re.sub(r"(?m)^# ruff: noqa: ASYNC\d+.*\n\n", "", source)
@@ -71,18 +109,77 @@ def generate(source: str) -> str:
         source = re.sub(pattern, replacement, source)
     # Replace the module docstring (the first triple-quoted block) with the header.
     end = source.index('"""', 3) + 3
-    return HEADER + source[end:].lstrip("\n").join(["\n", ""])
+    return header + source[end:].lstrip("\n").join(["\n", ""])
+
+
+def formatted(source: str, target: Path) -> str:
+    """``source`` as ``ruff format`` leaves it: a dropped ``await`` may let lines join."""
+    ruff = [sys.executable, "-m", "ruff"]
+    stdin = ["--stdin-filename", str(target), "-"]
+    # Renamed imports may need sorting again (isort's rules), then the layout.
+    for command in (
+        [*ruff, "check", "--select", "I", "--fix", "--exit-zero"],
+        [*ruff, "format"],
+    ):
+        source = subprocess.run(
+            [*command, *stdin], input=source, capture_output=True, text=True, check=True
+        ).stdout
+    return source
+
+
+def _transport_header(source: str, name: str) -> str:
+    return f'''"""{name}: the blocking twin of the asyncio transport in ``{source}``.
+
+GENERATED from ``_transports/_async/{source}`` by ``packages/client/scripts/unasync.py``:
+do not edit (the docstrings there describe both).
+"""
+'''
+
+
+TRANSPORTS = PACKAGE / "_transports"
+
+# (source, target, header, sentences) of each generated file.
+FILES = [
+    (SOURCE, TARGET, HEADER, SENTENCES),
+    (
+        PACKAGE / "_async" / "_controller.py",
+        PACKAGE / "_sync" / "_controller.py",
+        CONTROLLER_HEADER,
+        CONTROLLER_SENTENCES,
+    ),
+    (
+        TRANSPORTS / "_async" / "http.py",
+        TRANSPORTS / "_sync" / "http.py",
+        _transport_header("http.py", "HTTPTransport"),
+        {"Asyncio transport for": "Blocking transport for"},
+    ),
+    (
+        TRANSPORTS / "_async" / "pipe.py",
+        TRANSPORTS / "_sync" / "pipe.py",
+        _transport_header("pipe.py", "PipeTransport"),
+        {"Asyncio transport for": "Blocking transport for"},
+    ),
+    (
+        TRANSPORTS / "_async" / "controller_http.py",
+        TRANSPORTS / "_sync" / "controller_http.py",
+        _transport_header("controller_http.py", "HTTPControllerTransport"),
+        {},
+    ),
+]
 
 
 def main(argv: list[str]) -> int:
-    generated = generate(SOURCE.read_text())
-    if "--check" in argv:
-        if not TARGET.exists() or TARGET.read_text() != generated:
-            sys.stderr.write(f"{TARGET} is stale: run {Path(__file__).name}\n")
-            return 1
-        return 0
-    TARGET.write_text(generated)
-    return 0
+    stale = 0
+    for source, target, header, sentences in FILES:
+        generated = formatted(
+            generate(source.read_text(), header, sentences, source.name), target
+        )
+        if "--check" not in argv:
+            target.write_text(generated)
+        elif not target.exists() or target.read_text() != generated:
+            sys.stderr.write(f"{target} is stale: run {Path(__file__).name}\n")
+            stale = 1
+    return stale
 
 
 if __name__ == "__main__":

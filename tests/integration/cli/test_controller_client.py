@@ -1,5 +1,8 @@
 """ControllerClient over real HTTP against a live controller (no mocks below the SDK)."""
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -7,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import beephost_client as bc
-from beephost_client.controller import ControllerClient, LogLine
+from beephost_client.controller import AsyncControllerClient, ControllerClient, LogLine
 from beephost_controller.testing import MemoryImageBuilder
 from tests.integration.cli.support import (
     TOKEN,
@@ -135,3 +138,55 @@ def test_connection_refused_is_connect_error() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     with ControllerClient(url) as client, pytest.raises(bc.ConnectError, match=url):
         client.environments()
+
+
+@pytest.mark.anyio
+async def test_the_async_client_over_http(controller: LiveController) -> None:
+    async with AsyncControllerClient(controller.url, token=TOKEN, timeout=10) as client:
+        assert await client.health() == {"status": "ok"}
+        env = await client.create_environment("data", requirements=["six"])
+        assert env.job_id is not None
+        lines: list[str] = []
+        job = await client.wait_job(
+            env.job_id, on_log=lambda line: lines.append(line.line)
+        )
+        assert job.succeeded, job.error
+        assert lines[-1] == "environment data ready"  # the log stream, chunked
+        assert (await client.environment("data")).status == "ready"
+        # 204 without a body: the pooled keep-alive connection serves the next call.
+        await client.delete_environment("data")
+        assert await client.environments() == []
+        assert "beephost_controller_api_requests_total" in await client.metrics()
+        with pytest.raises(bc.NotFound, match="no environment 'x'"):
+            await client.environment("x")
+    url = f"http://127.0.0.1:{free_port()}"
+    async with AsyncControllerClient(url) as client:
+        with pytest.raises(bc.ConnectError, match=url):
+            await client.environments()
+
+
+API_DOC = Path(__file__).parents[3] / "docs" / "users" / "api.md"
+
+
+def test_the_async_example_of_the_api_docs_runs(controller: LiveController) -> None:
+    # tests/e2e/test_doc_examples.py runs it against a compose system; here, faster,
+    # against the in-process controller (the example reads the two variables).
+    text = API_DOC.read_text()
+    start = text.index("```python\nimport asyncio\n") + len("```python\n")
+    example = text[start : text.index("```", start)]
+    assert "AsyncControllerClient()" in example
+    env = {
+        **os.environ,
+        "BEEPHOST_CONTROLLER_URL": controller.url,
+        "BEEPHOST_CONTROLLER_TOKEN": TOKEN,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", example],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "{'status': 'ok'}\n"

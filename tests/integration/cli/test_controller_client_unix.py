@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 import beephost_client as bc
 from beephost_cli.main import app as cli_app
-from beephost_client.controller import ControllerClient
+from beephost_client.controller import AsyncControllerClient, ControllerClient
 from beephost_controller.app import create_app
 from beephost_controller.settings import Settings
 from beephost_controller.testing import MemoryContainers, MemoryImageBuilder
@@ -144,3 +144,23 @@ def test_the_cli_accepts_a_unix_controller_url(
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == []
+
+
+@pytest.mark.anyio
+async def test_the_async_client_over_the_socket(
+    unix_controller: UnixController,
+) -> None:
+    url = unix_controller.url
+    async with AsyncControllerClient(url, token=TOKEN, timeout=10) as client:
+        assert await client.environments() == []
+        env = await client.create_environment("data", requirements=["six"])
+        assert env.job_id is not None
+        assert (await client.wait_job(env.job_id)).succeeded
+        await client.delete_environment("data")
+        assert await client.environments() == []
+    async with AsyncControllerClient(url, token="wrong", timeout=10) as client:
+        with pytest.raises(bc.Unauthorized):
+            await client.environments()
+    async with AsyncControllerClient(f"{url}.missing") as client:
+        with pytest.raises(bc.ConnectError, match="missing"):
+            await client.environments()

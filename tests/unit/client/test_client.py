@@ -65,7 +65,8 @@ def test_per_call_and_session_timeouts_override_the_default() -> None:
     waits: list[float] = []
 
     class Transport(bc.MockTransport):
-        def handle(self, command: Command, *, timeout: float) -> dict[str, Any]:
+        # MockTransport also answers controller requests: `handle` is overloaded.
+        def handle(self, command: Any, *, timeout: float) -> Any:
             waits.append(timeout)
             return super().handle(command, timeout=timeout)
 

@@ -94,6 +94,9 @@ def client_of(
 def test_module_surface_is_pinned() -> None:
     assert set(ctl.__all__) == {
         "DEFAULT_CONTROLLER_URL",
+        "AsyncControllerClient",
+        "AsyncControllerTransport",
+        "AsyncHTTPControllerTransport",
         "Backend",
         "BackendConnection",
         "BackendType",
@@ -114,6 +117,8 @@ def test_module_surface_is_pinned() -> None:
     for name in ctl.__all__:
         assert getattr(ctl, name) is not None
     assert bc.ControllerClient is ctl.ControllerClient
+    assert bc.AsyncControllerClient is ctl.AsyncControllerClient
+    assert ctl.MockControllerTransport is bc.MockTransport  # one test transport
     assert bc.Conflict is ctl.Conflict is beephost_protocol.Conflict
     assert issubclass(bc.Conflict, bc.InvalidRequest)
 

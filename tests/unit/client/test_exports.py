@@ -6,6 +6,7 @@ PINNED = {
     "SCHEMES",
     "AsyncBaseTransport",
     "AsyncClient",
+    "AsyncControllerClient",
     "AsyncExecStream",
     "AsyncGRPCTransport",
     "AsyncHTTPTransport",

@@ -38,7 +38,7 @@ from beephost_client._transports.base import AsyncBaseTransport, BaseTransport
 from beephost_client._transports.http import AsyncHTTPTransport, HTTPTransport
 from beephost_client._transports.mock import MockTransport
 from beephost_client._transports.pipe import AsyncPipeTransport, PipeTransport
-from beephost_client.controller import ControllerClient
+from beephost_client.controller import AsyncControllerClient, ControllerClient
 from beephost_protocol import Handle
 from beephost_protocol.errors import (
     BeepHostError,
@@ -74,6 +74,7 @@ __all__ = [
     "SCHEMES",
     "AsyncBaseTransport",
     "AsyncClient",
+    "AsyncControllerClient",
     "AsyncExecStream",
     "AsyncGRPCTransport",
     "AsyncHTTPTransport",

@@ -6,12 +6,14 @@ task) is closed instead of reused. Before reuse, a connection the server closed 
 restarted server) is detected and replaced, so no request is sent on a dead socket.
 """
 
+import asyncio
+import contextlib
 import select
 import socket
 import ssl
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Generic, Protocol, TypeVar
+from typing import BinaryIO, Generic, Protocol, TypeVar
 
 from beephost_client._exceptions import UsageError
 
@@ -122,3 +124,39 @@ class AsyncPool(Generic[A]):
         idle, self._idle = self._idle, []
         for conn in idle:
             await conn.aclose()
+
+
+class SocketConnection:
+    """The pool's side of a connection over a blocking socket (pipe and HTTP)."""
+
+    sock: socket.socket
+    file: BinaryIO
+    clean: bool
+
+    def usable(self) -> bool:
+        return not dropped(self.sock)
+
+    def close(self) -> None:
+        self.clean = False
+        self.file.close()
+        self.sock.close()
+
+
+class StreamConnection:
+    """The pool's side of a connection over ``asyncio`` streams (pipe and HTTP)."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    clean: bool
+
+    def usable(self) -> bool:
+        return not (self.reader.at_eof() or self.writer.is_closing())
+
+    def close(self) -> None:
+        self.clean = False
+        self.writer.close()
+
+    async def aclose(self) -> None:
+        self.close()
+        with contextlib.suppress(OSError):  # the peer is gone (ssl.SSLError included)
+            await self.writer.wait_closed()

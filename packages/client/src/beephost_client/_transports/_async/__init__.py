@@ -1,0 +1,1 @@
+"""Asyncio transports: the sources of ``_transports/_sync`` (scripts/unasync.py)."""

@@ -1,0 +1,106 @@
+"""AsyncHTTPTransport: the HTTP backend's JSON API over keep-alive HTTP/1.1.
+
+This file is the source of ``_transports/_sync/http.py`` (HTTPTransport), which
+``packages/client/scripts/unasync.py`` generates from it. One pooled keep-alive
+connection per call in flight, speaking the small HTTP/1.1 codec of ``_http11``
+through the connections of ``_httpio`` (shared with the controller transports).
+Chosen by measurement (bench/sdk_roundtrip.py): a bare ``http.client`` POST spends more
+client time per request than this whole transport does (its header parsing goes
+through ``email.parser``), ``urllib`` more still, and ``httpx`` costs several times
+that (and is no dependency of ours).
+"""
+
+# ruff: noqa: ASYNC109  # `timeout` bounds the wait for a reply; deadlines stay explicit
+
+import time
+from typing import Any
+
+from beephost_client._config import DEFAULT_TIMEOUT, Timeout
+from beephost_client._transports import _http11
+from beephost_client._transports._endpoint import MAX_STREAM_LINE, Endpoint, timed_out
+from beephost_client._transports._httpio import AsyncConnection
+from beephost_client._transports._pool import AsyncPool
+from beephost_client._transports.base import AsyncBaseTransport, AsyncStream, new_lease
+from beephost_protocol import Command, Execute, LineDecoder, LineTooLong
+from beephost_protocol.errors import InternalError
+
+
+class AsyncHTTPTransport(AsyncBaseTransport):
+    """Asyncio transport for ``http://`` and ``https://`` URLs (the HTTP backend).
+
+    Args:
+        url: The backend's base URL; a path prefix is kept (behind a reverse proxy).
+        token: The server's token, sent as ``Authorization: Bearer``.
+        timeout: ``connect`` bounds connecting.
+        max_idle: Idle keep-alive connections kept for reuse.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        max_idle: int = 16,
+    ) -> None:
+        self.lease = new_lease()
+        self._endpoint = Endpoint(url, token, self.lease)
+        self._timeout = timeout
+        self._pool: AsyncPool[AsyncConnection] = AsyncPool(self._connect, max_idle)
+
+    async def _connect(self) -> AsyncConnection:
+        return await AsyncConnection.open(self._endpoint, self._timeout)
+
+    async def handle_async(self, command: Command, *, timeout: float) -> dict[str, Any]:
+        route = _http11.route(command, self._endpoint.prefix)
+        deadline = time.monotonic() + timeout
+        conn = await self._pool.acquire()
+        try:
+            head = await conn.send(route, deadline)
+            body = await conn.read_body(head, deadline)
+        except TimeoutError as exc:
+            raise timed_out(route, timeout, exc) from exc
+        finally:
+            self._pool.release(conn)
+        return _http11.result_or_error(head.status, body)
+
+    async def stream_async(self, command: Execute, *, timeout: float) -> AsyncStream:
+        route = _http11.route(command, self._endpoint.prefix)
+        deadline = time.monotonic() + timeout
+        conn = await self._pool.acquire()
+        try:
+            try:
+                head = await conn.send(route, deadline)
+                if head.status != 200:
+                    body = await conn.read_body(head, deadline)
+                    raise _http11.error_of(head.status, body)
+                decoder = LineDecoder(MAX_STREAM_LINE)
+                state = [head.length or 0]
+                while True:
+                    piece = await conn.read_piece(head, state, deadline)
+                    if not piece:
+                        raise self._endpoint.lost(
+                            ConnectionResetError("the stream ended without a result")
+                        )
+                    for line in decoder.feed(piece):
+                        if isinstance(line, LineTooLong):
+                            raise InternalError(
+                                f"a stream line exceeds {MAX_STREAM_LINE} bytes"
+                            )
+                        item = _http11.stream_item(line)
+                        if item is None:
+                            continue
+                        if isinstance(item, dict):
+                            while await conn.read_piece(head, state, deadline):
+                                pass  # to the body's end: the connection is reusable
+                            conn.finish(head)
+                        yield item
+                        if isinstance(item, dict):
+                            return
+            except TimeoutError as exc:
+                raise timed_out(route, timeout, exc) from exc
+        finally:
+            self._pool.release(conn)
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()

@@ -1,0 +1,128 @@
+"""The pipe protocol without I/O: request lines, the handshake, reply classification.
+
+docs/protocol/pipe.md; unit-tested with bytes and dicts. The connections that carry
+these lines are in ``_pipeio``.
+"""
+
+import json
+from typing import Any
+
+from beephost_client._exceptions import ConnectionLost, ErrorReply
+from beephost_client._models import OutputChunk, output_of
+from beephost_client._transports.base import StreamItem
+from beephost_protocol import Command, encode
+from beephost_protocol.errors import (
+    ExecutionTimeout,
+    InternalError,
+    TooLarge,
+    error_from_wire,
+)
+
+PROTOCOL_MAJOR = "1"
+DEFAULT_MAX_FRAME = 32 << 20
+# Replies are bounded by the server's result limit (16 MiB by default) plus envelope
+# and escaping; the spec asks clients to accept at least 32 MiB lines.
+MAX_REPLY_LINE = 256 << 20
+
+
+def request_line(request_id: int, command: Command, max_frame: int) -> bytes:
+    """One request line; refuses (as the server would) a line over ``max_frame``.
+
+    Raises:
+        TooLarge: The encoded request is longer than the server accepts.
+    """
+    line = encode(
+        {
+            "id": request_id,
+            "type": command.COMMAND,
+            "params": command.model_dump(exclude_defaults=True),
+        }
+    )
+    if len(line) - 1 > max_frame:
+        raise TooLarge(
+            f"request of {len(line) - 1} bytes exceeds the server's "
+            f"{max_frame}-byte limit; it was not sent",
+            {"size": len(line) - 1, "limit": max_frame},
+        )
+    return line
+
+
+def hello_line(request_id: int, token: str | None) -> bytes:
+    return encode(
+        {"id": request_id, "type": "hello", "params": {"token": token} if token else {}}
+    )
+
+
+def check_hello(result: dict[str, Any]) -> int:
+    """Validate a ``hello`` result; return the server's ``max_frame_bytes``.
+
+    Raises:
+        InternalError: The server speaks another major protocol version.
+    """
+    protocol = str(result.get("protocol", ""))
+    if protocol.split(".")[0] != PROTOCOL_MAJOR:
+        raise InternalError(
+            f"the server speaks pipe protocol {protocol!r}; this client speaks "
+            f"{PROTOCOL_MAJOR}.x",
+            {"protocol": protocol},
+        )
+    return int(result.get("max_frame_bytes", DEFAULT_MAX_FRAME))
+
+
+def parse_line(line: bytes) -> dict[str, Any]:
+    """Decode one line from the server.
+
+    Raises:
+        InternalError: The line is not a JSON object.
+    """
+    try:
+        message = json.loads(line)
+    except ValueError as exc:
+        raise InternalError(f"the server sent a line that is not JSON: {exc}") from exc
+    if not isinstance(message, dict):
+        raise InternalError("the server sent a line that is not a JSON object")
+    return message
+
+
+def classify(message: dict[str, Any], request_id: int) -> StreamItem | None:
+    """What ``message`` means for the one request in flight with ``request_id``.
+
+    Returns:
+        An :class:`OutputChunk` for an event, the result dict for a response, or None
+        for a line to ignore (another id, an unknown kind: forward compatibility).
+
+    Raises:
+        BeepHostError: The response is an error (an ``"id": null`` error, which names
+            no request, is taken as the answer: one request is in flight).
+    """
+    rid = message.get("id")
+    if rid != request_id and rid is not None:
+        return None
+    if "result" in message and rid is not None:
+        result = message["result"]
+        return result if isinstance(result, dict) else {}
+    if "error" in message:
+        payload = message["error"] if isinstance(message["error"], dict) else {}
+        raise error_from_wire(payload) from ErrorReply("pipe", payload)
+    if rid is not None and message.get("event") in ("stdout", "stderr"):
+        return OutputChunk(message["event"], str(message.get("data", "")))
+    if rid is not None and message.get("event") == "display":
+        return output_of(message.get("data"))
+    return None
+
+
+def timed_out(what: str, waited: float, exc: BaseException) -> ExecutionTimeout:
+    error = ExecutionTimeout(
+        f"no reply to {what} within {waited:.3g}s (client-side limit)",
+        {"client_side": True},
+    )
+    error.__cause__ = exc
+    return error
+
+
+def lost(path: str, exc: BaseException) -> ConnectionLost:
+    error = ConnectionLost(
+        f"connection to unix:{path} lost: {exc or type(exc).__name__}", {"path": path}
+    )
+    error.__cause__ = exc
+    return error

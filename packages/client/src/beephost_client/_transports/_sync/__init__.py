@@ -1,0 +1,1 @@
+"""Blocking transports, generated from ``_transports/_async`` by scripts/unasync.py."""

@@ -1,0 +1,66 @@
+"""PipeTransport: the blocking twin of the asyncio transport in ``pipe.py``.
+
+GENERATED from ``_transports/_async/pipe.py`` by ``packages/client/scripts/unasync.py``:
+do not edit (the docstrings there describe both).
+"""
+
+import time
+from typing import Any
+
+from beephost_client._config import DEFAULT_TIMEOUT, Timeout
+from beephost_client._transports._pipeio import Connection
+from beephost_client._transports._pool import Pool
+from beephost_client._transports.base import BaseTransport, SyncStream
+from beephost_protocol import Command, Execute
+
+
+class PipeTransport(BaseTransport):
+    """Blocking transport for ``unix://`` URLs: a pipe backend's Unix socket.
+
+    Args:
+        path: The socket's path.
+        token: The server's token, sent in ``hello`` on every new connection.
+        timeout: ``connect`` bounds connecting and the handshake.
+        max_idle: Idle connections kept for reuse.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        token: str | None = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        max_idle: int = 16,
+    ) -> None:
+        self.path = str(path)
+        self._token = token
+        self._timeout = timeout
+        self._pool: Pool[Connection] = Pool(self._connect, max_idle)
+
+    def _connect(self) -> Connection:
+        return Connection.open(self.path, self._token, self._timeout)
+
+    def handle(self, command: Command, *, timeout: float) -> dict[str, Any]:
+        conn = self._pool.acquire()
+        try:
+            deadline = time.monotonic() + timeout
+            request_id = conn.start(command, deadline)
+            return conn.reply(request_id, deadline)
+        finally:
+            self._pool.release(conn)
+
+    def stream(self, command: Execute, *, timeout: float) -> SyncStream:
+        conn = self._pool.acquire()
+        try:
+            deadline = time.monotonic() + timeout
+            request_id = conn.start(command, deadline)
+            while True:
+                item = conn.item(request_id, deadline)
+                yield item
+                if isinstance(item, dict):
+                    return
+        finally:
+            self._pool.release(conn)
+
+    def close(self) -> None:
+        self._pool.close()
