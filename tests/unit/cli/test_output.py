@@ -9,6 +9,7 @@ import beephost_client as bc
 from beephost_cli.errors import hint_for, message_of
 from beephost_cli.output import age, cell, jsonable
 from beephost_client.controller import Backend, Limits
+from beephost_protocol import ObjectRelease
 
 
 def test_jsonable_keeps_what_json_cannot_say() -> None:
@@ -53,6 +54,8 @@ def test_values_of_the_value_table_print_as_json() -> None:
 
 def test_remote_objects_become_handles() -> None:
     def handler(command: object) -> dict[str, object]:
+        if isinstance(command, ObjectRelease):
+            return {"released": 1}
         return {
             "value": {"$handle": {"id": "h1", "type": "Counter", "repr": "Counter()"}}
         }

@@ -2,6 +2,7 @@
 
 import beephost_client as bc
 from beephost_cli.output import jsonable
+from beephost_protocol import ObjectRelease
 
 BUNDLE = {
     "output_type": "execute_result",
@@ -14,6 +15,8 @@ def test_a_handle_keeps_its_bundle_in_json() -> None:
     handle = {"id": "h1", "type": "Table", "repr": "Table()"}
 
     def handler(command: object) -> dict[str, object]:
+        if isinstance(command, ObjectRelease):
+            return {"released": 1}
         return {"value": {"$handle": {**handle, "bundle": BUNDLE}}}
 
     with bc.Client(transport=bc.MockTransport(handler)) as client:

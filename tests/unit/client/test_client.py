@@ -2,9 +2,11 @@
 
 import gc
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 import beephost_client as bc
 from beephost_protocol import (
@@ -384,6 +386,29 @@ def test_session_info_is_typed() -> None:
     assert (info.pid, info.packages, info.ttl) == (42, {"numpy": "2.1.3"}, None)
 
 
+_MALFORMED: dict[str, tuple[dict[str, Any], Callable[[bc.Client], Any]]] = {
+    "exec": ({"exec": {"stdout": 1, "stderr": ""}}, lambda c: c.execute("x")),
+    "exec-output": (
+        {"exec": {"stdout": "", "stderr": "", "outputs": [{"data": {}}]}},
+        lambda c: c.execute("x"),
+    ),
+    "session.info": ({"session_info": {"session": "default"}}, lambda c: c.info()),
+    "object.list": ({"object_list": {"handles": [{"id": 1}]}}, lambda c: c.objects()),
+    "object.release": ({"object_release": {}}, lambda c: c.release("h1")),
+    "interrupt": ({"interrupt": {"interrupted": "maybe"}}, lambda c: c.interrupt()),
+    "session.list": ({"session_list": {"sessions": "default"}}, lambda c: c.sessions()),
+    "session.open": ({"session_open": {"ttl": 1.0}}, lambda c: c.open_session()),
+}
+
+
+@pytest.mark.parametrize("case", list(_MALFORMED))
+def test_a_reply_not_in_its_result_model_is_bad_reply(case: str) -> None:
+    answers, call = _MALFORMED[case]
+    with pytest.raises(bc.BadReply, match="reply is not a") as caught:
+        call(client_with(Recorder(**answers)))
+    assert isinstance(caught.value.__cause__, ValidationError)
+
+
 def test_client_needs_a_url_or_a_transport() -> None:
     with pytest.raises(ValueError, match="URL or a transport"):
         bc.Client()
@@ -409,6 +434,12 @@ async def test_async_client_mirrors_the_sync_one() -> None:
             return {"stdout": "a", "stderr": "b", "value": 1, "has_value": True}
         if isinstance(command, SessionOpen):
             return {"session": "s-9", "ttl": 3.0}
+        if isinstance(command, SessionList):
+            return {"sessions": ["default", "s-9"]}
+        if isinstance(command, ObjectRelease):
+            return {"released": len(command.handles)}
+        if isinstance(command, SessionClose):
+            return {"closed": True}
         return {"value": 2}
 
     recorder = Recorder()
@@ -436,7 +467,7 @@ async def test_async_client_mirrors_the_sync_one() -> None:
                 assert scoped.session_id == "s-9"
         del counter
         gc.collect()
-        await client.sessions()
+        assert await client.sessions() == ["default", "s-9"]
     releases = [c for c in recorder.commands if isinstance(c, ObjectRelease)]
     assert [(r.session, r.handles) for r in releases] == [
         ("s-9", ["h2"]),

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from beephost_client import _base
-from beephost_client._exceptions import ConnectError, ConnectionLost
+from beephost_client._exceptions import BadReply, ConnectError, ConnectionLost
 from beephost_client._transports.base import new_lease
 from beephost_protocol.errors import (
     BeepHostError,
@@ -18,7 +18,14 @@ from beephost_protocol.errors import (
 
 def test_renewals_come_three_times_per_ttl_and_not_too_often() -> None:
     assert _base.renewal_interval({"lease": "x", "ttl": 60.0, "handles": 1}) == 20.0
-    assert _base.renewal_interval({"ttl": 0.1}) == _base.MIN_RENEWAL_INTERVAL
+    short = {"lease": "x", "ttl": 0.1, "handles": 0}
+    assert _base.renewal_interval(short) == _base.MIN_RENEWAL_INTERVAL
+
+
+def test_a_malformed_renewal_is_bad_reply_and_stops_the_renewals() -> None:
+    with pytest.raises(BadReply) as caught:
+        _base.renewal_interval({"ttl": "soon"})
+    assert _base.renewal_failed(caught.value, 20.0) is None
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,18 @@ def test_hello() -> None:
         "params": {},
     }
     assert json.loads(pipe.hello_line(2, "t"))["params"] == {"token": "t"}
-    assert pipe.check_hello({"protocol": "1.3", "max_frame_bytes": 99}) == 99
+    hello = {
+        "protocol": "1.3",
+        "server": "beephost-pipe/test",
+        "environment": "default",
+        "auth_required": False,
+        "max_frame_bytes": 99,
+        "max_inflight": 4,
+        "max_result_bytes": 1 << 20,
+    }
+    assert pipe.check_hello(hello) == 99
+    with pytest.raises(bc.BadReply, match="max_frame_bytes"):
+        pipe.check_hello({**hello, "max_frame_bytes": "big"})
     with pytest.raises(bc.InternalError, match="protocol"):
         pipe.check_hello({"protocol": "2.0"})
 

@@ -27,7 +27,8 @@ from beephost_client._exceptions import (
 from beephost_client._models import (
     ExecResult,
     SessionDescription,
-    output_of,
+    output_from,
+    parse,
     session_description,
 )
 from beephost_protocol import (
@@ -50,6 +51,7 @@ from beephost_protocol import (
     decode_value,
     encode_value,
 )
+from beephost_protocol import models as wire
 from beephost_protocol.errors import BeepHostError, ExecutionTimeout, Unavailable
 from beephost_protocol.models import LeaseRelease, LeaseRenew
 
@@ -86,9 +88,13 @@ RENEWAL_RETRY = 1.0
 _TRANSIENT = (ConnectError, ConnectionLost, Unavailable, ExecutionTimeout)
 
 
-def renewal_interval(result: dict[str, Any]) -> float:
-    """Seconds until the next renewal, from a ``lease.renew`` result."""
-    ttl = float(result.get("ttl", 60.0))
+def renewal_interval(result: Any) -> float:
+    """Seconds until the next renewal, from a ``lease.renew`` result.
+
+    Raises:
+        BadReply: The result is not a ``LeaseRenewed``.
+    """
+    ttl = parse(wire.LeaseRenewed, result).ttl
     return max(MIN_RENEWAL_INTERVAL, ttl / RENEWALS_PER_TTL)
 
 
@@ -386,40 +392,52 @@ class BaseClient:
             return {self._wrap(k, sid): self._wrap(v, sid) for k, v in value.items()}
         return value
 
-    @_reply
-    def _value(self, result: dict[str, Any], sid: str) -> Any:
-        return self._decode(result.get("value"), sid)
+    # Replies: each is read through its command's result model (parse raises BadReply).
 
     @_reply
-    def _exec_result(self, result: dict[str, Any], sid: str) -> ExecResult:
+    def _value(self, result: Any, sid: str) -> Any:
+        return self._decode(parse(wire.ValueResult, result).value, sid)
+
+    @_reply
+    def _exec_result(self, result: Any, sid: str) -> ExecResult:
+        reply = parse(wire.ExecResult, result)
         return ExecResult(
-            stdout=str(result.get("stdout", "")),
-            stderr=str(result.get("stderr", "")),
-            value=self._decode(result.get("value"), sid),
-            has_value=bool(result.get("has_value", False)),
-            stdout_dropped=int(result.get("stdout_dropped", 0)),
-            stderr_dropped=int(result.get("stderr_dropped", 0)),
-            outputs=[output_of(raw) for raw in result.get("outputs") or ()],
-            outputs_dropped=int(result.get("outputs_dropped", 0)),
+            stdout=reply.stdout,
+            stderr=reply.stderr,
+            value=self._decode(reply.value, sid),
+            has_value=reply.has_value,
+            stdout_dropped=reply.stdout_dropped,
+            stderr_dropped=reply.stderr_dropped,
+            outputs=[output_from(output) for output in reply.outputs],
+            outputs_dropped=reply.outputs_dropped,
         )
 
     @staticmethod
-    @_reply
-    def _description(result: dict[str, Any]) -> SessionDescription:
-        return session_description(result)
+    def _description(result: Any) -> SessionDescription:
+        return session_description(parse(wire.SessionDescription, result))
 
     @staticmethod
-    @_reply
-    def _session_opened(result: dict[str, Any]) -> tuple[str, Any]:
-        return str(result["session"]), result.get("ttl")
+    def _session_opened(result: Any) -> tuple[str, float]:
+        reply = parse(wire.SessionOpened, result)
+        return reply.session, reply.ttl
 
     @staticmethod
-    @_reply
-    def _handle_list(result: dict[str, Any]) -> list[Handle]:
+    def _session_ids(result: Any) -> list[str]:
+        return list(parse(wire.SessionListing, result).sessions)
+
+    @staticmethod
+    def _handle_list(result: Any) -> list[Handle]:
         return [
-            Handle(str(h["id"]), str(h.get("type", "")), str(h.get("repr", "")))
-            for h in result.get("handles", [])
+            Handle(h.id, h.type, h.repr) for h in parse(wire.HandleList, result).handles
         ]
+
+    @staticmethod
+    def _released(result: Any) -> int:
+        return parse(wire.ReleaseResult, result).released
+
+    @staticmethod
+    def _interrupted(result: Any) -> bool:
+        return parse(wire.InterruptResult, result).interrupted
 
     # -- remote-object bookkeeping ---------------------------------------------------
 

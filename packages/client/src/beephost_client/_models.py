@@ -1,9 +1,18 @@
-"""Result types the client returns: execution results, output chunks, session details."""
+"""Result types the client returns: execution results, output chunks, session details.
+
+Every reply is read through the protocol's result model for its command (:func:`parse`);
+the public objects here are built from those typed models, never from reply dicts.
+"""
 
 import base64
 import binascii
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from beephost_client._exceptions import BadReply
+from beephost_protocol import models as wire
 
 _IMAGE_MIMES = ("image/png", "image/jpeg", "image/svg+xml")
 
@@ -98,15 +107,35 @@ class Output:
         return any(mime in self.data for mime in _IMAGE_MIMES)
 
 
+_Reply = TypeVar("_Reply", bound=BaseModel)
+
+
+def parse(model: type[_Reply], raw: Any) -> _Reply:
+    """``raw`` read as the result model ``model``; fields a newer server adds are ignored.
+
+    Raises:
+        BadReply: ``raw`` is not in the model's shape (chained to pydantic's error).
+    """
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'reply'}: {e['msg']}"
+            for e in exc.errors(include_url=False)[:5]
+        )
+        raise BadReply(
+            f"the server's reply is not a {model.__name__}: {problems}"
+        ) from exc
+
+
+def output_from(output: wire.Output) -> Output:
+    """The public :class:`Output` of a validated wire output."""
+    return Output(output.output_type, dict(output.data), dict(output.metadata))
+
+
 def output_of(raw: Any) -> Output:
-    """Build from a wire output object, tolerating fields a newer server adds."""
-    raw = raw if isinstance(raw, dict) else {}
-    data, metadata = raw.get("data"), raw.get("metadata")
-    return Output(
-        output_type=str(raw.get("output_type", "display_data")),
-        data=dict(data) if isinstance(data, dict) else {},
-        metadata=dict(metadata) if isinstance(metadata, dict) else {},
-    )
+    """Build from a wire output object (a ``display`` event, a proxy's bundle)."""
+    return output_from(parse(wire.Output, raw))
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,10 +221,11 @@ class SessionDescription:
 _DESCRIPTION_FIELDS = tuple(f.name for f in fields(SessionDescription))
 
 
-def session_description(raw: dict[str, Any]) -> SessionDescription:
-    """Build from a ``session.info`` result, ignoring fields a newer server adds."""
-    values: dict[str, Any] = {name: raw.get(name) for name in _DESCRIPTION_FIELDS}
-    values["packages"] = dict(values["packages"] or {})
-    if not values["ttl"]:  # gRPC has no null: 0 means "never expires"
-        values["ttl"] = None
+def session_description(result: wire.SessionDescription) -> SessionDescription:
+    """Build from a validated ``session.info`` result."""
+    values: dict[str, Any] = {
+        name: getattr(result, name) for name in _DESCRIPTION_FIELDS
+    }
+    values["packages"] = dict(result.packages)
+    values["ttl"] = result.ttl or None  # gRPC has no null: 0 means "never expires"
     return SessionDescription(**values)

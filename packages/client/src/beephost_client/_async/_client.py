@@ -232,7 +232,7 @@ class _AsyncSessionOps:
             return 0
         deadline = client._deadline(None, self._default_timeout)
         result = await client._request(client._release(sid, ids, deadline), deadline)
-        return int(result.get("released", 0))
+        return client._released(result)
 
     async def info(self, *, timeout: float | None = None) -> SessionDescription:
         """Describe the session: interpreter, packages and counters.
@@ -268,7 +268,7 @@ class _AsyncSessionOps:
         client = self._client
         command = client._interrupt(self._session_id())
         result = await client._request(command, client.timeout.request)
-        return bool(result.get("interrupted", False))
+        return client._interrupted(result)
 
 
 class AsyncClient(_base.BaseClient, _AsyncSessionOps):
@@ -384,7 +384,7 @@ class AsyncClient(_base.BaseClient, _AsyncSessionOps):
             assert "default" in await client.sessions()
         """
         result = await self._request(self._list_sessions(), self._timeout.request)
-        return [str(s) for s in result.get("sessions", [])]
+        return self._session_ids(result)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -525,8 +525,7 @@ class AsyncSession(_AsyncSessionOps):
             result = await client._request(
                 client._open_session(self._ttl), client.timeout.request
             )
-            self._id, ttl = client._session_opened(result)
-            self._ttl = self._ttl if ttl is None else ttl
+            self._id, self._ttl = client._session_opened(result)
         return self
 
     async def aclose(self) -> None:

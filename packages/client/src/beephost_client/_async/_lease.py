@@ -61,6 +61,8 @@ class LeaseKeeper:
                 result = await self._transport.handle_async(
                     _base.BaseClient._renew_lease(lease), timeout=self._timeout
                 )
+                # A malformed reply (BadReply) stops the renewals, as a refusal does.
+                interval = _base.renewal_interval(result)
             except BeepHostError as exc:
                 retry = _base.renewal_failed(exc, self._interval)
                 if retry is None:
@@ -70,4 +72,4 @@ class LeaseKeeper:
                 logger.debug("lease renewal failed, retrying in %ss: %r", retry, exc)
                 self._interval = retry
                 continue
-            self._interval = _base.renewal_interval(result)
+            self._interval = interval

@@ -230,7 +230,7 @@ class _SessionOps:
             return 0
         deadline = client._deadline(None, self._default_timeout)
         result = client._request(client._release(sid, ids, deadline), deadline)
-        return int(result.get("released", 0))
+        return client._released(result)
 
     def info(self, *, timeout: float | None = None) -> SessionDescription:
         """Describe the session: interpreter, packages and counters.
@@ -266,7 +266,7 @@ class _SessionOps:
         client = self._client
         command = client._interrupt(self._session_id())
         result = client._request(command, client.timeout.request)
-        return bool(result.get("interrupted", False))
+        return client._interrupted(result)
 
 
 class Client(_base.BaseClient, _SessionOps):
@@ -382,7 +382,7 @@ class Client(_base.BaseClient, _SessionOps):
             assert "default" in client.sessions()
         """
         result = self._request(self._list_sessions(), self._timeout.request)
-        return [str(s) for s in result.get("sessions", [])]
+        return self._session_ids(result)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -523,8 +523,7 @@ class Session(_SessionOps):
             result = client._request(
                 client._open_session(self._ttl), client.timeout.request
             )
-            self._id, ttl = client._session_opened(result)
-            self._ttl = self._ttl if ttl is None else ttl
+            self._id, self._ttl = client._session_opened(result)
         return self
 
     def close(self) -> None:

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from beephost_client._exceptions import ConnectionLost, ErrorReply
-from beephost_client._models import OutputChunk, output_of
+from beephost_client._models import OutputChunk, output_of, parse
 from beephost_client._transports.base import StreamItem
 from beephost_protocol import Command, encode
 from beephost_protocol.errors import (
@@ -17,6 +17,7 @@ from beephost_protocol.errors import (
     TooLarge,
     error_from_wire,
 )
+from beephost_protocol.schema import HelloResult
 
 PROTOCOL_MAJOR = "1"
 DEFAULT_MAX_FRAME = 32 << 20
@@ -53,20 +54,22 @@ def hello_line(request_id: int, token: str | None) -> bytes:
     )
 
 
-def check_hello(result: dict[str, Any]) -> int:
+def check_hello(result: Any) -> int:
     """Validate a ``hello`` result; return the server's ``max_frame_bytes``.
 
     Raises:
         InternalError: The server speaks another major protocol version.
+        BadReply: The result is not a ``HelloResult``.
     """
-    protocol = str(result.get("protocol", ""))
+    # The version first: another major version may shape its hello differently.
+    protocol = str(result.get("protocol", "")) if isinstance(result, dict) else ""
     if protocol.split(".")[0] != PROTOCOL_MAJOR:
         raise InternalError(
             f"the server speaks pipe protocol {protocol!r}; this client speaks "
             f"{PROTOCOL_MAJOR}.x",
             {"protocol": protocol},
         )
-    return int(result.get("max_frame_bytes", DEFAULT_MAX_FRAME))
+    return parse(HelloResult, result).max_frame_bytes
 
 
 def parse_line(line: bytes) -> dict[str, Any]:

@@ -1,0 +1,99 @@
+"""Every reply a backend sends validates as its command's result model.
+
+The SDK reads replies through these models (``model_validate``), so a field a transport
+may leave out must be optional in the model: gRPC's decoded replies leave out
+``outputs`` when there are none and carry a ``ttl`` of null for ``default``.
+"""
+
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from beephost_pb.exec.v1 import exec_pb2 as pb
+from beephost_protocol import models, pb_codec
+from beephost_protocol.models import (
+    Evaluate,
+    Execute,
+    Interrupt,
+    LeaseRelease,
+    LeaseRenew,
+    ObjectCall,
+    ObjectCreate,
+    ObjectGetAttr,
+    ObjectList,
+    ObjectRelease,
+    ObjectSetAttr,
+    SessionClose,
+    SessionInfo,
+    SessionList,
+    SessionOpen,
+)
+from beephost_protocol.schema import RESULTS
+
+LEASE = "lease-0123456789abcdef"
+COMMANDS: list[models.Command] = [
+    Evaluate(expression="1"),
+    Execute(code="1"),
+    ObjectCreate(target="dict"),
+    ObjectGetAttr(handle="h1", name="x"),
+    ObjectSetAttr(handle="h1", name="x", value=1),
+    ObjectCall(handle="h1", method="m"),
+    ObjectRelease(handles=["h1"]),
+    ObjectList(),
+    SessionInfo(),
+    SessionOpen(),
+    SessionClose(session="s"),
+    SessionList(),
+    Interrupt(),
+]
+LEASE_RESULTS: dict[str, type[BaseModel]] = {
+    "lease.renew": models.LeaseRenewed,
+    "lease.release": models.LeaseReleased,
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.COMMAND)
+def test_an_empty_grpc_reply_is_a_valid_result(command: models.Command) -> None:
+    spec, _ = pb_codec.encode_command(command)
+    result = pb_codec.decode_reply(spec, spec.reply())
+    RESULTS[command.COMMAND].model_validate(result)
+
+
+@pytest.mark.parametrize(
+    "command", [LeaseRenew(lease=LEASE), LeaseRelease(lease=LEASE)], ids=str
+)
+def test_an_empty_grpc_lease_reply_is_a_valid_result(command: models.Command) -> None:
+    spec, _ = pb_codec.encode_command(command)
+    result = pb_codec.decode_reply(spec, spec.reply())
+    LEASE_RESULTS[command.COMMAND].model_validate(result)
+
+
+def test_a_plain_exec_result_has_no_outputs_and_a_streamed_display_is_an_output() -> (
+    None
+):
+    plain: dict[str, Any] = {
+        "stdout": "",
+        "stderr": "",
+        "value": None,
+        "has_value": False,
+        "stdout_dropped": 0,
+        "stderr_dropped": 0,
+    }
+    result = models.ExecResult.model_validate(plain)
+    assert (result.outputs, result.outputs_dropped) == ([], 0)
+    event = pb.ExecuteEvent(
+        display=pb.Output(output_type="display_data", data_json='{"text/plain": "x"}')
+    )
+    item = pb_codec.decode_event(event)
+    assert isinstance(item, tuple)
+    kind, output = item
+    assert kind == "display"
+    assert models.Output.model_validate(output).data == {"text/plain": "x"}
+
+
+def test_session_info_ttl_may_be_null() -> None:
+    spec, _ = pb_codec.encode_command(SessionInfo())
+    result = pb_codec.decode_reply(spec, spec.reply())
+    assert result["ttl"] is None
+    assert models.SessionDescription.model_validate(result).ttl is None
