@@ -25,17 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from scripts.release_images import controller_sources_hash, ensure_controller_image
 from uv import find_uv_bin
 
 from beephost_client.controller import ControllerClient
-from beephost_controller.runtime.backend_images import (
-    BACKEND_KINDS,
-    BackendImage,
-    UvTools,
-    controller_sources_hash,
-    ensure_backend_image,
-    ensure_controller_image,
-)
+from beephost_controller.images.backend import BackendImage, ensure_backend_image
+from beephost_controller.images.layout import BACKEND_KINDS
+from beephost_controller.images.wheelhouse import UvTools
 from beephost_controller.runtime.docker import DockerRuntime
 from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends, unavailable
 from tests.e2e.containers import (

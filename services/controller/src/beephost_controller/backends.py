@@ -37,6 +37,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from beephost_controller.images.layout import (
+    CONTAINER_PORTS,
+    healthcheck_command,
+    server_command,
+)
 from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.ports import (
     BackendContainers,
@@ -45,11 +50,6 @@ from beephost_controller.ports import (
     ContainerSpec,
     ContainerState,
     PortInUse,
-)
-from beephost_controller.runtime.environment_images import (
-    CONTAINER_PORTS,
-    healthcheck_command,
-    server_command,
 )
 from beephost_controller.settings import Settings
 from beephost_controller.store import BackendRow, SqliteStore

@@ -1,0 +1,447 @@
+"""Release engineering: the controller's own image and the image-building commands.
+
+Not part of the controller's runtime: ``scripts/build-images`` and
+``scripts/build-base-image`` run this module (``python -m scripts.release_images``) on
+a host, from the repository root. The controller's image is built by the controller's
+backend-image recipe (kind ``controller``: ``services/controller/Dockerfile``,
+``beephost/controller:<X.Y>-<key>``, moving tags ``:<X.Y>`` and ``:local``) with the
+workspace sources environment builds read (``CONTROLLER_SOURCES``, carried in
+``/opt/beephost-src``), whose hash is part of its key.
+
+Example:
+    python -m scripts.release_images build-images --python 3.11 --controller
+"""
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from beephost_controller.images.backend import (
+    BackendImage,
+    ContextSources,
+    ensure_backend_image,
+    plan_backend_image,
+    prepare_wheelhouse,
+)
+from beephost_controller.images.base import BaseImage, ensure_base_image
+from beephost_controller.images.ensure import locked
+from beephost_controller.images.errors import BackendImageError, ImageError
+from beephost_controller.images.keys import SOURCE_EXCLUDED_SUFFIXES, sha256_file
+from beephost_controller.images.layout import (
+    BACKEND_KINDS,
+    CONTROLLER,
+    ImageKind,
+    default_cache_dir,
+    find_workspace,
+    image_kind,
+    service_name,
+    wheelhouse_path,
+)
+from beephost_controller.images.wheelhouse import UvTools, WheelhouseTools
+from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError
+from beephost_controller.runtime.docker import DockerRuntime
+from beephost_controller.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: Workspace files and directories the controller image carries (what environment
+#: image builds read: the lock, every member's sources, the backends' Dockerfiles),
+#: relative to the repository root, and where they go in the image.
+CONTROLLER_SOURCES = (
+    "pyproject.toml",
+    "uv.lock",
+    ".python-version",
+    ".dockerignore",
+    "packages",
+    "services",
+)
+CONTROLLER_SOURCE_PREFIX = "/opt/beephost-src"
+#: The controller's second moving tag, the one compose.yaml names.
+CONTROLLER_LOCAL_TAG = "local"
+#: Left out of the controller's copied sources (as .dockerignore leaves them out of a
+#: build from the repository root; ``build`` also below it).
+_CONTEXT_EXCLUDED_DIRS = frozenset(
+    {
+        ".git",
+        ".venv",
+        "__pycache__",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".pytest_cache",
+        ".cache",
+        "dist",
+        "build",
+        "node_modules",
+    }
+)
+
+
+def controller_source_files(workspace: Path) -> list[str]:
+    """The files of ``CONTROLLER_SOURCES`` the controller image carries, sorted,
+    relative to ``workspace`` (POSIX paths): caches, virtualenvs and build outputs
+    left out.
+
+    Raises:
+        BackendImageError: One of ``CONTROLLER_SOURCES`` is missing.
+    """
+    files: list[str] = []
+    for name in CONTROLLER_SOURCES:
+        top = workspace / name
+        if top.is_file():
+            files.append(name)
+            continue
+        if not top.is_dir():
+            raise BackendImageError(
+                f"the controller image carries {name}, which {workspace} lacks"
+            )
+        for root, dirs, names in os.walk(top):
+            dirs[:] = sorted(
+                d
+                for d in dirs
+                if d not in _CONTEXT_EXCLUDED_DIRS and not d.endswith(".egg-info")
+            )
+            for filename in sorted(names):
+                path = Path(root) / filename
+                if filename.endswith(SOURCE_EXCLUDED_SUFFIXES) or not path.is_file():
+                    continue
+                files.append(path.relative_to(workspace).as_posix())
+    return sorted(files)
+
+
+def controller_sources_hash(workspace: Path) -> str:
+    """Hash of every file the controller image carries in ``/opt/beephost-src``.
+
+    Raises:
+        BackendImageError: One of ``CONTROLLER_SOURCES`` is missing.
+    """
+    digest = hashlib.sha256()
+    for relative in controller_source_files(workspace):
+        digest.update(relative.encode() + b"\0")
+        digest.update(sha256_file(workspace / relative).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def controller_sources(workspace: Path) -> ContextSources:
+    """The sources the controller's image carries, for ``ensure_backend_image``.
+
+    Raises:
+        BackendImageError: One of ``CONTROLLER_SOURCES`` is missing.
+    """
+    return ContextSources(
+        files=tuple(controller_source_files(workspace)),
+        digest=controller_sources_hash(workspace),
+    )
+
+
+def ensure_controller_image(
+    base: BaseImage,
+    runtime: ContainerRuntime,
+    *,
+    workspace: Path | None = None,
+    cache_dir: Path | None = None,
+    repository: str | None = None,
+    tools: WheelhouseTools | None = None,
+    extra_labels: Mapping[str, str] | None = None,
+    refresh: bool = False,
+) -> BackendImage:
+    """Make sure the controller's image on ``base`` exists locally.
+
+    ``ensure_backend_image("controller", ...)``: ``services/controller/Dockerfile``
+    built offline from the ``beephost-controller`` wheelhouse and the workspace sources
+    (``CONTROLLER_SOURCES``); tagged ``<repository>:<X.Y>-<key>`` and moved tags
+    ``<repository>:<X.Y>`` and ``<repository>:local`` (default repository
+    ``beephost/controller``).
+
+    Raises:
+        BackendImageError: As ``ensure_backend_image``.
+        ContainerRuntimeError: The engine failed otherwise.
+
+    Example:
+        >>> ensure_controller_image(base, runtime).aliases
+        ('beephost/controller:3.11', 'beephost/controller:local')
+    """
+    root = (workspace or find_workspace()).resolve()
+    return ensure_backend_image(
+        CONTROLLER,
+        base,
+        runtime,
+        workspace=root,
+        cache_dir=cache_dir,
+        repository=repository,
+        tools=tools,
+        extra_labels=extra_labels,
+        refresh=refresh,
+        sources=controller_sources(root),
+        extra_aliases=(CONTROLLER_LOCAL_TAG,),
+    )
+
+
+def export_wheelhouse(
+    kind: str,
+    base: BaseImage,
+    *,
+    workspace: Path,
+    cache_dir: Path | None = None,
+    tools: WheelhouseTools | None = None,
+) -> Path:
+    """Write the wheelhouse into the repository, for ``docker build`` by hand.
+
+    Afterwards ``docker build -f services/<kind>-backend/Dockerfile .`` (or
+    ``services/controller/Dockerfile``) works from the repository root (the base image
+    must be the one given here).
+
+    Returns:
+        The wheelhouse directory (``<workspace>/build/wheelhouse/<kind>-backend``, or
+        ``.../controller``).
+
+    Raises:
+        BackendImageError: A wheel could not be built or downloaded.
+    """
+    backend = image_kind(kind)
+    host_tools = tools or UvTools()
+    cache = cache_dir or default_cache_dir()
+    sources = controller_sources(workspace) if backend == CONTROLLER else None
+    plan, export = plan_backend_image(
+        backend, base, workspace=workspace, tools=host_tools, sources=sources
+    )
+    target = workspace / wheelhouse_path(backend)
+    with locked(cache / ".lock"):
+        shutil.rmtree(target, ignore_errors=True)
+        prepare_wheelhouse(
+            plan,
+            export,
+            workspace=workspace,
+            cache_dir=cache,
+            wheelhouse=target,
+            tools=host_tools,
+        )
+    return target
+
+
+# -- command line ---------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="release_images",
+        description="Build (or find) the base, backend and controller images, offline.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    base = commands.add_parser(
+        "build-base-image",
+        help="Build (or find) pinned-CPython base images for the controller.",
+    )
+    base.add_argument(
+        "--python",
+        action="append",
+        required=True,
+        metavar="X.Y",
+        help="CPython minor version; repeat for several (3.11, 3.13, 3.14).",
+    )
+    base.add_argument(
+        "--refresh",
+        action="store_true",
+        help="Rebuild the rootfs (or re-pull) even if an image or tarball exists.",
+    )
+    images = commands.add_parser(
+        "build-images", help="Build (or find) the base and backend images, offline."
+    )
+    images.add_argument(
+        "--python",
+        action="append",
+        metavar="X.Y",
+        help="CPython minor version; repeat for several (default: 3.11).",
+    )
+    images.add_argument(
+        "--backend",
+        action="append",
+        choices=BACKEND_KINDS,
+        help=(
+            "Backend to build; repeat for several (default: all three, or none "
+            "with --controller)."
+        ),
+    )
+    images.add_argument(
+        "--controller",
+        action="store_true",
+        help=(
+            "Also build the controller's image (beephost/controller:<X.Y>-<key>, "
+            ":<X.Y> and :local); alone unless --backend is given."
+        ),
+    )
+    images.add_argument(
+        "--refresh", action="store_true", help="Rebuild even if the tag exists."
+    )
+    images.add_argument(
+        "--export-wheelhouse",
+        action="store_true",
+        help=(
+            "Only write build/wheelhouse/<kind>-backend (or .../controller) for a "
+            "manual `docker build -f services/<kind>-backend/Dockerfile .`."
+        ),
+    )
+    for command in (base, images):
+        command.add_argument(
+            "--json", action="store_true", help="One JSON object per line."
+        )
+    return parser
+
+
+def _emit(record: Mapping[str, object], *, as_json: bool) -> None:
+    if as_json:
+        line = json.dumps(record)
+    else:
+        line = " ".join(
+            f"{key}={str(value).lower() if isinstance(value, bool) else value}"
+            for key, value in record.items()
+        )
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _base_record(base: BaseImage, seconds: float) -> dict[str, object]:
+    return {
+        "tag": base.tag,
+        "id": base.image_id,
+        "version": base.python_version,
+        "sha256": base.rootfs_sha256 or base.digest or "",
+        "source": base.source,
+        "built": base.built,
+        "size_mb": round(base.size / 1e6, 1),
+        "seconds": round(seconds, 1),
+    }
+
+
+def _image_record(image: BackendImage) -> dict[str, object]:
+    record: dict[str, object] = {
+        "image": service_name(image.kind),
+        "tag": image.tag,
+        "alias": image.alias,
+    }
+    if len(image.aliases) > 1:
+        record["aliases"] = ",".join(image.aliases)
+    record.update(
+        {
+            "id": image.image_id,
+            "python": image.python_version,
+            "code": image.code_version,
+            "built": image.built,
+            "size_mb": round(image.size / 1e6, 1),
+            "seconds": round(image.seconds, 1),
+        }
+    )
+    return record
+
+
+def _build(
+    args: argparse.Namespace,
+    settings: Settings,
+    runtime: ContainerRuntime,
+    emit: Callable[[Mapping[str, object]], None],
+) -> None:
+    """One command's images, in order; each line is printed as soon as it is known."""
+    if args.command == "build-base-image":
+        for python in args.python:
+            started = time.monotonic()
+            base = ensure_base_image(
+                python, settings, runtime=runtime, refresh=args.refresh
+            )
+            emit(_base_record(base, time.monotonic() - started))
+        return
+    workspace = find_workspace()
+    tools = UvTools()
+    kinds: list[ImageKind] = list(
+        args.backend or ([] if args.controller else BACKEND_KINDS)
+    )
+    for python in args.python or ["3.11"]:
+        started = time.monotonic()
+        base = ensure_base_image(python, settings, runtime=runtime)
+        emit(
+            {
+                "image": "base",
+                "tag": base.tag,
+                "id": base.image_id,
+                "python": base.python_version,
+                "built": base.built,
+                "size_mb": round(base.size / 1e6, 1),
+                "seconds": round(time.monotonic() - started, 1),
+            }
+        )
+        for kind in kinds:
+            if args.export_wheelhouse:
+                started = time.monotonic()
+                path = export_wheelhouse(kind, base, workspace=workspace, tools=tools)
+                emit(
+                    {
+                        "image": service_name(kind),
+                        "wheelhouse": str(path.relative_to(workspace)),
+                        "base": base.tag,
+                        "seconds": round(time.monotonic() - started, 1),
+                    }
+                )
+                continue
+            image = ensure_backend_image(
+                kind,
+                base,
+                runtime,
+                workspace=workspace,
+                tools=tools,
+                refresh=args.refresh,
+            )
+            emit(_image_record(image))
+        if args.controller:
+            image = ensure_controller_image(
+                base, runtime, workspace=workspace, tools=tools, refresh=args.refresh
+            )
+            emit(_image_record(image))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``build-images ...`` (``scripts/build-images``): base images, then the backend
+    images on them, and with ``--controller`` the controller's image (alone without
+    ``--backend``); ``build-base-image ...`` (``scripts/build-base-image``): base
+    images only.
+
+    Prints one ``key=value`` line per image (a JSON object with ``--json``) on stdout;
+    logs go to stderr. Settings come from ``BEEPHOST_CONTROLLER_*``.
+
+    Returns:
+        0 on success, 1 if an image could not be made, 2 on bad settings.
+    """
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        logger.error("invalid settings: %s", exc)
+        return 2
+    try:
+        runtime = DockerRuntime.from_env()
+    except ContainerRuntimeError as exc:
+        logger.error("%s", exc)
+        return 1
+    try:
+        _build(args, settings, runtime, lambda r: _emit(r, as_json=args.json))
+    except (ImageError, ContainerRuntimeError) as exc:
+        logger.error("%s", exc)
+        return 1
+    finally:
+        runtime.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
