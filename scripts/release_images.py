@@ -27,12 +27,12 @@ from pydantic import ValidationError
 
 from beephost_controller.images.backend import (
     BackendImage,
-    ContextSources,
     ensure_backend_image,
-    plan_backend_image,
     prepare_wheelhouse,
 )
-from beephost_controller.images.base import BaseImage, ensure_base_image
+from beephost_controller.images.backend_plan import ContextSources, plan_backend_image
+from beephost_controller.images.base import ensure_base_image
+from beephost_controller.images.base_source import BaseImage
 from beephost_controller.images.ensure import locked
 from beephost_controller.images.errors import BackendImageError, ImageError
 from beephost_controller.images.keys import SOURCE_EXCLUDED_SUFFIXES, sha256_file

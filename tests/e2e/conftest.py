@@ -16,7 +16,8 @@ from typing import NoReturn
 import pytest
 
 from beephost_controller.images.backend import BackendImage, ensure_backend_image
-from beephost_controller.images.base import BaseImage, ensure_base_image
+from beephost_controller.images.base import ensure_base_image
+from beephost_controller.images.base_source import BaseImage
 from beephost_controller.images.errors import BackendImageError
 from beephost_controller.images.layout import (
     BACKEND_KINDS,

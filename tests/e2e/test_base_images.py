@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from beephost_controller.images.base import BaseImage, ensure_base_image, import_changes
+from beephost_controller.images.base import ensure_base_image
+from beephost_controller.images.base_source import BaseImage, import_changes
 from beephost_controller.images.errors import BaseImageError
 from beephost_controller.images.keys import sha256_file
 from beephost_controller.images.labels import (

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from beephost_controller.images.backend import BackendImage, ensure_backend_image
-from beephost_controller.images.base import BaseImage
+from beephost_controller.images.base_source import BaseImage
 from beephost_controller.images.dockerfile import dockerfile_instructions, substitute
 from beephost_controller.images.environment import (
     EnvironmentImage,

@@ -8,11 +8,7 @@ from scripts.release_images import (
     export_wheelhouse,
 )
 
-from beephost_controller.images.backend import (
-    BuildPlan,
-    ContextSources,
-    build_key,
-)
+from beephost_controller.images.backend_plan import BuildPlan, ContextSources, build_key
 from beephost_controller.images.dockerfile import (
     check_dockerfile,
     dockerfile_instructions,

@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from beephost_controller.images.base import (
+from beephost_controller.images.base import ensure_base_image
+from beephost_controller.images.base_source import (
     OFFICIAL_SLIM_DIGESTS,
     base_image_tag,
     debian_labels,
-    ensure_base_image,
     import_changes,
     python_minor,
     registry_reference,

@@ -14,8 +14,9 @@ from scripts.release_images import (
     export_wheelhouse,
 )
 
-from beephost_controller.images.backend import BackendImage, alias_tags
-from beephost_controller.images.base import BaseImage
+from beephost_controller.images.backend import BackendImage
+from beephost_controller.images.backend_plan import alias_tags
+from beephost_controller.images.base_source import BaseImage
 from beephost_controller.images.dockerfile import (
     check_dockerfile,
     dockerfile_instructions,

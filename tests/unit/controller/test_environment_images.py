@@ -16,13 +16,9 @@ import pytest
 
 from beephost_controller.images import servers
 from beephost_controller.images.dockerfile import dockerfile_instructions
-from beephost_controller.images.environment import (
-    EnvironmentImage,
-    commit_changes,
-    install_script,
-    sdk_code_version,
-)
+from beephost_controller.images.environment import EnvironmentImage, sdk_code_version
 from beephost_controller.images.errors import BackendImageError
+from beephost_controller.images.install import commit_changes, install_script
 from beephost_controller.images.keys import ENVIRONMENT_LAYOUT, source_tree_hash
 from beephost_controller.images.labels import (
     KIND_ENVIRONMENT_BUILD,

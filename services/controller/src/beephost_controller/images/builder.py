@@ -4,7 +4,8 @@ import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from beephost_controller.images.base import BaseImage, ensure_base_image
+from beephost_controller.images.base import ensure_base_image
+from beephost_controller.images.base_source import BaseImage
 from beephost_controller.images.environment import (
     ensure_environment_image,
     sdk_code_version,

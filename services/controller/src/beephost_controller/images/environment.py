@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from beephost_controller.images.backend import BackendImage, ensure_backend_image
-from beephost_controller.images.base import BaseImage
+from beephost_controller.images.base_source import BaseImage
 from beephost_controller.images.ensure import ensure
 from beephost_controller.images.errors import BackendImageError
+from beephost_controller.images.install import commit_changes, install_script
 from beephost_controller.images.keys import (
     ENVIRONMENT_LAYOUT,
     code_version,
@@ -50,14 +51,11 @@ from beephost_controller.images.labels import (
     LABEL_PYTHON_VERSION,
     LABEL_SERVERS_IMAGE,
     check_label_keys,
-    quote_label_value,
 )
 from beephost_controller.images.layout import (
     BACKEND_KINDS,
-    ENV_PYTHON,
     SDK_MEMBERS,
     SDK_REQUIREMENTS_FILE,
-    SERVER_USER,
     WHEELHOUSE,
     BackendKind,
     backend_package,
@@ -102,42 +100,6 @@ def sdk_code_version(workspace: Path) -> str:
     )
 
 
-def _install_command(requirements_file: str, *, no_deps: bool) -> str:
-    """Install one hash-pinned requirements file of /wheels into /opt/env, offline."""
-    deps = " --no-deps" if no_deps else ""
-    return (
-        f"if [ -x {WHEELHOUSE}/uv ]; then \\\n"
-        "        UV_CACHE_DIR=/tmp/uv-cache UV_NO_CONFIG=1 UV_PYTHON_DOWNLOADS=never \\\n"
-        f"        {WHEELHOUSE}/uv pip install --quiet --python {ENV_PYTHON} \\\n"
-        f"            --offline --no-index --find-links {WHEELHOUSE} --require-hashes --no-build \\\n"
-        f"            --compile-bytecode --link-mode=copy{deps} -r {WHEELHOUSE}/{requirements_file}; \\\n"
-        "        rm -rf /tmp/uv-cache; \\\n"
-        "    else \\\n"
-        "        set -- /usr/share/python-wheels/pip-*.whl; \\\n"
-        f'        {ENV_PYTHON} "$1/pip" install --quiet --no-cache-dir \\\n'
-        f"            --disable-pip-version-check --no-index --find-links {WHEELHOUSE} \\\n"
-        f"            --require-hashes --only-binary=:all:{deps} -r {WHEELHOUSE}/{requirements_file}; \\\n"
-        "    fi"
-    )
-
-
-def install_script(*, install: bool, sdk: bool) -> str:
-    """The install container's ``sh -c`` script: the lock, then the SDK, into /opt/env.
-
-    ``install``: the wheelhouse has a ``requirements.txt`` (a non-empty lock). ``sdk``:
-    it has ``sdk.txt`` (the SDK's wheels, installed after the lock without
-    dependencies). Files are created with umask 022: readable by the servers' user.
-    The wheelhouse is removed at the end, so the committed layer holds /opt/env only.
-    """
-    steps = ["set -eu", "umask 022"]
-    if install:
-        steps.append(_install_command("requirements.txt", no_deps=False))
-    if sdk:
-        steps.append(_install_command(SDK_REQUIREMENTS_FILE, no_deps=True))
-    steps.append(f"rm -rf {WHEELHOUSE}")
-    return "\n".join(steps) + "\n"
-
-
 def environment_labels(
     *,
     lock_digest: str,
@@ -162,18 +124,6 @@ def environment_labels(
     if sdk is not None:
         labels[LABEL_ENVIRONMENT_SDK] = sdk
     return labels
-
-
-def commit_changes(labels: Mapping[str, str]) -> list[str]:
-    """The commit's Dockerfile instructions: the servers' user, then one LABEL each.
-
-    Keys are plain (``check_label_keys``); values are double-quoted, with the three
-    characters the engine's LABEL parser interprets there (``\\``, ``"``, ``$``)
-    escaped: a ``$HOME`` in a label stays ``$HOME``.
-    """
-    return [f"USER {SERVER_USER}"] + [
-        f"LABEL {key}={quote_label_value(value)}" for key, value in labels.items()
-    ]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from beephost_controller.images.backend import BackendImage
-from beephost_controller.images.base import BaseImage
+from beephost_controller.images.base_source import BaseImage
 from beephost_controller.images.ensure import ensure
 from beephost_controller.images.errors import BackendImageError
 from beephost_controller.images.keys import (
