@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -147,11 +148,7 @@ def ensure_controller_image(
     runtime: ContainerRuntime,
     *,
     workspace: Path | None = None,
-    cache_dir: Path | None = None,
-    repository: str | None = None,
-    tools: WheelhouseTools | None = None,
-    extra_labels: Mapping[str, str] | None = None,
-    refresh: bool = False,
+    **options: Any,
 ) -> BackendImage:
     """Make sure the controller's image on ``base`` exists locally.
 
@@ -159,7 +156,8 @@ def ensure_controller_image(
     built offline from the ``beephost-controller`` wheelhouse and the workspace sources
     (``CONTROLLER_SOURCES``); tagged ``<repository>:<X.Y>-<key>`` and moved tags
     ``<repository>:<X.Y>`` and ``<repository>:local`` (default repository
-    ``beephost/controller``).
+    ``beephost/controller``). ``options`` are ``ensure_backend_image``'s (cache
+    directory, repository, tools, extra labels, refresh).
 
     Raises:
         BackendImageError: As ``ensure_backend_image``.
@@ -175,13 +173,9 @@ def ensure_controller_image(
         base,
         runtime,
         workspace=root,
-        cache_dir=cache_dir,
-        repository=repository,
-        tools=tools,
-        extra_labels=extra_labels,
-        refresh=refresh,
         sources=controller_sources(root),
         extra_aliases=(CONTROLLER_LOCAL_TAG,),
+        **options,
     )
 
 

@@ -131,14 +131,7 @@ def test_the_controller_dockerfile_builds_offline_as_non_root() -> None:
 def test_controller_image_tags_labels_and_carries_the_sources(
     rig: ImageRig, controller_workspace: Path, tmp_path: Path
 ) -> None:
-    image = ensure_controller_image(
-        rig.base,
-        rig.runtime,
-        workspace=controller_workspace,
-        cache_dir=tmp_path / "cache",
-        repository="beephost-test/controller",
-        tools=rig.tools,
-    )
+    image = ensure_controller(rig)
     assert image.built is True
     assert image.kind == "controller"
     assert image.tag == f"beephost-test/controller:3.11-{image.build_key[:16]}"
@@ -163,14 +156,7 @@ def test_controller_image_tags_labels_and_carries_the_sources(
     assert context_misses(rig.runtime.builds[-1], dockerfile) == []
     assert not list((tmp_path / "cache").glob("context-*"))
 
-    again = ensure_controller_image(
-        rig.base,
-        rig.runtime,
-        workspace=controller_workspace,
-        cache_dir=tmp_path / "cache",
-        repository="beephost-test/controller",
-        tools=rig.tools,
-    )
+    again = ensure_controller(rig)
     assert (again.built, again.image_id) == (False, image.image_id)
 
 

@@ -55,12 +55,7 @@ def backend_kind(kind: str) -> BackendKind:
     Raises:
         BackendImageError: Not one of ``pipe``, ``http``, ``rpc``.
     """
-    for known in BACKEND_KINDS:
-        if kind == known:
-            return known
-    raise BackendImageError(
-        f"unknown backend {kind!r}; expected one of {', '.join(BACKEND_KINDS)}"
-    )
+    return BACKEND_KINDS[_index(kind, BACKEND_KINDS)]
 
 
 def image_kind(kind: str) -> ImageKind:
@@ -69,12 +64,15 @@ def image_kind(kind: str) -> ImageKind:
     Raises:
         BackendImageError: Not one of ``pipe``, ``http``, ``rpc``, ``controller``.
     """
-    for known in IMAGE_KINDS:
-        if kind == known:
-            return known
-    raise BackendImageError(
-        f"unknown backend {kind!r}; expected one of {', '.join(IMAGE_KINDS)}"
-    )
+    return IMAGE_KINDS[_index(kind, IMAGE_KINDS)]
+
+
+def _index(kind: str, known: tuple[str, ...]) -> int:
+    if kind not in known:
+        raise BackendImageError(
+            f"unknown backend {kind!r}; expected one of {', '.join(known)}"
+        )
+    return known.index(kind)
 
 
 def service_name(kind: ImageKind) -> str:
