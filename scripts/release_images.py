@@ -35,18 +35,20 @@ from beephost_controller.images.backend_plan import ContextSources, plan_backend
 from beephost_controller.images.base import ensure_base_image
 from beephost_controller.images.base_source import BaseImage
 from beephost_controller.images.ensure import locked
+from beephost_controller.images.environment import workspace_code_version
 from beephost_controller.images.errors import BackendImageError, ImageError
 from beephost_controller.images.keys import SOURCE_EXCLUDED_SUFFIXES, sha256_file
 from beephost_controller.images.layout import (
     BACKEND_KINDS,
     CONTROLLER,
-    ImageKind,
+    BackendKind,
     default_cache_dir,
     find_workspace,
     image_kind,
     service_name,
     wheelhouse_path,
 )
+from beephost_controller.images.servers import ensure_servers_image
 from beephost_controller.images.wheelhouse import UvTools, WheelhouseTools
 from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError
 from beephost_controller.runtime.docker import DockerRuntime
@@ -353,7 +355,7 @@ def _build(
         return
     workspace = find_workspace()
     tools = UvTools()
-    kinds: list[ImageKind] = list(
+    kinds: list[BackendKind] = list(
         args.backend or ([] if args.controller else BACKEND_KINDS)
     )
     for python in args.python or ["3.11"]:
@@ -370,6 +372,7 @@ def _build(
                 "seconds": round(time.monotonic() - started, 1),
             }
         )
+        backends: dict[BackendKind, BackendImage] = {}
         for kind in kinds:
             if args.export_wheelhouse:
                 started = time.monotonic()
@@ -391,7 +394,29 @@ def _build(
                 tools=tools,
                 refresh=args.refresh,
             )
+            backends[kind] = image
             emit(_image_record(image))
+        if not args.export_wheelhouse and len(backends) == len(BACKEND_KINDS):
+            # What a runtime's first environment build would otherwise spend ~25 s on
+            # (docs/operators/images.md): found by tag by a controller with the
+            # default labels and backend repositories, as compose runs it.
+            started = time.monotonic()
+            servers = ensure_servers_image(
+                base=base,
+                backends=backends,
+                runtime=runtime,
+                code=workspace_code_version(workspace, tools),
+                cache_dir=default_cache_dir(),
+            )
+            emit(
+                {
+                    "image": "servers",
+                    "tag": servers.tag,
+                    "id": servers.image_id,
+                    "built": servers.built,
+                    "seconds": round(time.monotonic() - started, 1),
+                }
+            )
         if args.controller:
             image = ensure_controller_image(
                 base, runtime, workspace=workspace, tools=tools, refresh=args.refresh
