@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from scripts.release_images import export_wheelhouse
+from scripts.controller_image import export_wheelhouse
 
 from beephost_controller.images.backend import ensure_backend_image
 from beephost_controller.images.labels import (

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from scripts.release_images import controller_sources_hash, ensure_controller_image
+from scripts.controller_image import controller_sources_hash, ensure_controller_image
 from uv import find_uv_bin
 
 from beephost_client.controller import ControllerClient

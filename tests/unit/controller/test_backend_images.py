@@ -4,7 +4,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from scripts.release_images import (
+from scripts.controller_image import (
     export_wheelhouse,
 )
 

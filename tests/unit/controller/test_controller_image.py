@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from scripts.release_images import (
+from scripts.controller_image import (
     CONTROLLER_LOCAL_TAG,
     CONTROLLER_SOURCES,
     controller_source_files,

@@ -8,7 +8,7 @@ with ``docker build`` too. The tag ``<repository>:<X.Y>-<key>`` is content-addre
 
 The controller's image is built by the same recipe (kind ``controller``,
 ``services/controller/Dockerfile``), with the workspace sources it carries given as
-``ContextSources`` by the release tools (``scripts/release_images.py``).
+``ContextSources`` by the release tools (``scripts/controller_image.py``).
 
 Example:
     >>> image = ensure_backend_image("pipe", base, runtime, workspace=Path("."))
