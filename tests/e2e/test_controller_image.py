@@ -61,6 +61,8 @@ HARDENING = (
     "512m",
 )
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 @dataclass
 class RunningController:
@@ -224,8 +226,10 @@ def test_hardened_without_a_docker_socket(
             controller.container,
             "python",
             "-c",
-            "from pathlib import Path; from beephost_controller.runtime.backend_images"
-            " import controller_sources_hash as h; print(h(Path('.')))",
+            # The release tools' own code (not installed in the image), on the image's
+            # controller package: the same hash, computed in the container.
+            (REPO / "scripts" / "controller_image.py").read_text()
+            + "\nprint(controller_sources_hash(Path('.')))",
         )
         assert carried.strip() == controller_sources_hash(backend_images.workspace)
         exported = in_container(

@@ -14,25 +14,13 @@ from typing import Any
 
 import pytest
 
+from beephost_controller.images import labels as names
 from beephost_controller.images import servers
 from beephost_controller.images.dockerfile import dockerfile_instructions
 from beephost_controller.images.environment import EnvironmentImage, sdk_code_version
 from beephost_controller.images.errors import BackendImageError
 from beephost_controller.images.install import commit_changes, install_script
 from beephost_controller.images.keys import ENVIRONMENT_LAYOUT, source_tree_hash
-from beephost_controller.images.labels import (
-    KIND_ENVIRONMENT_BUILD,
-    KIND_ENVIRONMENT_IMAGE,
-    KIND_SERVERS_IMAGE,
-    LABEL_BUILD_KEY,
-    LABEL_CODE_VERSION,
-    LABEL_ENVIRONMENT_LOCK,
-    LABEL_ENVIRONMENT_SDK,
-    LABEL_KIND,
-    LABEL_MANAGED,
-    LABEL_PYTHON_VERSION,
-    LABEL_SERVERS_IMAGE,
-)
 from beephost_controller.images.layout import (
     BACKEND_KINDS,
     ENV_PREFIX,
@@ -158,11 +146,11 @@ def test_the_servers_image_is_built_once_and_labelled(rig: ImageRig) -> None:
     assert f"servers image {servers_tag} (built" in "\n".join(lines)
     servers = rig.runtime.get_image(servers_tag)
     assert servers is not None
-    assert servers.labels[LABEL_KIND] == KIND_SERVERS_IMAGE
-    assert servers.labels[LABEL_MANAGED] == "true"
-    assert servers.labels[LABEL_CODE_VERSION] == first.code_version
-    assert servers.labels[LABEL_PYTHON_VERSION] == "3.11.2"
-    assert servers_tag.endswith(servers.labels[LABEL_BUILD_KEY][:16])
+    assert servers.labels[names.LABEL_KIND] == names.KIND_SERVERS_IMAGE
+    assert servers.labels[names.LABEL_MANAGED] == "true"
+    assert servers.labels[names.LABEL_CODE_VERSION] == first.code_version
+    assert servers.labels[names.LABEL_PYTHON_VERSION] == "3.11.2"
+    assert servers_tag.endswith(servers.labels[names.LABEL_BUILD_KEY][:16])
     assert servers.labels["io.beephost.test.run"] == "unit"
 
     # Another environment (other requirements) is one more layer on the same image.
@@ -196,7 +184,7 @@ def test_a_servers_tag_with_another_key_is_rebuilt(rig: ImageRig) -> None:
     assert servers_builds(rig.runtime) == [servers_tag, servers_tag]
     rebuilt = rig.runtime.get_image(servers_tag)
     assert rebuilt is not None
-    assert rebuilt.labels[LABEL_KIND] == KIND_SERVERS_IMAGE
+    assert rebuilt.labels[names.LABEL_KIND] == names.KIND_SERVERS_IMAGE
 
 
 # -- the environment image: one install container, committed -------------------------
@@ -215,21 +203,21 @@ def test_environment_image_is_one_committed_install_on_the_servers_image(
     assert run.command[:2] == ("/bin/sh", "-c")
     assert run.command[2] == install_script(install=True, sdk=False)
     # The container is findable by label: kind, this build's key, the run's labels.
-    assert run.labels[LABEL_KIND] == KIND_ENVIRONMENT_BUILD
+    assert run.labels[names.LABEL_KIND] == names.KIND_ENVIRONMENT_BUILD
     assert run.labels["io.beephost.test.run"] == "unit"
     assert "USER 10001:10001" in run.changes
 
     labels = rig.runtime.get_image(image_id).labels  # type: ignore[union-attr]
-    assert labels[LABEL_KIND] == KIND_ENVIRONMENT_IMAGE
-    assert labels[LABEL_MANAGED] == "true"
-    assert labels[LABEL_ENVIRONMENT_LOCK] == Lock(LOCK).digest
-    assert labels[LABEL_CODE_VERSION] == servers.labels[LABEL_CODE_VERSION]
-    assert labels[LABEL_PYTHON_VERSION] == "3.11.2"
-    assert labels[LABEL_BUILD_KEY] == run.labels[LABEL_BUILD_KEY]
-    assert labels[LABEL_BUILD_KEY] != servers.labels[LABEL_BUILD_KEY]
-    assert labels[LABEL_SERVERS_IMAGE] == servers.id
+    assert labels[names.LABEL_KIND] == names.KIND_ENVIRONMENT_IMAGE
+    assert labels[names.LABEL_MANAGED] == "true"
+    assert labels[names.LABEL_ENVIRONMENT_LOCK] == Lock(LOCK).digest
+    assert labels[names.LABEL_CODE_VERSION] == servers.labels[names.LABEL_CODE_VERSION]
+    assert labels[names.LABEL_PYTHON_VERSION] == "3.11.2"
+    assert labels[names.LABEL_BUILD_KEY] == run.labels[names.LABEL_BUILD_KEY]
+    assert labels[names.LABEL_BUILD_KEY] != servers.labels[names.LABEL_BUILD_KEY]
+    assert labels[names.LABEL_SERVERS_IMAGE] == servers.id
     assert labels["io.beephost.test.run"] == "unit"
-    assert LABEL_ENVIRONMENT_SDK not in labels
+    assert names.LABEL_ENVIRONMENT_SDK not in labels
     # The wheelhouse went in at /wheels: the lock's wheel and its requirements.
     assert run.files[f"{WHEELHOUSE}/requirements.txt"].startswith(b"six==1.17.0")
     assert any(
@@ -243,8 +231,8 @@ def test_environment_image_is_one_committed_install_on_the_servers_image(
         json.dumps(
             {
                 "io.beephost.test.run": "unit",
-                LABEL_KIND: KIND_ENVIRONMENT_BUILD,
-                LABEL_BUILD_KEY: labels[LABEL_BUILD_KEY],
+                names.LABEL_KIND: names.KIND_ENVIRONMENT_BUILD,
+                names.LABEL_BUILD_KEY: labels[names.LABEL_BUILD_KEY],
             }
         ),
     ) in rig.runtime.operations
@@ -254,7 +242,7 @@ def test_changes_are_label_and_user_instructions_a_commit_accepts(
     rig: ImageRig,
 ) -> None:
     value = 'x "y" \\ $HOME ${PATH} é'
-    changes = commit_changes({"io.beephost.a": value, LABEL_KIND: "k"})
+    changes = commit_changes({"io.beephost.a": value, names.LABEL_KIND: "k"})
     assert changes == [
         "USER 10001:10001",
         'LABEL io.beephost.a="x \\"y\\" \\\\ \\$HOME \\${PATH} é"',
@@ -290,8 +278,8 @@ def test_without_requirements_the_environment_is_a_labelled_servers_image(
     assert servers is not None
     assert parent_of(rig.runtime, image.image_id) == servers.id
     labels = rig.runtime.get_image(image.image_id).labels  # type: ignore[union-attr]
-    assert labels[LABEL_KIND] == KIND_ENVIRONMENT_IMAGE
-    assert labels[LABEL_ENVIRONMENT_LOCK] == Lock("").digest
+    assert labels[names.LABEL_KIND] == names.KIND_ENVIRONMENT_IMAGE
+    assert labels[names.LABEL_ENVIRONMENT_LOCK] == Lock("").digest
     assert labels["io.beephost.test.run"] == "unit"
 
 
@@ -312,7 +300,7 @@ def test_a_failed_install_leaves_no_image_and_says_why(
         ensure(rig, tag="beephost-test/env:f")
     assert rig.runtime.get_image("beephost-test/env:f") is None
     assert rig.runtime.operations[-1][0] == "remove-by-labels"
-    assert KIND_ENVIRONMENT_BUILD in rig.runtime.operations[-1][1]
+    assert names.KIND_ENVIRONMENT_BUILD in rig.runtime.operations[-1][1]
     assert not list((tmp_path / "cache").glob("wheels-env-*"))
 
 
@@ -430,8 +418,8 @@ def test_admin_wheelhouse_pins_the_sdk_wheels_by_hash(rig: ImageRig) -> None:
     assert b"six==1.17.0" in run.files[f"{WHEELHOUSE}/requirements.txt"]
     assert f"-r {WHEELHOUSE}/{SDK_REQUIREMENTS_FILE}" in run.command[2]
     labels = rig.runtime.get_image(image_id).labels  # type: ignore[union-attr]
-    assert labels[LABEL_ENVIRONMENT_SDK] == sdk_code_version(rig.workspace)
-    assert LABEL_CODE_VERSION in labels
+    assert labels[names.LABEL_ENVIRONMENT_SDK] == sdk_code_version(rig.workspace)
+    assert names.LABEL_CODE_VERSION in labels
 
 
 def test_admin_without_requirements_still_installs_the_sdk(rig: ImageRig) -> None:
@@ -449,7 +437,7 @@ def test_plain_wheelhouse_has_no_sdk(rig: ImageRig) -> None:
     image_id, run = build(rig, tag="beephost-test/env:p", sdk=False)
     assert "packages/client" not in rig.tools.built
     assert f"{WHEELHOUSE}/{SDK_REQUIREMENTS_FILE}" not in run.files
-    assert LABEL_ENVIRONMENT_SDK not in rig.runtime.get_image(image_id).labels  # type: ignore[union-attr]
+    assert names.LABEL_ENVIRONMENT_SDK not in rig.runtime.get_image(image_id).labels  # type: ignore[union-attr]
 
 
 def test_sdk_version_follows_the_sdk_sources(workspace: Path) -> None:
