@@ -74,7 +74,7 @@ from bench.grpc_roundtrip import code_under_test, entry, render_text
 
 import beephost_client
 from beephost_client.controller import Backend, BackendType, ControllerClient, LogLine
-from beephost_controller.runtime.backend_images import default_cache_dir
+from beephost_controller.images.layout import default_cache_dir
 from beephost_protocol.errors import BeepHostError
 
 PYTHON = "3.11"

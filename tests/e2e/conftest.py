@@ -15,17 +15,17 @@ from typing import NoReturn
 
 import pytest
 
-from beephost_controller.ports import ContainerRuntimeError
-from beephost_controller.runtime.backend_images import (
+from beephost_controller.images.backend import BackendImage, ensure_backend_image
+from beephost_controller.images.base import ensure_base_image
+from beephost_controller.images.base_source import BaseImage
+from beephost_controller.images.errors import BackendImageError
+from beephost_controller.images.layout import (
     BACKEND_KINDS,
-    BackendImage,
-    BackendImageError,
-    UvTools,
     default_cache_dir,
-    ensure_backend_image,
     find_workspace,
 )
-from beephost_controller.runtime.base_images import BaseImage, ensure_base_image
+from beephost_controller.images.wheelhouse import UvTools
+from beephost_controller.ports import ContainerRuntimeError
 from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.settings import Settings
 from tests.e2e.containers import (

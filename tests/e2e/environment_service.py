@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from beephost_controller.images import DockerImageBuilder
+from beephost_controller.images.builder import DockerImageBuilder
 from beephost_controller.jobs import JobLog, JobRunner
 from beephost_controller.resolver import resolve
 from beephost_controller.runtime.docker_images import DockerRuntime

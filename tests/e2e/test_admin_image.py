@@ -8,12 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from beephost_controller.images import DockerImageBuilder
+from beephost_controller.images.builder import DockerImageBuilder
+from beephost_controller.images.labels import LABEL_ENVIRONMENT_SDK
+from beephost_controller.images.layout import ENV_PYTHON
 from beephost_controller.runtime.docker_images import DockerRuntime
-from beephost_controller.runtime.environment_images import (
-    ENV_PYTHON,
-    LABEL_ENVIRONMENT_SDK,
-)
 from beephost_controller.service import ADMIN_ENVIRONMENT, ControllerService
 from beephost_controller.store import EnvironmentRow
 from tests.e2e.conftest import BuiltBackends

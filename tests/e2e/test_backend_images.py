@@ -12,19 +12,17 @@ import uuid
 from pathlib import Path
 
 import pytest
+from scripts.controller_image import export_wheelhouse
 
-from beephost_controller.runtime.backend_images import (
-    BACKEND_KINDS,
+from beephost_controller.images.backend import ensure_backend_image
+from beephost_controller.images.labels import (
     KIND_BACKEND_BUILD,
     LABEL_BUILD_KEY,
-    ensure_backend_image,
-    export_wheelhouse,
-)
-from beephost_controller.runtime.base_images import (
     LABEL_KIND,
     LABEL_MANAGED,
     LABEL_PYTHON_VERSION,
 )
+from beephost_controller.images.layout import BACKEND_KINDS
 from beephost_controller.runtime.docker_images import DockerRuntime
 from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends
 from tests.e2e.containers import (

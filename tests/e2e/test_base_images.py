@@ -11,17 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from beephost_controller.runtime.base_images import (
+from beephost_controller.images.base import ensure_base_image
+from beephost_controller.images.base_source import BaseImage, import_changes
+from beephost_controller.images.errors import BaseImageError
+from beephost_controller.images.keys import sha256_file
+from beephost_controller.images.labels import (
     LABEL_BASE_REF,
     LABEL_PYTHON_VERSION,
     LABEL_ROOTFS_SHA256,
-    BaseImage,
-    BaseImageError,
-    RootfsPlan,
-    ensure_base_image,
-    import_changes,
-    sha256_file,
 )
+from beephost_controller.images.rootfs import RootfsPlan
 from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.settings import Settings
 

@@ -25,17 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from scripts.controller_image import controller_sources_hash, ensure_controller_image
 from uv import find_uv_bin
 
 from beephost_client.controller import ControllerClient
-from beephost_controller.runtime.backend_images import (
-    BACKEND_KINDS,
-    BackendImage,
-    UvTools,
-    controller_sources_hash,
-    ensure_backend_image,
-    ensure_controller_image,
-)
+from beephost_controller.images.backend import BackendImage, ensure_backend_image
+from beephost_controller.images.layout import BACKEND_KINDS
+from beephost_controller.images.wheelhouse import UvTools
 from beephost_controller.runtime.docker_images import DockerRuntime
 from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends, unavailable
 from tests.e2e.containers import (
@@ -64,6 +60,8 @@ HARDENING = (
     "--memory",
     "512m",
 )
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -228,8 +226,10 @@ def test_hardened_without_a_docker_socket(
             controller.container,
             "python",
             "-c",
-            "from pathlib import Path; from beephost_controller.runtime.backend_images"
-            " import controller_sources_hash as h; print(h(Path('.')))",
+            # The release tools' own code (not installed in the image), on the image's
+            # controller package: the same hash, computed in the container.
+            (REPO / "scripts" / "controller_image.py").read_text()
+            + "\nprint(controller_sources_hash(Path('.')))",
         )
         assert carried.strip() == controller_sources_hash(backend_images.workspace)
         exported = in_container(

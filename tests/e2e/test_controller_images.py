@@ -12,16 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from beephost_controller.runtime.docker_images import DockerRuntime
-from beephost_controller.runtime.environment_images import (
-    ENV_PYTHON,
+from beephost_controller.images.labels import (
     KIND_ENVIRONMENT_BUILD,
     KIND_ENVIRONMENT_IMAGE,
     KIND_SERVERS_IMAGE,
     LABEL_ENVIRONMENT_LOCK,
     LABEL_SERVERS_IMAGE,
-    server_command,
 )
+from beephost_controller.images.layout import ENV_PYTHON, server_command
+from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.service import ControllerService
 from beephost_controller.store import EnvironmentRow
 from tests.e2e.conftest import BuiltBackends

@@ -1,60 +1,52 @@
 """Backend-image logic on FakeRuntime and FakeWheelhouseTools: no engine, uv or network."""
 
 import dataclasses
-import shutil
 from pathlib import Path
 
 import pytest
+from scripts.controller_image import (
+    export_wheelhouse,
+)
 
-from beephost_controller.ports import ContainerRuntimeError, ImageNotFoundError
-from beephost_controller.runtime.backend_images import (
-    BACKEND_KINDS,
-    CONTROLLER_SOURCES,
-    IMAGE_KINDS,
+from beephost_controller.images.backend_plan import BuildPlan, ContextSources, build_key
+from beephost_controller.images.dockerfile import (
+    check_dockerfile,
+    dockerfile_instructions,
+    parse_label_args,
+    substitute,
+)
+from beephost_controller.images.errors import BackendImageError
+from beephost_controller.images.keys import (
+    alias_tag,
+    image_tag,
+    python_minor_of,
+    source_tree_hash,
+)
+from beephost_controller.images.labels import (
     KIND_BACKEND_BUILD,
     KIND_BACKEND_IMAGE,
-    KIND_CONTROLLER_IMAGE,
     LABEL_BACKEND,
     LABEL_BUILD_KEY,
     LABEL_CODE_VERSION,
-    BackendImage,
-    BackendImageError,
-    BackendKind,
-    BuildPlan,
-    BuiltWheel,
-    UvTools,
-    alias_tag,
-    alias_tags,
-    backend_package,
-    build_key,
-    check_dockerfile,
-    code_version,
-    controller_source_files,
-    controller_sources_hash,
-    default_repository,
-    dockerfile_instructions,
-    dockerfile_path,
-    ensure_backend_image,
-    ensure_controller_image,
-    export_wheelhouse,
-    image_tag,
-    parse_export,
-    parse_label_args,
-    python_minor_of,
-    render_requirements,
-    source_tree_hash,
-    substitute,
-    wheelhouse_path,
-)
-from beephost_controller.runtime.base_images import (
     LABEL_KIND,
     LABEL_PYTHON_VERSION,
-    BaseImage,
 )
-from beephost_controller.runtime.environment_images import workspace_code_version
-from beephost_controller.testing import FakeRuntime, FakeWheelhouseTools
+from beephost_controller.images.layout import (
+    BACKEND_KINDS,
+    BackendKind,
+    dockerfile_path,
+    wheelhouse_path,
+)
+from beephost_controller.images.lockfile import (
+    BuiltWheel,
+    parse_export,
+    render_requirements,
+)
+from beephost_controller.images.wheelhouse import UvTools
+from beephost_controller.ports import ImageNotFoundError
+from beephost_controller.testing import FakeWheelhouseTools
+from tests.unit.controller.conftest import REPO, ImageRig, context_misses
 
-REPO = Path(__file__).resolve().parents[3]
 HASH_A = "sha256:" + "a" * 64
 HASH_B = "sha256:" + "b" * 64
 EXPORT = f"""\
@@ -72,82 +64,6 @@ Typing_Extensions==4.16.0 --hash={HASH_A}
 
 
 # -- fixtures -------------------------------------------------------------------------
-
-
-def write_member(root: Path, path: str, name: str) -> None:
-    member = root / path
-    module = member / "src" / name.replace("-", "_")
-    module.mkdir(parents=True)
-    (member / "pyproject.toml").write_text(
-        f'[project]\nname = "{name}"\nversion = "0.1.0"\n'
-    )
-    (module / "__init__.py").write_text(f'"""{name}."""\n')
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    """A small uv workspace with the real Dockerfiles and .dockerignore."""
-    root = tmp_path / "repo"
-    root.mkdir()
-    (root / "pyproject.toml").write_text(
-        '[tool.uv.workspace]\nmembers = ["packages/*", "services/*"]\n'
-    )
-    shutil.copy(REPO / ".dockerignore", root / ".dockerignore")
-    write_member(root, "packages/core", "beephost-core")
-    write_member(root, "packages/protocol", "beephost-protocol")
-    for kind in BACKEND_KINDS:
-        write_member(root, f"services/{kind}-backend", f"beephost-{kind}-backend")
-        shutil.copy(REPO / dockerfile_path(kind), root / dockerfile_path(kind))
-    return root
-
-
-@pytest.fixture
-def runtime() -> FakeRuntime:
-    return FakeRuntime()
-
-
-@pytest.fixture
-def base(runtime: FakeRuntime, tmp_path: Path) -> BaseImage:
-    tarball = tmp_path / "rootfs.tar.gz"
-    tarball.write_bytes(b"rootfs")
-    info = runtime.import_image(
-        tarball,
-        "beephost-test/python:3.11",
-        changes=['LABEL io.beephost.python.version="3.11.2"'],
-    )
-    return BaseImage(
-        tag="beephost-test/python:3.11",
-        image_id=info.id,
-        python_version="3.11.2",
-        source="debian",
-        built=True,
-    )
-
-
-@pytest.fixture
-def tools() -> FakeWheelhouseTools:
-    return FakeWheelhouseTools()
-
-
-def ensure(
-    kind: str,
-    base: BaseImage,
-    runtime: FakeRuntime,
-    workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
-    **kwargs: object,
-) -> BackendImage:
-    return ensure_backend_image(
-        kind,
-        base,
-        runtime,
-        workspace=workspace,
-        cache_dir=tmp_path / "cache",
-        repository=f"beephost-test/{kind}-backend",
-        tools=tools,
-        **kwargs,  # type: ignore[arg-type]
-    )
 
 
 # -- pure logic -----------------------------------------------------------------------
@@ -333,30 +249,25 @@ def test_installer_falls_back_to_pip_without_a_linux_uv(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("kind", BACKEND_KINDS)
 def test_build_labels_tags_and_leaves_no_build_stage(
-    kind: str,
-    base: BaseImage,
-    runtime: FakeRuntime,
-    workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
+    rig: ImageRig, kind: str, tmp_path: Path
 ) -> None:
-    image = ensure(kind, base, runtime, workspace, tools, tmp_path)
+    image = rig.backend(kind)
     assert image.built is True
     assert image.tag == f"beephost-test/{kind}-backend:3.11-{image.build_key[:16]}"
     assert image.alias == f"beephost-test/{kind}-backend:3.11"
     assert image.python_version == "3.11.2"
-    info = runtime.get_image(image.alias)
+    info = rig.runtime.get_image(image.alias)
     assert info is not None
     assert info.id == image.image_id
     assert info.labels[LABEL_KIND] == KIND_BACKEND_IMAGE
     assert info.labels[LABEL_BACKEND] == kind
-    assert info.labels[LABEL_PYTHON_VERSION] == base.python_version
+    assert info.labels[LABEL_PYTHON_VERSION] == rig.base.python_version
     assert info.labels[LABEL_CODE_VERSION] == image.code_version
     assert info.labels[LABEL_BUILD_KEY] == image.build_key
     assert info.labels["org.opencontainers.image.title"] == f"beephost-{kind}-backend"
     # The fake keeps the build stage as the legacy builder does; it must be gone.
-    assert runtime.remove_by_labels({LABEL_KIND: KIND_BACKEND_BUILD}) == []
-    assert sorted(tools.built) == [
+    assert rig.runtime.remove_by_labels({LABEL_KIND: KIND_BACKEND_BUILD}) == []
+    assert sorted(rig.tools.built) == [
         "packages/core",
         "packages/protocol",
         f"services/{kind}-backend",
@@ -364,126 +275,86 @@ def test_build_labels_tags_and_leaves_no_build_stage(
     assert not list((tmp_path / "cache").glob("context-*"))  # contexts are transient
 
 
-def test_second_call_is_a_cache_hit_that_does_no_work(
-    base: BaseImage,
-    runtime: FakeRuntime,
-    workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
-) -> None:
-    first = ensure("pipe", base, runtime, workspace, tools, tmp_path)
+def test_second_call_is_a_cache_hit_that_does_no_work(rig: ImageRig) -> None:
+    first = rig.backend("pipe")
     operations, built, downloads = (
-        list(runtime.operations),
-        list(tools.built),
-        list(tools.downloads),
+        list(rig.runtime.operations),
+        list(rig.tools.built),
+        list(rig.tools.downloads),
     )
-    second = ensure("pipe", base, runtime, workspace, tools, tmp_path)
+    second = rig.backend("pipe")
     assert second.built is False
     assert (second.tag, second.image_id) == (first.tag, first.image_id)
-    assert runtime.operations == operations
-    assert (tools.built, tools.downloads) == (built, downloads)
+    assert rig.runtime.operations == operations
+    assert (rig.tools.built, rig.tools.downloads) == (built, downloads)
 
 
-def test_alias_moved_away_is_put_back_on_a_hit(
-    base: BaseImage,
-    runtime: FakeRuntime,
-    workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
-) -> None:
-    first = ensure("pipe", base, runtime, workspace, tools, tmp_path)
-    runtime.tag_image(base.image_id, first.alias)
-    again = ensure("pipe", base, runtime, workspace, tools, tmp_path)
+def test_alias_moved_away_is_put_back_on_a_hit(rig: ImageRig) -> None:
+    first = rig.backend("pipe")
+    rig.runtime.tag_image(rig.base.image_id, first.alias)
+    again = rig.backend("pipe")
     assert again.built is False
-    alias = runtime.get_image(first.alias)
+    alias = rig.runtime.get_image(first.alias)
     assert alias is not None
     assert alias.id == first.image_id
 
 
 def test_source_change_rebuilds_reuses_the_wheel_pool_and_retires_the_old_image(
-    base: BaseImage,
-    runtime: FakeRuntime,
-    workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
+    rig: ImageRig,
 ) -> None:
-    first = ensure("pipe", base, runtime, workspace, tools, tmp_path)
-    assert len(tools.downloads) == 1
-    (workspace / "packages/core/src/beephost_core/__init__.py").write_text("x = 1\n")
-    second = ensure("pipe", base, runtime, workspace, tools, tmp_path)
+    first = rig.backend("pipe")
+    assert len(rig.tools.downloads) == 1
+    (rig.workspace / "packages/core/src/beephost_core/__init__.py").write_text(
+        "x = 1\n"
+    )
+    second = rig.backend("pipe")
     assert second.built is True
     assert second.tag != first.tag
     assert second.code_version != first.code_version
-    assert len(tools.downloads) == 1  # third-party wheels came from the pool
-    assert runtime.get_image(first.image_id) is None
-    alias = runtime.get_image(second.alias)
+    assert len(rig.tools.downloads) == 1  # third-party wheels came from the pool
+    assert rig.runtime.get_image(first.image_id) is None
+    alias = rig.runtime.get_image(second.alias)
     assert alias is not None
     assert alias.id == second.image_id
 
 
-def test_a_new_base_image_changes_the_tag(
-    base: BaseImage,
-    runtime: FakeRuntime,
-    workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
-) -> None:
-    first = ensure("rpc", base, runtime, workspace, tools, tmp_path)
-    info = runtime.build_labelled_image(base.image_id, base.tag, {"x.y": "z"})
-    rebased = dataclasses.replace(base, image_id=info.id)
-    second = ensure("rpc", rebased, runtime, workspace, tools, tmp_path)
+def test_a_new_base_image_changes_the_tag(rig: ImageRig) -> None:
+    first = rig.backend("rpc")
+    info = rig.runtime.build_labelled_image(
+        rig.base.image_id, rig.base.tag, {"x.y": "z"}
+    )
+    rebased = dataclasses.replace(rig.base, image_id=info.id)
+    second = dataclasses.replace(rig, base=rebased).backend("rpc")
     assert second.built is True
     assert second.tag != first.tag
     assert second.base_image_id == info.id
 
 
-def test_extra_labels_reach_the_image_and_bad_keys_are_refused(
-    base: BaseImage,
-    runtime: FakeRuntime,
-    workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
-) -> None:
+def test_extra_labels_reach_the_image_and_bad_keys_are_refused(rig: ImageRig) -> None:
     labels = {"io.beephost.test.run": "unit-1"}
-    image = ensure(
-        "http", base, runtime, workspace, tools, tmp_path, extra_labels=labels
-    )
-    info = runtime.get_image(image.tag)
+    image = rig.backend("http", extra_labels=labels)
+    info = rig.runtime.get_image(image.tag)
     assert info is not None
     assert info.labels["io.beephost.test.run"] == "unit-1"
-    assert runtime.remove_by_labels(labels) == [image.image_id]
+    assert rig.runtime.remove_by_labels(labels) == [image.image_id]
     with pytest.raises(Exception, match="invalid label key"):
-        ensure(
+        rig.backend(
             "http",
-            base,
-            runtime,
-            workspace,
-            tools,
-            tmp_path,
             extra_labels={"Bad Key": "x"},
         )
 
 
-def test_missing_base_and_unknown_kind_fail_before_any_work(
-    base: BaseImage,
-    runtime: FakeRuntime,
-    workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
-) -> None:
+def test_missing_base_and_unknown_kind_fail_before_any_work(rig: ImageRig) -> None:
     with pytest.raises(BackendImageError, match="unknown backend"):
-        ensure("ftp", base, runtime, workspace, tools, tmp_path)
-    runtime.remove_image(base.image_id, force=True)
+        rig.backend("ftp")
+    rig.runtime.remove_image(rig.base.image_id, force=True)
     with pytest.raises(BackendImageError, match="is gone"):
-        ensure("pipe", base, runtime, workspace, tools, tmp_path)
-    assert tools.exports == []
+        rig.backend("pipe")
+    assert rig.tools.exports == []
 
 
 def test_marked_requirement_without_a_wheel_is_skipped_unmarked_one_fails(
-    base: BaseImage,
-    runtime: FakeRuntime,
-    workspace: Path,
-    tmp_path: Path,
+    rig: ImageRig,
 ) -> None:
     marked = FakeWheelhouseTools(
         requirements={
@@ -494,27 +365,31 @@ def test_marked_requirement_without_a_wheel_is_skipped_unmarked_one_fails(
         },
         unavailable=frozenset({"pywin32"}),
     )
-    image = ensure("pipe", base, runtime, workspace, marked, tmp_path)
+    image = dataclasses.replace(rig, tools=marked).backend("pipe")
     assert image.built is True
     assert len(marked.downloads) == 2  # the required batch, then the marked one alone
     assert "sys_platform" not in marked.downloads[1][0]  # pip would judge the host
 
     missing = FakeWheelhouseTools(unavailable=frozenset({"pydantic-core"}))
     with pytest.raises(BackendImageError, match="pydantic-core"):
-        ensure("http", base, runtime, workspace, missing, tmp_path)
-    assert runtime.get_image("beephost-test/http-backend:3.11") is None
+        dataclasses.replace(rig, tools=missing).backend("http")
+    assert rig.runtime.get_image("beephost-test/http-backend:3.11") is None
 
 
 def test_exported_wheelhouse_is_hash_locked_with_the_uv_binary(
-    base: BaseImage, workspace: Path, tmp_path: Path
+    rig: ImageRig, tmp_path: Path
 ) -> None:
     uv = tmp_path / "uv-binary"
     uv.write_bytes(b"\x7fELF fake")
     tools = FakeWheelhouseTools(uv_binary=uv)
     wheelhouse = export_wheelhouse(
-        "pipe", base, workspace=workspace, cache_dir=tmp_path / "cache", tools=tools
+        "pipe",
+        rig.base,
+        workspace=rig.workspace,
+        cache_dir=tmp_path / "cache",
+        tools=tools,
     )
-    assert wheelhouse == workspace / "build/wheelhouse/pipe-backend"
+    assert wheelhouse == rig.workspace / "build/wheelhouse/pipe-backend"
     assert (wheelhouse / "python-minor").read_text() == "3.11\n"
     assert (wheelhouse / "uv").read_bytes() == uv.read_bytes()
     lines = [
@@ -527,247 +402,41 @@ def test_exported_wheelhouse_is_hash_locked_with_the_uv_binary(
     assert len(list(wheelhouse.glob("*.whl"))) == 6
 
 
-def test_fake_build_checks_the_context_against_the_dockerfile(
-    base: BaseImage, runtime: FakeRuntime, workspace: Path
-) -> None:
-    # Without the wheelhouse the Dockerfile's COPY has nothing to copy.
-    with pytest.raises(ContainerRuntimeError, match="not in the build context"):
-        runtime.build_image(
-            workspace,
-            dockerfile=dockerfile_path("pipe"),
-            tag="beephost-test/pipe-backend:x",
-            buildargs={"BASE_IMAGE": base.image_id},
-        )
-    with pytest.raises(ImageNotFoundError):
-        runtime.build_image(
-            workspace,
-            dockerfile=dockerfile_path("pipe"),
-            tag="beephost-test/pipe-backend:x",
-            buildargs={"BASE_IMAGE": "beephost-test/python:2.7"},
-        )
-
-
-# -- the controller's image: a fourth kind, same machinery -----------------------------
-
-
-@pytest.fixture
-def controller_workspace(workspace: Path) -> Path:
-    """The small workspace plus the controller's member, Dockerfile and lock files."""
-    write_member(workspace, "services/controller", "beephost-controller")
-    shutil.copy(REPO / dockerfile_path("controller"), workspace / "services/controller")
-    (workspace / "uv.lock").write_text("version = 1\n")
-    (workspace / ".python-version").write_text("3.11\n")
-    return workspace
-
-
 def test_backend_keys_are_unchanged_by_the_controller_kind() -> None:
     # The key of this plan before the controller became a kind: no backend tag moved.
     assert build_key(plan()) == (
         "2f6fd373c87b6d280f691e638e5077a1e8304b64d6ea9b39ebd007209df60ce3"
     )
     assert plan(sources=None).key == plan().key
-    controller = plan(kind="controller", sources="s" * 64)
+    controller = plan(kind="controller", sources=ContextSources((), "s" * 64))
     assert controller.key not in (plan().key, plan(kind="controller").key)
-    assert controller.key != plan(kind="controller", sources="t" * 64).key
-
-
-def test_controller_names_paths_and_tags() -> None:
-    assert (*BACKEND_KINDS, "controller") == IMAGE_KINDS
-    assert "controller" not in BACKEND_KINDS  # environment images: three servers
-    assert backend_package("controller") == "beephost-controller"
-    assert dockerfile_path("controller") == "services/controller/Dockerfile"
-    assert wheelhouse_path("controller") == "build/wheelhouse/controller"
-    assert default_repository("controller") == "beephost/controller"
-    assert alias_tags("controller", "beephost/controller", "3.11") == (
-        "beephost/controller:3.11",
-        "beephost/controller:local",
-    )
-    assert alias_tags("pipe", "beephost/pipe-backend", "3.11") == (
-        "beephost/pipe-backend:3.11",
-    )
-    assert (backend_package("rpc"), dockerfile_path("http")) == (
-        "beephost-rpc-backend",
-        "services/http-backend/Dockerfile",
+    assert (
+        controller.key
+        != plan(kind="controller", sources=ContextSources((), "t" * 64)).key
     )
 
 
-def test_the_controller_dockerfile_builds_offline_as_non_root() -> None:
-    text = (REPO / dockerfile_path("controller")).read_text()
-    assert check_dockerfile(text) == []
-    instructions = dockerfile_instructions(text)
-    assert instructions[0].args == "BASE_IMAGE=beephost/python:3.11"
-    final = [i for i in instructions if i.stage == 1]
-    assert [i.args for i in final if i.name == "USER"] == ["10001:10001"]
-    healthcheck = next(i.args for i in final if i.name == "HEALTHCHECK")
-    assert "--interval=5s --timeout=5s --start-period=30s --retries=3" in healthcheck
-    assert '["/opt/beephost/bin/beephost-controller", "healthcheck"]' in healthcheck
-    assert [i.args for i in final if i.name == "ENTRYPOINT"] == [
-        '["/opt/beephost/bin/beephost-controller"]'
-    ]
-    assert [i.args for i in final if i.name in ("VOLUME", "EXPOSE")] == [
-        "/var/lib/beephost",
-        "8600",
-    ]
-    env = " ".join(i.args for i in final if i.name == "ENV").split()
-    for setting in (
-        "BEEPHOST_CONTROLLER_WORKSPACE=/opt/beephost-src",
-        "BEEPHOST_CONTROLLER_HOST=0.0.0.0",
-        "BEEPHOST_CONTROLLER_PORT=8600",
-        "BEEPHOST_CONTROLLER_DATABASE=/var/lib/beephost/controller.db",
-        "HOME=/var/lib/beephost",
-        "UV=/opt/beephost/bin/uv",
-        "PATH=/opt/beephost/bin:$PATH",
-    ):
-        assert setting in env
-    # The sources go through the build stage; .dockerignore through the wheelhouse
-    # (docker-py sends the engine a rewritten one).
-    build = " ".join(i.args for i in instructions if i.stage == 0 and i.name == "COPY")
-    for source in CONTROLLER_SOURCES:
-        if source == ".dockerignore":
-            assert "/wheels/dockerignore /opt/beephost-src/.dockerignore" in text
-        else:
-            assert source in build.split() or f"{source}/" in build.split()
-    assert [i.args for i in final if i.name == "COPY"] == ["--from=build /opt/ /opt/"]
-    labels = parse_label_args(
-        next(i.args for i in final if i.name == "LABEL"), {"CODE_VERSION": "c"}
-    )
-    assert labels[LABEL_KIND] == KIND_CONTROLLER_IMAGE
-    assert LABEL_BACKEND not in labels
-
-
-def test_controller_image_tags_labels_and_carries_the_sources(
-    base: BaseImage,
-    runtime: FakeRuntime,
-    controller_workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
+@pytest.mark.parametrize("kind", BACKEND_KINDS)
+def test_the_context_has_everything_the_dockerfile_copies(
+    rig: ImageRig, kind: BackendKind
 ) -> None:
-    # The fake build fails if a COPY source (pyproject.toml, uv.lock, packages/, ...)
-    # is missing from the context.
-    image = ensure_controller_image(
-        base,
-        runtime,
-        workspace=controller_workspace,
-        cache_dir=tmp_path / "cache",
-        repository="beephost-test/controller",
-        tools=tools,
-    )
-    assert image.built is True
-    assert image.kind == "controller"
-    assert image.tag == f"beephost-test/controller:3.11-{image.build_key[:16]}"
-    assert image.alias == "beephost-test/controller:3.11"
-    assert image.aliases == (image.alias, "beephost-test/controller:local")
-    for tag in (image.tag, *image.aliases):
-        info = runtime.get_image(tag)
-        assert info is not None
-        assert info.id == image.image_id
-    info = runtime.get_image(image.tag)
-    assert info is not None
-    assert info.labels[LABEL_KIND] == KIND_CONTROLLER_IMAGE
-    assert LABEL_BACKEND not in info.labels
-    assert info.labels[LABEL_BUILD_KEY] == image.build_key
-    assert info.labels["org.opencontainers.image.title"] == "beephost-controller"
-    members = ("packages/core", "packages/protocol", "services/controller")
-    assert sorted(tools.built) == list(members)
-    assert image.code_version == code_version(
-        {m: source_tree_hash(controller_workspace / m) for m in members}
-    )
-    assert runtime.remove_by_labels({LABEL_KIND: KIND_BACKEND_BUILD}) == []
-    assert not list((tmp_path / "cache").glob("context-*"))
-
-    again = ensure_backend_image(
-        "controller",
-        base,
-        runtime,
-        workspace=controller_workspace,
-        cache_dir=tmp_path / "cache",
-        repository="beephost-test/controller",
-        tools=tools,
-    )
-    assert (again.built, again.image_id) == (False, image.image_id)
+    rig.backend(kind)
+    build = rig.runtime.builds[-1]
+    dockerfile = (REPO / dockerfile_path(kind)).read_text()
+    assert context_misses(build, dockerfile) == []
+    # Without the wheelhouse the Dockerfile's COPY has nothing to copy.
+    bare = dataclasses.replace(build, files=frozenset({dockerfile_path(kind)}))
+    assert context_misses(bare, dockerfile) == [f"{wheelhouse_path(kind)}/"]
 
 
-def test_controller_key_is_independent_of_the_backends(
-    base: BaseImage,
-    runtime: FakeRuntime,
-    controller_workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
-) -> None:
-    def build(kind: str) -> BackendImage:
-        return ensure(kind, base, runtime, controller_workspace, tools, tmp_path)
-
-    pipe, controller = build("pipe"), build("controller")
-    code = workspace_code_version(controller_workspace, tools)
-    assert controller.build_key != pipe.build_key
-
-    # The controller's own source: a new controller image, the backends untouched.
-    module = controller_workspace / "services/controller/src/beephost_controller"
-    (module / "app.py").write_text("app = 1\n")
-    assert build("pipe").tag == pipe.tag
-    assert build("pipe").built is False
-    changed = build("controller")
-    assert changed.built is True
-    assert changed.tag != controller.tag
-    assert workspace_code_version(controller_workspace, tools) == code
-    assert runtime.get_image(controller.image_id) is None  # the old one is retired
-    assert runtime.get_image(pipe.tag) is not None  # never a backend image
-
-    # A backend's Dockerfile is not the controller's member, but it carries it.
-    dockerfile = controller_workspace / dockerfile_path("rpc")
-    dockerfile.write_text(dockerfile.read_text() + "# changed\n")
-    assert build("controller").tag != changed.tag
-    assert build("pipe").tag == pipe.tag
-
-    # Caches, virtualenvs and build outputs are not carried.
-    before = controller_sources_hash(controller_workspace)
-    for junk in (
-        "services/controller/.venv/bin/python",
-        "services/controller/src/beephost_controller/__pycache__/app.cpython-311.pyc",
-        "packages/core/dist/beephost_core-0.1.0-py3-none-any.whl",
-        "packages/core/build/lib/x.py",
-        "packages/core/src/beephost_core.egg-info/PKG-INFO",
-        "services/.mypy_cache/x.json",
-    ):
-        (controller_workspace / junk).parent.mkdir(parents=True, exist_ok=True)
-        (controller_workspace / junk).write_text("junk\n")
-    assert controller_sources_hash(controller_workspace) == before
-    files = controller_source_files(controller_workspace)
-    assert "uv.lock" in files
-    assert "services/controller/Dockerfile" in files
-    assert not [f for f in files if "junk" in (controller_workspace / f).read_text()]
-
-
-def test_controller_needs_the_lock_and_unknown_kinds_fail(
-    base: BaseImage,
-    runtime: FakeRuntime,
-    controller_workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
-) -> None:
-    (controller_workspace / "uv.lock").unlink()
-    with pytest.raises(BackendImageError, match=r"uv\.lock"):
-        ensure("controller", base, runtime, controller_workspace, tools, tmp_path)
-    with pytest.raises(BackendImageError, match="unknown backend 'controllers'"):
-        ensure("controllers", base, runtime, controller_workspace, tools, tmp_path)
-    assert runtime.get_image("beephost-test/controller:local") is None
-
-
-def test_controller_wheelhouse_export(
-    base: BaseImage, controller_workspace: Path, tmp_path: Path
-) -> None:
-    wheelhouse = export_wheelhouse(
-        "controller",
-        base,
-        workspace=controller_workspace,
-        cache_dir=tmp_path / "cache",
-        tools=FakeWheelhouseTools(),
-    )
-    assert wheelhouse == controller_workspace / "build/wheelhouse/controller"
-    assert (wheelhouse / "requirements.txt").is_file()
-    assert (wheelhouse / "dockerignore").read_text() == (
-        controller_workspace / ".dockerignore"
-    ).read_text()
+def test_fake_build_needs_its_base_image_locally(rig: ImageRig) -> None:
+    with pytest.raises(ImageNotFoundError):
+        rig.runtime.build_image(
+            rig.workspace,
+            dockerfile=dockerfile_path("pipe"),
+            tag="beephost-test/pipe-backend:x",
+            buildargs={"BASE_IMAGE": "beephost-test/python:2.7"},
+        )
 
 
 # -- UvTools: the downloads trust the controller's CA bundle and index ---------------------

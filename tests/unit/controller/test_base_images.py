@@ -5,8 +5,19 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from beephost_controller.runtime.base_images import (
-    DEBIAN_SUITES,
+from beephost_controller.images.base import ensure_base_image
+from beephost_controller.images.base_source import (
+    OFFICIAL_SLIM_DIGESTS,
+    base_image_tag,
+    debian_labels,
+    import_changes,
+    python_minor,
+    registry_reference,
+    select_source,
+)
+from beephost_controller.images.errors import BaseImageError
+from beephost_controller.images.keys import sha256_file
+from beephost_controller.images.labels import (
     LABEL_BASE_DIGEST,
     LABEL_DEBIAN_SUITE,
     LABEL_KIND,
@@ -14,23 +25,16 @@ from beephost_controller.runtime.base_images import (
     LABEL_PYTHON_VERSION,
     LABEL_ROOTFS_SHA256,
     LABEL_SOURCE,
+)
+from beephost_controller.images.rootfs import (
+    DEBIAN_SUITES,
     MERGED_USR_HOOK,
-    OFFICIAL_SLIM_DIGESTS,
-    BaseImageError,
-    base_image_tag,
-    debian_labels,
     debian_suite,
-    ensure_base_image,
     extract_hook_script,
-    import_changes,
     mmdebstrap_command,
     parse_dpkg_status,
-    python_minor,
     python_version_from_status,
-    registry_reference,
     rootfs_plan,
-    select_source,
-    sha256_file,
     upstream_version,
 )
 from beephost_controller.settings import Settings

@@ -4,7 +4,8 @@ naming the requirement. (The real build: tests/e2e/test_direct_references.py.)""
 
 import pytest
 
-from beephost_controller.runtime.backend_images import BackendImageError, parse_export
+from beephost_controller.images.errors import BackendImageError
+from beephost_controller.images.lockfile import parse_export
 
 WHEEL = "https://files.example/p/six-1.17.0-py2.py3-none-any.whl"
 DIGEST = "sha256:" + "ab" * 32

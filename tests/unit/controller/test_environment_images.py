@@ -8,12 +8,33 @@ tests/e2e/test_controller_images.py and tests/e2e/test_admin_image.py.
 
 import hashlib
 import json
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from beephost_controller.images import labels as names
+from beephost_controller.images import servers
+from beephost_controller.images.dockerfile import dockerfile_instructions
+from beephost_controller.images.environment import EnvironmentImage, sdk_code_version
+from beephost_controller.images.errors import BackendImageError
+from beephost_controller.images.install import commit_changes, install_script
+from beephost_controller.images.keys import ENVIRONMENT_LAYOUT, source_tree_hash
+from beephost_controller.images.layout import (
+    BACKEND_KINDS,
+    ENV_PREFIX,
+    ENV_PYTHON,
+    SDK_MEMBERS,
+    SDK_REQUIREMENTS_FILE,
+    SERVER_VENVS,
+    WHEELHOUSE,
+    servers_repository,
+)
+from beephost_controller.images.servers import (
+    render_servers_dockerfile,
+    servers_build_key,
+)
 from beephost_controller.jobs import JobLog, JobRunner
 from beephost_controller.ports import (
     BaseImageRef,
@@ -22,45 +43,6 @@ from beephost_controller.ports import (
     ImageNotFoundError,
 )
 from beephost_controller.resolver import Lock
-from beephost_controller.runtime import environment_images
-from beephost_controller.runtime.backend_images import (
-    BACKEND_KINDS,
-    LABEL_BUILD_KEY,
-    LABEL_CODE_VERSION,
-    BackendImageError,
-    dockerfile_instructions,
-    dockerfile_path,
-    source_tree_hash,
-)
-from beephost_controller.runtime.base_images import (
-    LABEL_KIND,
-    LABEL_MANAGED,
-    LABEL_PYTHON_VERSION,
-    BaseImage,
-)
-from beephost_controller.runtime.environment_images import (
-    ENV_PREFIX,
-    ENV_PYTHON,
-    ENVIRONMENT_LAYOUT,
-    KIND_ENVIRONMENT_BUILD,
-    KIND_ENVIRONMENT_IMAGE,
-    KIND_SERVERS_IMAGE,
-    LABEL_ENVIRONMENT_LOCK,
-    LABEL_ENVIRONMENT_SDK,
-    LABEL_SERVERS_IMAGE,
-    SDK_MEMBERS,
-    SDK_REQUIREMENTS_FILE,
-    SERVER_VENVS,
-    WHEELHOUSE,
-    EnvironmentImage,
-    commit_changes,
-    ensure_environment_image,
-    install_script,
-    render_servers_dockerfile,
-    sdk_code_version,
-    servers_build_key,
-    servers_repository,
-)
 from beephost_controller.service import (
     ControllerService,
     environment_tag,
@@ -75,120 +57,36 @@ from beephost_controller.testing import (
     FakeWheelhouseTools,
     fake_wheel_bytes,
 )
+from tests.unit.controller.conftest import ImageRig
 
-REPO = Path(__file__).resolve().parents[3]
 SIX_HASH = hashlib.sha256(fake_wheel_bytes("six", "1.17.0", "3.11")).hexdigest()
 LOCK = f"six==1.17.0 \\\n    --hash=sha256:{SIX_HASH}\n"
 ATTRS_HASH = hashlib.sha256(fake_wheel_bytes("attrs", "25.4.0", "3.11")).hexdigest()
 OTHER_LOCK = f"attrs==25.4.0 \\\n    --hash=sha256:{ATTRS_HASH}\n"
-RUN_LABELS = {"io.beephost.test.run": "unit"}
 
 
 # -- fixtures -------------------------------------------------------------------------
 
 
-def write_member(root: Path, path: str, name: str) -> None:
-    member = root / path
-    module = member / "src" / name.replace("-", "_")
-    module.mkdir(parents=True)
-    (member / "pyproject.toml").write_text(
-        f'[project]\nname = "{name}"\nversion = "0.1.0"\n'
-    )
-    (module / "__init__.py").write_text(f'"""{name}."""\n')
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    """A small uv workspace: the servers' members, the client, the real Dockerfiles."""
-    root = tmp_path / "repo"
-    root.mkdir()
-    (root / "pyproject.toml").write_text(
-        '[tool.uv.workspace]\nmembers = ["packages/*", "services/*"]\n'
-    )
-    shutil.copy(REPO / ".dockerignore", root / ".dockerignore")
-    write_member(root, "packages/core", "beephost-core")
-    write_member(root, "packages/protocol", "beephost-protocol")
-    write_member(root, "packages/client", "beephost-client")
-    for kind in BACKEND_KINDS:
-        write_member(root, f"services/{kind}-backend", f"beephost-{kind}-backend")
-        shutil.copy(REPO / dockerfile_path(kind), root / dockerfile_path(kind))
-    return root
-
-
-@pytest.fixture
-def runtime() -> FakeRuntime:
-    return FakeRuntime()
-
-
-@pytest.fixture
-def base(runtime: FakeRuntime, tmp_path: Path) -> BaseImage:
-    tarball = tmp_path / "rootfs.tar.gz"
-    tarball.write_bytes(b"rootfs")
-    info = runtime.import_image(
-        tarball,
-        "beephost-test/python:3.11",
-        changes=['LABEL io.beephost.python.version="3.11.2"'],
-    )
-    return BaseImage(
-        tag="beephost-test/python:3.11",
-        image_id=info.id,
-        python_version="3.11.2",
-        source="debian",
-        built=True,
-    )
-
-
-@pytest.fixture
-def tools() -> FakeWheelhouseTools:
-    return FakeWheelhouseTools()
-
-
 def ensure(
-    runtime: FakeRuntime,
-    base: BaseImage,
-    workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
+    rig: ImageRig,
     *,
     tag: str,
     lock: str = LOCK,
-    sdk: bool = False,
-    prefix: str | None = "beephost-test",
     lines: list[str] | None = None,
+    **kwargs: Any,
 ) -> EnvironmentImage:
-    return ensure_environment_image(
-        base=base,
-        lock_text=lock,
-        lock_digest=Lock(lock).digest,
-        tag=tag,
-        runtime=runtime,
-        workspace=workspace,
-        cache_dir=tmp_path / "cache",
-        tools=tools,
-        extra_labels=RUN_LABELS,
-        backend_repository_prefix=prefix,
-        sdk=sdk,
-        log=(lines if lines is not None else []).append,
-    )
+    log = (lines if lines is not None else []).append
+    return rig.environment(tag=tag, lock=lock, log=log, **kwargs)
 
 
 def build(
-    runtime: FakeRuntime,
-    base: BaseImage,
-    workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
-    *,
-    tag: str,
-    lock: str = LOCK,
-    sdk: bool,
+    rig: ImageRig, *, tag: str, lock: str = LOCK, sdk: bool
 ) -> tuple[str, CommitRun]:
-    image = ensure(
-        runtime, base, workspace, tools, tmp_path, tag=tag, lock=lock, sdk=sdk
-    )
+    image = ensure(rig, tag=tag, lock=lock, sdk=sdk)
     assert image.built
-    assert image.sdk == (sdk_code_version(workspace) if sdk else None)
-    return image.image_id, runtime.commit_runs[-1]
+    assert image.sdk == (sdk_code_version(rig.workspace) if sdk else None)
+    return image.image_id, rig.runtime.commit_runs[-1]
 
 
 def servers_builds(runtime: FakeRuntime) -> list[str]:
@@ -236,100 +134,68 @@ def test_servers_dockerfile_has_the_three_servers_and_an_empty_env() -> None:
     assert "/wheels" not in text  # nothing of any environment
 
 
-def test_the_servers_image_is_built_once_and_labelled(
-    runtime: FakeRuntime,
-    base: BaseImage,
-    workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
-) -> None:
+def test_the_servers_image_is_built_once_and_labelled(rig: ImageRig) -> None:
     lines: list[str] = []
     first = ensure(
-        runtime,
-        base,
-        workspace,
-        tools,
-        tmp_path,
+        rig,
         tag="beephost-test/env:a",
         lines=lines,
     )
-    [servers_tag] = servers_builds(runtime)
+    [servers_tag] = servers_builds(rig.runtime)
     assert servers_tag.startswith(f"{servers_repository('beephost-test')}:3.11-")
     assert f"servers image {servers_tag} (built" in "\n".join(lines)
-    servers = runtime.get_image(servers_tag)
+    servers = rig.runtime.get_image(servers_tag)
     assert servers is not None
-    assert servers.labels[LABEL_KIND] == KIND_SERVERS_IMAGE
-    assert servers.labels[LABEL_MANAGED] == "true"
-    assert servers.labels[LABEL_CODE_VERSION] == first.code_version
-    assert servers.labels[LABEL_PYTHON_VERSION] == "3.11.2"
-    assert servers_tag.endswith(servers.labels[LABEL_BUILD_KEY][:16])
+    assert servers.labels[names.LABEL_KIND] == names.KIND_SERVERS_IMAGE
+    assert servers.labels[names.LABEL_MANAGED] == "true"
+    assert servers.labels[names.LABEL_CODE_VERSION] == first.code_version
+    assert servers.labels[names.LABEL_PYTHON_VERSION] == "3.11.2"
+    assert servers_tag.endswith(servers.labels[names.LABEL_BUILD_KEY][:16])
     assert servers.labels["io.beephost.test.run"] == "unit"
 
     # Another environment (other requirements) is one more layer on the same image.
     lines.clear()
     second = ensure(
-        runtime,
-        base,
-        workspace,
-        tools,
-        tmp_path,
+        rig,
         tag="beephost-test/env:b",
         lock=OTHER_LOCK,
         lines=lines,
     )
-    assert servers_builds(runtime) == [servers_tag]
+    assert servers_builds(rig.runtime) == [servers_tag]
     assert f"servers image {servers_tag} (cached)" in lines
-    assert parent_of(runtime, first.image_id) == servers.id
-    assert parent_of(runtime, second.image_id) == servers.id
-    assert [run.image for run in runtime.commit_runs] == [servers.id, servers.id]
+    assert parent_of(rig.runtime, first.image_id) == servers.id
+    assert parent_of(rig.runtime, second.image_id) == servers.id
+    assert [run.image for run in rig.runtime.commit_runs] == [servers.id, servers.id]
 
 
-def test_servers_image_in_the_default_repository(
-    runtime: FakeRuntime,
-    base: BaseImage,
-    workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
-) -> None:
-    ensure(runtime, base, workspace, tools, tmp_path, tag="env:a", prefix=None)
-    built = [tag for op, tag in runtime.operations if op == "build-image"]
+def test_servers_image_in_the_default_repository(rig: ImageRig) -> None:
+    ensure(rig, tag="env:a", prefix=None)
+    built = [tag for op, tag in rig.runtime.operations if op == "build-image"]
     assert any(tag.startswith("beephost/servers:3.11-") for tag in built)
     assert any(tag.startswith("beephost/pipe-backend:3.11-") for tag in built)
 
 
-def test_a_servers_tag_with_another_key_is_rebuilt(
-    runtime: FakeRuntime,
-    base: BaseImage,
-    workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
-) -> None:
-    ensure(runtime, base, workspace, tools, tmp_path, tag="beephost-test/env:a")
-    [servers_tag] = servers_builds(runtime)
+def test_a_servers_tag_with_another_key_is_rebuilt(rig: ImageRig) -> None:
+    ensure(rig, tag="beephost-test/env:a")
+    [servers_tag] = servers_builds(rig.runtime)
     # Something else under that tag (not ours, or half made): not reused.
-    runtime.tag_image(base.image_id, servers_tag)
-    ensure(runtime, base, workspace, tools, tmp_path, tag="beephost-test/env:b")
-    assert servers_builds(runtime) == [servers_tag, servers_tag]
-    rebuilt = runtime.get_image(servers_tag)
+    rig.runtime.tag_image(rig.base.image_id, servers_tag)
+    ensure(rig, tag="beephost-test/env:b")
+    assert servers_builds(rig.runtime) == [servers_tag, servers_tag]
+    rebuilt = rig.runtime.get_image(servers_tag)
     assert rebuilt is not None
-    assert rebuilt.labels[LABEL_KIND] == KIND_SERVERS_IMAGE
+    assert rebuilt.labels[names.LABEL_KIND] == names.KIND_SERVERS_IMAGE
 
 
 # -- the environment image: one install container, committed -------------------------
 
 
 def test_environment_image_is_one_committed_install_on_the_servers_image(
-    runtime: FakeRuntime,
-    base: BaseImage,
-    workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
+    rig: ImageRig, tmp_path: Path
 ) -> None:
-    image_id, run = build(
-        runtime, base, workspace, tools, tmp_path, tag="beephost-test/env:p", sdk=False
-    )
-    [servers_tag] = servers_builds(runtime)
-    servers = runtime.get_image(servers_tag)
+    image_id, run = build(rig, tag="beephost-test/env:p", sdk=False)
+    [servers_tag] = servers_builds(rig.runtime)
+    servers = rig.runtime.get_image(servers_tag)
     assert servers is not None
     assert run.image == servers.id
     assert run.tag == "beephost-test/env:p"
@@ -337,21 +203,21 @@ def test_environment_image_is_one_committed_install_on_the_servers_image(
     assert run.command[:2] == ("/bin/sh", "-c")
     assert run.command[2] == install_script(install=True, sdk=False)
     # The container is findable by label: kind, this build's key, the run's labels.
-    assert run.labels[LABEL_KIND] == KIND_ENVIRONMENT_BUILD
+    assert run.labels[names.LABEL_KIND] == names.KIND_ENVIRONMENT_BUILD
     assert run.labels["io.beephost.test.run"] == "unit"
     assert "USER 10001:10001" in run.changes
 
-    labels = runtime.get_image(image_id).labels  # type: ignore[union-attr]
-    assert labels[LABEL_KIND] == KIND_ENVIRONMENT_IMAGE
-    assert labels[LABEL_MANAGED] == "true"
-    assert labels[LABEL_ENVIRONMENT_LOCK] == Lock(LOCK).digest
-    assert labels[LABEL_CODE_VERSION] == servers.labels[LABEL_CODE_VERSION]
-    assert labels[LABEL_PYTHON_VERSION] == "3.11.2"
-    assert labels[LABEL_BUILD_KEY] == run.labels[LABEL_BUILD_KEY]
-    assert labels[LABEL_BUILD_KEY] != servers.labels[LABEL_BUILD_KEY]
-    assert labels[LABEL_SERVERS_IMAGE] == servers.id
+    labels = rig.runtime.get_image(image_id).labels  # type: ignore[union-attr]
+    assert labels[names.LABEL_KIND] == names.KIND_ENVIRONMENT_IMAGE
+    assert labels[names.LABEL_MANAGED] == "true"
+    assert labels[names.LABEL_ENVIRONMENT_LOCK] == Lock(LOCK).digest
+    assert labels[names.LABEL_CODE_VERSION] == servers.labels[names.LABEL_CODE_VERSION]
+    assert labels[names.LABEL_PYTHON_VERSION] == "3.11.2"
+    assert labels[names.LABEL_BUILD_KEY] == run.labels[names.LABEL_BUILD_KEY]
+    assert labels[names.LABEL_BUILD_KEY] != servers.labels[names.LABEL_BUILD_KEY]
+    assert labels[names.LABEL_SERVERS_IMAGE] == servers.id
     assert labels["io.beephost.test.run"] == "unit"
-    assert LABEL_ENVIRONMENT_SDK not in labels
+    assert names.LABEL_ENVIRONMENT_SDK not in labels
     # The wheelhouse went in at /wheels: the lock's wheel and its requirements.
     assert run.files[f"{WHEELHOUSE}/requirements.txt"].startswith(b"six==1.17.0")
     assert any(
@@ -365,26 +231,26 @@ def test_environment_image_is_one_committed_install_on_the_servers_image(
         json.dumps(
             {
                 "io.beephost.test.run": "unit",
-                LABEL_KIND: KIND_ENVIRONMENT_BUILD,
-                LABEL_BUILD_KEY: labels[LABEL_BUILD_KEY],
+                names.LABEL_KIND: names.KIND_ENVIRONMENT_BUILD,
+                names.LABEL_BUILD_KEY: labels[names.LABEL_BUILD_KEY],
             }
         ),
-    ) in runtime.operations
+    ) in rig.runtime.operations
 
 
 def test_changes_are_label_and_user_instructions_a_commit_accepts(
-    runtime: FakeRuntime, base: BaseImage
+    rig: ImageRig,
 ) -> None:
     value = 'x "y" \\ $HOME ${PATH} é'
-    changes = commit_changes({"io.beephost.a": value, LABEL_KIND: "k"})
+    changes = commit_changes({"io.beephost.a": value, names.LABEL_KIND: "k"})
     assert changes == [
         "USER 10001:10001",
         'LABEL io.beephost.a="x \\"y\\" \\\\ \\$HOME \\${PATH} é"',
         'LABEL io.beephost.kind="k"',
     ]
     # Read back as the engine reads them (checked against Docker 20.10): unchanged.
-    info = runtime.commit_run(
-        base.image_id, ["true"], tag="t:1", user="0", changes=changes
+    info = rig.runtime.commit_run(
+        rig.base.image_id, ["true"], tag="t:1", user="0", changes=changes
     )
     assert info.labels["io.beephost.a"] == value
 
@@ -401,71 +267,50 @@ def test_install_script_removes_the_wheelhouse_and_keeps_files_readable() -> Non
 
 
 def test_without_requirements_the_environment_is_a_labelled_servers_image(
-    runtime: FakeRuntime,
-    base: BaseImage,
-    workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
+    rig: ImageRig,
 ) -> None:
-    image = ensure(
-        runtime, base, workspace, tools, tmp_path, tag="beephost-test/env:e", lock=""
-    )
+    image = ensure(rig, tag="beephost-test/env:e", lock="")
     assert image.built
-    assert runtime.commit_runs == []  # nothing to install: no container
-    assert ("build", "beephost-test/env:e") in runtime.operations
-    [servers_tag] = servers_builds(runtime)
-    servers = runtime.get_image(servers_tag)
+    assert rig.runtime.commit_runs == []  # nothing to install: no container
+    assert ("build", "beephost-test/env:e") in rig.runtime.operations
+    [servers_tag] = servers_builds(rig.runtime)
+    servers = rig.runtime.get_image(servers_tag)
     assert servers is not None
-    assert parent_of(runtime, image.image_id) == servers.id
-    labels = runtime.get_image(image.image_id).labels  # type: ignore[union-attr]
-    assert labels[LABEL_KIND] == KIND_ENVIRONMENT_IMAGE
-    assert labels[LABEL_ENVIRONMENT_LOCK] == Lock("").digest
+    assert parent_of(rig.runtime, image.image_id) == servers.id
+    labels = rig.runtime.get_image(image.image_id).labels  # type: ignore[union-attr]
+    assert labels[names.LABEL_KIND] == names.KIND_ENVIRONMENT_IMAGE
+    assert labels[names.LABEL_ENVIRONMENT_LOCK] == Lock("").digest
     assert labels["io.beephost.test.run"] == "unit"
 
 
-def test_an_existing_tag_is_used_as_it_is(
-    runtime: FakeRuntime,
-    base: BaseImage,
-    workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
-) -> None:
-    first = ensure(runtime, base, workspace, tools, tmp_path, tag="beephost-test/env:x")
-    before = list(runtime.operations)
-    again = ensure(runtime, base, workspace, tools, tmp_path, tag="beephost-test/env:x")
+def test_an_existing_tag_is_used_as_it_is(rig: ImageRig) -> None:
+    first = ensure(rig, tag="beephost-test/env:x")
+    before = list(rig.runtime.operations)
+    again = ensure(rig, tag="beephost-test/env:x")
     assert not again.built
     assert again.image_id == first.image_id
-    assert runtime.operations == before
+    assert rig.runtime.operations == before
 
 
 def test_a_failed_install_leaves_no_image_and_says_why(
-    runtime: FakeRuntime,
-    base: BaseImage,
-    workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
+    rig: ImageRig, tmp_path: Path
 ) -> None:
-    runtime.run_failures["requirements.txt"] = (1, "ERROR: hash mismatch for six\n")
+    rig.runtime.run_failures["requirements.txt"] = (1, "ERROR: hash mismatch for six\n")
     with pytest.raises(BackendImageError, match="hash mismatch for six"):
-        ensure(runtime, base, workspace, tools, tmp_path, tag="beephost-test/env:f")
-    assert runtime.get_image("beephost-test/env:f") is None
-    assert runtime.operations[-1][0] == "remove-by-labels"
-    assert KIND_ENVIRONMENT_BUILD in runtime.operations[-1][1]
+        ensure(rig, tag="beephost-test/env:f")
+    assert rig.runtime.get_image("beephost-test/env:f") is None
+    assert rig.runtime.operations[-1][0] == "remove-by-labels"
+    assert names.KIND_ENVIRONMENT_BUILD in rig.runtime.operations[-1][1]
     assert not list((tmp_path / "cache").glob("wheels-env-*"))
 
 
 def test_the_install_gets_the_host_uv_when_it_runs_in_the_image(
-    runtime: FakeRuntime,
-    base: BaseImage,
-    workspace: Path,
-    tmp_path: Path,
+    rig: ImageRig, tmp_path: Path
 ) -> None:
     uv = tmp_path / "uv"
     uv.write_bytes(b"\x7fELF fake uv")
-    tools = FakeWheelhouseTools(uv_binary=uv)
-    _, run = build(
-        runtime, base, workspace, tools, tmp_path, tag="beephost-test/env:u", sdk=False
-    )
+    rig.tools = FakeWheelhouseTools(uv_binary=uv)
+    _, run = build(rig, tag="beephost-test/env:u", sdk=False)
     assert run.files[f"{WHEELHOUSE}/uv"] == b"\x7fELF fake uv"
 
 
@@ -492,18 +337,18 @@ def test_every_input_changes_the_servers_key(monkeypatch: pytest.MonkeyPatch) ->
     assert key(extra_labels={"io.beephost.test.run": "x"}) != first
     # Images of the Dockerfile-per-environment layout (1) are never taken for these.
     assert ENVIRONMENT_LAYOUT == "2"
-    monkeypatch.setattr(environment_images, "ENVIRONMENT_LAYOUT", "3")
+    monkeypatch.setattr(servers, "ENVIRONMENT_LAYOUT", "3")
     assert key() != first
 
 
 def test_fake_commit_run_merges_labels_and_checks_its_inputs(
-    runtime: FakeRuntime, base: BaseImage, tmp_path: Path
+    rig: ImageRig, tmp_path: Path
 ) -> None:
-    runtime.build_labelled_image(base.image_id, "img:1", {"a.b": "image"})
+    rig.runtime.build_labelled_image(rig.base.image_id, "img:1", {"a.b": "image"})
     files = tmp_path / "files"
     (files / "sub").mkdir(parents=True)
     (files / "sub" / "f").write_bytes(b"x")
-    info = runtime.commit_run(
+    info = rig.runtime.commit_run(
         "img:1",
         ["true"],
         tag="img:2",
@@ -518,20 +363,20 @@ def test_fake_commit_run_merges_labels_and_checks_its_inputs(
         "a.c": "run",
         "a.d": "change",
     }
-    assert runtime.commit_runs[-1].files == {"/in/sub/f": b"x"}
+    assert rig.runtime.commit_runs[-1].files == {"/in/sub/f": b"x"}
     with pytest.raises(ContainerRuntimeError, match="no directory"):
-        runtime.commit_run(
+        rig.runtime.commit_run(
             "img:1", ["true"], tag="t", user="0", files={files / "no": "/x"}
         )
     with pytest.raises(ContainerRuntimeError, match="unsupported change"):
-        runtime.commit_run("img:1", ["true"], tag="t", user="0", changes=["RUN x"])
+        rig.runtime.commit_run("img:1", ["true"], tag="t", user="0", changes=["RUN x"])
     with pytest.raises(ImageNotFoundError):
-        runtime.commit_run("img:404", ["true"], tag="t", user="0")
-    runtime.run_failures["false"] = (3, "boom")
+        rig.runtime.commit_run("img:404", ["true"], tag="t", user="0")
+    rig.runtime.run_failures["false"] = (3, "boom")
     with pytest.raises(ContainerRunError, match="boom") as failed:
-        runtime.commit_run("img:1", ["false"], tag="img:3", user="0")
+        rig.runtime.commit_run("img:1", ["false"], tag="img:3", user="0")
     assert failed.value.exit_code == 3
-    assert runtime.get_image("img:3") is None
+    assert rig.runtime.get_image("img:3") is None
 
 
 # -- the SDK ----------------------------------------------------------------------------
@@ -559,17 +404,9 @@ def test_the_sdk_is_installed_after_the_lock_without_dependencies() -> None:
     assert f"--no-deps -r {WHEELHOUSE}/{SDK_REQUIREMENTS_FILE}" in alone
 
 
-def test_admin_wheelhouse_pins_the_sdk_wheels_by_hash(
-    runtime: FakeRuntime,
-    base: BaseImage,
-    workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
-) -> None:
-    image_id, run = build(
-        runtime, base, workspace, tools, tmp_path, tag="beephost-test/env:a", sdk=True
-    )
-    assert tools.built[-2:] == list(SDK_MEMBERS)  # after the backend images
+def test_admin_wheelhouse_pins_the_sdk_wheels_by_hash(rig: ImageRig) -> None:
+    image_id, run = build(rig, tag="beephost-test/env:a", sdk=True)
+    assert rig.tools.built[-2:] == list(SDK_MEMBERS)  # after the backend images
     protocol = run.files[f"{WHEELHOUSE}/beephost_protocol-0.1.0-py3-none-any.whl"]
     client = run.files[f"{WHEELHOUSE}/beephost_client-0.1.0-py3-none-any.whl"]
     sdk_txt = run.files[f"{WHEELHOUSE}/{SDK_REQUIREMENTS_FILE}"]
@@ -580,24 +417,14 @@ def test_admin_wheelhouse_pins_the_sdk_wheels_by_hash(
     ]
     assert b"six==1.17.0" in run.files[f"{WHEELHOUSE}/requirements.txt"]
     assert f"-r {WHEELHOUSE}/{SDK_REQUIREMENTS_FILE}" in run.command[2]
-    labels = runtime.get_image(image_id).labels  # type: ignore[union-attr]
-    assert labels[LABEL_ENVIRONMENT_SDK] == sdk_code_version(workspace)
-    assert LABEL_CODE_VERSION in labels
+    labels = rig.runtime.get_image(image_id).labels  # type: ignore[union-attr]
+    assert labels[names.LABEL_ENVIRONMENT_SDK] == sdk_code_version(rig.workspace)
+    assert names.LABEL_CODE_VERSION in labels
 
 
-def test_admin_without_requirements_still_installs_the_sdk(
-    runtime: FakeRuntime,
-    base: BaseImage,
-    workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
-) -> None:
+def test_admin_without_requirements_still_installs_the_sdk(rig: ImageRig) -> None:
     _, run = build(
-        runtime,
-        base,
-        workspace,
-        tools,
-        tmp_path,
+        rig,
         tag="beephost-test/env:s",
         lock="",
         sdk=True,
@@ -606,19 +433,11 @@ def test_admin_without_requirements_still_installs_the_sdk(
     assert f"{WHEELHOUSE}/requirements.txt" not in run.files
 
 
-def test_plain_wheelhouse_has_no_sdk(
-    runtime: FakeRuntime,
-    base: BaseImage,
-    workspace: Path,
-    tools: FakeWheelhouseTools,
-    tmp_path: Path,
-) -> None:
-    image_id, run = build(
-        runtime, base, workspace, tools, tmp_path, tag="beephost-test/env:p", sdk=False
-    )
-    assert "packages/client" not in tools.built
+def test_plain_wheelhouse_has_no_sdk(rig: ImageRig) -> None:
+    image_id, run = build(rig, tag="beephost-test/env:p", sdk=False)
+    assert "packages/client" not in rig.tools.built
     assert f"{WHEELHOUSE}/{SDK_REQUIREMENTS_FILE}" not in run.files
-    assert LABEL_ENVIRONMENT_SDK not in runtime.get_image(image_id).labels  # type: ignore[union-attr]
+    assert names.LABEL_ENVIRONMENT_SDK not in rig.runtime.get_image(image_id).labels  # type: ignore[union-attr]
 
 
 def test_sdk_version_follows_the_sdk_sources(workspace: Path) -> None:

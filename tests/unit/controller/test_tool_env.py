@@ -9,13 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from beephost_controller.images.errors import BaseImageError
+from beephost_controller.images.rootfs import MmdebstrapBuilder, rootfs_plan
+from beephost_controller.images.wheelhouse import UvTools
 from beephost_controller.resolver import ResolutionError, resolve
-from beephost_controller.runtime.backend_images import UvTools
-from beephost_controller.runtime.base_images import (
-    BaseImageError,
-    MmdebstrapBuilder,
-    rootfs_plan,
-)
 from beephost_controller.runtime.tool_env import private_home, tool_environment
 
 TOKEN = "tool-env-secret-0123456789abcdef"

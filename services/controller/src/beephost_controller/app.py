@@ -168,7 +168,7 @@ def _uv_resolver(settings: Settings) -> Callable[[list[str], str], Lock]:
 
 
 def _docker_builder(settings: Settings) -> ImageBuilder:
-    from beephost_controller.images import DockerImageBuilder
+    from beephost_controller.images.builder import DockerImageBuilder
 
     builder: ImageBuilder = DockerImageBuilder(settings)
     return builder

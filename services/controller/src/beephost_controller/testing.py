@@ -3,9 +3,9 @@
 It keeps images, tags and a pretend registry in dictionaries and behaves like the
 engine for the operations the controller uses. It cannot execute code: ``run``
 answers only the CPython version probe (``python3 -c ... python_version()``), from the
-version the image is known to carry; ``commit_run`` records the run and its files and
-commits a child image as if the command had succeeded (unless ``run_failures`` says
-otherwise).
+version the image is known to carry; ``build_image`` and ``commit_run`` record their
+inputs (the context's files, the run's files) and make the image as if the build or
+command had succeeded, without reading a Dockerfile or running anything.
 """
 
 import hashlib
@@ -19,21 +19,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from beephost_controller.images.errors import BackendImageError, BaseImageError
+from beephost_controller.images.keys import source_tree_hash
+from beephost_controller.images.lockfile import parse_export
+from beephost_controller.images.rootfs import RootfsPlan
 from beephost_controller.ports import (
     ContainerRunError,
     ContainerRuntimeError,
     ImageInfo,
     ImageNotFoundError,
 )
-from beephost_controller.runtime.backend_images import (
-    BackendImageError,
-    dockerfile_instructions,
-    parse_export,
-    parse_label_args,
-    source_tree_hash,
-    substitute,
-)
-from beephost_controller.runtime.base_images import BaseImageError, RootfsPlan
 
 _LABEL_RE = re.compile(r'^LABEL ([A-Za-z0-9._/-]+)=(".*")$')
 
@@ -77,6 +72,18 @@ class CommitRun:
 
 
 @dataclass(frozen=True)
+class ImageBuild:
+    """One ``FakeRuntime.build_image`` call, with the context's files at the call."""
+
+    dockerfile: str
+    tag: str
+    buildargs: Mapping[str, str]
+    labels: Mapping[str, str]
+    #: Every regular file of the context, relative (POSIX).
+    files: frozenset[str]
+
+
+@dataclass(frozen=True)
 class RemoteImage:
     """An image the fake registry serves by digest."""
 
@@ -105,6 +112,7 @@ class FakeRuntime:
         # with that status and output, like a failing install would.
         self.run_failures: dict[str, tuple[int, str]] = {}
         self.commit_runs: list[CommitRun] = []
+        self.builds: list[ImageBuild] = []
         self._images: dict[str, _Image] = {}
         self._tags: dict[str, str] = {}
         self._counter = 0
@@ -244,86 +252,44 @@ class FakeRuntime:
         buildargs: Mapping[str, str] | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> ImageInfo:
-        """Interpret the Dockerfile's ``ARG``, ``FROM``, ``COPY`` and ``LABEL`` lines.
+        """Record the build (``builds``) and an image tagged ``tag`` with ``labels``.
 
-        Like the legacy builder, every stage but the last leaves an untagged image
-        with that stage's labels behind. ``RUN`` and the rest are not executed.
+        The Dockerfile is not interpreted (the engine's builds are tested against the
+        engine): the image is a child of the ``BASE_IMAGE`` build argument if there is
+        one, with its labels and ``labels`` over them, as the builders pass them.
 
         Raises:
-            ImageNotFoundError: A ``FROM`` image is not local (the fake never pulls).
-            ContainerRuntimeError: No Dockerfile, a ``COPY`` source missing from the
-                context, or a ``COPY --from`` of an unknown stage.
+            ImageNotFoundError: ``BASE_IMAGE`` is not local (the fake never pulls).
+            ContainerRuntimeError: No Dockerfile in the context.
         """
-        path = context / dockerfile
-        if not path.is_file():
+        if not (context / dockerfile).is_file():
             raise ContainerRuntimeError(f"build {tag}: no {dockerfile} in {context}")
-        overrides = dict(buildargs or {})
-        global_args: dict[str, str] = {}
-        stages: dict[str, _Image] = {}
-        built: list[_Image] = []
-        current: _Image | None = None
-        scope: dict[str, str] = {}
-        for instruction in dockerfile_instructions(path.read_text()):
-            name, args = instruction.name, instruction.args
-            if name == "ARG":
-                target = scope if instruction.stage >= 0 else global_args
-                for word in shlex.split(args):
-                    key, sep, default = word.partition("=")
-                    value = default if sep else global_args.get(key, "")
-                    target[key] = overrides.get(key, value)
-                continue
-            if name == "FROM":
-                if current is not None:
-                    built.append(current)
-                words = substitute(args, global_args).split()
-                parent = stages.get(words[0]) or self._resolve(words[0])
-                if parent is None:
-                    raise ImageNotFoundError(
-                        f"build {tag}: base image {words[0]} not found"
-                    )
-                current = _Image(
-                    id=self._new_id(f"{tag}{instruction.stage}{parent.id}"),
-                    labels=dict(parent.labels),
-                    size=parent.size,
-                    python_version=parent.python_version,
-                    parent=parent.id,
+        args = dict(buildargs or {})
+        parent = None
+        if "BASE_IMAGE" in args:
+            parent = self._resolve(args["BASE_IMAGE"])
+            if parent is None:
+                raise ImageNotFoundError(
+                    f"build {tag}: base image {args['BASE_IMAGE']} not found"
                 )
-                if len(words) == 3 and words[1].upper() == "AS":
-                    stages[words[2]] = current
-                scope = {}
-                continue
-            if current is None:
-                raise ContainerRuntimeError(f"build {tag}: {name} before FROM")
-            if name in ("COPY", "ADD"):
-                words = shlex.split(substitute(args, scope))
-                flags = [word for word in words if word.startswith("--")]
-                sources = [word for word in words if not word.startswith("--")][:-1]
-                origin = next((f[7:] for f in flags if f.startswith("--from=")), None)
-                if origin is not None:
-                    if origin not in stages and self._resolve(origin) is None:
-                        raise ContainerRuntimeError(f"build {tag}: no stage {origin}")
-                    continue
-                for source in sources:
-                    found = (context / source).resolve()
-                    if (
-                        not found.is_relative_to(context.resolve())
-                        or not found.exists()
-                    ):
-                        raise ContainerRuntimeError(
-                            f"build {tag}: COPY {source}: not in the build context"
-                        )
-                    files = [found] if found.is_file() else found.rglob("*")
-                    current.size += sum(f.stat().st_size for f in files if f.is_file())
-            elif name == "LABEL":
-                current.labels.update(parse_label_args(args, scope))
-        if current is None:
-            raise ContainerRuntimeError(f"build {tag}: {dockerfile} has no FROM")
-        current.labels.update(labels or {})
-        for image in [*built, current]:
-            self._images[image.id] = image
-        self._tags[tag] = current.id
+        files = frozenset(
+            path.relative_to(context).as_posix()
+            for path in context.rglob("*")
+            if path.is_file()
+        )
+        self.builds.append(ImageBuild(dockerfile, tag, args, dict(labels or {}), files))
+        image = _Image(
+            id=self._new_id(f"{tag}{sorted(args.items())}"),
+            labels={**(parent.labels if parent else {}), **(labels or {})},
+            size=(parent.size if parent else 0)
+            + sum((context / name).stat().st_size for name in files),
+            python_version=parent.python_version if parent else None,
+            parent=parent.id if parent else None,
+        )
+        self._images[image.id] = image
+        self._tags[tag] = image.id
         self.operations.append(("build-image", tag))
-        return self._info(current)
+        return self._info(image)
 
     def run(
         self,

@@ -44,6 +44,7 @@ from beephost_controller.backends.status import (
     exit_reason,
     status_of,
 )
+from beephost_controller.images.layout import CONTAINER_PORTS
 from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.ports import (
     BackendContainers,
@@ -52,7 +53,6 @@ from beephost_controller.ports import (
     ContainerState,
     PortInUse,
 )
-from beephost_controller.runtime.environment_images import CONTAINER_PORTS
 from beephost_controller.schemas import ExitReason
 from beephost_controller.settings import Settings
 from beephost_controller.store import BackendRow, BackendUpdate, SqliteStore

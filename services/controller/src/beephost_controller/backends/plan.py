@@ -15,13 +15,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from beephost_controller.ports import ContainerSpec
-from beephost_controller.rows import BackendConfig, BackendRow, EnvironmentRow
-from beephost_controller.runtime.environment_images import (
+from beephost_controller.images.layout import (
     CONTAINER_PORTS,
     healthcheck_command,
     server_command,
 )
+from beephost_controller.ports import ContainerSpec
+from beephost_controller.rows import BackendConfig, BackendRow, EnvironmentRow
 from beephost_controller.schemas import BackendLimits, BackendOptions, BackendType
 from beephost_controller.settings import Settings
 from beephost_protocol.errors import Conflict, InvalidRequest

@@ -1,25 +1,22 @@
-"""DockerImageBuilder: base and environment images on the Docker engine."""
+"""``DockerImageBuilder``: the ``ImageBuilder`` port on the Docker engine."""
 
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from beephost_controller.jobs import JobLog
-from beephost_controller.ports import BaseImageRef, ContainerRuntime
-from beephost_controller.resolver import Lock
-from beephost_controller.runtime.backend_images import (
-    UvTools,
-    WheelhouseTools,
-    default_cache_dir,
-    find_workspace,
-)
-from beephost_controller.runtime.base_images import BaseImage, ensure_base_image
-from beephost_controller.runtime.docker_images import DockerRuntime
-from beephost_controller.runtime.environment_images import (
+from beephost_controller.images.base import ensure_base_image
+from beephost_controller.images.base_source import BaseImage
+from beephost_controller.images.environment import (
     ensure_environment_image,
     sdk_code_version,
     workspace_code_version,
 )
+from beephost_controller.images.layout import default_cache_dir, find_workspace
+from beephost_controller.images.wheelhouse import UvTools, WheelhouseTools
+from beephost_controller.jobs import JobLog
+from beephost_controller.ports import BaseImageRef, ContainerRuntime
+from beephost_controller.resolver import Lock
+from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.settings import Settings
 
 

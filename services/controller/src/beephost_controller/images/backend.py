@@ -1,0 +1,346 @@
+"""Backend images: each backend's Dockerfile built on a pinned-CPython base, offline.
+
+The build context is a small directory shaped like the repository root
+(``.dockerignore``, the backend's ``Dockerfile``, ``build/wheelhouse/<kind>-backend/``
+filled by ``wheelhouse``), so the same Dockerfile builds from the real repository root
+with ``docker build`` too. The tag ``<repository>:<X.Y>-<key>`` is content-addressed
+(``keys``); ``<repository>:<X.Y>`` follows the newest build.
+
+The controller's image is built by the same recipe (kind ``controller``,
+``services/controller/Dockerfile``), with the workspace sources it carries given as
+``ContextSources`` by the release tools (``scripts/controller_image.py``).
+
+Example:
+    >>> image = ensure_backend_image("pipe", base, runtime, workspace=Path("."))
+    >>> image.tag
+    'beephost/pipe-backend:3.11-0f3c9a1d2b4e6f70'
+"""
+
+import contextlib
+import logging
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from beephost_controller.images.backend_plan import (
+    BuildPlan,
+    ContextSources,
+    alias_tags,
+    backend_labels,
+    build_args,
+    image_label_kind,
+    is_current,
+    plan_backend_image,
+)
+from beephost_controller.images.base_source import BaseImage
+from beephost_controller.images.ensure import ensure
+from beephost_controller.images.errors import BackendImageError
+from beephost_controller.images.keys import (
+    image_tag,
+)
+from beephost_controller.images.labels import (
+    KIND_BACKEND_BUILD,
+    LABEL_BUILD_KEY,
+    LABEL_KIND,
+)
+from beephost_controller.images.layout import (
+    ImageKind,
+    default_cache_dir,
+    default_repository,
+    dockerfile_path,
+    find_workspace,
+    image_kind,
+    wheelhouse_path,
+)
+from beephost_controller.images.lockfile import (
+    BuiltWheel,
+    LockedExport,
+    render_requirements,
+)
+from beephost_controller.images.wheelhouse import (
+    UvTools,
+    WheelhouseTools,
+    build_member_wheel,
+    pool_wheels,
+)
+from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError, ImageInfo
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BackendImage:
+    """A local backend (or controller) image.
+
+    Attributes:
+        kind: ``"pipe"``, ``"http"``, ``"rpc"`` or ``"controller"``.
+        tag: The content-addressed ``<repository>:<X.Y>-<key>``.
+        alias: ``<repository>:<X.Y>``, moved to the newest build.
+        image_id: The engine's image id.
+        python_version: Exact CPython version of the base image.
+        code_version: Hash of our packages' source trees in the image.
+        build_key: The full hash the tag is derived from.
+        base_image_id: The base image it was built on.
+        built: Whether this call built it; ``False`` on a cache hit.
+        size: Image size in bytes, as the engine reports it.
+        seconds: Wall time of this call.
+        aliases: Every moving tag, ``alias`` first (the controller's adds
+            ``<repository>:local``).
+    """
+
+    kind: ImageKind
+    tag: str
+    alias: str
+    image_id: str
+    python_version: str
+    code_version: str
+    build_key: str
+    base_image_id: str
+    built: bool
+    size: int = 0
+    seconds: float = 0.0
+    aliases: tuple[str, ...] = ()
+
+
+def prepare_wheelhouse(
+    plan: BuildPlan,
+    export: LockedExport,
+    *,
+    workspace: Path,
+    cache_dir: Path,
+    wheelhouse: Path,
+    tools: WheelhouseTools,
+) -> list[BuiltWheel]:
+    """Fill ``wheelhouse`` with everything the Dockerfile installs, offline.
+
+    Third-party wheels come from the pool in ``cache_dir`` (downloaded on a miss), our
+    members are built fresh; ``requirements.txt`` pins all of them by hash, next to
+    ``python-minor`` and, when the host's uv runs in the image, the ``uv`` binary
+    (an image that carries sources also gets ``dockerignore``, the workspace's
+    ``.dockerignore``).
+
+    Returns:
+        Our wheels, as built into the wheelhouse.
+
+    Raises:
+        BackendImageError: A wheel could not be built or downloaded.
+    """
+    pool_wheels(
+        export.requirements,
+        plan.python_minor,
+        cache_dir=cache_dir,
+        target=wheelhouse,
+        tools=tools,
+    )
+    ours = [build_member_wheel(workspace, m, wheelhouse, tools) for m in export.members]
+    (wheelhouse / "requirements.txt").write_text(
+        render_requirements(export.requirements, ours)
+    )
+    (wheelhouse / "python-minor").write_text(plan.python_minor + "\n")
+    _, uv_binary = tools.installer()
+    if uv_binary is not None:
+        shutil.copy2(uv_binary, wheelhouse / "uv")
+    if plan.sources is not None:
+        # The image's /opt/beephost-src/.dockerignore: the one in the build context
+        # is not it (docker-py rewrites it), and backend build keys hash it.
+        (wheelhouse / "dockerignore").write_text(plan.dockerignore)
+    return ours
+
+
+def prepare_context(
+    plan: BuildPlan,
+    export: LockedExport,
+    *,
+    workspace: Path,
+    cache_dir: Path,
+    context: Path,
+    tools: WheelhouseTools,
+) -> list[BuiltWheel]:
+    """Lay out a build context shaped like the repository root, wheelhouse included.
+
+    Only what the Dockerfile reads is there: ``.dockerignore``, the Dockerfile and
+    the wheelhouse, so the engine receives a few tens of MB, not the repository, and
+    the plan's ``sources`` if any (the controller's: about 2 MB).
+
+    Returns:
+        Our wheels, as built into the wheelhouse.
+
+    Raises:
+        BackendImageError: A wheel could not be built or downloaded.
+    """
+    for relative in plan.sources.files if plan.sources else ():
+        copied = context / relative
+        copied.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(workspace / relative, copied)
+    target = context / dockerfile_path(plan.kind)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(plan.dockerfile)
+    if plan.dockerignore:
+        (context / ".dockerignore").write_text(plan.dockerignore)
+    return prepare_wheelhouse(
+        plan,
+        export,
+        workspace=workspace,
+        cache_dir=cache_dir,
+        wheelhouse=context / wheelhouse_path(plan.kind),
+        tools=tools,
+    )
+
+
+# -- ensure ----------------------------------------------------------------------------
+
+
+@dataclass
+class BackendRecipe:
+    """``ensure``'s recipe of a backend (or the controller's) image."""
+
+    plan: BuildPlan
+    export: LockedExport
+    base: BaseImage
+    repository: str
+    aliases: tuple[str, ...]
+    workspace: Path
+    cache_dir: Path
+    tools: WheelhouseTools
+    what = "backend image"
+    error = BackendImageError
+
+    def __post_init__(self) -> None:
+        self.key = self.plan.key
+        self.tag = image_tag(self.repository, self.plan.python_minor, self.key)
+        self.kind = image_label_kind(self.plan.kind)
+        self.retires: str | None = self.aliases[0]
+
+    def is_current(self, info: ImageInfo) -> bool:
+        return is_current(info.labels, self.plan)
+
+    def build(self, runtime: ContainerRuntime) -> ImageInfo:
+        base = self.base
+        labels = backend_labels(
+            self.plan, python_version=base.python_version, base_ref=base.tag
+        )
+        args = build_args(
+            self.plan, python_version=base.python_version, base_ref=base.image_id
+        )
+        context = Path(
+            tempfile.mkdtemp(prefix=f"context-{self.plan.kind}-", dir=self.cache_dir)
+        )
+        try:
+            prepare_context(
+                self.plan,
+                self.export,
+                workspace=self.workspace,
+                cache_dir=self.cache_dir,
+                context=context,
+                tools=self.tools,
+            )
+            logger.info("building %s from %s", self.tag, base.tag)
+            return runtime.build_image(
+                context,
+                dockerfile=dockerfile_path(self.plan.kind),
+                tag=self.tag,
+                buildargs=args,
+                labels=labels,
+            )
+        except ContainerRuntimeError as exc:
+            raise BackendImageError(f"building {self.tag} failed: {exc}") from exc
+        finally:
+            shutil.rmtree(context, ignore_errors=True)
+            # The build stage's images are cache nobody will hit again (the next build
+            # of this key finds the tag): drop them, also after a failed build.
+            with contextlib.suppress(ContainerRuntimeError):
+                runtime.remove_by_labels(
+                    {LABEL_KIND: KIND_BACKEND_BUILD, LABEL_BUILD_KEY: self.key}
+                )
+
+
+def ensure_backend_image(
+    kind: str,
+    base: BaseImage,
+    runtime: ContainerRuntime,
+    *,
+    workspace: Path | None = None,
+    cache_dir: Path | None = None,
+    repository: str | None = None,
+    tools: WheelhouseTools | None = None,
+    extra_labels: Mapping[str, str] | None = None,
+    refresh: bool = False,
+    sources: ContextSources | None = None,
+    extra_aliases: Sequence[str] = (),
+) -> BackendImage:
+    """Make sure the image of backend ``kind`` on ``base`` exists locally.
+
+    The tag is content-addressed; when it exists with the expected build key, nothing
+    is built (``built=False``). Otherwise the wheelhouse is prepared (wheels reused
+    from the pool in ``cache_dir``), the backend's Dockerfile is built without network,
+    the build stage's intermediate images are removed, and ``<repository>:<X.Y>`` is
+    moved to the new image (the image it left is removed if nothing uses it).
+
+    Args:
+        kind: ``"pipe"``, ``"http"``, ``"rpc"`` or ``"controller"``.
+        base: The pinned-CPython base image (``ensure_base_image``).
+        runtime: The container engine.
+        workspace: The repository root; found above the current directory if omitted.
+        cache_dir: Wheel pool and build contexts; ``default_cache_dir()`` if omitted.
+        repository: Image repository; ``beephost/<kind>-backend`` (or
+            ``beephost/controller``) if omitted.
+        tools: Host tools for the wheelhouse; ``UvTools()`` if omitted.
+        extra_labels: More labels for the image (tests use one to clean up).
+        refresh: Build even if the tag exists.
+        sources: Workspace files the image carries (the controller's).
+        extra_aliases: More moving tags, ``<repository>:<name>`` each.
+
+    Returns:
+        The image, with its tag, id and versions.
+
+    Raises:
+        BackendImageError: Unknown kind, missing base, unusable lock or Dockerfile,
+            a wheel that cannot be had, or a failed build.
+        ContainerRuntimeError: The engine failed otherwise.
+
+    Example:
+        >>> ensure_backend_image("rpc", base, runtime).built
+        False
+    """
+    backend = image_kind(kind)
+    root = (workspace or find_workspace()).resolve()
+    cache = cache_dir or default_cache_dir()
+    repo = repository or default_repository(backend)
+    host_tools = tools or UvTools()
+    if runtime.get_image(base.image_id) is None:
+        raise BackendImageError(f"base image {base.tag} ({base.image_id}) is gone")
+    plan, export = plan_backend_image(
+        backend,
+        base,
+        workspace=root,
+        tools=host_tools,
+        extra_labels=extra_labels,
+        sources=sources,
+    )
+    recipe = BackendRecipe(
+        plan,
+        export,
+        base,
+        repo,
+        alias_tags(repo, plan.python_minor, extra_aliases),
+        root,
+        cache,
+        host_tools,
+    )
+    found = ensure(recipe, runtime, lock=cache / ".lock", refresh=refresh)
+    return BackendImage(
+        kind=backend,
+        tag=recipe.tag,
+        alias=recipe.aliases[0],
+        image_id=found.info.id,
+        python_version=base.python_version,
+        code_version=plan.code_version,
+        build_key=recipe.key,
+        base_image_id=base.image_id,
+        built=found.built,
+        size=found.info.size,
+        seconds=found.seconds,
+        aliases=recipe.aliases,
+    )

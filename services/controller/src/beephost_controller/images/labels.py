@@ -1,0 +1,69 @@
+"""The ``io.beephost.*`` labels every image of the pipeline carries, and their checks.
+
+``io.beephost.kind`` says which recipe made an image (``KIND_*``): lookups, retiring and
+test cleanup go by it, never by name.
+"""
+
+import re
+from collections.abc import Mapping
+
+from beephost_controller.images.errors import BaseImageError
+
+LABEL_MANAGED = "io.beephost.managed"
+LABEL_KIND = "io.beephost.kind"
+LABEL_PYTHON_VERSION = "io.beephost.python.version"
+LABEL_PYTHON_MINOR = "io.beephost.python.minor"
+#: The content key (``keys.content_key``) an image was built for.
+LABEL_BUILD_KEY = "io.beephost.build.key"
+LABEL_CODE_VERSION = "io.beephost.code.version"
+# Base images.
+LABEL_ROOTFS_SHA256 = "io.beephost.rootfs.sha256"
+LABEL_DEBIAN_SUITE = "io.beephost.debian.suite"
+LABEL_DEBIAN_VERSION = "io.beephost.debian.python-package-version"
+LABEL_SOURCE = "io.beephost.base.source"
+LABEL_BASE_REF = "io.beephost.base.ref"
+LABEL_BASE_DIGEST = "io.beephost.base.digest"
+# Backend (and controller) images.
+LABEL_BACKEND = "io.beephost.backend"
+LABEL_BASE_IMAGE = "io.beephost.base.image"
+LABEL_INSTALLER = "io.beephost.installer"
+# Environment images.
+LABEL_ENVIRONMENT_LOCK = "io.beephost.environment.lock"
+#: On admin images: the hash of the client SDK's source trees they carry.
+LABEL_ENVIRONMENT_SDK = "io.beephost.environment.sdk"
+#: On environment images: the id of the servers image they are one layer on.
+LABEL_SERVERS_IMAGE = "io.beephost.servers.image"
+
+KIND_BASE_IMAGE = "base-image"
+KIND_PROBE = "base-image-probe"
+KIND_BACKEND_IMAGE = "backend-image"
+KIND_CONTROLLER_IMAGE = "controller-image"
+#: The Dockerfiles' build stage labels itself so; its intermediate images (the legacy
+#: builder keeps them as cache) are removed by build key after every build. The
+#: controller's Dockerfile labels its build stage the same way.
+KIND_BACKEND_BUILD = "backend-build"
+KIND_SERVERS_IMAGE = "servers-image"
+KIND_ENVIRONMENT_IMAGE = "environment-image"
+#: On the container (and leftovers) of an environment image's install.
+KIND_ENVIRONMENT_BUILD = "environment-build"
+
+_LABEL_KEY_RE = re.compile(r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")
+
+
+def check_label_keys(labels: Mapping[str, str]) -> None:
+    """Reject extra labels that a ``LABEL`` change or a label filter would mangle.
+
+    Raises:
+        BaseImageError: A key is not lowercase and dotted, or a value has a line break.
+    """
+    for key, value in labels.items():
+        if not _LABEL_KEY_RE.match(key):
+            raise BaseImageError(f"invalid label key {key!r}")
+        if "\n" in value or "\r" in value:
+            raise BaseImageError(f"label {key} has a line break")
+
+
+def quote_label_value(value: str) -> str:
+    """``value`` as a double-quoted Dockerfile word that expands to exactly itself."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return f'"{escaped}"'

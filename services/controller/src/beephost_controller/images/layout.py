@@ -1,0 +1,160 @@
+"""The image contract: image kinds, where things live in the images, how servers run.
+
+Imported by the builders (which lay the images out so) and by the backend lifecycle
+(``backends.py``, which starts containers of them): the server venvs, the user, the
+ports, the server command lines and health checks, the environment's prefix, and the
+paths of the Dockerfiles and wheelhouses in the repository.
+"""
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal, get_args
+
+from beephost_controller.images.errors import BackendImageError
+
+BackendKind = Literal["pipe", "http", "rpc"]
+BACKEND_KINDS: tuple[BackendKind, ...] = get_args(BackendKind)
+#: Every kind built from a service Dockerfile: the three backends and the controller.
+ImageKind = Literal["pipe", "http", "rpc", "controller"]
+IMAGE_KINDS: tuple[ImageKind, ...] = get_args(ImageKind)
+CONTROLLER: Literal["controller"] = "controller"
+
+#: The server's numeric user and group inside the images (Dockerfile ``USER``).
+SERVER_UID = 10001
+#: The user every server and user code runs as.
+SERVER_USER = f"{SERVER_UID}:{SERVER_UID}"
+#: Where the server's virtualenv lives in the backend images.
+SERVER_PREFIX = "/opt/beephost"
+#: Each server's venv inside a servers (and so an environment) image.
+SERVER_VENVS: Mapping[BackendKind, str] = {
+    "pipe": SERVER_PREFIX,
+    "http": f"{SERVER_PREFIX}-http",
+    "rpc": f"{SERVER_PREFIX}-rpc",
+}
+#: Port each server listens on inside the container (None: a Unix socket).
+CONTAINER_PORTS: Mapping[BackendKind, int | None] = {
+    "pipe": None,
+    "http": 5678,
+    "rpc": 50051,
+}
+#: Where the environment's packages live in the image.
+ENV_PREFIX = "/opt/env"
+ENV_PYTHON = f"{ENV_PREFIX}/bin/python"
+#: Where an environment's install container finds the wheelhouse (removed before the
+#: commit).
+WHEELHOUSE = "/wheels"
+#: The client SDK's workspace members an admin image carries in /opt/env.
+SDK_MEMBERS = ("packages/protocol", "packages/client")
+#: The SDK's pinned wheels, next to the lock's requirements.txt in the wheelhouse.
+SDK_REQUIREMENTS_FILE = "sdk.txt"
+
+
+def backend_kind(kind: str) -> BackendKind:
+    """Validate a backend kind.
+
+    Raises:
+        BackendImageError: Not one of ``pipe``, ``http``, ``rpc``.
+    """
+    return BACKEND_KINDS[_index(kind, BACKEND_KINDS)]
+
+
+def image_kind(kind: str) -> ImageKind:
+    """Validate an image kind: a backend, or ``controller``.
+
+    Raises:
+        BackendImageError: Not one of ``pipe``, ``http``, ``rpc``, ``controller``.
+    """
+    return IMAGE_KINDS[_index(kind, IMAGE_KINDS)]
+
+
+def _index(kind: str, known: tuple[str, ...]) -> int:
+    if kind not in known:
+        raise BackendImageError(
+            f"unknown backend {kind!r}; expected one of {', '.join(known)}"
+        )
+    return known.index(kind)
+
+
+def service_name(kind: ImageKind) -> str:
+    """The service directory (and package suffix): ``<kind>-backend`` or ``controller``."""
+    return CONTROLLER if kind == CONTROLLER else f"{kind}-backend"
+
+
+def backend_package(kind: ImageKind) -> str:
+    """The workspace package (and console script) of a backend or the controller."""
+    return f"beephost-{service_name(kind)}"
+
+
+def dockerfile_path(kind: ImageKind) -> str:
+    """The image's Dockerfile, relative to the repository root."""
+    return f"services/{service_name(kind)}/Dockerfile"
+
+
+def wheelhouse_path(kind: ImageKind) -> str:
+    """Where the Dockerfile expects the wheelhouse, relative to the context root."""
+    return f"build/wheelhouse/{service_name(kind)}"
+
+
+def default_repository(kind: ImageKind) -> str:
+    """The local repository: ``beephost/<kind>-backend`` or ``beephost/controller``."""
+    return f"beephost/{service_name(kind)}"
+
+
+def servers_repository(backend_repository_prefix: str | None) -> str:
+    """``<prefix>/servers`` next to the backend images; ``beephost/servers`` by default."""
+    return f"{backend_repository_prefix or 'beephost'}/servers"
+
+
+def server_module(kind: BackendKind) -> str:
+    return f"beephost_{kind}_backend"
+
+
+def server_command(kind: BackendKind) -> list[str]:
+    """argv of a backend's server in an environment image.
+
+    A venv is not relocatable by its console scripts (their shebangs name the old
+    path), but ``<venv>/bin/python -m <module>`` finds its ``pyvenv.cfg`` from the
+    executable's path.
+    """
+    return [f"{SERVER_VENVS[kind]}/bin/python", "-m", server_module(kind)]
+
+
+def healthcheck_command(kind: BackendKind) -> list[str]:
+    """The server's own health probe (its ``healthcheck`` subcommand)."""
+    return [*server_command(kind), "healthcheck"]
+
+
+def server_environment() -> dict[str, str]:
+    """The servers' variables (over the pipe image's): every interpreter is /opt/env's."""
+    return {
+        "BEEPHOST_PIPE_BACKEND_PYTHON": ENV_PYTHON,
+        "BEEPHOST_HTTP_BACKEND_PYTHON": ENV_PYTHON,
+        "BEEPHOST_HTTP_BACKEND_WORKER_CWD": "/tmp",
+        "BEEPHOST_HTTP_BACKEND_HOST": "0.0.0.0",
+        "BEEPHOST_HTTP_BACKEND_PORT": str(CONTAINER_PORTS["http"]),
+        "BEEPHOST_RPC_BACKEND_PYTHON": ENV_PYTHON,
+        "BEEPHOST_RPC_BACKEND_WORKER_CWD": "/tmp",
+        "BEEPHOST_RPC_BACKEND_HOST": "0.0.0.0",
+        "BEEPHOST_RPC_BACKEND_PORT": str(CONTAINER_PORTS["rpc"]),
+        "BEEPHOST_RPC_BACKEND_METRICS_HOST": "0.0.0.0",
+        "BEEPHOST_RPC_BACKEND_METRICS_PORT": "9465",
+    }
+
+
+def default_cache_dir() -> Path:
+    """``~/.cache/beephost/backend-images``: the wheel pool and transient contexts."""
+    return Path.home() / ".cache" / "beephost" / "backend-images"
+
+
+def find_workspace(start: Path | None = None) -> Path:
+    """The uv workspace root at or above ``start`` (the current directory).
+
+    Raises:
+        BackendImageError: No ``pyproject.toml`` with ``[tool.uv.workspace]`` above.
+    """
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file() and "[tool.uv.workspace]" in pyproject.read_text():
+            return directory
+    raise BackendImageError(f"no uv workspace at or above {here}")

@@ -1,0 +1,159 @@
+"""The image pipeline's fixtures: a small uv workspace, FakeRuntime, a base image, fake
+uv, and ``rig``, which builds backend and environment images on all of them."""
+
+import shlex
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from beephost_controller.images.backend import BackendImage, ensure_backend_image
+from beephost_controller.images.base_source import BaseImage
+from beephost_controller.images.dockerfile import dockerfile_instructions, substitute
+from beephost_controller.images.environment import (
+    EnvironmentImage,
+    ensure_environment_image,
+)
+from beephost_controller.images.layout import BACKEND_KINDS, dockerfile_path
+from beephost_controller.resolver import Lock
+from beephost_controller.testing import FakeRuntime, FakeWheelhouseTools, ImageBuild
+
+REPO = Path(__file__).resolve().parents[3]
+#: The labels of every image the environment tests build.
+RUN_LABELS = {"io.beephost.test.run": "unit"}
+
+
+def write_member(root: Path, path: str, name: str) -> None:
+    member = root / path
+    module = member / "src" / name.replace("-", "_")
+    module.mkdir(parents=True)
+    (member / "pyproject.toml").write_text(
+        f'[project]\nname = "{name}"\nversion = "0.1.0"\n'
+    )
+    (module / "__init__.py").write_text(f'"""{name}."""\n')
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A small uv workspace: the servers' members, the client, the real Dockerfiles
+    and .dockerignore."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(
+        '[tool.uv.workspace]\nmembers = ["packages/*", "services/*"]\n'
+    )
+    shutil.copy(REPO / ".dockerignore", root / ".dockerignore")
+    write_member(root, "packages/core", "beephost-core")
+    write_member(root, "packages/protocol", "beephost-protocol")
+    write_member(root, "packages/client", "beephost-client")
+    for kind in BACKEND_KINDS:
+        write_member(root, f"services/{kind}-backend", f"beephost-{kind}-backend")
+        shutil.copy(REPO / dockerfile_path(kind), root / dockerfile_path(kind))
+    return root
+
+
+@pytest.fixture
+def runtime() -> FakeRuntime:
+    return FakeRuntime()
+
+
+@pytest.fixture
+def base(runtime: FakeRuntime, tmp_path: Path) -> BaseImage:
+    tarball = tmp_path / "rootfs.tar.gz"
+    tarball.write_bytes(b"rootfs")
+    info = runtime.import_image(
+        tarball,
+        "beephost-test/python:3.11",
+        changes=['LABEL io.beephost.python.version="3.11.2"'],
+    )
+    return BaseImage(
+        tag="beephost-test/python:3.11",
+        image_id=info.id,
+        python_version="3.11.2",
+        source="debian",
+        built=True,
+    )
+
+
+@pytest.fixture
+def tools() -> FakeWheelhouseTools:
+    return FakeWheelhouseTools()
+
+
+@dataclass
+class ImageRig:
+    """Everything an image build needs, on fakes, with the cache in ``cache``."""
+
+    runtime: FakeRuntime
+    base: BaseImage
+    workspace: Path
+    tools: FakeWheelhouseTools
+    cache: Path
+
+    def backend(self, kind: str, **kwargs: object) -> BackendImage:
+        """``ensure_backend_image`` into ``beephost-test/<kind>-backend``."""
+        return ensure_backend_image(
+            kind,
+            self.base,
+            self.runtime,
+            workspace=self.workspace,
+            cache_dir=self.cache,
+            repository=f"beephost-test/{kind}-backend",
+            tools=self.tools,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def environment(
+        self,
+        *,
+        tag: str,
+        lock: str,
+        sdk: bool = False,
+        prefix: str | None = "beephost-test",
+        log: Callable[[str], None] = lambda _line: None,
+    ) -> EnvironmentImage:
+        """``ensure_environment_image`` with ``RUN_LABELS``, backends under ``prefix``."""
+        return ensure_environment_image(
+            base=self.base,
+            lock_text=lock,
+            lock_digest=Lock(lock).digest,
+            tag=tag,
+            runtime=self.runtime,
+            workspace=self.workspace,
+            cache_dir=self.cache,
+            tools=self.tools,
+            extra_labels=RUN_LABELS,
+            backend_repository_prefix=prefix,
+            sdk=sdk,
+            log=log,
+        )
+
+
+@pytest.fixture
+def rig(
+    runtime: FakeRuntime,
+    base: BaseImage,
+    workspace: Path,
+    tools: FakeWheelhouseTools,
+    tmp_path: Path,
+) -> ImageRig:
+    return ImageRig(runtime, base, workspace, tools, tmp_path / "cache")
+
+
+def context_misses(build: ImageBuild, dockerfile: str) -> list[str]:
+    """What ``dockerfile``'s ``COPY`` instructions read and the build's context lacked
+    (FakeRuntime records the context, it does not read the Dockerfile)."""
+    missing = []
+    for instruction in dockerfile_instructions(dockerfile):
+        words = shlex.split(substitute(instruction.args, build.buildargs))
+        if instruction.name != "COPY" or any(w.startswith("--from") for w in words):
+            continue
+        for source in [w for w in words if not w.startswith("--")][:-1]:
+            path = source.rstrip("/")
+            if path not in build.files and not any(
+                name.startswith(f"{path}/") for name in build.files
+            ):
+                missing.append(source)
+    return missing

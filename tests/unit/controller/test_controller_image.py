@@ -1,0 +1,235 @@
+"""The controller's image (scripts/release_images.py) on the backend-image recipe,
+on FakeRuntime and FakeWheelhouseTools."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from scripts.controller_image import (
+    CONTROLLER_LOCAL_TAG,
+    CONTROLLER_SOURCES,
+    controller_source_files,
+    controller_sources_hash,
+    ensure_controller_image,
+    export_wheelhouse,
+)
+
+from beephost_controller.images.backend import BackendImage
+from beephost_controller.images.backend_plan import alias_tags
+from beephost_controller.images.base_source import BaseImage
+from beephost_controller.images.dockerfile import (
+    check_dockerfile,
+    dockerfile_instructions,
+    parse_label_args,
+)
+from beephost_controller.images.environment import workspace_code_version
+from beephost_controller.images.errors import BackendImageError
+from beephost_controller.images.keys import code_version, source_tree_hash
+from beephost_controller.images.labels import (
+    KIND_CONTROLLER_IMAGE,
+    LABEL_BACKEND,
+    LABEL_BUILD_KEY,
+    LABEL_KIND,
+)
+from beephost_controller.images.layout import (
+    BACKEND_KINDS,
+    IMAGE_KINDS,
+    backend_package,
+    default_repository,
+    dockerfile_path,
+    wheelhouse_path,
+)
+from beephost_controller.testing import FakeWheelhouseTools
+from tests.unit.controller.conftest import REPO, ImageRig, context_misses, write_member
+
+
+def ensure_controller(rig: ImageRig) -> BackendImage:
+    return ensure_controller_image(
+        rig.base,
+        rig.runtime,
+        workspace=rig.workspace,
+        cache_dir=rig.cache,
+        repository="beephost-test/controller",
+        tools=rig.tools,
+    )
+
+
+@pytest.fixture
+def controller_workspace(workspace: Path) -> Path:
+    """The small workspace plus the controller's member, Dockerfile and lock files."""
+    write_member(workspace, "services/controller", "beephost-controller")
+    shutil.copy(REPO / dockerfile_path("controller"), workspace / "services/controller")
+    (workspace / "uv.lock").write_text("version = 1\n")
+    (workspace / ".python-version").write_text("3.11\n")
+    return workspace
+
+
+def test_controller_names_paths_and_tags() -> None:
+    assert (*BACKEND_KINDS, "controller") == IMAGE_KINDS
+    assert "controller" not in BACKEND_KINDS  # environment images: three servers
+    assert backend_package("controller") == "beephost-controller"
+    assert dockerfile_path("controller") == "services/controller/Dockerfile"
+    assert wheelhouse_path("controller") == "build/wheelhouse/controller"
+    assert default_repository("controller") == "beephost/controller"
+    assert alias_tags("beephost/controller", "3.11", [CONTROLLER_LOCAL_TAG]) == (
+        "beephost/controller:3.11",
+        "beephost/controller:local",
+    )
+    assert alias_tags("beephost/pipe-backend", "3.11") == (
+        "beephost/pipe-backend:3.11",
+    )
+    assert (backend_package("rpc"), dockerfile_path("http")) == (
+        "beephost-rpc-backend",
+        "services/http-backend/Dockerfile",
+    )
+
+
+def test_the_controller_dockerfile_builds_offline_as_non_root() -> None:
+    text = (REPO / dockerfile_path("controller")).read_text()
+    assert check_dockerfile(text) == []
+    instructions = dockerfile_instructions(text)
+    assert instructions[0].args == "BASE_IMAGE=beephost/python:3.11"
+    final = [i for i in instructions if i.stage == 1]
+    assert [i.args for i in final if i.name == "USER"] == ["10001:10001"]
+    healthcheck = next(i.args for i in final if i.name == "HEALTHCHECK")
+    assert "--interval=5s --timeout=5s --start-period=30s --retries=3" in healthcheck
+    assert '["/opt/beephost/bin/beephost-controller", "healthcheck"]' in healthcheck
+    assert [i.args for i in final if i.name == "ENTRYPOINT"] == [
+        '["/opt/beephost/bin/beephost-controller"]'
+    ]
+    assert [i.args for i in final if i.name in ("VOLUME", "EXPOSE")] == [
+        "/var/lib/beephost",
+        "8600",
+    ]
+    env = " ".join(i.args for i in final if i.name == "ENV").split()
+    for setting in (
+        "BEEPHOST_CONTROLLER_WORKSPACE=/opt/beephost-src",
+        "BEEPHOST_CONTROLLER_HOST=0.0.0.0",
+        "BEEPHOST_CONTROLLER_PORT=8600",
+        "BEEPHOST_CONTROLLER_DATABASE=/var/lib/beephost/controller.db",
+        "HOME=/var/lib/beephost",
+        "UV=/opt/beephost/bin/uv",
+        "PATH=/opt/beephost/bin:$PATH",
+    ):
+        assert setting in env
+    # The sources go through the build stage; .dockerignore through the wheelhouse
+    # (docker-py sends the engine a rewritten one).
+    build = " ".join(i.args for i in instructions if i.stage == 0 and i.name == "COPY")
+    for source in CONTROLLER_SOURCES:
+        if source == ".dockerignore":
+            assert "/wheels/dockerignore /opt/beephost-src/.dockerignore" in text
+        else:
+            assert source in build.split() or f"{source}/" in build.split()
+    assert [i.args for i in final if i.name == "COPY"] == ["--from=build /opt/ /opt/"]
+    labels = parse_label_args(
+        next(i.args for i in final if i.name == "LABEL"), {"CODE_VERSION": "c"}
+    )
+    assert labels[LABEL_KIND] == KIND_CONTROLLER_IMAGE
+    assert LABEL_BACKEND not in labels
+
+
+def test_controller_image_tags_labels_and_carries_the_sources(
+    rig: ImageRig, controller_workspace: Path, tmp_path: Path
+) -> None:
+    image = ensure_controller(rig)
+    assert image.built is True
+    assert image.kind == "controller"
+    assert image.tag == f"beephost-test/controller:3.11-{image.build_key[:16]}"
+    assert image.alias == "beephost-test/controller:3.11"
+    assert image.aliases == (image.alias, "beephost-test/controller:local")
+    for tag in (image.tag, *image.aliases):
+        info = rig.runtime.get_image(tag)
+        assert info is not None
+        assert info.id == image.image_id
+    info = rig.runtime.get_image(image.tag)
+    assert info is not None
+    assert info.labels[LABEL_KIND] == KIND_CONTROLLER_IMAGE
+    assert LABEL_BACKEND not in info.labels
+    assert info.labels[LABEL_BUILD_KEY] == image.build_key
+    assert info.labels["org.opencontainers.image.title"] == "beephost-controller"
+    members = ("packages/core", "packages/protocol", "services/controller")
+    assert sorted(rig.tools.built) == list(members)
+    assert image.code_version == code_version(
+        {m: source_tree_hash(controller_workspace / m) for m in members}
+    )
+    dockerfile = (REPO / dockerfile_path("controller")).read_text()
+    assert context_misses(rig.runtime.builds[-1], dockerfile) == []
+    assert not list((tmp_path / "cache").glob("context-*"))
+
+    again = ensure_controller(rig)
+    assert (again.built, again.image_id) == (False, image.image_id)
+
+
+def test_controller_key_is_independent_of_the_backends(
+    rig: ImageRig, controller_workspace: Path
+) -> None:
+    def build(kind: str) -> BackendImage:
+        return ensure_controller(rig) if kind == "controller" else rig.backend(kind)
+
+    pipe, controller = build("pipe"), build("controller")
+    code = workspace_code_version(controller_workspace, rig.tools)
+    assert controller.build_key != pipe.build_key
+
+    # The controller's own source: a new controller image, the backends untouched.
+    module = controller_workspace / "services/controller/src/beephost_controller"
+    (module / "app.py").write_text("app = 1\n")
+    assert build("pipe").tag == pipe.tag
+    assert build("pipe").built is False
+    changed = build("controller")
+    assert changed.built is True
+    assert changed.tag != controller.tag
+    assert workspace_code_version(controller_workspace, rig.tools) == code
+    assert rig.runtime.get_image(controller.image_id) is None  # the old one is retired
+    assert rig.runtime.get_image(pipe.tag) is not None  # never a backend image
+
+    # A backend's Dockerfile is not the controller's member, but it carries it.
+    dockerfile = controller_workspace / dockerfile_path("rpc")
+    dockerfile.write_text(dockerfile.read_text() + "# changed\n")
+    assert build("controller").tag != changed.tag
+    assert build("pipe").tag == pipe.tag
+
+    # Caches, virtualenvs and build outputs are not carried.
+    before = controller_sources_hash(controller_workspace)
+    for junk in (
+        "services/controller/.venv/bin/python",
+        "services/controller/src/beephost_controller/__pycache__/app.cpython-311.pyc",
+        "packages/core/dist/beephost_core-0.1.0-py3-none-any.whl",
+        "packages/core/build/lib/x.py",
+        "packages/core/src/beephost_core.egg-info/PKG-INFO",
+        "services/.mypy_cache/x.json",
+    ):
+        (controller_workspace / junk).parent.mkdir(parents=True, exist_ok=True)
+        (controller_workspace / junk).write_text("junk\n")
+    assert controller_sources_hash(controller_workspace) == before
+    files = controller_source_files(controller_workspace)
+    assert "uv.lock" in files
+    assert "services/controller/Dockerfile" in files
+    assert not [f for f in files if "junk" in (controller_workspace / f).read_text()]
+
+
+def test_controller_needs_the_lock_and_unknown_kinds_fail(
+    rig: ImageRig, controller_workspace: Path
+) -> None:
+    (controller_workspace / "uv.lock").unlink()
+    with pytest.raises(BackendImageError, match=r"uv\.lock"):
+        ensure_controller(rig)
+    with pytest.raises(BackendImageError, match="unknown backend 'controllers'"):
+        rig.backend("controllers")
+    assert rig.runtime.get_image("beephost-test/controller:local") is None
+
+
+def test_controller_wheelhouse_export(
+    base: BaseImage, controller_workspace: Path, tmp_path: Path
+) -> None:
+    wheelhouse = export_wheelhouse(
+        "controller",
+        base,
+        workspace=controller_workspace,
+        cache_dir=tmp_path / "cache",
+        tools=FakeWheelhouseTools(),
+    )
+    assert wheelhouse == controller_workspace / "build/wheelhouse/controller"
+    assert (wheelhouse / "requirements.txt").is_file()
+    assert (wheelhouse / "dockerignore").read_text() == (
+        controller_workspace / ".dockerignore"
+    ).read_text()
