@@ -4,7 +4,7 @@
 ``BackendContainers`` (long-running hardened backend containers, for the backend
 lifecycle) and ``ImageBuilder`` (what the use cases ask of the image pipeline), with
 the plain data and errors they exchange. ``runtime/docker_*.py`` implement the first
-two on the Docker SDK, ``images`` the third; ``testing.py`` has in-memory versions.
+two on the Docker SDK, ``images`` the third; ``testing`` has in-memory versions.
 Nothing here imports the rest of the controller but the resolver's ``Lock`` and the
 job log's type.
 """
@@ -255,7 +255,7 @@ class BaseImageRef:
 
 
 class ImageBuilder(Protocol):
-    """Makes images; the Docker-backed implementation lives in runtime/."""
+    """Makes images; ``images.builder.DockerImageBuilder`` is the one on Docker."""
 
     @property
     def code_version(self) -> str:

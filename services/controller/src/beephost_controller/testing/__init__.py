@@ -1,0 +1,35 @@
+"""In-memory implementations of the controller's ports, for tests and dry runs.
+
+``FakeRuntime`` (a ``ContainerRuntime``), ``FakeRootfsBuilder`` and
+``FakeWheelhouseTools`` (the image pipeline's tools), ``MemoryImageBuilder`` (an
+``ImageBuilder``) and ``MemoryContainers`` (``BackendContainers``). Every test that
+needs a port without an engine uses these; none of them reads a Dockerfile or runs code.
+"""
+
+from beephost_controller.testing.records import CommitRun, ImageBuild, RemoteImage
+from beephost_controller.testing.runtime import FakeRuntime
+from beephost_controller.testing.services import (
+    BUILD_STEPS,
+    MemoryContainers,
+    MemoryImageBuilder,
+)
+from beephost_controller.testing.tools import (
+    FAKE_PYTHON_MINORS,
+    FakeRootfsBuilder,
+    FakeWheelhouseTools,
+    fake_wheel_bytes,
+)
+
+__all__ = [
+    "BUILD_STEPS",
+    "FAKE_PYTHON_MINORS",
+    "CommitRun",
+    "FakeRootfsBuilder",
+    "FakeRuntime",
+    "FakeWheelhouseTools",
+    "ImageBuild",
+    "MemoryContainers",
+    "MemoryImageBuilder",
+    "RemoteImage",
+    "fake_wheel_bytes",
+]

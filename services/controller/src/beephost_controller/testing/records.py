@@ -1,0 +1,57 @@
+"""The records the fakes keep of what they were asked: builds, commits, registry images."""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+#: A ``LABEL key="value"`` change of ``docker import``/``commit``, as the fakes read it.
+LABEL_RE = re.compile(r'^LABEL ([A-Za-z0-9._/-]+)=(".*")$')
+
+
+def unquote_word(quoted: str) -> str:
+    """A double-quoted Dockerfile word as the engine reads it in a ``LABEL``: inside
+    the quotes a backslash escapes ``"``, ``\\`` and ``$``, and stays otherwise."""
+    body, out, i = quoted[1:-1], [], 0
+    while i < len(body):
+        if body[i] == "\\" and i + 1 < len(body) and body[i + 1] in '"\\$':
+            out.append(body[i + 1])
+            i += 2
+        else:
+            out.append(body[i])
+            i += 1
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class CommitRun:
+    """One ``FakeRuntime.commit_run`` call, with the files it was given."""
+
+    image: str
+    command: tuple[str, ...]
+    tag: str
+    user: str
+    labels: Mapping[str, str]
+    changes: tuple[str, ...]
+    #: Container path of every regular file copied in -> its bytes at the call.
+    files: Mapping[str, bytes]
+
+
+@dataclass(frozen=True)
+class ImageBuild:
+    """One ``FakeRuntime.build_image`` call, with the context's files at the call."""
+
+    dockerfile: str
+    tag: str
+    buildargs: Mapping[str, str]
+    labels: Mapping[str, str]
+    #: Every regular file of the context, relative (POSIX).
+    files: frozenset[str]
+
+
+@dataclass(frozen=True)
+class RemoteImage:
+    """An image the fake registry serves by digest."""
+
+    python_version: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    size: int = 50_000_000

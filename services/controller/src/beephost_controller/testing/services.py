@@ -1,0 +1,155 @@
+"""In-memory ``ImageBuilder`` and ``BackendContainers``: the use cases without an engine."""
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+from beephost_controller.jobs import JobLog
+from beephost_controller.ports import (
+    BaseImageRef,
+    ContainerRuntimeError,
+    ContainerSpec,
+    ContainerState,
+)
+from beephost_controller.resolver import Lock
+
+#: What MemoryImageBuilder logs for a build, one line per step.
+BUILD_STEPS = (
+    "Step 1/3 : FROM base",
+    "Step 2/3 : RUN uv pip install",
+    "Step 3/3 : COPY",
+)
+
+
+class MemoryImageBuilder:
+    """An ``ImageBuilder`` without an engine: images are tags in a set.
+
+    A build logs BUILD_STEPS, ``step_seconds`` apart (a live log to follow), then
+    fails with ``fail`` if it is set, else records the tag.
+    """
+
+    def __init__(
+        self,
+        *,
+        fail: str | None = None,
+        step_seconds: float = 0.0,
+        code_version: str = "memory",
+    ) -> None:
+        self.code_version = code_version
+        self.fail = fail
+        self.step_seconds = step_seconds
+        self.images: set[str] = set()
+        #: Every tag built, in order (an equal environment builds nothing).
+        self.builds: list[str] = []
+
+    def ensure_base(self, python: str, log: Callable[[str], None]) -> BaseImageRef:
+        log(f"importing rootfs for CPython {python}")
+        return BaseImageRef(
+            python,
+            f"beephost/python:{python}",
+            f"sha256:base{python}",
+            f"{python}.0",
+            "debian",
+        )
+
+    def image_exists(self, tag: str) -> bool:
+        return tag in self.images
+
+    def build_environment(
+        self, *, base: BaseImageRef, lock: Lock, tag: str, admin: bool, log: JobLog
+    ) -> None:
+        for step in BUILD_STEPS:
+            time.sleep(self.step_seconds)
+            log(step)
+        if self.fail:
+            raise RuntimeError(self.fail)
+        log(f"installing {lock.text.count('==')} packages")
+        self.builds.append(tag)
+        self.images.add(tag)
+
+
+class MemoryContainers:
+    """A ``BackendContainers`` without an engine: it records specs and plays back
+    states (a started container is running, healthy unless ``healthy=False``)."""
+
+    def __init__(self, *, healthy: bool = True) -> None:
+        self.containers: dict[str, ContainerState] = {}
+        self.networks: dict[str, Mapping[str, str]] = {}
+        self.specs: dict[str, ContainerSpec] = {}
+        self.starts: list[str] = []
+        #: Health right after a start: Docker's first check comes later.
+        self.healthy = healthy
+
+    def exit(self, name: str, exit_code: int, *, oom: bool = False) -> None:
+        """The container's process ended (crash, kill or OOM)."""
+        self.containers[name] = replace(
+            self.containers[name],
+            status="exited",
+            health=None,
+            exit_code=exit_code,
+            oom_killed=oom,
+        )
+
+    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
+        self.networks[name] = dict(labels)
+
+    def remove_network(self, name: str) -> None:
+        self.networks.pop(name, None)
+
+    def create_container(self, spec: ContainerSpec) -> str:
+        cid = f"c{len(self.specs)}"
+        self.specs[spec.name] = spec
+        self.containers[spec.name] = ContainerState(
+            cid,
+            spec.name,
+            dict(spec.labels),
+            "created",
+            None,
+            0,
+            False,
+            0,
+            {5678: 40000},
+        )
+        return cid
+
+    def _find(self, ref: str) -> str | None:
+        return next((n for n, s in self.containers.items() if ref in (n, s.id)), None)
+
+    def start_container(self, ref: str) -> None:
+        name = self._find(ref)
+        if name is None:
+            raise ContainerRuntimeError(f"no container {ref}")
+        self.starts.append(name)
+        self.containers[name] = replace(
+            self.containers[name],
+            status="running",
+            health="healthy" if self.healthy else "starting",
+            exit_code=0,
+            oom_killed=False,
+        )
+
+    def container_state(self, ref: str) -> ContainerState | None:
+        name = self._find(ref)
+        return None if name is None else self.containers[name]
+
+    def remove_container(self, ref: str) -> None:
+        name = self._find(ref)
+        if name is not None:
+            del self.containers[name]
+
+    def container_logs(self, ref: str, tail: int) -> str:
+        return ""
+
+    def list_containers(self, labels: Mapping[str, str]) -> list[ContainerState]:
+        return [
+            s
+            for s in self.containers.values()
+            if all(s.labels.get(k) == v for k, v in labels.items())
+        ]
+
+    def list_networks(self, labels: Mapping[str, str]) -> list[str]:
+        return [
+            n
+            for n, lab in self.networks.items()
+            if all(lab.get(k) == v for k, v in labels.items())
+        ]
