@@ -184,7 +184,7 @@ NOT_RUN: dict[tuple[str, str], str] = {
     (
         "docs/operators/images.md",
         "scripts/build-images --python 3.11                 #"
-        " base + the three backends",
+        " base + the three backends + servers",
     ): ("scripts/up runs the first two; tests/e2e/test_backend_images.py the rest"),
     (
         "docs/operators/images.md",
