@@ -24,11 +24,8 @@ from tests.e2e.containers import (
     wait_ready,
 )
 from tests.integration.contract.servers import (
-    KILL_GRACE,
-    MAX_HANDLES,
-    MAX_REQUEST_BYTES,
-    MAX_RESULT_BYTES,
     TOKEN,
+    contract_settings,
 )
 
 # The contract's tests and fixtures, rebound here by name; the star is the documented
@@ -45,23 +42,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.docker, pytest.mark.e2e]  # type: i
 
 #: Contract transport name -> backend kind (the gRPC backend is "rpc").
 KINDS = {"pipe": "pipe", "http": "http", "grpc": "rpc"}
-
-
-def contract_settings(kind: str) -> dict[str, object]:
-    """What contract/servers.py gives its processes, as container settings."""
-    settings: dict[str, object] = {
-        "METRICS_PORT": 0,
-        "KILL_GRACE": KILL_GRACE,
-        "ENVIRONMENT": "contract",
-        "MAX_HANDLES": MAX_HANDLES,
-        "MAX_RESULT_BYTES": MAX_RESULT_BYTES,
-        "DRAIN_TIMEOUT": 1,
-    }
-    if kind == "pipe":
-        settings["MAX_FRAME_BYTES"] = MAX_REQUEST_BYTES
-    else:
-        settings["MAX_REQUEST_BYTES"] = MAX_REQUEST_BYTES
-    return settings
 
 
 @pytest.fixture(scope="module")
