@@ -174,6 +174,13 @@ class _GRPCChannel:
         """Create the channel now, or get ready to create it on first use."""
         raise NotImplementedError
 
+    def _new_channel(self, api: Any) -> Any:
+        """A channel to the target from ``api``: the ``grpc`` or ``grpc.aio`` module."""
+        if self._tls:
+            credentials = grpc.ssl_channel_credentials()
+            return api.secure_channel(self.target, credentials, self._options)
+        return api.insecure_channel(self.target, self._options)
+
     def _new_call(self, channel: Any, spec: pb_codec.RpcSpec) -> Any:
         factory = channel.unary_stream if spec.streaming else channel.unary_unary
         call = factory(
@@ -196,11 +203,7 @@ class GRPCTransport(_GRPCChannel, BaseTransport):
     """
 
     def _open(self) -> None:
-        if self._tls:
-            credentials = grpc.ssl_channel_credentials()
-            self._channel = grpc.secure_channel(self.target, credentials, self._options)
-        else:
-            self._channel = grpc.insecure_channel(self.target, self._options)
+        self._channel = self._new_channel(grpc)
 
     def _callable(self, spec: pb_codec.RpcSpec) -> Any:
         call = self._calls.get(spec.method)
@@ -253,13 +256,7 @@ class AsyncGRPCTransport(_GRPCChannel, AsyncBaseTransport):
         if self._closed:
             raise UsageError("the transport is closed")
         if self._channel is None:
-            if self._tls:
-                credentials = grpc.ssl_channel_credentials()
-                self._channel = grpc.aio.secure_channel(
-                    self.target, credentials, self._options
-                )
-            else:
-                self._channel = grpc.aio.insecure_channel(self.target, self._options)
+            self._channel = self._new_channel(grpc.aio)
         return self._new_call(self._channel, spec)
 
     async def handle_async(self, command: Command, *, timeout: float) -> dict[str, Any]:
