@@ -10,6 +10,7 @@ uid 10001) with the contract's limits and token.
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -44,6 +45,28 @@ pytestmark = [pytest.mark.anyio, pytest.mark.docker, pytest.mark.e2e]  # type: i
 KINDS = {"pipe": "pipe", "http": "http", "grpc": "rpc"}
 
 
+def start_contract_backend(
+    stack: contextlib.ExitStack,
+    backend_images: BuiltBackends,
+    docker_cli: str,
+    kind: str,
+    **options: Any,
+) -> RunningBackend:
+    """A container of ``kind`` with the contract's token and settings (a pipe one
+    gets a socket directory that ``stack`` removes)."""
+    socket_dir = stack.enter_context(socket_directory()) if kind == "pipe" else None
+    return start_backend(
+        docker_cli,
+        kind,
+        backend_images.images[kind].tag,
+        backend_images.labels,
+        socket_dir=socket_dir,
+        token=TOKEN,
+        env=contract_settings(kind),
+        **options,
+    )
+
+
 @pytest.fixture(scope="module")
 def contract_containers(
     backend_images: BuiltBackends, docker_cli: str
@@ -53,17 +76,8 @@ def contract_containers(
     with contextlib.ExitStack() as stack:
         try:
             for transport, kind in KINDS.items():
-                socket_dir = (
-                    stack.enter_context(socket_directory()) if kind == "pipe" else None
-                )
-                running[transport] = start_backend(
-                    docker_cli,
-                    kind,
-                    backend_images.images[kind].tag,
-                    backend_images.labels,
-                    socket_dir=socket_dir,
-                    token=TOKEN,
-                    env=contract_settings(kind),
+                running[transport] = start_contract_backend(
+                    stack, backend_images, docker_cli, kind
                 )
             yield running
         finally:
@@ -118,15 +132,11 @@ def restartable_backend(
     """A container of this transport of its own, on an address a restart keeps."""
     kind = KINDS[transport]
     with contextlib.ExitStack() as stack:
-        socket_dir = stack.enter_context(socket_directory()) if kind == "pipe" else None
-        running = start_backend(
+        running = start_contract_backend(
+            stack,
+            backend_images,
             docker_cli,
             kind,
-            backend_images.images[kind].tag,
-            backend_images.labels,
-            socket_dir=socket_dir,
-            token=TOKEN,
-            env=contract_settings(kind),
             host_port=None if kind == "pipe" else free_port(),
             wait="ready",
         )
