@@ -1,7 +1,8 @@
 """Generate the sync clients and transports from the async ones: ``_async/`` -> ``_sync/``.
 
-The clients (``_client.py``: Client; ``_controller.py``: ControllerClient) and the
-transports in ``_transports/_async`` (``http.py``, ``pipe.py``, ``controller_http.py``).
+The clients (``_client.py``: Client; ``_controller.py``: ControllerClient, with its
+parts by resource ``_controller_*.py``) and the transports in ``_transports/_async``
+(``http.py``, ``pipe.py``, ``controller_http.py``).
 Below them, the blocking and asyncio I/O (``_httpio``, ``_pipeio``, ``_pool``) is
 written by hand, and so is gRPC (``grpc`` and ``grpc.aio`` differ in more than I/O).
 
