@@ -9,6 +9,7 @@ Authorization headers are refused; no request is a 500; PUT names must agree; HE
 
 import contextlib
 import http.client
+import itertools
 import json
 import socket
 from collections.abc import Callable, Iterator
@@ -48,15 +49,13 @@ def real_resolver(requirements: list[str], python: str) -> Lock:
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[..., AppApi]]:
     servers = contextlib.ExitStack()
-    started = 0
+    numbers = itertools.count()
 
     def start(
         resolver: Callable[[list[str], str], Lock] = fake_resolver, **settings: Any
     ) -> AppApi:
-        nonlocal started
-        started += 1
         config = Settings(
-            database=tmp_path / f"controller{started - 1}.db",
+            database=tmp_path / f"controller{next(numbers)}.db",
             token=SecretStr(TOKEN),
             max_request_bytes=LIMIT,
             **settings,
