@@ -15,6 +15,7 @@ from typing import NoReturn
 
 import pytest
 
+from beephost_client.controller import ControllerClient
 from beephost_controller.images.backend import BackendImage, ensure_backend_image
 from beephost_controller.images.base import ensure_base_image
 from beephost_controller.images.base_source import BaseImage
@@ -212,3 +213,10 @@ def controller(
         tmp_path_factory.mktemp("controller"),
     ) as proc:
         yield proc
+
+
+@pytest.fixture(scope="module")
+def api(controller: ControllerProcess) -> Iterator[ControllerClient]:
+    """A client of the module's controller."""
+    with controller.client() as client:
+        yield client

@@ -75,6 +75,12 @@ def label_args(labels: Mapping[str, str]) -> list[str]:
     ]
 
 
+def one_off_run(labels: Mapping[str, str], *args: str) -> list[str]:
+    """``docker run`` arguments of a hardened container without network, removed when
+    it exits, carrying ``labels``; ``args`` follow (options, the image, its command)."""
+    return ["run", "--rm", "--network=none", *label_args(labels), *HARDENING, *args]
+
+
 def docker(
     docker_cli: str,
     *args: str,

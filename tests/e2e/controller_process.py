@@ -182,6 +182,21 @@ def running_controller(
         assert proc.owned() == [], "containers left after cleanup"
 
 
+@contextmanager
+def controller_client(
+    kind: type[ControllerProcess],
+    backends: "BuiltBackends",
+    docker_cli: str,
+    workdir: Path,
+) -> Iterator[ControllerClient]:
+    """A client of a :func:`running_controller` (the same arguments) for the block."""
+    with (
+        running_controller(kind, backends, docker_cli, workdir) as proc,
+        proc.client() as client,
+    ):
+        yield client
+
+
 def build_environment(
     api: ControllerClient, name: str, requirements: list[str], timeout: float
 ) -> str:

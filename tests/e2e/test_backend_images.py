@@ -35,6 +35,7 @@ from tests.e2e.containers import (
     http_get,
     inspect,
     label_args,
+    one_off_run,
     pipe_exec,
     run_code,
     wait_healthy,
@@ -124,16 +125,14 @@ def test_image_has_no_compiler_or_wheelhouse(
 ) -> None:
     output = docker(
         docker_cli,
-        "run",
-        "--rm",
-        "--network=none",
-        *label_args(backend_images.labels),
-        *HARDENING,
-        "--entrypoint",
-        "/bin/sh",
-        backend_images.images[kind].tag,
-        "-c",
-        NO_BUILD_TOOLS,
+        *one_off_run(
+            backend_images.labels,
+            "--entrypoint",
+            "/bin/sh",
+            backend_images.images[kind].tag,
+            "-c",
+            NO_BUILD_TOOLS,
+        ),
     )
     assert output.strip() == "clean"
 
@@ -227,12 +226,8 @@ def test_pipe_socket_is_shared_through_a_named_volume(
     ).strip()
     try:
         wait_healthy(docker_cli, server)
-        client = [
-            "run",
-            "--rm",
-            "--network=none",
-            *label_args(labels),
-            *HARDENING,
+        client = one_off_run(
+            labels,
             "--user",  # the last --user wins: another uid, the server's group
             "20000:10001",
             "-e",
@@ -241,7 +236,7 @@ def test_pipe_socket_is_shared_through_a_named_volume(
             f"{volume}:/run/beephost",
             image,
             "healthcheck",
-        ]
+        )
         assert docker(docker_cli, *client).strip() == "ready"
         outsider = subprocess.run(
             [docker_cli, *client[:-3], "--user", "20000:20000", *client[-3:]],
@@ -290,16 +285,14 @@ def test_docker_cli_builds_the_same_dockerfile_from_the_repository_root(
         )
         output = docker(
             docker_cli,
-            "run",
-            "--rm",
-            "--network=none",
-            *label_args(backend_images.labels),
-            *HARDENING,
-            "--entrypoint",
-            "/opt/beephost/bin/python",
-            tag,
-            "-c",
-            "import beephost_pipe_backend, pydantic; print('ok')",
+            *one_off_run(
+                backend_images.labels,
+                "--entrypoint",
+                "/opt/beephost/bin/python",
+                tag,
+                "-c",
+                "import beephost_pipe_backend, pydantic; print('ok')",
+            ),
         )
         assert output.strip() == "ok"
     finally:
@@ -316,13 +309,9 @@ def test_pipe_socket_unreachable_without_the_volume_is_a_clean_failure(
     result = subprocess.run(
         [
             docker_cli,
-            "run",
-            "--rm",
-            "--network=none",
-            *label_args(backend_images.labels),
-            *HARDENING,
-            backend_images.images["pipe"].tag,
-            "healthcheck",
+            *one_off_run(
+                backend_images.labels, backend_images.images["pipe"].tag, "healthcheck"
+            ),
         ],
         capture_output=True,
         text=True,

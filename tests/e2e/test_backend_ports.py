@@ -24,7 +24,7 @@ from beephost_client import Conflict, connect
 from beephost_client.controller import Backend, ControllerClient
 from tests.e2e.conftest import BuiltBackends
 from tests.e2e.containers import inspect
-from tests.e2e.controller_process import ControllerProcess, running_controller
+from tests.e2e.controller_process import ControllerProcess, controller_client
 
 pytestmark = pytest.mark.docker
 
@@ -42,15 +42,12 @@ def in_container(
     docker_cli: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ControllerClient]:
-    with (
-        running_controller(
-            _InContainerController,
-            backend_images,
-            docker_cli,
-            tmp_path_factory.mktemp("ports-controller"),
-        ) as proc,
-        proc.client() as api,
-    ):
+    with controller_client(
+        _InContainerController,
+        backend_images,
+        docker_cli,
+        tmp_path_factory.mktemp("ports-controller"),
+    ) as api:
         env = api.create_environment("ports")
         assert env.job_id is not None
         job = api.wait_job(env.job_id, timeout=600)

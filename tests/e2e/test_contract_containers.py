@@ -10,6 +10,7 @@ uid 10001) with the contract's limits and token.
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -24,11 +25,8 @@ from tests.e2e.containers import (
     wait_ready,
 )
 from tests.integration.contract.servers import (
-    KILL_GRACE,
-    MAX_HANDLES,
-    MAX_REQUEST_BYTES,
-    MAX_RESULT_BYTES,
     TOKEN,
+    contract_settings,
 )
 
 # The contract's tests and fixtures, rebound here by name; the star is the documented
@@ -47,21 +45,26 @@ pytestmark = [pytest.mark.anyio, pytest.mark.docker, pytest.mark.e2e]  # type: i
 KINDS = {"pipe": "pipe", "http": "http", "grpc": "rpc"}
 
 
-def contract_settings(kind: str) -> dict[str, object]:
-    """What contract/servers.py gives its processes, as container settings."""
-    settings: dict[str, object] = {
-        "METRICS_PORT": 0,
-        "KILL_GRACE": KILL_GRACE,
-        "ENVIRONMENT": "contract",
-        "MAX_HANDLES": MAX_HANDLES,
-        "MAX_RESULT_BYTES": MAX_RESULT_BYTES,
-        "DRAIN_TIMEOUT": 1,
-    }
-    if kind == "pipe":
-        settings["MAX_FRAME_BYTES"] = MAX_REQUEST_BYTES
-    else:
-        settings["MAX_REQUEST_BYTES"] = MAX_REQUEST_BYTES
-    return settings
+def start_contract_backend(
+    stack: contextlib.ExitStack,
+    backend_images: BuiltBackends,
+    docker_cli: str,
+    kind: str,
+    **options: Any,
+) -> RunningBackend:
+    """A container of ``kind`` with the contract's token and settings (a pipe one
+    gets a socket directory that ``stack`` removes)."""
+    socket_dir = stack.enter_context(socket_directory()) if kind == "pipe" else None
+    return start_backend(
+        docker_cli,
+        kind,
+        backend_images.images[kind].tag,
+        backend_images.labels,
+        socket_dir=socket_dir,
+        token=TOKEN,
+        env=contract_settings(kind),
+        **options,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -73,17 +76,8 @@ def contract_containers(
     with contextlib.ExitStack() as stack:
         try:
             for transport, kind in KINDS.items():
-                socket_dir = (
-                    stack.enter_context(socket_directory()) if kind == "pipe" else None
-                )
-                running[transport] = start_backend(
-                    docker_cli,
-                    kind,
-                    backend_images.images[kind].tag,
-                    backend_images.labels,
-                    socket_dir=socket_dir,
-                    token=TOKEN,
-                    env=contract_settings(kind),
+                running[transport] = start_contract_backend(
+                    stack, backend_images, docker_cli, kind
                 )
             yield running
         finally:
@@ -138,15 +132,11 @@ def restartable_backend(
     """A container of this transport of its own, on an address a restart keeps."""
     kind = KINDS[transport]
     with contextlib.ExitStack() as stack:
-        socket_dir = stack.enter_context(socket_directory()) if kind == "pipe" else None
-        running = start_backend(
+        running = start_contract_backend(
+            stack,
+            backend_images,
             docker_cli,
             kind,
-            backend_images.images[kind].tag,
-            backend_images.labels,
-            socket_dir=socket_dir,
-            token=TOKEN,
-            env=contract_settings(kind),
             host_port=None if kind == "pipe" else free_port(),
             wait="ready",
         )

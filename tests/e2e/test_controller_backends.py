@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -27,12 +26,6 @@ from tests.e2e.controller_process import (
 pytestmark = pytest.mark.docker
 
 REQUIREMENTS = ["six==1.17.0"]
-
-
-@pytest.fixture(scope="module")
-def api(controller: ControllerProcess) -> Iterator[ControllerClient]:
-    with controller.client() as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ from beephost_controller.images.layout import BACKEND_KINDS
 from beephost_controller.images.wheelhouse import UvTools
 from beephost_controller.runtime.docker_images import DockerRuntime
 from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends, unavailable
+from tests.e2e.containers import HARDENING as BACKEND_HARDENING
 from tests.e2e.containers import (
     docker,
     inspect,
@@ -47,19 +48,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 CONTROLLER_LABEL = "io.beephost.controller"
 DOCKER_SOCKET = Path("/var/run/docker.sock")
 #: The production posture, minus --user: the image's own USER is under test.
-HARDENING = (
-    "--read-only",
-    "--tmpfs",
-    "/tmp:rw,nosuid,nodev,size=64m",
-    "--cap-drop",
-    "ALL",
-    "--security-opt",
-    "no-new-privileges",
-    "--pids-limit",
-    "256",
-    "--memory",
-    "512m",
-)
+_USER = BACKEND_HARDENING.index("--user")
+HARDENING = BACKEND_HARDENING[:_USER] + BACKEND_HARDENING[_USER + 2 :]
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ import pytest
 
 from beephost_client.controller import ControllerClient
 from tests.e2e.conftest import BuiltBackends
-from tests.e2e.controller_process import ControllerProcess, running_controller
+from tests.e2e.controller_process import ControllerProcess, controller_client
 
 pytestmark = pytest.mark.docker
 
@@ -45,15 +45,12 @@ def api(
     docker_cli: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ControllerClient]:
-    with (
-        running_controller(
-            DirectReferenceController,
-            backend_images,
-            docker_cli,
-            tmp_path_factory.mktemp("direct-controller"),
-        ) as proc,
-        proc.client() as client,
-    ):
+    with controller_client(
+        DirectReferenceController,
+        backend_images,
+        docker_cli,
+        tmp_path_factory.mktemp("direct-controller"),
+    ) as client:
         yield client
 
 

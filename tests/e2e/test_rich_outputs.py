@@ -11,14 +11,13 @@ import re
 import struct
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import beephost_client as bc
 from beephost_client.controller import Backend, ControllerClient
-from tests.e2e.controller_process import ControllerProcess, build_environment
+from tests.e2e.controller_process import build_environment
 
 pytestmark = pytest.mark.docker
 
@@ -45,12 +44,6 @@ def png_size(data: bytes) -> tuple[int, int]:
     assert data[12:16] == b"IHDR"
     width, height = struct.unpack(">II", data[16:24])
     return width, height
-
-
-@pytest.fixture(scope="module")
-def api(controller: ControllerProcess) -> Iterator[ControllerClient]:
-    with controller.client() as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

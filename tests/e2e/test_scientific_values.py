@@ -6,23 +6,15 @@ code returns (``df['a'].sum()``, numpy scalars, a set of them) arrives as Python
 values the app can compute with, not handles.
 """
 
-from collections.abc import Iterator
-
 import pytest
 
 from beephost_client.controller import ControllerClient
-from tests.e2e.controller_process import ControllerProcess, build_environment
+from tests.e2e.controller_process import build_environment
 
 pytestmark = pytest.mark.docker
 
 #: Unpinned within majors: pip picks the newest wheels for the environment's CPython.
 SCIENTIFIC = ["numpy>=2,<3", "pandas>=2,<4"]
-
-
-@pytest.fixture(scope="module")
-def api(controller: ControllerProcess) -> Iterator[ControllerClient]:
-    with controller.client() as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -72,12 +72,6 @@ ERROR_CODES = frozenset(code.value for code in ErrorCode)
 
 
 @pytest.fixture(scope="module")
-def api(controller: ControllerProcess) -> Iterator[ControllerClient]:
-    with controller.client() as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def backends(api: ControllerClient) -> dict[str, FuzzBackend]:
     return start_fuzz_backends(api)
 

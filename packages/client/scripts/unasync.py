@@ -1,7 +1,8 @@
 """Generate the sync clients and transports from the async ones: ``_async/`` -> ``_sync/``.
 
-The clients (``_client.py``: Client; ``_controller.py``: ControllerClient) and the
-transports in ``_transports/_async`` (``http.py``, ``pipe.py``, ``controller_http.py``).
+The clients (``_client.py``: Client; ``_controller.py``: ControllerClient, with its
+parts by resource ``_controller_*.py``) and the transports in ``_transports/_async``
+(``http.py``, ``pipe.py``, ``controller_http.py``).
 Below them, the blocking and asyncio I/O (``_httpio``, ``_pipeio``, ``_pool``) is
 written by hand, and so is gRPC (``grpc`` and ``grpc.aio`` differ in more than I/O).
 
@@ -40,8 +41,6 @@ not edit. Every call blocks its thread; a ControllerClient may be shared by thre
 '''
 
 CONTROLLER_SENTENCES = {
-    # Keeps the sync twin's imports sorted.
-    "from collections.abc import AsyncIterator, Callable, Iterable, Mapping": "from collections.abc import Callable, Iterable, Iterator, Mapping",
     "A client of the controller's REST API, for asyncio code.": "A blocking client of the controller's REST API; threads may share it.",
 }
 
@@ -58,7 +57,8 @@ TOKENS = [
     (r"\basync with\b", "with"),
     (r"\basync for\b", "for"),
     (r"\bawait ", ""),
-    (r"\b_AsyncSessionOps\b", "_SessionOps"),
+    # Private halves of a class (_AsyncSessionOps, _AsyncJobCalls, ...).
+    (r"\b_Async([A-Z]\w*)\b", r"_\1"),
     (r"\bAsyncClient\b", "Client"),
     (r"\bAsyncConnection\b", "Connection"),
     (r"\bAsyncPool\b", "Pool"),
@@ -136,6 +136,23 @@ do not edit (the docstrings there describe both).
 '''
 
 
+def _part_header(part: str, calls: str) -> str:
+    return f'''"""The blocking controller client's {calls}.
+
+GENERATED from ``_async/_controller_{part}.py`` by ``packages/client/scripts/unasync.py``:
+do not edit (part of ControllerClient; the docstrings there describe both).
+"""
+'''
+
+
+# ControllerClient's parts, by resource (each a class it inherits from).
+CONTROLLER_PARTS = {
+    "base": "plumbing: send, read JSON",
+    "environments": "runtime and environment calls",
+    "jobs": "job calls",
+    "backends": "backend calls",
+}
+
 TRANSPORTS = PACKAGE / "_transports"
 
 # (source, target, header, sentences) of each generated file.
@@ -146,6 +163,15 @@ FILES = [
         PACKAGE / "_sync" / "_controller.py",
         CONTROLLER_HEADER,
         CONTROLLER_SENTENCES,
+    ),
+    *(
+        (
+            PACKAGE / "_async" / f"_controller_{part}.py",
+            PACKAGE / "_sync" / f"_controller_{part}.py",
+            _part_header(part, calls),
+            {},
+        )
+        for part, calls in CONTROLLER_PARTS.items()
     ),
     (
         TRANSPORTS / "_async" / "http.py",

@@ -7,20 +7,18 @@ resolver that fails for names starting with ``no-such-``, as uv would.
 
 import os
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import uvicorn
 from pydantic import SecretStr
 
 from beephost_controller.app import create_app
 from beephost_controller.resolver import Lock, ResolutionError
 from beephost_controller.settings import Settings
 from beephost_controller.testing import MemoryContainers, MemoryImageBuilder
+from tests.integration.serving import port_of, served
 
 TOKEN = "ctl-T0ken"
 BIN = Path(sys.executable).parent
@@ -72,26 +70,10 @@ def live_controller(
         resolver=fake_resolver,
         containers=MemoryContainers(),  # never the real engine's "default" controller
     )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive(), "the controller did not start"
-        assert time.monotonic() < deadline, "the controller did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
+    with served(app, host="127.0.0.1", port=0) as server:
         yield LiveController(
-            f"http://127.0.0.1:{port}", token, builder, settings.database
+            f"http://127.0.0.1:{port_of(server)}", token, builder, settings.database
         )
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def subprocess_env(controller: LiveController | None, **extra: str) -> dict[str, str]:

@@ -6,14 +6,11 @@ images from the in-memory builder, containers from the in-memory engine.
 
 import json
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
@@ -24,6 +21,7 @@ from beephost_controller.app import create_app
 from beephost_controller.settings import Settings
 from beephost_controller.testing import MemoryContainers, MemoryImageBuilder
 from tests.integration.cli.support import TOKEN, fake_resolver
+from tests.integration.serving import served
 
 
 @dataclass
@@ -50,21 +48,8 @@ def unix_controller(tmp_path: Path, short_tmp: Path) -> Iterator[UnixController]
         containers=MemoryContainers(),
     )
     path = short_tmp / "api.sock"
-    server = uvicorn.Server(
-        uvicorn.Config(app, uds=str(path), log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive(), "the controller did not start"
-        assert time.monotonic() < deadline, "the controller did not start"
-        time.sleep(0.01)
-    try:
+    with served(app, uds=str(path)):
         yield UnixController(path)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_lists_and_manages_environments_over_the_socket(

@@ -37,6 +37,26 @@ _MODULE = {
     "http": "beephost_http_backend",
     "grpc": "beephost_rpc_backend",
 }
+
+
+def contract_settings(kind: str) -> dict[str, object]:
+    """The limits every contract server runs with (``kind``: pipe or a TCP one), by
+    setting name without its prefix; processes here and containers in tests/e2e."""
+    settings: dict[str, object] = {
+        "METRICS_PORT": 0,
+        "KILL_GRACE": KILL_GRACE,
+        "ENVIRONMENT": "contract",
+        "MAX_HANDLES": MAX_HANDLES,
+        "MAX_RESULT_BYTES": MAX_RESULT_BYTES,
+        "DRAIN_TIMEOUT": 1,
+    }
+    if kind == "pipe":
+        settings["MAX_FRAME_BYTES"] = MAX_REQUEST_BYTES
+    else:
+        settings["MAX_REQUEST_BYTES"] = MAX_REQUEST_BYTES
+    return settings
+
+
 _PREFIX = {
     "pipe": "BEEPHOST_PIPE_BACKEND_",
     "http": "BEEPHOST_HTTP_BACKEND_",
@@ -99,21 +119,14 @@ class ServerProcess:
         prefix = _PREFIX[self.kind]
         values: dict[str, Any] = {
             "PYTHON": self.python,
-            "METRICS_PORT": 0,
-            "KILL_GRACE": KILL_GRACE,
-            "ENVIRONMENT": "contract",
-            "MAX_HANDLES": MAX_HANDLES,
-            "MAX_RESULT_BYTES": MAX_RESULT_BYTES,
-            "DRAIN_TIMEOUT": 1,
+            **contract_settings(self.kind),
             **self.settings,
         }
         if self.kind == "pipe":
             values["SOCKET_PATH"] = self.socket_path
-            values["MAX_FRAME_BYTES"] = MAX_REQUEST_BYTES
         else:
             values["HOST"] = "127.0.0.1"
             values["PORT"] = self.port
-            values["MAX_REQUEST_BYTES"] = MAX_REQUEST_BYTES
         if self.token is not None:
             values["TOKEN"] = self.token
         env = {k: v for k, v in os.environ.items() if not k.startswith(prefix)}

@@ -7,17 +7,16 @@ Authorization headers are refused; no request is a 500; PUT names must agree; HE
 /docs and 405's Allow behave.
 """
 
+import contextlib
 import http.client
+import itertools
 import json
 import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 
@@ -29,6 +28,7 @@ from tests.integration.controller.test_controller_api import (
     Api,
     fake_resolver,
 )
+from tests.integration.serving import port_of, served
 
 TOKEN = "s3cret-controller-token-0123456789"
 LIMIT = 4096
@@ -48,13 +48,14 @@ def real_resolver(requirements: list[str], python: str) -> Lock:
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[..., AppApi]]:
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+    servers = contextlib.ExitStack()
+    numbers = itertools.count()
 
     def start(
         resolver: Callable[[list[str], str], Lock] = fake_resolver, **settings: Any
     ) -> AppApi:
         config = Settings(
-            database=tmp_path / f"controller{len(servers)}.db",
+            database=tmp_path / f"controller{next(numbers)}.db",
             token=SecretStr(TOKEN),
             max_request_bytes=LIMIT,
             **settings,
@@ -65,24 +66,11 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., AppApi]]:
             resolver=resolver,
             containers=MemoryContainers(),
         )
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"
-            )
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.01)
-        servers.append((server, thread))
-        return AppApi(server.servers[0].sockets[0].getsockname()[1], TOKEN, app)
+        server = servers.enter_context(served(app, host="127.0.0.1", port=0))
+        return AppApi(port_of(server), TOKEN, app)
 
-    yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with servers:
+        yield start
 
 
 def raw(

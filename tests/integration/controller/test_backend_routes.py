@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
 from beephost_client.controller import ControllerClient
@@ -28,6 +27,7 @@ from beephost_protocol.errors import InvalidRequest, NotFound, Unauthorized
 from tests.integration.controller.test_controller_api import (
     fake_resolver,
 )
+from tests.integration.serving import served
 
 TOKEN = "t0ken-of-the-controller"
 
@@ -75,29 +75,19 @@ def _serve(
     unix_path.parent.mkdir(parents=True)
     unix = socket.socket(socket.AF_UNIX)
     unix.bind(str(unix_path))
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
-        )
-    )
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [tcp, unix]}, daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not (server.started and getattr(app.state, "reconciled", False)):
-        assert thread.is_alive(), "the controller did not start"
-        assert time.monotonic() < deadline, "the controller did not start"
-        time.sleep(0.01)
     try:
-        yield Live(
-            f"http://127.0.0.1:{tcp.getsockname()[1]}",
-            f"unix://{unix_path}",
-            memory,
-        )
+        with served(
+            app,
+            sockets=[tcp, unix],
+            ready=lambda: getattr(app.state, "reconciled", False),
+            timeout_graceful_shutdown=2,
+        ):
+            yield Live(
+                f"http://127.0.0.1:{tcp.getsockname()[1]}",
+                f"unix://{unix_path}",
+                memory,
+            )
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         tcp.close()
         unix.close()
 

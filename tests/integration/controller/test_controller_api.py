@@ -3,16 +3,15 @@
 Images come from an in-memory builder here; the Docker-backed path is tested in e2e.
 """
 
+import contextlib
 import http.client
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
 from beephost_controller.app import create_app
@@ -22,6 +21,7 @@ from beephost_controller.schemas import BackendLimits, BackendOptions
 from beephost_controller.settings import Settings
 from beephost_controller.store import BackendRow, SqliteStore
 from beephost_controller.testing import MemoryContainers, MemoryImageBuilder
+from tests.integration.serving import port_of, served
 
 
 class Api:
@@ -68,7 +68,7 @@ def fake_resolver(requirements: list[str], python: str) -> Lock:
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[..., Api]]:
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+    servers = contextlib.ExitStack()
 
     def start(
         builder: MemoryImageBuilder | None = None,
@@ -85,25 +85,11 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Api]]:
             resolver=resolver,
             containers=MemoryContainers(),  # never the real engine's "default" controller
         )
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"
-            )
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        servers.append((server, thread))
-        return Api(port, token)
+        server = servers.enter_context(served(app, host="127.0.0.1", port=0))
+        return Api(port_of(server), token)
 
-    yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with servers:
+        yield start
 
 
 def test_environment_lifecycle_and_content_addressed_images(

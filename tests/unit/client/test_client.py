@@ -9,21 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 import beephost_client as bc
-from beephost_protocol import (
-    Command,
-    Evaluate,
-    Execute,
-    ObjectCall,
-    ObjectCreate,
-    ObjectGetAttr,
-    ObjectList,
-    ObjectRelease,
-    ObjectSetAttr,
-    SessionClose,
-    SessionInfo,
-    SessionList,
-    SessionOpen,
-)
+from beephost_protocol import Command
+from beephost_protocol import models as wire
 
 
 class Recorder:
@@ -58,7 +45,7 @@ def test_evaluate_builds_the_command_with_encoded_locals_and_deadline() -> None:
     recorder = Recorder(eval={"value": {"$tuple": [1, {"$float": "inf"}]}})
     client = client_with(recorder, timeout=bc.Timeout(request=12, grace=3))
     assert client.evaluate("t", locals={"b": b"\x00", "t": (1,)}) == (1, math.inf)
-    (command,) = recorder.of(Evaluate)
+    (command,) = recorder.of(wire.Evaluate)
     assert command.locals == {"b": {"$bytes": "AA=="}, "t": {"$tuple": [1]}}
     assert (command.session, command.timeout) == ("default", 12)
 
@@ -80,11 +67,11 @@ def test_per_call_and_session_timeouts_override_the_default() -> None:
     with client.session(ttl=5, timeout=7) as session:
         session.evaluate("1")
         session.evaluate("1", timeout=1.5)
-    deadlines = [c.timeout for c in recorder.of(Evaluate)]
+    deadlines = [c.timeout for c in recorder.of(wire.Evaluate)]
     assert deadlines == [4, 7, 1.5]
     assert waits[0] == 4 + 2  # the client waits the grace past the deadline
-    assert recorder.of(SessionOpen)[0].ttl == 5
-    assert recorder.of(SessionClose)[0].session == "s-1"
+    assert recorder.of(wire.SessionOpen)[0].ttl == 5
+    assert recorder.of(wire.SessionClose)[0].session == "s-1"
     with pytest.raises(ValueError, match="timeout"):
         client.evaluate("1", timeout=-1)
 
@@ -117,7 +104,7 @@ def test_execute_and_streams_decode_results() -> None:
     with client.stream("x") as stream:
         assert list(stream) == [bc.OutputChunk("stdout", "hi\n")]
     assert stream.result.has_value is True
-    assert [c.stream for c in recorder.of(Execute)] == [False, True, True]
+    assert [c.stream for c in recorder.of(wire.Execute)] == [False, True, True]
 
 
 def test_stream_result_before_the_end_is_an_error() -> None:
@@ -148,7 +135,7 @@ def test_handles_become_proxies_and_go_back_as_handles() -> None:
         "collections.Counter",
         "default",
     )
-    (create,) = recorder.of(ObjectCreate)
+    (create,) = recorder.of(wire.ObjectCreate)
     assert (create.target, create.args, create.kwargs) == (
         "collections.Counter",
         ["abc"],
@@ -157,14 +144,14 @@ def test_handles_become_proxies_and_go_back_as_handles() -> None:
     nested = client.evaluate("x", locals={"c": counter, "pair": (counter, 1)})
     assert isinstance(nested[0], bc.RemoteObject)
     assert isinstance(nested[1]["k"], bc.RemoteObject)
-    sent = recorder.of(Evaluate)[0].locals
+    sent = recorder.of(wire.Evaluate)[0].locals
     assert sent["c"] == {"$handle": {"id": "h1", "type": "", "repr": ""}}
     assert sent["pair"] == {
         "$tuple": [{"$handle": {"id": "h1", "type": "", "repr": ""}}, 1]
     }
     assert counter.call("total") == 3
     assert counter(1) == 3
-    calls = recorder.of(ObjectCall)
+    calls = recorder.of(wire.ObjectCall)
     assert [(c.handle, c.method, c.args) for c in calls] == [
         ("h1", "total", []),
         ("h1", None, [1]),
@@ -186,10 +173,10 @@ def test_sync_attribute_sugar_reads_and_assigns() -> None:
     assert counter.label == "letters"
     counter.label = "x"
     assert counter.most_common(1) == [("a", 5)]  # get the bound method, then call it
-    (set_attr,) = recorder.of(ObjectSetAttr)
+    (set_attr,) = recorder.of(wire.ObjectSetAttr)
     assert (set_attr.handle, set_attr.name, set_attr.value) == ("h1", "label", "x")
-    assert [c.name for c in recorder.of(ObjectGetAttr)] == ["label", "most_common"]
-    assert recorder.of(ObjectCall)[0].handle == "m1"
+    assert [c.name for c in recorder.of(wire.ObjectGetAttr)] == ["label", "most_common"]
+    assert recorder.of(wire.ObjectCall)[0].handle == "m1"
     with pytest.raises(AttributeError):
         _ = counter._private  # private names never go to the server
 
@@ -205,7 +192,7 @@ def test_proxies_cannot_cross_sessions() -> None:
         with pytest.raises(ValueError, match="cross sessions"):
             client.evaluate("p", locals={"p": proxy})
     assert proxy.released  # the session took its handles with it
-    assert recorder.of(ObjectRelease) == []
+    assert recorder.of(wire.ObjectRelease) == []
 
 
 def test_release_is_explicit_idempotent_and_on_context_exit() -> None:
@@ -221,7 +208,7 @@ def test_release_is_explicit_idempotent_and_on_context_exit() -> None:
     second = client.create("b")
     second.release()
     second.release()
-    assert [c.handles for c in recorder.of(ObjectRelease)] == [["h1"], ["h2"]]
+    assert [c.handles for c in recorder.of(wire.ObjectRelease)] == [["h1"], ["h2"]]
     with pytest.raises(bc.NotFound, match="released"):
         second.get("x")
 
@@ -239,9 +226,9 @@ def test_garbage_collected_proxies_are_released_in_one_batch_by_the_next_call() 
     kept = session.create("z")
     del dropped
     gc.collect()
-    assert recorder.of(ObjectRelease) == []  # nothing is sent from a finalizer
+    assert recorder.of(wire.ObjectRelease) == []  # nothing is sent from a finalizer
     assert client.objects() == []
-    releases = recorder.of(ObjectRelease)
+    releases = recorder.of(wire.ObjectRelease)
     assert sorted((r.session, tuple(sorted(r.handles))) for r in releases) == [
         ("default", ("h0", "h1", "h2")),
         ("s-1", ("h3",)),
@@ -256,7 +243,7 @@ def test_close_releases_live_proxies_and_closes_the_transport() -> None:
     with bc.Client(transport=transport) as client:
         proxy = client.create("x")
     assert proxy.released
-    assert recorder.of(ObjectRelease)[0].handles == ["h1"]
+    assert recorder.of(wire.ObjectRelease)[0].handles == ["h1"]
     assert transport.closed
     with pytest.raises(RuntimeError, match="closed"):
         client.evaluate("1")
@@ -271,7 +258,7 @@ def failing(*errors: BaseException, then: dict[str, Any] | None = None) -> Recor
     def answer(command: Command) -> dict[str, Any]:
         if queue:
             raise queue.pop(0)
-        if isinstance(command, ObjectList):
+        if isinstance(command, wire.ObjectList):
             return {"handles": []}
         return then or {}
 
@@ -297,21 +284,21 @@ def test_errors_pass_through_as_the_protocols_classes() -> None:
 def test_a_request_that_was_not_sent_is_retried_once_whatever_it_is() -> None:
     recorder = failing(bc.ConnectError("refused"), then={"value": 1})
     assert client_with(recorder).evaluate("1") == 1
-    assert len(recorder.of(Evaluate)) == 2
+    assert len(recorder.of(wire.Evaluate)) == 2
     recorder = failing(bc.ConnectError("refused"), bc.ConnectError("refused"))
     with pytest.raises(bc.ConnectError):
         client_with(recorder).evaluate("1")
-    assert len(recorder.of(Evaluate)) == 2  # once, not forever
+    assert len(recorder.of(wire.Evaluate)) == 2  # once, not forever
 
 
 @pytest.mark.parametrize(
     ("call", "kind", "retried"),
     [
-        (lambda c: c.evaluate("1"), Evaluate, False),
-        (lambda c: c.execute("x = 1"), Execute, False),
-        (lambda c: c.info(), SessionInfo, True),
-        (lambda c: c.objects(), ObjectList, True),
-        (lambda c: c.sessions(), SessionList, True),
+        (lambda c: c.evaluate("1"), wire.Evaluate, False),
+        (lambda c: c.execute("x = 1"), wire.Execute, False),
+        (lambda c: c.info(), wire.SessionInfo, True),
+        (lambda c: c.objects(), wire.ObjectList, True),
+        (lambda c: c.sessions(), wire.SessionList, True),
     ],
     ids=["eval", "exec", "info", "objects", "sessions"],
 )
@@ -350,7 +337,7 @@ def test_server_errors_are_never_retried() -> None:
     recorder = failing(bc.Unavailable("draining"))
     with pytest.raises(bc.Unavailable):
         client_with(recorder).sessions()
-    assert len(recorder.of(SessionList)) == 1
+    assert len(recorder.of(wire.SessionList)) == 1
 
 
 def test_session_close_treats_lost_and_expired_as_closed() -> None:
@@ -424,21 +411,21 @@ async def test_async_client_mirrors_the_sync_one() -> None:
     ids = iter(["h1", "h2", "h3"])
 
     async def answer(command: Command) -> dict[str, Any]:
-        if isinstance(command, ObjectCreate):
+        if isinstance(command, wire.ObjectCreate):
             return {"value": handle_value(next(ids))}
-        if isinstance(command, ObjectGetAttr):
+        if isinstance(command, wire.ObjectGetAttr):
             return {"value": "letters"}
-        if isinstance(command, ObjectCall):
+        if isinstance(command, wire.ObjectCall):
             return {"value": [command.method, command.args]}
-        if isinstance(command, Execute):
+        if isinstance(command, wire.Execute):
             return {"stdout": "a", "stderr": "b", "value": 1, "has_value": True}
-        if isinstance(command, SessionOpen):
+        if isinstance(command, wire.SessionOpen):
             return {"session": "s-9", "ttl": 3.0}
-        if isinstance(command, SessionList):
+        if isinstance(command, wire.SessionList):
             return {"sessions": ["default", "s-9"]}
-        if isinstance(command, ObjectRelease):
+        if isinstance(command, wire.ObjectRelease):
             return {"released": len(command.handles)}
-        if isinstance(command, SessionClose):
+        if isinstance(command, wire.SessionClose):
             return {"closed": True}
         return {"value": 2}
 
@@ -468,7 +455,7 @@ async def test_async_client_mirrors_the_sync_one() -> None:
         del counter
         gc.collect()
         assert await client.sessions() == ["default", "s-9"]
-    releases = [c for c in recorder.commands if isinstance(c, ObjectRelease)]
+    releases = [c for c in recorder.commands if isinstance(c, wire.ObjectRelease)]
     assert [(r.session, r.handles) for r in releases] == [
         ("s-9", ["h2"]),
         ("default", ["h1"]),

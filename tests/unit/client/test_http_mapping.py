@@ -6,21 +6,7 @@ import pytest
 
 import beephost_client as bc
 from beephost_client._transports import _http11
-from beephost_protocol import (
-    Evaluate,
-    Execute,
-    Interrupt,
-    ObjectCall,
-    ObjectCreate,
-    ObjectGetAttr,
-    ObjectList,
-    ObjectRelease,
-    ObjectSetAttr,
-    SessionClose,
-    SessionInfo,
-    SessionList,
-    SessionOpen,
-)
+from beephost_protocol import models as wire
 
 
 def body(route: _http11.Route) -> object:
@@ -29,40 +15,45 @@ def body(route: _http11.Route) -> object:
 
 
 def test_every_command_has_its_route() -> None:
-    r = _http11.route(Evaluate(expression="x", locals={"x": 1}, timeout=2.0), "/p")
+    r = _http11.route(wire.Evaluate(expression="x", locals={"x": 1}, timeout=2.0), "/p")
     assert (r.method, r.path, r.deadline) == ("POST", "/p/api/eval", 2.0)
     assert body(r) == {"expression": "x", "locals": {"x": 1}, "timeout": 2.0}
-    r = _http11.route(Execute(code="c", session="s-1", stream=True))
+    r = _http11.route(wire.Execute(code="c", session="s-1", stream=True))
     assert (r.method, r.path, body(r)) == (
         "POST",
         "/api/exec/stream",
         {"code": "c", "session": "s-1"},
     )
-    assert _http11.route(Execute(code="c")).path == "/api/exec"
-    assert body(_http11.route(SessionOpen(ttl=5))) == {"ttl": 5}
-    assert (_http11.route(SessionList()).method, _http11.route(SessionList()).body) == (
+    assert _http11.route(wire.Execute(code="c")).path == "/api/exec"
+    assert body(_http11.route(wire.SessionOpen(ttl=5))) == {"ttl": 5}
+    assert (
+        _http11.route(wire.SessionList()).method,
+        _http11.route(wire.SessionList()).body,
+    ) == (
         "GET",
         None,
     )
-    assert _http11.route(SessionInfo(session="a/b")).path == "/api/sessions/a%2Fb"
-    assert _http11.route(SessionClose(session="s")).method == "DELETE"
-    assert _http11.route(Interrupt(session="s")).path == "/api/sessions/s/interrupt"
-    r = _http11.route(ObjectCreate(target="t", args=[1], session="s", timeout=1.0))
+    assert _http11.route(wire.SessionInfo(session="a/b")).path == "/api/sessions/a%2Fb"
+    assert _http11.route(wire.SessionClose(session="s")).method == "DELETE"
+    assert (
+        _http11.route(wire.Interrupt(session="s")).path == "/api/sessions/s/interrupt"
+    )
+    r = _http11.route(wire.ObjectCreate(target="t", args=[1], session="s", timeout=1.0))
     assert (r.path, body(r)) == (
         "/api/sessions/s/objects",
         {"target": "t", "args": [1], "timeout": 1.0},
     )
-    assert _http11.route(ObjectList(session="s")).method == "GET"
-    r = _http11.route(ObjectGetAttr(handle="h", name="n"))
+    assert _http11.route(wire.ObjectList(session="s")).method == "GET"
+    r = _http11.route(wire.ObjectGetAttr(handle="h", name="n"))
     assert (r.method, r.path) == ("GET", "/api/sessions/default/objects/h/attributes/n")
-    r = _http11.route(ObjectSetAttr(handle="h", name="n", value=None))
+    r = _http11.route(wire.ObjectSetAttr(handle="h", name="n", value=None))
     assert (r.method, body(r)) == ("PUT", {"value": None, "timeout": None})
-    r = _http11.route(ObjectCall(handle="h", method="m", kwargs={"k": 1}))
+    r = _http11.route(wire.ObjectCall(handle="h", method="m", kwargs={"k": 1}))
     assert (r.path, body(r)) == (
         "/api/sessions/default/objects/h/call",
         {"method": "m", "kwargs": {"k": 1}},
     )
-    r = _http11.route(ObjectRelease(handles=["a", "b"]))
+    r = _http11.route(wire.ObjectRelease(handles=["a", "b"]))
     assert (r.path, body(r)) == (
         "/api/sessions/default/objects/release",
         {"handles": ["a", "b"]},

@@ -12,14 +12,7 @@ from fastapi.routing import APIRoute
 from pydantic import SecretStr
 
 from beephost_http_backend import Settings, create_app
-from beephost_http_backend.routes import (
-    code,
-    docs,
-    health,
-    leases,
-    objects,
-    sessions,
-)
+from beephost_http_backend.routes import code, docs, health, leases, objects, sessions
 from beephost_protocol.reference_page import render_reference
 
 COMMON = {400, 401, 413, 415, 500, 503}

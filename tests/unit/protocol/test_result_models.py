@@ -12,40 +12,23 @@ from pydantic import BaseModel
 
 from beephost_pb.exec.v1 import exec_pb2 as pb
 from beephost_protocol import models, pb_codec
-from beephost_protocol.models import (
-    Evaluate,
-    Execute,
-    Interrupt,
-    LeaseRelease,
-    LeaseRenew,
-    ObjectCall,
-    ObjectCreate,
-    ObjectGetAttr,
-    ObjectList,
-    ObjectRelease,
-    ObjectSetAttr,
-    SessionClose,
-    SessionInfo,
-    SessionList,
-    SessionOpen,
-)
 from beephost_protocol.schema import RESULTS
 
 LEASE = "lease-0123456789abcdef"
 COMMANDS: list[models.Command] = [
-    Evaluate(expression="1"),
-    Execute(code="1"),
-    ObjectCreate(target="dict"),
-    ObjectGetAttr(handle="h1", name="x"),
-    ObjectSetAttr(handle="h1", name="x", value=1),
-    ObjectCall(handle="h1", method="m"),
-    ObjectRelease(handles=["h1"]),
-    ObjectList(),
-    SessionInfo(),
-    SessionOpen(),
-    SessionClose(session="s"),
-    SessionList(),
-    Interrupt(),
+    models.Evaluate(expression="1"),
+    models.Execute(code="1"),
+    models.ObjectCreate(target="dict"),
+    models.ObjectGetAttr(handle="h1", name="x"),
+    models.ObjectSetAttr(handle="h1", name="x", value=1),
+    models.ObjectCall(handle="h1", method="m"),
+    models.ObjectRelease(handles=["h1"]),
+    models.ObjectList(),
+    models.SessionInfo(),
+    models.SessionOpen(),
+    models.SessionClose(session="s"),
+    models.SessionList(),
+    models.Interrupt(),
 ]
 LEASE_RESULTS: dict[str, type[BaseModel]] = {
     "lease.renew": models.LeaseRenewed,
@@ -61,7 +44,9 @@ def test_an_empty_grpc_reply_is_a_valid_result(command: models.Command) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", [LeaseRenew(lease=LEASE), LeaseRelease(lease=LEASE)], ids=str
+    "command",
+    [models.LeaseRenew(lease=LEASE), models.LeaseRelease(lease=LEASE)],
+    ids=str,
 )
 def test_an_empty_grpc_lease_reply_is_a_valid_result(command: models.Command) -> None:
     spec, _ = pb_codec.encode_command(command)
@@ -93,7 +78,7 @@ def test_a_plain_exec_result_has_no_outputs_and_a_streamed_display_is_an_output(
 
 
 def test_session_info_ttl_may_be_null() -> None:
-    spec, _ = pb_codec.encode_command(SessionInfo())
+    spec, _ = pb_codec.encode_command(models.SessionInfo())
     result = pb_codec.decode_reply(spec, spec.reply())
     assert result["ttl"] is None
     assert models.SessionDescription.model_validate(result).ttl is None

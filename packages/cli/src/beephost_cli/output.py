@@ -21,6 +21,7 @@ from beephost_client import RemoteObject
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.live import Live
+    from rich.status import Status
 
 
 def jsonable(value: Any) -> Any:
@@ -242,7 +243,24 @@ class Output:
             yield line
 
 
-class JobProgress:
+class _LiveView:
+    """A view drawn while its block runs (``_live``: a Rich Live or Status, started
+    on entering on a terminal); leaving the block stops it."""
+
+    _live: "Live | Status | None" = None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+
+class JobProgress(_LiveView):
     """The live build view; on a terminal it redraws, elsewhere it prints log lines.
 
     Args:
@@ -257,7 +275,6 @@ class JobProgress:
         self.tail = tail
         self.lines: list[str] = []
         self.started = time.monotonic()
-        self._live: Live | None = None
 
     @property
     def elapsed(self) -> float:
@@ -303,16 +320,6 @@ class JobProgress:
 
             self.console.print(Text("  │ " + line, style="dim"), soft_wrap=True)
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._live is not None:
-            self._live.stop()
-            self._live = None
-
     def replay(self, count: int = 30) -> None:
         """Print the last ``count`` log lines (after a failure, once the view is gone)."""
         from rich.text import Text
@@ -322,27 +329,26 @@ class JobProgress:
                 self.console.print(Text("  │ " + line, style="dim"), soft_wrap=True)
 
 
-class StatusLine:
+class StatusLine(_LiveView):
     """A spinner whose text is updated; elsewhere than a terminal, one line per update."""
 
     def __init__(self, console: "Console", title: str) -> None:
         self.console = console
         self.title = title
-        self._status: Any = None
         self._shown = ""
 
     def __enter__(self) -> Self:
         if self.console.is_terminal:
-            self._status = self.console.status(self.title, spinner="dots")
-            self._status.start()
+            self._live = self.console.status(self.title, spinner="dots")
+            self._live.start()
         else:
             self._print(self.title)
         return self
 
     def update(self, text: str) -> None:
         """Show ``text`` instead of the previous status."""
-        if self._status is not None:
-            self._status.update(text)
+        if self._live is not None:
+            self._live.update(text)
         elif text != self._shown:
             self._print(text)
 
@@ -351,13 +357,3 @@ class StatusLine:
 
         self._shown = text
         self.console.print(Text(text, style="dim"))
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._status is not None:
-            self._status.stop()
-            self._status = None

@@ -34,26 +34,12 @@ from beephost_client._models import (
 from beephost_protocol import (
     DEFAULT_SESSION,
     Command,
-    Evaluate,
-    Execute,
     Handle,
-    Interrupt,
-    ObjectCall,
-    ObjectCreate,
-    ObjectGetAttr,
-    ObjectList,
-    ObjectRelease,
-    ObjectSetAttr,
-    SessionClose,
-    SessionInfo,
-    SessionList,
-    SessionOpen,
     decode_value,
     encode_value,
 )
 from beephost_protocol import models as wire
 from beephost_protocol.errors import BeepHostError, ExecutionTimeout, Unavailable
-from beephost_protocol.models import LeaseRelease, LeaseRenew
 
 # Commands whose repetition cannot change the outcome: after a connection broke with
 # the request possibly delivered, only these are sent again (once). eval, exec,
@@ -235,19 +221,19 @@ class BaseClient:
         expression: str,
         local_names: Any,
         deadline: float,
-    ) -> Evaluate:
+    ) -> wire.Evaluate:
         encoded = {}
         if local_names:
             encoded = {str(k): self._encode(v, sid) for k, v in local_names.items()}
-        return Evaluate(
+        return wire.Evaluate(
             expression=expression, locals=encoded, session=sid, timeout=deadline
         )
 
     @_arguments
     def _execute(
         self, sid: str, code: str, deadline: float, *, stream: bool
-    ) -> Execute:
-        return Execute(code=code, session=sid, timeout=deadline, stream=stream)
+    ) -> wire.Execute:
+        return wire.Execute(code=code, session=sid, timeout=deadline, stream=stream)
 
     @_arguments
     def _create(
@@ -257,8 +243,8 @@ class BaseClient:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         deadline: float,
-    ) -> ObjectCreate:
-        return ObjectCreate(
+    ) -> wire.ObjectCreate:
+        return wire.ObjectCreate(
             target=target,
             args=[self._encode(a, sid) for a in args],
             kwargs={k: self._encode(v, sid) for k, v in kwargs.items()},
@@ -267,8 +253,10 @@ class BaseClient:
         )
 
     @_arguments
-    def _get_attr(self, proxy: ProxyBase, name: str, deadline: float) -> ObjectGetAttr:
-        return ObjectGetAttr(
+    def _get_attr(
+        self, proxy: ProxyBase, name: str, deadline: float
+    ) -> wire.ObjectGetAttr:
+        return wire.ObjectGetAttr(
             handle=self._live_handle(proxy),
             name=name,
             session=proxy._sid,
@@ -278,8 +266,8 @@ class BaseClient:
     @_arguments
     def _set_attr(
         self, proxy: ProxyBase, name: str, value: Any, deadline: float
-    ) -> ObjectSetAttr:
-        return ObjectSetAttr(
+    ) -> wire.ObjectSetAttr:
+        return wire.ObjectSetAttr(
             handle=self._live_handle(proxy),
             name=name,
             value=self._encode(value, proxy._sid),
@@ -295,9 +283,9 @@ class BaseClient:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         deadline: float,
-    ) -> ObjectCall:
+    ) -> wire.ObjectCall:
         sid = proxy._sid
-        return ObjectCall(
+        return wire.ObjectCall(
             handle=self._live_handle(proxy),
             method=method,
             args=[self._encode(a, sid) for a in args],
@@ -307,43 +295,45 @@ class BaseClient:
         )
 
     @_arguments
-    def _release(self, sid: str, handles: list[str], deadline: float) -> ObjectRelease:
-        return ObjectRelease(handles=handles, session=sid, timeout=deadline)
+    def _release(
+        self, sid: str, handles: list[str], deadline: float
+    ) -> wire.ObjectRelease:
+        return wire.ObjectRelease(handles=handles, session=sid, timeout=deadline)
 
     @_arguments
-    def _list_objects(self, sid: str, deadline: float) -> ObjectList:
-        return ObjectList(session=sid, timeout=deadline)
+    def _list_objects(self, sid: str, deadline: float) -> wire.ObjectList:
+        return wire.ObjectList(session=sid, timeout=deadline)
 
     @_arguments
-    def _info(self, sid: str, deadline: float) -> SessionInfo:
-        return SessionInfo(session=sid, timeout=deadline)
-
-    @staticmethod
-    @_arguments
-    def _interrupt(sid: str) -> Interrupt:
-        return Interrupt(session=sid)
+    def _info(self, sid: str, deadline: float) -> wire.SessionInfo:
+        return wire.SessionInfo(session=sid, timeout=deadline)
 
     @staticmethod
     @_arguments
-    def _open_session(ttl: float | None) -> SessionOpen:
-        return SessionOpen(ttl=ttl)
+    def _interrupt(sid: str) -> wire.Interrupt:
+        return wire.Interrupt(session=sid)
 
     @staticmethod
     @_arguments
-    def _close_session(sid: str) -> SessionClose:
-        return SessionClose(session=sid)
+    def _open_session(ttl: float | None) -> wire.SessionOpen:
+        return wire.SessionOpen(ttl=ttl)
 
     @staticmethod
-    def _list_sessions() -> SessionList:
-        return SessionList()
+    @_arguments
+    def _close_session(sid: str) -> wire.SessionClose:
+        return wire.SessionClose(session=sid)
 
     @staticmethod
-    def _renew_lease(lease: str) -> LeaseRenew:
-        return LeaseRenew(lease=lease)
+    def _list_sessions() -> wire.SessionList:
+        return wire.SessionList()
 
     @staticmethod
-    def _release_lease(lease: str) -> LeaseRelease:
-        return LeaseRelease(lease=lease)
+    def _renew_lease(lease: str) -> wire.LeaseRenew:
+        return wire.LeaseRenew(lease=lease)
+
+    @staticmethod
+    def _release_lease(lease: str) -> wire.LeaseRelease:
+        return wire.LeaseRelease(lease=lease)
 
     # -- values ------------------------------------------------------------------------
 
@@ -496,7 +486,7 @@ class BaseClient:
             if proxy is not None:
                 self._forget(proxy)
 
-    def _take_garbage(self, deadline: float) -> list[ObjectRelease]:
+    def _take_garbage(self, deadline: float) -> list[wire.ObjectRelease]:
         """Release commands for collected proxies, one per session, emptying the queue."""
         if not self._garbage:
             return []
@@ -509,7 +499,7 @@ class BaseClient:
             by_session.setdefault(sid, []).append(handle_id)
         return [self._release(sid, ids, deadline) for sid, ids in by_session.items()]
 
-    def _take_live(self, deadline: float) -> list[ObjectRelease]:
+    def _take_live(self, deadline: float) -> list[wire.ObjectRelease]:
         """Release commands for every live proxy (at close), marking them released."""
         with self._lock:
             proxies = list(self._proxies.values())

@@ -6,6 +6,7 @@ transport's fields; ``executor_config()`` turns them into the core's ExecutorCon
 
 import ipaddress
 import re
+from typing import TYPE_CHECKING, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -176,6 +177,29 @@ class BackendSettings(BaseSettings):
             cwd=self.worker_cwd,
             extra_env=dict(self.worker_env),
         )
+
+
+class NetworkBackendSettings(BackendSettings):
+    """A backend that listens on a TCP port (HTTP, gRPC): fails closed beyond loopback.
+
+    The subclass defines ``host`` and ``allow_unauthenticated`` (their defaults and
+    descriptions are its own); see :func:`refuse_open_port`.
+    """
+
+    if TYPE_CHECKING:  # fields of the subclass
+        host: str
+        allow_unauthenticated: bool
+
+    @model_validator(mode="after")
+    def _no_open_network_port(self) -> Self:
+        # Fail closed: this service runs arbitrary code for whoever can reach it.
+        refuse_open_port(
+            self.host,
+            self.requires_token,
+            self.allow_unauthenticated,
+            self.model_config.get("env_prefix", ""),
+        )
+        return self
 
 
 def is_loopback(host: str) -> bool:

@@ -104,9 +104,16 @@ class ContainerRuntime(Protocol):
 
         The legacy builder: no ``RUN --mount``, no ``# syntax=``; images named in
         ``FROM`` must be local (the engine may try to pull a missing one, and fail).
-        ``context`` is a directory; its ``.dockerignore`` applies. ``labels`` are
-        added to the final image. Raises ``ContainerRuntimeError`` (with the tail of
-        the build log) when the build fails.
+
+        Args:
+            context: The build context directory; its ``.dockerignore`` applies.
+            dockerfile: Path of the Dockerfile inside ``context``.
+            tag: ``repository:tag`` of the result.
+            buildargs: ``ARG`` values.
+            labels: Labels added to the final image.
+
+        Raises:
+            ContainerRuntimeError: The build failed; the message ends with the log tail.
         """
         ...
 
@@ -120,8 +127,17 @@ class ContainerRuntime(Protocol):
     ) -> str:
         """Run a container once without network and return its stdout.
 
-        The container carries ``labels`` and is removed afterwards, whatever happens.
-        Raises ``ContainerRunError`` on a non-zero exit.
+        The container is removed afterwards, whatever happens.
+
+        Args:
+            image: Image reference or id.
+            command: argv, run without a shell.
+            labels: Labels of the container, so a crash leaves findable leftovers.
+            timeout: Seconds to wait for the exit before killing the container.
+
+        Raises:
+            ContainerRunError: Non-zero exit status (stderr in ``output``).
+            ContainerRuntimeError: The container could not be created or started.
         """
         ...
 
@@ -140,21 +156,33 @@ class ContainerRuntime(Protocol):
         """Run ``command`` once without network and commit the result as ``tag``.
 
         One layer on ``image`` (``docker commit``), without the build cache and the
-        per-instruction commits of a Dockerfile. The container runs as ``user``;
-        ``files`` maps host directories to absolute container paths they are copied to
-        before it starts, through the engine's API (the engine need not see this
-        process's filesystem: a controller in a container keeps its caches on a
-        volume), so they are in the image unless ``command`` removes them. The
-        container carries ``labels`` (a crash leaves a container that cleanup by label
-        finds) and is removed afterwards, whatever happens.
+        per-instruction commits of a Dockerfile. ``files`` go in through the engine's
+        API (the engine need not see this process's filesystem: a controller in a
+        container keeps its caches on a volume), so they are in the image unless
+        ``command`` removes them. The container is removed afterwards, whatever
+        happens.
 
         The image keeps ``image``'s config (user, entrypoint, command, environment):
-        not the run's user and command. ``changes`` are Dockerfile instructions
-        (``LABEL``, ``USER``, ``ENV``) applied to it; the run's ``labels`` stay on the
-        image unless a change overrides them, as an engine's commit merges them.
+        not the run's user and command. The run's ``labels`` stay on the image unless
+        a change overrides them, as an engine's commit merges them.
 
-        Raises ``ContainerRunError`` (with the tail of the output) on a non-zero exit,
-        ``ContainerRuntimeError`` when the container cannot be run or committed.
+        Args:
+            image: Image reference or id to run.
+            command: argv, run without a shell (as the container's entrypoint: a
+                commit keeps a container's command, so the image's own is restored).
+            tag: ``repository:tag`` of the committed image.
+            user: ``uid:gid`` the command runs as (the image's user is kept).
+            files: Host directory -> absolute container path, copied in (a tar through
+                the API) before the start, owned by root.
+            labels: Labels of the container (a crash leaves a container that cleanup
+                by label finds), and of the image unless changed.
+            changes: Dockerfile instructions for the image config (``LABEL``,
+                ``USER``, ``ENV``).
+            timeout: Seconds to wait for the exit before the container is removed.
+
+        Raises:
+            ContainerRunError: Non-zero exit status (stdout and stderr in ``output``).
+            ContainerRuntimeError: The container could not be created, run or committed.
         """
         ...
 

@@ -18,14 +18,7 @@ from beephost_http_backend.deps import LEASE_HEADER, LEASE_PATTERN
 from beephost_http_backend.disconnect import CancelOnDisconnect
 from beephost_http_backend.fastlane import FastLane
 from beephost_http_backend.middleware import RequestGate
-from beephost_http_backend.routes import (
-    code,
-    docs,
-    health,
-    leases,
-    objects,
-    sessions,
-)
+from beephost_http_backend.routes import code, docs, health, leases, objects, sessions
 from beephost_http_backend.settings import Settings
 from beephost_http_backend.state import BackendState, HttpMetrics
 from beephost_protocol.schema import value_definitions

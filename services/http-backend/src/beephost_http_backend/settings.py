@@ -1,12 +1,12 @@
 """Settings of the HTTP backend, read from BEEPHOST_HTTP_BACKEND_* variables."""
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from beephost_core.settings import BackendSettings, refuse_open_port
+from beephost_core.settings import NetworkBackendSettings
 
 
-class Settings(BackendSettings):
+class Settings(NetworkBackendSettings):
     """Every knob of the HTTP backend; the shared ones come from BackendSettings."""
 
     model_config = SettingsConfigDict(
@@ -41,14 +41,3 @@ class Settings(BackendSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
-
-    @model_validator(mode="after")
-    def _no_open_network_port(self) -> "Settings":
-        # Fail closed: this service runs arbitrary code for whoever can reach it.
-        refuse_open_port(
-            self.host,
-            self.requires_token,
-            self.allow_unauthenticated,
-            "BEEPHOST_HTTP_BACKEND_",
-        )
-        return self

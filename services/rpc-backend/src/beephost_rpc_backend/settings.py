@@ -1,12 +1,12 @@
 """Settings of the gRPC backend, read from BEEPHOST_RPC_BACKEND_* variables."""
 
-from pydantic import Field, model_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from beephost_core.settings import BackendSettings, refuse_open_port
+from beephost_core.settings import NetworkBackendSettings
 
 
-class Settings(BackendSettings):
+class Settings(NetworkBackendSettings):
     """Every knob of the gRPC backend; see docs/configuration.md for the table."""
 
     model_config = SettingsConfigDict(
@@ -36,13 +36,3 @@ class Settings(BackendSettings):
     def max_reply_bytes(self) -> int:
         """gRPC max_send_message_length: the core bounds replies, this is a backstop."""
         return self.max_result_bytes + 4 * self.max_output_bytes + (1 << 20)
-
-    @model_validator(mode="after")
-    def _no_open_network_port(self) -> "Settings":
-        refuse_open_port(
-            self.host,
-            self.requires_token,
-            self.allow_unauthenticated,
-            "BEEPHOST_RPC_BACKEND_",
-        )
-        return self

@@ -16,25 +16,9 @@ from urllib.parse import quote
 from beephost_client._exceptions import ErrorReply
 from beephost_client._models import OutputChunk, output_of
 from beephost_client._transports.base import StreamItem
-from beephost_protocol import (
-    Command,
-    Evaluate,
-    Execute,
-    Interrupt,
-    ObjectCall,
-    ObjectCreate,
-    ObjectGetAttr,
-    ObjectList,
-    ObjectRelease,
-    ObjectSetAttr,
-    SessionClose,
-    SessionInfo,
-    SessionList,
-    SessionOpen,
-    encode,
-)
+from beephost_protocol import Command, encode
+from beephost_protocol import models as wire
 from beephost_protocol.errors import BeepHostError, InternalError, error_from_wire
-from beephost_protocol.models import LeaseRelease, LeaseRenew
 
 TIMEOUT_HEADER = "X-Beephost-Timeout"
 LEASE_HEADER = "Beephost-Lease"
@@ -70,53 +54,53 @@ def route(command: Command, prefix: str = "") -> Route:
     session = getattr(command, "session", None)
     objects = f"{prefix}/api/sessions/{_q(session or '')}/objects"
     match command:
-        case Evaluate():
+        case wire.Evaluate():
             return Route("POST", f"{prefix}/api/eval", _body(params), deadline)
-        case Execute():
+        case wire.Execute():
             path = "/api/exec/stream" if params.pop("stream", False) else "/api/exec"
             return Route("POST", prefix + path, _body(params), deadline)
-        case SessionOpen():
+        case wire.SessionOpen():
             return Route("POST", f"{prefix}/api/sessions", _body(params), None)
-        case SessionList():
+        case wire.SessionList():
             return Route("GET", f"{prefix}/api/sessions", None, None)
-        case SessionInfo():
+        case wire.SessionInfo():
             return Route(
                 "GET", f"{prefix}/api/sessions/{_q(command.session)}", None, deadline
             )
-        case SessionClose():
+        case wire.SessionClose():
             return Route(
                 "DELETE", f"{prefix}/api/sessions/{_q(command.session)}", None, None
             )
-        case Interrupt():
+        case wire.Interrupt():
             path = f"{prefix}/api/sessions/{_q(command.session)}/interrupt"
             return Route("POST", path, b"{}", None)
-        case ObjectCreate():
+        case wire.ObjectCreate():
             params.pop("session", None)
             return Route("POST", objects, _body(params), deadline)
-        case ObjectList():
+        case wire.ObjectList():
             return Route("GET", objects, None, deadline)
-        case ObjectGetAttr():
+        case wire.ObjectGetAttr():
             path = f"{objects}/{_q(command.handle)}/attributes/{_q(command.name)}"
             return Route("GET", path, None, deadline)
-        case ObjectSetAttr():
+        case wire.ObjectSetAttr():
             path = f"{objects}/{_q(command.handle)}/attributes/{_q(command.name)}"
             body = {"value": command.value, "timeout": deadline}
             return Route("PUT", path, _body(body), deadline)
-        case ObjectCall():
+        case wire.ObjectCall():
             body = {k: v for k, v in params.items() if k not in ("session", "handle")}
             return Route(
                 "POST", f"{objects}/{_q(command.handle)}/call", _body(body), deadline
             )
-        case ObjectRelease():
+        case wire.ObjectRelease():
             return Route(
                 "POST",
                 f"{objects}/release",
                 _body({"handles": command.handles}),
                 deadline,
             )
-        case LeaseRenew():
+        case wire.LeaseRenew():
             return Route("PUT", f"{prefix}/api/leases/{_q(command.lease)}", b"", None)
-        case LeaseRelease():
+        case wire.LeaseRelease():
             return Route(
                 "DELETE", f"{prefix}/api/leases/{_q(command.lease)}", None, None
             )

@@ -147,15 +147,13 @@ def _chunk(event: Any) -> StreamItem:
     return OutputChunk(stream, data)
 
 
-class GRPCTransport(BaseTransport):
-    """Blocking transport for ``grpc://host:port`` (and ``grpcs://`` with TLS).
+class _GRPCChannel:
+    """What both gRPC transports share: target, options, lease, and one call per method.
 
-    Args:
-        url: The backend's URL.
-        token: The server's token, sent as ``authorization: Bearer`` metadata.
-        timeout: Accepted for symmetry; gRPC connects within each call's deadline.
-        options: Extra gRPC channel options.
+    The arguments are documented on :class:`GRPCTransport`.
     """
+
+    lease: str | None
 
     def __init__(
         self,
@@ -165,32 +163,51 @@ class GRPCTransport(BaseTransport):
         timeout: Timeout = DEFAULT_TIMEOUT,
         options: list[tuple[str, Any]] | None = None,
     ) -> None:
-        self.target, tls = target_of(url)
-        all_options = CHANNEL_OPTIONS + list(options or [])
-        if tls:
-            credentials = grpc.ssl_channel_credentials()
-            self._channel = grpc.secure_channel(self.target, credentials, all_options)
-        else:
-            self._channel = grpc.insecure_channel(self.target, all_options)
+        self.target, self._tls = target_of(url)
+        self._options = CHANNEL_OPTIONS + list(options or [])
         self.lease = new_lease()
         self._metadata = _metadata(token, self.lease)
         self._calls: dict[str, Any] = {}
+        self._open()
+
+    def _open(self) -> None:
+        """Create the channel now, or get ready to create it on first use."""
+        raise NotImplementedError
+
+    def _new_channel(self, api: Any) -> Any:
+        """A channel to the target from ``api``: the ``grpc`` or ``grpc.aio`` module."""
+        if self._tls:
+            credentials = grpc.ssl_channel_credentials()
+            return api.secure_channel(self.target, credentials, self._options)
+        return api.insecure_channel(self.target, self._options)
+
+    def _new_call(self, channel: Any, spec: pb_codec.RpcSpec) -> Any:
+        factory = channel.unary_stream if spec.streaming else channel.unary_unary
+        call = factory(
+            spec.path,
+            request_serializer=spec.request.SerializeToString,
+            response_deserializer=spec.reply.FromString,
+        )
+        self._calls[spec.method] = call
+        return call
+
+
+class GRPCTransport(_GRPCChannel, BaseTransport):
+    """Blocking transport for ``grpc://host:port`` (and ``grpcs://`` with TLS).
+
+    Args:
+        url: The backend's URL.
+        token: The server's token, sent as ``authorization: Bearer`` metadata.
+        timeout: Accepted for symmetry; gRPC connects within each call's deadline.
+        options: Extra gRPC channel options.
+    """
+
+    def _open(self) -> None:
+        self._channel = self._new_channel(grpc)
 
     def _callable(self, spec: pb_codec.RpcSpec) -> Any:
         call = self._calls.get(spec.method)
-        if call is None:
-            factory = (
-                self._channel.unary_stream
-                if spec.streaming
-                else self._channel.unary_unary
-            )
-            call = factory(
-                spec.path,
-                request_serializer=spec.request.SerializeToString,
-                response_deserializer=spec.reply.FromString,
-            )
-            self._calls[spec.method] = call
-        return call
+        return call if call is not None else self._new_call(self._channel, spec)
 
     def handle(self, command: Command, *, timeout: float) -> dict[str, Any]:
         spec, request = pb_codec.encode_command(command)
@@ -221,32 +238,15 @@ class GRPCTransport(BaseTransport):
         self._channel.close()
 
 
-class AsyncGRPCTransport(AsyncBaseTransport):
-    """Asyncio transport for ``grpc://``; the twin of :class:`GRPCTransport`.
+class AsyncGRPCTransport(_GRPCChannel, AsyncBaseTransport):
+    """Asyncio transport for ``grpc://``; the twin of :class:`GRPCTransport` (the
+    same arguments).
 
     The ``grpc.aio`` channel is created on first use, inside the running event loop.
-
-    Args:
-        url: The backend's URL.
-        token: The server's token, sent as ``authorization: Bearer`` metadata.
-        timeout: Accepted for symmetry; gRPC connects within each call's deadline.
-        options: Extra gRPC channel options.
     """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        token: str | None = None,
-        timeout: Timeout = DEFAULT_TIMEOUT,
-        options: list[tuple[str, Any]] | None = None,
-    ) -> None:
-        self.target, self._tls = target_of(url)
-        self._options = CHANNEL_OPTIONS + list(options or [])
-        self.lease = new_lease()
-        self._metadata = _metadata(token, self.lease)
+    def _open(self) -> None:
         self._channel: grpc.aio.Channel | None = None
-        self._calls: dict[str, Any] = {}
         self._closed = False
 
     def _callable(self, spec: pb_codec.RpcSpec) -> Any:
@@ -256,23 +256,8 @@ class AsyncGRPCTransport(AsyncBaseTransport):
         if self._closed:
             raise UsageError("the transport is closed")
         if self._channel is None:
-            if self._tls:
-                credentials = grpc.ssl_channel_credentials()
-                self._channel = grpc.aio.secure_channel(
-                    self.target, credentials, self._options
-                )
-            else:
-                self._channel = grpc.aio.insecure_channel(self.target, self._options)
-        factory = (
-            self._channel.unary_stream if spec.streaming else self._channel.unary_unary
-        )
-        call = factory(
-            spec.path,
-            request_serializer=spec.request.SerializeToString,
-            response_deserializer=spec.reply.FromString,
-        )
-        self._calls[spec.method] = call
-        return call
+            self._channel = self._new_channel(grpc.aio)
+        return self._new_call(self._channel, spec)
 
     async def handle_async(self, command: Command, *, timeout: float) -> dict[str, Any]:
         spec, request = pb_codec.encode_command(command)

@@ -154,18 +154,7 @@ class DockerRuntime(DockerRuns):
         buildargs: Mapping[str, str] | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> ImageInfo:
-        """Build a Dockerfile with the legacy builder, without network, tagged ``tag``.
-
-        Args:
-            context: The build context directory; its ``.dockerignore`` applies.
-            dockerfile: Path of the Dockerfile inside ``context``.
-            tag: ``repository:tag`` of the result.
-            buildargs: ``ARG`` values.
-            labels: Labels added to the final image.
-
-        Raises:
-            ContainerRuntimeError: The build failed; the message ends with the log tail.
-        """
+        """``ContainerRuntime.build_image`` (ports.py) on docker-py's legacy builder."""
         # The legacy builder turns the API's `labels` into one LABEL instruction per
         # label, and each instruction costs a commit (about 1 s here): append them to
         # a copy of the Dockerfile as a single instruction instead.

@@ -36,18 +36,7 @@ class DockerRuns:
         labels: Mapping[str, str] | None = None,
         timeout: float = 60.0,
     ) -> str:
-        """Run a container once without network and return its stdout.
-
-        Args:
-            image: Image reference or id.
-            command: argv, run without a shell.
-            labels: Labels of the container, so a crash leaves findable leftovers.
-            timeout: Seconds to wait for the exit before killing the container.
-
-        Raises:
-            ContainerRunError: Non-zero exit status (stderr in ``output``).
-            ContainerRuntimeError: The container could not be created or started.
-        """
+        """``ContainerRuntime.run`` (ports.py): create, start, wait, then remove."""
         with _mapped_errors(f"run {list(command)} in {image}"):
             container = self._client.containers.create(
                 image,
@@ -91,24 +80,8 @@ class DockerRuns:
         changes: Sequence[str] = (),
         timeout: float = 600.0,
     ) -> ImageInfo:
-        """Run ``command`` once without network and commit the container as ``tag``.
-
-        Args:
-            image: Image reference or id to run.
-            command: argv, run without a shell (as the container's entrypoint: a
-                commit keeps a container's command, so the image's own is restored).
-            tag: ``repository:tag`` of the committed image.
-            user: ``uid:gid`` the command runs as (the image's user is kept).
-            files: Host directory -> absolute container path, copied in (a tar through
-                the API) before the start, owned by root.
-            labels: Labels of the container (and of the image, unless changed).
-            changes: Dockerfile instructions for the image config (``LABEL``, ``USER``).
-            timeout: Seconds to wait for the exit before the container is removed.
-
-        Raises:
-            ContainerRunError: Non-zero exit status (stdout and stderr in ``output``).
-            ContainerRuntimeError: The container could not be created, run or committed.
-        """
+        """``ContainerRuntime.commit_run`` (ports.py): create with the image's config
+        restored, copy ``files`` in as root, start, wait, commit, then remove."""
         # Local imports: this method is the module's only user of them.
         import tarfile
         import tempfile

@@ -16,19 +16,8 @@ from beephost_http_backend.schemas import (
     ReleaseRequest,
     SetAttributeRequest,
 )
-from beephost_protocol import ErrorCode
-from beephost_protocol.models import (
-    EmptyResult,
-    HandleList,
-    ObjectCall,
-    ObjectCreate,
-    ObjectGetAttr,
-    ObjectList,
-    ObjectRelease,
-    ObjectSetAttr,
-    ReleaseResult,
-    ValueResult,
-)
+from beephost_protocol import ErrorCode, models
+from beephost_protocol.models import EmptyResult, HandleList, ReleaseResult, ValueResult
 
 router = APIRouter(
     prefix="/api/sessions/{session}/objects", tags=["objects"], route_class=BackendRoute
@@ -64,7 +53,7 @@ async def create_object(
 
     The value is a ``$handle`` for objects that are not plain data.
     """
-    command = ObjectCreate(
+    command = models.ObjectCreate(
         session=session,
         target=body.target,
         args=body.args,
@@ -85,7 +74,7 @@ async def list_objects(
     run: RunnerDep,
 ) -> Response:
     """List the session's live handles, oldest first."""
-    command = ObjectList(session=session, timeout=run.deadline)
+    command = models.ObjectList(session=session, timeout=run.deadline)
     return await run.reply(command)
 
 
@@ -103,7 +92,7 @@ async def get_attribute(
     query_deadline: TimeoutQuery = None,
 ) -> Response:
     """Read an attribute of a handle's object."""
-    command = ObjectGetAttr(
+    command = models.ObjectGetAttr(
         session=session,
         handle=handle,
         name=name,
@@ -126,7 +115,7 @@ async def set_attribute(
     run: RunnerDep,
 ) -> Response:
     """Assign an attribute of a handle's object."""
-    command = ObjectSetAttr(
+    command = models.ObjectSetAttr(
         session=session,
         handle=handle,
         name=name,
@@ -149,7 +138,7 @@ async def call_object(
     run: RunnerDep,
 ) -> Response:
     """Call a handle's object itself (``method`` null) or one of its methods."""
-    command = ObjectCall(
+    command = models.ObjectCall(
         session=session,
         handle=handle,
         method=body.method,
@@ -173,5 +162,5 @@ async def release_objects(
     lease: LeaseHeader = None,
 ) -> Response:
     """Forget handles; unknown ids are ignored, so a release is safe to repeat."""
-    command = ObjectRelease(session=session, handles=body.handles)
+    command = models.ObjectRelease(session=session, handles=body.handles)
     return JSONBytes(await executor.run(command, lease=lease))
