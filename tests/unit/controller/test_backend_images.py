@@ -117,6 +117,7 @@ def plan(**overrides: object) -> BuildPlan:
         "base_image_id": "sha256:" + "1" * 64,
         "dockerfile": "FROM x\n",
         "dockerignore": ".git\n",
+        "install_script": "",
         "requirements": ("a==1 --hash=" + HASH_A,),
         "members": {"packages/core": "f" * 64},
         "installer": "uv 0.13.8",
@@ -134,6 +135,7 @@ def plan(**overrides: object) -> BuildPlan:
         {"base_image_id": "sha256:" + "2" * 64},
         {"dockerfile": "FROM y\n"},
         {"dockerignore": ""},
+        {"install_script": "set -eu\n"},
         {"requirements": ("a==2 --hash=" + HASH_A,)},
         {"members": {"packages/core": "e" * 64}},
         {"installer": "pip (the base image's bundled wheel)"},
@@ -392,6 +394,11 @@ def test_exported_wheelhouse_is_hash_locked_with_the_uv_binary(
     assert wheelhouse == rig.workspace / "build/wheelhouse/pipe-backend"
     assert (wheelhouse / "python-minor").read_text() == "3.11\n"
     assert (wheelhouse / "uv").read_bytes() == uv.read_bytes()
+    # The install steps the Dockerfiles run come with the wheelhouse, so a manual
+    # `docker build` from the repository root finds them in /wheels too.
+    assert (wheelhouse / "install-server.sh").read_text() == (
+        rig.workspace / "services/install-server.sh"
+    ).read_text()
     lines = [
         line
         for line in (wheelhouse / "requirements.txt").read_text().splitlines()
