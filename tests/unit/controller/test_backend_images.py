@@ -199,6 +199,8 @@ def test_dockerfile_instructions_join_continuations_and_count_stages() -> None:
 def test_the_real_dockerfiles_build_offline_as_non_root(kind: BackendKind) -> None:
     text = (REPO / dockerfile_path(kind)).read_text()
     assert check_dockerfile(text) == []
+    runs = [i.args for i in dockerfile_instructions(text) if i.name == "RUN"]
+    assert f"sh /wheels/install-server.sh beephost_{kind}_backend.__main__" in runs
     final = [i for i in dockerfile_instructions(text) if i.stage == 1]
     assert [i.args for i in final if i.name == "USER"] == ["10001:10001"]
     healthcheck = next(i.args for i in final if i.name == "HEALTHCHECK")
@@ -227,8 +229,21 @@ def test_the_real_dockerfiles_build_offline_as_non_root(kind: BackendKind) -> No
             "FROM a AS b\nFROM a\nCOPY w /wheels\nUSER 1\nHEALTHCHECK NONE\n",
             "wheelhouse",
         ),
+        (
+            "FROM a AS b\nRUN pip install x\nFROM a\nUSER 1\nHEALTHCHECK NONE\n",
+            "/wheels/install-server.sh",
+        ),
     ],
-    ids=["syntax", "mount", "one-stage", "root", "no-user", "no-health", "wheels"],
+    ids=[
+        "syntax",
+        "mount",
+        "one-stage",
+        "root",
+        "no-user",
+        "no-health",
+        "wheels",
+        "no-install-script",
+    ],
 )
 def test_check_dockerfile_finds_problems(text: str, problem: str) -> None:
     assert any(problem in found for found in check_dockerfile(text))
