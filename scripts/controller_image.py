@@ -35,8 +35,9 @@ from beephost_controller.images.wheelhouse import UvTools, WheelhouseTools
 from beephost_controller.ports import ContainerRuntime
 
 #: Workspace files and directories the controller image carries (what environment
-#: image builds read: the lock, every member's sources, the backends' Dockerfiles),
-#: relative to the repository root, and where they go in the image.
+#: image builds read: the lock, every member's sources, the backends' Dockerfiles and
+#: their install script), relative to the repository root, and where they go in the
+#: image.
 CONTROLLER_SOURCES = (
     "pyproject.toml",
     "uv.lock",

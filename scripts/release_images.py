@@ -27,7 +27,9 @@ from beephost_controller.images.environment import workspace_code_version
 from beephost_controller.images.errors import ImageError
 from beephost_controller.images.layout import (
     BACKEND_KINDS,
+    CONTROLLER,
     BackendKind,
+    ImageKind,
     default_cache_dir,
     find_workspace,
     service_name,
@@ -191,19 +193,22 @@ def _build(
             }
         )
         backends: dict[BackendKind, BackendImage] = {}
+        # --export-wheelhouse: only the wheelhouses of what would be built.
+        exports: list[ImageKind] = [*kinds, *([CONTROLLER] if args.controller else [])]
+        for kind in exports if args.export_wheelhouse else []:
+            started = time.monotonic()
+            path = export_wheelhouse(kind, base, workspace=workspace, tools=tools)
+            emit(
+                {
+                    "image": service_name(kind),
+                    "wheelhouse": str(path.relative_to(workspace)),
+                    "base": base.tag,
+                    "seconds": round(time.monotonic() - started, 1),
+                }
+            )
+        if args.export_wheelhouse:
+            continue
         for kind in kinds:
-            if args.export_wheelhouse:
-                started = time.monotonic()
-                path = export_wheelhouse(kind, base, workspace=workspace, tools=tools)
-                emit(
-                    {
-                        "image": service_name(kind),
-                        "wheelhouse": str(path.relative_to(workspace)),
-                        "base": base.tag,
-                        "seconds": round(time.monotonic() - started, 1),
-                    }
-                )
-                continue
             image = ensure_backend_image(
                 kind,
                 base,
@@ -214,7 +219,7 @@ def _build(
             )
             backends[kind] = image
             emit(_image_record(image))
-        if not args.export_wheelhouse and len(backends) == len(BACKEND_KINDS):
+        if len(backends) == len(BACKEND_KINDS):
             # What a runtime's first environment build would otherwise spend ~25 s on
             # (docs/operators/images.md): found by tag by a controller with the
             # default labels and backend repositories, as compose runs it.

@@ -16,7 +16,11 @@ from beephost_controller.images.environment import (
     EnvironmentImage,
     ensure_environment_image,
 )
-from beephost_controller.images.layout import BACKEND_KINDS, dockerfile_path
+from beephost_controller.images.layout import (
+    BACKEND_KINDS,
+    INSTALL_SCRIPT,
+    dockerfile_path,
+)
 from beephost_controller.resolver import Lock
 from beephost_controller.testing import FakeRuntime, FakeWheelhouseTools, ImageBuild
 
@@ -37,8 +41,8 @@ def write_member(root: Path, path: str, name: str) -> None:
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
-    """A small uv workspace: the servers' members, the client, the real Dockerfiles
-    and .dockerignore."""
+    """A small uv workspace: the servers' members, the client, the real Dockerfiles,
+    their install script and .dockerignore."""
     root = tmp_path / "repo"
     root.mkdir()
     (root / "pyproject.toml").write_text(
@@ -51,6 +55,7 @@ def workspace(tmp_path: Path) -> Path:
     for kind in BACKEND_KINDS:
         write_member(root, f"services/{kind}-backend", f"beephost-{kind}-backend")
         shutil.copy(REPO / dockerfile_path(kind), root / dockerfile_path(kind))
+    shutil.copy(REPO / INSTALL_SCRIPT, root / INSTALL_SCRIPT)
     return root
 
 

@@ -117,6 +117,7 @@ def plan(**overrides: object) -> BuildPlan:
         "base_image_id": "sha256:" + "1" * 64,
         "dockerfile": "FROM x\n",
         "dockerignore": ".git\n",
+        "install_script": "",
         "requirements": ("a==1 --hash=" + HASH_A,),
         "members": {"packages/core": "f" * 64},
         "installer": "uv 0.13.8",
@@ -134,6 +135,7 @@ def plan(**overrides: object) -> BuildPlan:
         {"base_image_id": "sha256:" + "2" * 64},
         {"dockerfile": "FROM y\n"},
         {"dockerignore": ""},
+        {"install_script": "set -eu\n"},
         {"requirements": ("a==2 --hash=" + HASH_A,)},
         {"members": {"packages/core": "e" * 64}},
         {"installer": "pip (the base image's bundled wheel)"},
@@ -197,6 +199,8 @@ def test_dockerfile_instructions_join_continuations_and_count_stages() -> None:
 def test_the_real_dockerfiles_build_offline_as_non_root(kind: BackendKind) -> None:
     text = (REPO / dockerfile_path(kind)).read_text()
     assert check_dockerfile(text) == []
+    runs = [i.args for i in dockerfile_instructions(text) if i.name == "RUN"]
+    assert f"sh /wheels/install-server.sh beephost_{kind}_backend.__main__" in runs
     final = [i for i in dockerfile_instructions(text) if i.stage == 1]
     assert [i.args for i in final if i.name == "USER"] == ["10001:10001"]
     healthcheck = next(i.args for i in final if i.name == "HEALTHCHECK")
@@ -225,8 +229,21 @@ def test_the_real_dockerfiles_build_offline_as_non_root(kind: BackendKind) -> No
             "FROM a AS b\nFROM a\nCOPY w /wheels\nUSER 1\nHEALTHCHECK NONE\n",
             "wheelhouse",
         ),
+        (
+            "FROM a AS b\nRUN pip install x\nFROM a\nUSER 1\nHEALTHCHECK NONE\n",
+            "/wheels/install-server.sh",
+        ),
     ],
-    ids=["syntax", "mount", "one-stage", "root", "no-user", "no-health", "wheels"],
+    ids=[
+        "syntax",
+        "mount",
+        "one-stage",
+        "root",
+        "no-user",
+        "no-health",
+        "wheels",
+        "no-install-script",
+    ],
 )
 def test_check_dockerfile_finds_problems(text: str, problem: str) -> None:
     assert any(problem in found for found in check_dockerfile(text))
@@ -392,6 +409,11 @@ def test_exported_wheelhouse_is_hash_locked_with_the_uv_binary(
     assert wheelhouse == rig.workspace / "build/wheelhouse/pipe-backend"
     assert (wheelhouse / "python-minor").read_text() == "3.11\n"
     assert (wheelhouse / "uv").read_bytes() == uv.read_bytes()
+    # The install steps the Dockerfiles run come with the wheelhouse, so a manual
+    # `docker build` from the repository root finds them in /wheels too.
+    assert (wheelhouse / "install-server.sh").read_text() == (
+        rig.workspace / "services/install-server.sh"
+    ).read_text()
     lines = [
         line
         for line in (wheelhouse / "requirements.txt").read_text().splitlines()

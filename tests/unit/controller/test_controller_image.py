@@ -2,9 +2,11 @@
 on FakeRuntime and FakeWheelhouseTools."""
 
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from scripts import release_images
 from scripts.controller_image import (
     CONTROLLER_LOCAL_TAG,
     CONTROLLER_SOURCES,
@@ -39,6 +41,7 @@ from beephost_controller.images.layout import (
     dockerfile_path,
     wheelhouse_path,
 )
+from beephost_controller.settings import Settings
 from beephost_controller.testing import FakeWheelhouseTools
 from tests.unit.controller.conftest import REPO, ImageRig, context_misses, write_member
 
@@ -233,3 +236,32 @@ def test_controller_wheelhouse_export(
     assert (wheelhouse / "dockerignore").read_text() == (
         controller_workspace / ".dockerignore"
     ).read_text()
+
+
+def test_export_wheelhouse_with_controller_builds_nothing(
+    base: BaseImage,
+    controller_workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rig: ImageRig,
+) -> None:
+    # `scripts/build-images --controller --export-wheelhouse` (the controller
+    # Dockerfile's header): the wheelhouse for a manual `docker build`, no image.
+    exported: list[str] = []
+
+    def export(kind: str, *_: object, **__: object) -> Path:
+        exported.append(kind)
+        return controller_workspace / "build/wheelhouse" / kind
+
+    monkeypatch.setattr(release_images, "find_workspace", lambda: controller_workspace)
+    monkeypatch.setattr(release_images, "UvTools", FakeWheelhouseTools)
+    monkeypatch.setattr(release_images, "ensure_base_image", lambda *_, **__: base)
+    monkeypatch.setattr(release_images, "export_wheelhouse", export)
+    args = release_images._parser().parse_args(
+        ["build-images", "--controller", "--export-wheelhouse"]
+    )
+    records: list[Mapping[str, object]] = []
+    release_images._build(args, Settings(), rig.runtime, records.append)
+    assert exported == ["controller"]
+    assert [r["image"] for r in records] == ["base", "controller"]
+    assert "wheelhouse" in records[-1]
+    assert rig.runtime.builds == []

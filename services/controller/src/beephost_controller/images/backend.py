@@ -46,6 +46,7 @@ from beephost_controller.images.labels import (
     LABEL_KIND,
 )
 from beephost_controller.images.layout import (
+    INSTALL_SCRIPT_NAME,
     ImageKind,
     default_cache_dir,
     default_repository,
@@ -117,7 +118,7 @@ def prepare_wheelhouse(
 
     Third-party wheels come from the pool in ``cache_dir`` (downloaded on a miss), our
     members are built fresh; ``requirements.txt`` pins all of them by hash, next to
-    ``python-minor`` and, when the host's uv runs in the image, the ``uv`` binary
+    ``python-minor``, the install script the Dockerfiles run and, when the host's uv runs in the image, the ``uv`` binary
     (an image that carries sources also gets ``dockerignore``, the workspace's
     ``.dockerignore``).
 
@@ -139,6 +140,7 @@ def prepare_wheelhouse(
         render_requirements(export.requirements, ours)
     )
     (wheelhouse / "python-minor").write_text(plan.python_minor + "\n")
+    (wheelhouse / INSTALL_SCRIPT_NAME).write_text(plan.install_script)
     _, uv_binary = tools.installer()
     if uv_binary is not None:
         shutil.copy2(uv_binary, wheelhouse / "uv")

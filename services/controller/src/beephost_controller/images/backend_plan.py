@@ -1,7 +1,7 @@
 """What decides a backend image: its plan, content key, labels and build arguments.
 
 Pure, but for reading the workspace: ``plan_backend_image`` reads the Dockerfile, the
-``.dockerignore``, the lock (through ``uv export``) and the members' source trees.
+``.dockerignore``, the shared install script, the lock (through ``uv export``) and the members' source trees.
 """
 
 import hashlib
@@ -36,6 +36,7 @@ from beephost_controller.images.labels import (
 )
 from beephost_controller.images.layout import (
     CONTROLLER,
+    INSTALL_SCRIPT,
     ImageKind,
     backend_package,
     dockerfile_path,
@@ -61,6 +62,7 @@ class ContextSources:
 class BuildPlan:
     """Everything that decides a backend image, hashed into its build key.
 
+    ``install_script``: ``services/install-server.sh``, which the build stage runs.
     ``sources``: the workspace sources the image carries (the controller's; ``None``
     for the backends, whose keys then are what they always were).
     """
@@ -70,6 +72,7 @@ class BuildPlan:
     base_image_id: str
     dockerfile: str
     dockerignore: str
+    install_script: str
     requirements: tuple[str, ...]
     members: Mapping[str, str]
     installer: str
@@ -97,7 +100,11 @@ def build_key(plan: BuildPlan) -> str:
         "kind": plan.kind,
         "python": plan.python_minor,
         "base": plan.base_image_id,
-        "dockerfile": hashlib.sha256(plan.dockerfile.encode()).hexdigest(),
+        # The Dockerfile and the install script its build stage runs: one set of
+        # instructions (a plan without a script keeps the key it always had).
+        "dockerfile": hashlib.sha256(
+            (plan.dockerfile + plan.install_script).encode()
+        ).hexdigest(),
         "dockerignore": hashlib.sha256(plan.dockerignore.encode()).hexdigest(),
         "requirements": list(plan.requirements),
         "members": dict(sorted(plan.members.items())),
@@ -206,6 +213,7 @@ def plan_backend_image(
         raise BackendImageError(f"{dockerfile_path(kind)}: {'; '.join(problems)}")
     dockerignore_file = workspace / ".dockerignore"
     dockerignore = dockerignore_file.read_text() if dockerignore_file.is_file() else ""
+    install_script = _read_text(workspace / INSTALL_SCRIPT)
     export = parse_export(tools.export(workspace, backend_package(kind)))
     if not export.members:
         raise BackendImageError(f"uv export of {backend_package(kind)} has no members")
@@ -219,6 +227,7 @@ def plan_backend_image(
         base_image_id=base.image_id,
         dockerfile=dockerfile,
         dockerignore=dockerignore,
+        install_script=install_script,
         requirements=tuple(r.line() for r in export.requirements),
         members=members,
         installer=installer,

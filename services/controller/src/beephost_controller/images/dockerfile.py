@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from beephost_controller.images.errors import BackendImageError
+from beephost_controller.images.layout import INSTALL_SCRIPT_NAME, WHEELHOUSE
 
 _VAR_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
@@ -86,6 +87,12 @@ def check_dockerfile(text: str) -> list[str]:
         if instruction.name == "RUN" and any(f.startswith("--mount") for f in flags):
             problems.append("RUN --mount needs BuildKit")
     final = [i for i in instructions if i.stage == stages - 1]
+    # The install steps live in one script (layout.INSTALL_SCRIPT), not in each file.
+    install = f"{WHEELHOUSE}/{INSTALL_SCRIPT_NAME}"
+    if not any(
+        i.name == "RUN" and install in i.args and i.stage == 0 for i in instructions
+    ):
+        problems.append(f"the build stage must run {install}")
     users = [i.args for i in final if i.name == "USER"]
     if not users or not re.match(r"^[1-9][0-9]*(:[0-9]+)?$", users[-1]):
         problems.append("the final stage must end as a numeric non-root USER")

@@ -90,6 +90,12 @@ def dockerfile_path(kind: ImageKind) -> str:
     return f"services/{service_name(kind)}/Dockerfile"
 
 
+#: The install steps every service Dockerfile's build stage runs, relative to the
+#: repository root; the wheelhouse carries a copy named ``INSTALL_SCRIPT_NAME``.
+INSTALL_SCRIPT = "services/install-server.sh"
+INSTALL_SCRIPT_NAME = "install-server.sh"
+
+
 def wheelhouse_path(kind: ImageKind) -> str:
     """Where the Dockerfile expects the wheelhouse, relative to the context root."""
     return f"build/wheelhouse/{service_name(kind)}"
