@@ -22,9 +22,9 @@ from tests.e2e.test_controller_images import check_layering
 pytestmark = pytest.mark.docker
 
 PROBE = """\
-import beephost_client, pydantic
+import beephost_client.controller, pydantic
 from beephost_client import ConnectError, ControllerClient
-print(beephost_client.ControllerClient)
+print(ControllerClient.__name__, ControllerClient is beephost_client.controller.ControllerClient)
 client = ControllerClient()
 print(client.url)
 try:
@@ -93,7 +93,7 @@ def test_admin_image_carries_the_client_sdk(
         row.image, ENV_PYTHON, "-I", "-c", PROBE,
     )  # fmt: skip
     assert out.splitlines() == [
-        "<class 'beephost_client.controller.ControllerClient'>",
+        "ControllerClient True",
         socket_url,
         "connect error",
     ]
