@@ -8,7 +8,11 @@ core unchanged.
 
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, Field
+
+from beephost_protocol import files
+from beephost_protocol._base import Command as Command
+from beephost_protocol._base import _Model
 
 PROTOCOL_VERSION = "1.0"
 DEFAULT_SESSION = "default"
@@ -76,17 +80,6 @@ def _values_within_depth(values: _Values) -> _Values:
 WireValue = Annotated[Any, AfterValidator(_value_within_depth)]
 WireArgs = Annotated[list[Any], AfterValidator(_values_within_depth)]
 WireNames = Annotated[dict[str, Any], AfterValidator(_values_within_depth)]
-
-
-class _Model(BaseModel):
-    # Unknown fields are ignored so that newer clients can talk to older servers.
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class Command(_Model):
-    """Base of every command; ``COMMAND`` is its wire ``type``."""
-
-    COMMAND: ClassVar[str] = ""
 
 
 class SessionCommand(Command):
@@ -245,23 +238,23 @@ class LeaseRelease(Command):
 
 
 # The pipe's commands (lease.* travel on HTTP and gRPC only).
+_CORE_COMMANDS: tuple[type[Command], ...] = (
+    Evaluate,
+    Execute,
+    ObjectCreate,
+    ObjectGetAttr,
+    ObjectSetAttr,
+    ObjectCall,
+    ObjectRelease,
+    ObjectList,
+    SessionInfo,
+    SessionOpen,
+    SessionClose,
+    SessionList,
+    Interrupt,
+)
 COMMANDS: dict[str, type[Command]] = {
-    cls.COMMAND: cls
-    for cls in (
-        Evaluate,
-        Execute,
-        ObjectCreate,
-        ObjectGetAttr,
-        ObjectSetAttr,
-        ObjectCall,
-        ObjectRelease,
-        ObjectList,
-        SessionInfo,
-        SessionOpen,
-        SessionClose,
-        SessionList,
-        Interrupt,
-    )
+    cls.COMMAND: cls for cls in (*_CORE_COMMANDS, *files.FILE_COMMANDS)
 }
 
 

@@ -146,7 +146,7 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-def _validated(model: type[CommandT], rpc: str, /, **params: Any) -> CommandT:
+def validated(model: type[CommandT], rpc: str, /, **params: Any) -> CommandT:
     try:
         return model.model_validate(params)
     except ValidationError as exc:
@@ -188,7 +188,7 @@ def evaluate_command(
     Raises:
         InvalidRequest: ``locals_json`` is not a JSON object, or a field is invalid.
     """
-    return _validated(
+    return validated(
         models.Evaluate,
         "Evaluate",
         session=_session(request.session),
@@ -202,7 +202,7 @@ def execute_command(
     request: pb.ExecuteRequest, timeout: float | None = None, *, stream: bool = False
 ) -> models.Execute:
     """Decode an ``Execute`` (``stream=False``) or ``ExecuteStream`` request."""
-    return _validated(
+    return validated(
         models.Execute,
         "ExecuteStream" if stream else "Execute",
         session=_session(request.session),
@@ -223,7 +223,7 @@ def open_session_command(
     request: pb.OpenSessionRequest, timeout: float | None = None
 ) -> models.SessionOpen:
     """Decode an ``OpenSession`` request; a ``ttl`` of 0 means the server's default."""
-    return _validated(models.SessionOpen, "OpenSession", ttl=request.ttl or None)
+    return validated(models.SessionOpen, "OpenSession", ttl=request.ttl or None)
 
 
 def close_session_command(
@@ -242,14 +242,14 @@ def close_session_command(
             "CloseSession needs a session; name 'default' to reset the default session",
             {"field": "session"},
         )
-    return _validated(models.SessionClose, "CloseSession", session=request.session)
+    return validated(models.SessionClose, "CloseSession", session=request.session)
 
 
 def session_info_command(
     request: pb.SessionRef, timeout: float | None = None
 ) -> models.SessionInfo:
     """Decode a ``GetSessionInfo`` request."""
-    return _validated(
+    return validated(
         models.SessionInfo,
         "GetSessionInfo",
         session=_session(request.session),
@@ -268,7 +268,7 @@ def interrupt_command(
     request: pb.SessionRef, timeout: float | None = None
 ) -> models.Interrupt:
     """Decode an ``Interrupt`` request."""
-    return _validated(models.Interrupt, "Interrupt", session=_session(request.session))
+    return validated(models.Interrupt, "Interrupt", session=_session(request.session))
 
 
 def create_object_command(
@@ -280,7 +280,7 @@ def create_object_command(
         InvalidRequest: ``args_json`` is not a JSON array, ``kwargs_json`` not a JSON
             object, or ``target`` is empty.
     """
-    return _validated(
+    return validated(
         models.ObjectCreate,
         "CreateObject",
         session=_session(request.session),
@@ -295,7 +295,7 @@ def get_attribute_command(
     request: pb.GetAttributeRequest, timeout: float | None = None
 ) -> models.ObjectGetAttr:
     """Decode a ``GetAttribute`` request."""
-    return _validated(
+    return validated(
         models.ObjectGetAttr,
         "GetAttribute",
         session=_session(request.session),
@@ -318,7 +318,7 @@ def set_attribute_command(
             "SetAttribute needs value_json: the value as JSON text, e.g. 'null'",
             {"field": "value_json"},
         )
-    return _validated(
+    return validated(
         models.ObjectSetAttr,
         "SetAttribute",
         session=_session(request.session),
@@ -333,7 +333,7 @@ def call_method_command(
     request: pb.CallMethodRequest, timeout: float | None = None
 ) -> models.ObjectCall:
     """Decode a ``CallMethod`` request; an empty ``method`` calls the object itself."""
-    return _validated(
+    return validated(
         models.ObjectCall,
         "CallMethod",
         session=_session(request.session),
@@ -349,7 +349,7 @@ def release_objects_command(
     request: pb.ReleaseObjectsRequest, timeout: float | None = None
 ) -> models.ObjectRelease:
     """Decode a ``ReleaseObjects`` request."""
-    return _validated(
+    return validated(
         models.ObjectRelease,
         "ReleaseObjects",
         session=_session(request.session),
@@ -362,7 +362,7 @@ def list_objects_command(
     request: pb.SessionRef, timeout: float | None = None
 ) -> models.ObjectList:
     """Decode a ``ListObjects`` request."""
-    return _validated(
+    return validated(
         models.ObjectList,
         "ListObjects",
         session=_session(request.session),
@@ -374,14 +374,14 @@ def renew_lease_command(
     request: pb.LeaseRef, timeout: float | None = None
 ) -> models.LeaseRenew:
     """Decode a ``RenewLease`` request."""
-    return _validated(models.LeaseRenew, "RenewLease", lease=request.lease)
+    return validated(models.LeaseRenew, "RenewLease", lease=request.lease)
 
 
 def release_lease_command(
     request: pb.LeaseRef, timeout: float | None = None
 ) -> models.LeaseRelease:
     """Decode a ``ReleaseLease`` request."""
-    return _validated(models.LeaseRelease, "ReleaseLease", lease=request.lease)
+    return validated(models.LeaseRelease, "ReleaseLease", lease=request.lease)
 
 
 # -- results to replies (server side) -----------------------------------------------------

@@ -30,7 +30,7 @@ from pydantic.json_schema import (
 )
 from pydantic_core import core_schema
 
-from beephost_protocol import models
+from beephost_protocol import files, models
 from beephost_protocol.errors import ErrorCode
 
 SCHEMA_PATH = Path(__file__).with_name("schema") / "pipe-v1.schema.json"
@@ -115,6 +115,7 @@ RESULTS: dict[str, type[BaseModel]] = {
     "session.close": models.SessionClosed,
     "session.list": models.SessionListing,
     "interrupt": models.InterruptResult,
+    **files.FILE_RESULTS,
 }
 """The ``result`` model of each command's successful reply."""
 

@@ -114,6 +114,46 @@ class ExecutorStub:
                 request_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.LeaseRef.SerializeToString,
                 response_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.ReleaseLeaseReply.FromString,
                 _registered_method=True)
+        self.StatFile = channel.unary_unary(
+                '/beephost.exec.v1.Executor/StatFile',
+                request_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FilePath.SerializeToString,
+                response_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FileInfo.FromString,
+                _registered_method=True)
+        self.ListFiles = channel.unary_unary(
+                '/beephost.exec.v1.Executor/ListFiles',
+                request_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FilePath.SerializeToString,
+                response_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FileListing.FromString,
+                _registered_method=True)
+        self.MakeDirectory = channel.unary_unary(
+                '/beephost.exec.v1.Executor/MakeDirectory',
+                request_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.MakeDirectoryRequest.SerializeToString,
+                response_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FileInfo.FromString,
+                _registered_method=True)
+        self.RemoveFile = channel.unary_unary(
+                '/beephost.exec.v1.Executor/RemoveFile',
+                request_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.RemoveFileRequest.SerializeToString,
+                response_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.RemoveFileReply.FromString,
+                _registered_method=True)
+        self.RenameFile = channel.unary_unary(
+                '/beephost.exec.v1.Executor/RenameFile',
+                request_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.RenameFileRequest.SerializeToString,
+                response_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FileInfo.FromString,
+                _registered_method=True)
+        self.GetWorkspaceUsage = channel.unary_unary(
+                '/beephost.exec.v1.Executor/GetWorkspaceUsage',
+                request_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.WorkspaceUsageRequest.SerializeToString,
+                response_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.WorkspaceUsageReply.FromString,
+                _registered_method=True)
+        self.UploadFile = channel.stream_unary(
+                '/beephost.exec.v1.Executor/UploadFile',
+                request_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.UploadFileRequest.SerializeToString,
+                response_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FileInfo.FromString,
+                _registered_method=True)
+        self.DownloadFile = channel.unary_stream(
+                '/beephost.exec.v1.Executor/DownloadFile',
+                request_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.DownloadFileRequest.SerializeToString,
+                response_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FileChunk.FromString,
+                _registered_method=True)
 
 
 class ExecutorServicer:
@@ -227,6 +267,60 @@ class ExecutorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StatFile(self, request, context):
+        """The workspace's files (rpc.md, Files): paths are relative to the workspace, or
+        absolute under it; one that leads out of it is INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFiles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MakeDirectory(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveFile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenameFile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkspaceUsage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadFile(self, request_iterator, context):
+        """Write a file: a header first, then its bytes in chunks of at most 1 MiB. It appears
+        under its name, whole, when the stream ends; a cancelled call leaves nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadFile(self, request, context):
+        """Read a file, or a range of it, in chunks of at most 1 MiB; the first message
+        carries the file's info.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -309,6 +403,46 @@ def add_ExecutorServicer_to_server(servicer, server):
                     servicer.ReleaseLease,
                     request_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.LeaseRef.FromString,
                     response_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.ReleaseLeaseReply.SerializeToString,
+            ),
+            'StatFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.StatFile,
+                    request_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FilePath.FromString,
+                    response_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FileInfo.SerializeToString,
+            ),
+            'ListFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFiles,
+                    request_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FilePath.FromString,
+                    response_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FileListing.SerializeToString,
+            ),
+            'MakeDirectory': grpc.unary_unary_rpc_method_handler(
+                    servicer.MakeDirectory,
+                    request_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.MakeDirectoryRequest.FromString,
+                    response_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FileInfo.SerializeToString,
+            ),
+            'RemoveFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveFile,
+                    request_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.RemoveFileRequest.FromString,
+                    response_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.RemoveFileReply.SerializeToString,
+            ),
+            'RenameFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenameFile,
+                    request_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.RenameFileRequest.FromString,
+                    response_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FileInfo.SerializeToString,
+            ),
+            'GetWorkspaceUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkspaceUsage,
+                    request_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.WorkspaceUsageRequest.FromString,
+                    response_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.WorkspaceUsageReply.SerializeToString,
+            ),
+            'UploadFile': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadFile,
+                    request_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.UploadFileRequest.FromString,
+                    response_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FileInfo.SerializeToString,
+            ),
+            'DownloadFile': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadFile,
+                    request_deserializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.DownloadFileRequest.FromString,
+                    response_serializer=beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FileChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -743,6 +877,222 @@ class Executor:
             '/beephost.exec.v1.Executor/ReleaseLease',
             beephost__pb_dot_exec_dot_v1_dot_exec__pb2.LeaseRef.SerializeToString,
             beephost__pb_dot_exec_dot_v1_dot_exec__pb2.ReleaseLeaseReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StatFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/beephost.exec.v1.Executor/StatFile',
+            beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FilePath.SerializeToString,
+            beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FileInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/beephost.exec.v1.Executor/ListFiles',
+            beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FilePath.SerializeToString,
+            beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FileListing.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MakeDirectory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/beephost.exec.v1.Executor/MakeDirectory',
+            beephost__pb_dot_exec_dot_v1_dot_exec__pb2.MakeDirectoryRequest.SerializeToString,
+            beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FileInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/beephost.exec.v1.Executor/RemoveFile',
+            beephost__pb_dot_exec_dot_v1_dot_exec__pb2.RemoveFileRequest.SerializeToString,
+            beephost__pb_dot_exec_dot_v1_dot_exec__pb2.RemoveFileReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenameFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/beephost.exec.v1.Executor/RenameFile',
+            beephost__pb_dot_exec_dot_v1_dot_exec__pb2.RenameFileRequest.SerializeToString,
+            beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FileInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkspaceUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/beephost.exec.v1.Executor/GetWorkspaceUsage',
+            beephost__pb_dot_exec_dot_v1_dot_exec__pb2.WorkspaceUsageRequest.SerializeToString,
+            beephost__pb_dot_exec_dot_v1_dot_exec__pb2.WorkspaceUsageReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadFile(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/beephost.exec.v1.Executor/UploadFile',
+            beephost__pb_dot_exec_dot_v1_dot_exec__pb2.UploadFileRequest.SerializeToString,
+            beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FileInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/beephost.exec.v1.Executor/DownloadFile',
+            beephost__pb_dot_exec_dot_v1_dot_exec__pb2.DownloadFileRequest.SerializeToString,
+            beephost__pb_dot_exec_dot_v1_dot_exec__pb2.FileChunk.FromString,
             options,
             channel_credentials,
             insecure,

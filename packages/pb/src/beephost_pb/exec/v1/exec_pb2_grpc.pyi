@@ -92,6 +92,23 @@ class ExecutorStub:
     """Keep a lease alive for the server's lease TTL (any call naming it does too)."""
     ReleaseLease: _grpc.UnaryUnaryMultiCallable[_exec_pb2.LeaseRef, _exec_pb2.ReleaseLeaseReply]
     """End a lease now: release the handles it owns in "default"."""
+    StatFile: _grpc.UnaryUnaryMultiCallable[_exec_pb2.FilePath, _exec_pb2.FileInfo]
+    """The workspace's files (rpc.md, Files): paths are relative to the workspace, or
+    absolute under it; one that leads out of it is INVALID_ARGUMENT.
+    """
+    ListFiles: _grpc.UnaryUnaryMultiCallable[_exec_pb2.FilePath, _exec_pb2.FileListing]
+    MakeDirectory: _grpc.UnaryUnaryMultiCallable[_exec_pb2.MakeDirectoryRequest, _exec_pb2.FileInfo]
+    RemoveFile: _grpc.UnaryUnaryMultiCallable[_exec_pb2.RemoveFileRequest, _exec_pb2.RemoveFileReply]
+    RenameFile: _grpc.UnaryUnaryMultiCallable[_exec_pb2.RenameFileRequest, _exec_pb2.FileInfo]
+    GetWorkspaceUsage: _grpc.UnaryUnaryMultiCallable[_exec_pb2.WorkspaceUsageRequest, _exec_pb2.WorkspaceUsageReply]
+    UploadFile: _grpc.StreamUnaryMultiCallable[_exec_pb2.UploadFileRequest, _exec_pb2.FileInfo]
+    """Write a file: a header first, then its bytes in chunks of at most 1 MiB. It appears
+    under its name, whole, when the stream ends; a cancelled call leaves nothing.
+    """
+    DownloadFile: _grpc.UnaryStreamMultiCallable[_exec_pb2.DownloadFileRequest, _exec_pb2.FileChunk]
+    """Read a file, or a range of it, in chunks of at most 1 MiB; the first message
+    carries the file's info.
+    """
 
 @_typing.type_check_only
 class ExecutorAsyncStub(ExecutorStub):
@@ -127,6 +144,23 @@ class ExecutorAsyncStub(ExecutorStub):
     """Keep a lease alive for the server's lease TTL (any call naming it does too)."""
     ReleaseLease: _aio.UnaryUnaryMultiCallable[_exec_pb2.LeaseRef, _exec_pb2.ReleaseLeaseReply]  # type: ignore[assignment]
     """End a lease now: release the handles it owns in "default"."""
+    StatFile: _aio.UnaryUnaryMultiCallable[_exec_pb2.FilePath, _exec_pb2.FileInfo]  # type: ignore[assignment]
+    """The workspace's files (rpc.md, Files): paths are relative to the workspace, or
+    absolute under it; one that leads out of it is INVALID_ARGUMENT.
+    """
+    ListFiles: _aio.UnaryUnaryMultiCallable[_exec_pb2.FilePath, _exec_pb2.FileListing]  # type: ignore[assignment]
+    MakeDirectory: _aio.UnaryUnaryMultiCallable[_exec_pb2.MakeDirectoryRequest, _exec_pb2.FileInfo]  # type: ignore[assignment]
+    RemoveFile: _aio.UnaryUnaryMultiCallable[_exec_pb2.RemoveFileRequest, _exec_pb2.RemoveFileReply]  # type: ignore[assignment]
+    RenameFile: _aio.UnaryUnaryMultiCallable[_exec_pb2.RenameFileRequest, _exec_pb2.FileInfo]  # type: ignore[assignment]
+    GetWorkspaceUsage: _aio.UnaryUnaryMultiCallable[_exec_pb2.WorkspaceUsageRequest, _exec_pb2.WorkspaceUsageReply]  # type: ignore[assignment]
+    UploadFile: _aio.StreamUnaryMultiCallable[_exec_pb2.UploadFileRequest, _exec_pb2.FileInfo]  # type: ignore[assignment]
+    """Write a file: a header first, then its bytes in chunks of at most 1 MiB. It appears
+    under its name, whole, when the stream ends; a cancelled call leaves nothing.
+    """
+    DownloadFile: _aio.UnaryStreamMultiCallable[_exec_pb2.DownloadFileRequest, _exec_pb2.FileChunk]  # type: ignore[assignment]
+    """Read a file, or a range of it, in chunks of at most 1 MiB; the first message
+    carries the file's info.
+    """
 
 class ExecutorServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -255,5 +289,70 @@ class ExecutorServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_exec_pb2.ReleaseLeaseReply, _abc.Awaitable[_exec_pb2.ReleaseLeaseReply]]:
         """End a lease now: release the handles it owns in "default"."""
+
+    @_abc_1.abstractmethod
+    def StatFile(
+        self,
+        request: _exec_pb2.FilePath,
+        context: _ServicerContext,
+    ) -> _typing.Union[_exec_pb2.FileInfo, _abc.Awaitable[_exec_pb2.FileInfo]]:
+        """The workspace's files (rpc.md, Files): paths are relative to the workspace, or
+        absolute under it; one that leads out of it is INVALID_ARGUMENT.
+        """
+
+    @_abc_1.abstractmethod
+    def ListFiles(
+        self,
+        request: _exec_pb2.FilePath,
+        context: _ServicerContext,
+    ) -> _typing.Union[_exec_pb2.FileListing, _abc.Awaitable[_exec_pb2.FileListing]]: ...
+
+    @_abc_1.abstractmethod
+    def MakeDirectory(
+        self,
+        request: _exec_pb2.MakeDirectoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_exec_pb2.FileInfo, _abc.Awaitable[_exec_pb2.FileInfo]]: ...
+
+    @_abc_1.abstractmethod
+    def RemoveFile(
+        self,
+        request: _exec_pb2.RemoveFileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_exec_pb2.RemoveFileReply, _abc.Awaitable[_exec_pb2.RemoveFileReply]]: ...
+
+    @_abc_1.abstractmethod
+    def RenameFile(
+        self,
+        request: _exec_pb2.RenameFileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_exec_pb2.FileInfo, _abc.Awaitable[_exec_pb2.FileInfo]]: ...
+
+    @_abc_1.abstractmethod
+    def GetWorkspaceUsage(
+        self,
+        request: _exec_pb2.WorkspaceUsageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_exec_pb2.WorkspaceUsageReply, _abc.Awaitable[_exec_pb2.WorkspaceUsageReply]]: ...
+
+    @_abc_1.abstractmethod
+    def UploadFile(
+        self,
+        request_iterator: _MaybeAsyncIterator[_exec_pb2.UploadFileRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_exec_pb2.FileInfo, _abc.Awaitable[_exec_pb2.FileInfo]]:
+        """Write a file: a header first, then its bytes in chunks of at most 1 MiB. It appears
+        under its name, whole, when the stream ends; a cancelled call leaves nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def DownloadFile(
+        self,
+        request: _exec_pb2.DownloadFileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_exec_pb2.FileChunk], _abc.AsyncIterator[_exec_pb2.FileChunk]]:
+        """Read a file, or a range of it, in chunks of at most 1 MiB; the first message
+        carries the file's info.
+        """
 
 def add_ExecutorServicer_to_server(servicer: ExecutorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
