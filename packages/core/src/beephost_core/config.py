@@ -36,7 +36,12 @@ class ExecutorConfig:
         spawn_timeout: Seconds a new worker has to announce itself.
         prewarm: Spare workers kept started so sessions open instantly, from the
             first ``session.open`` on (until then only the default session's runs).
-        cwd: Working directory of workers (None: inherit).
+        cwd: Working directory of workers (None: the workspace).
+        workspace: The directory of user files the file commands serve, also the
+            workers' HOME (None: a temporary directory, removed when the executor
+            closes).
+        workspace_quota: The most bytes the workspace's files may take (0: no limit);
+            no single file a worker writes may be larger either (RLIMIT_FSIZE).
         env: Environment variables of workers; the server's own are never passed.
         extra_env: Variables added to ``env`` for every worker (they win over it): what
             the deployment gives user code on purpose, e.g. an admin backend's controller
@@ -60,6 +65,8 @@ class ExecutorConfig:
     spawn_timeout: float = 20.0
     prewarm: int = 1
     cwd: str | None = None
+    workspace: str | None = None
+    workspace_quota: int = 1 << 30
     env: dict[str, str] = field(default_factory=lambda: default_worker_env())
     extra_env: Mapping[str, str] = field(default_factory=dict)
 
@@ -75,6 +82,7 @@ class ExecutorConfig:
             "max_result_bytes": self.max_result_bytes,
             "max_display_bytes": self.max_display_bytes,
             "max_display_total_bytes": self.max_display_total_bytes,
+            "max_file_bytes": self.workspace_quota,
         }
 
 

@@ -3,8 +3,11 @@
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
 import secrets
+import shutil
+import tempfile
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -12,8 +15,10 @@ from typing import Any
 
 from beephost_core._process import EventCallback, WorkerProcess
 from beephost_core.config import ExecutorConfig
+from beephost_core.files import FileService
 from beephost_core.leases import LeaseOwner, Leases, check_lease
 from beephost_core.metrics import CoreMetrics
+from beephost_core.workspace import Workspace
 from beephost_protocol import models
 from beephost_protocol.errors import (
     BeepHostError,
@@ -105,6 +110,8 @@ class Executor:
         # do not fill the shared session.
         self._owned: dict[Hashable, set[str]] = {}
         self._leases = Leases(config.lease_ttl)
+        self._files: FileService | None = None
+        self._temporary_workspace: str | None = None
         self.metrics.track(
             sessions=lambda: len(self._sessions),
             handles=lambda: sum(
@@ -114,12 +121,39 @@ class Executor:
 
     # -- lifecycle ----------------------------------------------------------------------
 
+    @property
+    def files(self) -> FileService:
+        """The workspace's file commands (and the workspace, for streaming transports)."""
+        if self._files is None:
+            raise Unavailable("the server is not started")
+        return self._files
+
+    @property
+    def workspace(self) -> Workspace:
+        return self.files.workspace
+
+    def _open_workspace(self) -> None:
+        root = self.config.workspace
+        if root is None:
+            root = tempfile.mkdtemp(prefix="beephost-workspace-")
+            self._temporary_workspace = root
+        workspace = Workspace(root, self.config.workspace_quota)
+        self._files = FileService(workspace)
+        # Workers start in the workspace, with it as HOME, unless told otherwise.
+        self.config = dataclasses.replace(
+            self.config,
+            cwd=self.config.cwd or str(workspace.root),
+            extra_env={"HOME": str(workspace.root), **self.config.extra_env},
+        )
+
     async def start(self) -> None:
-        """Start the default session's worker and the idle reaper (spares: see below).
+        """Open the workspace, start the default session's worker and the idle reaper
+        (spares: see below).
 
         Raises:
             Unavailable: The environment's interpreter cannot run a worker.
         """
+        self._open_workspace()
         default = Session(models.DEFAULT_SESSION, ttl=None)
         self._assign(default, await self._spawn())
         self._sessions[default.id] = default
@@ -150,6 +184,10 @@ class Executor:
         await asyncio.gather(
             *(worker.kill() for worker in workers), return_exceptions=True
         )
+        if self._files is not None:
+            await self._files.aclose()
+        if self._temporary_workspace is not None:
+            shutil.rmtree(self._temporary_workspace, ignore_errors=True)
 
     @property
     def ready(self) -> bool:
@@ -231,6 +269,8 @@ class Executor:
                 session = self._session(command.session)
                 worker = session.worker
                 return {"interrupted": bool(worker and worker.interrupt())}
+            case _ if command.COMMAND.startswith("file."):
+                return await self.files.run(command, owner)
             case models.SessionCommand():
                 stream = (
                     on_event
@@ -261,7 +301,10 @@ class Executor:
                 handles -= released
 
     def release_owned(self, owner: Hashable) -> None:
-        """Release (in the background) the default session's handles ``owner`` received."""
+        """Release (in the background) the default session's handles ``owner`` received,
+        and abort the uploads it left open."""
+        if self._files is not None:
+            self._background(self._files.release_owned(owner))
         handles = self._owned.pop(owner, None)
         if handles:
             release = models.ObjectRelease(handles=sorted(handles))
@@ -486,6 +529,8 @@ class Executor:
         interval = max(0.05, min(5.0, *(ttl / 4 for ttl in ttls)))
         while True:
             await asyncio.sleep(interval)
+            if self._files is not None:
+                await self._files.expire_idle()
             for lease in self._leases.expired():
                 # The id is not logged: whoever knows it can renew or end the lease.
                 held = len(self._owned.get(LeaseOwner(lease), ()))
@@ -501,11 +546,15 @@ class Executor:
                     logger.info(
                         "session %s expired after %ss idle", session.id, session.ttl
                     )
-                    with contextlib.suppress(BeepHostError):
-                        await self._close_session(session.id)
+                    # Lost before its worker is killed: a request that comes while
+                    # the kill runs learns why, instead of "no session".
+                    worker, session.worker = session.worker, None
+                    self._sessions.pop(session.id, None)
                     self._remember_lost(
                         session.id, f"expired after {session.ttl}s idle"
                     )
+                    if worker is not None:
+                        await worker.kill()
 
     def _background(self, coro: Any) -> None:
         if self._closing:

@@ -49,7 +49,21 @@ class BackendSettings(BaseSettings):
     environment: str = Field(
         "local", description="Environment name reported to clients."
     )
-    worker_cwd: str | None = Field(None, description="Working directory of workers.")
+    worker_cwd: str | None = Field(
+        None, description="Working directory of workers (default: the workspace)."
+    )
+    workspace_dir: str | None = Field(
+        None,
+        description="The workspace: user code's working directory and HOME, and what "
+        "the file API serves (default: a temporary directory, removed at exit).",
+    )
+    workspace_quota_bytes: int = Field(
+        1 << 30,
+        ge=0,
+        description="The most bytes the workspace's files may take (0: no limit): "
+        "uploads past it fail with quota_exceeded, and user code cannot write a "
+        "larger file.",
+    )
     default_timeout: float = Field(
         30.0, gt=0, description="Deadline when none is given."
     )
@@ -175,6 +189,8 @@ class BackendSettings(BaseSettings):
             max_display_total_bytes=self.max_display_total_bytes,
             prewarm=self.prewarm,
             cwd=self.worker_cwd,
+            workspace=self.workspace_dir,
+            workspace_quota=self.workspace_quota_bytes,
             extra_env=dict(self.worker_env),
         )
 

@@ -1492,10 +1492,20 @@ def _die_with_parent() -> None:
         pass
 
 
+def _limit_file_size(max_bytes: int) -> None:
+    # The workspace's quota, for user code: no one file may outgrow it (CPython ignores
+    # SIGXFSZ, so a write past it raises OSError EFBIG instead of killing the worker).
+    if max_bytes > 0:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+
+
 def main() -> None:
     fd = int(sys.argv[1])
     config = json.loads(sys.argv[2])
     _die_with_parent()
+    _limit_file_size(int(config.get("max_file_bytes", 0)))
     signal.signal(signal.SIGINT, _on_sigint)
     _Kicker()
     sock = socket.socket(fileno=fd)

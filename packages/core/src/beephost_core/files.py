@@ -1,0 +1,176 @@
+"""The file commands, run against the workspace for the Executor.
+
+Metadata commands map one to one onto :class:`~beephost_core.workspace.Workspace`. An
+upload made of commands (``file.upload.open``, ``.write``..., ``.commit``) is held here
+between them, by id: it belongs to the owner that opened it (a pipe connection) and is
+aborted when that owner goes away or after ``idle_timeout`` seconds without a write.
+Disk work runs on a thread, so a slow disk never stalls the event loop.
+"""
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from beephost_core.transfers import Upload
+from beephost_core.workspace import Workspace
+from beephost_protocol import Command, files
+from beephost_protocol.errors import InvalidRequest, NotFound
+
+UPLOAD_IDLE_TIMEOUT = 300.0
+
+
+@dataclass(eq=False)
+class _OpenUpload:
+    upload: Upload
+    owner: Hashable | None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last_used: float = field(default_factory=time.monotonic)
+
+
+class FileService:
+    """Runs ``file.*`` commands; ``workspace`` is there for transports that stream."""
+
+    def __init__(
+        self, workspace: Workspace, idle_timeout: float = UPLOAD_IDLE_TIMEOUT
+    ) -> None:
+        self.workspace = workspace
+        self.idle_timeout = idle_timeout
+        self._uploads: dict[str, _OpenUpload] = {}
+
+    async def run(self, command: Command, owner: Hashable | None) -> dict[str, Any]:
+        """Run one file command; its JSON-ready result.
+
+        Raises:
+            BeepHostError: invalid_request, not_found, conflict or quota_exceeded.
+        """
+        space = self.workspace
+        match command:
+            case files.FileStat():
+                result: BaseModel = await asyncio.to_thread(space.stat, command.path)
+            case files.FileList():
+                result = await asyncio.to_thread(space.list, command.path)
+            case files.FileMkdir():
+                result = await asyncio.to_thread(
+                    space.mkdir, command.path, parents=command.parents
+                )
+            case files.FileRemove():
+                result = await asyncio.to_thread(
+                    space.remove, command.path, recursive=command.recursive
+                )
+            case files.FileRename():
+                result = await asyncio.to_thread(
+                    space.rename,
+                    command.source,
+                    command.destination,
+                    overwrite=command.overwrite,
+                )
+            case files.FileRead():
+                result = await asyncio.to_thread(self._read, command)
+            case files.WorkspaceUsage():
+                result = await asyncio.to_thread(space.usage)
+            case files.UploadOpen():
+                result = await self._open(command, owner)
+            case files.UploadWrite():
+                result = await self._write(command)
+            case files.UploadCommit():
+                result = await self._commit(command)
+            case files.UploadAbort():
+                result = await self._abort(command.upload)
+            case _:
+                raise InvalidRequest(f"unknown file command {command.COMMAND!r}")
+        return result.model_dump(mode="json")
+
+    def _read(self, command: files.FileRead) -> files.FileChunk:
+        with self.workspace.open_reader(command.path) as reader:
+            data = reader.read(command.offset, command.length)
+            return files.FileChunk(
+                path=reader.info.path,
+                offset=command.offset,
+                data=data,
+                size=reader.size,
+                eof=command.offset + len(data) >= reader.size,
+            )
+
+    # -- uploads made of commands ----------------------------------------------------
+
+    async def _open(
+        self, command: files.UploadOpen, owner: Hashable | None
+    ) -> files.UploadOpened:
+        upload = await asyncio.to_thread(
+            self.workspace.begin_upload,
+            command.path,
+            overwrite=command.overwrite,
+            size=command.size,
+        )
+        upload_id = "u-" + secrets.token_hex(8)
+        self._uploads[upload_id] = _OpenUpload(upload, owner)
+        return files.UploadOpened(
+            upload=upload_id, path=upload.path, chunk_bytes=files.MAX_CHUNK_BYTES
+        )
+
+    def _get(self, upload_id: str) -> _OpenUpload:
+        held = self._uploads.get(upload_id)
+        if held is None:
+            raise NotFound(
+                f"no upload {upload_id!r} is open (finished, aborted or expired)",
+                {"upload": upload_id},
+            )
+        return held
+
+    async def _write(self, command: files.UploadWrite) -> files.UploadProgress:
+        held = self._get(command.upload)
+        async with held.lock:
+            held.last_used = time.monotonic()
+            if command.offset != held.upload.received:
+                raise InvalidRequest(
+                    f"chunk at offset {command.offset}, but {held.upload.received} "
+                    "bytes were received: send chunks in order",
+                    {"upload": command.upload, "received": held.upload.received},
+                )
+            try:
+                received = await asyncio.to_thread(held.upload.write, command.data)
+            except BaseException:
+                self._uploads.pop(command.upload, None)  # write() aborted it
+                raise
+        return files.UploadProgress(upload=command.upload, received=received)
+
+    async def _commit(self, command: files.UploadCommit) -> files.FileInfo:
+        held = self._get(command.upload)
+        async with held.lock:
+            self._uploads.pop(command.upload, None)
+            try:
+                return await asyncio.to_thread(held.upload.commit, command.sha256)
+            finally:
+                held.upload.abort()  # a no-op once committed
+
+    async def _abort(self, upload_id: str) -> files.UploadAborted:
+        held = self._uploads.pop(upload_id, None)
+        if held is None:
+            return files.UploadAborted(aborted=False)
+        async with held.lock:
+            await asyncio.to_thread(held.upload.abort)
+        return files.UploadAborted(aborted=True)
+
+    async def release_owned(self, owner: Hashable) -> None:
+        """Abort the uploads ``owner`` opened (it went away)."""
+        for upload_id, held in list(self._uploads.items()):
+            if held.owner == owner:
+                await self._abort(upload_id)
+
+    async def expire_idle(self) -> None:
+        """Abort uploads nobody wrote to for ``idle_timeout`` seconds."""
+        cutoff = time.monotonic() - self.idle_timeout
+        for upload_id, held in list(self._uploads.items()):
+            if held.last_used < cutoff and not held.lock.locked():
+                await self._abort(upload_id)
+
+    async def aclose(self) -> None:
+        for upload_id in list(self._uploads):
+            with contextlib.suppress(Exception):
+                await self._abort(upload_id)

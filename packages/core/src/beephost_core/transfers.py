@@ -1,0 +1,185 @@
+"""Moving a file's bytes in and out of the workspace: ranged reads and uploads that
+appear whole, under their name, only when committed."""
+
+import contextlib
+import errno
+import hashlib
+import os
+import secrets
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+from beephost_core.fs_errors import os_errors_typed
+from beephost_core.paths import UPLOAD_PREFIX, file_info
+from beephost_protocol.errors import Conflict, InvalidRequest, QuotaExceeded
+from beephost_protocol.files import FileInfo
+
+if TYPE_CHECKING:
+    from beephost_core.workspace import Workspace
+
+
+class FileReader:
+    """An open regular file of the workspace, read by ranges."""
+
+    def __init__(self, fd: int, info: FileInfo) -> None:
+        self._fd = fd
+        self.info = info
+        self.size = info.size
+
+    @os_errors_typed
+    def read(self, offset: int, length: int) -> bytes:
+        return os.pread(self._fd, length, offset)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Upload:
+    """A file being written under a temporary name; it appears whole at ``commit``."""
+
+    def __init__(
+        self,
+        workspace: "Workspace",
+        dir_fd: int,
+        name: str,
+        relative: str,
+        overwrite: bool,
+        used_before: int,
+    ) -> None:
+        self.path = relative
+        self.received = 0
+        self._workspace = workspace
+        self._dir_fd = dir_fd
+        self._name = name
+        self._overwrite = overwrite
+        self._used_before = used_before
+        self._temp = UPLOAD_PREFIX + secrets.token_hex(8)
+        self._digest = hashlib.sha256()
+        self._fd = os.open(
+            self._temp,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o644,
+            dir_fd=dir_fd,
+        )
+        self._done = False
+
+    @os_errors_typed
+    def write(self, data: bytes) -> int:
+        """Append ``data``; returns the bytes received so far.
+
+        Raises:
+            QuotaExceeded: The workspace would pass its quota (the upload is aborted).
+        """
+        if self._done:
+            raise InvalidRequest(f"the upload of {self.path} is finished")
+        try:
+            self._workspace._reserve(self._used_before, len(data))
+        except QuotaExceeded:
+            self.abort()
+            raise
+        self.received += len(data)
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            self.abort()
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise QuotaExceeded(
+                    f"the disk refused {self.path}: {exc.strerror}",
+                    {"limit": self._workspace.quota, "used": self._used_before},
+                ) from None
+            raise
+        self._digest.update(data)
+        return self.received
+
+    @os_errors_typed
+    def commit(self, sha256: str | None = None) -> FileInfo:
+        """Put the file in place under its name.
+
+        Raises:
+            InvalidRequest: ``sha256`` does not match what was received (aborted).
+            Conflict: The name was taken meanwhile and ``overwrite`` is false.
+        """
+        if self._done:
+            raise InvalidRequest(f"the upload of {self.path} is finished")
+        if sha256 is not None and sha256.lower() != self._digest.hexdigest():
+            self.abort()
+            raise InvalidRequest(
+                f"{self.path}: the SHA-256 of the {self.received} bytes received "
+                "does not match; nothing was written",
+                {"path": self.path, "received": self.received},
+            )
+        os.close(self._fd)
+        self._fd = -1
+        try:
+            if self._overwrite:
+                os.rename(
+                    self._temp,
+                    self._name,
+                    src_dir_fd=self._dir_fd,
+                    dst_dir_fd=self._dir_fd,
+                )
+            else:
+                os.link(
+                    self._temp,
+                    self._name,
+                    src_dir_fd=self._dir_fd,
+                    dst_dir_fd=self._dir_fd,
+                    follow_symlinks=False,
+                )
+                os.unlink(self._temp, dir_fd=self._dir_fd)
+        except FileExistsError:
+            self.abort()
+            raise Conflict(f"{self.path}: exists", {"path": self.path}) from None
+        except IsADirectoryError:
+            self.abort()
+            raise InvalidRequest(
+                f"{self.path}: a directory", {"path": self.path}
+            ) from None
+        except BaseException:
+            self.abort()
+            raise
+        info = os.stat(self._name, dir_fd=self._dir_fd, follow_symlinks=False)
+        self._finish()
+        return file_info(self.path, info)
+
+    def abort(self) -> None:
+        """Remove the temporary file; nothing appears under the name."""
+        if self._done:
+            return
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._temp, dir_fd=self._dir_fd)
+        self._finish()
+
+    def _finish(self) -> None:
+        self._done = True
+        self._workspace._release(self.received)
+        os.close(self._dir_fd)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.abort()
