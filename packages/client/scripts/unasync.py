@@ -40,6 +40,13 @@ not edit. Every call blocks its thread; a ControllerClient may be shared by thre
 """
 '''
 
+FILES_HEADER = '''"""The backend's workspace from the blocking client: ``client.files``.
+
+GENERATED from ``_async/_files.py`` by ``packages/client/scripts/unasync.py``: do not
+edit (the docstrings there describe both).
+"""
+'''
+
 CONTROLLER_SENTENCES = {
     "A client of the controller's REST API, for asyncio code.": "A blocking client of the controller's REST API; threads may share it.",
 }
@@ -60,6 +67,9 @@ TOKENS = [
     # Private halves of a class (_AsyncSessionOps, _AsyncJobCalls, ...).
     (r"\b_Async([A-Z]\w*)\b", r"_\1"),
     (r"\bAsyncClient\b", "Client"),
+    (r"\bAsyncFiles\b", "Files"),
+    (r"\bupload_async\b", "upload"),
+    (r"\bdownload_async\b", "download"),
     (r"\bAsyncConnection\b", "Connection"),
     (r"\bAsyncPool\b", "Pool"),
     (r"\bAsyncHTTPTransport\b", "HTTPTransport"),
@@ -68,6 +78,7 @@ TOKENS = [
     (r"\bAsyncHTTPControllerTransport\b", "HTTPControllerTransport"),
     (r"\bAsyncControllerTransport\b", "ControllerTransport"),
     (r"\bAsyncIterator\b", "Iterator"),
+    (r"\bAsyncIterable\b", "Iterable"),
     (r"\baread\b", "read"),
     (r"\baiter_bytes\b", "iter_bytes"),
     (r"\basyncio\.sleep\b", "time.sleep"),
@@ -172,6 +183,12 @@ FILES = [
             {},
         )
         for part, calls in CONTROLLER_PARTS.items()
+    ),
+    (
+        PACKAGE / "_async" / "_files.py",
+        PACKAGE / "_sync" / "_files.py",
+        FILES_HEADER,
+        {"for asyncio code.": "for blocking code."},
     ),
     (
         TRANSPORTS / "_async" / "http.py",

@@ -3,6 +3,10 @@
 import beephost_client
 
 PINNED = {
+    "AsyncFiles",
+    "Files",
+    "FileInfo",
+    "WorkspaceDescription",
     "SCHEMES",
     "AsyncBaseTransport",
     "AsyncClient",

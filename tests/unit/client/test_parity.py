@@ -36,6 +36,8 @@ def _async_name(name: str, async_cls: type) -> str:
     if name in (
         "handle",
         "stream",
+        "upload",
+        "download",
     ):  # transports only: proxies have a `handle` property
         twin = f"{name}_async"
         return twin if hasattr(async_cls, twin) else name
@@ -47,6 +49,7 @@ PAIRS = [
     (bc.Session, bc.AsyncSession),
     (bc.RemoteObject, bc.AsyncRemoteObject),
     (bc.ExecStream, bc.AsyncExecStream),
+    (bc.Files, bc.AsyncFiles),
     (bc.PipeTransport, bc.AsyncPipeTransport),
     (bc.HTTPTransport, bc.AsyncHTTPTransport),
     (bc.GRPCTransport, bc.AsyncGRPCTransport),
@@ -77,7 +80,7 @@ def test_same_methods_same_parameters(sync_cls: type, async_cls: type) -> None:
             ).replace("Async", ""), (name, param)
 
 
-@pytest.mark.parametrize(("sync_cls", "async_cls"), PAIRS[:4], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(("sync_cls", "async_cls"), PAIRS[:5], ids=lambda c: c.__name__)
 def test_io_methods_are_coroutines_only_in_the_async_twin(
     sync_cls: type, async_cls: type
 ) -> None:

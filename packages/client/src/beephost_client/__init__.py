@@ -16,6 +16,7 @@ from beephost_client._async._client import (
     AsyncRemoteObject,
     AsyncSession,
 )
+from beephost_client._async._files import AsyncFiles
 from beephost_client._async._sugar import AsyncRemoteAttribute
 from beephost_client._config import SCHEMES, Timeout
 from beephost_client._connect import aconnect, connect
@@ -34,6 +35,7 @@ from beephost_client._models import (
     SessionDescription,
 )
 from beephost_client._sync._client import Client, ExecStream, RemoteObject, Session
+from beephost_client._sync._files import Files
 from beephost_client._transports.base import AsyncBaseTransport, BaseTransport
 from beephost_client._transports.http import AsyncHTTPTransport, HTTPTransport
 from beephost_client._transports.mock import MockTransport
@@ -56,6 +58,7 @@ from beephost_protocol.errors import (
     Unauthorized,
     Unavailable,
 )
+from beephost_protocol.files import FileInfo, WorkspaceDescription
 
 if TYPE_CHECKING:  # imported lazily at run time: they need the [grpc] extra
     from beephost_client._transports.grpc import AsyncGRPCTransport, GRPCTransport
@@ -76,6 +79,7 @@ __all__ = [
     "AsyncClient",
     "AsyncControllerClient",
     "AsyncExecStream",
+    "AsyncFiles",
     "AsyncGRPCTransport",
     "AsyncHTTPTransport",
     "AsyncPipeTransport",
@@ -96,6 +100,8 @@ __all__ = [
     "ExecStream",
     "ExecutionFailed",
     "ExecutionTimeout",
+    "FileInfo",
+    "Files",
     "GRPCTransport",
     "HTTPTransport",
     "Handle",
@@ -118,6 +124,7 @@ __all__ = [
     "Unauthorized",
     "Unavailable",
     "UsageError",
+    "WorkspaceDescription",
     "aconnect",
     "connect",
 ]

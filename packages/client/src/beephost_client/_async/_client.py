@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from beephost_client import _base
+from beephost_client._async._files import AsyncFiles
 from beephost_client._config import (
     DEFAULT_TIMEOUT,
     Timeout,
@@ -311,6 +312,8 @@ class AsyncClient(_base.BaseClient, _AsyncSessionOps):
         self._transport = transport
         self._client = self
         self.url = url
+        #: The files of the backend's workspace (upload, download, list, ...).
+        self.files = AsyncFiles(self)
         # HTTP and gRPC: objects in `default` belong to the transport's lease, which
         # the server ends when nobody renews it (the client died without closing).
         self._lease_keeper = _lease.LeaseKeeper(

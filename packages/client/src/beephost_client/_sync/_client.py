@@ -26,6 +26,7 @@ from beephost_client._models import (
     SessionDescription,
     output_of,
 )
+from beephost_client._sync._files import Files
 from beephost_client._transports.base import BaseTransport, SyncStream
 from beephost_protocol import DEFAULT_SESSION, Command, Execute, Handle
 from beephost_protocol.errors import BeepHostError, InternalError, NotFound, SessionLost
@@ -309,6 +310,8 @@ class Client(_base.BaseClient, _SessionOps):
         self._transport = transport
         self._client = self
         self.url = url
+        #: The files of the backend's workspace (upload, download, list, ...).
+        self.files = Files(self)
         # HTTP and gRPC: objects in `default` belong to the transport's lease, which
         # the server ends when nobody renews it (the client died without closing).
         self._lease_keeper = _lease.LeaseKeeper(

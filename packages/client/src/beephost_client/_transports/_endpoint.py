@@ -87,9 +87,17 @@ class Endpoint:
         self.ssl_context = ssl.create_default_context() if self.tls else None
 
     def headers_for(self, route: _http11.Route) -> dict[str, str]:
-        if route.deadline is None:
+        if route.deadline is None and not route.headers:
             return self.headers
-        return {**self.headers, _http11.TIMEOUT_HEADER: repr(route.deadline)}
+        headers = {**self.headers, **dict(route.headers)}
+        if route.deadline is not None:
+            headers[_http11.TIMEOUT_HEADER] = repr(route.deadline)
+        return headers
+
+    def upload_head(self, target: str, size: int | None) -> bytes:
+        """The head of a PUT of a file's bytes to ``target`` (see _http11.upload_head)."""
+        headers = {k: v for k, v in self.headers.items() if k != "Content-Type"}
+        return _http11.upload_head(target, self.host_header, headers, size)
 
     def request_bytes(self, route: _http11.Route) -> bytes:
         # A GET goes without a body; any other method sends one, empty if need be.

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from beephost_client._exceptions import ErrorReply
 from beephost_client._models import OutputChunk, output_of
 from beephost_client._transports.base import StreamItem
-from beephost_protocol import Command, encode
+from beephost_protocol import Command, encode, files
 from beephost_protocol import models as wire
 from beephost_protocol.errors import BeepHostError, InternalError, error_from_wire
 
@@ -33,6 +33,7 @@ class Route:
     path: str
     body: bytes | None  # JSON, or None for GET and DELETE
     deadline: float | None  # the server-side deadline, also sent as a header
+    headers: tuple[tuple[str, str], ...] = ()  # beyond the endpoint's own
 
 
 def _q(segment: str) -> str:
@@ -41,6 +42,16 @@ def _q(segment: str) -> str:
 
 def _body(params: dict[str, Any]) -> bytes:
     return encode(params)  # strict JSON (values are already $-tagged), one line
+
+
+# The /api/fs operation of each file metadata command.
+_FS = {
+    "file.stat": "stat",
+    "file.list": "list",
+    "file.mkdir": "mkdir",
+    "file.remove": "remove",
+    "file.rename": "rename",
+}
 
 
 def route(command: Command, prefix: str = "") -> Route:
@@ -98,6 +109,16 @@ def route(command: Command, prefix: str = "") -> Route:
                 _body({"handles": command.handles}),
                 deadline,
             )
+        case files.FileStat() | files.FileList() | files.FileMkdir():
+            return Route(
+                "POST", f"{prefix}/api/fs/{_FS[command.COMMAND]}", _body(params), None
+            )
+        case files.FileRemove() | files.FileRename():
+            return Route(
+                "POST", f"{prefix}/api/fs/{_FS[command.COMMAND]}", _body(params), None
+            )
+        case files.WorkspaceUsage():
+            return Route("GET", f"{prefix}/api/fs/usage", None, None)
         case wire.LeaseRenew():
             return Route("PUT", f"{prefix}/api/leases/{_q(command.lease)}", b"", None)
         case wire.LeaseRelease():
@@ -190,6 +211,39 @@ def request_bytes(
         lines.append(f"Content-Length: {len(body)}")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     return head + body if body else head
+
+
+def file_target(prefix: str, path: str) -> str:
+    """The URL path of a file's bytes; every character of ``path`` is escaped, so
+    that no ``..`` or ``//`` is folded on the way."""
+    return f"{prefix}/api/files/{_q(path)}"
+
+
+def upload_head(
+    target: str, host: str, headers: dict[str, str], size: int | None
+) -> bytes:
+    """The head of a PUT of a file's bytes: a Content-Length when the size is known,
+    else chunked. It asks for ``100 Continue``, so a refusal (the quota, a taken
+    name) comes before the body is sent."""
+    lines = [f"PUT {target} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines += ["Content-Type: application/octet-stream", "Expect: 100-continue"]
+    lines.append(
+        f"Content-Length: {size}" if size is not None else "Transfer-Encoding: chunked"
+    )
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def chunk_frame(data: bytes) -> bytes:
+    """``data`` as one chunk of a ``chunked`` body (b"" ends the body)."""
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def range_header(offset: int, length: int | None) -> dict[str, str]:
+    if offset == 0 and length is None:
+        return {}
+    end = "" if length is None else str(offset + length - 1)
+    return {"Range": f"bytes={offset}-{end}"}
 
 
 class ProtocolError(Exception):

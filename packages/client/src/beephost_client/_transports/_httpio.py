@@ -59,12 +59,25 @@ class Connection(SocketConnection):
 
     def send(self, route: _http11.Route, deadline: float) -> _http11.Head:
         """Send the request and read the response head."""
+        self.write(self.endpoint.request_bytes(route), deadline)
+        return self.read_head(deadline)
+
+    def write(self, data: bytes, deadline: float) -> None:
+        """Send bytes of a request (its head, or a piece of its body)."""
         self.clean = False
-        endpoint = self.endpoint
-        data = endpoint.request_bytes(route)
         try:
             self.sock.settimeout(_remaining(deadline))
             self.sock.sendall(data)
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            raise self.endpoint.lost(exc) from exc
+
+    def read_head(self, deadline: float) -> _http11.Head:
+        """Read a response head (a ``100 Continue`` too: the caller decides)."""
+        endpoint = self.endpoint
+        try:
+            self.sock.settimeout(_remaining(deadline))
             lines = []
             while (line := self.file.readline(65537)) not in (b"\r\n", b"\n"):
                 if not line:
@@ -100,10 +113,12 @@ class Connection(SocketConnection):
                     raise ConnectionResetError("the server closed the connection")
                 return piece[:-2]
             if head.length is not None:
-                piece = file.read(state[0]) if state[0] > 0 else b""
-                if len(piece) < state[0]:
+                # At most 1 MiB at a time: a file's body must not be held whole.
+                wanted = min(state[0], 1 << 20)
+                piece = file.read(wanted) if wanted > 0 else b""
+                if len(piece) < wanted:
                     raise ConnectionResetError("the server closed the connection")
-                state[0] = 0
+                state[0] -= len(piece)
                 return piece
             return file.read(1 << 20)  # until the server closes
         except TimeoutError:
@@ -200,13 +215,26 @@ class AsyncConnection(StreamConnection):
 
     async def send(self, route: _http11.Route, deadline: float) -> _http11.Head:
         """Send the request and read the response head."""
-        endpoint = self.endpoint
+        await self.write(self.endpoint.request_bytes(route), deadline)
+        return await self.read_head(deadline)
+
+    async def write(self, data: bytes, deadline: float) -> None:
+        """Send bytes of a request (its head, or a piece of its body)."""
         self.clean = False
-        data = endpoint.request_bytes(route)
         try:
             async with asyncio.timeout(deadline - time.monotonic()):
                 self.writer.write(data)
                 await self.writer.drain()
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            raise self.endpoint.lost(exc) from exc
+
+    async def read_head(self, deadline: float) -> _http11.Head:
+        """Read a response head (a ``100 Continue`` too: the caller decides)."""
+        endpoint = self.endpoint
+        try:
+            async with asyncio.timeout(deadline - time.monotonic()):
                 head = await self.reader.readuntil(b"\r\n\r\n")
         except asyncio.IncompleteReadError as exc:
             raise endpoint.lost(ConnectionResetError("the server closed it")) from exc

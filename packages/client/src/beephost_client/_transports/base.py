@@ -10,12 +10,22 @@ result object of the reply (wire values, not decoded) and raise a
 # ruff: noqa: ASYNC109  # `timeout` bounds the wait for a reply; deadlines stay explicit
 
 import abc
+import contextlib
 import secrets
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Generator,
+    Iterable,
+    Iterator,
+)
 from typing import Any
 
 from beephost_client._models import Output, OutputChunk
+from beephost_client._transports import _file_commands as fc
 from beephost_protocol import Command, Execute
+from beephost_protocol.errors import BeepHostError
 
 StreamItem = OutputChunk | Output | dict[str, Any]
 """What a stream yields: output chunks and rich outputs, then one result dict (last)."""
@@ -65,6 +75,53 @@ class BaseTransport(_Leased, abc.ABC):
         Closing the generator early abandons the request (the connection is dropped).
         """
 
+    def upload(
+        self,
+        path: str,
+        chunks: Iterable[bytes],
+        *,
+        overwrite: bool,
+        size: int | None,
+        timeout: float,
+    ) -> dict[str, Any]:
+        """Write a file of the workspace from ``chunks``; its file info (a dict).
+
+        The file appears whole under ``path`` only once every chunk arrived; a failure
+        on the way leaves nothing. ``timeout`` bounds each step, not the transfer.
+        This default sends the file commands through :meth:`handle`.
+        """
+        opened = self.handle(fc.open_upload(path, overwrite, size), timeout=timeout)
+        upload = fc.upload_id(opened)
+        try:
+            offset = 0
+            for chunk in chunks:
+                for piece in fc.pieces(chunk) if chunk else ():
+                    self.handle(fc.write(upload, offset, piece), timeout=timeout)
+                    offset += len(piece)
+            return self.handle(fc.commit(upload), timeout=timeout)
+        except BaseException:
+            with contextlib.suppress(BeepHostError):
+                self.handle(fc.abort(upload), timeout=timeout)
+            raise
+
+    def download(
+        self, path: str, *, offset: int, length: int | None, timeout: float
+    ) -> Iterator[bytes]:
+        """Yield a file's bytes from ``offset`` (``length`` of them, or to the end).
+
+        ``timeout`` bounds each step. This default reads ranges with ``file.read``.
+        """
+        left = length
+        while left is None or left > 0:
+            reply = self.handle(fc.read(path, offset, left), timeout=timeout)
+            data, eof = fc.chunk(reply)
+            if data:
+                yield data
+            offset += len(data)
+            left = None if left is None else left - len(data)
+            if eof:
+                return
+
     @abc.abstractmethod
     def close(self) -> None:
         """Close every connection; further calls fail."""
@@ -80,6 +137,51 @@ class AsyncBaseTransport(_Leased, abc.ABC):
     @abc.abstractmethod
     def stream_async(self, command: Execute, *, timeout: float) -> AsyncStream:
         """Async twin of :meth:`BaseTransport.stream`."""
+
+    async def upload_async(
+        self,
+        path: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        overwrite: bool,
+        size: int | None,
+        timeout: float,
+    ) -> dict[str, Any]:
+        """Async twin of :meth:`BaseTransport.upload`."""
+        opened = await self.handle_async(
+            fc.open_upload(path, overwrite, size), timeout=timeout
+        )
+        upload = fc.upload_id(opened)
+        try:
+            offset = 0
+            async for chunk in chunks:
+                for piece in fc.pieces(chunk) if chunk else ():
+                    await self.handle_async(
+                        fc.write(upload, offset, piece), timeout=timeout
+                    )
+                    offset += len(piece)
+            return await self.handle_async(fc.commit(upload), timeout=timeout)
+        except BaseException:
+            with contextlib.suppress(BeepHostError):
+                await self.handle_async(fc.abort(upload), timeout=timeout)
+            raise
+
+    async def download_async(
+        self, path: str, *, offset: int, length: int | None, timeout: float
+    ) -> AsyncIterator[bytes]:
+        """Async twin of :meth:`BaseTransport.download`."""
+        left = length
+        while left is None or left > 0:
+            reply = await self.handle_async(
+                fc.read(path, offset, left), timeout=timeout
+            )
+            data, eof = fc.chunk(reply)
+            if data:
+                yield data
+            offset += len(data)
+            left = None if left is None else left - len(data)
+            if eof:
+                return
 
     @abc.abstractmethod
     async def aclose(self) -> None:

@@ -12,7 +12,7 @@ that cannot be reached, a message over gRPC's size limit) the status alone decid
 import asyncio
 import contextlib
 import importlib.metadata
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,7 +35,14 @@ from beephost_client._transports.base import (
     SyncStream,
     new_lease,
 )
-from beephost_protocol import Command, Execute, SessionCommand, pb_codec
+from beephost_protocol import (
+    Command,
+    Execute,
+    SessionCommand,
+    files,
+    pb_codec,
+    pb_files,
+)
 from beephost_protocol.errors import (
     BeepHostError,
     ExecutionTimeout,
@@ -130,6 +137,36 @@ def _from_status(code: grpc.StatusCode, details: str, target: str) -> BeepHostEr
     )
 
 
+def _encode(command: Command) -> tuple[pb_codec.RpcSpec, Any]:
+    if command.COMMAND.startswith("file."):
+        return pb_files.encode_file_command(command)
+    return pb_codec.encode_command(command)
+
+
+def _decode(spec: pb_codec.RpcSpec, reply: Any) -> dict[str, Any]:
+    if spec.method in pb_files.SPECS:
+        return pb_files.decode_file_reply(spec, reply)
+    return pb_codec.decode_reply(spec, reply)
+
+
+def _upload_messages(
+    path: str, chunks: Iterable[bytes], overwrite: bool, size: int | None
+) -> Iterator[Any]:
+    yield pb_files.upload_request(path, overwrite, size)
+    for chunk in chunks:
+        for start in range(0, len(chunk), files.MAX_CHUNK_BYTES):
+            yield pb_files.data_request(chunk[start : start + files.MAX_CHUNK_BYTES])
+
+
+async def _upload_messages_async(
+    path: str, chunks: AsyncIterable[bytes], overwrite: bool, size: int | None
+) -> AsyncIterator[Any]:
+    yield pb_files.upload_request(path, overwrite, size)
+    async for chunk in chunks:
+        for start in range(0, len(chunk), files.MAX_CHUNK_BYTES):
+            yield pb_files.data_request(chunk[start : start + files.MAX_CHUNK_BYTES])
+
+
 def _metadata(token: str | None, lease: str) -> tuple[tuple[str, str], ...]:
     lease_metadata = (pb_codec.LEASE_METADATA_KEY, lease)
     if token:
@@ -181,6 +218,15 @@ class _GRPCChannel:
             return api.secure_channel(self.target, credentials, self._options)
         return api.insecure_channel(self.target, self._options)
 
+    def _new_upload(self, channel: Any) -> Any:
+        call = channel.stream_unary(
+            pb_files.UPLOAD_PATH,
+            request_serializer=pb_files.UPLOAD_REQUEST.SerializeToString,
+            response_deserializer=pb_files.UPLOAD_REPLY.FromString,
+        )
+        self._calls["UploadFile"] = call
+        return call
+
     def _new_call(self, channel: Any, spec: pb_codec.RpcSpec) -> Any:
         factory = channel.unary_stream if spec.streaming else channel.unary_unary
         call = factory(
@@ -210,16 +256,51 @@ class GRPCTransport(_GRPCChannel, BaseTransport):
         return call if call is not None else self._new_call(self._channel, spec)
 
     def handle(self, command: Command, *, timeout: float) -> dict[str, Any]:
-        spec, request = pb_codec.encode_command(command)
+        spec, request = _encode(command)
         try:
             deadline, metadata = call_options(command, timeout, self._metadata)
             reply = self._callable(spec)(request, timeout=deadline, metadata=metadata)
         except grpc.RpcError as exc:
             raise map_error(exc, self.target) from exc
-        return pb_codec.decode_reply(spec, reply)
+        return _decode(spec, reply)
+
+    def upload(
+        self,
+        path: str,
+        chunks: Iterable[bytes],
+        *,
+        overwrite: bool,
+        size: int | None,
+        timeout: float,
+    ) -> dict[str, Any]:
+        """``UploadFile``: the header, then the chunks as they come (the call has no
+        deadline: a transfer takes what it takes; gRPC's keepalive watches the peer)."""
+        call = self._calls.get("UploadFile") or self._new_upload(self._channel)
+        messages = _upload_messages(path, chunks, overwrite, size)
+        try:
+            reply = call(messages, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise map_error(exc, self.target) from exc
+        return pb_files.file_info(reply)
+
+    def download(
+        self, path: str, *, offset: int, length: int | None, timeout: float
+    ) -> Iterator[bytes]:
+        """``DownloadFile``: the file's chunks as they arrive."""
+        spec = pb_files.SPECS["DownloadFile"]
+        request = pb_files.download_request(path, offset, length)
+        call = self._callable(spec)(request, metadata=self._metadata)
+        try:
+            for chunk in call:
+                if chunk.data:
+                    yield chunk.data
+        except grpc.RpcError as exc:
+            raise map_error(exc, self.target) from exc
+        finally:
+            call.cancel()  # a no-op once it finished; abandons it otherwise
 
     def stream(self, command: Execute, *, timeout: float) -> SyncStream:
-        spec, request = pb_codec.encode_command(command)
+        spec, request = _encode(command)
         deadline, metadata = call_options(command, timeout, self._metadata)
         call = self._callable(spec)(request, timeout=deadline, metadata=metadata)
         try:
@@ -251,16 +332,17 @@ class AsyncGRPCTransport(_GRPCChannel, AsyncBaseTransport):
 
     def _callable(self, spec: pb_codec.RpcSpec) -> Any:
         call = self._calls.get(spec.method)
-        if call is not None:
-            return call
+        return call if call is not None else self._new_call(self._opened(), spec)
+
+    def _opened(self) -> grpc.aio.Channel:
         if self._closed:
             raise UsageError("the transport is closed")
         if self._channel is None:
             self._channel = self._new_channel(grpc.aio)
-        return self._new_call(self._channel, spec)
+        return self._channel
 
     async def handle_async(self, command: Command, *, timeout: float) -> dict[str, Any]:
-        spec, request = pb_codec.encode_command(command)
+        spec, request = _encode(command)
         try:
             deadline, metadata = call_options(command, timeout, self._metadata)
             reply = await self._callable(spec)(
@@ -268,10 +350,47 @@ class AsyncGRPCTransport(_GRPCChannel, AsyncBaseTransport):
             )
         except grpc.RpcError as exc:
             raise map_error(exc, self.target) from exc
-        return pb_codec.decode_reply(spec, reply)
+        return _decode(spec, reply)
+
+    async def upload_async(
+        self,
+        path: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        overwrite: bool,
+        size: int | None,
+        timeout: float,
+    ) -> dict[str, Any]:
+        """Async twin of :meth:`GRPCTransport.upload`."""
+        call = self._calls.get("UploadFile") or self._new_upload(self._opened())
+        messages = _upload_messages_async(path, chunks, overwrite, size)
+        try:
+            reply = await call(messages, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise map_error(exc, self.target) from exc
+        return pb_files.file_info(reply)
+
+    async def download_async(
+        self, path: str, *, offset: int, length: int | None, timeout: float
+    ) -> AsyncIterator[bytes]:
+        """Async twin of :meth:`GRPCTransport.download`."""
+        spec = pb_files.SPECS["DownloadFile"]
+        request = pb_files.download_request(path, offset, length)
+        call = self._callable(spec)(request, metadata=self._metadata)
+        try:
+            async for chunk in call:
+                if chunk.data:
+                    yield chunk.data
+        except grpc.RpcError as exc:
+            raise map_error(exc, self.target) from exc
+        finally:
+            if not call.done():
+                call.cancel()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(call.code(), _CANCEL_WAIT)
 
     async def stream_async(self, command: Execute, *, timeout: float) -> AsyncStream:
-        spec, request = pb_codec.encode_command(command)
+        spec, request = _encode(command)
         deadline, metadata = call_options(command, timeout, self._metadata)
         call = self._callable(spec)(request, timeout=deadline, metadata=metadata)
         try:

@@ -13,9 +13,11 @@ that (and is no dependency of ours).
 # ruff: noqa: ASYNC109  # `timeout` bounds the wait for a reply; deadlines stay explicit
 
 import time
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 from beephost_client._config import DEFAULT_TIMEOUT, Timeout
+from beephost_client._exceptions import InvalidArgument
 from beephost_client._transports import _http11
 from beephost_client._transports._endpoint import MAX_STREAM_LINE, Endpoint, timed_out
 from beephost_client._transports._httpio import AsyncConnection
@@ -102,5 +104,96 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         finally:
             self._pool.release(conn)
 
+    async def upload_async(
+        self,
+        path: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        overwrite: bool,
+        size: int | None,
+        timeout: float,
+    ) -> dict[str, Any]:
+        """PUT the file's bytes as they come: with a Content-Length when ``size`` is
+        known, else chunked; the body is sent only after the server's ``100 Continue``,
+        so a refusal (quota, a taken name) costs no upload."""
+        endpoint = self._endpoint
+        target = _http11.file_target(endpoint.prefix, path)
+        if not overwrite:
+            target += "?overwrite=false"
+        route = _http11.Route("PUT", target, None, None)
+        conn = await self._pool.acquire()
+        try:
+            try:
+                await conn.write(endpoint.upload_head(target, size), _after(timeout))
+                head = await conn.read_head(_after(timeout))
+                if head.status == 100:
+                    sent = 0
+                    async for chunk in chunks:
+                        if chunk:
+                            piece = (
+                                chunk
+                                if size is not None
+                                else _http11.chunk_frame(chunk)
+                            )
+                            await conn.write(piece, _after(timeout))
+                            sent += len(chunk)
+                    if size is not None and sent != size:
+                        raise InvalidArgument(
+                            f"the file's size changed while it was sent: {sent} "
+                            f"bytes, not {size}"
+                        )
+                    if size is None:
+                        await conn.write(_http11.chunk_frame(b""), _after(timeout))
+                    head = await conn.read_head(_after(timeout))
+                    body = await conn.read_body(head, _after(timeout))
+                else:  # refused before the body: the connection cannot be reused
+                    body = await conn.read_body(head, _after(timeout))
+                    conn.clean = False
+            except TimeoutError as exc:
+                raise timed_out(route, timeout, exc) from exc
+        finally:
+            self._pool.release(conn)
+        return _http11.result_or_error(head.status, body)
+
+    async def download_async(
+        self, path: str, *, offset: int, length: int | None, timeout: float
+    ) -> AsyncIterator[bytes]:
+        """GET the file's bytes (a Range for part of it), yielded as they arrive."""
+        if length == 0:
+            return
+        endpoint = self._endpoint
+        route = _http11.Route(
+            "GET",
+            _http11.file_target(endpoint.prefix, path),
+            None,
+            None,
+            tuple(_http11.range_header(offset, length).items()),
+        )
+        conn = await self._pool.acquire()
+        try:
+            try:
+                head = await conn.send(route, _after(timeout))
+                if head.status not in (200, 206):
+                    body = await conn.read_body(head, _after(timeout))
+                    if head.status == _RANGE_PAST_THE_END:
+                        return  # an offset at or past the end: nothing to read
+                    raise _http11.error_of(head.status, body)
+                state = [head.length or 0]
+                while piece := await conn.read_piece(head, state, _after(timeout)):
+                    yield piece
+                conn.finish(head)
+            except TimeoutError as exc:
+                raise timed_out(route, timeout, exc) from exc
+        finally:
+            self._pool.release(conn)
+
     async def aclose(self) -> None:
         await self._pool.aclose()
+
+
+_RANGE_PAST_THE_END = 416
+
+
+def _after(seconds: float) -> float:
+    """The deadline of one step of a transfer (the transfer itself has none)."""
+    return time.monotonic() + seconds

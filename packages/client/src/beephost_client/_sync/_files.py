@@ -1,0 +1,298 @@
+"""The backend's workspace from the blocking client: ``client.files``.
+
+GENERATED from ``_async/_files.py`` by ``packages/client/scripts/unasync.py``: do not
+edit (the docstrings there describe both).
+"""
+
+import contextlib
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from beephost_client._exceptions import InvalidArgument
+from beephost_client._models import parse
+from beephost_protocol import Command, files
+from beephost_protocol.errors import NotFound
+
+if TYPE_CHECKING:
+    from beephost_client._sync._client import Client
+
+#: Called as bytes move: how many so far, and the total when it is known.
+Progress = Callable[[int, int | None], object]
+Source = bytes | str | os.PathLike[str] | BinaryIO
+CHUNK = files.MAX_CHUNK_BYTES
+
+
+class Files:
+    """The files of the backend's workspace: its user code's working directory.
+
+    Paths are relative to the workspace (or absolute under it); the server refuses
+    any that leads out of it (``..``, a symlink) with ``InvalidRequest``.
+
+    Example::
+
+        client.files.write("data/in.csv", Path("local.csv"))
+        result = client.execute("import pandas; pandas.read_csv('data/in.csv')")
+        client.files.download("out/report.html", Path("report.html"))
+    """
+
+    def __init__(self, client: "Client") -> None:
+        self._client = client
+
+    def _wait(self) -> float:
+        client = self._client
+        client._check_open()
+        return client._wait(client.timeout.request)
+
+    def write(
+        self,
+        path: str,
+        data: Source,
+        *,
+        overwrite: bool = True,
+        on_progress: Progress | None = None,
+    ) -> files.FileInfo:
+        """Write a file of the workspace (missing parent directories are made).
+
+        Args:
+            path: Where, in the workspace.
+            data: The content: bytes; a str (written as UTF-8); a local file's path
+                (``pathlib.Path`` or another ``os.PathLike``), uploaded in chunks; or
+                a binary file object, read to its end.
+            overwrite: Replace a file already there (else ``Conflict``).
+            on_progress: Called with the bytes sent so far and the total.
+
+        Returns:
+            The written file's :class:`FileInfo`.
+
+        Raises:
+            InvalidRequest: ``path`` leads out of the workspace, or is a directory.
+            QuotaExceeded: The workspace's quota would be passed (nothing is written).
+            Conflict: A file is there and ``overwrite`` is false.
+
+        Example::
+
+            info = client.files.write("notes.txt", "hello")
+            assert info.size == 5
+        """
+        with _opened(data) as (source, size):
+            result = self._client._transport.upload(
+                path,
+                _chunks(source, size, on_progress),
+                overwrite=overwrite,
+                size=size,
+                timeout=self._wait(),
+            )
+        return parse(files.FileInfo, result)
+
+    def iter_bytes(
+        self, path: str, *, offset: int = 0, length: int | None = None
+    ) -> Iterator[bytes]:
+        """The file's bytes in chunks, from ``offset`` (``length`` of them, or all).
+
+        Example::
+
+            for chunk in client.files.iter_bytes("big.bin"):
+                sink.write(chunk)
+        """
+        if offset < 0 or (length is not None and length < 0):
+            raise InvalidArgument("offset and length must be >= 0")
+        return self._client._transport.download(
+            path, offset=offset, length=length, timeout=self._wait()
+        )
+
+    def read(self, path: str) -> bytes:
+        """A whole file's bytes (use :meth:`download` or :meth:`iter_bytes` for big
+        ones).
+
+        Raises:
+            NotFound: No such file.
+            InvalidRequest: A directory, a symlink or a device, or out of the workspace.
+
+        Example::
+
+            assert client.files.read("notes.txt") == b"hello"
+        """
+        content = bytearray()
+        for chunk in self.iter_bytes(path):
+            content += chunk
+        return bytes(content)
+
+    def read_text(self, path: str, encoding: str = "utf-8") -> str:
+        """A whole file, decoded.
+
+        Example::
+
+            assert client.files.read_text("notes.txt") == "hello"
+        """
+        return (self.read(path)).decode(encoding)
+
+    def download(
+        self,
+        path: str,
+        destination: os.PathLike[str] | BinaryIO,
+        *,
+        on_progress: Progress | None = None,
+    ) -> files.FileInfo:
+        """Copy a file of the workspace to a local path or binary file object.
+
+        A local path is written under a temporary name beside it and renamed when the
+        file is whole: a failed download leaves nothing, and never half a file.
+
+        Returns:
+            The remote file's :class:`FileInfo` (as it was before the copy).
+
+        Example::
+
+            client.files.download("out/report.html", Path("report.html"))
+        """
+        info = self.stat(path)
+        if not isinstance(destination, os.PathLike):
+            self._copy(path, destination, info.size, on_progress)
+            return info
+        target = Path(destination)
+        partial = target.with_name(f".{target.name}.part-{secrets.token_hex(4)}")
+        try:
+            with partial.open("wb") as sink:
+                self._copy(path, sink, info.size, on_progress)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return info
+
+    def _copy(
+        self, path: str, sink: BinaryIO, size: int, on_progress: Progress | None
+    ) -> None:
+        done = 0
+        for chunk in self.iter_bytes(path):
+            sink.write(chunk)
+            done += len(chunk)
+            if on_progress is not None:
+                on_progress(done, size)
+
+    def list(self, path: str = ".") -> list[files.FileInfo]:
+        """A directory's entries, sorted by name.
+
+        Example::
+
+            names = [info.name for info in client.files.list()]
+        """
+        return parse(files.FileListing, self._run(files.FileList(path=path))).entries
+
+    def stat(self, path: str) -> files.FileInfo:
+        """One path's :class:`FileInfo` (a symlink is described, not followed).
+
+        Example::
+
+            assert (client.files.stat("data")).type == "directory"
+        """
+        return parse(files.FileInfo, self._run(files.FileStat(path=path)))
+
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` names anything in the workspace.
+
+        Example::
+
+            assert not client.files.exists("nothing/here")
+        """
+        try:
+            self.stat(path)
+        except NotFound:
+            return False
+        return True
+
+    def remove(self, path: str, *, recursive: bool = False) -> int:
+        """Remove a file, a symlink (not its target) or a directory (a directory that
+        is not empty needs ``recursive``); returns how many entries went.
+
+        Raises:
+            NotFound: Nothing there.
+            Conflict: A directory that is not empty, without ``recursive``.
+
+        Example::
+
+            client.files.remove("data", recursive=True)
+        """
+        command = files.FileRemove(path=path, recursive=recursive)
+        return parse(files.FileRemoved, self._run(command)).removed
+
+    def mkdir(self, path: str, *, parents: bool = True) -> files.FileInfo:
+        """Make a directory (with its missing parents unless ``parents`` is false).
+
+        Example::
+
+            client.files.mkdir("out/plots")
+        """
+        command = files.FileMkdir(path=path, parents=parents)
+        return parse(files.FileInfo, self._run(command))
+
+    def rename(
+        self, source: str, destination: str, *, overwrite: bool = False
+    ) -> files.FileInfo:
+        """Move a file or directory within the workspace.
+
+        Raises:
+            Conflict: The destination is taken and ``overwrite`` is false.
+
+        Example::
+
+            client.files.rename("draft.txt", "final.txt")
+        """
+        command = files.FileRename(
+            source=source, destination=destination, overwrite=overwrite
+        )
+        return parse(files.FileInfo, self._run(command))
+
+    def usage(self) -> files.WorkspaceDescription:
+        """The workspace's path (as user code sees it), bytes used and quota.
+
+        Example::
+
+            usage = client.files.usage()
+            print(usage.root, usage.used, usage.quota)
+        """
+        return parse(files.WorkspaceDescription, self._run(files.WorkspaceUsage()))
+
+    def _run(self, command: Command) -> dict[str, Any]:
+        return self._client._request(command, self._client.timeout.request)
+
+
+@contextlib.contextmanager
+def _opened(data: Source) -> Any:
+    """``data`` as a binary stream and its size (None when unknown)."""
+    if isinstance(data, str):
+        data = data.encode()
+    if isinstance(data, bytes | bytearray | memoryview):
+        yield bytes(data), len(data)
+        return
+    if isinstance(data, os.PathLike):
+        with Path(data).open("rb") as stream:
+            yield stream, os.fstat(stream.fileno()).st_size
+        return
+    if hasattr(data, "read"):
+        yield data, None
+        return
+    raise InvalidArgument(
+        f"data must be bytes, str, a path or a binary file, not {type(data).__name__}"
+    )
+
+
+def _chunks(
+    source: bytes | BinaryIO, size: int | None, on_progress: Progress | None
+) -> Iterator[bytes]:
+    done = 0
+    while True:
+        if isinstance(source, bytes):
+            chunk = source[done : done + CHUNK]
+        else:
+            chunk = source.read(CHUNK)
+        if not isinstance(chunk, bytes):
+            raise InvalidArgument("the file object must be opened in binary mode")
+        if not chunk:
+            return
+        done += len(chunk)
+        yield chunk
+        if on_progress is not None:
+            on_progress(done, size)

@@ -1,0 +1,48 @@
+"""Moving a file with the file commands (``file.upload.*``, ``file.read``), sans-I/O.
+
+The transports' default ``upload`` and ``download`` (base.py) drive these: the pipe,
+and any transport whose ``handle`` serves every file command. HTTP and gRPC stream
+instead, over their own wire.
+"""
+
+from typing import Any
+
+from beephost_client._models import parse
+from beephost_protocol import files
+
+
+def open_upload(path: str, overwrite: bool, size: int | None) -> files.UploadOpen:
+    return files.UploadOpen(path=path, overwrite=overwrite, size=size)
+
+
+def upload_id(opened: Any) -> str:
+    return parse(files.UploadOpened, opened).upload
+
+
+def write(upload: str, offset: int, data: bytes) -> files.UploadWrite:
+    return files.UploadWrite(upload=upload, offset=offset, data=data)
+
+
+def commit(upload: str) -> files.UploadCommit:
+    return files.UploadCommit(upload=upload)
+
+
+def abort(upload: str) -> files.UploadAbort:
+    return files.UploadAbort(upload=upload)
+
+
+def read(path: str, offset: int, left: int | None) -> files.FileRead:
+    length = files.MAX_CHUNK_BYTES if left is None else min(left, files.MAX_CHUNK_BYTES)
+    return files.FileRead(path=path, offset=offset, length=length)
+
+
+def chunk(reply: Any) -> tuple[bytes, bool]:
+    """The bytes of a ``file.read`` reply, and whether they reach the end."""
+    got = parse(files.FileChunk, reply)
+    return got.data, got.eof or not got.data
+
+
+def pieces(data: bytes) -> list[bytes]:
+    """``data`` cut to the largest chunks a write may carry."""
+    step = files.MAX_CHUNK_BYTES
+    return [data[i : i + step] for i in range(0, len(data), step)] or [b""]
