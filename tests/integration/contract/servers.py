@@ -31,6 +31,7 @@ KILL_GRACE = 0.5
 MAX_HANDLES = 64
 MAX_RESULT_BYTES = 8 << 20
 MAX_REQUEST_BYTES = 12 << 20
+WORKSPACE_QUOTA_BYTES = 64 << 20
 
 _MODULE = {
     "pipe": "beephost_pipe_backend",
@@ -49,6 +50,7 @@ def contract_settings(kind: str) -> dict[str, object]:
         "MAX_HANDLES": MAX_HANDLES,
         "MAX_RESULT_BYTES": MAX_RESULT_BYTES,
         "DRAIN_TIMEOUT": 1,
+        "WORKSPACE_QUOTA_BYTES": WORKSPACE_QUOTA_BYTES,
     }
     if kind == "pipe":
         settings["MAX_FRAME_BYTES"] = MAX_REQUEST_BYTES

@@ -10,14 +10,14 @@ runs ``proxy.name`` (a ``get_attr``) and ``await proxy.name(*args)`` runs
 """
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio.to_thread
 
 import beephost_client as bc
 
-_WRAPPED = (bc.Client, bc.Session, bc.RemoteObject)
+_WRAPPED = (bc.Client, bc.Session, bc.RemoteObject, bc.Files)
 
 
 def threaded(value: Any) -> Any:
@@ -67,12 +67,16 @@ class Threaded:
         if member is None:
             if isinstance(self.wrapped, bc.RemoteObject):
                 return _Attribute(self.wrapped, name)  # attribute sugar
+            if name in vars(self.wrapped):  # client.files
+                return threaded(getattr(self.wrapped, name))
             raise AttributeError(name)
         if isinstance(member, property):
             return getattr(self.wrapped, name)
         method = getattr(self.wrapped, name)
         if name in ("session", "stream"):  # no I/O: they return an object to enter
             return lambda *a, **k: threaded(method(*a, **k))
+        if name == "iter_bytes":  # a generator: each step runs in a thread
+            return lambda *a, **k: ThreadedIterator(method(*a, **k))
         return functools.partial(_run, method)
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -132,3 +136,22 @@ class ThreadedStream:
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.aclose()
+
+
+class ThreadedIterator:
+    """An async face on a sync iterator (``files.iter_bytes``)."""
+
+    def __init__(self, wrapped: Iterator[Any]) -> None:
+        self.wrapped = wrapped
+
+    def __aiter__(self) -> "ThreadedIterator":
+        return self
+
+    async def __anext__(self) -> Any:
+        item = await anyio.to_thread.run_sync(next, self.wrapped, _END)
+        if item is _END:
+            raise StopAsyncIteration
+        return item
+
+
+_END = object()

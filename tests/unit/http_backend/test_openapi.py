@@ -12,7 +12,16 @@ from fastapi.routing import APIRoute
 from pydantic import SecretStr
 
 from beephost_http_backend import Settings, create_app
-from beephost_http_backend.routes import code, docs, health, leases, objects, sessions
+from beephost_http_backend.routes import (
+    code,
+    docs,
+    files,
+    fs,
+    health,
+    leases,
+    objects,
+    sessions,
+)
 from beephost_protocol.reference_page import render_reference
 
 COMMON = {400, 401, 413, 415, 500, 503}
@@ -120,6 +129,62 @@ CONTRACT: dict[tuple[str, str], tuple[str, int, str, str | None, set[int]]] = {
         None,
         COMMON | WORKER,
     ),
+    ("put", "/api/files/{path}"): (
+        "write_file",
+        201,
+        "FileInfo",
+        "",  # application/octet-stream: the file's bytes
+        COMMON - {413, 415} | {200, 404, 409, 429},
+    ),
+    ("get", "/api/files/{path}"): (
+        "read_file",
+        200,
+        "",  # application/octet-stream
+        None,
+        COMMON - {415} | {206, 404, 416},
+    ),
+    ("post", "/api/fs/stat"): (
+        "stat_file",
+        200,
+        "FileInfo",
+        "FileStat",
+        COMMON | {404},
+    ),
+    ("post", "/api/fs/list"): (
+        "list_files",
+        200,
+        "FileListing",
+        "FileList",
+        COMMON | {404},
+    ),
+    ("post", "/api/fs/mkdir"): (
+        "make_directory",
+        200,
+        "FileInfo",
+        "FileMkdir",
+        COMMON | {404, 409},
+    ),
+    ("post", "/api/fs/remove"): (
+        "remove_file",
+        200,
+        "FileRemoved",
+        "FileRemove",
+        COMMON | {404, 409},
+    ),
+    ("post", "/api/fs/rename"): (
+        "rename_file",
+        200,
+        "FileInfo",
+        "FileRename",
+        COMMON | {404, 409},
+    ),
+    ("get", "/api/fs/usage"): (
+        "workspace_usage",
+        200,
+        "WorkspaceDescription",
+        None,
+        COMMON - {415},
+    ),
     ("get", "/health"): ("health", 200, "Liveness", None, set()),
     ("get", "/ready"): ("ready", 200, "Readiness", None, {503}),
     ("get", "/metrics"): ("metrics", 200, "", None, COMMON - {415, 503}),
@@ -152,9 +217,10 @@ def _ref(content: dict[str, Any], media: str) -> str:
 def test_every_route_is_documented_and_nothing_else(schema: dict[str, Any]) -> None:
     documented = set(_operations(schema))
     assert documented == set(CONTRACT)
-    modules = (code, sessions, objects, leases, health, docs)
+    modules = (code, sessions, objects, leases, files, fs, health, docs)
     routed = {
-        (method.lower(), route.path)
+        # A catch-all path parameter is {path:path} in the route, {path} in OpenAPI.
+        (method.lower(), route.path.replace(":path}", "}"))
         for module in modules
         for route in module.router.routes
         if isinstance(route, APIRoute) and route.include_in_schema
@@ -174,18 +240,22 @@ def test_operation_contract(schema: dict[str, Any], key: tuple[str, str]) -> Non
     responses = operation["responses"]
     assert {int(s) for s in responses} == {status} | errors
     ok = responses[str(status)]["content"]
-    if key == ("post", "/api/exec/stream"):
+    if key == ("get", "/api/files/{path}"):
+        assert "application/octet-stream" in ok
+    elif key == ("post", "/api/exec/stream"):
         assert _ref(ok, "application/x-ndjson") == success
     elif key == ("get", "/metrics"):
         assert "text/plain" in ok
     else:
         assert _ref(ok, "application/json") == success
-    for error_status in errors:
+    for error_status in errors - {200, 206}:
         error = responses[str(error_status)]
         assert _ref(error["content"], "application/json") == "ErrorResponse"
         assert error["description"].startswith("`")  # names its error code
     if body is None:
         assert "requestBody" not in operation
+    elif not body:
+        assert "application/octet-stream" in operation["requestBody"]["content"]
     else:
         assert _ref(operation["requestBody"]["content"], "application/json") == body
 

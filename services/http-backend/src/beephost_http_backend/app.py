@@ -18,7 +18,16 @@ from beephost_http_backend.deps import LEASE_HEADER, LEASE_PATTERN
 from beephost_http_backend.disconnect import CancelOnDisconnect
 from beephost_http_backend.fastlane import FastLane
 from beephost_http_backend.middleware import RequestGate
-from beephost_http_backend.routes import code, docs, health, leases, objects, sessions
+from beephost_http_backend.routes import (
+    code,
+    docs,
+    files,
+    fs,
+    health,
+    leases,
+    objects,
+    sessions,
+)
 from beephost_http_backend.settings import Settings
 from beephost_http_backend.state import BackendState, HttpMetrics
 from beephost_protocol.schema import value_definitions
@@ -46,6 +55,11 @@ TAGS = [
         "name": "leases",
         "description": "Leases: objects a client created in 'default' are released "
         "when its lease expires or is released.",
+    },
+    {
+        "name": "files",
+        "description": "The workspace: its user code's working directory. Files' bytes "
+        "on /api/files/{path} (PUT, GET with ranges), the rest on /api/fs/.",
     },
     {"name": "health", "description": "Liveness, readiness and metrics."},
 ]
@@ -205,7 +219,7 @@ def create_app(
     app.backend = state
     app.state.backend = state
     errors.install(app)
-    routers = (code, sessions, objects, leases, health)
+    routers = (code, sessions, objects, leases, files, fs, health)
     for router in (module.router for module in routers):
         app.include_router(router)
     app.include_router(docs.router)

@@ -166,13 +166,16 @@ def install(app: FastAPI) -> None:
 _MEANING = {
     ErrorCode.INVALID_REQUEST: "Malformed JSON, a wrong type or a bad parameter.",
     ErrorCode.UNAUTHORIZED: "A token is required and was missing or wrong.",
-    ErrorCode.NOT_FOUND: "Unknown session, handle or object.create target.",
+    ErrorCode.NOT_FOUND: "Unknown session, handle, object.create target or file.",
+    ErrorCode.CONFLICT: "The file or directory is in the way (overwrite is false, "
+    "or a directory is not empty).",
     ErrorCode.INTERRUPTED: "An interrupt request stopped the code; state is kept.",
     ErrorCode.SESSION_LOST: "The session's worker died; its state is gone.",
     ErrorCode.TOO_LARGE: "The request body or the result is over a size limit.",
     ErrorCode.EXECUTION_FAILED: "The user's code raised; data has type, module, "
     "traceback.",
-    ErrorCode.QUOTA_EXCEEDED: "Too many sessions or handles.",
+    ErrorCode.QUOTA_EXCEEDED: "Too many sessions or handles, or the workspace's quota "
+    "would be passed.",
     ErrorCode.INTERNAL: "A bug on the server side.",
     ErrorCode.UNAVAILABLE: "The server is draining or no worker could start; the "
     "request did not run.",

@@ -24,6 +24,7 @@ from beephost_http_backend.errors import (
 )
 from beephost_http_backend.fastlane import FastLane
 from beephost_http_backend.responses import encode
+from beephost_http_backend.routes.files import FILE_ROUTE
 from beephost_http_backend.state import BackendState
 from beephost_protocol.errors import (
     BeepHostError,
@@ -86,8 +87,13 @@ class RequestGate:
         metrics = self.state.metrics
         metrics.in_progress.inc()
         try:
-            refusal = self._refusal(path, authorization, length) or _not_json(
-                path, content_type, chunked or length not in (None, b"0")
+            file_body = path.startswith(FILE_ROUTE)  # any bytes, bounded by the quota
+            refusal = self._refusal(path, authorization, length, file_body) or (
+                None
+                if file_body
+                else _not_json(
+                    path, content_type, chunked or length not in (None, b"0")
+                )
             )
             if refusal is not None:
                 scope[ERROR_CODE_KEY] = refusal.wire_code
@@ -95,7 +101,11 @@ class RequestGate:
                     scope, receive, progress.send
                 )
                 return
-            if length is None and scope["method"] not in ("GET", "HEAD"):
+            if (
+                length is None
+                and scope["method"] not in ("GET", "HEAD")
+                and not file_body
+            ):
                 receive = _Counting(receive, self.limit).receive
             elif (
                 content_type is not None
@@ -152,7 +162,11 @@ class RequestGate:
                     scope[key] = routed[key]
 
     def _refusal(
-        self, path: str, authorization: bytes | None, length: bytes | None
+        self,
+        path: str,
+        authorization: bytes | None,
+        length: bytes | None,
+        file_body: bool,
     ) -> BeepHostError | None:
         if path in self.public:
             return None
@@ -163,7 +177,7 @@ class RequestGate:
             return Unauthorized(f"{reason} token: send 'Authorization: Bearer <token>'")
         if self.state.draining and path.startswith("/api/"):
             return Unavailable("the server is shutting down; retry on another")
-        return declared_body_too_large(length, self.limit)
+        return None if file_body else declared_body_too_large(length, self.limit)
 
     def _record(
         self, scope: Scope, path: str, progress: "_Progress", seconds: float

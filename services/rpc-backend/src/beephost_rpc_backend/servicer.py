@@ -13,9 +13,10 @@ from google.protobuf.message import DecodeError
 from prometheus_client import CollectorRegistry, Counter
 
 from beephost_core import Executor
+from beephost_core.transfers import FileReader, Upload
 from beephost_pb.exec.v1 import exec_pb2 as pb
 from beephost_pb.exec.v1 import exec_pb2_grpc
-from beephost_protocol import models, pb_codec
+from beephost_protocol import files, models, pb_codec, pb_files
 from beephost_protocol.errors import (
     BeepHostError,
     ExecutionTimeout,
@@ -155,6 +156,82 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
     ListObjects = _unary(pb_codec.list_objects_command, pb_codec.handle_list_reply)
     RenewLease = _unary(pb_codec.renew_lease_command, pb_codec.renew_lease_reply)
     ReleaseLease = _unary(pb_codec.release_lease_command, pb_codec.release_lease_reply)
+    StatFile = _unary(pb_files.stat_file_command, pb_files.file_info_reply)
+    ListFiles = _unary(pb_files.list_files_command, pb_files.file_listing_reply)
+    MakeDirectory = _unary(pb_files.make_directory_command, pb_files.file_info_reply)
+    RemoveFile = _unary(pb_files.remove_file_command, pb_files.file_removed_reply)
+    RenameFile = _unary(pb_files.rename_file_command, pb_files.file_info_reply)
+    GetWorkspaceUsage = _unary(pb_files.usage_command, pb_files.usage_reply)
+
+    async def UploadFile(
+        self, requests: AsyncIterator[Any], context: Context
+    ) -> pb.FileInfo:
+        """Write the streamed bytes under a temporary name; put the file in place at
+        the stream's end. Any failure or cancellation on the way leaves nothing."""
+        upload: Upload | None = None
+        try:
+            self._admit_transfer(context)
+            first = await anext(aiter(requests), None)
+            opening, digest = pb_files.upload_header(first)
+            upload = await asyncio.to_thread(
+                self.executor.workspace.begin_upload,
+                opening.path,
+                overwrite=opening.overwrite,
+                size=opening.size,
+            )
+            async for request in requests:
+                await asyncio.to_thread(upload.write, pb_files.upload_data(request))
+            info = await asyncio.to_thread(upload.commit, digest)
+            return pb_files.file_info_reply(info.model_dump(mode="json"))
+        except BeepHostError as exc:
+            await self._fail(context, None, exc)
+        except Exception as exc:
+            await self._crash(context, None, exc)
+        finally:
+            if upload is not None:
+                upload.abort()  # a no-op once committed; quick, so it runs when cancelled
+
+    async def DownloadFile(
+        self, request: pb.DownloadFileRequest, context: Context
+    ) -> AsyncIterator[pb.FileChunk]:
+        """The file's bytes in chunks; each is read once the previous one was taken
+        (gRPC's flow control), so the file is never held whole."""
+        reader: FileReader | None = None
+        try:
+            self._admit_transfer(context)
+            path, offset, length = pb_files.download_range(request)
+            reader = await asyncio.to_thread(self.executor.workspace.open_reader, path)
+            end = reader.size if length is None else min(reader.size, offset + length)
+            first = True
+            while first or offset < end:
+                size = max(0, min(files.MAX_CHUNK_BYTES, end - offset))
+                data = (
+                    await asyncio.to_thread(reader.read, offset, size) if size else b""
+                )
+                offset += len(data)
+                yield (
+                    pb_files.first_chunk(reader.info, data)
+                    if first
+                    else pb.FileChunk(data=data)
+                )
+                if not data:
+                    return  # at the end (or the file shrank meanwhile)
+                first = False
+        except BeepHostError as exc:
+            await self._fail(context, None, exc)
+        except Exception as exc:
+            await self._crash(context, None, exc)
+        finally:
+            if reader is not None:
+                reader.close()
+
+    def _admit_transfer(self, context: Context) -> None:
+        if not self.accepting:
+            raise Unavailable(
+                "the server is shutting down; retry on another"
+                if self.draining
+                else "the server is starting; retry shortly"
+            )
 
     async def ExecuteStream(
         self, request: pb.ExecuteRequest, context: Context
