@@ -98,7 +98,11 @@ def test_pipe_backend_socket_dir_is_an_empty_dir() -> None:
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["socket"]["emptyDir"]["sizeLimit"]
     mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
-    assert mounts == {"/tmp": "tmp", "/run/beephost": "socket"}
+    assert mounts == {
+        "/tmp": "tmp",
+        "/run/beephost": "socket",
+        "/workspace": "workspace",
+    }
 
 
 def test_overriding_one_setting_keeps_the_others() -> None:

@@ -71,7 +71,27 @@ def test_default_resources_and_tmp(comp: str) -> None:
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
     assert volumes["tmp"]["emptyDir"] == {"sizeLimit": "256Mi"}
     variables = {e["name"]: e.get("value") for e in container(deployment)["env"]}
-    assert variables["HOME"] == "/tmp"
+    if comp == "controller":
+        assert variables["HOME"] == "/tmp"
+        return
+    # A backend's user code lives in its workspace, on the node's disk, within its quota.
+    assert variables["HOME"] == "/workspace"
+    assert volumes["workspace"]["emptyDir"] == {"sizeLimit": 1 << 30}
+    prefix = {"pipe-backend": "PIPE", "http-backend": "HTTP", "rpc-backend": "RPC"}[
+        comp
+    ]
+    assert variables[f"BEEPHOST_{prefix}_BACKEND_WORKSPACE_DIR"] == "/workspace"
+    assert variables[f"BEEPHOST_{prefix}_BACKEND_WORKER_CWD"] == "/workspace"
+    assert variables[f"BEEPHOST_{prefix}_BACKEND_WORKSPACE_QUOTA_BYTES"] == str(1 << 30)
+    mounts = {m["mountPath"]: m["name"] for m in container(deployment)["volumeMounts"]}
+    assert mounts["/workspace"] == "workspace"
+
+
+def test_a_workspace_without_quota_has_no_size_limit() -> None:
+    docs = render({"httpBackend": {"workspaceQuotaBytes": 0}})
+    deployment = one(docs, "Deployment", "http-backend")
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["workspace"]["emptyDir"] == {}
 
 
 def test_common_labels_reach_every_object() -> None:

@@ -58,8 +58,10 @@ def test_an_http_backend_without_network_gets_its_own_network_and_a_chosen_port(
     assert (planned.socket_dir, planned.controller_token) == (None, None)
     assert spec.labels[LABEL_BACKEND_ID] == "b-1"
     assert spec.environment == {
-        "BEEPHOST_HTTP_BACKEND_TOKEN_SHA256": token_digest("backend-token")
+        "BEEPHOST_HTTP_BACKEND_TOKEN_SHA256": token_digest("backend-token"),
+        "BEEPHOST_HTTP_BACKEND_WORKSPACE_QUOTA_BYTES": str(1 << 30),
     }
+    assert spec.workspace_volume == "beephost-default-b-1-workspace"
     assert row.config.hardening.network is False, "resolved from the environment"
 
 
@@ -107,6 +109,20 @@ def test_limits_and_options_travel_from_the_request_to_row_and_spec() -> None:
         "bridge",
     )
     assert planned.network is None, "the default bridge: nothing to create"
+
+
+def test_a_workspace_quota_asked_at_start_wins_over_the_default() -> None:
+    default = _plan(BackendRequest("e", "pipe")).spec.environment
+    assert default["BEEPHOST_PIPE_BACKEND_WORKSPACE_QUOTA_BYTES"] == str(1 << 30)
+    request = BackendRequest("e", "pipe", limits=BackendLimits(workspace_quota_bytes=0))
+    asked = _plan(request).spec.environment
+    assert asked["BEEPHOST_PIPE_BACKEND_WORKSPACE_QUOTA_BYTES"] == "0"
+
+
+def test_a_workspace_quota_must_be_a_whole_number_of_bytes() -> None:
+    for bad in (True, -1, "1G", 1.5):
+        with pytest.raises(ValueError, match="workspace_quota_bytes"):
+            BackendLimits.model_validate({"workspace_quota_bytes": bad})
 
 
 def test_an_admin_backend_holds_a_controller_token_of_its_own() -> None:

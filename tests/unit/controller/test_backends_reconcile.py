@@ -14,10 +14,15 @@ from beephost_controller.backends import (
     status_of,
 )
 from beephost_controller.metrics import ControllerMetrics
-from beephost_controller.ports import ContainerState
+from beephost_controller.ports import (
+    ContainerRuntimeError,
+    ContainerSpec,
+    ContainerState,
+)
 from beephost_controller.settings import Settings
 from beephost_controller.store import EnvironmentRow, SqliteStore
 from beephost_controller.testing import MemoryContainers
+from beephost_protocol.errors import Unavailable
 
 
 @pytest.fixture
@@ -153,3 +158,40 @@ def test_status_of(
     state = ContainerState("i", "n", {}, status, health, code, oom, 0, {})
     assert status_of(state) == expected
     assert status_of(None) == ("exited", "missing")
+
+
+def test_a_backend_gets_a_labelled_workspace_volume_removed_with_it(
+    service: BackendService,
+) -> None:
+    row = service.start(BackendRequest(environment="e", type="http"))
+    mem = _containers(service)
+    volume = f"{row.container_name}-workspace"
+    assert mem.specs[row.container_name].workspace_volume == volume
+    assert mem.volumes[volume][LABEL_BACKEND_ID] == row.id
+    assert mem.volumes[volume][LABEL_CONTROLLER] == "default"
+    service.stop(row.id)
+    assert volume not in mem.volumes
+
+
+def test_reconcile_removes_a_workspace_volume_nothing_owns(
+    service: BackendService,
+) -> None:
+    kept = service.start(BackendRequest(environment="e", type="pipe"))
+    mem = _containers(service)
+    labels = {LABEL_MANAGED: "true", LABEL_CONTROLLER: "default"}
+    mem.create_volume("beephost-default-b-gone-workspace", labels)
+    mem.create_volume("someone-elses", {LABEL_MANAGED: "true", LABEL_CONTROLLER: "x"})
+    service.reconcile()
+    assert set(mem.volumes) == {f"{kept.container_name}-workspace", "someone-elses"}
+
+
+def test_a_failed_start_leaves_no_workspace_volume(service: BackendService) -> None:
+    mem = _containers(service)
+    mem.create_container = _refuse  # type: ignore[method-assign]
+    with pytest.raises(Unavailable):
+        service.start(BackendRequest(environment="e", type="rpc"))
+    assert mem.volumes == {}
+
+
+def _refuse(spec: ContainerSpec) -> str:
+    raise ContainerRuntimeError("the engine said no")

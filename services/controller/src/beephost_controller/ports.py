@@ -232,6 +232,8 @@ class ContainerSpec:
     controller_socket_dir: Path | None = None
     group_add: Sequence[str] = ()
     restart_retries: int = 5
+    #: a named volume (made first with ``create_volume``) mounted at /workspace
+    workspace_volume: str | None = None
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,16 @@ class BackendContainers(Protocol):
         ...
 
     def remove_network(self, name: str) -> None: ...
+
+    def create_volume(self, name: str, labels: Mapping[str, str]) -> None:
+        """A named volume on the engine's disk (a backend's workspace)."""
+        ...
+
+    def remove_volume(self, name: str) -> None:
+        """Remove a volume; one that is gone already is no error."""
+        ...
+
+    def list_volumes(self, labels: Mapping[str, str]) -> list[str]: ...
 
     def create_container(self, spec: ContainerSpec) -> str:
         """Create (not start) the container; returns its id."""

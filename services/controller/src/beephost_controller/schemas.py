@@ -166,6 +166,13 @@ class BackendLimits(_Model):
     memory_mb: int = Field(512, ge=16, le=1 << 20, description="Memory limit, MiB.")
     cpus: float = Field(1.0, gt=0, le=256, description="CPU limit, in CPUs.")
     pids: int = Field(256, ge=8, le=1 << 16, description="Process limit.")
+    workspace_quota_bytes: int | None = Field(
+        None,
+        ge=0,
+        strict=True,
+        description="Bytes the workspace may hold (0: no limit); default: the "
+        "controller's WORKSPACE_QUOTA_BYTES.",
+    )
 
 
 #: Capabilities a backend may get back explicitly (Docker's default set, minus the

@@ -176,6 +176,14 @@ class Settings(BaseSettings):
             "adopted when it starts again."
         ),
     )
+    workspace_quota_bytes: int = Field(
+        1 << 30,
+        ge=0,
+        description="Default quota of a backend's workspace (its /workspace volume), "
+        "in bytes; 0: none. A start may ask for another (limits.workspace_quota_bytes). "
+        "The backend enforces it: an upload past it is refused, and user code cannot "
+        "write a file larger than it.",
+    )
     restart_limit: int = Field(
         5,
         ge=0,

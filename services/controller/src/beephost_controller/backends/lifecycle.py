@@ -36,6 +36,7 @@ from beephost_controller.backends.plan import (
     Minted,
     plan,
     selector,
+    workspace_volume,
 )
 from beephost_controller.backends.reconcile import reconcile
 from beephost_controller.backends.status import (
@@ -129,6 +130,10 @@ class BackendService:
         try:
             if planned.network is not None:
                 self.containers.create_network(planned.network, planned.spec.labels)
+            if planned.spec.workspace_volume is not None:
+                self.containers.create_volume(
+                    planned.spec.workspace_volume, planned.spec.labels
+                )
             if planned.socket_dir is not None:
                 self._make_socket_dir(planned.socket_dir, planned.chown_socket_dir)
             for attempt in range(1, planned.port_attempts + 1):
@@ -353,9 +358,11 @@ class BackendService:
         self.store.delete_backend(row.id)
 
     def remove_resources(self, backend_id: str, name: str) -> None:
-        """Remove a backend's container, network and socket directory (its row stays)."""
+        """Remove a backend's container, network, workspace volume and socket
+        directory (its row stays)."""
         self.containers.remove_container(name)
         self.containers.remove_network(name)
+        self.containers.remove_volume(workspace_volume(name))
         shutil.rmtree(self._socket_dir(backend_id), ignore_errors=True)
 
     def stop_all(self, reason: str) -> int:

@@ -189,9 +189,14 @@ def plan(
         image=image,
         command=server_command(request.type),
         labels=labels,
-        environment=_container_environment(
-            request.type, minted.token, controller_token
-        ),
+        environment={
+            **_container_environment(request.type, minted.token, controller_token),
+            _setting(request.type, "WORKSPACE_QUOTA_BYTES"): str(
+                settings.workspace_quota_bytes
+                if limits.workspace_quota_bytes is None
+                else limits.workspace_quota_bytes
+            ),
+        },
         healthcheck=healthcheck_command(request.type),
         memory_mb=limits.memory_mb,
         cpus=limits.cpus,
@@ -207,6 +212,7 @@ def plan(
         socket_dir=socket_dir,
         controller_socket_dir=settings.admin_socket.parent if env.admin else None,
         group_add=group_add,
+        workspace_volume=workspace_volume(name),
     )
     return BackendPlan(
         row=row,
@@ -239,10 +245,19 @@ def _check(
     return env.image
 
 
+def workspace_volume(container_name: str) -> str:
+    """The name of a backend's workspace volume (made and removed with its container)."""
+    return f"{container_name}-workspace"
+
+
+def _setting(kind: BackendType, name: str) -> str:
+    return f"BEEPHOST_{kind.upper()}_BACKEND_{name}"
+
+
 def _container_environment(
     kind: BackendType, token: str, controller_token: str | None
 ) -> dict[str, str]:
-    prefix = f"BEEPHOST_{kind.upper()}_BACKEND_"
+    prefix = _setting(kind, "")
     # Only the token's digest goes into the container: its environment is inherited
     # by every docker exec'd process (the health check), readable by user code.
     environment = {f"{prefix}TOKEN_SHA256": token_digest(token)}

@@ -9,7 +9,11 @@ finished.
 import logging
 from typing import TYPE_CHECKING
 
-from beephost_controller.backends.plan import LABEL_BACKEND_ID, selector
+from beephost_controller.backends.plan import (
+    LABEL_BACKEND_ID,
+    selector,
+    workspace_volume,
+)
 from beephost_controller.backends.status import STOPPING
 from beephost_controller.store import BackendUpdate
 
@@ -50,6 +54,10 @@ def reconcile(service: "BackendService") -> dict[str, int]:
     for network in service.containers.list_networks(selector(service.settings)):
         if not any(row.container_name == network for row in rows.values()):
             service.containers.remove_network(network)
+    kept = {workspace_volume(row.container_name) for row in rows.values()}
+    for volume in service.containers.list_volumes(selector(service.settings)):
+        if volume not in kept:  # made by a start a crash cut short
+            service.containers.remove_volume(volume)
     for backend_id, row in rows.items():
         if backend_id not in seen and row.status not in ("exited", "stopped"):
             service.store.update_backend(

@@ -37,6 +37,9 @@ CONTAINER_PORTS: Mapping[BackendKind, int | None] = {
     "http": 5678,
     "rpc": 50051,
 }
+#: A backend's workspace: its user code's working directory and HOME, and what the
+#: file API serves. A per-backend volume is mounted here (the root is read-only).
+WORKSPACE = "/workspace"
 #: Where the environment's packages live in the image.
 ENV_PREFIX = "/opt/env"
 ENV_PYTHON = f"{ENV_PREFIX}/bin/python"
@@ -133,13 +136,18 @@ def healthcheck_command(kind: BackendKind) -> list[str]:
 def server_environment() -> dict[str, str]:
     """The servers' variables (over the pipe image's): every interpreter is /opt/env's."""
     return {
+        "HOME": WORKSPACE,
         "BEEPHOST_PIPE_BACKEND_PYTHON": ENV_PYTHON,
+        "BEEPHOST_PIPE_BACKEND_WORKER_CWD": WORKSPACE,
+        "BEEPHOST_PIPE_BACKEND_WORKSPACE_DIR": WORKSPACE,
         "BEEPHOST_HTTP_BACKEND_PYTHON": ENV_PYTHON,
-        "BEEPHOST_HTTP_BACKEND_WORKER_CWD": "/tmp",
+        "BEEPHOST_HTTP_BACKEND_WORKER_CWD": WORKSPACE,
+        "BEEPHOST_HTTP_BACKEND_WORKSPACE_DIR": WORKSPACE,
         "BEEPHOST_HTTP_BACKEND_HOST": "0.0.0.0",
         "BEEPHOST_HTTP_BACKEND_PORT": str(CONTAINER_PORTS["http"]),
         "BEEPHOST_RPC_BACKEND_PYTHON": ENV_PYTHON,
-        "BEEPHOST_RPC_BACKEND_WORKER_CWD": "/tmp",
+        "BEEPHOST_RPC_BACKEND_WORKER_CWD": WORKSPACE,
+        "BEEPHOST_RPC_BACKEND_WORKSPACE_DIR": WORKSPACE,
         "BEEPHOST_RPC_BACKEND_HOST": "0.0.0.0",
         "BEEPHOST_RPC_BACKEND_PORT": str(CONTAINER_PORTS["rpc"]),
         "BEEPHOST_RPC_BACKEND_METRICS_HOST": "0.0.0.0",

@@ -7,6 +7,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from beephost_controller.images.layout import WORKSPACE
 from beephost_controller.ports import (
     ContainerRuntimeError,
     ContainerSpec,
@@ -66,6 +67,23 @@ class DockerContainers:
         except docker.errors.DockerException as exc:
             raise ContainerRuntimeError(f"remove network {name}: {exc}") from exc
 
+    def create_volume(self, name: str, labels: Mapping[str, str]) -> None:
+        with _mapped_errors(f"create volume {name}"):
+            self._client.volumes.create(name=name, driver="local", labels=dict(labels))
+
+    def remove_volume(self, name: str) -> None:
+        try:
+            self._client.volumes.get(name).remove(force=True)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.DockerException as exc:
+            raise ContainerRuntimeError(f"remove volume {name}: {exc}") from exc
+
+    def list_volumes(self, labels: Mapping[str, str]) -> list[str]:
+        with _mapped_errors(f"list volumes labelled {dict(labels)}"):
+            found = self._client.volumes.list(filters=_label_filters(labels))
+        return [str(volume.name) for volume in found]
+
     def create_container(self, spec: ContainerSpec) -> str:
         kwargs: dict[str, Any] = {
             "name": spec.name,
@@ -113,6 +131,8 @@ class DockerContainers:
                 "bind": "/run/beephost-controller",
                 "mode": "rw",
             }
+        if spec.workspace_volume is not None:
+            volumes[spec.workspace_volume] = {"bind": WORKSPACE, "mode": "rw"}
         if volumes:
             kwargs["volumes"] = volumes
         if spec.group_add:

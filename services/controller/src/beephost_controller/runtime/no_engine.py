@@ -38,6 +38,15 @@ class NoEngineContainers:
     def remove_network(self, name: str) -> None:
         return None
 
+    def create_volume(self, name: str, labels: Mapping[str, str]) -> None:
+        raise ContainerRuntimeError(REASON)
+
+    def remove_volume(self, name: str) -> None:
+        return None
+
+    def list_volumes(self, labels: Mapping[str, str]) -> list[str]:
+        return []
+
     def create_container(self, spec: ContainerSpec) -> str:
         raise ContainerRuntimeError(REASON)
 

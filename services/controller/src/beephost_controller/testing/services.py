@@ -75,6 +75,7 @@ class MemoryContainers:
     def __init__(self, *, healthy: bool = True) -> None:
         self.containers: dict[str, ContainerState] = {}
         self.networks: dict[str, Mapping[str, str]] = {}
+        self.volumes: dict[str, Mapping[str, str]] = {}
         self.specs: dict[str, ContainerSpec] = {}
         self.starts: list[str] = []
         #: Health right after a start: Docker's first check comes later.
@@ -96,7 +97,25 @@ class MemoryContainers:
     def remove_network(self, name: str) -> None:
         self.networks.pop(name, None)
 
+    def create_volume(self, name: str, labels: Mapping[str, str]) -> None:
+        self.volumes[name] = dict(labels)
+
+    def remove_volume(self, name: str) -> None:
+        self.volumes.pop(name, None)
+
+    def list_volumes(self, labels: Mapping[str, str]) -> list[str]:
+        return [
+            n
+            for n, lab in self.volumes.items()
+            if all(lab.get(k) == v for k, v in labels.items())
+        ]
+
     def create_container(self, spec: ContainerSpec) -> str:
+        if (
+            spec.workspace_volume is not None
+            and spec.workspace_volume not in self.volumes
+        ):
+            raise ContainerRuntimeError(f"no volume {spec.workspace_volume}")
         cid = f"c{len(self.specs)}"
         self.specs[spec.name] = spec
         self.containers[spec.name] = ContainerState(
