@@ -27,6 +27,9 @@ HARDENING = (
     "--read-only",
     "--tmpfs",
     "/tmp:rw,nosuid,nodev,size=64m",
+    # The controller mounts a volume there; a tmpfs stands in for it here.
+    "--tmpfs",
+    "/workspace:rw,nosuid,nodev,size=64m,uid=10001,gid=10001,mode=0700",
     "--cap-drop",
     "ALL",
     "--security-opt",

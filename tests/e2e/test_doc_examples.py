@@ -95,7 +95,7 @@ BY_LANGUAGE: dict[tuple[str, str], str] = {
     ("docs/users/api.md", "text"): "the exception tree",
     ("docs/users/code-interpreter.md", "python"): (
         "needs an environment with matplotlib and pandas: "
-        "tests/e2e/test_rich_outputs.py::test_code_interpreter_page_runs runs it"
+        "tests/e2e/test_rich_outputs.py::test_code_interpreter_page_runs runs them"
     ),
     ("docs/users/code-interpreter.md", "console"): (
         "venv create and start, as in cli.md: tests/integration/cli and "
@@ -282,6 +282,7 @@ RUN: dict[tuple[str, str], Run] = {
     ),
     ("docs/users/api.md", "from beephost_client import ControllerClient"): Run(),
     ("docs/users/api.md", "import asyncio"): Run(),
+    ("docs/users/api.md", "import os"): Run(),
     ("docs/users/api.md", "with client.session(ttl=600, timeout=60) as session:"): Run(
         prelude=_COMPOSE_CLIENT
     ),
@@ -341,6 +342,11 @@ RUN: dict[tuple[str, str], Run] = {
     (_QUICKSTART, "with client.session() as session:"): Run(
         system="local", prelude=_LOCAL_CLIENT
     ),
+    (
+        _QUICKSTART,
+        'client.files.write("data/in.csv", "a,b\\n1,2\\n")  # bytes, str, a local'
+        " Path or a file",
+    ): Run(system="local", prelude=_LOCAL_CLIENT),
     (
         _QUICKSTART,
         "from beephost_client import ExecutionFailed, ExecutionTimeout, Unavailable",

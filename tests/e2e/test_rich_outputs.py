@@ -136,12 +136,14 @@ def doc_python_blocks() -> list[str]:
     return re.findall(r"^```python\n(.*?)^```$", DOC.read_text(), re.M | re.S)
 
 
-def test_code_interpreter_page_runs(api: ControllerClient, environment: str) -> None:
-    """The app-builder page's example, run as written against a real backend; each
-    ``print(...)  # value`` must print that value."""
-    (block,) = doc_python_blocks()
-    expected = [m[1] for ln in block.splitlines() if (m := _PRINT_COMMENT.match(ln))]
-    assert len(expected) == 5
+def test_code_interpreter_page_runs(
+    api: ControllerClient, environment: str, tmp_path: Path
+) -> None:
+    """The app-builder page's examples (one chat turn; files in and out), each run as
+    written against one real backend; each ``print(...)  # value`` must print that
+    value."""
+    blocks = doc_python_blocks()
+    assert len(blocks) == 2
     backend = _start(api, environment, "http")
     try:
         connection = api.backend_connection(backend.id)
@@ -150,15 +152,21 @@ def test_code_interpreter_page_runs(api: ControllerClient, environment: str) -> 
             "BEEPHOST_URL": connection.url,
             "BEEPHOST_TOKEN": connection.token or "",
         }
-        run = subprocess.run(
-            [sys.executable, "-c", block],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert run.returncode == 0, run.stderr
-        assert run.stdout.splitlines() == expected
+        for block in blocks:
+            expected = [
+                m[1] for ln in block.splitlines() if (m := _PRINT_COMMENT.match(ln))
+            ]
+            assert expected, "each example shows what it prints"
+            run = subprocess.run(
+                [sys.executable, "-c", block],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert run.returncode == 0, run.stderr
+            assert run.stdout.splitlines() == expected
     finally:
         api.stop_backend(backend.id)
