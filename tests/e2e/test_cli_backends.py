@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,8 +50,8 @@ def test_venv_list_and_status(controller: ControllerProcess, venv: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["pipe", "http", "rpc"])
-def test_start_eval_exec_logs_stop(
-    controller: ControllerProcess, venv: str, kind: str
+def test_start_eval_exec_files_logs_stop(
+    controller: ControllerProcess, venv: str, kind: str, tmp_path: Path
 ) -> None:
     started = ok_json(controller, "start", kind, "--venv", venv)
     backend = started["id"]
@@ -68,6 +69,22 @@ def test_start_eval_exec_logs_stop(
         run = beep_host(controller, "exec", "-b", backend, "print(sum(range(10)))")
         assert run.returncode == 0, run.stderr
         assert "45" in run.stdout
+        # Files by the backend's id: into the container's workspace and back.
+        source = tmp_path / "in.txt"
+        source.write_text("through the workspace\n")
+        up = beep_host(controller, "cp", str(source), f"{backend}:inbox/")
+        assert up.returncode == 0, up.stderr
+        listed_files = ok_json(controller, "ls", f"{backend}:inbox")
+        assert [f["path"] for f in listed_files] == ["inbox/in.txt"]
+        read = beep_host(
+            controller, "exec", "-b", backend, "print(open('inbox/in.txt').read())"
+        )
+        assert "through the workspace" in read.stdout
+        down = beep_host(
+            controller, "cp", f"{backend}:inbox/in.txt", str(tmp_path / "back.txt")
+        )
+        assert down.returncode == 0, down.stderr
+        assert (tmp_path / "back.txt").read_text() == source.read_text()
         logs = beep_host(controller, "logs", backend)
         assert logs.returncode == 0, logs.stderr
         assert "listening" in logs.stdout.lower()

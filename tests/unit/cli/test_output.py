@@ -1,15 +1,21 @@
-"""The CLI's pure output logic: JSON conversion, cells, ages, error hints."""
+"""The CLI's pure output logic: JSON conversion, cells, ages, error hints, the
+transfer bar."""
 
+import io
 import json
 import math
+from typing import TYPE_CHECKING
 
 import pytest
 
 import beephost_client as bc
 from beephost_cli.errors import hint_for, message_of
-from beephost_cli.output import age, cell, jsonable
+from beephost_cli.output import TransferProgress, age, cell, jsonable
 from beephost_client.controller import Backend, Limits
 from beephost_protocol import ObjectRelease
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def test_jsonable_keeps_what_json_cannot_say() -> None:
@@ -114,3 +120,32 @@ def test_no_hint_where_there_is_nothing_to_add() -> None:
     ) == ("ValueError: boom")
     assert hint_for(bc.NotFound("n")) is None
     assert hint_for(bc.BeepHostError("new")) is None
+
+
+def _console(terminal: bool) -> tuple["Console", io.StringIO]:
+    from rich.console import Console
+
+    sink = io.StringIO()
+    return Console(file=sink, force_terminal=terminal, width=100), sink
+
+
+def test_a_big_transfer_on_a_terminal_draws_a_bar() -> None:
+    console, sink = _console(terminal=True)
+    total = TransferProgress.SHOWN_FROM * 2
+    with TransferProgress(console, "uploading", total) as bar:
+        bar.advance(total // 2, "data/big.bin")
+        bar.advance(total // 2, "data/big.bin")
+    drawn = sink.getvalue()
+    assert "uploading data/big.bin" in drawn
+    assert "16.0/16.0 MiB" in drawn
+
+
+@pytest.mark.parametrize(
+    ("terminal", "total"),
+    [(True, TransferProgress.SHOWN_FROM - 1), (False, TransferProgress.SHOWN_FROM * 4)],
+)
+def test_small_or_piped_transfers_draw_nothing(terminal: bool, total: int) -> None:
+    console, sink = _console(terminal)
+    with TransferProgress(console, "uploading", total) as bar:
+        bar.advance(total, "a.bin")
+    assert sink.getvalue() == ""

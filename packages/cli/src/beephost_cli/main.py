@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import typer
 from typer.core import TyperGroup
 
-from beephost_cli.commands import backends, code, config, jobs, runtimes, venv
+from beephost_cli.commands import backends, code, config, files, jobs, runtimes, venv
 from beephost_cli.errors import Failure, hint_for, message_of
 from beephost_cli.output import Output
 from beephost_cli.state import State
@@ -107,6 +107,8 @@ app.command("status")(backends.status)
 app.command("logs")(backends.logs)
 app.command("eval")(code.eval_)
 app.command("exec")(code.exec_)
+app.command("cp")(files.cp)
+app.command("ls")(files.ls)
 app.command("config")(config.config)
 app.add_typer(jobs.app)
 

@@ -21,6 +21,7 @@ from beephost_client import RemoteObject
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.live import Live
+    from rich.progress import Progress, TaskID
     from rich.status import Status
 
 
@@ -235,6 +236,10 @@ class Output:
         """A live view of a job: spinner, title, elapsed time and its last log lines."""
         return JobProgress(self.err, title, tail)
 
+    def transfer(self, title: str, total: int) -> "TransferProgress":
+        """A progress bar of ``total`` bytes (on a terminal, for big transfers)."""
+        return TransferProgress(self.err, title, total)
+
     @contextmanager
     def status(self, title: str) -> Iterator["StatusLine"]:
         """A spinner with a status text that the caller updates."""
@@ -244,10 +249,10 @@ class Output:
 
 
 class _LiveView:
-    """A view drawn while its block runs (``_live``: a Rich Live or Status, started
-    on entering on a terminal); leaving the block stops it."""
+    """A view drawn while its block runs (``_live``: a Rich Live, Status or Progress,
+    started on entering on a terminal); leaving the block stops it."""
 
-    _live: "Live | Status | None" = None
+    _live: "Live | Status | Progress | None" = None
 
     def __exit__(
         self,
@@ -332,6 +337,8 @@ class JobProgress(_LiveView):
 class StatusLine(_LiveView):
     """A spinner whose text is updated; elsewhere than a terminal, one line per update."""
 
+    _status: "Status | None" = None
+
     def __init__(self, console: "Console", title: str) -> None:
         self.console = console
         self.title = title
@@ -339,16 +346,16 @@ class StatusLine(_LiveView):
 
     def __enter__(self) -> Self:
         if self.console.is_terminal:
-            self._live = self.console.status(self.title, spinner="dots")
-            self._live.start()
+            self._live = self._status = self.console.status(self.title, spinner="dots")
+            self._status.start()
         else:
             self._print(self.title)
         return self
 
     def update(self, text: str) -> None:
         """Show ``text`` instead of the previous status."""
-        if self._live is not None:
-            self._live.update(text)
+        if self._live is not None and self._status is not None:
+            self._status.update(text)
         elif text != self._shown:
             self._print(text)
 
@@ -357,3 +364,49 @@ class StatusLine(_LiveView):
 
         self._shown = text
         self.console.print(Text(text, style="dim"))
+
+
+class TransferProgress(_LiveView):
+    """Bytes moved of a total, with speed and time left: a bar on a terminal when the
+    transfer is big enough to wait for, nothing elsewhere (the command says what it
+    did when it ends)."""
+
+    #: Smaller transfers end before a bar would be worth drawing.
+    SHOWN_FROM = 8 << 20
+
+    def __init__(self, console: "Console", title: str, total: int) -> None:
+        self.console = console
+        self.title = title
+        self.total = total
+        self._bar: tuple[Progress, TaskID] | None = None
+
+    def __enter__(self) -> Self:
+        if self.console.is_terminal and self.total >= self.SHOWN_FROM:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            progress = Progress(
+                "{task.description}",
+                BarColumn(),
+                DownloadColumn(binary_units=True),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self._bar = progress, progress.add_task(self.title, total=self.total)
+            progress.start()
+            self._live = progress
+        return self
+
+    def advance(self, count: int, name: str | None = None) -> None:
+        """``count`` more bytes moved (of the file ``name``, shown beside the bar)."""
+        if self._bar is not None and self._live is not None:
+            progress, task = self._bar
+            description = f"{self.title} {name}" if name else self.title
+            progress.update(task, advance=count, description=description)
