@@ -12,7 +12,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -311,10 +311,12 @@ def http_request(
     authorization: str | None = None,
     body: bytes | None = None,
     timeout: float = 30.0,
+    headers: Mapping[str, str] | None = None,
 ) -> HttpAnswer:
     """One request to ``http://host:port`` or ``unix:///socket``, the header as given.
 
-    ``authorization`` is sent byte for byte (latin-1), however malformed.
+    ``authorization`` is sent byte for byte (latin-1), however malformed; a body is
+    JSON unless ``headers`` name another Content-Type.
     """
     if base.startswith("unix://"):
         conn: http.client.HTTPConnection = _UnixHTTPConnection(
@@ -327,9 +329,14 @@ def http_request(
         conn.putrequest(method, path, skip_accept_encoding=True)
         if authorization is not None:
             conn.putheader("Authorization", authorization.encode("latin-1"))
+        extra = dict(headers or {})
         if body is not None:
-            conn.putheader("Content-Type", "application/json")
+            conn.putheader(
+                "Content-Type", extra.pop("Content-Type", "application/json")
+            )
             conn.putheader("Content-Length", str(len(body)))
+        for name, value in extra.items():
+            conn.putheader(name, value)
         conn.endheaders(body)
         response = conn.getresponse()
         return HttpAnswer(

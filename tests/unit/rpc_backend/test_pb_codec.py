@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from beephost_pb.exec.v1 import exec_pb2 as pb
-from beephost_protocol import models, pb_codec
+from beephost_protocol import models, pb_codec, pb_files
 from beephost_protocol.cuts import cut_middle, cut_traceback
 from beephost_protocol.errors import (
     ERROR_CLASSES,
@@ -106,12 +106,22 @@ def test_timeout_comes_from_the_deadline_not_the_message() -> None:
 def test_every_spec_matches_the_service_descriptor() -> None:
     service = pb.DESCRIPTOR.services_by_name["Executor"]
     assert pb_codec.SERVICE_NAME == "beephost.exec.v1.Executor"
-    assert set(pb_codec._SPECS) == {m.name for m in service.methods}
+    assert not set(pb_codec._SPECS) & set(pb_files.SPECS)
+    specs = {**pb_codec._SPECS, **pb_files.SPECS}
+    assert {*specs, "UploadFile"} == {m.name for m in service.methods}
     for method in service.methods:
-        spec = pb_codec._SPECS[method.name]
+        if method.name == "UploadFile":  # the one client stream: no RpcSpec
+            assert method.client_streaming
+            assert not method.server_streaming
+            assert pb_files.UPLOAD_REQUEST.DESCRIPTOR is method.input_type
+            assert pb_files.UPLOAD_REPLY.DESCRIPTOR is method.output_type
+            assert pb_files.UPLOAD_PATH == "/beephost.exec.v1.Executor/UploadFile"
+            continue
+        spec = specs[method.name]
         assert spec.request.DESCRIPTOR is method.input_type
         assert spec.reply.DESCRIPTOR is method.output_type
         assert spec.streaming == method.server_streaming
+        assert not method.client_streaming
         assert spec.path == f"/beephost.exec.v1.Executor/{method.name}"
     assert set(DECODERS) == set(pb_codec._SPECS)
 

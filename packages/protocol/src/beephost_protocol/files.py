@@ -11,7 +11,13 @@ import base64
 import binascii
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    WithJsonSchema,
+)
 
 from beephost_protocol._base import Command, _Model
 
@@ -62,6 +68,7 @@ Base64Bytes = Annotated[
 ]
 
 FileType = Literal["file", "directory", "symlink", "other"]
+# Flags are JSON booleans: 0 or "yes" is a mistake to report, not a value to guess at.
 _UPLOAD_DOC = "The upload's id, from file.upload.open."
 
 
@@ -87,7 +94,7 @@ class FileMkdir(Command):
 
     COMMAND: ClassVar[str] = "file.mkdir"
     path: WorkspacePath
-    parents: bool = Field(True, description="Create missing parents too.")
+    parents: StrictBool = Field(True, description="Create missing parents too.")
 
 
 class FileRemove(Command):
@@ -95,7 +102,7 @@ class FileRemove(Command):
 
     COMMAND: ClassVar[str] = "file.remove"
     path: WorkspacePath
-    recursive: bool = Field(
+    recursive: StrictBool = Field(
         False, description="Remove a directory that is not empty, with its contents."
     )
 
@@ -106,7 +113,7 @@ class FileRename(Command):
     COMMAND: ClassVar[str] = "file.rename"
     source: WorkspacePath
     destination: WorkspacePath
-    overwrite: bool = Field(
+    overwrite: StrictBool = Field(
         False, description="Replace an existing file at the destination."
     )
 
@@ -130,7 +137,9 @@ class UploadOpen(Command):
 
     COMMAND: ClassVar[str] = "file.upload.open"
     path: WorkspacePath
-    overwrite: bool = Field(True, description="Replace an existing file at ``path``.")
+    overwrite: StrictBool = Field(
+        True, description="Replace an existing file at ``path``."
+    )
     size: int | None = Field(
         None,
         ge=0,
@@ -233,7 +242,7 @@ class FileChunk(_Model):
     offset: int = Field(description="Where ``data`` starts.")
     data: Base64Bytes = Field(description="The bytes read, base64.")
     size: int = Field(description="The whole file's size now.")
-    eof: bool = Field(description="Whether ``data`` reaches the end of the file.")
+    eof: StrictBool = Field(description="Whether ``data`` reaches the end of the file.")
 
 
 class UploadOpened(_Model):
@@ -254,7 +263,7 @@ class UploadProgress(_Model):
 class UploadAborted(_Model):
     """Result of file.upload.abort."""
 
-    aborted: bool = Field(description="False if no such upload was open.")
+    aborted: StrictBool = Field(description="False if no such upload was open.")
 
 
 class WorkspaceDescription(_Model):

@@ -133,6 +133,8 @@ def _fix_schema(schema: dict[str, Any], secured: bool) -> None:
                         "pattern": LEASE_PATTERN,
                         "title": parameter["name"],
                     }
+                elif parameter.get("in") == "header":
+                    _absent_is_null(parameter)
             responses = operation.get("responses", {})
             fastapi_422 = responses.get("422", {}).get("content", {})
             if (
@@ -148,6 +150,16 @@ def _fix_schema(schema: dict[str, Any], secured: bool) -> None:
                         item.pop("type", None)
                     if item.get("$ref") == _ERROR_REF and media != "application/json":
                         content["application/json"] = content.pop(media)
+
+
+def _absent_is_null(parameter: dict[str, Any]) -> None:
+    """An optional header's schema without its null: a header is absent or a string,
+    and the text "null" is no value of it."""
+    schema = parameter.get("schema", {})
+    choices = [c for c in schema.get("anyOf", []) if c.get("type") != "null"]
+    if len(choices) == 1 and len(choices) < len(schema["anyOf"]):
+        rest = {k: v for k, v in schema.items() if k != "anyOf"}
+        parameter["schema"] = {**choices[0], **rest}
 
 
 def _point_values_at_value_table(schemas: dict[str, Any]) -> None:
