@@ -102,6 +102,30 @@ def abandon_grpc(backend: Backend, name: str) -> None:
 ABANDON = {"pipe": abandon_pipe, "http": abandon_http, "grpc": abandon_grpc}
 
 
+def test_a_grpc_upload_without_its_end_writes_nothing(
+    backend_urls: dict[str, Backend],
+) -> None:
+    """A stream closed before ``end`` is refused: to the server a cancelled call can
+    look like a closed one, and a cut file must never appear under its name."""
+    backend = backend_urls["grpc"]
+    root = workspace_of(backend)
+    with grpc.insecure_channel(backend.url.removeprefix("grpc://")) as channel:
+        upload = channel.stream_unary(
+            pb_files.UPLOAD_PATH,
+            request_serializer=pb.UploadFileRequest.SerializeToString,
+            response_deserializer=pb.FileInfo.FromString,
+        )
+        messages = [
+            pb_files.upload_request("no-end.bin", True, None),
+            pb_files.data_request(b"x" * MIB),
+        ]
+        with pytest.raises(grpc.RpcError) as refused:
+            upload(iter(messages))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "without its end message" in str(refused.value.details())
+    wait_until_clean(root, "no-end.bin")
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_an_abandoned_upload_leaves_nothing(
     backend_urls: dict[str, Backend], transport: str

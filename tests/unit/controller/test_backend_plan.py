@@ -61,7 +61,10 @@ def test_an_http_backend_without_network_gets_its_own_network_and_a_chosen_port(
         "BEEPHOST_HTTP_BACKEND_TOKEN_SHA256": token_digest("backend-token"),
         "BEEPHOST_HTTP_BACKEND_WORKSPACE_QUOTA_BYTES": str(1 << 30),
     }
-    assert spec.workspace_volume == "beephost-default-b-1-workspace"
+    assert spec.volumes == {
+        "beephost-default-b-1-workspace": "/workspace",
+        "beephost-default-b-1-packages": "/packages",
+    }
     assert row.config.hardening.network is False, "resolved from the environment"
 
 

@@ -160,17 +160,21 @@ def test_status_of(
     assert status_of(None) == ("exited", "missing")
 
 
-def test_a_backend_gets_a_labelled_workspace_volume_removed_with_it(
+def test_a_backend_gets_labelled_volumes_removed_with_it(
     service: BackendService,
 ) -> None:
     row = service.start(BackendRequest(environment="e", type="http"))
     mem = _containers(service)
-    volume = f"{row.container_name}-workspace"
-    assert mem.specs[row.container_name].workspace_volume == volume
-    assert mem.volumes[volume][LABEL_BACKEND_ID] == row.id
-    assert mem.volumes[volume][LABEL_CONTROLLER] == "default"
+    volumes = {
+        f"{row.container_name}-workspace": "/workspace",
+        f"{row.container_name}-packages": "/packages",
+    }
+    assert mem.specs[row.container_name].volumes == volumes
+    for volume in volumes:
+        assert mem.volumes[volume][LABEL_BACKEND_ID] == row.id
+        assert mem.volumes[volume][LABEL_CONTROLLER] == "default"
     service.stop(row.id)
-    assert volume not in mem.volumes
+    assert mem.volumes == {}
 
 
 def test_reconcile_removes_a_workspace_volume_nothing_owns(
@@ -182,7 +186,11 @@ def test_reconcile_removes_a_workspace_volume_nothing_owns(
     mem.create_volume("beephost-default-b-gone-workspace", labels)
     mem.create_volume("someone-elses", {LABEL_MANAGED: "true", LABEL_CONTROLLER: "x"})
     service.reconcile()
-    assert set(mem.volumes) == {f"{kept.container_name}-workspace", "someone-elses"}
+    assert set(mem.volumes) == {
+        f"{kept.container_name}-workspace",
+        f"{kept.container_name}-packages",
+        "someone-elses",
+    }
 
 
 def test_a_failed_start_leaves_no_workspace_volume(service: BackendService) -> None:

@@ -128,6 +128,7 @@ def test_a_bad_upload_header_is_refused(first: Any, message: str) -> None:
 
 def test_upload_data_takes_chunks_only() -> None:
     assert pb_files.upload_data(pb_files.data_request(b"abc")) == b"abc"
+    assert pb_files.upload_data(wire(pb_files.end_request())) is None
     with pytest.raises(InvalidRequest, match="one header"):
         pb_files.upload_data(pb_files.upload_request("a", True, None))
     with pytest.raises(InvalidRequest, match="at most"):

@@ -42,6 +42,9 @@ class ExecutorConfig:
             closes).
         workspace_quota: The most bytes the workspace's files may take (0: no limit);
             no single file a worker writes may be larger either (RLIMIT_FSIZE).
+        packages: A directory appended to workers' sys.path (and their subprocesses'
+            PYTHONPATH): packages installed at run time (None: none). It is made if
+            missing, so that workers started before an install see it.
         env: Environment variables of workers; the server's own are never passed.
         extra_env: Variables added to ``env`` for every worker (they win over it): what
             the deployment gives user code on purpose, e.g. an admin backend's controller
@@ -67,14 +70,16 @@ class ExecutorConfig:
     cwd: str | None = None
     workspace: str | None = None
     workspace_quota: int = 1 << 30
+    packages: str | None = None
     env: dict[str, str] = field(default_factory=lambda: default_worker_env())
     extra_env: Mapping[str, str] = field(default_factory=dict)
 
     def worker_env(self) -> dict[str, str]:
         """The environment a worker starts with: ``env`` updated with ``extra_env``."""
-        return {**self.env, **self.extra_env}
+        paths = {"PYTHONPATH": self.packages} if self.packages else {}
+        return {**self.env, **paths, **self.extra_env}
 
-    def worker_settings(self) -> dict[str, int | float]:
+    def worker_settings(self) -> dict[str, int | float | list[str]]:
         """The subset the worker enforces itself."""
         return {
             "max_handles": self.max_handles,
@@ -83,6 +88,7 @@ class ExecutorConfig:
             "max_display_bytes": self.max_display_bytes,
             "max_display_total_bytes": self.max_display_total_bytes,
             "max_file_bytes": self.workspace_quota,
+            "sys_path": [self.packages] if self.packages else [],
         }
 
 

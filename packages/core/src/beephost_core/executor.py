@@ -5,6 +5,7 @@ import collections
 import contextlib
 import dataclasses
 import logging
+import os
 import secrets
 import shutil
 import tempfile
@@ -139,6 +140,9 @@ class Executor:
             self._temporary_workspace = root
         workspace = Workspace(root, self.config.workspace_quota)
         self._files = FileService(workspace)
+        if self.config.packages and not os.path.isdir(self.config.packages):
+            # A sys.path entry missing when a worker starts is never looked at again.
+            os.makedirs(self.config.packages)
         # Workers start in the workspace, with it as HOME, unless told otherwise.
         self.config = dataclasses.replace(
             self.config,

@@ -57,6 +57,12 @@ class BackendSettings(BaseSettings):
         description="The workspace: user code's working directory and HOME, and what "
         "the file API serves (default: a temporary directory, removed at exit).",
     )
+    packages_dir: str | None = Field(
+        None,
+        description="A directory of packages installed at run time (the controller's "
+        "install): on user code's sys.path after the environment's own, seen by every "
+        "session at its next import (default: none).",
+    )
     workspace_quota_bytes: int = Field(
         1 << 30,
         ge=0,
@@ -191,6 +197,7 @@ class BackendSettings(BaseSettings):
             cwd=self.worker_cwd,
             workspace=self.workspace_dir,
             workspace_quota=self.workspace_quota_bytes,
+            packages=self.packages_dir,
             extra_env=dict(self.worker_env),
         )
 

@@ -1506,6 +1506,9 @@ def main() -> None:
     config = json.loads(sys.argv[2])
     _die_with_parent()
     _limit_file_size(int(config.get("max_file_bytes", 0)))
+    # After the environment's site-packages: packages installed at run time never
+    # shadow the locked ones. The directory exists, so its finder notices new entries.
+    sys.path.extend(config.get("sys_path", []))
     signal.signal(signal.SIGINT, _on_sigint)
     _Kicker()
     sock = socket.socket(fileno=fd)

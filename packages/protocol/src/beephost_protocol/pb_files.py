@@ -90,17 +90,18 @@ def upload_header(request: Any) -> tuple[files.UploadOpen, str | None]:
     return opening, digest
 
 
-def upload_data(request: Any) -> bytes:
-    """The bytes of a stream's later message.
+def upload_data(request: Any) -> bytes | None:
+    """The bytes of a stream's later message; None for its ``end``.
 
     Raises:
         InvalidRequest: A second header, or a chunk over ``MAX_CHUNK_BYTES``.
     """
-    if (
-        not isinstance(request, pb.UploadFileRequest)
-        or request.WhichOneof("part") == "header"
-    ):
-        raise InvalidRequest("UploadFile takes one header, then data messages")
+    if not isinstance(request, pb.UploadFileRequest) or request.WhichOneof(
+        "part"
+    ) not in ("data", "end"):
+        raise InvalidRequest("UploadFile takes one header, data messages, then end")
+    if request.WhichOneof("part") == "end":
+        return None
     if len(request.data) > files.MAX_CHUNK_BYTES:
         raise InvalidRequest(
             f"a chunk of {len(request.data)} bytes; at most {files.MAX_CHUNK_BYTES}"
@@ -241,6 +242,11 @@ def upload_request(
 
 def data_request(data: bytes) -> pb.UploadFileRequest:
     return pb.UploadFileRequest(data=data)
+
+
+def end_request() -> pb.UploadFileRequest:
+    """An upload's last message: the file is whole."""
+    return pb.UploadFileRequest(end=True)
 
 
 def download_request(

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from beephost_controller import errors, openapi
 from beephost_controller.backends import BackendService
+from beephost_controller.backends.install import PackageInstaller
 from beephost_controller.gate import RequestGate
 from beephost_controller.jobs import JobRunner
 from beephost_controller.metrics import ControllerMetrics
@@ -101,6 +102,7 @@ def create_app(
         app.state.service, app.state.jobs = service, runner
         app.state.redactor = redactor
         app.state.backends, app.state.reconciled = backend_service, False
+        app.state.installer = PackageInstaller(backend_service, runner, service.resolve)
         recovered = runner.recover(service.resume)
         if recovered:
             logger.info("recovered %d unfinished job(s)", len(recovered))

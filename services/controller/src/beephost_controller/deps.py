@@ -8,6 +8,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from beephost_controller.backends import BackendService, token_digest
+from beephost_controller.backends.install import PackageInstaller
 from beephost_controller.redact import Redactor
 from beephost_controller.service import ControllerService
 from beephost_controller.settings import Settings
@@ -98,6 +99,9 @@ ServiceDep = Annotated[
 ]
 BackendsDep = Annotated[
     BackendService, Depends(_from_state("backends", BackendService))
+]
+InstallerDep = Annotated[
+    PackageInstaller, Depends(_from_state("installer", PackageInstaller))
 ]
 StoreDep = Annotated[SqliteStore, Depends(_from_state("store", SqliteStore))]
 RedactorDep = Annotated[Redactor, Depends(_from_state("redactor", Redactor))]

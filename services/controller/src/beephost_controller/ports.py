@@ -232,8 +232,9 @@ class ContainerSpec:
     controller_socket_dir: Path | None = None
     group_add: Sequence[str] = ()
     restart_retries: int = 5
-    #: a named volume (made first with ``create_volume``) mounted at /workspace
-    workspace_volume: str | None = None
+    #: named volumes (each made first with ``create_volume``) -> where each is
+    #: mounted: the workspace, and the packages installed at run time
+    volumes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -281,6 +282,22 @@ class BackendContainers(Protocol):
     def list_containers(self, labels: Mapping[str, str]) -> list[ContainerState]: ...
 
     def list_networks(self, labels: Mapping[str, str]) -> list[str]: ...
+
+    def put_archive(self, ref: str, path: str, data: bytes) -> None:
+        """Extract a tar archive into a running container's ``path`` (which must be
+        on one of its volumes: the root is read-only)."""
+        ...
+
+    def exec_in(
+        self, ref: str, command: Sequence[str], user: str, timeout: float
+    ) -> tuple[int, str]:
+        """Run ``command`` in a running container as ``user``: its exit status and
+        its output (stdout and stderr).
+
+        Raises:
+            ContainerRuntimeError: It could not run, or ran past ``timeout`` seconds.
+        """
+        ...
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from beephost_controller.schemas import (
     JobStatus,
 )
 
-JobKind = Literal["build", "init"]
+JobKind = Literal["build", "init", "install"]
 
 
 def build_state(

@@ -279,6 +279,35 @@ class BackendConnection(_Model):
     token: str | None
 
 
+class PackagesInstall(_Model):
+    packages: list[str] = Field(
+        min_length=1,
+        max_length=100,
+        description="PEP 508 requirement specifiers (`tabulate`, `rich>=13`), with "
+        "the rules of an environment's requirements; resolved together with the "
+        "environment's lock and what the backend has installed already.",
+    )
+
+    @field_validator("packages")
+    @classmethod
+    def _plain_requirements(cls, value: list[str]) -> list[str]:
+        for line in value:
+            check_syntax(line)
+        return value
+
+
+class InstalledPackage(_Model):
+    name: str
+    version: str
+
+
+class InstalledPackages(_Model):
+    packages: list[InstalledPackage] = Field(
+        description="What was installed into the backend at run time (its "
+        "environment's own packages are not listed)."
+    )
+
+
 class ErrorDetail(_Model):
     code: str
     message: str

@@ -179,8 +179,20 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
                 overwrite=opening.overwrite,
                 size=opening.size,
             )
+            ended = False
             async for request in requests:
-                await asyncio.to_thread(upload.write, pb_files.upload_data(request))
+                chunk = pb_files.upload_data(request)
+                if ended:
+                    raise InvalidRequest("UploadFile: a message after end")
+                if chunk is None:
+                    ended = True
+                else:
+                    await asyncio.to_thread(upload.write, chunk)
+            if not ended:
+                # A cancelled call can end the stream here as if it were closed.
+                raise InvalidRequest(
+                    "UploadFile ended without its end message: nothing was written"
+                )
             info = await asyncio.to_thread(upload.commit, digest)
             return pb_files.file_info_reply(info.model_dump(mode="json"))
         except BeepHostError as exc:

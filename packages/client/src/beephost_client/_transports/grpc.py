@@ -156,15 +156,7 @@ def _upload_messages(
     for chunk in chunks:
         for start in range(0, len(chunk), files.MAX_CHUNK_BYTES):
             yield pb_files.data_request(chunk[start : start + files.MAX_CHUNK_BYTES])
-
-
-async def _upload_messages_async(
-    path: str, chunks: AsyncIterable[bytes], overwrite: bool, size: int | None
-) -> AsyncIterator[Any]:
-    yield pb_files.upload_request(path, overwrite, size)
-    async for chunk in chunks:
-        for start in range(0, len(chunk), files.MAX_CHUNK_BYTES):
-            yield pb_files.data_request(chunk[start : start + files.MAX_CHUNK_BYTES])
+    yield pb_files.end_request()
 
 
 def _metadata(token: str | None, lease: str) -> tuple[tuple[str, str], ...]:
@@ -328,6 +320,7 @@ class AsyncGRPCTransport(_GRPCChannel, AsyncBaseTransport):
 
     def _open(self) -> None:
         self._channel: grpc.aio.Channel | None = None
+        self._blocking_channel: grpc.Channel | None = None
         self._closed = False
 
     def _callable(self, spec: pb_codec.RpcSpec) -> Any:
@@ -361,14 +354,52 @@ class AsyncGRPCTransport(_GRPCChannel, AsyncBaseTransport):
         size: int | None,
         timeout: float,
     ) -> dict[str, Any]:
-        """Async twin of :meth:`GRPCTransport.upload`."""
-        call = self._calls.get("UploadFile") or self._new_upload(self._opened())
-        messages = _upload_messages_async(path, chunks, overwrite, size)
+        """Async twin of :meth:`GRPCTransport.upload`, on a blocking channel in a
+        thread: when the server ends a client stream early (a refused path, the
+        quota), grpc.aio reports INTERNAL "Internal error from Core" instead of the
+        server's status if a write was under way (grpc/grpc#36066); the blocking API
+        keeps the status. The chunks still come from this event loop."""
+        loop = asyncio.get_running_loop()
+        source = aiter(chunks)
+        failed: list[BaseException] = []
+
+        async def next_chunk() -> bytes:
+            return await anext(source)
+
+        def pulled() -> Iterator[bytes]:
+            while True:
+                try:
+                    chunk = asyncio.run_coroutine_threadsafe(
+                        next_chunk(), loop
+                    ).result()
+                except StopAsyncIteration:
+                    return
+                except BaseException as exc:  # re-raised below, not as CANCELLED
+                    failed.append(exc)
+                    raise
+                yield chunk
+
+        call = self._calls.get("UploadFile") or self._new_upload(self._blocking())
+        messages = _upload_messages(path, pulled(), overwrite, size)
+        future = call.future(messages, metadata=self._metadata)
         try:
-            reply = await call(messages, metadata=self._metadata)
+            reply = await asyncio.to_thread(future.result)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
         except grpc.RpcError as exc:
+            if failed:
+                raise failed[0] from None
             raise map_error(exc, self.target) from exc
         return pb_files.file_info(reply)
+
+    def _blocking(self) -> grpc.Channel:
+        """The blocking channel uploads use (see :meth:`upload_async`)."""
+        if self._closed:
+            raise UsageError("the transport is closed")
+        if self._blocking_channel is None:
+            self._blocking_channel = self._new_channel(grpc)
+        return self._blocking_channel
 
     async def download_async(
         self, path: str, *, offset: int, length: int | None, timeout: float
@@ -413,6 +444,9 @@ class AsyncGRPCTransport(_GRPCChannel, AsyncBaseTransport):
     async def aclose(self) -> None:
         self._closed = True
         self._calls.clear()
+        if self._blocking_channel is not None:
+            blocking, self._blocking_channel = self._blocking_channel, None
+            blocking.close()
         if self._channel is not None:
             channel, self._channel = self._channel, None
             await channel.close(None)

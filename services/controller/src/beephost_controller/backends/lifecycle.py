@@ -34,9 +34,9 @@ from beephost_controller.backends.plan import (
     BackendPlan,
     BackendRequest,
     Minted,
+    backend_volumes,
     plan,
     selector,
-    workspace_volume,
 )
 from beephost_controller.backends.reconcile import reconcile
 from beephost_controller.backends.status import (
@@ -130,10 +130,8 @@ class BackendService:
         try:
             if planned.network is not None:
                 self.containers.create_network(planned.network, planned.spec.labels)
-            if planned.spec.workspace_volume is not None:
-                self.containers.create_volume(
-                    planned.spec.workspace_volume, planned.spec.labels
-                )
+            for volume in planned.spec.volumes:
+                self.containers.create_volume(volume, planned.spec.labels)
             if planned.socket_dir is not None:
                 self._make_socket_dir(planned.socket_dir, planned.chown_socket_dir)
             for attempt in range(1, planned.port_attempts + 1):
@@ -358,11 +356,12 @@ class BackendService:
         self.store.delete_backend(row.id)
 
     def remove_resources(self, backend_id: str, name: str) -> None:
-        """Remove a backend's container, network, workspace volume and socket
-        directory (its row stays)."""
+        """Remove a backend's container, network, volumes and socket directory (its
+        row stays)."""
         self.containers.remove_container(name)
         self.containers.remove_network(name)
-        self.containers.remove_volume(workspace_volume(name))
+        for volume in backend_volumes(name):
+            self.containers.remove_volume(volume)
         shutil.rmtree(self._socket_dir(backend_id), ignore_errors=True)
 
     def stop_all(self, reason: str) -> int:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from beephost_controller.images.layout import (
     CONTAINER_PORTS,
+    PACKAGES,
+    WORKSPACE,
     healthcheck_command,
     server_command,
 )
@@ -212,7 +214,7 @@ def plan(
         socket_dir=socket_dir,
         controller_socket_dir=settings.admin_socket.parent if env.admin else None,
         group_add=group_add,
-        workspace_volume=workspace_volume(name),
+        volumes=backend_volumes(name),
     )
     return BackendPlan(
         row=row,
@@ -245,9 +247,13 @@ def _check(
     return env.image
 
 
-def workspace_volume(container_name: str) -> str:
-    """The name of a backend's workspace volume (made and removed with its container)."""
-    return f"{container_name}-workspace"
+def backend_volumes(container_name: str) -> dict[str, str]:
+    """A backend's named volumes (made and removed with its container) -> where each
+    is mounted: its workspace, and the packages installed into it at run time."""
+    return {
+        f"{container_name}-workspace": WORKSPACE,
+        f"{container_name}-packages": PACKAGES,
+    }
 
 
 def _setting(kind: BackendType, name: str) -> str:

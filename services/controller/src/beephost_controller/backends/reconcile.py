@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from beephost_controller.backends.plan import (
     LABEL_BACKEND_ID,
+    backend_volumes,
     selector,
-    workspace_volume,
 )
 from beephost_controller.backends.status import STOPPING
 from beephost_controller.store import BackendUpdate
@@ -54,7 +54,7 @@ def reconcile(service: "BackendService") -> dict[str, int]:
     for network in service.containers.list_networks(selector(service.settings)):
         if not any(row.container_name == network for row in rows.values()):
             service.containers.remove_network(network)
-    kept = {workspace_volume(row.container_name) for row in rows.values()}
+    kept = {v for row in rows.values() for v in backend_volumes(row.container_name)}
     for volume in service.containers.list_volumes(selector(service.settings)):
         if volume not in kept:  # made by a start a crash cut short
             service.containers.remove_volume(volume)

@@ -40,6 +40,10 @@ CONTAINER_PORTS: Mapping[BackendKind, int | None] = {
 #: A backend's workspace: its user code's working directory and HOME, and what the
 #: file API serves. A per-backend volume is mounted here (the root is read-only).
 WORKSPACE = "/workspace"
+#: Packages installed at run time (``install``): a per-backend volume, its ``site``
+#: directory on user code's sys.path; staged beside it, moved in whole.
+PACKAGES = "/packages"
+PACKAGES_SITE = f"{PACKAGES}/site"
 #: Where the environment's packages live in the image.
 ENV_PREFIX = "/opt/env"
 ENV_PYTHON = f"{ENV_PREFIX}/bin/python"
@@ -140,14 +144,17 @@ def server_environment() -> dict[str, str]:
         "BEEPHOST_PIPE_BACKEND_PYTHON": ENV_PYTHON,
         "BEEPHOST_PIPE_BACKEND_WORKER_CWD": WORKSPACE,
         "BEEPHOST_PIPE_BACKEND_WORKSPACE_DIR": WORKSPACE,
+        "BEEPHOST_PIPE_BACKEND_PACKAGES_DIR": PACKAGES_SITE,
         "BEEPHOST_HTTP_BACKEND_PYTHON": ENV_PYTHON,
         "BEEPHOST_HTTP_BACKEND_WORKER_CWD": WORKSPACE,
         "BEEPHOST_HTTP_BACKEND_WORKSPACE_DIR": WORKSPACE,
+        "BEEPHOST_HTTP_BACKEND_PACKAGES_DIR": PACKAGES_SITE,
         "BEEPHOST_HTTP_BACKEND_HOST": "0.0.0.0",
         "BEEPHOST_HTTP_BACKEND_PORT": str(CONTAINER_PORTS["http"]),
         "BEEPHOST_RPC_BACKEND_PYTHON": ENV_PYTHON,
         "BEEPHOST_RPC_BACKEND_WORKER_CWD": WORKSPACE,
         "BEEPHOST_RPC_BACKEND_WORKSPACE_DIR": WORKSPACE,
+        "BEEPHOST_RPC_BACKEND_PACKAGES_DIR": PACKAGES_SITE,
         "BEEPHOST_RPC_BACKEND_HOST": "0.0.0.0",
         "BEEPHOST_RPC_BACKEND_PORT": str(CONTAINER_PORTS["rpc"]),
         "BEEPHOST_RPC_BACKEND_METRICS_HOST": "0.0.0.0",

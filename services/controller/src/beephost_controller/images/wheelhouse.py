@@ -261,6 +261,46 @@ class UvTools:
         finally:
             Path(handle.name).unlink(missing_ok=True)
 
+    def unpack(
+        self, lines: Sequence[str], python_minor: str, wheels: Path, target: Path
+    ) -> None:
+        """Install hash-locked requirements from the wheels in ``wheels`` (offline, no
+        dependencies) into the directory ``target``, laid out for CPython
+        ``python_minor`` on manylinux x86-64: what a backend adds to its sys.path.
+
+        Raises:
+            BackendImageError: A wheel is missing or does not match its hash.
+        """
+        with tempfile.NamedTemporaryFile(
+            "w", suffix=".txt", dir=wheels, prefix=".req-", delete=False
+        ) as handle:
+            handle.write("\n".join(lines) + "\n")
+        try:
+            self._run(
+                [
+                    self.uv,
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--no-config",
+                    "--target",
+                    str(target),
+                    "--no-deps",
+                    "--no-index",
+                    "--find-links",
+                    str(wheels),
+                    "--require-hashes",
+                    "--python-version",
+                    python_minor,
+                    "--python-platform",
+                    "x86_64-manylinux_2_28",
+                    "-r",
+                    handle.name,
+                ]
+            )
+        finally:
+            Path(handle.name).unlink(missing_ok=True)
+
     def installer(self) -> tuple[str, Path | None]:
         """``("uv X.Y.Z", path)`` when the host's uv runs in the images, else pip."""
         path = Path(shutil.which(self.uv) or self.uv)

@@ -5,7 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from beephost_controller.backends import BackendRequest
-from beephost_controller.deps import Authenticated, BackendsDep, RedactorDep
+from beephost_controller.deps import (
+    Authenticated,
+    BackendsDep,
+    InstallerDep,
+    RedactorDep,
+)
 from beephost_controller.rows import BackendRow
 from beephost_controller.schemas import (
     ERROR_RESPONSES,
@@ -14,6 +19,10 @@ from beephost_controller.schemas import (
     BackendLimits,
     BackendOptions,
     BackendPublic,
+    InstalledPackage,
+    InstalledPackages,
+    JobPublic,
+    PackagesInstall,
 )
 from beephost_protocol.errors import Unavailable
 
@@ -127,3 +136,39 @@ def backend_connection(backend_id: str, backends: BackendsDep) -> BackendConnect
             {"backend": backend_id, "status": row.status},
         )
     return BackendConnection(url=row.endpoint, token=row.token)
+
+
+@router.post(
+    "/{backend_id}/packages",
+    response_model=JobPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=ERROR_RESPONSES,
+)
+def install_packages(
+    backend_id: str, body: PackagesInstall, installer: InstallerDep
+) -> JobPublic:
+    """Add packages to a running backend (a job of kind `install`, with a log).
+
+    The controller resolves them with the environment's lock and what the backend has
+    installed (a conflict fails the job with the resolver's message), downloads their
+    wheels and copies them in; the backend stays offline. Every session imports them
+    at its next import. A failed install changes nothing in the backend; the
+    environment is never changed.
+    """
+    row = installer.submit(backend_id, body.packages)
+    return JobPublic.model_validate(row, from_attributes=True)
+
+
+@router.get(
+    "/{backend_id}/packages",
+    response_model=InstalledPackages,
+    responses=ERROR_RESPONSES,
+)
+def installed_packages(backend_id: str, installer: InstallerDep) -> InstalledPackages:
+    """What was installed into the backend at run time."""
+    return InstalledPackages(
+        packages=[
+            InstalledPackage(name=p.name, version=p.version)
+            for p in installer.installed(backend_id)
+        ]
+    )

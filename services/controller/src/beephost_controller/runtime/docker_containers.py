@@ -1,13 +1,14 @@
 """``DockerContainers``: the ``BackendContainers`` on docker-py (backend containers and networks)."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import docker
 import docker.errors
 import requests.exceptions
 
-from beephost_controller.images.layout import WORKSPACE
 from beephost_controller.ports import (
     ContainerRuntimeError,
     ContainerSpec,
@@ -131,8 +132,8 @@ class DockerContainers:
                 "bind": "/run/beephost-controller",
                 "mode": "rw",
             }
-        if spec.workspace_volume is not None:
-            volumes[spec.workspace_volume] = {"bind": WORKSPACE, "mode": "rw"}
+        for volume, mount_point in spec.volumes.items():
+            volumes[volume] = {"bind": mount_point, "mode": "rw"}
         if volumes:
             kwargs["volumes"] = volumes
         if spec.group_add:
@@ -183,3 +184,29 @@ class DockerContainers:
         with _mapped_errors(f"list networks labelled {dict(labels)}"):
             found = self._client.networks.list(filters=_label_filters(labels))
         return [str(network.name) for network in found]
+
+    def put_archive(self, ref: str, path: str, data: bytes) -> None:
+        with _mapped_errors(f"copy into container {ref}"):
+            if not self._client.containers.get(ref).put_archive(path, data):
+                raise ContainerRuntimeError(f"copy into container {ref}:{path} failed")
+
+    def exec_in(
+        self, ref: str, command: Sequence[str], user: str, timeout: float
+    ) -> tuple[int, str]:
+        with _mapped_errors(f"exec in container {ref}"):
+            container = self._client.containers.get(ref)
+        # docker-py's exec has no deadline of its own: wait for it on a thread (one
+        # that overruns is left to finish on its own, not waited for).
+        pool = ThreadPoolExecutor(1, thread_name_prefix="beephost-exec")
+        future = pool.submit(container.exec_run, list(command), user=user)
+        pool.shutdown(wait=False)
+        try:
+            with _mapped_errors(f"exec in container {ref}"):
+                result = future.result(timeout)
+        except FutureTimeout:
+            raise ContainerRuntimeError(
+                f"exec in container {ref}: no exit after {timeout:.0f} s"
+            ) from None
+        return int(result.exit_code), bytes(result.output or b"").decode(
+            errors="replace"
+        )

@@ -6,7 +6,7 @@ backend records; builds fail and backend starts answer ``unavailable`` with this
 """
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from beephost_controller.jobs import JobLog
@@ -67,6 +67,14 @@ class NoEngineContainers:
 
     def list_networks(self, labels: Mapping[str, str]) -> list[str]:
         return []
+
+    def put_archive(self, ref: str, path: str, data: bytes) -> None:
+        raise ContainerRuntimeError(REASON)
+
+    def exec_in(
+        self, ref: str, command: Sequence[str], user: str, timeout: float
+    ) -> tuple[int, str]:
+        raise ContainerRuntimeError(REASON)
 
 
 class NoEngineBuilder:

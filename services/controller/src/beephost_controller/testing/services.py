@@ -1,7 +1,7 @@
 """In-memory ``ImageBuilder`` and ``BackendContainers``: the use cases without an engine."""
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from beephost_controller.jobs import JobLog
@@ -78,6 +78,10 @@ class MemoryContainers:
         self.volumes: dict[str, Mapping[str, str]] = {}
         self.specs: dict[str, ContainerSpec] = {}
         self.starts: list[str] = []
+        self.archives: list[tuple[str, str, bytes]] = []
+        self.execs: list[tuple[str, tuple[str, ...], str]] = []
+        #: What ``exec_in`` answers for a command: (exit status, output).
+        self.exec_answer: Callable[[Sequence[str]], tuple[int, str]] = lambda _: (0, "")
         #: Health right after a start: Docker's first check comes later.
         self.healthy = healthy
 
@@ -111,11 +115,9 @@ class MemoryContainers:
         ]
 
     def create_container(self, spec: ContainerSpec) -> str:
-        if (
-            spec.workspace_volume is not None
-            and spec.workspace_volume not in self.volumes
-        ):
-            raise ContainerRuntimeError(f"no volume {spec.workspace_volume}")
+        for volume in spec.volumes:
+            if volume not in self.volumes:
+                raise ContainerRuntimeError(f"no volume {volume}")
         cid = f"c{len(self.specs)}"
         self.specs[spec.name] = spec
         self.containers[spec.name] = ContainerState(
@@ -172,3 +174,16 @@ class MemoryContainers:
             for n, lab in self.networks.items()
             if all(lab.get(k) == v for k, v in labels.items())
         ]
+
+    def put_archive(self, ref: str, path: str, data: bytes) -> None:
+        if self._find(ref) is None:
+            raise ContainerRuntimeError(f"no container {ref}")
+        self.archives.append((ref, path, data))
+
+    def exec_in(
+        self, ref: str, command: Sequence[str], user: str, timeout: float
+    ) -> tuple[int, str]:
+        if self._find(ref) is None:
+            raise ContainerRuntimeError(f"no container {ref}")
+        self.execs.append((ref, tuple(command), user))
+        return self.exec_answer(command)

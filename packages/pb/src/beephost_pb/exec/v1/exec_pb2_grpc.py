@@ -306,8 +306,9 @@ class ExecutorServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UploadFile(self, request_iterator, context):
-        """Write a file: a header first, then its bytes in chunks of at most 1 MiB. It appears
-        under its name, whole, when the stream ends; a cancelled call leaves nothing.
+        """Write a file: a header first, then its bytes in chunks of at most 1 MiB, then
+        `end`. It appears under its name, whole, at `end`; a stream cut short (a cancelled
+        call) leaves nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -102,8 +102,9 @@ class ExecutorStub:
     RenameFile: _grpc.UnaryUnaryMultiCallable[_exec_pb2.RenameFileRequest, _exec_pb2.FileInfo]
     GetWorkspaceUsage: _grpc.UnaryUnaryMultiCallable[_exec_pb2.WorkspaceUsageRequest, _exec_pb2.WorkspaceUsageReply]
     UploadFile: _grpc.StreamUnaryMultiCallable[_exec_pb2.UploadFileRequest, _exec_pb2.FileInfo]
-    """Write a file: a header first, then its bytes in chunks of at most 1 MiB. It appears
-    under its name, whole, when the stream ends; a cancelled call leaves nothing.
+    """Write a file: a header first, then its bytes in chunks of at most 1 MiB, then
+    `end`. It appears under its name, whole, at `end`; a stream cut short (a cancelled
+    call) leaves nothing.
     """
     DownloadFile: _grpc.UnaryStreamMultiCallable[_exec_pb2.DownloadFileRequest, _exec_pb2.FileChunk]
     """Read a file, or a range of it, in chunks of at most 1 MiB; the first message
@@ -154,8 +155,9 @@ class ExecutorAsyncStub(ExecutorStub):
     RenameFile: _aio.UnaryUnaryMultiCallable[_exec_pb2.RenameFileRequest, _exec_pb2.FileInfo]  # type: ignore[assignment]
     GetWorkspaceUsage: _aio.UnaryUnaryMultiCallable[_exec_pb2.WorkspaceUsageRequest, _exec_pb2.WorkspaceUsageReply]  # type: ignore[assignment]
     UploadFile: _aio.StreamUnaryMultiCallable[_exec_pb2.UploadFileRequest, _exec_pb2.FileInfo]  # type: ignore[assignment]
-    """Write a file: a header first, then its bytes in chunks of at most 1 MiB. It appears
-    under its name, whole, when the stream ends; a cancelled call leaves nothing.
+    """Write a file: a header first, then its bytes in chunks of at most 1 MiB, then
+    `end`. It appears under its name, whole, at `end`; a stream cut short (a cancelled
+    call) leaves nothing.
     """
     DownloadFile: _aio.UnaryStreamMultiCallable[_exec_pb2.DownloadFileRequest, _exec_pb2.FileChunk]  # type: ignore[assignment]
     """Read a file, or a range of it, in chunks of at most 1 MiB; the first message
@@ -341,8 +343,9 @@ class ExecutorServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_exec_pb2.UploadFileRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_exec_pb2.FileInfo, _abc.Awaitable[_exec_pb2.FileInfo]]:
-        """Write a file: a header first, then its bytes in chunks of at most 1 MiB. It appears
-        under its name, whole, when the stream ends; a cancelled call leaves nothing.
+        """Write a file: a header first, then its bytes in chunks of at most 1 MiB, then
+        `end`. It appears under its name, whole, at `end`; a stream cut short (a cancelled
+        call) leaves nothing.
         """
 
     @_abc_1.abstractmethod
