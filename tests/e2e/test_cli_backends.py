@@ -143,3 +143,29 @@ def test_venv_admin_then_start_defaults_to_it(controller: ControllerProcess) -> 
         assert "'admin'" in names.stdout
     finally:
         assert beep_host(controller, "stop", started["id"]).returncode == 0
+
+
+def test_install_follows_the_job_and_lists_what_is_installed(
+    controller: ControllerProcess, venv: str
+) -> None:
+    backend = ok_json(controller, "start", "pipe", "--venv", venv)["id"]
+    try:
+        installed = beep_host(controller, "install", "-b", backend, "tabulate==0.9.0")
+        assert installed.returncode == 0, installed.stderr
+        assert f"installing tabulate==0.9.0 into {backend}" in installed.stderr
+        assert "resolving tabulate==0.9.0" in installed.stderr  # the job's log, live
+        assert installed.stdout.split() == ["NAME", "VERSION", "tabulate", "0.9.0"]
+        listed = ok_json(controller, "install", "-b", backend, "--list")
+        assert listed == [{"name": "tabulate", "version": "0.9.0"}]
+        run = beep_host(
+            controller, "eval", "-b", backend, "__import__('tabulate').__version__"
+        )
+        assert run.stdout.strip() == "'0.9.0'"
+        conflict = beep_host(controller, "install", "-b", backend, "six==1.16.0")
+        assert conflict.returncode == 1
+        assert "resolution failed" in conflict.stderr
+        assert "hint: the backend is unchanged" in conflict.stderr
+        usage = beep_host(controller, "install", "-b", backend)
+        assert usage.returncode == 2
+    finally:
+        beep_host(controller, "stop", backend)

@@ -90,12 +90,17 @@ BY_LANGUAGE: dict[tuple[str, str], str] = {
         "transcripts (commands with sample ids and a 3.13 runtime, and their output); "
         "each command is run by tests/integration/cli (test_cli.py: init, runtimes, "
         "venv, jobs; test_code.py: eval and exec) or tests/e2e/test_cli_backends.py "
-        "(start, status, logs, stop, config, cp, ls); test_files.py there: cp and ls"
+        "(start, status, logs, stop, config, cp, ls, install); test_files.py there: "
+        "cp and ls"
     ),
     ("docs/users/api.md", "text"): "the exception tree",
     ("docs/users/code-interpreter.md", "python"): (
         "needs an environment with matplotlib and pandas: "
         "tests/e2e/test_rich_outputs.py::test_code_interpreter_page_runs runs them"
+    ),
+    ("docs/users/code-interpreter.md", "text"): (
+        "a fragment of an app's handler (a ControllerClient and a backend from "
+        "elsewhere): tests/e2e/test_packages.py runs install and wait_job"
     ),
     ("docs/users/code-interpreter.md", "console"): (
         "venv create and start, as in cli.md: tests/integration/cli and "

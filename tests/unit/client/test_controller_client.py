@@ -105,6 +105,7 @@ def test_module_surface_is_pinned() -> None:
         "ControllerTransport",
         "Environment",
         "HTTPControllerTransport",
+        "InstalledPackage",
         "Job",
         "JobLogPage",
         "Limits",
@@ -218,6 +219,22 @@ def test_backend_calls() -> None:
     assert recorder.requests[3].path == "/api/v1/backends/b-1/logs?tail=2"
     client.stop_backend("b-1")
     assert recorder.requests[4].method == "DELETE"
+
+
+def test_install_calls() -> None:
+    client, recorder = client_of(
+        reply(202, {**JOB, "kind": "install", "target": "b-1", "status": "queued"}),
+        reply(200, {"packages": [{"name": "tabulate", "version": "0.9.0"}]}),
+    )
+    job = client.install("b-1", ["tabulate", "rich>=13"])
+    assert (job.kind, job.target, job.status) == ("install", "b-1", "queued")
+    assert recorder.requests[0].method == "POST"
+    assert recorder.requests[0].path == "/api/v1/backends/b-1/packages"
+    assert recorder.requests[0].json() == {"packages": ["tabulate", "rich>=13"]}
+    assert client.installed_packages("b-1") == [
+        ctl.InstalledPackage("tabulate", "0.9.0")
+    ]
+    assert recorder.requests[1].path == "/api/v1/backends/b-1/packages"
 
 
 def test_connect_backend_builds_a_client_from_the_connection() -> None:

@@ -152,3 +152,52 @@ def test_with_port_moves_the_row_and_the_spec_together() -> None:
     moved = _plan(BackendRequest("e", "http")).with_port(31000)
     assert moved.row.config.port == 31000
     assert moved.spec.ports == {5678: ("127.0.0.1", 31000)}
+
+
+def _with_index(index_url: str, bundle: Path) -> Settings:
+    return SETTINGS.model_copy(update={"index_url": index_url, "ca_bundle": bundle})
+
+
+@pytest.mark.parametrize("network", [True, False])
+def test_a_backend_with_network_installs_from_where_the_controller_does(
+    network: bool, tmp_path: Path
+) -> None:
+    settings = _with_index("https://mirror.example/simple", tmp_path / "ca.pem")
+    planned = plan(
+        BackendRequest("e", "pipe", options=BackendOptions(network=network)),
+        READY,
+        settings,
+        minted=MINTED,
+        held_ports={},
+        pick_port=lambda host, taken: 30000,
+    )
+    worker_env = json.loads(
+        planned.spec.environment.get("BEEPHOST_PIPE_BACKEND_WORKER_ENV", "{}")
+    )
+    if not network:  # nothing could use them
+        assert worker_env == {}
+        assert planned.ca_bundle is None
+        return
+    assert worker_env == {
+        "PIP_INDEX_URL": "https://mirror.example/simple",
+        "UV_DEFAULT_INDEX": "https://mirror.example/simple",
+        "SSL_CERT_FILE": "/packages/ca-bundle.pem",
+        "REQUESTS_CA_BUNDLE": "/packages/ca-bundle.pem",
+        "PIP_CERT": "/packages/ca-bundle.pem",
+    }
+    assert planned.ca_bundle == tmp_path / "ca.pem"
+
+
+def test_an_index_url_with_credentials_never_reaches_user_code(tmp_path: Path) -> None:
+    settings = SETTINGS.model_copy(
+        update={"index_url": "https://user:s3cret@mirror.example/simple"}
+    )
+    planned = plan(
+        BackendRequest("e", "pipe", options=BackendOptions(network=True)),
+        READY,
+        settings,
+        minted=MINTED,
+        held_ports={},
+        pick_port=lambda host, taken: 30000,
+    )
+    assert "s3cret" not in json.dumps(dict(planned.spec.environment))

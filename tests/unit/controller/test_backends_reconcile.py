@@ -1,5 +1,7 @@
 """BackendService state logic against an in-memory BackendContainers."""
 
+import io
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from beephost_controller.ports import (
     ContainerSpec,
     ContainerState,
 )
+from beephost_controller.schemas import BackendOptions
 from beephost_controller.settings import Settings
 from beephost_controller.store import EnvironmentRow, SqliteStore
 from beephost_controller.testing import MemoryContainers
@@ -203,3 +206,37 @@ def test_a_failed_start_leaves_no_workspace_volume(service: BackendService) -> N
 
 def _refuse(spec: ContainerSpec) -> str:
     raise ContainerRuntimeError("the engine said no")
+
+
+class _StatusAtCopy(MemoryContainers):
+    """Records the container's status when an archive is copied into it."""
+
+    copied_when: str | None = None
+
+    def put_archive(self, ref: str, path: str, data: bytes) -> None:
+        state = self.container_state(ref)
+        self.copied_when = state.status if state else None
+        super().put_archive(ref, path, data)
+
+
+def test_a_backend_with_network_gets_the_ca_bundle_before_it_starts(
+    service: BackendService, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    settings = service.settings.model_copy(update={"ca_bundle": bundle})
+    mem = _StatusAtCopy()
+    backends = BackendService(settings, service.store, mem, ControllerMetrics())
+    options = BackendOptions(network=True)
+    backends.start(BackendRequest(environment="e", type="pipe", options=options))
+    assert mem.copied_when == "created", "copied before the server starts"
+    ((_, path, data),) = mem.archives
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        (member,) = archive.getmembers()
+        assert (path, member.name, member.mode) == ("/packages", "ca-bundle.pem", 0o644)
+        extracted = archive.extractfile(member)
+        assert extracted is not None
+        assert extracted.read() == bundle.read_bytes()
+    offline = backends.start(BackendRequest(environment="e", type="pipe"))
+    assert offline.config.hardening.network is False
+    assert len(mem.archives) == 1, "a backend without network gets none"

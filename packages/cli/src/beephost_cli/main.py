@@ -11,7 +11,16 @@ from urllib.parse import urlsplit
 import typer
 from typer.core import TyperGroup
 
-from beephost_cli.commands import backends, code, config, files, jobs, runtimes, venv
+from beephost_cli.commands import (
+    backends,
+    code,
+    config,
+    files,
+    jobs,
+    packages,
+    runtimes,
+    venv,
+)
 from beephost_cli.errors import Failure, hint_for, message_of
 from beephost_cli.output import Output
 from beephost_cli.state import State
@@ -109,6 +118,7 @@ app.command("eval")(code.eval_)
 app.command("exec")(code.exec_)
 app.command("cp")(files.cp)
 app.command("ls")(files.ls)
+app.command("install")(packages.install)
 app.command("config")(config.config)
 app.add_typer(jobs.app)
 

@@ -17,6 +17,7 @@ from beephost_client._controller_types import (
     Backend,
     BackendConnection,
     Environment,
+    InstalledPackage,
     Job,
     JobLogPage,
     Limits,
@@ -231,6 +232,14 @@ def backend_connection(raw: Any) -> BackendConnection:
     raw = _expect_object(raw, "a backend connection")
     token = raw.get("token")
     return BackendConnection(str(raw["url"]), str(token) if token else None)
+
+
+def installed_packages(raw: Any) -> list[InstalledPackage]:
+    raw = _expect_object(raw, "the installed packages")
+    return [
+        InstalledPackage(**_kwargs(InstalledPackage, _expect_object(item, "a package")))
+        for item in _expect_list(raw.get("packages"), "packages")
+    ]
 
 
 def many(decode: Callable[[Any], T], raw: Any, what: str) -> list[T]:

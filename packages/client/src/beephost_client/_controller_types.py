@@ -67,12 +67,13 @@ class Environment:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """A long-running controller task: a runtime init or an environment build.
+    """A long-running controller task: a runtime init, an environment build, or an
+    install into a backend.
 
     Attributes:
         id: The job's id, e.g. ``job-1f2e3d4c5b6a``.
-        kind: ``init`` or ``build``.
-        target: The runtime (``3.13``) or environment name it works on.
+        kind: ``init``, ``build`` or ``install``.
+        target: The runtime (``3.13``), environment name or backend id it works on.
         status: ``queued``, ``running``, ``succeeded`` or ``failed``.
         error: Why it failed.
         created_at: Creation time, Unix seconds.
@@ -183,6 +184,19 @@ class Backend:
     admin: bool = False
     limits: Limits = field(default_factory=Limits)
     options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class InstalledPackage:
+    """A package installed into a running backend (:meth:`ControllerClient.install`).
+
+    Attributes:
+        name: The distribution's name, as its metadata spells it.
+        version: Its version.
+    """
+
+    name: str
+    version: str
 
 
 @dataclass(frozen=True, slots=True)

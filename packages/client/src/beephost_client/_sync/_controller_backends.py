@@ -5,7 +5,7 @@ do not edit (part of ControllerClient; the docstrings there describe both).
 """
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from beephost_client import _controller
@@ -15,6 +15,8 @@ from beephost_client._controller_types import (
     Backend,
     BackendConnection,
     BackendType,
+    InstalledPackage,
+    Job,
     Limits,
 )
 from beephost_client._transports.controller import Request
@@ -144,6 +146,60 @@ class _BackendCalls(_ControllerBase):
         )
         body = self._send(request)
         return body.decode("utf-8", "replace")
+
+    def install(self, backend_id: str, packages: Sequence[str]) -> Job:
+        """Add packages to a running backend; a job of kind ``install``, with a log
+        (see :meth:`wait_job`).
+
+        The controller resolves them with the environment's lock and what the backend
+        has installed already (nothing changes version; a conflict fails the job with
+        the resolver's message), downloads their wheels and copies them in: the
+        backend stays offline. Every session imports them at its next import. A
+        failed install changes nothing; the environment is unchanged (create a new
+        one for a reproducible set).
+
+        Args:
+            backend_id: The backend's id.
+            packages: PEP 508 requirements (``tabulate``, ``rich>=13``).
+
+        Returns:
+            The queued :class:`Job`.
+
+        Raises:
+            NotFound: No backend has that id.
+            Conflict: The backend is not ready.
+            InvalidRequest: No packages, or one that is no plain requirement.
+
+        Example::
+
+            job = controller.install(backend.id, ["tabulate"])
+            job = controller.wait_job(job.id)
+            assert job.succeeded, job.error
+        """
+        raw = self._json(
+            "POST",
+            _controller.backend_path(backend_id) + "/packages",
+            body={"packages": list(packages)},
+        )
+        return _controller.job(raw)
+
+    def installed_packages(self, backend_id: str) -> list[InstalledPackage]:
+        """What was installed into a running backend with :meth:`install` (not its
+        environment's packages).
+
+        Args:
+            backend_id: The backend's id.
+
+        Raises:
+            NotFound: No backend has that id.
+            Conflict: The backend is not ready.
+
+        Example::
+
+            names = [p.name for p in controller.installed_packages(backend.id)]
+        """
+        raw = self._json("GET", _controller.backend_path(backend_id) + "/packages")
+        return _controller.installed_packages(raw)
 
     def backend_connection(self, backend_id: str) -> BackendConnection:
         """The URL and token to connect to a backend with.

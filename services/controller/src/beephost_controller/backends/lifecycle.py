@@ -20,13 +20,15 @@ supervisor, would move the endpoint that ``start`` printed (host_ports.py picks 
 port taken meanwhile is retried with another).
 """
 
+import io
 import logging
 import os
 import shutil
+import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from beephost_controller.backends.host_ports import pick_port
 from beephost_controller.backends.plan import (
@@ -45,7 +47,7 @@ from beephost_controller.backends.status import (
     exit_reason,
     status_of,
 )
-from beephost_controller.images.layout import CONTAINER_PORTS
+from beephost_controller.images.layout import CA_BUNDLE_PATH, CONTAINER_PORTS, PACKAGES
 from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.ports import (
     BackendContainers,
@@ -136,6 +138,10 @@ class BackendService:
                 self._make_socket_dir(planned.socket_dir, planned.chown_socket_dir)
             for attempt in range(1, planned.port_attempts + 1):
                 container_id = self.containers.create_container(planned.spec)
+                if planned.ca_bundle is not None:
+                    self.containers.put_archive(
+                        container_id, PACKAGES, ca_bundle_archive(planned.ca_bundle)
+                    )
                 self.store.update_backend(
                     row.id, BackendUpdate(container_id=container_id)
                 )
@@ -386,3 +392,15 @@ class BackendService:
     def reconcile(self) -> dict[str, int]:
         """Adopt labelled containers with a row, remove orphans, mark missing rows."""
         return reconcile(self)
+
+
+def ca_bundle_archive(path: Path) -> bytes:
+    """The controller's CA bundle as a tar archive of ``ca-bundle.pem``, readable by
+    the backend's user."""
+    data = path.read_bytes()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo(PurePosixPath(CA_BUNDLE_PATH).name)
+        info.size, info.mode = len(data), 0o644
+        archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()

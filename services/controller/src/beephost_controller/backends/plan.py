@@ -14,8 +14,10 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from beephost_controller.images.layout import (
+    CA_BUNDLE_PATH,
     CONTAINER_PORTS,
     PACKAGES,
     WORKSPACE,
@@ -105,6 +107,9 @@ class BackendPlan:
     controller_token: str | None
     #: Whether a taken port may be replaced by another (it was chosen, not requested).
     port_attempts: int
+    #: The controller's CA bundle, copied to ``CA_BUNDLE_PATH`` before the start (a
+    #: backend with network: its user code's installs trust what the controller does).
+    ca_bundle: Path | None = None
 
     def with_port(self, port: int) -> "BackendPlan":
         """The same start on another host port (the planned one was taken)."""
@@ -192,7 +197,14 @@ def plan(
         command=server_command(request.type),
         labels=labels,
         environment={
-            **_container_environment(request.type, minted.token, controller_token),
+            **_container_environment(
+                request.type,
+                minted.token,
+                {
+                    **_admin_worker_env(controller_token),
+                    **package_index_env(settings, network=bool(network)),
+                },
+            ),
             _setting(request.type, "WORKSPACE_QUOTA_BYTES"): str(
                 settings.workspace_quota_bytes
                 if limits.workspace_quota_bytes is None
@@ -224,6 +236,7 @@ def plan(
         chown_socket_dir=minted.euid == 0,
         controller_token=controller_token,
         port_attempts=PORT_ATTEMPTS if host_port and not request.port else 1,
+        ca_bundle=settings.ca_bundle if network else None,
     )
 
 
@@ -261,17 +274,39 @@ def _setting(kind: BackendType, name: str) -> str:
 
 
 def _container_environment(
-    kind: BackendType, token: str, controller_token: str | None
+    kind: BackendType, token: str, worker_env: Mapping[str, str]
 ) -> dict[str, str]:
     prefix = _setting(kind, "")
     # Only the token's digest goes into the container: its environment is inherited
     # by every docker exec'd process (the health check), readable by user code.
     environment = {f"{prefix}TOKEN_SHA256": token_digest(token)}
-    if controller_token is not None:
-        environment[f"{prefix}WORKER_ENV"] = json.dumps(
-            {
-                "BEEPHOST_CONTROLLER_URL": ADMIN_CONTROLLER_URL,
-                "BEEPHOST_CONTROLLER_TOKEN": controller_token,
-            }
-        )
+    if worker_env:
+        environment[f"{prefix}WORKER_ENV"] = json.dumps(dict(worker_env))
     return environment
+
+
+def _admin_worker_env(controller_token: str | None) -> dict[str, str]:
+    if controller_token is None:
+        return {}
+    return {
+        "BEEPHOST_CONTROLLER_URL": ADMIN_CONTROLLER_URL,
+        "BEEPHOST_CONTROLLER_TOKEN": controller_token,
+    }
+
+
+def package_index_env(settings: Settings, *, network: bool) -> dict[str, str]:
+    """What pip and uv run by user code read to install from where the controller does:
+    its index and CA bundle. Only for a backend with network (without, nothing could
+    use them), and never an index URL with credentials (user code would read them)."""
+    if not network:
+        return {}
+    env: dict[str, str] = {}
+    if settings.index_url:
+        parts = urlsplit(settings.index_url)
+        if parts.username is None and parts.password is None:
+            env |= {"PIP_INDEX_URL": settings.index_url}
+            env |= {"UV_DEFAULT_INDEX": settings.index_url}
+    if settings.ca_bundle is not None:
+        for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT"):
+            env[name] = CA_BUNDLE_PATH
+    return env

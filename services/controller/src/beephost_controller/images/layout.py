@@ -44,6 +44,8 @@ WORKSPACE = "/workspace"
 #: directory on user code's sys.path; staged beside it, moved in whole.
 PACKAGES = "/packages"
 PACKAGES_SITE = f"{PACKAGES}/site"
+#: A backend with network: the controller's CA bundle, for user code's installs.
+CA_BUNDLE_PATH = f"{PACKAGES}/ca-bundle.pem"
 #: Where the environment's packages live in the image.
 ENV_PREFIX = "/opt/env"
 ENV_PYTHON = f"{ENV_PREFIX}/bin/python"
