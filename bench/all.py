@@ -18,6 +18,11 @@
 4. IDLE MEMORY: bench/memory.py with the same controller: each backend type's container
    after ``--idle`` s idle, as ``docker stats`` counts it, beside a hardened
    ``python3 sleep`` floor container, and where it goes (server vs workers).
+5. FILES: bench/files.py with the same controller: a ``--file-mib`` (100) MiB file into
+   each backend type's workspace and back through the SDK, as a ratio to ``docker cp``
+   of the same file into and out of the same container, in the same rounds.
+6. INSTALL: bench/install.py with the same controller: ``tabulate`` into a running
+   http backend, the wheel pool warm, beside ``uv pip install --target`` on the host.
 
 Every ratio is to a baseline measured in the same run (shared/research/platform.md,
 "Benchmarking on these machines"). ``--quick``: short blocks, 2 starts per type, 2
@@ -41,7 +46,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from bench import controller, grpc_roundtrip, memory, plots, transports
+from bench import controller, files, grpc_roundtrip, install, memory, plots, transports
 from bench.grpc_roundtrip import Run, Spec
 from bench.pipe_roundtrip import ClientGroup
 
@@ -67,6 +72,9 @@ FULL = {  # the profile's defaults; a flag given wins
     "throughput_seconds": 3.0,
     "starts": 5,
     "recreates": controller.RECREATES,
+    "file_mib": 100,
+    "file_rounds": 3,
+    "installs": 5,
 }
 QUICK = {
     "seconds": 0.5,
@@ -74,6 +82,9 @@ QUICK = {
     "throughput_seconds": 0.5,
     "starts": 2,
     "recreates": 2,
+    "file_mib": 16,
+    "file_rounds": 1,
+    "installs": 2,
 }
 Say = Callable[[str], None]
 
@@ -183,15 +194,28 @@ def controller_args(args: argparse.Namespace) -> argparse.Namespace:
     )
 
 
-def on_docker(
-    args: argparse.Namespace, say: Say
-) -> tuple[controller.Results, memory.Idle]:
+@dataclass
+class OnDocker:
+    """What the controller sections measured."""
+
+    results: controller.Results
+    idle: memory.Idle
+    speeds: dict[str, files.Speeds]
+    installs: install.InstallTimes
+
+
+def on_docker(args: argparse.Namespace, say: Say) -> OnDocker:
     with controller.running(say) as (ctl, client, tmp):
         results = controller.measure(controller_args(args), client, ctl, tmp, say)
         idle = memory.measure(
             client, ctl, "bench", results.base_image, args.idle, args.samples, say
         )
-    return results, idle
+        say(f"files: {args.file_mib} MiB through each transport and docker cp")
+        speeds = files.measure(
+            client, "bench", tmp, args.file_mib, args.file_rounds, say
+        )
+        installs = install.measure(client, "bench", tmp, args.installs, say)
+    return OnDocker(results, idle, speeds, installs)
 
 
 # --------------------------------------------------------------------------------------
@@ -513,6 +537,51 @@ def container_rows(
     return rows
 
 
+def file_rows(speeds: dict[str, files.Speeds], mib: int) -> list[Row]:
+    section = f"files, {mib} MiB"
+    rows = []
+    for kind in controller.KINDS:
+        ours, floor = speeds[kind], speeds[f"{kind}: docker cp"]
+        for direction in ("upload", "download"):
+            value = statistics.median(getattr(ours, direction))
+            base = statistics.median(getattr(floor, direction))
+            rows.append(
+                Row(
+                    section,
+                    f"{kind} {direction} (SDK)",
+                    f"{value:.0f}",
+                    "MiB/s",
+                    f"{value / base:.2f}x docker cp",
+                    f"docker cp {base:.0f} MiB/s",
+                    f">= {files.GOAL}x: {met(value / base >= files.GOAL)}",
+                )
+            )
+    return rows
+
+
+def install_rows(times: install.InstallTimes) -> list[Row]:
+    section = "install at run time"
+    value = statistics.median(times.installs)
+    floor = statistics.median(times.baseline)
+    return [
+        Row(
+            section,
+            f"{install.PACKAGE} into a running http backend, wheel cached",
+            sec(value),
+            "s",
+            f"{value / floor:.1f}x uv --target",
+            f"uv pip install --target {sec(floor)} s",
+            f"< {install.GOAL_S:g} s: {met(value < install.GOAL_S)}",
+        ),
+        Row(
+            section,
+            "first import after it, in a session opened before",
+            ms(statistics.median(times.imports) * 1e6),
+            "ms",
+        ),
+    ]
+
+
 def markdown(rows: list[Row]) -> str:
     headers = [
         "section",
@@ -581,6 +650,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="skip the fastapi build (quick: skipped)",
     )
     add("--idle", type=float, default=10.0, help="idle s before reading memory")
+    add("--file-mib", type=int, help="files: the file's MiB (100; quick 16)")
+    add("--file-rounds", type=int, help="files: round trips per transport (3; quick 1)")
+    add("--installs", type=int, help="install: measured installs (5; quick 2)")
     add(
         "--samples", type=int, default=5, help="memory reads per container (least wins)"
     )
@@ -655,7 +727,8 @@ def main(argv: list[str] | None = None) -> int:
     say("round trips: starting every server")
     run, loads = round_trips(args, say, python)
     took = {"round trip + throughput": time.perf_counter() - began}
-    results, idle = on_docker(args, say)
+    docker = on_docker(args, say)
+    results, idle = docker.results, docker.idle
     took["controller + memory"] = (
         time.perf_counter() - began - took["round trip + throughput"]
     )
@@ -667,6 +740,8 @@ def main(argv: list[str] | None = None) -> int:
         *start_rows(results),
         *environment_rows(results),
         *memory_rows(idle),
+        *file_rows(docker.speeds, args.file_mib),
+        *install_rows(docker.installs),
     ]
     text = "\n\n".join(
         [preamble(args, run, idle, took, python), markdown(rows), legend(run)]
