@@ -784,3 +784,22 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     entry(main)
+
+
+@contextlib.contextmanager
+def bench_environment() -> Iterator[
+    tuple[Controller, ControllerClient, Path, Callable[[str], None]]
+]:
+    """A benchmark's own main: stoppable, a running controller with the environment
+    ``bench`` (no requirements) built, a scratch directory, and ``say`` (stderr, with
+    the seconds since the start)."""
+    stoppable()
+    began = time.perf_counter()
+
+    def say(text: str) -> None:
+        print(f"[{time.perf_counter() - began:5.0f} s] {text}", file=sys.stderr)
+
+    with running(say) as (ctl, client, scratch):
+        say("building the environment without requirements (and the backend images)")
+        create_environment(client, ctl, "bench", [])
+        yield ctl, client, scratch, say

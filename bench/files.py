@@ -19,7 +19,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -171,19 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if controller.no_docker_cli():
         return 2
-    controller.stoppable()
-    began = time.perf_counter()
-
-    def say(text: str) -> None:
-        print(f"[{time.perf_counter() - began:5.0f} s] {text}", file=sys.stderr)
-
-    with (
-        controller.running(say) as (ctl, client, _),
-        tempfile.TemporaryDirectory(prefix="bhb-files-") as scratch,
-    ):
-        say("building the environment without requirements (and the backend images)")
-        controller.create_environment(client, ctl, "bench", [])
-        speeds = measure(client, "bench", Path(scratch), args.mib, args.rounds, say)
+    with controller.bench_environment() as (_, client, scratch, say):
+        speeds = measure(client, "bench", scratch, args.mib, args.rounds, say)
     report(speeds, args.mib, args.rounds)
     return 0
 

@@ -119,15 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     args, _ = parser.parse_known_args(argv)
     if controller.no_docker_cli():
         return 2
-    controller.stoppable()
-    began = time.perf_counter()
-
-    def say(text: str) -> None:
-        print(f"[{time.perf_counter() - began:5.0f} s] {text}", file=sys.stderr)
-
-    with controller.running(say) as (ctl, client, scratch):
-        say("building the environment without requirements (and the backend images)")
-        controller.create_environment(client, ctl, "bench", [])
+    with controller.bench_environment() as (_, client, scratch, say):
         times = measure(client, "bench", scratch, args.rounds, say)
     report(times)
     return 0

@@ -334,15 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if controller.no_docker_cli():
         return 2
-    controller.stoppable()
-    began = time.perf_counter()
-
-    def say(text: str) -> None:
-        print(f"[{time.perf_counter() - began:5.0f} s] {text}", file=sys.stderr)
-
-    with controller.running(say) as (ctl, client, _):
-        say("building the environment without requirements (and the backend images)")
-        controller.create_environment(client, ctl, "bench", [])
+    with controller.bench_environment() as (ctl, client, _, say):
         image = controller.base_image(client)
         idle = measure(client, ctl, "bench", image, args.idle, args.samples, say)
     report(idle)

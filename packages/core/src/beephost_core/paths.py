@@ -1,4 +1,5 @@
-"""What the workspace's modules share: reserved names, open flags, and a path's info."""
+"""What the workspace's modules share: reserved names, open flags, a path's info, and
+moving a file by directory descriptors."""
 
 import os
 import stat
@@ -33,3 +34,22 @@ def file_info(relative: str, st: os.stat_result) -> FileInfo:
 
 def join(parts: list[str]) -> str:
     return "/".join(parts) or "."
+
+
+def move_file(
+    src_dir_fd: int, src: str, dst_dir_fd: int, dst: str, *, replace: bool
+) -> None:
+    """Move a file (not a directory) between open directories, replacing one at
+    ``dst`` only if ``replace``.
+
+    Raises:
+        FileExistsError: Something is at ``dst`` and ``replace`` is false.
+    """
+    if replace:
+        os.rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+        return
+    # link() never replaces: the destination appears only if it was free.
+    os.link(
+        src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd, follow_symlinks=False
+    )
+    os.unlink(src, dir_fd=src_dir_fd)

@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from beephost_core.fs_errors import os_errors_typed
-from beephost_core.paths import UPLOAD_PREFIX, file_info
+from beephost_core.paths import UPLOAD_PREFIX, file_info, move_file
 from beephost_protocol.errors import Conflict, InvalidRequest, QuotaExceeded
 from beephost_protocol.files import FileInfo
 
@@ -126,22 +126,13 @@ class Upload:
         os.close(self._fd)
         self._fd = -1
         try:
-            if self._overwrite:
-                os.rename(
-                    self._temp,
-                    self._name,
-                    src_dir_fd=self._dir_fd,
-                    dst_dir_fd=self._dir_fd,
-                )
-            else:
-                os.link(
-                    self._temp,
-                    self._name,
-                    src_dir_fd=self._dir_fd,
-                    dst_dir_fd=self._dir_fd,
-                    follow_symlinks=False,
-                )
-                os.unlink(self._temp, dir_fd=self._dir_fd)
+            move_file(
+                self._dir_fd,
+                self._temp,
+                self._dir_fd,
+                self._name,
+                replace=self._overwrite,
+            )
         except FileExistsError:
             self.abort()
             raise Conflict(f"{self.path}: exists", {"path": self.path}) from None

@@ -16,7 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from beephost_core.fs_errors import os_errors_typed
-from beephost_core.paths import DIR_FLAGS, UPLOAD_PREFIX, file_info, join, kind
+from beephost_core.paths import (
+    DIR_FLAGS,
+    UPLOAD_PREFIX,
+    file_info,
+    join,
+    kind,
+    move_file,
+)
 from beephost_core.transfers import FileReader as FileReader
 from beephost_core.transfers import Upload as Upload
 from beephost_protocol.errors import Conflict, InvalidRequest, NotFound, QuotaExceeded
@@ -322,24 +329,14 @@ def _move(src: _Place, dst: _Place, *, overwrite: bool, is_dir: bool) -> None:
     assert src.name is not None
     assert dst.name is not None
     try:
-        if overwrite:
-            os.rename(src.name, dst.name, src_dir_fd=src.dir_fd, dst_dir_fd=dst.dir_fd)
-        elif is_dir:
+        if is_dir and not overwrite:
             # No renameat2(RENAME_NOREPLACE) in the stdlib: a directory is checked first.
             with contextlib.suppress(NotFound):
                 dst.stat()
                 raise Conflict(f"{dst.relative}: exists", {"path": dst.relative})
             os.rename(src.name, dst.name, src_dir_fd=src.dir_fd, dst_dir_fd=dst.dir_fd)
         else:
-            # link() never replaces: the destination appears only if it was free.
-            os.link(
-                src.name,
-                dst.name,
-                src_dir_fd=src.dir_fd,
-                dst_dir_fd=dst.dir_fd,
-                follow_symlinks=False,
-            )
-            os.unlink(src.name, dir_fd=src.dir_fd)
+            move_file(src.dir_fd, src.name, dst.dir_fd, dst.name, replace=overwrite)
     except FileExistsError:
         raise Conflict(f"{dst.relative}: exists", {"path": dst.relative}) from None
     except IsADirectoryError:

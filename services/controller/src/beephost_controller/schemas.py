@@ -2,9 +2,16 @@
 
 import ipaddress
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.config import JsonDict
 
 from beephost_controller.requirements import check_syntax
@@ -55,6 +62,16 @@ def normalize(requirements: list[str]) -> list[str]:
     )
 
 
+def _plain(lines: list[str]) -> list[str]:
+    for line in lines:
+        check_syntax(line)
+    return lines
+
+
+#: PEP 508 requirements, each refused unless plain (no options, no ``$``): requirements.py.
+PlainRequirements = Annotated[list[str], AfterValidator(_plain)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -86,7 +103,7 @@ class EnvironmentCreate(_Model):
     python: str | None = Field(
         None, description="CPython minor version (default runtime)."
     )
-    requirements: list[str] = Field(
+    requirements: PlainRequirements = Field(
         default_factory=list,
         description=(
             "PEP 508 requirement specifiers (`numpy>=2`, `attrs[tests]==25.*; "
@@ -105,13 +122,6 @@ class EnvironmentCreate(_Model):
     @classmethod
     def _name_rule(cls, value: str) -> str:
         return check_name(value)
-
-    @field_validator("requirements")
-    @classmethod
-    def _plain_requirements(cls, value: list[str]) -> list[str]:
-        for line in value:
-            check_syntax(line)
-        return value
 
     @model_validator(mode="after")
     def _merge(self) -> "EnvironmentCreate":
@@ -280,20 +290,13 @@ class BackendConnection(_Model):
 
 
 class PackagesInstall(_Model):
-    packages: list[str] = Field(
+    packages: PlainRequirements = Field(
         min_length=1,
         max_length=100,
         description="PEP 508 requirement specifiers (`tabulate`, `rich>=13`), with "
         "the rules of an environment's requirements; resolved together with the "
         "environment's lock and what the backend has installed already.",
     )
-
-    @field_validator("packages")
-    @classmethod
-    def _plain_requirements(cls, value: list[str]) -> list[str]:
-        for line in value:
-            check_syntax(line)
-        return value
 
 
 class InstalledPackage(_Model):
