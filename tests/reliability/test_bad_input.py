@@ -66,6 +66,9 @@ BACKEND_STARTS = 5
 ENVIRONMENT_CREATES = 8
 #: The one requirement a fuzzed environment may have: pure Python, no dependencies.
 TINY = "six==1.17.0"
+INSTALL = "POST /api/v1/backends/{backend_id}/packages"
+#: Positive installs (into backends that mostly do not exist: 404).
+INSTALLS = 5
 #: Names the fuzzing must not touch: the backends' environment, and the admin one
 #: (creating it builds an image with the SDK: minutes, not a bad-input case).
 PROTECTED = frozenset({ENVIRONMENT, "admin"})
@@ -117,6 +120,15 @@ def _constrained(spec: dict[str, Any]) -> dict[str, Any]:
     env = schemas["EnvironmentCreate"]["properties"]
     env["requirements"] = {"type": "array", "maxItems": 1, "items": {"enum": [TINY]}}
     env["requirements_txt"] = {"enum": [None, TINY]}
+    # Installs: the small package (requirements are refused unless plain PEP 508: a
+    # string the document allows may not be one).
+    install = schemas["PackagesInstall"]["properties"]
+    install["packages"] = {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 1,
+        "items": {"enum": [TINY]},
+    }
     backend = schemas["BackendCreate"]["properties"]
     backend["environment"] = {"type": "string", "enum": [ENVIRONMENT]}
     backend["port"] = {"type": "null"}
@@ -166,6 +178,7 @@ def test_controller_openapi(
         "POST /api/v1/environments",
         "PUT /api/v1/environments/{name}",
         "POST /api/v1/backends",
+        INSTALL,
     }
     started_at = time.monotonic()
     # Every operation with the real document; what creates things, negative only.
@@ -195,6 +208,7 @@ def test_controller_openapi(
                 "POST /api/v1/environments": ENVIRONMENT_CREATES,
                 "PUT /api/v1/environments/{name}": ENVIRONMENT_CREATES,
                 "POST /api/v1/backends": BACKEND_STARTS,
+                INSTALL: INSTALLS,
             },
             modes={label: [GenerationMode.POSITIVE] for label in creating},
             skip=_touches_protected,
