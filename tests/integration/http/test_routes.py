@@ -147,3 +147,19 @@ def test_openapi_and_docs(shared_server: ThreadServer, client: Client) -> None:
 def test_unknown_fields_are_ignored(client: Client) -> None:
     reply = client.post("/api/eval", {"expression": "3", "from_the_future": True})
     assert (reply.status, reply.json) == (200, {"value": 3})
+
+
+def test_a_put_creates_then_replaces_a_file(client: Client) -> None:
+    octets = {"Content-Type": "application/octet-stream"}
+    created = client.request(
+        "PUT", "/api/files/routes/put.txt", raw=b"one", headers=octets
+    )
+    assert created.status == 201, created.body
+    assert created.json["size"] == 3
+    replaced = client.request(
+        "PUT", "/api/files/routes/put.txt", raw=b"three", headers=octets
+    )
+    assert replaced.status == 200, replaced.body
+    assert replaced.json["size"] == 5
+    assert client.get("/api/files/routes/put.txt").body == b"three"
+    client.ok("POST", "/api/fs/remove", {"path": "routes", "recursive": True})

@@ -264,3 +264,15 @@ def test_a_name_too_long_is_invalid_not_internal(space: Workspace) -> None:
 )
 def test_os_errors_become_typed_errors(number: int, error: type[Exception]) -> None:
     assert type(typed(OSError(number, os.strerror(number)))) is error
+
+
+def test_an_upload_says_whether_it_replaces_a_file(space: Workspace) -> None:
+    with space.begin_upload("r.txt") as first:
+        assert first.replaces is False
+        first.write(b"one")
+        first.commit()
+    with space.begin_upload("r.txt") as second:
+        assert second.replaces is True
+        second.write(b"two")
+        second.commit()
+    assert (space.root / "r.txt").read_bytes() == b"two"

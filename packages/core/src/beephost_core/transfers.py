@@ -61,6 +61,8 @@ class Upload:
     ) -> None:
         self.path = relative
         self.received = 0
+        #: Whether a file was at ``path`` when the upload began (it is replaced).
+        self.replaces = False
         self._workspace = workspace
         self._dir_fd = dir_fd
         self._name = name

@@ -294,8 +294,10 @@ class Workspace:
                 raise InvalidRequest(
                     f"{place.relative}: names starting {UPLOAD_PREFIX} are reserved"
                 )
+            replaces = False
             with contextlib.suppress(NotFound):
                 existing = place.stat()
+                replaces = True
                 if stat.S_ISDIR(existing.st_mode):
                     raise InvalidRequest(
                         f"{place.relative}: a directory", {"path": place.relative}
@@ -305,7 +307,9 @@ class Workspace:
                         f"{place.relative}: exists", {"path": place.relative}
                     )
             dir_fd = os.dup(place.dir_fd)
-            return Upload(self, dir_fd, place.name, place.relative, overwrite, used)
+            upload = Upload(self, dir_fd, place.name, place.relative, overwrite, used)
+            upload.replaces = replaces
+            return upload
 
     def _over_quota(self, used: int, adding: int) -> QuotaExceeded:
         return QuotaExceeded(

@@ -17,14 +17,13 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 
 from beephost_core.transfers import FileReader, Upload
-from beephost_core.workspace import Workspace
 from beephost_http_backend.deps import ExecutorDep
 from beephost_http_backend.errors import COMMON_ERRORS, documented, error_response
 from beephost_http_backend.ranges import RangeNotSatisfiable, byte_range
 from beephost_http_backend.responses import JSONBytes
 from beephost_http_backend.routing import BackendRoute
 from beephost_http_backend.schemas import ErrorResponse
-from beephost_protocol import BeepHostError, ErrorCode, InvalidRequest, files
+from beephost_protocol import ErrorCode, InvalidRequest, files
 
 router = APIRouter(prefix="/api/files", tags=["files"], route_class=BackendRoute)
 
@@ -84,10 +83,11 @@ async def write_file(
 
     Missing parent directories are made. The file appears whole, or not at all.
     """
-    workspace = executor.workspace
-    existed = await asyncio.to_thread(_exists, workspace, path)
     upload = await asyncio.to_thread(
-        workspace.begin_upload, path, overwrite=overwrite, size=_length(request)
+        executor.workspace.begin_upload,
+        path,
+        overwrite=overwrite,
+        size=_length(request),
     )
     try:
         await _receive(request, upload)
@@ -99,7 +99,7 @@ async def write_file(
         ) from None
     finally:
         upload.abort()  # a no-op once committed; quick, so it also runs when cancelled
-    return JSONBytes(info.model_dump(mode="json"), 200 if existed else 201)
+    return JSONBytes(info.model_dump(mode="json"), 200 if upload.replaces else 201)
 
 
 @router.get(
@@ -172,14 +172,6 @@ async def _chunks(reader: FileReader, start: int, end: int) -> AsyncIterator[byt
             yield data
     finally:
         reader.close()
-
-
-def _exists(workspace: Workspace, path: str) -> bool:
-    try:
-        workspace.stat(path)
-    except BeepHostError:  # not there, or begin_upload says why
-        return False
-    return True
 
 
 def _length(request: Request) -> int | None:
