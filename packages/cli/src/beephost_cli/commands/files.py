@@ -8,8 +8,7 @@ both ways (nothing is held whole), with a progress bar on a terminal.
 
 import os
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Annotated
 
@@ -184,20 +183,20 @@ def _upload(
         return Copied(info.path, 1, info.size)
     if not recursive:
         raise Failure(f"{local} is a directory", "pass -r to copy it with its contents")
-    files, skipped = _local_tree(source)
-    copied = Copied(root, skipped=len(skipped))
+    tree = _local_tree(source)
+    copied = Copied(root, skipped=len(tree.skipped))
     client.files.mkdir(root)
-    with out.transfer("uploading", sum(size for _, size in files)) as bar:
-        for directory in _local_directories(source):
-            client.files.mkdir(f"{root}/{directory}")
-        for relative, _ in files:
+    with out.transfer("uploading", sum(size for _, size in tree.files)) as bar:
+        for directory in tree.directories:
+            client.files.mkdir(f"{root}/{directory.as_posix()}")
+        for relative, _ in tree.files:
             info = client.files.write(
                 f"{root}/{relative.as_posix()}",
                 source / relative,
                 on_progress=_Advance(bar, relative.as_posix()),
             )
             copied.files, copied.bytes = copied.files + 1, copied.bytes + info.size
-    for path in skipped:
+    for path in tree.skipped:
         out.note(f"skipped {path}: not a regular file or directory")
     return copied
 
@@ -213,30 +212,35 @@ def _remote_destination(client: Client, target: str, name: str) -> str:
     return f"{target}/{name}" if inside else target
 
 
-def _local_tree(root: Path) -> tuple[list[tuple[Path, int]], list[Path]]:
-    """The regular files under ``root`` (relative, with sizes) and what is skipped
-    (symlinks, devices, FIFOs: a workspace holds files and directories)."""
-    files: list[tuple[Path, int]] = []
-    skipped: list[Path] = []
+@dataclass
+class _LocalTree:
+    """A local directory's contents, relative to it: the subdirectories, the regular
+    files with their sizes, and what is skipped (symlinks, devices, FIFOs: a
+    workspace holds files and directories)."""
+
+    directories: list[Path] = field(default_factory=list)
+    files: list[tuple[Path, int]] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+
+
+def _local_tree(root: Path) -> _LocalTree:
+    """One walk of ``root`` (symlinked directories are not entered)."""
+    tree = _LocalTree()
     for directory, dirnames, filenames in os.walk(root):
         here = Path(directory)
-        for name in sorted(filenames) + [
-            d for d in dirnames if (here / d).is_symlink()
-        ]:
+        for name in sorted(dirnames):
+            path = here / name
+            if path.is_symlink():
+                tree.skipped.append(path)
+            else:
+                tree.directories.append(path.relative_to(root))
+        for name in sorted(filenames):
             path = here / name
             if path.is_symlink() or not path.is_file():
-                skipped.append(path)
+                tree.skipped.append(path)
             else:
-                files.append((path.relative_to(root), path.stat().st_size))
-    return files, skipped
-
-
-def _local_directories(root: Path) -> Iterator[str]:
-    for directory, dirnames, _ in os.walk(root):
-        for name in sorted(dirnames):
-            path = Path(directory, name)
-            if not path.is_symlink():
-                yield path.relative_to(root).as_posix()
+                tree.files.append((path.relative_to(root), path.stat().st_size))
+    return tree
 
 
 # -- out of the workspace ------------------------------------------------------------
