@@ -41,6 +41,7 @@ class _Place:
     def __init__(self, dir_fd: int, name: str | None, parts: list[str]) -> None:
         self.dir_fd = dir_fd
         self.name = name  # None: the workspace itself
+        self.parts = parts
         self.relative = join(parts)
 
     def stat(self) -> os.stat_result:
@@ -151,7 +152,7 @@ class Workspace:
                 with os.scandir(fd) as entries:
                     found = [
                         file_info(
-                            join([*self.parts(place.relative), entry.name]),
+                            join([*place.parts, entry.name]),
                             entry.stat(follow_symlinks=False),
                         )
                         for entry in entries
