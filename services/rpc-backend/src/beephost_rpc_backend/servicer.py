@@ -170,7 +170,7 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
         the stream's end. Any failure or cancellation on the way leaves nothing."""
         upload: Upload | None = None
         try:
-            self._admit_transfer(context)
+            self._check_accepting()
             first = await anext(aiter(requests), None)
             opening, digest = pb_files.upload_header(first)
             upload = await asyncio.to_thread(
@@ -210,7 +210,7 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
         (gRPC's flow control), so the file is never held whole."""
         reader: FileReader | None = None
         try:
-            self._admit_transfer(context)
+            self._check_accepting()
             path, offset, length = pb_files.download_range(request)
             reader = await asyncio.to_thread(self.executor.workspace.open_reader, path)
             end = reader.size if length is None else min(reader.size, offset + length)
@@ -237,7 +237,8 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
             if reader is not None:
                 reader.close()
 
-    def _admit_transfer(self, context: Context) -> None:
+    def _check_accepting(self) -> None:
+        """Unavailable while the server starts or drains (the client retries)."""
         if not self.accepting:
             raise Unavailable(
                 "the server is shutting down; retry on another"
@@ -298,10 +299,7 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
     def _admit(
         self, context: Context, decode: Decode[Request], request: Request
     ) -> models.Command:
-        if not self.accepting:
-            if self.draining:
-                raise Unavailable("the server is shutting down; retry on another")
-            raise Unavailable("the server is starting; retry shortly")
+        self._check_accepting()
         if isinstance(request, MalformedRequest):
             raise InvalidRequest(
                 f"the request is not a valid protobuf message: {request.reason}"
