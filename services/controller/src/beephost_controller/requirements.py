@@ -9,9 +9,11 @@ can read, unless it is a plain ``name[extras] specifier ; marker``. Direct refer
 URL scheme (``Settings.requirement_url_schemes``).
 """
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 from packaging.requirements import InvalidRequirement, Requirement
+
+from beephost_protocol.errors import InvalidRequest
 
 
 class RequirementRefused(ValueError):
@@ -69,3 +71,16 @@ def check_policy(requirement: Requirement, url_schemes: Collection[str]) -> None
             f"({scheme}: URLs) are not allowed here (allowed URL schemes: {allowed}; "
             "setting BEEPHOST_CONTROLLER_REQUIREMENT_URL_SCHEMES)"
         )
+
+
+def check_requirements(lines: Iterable[str], url_schemes: Collection[str]) -> None:
+    """``check_syntax`` and ``check_policy`` of every line, as the API reports them.
+
+    Raises:
+        InvalidRequest: The first line refused, with why (``data.requirement``: it).
+    """
+    for line in lines:
+        try:
+            check_policy(check_syntax(line), url_schemes)
+        except RequirementRefused as exc:
+            raise InvalidRequest(str(exc), {"requirement": line}) from None

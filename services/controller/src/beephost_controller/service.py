@@ -13,11 +13,7 @@ from collections.abc import Callable
 
 from beephost_controller.jobs import JobLog, JobRunner
 from beephost_controller.ports import BaseImageRef, ImageBuilder
-from beephost_controller.requirements import (
-    RequirementRefused,
-    check_policy,
-    check_syntax,
-)
+from beephost_controller.requirements import check_requirements
 from beephost_controller.resolver import Lock, ResolutionError
 from beephost_controller.rows import EnvironmentRow, JobRow, RuntimeRow
 from beephost_controller.schemas import EnvironmentCreate
@@ -143,11 +139,7 @@ class ControllerService:
             Conflict: The name exists (create), or exists with another definition (ensure).
             InvalidRequest: A direct reference with a URL scheme the settings refuse.
         """
-        for line in spec.requirements:
-            try:
-                check_policy(check_syntax(line), self.settings.requirement_url_schemes)
-            except RequirementRefused as exc:
-                raise InvalidRequest(str(exc), {"requirement": line}) from None
+        check_requirements(spec.requirements, self.settings.requirement_url_schemes)
         admin = spec.name == ADMIN_ENVIRONMENT
         row = EnvironmentRow(
             name=spec.name,

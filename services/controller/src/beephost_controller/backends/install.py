@@ -42,11 +42,7 @@ from beephost_controller.images.wheelhouse import (
 )
 from beephost_controller.jobs import JobRunner
 from beephost_controller.ports import ContainerRuntimeError
-from beephost_controller.requirements import (
-    RequirementRefused,
-    check_policy,
-    check_syntax,
-)
+from beephost_controller.requirements import check_requirements
 from beephost_controller.resolver import Lock, ResolutionError
 from beephost_controller.rows import BackendRow, JobRow
 from beephost_protocol.errors import Conflict, InvalidRequest, Unavailable
@@ -197,12 +193,7 @@ class PackageInstaller:
             raise InvalidRequest("name at least one package to install")
         if len(packages) > MAX_PACKAGES:
             raise InvalidRequest(f"at most {MAX_PACKAGES} packages per install")
-        schemes = self.backends.settings.requirement_url_schemes
-        try:
-            for line in packages:
-                check_policy(check_syntax(line), schemes)
-        except RequirementRefused as exc:
-            raise InvalidRequest(str(exc)) from None
+        check_requirements(packages, self.backends.settings.requirement_url_schemes)
         self._ready_row(backend_id)
         wanted = [" ".join(p.split()) for p in packages]
         return self.jobs.submit(
