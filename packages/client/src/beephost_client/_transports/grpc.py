@@ -27,6 +27,7 @@ from beephost_client._exceptions import (
     UsageError,
 )
 from beephost_client._models import OutputChunk, output_of
+from beephost_client._transports import _file_commands as fc
 from beephost_client._transports.base import (
     AsyncBaseTransport,
     AsyncStream,
@@ -39,7 +40,6 @@ from beephost_protocol import (
     Command,
     Execute,
     SessionCommand,
-    files,
     pb_codec,
     pb_files,
 )
@@ -154,8 +154,8 @@ def _upload_messages(
 ) -> Iterator[Any]:
     yield pb_files.upload_request(path, overwrite, size)
     for chunk in chunks:
-        for start in range(0, len(chunk), files.MAX_CHUNK_BYTES):
-            yield pb_files.data_request(chunk[start : start + files.MAX_CHUNK_BYTES])
+        for piece in fc.pieces(chunk) if chunk else ():
+            yield pb_files.data_request(piece)
     yield pb_files.end_request()
 
 
