@@ -31,6 +31,7 @@ from beephost_protocol.errors import (
     SessionLost,
     Unavailable,
 )
+from beephost_protocol.files import FILE_COMMANDS
 
 logger = logging.getLogger(__name__)
 
@@ -273,7 +274,7 @@ class Executor:
                 session = self._session(command.session)
                 worker = session.worker
                 return {"interrupted": bool(worker and worker.interrupt())}
-            case _ if command.COMMAND.startswith("file."):
+            case _ if isinstance(command, FILE_COMMANDS):
                 return await self.files.run(command, owner)
             case models.SessionCommand():
                 stream = (
