@@ -12,6 +12,7 @@ shutdown) is checked against the same real server, with the documented examples 
 there are some.
 """
 
+import base64
 import contextlib
 import json
 import os
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,15 +52,45 @@ class Connection:
             raise
         self.buffer = b""
 
-    def send(self, message: dict[str, Any], *, allow_nan: bool = False) -> None:
-        self.send_raw(json.dumps(message, allow_nan=allow_nan).encode() + b"\n")
+    def send(
+        self,
+        message: dict[str, Any],
+        *,
+        allow_nan: bool = False,
+        payload: bytes | None = None,
+    ) -> None:
+        line = json.dumps(message, allow_nan=allow_nan).encode() + b"\n"
+        if payload is not None:  # a binary frame (pipe.md §4)
+            line = b"+%d " % len(payload) + line + payload
+        self.send_raw(line)
 
     def send_raw(self, data: bytes) -> None:
         self.sock.sendall(data)
 
     def read(self, deadline: float) -> dict[str, Any] | None:
-        """The next frame, or None at end of stream; TimeoutError past ``deadline``."""
-        while b"\n" not in self.buffer:
+        """The next frame, or None at end of stream; TimeoutError past ``deadline``.
+
+        A binary frame's payload is put into its result as base64 ``data``, the form
+        the schema describes, and the frame is marked with ``"$binary": true``.
+        """
+        if not self._fill(lambda: b"\n" in self.buffer, deadline):
+            return None
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        if not line.startswith(b"+"):
+            frame: dict[str, Any] = json.loads(line)
+            return frame
+        size, _, line = line[1:].partition(b" ")
+        if not self._fill(lambda: len(self.buffer) >= int(size), deadline):
+            return None
+        payload, self.buffer = self.buffer[: int(size)], self.buffer[int(size) :]
+        frame = json.loads(line)
+        frame["result"]["data"] = base64.b64encode(payload).decode()
+        frame["$binary"] = True
+        return frame
+
+    def _fill(self, enough: Callable[[], bool], deadline: float) -> bool:
+        """Receive until ``enough()``; False at end of stream."""
+        while not enough():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError("no complete frame before the deadline")
@@ -69,11 +100,9 @@ class Connection:
             except ConnectionResetError:
                 chunk = b""
             if not chunk:
-                return None
+                return False
             self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        frame: dict[str, Any] = json.loads(line)
-        return frame
+        return True
 
     def close(self) -> None:
         self.sock.close()
@@ -253,7 +282,9 @@ class Transcript:
         for request in exchange.requests:
             time.sleep(request.pause)
             self.conn.send(
-                self.substitute(request.message), allow_nan=not request.strict
+                self.substitute(request.message),
+                allow_nan=not request.strict,
+                payload=request.payload,
             )
         pending = {
             json.dumps(reply.message["id"])
@@ -289,8 +320,10 @@ class Transcript:
             )
         by_id = {json.dumps(frame.get("id")): frame for frame in responses}
         for reply in documented:
-            actual = by_id[json.dumps(reply.message["id"])]
-            diffs = self.compare(self.substitute(reply.message), actual, reply.vary)
+            actual = dict(by_id[json.dumps(reply.message["id"])])
+            if actual.pop("$binary", False) != (reply.payload is not None):
+                self.problems.append(f"{reply}: binary frame or not, unlike the doc")
+            diffs = self.compare(self.substitute(reply.logical), actual, reply.vary)
             if diffs:
                 self.problems.append(
                     f"{reply}: " + "; ".join(diffs) + f"\n    sent: {_short(actual)}"
@@ -385,6 +418,38 @@ def test_over_long_line_is_answered_as_documented(transcript: Transcript) -> Non
         named,
         {"id": 2, "result": {"pong": True, "ready": True}},
     ]
+
+
+def test_binary_frames_that_cannot_be_served_are_answered_as_documented(
+    transcript: Transcript,
+) -> None:
+    conn = transcript.conn
+    documented = _example("too_large", 106)
+    size = documented["error"]["data"]["size"]
+    # Announced over the limit: the payload is skipped whole, and nothing in it runs.
+    line = json.dumps({"id": 106, "type": "file.upload.write", "params": {}})
+    conn.send_raw(b"+%d %s\n" % (size, line.encode()))
+    filler = b'{"id": 1, "type": "ping"}\n'
+    conn.send_raw(filler * (size // len(filler)) + b"x" * (size % len(filler)))
+    # A payload for a command that takes none: refused, and framing holds.
+    conn.send({"id": 2, "type": "ping"}, payload=b"\n\n")
+    conn.send({"id": 3, "type": "ping"})
+    too_large, refused, answered = _read_all(conn, 3)
+    assert too_large == documented
+    assert refused["id"] == 2
+    assert refused["error"]["code"] == "invalid_request"
+    assert "takes no binary payload" in refused["error"]["message"]
+    assert answered == {"id": 3, "result": {"pong": True, "ready": True}}
+
+
+def test_a_malformed_prefix_is_answered_then_the_connection_closed(
+    transcript: Transcript,
+) -> None:
+    conn = transcript.conn
+    conn.send_raw(b'+twelve {"id": 1, "type": "ping"}\nabcdefghijkl')
+    assert conn.read(time.monotonic() + READ_TIMEOUT) == _example("invalid_request")
+    assert conn.read(time.monotonic() + READ_TIMEOUT) is None
+    transcript.reconnect()
 
 
 def test_expired_session_is_lost_then_closable() -> None:

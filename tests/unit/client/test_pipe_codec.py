@@ -6,11 +6,20 @@ import pytest
 
 import beephost_client as bc
 from beephost_client._transports import pipe
-from beephost_protocol import Evaluate, Execute, ObjectSetAttr
+from beephost_protocol import Evaluate, Execute, ObjectSetAttr, UploadWrite
+
+
+def _line(command: Evaluate | Execute | ObjectSetAttr, limit: int = 1 << 20) -> bytes:
+    line, payload = pipe.request_frame(1, command, limit)
+    assert payload == b""
+    return line
 
 
 def test_request_line_is_one_json_line_with_defaults_left_out() -> None:
-    line = pipe.request_line(7, Evaluate(expression="1 + 1", timeout=3.0), 1 << 20)
+    line, payload = pipe.request_frame(
+        7, Evaluate(expression="1 + 1", timeout=3.0), 1 << 20
+    )
+    assert payload == b""
     assert line.endswith(b"\n")
     assert line.count(b"\n") == 1
     assert json.loads(line) == {
@@ -18,18 +27,48 @@ def test_request_line_is_one_json_line_with_defaults_left_out() -> None:
         "type": "eval",
         "params": {"expression": "1 + 1", "timeout": 3.0},
     }
-    streamed = json.loads(pipe.request_line(1, Execute(code="x", stream=True), 1 << 20))
+    streamed = json.loads(_line(Execute(code="x", stream=True)))
     assert streamed["params"] == {"code": "x", "stream": True}
-    unset = json.loads(
-        pipe.request_line(1, ObjectSetAttr(handle="h", name="n"), 1 << 20)
-    )
+    unset = json.loads(_line(ObjectSetAttr(handle="h", name="n")))
     assert unset["params"] == {"handle": "h", "name": "n"}  # value None is the default
 
 
 def test_a_line_over_the_servers_limit_is_refused_before_sending() -> None:
     with pytest.raises(bc.TooLarge) as caught:
-        pipe.request_line(1, Evaluate(expression="x" * 2000), 1024)
+        _line(Evaluate(expression="x" * 2000), 1024)
     assert caught.value.data["limit"] == 1024
+
+
+def test_an_upload_write_sends_its_bytes_raw_after_a_prefixed_line() -> None:
+    data = b"\x00\n\xff" * 1000
+    line, payload = pipe.request_frame(
+        4, UploadWrite(upload="u-1", offset=8, data=data), 1 << 20
+    )
+    assert payload is data  # written after the line as it is: not copied
+    prefix, _, message = line.partition(b" ")
+    assert prefix == b"+3000"
+    assert line.endswith(b"\n")
+    assert line.count(b"\n") == 1
+    assert json.loads(message) == {
+        "id": 4,
+        "type": "file.upload.write",
+        "params": {"upload": "u-1", "offset": 8},
+    }
+
+
+def test_a_binary_reply_carries_its_payload_as_the_results_data() -> None:
+    announced = pipe.announced_payload(b'+4 {"id":2,"result":{"eof":true}}\n')
+    assert announced == (4, b'{"id":2,"result":{"eof":true}}\n')
+    message = pipe.parse_line(announced[1])
+    assert pipe.classify(message, 2, b"\x00\x01\n\x02") == {
+        "eof": True,
+        "data": b"\x00\x01\n\x02",
+    }
+    assert pipe.announced_payload(b'{"id":2,"result":{}}\n') is None
+    with pytest.raises(bc.InternalError, match="bad binary frame"):
+        pipe.announced_payload(b'+x {"id":2}\n')
+    with pytest.raises(bc.InternalError, match="over the"):
+        pipe.announced_payload(b"+9999999999 {}\n")
 
 
 def test_hello() -> None:

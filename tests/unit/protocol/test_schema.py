@@ -10,6 +10,9 @@ line right before a json fence (see "How to read the examples" in the doc)::
     <!-- response -->                the reply the server sends
     <!-- response closes -->         ... after which the server closes the connection
     <!-- response vary=a.b,c.*.d --> ... where the values at these paths vary by run
+    <!-- request payload=B64 -->     ... a binary frame: its payload (base64 here, raw on
+                                     the wire) is the message's data (pipe.md §4)
+    <!-- response payload=B64 -->    ... a reply sent as a binary frame, likewise
     <!-- event -->                   an event (streamed output) the server sends
     <!-- example -->                 an illustration that is validated, not replayed
     <!-- example for=eval -->        ... validated as a reply to that command
@@ -20,6 +23,7 @@ tests/integration/test_protocol_docs.py replays against a real server. A respons
 ``id`` is null answers the one (invalid) request of its exchange.
 """
 
+import base64
 import json
 import re
 from dataclasses import dataclass, field
@@ -77,6 +81,22 @@ class Block:
     @property
     def pause(self) -> float:
         return float(self.attrs.get("pause", "0"))
+
+    @property
+    def payload(self) -> bytes | None:
+        """The binary payload sent after the line (pipe.md §4), if any."""
+        text = self.attrs.get("payload")
+        return None if text is None else base64.b64decode(text, validate=True)
+
+    @property
+    def logical(self) -> dict[str, Any]:
+        """The message as the schema describes it: a payload is its ``data``."""
+        payload = self.payload
+        if payload is None:
+            return self.message
+        where = "params" if self.kind == "request" else "result"
+        data = base64.b64encode(payload).decode()
+        return {**self.message, where: {**self.message[where], "data": data}}
 
     @property
     def closes(self) -> bool:
@@ -384,7 +404,7 @@ def _doc_cases() -> list[Any]:
 def test_doc_example_validates(
     schema: dict[str, Any], block: Block, command: str | None
 ) -> None:
-    message = block.message
+    message = block.logical
     if block.invalid:
         # Not strict JSON is invalid whatever the schema says (it sees NaN as a number).
         assert not block.strict or not validator(schema).is_valid(message), (

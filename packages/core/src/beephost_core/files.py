@@ -44,7 +44,8 @@ class FileService:
         self._uploads: dict[str, _OpenUpload] = {}
 
     async def run(self, command: Command, owner: Hashable | None) -> dict[str, Any]:
-        """Run one file command; its JSON-ready result.
+        """Run one file command; its JSON-ready result, but for a ``binary`` read:
+        its ``data`` is then the raw bytes, for the pipe to send as a payload.
 
         Raises:
             BeepHostError: invalid_request, not_found, conflict or quota_exceeded.
@@ -71,7 +72,12 @@ class FileService:
                     overwrite=command.overwrite,
                 )
             case files.FileRead():
-                result = await asyncio.to_thread(self._read, command)
+                chunk = await asyncio.to_thread(self._read, command)
+                if command.binary:
+                    return chunk.model_dump(mode="json", exclude={"data"}) | {
+                        "data": chunk.data
+                    }
+                result = chunk
             case files.WorkspaceUsage():
                 result = await asyncio.to_thread(space.usage)
             case files.UploadOpen():

@@ -130,6 +130,11 @@ class FileRead(Command):
         le=MAX_CHUNK_BYTES,
         description="The most bytes to return.",
     )
+    binary: StrictBool = Field(
+        False,
+        description="Send the bytes read as the reply's binary payload (pipe.md §4, "
+        "'Binary frames') instead of base64 in 'data'.",
+    )
 
 
 class UploadOpen(Command):
@@ -157,7 +162,9 @@ class UploadWrite(Command):
         ge=0, description="Where the chunk goes: the bytes received so far."
     )
     data: Base64Bytes = Field(
-        description=f"At most {MAX_CHUNK_BYTES} bytes, base64.",
+        max_length=MAX_CHUNK_BYTES,
+        description=f"At most {MAX_CHUNK_BYTES} bytes, base64; or the frame's binary "
+        "payload (pipe.md §4, 'Binary frames').",
     )
 
 
@@ -240,7 +247,10 @@ class FileChunk(_Model):
 
     path: str = Field(description="The file, relative to the workspace.")
     offset: int = Field(description="Where ``data`` starts.")
-    data: Base64Bytes = Field(description="The bytes read, base64.")
+    data: Base64Bytes = Field(
+        description="The bytes read, base64; or the frame's binary payload when the "
+        "read asked for 'binary'."
+    )
     size: int = Field(description="The whole file's size now.")
     eof: StrictBool = Field(description="Whether ``data`` reaches the end of the file.")
 

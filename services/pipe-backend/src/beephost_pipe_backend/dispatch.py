@@ -9,6 +9,12 @@ from pydantic import ValidationError
 
 from beephost_protocol import COMMANDS, Command, LineTooLong, encode
 from beephost_protocol.errors import BeepHostError, InvalidRequest, TooLarge
+from beephost_protocol.payloads import (
+    PAYLOAD_MEMBER,
+    PAYLOAD_REQUESTS,
+    PayloadTooLarge,
+    binary_frame,
+)
 
 RequestId = int | str | None
 
@@ -35,12 +41,13 @@ class FrameError(Exception):
         self.error = error
 
 
-def decode_frame(line: bytes) -> Frame:
-    """Parse and validate one request line.
+def decode_frame(line: bytes, payload: bytes | None = None) -> Frame:
+    """Parse and validate one request line, and the binary payload that came with it.
 
     Raises:
         FrameError: Not JSON, not an object, missing ``id`` or ``type``, an unknown
-            ``type``, or ``params`` that do not fit the command.
+            ``type``, ``params`` that do not fit the command, or a payload sent to a
+            command that takes none.
     """
     try:
         message = _decode(line.decode())
@@ -65,6 +72,8 @@ def decode_frame(line: bytes) -> Frame:
     params = message.get("params", {})
     if not isinstance(params, dict):
         raise FrameError(request_id, InvalidRequest("'params' must be a JSON object"))
+    if payload is not None:
+        params = _with_payload(request_id, kind, params, payload)
     if kind in TRANSPORT_COMMANDS:
         return Frame(request_id, kind, params, None)
     model = COMMANDS.get(kind)
@@ -87,6 +96,29 @@ def decode_frame(line: bytes) -> Frame:
     return Frame(request_id, kind, params, command)
 
 
+def _with_payload(
+    request_id: RequestId, kind: str, params: dict[str, Any], payload: bytes
+) -> dict[str, Any]:
+    if kind not in PAYLOAD_REQUESTS:
+        raise FrameError(
+            request_id,
+            InvalidRequest(
+                f"{kind!r} takes no binary payload; only "
+                f"{', '.join(sorted(PAYLOAD_REQUESTS))} does",
+                {"type": kind},
+            ),
+        )
+    if PAYLOAD_MEMBER in params:
+        raise FrameError(
+            request_id,
+            InvalidRequest(
+                f"'params.{PAYLOAD_MEMBER}' and a binary payload both given: send the "
+                "bytes one way"
+            ),
+        )
+    return {**params, PAYLOAD_MEMBER: payload}
+
+
 def _summary(errors: list[Any]) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in err['loc']) or 'params'}: {err['msg']}"
@@ -96,6 +128,16 @@ def _summary(errors: list[Any]) -> str:
 
 def result_frame(request_id: RequestId, result: dict[str, Any]) -> bytes:
     return encode({"id": request_id, "result": result})
+
+
+def reply_frame(request_id: RequestId, result: dict[str, Any]) -> tuple[bytes, ...]:
+    """A response: its line, and a binary payload after it when ``result`` holds raw
+    bytes as its ``data`` (a ``file.read`` that asked for ``binary``)."""
+    payload = result.get(PAYLOAD_MEMBER)
+    if isinstance(payload, bytes):
+        header = {k: v for k, v in result.items() if k != PAYLOAD_MEMBER}
+        return binary_frame(result_frame(request_id, header), payload)
+    return (result_frame(request_id, result),)
 
 
 def error_frame(request_id: RequestId, error: BeepHostError) -> bytes:
@@ -119,6 +161,15 @@ def too_long_error(line: LineTooLong, limit: int) -> bytes:
         {"size": line.size, "limit": limit},
     )
     return error_frame(_leading_id(line.head), error)
+
+
+def payload_too_large_error(frame: PayloadTooLarge, limit: int) -> bytes:
+    error = TooLarge(
+        f"binary payload of {frame.size} bytes exceeds the {limit}-byte limit; "
+        "it was discarded",
+        {"size": frame.size, "limit": limit},
+    )
+    return error_frame(_leading_id(frame.line), error)
 
 
 def _leading_id(head: bytes) -> RequestId:

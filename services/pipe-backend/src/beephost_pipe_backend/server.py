@@ -17,13 +17,20 @@ from prometheus_client import Counter, Gauge
 from beephost_core import Executor
 from beephost_pipe_backend import dispatch
 from beephost_pipe_backend.settings import Settings
-from beephost_protocol import PROTOCOL_VERSION, LineDecoder, LineTooLong
+from beephost_protocol import PROTOCOL_VERSION, LineTooLong
 from beephost_protocol.errors import (
     BeepHostError,
     InternalError,
+    InvalidRequest,
     Unauthorized,
     Unavailable,
     operator_note,
+)
+from beephost_protocol.payloads import (
+    FrameDecoder,
+    FramingLost,
+    PayloadTooLarge,
+    WithPayload,
 )
 
 logger = logging.getLogger(__name__)
@@ -119,12 +126,13 @@ class Connection(asyncio.Protocol):
         self.server = server
         self.settings = server.settings
         self.transport: asyncio.Transport | None = None
-        self.decoder = LineDecoder(server.settings.max_frame_bytes)
+        limit = server.settings.max_frame_bytes
+        self.decoder = FrameDecoder(max_line=limit, max_payload=limit)
         self.authenticated = not server.auth_required
         self.tasks: set[asyncio.Task[None]] = set()
         self.closing = False
         self.reading_paused = False
-        self.backlog: collections.deque[bytes] = collections.deque()
+        self.backlog: collections.deque[bytes | WithPayload] = collections.deque()
         self._writable: asyncio.Future[None] | None = None
         self.peer = "peer unknown"
 
@@ -172,25 +180,42 @@ class Connection(asyncio.Protocol):
         self._drain_backlog()
 
     def data_received(self, data: bytes) -> None:
-        for line in self.decoder.feed(data):
+        for frame in self.decoder.feed(data):
             if self.closing:
                 return
-            if isinstance(line, LineTooLong):
-                logger.info(
-                    "dropped a %d-byte frame from %s: over the %d-byte limit",
-                    line.size,
-                    self.peer,
-                    self.settings.max_frame_bytes,
-                )
-                self.server.reject("too_large")
-                self._write(
-                    dispatch.too_long_error(line, self.settings.max_frame_bytes)
-                )
+            if isinstance(frame, LineTooLong | PayloadTooLarge):
+                self._refuse_too_large(frame)
+            elif isinstance(frame, FramingLost):
+                self._lose_framing(frame)
             elif self._held_back():
-                self.backlog.append(line)  # wait for a slot, or for the client to read
+                self.backlog.append(frame)  # wait for a slot, or for the client to read
                 self._pause_reading()
-            elif line.strip():
-                self._on_line(line)
+            elif isinstance(frame, WithPayload) or frame.strip():
+                self._on_frame(frame)
+
+    def _refuse_too_large(self, frame: LineTooLong | PayloadTooLarge) -> None:
+        limit = self.settings.max_frame_bytes
+        what = "frame" if isinstance(frame, LineTooLong) else "binary payload"
+        logger.info(
+            "dropped a %d-byte %s from %s: over the %d-byte limit",
+            frame.size,
+            what,
+            self.peer,
+            limit,
+        )
+        self.server.reject("too_large")
+        if isinstance(frame, LineTooLong):
+            self._write(dispatch.too_long_error(frame, limit))
+        else:
+            self._write(dispatch.payload_too_large_error(frame, limit))
+
+    def _lose_framing(self, frame: FramingLost) -> None:
+        # Where the next frame starts is unknown: answer, then hang up.
+        logger.info("closed %s: %s", self.peer, frame.reason)
+        self.server.reject("invalid_request")
+        error = InvalidRequest(f"{frame.reason}; the connection is closed")
+        self._write(dispatch.error_frame(None, error))
+        self._close()
 
     def _held_back(self) -> bool:
         return (
@@ -206,9 +231,12 @@ class Connection(asyncio.Protocol):
 
     # -- frames -------------------------------------------------------------------
 
-    def _on_line(self, line: bytes) -> None:
+    def _on_frame(self, received: bytes | WithPayload) -> None:
         try:
-            frame = dispatch.decode_frame(line)
+            if isinstance(received, WithPayload):
+                frame = dispatch.decode_frame(received.line, received.payload)
+            else:
+                frame = dispatch.decode_frame(received)
         except dispatch.FrameError as exc:
             logger.info(
                 "dropped a bad frame from %s: %s: %.200s",
@@ -268,22 +296,22 @@ class Connection(asyncio.Protocol):
         def on_event(stream: str, data: Any) -> None:
             self._write(dispatch.event_frame(frame.id, stream, data))
 
-        reply: bytes | None = None
+        reply: tuple[bytes, ...] | None = None
         try:
             try:
                 result = await self.server.executor.run(
                     frame.command, on_event, owner=self
                 )
-                reply = dispatch.result_frame(frame.id, result)
+                reply = dispatch.reply_frame(frame.id, result)
                 del result  # only the encoded reply waits for the client
             except BeepHostError as exc:
                 note = operator_note(exc, getattr(frame.command, "session", None))
                 if note is not None:
                     logger.warning("%s (%s from %s)", note, frame.type, self.peer)
-                reply = dispatch.error_frame(frame.id, exc)
+                reply = (dispatch.error_frame(frame.id, exc),)
             except Exception as exc:  # never let one request kill the connection
                 logger.exception("unexpected error serving %s", frame.type)
-                reply = dispatch.error_frame(frame.id, InternalError(str(exc)))
+                reply = (dispatch.error_frame(frame.id, InternalError(str(exc))),)
             # The client reads slowly: wait instead of buffering. A loop, so the
             # replies that waited go out one per resume, not all at once.
             while self._writable is not None and not self.closing:
@@ -294,10 +322,10 @@ class Connection(asyncio.Protocol):
                 error = Unavailable(
                     "the server shut down before the request finished; its outcome is unknown"
                 )
-                reply = dispatch.error_frame(frame.id, error)
-            self._write(reply)
+                reply = (dispatch.error_frame(frame.id, error),)
+            self._write(*reply)
             raise
-        self._write(reply)
+        self._write(*reply)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
@@ -309,9 +337,11 @@ class Connection(asyncio.Protocol):
             and len(self.tasks) < self.settings.max_inflight
             and self._writable is None
         ):
-            line = self.backlog.popleft()
-            if line.strip() and not self.closing:
-                self._on_line(line)
+            frame = self.backlog.popleft()
+            if self.closing:
+                continue
+            if isinstance(frame, WithPayload) or frame.strip():
+                self._on_frame(frame)
         paused = (
             self.reading_paused
             and not self.backlog
@@ -324,9 +354,12 @@ class Connection(asyncio.Protocol):
 
     # -- output -------------------------------------------------------------------
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, *parts: bytes) -> None:
+        # Parts one after the other (a line, then its payload): never joined, which
+        # would copy the payload.
         if self.transport is not None and not self.closing:
-            self.transport.write(data)
+            for part in parts:
+                self.transport.write(part)
 
     def _close(self) -> None:
         # Replies already written are flushed before the socket closes.

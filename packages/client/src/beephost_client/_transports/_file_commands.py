@@ -33,7 +33,8 @@ def abort(upload: str) -> files.UploadAbort:
 
 def read(path: str, offset: int, left: int | None) -> files.FileRead:
     length = files.MAX_CHUNK_BYTES if left is None else min(left, files.MAX_CHUNK_BYTES)
-    return files.FileRead(path=path, offset=offset, length=length)
+    # binary: where the transport has binary frames (the pipe), the bytes come raw.
+    return files.FileRead(path=path, offset=offset, length=length, binary=True)
 
 
 def chunk(reply: Any) -> tuple[bytes, bool]:

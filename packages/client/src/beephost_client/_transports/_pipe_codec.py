@@ -17,6 +17,13 @@ from beephost_protocol.errors import (
     TooLarge,
     error_from_wire,
 )
+from beephost_protocol.payloads import (
+    PAYLOAD_MEMBER,
+    PAYLOAD_REQUESTS,
+    BadPrefix,
+    binary_frame,
+    split_prefix,
+)
 from beephost_protocol.schema import HelloResult
 
 PROTOCOL_MAJOR = "1"
@@ -26,26 +33,30 @@ DEFAULT_MAX_FRAME = 32 << 20
 MAX_REPLY_LINE = 256 << 20
 
 
-def request_line(request_id: int, command: Command, max_frame: int) -> bytes:
-    """One request line; refuses (as the server would) a line over ``max_frame``.
+def request_frame(
+    request_id: int, command: Command, max_frame: int
+) -> tuple[bytes, bytes]:
+    """One request: its line, and the binary payload to send right after it (empty
+    but for a command whose bytes travel raw, ``file.upload.write``). Refuses, as the
+    server would, a line over ``max_frame``.
 
     Raises:
         TooLarge: The encoded request is longer than the server accepts.
     """
-    line = encode(
-        {
-            "id": request_id,
-            "type": command.COMMAND,
-            "params": command.model_dump(exclude_defaults=True),
-        }
+    binary = command.COMMAND in PAYLOAD_REQUESTS
+    params = command.model_dump(
+        exclude_defaults=True, exclude={PAYLOAD_MEMBER} if binary else None
     )
+    line = encode({"id": request_id, "type": command.COMMAND, "params": params})
     if len(line) - 1 > max_frame:
         raise TooLarge(
             f"request of {len(line) - 1} bytes exceeds the server's "
             f"{max_frame}-byte limit; it was not sent",
             {"size": len(line) - 1, "limit": max_frame},
         )
-    return line
+    if binary:
+        return binary_frame(line, getattr(command, PAYLOAD_MEMBER))
+    return line, b""
 
 
 def hello_line(request_id: int, token: str | None) -> bytes:
@@ -72,6 +83,25 @@ def check_hello(result: Any) -> int:
     return parse(HelloResult, result).max_frame_bytes
 
 
+def announced_payload(line: bytes) -> tuple[int, bytes] | None:
+    """The size of the binary payload after ``line``, and the line without its prefix;
+    None for a plain line.
+
+    Raises:
+        InternalError: A malformed prefix, or a payload larger than any reply.
+    """
+    try:
+        announced = split_prefix(line)
+    except BadPrefix as exc:
+        raise InternalError(f"the server sent a bad binary frame: {exc}") from exc
+    if announced is not None and announced[0] > MAX_REPLY_LINE:
+        raise InternalError(
+            f"the server announced a {announced[0]}-byte payload, over the "
+            f"{MAX_REPLY_LINE} bytes a reply may have"
+        )
+    return announced
+
+
 def parse_line(line: bytes) -> dict[str, Any]:
     """Decode one line from the server.
 
@@ -87,8 +117,11 @@ def parse_line(line: bytes) -> dict[str, Any]:
     return message
 
 
-def classify(message: dict[str, Any], request_id: int) -> StreamItem | None:
-    """What ``message`` means for the one request in flight with ``request_id``.
+def classify(
+    message: dict[str, Any], request_id: int, payload: bytes | None = None
+) -> StreamItem | None:
+    """What ``message`` means for the one request in flight with ``request_id``;
+    ``payload`` is the binary payload that came with it, if any: its result's ``data``.
 
     Returns:
         An :class:`OutputChunk` for an event, the result dict for a response, or None
@@ -103,10 +136,12 @@ def classify(message: dict[str, Any], request_id: int) -> StreamItem | None:
         return None
     if "result" in message and rid is not None:
         result = message["result"]
-        return result if isinstance(result, dict) else {}
+        if not isinstance(result, dict):
+            return {}
+        return result if payload is None else result | {PAYLOAD_MEMBER: payload}
     if "error" in message:
-        payload = message["error"] if isinstance(message["error"], dict) else {}
-        raise error_from_wire(payload) from ErrorReply("pipe", payload)
+        error = message["error"] if isinstance(message["error"], dict) else {}
+        raise error_from_wire(error) from ErrorReply("pipe", error)
     if rid is not None and message.get("event") in ("stdout", "stderr"):
         return OutputChunk(message["event"], str(message.get("data", "")))
     if rid is not None and message.get("event") == "display":

@@ -18,12 +18,13 @@ from beephost_client._exceptions import ConnectError
 from beephost_client._transports._pipe_codec import (
     DEFAULT_MAX_FRAME,
     MAX_REPLY_LINE,
+    announced_payload,
     check_hello,
     classify,
     hello_line,
     lost,
     parse_line,
-    request_line,
+    request_frame,
     timed_out,
 )
 from beephost_client._transports._pool import SocketConnection, StreamConnection
@@ -46,10 +47,13 @@ def _handshake_failed(path: str, exc: BeepHostError) -> ConnectError:
 
 
 def _classified(
-    line: bytes, request_id: int, conn: "Connection | AsyncConnection"
+    line: bytes,
+    request_id: int,
+    conn: "Connection | AsyncConnection",
+    payload: bytes | None = None,
 ) -> StreamItem | None:
     try:
-        item = classify(parse_line(line), request_id)
+        item = classify(parse_line(line), request_id, payload)
     except BeepHostError as exc:
         # An error reply ends the exchange cleanly, unless the server closes the
         # connection after it (unauthorized) or the line was garbage.
@@ -106,20 +110,22 @@ class Connection(SocketConnection):
         conn.clean = True
         return conn
 
-    def send(self, line: bytes, deadline: float) -> None:
+    def send(self, line: bytes, deadline: float, payload: bytes = b"") -> None:
         self.clean = False
         try:
             # A deadline already passed still gets one short try (0 is non-blocking).
             self.sock.settimeout(max(deadline - time.monotonic(), 1e-3))
             self.sock.sendall(line)
+            if payload:
+                self.sock.sendall(payload)
         except OSError as exc:
             raise lost(self.path, exc) from exc
 
     def start(self, command: Command, deadline: float) -> int:
         """Send ``command``; return its request id."""
-        line = request_line(self.next_id + 1, command, self.max_frame)
+        line, payload = request_frame(self.next_id + 1, command, self.max_frame)
         self.next_id += 1
-        self.send(line, deadline)
+        self.send(line, deadline, payload)
         return self.next_id
 
     def item(self, request_id: int, deadline: float) -> StreamItem:
@@ -137,9 +143,29 @@ class Connection(SocketConnection):
                 raise lost(self.path, exc) from exc
             if not line:
                 raise lost(self.path, ConnectionResetError("the server closed it"))
-            item = _classified(line, request_id, self)
+            announced = announced_payload(line)
+            payload = None
+            if announced is not None:
+                size, line = announced
+                payload = self._read_payload(size, request_id, deadline)
+            item = _classified(line, request_id, self, payload)
             if item is not None:
                 return item
+
+    def _read_payload(self, size: int, request_id: int, deadline: float) -> bytes:
+        remaining = deadline - time.monotonic()
+        try:
+            if remaining <= 0:
+                raise TimeoutError("deadline passed")
+            self.sock.settimeout(remaining)
+            payload = self.file.read(size)
+        except TimeoutError as exc:
+            raise timed_out(f"request {request_id}", remaining, exc) from exc
+        except OSError as exc:
+            raise lost(self.path, exc) from exc
+        if len(payload) < size:
+            raise lost(self.path, ConnectionResetError("the server closed it"))
+        return payload
 
     def reply(self, request_id: int, deadline: float) -> dict[str, Any]:
         while True:
@@ -203,12 +229,14 @@ class AsyncConnection(StreamConnection):
 
     async def start(self, command: Command, deadline: float) -> int:
         """Send ``command``; return its request id."""
-        line = request_line(self.next_id + 1, command, self.max_frame)
+        line, payload = request_frame(self.next_id + 1, command, self.max_frame)
         self.next_id += 1
         self.clean = False
         try:
             async with asyncio.timeout(deadline - time.monotonic()):
                 self.writer.write(line)
+                if payload:
+                    self.writer.write(payload)
                 await self.writer.drain()
         except TimeoutError as exc:
             raise timed_out(f"request {self.next_id}", 0, exc) from exc
@@ -222,6 +250,11 @@ class AsyncConnection(StreamConnection):
             try:
                 async with asyncio.timeout(deadline - time.monotonic()):
                     line = await self.reader.readuntil(b"\n")
+                    announced = announced_payload(line)
+                    payload = None
+                    if announced is not None:
+                        size, line = announced
+                        payload = await self.reader.readexactly(size)
             except TimeoutError as exc:
                 waited = deadline - time.monotonic()
                 raise timed_out(f"request {request_id}", waited, exc) from exc
@@ -236,7 +269,7 @@ class AsyncConnection(StreamConnection):
                 ) from exc
             except OSError as exc:
                 raise lost(self.path, exc) from exc
-            item = _classified(line, request_id, self)
+            item = _classified(line, request_id, self, payload)
             if item is not None:
                 return item
 

@@ -12,11 +12,12 @@ from beephost_client._transports._pipe_codec import (
     DEFAULT_MAX_FRAME,
     MAX_REPLY_LINE,
     PROTOCOL_MAJOR,
+    announced_payload,
     check_hello,
     classify,
     hello_line,
     parse_line,
-    request_line,
+    request_frame,
 )
 from beephost_client._transports._sync.pipe import PipeTransport
 
@@ -26,9 +27,10 @@ __all__ = [
     "PROTOCOL_MAJOR",
     "AsyncPipeTransport",
     "PipeTransport",
+    "announced_payload",
     "check_hello",
     "classify",
     "hello_line",
     "parse_line",
-    "request_line",
+    "request_frame",
 ]
