@@ -53,9 +53,11 @@ def test_venv_list_and_status(controller: ControllerProcess, venv: str) -> None:
 def test_start_eval_exec_files_logs_stop(
     controller: ControllerProcess, venv: str, kind: str, tmp_path: Path
 ) -> None:
-    started = ok_json(controller, "start", kind, "--venv", venv)
+    started = ok_json(controller, "start", kind, "--venv", venv, "--ttl", "3600")
     backend = started["id"]
     assert started["status"] == "ready"
+    assert started["ttl"] == 3600
+    assert started["expires_at"] == started["created_at"] + 3600
     assert started["token"], "start shows the backend's token once"
     try:
         listed = {b["id"]: b for b in ok_json(controller, "status")}

@@ -261,6 +261,31 @@ def test_a_vanished_container_is_marked_missing(
         api.stop_backend(backend.id)
 
 
+def test_a_backend_is_stopped_when_its_lifetime_ends(
+    api: ControllerClient, environment: str, docker_cli: str
+) -> None:
+    backend = _start_ready(api, environment, "http", ttl=3)
+    assert backend.ttl == 3
+    assert backend.expires_at == pytest.approx(backend.created_at + 3)
+    try:
+        deadline = time.monotonic() + 30  # the supervisor looks every 2 s
+        while (now := api.backend(backend.id)).status != "stopped":
+            assert time.monotonic() < deadline, f"still {now.status}"
+            time.sleep(0.2)
+        assert now.reason == "expired"
+        assert time.time() >= backend.created_at + 3
+        assert backend.container_id
+        found = f"id={backend.container_id}"
+        left = docker(docker_cli, "ps", "-a", "-q", "--filter", found)
+        assert left.strip() == "", "its container was removed"
+        with pytest.raises(Unavailable):
+            api.wait_backend(backend.id, timeout=1)
+    finally:
+        api.stop_backend(backend.id)
+    with pytest.raises(NotFound):
+        api.backend(backend.id)
+
+
 def test_controller_killed_during_a_build_resumes_it(
     api: ControllerClient, controller: ControllerProcess
 ) -> None:

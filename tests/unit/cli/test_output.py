@@ -10,7 +10,7 @@ import pytest
 
 import beephost_client as bc
 from beephost_cli.errors import hint_for, message_of
-from beephost_cli.output import TransferProgress, age, cell, jsonable
+from beephost_cli.output import TransferProgress, age, cell, duration, jsonable
 from beephost_client.controller import Backend, Limits
 from beephost_protocol import ObjectRelease
 
@@ -78,6 +78,7 @@ def test_cells_and_ages() -> None:
         "1h",
         "2d",
     ]
+    assert [duration(59.9), duration(82800.0), duration(-3.0)] == ["59s", "23h", "0s"]
 
 
 @pytest.mark.parametrize(

@@ -100,11 +100,16 @@ def age(timestamp: float | None, now: float | None = None) -> str:
     """``12s``, ``5m``, ``3h`` or ``2d`` since a Unix time; empty without one."""
     if not timestamp:
         return ""
-    seconds = max(0, int((now or time.time()) - timestamp))
+    return duration((now or time.time()) - timestamp)
+
+
+def duration(seconds: float) -> str:
+    """``12s``, ``5m``, ``3h`` or ``2d``: a span, rounded down to its largest unit."""
+    whole = max(0, int(seconds))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+        if whole >= size:
+            return f"{whole // size}{unit}"
+    return f"{whole}s"
 
 
 class Output:

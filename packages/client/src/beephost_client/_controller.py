@@ -96,6 +96,7 @@ def backend_body(
     bind_address: str | None,
     limits: Limits | Mapping[str, Any] | None,
     options: Mapping[str, Any] | None,
+    ttl: float | None = None,
 ) -> dict[str, Any]:
     if isinstance(limits, Limits):
         limits = {f.name: getattr(limits, f.name) for f in fields(Limits)}
@@ -109,6 +110,7 @@ def backend_body(
         "bind_address": bind_address,
         "limits": limits,
         "options": dict(options) if options else None,
+        "ttl": ttl,
     }
 
 

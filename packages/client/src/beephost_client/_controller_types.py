@@ -166,6 +166,9 @@ class Backend:
         admin: Whether it holds a controller token (admin environment).
         limits: Its resource limits.
         options: Its hardening (``read_only``, ``network``, ``user``, ``cap_add``...).
+        ttl: Its maximum lifetime in seconds (``None``: none).
+        expires_at: When that lifetime ends, Unix seconds: the controller then stops
+            it (status ``stopped``, reason ``expired``).
     """
 
     id: str
@@ -184,6 +187,8 @@ class Backend:
     admin: bool = False
     limits: Limits = field(default_factory=Limits)
     options: Mapping[str, Any] = field(default_factory=dict)
+    ttl: float | None = None
+    expires_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,13 @@ class ControllerMetrics:
             ["type", "reason"],
             registry=self.registry,
         )
+        self.stops = Counter(
+            "beephost_controller_backend_stops",
+            "Backends the controller stopped on its own, by type and reason (expired: "
+            "their lifetime ended).",
+            ["type", "reason"],
+            registry=self.registry,
+        )
 
     def count_backends(self, states: list[tuple[str, str]]) -> None:
         """Set the backends gauge from (type, status) pairs; absent pairs read 0."""

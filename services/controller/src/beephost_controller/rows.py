@@ -86,18 +86,22 @@ class BackendConfig:
     limits: BackendLimits
     #: The hardening, with ``network`` resolved from the environment's setting.
     hardening: BackendOptions
+    #: Its maximum lifetime in seconds from its start (None: none).
+    ttl: float | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
             "port": self.port,
             "bind_address": self.bind_address,
             "limits": self.limits.model_dump(),
+            "ttl": self.ttl,
             **self.hardening.model_dump(),
         }
 
     @classmethod
     def from_json(cls, values: dict[str, object]) -> "BackendConfig":
         port = values.get("port")
+        ttl = values.get("ttl")
         return cls(
             port=port if isinstance(port, int) else None,
             bind_address=str(values.get("bind_address") or "127.0.0.1"),
@@ -105,6 +109,8 @@ class BackendConfig:
             hardening=BackendOptions.model_validate(
                 {k: values[k] for k in BackendOptions.model_fields if k in values}
             ),
+            # Rows written before lifetimes existed have none.
+            ttl=float(ttl) if isinstance(ttl, int | float) else None,
         )
 
 
@@ -144,6 +150,14 @@ class BackendRow:
     @property
     def admin(self) -> bool:
         return self.controller_token_sha256 is not None
+
+    @property
+    def ttl(self) -> float | None:
+        return self.config.ttl
+
+    @property
+    def expires_at(self) -> float | None:
+        return None if self.config.ttl is None else self.created_at + self.config.ttl
 
 
 @dataclass

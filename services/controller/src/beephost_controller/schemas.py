@@ -30,6 +30,9 @@ BackendStatus = Literal["starting", "ready", "unhealthy", "exited", "stopped"]
 #: Why a backend's container last exited.
 ExitReason = Literal["crashed", "oom_killed", "stopped"]
 
+#: The longest lifetime a backend may be given: 30 days.
+MAX_BACKEND_TTL = 30 * 86400.0
+
 
 def check_name(value: str) -> str:
     """An environment name, or ValueError saying in words what a name may contain."""
@@ -246,6 +249,14 @@ class BackendCreate(_Model):
     )
     limits: BackendLimits | None = None
     options: BackendOptions | None = None
+    ttl: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_BACKEND_TTL,
+        description="Its maximum lifetime, in seconds from its start: then the "
+        "controller stops it, with the reason `expired`. Default: the controller's "
+        "BACKEND_TTL.",
+    )
 
     @field_validator("environment")
     @classmethod
@@ -282,6 +293,11 @@ class BackendPublic(_Model):
     limits: BackendLimits
     options: BackendOptions
     admin: bool = Field(description="Whether it holds a controller token.")
+    ttl: float | None = Field(description="Its maximum lifetime, seconds (None: none).")
+    expires_at: float | None = Field(
+        description="When that lifetime ends, Unix seconds: it is then stopped, "
+        "status `stopped`, reason `expired`."
+    )
 
 
 class BackendConnection(_Model):

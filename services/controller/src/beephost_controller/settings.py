@@ -6,6 +6,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from beephost_controller.schemas import MAX_BACKEND_TTL
+
 # Docker's reference grammar, reduced to what we accept for our own repositories:
 # lowercase path components separated by "/", optionally behind a registry host[:port].
 _REPOSITORY_RE = re.compile(
@@ -191,6 +193,16 @@ class Settings(BaseSettings):
         description=(
             "Restarts of a crashed or out-of-memory backend (Docker's and the "
             "controller's together) before it stays exited."
+        ),
+    )
+    backend_ttl: float = Field(
+        86400.0,
+        ge=0,
+        le=MAX_BACKEND_TTL,
+        description=(
+            "Maximum lifetime, in seconds, of a backend whose start names none: then "
+            "it is stopped (status stopped, reason expired) and its container, "
+            "network and volumes are removed. 0: no limit."
         ),
     )
     supervise_interval: float = Field(

@@ -1,5 +1,6 @@
 """``beep-host start|stop|status|logs``: backend containers the controller runs."""
 
+import time
 from enum import StrEnum
 from typing import Annotated
 
@@ -7,7 +8,7 @@ import typer
 
 from beephost_cli.commands._common import JsonOption, WaitOption
 from beephost_cli.errors import Failure
-from beephost_cli.output import age, jsonable
+from beephost_cli.output import age, duration, jsonable
 from beephost_cli.state import state
 from beephost_client import InvalidRequest, NotFound, Unavailable
 from beephost_client.controller import Backend, Limits
@@ -46,8 +47,16 @@ def _fields(backend: Backend, token: str | None = None) -> list[tuple[str, objec
         ("cpus", limits.cpus),
         ("pids", limits.pids),
         ("age", age(backend.created_at) or None),
+        ("expires", _expiry(backend)),
     ]
     return [(name, value) for name, value in pairs if value is not None]
+
+
+def _expiry(backend: Backend) -> str | None:
+    if backend.expires_at is None or backend.status == "stopped":
+        return None
+    left = backend.expires_at - time.time()
+    return f"in {duration(left)}" if left > 0 else "now"
 
 
 def start(
@@ -87,6 +96,16 @@ def start(
     pids: Annotated[
         int | None, typer.Option("--pids", min=1, help="Process limit.")
     ] = None,
+    ttl: Annotated[
+        float | None,
+        typer.Option(
+            "--ttl",
+            min=1,
+            metavar="SECONDS",
+            help="Its maximum lifetime: then the controller stops it (reason "
+            "expired). Default: the controller's BACKEND_TTL (a day unless set).",
+        ),
+    ] = None,
     wait: WaitOption = True,
     timeout: Annotated[
         float,
@@ -112,6 +131,7 @@ def start(
                 port=port,
                 bind_address=bind,
                 limits=limits,
+                ttl=ttl,
             )
         except NotFound as exc:  # the only thing a start can miss: the environment
             if "route" in exc.data:  # ... unless the controller has no backends API

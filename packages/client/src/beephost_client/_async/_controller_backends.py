@@ -48,6 +48,7 @@ class _AsyncBackendCalls(_AsyncControllerBase):
         bind_address: str | None = None,
         limits: Limits | Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None,
+        ttl: float | None = None,
     ) -> Backend:
         """Start a backend container for an environment (see :meth:`wait_backend`).
 
@@ -59,6 +60,9 @@ class _AsyncBackendCalls(_AsyncControllerBase):
             bind_address: The host address to publish on (default: loopback).
             limits: Memory, CPU and process limits (default: the controller's).
             options: Overrides of the controller's container hardening.
+            ttl: Its maximum lifetime in seconds: then the controller stops it
+                (status ``stopped``, reason ``expired``). Default: the controller's
+                ``BACKEND_TTL`` (a day, unless configured otherwise).
 
         Returns:
             The :class:`Backend` (status ``starting``), with its ``token``: the
@@ -75,7 +79,7 @@ class _AsyncBackendCalls(_AsyncControllerBase):
             print(backend.endpoint, backend.token)
         """
         body = _controller.backend_body(
-            environment, type, token, port, bind_address, limits, options
+            environment, type, token, port, bind_address, limits, options, ttl
         )
         return _controller.backend(
             await self._json("POST", "/api/v1/backends", body=body)

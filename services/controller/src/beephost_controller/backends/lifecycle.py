@@ -42,6 +42,7 @@ from beephost_controller.backends.plan import (
 )
 from beephost_controller.backends.reconcile import reconcile
 from beephost_controller.backends.status import (
+    EXPIRED,
     RESTARTABLE,
     STOPPING,
     exit_reason,
@@ -316,6 +317,8 @@ class BackendService:
         restarted = []
         for row in self.store.backends():
             try:
+                if self._expire_if_due(row):
+                    continue
                 row = self.refresh(row.id)
                 if (
                     row.status == "exited"
@@ -347,6 +350,26 @@ class BackendService:
                 logger.warning("supervising backend %s failed: %s", row.id, exc)
         self.metrics.count_backends([(r.type, r.status) for r in self.store.backends()])
         return restarted
+
+    def _expire_if_due(self, row: BackendRow) -> bool:
+        """Stop a backend whose lifetime has ended; its row stays, ``stopped``, with
+        the reason ``expired``, until it is deleted."""
+        expires_at = row.expires_at
+        if row.status == "stopped" or expires_at is None or self.clock() < expires_at:
+            return False
+        logger.info(
+            "backend %s reached the end of its %ss lifetime: stopping it",
+            row.id,
+            row.ttl,
+        )
+        # Recorded first, as a stop is: a controller killed before the removal ends
+        # finishes it when it reconciles, and the row keeps saying why.
+        self.store.update_backend(
+            row.id, BackendUpdate(status="stopped", reason=EXPIRED)
+        )
+        self.remove_resources(row.id, row.container_name)
+        self.metrics.stops.labels(row.type, EXPIRED).inc()
+        return True
 
     # -- stop ----------------------------------------------------------------------------
 

@@ -67,6 +67,8 @@ class BackendRequest:
     limits: BackendLimits = field(default_factory=BackendLimits)
     #: ``network=None``: the environment's setting.
     options: BackendOptions = field(default_factory=BackendOptions)
+    #: Its maximum lifetime in seconds (None: the controller's BACKEND_TTL).
+    ttl: float | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,12 @@ class BackendPlan:
             row=replace(self.row, config=config),
             spec=replace(self.spec, ports={container_port: (host, port)}),
         )
+
+
+def _lifetime(request: BackendRequest, settings: Settings) -> float | None:
+    if request.ttl is not None:
+        return request.ttl
+    return settings.backend_ttl or None  # 0: no limit
 
 
 def plan(
@@ -188,7 +196,9 @@ def plan(
         status="starting",
         container_name=name,
         token=minted.token,
-        config=BackendConfig(host_port, bind_address, limits, hardening),
+        config=BackendConfig(
+            host_port, bind_address, limits, hardening, ttl=_lifetime(request, settings)
+        ),
         controller_token_sha256=controller_token and token_digest(controller_token),
     )
     spec = ContainerSpec(

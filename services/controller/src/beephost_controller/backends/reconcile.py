@@ -14,7 +14,7 @@ from beephost_controller.backends.plan import (
     backend_volumes,
     selector,
 )
-from beephost_controller.backends.status import STOPPING
+from beephost_controller.backends.status import EXPIRED, STOPPING
 from beephost_controller.store import BackendUpdate
 
 if TYPE_CHECKING:
@@ -32,6 +32,9 @@ def reconcile(service: "BackendService") -> dict[str, int]:
             logger.info("finishing the interrupted stop of backend %s", row.id)
             service.remove_resources(row.id, row.container_name)
             service.store.delete_backend(row.id)
+            del rows[row.id]
+        elif (row.status, row.reason) == ("stopped", EXPIRED):
+            service.remove_resources(row.id, row.container_name)  # its row stays
             del rows[row.id]
     seen: set[str] = set()
     for state in service.containers.list_containers(selector(service.settings)):

@@ -5,6 +5,8 @@ from beephost_controller.schemas import BackendStatus, ExitReason
 
 #: The reason of a backend being stopped (status ``stopped``) until its row is deleted.
 STOPPING = "stopping"
+#: The reason of a backend the controller stopped at the end of its lifetime (``ttl``).
+EXPIRED = "expired"
 
 #: Exit reasons after which the controller restarts a backend (within the limit).
 RESTARTABLE: frozenset[str] = frozenset({"crashed", "oom_killed"})

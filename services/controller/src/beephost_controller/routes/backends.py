@@ -60,6 +60,7 @@ def start_backend(
             bind_address=body.bind_address,
             limits=body.limits or BackendLimits(),
             options=body.options or BackendOptions(),
+            ttl=body.ttl,
         )
     )
     # Never in a log line from now on (the reply is the one place it appears).

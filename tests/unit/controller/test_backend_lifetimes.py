@@ -1,0 +1,113 @@
+"""Backend lifetimes: a backend is stopped, reason ``expired``, when its ``ttl`` ends;
+its row stays to say so — pure logic against an in-memory engine and a set clock."""
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from beephost_controller.backends import BackendRequest, BackendService
+from beephost_controller.metrics import ControllerMetrics
+from beephost_controller.schemas import BackendCreate
+from beephost_controller.settings import Settings
+from beephost_controller.store import EnvironmentRow, SqliteStore
+from beephost_controller.testing import MemoryContainers
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _service(tmp_path: Path, clock: Clock, **settings: object) -> BackendService:
+    config = Settings.model_validate(
+        {"database": tmp_path / "db", "socket_root": tmp_path / "sock", **settings}
+    )
+    store = SqliteStore(config.database)
+    store.insert_environment(
+        EnvironmentRow("e", "3.11", [], False, False, "ready", lock="", image="i")
+    )
+    return BackendService(
+        config, store, MemoryContainers(), ControllerMetrics(), clock=clock
+    )
+
+
+def _containers(service: BackendService) -> MemoryContainers:
+    assert isinstance(service.containers, MemoryContainers)
+    return service.containers
+
+
+def test_a_backend_is_stopped_when_its_ttl_ends_and_says_why(tmp_path: Path) -> None:
+    clock = Clock()
+    service = _service(tmp_path, clock)
+    row = service.start(BackendRequest(environment="e", type="http", ttl=60))
+    kept = service.start(BackendRequest(environment="e", type="pipe", ttl=600))
+    assert row.expires_at == clock.now + 60
+    clock.now += 59.9
+    service.supervise()
+    assert service.get_row(row.id).status == "ready"
+    clock.now += 0.1
+    service.supervise()
+    expired = service.get_row(row.id)
+    assert (expired.status, expired.reason) == ("stopped", "expired")
+    engine = _containers(service)
+    assert row.container_name not in engine.containers
+    assert not [v for v in engine.volumes if v.startswith(row.container_name)]
+    assert service.get_row(kept.id).status == "ready"
+    stops = service.metrics.registry.get_sample_value(
+        "beephost_controller_backend_stops_total", {"type": "http", "reason": "expired"}
+    )
+    assert stops == 1.0
+    service.supervise()  # an expired backend stays as it is: no second stop
+    assert service.get_row(row.id).reason == "expired"
+    assert stops == service.metrics.registry.get_sample_value(
+        "beephost_controller_backend_stops_total", {"type": "http", "reason": "expired"}
+    )
+    service.stop(row.id)  # deleting it removes the row
+    assert service.store.backend(row.id) is None
+
+
+def test_the_controller_default_applies_and_zero_means_no_limit(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    default = _service(tmp_path / "a", clock)
+    assert default.settings.backend_ttl == 86400
+    row = default.start(BackendRequest(environment="e", type="http"))
+    assert (row.ttl, row.expires_at) == (86400, clock.now + 86400)
+    unlimited = _service(tmp_path / "b", clock, backend_ttl=0)
+    row = unlimited.start(BackendRequest(environment="e", type="http"))
+    assert (row.ttl, row.expires_at) == (None, None)
+    clock.now += 10 * 86400
+    unlimited.supervise()
+    assert unlimited.get_row(row.id).status == "ready"
+
+
+def test_an_interrupted_expiry_is_finished_by_reconciliation(tmp_path: Path) -> None:
+    clock = Clock()
+    service = _service(tmp_path, clock)
+    row = service.start(BackendRequest(environment="e", type="rpc", ttl=5))
+    engine = _containers(service)
+    clock.now += 5
+    real_remove = service.remove_resources
+
+    def crash(backend_id: str, name: str) -> None:
+        raise KeyboardInterrupt("the controller died mid-expiry")
+
+    service.remove_resources = crash  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        service.supervise()
+    assert row.container_name in engine.containers
+    service.remove_resources = real_remove  # type: ignore[method-assign]
+    service.reconcile()
+    assert row.container_name not in engine.containers
+    assert service.get_row(row.id).reason == "expired"
+
+
+@pytest.mark.parametrize("ttl", [0, -1, 30 * 86400 + 1])
+def test_a_ttl_out_of_range_is_refused(ttl: float) -> None:
+    with pytest.raises(ValidationError):
+        BackendCreate.model_validate({"environment": "e", "type": "http", "ttl": ttl})
