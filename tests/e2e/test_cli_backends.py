@@ -14,16 +14,19 @@ pytestmark = pytest.mark.docker
 
 
 def beep_host(
-    controller: ControllerProcess, *args: str, timeout: float = 600
+    controller: ControllerProcess,
+    *args: str,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = controller.environ()
-    env["COLUMNS"] = "200"
+    environ = controller.environ() | (env or {})
+    environ["COLUMNS"] = "200"
     return subprocess.run(
         [sys.executable, "-m", "beephost_cli", "--controller", controller.url, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env,
+        env=environ,
         check=False,
     )
 
@@ -87,6 +90,27 @@ def test_start_eval_exec_files_logs_stop(
         )
         assert down.returncode == 0, down.stderr
         assert (tmp_path / "back.txt").read_text() == source.read_text()
+        # Its URL and token again, and the token from a file or the environment.
+        found = ok_json(controller, "connection", backend)
+        assert found == {"url": listed[backend]["endpoint"], "token": started["token"]}
+        token_file = tmp_path / "token"
+        token_file.write_text(started["token"] + "\n")
+        by_file = beep_host(
+            controller, "eval", "--url", found["url"], "--token-file", str(token_file),
+            "6 * 7",
+        )  # fmt: skip
+        assert (by_file.returncode, by_file.stdout.strip()) == (0, "42"), by_file.stderr
+        by_env = beep_host(
+            controller, "eval", "--url", found["url"], "6 * 7",
+            env={"BEEPHOST_BACKEND_TOKEN": started["token"]},
+        )  # fmt: skip
+        assert (by_env.returncode, by_env.stdout.strip()) == (0, "42"), by_env.stderr
+        wrong = beep_host(
+            controller, "eval", "--url", found["url"], "1",
+            env={"BEEPHOST_BACKEND_TOKEN": "not-" + started["token"]},
+        )  # fmt: skip
+        assert wrong.returncode != 0
+        assert started["token"] not in wrong.stderr + wrong.stdout
         logs = beep_host(controller, "logs", backend)
         assert logs.returncode == 0, logs.stderr
         assert "listening" in logs.stdout.lower()

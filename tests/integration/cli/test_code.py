@@ -81,7 +81,8 @@ def test_errors_of_the_backend(backends: dict[str, ServerProcess]) -> None:
     no_token = CliRunner().invoke(app, ["eval", "--url", http.url, "1"])
     assert no_token.exit_code == 1
     assert no_token.stderr.splitlines()[-1] == (
-        "hint: pass the backend's token with --token (`beep-host start` prints it)"
+        "hint: pass the backend's token in BEEPHOST_BACKEND_TOKEN or --token-file "
+        "(`beep-host connection ID` prints it)"
     )
     slow = cli(http, "eval", "--timeout", "0.5", "__import__('time').sleep(5)")
     assert slow.exit_code == 1
@@ -126,3 +127,27 @@ def test_exec_as_a_child_process(backends: dict[str, ServerProcess]) -> None:
     )
     assert failed.returncode == 1
     assert failed.stderr.splitlines()[-1] == "error: KeyError: 'k'"
+
+
+def test_the_token_from_a_file_or_the_environment(
+    backends: dict[str, ServerProcess], tmp_path: Path
+) -> None:
+    http = backends["http"]
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    args = ["eval", "--url", http.url, "--token-file", str(token_file), "6 * 7"]
+    by_file = CliRunner().invoke(app, args)
+    assert (by_file.exit_code, by_file.stdout) == (0, "42\n"), by_file.output
+    by_env = CliRunner().invoke(
+        app, ["eval", "--url", http.url, "6 * 7"], env={"BEEPHOST_BACKEND_TOKEN": TOKEN}
+    )
+    assert (by_env.exit_code, by_env.stdout) == (0, "42\n"), by_env.output
+    both = CliRunner().invoke(
+        app, [*args[:-1], "--token", TOKEN, "1"], env={"BEEPHOST_BACKEND_TOKEN": ""}
+    )
+    assert both.exit_code == 2
+    assert "not both" in both.output
+    token_file.write_text("\n")
+    empty = CliRunner().invoke(app, args)
+    assert empty.exit_code == 2
+    assert "is empty" in empty.output

@@ -65,7 +65,10 @@ def hint_for(error: BeepHostError, target: str = "controller") -> str | None:
     if isinstance(error, Unauthorized):
         if to_controller:
             return "pass the controller's token with --token or BEEPHOST_TOKEN"
-        return "pass the backend's token with --token (`beep-host start` prints it)"
+        return (
+            "pass the backend's token in BEEPHOST_BACKEND_TOKEN or --token-file "
+            "(`beep-host connection ID` prints it)"
+        )
     if isinstance(error, ExecutionFailed):
         return None  # the remote traceback above says it all
     if isinstance(error, ExecutionTimeout):

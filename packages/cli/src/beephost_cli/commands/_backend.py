@@ -1,5 +1,6 @@
 """Reaching a backend: by its id through the controller, or by its URL and token."""
 
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -7,6 +8,9 @@ import typer
 
 from beephost_cli.state import state
 from beephost_client import SCHEMES, Client
+
+#: Where a backend's token may come from instead of argv.
+BACKEND_TOKEN_ENV = "BEEPHOST_BACKEND_TOKEN"
 
 BackendOption = Annotated[
     str | None,
@@ -30,7 +34,19 @@ TokenOption = Annotated[
     str | None,
     typer.Option(
         "--token",
-        help="The backend's token (with --backend, the controller supplies it).",
+        envvar=BACKEND_TOKEN_ENV,
+        show_envvar=True,
+        help="The backend's token (with --backend, the controller supplies it). "
+        "Better from the environment or --token-file: argv is visible to every "
+        "process.",
+    ),
+]
+TokenFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--token-file",
+        metavar="PATH",
+        help="Read the backend's token from this file (its first line).",
     ),
 ]
 TimeoutOption = Annotated[
@@ -41,9 +57,47 @@ TimeoutOption = Annotated[
 ]
 
 
+def read_token(token: str | None, token_file: Path | None) -> str | None:
+    """The token given, or the first line of ``token_file``.
+
+    Raises:
+        typer.BadParameter: Both given, or the file is unreadable or empty.
+    """
+    if token_file is None:
+        return token
+    if token is not None:
+        raise typer.BadParameter(
+            f"give --token-file or --token (or {BACKEND_TOKEN_ENV}), not both",
+            param_hint="'--token-file'",
+        )
+    try:
+        text = token_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise typer.BadParameter(
+            f"cannot read {token_file}: {exc}", param_hint="'--token-file'"
+        ) from exc
+    first = text.splitlines()[0].strip() if text.strip() else ""
+    if not first:
+        raise typer.BadParameter(f"{token_file} is empty", param_hint="'--token-file'")
+    return first
+
+
+def _from_environment(ctx: typer.Context, name: str) -> bool:
+    # By name: typer carries its own copy of click, whose enum is not click's.
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "ENVIRONMENT"
+
+
 def connect_backend(
-    ctx: typer.Context, backend: str | None, url: str | None, token: str | None
+    ctx: typer.Context,
+    backend: str | None,
+    url: str | None,
+    token: str | None,
+    token_file: Path | None = None,
 ) -> Client:
+    if backend is not None and _from_environment(ctx, "token"):
+        token = None  # exported for some --url: the controller knows this one's
+    token = read_token(token, token_file)
     if (backend is None) == (url is None):
         raise typer.BadParameter(
             "give either --backend ID or --url URL", param_hint="'--backend' / '--url'"

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from beephost_cli.commands._backend import TokenFileOption, read_token
 from beephost_cli.commands._common import JsonOption, WaitOption
 from beephost_cli.errors import Failure
 from beephost_cli.output import age, duration, jsonable
@@ -82,6 +83,7 @@ def start(
             "token goes before the command: beep-host --token T start ...",
         ),
     ] = None,
+    token_file: TokenFileOption = None,
     bind: Annotated[
         str | None,
         typer.Option("--bind", help="Host address to publish on (default: loopback)."),
@@ -119,6 +121,7 @@ def start(
 
     Example: beep-host start http --venv data --port 5678
     """
+    token = read_token(token, token_file)
     st = state(ctx)
     out = st.output(json)
     limits = Limits(memory, cpus, pids) if (memory, cpus, pids) != (None,) * 3 else None
@@ -272,3 +275,22 @@ def logs(
         out.json({"id": backend_id, "logs": text})
     else:
         out.text(text)
+
+
+def connection(
+    ctx: typer.Context,
+    backend_id: Annotated[str, typer.Argument(metavar="ID", help="The backend.")],
+    json: JsonOption = False,
+) -> None:
+    """Print a backend's URL and token, to connect to it from elsewhere.
+
+    Example: beep-host connection 3f2a9c
+    """
+    st = state(ctx)
+    out = st.output(json)
+    with st.controller() as controller:
+        found = controller.backend_connection(backend_id)
+    if out.json_mode:
+        out.json({"url": found.url, "token": found.token})
+        return
+    out.result(found, [("url", found.url), ("token", found.token or "(none)")])

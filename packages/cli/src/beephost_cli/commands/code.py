@@ -9,6 +9,7 @@ import typer
 from beephost_cli.commands._backend import (
     BackendOption,
     TimeoutOption,
+    TokenFileOption,
     TokenOption,
     UrlOption,
     connect_backend,
@@ -25,6 +26,7 @@ def eval_(
     backend: BackendOption = None,
     url: UrlOption = None,
     token: TokenOption = None,
+    token_file: TokenFileOption = None,
     timeout: TimeoutOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -33,7 +35,7 @@ def eval_(
     Example: beep-host eval --backend 3f2a9c 'sum(range(10))'
     """
     out = state(ctx).output(json)
-    with connect_backend(ctx, backend, url, token) as client:
+    with connect_backend(ctx, backend, url, token, token_file) as client:
         value = client.evaluate(expression, timeout=timeout)
         if out.json_mode:
             out.json({"value": value})
@@ -62,6 +64,7 @@ def exec_(
     backend: BackendOption = None,
     url: UrlOption = None,
     token: TokenOption = None,
+    token_file: TokenFileOption = None,
     timeout: TimeoutOption = None,
     outputs: Annotated[
         Path | None,
@@ -96,7 +99,7 @@ def exec_(
     assert source is not None
     out = state(ctx).output(json)
     show = _Shower(out, outputs)
-    with connect_backend(ctx, backend, url, token) as client:
+    with connect_backend(ctx, backend, url, token, token_file) as client:
         if out.json_mode:
             result = client.execute(source, timeout=timeout)
             for output in result.outputs:

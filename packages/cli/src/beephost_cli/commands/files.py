@@ -14,7 +14,12 @@ from typing import Annotated
 
 import typer
 
-from beephost_cli.commands._backend import TokenOption, UrlOption, connect_backend
+from beephost_cli.commands._backend import (
+    TokenFileOption,
+    TokenOption,
+    UrlOption,
+    connect_backend,
+)
 from beephost_cli.commands._common import JsonOption
 from beephost_cli.errors import Failure
 from beephost_cli.output import Output, TransferProgress, age
@@ -67,6 +72,7 @@ def cp(
     recursive: RecursiveOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
+    token_file: TokenFileOption = None,
     json: JsonOption = False,
 ) -> None:
     """Copy files between this machine and a backend's workspace.
@@ -88,7 +94,7 @@ def cp(
     assert remote is not None
     _check_target(remote, url)
     out = state(ctx).output(json)
-    with connect_backend(ctx, remote.backend, url, token) as client:
+    with connect_backend(ctx, remote.backend, url, token, token_file) as client:
         if remote_destination is not None:
             copied = _upload(client, out, source, remote_destination.path, recursive)
         else:
@@ -116,6 +122,7 @@ def ls(
     ] = None,
     url: UrlOption = None,
     token: TokenOption = None,
+    token_file: TokenFileOption = None,
     json: JsonOption = False,
 ) -> None:
     """List a directory of a backend's workspace, or describe one file.
@@ -131,7 +138,7 @@ def ls(
         remote = Remote(backend, path or ".")
     _check_target(remote, url)
     out = state(ctx).output(json)
-    with connect_backend(ctx, remote.backend, url, token) as client:
+    with connect_backend(ctx, remote.backend, url, token, token_file) as client:
         found = client.files.stat(remote.path)
         entries = (
             [found] if found.type != "directory" else client.files.list(remote.path)
