@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.containers import docker
 from tests.e2e.controller_process import ControllerProcess
 
 pytestmark = pytest.mark.docker
@@ -195,3 +196,23 @@ def test_install_follows_the_job_and_lists_what_is_installed(
         assert usage.returncode == 2
     finally:
         beep_host(controller, "stop", backend)
+
+
+def test_deleting_the_last_environment_of_an_image_removes_it(
+    controller: ControllerProcess, venv: str, docker_cli: str
+) -> None:
+    made = ok_json(controller, "venv", "create", "short-lived", "six==1.16.0")
+    assert made["status"] == "ready", made
+    image = made["image"]
+    docker(docker_cli, "image", "inspect", image)  # it exists
+    status = beep_host(controller, "status")
+    assert "environment images:" in status.stderr, status.stderr
+    deleted = beep_host(controller, "venv", "delete", "short-lived")
+    assert deleted.returncode == 0, deleted.stderr
+    gone = docker(docker_cli, "image", "inspect", image, check=False)
+    assert gone.strip() in ("", "[]"), "the image was removed with its environment"
+    # The module's own environment is in use: prune never takes it.
+    kept = ok_json(controller, "venv", "status", venv)["image"]
+    pruned = ok_json(controller, "prune")
+    assert kept not in [tag for i in pruned["removed"] for tag in i["tags"]]
+    docker(docker_cli, "image", "inspect", kept)

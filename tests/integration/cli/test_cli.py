@@ -274,3 +274,31 @@ def test_rich_and_grpc_are_imported_lazily() -> None:
         "assert 'rich' not in sys.modules and 'grpc' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_prune_and_the_disk_images_take(controller: LiveController) -> None:
+    builder = controller.builder
+    for name in ("keep", "drop"):
+        made = cli(
+            controller, "venv", "create", name, "six" if name == "keep" else "rich"
+        )
+        assert made.exit_code == 0, made.output
+    assert len(builder.images) == 2
+    status = cli(controller, "status")
+    assert "environment images: 400.0 MiB on disk" in status.stderr
+    builder.in_use.update(builder.images)  # a container holds each: kept at delete
+    assert cli(controller, "venv", "delete", "drop").exit_code == 0
+    assert "200.0 MiB unused (`beep-host prune`)" in cli(controller, "status").stderr
+    dry = cli(controller, "prune", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "would free 200.0 MiB" in dry.stderr
+    assert len(builder.images) == 2
+    builder.in_use.clear()
+    pruned = cli(controller, "--json", "prune")
+    assert pruned.exit_code == 0, pruned.output
+    report = json.loads(pruned.stdout)
+    assert report["freed_bytes"] == builder.image_size
+    assert len(report["removed"]) == 1
+    assert len(builder.images) == 1
+    again = cli(controller, "prune")
+    assert "no unused images" in again.stderr

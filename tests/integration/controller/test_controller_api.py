@@ -134,6 +134,56 @@ def test_environment_lifecycle_and_content_addressed_images(
     assert api.call("GET", "/api/v1/environments/two")[0] == 404
 
 
+def test_images_are_removed_when_no_environment_uses_them(
+    serve: Callable[..., Api],
+) -> None:
+    builder = MemoryImageBuilder()
+    api = serve(builder)
+
+    def create(name: str, requirements: list[str]) -> str:
+        status, env = api.call(
+            "POST", "/api/v1/environments", {"name": name, "requirements": requirements}
+        )
+        assert status == 201
+        assert api.wait_job(env["job_id"])["status"] == "succeeded"
+        image: str = api.call("GET", f"/api/v1/environments/{name}")[1]["image"]
+        return image
+
+    shared = create("a", ["six"])
+    assert create("b", ["six"]) == shared
+    own = create("c", ["attrs"])
+    assert api.call("GET", "/api/v1/images", token=None)[0] == 401
+    assert api.call("POST", "/api/v1/images/prune", token=None)[0] == 401
+    status, listed = api.call("GET", "/api/v1/images")
+    assert status == 200
+    assert {tuple(i["tags"]): i["environments"] for i in listed["images"]} == {
+        (shared,): ["a", "b"],
+        (own,): ["c"],
+    }
+    assert listed["total_bytes"] == 2 * builder.image_size
+    assert listed["unused_bytes"] == 0
+    # Deleting one of two users keeps the image; deleting the last removes it.
+    assert api.call("DELETE", "/api/v1/environments/a")[0] == 204
+    assert shared in builder.images
+    assert api.call("DELETE", "/api/v1/environments/b")[0] == 204
+    assert shared not in builder.images
+    # An image a container holds stays at the delete, and prune takes it later.
+    builder.in_use.add(own)
+    assert api.call("DELETE", "/api/v1/environments/c")[0] == 204
+    assert own in builder.images
+    assert api.call("GET", "/api/v1/images")[1]["unused_bytes"] == builder.image_size
+    assert api.call("POST", "/api/v1/images/prune")[1] == {
+        "removed": [],
+        "freed_bytes": 0,
+    }
+    builder.in_use.clear()
+    status, pruned = api.call("POST", "/api/v1/images/prune")
+    assert status == 200
+    assert [i["tags"] for i in pruned["removed"]] == [[own]]
+    assert pruned["freed_bytes"] == builder.image_size
+    assert api.call("GET", "/api/v1/images")[1]["images"] == []
+
+
 def test_create_conflicts_and_ensure_is_idempotent(serve: Callable[..., Api]) -> None:
     api = serve()
     spec = {"name": "e", "requirements": ["six"], "network": False}

@@ -105,6 +105,7 @@ def test_module_surface_is_pinned() -> None:
         "ControllerTransport",
         "Environment",
         "HTTPControllerTransport",
+        "Image",
         "InstalledPackage",
         "Job",
         "JobLogPage",
@@ -159,6 +160,20 @@ def test_ensure_environment_puts_to_the_name_quoted() -> None:
     assert (request.method, request.path) == ("PUT", "/api/v1/environments/a%20b%2Fc")
     assert request.json()["requirements_txt"] == "six\n"
     assert request.json()["python"] == "3.11"
+
+
+def test_images_and_prune_decode_into_images() -> None:
+    image = {"id": "sha256:1", "tags": ["env:a"], "size": 5, "environments": ["x"]}
+    client, recorder = client_of(
+        reply(200, {"images": [image], "total_bytes": 5, "unused_bytes": 0}),
+        reply(200, {"removed": [{**image, "environments": []}], "freed_bytes": 5}),
+    )
+    assert client.images() == [ctl.Image("sha256:1", ("env:a",), 5, ("x",))]
+    assert client.prune_images() == [ctl.Image("sha256:1", ("env:a",), 5, ())]
+    assert [(r.method, r.path) for r in recorder.requests] == [
+        ("GET", "/api/v1/images"),
+        ("POST", "/api/v1/images/prune"),
+    ]
 
 
 def test_missing_fields_take_defaults() -> None:

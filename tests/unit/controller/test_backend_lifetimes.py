@@ -8,10 +8,12 @@ from pydantic import ValidationError
 
 from beephost_controller.backends import BackendRequest, BackendService
 from beephost_controller.metrics import ControllerMetrics
+from beephost_controller.ports import ContainerRuntimeError
 from beephost_controller.schemas import BackendCreate
 from beephost_controller.settings import Settings
 from beephost_controller.store import EnvironmentRow, SqliteStore
 from beephost_controller.testing import MemoryContainers
+from beephost_protocol.errors import Unavailable
 
 
 class Clock:
@@ -111,3 +113,19 @@ def test_an_interrupted_expiry_is_finished_by_reconciliation(tmp_path: Path) -> 
 def test_a_ttl_out_of_range_is_refused(ttl: float) -> None:
     with pytest.raises(ValidationError):
         BackendCreate.model_validate({"environment": "e", "type": "http", "ttl": ttl})
+
+
+def test_a_stop_the_engine_cannot_finish_is_unavailable_and_recorded(
+    tmp_path: Path,
+) -> None:
+    service = _service(tmp_path, Clock())
+    row = service.start(BackendRequest(environment="e", type="pipe"))
+
+    def refuse(ref: str) -> None:
+        raise ContainerRuntimeError(f"remove container {ref}: the engine is busy")
+
+    _containers(service).remove_container = refuse  # type: ignore[method-assign]
+    with pytest.raises(Unavailable, match="the stop is recorded"):
+        service.stop(row.id)
+    kept = service.get_row(row.id)
+    assert (kept.status, kept.reason) == ("stopped", "stopping")

@@ -55,6 +55,7 @@ from beephost_controller.testing import (
     CommitRun,
     FakeRuntime,
     FakeWheelhouseTools,
+    MemoryImageBuilder,
     fake_wheel_bytes,
 )
 from tests.unit.controller.conftest import ImageRig
@@ -455,36 +456,21 @@ def test_sdk_version_follows_the_sdk_sources(workspace: Path) -> None:
 # -- the admin environment: resolution and content address ----------------------------
 
 
-class MemoryBuilder:
-    """An image builder without Docker; ``sdk_version`` like DockerImageBuilder's."""
-
-    code_version = "test-code"
+class MemoryBuilder(MemoryImageBuilder):
+    """The in-memory builder with ``sdk_version`` like DockerImageBuilder's; it records
+    which builds were admin ones."""
 
     def __init__(self, sdk_version: str | None = "sdk-1") -> None:
+        super().__init__(code_version="test-code")
         if sdk_version is not None:
             self.sdk_version = sdk_version
-        self.images: set[str] = set()
-        self.builds: list[tuple[str, bool, str]] = []
-
-    def ensure_base(self, python: str, log: Callable[[str], None]) -> BaseImageRef:
-        return BaseImageRef(
-            python, f"beephost/python:{python}", "sha256:base", f"{python}.0", "debian"
-        )
-
-    def image_exists(self, tag: str) -> bool:
-        return tag in self.images
+        self.admin_builds: list[tuple[str, bool]] = []
 
     def build_environment(
-        self,
-        *,
-        base: BaseImageRef,
-        lock: Lock,
-        tag: str,
-        admin: bool,
-        log: Callable[[str], None],
+        self, *, base: BaseImageRef, lock: Lock, tag: str, admin: bool, log: JobLog
     ) -> None:
-        self.builds.append((tag, admin, lock.text))
-        self.images.add(tag)
+        super().build_environment(base=base, lock=lock, tag=tag, admin=admin, log=log)
+        self.admin_builds.append((tag, admin))
 
 
 class Resolver:
@@ -555,13 +541,10 @@ def test_admin_resolves_with_the_sdk_and_gets_its_own_image(
     assert admin.lock is not None
     assert "pydantic" in admin.lock
     assert plain.image != admin.image
-    assert [(tag, is_admin) for tag, is_admin, _ in builder.builds] == [
-        (admin.image, True),
-        (plain.image, False),
-    ]
+    assert builder.admin_builds == [(admin.image, True), (plain.image, False)]
     assert admin.image == environment_tag(
         service.settings.environment_repository,
-        "sha256:base",
+        builder.ensure_base(admin.python, lambda line: None).image_id,
         Lock(admin.lock),
         "test-code+sdk.sdk-1",
     )

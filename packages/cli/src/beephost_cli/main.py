@@ -16,6 +16,7 @@ from beephost_cli.commands import (
     code,
     config,
     files,
+    images,
     jobs,
     packages,
     runtimes,
@@ -120,6 +121,7 @@ app.command("exec")(code.exec_)
 app.command("cp")(files.cp)
 app.command("ls")(files.ls)
 app.command("install")(packages.install)
+app.command("prune")(images.prune)
 app.command("config")(config.config)
 app.add_typer(jobs.app)
 

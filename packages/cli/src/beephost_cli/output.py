@@ -103,6 +103,16 @@ def age(timestamp: float | None, now: float | None = None) -> str:
     return duration((now or time.time()) - timestamp)
 
 
+def size_text(count: int) -> str:
+    """``512 B``, ``3.2 KiB``, ``1.5 GiB``."""
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
 def duration(seconds: float) -> str:
     """``12s``, ``5m``, ``3h`` or ``2d``: a span, rounded down to its largest unit."""
     whole = max(0, int(seconds))

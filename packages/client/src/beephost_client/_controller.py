@@ -17,6 +17,7 @@ from beephost_client._controller_types import (
     Backend,
     BackendConnection,
     Environment,
+    Image,
     InstalledPackage,
     Job,
     JobLogPage,
@@ -206,6 +207,20 @@ def environment(raw: Any) -> Environment:
     values = _kwargs(Environment, _expect_object(raw, "an environment"))
     values["requirements"] = tuple(values.get("requirements") or ())
     return Environment(**values)
+
+
+def image(raw: Any) -> Image:
+    values = _kwargs(Image, _expect_object(raw, "an image"))
+    for name in ("tags", "environments"):
+        values[name] = tuple(_expect_list(values.get(name) or [], name))
+    return Image(**values)
+
+
+def images(raw: Any, key: str) -> list[Image]:
+    """The images of a listing (``images``) or a prune's report (``removed``)."""
+    return [
+        image(item) for item in _expect_list(_expect_object(raw, key).get(key), key)
+    ]
 
 
 def job(raw: Any) -> Job:

@@ -192,6 +192,24 @@ class Backend:
 
 
 @dataclass(frozen=True, slots=True)
+class Image:
+    """An environment image on the controller's engine.
+
+    Attributes:
+        id: The image's id.
+        tags: Its tags (the environments name it by one of them).
+        size: Bytes on disk (layers it shares with other images counted).
+        environments: The environments built into it; none: ``prune_images``
+            removes it.
+    """
+
+    id: str
+    tags: tuple[str, ...] = ()
+    size: int = 0
+    environments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class InstalledPackage:
     """A package installed into a running backend (:meth:`ControllerClient.install`).
 

@@ -24,6 +24,7 @@ from beephost_controller.routes import (
     docs,
     environments,
     health,
+    images,
     jobs,
     runtimes,
 )
@@ -132,7 +133,16 @@ def create_app(
     )
     errors.install(app)
     openapi.install(app, settings.pythons)
-    for module in (health, config, runtimes, environments, jobs, backends, docs):
+    for module in (
+        health,
+        config,
+        runtimes,
+        environments,
+        jobs,
+        backends,
+        images,
+        docs,
+    ):
         app.include_router(module.router)
 
     # Auth and the body limit before anything reads the body; it counts requests too.

@@ -190,6 +190,10 @@ class ContainerRuntime(Protocol):
         """Remove an image or untag one of its references."""
         ...
 
+    def list_images(self, labels: Mapping[str, str]) -> list[ImageInfo]:
+        """Every local image carrying all of ``labels`` (tagged or not)."""
+        ...
+
     def remove_by_labels(self, labels: Mapping[str, str]) -> list[str]:
         """Remove every container, volume and image carrying all of ``labels``.
 
@@ -324,6 +328,18 @@ class ImageBuilder(Protocol):
         ...
 
     def image_exists(self, tag: str) -> bool: ...
+
+    def environment_images(self) -> list[ImageInfo]:
+        """The environment images this controller built (its labels on them)."""
+        ...
+
+    def remove_environment_image(self, image: ImageInfo) -> None:
+        """Remove an environment image, every tag of it.
+
+        Raises:
+            ContainerRuntimeError: A container uses it (it is kept).
+        """
+        ...
 
     def build_environment(
         self, *, base: BaseImageRef, lock: Lock, tag: str, admin: bool, log: JobLog

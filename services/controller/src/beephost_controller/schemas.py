@@ -327,6 +327,28 @@ class InstalledPackages(_Model):
     )
 
 
+class ImagePublic(_Model):
+    id: str
+    tags: list[str]
+    size: int = Field(description="Bytes on disk (layers shared with others counted).")
+    environments: list[str] = Field(
+        description="The environments built into it; none: `prune` removes it."
+    )
+
+
+class ImagesPublic(_Model):
+    images: list[ImagePublic] = Field(
+        description="This controller's environment images."
+    )
+    total_bytes: int
+    unused_bytes: int = Field(description="What `prune` would give back.")
+
+
+class PruneResult(_Model):
+    removed: list[ImagePublic] = Field(description="The images removed.")
+    freed_bytes: int
+
+
 class ErrorDetail(_Model):
     code: str
     message: str

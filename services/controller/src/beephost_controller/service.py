@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Callable
 
+from beephost_controller.disk import release_image
 from beephost_controller.jobs import JobLog, JobRunner
 from beephost_controller.ports import BaseImageRef, ImageBuilder
 from beephost_controller.requirements import check_requirements
@@ -190,13 +191,21 @@ class ControllerService:
         return row
 
     def delete_environment(self, name: str) -> None:
-        self.environment(name)
+        """Forget an environment, and remove its image unless another one uses it.
+
+        Raises:
+            NotFound: No such environment.
+            Conflict: It has backends.
+        """
+        row = self.environment(name)
         if self.store.backends(name):
             raise Conflict(
                 f"environment {name!r} has backends; stop them first",
                 {"environment": name},
             )
         self.store.delete_environment(name)
+        if row.image is not None:
+            release_image(self.store, self.builder, row.image)
 
     def _queue_build(self, row: EnvironmentRow) -> None:
         # Linked before the job can run: a job that fails at once keeps its error.

@@ -9,10 +9,10 @@ import typer
 from beephost_cli.commands._backend import TokenFileOption, read_token
 from beephost_cli.commands._common import JsonOption, WaitOption
 from beephost_cli.errors import Failure
-from beephost_cli.output import age, duration, jsonable
+from beephost_cli.output import age, duration, jsonable, size_text
 from beephost_cli.state import state
-from beephost_client import InvalidRequest, NotFound, Unavailable
-from beephost_client.controller import Backend, Limits
+from beephost_client import InvalidRequest, NotFound, Unauthorized, Unavailable
+from beephost_client.controller import Backend, Image, Limits
 
 DEFAULT_VENV = "admin"
 
@@ -236,6 +236,10 @@ def status(
             out.result(backend, _fields(backend))
             return
         found = controller.backends()
+        try:
+            on_disk: list[Image] | None = controller.images()
+        except (Unauthorized, NotFound):  # a scoped token, or an older controller
+            on_disk = None
     out.table(
         found,
         ("id", "type", "venv", "status", "endpoint", "restarts", "age"),
@@ -253,6 +257,13 @@ def status(
         ),
         empty="no backends: `beep-host start http|pipe|rpc` starts one",
     )
+    if on_disk is not None and not out.json_mode:
+        total = sum(image.size for image in on_disk)
+        unused = sum(image.size for image in on_disk if not image.environments)
+        out.note(
+            f"environment images: {size_text(total)} on disk"
+            + (f", {size_text(unused)} unused (`beep-host prune`)" if unused else "")
+        )
 
 
 def logs(

@@ -22,7 +22,7 @@ from beephost_cli.commands._backend import (
 )
 from beephost_cli.commands._common import JsonOption
 from beephost_cli.errors import Failure
-from beephost_cli.output import Output, TransferProgress, age
+from beephost_cli.output import Output, TransferProgress, age, size_text
 from beephost_cli.state import state
 from beephost_client import Client
 from beephost_protocol.errors import NotFound
@@ -104,7 +104,7 @@ def cp(
     elif destination != STDIO:
         skipped = f", {copied.skipped} skipped" if copied.skipped else ""
         out.done(
-            f"copied {copied.files} file(s), {_size(copied.bytes)}{skipped}, "
+            f"copied {copied.files} file(s), {size_text(copied.bytes)}{skipped}, "
             f"to {copied.destination}"
         )
 
@@ -149,7 +149,7 @@ def ls(
         (
             [
                 entry.type,
-                _size(entry.size) if entry.type == "file" else "",
+                size_text(entry.size) if entry.type == "file" else "",
                 age(entry.mtime),
                 entry.name + ("/" if entry.type == "directory" else ""),
             ]
@@ -327,13 +327,3 @@ class _Advance:
     def __call__(self, done: int, total: int | None) -> None:
         self._bar.advance(done - self._seen, self._name)
         self._seen = done
-
-
-def _size(count: int) -> str:
-    """``512 B``, ``3.2 KiB``, ``1.5 GiB``."""
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")

@@ -7,7 +7,7 @@ do not edit (part of ControllerClient; the docstrings there describe both).
 from collections.abc import Iterable
 
 from beephost_client import _controller
-from beephost_client._controller_types import Environment, Job, Runtime
+from beephost_client._controller_types import Environment, Image, Job, Runtime
 from beephost_client._transports.controller import Request
 
 from ._controller_base import _ControllerBase
@@ -175,7 +175,8 @@ class _EnvironmentCalls(_ControllerBase):
         return _controller.environment(raw)
 
     def delete_environment(self, name: str) -> None:
-        """Forget an environment (its image stays while others share it).
+        """Forget an environment; its image is removed unless another environment
+        with the same content uses it.
 
         Args:
             name: The environment's name.
@@ -189,6 +190,34 @@ class _EnvironmentCalls(_ControllerBase):
             controller.delete_environment("data")
         """
         self._send(Request("DELETE", _controller.environment_path(name)))
+
+    def images(self) -> list[Image]:
+        """The environment images on the controller's engine, with who uses them.
+
+        Returns:
+            One :class:`Image` each; those without ``environments`` are unused.
+
+        Example::
+
+            unused = [i for i in controller.images() if not i.environments]
+        """
+        return _controller.images(self._json("GET", "/api/v1/images"), "images")
+
+    def prune_images(self) -> list[Image]:
+        """Remove every environment image no environment uses.
+
+        Returns:
+            The images removed (their ``size`` adds up to the space given back).
+
+        Raises:
+            Conflict: A job is queued or running; prune once it has finished.
+
+        Example::
+
+            freed = sum(i.size for i in controller.prune_images())
+        """
+        raw = self._json("POST", "/api/v1/images/prune")
+        return _controller.images(raw, "removed")
 
     def admin_environment(self) -> Environment:
         """Make sure the admin environment exists (its image may build as a job).

@@ -381,7 +381,14 @@ class BackendService:
         self.store.update_backend(
             row.id, BackendUpdate(status="stopped", reason=STOPPING)
         )
-        self.remove_resources(row.id, row.container_name)
+        try:
+            self.remove_resources(row.id, row.container_name)
+        except ContainerRuntimeError as exc:
+            raise Unavailable(
+                f"could not remove backend {row.id}: {exc}; the stop is recorded: "
+                "retry it, or the controller finishes it when it next starts",
+                {"backend": row.id},
+            ) from exc
         self.store.delete_backend(row.id)
 
     def remove_resources(self, backend_id: str, name: str) -> None:

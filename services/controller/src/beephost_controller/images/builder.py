@@ -11,10 +11,15 @@ from beephost_controller.images.environment import (
     sdk_code_version,
     workspace_code_version,
 )
+from beephost_controller.images.labels import (
+    KIND_ENVIRONMENT_IMAGE,
+    LABEL_KIND,
+    LABEL_MANAGED,
+)
 from beephost_controller.images.layout import default_cache_dir, find_workspace
 from beephost_controller.images.wheelhouse import UvTools, WheelhouseTools
 from beephost_controller.jobs import JobLog
-from beephost_controller.ports import BaseImageRef, ContainerRuntime
+from beephost_controller.ports import BaseImageRef, ContainerRuntime, ImageInfo
 from beephost_controller.resolver import Lock
 from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.settings import Settings
@@ -83,6 +88,21 @@ class DockerImageBuilder:
 
     def image_exists(self, tag: str) -> bool:
         return self._runtime.get_image(tag) is not None
+
+    def environment_images(self) -> list[ImageInfo]:
+        return self._runtime.list_images(
+            {
+                **self._extra_labels,
+                LABEL_MANAGED: "true",
+                LABEL_KIND: KIND_ENVIRONMENT_IMAGE,
+            }
+        )
+
+    def remove_environment_image(self, image: ImageInfo) -> None:
+        # By tag, never forced: the last tag removed deletes the image, unless a
+        # container still uses it (the engine refuses, and it stays).
+        for ref in image.tags or (image.id,):
+            self._runtime.remove_image(ref)
 
     def build_environment(
         self, *, base: BaseImageRef, lock: Lock, tag: str, admin: bool, log: JobLog

@@ -107,5 +107,6 @@ def get_environment(name: str, service: ServiceDep) -> EnvironmentPublic:
     "/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=ERROR_RESPONSES
 )
 def delete_environment(name: str, service: ServiceDep) -> None:
-    """Forget an environment (its image stays while other environments share it)."""
+    """Forget an environment; its image is removed unless another environment with the
+    same content uses it."""
     service.delete_environment(name)

@@ -1,5 +1,6 @@
 """``DockerContainers``: the ``BackendContainers`` on docker-py (backend containers and networks)."""
 
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -17,6 +18,9 @@ from beephost_controller.ports import (
 from beephost_controller.runtime.docker_errors import label_filters as _label_filters
 from beephost_controller.runtime.docker_errors import mapped_errors as _mapped_errors
 from beephost_controller.runtime.docker_images import DockerRuntime
+
+#: How long a remove waits for another removal of the same container to end.
+REMOVAL_WAIT = 60.0
 
 
 def _container_state(container: Any) -> ContainerState:
@@ -162,11 +166,32 @@ class DockerContainers:
             self._client.containers.get(ref).remove(force=True, v=True)
         except docker.errors.NotFound:
             return
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409 and "already in progress" in str(exc):
+                # Another remove of it runs (a stop beside an expiry): its end is ours.
+                self._wait_removed(ref, exc)
+                return
+            raise ContainerRuntimeError(f"remove container {ref}: {exc}") from exc
         except (
             docker.errors.DockerException,
             requests.exceptions.RequestException,
         ) as exc:
             raise ContainerRuntimeError(f"remove container {ref}: {exc}") from exc
+
+    def _wait_removed(self, ref: str, cause: Exception) -> None:
+        deadline = time.monotonic() + REMOVAL_WAIT
+        while time.monotonic() < deadline:
+            try:
+                self._client.containers.get(ref)
+            except docker.errors.NotFound:
+                return
+            except docker.errors.DockerException as exc:
+                raise ContainerRuntimeError(f"remove container {ref}: {exc}") from exc
+            time.sleep(0.1)
+        raise ContainerRuntimeError(
+            f"remove container {ref}: another removal of it did not end within "
+            f"{REMOVAL_WAIT:.0f} s: {cause}"
+        )
 
     def container_logs(self, ref: str, tail: int) -> str:
         with _mapped_errors(f"logs of container {ref}"):

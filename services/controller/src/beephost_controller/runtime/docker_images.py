@@ -227,6 +227,12 @@ class DockerRuntime(DockerRuns):
         with _mapped_errors(f"remove image {ref}"):
             self._client.images.remove(ref, force=force)
 
+    def list_images(self, labels: Mapping[str, str]) -> list[ImageInfo]:
+        """Every local image carrying all of ``labels`` (tagged or not)."""
+        with _mapped_errors(f"list images labelled {dict(labels)}"):
+            images = self._client.images.list(filters=_label_filters(labels))
+        return [_image_info(image) for image in images]
+
     def remove_by_labels(self, labels: Mapping[str, str]) -> list[str]:
         """Remove every container, volume and image carrying all of ``labels``.
 

@@ -15,6 +15,7 @@ from beephost_controller.ports import (
     ContainerRuntimeError,
     ContainerSpec,
     ContainerState,
+    ImageInfo,
 )
 from beephost_controller.resolver import Lock
 
@@ -87,6 +88,12 @@ class NoEngineBuilder:
 
     def image_exists(self, tag: str) -> bool:
         return False
+
+    def environment_images(self) -> list[ImageInfo]:
+        return []  # none can have been built
+
+    def remove_environment_image(self, image: ImageInfo) -> None:
+        raise ContainerRuntimeError(REASON)
 
     def build_environment(
         self, *, base: BaseImageRef, lock: Lock, tag: str, admin: bool, log: JobLog

@@ -380,6 +380,14 @@ class FakeRuntime:
             del self._images[image.id]
         self.operations.append(("remove", ref))
 
+    def list_images(self, labels: Mapping[str, str]) -> list[ImageInfo]:
+        """Every image carrying all of ``labels``."""
+        return [
+            self._info(image)
+            for image in self._images.values()
+            if all(image.labels.get(key) == value for key, value in labels.items())
+        ]
+
     def remove_by_labels(self, labels: Mapping[str, str]) -> list[str]:
         """Delete every image carrying all of ``labels``, children first.
 

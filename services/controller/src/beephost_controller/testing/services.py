@@ -10,6 +10,7 @@ from beephost_controller.ports import (
     ContainerRuntimeError,
     ContainerSpec,
     ContainerState,
+    ImageInfo,
 )
 from beephost_controller.resolver import Lock
 
@@ -41,6 +42,10 @@ class MemoryImageBuilder:
         self.images: set[str] = set()
         #: Every tag built, in order (an equal environment builds nothing).
         self.builds: list[str] = []
+        #: Tags a container uses: removing them fails, as the engine refuses.
+        self.in_use: set[str] = set()
+        #: The size each image reports.
+        self.image_size = 200 << 20
 
     def ensure_base(self, python: str, log: Callable[[str], None]) -> BaseImageRef:
         log(f"importing rootfs for CPython {python}")
@@ -66,6 +71,18 @@ class MemoryImageBuilder:
         log(f"installing {lock.text.count('==')} packages")
         self.builds.append(tag)
         self.images.add(tag)
+
+    def environment_images(self) -> list[ImageInfo]:
+        return [
+            ImageInfo(id=f"sha256:{tag}", tags=(tag,), size=self.image_size)
+            for tag in sorted(self.images)
+        ]
+
+    def remove_environment_image(self, image: ImageInfo) -> None:
+        for tag in image.tags:
+            if tag in self.in_use:
+                raise ContainerRuntimeError(f"remove {tag}: a container uses it")
+            self.images.discard(tag)
 
 
 class MemoryContainers:

@@ -1,0 +1,86 @@
+"""Disk used by environment images, and giving it back.
+
+An environment image is shared by every environment with the same content (base,
+lock, server code), so it is removed only when no environment names it: when the
+last one is deleted, or by a prune. The runtimes' base, backend and servers images are
+not touched: every environment of a runtime stands on them.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from beephost_controller.ports import (
+    ContainerRuntimeError,
+    ImageBuilder,
+    ImageInfo,
+    ImageNotFoundError,
+)
+from beephost_controller.store import SqliteStore
+from beephost_protocol.errors import Conflict
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageUse:
+    """An environment image and the environments built into it."""
+
+    image: ImageInfo
+    environments: tuple[str, ...]
+
+
+def image_uses(store: SqliteStore, builder: ImageBuilder) -> list[ImageUse]:
+    """Every environment image of this controller, with who uses it."""
+    named: dict[str, list[str]] = {}
+    for row in store.environments():
+        if row.image is not None:
+            named.setdefault(row.image, []).append(row.name)
+    return [
+        ImageUse(
+            image, tuple(sorted(n for tag in image.tags for n in named.get(tag, ())))
+        )
+        for image in builder.environment_images()
+    ]
+
+
+def release_image(store: SqliteStore, builder: ImageBuilder, tag: str) -> bool:
+    """Remove the image ``tag`` if no environment names it any more.
+
+    Returns:
+        Whether it was removed (a container still using it keeps it: logged).
+    """
+    if any(row.image == tag for row in store.environments()):
+        return False
+    for use in image_uses(store, builder):
+        if tag in use.image.tags:
+            return _remove(builder, use.image)
+    return False
+
+
+def prune(store: SqliteStore, builder: ImageBuilder) -> list[ImageInfo]:
+    """Remove every environment image no environment names; the ones removed.
+
+    Raises:
+        Conflict: A build is queued or running (its image may not be recorded yet).
+    """
+    if store.jobs(("queued", "running")):
+        raise Conflict("a job is queued or running: prune once it has finished")
+    removed = []
+    for use in image_uses(store, builder):
+        if not use.environments and _remove(builder, use.image):
+            removed.append(use.image)
+    return removed
+
+
+def _remove(builder: ImageBuilder, image: ImageInfo) -> bool:
+    try:
+        builder.remove_environment_image(image)
+    except ImageNotFoundError:
+        return True  # gone meanwhile: what was asked for
+    except ContainerRuntimeError as exc:
+        logger.warning("kept image %s: %s", ", ".join(image.tags) or image.id, exc)
+        return False
+    logger.info(
+        "removed image %s (%d bytes)", ", ".join(image.tags) or image.id, image.size
+    )
+    return True
