@@ -14,7 +14,7 @@ from beephost_controller.backends import (
     plan,
     token_digest,
 )
-from beephost_controller.backends.plan import BackendPlan
+from beephost_controller.backends.plan import BackendPlan, socket_dir_owner
 from beephost_controller.rows import EnvironmentRow
 from beephost_controller.schemas import BackendLimits, BackendOptions
 from beephost_controller.settings import Settings
@@ -33,11 +33,12 @@ def _plan(
     *,
     minted: Minted = MINTED,
     held: dict[int, str] | None = None,
+    settings: Settings = SETTINGS,
 ) -> BackendPlan:
     return plan(
         request,
         env,
-        SETTINGS,
+        settings,
         minted=minted,
         held_ports=held or {},
         pick_port=lambda host, taken: max(taken | {30000}) + 1,
@@ -87,11 +88,25 @@ def test_a_pipe_backend_gets_a_socket_directory_and_no_network() -> None:
         {},
     )
     assert planned.row.config.port is None
-    assert not planned.chown_socket_dir
+    assert planned.socket_dir_owner is None, "the controller keeps it"
     assert planned.spec.group_add == ["1000"], "the controller's group shares it"
     as_root = _plan(BackendRequest("e", "pipe"), minted=Minted("b-1", "t", "c", 0, 0))
-    assert as_root.chown_socket_dir
+    assert as_root.socket_dir_owner == (10001, 10001)
     assert as_root.spec.group_add == []
+
+
+def test_a_socket_group_shares_pipe_sockets_with_host_users() -> None:
+    root = Minted("b-1", "t", "c", 0, 0)
+    user = Minted("b-1", "t", "c", 1000, 1000)
+    assert socket_dir_owner(4242, root) == (10001, 4242)
+    assert socket_dir_owner(4242, user) == (-1, 4242)
+    assert socket_dir_owner(None, user) is None
+    grouped = SETTINGS.model_copy(update={"pipe_socket_group": 4242})
+    planned = _plan(BackendRequest("e", "pipe"), minted=user, settings=grouped)
+    assert planned.spec.group_add == ["4242"], "the server may write the directory"
+    assert planned.socket_dir_owner == (-1, 4242)
+    http = _plan(BackendRequest("e", "http"), minted=root, settings=grouped)
+    assert http.socket_dir_owner is None
 
 
 def test_limits_and_options_travel_from_the_request_to_row_and_spec() -> None:

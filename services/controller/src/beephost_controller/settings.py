@@ -210,6 +210,17 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds between two status sweeps over every backend.",
     )
+    pipe_socket_group: int | None = Field(
+        None,
+        ge=0,
+        le=(1 << 32) - 2,
+        description=(
+            "A host group (gid) whose members may connect to pipe backends' sockets: "
+            "their directories and sockets get it. Default: the controller's group "
+            "when it is not root; root and the servers' user only when it is. Its "
+            "members also need to reach SOCKET_ROOT."
+        ),
+    )
     admin_socket_dir: Path | None = Field(
         None,
         description=(

@@ -32,7 +32,7 @@ from pathlib import Path, PurePosixPath
 
 from beephost_controller.backends.host_ports import pick_port
 from beephost_controller.backends.plan import (
-    SOCKET_OWNER,
+    SOCKET_DIR_MODE,
     BackendPlan,
     BackendRequest,
     Minted,
@@ -136,7 +136,7 @@ class BackendService:
             for volume in planned.spec.volumes:
                 self.containers.create_volume(volume, planned.spec.labels)
             if planned.socket_dir is not None:
-                self._make_socket_dir(planned.socket_dir, planned.chown_socket_dir)
+                self._make_socket_dir(planned.socket_dir, planned.socket_dir_owner)
             for attempt in range(1, planned.port_attempts + 1):
                 container_id = self.containers.create_container(planned.spec)
                 if planned.ca_bundle is not None:
@@ -190,13 +190,11 @@ class BackendService:
             self.store.delete_backend(backend_id)
 
     @staticmethod
-    def _make_socket_dir(path: Path, chown: bool) -> None:
+    def _make_socket_dir(path: Path, owner: tuple[int, int] | None) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        if chown:
-            os.chown(path, *SOCKET_OWNER)
-            path.chmod(0o770)
-        else:
-            path.chmod(0o2770)
+        if owner is not None:
+            os.chown(path, *owner)
+        path.chmod(SOCKET_DIR_MODE)
 
     def _pick_port(self, host: str, taken: set[int]) -> int:
         return pick_port(host, taken, probe=self.settings.choose_host_ports)

@@ -101,10 +101,10 @@ class BackendPlan:
     spec: ContainerSpec
     #: A network of its own to create first (no network but a published port).
     network: str | None
-    #: The pipe's socket directory to create, and whether to chown it to SOCKET_OWNER
-    #: (else it is made group-writable for the controller's group).
+    #: The pipe's socket directory to create, the (uid, gid) to give it (-1: keep
+    #: the controller's) and its mode.
     socket_dir: Path | None
-    chown_socket_dir: bool
+    socket_dir_owner: tuple[int, int] | None
     #: The controller token an admin backend holds (a secret: never in a log).
     controller_token: str | None
     #: Whether a taken port may be replaced by another (it was chosen, not requested).
@@ -122,6 +122,23 @@ class BackendPlan:
             row=replace(self.row, config=config),
             spec=replace(self.spec, ports={container_port: (host, port)}),
         )
+
+
+#: A pipe socket directory's mode: its group shares it, and the setgid bit gives the
+#: socket made in it that group (the server then sets the socket's mode, 0660).
+SOCKET_DIR_MODE = 0o2770
+
+
+def socket_dir_owner(group: int | None, minted: Minted) -> tuple[int, int] | None:
+    """Who a pipe backend's socket directory belongs to (None: the controller).
+
+    A root controller gives it to the server's user, with ``group`` (the
+    PIPE_SOCKET_GROUP setting) or the server's own group; any other controller keeps it
+    and gives it ``group``, if set, else its own group shares it.
+    """
+    if minted.euid == 0:
+        return SOCKET_OWNER[0], SOCKET_OWNER[1] if group is None else group
+    return None if group is None else (-1, group)
 
 
 def _lifetime(request: BackendRequest, settings: Settings) -> float | None:
@@ -176,13 +193,16 @@ def plan(
     # (revoked with the backend) and the controller's Unix socket.
     controller_token = minted.controller_token if env.admin else None
     socket_dir = None
+    owner: tuple[int, int] | None = None
     group_add: list[str] = []
     own_network = None
     network_name = "bridge" if network else None
     if container_port is None:
         socket_dir = settings.socket_root / backend_id
+        owner = socket_dir_owner(settings.pipe_socket_group, minted)
         if minted.euid != 0:
-            group_add.append(str(minted.egid))
+            # The server writes its socket into a directory the controller owns.
+            group_add.append(str(owner[1] if owner else minted.egid))
     elif not network:
         network_name = own_network = name
     ports = {}
@@ -243,7 +263,7 @@ def plan(
         spec=spec,
         network=own_network,
         socket_dir=socket_dir,
-        chown_socket_dir=minted.euid == 0,
+        socket_dir_owner=owner if socket_dir is not None else None,
         controller_token=controller_token,
         port_attempts=PORT_ATTEMPTS if host_port and not request.port else 1,
         ca_bundle=settings.ca_bundle if network else None,
