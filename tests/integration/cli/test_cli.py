@@ -302,3 +302,14 @@ def test_prune_and_the_disk_images_take(controller: LiveController) -> None:
     assert len(builder.images) == 1
     again = cli(controller, "prune")
     assert "no unused images" in again.stderr
+
+
+def test_everyone_goes_with_all(controller: LiveController) -> None:
+    alone = cli(controller, "stop", "--everyone")
+    assert alone.exit_code == 2
+    with_ids = cli(controller, "stop", "b-1", "--everyone")
+    assert with_ids.exit_code == 2
+    assert "--everyone goes with --all" in with_ids.output
+    nothing = cli(controller, "stop", "--all", "--everyone")
+    assert nothing.exit_code == 0, nothing.output
+    assert "no backends to stop" in nothing.stderr

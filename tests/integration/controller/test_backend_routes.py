@@ -193,9 +193,26 @@ def test_admin_backend_token_scope(live: Live) -> None:
         assert {e.name for e in inside.environments()} == {"admin", "plain"}
         started = inside.start_backend("plain", "http")
         assert started.status in ("starting", "ready")
+        assert started.started_by == admin.id
+        # It sees and controls what it started, and nothing else: not even that
+        # the others exist (their tokens are not its to read).
+        assert [b.id for b in inside.backends()] == [started.id]
+        assert inside.backend_connection(started.id).token == started.token
+        for call in (
+            inside.backend,
+            inside.backend_connection,
+            inside.stop_backend,
+            inside.installed_packages,
+        ):
+            with pytest.raises(NotFound):
+                call(plain.id)
         inside.stop_backend(started.id)
         with pytest.raises(Unauthorized):
             inside.config()  # outside the scope
+    with live.client() as api:
+        assert {b.id for b in api.backends()} == {admin.id, plain.id}
+        assert {b.id for b in api.backends(mine=True)} == {admin.id, plain.id}
+        assert api.backend(plain.id).started_by is None
     for wrong in (plain.token, scoped + "x", scoped[:-1], "", None):
         with live.client(wrong, unix=True) as other, pytest.raises(Unauthorized):
             other.environments()

@@ -167,6 +167,8 @@ class Backend:
         limits: Its resource limits.
         options: Its hardening (``read_only``, ``network``, ``user``, ``cap_add``...).
         ttl: Its maximum lifetime in seconds (``None``: none).
+        started_by: The admin backend whose token started it (``None``: the
+            controller's token).
         expires_at: When that lifetime ends, Unix seconds: the controller then stops
             it (status ``stopped``, reason ``expired``).
     """
@@ -189,6 +191,7 @@ class Backend:
     options: Mapping[str, Any] = field(default_factory=dict)
     ttl: float | None = None
     expires_at: float | None = None
+    started_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from beephost_controller.redact import Redactor
 from beephost_controller.service import ControllerService
 from beephost_controller.settings import Settings
 from beephost_controller.store import SqliteStore
-from beephost_protocol.errors import Unauthorized
+from beephost_protocol.errors import NotFound, Unauthorized
 
 T = TypeVar("T")
 
@@ -65,6 +65,11 @@ def require_token(
     check_token(request)
 
 
+def _presented_token(request: Request) -> str:
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    return presented if scheme.lower() == "bearer" else ""
+
+
 def check_token(request: Request) -> None:
     """Bearer-token auth, constant-time.
 
@@ -77,8 +82,7 @@ def check_token(request: Request) -> None:
         Unauthorized: No valid token for this request.
     """
     settings: Settings = request.app.state.settings
-    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-    presented = presented if scheme.lower() == "bearer" else ""
+    presented = _presented_token(request)
     if settings.token is not None and hmac.compare_digest(
         settings.token.get_secret_value().encode(), presented.encode()
     ):
@@ -92,6 +96,40 @@ def check_token(request: Request) -> None:
         return
     raise Unauthorized("a valid bearer token is required")
 
+
+def caller_of(request: Request) -> str | None:
+    """Who makes this request: the admin backend whose scoped token it presents, or
+    None for the controller's own token (or an open API)."""
+    settings: Settings = request.app.state.settings
+    presented = _presented_token(request)
+    if not presented or (
+        settings.token is not None
+        and hmac.compare_digest(
+            settings.token.get_secret_value().encode(), presented.encode()
+        )
+    ):
+        return None
+    store: SqliteStore = request.app.state.store
+    row = store.backend_by_controller_token(token_digest(presented))
+    return None if row is None else row.id
+
+
+Caller = Annotated[str | None, Depends(caller_of)]
+
+
+def visible_backend(backend_id: str, request: Request, caller: Caller) -> str:
+    """``backend_id`` if the caller may see that backend: the controller's token sees
+    every backend, an admin backend's token only those it started (others are
+    ``not_found``, as if they did not exist: their tokens are not its to read)."""
+    if caller is not None:
+        store: SqliteStore = request.app.state.store
+        row = store.backend(backend_id)
+        if row is None or row.config.started_by != caller:
+            raise NotFound(f"no backend {backend_id!r}", {"backend": backend_id})
+    return backend_id
+
+
+VisibleBackendId = Annotated[str, Depends(visible_backend)]
 
 SettingsDep = Annotated[Settings, Depends(_from_state("settings", Settings))]
 ServiceDep = Annotated[

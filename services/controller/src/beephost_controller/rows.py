@@ -88,6 +88,8 @@ class BackendConfig:
     hardening: BackendOptions
     #: Its maximum lifetime in seconds from its start (None: none).
     ttl: float | None = None
+    #: The admin backend whose token started it (None: the controller's token).
+    started_by: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -95,6 +97,7 @@ class BackendConfig:
             "bind_address": self.bind_address,
             "limits": self.limits.model_dump(),
             "ttl": self.ttl,
+            "started_by": self.started_by,
             **self.hardening.model_dump(),
         }
 
@@ -102,6 +105,7 @@ class BackendConfig:
     def from_json(cls, values: dict[str, object]) -> "BackendConfig":
         port = values.get("port")
         ttl = values.get("ttl")
+        started_by = values.get("started_by")
         return cls(
             port=port if isinstance(port, int) else None,
             bind_address=str(values.get("bind_address") or "127.0.0.1"),
@@ -111,6 +115,7 @@ class BackendConfig:
             ),
             # Rows written before lifetimes existed have none.
             ttl=float(ttl) if isinstance(ttl, int | float) else None,
+            started_by=started_by if isinstance(started_by, str) else None,
         )
 
 
@@ -154,6 +159,10 @@ class BackendRow:
     @property
     def ttl(self) -> float | None:
         return self.config.ttl
+
+    @property
+    def started_by(self) -> str | None:
+        return self.config.started_by
 
     @property
     def expires_at(self) -> float | None:

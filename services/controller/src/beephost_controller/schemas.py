@@ -294,6 +294,10 @@ class BackendPublic(_Model):
     options: BackendOptions
     admin: bool = Field(description="Whether it holds a controller token.")
     ttl: float | None = Field(description="Its maximum lifetime, seconds (None: none).")
+    started_by: str | None = Field(
+        description="The admin backend whose token started it; null: the controller's "
+        "token. An admin backend's token sees only the backends it started."
+    )
     expires_at: float | None = Field(
         description="When that lifetime ends, Unix seconds: it is then stopped, "
         "status `stopped`, reason `expired`."

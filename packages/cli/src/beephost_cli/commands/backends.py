@@ -187,7 +187,17 @@ def stop(
         list[str] | None,
         typer.Argument(metavar="[ID]...", help="The backends to stop."),
     ] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Stop every backend.")] = False,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Stop every backend your token started.")
+    ] = False,
+    everyone: Annotated[
+        bool,
+        typer.Option(
+            "--everyone",
+            help="With --all: everyone's backends, not only yours (the controller's "
+            "token).",
+        ),
+    ] = False,
     json: JsonOption = False,
 ) -> None:
     """Stop backends and remove their containers.
@@ -196,11 +206,14 @@ def stop(
     """
     if bool(ids) == all_:
         raise typer.BadParameter("give backend IDs, or --all", param_hint="ID | --all")
+    if everyone and not all_:
+        raise typer.BadParameter("--everyone goes with --all", param_hint="--everyone")
     st = state(ctx)
     out = st.output(json)
     stopped: list[str] = []
     with st.controller() as controller:
-        targets = ids or [b.id for b in controller.backends() if b.status != "stopped"]
+        # Stopped ones too (an expired backend's row): stopping deletes them.
+        targets = ids or [b.id for b in controller.backends(mine=not everyone)]
         for backend_id in targets:
             try:
                 controller.stop_backend(backend_id)

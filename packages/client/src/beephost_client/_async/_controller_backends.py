@@ -85,8 +85,12 @@ class _AsyncBackendCalls(_AsyncControllerBase):
             await self._json("POST", "/api/v1/backends", body=body)
         )
 
-    async def backends(self) -> list[Backend]:
-        """Every backend the controller runs or ran (without tokens).
+    async def backends(self, *, mine: bool = False) -> list[Backend]:
+        """Every backend the controller runs or ran (without tokens) that this client's
+        token may see: an admin backend's token sees only the backends it started.
+
+        Args:
+            mine: Only the backends this client's token started.
 
         Returns:
             The :class:`Backend` list.
@@ -95,7 +99,8 @@ class _AsyncBackendCalls(_AsyncControllerBase):
 
             ready = [b.id for b in await controller.backends() if b.status == "ready"]
         """
-        raw = await self._json("GET", "/api/v1/backends")
+        path = "/api/v1/backends?mine=true" if mine else "/api/v1/backends"
+        raw = await self._json("GET", path)
         return _controller.many(_controller.backend, raw, "backends")
 
     async def backend(self, backend_id: str) -> Backend:

@@ -79,8 +79,12 @@ class _BackendCalls(_ControllerBase):
         )
         return _controller.backend(self._json("POST", "/api/v1/backends", body=body))
 
-    def backends(self) -> list[Backend]:
-        """Every backend the controller runs or ran (without tokens).
+    def backends(self, *, mine: bool = False) -> list[Backend]:
+        """Every backend the controller runs or ran (without tokens) that this client's
+        token may see: an admin backend's token sees only the backends it started.
+
+        Args:
+            mine: Only the backends this client's token started.
 
         Returns:
             The :class:`Backend` list.
@@ -89,7 +93,8 @@ class _BackendCalls(_ControllerBase):
 
             ready = [b.id for b in controller.backends() if b.status == "ready"]
         """
-        raw = self._json("GET", "/api/v1/backends")
+        path = "/api/v1/backends?mine=true" if mine else "/api/v1/backends"
+        raw = self._json("GET", path)
         return _controller.many(_controller.backend, raw, "backends")
 
     def backend(self, backend_id: str) -> Backend:

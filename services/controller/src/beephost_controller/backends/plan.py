@@ -69,6 +69,8 @@ class BackendRequest:
     options: BackendOptions = field(default_factory=BackendOptions)
     #: Its maximum lifetime in seconds (None: the controller's BACKEND_TTL).
     ttl: float | None = None
+    #: The admin backend whose token asks (None: the controller's token).
+    started_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -217,7 +219,12 @@ def plan(
         container_name=name,
         token=minted.token,
         config=BackendConfig(
-            host_port, bind_address, limits, hardening, ttl=_lifetime(request, settings)
+            host_port,
+            bind_address,
+            limits,
+            hardening,
+            ttl=_lifetime(request, settings),
+            started_by=request.started_by,
         ),
         controller_token_sha256=controller_token and token_digest(controller_token),
     )

@@ -8,8 +8,10 @@ from beephost_controller.backends import BackendRequest
 from beephost_controller.deps import (
     Authenticated,
     BackendsDep,
+    Caller,
     InstallerDep,
     RedactorDep,
+    VisibleBackendId,
 )
 from beephost_controller.rows import BackendRow
 from beephost_controller.schemas import (
@@ -45,7 +47,7 @@ router = APIRouter(
     responses=ERROR_RESPONSES,
 )
 def start_backend(
-    body: BackendCreate, backends: BackendsDep, redactor: RedactorDep
+    body: BackendCreate, backends: BackendsDep, redactor: RedactorDep, caller: Caller
 ) -> BackendPublic:
     """Start a backend container; it answers once `status` is `ready`.
 
@@ -61,6 +63,7 @@ def start_backend(
             limits=body.limits or BackendLimits(),
             options=body.options or BackendOptions(),
             ttl=body.ttl,
+            started_by=caller,
         )
     )
     # Never in a log line from now on (the reply is the one place it appears).
@@ -69,14 +72,25 @@ def start_backend(
 
 
 @router.get("", response_model=list[BackendPublic], responses=ERROR_RESPONSES)
-def list_backends(backends: BackendsDep) -> list[BackendPublic]:
-    """Every backend, with its status refreshed from its container."""
-    return [backend_public(row) for row in backends.all()]
+def list_backends(
+    backends: BackendsDep,
+    caller: Caller,
+    mine: Annotated[
+        bool,
+        Query(description="Only the backends the caller's token started."),
+    ] = False,
+) -> list[BackendPublic]:
+    """Every backend the caller may see, with its status refreshed from its container
+    (an admin backend's token sees only those it started)."""
+    rows = backends.all()
+    if mine or caller is not None:
+        rows = [row for row in rows if row.started_by == caller]
+    return [backend_public(row) for row in rows]
 
 
 @router.get("/{backend_id}", response_model=BackendPublic, responses=ERROR_RESPONSES)
 def get_backend(
-    backend_id: str,
+    backend_id: VisibleBackendId,
     backends: BackendsDep,
     wait: Annotated[
         float,
@@ -103,7 +117,7 @@ def get_backend(
 @router.delete(
     "/{backend_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERROR_RESPONSES
 )
-def stop_backend(backend_id: str, backends: BackendsDep) -> None:
+def stop_backend(backend_id: VisibleBackendId, backends: BackendsDep) -> None:
     """Stop and remove the container (and its network and socket directory)."""
     backends.stop(backend_id)
 
@@ -114,7 +128,7 @@ def stop_backend(backend_id: str, backends: BackendsDep) -> None:
     responses={**ERROR_RESPONSES, 200: {"content": {"text/plain": {}}}},
 )
 def backend_logs(
-    backend_id: str,
+    backend_id: VisibleBackendId,
     backends: BackendsDep,
     tail: Annotated[int | None, Query(ge=1, le=100_000)] = None,
 ) -> Response:
@@ -128,7 +142,9 @@ def backend_logs(
     response_model=BackendConnection,
     responses=ERROR_RESPONSES,
 )
-def backend_connection(backend_id: str, backends: BackendsDep) -> BackendConnection:
+def backend_connection(
+    backend_id: VisibleBackendId, backends: BackendsDep
+) -> BackendConnection:
     """The URL and token a client connects with."""
     row = backends.refresh(backend_id)
     if row.endpoint is None:
@@ -146,7 +162,7 @@ def backend_connection(backend_id: str, backends: BackendsDep) -> BackendConnect
     responses=ERROR_RESPONSES,
 )
 def install_packages(
-    backend_id: str, body: PackagesInstall, installer: InstallerDep
+    backend_id: VisibleBackendId, body: PackagesInstall, installer: InstallerDep
 ) -> JobPublic:
     """Add packages to a running backend (a job of kind `install`, with a log).
 
@@ -165,7 +181,9 @@ def install_packages(
     response_model=InstalledPackages,
     responses=ERROR_RESPONSES,
 )
-def installed_packages(backend_id: str, installer: InstallerDep) -> InstalledPackages:
+def installed_packages(
+    backend_id: VisibleBackendId, installer: InstallerDep
+) -> InstalledPackages:
     """What was installed into the backend at run time."""
     return InstalledPackages(
         packages=[
