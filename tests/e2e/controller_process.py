@@ -12,11 +12,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
+
+import pytest
 
 from beephost_client.controller import ControllerClient
 from tests.e2e.containers import docker, free_port
@@ -180,6 +182,26 @@ def running_controller(
         proc.stop()
         proc.remove_owned()
         assert proc.owned() == [], "containers left after cleanup"
+
+
+def module_controller(
+    kind: type[ControllerProcess], workdir_prefix: str
+) -> Callable[..., Iterator[ControllerProcess]]:
+    """A module-scoped ``controller`` fixture running a ``kind`` controller (one whose
+    environment differs from the default), for a module to assign to ``controller``."""
+
+    @pytest.fixture(scope="module")
+    def controller(
+        backend_images: "BuiltBackends",
+        docker_cli: str,
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> Iterator[ControllerProcess]:
+        with running_controller(
+            kind, backend_images, docker_cli, tmp_path_factory.mktemp(workdir_prefix)
+        ) as proc:
+            yield proc
+
+    return controller
 
 
 @contextmanager

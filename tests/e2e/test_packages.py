@@ -19,11 +19,10 @@ import pytest
 
 from beephost_client.controller import Backend, ControllerClient, InstalledPackage
 from beephost_protocol.errors import InvalidRequest, NotFound
-from tests.e2e.conftest import BuiltBackends
 from tests.e2e.controller_process import (
     ControllerProcess,
     build_environment,
-    running_controller,
+    module_controller,
 )
 
 pytestmark = pytest.mark.docker
@@ -55,19 +54,7 @@ class IndexedController(ControllerProcess):
         return env
 
 
-@pytest.fixture(scope="module")
-def controller(
-    backend_images: BuiltBackends,
-    docker_cli: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ControllerProcess]:
-    with running_controller(
-        IndexedController,
-        backend_images,
-        docker_cli,
-        tmp_path_factory.mktemp("indexed"),
-    ) as proc:
-        yield proc
+controller = module_controller(IndexedController, "indexed")
 
 
 @pytest.fixture(scope="module")

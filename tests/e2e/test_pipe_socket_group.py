@@ -10,15 +10,13 @@ import shutil
 import socket
 import stat
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from beephost_client.controller import ControllerClient
-from tests.e2e.conftest import BuiltBackends
-from tests.e2e.controller_process import ControllerProcess, running_controller
+from tests.e2e.controller_process import ControllerProcess, module_controller
 
 pytestmark = [
     pytest.mark.docker,
@@ -42,30 +40,20 @@ class GroupController(ControllerProcess):
     def socket_root(self) -> Path:
         return self.shared_root / "sockets"
 
+    def __post_init__(self) -> None:
+        self.shared_root.chmod(0o755)  # every host user may traverse it
+
     def environ(self) -> dict[str, str]:
         env = super().environ()
         env["BEEPHOST_CONTROLLER_PIPE_SOCKET_GROUP"] = str(GROUP)
         return env
 
+    def remove_owned(self) -> None:
+        super().remove_owned()
+        shutil.rmtree(self.shared_root, ignore_errors=True)
 
-@pytest.fixture(scope="module")
-def controller(
-    backend_images: BuiltBackends,
-    docker_cli: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ControllerProcess]:
-    with running_controller(
-        GroupController,
-        backend_images,
-        docker_cli,
-        tmp_path_factory.mktemp("grouped"),
-    ) as proc:
-        assert isinstance(proc, GroupController)
-        proc.shared_root.chmod(0o755)
-        try:
-            yield proc
-        finally:
-            shutil.rmtree(proc.shared_root, ignore_errors=True)
+
+controller = module_controller(GroupController, "grouped")
 
 
 def _pings_as(uid: int, groups: list[int], path: str) -> int:
