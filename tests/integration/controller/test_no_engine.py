@@ -1,6 +1,7 @@
 """A controller without a container engine (Kubernetes without a Docker host): it is
 ready and keeps state; builds fail and starts are unavailable, each saying why."""
 
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,13 +35,16 @@ def test_engine_configured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
 @pytest.fixture
 def live() -> Iterator[Live]:
     root = Path(tempfile.mkdtemp(prefix="bh-", dir="/tmp"))
-    yield from _serve(
-        root,
-        "t0ken-of-the-controller",
-        builder=NoEngineBuilder(),
-        resolver=fake_resolver,
-        containers=NoEngineContainers(),
-    )
+    try:
+        yield from _serve(
+            root,
+            "t0ken-of-the-controller",
+            builder=NoEngineBuilder(),
+            resolver=fake_resolver,
+            containers=NoEngineContainers(),
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_ready_with_state_but_no_containers(live: Live) -> None:
