@@ -268,10 +268,8 @@ def test_a_backend_is_stopped_when_its_lifetime_ends(
     assert backend.ttl == 3
     assert backend.expires_at == pytest.approx(backend.created_at + 3)
     try:
-        deadline = time.monotonic() + 30  # the supervisor looks every 2 s
-        while (now := api.backend(backend.id)).status != "stopped":
-            assert time.monotonic() < deadline, f"still {now.status}"
-            time.sleep(0.2)
+        deadline = time.monotonic() + 30
+        now = _wait_stopped(api, backend.id, within=30)
         assert now.reason == "expired"
         assert time.time() >= backend.created_at + 3
         assert backend.container_id
@@ -286,6 +284,40 @@ def test_a_backend_is_stopped_when_its_lifetime_ends(
         api.stop_backend(backend.id)
     with pytest.raises(NotFound):
         api.backend(backend.id)
+
+
+def _wait_stopped(api: ControllerClient, backend_id: str, within: float) -> Backend:
+    deadline = time.monotonic() + within
+    while (now := api.backend(backend_id)).status != "stopped":
+        assert time.monotonic() < deadline, f"still {now.status}"
+        time.sleep(0.2)
+    return now
+
+
+def test_an_idle_backend_is_stopped_and_a_kept_alive_one_is_not(
+    api: ControllerClient, environment: str
+) -> None:
+    idle = _start_ready(api, environment, "pipe", idle_timeout=3)
+    kept = _start_ready(api, environment, "http", idle_timeout=3)
+    assert (idle.idle_timeout, kept.idle_timeout) == (3, 3)
+    try:
+        with api.connect_backend(kept.id) as client:
+            # Health checks every 2 s, the report every 1 s, a sweep every 0.5 s:
+            # the idle one goes within about 3 + 2 + 1 + 0.5 s; the other stays.
+            deadline = time.monotonic() + 30
+            while api.backend(idle.id).status != "stopped":
+                assert time.monotonic() < deadline, "the idle backend was not stopped"
+                client.keep_alive()
+                time.sleep(0.5)
+            assert api.backend(idle.id).reason == "idle"
+            for _ in range(12):  # 6 s more: twice its idle timeout
+                client.keep_alive()
+                time.sleep(0.5)
+            assert api.backend(kept.id).status == "ready", "kept alive"
+        assert _wait_stopped(api, kept.id, within=30).reason == "idle"
+    finally:
+        api.stop_backend(idle.id)
+        api.stop_backend(kept.id)
 
 
 def test_controller_killed_during_a_build_resumes_it(

@@ -129,3 +129,41 @@ def test_a_stop_the_engine_cannot_finish_is_unavailable_and_recorded(
         service.stop(row.id)
     kept = service.get_row(row.id)
     assert (kept.status, kept.reason) == ("stopped", "stopping")
+
+
+def test_a_backend_idle_for_its_timeout_is_stopped_and_says_why(
+    tmp_path: Path,
+) -> None:
+    service = _service(tmp_path, Clock())
+    row = service.start(BackendRequest(environment="e", type="rpc", idle_timeout=60))
+    busy = service.start(BackendRequest(environment="e", type="pipe", idle_timeout=60))
+    assert (row.idle_timeout, service.settings.backend_idle_timeout) == (60, 3600)
+    engine = _containers(service)
+    engine.report_idle(row.container_name, 59)
+    engine.report_idle(busy.container_name, 0)
+    service.supervise()
+    assert service.get_row(row.id).status == "ready"
+    engine.report_idle(row.container_name, 60)
+    service.supervise()
+    stopped = service.get_row(row.id)
+    assert (stopped.status, stopped.reason) == ("stopped", "idle")
+    assert row.container_name not in engine.containers
+    assert service.get_row(busy.id).status == "ready"
+    assert (
+        service.metrics.registry.get_sample_value(
+            "beephost_controller_backend_stops_total", {"type": "rpc", "reason": "idle"}
+        )
+        == 1.0
+    )
+
+
+def test_no_report_or_no_timeout_never_stops_a_backend(tmp_path: Path) -> None:
+    service = _service(tmp_path, Clock(), backend_idle_timeout=0)
+    quiet = service.start(BackendRequest(environment="e", type="http"))
+    silent = service.start(BackendRequest(environment="e", type="http", idle_timeout=5))
+    assert quiet.idle_timeout is None
+    engine = _containers(service)
+    engine.report_idle(quiet.container_name, 10**6)
+    engine.report_idle(silent.container_name, None)  # an older image reports nothing
+    service.supervise()
+    assert {service.get_row(b.id).status for b in (quiet, silent)} == {"ready"}

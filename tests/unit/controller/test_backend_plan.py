@@ -60,6 +60,7 @@ def test_an_http_backend_without_network_gets_its_own_network_and_a_chosen_port(
     assert spec.labels[LABEL_BACKEND_ID] == "b-1"
     assert spec.environment == {
         "BEEPHOST_HTTP_BACKEND_TOKEN_SHA256": token_digest("backend-token"),
+        "BEEPHOST_HTTP_BACKEND_ACTIVITY_FILE": "/tmp/beephost-activity",
         "BEEPHOST_HTTP_BACKEND_WORKSPACE_QUOTA_BYTES": str(1 << 30),
     }
     assert spec.volumes == {

@@ -98,6 +98,7 @@ def backend_body(
     limits: Limits | Mapping[str, Any] | None,
     options: Mapping[str, Any] | None,
     ttl: float | None = None,
+    idle_timeout: float | None = None,
 ) -> dict[str, Any]:
     if isinstance(limits, Limits):
         limits = {f.name: getattr(limits, f.name) for f in fields(Limits)}
@@ -112,6 +113,7 @@ def backend_body(
         "limits": limits,
         "options": dict(options) if options else None,
         "ttl": ttl,
+        "idle_timeout": idle_timeout,
     }
 
 

@@ -169,6 +169,8 @@ class Backend:
         ttl: Its maximum lifetime in seconds (``None``: none).
         started_by: The admin backend whose token started it (``None``: the
             controller's token).
+        idle_timeout: Seconds without a request after which the controller stops
+            it (status ``stopped``, reason ``idle``; ``None``: never).
         expires_at: When that lifetime ends, Unix seconds: the controller then stops
             it (status ``stopped``, reason ``expired``).
     """
@@ -192,6 +194,7 @@ class Backend:
     ttl: float | None = None
     expires_at: float | None = None
     started_by: str | None = None
+    idle_timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

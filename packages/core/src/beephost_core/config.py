@@ -71,6 +71,7 @@ class ExecutorConfig:
     workspace: str | None = None
     workspace_quota: int = 1 << 30
     packages: str | None = None
+    activity_file: str | None = None
     env: dict[str, str] = field(default_factory=lambda: default_worker_env())
     extra_env: Mapping[str, str] = field(default_factory=dict)
 

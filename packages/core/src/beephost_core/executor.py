@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from beephost_core._process import EventCallback, WorkerProcess
+from beephost_core.activity import REPORT_INTERVAL, Activity
 from beephost_core.config import ExecutorConfig
 from beephost_core.files import FileService
 from beephost_core.leases import LeaseOwner, Leases, check_lease
@@ -107,6 +108,9 @@ class Executor:
         self._sessions_opened = False  # spares are kept from the first session.open on
         self._closing = False
         self._reaper: asyncio.Task[None] | None = None
+        self._reporter: asyncio.Task[None] | None = None
+        #: Requests in flight and the end of the last: how long the backend is idle.
+        self.activity = Activity(config.activity_file)
         # Handles of the default session by owner (a pipe connection, or a lease):
         # released when the owner goes away (a lease: expires), so that dead clients
         # do not fill the shared session.
@@ -166,14 +170,22 @@ class Executor:
         # so a backend only ever asked to evaluate holds one worker, not two (each is
         # ~10 MiB of its container's memory limit).
         self._reaper = asyncio.create_task(self._reap_idle_sessions())
+        if self.activity.path is not None:
+            self._reporter = asyncio.create_task(self._report_activity())
+
+    async def _report_activity(self) -> None:
+        while True:
+            self.activity.report()
+            await asyncio.sleep(REPORT_INTERVAL)
 
     async def aclose(self) -> None:
         """Kill every worker; in-flight requests end with SessionLost."""
         self._closing = True
         # Cancel the reaper, but let spawns finish: cancelling one inside
         # create_subprocess_exec would leak a process nobody holds.
-        if self._reaper is not None:
-            self._reaper.cancel()
+        for loop in (self._reaper, self._reporter):
+            if loop is not None:
+                loop.cancel()
         tasks = list(self._tasks)
         _, late = (
             await asyncio.wait(tasks, timeout=self.config.spawn_timeout)
@@ -235,7 +247,8 @@ class Executor:
             if lease is not None:
                 self._leases.touch(check_lease(lease))
                 owner = LeaseOwner(lease)
-            return await self._dispatch(command, on_event, owner)
+            with self.activity.request():
+                return await self._dispatch(command, on_event, owner)
         except BeepHostError as exc:
             outcome = exc.wire_code
             raise

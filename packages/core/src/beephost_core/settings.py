@@ -63,6 +63,12 @@ class BackendSettings(BaseSettings):
         "install): on user code's sys.path after the environment's own, seen by every "
         "session at its next import (default: none).",
     )
+    activity_file: str | None = Field(
+        None,
+        description="A file the server writes its idle seconds to, every second (0 "
+        "while a request runs): the health check prints it, for the controller's idle "
+        "timeout. Default: none.",
+    )
     workspace_quota_bytes: int = Field(
         1 << 30,
         ge=0,
@@ -198,6 +204,7 @@ class BackendSettings(BaseSettings):
             workspace=self.workspace_dir,
             workspace_quota=self.workspace_quota_bytes,
             packages=self.packages_dir,
+            activity_file=self.activity_file,
             extra_env=dict(self.worker_env),
         )
 

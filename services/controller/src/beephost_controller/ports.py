@@ -252,6 +252,9 @@ class ContainerState:
     oom_killed: bool
     restart_count: int
     ports: Mapping[int, int]  # container port -> host port
+    #: Seconds the server reports being idle, from its last health check's output
+    #: (``idle=N``); None when it reports none.
+    idle_seconds: float | None = None
 
 
 class BackendContainers(Protocol):

@@ -90,6 +90,8 @@ class BackendConfig:
     ttl: float | None = None
     #: The admin backend whose token started it (None: the controller's token).
     started_by: str | None = None
+    #: Seconds without a request after which it is stopped (None: never).
+    idle_timeout: float | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -98,6 +100,7 @@ class BackendConfig:
             "limits": self.limits.model_dump(),
             "ttl": self.ttl,
             "started_by": self.started_by,
+            "idle_timeout": self.idle_timeout,
             **self.hardening.model_dump(),
         }
 
@@ -106,6 +109,7 @@ class BackendConfig:
         port = values.get("port")
         ttl = values.get("ttl")
         started_by = values.get("started_by")
+        idle = values.get("idle_timeout")
         return cls(
             port=port if isinstance(port, int) else None,
             bind_address=str(values.get("bind_address") or "127.0.0.1"),
@@ -116,6 +120,7 @@ class BackendConfig:
             # Rows written before lifetimes existed have none.
             ttl=float(ttl) if isinstance(ttl, int | float) else None,
             started_by=started_by if isinstance(started_by, str) else None,
+            idle_timeout=float(idle) if isinstance(idle, int | float) else None,
         )
 
 
@@ -163,6 +168,10 @@ class BackendRow:
     @property
     def started_by(self) -> str | None:
         return self.config.started_by
+
+    @property
+    def idle_timeout(self) -> float | None:
+        return self.config.idle_timeout
 
     @property
     def expires_at(self) -> float | None:

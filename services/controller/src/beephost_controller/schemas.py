@@ -249,6 +249,14 @@ class BackendCreate(_Model):
     )
     limits: BackendLimits | None = None
     options: BackendOptions | None = None
+    idle_timeout: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_BACKEND_TTL,
+        description="Seconds without a request (health checks do not count) after "
+        "which the controller stops it, with the reason `idle`. Default: the "
+        "controller's BACKEND_IDLE_TIMEOUT.",
+    )
     ttl: float | None = Field(
         None,
         gt=0,
@@ -294,6 +302,9 @@ class BackendPublic(_Model):
     options: BackendOptions
     admin: bool = Field(description="Whether it holds a controller token.")
     ttl: float | None = Field(description="Its maximum lifetime, seconds (None: none).")
+    idle_timeout: float | None = Field(
+        description="Seconds without a request after which it is stopped (None: never)."
+    )
     started_by: str | None = Field(
         description="The admin backend whose token started it; null: the controller's "
         "token. An admin backend's token sees only the backends it started."

@@ -205,6 +205,16 @@ class Settings(BaseSettings):
             "network and volumes are removed. 0: no limit."
         ),
     )
+    backend_idle_timeout: float = Field(
+        3600.0,
+        ge=0,
+        le=MAX_BACKEND_TTL,
+        description=(
+            "Seconds without a request (health checks do not count) after which a "
+            "backend whose start names no idle timeout is stopped (status stopped, "
+            "reason idle). 0: never."
+        ),
+    )
     supervise_interval: float = Field(
         2.0,
         gt=0,

@@ -17,13 +17,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.command == "healthcheck":
-        from beephost_http_backend.healthcheck import check, target
+        from beephost_http_backend.healthcheck import check, idle_note, target
 
         try:
             healthy, reason = check(*target())
         except ValueError as exc:  # a port that is not a number
             healthy, reason = False, f"bad settings: {exc}"
-        print(reason)  # noqa: T201 - the healthcheck's output is its report
+        print(reason + idle_note())  # noqa: T201 - the healthcheck's output is its report
         raise SystemExit(0 if healthy else 1)
     from beephost_http_backend.logs import configure_logging
     from beephost_http_backend.server import create_server

@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 ENV_PREFIX = "BEEPHOST_HTTP_BACKEND_"
 DEFAULT_HOST = "127.0.0.1"
@@ -52,3 +53,13 @@ def check(host: str, port: int, timeout: float = 3.0) -> tuple[bool, str]:
     except (ValueError, KeyError, TypeError):
         reason = body[:200].decode("utf-8", "replace")
     return False, f"{response.status}: {reason}"
+
+
+def idle_note(environ: Mapping[str, str] = os.environ) -> str:
+    """`` idle=N``: the seconds the server reports being idle (its ACTIVITY_FILE), which
+    the controller reads from the health check's output; empty without a report."""
+    path = {k.upper(): v for k, v in environ.items()}.get(f"{ENV_PREFIX}ACTIVITY_FILE")
+    try:
+        return f" idle={int(Path(path).read_text())}" if path else ""
+    except (OSError, ValueError):
+        return ""

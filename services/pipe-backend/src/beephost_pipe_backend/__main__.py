@@ -49,10 +49,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.command == "healthcheck":
-        from beephost_pipe_backend.healthcheck import check_from_environment
+        from beephost_pipe_backend.healthcheck import (
+            check_from_environment,
+            idle_note,
+        )
 
         healthy, reason = check_from_environment()
-        print(reason)  # noqa: T201 - the healthcheck's output is its report
+        print(reason + idle_note())  # noqa: T201 - the healthcheck's output is its report
         raise SystemExit(0 if healthy else 1)
     from beephost_core.logs import configure_logging
     from beephost_pipe_backend.settings import Settings

@@ -7,6 +7,7 @@ reads none: the container's environment may hold only the token's digest.
 import json
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 
 # Read without pydantic-settings: a probe runs every few seconds, so it imports the
@@ -37,3 +38,13 @@ def check(path: Path, timeout: float = 3.0) -> tuple[bool, str]:
     if not result.get("ready"):
         return False, "server answers but has no ready worker"
     return True, "ready"
+
+
+def idle_note(environ: Mapping[str, str] = os.environ) -> str:
+    """`` idle=N``: the seconds the server reports being idle (its ACTIVITY_FILE), which
+    the controller reads from the health check's output; empty without a report."""
+    path = {k.upper(): v for k, v in environ.items()}.get(f"{_PREFIX}ACTIVITY_FILE")
+    try:
+        return f" idle={int(Path(path).read_text())}" if path else ""
+    except (OSError, ValueError):
+        return ""

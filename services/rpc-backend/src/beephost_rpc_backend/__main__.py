@@ -80,10 +80,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.command == "healthcheck":
-        from beephost_rpc_backend.healthcheck import check, target
+        from beephost_rpc_backend.healthcheck import check, idle_note, target
 
         healthy, reason = check(*target())
-        print(reason)  # noqa: T201 - the healthcheck's output is its report
+        print(reason + idle_note())  # noqa: T201 - the healthcheck's output is its report
         raise SystemExit(0 if healthy else 1)
     from beephost_core.logs import configure_logging
     from beephost_rpc_backend.settings import Settings

@@ -12,6 +12,7 @@ import os
 import socket
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 ENV_PREFIX = "BEEPHOST_RPC_BACKEND_"
 DEFAULT_HOST = "127.0.0.1"
@@ -196,3 +197,13 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes:
             raise ValueError("the server closed the connection")
         data += chunk
     return data
+
+
+def idle_note(environ: Mapping[str, str] = os.environ) -> str:
+    """`` idle=N``: the seconds the server reports being idle (its ACTIVITY_FILE), which
+    the controller reads from the health check's output; empty without a report."""
+    path = {k.upper(): v for k, v in environ.items()}.get(f"{ENV_PREFIX}ACTIVITY_FILE")
+    try:
+        return f" idle={int(Path(path).read_text())}" if path else ""
+    except (OSError, ValueError):
+        return ""

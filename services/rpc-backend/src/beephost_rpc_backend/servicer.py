@@ -180,14 +180,15 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
                 size=opening.size,
             )
             ended = False
-            async for request in requests:
-                chunk = pb_files.upload_data(request)
-                if ended:
-                    raise InvalidRequest("UploadFile: a message after end")
-                if chunk is None:
-                    ended = True
-                else:
-                    await asyncio.to_thread(upload.write, chunk)
+            with self.executor.activity.request():  # a long upload keeps it busy
+                async for request in requests:
+                    chunk = pb_files.upload_data(request)
+                    if ended:
+                        raise InvalidRequest("UploadFile: a message after end")
+                    if chunk is None:
+                        ended = True
+                    else:
+                        await asyncio.to_thread(upload.write, chunk)
             if not ended:
                 # A cancelled call can end the stream here as if it were closed.
                 raise InvalidRequest(
@@ -214,21 +215,9 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
             path, offset, length = pb_files.download_range(request)
             reader = await asyncio.to_thread(self.executor.workspace.open_reader, path)
             end = reader.size if length is None else min(reader.size, offset + length)
-            first = True
-            while first or offset < end:
-                size = max(0, min(files.MAX_CHUNK_BYTES, end - offset))
-                data = (
-                    await asyncio.to_thread(reader.read, offset, size) if size else b""
-                )
-                offset += len(data)
-                yield (
-                    pb_files.first_chunk(reader.info, data)
-                    if first
-                    else pb.FileChunk(data=data)
-                )
-                if not data:
-                    return  # at the end (or the file shrank meanwhile)
-                first = False
+            with self.executor.activity.request():  # a long download keeps it busy
+                async for chunk in _file_chunks(reader, offset, end):
+                    yield chunk
         except BeepHostError as exc:
             await self._fail(context, None, exc)
         except Exception as exc:
@@ -385,3 +374,23 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
         for done in self.inflight.values():
             if not done.done():
                 done.set_result(None)
+
+
+async def _file_chunks(
+    reader: FileReader, offset: int, end: int
+) -> AsyncIterator[pb.FileChunk]:
+    """``reader``'s bytes from ``offset`` to ``end``; the first chunk carries the
+    file's info (and is sent even for an empty range)."""
+    first = True
+    while first or offset < end:
+        size = max(0, min(files.MAX_CHUNK_BYTES, end - offset))
+        data = await asyncio.to_thread(reader.read, offset, size) if size else b""
+        offset += len(data)
+        yield (
+            pb_files.first_chunk(reader.info, data)
+            if first
+            else pb.FileChunk(data=data)
+        )
+        if not data:
+            return  # at the end (or the file shrank meanwhile)
+        first = False

@@ -108,6 +108,16 @@ def start(
             "expired). Default: the controller's BACKEND_TTL (a day unless set).",
         ),
     ] = None,
+    idle_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--idle-timeout",
+            min=1,
+            metavar="SECONDS",
+            help="Stop it after this long without a request (reason idle). Default: "
+            "the controller's BACKEND_IDLE_TIMEOUT (an hour unless set).",
+        ),
+    ] = None,
     wait: WaitOption = True,
     timeout: Annotated[
         float,
@@ -135,6 +145,7 @@ def start(
                 bind_address=bind,
                 limits=limits,
                 ttl=ttl,
+                idle_timeout=idle_timeout,
             )
         except NotFound as exc:  # the only thing a start can miss: the environment
             if "route" in exc.data:  # ... unless the controller has no backends API

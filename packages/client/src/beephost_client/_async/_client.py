@@ -389,6 +389,20 @@ class AsyncClient(_base.BaseClient, _AsyncSessionOps):
         result = await self._request(self._list_sessions(), self._timeout.request)
         return self._session_ids(result)
 
+    async def keep_alive(self) -> None:
+        """Reset the backend's idle clock, changing nothing else.
+
+        A backend the controller started is stopped after its idle timeout without a
+        request (health checks do not count): an app that holds a sandbox for a user
+        who is reading, not typing, calls this now and then. Any other request resets
+        the clock as well; this is the cheapest.
+
+        Example::
+
+            await client.keep_alive()
+        """
+        await self._request(self._list_sessions(), self._timeout.request)
+
     # -- lifecycle ---------------------------------------------------------------------
 
     async def aclose(self) -> None:

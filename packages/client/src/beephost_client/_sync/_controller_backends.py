@@ -45,6 +45,7 @@ class _BackendCalls(_ControllerBase):
         limits: Limits | Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None,
         ttl: float | None = None,
+        idle_timeout: float | None = None,
     ) -> Backend:
         """Start a backend container for an environment (see :meth:`wait_backend`).
 
@@ -59,6 +60,10 @@ class _BackendCalls(_ControllerBase):
             ttl: Its maximum lifetime in seconds: then the controller stops it
                 (status ``stopped``, reason ``expired``). Default: the controller's
                 ``BACKEND_TTL`` (a day, unless configured otherwise).
+            idle_timeout: Seconds without a request after which the controller
+                stops it (reason ``idle``; :meth:`Client.keep_alive` resets the
+                clock). Default: the controller's ``BACKEND_IDLE_TIMEOUT`` (an hour,
+                unless configured otherwise).
 
         Returns:
             The :class:`Backend` (status ``starting``), with its ``token``: the
@@ -75,7 +80,15 @@ class _BackendCalls(_ControllerBase):
             print(backend.endpoint, backend.token)
         """
         body = _controller.backend_body(
-            environment, type, token, port, bind_address, limits, options, ttl
+            environment,
+            type,
+            token,
+            port,
+            bind_address,
+            limits,
+            options,
+            ttl,
+            idle_timeout,
         )
         return _controller.backend(self._json("POST", "/api/v1/backends", body=body))
 

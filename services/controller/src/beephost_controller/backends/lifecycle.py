@@ -43,6 +43,7 @@ from beephost_controller.backends.plan import (
 from beephost_controller.backends.reconcile import reconcile
 from beephost_controller.backends.status import (
     EXPIRED,
+    IDLE,
     RESTARTABLE,
     STOPPING,
     exit_reason,
@@ -93,6 +94,8 @@ class BackendService:
         self.clock = clock
         self.probe = probe
         self.add_secret = add_secret
+        #: What each backend's last health check said of its idleness (refresh).
+        self._idle: dict[str, float | None] = {}
 
     def _selector(self) -> dict[str, str]:
         return selector(self.settings)
@@ -206,6 +209,7 @@ class BackendService:
         if row.status == "stopped":
             return row
         state = self.containers.container_state(row.container_id or row.container_name)
+        self._idle[backend_id] = state.idle_seconds if state is not None else None
         status, reason = status_of(state)
         update = BackendUpdate()
         if state is not None and status == "starting" and reason is None:
@@ -318,6 +322,8 @@ class BackendService:
                 if self._expire_if_due(row):
                     continue
                 row = self.refresh(row.id)
+                if self._stop_if_idle(row):
+                    continue
                 if (
                     row.status == "exited"
                     and row.reason in RESTARTABLE
@@ -350,8 +356,7 @@ class BackendService:
         return restarted
 
     def _expire_if_due(self, row: BackendRow) -> bool:
-        """Stop a backend whose lifetime has ended; its row stays, ``stopped``, with
-        the reason ``expired``, until it is deleted."""
+        """Stop a backend whose lifetime has ended (reason ``expired``)."""
         expires_at = row.expires_at
         if row.status == "stopped" or expires_at is None or self.clock() < expires_at:
             return False
@@ -360,14 +365,31 @@ class BackendService:
             row.id,
             row.ttl,
         )
+        self._retire(row, EXPIRED)
+        return True
+
+    def _stop_if_idle(self, row: BackendRow) -> bool:
+        """Stop a ready backend whose server reports no request for its idle timeout
+        (reason ``idle``); its last health check says how long."""
+        idle = self._idle.get(row.id)
+        timeout = row.idle_timeout
+        if row.status != "ready" or timeout is None or idle is None or idle < timeout:
+            return False
+        logger.info("backend %s idle for %.0fs: stopping it", row.id, idle)
+        self._retire(row, IDLE)
+        return True
+
+    def _retire(self, row: BackendRow, reason: str) -> None:
+        """Stop a backend on the controller's own account: its row stays, ``stopped``
+        with ``reason``, until it is deleted."""
         # Recorded first, as a stop is: a controller killed before the removal ends
         # finishes it when it reconciles, and the row keeps saying why.
         self.store.update_backend(
-            row.id, BackendUpdate(status="stopped", reason=EXPIRED)
+            row.id, BackendUpdate(status="stopped", reason=reason)
         )
         self.remove_resources(row.id, row.container_name)
-        self.metrics.stops.labels(row.type, EXPIRED).inc()
-        return True
+        self._idle.pop(row.id, None)
+        self.metrics.stops.labels(row.type, reason).inc()
 
     # -- stop ----------------------------------------------------------------------------
 

@@ -42,6 +42,9 @@ ADMIN_CONTROLLER_URL = "unix:///run/beephost-controller/api.sock"
 #: The uid:gid a pipe backend's socket directory belongs to when the controller is root.
 SOCKET_OWNER = (10001, 10001)
 
+#: Where a backend's server writes its idle seconds (its /tmp is a tmpfs of its own).
+ACTIVITY_FILE = "/tmp/beephost-activity"
+
 #: Ports tried for one start before it fails (each taken one is retried).
 PORT_ATTEMPTS = 8
 
@@ -71,6 +74,9 @@ class BackendRequest:
     ttl: float | None = None
     #: The admin backend whose token asks (None: the controller's token).
     started_by: str | None = None
+    #: Seconds without a request before it is stopped (None: the controller's
+    #: BACKEND_IDLE_TIMEOUT).
+    idle_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -144,9 +150,12 @@ def socket_dir_owner(group: int | None, minted: Minted) -> tuple[int, int] | Non
 
 
 def _lifetime(request: BackendRequest, settings: Settings) -> float | None:
-    if request.ttl is not None:
-        return request.ttl
-    return settings.backend_ttl or None  # 0: no limit
+    return _chosen(request.ttl, settings.backend_ttl)
+
+
+def _chosen(requested: float | None, default: float) -> float | None:
+    """A start's own limit, else the controller's (whose 0 means none)."""
+    return requested if requested is not None else (default or None)
 
 
 def plan(
@@ -225,6 +234,7 @@ def plan(
             hardening,
             ttl=_lifetime(request, settings),
             started_by=request.started_by,
+            idle_timeout=_chosen(request.idle_timeout, settings.backend_idle_timeout),
         ),
         controller_token_sha256=controller_token and token_digest(controller_token),
     )
@@ -316,7 +326,11 @@ def _container_environment(
     prefix = _setting(kind, "")
     # Only the token's digest goes into the container: its environment is inherited
     # by every docker exec'd process (the health check), readable by user code.
-    environment = {f"{prefix}TOKEN_SHA256": token_digest(token)}
+    environment = {
+        f"{prefix}TOKEN_SHA256": token_digest(token),
+        # Its idle seconds, for the health check to print (the idle timeout).
+        f"{prefix}ACTIVITY_FILE": ACTIVITY_FILE,
+    }
     if worker_env:
         environment[f"{prefix}WORKER_ENV"] = json.dumps(dict(worker_env))
     return environment

@@ -14,7 +14,7 @@ from beephost_controller.backends.plan import (
     backend_volumes,
     selector,
 )
-from beephost_controller.backends.status import EXPIRED, STOPPING
+from beephost_controller.backends.status import RETIRED, STOPPING
 from beephost_controller.store import BackendUpdate
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def reconcile(service: "BackendService") -> dict[str, int]:
             service.remove_resources(row.id, row.container_name)
             service.store.delete_backend(row.id)
             del rows[row.id]
-        elif (row.status, row.reason) == ("stopped", EXPIRED):
+        elif row.status == "stopped" and row.reason in RETIRED:
             service.remove_resources(row.id, row.container_name)  # its row stays
             del rows[row.id]
     seen: set[str] = set()

@@ -7,6 +7,10 @@ from beephost_controller.schemas import BackendStatus, ExitReason
 STOPPING = "stopping"
 #: The reason of a backend the controller stopped at the end of its lifetime (``ttl``).
 EXPIRED = "expired"
+#: The reason of a backend the controller stopped after its idle timeout.
+IDLE = "idle"
+#: Reasons of a backend the controller stopped on its own: the row stays to say so.
+RETIRED: frozenset[str] = frozenset({EXPIRED, IDLE})
 
 #: Exit reasons after which the controller restarts a backend (within the limit).
 RESTARTABLE: frozenset[str] = frozenset({"crashed", "oom_killed"})

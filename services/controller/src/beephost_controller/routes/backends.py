@@ -63,6 +63,7 @@ def start_backend(
             limits=body.limits or BackendLimits(),
             options=body.options or BackendOptions(),
             ttl=body.ttl,
+            idle_timeout=body.idle_timeout,
             started_by=caller,
         )
     )

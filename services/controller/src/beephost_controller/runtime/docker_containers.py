@@ -1,5 +1,6 @@
 """``DockerContainers``: the ``BackendContainers`` on docker-py (backend containers and networks)."""
 
+import re
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -43,7 +44,19 @@ def _container_state(container: Any) -> ContainerState:
         oom_killed=bool(state.get("OOMKilled")),
         restart_count=int(attrs.get("RestartCount") or 0),
         ports=ports,
+        idle_seconds=reported_idle((state.get("Health") or {}).get("Log") or []),
     )
+
+
+_IDLE = re.compile(r"\bidle=(\d+)\b")
+
+
+def reported_idle(health_log: list[dict[str, Any]]) -> float | None:
+    """The idle seconds the last health check printed (``idle=N``), if any."""
+    if not health_log:
+        return None
+    found = _IDLE.search(str(health_log[-1].get("Output") or ""))
+    return float(found[1]) if found else None
 
 
 class DockerContainers:

@@ -112,6 +112,10 @@ class MemoryContainers:
             oom_killed=oom,
         )
 
+    def report_idle(self, name: str, seconds: float | None) -> None:
+        """What the container's health check says of its server's idleness."""
+        self.containers[name] = replace(self.containers[name], idle_seconds=seconds)
+
     def create_network(self, name: str, labels: Mapping[str, str]) -> None:
         self.networks[name] = dict(labels)
 

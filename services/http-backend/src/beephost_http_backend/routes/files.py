@@ -16,6 +16,7 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 
+from beephost_core.activity import Activity
 from beephost_core.transfers import FileReader, Upload
 from beephost_http_backend.deps import ExecutorDep
 from beephost_http_backend.errors import COMMON_ERRORS, documented, error_response
@@ -90,7 +91,8 @@ async def write_file(
         size=_length(request),
     )
     try:
-        await _receive(request, upload)
+        with executor.activity.request():  # a long upload keeps the backend busy
+            await _receive(request, upload)
         info = await asyncio.to_thread(upload.commit, sha256)
     except ClientDisconnect:
         raise InvalidRequest(
@@ -141,7 +143,7 @@ async def read_file(
     if selected is not None:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{reader.size}"
     return StreamingResponse(
-        _chunks(reader, start, end),
+        _chunks(reader, start, end, executor.activity),
         status_code=206 if selected is not None else 200,
         headers=headers,
         media_type="application/octet-stream",
@@ -159,17 +161,20 @@ async def _receive(request: Request, upload: Upload) -> None:
         await asyncio.to_thread(upload.write, bytes(pending))
 
 
-async def _chunks(reader: FileReader, start: int, end: int) -> AsyncIterator[bytes]:
+async def _chunks(
+    reader: FileReader, start: int, end: int, activity: Activity
+) -> AsyncIterator[bytes]:
     try:
-        offset = start
-        while offset < end:
-            data = await asyncio.to_thread(
-                reader.read, offset, min(CHUNK, end - offset)
-            )
-            if not data:
-                return  # the file shrank meanwhile: Content-Length is not met
-            offset += len(data)
-            yield data
+        with activity.request():  # a long download keeps the backend busy
+            offset = start
+            while offset < end:
+                data = await asyncio.to_thread(
+                    reader.read, offset, min(CHUNK, end - offset)
+                )
+                if not data:
+                    return  # the file shrank meanwhile: Content-Length is not met
+                offset += len(data)
+                yield data
     finally:
         reader.close()
 
