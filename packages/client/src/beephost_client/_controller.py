@@ -23,6 +23,7 @@ from beephost_client._controller_types import (
     JobLogPage,
     Limits,
     LogLine,
+    Pool,
     Runtime,
 )
 from beephost_client._exceptions import ErrorReply
@@ -89,6 +90,17 @@ def environment_body(
     }
 
 
+def limits_json(
+    limits: Limits | Mapping[str, Any] | None,
+) -> dict[str, Any] | None:
+    """Limits as the API takes them: only the ones set (None: the defaults)."""
+    if isinstance(limits, Limits):
+        limits = {f.name: getattr(limits, f.name) for f in fields(Limits)}
+    if limits is None:
+        return None
+    return {k: v for k, v in limits.items() if v is not None} or None
+
+
 def backend_body(
     environment: str,
     type: str,
@@ -100,17 +112,13 @@ def backend_body(
     ttl: float | None = None,
     idle_timeout: float | None = None,
 ) -> dict[str, Any]:
-    if isinstance(limits, Limits):
-        limits = {f.name: getattr(limits, f.name) for f in fields(Limits)}
-    if limits is not None:
-        limits = {k: v for k, v in limits.items() if v is not None} or None
     return {
         "environment": environment,
         "type": type,
         "token": token,
         "port": port,
         "bind_address": bind_address,
-        "limits": limits,
+        "limits": limits_json(limits),
         "options": dict(options) if options else None,
         "ttl": ttl,
         "idle_timeout": idle_timeout,
@@ -242,9 +250,34 @@ def job_log_page(raw: Any) -> JobLogPage:
 
 def backend(raw: Any) -> Backend:
     values = _kwargs(Backend, _expect_object(raw, "a backend"))
-    limits = values.get("limits")
-    values["limits"] = Limits(**_kwargs(Limits, limits)) if limits else Limits()
+    values["limits"] = _limits(values.get("limits"))
     return Backend(**values)
+
+
+def _limits(raw: Any) -> Limits:
+    return Limits(**_kwargs(Limits, raw)) if raw else Limits()
+
+
+def pool(raw: Any) -> Pool:
+    values = _kwargs(Pool, _expect_object(raw, "a pool"))
+    values["limits"] = _limits(values.get("limits"))
+    return Pool(**values)
+
+
+def pool_body(
+    size: int,
+    limits: Limits | Mapping[str, Any] | None,
+    options: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "size": size,
+        "limits": limits_json(limits),
+        "options": dict(options) if options else None,
+    }
+
+
+def pool_path(environment: str, kind: str) -> str:
+    return f"{environment_path(environment)}/pools/{_q(kind)}"
 
 
 def backend_connection(raw: Any) -> BackendConnection:

@@ -173,6 +173,9 @@ class Backend:
             it (status ``stopped``, reason ``idle``; ``None``: never).
         expires_at: When that lifetime ends, Unix seconds: the controller then stops
             it (status ``stopped``, reason ``expired``).
+        pooled: Pre-started in its environment's warm pool and not handed out yet.
+        claimed_at: When a start claimed it from a warm pool (``None``: it was
+            started for its caller).
     """
 
     id: str
@@ -195,6 +198,34 @@ class Backend:
     expires_at: float | None = None
     started_by: str | None = None
     idle_timeout: float | None = None
+    pooled: bool = False
+    claimed_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """A warm pool: ready, unclaimed backends of one environment and type.
+
+    Attributes:
+        environment: The environment its members run.
+        type: Their transport: ``http``, ``pipe`` or ``rpc``.
+        size: How many ready, unclaimed members it keeps.
+        limits: The members' limits (a start asking for exactly these claims one).
+        options: The members' hardening (likewise).
+        source: ``environment`` (its own setting) or ``default`` (the controller's
+            ``POOL_SIZE``).
+        ready: Members ready to be claimed now.
+        starting: Members starting (a refill under way).
+    """
+
+    environment: str
+    type: str
+    size: int = 0
+    limits: Limits = field(default_factory=Limits)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    source: str = "environment"
+    ready: int = 0
+    starting: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from beephost_client._controller_types import (
     JobLogPage,
     Limits,
     LogLine,
+    Pool,
     Runtime,
 )
 from beephost_client._sync._controller import ControllerClient
@@ -72,6 +73,7 @@ __all__ = [
     "Limits",
     "LogLine",
     "MockControllerTransport",
+    "Pool",
     "Request",
     "Response",
     "Runtime",

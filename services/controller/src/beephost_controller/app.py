@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -11,6 +12,7 @@ from fastapi import FastAPI
 from beephost_controller import errors, openapi
 from beephost_controller.backends import BackendService
 from beephost_controller.backends.install import PackageInstaller
+from beephost_controller.backends.pooling import Pools
 from beephost_controller.gate import RequestGate
 from beephost_controller.jobs import JobRunner
 from beephost_controller.metrics import ControllerMetrics
@@ -26,6 +28,7 @@ from beephost_controller.routes import (
     health,
     images,
     jobs,
+    pools,
     runtimes,
 )
 from beephost_controller.runtime.no_engine import (
@@ -104,16 +107,28 @@ def create_app(
         app.state.redactor = redactor
         app.state.backends, app.state.reconciled = backend_service, False
         app.state.installer = PackageInstaller(backend_service, runner, service.resolve)
+        warm = app.state.pools = Pools(backend_service, probe=probe)
         recovered = runner.recover(service.resume)
         if recovered:
             logger.info("recovered %d unfinished job(s)", len(recovered))
-        supervisor = asyncio.create_task(_supervise(app, backend_service, settings))
+        stop_filling = threading.Event()
+        filler = threading.Thread(
+            target=warm.run, args=(stop_filling,), name="beephost-pools", daemon=True
+        )
+        supervisor = asyncio.create_task(
+            _supervise(app, backend_service, settings, filler.start)
+        )
         try:
             yield
         finally:
             supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await supervisor
+            stop_filling.set()
+            warm.wake()
+            if filler.is_alive():
+                # A pass may be starting a member: at most one container start.
+                await asyncio.to_thread(filler.join, 60)
             if settings.stop_backends_on_shutdown:
                 stopped = await asyncio.to_thread(
                     backend_service.stop_all, "controller shut down"
@@ -140,6 +155,7 @@ def create_app(
         environments,
         jobs,
         backends,
+        pools,
         images,
         docs,
     ):
@@ -151,9 +167,17 @@ def create_app(
 
 
 async def _supervise(
-    app: FastAPI, backends: BackendService, settings: Settings
+    app: FastAPI,
+    backends: BackendService,
+    settings: Settings,
+    on_reconciled: Callable[[], None],
 ) -> None:
-    """Reconcile once (readiness waits for it), then sweep every backend forever."""
+    """Reconcile once (readiness waits for it), then sweep every backend forever.
+
+    Args:
+        on_reconciled: Called once the rows and containers agree (the pool filler
+            starts then: before, it would count members that are about to vanish).
+    """
     while not app.state.reconciled:
         try:
             counts = await asyncio.to_thread(backends.reconcile)
@@ -163,6 +187,7 @@ async def _supervise(
             continue
         logger.info("reconciled backends: %s", counts)
         app.state.reconciled = True
+        on_reconciled()
     while True:
         await asyncio.sleep(settings.supervise_interval)
         try:

@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from beephost_controller.backends import BackendService, token_digest
 from beephost_controller.backends.install import PackageInstaller
+from beephost_controller.backends.pooling import Pools
 from beephost_controller.redact import Redactor
 from beephost_controller.service import ControllerService
 from beephost_controller.settings import Settings
@@ -141,6 +142,7 @@ BackendsDep = Annotated[
 InstallerDep = Annotated[
     PackageInstaller, Depends(_from_state("installer", PackageInstaller))
 ]
+PoolsDep = Annotated[Pools, Depends(_from_state("pools", Pools))]
 StoreDep = Annotated[SqliteStore, Depends(_from_state("store", SqliteStore))]
 RedactorDep = Annotated[Redactor, Depends(_from_state("redactor", Redactor))]
 Authenticated = Depends(require_token)

@@ -61,6 +61,26 @@ class ControllerMetrics:
             registry=self.registry,
         )
 
+        self.pool_size = Gauge(
+            "beephost_controller_pool_size",
+            "Ready, unclaimed backends each warm pool keeps, by environment and type.",
+            ["environment", "type"],
+            registry=self.registry,
+        )
+        self.pool_members = Gauge(
+            "beephost_controller_pool_backends",
+            "Unclaimed pool members by environment, type and state (ready, starting).",
+            ["environment", "type", "state"],
+            registry=self.registry,
+        )
+        self.pool_claims = Counter(
+            "beephost_controller_pool_claims",
+            "Starts that a warm pool served (hit) or that started cold although a "
+            "pool serves their kind of start (miss), by type.",
+            ["type", "result"],
+            registry=self.registry,
+        )
+
     def count_backends(self, states: list[tuple[str, str]]) -> None:
         """Set the backends gauge from (type, status) pairs; absent pairs read 0."""
         counts: dict[tuple[str, str], int] = {}

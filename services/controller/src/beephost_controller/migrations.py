@@ -76,4 +76,15 @@ MIGRATIONS: Sequence[str] = (
     """
     ALTER TABLE environments DROP COLUMN status;
     """,
+    # 4: warm pools: each environment's setting per backend type (backends/pools.py).
+    """
+    CREATE TABLE pools (
+        environment TEXT NOT NULL REFERENCES environments(name) ON DELETE CASCADE,
+        type TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        config TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (environment, type)
+    );
+    """,
 )

@@ -92,6 +92,11 @@ class BackendConfig:
     started_by: str | None = None
     #: Seconds without a request after which it is stopped (None: never).
     idle_timeout: float | None = None
+    #: Pre-started in its environment's pool and not handed out yet (pools.py).
+    pooled: bool = False
+    #: When a start claimed it from the pool (its lifetime and idleness count from
+    #: then); None: started for its caller.
+    claimed_at: float | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -101,6 +106,8 @@ class BackendConfig:
             "ttl": self.ttl,
             "started_by": self.started_by,
             "idle_timeout": self.idle_timeout,
+            "pooled": self.pooled,
+            "claimed_at": self.claimed_at,
             **self.hardening.model_dump(),
         }
 
@@ -110,6 +117,7 @@ class BackendConfig:
         ttl = values.get("ttl")
         started_by = values.get("started_by")
         idle = values.get("idle_timeout")
+        claimed_at = values.get("claimed_at")
         return cls(
             port=port if isinstance(port, int) else None,
             bind_address=str(values.get("bind_address") or "127.0.0.1"),
@@ -121,6 +129,10 @@ class BackendConfig:
             ttl=float(ttl) if isinstance(ttl, int | float) else None,
             started_by=started_by if isinstance(started_by, str) else None,
             idle_timeout=float(idle) if isinstance(idle, int | float) else None,
+            pooled=values.get("pooled") is True,
+            claimed_at=float(claimed_at)
+            if isinstance(claimed_at, int | float)
+            else None,
         )
 
 
@@ -174,8 +186,54 @@ class BackendRow:
         return self.config.idle_timeout
 
     @property
+    def pooled(self) -> bool:
+        return self.config.pooled
+
+    @property
+    def claimed_at(self) -> float | None:
+        return self.config.claimed_at
+
+    @property
+    def handed_out_at(self) -> float:
+        """When its caller got it: its claim from a pool, else its start."""
+        return self.created_at if self.claimed_at is None else self.claimed_at
+
+    @property
     def expires_at(self) -> float | None:
-        return None if self.config.ttl is None else self.created_at + self.config.ttl
+        ttl = self.config.ttl
+        return None if ttl is None else self.handed_out_at + ttl
+
+
+@dataclass
+class PoolRow:
+    """An environment's pool setting for one backend type: how many ready, unclaimed
+    backends to keep, started with these limits and options."""
+
+    environment: str
+    type: BackendType
+    size: int
+    limits: BackendLimits = field(default_factory=BackendLimits)
+    options: BackendOptions = field(default_factory=BackendOptions)
+    updated_at: float = field(default_factory=time.time)
+
+    def config_json(self) -> str:
+        return json.dumps(
+            {"limits": self.limits.model_dump(), "options": self.options.model_dump()}
+        )
+
+    @classmethod
+    def from_columns(
+        cls, environment: str, type: BackendType, size: int, config: str, at: float
+    ) -> "PoolRow":
+        values = json.loads(config)
+        return cls(
+            environment,
+            type,
+            size,
+            BackendLimits.model_validate(values.get("limits") or {}),
+            BackendOptions.model_validate(values.get("options") or {}),
+            at,
+        )
 
 
 @dataclass

@@ -33,6 +33,9 @@ ExitReason = Literal["crashed", "oom_killed", "stopped"]
 #: The longest lifetime a backend may be given: 30 days.
 MAX_BACKEND_TTL = 30 * 86400.0
 
+#: The most ready, unclaimed backends one pool may keep.
+MAX_POOL_SIZE = 64
+
 
 def check_name(value: str) -> str:
     """An environment name, or ValueError saying in words what a name may contain."""
@@ -313,6 +316,47 @@ class BackendPublic(_Model):
         description="When that lifetime ends, Unix seconds: it is then stopped, "
         "status `stopped`, reason `expired`."
     )
+    pooled: bool = Field(
+        False,
+        description="Pre-started in its environment's warm pool, not handed out yet "
+        "(a start claims it; its token is never shown until then).",
+    )
+    claimed_at: float | None = Field(
+        None,
+        description="When a start claimed it from the pool (its lifetime and idle "
+        "time count from then); null: started for its caller.",
+    )
+
+
+class PoolSet(_Model):
+    size: int = Field(
+        ge=0,
+        le=MAX_POOL_SIZE,
+        description="Ready, unclaimed backends to keep (0: none).",
+    )
+    limits: BackendLimits | None = Field(
+        None,
+        description="Their limits; only a start asking for exactly these claims one.",
+    )
+    options: BackendOptions | None = Field(
+        None,
+        description="Their hardening; only a start asking for exactly these claims "
+        "one.",
+    )
+
+
+class PoolPublic(_Model):
+    environment: str
+    type: BackendType
+    size: int = Field(description="Ready, unclaimed backends it keeps.")
+    limits: BackendLimits
+    options: BackendOptions
+    source: Literal["environment", "default"] = Field(
+        description="`environment`: the environment's own setting; `default`: the "
+        "controller's POOL_SIZE."
+    )
+    ready: int = Field(description="Members ready to be claimed now.")
+    starting: int = Field(description="Members starting (a refill under way).")
 
 
 class BackendConnection(_Model):
@@ -379,6 +423,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse, "description": "unauthorized"},
     404: {"model": ErrorResponse, "description": "not_found"},
     409: {"model": ErrorResponse, "description": "conflict"},
+    429: {"model": ErrorResponse, "description": "quota_exceeded"},
     500: {"model": ErrorResponse, "description": "internal"},
     503: {"model": ErrorResponse, "description": "unavailable"},
 }

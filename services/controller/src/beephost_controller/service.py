@@ -190,20 +190,27 @@ class ControllerService:
             raise NotFound(f"no environment {name!r}", {"environment": name})
         return row
 
-    def delete_environment(self, name: str) -> None:
+    def delete_environment(
+        self, name: str, drain: Callable[[str], object] = lambda name: None
+    ) -> None:
         """Forget an environment, and remove its image unless another one uses it.
+
+        Args:
+            drain: Removes the environment's unclaimed pool members; called once its
+                row (and with it its pool settings) is gone, so no refill follows.
 
         Raises:
             NotFound: No such environment.
-            Conflict: It has backends.
+            Conflict: It has backends (pool members do not count).
         """
         row = self.environment(name)
-        if self.store.backends(name):
+        if any(not backend.pooled for backend in self.store.backends(name)):
             raise Conflict(
                 f"environment {name!r} has backends; stop them first",
                 {"environment": name},
             )
         self.store.delete_environment(name)
+        drain(name)
         if row.image is not None:
             release_image(self.store, self.builder, row.image)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from beephost_controller.schemas import MAX_BACKEND_TTL
+from beephost_controller.schemas import MAX_BACKEND_TTL, MAX_POOL_SIZE, BackendType
 
 # Docker's reference grammar, reduced to what we accept for our own repositories:
 # lowercase path components separated by "/", optionally behind a registry host[:port].
@@ -220,6 +220,24 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds between two status sweeps over every backend.",
     )
+    pool_size: dict[BackendType, int] = Field(
+        default_factory=dict,
+        description=(
+            "Warm pools every ready environment gets (except the admin one), as JSON: "
+            'backend type -> ready, unclaimed backends to keep (`{"http": 2}`). A '
+            "start with no token, port, bind address, limits or options of its own "
+            "claims one in milliseconds. An environment's own setting (`beep-host "
+            "venv pool`) replaces it. Pooled backends count against MAX_BACKENDS."
+        ),
+    )
+    max_backends: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Backends that may exist at once, pooled ones included (a start beyond "
+            "it: 429 quota_exceeded; a pool is not refilled beyond it). 0: no limit."
+        ),
+    )
     pipe_socket_group: int | None = Field(
         None,
         ge=0,
@@ -270,6 +288,16 @@ class Settings(BaseSettings):
                 "base_image_registry is a registry host and namespace such as "
                 f"docker.io/library, without scheme, tag or digest: {value!r}"
             )
+        return value
+
+    @field_validator("pool_size")
+    @classmethod
+    def _check_pool_sizes(cls, value: dict[BackendType, int]) -> dict[BackendType, int]:
+        for kind, size in value.items():
+            if not 0 <= size <= MAX_POOL_SIZE:
+                raise ValueError(
+                    f"pool size of {kind}: 0 to {MAX_POOL_SIZE}, not {size}"
+                )
         return value
 
     @field_validator("base_image_digests")

@@ -22,10 +22,11 @@ from beephost_controller.rows import (
     BackendUpdate,
     EnvironmentRow,
     JobRow,
+    PoolRow,
     RuntimeRow,
     build_state,
 )
-from beephost_controller.schemas import JobStatus
+from beephost_controller.schemas import BackendType, JobStatus
 
 __all__ = [
     "MIGRATIONS",
@@ -33,6 +34,7 @@ __all__ = [
     "BackendUpdate",
     "EnvironmentRow",
     "JobRow",
+    "PoolRow",
     "RuntimeRow",
     "SqliteStore",
 ]
@@ -349,12 +351,66 @@ class SqliteStore:
             ).fetchone()
         return self._backend(row) if row else None
 
+    def claim_backend(self, backend_id: str, config: BackendConfig) -> bool:
+        """Hand a pooled backend out: write its new config if it is still pooled.
+
+        Returns:
+            Whether this call claimed it (one compare-and-set in SQL: of concurrent
+            claims of one backend, exactly one wins, whatever thread or process).
+        """
+        with self._tx() as db:
+            claimed = db.execute(
+                "UPDATE backends SET options = ?, updated_at = ? "
+                "WHERE id = ? AND json_extract(options, '$.pooled') = 1",
+                (json.dumps(config.to_json()), time.time(), backend_id),
+            ).rowcount
+        return claimed == 1
+
     def delete_backend(self, backend_id: str) -> bool:
         with self._tx() as db:
             return (
                 db.execute("DELETE FROM backends WHERE id = ?", (backend_id,)).rowcount
                 == 1
             )
+
+    # -- pools --------------------------------------------------------------------------
+
+    def put_pool(self, row: PoolRow) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO pools (environment, type, size, config, "
+                "updated_at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    row.environment,
+                    row.type,
+                    row.size,
+                    row.config_json(),
+                    row.updated_at,
+                ),
+            )
+
+    def pools(self, environment: str | None = None) -> list[PoolRow]:
+        query = "SELECT * FROM pools"
+        args: tuple[str, ...] = ()
+        if environment is not None:
+            query, args = query + " WHERE environment = ?", (environment,)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY environment, type", args)
+            found = rows.fetchall()
+        return [
+            PoolRow.from_columns(
+                r["environment"], r["type"], r["size"], r["config"], r["updated_at"]
+            )
+            for r in found
+        ]
+
+    def delete_pool(self, environment: str, kind: BackendType) -> bool:
+        with self._tx() as db:
+            deleted = db.execute(
+                "DELETE FROM pools WHERE environment = ? AND type = ?",
+                (environment, kind),
+            ).rowcount
+        return deleted == 1
 
     @staticmethod
     def _backend(row: sqlite3.Row) -> BackendRow:

@@ -12,7 +12,7 @@ from beephost_cli.errors import Failure
 from beephost_cli.output import age, duration, jsonable, size_text
 from beephost_cli.state import state
 from beephost_client import InvalidRequest, NotFound, Unauthorized, Unavailable
-from beephost_client.controller import Backend, Image, Limits
+from beephost_client.controller import Backend, Image, Limits, Pool
 
 DEFAULT_VENV = "admin"
 
@@ -23,6 +23,14 @@ class Kind(StrEnum):
     http = "http"
     pipe = "pipe"
     rpc = "rpc"
+
+
+def _why(backend: Backend) -> str:
+    """What follows a status: ``(pooled)`` for an unclaimed pool member, else the
+    reason, if any."""
+    if backend.pooled:
+        return " (pooled)"
+    return f" ({backend.reason})" if backend.reason else ""
 
 
 def _fields(backend: Backend, token: str | None = None) -> list[tuple[str, object]]:
@@ -48,6 +56,13 @@ def _fields(backend: Backend, token: str | None = None) -> list[tuple[str, objec
         ("cpus", limits.cpus),
         ("pids", limits.pids),
         ("age", age(backend.created_at) or None),
+        ("pool", "unclaimed member" if backend.pooled else None),
+        (
+            "claimed",
+            age(backend.claimed_at) + " ago from a warm pool"
+            if backend.claimed_at
+            else None,
+        ),
         ("expires", _expiry(backend)),
     ]
     return [(name, value) for name, value in pairs if value is not None]
@@ -223,8 +238,11 @@ def stop(
     out = st.output(json)
     stopped: list[str] = []
     with st.controller() as controller:
-        # Stopped ones too (an expired backend's row): stopping deletes them.
-        targets = ids or [b.id for b in controller.backends(mine=not everyone)]
+        # Stopped ones too (an expired backend's row): stopping deletes them. Not
+        # warm pools' members: a pool's size says how many it keeps.
+        targets = ids or [
+            b.id for b in controller.backends(mine=not everyone) if not b.pooled
+        ]
         for backend_id in targets:
             try:
                 controller.stop_backend(backend_id)
@@ -262,8 +280,9 @@ def status(
         found = controller.backends()
         try:
             on_disk: list[Image] | None = controller.images()
+            pools: list[Pool] = controller.pools()
         except (Unauthorized, NotFound):  # a scoped token, or an older controller
-            on_disk = None
+            on_disk, pools = None, []
     out.table(
         found,
         ("id", "type", "venv", "status", "endpoint", "restarts", "age"),
@@ -272,7 +291,7 @@ def status(
                 b.id,
                 b.type,
                 b.environment,
-                b.status + (f" ({b.reason})" if b.reason else ""),
+                b.status + _why(b),
                 b.endpoint,
                 b.restarts,
                 age(b.created_at),
@@ -281,6 +300,15 @@ def status(
         ),
         empty="no backends: `beep-host start http|pipe|rpc` starts one",
     )
+    if pools and not out.json_mode:
+        out.note(
+            "warm pools: "
+            + ", ".join(
+                f"{p.environment}/{p.type} {p.ready}/{p.size} ready"
+                + (f" ({p.starting} starting)" if p.starting else "")
+                for p in pools
+            )
+        )
     if on_disk is not None and not out.json_mode:
         total = sum(image.size for image in on_disk)
         unused = sum(image.size for image in on_disk if not image.environments)

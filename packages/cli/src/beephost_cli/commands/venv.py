@@ -1,6 +1,7 @@
 """``beep-host venv ...``: environments (a runtime plus requirements, built into an image)."""
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +19,7 @@ from beephost_cli.errors import Failure
 from beephost_cli.output import Output, age, jsonable
 from beephost_cli.state import state
 from beephost_client import Conflict, ControllerClient
-from beephost_client.controller import Environment
+from beephost_client.controller import Environment, Pool
 
 app = typer.Typer(
     name="venv",
@@ -227,6 +228,71 @@ def delete(ctx: typer.Context, name: NameArgument, json: JsonOption = False) -> 
         out.json({"deleted": name})
     else:
         out.done(f"deleted environment {name}")
+
+
+class PoolKind(StrEnum):
+    """The backend transports a pool can keep."""
+
+    http = "http"
+    pipe = "pipe"
+    rpc = "rpc"
+
+
+def _pool_table(out: Output, pools: list[Pool], name: str) -> None:
+    out.table(
+        pools,
+        ("type", "size", "ready", "starting", "setting"),
+        ([p.type, p.size, p.ready, p.starting, p.source] for p in pools),
+        empty=f"environment {name} has no warm pool: "
+        f"`beep-host venv pool {name} --type http --size 2` keeps two ready",
+    )
+
+
+@app.command("pool")
+def pool(
+    ctx: typer.Context,
+    name: NameArgument,
+    kind: Annotated[
+        PoolKind, typer.Option("--type", help="The pool's backend type.")
+    ] = PoolKind.http,
+    size: Annotated[
+        int | None,
+        typer.Option(
+            "--size",
+            min=0,
+            max=64,
+            help="Keep this many started and ready (0: none). Without it: show the "
+            "environment's pools.",
+        ),
+    ] = None,
+    reset: Annotated[
+        bool,
+        typer.Option(
+            "--reset", help="Drop the environment's own size: the controller's applies."
+        ),
+    ] = False,
+    json: JsonOption = False,
+) -> None:
+    """Show or size an environment's warm pools: backends started ahead, so that
+    `beep-host start` hands one out in milliseconds.
+
+    Example: beep-host venv pool data --type http --size 2
+    """
+    if reset and size is not None:
+        raise typer.BadParameter(
+            "give --size or --reset, not both", param_hint="--reset"
+        )
+    st = state(ctx)
+    out = st.output(json)
+    with st.controller() as controller:
+        if reset:
+            controller.reset_pool(name, kind.value)
+        elif size is not None:
+            controller.set_pool(name, kind.value, size)
+        pools = controller.pools(name)
+    if size is not None and not out.json_mode:
+        out.done(f"{name}/{kind.value} pool: keeping {size} ready")
+    _pool_table(out, pools, name)
 
 
 @app.command("admin")

@@ -4,10 +4,19 @@ GENERATED from ``_async/_controller_environments.py`` by ``packages/client/scrip
 do not edit (part of ControllerClient; the docstrings there describe both).
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from beephost_client import _controller
-from beephost_client._controller_types import Environment, Image, Job, Runtime
+from beephost_client._controller_types import (
+    BackendType,
+    Environment,
+    Image,
+    Job,
+    Limits,
+    Pool,
+    Runtime,
+)
 from beephost_client._transports.controller import Request
 
 from ._controller_base import _ControllerBase
@@ -218,6 +227,57 @@ class _EnvironmentCalls(_ControllerBase):
         """
         raw = self._json("POST", "/api/v1/images/prune")
         return _controller.images(raw, "removed")
+
+    # -- warm pools -----------------------------------------------------------------------
+
+    def set_pool(
+        self,
+        environment: str,
+        type: BackendType,
+        size: int,
+        *,
+        limits: Limits | Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> Pool:
+        """Keep ``size`` backends of an environment and type started and ready, so
+        that :meth:`start_backend` hands one out in milliseconds.
+
+        A start claims a member when it names no token, port or bind address, and
+        exactly the pool's ``limits`` and ``options`` (none: the defaults); the
+        controller refills the pool in the background. Size 0 keeps none.
+
+        Returns:
+            The :class:`Pool` as it is now (its members may still be starting).
+
+        Raises:
+            NotFound: No environment has that name.
+            InvalidRequest: A size out of range (0 to 64), or a bad limit or option.
+
+        Example::
+
+            controller.set_pool("data", "http", 2)
+        """
+        body = _controller.pool_body(size, limits, options)
+        path = _controller.pool_path(environment, type)
+        return _controller.pool(self._json("PUT", path, body=body))
+
+    def pools(self, environment: str | None = None) -> list[Pool]:
+        """The warm pools in effect (an environment's own, or the controller's
+        default), with their ready and starting members.
+
+        Example::
+
+            ready = sum(p.ready for p in controller.pools("data"))
+        """
+        path = "/api/v1/pools"
+        if environment is not None:
+            path = f"{_controller.environment_path(environment)}/pools"
+        return _controller.many(_controller.pool, self._json("GET", path), "pools")
+
+    def reset_pool(self, environment: str, type: BackendType) -> None:
+        """Drop an environment's own pool setting: the controller's default applies
+        (none unless its ``POOL_SIZE`` names the type)."""
+        self._send(Request("DELETE", _controller.pool_path(environment, type)))
 
     def admin_environment(self) -> Environment:
         """Make sure the admin environment exists (its image may build as a job).

@@ -306,6 +306,11 @@ class PackageInstaller:
 
     def _ready_row(self, backend_id: str) -> BackendRow:
         row = self.backends.refresh(backend_id)
+        if row.pooled:  # nothing may change a member before its claim
+            raise Conflict(
+                f"backend {backend_id} is an unclaimed pool member",
+                {"backend": backend_id},
+            )
         if row.status != "ready":
             raise Conflict(
                 f"backend {backend_id} is {row.status}, not ready",

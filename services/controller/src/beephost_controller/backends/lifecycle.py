@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import tarfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -61,7 +62,13 @@ from beephost_controller.ports import (
 from beephost_controller.schemas import ExitReason
 from beephost_controller.settings import Settings
 from beephost_controller.store import BackendRow, BackendUpdate, SqliteStore
-from beephost_protocol.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from beephost_protocol.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    QuotaExceeded,
+    Unavailable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +103,8 @@ class BackendService:
         self.add_secret = add_secret
         #: What each backend's last health check said of its idleness (refresh).
         self._idle: dict[str, float | None] = {}
+        #: Held from counting the backends to recording a new one (MAX_BACKENDS).
+        self._admission = threading.Lock()
 
     def _selector(self) -> dict[str, str]:
         return selector(self.settings)
@@ -125,14 +134,34 @@ class BackendService:
         )
         if planned.controller_token is not None:
             self.add_secret(planned.controller_token)
+        with self._admission:
+            self._check_room()
+            # Recorded before the container exists (crash safety).
+            self.store.insert_backend(planned.row)
         self.apply(planned, taken=set(held))
         return self.refresh(planned.row.id)
 
+    def room(self) -> int | None:
+        """How many more backends MAX_BACKENDS allows now (None: no limit)."""
+        limit = self.settings.max_backends
+        if not limit:
+            return None
+        live = sum(row.status != "stopped" for row in self.store.backends())
+        return max(0, limit - live)
+
+    def _check_room(self) -> None:
+        if self.room() == 0:
+            limit = self.settings.max_backends
+            raise QuotaExceeded(
+                f"the controller runs its maximum of {limit} backends (pooled ones "
+                "included): stop one first",
+                {"max_backends": limit},
+            )
+
     def apply(self, planned: BackendPlan, taken: set[int]) -> None:
-        """Record the row, then make the container (and its network and socket
-        directory); on failure remove what was made, and the row if nothing stays."""
+        """Make the recorded row's container (and its network and socket directory);
+        on failure remove what was made, and the row if nothing stays."""
         row = planned.row
-        self.store.insert_backend(row)  # before the container exists (crash safety)
         try:
             if planned.network is not None:
                 self.containers.create_network(planned.network, planned.spec.labels)
@@ -373,6 +402,9 @@ class BackendService:
         (reason ``idle``); its last health check says how long."""
         idle = self._idle.get(row.id)
         timeout = row.idle_timeout
+        if idle is not None and row.claimed_at is not None:
+            # A pool member idled before its claim: that time is not its caller's.
+            idle = min(idle, self.clock() - row.claimed_at)
         if row.status != "ready" or timeout is None or idle is None or idle < timeout:
             return False
         logger.info("backend %s idle for %.0fs: stopping it", row.id, idle)

@@ -77,6 +77,8 @@ class BackendRequest:
     #: Seconds without a request before it is stopped (None: the controller's
     #: BACKEND_IDLE_TIMEOUT).
     idle_timeout: float | None = None
+    #: A pool's member: no lifetime, idle timeout or owner until a start claims it.
+    pooled: bool = False
 
 
 @dataclass(frozen=True)
@@ -149,8 +151,15 @@ def socket_dir_owner(group: int | None, minted: Minted) -> tuple[int, int] | Non
     return None if group is None else (-1, group)
 
 
-def _lifetime(request: BackendRequest, settings: Settings) -> float | None:
-    return _chosen(request.ttl, settings.backend_ttl)
+def lifetimes(
+    request: BackendRequest, settings: Settings
+) -> tuple[float | None, float | None]:
+    """(ttl, idle timeout) of a backend handed to ``request``'s caller: its own, else
+    the controller's defaults."""
+    return (
+        _chosen(request.ttl, settings.backend_ttl),
+        _chosen(request.idle_timeout, settings.backend_idle_timeout),
+    )
 
 
 def _chosen(requested: float | None, default: float) -> float | None:
@@ -220,6 +229,7 @@ def plan(
     if container_port is not None and host_port is not None:
         ports = {container_port: (bind_address, host_port)}
     limits = request.limits
+    ttl, idle_timeout = (None, None) if request.pooled else lifetimes(request, settings)
     row = BackendRow(
         id=backend_id,
         environment=env.name,
@@ -232,9 +242,10 @@ def plan(
             bind_address,
             limits,
             hardening,
-            ttl=_lifetime(request, settings),
-            started_by=request.started_by,
-            idle_timeout=_chosen(request.idle_timeout, settings.backend_idle_timeout),
+            ttl=ttl,
+            started_by=None if request.pooled else request.started_by,
+            idle_timeout=idle_timeout,
+            pooled=request.pooled,
         ),
         controller_token_sha256=controller_token and token_digest(controller_token),
     )

@@ -10,6 +10,7 @@ from beephost_controller.deps import (
     BackendsDep,
     Caller,
     InstallerDep,
+    PoolsDep,
     RedactorDep,
     VisibleBackendId,
 )
@@ -26,7 +27,7 @@ from beephost_controller.schemas import (
     JobPublic,
     PackagesInstall,
 )
-from beephost_protocol.errors import Unavailable
+from beephost_protocol.errors import Conflict, Unavailable
 
 
 def backend_public(row: BackendRow, *, token: str | None = None) -> BackendPublic:
@@ -47,13 +48,16 @@ router = APIRouter(
     responses=ERROR_RESPONSES,
 )
 def start_backend(
-    body: BackendCreate, backends: BackendsDep, redactor: RedactorDep, caller: Caller
+    body: BackendCreate, pools: PoolsDep, redactor: RedactorDep, caller: Caller
 ) -> BackendPublic:
     """Start a backend container; it answers once `status` is `ready`.
 
-    The reply is the only one that carries the backend's `token`.
+    When a warm pool of the environment and type serves the start (no token, port or
+    bind address of its own, the pool's limits and options), a ready member is claimed
+    and returned `ready`, with `claimed_at` set. The reply is the only one that
+    carries the backend's `token`.
     """
-    row = backends.start(
+    row = pools.start(
         BackendRequest(
             environment=body.environment,
             type=body.type,
@@ -85,7 +89,7 @@ def list_backends(
     (an admin backend's token sees only those it started)."""
     rows = backends.all()
     if mine or caller is not None:
-        rows = [row for row in rows if row.started_by == caller]
+        rows = [row for row in rows if row.started_by == caller and not row.pooled]
     return [backend_public(row) for row in rows]
 
 
@@ -148,6 +152,12 @@ def backend_connection(
 ) -> BackendConnection:
     """The URL and token a client connects with."""
     row = backends.refresh(backend_id)
+    if row.pooled:
+        # Its token goes to whoever claims it, and to no one before.
+        raise Conflict(
+            f"backend {backend_id} is an unclaimed pool member: start one to claim it",
+            {"backend": backend_id},
+        )
     if row.endpoint is None:
         raise Unavailable(
             f"backend {backend_id} has no endpoint yet ({row.status})",

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from beephost_controller.deps import Authenticated, ServiceDep, StoreDep
+from beephost_controller.deps import Authenticated, PoolsDep, ServiceDep, StoreDep
 from beephost_controller.schemas import (
     ERROR_RESPONSES,
     NAME_PATTERN,
@@ -106,7 +106,7 @@ def get_environment(name: str, service: ServiceDep) -> EnvironmentPublic:
 @router.delete(
     "/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=ERROR_RESPONSES
 )
-def delete_environment(name: str, service: ServiceDep) -> None:
-    """Forget an environment; its image is removed unless another environment with the
-    same content uses it."""
-    service.delete_environment(name)
+def delete_environment(name: str, service: ServiceDep, pools: PoolsDep) -> None:
+    """Forget an environment (and its warm pools' unclaimed backends); its image is
+    removed unless another environment with the same content uses it."""
+    service.delete_environment(name, drain=pools.drain)

@@ -1,0 +1,270 @@
+"""Warm pools, applied: a start claims a ready member or starts cold; a filler thread
+keeps every pool at its size (pools.py decides what each pass does).
+
+Members are rows in the store like every backend, so a restarted controller adopts
+them as it adopts any container (reconcile.py), and the filler carries on from what
+the rows say.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from beephost_controller.backends.lifecycle import BackendService
+from beephost_controller.backends.plan import BackendRequest
+from beephost_controller.backends.pools import (
+    Pool,
+    claimed,
+    effective_pools,
+    members,
+    refill,
+    serves,
+    strays,
+)
+from beephost_controller.ports import ContainerRuntimeError
+from beephost_controller.rows import BackendRow, PoolRow
+from beephost_controller.schemas import BackendLimits, BackendOptions, BackendType
+from beephost_protocol.errors import BeepHostError, NotFound
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between two passes while a member is starting (its readiness is watched).
+STARTING_INTERVAL = 0.2
+
+
+@dataclass(frozen=True)
+class PoolState:
+    """A pool in effect and its members now."""
+
+    pool: Pool
+    ready: int
+    starting: int
+
+
+class Pools:
+    """Claims from warm pools, and the filler that keeps them full.
+
+    Args:
+        probe: Whether a backend answers (endpoint, token): a member is probed before
+            it is handed out, so a claim never returns one that died since the last
+            sweep.
+    """
+
+    def __init__(
+        self,
+        backends: BackendService,
+        *,
+        probe: Callable[[str, str | None], bool] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.backends = backends
+        self.store = backends.store
+        self.settings = backends.settings
+        self.metrics = backends.metrics
+        self.probe = probe
+        self.clock = clock
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+
+    # -- settings ------------------------------------------------------------------------
+
+    def environment(self, name: str) -> None:
+        """Raise NotFound unless the environment exists."""
+        if self.store.environment(name) is None:
+            raise NotFound(f"no environment {name!r}", {"environment": name})
+
+    def pools(self, environment: str | None = None) -> list[Pool]:
+        environments = self.store.environments()
+        if environment is not None:
+            environments = [env for env in environments if env.name == environment]
+        return effective_pools(
+            environments, self.store.pools(environment), self.settings.pool_size
+        )
+
+    def states(self, environment: str | None = None) -> list[PoolState]:
+        rows = self.store.backends(environment)
+        states = []
+        for pool in self.pools(environment):
+            current = members(pool, rows)
+            ready = sum(row.status == "ready" for row in current)
+            starting = sum(row.status in ("starting", "unhealthy") for row in current)
+            states.append(PoolState(pool, ready, starting))
+        return states
+
+    def state(self, environment: str, kind: BackendType) -> PoolState:
+        for state in self.states(environment):
+            if state.pool.type == kind:
+                return state
+        raise NotFound(
+            f"environment {environment!r} has no {kind} pool",
+            {"environment": environment, "type": kind},
+        )
+
+    def configure(
+        self,
+        environment: str,
+        kind: BackendType,
+        size: int,
+        limits: BackendLimits | None = None,
+        options: BackendOptions | None = None,
+    ) -> PoolState:
+        """Set an environment's pool of a type (size 0 keeps none); the filler
+        starts or removes members at once."""
+        self.environment(environment)
+        self.store.put_pool(
+            PoolRow(
+                environment,
+                kind,
+                size,
+                limits or BackendLimits(),
+                options or BackendOptions(),
+            )
+        )
+        self.wake()
+        return self.state(environment, kind)
+
+    def reset(self, environment: str, kind: BackendType) -> None:
+        """Forget an environment's own setting (the controller's default applies)."""
+        self.environment(environment)
+        self.store.delete_pool(environment, kind)
+        self.wake()
+
+    def drain(self, environment: str) -> int:
+        """Remove every unclaimed member of an environment (before it is deleted)."""
+        removed = 0
+        for row in self.store.backends(environment):
+            if row.pooled and self._remove(row):
+                removed += 1
+        return removed
+
+    # -- claims --------------------------------------------------------------------------
+
+    def start(self, request: BackendRequest) -> BackendRow:
+        """A backend for ``request``: a ready pool member if one serves it, else a cold
+        start."""
+        row = self.claim(request)
+        if row is None:
+            return self.backends.start(request)
+        return row
+
+    def claim(self, request: BackendRequest) -> BackendRow | None:
+        """Hand out a ready member of a pool that serves ``request``, if there is one."""
+        pool = next(
+            (p for p in self.pools(request.environment) if serves(p, request)), None
+        )
+        if pool is None:
+            return None
+        for row in members(pool, self.store.backends(request.environment)):
+            if row.status != "ready" or not pool.made(row) or not self._answers(row):
+                continue
+            config = claimed(row.config, request, self.settings, self.clock())
+            if self.store.claim_backend(row.id, config):
+                self.metrics.pool_claims.labels(request.type, "hit").inc()
+                self.wake()
+                return self.backends.get_row(row.id)
+        self.metrics.pool_claims.labels(request.type, "miss").inc()
+        self.wake()
+        return None
+
+    def _answers(self, row: BackendRow) -> bool:
+        if row.endpoint is None:
+            return False
+        return self.probe is None or self.probe(row.endpoint, row.token)
+
+    # -- the filler ----------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Run a pass now (a claim took a member, or a setting changed)."""
+        self._wake.set()
+
+    def run(self, stop: threading.Event) -> None:
+        """Fill the pools until ``stop`` is set: a pass on every wake, every
+        supervise interval, and often while members are starting."""
+        self._stop = stop
+        while not stop.is_set():
+            starting = False
+            try:
+                starting = self.fill()
+            except Exception:
+                logger.exception("filling the pools failed")
+            interval = (
+                STARTING_INTERVAL if starting else self.settings.supervise_interval
+            )
+            self._wake.wait(interval)
+            self._wake.clear()
+
+    def fill(self) -> bool:
+        """One pass: remove what no pool wants, start what pools miss, and look at
+        members still starting.
+
+        Returns:
+            Whether a member is still starting.
+        """
+        pools = self.pools()
+        rows = self.store.backends()
+        for row in strays(pools, rows):
+            self._remove(row)
+        starting = False
+        for pool in pools:
+            plan = refill(pool, members(pool, rows), self.backends.room())
+            for backend_id in plan.remove:
+                member = self.store.backend(backend_id)
+                if member is not None:
+                    self._remove(member)
+            for _ in range(plan.start):
+                if self._stop.is_set() or not self._start_member(pool):
+                    break
+            for row in members(pool, self.store.backends(pool.environment)):
+                if row.status in ("starting", "unhealthy"):
+                    starting = self._watch(row) or starting
+        self._gauge()
+        return starting
+
+    def _start_member(self, pool: Pool) -> bool:
+        try:
+            row = self.backends.start(pool.request())
+        except BeepHostError as exc:
+            logger.warning(
+                "could not start a member of the %s pool of %s: %s",
+                pool.type,
+                pool.environment,
+                exc,
+            )
+            return False
+        logger.info("pool %s/%s: started %s", pool.environment, pool.type, row.id)
+        return True
+
+    def _watch(self, row: BackendRow) -> bool:
+        """Refresh a starting member; whether it still is."""
+        try:
+            return self.backends.refresh(row.id).status in ("starting", "unhealthy")
+        except NotFound:
+            return False  # claimed and stopped meanwhile
+        except ContainerRuntimeError as exc:
+            logger.warning("pool member %s: %s", row.id, exc)
+            return True
+
+    def _remove(self, row: BackendRow) -> bool:
+        """Stop an unclaimed member and delete its row (it never served anyone)."""
+        # Taken out of the pool first, in the claims' compare-and-set: claimed since
+        # it was read, it is not ours to remove; taken, no claim can have it.
+        if not self.store.claim_backend(row.id, replace(row.config, pooled=False)):
+            return False
+        try:
+            self.backends.stop(row.id)
+        except (BeepHostError, ContainerRuntimeError) as exc:
+            logger.warning("could not remove pool member %s: %s", row.id, exc)
+            return False
+        return True
+
+    def _gauge(self) -> None:
+        self.metrics.pool_members.clear()
+        self.metrics.pool_size.clear()
+        for state in self.states():
+            pool = state.pool
+            gauge = self.metrics.pool_members
+            gauge.labels(pool.environment, pool.type, "ready").set(state.ready)
+            gauge.labels(pool.environment, pool.type, "starting").set(state.starting)
+            self.metrics.pool_size.labels(pool.environment, pool.type).set(pool.size)

@@ -1,0 +1,75 @@
+"""Warm pools: ready, unclaimed backends per environment and type, claimed by starts."""
+
+from fastapi import APIRouter, status
+
+from beephost_controller.backends.pooling import PoolState
+from beephost_controller.deps import Authenticated, PoolsDep
+from beephost_controller.schemas import (
+    ERROR_RESPONSES,
+    BackendType,
+    PoolPublic,
+    PoolSet,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["pools"], dependencies=[Authenticated])
+
+
+def pool_public(state: PoolState) -> PoolPublic:
+    pool = state.pool
+    return PoolPublic(
+        environment=pool.environment,
+        type=pool.type,
+        size=pool.size,
+        limits=pool.limits,
+        options=pool.options,
+        source=pool.source,
+        ready=state.ready,
+        starting=state.starting,
+    )
+
+
+@router.get("/pools", response_model=list[PoolPublic], responses=ERROR_RESPONSES)
+def list_pools(pools: PoolsDep) -> list[PoolPublic]:
+    """Every pool in effect, with how many members are ready and starting."""
+    return [pool_public(state) for state in pools.states()]
+
+
+@router.get(
+    "/environments/{name}/pools",
+    response_model=list[PoolPublic],
+    responses=ERROR_RESPONSES,
+)
+def environment_pools(name: str, pools: PoolsDep) -> list[PoolPublic]:
+    """An environment's pools in effect (its own settings and the defaults)."""
+    pools.environment(name)
+    return [pool_public(state) for state in pools.states(name)]
+
+
+@router.put(
+    "/environments/{name}/pools/{kind}",
+    response_model=PoolPublic,
+    responses=ERROR_RESPONSES,
+)
+def set_pool(
+    name: str, kind: BackendType, body: PoolSet, pools: PoolsDep
+) -> PoolPublic:
+    """Keep `size` backends of this type started, ready and unclaimed (0: none).
+
+    A start of this environment and type claims one when it names no token, port or
+    bind address, and exactly the pool's limits and options (none: the defaults);
+    the pool is refilled in the background. Members are replaced when the setting
+    changes.
+    """
+    return pool_public(
+        pools.configure(name, kind, body.size, body.limits, body.options)
+    )
+
+
+@router.delete(
+    "/environments/{name}/pools/{kind}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=ERROR_RESPONSES,
+)
+def reset_pool(name: str, kind: BackendType, pools: PoolsDep) -> None:
+    """Drop the environment's own setting: the controller's POOL_SIZE applies."""
+    pools.reset(name, kind)
