@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,41 @@ def test_stop_all(controller: ControllerProcess, venv: str) -> None:
     assert result.returncode == 0, result.stderr
     assert ok_json(controller, "status") == []
     assert controller.owned() == []
+
+
+def test_venv_pool_keeps_backends_ready_for_start(
+    controller: ControllerProcess, venv: str
+) -> None:
+    result = beep_host(controller, "venv", "pool", venv, "--type", "pipe", "--size", "1")
+    assert result.returncode == 0, result.stderr
+    assert "keeping 1 ready" in result.stderr
+    deadline = time.monotonic() + 90
+    while ok_json(controller, "venv", "pool", venv)[0]["ready"] != 1:
+        assert time.monotonic() < deadline, "the pool was never filled"
+        time.sleep(0.3)
+    status = beep_host(controller, "status")
+    assert "ready (pooled)" in status.stdout, status.stdout
+    assert f"warm pools: {venv}/pipe 1/1 ready" in status.stderr
+    started = ok_json(controller, "start", "pipe", "--venv", venv)
+    try:
+        assert started["claimed_at"] is not None
+        assert started["token"]
+        shown = beep_host(controller, "status", started["id"])
+        assert "from a warm pool" in shown.stdout, shown.stdout
+        stop_all = beep_host(controller, "stop", "--all", "--everyone")
+        assert stop_all.returncode == 0, stop_all.stderr
+        # Only the claimed backend: the pool's refill stays.
+        assert started["id"] in stop_all.stderr
+        assert any(b["pooled"] for b in ok_json(controller, "status"))
+    finally:
+        beep_host(controller, "stop", started["id"])
+        reset = beep_host(controller, "venv", "pool", venv, "--type", "pipe", "--reset")
+        assert reset.returncode == 0, reset.stderr
+    assert ok_json(controller, "venv", "pool", venv) == []
+    deadline = time.monotonic() + 30
+    while ok_json(controller, "status"):
+        assert time.monotonic() < deadline, "the pool's members were not removed"
+        time.sleep(0.3)
 
 
 def test_errors_are_one_line_with_a_hint_and_exit_codes(

@@ -23,7 +23,7 @@ from beephost_controller.ports import BackendContainers, ImageBuilder
 from beephost_controller.service import Resolve
 from beephost_controller.settings import Settings
 from beephost_controller.testing import MemoryContainers, MemoryImageBuilder
-from beephost_protocol.errors import InvalidRequest, NotFound, Unauthorized
+from beephost_protocol.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from tests.integration.controller.test_controller_api import (
     fake_resolver,
 )
@@ -155,6 +155,54 @@ def test_bad_backend_requests_are_typed_errors(live: Live) -> None:
             with pytest.raises(InvalidRequest):
                 api._json("POST", "/api/v1/backends", body=body)
         assert api.backends() == [], "nothing was started by a bad request"
+
+
+def _pool_members(api: ControllerClient, count: int) -> list[str]:
+    deadline = time.monotonic() + 10
+    while len(members := [b.id for b in api.backends() if b.pooled]) != count:
+        assert time.monotonic() < deadline, f"not {count} pool members: {members}"
+        time.sleep(0.05)
+    return members
+
+
+def test_pools_are_set_shown_refused_to_strangers_and_drained(live: Live) -> None:
+    with live.client() as api:
+        _ready_env(api, "warm")
+        pool = api.set_pool("warm", "pipe", 2, limits={"memory_mb": 256})
+        assert (pool.environment, pool.type, pool.size) == ("warm", "pipe", 2)
+        assert (pool.limits.memory_mb, pool.source) == (256, "environment")
+        members = _pool_members(api, 2)
+        assert [p.type for p in api.pools()] == ["pipe"]
+        assert api.pools("warm")[0].ready + api.pools("warm")[0].starting == 2
+        with pytest.raises(Conflict):  # its token is for whoever claims it
+            api.backend_connection(members[0])
+        assert api.backends(mine=True) == [], "members are nobody's yet"
+        # In this engine no member answers a probe: the start is a cold one.
+        cold = api.start_backend("warm", "pipe", limits={"memory_mb": 256})
+        assert cold.id not in members
+        assert cold.claimed_at is None
+        assert [b.id for b in api.backends(mine=True)] == [cold.id]
+        metrics = api.metrics()
+        assert 'beephost_controller_pool_claims_total{result="miss",type="pipe"}' in (
+            metrics
+        )
+        assert 'beephost_controller_pool_size{environment="warm",type="pipe"} 2.0' in (
+            metrics
+        )
+        for bad in ({"size": -1}, {"size": 65}, {"size": 1, "limits": {"cpus": 0}}):
+            with pytest.raises(InvalidRequest):
+                api._json("PUT", "/api/v1/environments/warm/pools/pipe", body=bad)
+        with pytest.raises(InvalidRequest):
+            api._json("PUT", "/api/v1/environments/warm/pools/fax", body={"size": 1})
+        with pytest.raises(NotFound):
+            api.set_pool("nowhere", "http", 1)
+        with pytest.raises(Conflict):  # a backend of its own still runs
+            api.delete_environment("warm")
+        api.stop_backend(cold.id)
+        api.delete_environment("warm")  # the members go with it
+        assert api.backends() == []
+        assert live.containers.containers == {}
+        assert api.pools() == []
 
 
 def test_config_hides_the_token(live: Live) -> None:

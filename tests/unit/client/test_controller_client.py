@@ -112,6 +112,7 @@ def test_module_surface_is_pinned() -> None:
         "Limits",
         "LogLine",
         "MockControllerTransport",
+        "Pool",
         "Request",
         "Response",
         "Runtime",
@@ -174,6 +175,38 @@ def test_images_and_prune_decode_into_images() -> None:
         ("GET", "/api/v1/images"),
         ("POST", "/api/v1/images/prune"),
     ]
+
+
+def test_pools_are_set_listed_and_reset() -> None:
+    pool = {
+        "environment": "data",
+        "type": "http",
+        "size": 2,
+        "limits": {"memory_mb": 1024, "cpus": 1.0, "pids": 256},
+        "options": {"read_only": True},
+        "source": "environment",
+        "ready": 1,
+        "starting": 1,
+    }
+    client, recorder = client_of(
+        reply(200, pool), reply(200, [pool]), reply(200, []), reply(204)
+    )
+    got = client.set_pool("data", "http", 2, limits=ctl.Limits(memory_mb=1024))
+    assert (got.size, got.ready, got.starting) == (2, 1, 1)
+    assert got.limits == ctl.Limits(memory_mb=1024, cpus=1.0, pids=256)
+    assert client.pools("data") == [got]
+    assert client.pools() == []
+    client.reset_pool("data", "http")
+    assert [(r.method, r.path) for r in recorder.requests] == [
+        ("PUT", "/api/v1/environments/data/pools/http"),
+        ("GET", "/api/v1/environments/data/pools"),
+        ("GET", "/api/v1/pools"),
+        ("DELETE", "/api/v1/environments/data/pools/http"),
+    ]
+    assert json.loads(recorder.requests[0].body or b"") == {
+        "size": 2,
+        "limits": {"memory_mb": 1024},
+    }
 
 
 def test_missing_fields_take_defaults() -> None:

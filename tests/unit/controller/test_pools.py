@@ -315,6 +315,18 @@ def test_idle_time_counts_from_the_claim(tmp_path: Path) -> None:
     )
 
 
+def test_members_stopped_at_a_shutdown_leave_no_rows(tmp_path: Path) -> None:
+    pools = _pools(tmp_path, Clock())
+    pools.configure("e", "http", 1)
+    pools.fill()
+    (member,) = pools.store.backends()
+    assert pools.backends.stop_all("controller shut down") == 1
+    pools.fill()  # the next controller's first pass
+    (fresh,) = pools.store.backends()
+    assert fresh.id != member.id
+    assert fresh.pooled
+
+
 def test_deleting_the_setting_falls_back_to_the_default(tmp_path: Path) -> None:
     pools = _pools(tmp_path, Clock(), pool_size={"rpc": 2})
     assert pools.state("e", "rpc").pool.source == "default"

@@ -279,7 +279,15 @@ class _AsyncEnvironmentCalls(_AsyncControllerBase):
 
     async def reset_pool(self, environment: str, type: BackendType) -> None:
         """Drop an environment's own pool setting: the controller's default applies
-        (none unless its ``POOL_SIZE`` names the type)."""
+        (none unless its ``POOL_SIZE`` names the type).
+
+        Raises:
+            NotFound: No environment has that name.
+
+        Example::
+
+            await controller.reset_pool("data", "http")
+        """
         await self._send(Request("DELETE", _controller.pool_path(environment, type)))
 
     async def admin_environment(self) -> Environment:

@@ -276,7 +276,15 @@ class _EnvironmentCalls(_ControllerBase):
 
     def reset_pool(self, environment: str, type: BackendType) -> None:
         """Drop an environment's own pool setting: the controller's default applies
-        (none unless its ``POOL_SIZE`` names the type)."""
+        (none unless its ``POOL_SIZE`` names the type).
+
+        Raises:
+            NotFound: No environment has that name.
+
+        Example::
+
+            controller.reset_pool("data", "http")
+        """
         self._send(Request("DELETE", _controller.pool_path(environment, type)))
 
     def admin_environment(self) -> Environment:

@@ -18,6 +18,7 @@ from beephost_controller.backends.pools import (
     Pool,
     claimed,
     effective_pools,
+    leftovers,
     members,
     refill,
     serves,
@@ -206,6 +207,8 @@ class Pools:
         rows = self.store.backends()
         for row in strays(pools, rows):
             self._remove(row)
+        for row in leftovers(rows):
+            self.store.delete_backend(row.id)
         starting = False
         for pool in pools:
             plan = refill(pool, members(pool, rows), self.backends.room())

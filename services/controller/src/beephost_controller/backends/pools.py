@@ -150,6 +150,12 @@ def strays(pools: Iterable[Pool], rows: Iterable[BackendRow]) -> list[BackendRow
     ]
 
 
+def leftovers(rows: Iterable[BackendRow]) -> list[BackendRow]:
+    """Unclaimed backends already stopped (by a controller's shutdown): their rows say
+    nothing anyone needs."""
+    return [row for row in rows if row.pooled and row.status == "stopped"]
+
+
 @dataclass(frozen=True)
 class Refill:
     """What one pass does to a pool: start this many members, remove these."""

@@ -1,5 +1,6 @@
 """In-memory ``ImageBuilder`` and ``BackendContainers``: the use cases without an engine."""
 
+import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -101,6 +102,7 @@ class MemoryContainers:
         self.exec_answer: Callable[[Sequence[str]], tuple[int, str]] = lambda _: (0, "")
         #: Health right after a start: Docker's first check comes later.
         self.healthy = healthy
+        self._ids = itertools.count()
 
     def exit(self, name: str, exit_code: int, *, oom: bool = False) -> None:
         """The container's process ended (crash, kill or OOM)."""
@@ -139,7 +141,7 @@ class MemoryContainers:
         for volume in spec.volumes:
             if volume not in self.volumes:
                 raise ContainerRuntimeError(f"no volume {volume}")
-        cid = f"c{len(self.specs)}"
+        cid = f"c{next(self._ids)}"  # atomic: the pool filler starts in a thread
         self.specs[spec.name] = spec
         self.containers[spec.name] = ContainerState(
             cid,

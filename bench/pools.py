@@ -1,0 +1,280 @@
+"""Warm pools: start-to-ready from a pool against a cold start, a burst of sandboxes,
+and what an idle pool member costs.
+
+    uv run python bench/pools.py [--starts N] [--burst N] [--idle S] [--seed N]
+
+Runs a controller (bench/controller.py's, same labels and clean-up) with an
+environment without requirements, and pools of 2 per backend type on it. Then:
+
+1. START-TO-READY per type, ``--starts`` (5) each way, in a shuffled order interleaved
+   with the CONTAINER FLOOR (``docker run --rm --network none <base image> python3 -c
+   pass``): from the ``start_backend`` request to the first ``1+1`` answered through
+   the backend's own transport, (a) FROM THE POOL (a start with the defaults claims a
+   ready member; the reply carries its endpoint, so the client connects at once) and
+   (b) COLD (the same start with a token of its own, which no member can take: a new
+   container, its endpoint asked for until published, ``1+1`` retried every 20 ms).
+   Before each case the pools are full again, so no refill competes with it. Goals:
+   p50 from a pool under 50 ms; cold at most 2x the floor.
+2. A BURST of ``--burst`` (20) http sandboxes requested at once, from threads, until
+   every one has answered ``1+1``: from a pool of that size (filled first), then cold.
+3. IDLE MEMORY of a pool member per type (its default session's worker exists: the
+   controller's readiness probe made it), after ``--idle`` (10) s, beside the floor
+   container of bench/memory.py, read as bench/memory.py reads them. Goal: < 48 MiB.
+"""
+
+import argparse
+import concurrent.futures
+import contextlib
+import random
+import secrets
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
+
+import docker
+from bench import controller, memory
+from bench.grpc_roundtrip import entry
+
+from beephost_client.controller import Backend, BackendType, ControllerClient
+
+ENVIRONMENT = "bench"
+POOL_SIZE = 2
+POOLED_GOAL_S = 0.050
+COLD_GOAL_RATIO = 2.0
+MEMORY_GOAL_MIB = 48.0
+FILL_TIMEOUT = 300.0
+
+
+@dataclass
+class PoolTimes:
+    """Seconds per case, and what the idle members use."""
+
+    pooled: dict[str, list[float]] = field(default_factory=dict)
+    cold: dict[str, list[float]] = field(default_factory=dict)
+    floor: list[float] = field(default_factory=list)
+    burst: int = 0
+    burst_pooled: float = 0.0
+    burst_cold: float = 0.0
+    idle: memory.Idle | None = None
+
+
+def wait_full(client: ControllerClient, sizes: Mapping[str, int]) -> None:
+    """Until every pool named has its size ready and nothing starting."""
+    deadline = time.monotonic() + FILL_TIMEOUT
+    while True:
+        pools = {p.type: p for p in client.pools(ENVIRONMENT)}
+        if all(
+            pools[kind].ready == size and not pools[kind].starting
+            for kind, size in sizes.items()
+        ):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the pools never filled: {pools}")
+        time.sleep(0.1)
+
+
+def from_pool(client: ControllerClient, kind: BackendType) -> tuple[float, Backend]:
+    """A start a pool serves; seconds to the first answer."""
+    sent = time.perf_counter()
+    backend = client.start_backend(ENVIRONMENT, kind)
+    if backend.claimed_at is None or backend.endpoint is None:
+        raise RuntimeError(f"the start was not served by the pool: {backend}")
+    deadline = time.monotonic() + controller.START_TIMEOUT
+    controller.answer(backend.endpoint, backend.token, deadline)
+    return time.perf_counter() - sent, backend
+
+
+def cold(client: ControllerClient, kind: BackendType) -> tuple[float, Backend]:
+    """A start no member can serve (a token of its own); seconds to the first answer."""
+    sent = time.perf_counter()
+    backend = client.start_backend(ENVIRONMENT, kind, token=secrets.token_urlsafe(24))
+    deadline = time.monotonic() + controller.START_TIMEOUT
+    controller.answer_backend(client, backend, deadline)
+    return time.perf_counter() - sent, backend
+
+
+def burst(
+    url: str, count: int, start: Callable[[ControllerClient], tuple[float, Backend]]
+) -> tuple[float, list[Backend]]:
+    """``count`` starts at once, each from its own thread and client: seconds until
+    every one answered."""
+    barrier = threading.Barrier(count + 1)
+
+    def one() -> Backend:
+        with ControllerClient(url, timeout=controller.START_TIMEOUT) as own:
+            barrier.wait()
+            return start(own)[1]
+
+    with concurrent.futures.ThreadPoolExecutor(count) as threads:
+        futures = [threads.submit(one) for _ in range(count)]
+        barrier.wait()
+        sent = time.perf_counter()
+        started = [f.result(controller.START_TIMEOUT * 2) for f in futures]
+        return time.perf_counter() - sent, started
+
+
+def stop_all(client: ControllerClient, backends: list[Backend]) -> None:
+    for backend in backends:
+        with contextlib.suppress(Exception):
+            client.stop_backend(backend.id)
+
+
+def measure(
+    client: ControllerClient,
+    ctl: controller.Controller,
+    args: argparse.Namespace,
+    say: Callable[[str], None],
+) -> PoolTimes:
+    times = PoolTimes(burst=args.burst)
+    image = controller.base_image(client)
+    sizes: dict[str, int] = dict.fromkeys(controller.KINDS, POOL_SIZE)
+    for kind in controller.KINDS:
+        client.set_pool(ENVIRONMENT, kind, POOL_SIZE)
+    say(f"pools: filling {POOL_SIZE} per type")
+    wait_full(client, sizes)
+    # One unmeasured claim and cold start per type (first connections, imports).
+    for kind in controller.KINDS:
+        for start in (from_pool, cold):
+            client.stop_backend(start(client, kind)[1].id)
+        wait_full(client, sizes)
+
+    cases: list[tuple[BackendType, str] | None] = [
+        (kind, way) for kind in controller.KINDS for way in ("pool", "cold")
+    ]
+    order = [case for case in [*cases, None] for _ in range(args.starts)]
+    random.Random(args.seed).shuffle(order)
+    say(f"pools: {len(order)} measured starts, shuffled")
+    for case in order:
+        wait_full(client, sizes)
+        if case is None:  # the container floor
+            times.floor.append(controller.container_floor(image, ctl.run))
+            continue
+        kind, way = case
+        seconds, backend = (from_pool if way == "pool" else cold)(client, kind)
+        client.stop_backend(backend.id)
+        (times.pooled if way == "pool" else times.cold).setdefault(kind, []).append(
+            seconds
+        )
+
+    say(f"pools: idle memory of a member per type, after {args.idle:g} s")
+    times.idle = idle_memory(client, ctl, image, args.idle)
+
+    for kind in controller.KINDS:
+        client.set_pool(ENVIRONMENT, kind, 0)
+    client.set_pool(ENVIRONMENT, "http", args.burst)
+    say(f"pools: filling a pool of {args.burst} http backends")
+    wait_full(client, {"http": args.burst})
+    times.burst_pooled, claimed = burst(
+        ctl.url, args.burst, lambda own: from_pool(own, "http")
+    )
+    client.set_pool(ENVIRONMENT, "http", 0)
+    stop_all(client, claimed)
+    wait_full(client, {"http": 0})
+    say(f"pools: {args.burst} cold http starts at once")
+    times.burst_cold, started = burst(
+        ctl.url, args.burst, lambda own: cold(own, "http")
+    )
+    stop_all(client, started)
+    return times
+
+
+def idle_memory(
+    client: ControllerClient, ctl: controller.Controller, image: str, idle_s: float
+) -> memory.Idle:
+    engine = docker.from_env()
+    floor = memory.start_floor(engine, image, ctl.run)
+    try:
+        time.sleep(idle_s)
+        read = {"floor": memory.read_container("floor", floor, 4)}
+        for kind in controller.KINDS:
+            member = next(
+                b
+                for b in client.backends()
+                if b.pooled and b.type == kind and b.status == "ready"
+            )
+            assert member.container_id is not None
+            container = engine.containers.get(member.container_id)
+            read[kind] = memory.read_container(kind, container, 4)
+        return memory.Idle(idle_s, read.pop("floor"), read)
+    finally:
+        with contextlib.suppress(Exception):
+            floor.remove(force=True, v=True)
+        engine.close()
+
+
+def report(times: PoolTimes) -> None:
+    floor = statistics.median(times.floor)
+    print(f"\nstart-to-ready (request to 1+1 answered), p50 of {len(times.floor)}")
+    print("| case | p50 ms | max ms | x floor | goal |")
+    print("|---|---:|---:|---:|---|")
+    print(
+        f"| container floor (docker run) | {floor * 1e3:.0f} | "
+        f"{max(times.floor) * 1e3:.0f} | 1.00x | |"
+    )
+    for kind in controller.KINDS:
+        pooled = times.pooled[kind]
+        p50 = statistics.median(pooled)
+        met = "met" if p50 < POOLED_GOAL_S else "NOT met"
+        print(
+            f"| {kind} from a pool | {p50 * 1e3:.1f} | {max(pooled) * 1e3:.1f} | "
+            f"{p50 / floor:.2f}x | < {POOLED_GOAL_S * 1e3:g} ms: {met} |"
+        )
+        cold_times = times.cold[kind]
+        c50 = statistics.median(cold_times)
+        met = "met" if c50 / floor <= COLD_GOAL_RATIO else "NOT met"
+        print(
+            f"| {kind} cold | {c50 * 1e3:.0f} | {max(cold_times) * 1e3:.0f} | "
+            f"{c50 / floor:.2f}x | <= {COLD_GOAL_RATIO:g}x floor: {met} |"
+        )
+    print(f"\n{times.burst} http sandboxes requested at once, until all answered")
+    print("| case | seconds | x pool |")
+    print("|---|---:|---:|")
+    print(f"| from a pool of {times.burst} | {times.burst_pooled:.2f} | 1.0x |")
+    print(
+        f"| cold | {times.burst_cold:.2f} | "
+        f"{times.burst_cold / times.burst_pooled:.1f}x |"
+    )
+    if times.idle is not None:
+        idle = times.idle
+        print(f"\nidle memory of a pool member after {idle.idle_s:g} s (docker stats)")
+        print("| container | MiB | x floor | goal |")
+        print("|---|---:|---:|---|")
+        base = idle.floor.usage.used
+        print(f"| floor (python3 sleeping) | {memory.mib(base)} | 1.0x | |")
+        for name, found in idle.backends.items():
+            used = found.usage.used
+            met = "met" if used < MEMORY_GOAL_MIB * memory.MIB else "NOT met"
+            print(
+                f"| {name} member | {memory.mib(used)} | {used / base:.1f}x | "
+                f"< {MEMORY_GOAL_MIB:g} MiB: {met} |"
+            )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--starts", type=int, default=5, help="starts per type and way")
+    parser.add_argument("--burst", type=int, default=20, help="sandboxes at once")
+    parser.add_argument("--idle", type=float, default=10.0, help="idle seconds")
+    parser.add_argument("--seed", type=int, default=None, help="shuffle seed")
+    args, _ = parser.parse_known_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if controller.no_docker_cli():
+        return 2
+    with controller.bench_environment() as (ctl, client, _, say):
+        times = measure(client, ctl, args, say)
+    report(times)
+    return 0
+
+
+if __name__ == "__main__":
+    entry(main)
