@@ -135,7 +135,9 @@ def test_stop_all(controller: ControllerProcess, venv: str) -> None:
 def test_venv_pool_keeps_backends_ready_for_start(
     controller: ControllerProcess, venv: str
 ) -> None:
-    result = beep_host(controller, "venv", "pool", venv, "--type", "pipe", "--size", "1")
+    result = beep_host(
+        controller, "venv", "pool", venv, "--type", "pipe", "--size", "1"
+    )
     assert result.returncode == 0, result.stderr
     assert "keeping 1 ready" in result.stderr
     deadline = time.monotonic() + 90

@@ -33,7 +33,9 @@ def _pool(api: ControllerClient, kind: str) -> Pool:
     return found
 
 
-def _wait_ready(api: ControllerClient, kind: str, count: int, within: float = 90) -> None:
+def _wait_ready(
+    api: ControllerClient, kind: str, count: int, within: float = 90
+) -> None:
     deadline = time.monotonic() + within
     while (pool := _pool(api, kind)).ready < count:
         assert time.monotonic() < deadline, f"pool never had {count} ready: {pool}"
@@ -87,7 +89,9 @@ def test_a_pool_fills_hands_out_a_ready_backend_and_refills(
         # A fresh sandbox: nothing of an earlier user (none ever ran code in it).
         assert backend.endpoint is not None
         with connect(backend.endpoint, token=backend.token) as client:
-            assert client.evaluate("sorted(__import__('os').listdir('/workspace'))") == []
+            assert (
+                client.evaluate("sorted(__import__('os').listdir('/workspace'))") == []
+            )
         _wait_ready(api, "http", 2)  # refilled behind the claim
         assert backend.id not in {b.id for b in _members(api, "http")}
         assert api.backend_connection(backend.id).token == backend.token
