@@ -52,7 +52,7 @@ def drained(api: ControllerClient, environment: str) -> Iterator[None]:
     test."""
     yield
     for kind in ("pipe", "http", "rpc"):
-        api.set_pool(environment, kind, 0)  # type: ignore[arg-type]
+        api.set_pool(environment, kind, 0)
     deadline = time.monotonic() + 60
     # A member's row goes once its container is removed.
     while any(b.environment == environment for b in api.backends()):
