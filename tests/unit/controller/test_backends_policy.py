@@ -245,7 +245,7 @@ def test_stop_all_removes_containers_and_keeps_rows_stopped(tmp_path: Path) -> N
         service.start(BackendRequest(environment="e", type=kind))
         for kind in ("pipe", "http", "rpc")
     ]
-    assert service.stop_all("controller shut down") == 3
+    assert service.stop_all() == 3
     assert _mem(service).containers == {}
     assert _mem(service).networks == {}
     for row in rows:
@@ -253,6 +253,27 @@ def test_stop_all_removes_containers_and_keeps_rows_stopped(tmp_path: Path) -> N
         assert (now.status, now.reason) == ("stopped", "controller shut down")
     assert service.reconcile()["missing"] == 0, "stopped rows are not missing"
     assert service.supervise() == []
+
+
+def test_a_shutdown_stop_the_engine_refused_is_finished_by_reconciliation(
+    tmp_path: Path,
+) -> None:
+    service = _service(tmp_path)
+    row = service.start(BackendRequest(environment="e", type="http"))
+    real_remove = service.containers.remove_container
+
+    def refuse(ref: str) -> None:
+        raise ContainerRuntimeError("the engine is busy")
+
+    service.containers.remove_container = refuse  # type: ignore[method-assign]
+    assert service.stop_all() == 0
+    assert row.container_name in _mem(service).containers
+    now = service.get_row(row.id)
+    assert (now.status, now.reason) == ("stopped", "controller shut down")
+    service.containers.remove_container = real_remove  # type: ignore[method-assign]
+    service.reconcile()  # the next controller's
+    assert _mem(service).containers == {}
+    assert service.get_row(row.id).reason == "controller shut down"
 
 
 def test_inside_a_container_a_host_port_is_drawn_and_kept(tmp_path: Path) -> None:

@@ -130,9 +130,7 @@ def create_app(
                 # A pass may be starting a member: at most one container start.
                 await asyncio.to_thread(filler.join, 60)
             if settings.stop_backends_on_shutdown:
-                stopped = await asyncio.to_thread(
-                    backend_service.stop_all, "controller shut down"
-                )
+                stopped = await asyncio.to_thread(backend_service.stop_all)
                 logger.info("removed %d backend container(s) at shutdown", stopped)
             runner.shutdown()
             store.close()

@@ -61,9 +61,9 @@ def require_token(
         HTTPAuthorizationCredentials | None, Security(_bearer)
     ] = None,
 ) -> None:
-    """The routes' declaration of :func:`check_token` (gate.py has run it already,
-    before the body was read; this declares the scheme in the OpenAPI document)."""
-    check_token(request)
+    """The routes' declaration of the bearer scheme in the OpenAPI document (gate.py
+    has authenticated the request already, before its body was read)."""
+    caller_of(request)
 
 
 def _presented_token(request: Request) -> str:
@@ -71,13 +71,17 @@ def _presented_token(request: Request) -> str:
     return presented if scheme.lower() == "bearer" else ""
 
 
-def check_token(request: Request) -> None:
-    """Bearer-token auth, constant-time.
+def authenticate(request: Request) -> str | None:
+    """Bearer-token auth, constant-time; who asks.
 
     The controller's token opens everything. An admin backend's token opens
     ``ADMIN_SCOPE`` while that backend exists. Without a configured token the TCP API
     is open (it is on loopback: settings refuse anything else), but the admin Unix
     socket never is.
+
+    Returns:
+        The admin backend whose scoped token the request presents; None for the
+        controller's own token (or an open API).
 
     Raises:
         Unauthorized: No valid token for this request.
@@ -87,32 +91,29 @@ def check_token(request: Request) -> None:
     if settings.token is not None and hmac.compare_digest(
         settings.token.get_secret_value().encode(), presented.encode()
     ):
-        return
+        return None
     if presented and _in_admin_scope(request):
         store: SqliteStore = request.app.state.store
         # The digest is looked up, never compared byte by byte: no timing signal.
-        if store.backend_by_controller_token(token_digest(presented)) is not None:
-            return
+        row = store.backend_by_controller_token(token_digest(presented))
+        if row is not None:
+            return row.id
     if settings.token is None and not _via_unix_socket(request):
-        return
+        return None
     raise Unauthorized("a valid bearer token is required")
 
 
+#: Where the request's scope keeps who asks, once authenticated.
+_CALLER = "beephost.caller"
+
+
 def caller_of(request: Request) -> str | None:
-    """Who makes this request: the admin backend whose scoped token it presents, or
-    None for the controller's own token (or an open API)."""
-    settings: Settings = request.app.state.settings
-    presented = _presented_token(request)
-    if not presented or (
-        settings.token is not None
-        and hmac.compare_digest(
-            settings.token.get_secret_value().encode(), presented.encode()
-        )
-    ):
-        return None
-    store: SqliteStore = request.app.state.store
-    row = store.backend_by_controller_token(token_digest(presented))
-    return None if row is None else row.id
+    """Who makes this request (:func:`authenticate`), authenticated once per request:
+    the gate's answer, kept in the request's scope, serves every later dependency."""
+    if _CALLER not in request.scope:
+        request.scope[_CALLER] = authenticate(request)
+    caller: str | None = request.scope[_CALLER]
+    return caller
 
 
 Caller = Annotated[str | None, Depends(caller_of)]

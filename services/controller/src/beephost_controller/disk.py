@@ -49,11 +49,9 @@ def release_image(store: SqliteStore, builder: ImageBuilder, tag: str) -> bool:
     Returns:
         Whether it was removed (a container still using it keeps it: logged).
     """
-    if any(row.image == tag for row in store.environments()):
-        return False
     for use in image_uses(store, builder):
         if tag in use.image.tags:
-            return _remove(builder, use.image)
+            return not use.environments and _remove(builder, use.image)
     return False
 
 

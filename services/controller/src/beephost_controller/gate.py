@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from beephost_controller.deps import check_token
+from beephost_controller.deps import caller_of
 from beephost_controller.errors import error_response
 from beephost_protocol.errors import (
     BeepHostError,
@@ -100,7 +100,7 @@ class RequestGate:
             )
         if scope["path"].startswith("/api/"):
             try:
-                check_token(Request(scope))
+                caller_of(Request(scope))  # kept in the scope for the routes
             except Unauthorized as exc:
                 return exc
         return declared_body_too_large(_header(scope, b"content-length"), self.limit)

@@ -46,6 +46,7 @@ from beephost_controller.backends.status import (
     EXPIRED,
     IDLE,
     RESTARTABLE,
+    SHUTDOWN,
     STOPPING,
     exit_reason,
     status_of,
@@ -414,27 +415,26 @@ class BackendService:
     def _retire(self, row: BackendRow, reason: str) -> None:
         """Stop a backend on the controller's own account: its row stays, ``stopped``
         with ``reason``, until it is deleted."""
-        # Recorded first, as a stop is: a controller killed before the removal ends
-        # finishes it when it reconciles, and the row keeps saying why.
+        self._shut(row, reason)
+        self.metrics.stops.labels(row.type, reason).inc()
+
+    def _shut(self, row: BackendRow, reason: str) -> None:
+        """Record a backend ``stopped`` with ``reason``, then remove its resources."""
+        # Recorded first: the supervisor leaves it alone (its container's exit is no
+        # crash to restart), and a controller killed before the removal ends finishes
+        # it when it reconciles (reconcile.py), the row still saying why.
         self.store.update_backend(
             row.id, BackendUpdate(status="stopped", reason=reason)
         )
-        self.remove_resources(row.id, row.container_name)
         self._idle.pop(row.id, None)
-        self.metrics.stops.labels(row.type, reason).inc()
+        self.remove_resources(row.id, row.container_name)
 
     # -- stop ----------------------------------------------------------------------------
 
     def stop(self, backend_id: str) -> None:
         row = self.get_row(backend_id)
-        # Recorded before anything is removed: the supervisor leaves the backend alone
-        # (its container's exit is no crash to restart), and a controller killed
-        # mid-stop finishes the stop when it reconciles.
-        self.store.update_backend(
-            row.id, BackendUpdate(status="stopped", reason=STOPPING)
-        )
         try:
-            self.remove_resources(row.id, row.container_name)
+            self._shut(row, STOPPING)
         except ContainerRuntimeError as exc:
             raise Unavailable(
                 f"could not remove backend {row.id}: {exc}; the stop is recorded: "
@@ -452,20 +452,19 @@ class BackendService:
             self.containers.remove_volume(volume)
         shutil.rmtree(self._socket_dir(backend_id), ignore_errors=True)
 
-    def stop_all(self, reason: str) -> int:
-        """Remove every backend's container, keeping its row as ``stopped``."""
+    def stop_all(self) -> int:
+        """Remove every backend's container, keeping its row as ``stopped`` (reason
+        ``SHUTDOWN``: the controller stops with STOP_BACKENDS_ON_SHUTDOWN)."""
         count = 0
         for row in self.store.backends():
             if row.status == "stopped":
                 continue
             try:
-                self.remove_resources(row.id, row.container_name)
+                self._shut(row, SHUTDOWN)
             except ContainerRuntimeError as exc:
+                # Recorded: the next controller's reconciliation finishes it.
                 logger.warning("could not remove backend %s: %s", row.id, exc)
                 continue
-            self.store.update_backend(
-                row.id, BackendUpdate(status="stopped", reason=reason)
-            )
             count += 1
         return count
 

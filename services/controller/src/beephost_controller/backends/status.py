@@ -9,8 +9,10 @@ STOPPING = "stopping"
 EXPIRED = "expired"
 #: The reason of a backend the controller stopped after its idle timeout.
 IDLE = "idle"
+#: The reason of the backends a controller stopped as it shut down.
+SHUTDOWN = "controller shut down"
 #: Reasons of a backend the controller stopped on its own: the row stays to say so.
-RETIRED: frozenset[str] = frozenset({EXPIRED, IDLE})
+RETIRED: frozenset[str] = frozenset({EXPIRED, IDLE, SHUTDOWN})
 
 #: Exit reasons after which the controller restarts a backend (within the limit).
 RESTARTABLE: frozenset[str] = frozenset({"crashed", "oom_killed"})
