@@ -43,14 +43,12 @@ from beephost_controller.backends.plan import (
 )
 from beephost_controller.backends.reconcile import reconcile
 from beephost_controller.backends.status import (
-    EXPIRED,
-    IDLE,
-    RESTARTABLE,
     SHUTDOWN,
     STOPPING,
     exit_reason,
     status_of,
 )
+from beephost_controller.backends.supervise import supervise
 from beephost_controller.images.layout import CA_BUNDLE_PATH, CONTAINER_PORTS, PACKAGES
 from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.ports import (
@@ -336,83 +334,16 @@ class BackendService:
     # -- restart policy ------------------------------------------------------------------
 
     def supervise(self) -> list[str]:
-        """Refresh every backend; restart the crashed ones Docker will not restart.
+        """One sweep of the supervisor (supervise.py); the ids of the backends it
+        restarted."""
+        return supervise(self)
 
-        Docker's on-failure policy restarts a process that dies on its own, even while
-        the controller is down; it treats ``docker kill`` and an exhausted retry count
-        as final. The controller restarts those crashes too, within one shared limit
-        (``restart_limit``, Docker's restarts included).
+    def idle_seconds(self, backend_id: str) -> float | None:
+        """What the backend's last health check said of its idleness (None: not
+        known)."""
+        return self._idle.get(backend_id)
 
-        Returns:
-            The ids of the backends it restarted.
-        """
-        restarted = []
-        for row in self.store.backends():
-            try:
-                if self._expire_if_due(row):
-                    continue
-                row = self.refresh(row.id)
-                if self._stop_if_idle(row):
-                    continue
-                if (
-                    row.status == "exited"
-                    and row.reason in RESTARTABLE
-                    and row.restarts < self.settings.restart_limit
-                    and row.container_id is not None
-                ):
-                    logger.warning(
-                        "backend %s exited (%s, exit %s): restarting it",
-                        row.id,
-                        row.reason,
-                        row.exit_code,
-                    )
-                    self.store.update_backend(
-                        row.id,
-                        BackendUpdate(
-                            controller_restarts=row.controller_restarts + 1,
-                            restarts=row.restarts + 1,
-                            status="starting",
-                            reason="restarting",
-                        ),
-                    )
-                    self.containers.start_container(row.container_id)
-                    self.metrics.restarts.labels(row.type, row.reason or "").inc()
-                    restarted.append(row.id)
-            except NotFound:
-                continue  # stopped meanwhile
-            except ContainerRuntimeError as exc:
-                logger.warning("supervising backend %s failed: %s", row.id, exc)
-        self.metrics.count_backends([(r.type, r.status) for r in self.store.backends()])
-        return restarted
-
-    def _expire_if_due(self, row: BackendRow) -> bool:
-        """Stop a backend whose lifetime has ended (reason ``expired``)."""
-        expires_at = row.expires_at
-        if row.status == "stopped" or expires_at is None or self.clock() < expires_at:
-            return False
-        logger.info(
-            "backend %s reached the end of its %ss lifetime: stopping it",
-            row.id,
-            row.ttl,
-        )
-        self._retire(row, EXPIRED)
-        return True
-
-    def _stop_if_idle(self, row: BackendRow) -> bool:
-        """Stop a ready backend whose server reports no request for its idle timeout
-        (reason ``idle``); its last health check says how long."""
-        idle = self._idle.get(row.id)
-        timeout = row.idle_timeout
-        if idle is not None and row.claimed_at is not None:
-            # A pool member idled before its claim: that time is not its caller's.
-            idle = min(idle, self.clock() - row.claimed_at)
-        if row.status != "ready" or timeout is None or idle is None or idle < timeout:
-            return False
-        logger.info("backend %s idle for %.0fs: stopping it", row.id, idle)
-        self._retire(row, IDLE)
-        return True
-
-    def _retire(self, row: BackendRow, reason: str) -> None:
+    def retire(self, row: BackendRow, reason: str) -> None:
         """Stop a backend on the controller's own account: its row stays, ``stopped``
         with ``reason``, until it is deleted."""
         self._shut(row, reason)
