@@ -12,19 +12,11 @@ from beephost_controller.ports import ContainerRuntimeError
 from beephost_controller.schemas import BackendCreate
 from beephost_controller.settings import Settings
 from beephost_controller.store import EnvironmentRow, SqliteStore
-from beephost_controller.testing import MemoryContainers
+from beephost_controller.testing import MemoryContainers, SetClock
 from beephost_protocol.errors import Unavailable
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _service(tmp_path: Path, clock: Clock, **settings: object) -> BackendService:
+def _service(tmp_path: Path, clock: SetClock, **settings: object) -> BackendService:
     config = Settings.model_validate(
         {"database": tmp_path / "db", "socket_root": tmp_path / "sock", **settings}
     )
@@ -43,7 +35,7 @@ def _containers(service: BackendService) -> MemoryContainers:
 
 
 def test_a_backend_is_stopped_when_its_ttl_ends_and_says_why(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = SetClock()
     service = _service(tmp_path, clock)
     row = service.start(BackendRequest(environment="e", type="http", ttl=60))
     kept = service.start(BackendRequest(environment="e", type="pipe", ttl=600))
@@ -75,7 +67,7 @@ def test_a_backend_is_stopped_when_its_ttl_ends_and_says_why(tmp_path: Path) -> 
 def test_the_controller_default_applies_and_zero_means_no_limit(
     tmp_path: Path,
 ) -> None:
-    clock = Clock()
+    clock = SetClock()
     default = _service(tmp_path / "a", clock)
     assert default.settings.backend_ttl == 86400
     row = default.start(BackendRequest(environment="e", type="http"))
@@ -89,7 +81,7 @@ def test_the_controller_default_applies_and_zero_means_no_limit(
 
 
 def test_an_interrupted_expiry_is_finished_by_reconciliation(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = SetClock()
     service = _service(tmp_path, clock)
     row = service.start(BackendRequest(environment="e", type="rpc", ttl=5))
     engine = _containers(service)
@@ -118,7 +110,7 @@ def test_a_ttl_out_of_range_is_refused(ttl: float) -> None:
 def test_a_stop_the_engine_cannot_finish_is_unavailable_and_recorded(
     tmp_path: Path,
 ) -> None:
-    service = _service(tmp_path, Clock())
+    service = _service(tmp_path, SetClock())
     row = service.start(BackendRequest(environment="e", type="pipe"))
 
     def refuse(ref: str) -> None:
@@ -134,7 +126,7 @@ def test_a_stop_the_engine_cannot_finish_is_unavailable_and_recorded(
 def test_a_backend_idle_for_its_timeout_is_stopped_and_says_why(
     tmp_path: Path,
 ) -> None:
-    service = _service(tmp_path, Clock())
+    service = _service(tmp_path, SetClock())
     row = service.start(BackendRequest(environment="e", type="rpc", idle_timeout=60))
     busy = service.start(BackendRequest(environment="e", type="pipe", idle_timeout=60))
     assert (row.idle_timeout, service.settings.backend_idle_timeout) == (60, 3600)
@@ -158,7 +150,7 @@ def test_a_backend_idle_for_its_timeout_is_stopped_and_says_why(
 
 
 def test_no_report_or_no_timeout_never_stops_a_backend(tmp_path: Path) -> None:
-    service = _service(tmp_path, Clock(), backend_idle_timeout=0)
+    service = _service(tmp_path, SetClock(), backend_idle_timeout=0)
     quiet = service.start(BackendRequest(environment="e", type="http"))
     silent = service.start(BackendRequest(environment="e", type="http", idle_timeout=5))
     assert quiet.idle_timeout is None

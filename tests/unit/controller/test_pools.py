@@ -20,16 +20,8 @@ from beephost_controller.rows import BackendConfig, BackendRow, PoolRow
 from beephost_controller.schemas import BackendLimits, BackendOptions, BackendStatus
 from beephost_controller.settings import Settings
 from beephost_controller.store import EnvironmentRow, SqliteStore
-from beephost_controller.testing import MemoryContainers
+from beephost_controller.testing import MemoryContainers, SetClock
 from beephost_protocol.errors import QuotaExceeded
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _pool(size: int, **changes: object) -> Pool:
@@ -145,7 +137,7 @@ def test_defaults_apply_where_an_environment_has_no_setting_and_never_to_admin()
 # -- applied ---------------------------------------------------------------------------
 
 
-def _pools(tmp_path: Path, clock: Clock, **settings: object) -> Pools:
+def _pools(tmp_path: Path, clock: SetClock, **settings: object) -> Pools:
     config = Settings.model_validate(
         {"database": tmp_path / "db", "socket_root": tmp_path / "sock", **settings}
     )
@@ -166,7 +158,7 @@ def _sample(pools: Pools, name: str, labels: dict[str, str]) -> float | None:
 def test_a_claim_hands_out_a_ready_member_with_its_callers_terms(
     tmp_path: Path,
 ) -> None:
-    clock = Clock()
+    clock = SetClock()
     pools = _pools(tmp_path, clock)
     pools.configure("e", "http", 2)
     pools.fill()
@@ -191,7 +183,7 @@ def test_a_claim_hands_out_a_ready_member_with_its_callers_terms(
 
 
 def test_a_start_the_pool_cannot_serve_starts_cold(tmp_path: Path) -> None:
-    pools = _pools(tmp_path, Clock())
+    pools = _pools(tmp_path, SetClock())
     pools.configure("e", "http", 1)
     pools.fill()
     member = next(row for row in pools.store.backends() if row.pooled)
@@ -203,7 +195,7 @@ def test_a_start_the_pool_cannot_serve_starts_cold(tmp_path: Path) -> None:
 
 
 def test_an_empty_pool_is_a_miss_and_the_start_is_cold(tmp_path: Path) -> None:
-    pools = _pools(tmp_path, Clock())
+    pools = _pools(tmp_path, SetClock())
     pools.configure("e", "pipe", 1)  # not filled yet
     row = pools.start(BackendRequest(environment="e", type="pipe"))
     assert (row.pooled, row.claimed_at) == (False, None)
@@ -212,7 +204,7 @@ def test_an_empty_pool_is_a_miss_and_the_start_is_cold(tmp_path: Path) -> None:
 
 
 def test_concurrent_claims_never_hand_out_a_member_twice(tmp_path: Path) -> None:
-    pools = _pools(tmp_path, Clock())
+    pools = _pools(tmp_path, SetClock())
     pools.configure("e", "http", 4)
     pools.fill()
     got: list[str | None] = []
@@ -237,7 +229,7 @@ def test_concurrent_claims_never_hand_out_a_member_twice(tmp_path: Path) -> None
 
 
 def test_members_count_against_max_backends(tmp_path: Path) -> None:
-    pools = _pools(tmp_path, Clock(), max_backends=3)
+    pools = _pools(tmp_path, SetClock(), max_backends=3)
     pools.configure("e", "http", 5)
     pools.fill()
     assert pools.state("e", "http").ready == 3
@@ -251,7 +243,7 @@ def test_members_count_against_max_backends(tmp_path: Path) -> None:
 def test_a_changed_setting_replaces_members_and_size_zero_drains(
     tmp_path: Path,
 ) -> None:
-    pools = _pools(tmp_path, Clock())
+    pools = _pools(tmp_path, SetClock())
     pools.configure("e", "http", 1)
     pools.fill()
     (old,) = pools.store.backends()
@@ -272,12 +264,12 @@ def test_a_changed_setting_replaces_members_and_size_zero_drains(
 def test_a_restarted_controller_adopts_the_members_and_starts_no_more(
     tmp_path: Path,
 ) -> None:
-    pools = _pools(tmp_path, Clock())
+    pools = _pools(tmp_path, SetClock())
     pools.configure("e", "pipe", 2)
     pools.fill()
     before = {row.id for row in pools.store.backends()}
     engine = pools.backends.containers
-    settings, clock = pools.settings, Clock()
+    settings, clock = pools.settings, SetClock()
     again = BackendService(
         settings,
         SqliteStore(settings.database),
@@ -294,7 +286,7 @@ def test_a_restarted_controller_adopts_the_members_and_starts_no_more(
 
 
 def test_idle_time_counts_from_the_claim(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = SetClock()
     pools = _pools(tmp_path, clock)
     pools.configure("e", "http", 1)
     pools.fill()
@@ -316,7 +308,7 @@ def test_idle_time_counts_from_the_claim(tmp_path: Path) -> None:
 
 
 def test_members_stopped_at_a_shutdown_leave_no_rows(tmp_path: Path) -> None:
-    pools = _pools(tmp_path, Clock())
+    pools = _pools(tmp_path, SetClock())
     pools.configure("e", "http", 1)
     pools.fill()
     (member,) = pools.store.backends()
@@ -328,7 +320,7 @@ def test_members_stopped_at_a_shutdown_leave_no_rows(tmp_path: Path) -> None:
 
 
 def test_deleting_the_setting_falls_back_to_the_default(tmp_path: Path) -> None:
-    pools = _pools(tmp_path, Clock(), pool_size={"rpc": 2})
+    pools = _pools(tmp_path, SetClock(), pool_size={"rpc": 2})
     assert pools.state("e", "rpc").pool.source == "default"
     pools.configure("e", "rpc", 1)
     assert pools.state("e", "rpc").pool.size == 1

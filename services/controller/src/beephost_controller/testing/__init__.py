@@ -2,7 +2,7 @@
 
 ``FakeRuntime`` (a ``ContainerRuntime``), ``FakeRootfsBuilder`` and
 ``FakeWheelhouseTools`` (the image pipeline's tools), ``MemoryImageBuilder`` (an
-``ImageBuilder``) and ``MemoryContainers`` (``BackendContainers``). Every test that
+``ImageBuilder``), ``MemoryContainers`` (``BackendContainers``) and ``SetClock``. Every test that
 needs a port without an engine uses these; none of them reads a Dockerfile or runs code.
 """
 
@@ -12,6 +12,7 @@ from beephost_controller.testing.services import (
     BUILD_STEPS,
     MemoryContainers,
     MemoryImageBuilder,
+    SetClock,
 )
 from beephost_controller.testing.tools import (
     FAKE_PYTHON_MINORS,
@@ -31,5 +32,6 @@ __all__ = [
     "MemoryContainers",
     "MemoryImageBuilder",
     "RemoteImage",
+    "SetClock",
     "fake_wheel_bytes",
 ]

@@ -86,6 +86,16 @@ class MemoryImageBuilder:
             self.images.discard(tag)
 
 
+class SetClock:
+    """A clock that stands still until a test moves ``now`` (lifetimes, idleness)."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class MemoryContainers:
     """A ``BackendContainers`` without an engine: it records specs and plays back
     states (a started container is running, healthy unless ``healthy=False``)."""
