@@ -228,6 +228,25 @@ def test_concurrent_claims_never_hand_out_a_member_twice(tmp_path: Path) -> None
     assert got.count(None) == 8
 
 
+def test_a_member_that_does_not_answer_goes_back_and_the_next_one_is_claimed(
+    tmp_path: Path,
+) -> None:
+    pools = _pools(tmp_path, SetClock())
+    pools.configure("e", "http", 2)
+    pools.fill()
+    dead, alive = pools.store.backends()
+    pools.probe = lambda endpoint, token: token != dead.token
+    row = pools.claim(BackendRequest(environment="e", type="http"))
+    assert row is not None
+    assert row.id == alive.id
+    back = pools.store.backend(dead.id)
+    assert back is not None
+    assert (back.pooled, back.status, back.claimed_at) == (True, "starting", None)
+    pools.probe = None
+    pools.fill()  # the filler's look: the engine says it is healthy again
+    assert pools.state("e", "http").ready == 2
+
+
 def test_members_count_against_max_backends(tmp_path: Path) -> None:
     pools = _pools(tmp_path, SetClock(), max_backends=3)
     pools.configure("e", "http", 5)

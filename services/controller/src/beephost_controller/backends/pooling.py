@@ -25,7 +25,7 @@ from beephost_controller.backends.pools import (
     strays,
 )
 from beephost_controller.ports import ContainerRuntimeError
-from beephost_controller.rows import BackendRow, PoolRow
+from beephost_controller.rows import BackendRow, BackendUpdate, PoolRow
 from beephost_controller.schemas import BackendLimits, BackendOptions, BackendType
 from beephost_protocol.errors import BeepHostError, NotFound
 
@@ -158,13 +158,22 @@ class Pools:
         if pool is None:
             return None
         for row in members(pool, self.store.backends(request.environment)):
-            if row.status != "ready" or not pool.made(row) or not self._answers(row):
+            if row.status != "ready" or not pool.made(row):
                 continue
             config = claimed(row.config, request, self.settings, self.clock())
-            if self.store.claim_backend(row.id, config):
+            if not self.store.claim_backend(row.id, config):
+                continue  # another start's
+            # Probed once it is ours: concurrent starts each probe their own member.
+            if self._answers(row):
                 self.metrics.pool_claims.labels(request.type, "hit").inc()
                 self.wake()
                 return self.backends.get_row(row.id)
+            # Died or stalled since the last sweep: back into the pool, not ready
+            # until the filler's next look finds it answering (else it is replaced).
+            logger.warning("pool member %s did not answer its claim's probe", row.id)
+            self.store.update_backend(
+                row.id, BackendUpdate(config=row.config, status="starting")
+            )
         self.metrics.pool_claims.labels(request.type, "miss").inc()
         self.wake()
         return None
