@@ -254,15 +254,19 @@ def report(times: PoolTimes) -> None:
     if times.idle is not None:
         idle = times.idle
         print(f"\nidle memory of a pool member after {idle.idle_s:g} s (docker stats)")
-        print("| container | MiB | x floor | goal |")
-        print("|---|---:|---:|---|")
-        base = idle.floor.usage.used
-        print(f"| floor (python3 sleeping) | {memory.mib(base)} | 1.0x | |")
+        print("| container | MiB | anon MiB | active file MiB | x floor | goal |")
+        print("|---|---:|---:|---:|---:|---|")
+        base = idle.floor.usage
+        print(
+            f"| floor (python3 sleeping) | {memory.mib(base.used)} | "
+            f"{memory.mib(base.anon)} | {memory.mib(base.active_file)} | 1.0x | |"
+        )
         for name, found in idle.backends.items():
-            used = found.usage.used
-            met = "met" if used < MEMORY_GOAL_MIB * memory.MIB else "NOT met"
+            usage = found.usage
+            met = "met" if usage.used < MEMORY_GOAL_MIB * memory.MIB else "NOT met"
             print(
-                f"| {name} member | {memory.mib(used)} | {used / base:.1f}x | "
+                f"| {name} member | {memory.mib(usage.used)} | {memory.mib(usage.anon)} "
+                f"| {memory.mib(usage.active_file)} | {usage.used / base.used:.1f}x | "
                 f"< {MEMORY_GOAL_MIB:g} MiB: {met} |"
             )
 
