@@ -23,6 +23,9 @@
    of the same file into and out of the same container, in the same rounds.
 6. INSTALL: bench/install.py with the same controller: ``tabulate`` into a running
    http backend, the wheel pool warm, beside ``uv pip install --target`` on the host.
+7. WARM POOLS: bench/pools.py with the same controller: start-to-ready per type from a
+   pool and cold, beside the container floor; ``--burst`` (20) http sandboxes at once
+   from a pool and cold; the idle memory of a pool member per type.
 
 Every ratio is to a baseline measured in the same run (shared/research/platform.md,
 "Benchmarking on these machines"). ``--quick``: short blocks, 2 starts per type, 2
@@ -46,7 +49,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from bench import controller, files, grpc_roundtrip, install, memory, plots, transports
+from bench import (
+    controller,
+    files,
+    grpc_roundtrip,
+    install,
+    memory,
+    plots,
+    pools,
+    transports,
+)
 from bench.grpc_roundtrip import Run, Spec
 from bench.pipe_roundtrip import ClientGroup
 
@@ -75,6 +87,7 @@ FULL = {  # the profile's defaults; a flag given wins
     "file_mib": 100,
     "file_rounds": 3,
     "installs": 5,
+    "burst": 20,
 }
 QUICK = {
     "seconds": 0.5,
@@ -85,6 +98,7 @@ QUICK = {
     "file_mib": 16,
     "file_rounds": 1,
     "installs": 2,
+    "burst": 5,
 }
 Say = Callable[[str], None]
 
@@ -202,6 +216,7 @@ class OnDocker:
     idle: memory.Idle
     speeds: dict[str, files.Speeds]
     installs: install.InstallTimes
+    pools: pools.PoolTimes
 
 
 def on_docker(args: argparse.Namespace, say: Say) -> OnDocker:
@@ -215,7 +230,11 @@ def on_docker(args: argparse.Namespace, say: Say) -> OnDocker:
             client, "bench", tmp, args.file_mib, args.file_rounds, say
         )
         installs = install.measure(client, "bench", tmp, args.installs, say)
-    return OnDocker(results, idle, speeds, installs)
+        pool_args = argparse.Namespace(
+            starts=args.starts, burst=args.burst, idle=args.idle, seed=args.seed
+        )
+        warm = pools.measure(client, ctl, pool_args, say)
+    return OnDocker(results, idle, speeds, installs, warm)
 
 
 # --------------------------------------------------------------------------------------
@@ -582,6 +601,69 @@ def install_rows(times: install.InstallTimes) -> list[Row]:
     ]
 
 
+def pool_rows(times: pools.PoolTimes) -> list[Row]:
+    section = "warm pools"
+    floor = statistics.median(times.floor)
+    floor_cell = f"container floor {sec(floor)} s"
+    rows = []
+    for kind in controller.KINDS:
+        pooled = statistics.median(times.pooled[kind])
+        cold = statistics.median(times.cold[kind])
+        rows.append(
+            Row(
+                section,
+                f"{kind}: start_backend -> 1+1 answered, from a pool "
+                f"(p50 of {len(times.pooled[kind])})",
+                ms(pooled * 1e6),
+                "ms",
+                f"{pooled / cold:.3f}x cold · {pooled / floor:.3f}x container floor",
+                f"cold {sec(cold)} s · {floor_cell}",
+                f"< {pools.POOLED_GOAL_S * 1e3:g} ms: {met(pooled < pools.POOLED_GOAL_S)}",
+            )
+        )
+        ok = cold / floor <= pools.COLD_GOAL_RATIO
+        rows.append(
+            Row(
+                section,
+                f"{kind}: the same start, cold (p50 of {len(times.cold[kind])})",
+                sec(cold),
+                "s",
+                f"{cold / floor:.2f}x container floor",
+                floor_cell,
+                f"<= {pools.COLD_GOAL_RATIO:g}x floor: {met(ok)}",
+            )
+        )
+    rows.append(
+        Row(
+            section,
+            f"{times.burst} http sandboxes at once, from a pool "
+            f"({times.burst_hits} served by it), until all answered",
+            sec(times.burst_pooled),
+            "s",
+            f"{times.burst_pooled / times.burst_cold:.3f}x cold",
+            f"cold {sec(times.burst_cold)} s",
+        )
+    )
+    if times.idle is not None:
+        base = times.idle.floor.usage.used
+        for name, found in times.idle.backends.items():
+            used = found.usage.used
+            rows.append(
+                Row(
+                    section,
+                    f"{name}: idle pool member (anon {memory.mib(found.usage.anon)} "
+                    "MiB)",
+                    memory.mib(used),
+                    "MiB",
+                    f"{used / base:.1f}x floor",
+                    f"floor {memory.mib(base)} MiB",
+                    f"< {pools.MEMORY_GOAL_MIB:g} MiB: "
+                    f"{met(used < pools.MEMORY_GOAL_MIB * memory.MIB)}",
+                )
+            )
+    return rows
+
+
 def markdown(rows: list[Row]) -> str:
     headers = [
         "section",
@@ -653,6 +735,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--file-mib", type=int, help="files: the file's MiB (100; quick 16)")
     add("--file-rounds", type=int, help="files: round trips per transport (3; quick 1)")
     add("--installs", type=int, help="install: measured installs (5; quick 2)")
+    add("--burst", type=int, help="warm pools: sandboxes at once (20; quick 5)")
     add(
         "--samples", type=int, default=5, help="memory reads per container (least wins)"
     )
@@ -742,6 +825,7 @@ def main(argv: list[str] | None = None) -> int:
         *memory_rows(idle),
         *file_rows(docker.speeds, args.file_mib),
         *install_rows(docker.installs),
+        *pool_rows(docker.pools),
     ]
     text = "\n\n".join(
         [preamble(args, run, idle, took, python), markdown(rows), legend(run)]
