@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -134,7 +134,7 @@ class ThreadServer:
 
     @property
     def app(self) -> FastAPI:
-        return cast(FastAPI, self.server.config.app)
+        return self.server.front.fastapi(START_TIMEOUT)
 
     @property
     def state(self) -> BackendState:

@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from beephost_http_backend import errors
+from beephost_http_backend import errors, handlers
 from beephost_http_backend.schemas import ErrorResponse
 from beephost_protocol import ERROR_CLASSES, HTTP_STATUS, ErrorCode
 
@@ -86,7 +86,7 @@ async def test_routing_errors_use_the_one_table(
     status: int, code: str, message: str
 ) -> None:
     request = _request()
-    handler = errors._on_http_exception
+    handler = handlers._on_http_exception
     response = await handler(request, HTTPException(status, headers={"Allow": "POST"}))
     body = json.loads(bytes(response.body))
     assert body["error"]["code"] == code
@@ -104,7 +104,7 @@ async def test_a_carried_error_keeps_its_code_and_data() -> None:
 
     carried = errors.CarriedError(TooLarge("big", {"limit": 5}))
     assert carried.status_code == 413
-    response = await errors._on_http_exception(_request(), carried)
+    response = await handlers._on_http_exception(_request(), carried)
     assert json.loads(bytes(response.body))["error"] == {
         "code": "too_large",
         "message": "big",
@@ -114,7 +114,7 @@ async def test_a_carried_error_keeps_its_code_and_data() -> None:
 
 @pytest.mark.anyio
 async def test_unexpected_exceptions_become_internal_without_a_traceback() -> None:
-    response = await errors._on_unexpected(_request(), RuntimeError("oops"))
+    response = await handlers._on_unexpected(_request(), RuntimeError("oops"))
     assert response.status_code == 500
     body = json.loads(bytes(response.body))
     assert body["error"] == {

@@ -1,9 +1,6 @@
 """The application factory: ``create_app(settings, executor=None)``."""
 
-import asyncio
 import importlib.metadata
-import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,8 +9,8 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from beephost_core import CoreMetrics, Executor
-from beephost_http_backend import errors
+from beephost_core import Executor
+from beephost_http_backend import handlers
 from beephost_http_backend.deps import LEASE_HEADER, LEASE_PATTERN
 from beephost_http_backend.disconnect import CancelOnDisconnect
 from beephost_http_backend.fastlane import FastLane
@@ -29,10 +26,8 @@ from beephost_http_backend.routes import (
     sessions,
 )
 from beephost_http_backend.settings import Settings
-from beephost_http_backend.state import BackendState, HttpMetrics
+from beephost_http_backend.state import BackendState, new_state, serving
 from beephost_protocol.schema import value_definitions
-
-logger = logging.getLogger(__name__)
 
 VERSION = importlib.metadata.version("beephost-http-backend")
 
@@ -179,22 +174,8 @@ def _point_values_at_value_table(schemas: dict[str, Any]) -> None:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    state: BackendState = app.state.backend
-    started = time.perf_counter()
-    await state.executor.start()
-    logger.info(
-        "executor ready in %.3fs (environment %s)",
-        time.perf_counter() - started,
-        state.settings.environment,
-    )
-    try:
+    async with serving(app.state.backend):
         yield
-    finally:
-        # After the server's drain: requests still running were answered `unavailable`
-        # by the middleware; killing the workers ends streamed execs left behind.
-        await state.executor.aclose()
-        if state.background:
-            await asyncio.wait(state.background, timeout=5)
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -204,19 +185,21 @@ def _operation_id(route: APIRoute) -> str:
 def create_app(
     settings: Settings | None = None, executor: Executor | None = None
 ) -> FastAPI:
-    """Build the app over ``executor`` (a new one from ``settings`` by default).
-
-    Building an Executor starts nothing; the lifespan starts it and closes it, so pass
-    one that is not started. It is built here rather than in the lifespan so that the
-    HTTP metrics can register in its registry and the gate can hold it from the start.
+    """Build the app over ``executor`` (a new one from ``settings`` by default), the
+    request gate in front of it; its lifespan starts the executor and closes it, so pass
+    one that is not started. The server serves ``front.FrontApp`` instead, which builds
+    the same FastAPI app in a thread while it already answers the fast lane.
     """
-    settings = settings or Settings()
-    executor = executor or Executor(settings.executor_config(), CoreMetrics("http"))
-    state = BackendState(
-        settings=settings,
-        executor=executor,
-        metrics=HttpMetrics(executor.metrics.registry),
-    )
+    state = new_state(settings or Settings(), executor)
+    app = build_app(state)
+    gate = RequestGate(app.call_fastapi, state, FastLane(state))
+    app.gate = CancelOnDisconnect(gate)
+    return app
+
+
+def build_app(state: BackendState) -> BackendApp:
+    """FastAPI and its routes over ``state``, without the gate (which calls it through
+    ``call_fastapi``). Its lifespan runs only when the app is served itself."""
     app = BackendApp(
         title="Beep Python Host HTTP backend",
         version=VERSION,
@@ -230,11 +213,9 @@ def create_app(
     )
     app.backend = state
     app.state.backend = state
-    errors.install(app)
+    handlers.install(app)
     routers = (code, sessions, objects, leases, files, fs, health)
     for router in (module.router for module in routers):
         app.include_router(router)
     app.include_router(docs.router)
-    gate = RequestGate(app.call_fastapi, state, FastLane(state, code.router.routes))
-    app.gate = CancelOnDisconnect(gate)
     return app

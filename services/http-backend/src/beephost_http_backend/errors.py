@@ -8,24 +8,14 @@ the request gate in the middleware.
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import Scope
 
 from beephost_http_backend.responses import JSONBytes
-from beephost_http_backend.routing import allowed_methods
 from beephost_http_backend.schemas import ErrorResponse
 from beephost_protocol import HTTP_STATUS, BeepHostError, ErrorCode
-from beephost_protocol.errors import (
-    ERROR_CLASSES,
-    InternalError,
-    InvalidRequest,
-    framework_refusal,
-    operator_note,
-)
+from beephost_protocol.errors import InvalidRequest, operator_note
 
 logger = logging.getLogger(__name__)
 
@@ -97,11 +87,6 @@ def invalid_request(errors: Any) -> InvalidRequest:
     return InvalidRequest(f"invalid request: {summary}", {"errors": cleaned})
 
 
-def _remember(request: Request, error: BeepHostError) -> Response:
-    request.scope[ERROR_CODE_KEY] = error.wire_code
-    return error_response(error)
-
-
 def log_lost_worker(
     scope: Scope, error: BeepHostError, session: str | None = None
 ) -> None:
@@ -111,56 +96,6 @@ def log_lost_worker(
         client = scope.get("client")
         peer = f"{client[0]}:{client[1]}" if client else "unknown"
         logger.warning("%s (%s %s from %s)", note, scope["method"], scope["path"], peer)
-
-
-async def _on_beephost_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, BeepHostError)
-    log_lost_worker(request.scope, exc)
-    return _remember(request, exc)
-
-
-async def _on_validation_error(request: Request, exc: Exception) -> Response:
-    # FastAPI answers 422 by default; here a malformed request is invalid_request (400)
-    # like on every transport, and the status comes from the one table.
-    assert isinstance(exc, RequestValidationError | ValidationError)
-    return _remember(request, invalid_request(exc.errors()))
-
-
-async def _on_http_exception(request: Request, exc: Exception) -> Response:
-    # Starlette's own answers: unknown path (404), wrong method (405), body limits.
-    assert isinstance(exc, HTTPException)
-    if isinstance(exc, CarriedError):
-        return _remember(request, exc.error)
-    code, message = framework_refusal(
-        exc.status_code, str(exc.detail), request.method, request.url.path
-    )
-    headers = dict(exc.headers or {})
-    if exc.status_code == 405:
-        # Starlette names the methods of the first route on the path only.
-        app = request.scope.get("app")
-        if app is not None:
-            allowed = allowed_methods(app.router.routes, request.scope)
-            headers["Allow"] = ", ".join(allowed)
-    error = ERROR_CLASSES[code](message, {"status": exc.status_code})
-    request.scope[ERROR_CODE_KEY] = error.wire_code
-    # 405 keeps its status (the one not from the table): HTTP clients and tools rely on
-    # it and on its Allow header (RFC 9110, 15.5.6). The body is still invalid_request.
-    status = 405 if exc.status_code == 405 else None
-    return error_response(error, headers, status)
-
-
-async def _on_unexpected(request: Request, exc: Exception) -> Response:
-    # A bug of ours (the core already wraps its own): answer with the error body, and
-    # Starlette re-raises so the traceback is logged. Never send the traceback out.
-    return _remember(request, InternalError(f"{type(exc).__name__}: {exc}"))
-
-
-def install(app: FastAPI) -> None:
-    app.add_exception_handler(BeepHostError, _on_beephost_error)
-    app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.add_exception_handler(ValidationError, _on_validation_error)
-    app.add_exception_handler(HTTPException, _on_http_exception)
-    app.add_exception_handler(Exception, _on_unexpected)
 
 
 _MEANING = {

@@ -1,4 +1,5 @@
-"""A direct path for the hottest routes, POST /api/eval and POST /api/exec.
+"""A direct path for the hottest routes, POST /api/eval and POST /api/exec, and for
+DELETE /api/leases/{lease}, which every SDK client sends when it closes.
 
 FastAPI's per-request machinery (routing through nested routers, dependency solving,
 parameter extraction, the exception and exit-stack middlewares) costs about as much
@@ -7,13 +8,14 @@ answers well-formed requests directly: it validates the body with the same model
 builds the command with the same function (``commands.py``), runs it on the same
 executor and encodes the same bytes. Anything it is not sure about (another content
 type, a chunked body, a body or header that does not validate) is replayed into the
-FastAPI app unchanged, so every error response still comes from one place.
+FastAPI app unchanged, so every error response still comes from one place. None of it
+needs FastAPI: the server answers these routes while FastAPI is still being imported
+(``front.py``), so a client's first evaluation and its close do not wait for it.
 """
 
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 
-from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
@@ -27,7 +29,7 @@ from beephost_http_backend.responses import encode
 from beephost_http_backend.schemas import ExecRequest
 from beephost_http_backend.state import BackendState
 from beephost_protocol.errors import BeepHostError
-from beephost_protocol.models import Command, Evaluate
+from beephost_protocol.models import Command, Evaluate, LeaseRelease
 
 Decoder = Callable[[bytes, float | None], Command]
 
@@ -42,14 +44,48 @@ def _decode_exec(raw: bytes, deadline: float | None) -> Command:
     return exec_command(ExecRequest.model_validate_json(raw), deadline)
 
 
+class LaneRoute(NamedTuple):
+    """What the access log and the metrics read of ``scope["route"]``: its path (the
+    routed requests' is FastAPI's APIRoute of the same path and name)."""
+
+    path: str
+    name: str
+
+
+LEASES = "/api/leases/"
+_RELEASE = LaneRoute(LEASES + "{lease}", "release_lease")
+_LEASE_MAX = 200  # the route's path parameter's max_length
+
+
 class FastLane:
-    def __init__(self, state: BackendState, routes: Iterable[Any]) -> None:
-        by_name = {r.name: r for r in routes if isinstance(r, APIRoute)}
+    def __init__(self, state: BackendState) -> None:
         self.state = state
-        self.lanes: dict[str, tuple[APIRoute, Decoder]] = {
-            "/api/eval": (by_name["evaluate"], _decode_eval),
-            "/api/exec": (by_name["execute"], _decode_exec),
+        self.lanes: dict[str, tuple[LaneRoute, Decoder]] = {
+            "/api/eval": (LaneRoute("/api/eval", "evaluate"), _decode_eval),
+            "/api/exec": (LaneRoute("/api/exec", "execute"), _decode_exec),
         }
+
+    @staticmethod
+    def released_lease(path: str) -> str | None:
+        """The lease of a ``DELETE /api/leases/{lease}`` path the lane can take."""
+        lease = path[len(LEASES) :] if path.startswith(LEASES) else ""
+        return lease if 0 < len(lease) <= _LEASE_MAX and "/" not in lease else None
+
+    async def release(
+        self,
+        lease: str,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        fallback: Callable[[Scope, Receive, Send], Awaitable[None]],
+    ) -> None:
+        try:
+            command = LeaseRelease(lease=lease)
+        except ValidationError:
+            await fallback(scope, receive, send)
+            return
+        scope["route"] = _RELEASE
+        await self._answer(command, None, scope, receive, send)
 
     async def serve(
         self,
@@ -86,8 +122,18 @@ class FastLane:
             await fallback(scope, _Replay(raw, receive).receive, send)
             return
         scope["route"] = route  # for the access log and the metrics' route label
+        lease = None if lease_header is None else lease_header.decode("latin-1")
+        await self._answer(command, lease, scope, receive, send)
+
+    async def _answer(
+        self,
+        command: Command,
+        lease: str | None,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
         try:
-            lease = None if lease_header is None else lease_header.decode("latin-1")
             result = await self.state.executor.run(command, lease=lease)
         except BeepHostError as exc:
             log_lost_worker(scope, exc, getattr(command, "session", None))

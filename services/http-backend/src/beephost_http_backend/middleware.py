@@ -24,7 +24,6 @@ from beephost_http_backend.errors import (
 )
 from beephost_http_backend.fastlane import FastLane
 from beephost_http_backend.responses import encode
-from beephost_http_backend.routes.files import FILE_ROUTE
 from beephost_http_backend.state import BackendState
 from beephost_protocol.errors import (
     BeepHostError,
@@ -41,6 +40,8 @@ access_log = logging.getLogger("beephost_http_backend.access")
 #: The status of a body that is not JSON (an `invalid_request` on the wire).
 UNSUPPORTED_MEDIA_TYPE = 415
 
+#: The file routes' prefix: their bodies are any bytes, bounded by the workspace's quota.
+FILE_ROUTE = "/api/files/"
 PUBLIC_PATHS = frozenset({"/health", "/ready"})
 DOCS_PATHS = frozenset({"/docs", "/openapi.json"})
 
@@ -115,6 +116,13 @@ class RequestGate:
             ):
                 await self.fast.serve(
                     path, scope, receive, progress.send, deadline, lease, self.app
+                )
+                return
+            if scope["method"] == "DELETE" and (
+                (released := self.fast.released_lease(path)) is not None
+            ):
+                await self.fast.release(
+                    released, scope, receive, progress.send, self.app
                 )
                 return
             if scope["method"] == "HEAD":

@@ -8,9 +8,9 @@ from types import FrameType
 
 import uvicorn
 
-from beephost_http_backend.app import create_app
+from beephost_http_backend.front import FrontApp
 from beephost_http_backend.settings import Settings
-from beephost_http_backend.state import BackendState
+from beephost_http_backend.state import new_state
 
 
 class DrainingServer(uvicorn.Server):
@@ -22,10 +22,11 @@ class DrainingServer(uvicorn.Server):
     """
 
     def __init__(
-        self, config: uvicorn.Config, state: BackendState, sock: socket.socket
+        self, config: uvicorn.Config, front: FrontApp, sock: socket.socket
     ) -> None:
         super().__init__(config)
-        self.backend = state
+        self.front = front
+        self.backend = front.backend
         self.socket = sock
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
@@ -65,15 +66,16 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def create_server(settings: Settings) -> tuple[DrainingServer, int]:
-    """Bind, build the app and its uvicorn server; returns the server and its port.
+    """Bind, build the front app and its uvicorn server; returns the server and its
+    port. FastAPI is imported and its app built once the server starts (``front.py``).
 
     ``server.run()`` serves until SIGTERM/SIGINT (in the main thread) or until
     ``server.handle_exit(...)`` is called, draining as described above.
     """
     sock = bind(settings.host, settings.port)
-    app = create_app(settings)
+    front = FrontApp(new_state(settings))
     config = uvicorn.Config(
-        app,
+        front,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -87,4 +89,4 @@ def create_server(settings: Settings) -> tuple[DrainingServer, int]:
         server_header=False,
     )
     port: int = sock.getsockname()[1]
-    return DrainingServer(config, app.state.backend, sock), port
+    return DrainingServer(config, front, sock), port

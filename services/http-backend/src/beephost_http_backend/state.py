@@ -1,12 +1,18 @@
 """What the app holds for its lifetime: settings, the executor, metrics, drain state."""
 
 import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from beephost_core import Executor
+from beephost_core import CoreMetrics, Executor
 from beephost_http_backend.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 _BUCKETS = (
     0.0005,
@@ -84,3 +90,38 @@ class BackendState:
     @property
     def ready(self) -> bool:
         return self.executor.ready and not self.draining
+
+
+def new_state(settings: Settings, executor: Executor | None = None) -> BackendState:
+    """The state over ``executor`` (a new one from ``settings`` by default).
+
+    Building an Executor starts nothing (``serving`` starts it), so pass one that is
+    not started. It is built here rather than at the start so that the HTTP metrics
+    can register in its registry and the gate can hold it from the beginning.
+    """
+    executor = executor or Executor(settings.executor_config(), CoreMetrics("http"))
+    return BackendState(
+        settings=settings,
+        executor=executor,
+        metrics=HttpMetrics(executor.metrics.registry),
+    )
+
+
+@asynccontextmanager
+async def serving(state: BackendState) -> AsyncIterator[None]:
+    """The executor started (the default session's worker up) until the exit."""
+    started = time.perf_counter()
+    await state.executor.start()
+    logger.info(
+        "executor ready in %.3fs (environment %s)",
+        time.perf_counter() - started,
+        state.settings.environment,
+    )
+    try:
+        yield
+    finally:
+        # After the server's drain: requests still running were answered `unavailable`
+        # by the middleware; killing the workers ends streamed execs left behind.
+        await state.executor.aclose()
+        if state.background:
+            await asyncio.wait(state.background, timeout=5)

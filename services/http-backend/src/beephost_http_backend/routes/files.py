@@ -4,7 +4,7 @@ Both stream: an upload's body goes to the workspace in chunks as it arrives (und
 temporary name, renamed into place once whole: a broken upload leaves nothing), and a
 download is read a chunk at a time, each sent before the next is read, so neither
 holds the file in memory. The request gate lets these bodies past its JSON and size
-checks (``FILE_ROUTE``): the workspace's quota bounds them.
+checks (``middleware.FILE_ROUTE``): the workspace's quota bounds them.
 """
 
 import asyncio
@@ -29,7 +29,6 @@ from beephost_protocol import ErrorCode, InvalidRequest, files
 router = APIRouter(prefix="/api/files", tags=["files"], route_class=BackendRoute)
 
 #: Where file bodies go: the request gate neither limits nor types them.
-FILE_ROUTE = "/api/files/"
 CHUNK = files.MAX_CHUNK_BYTES
 
 FilePath = Annotated[
