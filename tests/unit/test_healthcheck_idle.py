@@ -23,7 +23,7 @@ def test_the_idle_note_reads_the_activity_file(
     report = tmp_path / "activity"
     report.write_text("42\n")
     assert module.idle_note({f"{prefix}ACTIVITY_FILE": str(report)}) == " idle=42"
-    # pydantic-settings reads names case-insensitively; the probe does too.
+    # Settings read names case-insensitively; the probe does too.
     assert module.idle_note({f"{prefix.lower()}activity_file": str(report)}) == (
         " idle=42"
     )

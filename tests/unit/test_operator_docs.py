@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings
 from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.settings import Settings as ControllerSettings
 from beephost_core import Executor
+from beephost_core.envsettings import EnvSettings
 from beephost_core.metrics import CoreMetrics
 from beephost_http_backend.settings import Settings as HttpSettings
 from beephost_http_backend.state import HttpMetrics
@@ -34,7 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 OPERATOR_DOCS = sorted((DOCS / "operators").glob("*.md"))
 METRICS_DOC = DOCS / "operators" / "metrics.md"
-SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
+# The controller's are pydantic-settings', the backends' our lighter EnvSettings.
+SETTINGS_CLASSES: tuple[type[BaseSettings] | type[EnvSettings], ...] = (
     ControllerSettings,
     PipeSettings,
     HttpSettings,

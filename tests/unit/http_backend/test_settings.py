@@ -74,7 +74,7 @@ def test_limits_are_validated() -> None:
 
 
 def test_the_healthcheck_reads_the_same_settings() -> None:
-    # healthcheck.py reads host and port without pydantic-settings: keep them in step.
+    # healthcheck.py reads host and port without Settings: keep them in step.
     from beephost_http_backend import healthcheck
 
     fields = Settings.model_fields

@@ -9,9 +9,9 @@ import re
 from typing import TYPE_CHECKING, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from beephost_core.config import ExecutorConfig, base_interpreter
+from beephost_core.envsettings import EnvSettings
 from beephost_core.tokens import TokenCheck, is_token_sha256
 
 # The backends' own settings: never handed to user code, even on purpose (the token!).
@@ -23,10 +23,8 @@ SERVER_ENV_PREFIXES = (
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-class BackendSettings(BaseSettings):
+class BackendSettings(EnvSettings):
     """The fields common to the pipe, HTTP and gRPC backends."""
-
-    model_config = SettingsConfigDict(extra="ignore")
 
     token: SecretStr | None = Field(
         None,

@@ -1,8 +1,8 @@
 """`beephost-http-backend healthcheck`: exit 0 when GET /ready answers 200.
 
 Containers run it every few seconds, so it is stdlib only: it reads the two settings it
-needs from the environment itself instead of importing pydantic-settings (which would
-cost ten times its run time). ``tests/unit/http_backend`` keeps the defaults and the
+needs from the environment itself instead of importing Settings (pydantic would cost
+ten times its run time). ``tests/unit/http_backend`` keeps the defaults and the
 variable names equal to Settings'.
 """
 
@@ -19,7 +19,7 @@ DEFAULT_PORT = 5678
 
 def target(environ: Mapping[str, str] = os.environ) -> tuple[str, int]:
     """The (host, port) the server listens on, as Settings would read them."""
-    # pydantic-settings matches variable names case-insensitively.
+    # Settings match variable names case-insensitively (beephost_core.envsettings).
     values = {k.upper(): v for k, v in environ.items()}
     host = values.get(f"{ENV_PREFIX}HOST", DEFAULT_HOST)
     port = int(values.get(f"{ENV_PREFIX}PORT", DEFAULT_PORT))

@@ -1,17 +1,15 @@
 """Settings of the HTTP backend, read from BEEPHOST_HTTP_BACKEND_* variables."""
 
 from pydantic import Field, field_validator
-from pydantic_settings import SettingsConfigDict
 
+from beephost_core.envsettings import EnvConfigDict
 from beephost_core.settings import NetworkBackendSettings
 
 
 class Settings(NetworkBackendSettings):
     """Every knob of the HTTP backend; the shared ones come from BackendSettings."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="BEEPHOST_HTTP_BACKEND_", extra="ignore"
-    )
+    model_config = EnvConfigDict(env_prefix="BEEPHOST_HTTP_BACKEND_", extra="ignore")
 
     host: str = Field("127.0.0.1", description="Address the server listens on.")
     port: int = Field(5678, ge=0, le=65535, description="TCP port; 0 picks a free one.")

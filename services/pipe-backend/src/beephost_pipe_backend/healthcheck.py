@@ -10,7 +10,7 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 
-# Read without pydantic-settings: a probe runs every few seconds, so it imports the
+# Read without Settings (pydantic): a probe runs every few seconds, so it imports the
 # stdlib only (settings.py uses the same default).
 DEFAULT_SOCKET_PATH = "/tmp/beephost/pipe.sock"
 _PREFIX = "BEEPHOST_PIPE_BACKEND_"

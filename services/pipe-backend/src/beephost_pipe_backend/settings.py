@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from pydantic import Field, field_validator
-from pydantic_settings import SettingsConfigDict
 
+from beephost_core.envsettings import EnvConfigDict
 from beephost_core.settings import BackendSettings
 from beephost_pipe_backend.healthcheck import DEFAULT_SOCKET_PATH
 
@@ -15,9 +15,7 @@ _MAX_SOCKET_PATH = 107
 class Settings(BackendSettings):
     """Every knob of the pipe backend; see docs/configuration.md for the table."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="BEEPHOST_PIPE_BACKEND_", extra="ignore"
-    )
+    model_config = EnvConfigDict(env_prefix="BEEPHOST_PIPE_BACKEND_", extra="ignore")
 
     socket_path: Path = Field(
         Path(DEFAULT_SOCKET_PATH),

@@ -33,7 +33,7 @@ _MAX_FRAME = 1 << 14  # SETTINGS_MAX_FRAME_SIZE's default: what a server may sen
 
 def target(environ: Mapping[str, str] = os.environ) -> tuple[str, int]:
     """The (host, port) the server listens on, as Settings would read them."""
-    # pydantic-settings matches variable names case-insensitively.
+    # Settings match variable names case-insensitively (beephost_core.envsettings).
     values = {k.upper(): v for k, v in environ.items()}
     host = values.get(f"{ENV_PREFIX}HOST", DEFAULT_HOST)
     port = int(values.get(f"{ENV_PREFIX}PORT", DEFAULT_PORT))

@@ -1,17 +1,15 @@
 """Settings of the gRPC backend, read from BEEPHOST_RPC_BACKEND_* variables."""
 
 from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
+from beephost_core.envsettings import EnvConfigDict
 from beephost_core.settings import NetworkBackendSettings
 
 
 class Settings(NetworkBackendSettings):
     """Every knob of the gRPC backend; see docs/configuration.md for the table."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="BEEPHOST_RPC_BACKEND_", extra="ignore"
-    )
+    model_config = EnvConfigDict(env_prefix="BEEPHOST_RPC_BACKEND_", extra="ignore")
 
     host: str = Field(
         "127.0.0.1",
