@@ -16,6 +16,7 @@ from beephost_controller.backends.pools import (
     serves,
 )
 from beephost_controller.metrics import ControllerMetrics
+from beephost_controller.redact import Redactor
 from beephost_controller.rows import BackendConfig, BackendRow, PoolRow
 from beephost_controller.schemas import BackendLimits, BackendOptions, BackendStatus
 from beephost_controller.settings import Settings
@@ -182,6 +183,16 @@ def test_a_claim_hands_out_a_ready_member_with_its_callers_terms(
     assert _sample(pools, "beephost_controller_pool_backends", gauge) == 2
 
 
+def test_a_members_token_is_a_secret_from_its_start(tmp_path: Path) -> None:
+    pools = _pools(tmp_path, SetClock())
+    redactor = Redactor()
+    pools.backends.add_secret = redactor.add
+    pools.configure("e", "pipe", 1)
+    pools.fill()  # the filler's start: no route saw the token
+    (member,) = pools.store.backends()
+    assert member.token not in redactor.redact(f"leaked {member.token}")
+
+
 def test_a_start_the_pool_cannot_serve_starts_cold(tmp_path: Path) -> None:
     pools = _pools(tmp_path, SetClock())
     pools.configure("e", "http", 1)
@@ -235,14 +246,14 @@ def test_a_member_that_does_not_answer_goes_back_and_the_next_one_is_claimed(
     pools.configure("e", "http", 2)
     pools.fill()
     dead, alive = pools.store.backends()
-    pools.probe = lambda endpoint, token: token != dead.token
+    pools.backends.probe = lambda endpoint, token: token != dead.token
     row = pools.claim(BackendRequest(environment="e", type="http"))
     assert row is not None
     assert row.id == alive.id
     back = pools.store.backend(dead.id)
     assert back is not None
     assert (back.pooled, back.status, back.claimed_at) == (True, "starting", None)
-    pools.probe = None
+    pools.backends.probe = None
     pools.fill()  # the filler's look: the engine says it is healthy again
     assert pools.state("e", "http").ready == 2
 

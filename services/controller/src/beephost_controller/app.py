@@ -107,7 +107,7 @@ def create_app(
         app.state.redactor = redactor
         app.state.backends, app.state.reconciled = backend_service, False
         app.state.installer = PackageInstaller(backend_service, runner, service.resolve)
-        warm = app.state.pools = Pools(backend_service, probe=probe)
+        warm = app.state.pools = Pools(backend_service)
         recovered = runner.recover(service.resume)
         if recovered:
             logger.info("recovered %d unfinished job(s)", len(recovered))

@@ -10,7 +10,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from beephost_controller.backends import BackendService, token_digest
 from beephost_controller.backends.install import PackageInstaller
 from beephost_controller.backends.pooling import Pools
-from beephost_controller.redact import Redactor
 from beephost_controller.service import ControllerService
 from beephost_controller.settings import Settings
 from beephost_controller.store import SqliteStore
@@ -145,5 +144,4 @@ InstallerDep = Annotated[
 ]
 PoolsDep = Annotated[Pools, Depends(_from_state("pools", Pools))]
 StoreDep = Annotated[SqliteStore, Depends(_from_state("store", SqliteStore))]
-RedactorDep = Annotated[Redactor, Depends(_from_state("redactor", Redactor))]
 Authenticated = Depends(require_token)

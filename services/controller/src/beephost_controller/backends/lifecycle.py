@@ -76,8 +76,9 @@ class BackendService:
     """Backends' lifecycle: start (a plan, applied), status, restarts, stop.
 
     Args:
-        add_secret: Told every secret a start mints (the admin backends' controller
-            tokens): the controller's Redactor keeps them out of every log.
+        add_secret: Told every secret a start mints (the backend's token, and an
+            admin backend's controller token): the controller's Redactor keeps them
+            out of every log, a pool member's from its start on.
     """
 
     def __init__(
@@ -131,6 +132,7 @@ class BackendService:
             pick_port=self._pick_port,
             extra_labels=self.extra_labels,
         )
+        self.add_secret(planned.row.token)
         if planned.controller_token is not None:
             self.add_secret(planned.controller_token)
         with self._admission:

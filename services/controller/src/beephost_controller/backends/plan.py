@@ -151,6 +151,13 @@ def socket_dir_owner(group: int | None, minted: Minted) -> tuple[int, int] | Non
     return None if group is None else (-1, group)
 
 
+def resolved_options(options: BackendOptions, env_network: bool) -> BackendOptions:
+    """A start's hardening with ``network`` resolved: its own, else its environment's
+    (what the row keeps, and what a pool member is compared by)."""
+    network = env_network if options.network is None else options.network
+    return options.model_copy(update={"network": network})
+
+
 def lifetimes(
     request: BackendRequest, settings: Settings
 ) -> tuple[float | None, float | None]:
@@ -198,10 +205,8 @@ def plan(
         host_port = request.port or pick_port(bind_address, set(held_ports))
     backend_id = minted.backend_id
     name = f"beephost-{settings.name}-{backend_id}"
-    network = (
-        env.network if request.options.network is None else request.options.network
-    )
-    hardening = request.options.model_copy(update={"network": network})
+    hardening = resolved_options(request.options, env.network)
+    network = bool(hardening.network)
     labels = {
         **(extra_labels or {}),
         **selector(settings),

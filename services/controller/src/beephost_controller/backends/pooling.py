@@ -47,24 +47,17 @@ class PoolState:
 class Pools:
     """Claims from warm pools, and the filler that keeps them full.
 
-    Args:
-        probe: Whether a backend answers (endpoint, token): a member is probed before
-            it is handed out, so a claim never returns one that died since the last
-            sweep.
+    A member is probed (the backend service's readiness probe) once a claim has won
+    it, so a claim never returns one that died since the last sweep.
     """
 
     def __init__(
-        self,
-        backends: BackendService,
-        *,
-        probe: Callable[[str, str | None], bool] | None = None,
-        clock: Callable[[], float] = time.time,
+        self, backends: BackendService, *, clock: Callable[[], float] = time.time
     ) -> None:
         self.backends = backends
         self.store = backends.store
         self.settings = backends.settings
         self.metrics = backends.metrics
-        self.probe = probe
         self.clock = clock
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -181,7 +174,8 @@ class Pools:
     def _answers(self, row: BackendRow) -> bool:
         if row.endpoint is None:
             return False
-        return self.probe is None or self.probe(row.endpoint, row.token)
+        probe = self.backends.probe
+        return probe is None or probe(row.endpoint, row.token)
 
     # -- the filler ----------------------------------------------------------------------
 

@@ -15,7 +15,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
-from beephost_controller.backends.plan import BackendRequest, lifetimes
+from beephost_controller.backends.plan import (
+    BackendRequest,
+    lifetimes,
+    resolved_options,
+)
 from beephost_controller.rows import (
     BackendConfig,
     BackendRow,
@@ -58,8 +62,7 @@ class Pool:
     def made(self, row: BackendRow) -> bool:
         """Whether ``row`` was started as this pool's member is now (a changed
         setting makes the old members obsolete)."""
-        network = self.network if self.options.network is None else self.options.network
-        hardening = self.options.model_copy(update={"network": network})
+        hardening = resolved_options(self.options, self.network)
         return row.config.limits == self.limits and row.config.hardening == hardening
 
 

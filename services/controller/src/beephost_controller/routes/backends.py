@@ -11,7 +11,6 @@ from beephost_controller.deps import (
     Caller,
     InstallerDep,
     PoolsDep,
-    RedactorDep,
     VisibleBackendId,
 )
 from beephost_controller.rows import BackendRow
@@ -48,7 +47,7 @@ router = APIRouter(
     responses=ERROR_RESPONSES,
 )
 def start_backend(
-    body: BackendCreate, pools: PoolsDep, redactor: RedactorDep, caller: Caller
+    body: BackendCreate, pools: PoolsDep, caller: Caller
 ) -> BackendPublic:
     """Start a backend container; it answers once `status` is `ready`.
 
@@ -71,8 +70,8 @@ def start_backend(
             started_by=caller,
         )
     )
-    # Never in a log line from now on (the reply is the one place it appears).
-    redactor.add(row.token)
+    # The start told the redactor: never in a log line (the reply is the one place
+    # it appears).
     return backend_public(row, token=row.token)
 
 
