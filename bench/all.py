@@ -633,17 +633,28 @@ def pool_rows(times: pools.PoolTimes) -> list[Row]:
                 f"<= {pools.COLD_GOAL_RATIO:g}x floor: {met(ok)}",
             )
         )
-    rows.append(
-        Row(
-            section,
-            f"{times.burst} http sandboxes at once, from a pool "
-            f"({times.burst_hits} served by it), until all answered",
-            sec(times.burst_pooled),
-            "s",
-            f"{times.burst_pooled / times.burst_cold:.3f}x cold",
-            f"cold {sec(times.burst_cold)} s",
+    if times.burst_failed is None:
+        rows.append(
+            Row(
+                section,
+                f"{times.burst} http sandboxes at once, from a pool "
+                f"({times.burst_hits} served by it), until all answered",
+                sec(times.burst_pooled),
+                "s",
+                f"{times.burst_pooled / times.burst_cold:.3f}x cold",
+                f"cold {sec(times.burst_cold)} s",
+            )
         )
-    )
+    else:
+        rows.append(
+            Row(
+                section,
+                f"{times.burst} http sandboxes at once: did not finish "
+                f"({times.burst_failed})",
+                "-",
+                "s",
+            )
+        )
     if times.idle is not None:
         base = times.idle.floor.usage.used
         for name, found in times.idle.backends.items():

@@ -66,11 +66,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
 
 from bench import _jupyter
 from bench.grpc_roundtrip import code_under_test, entry, render_text
+from scripts.workspace_snapshot import snapshot_workspace
 
 import beephost_client
 from beephost_client.controller import Backend, BackendType, ControllerClient, LogLine
@@ -90,10 +92,6 @@ POLL = 0.02  # seconds between two 1+1 attempts
 START_TIMEOUT = 60.0
 BUILD_TIMEOUT = 900.0
 ATTEMPT = beephost_client.Timeout(request=5.0, connect=0.5, grace=1.0)
-_SNAPSHOT_IGNORE = shutil.ignore_patterns(
-    ".venv", "__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache", ".ruff_cache",
-    "build", "dist", "*.egg-info",
-)  # fmt: skip
 
 # --------------------------------------------------------------------------------------
 # docker CLI and the controller process
@@ -112,17 +110,6 @@ def docker_time(value: str) -> float:
     """Unix seconds of a Docker timestamp (RFC 3339, nanoseconds, ``Z``)."""
     value = re.sub(r"(\.\d{6})\d*", r"\1", value.strip()).replace("Z", "+00:00")
     return datetime.fromisoformat(value).timestamp()
-
-
-def snapshot_workspace(source: Path, target: Path) -> Path:
-    """Copy what image builds read (lock, members, Dockerfiles) to ``target``."""
-    target.mkdir(parents=True)
-    for name in ("pyproject.toml", "uv.lock", ".python-version", ".dockerignore"):
-        if (source / name).is_file():
-            shutil.copy2(source / name, target / name)
-    for directory in ("packages", "services"):
-        shutil.copytree(source / directory, target / directory, ignore=_SNAPSHOT_IGNORE)
-    return target
 
 
 @dataclass
@@ -438,7 +425,7 @@ PHASES = (  # (name, the log line that ends it)
 
 def phases(build: Build) -> list[tuple[str, float]]:
     """Durations between the log lines that mark the build's steps (arrival times:
-    the log stream polls every 0.2 s)."""
+    the log stream sends a line as the job logs it)."""
     found, last = [], 0.0
     for name, pattern in PHASES:
         at = next((t for t, line in build.log if re.search(pattern, line)), None)
@@ -644,7 +631,7 @@ def report(args: argparse.Namespace, res: Results, elapsed: float) -> None:
     print()
     print(
         "environment builds, phases in s from the job log's lines as they arrived "
-        "(the log stream polls every 0.2 s):"
+        "(streamed as logged):"
     )
     builds = [("six==1.17.0 (first)", res.six)]
     if res.fastapi is not None:
@@ -803,3 +790,21 @@ def bench_environment() -> Iterator[
         say("building the environment without requirements (and the backend images)")
         create_environment(client, ctl, "bench", [])
         yield ctl, client, scratch, say
+
+
+#: What a benchmark's measure returns and its report reads.
+T = TypeVar("T")
+
+
+def bench_main(
+    measure: Callable[[Controller, ControllerClient, Path, Callable[[str], None]], T],
+    report: Callable[[T], None],
+) -> int:
+    """A benchmark's main: ``measure`` in ``bench_environment``, then ``report`` once
+    the controller and its backends are gone. 2 without a docker CLI, else 0."""
+    if no_docker_cli():
+        return 2
+    with bench_environment() as (ctl, client, scratch, say):
+        result = measure(ctl, client, scratch, say)
+    report(result)
+    return 0

@@ -168,12 +168,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if controller.no_docker_cli():
-        return 2
-    with controller.bench_environment() as (_, client, scratch, say):
-        speeds = measure(client, "bench", scratch, args.mib, args.rounds, say)
-    report(speeds, args.mib, args.rounds)
-    return 0
+    return controller.bench_main(
+        lambda _, client, scratch, say: measure(
+            client, "bench", scratch, args.mib, args.rounds, say
+        ),
+        lambda speeds: report(speeds, args.mib, args.rounds),
+    )
 
 
 if __name__ == "__main__":

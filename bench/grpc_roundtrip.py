@@ -65,10 +65,11 @@ class Client(Protocol):
 class GrpcEval:
     """The generated sync stub on a plain channel, with a deadline on every call."""
 
-    def __init__(self, port: int) -> None:
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    def __init__(self, target: str, deadline: float = DEADLINE_S) -> None:
+        self.channel = grpc.insecure_channel(target)
         self.stub = exec_pb2_grpc.ExecutorStub(self.channel)
         self.request = exec_pb2.EvaluateRequest(expression=EXPRESSION)
+        self.deadline = deadline
 
     def block(self, count: int) -> list[int]:
         clock, evaluate, request = (
@@ -79,7 +80,7 @@ class GrpcEval:
         latencies = []
         for _ in range(count):
             started = clock()
-            reply = evaluate(request, timeout=DEADLINE_S)
+            reply = evaluate(request, timeout=self.deadline)
             latencies.append(clock() - started)
             if reply.value_json != "2":
                 raise RuntimeError(f"unexpected reply {reply!r}")
@@ -119,7 +120,7 @@ def grpc_probe(port: int) -> Callable[[], bool]:
     fresh channel each time: a channel that failed to connect backs off for seconds."""
 
     def probe() -> bool:
-        client = GrpcEval(port)
+        client = GrpcEval(f"127.0.0.1:{port}")
         try:
             reply = client.stub.Evaluate(client.request, timeout=1.0)
             return reply.value_json == "2"
@@ -259,7 +260,7 @@ def grpc_backend_spec(tmp: Path) -> Spec:
         "grpc-backend",
         server,
         grpc_probe(port),
-        functools.partial(GrpcEval, port),
+        functools.partial(GrpcEval, f"127.0.0.1:{port}"),
         "beephost rpc backend: grpc.aio + worker process (2 hops), sync stub",
     )
 
@@ -271,7 +272,7 @@ def grpc_bare_spec(tmp: Path) -> Spec:
         "grpc-bare",
         server,
         grpc_probe(port),
-        functools.partial(GrpcEval, port),
+        functools.partial(GrpcEval, f"127.0.0.1:{port}"),
         "bare grpc.aio Evaluate, eval in-process (1 hop), sync stub",
     )
 

@@ -117,12 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="measured installs")
     args, _ = parser.parse_known_args(argv)
-    if controller.no_docker_cli():
-        return 2
-    with controller.bench_environment() as (_, client, scratch, say):
-        times = measure(client, "bench", scratch, args.rounds, say)
-    report(times)
-    return 0
+    return controller.bench_main(
+        lambda _, client, scratch, say: measure(
+            client, "bench", scratch, args.rounds, say
+        ),
+        report,
+    )
 
 
 if __name__ == "__main__":

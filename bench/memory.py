@@ -332,13 +332,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if controller.no_docker_cli():
-        return 2
-    with controller.bench_environment() as (ctl, client, _, say):
-        image = controller.base_image(client)
-        idle = measure(client, ctl, "bench", image, args.idle, args.samples, say)
-    report(idle)
-    return 0
+    return controller.bench_main(
+        lambda ctl, client, _, say: measure(
+            client,
+            ctl,
+            "bench",
+            controller.base_image(client),
+            args.idle,
+            args.samples,
+            say,
+        ),
+        report,
+    )
 
 
 if __name__ == "__main__":

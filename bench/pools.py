@@ -62,6 +62,8 @@ class PoolTimes:
     burst_pooled: float = 0.0
     burst_hits: int = 0  # of the burst's starts, those a member served
     burst_cold: float = 0.0
+    #: Why the burst did not finish (the other tables are still reported).
+    burst_failed: str | None = None
     idle: memory.Idle | None = None
 
 
@@ -174,6 +176,21 @@ def measure(
 
     for kind in controller.KINDS:
         client.set_pool(ENVIRONMENT, kind, 0)
+    try:
+        measure_bursts(client, ctl, args, say, times)
+    except RuntimeError as exc:  # a sandbox that never answered: say so, keep the rest
+        times.burst_failed = str(exc)
+        say(f"pools: the burst did not finish: {exc}")
+    return times
+
+
+def measure_bursts(
+    client: ControllerClient,
+    ctl: controller.Controller,
+    args: argparse.Namespace,
+    say: Callable[[str], None],
+    times: PoolTimes,
+) -> None:
     client.set_pool(ENVIRONMENT, "http", args.burst)
     say(f"pools: filling a pool of {args.burst} http backends")
     wait_full(client, {"http": args.burst})
@@ -189,7 +206,6 @@ def measure(
         ctl.url, args.burst, lambda own: cold(own, "http")
     )
     stop_all(client, started)
-    return times
 
 
 def idle_memory(
@@ -241,6 +257,15 @@ def report(times: PoolTimes) -> None:
             f"{c50 / floor:.2f}x | <= {COLD_GOAL_RATIO:g}x floor: {met} |"
         )
     print(f"\n{times.burst} http sandboxes requested at once, until all answered")
+    if times.burst_failed is not None:
+        print(f"did not finish: {times.burst_failed}")
+    else:
+        report_bursts(times)
+    if times.idle is not None:
+        report_idle(times.idle)
+
+
+def report_bursts(times: PoolTimes) -> None:
     print("| case | seconds | x pool |")
     print("|---|---:|---:|")
     print(
@@ -251,24 +276,25 @@ def report(times: PoolTimes) -> None:
         f"| cold | {times.burst_cold:.2f} | "
         f"{times.burst_cold / times.burst_pooled:.1f}x |"
     )
-    if times.idle is not None:
-        idle = times.idle
-        print(f"\nidle memory of a pool member after {idle.idle_s:g} s (docker stats)")
-        print("| container | MiB | anon MiB | active file MiB | x floor | goal |")
-        print("|---|---:|---:|---:|---:|---|")
-        base = idle.floor.usage
+
+
+def report_idle(idle: memory.Idle) -> None:
+    print(f"\nidle memory of a pool member after {idle.idle_s:g} s (docker stats)")
+    print("| container | MiB | anon MiB | active file MiB | x floor | goal |")
+    print("|---|---:|---:|---:|---:|---|")
+    base = idle.floor.usage
+    print(
+        f"| floor (python3 sleeping) | {memory.mib(base.used)} | "
+        f"{memory.mib(base.anon)} | {memory.mib(base.active_file)} | 1.0x | |"
+    )
+    for name, found in idle.backends.items():
+        usage = found.usage
+        met = "met" if usage.used < MEMORY_GOAL_MIB * memory.MIB else "NOT met"
         print(
-            f"| floor (python3 sleeping) | {memory.mib(base.used)} | "
-            f"{memory.mib(base.anon)} | {memory.mib(base.active_file)} | 1.0x | |"
+            f"| {name} member | {memory.mib(usage.used)} | {memory.mib(usage.anon)} "
+            f"| {memory.mib(usage.active_file)} | {usage.used / base.used:.1f}x | "
+            f"< {MEMORY_GOAL_MIB:g} MiB: {met} |"
         )
-        for name, found in idle.backends.items():
-            usage = found.usage
-            met = "met" if usage.used < MEMORY_GOAL_MIB * memory.MIB else "NOT met"
-            print(
-                f"| {name} member | {memory.mib(usage.used)} | {memory.mib(usage.anon)} "
-                f"| {memory.mib(usage.active_file)} | {usage.used / base.used:.1f}x | "
-                f"< {MEMORY_GOAL_MIB:g} MiB: {met} |"
-            )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -283,12 +309,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if controller.no_docker_cli():
-        return 2
-    with controller.bench_environment() as (ctl, client, _, say):
-        times = measure(client, ctl, args, say)
-    report(times)
-    return 0
+    return controller.bench_main(
+        lambda ctl, client, _, say: measure(client, ctl, args, say), report
+    )
 
 
 if __name__ == "__main__":

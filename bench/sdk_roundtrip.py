@@ -43,10 +43,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
+# Run as a script, sys.path[0] is bench/: make the sibling scripts importable.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import grpc_roundtrip, pipe_roundtrip
 
 import beephost_client
-from beephost_pb.exec.v1 import exec_pb2, exec_pb2_grpc
 
 EXPRESSION = "1+1"
 READY_TIMEOUT = 60.0
@@ -139,38 +140,14 @@ class Case:
         pass
 
 
-class PipeFloor(Case):
-    """A raw blocking NDJSON client: sendall, then a buffered readline."""
+class PipeFloor(pipe_roundtrip.LineClient, Case):
+    """A raw blocking NDJSON client: sendall, then a buffered readline
+    (bench/pipe_roundtrip.py's client, without a session)."""
 
     transport, name, floor = "pipe", "raw NDJSON socket", True
 
     def __init__(self, url: str) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(url.removeprefix("unix://"))
-        self.reader = self.sock.makefile("rb", buffering=1 << 16)
-        self.next_id = 0
-
-    def block(self, count: int) -> list[int]:
-        clock, send, readline = (
-            time.perf_counter_ns,
-            self.sock.sendall,
-            self.reader.readline,
-        )
-        template = '{"id":%d,"type":"eval","params":{"expression":"1+1"}}\n'
-        latencies = []
-        for _ in range(count):
-            self.next_id += 1
-            started = clock()
-            send((template % self.next_id).encode())
-            line = readline()
-            latencies.append(clock() - started)
-            if json.loads(line)["result"]["value"] != 2:
-                raise RuntimeError(f"unexpected reply {line!r}")
-        return latencies
-
-    def close(self) -> None:
-        self.reader.close()
-        self.sock.close()
+        super().__init__(url.removeprefix("unix://"))
 
 
 class HttpClientFloor(Case):
@@ -248,33 +225,14 @@ class HttpxCase(Case):
         self.client.close()
 
 
-class GrpcFloor(Case):
-    """The generated stub on a plain channel, with a deadline, as the SDK sets one."""
+class GrpcFloor(grpc_roundtrip.GrpcEval, Case):
+    """The generated stub on a plain channel, with a deadline, as the SDK sets one
+    (bench/grpc_roundtrip.py's client)."""
 
     transport, name, floor = "grpc", "raw grpc stub", True
 
     def __init__(self, url: str) -> None:
-        self.channel = grpc.insecure_channel(url.removeprefix("grpc://"))
-        self.stub = exec_pb2_grpc.ExecutorStub(self.channel)
-        self.request = exec_pb2.EvaluateRequest(expression=EXPRESSION)
-
-    def block(self, count: int) -> list[int]:
-        clock, evaluate, request = (
-            time.perf_counter_ns,
-            self.stub.Evaluate,
-            self.request,
-        )
-        latencies = []
-        for _ in range(count):
-            started = clock()
-            reply = evaluate(request, timeout=30)
-            latencies.append(clock() - started)
-            if reply.value_json != "2":
-                raise RuntimeError(f"unexpected reply {reply!r}")
-        return latencies
-
-    def close(self) -> None:
-        self.channel.close()
+        super().__init__(url.removeprefix("grpc://"), deadline=30.0)
 
 
 class SdkSync(Case):

@@ -31,7 +31,8 @@ from beephost_controller.images.layout import (
     image_kind,
     wheelhouse_path,
 )
-from beephost_controller.images.wheelhouse import UvTools, WheelhouseTools
+from beephost_controller.images.uv_tools import UvTools
+from beephost_controller.images.wheelhouse import WheelhouseTools
 from beephost_controller.ports import ContainerRuntime
 
 #: Workspace files and directories the controller image carries (what environment

@@ -26,18 +26,17 @@ from beephost_controller.images.base_source import BaseImage
 from beephost_controller.images.environment import workspace_code_version
 from beephost_controller.images.errors import ImageError
 from beephost_controller.images.layout import (
-    BACKEND_KINDS,
     CONTROLLER,
-    BackendKind,
     ImageKind,
     default_cache_dir,
     find_workspace,
     service_name,
 )
 from beephost_controller.images.servers import ensure_servers_image
-from beephost_controller.images.wheelhouse import UvTools
+from beephost_controller.images.uv_tools import UvTools
 from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError
 from beephost_controller.runtime.docker_images import DockerRuntime
+from beephost_controller.schemas import BACKEND_TYPES, BackendType
 from beephost_controller.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -80,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     images.add_argument(
         "--backend",
         action="append",
-        choices=BACKEND_KINDS,
+        choices=BACKEND_TYPES,
         help=(
             "Backend to build; repeat for several (default: all three, or none "
             "with --controller)."
@@ -175,8 +174,8 @@ def _build(
         return
     workspace = find_workspace()
     tools = UvTools()
-    kinds: list[BackendKind] = list(
-        args.backend or ([] if args.controller else BACKEND_KINDS)
+    kinds: list[BackendType] = list(
+        args.backend or ([] if args.controller else BACKEND_TYPES)
     )
     for python in args.python or ["3.11"]:
         started = time.monotonic()
@@ -192,7 +191,7 @@ def _build(
                 "seconds": round(time.monotonic() - started, 1),
             }
         )
-        backends: dict[BackendKind, BackendImage] = {}
+        backends: dict[BackendType, BackendImage] = {}
         # --export-wheelhouse: only the wheelhouses of what would be built.
         exports: list[ImageKind] = [*kinds, *([CONTROLLER] if args.controller else [])]
         for kind in exports if args.export_wheelhouse else []:
@@ -219,7 +218,7 @@ def _build(
             )
             backends[kind] = image
             emit(_image_record(image))
-        if len(backends) == len(BACKEND_KINDS):
+        if len(backends) == len(BACKEND_TYPES):
             # What a runtime's first environment build would otherwise spend ~25 s on
             # (docs/operators/images.md): found by tag by a controller with the
             # default labels and backend repositories, as compose runs it.

@@ -14,26 +14,23 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from scripts.workspace_snapshot import snapshot_workspace
 
 from beephost_client.controller import ControllerClient
 from beephost_controller.images.backend import BackendImage, ensure_backend_image
 from beephost_controller.images.base import ensure_base_image
 from beephost_controller.images.base_source import BaseImage
 from beephost_controller.images.errors import BackendImageError
-from beephost_controller.images.layout import (
-    BACKEND_KINDS,
-    default_cache_dir,
-    find_workspace,
-)
-from beephost_controller.images.wheelhouse import UvTools
+from beephost_controller.images.layout import default_cache_dir, find_workspace
+from beephost_controller.images.uv_tools import UvTools
 from beephost_controller.ports import ContainerRuntimeError
 from beephost_controller.runtime.docker_images import DockerRuntime
+from beephost_controller.schemas import BACKEND_TYPES
 from beephost_controller.settings import Settings
 from tests.e2e.containers import (
     RunningBackend,
     memory_usage,
     remove_container,
-    snapshot_workspace,
     socket_directory,
     start_backend,
 )
@@ -138,7 +135,7 @@ def backend_images(
         )
         print(f"\nbase {base.tag}: {time.monotonic() - started:.1f} s")
         images: dict[str, BackendImage] = {}
-        for kind in BACKEND_KINDS:
+        for kind in BACKEND_TYPES:
             images[kind] = ensure_backend_image(
                 kind,
                 base,
@@ -174,7 +171,7 @@ def backend_containers(
     running: dict[str, RunningBackend] = {}
     with contextlib.ExitStack() as stack:
         try:
-            for kind in BACKEND_KINDS:
+            for kind in BACKEND_TYPES:
                 socket_dir = (
                     stack.enter_context(socket_directory()) if kind == "pipe" else None
                 )

@@ -52,24 +52,6 @@ leak = subprocess.run(["python3", "-c", "import pydantic"], capture_output=True)
 print(sys.executable, found, leak.returncode != 0)
 """
 ISOLATED = "/usr/bin/python3 [] True"
-_SNAPSHOT_IGNORE = shutil.ignore_patterns(
-    ".venv", "__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache", ".ruff_cache",
-    "build", "dist", "*.egg-info",
-)  # fmt: skip
-
-
-def snapshot_workspace(source: Path, target: Path) -> Path:
-    """Copy what image builds read (lock, members, Dockerfiles) to ``target``.
-
-    Other work in the same tree (edits, caches) cannot change the images mid-test.
-    """
-    target.mkdir(parents=True)
-    for name in ("pyproject.toml", "uv.lock", ".python-version", ".dockerignore"):
-        if (source / name).is_file():
-            shutil.copy2(source / name, target / name)
-    for directory in ("packages", "services"):
-        shutil.copytree(source / directory, target / directory, ignore=_SNAPSHOT_IGNORE)
-    return target
 
 
 def label_args(labels: Mapping[str, str]) -> list[str]:

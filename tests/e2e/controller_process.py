@@ -131,9 +131,19 @@ class ControllerProcess:
         except FileNotFoundError:
             return "(no log)"
 
+    @property
+    def offline_network(self) -> str:
+        """The network its http and rpc backends without network share."""
+        return f"beephost-{self.name}-offline"
+
     def owned(self, kind: str = "container") -> list[str]:
-        """Ids of the containers (or networks) carrying this controller's label."""
-        args = ["ps", "-aq"] if kind == "container" else ["network", "ls", "-q"]
+        """Ids of the containers (names of the networks) carrying this controller's
+        label."""
+        args = (
+            ["ps", "-aq"]
+            if kind == "container"
+            else ["network", "ls", "--format", "{{.Name}}"]
+        )
         out = docker(
             self.docker_cli, *args, "--filter", f"label={CONTROLLER_LABEL}={self.name}"
         )

@@ -11,9 +11,9 @@ import pytest
 from beephost_controller.images.builder import DockerImageBuilder
 from beephost_controller.images.labels import LABEL_ENVIRONMENT_SDK
 from beephost_controller.images.layout import ENV_PYTHON
+from beephost_controller.rows import EnvironmentRow
 from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.service import ADMIN_ENVIRONMENT, ControllerService
-from beephost_controller.store import EnvironmentRow
 from tests.e2e.conftest import BuiltBackends
 from tests.e2e.containers import docker, inspect, label_args
 from tests.e2e.environment_service import RecordingLog, environment_service

@@ -22,8 +22,8 @@ from beephost_controller.images.labels import (
     LABEL_MANAGED,
     LABEL_PYTHON_VERSION,
 )
-from beephost_controller.images.layout import BACKEND_KINDS
 from beephost_controller.runtime.docker_images import DockerRuntime
+from beephost_controller.schemas import BACKEND_TYPES
 from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends
 from tests.e2e.containers import (
     HARDENING,
@@ -58,7 +58,7 @@ NO_BUILD_TOOLS = (
 # `python3 -m venv` of environments needs them.)
 
 
-@pytest.mark.parametrize("kind", BACKEND_KINDS)
+@pytest.mark.parametrize("kind", BACKEND_TYPES)
 def test_image_labels_user_and_healthcheck(
     backend_images: BuiltBackends, docker_cli: str, kind: str
 ) -> None:
@@ -85,7 +85,7 @@ def test_image_labels_user_and_healthcheck(
     assert image.size < 250e6
 
 
-@pytest.mark.parametrize("kind", BACKEND_KINDS)
+@pytest.mark.parametrize("kind", BACKEND_TYPES)
 def test_second_call_is_a_cache_hit(
     backend_images: BuiltBackends,
     docker_client: DockerRuntime,
@@ -119,7 +119,7 @@ def test_second_call_is_a_cache_hit(
     assert leftovers.strip() == ""  # the build stage's images are gone
 
 
-@pytest.mark.parametrize("kind", BACKEND_KINDS)
+@pytest.mark.parametrize("kind", BACKEND_TYPES)
 def test_image_has_no_compiler_or_wheelhouse(
     backend_images: BuiltBackends, docker_cli: str, kind: str
 ) -> None:
@@ -137,7 +137,7 @@ def test_image_has_no_compiler_or_wheelhouse(
     assert output.strip() == "clean"
 
 
-@pytest.mark.parametrize("kind", BACKEND_KINDS)
+@pytest.mark.parametrize("kind", BACKEND_TYPES)
 def test_container_is_healthy_hardened_and_not_root(
     backend_containers: dict[str, RunningBackend], docker_cli: str, kind: str
 ) -> None:
@@ -163,7 +163,7 @@ def test_container_is_healthy_hardened_and_not_root(
     assert backend.healthy_after < 30
 
 
-@pytest.mark.parametrize("kind", BACKEND_KINDS)
+@pytest.mark.parametrize("kind", BACKEND_TYPES)
 def test_user_code_cannot_import_the_servers_packages(
     backend_containers: dict[str, RunningBackend], kind: str
 ) -> None:

@@ -127,6 +127,50 @@ def test_no_network_means_no_network(api: ControllerClient, environment: str) ->
         api.stop_backend(backend.id)
 
 
+def test_backends_without_network_share_one_and_cannot_reach_each_other(
+    api: ControllerClient,
+    controller: ControllerProcess,
+    environment: str,
+    docker_cli: str,
+) -> None:
+    # One bridge for every http and rpc backend without network (a network each
+    # capped a host at about 30), with inter-container traffic off: a sandbox's code
+    # must not reach another's server, token or not.
+    first = _start_ready(api, environment, "http")
+    second = _start_ready(api, environment, "rpc")
+    try:
+        networks = {
+            backend.id: inspect(docker_cli, backend.container_id or "")[
+                "NetworkSettings"
+            ]["Networks"]
+            for backend in (first, second)
+        }
+        assert all(list(n) == [controller.offline_network] for n in networks.values())
+        address = networks[second.id][controller.offline_network]["IPAddress"]
+        assert address
+        with api.connect_backend(first.id) as client:
+            reply = client.execute(
+                "import socket\n"
+                "def reach(address, port):\n"
+                "    try:\n"
+                "        socket.create_connection((address, port), timeout=3).close()\n"
+                "    except OSError as exc:\n"
+                "        return type(exc).__name__\n"
+                "    return 'connected'\n"
+                "print(reach('127.0.0.1', 5678))\n"  # its own server: the control
+                f"print(reach({address!r}, 50051))\n"
+            )
+        own, other = reply.stdout.split()
+        assert own == "connected"
+        assert other != "connected", reply.stdout
+        # Its own published port still answers from the host.
+        with api.connect_backend(second.id) as client:
+            assert client.evaluate("6 * 7") == 42
+    finally:
+        api.stop_backend(first.id)
+        api.stop_backend(second.id)
+
+
 def test_equal_requirements_share_one_image(
     api: ControllerClient, environment: str
 ) -> None:

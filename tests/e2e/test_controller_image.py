@@ -30,9 +30,9 @@ from uv import find_uv_bin
 
 from beephost_client.controller import ControllerClient
 from beephost_controller.images.backend import BackendImage, ensure_backend_image
-from beephost_controller.images.layout import BACKEND_KINDS
-from beephost_controller.images.wheelhouse import UvTools
+from beephost_controller.images.uv_tools import UvTools
 from beephost_controller.runtime.docker_images import DockerRuntime
+from beephost_controller.schemas import BACKEND_TYPES
 from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends, unavailable
 from tests.e2e.containers import HARDENING as BACKEND_HARDENING
 from tests.e2e.containers import (
@@ -289,7 +289,7 @@ def test_builds_an_environment_through_the_docker_socket(
         [locked_uv, "--version"], capture_output=True, text=True, check=True
     ).stdout
     assert image_uv.split()[:2] == host_uv.split()[:2]
-    for kind in BACKEND_KINDS:
+    for kind in BACKEND_TYPES:
         started = time.monotonic()
         backend = ensure_backend_image(
             kind,
@@ -344,7 +344,7 @@ def test_builds_an_environment_through_the_docker_socket(
             print(
                 f"environment built in the container in {time.monotonic() - started:.1f} s"
             )
-            for kind in BACKEND_KINDS:
+            for kind in BACKEND_TYPES:
                 assert any(
                     line.startswith(f"{kind} backend image {prefix}/{kind}-backend:")
                     and line.endswith("(cached)")

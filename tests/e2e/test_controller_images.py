@@ -20,9 +20,9 @@ from beephost_controller.images.labels import (
     LABEL_SERVERS_IMAGE,
 )
 from beephost_controller.images.layout import ENV_PYTHON, server_command
+from beephost_controller.rows import EnvironmentRow
 from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.service import ControllerService
-from beephost_controller.store import EnvironmentRow
 from tests.e2e.conftest import BuiltBackends
 from tests.e2e.containers import (
     docker,

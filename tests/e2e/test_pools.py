@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from beephost_client import connect
-from beephost_client.controller import Backend, ControllerClient, Pool
+from beephost_client.controller import Backend, BackendType, ControllerClient, Pool
 from beephost_protocol.errors import Conflict
 from tests.e2e.controller_process import ControllerProcess, build_environment
 
@@ -40,6 +40,14 @@ def _wait_ready(
     while (pool := _pool(api, kind)).ready < count:
         assert time.monotonic() < deadline, f"pool never had {count} ready: {pool}"
         time.sleep(0.2)
+
+
+def _fill(
+    api: ControllerClient, environment: str, kind: BackendType, size: int
+) -> None:
+    """Set a pool's size and wait until that many members are ready."""
+    api.set_pool(environment, kind, size)
+    _wait_ready(api, kind, size)
 
 
 def _members(api: ControllerClient, kind: str) -> list[Backend]:
@@ -111,8 +119,7 @@ def test_a_pool_fills_hands_out_a_ready_backend_and_refills(
 def test_concurrent_starts_never_get_one_member_twice(
     api: ControllerClient, controller: ControllerProcess, environment: str
 ) -> None:
-    api.set_pool(environment, "pipe", 3)
-    _wait_ready(api, "pipe", 3)
+    _fill(api, environment, "pipe", 3)
     got: list[Backend] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(5)
@@ -149,8 +156,7 @@ def test_concurrent_starts_never_get_one_member_twice(
 def test_a_killed_controller_adopts_its_pool_and_orphans_nothing(
     api: ControllerClient, controller: ControllerProcess, environment: str
 ) -> None:
-    api.set_pool(environment, "rpc", 2)
-    _wait_ready(api, "rpc", 2)
+    _fill(api, environment, "rpc", 2)
     before = {b.id for b in _members(api, "rpc")}
     controller.kill()  # SIGKILL: no shutdown, the pool's containers keep running
     controller.start()
@@ -170,8 +176,7 @@ def test_a_killed_controller_adopts_its_pool_and_orphans_nothing(
 def test_size_zero_removes_the_members_and_their_containers(
     api: ControllerClient, controller: ControllerProcess, environment: str
 ) -> None:
-    api.set_pool(environment, "pipe", 1)
-    _wait_ready(api, "pipe", 1)
+    _fill(api, environment, "pipe", 1)
     (member,) = _members(api, "pipe")
     assert member.container_id is not None
     assert member.container_id[:12] in controller.owned()

@@ -21,11 +21,7 @@ import beephost_client as bc
 from beephost_core.paths import UPLOAD_PREFIX
 from beephost_pb.exec.v1 import exec_pb2 as pb
 from beephost_protocol import pb_files
-from tests.integration.contract import fixtures
 from tests.integration.contract.servers import TRANSPORTS, Backend, ServerSet
-
-server_set = fixtures.server_set
-backend_urls = fixtures.backend_urls
 
 MIB = 1 << 20
 SERVER_GROWTH_LIMIT = 40 * MIB

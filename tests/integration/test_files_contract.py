@@ -17,18 +17,9 @@ from typing import Any
 import pytest
 
 import beephost_client as bc
-from tests.integration.contract import fixtures
 from tests.integration.contract.servers import WORKSPACE_QUOTA_BYTES
 
 pytestmark = pytest.mark.anyio
-
-server_set = fixtures.server_set
-backend_urls = fixtures.backend_urls
-combo = fixtures.combo
-transport = fixtures.transport
-mode = fixtures.mode
-connect = fixtures.connect
-client = fixtures.client
 
 MIB = 1 << 20
 CLIENT_PEAK_LIMIT = 8 * MIB  # a transfer holds a few 1 MiB chunks, never the file

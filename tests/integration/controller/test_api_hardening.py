@@ -146,28 +146,25 @@ def test_requirements_that_are_not_plain_pep508_are_refused(
     assert api.call("GET", "/api/v1/environments")[1] == []
 
 
-def test_allowed_url_schemes_still_refuse_variables(serve: Callable[..., Api]) -> None:
+@pytest.mark.parametrize(
+    ("requirement", "status", "message"),
+    [
+        (HOSTILE[0][0], 400, "environment variables are never expanded"),
+        ("x @ file:///etc/passwd", 400, "allowed URL schemes: http, https"),
+        ("x @ https://example.invalid/x-1.0.tar.gz", 201, None),
+    ],
+    ids=["variable", "scheme-not-allowed", "scheme-allowed"],
+)
+def test_allowed_url_schemes_still_refuse_variables(
+    serve: Callable[..., Api], requirement: str, status: int, message: str | None
+) -> None:
     api = serve(requirement_url_schemes=["http", "https"])
-    status, answer = api.call(
-        "POST",
-        "/api/v1/environments",
-        {"name": "h", "requirements": [HOSTILE[0][0]]},
+    got, answer = api.call(
+        "POST", "/api/v1/environments", {"name": "h", "requirements": [requirement]}
     )
-    assert status == 400
-    assert "environment variables are never expanded" in answer["error"]["message"]
-    status, answer = api.call(
-        "POST",
-        "/api/v1/environments",
-        {"name": "h", "requirements": ["x @ file:///etc/passwd"]},
-    )
-    assert status == 400
-    assert "allowed URL schemes: http, https" in answer["error"]["message"]
-    status, _ = api.call(
-        "POST",
-        "/api/v1/environments",
-        {"name": "ok", "requirements": ["x @ https://example.invalid/x-1.0.tar.gz"]},
-    )
-    assert status == 201
+    assert got == status
+    if message is not None:
+        assert message in answer["error"]["message"]
 
 
 def test_a_token_in_a_failing_resolution_reaches_no_log_and_no_status(

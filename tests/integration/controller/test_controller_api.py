@@ -16,10 +16,10 @@ from pydantic import SecretStr
 
 from beephost_controller.app import create_app
 from beephost_controller.resolver import Lock, resolve
-from beephost_controller.rows import BackendConfig
+from beephost_controller.rows import BackendConfig, BackendRow
 from beephost_controller.schemas import BackendLimits, BackendOptions
 from beephost_controller.settings import Settings
-from beephost_controller.store import BackendRow, SqliteStore
+from beephost_controller.store import SqliteStore
 from beephost_controller.testing import MemoryContainers, MemoryImageBuilder
 from tests.integration.serving import port_of, served
 

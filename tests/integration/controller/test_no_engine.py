@@ -10,6 +10,7 @@ import pytest
 
 from beephost_controller.backends import BackendRequest, BackendService
 from beephost_controller.metrics import ControllerMetrics
+from beephost_controller.rows import EnvironmentRow
 from beephost_controller.runtime.no_engine import (
     REASON,
     NoEngineBuilder,
@@ -17,7 +18,7 @@ from beephost_controller.runtime.no_engine import (
     engine_configured,
 )
 from beephost_controller.settings import Settings
-from beephost_controller.store import EnvironmentRow, SqliteStore
+from beephost_controller.store import SqliteStore
 from beephost_protocol.errors import InvalidRequest, Unavailable
 from tests.integration.controller.test_backend_routes import Live, _serve
 from tests.integration.controller.test_controller_api import fake_resolver

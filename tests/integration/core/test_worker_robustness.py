@@ -6,7 +6,9 @@ that Python's main thread would only see after a blocking call returns.
 """
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -27,6 +29,18 @@ pytestmark = pytest.mark.anyio
 async def _pid(executor: Executor) -> int:
     info = await executor.run(models.SessionInfo())
     return int(info["pid"])
+
+
+@contextlib.asynccontextmanager
+async def _same_worker_and_state(executor: Executor) -> AsyncIterator[None]:
+    """The block must leave the default session's worker process and its names."""
+    await executor.run(models.Execute(code="kept = 'state kept'"))
+    pid = await _pid(executor)
+    yield
+    assert await executor.run(models.Evaluate(expression="kept")) == {
+        "value": "state kept"
+    }
+    assert await _pid(executor) == pid
 
 
 # Code that raises something whose formatting fails. Each must end in execution_failed.
@@ -97,35 +111,25 @@ HOSTILE_RETURNS = {
 async def test_hostile_exceptions_are_execution_failed_and_keep_the_worker(
     executor: Executor, code: str
 ) -> None:
-    await executor.run(models.Execute(code="kept = 'state kept'"))
-    pid = await _pid(executor)
-    with pytest.raises(ExecutionFailed) as caught:
-        await executor.run(models.Execute(code=code))
+    async with _same_worker_and_state(executor):
+        with pytest.raises(ExecutionFailed) as caught:
+            await executor.run(models.Execute(code=code))
     assert isinstance(caught.value.message, str)
     assert caught.value.message
     assert isinstance(caught.value.data["traceback"], str)
-    assert await executor.run(models.Evaluate(expression="kept")) == {
-        "value": "state kept"
-    }
-    assert await _pid(executor) == pid
 
 
 @pytest.mark.parametrize("code", HOSTILE_RETURNS.values(), ids=HOSTILE_RETURNS.keys())
 async def test_hostile_values_never_end_the_worker(
     executor: Executor, code: str
 ) -> None:
-    await executor.run(models.Execute(code="kept = 'state kept'"))
-    pid = await _pid(executor)
-    try:
-        result = await executor.run(models.Execute(code=code))
-    except ExecutionFailed:
-        pass
-    else:
-        assert "$handle" in json.dumps(result["value"])  # the object, by reference
-    assert await executor.run(models.Evaluate(expression="kept")) == {
-        "value": "state kept"
-    }
-    assert await _pid(executor) == pid
+    async with _same_worker_and_state(executor):
+        try:
+            result = await executor.run(models.Execute(code=code))
+        except ExecutionFailed:
+            pass
+        else:
+            assert "$handle" in json.dumps(result["value"])  # by reference
 
 
 async def test_a_looping_exception_repr_is_interrupted_at_the_deadline(

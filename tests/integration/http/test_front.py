@@ -1,12 +1,13 @@
-"""The server answers the fast lane before FastAPI is imported (``front.py``).
+"""The server answers the fast lane and the probes before FastAPI is imported
+(``front.py``).
 
-An SDK client's first evaluation and its close (the release of its lease) are answered
-while ``import fastapi`` is still running.
+The import starts with the server, and while it runs an SDK client's evaluation and
+its close (the release of its lease) and the health check's ``GET /ready`` and
+``/health`` are answered; a request only FastAPI routes waits for it and is answered
+once it is done.
 
 A child process serves with the execution of ``fastapi`` held back by an import
-hook until the test has its answers: ``POST /api/eval`` and ``DELETE /api/leases/ID``
-are answered meanwhile, and a request only FastAPI routes waits for the import and is
-then answered by the app.
+hook until the test has its answers.
 """
 
 import json
@@ -66,16 +67,22 @@ CHILD = textwrap.dedent(
     deadline = time.monotonic() + 60
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.01)
-    out = {"started": server.started, "asked": held.asked.wait(60)}
+    out = {"started": server.started}
+    out["asked"] = held.asked.wait(60)  # the build starts with the server
     out["eval"] = request("POST", "/api/eval", {"expression": "1+1"})
     out["release"] = request("DELETE", "/api/leases/front-lease-0123456789")  # what an SDK's close sends
-    # In sys.modules from the start of its execution; FastAPI is defined at its end.
-    out["fastapi_imported"] = hasattr(sys.modules.get("fastapi"), "FastAPI")
+    out["ready"] = request("GET", "/ready")
+    out["health"] = request("GET", "/health")
     routed = {}
     thread = threading.Thread(
         target=lambda: routed.update(sessions=request("GET", "/api/sessions"))
     )
     thread.start()
+    thread.join(0.5)
+    out["routed_waited"] = thread.is_alive()
+    out["eval_while_imported"] = request("POST", "/api/eval", {"expression": "2+2"})
+    # In sys.modules from the start of its execution; FastAPI is defined at its end.
+    out["fastapi_imported"] = hasattr(sys.modules.get("fastapi"), "FastAPI")
     held.release.set()
     thread.join(60)
     out["sessions"] = routed.get("sessions")
@@ -86,7 +93,9 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_eval_is_answered_while_fastapi_is_imported(env_python: str) -> None:
+def test_the_fast_lane_and_probes_are_answered_while_fastapi_is_imported(
+    env_python: str,
+) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
     done = subprocess.run(
         [sys.executable, "-c", CHILD, env_python],
@@ -99,9 +108,13 @@ def test_eval_is_answered_while_fastapi_is_imported(env_python: str) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.splitlines()[-1])
     assert out["started"]
-    assert out["asked"]
     assert out["eval"] == [200, {"value": 2}]
     assert out["release"][0] == 200, out["release"]
+    assert out["ready"] == [200, {"ready": True}]
+    assert out["health"] == [200, {"status": "ok"}]
+    assert out["asked"]
+    assert out["routed_waited"] is True
+    assert out["eval_while_imported"] == [200, {"value": 4}]
     assert out["fastapi_imported"] is False
     status, sessions = out["sessions"]
     assert status == 200, sessions

@@ -29,7 +29,9 @@ async def backend(start_backend: StartBackend) -> RpcBackend:
 
 
 @pytest.fixture
-def stub(backend: RpcBackend) -> exec_pb2_grpc.ExecutorAsyncStub:
+async def stub(backend: RpcBackend) -> exec_pb2_grpc.ExecutorAsyncStub:
+    # Async: a grpc.aio channel takes the running loop. Made outside one, it asks for
+    # the thread's current loop, which asyncio.run() in an earlier test unsets.
     return backend.stub()
 
 

@@ -16,12 +16,9 @@ from beephost_controller.images.environment import (
     EnvironmentImage,
     ensure_environment_image,
 )
-from beephost_controller.images.layout import (
-    BACKEND_KINDS,
-    INSTALL_SCRIPT,
-    dockerfile_path,
-)
+from beephost_controller.images.layout import INSTALL_SCRIPT, dockerfile_path
 from beephost_controller.resolver import Lock
+from beephost_controller.schemas import BACKEND_TYPES
 from beephost_controller.testing import FakeRuntime, FakeWheelhouseTools, ImageBuild
 
 REPO = Path(__file__).resolve().parents[3]
@@ -52,7 +49,7 @@ def workspace(tmp_path: Path) -> Path:
     write_member(root, "packages/core", "beephost-core")
     write_member(root, "packages/protocol", "beephost-protocol")
     write_member(root, "packages/client", "beephost-client")
-    for kind in BACKEND_KINDS:
+    for kind in BACKEND_TYPES:
         write_member(root, f"services/{kind}-backend", f"beephost-{kind}-backend")
         shutil.copy(REPO / dockerfile_path(kind), root / dockerfile_path(kind))
     shutil.copy(REPO / INSTALL_SCRIPT, root / INSTALL_SCRIPT)

@@ -31,19 +31,15 @@ from beephost_controller.images.labels import (
     LABEL_KIND,
     LABEL_PYTHON_VERSION,
 )
-from beephost_controller.images.layout import (
-    BACKEND_KINDS,
-    BackendKind,
-    dockerfile_path,
-    wheelhouse_path,
-)
+from beephost_controller.images.layout import dockerfile_path, wheelhouse_path
 from beephost_controller.images.lockfile import (
     BuiltWheel,
     parse_export,
     render_requirements,
 )
-from beephost_controller.images.wheelhouse import UvTools
+from beephost_controller.images.uv_tools import UvTools
 from beephost_controller.ports import ImageNotFoundError
+from beephost_controller.schemas import BACKEND_TYPES, BackendType
 from beephost_controller.testing import FakeWheelhouseTools
 from tests.unit.controller.conftest import REPO, ImageRig, context_misses
 
@@ -195,8 +191,8 @@ def test_dockerfile_instructions_join_continuations_and_count_stages() -> None:
     assert parse_label_args(instructions[4].args, {}) == {"a": "1", "b": "two words"}
 
 
-@pytest.mark.parametrize("kind", BACKEND_KINDS)
-def test_the_real_dockerfiles_build_offline_as_non_root(kind: BackendKind) -> None:
+@pytest.mark.parametrize("kind", BACKEND_TYPES)
+def test_the_real_dockerfiles_build_offline_as_non_root(kind: BackendType) -> None:
     text = (REPO / dockerfile_path(kind)).read_text()
     assert check_dockerfile(text) == []
     runs = [i.args for i in dockerfile_instructions(text) if i.name == "RUN"]
@@ -264,7 +260,7 @@ def test_installer_falls_back_to_pip_without_a_linux_uv(tmp_path: Path) -> None:
 # -- ensure_backend_image on the fake -----------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", BACKEND_KINDS)
+@pytest.mark.parametrize("kind", BACKEND_TYPES)
 def test_build_labels_tags_and_leaves_no_build_stage(
     rig: ImageRig, kind: str, tmp_path: Path
 ) -> None:
@@ -438,9 +434,9 @@ def test_backend_keys_are_unchanged_by_the_controller_kind() -> None:
     )
 
 
-@pytest.mark.parametrize("kind", BACKEND_KINDS)
+@pytest.mark.parametrize("kind", BACKEND_TYPES)
 def test_the_context_has_everything_the_dockerfile_copies(
-    rig: ImageRig, kind: BackendKind
+    rig: ImageRig, kind: BackendType
 ) -> None:
     rig.backend(kind)
     build = rig.runtime.builds[-1]

@@ -7,31 +7,15 @@ import pytest
 from pydantic import ValidationError
 
 from beephost_controller.backends import BackendRequest, BackendService
-from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.ports import ContainerRuntimeError
-from beephost_controller.schemas import BackendCreate
-from beephost_controller.settings import Settings
-from beephost_controller.store import EnvironmentRow, SqliteStore
-from beephost_controller.testing import MemoryContainers, SetClock
+from beephost_controller.schemas.backends import BackendCreate
+from beephost_controller.testing import SetClock
 from beephost_protocol.errors import Unavailable
+from tests.unit.controller.support import backend_service, memory_containers
 
 
 def _service(tmp_path: Path, clock: SetClock, **settings: object) -> BackendService:
-    config = Settings.model_validate(
-        {"database": tmp_path / "db", "socket_root": tmp_path / "sock", **settings}
-    )
-    store = SqliteStore(config.database)
-    store.insert_environment(
-        EnvironmentRow("e", "3.11", [], False, False, "ready", lock="", image="i")
-    )
-    return BackendService(
-        config, store, MemoryContainers(), ControllerMetrics(), clock=clock
-    )
-
-
-def _containers(service: BackendService) -> MemoryContainers:
-    assert isinstance(service.containers, MemoryContainers)
-    return service.containers
+    return backend_service(tmp_path, clock=clock, settings=settings)
 
 
 def test_a_backend_is_stopped_when_its_ttl_ends_and_says_why(tmp_path: Path) -> None:
@@ -47,7 +31,7 @@ def test_a_backend_is_stopped_when_its_ttl_ends_and_says_why(tmp_path: Path) -> 
     service.supervise()
     expired = service.get_row(row.id)
     assert (expired.status, expired.reason) == ("stopped", "expired")
-    engine = _containers(service)
+    engine = memory_containers(service)
     assert row.container_name not in engine.containers
     assert not [v for v in engine.volumes if v.startswith(row.container_name)]
     assert service.get_row(kept.id).status == "ready"
@@ -84,7 +68,7 @@ def test_an_interrupted_expiry_is_finished_by_reconciliation(tmp_path: Path) -> 
     clock = SetClock()
     service = _service(tmp_path, clock)
     row = service.start(BackendRequest(environment="e", type="rpc", ttl=5))
-    engine = _containers(service)
+    engine = memory_containers(service)
     clock.now += 5
     real_remove = service.remove_resources
 
@@ -116,7 +100,7 @@ def test_a_stop_the_engine_cannot_finish_is_unavailable_and_recorded(
     def refuse(ref: str) -> None:
         raise ContainerRuntimeError(f"remove container {ref}: the engine is busy")
 
-    _containers(service).remove_container = refuse  # type: ignore[method-assign]
+    memory_containers(service).remove_container = refuse  # type: ignore[method-assign]
     with pytest.raises(Unavailable, match="the stop is recorded"):
         service.stop(row.id)
     kept = service.get_row(row.id)
@@ -130,7 +114,7 @@ def test_a_backend_idle_for_its_timeout_is_stopped_and_says_why(
     row = service.start(BackendRequest(environment="e", type="rpc", idle_timeout=60))
     busy = service.start(BackendRequest(environment="e", type="pipe", idle_timeout=60))
     assert (row.idle_timeout, service.settings.backend_idle_timeout) == (60, 3600)
-    engine = _containers(service)
+    engine = memory_containers(service)
     engine.report_idle(row.container_name, 59)
     engine.report_idle(busy.container_name, 0)
     service.supervise()
@@ -154,7 +138,7 @@ def test_no_report_or_no_timeout_never_stops_a_backend(tmp_path: Path) -> None:
     quiet = service.start(BackendRequest(environment="e", type="http"))
     silent = service.start(BackendRequest(environment="e", type="http", idle_timeout=5))
     assert quiet.idle_timeout is None
-    engine = _containers(service)
+    engine = memory_containers(service)
     engine.report_idle(quiet.container_name, 10**6)
     engine.report_idle(silent.container_name, None)  # an older image reports nothing
     service.supervise()

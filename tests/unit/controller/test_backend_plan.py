@@ -8,6 +8,7 @@ import pytest
 from beephost_controller.backends import (
     ADMIN_CONTROLLER_URL,
     LABEL_BACKEND_ID,
+    LABEL_CONTROLLER,
     PORT_ATTEMPTS,
     BackendRequest,
     Minted,
@@ -45,7 +46,7 @@ def _plan(
     )
 
 
-def test_an_http_backend_without_network_gets_its_own_network_and_a_chosen_port() -> (
+def test_an_http_backend_without_network_gets_the_shared_one_and_a_chosen_port() -> (
     None
 ):
     planned = _plan(BackendRequest("e", "http"), held={30005: "b-0"})
@@ -54,7 +55,10 @@ def test_an_http_backend_without_network_gets_its_own_network_and_a_chosen_port(
     assert row.container_name == spec.name == "beephost-default-b-1"
     assert row.config.port == 30006, "none of the held ports"
     assert spec.ports == {5678: ("127.0.0.1", 30006)}
-    assert planned.network == spec.network == spec.name
+    assert planned.network == spec.network == "beephost-default-offline"
+    # The network is the controller's, not this backend's: no backend label on it.
+    assert LABEL_BACKEND_ID not in planned.network_labels
+    assert planned.network_labels[LABEL_CONTROLLER] == "default"
     assert planned.port_attempts == PORT_ATTEMPTS, "a chosen port may be replaced"
     assert (planned.socket_dir, planned.controller_token) == (None, None)
     assert spec.labels[LABEL_BACKEND_ID] == "b-1"
@@ -179,13 +183,9 @@ def test_a_backend_with_network_installs_from_where_the_controller_does(
     network: bool, tmp_path: Path
 ) -> None:
     settings = _with_index("https://mirror.example/simple", tmp_path / "ca.pem")
-    planned = plan(
+    planned = _plan(
         BackendRequest("e", "pipe", options=BackendOptions(network=network)),
-        READY,
-        settings,
-        minted=MINTED,
-        held_ports={},
-        pick_port=lambda host, taken: 30000,
+        settings=settings,
     )
     worker_env = json.loads(
         planned.spec.environment.get("BEEPHOST_PIPE_BACKEND_WORKER_ENV", "{}")
@@ -208,12 +208,8 @@ def test_an_index_url_with_credentials_never_reaches_user_code(tmp_path: Path) -
     settings = SETTINGS.model_copy(
         update={"index_url": "https://user:s3cret@mirror.example/simple"}
     )
-    planned = plan(
+    planned = _plan(
         BackendRequest("e", "pipe", options=BackendOptions(network=True)),
-        READY,
-        settings,
-        minted=MINTED,
-        held_ports={},
-        pick_port=lambda host, taken: 30000,
+        settings=settings,
     )
     assert "s3cret" not in json.dumps(dict(planned.spec.environment))

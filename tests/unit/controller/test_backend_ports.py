@@ -13,12 +13,10 @@ from beephost_controller.backends import (
     BackendRequest,
     BackendService,
 )
-from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.ports import PortInUse
-from beephost_controller.settings import Settings
-from beephost_controller.store import EnvironmentRow, SqliteStore
 from beephost_controller.testing import MemoryContainers
 from beephost_protocol.errors import Conflict
+from tests.unit.controller.support import backend_service
 
 
 class _Taken(MemoryContainers):
@@ -40,18 +38,9 @@ class _Taken(MemoryContainers):
 def _service(
     tmp_path: Path, engine: MemoryContainers, *, probe: bool
 ) -> BackendService:
-    settings = Settings.model_validate(
-        {
-            "database": tmp_path / "db",
-            "socket_root": tmp_path / "sock",
-            "choose_host_ports": probe,
-        }
+    return backend_service(
+        tmp_path, containers=engine, settings={"choose_host_ports": probe}
     )
-    store = SqliteStore(settings.database)
-    store.insert_environment(
-        EnvironmentRow("e", "3.11", [], False, False, "ready", lock="", image="i")
-    )
-    return BackendService(settings, store, engine, ControllerMetrics())
 
 
 @pytest.mark.parametrize("probe", [True, False], ids=["host", "in-container"])
@@ -100,7 +89,7 @@ def test_a_chosen_port_taken_meanwhile_is_replaced(tmp_path: Path) -> None:
     # Every port the controller draws first is taken: it retries with others.
     engine = _Taken(set())
     service = _service(tmp_path, engine, probe=False)
-    first_pick = service._pick_port  # the next start's first pick is taken
+    first_pick = service.pick_port  # the next start's first pick is taken
     picks: list[int] = []
 
     def pick(host: str, taken: set[int]) -> int:
@@ -110,7 +99,7 @@ def test_a_chosen_port_taken_meanwhile_is_replaced(tmp_path: Path) -> None:
             engine.taken.add(port)
         return port
 
-    service._pick_port = pick  # type: ignore[method-assign]
+    service.pick_port = pick  # type: ignore[method-assign]
     row = service.start(BackendRequest(environment="e", type="http"))
     assert len(picks) == 2
     assert row.config.port == picks[1]

@@ -15,7 +15,6 @@ from beephost_controller.backends import (
     free_port,
     token_digest,
 )
-from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.ports import (
     ContainerConfigRefused,
     ContainerRuntimeError,
@@ -24,10 +23,13 @@ from beephost_controller.ports import (
 from beephost_controller.redact import Redactor
 from beephost_controller.rows import JobRow
 from beephost_controller.schemas import BackendLimits, BackendOptions
-from beephost_controller.settings import Settings
-from beephost_controller.store import EnvironmentRow, SqliteStore
 from beephost_controller.testing import MemoryContainers
 from beephost_protocol.errors import InvalidRequest, Unavailable
+from tests.unit.controller.support import (
+    backend_service,
+    memory_containers,
+    ready_environment,
+)
 
 
 def _service(
@@ -37,41 +39,24 @@ def _service(
     probe: "list[bool] | None" = None,
     restart_limit: int = 2,
 ) -> BackendService:
-    settings = Settings.model_validate(
-        {
-            "database": tmp_path / "db",
-            "socket_root": tmp_path / "sock",
-            "restart_limit": restart_limit,
-        }
-    )
-    store = SqliteStore(settings.database)
-    for name, admin in (("e", False), ("admin", True)):
-        store.insert_environment(
-            EnvironmentRow(name, "3.11", [], False, admin, "ready", lock="", image="i")
-        )
     answers = probe
 
     def fake_probe(endpoint: str, token: str | None) -> bool:
         return bool(answers and answers.pop(0))
 
-    return BackendService(
-        settings,
-        store,
-        MemoryContainers(healthy=healthy),
-        ControllerMetrics(),
+    return backend_service(
+        tmp_path,
+        containers=MemoryContainers(healthy=healthy),
+        environments=[ready_environment("e"), ready_environment("admin", admin=True)],
         probe=fake_probe if probe is not None else None,
+        settings={"restart_limit": restart_limit},
     )
-
-
-def _mem(service: BackendService) -> MemoryContainers:
-    assert isinstance(service.containers, MemoryContainers)
-    return service.containers
 
 
 def test_a_crashed_backend_is_restarted_up_to_the_limit(tmp_path: Path) -> None:
     service = _service(tmp_path, restart_limit=2)
     row = service.start(BackendRequest(environment="e", type="http"))
-    mem = _mem(service)
+    mem = memory_containers(service)
     for attempt in (1, 2):
         mem.exit(row.container_name, 137)
         assert service.supervise() == [row.id]
@@ -105,7 +90,7 @@ def test_only_crashes_are_restarted(
 ) -> None:
     service = _service(tmp_path)
     row = service.start(BackendRequest(environment="e", type="pipe"))
-    _mem(service).exit(row.container_name, exit_code, oom=oom)
+    memory_containers(service).exit(row.container_name, exit_code, oom=oom)
     assert bool(service.supervise()) is restarted
     assert service.get_row(row.id).last_exit == reason
 
@@ -113,7 +98,7 @@ def test_only_crashes_are_restarted(
 def test_docker_restarts_count_and_are_reported_as_crashes(tmp_path: Path) -> None:
     service = _service(tmp_path)
     row = service.start(BackendRequest(environment="e", type="rpc"))
-    mem = _mem(service)
+    mem = memory_containers(service)
     state = mem.containers[row.container_name]
     mem.containers[row.container_name] = state.__class__(
         **{**state.__dict__, "restart_count": 3}
@@ -172,7 +157,7 @@ def test_hardening_options_reach_the_container_spec(tmp_path: Path) -> None:
             limits=BackendLimits(memory_mb=1024, pids=512, cpus=0.5),
         )
     )
-    specs = _mem(service).specs
+    specs = memory_containers(service).specs
     hard = specs[default.container_name]
     assert (hard.user, hard.read_only, hard.no_new_privileges) == (
         "10001:10001",
@@ -190,11 +175,13 @@ def test_hardening_options_reach_the_container_spec(tmp_path: Path) -> None:
 def test_http_and_rpc_publish_a_fixed_port(tmp_path: Path) -> None:
     service = _service(tmp_path)
     row = service.start(BackendRequest(environment="e", type="rpc"))
-    (host, port) = _mem(service).specs[row.container_name].ports[50051]
+    (host, port) = memory_containers(service).specs[row.container_name].ports[50051]
     assert host == "127.0.0.1"
     assert isinstance(port, int), "fixed at create time, so a restart keeps it"
     chosen = service.start(BackendRequest(environment="e", type="http", port=45678))
-    assert _mem(service).specs[chosen.container_name].ports[5678][1] == 45678
+    assert (
+        memory_containers(service).specs[chosen.container_name].ports[5678][1] == 45678
+    )
 
 
 def test_free_port_is_bindable_and_none_for_a_foreign_address() -> None:
@@ -211,7 +198,7 @@ def test_only_admin_backends_get_controller_access(tmp_path: Path) -> None:
     service.add_secret = redactor.add
     plain = service.start(BackendRequest(environment="e", type="pipe"))
     admin = service.start(BackendRequest(environment="admin", type="rpc"))
-    specs = _mem(service).specs
+    specs = memory_containers(service).specs
     assert plain.controller_token_sha256 is None
     assert not any("WORKER_ENV" in k for k in specs[plain.container_name].environment)
     spec = specs[admin.container_name]
@@ -246,8 +233,9 @@ def test_stop_all_removes_containers_and_keeps_rows_stopped(tmp_path: Path) -> N
         for kind in ("pipe", "http", "rpc")
     ]
     assert service.stop_all() == 3
-    assert _mem(service).containers == {}
-    assert _mem(service).networks == {}
+    assert memory_containers(service).containers == {}
+    # Nothing of the controller's runs: the shared network went with the last one.
+    assert memory_containers(service).networks == {}
     for row in rows:
         now = service.get_row(row.id)
         assert (now.status, now.reason) == ("stopped", "controller shut down")
@@ -267,12 +255,12 @@ def test_a_shutdown_stop_the_engine_refused_is_finished_by_reconciliation(
 
     service.containers.remove_container = refuse  # type: ignore[method-assign]
     assert service.stop_all() == 0
-    assert row.container_name in _mem(service).containers
+    assert row.container_name in memory_containers(service).containers
     now = service.get_row(row.id)
     assert (now.status, now.reason) == ("stopped", "controller shut down")
     service.containers.remove_container = real_remove  # type: ignore[method-assign]
     service.reconcile()  # the next controller's
-    assert _mem(service).containers == {}
+    assert memory_containers(service).containers == {}
     assert service.get_row(row.id).reason == "controller shut down"
 
 
@@ -281,7 +269,7 @@ def test_inside_a_container_a_host_port_is_drawn_and_kept(tmp_path: Path) -> Non
     service = _service(tmp_path)
     service.settings.choose_host_ports = False
     row = service.start(BackendRequest(environment="e", type="http"))
-    host, port = _mem(service).specs[row.container_name].ports[5678]
+    host, port = memory_containers(service).specs[row.container_name].ports[5678]
     assert host == "127.0.0.1"
     assert port in HOST_PORTS
     assert service.get_row(row.id).config.port == port
@@ -341,3 +329,17 @@ def test_a_refused_start_whose_cleanup_fails_keeps_its_row_for_reconciliation(
     (row,) = service.store.backends()
     assert row.status == "exited"
     assert row.reason == "failed: port is already allocated"
+
+
+def test_a_listing_leaves_out_a_backend_removed_while_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pool shrinking or a stop removes rows at any moment: GET /backends once
+    # answered 404 for a member removed between reading the rows and refreshing them.
+    service = _service(tmp_path)
+    kept = service.start(BackendRequest(environment="e", type="pipe"))
+    gone = service.start(BackendRequest(environment="e", type="http"))
+    read_before_the_removal = service.store.backends()
+    assert service.store.delete_backend(gone.id)
+    monkeypatch.setattr(service.store, "backends", lambda: read_before_the_removal)
+    assert [row.id for row in service.all()] == [kept.id]

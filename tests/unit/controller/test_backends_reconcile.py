@@ -22,35 +22,31 @@ from beephost_controller.ports import (
     ContainerState,
 )
 from beephost_controller.schemas import BackendOptions
-from beephost_controller.settings import Settings
-from beephost_controller.store import EnvironmentRow, SqliteStore
 from beephost_controller.testing import MemoryContainers
 from beephost_protocol.errors import Unavailable
+from tests.unit.controller.support import (
+    backend_service,
+    memory_containers,
+    ready_environment,
+)
 
 
 @pytest.fixture
 def service(tmp_path: Path) -> BackendService:
-    settings = Settings.model_validate(
-        {"database": tmp_path / "db", "socket_root": tmp_path / "sock"}
-    )
-    store = SqliteStore(settings.database)
-    store.insert_environment(
-        EnvironmentRow("e", "3.11", [], False, False, "ready", lock="", image="img:1")
-    )
-    return BackendService(settings, store, MemoryContainers(), ControllerMetrics())
-
-
-def _containers(service: BackendService) -> MemoryContainers:
-    assert isinstance(service.containers, MemoryContainers)
-    return service.containers
+    return backend_service(tmp_path, environments=[ready_environment(image="img:1")])
 
 
 def test_start_records_then_reports_ready(service: BackendService) -> None:
     row = service.start(BackendRequest(environment="e", type="http"))
     assert row.status == "ready"
     assert row.endpoint == "http://127.0.0.1:40000"
-    # No network asked: a per-backend no-masquerade bridge, named like the container.
-    assert row.container_name in _containers(service).networks
+    # No network asked: the controller's shared no-masquerade, no-ICC bridge.
+    assert memory_containers(service).networks == {
+        "beephost-default-offline": {LABEL_MANAGED: "true", LABEL_CONTROLLER: "default"}
+    }
+    second = service.start(BackendRequest(environment="e", type="rpc"))
+    assert second.status == "ready"
+    assert list(memory_containers(service).networks) == ["beephost-default-offline"]
 
 
 def test_reconcile_adopts_removes_orphans_marks_missing(
@@ -58,7 +54,7 @@ def test_reconcile_adopts_removes_orphans_marks_missing(
 ) -> None:
     kept = service.start(BackendRequest(environment="e", type="http"))
     gone = service.start(BackendRequest(environment="e", type="pipe"))
-    mem = _containers(service)
+    mem = memory_containers(service)
     mem.remove_container(gone.container_name)
     mem.containers["orphan"] = ContainerState(
         "cx",
@@ -84,19 +80,37 @@ def test_reconcile_adopts_removes_orphans_marks_missing(
     assert (missing.status, missing.reason) == ("exited", "missing")
 
 
-def test_stop_removes_container_network_and_row(service: BackendService) -> None:
+def test_stop_removes_container_and_row_and_keeps_the_shared_network(
+    service: BackendService,
+) -> None:
     row = service.start(BackendRequest(environment="e", type="rpc"))
     service.stop(row.id)
-    assert not _containers(service).containers
-    assert not _containers(service).networks
+    assert not memory_containers(service).containers
+    assert list(memory_containers(service).networks) == ["beephost-default-offline"]
     assert service.store.backend(row.id) is None
+
+
+def test_reconcile_keeps_the_shared_network_and_removes_a_backends_own(
+    service: BackendService,
+) -> None:
+    row = service.start(BackendRequest(environment="e", type="http"))
+    mem = memory_containers(service)
+    labels = {LABEL_MANAGED: "true", LABEL_CONTROLLER: "default"}
+    # Networks of their own, as backends had before they shared one: a running
+    # backend's stays until its stop, a gone one's goes.
+    mem.ensure_network(row.container_name, labels)
+    mem.ensure_network("beephost-default-b-gone", labels)
+    service.reconcile()
+    assert set(mem.networks) == {"beephost-default-offline", row.container_name}
+    service.stop(row.id)
+    assert list(mem.networks) == ["beephost-default-offline"]
 
 
 def test_a_stop_cut_short_by_a_crash_is_finished_at_reconcile(
     service: BackendService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     row = service.start(BackendRequest(environment="e", type="http"))
-    mem = _containers(service)
+    mem = memory_containers(service)
 
     def killed(ref: str) -> None:
         raise SystemExit("kill -9")  # the controller dies before Docker removes it
@@ -117,14 +131,14 @@ def test_a_stop_cut_short_by_a_crash_is_finished_at_reconcile(
     assert restarted.reconcile() == {"adopted": 0, "orphan_removed": 0, "missing": 0}
     assert service.store.backend(row.id) is None
     assert not mem.containers
-    assert not mem.networks
+    assert list(mem.networks) == ["beephost-default-offline"]
 
 
 def test_the_supervisor_does_not_restart_a_backend_being_stopped(
     service: BackendService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     row = service.start(BackendRequest(environment="e", type="pipe"))
-    mem = _containers(service)
+    mem = memory_containers(service)
     remove = mem.remove_container
     restarted: list[str] = []
 
@@ -167,7 +181,7 @@ def test_a_backend_gets_labelled_volumes_removed_with_it(
     service: BackendService,
 ) -> None:
     row = service.start(BackendRequest(environment="e", type="http"))
-    mem = _containers(service)
+    mem = memory_containers(service)
     volumes = {
         f"{row.container_name}-workspace": "/workspace",
         f"{row.container_name}-packages": "/packages",
@@ -184,7 +198,7 @@ def test_reconcile_removes_a_workspace_volume_nothing_owns(
     service: BackendService,
 ) -> None:
     kept = service.start(BackendRequest(environment="e", type="pipe"))
-    mem = _containers(service)
+    mem = memory_containers(service)
     labels = {LABEL_MANAGED: "true", LABEL_CONTROLLER: "default"}
     mem.create_volume("beephost-default-b-gone-workspace", labels)
     mem.create_volume("someone-elses", {LABEL_MANAGED: "true", LABEL_CONTROLLER: "x"})
@@ -197,7 +211,7 @@ def test_reconcile_removes_a_workspace_volume_nothing_owns(
 
 
 def test_a_failed_start_leaves_no_workspace_volume(service: BackendService) -> None:
-    mem = _containers(service)
+    mem = memory_containers(service)
     mem.create_container = _refuse  # type: ignore[method-assign]
     with pytest.raises(Unavailable):
         service.start(BackendRequest(environment="e", type="rpc"))

@@ -34,13 +34,13 @@ from beephost_controller.images.labels import (
     LABEL_KIND,
 )
 from beephost_controller.images.layout import (
-    BACKEND_KINDS,
     IMAGE_KINDS,
     backend_package,
     default_repository,
     dockerfile_path,
     wheelhouse_path,
 )
+from beephost_controller.schemas import BACKEND_TYPES
 from beephost_controller.settings import Settings
 from beephost_controller.testing import FakeWheelhouseTools
 from tests.unit.controller.conftest import REPO, ImageRig, context_misses, write_member
@@ -68,8 +68,8 @@ def controller_workspace(workspace: Path) -> Path:
 
 
 def test_controller_names_paths_and_tags() -> None:
-    assert (*BACKEND_KINDS, "controller") == IMAGE_KINDS
-    assert "controller" not in BACKEND_KINDS  # environment images: three servers
+    assert (*BACKEND_TYPES, "controller") == IMAGE_KINDS
+    assert "controller" not in BACKEND_TYPES  # environment images: three servers
     assert backend_package("controller") == "beephost-controller"
     assert dockerfile_path("controller") == "services/controller/Dockerfile"
     assert wheelhouse_path("controller") == "build/wheelhouse/controller"

@@ -7,8 +7,8 @@ import pytest
 
 from beephost_controller.disk import image_uses, prune, release_image
 from beephost_controller.ports import ImageInfo, ImageNotFoundError
-from beephost_controller.rows import JobRow
-from beephost_controller.store import EnvironmentRow, SqliteStore
+from beephost_controller.rows import EnvironmentRow, JobRow
+from beephost_controller.store import SqliteStore
 from beephost_controller.testing import MemoryImageBuilder
 from beephost_protocol.errors import Conflict
 

@@ -22,7 +22,6 @@ from beephost_controller.images.errors import BackendImageError
 from beephost_controller.images.install import commit_changes, install_script
 from beephost_controller.images.keys import ENVIRONMENT_LAYOUT, source_tree_hash
 from beephost_controller.images.layout import (
-    BACKEND_KINDS,
     ENV_PREFIX,
     ENV_PYTHON,
     SDK_MEMBERS,
@@ -43,6 +42,8 @@ from beephost_controller.ports import (
     ImageNotFoundError,
 )
 from beephost_controller.resolver import Lock
+from beephost_controller.rows import EnvironmentRow
+from beephost_controller.schemas import BACKEND_TYPES
 from beephost_controller.service import (
     ControllerService,
     environment_tag,
@@ -50,7 +51,7 @@ from beephost_controller.service import (
     sdk_requirements,
 )
 from beephost_controller.settings import Settings
-from beephost_controller.store import EnvironmentRow, SqliteStore
+from beephost_controller.store import SqliteStore
 from beephost_controller.testing import (
     CommitRun,
     FakeRuntime,
@@ -111,7 +112,7 @@ class _Backend:
 
 
 def test_servers_dockerfile_has_the_three_servers_and_an_empty_env() -> None:
-    backends = {kind: _Backend(f"sha256:{kind}") for kind in BACKEND_KINDS}
+    backends = {kind: _Backend(f"sha256:{kind}") for kind in BACKEND_TYPES}
     text = render_servers_dockerfile(backends)  # type: ignore[arg-type]
     steps = [(i.name, i.args) for i in dockerfile_instructions(text)]
     assert steps[:3] == [
@@ -123,7 +124,7 @@ def test_servers_dockerfile_has_the_three_servers_and_an_empty_env() -> None:
     assert ("COPY", f"--from=rpc /opt/beephost {SERVER_VENVS['rpc']}") in steps
     assert ("RUN", f"python3 -m venv --without-pip {ENV_PREFIX}") in steps
     env = next(args for name, args in steps if name == "ENV")
-    for kind in BACKEND_KINDS:
+    for kind in BACKEND_TYPES:
         assert f'BEEPHOST_{kind.upper()}_BACKEND_PYTHON="{ENV_PYTHON}"' in env
     # The controller gives every container its command and health check.
     assert steps[-4:] == [
@@ -316,7 +317,7 @@ def test_the_install_gets_the_host_uv_when_it_runs_in_the_image(
 
 
 def test_every_input_changes_the_servers_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    backends = {kind: _Backend(f"sha256:{kind}") for kind in BACKEND_KINDS}
+    backends = {kind: _Backend(f"sha256:{kind}") for kind in BACKEND_TYPES}
     text = render_servers_dockerfile(backends)  # type: ignore[arg-type]
 
     def key(**overrides: object) -> str:

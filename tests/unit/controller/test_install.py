@@ -23,13 +23,10 @@ from beephost_controller.backends.install import (
 )
 from beephost_controller.images.lockfile import LockedRequirement
 from beephost_controller.jobs import JobRunner
-from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.resolver import Lock, ResolutionError
-from beephost_controller.rows import EnvironmentRow
-from beephost_controller.settings import Settings
-from beephost_controller.store import SqliteStore
 from beephost_controller.testing import MemoryContainers
 from beephost_protocol.errors import Conflict, InvalidRequest, NotFound
+from tests.unit.controller.support import backend_service, ready_environment
 
 SIX = LockedRequirement("six", "1.17.0", None, ("sha256:" + "a" * 64,))
 LOCK = "six==1.17.0 \\\n    --hash=sha256:" + "a" * 64 + "\n"
@@ -85,18 +82,10 @@ def test_the_staged_archive_is_owned_by_the_backend_user(tmp_path: Path) -> None
 
 @pytest.fixture
 def backends(tmp_path: Path) -> BackendService:
-    settings = Settings.model_validate(
-        {"database": tmp_path / "db", "socket_root": tmp_path / "sock"}
-    )
-    store = SqliteStore(settings.database)
-    store.insert_environment(
-        EnvironmentRow(
-            "e", "3.11", ["six"], False, False, "ready", lock=LOCK, image="i"
-        )
-    )
     containers = MemoryContainers()
     containers.exec_answer = lambda command: (0, json.dumps({"installed": []}))
-    return BackendService(settings, store, containers, ControllerMetrics())
+    environment = ready_environment(requirements=["six"], lock=LOCK)
+    return backend_service(tmp_path, containers=containers, environments=[environment])
 
 
 def installer(backends: BackendService, resolve: object = None) -> PackageInstaller:

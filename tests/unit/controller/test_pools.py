@@ -17,12 +17,12 @@ from beephost_controller.backends.pools import (
 )
 from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.redact import Redactor
-from beephost_controller.rows import BackendConfig, BackendRow, PoolRow
+from beephost_controller.rows import BackendConfig, BackendRow, EnvironmentRow, PoolRow
 from beephost_controller.schemas import BackendLimits, BackendOptions, BackendStatus
-from beephost_controller.settings import Settings
-from beephost_controller.store import EnvironmentRow, SqliteStore
+from beephost_controller.store import SqliteStore
 from beephost_controller.testing import MemoryContainers, SetClock
 from beephost_protocol.errors import QuotaExceeded
+from tests.unit.controller.support import backend_service
 
 
 def _pool(size: int, **changes: object) -> Pool:
@@ -139,16 +139,7 @@ def test_defaults_apply_where_an_environment_has_no_setting_and_never_to_admin()
 
 
 def _pools(tmp_path: Path, clock: SetClock, **settings: object) -> Pools:
-    config = Settings.model_validate(
-        {"database": tmp_path / "db", "socket_root": tmp_path / "sock", **settings}
-    )
-    store = SqliteStore(config.database)
-    store.insert_environment(
-        EnvironmentRow("e", "3.11", [], False, False, "ready", lock="", image="i")
-    )
-    service = BackendService(
-        config, store, MemoryContainers(), ControllerMetrics(), clock=clock
-    )
+    service = backend_service(tmp_path, clock=clock, settings=settings)
     return Pools(service, clock=clock)
 
 
@@ -256,6 +247,21 @@ def test_a_member_that_does_not_answer_goes_back_and_the_next_one_is_claimed(
     pools.backends.probe = None
     pools.fill()  # the filler's look: the engine says it is healthy again
     assert pools.state("e", "http").ready == 2
+
+
+def test_a_member_slow_to_answer_once_is_still_claimed(tmp_path: Path) -> None:
+    # A loaded host: the first probe times out, the next answers. Turning the member
+    # away would cost its claimer a cold start.
+    pools = _pools(tmp_path, SetClock())
+    pools.configure("e", "http", 1)
+    pools.fill()
+    [member] = pools.store.backends()
+    answers = iter([False, True])
+    pools.backends.probe = lambda endpoint, token: next(answers)
+    row = pools.claim(BackendRequest(environment="e", type="http"))
+    assert row is not None
+    assert row.id == member.id
+    assert next(answers, "spent") == "spent"
 
 
 def test_members_count_against_max_backends(tmp_path: Path) -> None:

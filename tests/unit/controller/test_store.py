@@ -6,15 +6,17 @@ from pathlib import Path
 
 import pytest
 
+from beephost_controller.migrations import MIGRATIONS
 from beephost_controller.rows import (
     BackendConfig,
     BackendRow,
+    BackendUpdate,
     EnvironmentRow,
     JobRow,
     build_state,
 )
 from beephost_controller.schemas import BackendLimits, BackendOptions
-from beephost_controller.store import MIGRATIONS, BackendUpdate, SqliteStore
+from beephost_controller.store import SqliteStore
 
 
 @pytest.fixture

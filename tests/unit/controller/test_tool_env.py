@@ -11,7 +11,7 @@ import pytest
 
 from beephost_controller.images.errors import BaseImageError
 from beephost_controller.images.rootfs import MmdebstrapBuilder, rootfs_plan
-from beephost_controller.images.wheelhouse import UvTools
+from beephost_controller.images.uv_tools import UvTools
 from beephost_controller.resolver import ResolutionError, resolve
 from beephost_controller.runtime.tool_env import private_home, tool_environment
 

@@ -1,9 +1,12 @@
 """EnvSettings: fields from <env_prefix><NAME> variables, as pydantic-settings reads them."""
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from beephost_core.envsettings import EnvConfigDict, EnvSettings
 from beephost_core.settings import BackendSettings
@@ -35,6 +38,14 @@ class Demo(EnvSettings):
     @classmethod
     def _upper(cls, value: str) -> str:
         return value.upper()
+
+
+def _refused(build: Callable[[], object]) -> tuple[ErrorDetails, ValidationError]:
+    """Building the settings fails with exactly one error: it, and the exception."""
+    with pytest.raises(ValidationError) as caught:
+        build()
+    [error] = caught.value.errors()
+    return error, caught.value
 
 
 def test_defaults_when_nothing_is_set() -> None:
@@ -148,13 +159,11 @@ def test_a_bad_value_names_its_variable(
     variable: str, value: str, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(variable, value)
-    with pytest.raises(ValidationError) as caught:
-        Demo()
-    [error] = caught.value.errors()
+    error, refused = _refused(Demo)
     assert error["loc"] == (variable,)
     assert error["type"] == kind
     assert error["input"] == value
-    assert str(caught.value).splitlines()[1] == variable
+    assert str(refused).splitlines()[1] == variable
 
 
 def test_a_nested_error_keeps_its_place_under_the_variable(
@@ -174,17 +183,13 @@ def test_a_validators_message_survives_renaming(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("BEEPHOST_PIPE_BACKEND_WORKER_ENV", '{"{odd}": "v"}')
-    with pytest.raises(ValidationError) as caught:
-        PipeSettings()
-    [error] = caught.value.errors()
+    error, _ = _refused(PipeSettings)
     assert error["loc"] == ("BEEPHOST_PIPE_BACKEND_WORKER_ENV",)
     assert "not an environment variable name: '{odd}'" in error["msg"]
 
 
 def test_a_bad_keyword_argument_is_pydantics_own_error() -> None:
-    with pytest.raises(ValidationError) as caught:
-        Demo(port=0)
-    [error] = caught.value.errors()
+    error, _ = _refused(lambda: Demo(port=0))
     assert error["loc"] == ("port",)
     assert error["url"].startswith("https://errors.pydantic.dev/")
 
@@ -193,3 +198,30 @@ def test_the_prefix_is_in_model_config() -> None:
     assert Demo.model_config["env_prefix"] == "DEMO_"
     assert PipeSettings.model_config["env_prefix"] == "BEEPHOST_PIPE_BACKEND_"
     assert "env_prefix" not in BackendSettings.model_config
+
+
+@pytest.mark.parametrize("how", ["variable", "keyword"])
+def test_a_refused_token_is_not_quoted(
+    how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = "not a token"  # spaces: refused, and the error must not show it
+    keywords: dict[str, Any] = {}
+    if how == "variable":
+        monkeypatch.setenv("BEEPHOST_PIPE_BACKEND_TOKEN", token)
+    else:
+        keywords["token"] = token
+    error, refused = _refused(lambda: PipeSettings(**keywords))
+    assert "printable ASCII" in error["msg"]
+    assert token not in str(refused)
+    assert error["input"] == "**********"
+
+
+def test_a_worker_env_that_is_not_json_is_not_quoted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The controller hands admin backends its own token in worker_env.
+    monkeypatch.setenv("BEEPHOST_PIPE_BACKEND_WORKER_ENV", '{"TOKEN": "t0ps3cret"')
+    error, refused = _refused(PipeSettings)
+    assert error["type"] == "json_invalid"
+    assert error["loc"] == ("BEEPHOST_PIPE_BACKEND_WORKER_ENV",)
+    assert "t0ps3cret" not in str(refused)

@@ -5,7 +5,8 @@ The root callback puts a :class:`State` on ``ctx.obj``. Tests pass their own wit
 kept, the options of the command line fill in the rest.
 """
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import typer
@@ -62,3 +63,14 @@ def state(ctx: typer.Context) -> State:
     if found is None:  # a command invoked without the root callback
         found = ctx.ensure_object(State)
     return found
+
+
+@contextlib.contextmanager
+def controlled(
+    ctx: typer.Context, json_mode: bool = False
+) -> Iterator[tuple[Output, ControllerClient]]:
+    """The printer and an open controller client: how most commands begin."""
+    st = state(ctx)
+    out = st.output(json_mode)
+    with st.controller() as controller:
+        yield out, controller

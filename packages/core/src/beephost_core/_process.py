@@ -24,6 +24,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from beephost_core import _bytecode
 from beephost_core.cgroup import ContainerLimits
 from beephost_core.config import ExecutorConfig
 from beephost_protocol.errors import (
@@ -286,7 +287,7 @@ class WorkerProcess:
             process = await asyncio.create_subprocess_exec(
                 config.python,
                 "-I",  # isolated: no PYTHON* variables, no user site, no script dir
-                WORKER_SCRIPT,
+                _bytecode.program(config.python, WORKER_SCRIPT),
                 str(child.fileno()),
                 json.dumps(config.worker_settings()),
                 pass_fds=(child.fileno(),),

@@ -7,7 +7,9 @@ small), for one feature. An :class:`EnvSettings` reads each field from
 lists, dicts, tuples, sets and models as JSON, an empty variable as the empty string,
 unknown names ignored. A keyword argument replaces its variable (pydantic-settings
 merges a dict with the variable's; nothing relies on that). No .env files, secrets
-directories, aliases or nested delimiters. A bad value's error names its variable.
+directories, aliases or nested delimiters. A bad value's error names its variable, and
+never shows a secret field's value (pydantic's errors quote their input: a token with a
+space would reach the container's log).
 """
 
 import json
@@ -20,8 +22,11 @@ from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Json, ValidationError
 from pydantic.fields import FieldInfo
-from pydantic.types import Secret
+from pydantic.types import Secret, SecretBytes, SecretStr
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
+
+# SecretStr and SecretBytes are no subclasses of Secret.
+_SECRET_TYPES = (Secret, SecretStr, SecretBytes)
 
 
 class EnvConfigDict(ConfigDict, total=False):
@@ -37,12 +42,15 @@ class EnvSettings(BaseModel):
     model_config: ClassVar[EnvConfigDict] = EnvConfigDict(
         extra="ignore", validate_default=True
     )
+    # Fields besides the secret-typed ones whose values errors must not quote.
+    hidden_inputs: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, /, **values: Any) -> None:
         prefix = self.model_config.get("env_prefix", "")
         # Case-insensitive: the last of two spellings wins, as in pydantic-settings.
         environ = {name.lower(): (name, value) for name, value in os.environ.items()}
         variables: dict[str, str] = {}  # field -> the variable its value came from
+        hidden = _secret_fields(type(self)) | self.hidden_inputs
         for name, field in type(self).model_fields.items():
             if (
                 name in values
@@ -50,17 +58,24 @@ class EnvSettings(BaseModel):
             ):
                 continue
             variable, text = found
-            values[name] = _decode(type(self).__name__, variable, text, field)
+            values[name] = _decode(
+                type(self).__name__, variable, text, field, hide=name in hidden
+            )
             variables[name] = variable
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            if not any(_field(error) in variables for error in exc.errors()):
+            if not any(
+                _field(error) in variables or _field(error) in hidden
+                for error in exc.errors()
+            ):
                 raise  # keyword arguments and defaults: pydantic's error as it is
-            raise _naming_variables(exc, variables) from None
+            raise _retold(exc, variables, hidden) from None
 
 
-def _decode(title: str, variable: str, text: str, field: FieldInfo) -> Any:
+def _decode(
+    title: str, variable: str, text: str, field: FieldInfo, *, hide: bool
+) -> Any:
     """The variable's value as the field's validator gets it: JSON for a complex type."""
     annotation, metadata = field.annotation, field.metadata
     members = [
@@ -79,7 +94,10 @@ def _decode(title: str, variable: str, text: str, field: FieldInfo) -> Any:
         if _is_union(annotation):
             return text  # `list[str] | str`: the text may be the other member's
         details = InitErrorDetails(
-            type="json_invalid", loc=(variable,), input=text, ctx={"error": str(exc)}
+            type="json_invalid",
+            loc=(variable,),
+            input=_HIDDEN if hide else text,
+            ctx={"error": str(exc)},
         )
         raise ValidationError.from_exception_data(title, [details]) from None
 
@@ -94,10 +112,26 @@ def _is_complex(annotation: Any) -> bool:
     if origin is Annotated:
         return _is_complex(get_args(annotation)[0])
     kind = origin or annotation
-    if not isinstance(kind, type) or issubclass(kind, (str, bytes, Secret)):
+    if not isinstance(kind, type) or issubclass(kind, (str, bytes, *_SECRET_TYPES)):
         return False
     containers = (BaseModel, Mapping, Sequence, Set, tuple, deque)
     return issubclass(kind, containers) or is_dataclass(kind)
+
+
+def _secret_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields whose type is a pydantic secret (``SecretStr``, ``SecretStr | None``)."""
+    return frozenset(
+        name
+        for name, field in model.model_fields.items()
+        if any(
+            isinstance(member, type) and issubclass(member, _SECRET_TYPES)
+            for member in (
+                get_args(field.annotation)
+                if _is_union(field.annotation)
+                else (field.annotation,)
+            )
+        )
+    )
 
 
 def _field(error: ErrorDetails) -> str | None:
@@ -105,17 +139,23 @@ def _field(error: ErrorDetails) -> str | None:
     return loc[0] if loc and isinstance(loc[0], str) else None
 
 
-def _naming_variables(
-    exc: ValidationError, variables: Mapping[str, str]
+_HIDDEN = "**********"  # what pydantic shows for a SecretStr
+
+
+def _retold(
+    exc: ValidationError, variables: Mapping[str, str], hidden: Set[str]
 ) -> ValidationError:
-    """The same errors, each located at the variable its value came from, if any."""
+    """The same errors, each located at the variable its value came from, if any, with
+    a hidden field's input hidden."""
     details: list[InitErrorDetails] = []
     for error in exc.errors():
-        loc, field = error["loc"], _field(error)
+        loc, field, given = error["loc"], _field(error), error["input"]
         if field is not None and field in variables:
             loc = (variables[field], *loc[1:])
+        if field is not None and field in hidden:
+            given = _HIDDEN
         # The message as rendered (a message without context is not formatted again):
         # the error's type may be a validator's own, which from_exception_data rejects.
         kind = PydanticCustomError(error["type"], error["msg"])
-        details.append(InitErrorDetails(type=kind, loc=loc, input=error["input"]))
+        details.append(InitErrorDetails(type=kind, loc=loc, input=given))
     return ValidationError.from_exception_data(exc.title, details)

@@ -6,7 +6,7 @@ transport's fields; ``executor_config()`` turns them into the core's ExecutorCon
 
 import ipaddress
 import re
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, ClassVar, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -25,6 +25,9 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 class BackendSettings(EnvSettings):
     """The fields common to the pipe, HTTP and gRPC backends."""
+
+    # An admin backend's worker_env holds the controller's token.
+    hidden_inputs: ClassVar[frozenset[str]] = frozenset({"worker_env"})
 
     token: SecretStr | None = Field(
         None,

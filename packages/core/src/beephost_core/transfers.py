@@ -18,7 +18,26 @@ if TYPE_CHECKING:
     from beephost_core.workspace import Workspace
 
 
-class FileReader:
+class _Releasing:
+    """A ``with`` block hands the object back and releases its descriptors however the
+    block ends (both transfers hold an fd that must not outlive the request)."""
+
+    def _release_on_exit(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._release_on_exit()
+
+
+class FileReader(_Releasing):
     """An open regular file of the workspace, read by ranges."""
 
     def __init__(self, fd: int, info: FileInfo) -> None:
@@ -35,19 +54,10 @@ class FileReader:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    _release_on_exit = close
 
 
-class Upload:
+class Upload(_Releasing):
     """A file being written under a temporary name; it appears whole at ``commit``."""
 
     def __init__(
@@ -161,18 +171,9 @@ class Upload:
             os.unlink(self._temp, dir_fd=self._dir_fd)
         self._finish()
 
+    _release_on_exit = abort  # a block left without commit leaves nothing behind
+
     def _finish(self) -> None:
         self._done = True
         self._workspace._release(self.received)
         os.close(self._dir_fd)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.abort()

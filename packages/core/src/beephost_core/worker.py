@@ -38,7 +38,9 @@ TYPE_CHECKING = False  # not typing's: importing typing costs an idle worker ~1.
 if TYPE_CHECKING:
     from typing import Any
 
-_WORKER_FILE = os.path.abspath(__file__)
+# The file its frames name: this source, also when it runs from its cached bytecode
+# (then __file__ is the .pyc).
+_WORKER_FILE = os.path.abspath((lambda: None).__code__.co_filename)
 _REPR_LIMIT = 240
 _MAX_DEPTH = 64
 _COMPILE_CACHE = 256

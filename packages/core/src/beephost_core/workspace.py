@@ -26,7 +26,13 @@ from beephost_core.paths import (
 )
 from beephost_core.transfers import FileReader as FileReader
 from beephost_core.transfers import Upload as Upload
-from beephost_protocol.errors import Conflict, InvalidRequest, NotFound, QuotaExceeded
+from beephost_protocol.errors import (
+    BeepHostError,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    QuotaExceeded,
+)
 from beephost_protocol.files import (
     FileInfo,
     FileListing,
@@ -200,15 +206,12 @@ class Workspace:
                 os.unlink(place.name, dir_fd=place.dir_fd)
                 return FileRemoved(path=place.relative, removed=1)
             if not recursive:
-                try:
+                not_empty = Conflict(
+                    f"{place.relative}: directory not empty (remove it recursively)",
+                    {"path": place.relative},
+                )
+                with _errno_means(errno.ENOTEMPTY, not_empty):
                     os.rmdir(place.name, dir_fd=place.dir_fd)
-                except OSError as exc:
-                    if exc.errno != errno.ENOTEMPTY:
-                        raise
-                    raise Conflict(
-                        f"{place.relative}: directory not empty (remove it recursively)",
-                        {"path": place.relative},
-                    ) from None
                 return FileRemoved(path=place.relative, removed=1)
             removed = _remove_tree(place.dir_fd, place.name)
             return FileRemoved(path=place.relative, removed=removed)
@@ -256,22 +259,20 @@ class Workspace:
         with self._place(path) as place:
             if place.name is None:
                 raise InvalidRequest(". is a directory, not a file", {"path": "."})
+            symlink = InvalidRequest(
+                f"{place.relative}: a symlink (never followed)",
+                {"path": place.relative},
+            )
             try:
-                # O_NONBLOCK: opening a FIFO must not wait for a writer.
-                fd = os.open(
-                    place.name,
-                    os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                    dir_fd=place.dir_fd,
-                )
+                with _errno_means(errno.ELOOP, symlink):
+                    # O_NONBLOCK: opening a FIFO must not wait for a writer.
+                    fd = os.open(
+                        place.name,
+                        os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                        dir_fd=place.dir_fd,
+                    )
             except FileNotFoundError:
                 raise NotFound(f"{place.relative}: no such file") from None
-            except OSError as exc:
-                if exc.errno != errno.ELOOP:
-                    raise
-                raise InvalidRequest(
-                    f"{place.relative}: a symlink (never followed)",
-                    {"path": place.relative},
-                ) from None
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 os.close(fd)
@@ -361,6 +362,18 @@ def _move(src: _Place, dst: _Place, *, overwrite: bool, is_dir: bool) -> None:
                 {"path": dst.relative},
             ) from None
         raise
+
+
+@contextlib.contextmanager
+def _errno_means(code: int, error: BeepHostError) -> Iterator[None]:
+    """An OSError of ``code`` in the block is ``error`` (what it means for the path
+    asked about); any other OSError is left to ``os_errors_typed``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != code:
+            raise
+        raise error from None
 
 
 def _remove_tree(parent_fd: int, name: str) -> int:

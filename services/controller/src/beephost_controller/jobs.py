@@ -26,6 +26,35 @@ def _unchanged(text: str) -> str:
     return text
 
 
+def _nothing() -> None:
+    pass
+
+
+class JobChanges:
+    """A counter of job changes (lines logged, jobs finished) that log streams wait on,
+    so a line or an end reaches them at once instead of at their next poll."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._count = 0
+
+    @property
+    def count(self) -> int:
+        """Read before looking at the store; wait() returns once it moved past."""
+        return self._count
+
+    def wait(self, seen: int, timeout: float) -> None:
+        """Block until a change after ``seen`` (or ``timeout``: the store is the
+        truth, and another process's changes are only seen by polling it)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._count != seen, timeout)
+
+    def notify(self) -> None:
+        with self._changed:
+            self._count += 1
+            self._changed.notify_all()
+
+
 class JobLog:
     """What a job prints: appended to the store line by line, so it streams live.
 
@@ -38,16 +67,19 @@ class JobLog:
         store: SqliteStore,
         job_id: str,
         redact: Callable[[str], str] = _unchanged,
+        on_append: Callable[[], None] = _nothing,
     ) -> None:
         self._store = store
         self._job_id = job_id
         self._redact = redact
+        self._on_append = on_append
 
     def __call__(self, text: str) -> None:
         text = self._redact(text)
         lines = [line[:_MAX_LOG_LINE] for line in text.splitlines() if line.strip()]
         if lines:
             self._store.append_log(self._job_id, lines)
+            self._on_append()
 
 
 JobFunction = Callable[[JobLog], None]
@@ -77,6 +109,7 @@ class JobRunner:
             max_workers=workers, thread_name_prefix="beephost-job"
         )
         self._on_finish = on_finish
+        self.changes = JobChanges()
         self._idle = threading.Condition()
         self._active = 0
         self._stopping = False
@@ -120,7 +153,7 @@ class JobRunner:
 
     def log(self, job_id: str) -> JobLog:
         """The (redacting) log of a job."""
-        return JobLog(self._store, job_id, self._redact)
+        return JobLog(self._store, job_id, self._redact, self.changes.notify)
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until no job runs (tests and graceful shutdown)."""
@@ -164,6 +197,7 @@ class JobRunner:
         if error is not None:
             error = self._redact(error)
         self._store.finish_job(job_id, status, error, time.time())
+        self.changes.notify()
         row = self._store.job(job_id)
         if row is not None and self._on_finish is not None:
             self._on_finish(row)

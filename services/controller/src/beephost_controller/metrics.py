@@ -3,6 +3,7 @@
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from beephost_controller.rows import JobRow
+from beephost_controller.schemas import BACKEND_TYPES
 
 
 class ControllerMetrics:
@@ -86,7 +87,7 @@ class ControllerMetrics:
         counts: dict[tuple[str, str], int] = {}
         for pair in states:
             counts[pair] = counts.get(pair, 0) + 1
-        for kind in ("http", "pipe", "rpc"):
+        for kind in BACKEND_TYPES:
             for state in ("starting", "ready", "unhealthy", "exited"):
                 self.backends.labels(kind, state).set(counts.get((kind, state), 0))
 

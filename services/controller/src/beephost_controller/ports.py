@@ -258,8 +258,9 @@ class ContainerState:
 
 
 class BackendContainers(Protocol):
-    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
-        """A bridge network with no outbound route (no masquerade, no ICC)."""
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+        """A bridge network with no outbound route (no masquerade, no ICC), made
+        unless it exists (one name is one network, even for concurrent calls)."""
         ...
 
     def remove_network(self, name: str) -> None: ...

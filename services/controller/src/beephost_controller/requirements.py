@@ -10,8 +10,10 @@ URL scheme (``Settings.requirement_url_schemes``).
 """
 
 from collections.abc import Collection, Iterable
+from typing import Annotated
 
 from packaging.requirements import InvalidRequirement, Requirement
+from pydantic import AfterValidator
 
 from beephost_protocol.errors import InvalidRequest
 
@@ -84,3 +86,38 @@ def check_requirements(lines: Iterable[str], url_schemes: Collection[str]) -> No
             check_policy(check_syntax(line), url_schemes)
         except RequirementRefused as exc:
             raise InvalidRequest(str(exc), {"requirement": line}) from None
+
+
+def parse_requirements_txt(text: str) -> list[str]:
+    """Requirement lines of a requirements.txt; anything but a plain PEP 508 line
+    (options such as ``-r`` or ``--index-url``, continuations, variables) is refused.
+
+    Raises:
+        ValueError: A line is no plain requirement (RequirementRefused).
+    """
+    requirements = []
+    for raw in text.splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        check_syntax(line)
+        requirements.append(line)
+    return requirements
+
+
+def normalize(requirements: list[str]) -> list[str]:
+    """One canonical order and spelling, so equal environments compare equal."""
+    return sorted(
+        {" ".join(r.split()) for r in requirements if r.strip()}, key=str.lower
+    )
+
+
+def _plain(lines: list[str]) -> list[str]:
+    for line in lines:
+        check_syntax(line)
+    return lines
+
+
+#: PEP 508 requirements, each refused unless plain (no options, no ``$``), as a
+#: field of a request model.
+PlainRequirements = Annotated[list[str], AfterValidator(_plain)]

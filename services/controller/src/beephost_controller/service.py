@@ -1,4 +1,4 @@
-"""Use cases of the controller: runtimes and environments (backends live in backends.py).
+"""Use cases of the controller: runtimes and environments (backends live in backends/).
 
 Routes call these; these call the store, the job runner and the image builder. All of it
 is blocking (sqlite3, docker-py, uv): routes are plain ``def`` endpoints, which FastAPI
@@ -17,10 +17,10 @@ from beephost_controller.ports import BaseImageRef, ImageBuilder
 from beephost_controller.requirements import check_requirements
 from beephost_controller.resolver import Lock, ResolutionError
 from beephost_controller.rows import EnvironmentRow, JobRow, RuntimeRow
-from beephost_controller.schemas import EnvironmentCreate
+from beephost_controller.schemas.environments import EnvironmentCreate
 from beephost_controller.settings import Settings
 from beephost_controller.store import SqliteStore
-from beephost_protocol.errors import Conflict, InvalidRequest, NotFound
+from beephost_protocol.errors import Conflict, InvalidRequest
 
 logger = logging.getLogger(__name__)
 
@@ -185,10 +185,7 @@ class ControllerService:
         return self.environment(ADMIN_ENVIRONMENT), False
 
     def environment(self, name: str) -> EnvironmentRow:
-        row = self.store.environment(name)
-        if row is None:
-            raise NotFound(f"no environment {name!r}", {"environment": name})
-        return row
+        return self.store.existing_environment(name)
 
     def delete_environment(
         self, name: str, drain: Callable[[str], object] = lambda name: None

@@ -8,12 +8,16 @@ import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from fastapi import APIRouter
 from fastapi.routing import APIRoute
+from fastapi.types import DecoratedCallable
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
+from beephost_http_backend.errors import documented
+from beephost_protocol import ErrorCode
 from beephost_protocol.jsonlines import decode_strict
 
 
@@ -40,6 +44,35 @@ class BackendRoute(APIRoute):
             return await handler(StrictJSONRequest(request.scope, request.receive))
 
         return strict
+
+
+class Operations:
+    """The ``/api/`` operations of one router, each declared in one line: its method,
+    path, success model, summary and the error codes it documents beside the common
+    ones (``documented``), so every route states its contract the same way."""
+
+    def __init__(self, router: APIRouter) -> None:
+        self.router = router
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        model: type[Any],
+        summary: str,
+        errors: tuple[ErrorCode, ...] = (),
+        *,
+        status_code: int | None = None,
+        json_body: bool = True,
+    ) -> Callable[[DecoratedCallable], DecoratedCallable]:
+        return self.router.api_route(
+            path,
+            methods=[method],
+            status_code=status_code,
+            response_model=model,
+            responses=documented(*errors, json_body=json_body),
+            summary=summary,
+        )
 
 
 #: The methods the API could serve; a 405 lists those that some route serves.

@@ -18,6 +18,7 @@ async def serve(settings: "Settings") -> None:
     # Imported here: `healthcheck` runs every few seconds and must not pay for them.
     from beephost_core import CoreMetrics, Executor
     from beephost_core.logs import log_ready
+    from beephost_core.memory import settle_later
     from beephost_pipe_backend.server import PipeServer
 
     metrics = CoreMetrics("pipe")
@@ -28,6 +29,7 @@ async def serve(settings: "Settings") -> None:
     await server.start()
     metrics.serve(settings.metrics_port, settings.metrics_host)
     log_ready(logger, started, settings.environment)
+    settle_later()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

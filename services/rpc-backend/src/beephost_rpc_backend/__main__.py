@@ -31,6 +31,7 @@ def _is_loopback(host: str) -> bool:
 async def serve(settings: Settings) -> int:
     from beephost_core import CoreMetrics, Executor
     from beephost_core.logs import log_ready
+    from beephost_core.memory import settle_later
     from beephost_protocol.errors import BeepHostError
     from beephost_rpc_backend.server import create_server
 
@@ -65,6 +66,7 @@ async def serve(settings: Settings) -> int:
     await server.ready()
     metrics.serve(settings.metrics_port, settings.metrics_host)
     log_ready(logger, started, settings.environment)
+    settle_later()
     await stop.wait()
     logger.info("shutting down: draining for up to %ss", settings.drain_timeout)
     await server.shutdown(settings.drain_timeout)

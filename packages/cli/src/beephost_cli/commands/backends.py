@@ -10,7 +10,7 @@ from beephost_cli.commands._backend import TokenFileOption, read_token
 from beephost_cli.commands._common import JsonOption, WaitOption
 from beephost_cli.errors import Failure
 from beephost_cli.output import age, duration, jsonable, size_text
-from beephost_cli.state import state
+from beephost_cli.state import controlled, state
 from beephost_client import InvalidRequest, NotFound, Unauthorized, Unavailable
 from beephost_client.controller import Backend, Image, Limits, Pool
 
@@ -270,9 +270,7 @@ def status(
 
     Example: beep-host status
     """
-    st = state(ctx)
-    out = st.output(json)
-    with st.controller() as controller:
+    with controlled(ctx, json) as (out, controller):
         if backend_id is not None:
             backend = controller.backend(backend_id)
             out.result(backend, _fields(backend))
@@ -330,9 +328,7 @@ def logs(
 
     Example: beep-host logs 3f2a9c --tail 50
     """
-    st = state(ctx)
-    out = st.output(json)
-    with st.controller() as controller:
+    with controlled(ctx, json) as (out, controller):
         text = controller.backend_logs(backend_id, tail=tail)
     if out.json_mode:
         out.json({"id": backend_id, "logs": text})
@@ -349,9 +345,7 @@ def connection(
 
     Example: beep-host connection 3f2a9c
     """
-    st = state(ctx)
-    out = st.output(json)
-    with st.controller() as controller:
+    with controlled(ctx, json) as (out, controller):
         found = controller.backend_connection(backend_id)
     if out.json_mode:
         out.json({"url": found.url, "token": found.token})

@@ -6,7 +6,7 @@ import typer
 
 from beephost_cli.commands._common import JsonOption
 from beephost_cli.output import jsonable, size_text
-from beephost_cli.state import state
+from beephost_cli.state import controlled
 
 
 def prune(
@@ -20,9 +20,7 @@ def prune(
 
     Example: beep-host prune
     """
-    st = state(ctx)
-    out = st.output(json)
-    with st.controller() as controller:
+    with controlled(ctx, json) as (out, controller):
         if dry_run:
             removed = [i for i in controller.images() if not i.environments]
         else:

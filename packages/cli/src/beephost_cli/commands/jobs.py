@@ -11,7 +11,7 @@ from beephost_cli.commands._common import (
     log_lines,
 )
 from beephost_cli.output import age, jsonable
-from beephost_cli.state import state
+from beephost_cli.state import controlled
 from beephost_client.controller import Job
 
 app = typer.Typer(
@@ -45,9 +45,7 @@ def list_(ctx: typer.Context, json: JsonOption = False) -> None:
 
     Example: beep-host jobs list
     """
-    st = state(ctx)
-    out = st.output(json)
-    with st.controller() as controller:
+    with controlled(ctx, json) as (out, controller):
         found = controller.jobs()
     out.table(
         found,
@@ -68,9 +66,7 @@ def status(
 
     Example: beep-host jobs status job-1f2e3d4c5b6a --log
     """
-    st = state(ctx)
-    out = st.output(json)
-    with st.controller() as controller:
+    with controlled(ctx, json) as (out, controller):
         job = controller.job(job_id)
         lines = log_lines(controller, job_id) if log else []
     if out.json_mode:
@@ -92,9 +88,7 @@ def wait(
 
     Example: beep-host jobs wait job-1f2e3d4c5b6a
     """
-    st = state(ctx)
-    out = st.output(json)
-    with st.controller() as controller:
+    with controlled(ctx, json) as (out, controller):
         job = controller.job(job_id)
         title = f"{job.kind} {job.target}"
         job = follow_job(out, controller, job_id, title, timeout=timeout)

@@ -10,7 +10,7 @@ from beephost_cli.commands._common import (
     WaitOption,
     follow_job,
 )
-from beephost_cli.state import state
+from beephost_cli.state import controlled
 
 
 def install(
@@ -44,9 +44,7 @@ def install(
         raise typer.BadParameter("name the backend", param_hint="'--backend' / '-b'")
     if not packages and not list_only:
         raise typer.BadParameter("name at least one package, or pass --list")
-    st = state(ctx)
-    out = st.output(json)
-    with st.controller() as controller:
+    with controlled(ctx, json) as (out, controller):
         if packages:
             job = controller.install(backend, packages)
             if not wait:

@@ -10,7 +10,7 @@ from beephost_cli.commands._common import (
     WaitOption,
     follow_job,
 )
-from beephost_cli.state import state
+from beephost_cli.state import controlled
 
 PythonOption = Annotated[
     str | None,
@@ -27,9 +27,7 @@ def runtimes(ctx: typer.Context, json: JsonOption = False) -> None:
 
     Example: beep-host runtimes
     """
-    st = state(ctx)
-    out = st.output(json)
-    with st.controller() as controller:
+    with controlled(ctx, json) as (out, controller):
         found = controller.runtimes()
     out.table(
         found,
@@ -50,9 +48,7 @@ def init(
 
     Example: beep-host init --python 3.13
     """
-    st = state(ctx)
-    out = st.output(json)
-    with st.controller() as controller:
+    with controlled(ctx, json) as (out, controller):
         job = controller.init_runtime(python)
         if not wait:
             out.note(f"queued {job.id}; follow it with `beep-host jobs wait {job.id}`")

@@ -17,7 +17,7 @@ from beephost_cli.commands._common import (
 from beephost_cli.commands.runtimes import PythonOption
 from beephost_cli.errors import Failure
 from beephost_cli.output import Output, age, jsonable
-from beephost_cli.state import state
+from beephost_cli.state import controlled, state
 from beephost_client import Conflict, ControllerClient
 from beephost_client.controller import Environment, Pool
 
@@ -159,9 +159,7 @@ def list_(ctx: typer.Context, json: JsonOption = False) -> None:
 
     Example: beep-host venv list
     """
-    st = state(ctx)
-    out = st.output(json)
-    with st.controller() as controller:
+    with controlled(ctx, json) as (out, controller):
         envs = controller.environments()
     out.table(
         envs,
@@ -194,9 +192,7 @@ def status(
 
     Example: beep-host venv status data --log
     """
-    st = state(ctx)
-    out = st.output(json)
-    with st.controller() as controller:
+    with controlled(ctx, json) as (out, controller):
         env = controller.environment(name)
         lines = log_lines(controller, env.job_id) if log and env.job_id else []
     if out.json_mode:
@@ -213,9 +209,7 @@ def delete(ctx: typer.Context, name: NameArgument, json: JsonOption = False) -> 
 
     Example: beep-host venv delete data
     """
-    st = state(ctx)
-    out = st.output(json)
-    with st.controller() as controller:
+    with controlled(ctx, json) as (out, controller):
         try:
             controller.delete_environment(name)
         except Conflict as exc:
@@ -282,9 +276,7 @@ def pool(
         raise typer.BadParameter(
             "give --size or --reset, not both", param_hint="--reset"
         )
-    st = state(ctx)
-    out = st.output(json)
-    with st.controller() as controller:
+    with controlled(ctx, json) as (out, controller):
         if reset:
             controller.reset_pool(name, kind.value)
         elif size is not None:
@@ -306,9 +298,7 @@ def admin(
 
     Example: beep-host venv admin
     """
-    st = state(ctx)
-    out = st.output(json)
-    with st.controller() as controller:
+    with controlled(ctx, json) as (out, controller):
         env = controller.admin_environment()
         if wait:
             env = _build(out, controller, env, timeout)

@@ -37,6 +37,32 @@ def read(path: str, offset: int, left: int | None) -> files.FileRead:
     return files.FileRead(path=path, offset=offset, length=length, binary=True)
 
 
+class Ranges:
+    """The ``file.read`` commands that download a file from ``offset`` (``length``
+    bytes, or to the end), one after another: the state both twins of
+    ``download`` would otherwise keep by hand."""
+
+    def __init__(self, path: str, offset: int, length: int | None) -> None:
+        self._path = path
+        self._offset = offset
+        self._left = length
+        self._eof = False
+
+    def next(self) -> files.FileRead | None:
+        """The next read to send, or None once the range is read."""
+        if self._eof or (self._left is not None and self._left <= 0):
+            return None
+        return read(self._path, self._offset, self._left)
+
+    def take(self, reply: Any) -> bytes:
+        """The bytes of the last read's reply (maybe none), counted as read."""
+        data, self._eof = chunk(reply)
+        self._offset += len(data)
+        if self._left is not None:
+            self._left -= len(data)
+        return data
+
+
 def chunk(reply: Any) -> tuple[bytes, bool]:
     """The bytes of a ``file.read`` reply, and whether they reach the end."""
     got = parse(files.FileChunk, reply)

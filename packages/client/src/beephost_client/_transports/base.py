@@ -111,16 +111,10 @@ class BaseTransport(_Leased, abc.ABC):
 
         ``timeout`` bounds each step. This default reads ranges with ``file.read``.
         """
-        left = length
-        while left is None or left > 0:
-            reply = self.handle(fc.read(path, offset, left), timeout=timeout)
-            data, eof = fc.chunk(reply)
-            if data:
+        ranges = fc.Ranges(path, offset, length)
+        while (command := ranges.next()) is not None:
+            if data := ranges.take(self.handle(command, timeout=timeout)):
                 yield data
-            offset += len(data)
-            left = None if left is None else left - len(data)
-            if eof:
-                return
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -170,18 +164,10 @@ class AsyncBaseTransport(_Leased, abc.ABC):
         self, path: str, *, offset: int, length: int | None, timeout: float
     ) -> AsyncIterator[bytes]:
         """Async twin of :meth:`BaseTransport.download`."""
-        left = length
-        while left is None or left > 0:
-            reply = await self.handle_async(
-                fc.read(path, offset, left), timeout=timeout
-            )
-            data, eof = fc.chunk(reply)
-            if data:
+        ranges = fc.Ranges(path, offset, length)
+        while (command := ranges.next()) is not None:
+            if data := ranges.take(await self.handle_async(command, timeout=timeout)):
                 yield data
-            offset += len(data)
-            left = None if left is None else left - len(data)
-            if eof:
-                return
 
     @abc.abstractmethod
     async def aclose(self) -> None:

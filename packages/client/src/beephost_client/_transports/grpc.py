@@ -176,6 +176,16 @@ def _chunk(event: Any) -> StreamItem:
     return OutputChunk(stream, data)
 
 
+async def _settle(call: Any) -> None:
+    """Cancel a grpc.aio call unless it finished, and consume the cancellation on this
+    loop: left pending, grpc's poller delivers it later to whatever loop runs then (or
+    to a closed one)."""
+    if not call.done():
+        call.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(call.code(), _CANCEL_WAIT)
+
+
 class _GRPCChannel:
     """What both gRPC transports share: target, options, lease, and one call per method.
 
@@ -209,6 +219,22 @@ class _GRPCChannel:
             credentials = grpc.ssl_channel_credentials()
             return api.secure_channel(self.target, credentials, self._options)
         return api.insecure_channel(self.target, self._options)
+
+    def _callable(self, spec: pb_codec.RpcSpec) -> Any:
+        """The call object of ``spec``'s method, made on first use."""
+        raise NotImplementedError
+
+    def _start_download(self, path: str, offset: int, length: int | None) -> Any:
+        """A started ``DownloadFile`` call (no deadline: a transfer takes what it takes)."""
+        request = pb_files.download_request(path, offset, length)
+        call = self._callable(pb_files.SPECS["DownloadFile"])
+        return call(request, metadata=self._metadata)
+
+    def _start_stream(self, command: Execute, timeout: float) -> Any:
+        """A started streamed ``exec`` call, under the command's deadline."""
+        spec, request = _encode(command)
+        deadline, metadata = call_options(command, timeout, self._metadata)
+        return self._callable(spec)(request, timeout=deadline, metadata=metadata)
 
     def _new_upload(self, channel: Any) -> Any:
         call = channel.stream_unary(
@@ -279,9 +305,7 @@ class GRPCTransport(_GRPCChannel, BaseTransport):
         self, path: str, *, offset: int, length: int | None, timeout: float
     ) -> Iterator[bytes]:
         """``DownloadFile``: the file's chunks as they arrive."""
-        spec = pb_files.SPECS["DownloadFile"]
-        request = pb_files.download_request(path, offset, length)
-        call = self._callable(spec)(request, metadata=self._metadata)
+        call = self._start_download(path, offset, length)
         try:
             for chunk in call:
                 if chunk.data:
@@ -292,9 +316,7 @@ class GRPCTransport(_GRPCChannel, BaseTransport):
             call.cancel()  # a no-op once it finished; abandons it otherwise
 
     def stream(self, command: Execute, *, timeout: float) -> SyncStream:
-        spec, request = _encode(command)
-        deadline, metadata = call_options(command, timeout, self._metadata)
-        call = self._callable(spec)(request, timeout=deadline, metadata=metadata)
+        call = self._start_stream(command, timeout)
         try:
             for event in call:
                 item = _chunk(event)
@@ -405,9 +427,7 @@ class AsyncGRPCTransport(_GRPCChannel, AsyncBaseTransport):
         self, path: str, *, offset: int, length: int | None, timeout: float
     ) -> AsyncIterator[bytes]:
         """Async twin of :meth:`GRPCTransport.download`."""
-        spec = pb_files.SPECS["DownloadFile"]
-        request = pb_files.download_request(path, offset, length)
-        call = self._callable(spec)(request, metadata=self._metadata)
+        call = self._start_download(path, offset, length)
         try:
             async for chunk in call:
                 if chunk.data:
@@ -415,15 +435,10 @@ class AsyncGRPCTransport(_GRPCChannel, AsyncBaseTransport):
         except grpc.RpcError as exc:
             raise map_error(exc, self.target) from exc
         finally:
-            if not call.done():
-                call.cancel()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(call.code(), _CANCEL_WAIT)
+            await _settle(call)
 
     async def stream_async(self, command: Execute, *, timeout: float) -> AsyncStream:
-        spec, request = _encode(command)
-        deadline, metadata = call_options(command, timeout, self._metadata)
-        call = self._callable(spec)(request, timeout=deadline, metadata=metadata)
+        call = self._start_stream(command, timeout)
         try:
             async for event in call:
                 item = _chunk(event)
@@ -433,12 +448,7 @@ class AsyncGRPCTransport(_GRPCChannel, AsyncBaseTransport):
         except grpc.RpcError as exc:
             raise map_error(exc, self.target) from exc
         finally:
-            if not call.done():
-                call.cancel()
-                # Consume the cancellation on this loop: left pending, grpc's poller
-                # delivers it later to whatever loop runs then (or to a closed one).
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(call.code(), _CANCEL_WAIT)
+            await _settle(call)
         raise InternalError("the stream ended without a result")
 
     async def aclose(self) -> None:

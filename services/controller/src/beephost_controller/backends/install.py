@@ -30,21 +30,18 @@ from beephost_controller.images.layout import (
     PACKAGES_SITE,
     SERVER_UID,
     SERVER_USER,
-    BackendKind,
     default_cache_dir,
     server_command,
 )
 from beephost_controller.images.lockfile import LockedRequirement, lock_requirements
-from beephost_controller.images.wheelhouse import (
-    UvTools,
-    WheelhouseTools,
-    pool_wheels,
-)
+from beephost_controller.images.uv_tools import UvTools
+from beephost_controller.images.wheelhouse import WheelhouseTools, pool_wheels
 from beephost_controller.jobs import JobRunner
 from beephost_controller.ports import ContainerRuntimeError
 from beephost_controller.requirements import check_requirements
 from beephost_controller.resolver import Lock, ResolutionError
 from beephost_controller.rows import BackendRow, JobRow
+from beephost_controller.schemas import BackendType
 from beephost_protocol.errors import Conflict, InvalidRequest, Unavailable
 
 #: Seconds the backend may take to list or move its packages.
@@ -138,7 +135,7 @@ def staged_archive(tree: Path, staged: str) -> bytes:
     return buffer.getvalue()
 
 
-def _packages_command(kind: BackendKind, *args: str) -> list[str]:
+def _packages_command(kind: BackendType, *args: str) -> list[str]:
     # Every server venv has beephost_core; the environment's interpreter may not.
     return [server_command(kind)[0], "-m", "beephost_core.packages", *args]
 

@@ -1,4 +1,5 @@
-"""Backends on Docker: start (plan.py's plan, applied here), status, restarts, stop, logs.
+"""Backends on Docker: start (plan.py plans it, apply.py applies it), status, restarts,
+stop, logs.
 
 A start is recorded in the store (status ``starting``, container name fixed) BEFORE
 the container is created, and the container carries the row's id as a label: a crash
@@ -8,10 +9,11 @@ without a row (its row never committed, or deleted) is an orphan and is removed.
 
 Networking (measured on engine 20.10): a Docker network with ``internal=True`` cannot
 publish ports. A backend without network therefore runs with ``network_mode=none``
-(pipe) or, when it needs a published port (http, rpc), on a per-backend bridge
-network with IP masquerading and inter-container traffic off: the port is published on
-the loopback address, and outbound packets have no NAT, so no reply ever comes back.
-Caveat: the host's own addresses on that bridge stay reachable from the container.
+(pipe) or, when it needs a published port (http, rpc), on the controller's one shared
+bridge network (``plan.offline_network``) with IP masquerading and inter-container
+traffic off: the port is published on the loopback address, outbound packets have no
+NAT, so no reply ever comes back, and no backend reaches another. Caveat: the host's
+own addresses on that bridge stay reachable from the container.
 
 Ports: an http or rpc backend publishes ONE concrete host port, chosen at start and
 kept in its row (``config.port``): the engine re-assigns an ephemeral port (host
@@ -20,24 +22,22 @@ supervisor, would move the endpoint that ``start`` printed (host_ports.py picks 
 port taken meanwhile is retried with another).
 """
 
-import io
 import logging
 import os
 import shutil
-import tarfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from beephost_controller.backends.apply import apply
 from beephost_controller.backends.host_ports import pick_port
 from beephost_controller.backends.plan import (
-    SOCKET_DIR_MODE,
-    BackendPlan,
     BackendRequest,
     Minted,
     backend_volumes,
+    offline_network,
     plan,
     selector,
 )
@@ -49,21 +49,18 @@ from beephost_controller.backends.status import (
     status_of,
 )
 from beephost_controller.backends.supervise import supervise
-from beephost_controller.images.layout import CA_BUNDLE_PATH, CONTAINER_PORTS, PACKAGES
+from beephost_controller.images.layout import CONTAINER_PORTS
 from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.ports import (
     BackendContainers,
-    ContainerConfigRefused,
     ContainerRuntimeError,
     ContainerState,
-    PortInUse,
 )
+from beephost_controller.rows import BackendRow, BackendUpdate
 from beephost_controller.schemas import ExitReason
 from beephost_controller.settings import Settings
-from beephost_controller.store import BackendRow, BackendUpdate, SqliteStore
+from beephost_controller.store import SqliteStore
 from beephost_protocol.errors import (
-    Conflict,
-    InvalidRequest,
     NotFound,
     QuotaExceeded,
     Unavailable,
@@ -115,9 +112,7 @@ class BackendService:
     # -- start ---------------------------------------------------------------------------
 
     def start(self, request: BackendRequest) -> BackendRow:
-        env = self.store.environment(request.environment)
-        if env is None:
-            raise NotFound(f"no environment {request.environment!r}")
+        env = self.store.existing_environment(request.environment)
         held = {
             row.config.port: row.id
             for row in self.store.backends()
@@ -129,7 +124,7 @@ class BackendService:
             self.settings,
             minted=Minted.draw(request, os.geteuid(), os.getegid()),
             held_ports=held,
-            pick_port=self._pick_port,
+            pick_port=self.pick_port,
             extra_labels=self.extra_labels,
         )
         self.add_secret(planned.row.token)
@@ -139,7 +134,7 @@ class BackendService:
             self._check_room()
             # Recorded before the container exists (crash safety).
             self.store.insert_backend(planned.row)
-        self.apply(planned, taken=set(held))
+        apply(self, planned, taken=set(held))
         return self.refresh(planned.row.id)
 
     def room(self) -> int | None:
@@ -159,77 +154,8 @@ class BackendService:
                 {"max_backends": limit},
             )
 
-    def apply(self, planned: BackendPlan, taken: set[int]) -> None:
-        """Make the recorded row's container (and its network and socket directory);
-        on failure remove what was made, and the row if nothing stays."""
-        row = planned.row
-        try:
-            if planned.network is not None:
-                self.containers.create_network(planned.network, planned.spec.labels)
-            for volume in planned.spec.volumes:
-                self.containers.create_volume(volume, planned.spec.labels)
-            if planned.socket_dir is not None:
-                self._make_socket_dir(planned.socket_dir, planned.socket_dir_owner)
-            for attempt in range(1, planned.port_attempts + 1):
-                container_id = self.containers.create_container(planned.spec)
-                if planned.ca_bundle is not None:
-                    self.containers.put_archive(
-                        container_id, PACKAGES, ca_bundle_archive(planned.ca_bundle)
-                    )
-                self.store.update_backend(
-                    row.id, BackendUpdate(container_id=container_id)
-                )
-                started = self.clock()
-                try:
-                    self.containers.start_container(container_id)
-                except PortInUse:
-                    if attempt == planned.port_attempts:
-                        raise
-                    # Taken since it was chosen: another port, in a new container.
-                    port = planned.row.config.port
-                    logger.info("host port %s is taken: choosing another", port)
-                    self.containers.remove_container(container_id)
-                    taken.add(port or 0)
-                    planned = planned.with_port(
-                        self._pick_port(row.config.bind_address, taken)
-                    )
-                    self.store.update_backend(
-                        row.id, BackendUpdate(config=planned.row.config)
-                    )
-                    continue
-                self.store.update_backend(row.id, BackendUpdate(created_at=started))
-                break
-        except (ContainerRuntimeError, OSError) as exc:
-            self._undo(row.id, row.container_name, exc)
-            if isinstance(exc, ContainerConfigRefused):
-                raise InvalidRequest(f"the engine refused the backend: {exc}") from exc
-            if isinstance(exc, PortInUse):
-                port, address = planned.row.config.port, row.config.bind_address
-                raise Conflict(
-                    f"host port {port} on {address} is already in use",
-                    {"port": port, "bind_address": address},
-                ) from exc
-            raise Unavailable(f"could not start backend: {exc}") from exc
-
-    def _undo(self, backend_id: str, name: str, exc: Exception) -> None:
-        try:
-            self.remove_resources(backend_id, name)
-        except ContainerRuntimeError:
-            # Whatever was created is left to reconciliation, which needs the row.
-            self.store.update_backend(
-                backend_id, BackendUpdate(status="exited", reason=f"failed: {exc}")
-            )
-        else:  # nothing runs: no row stays behind (the caller has the reason)
-            self.store.delete_backend(backend_id)
-
-    @staticmethod
-    def _make_socket_dir(path: Path, owner: tuple[int, int] | None) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        if owner is not None:
-            os.chown(path, *owner)
-        path.chmod(SOCKET_DIR_MODE)
-
-    def _pick_port(self, host: str, taken: set[int]) -> int:
+    def pick_port(self, host: str, taken: set[int]) -> int:
+        """A free host port on ``host``, none of ``taken`` (host_ports.py)."""
         return pick_port(host, taken, probe=self.settings.choose_host_ports)
 
     # -- status --------------------------------------------------------------------------
@@ -301,7 +227,15 @@ class BackendService:
         return row
 
     def all(self) -> list[BackendRow]:
-        return [self.refresh(row.id) for row in self.store.backends()]
+        """Every backend, refreshed. One removed while the list is read (a stop, a
+        pool shrinking) is left out: the listing must not fail for it."""
+        rows = []
+        for row in self.store.backends():
+            try:
+                rows.append(self.refresh(row.id))
+            except NotFound:
+                continue
+        return rows
 
     def wait_change(
         self,
@@ -377,8 +311,8 @@ class BackendService:
         self.store.delete_backend(row.id)
 
     def remove_resources(self, backend_id: str, name: str) -> None:
-        """Remove a backend's container, network, volumes and socket directory (its
-        row stays)."""
+        """Remove a backend's container, volumes and socket directory (its row
+        stays), and the network of its own that backends had before they shared one."""
         self.containers.remove_container(name)
         self.containers.remove_network(name)
         for volume in backend_volumes(name):
@@ -399,6 +333,12 @@ class BackendService:
                 logger.warning("could not remove backend %s: %s", row.id, exc)
                 continue
             count += 1
+        # Nothing of this controller's is left running: its shared network goes too
+        # (the engine refuses while a container is still on it).
+        try:
+            self.containers.remove_network(offline_network(self.settings))
+        except ContainerRuntimeError as exc:
+            logger.warning("could not remove the offline network: %s", exc)
         return count
 
     # -- reconciliation ------------------------------------------------------------------
@@ -406,15 +346,3 @@ class BackendService:
     def reconcile(self) -> dict[str, int]:
         """Adopt labelled containers with a row, remove orphans, mark missing rows."""
         return reconcile(self)
-
-
-def ca_bundle_archive(path: Path) -> bytes:
-    """The controller's CA bundle as a tar archive of ``ca-bundle.pem``, readable by
-    the backend's user."""
-    data = path.read_bytes()
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        info = tarfile.TarInfo(PurePosixPath(CA_BUNDLE_PATH).name)
-        info.size, info.mode = len(data), 0o644
-        archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()

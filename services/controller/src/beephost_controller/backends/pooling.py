@@ -31,6 +31,8 @@ from beephost_protocol.errors import BeepHostError, NotFound
 
 logger = logging.getLogger(__name__)
 
+_CLAIM_PROBE_TRIES = 3
+
 #: Seconds between two passes while a member is starting (its readiness is watched).
 STARTING_INTERVAL = 0.2
 
@@ -63,11 +65,6 @@ class Pools:
         self._stop = threading.Event()
 
     # -- settings ------------------------------------------------------------------------
-
-    def environment(self, name: str) -> None:
-        """Raise NotFound unless the environment exists."""
-        if self.store.environment(name) is None:
-            raise NotFound(f"no environment {name!r}", {"environment": name})
 
     def pools(self, environment: str | None = None) -> list[Pool]:
         environments = self.store.environments()
@@ -106,7 +103,7 @@ class Pools:
     ) -> PoolState:
         """Set an environment's pool of a type (size 0 keeps none); the filler
         starts or removes members at once."""
-        self.environment(environment)
+        self.store.existing_environment(environment)
         self.store.put_pool(
             PoolRow(
                 environment,
@@ -121,7 +118,7 @@ class Pools:
 
     def reset(self, environment: str, kind: BackendType) -> None:
         """Forget an environment's own setting (the controller's default applies)."""
-        self.environment(environment)
+        self.store.existing_environment(environment)
         self.store.delete_pool(environment, kind)
         self.wake()
 
@@ -175,7 +172,13 @@ class Pools:
         if row.endpoint is None:
             return False
         probe = self.backends.probe
-        return probe is None or probe(row.endpoint, row.token)
+        # A few tries of the probe's 1 s: on a loaded host a live member can be slow
+        # to answer once, and a member wrongly turned away costs its claimer a cold
+        # start (seconds under that load) where one that died costs it these tries.
+        endpoint, token = row.endpoint, row.token
+        return probe is None or any(
+            probe(endpoint, token) for _ in range(_CLAIM_PROBE_TRIES)
+        )
 
     # -- the filler ----------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ limits and options) claims one: the row's config is rewritten in one compare-and
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, get_args
 
 from beephost_controller.backends.plan import (
     BackendRequest,
@@ -26,12 +25,14 @@ from beephost_controller.rows import (
     EnvironmentRow,
     PoolRow,
 )
-from beephost_controller.schemas import BackendLimits, BackendOptions, BackendType
+from beephost_controller.schemas import (
+    BACKEND_TYPES,
+    BackendLimits,
+    BackendOptions,
+    BackendType,
+    PoolSource,
+)
 from beephost_controller.settings import Settings
-
-BACKEND_TYPES: tuple[BackendType, ...] = get_args(BackendType)
-
-PoolSource = Literal["environment", "default"]
 
 
 @dataclass(frozen=True)

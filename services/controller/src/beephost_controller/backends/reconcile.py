@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 from beephost_controller.backends.plan import (
     LABEL_BACKEND_ID,
     backend_volumes,
+    offline_network,
     selector,
 )
 from beephost_controller.backends.status import RETIRED, STOPPING
-from beephost_controller.store import BackendUpdate
+from beephost_controller.rows import BackendUpdate
 
 if TYPE_CHECKING:
     from beephost_controller.backends.lifecycle import BackendService
@@ -54,8 +55,12 @@ def reconcile(service: "BackendService") -> dict[str, int]:
             else:
                 service.containers.remove_container(state.id)
             counts["orphan_removed"] += 1
+    shared = offline_network(service.settings)
     for network in service.containers.list_networks(selector(service.settings)):
-        if not any(row.container_name == network for row in rows.values()):
+        # Kept: the shared one; a backend's own: made before backends shared one.
+        if network != shared and not any(
+            row.container_name == network for row in rows.values()
+        ):
             service.containers.remove_network(network)
     kept = {v for row in rows.values() for v in backend_volumes(row.container_name)}
     for volume in service.containers.list_volumes(selector(service.settings)):

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from beephost_controller.backends.status import EXPIRED, IDLE, RESTARTABLE
 from beephost_controller.ports import ContainerRuntimeError
-from beephost_controller.store import BackendRow, BackendUpdate
+from beephost_controller.rows import BackendRow, BackendUpdate
 from beephost_protocol.errors import NotFound
 
 if TYPE_CHECKING:

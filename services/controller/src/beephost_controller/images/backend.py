@@ -60,8 +60,8 @@ from beephost_controller.images.lockfile import (
     LockedExport,
     render_requirements,
 )
+from beephost_controller.images.uv_tools import UvTools
 from beephost_controller.images.wheelhouse import (
-    UvTools,
     WheelhouseTools,
     build_member_wheel,
     pool_wheels,

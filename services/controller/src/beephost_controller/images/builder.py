@@ -17,7 +17,8 @@ from beephost_controller.images.labels import (
     LABEL_MANAGED,
 )
 from beephost_controller.images.layout import default_cache_dir, find_workspace
-from beephost_controller.images.wheelhouse import UvTools, WheelhouseTools
+from beephost_controller.images.uv_tools import UvTools
+from beephost_controller.images.wheelhouse import WheelhouseTools
 from beephost_controller.jobs import JobLog
 from beephost_controller.ports import BaseImageRef, ContainerRuntime, ImageInfo
 from beephost_controller.resolver import Lock

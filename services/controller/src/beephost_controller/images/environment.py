@@ -53,11 +53,9 @@ from beephost_controller.images.labels import (
     check_label_keys,
 )
 from beephost_controller.images.layout import (
-    BACKEND_KINDS,
     SDK_MEMBERS,
     SDK_REQUIREMENTS_FILE,
     WHEELHOUSE,
-    BackendKind,
     backend_package,
 )
 from beephost_controller.images.lockfile import (
@@ -73,6 +71,7 @@ from beephost_controller.images.wheelhouse import (
     pool_wheels,
 )
 from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError, ImageInfo
+from beephost_controller.schemas import BACKEND_TYPES, BackendType
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +85,7 @@ def workspace_code_version(workspace: Path, tools: WheelhouseTools) -> str:
     Equal for every runtime: it only depends on our code, not on a base image.
     """
     members: dict[str, str] = {}
-    for kind in BACKEND_KINDS:
+    for kind in BACKEND_TYPES:
         export = parse_export(tools.export(workspace, backend_package(kind)))
         for member in export.members:
             members[member] = source_tree_hash(workspace / member)
@@ -222,10 +221,10 @@ class EnvironmentRecipe:
         }
         return self._install(runtime, servers, labels, build_labels)
 
-    def _backends(self, runtime: ContainerRuntime) -> dict[BackendKind, BackendImage]:
-        backends: dict[BackendKind, BackendImage] = {}
+    def _backends(self, runtime: ContainerRuntime) -> dict[BackendType, BackendImage]:
+        backends: dict[BackendType, BackendImage] = {}
         prefix = self.backend_repository_prefix
-        for kind in BACKEND_KINDS:
+        for kind in BACKEND_TYPES:
             backends[kind] = image = ensure_backend_image(
                 kind,
                 self.base,

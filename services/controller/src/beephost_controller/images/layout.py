@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from beephost_controller.images.errors import BackendImageError
+from beephost_controller.schemas import BACKEND_TYPES, BackendType
 
-BackendKind = Literal["pipe", "http", "rpc"]
-BACKEND_KINDS: tuple[BackendKind, ...] = get_args(BackendKind)
 #: Every kind built from a service Dockerfile: the three backends and the controller.
-ImageKind = Literal["pipe", "http", "rpc", "controller"]
+ImageKind = Literal[BackendType, "controller"]
 IMAGE_KINDS: tuple[ImageKind, ...] = get_args(ImageKind)
 CONTROLLER: Literal["controller"] = "controller"
 
@@ -26,13 +25,13 @@ SERVER_USER = f"{SERVER_UID}:{SERVER_UID}"
 #: Where the server's virtualenv lives in the backend images.
 SERVER_PREFIX = "/opt/beephost"
 #: Each server's venv inside a servers (and so an environment) image.
-SERVER_VENVS: Mapping[BackendKind, str] = {
+SERVER_VENVS: Mapping[BackendType, str] = {
     "pipe": SERVER_PREFIX,
     "http": f"{SERVER_PREFIX}-http",
     "rpc": f"{SERVER_PREFIX}-rpc",
 }
 #: Port each server listens on inside the container (None: a Unix socket).
-CONTAINER_PORTS: Mapping[BackendKind, int | None] = {
+CONTAINER_PORTS: Mapping[BackendType, int | None] = {
     "pipe": None,
     "http": 5678,
     "rpc": 50051,
@@ -58,13 +57,13 @@ SDK_MEMBERS = ("packages/protocol", "packages/client")
 SDK_REQUIREMENTS_FILE = "sdk.txt"
 
 
-def backend_kind(kind: str) -> BackendKind:
+def backend_kind(kind: str) -> BackendType:
     """Validate a backend kind.
 
     Raises:
         BackendImageError: Not one of ``pipe``, ``http``, ``rpc``.
     """
-    return BACKEND_KINDS[_index(kind, BACKEND_KINDS)]
+    return BACKEND_TYPES[_index(kind, BACKEND_TYPES)]
 
 
 def image_kind(kind: str) -> ImageKind:
@@ -120,11 +119,11 @@ def servers_repository(backend_repository_prefix: str | None) -> str:
     return f"{backend_repository_prefix or 'beephost'}/servers"
 
 
-def server_module(kind: BackendKind) -> str:
+def server_module(kind: BackendType) -> str:
     return f"beephost_{kind}_backend"
 
 
-def server_command(kind: BackendKind) -> list[str]:
+def server_command(kind: BackendType) -> list[str]:
     """argv of a backend's server in an environment image.
 
     A venv is not relocatable by its console scripts (their shebangs name the old
@@ -134,7 +133,7 @@ def server_command(kind: BackendKind) -> list[str]:
     return [f"{SERVER_VENVS[kind]}/bin/python", "-m", server_module(kind)]
 
 
-def healthcheck_command(kind: BackendKind) -> list[str]:
+def healthcheck_command(kind: BackendType) -> list[str]:
     """The server's own health probe (its ``healthcheck`` subcommand)."""
     return [*server_command(kind), "healthcheck"]
 

@@ -41,14 +41,14 @@ from beephost_controller.images.layout import (
     SERVER_PREFIX,
     SERVER_USER,
     SERVER_VENVS,
-    BackendKind,
     server_environment,
     servers_repository,
 )
 from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError, ImageInfo
+from beephost_controller.schemas import BackendType
 
 
-def render_servers_dockerfile(backends: Mapping[BackendKind, BackendImage]) -> str:
+def render_servers_dockerfile(backends: Mapping[BackendType, BackendImage]) -> str:
     """The servers image's Dockerfile (legacy builder, no network, nothing to pull).
 
     Its labels come from the build (``ensure_servers_image``), as one instruction.
@@ -75,7 +75,7 @@ USER {SERVER_USER}
 
 def servers_build_key(
     base_image_id: str,
-    backends: Mapping[BackendKind, BackendImage],
+    backends: Mapping[BackendType, BackendImage],
     dockerfile: str,
     extra_labels: Mapping[str, str],
 ) -> str:
@@ -139,7 +139,7 @@ class ServersRecipe:
 def ensure_servers_image(
     *,
     base: BaseImage,
-    backends: Mapping[BackendKind, BackendImage],
+    backends: Mapping[BackendType, BackendImage],
     runtime: ContainerRuntime,
     code: str,
     cache_dir: Path,

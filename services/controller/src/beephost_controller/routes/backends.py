@@ -14,18 +14,17 @@ from beephost_controller.deps import (
     VisibleBackendId,
 )
 from beephost_controller.rows import BackendRow
-from beephost_controller.schemas import (
-    ERROR_RESPONSES,
+from beephost_controller.schemas import BackendLimits, BackendOptions
+from beephost_controller.schemas.backends import (
     BackendConnection,
     BackendCreate,
-    BackendLimits,
-    BackendOptions,
     BackendPublic,
     InstalledPackage,
     InstalledPackages,
-    JobPublic,
     PackagesInstall,
 )
+from beephost_controller.schemas.errors import ERROR_RESPONSES
+from beephost_controller.schemas.jobs import JobPublic
 from beephost_protocol.errors import Conflict, Unavailable
 
 

@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from beephost_controller.deps import Authenticated, SettingsDep
-from beephost_controller.schemas import ERROR_RESPONSES
+from beephost_controller.schemas.errors import ERROR_RESPONSES
 
 router = APIRouter(prefix="/api/v1", tags=["config"], dependencies=[Authenticated])
 

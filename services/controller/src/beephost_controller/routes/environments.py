@@ -5,14 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from beephost_controller.deps import Authenticated, PoolsDep, ServiceDep, StoreDep
-from beephost_controller.schemas import (
-    ERROR_RESPONSES,
-    NAME_PATTERN,
-    NAME_RULE,
+from beephost_controller.schemas import NAME_RULE, NAME_SCHEMA, check_name
+from beephost_controller.schemas.environments import (
     EnvironmentCreate,
     EnvironmentPublic,
-    check_name,
 )
+from beephost_controller.schemas.errors import ERROR_RESPONSES
 from beephost_protocol.errors import InvalidRequest
 
 router = APIRouter(
@@ -70,7 +68,7 @@ def ensure_environment(
         str,
         Path(
             description=f"The environment's name: {NAME_RULE}.",
-            json_schema_extra={"pattern": NAME_PATTERN, "maxLength": 63},
+            json_schema_extra=NAME_SCHEMA,
         ),
     ],
     body: EnvironmentCreate,

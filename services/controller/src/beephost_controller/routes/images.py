@@ -4,12 +4,8 @@ from fastapi import APIRouter
 
 from beephost_controller.deps import Authenticated, ServiceDep
 from beephost_controller.disk import ImageUse, image_uses, prune
-from beephost_controller.schemas import (
-    ERROR_RESPONSES,
-    ImagePublic,
-    ImagesPublic,
-    PruneResult,
-)
+from beephost_controller.schemas.errors import ERROR_RESPONSES
+from beephost_controller.schemas.images import ImagePublic, ImagesPublic, PruneResult
 
 # The controller's own token only: not in an admin backend's scope.
 router = APIRouter(

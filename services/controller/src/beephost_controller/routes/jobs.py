@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from beephost_controller.deps import Authenticated, StoreDep
-from beephost_controller.schemas import ERROR_RESPONSES, JobLogPage, JobPublic, LogLine
+from beephost_controller.deps import Authenticated, ServiceDep, StoreDep
+from beephost_controller.schemas.errors import ERROR_RESPONSES
+from beephost_controller.schemas.jobs import JobLogPage, JobPublic, LogLine
 from beephost_controller.store import SqliteStore
 from beephost_protocol.errors import NotFound
 
@@ -57,14 +58,18 @@ def get_job_log(
     "/{job_id}/log/stream",
     responses={**ERROR_RESPONSES, 200: {"content": {"application/x-ndjson": {}}}},
 )
-def stream_job_log(job_id: str, store: StoreDep) -> StreamingResponse:
+def stream_job_log(
+    job_id: str, store: StoreDep, service: ServiceDep
+) -> StreamingResponse:
     """NDJSON: `{"seq", "line"}` as the job prints, then `{"job": ...}` when it ends."""
     _job(store, job_id)
+    changes = service.jobs.changes
 
     def lines() -> Iterator[bytes]:
         started = time.monotonic()
         after, deadline = -1, started + _STREAM_LIMIT
         while time.monotonic() < deadline:
+            seen = changes.count  # before reading: a change after it ends the wait
             for seq, line in store.log_lines(job_id, after):
                 after = seq
                 yield json.dumps({"seq": seq, "line": line}).encode() + b"\n"
@@ -74,7 +79,6 @@ def stream_job_log(job_id: str, store: StoreDep) -> StreamingResponse:
             ):
                 yield json.dumps({"job": job.model_dump()}).encode() + b"\n"
                 return
-            # Quick jobs (an equal environment: no build) end within the first second.
-            time.sleep(_POLL if time.monotonic() - started > 1 else _POLL / 10)
+            changes.wait(seen, _POLL)
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")

@@ -4,12 +4,9 @@ from fastapi import APIRouter, status
 
 from beephost_controller.backends.pooling import PoolState
 from beephost_controller.deps import Authenticated, PoolsDep
-from beephost_controller.schemas import (
-    ERROR_RESPONSES,
-    BackendType,
-    PoolPublic,
-    PoolSet,
-)
+from beephost_controller.schemas import BackendType
+from beephost_controller.schemas.errors import ERROR_RESPONSES
+from beephost_controller.schemas.pools import PoolPublic, PoolSet
 
 router = APIRouter(prefix="/api/v1", tags=["pools"], dependencies=[Authenticated])
 
@@ -41,7 +38,7 @@ def list_pools(pools: PoolsDep) -> list[PoolPublic]:
 )
 def environment_pools(name: str, pools: PoolsDep) -> list[PoolPublic]:
     """An environment's pools in effect (its own settings and the defaults)."""
-    pools.environment(name)
+    pools.store.existing_environment(name)
     return [pool_public(state) for state in pools.states(name)]
 
 

@@ -3,12 +3,9 @@
 from fastapi import APIRouter, status
 
 from beephost_controller.deps import Authenticated, ServiceDep
-from beephost_controller.schemas import (
-    ERROR_RESPONSES,
-    JobPublic,
-    RuntimeInit,
-    RuntimePublic,
-)
+from beephost_controller.schemas.environments import RuntimeInit, RuntimePublic
+from beephost_controller.schemas.errors import ERROR_RESPONSES
+from beephost_controller.schemas.jobs import JobPublic
 
 router = APIRouter(
     prefix="/api/v1/runtimes", tags=["runtimes"], dependencies=[Authenticated]

@@ -1,6 +1,7 @@
 """``DockerContainers``: the ``BackendContainers`` on docker-py (backend containers and networks)."""
 
 import re
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -64,12 +65,19 @@ class DockerContainers:
 
     def __init__(self, runtime: DockerRuntime) -> None:
         self._client = runtime._client
+        self._networks_lock = threading.Lock()
 
-    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
-        with _mapped_errors(f"create network {name}"):
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+        # The engine lets two networks share a name: concurrent starts must not
+        # both create it (check_duplicate is best effort, and racy across calls).
+        with self._networks_lock, _mapped_errors(f"create network {name}"):
+            # The engine's name filter matches parts of names too.
+            if any(n.name == name for n in self._client.networks.list(names=[name])):
+                return
             self._client.networks.create(
                 name,
                 driver="bridge",
+                check_duplicate=True,
                 labels=dict(labels),
                 options={
                     "com.docker.network.bridge.enable_ip_masquerade": "false",

@@ -33,7 +33,7 @@ def engine_configured(socket: Path = Path("/var/run/docker.sock")) -> bool:
 class NoEngineContainers:
     """``BackendContainers`` with nothing to list and nothing it can create."""
 
-    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
         raise ContainerRuntimeError(REASON)
 
     def remove_network(self, name: str) -> None:

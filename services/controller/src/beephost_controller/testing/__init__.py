@@ -1,6 +1,6 @@
 """In-memory implementations of the controller's ports, for tests and dry runs.
 
-``FakeRuntime`` (a ``ContainerRuntime``), ``FakeRootfsBuilder`` and
+``FakeRuntime`` (a ``ContainerRuntime``, over ``FakeImages``), ``FakeRootfsBuilder`` and
 ``FakeWheelhouseTools`` (the image pipeline's tools), ``MemoryImageBuilder`` (an
 ``ImageBuilder``), ``MemoryContainers`` (``BackendContainers``) and ``SetClock``. Every test that
 needs a port without an engine uses these; none of them reads a Dockerfile or runs code.

@@ -1,25 +1,7 @@
 """The records the fakes keep of what they were asked: builds, commits, registry images."""
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-#: A ``LABEL key="value"`` change of ``docker import``/``commit``, as the fakes read it.
-LABEL_RE = re.compile(r'^LABEL ([A-Za-z0-9._/-]+)=(".*")$')
-
-
-def unquote_word(quoted: str) -> str:
-    """A double-quoted Dockerfile word as the engine reads it in a ``LABEL``: inside
-    the quotes a backslash escapes ``"``, ``\\`` and ``$``, and stays otherwise."""
-    body, out, i = quoted[1:-1], [], 0
-    while i < len(body):
-        if body[i] == "\\" and i + 1 < len(body) and body[i + 1] in '"\\$':
-            out.append(body[i + 1])
-            i += 2
-        else:
-            out.append(body[i])
-            i += 1
-    return "".join(out)
 
 
 @dataclass(frozen=True)

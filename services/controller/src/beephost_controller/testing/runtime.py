@@ -8,11 +8,9 @@ inputs (the context's files, the run's files) and make the image as if the build
 command had succeeded, without reading a Dockerfile or running anything.
 """
 
-import hashlib
 import json
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from beephost_controller.ports import (
@@ -21,26 +19,12 @@ from beephost_controller.ports import (
     ImageInfo,
     ImageNotFoundError,
 )
-from beephost_controller.testing.records import (
-    LABEL_RE,
-    CommitRun,
-    ImageBuild,
-    RemoteImage,
-    unquote_word,
-)
+from beephost_controller.testing.changes import change_labels, unquote_word
+from beephost_controller.testing.images import FakeImage, FakeImages
+from beephost_controller.testing.records import CommitRun, ImageBuild, RemoteImage
 
 
-@dataclass
-class _Image:
-    id: str
-    labels: dict[str, str]
-    size: int
-    python_version: str | None
-    parent: str | None = None
-    repo_digests: list[str] = field(default_factory=list)
-
-
-class FakeRuntime:
+class FakeRuntime(FakeImages):
     """In-memory ``ContainerRuntime``.
 
     ``operations`` records every call that changed state (``("import", tag)``,
@@ -51,8 +35,8 @@ class FakeRuntime:
     """
 
     def __init__(self, registry: Mapping[str, RemoteImage] | None = None) -> None:
+        super().__init__()
         self.registry: dict[str, RemoteImage] = dict(registry or {})
-        self.operations: list[tuple[str, str]] = []
         # What ``run`` reports as the CPython version, by image id or tag; tests set it
         # to simulate an interpreter that disagrees with the labels.
         self.python_versions: dict[str, str] = {}
@@ -61,46 +45,8 @@ class FakeRuntime:
         self.run_failures: dict[str, tuple[int, str]] = {}
         self.commit_runs: list[CommitRun] = []
         self.builds: list[ImageBuild] = []
-        self._images: dict[str, _Image] = {}
-        self._tags: dict[str, str] = {}
-        self._counter = 0
-
-    # -- helpers -----------------------------------------------------------------
-
-    def _new_id(self, seed: str) -> str:
-        self._counter += 1
-        return (
-            "sha256:" + hashlib.sha256(f"{self._counter}:{seed}".encode()).hexdigest()
-        )
-
-    def _resolve(self, ref: str) -> _Image | None:
-        if ref in self._images:
-            return self._images[ref]
-        if ref in self._tags:
-            return self._images[self._tags[ref]]
-        if ":" not in ref.rsplit("/", 1)[-1] and f"{ref}:latest" in self._tags:
-            return self._images[self._tags[f"{ref}:latest"]]
-        for image in self._images.values():
-            if ref in image.repo_digests:
-                return image
-        return None
-
-    def _info(self, image: _Image) -> ImageInfo:
-        tags = tuple(sorted(tag for tag, iid in self._tags.items() if iid == image.id))
-        return ImageInfo(
-            id=image.id,
-            tags=tags,
-            labels=dict(image.labels),
-            size=image.size,
-            repo_digests=tuple(image.repo_digests),
-        )
 
     # -- ContainerRuntime ----------------------------------------------------------
-
-    def get_image(self, ref: str) -> ImageInfo | None:
-        """Inspect a local image; ``None`` if there is none by that reference."""
-        image = self._resolve(ref)
-        return None if image is None else self._info(image)
 
     def import_image(
         self, tarball: Path, tag: str, *, changes: Sequence[str] = ()
@@ -112,23 +58,19 @@ class FakeRuntime:
         """
         if not tarball.is_file():
             raise ContainerRuntimeError(f"import {tarball}: no such file")
-        labels: dict[str, str] = {}
-        for change in changes:
-            if change.startswith("LABEL "):
-                match = LABEL_RE.match(change)
-                if match is None:
-                    raise ContainerRuntimeError(f"import: malformed change {change!r}")
-                labels[match.group(1)] = json.loads(match.group(2))
-            elif not change.startswith(("ENV ", "CMD ", "WORKDIR ", "USER ")):
-                raise ContainerRuntimeError(f"import: unsupported change {change!r}")
-        image = _Image(
+        labels = change_labels(
+            changes,
+            operation="import",
+            accepted=("ENV ", "CMD ", "WORKDIR ", "USER "),
+            unquote=json.loads,
+        )
+        image = FakeImage(
             id=self._new_id(str(tarball)),
             labels=labels,
             size=tarball.stat().st_size * 3,
             python_version=labels.get("io.beephost.python.version"),
         )
-        self._images[image.id] = image
-        self._tags[tag] = image.id
+        self._add(image, tag)
         self.operations.append(("import", tag))
         return self._info(image)
 
@@ -146,7 +88,7 @@ class FakeRuntime:
         existing = self._resolve(ref)
         if existing is not None:
             return self._info(existing)
-        image = _Image(
+        image = FakeImage(
             id=self._new_id(ref),
             labels=dict(remote.labels),
             size=remote.size,
@@ -155,18 +97,6 @@ class FakeRuntime:
         )
         self._images[image.id] = image
         return self._info(image)
-
-    def tag_image(self, ref: str, tag: str) -> None:
-        """Point ``tag`` at the image ``ref``.
-
-        Raises:
-            ImageNotFoundError: ``ref`` does not exist.
-        """
-        image = self._resolve(ref)
-        if image is None:
-            raise ImageNotFoundError(f"tag {ref}: no such image")
-        self._tags[tag] = image.id
-        self.operations.append(("tag", tag))
 
     def build_labelled_image(
         self, base: str, tag: str, labels: Mapping[str, str]
@@ -179,15 +109,14 @@ class FakeRuntime:
         parent = self._resolve(base)
         if parent is None:
             raise ImageNotFoundError(f"build: base image {base} not found")
-        image = _Image(
+        image = FakeImage(
             id=self._new_id(f"{parent.id}{sorted(labels.items())}"),
             labels={**parent.labels, **labels},
             size=parent.size,
             python_version=parent.python_version,
             parent=parent.id,
         )
-        self._images[image.id] = image
-        self._tags[tag] = image.id
+        self._add(image, tag)
         self.operations.append(("build", tag))
         return self._info(image)
 
@@ -226,7 +155,7 @@ class FakeRuntime:
             if path.is_file()
         )
         self.builds.append(ImageBuild(dockerfile, tag, args, dict(labels or {}), files))
-        image = _Image(
+        image = FakeImage(
             id=self._new_id(f"{tag}{sorted(args.items())}"),
             labels={**(parent.labels if parent else {}), **(labels or {})},
             size=(parent.size if parent else 0)
@@ -234,8 +163,7 @@ class FakeRuntime:
             python_version=parent.python_version if parent else None,
             parent=parent.id if parent else None,
         )
-        self._images[image.id] = image
-        self._tags[tag] = image.id
+        self._add(image, tag)
         self.operations.append(("build-image", tag))
         return self._info(image)
 
@@ -302,17 +230,12 @@ class FakeRuntime:
                 if path.is_file():
                     relative = path.relative_to(host).as_posix()
                     copied[f"{target.rstrip('/')}/{relative}"] = path.read_bytes()
-        changed: dict[str, str] = {}
-        for change in changes:
-            if change.startswith("LABEL "):
-                match = LABEL_RE.match(change)
-                if match is None:
-                    raise ContainerRuntimeError(f"commit: malformed change {change!r}")
-                changed[match.group(1)] = unquote_word(match.group(2))
-            elif not change.startswith(
-                ("ENV ", "CMD ", "ENTRYPOINT ", "WORKDIR ", "USER ", "EXPOSE ")
-            ):
-                raise ContainerRuntimeError(f"commit: unsupported change {change!r}")
+        changed = change_labels(
+            changes,
+            operation="commit",
+            accepted=("ENV ", "CMD ", "ENTRYPOINT ", "WORKDIR ", "USER ", "EXPOSE "),
+            unquote=unquote_word,
+        )
         self.commit_runs.append(
             CommitRun(
                 image=image,
@@ -334,80 +257,12 @@ class FakeRuntime:
                     exit_code=exit_code,
                     output=output,
                 )
-        child = _Image(
+        child = FakeImage(
             id=self._new_id(f"{parent.id}{text}{tag}"),
             labels={**parent.labels, **(labels or {}), **changed},
             size=parent.size + sum(len(data) for data in copied.values()),
             python_version=parent.python_version,
             parent=parent.id,
         )
-        self._images[child.id] = child
-        self._tags[tag] = child.id
+        self._add(child, tag)
         return self._info(child)
-
-    def remove_image(self, ref: str, *, force: bool = False) -> None:
-        """Untag ``ref`` if it is one of several references, else delete the image.
-
-        Raises:
-            ImageNotFoundError: No such image.
-            ContainerRuntimeError: The image has children, or several tags and no force.
-        """
-        image = self._resolve(ref)
-        if image is None:
-            raise ImageNotFoundError(f"remove {ref}: no such image")
-        tags = [tag for tag, iid in self._tags.items() if iid == image.id]
-        references = len(tags) + len(image.repo_digests)
-        has_children = any(other.parent == image.id for other in self._images.values())
-        if ref != image.id:
-            # By reference, like `docker rmi repo:tag`: untag, and delete the image
-            # only if that was its last reference and nothing is built on it.
-            self._tags.pop(ref, None)
-            if ref in image.repo_digests:
-                image.repo_digests.remove(ref)
-            if references == 1 and not has_children:
-                del self._images[image.id]
-        else:
-            if has_children:
-                raise ContainerRuntimeError(
-                    f"remove {ref}: image has dependent children"
-                )
-            if references > 1 and not force:
-                raise ContainerRuntimeError(
-                    f"remove {ref}: image is referenced by tags"
-                )
-            for tag in tags:
-                del self._tags[tag]
-            del self._images[image.id]
-        self.operations.append(("remove", ref))
-
-    def list_images(self, labels: Mapping[str, str]) -> list[ImageInfo]:
-        """Every image carrying all of ``labels``."""
-        return [
-            self._info(image)
-            for image in self._images.values()
-            if all(image.labels.get(key) == value for key, value in labels.items())
-        ]
-
-    def remove_by_labels(self, labels: Mapping[str, str]) -> list[str]:
-        """Delete every image carrying all of ``labels``, children first.
-
-        Raises:
-            ValueError: ``labels`` is empty.
-        """
-        if not labels:
-            raise ValueError("refusing to remove by an empty label selector")
-        matching = [
-            image
-            for image in self._images.values()
-            if all(image.labels.get(key) == value for key, value in labels.items())
-        ]
-        # Children were created after their parents: remove newest first.
-        matching.sort(key=lambda image: image.parent is None)
-        removed = []
-        for image in matching:
-            for tag in [tag for tag, iid in self._tags.items() if iid == image.id]:
-                del self._tags[tag]
-            del self._images[image.id]
-            removed.append(image.id)
-        self.operations.append(("remove-by-labels", json.dumps(dict(labels))))
-        return removed

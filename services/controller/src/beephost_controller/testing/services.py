@@ -128,8 +128,8 @@ class MemoryContainers:
         """What the container's health check says of its server's idleness."""
         self.containers[name] = replace(self.containers[name], idle_seconds=seconds)
 
-    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
-        self.networks[name] = dict(labels)
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+        self.networks.setdefault(name, dict(labels))
 
     def remove_network(self, name: str) -> None:
         self.networks.pop(name, None)

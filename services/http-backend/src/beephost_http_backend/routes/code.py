@@ -12,20 +12,16 @@ from beephost_http_backend.deps import (
 )
 from beephost_http_backend.errors import WORKER_ERRORS, documented
 from beephost_http_backend.responses import NDJSONResponse
-from beephost_http_backend.routing import BackendRoute
+from beephost_http_backend.routing import BackendRoute, Operations
 from beephost_http_backend.schemas import ExecRequest, StreamLine
 from beephost_http_backend.streaming import ExecStream
 from beephost_protocol.models import Evaluate, ExecResult, ValueResult
 
 router = APIRouter(prefix="/api", tags=["code"], route_class=BackendRoute)
+api = Operations(router)
 
 
-@router.post(
-    "/eval",
-    response_model=ValueResult,
-    responses=documented(*WORKER_ERRORS),
-    summary="Evaluate an expression",
-)
+@api("POST", "/eval", ValueResult, "Evaluate an expression", WORKER_ERRORS)
 async def evaluate(
     body: Evaluate,
     run: RunnerDep,
@@ -38,12 +34,7 @@ async def evaluate(
     return await run.reply(eval_command(body, run.deadline))
 
 
-@router.post(
-    "/exec",
-    response_model=ExecResult,
-    responses=documented(*WORKER_ERRORS),
-    summary="Run statements",
-)
+@api("POST", "/exec", ExecResult, "Run statements", WORKER_ERRORS)
 async def execute(
     body: ExecRequest,
     run: RunnerDep,

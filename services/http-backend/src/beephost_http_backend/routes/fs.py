@@ -8,78 +8,49 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from beephost_http_backend.deps import ExecutorDep
-from beephost_http_backend.errors import documented
 from beephost_http_backend.responses import JSONBytes
-from beephost_http_backend.routing import BackendRoute
+from beephost_http_backend.routing import BackendRoute, Operations
 from beephost_protocol import ErrorCode, files
 
 router = APIRouter(prefix="/api/fs", tags=["files"], route_class=BackendRoute)
+api = Operations(router)
 
 _PATH_ERRORS = (ErrorCode.NOT_FOUND,)
+_CHANGE_ERRORS = (*_PATH_ERRORS, ErrorCode.CONFLICT)
 
 
-@router.post(
-    "/stat",
-    response_model=files.FileInfo,
-    responses=documented(*_PATH_ERRORS),
-    summary="Describe a path",
-)
+@api("POST", "/stat", files.FileInfo, "Describe a path", _PATH_ERRORS)
 async def stat_file(body: files.FileStat, executor: ExecutorDep) -> Response:
     """One path of the workspace; a symlink is described, never followed."""
     return JSONBytes(await executor.run(body))
 
 
-@router.post(
-    "/list",
-    response_model=files.FileListing,
-    responses=documented(*_PATH_ERRORS),
-    summary="List a directory",
-)
+@api("POST", "/list", files.FileListing, "List a directory", _PATH_ERRORS)
 async def list_files(body: files.FileList, executor: ExecutorDep) -> Response:
     """A directory's entries, sorted by name."""
     return JSONBytes(await executor.run(body))
 
 
-@router.post(
-    "/mkdir",
-    response_model=files.FileInfo,
-    responses=documented(*_PATH_ERRORS, ErrorCode.CONFLICT),
-    summary="Make a directory",
-)
+@api("POST", "/mkdir", files.FileInfo, "Make a directory", _CHANGE_ERRORS)
 async def make_directory(body: files.FileMkdir, executor: ExecutorDep) -> Response:
     """Make a directory, with its missing parents unless ``parents`` is false."""
     return JSONBytes(await executor.run(body))
 
 
-@router.post(
-    "/remove",
-    response_model=files.FileRemoved,
-    responses=documented(*_PATH_ERRORS, ErrorCode.CONFLICT),
-    summary="Remove a path",
-)
+@api("POST", "/remove", files.FileRemoved, "Remove a path", _CHANGE_ERRORS)
 async def remove_file(body: files.FileRemove, executor: ExecutorDep) -> Response:
     """Remove a file, a symlink (not its target) or a directory (``recursive`` for
     one that is not empty)."""
     return JSONBytes(await executor.run(body))
 
 
-@router.post(
-    "/rename",
-    response_model=files.FileInfo,
-    responses=documented(*_PATH_ERRORS, ErrorCode.CONFLICT),
-    summary="Move a path",
-)
+@api("POST", "/rename", files.FileInfo, "Move a path", _CHANGE_ERRORS)
 async def rename_file(body: files.FileRename, executor: ExecutorDep) -> Response:
     """Move a file or directory within the workspace."""
     return JSONBytes(await executor.run(body))
 
 
-@router.get(
-    "/usage",
-    response_model=files.WorkspaceDescription,
-    responses=documented(json_body=False),
-    summary="Workspace usage",
-)
+@api("GET", "/usage", files.WorkspaceDescription, "Workspace usage", json_body=False)
 async def workspace_usage(executor: ExecutorDep) -> Response:
     """Where the workspace is (as user code sees it), its bytes used and its quota."""
     return JSONBytes(await executor.run(files.WorkspaceUsage()))

@@ -4,13 +4,12 @@ from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from beephost_http_backend import probes
 from beephost_http_backend.deps import StateDep
-from beephost_http_backend.errors import COMMON_ERRORS, documented, error_response
-from beephost_http_backend.responses import JSONBytes
+from beephost_http_backend.errors import COMMON_ERRORS, documented
 from beephost_http_backend.routing import BackendRoute
 from beephost_http_backend.schemas import ErrorResponse, Liveness, Readiness
 from beephost_protocol import ErrorCode
-from beephost_protocol.errors import Unavailable
 
 router = APIRouter(tags=["health"], route_class=BackendRoute)
 
@@ -18,7 +17,7 @@ router = APIRouter(tags=["health"], route_class=BackendRoute)
 @router.get("/health", response_model=Liveness, summary="Liveness")
 async def health() -> Response:
     """Always 200 while the process serves HTTP; never needs the token."""
-    return JSONBytes({"status": "ok"})
+    return probes.health()
 
 
 @router.get(
@@ -38,11 +37,7 @@ async def ready(state: StateDep) -> Response:
 
     Never needs the token: load balancers and container HEALTHCHECKs probe it.
     """
-    if state.draining:
-        return error_response(Unavailable("the server is shutting down"))
-    if not state.executor.ready:
-        return error_response(Unavailable("no live worker"))
-    return JSONBytes({"ready": True})
+    return probes.ready(state)
 
 
 @router.get(

@@ -6,8 +6,9 @@ from fastapi import APIRouter, Path
 from starlette.responses import Response
 
 from beephost_http_backend.deps import ExecutorDep
-from beephost_http_backend.errors import WORKER_ERRORS, documented
+from beephost_http_backend.errors import WORKER_ERRORS
 from beephost_http_backend.responses import JSONBytes
+from beephost_http_backend.routing import Operations
 from beephost_protocol.models import (
     LeaseRelease,
     LeaseReleased,
@@ -16,6 +17,7 @@ from beephost_protocol.models import (
 )
 
 router = APIRouter(prefix="/api/leases", tags=["leases"])
+api = Operations(router)
 
 LeasePath = Annotated[
     str,
@@ -27,23 +29,13 @@ LeasePath = Annotated[
 ]
 
 
-@router.put(
-    "/{lease}",
-    response_model=LeaseRenewed,
-    responses=documented(),
-    summary="Renew a lease",
-)
+@api("PUT", "/{lease}", LeaseRenewed, "Renew a lease")
 async def renew_lease(lease: LeasePath, executor: ExecutorDep) -> Response:
     """Keep a lease alive for the server's lease TTL; any id is accepted (idempotent)."""
     return JSONBytes(await executor.run(LeaseRenew(lease=lease)))
 
 
-@router.delete(
-    "/{lease}",
-    response_model=LeaseReleased,
-    responses=documented(*WORKER_ERRORS),
-    summary="Release a lease",
-)
+@api("DELETE", "/{lease}", LeaseReleased, "Release a lease", WORKER_ERRORS)
 async def release_lease(lease: LeasePath, executor: ExecutorDep) -> Response:
     """End a lease now: release the objects it owns in 'default' (safe to repeat)."""
     return JSONBytes(await executor.run(LeaseRelease(lease=lease)))

@@ -6,10 +6,10 @@ from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
 from beephost_http_backend.deps import ExecutorDep, LeaseHeader, RunnerDep
-from beephost_http_backend.errors import WORKER_ERRORS, documented
+from beephost_http_backend.errors import WORKER_ERRORS
 from beephost_http_backend.responses import JSONBytes
 from beephost_http_backend.routes.sessions import SessionPath
-from beephost_http_backend.routing import BackendRoute
+from beephost_http_backend.routing import BackendRoute, Operations
 from beephost_http_backend.schemas import (
     CallRequest,
     ObjectCreateRequest,
@@ -22,6 +22,10 @@ from beephost_protocol.models import EmptyResult, HandleList, ReleaseResult, Val
 router = APIRouter(
     prefix="/api/sessions/{session}/objects", tags=["objects"], route_class=BackendRoute
 )
+api = Operations(router)
+
+#: Operations that may return a value, which can take a new handle.
+_VALUE_ERRORS = (*WORKER_ERRORS, ErrorCode.QUOTA_EXCEEDED)
 
 HandlePath = Annotated[
     str, Path(min_length=1, description="Handle id, from a '$handle' value.")
@@ -37,13 +41,7 @@ TimeoutQuery = Annotated[
 ]
 
 
-@router.post(
-    "",
-    status_code=201,
-    response_model=ValueResult,
-    responses=documented(*WORKER_ERRORS, ErrorCode.QUOTA_EXCEEDED),
-    summary="Create an object",
-)
+@api("POST", "", ValueResult, "Create an object", _VALUE_ERRORS, status_code=201)
 async def create_object(
     session: SessionPath,
     body: ObjectCreateRequest,
@@ -63,12 +61,7 @@ async def create_object(
     return await run.reply(command, 201)
 
 
-@router.get(
-    "",
-    response_model=HandleList,
-    responses=documented(*WORKER_ERRORS),
-    summary="List objects",
-)
+@api("GET", "", HandleList, "List objects", WORKER_ERRORS)
 async def list_objects(
     session: SessionPath,
     run: RunnerDep,
@@ -78,11 +71,12 @@ async def list_objects(
     return await run.reply(command)
 
 
-@router.get(
+@api(
+    "GET",
     "/{handle}/attributes/{name}",
-    response_model=ValueResult,
-    responses=documented(*WORKER_ERRORS, ErrorCode.QUOTA_EXCEEDED),
-    summary="Read an attribute",
+    ValueResult,
+    "Read an attribute",
+    _VALUE_ERRORS,
 )
 async def get_attribute(
     session: SessionPath,
@@ -101,11 +95,12 @@ async def get_attribute(
     return await run.reply(command)
 
 
-@router.put(
+@api(
+    "PUT",
     "/{handle}/attributes/{name}",
-    response_model=EmptyResult,
-    responses=documented(*WORKER_ERRORS),
-    summary="Assign an attribute",
+    EmptyResult,
+    "Assign an attribute",
+    WORKER_ERRORS,
 )
 async def set_attribute(
     session: SessionPath,
@@ -125,11 +120,8 @@ async def set_attribute(
     return await run.reply(command)
 
 
-@router.post(
-    "/{handle}/call",
-    response_model=ValueResult,
-    responses=documented(*WORKER_ERRORS, ErrorCode.QUOTA_EXCEEDED),
-    summary="Call an object or its method",
+@api(
+    "POST", "/{handle}/call", ValueResult, "Call an object or its method", _VALUE_ERRORS
 )
 async def call_object(
     session: SessionPath,
@@ -149,12 +141,7 @@ async def call_object(
     return await run.reply(command)
 
 
-@router.post(
-    "/release",
-    response_model=ReleaseResult,
-    responses=documented(*WORKER_ERRORS),
-    summary="Release objects",
-)
+@api("POST", "/release", ReleaseResult, "Release objects", WORKER_ERRORS)
 async def release_objects(
     session: SessionPath,
     body: ReleaseRequest,

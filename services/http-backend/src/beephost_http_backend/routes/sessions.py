@@ -6,9 +6,9 @@ from fastapi import APIRouter, Body, Path
 from starlette.responses import Response
 
 from beephost_http_backend.deps import DeadlineHeader, ExecutorDep
-from beephost_http_backend.errors import WORKER_ERRORS, documented
+from beephost_http_backend.errors import WORKER_ERRORS
 from beephost_http_backend.responses import JSONBytes
-from beephost_http_backend.routing import BackendRoute
+from beephost_http_backend.routing import BackendRoute, Operations
 from beephost_http_backend.schemas import SessionOpenRequest
 from beephost_protocol import ErrorCode
 from beephost_protocol.models import (
@@ -25,6 +25,7 @@ from beephost_protocol.models import (
 )
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"], route_class=BackendRoute)
+api = Operations(router)
 
 SessionPath = Annotated[
     str,
@@ -34,12 +35,13 @@ SessionPath = Annotated[
 ]
 
 
-@router.post(
+@api(
+    "POST",
     "",
+    SessionOpened,
+    "Open a session",
+    (ErrorCode.QUOTA_EXCEEDED,),
     status_code=201,
-    response_model=SessionOpened,
-    responses=documented(ErrorCode.QUOTA_EXCEEDED),
-    summary="Open a session",
 )
 async def open_session(
     executor: ExecutorDep,
@@ -53,20 +55,13 @@ async def open_session(
     return JSONBytes(await executor.run(command), 201)
 
 
-@router.get(
-    "", response_model=SessionListing, responses=documented(), summary="List sessions"
-)
+@api("GET", "", SessionListing, "List sessions")
 async def list_sessions(executor: ExecutorDep) -> Response:
     """List the ids of open sessions, 'default' first."""
     return JSONBytes(await executor.run(SessionList()))
 
 
-@router.get(
-    "/{session}",
-    response_model=SessionDescription,
-    responses=documented(*WORKER_ERRORS),
-    summary="Describe a session",
-)
+@api("GET", "/{session}", SessionDescription, "Describe a session", WORKER_ERRORS)
 async def describe_session(
     session: SessionPath, executor: ExecutorDep, deadline: DeadlineHeader = None
 ) -> Response:
@@ -74,12 +69,7 @@ async def describe_session(
     return JSONBytes(await executor.run(SessionInfo(session=session, timeout=deadline)))
 
 
-@router.delete(
-    "/{session}",
-    response_model=SessionClosed,
-    responses=documented(ErrorCode.NOT_FOUND),
-    summary="Close a session",
-)
+@api("DELETE", "/{session}", SessionClosed, "Close a session", (ErrorCode.NOT_FOUND,))
 async def close_session(session: SessionPath, executor: ExecutorDep) -> Response:
     """Close a session, killing its worker; closing 'default' resets it.
 
@@ -88,11 +78,12 @@ async def close_session(session: SessionPath, executor: ExecutorDep) -> Response
     return JSONBytes(await executor.run(SessionClose(session=session)))
 
 
-@router.post(
+@api(
+    "POST",
     "/{session}/interrupt",
-    response_model=InterruptResult,
-    responses=documented(ErrorCode.NOT_FOUND, ErrorCode.SESSION_LOST),
-    summary="Interrupt a session",
+    InterruptResult,
+    "Interrupt a session",
+    (ErrorCode.NOT_FOUND, ErrorCode.SESSION_LOST),
 )
 async def interrupt_session(session: SessionPath, executor: ExecutorDep) -> Response:
     """Raise KeyboardInterrupt in the code the session is running, if any.

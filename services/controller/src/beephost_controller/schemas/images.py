@@ -1,0 +1,27 @@
+"""Environment images on disk, and what a prune gives back: reply models."""
+
+from pydantic import Field
+
+from beephost_controller.schemas import ApiModel
+
+
+class ImagePublic(ApiModel):
+    id: str
+    tags: list[str]
+    size: int = Field(description="Bytes on disk (layers shared with others counted).")
+    environments: list[str] = Field(
+        description="The environments built into it; none: `prune` removes it."
+    )
+
+
+class ImagesPublic(ApiModel):
+    images: list[ImagePublic] = Field(
+        description="This controller's environment images."
+    )
+    total_bytes: int
+    unused_bytes: int = Field(description="What `prune` would give back.")
+
+
+class PruneResult(ApiModel):
+    removed: list[ImagePublic] = Field(description="The images removed.")
+    freed_bytes: int

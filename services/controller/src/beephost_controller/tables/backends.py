@@ -1,0 +1,102 @@
+"""The backends table, and a pool member's claim (one compare-and-set)."""
+
+import json
+import sqlite3
+import time
+
+from beephost_controller.rows import BackendConfig, BackendRow, BackendUpdate
+from beephost_controller.tables.database import Database
+
+
+class BackendTable(Database):
+    def insert_backend(self, row: BackendRow) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO backends (id, environment, type, status, reason, container_id, "
+                "container_name, token, endpoint, options, restarts, created_at, ready_at, "
+                "updated_at, controller_token_sha256) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row.id,
+                    row.environment,
+                    row.type,
+                    row.status,
+                    row.reason,
+                    row.container_id,
+                    row.container_name,
+                    row.token,
+                    row.endpoint,
+                    json.dumps(row.config.to_json()),
+                    row.restarts,
+                    row.created_at,
+                    row.ready_at,
+                    row.updated_at,
+                    row.controller_token_sha256,
+                ),
+            )
+
+    def update_backend(self, backend_id: str, update: BackendUpdate) -> None:
+        changes = {**update.columns(), "updated_at": time.time()}
+        # Column names come from BackendUpdate's fields, never from a caller.
+        columns = ", ".join(f"{key} = ?" for key in changes)
+        with self._tx() as db:
+            db.execute(
+                f"UPDATE backends SET {columns} WHERE id = ?",
+                (*changes.values(), backend_id),
+            )
+
+    def backend(self, backend_id: str) -> BackendRow | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM backends WHERE id = ?", (backend_id,)
+            ).fetchone()
+        return self._backend(row) if row else None
+
+    def backends(self, environment: str | None = None) -> list[BackendRow]:
+        with self._lock:
+            if environment is None:
+                rows = self._db.execute(
+                    "SELECT * FROM backends ORDER BY created_at"
+                ).fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT * FROM backends WHERE environment = ? ORDER BY created_at",
+                    (environment,),
+                ).fetchall()
+        return [self._backend(r) for r in rows]
+
+    def backend_by_controller_token(self, sha256: str) -> BackendRow | None:
+        """The admin backend holding the controller token with this digest."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM backends WHERE controller_token_sha256 = ?", (sha256,)
+            ).fetchone()
+        return self._backend(row) if row else None
+
+    def claim_backend(self, backend_id: str, config: BackendConfig) -> bool:
+        """Hand a pooled backend out: write its new config if it is still pooled.
+
+        Returns:
+            Whether this call claimed it (one compare-and-set in SQL: of concurrent
+            claims of one backend, exactly one wins, whatever thread or process).
+        """
+        with self._tx() as db:
+            claimed = db.execute(
+                "UPDATE backends SET options = ?, updated_at = ? "
+                "WHERE id = ? AND json_extract(options, '$.pooled') = 1",
+                (json.dumps(config.to_json()), time.time(), backend_id),
+            ).rowcount
+        return claimed == 1
+
+    def delete_backend(self, backend_id: str) -> bool:
+        with self._tx() as db:
+            return (
+                db.execute("DELETE FROM backends WHERE id = ?", (backend_id,)).rowcount
+                == 1
+            )
+
+    @staticmethod
+    def _backend(row: sqlite3.Row) -> BackendRow:
+        values = dict(row)
+        values["config"] = BackendConfig.from_json(json.loads(values.pop("options")))
+        return BackendRow(**values)

@@ -1,0 +1,69 @@
+"""The database file: its one connection, transactions and numbered migrations.
+
+The database is one file on a volume. Migrations are numbered scripts applied in order,
+tracked by ``PRAGMA user_version``; each runs in one transaction. Writes from several
+threads (API, job runner, reconciler) serialise on one connection guarded by a lock:
+SQLite serialises writers anyway and the controller's write rate is tiny.
+"""
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from beephost_controller.migrations import MIGRATIONS
+
+
+class Database:
+    """The connection every table's statements run on.
+
+    Args:
+        path: The database file (created with its directory); ``:memory:`` for tests.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            str(path), check_same_thread=False, isolation_level=None
+        )
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA foreign_keys = ON")
+        if str(path) != ":memory:":
+            self._db.execute(
+                "PRAGMA journal_mode = WAL"
+            )  # readers never block the writer
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self.migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            version: int = self._db.execute("PRAGMA user_version").fetchone()[0]
+            return version
+
+    def migrate(self) -> None:
+        """Apply the migrations the file has not seen, each in its own transaction."""
+        while (current := self.schema_version) < len(MIGRATIONS):
+            with self._tx() as db:
+                for statement in MIGRATIONS[current].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {current + 1}")

@@ -1,0 +1,120 @@
+"""The environments table; an environment's status comes from its latest job."""
+
+import json
+import sqlite3
+import time
+from typing import Any
+
+from beephost_controller.rows import EnvironmentRow, build_state
+from beephost_controller.tables.database import Database
+from beephost_protocol.errors import NotFound
+
+#: Environment columns written on insert (``status`` is derived: see rows.build_state).
+ENV_FIELDS = (
+    "name",
+    "python",
+    "requirements",
+    "network",
+    "admin",
+    "lock",
+    "image",
+    "error",
+    "job_id",
+    "created_at",
+    "updated_at",
+)
+
+#: Environments with their latest job's status (build_state derives theirs from it).
+_ENVIRONMENTS = (
+    "SELECT e.*, j.status AS job_status FROM environments e "
+    "LEFT JOIN jobs j ON j.id = e.job_id"
+)
+
+
+class EnvironmentTable(Database):
+    def insert_environment(self, row: EnvironmentRow) -> bool:
+        """Insert; False if the name exists (the caller decides what equal means)."""
+        with self._tx() as db:
+            cursor = db.execute(
+                f"INSERT OR IGNORE INTO environments ({', '.join(ENV_FIELDS)}) "
+                f"VALUES ({', '.join('?' * len(ENV_FIELDS))})",
+                self._env_values(row),
+            )
+            return cursor.rowcount == 1
+
+    def set_environment_job(self, name: str, job_id: str) -> None:
+        """A new build job: the environment's status is now that job's."""
+        self._update_environment(name, job_id=job_id, error=None)
+
+    def environment_failed(self, name: str, error: str) -> None:
+        self._update_environment(name, error=error)
+
+    def environment_ready(self, name: str, *, lock: str, image: str) -> None:
+        self._update_environment(name, lock=lock, image=image, error=None)
+
+    def _update_environment(
+        self,
+        name: str,
+        *,
+        job_id: str | None = None,
+        lock: str | None = None,
+        image: str | None = None,
+        error: str | None,
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE environments SET job_id = COALESCE(?, job_id), "
+                "lock = COALESCE(?, lock), image = COALESCE(?, image), error = ?, "
+                "updated_at = ? WHERE name = ?",
+                (job_id, lock, image, error, time.time(), name),
+            )
+
+    def environment(self, name: str) -> EnvironmentRow | None:
+        with self._lock:
+            row = self._db.execute(
+                _ENVIRONMENTS + " WHERE e.name = ?", (name,)
+            ).fetchone()
+        return self._env(row) if row else None
+
+    def existing_environment(self, name: str) -> EnvironmentRow:
+        """The environment ``name``, which a request names.
+
+        Raises:
+            NotFound: There is none by that name.
+        """
+        row = self.environment(name)
+        if row is None:
+            raise NotFound(f"no environment {name!r}", {"environment": name})
+        return row
+
+    def environments(self) -> list[EnvironmentRow]:
+        with self._lock:
+            rows = self._db.execute(_ENVIRONMENTS + " ORDER BY e.name").fetchall()
+        return [self._env(r) for r in rows]
+
+    def delete_environment(self, name: str) -> bool:
+        with self._tx() as db:
+            return (
+                db.execute("DELETE FROM environments WHERE name = ?", (name,)).rowcount
+                == 1
+            )
+
+    @staticmethod
+    def _env_values(row: EnvironmentRow) -> tuple[Any, ...]:
+        values = dict(row.__dict__)
+        del values["status"]
+        values["requirements"] = json.dumps(row.requirements)
+        values["network"] = int(row.network)
+        values["admin"] = int(row.admin)
+        return tuple(values[name] for name in ENV_FIELDS)
+
+    @staticmethod
+    def _env(row: sqlite3.Row) -> EnvironmentRow:
+        values = dict(row)
+        values["requirements"] = json.loads(values["requirements"])
+        values["network"] = bool(values["network"])
+        values["admin"] = bool(values["admin"])
+        values["status"] = build_state(
+            values.pop("job_status"), values["image"], values["error"]
+        )
+        return EnvironmentRow(**values)

@@ -1,0 +1,85 @@
+"""The jobs table and the job logs."""
+
+from collections.abc import Sequence
+
+from beephost_controller.rows import JobRow
+from beephost_controller.schemas import JobStatus
+from beephost_controller.tables.database import Database
+
+
+class JobTable(Database):
+    def insert_job(self, row: JobRow) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row.id,
+                    row.kind,
+                    row.target,
+                    row.status,
+                    row.error,
+                    row.created_at,
+                    row.started_at,
+                    row.finished_at,
+                ),
+            )
+
+    def requeue_job(self, job_id: str) -> None:
+        """A job a previous controller process left unfinished, queued again."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET status = 'queued' WHERE id = ?", (job_id,))
+
+    def job_running(self, job_id: str, started_at: float) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET status = 'running', started_at = ? WHERE id = ?",
+                (started_at, job_id),
+            )
+
+    def finish_job(
+        self, job_id: str, status: JobStatus, error: str | None, finished_at: float
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
+                (status, error, finished_at, job_id),
+            )
+
+    def job(self, job_id: str) -> JobRow | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+        return JobRow(**dict(row)) if row else None
+
+    def jobs(self, status: Sequence[JobStatus] = ()) -> list[JobRow]:
+        query = "SELECT * FROM jobs"
+        if status:
+            query += f" WHERE status IN ({', '.join('?' * len(status))})"
+        with self._lock:
+            rows = self._db.execute(
+                query + " ORDER BY created_at", tuple(status)
+            ).fetchall()
+        return [JobRow(**dict(r)) for r in rows]
+
+    def append_log(self, job_id: str, lines: Sequence[str]) -> None:
+        with self._tx() as db:
+            (last,) = db.execute(
+                "SELECT COALESCE(MAX(seq), -1) FROM job_logs WHERE job_id = ?",
+                (job_id,),
+            ).fetchone()
+            db.executemany(
+                "INSERT INTO job_logs VALUES (?, ?, ?)",
+                [(job_id, last + 1 + i, line) for i, line in enumerate(lines)],
+            )
+
+    def log_lines(
+        self, job_id: str, after: int = -1, limit: int = 1000
+    ) -> list[tuple[int, str]]:
+        """Log lines with ``seq > after``, oldest first, at most ``limit``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, line FROM job_logs WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (job_id, after, limit),
+            ).fetchall()
+        return [(r["seq"], r["line"]) for r in rows]

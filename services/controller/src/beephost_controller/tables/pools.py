@@ -1,0 +1,44 @@
+"""The pools table: each environment's own pool settings."""
+
+from beephost_controller.rows import PoolRow
+from beephost_controller.schemas import BackendType
+from beephost_controller.tables.database import Database
+
+
+class PoolTable(Database):
+    def put_pool(self, row: PoolRow) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO pools (environment, type, size, config, "
+                "updated_at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    row.environment,
+                    row.type,
+                    row.size,
+                    row.config_json(),
+                    row.updated_at,
+                ),
+            )
+
+    def pools(self, environment: str | None = None) -> list[PoolRow]:
+        query = "SELECT * FROM pools"
+        args: tuple[str, ...] = ()
+        if environment is not None:
+            query, args = query + " WHERE environment = ?", (environment,)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY environment, type", args)
+            found = rows.fetchall()
+        return [
+            PoolRow.from_columns(
+                r["environment"], r["type"], r["size"], r["config"], r["updated_at"]
+            )
+            for r in found
+        ]
+
+    def delete_pool(self, environment: str, kind: BackendType) -> bool:
+        with self._tx() as db:
+            deleted = db.execute(
+                "DELETE FROM pools WHERE environment = ? AND type = ?",
+                (environment, kind),
+            ).rowcount
+        return deleted == 1
