@@ -19,7 +19,11 @@ from beephost_controller.images.backend import (
     ensure_backend_image,
     prepare_wheelhouse,
 )
-from beephost_controller.images.backend_plan import ContextSources, plan_backend_image
+from beephost_controller.images.backend_plan import (
+    ContextSources,
+    kind_build_args,
+    plan_backend_image,
+)
 from beephost_controller.images.base_source import BaseImage
 from beephost_controller.images.ensure import locked
 from beephost_controller.images.errors import BackendImageError
@@ -27,6 +31,7 @@ from beephost_controller.images.keys import SOURCE_EXCLUDED_SUFFIXES, sha256_fil
 from beephost_controller.images.layout import (
     CONTROLLER,
     default_cache_dir,
+    dockerfile_path,
     find_workspace,
     image_kind,
     wheelhouse_path,
@@ -36,8 +41,8 @@ from beephost_controller.images.wheelhouse import WheelhouseTools
 from beephost_controller.ports import ContainerRuntime
 
 #: Workspace files and directories the controller image carries (what environment
-#: image builds read: the lock, every member's sources, the backends' Dockerfiles and
-#: their install script), relative to the repository root, and where they go in the
+#: image builds read: the lock, every member's sources, the backends' Dockerfile and
+#: its install script), relative to the repository root, and where they go in the
 #: image.
 CONTROLLER_SOURCES = (
     "pyproject.toml",
@@ -171,9 +176,7 @@ def export_wheelhouse(
 ) -> Path:
     """Write the wheelhouse into the repository, for ``docker build`` by hand.
 
-    Afterwards ``docker build -f services/<kind>-backend/Dockerfile .`` (or
-    ``services/controller/Dockerfile``) works from the repository root (the base image
-    must be the one given here).
+    Afterwards ``manual_build_command(kind, base)`` works from the repository root.
 
     Returns:
         The wheelhouse directory (``<workspace>/build/wheelhouse/<kind>-backend``, or
@@ -201,3 +204,22 @@ def export_wheelhouse(
             tools=host_tools,
         )
     return target
+
+
+def manual_build_command(kind: str, base: BaseImage, tag: str) -> list[str]:
+    """The ``docker build`` of ``kind``'s image, as ``tag``, from the repository root,
+    once ``export_wheelhouse`` has written its wheelhouse (the legacy builder, offline,
+    on ``base``)."""
+    image = image_kind(kind)
+    args = {"BASE_IMAGE": base.tag, **kind_build_args(image)}
+    return [
+        "docker",
+        "build",
+        "--network=none",
+        "-f",
+        dockerfile_path(image),
+        *(f"--build-arg={name}={value}" for name, value in args.items()),
+        "-t",
+        tag,
+        ".",
+    ]

@@ -10,12 +10,17 @@ Example:
 import argparse
 import json
 import logging
+import shlex
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 
 from pydantic import ValidationError
-from scripts.controller_image import ensure_controller_image, export_wheelhouse
+from scripts.controller_image import (
+    ensure_controller_image,
+    export_wheelhouse,
+    manual_build_command,
+)
 
 from beephost_controller.images.backend import (
     BackendImage,
@@ -100,8 +105,8 @@ def _parser() -> argparse.ArgumentParser:
         "--export-wheelhouse",
         action="store_true",
         help=(
-            "Only write build/wheelhouse/<kind>-backend (or .../controller) for a "
-            "manual `docker build -f services/<kind>-backend/Dockerfile .`."
+            "Only write build/wheelhouse/<kind>-backend (or .../controller) and "
+            "print the `docker build` that builds the image from it by hand."
         ),
     )
     for command in (base, images):
@@ -115,12 +120,14 @@ def _emit(record: Mapping[str, object], *, as_json: bool) -> None:
     if as_json:
         line = json.dumps(record)
     else:
-        line = " ".join(
-            f"{key}={str(value).lower() if isinstance(value, bool) else value}"
-            for key, value in record.items()
-        )
+        line = " ".join(f"{key}={_text(value)}" for key, value in record.items())
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
+
+
+def _text(value: object) -> str:
+    """A record's value as one shell word (a command line is quoted whole)."""
+    return str(value).lower() if isinstance(value, bool) else shlex.quote(str(value))
 
 
 def _base_record(base: BaseImage, seconds: float) -> dict[str, object]:
@@ -202,6 +209,11 @@ def _build(
                     "image": service_name(kind),
                     "wheelhouse": str(path.relative_to(workspace)),
                     "base": base.tag,
+                    "docker_build": shlex.join(
+                        manual_build_command(
+                            kind, base, f"beephost/{service_name(kind)}:manual"
+                        )
+                    ),
                     "seconds": round(time.monotonic() - started, 1),
                 }
             )

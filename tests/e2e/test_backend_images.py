@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from scripts.controller_image import export_wheelhouse
+from scripts.controller_image import export_wheelhouse, manual_build_command
 
 from beephost_controller.images.backend import ensure_backend_image
 from beephost_controller.images.labels import (
@@ -22,8 +22,13 @@ from beephost_controller.images.labels import (
     LABEL_MANAGED,
     LABEL_PYTHON_VERSION,
 )
+from beephost_controller.images.layout import (
+    CONTAINER_PORTS,
+    LISTEN_SETTINGS,
+    METRICS_PORTS,
+)
 from beephost_controller.runtime.docker_images import DockerRuntime
-from beephost_controller.schemas import BACKEND_TYPES
+from beephost_controller.schemas import BACKEND_TYPES, BackendType
 from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends
 from tests.e2e.containers import (
     HARDENING,
@@ -60,7 +65,7 @@ NO_BUILD_TOOLS = (
 
 @pytest.mark.parametrize("kind", BACKEND_TYPES)
 def test_image_labels_user_and_healthcheck(
-    backend_images: BuiltBackends, docker_cli: str, kind: str
+    backend_images: BuiltBackends, docker_cli: str, kind: BackendType
 ) -> None:
     image = backend_images.images[kind]
     config = inspect(docker_cli, image.tag, "image")["Config"]
@@ -73,14 +78,22 @@ def test_image_labels_user_and_healthcheck(
     assert labels["org.opencontainers.image.title"] == f"beephost-{kind}-backend"
     assert labels["org.opencontainers.image.version"] == image.code_version
     assert config["User"] == "10001:10001"
+    # One Dockerfile: the shared name is a link to the kind's console script.
     assert config["Healthcheck"]["Test"] == [
         "CMD",
-        f"/opt/beephost/bin/beephost-{kind}-backend",
+        "/opt/beephost/bin/beephost-backend",
         "healthcheck",
     ]
+    assert config["Entrypoint"] == ["/opt/beephost/bin/beephost-backend"]
     environment = dict(item.split("=", 1) for item in config["Env"])
     assert "/opt/beephost" not in environment["PATH"]
-    assert environment[f"BEEPHOST_{kind.upper()}_BACKEND_PYTHON"] == "/usr/bin/python3"
+    prefix = f"BEEPHOST_{kind.upper()}_BACKEND_"
+    assert environment[f"{prefix}PYTHON"] == "/usr/bin/python3"
+    setting, value = LISTEN_SETTINGS[kind]
+    assert environment[f"{prefix}{setting}"] == value
+    ports = {CONTAINER_PORTS[kind], METRICS_PORTS[kind]} - {None}
+    assert set(config["ExposedPorts"]) == {f"{port}/tcp" for port in ports}
+    assert not config.get("Volumes")  # a pipe client mounts the socket's directory
     print(f"\n{kind}-backend: {image.size / 1e6:.1f} MB ({image.tag})")
     assert image.size < 250e6
 
@@ -255,28 +268,22 @@ def test_docker_cli_builds_the_same_dockerfile_from_the_repository_root(
     backend_images: BuiltBackends, docker_client: DockerRuntime, docker_cli: str
 ) -> None:
     # What a developer does by hand: export the wheelhouse into the (snapshot)
-    # repository, then `docker build -f services/pipe-backend/Dockerfile .`.
+    # repository, then run the `docker build` that `--export-wheelhouse` prints.
     workspace: Path = backend_images.workspace
     export_wheelhouse("pipe", backend_images.base, workspace=workspace)
     build_key = f"e2e-cli-{uuid.uuid4().hex[:12]}"
     tag = f"{BACKENDS_REPOSITORY}/pipe-backend:cli-{build_key}"
+    command = manual_build_command("pipe", backend_images.base, tag)
     started = time.monotonic()
     try:
         docker(
             docker_cli,
-            "build",
-            "--network=none",
+            *command[1:-1],
             "--force-rm",
             "-q",
             *label_args(backend_images.labels),
             "--build-arg",
-            f"BASE_IMAGE={backend_images.base.tag}",
-            "--build-arg",
             f"BUILD_KEY={build_key}",
-            "-f",
-            "services/pipe-backend/Dockerfile",
-            "-t",
-            tag,
             str(workspace),
             timeout=600,
         )

@@ -1,6 +1,7 @@
 """Backend-image logic on FakeRuntime and FakeWheelhouseTools: no engine, uv or network."""
 
 import dataclasses
+import importlib
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from scripts.controller_image import (
     export_wheelhouse,
 )
 
+from beephost_controller.images import backend_plan
 from beephost_controller.images.backend_plan import BuildPlan, ContextSources, build_key
 from beephost_controller.images.dockerfile import (
     check_dockerfile,
@@ -31,7 +33,13 @@ from beephost_controller.images.labels import (
     LABEL_KIND,
     LABEL_PYTHON_VERSION,
 )
-from beephost_controller.images.layout import dockerfile_path, wheelhouse_path
+from beephost_controller.images.layout import (
+    CONTAINER_PORTS,
+    METRICS_PORTS,
+    backend_dockerfile_args,
+    dockerfile_path,
+    wheelhouse_path,
+)
 from beephost_controller.images.lockfile import (
     BuiltWheel,
     parse_export,
@@ -192,18 +200,52 @@ def test_dockerfile_instructions_join_continuations_and_count_stages() -> None:
 
 
 @pytest.mark.parametrize("kind", BACKEND_TYPES)
-def test_the_real_dockerfiles_build_offline_as_non_root(kind: BackendType) -> None:
+def test_the_real_dockerfile_builds_each_kind_offline_as_non_root(
+    kind: BackendType,
+) -> None:
     text = (REPO / dockerfile_path(kind)).read_text()
     assert check_dockerfile(text) == []
-    runs = [i.args for i in dockerfile_instructions(text) if i.name == "RUN"]
-    assert f"sh /wheels/install-server.sh beephost_{kind}_backend.__main__" in runs
-    final = [i for i in dockerfile_instructions(text) if i.stage == 1]
+    args = backend_dockerfile_args(kind)
+    instructions = dockerfile_instructions(text)
+    runs = [substitute(i.args, args) for i in instructions if i.name == "RUN"]
+    assert any(
+        f'sh /wheels/install-server.sh "beephost_{kind}_backend.__main__"' in run
+        and f'ln -s "beephost-{kind}-backend" /opt/beephost/bin/beephost-backend' in run
+        for run in runs
+    )
+    final = [i for i in instructions if i.stage == 1]
     assert [i.args for i in final if i.name == "USER"] == ["10001:10001"]
     healthcheck = next(i.args for i in final if i.name == "HEALTHCHECK")
-    assert f'"/opt/beephost/bin/beephost-{kind}-backend", "healthcheck"' in healthcheck
-    env = " ".join(i.args for i in final if i.name == "ENV")
+    assert '["/opt/beephost/bin/beephost-backend", "healthcheck"]' in healthcheck
+    env = substitute(" ".join(i.args for i in final if i.name == "ENV"), args).split()
     assert f"BEEPHOST_{kind.upper()}_BACKEND_PYTHON=/usr/bin/python3" in env
-    assert "/opt/beephost/bin" not in env  # PATH: workers must find the bare python3
+    listen = "SOCKET_PATH=/run/beephost/pipe.sock" if kind == "pipe" else "HOST=0.0.0.0"
+    assert f"BEEPHOST_{kind.upper()}_BACKEND_{listen}" in env
+    assert "/opt/beephost/bin" not in " ".join(env)  # workers must find bare python3
+    exposed = [substitute(i.args, args) for i in final if i.name == "EXPOSE"]
+    assert exposed == [{"pipe": "9464", "http": "5678", "rpc": "50051 9465"}[kind]]
+
+
+@pytest.mark.parametrize("kind", BACKEND_TYPES)
+def test_the_images_ports_are_the_servers_defaults(kind: BackendType) -> None:
+    # The Dockerfile leaves ports to the servers' defaults; the controller publishes
+    # layout's ports: the two must agree.
+    settings = importlib.import_module(f"beephost_{kind}_backend.settings").Settings
+    fields = settings.model_fields
+    if CONTAINER_PORTS[kind] is not None:
+        assert fields["port"].default == CONTAINER_PORTS[kind]
+    if METRICS_PORTS[kind] is not None:
+        assert fields["metrics_port"].default == METRICS_PORTS[kind]
+    assert ("metrics_port" in fields) == (METRICS_PORTS[kind] is not None)
+
+
+def test_the_kinds_dockerfile_arguments_are_part_of_its_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = plan(kind="http").key
+    moved = {**backend_dockerfile_args("http"), "LISTEN_VALUE": "127.0.0.1"}
+    monkeypatch.setattr(backend_plan, "backend_dockerfile_args", lambda kind: moved)
+    assert plan(kind="http").key != before
 
 
 @pytest.mark.parametrize(
@@ -421,9 +463,10 @@ def test_exported_wheelhouse_is_hash_locked_with_the_uv_binary(
 
 
 def test_backend_keys_are_unchanged_by_the_controller_kind() -> None:
-    # The key of this plan before the controller became a kind: no backend tag moved.
+    # The key scheme, pinned: a change moves every backend tag (a rebuild of each), so
+    # it is made on purpose (last: the kind's Dockerfile arguments joined the key).
     assert build_key(plan()) == (
-        "2f6fd373c87b6d280f691e638e5077a1e8304b64d6ea9b39ebd007209df60ce3"
+        "668da9c08a8d221a57637d6acea0c6c6e7f9b58a214b1d4b627f8a279b7565ab"
     )
     assert plan(sources=None).key == plan().key
     controller = plan(kind="controller", sources=ContextSources((), "s" * 64))

@@ -14,6 +14,7 @@ from scripts.controller_image import (
     controller_sources_hash,
     ensure_controller_image,
     export_wheelhouse,
+    manual_build_command,
 )
 
 from beephost_controller.images.backend import BackendImage
@@ -83,8 +84,9 @@ def test_controller_names_paths_and_tags() -> None:
     )
     assert (backend_package("rpc"), dockerfile_path("http")) == (
         "beephost-rpc-backend",
-        "services/http-backend/Dockerfile",
+        "services/backend.Dockerfile",
     )
+    assert dockerfile_path("controller") == "services/controller/Dockerfile"
 
 
 def test_the_controller_dockerfile_builds_offline_as_non_root() -> None:
@@ -185,11 +187,11 @@ def test_controller_key_is_independent_of_the_backends(
     assert rig.runtime.get_image(controller.image_id) is None  # the old one is retired
     assert rig.runtime.get_image(pipe.tag) is not None  # never a backend image
 
-    # A backend's Dockerfile is not the controller's member, but it carries it.
+    # The backends' Dockerfile is not the controller's member, but it carries it.
     dockerfile = controller_workspace / dockerfile_path("rpc")
     dockerfile.write_text(dockerfile.read_text() + "# changed\n")
     assert build("controller").tag != changed.tag
-    assert build("pipe").tag == pipe.tag
+    assert build("pipe").tag != pipe.tag
 
     # Caches, virtualenvs and build outputs are not carried.
     before = controller_sources_hash(controller_workspace)
@@ -265,3 +267,28 @@ def test_export_wheelhouse_with_controller_builds_nothing(
     assert [r["image"] for r in records] == ["base", "controller"]
     assert "wheelhouse" in records[-1]
     assert rig.runtime.builds == []
+    assert records[-1]["docker_build"] == (
+        "docker build --network=none -f services/controller/Dockerfile"
+        f" --build-arg=BASE_IMAGE={base.tag}"
+        " --build-arg=WHEELHOUSE=build/wheelhouse/controller"
+        " -t beephost/controller:manual ."
+    )
+
+
+def test_a_backends_manual_build_names_its_kind(base: BaseImage) -> None:
+    command = manual_build_command("rpc", base, "beephost/rpc-backend:manual")
+    assert command[:5] == [
+        "docker",
+        "build",
+        "--network=none",
+        "-f",
+        "services/backend.Dockerfile",
+    ]
+    assert {
+        "--build-arg=KIND=rpc",
+        "--build-arg=SETTINGS_PREFIX=BEEPHOST_RPC_BACKEND_",
+        "--build-arg=LISTEN_SETTING=HOST",
+        "--build-arg=LISTEN_VALUE=0.0.0.0",
+        "--build-arg=PORTS=50051 9465",
+    } <= set(command)
+    assert command[-3:] == ["-t", "beephost/rpc-backend:manual", "."]

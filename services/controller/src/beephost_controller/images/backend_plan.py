@@ -38,6 +38,7 @@ from beephost_controller.images.layout import (
     CONTROLLER,
     INSTALL_SCRIPT,
     ImageKind,
+    backend_dockerfile_args,
     backend_package,
     dockerfile_path,
     wheelhouse_path,
@@ -110,6 +111,8 @@ def build_key(plan: BuildPlan) -> str:
         "members": dict(sorted(plan.members.items())),
         "installer": plan.installer,
         "labels": dict(sorted(plan.extra_labels.items())),
+        # One Dockerfile for the three backends: what makes it one kind's image.
+        "args": kind_build_args(plan.kind),
     }
     if plan.sources is not None:
         # Only the controller carries sources: the backends' payload (and so every
@@ -160,14 +163,22 @@ def backend_labels(
 def build_args(
     plan: BuildPlan, *, python_version: str, base_ref: str
 ) -> dict[str, str]:
-    """The ``ARG`` values the backend Dockerfiles declare."""
+    """The ``ARG`` values the image's Dockerfile declares: the backends' one file
+    takes its kind's arguments, the controller's its wheelhouse."""
     return {
         "BASE_IMAGE": base_ref,
-        "WHEELHOUSE": wheelhouse_path(plan.kind),
+        **kind_build_args(plan.kind),
         "BUILD_KEY": plan.key,
         "PYTHON_VERSION": python_version,
         "CODE_VERSION": plan.code_version,
     }
+
+
+def kind_build_args(kind: ImageKind) -> dict[str, str]:
+    """What the image's Dockerfile needs to know of ``kind``."""
+    if kind == CONTROLLER:
+        return {"WHEELHOUSE": wheelhouse_path(kind)}
+    return backend_dockerfile_args(kind)
 
 
 def is_current(labels: Mapping[str, str], plan: BuildPlan) -> bool:

@@ -36,6 +36,21 @@ CONTAINER_PORTS: Mapping[BackendType, int | None] = {
     "http": 5678,
     "rpc": 50051,
 }
+#: Port each server's metrics listen on inside the container (http: its own port).
+METRICS_PORTS: Mapping[BackendType, int | None] = {
+    "pipe": 9464,
+    "http": None,
+    "rpc": 9465,
+}
+#: Where the pipe server's socket is, in a directory clients share.
+PIPE_SOCKET = "/run/beephost/pipe.sock"
+#: The one setting that makes each server listen where its container's clients reach
+#: it (ports are the servers' defaults, CONTAINER_PORTS and METRICS_PORTS).
+LISTEN_SETTINGS: Mapping[BackendType, tuple[str, str]] = {
+    "pipe": ("SOCKET_PATH", PIPE_SOCKET),
+    "http": ("HOST", "0.0.0.0"),
+    "rpc": ("HOST", "0.0.0.0"),
+}
 #: A backend's workspace: its user code's working directory and HOME, and what the
 #: file API serves. A per-backend volume is mounted here (the root is read-only).
 WORKSPACE = "/workspace"
@@ -93,9 +108,33 @@ def backend_package(kind: ImageKind) -> str:
     return f"beephost-{service_name(kind)}"
 
 
+#: The three backends' one Dockerfile; ``backend_dockerfile_args`` picks the kind.
+BACKEND_DOCKERFILE = "services/backend.Dockerfile"
+
+
 def dockerfile_path(kind: ImageKind) -> str:
     """The image's Dockerfile, relative to the repository root."""
-    return f"services/{service_name(kind)}/Dockerfile"
+    return (
+        "services/controller/Dockerfile" if kind == CONTROLLER else BACKEND_DOCKERFILE
+    )
+
+
+def settings_prefix(kind: BackendType) -> str:
+    """The prefix of a backend server's settings variables."""
+    return f"BEEPHOST_{kind.upper()}_BACKEND_"
+
+
+def backend_dockerfile_args(kind: BackendType) -> dict[str, str]:
+    """The build arguments that make ``BACKEND_DOCKERFILE`` the image of ``kind``."""
+    setting, value = LISTEN_SETTINGS[kind]
+    ports = (CONTAINER_PORTS[kind], METRICS_PORTS[kind])
+    return {
+        "KIND": kind,
+        "SETTINGS_PREFIX": settings_prefix(kind),
+        "LISTEN_SETTING": setting,
+        "LISTEN_VALUE": value,
+        "PORTS": " ".join(str(port) for port in ports if port is not None),
+    }
 
 
 #: The install steps every service Dockerfile's build stage runs, relative to the
@@ -139,28 +178,21 @@ def healthcheck_command(kind: BackendType) -> list[str]:
 
 
 def server_environment() -> dict[str, str]:
-    """The servers' variables (over the pipe image's): every interpreter is /opt/env's."""
-    return {
-        "HOME": WORKSPACE,
-        "BEEPHOST_PIPE_BACKEND_PYTHON": ENV_PYTHON,
-        "BEEPHOST_PIPE_BACKEND_WORKER_CWD": WORKSPACE,
-        "BEEPHOST_PIPE_BACKEND_WORKSPACE_DIR": WORKSPACE,
-        "BEEPHOST_PIPE_BACKEND_PACKAGES_DIR": PACKAGES_SITE,
-        "BEEPHOST_HTTP_BACKEND_PYTHON": ENV_PYTHON,
-        "BEEPHOST_HTTP_BACKEND_WORKER_CWD": WORKSPACE,
-        "BEEPHOST_HTTP_BACKEND_WORKSPACE_DIR": WORKSPACE,
-        "BEEPHOST_HTTP_BACKEND_PACKAGES_DIR": PACKAGES_SITE,
-        "BEEPHOST_HTTP_BACKEND_HOST": "0.0.0.0",
-        "BEEPHOST_HTTP_BACKEND_PORT": str(CONTAINER_PORTS["http"]),
-        "BEEPHOST_RPC_BACKEND_PYTHON": ENV_PYTHON,
-        "BEEPHOST_RPC_BACKEND_WORKER_CWD": WORKSPACE,
-        "BEEPHOST_RPC_BACKEND_WORKSPACE_DIR": WORKSPACE,
-        "BEEPHOST_RPC_BACKEND_PACKAGES_DIR": PACKAGES_SITE,
-        "BEEPHOST_RPC_BACKEND_HOST": "0.0.0.0",
-        "BEEPHOST_RPC_BACKEND_PORT": str(CONTAINER_PORTS["rpc"]),
-        "BEEPHOST_RPC_BACKEND_METRICS_HOST": "0.0.0.0",
-        "BEEPHOST_RPC_BACKEND_METRICS_PORT": "9465",
-    }
+    """The servers' variables in an environment image: each server's settings as its
+    backend image sets them, but every interpreter is /opt/env's."""
+    environment = {"HOME": WORKSPACE}
+    for kind in BACKEND_TYPES:
+        prefix = settings_prefix(kind)
+        setting, value = LISTEN_SETTINGS[kind]
+        environment |= {
+            f"{prefix}PYTHON": ENV_PYTHON,
+            f"{prefix}WORKER_CWD": WORKSPACE,
+            f"{prefix}WORKSPACE_DIR": WORKSPACE,
+            f"{prefix}PACKAGES_DIR": PACKAGES_SITE,
+            f"{prefix}METRICS_HOST": "0.0.0.0",
+            f"{prefix}{setting}": value,
+        }
+    return environment
 
 
 def default_cache_dir() -> Path:
