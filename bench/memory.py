@@ -12,7 +12,7 @@ network, 256 pids, 512 MiB, 1 CPU). Each container's memory is what ``docker sta
 shows: the cgroup's usage minus its inactive file cache (``inactive_file`` on cgroup
 v2, ``total_inactive_file`` on v1), read through the Docker SDK's one-shot stats, the
 least of ``--samples`` reads 0.5 s apart: the controller's health check execs a
-short-lived Python process in each backend every 2 s.
+short-lived Python process in each backend every 5 s.
 Where it goes: the cgroup's anonymous memory and active file cache, and the container's
 processes (``container.top``, the host's ps) split into the server (the container's
 first process), its workers (the server's descendants) and anything else (a health

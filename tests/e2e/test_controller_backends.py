@@ -92,6 +92,8 @@ def test_each_backend_type_serves_the_environment(
         assert host["Memory"] == 512 << 20
         assert host["NanoCpus"] == 1_000_000_000
         assert not any("docker.sock" in b for b in host.get("Binds") or [])
+        # Docker's own check, one Python process per run: every 5 s, not 2.
+        assert info["Config"]["Healthcheck"]["Interval"] == 5_000_000_000
         labels = info["Config"]["Labels"]
         assert labels[CONTROLLER_LABEL] == controller.name
         assert labels["io.beephost.environment"] == environment

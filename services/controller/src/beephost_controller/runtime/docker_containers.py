@@ -23,6 +23,12 @@ from beephost_controller.runtime.docker_images import DockerRuntime
 
 #: How long a remove waits for another removal of the same container to end.
 REMOVAL_WAIT = 60.0
+#: Seconds between Docker's health checks of a backend. Each execs a Python process in
+#: the container (tens of ms of CPU): at 2 s a host of 20 sandboxes spent a fifth of a
+#: core on them, and the first one competed with the server's own start. Readiness does
+#: not wait for it (the controller's probe), so it only bounds how soon a hung server
+#: shows `unhealthy` (three misses: 15 s), as in the images' own HEALTHCHECK.
+HEALTHCHECK_INTERVAL = 5.0
 
 
 def _container_state(container: Any) -> ContainerState:
@@ -131,7 +137,7 @@ class DockerContainers:
             },
             "healthcheck": {
                 "test": ["CMD", *spec.healthcheck],
-                "interval": 2_000_000_000,
+                "interval": int(HEALTHCHECK_INTERVAL * 1e9),
                 "timeout": 5_000_000_000,
                 "retries": 3,
                 "start_period": 30_000_000_000,
