@@ -121,7 +121,7 @@ def test_build_from_debian(
     assert info is not None
     assert info.id == image.image_id
     assert info.labels[LABEL_ROOTFS_SHA256] == image.rootfs_sha256
-    assert seconds < 300
+    print(f"\nbase image {version} built in {seconds:.0f} s")
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -175,7 +175,6 @@ def test_second_call_is_a_cache_hit(
     assert again.image_id == image.image_id
     assert again.python_version == image.python_version
     assert again.rootfs_sha256 == image.rootfs_sha256
-    assert elapsed < 3.0
 
 
 def test_missing_image_is_reimported_from_the_cached_rootfs(
