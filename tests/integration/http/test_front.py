@@ -1,7 +1,7 @@
 """The server answers the fast lane and the probes before FastAPI is imported
 (``front.py``).
 
-The import starts with the server, and while it runs an SDK client's evaluation and
+The import starts once the executor has started, and while it runs an SDK client's evaluation and
 its close (the release of its lease) and the health check's ``GET /ready`` and
 ``/health`` are answered; a request only FastAPI routes waits for it and is answered
 once it is done.
@@ -15,6 +15,9 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+
+from tests.integration.http.support import ThreadServer, settings_for
 
 CHILD = textwrap.dedent(
     """
@@ -120,3 +123,26 @@ def test_the_fast_lane_and_probes_are_answered_while_fastapi_is_imported(
     assert status == 200, sessions
     assert "default" in sessions["sessions"]
     assert out["fastapi_imported_after"] is True
+
+
+def test_the_build_starts_once_the_executor_has_started(env_python: str) -> None:
+    # Not with it: under a CPU quota the import only slowed the worker's start.
+    server = ThreadServer(settings_for(env_python))
+    front = server.server.front
+    ready_at_build: list[bool] = []
+    began = threading.Event()
+    build = front.build
+
+    def recorded() -> None:
+        ready_at_build.append(front.backend.executor.ready)
+        began.set()
+        build()
+
+    front.build = recorded  # type: ignore[method-assign]
+    server.start()
+    try:
+        assert began.wait(60)
+        assert ready_at_build == [True]
+        assert server.client().get("/api/sessions").status == 200
+    finally:
+        server.stop()

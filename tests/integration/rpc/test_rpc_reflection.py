@@ -2,6 +2,9 @@
 
 from __future__ import annotations  # the stubs' async types exist only in .pyi
 
+import subprocess
+import sys
+
 import grpc
 import pytest
 from google.protobuf import descriptor_pb2
@@ -93,3 +96,43 @@ async def test_an_unknown_reflection_version_is_unimplemented(
             messages.ServerReflectionRequest(list_services=""),
         )
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+# A fresh interpreter: this one has imported the reflection modules for the tests above.
+_IMPORTED_AT_FIRST_CALL = """
+import asyncio, sys
+from beephost_core import CoreMetrics, Executor
+from beephost_rpc_backend import reflection
+from beephost_rpc_backend.server import RpcServer
+from beephost_rpc_backend.settings import Settings
+
+HEAVY = ("grpc_reflection.v1alpha.reflection", "google.protobuf.descriptor_pb2")
+
+class Call:
+    method = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+
+async def main():
+    settings = Settings(port=0)
+    RpcServer(settings, Executor(settings.executor_config(), CoreMetrics("grpc")))
+    print(sorted(m for m in HEAVY if m in sys.modules))
+    handler = reflection.LazyReflection(("beephost.exec.v1.Executor",)).service(Call())
+    print(handler is not None, sorted(m for m in HEAVY if m in sys.modules))
+
+asyncio.run(main())
+"""
+
+
+def test_reflection_is_imported_at_its_first_call() -> None:
+    # What an idle backend would otherwise hold for a tool that may never ask.
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORTED_AT_FIRST_CALL],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    before, after = done.stdout.splitlines()
+    assert before == "[]"
+    assert after == (
+        "True ['google.protobuf.descriptor_pb2', 'grpc_reflection.v1alpha.reflection']"
+    )

@@ -26,11 +26,12 @@ def main(argv: list[str] | None = None) -> None:
         print(reason + idle_note())  # noqa: T201 - the healthcheck's output is its report
         raise SystemExit(0 if healthy else 1)
     from beephost_http_backend.logs import configure_logging
-    from beephost_http_backend.server import create_server
+    from beephost_http_backend.server import create_server, forgo_pydantic_v1
     from beephost_http_backend.settings import Settings
 
     settings = Settings()  # validated before anything starts: unsafe values stop here
     configure_logging()
+    forgo_pydantic_v1()
     try:
         server, port = create_server(settings)
         logger.info("listening on %s:%s", settings.host, port)

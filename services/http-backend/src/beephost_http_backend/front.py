@@ -111,12 +111,14 @@ class FrontApp:
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         # The ASGI lifespan protocol, as Starlette's router speaks it.
         await receive()  # lifespan.startup
-        # Before the executor's start: the import overlaps the worker's.
-        self.start_building()
         started = False
         try:
             async with serving(self.backend):
                 started = True
+                # Once the executor has started, not before: under a container's CPU
+                # quota the import only competed with the worker's start (first 1+1
+                # about 100 ms later), and FastAPI is ready no later for it.
+                self.start_building()
                 await send({"type": "lifespan.startup.complete"})
                 settling = asyncio.create_task(self._settle_once_built())
                 await receive()  # lifespan.shutdown

@@ -3,6 +3,7 @@
 import contextlib
 import logging
 import socket
+import sys
 from collections.abc import Generator
 from types import FrameType
 
@@ -48,6 +49,18 @@ class DrainingServer(uvicorn.Server):
         # A signal handler: only flip a flag here.
         self.backend.begin_drain()
         super().handle_exit(sig, frame)
+
+
+def forgo_pydantic_v1() -> None:
+    """Make ``import pydantic.v1`` fail in this process, unless it already happened.
+
+    FastAPI imports pydantic.v1 (about 2 MiB, resident for good) only to ask whether a
+    route's models are v1 models; when the import fails it answers no, which is right
+    here: nothing in the server uses pydantic.v1. Called by ``main()`` alone, since it
+    holds for the whole process.
+    """
+    # None in sys.modules: "import halted" (typeshed types the values as modules).
+    sys.modules.setdefault("pydantic.v1", None)  # type: ignore[arg-type]
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -5,19 +5,28 @@ Postman) ask v1 first. The two have the same messages, field for field
 (grpc/reflection/v1/reflection.proto), so protobuf's wire form is the same: v1 is the
 v1alpha servicer under the v1 name. Its descriptor, a renamed copy of v1alpha's, goes
 into the pool so that v1 can describe itself too.
+
+The servicer is built at the first reflection call, not at start: grpcio-reflection
+and protobuf's ``descriptor_pb2`` are about 4 MiB and 60 ms that an idle backend
+(a pool's member) would carry for a tool that may never ask. That call pays the
+import once.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
-from google.protobuf import descriptor_pb2, descriptor_pool
-from grpc_reflection.v1alpha import reflection as v1alpha
-from grpc_reflection.v1alpha import reflection_pb2 as messages
-from grpc_reflection.v1alpha import reflection_pb2_grpc
+
+if TYPE_CHECKING:
+    from google.protobuf import descriptor_pool
+
+    GenericHandler = grpc.GenericRpcHandler[Any, Any]
+else:
+    GenericHandler = grpc.GenericRpcHandler  # generic only in grpc-stubs
 
 V1_SERVICE_NAME = "grpc.reflection.v1.ServerReflection"
-V1ALPHA_SERVICE_NAME: str = v1alpha.SERVICE_NAME
+V1ALPHA_SERVICE_NAME = "grpc.reflection.v1alpha.ServerReflection"
 SERVICE_NAMES = (V1_SERVICE_NAME, V1ALPHA_SERVICE_NAME)
+_METHOD = "ServerReflectionInfo"
 
 _V1_FILE = "grpc/reflection/v1/reflection.proto"
 _V1ALPHA_PACKAGE = ".grpc.reflection.v1alpha."
@@ -26,27 +35,49 @@ _V1_PACKAGE = ".grpc.reflection.v1."
 
 def enable(server: "grpc.aio.Server", service_names: tuple[str, ...]) -> None:
     """Serve reflection, both versions, listing ``service_names`` and themselves."""
+    server.add_generic_rpc_handlers((LazyReflection((*service_names, *SERVICE_NAMES)),))
+
+
+class LazyReflection(GenericHandler):
+    """Both versions' one method, its servicer built when it is first called."""
+
+    def __init__(self, service_names: tuple[str, ...]) -> None:
+        self.service_names = service_names
+        self.handler: grpc.RpcMethodHandler[Any, Any] | None = None
+        self._methods = {f"/{name}/{_METHOD}" for name in SERVICE_NAMES}
+
+    def service(
+        self, handler_call_details: grpc.HandlerCallDetails
+    ) -> "grpc.RpcMethodHandler[Any, Any] | None":
+        if handler_call_details.method not in self._methods:
+            return None  # another service's, or an unknown version: UNIMPLEMENTED
+        if self.handler is None:  # the server calls this on its one event loop
+            self.handler = build_handler(self.service_names)
+        return self.handler
+
+
+def build_handler(service_names: tuple[str, ...]) -> "grpc.RpcMethodHandler[Any, Any]":
+    """The v1alpha servicer's handler, which serves v1's identical messages too."""
+    from google.protobuf import descriptor_pool
+    from grpc_reflection.v1alpha import reflection as v1alpha
+    from grpc_reflection.v1alpha import reflection_pb2 as messages
+
     pool = descriptor_pool.Default()
     _add_v1_descriptor(pool)
     servicer: Any = v1alpha.aio.ReflectionServicer(  # type: ignore[attr-defined]  # untyped upstream
-        (*service_names, *SERVICE_NAMES), pool=pool
+        service_names, pool=pool
     )
-    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
-    handler = grpc.stream_stream_rpc_method_handler(
+    return grpc.stream_stream_rpc_method_handler(
         servicer.ServerReflectionInfo,
         request_deserializer=messages.ServerReflectionRequest.FromString,
         response_serializer=messages.ServerReflectionResponse.SerializeToString,
     )
-    server.add_generic_rpc_handlers(
-        (
-            grpc.method_handlers_generic_handler(
-                V1_SERVICE_NAME, {"ServerReflectionInfo": handler}
-            ),
-        )
-    )
 
 
-def _add_v1_descriptor(pool: descriptor_pool.DescriptorPool) -> None:
+def _add_v1_descriptor(pool: "descriptor_pool.DescriptorPool") -> None:
+    from google.protobuf import descriptor_pb2
+    from grpc_reflection.v1alpha import reflection_pb2 as messages
+
     try:
         pool.FindFileByName(_V1_FILE)
         return  # another server in this process added it
