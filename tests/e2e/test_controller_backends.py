@@ -348,8 +348,8 @@ def test_an_idle_backend_is_stopped_and_a_kept_alive_one_is_not(
     assert (idle.idle_timeout, kept.idle_timeout) == (3, 3)
     try:
         with api.connect_backend(kept.id) as client:
-            # Health checks every 2 s, the report every 1 s, a sweep every 0.5 s:
-            # the idle one goes within about 3 + 2 + 1 + 0.5 s; the other stays.
+            # Health checks every 5 s, the report every 1 s, a sweep every 0.5 s:
+            # the idle one goes within about 3 + 5 + 1 + 0.5 s; the other stays.
             deadline = time.monotonic() + 30
             while api.backend(idle.id).status != "stopped":
                 assert time.monotonic() < deadline, "the idle backend was not stopped"

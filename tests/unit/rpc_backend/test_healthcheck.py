@@ -100,7 +100,7 @@ def test_a_server_that_hangs_up_is_unavailable() -> None:
 
 
 def test_the_command_imports_neither_grpc_nor_pydantic() -> None:
-    # It runs every 2 s inside the backend's limits: that is the point of it.
+    # It runs every 5 s inside the backend's limits: that is the point of it.
     code = (
         "import sys\n"
         "from beephost_rpc_backend import __main__ as m\n"

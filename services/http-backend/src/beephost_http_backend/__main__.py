@@ -5,9 +5,6 @@ container and must not pay for importing FastAPI and uvicorn.
 """
 
 import argparse
-import logging
-
-logger = logging.getLogger("beephost_http_backend")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,6 +22,8 @@ def main(argv: list[str] | None = None) -> None:
             healthy, reason = False, f"bad settings: {exc}"
         print(reason + idle_note())  # noqa: T201 - the healthcheck's output is its report
         raise SystemExit(0 if healthy else 1)
+    import logging
+
     from beephost_http_backend.logs import configure_logging
     from beephost_http_backend.server import create_server, forgo_pydantic_v1
     from beephost_http_backend.settings import Settings
@@ -34,7 +33,9 @@ def main(argv: list[str] | None = None) -> None:
     forgo_pydantic_v1()
     try:
         server, port = create_server(settings)
-        logger.info("listening on %s:%s", settings.host, port)
+        logging.getLogger("beephost_http_backend").info(
+            "listening on %s:%s", settings.host, port
+        )
         server.run()
     finally:
         logging.shutdown()  # writes the lines still buffered

@@ -1,27 +1,22 @@
 """Entry point: `beephost-rpc-backend [serve|healthcheck]`.
 
-Imports stay inside the subcommands: ``healthcheck`` runs every few seconds in the
-container and is stdlib only (no grpc, no pydantic).
+Imports stay inside the subcommands: Docker runs ``healthcheck`` every 5 s in each
+container, so it imports neither grpc nor pydantic, nor asyncio (50 ms of its 140 ms of
+CPU).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import ipaddress
-import logging
-import os
-import signal
-import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from beephost_rpc_backend.settings import Settings
 
-logger = logging.getLogger("beephost_rpc_backend")
-
 
 def _is_loopback(host: str) -> bool:
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
@@ -29,12 +24,18 @@ def _is_loopback(host: str) -> bool:
 
 
 async def serve(settings: Settings) -> int:
+    import asyncio
+    import logging
+    import signal
+    import time
+
     from beephost_core import CoreMetrics, Executor
     from beephost_core.logs import log_ready
     from beephost_core.memory import settle_later
     from beephost_protocol.errors import BeepHostError
     from beephost_rpc_backend.server import create_server
 
+    logger = logging.getLogger("beephost_rpc_backend")
     metrics = CoreMetrics("grpc")
     executor = Executor(settings.executor_config(), metrics)
     started = time.perf_counter()
@@ -87,6 +88,9 @@ def main(argv: list[str] | None = None) -> None:
         healthy, reason = check(*target())
         print(reason + idle_note())  # noqa: T201 - the healthcheck's output is its report
         raise SystemExit(0 if healthy else 1)
+    import asyncio
+    import os
+
     from beephost_core.logs import configure_logging
     from beephost_rpc_backend.settings import Settings
 

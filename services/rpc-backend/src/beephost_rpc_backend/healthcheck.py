@@ -1,6 +1,6 @@
 """`beephost-rpc-backend healthcheck`: exit 0 when the standard health Check says SERVING.
 
-Containers run it every 2 s, inside the backend's CPU and memory limits, so it is stdlib
+Docker runs it every 5 s, inside the backend's CPU and memory limits, so it is stdlib
 only: importing grpc costs a third of a second of CPU and ~30 MiB. It speaks the few
 frames one unary call needs itself: HTTP/2 over cleartext with prior knowledge
 (RFC 9113), headers as HPACK literals without Huffman coding (RFC 7541, 6.2.2), and the
