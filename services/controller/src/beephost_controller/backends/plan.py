@@ -23,6 +23,7 @@ from beephost_controller.images.layout import (
     WORKSPACE,
     healthcheck_command,
     server_command,
+    settings_prefix,
 )
 from beephost_controller.ports import ContainerSpec
 from beephost_controller.rows import BackendConfig, BackendRow, EnvironmentRow
@@ -345,7 +346,7 @@ def backend_volumes(container_name: str) -> dict[str, str]:
 
 
 def _setting(kind: BackendType, name: str) -> str:
-    return f"BEEPHOST_{kind.upper()}_BACKEND_{name}"
+    return f"{settings_prefix(kind)}{name}"
 
 
 def _container_environment(

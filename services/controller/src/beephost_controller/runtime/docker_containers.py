@@ -24,7 +24,7 @@ from beephost_controller.runtime.docker_images import DockerRuntime
 #: How long a remove waits for another removal of the same container to end.
 REMOVAL_WAIT = 60.0
 #: Seconds between Docker's health checks of a backend. Each execs a Python process in
-#: the container (tens of ms of CPU): at 2 s a host of 20 sandboxes spent a fifth of a
+#: the container (70-140 ms of CPU): at 2 s a host of 20 sandboxes spent more than a
 #: core on them, and the first one competed with the server's own start. Readiness does
 #: not wait for it (the controller's probe), so it only bounds how soon a hung server
 #: shows `unhealthy` (three misses: 15 s), as in the images' own HEALTHCHECK.
