@@ -138,7 +138,7 @@ def error_of(req: Request, status: int, body: bytes) -> BeepHostError:
     controller lacks is :class:`NotFound` with ``data["route"]``; anything else (a
     proxy's page) as on the SDK's HTTP transport.
     """
-    decoded = _object(body)
+    decoded = _http11.json_object(body)
     payload = decoded.get("error") if decoded else None
     if not isinstance(payload, dict) or not isinstance(payload.get("code"), str):
         payload = None
@@ -163,14 +163,6 @@ def error_of(req: Request, status: int, body: bytes) -> BeepHostError:
         )
         return error
     return _http11.error_of(status, body)
-
-
-def _object(body: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(body)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def json_body(req: Request, body: bytes) -> Any:
@@ -304,7 +296,7 @@ def stream_item(line: bytes) -> LogLine | Job | None:
     Raises:
         InternalError: The line is not a JSON object.
     """
-    message = _object(line)
+    message = _http11.json_object(line)
     if message is None:
         if not line.strip():
             return None

@@ -128,7 +128,8 @@ def route(command: Command, prefix: str = "") -> Route:
     raise InternalError(f"no HTTP route for {command.COMMAND!r}")
 
 
-def _json_object(body: bytes) -> dict[str, Any] | None:
+def json_object(body: bytes) -> dict[str, Any] | None:
+    """``body`` decoded if it is a JSON object; None for anything else."""
     try:
         value = json.loads(body)
     except ValueError:
@@ -138,7 +139,7 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
 
 def error_of(status: int, body: bytes) -> BeepHostError:
     """The exception for an error response, chained to an :class:`ErrorReply`."""
-    decoded = _json_object(body)
+    decoded = json_object(body)
     payload = decoded.get("error") if decoded else None
     if not isinstance(payload, dict) or not isinstance(payload.get("code"), str):
         # No error object (a proxy's page): fall back to the status (errors.md).
@@ -156,7 +157,7 @@ def error_of(status: int, body: bytes) -> BeepHostError:
 def result_or_error(status: int, body: bytes) -> dict[str, Any]:
     """The result object of a response; raise the mapped error for a non-2xx one."""
     if 200 <= status < 300:
-        decoded = _json_object(body)
+        decoded = json_object(body)
         if decoded is None:
             raise InternalError(f"HTTP {status} with a body that is not a JSON object")
         return decoded
@@ -165,7 +166,7 @@ def result_or_error(status: int, body: bytes) -> dict[str, Any]:
 
 def stream_item(line: bytes) -> StreamItem | None:
     """One NDJSON line of ``/api/exec/stream``; None for an unknown kind (ignored)."""
-    message = _json_object(line)
+    message = json_object(line)
     if message is None:
         if not line.strip():
             return None
