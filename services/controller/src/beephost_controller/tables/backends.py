@@ -46,31 +46,24 @@ class BackendTable(Database):
             )
 
     def backend(self, backend_id: str) -> BackendRow | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM backends WHERE id = ?", (backend_id,)
-            ).fetchone()
+        row = self._fetch_one("SELECT * FROM backends WHERE id = ?", (backend_id,))
         return self._backend(row) if row else None
 
     def backends(self, environment: str | None = None) -> list[BackendRow]:
-        with self._lock:
-            if environment is None:
-                rows = self._db.execute(
-                    "SELECT * FROM backends ORDER BY created_at"
-                ).fetchall()
-            else:
-                rows = self._db.execute(
-                    "SELECT * FROM backends WHERE environment = ? ORDER BY created_at",
-                    (environment,),
-                ).fetchall()
+        if environment is None:
+            rows = self._fetch_all("SELECT * FROM backends ORDER BY created_at")
+        else:
+            rows = self._fetch_all(
+                "SELECT * FROM backends WHERE environment = ? ORDER BY created_at",
+                (environment,),
+            )
         return [self._backend(r) for r in rows]
 
     def backend_by_controller_token(self, sha256: str) -> BackendRow | None:
         """The admin backend holding the controller token with this digest."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM backends WHERE controller_token_sha256 = ?", (sha256,)
-            ).fetchone()
+        row = self._fetch_one(
+            "SELECT * FROM backends WHERE controller_token_sha256 = ?", (sha256,)
+        )
         return self._backend(row) if row else None
 
     def claim_backend(self, backend_id: str, config: BackendConfig) -> bool:
@@ -89,11 +82,7 @@ class BackendTable(Database):
         return claimed == 1
 
     def delete_backend(self, backend_id: str) -> bool:
-        with self._tx() as db:
-            return (
-                db.execute("DELETE FROM backends WHERE id = ?", (backend_id,)).rowcount
-                == 1
-            )
+        return self._delete_one("DELETE FROM backends WHERE id = ?", (backend_id,))
 
     @staticmethod
     def _backend(row: sqlite3.Row) -> BackendRow:

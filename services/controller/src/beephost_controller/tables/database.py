@@ -8,7 +8,7 @@ SQLite serialises writers anyway and the controller's write rate is tiny.
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -52,6 +52,23 @@ class Database:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    # What every table's reads and deletes share: a read holds the lock (threads share
+    # the one connection); a delete runs in a transaction and says if a row went.
+
+    def _fetch_one(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Row | None:
+        with self._lock:
+            row: sqlite3.Row | None = self._db.execute(sql, params).fetchone()
+        return row
+
+    def _fetch_all(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def _delete_one(self, sql: str, params: Sequence[object]) -> bool:
+        """Run a DELETE of one row; whether there was that row."""
+        with self._tx() as db:
+            return db.execute(sql, params).rowcount == 1
 
     @property
     def schema_version(self) -> int:

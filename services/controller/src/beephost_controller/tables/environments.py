@@ -70,10 +70,7 @@ class EnvironmentTable(Database):
             )
 
     def environment(self, name: str) -> EnvironmentRow | None:
-        with self._lock:
-            row = self._db.execute(
-                _ENVIRONMENTS + " WHERE e.name = ?", (name,)
-            ).fetchone()
+        row = self._fetch_one(_ENVIRONMENTS + " WHERE e.name = ?", (name,))
         return self._env(row) if row else None
 
     def existing_environment(self, name: str) -> EnvironmentRow:
@@ -88,16 +85,11 @@ class EnvironmentTable(Database):
         return row
 
     def environments(self) -> list[EnvironmentRow]:
-        with self._lock:
-            rows = self._db.execute(_ENVIRONMENTS + " ORDER BY e.name").fetchall()
+        rows = self._fetch_all(_ENVIRONMENTS + " ORDER BY e.name")
         return [self._env(r) for r in rows]
 
     def delete_environment(self, name: str) -> bool:
-        with self._tx() as db:
-            return (
-                db.execute("DELETE FROM environments WHERE name = ?", (name,)).rowcount
-                == 1
-            )
+        return self._delete_one("DELETE FROM environments WHERE name = ?", (name,))
 
     @staticmethod
     def _env_values(row: EnvironmentRow) -> tuple[Any, ...]:

@@ -46,20 +46,14 @@ class JobTable(Database):
             )
 
     def job(self, job_id: str) -> JobRow | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM jobs WHERE id = ?", (job_id,)
-            ).fetchone()
+        row = self._fetch_one("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return JobRow(**dict(row)) if row else None
 
     def jobs(self, status: Sequence[JobStatus] = ()) -> list[JobRow]:
         query = "SELECT * FROM jobs"
         if status:
             query += f" WHERE status IN ({', '.join('?' * len(status))})"
-        with self._lock:
-            rows = self._db.execute(
-                query + " ORDER BY created_at", tuple(status)
-            ).fetchall()
+        rows = self._fetch_all(query + " ORDER BY created_at", tuple(status))
         return [JobRow(**dict(r)) for r in rows]
 
     def append_log(self, job_id: str, lines: Sequence[str]) -> None:
@@ -77,9 +71,8 @@ class JobTable(Database):
         self, job_id: str, after: int = -1, limit: int = 1000
     ) -> list[tuple[int, str]]:
         """Log lines with ``seq > after``, oldest first, at most ``limit``."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT seq, line FROM job_logs WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (job_id, after, limit),
-            ).fetchall()
+        rows = self._fetch_all(
+            "SELECT seq, line FROM job_logs WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (job_id, after, limit),
+        )
         return [(r["seq"], r["line"]) for r in rows]

@@ -25,9 +25,7 @@ class PoolTable(Database):
         args: tuple[str, ...] = ()
         if environment is not None:
             query, args = query + " WHERE environment = ?", (environment,)
-        with self._lock:
-            rows = self._db.execute(query + " ORDER BY environment, type", args)
-            found = rows.fetchall()
+        found = self._fetch_all(query + " ORDER BY environment, type", args)
         return [
             PoolRow.from_columns(
                 r["environment"], r["type"], r["size"], r["config"], r["updated_at"]
@@ -36,9 +34,6 @@ class PoolTable(Database):
         ]
 
     def delete_pool(self, environment: str, kind: BackendType) -> bool:
-        with self._tx() as db:
-            deleted = db.execute(
-                "DELETE FROM pools WHERE environment = ? AND type = ?",
-                (environment, kind),
-            ).rowcount
-        return deleted == 1
+        return self._delete_one(
+            "DELETE FROM pools WHERE environment = ? AND type = ?", (environment, kind)
+        )

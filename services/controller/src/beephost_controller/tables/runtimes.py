@@ -22,6 +22,5 @@ class RuntimeTable(Database):
             )
 
     def runtimes(self) -> list[RuntimeRow]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM runtimes ORDER BY python").fetchall()
+        rows = self._fetch_all("SELECT * FROM runtimes ORDER BY python")
         return [RuntimeRow(**dict(r)) for r in rows]
