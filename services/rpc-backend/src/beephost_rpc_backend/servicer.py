@@ -196,10 +196,8 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
                 )
             info = await asyncio.to_thread(upload.commit, digest)
             return pb_files.file_info_reply(info.model_dump(mode="json"))
-        except BeepHostError as exc:
-            await self._fail(context, None, exc)
         except Exception as exc:
-            await self._crash(context, None, exc)
+            await self._abort(context, None, exc)
         finally:
             if upload is not None:
                 upload.abort()  # a no-op once committed; quick, so it runs when cancelled
@@ -218,10 +216,8 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
             with self.executor.activity.request():  # a long download keeps it busy
                 async for chunk in _file_chunks(reader, offset, end):
                     yield chunk
-        except BeepHostError as exc:
-            await self._fail(context, None, exc)
         except Exception as exc:
-            await self._crash(context, None, exc)
+            await self._abort(context, None, exc)
         finally:
             if reader is not None:
                 reader.close()
@@ -257,10 +253,8 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
             if task is not None:
                 task.cancel()  # the call was cancelled: the core interrupts the code
             raise
-        except BeepHostError as exc:
-            await self._fail(context, command, exc)
         except Exception as exc:
-            await self._crash(context, command, exc)
+            await self._abort(context, command, exc)
 
     async def _call(
         self,
@@ -280,10 +274,8 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
                 task.cancel()  # the call was cancelled: the core interrupts the code
                 raise
             return encode(self._result(task))
-        except BeepHostError as exc:
-            await self._fail(context, command, exc)
         except Exception as exc:
-            await self._crash(context, command, exc)
+            await self._abort(context, command, exc)
 
     def _admit(
         self, context: Context, decode: Decode[Request], request: Request
@@ -339,6 +331,15 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
                 "the server shut down before the request finished; its outcome is unknown"
             )
         return task.result()
+
+    async def _abort(
+        self, context: Context, command: models.Command | None, exc: Exception
+    ) -> NoReturn:
+        """End the call with ``exc``: its own code for an error of the taxonomy, else
+        ``internal`` (a bug of ours: the core wraps what user code raises)."""
+        if isinstance(exc, BeepHostError):
+            await self._fail(context, command, exc)
+        await self._crash(context, command, exc)
 
     async def _fail(
         self, context: Context, command: models.Command | None, error: BeepHostError
