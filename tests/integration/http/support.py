@@ -2,7 +2,6 @@
 
 import http.client
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -19,6 +18,7 @@ from fastapi import FastAPI
 from beephost_http_backend.server import DrainingServer, create_server
 from beephost_http_backend.settings import Settings
 from beephost_http_backend.state import BackendState
+from tests.integration.processes import service_env
 
 START_TIMEOUT = 30.0
 JSON = {"Content-Type": "application/json"}
@@ -189,13 +189,10 @@ class ProcessServer:
     def __init__(self, directory: Path, python: str, **settings: Any) -> None:
         self.port = free_port()
         self.log = directory / "server.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
-        env.update(
-            {
-                "BEEPHOST_HTTP_BACKEND_PORT": str(self.port),
-                "BEEPHOST_HTTP_BACKEND_PYTHON": python,
-                "BEEPHOST_HTTP_BACKEND_KILL_GRACE": "0.5",
-            }
+        env = service_env(
+            BEEPHOST_HTTP_BACKEND_PORT=str(self.port),
+            BEEPHOST_HTTP_BACKEND_PYTHON=python,
+            BEEPHOST_HTTP_BACKEND_KILL_GRACE="0.5",
         )
         env.update(
             {f"BEEPHOST_HTTP_BACKEND_{k.upper()}": str(v) for k, v in settings.items()}
