@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, TypeVar
 import pytest
 
 from beephost_client.controller import Backend, ControllerClient
-from tests.e2e.containers import docker, free_port
+from tests.e2e.containers import docker
+from tests.ports import free_port
 
 if TYPE_CHECKING:  # conftest imports this module: a runtime import would be a cycle
     from tests.e2e.conftest import BuiltBackends

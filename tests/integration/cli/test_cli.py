@@ -19,7 +19,7 @@ from tests.integration.cli.support import (
     live_controller,
     subprocess_env,
 )
-from tests.integration.contract.servers import free_port
+from tests.ports import free_port
 from tests.unit.cli.test_commands import error_lines
 
 

@@ -3,7 +3,6 @@
 import http.client
 import json
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from beephost_http_backend.server import DrainingServer, create_server
 from beephost_http_backend.settings import Settings
 from beephost_http_backend.state import BackendState
 from tests.integration.processes import service_env
+from tests.ports import free_port
 
 START_TIMEOUT = 30.0
 JSON = {"Content-Type": "application/json"}
@@ -174,13 +174,6 @@ def settings_for(python: str, **overrides: Any) -> Settings:
         **overrides,
     }
     return Settings(**values)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ProcessServer:

@@ -12,6 +12,7 @@ import pytest
 from tests.integration.http.conftest import TOKEN, StartProcess
 from tests.integration.http.support import Client, Reply, StreamReply
 from tests.integration.processes import run_module
+from tests.ports import free_port
 
 
 def _healthcheck(port: int) -> subprocess.CompletedProcess[str]:
@@ -50,8 +51,6 @@ def test_serve_logs_one_json_line_per_request(start_process: StartProcess) -> No
 
 
 def test_healthcheck_fails_without_a_server(tmp_path: Path) -> None:
-    from tests.integration.http.support import free_port
-
     checked = _healthcheck(free_port())
     assert checked.returncode == 1
     assert "ConnectionRefusedError" in checked.stdout
