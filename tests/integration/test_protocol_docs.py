@@ -17,7 +17,6 @@ import contextlib
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.pipe.support import connect_unix
 from tests.integration.processes import run_module, service_env
 from tests.unit.protocol.test_schema import Block, Exchange, exchanges, load_doc
 
@@ -43,13 +43,7 @@ class Connection:
     """A blocking NDJSON connection where every read has a deadline."""
 
     def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(READ_TIMEOUT)
-        try:
-            self.sock.connect(str(path))
-        except OSError:
-            self.sock.close()
-            raise
+        self.sock = connect_unix(path, READ_TIMEOUT)
         self.buffer = b""
 
     def send(

@@ -16,17 +16,24 @@ from tests.ports import free_port
 START_TIMEOUT = 20.0
 
 
+def connect_unix(path: Path, timeout: float) -> socket.socket:
+    """A blocking stream socket connected to ``path``, each operation under ``timeout``
+    seconds; nothing left open when the connect fails."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(str(path))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class PipeClient:
     """A bare NDJSON client: enough to drive the protocol from tests."""
 
     def __init__(self, path: Path, timeout: float = 30.0) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        try:
-            self.sock.connect(str(path))
-        except OSError:
-            self.sock.close()
-            raise
+        self.sock = connect_unix(path, timeout)
         self.reader = self.sock.makefile("rb")
         self.next_id = 0
 
