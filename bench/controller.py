@@ -56,7 +56,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -72,6 +71,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* impor
 
 from bench import _jupyter
 from bench.grpc_roundtrip import code_under_test, entry, render_text
+from bench.http_roundtrip import free_port
 from scripts.workspace_snapshot import snapshot_workspace
 
 import beephost_client
@@ -230,13 +230,6 @@ class Controller:
                 if docker("image", "rm", "-f", image, check=False):
                     removed.append(f"image {image[7:19]}")
         return removed
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def quoted_tail(text: str) -> str:

@@ -253,26 +253,40 @@ def floor_spec(tmp: Path) -> Spec:
     )
 
 
-def grpc_backend_spec(tmp: Path) -> Spec:
-    port = http_roundtrip.free_port()
-    server = backend_server("grpc", "grpc-backend", tmp, port)
+def grpc_spec(name: str, server: ServerLike, port: int, note: str) -> Spec:
+    """A case of a gRPC ``server`` on ``port``, called through the generated sync stub."""
     return Spec(
-        "grpc-backend",
+        name,
         server,
         grpc_probe(port),
         functools.partial(GrpcEval, f"127.0.0.1:{port}"),
+        note,
+    )
+
+
+def http_spec(name: str, server: ServerLike, port: int, note: str) -> Spec:
+    """A case of an HTTP ``server`` on ``port``, called through keep-alive http.client."""
+    return Spec(
+        name, server, http_probe(port), functools.partial(http_client, port), note
+    )
+
+
+def grpc_backend_spec(tmp: Path) -> Spec:
+    port = http_roundtrip.free_port()
+    return grpc_spec(
+        "grpc-backend",
+        backend_server("grpc", "grpc-backend", tmp, port),
+        port,
         "beephost rpc backend: grpc.aio + worker process (2 hops), sync stub",
     )
 
 
 def grpc_bare_spec(tmp: Path) -> Spec:
     port = http_roundtrip.free_port()
-    server = bare_server("grpc-bare", "_bare_grpc.py", tmp, port)
-    return Spec(
+    return grpc_spec(
         "grpc-bare",
-        server,
-        grpc_probe(port),
-        functools.partial(GrpcEval, f"127.0.0.1:{port}"),
+        bare_server("grpc-bare", "_bare_grpc.py", tmp, port),
+        port,
         "bare grpc.aio Evaluate, eval in-process (1 hop), sync stub",
     )
 

@@ -32,7 +32,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,7 @@ from typing import Any
 # Run as a script, sys.path[0] is bench/: make the sibling scripts importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import grpc_roundtrip, pipe_roundtrip
+from bench.http_roundtrip import free_port
 
 import beephost_client
 
@@ -54,13 +54,6 @@ READY_TIMEOUT = 60.0
 
 # --------------------------------------------------------------------------------------
 # servers
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -65,24 +65,20 @@ def rpyc_spec(tmp: Path) -> Spec:
 
 def fastapi_bare_spec(tmp: Path) -> Spec:
     port = http_roundtrip.free_port()
-    server = grpc_roundtrip.bare_server("fastapi-bare", "_bare_fastapi.py", tmp, port)
-    return Spec(
+    return grpc_roundtrip.http_spec(
         "fastapi-bare",
-        server,
-        grpc_roundtrip.http_probe(port),
-        functools.partial(grpc_roundtrip.http_client, port),
+        grpc_roundtrip.bare_server("fastapi-bare", "_bare_fastapi.py", tmp, port),
+        port,
         "bare FastAPI POST /api/eval on uvicorn, eval in-process (1 hop), http.client",
     )
 
 
 def http_backend_spec(tmp: Path) -> Spec:
     port = http_roundtrip.free_port()
-    server = grpc_roundtrip.backend_server("http", "http-backend", tmp, port)
-    return Spec(
+    return grpc_roundtrip.http_spec(
         "http-backend",
-        server,
-        grpc_roundtrip.http_probe(port),
-        functools.partial(grpc_roundtrip.http_client, port),
+        grpc_roundtrip.backend_server("http", "http-backend", tmp, port),
+        port,
         "beephost HTTP backend: uvicorn + FastAPI + worker process (2 hops), http.client",
     )
 

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.conftest import unavailable
-from tests.e2e.containers import docker, free_port
+from tests.e2e.containers import docker
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_LABEL = "com.docker.compose.project"

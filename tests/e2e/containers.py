@@ -159,14 +159,6 @@ def socket_directory() -> Iterator[tuple[Path, list[str]]]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on now (for a publish that survives restarts)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def healthcheck_command(kind: str) -> list[str]:
     """The image's own HEALTHCHECK command."""
     return [f"/opt/beephost/bin/beephost-{kind}-backend", "healthcheck"]

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
-from beephost_client.controller import ControllerClient
-from tests.e2e.containers import docker, free_port
+from beephost_client.controller import Backend, ControllerClient
+from tests.e2e.containers import docker
+from tests.ports import free_port
 
 if TYPE_CHECKING:  # conftest imports this module: a runtime import would be a cycle
     from tests.e2e.conftest import BuiltBackends
@@ -238,3 +239,17 @@ def build_environment(
     job = api.wait_job(env.job_id, timeout=timeout)
     assert job.succeeded, job.error
     return name
+
+
+def wait_restarted(
+    api: ControllerClient, backend_id: str, restarts: int = 1, timeout: float = 60.0
+) -> Backend:
+    """The backend once it is ready again after at least ``restarts`` restarts; fails
+    after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = api.backend(backend_id)
+        if now.status == "ready" and now.restarts >= restarts:
+            return now
+        assert time.monotonic() < deadline, f"not restarted: {now}"
+        time.sleep(0.1)

@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +23,11 @@ from beephost_client import Conflict, connect
 from beephost_client.controller import Backend, ControllerClient
 from tests.e2e.conftest import BuiltBackends
 from tests.e2e.containers import inspect
-from tests.e2e.controller_process import ControllerProcess, controller_client
+from tests.e2e.controller_process import (
+    ControllerProcess,
+    controller_client,
+    wait_restarted,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -69,16 +72,6 @@ def _ready(api: ControllerClient, kind: str) -> Backend:
     return api.wait_backend(started.id, timeout=60)
 
 
-def _restarted(api: ControllerClient, backend_id: str, restarts: int) -> Backend:
-    deadline = time.monotonic() + 60
-    while True:
-        now = api.backend(backend_id)
-        if now.status == "ready" and now.restarts >= restarts:
-            return now
-        assert time.monotonic() < deadline, f"not restarted: {now}"
-        time.sleep(0.2)
-
-
 @pytest.mark.parametrize("kind", ["http", "rpc"])
 def test_a_backend_keeps_its_endpoint_across_restarts(
     in_container: ControllerClient, docker_cli: str, kind: str
@@ -94,11 +87,11 @@ def test_a_backend_keeps_its_endpoint_across_restarts(
         subprocess.run(
             [docker_cli, "kill", backend.container_id or ""], check=True, timeout=60
         )
-        assert _restarted(api, backend.id, 1).endpoint == endpoint
+        assert wait_restarted(api, backend.id, 1).endpoint == endpoint
         # Docker's own restart, after the server process crashed.
         pid = inspect(docker_cli, backend.container_id or "")["State"]["Pid"]
         os.kill(pid, signal.SIGKILL)
-        assert _restarted(api, backend.id, 2).endpoint == endpoint
+        assert wait_restarted(api, backend.id, 2).endpoint == endpoint
         # What `start` printed still works: the URL and the token.
         with connect(endpoint, token=token) as client:
             assert client.evaluate("6 * 7") == 42

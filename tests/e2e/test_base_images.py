@@ -1,6 +1,5 @@
 """Base images for real: mmdebstrap from Debian, docker import, and a local registry pull."""
 
-import socket
 import subprocess
 import time
 import urllib.error
@@ -23,6 +22,7 @@ from beephost_controller.images.labels import (
 from beephost_controller.images.rootfs import RootfsPlan
 from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.settings import Settings
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 
@@ -202,12 +202,6 @@ def test_missing_image_is_reimported_from_the_cached_rootfs(
 # -- registry mode, against a local CNCF distribution registry ------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_for_registry(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     # Bypass any HTTP(S)_PROXY of the environment: this is loopback.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -230,7 +224,7 @@ def registry(
 ) -> Iterator[str]:
     """A throwaway registry on a loopback port (the engine trusts 127.0.0.0/8 over HTTP)."""
     binary = require_executable("docker-registry", "apt-get install docker-registry")
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "config.yml"
     config.write_text(
         "version: 0.1\n"

@@ -18,7 +18,6 @@ from tests.e2e.conftest import BuiltBackends
 from tests.e2e.containers import (
     RunningBackend,
     docker,
-    free_port,
     remove_container,
     socket_directory,
     start_backend,
@@ -33,6 +32,7 @@ from tests.integration.contract.servers import (
 # way to reuse the suite (its __all__ lists the tests and fixtures).
 from tests.integration.test_transport_contract import *  # noqa: F403
 from tests.integration.test_transport_contract import Backend
+from tests.ports import free_port
 
 # An __all__ that lists no tests would make this module pass by running nothing.
 if not [name for name in dir() if name.startswith("test_")]:

@@ -21,6 +21,7 @@ from tests.e2e.controller_process import (
     CONTROLLER_LABEL,
     ControllerProcess,
     build_environment,
+    wait_restarted,
 )
 
 pytestmark = pytest.mark.docker
@@ -41,17 +42,6 @@ def _start_ready(api: ControllerClient, env: str, kind: str, **kw: object) -> Ba
     assert started.status == "starting"
     assert started.token, "the start reply carries the token"
     return api.wait_backend(started.id, timeout=60)
-
-
-def _wait_restarted(api: ControllerClient, backend_id: str) -> Backend:
-    """The backend once it is ready again after at least one restart."""
-    deadline = time.monotonic() + 60
-    while True:
-        now = api.backend(backend_id)
-        if now.status == "ready" and now.restarts >= 1:
-            return now
-        assert time.monotonic() < deadline, f"not restarted: {now}"
-        time.sleep(0.2)
 
 
 @pytest.mark.parametrize("kind", ["pipe", "http", "rpc"])
@@ -198,7 +188,7 @@ def test_a_killed_backend_is_reported_and_restarted(
         endpoint = backend.endpoint
         docker(docker_cli, "kill", backend.container_id or "")
         # Docker treats `docker kill` as deliberate: the controller's policy restarts it.
-        now = _wait_restarted(api, backend.id)
+        now = wait_restarted(api, backend.id)
         assert now.last_exit == "crashed"
         assert now.exit_code == 137
         assert now.endpoint == endpoint, "a restart keeps the published port"
@@ -216,7 +206,7 @@ def test_a_crashed_server_process_is_restarted_by_docker(
         # SIGKILL to the server from the host: a crash, which Docker's policy restarts.
         pid = inspect(docker_cli, backend.container_id or "")["State"]["Pid"]
         os.kill(pid, signal.SIGKILL)
-        now = _wait_restarted(api, backend.id)
+        now = wait_restarted(api, backend.id)
         # Docker restarted it at once and reset the exit code: crashed, code unknown
         # (137 when the controller saw the exit before the restart).
         assert now.last_exit == "crashed"

@@ -36,7 +36,7 @@ import yaml
 import beephost_client
 from beephost_client import BeepHostError, Timeout
 from tests.e2e.compose_system import REPO, Compose, compose_system
-from tests.e2e.containers import free_port
+from tests.ports import free_port
 from tests.unit.chart.render import KUBE_VERSIONS, find, render
 
 DOC_FILES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]

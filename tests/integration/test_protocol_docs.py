@@ -15,10 +15,8 @@ there are some.
 import base64
 import contextlib
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +28,8 @@ from typing import Any
 
 import pytest
 
+from tests.integration.pipe.support import connect_unix
+from tests.integration.processes import run_module, service_env
 from tests.unit.protocol.test_schema import Block, Exchange, exchanges, load_doc
 
 TOKEN = "s3cret"
@@ -43,13 +43,7 @@ class Connection:
     """A blocking NDJSON connection where every read has a deadline."""
 
     def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(READ_TIMEOUT)
-        try:
-            self.sock.connect(str(path))
-        except OSError:
-            self.sock.close()
-            raise
+        self.sock = connect_unix(path, READ_TIMEOUT)
         self.buffer = b""
 
     def send(
@@ -151,12 +145,11 @@ def running_server(**settings: str) -> Iterator[Server]:
     without the prefix); stopped and cleaned up after."""
     directory = Path(tempfile.mkdtemp(prefix="bh", dir="/tmp"))
     path = directory / "p.sock"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
-    env |= {
-        "BEEPHOST_PIPE_BACKEND_SOCKET_PATH": str(path),
-        "BEEPHOST_PIPE_BACKEND_METRICS_PORT": "0",
-        "BEEPHOST_PIPE_BACKEND_TOKEN": TOKEN,
-    }
+    env = service_env(
+        BEEPHOST_PIPE_BACKEND_SOCKET_PATH=str(path),
+        BEEPHOST_PIPE_BACKEND_METRICS_PORT="0",
+        BEEPHOST_PIPE_BACKEND_TOKEN=TOKEN,
+    )
     env |= {f"BEEPHOST_PIPE_BACKEND_{k.upper()}": v for k, v in settings.items()}
     log_path = directory / "server.log"
     connections: list[Connection] = []
@@ -564,17 +557,11 @@ def test_shutdown_answers_every_request() -> None:
 
 
 def _healthcheck(path: Path, token: str | None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
-    env["BEEPHOST_PIPE_BACKEND_SOCKET_PATH"] = str(path)
+    settings = {"BEEPHOST_PIPE_BACKEND_SOCKET_PATH": str(path)}
     if token is not None:
-        env["BEEPHOST_PIPE_BACKEND_TOKEN"] = token
-    return subprocess.run(
-        [sys.executable, "-m", "beephost_pipe_backend", "healthcheck"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=STOP_TIMEOUT,
-        check=False,
+        settings["BEEPHOST_PIPE_BACKEND_TOKEN"] = token
+    return run_module(
+        "beephost_pipe_backend", "healthcheck", timeout=STOP_TIMEOUT, **settings
     )
 
 

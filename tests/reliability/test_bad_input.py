@@ -46,6 +46,7 @@ from tests.reliability.fuzz_support import (
     Bystander,
     FuzzBackend,
     GrpcOutcome,
+    HttpAnswer,
     TokenController,
     grpc_call,
     grpc_stream_call,
@@ -102,6 +103,22 @@ def _report(runs: list[OperationRun], surface: str, transport: str) -> list[str]
         )
         failures += run.failures
     return failures
+
+
+def _check_answer(
+    surface: str, name: str, answer: HttpAnswer, status: int, problems: list[str]
+) -> None:
+    """Record whether ``answer`` has ``status`` and a known error code; if not, add
+    it to ``problems``."""
+    ok = answer.status == status and answer.error_code() in ERROR_CODES
+    record(
+        AREA,
+        f"{surface} {name}: {answer.status} {answer.error_code()}",
+        "http",
+        "pass" if ok else "FAIL",
+    )
+    if not ok:
+        problems.append(f"{name}: {answer.status} {answer.body[:300]!r}")
 
 
 # -- the controller's OpenAPI --------------------------------------------------------------
@@ -321,18 +338,10 @@ def test_controller_framework_errors_are_typed(
             400,
         ),
     ]
-    problems = []
+    problems: list[str] = []
     for name, method, path, body, status in cases:
         answer = http_request(base, method, path, body=body)
-        ok = answer.status == status and answer.error_code() in ERROR_CODES
-        record(
-            AREA,
-            f"controller {name}: {answer.status} {answer.error_code()}",
-            "http",
-            "pass" if ok else "FAIL",
-        )
-        if not ok:
-            problems.append(f"{name}: {answer}")
+        _check_answer("controller", name, answer, status, problems)
     assert "Bad Name" not in [e.name for e in api.environments()]
     assert set(controller.owned()) == before, "a container was created"
     assert not problems, problems
@@ -394,18 +403,10 @@ def test_http_backend_raw_bodies(
         ("not an object", b"[1, 2, 3]", 400),
         ("body over 32 MiB", b'{"expression": "' + b"1" * (33 << 20) + b'"}', 413),
     ]
-    problems = []
+    problems: list[str] = []
     for name, body, status in cases:
         answer = http_request(backend.url, "POST", "/api/eval", auth, body)
-        ok = answer.status == status and answer.error_code() in ERROR_CODES
-        record(
-            AREA,
-            f"http backend {name}: {answer.status} {answer.error_code()}",
-            "http",
-            "pass" if ok else "FAIL",
-        )
-        if not ok:
-            problems.append(f"{name}: {answer.status} {answer.body[:300]!r}")
+        _check_answer("http backend", name, answer, status, problems)
     # A NaN literal is no JSON: refused as on the pipe and gRPC.
     nan = b'{"expression": "x != x", "locals": {"x": NaN}}'
     answer = http_request(backend.url, "POST", "/api/eval", auth, nan)
@@ -498,18 +499,10 @@ def test_http_backend_file_routes(
             400,
         ),
     ]
-    problems = []
+    problems: list[str] = []
     for name, method, path, body, headers, status in cases:
         answer = http_request(backend.url, method, path, auth, body, headers=headers)
-        ok = answer.status == status and answer.error_code() in ERROR_CODES
-        record(
-            AREA,
-            f"http backend files, {name}: {answer.status} {answer.error_code()}",
-            "http",
-            "pass" if ok else "FAIL",
-        )
-        if not ok:
-            problems.append(f"{name}: {answer.status} {answer.body[:300]!r}")
+        _check_answer("http backend files,", name, answer, status, problems)
 
     # A size over the quota, announced: refused before a byte of the body is sent.
     host, port = backend.target.rsplit(":", 1)

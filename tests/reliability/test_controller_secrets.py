@@ -11,7 +11,6 @@ token was sent: header, a second header, a ``?token=`` query.
 """
 
 import json
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ import pytest
 from beephost_client.controller import ControllerClient
 from tests.e2e.conftest import BuiltBackends
 from tests.e2e.controller_process import running_controller
+from tests.ports import free_port
 from tests.reliability.fuzz_support import TokenController, http_request
 from tests.reliability.summary import record
 
@@ -56,20 +56,13 @@ def secrets_controller(
         yield proc
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 def test_the_token_reaches_no_requirement_job_log_or_log_line(
     secrets_controller: SecretsController,
 ) -> None:
     proc, token = secrets_controller, secrets_controller.token
     bearer = f"Bearer {token}"
     hostile = (
-        f"x @ http://127.0.0.1:{_closed_port()}/${{BEEPHOST_CONTROLLER_TOKEN}}/x.tar.gz"
+        f"x @ http://127.0.0.1:{free_port()}/${{BEEPHOST_CONTROLLER_TOKEN}}/x.tar.gz"
     )
     refused = []
     for field, value in (
@@ -98,7 +91,7 @@ def test_the_token_reaches_no_requirement_job_log_or_log_line(
 
     # The token's holder writes it literally: resolution fails with uv naming the URL.
     with ControllerClient(proc.url, token=token, timeout=30) as api:
-        literal = f"x @ http://127.0.0.1:{_closed_port()}/{token}/x.tar.gz"
+        literal = f"x @ http://127.0.0.1:{free_port()}/{token}/x.tar.gz"
         body = json.dumps({"name": "literal", "requirements": [literal]}).encode()
         answer = http_request(proc.url, "POST", "/api/v1/environments", bearer, body)
         assert answer.status == 201, answer

@@ -30,10 +30,10 @@ from pathlib import Path
 import pytest
 
 from beephost_client import ConnectError, ConnectionLost
-from beephost_client.controller import Backend, ControllerClient
+from beephost_client.controller import ControllerClient
 from beephost_protocol.errors import NotFound, SessionLost, Unavailable
 from tests.e2e.containers import docker, inspect
-from tests.e2e.controller_process import ControllerProcess
+from tests.e2e.controller_process import ControllerProcess, wait_restarted
 from tests.reliability.faults_support import (
     StatusWatcher,
     Traffic,
@@ -52,19 +52,6 @@ TRANSPORT = {"pipe": "pipe", "http": "http", "rpc": "grpc"}
 @pytest.fixture(scope="module")
 def environment(api: ControllerClient) -> str:
     return ensure_environment(api, "faults")
-
-
-def _wait_restarted(
-    api: ControllerClient, backend_id: str, restarts: int, timeout: float = 60.0
-) -> Backend:
-    """The backend once it is ready after at least ``restarts`` restarts."""
-    deadline = time.monotonic() + timeout
-    while True:
-        now = api.backend(backend_id)
-        if now.status == "ready" and now.restarts >= restarts:
-            return now
-        assert time.monotonic() < deadline, f"not restarted: {now}"
-        time.sleep(0.1)
 
 
 def _untyped(errors: list[BaseException]) -> list[BaseException]:
@@ -106,7 +93,7 @@ def test_a_backend_killed_during_requests(
                     time.sleep(0.3)  # requests are in flight
                     killed = time.monotonic()
                     _kill(docker_cli, how, container)
-                    now = _wait_restarted(api, backend.id, restarts=number)
+                    now = wait_restarted(api, backend.id, restarts=number)
                     ready = time.monotonic()
                     recovered = traffic.wait_all_succeed(since=ready)
                 errors = traffic.errors_since(killed)

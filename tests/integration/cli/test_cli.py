@@ -19,19 +19,12 @@ from tests.integration.cli.support import (
     live_controller,
     subprocess_env,
 )
-from tests.integration.contract.servers import free_port
+from tests.ports import free_port
+from tests.unit.cli.test_commands import error_lines
 
 
 def cli(controller: LiveController, *args: str, **env: str | None) -> Result:
     return CliRunner().invoke(app, list(args), env=controller.env(**env))
-
-
-def errors(result: Result) -> list[str]:
-    return [
-        line
-        for line in result.stderr.splitlines()
-        if line.startswith(("error:", "hint:"))
-    ]
 
 
 def test_init_follows_the_build_log(controller: LiveController) -> None:
@@ -86,7 +79,7 @@ def test_venv_lifecycle(controller: LiveController, tmp_path: Path) -> None:
     assert "✓ deleted environment data" in deleted.stderr
     gone = cli(controller, "venv", "status", "data")
     assert gone.exit_code == 1
-    assert errors(gone) == [
+    assert error_lines(gone) == [
         "error: no environment 'data'",
         "hint: `beep-host venv list` lists the environments",
     ]
@@ -96,34 +89,40 @@ def test_conflicts_and_exist_ok(controller: LiveController) -> None:
     assert cli(controller, "venv", "create", "e", "six").exit_code == 0
     again = cli(controller, "venv", "create", "e", "six")
     assert again.exit_code == 1
-    assert errors(again)[0] == "error: environment 'e' exists"
-    assert errors(again)[1].startswith("hint: pick another name, pass --exist-ok")
+    assert error_lines(again)[0] == "error: environment 'e' exists"
+    assert error_lines(again)[1].startswith("hint: pick another name, pass --exist-ok")
     same = cli(controller, "venv", "create", "e", "six", "--exist-ok", "--json")
     assert same.exit_code == 0
     assert json.loads(same.stdout)["status"] == "ready"
     other = cli(controller, "venv", "create", "e", "attrs", "--exist-ok")
     assert other.exit_code == 1
-    assert errors(other)[0] == "error: environment 'e' exists with another definition"
+    assert (
+        error_lines(other)[0] == "error: environment 'e' exists with another definition"
+    )
 
 
 def test_failed_resolution_and_build(tmp_path: Path) -> None:
     with live_controller(tmp_path, MemoryImageBuilder(fail="disk full")) as controller:
         unresolvable = cli(controller, "venv", "create", "x", "no-such-pkg")
         assert unresolvable.exit_code == 1
-        assert errors(unresolvable)[0] == (
+        assert error_lines(unresolvable)[0] == (
             "error: building environment x failed: Because no-such-pkg was not found "
             "in the package registry"
         )
         broken = cli(controller, "venv", "create", "y", "six")
         assert broken.exit_code == 1
         assert "│ Step 3/3 : COPY" in broken.stderr
-        assert errors(broken)[0] == "error: building environment y failed: disk full"
-        assert errors(broken)[1].startswith("hint: fix the requirements")
+        assert (
+            error_lines(broken)[0] == "error: building environment y failed: disk full"
+        )
+        assert error_lines(broken)[1].startswith("hint: fix the requirements")
         status = json.loads(cli(controller, "venv", "status", "y", "--json").stdout)
         assert (status["status"], status["error"]) == ("failed", "disk full")
         # --exist-ok retries the failed build, which fails again here.
         retried = cli(controller, "venv", "create", "y", "six", "--exist-ok")
-        assert errors(retried)[0] == "error: building environment y failed: disk full"
+        assert (
+            error_lines(retried)[0] == "error: building environment y failed: disk full"
+        )
 
 
 def test_invalid_input_is_reported_with_the_controllers_message(
@@ -131,13 +130,15 @@ def test_invalid_input_is_reported_with_the_controllers_message(
 ) -> None:
     bad_name = cli(controller, "venv", "create", "Bad Name")
     assert bad_name.exit_code == 1
-    assert errors(bad_name)[0].startswith(
+    assert error_lines(bad_name)[0].startswith(
         "error: body.name: Value error, 'Bad Name' is not a valid name: a name is "
         "1 to 63 characters: lowercase letters, digits"
     )
-    assert errors(bad_name)[1] == "hint: check the arguments (--help describes them)"
+    assert (
+        error_lines(bad_name)[1] == "hint: check the arguments (--help describes them)"
+    )
     bad_python = cli(controller, "init", "--python", "3.12")
-    assert errors(bad_python)[0] == "error: no runtime '3.12'; offered: 3.11, 3.13"
+    assert error_lines(bad_python)[0] == "error: no runtime '3.12'; offered: 3.11, 3.13"
 
 
 def test_no_wait_then_jobs(controller: LiveController) -> None:
@@ -153,7 +154,7 @@ def test_no_wait_then_jobs(controller: LiveController) -> None:
     shown = cli(controller, "jobs", "status", job_id, "--log")
     assert shown.stdout.rstrip().endswith("environment later ready")
     missing = cli(controller, "jobs", "status", "job-nope")
-    assert errors(missing) == [
+    assert error_lines(missing) == [
         "error: no job 'job-nope'",
         "hint: `beep-host jobs list` lists the jobs",
     ]
@@ -163,9 +164,9 @@ def test_wait_timeout_says_how_to_follow_on(tmp_path: Path) -> None:
     with live_controller(tmp_path, MemoryImageBuilder(step_seconds=1.0)) as controller:
         result = cli(controller, "venv", "create", "slow", "six", "--timeout", "1")
         assert result.exit_code == 1
-        assert errors(result)[0].startswith("error: job job-")
-        assert errors(result)[0].endswith("did not finish within 1s")
-        assert errors(result)[1].startswith(
+        assert error_lines(result)[0].startswith("error: job job-")
+        assert error_lines(result)[0].endswith("did not finish within 1s")
+        assert error_lines(result)[1].startswith(
             "hint: it goes on: follow it with `beep-host jobs wait job-"
         )
 
@@ -173,7 +174,7 @@ def test_wait_timeout_says_how_to_follow_on(tmp_path: Path) -> None:
 def test_authentication(controller: LiveController) -> None:
     wrong = cli(controller, "venv", "list", BEEPHOST_TOKEN="wrong")
     assert wrong.exit_code == 1
-    assert errors(wrong) == [
+    assert error_lines(wrong) == [
         "error: a valid bearer token is required",
         "hint: pass the controller's token with --token or BEEPHOST_TOKEN",
     ]
@@ -196,7 +197,7 @@ def test_controller_not_running() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     result = CliRunner().invoke(app, ["--controller", url, "runtimes"])
     assert result.exit_code == 1
-    assert errors(result) == [
+    assert error_lines(result) == [
         f"error: cannot connect to {url}: [Errno 111] Connection refused",
         "hint: is the controller running? start it with `beephost-controller`, or point "
         "--controller (BEEPHOST_CONTROLLER_URL) at it",

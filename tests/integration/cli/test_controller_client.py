@@ -17,7 +17,7 @@ from tests.integration.cli.support import (
     LiveController,
     live_controller,
 )
-from tests.integration.contract.servers import free_port
+from tests.ports import free_port
 
 
 @pytest.fixture

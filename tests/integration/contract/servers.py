@@ -22,6 +22,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.ports import free_port
+
 TRANSPORTS = ("pipe", "http", "grpc")
 START_TIMEOUT = 30.0
 TOKEN = "s3cret-Contract-T0ken"
@@ -72,13 +74,6 @@ class Backend:
 
     url: str
     token: str | None = None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def down_url(transport: str, directory: Path) -> str:

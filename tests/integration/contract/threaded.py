@@ -20,31 +20,31 @@ import beephost_client as bc
 _WRAPPED = (bc.Client, bc.Session, bc.RemoteObject, bc.Files)
 
 
+def _inside(convert: Callable[[Any], Any], value: Any) -> Any:
+    """``convert`` applied to the items of a list, tuple or dict (keys too), else
+    ``value`` itself."""
+    if isinstance(value, list):
+        return [convert(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(convert(item) for item in value)
+    if isinstance(value, dict):
+        return {convert(k): convert(v) for k, v in value.items()}
+    return value
+
+
 def threaded(value: Any) -> Any:
     """Wrap SDK objects (in containers too); plain values pass through."""
     if isinstance(value, _WRAPPED):
         return Threaded(value)
     if isinstance(value, bc.ExecStream):
         return ThreadedStream(value)
-    if isinstance(value, list):
-        return [threaded(item) for item in value]
-    if isinstance(value, tuple):
-        return tuple(threaded(item) for item in value)
-    if isinstance(value, dict):
-        return {threaded(k): threaded(v) for k, v in value.items()}
-    return value
+    return _inside(threaded, value)
 
 
 def unwrap(value: Any) -> Any:
     if isinstance(value, Threaded | ThreadedStream):
         return value.wrapped
-    if isinstance(value, list):
-        return [unwrap(item) for item in value]
-    if isinstance(value, tuple):
-        return tuple(unwrap(item) for item in value)
-    if isinstance(value, dict):
-        return {unwrap(k): unwrap(v) for k, v in value.items()}
-    return value
+    return _inside(unwrap, value)
 
 
 async def _run(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

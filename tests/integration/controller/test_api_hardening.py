@@ -29,6 +29,7 @@ from tests.integration.controller.test_controller_api import (
     fake_resolver,
 )
 from tests.integration.serving import port_of, served
+from tests.ports import free_port
 
 TOKEN = "s3cret-controller-token-0123456789"
 LIMIT = 4096
@@ -174,9 +175,7 @@ def test_a_token_in_a_failing_resolution_reaches_no_log_and_no_status(
     user with an allowed http scheme may write it); job log, job and environment
     errors show it redacted."""
     api = serve(real_resolver, requirement_url_schemes=["http"])
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
+    port = free_port()
     status, env = api.call(
         "POST",
         "/api/v1/environments",

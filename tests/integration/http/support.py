@@ -2,9 +2,7 @@
 
 import http.client
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +17,8 @@ from fastapi import FastAPI
 from beephost_http_backend.server import DrainingServer, create_server
 from beephost_http_backend.settings import Settings
 from beephost_http_backend.state import BackendState
+from tests.integration.processes import service_env
+from tests.ports import free_port
 
 START_TIMEOUT = 30.0
 JSON = {"Content-Type": "application/json"}
@@ -176,26 +176,16 @@ def settings_for(python: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class ProcessServer:
     """``python -m beephost_http_backend`` with settings in its environment."""
 
     def __init__(self, directory: Path, python: str, **settings: Any) -> None:
         self.port = free_port()
         self.log = directory / "server.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
-        env.update(
-            {
-                "BEEPHOST_HTTP_BACKEND_PORT": str(self.port),
-                "BEEPHOST_HTTP_BACKEND_PYTHON": python,
-                "BEEPHOST_HTTP_BACKEND_KILL_GRACE": "0.5",
-            }
+        env = service_env(
+            BEEPHOST_HTTP_BACKEND_PORT=str(self.port),
+            BEEPHOST_HTTP_BACKEND_PYTHON=python,
+            BEEPHOST_HTTP_BACKEND_KILL_GRACE="0.5",
         )
         env.update(
             {f"BEEPHOST_HTTP_BACKEND_{k.upper()}": str(v) for k, v in settings.items()}

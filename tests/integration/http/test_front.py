@@ -11,13 +11,13 @@ hook until the test has its answers.
 """
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 import threading
 
 from tests.integration.http.support import ThreadServer, settings_for
+from tests.integration.processes import service_env
 
 CHILD = textwrap.dedent(
     """
@@ -99,10 +99,9 @@ CHILD = textwrap.dedent(
 def test_the_fast_lane_and_probes_are_answered_while_fastapi_is_imported(
     env_python: str,
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
     done = subprocess.run(
         [sys.executable, "-c", CHILD, env_python],
-        env=env,
+        env=service_env(),
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,9 +1,7 @@
 """The real entry point: `python -m beephost_http_backend`, its logs, healthcheck and drain."""
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -13,18 +11,13 @@ import pytest
 
 from tests.integration.http.conftest import TOKEN, StartProcess
 from tests.integration.http.support import Client, Reply, StreamReply
+from tests.integration.processes import run_module
+from tests.ports import free_port
 
 
-def _healthcheck(port: int, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
-    environ["BEEPHOST_HTTP_BACKEND_PORT"] = str(port)
-    environ.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "beephost_http_backend", "healthcheck"],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=30,
+def _healthcheck(port: int) -> subprocess.CompletedProcess[str]:
+    return run_module(
+        "beephost_http_backend", "healthcheck", BEEPHOST_HTTP_BACKEND_PORT=str(port)
     )
 
 
@@ -58,23 +51,13 @@ def test_serve_logs_one_json_line_per_request(start_process: StartProcess) -> No
 
 
 def test_healthcheck_fails_without_a_server(tmp_path: Path) -> None:
-    from tests.integration.http.support import free_port
-
     checked = _healthcheck(free_port())
     assert checked.returncode == 1
     assert "ConnectionRefusedError" in checked.stdout
 
 
 def test_refuses_an_open_network_port_without_a_token(tmp_path: Path) -> None:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
-    environ["BEEPHOST_HTTP_BACKEND_HOST"] = "0.0.0.0"
-    done = subprocess.run(
-        [sys.executable, "-m", "beephost_http_backend"],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = run_module("beephost_http_backend", BEEPHOST_HTTP_BACKEND_HOST="0.0.0.0")
     assert done.returncode != 0
     assert "without a token" in done.stderr
 

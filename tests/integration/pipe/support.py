@@ -11,20 +11,29 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.ports import free_port
+
 START_TIMEOUT = 20.0
+
+
+def connect_unix(path: Path, timeout: float) -> socket.socket:
+    """A blocking stream socket connected to ``path``, each operation under ``timeout``
+    seconds; nothing left open when the connect fails."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(str(path))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class PipeClient:
     """A bare NDJSON client: enough to drive the protocol from tests."""
 
     def __init__(self, path: Path, timeout: float = 30.0) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        try:
-            self.sock.connect(str(path))
-        except OSError:
-            self.sock.close()
-            raise
+        self.sock = connect_unix(path, timeout)
         self.reader = self.sock.makefile("rb")
         self.next_id = 0
 
@@ -95,13 +104,6 @@ class PipeServerProcess:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
         raise AssertionError("no VmHWM")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def start_pipe_server(

@@ -1,7 +1,6 @@
 """The pipe backend as a real process on a real socket: every command, every error code."""
 
 import json
-import os
 import socket
 import stat
 import subprocess
@@ -21,6 +20,7 @@ from tests.integration.pipe.support import (
     start_pipe_server,
     stop_pipe_server,
 )
+from tests.integration.processes import run_module
 
 
 def test_hello_and_ping(client: PipeClient) -> None:
@@ -403,14 +403,10 @@ def test_metrics_are_served(client: PipeClient, pipe_server: PipeServerProcess) 
 
 def test_healthcheck_command(pipe_server: PipeServerProcess, short_tmp: Path) -> None:
     def run(path: Path) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "BEEPHOST_PIPE_BACKEND_SOCKET_PATH": str(path)}
-        return subprocess.run(
-            [sys.executable, "-m", "beephost_pipe_backend", "healthcheck"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
+        return run_module(
+            "beephost_pipe_backend",
+            "healthcheck",
+            BEEPHOST_PIPE_BACKEND_SOCKET_PATH=str(path),
         )
 
     healthy = run(pipe_server.socket_path)
@@ -433,18 +429,10 @@ def test_socket_mode_stale_socket_and_running_server(
         assert stat.S_IMODE(server.socket_path.stat().st_mode) == 0o600
         second = directory / "second"
         second.mkdir()
-        env = {
-            **os.environ,
-            "BEEPHOST_PIPE_BACKEND_SOCKET_PATH": str(server.socket_path),
-            "BEEPHOST_PIPE_BACKEND_METRICS_PORT": "0",
-        }
-        refused = subprocess.run(
-            [sys.executable, "-m", "beephost_pipe_backend"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
+        refused = run_module(
+            "beephost_pipe_backend",
+            BEEPHOST_PIPE_BACKEND_SOCKET_PATH=str(server.socket_path),
+            BEEPHOST_PIPE_BACKEND_METRICS_PORT="0",
         )
         assert refused.returncode != 0
         assert "another server is listening" in refused.stdout + refused.stderr

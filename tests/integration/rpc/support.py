@@ -23,6 +23,7 @@ from beephost_protocol import pb_codec
 from beephost_protocol.errors import BeepHostError
 from beephost_rpc_backend.server import RpcServer, create_server
 from beephost_rpc_backend.settings import Settings
+from tests.ports import free_port
 
 START_TIMEOUT = 20.0
 CALL_TIMEOUT = 15.0  # the deadline of every call that names none: nothing waits forever
@@ -144,15 +145,6 @@ class RpcProcess:
             self.process.kill()
             self.process.wait()
             raise
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def rpc_env(python: str, **settings: Any) -> dict[str, str]:

@@ -34,10 +34,10 @@ from tests.integration.rpc.support import (
     RpcBackend,
     StartBackend,
     bearer,
-    free_port,
     rpc_env,
     start_rpc_process,
 )
+from tests.ports import free_port
 
 SERVICE = "beephost.exec.v1.Executor"
 SERVING = health_pb2.HealthCheckResponse.SERVING
