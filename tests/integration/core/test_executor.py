@@ -346,6 +346,45 @@ async def test_missing_interpreter_is_unavailable(env_python: str) -> None:
     await executor.aclose()
 
 
+async def test_start_soon_boots_the_default_worker_that_start_then_joins(
+    env_python: str,
+) -> None:
+    executor = Executor(ExecutorConfig(python=env_python))
+    try:
+        executor.start_soon()
+        executor.start_soon()  # a second call starts nothing more
+        await asyncio.sleep(0)
+        assert not executor.ready  # under way, not done
+        await executor.start()
+        await executor.start()  # joins the same start: still one default worker
+        assert executor.ready
+        pid = (await executor.run(models.SessionInfo()))["pid"]
+        assert [s.worker.pid for s in executor._sessions.values() if s.worker] == [pid]
+    finally:
+        await executor.aclose()
+
+
+async def test_a_failed_start_soon_reaches_start() -> None:
+    executor = Executor(ExecutorConfig(python="/nonexistent/python"))
+    executor.start_soon()
+    with pytest.raises(Unavailable, match="cannot start worker"):
+        await executor.start()
+    await executor.aclose()
+
+
+async def test_closing_during_start_soon_waits_for_the_worker_and_kills_it(
+    env_python: str,
+) -> None:
+    executor = Executor(ExecutorConfig(python=env_python))
+    executor.start_soon()
+    await asyncio.sleep(0)
+    await executor.aclose()  # the spawn under way ended, and nothing is left running
+    assert executor._starting is not None
+    assert executor._starting.done()
+    assert executor._reaper is None or executor._reaper.cancelled()
+    assert not executor._sessions
+
+
 async def test_default_worker_dying_idle_is_replaced_and_reported_once(
     executor: Executor,
 ) -> None:

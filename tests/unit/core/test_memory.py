@@ -41,3 +41,13 @@ def test_settle_later_runs_on_the_loop() -> None:
 
     gc.unfreeze()
     assert asyncio.run(main())
+
+
+def test_settle_turns_the_collector_back_on() -> None:
+    # A server's main turns it off for its imports; settling is when it comes back.
+    gc.disable()
+    try:
+        memory.settle()
+        assert gc.isenabled()
+    finally:
+        gc.enable()

@@ -118,6 +118,7 @@ class Executor:
         self._leases = Leases(config.lease_ttl)
         self._files: FileService | None = None
         self._temporary_workspace: str | None = None
+        self._starting: asyncio.Task[None] | None = None
         self.metrics.track(
             sessions=lambda: len(self._sessions),
             handles=lambda: sum(
@@ -155,13 +156,28 @@ class Executor:
             extra_env={"HOME": str(workspace.root), **self.config.extra_env},
         )
 
+    def start_soon(self) -> None:
+        """Begin ``start`` as a task of the running loop; ``start`` awaits it.
+
+        A server calls it before importing its framework: the default session's worker
+        then boots in its own process, on another core, while the server imports (a
+        cold start waited for the two one after the other).
+        """
+        if self._starting is None:
+            self._starting = asyncio.get_running_loop().create_task(self._start())
+
     async def start(self) -> None:
         """Open the workspace, start the default session's worker and the idle reaper
-        (spares: see below).
+        (spares: see below), or wait for ``start_soon``'s start to end.
 
         Raises:
             Unavailable: The environment's interpreter cannot run a worker.
         """
+        self.start_soon()
+        assert self._starting is not None
+        await self._starting
+
+    async def _start(self) -> None:
         self._open_workspace()
         default = Session(models.DEFAULT_SESSION, ttl=None)
         self._assign(default, await self._spawn())
@@ -182,7 +198,12 @@ class Executor:
         """Kill every worker; in-flight requests end with SessionLost."""
         self._closing = True
         # Cancel the reaper, but let spawns finish: cancelling one inside
-        # create_subprocess_exec would leak a process nobody holds.
+        # create_subprocess_exec would leak a process nobody holds. A start still
+        # under way (start_soon) is one, and it starts the reaper.
+        if self._starting is not None:
+            await asyncio.wait([self._starting], timeout=self.config.spawn_timeout)
+            if self._starting.done() and not self._starting.cancelled():
+                self._starting.exception()  # raised to start()'s caller, if any
         for loop in (self._reaper, self._reporter):
             if loop is not None:
                 loop.cancel()

@@ -5,6 +5,34 @@ container and must not pay for importing FastAPI and uvicorn.
 """
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from beephost_http_backend.server import DrainingServer
+    from beephost_http_backend.settings import Settings
+
+
+async def serve(settings: "Settings") -> "DrainingServer":
+    """Serve until SIGTERM or SIGINT; returns the server (``started``: whether it did)."""
+    import asyncio
+    import logging
+
+    from beephost_http_backend.state import new_state
+
+    state = new_state(settings)
+    # The default session's worker boots in its own process while uvicorn and the
+    # front are imported; the lifespan's start waits for it.
+    state.executor.start_soon()
+    await asyncio.sleep(0)
+    from beephost_http_backend.server import create_server, forgo_pydantic_v1
+
+    forgo_pydantic_v1()
+    server, port = create_server(settings, state)
+    logging.getLogger("beephost_http_backend").info(
+        "listening on %s:%s", settings.host, port
+    )
+    await server.serve()
+    return server
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,21 +50,19 @@ def main(argv: list[str] | None = None) -> None:
             healthy, reason = False, f"bad settings: {exc}"
         print(reason + idle_note())  # noqa: T201 - the healthcheck's output is its report
         raise SystemExit(0 if healthy else 1)
+    import gc
     import logging
 
+    gc.disable()  # until the server settles (beephost_core.memory): a faster start
+    import uvloop
+
     from beephost_http_backend.logs import configure_logging
-    from beephost_http_backend.server import create_server, forgo_pydantic_v1
     from beephost_http_backend.settings import Settings
 
     settings = Settings()  # validated before anything starts: unsafe values stop here
     configure_logging()
-    forgo_pydantic_v1()
     try:
-        server, port = create_server(settings)
-        logging.getLogger("beephost_http_backend").info(
-            "listening on %s:%s", settings.host, port
-        )
-        server.run()
+        server = uvloop.run(serve(settings))
     finally:
         logging.shutdown()  # writes the lines still buffered
     if not server.started:

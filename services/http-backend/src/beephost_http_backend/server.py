@@ -11,7 +11,7 @@ import uvicorn
 
 from beephost_http_backend.front import FrontApp
 from beephost_http_backend.settings import Settings
-from beephost_http_backend.state import new_state
+from beephost_http_backend.state import BackendState, new_state
 
 
 class DrainingServer(uvicorn.Server):
@@ -78,15 +78,18 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def create_server(settings: Settings) -> tuple[DrainingServer, int]:
-    """Bind, build the front app and its uvicorn server; returns the server and its
-    port. FastAPI is imported and its app built once the server starts (``front.py``).
+def create_server(
+    settings: Settings, state: BackendState | None = None
+) -> tuple[DrainingServer, int]:
+    """Bind, build the front app over ``state`` (a new one by default) and its uvicorn
+    server; returns the server and its port. FastAPI is imported and its app built
+    once the server starts (``front.py``).
 
     ``server.run()`` serves until SIGTERM/SIGINT (in the main thread) or until
     ``server.handle_exit(...)`` is called, draining as described above.
     """
     sock = bind(settings.host, settings.port)
-    front = FrontApp(new_state(settings))
+    front = FrontApp(state or new_state(settings))
     config = uvicorn.Config(
         front,
         host=settings.host,

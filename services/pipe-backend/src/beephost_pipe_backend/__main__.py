@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> None:
         print(reason + idle_note())  # noqa: T201 - the healthcheck's output is its report
         raise SystemExit(0 if healthy else 1)
     import asyncio
+    import gc
 
+    gc.disable()  # until the server settles (beephost_core.memory): a faster start
     from beephost_core.logs import configure_logging
     from beephost_pipe_backend.settings import Settings
 

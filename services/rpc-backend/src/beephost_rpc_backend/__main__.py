@@ -33,16 +33,21 @@ async def serve(settings: Settings) -> int:
     from beephost_core.logs import log_ready
     from beephost_core.memory import settle_later
     from beephost_protocol.errors import BeepHostError
-    from beephost_rpc_backend.server import create_server
 
     logger = logging.getLogger("beephost_rpc_backend")
     metrics = CoreMetrics("grpc")
     executor = Executor(settings.executor_config(), metrics)
     started = time.perf_counter()
+    # The default session's worker boots in its own process while grpc is imported.
+    executor.start_soon()
+    await asyncio.sleep(0)
+    from beephost_rpc_backend.server import create_server
+
     try:
         server, port = create_server(settings, executor)
     except RuntimeError as exc:  # grpc could not bind: in use, or not a local address
         logger.error("cannot listen on %s:%s: %s", settings.host, settings.port, exc)
+        await executor.aclose()
         return 1
     # Listen first: until the executor is ready, health says NOT_SERVING and calls are
     # answered `unavailable`, so probes see a starting server rather than a dead one.
@@ -89,8 +94,10 @@ def main(argv: list[str] | None = None) -> None:
         print(reason + idle_note())  # noqa: T201 - the healthcheck's output is its report
         raise SystemExit(0 if healthy else 1)
     import asyncio
+    import gc
     import os
 
+    gc.disable()  # until the server settles (beephost_core.memory): a faster start
     from beephost_core.logs import configure_logging
     from beephost_rpc_backend.settings import Settings
 
