@@ -156,8 +156,8 @@ class Executor:
             extra_env={"HOME": str(workspace.root), **self.config.extra_env},
         )
 
-    def start_soon(self) -> None:
-        """Begin ``start`` as a task of the running loop; ``start`` awaits it.
+    def start_soon(self) -> asyncio.Task[None]:
+        """Begin ``start`` as a task of the running loop (once); ``start`` awaits it.
 
         A server calls it before importing its framework: the default session's worker
         then boots in its own process, on another core, while the server imports (a
@@ -165,6 +165,7 @@ class Executor:
         """
         if self._starting is None:
             self._starting = asyncio.get_running_loop().create_task(self._start())
+        return self._starting
 
     async def start(self) -> None:
         """Open the workspace, start the default session's worker and the idle reaper
@@ -173,9 +174,7 @@ class Executor:
         Raises:
             Unavailable: The environment's interpreter cannot run a worker.
         """
-        self.start_soon()
-        assert self._starting is not None
-        await self._starting
+        await self.start_soon()
 
     async def _start(self) -> None:
         self._open_workspace()
