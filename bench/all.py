@@ -231,7 +231,11 @@ def on_docker(args: argparse.Namespace, say: Say) -> OnDocker:
         )
         installs = install.measure(client, "bench", tmp, args.installs, say)
         pool_args = argparse.Namespace(
-            starts=args.starts, burst=args.burst, idle=args.idle, seed=args.seed
+            starts=args.starts,
+            burst=args.burst,
+            idle=args.idle,
+            seed=args.seed,
+            code_volumes="auto",  # the controller's default, as running() starts it
         )
         warm = pools.measure(client, ctl, pool_args, say)
     return OnDocker(results, idle, speeds, installs, warm)

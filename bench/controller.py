@@ -61,7 +61,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -121,6 +121,8 @@ class Controller:
     port: int = field(default_factory=lambda: free_port())
     process: subprocess.Popen[bytes] | None = None
     environments: list[str] = field(default_factory=list)
+    #: More BEEPHOST_CONTROLLER_* settings, by name without the prefix.
+    settings: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -151,6 +153,7 @@ class Controller:
             "WORKSPACE": str(workspace),
             "BACKEND_IMAGE_PREFIX": self.repository,
             "ENVIRONMENT_REPOSITORY": f"{self.repository}/env",
+            **self.settings,
         }
         env = {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
         env.update({f"BEEPHOST_CONTROLLER_{k}": v for k, v in settings.items()})
@@ -203,7 +206,8 @@ class Controller:
             process.wait(10)
 
     def remove_owned(self) -> list[str]:
-        """Remove the containers, networks and images carrying this run's labels."""
+        """Remove the containers, networks, volumes and images carrying this run's
+        labels."""
         removed: list[str] = []
         for label in (f"{CONTROLLER_LABEL}={self.name}", f"{RUN_LABEL}={self.run}"):
             for container in docker("ps", "-aq", "--filter", f"label={label}").split():
@@ -215,6 +219,11 @@ class Controller:
         ).split():
             docker("network", "rm", network, check=False)
             removed.append(f"network {network}")
+        for volume in docker(
+            "volume", "ls", "-q", "--filter", f"label={label}"
+        ).split():
+            docker("volume", "rm", "-f", volume, check=False)
+            removed.append(f"volume {volume}")
         # Children first: environment images are built FROM the pipe backend image.
         for _ in range(5):
             images = docker(
@@ -681,7 +690,7 @@ def verdict(met: bool, text: str) -> None:
 
 @contextlib.contextmanager
 def running(
-    say: Callable[[str], None],
+    say: Callable[[str], None], settings: Mapping[str, str] | None = None
 ) -> Iterator[tuple[Controller, ControllerClient, Path]]:
     """A controller on a snapshot of the workspace, its client and a scratch directory.
 
@@ -691,7 +700,7 @@ def running(
     workspace_root = Path(__file__).resolve().parent.parent
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bhb-ctl-")))
-        controller = Controller(tmp)
+        controller = Controller(tmp, settings=dict(settings or {}))
         try:
             workspace = snapshot_workspace(workspace_root, tmp / "workspace")
             say(f"controller {controller.name} on {controller.url}")
@@ -767,9 +776,9 @@ if __name__ == "__main__":
 
 
 @contextlib.contextmanager
-def bench_environment() -> Iterator[
-    tuple[Controller, ControllerClient, Path, Callable[[str], None]]
-]:
+def bench_environment(
+    settings: Mapping[str, str] | None = None,
+) -> Iterator[tuple[Controller, ControllerClient, Path, Callable[[str], None]]]:
     """A benchmark's own main: stoppable, a running controller with the environment
     ``bench`` (no requirements) built, a scratch directory, and ``say`` (stderr, with
     the seconds since the start)."""
@@ -779,7 +788,7 @@ def bench_environment() -> Iterator[
     def say(text: str) -> None:
         print(f"[{time.perf_counter() - began:5.0f} s] {text}", file=sys.stderr)
 
-    with running(say) as (ctl, client, scratch):
+    with running(say, settings) as (ctl, client, scratch):
         say("building the environment without requirements (and the backend images)")
         create_environment(client, ctl, "bench", [])
         yield ctl, client, scratch, say
@@ -792,12 +801,14 @@ T = TypeVar("T")
 def bench_main(
     measure: Callable[[Controller, ControllerClient, Path, Callable[[str], None]], T],
     report: Callable[[T], None],
+    settings: Mapping[str, str] | None = None,
 ) -> int:
-    """A benchmark's main: ``measure`` in ``bench_environment``, then ``report`` once
+    """A benchmark's main: ``measure`` in ``bench_environment`` (a controller with
+    ``settings`` over the bench's), then ``report`` once
     the controller and its backends are gone. 2 without a docker CLI, else 0."""
     if no_docker_cli():
         return 2
-    with bench_environment() as (ctl, client, scratch, say):
+    with bench_environment(settings) as (ctl, client, scratch, say):
         result = measure(ctl, client, scratch, say)
     report(result)
     return 0

@@ -2,6 +2,7 @@
 and what an idle pool member costs.
 
     uv run python bench/pools.py [--starts N] [--burst N] [--idle S] [--seed N]
+                                 [--code-volumes auto|on|off]
 
 Runs a controller (bench/controller.py's, same labels and clean-up) with an
 environment without requirements, and pools of 2 per backend type on it. Then:
@@ -20,11 +21,17 @@ environment without requirements, and pools of 2 per backend type on it. Then:
 3. IDLE MEMORY of a pool member per type (its default session's worker exists: the
    controller's readiness probe made it), after ``--idle`` (10) s, beside the floor
    container of bench/memory.py, read as bench/memory.py reads them. Goal: < 48 MiB.
+
+``--code-volumes`` sets the controller's CODE_VOLUMES (auto: on for fuse-overlayfs and
+vfs engines); the report says which driver the engine has and how many cold starts
+mounted code volumes (the first start of the image begins their copy; the pools' fill
+before the measured starts gives it time to end).
 """
 
 import argparse
 import concurrent.futures
 import contextlib
+import json
 import random
 import secrets
 import statistics
@@ -64,6 +71,11 @@ class PoolTimes:
     burst_cold: float = 0.0
     #: Why the burst did not finish (the other tables are still reported).
     burst_failed: str | None = None
+    #: The CODE_VOLUMES setting, the engine's storage driver, and of the measured
+    #: cold starts, how many mounted code volumes.
+    code_volumes: str = "auto"
+    driver: str = ""
+    cold_with_code: int = 0
     idle: memory.Idle | None = None
 
 
@@ -128,6 +140,13 @@ def burst(
         return time.perf_counter() - sent, started
 
 
+def mounts_code(backend: Backend) -> bool:
+    """Whether the backend's container has its /usr from a code volume."""
+    assert backend.container_id is not None
+    mounts = json.loads(controller.docker("inspect", backend.container_id))[0]["Mounts"]
+    return any(m["Destination"] == "/usr" for m in mounts)
+
+
 def stop_all(client: ControllerClient, backends: list[Backend]) -> None:
     for backend in backends:
         with contextlib.suppress(Exception):
@@ -140,7 +159,8 @@ def measure(
     args: argparse.Namespace,
     say: Callable[[str], None],
 ) -> PoolTimes:
-    times = PoolTimes(burst=args.burst)
+    times = PoolTimes(burst=args.burst, code_volumes=args.code_volumes)
+    times.driver = controller.docker("info", "--format", "{{.Driver}}").strip()
     image = controller.base_image(client)
     sizes: dict[str, int] = dict.fromkeys(controller.KINDS, POOL_SIZE)
     for kind in controller.KINDS:
@@ -166,6 +186,8 @@ def measure(
             continue
         kind, way = case
         seconds, backend = (from_pool if way == "pool" else cold)(client, kind)
+        if way == "cold":
+            times.cold_with_code += mounts_code(backend)
         client.stop_backend(backend.id)
         (times.pooled if way == "pool" else times.cold).setdefault(kind, []).append(
             seconds
@@ -234,6 +256,11 @@ def idle_memory(
 
 def report(times: PoolTimes) -> None:
     floor = statistics.median(times.floor)
+    cold_starts = sum(len(found) for found in times.cold.values())
+    print(
+        f"\ncode volumes: {times.code_volumes} on storage driver {times.driver}; "
+        f"{times.cold_with_code} of the {cold_starts} cold starts mounted them"
+    )
     print(f"\nstart-to-ready (request to 1+1 answered), p50 of {len(times.floor)}")
     print("| case | p50 ms | max ms | x floor | goal |")
     print("|---|---:|---:|---:|---|")
@@ -303,6 +330,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--burst", type=int, default=20, help="sandboxes at once")
     parser.add_argument("--idle", type=float, default=10.0, help="idle seconds")
     parser.add_argument("--seed", type=int, default=None, help="shuffle seed")
+    parser.add_argument(
+        "--code-volumes",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="the controller's CODE_VOLUMES setting",
+    )
     args, _ = parser.parse_known_args(argv)
     return args
 
@@ -310,7 +343,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     return controller.bench_main(
-        lambda ctl, client, _, say: measure(client, ctl, args, say), report
+        lambda ctl, client, _, say: measure(client, ctl, args, say),
+        report,
+        {"CODE_VOLUMES": args.code_volumes},
     )
 
 

@@ -138,12 +138,12 @@ class ControllerProcess:
         return f"beephost-{self.name}-offline"
 
     def owned(self, kind: str = "container") -> list[str]:
-        """Ids of the containers (names of the networks) carrying this controller's
-        label."""
+        """Ids of the containers (names of the networks or volumes) carrying this
+        controller's label."""
         args = (
             ["ps", "-aq"]
             if kind == "container"
-            else ["network", "ls", "--format", "{{.Name}}"]
+            else [kind, "ls", "--format", "{{.Name}}"]
         )
         out = docker(
             self.docker_cli, *args, "--filter", f"label={CONTROLLER_LABEL}={self.name}"
@@ -155,6 +155,8 @@ class ControllerProcess:
             docker(self.docker_cli, "rm", "-f", "-v", container, check=False)
         for network in self.owned("network"):
             docker(self.docker_cli, "network", "rm", network, check=False)
+        for volume in self.owned("volume"):
+            docker(self.docker_cli, "volume", "rm", "-f", volume, check=False)
 
 
 Controller = TypeVar("Controller", bound=ControllerProcess)

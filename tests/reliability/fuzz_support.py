@@ -125,10 +125,13 @@ def token_controller(
 
 @dataclass
 class Bystander:
-    """A thread evaluating through the SDK on its own connection until stopped.
+    """A thread evaluating through the SDK on its own connection, in a session of its
+    own, until stopped.
 
     Every answer is checked; every failure is kept. The fuzzing next to it must leave
-    it with zero failures.
+    it with zero failures. Not in the default session: a fuzzed payload that decodes
+    as an empty Interrupt is a well-formed interrupt of the default session (any
+    client may send one), and it ended an evaluation running there (seen in CI).
     """
 
     backend: FuzzBackend
@@ -141,13 +144,18 @@ class Bystander:
         ready = threading.Event()
 
         def run() -> None:
-            with beephost_client.connect(
-                self.backend.url, token=self.backend.token, timeout=BYSTANDER_TIMEOUT
-            ) as client:
+            with (
+                beephost_client.connect(
+                    self.backend.url,
+                    token=self.backend.token,
+                    timeout=BYSTANDER_TIMEOUT,
+                ) as client,
+                client.session() as session,
+            ):
                 n = 0
                 while not self._stop.is_set():
                     try:
-                        value = client.evaluate("n * 2 + 1", locals={"n": n})
+                        value = session.evaluate("n * 2 + 1", locals={"n": n})
                         if value != n * 2 + 1:
                             self.failures.append(f"wrong answer {value!r} for {n}")
                         self.calls += 1

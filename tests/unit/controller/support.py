@@ -35,10 +35,11 @@ def backend_service(
     clock: Callable[[], float] = time.time,
     probe: Callable[[str, str | None], bool] | None = None,
     settings: Mapping[str, object] | None = None,
+    spawn: Callable[[Callable[[], None]], None] | None = None,
 ) -> BackendService:
     """A BackendService with its database and sockets under ``tmp_path``, and
     ``environments`` (default: ``ready_environment()``) in its store; ``settings``
-    over the defaults."""
+    over the defaults. Code volumes fill at once unless ``spawn`` says otherwise."""
     config = Settings.model_validate(
         {
             "database": tmp_path / "db",
@@ -56,6 +57,7 @@ def backend_service(
         ControllerMetrics(),
         clock=clock,
         probe=probe,
+        spawn=spawn or (lambda work: work()),
     )
 
 

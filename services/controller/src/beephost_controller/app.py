@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from beephost_controller import errors, openapi
 from beephost_controller.backends import BackendService
 from beephost_controller.backends.install import PackageInstaller
+from beephost_controller.backends.lifecycle import CODE_FILL_WAIT
 from beephost_controller.backends.pooling import Pools
 from beephost_controller.gate import RequestGate
 from beephost_controller.jobs import JobRunner
@@ -129,6 +130,9 @@ def create_app(
             if filler.is_alive():
                 # A pass may be starting a member: at most one container start.
                 await asyncio.to_thread(filler.join, 60)
+            codes = backend_service.code_volumes
+            if not await asyncio.to_thread(codes.wait_filled, CODE_FILL_WAIT):
+                logger.warning("a copy into code volumes is left unfinished")
             if settings.stop_backends_on_shutdown:
                 stopped = await asyncio.to_thread(backend_service.stop_all)
                 logger.info("removed %d backend container(s) at shutdown", stopped)

@@ -239,6 +239,9 @@ class ContainerSpec:
     #: named volumes (each made first with ``create_volume``) -> where each is
     #: mounted: the workspace, and the packages installed at run time
     volumes: Mapping[str, str] = field(default_factory=dict)
+    #: named volumes mounted read-only, shared with other backends and not made or
+    #: removed with this one: its image's code volumes (backends/code_volumes.py)
+    shared_volumes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -274,6 +277,23 @@ class BackendContainers(Protocol):
         ...
 
     def list_volumes(self, labels: Mapping[str, str]) -> list[str]: ...
+
+    def storage_driver(self) -> str:
+        """The engine's storage driver (``overlay2``, ``fuse-overlayfs``, ...)."""
+        ...
+
+    def image_id(self, ref: str) -> str | None:
+        """The id of the local image ``ref``; ``None`` if there is none."""
+        ...
+
+    def fill_volumes(
+        self, image: str, mounts: Mapping[str, str], labels: Mapping[str, str]
+    ) -> None:
+        """Copy ``image``'s directories into empty named volumes: ``mounts`` maps
+        each volume to the directory it receives (the engine's copy of an image's
+        content into an empty volume, made by creating a container, ``labels`` on
+        it, that never runs and is removed)."""
+        ...
 
     def create_container(self, spec: ContainerSpec) -> str:
         """Create (not start) the container; returns its id."""

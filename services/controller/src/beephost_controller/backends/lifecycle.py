@@ -32,6 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from beephost_controller.backends.apply import apply
+from beephost_controller.backends.code_volumes import CodeVolumes
 from beephost_controller.backends.host_ports import pick_port
 from beephost_controller.backends.plan import (
     BackendRequest,
@@ -68,6 +69,10 @@ from beephost_protocol.errors import (
 
 logger = logging.getLogger(__name__)
 
+#: How long a pool member's start, and a shutdown that stops the backends, wait for a
+#: fill of code volumes under way (one takes about 2 s; a large image longer).
+CODE_FILL_WAIT = 30.0
+
 
 class BackendService:
     """Backends' lifecycle: start (a plan, applied), status, restarts, stop.
@@ -76,6 +81,7 @@ class BackendService:
         add_secret: Told every secret a start mints (the backend's token, and an
             admin backend's controller token): the controller's Redactor keeps them
             out of every log, a pool member's from its start on.
+        spawn: Runs a fill of code volumes in the background (tests run it at once).
     """
 
     def __init__(
@@ -89,6 +95,7 @@ class BackendService:
         clock: Callable[[], float] = time.time,
         probe: Callable[[str, str | None], bool] | None = None,
         add_secret: Callable[[str], None] = lambda secret: None,
+        spawn: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -102,6 +109,17 @@ class BackendService:
         self._idle: dict[str, float | None] = {}
         #: Held from counting the backends to recording a new one (MAX_BACKENDS).
         self._admission = threading.Lock()
+        self.code_volumes = CodeVolumes(
+            containers,
+            settings.code_volumes,
+            self.name_prefix(),
+            {**self.extra_labels, **self._selector()},
+            spawn=spawn,
+        )
+
+    def name_prefix(self) -> str:
+        """What the names of this controller's containers and volumes start with."""
+        return f"beephost-{self.settings.name}"
 
     def _selector(self) -> dict[str, str]:
         return selector(self.settings)
@@ -126,6 +144,11 @@ class BackendService:
             held_ports=held,
             pick_port=self.pick_port,
             extra_labels=self.extra_labels,
+            code_volumes=self.code_volumes.mounts(
+                env.image, wait=CODE_FILL_WAIT if request.pooled else 0.0
+            )
+            if env.image is not None and env.status == "ready"
+            else None,
         )
         self.add_secret(planned.row.token)
         if planned.controller_token is not None:
@@ -321,7 +344,8 @@ class BackendService:
 
     def stop_all(self) -> int:
         """Remove every backend's container, keeping its row as ``stopped`` (reason
-        ``SHUTDOWN``: the controller stops with STOP_BACKENDS_ON_SHUTDOWN)."""
+        ``SHUTDOWN``: the controller stops with STOP_BACKENDS_ON_SHUTDOWN), then the
+        shared network and code volumes."""
         count = 0
         for row in self.store.backends():
             if row.status == "stopped":
@@ -339,6 +363,7 @@ class BackendService:
             self.containers.remove_network(offline_network(self.settings))
         except ContainerRuntimeError as exc:
             logger.warning("could not remove the offline network: %s", exc)
+        self.code_volumes.remove_all(wait=CODE_FILL_WAIT)
         return count
 
     # -- reconciliation ------------------------------------------------------------------

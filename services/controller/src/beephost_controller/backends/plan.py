@@ -195,6 +195,7 @@ def plan(
     held_ports: Mapping[int, str],
     pick_port: Callable[[str, set[int]], int],
     extra_labels: Mapping[str, str] | None = None,
+    code_volumes: Mapping[str, str] | None = None,
 ) -> BackendPlan:
     """Plan a start of ``request`` on ``environment``.
 
@@ -203,6 +204,8 @@ def plan(
             while it is down).
         pick_port: A free host port on an address, none of a set.
         extra_labels: More labels on the container and its network (tests' own).
+        code_volumes: The image's code volumes, if any (volume -> directory):
+            mounted read-only (code_volumes.py).
 
     Raises:
         InvalidRequest: The environment is not ready, or the type is unknown.
@@ -302,6 +305,7 @@ def plan(
         controller_socket_dir=settings.admin_socket.parent if env.admin else None,
         group_add=group_add,
         volumes=backend_volumes(name),
+        shared_volumes=dict(code_volumes or {}),
     )
     return BackendPlan(
         row=row,

@@ -4,7 +4,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from beephost_controller.deps import Authenticated, PoolsDep, ServiceDep, StoreDep
+from beephost_controller.deps import (
+    Authenticated,
+    BackendsDep,
+    PoolsDep,
+    ServiceDep,
+    StoreDep,
+)
 from beephost_controller.schemas import NAME_RULE, NAME_SCHEMA, check_name
 from beephost_controller.schemas.environments import (
     EnvironmentCreate,
@@ -104,7 +110,10 @@ def get_environment(name: str, service: ServiceDep) -> EnvironmentPublic:
 @router.delete(
     "/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=ERROR_RESPONSES
 )
-def delete_environment(name: str, service: ServiceDep, pools: PoolsDep) -> None:
+def delete_environment(
+    name: str, service: ServiceDep, pools: PoolsDep, backends: BackendsDep
+) -> None:
     """Forget an environment (and its warm pools' unclaimed backends); its image is
     removed unless another environment with the same content uses it."""
     service.delete_environment(name, drain=pools.drain)
+    backends.code_volumes.remove_unused()

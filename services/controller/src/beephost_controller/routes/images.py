@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from beephost_controller.deps import Authenticated, ServiceDep
+from beephost_controller.deps import Authenticated, BackendsDep, ServiceDep
 from beephost_controller.disk import ImageUse, image_uses, prune
 from beephost_controller.schemas.errors import ERROR_RESPONSES
 from beephost_controller.schemas.images import ImagePublic, ImagesPublic, PruneResult
@@ -35,11 +35,13 @@ def list_images(service: ServiceDep) -> ImagesPublic:
 
 
 @router.post("/prune", response_model=PruneResult, responses=ERROR_RESPONSES)
-def prune_images(service: ServiceDep) -> PruneResult:
-    """Remove every environment image no environment uses (409 while a job runs)."""
+def prune_images(service: ServiceDep, backends: BackendsDep) -> PruneResult:
+    """Remove every environment image no environment uses (409 while a job runs),
+    and the code volumes of the images gone."""
     removed = [
         _public(ImageUse(image, ())) for image in prune(service.store, service.builder)
     ]
+    backends.code_volumes.remove_unused()
     return PruneResult(
         removed=removed, freed_bytes=sum(image.size for image in removed)
     )

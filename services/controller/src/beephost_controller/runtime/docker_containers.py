@@ -17,6 +17,7 @@ from beephost_controller.ports import (
     ContainerSpec,
     ContainerState,
 )
+from beephost_controller.runtime.docker_errors import found_or_none as _found_or_none
 from beephost_controller.runtime.docker_errors import label_filters as _label_filters
 from beephost_controller.runtime.docker_errors import mapped_errors as _mapped_errors
 from beephost_controller.runtime.docker_images import DockerRuntime
@@ -116,6 +117,32 @@ class DockerContainers:
             found = self._client.volumes.list(filters=_label_filters(labels))
         return [str(volume.name) for volume in found]
 
+    def storage_driver(self) -> str:
+        with _mapped_errors("read the engine's storage driver"):
+            return str(self._client.info().get("Driver", ""))
+
+    def image_id(self, ref: str) -> str | None:
+        return _found_or_none(
+            f"inspect image {ref}", lambda: str(self._client.images.get(ref).id)
+        )
+
+    def fill_volumes(
+        self, image: str, mounts: Mapping[str, str], labels: Mapping[str, str]
+    ) -> None:
+        volumes = {name: {"bind": path, "mode": "rw"} for name, path in mounts.items()}
+        with _mapped_errors(f"fill volumes {', '.join(mounts)} from {image}"):
+            # The engine copies the image's content into each empty volume when the
+            # container is created: it never runs.
+            container = self._client.containers.create(
+                image,
+                command=["/bin/true"],
+                entrypoint=[],
+                network_mode="none",
+                labels=dict(labels),
+                volumes=volumes,
+            )
+            container.remove(force=True)
+
     def create_container(self, spec: ContainerSpec) -> str:
         kwargs: dict[str, Any] = {
             "name": spec.name,
@@ -165,6 +192,8 @@ class DockerContainers:
             }
         for volume, mount_point in spec.volumes.items():
             volumes[volume] = {"bind": mount_point, "mode": "rw"}
+        for volume, mount_point in spec.shared_volumes.items():
+            volumes[volume] = {"bind": mount_point, "mode": "ro"}
         if volumes:
             kwargs["volumes"] = volumes
         if spec.group_add:
@@ -178,15 +207,10 @@ class DockerContainers:
             self._client.containers.get(ref).start()
 
     def container_state(self, ref: str) -> ContainerState | None:
-        try:
-            return _container_state(self._client.containers.get(ref))
-        except docker.errors.NotFound:
-            return None
-        except (
-            docker.errors.DockerException,
-            requests.exceptions.RequestException,
-        ) as exc:
-            raise ContainerRuntimeError(f"inspect container {ref}: {exc}") from exc
+        return _found_or_none(
+            f"inspect container {ref}",
+            lambda: _container_state(self._client.containers.get(ref)),
+        )
 
     def remove_container(self, ref: str) -> None:
         try:

@@ -1,9 +1,9 @@
 """docker-py's exceptions mapped to the ``ports`` errors, and the small conversions the Docker adapters share."""
 
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import docker
 import docker.errors
@@ -37,6 +37,23 @@ def mapped_errors(action: str) -> Iterator[None]:
         if any(sign in str(exc.explanation) for sign in _PORT_IN_USE):
             raise PortInUse(f"{action}: {exc.explanation}") from exc
         raise ContainerRuntimeError(f"{action}: {exc}") from exc
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise ContainerRuntimeError(f"{action}: {exc}") from exc
+
+
+T = TypeVar("T")
+
+
+def found_or_none(action: str, look: Callable[[], T]) -> T | None:
+    """``look()``, or None when the engine has no such object.
+
+    Raises:
+        ContainerRuntimeError: The engine failed otherwise.
+    """
+    try:
+        return look()
+    except docker.errors.NotFound:  # ImageNotFound too
+        return None
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise ContainerRuntimeError(f"{action}: {exc}") from exc
 

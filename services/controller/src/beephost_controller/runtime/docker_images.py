@@ -1,5 +1,6 @@
 """``DockerRuntime``: the ``ContainerRuntime`` on docker-py (connection and image operations)."""
 
+import contextlib
 import io
 import json
 from collections.abc import Mapping, Sequence
@@ -250,10 +251,14 @@ class DockerRuntime(DockerRuns):
             raise ValueError("refusing to remove by an empty label selector")
         filters = _label_filters(labels)
         with _mapped_errors(f"remove containers labelled {dict(labels)}"):
-            for container in self._client.containers.list(all=True, filters=filters):
+            found = self._client.containers.list(
+                all=True, filters=filters, ignore_removed=True
+            )
+            for container in found:
                 # v=True: a container's anonymous volumes (an image's VOLUME) go with
                 # it; named volumes never do.
-                container.remove(force=True, v=True)
+                with contextlib.suppress(docker.errors.NotFound):  # gone meanwhile
+                    container.remove(force=True, v=True)
         with _mapped_errors(f"remove volumes labelled {dict(labels)}"):
             for volume in self._client.volumes.list(filters=filters):
                 volume.remove(force=True)

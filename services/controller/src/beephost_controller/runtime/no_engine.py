@@ -48,6 +48,17 @@ class NoEngineContainers:
     def list_volumes(self, labels: Mapping[str, str]) -> list[str]:
         return []
 
+    def storage_driver(self) -> str:
+        raise ContainerRuntimeError(REASON)
+
+    def image_id(self, ref: str) -> str | None:
+        return None
+
+    def fill_volumes(
+        self, image: str, mounts: Mapping[str, str], labels: Mapping[str, str]
+    ) -> None:
+        raise ContainerRuntimeError(REASON)
+
     def create_container(self, spec: ContainerSpec) -> str:
         raise ContainerRuntimeError(REASON)
 

@@ -112,6 +112,11 @@ class MemoryContainers:
         self.exec_answer: Callable[[Sequence[str]], tuple[int, str]] = lambda _: (0, "")
         #: Health right after a start: Docker's first check comes later.
         self.healthy = healthy
+        #: The engine's storage driver, and its images: tag -> id.
+        self.driver = "overlay2"
+        self.images: dict[str, str] = {}
+        #: Each ``fill_volumes``: (image, volume -> directory).
+        self.fills: list[tuple[str, dict[str, str]]] = []
         self._ids = itertools.count()
 
     def exit(self, name: str, exit_code: int, *, oom: bool = False) -> None:
@@ -147,8 +152,29 @@ class MemoryContainers:
             if all(lab.get(k) == v for k, v in labels.items())
         ]
 
+    def storage_driver(self) -> str:
+        return self.driver
+
+    def image_id(self, ref: str) -> str | None:
+        if ref in self.images:
+            return self.images[ref]
+        ids = {
+            i for i in self.images.values() if i.removeprefix("sha256:").startswith(ref)
+        }
+        return ids.pop() if len(ids) == 1 else None
+
+    def fill_volumes(
+        self, image: str, mounts: Mapping[str, str], labels: Mapping[str, str]
+    ) -> None:
+        if self.image_id(image) is None:
+            raise ContainerRuntimeError(f"no image {image}")
+        for volume in mounts:
+            if volume not in self.volumes:
+                raise ContainerRuntimeError(f"no volume {volume}")
+        self.fills.append((image, dict(mounts)))
+
     def create_container(self, spec: ContainerSpec) -> str:
-        for volume in spec.volumes:
+        for volume in [*spec.volumes, *spec.shared_volumes]:
             if volume not in self.volumes:
                 raise ContainerRuntimeError(f"no volume {volume}")
         cid = f"c{next(self._ids)}"  # atomic: the pool filler starts in a thread
