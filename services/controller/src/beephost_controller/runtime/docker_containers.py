@@ -67,6 +67,10 @@ def reported_idle(health_log: list[dict[str, Any]]) -> float | None:
     return float(found[1]) if found else None
 
 
+#: Seconds a fill of code volumes may take (a copy of /usr and /opt: about 2 s).
+FILL_TIMEOUT = 300
+
+
 class DockerContainers:
     """``BackendContainers`` on docker-py (shares the client of a ``DockerRuntime``)."""
 
@@ -132,16 +136,29 @@ class DockerContainers:
         volumes = {name: {"bind": path, "mode": "rw"} for name, path in mounts.items()}
         with _mapped_errors(f"fill volumes {', '.join(mounts)} from {image}"):
             # The engine copies the image's content into each empty volume when the
-            # container is created: it never runs.
+            # container is created (at its start on some engines): it runs, so the
+            # copy is made either way, and its /bin/true, run from the volumes, proves
+            # the copy is there.
             container = self._client.containers.create(
                 image,
                 command=["/bin/true"],
                 entrypoint=[],
                 network_mode="none",
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
                 labels=dict(labels),
                 volumes=volumes,
             )
-            container.remove(force=True)
+            try:
+                container.start()
+                status = container.wait(timeout=FILL_TIMEOUT)
+            finally:
+                container.remove(force=True)
+        if status.get("StatusCode") != 0:
+            raise ContainerRuntimeError(
+                f"fill volumes {', '.join(mounts)} from {image}: the check exited "
+                f"{status.get('StatusCode')} ({status.get('Error')})"
+            )
 
     def create_container(self, spec: ContainerSpec) -> str:
         kwargs: dict[str, Any] = {
