@@ -9,7 +9,9 @@ environment without requirements, and pools of 2 per backend type on it. Then:
 
 1. START-TO-READY per type, ``--starts`` (5) each way, in a shuffled order interleaved
    with the CONTAINER FLOOR (``docker run --rm --network none <base image> python3 -c
-   pass``): from the ``start_backend`` request to the first ``1+1`` answered through
+   pass``) and the NETWORK FLOOR (the same on the controller's offline network with a
+   port published on loopback, as an http or rpc backend has: what the engine's network
+   set-up adds; shown, not judged): from the ``start_backend`` request to the first ``1+1`` answered through
    the backend's own transport, (a) FROM THE POOL (a start with the defaults claims a
    ready member; the reply carries its endpoint, so the client connects at once) and
    (b) COLD (the same start with a token of its own, which no member can take: a new
@@ -65,6 +67,7 @@ class PoolTimes:
     pooled: dict[str, list[float]] = field(default_factory=dict)
     cold: dict[str, list[float]] = field(default_factory=dict)
     floor: list[float] = field(default_factory=list)
+    network_floor: list[float] = field(default_factory=list)
     burst: int = 0
     burst_pooled: float = 0.0
     burst_hits: int = 0  # of the burst's starts, those a member served
@@ -173,17 +176,24 @@ def measure(
             client.stop_backend(start(client, kind)[1].id)
         wait_full(client, sizes)
 
-    cases: list[tuple[BackendType, str] | None] = [
+    cases: list[tuple[BackendType, str] | str] = [
         (kind, way) for kind in controller.KINDS for way in ("pool", "cold")
     ]
-    order = [case for case in [*cases, None] for _ in range(args.starts)]
+    floors = ["floor", "network floor"]
+    order = [case for case in [*cases, *floors] for _ in range(args.starts)]
     random.Random(args.seed).shuffle(order)
     say(f"pools: {len(order)} measured starts, shuffled")
     for case in order:
         wait_full(client, sizes)
-        if case is None:  # the container floor
+        if case == "floor":
             times.floor.append(controller.container_floor(image, ctl.run))
             continue
+        if case == "network floor":
+            network = f"beephost-{ctl.name}-offline"  # the pools' members made it
+            seconds = controller.container_floor(image, ctl.run, network)
+            times.network_floor.append(seconds)
+            continue
+        assert not isinstance(case, str)
         kind, way = case
         seconds, backend = (from_pool if way == "pool" else cold)(client, kind)
         if way == "cold":
@@ -267,6 +277,12 @@ def report(times: PoolTimes) -> None:
     print(
         f"| container floor (docker run) | {floor * 1e3:.0f} | "
         f"{max(times.floor) * 1e3:.0f} | 1.00x | |"
+    )
+    network_floor = statistics.median(times.network_floor)
+    print(
+        f"| network floor (docker run, offline network, a published port) | "
+        f"{network_floor * 1e3:.0f} | {max(times.network_floor) * 1e3:.0f} | "
+        f"{network_floor / floor:.2f}x | |"
     )
     for kind in controller.KINDS:
         pooled = times.pooled[kind]
