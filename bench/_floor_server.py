@@ -12,12 +12,14 @@ other server in the comparison is reported as a multiple of this one.
 
 import contextlib
 import json
-import os
-import signal
 import socket
 import sys
 import threading
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
+from bench._socket_file import socket_file
 
 _NAMESPACE: dict[str, Any] = {"__name__": "__main__"}
 _PONG = {"pong": True, "ready": True}
@@ -47,19 +49,13 @@ def _serve(conn: socket.socket) -> None:
 
 def main() -> None:
     path = sys.argv[1]
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(64)
-    try:
+    with socket_file(path):
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        listener.listen(64)
         while True:
             conn, _ = listener.accept()
             threading.Thread(target=_serve, args=(conn,), daemon=True).start()
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
 
 
 if __name__ == "__main__":

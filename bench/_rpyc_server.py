@@ -5,25 +5,20 @@ Clients: ``rpyc.classic.unix_connect(path).eval("1+1")``: one hop, evaluated in-
 """
 
 import contextlib
-import os
-import signal
 import sys
+from pathlib import Path
 
 import rpyc
 from rpyc.utils.server import ThreadedServer
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
+from bench._socket_file import socket_file
+
 
 def main() -> None:
     path = sys.argv[1]
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    server = ThreadedServer(rpyc.SlaveService, socket_path=path)
-    try:
-        server.start()
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+    with socket_file(path):
+        ThreadedServer(rpyc.SlaveService, socket_path=path).start()
 
 
 if __name__ == "__main__":

@@ -11,13 +11,13 @@ import pytest
 from beephost_controller.images.builder import DockerImageBuilder
 from beephost_controller.images.labels import LABEL_ENVIRONMENT_SDK
 from beephost_controller.images.layout import ENV_PYTHON
-from beephost_controller.rows import EnvironmentRow
 from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.service import ADMIN_ENVIRONMENT, ControllerService
 from tests.e2e.conftest import BuiltBackends
 from tests.e2e.containers import docker, inspect, label_args
 from tests.e2e.environment_service import RecordingLog, environment_service
 from tests.e2e.test_controller_images import check_layering
+from tests.unit.controller.support import pending_environment
 
 pytestmark = pytest.mark.docker
 
@@ -54,14 +54,7 @@ def test_admin_image_carries_the_client_sdk(
     admin_service: ControllerService, docker_cli: str, backend_images: BuiltBackends
 ) -> None:
     admin_service.store.insert_environment(
-        EnvironmentRow(
-            name=ADMIN_ENVIRONMENT,
-            python="3.11",
-            requirements=[],
-            network=False,
-            admin=True,
-            status="pending",
-        )
+        pending_environment(ADMIN_ENVIRONMENT, admin=True)
     )
     log = RecordingLog()
     admin_service.build_environment(ADMIN_ENVIRONMENT, log)

@@ -20,7 +20,6 @@ from beephost_controller.images.labels import (
     LABEL_SERVERS_IMAGE,
 )
 from beephost_controller.images.layout import ENV_PYTHON, server_command
-from beephost_controller.rows import EnvironmentRow
 from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.service import ControllerService
 from tests.e2e.conftest import BuiltBackends
@@ -33,6 +32,7 @@ from tests.e2e.containers import (
     socket_directory,
 )
 from tests.e2e.environment_service import RecordingLog, environment_service
+from tests.unit.controller.support import pending_environment
 
 pytestmark = pytest.mark.docker
 
@@ -53,16 +53,7 @@ def env_service(
 def _build(
     service: ControllerService, name: str, requirements: list[str]
 ) -> tuple[float, list[str]]:
-    service.store.insert_environment(
-        EnvironmentRow(
-            name=name,
-            python="3.11",
-            requirements=requirements,
-            network=False,
-            admin=False,
-            status="pending",
-        )
-    )
+    service.store.insert_environment(pending_environment(name, requirements))
     log = RecordingLog()
     started = time.monotonic()
     service.build_environment(name, log)

@@ -80,11 +80,8 @@ def server_peak_rss(api: ControllerClient, backend: Backend, docker_cli: str) ->
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as source:
-        while chunk := source.read(MIB):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(source, "sha256").hexdigest()
 
 
 def test_a_200_mib_file_goes_in_and_back_with_memory_flat(

@@ -1,8 +1,9 @@
 """Generate the sync clients and transports from the async ones: ``_async/`` -> ``_sync/``.
 
 The clients (``_client.py``: Client; ``_controller.py``: ControllerClient, with its
-parts by resource ``_controller_*.py``) and the transports in ``_transports/_async``
-(``http.py``, ``pipe.py``, ``controller_http.py``).
+parts by resource ``_controller_*.py``; ``_scoped.py``: their ``with`` blocks) and
+the transports in ``_transports/_async`` (``http.py``, ``pipe.py``,
+``controller_http.py``).
 Below them, the blocking and asyncio I/O (``_httpio``, ``_pipeio``, ``_pool``) is
 written by hand, and so is gRPC (``grpc`` and ``grpc.aio`` differ in more than I/O).
 
@@ -40,6 +41,13 @@ not edit. Every call blocks its thread; a ControllerClient may be shared by thre
 """
 '''
 
+SCOPED_HEADER = '''"""``with`` for the blocking client's objects: the block ends what the object holds.
+
+GENERATED from ``_async/_scoped.py`` by ``packages/client/scripts/unasync.py``: do not
+edit (the docstrings there describe both).
+"""
+'''
+
 FILES_HEADER = '''"""The backend's workspace from the blocking client: ``client.files``.
 
 GENERATED from ``_async/_files.py`` by ``packages/client/scripts/unasync.py``: do not
@@ -67,6 +75,7 @@ TOKENS = [
     # Private halves of a class (_AsyncSessionOps, _AsyncJobCalls, ...).
     (r"\b_Async([A-Z]\w*)\b", r"_\1"),
     (r"\bAsyncClient\b", "Client"),
+    (r"\bAsyncScoped\b", "Scoped"),
     (r"\bAsyncFiles\b", "Files"),
     (r"\bupload_async\b", "upload"),
     (r"\bdownload_async\b", "download"),
@@ -183,6 +192,12 @@ FILES = [
             {},
         )
         for part, calls in CONTROLLER_PARTS.items()
+    ),
+    (
+        PACKAGE / "_async" / "_scoped.py",
+        PACKAGE / "_sync" / "_scoped.py",
+        SCOPED_HEADER,
+        {},
     ),
     (
         PACKAGE / "_async" / "_files.py",

@@ -1,5 +1,5 @@
-"""What the backend tests share: a BackendService on a fresh store, its environments
-ready, on in-memory containers."""
+"""What the controller tests share: environment rows, and a BackendService on a fresh
+store, its environments ready, on in-memory containers."""
 
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +25,13 @@ def ready_environment(
     return EnvironmentRow(
         name, "3.11", list(requirements), False, admin, "ready", lock=lock, image=image
     )
+
+
+def pending_environment(
+    name: str, requirements: Sequence[str] = (), *, admin: bool = False
+) -> EnvironmentRow:
+    """An environment's row before its first build (CPython 3.11, no network)."""
+    return EnvironmentRow(name, "3.11", list(requirements), False, admin, "pending")
 
 
 def backend_service(

@@ -42,7 +42,6 @@ from beephost_controller.ports import (
     ImageNotFoundError,
 )
 from beephost_controller.resolver import Lock
-from beephost_controller.rows import EnvironmentRow
 from beephost_controller.schemas import BACKEND_TYPES
 from beephost_controller.service import (
     ControllerService,
@@ -60,6 +59,7 @@ from beephost_controller.testing import (
     fake_wheel_bytes,
 )
 from tests.unit.controller.conftest import ImageRig
+from tests.unit.controller.support import pending_environment
 
 SIX_HASH = hashlib.sha256(fake_wheel_bytes("six", "1.17.0", "3.11")).hexdigest()
 LOCK = f"six==1.17.0 \\\n    --hash=sha256:{SIX_HASH}\n"
@@ -510,14 +510,7 @@ class _NoLog(JobLog):
 
 def _build(service: ControllerService, name: str, requirements: list[str]) -> None:
     service.store.insert_environment(
-        EnvironmentRow(
-            name=name,
-            python="3.11",
-            requirements=requirements,
-            network=False,
-            admin=name == "admin",
-            status="pending",
-        )
+        pending_environment(name, requirements, admin=name == "admin")
     )
     service.build_environment(name, _NoLog())
     assert service.environment(name).status == "ready"

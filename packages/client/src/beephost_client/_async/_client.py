@@ -11,11 +11,11 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
-from types import TracebackType
 from typing import Any, Self
 
 from beephost_client import _base
 from beephost_client._async._files import AsyncFiles
+from beephost_client._async._scoped import AsyncScoped
 from beephost_client._config import (
     DEFAULT_TIMEOUT,
     Timeout,
@@ -272,7 +272,7 @@ class _AsyncSessionOps:
         return client._interrupted(result)
 
 
-class AsyncClient(_base.BaseClient, _AsyncSessionOps):
+class AsyncClient(_base.BaseClient, _AsyncSessionOps, AsyncScoped):
     """A connection to one Beep Python Host backend, for asyncio code.
 
     The transport is chosen by the URL's scheme: ``unix:///path/pipe.sock`` (pipe),
@@ -432,15 +432,7 @@ class AsyncClient(_base.BaseClient, _AsyncSessionOps):
         self._closed = True
         await self._transport.aclose()
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _leave(self) -> None:
         await self.aclose()
 
     # -- the one I/O path ----------------------------------------------------------------
@@ -474,7 +466,7 @@ class AsyncClient(_base.BaseClient, _AsyncSessionOps):
                 await self._transport.handle_async(command, timeout=wait)
 
 
-class AsyncSession(_AsyncSessionOps):
+class AsyncSession(_AsyncSessionOps, AsyncScoped):
     """A session of an :class:`AsyncClient`: its own worker process and namespace.
 
     Get one from :meth:`AsyncClient.session` (``async with``) or
@@ -562,16 +554,11 @@ class AsyncSession(_AsyncSessionOps):
     async def __aenter__(self) -> Self:
         return await self.open()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _leave(self) -> None:
         await self.aclose()
 
 
-class AsyncRemoteObject(_base.ProxyBase):
+class AsyncRemoteObject(_base.ProxyBase, AsyncScoped):
     """A proxy of an object kept in a session (a handle).
 
     ``await proxy.name`` reads an attribute and ``await proxy.method(*args)`` calls a
@@ -715,19 +702,11 @@ class AsyncRemoteObject(_base.ProxyBase):
                 client._release(self._sid, [self._handle.id], deadline), deadline
             )
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _leave(self) -> None:
         await self.release()
 
 
-class AsyncExecStream:
+class AsyncExecStream(AsyncScoped):
     """The output of a streamed execution: :class:`OutputChunk` and :class:`Output`.
 
     Iterate with ``async for`` inside ``async with``; :attr:`result` is set once the
@@ -789,15 +768,7 @@ class AsyncExecStream:
             items, self._items = self._items, None
             await items.aclose()
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _leave(self) -> None:
         await self.aclose()
 
 

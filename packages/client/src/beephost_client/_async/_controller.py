@@ -9,9 +9,9 @@ the calls, by resource, in ``_controller_environments``, ``_controller_jobs`` an
 """
 
 import os
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
+from beephost_client._async._scoped import AsyncScoped
 from beephost_client._config import DEFAULT_TIMEOUT, Timeout, as_timeout
 from beephost_client._transports._async.controller_http import (
     AsyncHTTPControllerTransport,
@@ -32,7 +32,9 @@ _URL_VARIABLE = "BEEPHOST_CONTROLLER_URL"
 _TOKEN_VARIABLE = "BEEPHOST_CONTROLLER_TOKEN"
 
 
-class AsyncControllerClient(_AsyncEnvironmentCalls, _AsyncJobCalls, _AsyncBackendCalls):
+class AsyncControllerClient(
+    _AsyncEnvironmentCalls, _AsyncJobCalls, _AsyncBackendCalls, AsyncScoped
+):
     """A client of the controller's REST API, for asyncio code.
 
     Connecting does no I/O: the first call opens a connection.
@@ -98,15 +100,7 @@ class AsyncControllerClient(_AsyncEnvironmentCalls, _AsyncJobCalls, _AsyncBacken
         """Close the client's connections."""
         await self._transport.aclose()
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _leave(self) -> None:
         await self.aclose()
 
     # -- health ---------------------------------------------------------------------------

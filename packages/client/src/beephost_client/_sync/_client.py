@@ -9,7 +9,6 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
-from types import TracebackType
 from typing import Any, Self
 
 from beephost_client import _base
@@ -27,6 +26,7 @@ from beephost_client._models import (
     output_of,
 )
 from beephost_client._sync._files import Files
+from beephost_client._sync._scoped import Scoped
 from beephost_client._transports.base import BaseTransport, SyncStream
 from beephost_protocol import DEFAULT_SESSION, Command, Execute, Handle
 from beephost_protocol.errors import BeepHostError, InternalError, NotFound, SessionLost
@@ -270,7 +270,7 @@ class _SessionOps:
         return client._interrupted(result)
 
 
-class Client(_base.BaseClient, _SessionOps):
+class Client(_base.BaseClient, _SessionOps, Scoped):
     """A connection to one Beep Python Host backend, for blocking code.
 
     The transport is chosen by the URL's scheme: ``unix:///path/pipe.sock`` (pipe),
@@ -430,15 +430,7 @@ class Client(_base.BaseClient, _SessionOps):
         self._closed = True
         self._transport.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _leave(self) -> None:
         self.close()
 
     # -- the one I/O path ----------------------------------------------------------------
@@ -472,7 +464,7 @@ class Client(_base.BaseClient, _SessionOps):
                 self._transport.handle(command, timeout=wait)
 
 
-class Session(_SessionOps):
+class Session(_SessionOps, Scoped):
     """A session of an :class:`Client`: its own worker process and namespace.
 
     Get one from :meth:`Client.session` (``with``) or
@@ -560,16 +552,11 @@ class Session(_SessionOps):
     def __enter__(self) -> Self:
         return self.open()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _leave(self) -> None:
         self.close()
 
 
-class RemoteObject(_base.ProxyBase):
+class RemoteObject(_base.ProxyBase, Scoped):
     """A proxy of an object kept in a session (a handle).
 
     ``proxy.name`` reads an attribute (one round trip), ``proxy.name = value``
@@ -714,19 +701,11 @@ class RemoteObject(_base.ProxyBase):
                 client._release(self._sid, [self._handle.id], deadline), deadline
             )
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _leave(self) -> None:
         self.release()
 
 
-class ExecStream:
+class ExecStream(Scoped):
     """The output of a streamed execution: :class:`OutputChunk` and :class:`Output`.
 
     Iterate with ``for`` inside ``with``; :attr:`result` is set once the
@@ -788,15 +767,7 @@ class ExecStream:
             items, self._items = self._items, None
             items.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _leave(self) -> None:
         self.close()
 
 

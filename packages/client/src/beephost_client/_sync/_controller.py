@@ -6,10 +6,10 @@ not edit. Every call blocks its thread; a ControllerClient may be shared by thre
 """
 
 import os
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from beephost_client._config import DEFAULT_TIMEOUT, Timeout, as_timeout
+from beephost_client._sync._scoped import Scoped
 from beephost_client._transports._sync.controller_http import (
     HTTPControllerTransport,
 )
@@ -29,7 +29,7 @@ _URL_VARIABLE = "BEEPHOST_CONTROLLER_URL"
 _TOKEN_VARIABLE = "BEEPHOST_CONTROLLER_TOKEN"
 
 
-class ControllerClient(_EnvironmentCalls, _JobCalls, _BackendCalls):
+class ControllerClient(_EnvironmentCalls, _JobCalls, _BackendCalls, Scoped):
     """A blocking client of the controller's REST API; threads may share it.
 
     Connecting does no I/O: the first call opens a connection.
@@ -95,15 +95,7 @@ class ControllerClient(_EnvironmentCalls, _JobCalls, _BackendCalls):
         """Close the client's connections."""
         self._transport.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _leave(self) -> None:
         self.close()
 
     # -- health ---------------------------------------------------------------------------

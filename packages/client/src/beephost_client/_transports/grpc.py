@@ -113,6 +113,15 @@ def map_error(error: grpc.RpcError, target: str) -> BeepHostError:
     return _from_status(code, str(call.details() or ""), target)
 
 
+@contextlib.contextmanager
+def mapped_errors(target: str) -> Iterator[None]:
+    """Raise a gRPC error of the block as :func:`map_error`'s exception, from it."""
+    try:
+        yield
+    except grpc.RpcError as exc:
+        raise map_error(exc, target) from exc
+
+
 def _from_status(code: grpc.StatusCode, details: str, target: str) -> BeepHostError:
     where = {"target": target, "status": code.name}
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -275,11 +284,9 @@ class GRPCTransport(_GRPCChannel, BaseTransport):
 
     def handle(self, command: Command, *, timeout: float) -> dict[str, Any]:
         spec, request = _encode(command)
-        try:
+        with mapped_errors(self.target):
             deadline, metadata = call_options(command, timeout, self._metadata)
             reply = self._callable(spec)(request, timeout=deadline, metadata=metadata)
-        except grpc.RpcError as exc:
-            raise map_error(exc, self.target) from exc
         return _decode(spec, reply)
 
     def upload(
@@ -295,10 +302,8 @@ class GRPCTransport(_GRPCChannel, BaseTransport):
         deadline: a transfer takes what it takes; gRPC's keepalive watches the peer)."""
         call = self._calls.get("UploadFile") or self._new_upload(self._channel)
         messages = _upload_messages(path, chunks, overwrite, size)
-        try:
+        with mapped_errors(self.target):
             reply = call(messages, metadata=self._metadata)
-        except grpc.RpcError as exc:
-            raise map_error(exc, self.target) from exc
         return pb_files.file_info(reply)
 
     def download(
@@ -307,24 +312,22 @@ class GRPCTransport(_GRPCChannel, BaseTransport):
         """``DownloadFile``: the file's chunks as they arrive."""
         call = self._start_download(path, offset, length)
         try:
-            for chunk in call:
-                if chunk.data:
-                    yield chunk.data
-        except grpc.RpcError as exc:
-            raise map_error(exc, self.target) from exc
+            with mapped_errors(self.target):
+                for chunk in call:
+                    if chunk.data:
+                        yield chunk.data
         finally:
             call.cancel()  # a no-op once it finished; abandons it otherwise
 
     def stream(self, command: Execute, *, timeout: float) -> SyncStream:
         call = self._start_stream(command, timeout)
         try:
-            for event in call:
-                item = _chunk(event)
-                yield item
-                if isinstance(item, dict):
-                    return
-        except grpc.RpcError as exc:
-            raise map_error(exc, self.target) from exc
+            with mapped_errors(self.target):
+                for event in call:
+                    item = _chunk(event)
+                    yield item
+                    if isinstance(item, dict):
+                        return
         finally:
             call.cancel()  # a no-op once it finished; abandons it otherwise
         raise InternalError("the stream ended without a result")
@@ -358,13 +361,11 @@ class AsyncGRPCTransport(_GRPCChannel, AsyncBaseTransport):
 
     async def handle_async(self, command: Command, *, timeout: float) -> dict[str, Any]:
         spec, request = _encode(command)
-        try:
+        with mapped_errors(self.target):
             deadline, metadata = call_options(command, timeout, self._metadata)
             reply = await self._callable(spec)(
                 request, timeout=deadline, metadata=metadata
             )
-        except grpc.RpcError as exc:
-            raise map_error(exc, self.target) from exc
         return _decode(spec, reply)
 
     async def upload_async(
@@ -429,24 +430,22 @@ class AsyncGRPCTransport(_GRPCChannel, AsyncBaseTransport):
         """Async twin of :meth:`GRPCTransport.download`."""
         call = self._start_download(path, offset, length)
         try:
-            async for chunk in call:
-                if chunk.data:
-                    yield chunk.data
-        except grpc.RpcError as exc:
-            raise map_error(exc, self.target) from exc
+            with mapped_errors(self.target):
+                async for chunk in call:
+                    if chunk.data:
+                        yield chunk.data
         finally:
             await _settle(call)
 
     async def stream_async(self, command: Execute, *, timeout: float) -> AsyncStream:
         call = self._start_stream(command, timeout)
         try:
-            async for event in call:
-                item = _chunk(event)
-                yield item
-                if isinstance(item, dict):
-                    return
-        except grpc.RpcError as exc:
-            raise map_error(exc, self.target) from exc
+            with mapped_errors(self.target):
+                async for event in call:
+                    item = _chunk(event)
+                    yield item
+                    if isinstance(item, dict):
+                        return
         finally:
             await _settle(call)
         raise InternalError("the stream ended without a result")
