@@ -136,6 +136,12 @@ class RpcProcess:
                 lines.append(json.loads(line))
         return lines
 
+    def peak_rss(self) -> int:
+        """The server's peak resident set size so far (VmHWM), in bytes."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+        return int(line.split()[1]) * 1024
+
     def stop(self, timeout: float = 20.0) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

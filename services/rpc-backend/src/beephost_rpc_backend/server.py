@@ -30,6 +30,13 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 _HEALTH_INTERVAL = 1.0  # seconds between checks of the executor's readiness
 _STOP_GRACE = 1.0  # after the drain, for released calls to send their answers
+# What a stream may have sent that its handler has not read yet, whatever the link: the
+# receive window. By default grpc sizes it from its BDP probe, and under low memory
+# pressure to max(4 MiB, 2 x BDP) rounded up to a power of two (chttp2 flow_control.cc),
+# so a long-RTT or stalled link grows it to 64-256 MiB and an upload's unread chunks pile
+# up in the server. Four 1 MiB chunks keep an upload streaming; a larger message (up to
+# max_request_bytes) still arrives, as grpc opens the window to a read's whole message.
+RECEIVE_WINDOW_BYTES = 4 << 20
 
 
 class _AsyncHealth(Protocol):
@@ -78,6 +85,8 @@ class RpcServer:
                 # Linux allows several servers on one port with SO_REUSEPORT, which
                 # grpc sets by default: a second instance would start silently.
                 ("grpc.so_reuseport", 0),
+                ("grpc.http2.bdp_probe", 0),
+                ("grpc.http2.lookahead_bytes", RECEIVE_WINDOW_BYTES),
             ],
         )
         exec_pb2_grpc.add_ExecutorServicer_to_server(self.servicer, self.grpc)
