@@ -84,6 +84,10 @@ def test_backends_of_an_image_mount_one_copy_of_its_code_read_only(
         _wait_filled(controller, docker_cli)
         made = _code_volumes(controller, docker_cli)
         assert len(made) == 3  # /usr, /opt and the mark of a complete copy
+        # Counted beside their image: most of an image is its /usr and /opt.
+        (image,) = [i for i in api.images() if ENV in i.environments]
+        assert image.size // 2 < image.code_volumes_bytes < image.size * 2
+        assert image.disk_bytes == image.size + image.code_volumes_bytes
         backends = [_start(api, kind) for kind in ("http", "rpc")]
         for backend in backends:
             mounts = _mounts(backend, docker_cli)
@@ -113,6 +117,7 @@ def test_a_restart_keeps_them_and_the_environments_deletion_removes_them(
         client.stop_backend(backend.id)
         assert _code_volumes(controller, docker_cli) == made
         client.delete_environment(ENV)
+        assert not [i for i in client.images() if i.code_volumes_bytes]
     assert _code_volumes(controller, docker_cli) == {}
 
 

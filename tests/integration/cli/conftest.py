@@ -9,6 +9,15 @@ from tests.integration.cli.support import LiveController, live_controller
 from tests.integration.contract.servers import TOKEN, ServerProcess, ServerSet
 
 
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Messages that name a temporary path stay on one line. Rich wraps at the
+    console's width (80 columns without a terminal) and pytest's temporary paths grow
+    with its run counter (pytest-of-root/pytest-9 -> pytest-10), so a phrase asserted
+    in a wrapped message passed on a fresh machine and failed on a used one."""
+    monkeypatch.setenv("COLUMNS", "400")
+
+
 @pytest.fixture
 def controller(tmp_path: Path) -> Iterator[LiveController]:
     with live_controller(tmp_path) as live:

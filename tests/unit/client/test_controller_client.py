@@ -177,6 +177,16 @@ def test_images_and_prune_decode_into_images() -> None:
     ]
 
 
+def test_an_images_code_volumes_count_in_its_disk_bytes() -> None:
+    image = {"id": "sha256:1", "size": 5, "code_volumes_bytes": 7}
+    client, _ = client_of(
+        reply(200, {"images": [image], "total_bytes": 12, "unused_bytes": 12})
+    )
+    (found,) = client.images()
+    assert (found.size, found.code_volumes_bytes, found.disk_bytes) == (5, 7, 12)
+    assert ctl.Image("sha256:2", size=3).disk_bytes == 3  # an older controller's
+
+
 def test_pools_are_set_listed_and_reset() -> None:
     pool = {
         "environment": "data",

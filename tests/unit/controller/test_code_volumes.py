@@ -1,6 +1,6 @@
 """Code volumes: when backends get them, their fill, and their removal."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -8,6 +8,8 @@ import pytest
 from beephost_controller.backends import BackendRequest, BackendService
 from beephost_controller.backends.code_volumes import (
     COMPLETE,
+    FILL_CHECK,
+    LABEL_CODE_BYTES,
     LABEL_CODE_IMAGE,
     LABEL_CODE_PART,
     CodeVolumes,
@@ -89,7 +91,11 @@ def test_the_first_start_fills_in_the_background_and_the_next_mount(
     own = {**SELECTOR, LABEL_CODE_IMAGE: IMAGE_ID}
     assert containers.volumes[USR] == {**own, LABEL_CODE_PART: "usr"}
     assert containers.volumes[OPT] == {**own, LABEL_CODE_PART: "opt"}
-    assert containers.volumes[PREFIX] == {**own, LABEL_CODE_PART: COMPLETE}
+    assert containers.volumes[PREFIX] == {
+        **own,
+        LABEL_CODE_PART: COMPLETE,
+        LABEL_CODE_BYTES: "1048576",
+    }
     assert len(containers.fills) == 1
 
 
@@ -143,8 +149,11 @@ def test_a_failed_fill_leaves_nothing_and_the_next_start_tries_again(
     fill = containers.fill_volumes
 
     def refused(
-        image: str, mounts: Mapping[str, str], labels: Mapping[str, str]
-    ) -> None:
+        image: str,
+        mounts: Mapping[str, str],
+        labels: Mapping[str, str],
+        check: Sequence[str],
+    ) -> str:
         raise ContainerRuntimeError("no space left on device")
 
     containers.fill_volumes = refused  # type: ignore[method-assign]
@@ -155,6 +164,35 @@ def test_a_failed_fill_leaves_nothing_and_the_next_start_tries_again(
     containers.fill_volumes = fill  # type: ignore[method-assign]
     start(service)
     assert start(service) == {USR: "/usr", OPT: "/opt"}
+
+
+def test_the_marker_carries_the_bytes_the_check_measured(tmp_path: Path) -> None:
+    containers = engine()
+    containers.fill_output = "123456789\n"
+    service = service_on(tmp_path, containers)
+    volumes = service.code_volumes
+    assert volumes.disk_use() == {}
+    start(service)
+    assert containers.volumes[PREFIX][LABEL_CODE_BYTES] == "123456789"
+    assert volumes.disk_use() == {IMAGE_ID: 123456789}
+
+
+def test_a_check_that_says_no_size_is_a_failed_fill(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    containers = engine()
+    containers.fill_output = "Traceback (most recent call last): ...\n"
+    service = service_on(tmp_path, containers)
+    assert start(service) == {}
+    assert "the fill's check said" in caplog.text
+    assert containers.volumes.keys().isdisjoint({USR, OPT, PREFIX})
+    assert service.code_volumes.disk_use() == {}
+
+
+def test_the_check_measures_both_directories_from_the_envs_interpreter() -> None:
+    python, isolated, _, script, *paths = FILL_CHECK
+    assert (python, isolated, paths) == ("/opt/env/bin/python", "-I", ["/usr", "/opt"])
+    compile(script, "<fill check>", "exec")  # the script the container runs parses
 
 
 def test_an_engine_that_cannot_say_its_driver_gets_none_and_is_asked_again(

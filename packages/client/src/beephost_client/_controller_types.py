@@ -236,6 +236,8 @@ class Image:
         id: The image's id.
         tags: Its tags (the environments name it by one of them).
         size: Bytes on disk (layers it shares with other images counted).
+        code_volumes_bytes: Bytes its code volumes take on the engine's disk
+            besides (the controller's CODE_VOLUMES; 0: none); they go with it.
         environments: The environments built into it; none: ``prune_images``
             removes it.
     """
@@ -244,6 +246,12 @@ class Image:
     tags: tuple[str, ...] = ()
     size: int = 0
     environments: tuple[str, ...] = ()
+    code_volumes_bytes: int = 0
+
+    @property
+    def disk_bytes(self) -> int:
+        """All it takes on the engine's disk: ``size`` and ``code_volumes_bytes``."""
+        return self.size + self.code_volumes_bytes
 
 
 @dataclass(frozen=True, slots=True)

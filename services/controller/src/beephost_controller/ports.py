@@ -276,7 +276,9 @@ class BackendContainers(Protocol):
         """Remove a volume; one that is gone already is no error."""
         ...
 
-    def list_volumes(self, labels: Mapping[str, str]) -> list[str]: ...
+    def list_volumes(self, labels: Mapping[str, str]) -> dict[str, dict[str, str]]:
+        """The volumes carrying ``labels``: name -> all their labels."""
+        ...
 
     def storage_driver(self) -> str:
         """The engine's storage driver (``overlay2``, ``fuse-overlayfs``, ...)."""
@@ -287,12 +289,23 @@ class BackendContainers(Protocol):
         ...
 
     def fill_volumes(
-        self, image: str, mounts: Mapping[str, str], labels: Mapping[str, str]
-    ) -> None:
+        self,
+        image: str,
+        mounts: Mapping[str, str],
+        labels: Mapping[str, str],
+        check: Sequence[str],
+    ) -> str:
         """Copy ``image``'s directories into empty named volumes: ``mounts`` maps
         each volume to the directory it receives (the engine's copy of an image's
-        content into an empty volume, made by creating a container, ``labels`` on
-        it, that never runs and is removed)."""
+        content into an empty volume, made by a container, ``labels`` on it, that
+        runs ``check`` with the volumes mounted, and is removed).
+
+        Returns:
+            What ``check`` wrote to its standard output.
+
+        Raises:
+            ContainerRuntimeError: The engine failed, or ``check`` exited non-zero.
+        """
         ...
 
     def create_container(self, spec: ContainerSpec) -> str:

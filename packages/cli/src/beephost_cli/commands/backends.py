@@ -308,8 +308,8 @@ def status(
             )
         )
     if on_disk is not None and not out.json_mode:
-        total = sum(image.size for image in on_disk)
-        unused = sum(image.size for image in on_disk if not image.environments)
+        total = sum(image.disk_bytes for image in on_disk)
+        unused = sum(image.disk_bytes for image in on_disk if not image.environments)
         out.note(
             f"environment images: {size_text(total)} on disk"
             + (f", {size_text(unused)} unused (`beep-host prune`)" if unused else "")

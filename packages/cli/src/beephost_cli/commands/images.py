@@ -25,14 +25,15 @@ def prune(
             removed = [i for i in controller.images() if not i.environments]
         else:
             removed = controller.prune_images()
-    freed = sum(image.size for image in removed)
+    freed = sum(image.disk_bytes for image in removed)
     if out.json_mode:
         out.json({"removed": jsonable(removed), "freed_bytes": freed})
         return
     verb = "would remove" if dry_run else "removed"
     for image in removed:
         out.done(
-            f"{verb} {', '.join(image.tags) or image.id} ({size_text(image.size)})"
+            f"{verb} {', '.join(image.tags) or image.id} "
+            f"({size_text(image.disk_bytes)})"
         )
     if removed:
         out.note(f"{'would free' if dry_run else 'freed'} {size_text(freed)}")

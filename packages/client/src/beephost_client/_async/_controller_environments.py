@@ -217,14 +217,15 @@ class _AsyncEnvironmentCalls(_AsyncControllerBase):
         """Remove every environment image no environment uses.
 
         Returns:
-            The images removed (their ``size`` adds up to the space given back).
+            The images removed (their ``disk_bytes`` add up to the space given
+            back).
 
         Raises:
             Conflict: A job is queued or running; prune once it has finished.
 
         Example::
 
-            freed = sum(i.size for i in await controller.prune_images())
+            freed = sum(i.disk_bytes for i in await controller.prune_images())
         """
         raw = await self._json("POST", "/api/v1/images/prune")
         return _controller.images(raw, "removed")

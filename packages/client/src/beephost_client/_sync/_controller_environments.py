@@ -216,14 +216,15 @@ class _EnvironmentCalls(_ControllerBase):
         """Remove every environment image no environment uses.
 
         Returns:
-            The images removed (their ``size`` adds up to the space given back).
+            The images removed (their ``disk_bytes`` add up to the space given
+            back).
 
         Raises:
             Conflict: A job is queued or running; prune once it has finished.
 
         Example::
 
-            freed = sum(i.size for i in controller.prune_images())
+            freed = sum(i.disk_bytes for i in controller.prune_images())
         """
         raw = self._json("POST", "/api/v1/images/prune")
         return _controller.images(raw, "removed")

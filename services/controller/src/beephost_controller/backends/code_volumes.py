@@ -10,9 +10,10 @@ private copy of what it had read. A volume is a plain directory of the engine's 
 its pages are cached once for every container that mounts it.
 
 So, once per image, the engine copies the image's /usr and /opt into two volumes (its
-copy of an image's content into an empty volume, made by creating a container that
-never runs), and a third, empty, volume marks the copy complete: a fill that a crash
-cut short has no marker and is made again. Backends of the image mount the two
+copy of an image's content into an empty volume, made by a container whose check, the
+image's interpreter run from the volumes, proves the copy and measures it), and a
+third, empty, volume marks the copy complete and carries its size on disk: a fill that
+a crash cut short has no marker and is made again. Backends of the image mount the two
 read-only. The first start of an image asks for the fill, in the background; a start
 someone waits for does not wait for the copy (it runs without them), a pool's member
 does (no one waits for it). Volumes carry the controller's labels
@@ -24,6 +25,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 
+from beephost_controller.images.layout import ENV_PYTHON
 from beephost_controller.ports import BackendContainers, ContainerRuntimeError
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,23 @@ LABEL_CODE_IMAGE = "io.beephost.code-volume.image"
 #: Which part it is: a directory of ``CODE_PATHS`` (``usr``, ``opt``) or ``complete``.
 LABEL_CODE_PART = "io.beephost.code-volume.part"
 COMPLETE = "complete"
+#: On the marker: the bytes the image's code volumes take on the engine's disk.
+LABEL_CODE_BYTES = "io.beephost.code-volume.bytes"
+#: What a fill's container runs, from the filled volumes: the bytes the directories
+#: take on disk (a file linked twice counted once).
+_DISK_USE = """
+import os, sys
+seen, total = set(), 0
+for top in sys.argv[1:]:
+    for root, dirs, files in os.walk(top):
+        for name in dirs + files:
+            st = os.lstat(os.path.join(root, name))
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+print(total)
+"""
+FILL_CHECK = (ENV_PYTHON, "-I", "-c", _DISK_USE, *CODE_PATHS)
 
 
 def code_volume_key(image_id: str) -> str:
@@ -125,10 +144,24 @@ class CodeVolumes:
             logger.warning("no code volumes for %s: %s", image, exc)
             return {}
 
-    def _markers(self) -> list[str]:
+    def _markers(self) -> dict[str, dict[str, str]]:
         return self._containers.list_volumes(
             {**self._labels, LABEL_CODE_PART: COMPLETE}
         )
+
+    def disk_use(self) -> dict[str, int]:
+        """Image id -> the bytes its complete code volumes take on disk (none when
+        the engine cannot say: logged)."""
+        try:
+            markers = self._markers()
+        except ContainerRuntimeError as exc:
+            logger.warning("could not read the code volumes' disk use: %s", exc)
+            return {}
+        return {
+            labels[LABEL_CODE_IMAGE]: int(labels.get(LABEL_CODE_BYTES) or 0)
+            for labels in markers.values()
+            if LABEL_CODE_IMAGE in labels
+        }
 
     def _fill(self, image: str, image_id: str) -> None:
         key = code_volume_key(image_id)
@@ -140,10 +173,13 @@ class CodeVolumes:
                 self._containers.create_volume(
                     name, {**own, LABEL_CODE_PART: path.strip("/")}
                 )
-            self._containers.fill_volumes(image, names, self._labels)
-            self._containers.create_volume(
-                marker_name(self._prefix, key), {**own, LABEL_CODE_PART: COMPLETE}
-            )
+            said = self._containers.fill_volumes(
+                image, names, self._labels, FILL_CHECK
+            ).strip()
+            if not said.isdigit():
+                raise ContainerRuntimeError(f"the fill's check said {said!r}")
+            marker = {**own, LABEL_CODE_PART: COMPLETE, LABEL_CODE_BYTES: said}
+            self._containers.create_volume(marker_name(self._prefix, key), marker)
         except ContainerRuntimeError as exc:
             logger.warning("could not fill the code volumes of %s: %s", image, exc)
             self._remove_quietly(key)

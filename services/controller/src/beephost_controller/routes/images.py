@@ -1,5 +1,7 @@
 """``/api/v1/images``: the disk environment images take, and pruning the unused ones."""
 
+from collections.abc import Mapping
+
 from fastapi import APIRouter
 
 from beephost_controller.deps import Authenticated, BackendsDep, ServiceDep
@@ -13,24 +15,32 @@ router = APIRouter(
 )
 
 
-def _public(use: ImageUse) -> ImagePublic:
+def _public(use: ImageUse, code_volumes: Mapping[str, int]) -> ImagePublic:
     image = use.image
     return ImagePublic(
         id=image.id,
         tags=list(image.tags),
         size=image.size,
+        code_volumes_bytes=code_volumes.get(image.id, 0),
         environments=list(use.environments),
     )
 
 
+def _disk(image: ImagePublic) -> int:
+    return image.size + image.code_volumes_bytes
+
+
 @router.get("", response_model=ImagesPublic, responses=ERROR_RESPONSES)
-def list_images(service: ServiceDep) -> ImagesPublic:
-    """This controller's environment images, their size and who uses them."""
-    images = [_public(use) for use in image_uses(service.store, service.builder)]
+def list_images(service: ServiceDep, backends: BackendsDep) -> ImagesPublic:
+    """This controller's environment images, the disk they (and their code volumes)
+    take, and who uses them."""
+    code = backends.code_volumes.disk_use()
+    uses = image_uses(service.store, service.builder)
+    images = [_public(use, code) for use in uses]
     return ImagesPublic(
         images=images,
-        total_bytes=sum(image.size for image in images),
-        unused_bytes=sum(image.size for image in images if not image.environments),
+        total_bytes=sum(_disk(image) for image in images),
+        unused_bytes=sum(_disk(image) for image in images if not image.environments),
     )
 
 
@@ -38,10 +48,12 @@ def list_images(service: ServiceDep) -> ImagesPublic:
 def prune_images(service: ServiceDep, backends: BackendsDep) -> PruneResult:
     """Remove every environment image no environment uses (409 while a job runs),
     and the code volumes of the images gone."""
+    code = backends.code_volumes.disk_use()
     removed = [
-        _public(ImageUse(image, ())) for image in prune(service.store, service.builder)
+        _public(ImageUse(image, ()), code)
+        for image in prune(service.store, service.builder)
     ]
     backends.code_volumes.remove_unused()
     return PruneResult(
-        removed=removed, freed_bytes=sum(image.size for image in removed)
+        removed=removed, freed_bytes=sum(_disk(image) for image in removed)
     )

@@ -116,10 +116,12 @@ class DockerContainers:
         except docker.errors.DockerException as exc:
             raise ContainerRuntimeError(f"remove volume {name}: {exc}") from exc
 
-    def list_volumes(self, labels: Mapping[str, str]) -> list[str]:
+    def list_volumes(self, labels: Mapping[str, str]) -> dict[str, dict[str, str]]:
         with _mapped_errors(f"list volumes labelled {dict(labels)}"):
             found = self._client.volumes.list(filters=_label_filters(labels))
-        return [str(volume.name) for volume in found]
+        return {
+            str(volume.name): dict(volume.attrs.get("Labels") or {}) for volume in found
+        }
 
     def storage_driver(self) -> str:
         with _mapped_errors("read the engine's storage driver"):
@@ -131,17 +133,20 @@ class DockerContainers:
         )
 
     def fill_volumes(
-        self, image: str, mounts: Mapping[str, str], labels: Mapping[str, str]
-    ) -> None:
+        self,
+        image: str,
+        mounts: Mapping[str, str],
+        labels: Mapping[str, str],
+        check: Sequence[str],
+    ) -> str:
         volumes = {name: {"bind": path, "mode": "rw"} for name, path in mounts.items()}
         with _mapped_errors(f"fill volumes {', '.join(mounts)} from {image}"):
             # The engine copies the image's content into each empty volume when the
             # container is created (at its start on some engines): it runs, so the
-            # copy is made either way, and its /bin/true, run from the volumes, proves
-            # the copy is there.
+            # copy is made either way, and its check runs with them.
             container = self._client.containers.create(
                 image,
-                command=["/bin/true"],
+                command=list(check),
                 entrypoint=[],
                 network_mode="none",
                 cap_drop=["ALL"],
@@ -152,13 +157,15 @@ class DockerContainers:
             try:
                 container.start()
                 status = container.wait(timeout=FILL_TIMEOUT)
+                said = str(container.logs(stdout=True, stderr=False).decode())
             finally:
                 container.remove(force=True)
         if status.get("StatusCode") != 0:
             raise ContainerRuntimeError(
                 f"fill volumes {', '.join(mounts)} from {image}: the check exited "
-                f"{status.get('StatusCode')} ({status.get('Error')})"
+                f"{status.get('StatusCode')} ({status.get('Error')}), saying {said!r}"
             )
+        return said
 
     def create_container(self, spec: ContainerSpec) -> str:
         kwargs: dict[str, Any] = {

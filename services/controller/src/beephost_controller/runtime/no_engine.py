@@ -45,8 +45,8 @@ class NoEngineContainers:
     def remove_volume(self, name: str) -> None:
         return None
 
-    def list_volumes(self, labels: Mapping[str, str]) -> list[str]:
-        return []
+    def list_volumes(self, labels: Mapping[str, str]) -> dict[str, dict[str, str]]:
+        return {}
 
     def storage_driver(self) -> str:
         raise ContainerRuntimeError(REASON)
@@ -55,8 +55,12 @@ class NoEngineContainers:
         return None
 
     def fill_volumes(
-        self, image: str, mounts: Mapping[str, str], labels: Mapping[str, str]
-    ) -> None:
+        self,
+        image: str,
+        mounts: Mapping[str, str],
+        labels: Mapping[str, str],
+        check: Sequence[str],
+    ) -> str:
         raise ContainerRuntimeError(REASON)
 
     def create_container(self, spec: ContainerSpec) -> str:

@@ -117,6 +117,8 @@ class MemoryContainers:
         self.images: dict[str, str] = {}
         #: Each ``fill_volumes``: (image, volume -> directory).
         self.fills: list[tuple[str, dict[str, str]]] = []
+        #: What each fill's check says (code volumes: the bytes the copy takes).
+        self.fill_output = "1048576\n"
         self._ids = itertools.count()
 
     def exit(self, name: str, exit_code: int, *, oom: bool = False) -> None:
@@ -145,12 +147,12 @@ class MemoryContainers:
     def remove_volume(self, name: str) -> None:
         self.volumes.pop(name, None)
 
-    def list_volumes(self, labels: Mapping[str, str]) -> list[str]:
-        return [
-            n
+    def list_volumes(self, labels: Mapping[str, str]) -> dict[str, dict[str, str]]:
+        return {
+            n: dict(lab)
             for n, lab in self.volumes.items()
             if all(lab.get(k) == v for k, v in labels.items())
-        ]
+        }
 
     def storage_driver(self) -> str:
         return self.driver
@@ -164,14 +166,19 @@ class MemoryContainers:
         return ids.pop() if len(ids) == 1 else None
 
     def fill_volumes(
-        self, image: str, mounts: Mapping[str, str], labels: Mapping[str, str]
-    ) -> None:
+        self,
+        image: str,
+        mounts: Mapping[str, str],
+        labels: Mapping[str, str],
+        check: Sequence[str],
+    ) -> str:
         if self.image_id(image) is None:
             raise ContainerRuntimeError(f"no image {image}")
         for volume in mounts:
             if volume not in self.volumes:
                 raise ContainerRuntimeError(f"no volume {volume}")
         self.fills.append((image, dict(mounts)))
+        return self.fill_output
 
     def create_container(self, spec: ContainerSpec) -> str:
         for volume in [*spec.volumes, *spec.shared_volumes]:
