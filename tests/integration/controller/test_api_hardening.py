@@ -364,3 +364,23 @@ def test_405_lists_every_allowed_method(serve: Callable[..., Api]) -> None:
     status, headers, _ = raw(api, "PATCH", "/api/v1/environments", auth)
     assert status == 405
     assert headers["allow"] == "GET, HEAD, POST"
+
+
+def test_an_undeclared_query_parameter_is_a_typed_400(
+    serve: Callable[..., Api],
+) -> None:
+    api = serve()
+    assert api.call("GET", "/api/v1/backends?mine=false")[0] == 200
+    for query in ("wiat=30", "=null", "mine=false&mine2=1"):
+        status, body = api.call("GET", f"/api/v1/backends?{query}")
+        assert status == 400, query
+        assert body["error"]["code"] == "invalid_request"
+        assert "mine" in body["error"]["data"]["declared"]
+    # Declared by a dependency of the route (the backend id's, the log's tail) counts.
+    status, body = api.call("GET", "/api/v1/backends/b-none/logs?tail=5")
+    assert status == 404, body  # the parameter passed; the backend is unknown
+    status, body = api.call("GET", "/api/v1/backends/b-none/logs?tial=5")
+    assert (status, body["error"]["data"]["unknown"]) == (400, ["tial"])
+    # Unauthenticated: the gate's 401 comes first.
+    assert api.call("GET", "/api/v1/backends?wiat=30", token=None)[0] == 401
+    assert api.call("GET", "/health?x=1")[0] == 400

@@ -7,13 +7,14 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from beephost_controller import errors, openapi
 from beephost_controller.backends import BackendService
 from beephost_controller.backends.install import PackageInstaller
 from beephost_controller.backends.lifecycle import CODE_FILL_WAIT
 from beephost_controller.backends.pooling import Pools
+from beephost_controller.deps import refuse_unknown_query
 from beephost_controller.gate import RequestGate
 from beephost_controller.jobs import JobRunner
 from beephost_controller.metrics import ControllerMetrics
@@ -147,6 +148,7 @@ def create_app(
         # routes/docs.py serves /docs without a CDN; no ReDoc (it needs one).
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(refuse_unknown_query)],
     )
     errors.install(app)
     openapi.install(app, settings.pythons)

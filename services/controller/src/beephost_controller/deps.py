@@ -1,10 +1,12 @@
-"""Annotated dependencies: the objects the lifespan put on app.state, and auth."""
+"""Annotated dependencies: the objects the lifespan put on app.state, auth, and the
+refusal of undeclared query parameters."""
 
 import hmac
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request, Security
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from beephost_controller.backends import BackendService, token_digest
@@ -13,7 +15,7 @@ from beephost_controller.backends.pooling import Pools
 from beephost_controller.service import ControllerService
 from beephost_controller.settings import Settings
 from beephost_controller.store import SqliteStore
-from beephost_protocol.errors import NotFound, Unauthorized
+from beephost_protocol.errors import InvalidRequest, NotFound, Unauthorized
 
 T = TypeVar("T")
 
@@ -145,3 +147,36 @@ InstallerDep = Annotated[
 PoolsDep = Annotated[Pools, Depends(_from_state("pools", Pools))]
 StoreDep = Annotated[SqliteStore, Depends(_from_state("store", SqliteStore))]
 Authenticated = Depends(require_token)
+
+
+async def refuse_unknown_query(request: Request) -> None:
+    """Every route's: InvalidRequest (400) for a query parameter it does not declare.
+
+    FastAPI ignores one: a typo (``?wiat=30``), or a parameter only a newer controller
+    understands, would silently do nothing, and the caller could not tell. Refused, as
+    ``extra="forbid"`` refuses a body's unknown fields. The gate has authenticated the
+    request before (gate.py). Async: no worker thread for every request.
+    """
+    route = request.scope.get("route")
+    if not request.query_params or not isinstance(route, APIRoute):
+        return
+    declared = _declared_query(route)
+    unknown = sorted(set(request.query_params.keys()) - declared)
+    if unknown:
+        takes = ", ".join(sorted(declared)) or "none"
+        raise InvalidRequest(
+            f"unknown query parameter(s) {', '.join(map(repr, unknown))}: "
+            f"{request.method} {route.path} takes {takes}",
+            {"unknown": unknown, "declared": sorted(declared)},
+        )
+
+
+def _declared_query(route: APIRoute) -> frozenset[str]:
+    """The query parameters ``route`` and its dependencies declare, by alias."""
+    names: set[str] = set()
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        names.update(str(param.alias) for param in dependant.query_params)
+        pending.extend(dependant.dependencies)
+    return frozenset(names)
