@@ -123,16 +123,19 @@ class ContainerRuntime(Protocol):
         command: Sequence[str],
         *,
         labels: Mapping[str, str] | None = None,
+        volumes: Mapping[str, str] | None = None,
         timeout: float = 60.0,
     ) -> str:
-        """Run a container once without network and return its stdout.
+        """Run a container once without network or capabilities and return its stdout.
 
         The container is removed afterwards, whatever happens.
 
         Args:
             image: Image reference or id.
-            command: argv, run without a shell.
+            command: argv, run without a shell (the image's entrypoint is not used).
             labels: Labels of the container, so a crash leaves findable leftovers.
+            volumes: Named volumes -> where each is mounted, read-write (the engine
+                copies the image's content there into an empty one).
             timeout: Seconds to wait for the exit before killing the container.
 
         Raises:

@@ -75,6 +75,7 @@ class DockerContainers:
     """``BackendContainers`` on docker-py (shares the client of a ``DockerRuntime``)."""
 
     def __init__(self, runtime: DockerRuntime) -> None:
+        self._runtime = runtime
         self._client = runtime._client
         self._networks_lock = threading.Lock()
 
@@ -139,33 +140,12 @@ class DockerContainers:
         labels: Mapping[str, str],
         check: Sequence[str],
     ) -> str:
-        volumes = {name: {"bind": path, "mode": "rw"} for name, path in mounts.items()}
-        with _mapped_errors(f"fill volumes {', '.join(mounts)} from {image}"):
-            # The engine copies the image's content into each empty volume when the
-            # container is created (at its start on some engines): it runs, so the
-            # copy is made either way, and its check runs with them.
-            container = self._client.containers.create(
-                image,
-                command=list(check),
-                entrypoint=[],
-                network_mode="none",
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                labels=dict(labels),
-                volumes=volumes,
-            )
-            try:
-                container.start()
-                status = container.wait(timeout=FILL_TIMEOUT)
-                said = str(container.logs(stdout=True, stderr=False).decode())
-            finally:
-                container.remove(force=True)
-        if status.get("StatusCode") != 0:
-            raise ContainerRuntimeError(
-                f"fill volumes {', '.join(mounts)} from {image}: the check exited "
-                f"{status.get('StatusCode')} ({status.get('Error')}), saying {said!r}"
-            )
-        return said
+        # The engine copies the image's content into each empty volume when the
+        # container is created (at its start on some engines): the check runs with
+        # them mounted, so the copy is made, and proven, either way.
+        return self._runtime.run(
+            image, check, labels=labels, volumes=mounts, timeout=FILL_TIMEOUT
+        )
 
     def create_container(self, spec: ContainerSpec) -> str:
         kwargs: dict[str, Any] = {

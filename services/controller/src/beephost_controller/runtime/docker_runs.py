@@ -34,15 +34,23 @@ class DockerRuns:
         command: Sequence[str],
         *,
         labels: Mapping[str, str] | None = None,
+        volumes: Mapping[str, str] | None = None,
         timeout: float = 60.0,
     ) -> str:
         """``ContainerRuntime.run`` (ports.py): create, start, wait, then remove."""
+        mounts = {
+            name: {"bind": path, "mode": "rw"} for name, path in (volumes or {}).items()
+        }
         with _mapped_errors(f"run {list(command)} in {image}"):
             container = self._client.containers.create(
                 image,
                 command=list(command),
+                entrypoint=[],
                 labels=dict(labels or {}),
                 network_disabled=True,
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                volumes=mounts,
             )
         # docker-py's containers.run(remove=True) leaks the container when start fails,
         # so the lifecycle is spelled out: whatever happens, remove it.

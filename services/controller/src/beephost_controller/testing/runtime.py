@@ -173,6 +173,7 @@ class FakeRuntime(FakeImages):
         command: Sequence[str],
         *,
         labels: Mapping[str, str] | None = None,
+        volumes: Mapping[str, str] | None = None,
         timeout: float = 60.0,
     ) -> str:
         """Answer the CPython version probe for ``image``.
