@@ -64,14 +64,20 @@ def code_volume_key(image_id: str) -> str:
     return image_id.removeprefix("sha256:")[:16]
 
 
+def code_volume_start(prefix: str) -> str:
+    """What the name of every code volume of a controller (``prefix``) starts with."""
+    return f"{prefix}-code-"
+
+
 def code_volume_names(prefix: str, key: str) -> dict[str, str]:
     """The code volumes of the image ``key`` -> the directory each holds."""
-    return {f"{prefix}-code-{key}{path.replace('/', '-')}": path for path in CODE_PATHS}
+    marker = marker_name(prefix, key)
+    return {f"{marker}{path.replace('/', '-')}": path for path in CODE_PATHS}
 
 
 def marker_name(prefix: str, key: str) -> str:
     """The empty volume whose existence says the image's code volumes are complete."""
-    return f"{prefix}-code-{key}"
+    return f"{code_volume_start(prefix)}{key}"
 
 
 class CodeVolumes:
@@ -144,6 +150,10 @@ class CodeVolumes:
             logger.warning("no code volumes for %s: %s", image, exc)
             return {}
 
+    def owns(self, volume: str) -> bool:
+        """Whether ``volume`` (one of this controller's) is a code volume."""
+        return volume.startswith(code_volume_start(self._prefix))
+
     def _markers(self) -> dict[str, dict[str, str]]:
         return self._containers.list_volumes(
             {**self._labels, LABEL_CODE_PART: COMPLETE}
@@ -211,7 +221,7 @@ class CodeVolumes:
     def remove_unused(self) -> list[str]:
         """Remove the code volumes of every image that is gone (those a backend
         still mounts stay); the keys of the images whose volumes went."""
-        start = f"{self._prefix}-code-"
+        start = code_volume_start(self._prefix)
         removed = []
         try:
             markers = self._markers()
@@ -245,15 +255,16 @@ class CodeVolumes:
         with self._lock:
             self.wait_filled(wait)
             self._ready.clear()
-            start = f"{self._prefix}-code-"
             try:
                 found = self._containers.list_volumes(self._labels)
             except ContainerRuntimeError as exc:
                 logger.warning("could not remove the code volumes: %s", exc)
                 return
-            # Markers (the names without a directory's suffix) first, as in _remove.
-            for name in sorted(found, key=lambda n: n.count("-")):
-                if name.startswith(start):
+            # Markers first, as in _remove.
+            for name in sorted(
+                found, key=lambda n: found[n].get(LABEL_CODE_PART) != COMPLETE
+            ):
+                if self.owns(name):
                     try:
                         self._containers.remove_volume(name)
                     except ContainerRuntimeError as exc:

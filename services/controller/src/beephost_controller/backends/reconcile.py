@@ -63,11 +63,11 @@ def reconcile(service: "BackendService") -> dict[str, int]:
         ):
             service.containers.remove_network(network)
     kept = {v for row in rows.values() for v in backend_volumes(row.container_name)}
-    code = f"{service.name_prefix()}-code-"  # shared code volumes: kept below
+    codes = service.code_volumes  # shared by backends: removed with their image below
     for volume in service.containers.list_volumes(selector(service.settings)):
-        if volume not in kept and not volume.startswith(code):
+        if volume not in kept and not codes.owns(volume):
             service.containers.remove_volume(volume)  # a start a crash cut short
-    for key in service.code_volumes.remove_unused():
+    for key in codes.remove_unused():
         logger.info("removed the code volumes of image %s: the image is gone", key)
     for backend_id, row in rows.items():
         if backend_id not in seen and row.status not in ("exited", "stopped"):
