@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -256,6 +257,12 @@ def remove_container(docker_cli: str, container: str) -> None:
         timeout=60,
         check=False,
     )
+
+
+def kill_main_process(docker_cli: str, container: str) -> None:
+    """SIGKILL to the container's main process from the host: to Docker a crash, which
+    its restart policy restarts (unlike ``docker kill``, which it treats as deliberate)."""
+    os.kill(inspect(docker_cli, container)["State"]["Pid"], signal.SIGKILL)
 
 
 def memory_usage(docker_cli: str, container: str) -> str:

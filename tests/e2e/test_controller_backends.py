@@ -7,8 +7,6 @@ every test checks that nothing it cannot account for is left behind.
 """
 
 import json
-import os
-import signal
 import time
 
 import pytest
@@ -16,7 +14,7 @@ import pytest
 from beephost_client.controller import Backend, ControllerClient
 from beephost_protocol.errors import NotFound, SessionLost, Unavailable
 from tests.e2e.conftest import BACKENDS_REPOSITORY
-from tests.e2e.containers import docker, inspect, label_args
+from tests.e2e.containers import docker, inspect, kill_main_process, label_args
 from tests.e2e.controller_process import (
     CONTROLLER_LABEL,
     ControllerProcess,
@@ -206,9 +204,7 @@ def test_a_crashed_server_process_is_restarted_by_docker(
 ) -> None:
     backend = _start_ready(api, environment, "pipe")
     try:
-        # SIGKILL to the server from the host: a crash, which Docker's policy restarts.
-        pid = inspect(docker_cli, backend.container_id or "")["State"]["Pid"]
-        os.kill(pid, signal.SIGKILL)
+        kill_main_process(docker_cli, backend.container_id or "")
         now = wait_restarted(api, backend.id)
         # Docker restarted it at once and reset the exit code: crashed, code unknown
         # (137 when the controller saw the exit before the restart).
@@ -279,6 +275,32 @@ def test_controller_killed_during_a_start_adopts_and_leaves_no_orphan(
     finally:
         api.stop_backend(started.id)
         docker(docker_cli, "rm", "-f", "-v", orphan, check=False)
+
+
+def test_a_backend_a_crash_left_off_its_network_joins_it_at_reconcile(
+    api: ControllerClient,
+    controller: ControllerProcess,
+    environment: str,
+    docker_cli: str,
+) -> None:
+    backend = _start_ready(api, environment, "http")
+    container = backend.container_id or ""
+    network = controller.offline_network
+    assert network in inspect(docker_cli, container)["NetworkSettings"]["Networks"]
+    controller.kill()
+    # A start cut short between the container's start and its network join (the
+    # join follows the start, so the engine sets the network up during the boot).
+    docker(docker_cli, "network", "disconnect", network, container)
+    controller.start()
+    try:
+        assert network in inspect(docker_cli, container)["NetworkSettings"]["Networks"]
+        adopted = api.wait_backend(backend.id, timeout=60)
+        assert adopted.endpoint == backend.endpoint
+        with api.connect_backend(backend.id) as client:
+            assert client.evaluate("2 ** 10") == 1024
+        assert "could not join" not in controller.log()
+    finally:
+        api.stop_backend(backend.id)
 
 
 def test_a_vanished_container_is_marked_missing(

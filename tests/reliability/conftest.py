@@ -1,6 +1,6 @@
 """The reliability suite: the e2e fixtures (a real controller on the real engine), the
-controller with a token, and the summary table's hooks, registered here by importing
-them by name."""
+controller with a token, the fuzzed backends, and the summary table's hooks, registered
+here by importing them by name."""
 
 from tests.e2e.conftest import (  # noqa: F401
     api,
@@ -11,7 +11,10 @@ from tests.e2e.conftest import (  # noqa: F401
     docker_client,
     require_executable,
 )
-from tests.reliability.fuzz_support import token_controller  # noqa: F401
+from tests.reliability.fuzz_support import (  # noqa: F401
+    fuzz_backends,
+    token_controller,
+)
 from tests.reliability.summary import (  # noqa: F401
     pytest_runtest_makereport,
     pytest_terminal_summary,

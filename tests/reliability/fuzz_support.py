@@ -1,5 +1,6 @@
 """What the bad-input and token tests share: the fuzzed backends, a controller with a
-token, a bystander client, and raw access to each wire (pipe lines, gRPC bytes, HTTP).
+token, a tally of cases, a bystander client, and raw access to each wire (pipe lines,
+gRPC bytes, HTTP).
 
 Everything talks to real things: a ``beephost-controller`` process and backend
 containers it started. Raw helpers exist because the SDK refuses to send most of what
@@ -26,6 +27,7 @@ from beephost_client.controller import ControllerClient
 from beephost_protocol import pb_codec
 from tests.e2e.conftest import BuiltBackends
 from tests.e2e.controller_process import ControllerProcess, running_controller
+from tests.reliability.summary import record
 
 ENVIRONMENT = "fuzz"
 KINDS: tuple[Literal["pipe", "http", "rpc"], ...] = ("pipe", "http", "rpc")
@@ -72,12 +74,41 @@ def start_fuzz_backends(api: ControllerClient) -> dict[str, FuzzBackend]:
     return backends
 
 
+@pytest.fixture(scope="module")
+def fuzz_backends(api: ControllerClient) -> dict[str, FuzzBackend]:
+    """:func:`start_fuzz_backends` through the module's ``api`` (the e2e controller's,
+    unless the module overrides ``api``)."""
+    return start_fuzz_backends(api)
+
+
 def still_ready(api: ControllerClient, backend: FuzzBackend) -> str:
     """The controller's view after the abuse: ready, never restarted (else a message)."""
     now = api.backend(backend.id)
     if now.status == "ready" and now.restarts == 0:
         return ""
     return f"{backend.kind} backend is {now.status} after {now.restarts} restart(s)"
+
+
+@dataclass
+class Tally:
+    """The cases one test tried on one surface: each a row of the summary, the failed
+    ones also in ``problems``, which the test asserts empty at its end."""
+
+    area: str
+    surface: str
+    transport: str
+    problems: list[str] = field(default_factory=list)
+
+    def case(self, name: str, got: str, ok: bool) -> None:
+        row = f"{self.surface}: {name} -> {got}"
+        record(self.area, row, self.transport, "pass" if ok else "FAIL")
+        if not ok:
+            self.problems.append(row)
+
+    def backend_afterwards(self, api: ControllerClient, backend: FuzzBackend) -> None:
+        """The last case: :func:`still_ready`."""
+        stray = still_ready(api, backend)
+        self.case("backend afterwards", stray or "ready, 0 restarts", not stray)
 
 
 # -- a controller with a token -------------------------------------------------------------
@@ -244,6 +275,10 @@ class GrpcOutcome:
     code: str | None
     reply: bytes | None = None
 
+    def brief(self) -> str:
+        """The status's name and the error code, e.g. ``UNAUTHENTICATED unauthorized``."""
+        return self.status.name + (f" {self.code}" if self.code else "")
+
 
 def grpc_call(
     channel: grpc.Channel,
@@ -298,6 +333,11 @@ class HttpAnswer:
         error = decoded.get("error") if isinstance(decoded, dict) else None
         code = error.get("code") if isinstance(error, dict) else None
         return code if isinstance(code, str) else None
+
+    def brief(self) -> str:
+        """The status and the error code (if any), e.g. ``401 unauthorized``."""
+        code = self.error_code()
+        return f"{self.status}" + (f" {code}" if code else "")
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):

@@ -47,6 +47,7 @@ from tests.reliability.fuzz_support import (
     FuzzBackend,
     GrpcOutcome,
     HttpAnswer,
+    Tally,
     TokenController,
     grpc_call,
     grpc_stream_call,
@@ -74,11 +75,6 @@ INSTALLS = 5
 #: (creating it builds an image with the SDK: minutes, not a bad-input case).
 PROTECTED = frozenset({ENVIRONMENT, "admin"})
 ERROR_CODES = frozenset(code.value for code in ErrorCode)
-
-
-@pytest.fixture(scope="module")
-def backends(api: ControllerClient) -> dict[str, FuzzBackend]:
-    return start_fuzz_backends(api)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +109,7 @@ def _check_answer(
     ok = answer.status == status and answer.error_code() in ERROR_CODES
     record(
         AREA,
-        f"{surface} {name}: {answer.status} {answer.error_code()}",
+        f"{surface} {name}: {answer.brief()}",
         "http",
         "pass" if ok else "FAIL",
     )
@@ -352,9 +348,9 @@ def test_controller_framework_errors_are_typed(
 
 @pytest.mark.docker
 def test_http_backend_openapi(
-    api: ControllerClient, backends: dict[str, FuzzBackend]
+    api: ControllerClient, fuzz_backends: dict[str, FuzzBackend]
 ) -> None:
-    backend = backends["http"]
+    backend = fuzz_backends["http"]
     headers = {"Authorization": f"Bearer {backend.token}"}
     spec = requests.get(f"{backend.url}/openapi.json", headers=headers, timeout=30)
     opened: list[str] = []
@@ -391,10 +387,10 @@ def test_http_backend_openapi(
 
 @pytest.mark.docker
 def test_http_backend_raw_bodies(
-    api: ControllerClient, backends: dict[str, FuzzBackend]
+    api: ControllerClient, fuzz_backends: dict[str, FuzzBackend]
 ) -> None:
     """What no schema generates: bodies that are no JSON, too deep or too big."""
-    backend = backends["http"]
+    backend = fuzz_backends["http"]
     auth = f"Bearer {backend.token}"
     cases = [
         ("JSON depth bomb", b"[" * 100_000, 400),
@@ -413,7 +409,7 @@ def test_http_backend_raw_bodies(
     refused = (answer.status, answer.error_code()) == (400, "invalid_request")
     record(
         AREA,
-        f"http backend NaN literal in the body: {answer.status} {answer.error_code()}",
+        f"http backend NaN literal in the body: {answer.brief()}",
         "http",
         "pass" if refused else "FAIL",
     )
@@ -424,12 +420,12 @@ def test_http_backend_raw_bodies(
 
 @pytest.mark.docker
 def test_http_backend_file_routes(
-    api: ControllerClient, backends: dict[str, FuzzBackend]
+    api: ControllerClient, fuzz_backends: dict[str, FuzzBackend]
 ) -> None:
     """The workspace's routes with what a schema cannot say: paths that climb out,
     ranges past the end, a body its digest does not match, a size over the quota
     announced before the body. Each is a typed refusal that writes nothing."""
-    backend = backends["http"]
+    backend = fuzz_backends["http"]
     auth = f"Bearer {backend.token}"
     octets = {"Content-Type": "application/octet-stream"}
     written = http_request(
@@ -643,16 +639,11 @@ def _brief(reply: dict[str, Any] | None) -> str:
 
 @pytest.mark.docker
 def test_pipe_bad_frames(
-    api: ControllerClient, backends: dict[str, FuzzBackend]
+    api: ControllerClient, fuzz_backends: dict[str, FuzzBackend]
 ) -> None:
-    backend = backends["pipe"]
+    backend = fuzz_backends["pipe"]
     path, token = backend.socket_path, backend.token
-    problems: list[str] = []
-
-    def case(name: str, got: str, ok: bool) -> None:
-        record(AREA, f"pipe {name}: {got}", "pipe", "pass" if ok else "FAIL")
-        if not ok:
-            problems.append(f"{name}: {got}")
+    tally = Tally(AREA, "pipe", "pipe")
 
     with Bystander(backend) as bystander:
         for name, data, expected in PIPE_FRAMES:
@@ -662,13 +653,13 @@ def test_pipe_bad_frames(
                 wire.request({"id": "after", "type": "ping"})
                 still_open = _matches(wire.reply(), ("result", "after"))
             got = _brief(reply) + ("" if still_open else "; connection lost")
-            case(name, got, _matches(reply, expected) and still_open)
+            tally.case(name, got, _matches(reply, expected) and still_open)
 
         # Many bad frames in one write: one error each, in order, nothing lost.
         with pipe_wire(path, token) as wire:
             wire.send(b"".join(_frame(id=n, type="nope") for n in range(200)))
             ids = [(wire.reply() or {}).get("id") for _ in range(200)]
-            case(
+            tally.case(
                 "200 bad frames in one write",
                 f"{len(ids)} errors",
                 ids == list(range(200)),
@@ -679,7 +670,7 @@ def test_pipe_bad_frames(
             for byte in _frame(id=16, type="eval", params={"expression": "6 * 7"}):
                 wire.send(bytes([byte]))
             reply = wire.reply()
-            case(
+            tally.case(
                 "a frame one byte per write",
                 _brief(reply),
                 reply == {"id": 16, "result": {"value": 42}},
@@ -694,7 +685,7 @@ def test_pipe_bad_frames(
             ok = _matches(reply, ("error", "invalid_request", None)) and _matches(
                 wire.reply(), ("result", "after")
             )
-            case("garbage before hello", _brief(reply), ok)
+            tally.case("garbage before hello", _brief(reply), ok)
         with pipe_wire(path) as wire:
             wire.send(
                 _frame(id=17, type="exec", params={"code": "1"})
@@ -703,7 +694,7 @@ def test_pipe_bad_frames(
             reply = wire.reply()
             closed = wire.closed_by_server()
             ok = _matches(reply, ("error", "unauthorized", 17)) and closed
-            case(
+            tally.case(
                 "a command before hello",
                 _brief(reply) + (", closed" if closed else ""),
                 ok,
@@ -726,7 +717,9 @@ def test_pipe_bad_frames(
             with pipe_wire(path, token) as wire:
                 wire.request({"id": "after", "type": "ping"})
                 ok = _matches(wire.reply(), ("result", "after"))
-            case(name, "the next connection is served" if ok else "not served", ok)
+            tally.case(
+                name, "the next connection is served" if ok else "not served", ok
+            )
 
         # Connections opened and dropped at once, some mid-hello.
         for n in range(50):
@@ -738,22 +731,23 @@ def test_pipe_bad_frames(
         with pipe_wire(path, token) as wire:
             wire.request({"id": "after", "type": "ping"})
             ok = _matches(wire.reply(), ("result", "after"))
-        case(
+        tally.case(
             "50 connections dropped at once", "served after" if ok else "not served", ok
         )
         time.sleep(0.5)  # the bystander runs on a little after the last case
 
-    case(
+    tally.case(
         "a well-behaved client on another connection meanwhile",
         f"{bystander.calls} evaluations, {len(bystander.failures)} failures",
         bystander.calls > 0 and not bystander.failures,
     )
     logs = api.backend_logs(backend.id, tail=2000)
     crashes = [line for line in logs.splitlines() if "Fatal error" in line]
-    case("server log", f"{len(crashes)} fatal transport errors", not crashes)
-    stray = still_ready(api, backend)
-    case("backend afterwards", stray or "ready, 0 restarts", not stray)
-    assert not problems, "\n".join(problems + bystander.failures[:5] + crashes[:2])
+    tally.case("server log", f"{len(crashes)} fatal transport errors", not crashes)
+    tally.backend_afterwards(api, backend)
+    assert not tally.problems, "\n".join(
+        tally.problems + bystander.failures[:5] + crashes[:2]
+    )
 
 
 def test_pipe_decode_frame_regressions() -> None:
@@ -807,10 +801,6 @@ def _typed(outcome: GrpcOutcome) -> bool:
     return outcome.code in ERROR_CODES and outcome.status != grpc.StatusCode.INTERNAL
 
 
-def _outcome_text(outcome: GrpcOutcome) -> str:
-    return outcome.status.name + (f" {outcome.code}" if outcome.code else "")
-
-
 def _raw_tcp(host: str, port: int, data: bytes) -> str:
     """Send bytes to the port; what came back before the server closed or went quiet."""
     received = 0
@@ -827,17 +817,12 @@ def _raw_tcp(host: str, port: int, data: bytes) -> str:
 
 @pytest.mark.docker
 def test_grpc_bad_calls(
-    api: ControllerClient, backends: dict[str, FuzzBackend]
+    api: ControllerClient, fuzz_backends: dict[str, FuzzBackend]
 ) -> None:
-    backend = backends["rpc"]
+    backend = fuzz_backends["rpc"]
     metadata = [("authorization", f"Bearer {backend.token}")]
     host, port = backend.target.rsplit(":", 1)
-    problems: list[str] = []
-
-    def case(name: str, got: str, ok: bool) -> None:
-        record(AREA, f"gRPC {name}: {got}", "grpc", "pass" if ok else "FAIL")
-        if not ok:
-            problems.append(f"{name}: {got}")
+    tally = Tally(AREA, "gRPC", "grpc")
 
     def serving(channel: grpc.Channel) -> bool:
         check = grpc_call(channel, "/grpc.health.v1.Health/Check", b"")
@@ -861,7 +846,7 @@ def test_grpc_bad_calls(
         ]:  # fmt: skip
             what = _raw_tcp(host, int(port), data)
             ok = serving(channel)
-            case(
+            tally.case(
                 f"raw TCP: {name}", what + ("; SERVING" if ok else "; NOT SERVING"), ok
             )
 
@@ -874,14 +859,14 @@ def test_grpc_bad_calls(
                     outcome.status == grpc.StatusCode.INVALID_ARGUMENT
                     and outcome.code == "invalid_request"
                 )
-                case(f"{method} {name}", _outcome_text(outcome), ok)
+                tally.case(f"{method} {name}", outcome.brief(), ok)
             rng = random.Random(method)
             statuses: collections.Counter[str] = collections.Counter()
             untyped = 0
             for _ in range(RANDOM_PAYLOADS):
                 payload = rng.randbytes(rng.randrange(1, 200))
                 outcome = grpc_call(channel, EXECUTOR + method, payload, metadata)
-                statuses[_outcome_text(outcome)] += 1
+                statuses[outcome.brief()] += 1
                 untyped += not _typed(outcome)
                 if method == "OpenSession" and outcome.reply is not None:
                     # A session is a worker process: close it at once.
@@ -890,7 +875,7 @@ def test_grpc_bad_calls(
                     )
                     closing = EXECUTOR + "CloseSession"
                     grpc_call(channel, closing, ref.SerializeToString(), metadata)
-            case(
+            tally.case(
                 f"{method} {RANDOM_PAYLOADS} random payloads",
                 ", ".join(f"{s} x{n}" for s, n in sorted(statuses.items())),
                 untyped == 0,
@@ -901,9 +886,9 @@ def test_grpc_bad_calls(
             outcome = grpc_stream_call(
                 channel, EXECUTOR + "ExecuteStream", payload, metadata
             )
-            case(
+            tally.case(
                 f"ExecuteStream {name}",
-                _outcome_text(outcome),
+                outcome.brief(),
                 outcome.code == "invalid_request",
             )
         for name, payload in MALFORMED[:2]:
@@ -914,7 +899,7 @@ def test_grpc_bad_calls(
                 outcome.status == grpc.StatusCode.INVALID_ARGUMENT
                 and outcome.code == "invalid_request"
             )
-            case(f"ExecuteStream {name}", _outcome_text(outcome), ok)
+            tally.case(f"ExecuteStream {name}", outcome.brief(), ok)
 
         # Valid messages with bad JSON inside.
         for name, message, method in [
@@ -934,7 +919,7 @@ def test_grpc_bad_calls(
                 outcome.status == grpc.StatusCode.INVALID_ARGUMENT
                 and outcome.code == "invalid_request"
             )
-            case(name, _outcome_text(outcome), ok)
+            tally.case(name, outcome.brief(), ok)
         outcome = grpc_call(
             channel,
             EXECUTOR + "Evaluate",
@@ -943,9 +928,9 @@ def test_grpc_bad_calls(
             ).SerializeToString(),
             metadata,
         )
-        case(
+        tally.case(
             "nested 900 deep in locals_json",
-            _outcome_text(outcome),
+            outcome.brief(),
             _typed(outcome) and outcome.code != "internal",
         )
 
@@ -956,9 +941,9 @@ def test_grpc_bad_calls(
             ("not a method path", "/nothing"),
         ]:
             outcome = grpc_call(channel, method, b"", metadata)
-            case(
+            tally.case(
                 name,
-                _outcome_text(outcome),
+                outcome.brief(),
                 outcome.status == grpc.StatusCode.UNIMPLEMENTED,
             )
 
@@ -970,9 +955,9 @@ def test_grpc_bad_calls(
             metadata,
             timeout=60,
         )
-        case(
+        tally.case(
             "message of 33 MiB",
-            _outcome_text(outcome),
+            outcome.brief(),
             outcome.status == grpc.StatusCode.RESOURCE_EXHAUSTED,
         )
         outcome = grpc_call(
@@ -981,23 +966,22 @@ def test_grpc_bad_calls(
             pb.EvaluateRequest(expression="6 * 7").SerializeToString(),
             metadata,
         )
-        case(
+        tally.case(
             "a good call afterwards",
-            _outcome_text(outcome),
+            outcome.brief(),
             outcome.reply == b"\n\x0242",
         )
         time.sleep(0.5)
         ok = serving(channel)
-        case("health afterwards", "SERVING" if ok else "NOT SERVING", ok)
+        tally.case("health afterwards", "SERVING" if ok else "NOT SERVING", ok)
 
-    case(
+    tally.case(
         "a well-behaved client on another channel meanwhile",
         f"{bystander.calls} evaluations, {len(bystander.failures)} failures",
         bystander.calls > 0 and not bystander.failures,
     )
-    stray = still_ready(api, backend)
-    case("backend afterwards", stray or "ready, 0 restarts", not stray)
-    assert not problems, "\n".join(problems + bystander.failures[:5])
+    tally.backend_afterwards(api, backend)
+    assert not tally.problems, "\n".join(tally.problems + bystander.failures[:5])
 
 
 @pytest.mark.anyio

@@ -20,19 +20,18 @@ Every outcome is recorded for the suite's summary (area "faults").
 """
 
 import contextlib
-import os
-import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
 from beephost_client import ConnectError, ConnectionLost
-from beephost_client.controller import ControllerClient
+from beephost_client.controller import Backend, ControllerClient
 from beephost_protocol.errors import NotFound, SessionLost, Unavailable
-from tests.e2e.containers import docker, inspect
+from tests.e2e.containers import docker, kill_main_process
 from tests.e2e.controller_process import ControllerProcess, wait_restarted
 from tests.reliability.faults_support import (
     StatusWatcher,
@@ -64,6 +63,38 @@ def _orphans(api: ControllerClient, controller: ControllerProcess) -> list[str]:
     return sorted(set(controller.owned()) - listed)
 
 
+@contextlib.contextmanager
+def _none_left(
+    api: ControllerClient, controller: ControllerProcess, backends: Iterable[Backend]
+) -> Iterator[None]:
+    """When the block ends, stops each of ``backends`` the block has not; if the block
+    passed, checks that none of their containers is left. (Not that the controller
+    owns none: the first start of an image copies it into code volumes, in a container
+    of the controller's that may still run.)"""
+    backends = list(backends)
+    try:
+        yield
+    finally:
+        for backend in backends:
+            with contextlib.suppress(NotFound):
+                api.stop_backend(backend.id)
+    left = {(b.container_id or "")[:12] for b in backends} & set(controller.owned())
+    assert not left, left
+
+
+@contextlib.contextmanager
+def _backends(
+    api: ControllerClient,
+    controller: ControllerProcess,
+    environment: str,
+    kinds: Iterable[str] = KINDS,
+) -> Iterator[dict[str, Backend]]:
+    """One ready backend per kind for the block, then :func:`_none_left`."""
+    backends = start_backends(api, environment, kinds)
+    with _none_left(api, controller, backends.values()):
+        yield backends
+
+
 # -- backends killed during requests -------------------------------------------------
 
 
@@ -71,7 +102,7 @@ def _kill(docker_cli: str, how: str, container: str) -> None:
     if how == "docker kill":
         docker(docker_cli, "kill", container)
     else:  # the server process, from the host: Docker sees a crash and restarts it
-        os.kill(inspect(docker_cli, container)["State"]["Pid"], signal.SIGKILL)
+        kill_main_process(docker_cli, container)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -79,20 +110,18 @@ def test_a_backend_killed_during_requests(
     api: ControllerClient,
     controller: ControllerProcess,
     environment: str,
-    docker_cli: str,
     kind: str,
 ) -> None:
-    backend = start_backends(api, environment, [kind])[kind]
-    container = backend.container_id or ""
     problems: list[str] = []
-    try:
+    with _backends(api, controller, environment, [kind]) as backends:
+        backend = backends[kind]
         with Traffic(backend, sync_clients=2, async_clients=1) as traffic:
             traffic.wait_all_succeed(since=0.0)
             for number, how in enumerate(("docker kill", "SIGKILL server"), 1):
                 with StatusWatcher(controller, backend.id) as watcher:
                     time.sleep(0.3)  # requests are in flight
                     killed = time.monotonic()
-                    _kill(docker_cli, how, container)
+                    _kill(controller.docker_cli, how, backend.container_id or "")
                     now = wait_restarted(api, backend.id, restarts=number)
                     ready = time.monotonic()
                     recovered = traffic.wait_all_succeed(since=ready)
@@ -134,9 +163,6 @@ def test_a_backend_killed_during_requests(
                 if not truthful:
                     problems.append(f"{how}: status {statuses}, backend {now}")
                 assert errors, f"{how}: no request failed; was nothing in flight?"
-    finally:
-        api.stop_backend(backend.id)
-    assert container[:12] not in controller.owned()
     assert not problems, problems
 
 
@@ -152,7 +178,7 @@ def test_the_controller_killed_during_a_start_of_each_type(
     at_kill = {kind: b.status for kind, b in started.items()}
     controller.kill()
     controller.start()
-    try:
+    with _none_left(api, controller, started.values()):
         outcomes = {}
         for kind, backend in started.items():
             adopted = api.wait_backend(backend.id, timeout=60)
@@ -184,9 +210,6 @@ def test_the_controller_killed_during_a_start_of_each_type(
         assert orphans == []
         # One network, shared by the http and rpc backends (pipe has none).
         assert networks == {controller.offline_network}
-    finally:
-        for backend in started.values():
-            api.stop_backend(backend.id)
     assert controller.owned() == []
     assert set(controller.owned("network")) <= {controller.offline_network}
 
@@ -240,8 +263,7 @@ def test_the_controller_killed_during_a_stop_of_each_type(
     controller: ControllerProcess,
     environment: str,
 ) -> None:
-    backends = start_backends(api, environment)
-    try:
+    with _backends(api, controller, environment) as backends:
         for kind, backend in backends.items():
             container = backend.container_id or ""
             reply = _delete_and_kill(controller, backend.id, STOP_KILL_DELAY[kind])
@@ -282,10 +304,6 @@ def test_the_controller_killed_during_a_stop_of_each_type(
                 api.stop_backend(backend.id)
             with pytest.raises(NotFound):
                 api.backend(backend.id)
-    finally:
-        for backend in backends.values():
-            with contextlib.suppress(NotFound):
-                api.stop_backend(backend.id)
     assert controller.owned() == []
     assert set(controller.owned("network")) <= {controller.offline_network}
 
@@ -298,8 +316,7 @@ def test_the_controller_killed_during_a_build_while_backends_serve(
     controller: ControllerProcess,
     environment: str,
 ) -> None:
-    backends = start_backends(api, environment)
-    try:
+    with _backends(api, controller, environment) as backends:
         traffic = {
             kind: Traffic(b, sync_clients=1, async_clients=0)
             for kind, b in backends.items()
@@ -365,7 +382,4 @@ def test_the_controller_killed_during_a_build_while_backends_serve(
             )
         assert _orphans(api, controller) == []
         api.delete_environment("faults-attrs")
-    finally:
-        for backend in backends.values():
-            api.stop_backend(backend.id)
     assert controller.owned() == []

@@ -30,7 +30,6 @@ the JSON string exactly. A raw newline in the header is refused by the HTTP pars
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import grpc
 import pytest
@@ -41,17 +40,16 @@ from tests.e2e.controller_process import ControllerProcess
 from tests.reliability.fuzz_support import (
     EXECUTOR,
     FuzzBackend,
+    GrpcOutcome,
     HttpAnswer,
+    Tally,
     TokenController,
     grpc_call,
     grpc_stream_call,
     http_request,
     pipe_wire,
     raw_http,
-    start_fuzz_backends,
-    still_ready,
 )
-from tests.reliability.summary import record
 
 pytestmark = pytest.mark.docker
 
@@ -60,13 +58,9 @@ AREA = "tokens"
 
 @pytest.fixture(scope="module")
 def api(token_controller: TokenController) -> Iterator[ControllerClient]:
+    """A client of the controller with a token: ``fuzz_backends`` are its."""
     with token_controller.client() as client:
         yield client
-
-
-@pytest.fixture(scope="module")
-def backends(api: ControllerClient) -> dict[str, FuzzBackend]:
-    return start_fuzz_backends(api)
 
 
 # -- the variants --------------------------------------------------------------------------
@@ -109,25 +103,6 @@ ACCEPTED = [
 ]
 
 
-@dataclass
-class Tally:
-    """The cases one surface tried; ``problems`` fails the test at its end."""
-
-    surface: str
-    transport: str
-    problems: list[str]
-
-    def case(self, name: str, got: str, ok: bool) -> None:
-        record(
-            AREA,
-            f"{self.surface}: {name} -> {got}",
-            self.transport,
-            "pass" if ok else "FAIL",
-        )
-        if not ok:
-            self.problems.append(f"{self.surface}: {name} -> {got}")
-
-
 def _http_refused(answer: HttpAnswer) -> bool:
     return (
         answer.status == 401
@@ -139,11 +114,6 @@ def _http_refused(answer: HttpAnswer) -> bool:
 def _http_passed(answer: HttpAnswer) -> bool:
     """Past the token check: not 401, and no server error."""
     return answer.status != 401 and answer.status < 500
-
-
-def _http_got(answer: HttpAnswer) -> str:
-    code = answer.error_code()
-    return f"{answer.status}" + (f" {code}" if code else "")
 
 
 def check_http_surface(
@@ -165,7 +135,7 @@ def check_http_surface(
             ("another surface's token", f"Bearer {foreign_token}"),
         ]:
             answer = http_request(base, method, path, credentials, body)
-            tally.case(f"{where} {name}", _http_got(answer), _http_refused(answer))
+            tally.case(f"{where} {name}", answer.brief(), _http_refused(answer))
         # Whitespace padding of the exact token (see the module's docstring).
         for name, credentials in [
             ("trailing space", f"Bearer {token} "),
@@ -173,11 +143,11 @@ def check_http_surface(
         ]:
             answer = http_request(base, method, path, credentials, body)
             ok = _http_passed(answer) if padded_accepted else _http_refused(answer)
-            tally.case(f"{where} {name}", _http_got(answer), ok)
+            tally.case(f"{where} {name}", answer.brief(), ok)
         for name, spelling in ACCEPTED:
             credentials = spelling.format(token=token)
             answer = http_request(base, method, path, credentials, body)
-            tally.case(f"{where} {name}", _http_got(answer), _http_passed(answer))
+            tally.case(f"{where} {name}", answer.brief(), _http_passed(answer))
     if not base.startswith("unix://"):
         host, port = host_port.rsplit(":", 1)
         for name, header in [
@@ -194,18 +164,16 @@ def check_http_surface(
     for path in open_paths:
         for name, credentials in [("no token", None), ("wrong token", "Bearer nope")]:
             answer = http_request(base, "GET", path, credentials)
-            tally.case(
-                f"open GET {path} {name}", _http_got(answer), answer.status < 300
-            )
+            tally.case(f"open GET {path} {name}", answer.brief(), answer.status < 300)
     method, path, body = protected[0]
     answer = http_request(base, method, path, f"Bearer {token}", body)
-    tally.case("right token afterwards", _http_got(answer), answer.status < 300)
+    tally.case("right token afterwards", answer.brief(), answer.status < 300)
 
 
 def test_controller_rest_api(
-    token_controller: TokenController, backends: dict[str, FuzzBackend]
+    token_controller: TokenController, fuzz_backends: dict[str, FuzzBackend]
 ) -> None:
-    tally = Tally("controller REST (TCP)", "http", [])
+    tally = Tally(AREA, "controller REST (TCP)", "http")
     check_http_surface(
         tally,
         token_controller.url,
@@ -213,20 +181,20 @@ def test_controller_rest_api(
         protected=[
             ("GET", "/api/v1/environments", None),
             ("GET", "/api/v1/config", None),
-            ("GET", f"/api/v1/backends/{backends['http'].id}/connection", None),
+            ("GET", f"/api/v1/backends/{fuzz_backends['http'].id}/connection", None),
             ("DELETE", "/api/v1/environments/no-such-env", None),
         ],
         open_paths=["/health", "/ready", "/metrics"],
         padded_accepted=False,
-        foreign_token=backends["http"].token,
+        foreign_token=fuzz_backends["http"].token,
     )
     assert not tally.problems, "\n".join(tally.problems)
 
 
 def test_controller_admin_socket(
-    token_controller: TokenController, backends: dict[str, FuzzBackend]
+    token_controller: TokenController, fuzz_backends: dict[str, FuzzBackend]
 ) -> None:
-    tally = Tally("controller admin socket", "http+unix", [])
+    tally = Tally(AREA, "controller admin socket", "http+unix")
     check_http_surface(
         tally,
         f"unix://{token_controller.admin_socket}",
@@ -237,7 +205,7 @@ def test_controller_admin_socket(
         ],
         open_paths=["/health", "/ready"],
         padded_accepted=False,
-        foreign_token=backends["pipe"].token,
+        foreign_token=fuzz_backends["pipe"].token,
     )
     assert not tally.problems, "\n".join(tally.problems)
 
@@ -247,10 +215,10 @@ def test_admin_socket_needs_a_token_when_the_tcp_api_has_none(
 ) -> None:
     """The e2e controller has no token: its TCP API is open on loopback, its admin
     socket is not (deps.require_token)."""
-    tally = Tally("controller admin socket, no controller token", "http+unix", [])
+    tally = Tally(AREA, "controller admin socket, no controller token", "http+unix")
     socket_url = f"unix://{controller.socket_root / 'controller' / 'api.sock'}"
     tcp = http_request(controller.url, "GET", "/api/v1/environments")
-    tally.case("TCP without a token", _http_got(tcp), tcp.status == 200)
+    tally.case("TCP without a token", tcp.brief(), tcp.status == 200)
     for name, credentials in [
         ("missing", None),
         ("empty", ""),
@@ -258,19 +226,19 @@ def test_admin_socket_needs_a_token_when_the_tcp_api_has_none(
         ("any token", "Bearer anything-at-all-0123456789"),
     ]:
         answer = http_request(socket_url, "GET", "/api/v1/environments", credentials)
-        tally.case(name, _http_got(answer), _http_refused(answer))
+        tally.case(name, answer.brief(), _http_refused(answer))
     answer = http_request(socket_url, "GET", "/health")
-    tally.case("open GET /health", _http_got(answer), answer.status == 200)
+    tally.case("open GET /health", answer.brief(), answer.status == 200)
     assert not tally.problems, "\n".join(tally.problems)
 
 
 def test_http_backend(
     api: ControllerClient,
-    backends: dict[str, FuzzBackend],
+    fuzz_backends: dict[str, FuzzBackend],
     token_controller: TokenController,
 ) -> None:
-    backend = backends["http"]
-    tally = Tally("http backend", "http", [])
+    backend = fuzz_backends["http"]
+    tally = Tally(AREA, "http backend", "http")
     check_http_surface(
         tally,
         backend.url,
@@ -287,33 +255,27 @@ def test_http_backend(
     )
     # An unknown path needs the token too: no probing which routes exist.
     answer = http_request(backend.url, "GET", "/no/such/route")
-    tally.case("unknown path, no token", _http_got(answer), _http_refused(answer))
-    stray = still_ready(api, backend)
-    tally.case("backend afterwards", stray or "ready, 0 restarts", not stray)
+    tally.case("unknown path, no token", answer.brief(), _http_refused(answer))
+    tally.backend_afterwards(api, backend)
     assert not tally.problems, "\n".join(tally.problems)
 
 
 def test_grpc_backend(
     api: ControllerClient,
-    backends: dict[str, FuzzBackend],
+    fuzz_backends: dict[str, FuzzBackend],
     token_controller: TokenController,
 ) -> None:
-    backend = backends["rpc"]
+    backend = fuzz_backends["rpc"]
     token = backend.token
-    tally = Tally("gRPC backend", "grpc", [])
+    tally = Tally(AREA, "gRPC backend", "grpc")
     request = pb.EvaluateRequest(expression="6 * 7").SerializeToString()
     stream_request = pb.ExecuteRequest(code="print(1)").SerializeToString()
 
-    def refused(outcome: object) -> bool:
+    def refused(outcome: GrpcOutcome) -> bool:
         return (
-            getattr(outcome, "status", None) == grpc.StatusCode.UNAUTHENTICATED
-            and getattr(outcome, "code", None) == "unauthorized"
+            outcome.status == grpc.StatusCode.UNAUTHENTICATED
+            and outcome.code == "unauthorized"
         )
-
-    def got(outcome: object) -> str:
-        status = getattr(outcome, "status", None)
-        code = getattr(outcome, "code", None)
-        return f"{status.name if status else '?'}" + (f" {code}" if code else "")
 
     variants: list[tuple[str, list[tuple[str, str]]]] = [
         (name, [] if credentials is None else [("authorization", credentials)])
@@ -344,20 +306,20 @@ def test_grpc_backend(
     with grpc.insecure_channel(backend.target) as channel:
         for name, metadata in variants:
             outcome = grpc_call(channel, EXECUTOR + "Evaluate", request, metadata)
-            tally.case(f"Evaluate {name}", got(outcome), refused(outcome))
+            tally.case(f"Evaluate {name}", outcome.brief(), refused(outcome))
         for name, metadata in variants[:3]:
             outcome = grpc_stream_call(
                 channel, EXECUTOR + "ExecuteStream", stream_request, metadata
             )
-            tally.case(f"ExecuteStream {name}", got(outcome), refused(outcome))
+            tally.case(f"ExecuteStream {name}", outcome.brief(), refused(outcome))
         # A malformed request without the token is refused as unauthenticated too.
         outcome = grpc_call(channel, EXECUTOR + "Evaluate", b"\xff\xff\xff", [])
-        tally.case("garbage payload, no token", got(outcome), refused(outcome))
+        tally.case("garbage payload, no token", outcome.brief(), refused(outcome))
         for name, spelling in ACCEPTED:
             metadata = [("authorization", spelling.format(token=token))]
             outcome = grpc_call(channel, EXECUTOR + "Evaluate", request, metadata)
             ok = outcome.status == grpc.StatusCode.OK and outcome.reply == b"\n\x0242"
-            tally.case(f"Evaluate {name}", got(outcome), ok)
+            tally.case(f"Evaluate {name}", outcome.brief(), ok)
         # Open by design: health and reflection, with no token and with a wrong one.
         for name, metadata in [
             ("no token", []),
@@ -365,11 +327,10 @@ def test_grpc_backend(
         ]:
             outcome = grpc_call(channel, "/grpc.health.v1.Health/Check", b"", metadata)
             serving = outcome.reply == b"\x08\x01"  # status: SERVING
-            tally.case(f"open health check, {name}", got(outcome), serving)
+            tally.case(f"open health check, {name}", outcome.brief(), serving)
         listing = _reflection_lists_services(channel)
         tally.case("open reflection, no token", listing, "Executor" in listing)
-    stray = still_ready(api, backend)
-    tally.case("backend afterwards", stray or "ready, 0 restarts", not stray)
+    tally.backend_afterwards(api, backend)
     assert not tally.problems, "\n".join(tally.problems)
 
 
@@ -388,12 +349,12 @@ def _reflection_lists_services(channel: grpc.Channel) -> str:
 
 def test_pipe_backend(
     api: ControllerClient,
-    backends: dict[str, FuzzBackend],
+    fuzz_backends: dict[str, FuzzBackend],
     token_controller: TokenController,
 ) -> None:
-    backend = backends["pipe"]
+    backend = fuzz_backends["pipe"]
     token = backend.token
-    tally = Tally("pipe backend", "pipe", [])
+    tally = Tally(AREA, "pipe backend", "pipe")
     path = backend.socket_path
 
     # hello's token: absent, of the wrong type, or a near miss.
@@ -481,6 +442,5 @@ def test_pipe_backend(
             str((answer or {}).get("result")),
             answer == {"id": 4, "result": {"value": False}},
         )
-    stray = still_ready(api, backend)
-    tally.case("backend afterwards", stray or "ready, 0 restarts", not stray)
+    tally.backend_afterwards(api, backend)
     assert not tally.problems, "\n".join(tally.problems)

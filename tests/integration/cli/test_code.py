@@ -11,6 +11,7 @@ from typer.testing import CliRunner, Result
 from beephost_cli.main import app
 from tests.integration.cli.support import subprocess_env
 from tests.integration.contract.servers import TOKEN, ServerProcess
+from tests.results import exec_result
 
 KINDS = ("pipe", "http")
 
@@ -48,16 +49,9 @@ def test_exec_streams_and_prints_the_trailing_value(
     script = tmp_path / "script.py"
     script.write_text("total = sum(range(5))\nprint(total)\ndone = True\n")
     from_file = cli(backends[kind], "exec", "-f", str(script), "--json")
-    assert json.loads(from_file.stdout) == {
-        "stdout": "10\n",
-        "stderr": "",
-        "value": None,
-        "has_value": False,
-        "stdout_dropped": 0,
-        "stderr_dropped": 0,
-        "outputs": [],
-        "outputs_dropped": 0,
-    }
+    assert json.loads(from_file.stdout) == exec_result(
+        stdout="10\n", outputs=[], outputs_dropped=0
+    )
     # A trailing None is not printed, as in the REPL.
     from_stdin = cli(backends[kind], "exec", "-", input="print('piped')\n")
     assert from_stdin.stdout == "piped\n"

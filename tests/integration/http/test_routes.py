@@ -3,6 +3,7 @@
 import json
 
 from tests.integration.http.support import Client, ThreadServer
+from tests.results import exec_result
 
 
 def test_eval_with_locals_and_lossless_values(client: Client) -> None:
@@ -24,14 +25,9 @@ def test_exec_captures_output_and_the_trailing_value(client: Client) -> None:
             "code": "import sys\nprint('out')\nprint('err', file=sys.stderr)\nrv_x = 5\nrv_x + 1"
         },
     )
-    assert result == {
-        "stdout": "out\n",
-        "stderr": "err\n",
-        "value": 6,
-        "has_value": True,
-        "stdout_dropped": 0,
-        "stderr_dropped": 0,
-    }
+    assert result == exec_result(
+        stdout="out\n", stderr="err\n", value=6, has_value=True
+    )
     assert client.eval("rv_x") == 5  # the default session keeps its namespace
 
 

@@ -5,6 +5,7 @@ import time
 from beephost_protocol import HTTP_STATUS, ErrorCode
 from tests.integration.http.conftest import StartServer
 from tests.integration.http.support import Client, ThreadServer
+from tests.results import exec_result
 
 SLOW = """
 import sys, time
@@ -32,16 +33,7 @@ def test_events_arrive_before_the_code_finishes(client: Client) -> None:
     ]
     # The first line came long before the end (the code runs for 1.2 s).
     assert arrivals[0] < arrivals[-1] - 0.6
-    assert objects[-1] == {
-        "result": {
-            "stdout": "",
-            "stderr": "",
-            "value": "end",
-            "has_value": True,
-            "stdout_dropped": 0,
-            "stderr_dropped": 0,
-        }
-    }
+    assert objects[-1] == {"result": exec_result(value="end", has_value=True)}
     assert all(set(o) == {"event", "data"} for o in objects[:-1])
 
 
@@ -84,16 +76,7 @@ def test_silent_code_gives_one_result_line(client: Client) -> None:
     reply = client.stream({"code": "x_stream = 1\nx_stream + 1"})
     assert reply.status == 200
     assert [obj for _, obj in reply.lines] == [
-        {
-            "result": {
-                "stdout": "",
-                "stderr": "",
-                "value": 2,
-                "has_value": True,
-                "stdout_dropped": 0,
-                "stderr_dropped": 0,
-            }
-        }
+        {"result": exec_result(value=2, has_value=True)}
     ]
 
 

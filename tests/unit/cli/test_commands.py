@@ -11,6 +11,7 @@ import beephost_client as bc
 from beephost_cli.main import app
 from beephost_cli.state import State
 from beephost_protocol import Command, Evaluate, Execute
+from tests.results import exec_result
 from tests.unit.cli.fake import FakeController
 
 ENV = {"COLUMNS": "200", "BEEPHOST_CONTROLLER_URL": None, "BEEPHOST_TOKEN": None}
@@ -415,16 +416,14 @@ def test_exec_streams_output_then_the_value(
     script = tmp_path / "s.py"
     script.write_text("print('out')\n")
     from_file = invoke(fake, "exec", "--url", "http://b:1", "-f", str(script), "--json")
-    assert json.loads(from_file.stdout) == {
-        "stdout": "out\n",
-        "stderr": "err\n",
-        "value": 42,
-        "has_value": True,
-        "stdout_dropped": 0,
-        "stderr_dropped": 0,
-        "outputs": [],
-        "outputs_dropped": 0,
-    }
+    assert json.loads(from_file.stdout) == exec_result(
+        stdout="out\n",
+        stderr="err\n",
+        value=42,
+        has_value=True,
+        outputs=[],
+        outputs_dropped=0,
+    )
     stdin = invoke(fake, "exec", "--url", "http://b:1", "-", input="print(1)\n")
     assert stdin.exit_code == 0
     assert invoke(fake, "exec", "--url", "http://b:1").exit_code == 2

@@ -1,67 +1,25 @@
-"""The public surface is explicit (R8): __all__ is pinned and every name exists."""
+"""The public surface is explicit (R8): __all__ is pinned (surfaces/beephost_client.txt)
+and every name exists."""
+
+import types
 
 import beephost_client
-
-PINNED = {
-    "AsyncFiles",
-    "Files",
-    "FileInfo",
-    "WorkspaceDescription",
-    "SCHEMES",
-    "AsyncBaseTransport",
-    "AsyncClient",
-    "AsyncControllerClient",
-    "AsyncExecStream",
-    "AsyncGRPCTransport",
-    "AsyncHTTPTransport",
-    "AsyncPipeTransport",
-    "AsyncRemoteAttribute",
-    "AsyncRemoteObject",
-    "AsyncSession",
-    "BadReply",
-    "BaseTransport",
-    "BeepHostError",
-    "Client",
-    "ConnectError",
-    "Conflict",
-    "ConnectionLost",
-    "ControllerClient",
-    "ErrorCode",
-    "ErrorReply",
-    "ExecResult",
-    "ExecStream",
-    "ExecutionFailed",
-    "ExecutionTimeout",
-    "GRPCTransport",
-    "HTTPTransport",
-    "Handle",
-    "InternalError",
-    "InvalidArgument",
-    "Interrupted",
-    "InvalidRequest",
-    "MockTransport",
-    "NotFound",
-    "Output",
-    "OutputChunk",
-    "PipeTransport",
-    "QuotaExceeded",
-    "RemoteObject",
-    "Session",
-    "SessionDescription",
-    "SessionLost",
-    "Timeout",
-    "TooLarge",
-    "Unauthorized",
-    "Unavailable",
-    "UsageError",
-    "aconnect",
-    "connect",
-}
+from tests.unit.client.support import surface_change
 
 
 def test_all_is_pinned() -> None:
-    assert set(beephost_client.__all__) == PINNED
-    assert len(beephost_client.__all__) == len(PINNED)
+    change = surface_change(beephost_client)
+    assert not change, change
+
+
+def test_a_changed_surface_names_what_changed() -> None:
+    changed = types.ModuleType("beephost_client")
+    names = [n for n in beephost_client.__all__ if n != "connect"] + ["Extra"]
+    vars(changed)["__all__"] = names
+    change = surface_change(changed)
+    assert "added to __all__: Extra;" in change
+    assert "gone from __all__: connect." in change
+    assert surface_change(beephost_client) == ""
 
 
 def test_every_name_resolves() -> None:

@@ -46,7 +46,7 @@ from beephost_controller.images.lockfile import (
     render_requirements,
 )
 from beephost_controller.images.uv_tools import UvTools
-from beephost_controller.ports import ImageNotFoundError
+from beephost_controller.ports import ImageBuildSpec, ImageNotFoundError
 from beephost_controller.schemas import BACKEND_TYPES, BackendType
 from beephost_controller.testing import FakeWheelhouseTools
 from tests.unit.controller.conftest import REPO, ImageRig, context_misses
@@ -493,10 +493,12 @@ def test_the_context_has_everything_the_dockerfile_copies(
 def test_fake_build_needs_its_base_image_locally(rig: ImageRig) -> None:
     with pytest.raises(ImageNotFoundError):
         rig.runtime.build_image(
-            rig.workspace,
-            dockerfile=dockerfile_path("pipe"),
-            tag="beephost-test/pipe-backend:x",
-            buildargs={"BASE_IMAGE": "beephost-test/python:2.7"},
+            ImageBuildSpec(
+                rig.workspace,
+                dockerfile=dockerfile_path("pipe"),
+                tag="beephost-test/pipe-backend:x",
+                buildargs={"BASE_IMAGE": "beephost-test/python:2.7"},
+            )
         )
 
 

@@ -2,6 +2,7 @@
 
 import io
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,30 @@ def test_reconcile_adopts_removes_orphans_marks_missing(
     assert service.get_row(kept.id).status == "ready"
     missing = service.get_row(gone.id)
     assert (missing.status, missing.reason) == ("exited", "missing")
+
+
+def test_reconcile_joins_a_running_backend_a_crash_left_off_its_network(
+    service: BackendService,
+) -> None:
+    started = service.start(BackendRequest(environment="e", type="http"))
+    created = service.start(BackendRequest(environment="e", type="rpc"))
+    mem = memory_containers(service)
+    assert mem.containers[started.container_name].unjoined_network is None
+    offline = "beephost-default-offline"
+    # Cut short after the start (running) and before it (created): only a running
+    # one is joined here; a created one joins at its start.
+    for name, status in (
+        (started.container_name, "running"),
+        (created.container_name, "created"),
+    ):
+        mem.containers[name] = replace(
+            mem.containers[name], status=status, unjoined_network=offline
+        )
+    counts = service.reconcile()
+    assert counts["adopted"] == 2
+    assert mem.joins == [started.container_name]
+    assert mem.containers[started.container_name].unjoined_network is None
+    assert mem.containers[created.container_name].unjoined_network == offline
 
 
 def test_stop_removes_container_and_row_and_keeps_the_shared_network(

@@ -1,6 +1,6 @@
 """Code volumes: when backends get them, their fill, and their removal."""
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,8 +15,9 @@ from beephost_controller.backends.code_volumes import (
     CodeVolumes,
 )
 from beephost_controller.backends.plan import LABEL_CONTROLLER, LABEL_MANAGED
-from beephost_controller.ports import ContainerRuntimeError
+from beephost_controller.ports import ContainerRuntimeError, VolumeFillSpec
 from beephost_controller.testing import MemoryContainers
+from beephost_protocol.errors import QuotaExceeded
 from tests.unit.controller.support import (
     backend_service,
     memory_containers,
@@ -99,6 +100,25 @@ def test_the_first_start_fills_in_the_background_and_the_next_mount(
     assert len(containers.fills) == 1
 
 
+def test_a_start_refused_for_room_begins_no_fill(tmp_path: Path) -> None:
+    later = Later()
+    containers = engine()
+    service = backend_service(
+        tmp_path,
+        containers=containers,
+        environments=[ready_environment(image="img:1")],
+        settings={"max_backends": 1},
+        spawn=later,
+    )
+    service.start(BackendRequest(environment="e", type="pipe"))
+    later.run()  # the first start's fill
+    containers.images["img:1"] = "sha256:" + "2" * 64  # the image rebuilt
+    with pytest.raises(QuotaExceeded):
+        service.start(BackendRequest(environment="e", type="http"))
+    assert later.pending == []
+    assert len(containers.fills) == 1
+
+
 @pytest.mark.parametrize(
     ("driver", "mode", "mounted"),
     [
@@ -148,12 +168,7 @@ def test_a_failed_fill_leaves_nothing_and_the_next_start_tries_again(
     containers = engine()
     fill = containers.fill_volumes
 
-    def refused(
-        image: str,
-        mounts: Mapping[str, str],
-        labels: Mapping[str, str],
-        check: Sequence[str],
-    ) -> str:
+    def refused(fill: VolumeFillSpec) -> str:
         raise ContainerRuntimeError("no space left on device")
 
     containers.fill_volumes = refused  # type: ignore[method-assign]

@@ -37,6 +37,7 @@ from beephost_controller.images.servers import (
 from beephost_controller.jobs import JobLog, JobRunner
 from beephost_controller.ports import (
     BaseImageRef,
+    CommitRunSpec,
     ContainerRunError,
     ContainerRuntimeError,
     ImageNotFoundError,
@@ -252,7 +253,7 @@ def test_changes_are_label_and_user_instructions_a_commit_accepts(
     ]
     # Read back as the engine reads them (checked against Docker 20.10): unchanged.
     info = rig.runtime.commit_run(
-        rig.base.image_id, ["true"], tag="t:1", user="0", changes=changes
+        CommitRunSpec(rig.base.image_id, ["true"], tag="t:1", user="0", changes=changes)
     )
     assert info.labels["io.beephost.a"] == value
 
@@ -351,13 +352,15 @@ def test_fake_commit_run_merges_labels_and_checks_its_inputs(
     (files / "sub").mkdir(parents=True)
     (files / "sub" / "f").write_bytes(b"x")
     info = rig.runtime.commit_run(
-        "img:1",
-        ["true"],
-        tag="img:2",
-        user="0:0",
-        files={files: "/in"},
-        labels={"a.c": "run", "a.d": "run"},
-        changes=["USER 1:1", 'LABEL a.d="change"'],
+        CommitRunSpec(
+            "img:1",
+            ["true"],
+            tag="img:2",
+            user="0:0",
+            files={files: "/in"},
+            labels={"a.c": "run", "a.d": "run"},
+            changes=["USER 1:1", 'LABEL a.d="change"'],
+        )
     )
     assert dict(info.labels) == {
         "io.beephost.python.version": "3.11.2",
@@ -368,15 +371,19 @@ def test_fake_commit_run_merges_labels_and_checks_its_inputs(
     assert rig.runtime.commit_runs[-1].files == {"/in/sub/f": b"x"}
     with pytest.raises(ContainerRuntimeError, match="no directory"):
         rig.runtime.commit_run(
-            "img:1", ["true"], tag="t", user="0", files={files / "no": "/x"}
+            CommitRunSpec(
+                "img:1", ["true"], tag="t", user="0", files={files / "no": "/x"}
+            )
         )
     with pytest.raises(ContainerRuntimeError, match="unsupported change"):
-        rig.runtime.commit_run("img:1", ["true"], tag="t", user="0", changes=["RUN x"])
+        rig.runtime.commit_run(
+            CommitRunSpec("img:1", ["true"], tag="t", user="0", changes=["RUN x"])
+        )
     with pytest.raises(ImageNotFoundError):
-        rig.runtime.commit_run("img:404", ["true"], tag="t", user="0")
+        rig.runtime.commit_run(CommitRunSpec("img:404", ["true"], tag="t", user="0"))
     rig.runtime.run_failures["false"] = (3, "boom")
     with pytest.raises(ContainerRunError, match="boom") as failed:
-        rig.runtime.commit_run("img:1", ["false"], tag="img:3", user="0")
+        rig.runtime.commit_run(CommitRunSpec("img:1", ["false"], tag="img:3", user="0"))
     assert failed.value.exit_code == 3
     assert rig.runtime.get_image("img:3") is None
 

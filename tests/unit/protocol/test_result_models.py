@@ -5,14 +5,13 @@ may leave out must be optional in the model: gRPC's decoded replies leave out
 ``outputs`` when there are none and carry a ``ttl`` of null for ``default``.
 """
 
-from typing import Any
-
 import pytest
 from pydantic import BaseModel
 
 from beephost_pb.exec.v1 import exec_pb2 as pb
 from beephost_protocol import models, pb_codec
 from beephost_protocol.schema import RESULTS
+from tests.results import exec_result
 
 LEASE = "lease-0123456789abcdef"
 COMMANDS: list[models.Command] = [
@@ -57,15 +56,7 @@ def test_an_empty_grpc_lease_reply_is_a_valid_result(command: models.Command) ->
 def test_a_plain_exec_result_has_no_outputs_and_a_streamed_display_is_an_output() -> (
     None
 ):
-    plain: dict[str, Any] = {
-        "stdout": "",
-        "stderr": "",
-        "value": None,
-        "has_value": False,
-        "stdout_dropped": 0,
-        "stderr_dropped": 0,
-    }
-    result = models.ExecResult.model_validate(plain)
+    result = models.ExecResult.model_validate(exec_result())
     assert (result.outputs, result.outputs_dropped) == ([], 0)
     event = pb.ExecuteEvent(
         display=pb.Output(output_type="display_data", data_json='{"text/plain": "x"}')

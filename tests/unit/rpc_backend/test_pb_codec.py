@@ -18,6 +18,7 @@ from beephost_protocol.errors import (
     InvalidRequest,
     NotFound,
 )
+from tests.results import exec_result
 
 # Values in wire form: $-tags at any depth, integers beyond 64 bits, non-ASCII text.
 WIRE_VALUE: Any = {
@@ -221,27 +222,15 @@ RESULTS: list[tuple[str, Any, dict[str, Any]]] = [
     (
         "Execute",
         pb_codec.execute_reply,
-        {
-            "stdout": "ü\n",
-            "stderr": "warn\n",
-            "value": WIRE_VALUE,
-            "has_value": True,
-            "stdout_dropped": 0,
-            "stderr_dropped": 2**40,
-        },
+        exec_result(
+            stdout="ü\n",
+            stderr="warn\n",
+            value=WIRE_VALUE,
+            has_value=True,
+            stderr_dropped=2**40,
+        ),
     ),
-    (
-        "Execute",
-        pb_codec.execute_reply,
-        {
-            "stdout": "",
-            "stderr": "",
-            "value": None,
-            "has_value": False,
-            "stdout_dropped": 0,
-            "stderr_dropped": 0,
-        },
-    ),
+    ("Execute", pb_codec.execute_reply, exec_result()),
     ("OpenSession", pb_codec.open_session_reply, {"session": "s-1", "ttl": 600.0}),
     ("CloseSession", pb_codec.session_closed_reply, {"closed": True}),
     (

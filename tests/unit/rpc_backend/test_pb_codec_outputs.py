@@ -1,9 +1,8 @@
 """Rich outputs through the protobuf codec: lossless, and absent when there are none."""
 
-from typing import Any
-
 from beephost_pb.exec.v1 import exec_pb2 as pb
 from beephost_protocol import models, pb_codec
+from tests.results import exec_result
 
 OUTPUT = {
     "output_type": "display_data",
@@ -14,14 +13,7 @@ OUTPUT = {
     },
     "metadata": {"image/png": {"width": 640, "height": 480}},
 }
-PLAIN: dict[str, Any] = {
-    "stdout": "",
-    "stderr": "",
-    "value": 2,
-    "has_value": True,
-    "stdout_dropped": 0,
-    "stderr_dropped": 0,
-}
+PLAIN = exec_result(value=2, has_value=True)
 SPEC, _ = pb_codec.encode_command(models.Execute(code="x"))
 
 

@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields, is_dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from beephost_client import RemoteObject
@@ -269,12 +268,7 @@ class _LiveView:
 
     _live: "Live | Status | Progress | None" = None
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self._live is not None:
             self._live.stop()
             self._live = None

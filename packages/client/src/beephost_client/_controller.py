@@ -12,20 +12,8 @@ from dataclasses import fields
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
-from beephost_client._controller_types import (
-    BACKEND_FINISHED,
-    Backend,
-    BackendConnection,
-    Environment,
-    Image,
-    InstalledPackage,
-    Job,
-    JobLogPage,
-    Limits,
-    LogLine,
-    Pool,
-    Runtime,
-)
+# By module: the one list of these names is the public one, in controller.py.
+from beephost_client import _controller_types as types
 from beephost_client._exceptions import ErrorReply
 from beephost_client._transports import _http11
 from beephost_client._transports.controller import Request
@@ -91,11 +79,11 @@ def environment_body(
 
 
 def limits_json(
-    limits: Limits | Mapping[str, Any] | None,
+    limits: types.Limits | Mapping[str, Any] | None,
 ) -> dict[str, Any] | None:
     """Limits as the API takes them: only the ones set (None: the defaults)."""
-    if isinstance(limits, Limits):
-        limits = {f.name: getattr(limits, f.name) for f in fields(Limits)}
+    if isinstance(limits, types.Limits):
+        limits = {f.name: getattr(limits, f.name) for f in fields(types.Limits)}
     if limits is None:
         return None
     return {k: v for k, v in limits.items() if v is not None} or None
@@ -107,7 +95,7 @@ def backend_body(
     token: str | None,
     port: int | None,
     bind_address: str | None,
-    limits: Limits | Mapping[str, Any] | None,
+    limits: types.Limits | Mapping[str, Any] | None,
     options: Mapping[str, Any] | None,
     ttl: float | None = None,
     idle_timeout: float | None = None,
@@ -201,64 +189,64 @@ def _expect_list(raw: Any, what: str) -> list[Any]:
     return raw
 
 
-def runtime(raw: Any) -> Runtime:
-    return Runtime(**_kwargs(Runtime, _expect_object(raw, "a runtime")))
+def runtime(raw: Any) -> types.Runtime:
+    return types.Runtime(**_kwargs(types.Runtime, _expect_object(raw, "a runtime")))
 
 
-def environment(raw: Any) -> Environment:
-    values = _kwargs(Environment, _expect_object(raw, "an environment"))
+def environment(raw: Any) -> types.Environment:
+    values = _kwargs(types.Environment, _expect_object(raw, "an environment"))
     values["requirements"] = tuple(values.get("requirements") or ())
-    return Environment(**values)
+    return types.Environment(**values)
 
 
-def image(raw: Any) -> Image:
-    values = _kwargs(Image, _expect_object(raw, "an image"))
+def image(raw: Any) -> types.Image:
+    values = _kwargs(types.Image, _expect_object(raw, "an image"))
     for name in ("tags", "environments"):
         values[name] = tuple(_expect_list(values.get(name) or [], name))
-    return Image(**values)
+    return types.Image(**values)
 
 
-def images(raw: Any, key: str) -> list[Image]:
+def images(raw: Any, key: str) -> list[types.Image]:
     """The images of a listing (``images``) or a prune's report (``removed``)."""
     return [
         image(item) for item in _expect_list(_expect_object(raw, key).get(key), key)
     ]
 
 
-def job(raw: Any) -> Job:
-    return Job(**_kwargs(Job, _expect_object(raw, "a job")))
+def job(raw: Any) -> types.Job:
+    return types.Job(**_kwargs(types.Job, _expect_object(raw, "a job")))
 
 
-def log_line(raw: Any) -> LogLine:
+def log_line(raw: Any) -> types.LogLine:
     raw = _expect_object(raw, "a log line")
-    return LogLine(int(raw["seq"]), str(raw["line"]))
+    return types.LogLine(int(raw["seq"]), str(raw["line"]))
 
 
-def job_log_page(raw: Any) -> JobLogPage:
+def job_log_page(raw: Any) -> types.JobLogPage:
     raw = _expect_object(raw, "a job log page")
     lines = tuple(log_line(item) for item in _expect_list(raw.get("lines"), "lines"))
-    return JobLogPage(job(raw.get("job")), lines, int(raw.get("next", -1)))
+    return types.JobLogPage(job(raw.get("job")), lines, int(raw.get("next", -1)))
 
 
-def backend(raw: Any) -> Backend:
-    values = _kwargs(Backend, _expect_object(raw, "a backend"))
+def backend(raw: Any) -> types.Backend:
+    values = _kwargs(types.Backend, _expect_object(raw, "a backend"))
     values["limits"] = _limits(values.get("limits"))
-    return Backend(**values)
+    return types.Backend(**values)
 
 
-def _limits(raw: Any) -> Limits:
-    return Limits(**_kwargs(Limits, raw)) if raw else Limits()
+def _limits(raw: Any) -> types.Limits:
+    return types.Limits(**_kwargs(types.Limits, raw)) if raw else types.Limits()
 
 
-def pool(raw: Any) -> Pool:
-    values = _kwargs(Pool, _expect_object(raw, "a pool"))
+def pool(raw: Any) -> types.Pool:
+    values = _kwargs(types.Pool, _expect_object(raw, "a pool"))
     values["limits"] = _limits(values.get("limits"))
-    return Pool(**values)
+    return types.Pool(**values)
 
 
 def pool_body(
     size: int,
-    limits: Limits | Mapping[str, Any] | None,
+    limits: types.Limits | Mapping[str, Any] | None,
     options: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     return {
@@ -272,16 +260,18 @@ def pool_path(environment: str, kind: str) -> str:
     return f"{environment_path(environment)}/pools/{_q(kind)}"
 
 
-def backend_connection(raw: Any) -> BackendConnection:
+def backend_connection(raw: Any) -> types.BackendConnection:
     raw = _expect_object(raw, "a backend connection")
     token = raw.get("token")
-    return BackendConnection(str(raw["url"]), str(token) if token else None)
+    return types.BackendConnection(str(raw["url"]), str(token) if token else None)
 
 
-def installed_packages(raw: Any) -> list[InstalledPackage]:
+def installed_packages(raw: Any) -> list[types.InstalledPackage]:
     raw = _expect_object(raw, "the installed packages")
     return [
-        InstalledPackage(**_kwargs(InstalledPackage, _expect_object(item, "a package")))
+        types.InstalledPackage(
+            **_kwargs(types.InstalledPackage, _expect_object(item, "a package"))
+        )
         for item in _expect_list(raw.get("packages"), "packages")
     ]
 
@@ -290,7 +280,7 @@ def many(decode: Callable[[Any], T], raw: Any, what: str) -> list[T]:
     return [decode(item) for item in _expect_list(raw, what)]
 
 
-def stream_item(line: bytes) -> LogLine | Job | None:
+def stream_item(line: bytes) -> types.LogLine | types.Job | None:
     """One NDJSON line of a job's log stream; ``None`` for a kind this client ignores.
 
     Raises:
@@ -308,7 +298,7 @@ def stream_item(line: bytes) -> LogLine | Job | None:
     return None
 
 
-def backend_reached(found: Backend, wanted: str) -> bool:
+def backend_reached(found: types.Backend, wanted: str) -> bool:
     """Whether a wait for ``wanted`` is over.
 
     Raises:
@@ -316,7 +306,7 @@ def backend_reached(found: Backend, wanted: str) -> bool:
     """
     if found.status == wanted:
         return True
-    if found.status in BACKEND_FINISHED:
+    if found.status in types.BACKEND_FINISHED:
         reason = f": {found.reason}" if found.reason else ""
         raise Unavailable(
             f"backend {found.id} is {found.status}{reason}",

@@ -10,7 +10,7 @@ needed, and a health check itself is no request.
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 #: Seconds between two reports.
@@ -48,3 +48,15 @@ class Activity:
             os.replace(scratch, self.path)
         except OSError:
             pass  # a full or read-only /tmp: idleness is then unknown, never wrong
+
+
+def idle_note(env_prefix: str, environ: Mapping[str, str] = os.environ) -> str:
+    """`` idle=N``: what a health check prints of the seconds its server reports being
+    idle (the ``<env_prefix>ACTIVITY_FILE``), read by the controller from the check's
+    output; empty without a report."""
+    wanted = f"{env_prefix}ACTIVITY_FILE".upper()
+    path = {k.upper(): v for k, v in environ.items()}.get(wanted)
+    try:
+        return f" idle={int(Path(path).read_text())}" if path else ""
+    except (OSError, ValueError):
+        return ""

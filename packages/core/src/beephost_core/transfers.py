@@ -6,7 +6,6 @@ import errno
 import hashlib
 import os
 import secrets
-from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from beephost_core.fs_errors import os_errors_typed
@@ -28,12 +27,7 @@ class _Releasing:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._release_on_exit()
 
 

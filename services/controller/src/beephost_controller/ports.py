@@ -56,6 +56,66 @@ class ImageInfo:
     repo_digests: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class ImageBuildSpec:
+    """A Dockerfile build without network (``ContainerRuntime.build_image``)."""
+
+    #: the build context directory; its ``.dockerignore`` applies
+    context: Path
+    #: path of the Dockerfile inside ``context``
+    dockerfile: str
+    #: ``repository:tag`` of the result
+    tag: str
+    #: ``ARG`` values
+    buildargs: Mapping[str, str] = field(default_factory=dict)
+    #: labels added to the final image
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A container run once without network or capabilities
+    (``ContainerRuntime.run``)."""
+
+    #: image reference or id
+    image: str
+    #: argv, run without a shell (the image's entrypoint is not used)
+    command: Sequence[str]
+    #: labels of the container, so a crash leaves findable leftovers
+    labels: Mapping[str, str] = field(default_factory=dict)
+    #: named volumes -> where each is mounted, read-write (the engine copies the
+    #: image's content there into an empty one)
+    volumes: Mapping[str, str] = field(default_factory=dict)
+    #: seconds to wait for the exit before killing the container
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class CommitRunSpec:
+    """A command run once without network, its result committed as an image
+    (``ContainerRuntime.commit_run``)."""
+
+    #: image reference or id to run
+    image: str
+    #: argv, run without a shell (as the container's entrypoint: a commit keeps a
+    #: container's command, so the image's own is restored)
+    command: Sequence[str]
+    #: ``repository:tag`` of the committed image
+    tag: str
+    #: ``uid:gid`` the command runs as (the image's user is kept)
+    user: str
+    #: host directory -> absolute container path, copied in (a tar through the API)
+    #: before the start, owned by root
+    files: Mapping[Path, str] = field(default_factory=dict)
+    #: labels of the container (a crash leaves a container that cleanup by label
+    #: finds), and of the image unless changed
+    labels: Mapping[str, str] = field(default_factory=dict)
+    #: Dockerfile instructions for the image config (``LABEL``, ``USER``, ``ENV``)
+    changes: Sequence[str] = ()
+    #: seconds to wait for the exit before the container is removed
+    timeout: float = 600.0
+
+
 class ContainerRuntime(Protocol):
     """Image and container operations, implemented by ``DockerRuntime`` and ``FakeRuntime``.
 
@@ -91,52 +151,22 @@ class ContainerRuntime(Protocol):
         """Build ``FROM base`` with extra labels only, tagged ``tag``, without network."""
         ...
 
-    def build_image(
-        self,
-        context: Path,
-        *,
-        dockerfile: str,
-        tag: str,
-        buildargs: Mapping[str, str] | None = None,
-        labels: Mapping[str, str] | None = None,
-    ) -> ImageInfo:
-        """Build ``dockerfile`` (relative to ``context``) without network, tagged ``tag``.
+    def build_image(self, build: ImageBuildSpec) -> ImageInfo:
+        """Build ``build.dockerfile`` (relative to ``build.context``) without network,
+        tagged ``build.tag``.
 
         The legacy builder: no ``RUN --mount``, no ``# syntax=``; images named in
         ``FROM`` must be local (the engine may try to pull a missing one, and fail).
-
-        Args:
-            context: The build context directory; its ``.dockerignore`` applies.
-            dockerfile: Path of the Dockerfile inside ``context``.
-            tag: ``repository:tag`` of the result.
-            buildargs: ``ARG`` values.
-            labels: Labels added to the final image.
 
         Raises:
             ContainerRuntimeError: The build failed; the message ends with the log tail.
         """
         ...
 
-    def run(
-        self,
-        image: str,
-        command: Sequence[str],
-        *,
-        labels: Mapping[str, str] | None = None,
-        volumes: Mapping[str, str] | None = None,
-        timeout: float = 60.0,
-    ) -> str:
+    def run(self, spec: RunSpec) -> str:
         """Run a container once without network or capabilities and return its stdout.
 
         The container is removed afterwards, whatever happens.
-
-        Args:
-            image: Image reference or id.
-            command: argv, run without a shell (the image's entrypoint is not used).
-            labels: Labels of the container, so a crash leaves findable leftovers.
-            volumes: Named volumes -> where each is mounted, read-write (the engine
-                copies the image's content there into an empty one).
-            timeout: Seconds to wait for the exit before killing the container.
 
         Raises:
             ContainerRunError: Non-zero exit status (stderr in ``output``).
@@ -144,44 +174,20 @@ class ContainerRuntime(Protocol):
         """
         ...
 
-    def commit_run(
-        self,
-        image: str,
-        command: Sequence[str],
-        *,
-        tag: str,
-        user: str,
-        files: Mapping[Path, str] | None = None,
-        labels: Mapping[str, str] | None = None,
-        changes: Sequence[str] = (),
-        timeout: float = 600.0,
-    ) -> ImageInfo:
-        """Run ``command`` once without network and commit the result as ``tag``.
+    def commit_run(self, run: CommitRunSpec) -> ImageInfo:
+        """Run ``run.command`` once without network and commit the result as
+        ``run.tag``.
 
-        One layer on ``image`` (``docker commit``), without the build cache and the
-        per-instruction commits of a Dockerfile. ``files`` go in through the engine's
-        API (the engine need not see this process's filesystem: a controller in a
-        container keeps its caches on a volume), so they are in the image unless
-        ``command`` removes them. The container is removed afterwards, whatever
+        One layer on ``run.image`` (``docker commit``), without the build cache and
+        the per-instruction commits of a Dockerfile. ``run.files`` go in through the
+        engine's API (the engine need not see this process's filesystem: a controller
+        in a container keeps its caches on a volume), so they are in the image unless
+        the command removes them. The container is removed afterwards, whatever
         happens.
 
-        The image keeps ``image``'s config (user, entrypoint, command, environment):
-        not the run's user and command. The run's ``labels`` stay on the image unless
-        a change overrides them, as an engine's commit merges them.
-
-        Args:
-            image: Image reference or id to run.
-            command: argv, run without a shell (as the container's entrypoint: a
-                commit keeps a container's command, so the image's own is restored).
-            tag: ``repository:tag`` of the committed image.
-            user: ``uid:gid`` the command runs as (the image's user is kept).
-            files: Host directory -> absolute container path, copied in (a tar through
-                the API) before the start, owned by root.
-            labels: Labels of the container (a crash leaves a container that cleanup
-                by label finds), and of the image unless changed.
-            changes: Dockerfile instructions for the image config (``LABEL``,
-                ``USER``, ``ENV``).
-            timeout: Seconds to wait for the exit before the container is removed.
+        The image keeps ``run.image``'s config (user, entrypoint, command,
+        environment): not the run's user and command. The run's ``labels`` stay on
+        the image unless a change overrides them, as an engine's commit merges them.
 
         Raises:
             ContainerRunError: Non-zero exit status (stdout and stderr in ``output``).
@@ -248,6 +254,23 @@ class ContainerSpec:
 
 
 @dataclass(frozen=True)
+class VolumeFillSpec:
+    """An image's directories copied into empty named volumes
+    (``BackendContainers.fill_volumes``)."""
+
+    #: the image whose content is copied
+    image: str
+    #: named volume (made empty first with ``create_volume``) -> the directory of
+    #: the image it receives
+    mounts: Mapping[str, str]
+    #: labels of the container that makes the copy
+    labels: Mapping[str, str]
+    #: argv run in that container with the volumes mounted, to make and prove the
+    #: copy; what it writes to its standard output is the fill's answer
+    check: Sequence[str]
+
+
+@dataclass(frozen=True)
 class ContainerState:
     id: str
     name: str
@@ -261,6 +284,10 @@ class ContainerState:
     #: Seconds the server reports being idle, from its last health check's output
     #: (``idle=N``); None when it reports none.
     idle_seconds: float | None = None
+    #: The network it was created for and has not joined yet: the join follows its
+    #: start (``BackendContainers.start_container``), so one a crash cut short between
+    #: the two runs unreachable until ``join_network``.
+    unjoined_network: str | None = None
 
 
 class BackendContainers(Protocol):
@@ -291,17 +318,11 @@ class BackendContainers(Protocol):
         """The id of the local image ``ref``; ``None`` if there is none."""
         ...
 
-    def fill_volumes(
-        self,
-        image: str,
-        mounts: Mapping[str, str],
-        labels: Mapping[str, str],
-        check: Sequence[str],
-    ) -> str:
-        """Copy ``image``'s directories into empty named volumes: ``mounts`` maps
-        each volume to the directory it receives (the engine's copy of an image's
-        content into an empty volume, made by a container, ``labels`` on it, that
-        runs ``check`` with the volumes mounted, and is removed).
+    def fill_volumes(self, fill: VolumeFillSpec) -> str:
+        """Copy ``fill.image``'s directories into empty named volumes: ``fill.mounts``
+        maps each volume to the directory it receives (the engine's copy of an image's
+        content into an empty volume, made by a container, ``fill.labels`` on it, that
+        runs ``fill.check`` with the volumes mounted, and is removed).
 
         Returns:
             What ``check`` wrote to its standard output.
@@ -312,10 +333,19 @@ class BackendContainers(Protocol):
         ...
 
     def create_container(self, spec: ContainerSpec) -> str:
-        """Create (not start) the container; returns its id."""
+        """Create (not start) the container; returns its id. Its network, if any,
+        is joined when it starts."""
         ...
 
-    def start_container(self, ref: str) -> None: ...
+    def start_container(self, ref: str) -> None:
+        """Start it, then join the network it was created for (see
+        ``join_network``); raises ``PortInUse`` when its host port is taken."""
+        ...
+
+    def join_network(self, ref: str) -> None:
+        """Join the network the container was created for, if it has not yet (the
+        engine's network set-up then runs beside the process's start, not before)."""
+        ...
 
     def container_state(self, ref: str) -> ContainerState | None: ...
 

@@ -11,7 +11,8 @@ Settings'.
 import os
 import socket
 from collections.abc import Mapping
-from pathlib import Path
+
+from beephost_core import activity
 
 ENV_PREFIX = "BEEPHOST_HTTP_BACKEND_"
 DEFAULT_HOST = "127.0.0.1"
@@ -80,10 +81,5 @@ def _error_message(body: bytes) -> str:
 
 
 def idle_note(environ: Mapping[str, str] = os.environ) -> str:
-    """`` idle=N``: the seconds the server reports being idle (its ACTIVITY_FILE), which
-    the controller reads from the health check's output; empty without a report."""
-    path = {k.upper(): v for k, v in environ.items()}.get(f"{ENV_PREFIX}ACTIVITY_FILE")
-    try:
-        return f" idle={int(Path(path).read_text())}" if path else ""
-    except (OSError, ValueError):
-        return ""
+    """`` idle=N`` for the health check's output (``beephost_core.activity``)."""
+    return activity.idle_note(ENV_PREFIX, environ)

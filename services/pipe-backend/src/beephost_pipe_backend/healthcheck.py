@@ -10,6 +10,8 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 
+from beephost_core import activity
+
 # Read without Settings (pydantic): a probe runs every few seconds, so it imports the
 # stdlib only (settings.py uses the same default).
 DEFAULT_SOCKET_PATH = "/tmp/beephost/pipe.sock"
@@ -41,10 +43,5 @@ def check(path: Path, timeout: float = 3.0) -> tuple[bool, str]:
 
 
 def idle_note(environ: Mapping[str, str] = os.environ) -> str:
-    """`` idle=N``: the seconds the server reports being idle (its ACTIVITY_FILE), which
-    the controller reads from the health check's output; empty without a report."""
-    path = {k.upper(): v for k, v in environ.items()}.get(f"{_PREFIX}ACTIVITY_FILE")
-    try:
-        return f" idle={int(Path(path).read_text())}" if path else ""
-    except (OSError, ValueError):
-        return ""
+    """`` idle=N`` for the health check's output (``beephost_core.activity``)."""
+    return activity.idle_note(_PREFIX, environ)

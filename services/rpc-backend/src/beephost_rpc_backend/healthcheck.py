@@ -12,7 +12,8 @@ import os
 import socket
 import time
 from collections.abc import Mapping
-from pathlib import Path
+
+from beephost_core import activity
 
 ENV_PREFIX = "BEEPHOST_RPC_BACKEND_"
 DEFAULT_HOST = "127.0.0.1"
@@ -200,10 +201,5 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes:
 
 
 def idle_note(environ: Mapping[str, str] = os.environ) -> str:
-    """`` idle=N``: the seconds the server reports being idle (its ACTIVITY_FILE), which
-    the controller reads from the health check's output; empty without a report."""
-    path = {k.upper(): v for k, v in environ.items()}.get(f"{ENV_PREFIX}ACTIVITY_FILE")
-    try:
-        return f" idle={int(Path(path).read_text())}" if path else ""
-    except (OSError, ValueError):
-        return ""
+    """`` idle=N`` for the health check's output (``beephost_core.activity``)."""
+    return activity.idle_note(ENV_PREFIX, environ)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from beephost_client._exceptions import InvalidArgument
 from beephost_client._models import parse
+from beephost_client._transports._file_commands import Upload
 from beephost_protocol import Command, files
 from beephost_protocol.errors import NotFound
 
@@ -81,10 +82,8 @@ class AsyncFiles:
         """
         with _opened(data) as (source, size):
             result = await self._client._transport.upload_async(
-                path,
+                Upload(path, overwrite, size),
                 _chunks(source, size, on_progress),
-                overwrite=overwrite,
-                size=size,
                 timeout=self._wait(),
             )
         return parse(files.FileInfo, result)

@@ -4,7 +4,6 @@ This file is the source of ``beephost_client/_sync/_scoped.py``, which
 ``packages/client/scripts/unasync.py`` generates from it.
 """
 
-from types import TracebackType
 from typing import Self
 
 
@@ -24,10 +23,5 @@ class AsyncScoped:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self._leave()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from beephost_client._exceptions import InvalidArgument
 from beephost_client._models import parse
+from beephost_client._transports._file_commands import Upload
 from beephost_protocol import Command, files
 from beephost_protocol.errors import NotFound
 
@@ -79,10 +80,8 @@ class Files:
         """
         with _opened(data) as (source, size):
             result = self._client._transport.upload(
-                path,
+                Upload(path, overwrite, size),
                 _chunks(source, size, on_progress),
-                overwrite=overwrite,
-                size=size,
                 timeout=self._wait(),
             )
         return parse(files.FileInfo, result)

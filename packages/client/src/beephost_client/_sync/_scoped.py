@@ -4,7 +4,6 @@ GENERATED from ``_async/_scoped.py`` by ``packages/client/scripts/unasync.py``: 
 edit (the docstrings there describe both).
 """
 
-from types import TracebackType
 from typing import Self
 
 
@@ -24,10 +23,5 @@ class Scoped:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._leave()

@@ -5,14 +5,28 @@ and any transport whose ``handle`` serves every file command. HTTP and gRPC stre
 instead, over their own wire.
 """
 
+from dataclasses import dataclass
 from typing import Any
 
 from beephost_client._models import parse
 from beephost_protocol import files
 
 
-def open_upload(path: str, overwrite: bool, size: int | None) -> files.UploadOpen:
-    return files.UploadOpen(path=path, overwrite=overwrite, size=size)
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file of the workspace to write: what every transport's ``upload`` takes
+    beside the chunks, built once by ``files.write``."""
+
+    path: str
+    """Where, in the workspace."""
+    overwrite: bool
+    """Replace a file already there (else the server refuses with ``Conflict``)."""
+    size: int | None
+    """The bytes the chunks will hold, or None when unknown until they end."""
+
+
+def open_upload(file: Upload) -> files.UploadOpen:
+    return files.UploadOpen(path=file.path, overwrite=file.overwrite, size=file.size)
 
 
 def upload_id(opened: Any) -> str:

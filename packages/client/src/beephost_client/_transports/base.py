@@ -76,21 +76,15 @@ class BaseTransport(_Leased, abc.ABC):
         """
 
     def upload(
-        self,
-        path: str,
-        chunks: Iterable[bytes],
-        *,
-        overwrite: bool,
-        size: int | None,
-        timeout: float,
+        self, file: fc.Upload, chunks: Iterable[bytes], *, timeout: float
     ) -> dict[str, Any]:
-        """Write a file of the workspace from ``chunks``; its file info (a dict).
+        """Write ``file`` from ``chunks``; its file info (a dict).
 
-        The file appears whole under ``path`` only once every chunk arrived; a failure
+        The file appears whole under its path only once every chunk arrived; a failure
         on the way leaves nothing. ``timeout`` bounds each step, not the transfer.
         This default sends the file commands through :meth:`handle`.
         """
-        opened = self.handle(fc.open_upload(path, overwrite, size), timeout=timeout)
+        opened = self.handle(fc.open_upload(file), timeout=timeout)
         upload = fc.upload_id(opened)
         try:
             offset = 0
@@ -133,18 +127,10 @@ class AsyncBaseTransport(_Leased, abc.ABC):
         """Async twin of :meth:`BaseTransport.stream`."""
 
     async def upload_async(
-        self,
-        path: str,
-        chunks: AsyncIterable[bytes],
-        *,
-        overwrite: bool,
-        size: int | None,
-        timeout: float,
+        self, file: fc.Upload, chunks: AsyncIterable[bytes], *, timeout: float
     ) -> dict[str, Any]:
         """Async twin of :meth:`BaseTransport.upload`."""
-        opened = await self.handle_async(
-            fc.open_upload(path, overwrite, size), timeout=timeout
-        )
+        opened = await self.handle_async(fc.open_upload(file), timeout=timeout)
         upload = fc.upload_id(opened)
         try:
             offset = 0

@@ -158,10 +158,8 @@ def _decode(spec: pb_codec.RpcSpec, reply: Any) -> dict[str, Any]:
     return pb_codec.decode_reply(spec, reply)
 
 
-def _upload_messages(
-    path: str, chunks: Iterable[bytes], overwrite: bool, size: int | None
-) -> Iterator[Any]:
-    yield pb_files.upload_request(path, overwrite, size)
+def _upload_messages(file: fc.Upload, chunks: Iterable[bytes]) -> Iterator[Any]:
+    yield pb_files.upload_request(file.path, file.overwrite, file.size)
     for chunk in chunks:
         for piece in fc.pieces(chunk) if chunk else ():
             yield pb_files.data_request(piece)
@@ -290,18 +288,12 @@ class GRPCTransport(_GRPCChannel, BaseTransport):
         return _decode(spec, reply)
 
     def upload(
-        self,
-        path: str,
-        chunks: Iterable[bytes],
-        *,
-        overwrite: bool,
-        size: int | None,
-        timeout: float,
+        self, file: fc.Upload, chunks: Iterable[bytes], *, timeout: float
     ) -> dict[str, Any]:
         """``UploadFile``: the header, then the chunks as they come (the call has no
         deadline: a transfer takes what it takes; gRPC's keepalive watches the peer)."""
         call = self._calls.get("UploadFile") or self._new_upload(self._channel)
-        messages = _upload_messages(path, chunks, overwrite, size)
+        messages = _upload_messages(file, chunks)
         with mapped_errors(self.target):
             reply = call(messages, metadata=self._metadata)
         return pb_files.file_info(reply)
@@ -369,13 +361,7 @@ class AsyncGRPCTransport(_GRPCChannel, AsyncBaseTransport):
         return _decode(spec, reply)
 
     async def upload_async(
-        self,
-        path: str,
-        chunks: AsyncIterable[bytes],
-        *,
-        overwrite: bool,
-        size: int | None,
-        timeout: float,
+        self, file: fc.Upload, chunks: AsyncIterable[bytes], *, timeout: float
     ) -> dict[str, Any]:
         """Async twin of :meth:`GRPCTransport.upload`, on a blocking channel in a
         thread: when the server ends a client stream early (a refused path, the
@@ -403,7 +389,7 @@ class AsyncGRPCTransport(_GRPCChannel, AsyncBaseTransport):
                 yield chunk
 
         call = self._calls.get("UploadFile") or self._new_upload(self._blocking())
-        messages = _upload_messages(path, pulled(), overwrite, size)
+        messages = _upload_messages(file, pulled())
         future = call.future(messages, metadata=self._metadata)
         try:
             reply = await asyncio.to_thread(future.result)

@@ -26,7 +26,11 @@ import threading
 from collections.abc import Callable, Mapping
 
 from beephost_controller.images.layout import ENV_PYTHON
-from beephost_controller.ports import BackendContainers, ContainerRuntimeError
+from beephost_controller.ports import (
+    BackendContainers,
+    ContainerRuntimeError,
+    VolumeFillSpec,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +188,7 @@ class CodeVolumes:
                     name, {**own, LABEL_CODE_PART: path.strip("/")}
                 )
             said = self._containers.fill_volumes(
-                image, names, self._labels, FILL_CHECK
+                VolumeFillSpec(image, names, self._labels, FILL_CHECK)
             ).strip()
             if not said.isdigit():
                 raise ContainerRuntimeError(f"the fill's check said {said!r}")

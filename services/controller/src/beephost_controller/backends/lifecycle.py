@@ -13,7 +13,11 @@ publish ports. A backend without network therefore runs with ``network_mode=none
 bridge network (``plan.offline_network``) with IP masquerading and inter-container
 traffic off: the port is published on the loopback address, outbound packets have no
 NAT, so no reply ever comes back, and no backend reaches another. Caveat: the host's
-own addresses on that bridge stay reachable from the container.
+own addresses on that bridge stay reachable from the container. The engine sets a
+network up for a container before starting its process (80-130 ms for a veth pair on
+the bridge and the port's proxy), so a container is created off its network and joins
+it right after its start (``DockerContainers``): the set-up runs beside the server's
+boot. A start cut short between the two is joined at reconciliation.
 
 Ports: an http or rpc backend publishes ONE concrete host port, chosen at start and
 kept in its row (``config.port``): the engine re-assigns an ephemeral port (host
@@ -131,6 +135,9 @@ class BackendService:
 
     def start(self, request: BackendRequest) -> BackendRow:
         env = self.store.existing_environment(request.environment)
+        # Before the plan, which may begin a copy of the image into code volumes: a
+        # start refused for room begins nothing (the check that counts is below).
+        self._check_room()
         held = {
             row.config.port: row.id
             for row in self.store.backends()

@@ -16,6 +16,7 @@ from beephost_controller.backends.plan import (
     selector,
 )
 from beephost_controller.backends.status import RETIRED, STOPPING
+from beephost_controller.ports import ContainerRuntimeError
 from beephost_controller.rows import BackendUpdate
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ def reconcile(service: "BackendService") -> dict[str, int]:
                 service.store.update_backend(
                     backend_id, BackendUpdate(container_id=state.id)
                 )
+            if state.unjoined_network is not None and state.status == "running":
+                _join(service, backend_id, state.id)
             service.refresh(backend_id)
             counts["adopted"] += 1
         else:
@@ -79,3 +82,13 @@ def reconcile(service: "BackendService") -> dict[str, int]:
         if count:
             service.metrics.reconciliations.labels(action).inc(count)
     return counts
+
+
+def _join(service: "BackendService", backend_id: str, container_id: str) -> None:
+    """Join a running backend to its network: a crash cut its start short between
+    the container's start and the join, which leaves it unreachable."""
+    logger.info("backend %s runs without its network: joining it", backend_id)
+    try:
+        service.containers.join_network(container_id)
+    except ContainerRuntimeError as exc:  # its port taken meanwhile, say
+        logger.warning("backend %s could not join its network: %s", backend_id, exc)

@@ -66,7 +66,12 @@ from beephost_controller.images.wheelhouse import (
     build_member_wheel,
     pool_wheels,
 )
-from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError, ImageInfo
+from beephost_controller.ports import (
+    ContainerRuntime,
+    ContainerRuntimeError,
+    ImageBuildSpec,
+    ImageInfo,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -240,11 +245,13 @@ class BackendRecipe:
             )
             logger.info("building %s from %s", self.tag, base.tag)
             return runtime.build_image(
-                context,
-                dockerfile=dockerfile_path(self.plan.kind),
-                tag=self.tag,
-                buildargs=args,
-                labels=labels,
+                ImageBuildSpec(
+                    context,
+                    dockerfile=dockerfile_path(self.plan.kind),
+                    tag=self.tag,
+                    buildargs=args,
+                    labels=labels,
+                )
             )
         except ContainerRuntimeError as exc:
             raise BackendImageError(f"building {self.tag} failed: {exc}") from exc

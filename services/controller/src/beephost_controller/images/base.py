@@ -50,7 +50,12 @@ from beephost_controller.images.rootfs import (
     read_rootfs,
     rootfs_plan,
 )
-from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError, ImageInfo
+from beephost_controller.ports import (
+    ContainerRuntime,
+    ContainerRuntimeError,
+    ImageInfo,
+    RunSpec,
+)
 from beephost_controller.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -63,7 +68,9 @@ def _probe_version(
 ) -> str:
     labels = {**extra_labels, LABEL_MANAGED: "true", LABEL_KIND: KIND_PROBE}
     try:
-        output = runtime.run(image, ["python3", "-c", VERSION_PROBE], labels=labels)
+        output = runtime.run(
+            RunSpec(image, ["python3", "-c", VERSION_PROBE], labels=labels)
+        )
     except ContainerRuntimeError as exc:
         raise BaseImageError(f"python3 does not run in {image}: {exc}") from exc
     return output.strip()

@@ -70,7 +70,12 @@ from beephost_controller.images.wheelhouse import (
     build_member_wheel,
     pool_wheels,
 )
-from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError, ImageInfo
+from beephost_controller.ports import (
+    CommitRunSpec,
+    ContainerRuntime,
+    ContainerRuntimeError,
+    ImageInfo,
+)
 from beephost_controller.schemas import BACKEND_TYPES, BackendType
 
 logger = logging.getLogger(__name__)
@@ -287,14 +292,16 @@ class EnvironmentRecipe:
                 install=bool(self.requirements), sdk=self.sdk is not None
             )
             return runtime.commit_run(
-                servers.image_id,
-                ["/bin/sh", "-c", script],
-                tag=self.tag,
-                user="0:0",
-                files={wheels: WHEELHOUSE},
-                labels=build_labels,
-                changes=commit_changes(labels),
-                timeout=INSTALL_TIMEOUT,
+                CommitRunSpec(
+                    servers.image_id,
+                    ["/bin/sh", "-c", script],
+                    tag=self.tag,
+                    user="0:0",
+                    files={wheels: WHEELHOUSE},
+                    labels=build_labels,
+                    changes=commit_changes(labels),
+                    timeout=INSTALL_TIMEOUT,
+                )
             )
         except ContainerRuntimeError as exc:
             raise BackendImageError(f"building {self.tag} failed: {exc}") from exc

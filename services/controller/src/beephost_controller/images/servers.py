@@ -44,7 +44,12 @@ from beephost_controller.images.layout import (
     server_environment,
     servers_repository,
 )
-from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError, ImageInfo
+from beephost_controller.ports import (
+    ContainerRuntime,
+    ContainerRuntimeError,
+    ImageBuildSpec,
+    ImageInfo,
+)
 from beephost_controller.schemas import BackendType
 
 
@@ -128,7 +133,9 @@ class ServersRecipe:
         try:
             (context / "Dockerfile").write_text(self.dockerfile)
             return runtime.build_image(
-                context, dockerfile="Dockerfile", tag=self.tag, labels=self.labels
+                ImageBuildSpec(
+                    context, dockerfile="Dockerfile", tag=self.tag, labels=self.labels
+                )
             )
         except ContainerRuntimeError as exc:
             raise BackendImageError(f"building {self.tag} failed: {exc}") from exc

@@ -1,5 +1,6 @@
 """``DockerContainers``: the ``BackendContainers`` on docker-py (backend containers and networks)."""
 
+import logging
 import re
 import threading
 import time
@@ -16,11 +17,15 @@ from beephost_controller.ports import (
     ContainerRuntimeError,
     ContainerSpec,
     ContainerState,
+    RunSpec,
+    VolumeFillSpec,
 )
 from beephost_controller.runtime.docker_errors import found_or_none as _found_or_none
 from beephost_controller.runtime.docker_errors import label_filters as _label_filters
 from beephost_controller.runtime.docker_errors import mapped_errors as _mapped_errors
 from beephost_controller.runtime.docker_images import DockerRuntime
+
+logger = logging.getLogger(__name__)
 
 #: How long a remove waits for another removal of the same container to end.
 REMOVAL_WAIT = 60.0
@@ -53,7 +58,19 @@ def _container_state(container: Any) -> ContainerState:
         restart_count=int(attrs.get("RestartCount") or 0),
         ports=ports,
         idle_seconds=reported_idle((state.get("Health") or {}).get("Log") or []),
+        unjoined_network=unjoined_network(attrs),
     )
+
+
+def unjoined_network(attrs: Mapping[str, Any]) -> str | None:
+    """The network a container was created for and has not joined (its join put off
+    until it has started, ``DockerContainers.create_container``), if any."""
+    mode = str((attrs.get("HostConfig") or {}).get("NetworkMode") or "")
+    if mode in ("", "none", "host") or mode.startswith("container:"):
+        return None
+    network = "bridge" if mode == "default" else mode
+    joined = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    return None if network in joined else network
 
 
 _IDLE = re.compile(r"\bidle=(\d+)\b")
@@ -133,18 +150,18 @@ class DockerContainers:
             f"inspect image {ref}", lambda: str(self._client.images.get(ref).id)
         )
 
-    def fill_volumes(
-        self,
-        image: str,
-        mounts: Mapping[str, str],
-        labels: Mapping[str, str],
-        check: Sequence[str],
-    ) -> str:
+    def fill_volumes(self, fill: VolumeFillSpec) -> str:
         # The engine copies the image's content into each empty volume when the
         # container is created (at its start on some engines): the check runs with
         # them mounted, so the copy is made, and proven, either way.
         return self._runtime.run(
-            image, check, labels=labels, volumes=mounts, timeout=FILL_TIMEOUT
+            RunSpec(
+                fill.image,
+                fill.check,
+                labels=fill.labels,
+                volumes=fill.mounts,
+                timeout=FILL_TIMEOUT,
+            )
         )
 
     def create_container(self, spec: ContainerSpec) -> str:
@@ -204,11 +221,36 @@ class DockerContainers:
             kwargs["group_add"] = list(spec.group_add)
         with _mapped_errors(f"create container {spec.name}"):
             container = self._client.containers.create(spec.image, **kwargs)
+        if spec.network is not None:
+            self._put_off_join(str(container.id), spec.network)
         return str(container.id)
+
+    def _put_off_join(self, container_id: str, network: str) -> None:
+        """Leave ``network`` until the container has started (``start_container``
+        joins it): the engine's set-up of it (a veth pair on the bridge, the port's
+        proxy and rules: 80-130 ms here) then runs beside the server's boot instead
+        of before the process starts, and a published port is answered once joined.
+        Best effort: where the engine refuses, the container starts joined."""
+        try:
+            self._client.api.disconnect_container_from_network(container_id, network)
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            logger.info("the engine keeps %s on %s until start", container_id, network)
 
     def start_container(self, ref: str) -> None:
         with _mapped_errors(f"start container {ref}"):
-            self._client.containers.get(ref).start()
+            container = self._client.containers.get(ref)
+            container.start()
+            self._join(str(container.id), container.attrs)
+
+    def join_network(self, ref: str) -> None:
+        with _mapped_errors(f"join the network of container {ref}"):
+            container = self._client.containers.get(ref)
+            self._join(str(container.id), container.attrs)
+
+    def _join(self, container_id: str, attrs: Mapping[str, Any]) -> None:
+        network = unjoined_network(attrs)
+        if network is not None:  # a port taken meanwhile fails here: PortInUse
+            self._client.api.connect_container_to_network(container_id, network)
 
     def container_state(self, ref: str) -> ContainerState | None:
         return _found_or_none(

@@ -12,7 +12,11 @@ import docker.errors
 import docker.utils.build
 import requests.exceptions
 
-from beephost_controller.ports import ContainerRuntimeError, ImageInfo
+from beephost_controller.ports import (
+    ContainerRuntimeError,
+    ImageBuildSpec,
+    ImageInfo,
+)
 from beephost_controller.runtime.docker_errors import (
     check_unix_socket as _check_unix_socket,
 )
@@ -146,20 +150,13 @@ class DockerRuntime(DockerRuns):
             )
         return _image_info(image)
 
-    def build_image(
-        self,
-        context: Path,
-        *,
-        dockerfile: str,
-        tag: str,
-        buildargs: Mapping[str, str] | None = None,
-        labels: Mapping[str, str] | None = None,
-    ) -> ImageInfo:
+    def build_image(self, build: ImageBuildSpec) -> ImageInfo:
         """``ContainerRuntime.build_image`` (ports.py) on docker-py's legacy builder."""
+        context, tag, labels = build.context, build.tag, build.labels
         # The legacy builder turns the API's `labels` into one LABEL instruction per
         # label, and each instruction costs a commit (about 1 s here): append them to
         # a copy of the Dockerfile as a single instruction instead.
-        source = context / dockerfile
+        source = context / build.dockerfile
         try:
             text = source.read_text()
             ignore_file = context / ".dockerignore"
@@ -193,7 +190,7 @@ class DockerRuntime(DockerRuns):
                     custom_context=True,
                     dockerfile=name,
                     tag=tag,
-                    buildargs=dict(buildargs or {}),
+                    buildargs=dict(build.buildargs),
                     pull=False,
                     rm=True,
                     forcerm=True,

@@ -1,17 +1,17 @@
 """``DockerRuns``: the one-shot containers of ``DockerRuntime`` (run, and run then commit)."""
 
 import logging
-from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
 
 from beephost_controller.ports import (
+    CommitRunSpec,
     ContainerRunError,
     ContainerRuntimeError,
     ImageInfo,
+    RunSpec,
 )
 from beephost_controller.runtime.docker_errors import image_info as _image_info
 from beephost_controller.runtime.docker_errors import mapped_errors as _mapped_errors
@@ -28,25 +28,18 @@ class DockerRuns:
 
     _client: Any
 
-    def run(
-        self,
-        image: str,
-        command: Sequence[str],
-        *,
-        labels: Mapping[str, str] | None = None,
-        volumes: Mapping[str, str] | None = None,
-        timeout: float = 60.0,
-    ) -> str:
+    def run(self, spec: RunSpec) -> str:
         """``ContainerRuntime.run`` (ports.py): create, start, wait, then remove."""
+        image, command = spec.image, spec.command
         mounts = {
-            name: {"bind": path, "mode": "rw"} for name, path in (volumes or {}).items()
+            name: {"bind": path, "mode": "rw"} for name, path in spec.volumes.items()
         }
         with _mapped_errors(f"run {list(command)} in {image}"):
             container = self._client.containers.create(
                 image,
                 command=list(command),
                 entrypoint=[],
-                labels=dict(labels or {}),
+                labels=dict(spec.labels),
                 network_disabled=True,
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
@@ -58,7 +51,7 @@ class DockerRuns:
             with _mapped_errors(f"run {list(command)} in {image}"):
                 container.start()
                 # A wait() timeout is a requests exception: mapped to ours.
-                status = container.wait(timeout=timeout)
+                status = container.wait(timeout=spec.timeout)
                 stdout = str(container.logs(stdout=True, stderr=False).decode())
                 exit_code = int(status.get("StatusCode", -1))
                 if exit_code != 0:
@@ -76,20 +69,10 @@ class DockerRuns:
                 logger.warning("could not remove container %s: %s", container.id, exc)
         return stdout
 
-    def commit_run(
-        self,
-        image: str,
-        command: Sequence[str],
-        *,
-        tag: str,
-        user: str,
-        files: Mapping[Path, str] | None = None,
-        labels: Mapping[str, str] | None = None,
-        changes: Sequence[str] = (),
-        timeout: float = 600.0,
-    ) -> ImageInfo:
+    def commit_run(self, run: CommitRunSpec) -> ImageInfo:
         """``ContainerRuntime.commit_run`` (ports.py): create with the image's config
-        restored, copy ``files`` in as root, start, wait, commit, then remove."""
+        restored, copy ``run.files`` in as root, start, wait, commit, then remove."""
+        image, tag = run.image, run.tag
         # Local imports: this method is the module's only user of them.
         import tarfile
         import tempfile
@@ -112,18 +95,18 @@ class DockerRuns:
             "Cmd": list(config.get("Cmd") or []) or None,
         }
         repository, name = _split_tag(tag)
-        argv = list(command)
+        argv = list(run.command)
         with _mapped_errors(f"create a container of {image} to run {argv}"):
             container = self._client.containers.create(
                 image,
                 entrypoint=argv,
-                user=user,
-                labels=dict(labels or {}),
+                user=run.user,
+                labels=dict(run.labels),
                 network_mode="none",
             )
         try:
             with _mapped_errors(f"run {argv} in {image} for {tag}"):
-                for host, target in (files or {}).items():
+                for host, target in run.files.items():
                     with tempfile.TemporaryFile(dir=host.parent) as tar:
                         with tarfile.open(fileobj=tar, mode="w") as archive:
                             archive.add(
@@ -136,7 +119,7 @@ class DockerRuns:
                             )
                 container.start()
                 # A wait() timeout is a requests exception: mapped to ours.
-                status = container.wait(timeout=timeout)
+                status = container.wait(timeout=run.timeout)
                 exit_code = int(status.get("StatusCode", -1))
                 if exit_code != 0:
                     output = container.logs(stdout=True, stderr=True).decode(
@@ -149,7 +132,7 @@ class DockerRuns:
                         output=output,
                     )
                 committed = container.commit(
-                    repository, name, changes=list(changes), conf=restored
+                    repository, name, changes=list(run.changes), conf=restored
                 )
         except OSError as exc:
             raise ContainerRuntimeError(f"copy files into {image}: {exc}") from exc

@@ -9,14 +9,8 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from beephost_controller import ports
 from beephost_controller.jobs import JobLog
-from beephost_controller.ports import (
-    BaseImageRef,
-    ContainerRuntimeError,
-    ContainerSpec,
-    ContainerState,
-    ImageInfo,
-)
 from beephost_controller.resolver import Lock
 
 REASON = (
@@ -34,13 +28,13 @@ class NoEngineContainers:
     """``BackendContainers`` with nothing to list and nothing it can create."""
 
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
-        raise ContainerRuntimeError(REASON)
+        raise ports.ContainerRuntimeError(REASON)
 
     def remove_network(self, name: str) -> None:
         return None
 
     def create_volume(self, name: str, labels: Mapping[str, str]) -> None:
-        raise ContainerRuntimeError(REASON)
+        raise ports.ContainerRuntimeError(REASON)
 
     def remove_volume(self, name: str) -> None:
         return None
@@ -49,48 +43,45 @@ class NoEngineContainers:
         return {}
 
     def storage_driver(self) -> str:
-        raise ContainerRuntimeError(REASON)
+        raise ports.ContainerRuntimeError(REASON)
 
     def image_id(self, ref: str) -> str | None:
         return None
 
-    def fill_volumes(
-        self,
-        image: str,
-        mounts: Mapping[str, str],
-        labels: Mapping[str, str],
-        check: Sequence[str],
-    ) -> str:
-        raise ContainerRuntimeError(REASON)
+    def fill_volumes(self, fill: ports.VolumeFillSpec) -> str:
+        raise ports.ContainerRuntimeError(REASON)
 
-    def create_container(self, spec: ContainerSpec) -> str:
-        raise ContainerRuntimeError(REASON)
+    def create_container(self, spec: ports.ContainerSpec) -> str:
+        raise ports.ContainerRuntimeError(REASON)
 
     def start_container(self, ref: str) -> None:
-        raise ContainerRuntimeError(REASON)
+        raise ports.ContainerRuntimeError(REASON)
 
-    def container_state(self, ref: str) -> ContainerState | None:
+    def join_network(self, ref: str) -> None:
+        raise ports.ContainerRuntimeError(REASON)
+
+    def container_state(self, ref: str) -> ports.ContainerState | None:
         return None
 
     def remove_container(self, ref: str) -> None:
         return None
 
     def container_logs(self, ref: str, tail: int) -> str:
-        raise ContainerRuntimeError(REASON)
+        raise ports.ContainerRuntimeError(REASON)
 
-    def list_containers(self, labels: Mapping[str, str]) -> list[ContainerState]:
+    def list_containers(self, labels: Mapping[str, str]) -> list[ports.ContainerState]:
         return []
 
     def list_networks(self, labels: Mapping[str, str]) -> list[str]:
         return []
 
     def put_archive(self, ref: str, path: str, data: bytes) -> None:
-        raise ContainerRuntimeError(REASON)
+        raise ports.ContainerRuntimeError(REASON)
 
     def exec_in(
         self, ref: str, command: Sequence[str], user: str, timeout: float
     ) -> tuple[int, str]:
-        raise ContainerRuntimeError(REASON)
+        raise ports.ContainerRuntimeError(REASON)
 
 
 class NoEngineBuilder:
@@ -98,19 +89,27 @@ class NoEngineBuilder:
 
     code_version = "no-engine"
 
-    def ensure_base(self, python: str, log: Callable[[str], None]) -> BaseImageRef:
+    def ensure_base(
+        self, python: str, log: Callable[[str], None]
+    ) -> ports.BaseImageRef:
         raise RuntimeError(REASON)
 
     def image_exists(self, tag: str) -> bool:
         return False
 
-    def environment_images(self) -> list[ImageInfo]:
+    def environment_images(self) -> list[ports.ImageInfo]:
         return []  # none can have been built
 
-    def remove_environment_image(self, image: ImageInfo) -> None:
-        raise ContainerRuntimeError(REASON)
+    def remove_environment_image(self, image: ports.ImageInfo) -> None:
+        raise ports.ContainerRuntimeError(REASON)
 
     def build_environment(
-        self, *, base: BaseImageRef, lock: Lock, tag: str, admin: bool, log: JobLog
+        self,
+        *,
+        base: ports.BaseImageRef,
+        lock: Lock,
+        tag: str,
+        admin: bool,
+        log: JobLog,
     ) -> None:
         raise RuntimeError(REASON)

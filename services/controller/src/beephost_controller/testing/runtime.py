@@ -14,10 +14,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from beephost_controller.ports import (
+    CommitRunSpec,
     ContainerRunError,
     ContainerRuntimeError,
+    ImageBuildSpec,
     ImageInfo,
     ImageNotFoundError,
+    RunSpec,
 )
 from beephost_controller.testing.changes import change_labels, unquote_word
 from beephost_controller.testing.images import FakeImage, FakeImages
@@ -120,28 +123,22 @@ class FakeRuntime(FakeImages):
         self.operations.append(("build", tag))
         return self._info(image)
 
-    def build_image(
-        self,
-        context: Path,
-        *,
-        dockerfile: str,
-        tag: str,
-        buildargs: Mapping[str, str] | None = None,
-        labels: Mapping[str, str] | None = None,
-    ) -> ImageInfo:
-        """Record the build (``builds``) and an image tagged ``tag`` with ``labels``.
+    def build_image(self, build: ImageBuildSpec) -> ImageInfo:
+        """Record the build (``builds``) and an image tagged ``build.tag`` with
+        ``build.labels``.
 
         The Dockerfile is not interpreted (the engine's builds are tested against the
         engine): the image is a child of the ``BASE_IMAGE`` build argument if there is
-        one, with its labels and ``labels`` over them, as the builders pass them.
+        one, with its labels and ``build.labels`` over them, as the builders pass them.
 
         Raises:
             ImageNotFoundError: ``BASE_IMAGE`` is not local (the fake never pulls).
             ContainerRuntimeError: No Dockerfile in the context.
         """
+        context, dockerfile, tag = build.context, build.dockerfile, build.tag
         if not (context / dockerfile).is_file():
             raise ContainerRuntimeError(f"build {tag}: no {dockerfile} in {context}")
-        args = dict(buildargs or {})
+        args = dict(build.buildargs)
         parent = None
         if "BASE_IMAGE" in args:
             parent = self._resolve(args["BASE_IMAGE"])
@@ -154,10 +151,10 @@ class FakeRuntime(FakeImages):
             for path in context.rglob("*")
             if path.is_file()
         )
-        self.builds.append(ImageBuild(dockerfile, tag, args, dict(labels or {}), files))
+        self.builds.append(ImageBuild(dockerfile, tag, args, dict(build.labels), files))
         image = FakeImage(
             id=self._new_id(f"{tag}{sorted(args.items())}"),
-            labels={**(parent.labels if parent else {}), **(labels or {})},
+            labels={**(parent.labels if parent else {}), **build.labels},
             size=(parent.size if parent else 0)
             + sum((context / name).stat().st_size for name in files),
             python_version=parent.python_version if parent else None,
@@ -167,22 +164,15 @@ class FakeRuntime(FakeImages):
         self.operations.append(("build-image", tag))
         return self._info(image)
 
-    def run(
-        self,
-        image: str,
-        command: Sequence[str],
-        *,
-        labels: Mapping[str, str] | None = None,
-        volumes: Mapping[str, str] | None = None,
-        timeout: float = 60.0,
-    ) -> str:
-        """Answer the CPython version probe for ``image``.
+    def run(self, spec: RunSpec) -> str:
+        """Answer the CPython version probe for ``spec.image``.
 
         Raises:
             ImageNotFoundError: No such image.
             ContainerRunError: The command is not a version probe, or the image has
                 no known CPython.
         """
+        image, command = spec.image, spec.command
         found = self._resolve(image)
         if found is None:
             raise ImageNotFoundError(f"run: image {image} not found")
@@ -197,34 +187,25 @@ class FakeRuntime(FakeImages):
             )
         return version + "\n"
 
-    def commit_run(
-        self,
-        image: str,
-        command: Sequence[str],
-        *,
-        tag: str,
-        user: str,
-        files: Mapping[Path, str] | None = None,
-        labels: Mapping[str, str] | None = None,
-        changes: Sequence[str] = (),
-        timeout: float = 600.0,
-    ) -> ImageInfo:
-        """Record the run (``commit_runs``) and a child of ``image`` tagged ``tag``.
+    def commit_run(self, run: CommitRunSpec) -> ImageInfo:
+        """Record the run (``commit_runs``) and a child of ``run.image`` tagged
+        ``run.tag``.
 
         The command is not executed. The child's labels are the image's, then the
         run's, then those of the ``LABEL`` changes, as an engine's commit merges them.
 
         Raises:
             ImageNotFoundError: No such image.
-            ContainerRuntimeError: A directory of ``files`` is missing, or a change is
-                malformed or not one a commit accepts.
+            ContainerRuntimeError: A directory of ``run.files`` is missing, or a change
+                is malformed or not one a commit accepts.
             ContainerRunError: The command matches one of ``run_failures``.
         """
+        image, command, tag = run.image, run.command, run.tag
         parent = self._resolve(image)
         if parent is None:
             raise ImageNotFoundError(f"commit_run: image {image} not found")
         copied: dict[str, bytes] = {}
-        for host, target in (files or {}).items():
+        for host, target in run.files.items():
             if not host.is_dir():
                 raise ContainerRuntimeError(f"commit_run: no directory {host}")
             for path in sorted(host.rglob("*")):
@@ -232,7 +213,7 @@ class FakeRuntime(FakeImages):
                     relative = path.relative_to(host).as_posix()
                     copied[f"{target.rstrip('/')}/{relative}"] = path.read_bytes()
         changed = change_labels(
-            changes,
+            run.changes,
             operation="commit",
             accepted=("ENV ", "CMD ", "ENTRYPOINT ", "WORKDIR ", "USER ", "EXPOSE "),
             unquote=unquote_word,
@@ -242,9 +223,9 @@ class FakeRuntime(FakeImages):
                 image=image,
                 command=tuple(command),
                 tag=tag,
-                user=user,
-                labels=dict(labels or {}),
-                changes=tuple(changes),
+                user=run.user,
+                labels=dict(run.labels),
+                changes=tuple(run.changes),
                 files=copied,
             )
         )
@@ -260,7 +241,7 @@ class FakeRuntime(FakeImages):
                 )
         child = FakeImage(
             id=self._new_id(f"{parent.id}{text}{tag}"),
-            labels={**parent.labels, **(labels or {}), **changed},
+            labels={**parent.labels, **run.labels, **changed},
             size=parent.size + sum(len(data) for data in copied.values()),
             python_version=parent.python_version,
             parent=parent.id,

@@ -12,6 +12,7 @@ from beephost_controller.ports import (
     ContainerSpec,
     ContainerState,
     ImageInfo,
+    VolumeFillSpec,
 )
 from beephost_controller.resolver import Lock
 
@@ -106,6 +107,8 @@ class MemoryContainers:
         self.volumes: dict[str, Mapping[str, str]] = {}
         self.specs: dict[str, ContainerSpec] = {}
         self.starts: list[str] = []
+        #: Containers joined to their network by ``join_network`` (not by a start).
+        self.joins: list[str] = []
         self.archives: list[tuple[str, str, bytes]] = []
         self.execs: list[tuple[str, tuple[str, ...], str]] = []
         #: What ``exec_in`` answers for a command: (exit status, output).
@@ -165,19 +168,13 @@ class MemoryContainers:
         }
         return ids.pop() if len(ids) == 1 else None
 
-    def fill_volumes(
-        self,
-        image: str,
-        mounts: Mapping[str, str],
-        labels: Mapping[str, str],
-        check: Sequence[str],
-    ) -> str:
-        if self.image_id(image) is None:
-            raise ContainerRuntimeError(f"no image {image}")
-        for volume in mounts:
+    def fill_volumes(self, fill: VolumeFillSpec) -> str:
+        if self.image_id(fill.image) is None:
+            raise ContainerRuntimeError(f"no image {fill.image}")
+        for volume in fill.mounts:
             if volume not in self.volumes:
                 raise ContainerRuntimeError(f"no volume {volume}")
-        self.fills.append((image, dict(mounts)))
+        self.fills.append((fill.image, dict(fill.mounts)))
         return self.fill_output
 
     def create_container(self, spec: ContainerSpec) -> str:
@@ -196,6 +193,7 @@ class MemoryContainers:
             False,
             0,
             {5678: 40000},
+            unjoined_network=spec.network,
         )
         return cid
 
@@ -209,11 +207,19 @@ class MemoryContainers:
         self.starts.append(name)
         self.containers[name] = replace(
             self.containers[name],
+            unjoined_network=None,
             status="running",
             health="healthy" if self.healthy else "starting",
             exit_code=0,
             oom_killed=False,
         )
+
+    def join_network(self, ref: str) -> None:
+        name = self._find(ref)
+        if name is None:
+            raise ContainerRuntimeError(f"no container {ref}")
+        self.joins.append(name)
+        self.containers[name] = replace(self.containers[name], unjoined_network=None)
 
     def container_state(self, ref: str) -> ContainerState | None:
         name = self._find(ref)

@@ -20,6 +20,7 @@ from beephost_client._config import DEFAULT_TIMEOUT, Timeout
 from beephost_client._exceptions import InvalidArgument
 from beephost_client._transports import _http11
 from beephost_client._transports._endpoint import MAX_STREAM_LINE, Endpoint, timed_out
+from beephost_client._transports._file_commands import Upload
 from beephost_client._transports._httpio import AsyncConnection
 from beephost_client._transports._pool import AsyncPool
 from beephost_client._transports.base import AsyncBaseTransport, AsyncStream, new_lease
@@ -105,20 +106,15 @@ class AsyncHTTPTransport(AsyncBaseTransport):
             self._pool.release(conn)
 
     async def upload_async(
-        self,
-        path: str,
-        chunks: AsyncIterable[bytes],
-        *,
-        overwrite: bool,
-        size: int | None,
-        timeout: float,
+        self, file: Upload, chunks: AsyncIterable[bytes], *, timeout: float
     ) -> dict[str, Any]:
-        """PUT the file's bytes as they come: with a Content-Length when ``size`` is
+        """PUT the file's bytes as they come: with a Content-Length when its size is
         known, else chunked; the body is sent only after the server's ``100 Continue``,
         so a refusal (quota, a taken name) costs no upload."""
         endpoint = self._endpoint
-        target = _http11.file_target(endpoint.prefix, path)
-        if not overwrite:
+        size = file.size
+        target = _http11.file_target(endpoint.prefix, file.path)
+        if not file.overwrite:
             target += "?overwrite=false"
         route = _http11.Route("PUT", target, None, None)
         conn = await self._pool.acquire()

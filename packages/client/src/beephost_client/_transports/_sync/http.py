@@ -12,6 +12,7 @@ from beephost_client._config import DEFAULT_TIMEOUT, Timeout
 from beephost_client._exceptions import InvalidArgument
 from beephost_client._transports import _http11
 from beephost_client._transports._endpoint import MAX_STREAM_LINE, Endpoint, timed_out
+from beephost_client._transports._file_commands import Upload
 from beephost_client._transports._httpio import Connection
 from beephost_client._transports._pool import Pool
 from beephost_client._transports.base import BaseTransport, SyncStream, new_lease
@@ -97,20 +98,15 @@ class HTTPTransport(BaseTransport):
             self._pool.release(conn)
 
     def upload(
-        self,
-        path: str,
-        chunks: Iterable[bytes],
-        *,
-        overwrite: bool,
-        size: int | None,
-        timeout: float,
+        self, file: Upload, chunks: Iterable[bytes], *, timeout: float
     ) -> dict[str, Any]:
-        """PUT the file's bytes as they come: with a Content-Length when ``size`` is
+        """PUT the file's bytes as they come: with a Content-Length when its size is
         known, else chunked; the body is sent only after the server's ``100 Continue``,
         so a refusal (quota, a taken name) costs no upload."""
         endpoint = self._endpoint
-        target = _http11.file_target(endpoint.prefix, path)
-        if not overwrite:
+        size = file.size
+        target = _http11.file_target(endpoint.prefix, file.path)
+        if not file.overwrite:
             target += "?overwrite=false"
         route = _http11.Route("PUT", target, None, None)
         conn = self._pool.acquire()
