@@ -168,8 +168,8 @@ def rpc_env(python: str, **settings: Any) -> dict[str, str]:
     return env
 
 
-def start_rpc_process(directory: Path, python: str, **settings: Any) -> RpcProcess:
-    """Run `python -m beephost_rpc_backend` on a free port and wait until it listens."""
+def spawn_rpc_process(directory: Path, python: str, **settings: Any) -> RpcProcess:
+    """Run `python -m beephost_rpc_backend` without waiting for it (port 0: unknown)."""
     metrics_port = int(settings.pop("metrics_port", free_port()))
     log = directory / "server.log"
     with log.open("wb") as out:  # the child keeps its own copy
@@ -179,11 +179,18 @@ def start_rpc_process(directory: Path, python: str, **settings: Any) -> RpcProce
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+    return RpcProcess(process, 0, metrics_port, log)
+
+
+def start_rpc_process(directory: Path, python: str, **settings: Any) -> RpcProcess:
+    """Run `python -m beephost_rpc_backend` on a free port and wait until it listens."""
+    spawned = spawn_rpc_process(directory, python, **settings)
+    process, metrics_port, log = spawned.process, spawned.metrics_port, spawned.log
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"server exited: {log.read_text()}")
-        for line in RpcProcess(process, 0, 0, log).log_lines():
+        for line in spawned.log_lines():
             if str(line.get("msg", "")).startswith("listening on "):
                 port = int(line["msg"].rsplit(":", 1)[1])
                 return RpcProcess(process, port, metrics_port, log)

@@ -35,6 +35,7 @@ from tests.integration.rpc.support import (
     StartBackend,
     bearer,
     rpc_env,
+    spawn_rpc_process,
     start_rpc_process,
 )
 from tests.ports import free_port
@@ -263,7 +264,8 @@ def scrape(port: int) -> str:
 
 
 def test_process_exits_1_when_the_environment_cannot_start(short_tmp: Path) -> None:
-    server = start_rpc_process(short_tmp, "/nonexistent/python", metrics_port=0)
+    # Not start_rpc_process: the server may exit before its "listening" line is read.
+    server = spawn_rpc_process(short_tmp, "/nonexistent/python", metrics_port=0)
     assert server.process.wait(timeout=T) == 1
     messages = [line["msg"] for line in server.log_lines()]
     assert any(m.startswith("cannot start the executor") for m in messages), messages
