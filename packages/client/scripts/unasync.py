@@ -1,8 +1,8 @@
 """Generate the sync clients and transports from the async ones: ``_async/`` -> ``_sync/``.
 
-The clients (``_client.py``: Client; ``_controller.py``: ControllerClient, with its
-parts by resource ``_controller_*.py``; ``_scoped.py``: their ``with`` blocks) and
-the transports in ``_transports/_async`` (``http.py``, ``pipe.py``,
+The clients (``_client.py``: Client; ``_connect.py``: connect; ``_controller.py``:
+ControllerClient, with its parts by resource ``_controller_*.py``; ``_scoped.py``:
+their ``with`` blocks) and the transports in ``_transports/_async`` (``http.py``, ``pipe.py``,
 ``controller_http.py``).
 Below them, the blocking and asyncio I/O (``_httpio``, ``_pipeio``, ``_pool``) is
 written by hand, and so is gRPC (``grpc`` and ``grpc.aio`` differ in more than I/O).
@@ -52,6 +52,13 @@ FILES_HEADER = '''"""The backend's workspace from the blocking client: ``client.
 
 GENERATED from ``_async/_files.py`` by ``packages/client/scripts/unasync.py``: do not
 edit (the docstrings there describe both).
+"""
+'''
+
+CONNECT_HEADER = '''"""``connect``: a blocking client for a URL, in one call.
+
+GENERATED from ``_async/_connect.py`` by ``packages/client/scripts/unasync.py``: do not
+edit (the docstring there describes both).
 """
 '''
 
@@ -192,6 +199,12 @@ FILES = [
             {},
         )
         for part, calls in CONTROLLER_PARTS.items()
+    ),
+    (
+        PACKAGE / "_async" / "_connect.py",
+        PACKAGE / "_sync" / "_connect.py",
+        CONNECT_HEADER,
+        {", for asyncio code;": ", for blocking code;"},
     ),
     (
         PACKAGE / "_async" / "_scoped.py",

@@ -20,7 +20,7 @@ from tests.integration.cli.support import (
     subprocess_env,
 )
 from tests.ports import free_port
-from tests.unit.cli.test_commands import error_lines
+from tests.unit.cli.test_commands import error_lines, failure_lines
 
 
 def cli(controller: LiveController, *args: str, **env: str | None) -> Result:
@@ -78,8 +78,7 @@ def test_venv_lifecycle(controller: LiveController, tmp_path: Path) -> None:
     assert deleted.exit_code == 0
     assert "✓ deleted environment data" in deleted.stderr
     gone = cli(controller, "venv", "status", "data")
-    assert gone.exit_code == 1
-    assert error_lines(gone) == [
+    assert failure_lines(gone) == [
         "error: no environment 'data'",
         "hint: `beep-host venv list` lists the environments",
     ]
@@ -88,24 +87,23 @@ def test_venv_lifecycle(controller: LiveController, tmp_path: Path) -> None:
 def test_conflicts_and_exist_ok(controller: LiveController) -> None:
     assert cli(controller, "venv", "create", "e", "six").exit_code == 0
     again = cli(controller, "venv", "create", "e", "six")
-    assert again.exit_code == 1
-    assert error_lines(again)[0] == "error: environment 'e' exists"
-    assert error_lines(again)[1].startswith("hint: pick another name, pass --exist-ok")
+    error, hint = failure_lines(again)
+    assert error == "error: environment 'e' exists"
+    assert hint.startswith("hint: pick another name, pass --exist-ok")
     same = cli(controller, "venv", "create", "e", "six", "--exist-ok", "--json")
     assert same.exit_code == 0
     assert json.loads(same.stdout)["status"] == "ready"
     other = cli(controller, "venv", "create", "e", "attrs", "--exist-ok")
-    assert other.exit_code == 1
     assert (
-        error_lines(other)[0] == "error: environment 'e' exists with another definition"
+        failure_lines(other)[0]
+        == "error: environment 'e' exists with another definition"
     )
 
 
 def test_failed_resolution_and_build(tmp_path: Path) -> None:
     with live_controller(tmp_path, MemoryImageBuilder(fail="disk full")) as controller:
         unresolvable = cli(controller, "venv", "create", "x", "no-such-pkg")
-        assert unresolvable.exit_code == 1
-        assert error_lines(unresolvable)[0] == (
+        assert failure_lines(unresolvable)[0] == (
             "error: building environment x failed: Because no-such-pkg was not found "
             "in the package registry"
         )
@@ -129,14 +127,12 @@ def test_invalid_input_is_reported_with_the_controllers_message(
     controller: LiveController,
 ) -> None:
     bad_name = cli(controller, "venv", "create", "Bad Name")
-    assert bad_name.exit_code == 1
-    assert error_lines(bad_name)[0].startswith(
+    error, hint = failure_lines(bad_name)
+    assert error.startswith(
         "error: body.name: Value error, 'Bad Name' is not a valid name: a name is "
         "1 to 63 characters: lowercase letters, digits"
     )
-    assert (
-        error_lines(bad_name)[1] == "hint: check the arguments (--help describes them)"
-    )
+    assert hint == "hint: check the arguments (--help describes them)"
     bad_python = cli(controller, "init", "--python", "3.12")
     assert error_lines(bad_python)[0] == "error: no runtime '3.12'; offered: 3.11, 3.13"
 
@@ -163,18 +159,17 @@ def test_no_wait_then_jobs(controller: LiveController) -> None:
 def test_wait_timeout_says_how_to_follow_on(tmp_path: Path) -> None:
     with live_controller(tmp_path, MemoryImageBuilder(step_seconds=1.0)) as controller:
         result = cli(controller, "venv", "create", "slow", "six", "--timeout", "1")
-        assert result.exit_code == 1
-        assert error_lines(result)[0].startswith("error: job job-")
-        assert error_lines(result)[0].endswith("did not finish within 1s")
-        assert error_lines(result)[1].startswith(
+        error, hint = failure_lines(result)
+        assert error.startswith("error: job job-")
+        assert error.endswith("did not finish within 1s")
+        assert hint.startswith(
             "hint: it goes on: follow it with `beep-host jobs wait job-"
         )
 
 
 def test_authentication(controller: LiveController) -> None:
     wrong = cli(controller, "venv", "list", BEEPHOST_TOKEN="wrong")
-    assert wrong.exit_code == 1
-    assert error_lines(wrong) == [
+    assert failure_lines(wrong) == [
         "error: a valid bearer token is required",
         "hint: pass the controller's token with --token or BEEPHOST_TOKEN",
     ]
@@ -196,8 +191,7 @@ def test_authentication(controller: LiveController) -> None:
 def test_controller_not_running() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     result = CliRunner().invoke(app, ["--controller", url, "runtimes"])
-    assert result.exit_code == 1
-    assert error_lines(result) == [
+    assert failure_lines(result) == [
         f"error: cannot connect to {url}: [Errno 111] Connection refused",
         "hint: is the controller running? start it with `beephost-controller`, or point "
         "--controller (BEEPHOST_CONTROLLER_URL) at it",

@@ -60,6 +60,12 @@ def error_lines(result: Result) -> list[str]:
     ]
 
 
+def failure_lines(result: Result) -> list[str]:
+    """The error and hint lines of a command that failed as it should: exit code 1."""
+    assert result.exit_code == 1, result.output
+    return error_lines(result)
+
+
 def test_help_and_usage_errors_exit_2(fake: FakeController) -> None:
     assert invoke(fake, "--help").exit_code == 0
     assert invoke(fake).exit_code == 2  # no command: help, as a usage error
@@ -103,8 +109,7 @@ def test_init_follows_the_job_and_prints_the_runtime(fake: FakeController) -> No
 
 def test_init_of_an_unknown_runtime(fake: FakeController) -> None:
     result = invoke(fake, "init", "--python", "2.7")
-    assert result.exit_code == 1
-    assert error_lines(result) == [
+    assert failure_lines(result) == [
         "error: no runtime '2.7'",
         "hint: check the arguments (--help describes them)",
     ]
@@ -161,8 +166,7 @@ def test_venv_create_from_stdin_json_and_no_wait(fake: FakeController) -> None:
 def test_venv_create_conflict_and_exist_ok(fake: FakeController) -> None:
     fake.add_environment("data")
     result = invoke(fake, "venv", "create", "data", "six")
-    assert result.exit_code == 1
-    assert error_lines(result) == [
+    assert failure_lines(result) == [
         "error: environment 'data' exists",
         "hint: pick another name, pass --exist-ok for the same definition, or delete it "
         "first: `beep-host venv delete data`",
@@ -215,8 +219,7 @@ def test_venv_list_status_delete(fake: FakeController) -> None:
     assert as_json["log"] == ["resolving for data", "installing [extras]"]
     assert invoke(fake, "venv", "delete", "data").exit_code == 0
     missing = invoke(fake, "venv", "status", "data")
-    assert missing.exit_code == 1
-    assert error_lines(missing) == [
+    assert failure_lines(missing) == [
         "error: no environment 'data'",
         "hint: `beep-host venv list` lists the environments",
     ]
@@ -226,8 +229,7 @@ def test_venv_delete_with_backends(fake: FakeController) -> None:
     fake.add_environment("data")
     assert invoke(fake, "start", "pipe", "--venv", "data").exit_code == 0
     result = invoke(fake, "venv", "delete", "data")
-    assert result.exit_code == 1
-    assert error_lines(result)[1].startswith("hint: stop its backends first")
+    assert failure_lines(result)[1].startswith("hint: stop its backends first")
 
 
 def test_venv_admin_builds_once(fake: FakeController) -> None:
@@ -263,8 +265,7 @@ def test_start_waits_and_prints_endpoint_and_token(fake: FakeController) -> None
 
 def test_start_without_the_environment(fake: FakeController) -> None:
     result = invoke(fake, "start", "pipe")
-    assert result.exit_code == 1
-    assert error_lines(result) == [
+    assert failure_lines(result) == [
         "error: no environment 'admin'",
         "hint: make it with `beep-host venv admin`, or pass --venv NAME",
     ]
@@ -284,8 +285,7 @@ def test_start_on_a_controller_without_backends(fake: FakeController) -> None:
     fake.add_environment("admin")
     fake.backends_api = False
     result = invoke(fake, "start", "http")
-    assert result.exit_code == 1
-    assert error_lines(result) == [
+    assert failure_lines(result) == [
         "error: the controller does not serve POST /api/v1/backends (HTTP 404): is it "
         "older than this client?",
         "hint: upgrade the controller, or use a client of its version",
@@ -296,8 +296,7 @@ def test_start_of_a_backend_that_exits(fake: FakeController) -> None:
     fake.add_environment("admin")
     fake.backend_states = ["starting", "exited"]
     result = invoke(fake, "start", "pipe")
-    assert result.exit_code == 1
-    assert error_lines(result) == [
+    assert failure_lines(result) == [
         "error: backend b1 is exited: exit code 3",
         "hint: its output: `beep-host logs b1`",
     ]

@@ -5,6 +5,7 @@ backend :class:`beephost_client.Client`). Exit codes: 0 success, 1 an error (one
 ``error:`` line and a ``hint:`` on stderr), 2 a usage error.
 """
 
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -108,21 +109,26 @@ def _root(
     ctx.obj = preset
 
 
-app.command("init")(runtimes.init)
-app.command("runtimes")(runtimes.runtimes)
+# `beep-host NAME`, for each: `--help` lists them in this order, then the groups.
+_COMMANDS: dict[str, Callable[..., None]] = {
+    "init": runtimes.init,
+    "runtimes": runtimes.runtimes,
+    "start": backends.start,
+    "stop": backends.stop,
+    "status": backends.status,
+    "logs": backends.logs,
+    "connection": backends.connection,
+    "eval": code.eval_,
+    "exec": code.exec_,
+    "cp": files.cp,
+    "ls": files.ls,
+    "install": packages.install,
+    "prune": images.prune,
+    "config": config.config,
+}
+for _name, _command in _COMMANDS.items():
+    app.command(_name)(_command)
 app.add_typer(venv.app)
-app.command("start")(backends.start)
-app.command("stop")(backends.stop)
-app.command("status")(backends.status)
-app.command("logs")(backends.logs)
-app.command("connection")(backends.connection)
-app.command("eval")(code.eval_)
-app.command("exec")(code.exec_)
-app.command("cp")(files.cp)
-app.command("ls")(files.ls)
-app.command("install")(packages.install)
-app.command("prune")(images.prune)
-app.command("config")(config.config)
 app.add_typer(jobs.app)
 
 

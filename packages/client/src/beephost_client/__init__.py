@@ -16,10 +16,10 @@ from beephost_client._async._client import (
     AsyncRemoteObject,
     AsyncSession,
 )
+from beephost_client._async._connect import aconnect
 from beephost_client._async._files import AsyncFiles
 from beephost_client._async._sugar import AsyncRemoteAttribute
 from beephost_client._config import SCHEMES, Timeout
-from beephost_client._connect import aconnect, connect
 from beephost_client._exceptions import (
     BadReply,
     ConnectError,
@@ -35,6 +35,7 @@ from beephost_client._models import (
     SessionDescription,
 )
 from beephost_client._sync._client import Client, ExecStream, RemoteObject, Session
+from beephost_client._sync._connect import connect
 from beephost_client._sync._files import Files
 from beephost_client._transports.base import AsyncBaseTransport, BaseTransport
 from beephost_client._transports.http import AsyncHTTPTransport, HTTPTransport

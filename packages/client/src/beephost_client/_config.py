@@ -2,13 +2,15 @@
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from beephost_client._exceptions import InvalidArgument
 
 if TYPE_CHECKING:
     from beephost_client._transports.base import AsyncBaseTransport, BaseTransport
+
+_T_co = TypeVar("_T_co", covariant=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,35 +97,46 @@ def unix_path(url: str) -> str:
     return path
 
 
-def make_transport(url: str, *, token: str | None, timeout: Timeout) -> "BaseTransport":
-    """Build the blocking transport for ``url`` from the scheme table."""
+class _TransportClass(Protocol[_T_co]):
+    """What the scheme table builds: a transport class, called with its address."""
+
+    def __call__(
+        self, address: str, /, *, token: str | None, timeout: Timeout
+    ) -> _T_co: ...
+
+
+def _transport_classes(
+    url: str,
+) -> tuple[
+    str, "_TransportClass[BaseTransport]", "_TransportClass[AsyncBaseTransport]"
+]:
+    """The address for ``url`` and its blocking and asyncio transport classes.
+
+    They are imported when first needed: the gRPC ones need the [grpc] extra.
+    """
     kind = transport_kind(url)
     if kind == "pipe":
-        from beephost_client._transports.pipe import PipeTransport
+        from beephost_client._transports.pipe import AsyncPipeTransport, PipeTransport
 
-        return PipeTransport(unix_path(url), token=token, timeout=timeout)
+        return unix_path(url), PipeTransport, AsyncPipeTransport
     if kind == "http":
-        from beephost_client._transports.http import HTTPTransport
+        from beephost_client._transports.http import AsyncHTTPTransport, HTTPTransport
 
-        return HTTPTransport(url, token=token, timeout=timeout)
-    from beephost_client._transports.grpc import GRPCTransport  # needs the [grpc] extra
+        return url, HTTPTransport, AsyncHTTPTransport
+    from beephost_client._transports.grpc import AsyncGRPCTransport, GRPCTransport
 
-    return GRPCTransport(url, token=token, timeout=timeout)
+    return url, GRPCTransport, AsyncGRPCTransport
+
+
+def make_transport(url: str, *, token: str | None, timeout: Timeout) -> "BaseTransport":
+    """Build the blocking transport for ``url`` from the scheme table."""
+    address, blocking, _ = _transport_classes(url)
+    return blocking(address, token=token, timeout=timeout)
 
 
 def make_async_transport(
     url: str, *, token: str | None, timeout: Timeout
 ) -> "AsyncBaseTransport":
     """Build the asyncio transport for ``url`` from the scheme table."""
-    kind = transport_kind(url)
-    if kind == "pipe":
-        from beephost_client._transports.pipe import AsyncPipeTransport
-
-        return AsyncPipeTransport(unix_path(url), token=token, timeout=timeout)
-    if kind == "http":
-        from beephost_client._transports.http import AsyncHTTPTransport
-
-        return AsyncHTTPTransport(url, token=token, timeout=timeout)
-    from beephost_client._transports.grpc import AsyncGRPCTransport
-
-    return AsyncGRPCTransport(url, token=token, timeout=timeout)
+    address, _, asynchronous = _transport_classes(url)
+    return asynchronous(address, token=token, timeout=timeout)

@@ -1,6 +1,6 @@
 """Options and steps several commands share: ``--json``, ``--wait``, following a job."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -25,6 +25,13 @@ JobTimeoutOption = Annotated[
         "--timeout", min=1, help="Seconds to wait for the job.", show_default=True
     ),
 ]
+
+
+def requirements_argument(example: str) -> Any:  # typer types its markers as Any
+    """The optional PACKAGES... argument: requirement specifiers, like ``example``."""
+    return typer.Argument(
+        help=f"Requirement specifiers, e.g. {example}.", show_default=False
+    )
 
 
 def follow_job(

@@ -9,6 +9,7 @@ from beephost_cli.commands._common import (
     JsonOption,
     WaitOption,
     follow_job,
+    requirements_argument,
 )
 from beephost_cli.state import controlled
 
@@ -16,10 +17,7 @@ from beephost_cli.state import controlled
 def install(
     ctx: typer.Context,
     packages: Annotated[
-        list[str] | None,
-        typer.Argument(
-            help="Requirement specifiers, e.g. tabulate 'rich>=13'.", show_default=False
-        ),
+        list[str] | None, requirements_argument("tabulate 'rich>=13'")
     ] = None,
     backend: Annotated[
         str,

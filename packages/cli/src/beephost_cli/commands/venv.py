@@ -13,6 +13,7 @@ from beephost_cli.commands._common import (
     WaitOption,
     follow_job,
     log_lines,
+    requirements_argument,
 )
 from beephost_cli.commands.runtimes import PythonOption
 from beephost_cli.errors import Failure
@@ -87,10 +88,7 @@ def create(
     ctx: typer.Context,
     name: NameArgument,
     packages: Annotated[
-        list[str] | None,
-        typer.Argument(
-            help="Requirement specifiers, e.g. 'pandas>=2' six.", show_default=False
-        ),
+        list[str] | None, requirements_argument("'pandas>=2' six")
     ] = None,
     requirements: Annotated[
         Path | None,

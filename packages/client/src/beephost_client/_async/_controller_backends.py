@@ -14,7 +14,6 @@ from typing import Any
 
 from beephost_client import _controller
 from beephost_client._config import DEFAULT_TIMEOUT, Timeout
-from beephost_client._connect import aconnect
 from beephost_client._controller_types import (
     Backend,
     BackendConnection,
@@ -27,6 +26,7 @@ from beephost_client._transports.controller import Request
 from beephost_protocol.errors import ExecutionTimeout
 
 from ._client import AsyncClient
+from ._connect import aconnect
 from ._controller_base import _AsyncControllerBase
 
 #: Seconds one ``wait_backend`` request lets the controller hold it (at most 30).

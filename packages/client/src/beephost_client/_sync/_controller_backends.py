@@ -10,7 +10,6 @@ from typing import Any
 
 from beephost_client import _controller
 from beephost_client._config import DEFAULT_TIMEOUT, Timeout
-from beephost_client._connect import connect
 from beephost_client._controller_types import (
     Backend,
     BackendConnection,
@@ -23,6 +22,7 @@ from beephost_client._transports.controller import Request
 from beephost_protocol.errors import ExecutionTimeout
 
 from ._client import Client
+from ._connect import connect
 from ._controller_base import _ControllerBase
 
 #: Seconds one ``wait_backend`` request lets the controller hold it (at most 30).
