@@ -6,6 +6,8 @@ from typing import Any
 import pytest
 
 from beephost_core import Executor, ExecutorConfig
+from beephost_protocol import models
+from tests.integration.core.rich_fakes import HTML
 
 MakeExecutor = Callable[..., Any]
 
@@ -39,3 +41,16 @@ async def make_executor(
 async def executor(make_executor: MakeExecutor) -> Executor:
     result: Executor = await make_executor()
     return result
+
+
+@pytest.fixture
+def make_rich_executor(make_executor: MakeExecutor) -> MakeExecutor:
+    """``make_executor``'s executors, with the rich fakes (``rich_fakes.HTML``) defined
+    in ``default``."""
+
+    async def make(**overrides: Any) -> Executor:
+        executor: Executor = await make_executor(**overrides)
+        await executor.run(models.Execute(code=HTML))
+        return executor
+
+    return make

@@ -339,8 +339,11 @@ async def test_streamed_exec_delivers_output_as_produced(executor: Executor) -> 
     assert events[0][0] < 0.4  # 'a' arrived before the sleep ended
 
 
-async def test_missing_interpreter_is_unavailable(env_python: str) -> None:
+@pytest.mark.parametrize("soon", [False, True], ids=["start", "start_soon-then-start"])
+async def test_missing_interpreter_is_unavailable(soon: bool) -> None:
     executor = Executor(ExecutorConfig(python="/nonexistent/python"))
+    if soon:
+        executor.start_soon()  # its failure reaches start
     with pytest.raises(Unavailable, match="cannot start worker"):
         await executor.start()
     await executor.aclose()
@@ -362,14 +365,6 @@ async def test_start_soon_boots_the_default_worker_that_start_then_joins(
         assert [s.worker.pid for s in executor._sessions.values() if s.worker] == [pid]
     finally:
         await executor.aclose()
-
-
-async def test_a_failed_start_soon_reaches_start() -> None:
-    executor = Executor(ExecutorConfig(python="/nonexistent/python"))
-    executor.start_soon()
-    with pytest.raises(Unavailable, match="cannot start worker"):
-        await executor.start()
-    await executor.aclose()
 
 
 async def test_closing_during_start_soon_waits_for_the_worker_and_kills_it(

@@ -7,7 +7,6 @@ import pytest
 from beephost_core import Executor
 from beephost_protocol import models
 from tests.integration.core.conftest import MakeExecutor
-from tests.integration.core.rich_fakes import HTML
 
 pytestmark = pytest.mark.anyio
 
@@ -17,26 +16,14 @@ def executor_defaults() -> dict[str, Any]:
     return {"prewarm": 0}
 
 
-@pytest.fixture
-def make_executor(make_executor: MakeExecutor) -> MakeExecutor:
-    """The conftest's executors, with the rich fakes defined in ``default``."""
-
-    async def make(**overrides: Any) -> Executor:
-        executor: Executor = await make_executor(**overrides)
-        await executor.run(models.Execute(code=HTML))
-        return executor
-
-    return make
-
-
 async def value_of(executor: Executor, expression: str) -> Any:
     return (await executor.run(models.Evaluate(expression=expression)))["value"]
 
 
 async def test_the_returned_handle_carries_its_bundle(
-    make_executor: MakeExecutor,
+    make_rich_executor: MakeExecutor,
 ) -> None:
-    executor = await make_executor()
+    executor = await make_rich_executor()
     handle = (await value_of(executor, "Html(3)"))["$handle"]
     assert handle["repr"] == "Html(3)"
     assert handle["bundle"] == {
@@ -50,9 +37,9 @@ async def test_the_returned_handle_carries_its_bundle(
 
 
 async def test_only_a_rich_top_level_handle_has_a_bundle(
-    make_executor: MakeExecutor,
+    make_rich_executor: MakeExecutor,
 ) -> None:
-    executor = await make_executor()
+    executor = await make_rich_executor()
     assert "bundle" not in (await value_of(executor, "Plain()"))["$handle"]
     nested = await value_of(executor, "[Html(1), {'k': Html(2)}]")
     assert "bundle" not in nested[0]["$handle"]
@@ -60,9 +47,9 @@ async def test_only_a_rich_top_level_handle_has_a_bundle(
 
 
 async def test_a_bundle_over_the_display_limit_names_what_was_left_out(
-    make_executor: MakeExecutor,
+    make_rich_executor: MakeExecutor,
 ) -> None:
-    executor = await make_executor(max_display_bytes=1000)
+    executor = await make_rich_executor(max_display_bytes=1000)
     small = (await value_of(executor, "Html(999)"))["$handle"]["bundle"]
     assert small["data"]["text/html"] == "h" * 999
     large = (await value_of(executor, "Html(1001)"))["$handle"]["bundle"]
@@ -71,18 +58,18 @@ async def test_a_bundle_over_the_display_limit_names_what_was_left_out(
 
 
 async def test_exec_value_handle_and_execute_result_share_one_bundle(
-    make_executor: MakeExecutor,
+    make_rich_executor: MakeExecutor,
 ) -> None:
-    executor = await make_executor()
+    executor = await make_rich_executor()
     result = await executor.run(models.Execute(code="Html(2)"))
     (output,) = result["outputs"]
     assert result["value"]["$handle"]["bundle"] == output
 
 
 async def test_a_bundle_counts_towards_its_own_request_only(
-    make_executor: MakeExecutor,
+    make_rich_executor: MakeExecutor,
 ) -> None:
-    executor = await make_executor(max_display_total_bytes=2500)
+    executor = await make_rich_executor(max_display_total_bytes=2500)
     first = (await value_of(executor, "Html(2000)"))["$handle"]["bundle"]
     assert first["data"]["text/html"] == "h" * 2000
     # The next request has the whole budget again.

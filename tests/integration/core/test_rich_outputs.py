@@ -10,7 +10,6 @@ from beephost_core import WORKER_SCRIPT, Executor
 from beephost_core.config import default_worker_env
 from beephost_protocol import models
 from tests.integration.core.conftest import MakeExecutor
-from tests.integration.core.rich_fakes import HTML
 
 pytestmark = pytest.mark.anyio
 
@@ -25,10 +24,9 @@ async def run(executor: Executor, code: str, **kwargs: Any) -> dict[str, Any]:
 
 
 async def test_a_value_over_the_output_limit_is_left_out_and_named(
-    make_executor: MakeExecutor,
+    make_rich_executor: MakeExecutor,
 ) -> None:
-    executor = await make_executor(max_display_bytes=1000)
-    await run(executor, HTML)
+    executor = await make_rich_executor(max_display_bytes=1000)
     result = await run(executor, "display(Html(999), Html(1001))")
     small, large = result["outputs"]
     assert small == {
@@ -42,10 +40,9 @@ async def test_a_value_over_the_output_limit_is_left_out_and_named(
 
 
 async def test_outputs_past_the_request_limit_keep_a_note(
-    make_executor: MakeExecutor,
+    make_rich_executor: MakeExecutor,
 ) -> None:
-    executor = await make_executor(max_display_total_bytes=2500)
-    await run(executor, HTML)
+    executor = await make_rich_executor(max_display_total_bytes=2500)
     result = await run(executor, "for _ in range(3): display(Html(1000))")
     first, second, third = result["outputs"]
     assert "text/html" in first["data"]
@@ -73,10 +70,9 @@ async def test_a_note_replaces_text_over_the_limit(make_executor: MakeExecutor) 
 
 
 async def test_streamed_outputs_are_events_in_order(
-    make_executor: MakeExecutor,
+    make_rich_executor: MakeExecutor,
 ) -> None:
-    executor = await make_executor()
-    await run(executor, HTML)
+    executor = await make_rich_executor()
     events: list[tuple[str, Any]] = []
     result = await executor.run(
         models.Execute(code="print('a')\ndisplay(Html(3))\nprint('b')", stream=True),

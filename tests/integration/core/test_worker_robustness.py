@@ -213,14 +213,20 @@ async def test_a_too_large_reply_leaves_no_handles(make_executor: MakeExecutor) 
 # -- KeyboardInterrupt and SyntaxError ------------------------------------------------------------
 
 
-async def test_keyboard_interrupt_raised_by_the_code_is_execution_failed(
-    executor: Executor,
+@pytest.mark.parametrize(
+    ("statement", "remote_type"),
+    [
+        ("raise KeyboardInterrupt('mine')", "KeyboardInterrupt"),
+        # A SyntaxError of the code's own compile() keeps its frames too.
+        ("compile('1 +', 'mine', 'eval')", "SyntaxError"),
+    ],
+)
+async def test_what_the_code_raises_is_execution_failed_with_its_frames(
+    executor: Executor, statement: str, remote_type: str
 ) -> None:
     with pytest.raises(ExecutionFailed) as caught:
-        await executor.run(
-            models.Execute(code="def f():\n    raise KeyboardInterrupt('mine')\nf()")
-        )
-    assert caught.value.remote_type == "KeyboardInterrupt"
+        await executor.run(models.Execute(code=f"def f():\n    {statement}\nf()"))
+    assert caught.value.remote_type == remote_type
     assert "in f" in caught.value.data["traceback"]
     assert "mine" in caught.value.message
 
@@ -253,16 +259,6 @@ async def test_syntax_error_tracebacks_show_no_worker_frames(
     assert "Traceback (most recent call last)" not in traceback
     assert '"<beephost-' in traceback
     assert "SyntaxError" in traceback
-
-
-async def test_a_syntax_error_raised_by_user_code_keeps_its_frames(
-    executor: Executor,
-) -> None:
-    with pytest.raises(ExecutionFailed) as caught:
-        await executor.run(
-            models.Execute(code="def f():\n    compile('1 +', 'mine', 'eval')\nf()")
-        )
-    assert "in f" in caught.value.data["traceback"]
 
 
 # -- a SIGINT the main thread would only see after its blocking call ---------------------------

@@ -23,6 +23,7 @@ from tests.integration.rpc.support import (
     bearer,
     rpc_error,
 )
+from tests.unit.rpc_backend.test_pb_codec import BAD_FIELDS
 
 pytestmark = pytest.mark.anyio
 
@@ -37,6 +38,15 @@ def value(reply: Any) -> Any:
 async def open_session(stub: Stub) -> str:
     reply = await stub.OpenSession(pb.OpenSessionRequest(), timeout=T)
     return reply.session
+
+
+async def execute_error(
+    stub: Stub, code: str, *, session: str = "", deadline: float = T
+) -> tuple[grpc.StatusCode, errors.BeepHostError | None]:
+    """Run ``code`` with Execute, which must fail (``deadline``: the call's, in seconds):
+    its status and beephost-error."""
+    request = pb.ExecuteRequest(session=session, code=code)
+    return await rpc_error(stub.Execute(request, timeout=deadline))
 
 
 # -- every RPC ------------------------------------------------------------------------------
@@ -253,11 +263,7 @@ async def test_cancelled_stream_leaves_the_server_serving(stub: Stub) -> None:
 
 
 async def test_execution_failed(stub: Stub) -> None:
-    code, error = await rpc_error(
-        stub.Execute(
-            pb.ExecuteRequest(code="print('out')\ndef f():\n    1/0\nf()"), timeout=T
-        )
-    )
+    code, error = await execute_error(stub, "print('out')\ndef f():\n    1/0\nf()")
     assert code == grpc.StatusCode.UNKNOWN
     assert isinstance(error, errors.ExecutionFailed)
     assert error.message == "ZeroDivisionError: division by zero"
@@ -269,9 +275,7 @@ async def test_execution_failed(stub: Stub) -> None:
 
 async def test_huge_traceback_and_output_fit_the_metadata(stub: Stub) -> None:
     code = "print('ü' * 500_000)\ndef f(n):\n    return f(n + 1)\nf(0)"
-    status, error = await rpc_error(
-        stub.Execute(pb.ExecuteRequest(code=code), timeout=T)
-    )
+    status, error = await execute_error(stub, code)
     assert status == grpc.StatusCode.UNKNOWN
     assert isinstance(error, errors.ExecutionFailed)
     assert error.remote_type == "RecursionError"
@@ -285,9 +289,7 @@ async def test_deadline_interrupts_the_code_and_the_server_keeps_serving(
 ) -> None:
     await stub.Execute(pb.ExecuteRequest(code="state = 'kept'"), timeout=T)
     started = time.monotonic()
-    code, error = await rpc_error(
-        stub.Execute(pb.ExecuteRequest(code="while True: pass"), timeout=1.0)
-    )
+    code, error = await execute_error(stub, "while True: pass", deadline=1.0)
     elapsed = time.monotonic() - started
     assert code == grpc.StatusCode.DEADLINE_EXCEEDED
     # Client and server deadlines race: usually the client's fires first (no error
@@ -307,9 +309,7 @@ async def test_code_that_ignores_the_deadline_interrupt_is_killed(stub: Stub) ->
         "import time\nwhile True:\n    try:\n        time.sleep(1)\n"
         "    except KeyboardInterrupt:\n        pass"
     )
-    code, _ = await rpc_error(
-        stub.Execute(pb.ExecuteRequest(session=session, code=stubborn), timeout=0.5)
-    )
+    code, _ = await execute_error(stub, stubborn, session=session, deadline=0.5)
     assert code == grpc.StatusCode.DEADLINE_EXCEEDED
     await asyncio.sleep(0.8)  # kill_grace is 0.5 s
     code, error = await rpc_error(
@@ -325,9 +325,7 @@ async def test_server_side_timeout_carries_the_error(
 ) -> None:
     # A deadline longer than max_timeout: the server times out first and says so.
     stub = (await start_backend(max_timeout=0.5)).stub()
-    code, error = await rpc_error(
-        stub.Execute(pb.ExecuteRequest(code="import time\ntime.sleep(5)"), timeout=T)
-    )
+    code, error = await execute_error(stub, "import time\ntime.sleep(5)")
     assert code == grpc.StatusCode.DEADLINE_EXCEEDED
     assert isinstance(error, errors.ExecutionTimeout)
     assert error.data["state_lost"] is False
@@ -351,11 +349,7 @@ async def test_interrupted(stub: Stub) -> None:
 
 async def test_session_lost(stub: Stub) -> None:
     session = await open_session(stub)
-    code, error = await rpc_error(
-        stub.Execute(
-            pb.ExecuteRequest(session=session, code="import os\nos._exit(3)"), timeout=T
-        )
-    )
+    code, error = await execute_error(stub, "import os\nos._exit(3)", session=session)
     assert code == grpc.StatusCode.ABORTED
     assert isinstance(error, errors.SessionLost)
     assert error.data["exit_code"] == 3
@@ -371,9 +365,7 @@ async def test_internal(stub: Stub) -> None:
     # The one real path to `internal`: user code corrupts the worker's channel to the
     # core (its descriptor is the worker's argv[1]); the core kills the worker.
     code = "import os, sys\nos.write(int(sys.argv[1]), b'not json\\n')\nimport time\ntime.sleep(1)"
-    status, error = await rpc_error(
-        stub.Execute(pb.ExecuteRequest(code=code), timeout=T)
-    )
+    status, error = await execute_error(stub, code)
     assert status == grpc.StatusCode.INTERNAL
     assert isinstance(error, errors.InternalError)
     assert error.message.startswith("the worker sent a malformed frame")
@@ -381,30 +373,9 @@ async def test_internal(stub: Stub) -> None:
     assert value(reply) == "fresh"
 
 
-@pytest.mark.parametrize(
-    ("method", "request_message", "field"),
-    [
-        (
-            "CreateObject",
-            pb.CreateObjectRequest(target="list", args_json="[1,"),
-            "args_json",
-        ),
-        (
-            "Evaluate",
-            pb.EvaluateRequest(expression="x", locals_json='{"x": NaN}'),
-            "locals_json",
-        ),
-        (
-            "CallMethod",
-            pb.CallMethodRequest(handle="h", kwargs_json="{]"),
-            "kwargs_json",
-        ),
-        ("SetAttribute", pb.SetAttributeRequest(handle="h", name="n"), "value_json"),
-        ("CloseSession", pb.SessionRef(), "session"),
-    ],
-)
+@pytest.mark.parametrize(("method", "field", "request_message"), BAD_FIELDS)
 async def test_invalid_request(
-    stub: Stub, method: str, request_message: Any, field: str
+    stub: Stub, method: str, field: str, request_message: Any
 ) -> None:
     code, error = await rpc_error(getattr(stub, method)(request_message, timeout=T))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
@@ -450,9 +421,7 @@ async def test_too_large_request_is_refused_by_grpc(
     start_backend: StartBackend,
 ) -> None:
     stub = (await start_backend(max_request_bytes=64 * 1024)).stub()
-    code, error = await rpc_error(
-        stub.Execute(pb.ExecuteRequest(code="#" * 100_000), timeout=T)
-    )
+    code, error = await execute_error(stub, "#" * 100_000)
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert error is None  # gRPC refuses it before any handler: no beephost-error
     with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -73,23 +73,9 @@ def test_limits_are_validated() -> None:
     ).swagger_ui_url == ("https://assets.example/swagger")
 
 
-def test_the_healthcheck_reads_the_same_settings() -> None:
-    # healthcheck.py reads host and port without Settings: keep them in step.
+def test_the_healthcheck_probes_a_wildcard_address_over_loopback() -> None:
+    # tests/unit/test_healthchecks.py: it reads the address Settings read.
     from beephost_http_backend import healthcheck
 
-    fields = Settings.model_fields
-    assert fields["host"].default == healthcheck.DEFAULT_HOST
-    assert fields["port"].default == healthcheck.DEFAULT_PORT
-    assert Settings.model_config["env_prefix"] == healthcheck.ENV_PREFIX
-    assert healthcheck.target({}) == ("127.0.0.1", 5678)
-    environ = {
-        "BEEPHOST_HTTP_BACKEND_HOST": "0.0.0.0",
-        "beephost_http_backend_port": "81",
-    }
-    assert healthcheck.target(environ) == ("0.0.0.0", 81)
-    os.environ.update(environ)
-    os.environ["BEEPHOST_HTTP_BACKEND_TOKEN"] = "s3cret-s3cret"
-    settings = Settings()
-    assert (settings.host, settings.port) == ("0.0.0.0", 81)
     assert healthcheck.probe_host("0.0.0.0") == "127.0.0.1"
     assert healthcheck.probe_host("::") == "::1"

@@ -2,61 +2,56 @@
 
 import pytest
 
-from beephost_protocol import (
-    ERROR_CLASSES,
-    GRPC_STATUS,
-    HTTP_STATUS,
-    BeepHostError,
-    Conflict,
-    ErrorCode,
-    InvalidRequest,
-    error_from_wire,
-)
+from beephost_protocol import errors
+from beephost_protocol.errors import ErrorCode
 
 
 @pytest.mark.parametrize("code", list(ErrorCode))
 def test_every_code_round_trips(code: ErrorCode) -> None:
-    error = ERROR_CLASSES[code]("boom", {"k": 1})
-    decoded = error_from_wire(error.to_wire())
-    assert type(decoded) is ERROR_CLASSES[code]
+    error = errors.ERROR_CLASSES[code]("boom", {"k": 1})
+    decoded = errors.error_from_wire(error.to_wire())
+    assert type(decoded) is errors.ERROR_CLASSES[code]
     assert decoded.wire_code == code.value
     assert (decoded.message, decoded.data) == ("boom", {"k": 1})
 
 
 def test_unknown_code_decodes_to_the_base_class() -> None:
-    error = error_from_wire({"code": "from_the_future", "message": "m"})
-    assert type(error) is BeepHostError
+    error = errors.error_from_wire({"code": "from_the_future", "message": "m"})
+    assert type(error) is errors.BeepHostError
     assert error.data["code"] == "from_the_future"
     assert error.wire_code == "internal"
 
 
 def test_every_class_is_registered_once() -> None:
-    assert set(ERROR_CLASSES) == set(ErrorCode)
-    assert len(set(ERROR_CLASSES.values())) == len(ErrorCode)
+    assert set(errors.ERROR_CLASSES) == set(ErrorCode)
+    assert len(set(errors.ERROR_CLASSES.values())) == len(ErrorCode)
 
 
 def test_conflict_is_its_own_code_and_an_invalid_request() -> None:
-    error = Conflict("environment 'e' exists", {"environment": "e"})
-    assert isinstance(error, InvalidRequest)
+    error = errors.Conflict("environment 'e' exists", {"environment": "e"})
+    assert isinstance(error, errors.InvalidRequest)
     assert error.to_wire() == {
         "code": "conflict",
         "message": "environment 'e' exists",
         "data": {"environment": "e"},
     }
-    decoded = error_from_wire(error.to_wire())
-    assert type(decoded) is Conflict
+    decoded = errors.error_from_wire(error.to_wire())
+    assert type(decoded) is errors.Conflict
     assert (decoded.message, decoded.data) == (error.message, error.data)
-    assert ERROR_CLASSES[ErrorCode.CONFLICT] is Conflict
-    assert HTTP_STATUS[ErrorCode.CONFLICT] == 409
-    assert GRPC_STATUS[ErrorCode.CONFLICT] == "ALREADY_EXISTS"
+    assert errors.ERROR_CLASSES[ErrorCode.CONFLICT] is errors.Conflict
+    assert errors.HTTP_STATUS[ErrorCode.CONFLICT] == 409
+    assert errors.GRPC_STATUS[ErrorCode.CONFLICT] == "ALREADY_EXISTS"
     # A plain invalid request stays one: the subclass has its own code.
-    assert type(error_from_wire(InvalidRequest("bad").to_wire())) is InvalidRequest
+    assert (
+        type(errors.error_from_wire(errors.InvalidRequest("bad").to_wire()))
+        is errors.InvalidRequest
+    )
 
 
 def test_every_code_has_an_http_and_grpc_status() -> None:
-    assert set(HTTP_STATUS) == set(ErrorCode) == set(GRPC_STATUS)
+    assert set(errors.HTTP_STATUS) == set(ErrorCode) == set(errors.GRPC_STATUS)
     # Only the server's own faults are 5xx, except the gateway-style timeout.
-    assert {c for c, s in HTTP_STATUS.items() if s >= 500} == {
+    assert {c for c, s in errors.HTTP_STATUS.items() if s >= 500} == {
         ErrorCode.INTERNAL,
         ErrorCode.UNAVAILABLE,
         ErrorCode.TIMEOUT,
@@ -70,13 +65,11 @@ def test_every_code_has_an_http_and_grpc_status() -> None:
 def test_a_declared_body_over_the_limit_is_too_large(
     length: bytes | None, refused: bool
 ) -> None:
-    from beephost_protocol.errors import TooLarge, declared_body_too_large
-
-    refusal = declared_body_too_large(length, 10)
+    refusal = errors.declared_body_too_large(length, 10)
     if not refused:
         assert refusal is None
         return
-    assert isinstance(refusal, TooLarge)
+    assert isinstance(refusal, errors.TooLarge)
     assert refusal.message == "request body of 11 bytes exceeds the 10-byte limit"
     assert refusal.data == {"size": 11, "limit": 10}
 
@@ -94,7 +87,5 @@ def test_a_declared_body_over_the_limit_is_too_large(
 def test_a_framework_refusal_gets_a_code_and_a_message(
     status: int, expected: tuple[str, str]
 ) -> None:
-    from beephost_protocol.errors import framework_refusal
-
-    code, message = framework_refusal(status, "detail", "GET", "/x")
+    code, message = errors.framework_refusal(status, "detail", "GET", "/x")
     assert (code.value, message) == expected

@@ -12,7 +12,6 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from beephost_rpc_backend import healthcheck
-from beephost_rpc_backend.settings import Settings
 
 
 def framed(message: bytes) -> bytes:
@@ -63,23 +62,6 @@ def test_the_request_carries_the_service(service: str) -> None:
     body = frames[2][2]
     parsed = health_pb2.HealthCheckRequest.FromString(body[5:])
     assert parsed.service == service
-
-
-def test_target_reads_what_settings_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    fields = Settings.model_fields
-    assert fields["host"].default == healthcheck.DEFAULT_HOST
-    assert fields["port"].default == healthcheck.DEFAULT_PORT
-    assert Settings.model_config["env_prefix"] == healthcheck.ENV_PREFIX
-    assert healthcheck.target({}) == ("127.0.0.1", 50051)
-    environ = {
-        "BEEPHOST_RPC_BACKEND_HOST": "0.0.0.0",
-        "beephost_rpc_backend_port": "81",
-    }
-    assert healthcheck.target(environ) == ("0.0.0.0", 81)
-    for name, value in environ.items():
-        monkeypatch.setenv(name, value)
-    settings = Settings(allow_unauthenticated=True)
-    assert (settings.host, settings.port) == healthcheck.target(environ)
 
 
 def test_a_server_that_hangs_up_is_unavailable() -> None:

@@ -1,5 +1,6 @@
 """pb_codec: protobuf messages to commands and results and back, and the error metadata."""
 
+import copy
 import json
 from typing import Any
 
@@ -138,58 +139,48 @@ def test_empty_fields_mean_defaults() -> None:
     assert interrupt.session == "default"
 
 
-@pytest.mark.parametrize(
-    ("request_message", "decode", "field"),
-    [
-        (
-            pb.EvaluateRequest(expression="x", locals_json="{"),
-            "Evaluate",
-            "locals_json",
-        ),
-        (
-            pb.EvaluateRequest(expression="x", locals_json='{"x": NaN}'),
-            "Evaluate",
-            "locals_json",
-        ),
-        (
-            pb.EvaluateRequest(expression="x", locals_json='{"x": 1} trailing'),
-            "Evaluate",
-            "locals_json",
-        ),
-        (
-            pb.CreateObjectRequest(target="t", args_json="[1,"),
-            "CreateObject",
-            "args_json",
-        ),
-        (
-            pb.CallMethodRequest(handle="h", kwargs_json="Infinity"),
-            "CallMethod",
-            "kwargs_json",
-        ),
-        (
-            pb.SetAttributeRequest(handle="h", name="n", value_json="nul"),
-            "SetAttribute",
-            "value_json",
-        ),
-        (
-            pb.SetAttributeRequest(handle="h", name="n", value_json=""),
-            "SetAttribute",
-            "value_json",
-        ),
-        (pb.SessionRef(session=""), "CloseSession", "session"),
-        # Python refuses to parse integers of more than 4300 digits.
-        (
-            pb.EvaluateRequest(expression="x", locals_json='{"x": ' + "9" * 5000 + "}"),
-            "Evaluate",
-            "locals_json",
-        ),
-    ],
-)
+# Each RPC's valid request, for a case of BAD_FIELDS to spoil one field of.
+_VALID_REQUESTS: dict[str, Any] = {
+    "Evaluate": pb.EvaluateRequest(expression="x"),
+    "CreateObject": pb.CreateObjectRequest(target="list"),
+    "CallMethod": pb.CallMethodRequest(handle="h"),
+    "SetAttribute": pb.SetAttributeRequest(handle="h", name="n", value_json="null"),
+    "CloseSession": pb.SessionRef(session="s-1"),
+}
+
+
+def spoiled(rpc: str, **field: str) -> tuple[str, str, Any]:
+    """``(rpc, field, request)``: ``rpc``'s valid request with one field's text replaced."""
+    ((name, text),) = field.items()
+    request = copy.deepcopy(_VALID_REQUESTS[rpc])
+    setattr(request, name, text)
+    return rpc, name, request
+
+
+#: Requests refused as invalid_request naming the spoiled field (tests/integration/rpc
+#: sends them to a server).
+BAD_FIELDS = [
+    spoiled("Evaluate", locals_json="{"),
+    spoiled("Evaluate", locals_json='{"x": NaN}'),
+    spoiled("Evaluate", locals_json='{"x": 1} trailing'),
+    # Python refuses to parse integers of more than 4300 digits.
+    spoiled("Evaluate", locals_json='{"x": ' + "9" * 5000 + "}"),
+    spoiled("CreateObject", args_json="[1,"),
+    spoiled("CallMethod", kwargs_json="Infinity"),
+    spoiled("CallMethod", kwargs_json="{]"),
+    spoiled("SetAttribute", value_json="nul"),
+    spoiled("SetAttribute", value_json=""),
+    spoiled("CloseSession", session=""),
+]
+
+
+@pytest.mark.parametrize(("rpc", "field", "request_message"), BAD_FIELDS)
 def test_bad_fields_are_invalid_requests(
-    request_message: Any, decode: str, field: str
+    rpc: str, field: str, request_message: Any
 ) -> None:
+    DECODERS[rpc](_VALID_REQUESTS[rpc])  # the spoiled field is what is refused
     with pytest.raises(InvalidRequest) as caught:
-        DECODERS[decode](request_message)
+        DECODERS[rpc](request_message)
     assert caught.value.data == {"field": field}
     assert field in caught.value.message
 

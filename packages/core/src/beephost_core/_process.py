@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -353,35 +353,25 @@ class WorkerProcess:
         Raises:
             BeepHostError: The worker's error, a timeout, or SessionLost if it died.
         """
-        limits = container_limits()
-        self._oom_kills = limits.oom_kills()
-        refused = limits.pids_refused()
-        try:
-            result = await self._request(op, params, deadline, grace, on_event)
-        except BeepHostError as exc:
-            if refused is not None and self.alive:
-                await self._check_process_limit(refused, exc)
-            raise
-        if refused is not None:
-            await self._check_process_limit(refused, None)
-        return result
-
-    async def _request(
-        self,
-        op: str,
-        params: dict[str, Any],
-        deadline: float,
-        grace: float,
-        on_event: EventCallback | None,
-    ) -> dict[str, Any]:
+        self._oom_kills = container_limits().oom_kills()
         self._next_id += 1
-        request_id = self._next_id
         message = {
-            "id": request_id,
+            "id": self._next_id,
             "op": op,
             "params": params,
             "stream": on_event is not None,
         }
+        async with self._watching_process_limit():
+            return await self._exchange(message, deadline, grace, on_event)
+
+    async def _exchange(
+        self,
+        message: dict[str, Any],
+        deadline: float,
+        grace: float,
+        on_event: EventCallback | None,
+    ) -> dict[str, Any]:
+        request_id = message["id"]
         self.busy = True
         try:
             future = self._channel.expect(request_id, on_event)
@@ -416,6 +406,23 @@ class WorkerProcess:
             raise error_from_wire(reply["error"])
         result: dict[str, Any] = reply["result"]
         return result
+
+    @contextlib.asynccontextmanager
+    async def _watching_process_limit(self) -> AsyncIterator[None]:
+        """Around a request: once it ends, or fails with one of our errors, see whether
+        its session exhausted the container's process limit (:meth:`_check_process_limit`).
+        """
+        refused = container_limits().pids_refused()
+        if refused is None:  # no cgroup to count refused forks in
+            yield
+            return
+        try:
+            yield
+        except BeepHostError as exc:
+            if self.alive:
+                await self._check_process_limit(refused, exc)
+            raise
+        await self._check_process_limit(refused, None)
 
     async def _expire(self, request_id: int, grace: float) -> dict[str, Any]:
         self.interrupt()
@@ -468,7 +475,7 @@ class WorkerProcess:
                 {"state_lost": True},
             ) from None
         except InternalError:
-            await self.kill()  # a corrupt channel: as in _request
+            await self.kill()  # a corrupt channel: as in _exchange
         except ConnectionError:
             pass  # it died: the session's next request reports it lost
 

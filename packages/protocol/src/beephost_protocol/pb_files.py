@@ -233,10 +233,9 @@ def decode_file_reply(spec: RpcSpec, reply: Any) -> dict[str, Any]:
 def upload_request(
     path: str, overwrite: bool, size: int | None
 ) -> pb.UploadFileRequest:
-    """The first message of an upload: its header."""
-    header = pb.UploadHeader(path=path, overwrite=overwrite)
-    if size is not None:
-        header.size = size
+    """The first message of an upload: its header (``size`` None: not known)."""
+    # Protobuf takes a None field as one not given: the optional ``size`` stays unset.
+    header = pb.UploadHeader(path=path, overwrite=overwrite, size=size)
     return pb.UploadFileRequest(header=header)
 
 
@@ -252,7 +251,5 @@ def end_request() -> pb.UploadFileRequest:
 def download_request(
     path: str, offset: int, length: int | None
 ) -> pb.DownloadFileRequest:
-    request = pb.DownloadFileRequest(path=path, offset=offset)
-    if length is not None:
-        request.length = length
-    return request
+    """A download of ``length`` bytes from ``offset``; None (left unset): to the end."""
+    return pb.DownloadFileRequest(path=path, offset=offset, length=length)

@@ -278,6 +278,17 @@ def value_definitions(root: str = "#/$defs/") -> dict[str, JsonSchemaValue]:
     return defs
 
 
+def _reply(id_def: str, member: str, schema: JsonSchemaValue) -> JsonSchemaValue:
+    """A reply: its ``id`` and ``member`` (``result`` or ``error``), never the other."""
+    other = "error" if member == "result" else "result"
+    return {
+        "type": "object",
+        "properties": {"id": {"$ref": f"#/$defs/{id_def}"}, member: schema},
+        "required": ["id", member],
+        "not": {"required": [other]},
+    }
+
+
 def _envelope_defs() -> dict[str, JsonSchemaValue]:
     return {
         "RequestId": {
@@ -296,24 +307,8 @@ def _envelope_defs() -> dict[str, JsonSchemaValue]:
             "does not know as a generic error.",
             "enum": [code.value for code in ErrorCode],
         },
-        "SuccessResponse": {
-            "type": "object",
-            "properties": {
-                "id": {"$ref": "#/$defs/RequestId"},
-                "result": {"type": "object"},
-            },
-            "required": ["id", "result"],
-            "not": {"required": ["error"]},
-        },
-        "ErrorResponse": {
-            "type": "object",
-            "properties": {
-                "id": {"$ref": "#/$defs/ReplyId"},
-                "error": {"$ref": "#/$defs/ErrorBody"},
-            },
-            "required": ["id", "error"],
-            "not": {"required": ["result"]},
-        },
+        "SuccessResponse": _reply("RequestId", "result", {"type": "object"}),
+        "ErrorResponse": _reply("ReplyId", "error", {"$ref": "#/$defs/ErrorBody"}),
         "Response": {
             "description": "The one reply to a request: result xor error.",
             "oneOf": [

@@ -4,8 +4,9 @@ Imports stay inside the subcommands: ``healthcheck`` runs every few seconds in t
 container and must not pay for importing FastAPI and uvicorn.
 """
 
-import argparse
 from typing import TYPE_CHECKING
+
+from beephost_core.entry import exit_with_health, subcommand
 
 if TYPE_CHECKING:
     from beephost_http_backend.server import DrainingServer
@@ -36,20 +37,14 @@ async def serve(settings: "Settings") -> "DrainingServer":
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="beephost-http-backend")
-    parser.add_argument(
-        "command", nargs="?", default="serve", choices=["serve", "healthcheck"]
-    )
-    args = parser.parse_args(argv)
-    if args.command == "healthcheck":
+    if subcommand("beephost-http-backend", argv) == "healthcheck":
         from beephost_http_backend.healthcheck import check, idle_note, target
 
         try:
             healthy, reason = check(*target())
         except ValueError as exc:  # a port that is not a number
             healthy, reason = False, f"bad settings: {exc}"
-        print(reason + idle_note())  # noqa: T201 - the healthcheck's output is its report
-        raise SystemExit(0 if healthy else 1)
+        exit_with_health(healthy, reason, idle_note())
     import gc
     import logging
 

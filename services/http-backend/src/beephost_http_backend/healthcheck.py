@@ -4,7 +4,7 @@ Docker runs it every 5 s in each container, so it imports little: it reads the t
 settings it needs from the environment itself instead of importing Settings (pydantic
 would cost ten times its run time), and speaks HTTP/1.0 over a socket itself
 (http.client, with the email parser it imports, was 50 ms of its 120 ms of CPU).
-``tests/unit/http_backend`` keeps the defaults and the variable names equal to
+``tests/unit/test_healthchecks.py`` keeps the defaults and the variable names equal to
 Settings'.
 """
 

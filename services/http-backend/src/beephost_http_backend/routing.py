@@ -75,6 +75,14 @@ class Operations:
         )
 
 
+def resource_router(prefix: str, tag: str) -> tuple[APIRouter, Operations]:
+    """The router of one resource's ``/api/`` operations under ``prefix``, its bodies
+    read as strict JSON (``BackendRoute``), and the :class:`Operations` declaring them.
+    """
+    router = APIRouter(prefix=prefix, tags=[tag], route_class=BackendRoute)
+    return router, Operations(router)
+
+
 #: The methods the API could serve; a 405 lists those that some route serves.
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 

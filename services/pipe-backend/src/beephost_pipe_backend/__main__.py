@@ -5,8 +5,9 @@ only what it needs, and ``serve`` the rest (asyncio alone was 50 ms of its 120 m
 CPU).
 """
 
-import argparse
 from typing import TYPE_CHECKING
+
+from beephost_core.entry import exit_with_health, subcommand
 
 if TYPE_CHECKING:
     from beephost_pipe_backend.settings import Settings
@@ -49,20 +50,10 @@ async def serve(settings: "Settings") -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="beephost-pipe-backend")
-    parser.add_argument(
-        "command", nargs="?", default="serve", choices=["serve", "healthcheck"]
-    )
-    args = parser.parse_args(argv)
-    if args.command == "healthcheck":
-        from beephost_pipe_backend.healthcheck import (
-            check_from_environment,
-            idle_note,
-        )
+    if subcommand("beephost-pipe-backend", argv) == "healthcheck":
+        from beephost_pipe_backend.healthcheck import check_from_environment, idle_note
 
-        healthy, reason = check_from_environment()
-        print(reason + idle_note())  # noqa: T201 - the healthcheck's output is its report
-        raise SystemExit(0 if healthy else 1)
+        exit_with_health(*check_from_environment(), idle_note())
     import asyncio
     import gc
 

@@ -7,8 +7,9 @@ CPU).
 
 from __future__ import annotations
 
-import argparse
 from typing import TYPE_CHECKING
+
+from beephost_core.entry import exit_with_health, subcommand
 
 if TYPE_CHECKING:
     from beephost_rpc_backend.settings import Settings
@@ -82,17 +83,10 @@ async def serve(settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="beephost-rpc-backend")
-    parser.add_argument(
-        "command", nargs="?", default="serve", choices=["serve", "healthcheck"]
-    )
-    args = parser.parse_args(argv)
-    if args.command == "healthcheck":
+    if subcommand("beephost-rpc-backend", argv) == "healthcheck":
         from beephost_rpc_backend.healthcheck import check, idle_note, target
 
-        healthy, reason = check(*target())
-        print(reason + idle_note())  # noqa: T201 - the healthcheck's output is its report
-        raise SystemExit(0 if healthy else 1)
+        exit_with_health(*check(*target()), idle_note())
     import asyncio
     import gc
     import os

@@ -4,8 +4,9 @@ Docker runs it every 5 s, inside the backend's CPU and memory limits, so it is s
 only: importing grpc costs a third of a second of CPU and ~30 MiB. It speaks the few
 frames one unary call needs itself: HTTP/2 over cleartext with prior knowledge
 (RFC 9113), headers as HPACK literals without Huffman coding (RFC 7541, 6.2.2), and the
-gRPC length-prefixed message (gRPC over HTTP/2). ``tests/unit/rpc_backend`` keeps the
-defaults and variable names equal to Settings', and tests/integration probes real servers.
+gRPC length-prefixed message (gRPC over HTTP/2). ``tests/unit/test_healthchecks.py``
+keeps the defaults and variable names equal to Settings', and tests/integration probes
+real servers.
 """
 
 import os

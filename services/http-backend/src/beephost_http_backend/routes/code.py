@@ -1,6 +1,5 @@
 """Running code: eval, exec and streamed exec in a session."""
 
-from fastapi import APIRouter
 from starlette.responses import Response
 
 from beephost_http_backend.commands import eval_command, exec_command
@@ -12,13 +11,12 @@ from beephost_http_backend.deps import (
 )
 from beephost_http_backend.errors import WORKER_ERRORS, documented
 from beephost_http_backend.responses import NDJSONResponse
-from beephost_http_backend.routing import BackendRoute, Operations
+from beephost_http_backend.routing import resource_router
 from beephost_http_backend.schemas import ExecRequest, StreamLine
 from beephost_http_backend.streaming import ExecStream
 from beephost_protocol.models import Evaluate, ExecResult, ValueResult
 
-router = APIRouter(prefix="/api", tags=["code"], route_class=BackendRoute)
-api = Operations(router)
+router, api = resource_router("/api", "code")
 
 
 @api("POST", "/eval", ValueResult, "Evaluate an expression", WORKER_ERRORS)

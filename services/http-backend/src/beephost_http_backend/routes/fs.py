@@ -4,16 +4,14 @@ The bodies are the protocol's file commands and the replies their results, so th
 routes only hand them to the core. The files' bytes travel on ``/api/files/{path}``.
 """
 
-from fastapi import APIRouter
 from starlette.responses import Response
 
 from beephost_http_backend.deps import ExecutorDep
 from beephost_http_backend.responses import JSONBytes
-from beephost_http_backend.routing import BackendRoute, Operations
+from beephost_http_backend.routing import resource_router
 from beephost_protocol import ErrorCode, files
 
-router = APIRouter(prefix="/api/fs", tags=["files"], route_class=BackendRoute)
-api = Operations(router)
+router, api = resource_router("/api/fs", "files")
 
 _PATH_ERRORS = (ErrorCode.NOT_FOUND,)
 _CHANGE_ERRORS = (*_PATH_ERRORS, ErrorCode.CONFLICT)

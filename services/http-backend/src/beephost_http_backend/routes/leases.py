@@ -2,13 +2,13 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import Path
 from starlette.responses import Response
 
 from beephost_http_backend.deps import ExecutorDep
 from beephost_http_backend.errors import WORKER_ERRORS
 from beephost_http_backend.responses import JSONBytes
-from beephost_http_backend.routing import Operations
+from beephost_http_backend.routing import resource_router
 from beephost_protocol.models import (
     LeaseRelease,
     LeaseReleased,
@@ -16,8 +16,7 @@ from beephost_protocol.models import (
     LeaseRenewed,
 )
 
-router = APIRouter(prefix="/api/leases", tags=["leases"])
-api = Operations(router)
+router, api = resource_router("/api/leases", "leases")
 
 LeasePath = Annotated[
     str,

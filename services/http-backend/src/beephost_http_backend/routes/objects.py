@@ -2,14 +2,14 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 from starlette.responses import Response
 
 from beephost_http_backend.deps import ExecutorDep, LeaseHeader, RunnerDep
 from beephost_http_backend.errors import WORKER_ERRORS
 from beephost_http_backend.responses import JSONBytes
 from beephost_http_backend.routes.sessions import SessionPath
-from beephost_http_backend.routing import BackendRoute, Operations
+from beephost_http_backend.routing import resource_router
 from beephost_http_backend.schemas import (
     CallRequest,
     ObjectCreateRequest,
@@ -19,10 +19,7 @@ from beephost_http_backend.schemas import (
 from beephost_protocol import ErrorCode, models
 from beephost_protocol.models import EmptyResult, HandleList, ReleaseResult, ValueResult
 
-router = APIRouter(
-    prefix="/api/sessions/{session}/objects", tags=["objects"], route_class=BackendRoute
-)
-api = Operations(router)
+router, api = resource_router("/api/sessions/{session}/objects", "objects")
 
 #: Operations that may return a value, which can take a new handle.
 _VALUE_ERRORS = (*WORKER_ERRORS, ErrorCode.QUOTA_EXCEEDED)

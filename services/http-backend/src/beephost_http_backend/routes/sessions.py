@@ -2,13 +2,13 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path
+from fastapi import Body, Path
 from starlette.responses import Response
 
 from beephost_http_backend.deps import DeadlineHeader, ExecutorDep
 from beephost_http_backend.errors import WORKER_ERRORS
 from beephost_http_backend.responses import JSONBytes
-from beephost_http_backend.routing import BackendRoute, Operations
+from beephost_http_backend.routing import resource_router
 from beephost_http_backend.schemas import SessionOpenRequest
 from beephost_protocol import ErrorCode
 from beephost_protocol.models import (
@@ -24,8 +24,7 @@ from beephost_protocol.models import (
     SessionOpened,
 )
 
-router = APIRouter(prefix="/api/sessions", tags=["sessions"], route_class=BackendRoute)
-api = Operations(router)
+router, api = resource_router("/api/sessions", "sessions")
 
 SessionPath = Annotated[
     str,
