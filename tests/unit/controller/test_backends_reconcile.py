@@ -17,12 +17,9 @@ from beephost_controller.backends import (
     status_of,
 )
 from beephost_controller.metrics import ControllerMetrics
-from beephost_controller.ports import (
-    ContainerRuntimeError,
-    ContainerSpec,
-    ContainerState,
-)
+from beephost_controller.ports import ContainerRuntimeError, ContainerState
 from beephost_controller.schemas import BackendOptions
+from beephost_controller.specs import ContainerSpec
 from beephost_controller.testing import MemoryContainers
 from beephost_protocol.errors import Unavailable
 from tests.unit.controller.support import (

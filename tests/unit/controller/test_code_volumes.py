@@ -15,7 +15,8 @@ from beephost_controller.backends.code_volumes import (
     CodeVolumes,
 )
 from beephost_controller.backends.plan import LABEL_CONTROLLER, LABEL_MANAGED
-from beephost_controller.ports import ContainerRuntimeError, VolumeFillSpec
+from beephost_controller.ports import ContainerRuntimeError
+from beephost_controller.specs import VolumeFillSpec
 from beephost_controller.testing import MemoryContainers
 from beephost_protocol.errors import QuotaExceeded
 from tests.unit.controller.support import (

@@ -37,7 +37,6 @@ from beephost_controller.images.servers import (
 from beephost_controller.jobs import JobLog, JobRunner
 from beephost_controller.ports import (
     BaseImageRef,
-    CommitRunSpec,
     ContainerRunError,
     ContainerRuntimeError,
     ImageNotFoundError,
@@ -51,6 +50,7 @@ from beephost_controller.service import (
     sdk_requirements,
 )
 from beephost_controller.settings import Settings
+from beephost_controller.specs import CommitRunSpec
 from beephost_controller.store import SqliteStore
 from beephost_controller.testing import (
     CommitRun,

@@ -26,11 +26,8 @@ import threading
 from collections.abc import Callable, Mapping
 
 from beephost_controller.images.layout import ENV_PYTHON
-from beephost_controller.ports import (
-    BackendContainers,
-    ContainerRuntimeError,
-    VolumeFillSpec,
-)
+from beephost_controller.ports import BackendContainers, ContainerRuntimeError
+from beephost_controller.specs import VolumeFillSpec
 
 logger = logging.getLogger(__name__)
 

@@ -69,9 +69,9 @@ from beephost_controller.images.wheelhouse import (
 from beephost_controller.ports import (
     ContainerRuntime,
     ContainerRuntimeError,
-    ImageBuildSpec,
     ImageInfo,
 )
+from beephost_controller.specs import ImageBuildSpec
 
 logger = logging.getLogger(__name__)
 

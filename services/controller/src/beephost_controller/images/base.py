@@ -54,9 +54,9 @@ from beephost_controller.ports import (
     ContainerRuntime,
     ContainerRuntimeError,
     ImageInfo,
-    RunSpec,
 )
 from beephost_controller.settings import Settings
+from beephost_controller.specs import RunSpec
 
 logger = logging.getLogger(__name__)
 

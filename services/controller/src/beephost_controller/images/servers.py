@@ -47,10 +47,10 @@ from beephost_controller.images.layout import (
 from beephost_controller.ports import (
     ContainerRuntime,
     ContainerRuntimeError,
-    ImageBuildSpec,
     ImageInfo,
 )
 from beephost_controller.schemas import BackendType
+from beephost_controller.specs import ImageBuildSpec
 
 
 def render_servers_dockerfile(backends: Mapping[BackendType, BackendImage]) -> str:

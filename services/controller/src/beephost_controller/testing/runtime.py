@@ -14,12 +14,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from beephost_controller.ports import (
-    CommitRunSpec,
     ContainerRunError,
     ContainerRuntimeError,
-    ImageBuildSpec,
     ImageInfo,
     ImageNotFoundError,
+)
+from beephost_controller.specs import (
+    CommitRunSpec,
+    ImageBuildSpec,
     RunSpec,
 )
 from beephost_controller.testing.changes import change_labels, unquote_word

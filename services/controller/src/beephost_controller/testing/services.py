@@ -9,12 +9,11 @@ from beephost_controller.jobs import JobLog
 from beephost_controller.ports import (
     BaseImageRef,
     ContainerRuntimeError,
-    ContainerSpec,
     ContainerState,
     ImageInfo,
-    VolumeFillSpec,
 )
 from beephost_controller.resolver import Lock
+from beephost_controller.specs import ContainerSpec, VolumeFillSpec
 
 #: What MemoryImageBuilder logs for a build, one line per step.
 BUILD_STEPS = (
