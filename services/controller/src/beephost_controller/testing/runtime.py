@@ -153,7 +153,7 @@ class FakeRuntime(FakeImages):
             for path in context.rglob("*")
             if path.is_file()
         )
-        self.builds.append(ImageBuild(dockerfile, tag, args, dict(build.labels), files))
+        self.builds.append(ImageBuild(build, files))
         image = FakeImage(
             id=self._new_id(f"{tag}{sorted(args.items())}"),
             labels={**(parent.labels if parent else {}), **build.labels},
@@ -220,17 +220,7 @@ class FakeRuntime(FakeImages):
             accepted=("ENV ", "CMD ", "ENTRYPOINT ", "WORKDIR ", "USER ", "EXPOSE "),
             unquote=unquote_word,
         )
-        self.commit_runs.append(
-            CommitRun(
-                image=image,
-                command=tuple(command),
-                tag=tag,
-                user=run.user,
-                labels=dict(run.labels),
-                changes=tuple(run.changes),
-                files=copied,
-            )
-        )
+        self.commit_runs.append(CommitRun(run, copied))
         self.operations.append(("commit-run", tag))
         text = shlex.join(command)
         for needle, (exit_code, output) in self.run_failures.items():
