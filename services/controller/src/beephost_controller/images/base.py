@@ -50,11 +50,7 @@ from beephost_controller.images.rootfs import (
     read_rootfs,
     rootfs_plan,
 )
-from beephost_controller.ports import (
-    ContainerRuntime,
-    ContainerRuntimeError,
-    ImageInfo,
-)
+from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError, ImageInfo
 from beephost_controller.settings import Settings
 from beephost_controller.specs import RunSpec
 

@@ -44,11 +44,7 @@ from beephost_controller.images.layout import (
     server_environment,
     servers_repository,
 )
-from beephost_controller.ports import (
-    ContainerRuntime,
-    ContainerRuntimeError,
-    ImageInfo,
-)
+from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError, ImageInfo
 from beephost_controller.schemas import BackendType
 from beephost_controller.specs import ImageBuildSpec
 

@@ -18,11 +18,7 @@ from beephost_controller.runtime.docker_errors import found_or_none as _found_or
 from beephost_controller.runtime.docker_errors import label_filters as _label_filters
 from beephost_controller.runtime.docker_errors import mapped_errors as _mapped_errors
 from beephost_controller.runtime.docker_images import DockerRuntime
-from beephost_controller.specs import (
-    ContainerSpec,
-    RunSpec,
-    VolumeFillSpec,
-)
+from beephost_controller.specs import ContainerSpec, RunSpec, VolumeFillSpec
 
 logger = logging.getLogger(__name__)
 

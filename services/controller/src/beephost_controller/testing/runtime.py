@@ -19,11 +19,7 @@ from beephost_controller.ports import (
     ImageInfo,
     ImageNotFoundError,
 )
-from beephost_controller.specs import (
-    CommitRunSpec,
-    ImageBuildSpec,
-    RunSpec,
-)
+from beephost_controller.specs import CommitRunSpec, ImageBuildSpec, RunSpec
 from beephost_controller.testing.changes import change_labels, unquote_word
 from beephost_controller.testing.images import FakeImage, FakeImages
 from beephost_controller.testing.records import CommitRun, ImageBuild, RemoteImage
