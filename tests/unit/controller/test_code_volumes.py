@@ -16,7 +16,7 @@ from beephost_controller.backends.code_volumes import (
 )
 from beephost_controller.backends.plan import LABEL_CONTROLLER, LABEL_MANAGED
 from beephost_controller.ports import ContainerRuntimeError
-from beephost_controller.specs import VolumeFillSpec
+from beephost_controller.specs import RunSpec
 from beephost_controller.testing import MemoryContainers
 from beephost_protocol.errors import QuotaExceeded
 from tests.unit.controller.support import (
@@ -169,7 +169,7 @@ def test_a_failed_fill_leaves_nothing_and_the_next_start_tries_again(
     containers = engine()
     fill = containers.fill_volumes
 
-    def refused(fill: VolumeFillSpec) -> str:
+    def refused(fill: RunSpec) -> str:
         raise ContainerRuntimeError("no space left on device")
 
     containers.fill_volumes = refused  # type: ignore[method-assign]

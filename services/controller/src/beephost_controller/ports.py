@@ -21,7 +21,6 @@ from beephost_controller.specs import (
     ContainerSpec,
     ImageBuildSpec,
     RunSpec,
-    VolumeFillSpec,
 )
 
 
@@ -206,17 +205,17 @@ class BackendContainers(Protocol):
         """The id of the local image ``ref``; ``None`` if there is none."""
         ...
 
-    def fill_volumes(self, fill: VolumeFillSpec) -> str:
-        """Copy ``fill.image``'s directories into empty named volumes: ``fill.mounts``
+    def fill_volumes(self, fill: RunSpec) -> str:
+        """Copy ``fill.image``'s directories into empty named volumes: ``fill.volumes``
         maps each volume to the directory it receives (the engine's copy of an image's
-        content into an empty volume, made by a container, ``fill.labels`` on it, that
-        runs ``fill.check`` with the volumes mounted, and is removed).
+        content into an empty volume, made by a one-shot container, ``fill.labels`` on
+        it, that runs ``fill.command`` with the volumes mounted, and is removed).
 
         Returns:
-            What ``check`` wrote to its standard output.
+            What ``fill.command`` wrote to its standard output.
 
         Raises:
-            ContainerRuntimeError: The engine failed, or ``check`` exited non-zero.
+            ContainerRuntimeError: The engine failed, or the command exited non-zero.
         """
         ...
 

@@ -1,7 +1,8 @@
 """What the controller asks of its ports: the frozen specs their calls take.
 
 ``ImageBuildSpec``, ``RunSpec`` and ``CommitRunSpec`` for a ``ContainerRuntime``'s
-builds and one-shot containers; ``ContainerSpec`` and ``VolumeFillSpec`` for the
+builds and one-shot containers (a ``RunSpec`` also fills a backend image's code
+volumes, ``BackendContainers.fill_volumes``); ``ContainerSpec`` for the
 ``BackendContainers`` of backends. The interfaces themselves, with what they report
 and the errors they raise, are in ``ports``; this module imports nothing of the
 controller's.
@@ -31,7 +32,7 @@ class ImageBuildSpec:
 @dataclass(frozen=True)
 class RunSpec:
     """A container run once without network or capabilities
-    (``ContainerRuntime.run``)."""
+    (``ContainerRuntime.run``, ``BackendContainers.fill_volumes``)."""
 
     #: image reference or id
     image: str
@@ -112,20 +113,3 @@ class ContainerSpec:
     #: named volumes mounted read-only, shared with other backends and not made or
     #: removed with this one: its image's code volumes (backends/code_volumes.py)
     shared_volumes: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class VolumeFillSpec:
-    """An image's directories copied into empty named volumes
-    (``BackendContainers.fill_volumes``)."""
-
-    #: the image whose content is copied
-    image: str
-    #: named volume (made empty first with ``create_volume``) -> the directory of
-    #: the image it receives
-    mounts: Mapping[str, str]
-    #: labels of the container that makes the copy
-    labels: Mapping[str, str]
-    #: argv run in that container with the volumes mounted, to make and prove the
-    #: copy; what it writes to its standard output is the fill's answer
-    check: Sequence[str]

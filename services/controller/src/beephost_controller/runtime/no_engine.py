@@ -48,7 +48,7 @@ class NoEngineContainers:
     def image_id(self, ref: str) -> str | None:
         return None
 
-    def fill_volumes(self, fill: specs.VolumeFillSpec) -> str:
+    def fill_volumes(self, fill: specs.RunSpec) -> str:
         raise ports.ContainerRuntimeError(REASON)
 
     def create_container(self, spec: specs.ContainerSpec) -> str:
