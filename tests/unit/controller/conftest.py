@@ -149,7 +149,7 @@ def context_misses(build: ImageBuild, dockerfile: str) -> list[str]:
     (FakeRuntime records the context, it does not read the Dockerfile)."""
     missing = []
     for instruction in dockerfile_instructions(dockerfile):
-        words = shlex.split(substitute(instruction.args, build.buildargs))
+        words = shlex.split(substitute(instruction.args, build.spec.buildargs))
         if instruction.name != "COPY" or any(w.startswith("--from") for w in words):
             continue
         for source in [w for w in words if not w.startswith("--")][:-1]:

@@ -46,8 +46,9 @@ from beephost_controller.images.lockfile import (
     render_requirements,
 )
 from beephost_controller.images.uv_tools import UvTools
-from beephost_controller.ports import ImageBuildSpec, ImageNotFoundError
+from beephost_controller.ports import ImageNotFoundError
 from beephost_controller.schemas import BACKEND_TYPES, BackendType
+from beephost_controller.specs import ImageBuildSpec
 from beephost_controller.testing import FakeWheelhouseTools
 from tests.unit.controller.conftest import REPO, ImageRig, context_misses
 

@@ -15,14 +15,11 @@ from beephost_controller.backends import (
     free_port,
     token_digest,
 )
-from beephost_controller.ports import (
-    ContainerConfigRefused,
-    ContainerRuntimeError,
-    ContainerSpec,
-)
+from beephost_controller.ports import ContainerConfigRefused, ContainerRuntimeError
 from beephost_controller.redact import Redactor
 from beephost_controller.rows import JobRow
 from beephost_controller.schemas import BackendLimits, BackendOptions
+from beephost_controller.specs import ContainerSpec
 from beephost_controller.testing import MemoryContainers
 from beephost_protocol.errors import InvalidRequest, Unavailable
 from tests.unit.controller.support import (

@@ -17,12 +17,9 @@ from beephost_controller.backends import (
     status_of,
 )
 from beephost_controller.metrics import ControllerMetrics
-from beephost_controller.ports import (
-    ContainerRuntimeError,
-    ContainerSpec,
-    ContainerState,
-)
+from beephost_controller.ports import ContainerRuntimeError, ContainerState
 from beephost_controller.schemas import BackendOptions
+from beephost_controller.specs import ContainerSpec
 from beephost_controller.testing import MemoryContainers
 from beephost_protocol.errors import Unavailable
 from tests.unit.controller.support import (
@@ -35,6 +32,12 @@ from tests.unit.controller.support import (
 @pytest.fixture
 def service(tmp_path: Path) -> BackendService:
     return backend_service(tmp_path, environments=[ready_environment(image="img:1")])
+
+
+@pytest.fixture
+def mem(service: BackendService) -> MemoryContainers:
+    """The service's in-memory engine."""
+    return memory_containers(service)
 
 
 def test_start_records_then_reports_ready(service: BackendService) -> None:
@@ -51,11 +54,10 @@ def test_start_records_then_reports_ready(service: BackendService) -> None:
 
 
 def test_reconcile_adopts_removes_orphans_marks_missing(
-    service: BackendService,
+    service: BackendService, mem: MemoryContainers
 ) -> None:
     kept = service.start(BackendRequest(environment="e", type="http"))
     gone = service.start(BackendRequest(environment="e", type="pipe"))
-    mem = memory_containers(service)
     mem.remove_container(gone.container_name)
     mem.containers["orphan"] = ContainerState(
         "cx",
@@ -82,11 +84,10 @@ def test_reconcile_adopts_removes_orphans_marks_missing(
 
 
 def test_reconcile_joins_a_running_backend_a_crash_left_off_its_network(
-    service: BackendService,
+    service: BackendService, mem: MemoryContainers
 ) -> None:
     started = service.start(BackendRequest(environment="e", type="http"))
     created = service.start(BackendRequest(environment="e", type="rpc"))
-    mem = memory_containers(service)
     assert mem.containers[started.container_name].unjoined_network is None
     offline = "beephost-default-offline"
     # Cut short after the start (running) and before it (created): only a running
@@ -116,10 +117,9 @@ def test_stop_removes_container_and_row_and_keeps_the_shared_network(
 
 
 def test_reconcile_keeps_the_shared_network_and_removes_a_backends_own(
-    service: BackendService,
+    service: BackendService, mem: MemoryContainers
 ) -> None:
     row = service.start(BackendRequest(environment="e", type="http"))
-    mem = memory_containers(service)
     labels = {LABEL_MANAGED: "true", LABEL_CONTROLLER: "default"}
     # Networks of their own, as backends had before they shared one: a running
     # backend's stays until its stop, a gone one's goes.
@@ -132,10 +132,9 @@ def test_reconcile_keeps_the_shared_network_and_removes_a_backends_own(
 
 
 def test_a_stop_cut_short_by_a_crash_is_finished_at_reconcile(
-    service: BackendService, monkeypatch: pytest.MonkeyPatch
+    service: BackendService, mem: MemoryContainers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     row = service.start(BackendRequest(environment="e", type="http"))
-    mem = memory_containers(service)
 
     def killed(ref: str) -> None:
         raise SystemExit("kill -9")  # the controller dies before Docker removes it
@@ -160,10 +159,9 @@ def test_a_stop_cut_short_by_a_crash_is_finished_at_reconcile(
 
 
 def test_the_supervisor_does_not_restart_a_backend_being_stopped(
-    service: BackendService, monkeypatch: pytest.MonkeyPatch
+    service: BackendService, mem: MemoryContainers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     row = service.start(BackendRequest(environment="e", type="pipe"))
-    mem = memory_containers(service)
     remove = mem.remove_container
     restarted: list[str] = []
 
@@ -203,10 +201,9 @@ def test_status_of(
 
 
 def test_a_backend_gets_labelled_volumes_removed_with_it(
-    service: BackendService,
+    service: BackendService, mem: MemoryContainers
 ) -> None:
     row = service.start(BackendRequest(environment="e", type="http"))
-    mem = memory_containers(service)
     volumes = {
         f"{row.container_name}-workspace": "/workspace",
         f"{row.container_name}-packages": "/packages",
@@ -220,10 +217,9 @@ def test_a_backend_gets_labelled_volumes_removed_with_it(
 
 
 def test_reconcile_removes_a_workspace_volume_nothing_owns(
-    service: BackendService,
+    service: BackendService, mem: MemoryContainers
 ) -> None:
     kept = service.start(BackendRequest(environment="e", type="pipe"))
-    mem = memory_containers(service)
     labels = {LABEL_MANAGED: "true", LABEL_CONTROLLER: "default"}
     mem.create_volume("beephost-default-b-gone-workspace", labels)
     mem.create_volume("someone-elses", {LABEL_MANAGED: "true", LABEL_CONTROLLER: "x"})
@@ -235,8 +231,9 @@ def test_reconcile_removes_a_workspace_volume_nothing_owns(
     }
 
 
-def test_a_failed_start_leaves_no_workspace_volume(service: BackendService) -> None:
-    mem = memory_containers(service)
+def test_a_failed_start_leaves_no_workspace_volume(
+    service: BackendService, mem: MemoryContainers
+) -> None:
     mem.create_container = _refuse  # type: ignore[method-assign]
     with pytest.raises(Unavailable):
         service.start(BackendRequest(environment="e", type="rpc"))

@@ -355,20 +355,34 @@ def test_refresh_rebuilds_and_retires_the_old_image(
     assert runtime.get_image(first.image_id) is None
 
 
-def test_rootfs_without_ca_bundle_is_refused(
-    settings: Settings, runtime: FakeRuntime
+@pytest.mark.parametrize(
+    ("omit", "interpreter", "refusal"),
+    [
+        pytest.param(
+            frozenset({"etc/ssl/certs/ca-certificates.crt"}),
+            None,
+            r"ca-certificates\.crt",
+            id="rootfs-without-ca-bundle",
+        ),
+        pytest.param(
+            frozenset(),
+            "3.11.9",
+            r"dpkg says CPython 3\.11\.2",
+            id="interpreter-disagreeing-with-dpkg",
+        ),
+    ],
+)
+def test_a_broken_base_image_is_refused_and_not_kept(
+    settings: Settings,
+    runtime: FakeRuntime,
+    omit: frozenset[str],
+    interpreter: str | None,
+    refusal: str,
 ) -> None:
-    builder = FakeRootfsBuilder(omit=frozenset({"etc/ssl/certs/ca-certificates.crt"}))
-    with pytest.raises(BaseImageError, match=r"ca-certificates\.crt"):
-        ensure_base_image("3.11", settings, runtime=runtime, builder=builder)
-    assert runtime.get_image("beephost-test/python:3.11") is None
-
-
-def test_interpreter_disagreeing_with_dpkg_is_refused(
-    settings: Settings, runtime: FakeRuntime, builder: FakeRootfsBuilder
-) -> None:
-    runtime.python_versions["beephost-test/python:3.11"] = "3.11.9"
-    with pytest.raises(BaseImageError, match=r"dpkg says CPython 3\.11\.2"):
+    builder = FakeRootfsBuilder(omit=omit)
+    if interpreter is not None:
+        runtime.python_versions["beephost-test/python:3.11"] = interpreter
+    with pytest.raises(BaseImageError, match=refusal):
         ensure_base_image("3.11", settings, runtime=runtime, builder=builder)
     assert runtime.get_image("beephost-test/python:3.11") is None
 

@@ -15,7 +15,8 @@ from beephost_controller.backends.code_volumes import (
     CodeVolumes,
 )
 from beephost_controller.backends.plan import LABEL_CONTROLLER, LABEL_MANAGED
-from beephost_controller.ports import ContainerRuntimeError, VolumeFillSpec
+from beephost_controller.ports import ContainerRuntimeError
+from beephost_controller.specs import RunSpec
 from beephost_controller.testing import MemoryContainers
 from beephost_protocol.errors import QuotaExceeded
 from tests.unit.controller.support import (
@@ -55,6 +56,12 @@ def engine(driver: str = "fuse-overlayfs") -> MemoryContainers:
     return containers
 
 
+@pytest.fixture
+def containers() -> MemoryContainers:
+    """An engine on fuse-overlayfs with two images, ``img:1`` and ``img:2``."""
+    return engine()
+
+
 def service_on(
     tmp_path: Path,
     containers: MemoryContainers,
@@ -78,10 +85,9 @@ def start(service: BackendService, *, pooled: bool = False) -> dict[str, str]:
 
 
 def test_the_first_start_fills_in_the_background_and_the_next_mount(
-    tmp_path: Path,
+    tmp_path: Path, containers: MemoryContainers
 ) -> None:
     later = Later()
-    containers = engine()
     service = service_on(tmp_path, containers, spawn=later)
     assert start(service) == {}  # no start waits for a copy
     assert start(service) == {}  # a fill under way: not a second one
@@ -100,9 +106,10 @@ def test_the_first_start_fills_in_the_background_and_the_next_mount(
     assert len(containers.fills) == 1
 
 
-def test_a_start_refused_for_room_begins_no_fill(tmp_path: Path) -> None:
+def test_a_start_refused_for_room_begins_no_fill(
+    tmp_path: Path, containers: MemoryContainers
+) -> None:
     later = Later()
-    containers = engine()
     service = backend_service(
         tmp_path,
         containers=containers,
@@ -140,9 +147,8 @@ def test_the_mode_and_the_engines_driver_decide(
 
 
 def test_a_new_controller_mounts_a_complete_fill_without_copying_again(
-    tmp_path: Path,
+    tmp_path: Path, containers: MemoryContainers
 ) -> None:
-    containers = engine()
     start(service_on(tmp_path / "a", containers))
     assert len(containers.fills) == 1
     again = service_on(tmp_path / "b", containers, spawn=Later())
@@ -150,8 +156,9 @@ def test_a_new_controller_mounts_a_complete_fill_without_copying_again(
     assert len(containers.fills) == 1
 
 
-def test_a_fill_a_crash_cut_short_is_made_again(tmp_path: Path) -> None:
-    containers = engine()
+def test_a_fill_a_crash_cut_short_is_made_again(
+    tmp_path: Path, containers: MemoryContainers
+) -> None:
     # Its volumes exist, its marker does not: the copy may be partial.
     containers.create_volume(USR, {**SELECTOR, LABEL_CODE_PART: "usr"})
     containers.create_volume(OPT, {**SELECTOR, LABEL_CODE_PART: "opt"})
@@ -163,12 +170,11 @@ def test_a_fill_a_crash_cut_short_is_made_again(tmp_path: Path) -> None:
 
 
 def test_a_failed_fill_leaves_nothing_and_the_next_start_tries_again(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, containers: MemoryContainers
 ) -> None:
-    containers = engine()
     fill = containers.fill_volumes
 
-    def refused(fill: VolumeFillSpec) -> str:
+    def refused(fill: RunSpec) -> str:
         raise ContainerRuntimeError("no space left on device")
 
     containers.fill_volumes = refused  # type: ignore[method-assign]
@@ -181,8 +187,9 @@ def test_a_failed_fill_leaves_nothing_and_the_next_start_tries_again(
     assert start(service) == {USR: "/usr", OPT: "/opt"}
 
 
-def test_the_marker_carries_the_bytes_the_check_measured(tmp_path: Path) -> None:
-    containers = engine()
+def test_the_marker_carries_the_bytes_the_check_measured(
+    tmp_path: Path, containers: MemoryContainers
+) -> None:
     containers.fill_output = "123456789\n"
     service = service_on(tmp_path, containers)
     volumes = service.code_volumes
@@ -193,9 +200,8 @@ def test_the_marker_carries_the_bytes_the_check_measured(tmp_path: Path) -> None
 
 
 def test_a_check_that_says_no_size_is_a_failed_fill(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, containers: MemoryContainers
 ) -> None:
-    containers = engine()
     containers.fill_output = "Traceback (most recent call last): ...\n"
     service = service_on(tmp_path, containers)
     assert start(service) == {}
@@ -211,9 +217,8 @@ def test_the_check_measures_both_directories_from_the_envs_interpreter() -> None
 
 
 def test_an_engine_that_cannot_say_its_driver_gets_none_and_is_asked_again(
-    tmp_path: Path,
+    tmp_path: Path, containers: MemoryContainers
 ) -> None:
-    containers = engine()
     asked: list[str] = []
 
     def down() -> str:
@@ -228,9 +233,8 @@ def test_an_engine_that_cannot_say_its_driver_gets_none_and_is_asked_again(
 
 
 def test_the_volumes_of_a_gone_image_are_removed_those_in_use_kept(
-    tmp_path: Path,
+    tmp_path: Path, containers: MemoryContainers
 ) -> None:
-    containers = engine()
     service = service_on(tmp_path, containers)
     start(service)
     service.code_volumes.mounts("img:2")
@@ -249,8 +253,9 @@ def test_the_volumes_of_a_gone_image_are_removed_those_in_use_kept(
     assert containers.volumes.keys() >= OTHERS
 
 
-def test_reconcile_keeps_the_code_volumes_of_present_images(tmp_path: Path) -> None:
-    containers = engine()
+def test_reconcile_keeps_the_code_volumes_of_present_images(
+    tmp_path: Path, containers: MemoryContainers
+) -> None:
     service = service_on(tmp_path, containers)
     start(service)
     service.reconcile()
@@ -261,9 +266,8 @@ def test_reconcile_keeps_the_code_volumes_of_present_images(tmp_path: Path) -> N
 
 
 def test_a_shutdown_that_stops_the_backends_removes_the_code_volumes(
-    tmp_path: Path,
+    tmp_path: Path, containers: MemoryContainers
 ) -> None:
-    containers = engine()
     service = service_on(tmp_path, containers)
     start(service)
     start(service)
@@ -274,9 +278,8 @@ def test_a_shutdown_that_stops_the_backends_removes_the_code_volumes(
 
 
 def test_removing_them_all_waits_for_a_fill_at_most_as_long_as_told(
-    tmp_path: Path,
+    tmp_path: Path, containers: MemoryContainers
 ) -> None:
-    containers = engine()
     later = Later()
     volumes = CodeVolumes(containers, "on", "beephost-default", SELECTOR, spawn=later)
     volumes.mounts("img:1")

@@ -37,7 +37,6 @@ from beephost_controller.images.servers import (
 from beephost_controller.jobs import JobLog, JobRunner
 from beephost_controller.ports import (
     BaseImageRef,
-    CommitRunSpec,
     ContainerRunError,
     ContainerRuntimeError,
     ImageNotFoundError,
@@ -51,6 +50,7 @@ from beephost_controller.service import (
     sdk_requirements,
 )
 from beephost_controller.settings import Settings
+from beephost_controller.specs import CommitRunSpec
 from beephost_controller.store import SqliteStore
 from beephost_controller.testing import (
     CommitRun,
@@ -168,7 +168,10 @@ def test_the_servers_image_is_built_once_and_labelled(rig: ImageRig) -> None:
     assert f"servers image {servers_tag} (cached)" in lines
     assert parent_of(rig.runtime, first.image_id) == servers.id
     assert parent_of(rig.runtime, second.image_id) == servers.id
-    assert [run.image for run in rig.runtime.commit_runs] == [servers.id, servers.id]
+    assert [run.spec.image for run in rig.runtime.commit_runs] == [
+        servers.id,
+        servers.id,
+    ]
 
 
 def test_servers_image_in_the_default_repository(rig: ImageRig) -> None:
@@ -200,15 +203,18 @@ def test_environment_image_is_one_committed_install_on_the_servers_image(
     [servers_tag] = servers_builds(rig.runtime)
     servers = rig.runtime.get_image(servers_tag)
     assert servers is not None
-    assert run.image == servers.id
-    assert run.tag == "beephost-test/env:p"
-    assert run.user == "0:0"
-    assert run.command[:2] == ("/bin/sh", "-c")
-    assert run.command[2] == install_script(install=True, sdk=False)
+    assert run.spec.image == servers.id
+    assert run.spec.tag == "beephost-test/env:p"
+    assert run.spec.user == "0:0"
+    assert list(run.spec.command) == [
+        "/bin/sh",
+        "-c",
+        install_script(install=True, sdk=False),
+    ]
     # The container is findable by label: kind, this build's key, the run's labels.
-    assert run.labels[names.LABEL_KIND] == names.KIND_ENVIRONMENT_BUILD
-    assert run.labels["io.beephost.test.run"] == "unit"
-    assert "USER 10001:10001" in run.changes
+    assert run.spec.labels[names.LABEL_KIND] == names.KIND_ENVIRONMENT_BUILD
+    assert run.spec.labels["io.beephost.test.run"] == "unit"
+    assert "USER 10001:10001" in run.spec.changes
 
     labels = rig.runtime.get_image(image_id).labels  # type: ignore[union-attr]
     assert labels[names.LABEL_KIND] == names.KIND_ENVIRONMENT_IMAGE
@@ -216,7 +222,7 @@ def test_environment_image_is_one_committed_install_on_the_servers_image(
     assert labels[names.LABEL_ENVIRONMENT_LOCK] == Lock(LOCK).digest
     assert labels[names.LABEL_CODE_VERSION] == servers.labels[names.LABEL_CODE_VERSION]
     assert labels[names.LABEL_PYTHON_VERSION] == "3.11.2"
-    assert labels[names.LABEL_BUILD_KEY] == run.labels[names.LABEL_BUILD_KEY]
+    assert labels[names.LABEL_BUILD_KEY] == run.spec.labels[names.LABEL_BUILD_KEY]
     assert labels[names.LABEL_BUILD_KEY] != servers.labels[names.LABEL_BUILD_KEY]
     assert labels[names.LABEL_SERVERS_IMAGE] == servers.id
     assert labels["io.beephost.test.run"] == "unit"
@@ -425,7 +431,7 @@ def test_admin_wheelhouse_pins_the_sdk_wheels_by_hash(rig: ImageRig) -> None:
         f"beephost-protocol==0.1.0 --hash=sha256:{hashlib.sha256(protocol).hexdigest()}",
     ]
     assert b"six==1.17.0" in run.files[f"{WHEELHOUSE}/requirements.txt"]
-    assert f"-r {WHEELHOUSE}/{SDK_REQUIREMENTS_FILE}" in run.command[2]
+    assert f"-r {WHEELHOUSE}/{SDK_REQUIREMENTS_FILE}" in run.spec.command[2]
     labels = rig.runtime.get_image(image_id).labels  # type: ignore[union-attr]
     assert labels[names.LABEL_ENVIRONMENT_SDK] == sdk_code_version(rig.workspace)
     assert names.LABEL_CODE_VERSION in labels
@@ -438,7 +444,7 @@ def test_admin_without_requirements_still_installs_the_sdk(rig: ImageRig) -> Non
         lock="",
         sdk=True,
     )
-    assert run.command[2] == install_script(install=False, sdk=True)
+    assert run.spec.command[2] == install_script(install=False, sdk=True)
     assert f"{WHEELHOUSE}/requirements.txt" not in run.files
 
 

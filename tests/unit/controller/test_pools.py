@@ -143,6 +143,16 @@ def _pools(tmp_path: Path, clock: SetClock, **settings: object) -> Pools:
     return Pools(service, clock=clock)
 
 
+def _filled(
+    tmp_path: Path, size: int, *, clock: SetClock | None = None, **settings: object
+) -> Pools:
+    """Pools whose environment ``e`` keeps ``size`` http members, filled once."""
+    pools = _pools(tmp_path, clock or SetClock(), **settings)
+    pools.configure("e", "http", size)
+    pools.fill()
+    return pools
+
+
 def _sample(pools: Pools, name: str, labels: dict[str, str]) -> float | None:
     return pools.metrics.registry.get_sample_value(name, labels)
 
@@ -151,9 +161,7 @@ def test_a_claim_hands_out_a_ready_member_with_its_callers_terms(
     tmp_path: Path,
 ) -> None:
     clock = SetClock()
-    pools = _pools(tmp_path, clock)
-    pools.configure("e", "http", 2)
-    pools.fill()
+    pools = _filled(tmp_path, 2, clock=clock)
     members = [row for row in pools.store.backends() if row.pooled]
     assert [row.status for row in members] == ["ready", "ready"]
     assert all(row.ttl is None and row.idle_timeout is None for row in members)
@@ -185,9 +193,7 @@ def test_a_members_token_is_a_secret_from_its_start(tmp_path: Path) -> None:
 
 
 def test_a_start_the_pool_cannot_serve_starts_cold(tmp_path: Path) -> None:
-    pools = _pools(tmp_path, SetClock())
-    pools.configure("e", "http", 1)
-    pools.fill()
+    pools = _filled(tmp_path, 1)
     member = next(row for row in pools.store.backends() if row.pooled)
     cold = pools.start(BackendRequest(environment="e", type="http", token="t" * 20))
     assert cold.id != member.id
@@ -206,9 +212,7 @@ def test_an_empty_pool_is_a_miss_and_the_start_is_cold(tmp_path: Path) -> None:
 
 
 def test_concurrent_claims_never_hand_out_a_member_twice(tmp_path: Path) -> None:
-    pools = _pools(tmp_path, SetClock())
-    pools.configure("e", "http", 4)
-    pools.fill()
+    pools = _filled(tmp_path, 4)
     got: list[str | None] = []
     lock = threading.Lock()
     barrier = threading.Barrier(12)
@@ -233,9 +237,7 @@ def test_concurrent_claims_never_hand_out_a_member_twice(tmp_path: Path) -> None
 def test_a_member_that_does_not_answer_goes_back_and_the_next_one_is_claimed(
     tmp_path: Path,
 ) -> None:
-    pools = _pools(tmp_path, SetClock())
-    pools.configure("e", "http", 2)
-    pools.fill()
+    pools = _filled(tmp_path, 2)
     dead, alive = pools.store.backends()
     pools.backends.probe = lambda endpoint, token: token != dead.token
     row = pools.claim(BackendRequest(environment="e", type="http"))
@@ -252,9 +254,7 @@ def test_a_member_that_does_not_answer_goes_back_and_the_next_one_is_claimed(
 def test_a_member_slow_to_answer_once_is_still_claimed(tmp_path: Path) -> None:
     # A loaded host: the first probe times out, the next answers. Turning the member
     # away would cost its claimer a cold start.
-    pools = _pools(tmp_path, SetClock())
-    pools.configure("e", "http", 1)
-    pools.fill()
+    pools = _filled(tmp_path, 1)
     [member] = pools.store.backends()
     answers = iter([False, True])
     pools.backends.probe = lambda endpoint, token: next(answers)
@@ -265,9 +265,7 @@ def test_a_member_slow_to_answer_once_is_still_claimed(tmp_path: Path) -> None:
 
 
 def test_members_count_against_max_backends(tmp_path: Path) -> None:
-    pools = _pools(tmp_path, SetClock(), max_backends=3)
-    pools.configure("e", "http", 5)
-    pools.fill()
+    pools = _filled(tmp_path, 5, max_backends=3)
     assert pools.state("e", "http").ready == 3
     with pytest.raises(QuotaExceeded) as raised:
         pools.backends.start(BackendRequest(environment="e", type="pipe"))
@@ -279,9 +277,7 @@ def test_members_count_against_max_backends(tmp_path: Path) -> None:
 def test_a_changed_setting_replaces_members_and_size_zero_drains(
     tmp_path: Path,
 ) -> None:
-    pools = _pools(tmp_path, SetClock())
-    pools.configure("e", "http", 1)
-    pools.fill()
+    pools = _filled(tmp_path, 1)
     (old,) = pools.store.backends()
     bigger = BackendLimits(memory_mb=1024)
     pools.configure("e", "http", 1, limits=bigger)
@@ -323,9 +319,7 @@ def test_a_restarted_controller_adopts_the_members_and_starts_no_more(
 
 def test_idle_time_counts_from_the_claim(tmp_path: Path) -> None:
     clock = SetClock()
-    pools = _pools(tmp_path, clock)
-    pools.configure("e", "http", 1)
-    pools.fill()
+    pools = _filled(tmp_path, 1, clock=clock)
     clock.now += 5000  # idle in the pool for longer than any idle timeout
     row = pools.start(BackendRequest(environment="e", type="http", idle_timeout=60))
     engine = pools.backends.containers
@@ -344,9 +338,7 @@ def test_idle_time_counts_from_the_claim(tmp_path: Path) -> None:
 
 
 def test_members_stopped_at_a_shutdown_leave_no_rows(tmp_path: Path) -> None:
-    pools = _pools(tmp_path, SetClock())
-    pools.configure("e", "http", 1)
-    pools.fill()
+    pools = _filled(tmp_path, 1)
     (member,) = pools.store.backends()
     assert pools.backends.stop_all() == 1
     pools.fill()  # the next controller's first pass

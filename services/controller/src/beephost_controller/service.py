@@ -10,6 +10,7 @@ import importlib.metadata
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from beephost_controller.disk import release_image
 from beephost_controller.jobs import JobLog, JobRunner
@@ -72,25 +73,17 @@ def image_code_version(builder: ImageBuilder, admin: bool) -> str:
     return f"{builder.code_version}+sdk" + (f".{sdk}" if sdk else "")
 
 
+@dataclass(eq=False)  # one service: compared by identity
 class ControllerService:
     """Runtimes and environments, with builds as jobs."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: SqliteStore,
-        jobs: JobRunner,
-        builder: ImageBuilder,
-        resolve: Resolve,
-        redact: Callable[[str], str] = str,
-    ) -> None:
-        self.settings = settings
-        # An environment's error is readable through the API: no secret in it.
-        self.redact = redact
-        self.store = store
-        self.jobs = jobs
-        self.builder = builder
-        self.resolve = resolve
+    settings: Settings
+    store: SqliteStore
+    jobs: JobRunner
+    builder: ImageBuilder
+    resolve: Resolve
+    #: An environment's error is readable through the API: no secret in it.
+    redact: Callable[[str], str] = str
 
     # -- runtimes -------------------------------------------------------------------------
 

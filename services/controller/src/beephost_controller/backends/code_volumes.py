@@ -26,11 +26,8 @@ import threading
 from collections.abc import Callable, Mapping
 
 from beephost_controller.images.layout import ENV_PYTHON
-from beephost_controller.ports import (
-    BackendContainers,
-    ContainerRuntimeError,
-    VolumeFillSpec,
-)
+from beephost_controller.ports import BackendContainers, ContainerRuntimeError
+from beephost_controller.specs import RunSpec
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +57,8 @@ for top in sys.argv[1:]:
 print(total)
 """
 FILL_CHECK = (ENV_PYTHON, "-I", "-c", _DISK_USE, *CODE_PATHS)
+#: Seconds a fill of code volumes may take (a copy of /usr and /opt: about 2 s).
+FILL_TIMEOUT = 300.0
 
 
 def code_volume_key(image_id: str) -> str:
@@ -188,7 +187,13 @@ class CodeVolumes:
                     name, {**own, LABEL_CODE_PART: path.strip("/")}
                 )
             said = self._containers.fill_volumes(
-                VolumeFillSpec(image, names, self._labels, FILL_CHECK)
+                RunSpec(
+                    image,
+                    FILL_CHECK,
+                    labels=self._labels,
+                    volumes=names,
+                    timeout=FILL_TIMEOUT,
+                )
             ).strip()
             if not said.isdigit():
                 raise ContainerRuntimeError(f"the fill's check said {said!r}")

@@ -25,10 +25,10 @@ from beephost_controller.images.layout import (
     server_command,
     settings_prefix,
 )
-from beephost_controller.ports import ContainerSpec
 from beephost_controller.rows import BackendConfig, BackendRow, EnvironmentRow
 from beephost_controller.schemas import BackendLimits, BackendOptions, BackendType
 from beephost_controller.settings import Settings
+from beephost_controller.specs import ContainerSpec
 from beephost_protocol.errors import Conflict, InvalidRequest
 
 LABEL_MANAGED = "io.beephost.managed"

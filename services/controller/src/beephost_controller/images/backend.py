@@ -66,12 +66,8 @@ from beephost_controller.images.wheelhouse import (
     build_member_wheel,
     pool_wheels,
 )
-from beephost_controller.ports import (
-    ContainerRuntime,
-    ContainerRuntimeError,
-    ImageBuildSpec,
-    ImageInfo,
-)
+from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError, ImageInfo
+from beephost_controller.specs import ImageBuildSpec
 
 logger = logging.getLogger(__name__)
 

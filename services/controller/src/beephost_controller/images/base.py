@@ -50,13 +50,9 @@ from beephost_controller.images.rootfs import (
     read_rootfs,
     rootfs_plan,
 )
-from beephost_controller.ports import (
-    ContainerRuntime,
-    ContainerRuntimeError,
-    ImageInfo,
-    RunSpec,
-)
+from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError, ImageInfo
 from beephost_controller.settings import Settings
+from beephost_controller.specs import RunSpec
 
 logger = logging.getLogger(__name__)
 

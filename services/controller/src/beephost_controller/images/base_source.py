@@ -143,6 +143,20 @@ def registry_reference(settings: Settings, minor: str) -> RegistryReference:
     )
 
 
+def _labels(
+    source: Source, minor: str, python_version: str, extra: Mapping[str, str] | None
+) -> dict[str, str]:
+    """What every base image's labels say, whatever its source."""
+    return {
+        **(extra or {}),
+        LABEL_MANAGED: "true",
+        LABEL_KIND: KIND_BASE_IMAGE,
+        LABEL_SOURCE: source,
+        LABEL_PYTHON_MINOR: minor,
+        LABEL_PYTHON_VERSION: python_version,
+    }
+
+
 def debian_labels(
     *,
     minor: str,
@@ -154,12 +168,7 @@ def debian_labels(
 ) -> dict[str, str]:
     """The labels of a base image built from Debian packages."""
     return {
-        **(extra or {}),
-        LABEL_MANAGED: "true",
-        LABEL_KIND: KIND_BASE_IMAGE,
-        LABEL_SOURCE: "debian",
-        LABEL_PYTHON_MINOR: minor,
-        LABEL_PYTHON_VERSION: python_version,
+        **_labels("debian", minor, python_version, extra),
         LABEL_DEBIAN_VERSION: package_version,
         LABEL_DEBIAN_SUITE: suite,
         LABEL_ROOTFS_SHA256: rootfs_sha256,
@@ -174,12 +183,7 @@ def registry_labels(
 ) -> dict[str, str]:
     """The labels of a base image pulled by digest."""
     return {
-        **(extra or {}),
-        LABEL_MANAGED: "true",
-        LABEL_KIND: KIND_BASE_IMAGE,
-        LABEL_SOURCE: "registry",
-        LABEL_PYTHON_MINOR: reference.python_minor,
-        LABEL_PYTHON_VERSION: python_version,
+        **_labels("registry", reference.python_minor, python_version, extra),
         LABEL_BASE_REF: reference.display,
         LABEL_BASE_DIGEST: reference.digest,
     }

@@ -70,13 +70,9 @@ from beephost_controller.images.wheelhouse import (
     build_member_wheel,
     pool_wheels,
 )
-from beephost_controller.ports import (
-    CommitRunSpec,
-    ContainerRuntime,
-    ContainerRuntimeError,
-    ImageInfo,
-)
+from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError, ImageInfo
 from beephost_controller.schemas import BACKEND_TYPES, BackendType
+from beephost_controller.specs import CommitRunSpec
 
 logger = logging.getLogger(__name__)
 

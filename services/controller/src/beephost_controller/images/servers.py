@@ -44,13 +44,9 @@ from beephost_controller.images.layout import (
     server_environment,
     servers_repository,
 )
-from beephost_controller.ports import (
-    ContainerRuntime,
-    ContainerRuntimeError,
-    ImageBuildSpec,
-    ImageInfo,
-)
+from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError, ImageInfo
 from beephost_controller.schemas import BackendType
+from beephost_controller.specs import ImageBuildSpec
 
 
 def render_servers_dockerfile(backends: Mapping[BackendType, BackendImage]) -> str:

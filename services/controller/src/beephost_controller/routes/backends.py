@@ -2,17 +2,17 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import Query, Response, status
 
 from beephost_controller.backends import BackendRequest
 from beephost_controller.deps import (
-    Authenticated,
     BackendsDep,
     Caller,
     InstallerDep,
     PoolsDep,
     VisibleBackendId,
 )
+from beephost_controller.routes import resource_router
 from beephost_controller.rows import BackendRow
 from beephost_controller.schemas import BackendLimits, BackendOptions
 from beephost_controller.schemas.backends import (
@@ -23,7 +23,6 @@ from beephost_controller.schemas.backends import (
     InstalledPackages,
     PackagesInstall,
 )
-from beephost_controller.schemas.errors import ERROR_RESPONSES
 from beephost_controller.schemas.jobs import JobPublic
 from beephost_protocol.errors import Conflict, Unavailable
 
@@ -34,17 +33,10 @@ def backend_public(row: BackendRow, *, token: str | None = None) -> BackendPubli
     return public.model_copy(update={"token": token})
 
 
-router = APIRouter(
-    prefix="/api/v1/backends", tags=["backends"], dependencies=[Authenticated]
-)
+router = resource_router("/api/v1/backends", "backends")
 
 
-@router.post(
-    "",
-    response_model=BackendPublic,
-    status_code=status.HTTP_201_CREATED,
-    responses=ERROR_RESPONSES,
-)
+@router.post("", status_code=status.HTTP_201_CREATED)
 def start_backend(
     body: BackendCreate, pools: PoolsDep, caller: Caller
 ) -> BackendPublic:
@@ -74,7 +66,7 @@ def start_backend(
     return backend_public(row, token=row.token)
 
 
-@router.get("", response_model=list[BackendPublic], responses=ERROR_RESPONSES)
+@router.get("")
 def list_backends(
     backends: BackendsDep,
     caller: Caller,
@@ -91,7 +83,7 @@ def list_backends(
     return [backend_public(row) for row in rows]
 
 
-@router.get("/{backend_id}", response_model=BackendPublic, responses=ERROR_RESPONSES)
+@router.get("/{backend_id}")
 def get_backend(
     backend_id: VisibleBackendId,
     backends: BackendsDep,
@@ -117,9 +109,7 @@ def get_backend(
     return backend_public(backends.refresh(backend_id))
 
 
-@router.delete(
-    "/{backend_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERROR_RESPONSES
-)
+@router.delete("/{backend_id}", status_code=status.HTTP_204_NO_CONTENT)
 def stop_backend(backend_id: VisibleBackendId, backends: BackendsDep) -> None:
     """Stop and remove the container (and its network and socket directory)."""
     backends.stop(backend_id)
@@ -128,7 +118,7 @@ def stop_backend(backend_id: VisibleBackendId, backends: BackendsDep) -> None:
 @router.get(
     "/{backend_id}/logs",
     response_class=Response,
-    responses={**ERROR_RESPONSES, 200: {"content": {"text/plain": {}}}},
+    responses={200: {"content": {"text/plain": {}}}},
 )
 def backend_logs(
     backend_id: VisibleBackendId,
@@ -140,11 +130,7 @@ def backend_logs(
     return Response(text, media_type="text/plain; charset=utf-8")
 
 
-@router.get(
-    "/{backend_id}/connection",
-    response_model=BackendConnection,
-    responses=ERROR_RESPONSES,
-)
+@router.get("/{backend_id}/connection")
 def backend_connection(
     backend_id: VisibleBackendId, backends: BackendsDep
 ) -> BackendConnection:
@@ -164,12 +150,7 @@ def backend_connection(
     return BackendConnection(url=row.endpoint, token=row.token)
 
 
-@router.post(
-    "/{backend_id}/packages",
-    response_model=JobPublic,
-    status_code=status.HTTP_202_ACCEPTED,
-    responses=ERROR_RESPONSES,
-)
+@router.post("/{backend_id}/packages", status_code=status.HTTP_202_ACCEPTED)
 def install_packages(
     backend_id: VisibleBackendId, body: PackagesInstall, installer: InstallerDep
 ) -> JobPublic:
@@ -185,11 +166,7 @@ def install_packages(
     return JobPublic.model_validate(row, from_attributes=True)
 
 
-@router.get(
-    "/{backend_id}/packages",
-    response_model=InstalledPackages,
-    responses=ERROR_RESPONSES,
-)
+@router.get("/{backend_id}/packages")
 def installed_packages(
     backend_id: VisibleBackendId, installer: InstallerDep
 ) -> InstalledPackages:

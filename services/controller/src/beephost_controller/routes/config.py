@@ -2,17 +2,15 @@
 
 from typing import Any
 
-from fastapi import APIRouter
+from beephost_controller.deps import SettingsDep
+from beephost_controller.routes import resource_router
 
-from beephost_controller.deps import Authenticated, SettingsDep
-from beephost_controller.schemas.errors import ERROR_RESPONSES
-
-router = APIRouter(prefix="/api/v1", tags=["config"], dependencies=[Authenticated])
+router = resource_router("/api/v1", "config")
 
 SECRET_SETTINGS = frozenset({"token"})
 
 
-@router.get("/config", responses=ERROR_RESPONSES)
+@router.get("/config")
 def get_config(settings: SettingsDep) -> dict[str, Any]:
     """Every setting by name (as in docs/configuration.md); the token only as set/unset."""
     values = settings.model_dump(mode="json", exclude=set(SECRET_SETTINGS))

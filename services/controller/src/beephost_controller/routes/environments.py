@@ -2,55 +2,54 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import Path, Response, status
 
 from beephost_controller.deps import (
-    Authenticated,
     BackendsDep,
     PoolsDep,
     ServiceDep,
     StoreDep,
 )
+from beephost_controller.routes import resource_router
+from beephost_controller.rows import EnvironmentRow
 from beephost_controller.schemas import NAME_RULE, NAME_SCHEMA, check_name
 from beephost_controller.schemas.environments import (
     EnvironmentCreate,
     EnvironmentPublic,
 )
-from beephost_controller.schemas.errors import ERROR_RESPONSES
 from beephost_protocol.errors import InvalidRequest
 
-router = APIRouter(
-    prefix="/api/v1/environments", tags=["environments"], dependencies=[Authenticated]
-)
+router = resource_router("/api/v1/environments", "environments")
 
 
-@router.get("", response_model=list[EnvironmentPublic], responses=ERROR_RESPONSES)
+def environment_public(row: EnvironmentRow) -> EnvironmentPublic:
+    return EnvironmentPublic.model_validate(row, from_attributes=True)
+
+
+def ensured(
+    found: tuple[EnvironmentRow, bool], response: Response
+) -> EnvironmentPublic:
+    """An ensure's reply: 201 when it created the environment, 200 when it was there."""
+    row, created = found
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return environment_public(row)
+
+
+@router.get("")
 def list_environments(store: StoreDep) -> list[EnvironmentPublic]:
-    return [
-        EnvironmentPublic.model_validate(row, from_attributes=True)
-        for row in store.environments()
-    ]
+    return [environment_public(row) for row in store.environments()]
 
 
-@router.post(
-    "",
-    response_model=EnvironmentPublic,
-    status_code=status.HTTP_201_CREATED,
-    responses=ERROR_RESPONSES,
-)
+@router.post("", status_code=status.HTTP_201_CREATED)
 def create_environment(
     body: EnvironmentCreate, service: ServiceDep
 ) -> EnvironmentPublic:
     """Create an environment; its image builds as a job (see `job_id`)."""
     row, _ = service.create_environment(body, ensure=False)
-    return EnvironmentPublic.model_validate(row, from_attributes=True)
+    return environment_public(row)
 
 
-@router.post(
-    "/admin",
-    response_model=EnvironmentPublic,
-    responses={**ERROR_RESPONSES, 201: {"model": EnvironmentPublic}},
-)
+@router.post("/admin", responses={201: {"model": EnvironmentPublic}})
 def ensure_admin_environment(
     service: ServiceDep, response: Response
 ) -> EnvironmentPublic:
@@ -59,16 +58,10 @@ def ensure_admin_environment(
     Its image carries the client SDK; each of its backends gets a controller token
     of its own and the controller's Unix socket. No other environment gets either.
     """
-    row, created = service.ensure_admin_environment()
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return EnvironmentPublic.model_validate(row, from_attributes=True)
+    return ensured(service.ensure_admin_environment(), response)
 
 
-@router.put(
-    "/{name}",
-    response_model=EnvironmentPublic,
-    responses={**ERROR_RESPONSES, 201: {"model": EnvironmentPublic}},
-)
+@router.put("/{name}", responses={201: {"model": EnvironmentPublic}})
 def ensure_environment(
     name: Annotated[
         str,
@@ -95,21 +88,15 @@ def ensure_environment(
             f"({body.name!r}) differ",
             {"path": name, "body": body.name},
         )
-    row, created = service.create_environment(body, ensure=True)
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return EnvironmentPublic.model_validate(row, from_attributes=True)
+    return ensured(service.create_environment(body, ensure=True), response)
 
 
-@router.get("/{name}", response_model=EnvironmentPublic, responses=ERROR_RESPONSES)
+@router.get("/{name}")
 def get_environment(name: str, service: ServiceDep) -> EnvironmentPublic:
-    return EnvironmentPublic.model_validate(
-        service.environment(name), from_attributes=True
-    )
+    return environment_public(service.environment(name))
 
 
-@router.delete(
-    "/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=ERROR_RESPONSES
-)
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_environment(
     name: str, service: ServiceDep, pools: PoolsDep, backends: BackendsDep
 ) -> None:

@@ -2,17 +2,13 @@
 
 from collections.abc import Mapping
 
-from fastapi import APIRouter
-
-from beephost_controller.deps import Authenticated, BackendsDep, ServiceDep
+from beephost_controller.deps import BackendsDep, ServiceDep
 from beephost_controller.disk import ImageUse, image_uses, prune
-from beephost_controller.schemas.errors import ERROR_RESPONSES
+from beephost_controller.routes import resource_router
 from beephost_controller.schemas.images import ImagePublic, ImagesPublic, PruneResult
 
 # The controller's own token only: not in an admin backend's scope.
-router = APIRouter(
-    prefix="/api/v1/images", tags=["images"], dependencies=[Authenticated]
-)
+router = resource_router("/api/v1/images", "images")
 
 
 def _public(use: ImageUse, code_volumes: Mapping[str, int]) -> ImagePublic:
@@ -30,7 +26,7 @@ def _disk(image: ImagePublic) -> int:
     return image.size + image.code_volumes_bytes
 
 
-@router.get("", response_model=ImagesPublic, responses=ERROR_RESPONSES)
+@router.get("")
 def list_images(service: ServiceDep, backends: BackendsDep) -> ImagesPublic:
     """This controller's environment images, the disk they (and their code volumes)
     take, and who uses them."""
@@ -44,7 +40,7 @@ def list_images(service: ServiceDep, backends: BackendsDep) -> ImagesPublic:
     )
 
 
-@router.post("/prune", response_model=PruneResult, responses=ERROR_RESPONSES)
+@router.post("/prune")
 def prune_images(service: ServiceDep, backends: BackendsDep) -> PruneResult:
     """Remove every environment image no environment uses (409 while a job runs),
     and the code volumes of the images gone."""

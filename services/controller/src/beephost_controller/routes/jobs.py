@@ -4,16 +4,16 @@ import json
 import time
 from collections.abc import Iterator
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.responses import StreamingResponse
 
-from beephost_controller.deps import Authenticated, ServiceDep, StoreDep
-from beephost_controller.schemas.errors import ERROR_RESPONSES
+from beephost_controller.deps import ServiceDep, StoreDep
+from beephost_controller.routes import resource_router
 from beephost_controller.schemas.jobs import JobLogPage, JobPublic, LogLine
 from beephost_controller.store import SqliteStore
 from beephost_protocol.errors import NotFound
 
-router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], dependencies=[Authenticated])
+router = resource_router("/api/v1/jobs", "jobs")
 
 _POLL = 0.2
 _MAX_SEQ = (1 << 63) - 1
@@ -27,17 +27,17 @@ def _job(store: SqliteStore, job_id: str) -> JobPublic:
     return JobPublic.model_validate(row, from_attributes=True)
 
 
-@router.get("", response_model=list[JobPublic], responses=ERROR_RESPONSES)
+@router.get("")
 def list_jobs(store: StoreDep) -> list[JobPublic]:
     return [JobPublic.model_validate(row, from_attributes=True) for row in store.jobs()]
 
 
-@router.get("/{job_id}", response_model=JobPublic, responses=ERROR_RESPONSES)
+@router.get("/{job_id}")
 def get_job(job_id: str, store: StoreDep) -> JobPublic:
     return _job(store, job_id)
 
 
-@router.get("/{job_id}/log", response_model=JobLogPage, responses=ERROR_RESPONSES)
+@router.get("/{job_id}/log")
 def get_job_log(
     job_id: str,
     store: StoreDep,
@@ -55,8 +55,7 @@ def get_job_log(
 
 
 @router.get(
-    "/{job_id}/log/stream",
-    responses={**ERROR_RESPONSES, 200: {"content": {"application/x-ndjson": {}}}},
+    "/{job_id}/log/stream", responses={200: {"content": {"application/x-ndjson": {}}}}
 )
 def stream_job_log(
     job_id: str, store: StoreDep, service: ServiceDep

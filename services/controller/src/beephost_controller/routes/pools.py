@@ -1,14 +1,14 @@
 """Warm pools: ready, unclaimed backends per environment and type, claimed by starts."""
 
-from fastapi import APIRouter, status
+from fastapi import status
 
 from beephost_controller.backends.pooling import PoolState
-from beephost_controller.deps import Authenticated, PoolsDep
+from beephost_controller.deps import PoolsDep
+from beephost_controller.routes import resource_router
 from beephost_controller.schemas import BackendType
-from beephost_controller.schemas.errors import ERROR_RESPONSES
 from beephost_controller.schemas.pools import PoolPublic, PoolSet
 
-router = APIRouter(prefix="/api/v1", tags=["pools"], dependencies=[Authenticated])
+router = resource_router("/api/v1", "pools")
 
 
 def pool_public(state: PoolState) -> PoolPublic:
@@ -25,28 +25,20 @@ def pool_public(state: PoolState) -> PoolPublic:
     )
 
 
-@router.get("/pools", response_model=list[PoolPublic], responses=ERROR_RESPONSES)
+@router.get("/pools")
 def list_pools(pools: PoolsDep) -> list[PoolPublic]:
     """Every pool in effect, with how many members are ready and starting."""
     return [pool_public(state) for state in pools.states()]
 
 
-@router.get(
-    "/environments/{name}/pools",
-    response_model=list[PoolPublic],
-    responses=ERROR_RESPONSES,
-)
+@router.get("/environments/{name}/pools")
 def environment_pools(name: str, pools: PoolsDep) -> list[PoolPublic]:
     """An environment's pools in effect (its own settings and the defaults)."""
     pools.store.existing_environment(name)
     return [pool_public(state) for state in pools.states(name)]
 
 
-@router.put(
-    "/environments/{name}/pools/{kind}",
-    response_model=PoolPublic,
-    responses=ERROR_RESPONSES,
-)
+@router.put("/environments/{name}/pools/{kind}")
 def set_pool(
     name: str, kind: BackendType, body: PoolSet, pools: PoolsDep
 ) -> PoolPublic:
@@ -63,9 +55,7 @@ def set_pool(
 
 
 @router.delete(
-    "/environments/{name}/pools/{kind}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses=ERROR_RESPONSES,
+    "/environments/{name}/pools/{kind}", status_code=status.HTTP_204_NO_CONTENT
 )
 def reset_pool(name: str, kind: BackendType, pools: PoolsDep) -> None:
     """Drop the environment's own setting: the controller's POOL_SIZE applies."""

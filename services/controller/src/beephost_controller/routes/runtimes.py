@@ -1,18 +1,16 @@
 """Runtimes: the CPython versions offered, and their base images."""
 
-from fastapi import APIRouter, status
+from fastapi import status
 
-from beephost_controller.deps import Authenticated, ServiceDep
+from beephost_controller.deps import ServiceDep
+from beephost_controller.routes import resource_router
 from beephost_controller.schemas.environments import RuntimeInit, RuntimePublic
-from beephost_controller.schemas.errors import ERROR_RESPONSES
 from beephost_controller.schemas.jobs import JobPublic
 
-router = APIRouter(
-    prefix="/api/v1/runtimes", tags=["runtimes"], dependencies=[Authenticated]
-)
+router = resource_router("/api/v1/runtimes", "runtimes")
 
 
-@router.get("", response_model=list[RuntimePublic], responses=ERROR_RESPONSES)
+@router.get("")
 def list_runtimes(service: ServiceDep) -> list[RuntimePublic]:
     """The CPython versions offered, with the exact version once initialised."""
     return [
@@ -27,12 +25,7 @@ def list_runtimes(service: ServiceDep) -> list[RuntimePublic]:
     ]
 
 
-@router.post(
-    "/init",
-    response_model=JobPublic,
-    status_code=status.HTTP_202_ACCEPTED,
-    responses=ERROR_RESPONSES,
-)
+@router.post("/init", status_code=status.HTTP_202_ACCEPTED)
 def init_runtime(body: RuntimeInit, service: ServiceDep) -> JobPublic:
     """Ensure a runtime's base image (a job: pull by digest or build from Debian)."""
     return JobPublic.model_validate(

@@ -13,17 +13,12 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from beephost_controller.ports import (
-    ContainerRuntimeError,
-    ContainerSpec,
-    ContainerState,
-    RunSpec,
-    VolumeFillSpec,
-)
+from beephost_controller.ports import ContainerRuntimeError, ContainerState
 from beephost_controller.runtime.docker_errors import found_or_none as _found_or_none
 from beephost_controller.runtime.docker_errors import label_filters as _label_filters
 from beephost_controller.runtime.docker_errors import mapped_errors as _mapped_errors
 from beephost_controller.runtime.docker_images import DockerRuntime
+from beephost_controller.specs import ContainerSpec, RunSpec
 
 logger = logging.getLogger(__name__)
 
@@ -82,10 +77,6 @@ def reported_idle(health_log: list[dict[str, Any]]) -> float | None:
         return None
     found = _IDLE.search(str(health_log[-1].get("Output") or ""))
     return float(found[1]) if found else None
-
-
-#: Seconds a fill of code volumes may take (a copy of /usr and /opt: about 2 s).
-FILL_TIMEOUT = 300
 
 
 class DockerContainers:
@@ -150,19 +141,11 @@ class DockerContainers:
             f"inspect image {ref}", lambda: str(self._client.images.get(ref).id)
         )
 
-    def fill_volumes(self, fill: VolumeFillSpec) -> str:
+    def fill_volumes(self, fill: RunSpec) -> str:
         # The engine copies the image's content into each empty volume when the
-        # container is created (at its start on some engines): the check runs with
+        # container is created (at its start on some engines): the command runs with
         # them mounted, so the copy is made, and proven, either way.
-        return self._runtime.run(
-            RunSpec(
-                fill.image,
-                fill.check,
-                labels=fill.labels,
-                volumes=fill.mounts,
-                timeout=FILL_TIMEOUT,
-            )
-        )
+        return self._runtime.run(fill)
 
     def create_container(self, spec: ContainerSpec) -> str:
         kwargs: dict[str, Any] = {

@@ -12,11 +12,7 @@ import docker.errors
 import docker.utils.build
 import requests.exceptions
 
-from beephost_controller.ports import (
-    ContainerRuntimeError,
-    ImageBuildSpec,
-    ImageInfo,
-)
+from beephost_controller.ports import ContainerRuntimeError, ImageInfo
 from beephost_controller.runtime.docker_errors import (
     check_unix_socket as _check_unix_socket,
 )
@@ -25,6 +21,7 @@ from beephost_controller.runtime.docker_errors import label_filters as _label_fi
 from beephost_controller.runtime.docker_errors import mapped_errors as _mapped_errors
 from beephost_controller.runtime.docker_errors import split_tag as _split_tag
 from beephost_controller.runtime.docker_runs import DockerRuns
+from beephost_controller.specs import ImageBuildSpec
 
 
 class DockerRuntime(DockerRuns):

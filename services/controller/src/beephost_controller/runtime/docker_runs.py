@@ -7,15 +7,14 @@ import docker
 import docker.errors
 
 from beephost_controller.ports import (
-    CommitRunSpec,
     ContainerRunError,
     ContainerRuntimeError,
     ImageInfo,
-    RunSpec,
 )
 from beephost_controller.runtime.docker_errors import image_info as _image_info
 from beephost_controller.runtime.docker_errors import mapped_errors as _mapped_errors
 from beephost_controller.runtime.docker_errors import split_tag as _split_tag
+from beephost_controller.specs import CommitRunSpec, RunSpec
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from beephost_controller import ports
+from beephost_controller import ports, specs
 from beephost_controller.jobs import JobLog
 from beephost_controller.resolver import Lock
 
@@ -48,10 +48,10 @@ class NoEngineContainers:
     def image_id(self, ref: str) -> str | None:
         return None
 
-    def fill_volumes(self, fill: ports.VolumeFillSpec) -> str:
+    def fill_volumes(self, fill: specs.RunSpec) -> str:
         raise ports.ContainerRuntimeError(REASON)
 
-    def create_container(self, spec: ports.ContainerSpec) -> str:
+    def create_container(self, spec: specs.ContainerSpec) -> str:
         raise ports.ContainerRuntimeError(REASON)
 
     def start_container(self, ref: str) -> None:

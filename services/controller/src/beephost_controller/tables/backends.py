@@ -3,6 +3,7 @@
 import json
 import sqlite3
 import time
+from dataclasses import fields
 
 from beephost_controller.rows import BackendConfig, BackendRow, BackendUpdate
 from beephost_controller.tables.database import Database
@@ -10,30 +11,15 @@ from beephost_controller.tables.database import Database
 
 class BackendTable(Database):
     def insert_backend(self, row: BackendRow) -> None:
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO backends (id, environment, type, status, reason, container_id, "
-                "container_name, token, endpoint, options, restarts, created_at, ready_at, "
-                "updated_at, controller_token_sha256) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    row.id,
-                    row.environment,
-                    row.type,
-                    row.status,
-                    row.reason,
-                    row.container_id,
-                    row.container_name,
-                    row.token,
-                    row.endpoint,
-                    json.dumps(row.config.to_json()),
-                    row.restarts,
-                    row.created_at,
-                    row.ready_at,
-                    row.updated_at,
-                    row.controller_token_sha256,
-                ),
-            )
+        # Its fields are the columns, but config: the options column, as JSON (the
+        # reader, _backend, undoes this).
+        columns: dict[str, object] = {
+            item.name: getattr(row, item.name)
+            for item in fields(row)
+            if item.name != "config"
+        }
+        columns["options"] = json.dumps(row.config.to_json())
+        self._insert("backends", columns)
 
     def update_backend(self, backend_id: str, update: BackendUpdate) -> None:
         changes = {**update.columns(), "updated_at": time.time()}

@@ -8,9 +8,10 @@ SQLite serialises writers anyway and the controller's write rate is tiny.
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 from beephost_controller.migrations import MIGRATIONS
 
@@ -53,8 +54,28 @@ class Database:
                 raise
             self._db.execute("COMMIT")
 
-    # What every table's reads and deletes share: a read holds the lock (threads share
-    # the one connection); a delete runs in a transaction and says if a row went.
+    # What every table's inserts, reads and deletes share: a read holds the lock
+    # (threads share the one connection); an insert or a delete runs in a transaction
+    # and says if a row was written or went.
+
+    def _insert(
+        self,
+        table: str,
+        columns: Mapping[str, object],
+        *,
+        on_conflict: Literal["ABORT", "REPLACE", "IGNORE"] = "ABORT",
+    ) -> bool:
+        """Insert one row, its values by column name; whether a row was written
+        (``IGNORE`` writes none when the key exists). The table and column names come
+        from the tables' code, never from a caller."""
+        names = ", ".join(columns)
+        marks = ", ".join("?" * len(columns))
+        with self._tx() as db:
+            cursor = db.execute(
+                f"INSERT OR {on_conflict} INTO {table} ({names}) VALUES ({marks})",
+                tuple(columns.values()),
+            )
+            return cursor.rowcount == 1
 
     def _fetch_one(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Row | None:
         with self._lock:

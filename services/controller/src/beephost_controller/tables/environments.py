@@ -3,26 +3,12 @@
 import json
 import sqlite3
 import time
+from dataclasses import asdict
 from typing import Any
 
 from beephost_controller.rows import EnvironmentRow, build_state
 from beephost_controller.tables.database import Database
 from beephost_protocol.errors import NotFound
-
-#: Environment columns written on insert (``status`` is derived: see rows.build_state).
-ENV_FIELDS = (
-    "name",
-    "python",
-    "requirements",
-    "network",
-    "admin",
-    "lock",
-    "image",
-    "error",
-    "job_id",
-    "created_at",
-    "updated_at",
-)
 
 #: Environments with their latest job's status (build_state derives theirs from it).
 _ENVIRONMENTS = (
@@ -34,13 +20,9 @@ _ENVIRONMENTS = (
 class EnvironmentTable(Database):
     def insert_environment(self, row: EnvironmentRow) -> bool:
         """Insert; False if the name exists (the caller decides what equal means)."""
-        with self._tx() as db:
-            cursor = db.execute(
-                f"INSERT OR IGNORE INTO environments ({', '.join(ENV_FIELDS)}) "
-                f"VALUES ({', '.join('?' * len(ENV_FIELDS))})",
-                self._env_values(row),
-            )
-            return cursor.rowcount == 1
+        return self._insert(
+            "environments", self._env_columns(row), on_conflict="IGNORE"
+        )
 
     def set_environment_job(self, name: str, job_id: str) -> None:
         """A new build job: the environment's status is now that job's."""
@@ -92,13 +74,15 @@ class EnvironmentTable(Database):
         return self._delete_one("DELETE FROM environments WHERE name = ?", (name,))
 
     @staticmethod
-    def _env_values(row: EnvironmentRow) -> tuple[Any, ...]:
-        values = dict(row.__dict__)
+    def _env_columns(row: EnvironmentRow) -> dict[str, Any]:
+        """The row's fields as columns; ``status`` is derived (rows.build_state),
+        never written."""
+        values = asdict(row)
         del values["status"]
         values["requirements"] = json.dumps(row.requirements)
         values["network"] = int(row.network)
         values["admin"] = int(row.admin)
-        return tuple(values[name] for name in ENV_FIELDS)
+        return values
 
     @staticmethod
     def _env(row: sqlite3.Row) -> EnvironmentRow:

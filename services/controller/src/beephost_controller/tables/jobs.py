@@ -1,6 +1,7 @@
 """The jobs table and the job logs."""
 
 from collections.abc import Sequence
+from dataclasses import asdict
 
 from beephost_controller.rows import JobRow
 from beephost_controller.schemas import JobStatus
@@ -9,20 +10,7 @@ from beephost_controller.tables.database import Database
 
 class JobTable(Database):
     def insert_job(self, row: JobRow) -> None:
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    row.id,
-                    row.kind,
-                    row.target,
-                    row.status,
-                    row.error,
-                    row.created_at,
-                    row.started_at,
-                    row.finished_at,
-                ),
-            )
+        self._insert("jobs", asdict(row))  # its fields are the columns
 
     def requeue_job(self, job_id: str) -> None:
         """A job a previous controller process left unfinished, queued again."""

@@ -7,18 +7,14 @@ from beephost_controller.tables.database import Database
 
 class PoolTable(Database):
     def put_pool(self, row: PoolRow) -> None:
-        with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO pools (environment, type, size, config, "
-                "updated_at) VALUES (?, ?, ?, ?, ?)",
-                (
-                    row.environment,
-                    row.type,
-                    row.size,
-                    row.config_json(),
-                    row.updated_at,
-                ),
-            )
+        columns = {
+            "environment": row.environment,
+            "type": row.type,
+            "size": row.size,
+            "config": row.config_json(),
+            "updated_at": row.updated_at,
+        }
+        self._insert("pools", columns, on_conflict="REPLACE")
 
     def pools(self, environment: str | None = None) -> list[PoolRow]:
         query = "SELECT * FROM pools"

@@ -3,29 +3,24 @@
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from beephost_controller.specs import CommitRunSpec, ImageBuildSpec
+
 
 @dataclass(frozen=True)
 class CommitRun:
-    """One ``FakeRuntime.commit_run`` call, with the files it was given."""
+    """One ``FakeRuntime.commit_run`` call: its spec, and the files it copied in."""
 
-    image: str
-    command: tuple[str, ...]
-    tag: str
-    user: str
-    labels: Mapping[str, str]
-    changes: tuple[str, ...]
+    spec: CommitRunSpec
     #: Container path of every regular file copied in -> its bytes at the call.
     files: Mapping[str, bytes]
 
 
 @dataclass(frozen=True)
 class ImageBuild:
-    """One ``FakeRuntime.build_image`` call, with the context's files at the call."""
+    """One ``FakeRuntime.build_image`` call: its spec, and the context's files at the
+    call (the builders remove the context afterwards)."""
 
-    dockerfile: str
-    tag: str
-    buildargs: Mapping[str, str]
-    labels: Mapping[str, str]
+    spec: ImageBuildSpec
     #: Every regular file of the context, relative (POSIX).
     files: frozenset[str]
 

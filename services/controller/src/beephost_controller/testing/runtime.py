@@ -14,14 +14,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from beephost_controller.ports import (
-    CommitRunSpec,
     ContainerRunError,
     ContainerRuntimeError,
-    ImageBuildSpec,
     ImageInfo,
     ImageNotFoundError,
-    RunSpec,
 )
+from beephost_controller.specs import CommitRunSpec, ImageBuildSpec, RunSpec
 from beephost_controller.testing.changes import change_labels, unquote_word
 from beephost_controller.testing.images import FakeImage, FakeImages
 from beephost_controller.testing.records import CommitRun, ImageBuild, RemoteImage
@@ -151,7 +149,7 @@ class FakeRuntime(FakeImages):
             for path in context.rglob("*")
             if path.is_file()
         )
-        self.builds.append(ImageBuild(dockerfile, tag, args, dict(build.labels), files))
+        self.builds.append(ImageBuild(build, files))
         image = FakeImage(
             id=self._new_id(f"{tag}{sorted(args.items())}"),
             labels={**(parent.labels if parent else {}), **build.labels},
@@ -218,17 +216,7 @@ class FakeRuntime(FakeImages):
             accepted=("ENV ", "CMD ", "ENTRYPOINT ", "WORKDIR ", "USER ", "EXPOSE "),
             unquote=unquote_word,
         )
-        self.commit_runs.append(
-            CommitRun(
-                image=image,
-                command=tuple(command),
-                tag=tag,
-                user=run.user,
-                labels=dict(run.labels),
-                changes=tuple(run.changes),
-                files=copied,
-            )
-        )
+        self.commit_runs.append(CommitRun(run, copied))
         self.operations.append(("commit-run", tag))
         text = shlex.join(command)
         for needle, (exit_code, output) in self.run_failures.items():

@@ -9,12 +9,11 @@ from beephost_controller.jobs import JobLog
 from beephost_controller.ports import (
     BaseImageRef,
     ContainerRuntimeError,
-    ContainerSpec,
     ContainerState,
     ImageInfo,
-    VolumeFillSpec,
 )
 from beephost_controller.resolver import Lock
+from beephost_controller.specs import ContainerSpec, RunSpec
 
 #: What MemoryImageBuilder logs for a build, one line per step.
 BUILD_STEPS = (
@@ -168,13 +167,13 @@ class MemoryContainers:
         }
         return ids.pop() if len(ids) == 1 else None
 
-    def fill_volumes(self, fill: VolumeFillSpec) -> str:
+    def fill_volumes(self, fill: RunSpec) -> str:
         if self.image_id(fill.image) is None:
             raise ContainerRuntimeError(f"no image {fill.image}")
-        for volume in fill.mounts:
+        for volume in fill.volumes:
             if volume not in self.volumes:
                 raise ContainerRuntimeError(f"no volume {volume}")
-        self.fills.append((fill.image, dict(fill.mounts)))
+        self.fills.append((fill.image, dict(fill.volumes)))
         return self.fill_output
 
     def create_container(self, spec: ContainerSpec) -> str:
