@@ -34,7 +34,7 @@ from tests.e2e.containers import (
     socket_directory,
     start_backend,
 )
-from tests.e2e.controller_process import ControllerProcess, running_controller
+from tests.e2e.controller_process import ControllerProcess, module_controller
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -195,21 +195,9 @@ def backend_containers(
 # -- a real controller process, one per test module ------------------------------------
 
 
-@pytest.fixture(scope="module")
-def controller(
-    backend_images: BuiltBackends,
-    docker_cli: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ControllerProcess]:
-    """A ``beephost-controller`` process building into the session's test repositories;
-    afterwards every container and network carrying its name is gone."""
-    with running_controller(
-        ControllerProcess,
-        backend_images,
-        docker_cli,
-        tmp_path_factory.mktemp("controller"),
-    ) as proc:
-        yield proc
+#: A ``beephost-controller`` process building into the session's test repositories;
+#: afterwards every container and network carrying its name is gone.
+controller = module_controller("controller")
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,8 @@ class ControllerProcess:
     labels: Mapping[str, str]
     repository: str
     docker_cli: str
+    #: Settings over the defaults below, named without ``BEEPHOST_CONTROLLER_``.
+    settings: Mapping[str, str] = field(default_factory=dict)
     name: str = field(default_factory=lambda: f"e2e-{uuid.uuid4().hex[:10]}")
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -58,7 +60,7 @@ class ControllerProcess:
 
     def environ(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
-        settings = {
+        defaults = {
             "DATABASE": str(self.workdir / "controller.db"),
             "SOCKET_ROOT": str(self.socket_root),
             "NAME": self.name,
@@ -71,6 +73,7 @@ class ControllerProcess:
             "LABELS": json.dumps(dict(self.labels)),
             "SUPERVISE_INTERVAL": "0.5",
         }
+        settings = {**defaults, **self.settings}
         env.update({f"BEEPHOST_CONTROLLER_{k}": v for k, v in settings.items()})
         return env
 
@@ -168,6 +171,7 @@ def running_controller(
     backends: "BuiltBackends",
     docker_cli: str,
     workdir: Path,
+    settings: Mapping[str, str],
 ) -> Iterator[Controller]:
     """A ``kind`` controller building into the session's test repositories, started;
     afterwards stopped, and every container and network carrying its name gone.
@@ -177,6 +181,7 @@ def running_controller(
         backends: The session's ``backend_images``: its workspace and run labels.
         docker_cli: The docker CLI, to find and remove what the controller owned.
         workdir: A fresh directory for its database, sockets and log.
+        settings: ``ControllerProcess.settings``.
     """
     # Imported here: conftest imports this module.
     from tests.e2e.conftest import BACKENDS_REPOSITORY
@@ -187,6 +192,7 @@ def running_controller(
         labels=backends.labels,
         repository=BACKENDS_REPOSITORY,
         docker_cli=docker_cli,
+        settings=settings,
     )
     try:
         proc.start()
@@ -198,38 +204,43 @@ def running_controller(
 
 
 def module_controller(
-    kind: type[ControllerProcess], workdir_prefix: str
+    workdir_prefix: str,
+    settings: Mapping[str, str] | None = None,
+    *,
+    kind: type[ControllerProcess] = ControllerProcess,
+    name: str = "controller",
 ) -> Callable[..., Iterator[ControllerProcess]]:
-    """A module-scoped ``controller`` fixture running a ``kind`` controller (one whose
-    environment differs from the default), for a module to assign to ``controller``."""
+    """A module-scoped fixture ``name`` running a controller, for a module (or a
+    conftest) to assign to that name: ``controller`` replaces the e2e conftest's,
+    another name runs beside it.
 
-    @pytest.fixture(scope="module")
+    Args:
+        workdir_prefix: The prefix of its fresh directory (database, sockets, log).
+        settings: Its settings over the e2e defaults (``ControllerProcess.settings``).
+        kind: ``ControllerProcess`` or a subclass that changes more than settings.
+        name: The fixture's name: the name the module assigns it to.
+    """
+
     def controller(
         backend_images: "BuiltBackends",
         docker_cli: str,
         tmp_path_factory: pytest.TempPathFactory,
     ) -> Iterator[ControllerProcess]:
         with running_controller(
-            kind, backend_images, docker_cli, tmp_path_factory.mktemp(workdir_prefix)
+            kind,
+            backend_images,
+            docker_cli,
+            tmp_path_factory.mktemp(workdir_prefix),
+            settings or {},
         ) as proc:
             yield proc
 
-    return controller
-
-
-@contextmanager
-def controller_client(
-    kind: type[ControllerProcess],
-    backends: "BuiltBackends",
-    docker_cli: str,
-    workdir: Path,
-) -> Iterator[ControllerClient]:
-    """A client of a :func:`running_controller` (the same arguments) for the block."""
-    with (
-        running_controller(kind, backends, docker_cli, workdir) as proc,
-        proc.client() as client,
-    ):
-        yield client
+    # What `pytest --fixtures` shows for it.
+    controller.__doc__ = (
+        f"A running {kind.__name__}, one per module; afterwards stopped, and every "
+        "container and network carrying its name gone."
+    )
+    return pytest.fixture(scope="module", name=name)(controller)
 
 
 def build_environment(

@@ -1,8 +1,10 @@
 """A ControllerService on the real engine, building only into test repositories."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from beephost_controller.images.builder import DockerImageBuilder
 from beephost_controller.jobs import JobLog, JobRunner
@@ -65,3 +67,27 @@ def environment_service(
     finally:
         runner.shutdown()
         store.close()
+
+
+def module_environment_service(
+    name: str, workdir_prefix: str, environment_repository: str
+) -> Callable[..., Iterator[ControllerService]]:
+    """A module-scoped fixture ``name``: an :func:`environment_service` in a fresh
+    ``workdir_prefix`` directory, for a module to assign to that name."""
+
+    @pytest.fixture(scope="module", name=name)
+    def service(
+        backend_images: BuiltBackends,
+        docker_client: DockerRuntime,
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> Iterator[ControllerService]:
+        """A ControllerService on the real engine, in test repositories only."""
+        with environment_service(
+            backend_images,
+            docker_client,
+            tmp_path_factory.mktemp(workdir_prefix),
+            environment_repository,
+        ) as running:
+            yield running
+
+    return service

@@ -21,40 +21,32 @@ import pytest
 
 from beephost_client import Conflict, connect
 from beephost_client.controller import Backend, ControllerClient
-from tests.e2e.conftest import BuiltBackends
 from tests.e2e.containers import inspect
 from tests.e2e.controller_process import (
     ControllerProcess,
-    controller_client,
+    build_environment,
+    module_controller,
     wait_restarted,
 )
 
 pytestmark = pytest.mark.docker
 
 
-class _InContainerController(ControllerProcess):
-    """A controller set up as compose sets up the one in its container."""
-
-    def environ(self) -> dict[str, str]:
-        return {**super().environ(), "BEEPHOST_CONTROLLER_CHOOSE_HOST_PORTS": "false"}
+#: A controller set up as compose sets up the one in its container.
+in_container_controller = module_controller(
+    "ports-controller",
+    {"CHOOSE_HOST_PORTS": "false"},
+    name="in_container_controller",
+)
 
 
 @pytest.fixture(scope="module")
 def in_container(
-    backend_images: BuiltBackends,
-    docker_cli: str,
-    tmp_path_factory: pytest.TempPathFactory,
+    in_container_controller: ControllerProcess,
 ) -> Iterator[ControllerClient]:
-    with controller_client(
-        _InContainerController,
-        backend_images,
-        docker_cli,
-        tmp_path_factory.mktemp("ports-controller"),
-    ) as api:
-        env = api.create_environment("ports")
-        assert env.job_id is not None
-        job = api.wait_job(env.job_id, timeout=600)
-        assert job.succeeded, job.error
+    """A client of the in-container controller, with its environment ``ports``."""
+    with in_container_controller.client() as api:
+        build_environment(api, "ports", [], timeout=600)
         yield api
 
 
@@ -116,10 +108,7 @@ def test_a_requested_port_in_use_is_a_conflict(
 def rest_env(controller: ControllerProcess) -> str:
     """An environment of the host controller (which probes its host's ports)."""
     with controller.client() as api:
-        env = api.create_environment("ports-rest")
-        assert env.job_id is not None
-        assert api.wait_job(env.job_id, timeout=600).succeeded
-    return "ports-rest"
+        return build_environment(api, "ports-rest", [], timeout=600)
 
 
 def test_a_port_conflict_over_rest_is_409(

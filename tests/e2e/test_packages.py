@@ -11,7 +11,6 @@ installs use them, and a backend with network gets them for user code's own inst
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import certifi
@@ -19,11 +18,7 @@ import pytest
 
 from beephost_client.controller import Backend, ControllerClient, InstalledPackage
 from beephost_protocol.errors import InvalidRequest, NotFound
-from tests.e2e.controller_process import (
-    ControllerProcess,
-    build_environment,
-    module_controller,
-)
+from tests.e2e.controller_process import build_environment, module_controller
 
 pytestmark = pytest.mark.docker
 
@@ -43,18 +38,8 @@ CA_BUNDLE = next(
 )
 
 
-@dataclass
-class IndexedController(ControllerProcess):
-    """A controller with an index URL and a CA bundle of its own."""
-
-    def environ(self) -> dict[str, str]:
-        env = super().environ()
-        env["BEEPHOST_CONTROLLER_INDEX_URL"] = INDEX
-        env["BEEPHOST_CONTROLLER_CA_BUNDLE"] = CA_BUNDLE
-        return env
-
-
-controller = module_controller(IndexedController, "indexed")
+#: A controller with an index URL and a CA bundle of its own.
+controller = module_controller("indexed", {"INDEX_URL": INDEX, "CA_BUNDLE": CA_BUNDLE})
 
 
 @pytest.fixture(scope="module")

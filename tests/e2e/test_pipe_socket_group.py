@@ -30,7 +30,8 @@ OUTSIDER = 23456
 
 @dataclass
 class GroupController(ControllerProcess):
-    """A controller sharing pipe sockets with ``GROUP``, under a traversable root."""
+    """A controller whose socket root every host user may traverse (its sockets'
+    group is a setting: ``GROUP``, below)."""
 
     shared_root: Path = field(
         default_factory=lambda: Path(tempfile.mkdtemp(prefix="bh-", dir="/tmp"))
@@ -43,17 +44,14 @@ class GroupController(ControllerProcess):
     def __post_init__(self) -> None:
         self.shared_root.chmod(0o755)  # every host user may traverse it
 
-    def environ(self) -> dict[str, str]:
-        env = super().environ()
-        env["BEEPHOST_CONTROLLER_PIPE_SOCKET_GROUP"] = str(GROUP)
-        return env
-
     def remove_owned(self) -> None:
         super().remove_owned()
         shutil.rmtree(self.shared_root, ignore_errors=True)
 
 
-controller = module_controller(GroupController, "grouped")
+controller = module_controller(
+    "grouped", {"PIPE_SOCKET_GROUP": str(GROUP)}, kind=GroupController
+)
 
 
 def _pings_as(uid: int, groups: list[int], path: str) -> int:
