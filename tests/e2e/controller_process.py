@@ -13,15 +13,15 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import pytest
 
 from beephost_client.controller import Backend, ControllerClient
 from tests.e2e.containers import docker
+from tests.e2e.processes import run_captured
 from tests.ports import free_port
 
 if TYPE_CHECKING:  # conftest imports this module: a runtime import would be a cycle
@@ -162,47 +162,6 @@ class ControllerProcess:
             docker(self.docker_cli, "volume", "rm", "-f", volume, check=False)
 
 
-Controller = TypeVar("Controller", bound=ControllerProcess)
-
-
-@contextmanager
-def running_controller(
-    kind: type[Controller],
-    backends: "BuiltBackends",
-    docker_cli: str,
-    workdir: Path,
-    settings: Mapping[str, str],
-) -> Iterator[Controller]:
-    """A ``kind`` controller building into the session's test repositories, started;
-    afterwards stopped, and every container and network carrying its name gone.
-
-    Args:
-        kind: ``ControllerProcess`` or a subclass that changes its environment.
-        backends: The session's ``backend_images``: its workspace and run labels.
-        docker_cli: The docker CLI, to find and remove what the controller owned.
-        workdir: A fresh directory for its database, sockets and log.
-        settings: ``ControllerProcess.settings``.
-    """
-    # Imported here: conftest imports this module.
-    from tests.e2e.conftest import BACKENDS_REPOSITORY
-
-    proc = kind(
-        workdir=workdir,
-        workspace=backends.workspace,
-        labels=backends.labels,
-        repository=BACKENDS_REPOSITORY,
-        docker_cli=docker_cli,
-        settings=settings,
-    )
-    try:
-        proc.start()
-        yield proc
-    finally:
-        proc.stop()
-        proc.remove_owned()
-        assert proc.owned() == [], "containers left after cleanup"
-
-
 def module_controller(
     workdir_prefix: str,
     settings: Mapping[str, str] | None = None,
@@ -210,9 +169,10 @@ def module_controller(
     kind: type[ControllerProcess] = ControllerProcess,
     name: str = "controller",
 ) -> Callable[..., Iterator[ControllerProcess]]:
-    """A module-scoped fixture ``name`` running a controller, for a module (or a
-    conftest) to assign to that name: ``controller`` replaces the e2e conftest's,
-    another name runs beside it.
+    """A module-scoped fixture ``name``: a controller building into the session's test
+    repositories, started; afterwards stopped, and every container and network
+    carrying its name gone. A module (or a conftest) assigns it to that name:
+    ``controller`` replaces the e2e conftest's, another name runs beside it.
 
     Args:
         workdir_prefix: The prefix of its fresh directory (database, sockets, log).
@@ -226,14 +186,24 @@ def module_controller(
         docker_cli: str,
         tmp_path_factory: pytest.TempPathFactory,
     ) -> Iterator[ControllerProcess]:
-        with running_controller(
-            kind,
-            backend_images,
-            docker_cli,
-            tmp_path_factory.mktemp(workdir_prefix),
-            settings or {},
-        ) as proc:
+        # Imported here: conftest imports this module.
+        from tests.e2e.conftest import BACKENDS_REPOSITORY
+
+        proc = kind(
+            workdir=tmp_path_factory.mktemp(workdir_prefix),
+            workspace=backend_images.workspace,
+            labels=backend_images.labels,
+            repository=BACKENDS_REPOSITORY,
+            docker_cli=docker_cli,
+            settings=settings or {},
+        )
+        try:
+            proc.start()
             yield proc
+        finally:
+            proc.stop()
+            proc.remove_owned()
+            assert proc.owned() == [], "containers left after cleanup"
 
     # What `pytest --fixtures` shows for it.
     controller.__doc__ = (
@@ -241,6 +211,23 @@ def module_controller(
         "container and network carrying its name gone."
     )
     return pytest.fixture(scope="module", name=name)(controller)
+
+
+def beep_host(
+    controller: ControllerProcess,
+    *args: str,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """The ``beep-host`` CLI against ``controller``, in its environment plus ``env``,
+    on a 200-column terminal (so no line of its output wraps)."""
+    environ = controller.environ() | (env or {})
+    environ["COLUMNS"] = "200"
+    return run_captured(
+        [sys.executable, "-m", "beephost_cli", "--controller", controller.url, *args],
+        timeout=timeout,
+        env=environ,
+    )
 
 
 def build_environment(

@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from beephost_client.controller import Backend, ControllerClient
 from tests.e2e.containers import inspect
 from tests.e2e.controller_process import (
     ControllerProcess,
+    beep_host,
     build_environment,
     module_controller,
     wait_restarted,
@@ -135,27 +135,15 @@ def test_a_port_conflict_over_rest_is_409(
 def test_a_port_conflict_in_the_cli_is_one_line(
     controller: ControllerProcess, rest_env: str, listening: int
 ) -> None:
-    env = controller.environ()
-    env["COLUMNS"] = "200"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "beephost_cli",
-            "--controller",
-            controller.url,
-            "start",
-            "http",
-            "--venv",
-            rest_env,
-            "--port",
-            str(listening),
-        ],
-        capture_output=True,
-        text=True,
+    result = beep_host(
+        controller,
+        "start",
+        "http",
+        "--venv",
+        rest_env,
+        "--port",
+        str(listening),
         timeout=300,
-        env=env,
-        check=False,
     )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()

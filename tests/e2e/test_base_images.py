@@ -22,6 +22,7 @@ from beephost_controller.images.labels import (
 from beephost_controller.images.rootfs import RootfsPlan
 from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.settings import Settings
+from tests.e2e.processes import run_captured
 from tests.ports import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
@@ -93,12 +94,9 @@ def docker_run(docker_cli: str, labels: dict[str, str], image: str, *argv: str) 
     label_args = [
         arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")
     ]
-    result = subprocess.run(
+    result = run_captured(
         [docker_cli, "run", "--rm", "--network=none", *label_args, image, *argv],
-        capture_output=True,
-        text=True,
         timeout=120,
-        check=False,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -267,13 +265,7 @@ def test_registry_mode_pulls_by_digest(
     docker_client.import_image(
         debian.rootfs_path, published, changes=import_changes(run_labels)
     )
-    push = subprocess.run(
-        [docker_cli, "push", published],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    push = run_captured([docker_cli, "push", published], timeout=180)
     assert push.returncode == 0, push.stderr
     info = docker_client.get_image(published)
     assert info is not None

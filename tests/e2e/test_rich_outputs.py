@@ -9,7 +9,6 @@ import base64
 import os
 import re
 import struct
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 import beephost_client as bc
 from beephost_client.controller import Backend, ControllerClient
 from tests.e2e.controller_process import build_environment
+from tests.e2e.processes import run_captured
 
 pytestmark = pytest.mark.docker
 
@@ -157,14 +157,8 @@ def test_code_interpreter_page_runs(
                 m[1] for ln in block.splitlines() if (m := _PRINT_COMMENT.match(ln))
             ]
             assert expected, "each example shows what it prints"
-            run = subprocess.run(
-                [sys.executable, "-c", block],
-                env=env,
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
+            run = run_captured(
+                [sys.executable, "-c", block], timeout=120, env=env, cwd=tmp_path
             )
             assert run.returncode == 0, run.stderr
             assert run.stdout.splitlines() == expected
