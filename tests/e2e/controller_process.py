@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -239,6 +240,16 @@ def build_environment(
     job = api.wait_job(env.job_id, timeout=timeout)
     assert job.succeeded, job.error
     return name
+
+
+@contextmanager
+def stopped_after(api: ControllerClient, *backends: Backend) -> Iterator[None]:
+    """Stops ``backends`` when the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        for backend in backends:
+            api.stop_backend(backend.id)
 
 
 def wait_restarted(

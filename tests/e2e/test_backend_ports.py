@@ -26,6 +26,7 @@ from tests.e2e.controller_process import (
     beep_host,
     build_environment,
     module_controller,
+    stopped_after,
     wait_restarted,
 )
 
@@ -72,7 +73,7 @@ def test_a_backend_keeps_its_endpoint_across_restarts(
     started = api.start_backend("ports", kind)  # type: ignore[arg-type]
     token = started.token
     backend = api.wait_backend(started.id, timeout=60)
-    try:
+    with stopped_after(api, backend):
         endpoint = backend.endpoint
         assert endpoint is not None
         # The supervisor's restart (Docker's policy leaves a `docker kill` alone).
@@ -87,8 +88,6 @@ def test_a_backend_keeps_its_endpoint_across_restarts(
         # What `start` printed still works: the URL and the token.
         with connect(endpoint, token=token) as client:
             assert client.evaluate("6 * 7") == 42
-    finally:
-        api.stop_backend(backend.id)
 
 
 def test_a_requested_port_in_use_is_a_conflict(

@@ -10,7 +10,7 @@ with a reason naming the requirement.
 import pytest
 
 from beephost_client.controller import ControllerClient
-from tests.e2e.controller_process import module_controller
+from tests.e2e.controller_process import module_controller, stopped_after
 
 pytestmark = pytest.mark.docker
 
@@ -39,7 +39,7 @@ def test_an_allowed_wheel_url_is_installed(api: ControllerClient) -> None:
     assert job.succeeded, job.error
     assert api.environment("direct-wheel").status == "ready"
     started = api.start_backend("direct-wheel", "pipe")
-    try:
+    with stopped_after(api, started):
         api.wait_backend(started.id, timeout=60)
         with api.connect_backend(started.id) as client:
             assert client.evaluate("__import__('six').__version__") == "1.17.0"
@@ -47,8 +47,6 @@ def test_an_allowed_wheel_url_is_installed(api: ControllerClient) -> None:
             assert client.evaluate(
                 "__import__('importlib.metadata').metadata.version('six')"
             ) == ("1.17.0")
-    finally:
-        api.stop_backend(started.id)
 
 
 def test_a_source_distribution_url_fails_the_job_naming_it(

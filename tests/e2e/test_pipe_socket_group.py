@@ -16,7 +16,11 @@ from pathlib import Path
 import pytest
 
 from beephost_client.controller import ControllerClient
-from tests.e2e.controller_process import ControllerProcess, module_controller
+from tests.e2e.controller_process import (
+    ControllerProcess,
+    module_controller,
+    stopped_after,
+)
 
 pytestmark = [
     pytest.mark.docker,
@@ -84,7 +88,7 @@ def test_members_of_the_socket_group_reach_a_pipe_backend(
     assert env.job_id is not None
     assert api.wait_job(env.job_id, timeout=600).succeeded
     backend = api.wait_backend(api.start_backend("grouped", "pipe").id, timeout=60)
-    try:
+    with stopped_after(api, backend):
         assert backend.endpoint is not None
         path = backend.endpoint.removeprefix("unix://")
         directory = os.stat(os.path.dirname(path))
@@ -95,6 +99,4 @@ def test_members_of_the_socket_group_reach_a_pipe_backend(
         assert stat.S_IMODE(sock.st_mode) == 0o660
         assert _pings_as(OUTSIDER, [GROUP], path) == 0
         assert _pings_as(OUTSIDER, [], path) == 2
-    finally:
-        api.stop_backend(backend.id)
     api.delete_environment("grouped")
