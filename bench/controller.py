@@ -71,7 +71,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* impor
 
 from bench import _jupyter
 from bench.grpc_roundtrip import code_under_test, entry, render_text
-from bench.http_roundtrip import free_port
+from bench.http_roundtrip import free_port, spawn, terminate
 from scripts.workspace_snapshot import snapshot_workspace
 
 import beephost_client
@@ -157,13 +157,9 @@ class Controller:
         }
         env = {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
         env.update({f"BEEPHOST_CONTROLLER_{k}": v for k, v in settings.items()})
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "beephost_controller"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.process = spawn(
+            [sys.executable, "-m", "beephost_controller"], env, self.log_path
+        )
         deadline = time.monotonic() + 60
         with ControllerClient(self.url, timeout=2.0) as client:
             while True:
@@ -198,12 +194,7 @@ class Controller:
         process = self.process
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        terminate(process, 20, 10)
 
     def remove_owned(self) -> list[str]:
         """Remove the containers, networks, volumes and images carrying this run's

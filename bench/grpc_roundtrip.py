@@ -236,59 +236,80 @@ class Spec:
     budget_scale: float = 1.0  # slow cases get more measured time, for enough samples
 
 
-def floor_spec(tmp: Path) -> Spec:
-    path = tmp / "floor.sock"
-    server = ProcessServer(
-        "floor",
-        [sys.executable, str(BENCH_DIR / "_floor_server.py"), str(path)],
-        path,
-        tmp / "floor.log",
-    )
-    return Spec(
-        "floor",
-        server,
-        socket_probe(server),
-        functools.partial(pipe_roundtrip.LineClient, str(path)),
+#: The cases on a Unix socket ``<tmp>/<name>.sock``, by name: the server script in bench/
+#: (its argument: the socket), the client class (its argument: the socket), the note.
+#: pipe_roundtrip._probe tells RPyC by its name.
+SOCKET_CASES: dict[str, tuple[str, Callable[[str], Client], str]] = {
+    "floor": (
+        "_floor_server.py",
+        pipe_roundtrip.LineClient,
         "raw UDS NDJSON server, eval in-process (1 hop), raw socket client",
-    )
+    ),
+    "rpyc": (
+        "_rpyc_server.py",
+        pipe_roundtrip.RpycClient,
+        "RPyC classic conn.eval over UDS (1 hop)",
+    ),
+}
 
 
-def grpc_spec(name: str, server: ServerLike, port: int, note: str) -> Spec:
-    """A case of a gRPC ``server`` on ``port``, called through the generated sync stub."""
-    return Spec(
+def socket_spec(name: str, tmp: Path) -> Spec:
+    """The case ``SOCKET_CASES[name]``."""
+    script, client, note = SOCKET_CASES[name]
+    path = tmp / f"{name}.sock"
+    server = ProcessServer(
         name,
-        server,
-        grpc_probe(port),
-        functools.partial(GrpcEval, f"127.0.0.1:{port}"),
-        note,
+        [sys.executable, str(BENCH_DIR / script), str(path)],
+        path,
+        tmp / f"{name}.log",
     )
-
-
-def http_spec(name: str, server: ServerLike, port: int, note: str) -> Spec:
-    """A case of an HTTP ``server`` on ``port``, called through keep-alive http.client."""
     return Spec(
-        name, server, http_probe(port), functools.partial(http_client, port), note
+        name, server, socket_probe(server), functools.partial(client, str(path)), note
     )
 
 
-def grpc_backend_spec(tmp: Path) -> Spec:
-    port = http_roundtrip.free_port()
-    return grpc_spec(
-        "grpc-backend",
-        backend_server("grpc", "grpc-backend", tmp, port),
-        port,
+#: The cases on a loopback port, by name: the protocol (``grpc``: called through the
+#: generated sync stub, ``http``: through keep-alive http.client), the bare framework's
+#: script (``None``: our backend of that protocol), and the note of the tables.
+PORT_CASES = {
+    "grpc-backend": (
+        "grpc",
+        None,
         "beephost rpc backend: grpc.aio + worker process (2 hops), sync stub",
-    )
-
-
-def grpc_bare_spec(tmp: Path) -> Spec:
-    port = http_roundtrip.free_port()
-    return grpc_spec(
-        "grpc-bare",
-        bare_server("grpc-bare", "_bare_grpc.py", tmp, port),
-        port,
+    ),
+    "grpc-bare": (
+        "grpc",
+        "_bare_grpc.py",
         "bare grpc.aio Evaluate, eval in-process (1 hop), sync stub",
+    ),
+    "http-backend": (
+        "http",
+        None,
+        "beephost HTTP backend: uvicorn + FastAPI + worker process (2 hops), http.client",
+    ),
+    "fastapi-bare": (
+        "http",
+        "_bare_fastapi.py",
+        "bare FastAPI POST /api/eval on uvicorn, eval in-process (1 hop), http.client",
+    ),
+}
+
+
+def port_spec(name: str, tmp: Path) -> Spec:
+    """The case ``PORT_CASES[name]`` on a free port."""
+    protocol, script, note = PORT_CASES[name]
+    port = http_roundtrip.free_port()
+    server = (
+        backend_server(protocol, name, tmp, port)
+        if script is None
+        else bare_server(name, script, tmp, port)
     )
+    if protocol == "grpc":
+        probe = grpc_probe(port)
+        client: Callable[[], Client] = functools.partial(GrpcEval, f"127.0.0.1:{port}")
+    else:
+        probe, client = http_probe(port), functools.partial(http_client, port)
+    return Spec(name, server, probe, client, note)
 
 
 # --------------------------------------------------------------------------------------
@@ -610,7 +631,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv, __doc__.split("\n\n")[0], seconds=5.0)
     result = run(
         args,
-        lambda tmp: [floor_spec(tmp), grpc_bare_spec(tmp), grpc_backend_spec(tmp)],
+        lambda tmp: [
+            socket_spec("floor", tmp),
+            port_spec("grpc-bare", tmp),
+            port_spec("grpc-backend", tmp),
+        ],
         "bhb-grpc-",
     )
     by_name = {r.name: r for r in result.results}

@@ -89,6 +89,25 @@ class FloorEval:
         self.sock.close()
 
 
+def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``argv`` started with ``env``, its stdout and stderr written to ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def terminate(
+    process: subprocess.Popen[bytes], grace: float, reap: float | None = None
+) -> None:
+    """SIGTERM; SIGKILL if it is still running after ``grace`` s, then wait for it (up
+    to ``reap`` s, if given)."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(reap)
+
+
 @dataclass
 class Server:
     name: str
@@ -103,19 +122,11 @@ class Server:
     cpu_after: int = 0
 
     def start(self) -> None:
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
+        self.process = spawn(self.argv, self.env, self.log)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            terminate(self.process, 15)
 
     def cpu_ticks(self) -> int:
         assert self.process is not None

@@ -27,8 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from bench import _jupyter, grpc_roundtrip, http_roundtrip, pipe_roundtrip
-from bench.grpc_roundtrip import BENCH_DIR, ProcessServer, Spec
+from bench import _jupyter, grpc_roundtrip, pipe_roundtrip
+from bench.grpc_roundtrip import Spec
 
 GOAL = 10.0  # x faster than Jupyter
 JUPYTER_BLOCK_SCALE = 0.05  # ~8 ms a round trip: 10 per block of 200
@@ -46,43 +46,6 @@ def pipe_spec(tmp: Path) -> Spec:
     )
 
 
-def rpyc_spec(tmp: Path) -> Spec:
-    path = tmp / "rpyc.sock"
-    server = ProcessServer(
-        "rpyc",  # pipe_roundtrip._probe tells RPyC by this name
-        [sys.executable, str(BENCH_DIR / "_rpyc_server.py"), str(path)],
-        path,
-        tmp / "rpyc.log",
-    )
-    return Spec(
-        "rpyc",
-        server,
-        grpc_roundtrip.socket_probe(server),
-        functools.partial(pipe_roundtrip.RpycClient, str(path)),
-        "RPyC classic conn.eval over UDS (1 hop)",
-    )
-
-
-def fastapi_bare_spec(tmp: Path) -> Spec:
-    port = http_roundtrip.free_port()
-    return grpc_roundtrip.http_spec(
-        "fastapi-bare",
-        grpc_roundtrip.bare_server("fastapi-bare", "_bare_fastapi.py", tmp, port),
-        port,
-        "bare FastAPI POST /api/eval on uvicorn, eval in-process (1 hop), http.client",
-    )
-
-
-def http_backend_spec(tmp: Path) -> Spec:
-    port = http_roundtrip.free_port()
-    return grpc_roundtrip.http_spec(
-        "http-backend",
-        grpc_roundtrip.backend_server("http", "http-backend", tmp, port),
-        port,
-        "beephost HTTP backend: uvicorn + FastAPI + worker process (2 hops), http.client",
-    )
-
-
 def jupyter_spec(tmp: Path) -> Spec:
     server = _jupyter.KernelServer("jupyter", tmp)
     return Spec(
@@ -97,13 +60,13 @@ def jupyter_spec(tmp: Path) -> Spec:
 
 def build(tmp: Path) -> list[Spec]:
     return [
-        grpc_roundtrip.floor_spec(tmp),
+        grpc_roundtrip.socket_spec("floor", tmp),
         pipe_spec(tmp),
-        rpyc_spec(tmp),
-        fastapi_bare_spec(tmp),
-        http_backend_spec(tmp),
-        grpc_roundtrip.grpc_bare_spec(tmp),
-        grpc_roundtrip.grpc_backend_spec(tmp),
+        grpc_roundtrip.socket_spec("rpyc", tmp),
+        *(
+            grpc_roundtrip.port_spec(name, tmp)
+            for name in ("fastapi-bare", "http-backend", "grpc-bare", "grpc-backend")
+        ),
         jupyter_spec(tmp),  # last: its probe blocks up to ~1 s
     ]
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from tests.e2e.conftest import unavailable
 from tests.e2e.containers import docker
+from tests.e2e.processes import run_captured
 from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,14 +46,8 @@ class Compose:
         return Path(self.env["BEEPHOST_ENV_FILE"])
 
     def up(self) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(REPO / "scripts" / "up")],
-            cwd=REPO,
-            env=self.up_env,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            check=False,
+        return run_captured(
+            [str(REPO / "scripts" / "up")], timeout=1800, env=self.up_env, cwd=REPO
         )
 
     def port(self, name: str) -> int:
@@ -72,20 +67,17 @@ class Compose:
         return f"{json.loads(info)[0]['Mountpoint']}/pipe.sock"
 
     def run(self, *args: str, timeout: float = 300) -> str:
-        result = subprocess.run(
+        result = run_captured(
             ["docker", "compose", "--env-file", self.env["BEEPHOST_ENV_FILE"], *args],
-            cwd=REPO,
-            env=self.env,
-            capture_output=True,
-            text=True,
             timeout=timeout,
-            check=False,
+            env=self.env,
+            cwd=REPO,
         )
         assert result.returncode == 0, result.stderr[-3000:]
         return result.stdout
 
     def cli(self, *args: str) -> Any:
-        result = subprocess.run(
+        result = run_captured(
             [
                 sys.executable,
                 "-m",
@@ -97,10 +89,7 @@ class Compose:
                 *args,
                 "--json",
             ],
-            capture_output=True,
-            text=True,
             timeout=900,
-            check=False,
             env={**os.environ, "COLUMNS": "200"},
         )
         assert result.returncode == 0, result.stderr[-3000:]

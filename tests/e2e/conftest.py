@@ -34,7 +34,7 @@ from tests.e2e.containers import (
     socket_directory,
     start_backend,
 )
-from tests.e2e.controller_process import ControllerProcess, running_controller
+from tests.e2e.controller_process import ControllerProcess, module_controller
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -91,6 +91,25 @@ class BuiltBackends:
     workspace: Path
     cache_dir: Path
     labels: dict[str, str]
+    #: The engine they are in.
+    runtime: DockerRuntime
+
+    def ensure(
+        self, kind: str, prefix: str = BACKENDS_REPOSITORY, tools: UvTools | None = None
+    ) -> BackendImage:
+        """``ensure_backend_image`` of ``kind`` with what this session built from:
+        its base image, workspace, wheel cache and labels; into
+        ``<prefix>/<kind>-backend``."""
+        return ensure_backend_image(
+            kind,
+            self.base,
+            self.runtime,
+            workspace=self.workspace,
+            cache_dir=self.cache_dir,
+            repository=f"{prefix}/{kind}-backend",
+            tools=tools,
+            extra_labels=self.labels,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -134,29 +153,21 @@ def backend_images(
             "3.11", settings, runtime=docker_client, extra_labels=backend_run_labels
         )
         print(f"\nbase {base.tag}: {time.monotonic() - started:.1f} s")
-        images: dict[str, BackendImage] = {}
+        built = BuiltBackends(
+            base=base,
+            images={},
+            workspace=workspace,
+            cache_dir=default_cache_dir(),
+            labels=backend_run_labels,
+            runtime=docker_client,
+        )
         for kind in BACKEND_TYPES:
-            images[kind] = ensure_backend_image(
-                kind,
-                base,
-                docker_client,
-                workspace=workspace,
-                repository=f"{BACKENDS_REPOSITORY}/{kind}-backend",
-                tools=tools,
-                extra_labels=backend_run_labels,
-            )
-            image = images[kind]
+            image = built.images[kind] = built.ensure(kind, tools=tools)
             print(
                 f"{kind}-backend {image.tag}: built={image.built} in "
                 f"{image.seconds:.1f} s, {image.size / 1e6:.1f} MB"
             )
-        yield BuiltBackends(
-            base=base,
-            images=images,
-            workspace=workspace,
-            cache_dir=default_cache_dir(),
-            labels=backend_run_labels,
-        )
+        yield built
     finally:
         removed = docker_client.remove_by_labels(backend_run_labels)
         print(f"\nremoved {len(removed)} backend test images")
@@ -195,21 +206,9 @@ def backend_containers(
 # -- a real controller process, one per test module ------------------------------------
 
 
-@pytest.fixture(scope="module")
-def controller(
-    backend_images: BuiltBackends,
-    docker_cli: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ControllerProcess]:
-    """A ``beephost-controller`` process building into the session's test repositories;
-    afterwards every container and network carrying its name is gone."""
-    with running_controller(
-        ControllerProcess,
-        backend_images,
-        docker_cli,
-        tmp_path_factory.mktemp("controller"),
-    ) as proc:
-        yield proc
+#: A ``beephost-controller`` process building into the session's test repositories;
+#: afterwards every container and network carrying its name is gone.
+controller = module_controller("controller")
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,16 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
+
+from tests.e2e.processes import run_captured
 
 #: What every backend container is run with: the production posture.
 HARDENING = (
@@ -75,14 +78,7 @@ def docker(
     stdin: str | None = None,
 ) -> str:
     """Run the docker CLI; return stdout, or fail the test with stderr."""
-    result = subprocess.run(
-        [docker_cli, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    result = run_captured([docker_cli, *args], timeout=timeout, stdin=stdin)
     if check and result.returncode != 0:
         pytest.fail(
             f"docker {' '.join(args[:3])}... exited {result.returncode}:\n"
@@ -90,6 +86,26 @@ def docker(
             pytrace=False,
         )
     return result.stdout
+
+
+@contextmanager
+def labelled_object(
+    docker_cli: str,
+    kind: Literal["volume", "network"],
+    prefix: str,
+    labels: Mapping[str, str],
+) -> Iterator[str]:
+    """A new volume or network named ``<prefix>-<random>``, carrying ``labels``, for
+    the block; removed afterwards (a failed removal is left to the cleanup by label)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    docker(docker_cli, kind, "create", *label_args(labels), name)
+    try:
+        yield name
+    finally:
+        # `volume rm -f` ignores a volume already gone; `network rm` has no -f before
+        # Docker 24.
+        force = ["-f"] if kind == "volume" else []
+        docker(docker_cli, kind, "rm", *force, name, check=False)
 
 
 def inspect(docker_cli: str, ref: str, kind: str = "container") -> dict[str, Any]:
@@ -124,13 +140,7 @@ def wait_healthy(docker_cli: str, container: str, timeout: float = 60.0) -> floa
         if health == "unhealthy" or state.get("Status") in ("exited", "dead"):
             break
         time.sleep(0.2)
-    logs = subprocess.run(
-        [docker_cli, "logs", "--tail", "40", container],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    logs = run_captured([docker_cli, "logs", "--tail", "40", container], timeout=30)
     pytest.fail(
         f"{container[:12]} is not healthy after {time.monotonic() - started:.1f} s: "
         f"{json.dumps(state.get('Health'))[-1500:]}\n{logs.stdout}{logs.stderr}",
@@ -176,12 +186,8 @@ def wait_ready(
     started = time.monotonic()
     last = ""
     while time.monotonic() - started < timeout:
-        result = subprocess.run(
-            [docker_cli, "exec", container, *healthcheck_command(kind)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
+        result = run_captured(
+            [docker_cli, "exec", container, *healthcheck_command(kind)], timeout=30
         )
         if result.returncode == 0:
             return time.monotonic() - started

@@ -16,12 +16,13 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import pytest
 
 from beephost_client.controller import Backend, ControllerClient
 from tests.e2e.containers import docker
+from tests.e2e.processes import run_captured
 from tests.ports import free_port
 
 if TYPE_CHECKING:  # conftest imports this module: a runtime import would be a cycle
@@ -39,6 +40,8 @@ class ControllerProcess:
     labels: Mapping[str, str]
     repository: str
     docker_cli: str
+    #: Settings over the defaults below, named without ``BEEPHOST_CONTROLLER_``.
+    settings: Mapping[str, str] = field(default_factory=dict)
     name: str = field(default_factory=lambda: f"e2e-{uuid.uuid4().hex[:10]}")
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -58,7 +61,7 @@ class ControllerProcess:
 
     def environ(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
-        settings = {
+        defaults = {
             "DATABASE": str(self.workdir / "controller.db"),
             "SOCKET_ROOT": str(self.socket_root),
             "NAME": self.name,
@@ -71,6 +74,7 @@ class ControllerProcess:
             "LABELS": json.dumps(dict(self.labels)),
             "SUPERVISE_INTERVAL": "0.5",
         }
+        settings = {**defaults, **self.settings}
         env.update({f"BEEPHOST_CONTROLLER_{k}": v for k, v in settings.items()})
         return env
 
@@ -159,77 +163,72 @@ class ControllerProcess:
             docker(self.docker_cli, "volume", "rm", "-f", volume, check=False)
 
 
-Controller = TypeVar("Controller", bound=ControllerProcess)
-
-
-@contextmanager
-def running_controller(
-    kind: type[Controller],
-    backends: "BuiltBackends",
-    docker_cli: str,
-    workdir: Path,
-) -> Iterator[Controller]:
-    """A ``kind`` controller building into the session's test repositories, started;
-    afterwards stopped, and every container and network carrying its name gone.
+def module_controller(
+    workdir_prefix: str,
+    settings: Mapping[str, str] | None = None,
+    *,
+    kind: type[ControllerProcess] = ControllerProcess,
+    name: str = "controller",
+) -> Callable[..., Iterator[ControllerProcess]]:
+    """A module-scoped fixture ``name``: a controller building into the session's test
+    repositories, started; afterwards stopped, and every container and network
+    carrying its name gone. A module (or a conftest) assigns it to that name:
+    ``controller`` replaces the e2e conftest's, another name runs beside it.
 
     Args:
-        kind: ``ControllerProcess`` or a subclass that changes its environment.
-        backends: The session's ``backend_images``: its workspace and run labels.
-        docker_cli: The docker CLI, to find and remove what the controller owned.
-        workdir: A fresh directory for its database, sockets and log.
+        workdir_prefix: The prefix of its fresh directory (database, sockets, log).
+        settings: Its settings over the e2e defaults (``ControllerProcess.settings``).
+        kind: ``ControllerProcess`` or a subclass that changes more than settings.
+        name: The fixture's name: the name the module assigns it to.
     """
-    # Imported here: conftest imports this module.
-    from tests.e2e.conftest import BACKENDS_REPOSITORY
 
-    proc = kind(
-        workdir=workdir,
-        workspace=backends.workspace,
-        labels=backends.labels,
-        repository=BACKENDS_REPOSITORY,
-        docker_cli=docker_cli,
-    )
-    try:
-        proc.start()
-        yield proc
-    finally:
-        proc.stop()
-        proc.remove_owned()
-        assert proc.owned() == [], "containers left after cleanup"
-
-
-def module_controller(
-    kind: type[ControllerProcess], workdir_prefix: str
-) -> Callable[..., Iterator[ControllerProcess]]:
-    """A module-scoped ``controller`` fixture running a ``kind`` controller (one whose
-    environment differs from the default), for a module to assign to ``controller``."""
-
-    @pytest.fixture(scope="module")
     def controller(
         backend_images: "BuiltBackends",
         docker_cli: str,
         tmp_path_factory: pytest.TempPathFactory,
     ) -> Iterator[ControllerProcess]:
-        with running_controller(
-            kind, backend_images, docker_cli, tmp_path_factory.mktemp(workdir_prefix)
-        ) as proc:
+        # Imported here: conftest imports this module.
+        from tests.e2e.conftest import BACKENDS_REPOSITORY
+
+        proc = kind(
+            workdir=tmp_path_factory.mktemp(workdir_prefix),
+            workspace=backend_images.workspace,
+            labels=backend_images.labels,
+            repository=BACKENDS_REPOSITORY,
+            docker_cli=docker_cli,
+            settings=settings or {},
+        )
+        try:
+            proc.start()
             yield proc
+        finally:
+            proc.stop()
+            proc.remove_owned()
+            assert proc.owned() == [], "containers left after cleanup"
 
-    return controller
+    # What `pytest --fixtures` shows for it.
+    controller.__doc__ = (
+        f"A running {kind.__name__}, one per module; afterwards stopped, and every "
+        "container and network carrying its name gone."
+    )
+    return pytest.fixture(scope="module", name=name)(controller)
 
 
-@contextmanager
-def controller_client(
-    kind: type[ControllerProcess],
-    backends: "BuiltBackends",
-    docker_cli: str,
-    workdir: Path,
-) -> Iterator[ControllerClient]:
-    """A client of a :func:`running_controller` (the same arguments) for the block."""
-    with (
-        running_controller(kind, backends, docker_cli, workdir) as proc,
-        proc.client() as client,
-    ):
-        yield client
+def beep_host(
+    controller: ControllerProcess,
+    *args: str,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """The ``beep-host`` CLI against ``controller``, in its environment plus ``env``,
+    on a 200-column terminal (so no line of its output wraps)."""
+    environ = controller.environ() | (env or {})
+    environ["COLUMNS"] = "200"
+    return run_captured(
+        [sys.executable, "-m", "beephost_cli", "--controller", controller.url, *args],
+        timeout=timeout,
+        env=environ,
+    )
 
 
 def build_environment(
@@ -241,6 +240,16 @@ def build_environment(
     job = api.wait_job(env.job_id, timeout=timeout)
     assert job.succeeded, job.error
     return name
+
+
+@contextmanager
+def stopped_after(api: ControllerClient, *backends: Backend) -> Iterator[None]:
+    """Stops ``backends`` when the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        for backend in backends:
+            api.stop_backend(backend.id)
 
 
 def wait_restarted(

@@ -1,13 +1,14 @@
 """A ControllerService on the real engine, building only into test repositories."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from beephost_controller.images.builder import DockerImageBuilder
 from beephost_controller.jobs import JobLog, JobRunner
 from beephost_controller.resolver import resolve
-from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.service import ControllerService
 from beephost_controller.settings import Settings
 from beephost_controller.store import SqliteStore
@@ -26,10 +27,7 @@ class RecordingLog(JobLog):
 
 @contextmanager
 def environment_service(
-    backend_images: BuiltBackends,
-    docker_client: DockerRuntime,
-    workdir: Path,
-    environment_repository: str,
+    backend_images: BuiltBackends, workdir: Path, environment_repository: str
 ) -> Iterator[ControllerService]:
     """The service with the session's base and backend images and labels.
 
@@ -50,7 +48,7 @@ def environment_service(
     )
     builder = DockerImageBuilder(
         settings,
-        runtime=docker_client,
+        runtime=backend_images.runtime,
         workspace=backend_images.workspace,
         cache_dir=backend_images.cache_dir,
         extra_labels=backend_images.labels,
@@ -65,3 +63,23 @@ def environment_service(
     finally:
         runner.shutdown()
         store.close()
+
+
+def module_environment_service(
+    name: str, workdir_prefix: str, environment_repository: str
+) -> Callable[..., Iterator[ControllerService]]:
+    """A module-scoped fixture ``name``: an :func:`environment_service` in a fresh
+    ``workdir_prefix`` directory, for a module to assign to that name."""
+
+    @pytest.fixture(scope="module", name=name)
+    def service(
+        backend_images: BuiltBackends, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[ControllerService]:
+        """A ControllerService on the real engine, in test repositories only."""
+        workdir = tmp_path_factory.mktemp(workdir_prefix)
+        with environment_service(
+            backend_images, workdir, environment_repository
+        ) as running:
+            yield running
+
+    return service

@@ -4,18 +4,15 @@ Builds on the session's test backend images (tests/e2e/conftest.py), in test
 repositories, labelled with the session's run label: cleanup is by that label only.
 """
 
-from collections.abc import Iterator
-
 import pytest
 
 from beephost_controller.images.builder import DockerImageBuilder
 from beephost_controller.images.labels import LABEL_ENVIRONMENT_SDK
 from beephost_controller.images.layout import ENV_PYTHON
-from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.service import ADMIN_ENVIRONMENT, ControllerService
 from tests.e2e.conftest import BuiltBackends
 from tests.e2e.containers import docker, inspect, label_args
-from tests.e2e.environment_service import RecordingLog, environment_service
+from tests.e2e.environment_service import RecordingLog, module_environment_service
 from tests.e2e.test_controller_images import check_layering
 from tests.unit.controller.support import pending_environment
 
@@ -34,20 +31,9 @@ except ConnectError:
 """
 
 
-@pytest.fixture(scope="module")
-def admin_service(
-    backend_images: BuiltBackends,
-    docker_client: DockerRuntime,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ControllerService]:
-    """A ControllerService on the real engine, in test repositories only."""
-    with environment_service(
-        backend_images,
-        docker_client,
-        tmp_path_factory.mktemp("ctl-admin"),
-        "env-admin-test",
-    ) as service:
-        yield service
+admin_service = module_environment_service(
+    "admin_service", "ctl-admin", "env-admin-test"
+)
 
 
 def test_admin_image_carries_the_client_sdk(

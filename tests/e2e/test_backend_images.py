@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from scripts.controller_image import export_wheelhouse, manual_build_command
 
-from beephost_controller.images.backend import ensure_backend_image
 from beephost_controller.images.labels import (
     KIND_BACKEND_BUILD,
     LABEL_BUILD_KEY,
@@ -45,6 +44,7 @@ from tests.e2e.containers import (
     run_code,
     wait_healthy,
 )
+from tests.e2e.processes import run_captured
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 
@@ -100,21 +100,11 @@ def test_image_labels_user_and_healthcheck(
 
 @pytest.mark.parametrize("kind", BACKEND_TYPES)
 def test_second_call_is_a_cache_hit(
-    backend_images: BuiltBackends,
-    docker_client: DockerRuntime,
-    docker_cli: str,
-    kind: str,
+    backend_images: BuiltBackends, docker_cli: str, kind: str
 ) -> None:
     first = backend_images.images[kind]
     started = time.monotonic()
-    again = ensure_backend_image(
-        kind,
-        backend_images.base,
-        docker_client,
-        workspace=backend_images.workspace,
-        repository=f"{BACKENDS_REPOSITORY}/{kind}-backend",
-        extra_labels=backend_images.labels,
-    )
+    again = backend_images.ensure(kind)
     elapsed = time.monotonic() - started
     print(f"\ncache hit for {kind} in {elapsed * 1000:.0f} ms")
     assert again.built is False
@@ -251,12 +241,9 @@ def test_pipe_socket_is_shared_through_a_named_volume(
             "healthcheck",
         )
         assert docker(docker_cli, *client).strip() == "ready"
-        outsider = subprocess.run(
+        outsider = run_captured(
             [docker_cli, *client[:-3], "--user", "20000:20000", *client[-3:]],
-            capture_output=True,
-            text=True,
             timeout=60,
-            check=False,
         )
         assert outsider.returncode != 0  # neither the owner nor in its group
     finally:
@@ -313,17 +300,14 @@ def test_pipe_socket_unreachable_without_the_volume_is_a_clean_failure(
     backend_images: BuiltBackends, docker_cli: str
 ) -> None:
     # The healthcheck subcommand against a server that is not there: exit 1, a reason.
-    result = subprocess.run(
+    result = run_captured(
         [
             docker_cli,
             *one_off_run(
                 backend_images.labels, backend_images.images["pipe"].tag, "healthcheck"
             ),
         ],
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
     assert result.returncode == 1
     assert "FileNotFoundError" in result.stdout or "No such file" in result.stdout

@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,40 +20,34 @@ import pytest
 
 from beephost_client import Conflict, connect
 from beephost_client.controller import Backend, ControllerClient
-from tests.e2e.conftest import BuiltBackends
 from tests.e2e.containers import inspect
 from tests.e2e.controller_process import (
     ControllerProcess,
-    controller_client,
+    beep_host,
+    build_environment,
+    module_controller,
+    stopped_after,
     wait_restarted,
 )
 
 pytestmark = pytest.mark.docker
 
 
-class _InContainerController(ControllerProcess):
-    """A controller set up as compose sets up the one in its container."""
-
-    def environ(self) -> dict[str, str]:
-        return {**super().environ(), "BEEPHOST_CONTROLLER_CHOOSE_HOST_PORTS": "false"}
+#: A controller set up as compose sets up the one in its container.
+in_container_controller = module_controller(
+    "ports-controller",
+    {"CHOOSE_HOST_PORTS": "false"},
+    name="in_container_controller",
+)
 
 
 @pytest.fixture(scope="module")
 def in_container(
-    backend_images: BuiltBackends,
-    docker_cli: str,
-    tmp_path_factory: pytest.TempPathFactory,
+    in_container_controller: ControllerProcess,
 ) -> Iterator[ControllerClient]:
-    with controller_client(
-        _InContainerController,
-        backend_images,
-        docker_cli,
-        tmp_path_factory.mktemp("ports-controller"),
-    ) as api:
-        env = api.create_environment("ports")
-        assert env.job_id is not None
-        job = api.wait_job(env.job_id, timeout=600)
-        assert job.succeeded, job.error
+    """A client of the in-container controller, with its environment ``ports``."""
+    with in_container_controller.client() as api:
+        build_environment(api, "ports", [], timeout=600)
         yield api
 
 
@@ -80,7 +73,7 @@ def test_a_backend_keeps_its_endpoint_across_restarts(
     started = api.start_backend("ports", kind)  # type: ignore[arg-type]
     token = started.token
     backend = api.wait_backend(started.id, timeout=60)
-    try:
+    with stopped_after(api, backend):
         endpoint = backend.endpoint
         assert endpoint is not None
         # The supervisor's restart (Docker's policy leaves a `docker kill` alone).
@@ -95,8 +88,6 @@ def test_a_backend_keeps_its_endpoint_across_restarts(
         # What `start` printed still works: the URL and the token.
         with connect(endpoint, token=token) as client:
             assert client.evaluate("6 * 7") == 42
-    finally:
-        api.stop_backend(backend.id)
 
 
 def test_a_requested_port_in_use_is_a_conflict(
@@ -116,10 +107,7 @@ def test_a_requested_port_in_use_is_a_conflict(
 def rest_env(controller: ControllerProcess) -> str:
     """An environment of the host controller (which probes its host's ports)."""
     with controller.client() as api:
-        env = api.create_environment("ports-rest")
-        assert env.job_id is not None
-        assert api.wait_job(env.job_id, timeout=600).succeeded
-    return "ports-rest"
+        return build_environment(api, "ports-rest", [], timeout=600)
 
 
 def test_a_port_conflict_over_rest_is_409(
@@ -146,27 +134,15 @@ def test_a_port_conflict_over_rest_is_409(
 def test_a_port_conflict_in_the_cli_is_one_line(
     controller: ControllerProcess, rest_env: str, listening: int
 ) -> None:
-    env = controller.environ()
-    env["COLUMNS"] = "200"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "beephost_cli",
-            "--controller",
-            controller.url,
-            "start",
-            "http",
-            "--venv",
-            rest_env,
-            "--port",
-            str(listening),
-        ],
-        capture_output=True,
-        text=True,
+    result = beep_host(
+        controller,
+        "start",
+        "http",
+        "--venv",
+        rest_env,
+        "--port",
+        str(listening),
         timeout=300,
-        env=env,
-        check=False,
     )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()

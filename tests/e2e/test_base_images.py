@@ -22,6 +22,7 @@ from beephost_controller.images.labels import (
 from beephost_controller.images.rootfs import RootfsPlan
 from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.settings import Settings
+from tests.e2e.processes import run_captured
 from tests.ports import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
@@ -89,22 +90,31 @@ def base_images(
         print(f"\nremoved {len(removed)} test images")
 
 
+@pytest.fixture(params=VERSIONS)
+def version(request: pytest.FixtureRequest) -> str:
+    """Each Python version the module builds, in turn."""
+    version: str = request.param
+    return version
+
+
+@pytest.fixture
+def image(base_images: dict[str, tuple[BaseImage, float]], version: str) -> BaseImage:
+    """The module's base image of ``version``."""
+    return base_images[version][0]
+
+
 def docker_run(docker_cli: str, labels: dict[str, str], image: str, *argv: str) -> str:
     label_args = [
         arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")
     ]
-    result = subprocess.run(
+    result = run_captured(
         [docker_cli, "run", "--rm", "--network=none", *label_args, image, *argv],
-        capture_output=True,
-        text=True,
         timeout=120,
-        check=False,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
-@pytest.mark.parametrize("version", VERSIONS)
 def test_build_from_debian(
     base_images: dict[str, tuple[BaseImage, float]],
     docker_client: DockerRuntime,
@@ -124,15 +134,12 @@ def test_build_from_debian(
     print(f"\nbase image {version} built in {seconds:.0f} s")
 
 
-@pytest.mark.parametrize("version", VERSIONS)
 def test_runs_exactly_the_labelled_version(
-    base_images: dict[str, tuple[BaseImage, float]],
+    image: BaseImage,
     docker_client: DockerRuntime,
     docker_cli: str,
     run_labels: dict[str, str],
-    version: str,
 ) -> None:
-    image, _ = base_images[version]
     info = docker_client.get_image(image.tag)
     assert info is not None
     output = docker_run(docker_cli, run_labels, image.tag, "python3", "-c", PROBE)
@@ -140,27 +147,20 @@ def test_runs_exactly_the_labelled_version(
     assert output.strip() == image.python_version
 
 
-@pytest.mark.parametrize("version", VERSIONS)
 def test_venv_with_pip_and_trust_store(
-    base_images: dict[str, tuple[BaseImage, float]],
-    docker_cli: str,
-    run_labels: dict[str, str],
-    version: str,
+    image: BaseImage, docker_cli: str, run_labels: dict[str, str]
 ) -> None:
-    image, _ = base_images[version]
     output = docker_run(docker_cli, run_labels, image.tag, "sh", "-c", VENV_CHECK)
     assert output.splitlines()[-1] == f"Python {image.python_version}"
 
 
-@pytest.mark.parametrize("version", VERSIONS)
 def test_second_call_is_a_cache_hit(
-    base_images: dict[str, tuple[BaseImage, float]],
+    image: BaseImage,
     docker_client: DockerRuntime,
     settings: Settings,
     run_labels: dict[str, str],
     version: str,
 ) -> None:
-    image, _ = base_images[version]
     started = time.monotonic()
     again = ensure_base_image(
         version,
@@ -249,6 +249,23 @@ def registry(
             process.wait()
 
 
+@pytest.fixture
+def registry_mode(registry: str, settings: Settings) -> Callable[[str, str], Settings]:
+    """``registry_mode(repository, digest)``: the module's settings with 3.11 pulled
+    from ``registry`` by ``digest``, into ``repository``."""
+
+    def make(repository: str, digest: str) -> Settings:
+        return Settings(
+            base_image_repository=repository,
+            base_image_registry=registry,
+            base_image_digests={"3.11": digest},
+            rootfs_cache_dir=settings.rootfs_cache_dir,
+            debian_mirror=settings.debian_mirror,
+        )
+
+    return make
+
+
 def test_registry_mode_pulls_by_digest(
     base_images: dict[str, tuple[BaseImage, float]],
     docker_client: DockerRuntime,
@@ -256,6 +273,7 @@ def test_registry_mode_pulls_by_digest(
     registry: str,
     settings: Settings,
     run_labels: dict[str, str],
+    registry_mode: Callable[[str, str], Settings],
 ) -> None:
     debian = ensure_base_image(
         "3.11", settings, runtime=docker_client, extra_labels=run_labels
@@ -267,13 +285,7 @@ def test_registry_mode_pulls_by_digest(
     docker_client.import_image(
         debian.rootfs_path, published, changes=import_changes(run_labels)
     )
-    push = subprocess.run(
-        [docker_cli, "push", published],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    push = run_captured([docker_cli, "push", published], timeout=180)
     assert push.returncode == 0, push.stderr
     info = docker_client.get_image(published)
     assert info is not None
@@ -282,13 +294,7 @@ def test_registry_mode_pulls_by_digest(
     docker_client.remove_image(published)
     assert docker_client.get_image(f"{registry}/python@{digest}") is None
 
-    registry_settings = Settings(
-        base_image_repository=f"{REPOSITORY}-registry",
-        base_image_registry=registry,
-        base_image_digests={"3.11": digest},
-        rootfs_cache_dir=settings.rootfs_cache_dir,
-        debian_mirror=settings.debian_mirror,
-    )
+    registry_settings = registry_mode(f"{REPOSITORY}-registry", digest)
     started = time.monotonic()
     image = ensure_base_image(
         "3.11", registry_settings, runtime=docker_client, extra_labels=run_labels
@@ -314,17 +320,10 @@ def test_registry_mode_pulls_by_digest(
 def test_registry_mode_unknown_digest_fails(
     base_images: dict[str, tuple[BaseImage, float]],
     docker_client: DockerRuntime,
-    registry: str,
-    settings: Settings,
     run_labels: dict[str, str],
+    registry_mode: Callable[[str, str], Settings],
 ) -> None:
-    missing = Settings(
-        base_image_repository=f"{REPOSITORY}-missing",
-        base_image_registry=registry,
-        base_image_digests={"3.11": "sha256:" + "0" * 64},
-        rootfs_cache_dir=settings.rootfs_cache_dir,
-        debian_mirror=settings.debian_mirror,
-    )
+    missing = registry_mode(f"{REPOSITORY}-missing", "sha256:" + "0" * 64)
     with pytest.raises(BaseImageError, match="cannot pull"):
         ensure_base_image(
             "3.11", missing, runtime=docker_client, extra_labels=run_labels

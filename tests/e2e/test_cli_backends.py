@@ -1,8 +1,6 @@
 """The real ``beep-host`` CLI against a real controller process on the real engine."""
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -10,27 +8,9 @@ from typing import Any
 import pytest
 
 from tests.e2e.containers import docker
-from tests.e2e.controller_process import ControllerProcess
+from tests.e2e.controller_process import ControllerProcess, beep_host
 
 pytestmark = pytest.mark.docker
-
-
-def beep_host(
-    controller: ControllerProcess,
-    *args: str,
-    timeout: float = 600,
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    environ = controller.environ() | (env or {})
-    environ["COLUMNS"] = "200"
-    return subprocess.run(
-        [sys.executable, "-m", "beephost_cli", "--controller", controller.url, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=environ,
-        check=False,
-    )
 
 
 def ok_json(controller: ControllerProcess, *args: str) -> Any:

@@ -25,14 +25,7 @@ ENV = "code"
 COMPLETE = "label=io.beephost.code-volume.part=complete"
 
 
-class CodeVolumesController(ControllerProcess):
-    def environ(self) -> dict[str, str]:
-        env = super().environ()
-        env["BEEPHOST_CONTROLLER_CODE_VOLUMES"] = "on"
-        return env
-
-
-controller = module_controller(CodeVolumesController, "code-volumes")
+controller = module_controller("code-volumes", {"CODE_VOLUMES": "on"})
 
 
 def _code_volumes(controller: ControllerProcess, docker_cli: str) -> dict[str, str]:

@@ -8,6 +8,8 @@ every test checks that nothing it cannot account for is left behind.
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -19,6 +21,7 @@ from tests.e2e.controller_process import (
     CONTROLLER_LABEL,
     ControllerProcess,
     build_environment,
+    stopped_after,
     wait_restarted,
 )
 
@@ -45,6 +48,16 @@ def _start_ready(api: ControllerClient, env: str, kind: str, **kw: object) -> Ba
     return api.wait_backend(started.id, timeout=60)
 
 
+@contextmanager
+def _ready_backend(
+    api: ControllerClient, env: str, kind: str, **kw: object
+) -> Iterator[Backend]:
+    """A :func:`_start_ready` backend for the block; stopped when it ends."""
+    backend = _start_ready(api, env, kind, **kw)
+    with stopped_after(api, backend):
+        yield backend
+
+
 @pytest.mark.parametrize("kind", ["pipe", "http", "rpc"])
 def test_each_backend_type_serves_the_environment(
     api: ControllerClient,
@@ -53,8 +66,7 @@ def test_each_backend_type_serves_the_environment(
     docker_cli: str,
     kind: str,
 ) -> None:
-    backend = _start_ready(api, environment, kind)
-    try:
+    with _ready_backend(api, environment, kind) as backend:
         assert backend.status == "ready"
         assert backend.endpoint is not None
         assert backend.endpoint.startswith(
@@ -95,8 +107,6 @@ def test_each_backend_type_serves_the_environment(
             bindings = [b for v in host["PortBindings"].values() for b in v]
             assert {b["HostIp"] for b in bindings} == {"127.0.0.1"}
         assert "listening" in api.backend_logs(backend.id, tail=50).lower()
-    finally:
-        api.stop_backend(backend.id)
     with pytest.raises(NotFound):
         api.backend(backend.id)
     assert backend.container_id is not None
@@ -104,20 +114,19 @@ def test_each_backend_type_serves_the_environment(
 
 
 def test_no_network_means_no_network(api: ControllerClient, environment: str) -> None:
-    backend = _start_ready(api, environment, "http")
-    try:
-        with api.connect_backend(backend.id) as client:
-            reply = client.execute(
-                "import socket\n"
-                "s = socket.socket(); s.settimeout(3)\n"
-                "try:\n"
-                "    s.connect(('1.1.1.1', 80)); print('connected')\n"
-                "except OSError as exc:\n"
-                "    print('refused', type(exc).__name__)\n"
-            )
-            assert "refused" in reply.stdout, reply.stdout
-    finally:
-        api.stop_backend(backend.id)
+    with (
+        _ready_backend(api, environment, "http") as backend,
+        api.connect_backend(backend.id) as client,
+    ):
+        reply = client.execute(
+            "import socket\n"
+            "s = socket.socket(); s.settimeout(3)\n"
+            "try:\n"
+            "    s.connect(('1.1.1.1', 80)); print('connected')\n"
+            "except OSError as exc:\n"
+            "    print('refused', type(exc).__name__)\n"
+        )
+        assert "refused" in reply.stdout, reply.stdout
 
 
 def test_backends_without_network_share_one_and_cannot_reach_each_other(
@@ -131,7 +140,7 @@ def test_backends_without_network_share_one_and_cannot_reach_each_other(
     # must not reach another's server, token or not.
     first = _start_ready(api, environment, "http")
     second = _start_ready(api, environment, "rpc")
-    try:
+    with stopped_after(api, first, second):
         networks = {
             backend.id: inspect(docker_cli, backend.container_id or "")[
                 "NetworkSettings"
@@ -159,9 +168,6 @@ def test_backends_without_network_share_one_and_cannot_reach_each_other(
         # Its own published port still answers from the host.
         with api.connect_backend(second.id) as client:
             assert client.evaluate("6 * 7") == 42
-    finally:
-        api.stop_backend(first.id)
-        api.stop_backend(second.id)
 
 
 def test_equal_requirements_share_one_image(
@@ -184,8 +190,7 @@ def test_equal_requirements_share_one_image(
 def test_a_killed_backend_is_reported_and_restarted(
     api: ControllerClient, environment: str, docker_cli: str
 ) -> None:
-    backend = _start_ready(api, environment, "http")
-    try:
+    with _ready_backend(api, environment, "http") as backend:
         endpoint = backend.endpoint
         docker(docker_cli, "kill", backend.container_id or "")
         # Docker treats `docker kill` as deliberate: the controller's policy restarts it.
@@ -195,15 +200,12 @@ def test_a_killed_backend_is_reported_and_restarted(
         assert now.endpoint == endpoint, "a restart keeps the published port"
         with api.connect_backend(backend.id) as client:
             assert client.evaluate("6 * 7") == 42
-    finally:
-        api.stop_backend(backend.id)
 
 
 def test_a_crashed_server_process_is_restarted_by_docker(
     api: ControllerClient, environment: str, docker_cli: str
 ) -> None:
-    backend = _start_ready(api, environment, "pipe")
-    try:
+    with _ready_backend(api, environment, "pipe") as backend:
         kill_main_process(docker_cli, backend.container_id or "")
         now = wait_restarted(api, backend.id)
         # Docker restarted it at once and reset the exit code: crashed, code unknown
@@ -212,17 +214,14 @@ def test_a_crashed_server_process_is_restarted_by_docker(
         assert now.exit_code in (None, 137)
         with api.connect_backend(backend.id) as client:
             assert client.evaluate("1 + 1") == 2
-    finally:
-        api.stop_backend(backend.id)
 
 
 def test_a_worker_over_the_memory_limit_loses_its_session_only(
     api: ControllerClient, environment: str
 ) -> None:
-    backend = _start_ready(
+    with _ready_backend(
         api, environment, "pipe", limits={"memory_mb": 128, "pids": 64}
-    )
-    try:
+    ) as backend:
         with api.connect_backend(backend.id) as client:
             with pytest.raises(SessionLost):
                 client.execute(
@@ -231,8 +230,6 @@ def test_a_worker_over_the_memory_limit_loses_its_session_only(
             assert client.evaluate("1 + 1") == 2, "a new session works"
         now = api.backend(backend.id)
         assert (now.status, now.restarts) == ("ready", 0), "the server stayed up"
-    finally:
-        api.stop_backend(backend.id)
 
 
 def test_controller_killed_during_a_start_adopts_and_leaves_no_orphan(
@@ -292,15 +289,13 @@ def test_a_backend_a_crash_left_off_its_network_joins_it_at_reconcile(
     # join follows the start, so the engine sets the network up during the boot).
     docker(docker_cli, "network", "disconnect", network, container)
     controller.start()
-    try:
+    with stopped_after(api, backend):
         assert network in inspect(docker_cli, container)["NetworkSettings"]["Networks"]
         adopted = api.wait_backend(backend.id, timeout=60)
         assert adopted.endpoint == backend.endpoint
         with api.connect_backend(backend.id) as client:
             assert client.evaluate("2 ** 10") == 1024
         assert "could not join" not in controller.log()
-    finally:
-        api.stop_backend(backend.id)
 
 
 def test_a_vanished_container_is_marked_missing(
@@ -313,13 +308,11 @@ def test_a_vanished_container_is_marked_missing(
     controller.kill()
     docker(docker_cli, "rm", "-f", "-v", backend.container_id or "")
     controller.start()
-    try:
+    with stopped_after(api, backend):
         now = api.backend(backend.id)
         assert (now.status, now.reason) == ("exited", "missing")
         with pytest.raises(Unavailable):
             api.wait_backend(backend.id, timeout=5)
-    finally:
-        api.stop_backend(backend.id)
 
 
 def test_a_backend_is_stopped_when_its_lifetime_ends(
@@ -328,7 +321,7 @@ def test_a_backend_is_stopped_when_its_lifetime_ends(
     backend = _start_ready(api, environment, "http", ttl=3)
     assert backend.ttl == 3
     assert backend.expires_at == pytest.approx(backend.created_at + 3)
-    try:
+    with stopped_after(api, backend):
         deadline = time.monotonic() + 30
         now = _wait_stopped(api, backend.id, within=30)
         assert now.reason == "expired"
@@ -341,8 +334,6 @@ def test_a_backend_is_stopped_when_its_lifetime_ends(
             time.sleep(0.2)
         with pytest.raises(Unavailable):
             api.wait_backend(backend.id, timeout=1)
-    finally:
-        api.stop_backend(backend.id)
     with pytest.raises(NotFound):
         api.backend(backend.id)
 
@@ -361,7 +352,7 @@ def test_an_idle_backend_is_stopped_and_a_kept_alive_one_is_not(
     idle = _start_ready(api, environment, "pipe", idle_timeout=3)
     kept = _start_ready(api, environment, "http", idle_timeout=3)
     assert (idle.idle_timeout, kept.idle_timeout) == (3, 3)
-    try:
+    with stopped_after(api, idle, kept):
         with api.connect_backend(kept.id) as client:
             # Health checks every 5 s, the report every 1 s, a sweep every 0.5 s:
             # the idle one goes within about 3 + 5 + 1 + 0.5 s; the other stays.
@@ -376,9 +367,6 @@ def test_an_idle_backend_is_stopped_and_a_kept_alive_one_is_not(
                 time.sleep(0.5)
             assert api.backend(kept.id).status == "ready", "kept alive"
         assert _wait_stopped(api, kept.id, within=30).reason == "idle"
-    finally:
-        api.stop_backend(idle.id)
-        api.stop_backend(kept.id)
 
 
 def test_controller_killed_during_a_build_resumes_it(
@@ -406,8 +394,7 @@ def test_controller_killed_during_a_build_resumes_it(
 def test_state_survives_a_clean_restart(
     api: ControllerClient, controller: ControllerProcess, environment: str
 ) -> None:
-    backend = _start_ready(api, environment, "http")
-    try:
+    with _ready_backend(api, environment, "http") as backend:
         controller.stop()
         controller.start()
         assert api.environment(environment).status == "ready"
@@ -415,8 +402,6 @@ def test_state_survives_a_clean_restart(
         assert api.wait_backend(backend.id, timeout=30).status == "ready"
         with api.connect_backend(backend.id) as client:
             assert client.evaluate("'still here'") == "still here"
-    finally:
-        api.stop_backend(backend.id)
 
 
 def test_config_and_bad_input(api: ControllerClient, environment: str) -> None:
@@ -441,7 +426,7 @@ def test_admin_backend_drives_the_controller_and_others_cannot(
         assert api.wait_job(admin.job_id, timeout=600).succeeded
     inside = _start_ready(api, "admin", "pipe")
     plain = _start_ready(api, environment, "pipe")
-    try:
+    with stopped_after(api, inside, plain):
         with api.connect_backend(inside.id) as client:
             names = client.evaluate(
                 "sorted(e.name for e in "
@@ -462,6 +447,3 @@ def test_admin_backend_drives_the_controller_and_others_cannot(
                 "__import__('os').path.exists('/run/beephost-controller'))"
             )
         assert seen == ([], False), "no other environment gets controller access"
-    finally:
-        api.stop_backend(inside.id)
-        api.stop_backend(plain.id)

@@ -29,7 +29,7 @@ from scripts.controller_image import controller_sources_hash, ensure_controller_
 from uv import find_uv_bin
 
 from beephost_client.controller import ControllerClient
-from beephost_controller.images.backend import BackendImage, ensure_backend_image
+from beephost_controller.images.backend import BackendImage
 from beephost_controller.images.uv_tools import UvTools
 from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.schemas import BACKEND_TYPES
@@ -39,6 +39,7 @@ from tests.e2e.containers import (
     docker,
     inspect,
     label_args,
+    labelled_object,
     remove_container,
     wait_healthy,
 )
@@ -90,17 +91,6 @@ def controller_image(
 
 
 @contextmanager
-def volume(docker_cli: str, labels: Mapping[str, str]) -> Iterator[str]:
-    """A named volume for /var/lib/beephost (a fresh one takes the image's owner)."""
-    name = f"beephost-e2e-ctr-{uuid.uuid4().hex[:10]}"
-    docker(docker_cli, "volume", "create", *label_args(labels), name)
-    try:
-        yield name
-    finally:
-        docker(docker_cli, "volume", "rm", "-f", name, check=False)
-
-
-@contextmanager
 def run_controller(
     docker_cli: str,
     image: str,
@@ -114,7 +104,8 @@ def run_controller(
     run = ["run", "-d", *label_args(labels), *HARDENING, *args]
     for name, value in settings.items():
         run += ["-e", f"BEEPHOST_CONTROLLER_{name}={value}"]
-    with volume(docker_cli, labels) as state:
+    # A named volume for /var/lib/beephost (a fresh one takes the image's owner).
+    with labelled_object(docker_cli, "volume", "beephost-e2e-ctr", labels) as state:
         run += ["-v", f"{state}:/var/lib/beephost", "-p", "127.0.0.1::8600"]
         container = docker(docker_cli, *run, image).strip()
         try:
@@ -264,7 +255,6 @@ def test_hardened_without_a_docker_socket(
 def test_builds_an_environment_through_the_docker_socket(
     controller_image: BackendImage,
     backend_images: BuiltBackends,
-    docker_client: DockerRuntime,
     docker_cli: str,
 ) -> None:
     if not DOCKER_SOCKET.is_socket():
@@ -291,16 +281,7 @@ def test_builds_an_environment_through_the_docker_socket(
     assert image_uv.split()[:2] == host_uv.split()[:2]
     for kind in BACKEND_TYPES:
         started = time.monotonic()
-        backend = ensure_backend_image(
-            kind,
-            backend_images.base,
-            docker_client,
-            workspace=backend_images.workspace,
-            cache_dir=backend_images.cache_dir,
-            repository=f"{prefix}/{kind}-backend",
-            tools=UvTools(locked_uv),
-            extra_labels=backend_images.labels,
-        )
+        backend = backend_images.ensure(kind, prefix, UvTools(locked_uv))
         print(f"\n{backend.tag}: {time.monotonic() - started:.1f} s")
 
     name = f"e2e-ctr-{uuid.uuid4().hex[:10]}"

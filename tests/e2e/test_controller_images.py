@@ -7,7 +7,6 @@ repositories, labelled with the session's run label: cleanup is by that label on
 import contextlib
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,6 @@ from beephost_controller.images.labels import (
     LABEL_SERVERS_IMAGE,
 )
 from beephost_controller.images.layout import ENV_PYTHON, server_command
-from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.service import ControllerService
 from tests.e2e.conftest import BuiltBackends
 from tests.e2e.containers import (
@@ -31,23 +29,13 @@ from tests.e2e.containers import (
     remove_container,
     socket_directory,
 )
-from tests.e2e.environment_service import RecordingLog, environment_service
+from tests.e2e.environment_service import RecordingLog, module_environment_service
 from tests.unit.controller.support import pending_environment
 
 pytestmark = pytest.mark.docker
 
 
-@pytest.fixture(scope="module")
-def env_service(
-    backend_images: BuiltBackends,
-    docker_client: DockerRuntime,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ControllerService]:
-    """A ControllerService on the real engine, in test repositories only."""
-    with environment_service(
-        backend_images, docker_client, tmp_path_factory.mktemp("ctl"), "env-images-test"
-    ) as service:
-        yield service
+env_service = module_environment_service("env_service", "ctl", "env-images-test")
 
 
 def _build(

@@ -7,14 +7,10 @@ hashed requirement. A source distribution cannot be built offline: its job fails
 with a reason naming the requirement.
 """
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-
 import pytest
 
 from beephost_client.controller import ControllerClient
-from tests.e2e.conftest import BuiltBackends
-from tests.e2e.controller_process import ControllerProcess, controller_client
+from tests.e2e.controller_process import module_controller, stopped_after
 
 pytestmark = pytest.mark.docker
 
@@ -29,29 +25,11 @@ SIX_SDIST = (
 )
 
 
-@dataclass
-class DirectReferenceController(ControllerProcess):
-    """The e2e controller with https direct references allowed."""
-
-    def environ(self) -> dict[str, str]:
-        env = super().environ()
-        env["BEEPHOST_CONTROLLER_REQUIREMENT_URL_SCHEMES"] = '["https"]'
-        return env
-
-
-@pytest.fixture(scope="module")
-def api(
-    backend_images: BuiltBackends,
-    docker_cli: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ControllerClient]:
-    with controller_client(
-        DirectReferenceController,
-        backend_images,
-        docker_cli,
-        tmp_path_factory.mktemp("direct-controller"),
-    ) as client:
-        yield client
+# The e2e controller with https direct references allowed: the conftest's ``api`` is a
+# client of it.
+controller = module_controller(
+    "direct-controller", {"REQUIREMENT_URL_SCHEMES": '["https"]'}
+)
 
 
 def test_an_allowed_wheel_url_is_installed(api: ControllerClient) -> None:
@@ -61,7 +39,7 @@ def test_an_allowed_wheel_url_is_installed(api: ControllerClient) -> None:
     assert job.succeeded, job.error
     assert api.environment("direct-wheel").status == "ready"
     started = api.start_backend("direct-wheel", "pipe")
-    try:
+    with stopped_after(api, started):
         api.wait_backend(started.id, timeout=60)
         with api.connect_backend(started.id) as client:
             assert client.evaluate("__import__('six').__version__") == "1.17.0"
@@ -69,8 +47,6 @@ def test_an_allowed_wheel_url_is_installed(api: ControllerClient) -> None:
             assert client.evaluate(
                 "__import__('importlib.metadata').metadata.version('six')"
             ) == ("1.17.0")
-    finally:
-        api.stop_backend(started.id)
 
 
 def test_a_source_distribution_url_fails_the_job_naming_it(

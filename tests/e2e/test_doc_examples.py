@@ -36,6 +36,7 @@ import yaml
 import beephost_client
 from beephost_client import BeepHostError, Timeout
 from tests.e2e.compose_system import REPO, Compose, compose_system
+from tests.e2e.processes import run_captured
 from tests.ports import free_port
 from tests.unit.chart.render import KUBE_VERSIONS, find, render
 
@@ -488,14 +489,11 @@ class DocRunner:
             filled = self.fill(command)
             # `set -a`: the block's variables reach its next commands (one shell state).
             script = f"set -a\n{filled}\nenv -0 > {state}\n"
-            result = subprocess.run(
+            result = run_captured(
                 ["bash", "-euo", "pipefail", "-c", script],
-                cwd=cwd,
-                env=self.env,
-                capture_output=True,
-                text=True,
                 timeout=900,
-                check=False,
+                env=self.env,
+                cwd=cwd,
             )
             self.transcript += [result.stdout, result.stderr]
             assert result.returncode == 0, (
@@ -507,14 +505,11 @@ class DocRunner:
 
     def python(self, block: Block, run: Run) -> None:
         code = self.prepare(run.prelude + block.text, run)
-        result = subprocess.run(
+        result = run_captured(
             [sys.executable, "-c", code],
-            cwd=REPO if run.in_checkout else self.workdir,
-            env=self.env,
-            capture_output=True,
-            text=True,
             timeout=900,
-            check=False,
+            env=self.env,
+            cwd=REPO if run.in_checkout else self.workdir,
         )
         assert result.returncode == 0, (
             f"{block.path}:{block.line} failed:\n{result.stderr[-3000:]}"

@@ -18,7 +18,7 @@ import pytest
 from beephost_client.controller import Backend, ControllerClient
 from beephost_protocol.errors import InvalidRequest, NotFound, QuotaExceeded
 from tests.e2e.containers import docker
-from tests.e2e.controller_process import build_environment
+from tests.e2e.controller_process import build_environment, stopped_after
 
 pytestmark = pytest.mark.docker
 
@@ -163,18 +163,15 @@ def test_an_upload_over_the_quota_fails_and_leaves_nothing(
     backend = started(
         api, environment, kind, limits={"workspace_quota_bytes": SMALL_QUOTA}
     )
-    try:
-        with api.connect_backend(backend.id) as client:
-            client.files.write("small.bin", b"s" * MIB)
-            with pytest.raises(QuotaExceeded):
-                client.files.write("big.bin", os.urandom(SMALL_QUOTA))
-            names = client.evaluate("sorted(__import__('os').listdir('.'))")
-            assert names == ["small.bin"], "no partial or temporary file is left"
-            usage = client.files.usage()
-            assert (usage.root, usage.used, usage.quota) == (
-                "/workspace",
-                MIB,
-                SMALL_QUOTA,
-            )
-    finally:
-        api.stop_backend(backend.id)
+    with stopped_after(api, backend), api.connect_backend(backend.id) as client:
+        client.files.write("small.bin", b"s" * MIB)
+        with pytest.raises(QuotaExceeded):
+            client.files.write("big.bin", os.urandom(SMALL_QUOTA))
+        names = client.evaluate("sorted(__import__('os').listdir('.'))")
+        assert names == ["small.bin"], "no partial or temporary file is left"
+        usage = client.files.usage()
+        assert (usage.root, usage.used, usage.quota) == (
+            "/workspace",
+            MIB,
+            SMALL_QUOTA,
+        )

@@ -11,7 +11,6 @@ installs use them, and a backend with network gets them for user code's own inst
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import certifi
@@ -20,9 +19,9 @@ import pytest
 from beephost_client.controller import Backend, ControllerClient, InstalledPackage
 from beephost_protocol.errors import InvalidRequest, NotFound
 from tests.e2e.controller_process import (
-    ControllerProcess,
     build_environment,
     module_controller,
+    stopped_after,
 )
 
 pytestmark = pytest.mark.docker
@@ -43,18 +42,8 @@ CA_BUNDLE = next(
 )
 
 
-@dataclass
-class IndexedController(ControllerProcess):
-    """A controller with an index URL and a CA bundle of its own."""
-
-    def environ(self) -> dict[str, str]:
-        env = super().environ()
-        env["BEEPHOST_CONTROLLER_INDEX_URL"] = INDEX
-        env["BEEPHOST_CONTROLLER_CA_BUNDLE"] = CA_BUNDLE
-        return env
-
-
-controller = module_controller(IndexedController, "indexed")
+#: A controller with an index URL and a CA bundle of its own.
+controller = module_controller("indexed", {"INDEX_URL": INDEX, "CA_BUNDLE": CA_BUNDLE})
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +93,7 @@ def test_a_conflict_with_the_lock_changes_nothing(
     api: ControllerClient, environment: str
 ) -> None:
     backend = api.wait_backend(api.start_backend(environment, "http").id, timeout=90)
-    try:
+    with stopped_after(api, backend):
         refused = api.wait_job(api.install(backend.id, ["six==1.16.0"]).id, timeout=300)
         assert not refused.succeeded
         assert refused.error is not None
@@ -120,8 +109,6 @@ def test_a_conflict_with_the_lock_changes_nothing(
 
         with pytest.raises(InvalidRequest, match="never expanded"):
             api.install(backend.id, ["${BEEPHOST_CONTROLLER_TOKEN}"])
-    finally:
-        api.stop_backend(backend.id)
     with pytest.raises(NotFound):
         api.install(backend.id, ["tabulate"])
 
@@ -133,27 +120,24 @@ def test_a_backend_with_network_gets_the_index_and_the_ca_bundle(
     backend = api.wait_backend(
         api.start_backend(environment, "pipe", options=options).id, timeout=90
     )
-    try:
-        with api.connect_backend(backend.id) as client:
-            client.execute("import os, ssl, urllib.request")
-            env = client.evaluate(
-                "{k: os.environ.get(k) for k in ('PIP_INDEX_URL', 'UV_DEFAULT_INDEX', "
-                "'SSL_CERT_FILE', 'REQUESTS_CA_BUNDLE', 'PIP_CERT')}"
-            )
-            assert env == {
-                "PIP_INDEX_URL": INDEX,
-                "UV_DEFAULT_INDEX": INDEX,
-                "SSL_CERT_FILE": "/packages/ca-bundle.pem",
-                "REQUESTS_CA_BUNDLE": "/packages/ca-bundle.pem",
-                "PIP_CERT": "/packages/ca-bundle.pem",
-            }
-            bundle = client.evaluate("open(os.environ['SSL_CERT_FILE']).read()")
-            assert bundle == Path(CA_BUNDLE).read_text()
-            # What pip would do: the index over TLS, verified with that bundle.
-            status = client.evaluate(
-                "urllib.request.urlopen(os.environ['PIP_INDEX_URL'] + '/tabulate/', "
-                "timeout=20).status"
-            )
-            assert status == 200
-    finally:
-        api.stop_backend(backend.id)
+    with stopped_after(api, backend), api.connect_backend(backend.id) as client:
+        client.execute("import os, ssl, urllib.request")
+        env = client.evaluate(
+            "{k: os.environ.get(k) for k in ('PIP_INDEX_URL', 'UV_DEFAULT_INDEX', "
+            "'SSL_CERT_FILE', 'REQUESTS_CA_BUNDLE', 'PIP_CERT')}"
+        )
+        assert env == {
+            "PIP_INDEX_URL": INDEX,
+            "UV_DEFAULT_INDEX": INDEX,
+            "SSL_CERT_FILE": "/packages/ca-bundle.pem",
+            "REQUESTS_CA_BUNDLE": "/packages/ca-bundle.pem",
+            "PIP_CERT": "/packages/ca-bundle.pem",
+        }
+        bundle = client.evaluate("open(os.environ['SSL_CERT_FILE']).read()")
+        assert bundle == Path(CA_BUNDLE).read_text()
+        # What pip would do: the index over TLS, verified with that bundle.
+        status = client.evaluate(
+            "urllib.request.urlopen(os.environ['PIP_INDEX_URL'] + '/tabulate/', "
+            "timeout=20).status"
+        )
+        assert status == 200

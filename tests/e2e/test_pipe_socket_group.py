@@ -16,7 +16,11 @@ from pathlib import Path
 import pytest
 
 from beephost_client.controller import ControllerClient
-from tests.e2e.controller_process import ControllerProcess, module_controller
+from tests.e2e.controller_process import (
+    ControllerProcess,
+    module_controller,
+    stopped_after,
+)
 
 pytestmark = [
     pytest.mark.docker,
@@ -30,7 +34,8 @@ OUTSIDER = 23456
 
 @dataclass
 class GroupController(ControllerProcess):
-    """A controller sharing pipe sockets with ``GROUP``, under a traversable root."""
+    """A controller whose socket root every host user may traverse (its sockets'
+    group is a setting: ``GROUP``, below)."""
 
     shared_root: Path = field(
         default_factory=lambda: Path(tempfile.mkdtemp(prefix="bh-", dir="/tmp"))
@@ -43,17 +48,14 @@ class GroupController(ControllerProcess):
     def __post_init__(self) -> None:
         self.shared_root.chmod(0o755)  # every host user may traverse it
 
-    def environ(self) -> dict[str, str]:
-        env = super().environ()
-        env["BEEPHOST_CONTROLLER_PIPE_SOCKET_GROUP"] = str(GROUP)
-        return env
-
     def remove_owned(self) -> None:
         super().remove_owned()
         shutil.rmtree(self.shared_root, ignore_errors=True)
 
 
-controller = module_controller(GroupController, "grouped")
+controller = module_controller(
+    "grouped", {"PIPE_SOCKET_GROUP": str(GROUP)}, kind=GroupController
+)
 
 
 def _pings_as(uid: int, groups: list[int], path: str) -> int:
@@ -86,7 +88,7 @@ def test_members_of_the_socket_group_reach_a_pipe_backend(
     assert env.job_id is not None
     assert api.wait_job(env.job_id, timeout=600).succeeded
     backend = api.wait_backend(api.start_backend("grouped", "pipe").id, timeout=60)
-    try:
+    with stopped_after(api, backend):
         assert backend.endpoint is not None
         path = backend.endpoint.removeprefix("unix://")
         directory = os.stat(os.path.dirname(path))
@@ -97,6 +99,4 @@ def test_members_of_the_socket_group_reach_a_pipe_backend(
         assert stat.S_IMODE(sock.st_mode) == 0o660
         assert _pings_as(OUTSIDER, [GROUP], path) == 0
         assert _pings_as(OUTSIDER, [], path) == 2
-    finally:
-        api.stop_backend(backend.id)
     api.delete_environment("grouped")

@@ -15,7 +15,11 @@ import pytest
 from beephost_client import connect
 from beephost_client.controller import Backend, BackendType, ControllerClient, Pool
 from beephost_protocol.errors import Conflict
-from tests.e2e.controller_process import ControllerProcess, build_environment
+from tests.e2e.controller_process import (
+    ControllerProcess,
+    build_environment,
+    stopped_after,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -88,7 +92,7 @@ def test_a_pool_fills_hands_out_a_ready_backend_and_refills(
     with pytest.raises(Conflict):  # no one learns a member's token before its claim
         api.backend_connection(next(iter(members)))
     backend = api.start_backend(environment, "http", ttl=600)
-    try:
+    with stopped_after(api, backend):
         assert backend.id in members
         assert (backend.status, backend.pooled) == ("ready", False)
         assert backend.claimed_at is not None
@@ -111,8 +115,6 @@ def test_a_pool_fills_hands_out_a_ready_backend_and_refills(
             'beephost_controller_pool_backends{environment="pooled",state="ready",'
             'type="http"} 2.0' in metrics
         )
-    finally:
-        api.stop_backend(backend.id)
 
 
 @pytest.mark.usefixtures("drained")
@@ -165,11 +167,9 @@ def test_a_killed_controller_adopts_its_pool_and_orphans_nothing(
     owned = controller.owned()
     assert len(owned) == len(api.backends()), owned
     backend = api.start_backend(environment, "rpc")
-    try:
+    with stopped_after(api, backend):
         assert backend.id in before
         assert _answers(backend) == 2
-    finally:
-        api.stop_backend(backend.id)
 
 
 @pytest.mark.usefixtures("drained")

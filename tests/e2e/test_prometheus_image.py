@@ -30,9 +30,11 @@ from tests.e2e.containers import (
     http_get,
     inspect,
     label_args,
+    labelled_object,
     remove_container,
     wait_healthy,
 )
+from tests.e2e.processes import run_captured
 
 pytestmark = pytest.mark.docker
 
@@ -128,14 +130,7 @@ def parse_report(stdout: str) -> dict[str, dict[str, str]]:
 
 
 def run_script(*args: str, timeout: float = 900) -> dict[str, dict[str, str]]:
-    result = subprocess.run(
-        [str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        cwd="/",  # runs from anywhere
-    )
+    result = run_captured([str(SCRIPT), *args], timeout=timeout, cwd="/")
     if result.returncode != 0:
         pytest.fail(
             f"build-prometheus-image exited {result.returncode}:\n"
@@ -163,13 +158,7 @@ def remove_images_by_labels(docker_cli: str, labels: dict[str, str]) -> list[str
     }
     removed = []
     for image_id in sorted(kinds, key=lambda i: order.get(kinds[i], 1)):
-        result = subprocess.run(
-            [docker_cli, "image", "rm", image_id],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = run_captured([docker_cli, "image", "rm", image_id], timeout=120)
         if result.returncode == 0:
             removed.append(image_id)
         else:
@@ -215,17 +204,10 @@ def prometheus_image(
 @pytest.fixture
 def network(docker_cli: str, run_labels: dict[str, str]) -> Iterator[str]:
     """A user-defined bridge network of this test only."""
-    name = f"beephost-prom-test-{uuid.uuid4().hex[:8]}"
-    docker(docker_cli, "network", "create", *label_args(run_labels), name)
-    try:
+    with labelled_object(
+        docker_cli, "network", "beephost-prom-test", run_labels
+    ) as name:
         yield name
-    finally:
-        subprocess.run(
-            [docker_cli, "network", "rm", name],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
 
 
 @pytest.fixture(scope="module")
@@ -235,12 +217,9 @@ def python_image(docker_cli: str) -> str:
         [docker_cli, "image", "inspect", PYTHON_IMAGE], capture_output=True, check=False
     )
     if found.returncode != 0:
-        build = subprocess.run(
+        build = run_captured(
             [str(REPO / "scripts" / "build-base-image"), "--python", "3.11"],
-            capture_output=True,
-            text=True,
             timeout=900,
-            check=False,
         )
         if build.returncode != 0:
             unavailable(f"cannot build {PYTHON_IMAGE}: {build.stderr.strip()[-1500:]}")
@@ -357,13 +336,7 @@ def test_promtool_checks_the_shipped_config(
     assert "SUCCESS" in output, output
 
     # Without the token file the check fails: the config really points at it.
-    missing = subprocess.run(
-        [docker_cli, *check, *command],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    missing = run_captured([docker_cli, *check, *command], timeout=60)
     assert missing.returncode != 0
     assert "http-backend-token" in missing.stdout + missing.stderr
 
@@ -452,10 +425,10 @@ def test_scrapes_targets_on_a_user_defined_network(
 def test_exposition_text_passes_promtool(
     docker_cli: str, prometheus_image: BuiltImage, run_labels: dict[str, str]
 ) -> None:
-    result = subprocess.run(
+    result = run_captured(
         [docker_cli, "run", "--rm", "-i", "--network=none", *label_args(run_labels),
          "--entrypoint", "/bin/promtool", prometheus_image.image_id,
          "check", "metrics"],
-        input=METRICS_TEXT, capture_output=True, text=True, timeout=60, check=False,
+        timeout=60, stdin=METRICS_TEXT,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr

@@ -9,7 +9,6 @@ import base64
 import os
 import re
 import struct
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,7 +16,8 @@ import pytest
 
 import beephost_client as bc
 from beephost_client.controller import Backend, ControllerClient
-from tests.e2e.controller_process import build_environment
+from tests.e2e.controller_process import build_environment, stopped_after
+from tests.e2e.processes import run_captured
 
 pytestmark = pytest.mark.docker
 
@@ -61,70 +61,65 @@ def test_plots_and_tables_come_back(
     api: ControllerClient, environment: str, kind: str
 ) -> None:
     backend = _start(api, environment, kind)
-    try:
-        with api.connect_backend(backend.id) as client:
-            # Importing nothing at start: matplotlib is loaded by user code only.
-            assert client.evaluate("'matplotlib' in __import__('sys').modules") is False
-            result = client.execute(CELL)
-            assert result.stdout == "shown\n"
-            kinds = [(o.output_type, sorted(o.data)) for o in result.outputs]
-            assert kinds == [
-                ("display_data", ["image/png", "text/plain"]),  # plt.show()
-                ("execute_result", ["text/html", "text/plain"]),  # the DataFrame
-                ("display_data", ["image/png", "text/plain"]),  # the open figure
-            ]
-            shown, table, left_open = result.outputs
-            assert shown.png is not None
-            assert left_open.png is not None
-            assert png_size(shown.png) == (640, 480)
-            assert png_size(left_open.png) == (640, 480)
-            assert left_open.metadata["image/png"] == {"width": 640, "height": 480}
-            assert result.images == [shown, left_open]
-            assert table.html is not None
-            assert "<table" in table.html
-            assert "Oslo" in table.html
-            assert table.text is not None
-            assert "Oslo" in table.text
-            assert result.html == table.html
-            assert result.text == table.text
-            # Figures were closed after the cell: the next one shows nothing.
-            assert client.execute("len(plt.get_fignums())").value == 0
-            assert client.execute("x = 1").outputs == []
+    with stopped_after(api, backend), api.connect_backend(backend.id) as client:
+        # Importing nothing at start: matplotlib is loaded by user code only.
+        assert client.evaluate("'matplotlib' in __import__('sys').modules") is False
+        result = client.execute(CELL)
+        assert result.stdout == "shown\n"
+        kinds = [(o.output_type, sorted(o.data)) for o in result.outputs]
+        assert kinds == [
+            ("display_data", ["image/png", "text/plain"]),  # plt.show()
+            ("execute_result", ["text/html", "text/plain"]),  # the DataFrame
+            ("display_data", ["image/png", "text/plain"]),  # the open figure
+        ]
+        shown, table, left_open = result.outputs
+        assert shown.png is not None
+        assert left_open.png is not None
+        assert png_size(shown.png) == (640, 480)
+        assert png_size(left_open.png) == (640, 480)
+        assert left_open.metadata["image/png"] == {"width": 640, "height": 480}
+        assert result.images == [shown, left_open]
+        assert table.html is not None
+        assert "<table" in table.html
+        assert "Oslo" in table.html
+        assert table.text is not None
+        assert "Oslo" in table.text
+        assert result.html == table.html
+        assert result.text == table.text
+        # Figures were closed after the cell: the next one shows nothing.
+        assert client.execute("len(plt.get_fignums())").value == 0
+        assert client.execute("x = 1").outputs == []
 
-            # Streamed: the plot comes as an event, before the text printed after it.
-            items: list[bc.OutputChunk | bc.Output] = []
-            with client.stream(
-                "plt.plot([1, 2]); plt.show(); print('after')"
-            ) as events:
-                items.extend(events)
-            assert isinstance(items[0], bc.Output)
-            assert items[0].png is not None
-            assert png_size(items[0].png) == (640, 480)
-            assert [i.data for i in items[1:] if isinstance(i, bc.OutputChunk)] == [
-                "after\n"
-            ]
+        # Streamed: the plot comes as an event, before the text printed after it.
+        items: list[bc.OutputChunk | bc.Output] = []
+        with client.stream("plt.plot([1, 2]); plt.show(); print('after')") as events:
+            items.extend(events)
+        assert isinstance(items[0], bc.Output)
+        assert items[0].png is not None
+        assert png_size(items[0].png) == (640, 480)
+        assert [i.data for i in items[1:] if isinstance(i, bc.OutputChunk)] == [
+            "after\n"
+        ]
 
-            # SVG on request, per session, through the documented variable.
-            svg = client.execute(
-                "import os\nos.environ['BEEPHOST_FIGURE_FORMAT'] = 'svg'\n"
-                "plt.plot([1, 2])\nNone"
-            )
-            (figure,) = svg.outputs
-            assert figure.svg is not None
-            assert figure.svg.lstrip().startswith("<?xml")
-            assert figure.png is None
-            client.execute("del os.environ['BEEPHOST_FIGURE_FORMAT']")
+        # SVG on request, per session, through the documented variable.
+        svg = client.execute(
+            "import os\nos.environ['BEEPHOST_FIGURE_FORMAT'] = 'svg'\n"
+            "plt.plot([1, 2])\nNone"
+        )
+        (figure,) = svg.outputs
+        assert figure.svg is not None
+        assert figure.svg.lstrip().startswith("<?xml")
+        assert figure.png is None
+        client.execute("del os.environ['BEEPHOST_FIGURE_FORMAT']")
 
-            # display() of a figure object, as in Jupyter.
-            shown_fig = client.execute(
-                "f, ax = plt.subplots(figsize=(3, 2), dpi=100)\ndisplay(f)\nplt.close(f)"
-            )
-            (one,) = shown_fig.outputs
-            assert one.png is not None
-            assert png_size(one.png) == (300, 200)
-            assert base64.b64decode(one.data["image/png"]) == one.png
-    finally:
-        api.stop_backend(backend.id)
+        # display() of a figure object, as in Jupyter.
+        shown_fig = client.execute(
+            "f, ax = plt.subplots(figsize=(3, 2), dpi=100)\ndisplay(f)\nplt.close(f)"
+        )
+        (one,) = shown_fig.outputs
+        assert one.png is not None
+        assert png_size(one.png) == (300, 200)
+        assert base64.b64decode(one.data["image/png"]) == one.png
 
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "users" / "code-interpreter.md"
@@ -145,7 +140,7 @@ def test_code_interpreter_page_runs(
     blocks = doc_python_blocks()
     assert len(blocks) == 2
     backend = _start(api, environment, "http")
-    try:
+    with stopped_after(api, backend):
         connection = api.backend_connection(backend.id)
         env = {
             **os.environ,
@@ -157,16 +152,8 @@ def test_code_interpreter_page_runs(
                 m[1] for ln in block.splitlines() if (m := _PRINT_COMMENT.match(ln))
             ]
             assert expected, "each example shows what it prints"
-            run = subprocess.run(
-                [sys.executable, "-c", block],
-                env=env,
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
+            run = run_captured(
+                [sys.executable, "-c", block], timeout=120, env=env, cwd=tmp_path
             )
             assert run.returncode == 0, run.stderr
             assert run.stdout.splitlines() == expected
-    finally:
-        api.stop_backend(backend.id)

@@ -8,16 +8,14 @@ from typing import Any
 
 import pytest
 
+from tests.integration.test_rich_outputs_contract import TABLE, TABLE_HTML
+
 pytestmark = pytest.mark.anyio
 
 
 # Fake rich objects, as a pandas DataFrame would be: a handle with an HTML form.
-FAKES = """
-class Frame:
-    def _repr_html_(self):
-        return "<table><tr><td>1</td></tr></table>"
-    def _repr_markdown_(self):
-        return "| 1 |"
+FAKES = f"""{TABLE}
+class Frame(Table):
     def __repr__(self):
         return "Frame(1)"
     def head(self):
@@ -35,7 +33,6 @@ class Huge:
     def __repr__(self):
         return "Huge()"
 """
-HTML = "<table><tr><td>1</td></tr></table>"
 
 
 async def test_a_returned_handle_carries_its_bundle(client: Any) -> None:
@@ -52,7 +49,7 @@ async def test_a_returned_handle_carries_its_bundle(client: Any) -> None:
             assert bundle is not None
             assert (bundle.output_type, bundle.html, bundle.markdown) == (
                 "execute_result",
-                HTML,
+                TABLE_HTML,
                 "| 1 |",
             )
             assert bundle.text == proxy.repr == "Frame(1)"
@@ -64,7 +61,7 @@ async def test_get_attr_returns_the_bundle_too(client: Any) -> None:
     async with client.session() as session:
         await session.execute(FAKES + "class Box:\n    f = Frame()\n")
         box = await session.evaluate("Box()")
-        assert (await box.f).bundle.html == HTML
+        assert (await box.f).bundle.html == TABLE_HTML
 
 
 async def test_a_raising_representation_is_skipped(client: Any) -> None:

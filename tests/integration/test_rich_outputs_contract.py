@@ -36,10 +36,22 @@ def tiny_png(width: int, height: int) -> bytes:
 
 
 PNG = tiny_png(3, 2)
+TABLE_HTML = "<table><tr><td>1</td></tr></table>"
+#: A fake table, as a pandas DataFrame is: an HTML and a Markdown form.
+TABLE = f"""
+class Table:
+    def _repr_html_(self):
+        return {TABLE_HTML!r}
+    def _repr_markdown_(self):
+        return "| 1 |"
+    def __repr__(self):
+        return "Table(1)"
+"""
 
 # Fake rich objects, defined in the session: each implements part of the protocol.
 FAKES = f"""
 import base64
+{TABLE}
 
 class Chart:
     def _repr_png_(self):
@@ -48,14 +60,6 @@ class Chart:
         raise RuntimeError("a broken representation is skipped")
     def __repr__(self):
         return "<Chart>"
-
-class Table:
-    def _repr_html_(self):
-        return "<table><tr><td>1</td></tr></table>"
-    def _repr_markdown_(self):
-        return "| 1 |"
-    def __repr__(self):
-        return "Table(1)"
 
 class Everything:
     def _repr_mimebundle_(self, include=None, exclude=None):

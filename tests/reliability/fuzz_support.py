@@ -25,8 +25,7 @@ import beephost_client
 from beephost_client import Timeout
 from beephost_client.controller import ControllerClient
 from beephost_protocol import pb_codec
-from tests.e2e.conftest import BuiltBackends
-from tests.e2e.controller_process import ControllerProcess, running_controller
+from tests.e2e.controller_process import ControllerProcess, module_controller
 from tests.reliability.summary import record
 
 ENVIRONMENT = "fuzz"
@@ -134,21 +133,11 @@ class TokenController(ControllerProcess):
         return str(self.socket_root / "controller" / "api.sock")
 
 
-@pytest.fixture(scope="module")
-def token_controller(
-    backend_images: BuiltBackends,
-    docker_cli: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[TokenController]:
-    """The e2e controller process with a token (so the fuzzing's ``ignored_auth`` check
-    gets its 401), one per module; its containers removed afterwards."""
-    with running_controller(
-        TokenController,
-        backend_images,
-        docker_cli,
-        tmp_path_factory.mktemp("token-controller"),
-    ) as proc:
-        yield proc
+#: The e2e controller process with a token (so the fuzzing's ``ignored_auth`` check
+#: gets its 401), one per module; its containers removed afterwards.
+token_controller = module_controller(
+    "token-controller", kind=TokenController, name="token_controller"
+)
 
 
 # -- a well-behaved client on another connection -------------------------------------------

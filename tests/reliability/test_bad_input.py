@@ -39,24 +39,8 @@ from beephost_pipe_backend import dispatch
 from beephost_protocol import pb_codec
 from beephost_protocol.errors import ErrorCode
 from tests.e2e.controller_process import ControllerProcess
+from tests.reliability import fuzz_support as support
 from tests.reliability.fuzz_openapi import FuzzPlan, OperationRun, all_checks, fuzz
-from tests.reliability.fuzz_support import (
-    ENVIRONMENT,
-    EXECUTOR,
-    Bystander,
-    FuzzBackend,
-    GrpcOutcome,
-    HttpAnswer,
-    Tally,
-    TokenController,
-    grpc_call,
-    grpc_stream_call,
-    http_request,
-    pipe_wire,
-    raw_http,
-    start_fuzz_backends,
-    still_ready,
-)
 from tests.reliability.summary import record
 
 AREA = "bad input"
@@ -73,12 +57,12 @@ INSTALL = "POST /api/v1/backends/{backend_id}/packages"
 INSTALLS = 5
 #: Names the fuzzing must not touch: the backends' environment, and the admin one
 #: (creating it builds an image with the SDK: minutes, not a bad-input case).
-PROTECTED = frozenset({ENVIRONMENT, "admin"})
+PROTECTED = frozenset({support.ENVIRONMENT, "admin"})
 ERROR_CODES = frozenset(code.value for code in ErrorCode)
 
 
 @pytest.fixture(scope="module")
-def token_api(token_controller: TokenController) -> Iterator[ControllerClient]:
+def token_api(token_controller: support.TokenController) -> Iterator[ControllerClient]:
     with token_controller.client() as client:
         yield client
 
@@ -102,7 +86,11 @@ def _report(runs: list[OperationRun], surface: str, transport: str) -> list[str]
 
 
 def _check_answer(
-    surface: str, name: str, answer: HttpAnswer, status: int, problems: list[str]
+    surface: str,
+    name: str,
+    answer: support.HttpAnswer,
+    status: int,
+    problems: list[str],
 ) -> None:
     """Record whether ``answer`` has ``status`` and a known error code; if not, add
     it to ``problems``."""
@@ -143,7 +131,7 @@ def _constrained(spec: dict[str, Any]) -> dict[str, Any]:
         "items": {"enum": [TINY]},
     }
     backend = schemas["BackendCreate"]["properties"]
-    backend["environment"] = {"type": "string", "enum": [ENVIRONMENT]}
+    backend["environment"] = {"type": "string", "enum": [support.ENVIRONMENT]}
     backend["port"] = {"type": "null"}
     backend["bind_address"] = {"enum": [None, "127.0.0.1"]}
     # More CPUs than the host has is refused (400): valid by the document, not here.
@@ -167,11 +155,11 @@ def _same_name(label: str, case: Case[Any]) -> None:
 
 @pytest.mark.docker
 def test_controller_openapi(
-    token_controller: TokenController, token_api: ControllerClient
+    token_controller: support.TokenController, token_api: ControllerClient
 ) -> None:
     """Every operation, every schemathesis check (``--checks all``), with the token."""
     controller, api = token_controller, token_api
-    backends = start_fuzz_backends(api)
+    backends = support.start_fuzz_backends(api)
     headers = {"Authorization": f"Bearer {controller.token}"}
     spec = requests.get(f"{controller.url}/openapi.json", timeout=30).json()
     created: list[str] = []
@@ -260,7 +248,7 @@ def test_controller_openapi(
     assert not strays, f"rows left by refused starts: {strays}"
     assert not failures, "\n\n".join(failures)
     for backend in backends.values():
-        assert not still_ready(api, backend), still_ready(api, backend)
+        assert not support.still_ready(api, backend), support.still_ready(api, backend)
 
 
 @pytest.mark.docker
@@ -336,7 +324,7 @@ def test_controller_framework_errors_are_typed(
     ]
     problems: list[str] = []
     for name, method, path, body, status in cases:
-        answer = http_request(base, method, path, body=body)
+        answer = support.http_request(base, method, path, body=body)
         _check_answer("controller", name, answer, status, problems)
     assert "Bad Name" not in [e.name for e in api.environments()]
     assert set(controller.owned()) == before, "a container was created"
@@ -348,7 +336,7 @@ def test_controller_framework_errors_are_typed(
 
 @pytest.mark.docker
 def test_http_backend_openapi(
-    api: ControllerClient, fuzz_backends: dict[str, FuzzBackend]
+    api: ControllerClient, fuzz_backends: dict[str, support.FuzzBackend]
 ) -> None:
     backend = fuzz_backends["http"]
     headers = {"Authorization": f"Bearer {backend.token}"}
@@ -372,7 +360,7 @@ def test_http_backend_openapi(
     )
     seconds = time.monotonic() - started_at
     failures = _report(runs, "http backend", "http")
-    stray = still_ready(api, backend)
+    stray = support.still_ready(api, backend)
     record(
         AREA,
         f"http backend OpenAPI fuzz: {sum(r.examples for r in runs)} examples in "
@@ -387,7 +375,7 @@ def test_http_backend_openapi(
 
 @pytest.mark.docker
 def test_http_backend_raw_bodies(
-    api: ControllerClient, fuzz_backends: dict[str, FuzzBackend]
+    api: ControllerClient, fuzz_backends: dict[str, support.FuzzBackend]
 ) -> None:
     """What no schema generates: bodies that are no JSON, too deep or too big."""
     backend = fuzz_backends["http"]
@@ -401,11 +389,11 @@ def test_http_backend_raw_bodies(
     ]
     problems: list[str] = []
     for name, body, status in cases:
-        answer = http_request(backend.url, "POST", "/api/eval", auth, body)
+        answer = support.http_request(backend.url, "POST", "/api/eval", auth, body)
         _check_answer("http backend", name, answer, status, problems)
     # A NaN literal is no JSON: refused as on the pipe and gRPC.
     nan = b'{"expression": "x != x", "locals": {"x": NaN}}'
-    answer = http_request(backend.url, "POST", "/api/eval", auth, nan)
+    answer = support.http_request(backend.url, "POST", "/api/eval", auth, nan)
     refused = (answer.status, answer.error_code()) == (400, "invalid_request")
     record(
         AREA,
@@ -414,13 +402,13 @@ def test_http_backend_raw_bodies(
         "pass" if refused else "FAIL",
     )
     assert refused, answer
-    assert not still_ready(api, backend), still_ready(api, backend)
+    assert not support.still_ready(api, backend), support.still_ready(api, backend)
     assert not problems, problems
 
 
 @pytest.mark.docker
 def test_http_backend_file_routes(
-    api: ControllerClient, fuzz_backends: dict[str, FuzzBackend]
+    api: ControllerClient, fuzz_backends: dict[str, support.FuzzBackend]
 ) -> None:
     """The workspace's routes with what a schema cannot say: paths that climb out,
     ranges past the end, a body its digest does not match, a size over the quota
@@ -428,7 +416,7 @@ def test_http_backend_file_routes(
     backend = fuzz_backends["http"]
     auth = f"Bearer {backend.token}"
     octets = {"Content-Type": "application/octet-stream"}
-    written = http_request(
+    written = support.http_request(
         backend.url, "PUT", "/api/files/fuzz/abc.txt", auth, b"abc", headers=octets
     )
     assert written.status == 201, written
@@ -497,7 +485,9 @@ def test_http_backend_file_routes(
     ]
     problems: list[str] = []
     for name, method, path, body, headers, status in cases:
-        answer = http_request(backend.url, method, path, auth, body, headers=headers)
+        answer = support.http_request(
+            backend.url, method, path, auth, body, headers=headers
+        )
         _check_answer("http backend files,", name, answer, status, problems)
 
     # A size over the quota, announced: refused before a byte of the body is sent.
@@ -508,7 +498,7 @@ def test_http_backend_file_routes(
         "Content-Type: application/octet-stream\r\n"
         f"Content-Length: {1 << 40}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
     )
-    raw = raw_http(host, int(port), head.encode())
+    raw = support.raw_http(host, int(port), head.encode())
     status_line = raw.split(b"\r\n", 1)[0]
     refused = (
         b" 429 " in status_line
@@ -522,12 +512,12 @@ def test_http_backend_file_routes(
     if not refused:
         problems.append(f"1 TiB upload: {raw[:300]!r}")
 
-    listing = http_request(
+    listing = support.http_request(
         backend.url, "POST", "/api/fs/list", auth, b'{"path": "fuzz"}'
     )
     names = [entry["name"] for entry in json.loads(listing.body)["entries"]]
     assert names == ["abc.txt"], "a refused upload left something behind"
-    assert not still_ready(api, backend), still_ready(api, backend)
+    assert not support.still_ready(api, backend), support.still_ready(api, backend)
     assert not problems, problems
 
 
@@ -639,15 +629,15 @@ def _brief(reply: dict[str, Any] | None) -> str:
 
 @pytest.mark.docker
 def test_pipe_bad_frames(
-    api: ControllerClient, fuzz_backends: dict[str, FuzzBackend]
+    api: ControllerClient, fuzz_backends: dict[str, support.FuzzBackend]
 ) -> None:
     backend = fuzz_backends["pipe"]
     path, token = backend.socket_path, backend.token
-    tally = Tally(AREA, "pipe", "pipe")
+    tally = support.Tally(AREA, "pipe", "pipe")
 
-    with Bystander(backend) as bystander:
+    with support.Bystander(backend) as bystander:
         for name, data, expected in PIPE_FRAMES:
-            with pipe_wire(path, token) as wire:
+            with support.pipe_wire(path, token) as wire:
                 wire.send(data)
                 reply = wire.reply()
                 wire.request({"id": "after", "type": "ping"})
@@ -656,7 +646,7 @@ def test_pipe_bad_frames(
             tally.case(name, got, _matches(reply, expected) and still_open)
 
         # Many bad frames in one write: one error each, in order, nothing lost.
-        with pipe_wire(path, token) as wire:
+        with support.pipe_wire(path, token) as wire:
             wire.send(b"".join(_frame(id=n, type="nope") for n in range(200)))
             ids = [(wire.reply() or {}).get("id") for _ in range(200)]
             tally.case(
@@ -666,7 +656,7 @@ def test_pipe_bad_frames(
             )
 
         # One frame dribbled a byte at a time.
-        with pipe_wire(path, token) as wire:
+        with support.pipe_wire(path, token) as wire:
             for byte in _frame(id=16, type="eval", params={"expression": "6 * 7"}):
                 wire.send(bytes([byte]))
             reply = wire.reply()
@@ -678,7 +668,7 @@ def test_pipe_bad_frames(
 
         # Before hello: invalid JSON is answered and the connection stays (nothing was
         # read from it); a command is refused and the connection closed.
-        with pipe_wire(path) as wire:
+        with support.pipe_wire(path) as wire:
             wire.send(b"\xff\xfe not json\n")
             reply = wire.reply()
             wire.request({"id": "after", "type": "ping"})
@@ -686,7 +676,7 @@ def test_pipe_bad_frames(
                 wire.reply(), ("result", "after")
             )
             tally.case("garbage before hello", _brief(reply), ok)
-        with pipe_wire(path) as wire:
+        with support.pipe_wire(path) as wire:
             wire.send(
                 _frame(id=17, type="exec", params={"code": "1"})
                 + _frame(id=18, type="ping")
@@ -712,9 +702,9 @@ def test_pipe_bad_frames(
                 ),
             ),
         ]:
-            with pipe_wire(path, token) as wire:
+            with support.pipe_wire(path, token) as wire:
                 wire.send(data)
-            with pipe_wire(path, token) as wire:
+            with support.pipe_wire(path, token) as wire:
                 wire.request({"id": "after", "type": "ping"})
                 ok = _matches(wire.reply(), ("result", "after"))
             tally.case(
@@ -728,7 +718,7 @@ def test_pipe_bad_frames(
             if n % 2:
                 sock.sendall(b'{"id": 1, "type": "hello", "params": {"tok')
             sock.close()
-        with pipe_wire(path, token) as wire:
+        with support.pipe_wire(path, token) as wire:
             wire.request({"id": "after", "type": "ping"})
             ok = _matches(wire.reply(), ("result", "after"))
         tally.case(
@@ -794,7 +784,7 @@ RANDOM_PAYLOADS = 8  # per method, seeded
 OVERSIZED = 33 << 20
 
 
-def _typed(outcome: GrpcOutcome) -> bool:
+def _typed(outcome: support.GrpcOutcome) -> bool:
     """OK, or a status with beephost-error of the taxonomy; never an internal bug."""
     if outcome.status == grpc.StatusCode.OK:
         return True
@@ -817,20 +807,20 @@ def _raw_tcp(host: str, port: int, data: bytes) -> str:
 
 @pytest.mark.docker
 def test_grpc_bad_calls(
-    api: ControllerClient, fuzz_backends: dict[str, FuzzBackend]
+    api: ControllerClient, fuzz_backends: dict[str, support.FuzzBackend]
 ) -> None:
     backend = fuzz_backends["rpc"]
     metadata = [("authorization", f"Bearer {backend.token}")]
     host, port = backend.target.rsplit(":", 1)
-    tally = Tally(AREA, "gRPC", "grpc")
+    tally = support.Tally(AREA, "gRPC", "grpc")
 
     def serving(channel: grpc.Channel) -> bool:
-        check = grpc_call(channel, "/grpc.health.v1.Health/Check", b"")
+        check = support.grpc_call(channel, "/grpc.health.v1.Health/Check", b"")
         return check.reply == b"\x08\x01"
 
     options = [("grpc.max_send_message_length", 64 << 20)]
     with (
-        Bystander(backend) as bystander,
+        support.Bystander(backend) as bystander,
         grpc.insecure_channel(backend.target, options=options) as channel,
     ):
         # Raw bytes on the TCP port: not HTTP/2, or HTTP/2 gone wrong.
@@ -852,7 +842,9 @@ def test_grpc_bad_calls(
 
         for method in METHODS:
             for name, payload in MALFORMED:
-                outcome = grpc_call(channel, EXECUTOR + method, payload, metadata)
+                outcome = support.grpc_call(
+                    channel, support.EXECUTOR + method, payload, metadata
+                )
                 # protobuf's parser takes some of these for an empty message (a field
                 # numbered 0 in ListSessionsRequest): then the call runs, typed.
                 ok = outcome.status == grpc.StatusCode.OK or (
@@ -865,7 +857,9 @@ def test_grpc_bad_calls(
             untyped = 0
             for _ in range(RANDOM_PAYLOADS):
                 payload = rng.randbytes(rng.randrange(1, 200))
-                outcome = grpc_call(channel, EXECUTOR + method, payload, metadata)
+                outcome = support.grpc_call(
+                    channel, support.EXECUTOR + method, payload, metadata
+                )
                 statuses[outcome.brief()] += 1
                 untyped += not _typed(outcome)
                 if method == "OpenSession" and outcome.reply is not None:
@@ -873,8 +867,10 @@ def test_grpc_bad_calls(
                     ref = pb.SessionRef(
                         session=pb.OpenSessionReply.FromString(outcome.reply).session
                     )
-                    closing = EXECUTOR + "CloseSession"
-                    grpc_call(channel, closing, ref.SerializeToString(), metadata)
+                    closing = support.EXECUTOR + "CloseSession"
+                    support.grpc_call(
+                        channel, closing, ref.SerializeToString(), metadata
+                    )
             tally.case(
                 f"{method} {RANDOM_PAYLOADS} random payloads",
                 ", ".join(f"{s} x{n}" for s, n in sorted(statuses.items())),
@@ -883,8 +879,8 @@ def test_grpc_bad_calls(
         for name, payload in [
             ("invalid UTF-8 in a string field", b"\x12\x02\xff\xfe"),
         ]:
-            outcome = grpc_stream_call(
-                channel, EXECUTOR + "ExecuteStream", payload, metadata
+            outcome = support.grpc_stream_call(
+                channel, support.EXECUTOR + "ExecuteStream", payload, metadata
             )
             tally.case(
                 f"ExecuteStream {name}",
@@ -892,8 +888,8 @@ def test_grpc_bad_calls(
                 outcome.code == "invalid_request",
             )
         for name, payload in MALFORMED[:2]:
-            outcome = grpc_stream_call(
-                channel, EXECUTOR + "ExecuteStream", payload, metadata
+            outcome = support.grpc_stream_call(
+                channel, support.EXECUTOR + "ExecuteStream", payload, metadata
             )
             ok = (
                 outcome.status == grpc.StatusCode.INVALID_ARGUMENT
@@ -912,17 +908,20 @@ def test_grpc_bad_calls(
             ("integer of 5000 digits", pb.EvaluateRequest(expression="x", locals_json='{"x": ' + "9" * 5000 + "}"), "Evaluate"),
             ("malformed $bytes", pb.EvaluateRequest(expression="x", locals_json='{"x": {"$bytes": "!!"}}'), "Evaluate"),
         ]:  # fmt: skip
-            outcome = grpc_call(
-                channel, EXECUTOR + method, message.SerializeToString(), metadata
+            outcome = support.grpc_call(
+                channel,
+                support.EXECUTOR + method,
+                message.SerializeToString(),
+                metadata,
             )
             ok = (
                 outcome.status == grpc.StatusCode.INVALID_ARGUMENT
                 and outcome.code == "invalid_request"
             )
             tally.case(name, outcome.brief(), ok)
-        outcome = grpc_call(
+        outcome = support.grpc_call(
             channel,
-            EXECUTOR + "Evaluate",
+            support.EXECUTOR + "Evaluate",
             pb.EvaluateRequest(
                 expression="1", locals_json='{"x": ' + _deep(900) + "}"
             ).SerializeToString(),
@@ -936,11 +935,11 @@ def test_grpc_bad_calls(
 
         # Names that do not exist: gRPC's own UNIMPLEMENTED, no beephost-error.
         for name, method in [
-            ("unknown method", EXECUTOR + "Explode"),
+            ("unknown method", support.EXECUTOR + "Explode"),
             ("unknown service", "/beephost.exec.v2.Executor/Evaluate"),
             ("not a method path", "/nothing"),
         ]:
-            outcome = grpc_call(channel, method, b"", metadata)
+            outcome = support.grpc_call(channel, method, b"", metadata)
             tally.case(
                 name,
                 outcome.brief(),
@@ -948,9 +947,9 @@ def test_grpc_bad_calls(
             )
 
         # Over max_request_bytes: RESOURCE_EXHAUSTED from gRPC, the server keeps serving.
-        outcome = grpc_call(
+        outcome = support.grpc_call(
             channel,
-            EXECUTOR + "Evaluate",
+            support.EXECUTOR + "Evaluate",
             b"\x12" + b"x" * OVERSIZED,
             metadata,
             timeout=60,
@@ -960,9 +959,9 @@ def test_grpc_bad_calls(
             outcome.brief(),
             outcome.status == grpc.StatusCode.RESOURCE_EXHAUSTED,
         )
-        outcome = grpc_call(
+        outcome = support.grpc_call(
             channel,
-            EXECUTOR + "Evaluate",
+            support.EXECUTOR + "Evaluate",
             pb.EvaluateRequest(expression="6 * 7").SerializeToString(),
             metadata,
         )
@@ -994,8 +993,8 @@ async def test_grpc_malformed_request_regressions(env_python: str) -> None:
     async with backends(env_python) as start:
         server = await start(token=TOKEN)
         channel = server.channel()
-        evaluate = channel.unary_unary(EXECUTOR + "Evaluate", None, None)
-        stream = channel.unary_stream(EXECUTOR + "ExecuteStream", None, None)
+        evaluate = channel.unary_unary(support.EXECUTOR + "Evaluate", None, None)
+        stream = channel.unary_stream(support.EXECUTOR + "ExecuteStream", None, None)
         bomb = pb.EvaluateRequest(expression="1", locals_json="[" * 100_000)
         for payload, auth, status, code in [
             (b"\x0a\x05ab", bearer(TOKEN), "INVALID_ARGUMENT", "invalid_request"),

@@ -11,14 +11,12 @@ token was sent: header, a second header, a ``?token=`` query.
 """
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
 from beephost_client.controller import ControllerClient
-from tests.e2e.conftest import BuiltBackends
-from tests.e2e.controller_process import running_controller
+from tests.e2e.controller_process import module_controller
 from tests.ports import free_port
 from tests.reliability.fuzz_support import TokenController, http_request
 from tests.reliability.summary import record
@@ -30,30 +28,18 @@ AREA = "tokens"
 
 @dataclass
 class SecretsController(TokenController):
-    """A token, http direct references allowed, DEBUG logging."""
+    """A token of its own (the settings below allow http direct references and DEBUG
+    logging)."""
 
     token: str = "controller-secret-never-logged-0123456789"
 
-    def environ(self) -> dict[str, str]:
-        env = super().environ()
-        env["BEEPHOST_CONTROLLER_REQUIREMENT_URL_SCHEMES"] = '["http"]'
-        env["BEEPHOST_CONTROLLER_LOG_LEVEL"] = "DEBUG"
-        return env
 
-
-@pytest.fixture(scope="module")
-def secrets_controller(
-    backend_images: BuiltBackends,
-    docker_cli: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[SecretsController]:
-    with running_controller(
-        SecretsController,
-        backend_images,
-        docker_cli,
-        tmp_path_factory.mktemp("secrets-controller"),
-    ) as proc:
-        yield proc
+secrets_controller = module_controller(
+    "secrets-controller",
+    {"REQUIREMENT_URL_SCHEMES": '["http"]', "LOG_LEVEL": "DEBUG"},
+    kind=SecretsController,
+    name="secrets_controller",
+)
 
 
 def test_the_token_reaches_no_requirement_job_log_or_log_line(

@@ -29,7 +29,7 @@ the JSON string exactly. A raw newline in the header is refused by the HTTP pars
 (400) before any application code runs.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
@@ -37,19 +37,7 @@ import pytest
 from beephost_client.controller import ControllerClient
 from beephost_pb.exec.v1 import exec_pb2 as pb
 from tests.e2e.controller_process import ControllerProcess
-from tests.reliability.fuzz_support import (
-    EXECUTOR,
-    FuzzBackend,
-    GrpcOutcome,
-    HttpAnswer,
-    Tally,
-    TokenController,
-    grpc_call,
-    grpc_stream_call,
-    http_request,
-    pipe_wire,
-    raw_http,
-)
+from tests.reliability import fuzz_support as support
 
 pytestmark = pytest.mark.docker
 
@@ -57,7 +45,7 @@ AREA = "tokens"
 
 
 @pytest.fixture(scope="module")
-def api(token_controller: TokenController) -> Iterator[ControllerClient]:
+def api(token_controller: support.TokenController) -> Iterator[ControllerClient]:
     """A client of the controller with a token: ``fuzz_backends`` are its."""
     with token_controller.client() as client:
         yield client
@@ -103,7 +91,7 @@ ACCEPTED = [
 ]
 
 
-def _http_refused(answer: HttpAnswer) -> bool:
+def _http_refused(answer: support.HttpAnswer) -> bool:
     return (
         answer.status == 401
         and answer.error_code() == "unauthorized"
@@ -111,13 +99,13 @@ def _http_refused(answer: HttpAnswer) -> bool:
     )
 
 
-def _http_passed(answer: HttpAnswer) -> bool:
+def _http_passed(answer: support.HttpAnswer) -> bool:
     """Past the token check: not 401, and no server error."""
     return answer.status != 401 and answer.status < 500
 
 
 def check_http_surface(
-    tally: Tally,
+    tally: support.Tally,
     base: str,
     token: str,
     protected: list[tuple[str, str, bytes | None]],
@@ -134,19 +122,19 @@ def check_http_surface(
             *near_misses(token),
             ("another surface's token", f"Bearer {foreign_token}"),
         ]:
-            answer = http_request(base, method, path, credentials, body)
+            answer = support.http_request(base, method, path, credentials, body)
             tally.case(f"{where} {name}", answer.brief(), _http_refused(answer))
         # Whitespace padding of the exact token (see the module's docstring).
         for name, credentials in [
             ("trailing space", f"Bearer {token} "),
             ("two spaces after the scheme", f"Bearer  {token}"),
         ]:
-            answer = http_request(base, method, path, credentials, body)
+            answer = support.http_request(base, method, path, credentials, body)
             ok = _http_passed(answer) if padded_accepted else _http_refused(answer)
             tally.case(f"{where} {name}", answer.brief(), ok)
         for name, spelling in ACCEPTED:
             credentials = spelling.format(token=token)
-            answer = http_request(base, method, path, credentials, body)
+            answer = support.http_request(base, method, path, credentials, body)
             tally.case(f"{where} {name}", answer.brief(), _http_passed(answer))
     if not base.startswith("unix://"):
         host, port = host_port.rsplit(":", 1)
@@ -158,22 +146,23 @@ def check_http_surface(
                 f"GET {protected[0][1]} HTTP/1.1\r\nHost: x\r\n"
                 f"Authorization: {header}\r\nConnection: close\r\n\r\n"
             ).encode()
-            head = raw_http(host, int(port), request).split(b"\r\n", 1)[0]
+            head = support.raw_http(host, int(port), request).split(b"\r\n", 1)[0]
             ok = head.startswith((b"HTTP/1.1 400", b"HTTP/1.1 401"))
             tally.case(name, head.decode(errors="replace"), ok)
     for path in open_paths:
         for name, credentials in [("no token", None), ("wrong token", "Bearer nope")]:
-            answer = http_request(base, "GET", path, credentials)
+            answer = support.http_request(base, "GET", path, credentials)
             tally.case(f"open GET {path} {name}", answer.brief(), answer.status < 300)
     method, path, body = protected[0]
-    answer = http_request(base, method, path, f"Bearer {token}", body)
+    answer = support.http_request(base, method, path, f"Bearer {token}", body)
     tally.case("right token afterwards", answer.brief(), answer.status < 300)
 
 
 def test_controller_rest_api(
-    token_controller: TokenController, fuzz_backends: dict[str, FuzzBackend]
+    token_controller: support.TokenController,
+    fuzz_backends: dict[str, support.FuzzBackend],
 ) -> None:
-    tally = Tally(AREA, "controller REST (TCP)", "http")
+    tally = support.Tally(AREA, "controller REST (TCP)", "http")
     check_http_surface(
         tally,
         token_controller.url,
@@ -192,9 +181,10 @@ def test_controller_rest_api(
 
 
 def test_controller_admin_socket(
-    token_controller: TokenController, fuzz_backends: dict[str, FuzzBackend]
+    token_controller: support.TokenController,
+    fuzz_backends: dict[str, support.FuzzBackend],
 ) -> None:
-    tally = Tally(AREA, "controller admin socket", "http+unix")
+    tally = support.Tally(AREA, "controller admin socket", "http+unix")
     check_http_surface(
         tally,
         f"unix://{token_controller.admin_socket}",
@@ -215,9 +205,11 @@ def test_admin_socket_needs_a_token_when_the_tcp_api_has_none(
 ) -> None:
     """The e2e controller has no token: its TCP API is open on loopback, its admin
     socket is not (deps.require_token)."""
-    tally = Tally(AREA, "controller admin socket, no controller token", "http+unix")
+    tally = support.Tally(
+        AREA, "controller admin socket, no controller token", "http+unix"
+    )
     socket_url = f"unix://{controller.socket_root / 'controller' / 'api.sock'}"
-    tcp = http_request(controller.url, "GET", "/api/v1/environments")
+    tcp = support.http_request(controller.url, "GET", "/api/v1/environments")
     tally.case("TCP without a token", tcp.brief(), tcp.status == 200)
     for name, credentials in [
         ("missing", None),
@@ -225,20 +217,18 @@ def test_admin_socket_needs_a_token_when_the_tcp_api_has_none(
         ("scheme only", "Bearer "),
         ("any token", "Bearer anything-at-all-0123456789"),
     ]:
-        answer = http_request(socket_url, "GET", "/api/v1/environments", credentials)
+        answer = support.http_request(
+            socket_url, "GET", "/api/v1/environments", credentials
+        )
         tally.case(name, answer.brief(), _http_refused(answer))
-    answer = http_request(socket_url, "GET", "/health")
+    answer = support.http_request(socket_url, "GET", "/health")
     tally.case("open GET /health", answer.brief(), answer.status == 200)
     assert not tally.problems, "\n".join(tally.problems)
 
 
-def test_http_backend(
-    api: ControllerClient,
-    fuzz_backends: dict[str, FuzzBackend],
-    token_controller: TokenController,
+def _http_backend_cases(
+    tally: support.Tally, backend: support.FuzzBackend, foreign_token: str
 ) -> None:
-    backend = fuzz_backends["http"]
-    tally = Tally(AREA, "http backend", "http")
     check_http_surface(
         tally,
         backend.url,
@@ -251,27 +241,21 @@ def test_http_backend(
         ],
         open_paths=["/health", "/ready"],
         padded_accepted=True,
-        foreign_token=token_controller.token,
+        foreign_token=foreign_token,
     )
     # An unknown path needs the token too: no probing which routes exist.
-    answer = http_request(backend.url, "GET", "/no/such/route")
+    answer = support.http_request(backend.url, "GET", "/no/such/route")
     tally.case("unknown path, no token", answer.brief(), _http_refused(answer))
-    tally.backend_afterwards(api, backend)
-    assert not tally.problems, "\n".join(tally.problems)
 
 
-def test_grpc_backend(
-    api: ControllerClient,
-    fuzz_backends: dict[str, FuzzBackend],
-    token_controller: TokenController,
+def _grpc_backend_cases(
+    tally: support.Tally, backend: support.FuzzBackend, foreign_token: str
 ) -> None:
-    backend = fuzz_backends["rpc"]
     token = backend.token
-    tally = Tally(AREA, "gRPC backend", "grpc")
     request = pb.EvaluateRequest(expression="6 * 7").SerializeToString()
     stream_request = pb.ExecuteRequest(code="print(1)").SerializeToString()
 
-    def refused(outcome: GrpcOutcome) -> bool:
+    def refused(outcome: support.GrpcOutcome) -> bool:
         return (
             outcome.status == grpc.StatusCode.UNAUTHENTICATED
             and outcome.code == "unauthorized"
@@ -286,10 +270,7 @@ def test_grpc_backend(
         ("trailing space", [("authorization", f"Bearer {token} ")]),
         ("two spaces after the scheme", [("authorization", f"Bearer  {token}")]),
         ("leading space", [("authorization", f" Bearer {token}")]),
-        (
-            "another surface's token",
-            [("authorization", f"Bearer {token_controller.token}")],
-        ),
+        ("another surface's token", [("authorization", f"Bearer {foreign_token}")]),
         (
             "right and wrong entries",
             [("authorization", f"Bearer {token}"), ("authorization", "Bearer x")],
@@ -305,19 +286,25 @@ def test_grpc_backend(
     ]
     with grpc.insecure_channel(backend.target) as channel:
         for name, metadata in variants:
-            outcome = grpc_call(channel, EXECUTOR + "Evaluate", request, metadata)
+            outcome = support.grpc_call(
+                channel, support.EXECUTOR + "Evaluate", request, metadata
+            )
             tally.case(f"Evaluate {name}", outcome.brief(), refused(outcome))
         for name, metadata in variants[:3]:
-            outcome = grpc_stream_call(
-                channel, EXECUTOR + "ExecuteStream", stream_request, metadata
+            outcome = support.grpc_stream_call(
+                channel, support.EXECUTOR + "ExecuteStream", stream_request, metadata
             )
             tally.case(f"ExecuteStream {name}", outcome.brief(), refused(outcome))
         # A malformed request without the token is refused as unauthenticated too.
-        outcome = grpc_call(channel, EXECUTOR + "Evaluate", b"\xff\xff\xff", [])
+        outcome = support.grpc_call(
+            channel, support.EXECUTOR + "Evaluate", b"\xff\xff\xff", []
+        )
         tally.case("garbage payload, no token", outcome.brief(), refused(outcome))
         for name, spelling in ACCEPTED:
             metadata = [("authorization", spelling.format(token=token))]
-            outcome = grpc_call(channel, EXECUTOR + "Evaluate", request, metadata)
+            outcome = support.grpc_call(
+                channel, support.EXECUTOR + "Evaluate", request, metadata
+            )
             ok = outcome.status == grpc.StatusCode.OK and outcome.reply == b"\n\x0242"
             tally.case(f"Evaluate {name}", outcome.brief(), ok)
         # Open by design: health and reflection, with no token and with a wrong one.
@@ -325,13 +312,13 @@ def test_grpc_backend(
             ("no token", []),
             ("wrong token", [("authorization", "Bearer nope")]),
         ]:
-            outcome = grpc_call(channel, "/grpc.health.v1.Health/Check", b"", metadata)
+            outcome = support.grpc_call(
+                channel, "/grpc.health.v1.Health/Check", b"", metadata
+            )
             serving = outcome.reply == b"\x08\x01"  # status: SERVING
             tally.case(f"open health check, {name}", outcome.brief(), serving)
         listing = _reflection_lists_services(channel)
         tally.case("open reflection, no token", listing, "Executor" in listing)
-    tally.backend_afterwards(api, backend)
-    assert not tally.problems, "\n".join(tally.problems)
 
 
 def _reflection_lists_services(channel: grpc.Channel) -> str:
@@ -347,14 +334,10 @@ def _reflection_lists_services(channel: grpc.Channel) -> str:
     return "no reply"
 
 
-def test_pipe_backend(
-    api: ControllerClient,
-    fuzz_backends: dict[str, FuzzBackend],
-    token_controller: TokenController,
+def _pipe_backend_cases(
+    tally: support.Tally, backend: support.FuzzBackend, foreign_token: str
 ) -> None:
-    backend = fuzz_backends["pipe"]
     token = backend.token
-    tally = Tally(AREA, "pipe backend", "pipe")
     path = backend.socket_path
 
     # hello's token: absent, of the wrong type, or a near miss.
@@ -377,11 +360,11 @@ def test_pipe_backend(
         ("NUL appended", {"params": {"token": f"{token}\x00"}}),
         ("lone surrogate", {"params": {"token": "\ud800"}}),
         ("token + lone surrogate", {"params": {"token": f"{token}\udfff"}}),
-        ("another surface's token", {"params": {"token": token_controller.token}}),
+        ("another surface's token", {"params": {"token": foreign_token}}),
     ]
 
     def refused_and_closed(frame: dict[str, object]) -> tuple[str, bool]:
-        with pipe_wire(path) as wire:
+        with support.pipe_wire(path) as wire:
             wire.request(frame)
             answer = wire.reply()
             code = (answer or {}).get("error", {}).get("code") if answer else None
@@ -408,7 +391,7 @@ def test_pipe_backend(
         got, ok = refused_and_closed({"id": 7, "type": kind, "params": params})
         tally.case(f"{kind} before hello", got, ok)
     # A wrong hello after a good one closes the connection too.
-    with pipe_wire(path, token) as wire:
+    with support.pipe_wire(path, token) as wire:
         wire.request({"id": 2, "type": "hello", "params": {"token": token[:-1]}})
         answer = wire.reply()
         code = (answer or {}).get("error", {}).get("code") if answer else None
@@ -419,7 +402,7 @@ def test_pipe_backend(
             code == "unauthorized" and closed,
         )
     # Open by design: ping before hello.
-    with pipe_wire(path) as wire:
+    with support.pipe_wire(path) as wire:
         wire.request({"id": 3, "type": "ping"})
         answer = wire.reply()
         tally.case(
@@ -428,7 +411,7 @@ def test_pipe_backend(
             bool(answer and answer.get("result", {}).get("pong")),
         )
     # The right token still works, and nothing refused ran.
-    with pipe_wire(path, token) as wire:
+    with support.pipe_wire(path, token) as wire:
         wire.request(
             {
                 "id": 4,
@@ -442,5 +425,29 @@ def test_pipe_backend(
             str((answer or {}).get("result")),
             answer == {"id": 4, "result": {"value": False}},
         )
+
+
+@pytest.mark.parametrize(
+    ("kind", "surface", "transport", "cases"),
+    [
+        pytest.param("http", "http backend", "http", _http_backend_cases, id="http"),
+        pytest.param("rpc", "gRPC backend", "grpc", _grpc_backend_cases, id="grpc"),
+        pytest.param("pipe", "pipe backend", "pipe", _pipe_backend_cases, id="pipe"),
+    ],
+)
+def test_backend(
+    api: ControllerClient,
+    fuzz_backends: dict[str, support.FuzzBackend],
+    token_controller: support.TokenController,
+    kind: str,
+    surface: str,
+    transport: str,
+    cases: Callable[[support.Tally, support.FuzzBackend, str], None],
+) -> None:
+    """The backend's cases, with the controller's token as another surface's; then
+    the backend is still ready, never restarted."""
+    backend = fuzz_backends[kind]
+    tally = support.Tally(AREA, surface, transport)
+    cases(tally, backend, token_controller.token)
     tally.backend_afterwards(api, backend)
     assert not tally.problems, "\n".join(tally.problems)

@@ -5,6 +5,7 @@ test module's names and override ``backend_urls`` (and ``secured_backend_urls``,
 ``restartable_backend``) there; see docs in test_transport_contract.py.
 """
 
+import contextlib
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -91,21 +92,19 @@ async def connect(mode: str) -> AsyncIterator[Connect]:
     The async mode returns an ``AsyncClient``; the sync mode a real ``Client`` behind
     the thread adapter (``threaded``), so the same async test code drives both.
     """
-    clients: list[Any] = []
+    async with contextlib.AsyncExitStack() as opened:
 
-    def make(
-        url: str, *, token: str | None = None, timeout: Any = CLIENT_TIMEOUT
-    ) -> Any:
-        if mode == "async":
-            client: Any = bc.aconnect(url, token=token, timeout=timeout)
-        else:
-            client = threaded(bc.connect(url, token=token, timeout=timeout))
-        clients.append(client)
-        return client
+        def make(
+            url: str, *, token: str | None = None, timeout: Any = CLIENT_TIMEOUT
+        ) -> Any:
+            if mode == "async":
+                client: Any = bc.aconnect(url, token=token, timeout=timeout)
+            else:
+                client = threaded(bc.connect(url, token=token, timeout=timeout))
+            opened.push_async_callback(client.aclose)
+            return client
 
-    yield make
-    for client in clients:
-        await client.aclose()
+        yield make
 
 
 @pytest.fixture

@@ -74,6 +74,12 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., AppApi]]:
         yield start
 
 
+@pytest.fixture
+def api(serve: Callable[..., AppApi]) -> AppApi:
+    """A server with the default settings and the fake resolver."""
+    return serve()
+
+
 def raw(
     api: Api,
     method: str,
@@ -132,9 +138,8 @@ HOSTILE = [
 
 @pytest.mark.parametrize(("requirement", "reason"), HOSTILE)
 def test_requirements_that_are_not_plain_pep508_are_refused(
-    serve: Callable[..., Api], requirement: str, reason: str
+    api: AppApi, requirement: str, reason: str
 ) -> None:
-    api = serve()
     for body in (
         {"name": "h", "requirements": [requirement]},
         {"name": "h", "requirements_txt": f"attrs\n{requirement}\n"},
@@ -195,10 +200,7 @@ def test_a_token_in_a_failing_resolution_reaches_no_log_and_no_status(
     assert TOKEN not in seen
 
 
-def test_hostile_backend_environment_name_is_refused_in_words(
-    serve: Callable[..., Api],
-) -> None:
-    api = serve()
+def test_hostile_backend_environment_name_is_refused_in_words(api: AppApi) -> None:
     for method, path, body in [
         ("POST", "/api/v1/environments", {"name": "Bad Name"}),
         ("POST", "/api/v1/backends", {"environment": "Bad/..", "type": "http"}),
@@ -211,10 +213,7 @@ def test_hostile_backend_environment_name_is_refused_in_words(
         assert "^[a-z0-9]" not in message  # not the pattern
 
 
-def test_put_refuses_a_body_naming_another_environment(
-    serve: Callable[..., Api],
-) -> None:
-    api = serve()
+def test_put_refuses_a_body_naming_another_environment(api: AppApi) -> None:
     status, answer = api.call("PUT", "/api/v1/environments/one", {"name": "two"})
     assert status == 400
     assert answer["error"]["code"] == "invalid_request"
@@ -228,12 +227,9 @@ def test_put_refuses_a_body_naming_another_environment(
 # -- items 2 and 3: auth and the body limit before the body --------------------------------
 
 
-def test_unauthenticated_body_is_refused_before_it_is_read(
-    serve: Callable[..., Api],
-) -> None:
+def test_unauthenticated_body_is_refused_before_it_is_read(api: AppApi) -> None:
     """The server answers 401 having read none of a body far over the limit: the
     request announces 64 MiB and sends none of it."""
-    api = serve()
     connection = socket.create_connection(("127.0.0.1", api.port), timeout=10)
     with connection:
         connection.sendall(
@@ -245,10 +241,7 @@ def test_unauthenticated_body_is_refused_before_it_is_read(
     assert b'"unauthorized"' in answer
 
 
-def test_body_over_the_limit_is_413_with_or_without_a_length(
-    serve: Callable[..., Api],
-) -> None:
-    api = serve()
+def test_body_over_the_limit_is_413_with_or_without_a_length(api: AppApi) -> None:
     auth = [("Authorization", f"Bearer {TOKEN}"), ("Content-Type", "application/json")]
     big = json.dumps({"name": "big", "requirements_txt": "#" * (2 * LIMIT)}).encode()
     status, _, body = raw(api, "POST", "/api/v1/environments", auth, body=big)
@@ -268,8 +261,7 @@ def test_body_over_the_limit_is_413_with_or_without_a_length(
     assert [e["name"] for e in api.call("GET", "/api/v1/environments")[1]] == ["small"]
 
 
-def test_two_authorization_headers_are_refused(serve: Callable[..., Api]) -> None:
-    api = serve()
+def test_two_authorization_headers_are_refused(api: AppApi) -> None:
     good = ("Authorization", f"Bearer {TOKEN}")
     status, headers, body = raw(
         api, "GET", "/api/v1/environments", [good, ("Authorization", "Bearer nope")]
@@ -285,8 +277,7 @@ def test_two_authorization_headers_are_refused(serve: Callable[..., Api]) -> Non
 # -- item 4: no 500 ------------------------------------------------------------------------
 
 
-def test_log_after_beyond_64_bits_is_a_typed_400(serve: Callable[..., Api]) -> None:
-    api = serve()
+def test_log_after_beyond_64_bits_is_a_typed_400(api: AppApi) -> None:
     _, env = api.call("POST", "/api/v1/environments", {"name": "e"})
     for after in ("9223372036854775808", "-9223372036854775809", "1e400"):
         status, answer = api.call(
@@ -301,12 +292,9 @@ def test_log_after_beyond_64_bits_is_a_typed_400(serve: Callable[..., Api]) -> N
     assert page["lines"] == []
 
 
-def test_an_unexpected_exception_has_the_internal_error_shape(
-    serve: Callable[..., AppApi],
-) -> None:
+def test_an_unexpected_exception_has_the_internal_error_shape(api: AppApi) -> None:
     """The last resort: a resolver that crashes is a failed job, but a route that
     crashes (here: the store closed under it) still answers the documented body."""
-    api = serve()
     status, _ = api.call("GET", "/api/v1/environments")
     assert status == 200
     # Break the store of the running app: the next request's route raises.
@@ -324,8 +312,7 @@ def test_an_unexpected_exception_has_the_internal_error_shape(
 # -- item 7: HEAD, /docs, Allow ------------------------------------------------------------
 
 
-def test_head_answers_like_get_without_a_body(serve: Callable[..., Api]) -> None:
-    api = serve()
+def test_head_answers_like_get_without_a_body(api: AppApi) -> None:
     auth = [("Authorization", f"Bearer {TOKEN}")]
     for path in ("/health", "/api/v1/environments", "/openapi.json", "/docs"):
         get_status, get_headers, get_body = raw(api, "GET", path, auth)
@@ -337,8 +324,7 @@ def test_head_answers_like_get_without_a_body(serve: Callable[..., Api]) -> None
     assert raw(api, "HEAD", "/api/v1/environments", [])[0] == 401
 
 
-def test_docs_load_nothing_from_elsewhere(serve: Callable[..., Api]) -> None:
-    api = serve()
+def test_docs_load_nothing_from_elsewhere(api: AppApi) -> None:
     status, headers, body = raw(api, "GET", "/docs", [])
     assert status == 200
     assert headers["content-type"].startswith("text/html")
@@ -349,8 +335,7 @@ def test_docs_load_nothing_from_elsewhere(serve: Callable[..., Api]) -> None:
     assert raw(api, "GET", "/redoc", [])[0] == 404
 
 
-def test_405_lists_every_allowed_method(serve: Callable[..., Api]) -> None:
-    api = serve()
+def test_405_lists_every_allowed_method(api: AppApi) -> None:
     auth = [("Authorization", f"Bearer {TOKEN}")]
     status, headers, body = raw(api, "PATCH", "/api/v1/environments/x", auth)
     assert status == 405
@@ -361,10 +346,7 @@ def test_405_lists_every_allowed_method(serve: Callable[..., Api]) -> None:
     assert headers["allow"] == "GET, HEAD, POST"
 
 
-def test_an_undeclared_query_parameter_is_a_typed_400(
-    serve: Callable[..., Api],
-) -> None:
-    api = serve()
+def test_an_undeclared_query_parameter_is_a_typed_400(api: AppApi) -> None:
     assert api.call("GET", "/api/v1/backends?mine=false")[0] == 200
     for query in ("wiat=30", "=null", "mine=false&mine2=1"):
         status, body = api.call("GET", f"/api/v1/backends?{query}")

@@ -15,14 +15,19 @@ def _line(command: Evaluate | Execute | ObjectSetAttr, limit: int = 1 << 20) -> 
     return line
 
 
+def _one_json_line(line: bytes) -> object:
+    """The JSON of ``line``, which ends with its only newline."""
+    assert line.endswith(b"\n")
+    assert line.count(b"\n") == 1
+    return json.loads(line)
+
+
 def test_request_line_is_one_json_line_with_defaults_left_out() -> None:
     line, payload = pipe.request_frame(
         7, Evaluate(expression="1 + 1", timeout=3.0), 1 << 20
     )
     assert payload == b""
-    assert line.endswith(b"\n")
-    assert line.count(b"\n") == 1
-    assert json.loads(line) == {
+    assert _one_json_line(line) == {
         "id": 7,
         "type": "eval",
         "params": {"expression": "1 + 1", "timeout": 3.0},
@@ -47,9 +52,7 @@ def test_an_upload_write_sends_its_bytes_raw_after_a_prefixed_line() -> None:
     assert payload is data  # written after the line as it is: not copied
     prefix, _, message = line.partition(b" ")
     assert prefix == b"+3000"
-    assert line.endswith(b"\n")
-    assert line.count(b"\n") == 1
-    assert json.loads(message) == {
+    assert _one_json_line(message) == {
         "id": 4,
         "type": "file.upload.write",
         "params": {"upload": "u-1", "offset": 8},
