@@ -43,7 +43,7 @@ GOAL_MIB = 60.0
 MIB = 1 << 20
 SAMPLE_INTERVAL = 0.5
 FLOOR_COMMAND = ["python3", "-c", "import time; time.sleep(600)"]
-# The backends' hardening (beephost_controller.ports.ContainerSpec's
+# The backends' hardening (beephost_controller.specs.ContainerSpec's
 # defaults), minus what only a server needs (its socket mount, ports, health check).
 FLOOR_HARDENING = {
     "user": "10001:10001",
