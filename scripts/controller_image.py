@@ -12,7 +12,6 @@ import hashlib
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 from beephost_controller.images.backend import (
     BackendImage,
@@ -27,17 +26,14 @@ from beephost_controller.images.backend_plan import (
 from beephost_controller.images.base_source import BaseImage
 from beephost_controller.images.ensure import locked
 from beephost_controller.images.errors import BackendImageError
+from beephost_controller.images.inputs import BuildInputs
 from beephost_controller.images.keys import SOURCE_EXCLUDED_SUFFIXES, sha256_file
 from beephost_controller.images.layout import (
     CONTROLLER,
-    default_cache_dir,
     dockerfile_path,
-    find_workspace,
     image_kind,
     wheelhouse_path,
 )
-from beephost_controller.images.uv_tools import UvTools
-from beephost_controller.images.wheelhouse import WheelhouseTools
 from beephost_controller.ports import ContainerRuntime
 
 #: Workspace files and directories the controller image carries (what environment
@@ -133,18 +129,18 @@ def controller_sources(workspace: Path) -> ContextSources:
 def ensure_controller_image(
     base: BaseImage,
     runtime: ContainerRuntime,
+    inputs: BuildInputs | None = None,
     *,
-    workspace: Path | None = None,
-    **options: Any,
+    refresh: bool = False,
 ) -> BackendImage:
     """Make sure the controller's image on ``base`` exists locally.
 
     ``ensure_backend_image("controller", ...)``: ``services/controller/Dockerfile``
     built offline from the ``beephost-controller`` wheelhouse and the workspace sources
     (``CONTROLLER_SOURCES``); tagged ``<repository>:<X.Y>-<key>`` and moved tags
-    ``<repository>:<X.Y>`` and ``<repository>:local`` (default repository
-    ``beephost/controller``). ``options`` are ``ensure_backend_image``'s (cache
-    directory, repository, tools, extra labels, refresh).
+    ``<repository>:<X.Y>`` and ``<repository>:local`` (repository
+    ``inputs.repository("controller")``, by default ``beephost/controller``).
+    ``inputs`` and ``refresh`` are ``ensure_backend_image``'s.
 
     Raises:
         BackendImageError: As ``ensure_backend_image``.
@@ -154,26 +150,19 @@ def ensure_controller_image(
         >>> ensure_controller_image(base, runtime).aliases
         ('beephost/controller:3.11', 'beephost/controller:local')
     """
-    root = (workspace or find_workspace()).resolve()
+    inputs = inputs or BuildInputs()
     return ensure_backend_image(
         CONTROLLER,
         base,
         runtime,
-        workspace=root,
-        sources=controller_sources(root),
+        inputs,
+        refresh=refresh,
+        sources=controller_sources(inputs.workspace),
         extra_aliases=(CONTROLLER_LOCAL_TAG,),
-        **options,
     )
 
 
-def export_wheelhouse(
-    kind: str,
-    base: BaseImage,
-    *,
-    workspace: Path,
-    cache_dir: Path | None = None,
-    tools: WheelhouseTools | None = None,
-) -> Path:
+def export_wheelhouse(kind: str, base: BaseImage, inputs: BuildInputs) -> Path:
     """Write the wheelhouse into the repository, for ``docker build`` by hand.
 
     Afterwards ``manual_build_command(kind, base)`` works from the repository root.
@@ -186,23 +175,13 @@ def export_wheelhouse(
         BackendImageError: A wheel could not be built or downloaded.
     """
     backend = image_kind(kind)
-    host_tools = tools or UvTools()
-    cache = cache_dir or default_cache_dir()
+    workspace = inputs.workspace
     sources = controller_sources(workspace) if backend == CONTROLLER else None
-    plan, export = plan_backend_image(
-        backend, base, workspace=workspace, tools=host_tools, sources=sources
-    )
+    plan, export = plan_backend_image(backend, base, inputs, sources=sources)
     target = workspace / wheelhouse_path(backend)
-    with locked(cache / ".lock"):
+    with locked(inputs.cache_dir / ".lock"):
         shutil.rmtree(target, ignore_errors=True)
-        prepare_wheelhouse(
-            plan,
-            export,
-            workspace=workspace,
-            cache_dir=cache,
-            wheelhouse=target,
-            tools=host_tools,
-        )
+        prepare_wheelhouse(plan, export, inputs, target)
     return target
 
 

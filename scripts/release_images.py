@@ -30,15 +30,13 @@ from beephost_controller.images.base import ensure_base_image
 from beephost_controller.images.base_source import BaseImage
 from beephost_controller.images.environment import workspace_code_version
 from beephost_controller.images.errors import ImageError
+from beephost_controller.images.inputs import BuildInputs
 from beephost_controller.images.layout import (
     CONTROLLER,
     ImageKind,
-    default_cache_dir,
-    find_workspace,
     service_name,
 )
 from beephost_controller.images.servers import ensure_servers_image
-from beephost_controller.images.uv_tools import UvTools
 from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError
 from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.schemas import BACKEND_TYPES, BackendType
@@ -179,8 +177,7 @@ def _build(
             )
             emit(_base_record(base, time.monotonic() - started))
         return
-    workspace = find_workspace()
-    tools = UvTools()
+    inputs = BuildInputs()
     kinds: list[BackendType] = list(
         args.backend or ([] if args.controller else BACKEND_TYPES)
     )
@@ -203,11 +200,11 @@ def _build(
         exports: list[ImageKind] = [*kinds, *([CONTROLLER] if args.controller else [])]
         for kind in exports if args.export_wheelhouse else []:
             started = time.monotonic()
-            path = export_wheelhouse(kind, base, workspace=workspace, tools=tools)
+            path = export_wheelhouse(kind, base, inputs)
             emit(
                 {
                     "image": service_name(kind),
-                    "wheelhouse": str(path.relative_to(workspace)),
+                    "wheelhouse": str(path.relative_to(inputs.workspace)),
                     "base": base.tag,
                     "docker_build": shlex.join(
                         manual_build_command(
@@ -221,12 +218,7 @@ def _build(
             continue
         for kind in kinds:
             image = ensure_backend_image(
-                kind,
-                base,
-                runtime,
-                workspace=workspace,
-                tools=tools,
-                refresh=args.refresh,
+                kind, base, runtime, inputs, refresh=args.refresh
             )
             backends[kind] = image
             emit(_image_record(image))
@@ -239,8 +231,8 @@ def _build(
                 base=base,
                 backends=backends,
                 runtime=runtime,
-                code=workspace_code_version(workspace, tools),
-                cache_dir=default_cache_dir(),
+                code=workspace_code_version(inputs.workspace, inputs.tools),
+                inputs=inputs,
             )
             emit(
                 {
@@ -252,9 +244,7 @@ def _build(
                 }
             )
         if args.controller:
-            image = ensure_controller_image(
-                base, runtime, workspace=workspace, tools=tools, refresh=args.refresh
-            )
+            image = ensure_controller_image(base, runtime, inputs, refresh=args.refresh)
             emit(_image_record(image))
 
 

@@ -21,6 +21,7 @@ from beephost_controller.images.backend import BackendImage, ensure_backend_imag
 from beephost_controller.images.base import ensure_base_image
 from beephost_controller.images.base_source import BaseImage
 from beephost_controller.images.errors import BackendImageError
+from beephost_controller.images.inputs import BuildInputs
 from beephost_controller.images.layout import default_cache_dir, find_workspace
 from beephost_controller.images.uv_tools import UvTools
 from beephost_controller.ports import ContainerRuntimeError
@@ -94,21 +95,26 @@ class BuiltBackends:
     #: The engine they are in.
     runtime: DockerRuntime
 
+    def inputs(
+        self, prefix: str = BACKENDS_REPOSITORY, tools: UvTools | None = None
+    ) -> BuildInputs:
+        """What this session built from: its workspace, wheel cache and labels, with
+        images under ``prefix``."""
+        return BuildInputs(
+            workspace=self.workspace,
+            cache_dir=self.cache_dir,
+            tools=tools or UvTools(),
+            extra_labels=self.labels,
+            repository_prefix=prefix,
+        )
+
     def ensure(
         self, kind: str, prefix: str = BACKENDS_REPOSITORY, tools: UvTools | None = None
     ) -> BackendImage:
-        """``ensure_backend_image`` of ``kind`` with what this session built from:
-        its base image, workspace, wheel cache and labels; into
-        ``<prefix>/<kind>-backend``."""
+        """``ensure_backend_image`` of ``kind`` on this session's base image, with
+        its ``inputs``; into ``<prefix>/<kind>-backend``."""
         return ensure_backend_image(
-            kind,
-            self.base,
-            self.runtime,
-            workspace=self.workspace,
-            cache_dir=self.cache_dir,
-            repository=f"{prefix}/{kind}-backend",
-            tools=tools,
-            extra_labels=self.labels,
+            kind, self.base, self.runtime, self.inputs(prefix, tools)
         )
 
 

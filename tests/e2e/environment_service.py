@@ -47,12 +47,7 @@ def environment_service(
         }
     )
     builder = DockerImageBuilder(
-        settings,
-        runtime=backend_images.runtime,
-        workspace=backend_images.workspace,
-        cache_dir=backend_images.cache_dir,
-        extra_labels=backend_images.labels,
-        backend_repository_prefix=BACKENDS_REPOSITORY,
+        settings, runtime=backend_images.runtime, inputs=backend_images.inputs()
     )
     store = SqliteStore(settings.database)
     runner = JobRunner(store, 1)

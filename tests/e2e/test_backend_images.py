@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from scripts.controller_image import export_wheelhouse, manual_build_command
 
+from beephost_controller.images.inputs import BuildInputs
 from beephost_controller.images.labels import (
     KIND_BACKEND_BUILD,
     LABEL_BUILD_KEY,
@@ -257,7 +258,7 @@ def test_docker_cli_builds_the_same_dockerfile_from_the_repository_root(
     # What a developer does by hand: export the wheelhouse into the (snapshot)
     # repository, then run the `docker build` that `--export-wheelhouse` prints.
     workspace: Path = backend_images.workspace
-    export_wheelhouse("pipe", backend_images.base, workspace=workspace)
+    export_wheelhouse("pipe", backend_images.base, BuildInputs(workspace=workspace))
     build_key = f"e2e-cli-{uuid.uuid4().hex[:12]}"
     tag = f"{BACKENDS_REPOSITORY}/pipe-backend:cli-{build_key}"
     command = manual_build_command("pipe", backend_images.base, tag)

@@ -70,14 +70,9 @@ def controller_image(
     """The controller's image in the session's test repository (a cache hit after)."""
 
     def ensure() -> BackendImage:
+        # Into <BACKENDS_REPOSITORY>/controller.
         return ensure_controller_image(
-            backend_images.base,
-            docker_client,
-            workspace=backend_images.workspace,
-            cache_dir=backend_images.cache_dir,
-            repository=f"{BACKENDS_REPOSITORY}/controller",
-            tools=UvTools(),
-            extra_labels=backend_images.labels,
+            backend_images.base, docker_client, backend_images.inputs(tools=UvTools())
         )
 
     image = ensure()

@@ -3,7 +3,7 @@ uv, and ``rig``, which builds backend and environment images on all of them."""
 
 import shlex
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from beephost_controller.images.environment import (
     EnvironmentImage,
     ensure_environment_image,
 )
+from beephost_controller.images.inputs import BuildInputs
 from beephost_controller.images.layout import INSTALL_SCRIPT, dockerfile_path
 from beephost_controller.resolver import Lock
 from beephost_controller.schemas import BACKEND_TYPES
@@ -94,17 +95,27 @@ class ImageRig:
     tools: FakeWheelhouseTools
     cache: Path
 
-    def backend(self, kind: str, **kwargs: object) -> BackendImage:
-        """``ensure_backend_image`` into ``beephost-test/<kind>-backend``."""
-        return ensure_backend_image(
-            kind,
-            self.base,
-            self.runtime,
+    def inputs(
+        self,
+        *,
+        prefix: str | None = "beephost-test",
+        extra_labels: Mapping[str, str] | None = None,
+    ) -> BuildInputs:
+        """The rig's workspace, cache and tools, with images under ``prefix``."""
+        return BuildInputs(
             workspace=self.workspace,
             cache_dir=self.cache,
-            repository=f"beephost-test/{kind}-backend",
             tools=self.tools,
-            **kwargs,  # type: ignore[arg-type]
+            extra_labels=extra_labels or {},
+            repository_prefix=prefix,
+        )
+
+    def backend(
+        self, kind: str, *, extra_labels: Mapping[str, str] | None = None
+    ) -> BackendImage:
+        """``ensure_backend_image`` into ``beephost-test/<kind>-backend``."""
+        return ensure_backend_image(
+            kind, self.base, self.runtime, self.inputs(extra_labels=extra_labels)
         )
 
     def environment(
@@ -123,11 +134,7 @@ class ImageRig:
             lock_digest=Lock(lock).digest,
             tag=tag,
             runtime=self.runtime,
-            workspace=self.workspace,
-            cache_dir=self.cache,
-            tools=self.tools,
-            extra_labels=RUN_LABELS,
-            backend_repository_prefix=prefix,
+            inputs=self.inputs(prefix=prefix, extra_labels=RUN_LABELS),
             sdk=sdk,
             log=log,
         )

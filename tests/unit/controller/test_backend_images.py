@@ -18,6 +18,7 @@ from beephost_controller.images.dockerfile import (
     substitute,
 )
 from beephost_controller.images.errors import BackendImageError
+from beephost_controller.images.inputs import BuildInputs
 from beephost_controller.images.keys import (
     alias_tag,
     image_tag,
@@ -441,9 +442,7 @@ def test_exported_wheelhouse_is_hash_locked_with_the_uv_binary(
     wheelhouse = export_wheelhouse(
         "pipe",
         rig.base,
-        workspace=rig.workspace,
-        cache_dir=tmp_path / "cache",
-        tools=tools,
+        BuildInputs(workspace=rig.workspace, cache_dir=tmp_path / "cache", tools=tools),
     )
     assert wheelhouse == rig.workspace / "build/wheelhouse/pipe-backend"
     assert (wheelhouse / "python-minor").read_text() == "3.11\n"

@@ -27,6 +27,7 @@ from beephost_controller.images.dockerfile import (
 )
 from beephost_controller.images.environment import workspace_code_version
 from beephost_controller.images.errors import BackendImageError
+from beephost_controller.images.inputs import BuildInputs
 from beephost_controller.images.keys import code_version, source_tree_hash
 from beephost_controller.images.labels import (
     KIND_CONTROLLER_IMAGE,
@@ -48,14 +49,8 @@ from tests.unit.controller.conftest import REPO, ImageRig, context_misses, write
 
 
 def ensure_controller(rig: ImageRig) -> BackendImage:
-    return ensure_controller_image(
-        rig.base,
-        rig.runtime,
-        workspace=rig.workspace,
-        cache_dir=rig.cache,
-        repository="beephost-test/controller",
-        tools=rig.tools,
-    )
+    """The controller's image, into ``beephost-test/controller``."""
+    return ensure_controller_image(rig.base, rig.runtime, rig.inputs())
 
 
 @pytest.fixture
@@ -229,9 +224,11 @@ def test_controller_wheelhouse_export(
     wheelhouse = export_wheelhouse(
         "controller",
         base,
-        workspace=controller_workspace,
-        cache_dir=tmp_path / "cache",
-        tools=FakeWheelhouseTools(),
+        BuildInputs(
+            workspace=controller_workspace,
+            cache_dir=tmp_path / "cache",
+            tools=FakeWheelhouseTools(),
+        ),
     )
     assert wheelhouse == controller_workspace / "build/wheelhouse/controller"
     assert (wheelhouse / "requirements.txt").is_file()
@@ -254,8 +251,13 @@ def test_export_wheelhouse_with_controller_builds_nothing(
         exported.append(kind)
         return controller_workspace / "build/wheelhouse" / kind
 
-    monkeypatch.setattr(release_images, "find_workspace", lambda: controller_workspace)
-    monkeypatch.setattr(release_images, "UvTools", FakeWheelhouseTools)
+    monkeypatch.setattr(
+        release_images,
+        "BuildInputs",
+        lambda: BuildInputs(
+            workspace=controller_workspace, tools=FakeWheelhouseTools()
+        ),
+    )
     monkeypatch.setattr(release_images, "ensure_base_image", lambda *_, **__: base)
     monkeypatch.setattr(release_images, "export_wheelhouse", export)
     args = release_images._parser().parse_args(

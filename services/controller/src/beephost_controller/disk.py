@@ -9,12 +9,7 @@ not touched: every environment of a runtime stands on them.
 import logging
 from dataclasses import dataclass
 
-from beephost_controller.ports import (
-    ContainerRuntimeError,
-    ImageBuilder,
-    ImageInfo,
-    ImageNotFoundError,
-)
+from beephost_controller import ports
 from beephost_controller.store import SqliteStore
 from beephost_protocol.errors import Conflict
 
@@ -25,11 +20,11 @@ logger = logging.getLogger(__name__)
 class ImageUse:
     """An environment image and the environments built into it."""
 
-    image: ImageInfo
+    image: ports.ImageInfo
     environments: tuple[str, ...]
 
 
-def image_uses(store: SqliteStore, builder: ImageBuilder) -> list[ImageUse]:
+def image_uses(store: SqliteStore, builder: ports.ImageBuilder) -> list[ImageUse]:
     """Every environment image of this controller, with who uses it."""
     named: dict[str, list[str]] = {}
     for row in store.environments():
@@ -43,7 +38,7 @@ def image_uses(store: SqliteStore, builder: ImageBuilder) -> list[ImageUse]:
     ]
 
 
-def release_image(store: SqliteStore, builder: ImageBuilder, tag: str) -> bool:
+def release_image(store: SqliteStore, builder: ports.ImageBuilder, tag: str) -> bool:
     """Remove the image ``tag`` if no environment names it any more.
 
     Returns:
@@ -55,7 +50,7 @@ def release_image(store: SqliteStore, builder: ImageBuilder, tag: str) -> bool:
     return False
 
 
-def prune(store: SqliteStore, builder: ImageBuilder) -> list[ImageInfo]:
+def prune(store: SqliteStore, builder: ports.ImageBuilder) -> list[ports.ImageInfo]:
     """Remove every environment image no environment names; the ones removed.
 
     Raises:
@@ -70,12 +65,12 @@ def prune(store: SqliteStore, builder: ImageBuilder) -> list[ImageInfo]:
     return removed
 
 
-def _remove(builder: ImageBuilder, image: ImageInfo) -> bool:
+def _remove(builder: ports.ImageBuilder, image: ports.ImageInfo) -> bool:
     try:
         builder.remove_environment_image(image)
-    except ImageNotFoundError:
+    except ports.ImageNotFoundError:
         return True  # gone meanwhile: what was asked for
-    except ContainerRuntimeError as exc:
+    except ports.ContainerRuntimeError as exc:
         logger.warning("kept image %s: %s", ", ".join(image.tags) or image.id, exc)
         return False
     logger.info(

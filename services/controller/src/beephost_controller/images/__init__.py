@@ -4,6 +4,8 @@
 moves its aliases and retires the image it replaced; each image kind is a recipe.
 
 - ``ensure``: the one find / lock / build / alias / retire recipe runner.
+- ``inputs``: ``BuildInputs``, what every build of one caller shares (workspace,
+  cache, tools, labels, repository prefix).
 - ``keys``: the one content-key scheme (what goes into a key), tags, source hashes.
 - ``labels``: the ``io.beephost.*`` labels and kinds, and their checks.
 - ``layout``: the image contract (kinds, server venvs, user, ports, commands, paths).

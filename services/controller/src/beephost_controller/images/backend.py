@@ -11,7 +11,7 @@ The controller's image is built by the same recipe (kind ``controller``,
 ``ContextSources`` by the release tools (``scripts/controller_image.py``).
 
 Example:
-    >>> image = ensure_backend_image("pipe", base, runtime, workspace=Path("."))
+    >>> image = ensure_backend_image("pipe", base, runtime, BuildInputs(Path(".")))
     >>> image.tag
     'beephost/pipe-backend:3.11-0f3c9a1d2b4e6f70'
 """
@@ -20,7 +20,7 @@ import contextlib
 import logging
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,9 +37,8 @@ from beephost_controller.images.backend_plan import (
 from beephost_controller.images.base_source import BaseImage
 from beephost_controller.images.ensure import ensure
 from beephost_controller.images.errors import BackendImageError
-from beephost_controller.images.keys import (
-    image_tag,
-)
+from beephost_controller.images.inputs import BuildInputs
+from beephost_controller.images.keys import image_tag
 from beephost_controller.images.labels import (
     KIND_BACKEND_BUILD,
     LABEL_BUILD_KEY,
@@ -48,10 +47,7 @@ from beephost_controller.images.labels import (
 from beephost_controller.images.layout import (
     INSTALL_SCRIPT_NAME,
     ImageKind,
-    default_cache_dir,
-    default_repository,
     dockerfile_path,
-    find_workspace,
     image_kind,
     wheelhouse_path,
 )
@@ -60,12 +56,7 @@ from beephost_controller.images.lockfile import (
     LockedExport,
     render_requirements,
 )
-from beephost_controller.images.uv_tools import UvTools
-from beephost_controller.images.wheelhouse import (
-    WheelhouseTools,
-    build_member_wheel,
-    pool_wheels,
-)
+from beephost_controller.images.wheelhouse import build_member_wheel, pool_wheels
 from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError, ImageInfo
 from beephost_controller.specs import ImageBuildSpec
 
@@ -107,21 +98,15 @@ class BackendImage:
 
 
 def prepare_wheelhouse(
-    plan: BuildPlan,
-    export: LockedExport,
-    *,
-    workspace: Path,
-    cache_dir: Path,
-    wheelhouse: Path,
-    tools: WheelhouseTools,
+    plan: BuildPlan, export: LockedExport, inputs: BuildInputs, wheelhouse: Path
 ) -> list[BuiltWheel]:
     """Fill ``wheelhouse`` with everything the Dockerfile installs, offline.
 
-    Third-party wheels come from the pool in ``cache_dir`` (downloaded on a miss), our
-    members are built fresh; ``requirements.txt`` pins all of them by hash, next to
-    ``python-minor``, the install script the Dockerfiles run and, when the host's uv runs in the image, the ``uv`` binary
-    (an image that carries sources also gets ``dockerignore``, the workspace's
-    ``.dockerignore``).
+    Third-party wheels come from the pool in the cache directory (downloaded on a
+    miss), our members are built fresh; ``requirements.txt`` pins all of them by hash,
+    next to ``python-minor``, the install script the Dockerfiles run and, when the
+    host's uv runs in the image, the ``uv`` binary (an image that carries sources also
+    gets ``dockerignore``, the workspace's ``.dockerignore``).
 
     Returns:
         Our wheels, as built into the wheelhouse.
@@ -129,14 +114,18 @@ def prepare_wheelhouse(
     Raises:
         BackendImageError: A wheel could not be built or downloaded.
     """
+    tools = inputs.tools
     pool_wheels(
         export.requirements,
         plan.python_minor,
-        cache_dir=cache_dir,
+        cache_dir=inputs.cache_dir,
         target=wheelhouse,
         tools=tools,
     )
-    ours = [build_member_wheel(workspace, m, wheelhouse, tools) for m in export.members]
+    ours = [
+        build_member_wheel(inputs.workspace, m, wheelhouse, tools)
+        for m in export.members
+    ]
     (wheelhouse / "requirements.txt").write_text(
         render_requirements(export.requirements, ours)
     )
@@ -153,13 +142,7 @@ def prepare_wheelhouse(
 
 
 def prepare_context(
-    plan: BuildPlan,
-    export: LockedExport,
-    *,
-    workspace: Path,
-    cache_dir: Path,
-    context: Path,
-    tools: WheelhouseTools,
+    plan: BuildPlan, export: LockedExport, inputs: BuildInputs, context: Path
 ) -> list[BuiltWheel]:
     """Lay out a build context shaped like the repository root, wheelhouse included.
 
@@ -176,19 +159,14 @@ def prepare_context(
     for relative in plan.sources.files if plan.sources else ():
         copied = context / relative
         copied.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(workspace / relative, copied)
+        shutil.copy2(inputs.workspace / relative, copied)
     target = context / dockerfile_path(plan.kind)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(plan.dockerfile)
     if plan.dockerignore:
         (context / ".dockerignore").write_text(plan.dockerignore)
     return prepare_wheelhouse(
-        plan,
-        export,
-        workspace=workspace,
-        cache_dir=cache_dir,
-        wheelhouse=context / wheelhouse_path(plan.kind),
-        tools=tools,
+        plan, export, inputs, context / wheelhouse_path(plan.kind)
     )
 
 
@@ -204,9 +182,7 @@ class BackendRecipe:
     base: BaseImage
     repository: str
     aliases: tuple[str, ...]
-    workspace: Path
-    cache_dir: Path
-    tools: WheelhouseTools
+    inputs: BuildInputs
     what = "backend image"
     error = BackendImageError
 
@@ -228,17 +204,12 @@ class BackendRecipe:
             self.plan, python_version=base.python_version, base_ref=base.image_id
         )
         context = Path(
-            tempfile.mkdtemp(prefix=f"context-{self.plan.kind}-", dir=self.cache_dir)
+            tempfile.mkdtemp(
+                prefix=f"context-{self.plan.kind}-", dir=self.inputs.cache_dir
+            )
         )
         try:
-            prepare_context(
-                self.plan,
-                self.export,
-                workspace=self.workspace,
-                cache_dir=self.cache_dir,
-                context=context,
-                tools=self.tools,
-            )
+            prepare_context(self.plan, self.export, self.inputs, context)
             logger.info("building %s from %s", self.tag, base.tag)
             return runtime.build_image(
                 ImageBuildSpec(
@@ -265,12 +236,8 @@ def ensure_backend_image(
     kind: str,
     base: BaseImage,
     runtime: ContainerRuntime,
+    inputs: BuildInputs | None = None,
     *,
-    workspace: Path | None = None,
-    cache_dir: Path | None = None,
-    repository: str | None = None,
-    tools: WheelhouseTools | None = None,
-    extra_labels: Mapping[str, str] | None = None,
     refresh: bool = False,
     sources: ContextSources | None = None,
     extra_aliases: Sequence[str] = (),
@@ -279,20 +246,18 @@ def ensure_backend_image(
 
     The tag is content-addressed; when it exists with the expected build key, nothing
     is built (``built=False``). Otherwise the wheelhouse is prepared (wheels reused
-    from the pool in ``cache_dir``), the backend's Dockerfile is built without network,
-    the build stage's intermediate images are removed, and ``<repository>:<X.Y>`` is
-    moved to the new image (the image it left is removed if nothing uses it).
+    from the pool in the cache directory), the backend's Dockerfile is built without
+    network, the build stage's intermediate images are removed, and
+    ``<repository>:<X.Y>`` is moved to the new image (the image it left is removed if
+    nothing uses it).
 
     Args:
         kind: ``"pipe"``, ``"http"``, ``"rpc"`` or ``"controller"``.
         base: The pinned-CPython base image (``ensure_base_image``).
         runtime: The container engine.
-        workspace: The repository root; found above the current directory if omitted.
-        cache_dir: Wheel pool and build contexts; ``default_cache_dir()`` if omitted.
-        repository: Image repository; ``beephost/<kind>-backend`` (or
-            ``beephost/controller``) if omitted.
-        tools: Host tools for the wheelhouse; ``UvTools()`` if omitted.
-        extra_labels: More labels for the image (tests use one to clean up).
+        inputs: The workspace, cache, tools, extra labels and repository prefix
+            (the image goes to ``inputs.repository(kind)``); ``BuildInputs()`` if
+            omitted.
         refresh: Build even if the tag exists.
         sources: Workspace files the image carries (the controller's).
         extra_aliases: More moving tags, ``<repository>:<name>`` each.
@@ -310,31 +275,20 @@ def ensure_backend_image(
         False
     """
     backend = image_kind(kind)
-    root = (workspace or find_workspace()).resolve()
-    cache = cache_dir or default_cache_dir()
-    repo = repository or default_repository(backend)
-    host_tools = tools or UvTools()
+    inputs = inputs or BuildInputs()
+    repo = inputs.repository(backend)
     if runtime.get_image(base.image_id) is None:
         raise BackendImageError(f"base image {base.tag} ({base.image_id}) is gone")
-    plan, export = plan_backend_image(
-        backend,
-        base,
-        workspace=root,
-        tools=host_tools,
-        extra_labels=extra_labels,
-        sources=sources,
-    )
+    plan, export = plan_backend_image(backend, base, inputs, sources=sources)
     recipe = BackendRecipe(
         plan,
         export,
         base,
         repo,
         alias_tags(repo, plan.python_minor, extra_aliases),
-        root,
-        cache,
-        host_tools,
+        inputs,
     )
-    found = ensure(recipe, runtime, lock=cache / ".lock", refresh=refresh)
+    found = ensure(recipe, runtime, lock=inputs.cache_dir / ".lock", refresh=refresh)
     return BackendImage(
         kind=backend,
         tag=recipe.tag,

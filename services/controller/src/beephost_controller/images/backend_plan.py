@@ -12,6 +12,7 @@ from pathlib import Path
 from beephost_controller.images.base_source import BaseImage
 from beephost_controller.images.dockerfile import check_dockerfile
 from beephost_controller.images.errors import BackendImageError
+from beephost_controller.images.inputs import BuildInputs
 from beephost_controller.images.keys import (
     LAYOUT_VERSION,
     alias_tag,
@@ -44,7 +45,6 @@ from beephost_controller.images.layout import (
     wheelhouse_path,
 )
 from beephost_controller.images.lockfile import LockedExport, parse_export
-from beephost_controller.images.wheelhouse import WheelhouseTools
 
 
 @dataclass(frozen=True)
@@ -203,20 +203,19 @@ def _read_text(path: Path) -> str:
 def plan_backend_image(
     kind: ImageKind,
     base: BaseImage,
+    inputs: BuildInputs,
     *,
-    workspace: Path,
-    tools: WheelhouseTools,
-    extra_labels: Mapping[str, str] | None = None,
     sources: ContextSources | None = None,
 ) -> tuple[BuildPlan, LockedExport]:
     """Compute what an image of ``kind`` on ``base`` would be, without building it.
 
+    ``inputs``: the workspace, tools and extra labels read (the cache is not);
     ``sources``: workspace files the image carries besides its wheels.
 
     Raises:
         BackendImageError: The workspace, lock or Dockerfile is unusable.
     """
-    extra = dict(extra_labels or {})
+    workspace, tools, extra = inputs.workspace, inputs.tools, inputs.extra_labels
     check_label_keys(extra)
     dockerfile = _read_text(workspace / dockerfile_path(kind))
     problems = check_dockerfile(dockerfile)

@@ -1,8 +1,7 @@
 """``DockerImageBuilder``: the ``ImageBuilder`` port on the Docker engine."""
 
 import threading
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Callable
 
 from beephost_controller.images.base import ensure_base_image
 from beephost_controller.images.base_source import BaseImage
@@ -11,14 +10,12 @@ from beephost_controller.images.environment import (
     sdk_code_version,
     workspace_code_version,
 )
+from beephost_controller.images.inputs import BuildInputs
 from beephost_controller.images.labels import (
     KIND_ENVIRONMENT_IMAGE,
     LABEL_KIND,
     LABEL_MANAGED,
 )
-from beephost_controller.images.layout import default_cache_dir, find_workspace
-from beephost_controller.images.uv_tools import UvTools
-from beephost_controller.images.wheelhouse import WheelhouseTools
 from beephost_controller.jobs import JobLog
 from beephost_controller.ports import BaseImageRef, ContainerRuntime, ImageInfo
 from beephost_controller.resolver import Lock
@@ -30,6 +27,13 @@ class DockerImageBuilder:
     """Base images through ensure_base_image, environment images through
     ensure_environment_image (which builds or finds the three backend images and the
     servers image made of them, then adds the environment's packages as one layer).
+
+    Args:
+        settings: The controller's settings.
+        runtime: The container engine; a ``DockerRuntime`` from the environment if
+            omitted.
+        inputs: What every build shares; ``BuildInputs.from_settings(settings)`` if
+            omitted.
     """
 
     def __init__(
@@ -37,23 +41,11 @@ class DockerImageBuilder:
         settings: Settings,
         *,
         runtime: ContainerRuntime | None = None,
-        workspace: Path | None = None,
-        tools: WheelhouseTools | None = None,
-        cache_dir: Path | None = None,
-        extra_labels: Mapping[str, str] | None = None,
-        backend_repository_prefix: str | None = None,
+        inputs: BuildInputs | None = None,
     ) -> None:
         self._settings = settings
         self._runtime = runtime or DockerRuntime.from_env()
-        self._workspace = (
-            workspace or settings.workspace or find_workspace()
-        ).resolve()
-        self._tools = tools or UvTools()
-        self._cache_dir = cache_dir or default_cache_dir()
-        self._extra_labels = dict(extra_labels or settings.labels)
-        self._backend_prefix = (
-            backend_repository_prefix or settings.backend_image_prefix
-        )
+        self._inputs = inputs or BuildInputs.from_settings(settings)
         self._code_version: str | None = None
         self._sdk_version: str | None = None
         self._lock = threading.Lock()
@@ -68,7 +60,7 @@ class DockerImageBuilder:
         with self._lock:
             if self._code_version is None:
                 self._code_version = workspace_code_version(
-                    self._workspace, self._tools
+                    self._inputs.workspace, self._inputs.tools
                 )
             return self._code_version
 
@@ -77,7 +69,7 @@ class DockerImageBuilder:
         """Hash of the client SDK's source trees, which admin images carry."""
         with self._lock:
             if self._sdk_version is None:
-                self._sdk_version = sdk_code_version(self._workspace)
+                self._sdk_version = sdk_code_version(self._inputs.workspace)
             return self._sdk_version
 
     def ensure_base(self, python: str, log: Callable[[str], None]) -> BaseImageRef:
@@ -93,7 +85,7 @@ class DockerImageBuilder:
     def environment_images(self) -> list[ImageInfo]:
         return self._runtime.list_images(
             {
-                **self._extra_labels,
+                **self._inputs.extra_labels,
                 LABEL_MANAGED: "true",
                 LABEL_KIND: KIND_ENVIRONMENT_IMAGE,
             }
@@ -120,11 +112,7 @@ class DockerImageBuilder:
             lock_digest=lock.digest,
             tag=tag,
             runtime=self._runtime,
-            workspace=self._workspace,
-            cache_dir=self._cache_dir,
-            tools=self._tools,
-            extra_labels=self._extra_labels,
-            backend_repository_prefix=self._backend_prefix,
+            inputs=self._inputs,
             sdk=admin,
             log=log,
         )

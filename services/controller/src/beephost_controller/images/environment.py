@@ -31,6 +31,7 @@ from beephost_controller.images.backend import BackendImage, ensure_backend_imag
 from beephost_controller.images.base_source import BaseImage
 from beephost_controller.images.ensure import ensure
 from beephost_controller.images.errors import BackendImageError
+from beephost_controller.images.inputs import BuildInputs
 from beephost_controller.images.install import commit_changes, install_script
 from beephost_controller.images.keys import (
     ENVIRONMENT_LAYOUT,
@@ -151,11 +152,7 @@ class EnvironmentRecipe:
     lock_digest: str
     code: str
     sdk: str | None
-    extra: Mapping[str, str]
-    backend_repository_prefix: str | None
-    workspace: Path
-    cache_dir: Path
-    tools: WheelhouseTools
+    inputs: BuildInputs
     log: Callable[[str], None]
     what = "environment image"
     kind = KIND_ENVIRONMENT_IMAGE
@@ -179,9 +176,7 @@ class EnvironmentRecipe:
             backends=backends,
             runtime=runtime,
             code=self.code,
-            cache_dir=self.cache_dir,
-            extra_labels=self.extra,
-            backend_repository_prefix=self.backend_repository_prefix,
+            inputs=self.inputs,
             log=self.log,
         )
         self.log(
@@ -195,7 +190,7 @@ class EnvironmentRecipe:
                 "backends": {k: b.image_id for k, b in backends.items()},
                 "servers": servers.image_id,
                 "lock": self.lock_digest,
-                "labels": dict(self.extra),
+                "labels": dict(self.inputs.extra_labels),
                 "sdk": self.sdk,
             }
         )
@@ -206,7 +201,7 @@ class EnvironmentRecipe:
             build_key=key,
             servers_image_id=servers.image_id,
             sdk=self.sdk,
-            extra_labels=self.extra,
+            extra_labels=self.inputs.extra_labels,
         )
         self.log(f"building {self.tag} offline")
         if not self.requirements and self.sdk is None:
@@ -216,7 +211,7 @@ class EnvironmentRecipe:
             except ContainerRuntimeError as exc:
                 raise BackendImageError(f"building {self.tag} failed: {exc}") from exc
         build_labels = {
-            **self.extra,
+            **self.inputs.extra_labels,
             LABEL_KIND: KIND_ENVIRONMENT_BUILD,
             LABEL_BUILD_KEY: key,
         }
@@ -224,17 +219,9 @@ class EnvironmentRecipe:
 
     def _backends(self, runtime: ContainerRuntime) -> dict[BackendType, BackendImage]:
         backends: dict[BackendType, BackendImage] = {}
-        prefix = self.backend_repository_prefix
         for kind in BACKEND_TYPES:
             backends[kind] = image = ensure_backend_image(
-                kind,
-                self.base,
-                runtime,
-                workspace=self.workspace,
-                cache_dir=self.cache_dir,
-                tools=self.tools,
-                repository=f"{prefix}/{kind}-backend" if prefix else None,
-                extra_labels=self.extra,
+                kind, self.base, runtime, self.inputs
             )
             self.log(
                 f"{kind} backend image {image.tag} "
@@ -251,7 +238,8 @@ class EnvironmentRecipe:
     ) -> ImageInfo:
         """The wheelhouse, then one install container on the servers image, committed."""
         minor = python_minor_of(self.base.python_version)
-        wheels = Path(tempfile.mkdtemp(prefix="wheels-env-", dir=self.cache_dir))
+        inputs = self.inputs
+        wheels = Path(tempfile.mkdtemp(prefix="wheels-env-", dir=inputs.cache_dir))
         try:
             if self.requirements:
                 self.log(
@@ -261,16 +249,16 @@ class EnvironmentRecipe:
                 pool_wheels(
                     self.requirements,
                     minor,
-                    cache_dir=self.cache_dir,
+                    cache_dir=inputs.cache_dir,
                     target=wheels,
-                    tools=self.tools,
+                    tools=inputs.tools,
                 )
                 (wheels / "requirements.txt").write_text(
                     "\n".join(r.line() for r in self.requirements) + "\n"
                 )
             if self.sdk is not None:
                 built = [
-                    build_member_wheel(self.workspace, m, wheels, self.tools)
+                    build_member_wheel(inputs.workspace, m, wheels, inputs.tools)
                     for m in SDK_MEMBERS
                 ]
                 (wheels / SDK_REQUIREMENTS_FILE).write_text(
@@ -281,7 +269,7 @@ class EnvironmentRecipe:
                     + ", ".join(f"{w.name} {w.version}" for w in built)
                     + f" (source {self.sdk})"
                 )
-            _, uv_binary = self.tools.installer()
+            _, uv_binary = inputs.tools.installer()
             if uv_binary is not None:
                 shutil.copy2(uv_binary, wheels / "uv")
             script = install_script(
@@ -320,43 +308,33 @@ def ensure_environment_image(
     lock_digest: str,
     tag: str,
     runtime: ContainerRuntime,
-    workspace: Path,
-    cache_dir: Path,
-    tools: WheelhouseTools,
-    extra_labels: Mapping[str, str] | None = None,
-    backend_repository_prefix: str | None = None,
+    inputs: BuildInputs,
     sdk: bool = False,
-    log: Callable[[str], None] = lambda _line: None,
+    log: Callable[[str], None],
 ) -> EnvironmentImage:
     """Build (or find) the environment image ``tag`` for ``lock_text`` on ``base``.
 
-    ``extra_labels`` go on the backend and servers images too (they are part of their
-    build keys); ``backend_repository_prefix`` puts those in ``<prefix>/<kind>-backend``
-    and ``<prefix>/servers`` instead of the default ``beephost/...`` (tests keep the
-    real ones untouched). ``sdk`` adds the client SDK (``SDK_MEMBERS``) to
-    ``/opt/env``, for the admin environment; the lock must hold its dependencies
-    (pydantic), and ``tag`` must address the SDK too (the caller's content address).
+    ``inputs``' extra labels go on the backend and servers images too (they are part
+    of their build keys), and its repository prefix says where those go. ``sdk`` adds
+    the client SDK (``SDK_MEMBERS``) to ``/opt/env``, for the admin environment; the
+    lock must hold its dependencies (pydantic), and ``tag`` must address the SDK too
+    (the caller's content address). ``log`` gets the build's progress (the job log).
 
     Raises:
         BackendImageError: A backend or servers image, a wheel or the install failed.
     """
-    extra = dict(extra_labels or {})
-    check_label_keys(extra)
+    check_label_keys(inputs.extra_labels)
     recipe = EnvironmentRecipe(
         tag=tag,
         base=base,
         requirements=lock_requirements(lock_text),
         lock_digest=lock_digest,
-        code=workspace_code_version(workspace, tools),
-        sdk=sdk_code_version(workspace) if sdk else None,
-        extra=extra,
-        backend_repository_prefix=backend_repository_prefix,
-        workspace=workspace,
-        cache_dir=cache_dir,
-        tools=tools,
+        code=workspace_code_version(inputs.workspace, inputs.tools),
+        sdk=sdk_code_version(inputs.workspace) if sdk else None,
+        inputs=inputs,
         log=log,
     )
-    found = ensure(recipe, runtime, lock=cache_dir / ".lock")
+    found = ensure(recipe, runtime, lock=inputs.cache_dir / ".lock")
     if found.built:
         log(f"built {tag} in {found.seconds:.1f} s ({found.info.size / 1e6:.0f} MB)")
     return EnvironmentImage(

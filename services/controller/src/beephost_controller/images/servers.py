@@ -22,6 +22,7 @@ from beephost_controller.images.backend import BackendImage
 from beephost_controller.images.base_source import BaseImage
 from beephost_controller.images.ensure import ensure
 from beephost_controller.images.errors import BackendImageError
+from beephost_controller.images.inputs import BuildInputs
 from beephost_controller.images.keys import (
     ENVIRONMENT_LAYOUT,
     content_key,
@@ -42,7 +43,6 @@ from beephost_controller.images.layout import (
     SERVER_USER,
     SERVER_VENVS,
     server_environment,
-    servers_repository,
 )
 from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError, ImageInfo
 from beephost_controller.schemas import BackendType
@@ -145,24 +145,23 @@ def ensure_servers_image(
     backends: Mapping[BackendType, BackendImage],
     runtime: ContainerRuntime,
     code: str,
-    cache_dir: Path,
-    extra_labels: Mapping[str, str] | None = None,
-    backend_repository_prefix: str | None = None,
+    inputs: BuildInputs,
     log: Callable[[str], None] = lambda _line: None,
 ) -> ServersImage:
     """Build (or find) the servers image of ``base`` and its three ``backends``.
 
-    Content-addressed: ``<prefix>/servers:<X.Y>-<key>``, where the key hashes the base
-    and backend image ids, the Dockerfile and ``extra_labels``; a tag with that key
-    is used as it is. Serialised with the backend builds (the lock in ``cache_dir``).
+    Content-addressed: ``<prefix>/servers:<X.Y>-<key>`` (``inputs.servers_repository``),
+    where the key hashes the base and backend image ids, the Dockerfile and the
+    extra labels; a tag with that key is used as it is. Serialised with the backend
+    builds (the lock in the cache directory).
 
     Raises:
         BackendImageError: The build failed.
     """
-    extra = dict(extra_labels or {})
+    extra = inputs.extra_labels
     dockerfile = render_servers_dockerfile(backends)
     key = servers_build_key(base.image_id, backends, dockerfile, extra)
-    repository = servers_repository(backend_repository_prefix)
+    repository = inputs.servers_repository
     tag = image_tag(repository, python_minor_of(base.python_version), key)
     labels = {
         **extra,
@@ -172,6 +171,6 @@ def ensure_servers_image(
         LABEL_CODE_VERSION: code,
         LABEL_PYTHON_VERSION: base.python_version,
     }
-    recipe = ServersRecipe(tag, key, dockerfile, labels, cache_dir, repository)
-    found = ensure(recipe, runtime, lock=cache_dir / ".lock", log=log)
+    recipe = ServersRecipe(tag, key, dockerfile, labels, inputs.cache_dir, repository)
+    found = ensure(recipe, runtime, lock=inputs.cache_dir / ".lock", log=log)
     return ServersImage(tag, found.info.id, key, found.built, found.seconds)
