@@ -349,11 +349,11 @@ def test_members_stopped_at_a_shutdown_leave_no_rows(tmp_path: Path) -> None:
 
 def test_deleting_the_setting_falls_back_to_the_default(tmp_path: Path) -> None:
     pools = _pools(tmp_path, SetClock(), pool_size={"rpc": 2})
-    assert pools.state("e", "rpc").pool.source == "default"
+    assert pools.state("e", "rpc").source == "default"
     pools.configure("e", "rpc", 1)
-    assert pools.state("e", "rpc").pool.size == 1
+    assert pools.state("e", "rpc").size == 1
     pools.reset("e", "rpc")
-    assert (pools.state("e", "rpc").pool.size, pools.state("e", "rpc").pool.source) == (
+    assert (pools.state("e", "rpc").size, pools.state("e", "rpc").source) == (
         2,
         "default",
     )

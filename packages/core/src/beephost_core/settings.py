@@ -6,6 +6,7 @@ transport's fields; ``executor_config()`` turns them into the core's ExecutorCon
 
 import ipaddress
 import re
+from dataclasses import fields
 from typing import TYPE_CHECKING, ClassVar, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -21,6 +22,8 @@ SERVER_ENV_PREFIXES = (
     "BEEPHOST_RPC_BACKEND_",
 )
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: What ``executor_config`` passes on by name: every setting an ExecutorConfig has.
+_EXECUTOR_FIELDS = {field.name for field in fields(ExecutorConfig)}
 
 
 class BackendSettings(EnvSettings):
@@ -185,27 +188,14 @@ class BackendSettings(EnvSettings):
         return value
 
     def executor_config(self) -> ExecutorConfig:
+        # The limits have the same names here and in ExecutorConfig; the paths are
+        # named for the operator here (WORKSPACE_DIR) and for the core there.
         return ExecutorConfig(
-            python=self.python,
-            environment=self.environment,
-            default_timeout=self.default_timeout,
-            max_timeout=self.max_timeout,
-            kill_grace=self.kill_grace,
-            max_sessions=self.max_sessions,
-            session_ttl=self.session_ttl,
-            max_session_ttl=self.max_session_ttl,
-            max_handles=self.max_handles,
-            lease_ttl=self.lease_ttl,
-            max_output_bytes=self.max_output_bytes,
-            max_result_bytes=self.max_result_bytes,
-            max_display_bytes=self.max_display_bytes,
-            max_display_total_bytes=self.max_display_total_bytes,
-            prewarm=self.prewarm,
+            **self.model_dump(include=_EXECUTOR_FIELDS),
             cwd=self.worker_cwd,
             workspace=self.workspace_dir,
             workspace_quota=self.workspace_quota_bytes,
             packages=self.packages_dir,
-            activity_file=self.activity_file,
             extra_env=dict(self.worker_env),
         )
 

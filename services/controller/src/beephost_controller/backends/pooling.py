@@ -37,11 +37,10 @@ _CLAIM_PROBE_TRIES = 3
 STARTING_INTERVAL = 0.2
 
 
-@dataclass(frozen=True)
-class PoolState:
-    """A pool in effect and its members now."""
+@dataclass(frozen=True, kw_only=True)
+class PoolState(Pool):
+    """A pool in effect and its members now (what the API shows of it)."""
 
-    pool: Pool
     ready: int
     starting: int
 
@@ -81,12 +80,12 @@ class Pools:
             current = members(pool, rows)
             ready = sum(row.status == "ready" for row in current)
             starting = sum(row.status in ("starting", "unhealthy") for row in current)
-            states.append(PoolState(pool, ready, starting))
+            states.append(PoolState(**vars(pool), ready=ready, starting=starting))
         return states
 
     def state(self, environment: str, kind: BackendType) -> PoolState:
         for state in self.states(environment):
-            if state.pool.type == kind:
+            if state.type == kind:
                 return state
         raise NotFound(
             f"environment {environment!r} has no {kind} pool",
@@ -271,9 +270,8 @@ class Pools:
     def _gauge(self) -> None:
         self.metrics.pool_members.clear()
         self.metrics.pool_size.clear()
-        for state in self.states():
-            pool = state.pool
+        for pool in self.states():
             gauge = self.metrics.pool_members
-            gauge.labels(pool.environment, pool.type, "ready").set(state.ready)
-            gauge.labels(pool.environment, pool.type, "starting").set(state.starting)
+            gauge.labels(pool.environment, pool.type, "ready").set(pool.ready)
+            gauge.labels(pool.environment, pool.type, "starting").set(pool.starting)
             self.metrics.pool_size.labels(pool.environment, pool.type).set(pool.size)

@@ -12,17 +12,7 @@ router = resource_router("/api/v1", "pools")
 
 
 def pool_public(state: PoolState) -> PoolPublic:
-    pool = state.pool
-    return PoolPublic(
-        environment=pool.environment,
-        type=pool.type,
-        size=pool.size,
-        limits=pool.limits,
-        options=pool.options,
-        source=pool.source,
-        ready=state.ready,
-        starting=state.starting,
-    )
+    return PoolPublic.model_validate(state, from_attributes=True)
 
 
 @router.get("/pools")
