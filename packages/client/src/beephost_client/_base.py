@@ -246,8 +246,7 @@ class BaseClient:
     ) -> wire.ObjectCreate:
         return wire.ObjectCreate(
             target=target,
-            args=[self._encode(a, sid) for a in args],
-            kwargs={k: self._encode(v, sid) for k, v in kwargs.items()},
+            **self._encode_arguments(args, kwargs, sid),
             session=sid,
             timeout=deadline,
         )
@@ -288,8 +287,7 @@ class BaseClient:
         return wire.ObjectCall(
             handle=self._live_handle(proxy),
             method=method,
-            args=[self._encode(a, sid) for a in args],
-            kwargs={k: self._encode(v, sid) for k, v in kwargs.items()},
+            **self._encode_arguments(args, kwargs, sid),
             session=sid,
             timeout=deadline,
         )
@@ -342,6 +340,15 @@ class BaseClient:
         if isinstance(value, _SCALARS) and type(value) is not int:
             return value
         return encode_value(self._unwrap(value, sid))  # ints too: huge ones are tagged
+
+    def _encode_arguments(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], sid: str
+    ) -> dict[str, Any]:
+        """The ``args`` and ``kwargs`` fields of object.create and object.call."""
+        return {
+            "args": [self._encode(a, sid) for a in args],
+            "kwargs": {k: self._encode(v, sid) for k, v in kwargs.items()},
+        }
 
     def _unwrap(self, value: Any, sid: str) -> Any:
         if isinstance(value, ProxyBase):
