@@ -6,8 +6,9 @@ the public objects here are built from those typed models, never from reply dict
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, Self, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 
@@ -30,6 +31,48 @@ class OutputChunk:
     data: str
 
 
+_T = TypeVar("_T")
+
+
+class _MimeData(property, Generic[_T]):
+    """A read-only attribute of :class:`Output`: its data of one MIME type, or None.
+
+    A property (so ``help()`` lists it as one) that mypy reads as ``_T | None``.
+    """
+
+    def __init__(self, mime: str, read: Callable[[Any], _T | None], doc: str) -> None:
+        super().__init__(lambda output: read(output.data.get(mime)))
+        self.__doc__ = doc  # property.__init__ keeps no doc= on a subclass (3.11)
+
+    @overload
+    def __get__(self, output: None, owner: type | None = None, /) -> Self: ...
+    @overload
+    def __get__(self, output: "Output", owner: type | None = None, /) -> _T | None: ...
+    def __get__(self, output: object, owner: type | None = None, /) -> Any:
+        return super().__get__(output, owner)
+
+
+def _as_text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _as_bytes(value: Any) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _text(mime: str) -> _MimeData[str]:
+    return _MimeData(mime, _as_text, f"``{mime}``.")
+
+
+def _decoded(mime: str) -> _MimeData[bytes]:
+    return _MimeData(mime, _as_bytes, f"``{mime}``, decoded.")
+
+
 @dataclass(frozen=True, slots=True)
 class Output:
     """One rich output (a ``display()`` call, a plot, a table), in Jupyter's shape.
@@ -48,53 +91,13 @@ class Output:
     data: dict[str, Any]
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    def _str(self, mime: str) -> str | None:
-        value = self.data.get(mime)
-        return value if isinstance(value, str) else None
-
-    def _bytes(self, mime: str) -> bytes | None:
-        value = self._str(mime)
-        if value is None:
-            return None
-        try:
-            return base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            return None
-
-    @property
-    def text(self) -> str | None:
-        """``text/plain``."""
-        return self._str("text/plain")
-
-    @property
-    def html(self) -> str | None:
-        """``text/html``."""
-        return self._str("text/html")
-
-    @property
-    def markdown(self) -> str | None:
-        """``text/markdown``."""
-        return self._str("text/markdown")
-
-    @property
-    def svg(self) -> str | None:
-        """``image/svg+xml``."""
-        return self._str("image/svg+xml")
-
-    @property
-    def latex(self) -> str | None:
-        """``text/latex``."""
-        return self._str("text/latex")
-
-    @property
-    def png(self) -> bytes | None:
-        """``image/png``, decoded."""
-        return self._bytes("image/png")
-
-    @property
-    def jpeg(self) -> bytes | None:
-        """``image/jpeg``, decoded."""
-        return self._bytes("image/jpeg")
+    text = _text("text/plain")
+    html = _text("text/html")
+    markdown = _text("text/markdown")
+    svg = _text("image/svg+xml")
+    latex = _text("text/latex")
+    png = _decoded("image/png")
+    jpeg = _decoded("image/jpeg")
 
     @property
     def json(self) -> Any:
