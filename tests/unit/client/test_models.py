@@ -5,6 +5,8 @@ import base64
 import pytest
 
 import beephost_client as bc
+from beephost_client._models import parse
+from beephost_protocol import models as wire
 
 TEXT = {
     "text": "text/plain",
@@ -41,3 +43,28 @@ def test_the_mime_attributes_are_read_only_properties() -> None:
         attribute = vars(bc.Output)[name]
         assert isinstance(attribute, property)
         assert attribute.fset is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "problems"),
+    [
+        (
+            None,
+            "reply: Input should be a valid dictionary or instance of SessionOpened",
+        ),
+        (
+            {"session": 1, "ttl": "x"},
+            "session: Input should be a valid string; ttl: Input should be a valid "
+            "number, unable to parse string as a number",
+        ),
+    ],
+    ids=["not-a-dict", "bad-fields"],
+)
+def test_a_reply_not_in_its_model_names_each_problem(
+    raw: object, problems: str
+) -> None:
+    with pytest.raises(bc.BadReply) as caught:
+        parse(wire.SessionOpened, raw)
+    assert caught.value.message == (
+        f"the server's reply is not a SessionOpened: {problems}"
+    )

@@ -30,6 +30,7 @@ from beephost_client._models import (
     output_from,
     parse,
     session_description,
+    validation_problems,
 )
 from beephost_protocol import (
     DEFAULT_SESSION,
@@ -114,11 +115,9 @@ def _arguments(build: Callable[_P, _R]) -> Callable[_P, _R]:
         except BeepHostError:
             raise
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}"
-                for e in exc.errors(include_url=False)[:5]
-            )
-            raise InvalidArgument(f"invalid argument: {problems}") from exc
+            raise InvalidArgument(
+                f"invalid argument: {validation_problems(exc, 'value')}"
+            ) from exc
         except (ValueError, TypeError) as exc:
             raise InvalidArgument(f"invalid argument: {exc}") from exc
         except RecursionError as exc:
