@@ -30,7 +30,6 @@ from beephost_client._models import (
     output_from,
     parse,
     session_description,
-    validation_problems,
 )
 from beephost_protocol import (
     DEFAULT_SESSION,
@@ -40,7 +39,12 @@ from beephost_protocol import (
     encode_value,
 )
 from beephost_protocol import models as wire
-from beephost_protocol.errors import BeepHostError, ExecutionTimeout, Unavailable
+from beephost_protocol.errors import (
+    BeepHostError,
+    ExecutionTimeout,
+    Unavailable,
+    validation_summary,
+)
 
 # Commands whose repetition cannot change the outcome: after a connection broke with
 # the request possibly delivered, only these are sent again (once). eval, exec,
@@ -115,9 +119,8 @@ def _arguments(build: Callable[_P, _R]) -> Callable[_P, _R]:
         except BeepHostError:
             raise
         except ValidationError as exc:
-            raise InvalidArgument(
-                f"invalid argument: {validation_problems(exc, 'value')}"
-            ) from exc
+            problems = validation_summary(exc.errors(include_url=False), "value")
+            raise InvalidArgument(f"invalid argument: {problems}") from exc
         except (ValueError, TypeError) as exc:
             raise InvalidArgument(f"invalid argument: {exc}") from exc
         except RecursionError as exc:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from beephost_client._exceptions import BadReply
 from beephost_protocol import models as wire
+from beephost_protocol.errors import validation_summary
 
 _IMAGE_MIMES = ("image/png", "image/jpeg", "image/svg+xml")
 
@@ -122,21 +123,10 @@ def parse(model: type[_Reply], raw: Any) -> _Reply:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        problems = validation_problems(exc, "reply")
+        problems = validation_summary(exc.errors(include_url=False), "reply")
         raise BadReply(
             f"the server's reply is not a {model.__name__}: {problems}"
         ) from exc
-
-
-def validation_problems(exc: ValidationError, whole: str) -> str:
-    """The first five of pydantic's complaints, each as ``where: what``.
-
-    ``whole`` names the place of a complaint about the value itself (an empty path).
-    """
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or whole}: {e['msg']}"
-        for e in exc.errors(include_url=False)[:5]
-    )
 
 
 def output_from(output: wire.Output) -> Output:
