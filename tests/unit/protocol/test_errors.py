@@ -1,5 +1,7 @@
 """The error taxonomy: every code has a class, and the wire form round-trips."""
 
+from typing import Any
+
 import pytest
 
 from beephost_protocol import errors
@@ -92,7 +94,7 @@ def test_a_framework_refusal_gets_a_code_and_a_message(
 
 
 def test_a_validation_summary_names_the_first_five_complaints() -> None:
-    complaints = [
+    complaints: list[dict[str, Any]] = [
         {"loc": (), "msg": "Input should be a valid dictionary"},
         {"loc": ("args", 0), "msg": "too deep"},
         *({"loc": (f"f{i}",), "msg": "Field required"} for i in range(5)),
