@@ -282,8 +282,8 @@ def operator_note(error: BeepHostError, session: str | None = None) -> str | Non
 def validation_summary(errors: Sequence[Mapping[str, Any]], whole: str) -> str:
     """The first five of pydantic's complaints as ``where: what; ...``.
 
-    Every transport words a refused request (and the client a refused argument or
-    reply) this way.
+    How a refused request is worded (and, in the client, a refused argument or
+    reply), so that the message reads the same wherever it comes from.
 
     Args:
         errors: pydantic's error details (``ValidationError.errors()``).
