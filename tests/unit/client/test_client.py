@@ -396,6 +396,18 @@ def test_a_reply_not_in_its_result_model_is_bad_reply(case: str) -> None:
     assert isinstance(caught.value.__cause__, ValidationError)
 
 
+def test_an_argument_the_command_model_refuses_names_where_it_failed() -> None:
+    value: Any = 0
+    for _ in range(250):
+        value = [value]
+    with pytest.raises(bc.InvalidArgument) as caught:
+        client_with(Recorder()).evaluate("x", locals={"x": value})
+    assert caught.value.message == (
+        "invalid argument: locals: Value error, a value nested deeper than 200 levels"
+    )
+    assert isinstance(caught.value.__cause__, ValidationError)
+
+
 def test_client_needs_a_url_or_a_transport() -> None:
     with pytest.raises(ValueError, match="URL or a transport"):
         bc.Client()

@@ -1,5 +1,7 @@
 """The error taxonomy: every code has a class, and the wire form round-trips."""
 
+from typing import Any
+
 import pytest
 
 from beephost_protocol import errors
@@ -89,3 +91,16 @@ def test_a_framework_refusal_gets_a_code_and_a_message(
 ) -> None:
     code, message = errors.framework_refusal(status, "detail", "GET", "/x")
     assert (code.value, message) == expected
+
+
+def test_a_validation_summary_names_the_first_five_complaints() -> None:
+    complaints: list[dict[str, Any]] = [
+        {"loc": (), "msg": "Input should be a valid dictionary"},
+        {"loc": ("args", 0), "msg": "too deep"},
+        *({"loc": (f"f{i}",), "msg": "Field required"} for i in range(5)),
+    ]
+    assert errors.validation_summary(complaints, "request") == (
+        "request: Input should be a valid dictionary; args.0: too deep; "
+        "f0: Field required; f1: Field required; f2: Field required"
+    )
+    assert errors.validation_summary([], "request") == ""

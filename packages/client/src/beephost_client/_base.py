@@ -39,7 +39,12 @@ from beephost_protocol import (
     encode_value,
 )
 from beephost_protocol import models as wire
-from beephost_protocol.errors import BeepHostError, ExecutionTimeout, Unavailable
+from beephost_protocol.errors import (
+    BeepHostError,
+    ExecutionTimeout,
+    Unavailable,
+    validation_summary,
+)
 
 # Commands whose repetition cannot change the outcome: after a connection broke with
 # the request possibly delivered, only these are sent again (once). eval, exec,
@@ -114,10 +119,7 @@ def _arguments(build: Callable[_P, _R]) -> Callable[_P, _R]:
         except BeepHostError:
             raise
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}"
-                for e in exc.errors(include_url=False)[:5]
-            )
+            problems = validation_summary(exc.errors(include_url=False), "value")
             raise InvalidArgument(f"invalid argument: {problems}") from exc
         except (ValueError, TypeError) as exc:
             raise InvalidArgument(f"invalid argument: {exc}") from exc
@@ -246,8 +248,7 @@ class BaseClient:
     ) -> wire.ObjectCreate:
         return wire.ObjectCreate(
             target=target,
-            args=[self._encode(a, sid) for a in args],
-            kwargs={k: self._encode(v, sid) for k, v in kwargs.items()},
+            **self._encode_arguments(args, kwargs, sid),
             session=sid,
             timeout=deadline,
         )
@@ -288,8 +289,7 @@ class BaseClient:
         return wire.ObjectCall(
             handle=self._live_handle(proxy),
             method=method,
-            args=[self._encode(a, sid) for a in args],
-            kwargs={k: self._encode(v, sid) for k, v in kwargs.items()},
+            **self._encode_arguments(args, kwargs, sid),
             session=sid,
             timeout=deadline,
         )
@@ -342,6 +342,15 @@ class BaseClient:
         if isinstance(value, _SCALARS) and type(value) is not int:
             return value
         return encode_value(self._unwrap(value, sid))  # ints too: huge ones are tagged
+
+    def _encode_arguments(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], sid: str
+    ) -> dict[str, Any]:
+        """The ``args`` and ``kwargs`` fields of object.create and object.call."""
+        return {
+            "args": [self._encode(a, sid) for a in args],
+            "kwargs": {k: self._encode(v, sid) for k, v in kwargs.items()},
+        }
 
     def _unwrap(self, value: Any, sid: str) -> Any:
         if isinstance(value, ProxyBase):

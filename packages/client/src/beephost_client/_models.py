@@ -6,13 +6,15 @@ the public objects here are built from those typed models, never from reply dict
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, Self, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 
 from beephost_client._exceptions import BadReply
 from beephost_protocol import models as wire
+from beephost_protocol.errors import validation_summary
 
 _IMAGE_MIMES = ("image/png", "image/jpeg", "image/svg+xml")
 
@@ -28,6 +30,48 @@ class OutputChunk:
 
     stream: Literal["stdout", "stderr"]
     data: str
+
+
+_T = TypeVar("_T")
+
+
+class _MimeData(property, Generic[_T]):
+    """A read-only attribute of :class:`Output`: its data of one MIME type, or None.
+
+    A property (so ``help()`` lists it as one) that mypy reads as ``_T | None``.
+    """
+
+    def __init__(self, mime: str, read: Callable[[Any], _T | None], doc: str) -> None:
+        super().__init__(lambda output: read(output.data.get(mime)))
+        self.__doc__ = doc  # property.__init__ keeps no doc= on a subclass (3.11)
+
+    @overload
+    def __get__(self, output: None, owner: type | None = None, /) -> Self: ...
+    @overload
+    def __get__(self, output: "Output", owner: type | None = None, /) -> _T | None: ...
+    def __get__(self, output: object, owner: type | None = None, /) -> Any:
+        return super().__get__(output, owner)
+
+
+def _as_text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _as_bytes(value: Any) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _text(mime: str) -> _MimeData[str]:
+    return _MimeData(mime, _as_text, f"``{mime}``.")
+
+
+def _decoded(mime: str) -> _MimeData[bytes]:
+    return _MimeData(mime, _as_bytes, f"``{mime}``, decoded.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,53 +92,13 @@ class Output:
     data: dict[str, Any]
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    def _str(self, mime: str) -> str | None:
-        value = self.data.get(mime)
-        return value if isinstance(value, str) else None
-
-    def _bytes(self, mime: str) -> bytes | None:
-        value = self._str(mime)
-        if value is None:
-            return None
-        try:
-            return base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            return None
-
-    @property
-    def text(self) -> str | None:
-        """``text/plain``."""
-        return self._str("text/plain")
-
-    @property
-    def html(self) -> str | None:
-        """``text/html``."""
-        return self._str("text/html")
-
-    @property
-    def markdown(self) -> str | None:
-        """``text/markdown``."""
-        return self._str("text/markdown")
-
-    @property
-    def svg(self) -> str | None:
-        """``image/svg+xml``."""
-        return self._str("image/svg+xml")
-
-    @property
-    def latex(self) -> str | None:
-        """``text/latex``."""
-        return self._str("text/latex")
-
-    @property
-    def png(self) -> bytes | None:
-        """``image/png``, decoded."""
-        return self._bytes("image/png")
-
-    @property
-    def jpeg(self) -> bytes | None:
-        """``image/jpeg``, decoded."""
-        return self._bytes("image/jpeg")
+    text = _text("text/plain")
+    html = _text("text/html")
+    markdown = _text("text/markdown")
+    svg = _text("image/svg+xml")
+    latex = _text("text/latex")
+    png = _decoded("image/png")
+    jpeg = _decoded("image/jpeg")
 
     @property
     def json(self) -> Any:
@@ -119,10 +123,7 @@ def parse(model: type[_Reply], raw: Any) -> _Reply:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'reply'}: {e['msg']}"
-            for e in exc.errors(include_url=False)[:5]
-        )
+        problems = validation_summary(exc.errors(include_url=False), "reply")
         raise BadReply(
             f"the server's reply is not a {model.__name__}: {problems}"
         ) from exc

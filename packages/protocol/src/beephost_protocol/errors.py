@@ -21,6 +21,7 @@ On the wire an error is ``{"code", "message", "data"}``. ``data`` is a JSON obje
 exception. An unknown code decodes to the base :class:`BeepHostError`.
 """
 
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -276,6 +277,23 @@ def operator_note(error: BeepHostError, session: str | None = None) -> str | Non
     if isinstance(error, ExecutionTimeout) and error.data.get("state_lost"):
         return f"session {name} lost its state at the deadline: {error.message}"
     return None
+
+
+def validation_summary(errors: Sequence[Mapping[str, Any]], whole: str) -> str:
+    """The first five of pydantic's complaints as ``where: what; ...``.
+
+    How a refused request is worded (and, in the client, a refused argument or
+    reply), so that the message reads the same wherever it comes from.
+
+    Args:
+        errors: pydantic's error details (``ValidationError.errors()``).
+        whole: Where a complaint about the value as a whole (an empty ``loc``) is,
+            e.g. ``request``.
+    """
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or whole}: {error['msg']}"
+        for error in errors[:5]
+    )
 
 
 # The one table per transport (docs/protocol/errors.md explains each choice). gRPC codes

@@ -23,7 +23,12 @@ from pydantic import ValidationError
 
 from beephost_pb.exec.v1 import exec_pb2 as pb
 from beephost_protocol import models
-from beephost_protocol.errors import BeepHostError, InvalidRequest, error_from_wire
+from beephost_protocol.errors import (
+    BeepHostError,
+    InvalidRequest,
+    error_from_wire,
+    validation_summary,
+)
 
 __all__ = [
     "ERROR_METADATA_KEY",
@@ -153,12 +158,9 @@ def validated(model: type[CommandT], rpc: str, /, **params: Any) -> CommandT:
         errors = exc.errors(
             include_url=False, include_context=False, include_input=False
         )
-        summary = "; ".join(
-            f"{'.'.join(str(part) for part in err['loc']) or 'request'}: {err['msg']}"
-            for err in errors[:5]
-        )
         raise InvalidRequest(
-            f"bad {rpc} request: {summary}", {"errors": _plain(errors)}
+            f"bad {rpc} request: {validation_summary(errors, 'request')}",
+            {"errors": _plain(errors)},
         ) from None
 
 
