@@ -15,7 +15,11 @@ from starlette.types import Scope
 from beephost_http_backend.responses import JSONBytes
 from beephost_http_backend.schemas import ErrorResponse
 from beephost_protocol import HTTP_STATUS, BeepHostError, ErrorCode
-from beephost_protocol.errors import InvalidRequest, operator_note
+from beephost_protocol.errors import (
+    InvalidRequest,
+    operator_note,
+    validation_summary,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +85,7 @@ def _message(err: Any) -> str:
 
 def invalid_request(errors: Any) -> InvalidRequest:
     cleaned = _clean(errors)
-    summary = "; ".join(
-        f"{'.'.join(err['loc']) or 'request'}: {err['msg']}" for err in cleaned[:5]
-    )
+    summary = validation_summary(cleaned, "request")
     return InvalidRequest(f"invalid request: {summary}", {"errors": cleaned})
 
 

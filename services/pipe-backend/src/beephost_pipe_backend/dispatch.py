@@ -8,7 +8,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from beephost_protocol import COMMANDS, Command, LineTooLong, encode
-from beephost_protocol.errors import BeepHostError, InvalidRequest, TooLarge
+from beephost_protocol.errors import (
+    BeepHostError,
+    InvalidRequest,
+    TooLarge,
+    validation_summary,
+)
 from beephost_protocol.payloads import (
     PAYLOAD_MEMBER,
     PAYLOAD_REQUESTS,
@@ -90,7 +95,8 @@ def decode_frame(line: bytes, payload: bytes | None = None) -> Frame:
         raise FrameError(
             request_id,
             InvalidRequest(
-                f"bad params for {kind!r}: {_summary(errors)}", {"errors": errors}
+                f"bad params for {kind!r}: {validation_summary(errors, 'params')}",
+                {"errors": errors},
             ),
         ) from None
     return Frame(request_id, kind, params, command)
@@ -117,13 +123,6 @@ def _with_payload(
             ),
         )
     return {**params, PAYLOAD_MEMBER: payload}
-
-
-def _summary(errors: list[Any]) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'params'}: {err['msg']}"
-        for err in errors[:5]
-    )
 
 
 def result_frame(request_id: RequestId, result: dict[str, Any]) -> bytes:
