@@ -42,7 +42,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Literal, Protocol
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
+
 import rpyc
+from bench._timing import timed
 
 BENCH_DIR = Path(__file__).resolve().parent
 EXPRESSION = "1+1"
@@ -51,6 +54,12 @@ READY_TIMEOUT = 60.0
 
 # --------------------------------------------------------------------------------------
 # clients
+
+
+def check_value(value: object) -> None:
+    """Raises unless ``EXPRESSION`` evaluated to ``EXPECTED``."""
+    if value != EXPECTED:
+        raise RuntimeError(f"{EXPRESSION} evaluated to {value!r}")
 
 
 class LineClient:
@@ -77,9 +86,7 @@ class LineClient:
         self.session = self.call({"type": "session.open", "params": {}})["session"]
 
     def check(self) -> None:
-        value = self.call({"type": "eval", "params": self._params()})["value"]
-        if value != EXPECTED:
-            raise RuntimeError(f"{EXPRESSION} evaluated to {value!r}")
+        check_value(self.call({"type": "eval", "params": self._params()})["value"])
 
     def _params(self) -> dict[str, str]:
         params = {"expression": EXPRESSION}
@@ -119,20 +126,10 @@ class RpycClient:
         self.conn = rpyc.classic.unix_connect(path)
 
     def check(self) -> None:
-        value = self.conn.eval(EXPRESSION)
-        if value != EXPECTED:
-            raise RuntimeError(f"{EXPRESSION} evaluated to {value!r}")
+        check_value(self.conn.eval(EXPRESSION))
 
     def block(self, count: int) -> list[int]:
-        clock, evaluate = time.perf_counter_ns, self.conn.eval
-        latencies = []
-        for _ in range(count):
-            started = clock()
-            value = evaluate(EXPRESSION)
-            latencies.append(clock() - started)
-            if value != EXPECTED:
-                raise RuntimeError(f"{EXPRESSION} evaluated to {value!r}")
-        return latencies
+        return timed(count, functools.partial(self.conn.eval, EXPRESSION), check_value)
 
     def close(self) -> None:
         self.conn.close()
