@@ -70,6 +70,7 @@ from typing import TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
 
 from bench import _jupyter
+from bench._options import bench_parser, known_args
 from bench.grpc_roundtrip import code_under_test, entry, render_text
 from bench.http_roundtrip import free_port, spawn, terminate
 from scripts.workspace_snapshot import snapshot_workspace
@@ -460,7 +461,7 @@ def ms(value: float) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--starts", type=int, default=5, help="starts per backend type")
     parser.add_argument(
         "--warmup", type=int, default=1, help="unmeasured starts per type first"
@@ -472,8 +473,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--recreates", type=int, default=RECREATES, help="environment re-creates"
     )
     parser.add_argument("--seed", type=int, default=None, help="shuffle seed")
-    args, _ = parser.parse_known_args(argv)
-    return args
+    return known_args(parser, argv)
 
 
 @dataclass

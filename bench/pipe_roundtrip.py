@@ -45,6 +45,7 @@ from typing import Any, Literal, Protocol
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
 
 import rpyc
+from bench._options import bench_parser
 from bench._timing import timed
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -618,7 +619,7 @@ def _raise_exit(signum: int, frame: FrameType | None) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_parser(__doc__)
     parser.add_argument(
         "--seconds", type=float, default=10.0, help="measured time per 1-client case"
     )

@@ -341,7 +341,7 @@ def build(tmp: Path, python: str) -> list[Spec]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = grpc_roundtrip.parse_args(argv, __doc__.split("\n\n")[0], seconds=3.0)
+    args = grpc_roundtrip.parse_args(argv, __doc__, seconds=3.0)
     python = environment(lambda text: print(text, file=sys.stderr))
     run = grpc_roundtrip.run(args, lambda tmp: build(tmp, python), "bhb-plots-")
     by_name = {r.name: r for r in run.results}

@@ -46,6 +46,7 @@ from typing import Any
 # Run as a script, sys.path[0] is bench/: make the sibling scripts importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import grpc_roundtrip, pipe_roundtrip
+from bench._options import bench_parser, known_args
 from bench._timing import atimed, timed
 from bench.http_roundtrip import free_port
 from bench.pipe_roundtrip import check_value
@@ -385,7 +386,7 @@ def report(results: dict[Case, list[int]], pinned: str) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=20.0, help="measuring time")
     parser.add_argument("--block", type=int, default=200, help="round trips per block")
     parser.add_argument(
@@ -395,9 +396,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--cpu", type=int, default=0, help="the CPU for --pin")
     parser.add_argument("--seed", type=int, default=None, help="shuffle seed")
-    # Tolerate the other bench scripts' options (one set of arguments for all).
-    args, _ = parser.parse_known_args(argv)
-    return args
+    return known_args(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:
