@@ -59,6 +59,7 @@ from bench import (
     pools,
     transports,
 )
+from bench._options import bench_parser
 from bench.grpc_roundtrip import Run, Spec
 from bench.pipe_roundtrip import ClientGroup
 
@@ -711,7 +712,7 @@ def markdown(rows: list[Row]) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_parser(__doc__)
     add = parser.add_argument
     add(
         "--quick",

@@ -50,7 +50,6 @@ import argparse
 import concurrent.futures
 import contextlib
 import json
-import os
 import random
 import re
 import secrets
@@ -70,8 +69,10 @@ from typing import TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
 
 from bench import _jupyter
+from bench._options import bench_parser, known_args
 from bench.grpc_roundtrip import code_under_test, entry, render_text
-from bench.http_roundtrip import free_port, spawn, terminate
+from bench.http_roundtrip import free_port
+from scripts.local_controller import LocalController
 from scripts.workspace_snapshot import snapshot_workspace
 
 import beephost_client
@@ -112,17 +113,14 @@ def docker_time(value: str) -> float:
     return datetime.fromisoformat(value).timestamp()
 
 
-@dataclass
-class Controller:
-    """One controller process, its settings and what the run made through it."""
+@dataclass(kw_only=True)
+class Controller(LocalController):
+    """The run's controller: it builds ``workspace`` (a snapshot) into repositories of
+    the run, labels all it makes with the run, and notes the environments it created."""
 
-    root: Path
+    workspace: Path
     run: str = field(default_factory=lambda: secrets.token_hex(4))
-    port: int = field(default_factory=lambda: free_port())
-    process: subprocess.Popen[bytes] | None = None
     environments: list[str] = field(default_factory=list)
-    #: More BEEPHOST_CONTROLLER_* settings, by name without the prefix.
-    settings: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -132,53 +130,18 @@ class Controller:
     def repository(self) -> str:
         return f"beephost-bench-{self.run}"
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.root / "controller.log"
-
-    def start(self, workspace: Path) -> None:
-        settings = {
-            "DATABASE": str(self.root / "controller.db"),
-            "SOCKET_ROOT": str(self.root / "sockets"),
+    def defaults(self) -> dict[str, str]:
+        return {
+            **super().defaults(),
             "NAME": self.name,
-            "PORT": str(self.port),
             "PYTHONS": json.dumps([PYTHON]),
             "DEFAULT_PYTHON": PYTHON,
             "LABELS": json.dumps({RUN_LABEL: self.run}),
             "SUPERVISE_INTERVAL": "0.5",
-            "WORKSPACE": str(workspace),
+            "WORKSPACE": str(self.workspace),
             "BACKEND_IMAGE_PREFIX": self.repository,
             "ENVIRONMENT_REPOSITORY": f"{self.repository}/env",
-            **self.settings,
         }
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
-        env.update({f"BEEPHOST_CONTROLLER_{k}": v for k, v in settings.items()})
-        self.process = spawn(
-            [sys.executable, "-m", "beephost_controller"], env, self.log_path
-        )
-        deadline = time.monotonic() + 60
-        with ControllerClient(self.url, timeout=2.0) as client:
-            while True:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"the controller exited:\n{self.log_tail()}")
-                try:
-                    client.ready()
-                    return
-                except (BeepHostError, OSError):
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(
-                            f"the controller is not ready:\n{self.log_tail()}"
-                        ) from None
-                    time.sleep(0.1)
-
-    def log_tail(self, size: int = 3000) -> str:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_bytes()[-size:].decode("utf-8", "replace")
-        return ""
 
     def clean_api(self, client: ControllerClient) -> None:
         """Stop every backend and delete the environments this run created."""
@@ -189,12 +152,6 @@ class Controller:
         for name in self.environments:
             with contextlib.suppress(BeepHostError, OSError):
                 client.delete_environment(name)
-
-    def stop(self) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        terminate(process, 20, 10)
 
     def remove_owned(self) -> list[str]:
         """Remove the containers, networks, volumes and images carrying this run's
@@ -460,7 +417,7 @@ def ms(value: float) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--starts", type=int, default=5, help="starts per backend type")
     parser.add_argument(
         "--warmup", type=int, default=1, help="unmeasured starts per type first"
@@ -472,8 +429,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--recreates", type=int, default=RECREATES, help="environment re-creates"
     )
     parser.add_argument("--seed", type=int, default=None, help="shuffle seed")
-    args, _ = parser.parse_known_args(argv)
-    return args
+    return known_args(parser, argv)
 
 
 @dataclass
@@ -696,23 +652,28 @@ def running(
     workspace_root = Path(__file__).resolve().parent.parent
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bhb-ctl-")))
-        controller = Controller(tmp, settings=dict(settings or {}))
+        controller = Controller(
+            workdir=tmp,
+            port=free_port(),
+            workspace=tmp / "workspace",
+            settings=dict(settings or {}),
+        )
         try:
-            workspace = snapshot_workspace(workspace_root, tmp / "workspace")
+            snapshot_workspace(workspace_root, controller.workspace)
             say(f"controller {controller.name} on {controller.url}")
-            controller.start(workspace)
+            controller.start()
             client = stack.enter_context(ControllerClient(controller.url))
             try:
                 yield controller, client, tmp
             except Exception:
-                print(quoted_tail(controller.log_tail()), file=sys.stderr)
+                print(quoted_tail(controller.log()), file=sys.stderr)
                 raise
             finally:
                 with _signals_held():
                     controller.clean_api(client)
         finally:
             with _signals_held():
-                controller.stop()
+                controller.stop(grace=20)
                 removed = controller.remove_owned()
             say(f"cleaned up: {len(removed)} container(s), network(s), image(s)")
 

@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
 
 from bench import controller
+from bench._options import bench_parser, known_args
 from bench.grpc_roundtrip import entry
 
 from beephost_client.controller import Backend, BackendType, ControllerClient
@@ -154,13 +155,12 @@ def report(speeds: dict[str, Speeds], mib: int, rounds: int) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--mib", type=int, default=100, help="file size in MiB")
     parser.add_argument(
         "--rounds", type=int, default=3, help="round trips per transport"
     )
-    args, _ = parser.parse_known_args(argv)
-    return args
+    return known_args(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,6 +42,7 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")  # as the backend doe
 
 import grpc
 from bench import http_roundtrip, pipe_roundtrip
+from bench._options import bench_parser, known_args
 
 from beephost_pb.exec.v1 import exec_pb2, exec_pb2_grpc
 
@@ -561,10 +562,9 @@ def code_under_test() -> str:
     return str(root) if state is None else f"{root.name} {state}"
 
 
-def parse_args(
-    argv: list[str] | None, description: str, seconds: float
-) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=description)
+def parse_args(argv: list[str] | None, doc: str, seconds: float) -> argparse.Namespace:
+    """The round-trip options of the script whose docstring is ``doc``."""
+    parser = bench_parser(doc)
     parser.add_argument(
         "--seconds", type=float, default=seconds, help="measured time per case"
     )
@@ -575,8 +575,7 @@ def parse_args(
     )
     parser.add_argument("--cpu", type=int, default=None, help="the CPU for --pin")
     parser.add_argument("--seed", type=int, default=None, help="shuffle seed")
-    args, _ = parser.parse_known_args(argv)  # tolerate the other scripts' options
-    return args
+    return known_args(parser, argv)
 
 
 def cpu_cells(result: Result) -> list[str]:
@@ -628,7 +627,7 @@ def print_tables(
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv, __doc__.split("\n\n")[0], seconds=5.0)
+    args = parse_args(argv, __doc__, seconds=5.0)
     result = run(
         args,
         lambda tmp: [

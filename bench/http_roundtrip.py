@@ -15,7 +15,6 @@ shared/research/platform.md, "Benchmarking on these machines").
 CPU per request of each server (workers included) comes from /proc.
 """
 
-import argparse
 import functools
 import http.client
 import json
@@ -30,6 +29,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
+
+from bench._options import bench_parser
 
 BENCH_DIR = Path(__file__).resolve().parent
 BODY = json.dumps({"expression": "1+1"}).encode()
@@ -234,7 +237,7 @@ def percentile(ordered: list[int], q: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=20.0, help="measuring time")
     parser.add_argument("--block", type=int, default=50, help="requests per block")
     parser.add_argument("--pin", action="store_true", help="run everything on one CPU")

@@ -11,7 +11,6 @@ the same run: ``uv pip install --target`` of the same wheel on the host, cache w
 (the unpack alone, without resolution, copy or activation). Goal: under 3 s.
 """
 
-import argparse
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
 
 from bench import controller
+from bench._options import bench_parser, known_args
 from bench.grpc_roundtrip import entry
 from uv import find_uv_bin
 
@@ -114,9 +114,9 @@ def report(times: InstallTimes) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=5, help="measured installs")
-    args, _ = parser.parse_known_args(argv)
+    args = known_args(parser, argv)
     return controller.bench_main(
         lambda _, client, scratch, say: measure(
             client, "bench", scratch, args.rounds, say

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* impor
 
 import docker
 from bench import controller
+from bench._options import bench_parser, known_args
 from bench.grpc_roundtrip import entry, render_text
 from docker.models.containers import Container as DockerContainer
 
@@ -323,11 +324,10 @@ def report(idle: Idle) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--idle", type=float, default=10.0, help="idle seconds")
     parser.add_argument("--samples", type=int, default=5, help="reads per container")
-    args, _ = parser.parse_known_args(argv)
-    return args
+    return known_args(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,7 +42,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Literal, Protocol
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
+
 import rpyc
+from bench._options import bench_parser
+from bench._timing import timed
 
 BENCH_DIR = Path(__file__).resolve().parent
 EXPRESSION = "1+1"
@@ -51,6 +55,12 @@ READY_TIMEOUT = 60.0
 
 # --------------------------------------------------------------------------------------
 # clients
+
+
+def check_value(value: object) -> None:
+    """Raises unless ``EXPRESSION`` evaluated to ``EXPECTED``."""
+    if value != EXPECTED:
+        raise RuntimeError(f"{EXPRESSION} evaluated to {value!r}")
 
 
 class LineClient:
@@ -77,9 +87,7 @@ class LineClient:
         self.session = self.call({"type": "session.open", "params": {}})["session"]
 
     def check(self) -> None:
-        value = self.call({"type": "eval", "params": self._params()})["value"]
-        if value != EXPECTED:
-            raise RuntimeError(f"{EXPRESSION} evaluated to {value!r}")
+        check_value(self.call({"type": "eval", "params": self._params()})["value"])
 
     def _params(self) -> dict[str, str]:
         params = {"expression": EXPRESSION}
@@ -119,20 +127,10 @@ class RpycClient:
         self.conn = rpyc.classic.unix_connect(path)
 
     def check(self) -> None:
-        value = self.conn.eval(EXPRESSION)
-        if value != EXPECTED:
-            raise RuntimeError(f"{EXPRESSION} evaluated to {value!r}")
+        check_value(self.conn.eval(EXPRESSION))
 
     def block(self, count: int) -> list[int]:
-        clock, evaluate = time.perf_counter_ns, self.conn.eval
-        latencies = []
-        for _ in range(count):
-            started = clock()
-            value = evaluate(EXPRESSION)
-            latencies.append(clock() - started)
-            if value != EXPECTED:
-                raise RuntimeError(f"{EXPRESSION} evaluated to {value!r}")
-        return latencies
+        return timed(count, functools.partial(self.conn.eval, EXPRESSION), check_value)
 
     def close(self) -> None:
         self.conn.close()
@@ -621,7 +619,7 @@ def _raise_exit(signum: int, frame: FrameType | None) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_parser(__doc__)
     parser.add_argument(
         "--seconds", type=float, default=10.0, help="measured time per 1-client case"
     )

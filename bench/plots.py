@@ -37,7 +37,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* impor
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 from bench import _jupyter, grpc_roundtrip, http_roundtrip, pipe_roundtrip
+from bench._timing import timed
 from bench.grpc_roundtrip import BENCH_DIR, ProcessServer, Spec
 
 import beephost_client
@@ -156,14 +156,11 @@ class FloorPlot:
         return self.client.call({"type": "eval", "params": params})["value"]
 
     def block(self, count: int) -> list[int]:
-        clock, evaluate = time.perf_counter_ns, self.eval
-        latencies = []
-        for _ in range(count):
-            started = clock()
-            png = base64.b64decode(evaluate("plot()"))
-            latencies.append(clock() - started)
-            check(png, FLOOR)
-        return latencies
+        return timed(
+            count,
+            lambda: base64.b64decode(self.eval("plot()")),
+            lambda png: check(png, FLOOR),
+        )
 
     def close(self) -> None:
         self.client.close()
@@ -182,14 +179,11 @@ class SdkPlot:
             raise
 
     def block(self, count: int) -> list[int]:
-        clock, execute = time.perf_counter_ns, self.client.execute
-        latencies = []
-        for _ in range(count):
-            started = clock()
-            png = execute(PLOT).images[0].png
-            latencies.append(clock() - started)
-            check(png, self.case)
-        return latencies
+        return timed(
+            count,
+            lambda: self.client.execute(PLOT).images[0].png,
+            lambda png: check(png, self.case),
+        )
 
     def close(self) -> None:
         self.client.close()
@@ -246,16 +240,18 @@ class KernelPlot:
                 return
 
     def block(self, count: int) -> list[int]:
-        clock, execute = time.perf_counter_ns, self.kc.execute
-        latencies = []
-        for _ in range(count):
-            started = clock()
-            msg_id = execute(PLOT)
-            png = self.first_png(msg_id)
-            latencies.append(clock() - started)
-            self.finish(msg_id)
-            check(png, JUPYTER)
-        return latencies
+        return timed(count, self.plot, self.settle)
+
+    def plot(self) -> tuple[str, bytes]:
+        """Timed: the execute request until its PNG arrived."""
+        msg_id = self.kc.execute(PLOT)
+        return msg_id, self.first_png(msg_id)
+
+    def settle(self, plotted: tuple[str, bytes]) -> None:
+        """Untimed: the request's reply and ``idle``, then the PNG's check."""
+        msg_id, png = plotted
+        self.finish(msg_id)
+        check(png, JUPYTER)
 
     def close(self) -> None:
         pass  # the channels belong to the KernelServer
@@ -345,7 +341,7 @@ def build(tmp: Path, python: str) -> list[Spec]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = grpc_roundtrip.parse_args(argv, __doc__.split("\n\n")[0], seconds=3.0)
+    args = grpc_roundtrip.parse_args(argv, __doc__, seconds=3.0)
     python = environment(lambda text: print(text, file=sys.stderr))
     run = grpc_roundtrip.run(args, lambda tmp: build(tmp, python), "bhb-plots-")
     by_name = {r.name: r for r in run.results}

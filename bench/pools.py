@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* impor
 
 import docker
 from bench import controller, memory
+from bench._options import bench_parser, known_args
 from bench.grpc_roundtrip import entry
 
 from beephost_client.controller import Backend, BackendType, ControllerClient
@@ -341,7 +342,7 @@ def report_idle(idle: memory.Idle) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--starts", type=int, default=5, help="starts per type and way")
     parser.add_argument("--burst", type=int, default=20, help="sandboxes at once")
     parser.add_argument("--idle", type=float, default=10.0, help="idle seconds")
@@ -352,8 +353,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="auto",
         help="the controller's CODE_VOLUMES setting",
     )
-    args, _ = parser.parse_known_args(argv)
-    return args
+    return known_args(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:

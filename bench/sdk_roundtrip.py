@@ -39,7 +39,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,10 @@ from typing import Any
 # Run as a script, sys.path[0] is bench/: make the sibling scripts importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import grpc_roundtrip, pipe_roundtrip
+from bench._options import bench_parser, known_args
+from bench._timing import atimed, timed
 from bench.http_roundtrip import free_port
+from bench.pipe_roundtrip import check_value
 
 import beephost_client
 
@@ -121,36 +123,6 @@ class Servers:
 
 # --------------------------------------------------------------------------------------
 # cases: each runs `count` round trips and returns their latencies in ns
-
-
-def timed(count: int, evaluate: Callable[[], object]) -> list[int]:
-    """The latencies of ``count`` calls of ``evaluate``, each of which must give 2.
-
-    The call through ``evaluate`` costs tens of ns, under 0.1% of any round trip that
-    uses it (the floors keep their own loops).
-    """
-    clock = time.perf_counter_ns
-    latencies = []
-    for _ in range(count):
-        started = clock()
-        value = evaluate()
-        latencies.append(clock() - started)
-        if value != 2:
-            raise RuntimeError(f"unexpected value {value!r}")
-    return latencies
-
-
-async def atimed(count: int, evaluate: Callable[[], Awaitable[object]]) -> list[int]:
-    """Async twin of :func:`timed`."""
-    clock = time.perf_counter_ns
-    latencies = []
-    for _ in range(count):
-        started = clock()
-        value = await evaluate()
-        latencies.append(clock() - started)
-        if value != 2:
-            raise RuntimeError(f"unexpected value {value!r}")
-    return latencies
 
 
 class Case:
@@ -240,6 +212,7 @@ class HttpxCase(Case):
         return timed(
             count,
             lambda: post("/api/eval", json={"expression": EXPRESSION}).json()["value"],
+            check_value,
         )
 
     def close(self) -> None:
@@ -264,7 +237,9 @@ class SdkSync(Case):
         self.client = beephost_client.connect(url)
 
     def block(self, count: int) -> list[int]:
-        return timed(count, functools.partial(self.client.evaluate, EXPRESSION))
+        return timed(
+            count, functools.partial(self.client.evaluate, EXPRESSION), check_value
+        )
 
     def close(self) -> None:
         self.client.close()
@@ -296,7 +271,9 @@ class SdkAsync(AsyncCase):
         self.client = beephost_client.aconnect(url)
 
     async def ablock(self, count: int) -> list[int]:
-        return await atimed(count, functools.partial(self.client.evaluate, EXPRESSION))
+        return await atimed(
+            count, functools.partial(self.client.evaluate, EXPRESSION), check_value
+        )
 
     def close(self) -> None:
         self.loop_runner().run(self.client.aclose())
@@ -317,7 +294,7 @@ class HttpxAsyncCase(AsyncCase):
                 "value"
             ]
 
-        return await atimed(count, value)
+        return await atimed(count, value, check_value)
 
     def close(self) -> None:
         self.loop_runner().run(self.client.aclose())
@@ -409,7 +386,7 @@ def report(results: dict[Case, list[int]], pinned: str) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=20.0, help="measuring time")
     parser.add_argument("--block", type=int, default=200, help="round trips per block")
     parser.add_argument(
@@ -419,9 +396,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--cpu", type=int, default=0, help="the CPU for --pin")
     parser.add_argument("--seed", type=int, default=None, help="shuffle seed")
-    # Tolerate the other bench scripts' options (one set of arguments for all).
-    args, _ = parser.parse_known_args(argv)
-    return args
+    return known_args(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:

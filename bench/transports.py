@@ -72,7 +72,7 @@ def build(tmp: Path) -> list[Spec]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = grpc_roundtrip.parse_args(argv, __doc__.split("\n\n")[0], seconds=3.0)
+    args = grpc_roundtrip.parse_args(argv, __doc__, seconds=3.0)
     run = grpc_roundtrip.run(args, build, "bhb-transports-")
     by_name = {r.name: r for r in run.results}
     floor, jupyter = by_name["floor"].p(0.5), by_name["jupyter"].p(0.5)

@@ -6,7 +6,6 @@ with a controller name unique to the test run: ``remove_owned`` removes exactly 
 """
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from scripts.local_controller import LocalController
 
 from beephost_client.controller import Backend, ControllerClient
 from tests.e2e.containers import docker
@@ -32,40 +32,20 @@ CONTROLLER_LABEL = "io.beephost.controller"
 
 
 @dataclass
-class ControllerProcess:
-    """One controller's settings and, while it runs, its process."""
+class ControllerProcess(LocalController):
+    """One controller building into the session's test repositories with its labels,
+    naming what it creates ``name``."""
 
-    workdir: Path
     workspace: Path
     labels: Mapping[str, str]
     repository: str
     docker_cli: str
-    #: Settings over the defaults below, named without ``BEEPHOST_CONTROLLER_``.
-    settings: Mapping[str, str] = field(default_factory=dict)
     name: str = field(default_factory=lambda: f"e2e-{uuid.uuid4().hex[:10]}")
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-    starts: int = 0
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "controller.log"
-
-    @property
-    def socket_root(self) -> Path:
-        return self.workdir / "sockets"
-
-    def environ(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
-        defaults = {
-            "DATABASE": str(self.workdir / "controller.db"),
-            "SOCKET_ROOT": str(self.socket_root),
+    def defaults(self) -> dict[str, str]:
+        return {
+            **super().defaults(),
             "NAME": self.name,
-            "PORT": str(self.port),
             "PYTHONS": '["3.11"]',
             "ENVIRONMENT_REPOSITORY": f"{self.repository}/env",
             "BASE_IMAGE_REPOSITORY": f"{self.repository}/python",
@@ -74,40 +54,6 @@ class ControllerProcess:
             "LABELS": json.dumps(dict(self.labels)),
             "SUPERVISE_INTERVAL": "0.5",
         }
-        settings = {**defaults, **self.settings}
-        env.update({f"BEEPHOST_CONTROLLER_{k}": v for k, v in settings.items()})
-        return env
-
-    def start(self, timeout: float = 60.0) -> None:
-        """Start the process and wait until /ready (reconciliation done)."""
-        assert self.process is None, "already running"
-        self.starts += 1
-        log = self.log_path.open("ab")
-        log.write(f"\n--- start {self.starts} ---\n".encode())
-        log.flush()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "beephost_controller"],
-            env=self.environ(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        with self.client(timeout=2.0) as client:
-            while True:
-                if self.process.poll() is not None:
-                    raise AssertionError(
-                        f"the controller exited {self.process.returncode}:\n{self.log()}"
-                    )
-                try:
-                    client.ready()
-                    return
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise AssertionError(
-                            f"the controller is not ready:\n{self.log()}"
-                        ) from None
-                    time.sleep(0.1)
 
     def kill(self) -> None:
         """kill -9: no shutdown code runs."""
@@ -116,25 +62,8 @@ class ControllerProcess:
         self.process.wait(10)
         self.process = None
 
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-        self.process = None
-
     def client(self, timeout: float = 30.0) -> ControllerClient:
         return ControllerClient(self.url, timeout=timeout)
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-4000:]
-        except FileNotFoundError:
-            return "(no log)"
 
     @property
     def offline_network(self) -> str:
@@ -192,6 +121,7 @@ def module_controller(
 
         proc = kind(
             workdir=tmp_path_factory.mktemp(workdir_prefix),
+            port=free_port(),
             workspace=backend_images.workspace,
             labels=backend_images.labels,
             repository=BACKENDS_REPOSITORY,

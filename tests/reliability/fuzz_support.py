@@ -88,6 +88,13 @@ def still_ready(api: ControllerClient, backend: FuzzBackend) -> str:
     return f"{backend.kind} backend is {now.status} after {now.restarts} restart(s)"
 
 
+def assert_still_ready(api: ControllerClient, backend: FuzzBackend) -> None:
+    """Fails with :func:`still_ready`'s message unless the backend is ready and was
+    never restarted."""
+    stray = still_ready(api, backend)
+    assert not stray, stray
+
+
 @dataclass
 class Tally:
     """The cases one test tried on one surface: each a row of the summary, the failed

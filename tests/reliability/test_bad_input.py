@@ -248,7 +248,7 @@ def test_controller_openapi(
     assert not strays, f"rows left by refused starts: {strays}"
     assert not failures, "\n\n".join(failures)
     for backend in backends.values():
-        assert not support.still_ready(api, backend), support.still_ready(api, backend)
+        support.assert_still_ready(api, backend)
 
 
 @pytest.mark.docker
@@ -402,7 +402,7 @@ def test_http_backend_raw_bodies(
         "pass" if refused else "FAIL",
     )
     assert refused, answer
-    assert not support.still_ready(api, backend), support.still_ready(api, backend)
+    support.assert_still_ready(api, backend)
     assert not problems, problems
 
 
@@ -517,7 +517,7 @@ def test_http_backend_file_routes(
     )
     names = [entry["name"] for entry in json.loads(listing.body)["entries"]]
     assert names == ["abc.txt"], "a refused upload left something behind"
-    assert not support.still_ready(api, backend), support.still_ready(api, backend)
+    support.assert_still_ready(api, backend)
     assert not problems, problems
 
 

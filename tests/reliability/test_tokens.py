@@ -158,44 +158,61 @@ def check_http_surface(
     tally.case("right token afterwards", answer.brief(), answer.status < 300)
 
 
-def test_controller_rest_api(
+@pytest.mark.parametrize(
+    ("surface", "transport", "protected", "open_paths", "foreign"),
+    [
+        pytest.param(
+            "controller REST (TCP)",
+            "http",
+            [
+                ("GET", "/api/v1/environments"),
+                ("GET", "/api/v1/config"),
+                ("GET", "/api/v1/backends/{foreign}/connection"),
+                ("DELETE", "/api/v1/environments/no-such-env"),
+            ],
+            ["/health", "/ready", "/metrics"],
+            "http",
+            id="rest-api",
+        ),
+        pytest.param(
+            "controller admin socket",
+            "http+unix",
+            [("GET", "/api/v1/environments"), ("GET", "/api/v1/backends")],
+            ["/health", "/ready"],
+            "pipe",
+            id="admin-socket",
+        ),
+    ],
+)
+def test_controller(
     token_controller: support.TokenController,
     fuzz_backends: dict[str, support.FuzzBackend],
+    surface: str,
+    transport: str,
+    protected: list[tuple[str, str]],
+    open_paths: list[str],
+    foreign: str,
 ) -> None:
-    tally = support.Tally(AREA, "controller REST (TCP)", "http")
-    check_http_surface(
-        tally,
-        token_controller.url,
-        token_controller.token,
-        protected=[
-            ("GET", "/api/v1/environments", None),
-            ("GET", "/api/v1/config", None),
-            ("GET", f"/api/v1/backends/{fuzz_backends['http'].id}/connection", None),
-            ("DELETE", "/api/v1/environments/no-such-env", None),
-        ],
-        open_paths=["/health", "/ready", "/metrics"],
-        padded_accepted=False,
-        foreign_token=fuzz_backends["http"].token,
+    """The controller's REST API over TCP and its admin socket. ``foreign`` is the fuzz
+    backend whose token is "another surface's"; ``{foreign}`` in a path is its id."""
+    tally = support.Tally(AREA, surface, transport)
+    backend = fuzz_backends[foreign]
+    base = (
+        token_controller.url
+        if transport == "http"
+        else f"unix://{token_controller.admin_socket}"
     )
-    assert not tally.problems, "\n".join(tally.problems)
-
-
-def test_controller_admin_socket(
-    token_controller: support.TokenController,
-    fuzz_backends: dict[str, support.FuzzBackend],
-) -> None:
-    tally = support.Tally(AREA, "controller admin socket", "http+unix")
     check_http_surface(
         tally,
-        f"unix://{token_controller.admin_socket}",
+        base,
         token_controller.token,
         protected=[
-            ("GET", "/api/v1/environments", None),
-            ("GET", "/api/v1/backends", None),
+            (method, path.format(foreign=backend.id), None)
+            for method, path in protected
         ],
-        open_paths=["/health", "/ready"],
+        open_paths=open_paths,
         padded_accepted=False,
-        foreign_token=fuzz_backends["pipe"].token,
+        foreign_token=backend.token,
     )
     assert not tally.problems, "\n".join(tally.problems)
 
