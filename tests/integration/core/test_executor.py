@@ -380,6 +380,32 @@ async def test_closing_during_start_soon_waits_for_the_worker_and_kills_it(
     assert not executor._sessions
 
 
+async def test_closing_ends_a_long_request_and_the_release_queued_behind_it(
+    make_executor: MakeExecutor,
+) -> None:
+    # A connection's handles are released in the background when it goes; behind a
+    # long request that release waits for the session. Closing must not wait with it
+    # (it used to, for up to spawn_timeout, here 600 s): it kills the workers first.
+    executor = await make_executor(spawn_timeout=600.0)
+    created = await executor.run(
+        models.ObjectCreate(target="collections.Counter"), owner="conn"
+    )
+    assert created["value"]["$handle"]["type"] == "collections.Counter"
+    long = asyncio.create_task(
+        executor.run(models.Evaluate(expression="__import__('time').sleep(600)"))
+    )
+    await asyncio.sleep(0.3)  # the sleep holds the default session now
+    executor.release_owned("conn")
+    released = list(executor._tasks)
+    assert released, "the release runs in the background"
+    await asyncio.wait_for(executor.aclose(), timeout=60)  # a hang guard, not a timing
+    with pytest.raises(SessionLost):
+        await long
+    assert all(task.done() for task in released)
+    assert not executor._sessions
+    assert not executor._spares
+
+
 async def test_default_worker_dying_idle_is_replaced_and_reported_once(
     executor: Executor,
 ) -> None:

@@ -1,5 +1,7 @@
 """A real HTTP backend in a thread or a process, and a minimal blocking HTTP client."""
 
+import asyncio
+import gc
 import http.client
 import json
 import signal
@@ -21,6 +23,10 @@ from tests.integration.processes import service_env
 from tests.ports import free_port
 
 START_TIMEOUT = 30.0
+#: A stop's worst case by design: the drain (drain_timeout, 10 s), then the executor's
+#: wait for its background spawns (spawn_timeout, 20 s), then the app's own background
+#: tasks (5 s); plus a margin for a loaded machine.
+STOP_TIMEOUT = 10.0 + 20.0 + 5.0 + 10.0
 JSON = {"Content-Type": "application/json"}
 
 
@@ -159,8 +165,28 @@ class ThreadServer:
         for client in self.clients:
             client.close()
         self.server.should_exit = True
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive(), "the server did not stop"
+        self.thread.join(timeout=STOP_TIMEOUT)
+        if self.thread.is_alive():
+            raise AssertionError(
+                f"the server did not stop within {STOP_TIMEOUT}s; its tasks:\n"
+                + _pending_tasks()
+            )
+
+
+def _pending_tasks() -> str:
+    """Every unfinished asyncio task and where it waits: what a hung stop leaves as
+    its one clue (read from another thread, so a best effort)."""
+    tasks = [o for o in gc.get_objects() if isinstance(o, asyncio.Task)]
+    lines = []
+    for task in tasks:
+        if task.done():
+            continue
+        lines.append(repr(task))
+        lines.extend(
+            f"    {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}"
+            for frame in task.get_stack(limit=8)
+        )
+    return "\n".join(lines) or "(none)"
 
 
 def settings_for(python: str, **overrides: Any) -> Settings:

@@ -206,6 +206,10 @@ class Executor:
         for loop in (self._reaper, self._reporter):
             if loop is not None:
                 loop.cancel()
+        # The workers die first: a background task waiting on one (a release queued
+        # behind a long request) then ends at once, and only spawns are left to wait
+        # for, each bounded by spawn_timeout.
+        await self._kill_workers()
         tasks = list(self._tasks)
         _, late = (
             await asyncio.wait(tasks, timeout=self.config.spawn_timeout)
@@ -215,16 +219,19 @@ class Executor:
         for task in late:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._kill_workers()  # what a spawn added meanwhile (a spare)
+        if self._files is not None:
+            await self._files.aclose()
+        if self._temporary_workspace is not None:
+            shutil.rmtree(self._temporary_workspace, ignore_errors=True)
+
+    async def _kill_workers(self) -> None:
         workers = [s.worker for s in self._sessions.values() if s.worker] + self._spares
         self._sessions.clear()
         self._spares.clear()
         await asyncio.gather(
             *(worker.kill() for worker in workers), return_exceptions=True
         )
-        if self._files is not None:
-            await self._files.aclose()
-        if self._temporary_workspace is not None:
-            shutil.rmtree(self._temporary_workspace, ignore_errors=True)
 
     @property
     def ready(self) -> bool:
@@ -481,6 +488,8 @@ class Executor:
                 f"the session's worker died while idle ({reason}); its state is lost",
                 {"session": session.id, "reason": reason},
             )
+        if self._closing:  # a request queued before aclose: no worker it would leak
+            raise Unavailable("the server is shutting down")
         return self._assign(session, self._take_spare() or await self._spawn())
 
     def _assign(self, session: Session, worker: WorkerProcess) -> WorkerProcess:
