@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from beephost_client.controller import ControllerClient
 from tests.e2e.conftest import unavailable
 from tests.e2e.containers import docker
+from tests.e2e.controller_process import owned_by
 from tests.e2e.processes import run_captured
 from tests.ports import free_port
 
@@ -170,3 +172,44 @@ def compose_system(prefix: str, *, profiles: str = "") -> Iterator[Compose]:
             check=False,
         )
         shutil.rmtree(work, ignore_errors=True)
+
+
+@dataclass
+class ComposeController:
+    """The controller inside a compose system, driven as e2e tests drive their own
+    process (``ControllerProcess``): a client, what it owns, a kill and a start."""
+
+    compose: Compose
+    docker_cli: str
+
+    @property
+    def name(self) -> str:
+        """Its BEEPHOST_CONTROLLER_NAME: the compose project's (compose_system)."""
+        return self.compose.project
+
+    @property
+    def url(self) -> str:
+        return self.compose.url("CONTROLLER")
+
+    def environ(self) -> dict[str, str]:
+        """What the CLI needs to reach it: its token."""
+        return {
+            **os.environ,
+            "BEEPHOST_CONTROLLER_TOKEN": self.compose.tokens["CONTROLLER"],
+        }
+
+    def client(self, timeout: float = 30.0) -> ControllerClient:
+        return ControllerClient(
+            self.url, token=self.compose.tokens["CONTROLLER"], timeout=timeout
+        )
+
+    def owned(self, kind: str = "container") -> list[str]:
+        return owned_by(self.docker_cli, self.name, kind)
+
+    def kill(self) -> None:
+        """SIGKILL its container: no shutdown code runs (Docker's policy leaves a kill
+        alone; ``start`` brings it back)."""
+        self.compose.run("kill", "-s", "SIGKILL", "controller")
+
+    def start(self) -> None:
+        self.compose.run("up", "-d", "--wait", "controller", timeout=300)

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 from scripts.workspace_snapshot import snapshot_workspace
@@ -35,7 +35,13 @@ from tests.e2e.containers import (
     socket_directory,
     start_backend,
 )
-from tests.e2e.controller_process import ControllerProcess, module_controller
+from tests.e2e.controller_process import (
+    ControllerTarget,
+    module_controller,
+)
+
+if TYPE_CHECKING:  # compose_system imports this module: imported where used
+    from tests.e2e.compose_system import ComposeController
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -218,7 +224,28 @@ controller = module_controller("controller")
 
 
 @pytest.fixture(scope="module")
-def api(controller: ControllerProcess) -> Iterator[ControllerClient]:
-    """A client of the module's controller."""
-    with controller.client() as client:
+def target(request: pytest.FixtureRequest) -> ControllerTarget:
+    """The controller a test drives: the module's own process (``controller``) or,
+    for a test marked ``ON_BOTH`` with ``compose``, the compose system's."""
+    if getattr(request, "param", "local") == "compose":
+        compose: ControllerTarget = request.getfixturevalue("compose_controller")
+        return compose
+    local: ControllerTarget = request.getfixturevalue("controller")
+    return local
+
+
+@pytest.fixture(scope="session")
+def compose_controller(docker_cli: str) -> "Iterator[ComposeController]":
+    """The controller of a compose system as ``scripts/up`` brings it up, shared by
+    the session's ``ON_BOTH`` tests; ``down -v`` at the end."""
+    from tests.e2e.compose_system import ComposeController, compose_system
+
+    with compose_system("beephost-e2e-ctl") as compose:
+        yield ComposeController(compose, docker_cli)
+
+
+@pytest.fixture(scope="module")
+def api(target: ControllerTarget) -> Iterator[ControllerClient]:
+    """A client of the test's controller (``target``)."""
+    with target.client() as client:
         yield client

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 from scripts.local_controller import LocalController
@@ -73,15 +73,7 @@ class ControllerProcess(LocalController):
     def owned(self, kind: str = "container") -> list[str]:
         """Ids of the containers (names of the networks or volumes) carrying this
         controller's label."""
-        args = (
-            ["ps", "-aq"]
-            if kind == "container"
-            else [kind, "ls", "--format", "{{.Name}}"]
-        )
-        out = docker(
-            self.docker_cli, *args, "--filter", f"label={CONTROLLER_LABEL}={self.name}"
-        )
-        return out.split()
+        return owned_by(self.docker_cli, self.name, kind)
 
     def remove_owned(self) -> None:
         for container in self.owned():
@@ -90,6 +82,43 @@ class ControllerProcess(LocalController):
             docker(self.docker_cli, "network", "rm", network, check=False)
         for volume in self.owned("volume"):
             docker(self.docker_cli, "volume", "rm", "-f", volume, check=False)
+
+
+def owned_by(docker_cli: str, name: str, kind: str = "container") -> list[str]:
+    """Ids of the containers (``backend``: of backends only, not their relays; names
+    of the networks or volumes) carrying the label of the controller named ``name``."""
+    if kind in ("container", "backend"):
+        args = ["ps", "-aq"]
+        if kind == "backend":
+            args += ["--filter", "label=io.beephost.backend"]
+    else:
+        args = [kind, "ls", "--format", "{{.Name}}"]
+    out = docker(docker_cli, *args, "--filter", f"label={CONTROLLER_LABEL}={name}")
+    return out.split()
+
+
+class ControllerTarget(Protocol):
+    """A controller e2e tests drive: their own process, or the compose system's."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+    def environ(self) -> dict[str, str]: ...
+
+    def client(self, timeout: float = 30.0) -> ControllerClient: ...
+
+    def owned(self, kind: str = "container") -> list[str]: ...
+
+    def kill(self) -> None: ...
+
+    def start(self) -> None: ...
+
+
+#: Parametrize a test over both controllers: ``@ON_BOTH`` (the ``target`` fixture).
+ON_BOTH = pytest.mark.parametrize("target", ["local", "compose"], indirect=True)
 
 
 def module_controller(
@@ -145,7 +174,7 @@ def module_controller(
 
 
 def beep_host(
-    controller: ControllerProcess,
+    controller: ControllerTarget,
     *args: str,
     timeout: float = 600,
     env: dict[str, str] | None = None,

@@ -7,6 +7,8 @@ every test checks that nothing it cannot account for is left behind.
 """
 
 import json
+import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -101,11 +103,19 @@ def test_each_backend_type_serves_the_environment(
         assert labels[CONTROLLER_LABEL] == controller.name
         assert labels["io.beephost.environment"] == environment
         assert labels["io.beephost.backend"] == backend.id
-        if kind == "pipe":
-            assert host["NetworkMode"] == "none"
-        else:  # published on loopback only
-            bindings = [b for v in host["PortBindings"].values() for b in v]
+        # Without network: none at all; an http or rpc backend's relay publishes
+        # its port, on loopback only, hardened like it.
+        assert host["NetworkMode"] == "none"
+        if kind != "pipe":
+            relay = inspect(docker_cli, f"{info['Name'].lstrip('/')}-relay")
+            bindings = [
+                b for v in relay["HostConfig"]["PortBindings"].values() for b in v
+            ]
             assert {b["HostIp"] for b in bindings} == {"127.0.0.1"}
+            assert relay["Config"]["Labels"]["io.beephost.relay-for"] == backend.id
+            assert relay["HostConfig"]["CapDrop"] == ["ALL"]
+            assert relay["HostConfig"]["ReadonlyRootfs"] is True
+            assert relay["Config"]["User"] == "10001:10001"
         assert "listening" in api.backend_logs(backend.id, tail=50).lower()
     with pytest.raises(NotFound):
         api.backend(backend.id)
@@ -129,45 +139,82 @@ def test_no_network_means_no_network(api: ControllerClient, environment: str) ->
         assert "refused" in reply.stdout, reply.stdout
 
 
-def test_backends_without_network_share_one_and_cannot_reach_each_other(
+def _host_addresses() -> list[str]:
+    """Every IPv4 address of this host's interfaces: loopback aside, its own and each
+    bridge's gateway (docker0, compose's, the offline one)."""
+    out = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True
+    ).stdout
+    return [
+        line.split()[3].split("/")[0]
+        for line in out.splitlines()
+        if not line.split()[3].startswith("127.")
+    ]
+
+
+@pytest.mark.parametrize("kind", ["http", "rpc"])
+def test_an_offline_backend_reaches_nothing_but_its_own_server(
     api: ControllerClient,
     controller: ControllerProcess,
     environment: str,
     docker_cli: str,
+    kind: str,
 ) -> None:
-    # One bridge for every http and rpc backend without network (a network each
-    # capped a host at about 30), with inter-container traffic off: a sandbox's code
-    # must not reach another's server, token or not.
-    first = _start_ready(api, environment, "http")
-    second = _start_ready(api, environment, "rpc")
-    with stopped_after(api, first, second):
-        networks = {
-            backend.id: inspect(docker_cli, backend.container_id or "")[
-                "NetworkSettings"
-            ]["Networks"]
-            for backend in (first, second)
-        }
-        assert all(list(n) == [controller.offline_network] for n in networks.values())
-        address = networks[second.id][controller.offline_network]["IPAddress"]
-        assert address
-        with api.connect_backend(first.id) as client:
+    # A service on every host address (as an outside test found one): no offline
+    # backend may reach it, through a gateway or the host's own address, nor another
+    # backend's server or relay; its own server answers, inside, and its port outside.
+    listener = socket.create_server(("0.0.0.0", 0))
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    other = _start_ready(api, environment, "http" if kind == "rpc" else "rpc")
+    target = _start_ready(api, environment, kind)
+    with listener, stopped_after(api, other, target):
+        relays = [
+            inspect(docker_cli, f"beephost-{controller.name}-{b.id}-relay")
+            for b in (other, target)
+        ]
+        relay_ips = [
+            net["IPAddress"]
+            for relay in relays
+            for net in relay["NetworkSettings"]["Networks"].values()
+        ]
+        assert all(relay_ips), "each relay is on the offline bridge"
+        places = [(a, port) for a in _host_addresses()] + [
+            (ip, p) for ip in relay_ips for p in (5678, 50051)
+        ]
+        assert len(places) >= 4
+        own = 5678 if kind == "http" else 50051
+        with api.connect_backend(target.id) as client:
             reply = client.execute(
                 "import socket\n"
                 "def reach(address, port):\n"
                 "    try:\n"
-                "        socket.create_connection((address, port), timeout=3).close()\n"
+                "        socket.create_connection((address, port), timeout=2).close()\n"
                 "    except OSError as exc:\n"
                 "        return type(exc).__name__\n"
                 "    return 'connected'\n"
-                "print(reach('127.0.0.1', 5678))\n"  # its own server: the control
-                f"print(reach({address!r}, 50051))\n"
+                f"print(reach('127.0.0.1', {own}))\n"  # its own server: the control
+                f"for address, port in {places!r}:\n"
+                "    print(address, port, reach(address, port))\n",
+                timeout=120,
             )
-        own, other = reply.stdout.split()
-        assert own == "connected"
-        assert other != "connected", reply.stdout
-        # Its own published port still answers from the host.
-        with api.connect_backend(second.id) as client:
-            assert client.evaluate("6 * 7") == 42
+        first, *rest = reply.stdout.splitlines()
+        assert first == "connected", reply.stdout
+        assert len(rest) == len(places)
+        assert not [line for line in rest if line.endswith("connected")], reply.stdout
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nothing ever arrived
+        # Each one's published port still answers from the host, through its relay.
+        for backend in (other, target):
+            with api.connect_backend(backend.id) as client:
+                assert client.evaluate("6 * 7") == 42
+    for backend in (other, target):
+        assert (
+            docker(
+                docker_cli, "ps", "-aq", "--filter", f"name={backend.id}", check=False
+            ).split()
+            == []
+        ), "the relay goes with its backend"
 
 
 def test_equal_requirements_share_one_image(
@@ -263,7 +310,7 @@ def test_controller_killed_during_a_start_adopts_and_leaves_no_orphan(
             assert client.evaluate("2 ** 10") == 1024
         assert orphan[:12] not in controller.owned(), "the orphan was removed"
         ids = {b.id for b in api.backends()}
-        owned = controller.owned()
+        owned = controller.owned("backend")
         assert len(owned) == len(ids), (owned, ids)
         metrics = api.metrics()
         assert 'beephost_controller_reconciliations_total{action="orphan_removed"}' in (

@@ -4,7 +4,8 @@ For each transport: a 200 MiB file goes into the workspace and back (SHA-256 equ
 with the backend's server and the client keeping their memory flat; paths that lead out
 of the workspace (``..``, absolute paths, symlinks made by user code, FIFOs) are refused
 and nothing outside is read or written; an upload over the quota is a typed error and
-leaves no file, not even a temporary one.
+leaves no file, not even a temporary one. Each test runs on the module's own
+controller process and on the compose system's controller (``ON_BOTH``).
 """
 
 import hashlib
@@ -18,7 +19,7 @@ import pytest
 from beephost_client.controller import Backend, ControllerClient
 from beephost_protocol.errors import InvalidRequest, NotFound, QuotaExceeded
 from tests.e2e.containers import docker
-from tests.e2e.controller_process import build_environment, stopped_after
+from tests.e2e.controller_process import ON_BOTH, build_environment, stopped_after
 
 pytestmark = pytest.mark.docker
 
@@ -84,6 +85,7 @@ def sha256_of(path: Path) -> str:
         return hashlib.file_digest(source, "sha256").hexdigest()
 
 
+@ON_BOTH
 def test_a_200_mib_file_goes_in_and_back_with_memory_flat(
     api: ControllerClient,
     backend: Backend,
@@ -118,6 +120,7 @@ def test_a_200_mib_file_goes_in_and_back_with_memory_flat(
     assert growth < SERVER_GROWTH_LIMIT, f"the server's peak RSS grew {growth} bytes"
 
 
+@ON_BOTH
 def test_paths_out_of_the_workspace_are_refused(
     api: ControllerClient, backend: Backend
 ) -> None:
@@ -157,6 +160,7 @@ def test_paths_out_of_the_workspace_are_refused(
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@ON_BOTH
 def test_an_upload_over_the_quota_fails_and_leaves_nothing(
     api: ControllerClient, environment: str, kind: str
 ) -> None:

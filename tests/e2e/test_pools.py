@@ -1,8 +1,10 @@
 """Warm pools on the real engine: fill, claim, refill, concurrent claims, a controller
 killed with a pool (its members adopted, nothing orphaned), and draining.
 
-The module's own controller process (tests/e2e/controller_process.py) runs every
-member as a real container; each test leaves its pools at size 0 and stops what it
+Each test runs twice: on the module's own controller process
+(tests/e2e/controller_process.py) and on the controller inside the compose system
+``scripts/up`` brings up (``ON_BOTH``), where users run it. Every member is a real
+container; each test leaves its pools at size 0 and stops what it
 claimed.
 """
 
@@ -16,7 +18,8 @@ from beephost_client import connect
 from beephost_client.controller import Backend, BackendType, ControllerClient, Pool
 from beephost_protocol.errors import Conflict
 from tests.e2e.controller_process import (
-    ControllerProcess,
+    ON_BOTH,
+    ControllerTarget,
     build_environment,
     stopped_after,
 )
@@ -80,6 +83,7 @@ def _answers(backend: Backend) -> int:
     return value
 
 
+@ON_BOTH
 @pytest.mark.usefixtures("drained")
 def test_a_pool_fills_hands_out_a_ready_backend_and_refills(
     api: ControllerClient, environment: str
@@ -117,9 +121,10 @@ def test_a_pool_fills_hands_out_a_ready_backend_and_refills(
         )
 
 
+@ON_BOTH
 @pytest.mark.usefixtures("drained")
 def test_concurrent_starts_never_get_one_member_twice(
-    api: ControllerClient, controller: ControllerProcess, environment: str
+    api: ControllerClient, target: ControllerTarget, environment: str
 ) -> None:
     _fill(api, environment, "pipe", 3)
     got: list[Backend] = []
@@ -128,7 +133,7 @@ def test_concurrent_starts_never_get_one_member_twice(
 
     def start() -> None:
         try:
-            with controller.client() as own:
+            with target.client() as own:
                 barrier.wait()
                 got.append(own.start_backend(environment, "pipe"))
         except BaseException as exc:  # reported below, with the others
@@ -154,17 +159,18 @@ def test_concurrent_starts_never_get_one_member_twice(
             api.stop_backend(backend.id)
 
 
+@ON_BOTH
 @pytest.mark.usefixtures("drained")
 def test_a_killed_controller_adopts_its_pool_and_orphans_nothing(
-    api: ControllerClient, controller: ControllerProcess, environment: str
+    api: ControllerClient, target: ControllerTarget, environment: str
 ) -> None:
     _fill(api, environment, "rpc", 2)
     before = {b.id for b in _members(api, "rpc")}
-    controller.kill()  # SIGKILL: no shutdown, the pool's containers keep running
-    controller.start()
+    target.kill()  # SIGKILL: no shutdown, the pool's containers keep running
+    target.start()
     _wait_ready(api, "rpc", 2)
     assert {b.id for b in _members(api, "rpc")} == before, "adopted, not replaced"
-    owned = controller.owned()
+    owned = target.owned("backend")
     assert len(owned) == len(api.backends()), owned
     backend = api.start_backend(environment, "rpc")
     with stopped_after(api, backend):
@@ -172,14 +178,15 @@ def test_a_killed_controller_adopts_its_pool_and_orphans_nothing(
         assert _answers(backend) == 2
 
 
+@ON_BOTH
 @pytest.mark.usefixtures("drained")
 def test_size_zero_removes_the_members_and_their_containers(
-    api: ControllerClient, controller: ControllerProcess, environment: str
+    api: ControllerClient, target: ControllerTarget, environment: str
 ) -> None:
     _fill(api, environment, "pipe", 1)
     (member,) = _members(api, "pipe")
     assert member.container_id is not None
-    assert member.container_id[:12] in controller.owned()
+    assert member.container_id[:12] in target.owned()
     api.set_pool(environment, "pipe", 0)
     deadline = time.monotonic() + 30
     # Out of the pool at once (no claim can get it), its row gone once it is removed.
@@ -187,4 +194,4 @@ def test_size_zero_removes_the_members_and_their_containers(
         assert time.monotonic() < deadline
         time.sleep(0.2)
     assert not _members(api, "pipe")
-    assert member.container_id[:12] not in controller.owned()
+    assert member.container_id[:12] not in target.owned()

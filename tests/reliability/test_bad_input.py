@@ -231,7 +231,7 @@ def test_controller_openapi(
     containers = {b.container_id for b in api.backends()}
     leftover = {
         c
-        for c in controller.owned()
+        for c in controller.owned("backend")
         if not any((full or "").startswith(c) for full in containers)
     }
     failures = _report(runs, "controller", "http")

@@ -60,7 +60,7 @@ def _untyped(errors: list[BaseException]) -> list[BaseException]:
 def _orphans(api: ControllerClient, controller: ControllerProcess) -> list[str]:
     """Containers with the controller's label that no listed backend owns."""
     listed = {(b.container_id or "")[:12] for b in api.backends()}
-    return sorted(set(controller.owned()) - listed)
+    return sorted(set(controller.owned("backend")) - listed)
 
 
 @contextlib.contextmanager

@@ -413,7 +413,7 @@ def test_32_clients_for_60_seconds_without_errors_or_leaks(
         with beephost_client.connect(backend.endpoint, token=backend.token) as client:
             sdk_sessions[kind] = client.sessions()
     listed = {b.id: b for b in api.backends()}
-    owned = sorted(controller.owned())
+    owned = sorted(controller.owned("backend"))
     leaks = {
         kind: [
             what

@@ -285,7 +285,8 @@ def test_long_poll_returns_at_a_change(live: Live) -> None:
     with live.client() as api:
         _ready_env(api, "slow")
         started = api.start_backend("slow", "rpc")
-        name = next(iter(live.containers.containers))
+        # The backend's container, not its relay's (created first).
+        (name,) = [n for n in live.containers.containers if n.endswith(started.id)]
         timer = threading.Timer(0.3, live.containers.exit, (name, 0))
         timer.start()
         t0 = time.monotonic()

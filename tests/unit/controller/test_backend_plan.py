@@ -9,6 +9,7 @@ from beephost_controller.backends import (
     ADMIN_CONTROLLER_URL,
     LABEL_BACKEND_ID,
     LABEL_CONTROLLER,
+    LABEL_RELAY_FOR,
     PORT_ATTEMPTS,
     BackendRequest,
     Minted,
@@ -46,24 +47,41 @@ def _plan(
     )
 
 
-def test_an_http_backend_without_network_gets_the_shared_one_and_a_chosen_port() -> (
-    None
-):
+def test_an_http_backend_without_network_has_none_and_its_relay_the_port() -> None:
     planned = _plan(BackendRequest("e", "http"), held={30005: "b-0"})
-    row, spec = planned.row, planned.spec
+    row, spec, relay = planned.row, planned.spec, planned.relay
     assert (row.id, row.status, row.token) == ("b-1", "starting", "backend-token")
     assert row.container_name == spec.name == "beephost-default-b-1"
     assert row.config.port == 30006, "none of the held ports"
-    assert spec.ports == {5678: ("127.0.0.1", 30006)}
-    assert planned.network == spec.network == "beephost-default-offline"
+    # The backend has no network at all: nothing but its relay's port reaches it.
+    assert (spec.network, spec.ports) == (None, {})
+    assert relay is not None
+    assert planned.publisher is relay
+    assert relay.name == "beephost-default-b-1-relay"
+    assert relay.ports == {5678: ("127.0.0.1", 30006)}
+    assert planned.network == relay.network == "beephost-default-offline"
+    assert relay.socket_dir == spec.socket_dir == Path("/run/sockets/b-1")
+    assert relay.command[-3:] == [
+        "beephost_core.relay",
+        "5678",
+        "/run/beephost/http.sock",
+    ]
+    assert (relay.image, relay.user, relay.read_only) == ("img:1", spec.user, True)
+    assert relay.healthcheck == ()
+    # A relay is no backend: reconciliation tells them apart by their labels.
+    assert LABEL_BACKEND_ID not in relay.labels
+    assert relay.labels[LABEL_RELAY_FOR] == "b-1"
+    assert relay.labels[LABEL_CONTROLLER] == "default"
     # The network is the controller's, not this backend's: no backend label on it.
     assert LABEL_BACKEND_ID not in planned.network_labels
     assert planned.network_labels[LABEL_CONTROLLER] == "default"
     assert planned.port_attempts == PORT_ATTEMPTS, "a chosen port may be replaced"
-    assert (planned.socket_dir, planned.controller_token) == (None, None)
+    assert planned.controller_token is None
+    assert planned.socket_dir == Path("/run/sockets/b-1")
     assert spec.labels[LABEL_BACKEND_ID] == "b-1"
     assert spec.environment == {
         "BEEPHOST_HTTP_BACKEND_TOKEN_SHA256": token_digest("backend-token"),
+        "BEEPHOST_HTTP_BACKEND_SOCKET_PATH": "/run/beephost/http.sock",
         "BEEPHOST_HTTP_BACKEND_ACTIVITY_FILE": "/tmp/beephost-activity",
         "BEEPHOST_HTTP_BACKEND_WORKSPACE_QUOTA_BYTES": str(1 << 30),
     }
@@ -72,11 +90,25 @@ def test_an_http_backend_without_network_gets_the_shared_one_and_a_chosen_port()
         "beephost-default-b-1-packages": "/packages",
     }
     assert row.config.hardening.network is False, "resolved from the environment"
+    moved = planned.with_port(30010)
+    assert moved.relay is not None
+    assert moved.relay.ports == {5678: ("127.0.0.1", 30010)}
+    assert (moved.spec.ports, moved.row.config.port) == ({}, 30010)
+
+
+def test_an_http_backend_with_network_publishes_its_own_port() -> None:
+    planned = _plan(BackendRequest("e", "http", options=BackendOptions(network=True)))
+    assert planned.relay is None
+    assert planned.publisher is planned.spec
+    assert planned.spec.network == "bridge"
+    assert planned.spec.ports == {5678: ("127.0.0.1", 30001)}
+    assert planned.network is None
+    assert planned.with_port(30002).spec.ports == {5678: ("127.0.0.1", 30002)}
 
 
 def test_a_requested_port_is_tried_once_and_a_held_one_conflicts() -> None:
     planned = _plan(BackendRequest("e", "rpc", port=24567))
-    assert planned.spec.ports == {50051: ("127.0.0.1", 24567)}
+    assert planned.publisher.ports == {50051: ("127.0.0.1", 24567)}
     assert planned.port_attempts == 1
     with pytest.raises(Conflict) as held:
         _plan(BackendRequest("e", "rpc", port=24567), held={24567: "b-0"})
@@ -111,7 +143,7 @@ def test_a_socket_group_shares_pipe_sockets_with_host_users() -> None:
     assert planned.spec.group_add == ["4242"], "the server may write the directory"
     assert planned.socket_dir_owner == (-1, 4242)
     http = _plan(BackendRequest("e", "http"), minted=root, settings=grouped)
-    assert http.socket_dir_owner is None
+    assert http.socket_dir_owner == (10001, 4242), "its socket is shared the same way"
 
 
 def test_limits_and_options_travel_from_the_request_to_row_and_spec() -> None:
@@ -171,7 +203,7 @@ def test_an_environment_that_is_not_ready_is_refused() -> None:
 def test_with_port_moves_the_row_and_the_spec_together() -> None:
     moved = _plan(BackendRequest("e", "http")).with_port(31000)
     assert moved.row.config.port == 31000
-    assert moved.spec.ports == {5678: ("127.0.0.1", 31000)}
+    assert moved.publisher.ports == {5678: ("127.0.0.1", 31000)}
 
 
 def _with_index(index_url: str, bundle: Path) -> Settings:

@@ -13,6 +13,7 @@ from beephost_controller.backends import (
     BackendRequest,
     BackendService,
 )
+from beephost_controller.backends.plan import relay_name
 from beephost_controller.ports import PortInUse
 from beephost_controller.testing import MemoryContainers
 from beephost_protocol.errors import Conflict
@@ -50,16 +51,18 @@ def test_the_chosen_port_is_published_stored_and_kept_on_restart(
     engine = MemoryContainers()
     service = _service(tmp_path, engine, probe=probe)
     row = service.start(BackendRequest(environment="e", type="rpc"))
-    (published,) = engine.specs[row.container_name].ports.values()
+    # Without network, its relay publishes the port (the backend has no network).
+    (published,) = engine.specs[relay_name(row.container_name)].ports.values()
     port = published[1]
     assert port is not None, "a concrete port: the engine's pick moves on restart"
     assert probe or port in HOST_PORTS
     assert service.get_row(row.id).config.port == port
     engine.exit(row.container_name, 137)
     assert service.supervise() == [row.id]
-    # The supervisor restarts the same container: same spec, same port.
-    assert engine.starts == [row.container_name, row.container_name]
-    assert engine.specs[row.container_name].ports[50051] == ("127.0.0.1", port)
+    # The supervisor restarts the same container; its relay keeps the same port.
+    relay = relay_name(row.container_name)
+    assert engine.starts == [relay, row.container_name, row.container_name]
+    assert engine.specs[relay].ports[50051] == ("127.0.0.1", port)
 
 
 def test_a_new_backend_never_gets_the_port_of_an_exited_one(tmp_path: Path) -> None:
@@ -103,9 +106,12 @@ def test_a_chosen_port_taken_meanwhile_is_replaced(tmp_path: Path) -> None:
     row = service.start(BackendRequest(environment="e", type="http"))
     assert len(picks) == 2
     assert row.config.port == picks[1]
-    assert engine.specs[row.container_name].ports[5678] == ("127.0.0.1", picks[1])
+    relay = relay_name(row.container_name)
+    assert engine.specs[relay].ports[5678] == ("127.0.0.1", picks[1])
     assert row.status == "ready"
-    assert len(engine.containers) == 1, "the first container is removed"
+    assert set(engine.containers) == {relay, row.container_name}, (
+        "the first relay is removed"
+    )
 
 
 def test_a_start_gives_up_after_its_attempts(tmp_path: Path) -> None:

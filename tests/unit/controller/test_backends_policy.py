@@ -15,6 +15,7 @@ from beephost_controller.backends import (
     free_port,
     token_digest,
 )
+from beephost_controller.backends.plan import relay_name
 from beephost_controller.ports import ContainerConfigRefused, ContainerRuntimeError
 from beephost_controller.redact import Redactor
 from beephost_controller.rows import JobRow
@@ -172,13 +173,12 @@ def test_hardening_options_reach_the_container_spec(tmp_path: Path) -> None:
 def test_http_and_rpc_publish_a_fixed_port(tmp_path: Path) -> None:
     service = _service(tmp_path)
     row = service.start(BackendRequest(environment="e", type="rpc"))
-    (host, port) = memory_containers(service).specs[row.container_name].ports[50051]
+    specs = memory_containers(service).specs
+    (host, port) = specs[relay_name(row.container_name)].ports[50051]
     assert host == "127.0.0.1"
     assert isinstance(port, int), "fixed at create time, so a restart keeps it"
     chosen = service.start(BackendRequest(environment="e", type="http", port=45678))
-    assert (
-        memory_containers(service).specs[chosen.container_name].ports[5678][1] == 45678
-    )
+    assert specs[relay_name(chosen.container_name)].ports[5678][1] == 45678
 
 
 def test_free_port_is_bindable_and_none_for_a_foreign_address() -> None:
@@ -266,7 +266,8 @@ def test_inside_a_container_a_host_port_is_drawn_and_kept(tmp_path: Path) -> Non
     service = _service(tmp_path)
     service.settings.choose_host_ports = False
     row = service.start(BackendRequest(environment="e", type="http"))
-    host, port = memory_containers(service).specs[row.container_name].ports[5678]
+    relay = relay_name(row.container_name)
+    host, port = memory_containers(service).specs[relay].ports[5678]
     assert host == "127.0.0.1"
     assert port in HOST_PORTS
     assert service.get_row(row.id).config.port == port

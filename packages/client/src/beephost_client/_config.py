@@ -67,8 +67,10 @@ SCHEMES: dict[str, str] = {
     "unix": "pipe",
     "http": "http",
     "https": "http",
+    "http+unix": "http",
     "grpc": "grpc",
     "grpcs": "grpc",
+    "grpc+unix": "grpc",
 }
 
 

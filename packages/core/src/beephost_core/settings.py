@@ -7,6 +7,7 @@ transport's fields; ``executor_config()`` turns them into the core's ExecutorCon
 import ipaddress
 import re
 from dataclasses import fields
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -210,6 +211,13 @@ class NetworkBackendSettings(BackendSettings):
     if TYPE_CHECKING:  # fields of the subclass
         host: str
         allow_unauthenticated: bool
+
+    socket_path: Path | None = Field(
+        None,
+        description="Also listen on this Unix socket (mode 0660; its directory's "
+        "group shares it): how the controller reaches a backend in a container, "
+        "and how a backend without network is published (through a relay).",
+    )
 
     @model_validator(mode="after")
     def _no_open_network_port(self) -> Self:

@@ -88,6 +88,7 @@ class ContainerSpec:
     command: Sequence[str]
     labels: Mapping[str, str]
     environment: Mapping[str, str]
+    #: The health check's argv (empty: none, as for a relay).
     healthcheck: Sequence[str]
     memory_mb: int = 512
     cpus: float = 1.0

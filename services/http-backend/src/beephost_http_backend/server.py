@@ -9,6 +9,7 @@ from types import FrameType
 
 import uvicorn
 
+from beephost_core.unix_sockets import bind_unix
 from beephost_http_backend.front import FrontApp
 from beephost_http_backend.settings import Settings
 from beephost_http_backend.state import BackendState, new_state
@@ -23,15 +24,15 @@ class DrainingServer(uvicorn.Server):
     """
 
     def __init__(
-        self, config: uvicorn.Config, front: FrontApp, sock: socket.socket
+        self, config: uvicorn.Config, front: FrontApp, *sockets: socket.socket
     ) -> None:
         super().__init__(config)
         self.front = front
         self.backend = front.backend
-        self.socket = sock
+        self.sockets = list(sockets)
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().serve(sockets or [self.socket])
+        await super().serve(sockets or self.sockets)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -89,6 +90,8 @@ def create_server(
     ``server.handle_exit(...)`` is called, draining as described above.
     """
     sock = bind(settings.host, settings.port)
+    # The Unix socket too, if set: the controller's way in from its own container.
+    extra = [bind_unix(settings.socket_path)] if settings.socket_path else []
     front = FrontApp(state or new_state(settings))
     config = uvicorn.Config(
         front,
@@ -105,4 +108,4 @@ def create_server(
         server_header=False,
     )
     port: int = sock.getsockname()[1]
-    return DrainingServer(config, front, sock), port
+    return DrainingServer(config, front, sock, *extra), port

@@ -7,7 +7,6 @@ import importlib.metadata
 import logging
 import os
 import socket
-import stat
 import struct
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 
 from beephost_core import Executor
+from beephost_core.unix_sockets import prepare_socket_path
 from beephost_pipe_backend import dispatch
 from beephost_pipe_backend.settings import Settings
 from beephost_protocol import PROTOCOL_VERSION, LineTooLong
@@ -71,7 +71,7 @@ class PipeServer:
         Raises:
             RuntimeError: Another server listens on the path, or it is not a socket.
         """
-        _prepare_socket_path(self.path)
+        prepare_socket_path(self.path)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_unix_server(
             lambda: Connection(self),
@@ -382,23 +382,3 @@ def _peer(transport: asyncio.BaseTransport) -> str:
     except (AttributeError, OSError):
         return "peer unknown"
     return f"peer pid {pid} uid {uid}"
-
-
-def _prepare_socket_path(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise RuntimeError(f"{path} exists and is not a socket; refusing to replace it")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-    except (ConnectionRefusedError, FileNotFoundError):
-        path.unlink(missing_ok=True)  # stale: left by a server that died
-        logger.info("replaced stale socket %s", path)
-        return
-    finally:
-        probe.close()
-    raise RuntimeError(f"another server is listening on {path}")

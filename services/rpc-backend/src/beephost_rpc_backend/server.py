@@ -10,6 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # grpc-stubs 1.53 predates health.aio
 
 from beephost_core import Executor
+from beephost_core.unix_sockets import SOCKET_MODE, prepare_socket_path
 from beephost_pb.exec.v1 import exec_pb2_grpc
 from beephost_protocol import pb_codec
 from beephost_protocol.errors import BeepHostError
@@ -114,11 +115,20 @@ class RpcServer:
         host = self.settings.host
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"  # an IPv6 literal
-        return self.grpc.add_insecure_port(f"{host}:{self.settings.port}")
+        port = self.grpc.add_insecure_port(f"{host}:{self.settings.port}")
+        if self.settings.socket_path is not None:
+            # The Unix socket too: the controller's way in from its own container.
+            prepare_socket_path(self.settings.socket_path)
+            self.grpc.add_insecure_port(f"unix:{self.settings.socket_path}")
+        return port
 
     async def start(self) -> None:
         await self._set_health(NOT_SERVING)
         await self.grpc.start()
+        if self.settings.socket_path is not None:
+            # gRPC makes the socket with the umask's mode: its group (the socket
+            # directory's, the controller's) must be able to connect.
+            self.settings.socket_path.chmod(SOCKET_MODE)
 
     async def ready(self) -> None:
         """Accept calls; health follows the executor's readiness from now on."""

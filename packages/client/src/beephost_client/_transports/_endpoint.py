@@ -30,10 +30,11 @@ def unix_socket_path(url: str) -> str | None:
         InvalidArgument: A ``unix:`` URL that does not name an absolute path.
     """
     parts = urlsplit(url)
-    if parts.scheme.lower() != "unix":
+    scheme = parts.scheme.lower()
+    if scheme not in ("unix", "http+unix"):
         return None
     if parts.netloc or not parts.path.startswith("/") or parts.query:
-        raise InvalidArgument(f"not a unix:///absolute/socket/path URL: {url!r}")
+        raise InvalidArgument(f"not a {scheme}:///absolute/socket/path URL: {url!r}")
     return unquote(parts.path)
 
 
@@ -41,8 +42,9 @@ class Endpoint:
     """Where and how to connect, parsed once from the URL.
 
     Args:
-        url: An ``http(s)://host[:port][/prefix]`` URL or, with ``unix=True``, also
-            ``unix:///abs/path.sock`` (HTTP over that Unix socket).
+        url: An ``http(s)://host[:port][/prefix]`` URL, ``http+unix:///abs/path.sock``
+            (HTTP over that Unix socket) or, with ``unix=True``, also
+            ``unix:///abs/path.sock``.
         token: Sent as ``Authorization: Bearer``.
         lease: Sent in the lease header (the backend's HTTP API).
         unix: Whether a ``unix:///`` URL is accepted.
@@ -60,7 +62,8 @@ class Endpoint:
         unix: bool = False,
     ) -> None:
         self.url = url
-        self.socket_path = unix_socket_path(url) if unix else None
+        over_unix = unix or urlsplit(url).scheme.lower() == "http+unix"
+        self.socket_path = unix_socket_path(url) if over_unix else None
         if self.socket_path is not None:
             # HTTP/1.1 needs a Host header; over a Unix socket it names nothing.
             url = "http://localhost"

@@ -71,12 +71,15 @@ _CANCEL_WAIT = 1.0  # seconds an abandoned stream may take to confirm its cancel
 
 
 def target_of(url: str) -> tuple[str, bool]:
-    """``grpc://host:port`` to ``("host:port", tls)``.
+    """``grpc://host:port`` to ``("host:port", tls)``; ``grpc+unix:///abs/path`` to
+    ``("unix:/abs/path", False)``.
 
     Raises:
         ValueError: Not a grpc:// or grpcs:// URL with a host.
     """
     parts = urlsplit(url)
+    if parts.scheme == "grpc+unix" and parts.path.startswith("/") and not parts.netloc:
+        return f"unix:{parts.path}", False  # gRPC over a Unix socket
     if parts.scheme not in ("grpc", "grpcs") or not parts.hostname:
         raise InvalidArgument(f"not a grpc:// URL with a host: {url!r}")
     tls = parts.scheme == "grpcs"

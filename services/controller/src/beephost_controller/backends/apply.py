@@ -29,8 +29,9 @@ logger = logging.getLogger(__name__)
 
 
 def apply(service: "BackendService", planned: BackendPlan, taken: set[int]) -> None:
-    """Make the recorded row's container (and its network and socket directory);
-    on failure remove what was made, and the row if nothing stays."""
+    """Make the recorded row's container, its relay if it has one (and their network
+    and socket directory); on failure remove what was made, and the row if nothing
+    stays."""
     row = planned.row
     try:
         if planned.network is not None:
@@ -39,15 +40,14 @@ def apply(service: "BackendService", planned: BackendPlan, taken: set[int]) -> N
             service.containers.create_volume(volume, planned.spec.labels)
         if planned.socket_dir is not None:
             _make_socket_dir(planned.socket_dir, planned.socket_dir_owner)
+        # The container that publishes the port first: a relay before its backend,
+        # so a crash between the two leaves a row without container (marked missing,
+        # its relay removed with it), never a backend adopted without its way in.
         for attempt in range(1, planned.port_attempts + 1):
-            container_id = service.containers.create_container(planned.spec)
-            if planned.ca_bundle is not None:
-                service.containers.put_archive(
-                    container_id, PACKAGES, ca_bundle_archive(planned.ca_bundle)
-                )
-            service.store.update_backend(
-                row.id, BackendUpdate(container_id=container_id)
-            )
+            if planned.relay is None:
+                container_id = _create_backend(service, planned)
+            else:
+                container_id = service.containers.create_container(planned.relay)
             started = service.clock()
             try:
                 service.containers.start_container(container_id)
@@ -66,8 +66,11 @@ def apply(service: "BackendService", planned: BackendPlan, taken: set[int]) -> N
                     row.id, BackendUpdate(config=planned.row.config)
                 )
                 continue
-            service.store.update_backend(row.id, BackendUpdate(created_at=started))
             break
+        if planned.relay is not None:
+            started = service.clock()
+            service.containers.start_container(_create_backend(service, planned))
+        service.store.update_backend(row.id, BackendUpdate(created_at=started))
     except (ContainerRuntimeError, OSError) as exc:
         _undo(service, row.id, row.container_name, exc)
         if isinstance(exc, ContainerConfigRefused):
@@ -79,6 +82,19 @@ def apply(service: "BackendService", planned: BackendPlan, taken: set[int]) -> N
                 {"port": port, "bind_address": address},
             ) from exc
         raise Unavailable(f"could not start backend: {exc}") from exc
+
+
+def _create_backend(service: "BackendService", planned: BackendPlan) -> str:
+    """Create the backend's container (with the CA bundle it needs) and record its id."""
+    container_id = service.containers.create_container(planned.spec)
+    if planned.ca_bundle is not None:
+        service.containers.put_archive(
+            container_id, PACKAGES, ca_bundle_archive(planned.ca_bundle)
+        )
+    service.store.update_backend(
+        planned.row.id, BackendUpdate(container_id=container_id)
+    )
+    return container_id
 
 
 def _undo(

@@ -44,7 +44,9 @@ from beephost_controller.backends.plan import (
     backend_volumes,
     offline_network,
     plan,
+    relay_name,
     selector,
+    socket_endpoint,
 )
 from beephost_controller.backends.reconcile import reconcile
 from beephost_controller.backends.status import (
@@ -238,12 +240,29 @@ class BackendService:
 
     def _answers(self, row: BackendRow, state: ContainerState) -> bool:
         endpoint = self._endpoint(row, state)
-        return bool(endpoint and self.probe and self.probe(endpoint, row.token))
+        return bool(endpoint and self.probe is not None and self.answers(row))
+
+    def answers(self, row: BackendRow) -> bool:
+        """Whether the backend answers the readiness probe (True without a probe)."""
+        if self.probe is None:
+            return True
+        return self.probe(self.probe_endpoint(row), row.token)
+
+    def probe_endpoint(self, row: BackendRow) -> str:
+        """Where the controller reaches a backend: its server's Unix socket, which it
+        shares (a host port is out of reach from a controller in a container, and a
+        backend without network has none of its own); its endpoint for a backend
+        started before servers listened there too."""
+        socket_url = socket_endpoint(row.type, self._socket_dir(row.id))
+        if row.endpoint is None or Path(socket_url.partition("://")[2]).exists():
+            return socket_url
+        return row.endpoint
 
     def _endpoint(self, row: BackendRow, state: ContainerState) -> str | None:
         if row.type == "pipe":
-            return f"unix://{self._socket_dir(row.id) / 'pipe.sock'}"
-        port = state.ports.get(CONTAINER_PORTS[row.type] or 0)
+            return socket_endpoint(row.type, self._socket_dir(row.id))
+        # A relayed backend's port is its relay's: the row's, kept across restarts.
+        port = state.ports.get(CONTAINER_PORTS[row.type] or 0) or row.config.port
         if port is None:
             return row.endpoint
         scheme = "http" if row.type == "http" else "grpc"
@@ -343,6 +362,7 @@ class BackendService:
     def remove_resources(self, backend_id: str, name: str) -> None:
         """Remove a backend's container, volumes and socket directory (its row
         stays), and the network of its own that backends had before they shared one."""
+        self.containers.remove_container(relay_name(name))
         self.containers.remove_container(name)
         self.containers.remove_network(name)
         for volume in backend_volumes(name):

@@ -20,8 +20,11 @@ from beephost_controller.images.layout import (
     CA_BUNDLE_PATH,
     CONTAINER_PORTS,
     PACKAGES,
+    SERVER_SOCKETS,
+    SOCKET_SCHEMES,
     WORKSPACE,
     healthcheck_command,
+    relay_command,
     server_command,
     settings_prefix,
 )
@@ -36,6 +39,9 @@ LABEL_CONTROLLER = "io.beephost.controller"
 LABEL_ENVIRONMENT = "io.beephost.environment"
 LABEL_BACKEND_ID = "io.beephost.backend"
 LABEL_BACKEND_TYPE = "io.beephost.backend.type"
+#: On a relay's container: the backend whose port it publishes (no LABEL_BACKEND_ID:
+#: a relay is no backend).
+LABEL_RELAY_FOR = "io.beephost.relay-for"
 
 #: Where admin backends reach the controller: its Unix socket, mounted in their container.
 ADMIN_CONTROLLER_URL = "unix:///run/beephost-controller/api.sock"
@@ -48,6 +54,9 @@ ACTIVITY_FILE = "/tmp/beephost-activity"
 
 #: Ports tried for one start before it fails (each taken one is retried).
 PORT_ATTEMPTS = 8
+
+#: Restarts Docker gives a relay that dies (its backend's own limit is separate).
+RELAY_RESTARTS = 100
 
 
 def token_digest(token: str) -> str:
@@ -62,12 +71,23 @@ def selector(settings: Settings) -> dict[str, str]:
 
 
 def offline_network(settings: Settings) -> str:
-    """The bridge network every http or rpc backend without network shares: no
-    masquerade (no route out) and no inter-container traffic (no backend reaches
-    another), its ports published on the host. One per controller, not one per
-    backend: a network costs a start about 90 ms, and the engine's default address
-    pools hold only about 30 networks, which capped how many sandboxes could run."""
+    """The bridge network the relays of http and rpc backends without network share:
+    no masquerade (no route out) and no inter-container traffic, their ports
+    published on the host. The backends themselves have no network at all. One per
+    controller, not one per backend: a network costs a start about 90 ms, and the
+    engine's default address pools hold only about 30 networks."""
     return f"beephost-{settings.name}-offline"
+
+
+def relay_name(container_name: str) -> str:
+    """The name of the container that publishes the port of backend ``container_name``."""
+    return f"{container_name}-relay"
+
+
+def socket_endpoint(kind: BackendType, socket_dir: Path) -> str:
+    """The URL of a backend's server on its Unix socket, in ``socket_dir`` on the
+    controller's side: the pipe's endpoint, the http and rpc servers' second way in."""
+    return f"{SOCKET_SCHEMES[kind]}://{socket_dir / Path(SERVER_SOCKETS[kind]).name}"
 
 
 @dataclass(frozen=True)
@@ -134,16 +154,22 @@ class BackendPlan:
     #: backend with network: its user code's installs trust what the controller does).
     ca_bundle: Path | None = None
     network_labels: Mapping[str, str] = field(default_factory=dict)
+    #: The relay that publishes the port of an http or rpc backend without network.
+    relay: ContainerSpec | None = None
+
+    @property
+    def publisher(self) -> ContainerSpec:
+        """The container that publishes the host port: the relay, else the backend."""
+        return self.relay or self.spec
 
     def with_port(self, port: int) -> "BackendPlan":
         """The same start on another host port (the planned one was taken)."""
-        (container_port, (host, _)) = next(iter(self.spec.ports.items()))
+        (container_port, (host, _)) = next(iter(self.publisher.ports.items()))
         config = replace(self.row.config, port=port)
-        return replace(
-            self,
-            row=replace(self.row, config=config),
-            spec=replace(self.spec, ports={container_port: (host, port)}),
-        )
+        published = replace(self.publisher, ports={container_port: (host, port)})
+        if self.relay is not None:
+            return replace(self, row=replace(self.row, config=config), relay=published)
+        return replace(self, row=replace(self.row, config=config), spec=published)
 
 
 #: A pipe socket directory's mode: its group shares it, and the setgid bit gives the
@@ -232,22 +258,24 @@ def plan(
     # The one environment whose code may drive the controller: a token of its own
     # (revoked with the backend) and the controller's Unix socket.
     controller_token = minted.controller_token if env.admin else None
-    socket_dir = None
-    owner: tuple[int, int] | None = None
+    # Every server listens on a Unix socket in a directory it shares with the
+    # controller: the pipe's endpoint, the others' second way in.
+    socket_dir = settings.socket_root / backend_id
+    owner = socket_dir_owner(settings.pipe_socket_group, minted)
     group_add: list[str] = []
+    if minted.euid != 0:
+        # The server writes its socket into a directory the controller owns.
+        group_add.append(str(owner[1] if owner else minted.egid))
     own_network = None
     network_name = "bridge" if network else None
-    if container_port is None:
-        socket_dir = settings.socket_root / backend_id
-        owner = socket_dir_owner(settings.pipe_socket_group, minted)
-        if minted.euid != 0:
-            # The server writes its socket into a directory the controller owns.
-            group_add.append(str(owner[1] if owner else minted.egid))
-    elif not network:
-        network_name = own_network = offline_network(settings)
     ports = {}
+    relayed = container_port is not None and host_port is not None and not network
     if container_port is not None and host_port is not None:
         ports = {container_port: (bind_address, host_port)}
+    if relayed:
+        # No network at all for the backend (it reaches nothing, the host's own
+        # addresses included); its relay, on the offline bridge, publishes its port.
+        own_network = offline_network(settings)
     limits = request.limits
     ttl, idle_timeout = (None, None) if request.pooled else lifetimes(request, settings)
     row = BackendRow(
@@ -300,7 +328,7 @@ def plan(
         no_new_privileges=hardening.no_new_privileges,
         restart_retries=settings.restart_limit,
         network=network_name,
-        ports=ports,
+        ports={} if relayed else ports,
         socket_dir=socket_dir,
         controller_socket_dir=settings.admin_socket.parent if env.admin else None,
         group_add=group_add,
@@ -312,11 +340,49 @@ def plan(
         spec=spec,
         network=own_network,
         socket_dir=socket_dir,
-        socket_dir_owner=owner if socket_dir is not None else None,
+        socket_dir_owner=owner,
         controller_token=controller_token,
         port_attempts=PORT_ATTEMPTS if host_port and not request.port else 1,
         ca_bundle=settings.ca_bundle if network else None,
         network_labels={**(extra_labels or {}), **selector(settings)},
+        relay=relay_spec(spec, request.type, own_network, ports) if relayed else None,
+    )
+
+
+def relay_spec(
+    backend: ContainerSpec,
+    kind: BackendType,
+    network: str | None,
+    ports: Mapping[int, tuple[str, int | None]],
+) -> ContainerSpec:
+    """The relay of ``backend`` (a ``kind`` backend without network): its image and
+    socket directory, the controller's labels and the backend's id as
+    ``LABEL_RELAY_FOR``, hardened like it, on ``network``, publishing ``ports``."""
+    labels = {
+        k: v
+        for k, v in backend.labels.items()
+        if k not in (LABEL_BACKEND_ID, LABEL_BACKEND_TYPE, LABEL_ENVIRONMENT)
+    }
+    labels[LABEL_RELAY_FOR] = backend.labels[LABEL_BACKEND_ID]
+    return ContainerSpec(
+        name=relay_name(backend.name),
+        image=backend.image,
+        command=relay_command(kind),
+        labels=labels,
+        environment={},
+        healthcheck=(),
+        # It copies bytes: a little memory, a few threads, the backend's CPU share.
+        memory_mb=64,
+        cpus=backend.cpus,
+        pids=16,
+        tmpfs_mb=1,
+        user=backend.user,
+        restart_retries=RELAY_RESTARTS,
+        network=network,
+        ports=ports,
+        socket_dir=backend.socket_dir,
+        group_add=backend.group_add,
+        shared_volumes=backend.shared_volumes,
     )
 
 
@@ -361,6 +427,7 @@ def _container_environment(
     # by every docker exec'd process (the health check), readable by user code.
     environment = {
         f"{prefix}TOKEN_SHA256": token_digest(token),
+        f"{prefix}SOCKET_PATH": SERVER_SOCKETS[kind],
         # Its idle seconds, for the health check to print (the idle timeout).
         f"{prefix}ACTIVITY_FILE": ACTIVITY_FILE,
     }

@@ -170,14 +170,10 @@ class Pools:
     def _answers(self, row: BackendRow) -> bool:
         if row.endpoint is None:
             return False
-        probe = self.backends.probe
         # A few tries of the probe's 1 s: on a loaded host a live member can be slow
         # to answer once, and a member wrongly turned away costs its claimer a cold
         # start (seconds under that load) where one that died costs it these tries.
-        endpoint, token = row.endpoint, row.token
-        return probe is None or any(
-            probe(endpoint, token) for _ in range(_CLAIM_PROBE_TRIES)
-        )
+        return any(self.backends.answers(row) for _ in range(_CLAIM_PROBE_TRIES))
 
     # -- the filler ----------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from beephost_controller.backends.plan import (
     LABEL_BACKEND_ID,
+    LABEL_RELAY_FOR,
     backend_volumes,
     offline_network,
     selector,
@@ -40,6 +41,13 @@ def reconcile(service: "BackendService") -> dict[str, int]:
             del rows[row.id]
     seen: set[str] = set()
     for state in service.containers.list_containers(selector(service.settings)):
+        if LABEL_RELAY_FOR in state.labels:
+            # A relay stays while its backend's row does (removed with it).
+            if state.labels[LABEL_RELAY_FOR] not in rows:
+                logger.info("removing orphan relay %s", state.name)
+                service.containers.remove_container(state.id)
+                counts["orphan_removed"] += 1
+            continue
         backend_id = state.labels.get(LABEL_BACKEND_ID, "")
         if backend_id in rows:
             seen.add(backend_id)

@@ -44,6 +44,21 @@ METRICS_PORTS: Mapping[BackendType, int | None] = {
 }
 #: Where the pipe server's socket is, in a directory clients share.
 PIPE_SOCKET = "/run/beephost/pipe.sock"
+#: Where each server listens on a Unix socket, in the directory it shares with the
+#: controller: the pipe's only way in; the http and rpc servers' second one, which
+#: the controller probes (from its own container, a host port is out of reach) and a
+#: relay publishes for a backend without network.
+SERVER_SOCKETS: Mapping[BackendType, str] = {
+    "pipe": PIPE_SOCKET,
+    "http": "/run/beephost/http.sock",
+    "rpc": "/run/beephost/rpc.sock",
+}
+#: The URL scheme of each server's protocol over its Unix socket (the SDK's).
+SOCKET_SCHEMES: Mapping[BackendType, str] = {
+    "pipe": "unix",
+    "http": "http+unix",
+    "rpc": "grpc+unix",
+}
 #: The one setting that makes each server listen where its container's clients reach
 #: it (ports are the servers' defaults, CONTAINER_PORTS and METRICS_PORTS).
 LISTEN_SETTINGS: Mapping[BackendType, tuple[str, str]] = {
@@ -170,6 +185,15 @@ def server_command(kind: BackendType) -> list[str]:
     executable's path.
     """
     return [f"{SERVER_VENVS[kind]}/bin/python", "-m", server_module(kind)]
+
+
+def relay_command(kind: BackendType) -> list[str]:
+    """argv of the relay that publishes a backend without network: its container
+    port to its server's Unix socket (``beephost_core.relay``, in the server's venv)."""
+    port = CONTAINER_PORTS[kind]
+    assert port is not None, f"a {kind} backend has no port to relay"
+    python = f"{SERVER_VENVS[kind]}/bin/python"
+    return [python, "-m", "beephost_core.relay", str(port), SERVER_SOCKETS[kind]]
 
 
 def healthcheck_command(kind: BackendType) -> list[str]:

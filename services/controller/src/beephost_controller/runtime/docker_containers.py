@@ -166,15 +166,16 @@ class DockerContainers:
                 "Name": "on-failure",
                 "MaximumRetryCount": spec.restart_retries,
             },
-            "healthcheck": {
+            "detach": True,
+        }
+        if spec.healthcheck:
+            kwargs["healthcheck"] = {
                 "test": ["CMD", *spec.healthcheck],
                 "interval": int(HEALTHCHECK_INTERVAL * 1e9),
                 "timeout": 5_000_000_000,
                 "retries": 3,
                 "start_period": 30_000_000_000,
-            },
-            "detach": True,
-        }
+            }
         if spec.network is None:
             kwargs["network_mode"] = "none"
         else:

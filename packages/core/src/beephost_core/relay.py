@@ -1,0 +1,108 @@
+"""A TCP port relayed to a Unix socket: how a backend without network is published.
+
+A backend without network runs with no network interface at all (Docker's
+``network_mode=none``), so its code reaches nothing: no host service, no bridge
+gateway, no other container. Its server listens on a Unix socket in a directory it
+shares with the controller; this relay, in a container of its own on the controller's
+offline bridge, publishes the backend's port and copies bytes both ways, one Unix
+connection per TCP connection. It understands nothing of what it carries (HTTP/1.1 or
+HTTP/2): a half-close is passed on, and a reset on one side closes the other.
+
+    python -m beephost_core.relay 5678 /run/beephost/http.sock
+
+Stdlib only: it runs in the backend's server venv, beside the server it fronts.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+
+logger = logging.getLogger(__name__)
+
+#: Bytes read per copy: large enough that a 16 MiB upload is few wake-ups.
+CHUNK = 256 << 10
+#: Bytes a writer may buffer before its reader waits (backpressure, both ways).
+HIGH_WATER = 1 << 20
+
+
+async def _copy(source: asyncio.StreamReader, target: asyncio.StreamWriter) -> None:
+    """Copy until EOF, then pass the half-close on."""
+    while chunk := await source.read(CHUNK):
+        target.write(chunk)
+        await target.drain()
+    if target.can_write_eof():
+        target.write_eof()
+
+
+async def relay_connection(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, socket_path: str
+) -> None:
+    """Serve one client connection: connect to ``socket_path`` and copy both ways
+    until both sides have closed, or either fails."""
+    writer.transport.set_write_buffer_limits(HIGH_WATER)
+    try:
+        up_reader, up_writer = await asyncio.open_unix_connection(
+            socket_path, limit=CHUNK
+        )
+    except OSError as exc:
+        # The server is (re)starting: the client sees its connection closed, as a
+        # stopped server's port would refuse it.
+        logger.info("no server at %s: %s", socket_path, exc)
+        writer.close()
+        return
+    up_writer.transport.set_write_buffer_limits(HIGH_WATER)
+    copies = [
+        asyncio.create_task(_copy(reader, up_writer)),
+        asyncio.create_task(_copy(up_reader, writer)),
+    ]
+    try:
+        for task in asyncio.as_completed(copies):
+            await task  # a reset on either side raises: both are closed below
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        for task in copies:
+            task.cancel()
+        for side in (up_writer, writer):
+            side.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await side.wait_closed()
+
+
+async def serve(port: int, socket_path: str, host: str = "0.0.0.0") -> asyncio.Server:
+    """Listen on ``host:port`` (0: a free one) and relay each connection."""
+
+    async def handle(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await relay_connection(reader, writer, socket_path)
+
+    return await asyncio.start_server(handle, host, port, limit=CHUNK, backlog=1024)
+
+
+async def _main(port: int, socket_path: str) -> None:
+    server = await serve(port, socket_path)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with server:
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m beephost_core.relay",
+        description="Relay a TCP port to a backend's Unix socket.",
+    )
+    parser.add_argument("port", type=int, help="the TCP port to listen on")
+    parser.add_argument("socket", help="the backend server's Unix socket")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="relay: %(message)s")
+    asyncio.run(_main(args.port, args.socket))
+
+
+if __name__ == "__main__":
+    main()
