@@ -7,17 +7,20 @@ at any point leaves either a row whose container is missing (marked exited, reas
 ``missing``) or a labelled container whose row exists (adopted); a labelled container
 without a row (its row never committed, or deleted) is an orphan and is removed.
 
-Networking (measured on engine 20.10): a Docker network with ``internal=True`` cannot
-publish ports. A backend without network therefore runs with ``network_mode=none``
-(pipe) or, when it needs a published port (http, rpc), on the controller's one shared
-bridge network (``plan.offline_network``) with IP masquerading and inter-container
-traffic off: the port is published on the loopback address, outbound packets have no
-NAT, so no reply ever comes back, and no backend reaches another. Caveat: the host's
-own addresses on that bridge stay reachable from the container. The engine sets a
-network up for a container before starting its process (80-130 ms for a veth pair on
-the bridge and the port's proxy), so a container is created off its network and joins
-it right after its start (``DockerContainers``): the set-up runs beside the server's
-boot. A start cut short between the two is joined at reconciliation.
+Networking (measured on engine 20.10): a backend without network runs with
+``network_mode=none``: no interface but loopback, so its code reaches nothing, not
+the host's own addresses nor a bridge's gateway (which a bridge without masquerade
+still let through to host services). An http or rpc backend without network is
+published by a relay (``beephost_core.relay``, in a container of its own from the
+same image) on the controller's one shared bridge (``plan.offline_network``, with
+masquerade and inter-container traffic off), which copies its port to the server's
+Unix socket in the directory the two share. Every server listens on such a socket,
+and the controller probes it there: a host port is out of its reach when it runs in
+a container itself. The engine sets a network up for a container before starting its
+process (80-130 ms for a veth pair on the bridge and the port's proxy), so a container
+is created off its network and joins it right after its start (``DockerContainers``):
+the set-up runs beside the process's boot. A start cut short between the two is
+joined at reconciliation.
 
 Ports: an http or rpc backend publishes ONE concrete host port, chosen at start and
 kept in its row (``config.port``): the engine re-assigns an ephemeral port (host
