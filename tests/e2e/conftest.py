@@ -224,7 +224,7 @@ controller = module_controller("controller")
 
 
 @pytest.fixture(scope="module")
-def target(request: pytest.FixtureRequest) -> ControllerTarget:
+def controller_target(request: pytest.FixtureRequest) -> ControllerTarget:
     """The controller a test drives: the module's own process (``controller``) or,
     for a test marked ``ON_BOTH`` with ``compose``, the compose system's."""
     if getattr(request, "param", "local") == "compose":
@@ -245,7 +245,7 @@ def compose_controller(docker_cli: str) -> "Iterator[ComposeController]":
 
 
 @pytest.fixture(scope="module")
-def api(target: ControllerTarget) -> Iterator[ControllerClient]:
-    """A client of the test's controller (``target``)."""
-    with target.client() as client:
+def api(controller_target: ControllerTarget) -> Iterator[ControllerClient]:
+    """A client of the test's controller (``controller_target``)."""
+    with controller_target.client() as client:
         yield client

@@ -58,6 +58,16 @@ print(sys.executable, found, leak.returncode != 0)
 ISOLATED = "/usr/bin/python3 [] True"
 
 
+def host_addresses() -> list[str]:
+    """Every IPv4 address of this host's interfaces but loopback: its own, and each
+    bridge's gateway (docker0, compose's, a controller's offline bridge)."""
+    out = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True
+    ).stdout
+    found = [line.split()[3].split("/")[0] for line in out.splitlines()]
+    return [address for address in found if not address.startswith("127.")]
+
+
 def label_args(labels: Mapping[str, str]) -> list[str]:
     return [
         arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")

@@ -118,7 +118,9 @@ class ControllerTarget(Protocol):
 
 
 #: Parametrize a test over both controllers: ``@ON_BOTH`` (the ``target`` fixture).
-ON_BOTH = pytest.mark.parametrize("target", ["local", "compose"], indirect=True)
+ON_BOTH = pytest.mark.parametrize(
+    "controller_target", ["local", "compose"], indirect=True
+)
 
 
 def module_controller(

@@ -8,7 +8,6 @@ every test checks that nothing it cannot account for is left behind.
 
 import json
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,13 @@ import pytest
 from beephost_client.controller import Backend, ControllerClient
 from beephost_protocol.errors import NotFound, SessionLost, Unavailable
 from tests.e2e.conftest import BACKENDS_REPOSITORY
-from tests.e2e.containers import docker, inspect, kill_main_process, label_args
+from tests.e2e.containers import (
+    docker,
+    host_addresses,
+    inspect,
+    kill_main_process,
+    label_args,
+)
 from tests.e2e.controller_process import (
     CONTROLLER_LABEL,
     ControllerProcess,
@@ -81,6 +86,8 @@ def test_each_backend_type_serves_the_environment(
         assert backend.token is None, "only the start reply carries the token"
         with api.connect_backend(backend.id) as client:
             assert client.evaluate("__import__('six').__version__") == "1.17.0"
+            # The environment it serves, by name (an outside test saw ``local``).
+            assert client.info().environment == environment
             with client.session() as session:
                 session.execute("import six\nitems = list(six.moves.range(3))")
                 assert session.evaluate("items") == [0, 1, 2]
@@ -139,19 +146,6 @@ def test_no_network_means_no_network(api: ControllerClient, environment: str) ->
         assert "refused" in reply.stdout, reply.stdout
 
 
-def _host_addresses() -> list[str]:
-    """Every IPv4 address of this host's interfaces: loopback aside, its own and each
-    bridge's gateway (docker0, compose's, the offline one)."""
-    out = subprocess.run(
-        ["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True
-    ).stdout
-    return [
-        line.split()[3].split("/")[0]
-        for line in out.splitlines()
-        if not line.split()[3].startswith("127.")
-    ]
-
-
 @pytest.mark.parametrize("kind", ["http", "rpc"])
 def test_an_offline_backend_reaches_nothing_but_its_own_server(
     api: ControllerClient,
@@ -179,7 +173,7 @@ def test_an_offline_backend_reaches_nothing_but_its_own_server(
             for net in relay["NetworkSettings"]["Networks"].values()
         ]
         assert all(relay_ips), "each relay is on the offline bridge"
-        places = [(a, port) for a in _host_addresses()] + [
+        places = [(a, port) for a in host_addresses()] + [
             (ip, p) for ip in relay_ips for p in (5678, 50051)
         ]
         assert len(places) >= 4

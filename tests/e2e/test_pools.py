@@ -124,7 +124,7 @@ def test_a_pool_fills_hands_out_a_ready_backend_and_refills(
 @ON_BOTH
 @pytest.mark.usefixtures("drained")
 def test_concurrent_starts_never_get_one_member_twice(
-    api: ControllerClient, target: ControllerTarget, environment: str
+    api: ControllerClient, controller_target: ControllerTarget, environment: str
 ) -> None:
     _fill(api, environment, "pipe", 3)
     got: list[Backend] = []
@@ -133,7 +133,7 @@ def test_concurrent_starts_never_get_one_member_twice(
 
     def start() -> None:
         try:
-            with target.client() as own:
+            with controller_target.client() as own:
                 barrier.wait()
                 got.append(own.start_backend(environment, "pipe"))
         except BaseException as exc:  # reported below, with the others
@@ -162,15 +162,15 @@ def test_concurrent_starts_never_get_one_member_twice(
 @ON_BOTH
 @pytest.mark.usefixtures("drained")
 def test_a_killed_controller_adopts_its_pool_and_orphans_nothing(
-    api: ControllerClient, target: ControllerTarget, environment: str
+    api: ControllerClient, controller_target: ControllerTarget, environment: str
 ) -> None:
     _fill(api, environment, "rpc", 2)
     before = {b.id for b in _members(api, "rpc")}
-    target.kill()  # SIGKILL: no shutdown, the pool's containers keep running
-    target.start()
+    controller_target.kill()  # SIGKILL: no shutdown, the pool's containers keep running
+    controller_target.start()
     _wait_ready(api, "rpc", 2)
     assert {b.id for b in _members(api, "rpc")} == before, "adopted, not replaced"
-    owned = target.owned("backend")
+    owned = controller_target.owned("backend")
     assert len(owned) == len(api.backends()), owned
     backend = api.start_backend(environment, "rpc")
     with stopped_after(api, backend):
@@ -181,12 +181,12 @@ def test_a_killed_controller_adopts_its_pool_and_orphans_nothing(
 @ON_BOTH
 @pytest.mark.usefixtures("drained")
 def test_size_zero_removes_the_members_and_their_containers(
-    api: ControllerClient, target: ControllerTarget, environment: str
+    api: ControllerClient, controller_target: ControllerTarget, environment: str
 ) -> None:
     _fill(api, environment, "pipe", 1)
     (member,) = _members(api, "pipe")
     assert member.container_id is not None
-    assert member.container_id[:12] in target.owned()
+    assert member.container_id[:12] in controller_target.owned()
     api.set_pool(environment, "pipe", 0)
     deadline = time.monotonic() + 30
     # Out of the pool at once (no claim can get it), its row gone once it is removed.
@@ -194,4 +194,4 @@ def test_size_zero_removes_the_members_and_their_containers(
         assert time.monotonic() < deadline
         time.sleep(0.2)
     assert not _members(api, "pipe")
-    assert member.container_id[:12] not in target.owned()
+    assert member.container_id[:12] not in controller_target.owned()

@@ -19,6 +19,7 @@ counts it as not passed); none is left.
 """
 
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ from beephost_protocol.errors import (
     ExecutionTimeout,
     SessionLost,
 )
+from tests.e2e.containers import host_addresses
 from tests.reliability.summary import Case
 
 pytestmark = pytest.mark.docker
@@ -424,6 +426,33 @@ def test_no_network_connection_leaves_the_container(
     case.case = (
         f"connect to {where} -> ExecutionFailed {error.remote_type} "
         f"({error.message.split(':', 1)[-1].strip()}) after {seconds:.1f} s"
+    )
+    still_serves(api, target, case)
+
+
+@pytest.fixture(scope="module")
+def host_service() -> Iterator[int]:
+    """A TCP service on every address of this host, as an outside test ran one: its
+    port (connections would complete in the kernel, accepted or not)."""
+    with socket.create_server(("0.0.0.0", 0)) as listener:
+        yield listener.getsockname()[1]
+
+
+@pytest.mark.parametrize("address", host_addresses())
+def test_no_service_on_the_host_is_reachable(
+    api: ControllerClient, target: Target, case: Case, address: str, host_service: int
+) -> None:
+    # Through a bridge's gateway or the host's own address: a backend without network
+    # has no interface to reach either (Docker's network_mode none).
+    code = f"socket.create_connection(({address!r}, {host_service}), timeout=3)"
+    with pytest.raises(ExecutionFailed) as info:
+        target.client.execute("import socket\n" + code, timeout=15)
+    error = info.value
+    assert error.remote_type in ("OSError", "ConnectionRefusedError", "TimeoutError")
+    case.case = (
+        f"connect to the host's {address} (a service listens on 0.0.0.0) -> "
+        f"ExecutionFailed {error.remote_type} "
+        f"({error.message.split(':', 1)[-1].strip()})"
     )
     still_serves(api, target, case)
 

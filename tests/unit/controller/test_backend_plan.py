@@ -83,6 +83,7 @@ def test_an_http_backend_without_network_has_none_and_its_relay_the_port() -> No
         "BEEPHOST_HTTP_BACKEND_TOKEN_SHA256": token_digest("backend-token"),
         "BEEPHOST_HTTP_BACKEND_SOCKET_PATH": "/run/beephost/http.sock",
         "BEEPHOST_HTTP_BACKEND_ACTIVITY_FILE": "/tmp/beephost-activity",
+        "BEEPHOST_HTTP_BACKEND_ENVIRONMENT": "e",
         "BEEPHOST_HTTP_BACKEND_WORKSPACE_QUOTA_BYTES": str(1 << 30),
     }
     assert spec.volumes == {

@@ -311,6 +311,8 @@ def plan(
                     **package_index_env(settings, network=bool(network)),
                 },
             ),
+            # What session.info() says the backend serves (pipe.md: ``environment``).
+            _setting(request.type, "ENVIRONMENT"): env.name,
             _setting(request.type, "WORKSPACE_QUOTA_BYTES"): str(
                 settings.workspace_quota_bytes
                 if limits.workspace_quota_bytes is None
