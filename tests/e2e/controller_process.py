@@ -87,14 +87,24 @@ class ControllerProcess(LocalController):
 def owned_by(docker_cli: str, name: str, kind: str = "container") -> list[str]:
     """Ids of the containers (``backend``: of backends only, not their relays; names
     of the networks or volumes) carrying the label of the controller named ``name``."""
-    if kind in ("container", "backend"):
-        args = ["ps", "-aq"]
-        if kind == "backend":
-            args += ["--filter", "label=io.beephost.backend"]
-    else:
-        args = [kind, "ls", "--format", "{{.Name}}"]
-    out = docker(docker_cli, *args, "--filter", f"label={CONTROLLER_LABEL}={name}")
-    return out.split()
+    owner = f"label={CONTROLLER_LABEL}={name}"
+    if kind == "backend":
+        # A relay carries the relay-for label (and its image's io.beephost.backend).
+        relay = '{{.Label "io.beephost.relay-for"}}'
+        out = docker(
+            docker_cli,
+            "ps",
+            "-a",
+            "--format",
+            f"{{{{.ID}}}} {relay}",
+            "--filter",
+            owner,
+        )
+        return [line.split()[0] for line in out.splitlines() if len(line.split()) == 1]
+    args = (
+        ["ps", "-aq"] if kind == "container" else [kind, "ls", "--format", "{{.Name}}"]
+    )
+    return docker(docker_cli, *args, "--filter", owner).split()
 
 
 class ControllerTarget(Protocol):
