@@ -11,11 +11,13 @@ from beephost_controller.backends import (
     LABEL_BACKEND_ID,
     LABEL_CONTROLLER,
     LABEL_MANAGED,
+    LABEL_RELAY_FOR,
     STOPPING,
     BackendRequest,
     BackendService,
     status_of,
 )
+from beephost_controller.backends.plan import relay_name
 from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.ports import ContainerRuntimeError, ContainerState
 from beephost_controller.schemas import BackendOptions
@@ -81,6 +83,32 @@ def test_reconcile_adopts_removes_orphans_marks_missing(
     assert service.get_row(kept.id).status == "ready"
     missing = service.get_row(gone.id)
     assert (missing.status, missing.reason) == ("exited", "missing")
+
+
+def test_a_relay_stays_with_its_backend_and_an_orphan_one_goes(
+    service: BackendService, mem: MemoryContainers
+) -> None:
+    kept = service.start(BackendRequest(environment="e", type="http"))
+    relay = relay_name(kept.container_name)
+    # The backend has no network at all; its relay publishes the port on the bridge.
+    assert mem.specs[kept.container_name].network is None
+    assert mem.specs[relay].network == "beephost-default-offline"
+    assert mem.specs[relay].labels[LABEL_RELAY_FOR] == kept.id
+    offline = "beephost-default-offline"
+    mem.containers[relay] = replace(mem.containers[relay], unjoined_network=offline)
+    mem.containers["beephost-default-b-gone-relay"] = replace(
+        mem.containers[relay],
+        id="cr",
+        name="beephost-default-b-gone-relay",
+        labels={**mem.containers[relay].labels, LABEL_RELAY_FOR: "b-gone"},
+    )
+    counts = service.reconcile()
+    assert counts == {"adopted": 1, "orphan_removed": 1, "missing": 0}
+    assert "beephost-default-b-gone-relay" not in mem.containers
+    assert relay in mem.containers, "kept while its backend's row is"
+    assert mem.joins == [relay], "a relay a crash left off its network joins it"
+    service.stop(kept.id)
+    assert mem.containers == {}, "a stop removes the relay with its backend"
 
 
 def test_reconcile_joins_a_running_backend_a_crash_left_off_its_network(

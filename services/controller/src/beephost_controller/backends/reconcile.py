@@ -43,10 +43,13 @@ def reconcile(service: "BackendService") -> dict[str, int]:
     for state in service.containers.list_containers(selector(service.settings)):
         if LABEL_RELAY_FOR in state.labels:
             # A relay stays while its backend's row does (removed with it).
-            if state.labels[LABEL_RELAY_FOR] not in rows:
+            relayed = state.labels[LABEL_RELAY_FOR]
+            if relayed not in rows:
                 logger.info("removing orphan relay %s", state.name)
                 service.containers.remove_container(state.id)
                 counts["orphan_removed"] += 1
+            elif state.unjoined_network is not None and state.status == "running":
+                _join(service, relayed, state.id)
             continue
         backend_id = state.labels.get(LABEL_BACKEND_ID, "")
         if backend_id in rows:
@@ -93,8 +96,8 @@ def reconcile(service: "BackendService") -> dict[str, int]:
 
 
 def _join(service: "BackendService", backend_id: str, container_id: str) -> None:
-    """Join a running backend to its network: a crash cut its start short between
-    the container's start and the join, which leaves it unreachable."""
+    """Join a running backend (or its relay) to its network: a crash cut its start
+    short between the container's start and the join, which leaves it unreachable."""
     logger.info("backend %s runs without its network: joining it", backend_id)
     try:
         service.containers.join_network(container_id)
