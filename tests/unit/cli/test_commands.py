@@ -78,6 +78,25 @@ def test_help_and_usage_errors_exit_2(fake: FakeController) -> None:
     assert "not an http(s) URL" in bad_url.stderr
 
 
+@pytest.mark.parametrize(
+    ("command", "waits_for"),
+    [
+        (["start"], "until the backend is ready"),
+        (["init"], "for the job"),
+        (["install"], "for the job"),
+        (["venv", "create"], "for the job"),
+        (["venv", "admin"], "for the job"),
+    ],
+)
+def test_no_wait_says_what_the_command_waits_for(
+    fake: FakeController, command: list[str], waits_for: str
+) -> None:
+    result = invoke(fake, *command, "--help")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.replace("│", " ").split())
+    assert f"Wait {waits_for}" in text
+
+
 def test_runtimes_table_and_json_in_either_position(fake: FakeController) -> None:
     table = invoke(fake, "runtimes")
     assert table.exit_code == 0, table.output

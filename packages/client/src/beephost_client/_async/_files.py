@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from pydantic import TypeAdapter, ValidationError
+
 from beephost_client._exceptions import InvalidArgument
 from beephost_client._models import parse
 from beephost_client._transports._file_commands import Upload
@@ -25,7 +27,29 @@ if TYPE_CHECKING:
 #: Called as bytes move: how many so far, and the total when it is known.
 Progress = Callable[[int, int | None], object]
 Source = bytes | str | os.PathLike[str] | BinaryIO
+#: Where a download goes: a local path (a str or any ``os.PathLike``) or a binary file.
+Destination = str | os.PathLike[str] | BinaryIO
 CHUNK = files.MAX_CHUNK_BYTES
+_PATH = TypeAdapter(files.WorkspacePath)
+
+
+def _checked(path: object, name: str = "path") -> str:
+    """``path`` if the protocol takes it, else InvalidArgument (never pydantic's
+    ValidationError): checked here, before anything is sent, so that every transport
+    refuses an empty, NUL-holding or too long path the same way."""
+    try:
+        return _PATH.validate_python(path)
+    except ValidationError as exc:
+        raise InvalidArgument(
+            f"{name} must be a non-empty str of at most {files.MAX_PATH_CHARS} "
+            f"characters, without NUL, not {_shown(path)}"
+        ) from exc
+
+
+def _shown(path: object) -> str:
+    if isinstance(path, str) and len(path) > 40:
+        return f"a str of {len(path)} characters"
+    return repr(path)
 
 
 class AsyncFiles:
@@ -80,6 +104,7 @@ class AsyncFiles:
             info = await client.files.write("notes.txt", "hello")
             assert info.size == 5
         """
+        path = _checked(path)
         with _opened(data) as (source, size):
             result = await self._client._transport.upload_async(
                 Upload(path, overwrite, size),
@@ -98,6 +123,7 @@ class AsyncFiles:
             async for chunk in client.files.iter_bytes("big.bin"):
                 sink.write(chunk)
         """
+        path = _checked(path)
         if offset < 0 or (length is not None and length < 0):
             raise InvalidArgument("offset and length must be >= 0")
         return self._client._transport.download_async(
@@ -133,11 +159,12 @@ class AsyncFiles:
     async def download(
         self,
         path: str,
-        destination: os.PathLike[str] | BinaryIO,
+        destination: Destination,
         *,
         on_progress: Progress | None = None,
     ) -> files.FileInfo:
-        """Copy a file of the workspace to a local path or binary file object.
+        """Copy a file of the workspace to a local path (a str or any
+        ``os.PathLike``) or a binary file object.
 
         A local path is written under a temporary name beside it and renamed when the
         file is whole: a failed download leaves nothing, and never half a file.
@@ -150,7 +177,7 @@ class AsyncFiles:
             await client.files.download("out/report.html", Path("report.html"))
         """
         info = await self.stat(path)
-        if not isinstance(destination, os.PathLike):
+        if not isinstance(destination, str | os.PathLike):
             await self._copy(path, destination, info.size, on_progress)
             return info
         target = Path(destination)
@@ -180,9 +207,8 @@ class AsyncFiles:
 
             names = [info.name for info in await client.files.list()]
         """
-        return parse(
-            files.FileListing, await self._run(files.FileList(path=path))
-        ).entries
+        command = files.FileList(path=_checked(path))
+        return parse(files.FileListing, await self._run(command)).entries
 
     async def stat(self, path: str) -> files.FileInfo:
         """One path's :class:`FileInfo` (a symlink is described, not followed).
@@ -191,7 +217,9 @@ class AsyncFiles:
 
             assert (await client.files.stat("data")).type == "directory"
         """
-        return parse(files.FileInfo, await self._run(files.FileStat(path=path)))
+        return parse(
+            files.FileInfo, await self._run(files.FileStat(path=_checked(path)))
+        )
 
     async def exists(self, path: str) -> bool:
         """Whether ``path`` names anything in the workspace.
@@ -218,7 +246,7 @@ class AsyncFiles:
 
             await client.files.remove("data", recursive=True)
         """
-        command = files.FileRemove(path=path, recursive=recursive)
+        command = files.FileRemove(path=_checked(path), recursive=recursive)
         return parse(files.FileRemoved, await self._run(command)).removed
 
     async def mkdir(self, path: str, *, parents: bool = True) -> files.FileInfo:
@@ -228,7 +256,7 @@ class AsyncFiles:
 
             await client.files.mkdir("out/plots")
         """
-        command = files.FileMkdir(path=path, parents=parents)
+        command = files.FileMkdir(path=_checked(path), parents=parents)
         return parse(files.FileInfo, await self._run(command))
 
     async def rename(
@@ -244,7 +272,9 @@ class AsyncFiles:
             await client.files.rename("draft.txt", "final.txt")
         """
         command = files.FileRename(
-            source=source, destination=destination, overwrite=overwrite
+            source=_checked(source, "source"),
+            destination=_checked(destination, "destination"),
+            overwrite=overwrite,
         )
         return parse(files.FileInfo, await self._run(command))
 
