@@ -10,7 +10,7 @@ import hashlib
 import os
 import secrets
 import tracemalloc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -186,7 +186,7 @@ async def test_a_path_the_protocol_refuses_is_a_typed_error(
 ) -> None:
     """Every operation, on every transport: InvalidArgument naming the argument,
     never pydantic's ValidationError."""
-    calls = {
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
         "read": lambda: client.files.read(path),
         "write": lambda: client.files.write(path, b"x"),
         "stat": lambda: client.files.stat(path),
