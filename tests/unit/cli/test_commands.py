@@ -328,6 +328,24 @@ def test_start_no_wait(fake: FakeController) -> None:
     assert len(fake.requests) == 1
 
 
+def test_piped_tables_keep_each_row_on_one_line(fake: FakeController) -> None:
+    """No terminal and no COLUMNS: a script reads the table line by line."""
+    fake.add_environment("admin")
+    invoke(fake, "start", "http")
+    long_endpoint = "https://" + "very-long-host-name." * 8 + "example:5678"
+    fake.backends["b1"]["endpoint"] = long_endpoint
+    fake.backends["b1"]["reason"] = "a reason long enough to need the space " * 3
+    state = State(make_controller=fake.client)
+    for args in (["status"], ["status", "b1"]):
+        result = CliRunner().invoke(app, args, obj=state, env={**ENV, "COLUMNS": None})
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        assert any(long_endpoint in line for line in lines), result.stdout
+        if args == ["status"]:
+            assert len(lines) == 2, result.stdout  # the header and one row
+            assert lines[1].split()[:2] == ["b1", "http"]
+
+
 def test_status_stop_and_logs(fake: FakeController) -> None:
     fake.add_environment("admin")
     nothing = invoke(fake, "status")
