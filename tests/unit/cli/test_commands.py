@@ -424,6 +424,29 @@ def test_eval_via_the_controller_prints_the_repr(fake: FakeController) -> None:
     assert as_json.clients == [("http://b:1", "t")]  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["eval", "--backend", "b1", "1"],
+        ["exec", "--backend", "b1", "pass"],
+        ["ls", "b1:"],
+    ],
+)
+def test_a_stopped_backend_is_explained_not_connected_to(
+    fake: FakeController, command: list[str]
+) -> None:
+    fake.add_environment("admin")
+    invoke(fake, "start", "http")
+    fake.backends["b1"].update(status="stopped", reason="idle", idle_timeout=3600.0)
+    result = invoke(fake, *command)
+    assert failure_lines(result) == [
+        "error: backend b1 is stopped: idle for 3600 s",
+        "hint: its output: `beep-host logs b1`; start another: "
+        "`beep-host start http --venv admin`",
+    ]
+    assert result.clients == []  # type: ignore[attr-defined]  # never tried
+
+
 def test_eval_needs_exactly_one_target(fake: FakeController) -> None:
     assert invoke(fake, "eval", "1").exit_code == 2
     assert (
