@@ -136,7 +136,10 @@ def test_invalid_input_is_reported_with_the_controllers_message(
     )
     assert hint == "hint: check the arguments (--help describes them)"
     bad_python = cli(controller, "init", "--python", "3.12")
-    assert error_lines(bad_python)[0] == "error: no runtime '3.12'; offered: 3.11, 3.13"
+    assert error_lines(bad_python)[0] == (
+        "error: no runtime '3.12'; offered: 3.11, 3.13 (an operator offers another "
+        "with the controller setting BEEPHOST_CONTROLLER_PYTHONS)"
+    )
 
 
 def test_no_wait_then_jobs(controller: LiveController) -> None:
