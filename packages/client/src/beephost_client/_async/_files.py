@@ -13,11 +13,9 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from pydantic import TypeAdapter, ValidationError
-
 from beephost_client._exceptions import InvalidArgument
 from beephost_client._models import parse
-from beephost_client._transports._file_commands import Upload
+from beephost_client._transports._file_commands import Upload, checked_path
 from beephost_protocol import Command, files
 from beephost_protocol.errors import NotFound
 
@@ -30,26 +28,6 @@ Source = bytes | str | os.PathLike[str] | BinaryIO
 #: Where a download goes: a local path (a str or any ``os.PathLike``) or a binary file.
 Destination = str | os.PathLike[str] | BinaryIO
 CHUNK = files.MAX_CHUNK_BYTES
-_PATH = TypeAdapter(files.WorkspacePath)
-
-
-def _checked(path: object, name: str = "path") -> str:
-    """``path`` if the protocol takes it, else InvalidArgument (never pydantic's
-    ValidationError): checked here, before anything is sent, so that every transport
-    refuses an empty, NUL-holding or too long path the same way."""
-    try:
-        return _PATH.validate_python(path)
-    except ValidationError as exc:
-        raise InvalidArgument(
-            f"{name} must be a non-empty str of at most {files.MAX_PATH_CHARS} "
-            f"characters, without NUL, not {_shown(path)}"
-        ) from exc
-
-
-def _shown(path: object) -> str:
-    if isinstance(path, str) and len(path) > 40:
-        return f"a str of {len(path)} characters"
-    return repr(path)
 
 
 class AsyncFiles:
@@ -104,7 +82,7 @@ class AsyncFiles:
             info = await client.files.write("notes.txt", "hello")
             assert info.size == 5
         """
-        path = _checked(path)
+        path = checked_path(path)
         with _opened(data) as (source, size):
             result = await self._client._transport.upload_async(
                 Upload(path, overwrite, size),
@@ -123,7 +101,7 @@ class AsyncFiles:
             async for chunk in client.files.iter_bytes("big.bin"):
                 sink.write(chunk)
         """
-        path = _checked(path)
+        path = checked_path(path)
         if offset < 0 or (length is not None and length < 0):
             raise InvalidArgument("offset and length must be >= 0")
         return self._client._transport.download_async(
@@ -207,7 +185,7 @@ class AsyncFiles:
 
             names = [info.name for info in await client.files.list()]
         """
-        command = files.FileList(path=_checked(path))
+        command = files.FileList(path=checked_path(path))
         return parse(files.FileListing, await self._run(command)).entries
 
     async def stat(self, path: str) -> files.FileInfo:
@@ -218,7 +196,7 @@ class AsyncFiles:
             assert (await client.files.stat("data")).type == "directory"
         """
         return parse(
-            files.FileInfo, await self._run(files.FileStat(path=_checked(path)))
+            files.FileInfo, await self._run(files.FileStat(path=checked_path(path)))
         )
 
     async def exists(self, path: str) -> bool:
@@ -246,7 +224,7 @@ class AsyncFiles:
 
             await client.files.remove("data", recursive=True)
         """
-        command = files.FileRemove(path=_checked(path), recursive=recursive)
+        command = files.FileRemove(path=checked_path(path), recursive=recursive)
         return parse(files.FileRemoved, await self._run(command)).removed
 
     async def mkdir(self, path: str, *, parents: bool = True) -> files.FileInfo:
@@ -256,7 +234,7 @@ class AsyncFiles:
 
             await client.files.mkdir("out/plots")
         """
-        command = files.FileMkdir(path=_checked(path), parents=parents)
+        command = files.FileMkdir(path=checked_path(path), parents=parents)
         return parse(files.FileInfo, await self._run(command))
 
     async def rename(
@@ -272,8 +250,8 @@ class AsyncFiles:
             await client.files.rename("draft.txt", "final.txt")
         """
         command = files.FileRename(
-            source=_checked(source, "source"),
-            destination=_checked(destination, "destination"),
+            source=checked_path(source, "source"),
+            destination=checked_path(destination, "destination"),
             overwrite=overwrite,
         )
         return parse(files.FileInfo, await self._run(command))

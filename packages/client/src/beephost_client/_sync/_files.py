@@ -11,11 +11,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from pydantic import TypeAdapter, ValidationError
-
 from beephost_client._exceptions import InvalidArgument
 from beephost_client._models import parse
-from beephost_client._transports._file_commands import Upload
+from beephost_client._transports._file_commands import Upload, checked_path
 from beephost_protocol import Command, files
 from beephost_protocol.errors import NotFound
 
@@ -28,26 +26,6 @@ Source = bytes | str | os.PathLike[str] | BinaryIO
 #: Where a download goes: a local path (a str or any ``os.PathLike``) or a binary file.
 Destination = str | os.PathLike[str] | BinaryIO
 CHUNK = files.MAX_CHUNK_BYTES
-_PATH = TypeAdapter(files.WorkspacePath)
-
-
-def _checked(path: object, name: str = "path") -> str:
-    """``path`` if the protocol takes it, else InvalidArgument (never pydantic's
-    ValidationError): checked here, before anything is sent, so that every transport
-    refuses an empty, NUL-holding or too long path the same way."""
-    try:
-        return _PATH.validate_python(path)
-    except ValidationError as exc:
-        raise InvalidArgument(
-            f"{name} must be a non-empty str of at most {files.MAX_PATH_CHARS} "
-            f"characters, without NUL, not {_shown(path)}"
-        ) from exc
-
-
-def _shown(path: object) -> str:
-    if isinstance(path, str) and len(path) > 40:
-        return f"a str of {len(path)} characters"
-    return repr(path)
 
 
 class Files:
@@ -102,7 +80,7 @@ class Files:
             info = client.files.write("notes.txt", "hello")
             assert info.size == 5
         """
-        path = _checked(path)
+        path = checked_path(path)
         with _opened(data) as (source, size):
             result = self._client._transport.upload(
                 Upload(path, overwrite, size),
@@ -121,7 +99,7 @@ class Files:
             for chunk in client.files.iter_bytes("big.bin"):
                 sink.write(chunk)
         """
-        path = _checked(path)
+        path = checked_path(path)
         if offset < 0 or (length is not None and length < 0):
             raise InvalidArgument("offset and length must be >= 0")
         return self._client._transport.download(
@@ -205,7 +183,7 @@ class Files:
 
             names = [info.name for info in client.files.list()]
         """
-        command = files.FileList(path=_checked(path))
+        command = files.FileList(path=checked_path(path))
         return parse(files.FileListing, self._run(command)).entries
 
     def stat(self, path: str) -> files.FileInfo:
@@ -215,7 +193,7 @@ class Files:
 
             assert (client.files.stat("data")).type == "directory"
         """
-        return parse(files.FileInfo, self._run(files.FileStat(path=_checked(path))))
+        return parse(files.FileInfo, self._run(files.FileStat(path=checked_path(path))))
 
     def exists(self, path: str) -> bool:
         """Whether ``path`` names anything in the workspace.
@@ -242,7 +220,7 @@ class Files:
 
             client.files.remove("data", recursive=True)
         """
-        command = files.FileRemove(path=_checked(path), recursive=recursive)
+        command = files.FileRemove(path=checked_path(path), recursive=recursive)
         return parse(files.FileRemoved, self._run(command)).removed
 
     def mkdir(self, path: str, *, parents: bool = True) -> files.FileInfo:
@@ -252,7 +230,7 @@ class Files:
 
             client.files.mkdir("out/plots")
         """
-        command = files.FileMkdir(path=_checked(path), parents=parents)
+        command = files.FileMkdir(path=checked_path(path), parents=parents)
         return parse(files.FileInfo, self._run(command))
 
     def rename(
@@ -268,8 +246,8 @@ class Files:
             client.files.rename("draft.txt", "final.txt")
         """
         command = files.FileRename(
-            source=_checked(source, "source"),
-            destination=_checked(destination, "destination"),
+            source=checked_path(source, "source"),
+            destination=checked_path(destination, "destination"),
             overwrite=overwrite,
         )
         return parse(files.FileInfo, self._run(command))
