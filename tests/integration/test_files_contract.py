@@ -10,7 +10,7 @@ import hashlib
 import os
 import secrets
 import tracemalloc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +175,50 @@ async def test_transfers_keep_the_clients_memory_flat(
         tracemalloc.stop()
     assert sha256_of(back) == expected
     assert peak < CLIENT_PEAK_LIMIT, f"the client held {peak} bytes at once"
+
+
+BAD_PATHS = {"empty": "", "too long": "a/" * 2049, "nul": "a\x00b"}
+
+
+@pytest.mark.parametrize("path", BAD_PATHS.values(), ids=BAD_PATHS.keys())
+async def test_a_path_the_protocol_refuses_is_a_typed_error(
+    client: Any, folder: str, tmp_path: Path, path: str
+) -> None:
+    """Every operation, on every transport: InvalidArgument naming the argument,
+    never pydantic's ValidationError."""
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
+        "read": lambda: client.files.read(path),
+        "write": lambda: client.files.write(path, b"x"),
+        "stat": lambda: client.files.stat(path),
+        "exists": lambda: client.files.exists(path),
+        "list": lambda: client.files.list(path),
+        "mkdir": lambda: client.files.mkdir(path),
+        "remove": lambda: client.files.remove(path),
+        "download": lambda: client.files.download(path, tmp_path / "d"),
+        "rename from": lambda: client.files.rename(path, f"{folder}/x"),
+        "rename to": lambda: client.files.rename(f"{folder}/x", path),
+    }
+    await client.files.write(f"{folder}/x", b"x")
+    raised: dict[str, str] = {}
+    for name, call in calls.items():
+        try:
+            await call()
+        except Exception as exc:
+            raised[name] = f"{type(exc).__name__}: {exc}"
+    assert {name: text.split(":")[0] for name, text in raised.items()} == dict.fromkeys(
+        calls, "InvalidArgument"
+    )
+    assert all("must be a non-empty str" in text for text in raised.values()), raised
+    with pytest.raises(bc.InvalidArgument):
+        [piece async for piece in client.files.iter_bytes(path)]
+    assert await client.files.read(f"{folder}/x") == b"x"
+
+
+async def test_a_download_goes_to_a_str_path(
+    client: Any, folder: str, tmp_path: Path
+) -> None:
+    await client.files.write(f"{folder}/s.txt", "to a str")
+    destination = str(tmp_path / "s.txt")
+    assert (await client.files.download(f"{folder}/s.txt", destination)).size == 8
+    assert sha256_of(Path(destination)) == hashlib.sha256(b"to a str").hexdigest()
+    assert names_in(tmp_path) == {"s.txt"}, "no partial download"

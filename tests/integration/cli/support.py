@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -41,6 +42,7 @@ class LiveController:
     token: str | None
     builder: MemoryImageBuilder
     database: Path
+    containers: MemoryContainers
 
     def env(self, **extra: str | None) -> dict[str, str | None]:
         """Environment variables pointing the CLI at this controller."""
@@ -57,22 +59,27 @@ def live_controller(
     directory: Path,
     builder: MemoryImageBuilder | None = None,
     token: str | None = TOKEN,
+    **settings: Any,
 ) -> Iterator[LiveController]:
+    """Args: ``settings`` override the controller's (``restart_limit=0``...)."""
     builder = builder or MemoryImageBuilder(step_seconds=0.02)
-    settings = Settings(
+    config = Settings(
         database=directory / "controller.db",
         token=SecretStr(token) if token else None,
         pythons=["3.11", "3.13"],
+        **settings,
     )
+    containers = MemoryContainers()  # never the real engine's "default" controller
     app = create_app(
-        settings,
-        builder=builder,
-        resolver=fake_resolver,
-        containers=MemoryContainers(),  # never the real engine's "default" controller
+        config, builder=builder, resolver=fake_resolver, containers=containers
     )
     with served(app, host="127.0.0.1", port=0) as server:
         yield LiveController(
-            f"http://127.0.0.1:{port_of(server)}", token, builder, settings.database
+            f"http://127.0.0.1:{port_of(server)}",
+            token,
+            builder,
+            config.database,
+            containers,
         )
 
 

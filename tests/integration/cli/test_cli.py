@@ -7,11 +7,13 @@ and the ``beep-host`` console script) for the exit codes and streams a shell see
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from typer.testing import CliRunner, Result
 
 from beephost_cli.main import app
+from beephost_client.controller import ControllerClient
 from beephost_controller.testing import MemoryImageBuilder
 from tests.integration.cli.support import (
     BIN,
@@ -134,7 +136,10 @@ def test_invalid_input_is_reported_with_the_controllers_message(
     )
     assert hint == "hint: check the arguments (--help describes them)"
     bad_python = cli(controller, "init", "--python", "3.12")
-    assert error_lines(bad_python)[0] == "error: no runtime '3.12'; offered: 3.11, 3.13"
+    assert error_lines(bad_python)[0] == (
+        "error: no runtime '3.12'; offered: 3.11, 3.13 (an operator offers another "
+        "with the controller setting BEEPHOST_CONTROLLER_PYTHONS)"
+    )
 
 
 def test_no_wait_then_jobs(controller: LiveController) -> None:
@@ -308,3 +313,32 @@ def test_everyone_goes_with_all(controller: LiveController) -> None:
     nothing = cli(controller, "stop", "--all", "--everyone")
     assert nothing.exit_code == 0, nothing.output
     assert "no backends to stop" in nothing.stderr
+
+
+def test_a_backend_that_exited_for_good_is_explained(tmp_path: Path) -> None:
+    """The controller recorded why: eval says it, with no connection refused."""
+    with live_controller(tmp_path, restart_limit=1, supervise_interval=0.05) as live:
+        assert cli(live, "venv", "create", "data").exit_code == 0
+        started = cli(live, "--json", "start", "http", "--venv", "data")
+        assert started.exit_code == 0, started.output
+        backend_id = json.loads(started.stdout)["id"]
+        name = next(n for n in live.containers.containers if backend_id in n)
+
+        def reaches(status: str) -> None:
+            deadline = time.monotonic() + 10
+            with ControllerClient(live.url, token=live.token) as controller:
+                while (found := controller.backend(backend_id)).status != status:
+                    assert time.monotonic() < deadline, found
+                    time.sleep(0.02)
+            assert found.restarts == 1
+
+        live.containers.exit(name, 1)
+        reaches("ready")  # the controller restarted it: its one restart
+        live.containers.exit(name, 1)
+        reaches("exited")  # for good: the limit is reached
+        result = cli(live, "eval", "--backend", backend_id, "1")
+    assert failure_lines(result) == [
+        f"error: backend {backend_id} exited after 1 restart (crashed)",
+        f"hint: its output: `beep-host logs {backend_id}`; start another: "
+        "`beep-host start http --venv data`",
+    ]

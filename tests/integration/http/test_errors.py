@@ -193,7 +193,7 @@ def test_invalid_request_on_every_body_route(
 
 def test_wrong_method_is_invalid_request(client: Client) -> None:
     reply = client.request("DELETE", "/api/eval")
-    assert reply.status == 405  # the one status not from the table (http.md)
+    assert reply.status == 405  # not from the table, like 415 (http.md §6)
     error = reply.error
     assert error["code"] == ErrorCode.INVALID_REQUEST.value
     assert error["data"] == {"status": 405}

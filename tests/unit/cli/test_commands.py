@@ -78,6 +78,25 @@ def test_help_and_usage_errors_exit_2(fake: FakeController) -> None:
     assert "not an http(s) URL" in bad_url.stderr
 
 
+@pytest.mark.parametrize(
+    ("command", "waits_for"),
+    [
+        (["start"], "until the backend is ready"),
+        (["init"], "for the job"),
+        (["install"], "for the job"),
+        (["venv", "create"], "for the job"),
+        (["venv", "admin"], "for the job"),
+    ],
+)
+def test_no_wait_says_what_the_command_waits_for(
+    fake: FakeController, command: list[str], waits_for: str
+) -> None:
+    result = invoke(fake, *command, "--help")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.replace("│", " ").split())
+    assert f"Wait {waits_for}" in text
+
+
 def test_runtimes_table_and_json_in_either_position(fake: FakeController) -> None:
     table = invoke(fake, "runtimes")
     assert table.exit_code == 0, table.output
@@ -309,6 +328,24 @@ def test_start_no_wait(fake: FakeController) -> None:
     assert len(fake.requests) == 1
 
 
+def test_piped_tables_keep_each_row_on_one_line(fake: FakeController) -> None:
+    """No terminal and no COLUMNS: a script reads the table line by line."""
+    fake.add_environment("admin")
+    invoke(fake, "start", "http")
+    long_endpoint = "https://" + "very-long-host-name." * 8 + "example:5678"
+    fake.backends["b1"]["endpoint"] = long_endpoint
+    fake.backends["b1"]["reason"] = "a reason long enough to need the space " * 3
+    state = State(make_controller=fake.client)
+    for args in (["status"], ["status", "b1"]):
+        result = CliRunner().invoke(app, args, obj=state, env={**ENV, "COLUMNS": None})
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        assert any(long_endpoint in line for line in lines), result.stdout
+        if args == ["status"]:
+            assert len(lines) == 2, result.stdout  # the header and one row
+            assert lines[1].split()[:2] == ["b1", "http"]
+
+
 def test_status_stop_and_logs(fake: FakeController) -> None:
     fake.add_environment("admin")
     nothing = invoke(fake, "status")
@@ -385,6 +422,29 @@ def test_eval_via_the_controller_prints_the_repr(fake: FakeController) -> None:
     as_json = invoke(fake, "eval", "--url", "http://b:1", "--token", "t", "x", "--json")
     assert json.loads(as_json.stdout) == {"value": [1, "two", {"$bytes": "AAE="}]}
     assert as_json.clients == [("http://b:1", "t")]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["eval", "--backend", "b1", "1"],
+        ["exec", "--backend", "b1", "pass"],
+        ["ls", "b1:"],
+    ],
+)
+def test_a_stopped_backend_is_explained_not_connected_to(
+    fake: FakeController, command: list[str]
+) -> None:
+    fake.add_environment("admin")
+    invoke(fake, "start", "http")
+    fake.backends["b1"].update(status="stopped", reason="idle", idle_timeout=3600.0)
+    result = invoke(fake, *command)
+    assert failure_lines(result) == [
+        "error: backend b1 is stopped: idle for 3600 s",
+        "hint: its output: `beep-host logs b1`; start another: "
+        "`beep-host start http --venv admin`",
+    ]
+    assert result.clients == []  # type: ignore[attr-defined]  # never tried
 
 
 def test_eval_needs_exactly_one_target(fake: FakeController) -> None:

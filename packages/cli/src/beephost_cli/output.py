@@ -8,6 +8,7 @@ jq`` sees only the result. rich is imported on first use, never at import time (
 import base64
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from rich.live import Live
     from rich.progress import Progress, TaskID
     from rich.status import Status
+
+#: Piped stdout's width without COLUMNS: wide enough that no row ever wraps.
+PIPED_WIDTH = 100_000
 
 
 def jsonable(value: Any) -> Any:
@@ -140,6 +144,10 @@ class Output:
             from rich.console import Console
 
             self._out = Console(highlight=False, soft_wrap=False)
+            if not self._out.is_terminal and "COLUMNS" not in os.environ:
+                # Piped: rich would wrap at 80 columns and split a row over lines a
+                # script reads one by one. Tables take their natural width instead.
+                self._out.width = PIPED_WIDTH
         return self._out
 
     @property

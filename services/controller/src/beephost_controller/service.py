@@ -25,6 +25,9 @@ from beephost_protocol.errors import Conflict, InvalidRequest
 
 logger = logging.getLogger(__name__)
 
+#: The environment variable that lists the runtimes a controller offers.
+PYTHONS_SETTING = f"{Settings.model_config['env_prefix']}PYTHONS"
+
 ADMIN_ENVIRONMENT = "admin"
 #: The client SDK the admin environment's image carries in /opt/env (installed from
 #: our own wheels without dependencies); its third-party requirements join the lock.
@@ -113,8 +116,10 @@ class ControllerService:
     def _python(self, python: str | None) -> str:
         python = python or self.settings.default_python
         if python not in self.settings.pythons:
-            raise InvalidRequest(
-                f"no runtime {python!r}; offered: {', '.join(self.settings.pythons)}",
+            offered = ", ".join(self.settings.pythons)
+            raise InvalidRequest(  # a user cannot fix this alone: say who can, and how
+                f"no runtime {python!r}; offered: {offered} (an operator offers "
+                f"another with the controller setting {PYTHONS_SETTING})",
                 {"offered": self.settings.pythons},
             )
         return python

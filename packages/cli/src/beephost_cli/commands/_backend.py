@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 import typer
 
+from beephost_cli.commands._down import not_running
 from beephost_cli.state import state
 from beephost_client import SCHEMES, Client
 
@@ -105,6 +106,9 @@ def connect_backend(
     st = state(ctx)
     if backend is not None:
         with st.controller() as controller:
+            down = not_running(controller.backend(backend))
+            if down is not None:  # the controller knows why: no connection to refuse
+                raise down
             connection = controller.backend_connection(backend)
         url, token = connection.url, token or connection.token
     st.target = "backend"  # errors from here on are the backend's

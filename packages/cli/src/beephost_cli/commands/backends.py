@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from beephost_cli.commands._backend import TokenFileOption, read_token
-from beephost_cli.commands._common import JsonOption, WaitOption
+from beephost_cli.commands._common import JsonOption
 from beephost_cli.errors import Failure
 from beephost_cli.output import age, duration, jsonable, size_text
 from beephost_cli.state import controlled, state
@@ -133,7 +133,14 @@ def start(
             "the controller's BACKEND_IDLE_TIMEOUT (an hour unless set).",
         ),
     ] = None,
-    wait: WaitOption = True,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait/--no-wait",
+            help="Wait until the backend is ready (--no-wait: print it while it "
+            "starts and return).",
+        ),
+    ] = True,
     timeout: Annotated[
         float,
         typer.Option("--timeout", min=1, help="Seconds to wait until it is ready."),

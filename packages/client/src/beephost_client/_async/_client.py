@@ -128,7 +128,7 @@ class _AsyncSessionOps:
 
         Nothing is sent until iteration starts. After the last chunk, the stream's
         ``result`` holds the :class:`ExecResult`. Leaving the ``async with`` block
-        early abandons the request (the server still finishes it).
+        early abandons the request: the server interrupts the code, as at a deadline.
 
         Args:
             code: Python statements.

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from beephost_client._exceptions import InvalidArgument
 from beephost_client._models import parse
-from beephost_client._transports._file_commands import Upload
+from beephost_client._transports._file_commands import Upload, checked_path
 from beephost_protocol import Command, files
 from beephost_protocol.errors import NotFound
 
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 #: Called as bytes move: how many so far, and the total when it is known.
 Progress = Callable[[int, int | None], object]
 Source = bytes | str | os.PathLike[str] | BinaryIO
+#: Where a download goes: a local path (a str or any ``os.PathLike``) or a binary file.
+Destination = str | os.PathLike[str] | BinaryIO
 CHUNK = files.MAX_CHUNK_BYTES
 
 
@@ -80,6 +82,7 @@ class AsyncFiles:
             info = await client.files.write("notes.txt", "hello")
             assert info.size == 5
         """
+        path = checked_path(path)
         with _opened(data) as (source, size):
             result = await self._client._transport.upload_async(
                 Upload(path, overwrite, size),
@@ -98,6 +101,7 @@ class AsyncFiles:
             async for chunk in client.files.iter_bytes("big.bin"):
                 sink.write(chunk)
         """
+        path = checked_path(path)
         if offset < 0 or (length is not None and length < 0):
             raise InvalidArgument("offset and length must be >= 0")
         return self._client._transport.download_async(
@@ -133,11 +137,12 @@ class AsyncFiles:
     async def download(
         self,
         path: str,
-        destination: os.PathLike[str] | BinaryIO,
+        destination: Destination,
         *,
         on_progress: Progress | None = None,
     ) -> files.FileInfo:
-        """Copy a file of the workspace to a local path or binary file object.
+        """Copy a file of the workspace to a local path (a str or any
+        ``os.PathLike``) or a binary file object.
 
         A local path is written under a temporary name beside it and renamed when the
         file is whole: a failed download leaves nothing, and never half a file.
@@ -150,7 +155,7 @@ class AsyncFiles:
             await client.files.download("out/report.html", Path("report.html"))
         """
         info = await self.stat(path)
-        if not isinstance(destination, os.PathLike):
+        if not isinstance(destination, str | os.PathLike):
             await self._copy(path, destination, info.size, on_progress)
             return info
         target = Path(destination)
@@ -180,9 +185,8 @@ class AsyncFiles:
 
             names = [info.name for info in await client.files.list()]
         """
-        return parse(
-            files.FileListing, await self._run(files.FileList(path=path))
-        ).entries
+        command = files.FileList(path=checked_path(path))
+        return parse(files.FileListing, await self._run(command)).entries
 
     async def stat(self, path: str) -> files.FileInfo:
         """One path's :class:`FileInfo` (a symlink is described, not followed).
@@ -191,7 +195,9 @@ class AsyncFiles:
 
             assert (await client.files.stat("data")).type == "directory"
         """
-        return parse(files.FileInfo, await self._run(files.FileStat(path=path)))
+        return parse(
+            files.FileInfo, await self._run(files.FileStat(path=checked_path(path)))
+        )
 
     async def exists(self, path: str) -> bool:
         """Whether ``path`` names anything in the workspace.
@@ -218,7 +224,7 @@ class AsyncFiles:
 
             await client.files.remove("data", recursive=True)
         """
-        command = files.FileRemove(path=path, recursive=recursive)
+        command = files.FileRemove(path=checked_path(path), recursive=recursive)
         return parse(files.FileRemoved, await self._run(command)).removed
 
     async def mkdir(self, path: str, *, parents: bool = True) -> files.FileInfo:
@@ -228,7 +234,7 @@ class AsyncFiles:
 
             await client.files.mkdir("out/plots")
         """
-        command = files.FileMkdir(path=path, parents=parents)
+        command = files.FileMkdir(path=checked_path(path), parents=parents)
         return parse(files.FileInfo, await self._run(command))
 
     async def rename(
@@ -244,7 +250,9 @@ class AsyncFiles:
             await client.files.rename("draft.txt", "final.txt")
         """
         command = files.FileRename(
-            source=source, destination=destination, overwrite=overwrite
+            source=checked_path(source, "source"),
+            destination=checked_path(destination, "destination"),
+            overwrite=overwrite,
         )
         return parse(files.FileInfo, await self._run(command))
 

@@ -126,7 +126,7 @@ class _SessionOps:
 
         Nothing is sent until iteration starts. After the last chunk, the stream's
         ``result`` holds the :class:`ExecResult`. Leaving the ``with`` block
-        early abandons the request (the server still finishes it).
+        early abandons the request: the server interrupts the code, as at a deadline.
 
         Args:
             code: Python statements.

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from beephost_client._exceptions import InvalidArgument
 from beephost_client._models import parse
-from beephost_client._transports._file_commands import Upload
+from beephost_client._transports._file_commands import Upload, checked_path
 from beephost_protocol import Command, files
 from beephost_protocol.errors import NotFound
 
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 #: Called as bytes move: how many so far, and the total when it is known.
 Progress = Callable[[int, int | None], object]
 Source = bytes | str | os.PathLike[str] | BinaryIO
+#: Where a download goes: a local path (a str or any ``os.PathLike``) or a binary file.
+Destination = str | os.PathLike[str] | BinaryIO
 CHUNK = files.MAX_CHUNK_BYTES
 
 
@@ -78,6 +80,7 @@ class Files:
             info = client.files.write("notes.txt", "hello")
             assert info.size == 5
         """
+        path = checked_path(path)
         with _opened(data) as (source, size):
             result = self._client._transport.upload(
                 Upload(path, overwrite, size),
@@ -96,6 +99,7 @@ class Files:
             for chunk in client.files.iter_bytes("big.bin"):
                 sink.write(chunk)
         """
+        path = checked_path(path)
         if offset < 0 or (length is not None and length < 0):
             raise InvalidArgument("offset and length must be >= 0")
         return self._client._transport.download(
@@ -131,11 +135,12 @@ class Files:
     def download(
         self,
         path: str,
-        destination: os.PathLike[str] | BinaryIO,
+        destination: Destination,
         *,
         on_progress: Progress | None = None,
     ) -> files.FileInfo:
-        """Copy a file of the workspace to a local path or binary file object.
+        """Copy a file of the workspace to a local path (a str or any
+        ``os.PathLike``) or a binary file object.
 
         A local path is written under a temporary name beside it and renamed when the
         file is whole: a failed download leaves nothing, and never half a file.
@@ -148,7 +153,7 @@ class Files:
             client.files.download("out/report.html", Path("report.html"))
         """
         info = self.stat(path)
-        if not isinstance(destination, os.PathLike):
+        if not isinstance(destination, str | os.PathLike):
             self._copy(path, destination, info.size, on_progress)
             return info
         target = Path(destination)
@@ -178,7 +183,8 @@ class Files:
 
             names = [info.name for info in client.files.list()]
         """
-        return parse(files.FileListing, self._run(files.FileList(path=path))).entries
+        command = files.FileList(path=checked_path(path))
+        return parse(files.FileListing, self._run(command)).entries
 
     def stat(self, path: str) -> files.FileInfo:
         """One path's :class:`FileInfo` (a symlink is described, not followed).
@@ -187,7 +193,7 @@ class Files:
 
             assert (client.files.stat("data")).type == "directory"
         """
-        return parse(files.FileInfo, self._run(files.FileStat(path=path)))
+        return parse(files.FileInfo, self._run(files.FileStat(path=checked_path(path))))
 
     def exists(self, path: str) -> bool:
         """Whether ``path`` names anything in the workspace.
@@ -214,7 +220,7 @@ class Files:
 
             client.files.remove("data", recursive=True)
         """
-        command = files.FileRemove(path=path, recursive=recursive)
+        command = files.FileRemove(path=checked_path(path), recursive=recursive)
         return parse(files.FileRemoved, self._run(command)).removed
 
     def mkdir(self, path: str, *, parents: bool = True) -> files.FileInfo:
@@ -224,7 +230,7 @@ class Files:
 
             client.files.mkdir("out/plots")
         """
-        command = files.FileMkdir(path=path, parents=parents)
+        command = files.FileMkdir(path=checked_path(path), parents=parents)
         return parse(files.FileInfo, self._run(command))
 
     def rename(
@@ -240,7 +246,9 @@ class Files:
             client.files.rename("draft.txt", "final.txt")
         """
         command = files.FileRename(
-            source=source, destination=destination, overwrite=overwrite
+            source=checked_path(source, "source"),
+            destination=checked_path(destination, "destination"),
+            overwrite=overwrite,
         )
         return parse(files.FileInfo, self._run(command))
 

@@ -8,8 +8,32 @@ instead, over their own wire.
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
+from beephost_client._exceptions import InvalidArgument
 from beephost_client._models import parse
 from beephost_protocol import files
+
+_PATH = TypeAdapter(files.WorkspacePath)
+
+
+def checked_path(path: object, name: str = "path") -> str:
+    """``path`` if the protocol takes it, else InvalidArgument (never pydantic's
+    ValidationError): checked here, before anything is sent, so that every transport
+    refuses an empty, NUL-holding or too long path the same way."""
+    try:
+        return _PATH.validate_python(path)
+    except ValidationError as exc:
+        raise InvalidArgument(
+            f"{name} must be a non-empty str of at most {files.MAX_PATH_CHARS} "
+            f"characters, without NUL, not {_shown(path)}"
+        ) from exc
+
+
+def _shown(path: object) -> str:
+    if isinstance(path, str) and len(path) > 40:
+        return f"a str of {len(path)} characters"
+    return repr(path)
 
 
 @dataclass(frozen=True, slots=True)
