@@ -11,6 +11,7 @@ import sys
 import threading
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,11 @@ from beephost_controller.jobs import JobRunner
 from beephost_controller.resolver import Lock, ResolutionError
 from beephost_controller.rows import BackendRow
 from beephost_controller.testing import MemoryContainers
-from tests.unit.controller.support import backend_service, ready_environment
+from tests.unit.controller.support import (
+    backend_service,
+    memory_containers,
+    ready_environment,
+)
 
 SIX = LockedRequirement("six", "1.17.0", None, ("sha256:" + "a" * 64,))
 NAMES = ("alpha", "beta", "gamma")
@@ -94,79 +99,77 @@ def resolver(tmp_path: Path) -> TableResolver:
     return TableResolver([SIX, *(_wheel(pool, n, "1.0") for n in NAMES)])
 
 
+@dataclass
+class Rig:
+    """Backends on in-memory containers with files, two job workers, and their
+    installer (real uv, the table resolver)."""
+
+    backends: BackendService
+    runner: JobRunner
+    installer: PackageInstaller
+    resolver: TableResolver
+
+    def started(self) -> BackendRow:
+        return self.backends.start(BackendRequest(environment="e", type="pipe"))
+
+    def install(self, backend: BackendRow, package: str) -> str:
+        return self.installer.submit(backend.id, [package]).id
+
+    def succeeded(self, *job_ids: str) -> None:
+        assert self.runner.wait_idle(_LONG)
+        for job_id in job_ids:
+            row = self.backends.store.job(job_id)
+            assert row is not None
+            assert (row.status, row.error) == ("succeeded", None)
+
+    def installed(self, backend: BackendRow) -> list[str]:
+        return [p.name for p in self.installer.installed(backend.id)]
+
+
 @pytest.fixture
-def backends(tmp_path: Path) -> BackendService:
+def rig(tmp_path: Path, resolver: TableResolver) -> Iterator[Rig]:
     containers = MemoryContainers()
     containers.files = tmp_path / "containers"
     containers.exec_files = _run_in_container
     environment = ready_environment(requirements=["six"], lock=SIX.line() + "\n")
-    return backend_service(tmp_path, containers=containers, environments=[environment])
-
-
-@pytest.fixture
-def runner(backends: BackendService) -> Iterator[JobRunner]:
-    jobs = JobRunner(backends.store, 2)
-    yield jobs
-    assert jobs.wait_idle(_LONG), "an install never finished"
-    jobs.shutdown()
-
-
-@pytest.fixture
-def installer(
-    backends: BackendService, runner: JobRunner, resolver: TableResolver, tmp_path: Path
-) -> PackageInstaller:
-    return PackageInstaller(
+    backends = backend_service(
+        tmp_path, containers=containers, environments=[environment]
+    )
+    runner = JobRunner(backends.store, 2)
+    installer = PackageInstaller(
         backends, runner, resolver, tools=UvTools(), cache_dir=tmp_path / "cache"
     )
+    yield Rig(backends, runner, installer, resolver)
+    assert runner.wait_idle(_LONG), "an install never finished"
+    runner.shutdown()
 
 
-def _started(backends: BackendService) -> BackendRow:
-    return backends.start(BackendRequest(environment="e", type="pipe"))
-
-
-def _finished(
-    runner: JobRunner, installer: PackageInstaller, job_ids: list[str]
-) -> None:
-    assert runner.wait_idle(_LONG)
-    for job_id in job_ids:
-        row = installer.backends.store.job(job_id)
-        assert row is not None
-        assert (row.status, row.error) == ("succeeded", None)
-
-
-def test_a_second_install_adds_to_the_first(
-    backends: BackendService, runner: JobRunner, installer: PackageInstaller
-) -> None:
-    row = _started(backends)
-    first = installer.submit(row.id, ["alpha"])
-    _finished(runner, installer, [first.id])
-    second = installer.submit(row.id, ["beta"])
-    _finished(runner, installer, [second.id])
-    assert installer.installed(row.id) == [
+def test_a_second_install_adds_to_the_first(rig: Rig) -> None:
+    row = rig.started()
+    rig.succeeded(rig.install(row, "alpha"))
+    rig.succeeded(rig.install(row, "beta"))
+    assert rig.installer.installed(row.id) == [
         InstalledPackage("alpha", "1.0"),
         InstalledPackage("beta", "1.0"),
     ]
-    site = backends.containers.root(row.container_name) / "packages" / "site"  # type: ignore[attr-defined]
+    containers = memory_containers(rig.backends)
+    site = containers.root(row.container_name) / "packages" / "site"
     assert (site / "beta" / "__init__.py").read_text() == "VERSION = '1.0'\n"
     # uv's own lock file of its target directory stays out of the backend.
     assert not (site / ".lock").exists()
 
-    again = installer.submit(row.id, ["alpha"])
-    _finished(runner, installer, [again.id])
-    lines = [line for _, line in backends.store.log_lines(again.id, -1)]
+    again = rig.install(row, "alpha")
+    rig.succeeded(again)
+    lines = [line for _, line in rig.backends.store.log_lines(again, -1)]
     assert lines[-1] == "already satisfied: nothing to install"
-    assert [p.name for p in installer.installed(row.id)] == ["alpha", "beta"]
+    assert rig.installed(row) == ["alpha", "beta"]
 
 
-def test_concurrent_installs_into_one_backend_all_succeed(
-    backends: BackendService, runner: JobRunner, installer: PackageInstaller
-) -> None:
-    row = _started(backends)
+def test_concurrent_installs_into_one_backend_all_succeed(rig: Rig) -> None:
+    row = rig.started()
     jobs: list[str] = []
     submitters = [
-        threading.Thread(
-            target=lambda name=name: jobs.append(installer.submit(row.id, [name]).id)
-        )
+        threading.Thread(target=lambda name=name: jobs.append(rig.install(row, name)))
         for name in NAMES
     ]
     for thread in submitters:
@@ -174,36 +177,22 @@ def test_concurrent_installs_into_one_backend_all_succeed(
     for thread in submitters:
         thread.join(_LONG)
     assert len(jobs) == len(NAMES)
-    _finished(runner, installer, jobs)
-    assert [p.name for p in installer.installed(row.id)] == list(NAMES)
+    rig.succeeded(*jobs)
+    assert rig.installed(row) == list(NAMES)
 
 
-def test_installs_into_two_backends_run_at_once(
-    backends: BackendService,
-    runner: JobRunner,
-    installer: PackageInstaller,
-    resolver: TableResolver,
-) -> None:
-    one, other = _started(backends), _started(backends)
+def test_installs_into_two_backends_run_at_once(rig: Rig) -> None:
+    one, other = rig.started(), rig.started()
     # Each resolution waits for the other's: only two at once pass (2 workers).
     meet = threading.Barrier(2, timeout=_LONG)
-    resolver.before = {"alpha": meet.wait, "gamma": meet.wait}
-    jobs = [
-        installer.submit(one.id, ["alpha"]).id,
-        installer.submit(other.id, ["gamma"]).id,
-    ]
-    _finished(runner, installer, jobs)
-    assert [p.name for p in installer.installed(one.id)] == ["alpha"]
-    assert [p.name for p in installer.installed(other.id)] == ["gamma"]
+    rig.resolver.before = {"alpha": meet.wait, "gamma": meet.wait}
+    rig.succeeded(rig.install(one, "alpha"), rig.install(other, "gamma"))
+    assert rig.installed(one) == ["alpha"]
+    assert rig.installed(other) == ["gamma"]
 
 
-def test_an_install_waiting_for_its_backend_holds_no_worker(
-    backends: BackendService,
-    runner: JobRunner,
-    installer: PackageInstaller,
-    resolver: TableResolver,
-) -> None:
-    one, other = _started(backends), _started(backends)
+def test_an_install_waiting_for_its_backend_holds_no_worker(rig: Rig) -> None:
+    one, other = rig.started(), rig.started()
     # alpha's resolution ends only once gamma's, for the other backend, began; beta
     # waits behind alpha. Had beta taken the second worker to wait, gamma could not
     # run and alpha would never end.
@@ -213,11 +202,8 @@ def test_an_install_waiting_for_its_backend_holds_no_worker(
         if not gamma_began.wait(10):
             raise AssertionError("gamma's install never ran")
 
-    resolver.before = {"alpha": after_gamma, "gamma": gamma_began.set}
-    jobs = [
-        installer.submit(one.id, ["alpha"]).id,
-        installer.submit(one.id, ["beta"]).id,
-        installer.submit(other.id, ["gamma"]).id,
-    ]
-    _finished(runner, installer, jobs)
-    assert [p.name for p in installer.installed(one.id)] == ["alpha", "beta"]
+    rig.resolver.before = {"alpha": after_gamma, "gamma": gamma_began.set}
+    rig.succeeded(
+        rig.install(one, "alpha"), rig.install(one, "beta"), rig.install(other, "gamma")
+    )
+    assert rig.installed(one) == ["alpha", "beta"]
