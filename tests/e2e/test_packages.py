@@ -141,3 +141,40 @@ def test_a_backend_with_network_gets_the_index_and_the_ca_bundle(
             "timeout=20).status"
         )
         assert status == 200
+
+
+def test_a_second_install_adds_to_the_first(
+    api: ControllerClient, backend: Backend
+) -> None:
+    first = api.wait_job(api.install(backend.id, ["tabulate==0.9.0"]).id, timeout=300)
+    assert first.succeeded, first.error
+    second = api.wait_job(api.install(backend.id, ["idna==3.10"]).id, timeout=300)
+    assert second.succeeded, second.error
+    assert api.installed_packages(backend.id) == [
+        InstalledPackage("idna", "3.10"),
+        InstalledPackage("tabulate", "0.9.0"),
+    ]
+    with api.connect_backend(backend.id) as client:
+        versions = client.evaluate(
+            "(__import__('tabulate').__version__, __import__('idna').__version__)"
+        )
+        assert list(versions) == ["0.9.0", "3.10"]
+    again = api.wait_job(api.install(backend.id, ["tabulate"]).id, timeout=300)
+    assert again.succeeded, again.error
+    assert "already satisfied: nothing to install" in log_of(api, again.id)
+
+
+def test_concurrent_installs_into_one_backend_all_succeed(
+    api: ControllerClient, backend: Backend
+) -> None:
+    pins = {"tabulate": "0.9.0", "idna": "3.10", "iniconfig": "2.1.0"}
+    jobs = [api.install(backend.id, [f"{n}=={v}"]) for n, v in pins.items()]
+    for job in jobs:
+        done = api.wait_job(job.id, timeout=600)
+        assert done.succeeded, done.error
+    installed = {
+        (p.name.lower(), p.version) for p in api.installed_packages(backend.id)
+    }
+    assert installed == set(pins.items())
+    with api.connect_backend(backend.id) as client:
+        assert client.evaluate("__import__('iniconfig').__name__") == "iniconfig"

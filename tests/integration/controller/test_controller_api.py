@@ -300,6 +300,44 @@ def test_bad_input_is_invalid_request(serve: Callable[..., Api]) -> None:
         assert error["error"]["code"] == "invalid_request"
 
 
+def test_ten_thousand_requirements_are_refused_before_the_resolver(
+    serve: Callable[..., Api],
+) -> None:
+    resolved: list[int] = []
+
+    def counting(requirements: list[str], python: str) -> Lock:
+        resolved.append(len(requirements))
+        return fake_resolver(requirements, python)
+
+    api = serve(resolver=counting)
+    text = "".join(f"package-{n}\n" for n in range(10_000))
+    status, error = api.call(
+        "POST", "/api/v1/environments", {"name": "huge", "requirements_txt": text}
+    )
+    assert status == 400
+    assert error["error"]["code"] == "invalid_request"
+    assert error["error"]["message"].startswith(
+        "10000 requirements: at most 1000 are resolved at once"
+    )
+    assert "BEEPHOST_CONTROLLER_MAX_REQUIREMENTS" in error["error"]["message"]
+    assert error["error"]["data"] == {"requirements": 10_000, "limit": 1000}
+    # Nothing was created, and the server goes on serving.
+    assert api.call("GET", "/api/v1/environments/huge")[0] == 404
+    as_list = [f"package-{n}" for n in range(1001)]
+    status, error = api.call(
+        "POST", "/api/v1/environments", {"name": "huge", "requirements": as_list}
+    )
+    assert (status, error["error"]["code"]) == (400, "invalid_request")
+    status, env = api.call(
+        "POST",
+        "/api/v1/environments",
+        {"name": "fine", "requirements": as_list[:1000]},
+    )
+    assert status == 201
+    assert api.wait_job(env["job_id"])["status"] == "succeeded"
+    assert resolved == [1000]
+
+
 def test_auth(serve: Callable[..., Api]) -> None:
     api = serve()
     assert api.call("GET", "/api/v1/environments", token=None)[0] == 401

@@ -68,6 +68,8 @@ def test_the_staged_archive_is_owned_by_the_backend_user(tmp_path: Path) -> None
     (tmp_path / "pkg" / "__init__.py").write_text("x = 1\n")
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "tool").write_text("#!/host/python\n")
+    (tmp_path / ".lock").write_text("")  # uv's, for its target directory
+    (tmp_path / "pkg" / ".lock").write_text("")  # a package's own: it stays
     data = staged_archive(tmp_path, ".staging-1")
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         members = {m.name: m for m in archive.getmembers()}
@@ -75,6 +77,7 @@ def test_the_staged_archive_is_owned_by_the_backend_user(tmp_path: Path) -> None
         ".staging-1",
         ".staging-1/pkg",
         ".staging-1/pkg/__init__.py",
+        ".staging-1/pkg/.lock",
     }
     assert {(m.uid, m.gid) for m in members.values()} == {(10001, 10001)}
     assert members[".staging-1/pkg/__init__.py"].mode == 0o644

@@ -10,6 +10,7 @@ import logging
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -113,6 +114,8 @@ class JobRunner:
         self._idle = threading.Condition()
         self._active = 0
         self._stopping = False
+        # Each busy queue's waiting jobs; a queue is here while one of its jobs runs.
+        self._queues: dict[str, deque[tuple[str, JobFunction]]] = {}
 
     def submit(
         self,
@@ -120,11 +123,15 @@ class JobRunner:
         target: str,
         function: JobFunction,
         link: Callable[[JobRow], None] | None = None,
+        *,
+        queue: str | None = None,
     ) -> JobRow:
         """Queue ``function`` as a new job and return its row (status ``queued``).
 
         ``link`` is called with the row before the job can run (an environment points
-        at its build job: its status is the job's from then on).
+        at its build job: its status is the job's from then on). Jobs of one ``queue``
+        run one at a time, in the order submitted, and one waiting for its turn holds
+        no worker (installs into one backend: others' jobs are not held up).
         """
         row = JobRow(
             id="job-" + secrets.token_hex(6), kind=kind, target=target, status="queued"
@@ -132,7 +139,7 @@ class JobRunner:
         self._store.insert_job(row)
         if link is not None:
             link(row)
-        self._start(row, function)
+        self._start(row, function, queue)
         return row
 
     def recover(self, resumer: Resumer) -> list[JobRow]:
@@ -165,12 +172,41 @@ class JobRunner:
         self._stopping = True
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _start(self, row: JobRow, function: JobFunction) -> None:
+    def _start(
+        self, row: JobRow, function: JobFunction, queue: str | None = None
+    ) -> None:
         with self._idle:
             self._active += 1
-        self._pool.submit(self._run, row.id, function)
+            if queue is not None:
+                waiting = self._queues.get(queue)
+                if waiting is not None:  # its turn comes when the one before ends
+                    waiting.append((row.id, function))
+                    return
+                self._queues[queue] = deque()
+        self._submit(row.id, function, queue)
 
-    def _run(self, job_id: str, function: JobFunction) -> None:
+    def _submit(self, job_id: str, function: JobFunction, queue: str | None) -> None:
+        try:
+            self._pool.submit(self._run, job_id, function, queue)
+        except RuntimeError:
+            # The pool is shut down: the row stays queued, for recover() next start.
+            self._ended()
+
+    def _next_of(self, queue: str) -> None:
+        with self._idle:
+            waiting = self._queues[queue]
+            if not waiting:
+                del self._queues[queue]
+                return
+            job_id, function = waiting.popleft()
+        self._submit(job_id, function, queue)
+
+    def _ended(self) -> None:
+        with self._idle:
+            self._active -= 1
+            self._idle.notify_all()
+
+    def _run(self, job_id: str, function: JobFunction, queue: str | None) -> None:
         log = self.log(job_id)
         self._store.job_running(job_id, time.time())
         try:
@@ -189,9 +225,9 @@ class JobRunner:
         else:
             self._finish(job_id, "succeeded", None)
         finally:
-            with self._idle:
-                self._active -= 1
-                self._idle.notify_all()
+            if queue is not None and not self._stopping:
+                self._next_of(queue)
+            self._ended()
 
     def _finish(self, job_id: str, status: JobStatus, error: str | None) -> None:
         if error is not None:

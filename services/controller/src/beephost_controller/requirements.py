@@ -9,7 +9,7 @@ can read, unless it is a plain ``name[extras] specifier ; marker``. Direct refer
 URL scheme (``Settings.requirement_url_schemes``).
 """
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sized
 from typing import Annotated
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -86,6 +86,24 @@ def check_requirements(lines: Iterable[str], url_schemes: Collection[str]) -> No
             check_policy(check_syntax(line), url_schemes)
         except RequirementRefused as exc:
             raise InvalidRequest(str(exc), {"requirement": line}) from None
+
+
+def check_count(requirements: Sized, limit: int) -> None:
+    """Refuse more requirements than one resolution may take
+    (``Settings.max_requirements``): uv holds them all, and all they pull in, in
+    memory, and 10,000 outgrow a controller with 1 GiB.
+
+    Raises:
+        InvalidRequest: More than ``limit`` (``data``: the count and the limit).
+    """
+    count = len(requirements)
+    if count > limit:
+        raise InvalidRequest(
+            f"{count} requirements: at most {limit} are resolved at once; name fewer "
+            "(the limit is the controller's setting "
+            "BEEPHOST_CONTROLLER_MAX_REQUIREMENTS)",
+            {"requirements": count, "limit": limit},
+        )
 
 
 def parse_requirements_txt(text: str) -> list[str]:

@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from uv import find_uv_bin
 
 from beephost_controller.runtime.tool_env import tool_environment
+from beephost_controller.runtime.tool_exit import killed_words
 
 # Wheels must run in the Debian-based images on x86-64 (glibc 2.36 and newer).
 PLATFORM = "x86_64-manylinux_2_28"
+#: What to do when uv ran out of memory resolving.
+_ADVICE = "resolve fewer requirements or raise the controller's memory"
 
 
 class ResolutionError(Exception):
@@ -44,6 +47,7 @@ def resolve(
     index_url: str | None = None,
     ca_bundle: str | None = None,
     timeout: float = 300.0,
+    uv: str | None = None,
 ) -> Lock:
     """Lock ``requirements`` for CPython ``python`` (``"3.13"``) on manylinux x86-64.
 
@@ -53,14 +57,16 @@ def resolve(
         index_url: A package index other than PyPI.
         ca_bundle: An extra CA bundle for a TLS-intercepting proxy.
         timeout: Seconds before the resolution is abandoned.
+        uv: The uv executable (default: the controller's own).
 
     Raises:
-        ResolutionError: With uv's error text (unknown package, conflict, network).
+        ResolutionError: With uv's error text (unknown package, conflict, network),
+            or why a signal ended uv (out of memory: SIGKILL).
     """
     if not requirements:
         return Lock("")
     command = [
-        find_uv_bin(), "pip", "compile", "-", "--quiet", "--no-header", "--generate-hashes",
+        uv or find_uv_bin(), "pip", "compile", "-", "--quiet", "--no-header", "--generate-hashes",
         "--python-version", python, "--python-platform", PLATFORM,
     ]  # fmt: skip
     # No uv.toml of the working directory decides what is resolved, or where from.
@@ -82,6 +88,9 @@ def resolve(
         )
     except subprocess.TimeoutExpired:
         raise ResolutionError(f"resolution took longer than {timeout}s") from None
+    killed = killed_words("the resolver", done.returncode, _ADVICE)
+    if killed is not None:
+        raise ResolutionError(killed)
     if done.returncode != 0:
         raise ResolutionError(
             done.stderr.strip() or f"uv exited with {done.returncode}"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from beephost_controller.disk import release_image
 from beephost_controller.jobs import JobLog, JobRunner
 from beephost_controller.ports import BaseImageRef, ImageBuilder
-from beephost_controller.requirements import check_requirements
+from beephost_controller.requirements import check_count, check_requirements
 from beephost_controller.resolver import Lock, ResolutionError
 from beephost_controller.rows import EnvironmentRow, JobRow, RuntimeRow
 from beephost_controller.schemas.environments import EnvironmentCreate
@@ -136,8 +136,10 @@ class ControllerService:
 
         Raises:
             Conflict: The name exists (create), or exists with another definition (ensure).
-            InvalidRequest: A direct reference with a URL scheme the settings refuse.
+            InvalidRequest: More requirements than the settings allow, or a direct
+                reference with a URL scheme they refuse.
         """
+        check_count(spec.requirements, self.settings.max_requirements)
         check_requirements(spec.requirements, self.settings.requirement_url_schemes)
         admin = spec.name == ADMIN_ENVIRONMENT
         row = EnvironmentRow(

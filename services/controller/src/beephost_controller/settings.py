@@ -82,6 +82,17 @@ class Settings(BaseSettings):
             "Environment variables in requirements are never expanded."
         ),
     )
+    max_requirements: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description=(
+            "The most requirements one environment may name (`requirements` and "
+            "`requirements_txt` together, after duplicates are merged); more get 400 "
+            "invalid_request. The resolver (uv) holds them all in memory: 10,000 "
+            "outgrow a controller limited to 1 GiB."
+        ),
+    )
     max_request_bytes: int = Field(
         1 << 20,
         ge=1024,

@@ -114,17 +114,24 @@ def to_install(
     return [r for r in resolved if canonical(r.name) not in have]
 
 
+#: What the installer (``uv pip install --target``) leaves at the top of its target
+#: for itself, not for the backend: its lock file. Copied in, every later install
+#: would bring another one, and activation refuses a file already installed.
+BOOKKEEPING = frozenset({".lock"})
+
+
 def staged_archive(tree: Path, staged: str) -> bytes:
     """``tree`` as a tar archive under ``staged/``, owned by the backend's user.
 
-    Scripts (``bin/``) are left out: their shebangs name this host's paths.
+    Scripts (``bin/``) are left out: their shebangs name this host's paths. So are
+    the installer's own files (``BOOKKEEPING``).
     """
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
 
         def owned(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
             parts = Path(info.name).parts
-            if len(parts) > 1 and parts[1] == "bin":
+            if len(parts) > 1 and (parts[1] == "bin" or parts[1] in BOOKKEEPING):
                 return None
             info.uid = info.gid = SERVER_UID
             info.uname = info.gname = ""
@@ -193,8 +200,13 @@ class PackageInstaller:
         check_requirements(packages, self.backends.settings.requirement_url_schemes)
         self._ready_row(backend_id)
         wanted = [" ".join(p.split()) for p in packages]
+        # One backend's installs queue: each resolves against what the one before
+        # installed. Installs into other backends run meanwhile.
         return self.jobs.submit(
-            "install", backend_id, lambda log: self.install(backend_id, wanted, log)
+            "install",
+            backend_id,
+            lambda log: self.install(backend_id, wanted, log),
+            queue=f"install {backend_id}",
         )
 
     def installed(self, backend_id: str) -> list[InstalledPackage]:

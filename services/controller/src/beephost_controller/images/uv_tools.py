@@ -16,6 +16,7 @@ from pathlib import Path
 
 from beephost_controller.images.errors import BackendImageError
 from beephost_controller.runtime.tool_env import tool_environment
+from beephost_controller.runtime.tool_exit import killed_words
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +127,14 @@ class UvTools:
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise BackendImageError(f"{shlex.join(command)}: {exc}") from exc
+        killed = killed_words(
+            Path(command[0]).name,
+            result.returncode,
+            "download or install fewer packages at once or raise the controller's "
+            "memory",
+        )
+        if killed is not None:
+            raise BackendImageError(f"{shlex.join(command)}: {killed}")
         if result.returncode != 0:
             tail = "\n".join(result.stderr.strip().splitlines()[-20:])
             raise BackendImageError(

@@ -1,9 +1,12 @@
 """In-memory ``ImageBuilder`` and ``BackendContainers``: the use cases without an engine."""
 
+import io
 import itertools
+import tarfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from beephost_controller.jobs import JobLog
 from beephost_controller.ports import (
@@ -112,6 +115,12 @@ class MemoryContainers:
         self.execs: list[tuple[str, tuple[str, ...], str]] = []
         #: What ``exec_in`` answers for a command: (exit status, output).
         self.exec_answer: Callable[[Sequence[str]], tuple[int, str]] = lambda _: (0, "")
+        #: When set, each container has files under ``<files>/<its name>``: a
+        #: ``put_archive`` unpacks there, as the engine copies into a container.
+        self.files: Path | None = None
+        #: When set (with ``files``), ``exec_in`` answers with it instead, given the
+        #: container's files: a test plays what runs in the container on them.
+        self.exec_files: Callable[[Path, Sequence[str]], tuple[int, str]] | None = None
         #: Health right after a start: Docker's first check comes later.
         self.healthy = healthy
         #: The engine's storage driver, and its images: tag -> id.
@@ -246,10 +255,29 @@ class MemoryContainers:
             if all(lab.get(k) == v for k, v in labels.items())
         ]
 
+    def root(self, ref: str) -> Path:
+        """The directory holding the container's files (``files`` must be set).
+
+        Raises:
+            ContainerRuntimeError: No such container.
+        """
+        name = self._find(ref)
+        if name is None:
+            raise ContainerRuntimeError(f"no container {ref}")
+        assert self.files is not None, "MemoryContainers.files is not set"
+        return self.files / name
+
     def put_archive(self, ref: str, path: str, data: bytes) -> None:
         if self._find(ref) is None:
             raise ContainerRuntimeError(f"no container {ref}")
         self.archives.append((ref, path, data))
+        if self.files is not None:
+            target = self.root(ref) / path.lstrip("/")
+            target.mkdir(parents=True, exist_ok=True)
+            with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+                # "data": no absolute paths, links out or devices, as a copy into a
+                # container's volume allows; owners become the test's user.
+                archive.extractall(target, filter="data")
 
     def exec_in(
         self, ref: str, command: Sequence[str], user: str, timeout: float
@@ -257,4 +285,6 @@ class MemoryContainers:
         if self._find(ref) is None:
             raise ContainerRuntimeError(f"no container {ref}")
         self.execs.append((ref, tuple(command), user))
+        if self.files is not None and self.exec_files is not None:
+            return self.exec_files(self.root(ref), command)
         return self.exec_answer(command)
