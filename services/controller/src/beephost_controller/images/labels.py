@@ -10,6 +10,10 @@ from collections.abc import Mapping
 from beephost_controller.images.errors import BaseImageError
 
 LABEL_MANAGED = "io.beephost.managed"
+#: The name of the controller (``settings.name``) that built an image or created a
+#: container: it removes only its own, whatever else shares the engine. Never part of a
+#: content key: a second controller finds and uses the first's image, and leaves it be.
+LABEL_CONTROLLER = "io.beephost.controller"
 LABEL_KIND = "io.beephost.kind"
 LABEL_PYTHON_VERSION = "io.beephost.python.version"
 LABEL_PYTHON_MINOR = "io.beephost.python.minor"
@@ -46,6 +50,25 @@ KIND_SERVERS_IMAGE = "servers-image"
 KIND_ENVIRONMENT_IMAGE = "environment-image"
 #: On the container (and leftovers) of an environment image's install.
 KIND_ENVIRONMENT_BUILD = "environment-build"
+
+
+def owner_labels(controller: str | None) -> dict[str, str]:
+    """The owner label of what ``controller`` builds (none for a script or a test)."""
+    return {LABEL_CONTROLLER: controller} if controller is not None else {}
+
+
+def owned_by(labels: Mapping[str, str], controller: str | None) -> bool:
+    """Whether an image or container with ``labels`` is ``controller``'s to remove.
+
+    Without a name (a script, a test), only what no controller owns is.
+    """
+    return labels.get(LABEL_CONTROLLER) == controller
+
+
+#: The kinds of the pipeline's one-shot containers: not backends (they inherit the
+#: managed and owner labels of the image they run), never swept as orphans while
+#: they run.
+PIPELINE_CONTAINER_KINDS = (KIND_PROBE, KIND_ENVIRONMENT_BUILD)
 
 _LABEL_KEY_RE = re.compile(r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")
 
