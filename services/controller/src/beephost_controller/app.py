@@ -104,6 +104,7 @@ def create_app(
             probe=probe,
             # Admin backends' controller tokens: only their digest is stored.
             add_secret=redactor.add,
+            redact=redactor.redact,
         )
         app.state.settings, app.state.store, app.state.metrics = (
             settings,
