@@ -17,7 +17,11 @@ from beephost_controller.backends import (
     status_of,
 )
 from beephost_controller.backends.reconcile import remove_leftover_builds
-from beephost_controller.images.labels import KIND_ENVIRONMENT_BUILD, LABEL_KIND
+from beephost_controller.images.labels import (
+    KIND_BASE_IMAGE,
+    KIND_ENVIRONMENT_BUILD,
+    LABEL_KIND,
+)
 from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.ports import ContainerRuntimeError, ContainerState
 from beephost_controller.schemas import BackendOptions
@@ -296,9 +300,14 @@ def test_leftover_build_containers_go_at_start_and_only_ours(
     mem.containers["exited"] = _build_container("exited", "default", "exited")
     mem.containers["live"] = _build_container("live", "default", "running")
     mem.containers["theirs"] = _build_container("theirs", "compose", "exited")
+    # A build step of the legacy builder: it carries the base image's labels, ours.
+    step = _build_container("step", "default", "running")
+    mem.containers["step"] = replace(
+        step, labels={**step.labels, LABEL_KIND: KIND_BASE_IMAGE}
+    )
     # The periodic reconcile never takes a build for an orphan: it may be running now.
     assert service.reconcile()["orphan_removed"] == 0
-    assert {"exited", "live", "theirs"} <= set(mem.containers)
+    assert {"exited", "live", "theirs", "step"} <= set(mem.containers)
     # At start, before the jobs resume, every build container of ours is a dead build's.
     assert remove_leftover_builds(service) == 2
     assert "exited" not in mem.containers

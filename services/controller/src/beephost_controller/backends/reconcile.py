@@ -20,7 +20,7 @@ from beephost_controller.images.labels import (
     KIND_ENVIRONMENT_BUILD,
     LABEL_CONTROLLER,
     LABEL_KIND,
-    PIPELINE_CONTAINER_KINDS,
+    is_build_container,
 )
 from beephost_controller.ports import ContainerRuntimeError
 from beephost_controller.rows import BackendUpdate
@@ -46,7 +46,7 @@ def reconcile(service: "BackendService") -> dict[str, int]:
             del rows[row.id]
     seen: set[str] = set()
     for state in service.containers.list_containers(selector(service.settings)):
-        if state.labels.get(LABEL_KIND) in PIPELINE_CONTAINER_KINDS:
+        if is_build_container(state.labels):
             continue  # a build's, maybe running now: see remove_leftover_builds
         backend_id = state.labels.get(LABEL_BACKEND_ID, "")
         if backend_id in rows:

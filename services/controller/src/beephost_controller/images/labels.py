@@ -65,10 +65,17 @@ def owned_by(labels: Mapping[str, str], controller: str | None) -> bool:
     return labels.get(LABEL_CONTROLLER) == controller
 
 
-#: The kinds of the pipeline's one-shot containers: not backends (they inherit the
-#: managed and owner labels of the image they run), never swept as orphans while
-#: they run.
-PIPELINE_CONTAINER_KINDS = (KIND_PROBE, KIND_ENVIRONMENT_BUILD)
+def is_build_container(labels: Mapping[str, str]) -> bool:
+    """Whether a container with ``labels`` is one of the pipeline's, not a backend.
+
+    A container carries its image's labels: a probe, an install or a build step (the
+    legacy builder's intermediate containers) runs an image of another kind, with the
+    managed and owner labels of our images. Backends, and the fills of their code
+    volumes, run environment images.
+    """
+    kind = labels.get(LABEL_KIND)
+    return kind is not None and kind != KIND_ENVIRONMENT_IMAGE
+
 
 _LABEL_KEY_RE = re.compile(r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")
 
