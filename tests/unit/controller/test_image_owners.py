@@ -2,7 +2,11 @@
 built (``io.beephost.controller``), and uses the other's by content key without ever
 removing it. The fake engine, real SQLite."""
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from beephost_controller.disk import image_uses, prune, release_image
 from beephost_controller.images.builder import DockerImageBuilder
@@ -50,11 +54,30 @@ def _environment(
     assert image.tag == tag
 
 
+@dataclass
+class Two:
+    """Two controllers with default LABELS on one fake engine, each with its store."""
+
+    first: DockerImageBuilder
+    store_1: SqliteStore
+    second: DockerImageBuilder
+    store_2: SqliteStore
+
+
+@pytest.fixture
+def two(rig: ImageRig, tmp_path: Path) -> Iterator[Two]:
+    stores = SqliteStore(tmp_path / "1.db"), SqliteStore(tmp_path / "2.db")
+    yield Two(
+        _controller(rig, "compose"), stores[0], _controller(rig, "default"), stores[1]
+    )
+    for store in stores:
+        store.close()
+
+
 def test_a_controller_lists_and_prunes_only_the_images_it_built(
-    rig: ImageRig, tmp_path: Path
+    rig: ImageRig, two: Two
 ) -> None:
-    first, second = _controller(rig, "compose"), _controller(rig, "default")
-    store_1, store_2 = SqliteStore(tmp_path / "1.db"), SqliteStore(tmp_path / "2.db")
+    first, store_1, second, store_2 = two.first, two.store_1, two.second, two.store_2
     _environment(rig, "compose", store_1, "data", "beephost/env:data", LOCK)
     _environment(rig, "compose", store_1, "spare", "beephost/env:spare", OTHER_LOCK)
     store_1.delete_environment("spare")  # unused, but the first's to remove
@@ -78,10 +101,9 @@ def test_a_controller_lists_and_prunes_only_the_images_it_built(
 
 
 def test_an_image_found_by_content_key_is_used_never_removed(
-    rig: ImageRig, tmp_path: Path
+    rig: ImageRig, two: Two
 ) -> None:
-    first, second = _controller(rig, "compose"), _controller(rig, "default")
-    store_1, store_2 = SqliteStore(tmp_path / "1.db"), SqliteStore(tmp_path / "2.db")
+    first, store_1, second, store_2 = two.first, two.store_1, two.second, two.store_2
     _environment(rig, "compose", store_1, "data", "beephost/env:same", LOCK)
     commits = len(rig.runtime.commit_runs)
     # The second controller wants the same content: it finds the image, builds nothing.
