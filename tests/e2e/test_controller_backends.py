@@ -387,6 +387,26 @@ def _wait_stopped(api: ControllerClient, backend_id: str, within: float) -> Back
     return now
 
 
+def test_an_idle_backends_logs_are_kept_at_its_stop(
+    api: ControllerClient, environment: str, docker_cli: str
+) -> None:
+    backend = _start_ready(api, environment, "http", idle_timeout=3)
+    with stopped_after(api, backend):
+        live = api.backend_logs(backend.id)
+        assert live.strip(), "the server logs its start"
+        stopped = _wait_stopped(api, backend.id, within=30)
+        assert stopped.reason == "idle"
+        found = f"id={stopped.container_id}"
+        assert not docker(docker_cli, "ps", "-a", "-q", "--filter", found).strip()
+        # The container is gone on purpose: its tail, kept at the stop, never a 503.
+        kept = api.backend_logs(backend.id)
+        note, _, text = kept.partition("\n")
+        assert note.startswith(f"[beep-host] backend {backend.id} was stopped (idle)")
+        assert live.splitlines()[0] in text, "the start's first line, as it was"
+        assert backend.token
+        assert backend.token not in kept
+
+
 def test_an_idle_backend_is_stopped_and_a_kept_alive_one_is_not(
     api: ControllerClient, environment: str
 ) -> None:
@@ -410,17 +430,35 @@ def test_an_idle_backend_is_stopped_and_a_kept_alive_one_is_not(
         assert _wait_stopped(api, kept.id, within=30).reason == "idle"
 
 
+def _build_containers(controller: ControllerProcess) -> list[str]:
+    """Ids of the controller's environment-build (install) containers."""
+    return docker(
+        controller.docker_cli,
+        "ps",
+        "-aq",
+        "--filter",
+        f"label={CONTROLLER_LABEL}={controller.name}",
+        "--filter",
+        "label=io.beephost.kind=environment-build",
+    ).split()
+
+
 def test_controller_killed_during_a_build_resumes_it(
     api: ControllerClient, controller: ControllerProcess
 ) -> None:
     env = api.create_environment("pkgs-attrs", requirements=["attrs==25.4.0"])
     assert env.job_id is not None
-    deadline = time.monotonic() + 60
-    while api.job(env.job_id).status == "queued":
-        assert time.monotonic() < deadline
+    # Killed while the install's container exists: what a kill during a build leaves.
+    deadline = time.monotonic() + 600
+    while not (left := _build_containers(controller)):
+        assert api.job(env.job_id).status in ("queued", "running")
+        assert time.monotonic() < deadline, "no install container appeared"
         time.sleep(0.05)
     controller.kill()
+    assert set(left) <= set(_build_containers(controller)), "left by the kill"
     controller.start()
+    # Removed at the start, before the job resumed (which may run a new one).
+    assert not set(left) & set(_build_containers(controller)), "a leftover stayed"
     job = api.wait_job(env.job_id, timeout=600)
     assert job.succeeded, job.error
     ready = api.environment("pkgs-attrs")

@@ -55,12 +55,14 @@ def _serve(
     builder: ImageBuilder | None = None,
     resolver: Resolve = fake_resolver,
     containers: BackendContainers | None = None,
+    supervise_interval: float = 2.0,
 ) -> Iterator[Live]:
     settings = Settings(
         database=root / "controller.db",
         socket_root=root / "s",
         token=SecretStr(token) if token else None,
         pythons=["3.11"],
+        supervise_interval=supervise_interval,
     )
     memory = MemoryContainers()
     app = create_app(

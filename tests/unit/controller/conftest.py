@@ -100,6 +100,7 @@ class ImageRig:
         *,
         prefix: str | None = "beephost-test",
         extra_labels: Mapping[str, str] | None = None,
+        controller: str | None = None,
     ) -> BuildInputs:
         """The rig's workspace, cache and tools, with images under ``prefix``."""
         return BuildInputs(
@@ -108,6 +109,7 @@ class ImageRig:
             tools=self.tools,
             extra_labels=extra_labels or {},
             repository_prefix=prefix,
+            controller=controller,
         )
 
     def backend(

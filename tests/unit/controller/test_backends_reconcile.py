@@ -18,6 +18,12 @@ from beephost_controller.backends import (
     status_of,
 )
 from beephost_controller.backends.plan import relay_name
+from beephost_controller.backends.reconcile import remove_leftover_builds
+from beephost_controller.images.labels import (
+    KIND_BASE_IMAGE,
+    KIND_ENVIRONMENT_BUILD,
+    LABEL_KIND,
+)
 from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.ports import ContainerRuntimeError, ContainerState
 from beephost_controller.schemas import BackendOptions
@@ -304,3 +310,34 @@ def test_a_backend_with_network_gets_the_ca_bundle_before_it_starts(
     offline = backends.start(BackendRequest(environment="e", type="pipe"))
     assert offline.config.hardening.network is False
     assert len(mem.archives) == 1, "a backend without network gets none"
+
+
+def _build_container(name: str, controller: str, status: str) -> ContainerState:
+    """An environment-build container; it carries the managed label of its image."""
+    labels = {
+        LABEL_MANAGED: "true",
+        LABEL_CONTROLLER: controller,
+        LABEL_KIND: KIND_ENVIRONMENT_BUILD,
+    }
+    return ContainerState(name, name, labels, status, None, 0, False, 0, {})
+
+
+def test_leftover_build_containers_go_at_start_and_only_ours(
+    service: BackendService, mem: MemoryContainers
+) -> None:
+    mem.containers["exited"] = _build_container("exited", "default", "exited")
+    mem.containers["live"] = _build_container("live", "default", "running")
+    mem.containers["theirs"] = _build_container("theirs", "compose", "exited")
+    # A build step of the legacy builder: it carries the base image's labels, ours.
+    step = _build_container("step", "default", "running")
+    mem.containers["step"] = replace(
+        step, labels={**step.labels, LABEL_KIND: KIND_BASE_IMAGE}
+    )
+    # The periodic reconcile never takes a build for an orphan: it may be running now.
+    assert service.reconcile()["orphan_removed"] == 0
+    assert {"exited", "live", "theirs", "step"} <= set(mem.containers)
+    # At start, before the jobs resume, every build container of ours is a dead build's.
+    assert remove_leftover_builds(service) == 2
+    assert "exited" not in mem.containers
+    assert "live" not in mem.containers
+    assert "theirs" in mem.containers

@@ -14,11 +14,16 @@ from beephost_controller.backends import BackendService
 from beephost_controller.backends.install import PackageInstaller
 from beephost_controller.backends.lifecycle import CODE_FILL_WAIT
 from beephost_controller.backends.pooling import Pools
+from beephost_controller.backends.reconcile import remove_leftover_builds
 from beephost_controller.deps import refuse_unknown_query
 from beephost_controller.gate import RequestGate
 from beephost_controller.jobs import JobRunner
 from beephost_controller.metrics import ControllerMetrics
-from beephost_controller.ports import BackendContainers, ImageBuilder
+from beephost_controller.ports import (
+    BackendContainers,
+    ContainerRuntimeError,
+    ImageBuilder,
+)
 from beephost_controller.probes import probe
 from beephost_controller.redact import Redactor
 from beephost_controller.resolver import Lock, resolve
@@ -99,6 +104,7 @@ def create_app(
             probe=probe,
             # Admin backends' controller tokens: only their digest is stored.
             add_secret=redactor.add,
+            redact=redactor.redact,
         )
         app.state.settings, app.state.store, app.state.metrics = (
             settings,
@@ -110,6 +116,8 @@ def create_app(
         app.state.backends, app.state.reconciled = backend_service, False
         app.state.installer = PackageInstaller(backend_service, runner, service.resolve)
         warm = app.state.pools = Pools(backend_service)
+        # Before the jobs resume: every build container of ours is a dead build's.
+        await asyncio.to_thread(_remove_leftover_builds, backend_service)
         recovered = runner.recover(service.resume)
         if recovered:
             logger.info("recovered %d unfinished job(s)", len(recovered))
@@ -198,6 +206,16 @@ async def _supervise(
             await asyncio.to_thread(backends.supervise)
         except Exception:
             logger.exception("supervising backends failed")
+
+
+def _remove_leftover_builds(backends: BackendService) -> None:
+    try:
+        removed = remove_leftover_builds(backends)
+    except ContainerRuntimeError as exc:  # no engine yet: a build removes its own
+        logger.warning("could not remove leftover build containers: %s", exc)
+        return
+    if removed:
+        logger.info("removed %d leftover build container(s)", removed)
 
 
 def _uv_resolver(settings: Settings) -> Callable[[list[str], str], Lock]:

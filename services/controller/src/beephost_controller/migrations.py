@@ -87,4 +87,13 @@ MIGRATIONS: Sequence[str] = (
         PRIMARY KEY (environment, type)
     );
     """,
+    # 5: the tail of a backend's logs, kept when its container is removed on purpose
+    # (an idle timeout, its lifetime, a stop): served once the container is gone.
+    """
+    CREATE TABLE backend_logs (
+        backend_id TEXT PRIMARY KEY REFERENCES backends(id) ON DELETE CASCADE,
+        text TEXT NOT NULL,
+        kept_at REAL NOT NULL
+    );
+    """,
 )

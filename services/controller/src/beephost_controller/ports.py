@@ -42,6 +42,11 @@ class ImageNotFoundError(ContainerRuntimeError):
     """An image or a registry manifest does not exist."""
 
 
+class ContainerGone(ContainerRuntimeError):
+    """A container does not exist, or the engine is removing it (its logs and state
+    are gone for good: asking again does not help)."""
+
+
 class ContainerRunError(ContainerRuntimeError):
     """A one-shot container exited with a non-zero status."""
 

@@ -1,5 +1,6 @@
 """SqliteStore: all persistent state of the controller, one table a module (tables/)."""
 
+from beephost_controller.tables.backend_logs import BackendLogTable
 from beephost_controller.tables.backends import BackendTable
 from beephost_controller.tables.environments import EnvironmentTable
 from beephost_controller.tables.jobs import JobTable
@@ -7,7 +8,9 @@ from beephost_controller.tables.pools import PoolTable
 from beephost_controller.tables.runtimes import RuntimeTable
 
 
-class SqliteStore(RuntimeTable, EnvironmentTable, JobTable, BackendTable, PoolTable):
+class SqliteStore(
+    RuntimeTable, EnvironmentTable, JobTable, BackendTable, BackendLogTable, PoolTable
+):
     """All persistent state of the controller: every table on one connection.
 
     Args:

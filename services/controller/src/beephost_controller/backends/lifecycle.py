@@ -41,6 +41,7 @@ from pathlib import Path
 from beephost_controller.backends.apply import apply
 from beephost_controller.backends.code_volumes import CodeVolumes
 from beephost_controller.backends.host_ports import pick_port
+from beephost_controller.backends.logs import keep_tail, read_logs
 from beephost_controller.backends.plan import (
     BackendRequest,
     Minted,
@@ -66,6 +67,7 @@ from beephost_controller.ports import (
     ContainerRuntimeError,
     ContainerState,
 )
+from beephost_controller.redact import Redactor
 from beephost_controller.rows import BackendRow, BackendUpdate
 from beephost_controller.schemas import ExitReason
 from beephost_controller.settings import Settings
@@ -91,6 +93,8 @@ class BackendService:
             admin backend's controller token): the controller's Redactor keeps them
             out of every log, a pool member's from its start on.
         spawn: Runs a fill of code volumes in the background (tests run it at once).
+        redact: Takes the secrets out of the logs a stop keeps (the controller's
+            Redactor; credential shapes only if omitted).
     """
 
     def __init__(
@@ -105,6 +109,7 @@ class BackendService:
         probe: Callable[[str, str | None], bool] | None = None,
         add_secret: Callable[[str], None] = lambda secret: None,
         spawn: Callable[[Callable[[], None]], None] | None = None,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -114,6 +119,7 @@ class BackendService:
         self.clock = clock
         self.probe = probe
         self.add_secret = add_secret
+        self.redact = redact or Redactor().redact
         #: What each backend's last health check said of its idleness (refresh).
         self._idle: dict[str, float | None] = {}
         #: Held from counting the backends to recording a new one (MAX_BACKENDS).
@@ -311,13 +317,8 @@ class BackendService:
         return row
 
     def logs(self, backend_id: str, tail: int) -> str:
-        row = self.get_row(backend_id)
-        try:
-            return self.containers.container_logs(
-                row.container_id or row.container_name, tail
-            )
-        except ContainerRuntimeError as exc:
-            raise Unavailable(f"no logs for {backend_id}: {exc}") from exc
+        """Its container's last ``tail`` lines, or those kept at its stop (logs.py)."""
+        return read_logs(self, self.get_row(backend_id), tail)
 
     # -- restart policy ------------------------------------------------------------------
 
@@ -338,7 +339,9 @@ class BackendService:
         self.metrics.stops.labels(row.type, reason).inc()
 
     def _shut(self, row: BackendRow, reason: str) -> None:
-        """Record a backend ``stopped`` with ``reason``, then remove its resources."""
+        """Keep its logs' tail, record it ``stopped`` with ``reason``, then remove its
+        resources."""
+        keep_tail(self, row)  # first: a stopped row's logs are the kept ones
         # Recorded first: the supervisor leaves it alone (its container's exit is no
         # crash to restart), and a controller killed before the removal ends finishes
         # it when it reconciles (reconcile.py), the row still saying why.

@@ -17,6 +17,12 @@ from beephost_controller.backends.plan import (
     selector,
 )
 from beephost_controller.backends.status import RETIRED, STOPPING
+from beephost_controller.images.labels import (
+    KIND_ENVIRONMENT_BUILD,
+    LABEL_CONTROLLER,
+    LABEL_KIND,
+    is_build_container,
+)
 from beephost_controller.ports import ContainerRuntimeError
 from beephost_controller.rows import BackendUpdate
 
@@ -51,6 +57,8 @@ def reconcile(service: "BackendService") -> dict[str, int]:
             elif state.unjoined_network is not None and state.status == "running":
                 _join(service, relayed, state.id)
             continue
+        if is_build_container(state.labels):
+            continue  # a build's, maybe running now: see remove_leftover_builds
         backend_id = state.labels.get(LABEL_BACKEND_ID, "")
         if backend_id in rows:
             seen.add(backend_id)
@@ -93,6 +101,24 @@ def reconcile(service: "BackendService") -> dict[str, int]:
         if count:
             service.metrics.reconciliations.labels(action).inc(count)
     return counts
+
+
+def remove_leftover_builds(service: "BackendService") -> int:
+    """Remove this controller's environment-build containers; how many there were.
+
+    Only at start-up, before the jobs resume: then none of them is a live build, only
+    what a controller killed during a build left (the install's container, running
+    or exited). Another controller's are never touched.
+    """
+    labels = {
+        LABEL_KIND: KIND_ENVIRONMENT_BUILD,
+        LABEL_CONTROLLER: service.settings.name,
+    }
+    leftovers = service.containers.list_containers(labels)
+    for state in leftovers:
+        logger.info("removing the leftover build container %s", state.name)
+        service.containers.remove_container(state.id)
+    return len(leftovers)
 
 
 def _join(service: "BackendService", backend_id: str, container_id: str) -> None:

@@ -197,9 +197,12 @@ class BackendRecipe:
 
     def build(self, runtime: ContainerRuntime) -> ImageInfo:
         base = self.base
-        labels = backend_labels(
-            self.plan, python_version=base.python_version, base_ref=base.tag
-        )
+        labels = {
+            **backend_labels(
+                self.plan, python_version=base.python_version, base_ref=base.tag
+            ),
+            **self.inputs.image_labels,
+        }
         args = build_args(
             self.plan, python_version=base.python_version, base_ref=base.image_id
         )

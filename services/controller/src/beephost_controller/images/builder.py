@@ -15,6 +15,7 @@ from beephost_controller.images.labels import (
     KIND_ENVIRONMENT_IMAGE,
     LABEL_KIND,
     LABEL_MANAGED,
+    owner_labels,
 )
 from beephost_controller.jobs import JobLog
 from beephost_controller.ports import BaseImageRef, ContainerRuntime, ImageInfo
@@ -73,7 +74,12 @@ class DockerImageBuilder:
             return self._sdk_version
 
     def ensure_base(self, python: str, log: Callable[[str], None]) -> BaseImageRef:
-        base = ensure_base_image(python, self._settings, runtime=self._runtime)
+        base = ensure_base_image(
+            python,
+            self._settings,
+            runtime=self._runtime,
+            extra_labels=owner_labels(self._inputs.controller),
+        )
         log(f"base image {base.tag} ({'built' if base.built else 'cached'})")
         return BaseImageRef(
             python, base.tag, base.image_id, base.python_version, base.source
@@ -85,7 +91,9 @@ class DockerImageBuilder:
     def environment_images(self) -> list[ImageInfo]:
         return self._runtime.list_images(
             {
-                **self._inputs.extra_labels,
+                # Its own only: another controller's images on the engine are not
+                # this one's to list or remove, even those it uses (found by tag).
+                **self._inputs.image_labels,
                 LABEL_MANAGED: "true",
                 LABEL_KIND: KIND_ENVIRONMENT_IMAGE,
             }

@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import Protocol
 
 from beephost_controller.images.errors import ImageError
-from beephost_controller.images.labels import LABEL_KIND, LABEL_MANAGED
+from beephost_controller.images.labels import (
+    LABEL_CONTROLLER,
+    LABEL_KIND,
+    LABEL_MANAGED,
+    owned_by,
+)
 from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError, ImageInfo
 
 logger = logging.getLogger(__name__)
@@ -125,7 +130,7 @@ def ensure(
         for alias in recipe.aliases:
             runtime.tag_image(info.id, alias)
         if previous is not None:
-            retire(runtime, previous.id, info.id, recipe)
+            retire(runtime, previous.id, info, recipe)
         seconds = time.monotonic() - started
         logger.info("built %s %s in %.1f s", recipe.what, recipe.tag, seconds)
         return Ensured(info, True, seconds)
@@ -145,18 +150,21 @@ def _aliased(recipe: Recipe, runtime: ContainerRuntime, info: ImageInfo) -> bool
 
 
 def retire(
-    runtime: ContainerRuntime, previous_id: str, current_id: str, recipe: Recipe
+    runtime: ContainerRuntime, previous_id: str, current: ImageInfo, recipe: Recipe
 ) -> None:
     """Remove the image a build replaced, if it is ours and nothing else needs it.
 
-    Ours: managed, of the recipe's kind, and tagged (if at all) in its repository
-    only. The engine refuses while a container still uses it: then it stays.
+    Ours: managed, of the recipe's kind, built by the controller that built
+    ``current`` (``io.beephost.controller``, none for a script), and tagged (if at all)
+    in its repository only. The engine refuses while a container still uses it: then
+    it stays.
     """
-    if previous_id == current_id:
+    if previous_id == current.id:
         return
     previous = runtime.get_image(previous_id)
     if (
         previous is None
+        or not owned_by(previous.labels, current.labels.get(LABEL_CONTROLLER))
         or previous.labels.get(LABEL_MANAGED) != "true"
         or previous.labels.get(LABEL_KIND) != recipe.kind
         or any(not tag.startswith(f"{recipe.repository}:") for tag in previous.tags)

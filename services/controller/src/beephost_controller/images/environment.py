@@ -201,7 +201,7 @@ class EnvironmentRecipe:
             build_key=key,
             servers_image_id=servers.image_id,
             sdk=self.sdk,
-            extra_labels=self.inputs.extra_labels,
+            extra_labels=self.inputs.image_labels,
         )
         self.log(f"building {self.tag} offline")
         if not self.requirements and self.sdk is None:
@@ -211,7 +211,8 @@ class EnvironmentRecipe:
             except ContainerRuntimeError as exc:
                 raise BackendImageError(f"building {self.tag} failed: {exc}") from exc
         build_labels = {
-            **self.inputs.extra_labels,
+            # The owner too: a restart removes only its own leftover build containers.
+            **self.inputs.image_labels,
             LABEL_KIND: KIND_ENVIRONMENT_BUILD,
             LABEL_BUILD_KEY: key,
         }

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from beephost_controller.images.labels import owner_labels
 from beephost_controller.images.layout import (
     ImageKind,
     default_cache_dir,
@@ -43,6 +44,9 @@ class BuildInputs:
         repository_prefix: Where backend, servers and controller images go:
             ``<prefix>/<kind>-backend``, ``<prefix>/servers``, ``<prefix>/controller``;
             ``beephost/...`` if omitted (tests keep the real ones untouched).
+        controller: The name of the controller that builds (``settings.name``), put on
+            every image and build container as their owner; never part of a key, so
+            controllers share what they build but each removes only its own.
     """
 
     workspace: Path = field(default_factory=find_workspace)
@@ -50,6 +54,7 @@ class BuildInputs:
     tools: WheelhouseTools = field(default_factory=UvTools)
     extra_labels: Mapping[str, str] = field(default_factory=dict)
     repository_prefix: str | None = None
+    controller: str | None = None
 
     def __post_init__(self) -> None:
         # Frozen, so set once here: a resolved root and a copy of the caller's labels.
@@ -64,7 +69,13 @@ class BuildInputs:
             workspace=settings.workspace or find_workspace(),
             extra_labels=settings.labels,
             repository_prefix=settings.backend_image_prefix,
+            controller=settings.name,
         )
+
+    @property
+    def image_labels(self) -> dict[str, str]:
+        """The labels every image built carries: the extra ones and the owner's."""
+        return {**self.extra_labels, **owner_labels(self.controller)}
 
     def repository(self, kind: ImageKind) -> str:
         """The repository of a backend's (or the controller's) images."""

@@ -10,6 +10,10 @@ from collections.abc import Mapping
 from beephost_controller.images.errors import BaseImageError
 
 LABEL_MANAGED = "io.beephost.managed"
+#: The name of the controller (``settings.name``) that built an image or created a
+#: container: it removes only its own, whatever else shares the engine. Never part of a
+#: content key: a second controller finds and uses the first's image, and leaves it be.
+LABEL_CONTROLLER = "io.beephost.controller"
 LABEL_KIND = "io.beephost.kind"
 LABEL_PYTHON_VERSION = "io.beephost.python.version"
 LABEL_PYTHON_MINOR = "io.beephost.python.minor"
@@ -46,6 +50,32 @@ KIND_SERVERS_IMAGE = "servers-image"
 KIND_ENVIRONMENT_IMAGE = "environment-image"
 #: On the container (and leftovers) of an environment image's install.
 KIND_ENVIRONMENT_BUILD = "environment-build"
+
+
+def owner_labels(controller: str | None) -> dict[str, str]:
+    """The owner label of what ``controller`` builds (none for a script or a test)."""
+    return {LABEL_CONTROLLER: controller} if controller is not None else {}
+
+
+def owned_by(labels: Mapping[str, str], controller: str | None) -> bool:
+    """Whether an image or container with ``labels`` is ``controller``'s to remove.
+
+    Without a name (a script, a test), only what no controller owns is.
+    """
+    return labels.get(LABEL_CONTROLLER) == controller
+
+
+def is_build_container(labels: Mapping[str, str]) -> bool:
+    """Whether a container with ``labels`` is one of the pipeline's, not a backend.
+
+    A container carries its image's labels: a probe, an install or a build step (the
+    legacy builder's intermediate containers) runs an image of another kind, with the
+    managed and owner labels of our images. Backends, and the fills of their code
+    volumes, run environment images.
+    """
+    kind = labels.get(LABEL_KIND)
+    return kind is not None and kind != KIND_ENVIRONMENT_IMAGE
+
 
 _LABEL_KEY_RE = re.compile(r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")
 

@@ -164,7 +164,7 @@ def ensure_servers_image(
     repository = inputs.servers_repository
     tag = image_tag(repository, python_minor_of(base.python_version), key)
     labels = {
-        **extra,
+        **inputs.image_labels,
         LABEL_MANAGED: "true",
         LABEL_KIND: KIND_SERVERS_IMAGE,
         LABEL_BUILD_KEY: key,

@@ -13,7 +13,12 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from beephost_controller.ports import ContainerRuntimeError, ContainerState
+from beephost_controller.ports import (
+    ContainerGone,
+    ContainerRuntimeError,
+    ContainerState,
+    ImageNotFoundError,
+)
 from beephost_controller.runtime.docker_errors import found_or_none as _found_or_none
 from beephost_controller.runtime.docker_errors import label_filters as _label_filters
 from beephost_controller.runtime.docker_errors import mapped_errors as _mapped_errors
@@ -275,8 +280,13 @@ class DockerContainers:
         )
 
     def container_logs(self, ref: str, tail: int) -> str:
-        with _mapped_errors(f"logs of container {ref}"):
-            data = self._client.containers.get(ref).logs(tail=tail, timestamps=False)
+        try:
+            with _mapped_errors(f"logs of container {ref}"):
+                data = self._client.containers.get(ref).logs(
+                    tail=tail, timestamps=False
+                )
+        except ImageNotFoundError as exc:  # docker-py's NotFound: "No such container"
+            raise ContainerGone(str(exc)) from exc
         return bytes(data).decode(errors="replace")
 
     def list_containers(self, labels: Mapping[str, str]) -> list[ContainerState]:

@@ -13,6 +13,7 @@ from docker.constants import DEFAULT_UNIX_SOCKET
 
 from beephost_controller.ports import (
     ContainerConfigRefused,
+    ContainerGone,
     ContainerRuntimeError,
     ImageInfo,
     ImageNotFoundError,
@@ -22,6 +23,9 @@ from beephost_controller.ports import (
 #: How the engine (20.10 to 27) says a published host port is taken: by a container
 #: ("port is already allocated") or by another process (its proxy's bind failed).
 _PORT_IN_USE = ("port is already allocated", "address already in use")
+#: How it says a container is on its way out (409): "...which is dead or marked for
+#: removal", "removal of container ... is already in progress".
+_BEING_REMOVED = ("marked for removal", "is dead", "removal of container")
 
 
 @contextmanager
@@ -34,6 +38,10 @@ def mapped_errors(action: str) -> Iterator[None]:
     except docker.errors.APIError as exc:
         if exc.status_code == 400:  # the engine's "invalid parameter"
             raise ContainerConfigRefused(f"{action}: {exc.explanation}") from exc
+        if exc.status_code == 409 and any(
+            sign in str(exc.explanation) for sign in _BEING_REMOVED
+        ):
+            raise ContainerGone(f"{action}: {exc.explanation}") from exc
         if any(sign in str(exc.explanation) for sign in _PORT_IN_USE):
             raise PortInUse(f"{action}: {exc.explanation}") from exc
         raise ContainerRuntimeError(f"{action}: {exc}") from exc

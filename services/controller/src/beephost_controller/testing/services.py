@@ -11,6 +11,7 @@ from pathlib import Path
 from beephost_controller.jobs import JobLog
 from beephost_controller.ports import (
     BaseImageRef,
+    ContainerGone,
     ContainerRuntimeError,
     ContainerState,
     ImageInfo,
@@ -105,6 +106,8 @@ class MemoryContainers:
 
     def __init__(self, *, healthy: bool = True) -> None:
         self.containers: dict[str, ContainerState] = {}
+        #: What each container (by name) printed, for ``container_logs``.
+        self.output: dict[str, str] = {}
         self.networks: dict[str, Mapping[str, str]] = {}
         self.volumes: dict[str, Mapping[str, str]] = {}
         self.specs: dict[str, ContainerSpec] = {}
@@ -239,7 +242,11 @@ class MemoryContainers:
             del self.containers[name]
 
     def container_logs(self, ref: str, tail: int) -> str:
-        return ""
+        name = self._find(ref)
+        if name is None:
+            raise ContainerGone(f"logs of container {ref}: No such container")
+        lines = self.output.get(name, "").splitlines(keepends=True)
+        return "".join(lines[-tail:])
 
     def list_containers(self, labels: Mapping[str, str]) -> list[ContainerState]:
         return [
