@@ -19,6 +19,7 @@ import pytest
 from beephost_client.controller import Backend, ControllerClient, InstalledPackage
 from beephost_protocol.errors import InvalidRequest, NotFound
 from tests.e2e.controller_process import (
+    ON_BOTH,
     build_environment,
     module_controller,
     stopped_after,
@@ -64,6 +65,7 @@ def log_of(api: ControllerClient, job_id: str) -> list[str]:
     return [line.line for line in api.job_log(job_id).lines]
 
 
+@ON_BOTH
 def test_an_install_reaches_a_session_opened_before_it(
     api: ControllerClient, backend: Backend
 ) -> None:
@@ -143,6 +145,7 @@ def test_a_backend_with_network_gets_the_index_and_the_ca_bundle(
         assert status == 200
 
 
+@ON_BOTH
 def test_a_second_install_adds_to_the_first(
     api: ControllerClient, backend: Backend
 ) -> None:
@@ -164,6 +167,7 @@ def test_a_second_install_adds_to_the_first(
     assert "already satisfied: nothing to install" in log_of(api, again.id)
 
 
+@ON_BOTH
 def test_concurrent_installs_into_one_backend_all_succeed(
     api: ControllerClient, backend: Backend
 ) -> None:

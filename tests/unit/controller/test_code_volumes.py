@@ -14,7 +14,7 @@ from beephost_controller.backends.code_volumes import (
     LABEL_CODE_PART,
     CodeVolumes,
 )
-from beephost_controller.backends.plan import LABEL_CONTROLLER, LABEL_MANAGED
+from beephost_controller.images.labels import LABEL_CONTROLLER, LABEL_MANAGED
 from beephost_controller.ports import ContainerRuntimeError
 from beephost_controller.specs import RunSpec
 from beephost_controller.testing import MemoryContainers

@@ -7,9 +7,7 @@ from beephost_controller.backends.plan import (
     ADMIN_CONTROLLER_URL,
     LABEL_BACKEND_ID,
     LABEL_BACKEND_TYPE,
-    LABEL_CONTROLLER,
     LABEL_ENVIRONMENT,
-    LABEL_MANAGED,
     LABEL_RELAY_FOR,
     PORT_ATTEMPTS,
     BackendPlan,
@@ -24,6 +22,7 @@ from beephost_controller.backends.status import (
     exit_reason,
     status_of,
 )
+from beephost_controller.images.labels import LABEL_CONTROLLER, LABEL_MANAGED
 
 __all__ = [
     "ADMIN_CONTROLLER_URL",

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from beephost_controller.images.labels import LABEL_CONTROLLER, LABEL_MANAGED
 from beephost_controller.images.layout import (
     CA_BUNDLE_PATH,
     CONTAINER_PORTS,
@@ -34,8 +35,6 @@ from beephost_controller.settings import Settings
 from beephost_controller.specs import ContainerSpec
 from beephost_protocol.errors import Conflict, InvalidRequest
 
-LABEL_MANAGED = "io.beephost.managed"
-LABEL_CONTROLLER = "io.beephost.controller"
 LABEL_ENVIRONMENT = "io.beephost.environment"
 LABEL_BACKEND_ID = "io.beephost.backend"
 LABEL_BACKEND_TYPE = "io.beephost.backend.type"
