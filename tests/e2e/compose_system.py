@@ -31,6 +31,8 @@ from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_LABEL = "com.docker.compose.project"
+#: On what a controller builds: its name (compose_system names it after the project).
+OWNER_LABEL = "io.beephost.controller"
 #: Compose service -> the <TYPE> of its variables.
 BACKENDS = {"pipe-backend": "PIPE", "http-backend": "HTTP", "rpc-backend": "RPC"}
 
@@ -171,6 +173,12 @@ def compose_system(prefix: str, *, profiles: str = "") -> Iterator[Compose]:
             timeout=300,
             check=False,
         )
+        # The images its controller built carry its name (the project's): only those.
+        built = docker(
+            "docker", "image", "ls", "-q", "--filter", f"label={OWNER_LABEL}={project}"
+        ).split()
+        if built:
+            docker("docker", "image", "rm", "-f", *set(built), check=False)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -322,7 +322,7 @@ def test_a_backend_that_exited_for_good_is_explained(tmp_path: Path) -> None:
         started = cli(live, "--json", "start", "http", "--venv", "data")
         assert started.exit_code == 0, started.output
         backend_id = json.loads(started.stdout)["id"]
-        name = next(n for n in live.containers.containers if backend_id in n)
+        name = next(n for n in live.containers.containers if n.endswith(backend_id))
 
         def reaches(status: str) -> None:
             deadline = time.monotonic() + 10
