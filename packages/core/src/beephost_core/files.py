@@ -3,7 +3,9 @@
 Metadata commands map one to one onto :class:`~beephost_core.workspace.Workspace`. An
 upload made of commands (``file.upload.open``, ``.write``..., ``.commit``) is held here
 between them, by id: it belongs to the owner that opened it (a pipe connection) and is
-aborted when that owner goes away or after ``idle_timeout`` seconds without a write.
+aborted when that owner goes away or after ``idle_timeout`` seconds without a write. A
+download made of ``file.read`` commands with ``hold`` is held the same way: its file
+stays open between them, so every chunk comes from one version of the file.
 Disk work runs on a thread, so a slow disk never stalls the event loop.
 """
 
@@ -17,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from beephost_core.transfers import Upload
+from beephost_core.transfers import FileReader, Upload, first_read
 from beephost_core.workspace import Workspace
 from beephost_protocol import Command, files
 from beephost_protocol.errors import InvalidRequest, NotFound
@@ -33,6 +35,14 @@ class _OpenUpload:
     last_used: float = field(default_factory=time.monotonic)
 
 
+@dataclass(eq=False)
+class _HeldRead:
+    reader: FileReader
+    owner: Hashable | None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last_used: float = field(default_factory=time.monotonic)
+
+
 class FileService:
     """Runs ``file.*`` commands; ``workspace`` is there for transports that stream."""
 
@@ -42,6 +52,7 @@ class FileService:
         self.workspace = workspace
         self.idle_timeout = idle_timeout
         self._uploads: dict[str, _OpenUpload] = {}
+        self._reads: dict[str, _HeldRead] = {}
 
     async def run(self, command: Command, owner: Hashable | None) -> dict[str, Any]:
         """Run one file command; its JSON-ready result, but for a ``binary`` read:
@@ -72,12 +83,10 @@ class FileService:
                     overwrite=command.overwrite,
                 )
             case files.FileRead():
-                chunk = await asyncio.to_thread(self._read, command)
-                if command.binary:
-                    return chunk.model_dump(mode="json", exclude={"data"}) | {
-                        "data": chunk.data
-                    }
-                result = chunk
+                chunk = await self._read(command, owner)
+                # No "reader" unless held: a reply as before for a read as before.
+                wire = chunk.model_dump(mode="json", exclude_none=True)
+                return wire | {"data": chunk.data} if command.binary else wire
             case files.WorkspaceUsage():
                 result = await asyncio.to_thread(space.usage)
             case files.UploadOpen():
@@ -92,16 +101,50 @@ class FileService:
                 raise InvalidRequest(f"unknown file command {command.COMMAND!r}")
         return result.model_dump(mode="json")
 
-    def _read(self, command: files.FileRead) -> files.FileChunk:
-        with self.workspace.open_reader(command.path) as reader:
-            data = reader.read(command.offset, command.length)
-            return files.FileChunk(
-                path=reader.info.path,
-                offset=command.offset,
-                data=data,
-                size=reader.size,
-                eof=command.offset + len(data) >= reader.size,
+    async def _read(
+        self, command: files.FileRead, owner: Hashable | None
+    ) -> files.FileChunk:
+        if command.reader is not None:
+            return await self._read_held(command)
+        reader, data = await asyncio.to_thread(
+            first_read,
+            lambda: self.workspace.open_reader(command.path),
+            lambda opened: opened.read(command.offset, command.length),
+        )
+        if not command.hold or _at_end(reader, command.offset, data):
+            reader.close()
+            return _chunk(reader, command.offset, data)
+        read_id = "r-" + secrets.token_hex(8)
+        self._reads[read_id] = _HeldRead(reader, owner)
+        return _chunk(reader, command.offset, data, read_id)
+
+    async def _read_held(self, command: files.FileRead) -> files.FileChunk:
+        read_id = command.reader or ""
+        held = self._reads.get(read_id)
+        if held is None:
+            raise NotFound(
+                f"no read {read_id!r} is held (finished or expired): read from the "
+                "start again",
+                {"reader": read_id},
             )
+        async with held.lock:
+            held.last_used = time.monotonic()
+            try:
+                data = await asyncio.to_thread(
+                    held.reader.read, command.offset, command.length
+                )
+            except BaseException:
+                self._close_read(read_id)  # the file changed: this read is over
+                raise
+        if _at_end(held.reader, command.offset, data):
+            self._close_read(read_id)
+            return _chunk(held.reader, command.offset, data)
+        return _chunk(held.reader, command.offset, data, read_id)
+
+    def _close_read(self, read_id: str) -> None:
+        held = self._reads.pop(read_id, None)
+        if held is not None:
+            held.reader.close()
 
     # -- uploads made of commands ----------------------------------------------------
 
@@ -164,19 +207,45 @@ class FileService:
         return files.UploadAborted(aborted=True)
 
     async def release_owned(self, owner: Hashable) -> None:
-        """Abort the uploads ``owner`` opened (it went away)."""
+        """Abort the uploads and close the reads ``owner`` opened (it went away)."""
         for upload_id, held in list(self._uploads.items()):
             if held.owner == owner:
                 await self._abort(upload_id)
+        for read_id, read in list(self._reads.items()):
+            if read.owner == owner and not read.lock.locked():
+                self._close_read(read_id)
 
     async def expire_idle(self) -> None:
-        """Abort uploads nobody wrote to for ``idle_timeout`` seconds."""
+        """Abort uploads nobody wrote to, and close held reads nobody read from, for
+        ``idle_timeout`` seconds."""
         cutoff = time.monotonic() - self.idle_timeout
         for upload_id, held in list(self._uploads.items()):
             if held.last_used < cutoff and not held.lock.locked():
                 await self._abort(upload_id)
+        for read_id, read in list(self._reads.items()):
+            if read.last_used < cutoff and not read.lock.locked():
+                self._close_read(read_id)
 
     async def aclose(self) -> None:
         for upload_id in list(self._uploads):
             with contextlib.suppress(Exception):
                 await self._abort(upload_id)
+        for read_id in list(self._reads):
+            self._close_read(read_id)
+
+
+def _at_end(reader: FileReader, offset: int, data: bytes) -> bool:
+    return offset + len(data) >= reader.size
+
+
+def _chunk(
+    reader: FileReader, offset: int, data: bytes, read_id: str | None = None
+) -> files.FileChunk:
+    return files.FileChunk(
+        path=reader.info.path,
+        offset=offset,
+        data=data,
+        size=reader.size,
+        eof=_at_end(reader, offset, data),
+        reader=read_id,
+    )
