@@ -15,7 +15,7 @@ import secrets
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
@@ -26,18 +26,14 @@ from beephost_protocol.errors import InvalidRequest, NotFound
 
 UPLOAD_IDLE_TIMEOUT = 300.0
 
-
-@dataclass(eq=False)
-class _OpenUpload:
-    upload: Upload
-    owner: Hashable | None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    last_used: float = field(default_factory=time.monotonic)
+T = TypeVar("T", Upload, FileReader)
 
 
 @dataclass(eq=False)
-class _HeldRead:
-    reader: FileReader
+class _Held(Generic[T]):
+    """An upload or a read kept between commands, by id, for the owner that began it."""
+
+    item: T
     owner: Hashable | None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_used: float = field(default_factory=time.monotonic)
@@ -51,8 +47,8 @@ class FileService:
     ) -> None:
         self.workspace = workspace
         self.idle_timeout = idle_timeout
-        self._uploads: dict[str, _OpenUpload] = {}
-        self._reads: dict[str, _HeldRead] = {}
+        self._uploads: dict[str, _Held[Upload]] = {}
+        self._reads: dict[str, _Held[FileReader]] = {}
 
     async def run(self, command: Command, owner: Hashable | None) -> dict[str, Any]:
         """Run one file command; its JSON-ready result, but for a ``binary`` read:
@@ -115,7 +111,7 @@ class FileService:
             reader.close()
             return _chunk(reader, command.offset, data)
         read_id = "r-" + secrets.token_hex(8)
-        self._reads[read_id] = _HeldRead(reader, owner)
+        self._reads[read_id] = _Held(reader, owner)
         return _chunk(reader, command.offset, data, read_id)
 
     async def _read_held(self, command: files.FileRead) -> files.FileChunk:
@@ -131,20 +127,20 @@ class FileService:
             held.last_used = time.monotonic()
             try:
                 data = await asyncio.to_thread(
-                    held.reader.read, command.offset, command.length
+                    held.item.read, command.offset, command.length
                 )
             except BaseException:
                 self._close_read(read_id)  # the file changed: this read is over
                 raise
-        if _at_end(held.reader, command.offset, data):
+        if _at_end(held.item, command.offset, data):
             self._close_read(read_id)
-            return _chunk(held.reader, command.offset, data)
-        return _chunk(held.reader, command.offset, data, read_id)
+            return _chunk(held.item, command.offset, data)
+        return _chunk(held.item, command.offset, data, read_id)
 
     def _close_read(self, read_id: str) -> None:
         held = self._reads.pop(read_id, None)
         if held is not None:
-            held.reader.close()
+            held.item.close()
 
     # -- uploads made of commands ----------------------------------------------------
 
@@ -158,12 +154,12 @@ class FileService:
             size=command.size,
         )
         upload_id = "u-" + secrets.token_hex(8)
-        self._uploads[upload_id] = _OpenUpload(upload, owner)
+        self._uploads[upload_id] = _Held(upload, owner)
         return files.UploadOpened(
             upload=upload_id, path=upload.path, chunk_bytes=files.MAX_CHUNK_BYTES
         )
 
-    def _get(self, upload_id: str) -> _OpenUpload:
+    def _get(self, upload_id: str) -> _Held[Upload]:
         held = self._uploads.get(upload_id)
         if held is None:
             raise NotFound(
@@ -176,14 +172,14 @@ class FileService:
         held = self._get(command.upload)
         async with held.lock:
             held.last_used = time.monotonic()
-            if command.offset != held.upload.received:
+            if command.offset != held.item.received:
                 raise InvalidRequest(
-                    f"chunk at offset {command.offset}, but {held.upload.received} "
+                    f"chunk at offset {command.offset}, but {held.item.received} "
                     "bytes were received: send chunks in order",
-                    {"upload": command.upload, "received": held.upload.received},
+                    {"upload": command.upload, "received": held.item.received},
                 )
             try:
-                received = await asyncio.to_thread(held.upload.write, command.data)
+                received = await asyncio.to_thread(held.item.write, command.data)
             except BaseException:
                 self._uploads.pop(command.upload, None)  # write() aborted it
                 raise
@@ -194,16 +190,16 @@ class FileService:
         async with held.lock:
             self._uploads.pop(command.upload, None)
             try:
-                return await asyncio.to_thread(held.upload.commit, command.sha256)
+                return await asyncio.to_thread(held.item.commit, command.sha256)
             finally:
-                held.upload.abort()  # a no-op once committed
+                held.item.abort()  # a no-op once committed
 
     async def _abort(self, upload_id: str) -> files.UploadAborted:
         held = self._uploads.pop(upload_id, None)
         if held is None:
             return files.UploadAborted(aborted=False)
         async with held.lock:
-            await asyncio.to_thread(held.upload.abort)
+            await asyncio.to_thread(held.item.abort)
         return files.UploadAborted(aborted=True)
 
     async def release_owned(self, owner: Hashable) -> None:
