@@ -13,7 +13,7 @@ import pytest
 from beephost_core import Executor
 from beephost_core.paths import UPLOAD_PREFIX
 from beephost_protocol import COMMANDS, Execute
-from beephost_protocol.errors import ExecutionFailed, NotFound
+from beephost_protocol.errors import Conflict, ExecutionFailed, NotFound
 from tests.integration.core.conftest import MakeExecutor
 
 
@@ -154,3 +154,66 @@ async def test_usage_reports_the_root_and_quota(make_executor: MakeExecutor) -> 
         "used": 1234,
         "quota": 1 << 20,
     }
+
+
+async def test_a_held_read_keeps_one_version_until_its_end(executor: Executor) -> None:
+    """``file.read`` with ``hold``: the file stays open between the reads (what the
+    pipe's downloads ask), so a file renamed over the name is not mixed in."""
+    target = executor.workspace.root / "v.bin"
+    target.write_bytes(b"a" * 10)
+    first = await executor.run(
+        command("file.read", path="v.bin", length=4, hold=True), owner="conn-1"
+    )
+    assert (first["data"], first["eof"]) == (base64.b64encode(b"aaaa").decode(), False)
+    replacement = target.with_name("new")
+    replacement.write_bytes(b"b" * 10)
+    replacement.replace(target)
+    held = first["reader"]
+    rest = await executor.run(
+        command("file.read", path="v.bin", offset=4, length=100, reader=held),
+        owner="conn-1",
+    )
+    assert (rest["data"], rest["eof"], "reader" in rest) == (
+        base64.b64encode(b"a" * 6).decode(),
+        True,
+        False,
+    )
+    with pytest.raises(NotFound, match="read from the start again"):  # closed at eof
+        await executor.run(
+            command("file.read", path="v.bin", offset=10, reader=held), owner="conn-1"
+        )
+    fresh = await executor.run(command("file.read", path="v.bin"))
+    assert fresh["data"] == base64.b64encode(b"b" * 10).decode()
+    assert "reader" not in fresh, "a read without hold holds nothing"
+
+
+async def test_a_held_read_fails_once_its_file_is_written_in_place(
+    executor: Executor,
+) -> None:
+    target = executor.workspace.root / "w.bin"
+    target.write_bytes(b"a" * 10)
+    first = await executor.run(command("file.read", path="w.bin", length=4, hold=True))
+    with target.open("ab") as out:
+        out.write(b"more")
+    with pytest.raises(Conflict, match="changed while it was read"):
+        await executor.run(
+            command("file.read", path="w.bin", offset=4, reader=first["reader"])
+        )
+    assert executor.files._reads == {}, "the failed read is closed"
+
+
+async def test_a_gone_owner_closes_its_held_reads(executor: Executor) -> None:
+    (executor.workspace.root / "h.bin").write_bytes(b"x" * 10)
+    for owner in ("conn-1", "conn-2"):
+        await executor.run(
+            command("file.read", path="h.bin", length=1, hold=True), owner=owner
+        )
+    executor.release_owned("conn-1")
+    for _ in range(100):
+        if len(executor.files._reads) == 1:
+            break
+        await asyncio.sleep(0.01)
+    assert [held.owner for held in executor.files._reads.values()] == ["conn-2"]
+    executor.files.idle_timeout = 0.0
+    await executor.files.expire_idle()
+    assert executor.files._reads == {}, "an idle held read is closed"

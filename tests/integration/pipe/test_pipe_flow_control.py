@@ -1,13 +1,20 @@
 """The pipe backend under clients that do not read, and connection bursts: real process, real socket."""
 
+import base64
 import errno
 import os
+import re
 import signal
 import socket
 import time
+import urllib.request
 from pathlib import Path
 
-from tests.integration.pipe.support import PipeClient, StartServer
+from tests.integration.pipe.support import (
+    PipeClient,
+    PipeServerProcess,
+    StartServer,
+)
 
 REPLY_BYTES = 4 << 20
 REQUESTS = 100
@@ -87,3 +94,52 @@ def test_a_connect_burst_up_to_the_limit_queues_instead_of_failing(
     finally:
         for sock in sockets:
             sock.close()
+
+
+def _metric(server: PipeServerProcess, name: str) -> float:
+    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_a_client_that_does_not_read_is_held_to_the_unsent_bytes_bound(
+    start_server: StartServer,
+) -> None:
+    bound, chunk, reads = 4 << 20, 1 << 20, 40
+    server = start_server(max_unsent_bytes=bound)
+    writer, other = server.connect(), server.connect()
+    content = bytes(range(256)) * (chunk // 256)
+    upload = writer.result("file.upload.open", path="big.bin", size=chunk)["upload"]
+    writer.result(
+        "file.upload.write",
+        upload=upload,
+        offset=0,
+        data=base64.b64encode(content).decode(),
+    )
+    writer.result("file.upload.commit", upload=upload)
+    read_count = (
+        'beephost_requests_total{command="file.read",outcome="ok",transport="pipe"}'
+    )
+    for request_id in range(reads):
+        writer.send(
+            {"id": request_id, "type": "file.read", "params": {"path": "big.bin"}}
+        )
+    # Each reply is 1.4 MB (base64): the server reads requests until it holds the
+    # bound, then neither reads nor starts more, whatever the client sends.
+    deadline = time.monotonic() + WAIT
+    while _metric(server, read_count) < bound // chunk - 1:
+        assert time.monotonic() < deadline, "the server never ran the reads"
+    assert other.result("file.stat", path="big.bin")["size"] == chunk, "still served"
+    time.sleep(0.5)  # more reads would run now (before the fix all did)
+    started = _metric(server, read_count)
+    held = _metric(server, "beephost_pipe_unsent_bytes")
+    assert started <= bound // chunk + 1, f"{started} of {reads} reads ran"
+    assert held <= bound + 2 * chunk, f"{held} bytes held for the client"
+    replies = [writer.read() for _ in range(reads)]
+    assert sorted(reply["id"] for reply in replies) == list(range(reads))
+    assert all(
+        base64.b64decode(reply["result"]["data"]) == content for reply in replies
+    )
+    assert _metric(server, "beephost_pipe_unsent_bytes") == 0

@@ -9,9 +9,11 @@ import pytest
 
 from beephost_core.fs_errors import typed
 from beephost_core.paths import UPLOAD_PREFIX
+from beephost_core.transfers import FileChanged, FileReader, first_read
 from beephost_core.workspace import Workspace
 from beephost_protocol.errors import (
     Conflict,
+    ErrorCode,
     InvalidRequest,
     NotFound,
     QuotaExceeded,
@@ -276,3 +278,54 @@ def test_an_upload_says_whether_it_replaces_a_file(space: Workspace) -> None:
         second.write(b"two")
         second.commit()
     assert (space.root / "r.txt").read_bytes() == b"two"
+
+
+def test_a_reader_keeps_the_version_it_opened_when_another_is_renamed_over(
+    space: Workspace,
+) -> None:
+    upload(space, "f.bin", b"a" * 3000)
+    with space.open_reader("f.bin") as reader:
+        assert reader.read(0, 1000) == b"a" * 1000
+        upload(space, "f.bin", b"b" * 3000)  # renamed over the name
+        assert reader.read(1000, 2000) == b"a" * 2000
+
+
+@pytest.mark.parametrize("mode", ["r+b", "wb", "ab"])
+def test_a_reader_refuses_to_go_on_once_its_file_is_written_in_place(
+    space: Workspace, mode: str
+) -> None:
+    upload(space, "f.bin", b"a" * 3000)
+    # An old mtime: a kernel with coarse timestamps would give the write the same one.
+    os.utime(space.root / "f.bin", ns=(0, 0))
+    with space.open_reader("f.bin") as reader:
+        assert reader.read(0, 1000) == b"a" * 1000
+        with (space.root / "f.bin").open(mode) as out:
+            out.write(b"b" * 3000)
+        with pytest.raises(FileChanged, match="changed while it was read") as refused:
+            reader.read(1000, 2000)
+    assert refused.value.code == ErrorCode.CONFLICT
+    assert refused.value.data == {"reason": "file_changed"}
+
+
+def test_a_first_read_starts_over_while_the_file_changes_then_gives_up(
+    space: Workspace,
+) -> None:
+    upload(space, "f.bin", b"a" * 10)
+    opened: list[int] = []
+
+    def first(reader: FileReader) -> bytes:
+        opened.append(reader.size)
+        if len(opened) < 3:  # changed under the first two tries
+            (space.root / "f.bin").write_bytes(b"b" * (10 + len(opened)))
+        return reader.read(0, 100)
+
+    reader, data = first_read(lambda: space.open_reader("f.bin"), first)
+    with reader:
+        assert (data, reader.size, opened) == (b"b" * 12, 12, [10, 11, 12])
+
+    def always(reader: FileReader) -> bytes:
+        (space.root / "f.bin").write_bytes(b"c" * (reader.size + 1))
+        return reader.read(0, 100)
+
+    with pytest.raises(FileChanged, match=r"\(3 tries\)"):
+        first_read(lambda: space.open_reader("f.bin"), always)

@@ -6,7 +6,8 @@ import errno
 import hashlib
 import os
 import secrets
-from typing import TYPE_CHECKING, Self
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Self, TypeVar
 
 from beephost_core.fs_errors import os_errors_typed
 from beephost_core.paths import UPLOAD_PREFIX, file_info, move_file
@@ -31,17 +32,62 @@ class _Releasing:
         self._release_on_exit()
 
 
-class FileReader(_Releasing):
-    """An open regular file of the workspace, read by ranges."""
+T = TypeVar("T")
 
-    def __init__(self, fd: int, info: FileInfo) -> None:
+#: How many times a download's first read starts over on a file that changes under it.
+READ_TRIES = 3
+
+
+def _changed(before: os.stat_result, after: os.stat_result) -> bool:
+    """Whether the content of an open file may have changed between two ``fstat``:
+    a write moves its size or its timestamps. Renaming another file over its name
+    unlinks it, which moves its ctime but not its bytes: a change of link count
+    leaves ctime out."""
+    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+        return True
+    relinked = before.st_nlink != after.st_nlink
+    return not relinked and before.st_ctime_ns != after.st_ctime_ns
+
+
+class FileChanged(Conflict):
+    """A read the file changed under (``conflict`` on the wire, ``data.reason``
+    ``file_changed``); ``tries``: how many times it started over."""
+
+    def __init__(self, tries: int | None = None) -> None:
+        after = f" ({tries} tries)" if tries else ""
+        super().__init__(
+            f"the file changed while it was read{after}: "
+            "download it again once it is stable",
+            {"reason": "file_changed"},
+        )
+
+
+class FileReader(_Releasing):
+    """An open regular file of the workspace, read by ranges.
+
+    Every range comes from the one descriptor opened: a file renamed over the name
+    meanwhile is not seen (the old inode stays readable). A file written in place is:
+    each read checks that the file's size and timestamps are still those it had when
+    opened, so the bytes handed out are all of one version, of ``size`` bytes.
+    """
+
+    def __init__(self, fd: int, relative: str, st: os.stat_result) -> None:
         self._fd = fd
-        self.info = info
-        self.size = info.size
+        self._opened = st
+        self.info = file_info(relative, st)
+        self.size = st.st_size
 
     @os_errors_typed
     def read(self, offset: int, length: int) -> bytes:
-        return os.pread(self._fd, length, offset)
+        """Up to ``length`` bytes from ``offset``.
+
+        Raises:
+            FileChanged: The file was written since it was opened.
+        """
+        data = os.pread(self._fd, length, offset) if length else b""
+        if _changed(self._opened, os.fstat(self._fd)):
+            raise FileChanged()
+        return data
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -49,6 +95,26 @@ class FileReader(_Releasing):
             self._fd = -1
 
     _release_on_exit = close
+
+
+def first_read(
+    open_reader: Callable[[], FileReader], first: Callable[[FileReader], T]
+) -> tuple[FileReader, T]:
+    """Open a file and run ``first`` on it (its first read, before anything was sent),
+    starting over while the file changes under it, up to :data:`READ_TRIES` times.
+
+    Returns the open reader (the caller closes it) and what ``first`` returned.
+
+    Raises:
+        FileChanged: The file kept changing.
+    """
+    for _ in range(READ_TRIES):
+        reader = open_reader()
+        try:
+            return reader, first(reader)
+        except FileChanged:
+            reader.close()
+    raise FileChanged(READ_TRIES)
 
 
 class Upload(_Releasing):

@@ -280,7 +280,7 @@ class Workspace:
                     f"{place.relative}: {kind(st.st_mode)}, not a regular file",
                     {"path": place.relative},
                 )
-            return FileReader(fd, file_info(place.relative, st))
+            return FileReader(fd, place.relative, st)
 
     @os_errors_typed
     def begin_upload(

@@ -135,6 +135,17 @@ class FileRead(Command):
         description="Send the bytes read as the reply's binary payload (pipe.md §4, "
         "'Binary frames') instead of base64 in 'data'.",
     )
+    hold: StrictBool = Field(
+        False,
+        description="Keep the file open for the next reads of this download: the "
+        "reply names it in 'reader' (unless it reached the end).",
+    )
+    reader: str | None = Field(
+        None,
+        max_length=64,
+        description="Continue a held read (a 'reader' from an earlier reply): the "
+        "bytes come from the file as it was first opened, never from a newer one.",
+    )
 
 
 class UploadOpen(Command):
@@ -253,6 +264,11 @@ class FileChunk(_Model):
     )
     size: int = Field(description="The whole file's size now.")
     eof: StrictBool = Field(description="Whether ``data`` reaches the end of the file.")
+    reader: str | None = Field(
+        None,
+        description="The held read to continue with (asked with 'hold'); None once "
+        "at the end, where the file is closed.",
+    )
 
 
 class UploadOpened(_Model):

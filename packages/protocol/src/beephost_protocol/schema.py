@@ -364,8 +364,9 @@ def _name(command: str) -> str:
     return "".join(part.capitalize() for part in command.replace("_", ".").split("."))
 
 
-#: Result fields a server leaves out when they hold nothing (exec's rich outputs).
-_OPTIONAL = frozenset({"outputs", "outputs_dropped"})
+#: Result fields a server leaves out when they hold nothing (exec's rich outputs,
+#: the held read of a file.read without hold).
+_OPTIONAL = frozenset({"outputs", "outputs_dropped", "reader"})
 
 
 def _model_defs() -> dict[str, JsonSchemaValue]:

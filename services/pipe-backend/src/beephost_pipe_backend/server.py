@@ -17,7 +17,7 @@ from beephost_core import Executor
 from beephost_core.unix_sockets import prepare_socket_path
 from beephost_pipe_backend import dispatch
 from beephost_pipe_backend.settings import Settings
-from beephost_protocol import PROTOCOL_VERSION, LineTooLong
+from beephost_protocol import PROTOCOL_VERSION, LineTooLong, files
 from beephost_protocol.errors import (
     BeepHostError,
     InternalError,
@@ -53,6 +53,15 @@ class PipeServer:
         registry = executor.metrics.registry
         self.open_connections = Gauge(
             "beephost_pipe_connections", "Open pipe connections.", registry=registry
+        )
+        self.unsent_bytes = Gauge(
+            "beephost_pipe_unsent_bytes",
+            "Reply bytes held for clients that have not read them yet, over all "
+            "connections (each is bounded by max_unsent_bytes).",
+            registry=registry,
+        )
+        self.unsent_bytes.set_function(
+            lambda: sum(conn.unsent_bytes() for conn in self.connections)
         )
         self._rejected = Counter(
             "beephost_pipe_rejected_frames",
@@ -134,6 +143,11 @@ class Connection(asyncio.Protocol):
         self.reading_paused = False
         self.backlog: collections.deque[bytes | WithPayload] = collections.deque()
         self._writable: asyncio.Future[None] | None = None
+        #: Reply bytes held for the client, beside the transport's buffer: those of
+        #: finished replies waiting to be written, and those ``file.read`` requests
+        #: running will return (their size is known when they start).
+        self.waiting_bytes = 0
+        self.reserved_bytes = 0
         self.peer = "peer unknown"
 
     # -- transport callbacks ------------------------------------------------------
@@ -218,11 +232,22 @@ class Connection(asyncio.Protocol):
         self._close()
 
     def _held_back(self) -> bool:
+        return bool(self.backlog) or not self._may_start()
+
+    def _may_start(self) -> bool:
+        """Whether another request may start: a slot is free and the client reads
+        its replies (the transport's buffer is under its high-water mark and all
+        the connection holds unsent is under ``max_unsent_bytes``)."""
         return (
-            bool(self.backlog)
-            or len(self.tasks) >= self.settings.max_inflight
-            or self._writable is not None
+            len(self.tasks) < self.settings.max_inflight
+            and self._writable is None
+            and self.unsent_bytes() < self.settings.max_unsent_bytes
         )
+
+    def unsent_bytes(self) -> int:
+        """Reply bytes this connection holds that its client has not read yet."""
+        buffered = self.transport.get_write_buffer_size() if self.transport else 0
+        return buffered + self.waiting_bytes + self.reserved_bytes
 
     def _pause_reading(self) -> None:
         if not self.reading_paused and self.transport is not None:
@@ -252,7 +277,9 @@ class Connection(asyncio.Protocol):
                 draining = Unavailable("the server is shutting down; retry on another")
                 self._write(dispatch.error_frame(frame.id, draining))
                 return
-            task = asyncio.create_task(self._serve(frame))
+            reserved = _reply_size(frame)
+            self.reserved_bytes += reserved  # now: the next frame's check counts it
+            task = asyncio.create_task(self._serve(frame, reserved))
             self.tasks.add(task)
             task.add_done_callback(self._done)
         elif frame.type == "ping":
@@ -290,7 +317,9 @@ class Connection(asyncio.Protocol):
         }
         self._write(dispatch.result_frame(frame.id, info))
 
-    async def _serve(self, frame: dispatch.Frame) -> None:
+    async def _serve(self, frame: dispatch.Frame, reserved: int) -> None:
+        """Run one request and write its reply; ``reserved``: the bytes counted for
+        its reply since it started, released here."""
         assert frame.command is not None
 
         def on_event(stream: str, data: Any) -> None:
@@ -314,9 +343,16 @@ class Connection(asyncio.Protocol):
                 reply = (dispatch.error_frame(frame.id, InternalError(str(exc))),)
             # The client reads slowly: wait instead of buffering. A loop, so the
             # replies that waited go out one per resume, not all at once.
-            while self._writable is not None and not self.closing:
-                await self._writable
+            self.reserved_bytes -= reserved
+            reserved, waiting = 0, sum(map(len, reply))
+            self.waiting_bytes += waiting
+            try:
+                while self._writable is not None and not self.closing:
+                    await self._writable
+            finally:
+                self.waiting_bytes -= waiting
         except asyncio.CancelledError:
+            self.reserved_bytes -= reserved
             # Shutdown outlived the drain: every request still gets an answer.
             if reply is None:
                 error = Unavailable(
@@ -332,11 +368,7 @@ class Connection(asyncio.Protocol):
         self._drain_backlog()
 
     def _drain_backlog(self) -> None:
-        while (
-            self.backlog
-            and len(self.tasks) < self.settings.max_inflight
-            and self._writable is None
-        ):
+        while self.backlog and self._may_start():
             frame = self.backlog.popleft()
             if self.closing:
                 continue
@@ -345,7 +377,7 @@ class Connection(asyncio.Protocol):
         paused = (
             self.reading_paused
             and not self.backlog
-            and self._writable is None
+            and self._may_start()
             and not self.closing
         )
         if paused and self.transport is not None:
@@ -368,6 +400,15 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
     close = _close
+
+
+def _reply_size(frame: dispatch.Frame) -> int:
+    """The bytes a request's reply will hold when that is known before it runs: a
+    ``file.read``'s chunk, raw or base64 (others are counted once done)."""
+    command = frame.command
+    if not isinstance(command, files.FileRead):
+        return 0
+    return command.length if command.binary else command.length * 4 // 3 + 1024
 
 
 _CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid

@@ -32,6 +32,12 @@ class Settings(BackendSettings):
     max_inflight: int = Field(
         64, ge=1, description="Concurrent requests per connection."
     )
+    max_unsent_bytes: int = Field(
+        4 << 20,
+        ge=65536,
+        description="Reply bytes one connection may hold unsent (its client reads "
+        "slowly) before the server stops reading its requests.",
+    )
 
     @field_validator("socket_mode", mode="before")
     @classmethod

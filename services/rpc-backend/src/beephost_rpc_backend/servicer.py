@@ -13,7 +13,7 @@ from google.protobuf.message import DecodeError
 from prometheus_client import CollectorRegistry, Counter
 
 from beephost_core import Executor
-from beephost_core.transfers import FileReader, Upload
+from beephost_core.transfers import FileReader, Upload, first_read
 from beephost_pb.exec.v1 import exec_pb2 as pb
 from beephost_pb.exec.v1 import exec_pb2_grpc
 from beephost_protocol import files, models, pb_codec, pb_files
@@ -206,15 +206,24 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
         self, request: pb.DownloadFileRequest, context: Context
     ) -> AsyncIterator[pb.FileChunk]:
         """The file's bytes in chunks; each is read once the previous one was taken
-        (gRPC's flow control), so the file is never held whole."""
+        (gRPC's flow control), so the file is never held whole. Every chunk is of one
+        version of the file: one that changes after the first chunk went out ends
+        the call with ``conflict`` (see ``FileReader``)."""
         reader: FileReader | None = None
         try:
             self._check_accepting()
             path, offset, length = pb_files.download_range(request)
-            reader = await asyncio.to_thread(self.executor.workspace.open_reader, path)
-            end = reader.size if length is None else min(reader.size, offset + length)
+            opened, first = await asyncio.to_thread(
+                first_read,
+                lambda: self.executor.workspace.open_reader(path),
+                lambda opening: opening.read(
+                    offset, _first_length(opening, offset, length)
+                ),
+            )
+            reader = opened
+            end = opened.size if length is None else min(opened.size, offset + length)
             with self.executor.activity.request():  # a long download keeps it busy
-                async for chunk in _file_chunks(reader, offset, end):
+                async for chunk in _file_chunks(opened, first, offset, end):
                     yield chunk
         except Exception as exc:
             await self._abort(context, None, exc)
@@ -377,21 +386,22 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
                 done.set_result(None)
 
 
+def _first_length(reader: FileReader, offset: int, length: int | None) -> int:
+    end = reader.size if length is None else min(reader.size, offset + length)
+    return max(0, min(files.MAX_CHUNK_BYTES, end - offset))
+
+
 async def _file_chunks(
-    reader: FileReader, offset: int, end: int
+    reader: FileReader, first: bytes, offset: int, end: int
 ) -> AsyncIterator[pb.FileChunk]:
-    """``reader``'s bytes from ``offset`` to ``end``; the first chunk carries the
-    file's info (and is sent even for an empty range)."""
-    first = True
-    while first or offset < end:
-        size = max(0, min(files.MAX_CHUNK_BYTES, end - offset))
-        data = await asyncio.to_thread(reader.read, offset, size) if size else b""
-        offset += len(data)
-        yield (
-            pb_files.first_chunk(reader.info, data)
-            if first
-            else pb.FileChunk(data=data)
-        )
+    """``reader``'s bytes from ``offset`` to ``end``, ``first`` read already; the
+    first chunk carries the file's info (and is sent even for an empty range)."""
+    yield pb_files.first_chunk(reader.info, first)
+    offset += len(first)
+    while first and offset < end:
+        size = min(files.MAX_CHUNK_BYTES, end - offset)
+        data = await asyncio.to_thread(reader.read, offset, size)
         if not data:
-            return  # at the end (or the file shrank meanwhile)
-        first = False
+            return  # cannot happen unchanged: a shrunk file fails its read
+        offset += len(data)
+        yield pb.FileChunk(data=data)

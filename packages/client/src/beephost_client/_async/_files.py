@@ -17,7 +17,7 @@ from beephost_client._exceptions import InvalidArgument
 from beephost_client._models import parse
 from beephost_client._transports._file_commands import Upload, checked_path
 from beephost_protocol import Command, files
-from beephost_protocol.errors import NotFound
+from beephost_protocol.errors import Conflict, NotFound
 
 if TYPE_CHECKING:
     from beephost_client._async._client import AsyncClient
@@ -28,6 +28,10 @@ Source = bytes | str | os.PathLike[str] | BinaryIO
 #: Where a download goes: a local path (a str or any ``os.PathLike``) or a binary file.
 Destination = str | os.PathLike[str] | BinaryIO
 CHUNK = files.MAX_CHUNK_BYTES
+#: How many times ``download`` to a local path reads a file that changes meanwhile.
+DOWNLOAD_TRIES = 3
+#: ``Conflict.data["reason"]`` of a read the file changed under (as the server says).
+FILE_CHANGED = "file_changed"
 
 
 class AsyncFiles:
@@ -147,18 +151,45 @@ class AsyncFiles:
         A local path is written under a temporary name beside it and renamed when the
         file is whole: a failed download leaves nothing, and never half a file.
 
+        Every byte copied is of one version of the file, the one whose info is
+        returned. A file that changes while it is read is read again (into a local
+        path: up to 3 times in all); if it keeps changing, ``Conflict`` is raised.
+
         Returns:
-            The remote file's :class:`FileInfo` (as it was before the copy).
+            The remote file's :class:`FileInfo` (the version copied).
+
+        Raises:
+            NotFound: No such file.
+            Conflict: The file kept changing while it was read (``data["reason"]``
+                is ``file_changed``): download it again once it is stable.
 
         Example::
 
             await client.files.download("out/report.html", Path("report.html"))
         """
-        info = await self.stat(path)
-        if not isinstance(destination, str | os.PathLike):
-            await self._copy(path, destination, info.size, on_progress)
-            return info
-        target = Path(destination)
+        local = isinstance(destination, str | os.PathLike)
+        tries = 0
+        while True:
+            tries += 1
+            info = await self.stat(path)
+            try:
+                if not isinstance(destination, str | os.PathLike):
+                    await self._copy(path, destination, info.size, on_progress)
+                else:
+                    await self._copy_to(Path(destination), path, info, on_progress)
+                return info
+            except Conflict as exc:
+                again = local and tries < DOWNLOAD_TRIES
+                if not again or exc.data.get("reason") != FILE_CHANGED:
+                    raise
+
+    async def _copy_to(
+        self,
+        target: Path,
+        path: str,
+        info: files.FileInfo,
+        on_progress: Progress | None,
+    ) -> None:
         partial = target.with_name(f".{target.name}.part-{secrets.token_hex(4)}")
         try:
             with partial.open("wb") as sink:
@@ -166,7 +197,6 @@ class AsyncFiles:
             partial.replace(target)
         finally:
             partial.unlink(missing_ok=True)
-        return info
 
     async def _copy(
         self, path: str, sink: BinaryIO, size: int, on_progress: Progress | None
@@ -177,6 +207,12 @@ class AsyncFiles:
             done += len(chunk)
             if on_progress is not None:
                 on_progress(done, size)
+        if done != size:  # another version than the one stat described
+            raise Conflict(
+                f"{path}: the file changed while it was read ({done} bytes, not "
+                f"{size}): download it again once it is stable",
+                {"path": path, "reason": FILE_CHANGED},
+            )
 
     async def list(self, path: str = ".") -> list[files.FileInfo]:
         """A directory's entries, sorted by name.

@@ -69,10 +69,18 @@ def abort(upload: str) -> files.UploadAbort:
     return files.UploadAbort(upload=upload)
 
 
-def read(path: str, offset: int, left: int | None) -> files.FileRead:
+def read(
+    path: str, offset: int, left: int | None, reader: str | None = None
+) -> files.FileRead:
     length = files.MAX_CHUNK_BYTES if left is None else min(left, files.MAX_CHUNK_BYTES)
     # binary: where the transport has binary frames (the pipe), the bytes come raw.
-    return files.FileRead(path=path, offset=offset, length=length, binary=True)
+    # hold/reader: the server keeps the file open between the reads, so every chunk
+    # is of one version of it (a server that predates them ignores them); the last
+    # read of a range holds nothing.
+    hold = left is None or left > length
+    return files.FileRead(
+        path=path, offset=offset, length=length, binary=True, hold=hold, reader=reader
+    )
 
 
 class Ranges:
@@ -85,26 +93,23 @@ class Ranges:
         self._offset = offset
         self._left = length
         self._eof = False
+        self._reader: str | None = None
 
     def next(self) -> files.FileRead | None:
         """The next read to send, or None once the range is read."""
         if self._eof or (self._left is not None and self._left <= 0):
             return None
-        return read(self._path, self._offset, self._left)
+        return read(self._path, self._offset, self._left, self._reader)
 
     def take(self, reply: Any) -> bytes:
         """The bytes of the last read's reply (maybe none), counted as read."""
-        data, self._eof = chunk(reply)
-        self._offset += len(data)
+        got = parse(files.FileChunk, reply)
+        self._eof = got.eof or not got.data
+        self._reader = got.reader
+        self._offset += len(got.data)
         if self._left is not None:
-            self._left -= len(data)
-        return data
-
-
-def chunk(reply: Any) -> tuple[bytes, bool]:
-    """The bytes of a ``file.read`` reply, and whether they reach the end."""
-    got = parse(files.FileChunk, reply)
-    return got.data, got.eof or not got.data
+            self._left -= len(got.data)
+        return got.data
 
 
 def pieces(data: bytes) -> list[bytes]:

@@ -17,7 +17,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 
 from beephost_core.activity import Activity
-from beephost_core.transfers import FileReader, Upload
+from beephost_core.transfers import FileReader, Upload, first_read
 from beephost_http_backend.deps import ExecutorDep
 from beephost_http_backend.errors import COMMON_ERRORS, documented, error_response
 from beephost_http_backend.ranges import RangeNotSatisfiable, byte_range
@@ -125,14 +125,22 @@ async def read_file(
         Header(alias="Range", description="One byte range: bytes=a-b, a- or -n."),
     ] = None,
 ) -> Response:
-    """The file's bytes, streamed; ``Range`` selects part of it (206)."""
-    reader = await asyncio.to_thread(executor.workspace.open_reader, path)
-    try:
-        selected = byte_range(range_header, reader.size)
-    except RangeNotSatisfiable as refusal:
+    """The file's bytes, streamed; ``Range`` selects part of it (206).
+
+    Every byte comes from one version of the file (one open descriptor, checked
+    against changes in place): a file that keeps changing before the first chunk is
+    409 ``conflict``; one that changes after the headers went out ends the stream
+    short of its ``Content-Length``, which the client reports as an error.
+    """
+    reader, (selected, first) = await asyncio.to_thread(
+        first_read,
+        lambda: executor.workspace.open_reader(path),
+        lambda opened: _first(opened, range_header),
+    )
+    if isinstance(selected, RangeNotSatisfiable):
         reader.close()
-        headers = {"Content-Range": f"bytes */{refusal.size}"}
-        return error_response(refusal, headers, status=416)
+        headers = {"Content-Range": f"bytes */{selected.size}"}
+        return error_response(selected, headers, status=416)
     start, end = selected or (0, reader.size)
     headers = {
         "Content-Length": str(end - start),
@@ -142,11 +150,25 @@ async def read_file(
     if selected is not None:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{reader.size}"
     return StreamingResponse(
-        _chunks(reader, start, end, executor.activity),
+        _chunks(reader, first, start, end, executor.activity),
         status_code=206 if selected is not None else 200,
         headers=headers,
         media_type="application/octet-stream",
     )
+
+
+_Selected = tuple[int, int] | None | RangeNotSatisfiable
+
+
+def _first(reader: FileReader, range_header: str | None) -> tuple[_Selected, bytes]:
+    """The range asked for and its first chunk (read before any byte is sent, so a
+    file that changes meanwhile can still be opened again)."""
+    try:
+        selected = byte_range(range_header, reader.size)
+    except RangeNotSatisfiable as refusal:
+        return refusal, b""
+    start, end = selected or (0, reader.size)
+    return selected, reader.read(start, min(CHUNK, end - start))
 
 
 async def _receive(request: Request, upload: Upload) -> None:
@@ -161,12 +183,14 @@ async def _receive(request: Request, upload: Upload) -> None:
 
 
 async def _chunks(
-    reader: FileReader, start: int, end: int, activity: Activity
+    reader: FileReader, first: bytes, start: int, end: int, activity: Activity
 ) -> AsyncIterator[bytes]:
     try:
         with activity.request():  # a long download keeps the backend busy
-            offset = start
-            while offset < end:
+            if first:
+                yield first
+            offset = start + len(first)
+            while first and offset < end:
                 data = await asyncio.to_thread(
                     reader.read, offset, min(CHUNK, end - offset)
                 )
