@@ -1,21 +1,10 @@
-"""Round-trip latency of the gRPC backend's Evaluate against a bare grpcio server.
+"""The round-trip harness the bench scripts share: cases, servers, measurement, tables.
 
-    uv run python bench/grpc_roundtrip.py [--seconds S] [--block N] [--pin] [--seed N]
-
-Starts, at once and as separate processes: beephost-rpc-backend (grpc.aio on uvloop, then
-the default session's worker process), BARE GRPCIO (bench/_bare_grpc.py: the same
-generated Executor service, Evaluate only, evaluating in-process, same loop setup) and
-the raw Unix-socket FLOOR (bench/_floor_server.py). Then calls
-``Evaluate(expression="1+1")`` through the generated sync stub with a deadline, one
-channel per server (a raw NDJSON socket for the floor), in short blocks run in a
-shuffled, interleaved order, so that every case sees the same machine noise; each case
-is reported as a ratio to bare grpcio and to the floor measured in the same run
-(absolute numbers on a shared 2-vCPU machine move by 2x between runs, the ratios do not;
-see shared/research/platform.md, "Benchmarking on these machines").
-Goal (the issue's): our p50 within 1.2x of the bare framework despite the worker hop.
-CPU per request of the client thread, the server and its workers comes from /proc.
-
-This module also holds the harness bench/transports.py uses.
+A case (``Spec``) is a server process, its readiness probe and a client factory;
+``run`` starts every case's server at once, measures them in short blocks run in a
+shuffled, interleaved order (so that every case sees the same machine noise) and
+``print_tables`` reports them. bench/grpc_roundtrip.py, transports.py, plots.py,
+sdk_roundtrip.py and all.py measure with it; ``entry`` runs any bench's ``main``.
 """
 
 import argparse
@@ -35,9 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-# Run as a script, sys.path[0] is bench/: make the sibling scripts importable as
-# bench.* (as mypy sees them) from the repository root.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")  # as the backend does
 
 import grpc
@@ -626,40 +612,4 @@ def print_tables(
     print()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv, __doc__, seconds=5.0)
-    result = run(
-        args,
-        lambda tmp: [
-            socket_spec("floor", tmp),
-            port_spec("grpc-bare", tmp),
-            port_spec("grpc-backend", tmp),
-        ],
-        "bhb-grpc-",
-    )
-    by_name = {r.name: r for r in result.results}
-    bare, floor = by_name["grpc-bare"].p(0.5), by_name["floor"].p(0.5)
-    print_preamble("grpc_roundtrip", args, result)
-    print_tables(
-        result.results,
-        {
-            "p50 ÷ bare grpcio": lambda r: f"{r.p(0.5) / bare:.2f}x",
-            "p50 ÷ floor": lambda r: f"{r.p(0.5) / floor:.2f}x",
-        },
-        workers="the backend's session worker",
-    )
-    ours = by_name["grpc-backend"].p(0.5)
-    ratio = ours / bare
-    print(
-        f"VERDICT: goal 'our p50 within 1.2x of the bare framework despite the worker "
-        f"hop' {'MET' if ratio <= 1.2 else 'NOT MET'}: grpc-backend p50 {ours:.1f} µs "
-        f"vs bare grpcio {bare:.1f} µs = {ratio:.2f}x (floor {floor:.1f} µs)"
-    )
-    return 0
-
-
 entry = pipe_roundtrip.entry  # for the other benches
-
-
-if __name__ == "__main__":
-    entry(main)
