@@ -50,17 +50,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* impor
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 from bench import (
+    _harness,
     controller,
     files,
-    grpc_roundtrip,
     install,
     memory,
     plots,
     pools,
     transports,
 )
+from bench._harness import Run, Spec
 from bench._options import bench_parser
-from bench.grpc_roundtrip import Run, Spec
 from bench.pipe_roundtrip import ClientGroup
 
 OUTPUT = Path(__file__).resolve().parent.parent / "build" / "bench.md"
@@ -184,7 +184,7 @@ def round_trips(
 
     affinity = os.sched_getaffinity(0)
     try:
-        run = grpc_roundtrip.run(
+        run = _harness.run(
             args,
             lambda tmp: [*transports.build(tmp), *plots.build(tmp, python)],
             "bhb-all-",
@@ -780,7 +780,7 @@ def preamble(
         [
             f"bench/all.py{' --quick' if args.quick else ''}: Python {platform.python_version()}, "
             f"{os.cpu_count()} CPUs, seed {args.seed}, {time.strftime('%Y-%m-%d %H:%M')}",
-            f"code under test: {grpc_roundtrip.code_under_test()}",
+            f"code under test: {_harness.code_under_test()}",
             f"round trip: {args.seconds:g} s per case in {run.rounds} shuffled rounds, {pinned}; "
             f"throughput: {args.throughput_seconds:g} s per server; "
             f"starts: {args.starts} per type; memory: cgroup {idle.floor.usage.cgroup}, "
@@ -854,4 +854,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    grpc_roundtrip.entry(main)
+    _harness.entry(main)

@@ -69,8 +69,8 @@ from typing import TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
 
 from bench import _jupyter
+from bench._harness import code_under_test, entry, render_text
 from bench._options import bench_parser, known_args
-from bench.grpc_roundtrip import code_under_test, entry, render_text
 from bench.http_roundtrip import free_port
 from scripts.local_controller import LocalController
 from scripts.workspace_snapshot import snapshot_workspace

@@ -27,8 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
 
 from bench import controller
+from bench._harness import entry
 from bench._options import bench_parser, known_args
-from bench.grpc_roundtrip import entry
 
 from beephost_client.controller import Backend, BackendType, ControllerClient
 

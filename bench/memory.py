@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* impor
 
 import docker
 from bench import controller
+from bench._harness import entry, render_text
 from bench._options import bench_parser, known_args
-from bench.grpc_roundtrip import entry, render_text
 from docker.models.containers import Container as DockerContainer
 
 from beephost_client.controller import Backend, BackendType, ControllerClient

@@ -44,9 +44,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from bench import _jupyter, grpc_roundtrip, http_roundtrip, pipe_roundtrip
+from bench import _harness, _jupyter, http_roundtrip, pipe_roundtrip
+from bench._harness import BENCH_DIR, ProcessServer, Spec
 from bench._timing import timed
-from bench.grpc_roundtrip import BENCH_DIR, ProcessServer, Spec
 
 import beephost_client
 from beephost_core.config import base_interpreter
@@ -272,7 +272,7 @@ def backend_spec(kind: str, tmp: Path, python: str) -> Spec:
     else:
         address = http_roundtrip.free_port()
         url = f"{kind}://127.0.0.1:{address}"
-    server = grpc_roundtrip.backend_server(kind, name, tmp, address, python)
+    server = _harness.backend_server(kind, name, tmp, address, python)
     return Spec(
         name,
         server,
@@ -319,7 +319,7 @@ def floor_spec(tmp: Path, python: str) -> Spec:
     return Spec(
         FLOOR,
         server,
-        grpc_roundtrip.socket_probe(server),
+        _harness.socket_probe(server),
         functools.partial(FloorPlot, str(path)),
         "raw UDS NDJSON floor server, the same figure rendered in-process (savefig), "
         "base64 in one line",
@@ -341,9 +341,9 @@ def build(tmp: Path, python: str) -> list[Spec]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = grpc_roundtrip.parse_args(argv, __doc__, seconds=3.0)
+    args = _harness.parse_args(argv, __doc__, seconds=3.0)
     python = environment(lambda text: print(text, file=sys.stderr))
-    run = grpc_roundtrip.run(args, lambda tmp: build(tmp, python), "bhb-plots-")
+    run = _harness.run(args, lambda tmp: build(tmp, python), "bhb-plots-")
     by_name = {r.name: r for r in run.results}
     floor, jupyter = by_name[FLOOR].p(0.5), by_name[JUPYTER].p(0.5)
     headers = [
@@ -376,12 +376,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{run.rounds} shuffled rounds, {args.seconds:g}s per case, seed {run.seed}, "
         f"{'pinned' if args.pin else 'not pinned'}; plotting interpreter {python}"
     )
-    print(f"code under test: {grpc_roundtrip.code_under_test()}\n")
-    print(grpc_roundtrip.render_text(headers, rows))
+    print(f"code under test: {_harness.code_under_test()}\n")
+    print(_harness.render_text(headers, rows))
     for r in run.results:
         print(f"  {r.name}  {r.spec.note}")
     print()
-    print(grpc_roundtrip.render_markdown(headers, rows))
+    print(_harness.render_markdown(headers, rows))
     ours = [r for r in run.results if r.name not in (FLOOR, JUPYTER)]
     slowest = min(jupyter / r.p(0.5) for r in ours)
     print(
@@ -392,4 +392,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    grpc_roundtrip.entry(main)
+    _harness.entry(main)

@@ -48,8 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* impor
 
 import docker
 from bench import controller, memory
+from bench._harness import entry
 from bench._options import bench_parser, known_args
-from bench.grpc_roundtrip import entry
 
 from beephost_client.controller import Backend, BackendType, ControllerClient
 

@@ -45,7 +45,7 @@ from typing import Any
 
 # Run as a script, sys.path[0] is bench/: make the sibling scripts importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import grpc_roundtrip, pipe_roundtrip
+from bench import _harness, pipe_roundtrip
 from bench._options import bench_parser, known_args
 from bench._timing import atimed, timed
 from bench.http_roundtrip import free_port
@@ -219,9 +219,9 @@ class HttpxCase(Case):
         self.client.close()
 
 
-class GrpcFloor(grpc_roundtrip.GrpcEval, Case):
+class GrpcFloor(_harness.GrpcEval, Case):
     """The generated stub on a plain channel, with a deadline, as the SDK sets one
-    (bench/grpc_roundtrip.py's client)."""
+    (bench/_harness.py's client)."""
 
     transport, name, floor = "grpc", "raw grpc stub", True
 

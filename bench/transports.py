@@ -9,7 +9,7 @@ and our gRPC backend, and a Jupyter kernel (ipykernel through
 jupyter_client.KernelManager; bench/_jupyter.py). Then runs one ``1+1`` round trip per
 request through each, with the clients of bench/pipe_roundtrip.py (raw NDJSON socket,
 ``rpyc.classic``), bench/http_roundtrip.py (keep-alive http.client) and
-bench/grpc_roundtrip.py (generated sync stub, with a deadline); the Jupyter client does
+bench/_harness.py (generated sync stub, with a deadline); the Jupyter client does
 what a notebook does, ``kc.execute("1+1")`` then waits for the execute_reply and the
 ``idle`` status on iopub. Short blocks of every case run in a shuffled, interleaved
 order so that each sees the same machine noise; each case is reported as a ratio to the
@@ -27,8 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from bench import _jupyter, grpc_roundtrip, pipe_roundtrip
-from bench.grpc_roundtrip import Spec
+from bench import _harness, _jupyter, pipe_roundtrip
+from bench._harness import Spec
 
 GOAL = 10.0  # x faster than Jupyter
 JUPYTER_BLOCK_SCALE = 0.05  # ~8 ms a round trip: 10 per block of 200
@@ -36,11 +36,11 @@ JUPYTER_BLOCK_SCALE = 0.05  # ~8 ms a round trip: 10 per block of 200
 
 def pipe_spec(tmp: Path) -> Spec:
     path = tmp / "pipe.sock"
-    server = grpc_roundtrip.backend_server("pipe", "pipe", tmp, path)
+    server = _harness.backend_server("pipe", "pipe", tmp, path)
     return Spec(
         "pipe-backend",
         server,
-        grpc_roundtrip.socket_probe(server),
+        _harness.socket_probe(server),
         functools.partial(pipe_roundtrip.LineClient, str(path)),
         "beephost pipe backend: server + worker process (2 hops), raw socket client",
     )
@@ -60,11 +60,11 @@ def jupyter_spec(tmp: Path) -> Spec:
 
 def build(tmp: Path) -> list[Spec]:
     return [
-        grpc_roundtrip.socket_spec("floor", tmp),
+        _harness.socket_spec("floor", tmp),
         pipe_spec(tmp),
-        grpc_roundtrip.socket_spec("rpyc", tmp),
+        _harness.socket_spec("rpyc", tmp),
         *(
-            grpc_roundtrip.port_spec(name, tmp)
+            _harness.port_spec(name, tmp)
             for name in ("fastapi-bare", "http-backend", "grpc-bare", "grpc-backend")
         ),
         jupyter_spec(tmp),  # last: its probe blocks up to ~1 s
@@ -72,12 +72,12 @@ def build(tmp: Path) -> list[Spec]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = grpc_roundtrip.parse_args(argv, __doc__, seconds=3.0)
-    run = grpc_roundtrip.run(args, build, "bhb-transports-")
+    args = _harness.parse_args(argv, __doc__, seconds=3.0)
+    run = _harness.run(args, build, "bhb-transports-")
     by_name = {r.name: r for r in run.results}
     floor, jupyter = by_name["floor"].p(0.5), by_name["jupyter"].p(0.5)
-    grpc_roundtrip.print_preamble("transports", args, run)
-    grpc_roundtrip.print_tables(
+    _harness.print_preamble("transports", args, run)
+    _harness.print_tables(
         run.results,
         {
             "p50 ÷ floor": lambda r: f"{r.p(0.5) / floor:.2f}x",
@@ -105,4 +105,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    grpc_roundtrip.entry(main)
+    _harness.entry(main)

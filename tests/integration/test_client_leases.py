@@ -18,7 +18,8 @@ import anyio
 import pytest
 
 import beephost_client as bc
-from beephost_client._config import Timeout, make_async_transport, make_transport
+from beephost_client._config import make_async_transport, make_transport
+from beephost_client._timeout import Timeout
 from beephost_protocol import Evaluate
 from beephost_protocol.errors import Unavailable
 from tests.integration.http.support import ThreadServer, settings_for

@@ -1,12 +1,14 @@
 """The operator documentation stays true to the code.
 
-- every ``BEEPHOST_*`` variable named in docs/operators/*.md is a setting of a service
-  (the Settings classes' ``env_prefix`` and fields), a variable compose.yaml or a
-  script reads, or one the code reads by name (the CLI, the controller's log level);
+- every ``BEEPHOST_*`` variable named in docs/operators/*.md and docs/configuration.md
+  is a setting of a service (the Settings classes' ``env_prefix`` and fields), a
+  variable compose.yaml or a script reads, or one the code reads by name (the CLI, the
+  controller's log level);
 - every metric named in docs/operators/metrics.md is exposed by a service, with the
   type and labels its table row says, and every metric the services register has a row;
-- every relative link in docs/index.md and docs/operators/*.md points at a file that
-  exists (and at a heading that exists, for a Markdown file with an anchor).
+- every relative link in docs/index.md, docs/operators/*.md and docs/configuration.md
+  points at a file that exists (and at a heading that exists, for a Markdown file with
+  an anchor).
 """
 
 import re
@@ -33,7 +35,8 @@ from beephost_rpc_backend.settings import Settings as RpcSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-OPERATOR_DOCS = sorted((DOCS / "operators").glob("*.md"))
+#: The pages for operators: docs/operators/ and the configuration page (its prose).
+OPERATOR_DOCS = [*sorted((DOCS / "operators").glob("*.md")), DOCS / "configuration.md"]
 METRICS_DOC = DOCS / "operators" / "metrics.md"
 # The controller's are pydantic-settings', the backends' our lighter EnvSettings.
 SETTINGS_CLASSES: tuple[type[BaseSettings] | type[EnvSettings], ...] = (

@@ -34,7 +34,7 @@ def _stopped(api: ControllerClient, backend_id: str, reason: str) -> None:
 
 
 def _name(containers: MemoryContainers, backend_id: str) -> str:
-    return next(name for name in containers.containers if backend_id in name)
+    return next(name for name in containers.containers if name.endswith(backend_id))
 
 
 def test_an_idle_backends_logs_are_kept_at_its_stop(live: Live) -> None:

@@ -81,7 +81,7 @@ def _serve(
         with served(
             app,
             sockets=[tcp, unix],
-            ready=lambda: getattr(app.state, "reconciled", False),
+            ready=lambda: app.state.system.reconciled,
             timeout_graceful_shutdown=2,
         ):
             yield Live(

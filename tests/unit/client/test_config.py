@@ -3,7 +3,7 @@
 import pytest
 
 import beephost_client as bc
-from beephost_client import _config
+from beephost_client import _config, _timeout
 
 
 @pytest.mark.parametrize(
@@ -48,6 +48,6 @@ def test_transport_instances_follow_the_url() -> None:
 def test_timeouts() -> None:
     timeout = bc.Timeout(request=10, connect=2, grace=1)
     assert timeout.wait(4) == 5
-    assert _config.as_timeout(3) == bc.Timeout(request=3)
+    assert _timeout.as_timeout(3) == bc.Timeout(request=3)
     with pytest.raises(ValueError, match="grace"):
         bc.Timeout(grace=-1)

@@ -15,6 +15,8 @@ from beephost_controller.images.dockerfile import dockerfile_instructions, subst
 from beephost_controller.images.environment import (
     EnvironmentImage,
     ensure_environment_image,
+    sdk_code_version,
+    workspace_code_version,
 )
 from beephost_controller.images.inputs import BuildInputs
 from beephost_controller.images.layout import INSTALL_SCRIPT, dockerfile_path
@@ -137,7 +139,8 @@ class ImageRig:
             tag=tag,
             runtime=self.runtime,
             inputs=self.inputs(prefix=prefix, extra_labels=RUN_LABELS),
-            sdk=sdk,
+            code=workspace_code_version(self.workspace, self.tools),
+            sdk=sdk_code_version(self.workspace) if sdk else None,
             log=log,
         )
 

@@ -16,11 +16,17 @@ import pytest
 
 from beephost_controller.images import labels as names
 from beephost_controller.images import servers
+from beephost_controller.images.builder import DockerImageBuilder
 from beephost_controller.images.dockerfile import dockerfile_instructions
 from beephost_controller.images.environment import EnvironmentImage, sdk_code_version
 from beephost_controller.images.errors import BackendImageError
 from beephost_controller.images.install import commit_changes, install_script
-from beephost_controller.images.keys import ENVIRONMENT_LAYOUT, source_tree_hash
+from beephost_controller.images.keys import (
+    ENVIRONMENT_LAYOUT,
+    environment_code,
+    environment_tag,
+    source_tree_hash,
+)
 from beephost_controller.images.layout import (
     ENV_PREFIX,
     ENV_PYTHON,
@@ -43,12 +49,7 @@ from beephost_controller.ports import (
 )
 from beephost_controller.resolver import Lock
 from beephost_controller.schemas import BACKEND_TYPES
-from beephost_controller.service import (
-    ControllerService,
-    environment_tag,
-    image_code_version,
-    sdk_requirements,
-)
+from beephost_controller.service import ControllerService, sdk_requirements
 from beephost_controller.settings import Settings
 from beephost_controller.specs import CommitRunSpec
 from beephost_controller.store import SqliteStore
@@ -59,7 +60,7 @@ from beephost_controller.testing import (
     MemoryImageBuilder,
     fake_wheel_bytes,
 )
-from tests.unit.controller.conftest import ImageRig
+from tests.unit.controller.conftest import RUN_LABELS, ImageRig
 from tests.unit.controller.support import pending_environment
 
 SIX_HASH = hashlib.sha256(fake_wheel_bytes("six", "1.17.0", "3.11")).hexdigest()
@@ -475,15 +476,13 @@ class MemoryBuilder(MemoryImageBuilder):
     which builds were admin ones."""
 
     def __init__(self, sdk_version: str | None = "sdk-1") -> None:
-        super().__init__(code_version="test-code")
-        if sdk_version is not None:
-            self.sdk_version = sdk_version
+        super().__init__(code_version="test-code", sdk_version=sdk_version)
         self.admin_builds: list[tuple[str, bool]] = []
 
     def build_environment(
-        self, *, base: BaseImageRef, lock: Lock, tag: str, admin: bool, log: JobLog
+        self, tag: str, lock: Lock, admin: bool, log: Callable[[str], None]
     ) -> None:
-        super().build_environment(base=base, lock=lock, tag=tag, admin=admin, log=log)
+        super().build_environment(tag, lock, admin, log)
         self.admin_builds.append((tag, admin))
 
 
@@ -552,7 +551,7 @@ def test_admin_resolves_with_the_sdk_and_gets_its_own_image(
     assert admin.image == environment_tag(
         service.settings.environment_repository,
         builder.ensure_base(admin.python, lambda line: None).image_id,
-        Lock(admin.lock),
+        Lock(admin.lock).digest,
         "test-code+sdk.sdk-1",
     )
     # An equal plain environment reuses the plain lock and image.
@@ -577,8 +576,62 @@ def test_the_admin_tag_changes_with_the_sdk(
     assert plain_1 == plain_2  # plain images do not carry the SDK
 
 
-def test_image_code_version() -> None:
-    assert image_code_version(MemoryBuilder(), False) == "test-code"
-    assert image_code_version(MemoryBuilder("abc"), True) == "test-code+sdk.abc"
-    # A builder that does not know the SDK's hash still addresses admin images apart.
-    assert image_code_version(MemoryBuilder(None), True) == "test-code+sdk"
+def test_environment_code() -> None:
+    assert environment_code("test-code", admin=False, sdk="abc") == "test-code"
+    assert environment_code("test-code", admin=True, sdk="abc") == "test-code+sdk.abc"
+    # Without the SDK's hash, admin images are still addressed apart.
+    assert environment_code("test-code", admin=True) == "test-code+sdk"
+
+
+# -- DockerImageBuilder: one address, one export ------------------------------------
+
+
+def _builder(rig: ImageRig, tmp_path: Path) -> DockerImageBuilder:
+    settings = Settings(database=tmp_path / "ctl.db", environment_repository="t/env")
+    return DockerImageBuilder(
+        settings, runtime=rig.runtime, inputs=rig.inputs(extra_labels=RUN_LABELS)
+    )
+
+
+def _base_ref(rig: ImageRig) -> BaseImageRef:
+    base = rig.base
+    return BaseImageRef("3.11", base.tag, base.image_id, base.python_version, "debian")
+
+
+def test_a_build_exports_each_backend_package_once(
+    rig: ImageRig, tmp_path: Path
+) -> None:
+    builder = _builder(rig, tmp_path)
+    lines: list[str] = []
+    tag = builder.ensure_environment(
+        base=_base_ref(rig), lock=Lock(LOCK), admin=False, log=lines.append
+    )
+    packages = [f"beephost-{kind}-backend" for kind in BACKEND_TYPES]
+    assert sorted(rig.tools.exports) == sorted(packages)
+    # The address is the content key of base, lock and the code the image carries.
+    image = rig.runtime.get_image(tag)
+    assert image is not None
+    code = image.labels[names.LABEL_CODE_VERSION]
+    assert tag == environment_tag("t/env", rig.base.image_id, Lock(LOCK).digest, code)
+    # Another environment: its backend images are there, nothing is exported again.
+    builder.ensure_environment(
+        base=_base_ref(rig), lock=Lock(OTHER_LOCK), admin=False, log=lines.append
+    )
+    assert sorted(rig.tools.exports) == sorted(packages)
+
+
+def test_an_equal_environment_is_found_in_one_lookup(
+    rig: ImageRig, tmp_path: Path
+) -> None:
+    builder = _builder(rig, tmp_path)
+    first = builder.ensure_environment(
+        base=_base_ref(rig), lock=Lock(LOCK), admin=False, log=lambda _line: None
+    )
+    rig.runtime.lookups.clear()
+    lines: list[str] = []
+    again = builder.ensure_environment(
+        base=_base_ref(rig), lock=Lock(LOCK), admin=False, log=lines.append
+    )
+    assert again == first
+    assert rig.runtime.lookups == [first]
+    assert any("nothing to build" in line for line in lines)

@@ -11,7 +11,10 @@ import pytest
 from beephost_controller.disk import image_uses, prune, release_image
 from beephost_controller.images.builder import DockerImageBuilder
 from beephost_controller.images.ensure import retire
-from beephost_controller.images.environment import ensure_environment_image
+from beephost_controller.images.environment import (
+    ensure_environment_image,
+    workspace_code_version,
+)
 from beephost_controller.images.labels import (
     KIND_BASE_IMAGE,
     LABEL_CONTROLLER,
@@ -46,6 +49,7 @@ def _environment(
         tag=tag,
         runtime=rig.runtime,
         inputs=rig.inputs(controller=controller),
+        code=workspace_code_version(rig.workspace, rig.tools),
         log=lambda _line: None,
     )
     store.insert_environment(

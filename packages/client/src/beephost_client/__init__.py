@@ -19,7 +19,7 @@ from beephost_client._async._client import (
 from beephost_client._async._connect import aconnect
 from beephost_client._async._files import AsyncFiles
 from beephost_client._async._sugar import AsyncRemoteAttribute
-from beephost_client._config import SCHEMES, Timeout
+from beephost_client._config import SCHEMES
 from beephost_client._exceptions import (
     BadReply,
     ConnectError,
@@ -37,6 +37,7 @@ from beephost_client._models import (
 from beephost_client._sync._client import Client, ExecStream, RemoteObject, Session
 from beephost_client._sync._connect import connect
 from beephost_client._sync._files import Files
+from beephost_client._timeout import Timeout
 from beephost_client._transports.base import AsyncBaseTransport, BaseTransport
 from beephost_client._transports.http import AsyncHTTPTransport, HTTPTransport
 from beephost_client._transports.mock import MockTransport

@@ -16,7 +16,6 @@ from typing import Any, ClassVar, ParamSpec, TypeVar
 
 from pydantic import ValidationError
 
-from beephost_client._config import Timeout, as_timeout
 from beephost_client._exceptions import (
     BadReply,
     ConnectError,
@@ -31,6 +30,7 @@ from beephost_client._models import (
     parse,
     session_description,
 )
+from beephost_client._timeout import Timeout, as_timeout
 from beephost_protocol import (
     DEFAULT_SESSION,
     Command,

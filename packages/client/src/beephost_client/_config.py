@@ -1,65 +1,15 @@
-"""Timeouts and the URL scheme to transport table."""
+"""The URL scheme to transport table."""
 
-import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from beephost_client._exceptions import InvalidArgument
+from beephost_client._timeout import Timeout
 
 if TYPE_CHECKING:
     from beephost_client._transports.base import AsyncBaseTransport, BaseTransport
 
 _T_co = TypeVar("_T_co", covariant=True)
-
-
-@dataclass(frozen=True, slots=True)
-class Timeout:
-    """The finite time limits every call runs under.
-
-    Args:
-        request: Default deadline of a request, in seconds. It is sent to the server,
-            which stops the code when it passes (``ExecutionTimeout``).
-        connect: Seconds to open a connection and finish its handshake.
-        grace: Extra seconds the client waits past ``request`` for the server's own
-            answer (the server may take its kill grace to stop the code) before it
-            gives up on its side.
-
-    Example::
-
-        client = beephost_client.connect(url, timeout=Timeout(request=120))
-        client.evaluate("slow()", timeout=600)  # one call, a longer deadline
-    """
-
-    request: float = 30.0
-    connect: float = 5.0
-    grace: float = 5.0
-
-    def __post_init__(self) -> None:
-        for name in ("request", "connect", "grace"):
-            value = getattr(self, name)
-            if (
-                not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value <= 0
-            ):
-                raise InvalidArgument(
-                    f"Timeout.{name} must be a finite number > 0: {value!r}"
-                )
-
-    def wait(self, deadline: float) -> float:
-        """How long the client waits for the reply to a request with ``deadline``."""
-        return deadline + self.grace
-
-
-DEFAULT_TIMEOUT = Timeout()
-
-
-def as_timeout(timeout: "Timeout | float") -> Timeout:
-    """Accept a Timeout or a number of seconds (the request deadline)."""
-    if isinstance(timeout, Timeout):
-        return timeout
-    return Timeout(request=float(timeout))
 
 
 # scheme -> transport kind. One table: the sync and async factories below read it.

@@ -7,15 +7,13 @@ import hashlib
 import os
 import secrets
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Self, TypeVar
+from typing import Self, TypeVar
 
 from beephost_core.fs_errors import os_errors_typed
 from beephost_core.paths import UPLOAD_PREFIX, file_info, move_file
+from beephost_core.quota import QuotaLedger
 from beephost_protocol.errors import Conflict, InvalidRequest, QuotaExceeded
 from beephost_protocol.files import FileInfo
-
-if TYPE_CHECKING:
-    from beephost_core.workspace import Workspace
 
 
 class _Releasing:
@@ -122,7 +120,7 @@ class Upload(_Releasing):
 
     def __init__(
         self,
-        workspace: "Workspace",
+        workspace: QuotaLedger,
         dir_fd: int,
         name: str,
         relative: str,

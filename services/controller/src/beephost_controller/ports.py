@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from beephost_controller.jobs import JobLog
 from beephost_controller.resolver import Lock
 from beephost_controller.specs import (
     CommitRunSpec,
@@ -289,8 +288,6 @@ class ImageBuilder(Protocol):
         """Make sure the runtime's pinned-CPython base image exists."""
         ...
 
-    def image_exists(self, tag: str) -> bool: ...
-
     def environment_images(self) -> list[ImageInfo]:
         """The environment images this controller built (its labels on them)."""
         ...
@@ -303,8 +300,15 @@ class ImageBuilder(Protocol):
         """
         ...
 
-    def build_environment(
-        self, *, base: BaseImageRef, lock: Lock, tag: str, admin: bool, log: JobLog
-    ) -> None:
-        """Build the environment image ``tag`` (servers plus the locked packages)."""
+    def ensure_environment(
+        self,
+        *,
+        base: BaseImageRef,
+        lock: Lock,
+        admin: bool,
+        log: Callable[[str], None],
+    ) -> str:
+        """The tag of the environment image of ``lock`` on ``base`` (servers plus the
+        locked packages, and the client SDK if ``admin``): found by its content
+        address (``images.keys.environment_tag``), or built."""
         ...

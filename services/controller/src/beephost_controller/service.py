@@ -5,7 +5,6 @@ is blocking (sqlite3, docker-py, uv): routes are plain ``def`` endpoints, which 
 runs in its thread pool.
 """
 
-import hashlib
 import importlib.metadata
 import logging
 import re
@@ -37,14 +36,6 @@ SDK_DISTRIBUTIONS = ("beephost-protocol", "beephost-client")
 Resolve = Callable[[list[str], str], Lock]
 
 
-def environment_tag(
-    repository: str, base_image_id: str, lock: Lock, code_version: str
-) -> str:
-    """Content address: equal base, lock and server code give one shared image."""
-    digest = hashlib.sha256(f"{base_image_id}\n{lock.digest}\n{code_version}".encode())
-    return f"{repository}:{digest.hexdigest()[:24]}"
-
-
 def sdk_requirements() -> list[str]:
     """The client SDK's third-party requirements (``pydantic>=...``), resolved into the
     admin environment's lock.
@@ -61,19 +52,6 @@ def sdk_requirements() -> list[str]:
                 continue
             found.add(requirement.strip())
     return sorted(found)
-
-
-def image_code_version(builder: ImageBuilder, admin: bool) -> str:
-    """The code an environment image carries, for its content address.
-
-    The servers' code (``builder.code_version``); an admin image adds the client SDK,
-    so its address changes with the SDK's source when the builder knows its hash
-    (``DockerImageBuilder.sdk_version``) and differs from a plain image's anyway.
-    """
-    if not admin:
-        return builder.code_version
-    sdk = getattr(builder, "sdk_version", None)
-    return f"{builder.code_version}+sdk" + (f".{sdk}" if sdk else "")
 
 
 @dataclass(eq=False)  # one service: compared by identity
@@ -270,19 +248,9 @@ class ControllerService:
                 lock = self.resolve(requirements, row.python)
             else:
                 log("an equal environment is ready: reusing its lock, no resolution")
-            tag = environment_tag(
-                self.settings.environment_repository,
-                base.image_id,
-                lock,
-                image_code_version(self.builder, row.admin),
+            tag = self.builder.ensure_environment(
+                base=base, lock=lock, admin=row.admin, log=log
             )
-            if self.builder.image_exists(tag):
-                log(f"image {tag} exists: equal environment, nothing to build")
-            else:
-                log(f"building {tag}")
-                self.builder.build_environment(
-                    base=base, lock=lock, tag=tag, admin=row.admin, log=log
-                )
         except ResolutionError as exc:
             self.store.environment_failed(
                 name, self.redact(f"resolution failed: {exc}")

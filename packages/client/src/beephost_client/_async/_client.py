@@ -16,11 +16,7 @@ from typing import Any, Self
 from beephost_client import _base
 from beephost_client._async._files import AsyncFiles
 from beephost_client._async._scoped import AsyncScoped
-from beephost_client._config import (
-    DEFAULT_TIMEOUT,
-    Timeout,
-    make_async_transport,
-)
+from beephost_client._config import make_async_transport
 from beephost_client._exceptions import InvalidArgument, UsageError
 from beephost_client._models import (
     ExecResult,
@@ -29,6 +25,7 @@ from beephost_client._models import (
     SessionDescription,
     output_of,
 )
+from beephost_client._timeout import DEFAULT_TIMEOUT, Timeout
 from beephost_client._transports.base import AsyncBaseTransport, AsyncStream
 from beephost_protocol import DEFAULT_SESSION, Command, Execute, Handle
 from beephost_protocol.errors import BeepHostError, InternalError, NotFound, SessionLost

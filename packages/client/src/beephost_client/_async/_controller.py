@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from beephost_client._async._scoped import AsyncScoped
-from beephost_client._config import DEFAULT_TIMEOUT, Timeout, as_timeout
+from beephost_client._timeout import DEFAULT_TIMEOUT, Timeout, as_timeout
 from beephost_client._transports._async.controller_http import (
     AsyncHTTPControllerTransport,
 )

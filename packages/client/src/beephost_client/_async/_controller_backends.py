@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from beephost_client import _controller
-from beephost_client._config import DEFAULT_TIMEOUT, Timeout
 from beephost_client._controller_types import (
     Backend,
     BackendConnection,
@@ -22,6 +21,7 @@ from beephost_client._controller_types import (
     Job,
     Limits,
 )
+from beephost_client._timeout import DEFAULT_TIMEOUT, Timeout
 from beephost_client._transports.controller import Request
 from beephost_protocol.errors import ExecutionTimeout
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from beephost_client import _controller
-from beephost_client._config import Timeout
+from beephost_client._timeout import Timeout
 from beephost_client._transports.controller import AsyncControllerTransport, Request
 
 

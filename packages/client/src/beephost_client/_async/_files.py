@@ -11,16 +11,36 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from beephost_client._exceptions import InvalidArgument
 from beephost_client._models import parse
+from beephost_client._timeout import Timeout
 from beephost_client._transports._file_commands import Upload, checked_path
+from beephost_client._transports.base import AsyncBaseTransport
 from beephost_protocol import Command, files
 from beephost_protocol.errors import Conflict, NotFound
 
-if TYPE_CHECKING:
-    from beephost_client._async._client import AsyncClient
+
+class _AsyncFilesOwner(Protocol):
+    """What AsyncFiles uses of its AsyncClient.
+
+    A Protocol, so that this module need not import ``_client``, which builds an
+    AsyncFiles: the two modules would import each other.
+    """
+
+    @property
+    def _transport(self) -> AsyncBaseTransport: ...
+
+    @property
+    def timeout(self) -> Timeout: ...
+
+    def _check_open(self) -> None: ...
+
+    def _wait(self, deadline: float) -> float: ...
+
+    async def _request(self, command: Command, deadline: float) -> dict[str, Any]: ...
+
 
 #: Called as bytes move: how many so far, and the total when it is known.
 Progress = Callable[[int, int | None], object]
@@ -47,7 +67,7 @@ class AsyncFiles:
         await client.files.download("out/report.html", Path("report.html"))
     """
 
-    def __init__(self, client: "AsyncClient") -> None:
+    def __init__(self, client: _AsyncFilesOwner) -> None:
         self._client = client
 
     def _wait(self) -> float:

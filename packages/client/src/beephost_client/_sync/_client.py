@@ -12,11 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Self
 
 from beephost_client import _base
-from beephost_client._config import (
-    DEFAULT_TIMEOUT,
-    Timeout,
-    make_transport,
-)
+from beephost_client._config import make_transport
 from beephost_client._exceptions import InvalidArgument, UsageError
 from beephost_client._models import (
     ExecResult,
@@ -27,6 +23,7 @@ from beephost_client._models import (
 )
 from beephost_client._sync._files import Files
 from beephost_client._sync._scoped import Scoped
+from beephost_client._timeout import DEFAULT_TIMEOUT, Timeout
 from beephost_client._transports.base import BaseTransport, SyncStream
 from beephost_protocol import DEFAULT_SESSION, Command, Execute, Handle
 from beephost_protocol.errors import BeepHostError, InternalError, NotFound, SessionLost

@@ -4,7 +4,7 @@ GENERATED from ``_async/_connect.py`` by ``packages/client/scripts/unasync.py``:
 edit (the docstring there describes both).
 """
 
-from beephost_client._config import DEFAULT_TIMEOUT, Timeout
+from beephost_client._timeout import DEFAULT_TIMEOUT, Timeout
 from beephost_client._transports.base import BaseTransport
 
 from ._client import Client

@@ -8,8 +8,8 @@ not edit. Every call blocks its thread; a ControllerClient may be shared by thre
 import os
 from typing import Any
 
-from beephost_client._config import DEFAULT_TIMEOUT, Timeout, as_timeout
 from beephost_client._sync._scoped import Scoped
+from beephost_client._timeout import DEFAULT_TIMEOUT, Timeout, as_timeout
 from beephost_client._transports._sync.controller_http import (
     HTTPControllerTransport,
 )

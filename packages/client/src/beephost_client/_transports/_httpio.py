@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable
 from typing import BinaryIO
 
-from beephost_client._config import Timeout
+from beephost_client._timeout import Timeout
 from beephost_client._transports import _http11
 from beephost_client._transports._endpoint import MAX_STREAM_LINE, Endpoint
 from beephost_client._transports._pool import SocketConnection, StreamConnection

@@ -13,8 +13,8 @@ import socket
 import time
 from typing import Any
 
-from beephost_client._config import Timeout
 from beephost_client._exceptions import ConnectError
+from beephost_client._timeout import Timeout
 from beephost_client._transports._pipe_codec import (
     DEFAULT_MAX_FRAME,
     MAX_REPLY_LINE,

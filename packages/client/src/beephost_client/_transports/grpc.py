@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 import grpc
 import grpc.aio
 
-from beephost_client._config import DEFAULT_TIMEOUT, Timeout
 from beephost_client._exceptions import (
     ConnectError,
     ConnectionLost,
@@ -27,6 +26,7 @@ from beephost_client._exceptions import (
     UsageError,
 )
 from beephost_client._models import OutputChunk, output_of
+from beephost_client._timeout import DEFAULT_TIMEOUT, Timeout
 from beephost_client._transports import _file_commands as fc
 from beephost_client._transports.base import (
     AsyncBaseTransport,

@@ -41,7 +41,7 @@ from pathlib import Path
 from beephost_controller.backends.apply import apply
 from beephost_controller.backends.code_volumes import CodeVolumes
 from beephost_controller.backends.host_ports import pick_port
-from beephost_controller.backends.logs import keep_tail, read_logs
+from beephost_controller.backends.logs import BackendLogs, keep_tail, read_logs
 from beephost_controller.backends.plan import (
     BackendRequest,
     Minted,
@@ -138,6 +138,9 @@ class BackendService:
 
     def _selector(self) -> dict[str, str]:
         return selector(self.settings)
+
+    def _logs(self) -> BackendLogs:
+        return BackendLogs(self.containers, self.store, self.redact, self.clock)
 
     def _socket_dir(self, backend_id: str) -> Path:
         return self.settings.socket_root / backend_id
@@ -318,7 +321,7 @@ class BackendService:
 
     def logs(self, backend_id: str, tail: int) -> str:
         """Its container's last ``tail`` lines, or those kept at its stop (logs.py)."""
-        return read_logs(self, self.get_row(backend_id), tail)
+        return read_logs(self._logs(), self.get_row(backend_id), tail)
 
     # -- restart policy ------------------------------------------------------------------
 
@@ -341,7 +344,7 @@ class BackendService:
     def _shut(self, row: BackendRow, reason: str) -> None:
         """Keep its logs' tail, record it ``stopped`` with ``reason``, then remove its
         resources."""
-        keep_tail(self, row)  # first: a stopped row's logs are the kept ones
+        keep_tail(self._logs(), row)  # first: a stopped row's logs are the kept ones
         # Recorded first: the supervisor leaves it alone (its container's exit is no
         # crash to restart), and a controller killed before the removal ends finishes
         # it when it reconciles (reconcile.py), the row still saying why.

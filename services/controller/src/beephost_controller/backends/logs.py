@@ -9,14 +9,17 @@ container that is gone for good.
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from beephost_controller.ports import ContainerGone, ContainerRuntimeError
+from beephost_controller.ports import (
+    BackendContainers,
+    ContainerGone,
+    ContainerRuntimeError,
+)
 from beephost_controller.rows import BackendRow
+from beephost_controller.store import SqliteStore
 from beephost_protocol.errors import NotFound, Unavailable
-
-if TYPE_CHECKING:
-    from beephost_controller.backends.lifecycle import BackendService
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +27,17 @@ logger = logging.getLogger(__name__)
 KEPT_LINES = 1000
 
 
-def keep_tail(service: "BackendService", row: BackendRow) -> None:
+@dataclass(frozen=True)
+class BackendLogs:
+    """What logs need: the engine's containers, the store, the redactor and a clock."""
+
+    containers: BackendContainers
+    store: SqliteStore
+    redact: Callable[[str], str]
+    clock: Callable[[], float]
+
+
+def keep_tail(service: BackendLogs, row: BackendRow) -> None:
     """Keep the last lines of ``row``'s container's logs before it is removed.
 
     Best effort: a container already gone (a crash, an earlier stop cut short) has
@@ -43,7 +56,7 @@ def keep_tail(service: "BackendService", row: BackendRow) -> None:
     service.store.keep_logs(row.id, text, service.clock())
 
 
-def read_logs(service: "BackendService", row: BackendRow, tail: int) -> str:
+def read_logs(service: BackendLogs, row: BackendRow, tail: int) -> str:
     """The last ``tail`` lines of the backend's logs.
 
     Raises:

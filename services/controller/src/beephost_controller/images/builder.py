@@ -1,7 +1,9 @@
 """``DockerImageBuilder``: the ``ImageBuilder`` port on the Docker engine."""
 
+import dataclasses
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from beephost_controller.images.base import ensure_base_image
 from beephost_controller.images.base_source import BaseImage
@@ -11,17 +13,48 @@ from beephost_controller.images.environment import (
     workspace_code_version,
 )
 from beephost_controller.images.inputs import BuildInputs
+from beephost_controller.images.keys import environment_code, environment_tag
 from beephost_controller.images.labels import (
     KIND_ENVIRONMENT_IMAGE,
     LABEL_KIND,
     LABEL_MANAGED,
     owner_labels,
 )
-from beephost_controller.jobs import JobLog
+from beephost_controller.images.wheelhouse import WheelhouseTools
 from beephost_controller.ports import BaseImageRef, ContainerRuntime, ImageInfo
 from beephost_controller.resolver import Lock
 from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.settings import Settings
+
+
+class _ExportOnce:
+    """``WheelhouseTools`` whose ``uv export`` of a package runs once.
+
+    The workspace is this process's code, read once (``code_version`` is kept too):
+    the servers' code hash and each backend image's plan read the same exports, and
+    every environment build needs them all.
+    """
+
+    def __init__(self, tools: WheelhouseTools) -> None:
+        self._tools = tools
+        self._exports: dict[tuple[Path, str], str] = {}
+        self._lock = threading.Lock()
+
+    def export(self, workspace: Path, package: str) -> str:
+        with self._lock:
+            key = (workspace, package)
+            if key not in self._exports:
+                self._exports[key] = self._tools.export(workspace, package)
+            return self._exports[key]
+
+    def build_wheel(self, workspace: Path, member: str, outdir: Path) -> Path:
+        return self._tools.build_wheel(workspace, member, outdir)
+
+    def download(self, lines: Sequence[str], python_minor: str, dest: Path) -> None:
+        self._tools.download(lines, python_minor, dest)
+
+    def installer(self) -> tuple[str, Path | None]:
+        return self._tools.installer()
 
 
 class DockerImageBuilder:
@@ -46,7 +79,8 @@ class DockerImageBuilder:
     ) -> None:
         self._settings = settings
         self._runtime = runtime or DockerRuntime.from_env()
-        self._inputs = inputs or BuildInputs.from_settings(settings)
+        inputs = inputs or BuildInputs.from_settings(settings)
+        self._inputs = dataclasses.replace(inputs, tools=_ExportOnce(inputs.tools))
         self._code_version: str | None = None
         self._sdk_version: str | None = None
         self._lock = threading.Lock()
@@ -85,9 +119,6 @@ class DockerImageBuilder:
             python, base.tag, base.image_id, base.python_version, base.source
         )
 
-    def image_exists(self, tag: str) -> bool:
-        return self._runtime.get_image(tag) is not None
-
     def environment_images(self) -> list[ImageInfo]:
         return self._runtime.list_images(
             {
@@ -105,9 +136,24 @@ class DockerImageBuilder:
         for ref in image.tags or (image.id,):
             self._runtime.remove_image(ref)
 
-    def build_environment(
-        self, *, base: BaseImageRef, lock: Lock, tag: str, admin: bool, log: JobLog
-    ) -> None:
+    def ensure_environment(
+        self,
+        *,
+        base: BaseImageRef,
+        lock: Lock,
+        admin: bool,
+        log: Callable[[str], None],
+    ) -> str:
+        # The address, once: the code and SDK hashes it is made of are the ones the
+        # image carries (ensure_environment_image does not compute them again).
+        code = self.code_version
+        sdk = self.sdk_version if admin else None
+        tag = environment_tag(
+            self._settings.environment_repository,
+            base.image_id,
+            lock.digest,
+            environment_code(code, admin=admin, sdk=sdk),
+        )
         image = ensure_environment_image(
             base=BaseImage(
                 tag=base.image,
@@ -121,7 +167,9 @@ class DockerImageBuilder:
             tag=tag,
             runtime=self._runtime,
             inputs=self._inputs,
-            sdk=admin,
+            code=code,
+            sdk=sdk,
             log=log,
         )
         log(f"environment image {image.tag} ({image.image_id[:19]})")
+        return tag

@@ -310,16 +310,19 @@ def ensure_environment_image(
     tag: str,
     runtime: ContainerRuntime,
     inputs: BuildInputs,
-    sdk: bool = False,
+    code: str,
+    sdk: str | None = None,
     log: Callable[[str], None],
 ) -> EnvironmentImage:
     """Build (or find) the environment image ``tag`` for ``lock_text`` on ``base``.
 
     ``inputs``' extra labels go on the backend and servers images too (they are part
-    of their build keys), and its repository prefix says where those go. ``sdk`` adds
-    the client SDK (``SDK_MEMBERS``) to ``/opt/env``, for the admin environment; the
-    lock must hold its dependencies (pydantic), and ``tag`` must address the SDK too
-    (the caller's content address). ``log`` gets the build's progress (the job log).
+    of their build keys), and its repository prefix says where those go. ``code`` is
+    the servers' ``workspace_code_version``. ``sdk``, the SDK's ``sdk_code_version``,
+    adds the client SDK (``SDK_MEMBERS``) to ``/opt/env``, for the admin environment;
+    the lock must hold its dependencies (pydantic). ``tag`` is the image's address
+    (``keys.environment_tag`` of base, lock and code): the caller computes it once,
+    from the same ``code`` and ``sdk``. ``log`` gets the build's progress (the job log).
 
     Raises:
         BackendImageError: A backend or servers image, a wheel or the install failed.
@@ -330,14 +333,16 @@ def ensure_environment_image(
         base=base,
         requirements=lock_requirements(lock_text),
         lock_digest=lock_digest,
-        code=workspace_code_version(inputs.workspace, inputs.tools),
-        sdk=sdk_code_version(inputs.workspace) if sdk else None,
+        code=code,
+        sdk=sdk,
         inputs=inputs,
         log=log,
     )
-    found = ensure(recipe, runtime, lock=inputs.cache_dir / ".lock")
+    found = ensure(recipe, runtime, lock=inputs.cache_dir / ".lock", log=log)
     if found.built:
         log(f"built {tag} in {found.seconds:.1f} s ({found.info.size / 1e6:.0f} MB)")
+    else:
+        log(f"image {tag} exists: equal environment, nothing to build")
     return EnvironmentImage(
         tag,
         found.info.id,

@@ -16,8 +16,9 @@ decides the image and nothing else:
 
 The key is the image's ``io.beephost.build.key`` label, and its first 16 hex digits
 are the tag: ``<repository>:<X.Y>-<key[:16]>`` (``image_tag``), which every build tool
-and test relies on. Environment images are tagged by the controller's own address of
-base, lock and code (``service.environment_tag``). Base images are not built from
+and test relies on. Environment images are tagged by their address of base, lock and
+code (``environment_tag``), known before anything is built, so that an equal
+environment finds its image without building the images under it. Base images are not built from
 hashed inputs but imported or pulled: ``<repository>:<X.Y>``, current when their
 labels name the configured source (Debian suite or registry digest).
 """
@@ -52,6 +53,26 @@ def content_key(payload: Mapping[str, object]) -> str:
 def image_tag(repository: str, python_minor: str, key: str) -> str:
     """The content-addressed tag: ``<repository>:<X.Y>-<first 16 hex of key>``."""
     return f"{repository}:{python_minor}-{key[:16]}"
+
+
+def environment_code(servers: str, *, admin: bool, sdk: str | None = None) -> str:
+    """The code an environment image carries, for its address.
+
+    The servers' code; an admin image adds the client SDK, so its address changes
+    with the SDK's source when its hash ``sdk`` is known, and differs from a plain
+    image's anyway.
+    """
+    if not admin:
+        return servers
+    return f"{servers}+sdk" + (f".{sdk}" if sdk else "")
+
+
+def environment_tag(
+    repository: str, base_image_id: str, lock_digest: str, code: str
+) -> str:
+    """An environment image's address: equal base, lock and code give one image."""
+    digest = hashlib.sha256(f"{base_image_id}\n{lock_digest}\n{code}".encode())
+    return f"{repository}:{digest.hexdigest()[:24]}"
 
 
 def alias_tag(repository: str, python_minor: str) -> str:

@@ -18,7 +18,7 @@ def health() -> dict[str, str]:
 @router.get("/ready", responses={503: {"description": "unavailable"}})
 def ready(request: Request, store: StoreDep) -> dict[str, str]:
     """The store answers and start-up reconciliation is done."""
-    if not getattr(request.app.state, "reconciled", False):
+    if not request.app.state.system.reconciled:
         raise Unavailable("reconciling containers after start-up")
     _ = store.schema_version
     return {"status": "ready"}

@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from beephost_controller import ports, specs
-from beephost_controller.jobs import JobLog
 from beephost_controller.resolver import Lock
 
 REASON = (
@@ -94,22 +93,18 @@ class NoEngineBuilder:
     ) -> ports.BaseImageRef:
         raise RuntimeError(REASON)
 
-    def image_exists(self, tag: str) -> bool:
-        return False
-
     def environment_images(self) -> list[ports.ImageInfo]:
         return []  # none can have been built
 
     def remove_environment_image(self, image: ports.ImageInfo) -> None:
         raise ports.ContainerRuntimeError(REASON)
 
-    def build_environment(
+    def ensure_environment(
         self,
         *,
         base: ports.BaseImageRef,
         lock: Lock,
-        tag: str,
         admin: bool,
-        log: JobLog,
-    ) -> None:
+        log: Callable[[str], None],
+    ) -> str:
         raise RuntimeError(REASON)

@@ -31,11 +31,13 @@ class FakeImages:
     """The images of a fake engine, by id, and its tags.
 
     ``operations`` records every call that changed state (``("tag", tag)``...), so a
-    test can assert that a cache hit did no work.
+    test can assert that a cache hit did no work; ``lookups`` every reference
+    ``get_image`` was asked for, so that it can count how often one image is sought.
     """
 
     def __init__(self) -> None:
         self.operations: list[tuple[str, str]] = []
+        self.lookups: list[str] = []
         self._images: dict[str, FakeImage] = {}
         self._tags: dict[str, str] = {}
         self._counter = 0
@@ -76,6 +78,7 @@ class FakeImages:
 
     def get_image(self, ref: str) -> ImageInfo | None:
         """Inspect a local image; ``None`` if there is none by that reference."""
+        self.lookups.append(ref)
         image = self._resolve(ref)
         return None if image is None else self._info(image)
 

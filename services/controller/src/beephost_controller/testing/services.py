@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from beephost_controller.jobs import JobLog
+from beephost_controller.images.keys import environment_code, environment_tag
 from beephost_controller.ports import (
     BaseImageRef,
     ContainerGone,
@@ -17,6 +17,7 @@ from beephost_controller.ports import (
     ImageInfo,
 )
 from beephost_controller.resolver import Lock
+from beephost_controller.settings import Settings
 from beephost_controller.specs import ContainerSpec, RunSpec
 
 #: What MemoryImageBuilder logs for a build, one line per step.
@@ -30,8 +31,10 @@ BUILD_STEPS = (
 class MemoryImageBuilder:
     """An ``ImageBuilder`` without an engine: images are tags in a set.
 
-    A build logs BUILD_STEPS, ``step_seconds`` apart (a live log to follow), then
-    fails with ``fail`` if it is set, else records the tag.
+    An environment's tag is DockerImageBuilder's content address, of ``code_version``
+    (and ``sdk_version`` for admin images). A build logs BUILD_STEPS, ``step_seconds``
+    apart (a live log to follow), then fails with ``fail`` if it is set, else records
+    the tag.
     """
 
     def __init__(
@@ -40,8 +43,12 @@ class MemoryImageBuilder:
         fail: str | None = None,
         step_seconds: float = 0.0,
         code_version: str = "memory",
+        sdk_version: str | None = None,
+        repository: str = Settings.model_fields["environment_repository"].default,
     ) -> None:
         self.code_version = code_version
+        self.sdk_version = sdk_version
+        self.repository = repository
         self.fail = fail
         self.step_seconds = step_seconds
         self.images: set[str] = set()
@@ -62,12 +69,27 @@ class MemoryImageBuilder:
             "debian",
         )
 
-    def image_exists(self, tag: str) -> bool:
-        return tag in self.images
+    def ensure_environment(
+        self,
+        *,
+        base: BaseImageRef,
+        lock: Lock,
+        admin: bool,
+        log: Callable[[str], None],
+    ) -> str:
+        code = environment_code(self.code_version, admin=admin, sdk=self.sdk_version)
+        tag = environment_tag(self.repository, base.image_id, lock.digest, code)
+        if tag in self.images:
+            log(f"image {tag} exists: equal environment, nothing to build")
+            return tag
+        log(f"building {tag}")
+        self.build_environment(tag, lock, admin, log)
+        return tag
 
     def build_environment(
-        self, *, base: BaseImageRef, lock: Lock, tag: str, admin: bool, log: JobLog
+        self, tag: str, lock: Lock, admin: bool, log: Callable[[str], None]
     ) -> None:
+        """The build itself (a test's subclass may watch it)."""
         for step in BUILD_STEPS:
             time.sleep(self.step_seconds)
             log(step)

@@ -11,7 +11,7 @@ HTTP transport, over TCP, TLS or (``unix:///path``) a Unix socket.
 import time
 from collections.abc import AsyncIterator
 
-from beephost_client._config import DEFAULT_TIMEOUT, Timeout
+from beephost_client._timeout import DEFAULT_TIMEOUT, Timeout
 from beephost_client._transports import _http11
 from beephost_client._transports._endpoint import Endpoint, timed_out
 from beephost_client._transports._httpio import AsyncConnection

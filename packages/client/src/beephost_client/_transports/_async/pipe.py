@@ -11,7 +11,7 @@ and reads lines until the reply with its id; events before it are the streamed o
 import time
 from typing import Any
 
-from beephost_client._config import DEFAULT_TIMEOUT, Timeout
+from beephost_client._timeout import DEFAULT_TIMEOUT, Timeout
 from beephost_client._transports._pipeio import AsyncConnection
 from beephost_client._transports._pool import AsyncPool
 from beephost_client._transports.base import AsyncBaseTransport, AsyncStream

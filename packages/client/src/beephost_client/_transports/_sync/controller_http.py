@@ -7,7 +7,7 @@ do not edit (the docstrings there describe both).
 import time
 from collections.abc import Iterator
 
-from beephost_client._config import DEFAULT_TIMEOUT, Timeout
+from beephost_client._timeout import DEFAULT_TIMEOUT, Timeout
 from beephost_client._transports import _http11
 from beephost_client._transports._endpoint import Endpoint, timed_out
 from beephost_client._transports._httpio import Connection

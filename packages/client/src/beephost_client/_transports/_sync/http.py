@@ -8,8 +8,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from beephost_client._config import DEFAULT_TIMEOUT, Timeout
 from beephost_client._exceptions import InvalidArgument
+from beephost_client._timeout import DEFAULT_TIMEOUT, Timeout
 from beephost_client._transports import _http11
 from beephost_client._transports._endpoint import MAX_STREAM_LINE, Endpoint, timed_out
 from beephost_client._transports._file_commands import Upload

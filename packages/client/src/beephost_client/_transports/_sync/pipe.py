@@ -7,7 +7,7 @@ do not edit (the docstrings there describe both).
 import time
 from typing import Any
 
-from beephost_client._config import DEFAULT_TIMEOUT, Timeout
+from beephost_client._timeout import DEFAULT_TIMEOUT, Timeout
 from beephost_client._transports._pipeio import Connection
 from beephost_client._transports._pool import Pool
 from beephost_client._transports.base import BaseTransport, SyncStream

@@ -1,0 +1,218 @@
+"""The controller's composition root: its object graph, its threads, their stop order."""
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+
+from beephost_controller.backends import BackendService
+from beephost_controller.backends.install import PackageInstaller
+from beephost_controller.backends.lifecycle import CODE_FILL_WAIT
+from beephost_controller.backends.pooling import Pools
+from beephost_controller.backends.reconcile import remove_leftover_builds
+from beephost_controller.jobs import JobRunner
+from beephost_controller.metrics import ControllerMetrics
+from beephost_controller.ports import (
+    BackendContainers,
+    ContainerRuntimeError,
+    ImageBuilder,
+)
+from beephost_controller.probes import probe
+from beephost_controller.redact import Redactor
+from beephost_controller.resolver import Lock, resolve
+from beephost_controller.runtime.no_engine import (
+    REASON,
+    NoEngineBuilder,
+    NoEngineContainers,
+    engine_configured,
+)
+from beephost_controller.service import ControllerService
+from beephost_controller.settings import Settings
+from beephost_controller.store import SqliteStore
+
+logger = logging.getLogger(__name__)
+
+Resolver = Callable[[list[str], str], Lock]
+
+
+class ControllerSystem:
+    """Everything the controller runs, built from its settings, started and stopped in
+    order, as uvicorn's ``Server`` is: ``create_app`` builds the HTTP API around one.
+
+    The constructor keeps its arguments and does no I/O. ``startup`` opens the store,
+    builds the graph (job runner, use cases, backends, installer, pools), recovers
+    unfinished jobs and starts the supervisor task, which reconciles the rows with the
+    engine's containers, then starts the pool filler thread and sweeps the backends
+    forever. ``shutdown`` stops them in the reverse order.
+
+    Args:
+        settings: The controller's settings.
+        builder: The image builder; the Docker-backed one if omitted.
+        resolver: Requirement resolution; uv against the configured index if omitted.
+        containers: The backend container engine; Docker if omitted.
+        redactor: The secrets to keep out of job logs and errors (``__main__`` shares
+            it with the log handlers' filter); from the settings if omitted.
+    """
+
+    metrics: ControllerMetrics
+    store: SqliteStore
+    jobs: JobRunner
+    service: ControllerService
+    backends: BackendService
+    installer: PackageInstaller
+    pools: Pools
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        builder: ImageBuilder | None = None,
+        resolver: Resolver | None = None,
+        containers: BackendContainers | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self.settings = settings
+        self.redactor = redactor or Redactor.from_settings(settings)
+        self._builder = builder
+        self._resolver = resolver
+        self._containers = containers
+        #: The rows and the engine's containers agree (readiness waits for it).
+        self.reconciled = False
+        self._stop_filling = threading.Event()
+        self._filler: threading.Thread | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+
+    async def startup(self) -> None:
+        """Build the object graph, recover jobs and start the supervisor."""
+        settings, redactor = self.settings, self.redactor
+        self.metrics = metrics = ControllerMetrics()
+        engine = engine_configured()
+        if not engine and (self._builder is None or self._containers is None):
+            logger.warning("%s: builds and backend starts will fail", REASON)
+        self.store = store = SqliteStore(settings.database)
+        # Tokens of backends started by an earlier run are secrets of this one too.
+        redactor.add(*(row.token for row in store.backends()))
+        self.jobs = runner = JobRunner(
+            store,
+            settings.build_workers,
+            on_finish=metrics.job_finished,
+            redact=redactor.redact,
+        )
+        builder = self._builder or (
+            _docker_builder(settings) if engine else NoEngineBuilder()
+        )
+        self.service = service = ControllerService(
+            settings,
+            store,
+            runner,
+            builder,
+            self._resolver or _uv_resolver(settings),
+            redact=redactor.redact,
+        )
+        containers = self._containers or (
+            _docker_containers() if engine else NoEngineContainers()
+        )
+        self.backends = backends = BackendService(
+            settings,
+            store,
+            containers,
+            metrics,
+            extra_labels=settings.labels,
+            probe=probe,
+            # Admin backends' controller tokens: only their digest is stored.
+            add_secret=redactor.add,
+            redact=redactor.redact,
+        )
+        self.installer = PackageInstaller(backends, runner, service.resolve)
+        self.pools = Pools(backends)
+        # Before the jobs resume: every build container of ours is a dead build's.
+        await asyncio.to_thread(_remove_leftover_builds, backends)
+        recovered = runner.recover(service.resume)
+        if recovered:
+            logger.info("recovered %d unfinished job(s)", len(recovered))
+        self._filler = threading.Thread(
+            target=self.pools.run,
+            args=(self._stop_filling,),
+            name="beephost-pools",
+            daemon=True,
+        )
+        self._supervisor = asyncio.create_task(self._supervise(self._filler.start))
+
+    async def shutdown(self) -> None:
+        """Stop in order: the supervisor, the pool filler, the copies into code
+        volumes, the backends (if the settings say so), the jobs, then the store."""
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        self._stop_filling.set()
+        self.pools.wake()
+        if self._filler is not None and self._filler.is_alive():
+            # A pass may be starting a member: at most one container start.
+            await asyncio.to_thread(self._filler.join, 60)
+        codes = self.backends.code_volumes
+        if not await asyncio.to_thread(codes.wait_filled, CODE_FILL_WAIT):
+            logger.warning("a copy into code volumes is left unfinished")
+        if self.settings.stop_backends_on_shutdown:
+            stopped = await asyncio.to_thread(self.backends.stop_all)
+            logger.info("removed %d backend container(s) at shutdown", stopped)
+        self.jobs.shutdown()
+        self.store.close()
+
+    async def _supervise(self, on_reconciled: Callable[[], None]) -> None:
+        """Reconcile once (readiness waits for it), then sweep every backend forever.
+
+        Args:
+            on_reconciled: Called once the rows and containers agree (the pool filler
+                starts then: before, it would count members that are about to vanish).
+        """
+        while not self.reconciled:
+            try:
+                counts = await asyncio.to_thread(self.backends.reconcile)
+            except Exception:
+                logger.exception("reconciliation failed; retrying")
+                await asyncio.sleep(self.settings.supervise_interval)
+                continue
+            logger.info("reconciled backends: %s", counts)
+            self.reconciled = True
+            on_reconciled()
+        while True:
+            await asyncio.sleep(self.settings.supervise_interval)
+            try:
+                await asyncio.to_thread(self.backends.supervise)
+            except Exception:
+                logger.exception("supervising backends failed")
+
+
+def _remove_leftover_builds(backends: BackendService) -> None:
+    try:
+        removed = remove_leftover_builds(backends)
+    except ContainerRuntimeError as exc:  # no engine yet: a build removes its own
+        logger.warning("could not remove leftover build containers: %s", exc)
+        return
+    if removed:
+        logger.info("removed %d leftover build container(s)", removed)
+
+
+def _uv_resolver(settings: Settings) -> Resolver:
+    def run(requirements: list[str], python: str) -> Lock:
+        ca = str(settings.ca_bundle) if settings.ca_bundle else None
+        return resolve(requirements, python, index_url=settings.index_url, ca_bundle=ca)
+
+    return run
+
+
+def _docker_builder(settings: Settings) -> ImageBuilder:
+    from beephost_controller.images.builder import DockerImageBuilder
+
+    builder: ImageBuilder = DockerImageBuilder(settings)
+    return builder
+
+
+def _docker_containers() -> BackendContainers:
+    from beephost_controller.runtime.docker_containers import DockerContainers
+    from beephost_controller.runtime.docker_images import DockerRuntime
+
+    containers: BackendContainers = DockerContainers(DockerRuntime.from_env())
+    return containers
