@@ -34,7 +34,7 @@ from beephost_controller.images.layout import (
     image_kind,
     wheelhouse_path,
 )
-from beephost_controller.ports import ContainerRuntime
+from beephost_controller.ports import ContainerEngine
 
 #: Workspace files and directories the controller image carries (what environment
 #: image builds read: the lock, every member's sources, the backends' Dockerfile and
@@ -128,7 +128,7 @@ def controller_sources(workspace: Path) -> ContextSources:
 
 def ensure_controller_image(
     base: BaseImage,
-    runtime: ContainerRuntime,
+    runtime: ContainerEngine,
     inputs: BuildInputs | None = None,
     *,
     refresh: bool = False,
@@ -144,7 +144,7 @@ def ensure_controller_image(
 
     Raises:
         BackendImageError: As ``ensure_backend_image``.
-        ContainerRuntimeError: The engine failed otherwise.
+        ContainerEngineError: The engine failed otherwise.
 
     Example:
         >>> ensure_controller_image(base, runtime).aliases

@@ -22,6 +22,7 @@ from scripts.controller_image import (
     manual_build_command,
 )
 
+from beephost_controller.engine.docker_images import DockerEngine
 from beephost_controller.images.backend import (
     BackendImage,
     ensure_backend_image,
@@ -37,8 +38,7 @@ from beephost_controller.images.layout import (
     service_name,
 )
 from beephost_controller.images.servers import ensure_servers_image
-from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError
-from beephost_controller.runtime.docker_images import DockerRuntime
+from beephost_controller.ports import ContainerEngine, ContainerEngineError
 from beephost_controller.schemas import BACKEND_TYPES, BackendType
 from beephost_controller.settings import Settings
 
@@ -165,7 +165,7 @@ def _image_record(image: BackendImage) -> dict[str, object]:
 def _build(
     args: argparse.Namespace,
     settings: Settings,
-    runtime: ContainerRuntime,
+    runtime: ContainerEngine,
     emit: Callable[[Mapping[str, object]], None],
 ) -> None:
     """One command's images, in order; each line is printed as soon as it is known."""
@@ -272,13 +272,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("invalid settings: %s", exc)
         return 2
     try:
-        runtime = DockerRuntime.from_env()
-    except ContainerRuntimeError as exc:
+        runtime = DockerEngine.from_env()
+    except ContainerEngineError as exc:
         logger.error("%s", exc)
         return 1
     try:
         _build(args, settings, runtime, lambda r: _emit(r, as_json=args.json))
-    except (ImageError, ContainerRuntimeError) as exc:
+    except (ImageError, ContainerEngineError) as exc:
         logger.error("%s", exc)
         return 1
     finally:

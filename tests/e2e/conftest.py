@@ -17,6 +17,7 @@ import pytest
 from scripts.workspace_snapshot import snapshot_workspace
 
 from beephost_client.controller import ControllerClient
+from beephost_controller.engine.docker_images import DockerEngine
 from beephost_controller.images.backend import BackendImage, ensure_backend_image
 from beephost_controller.images.base import ensure_base_image
 from beephost_controller.images.base_source import BaseImage
@@ -24,8 +25,7 @@ from beephost_controller.images.errors import BackendImageError
 from beephost_controller.images.inputs import BuildInputs
 from beephost_controller.images.layout import default_cache_dir, find_workspace
 from beephost_controller.images.uv_tools import UvTools
-from beephost_controller.ports import ContainerRuntimeError
-from beephost_controller.runtime.docker_images import DockerRuntime
+from beephost_controller.ports import ContainerEngineError
 from beephost_controller.schemas import BACKEND_TYPES
 from beephost_controller.settings import Settings
 from tests.e2e.containers import (
@@ -52,14 +52,14 @@ def unavailable(reason: str) -> NoReturn:
 
 
 @pytest.fixture(scope="session")
-def docker_client() -> Iterator[DockerRuntime]:
-    """The project's ``DockerRuntime`` on the engine from the environment."""
+def docker_client() -> Iterator[DockerEngine]:
+    """The project's ``DockerEngine`` on the engine from the environment."""
     try:
-        runtime = DockerRuntime.from_env()
-    except ContainerRuntimeError as exc:
+        engine = DockerEngine.from_env()
+    except ContainerEngineError as exc:
         unavailable(f"no Docker engine: {exc}")
-    yield runtime
-    runtime.close()
+    yield engine
+    engine.close()
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +99,7 @@ class BuiltBackends:
     cache_dir: Path
     labels: dict[str, str]
     #: The engine they are in.
-    runtime: DockerRuntime
+    engine: DockerEngine
 
     def inputs(
         self, prefix: str = BACKENDS_REPOSITORY, tools: UvTools | None = None
@@ -120,7 +120,7 @@ class BuiltBackends:
         """``ensure_backend_image`` of ``kind`` on this session's base image, with
         its ``inputs``; into ``<prefix>/<kind>-backend``."""
         return ensure_backend_image(
-            kind, self.base, self.runtime, self.inputs(prefix, tools)
+            kind, self.base, self.engine, self.inputs(prefix, tools)
         )
 
 
@@ -132,7 +132,7 @@ def backend_run_labels() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def backend_images(
-    docker_client: DockerRuntime,
+    docker_client: DockerEngine,
     require_executable: Callable[[str, str], str],
     backend_run_labels: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
@@ -171,7 +171,7 @@ def backend_images(
             workspace=workspace,
             cache_dir=default_cache_dir(),
             labels=backend_run_labels,
-            runtime=docker_client,
+            engine=docker_client,
         )
         for kind in BACKEND_TYPES:
             image = built.images[kind] = built.ensure(kind, tools=tools)

@@ -2,7 +2,7 @@
 ``docker run``, health polling, and one minimal client per transport.
 
 Everything a test starts carries the run's unique label; cleanup goes by that label
-(``DockerRuntime.remove_by_labels``), never by name, and never prunes.
+(``DockerEngine.remove_by_labels``), never by name, and never prunes.
 """
 
 import json

@@ -47,7 +47,7 @@ def environment_service(
         }
     )
     builder = DockerImageBuilder(
-        settings, runtime=backend_images.runtime, inputs=backend_images.inputs()
+        settings, runtime=backend_images.engine, inputs=backend_images.inputs()
     )
     store = SqliteStore(settings.database)
     runner = JobRunner(store, 1)

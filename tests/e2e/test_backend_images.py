@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from scripts.controller_image import export_wheelhouse, manual_build_command
 
+from beephost_controller.engine.docker_images import DockerEngine
 from beephost_controller.images.inputs import BuildInputs
 from beephost_controller.images.labels import (
     KIND_BACKEND_BUILD,
@@ -27,7 +28,6 @@ from beephost_controller.images.layout import (
     LISTEN_SETTINGS,
     METRICS_PORTS,
 )
-from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.schemas import BACKEND_TYPES, BackendType
 from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends
 from tests.e2e.containers import (
@@ -253,7 +253,7 @@ def test_pipe_socket_is_shared_through_a_named_volume(
 
 
 def test_docker_cli_builds_the_same_dockerfile_from_the_repository_root(
-    backend_images: BuiltBackends, docker_client: DockerRuntime, docker_cli: str
+    backend_images: BuiltBackends, docker_client: DockerEngine, docker_cli: str
 ) -> None:
     # What a developer does by hand: export the wheelhouse into the (snapshot)
     # repository, then run the `docker build` that `--export-wheelhouse` prints.

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from beephost_controller.engine.docker_images import DockerEngine
 from beephost_controller.images.base import ensure_base_image
 from beephost_controller.images.base_source import BaseImage, import_changes
 from beephost_controller.images.errors import BaseImageError
@@ -20,7 +21,6 @@ from beephost_controller.images.labels import (
     LABEL_ROOTFS_SHA256,
 )
 from beephost_controller.images.rootfs import RootfsPlan
-from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.settings import Settings
 from tests.e2e.processes import run_captured
 from tests.ports import free_port
@@ -65,7 +65,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="module")
 def base_images(
-    docker_client: DockerRuntime,
+    docker_client: DockerEngine,
     require_executable: Callable[[str, str], str],
     settings: Settings,
     run_labels: dict[str, str],
@@ -117,7 +117,7 @@ def docker_run(docker_cli: str, labels: dict[str, str], image: str, *argv: str) 
 
 def test_build_from_debian(
     base_images: dict[str, tuple[BaseImage, float]],
-    docker_client: DockerRuntime,
+    docker_client: DockerEngine,
     version: str,
 ) -> None:
     image, seconds = base_images[version]
@@ -136,7 +136,7 @@ def test_build_from_debian(
 
 def test_runs_exactly_the_labelled_version(
     image: BaseImage,
-    docker_client: DockerRuntime,
+    docker_client: DockerEngine,
     docker_cli: str,
     run_labels: dict[str, str],
 ) -> None:
@@ -156,7 +156,7 @@ def test_venv_with_pip_and_trust_store(
 
 def test_second_call_is_a_cache_hit(
     image: BaseImage,
-    docker_client: DockerRuntime,
+    docker_client: DockerEngine,
     settings: Settings,
     run_labels: dict[str, str],
     version: str,
@@ -179,7 +179,7 @@ def test_second_call_is_a_cache_hit(
 
 def test_missing_image_is_reimported_from_the_cached_rootfs(
     base_images: dict[str, tuple[BaseImage, float]],
-    docker_client: DockerRuntime,
+    docker_client: DockerEngine,
     settings: Settings,
     run_labels: dict[str, str],
 ) -> None:
@@ -268,7 +268,7 @@ def registry_mode(registry: str, settings: Settings) -> Callable[[str, str], Set
 
 def test_registry_mode_pulls_by_digest(
     base_images: dict[str, tuple[BaseImage, float]],
-    docker_client: DockerRuntime,
+    docker_client: DockerEngine,
     docker_cli: str,
     registry: str,
     settings: Settings,
@@ -319,7 +319,7 @@ def test_registry_mode_pulls_by_digest(
 
 def test_registry_mode_unknown_digest_fails(
     base_images: dict[str, tuple[BaseImage, float]],
-    docker_client: DockerRuntime,
+    docker_client: DockerEngine,
     run_labels: dict[str, str],
     registry_mode: Callable[[str, str], Settings],
 ) -> None:

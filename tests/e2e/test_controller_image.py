@@ -29,9 +29,9 @@ from scripts.controller_image import controller_sources_hash, ensure_controller_
 from uv import find_uv_bin
 
 from beephost_client.controller import ControllerClient
+from beephost_controller.engine.docker_images import DockerEngine
 from beephost_controller.images.backend import BackendImage
 from beephost_controller.images.uv_tools import UvTools
-from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.schemas import BACKEND_TYPES
 from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends, unavailable
 from tests.e2e.containers import HARDENING as BACKEND_HARDENING
@@ -65,7 +65,7 @@ class RunningController:
 
 @pytest.fixture(scope="module")
 def controller_image(
-    backend_images: BuiltBackends, docker_client: DockerRuntime
+    backend_images: BuiltBackends, docker_client: DockerEngine
 ) -> BackendImage:
     """The controller's image in the session's test repository (a cache hit after)."""
 

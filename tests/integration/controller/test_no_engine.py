@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from beephost_controller.backends import BackendRequest, BackendService
-from beephost_controller.metrics import ControllerMetrics
-from beephost_controller.rows import EnvironmentRow
-from beephost_controller.runtime.no_engine import (
+from beephost_controller.engine.no_engine import (
     REASON,
     NoEngineBuilder,
     NoEngineContainers,
     engine_configured,
 )
+from beephost_controller.metrics import ControllerMetrics
+from beephost_controller.rows import EnvironmentRow
 from beephost_controller.settings import Settings
 from beephost_controller.store import SqliteStore
 from beephost_protocol.errors import InvalidRequest, Unavailable

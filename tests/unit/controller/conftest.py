@@ -1,4 +1,4 @@
-"""The image pipeline's fixtures: a small uv workspace, FakeRuntime, a base image, fake
+"""The image pipeline's fixtures: a small uv workspace, FakeEngine, a base image, fake
 uv, and ``rig``, which builds backend and environment images on all of them."""
 
 import shlex
@@ -22,7 +22,7 @@ from beephost_controller.images.inputs import BuildInputs
 from beephost_controller.images.layout import INSTALL_SCRIPT, dockerfile_path
 from beephost_controller.resolver import Lock
 from beephost_controller.schemas import BACKEND_TYPES
-from beephost_controller.testing import FakeRuntime, FakeWheelhouseTools, ImageBuild
+from beephost_controller.testing import FakeEngine, FakeWheelhouseTools, ImageBuild
 
 REPO = Path(__file__).resolve().parents[3]
 #: The labels of every image the environment tests build.
@@ -60,15 +60,15 @@ def workspace(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def runtime() -> FakeRuntime:
-    return FakeRuntime()
+def engine() -> FakeEngine:
+    return FakeEngine()
 
 
 @pytest.fixture
-def base(runtime: FakeRuntime, tmp_path: Path) -> BaseImage:
+def base(engine: FakeEngine, tmp_path: Path) -> BaseImage:
     tarball = tmp_path / "rootfs.tar.gz"
     tarball.write_bytes(b"rootfs")
-    info = runtime.import_image(
+    info = engine.import_image(
         tarball,
         "beephost-test/python:3.11",
         changes=['LABEL io.beephost.python.version="3.11.2"'],
@@ -91,7 +91,7 @@ def tools() -> FakeWheelhouseTools:
 class ImageRig:
     """Everything an image build needs, on fakes, with the cache in ``cache``."""
 
-    runtime: FakeRuntime
+    engine: FakeEngine
     base: BaseImage
     workspace: Path
     tools: FakeWheelhouseTools
@@ -119,7 +119,7 @@ class ImageRig:
     ) -> BackendImage:
         """``ensure_backend_image`` into ``beephost-test/<kind>-backend``."""
         return ensure_backend_image(
-            kind, self.base, self.runtime, self.inputs(extra_labels=extra_labels)
+            kind, self.base, self.engine, self.inputs(extra_labels=extra_labels)
         )
 
     def environment(
@@ -137,7 +137,7 @@ class ImageRig:
             lock_text=lock,
             lock_digest=Lock(lock).digest,
             tag=tag,
-            runtime=self.runtime,
+            runtime=self.engine,
             inputs=self.inputs(prefix=prefix, extra_labels=RUN_LABELS),
             code=workspace_code_version(self.workspace, self.tools),
             sdk=sdk_code_version(self.workspace) if sdk else None,
@@ -147,18 +147,18 @@ class ImageRig:
 
 @pytest.fixture
 def rig(
-    runtime: FakeRuntime,
+    engine: FakeEngine,
     base: BaseImage,
     workspace: Path,
     tools: FakeWheelhouseTools,
     tmp_path: Path,
 ) -> ImageRig:
-    return ImageRig(runtime, base, workspace, tools, tmp_path / "cache")
+    return ImageRig(engine, base, workspace, tools, tmp_path / "cache")
 
 
 def context_misses(build: ImageBuild, dockerfile: str) -> list[str]:
     """What ``dockerfile``'s ``COPY`` instructions read and the build's context lacked
-    (FakeRuntime records the context, it does not read the Dockerfile)."""
+    (FakeEngine records the context, it does not read the Dockerfile)."""
     missing = []
     for instruction in dockerfile_instructions(dockerfile):
         words = shlex.split(substitute(instruction.args, build.spec.buildargs))

@@ -1,4 +1,4 @@
-"""Backend-image logic on FakeRuntime and FakeWheelhouseTools: no engine, uv or network."""
+"""Backend-image logic on FakeEngine and FakeWheelhouseTools: no engine, uv or network."""
 
 import dataclasses
 import importlib
@@ -313,7 +313,7 @@ def test_build_labels_tags_and_leaves_no_build_stage(
     assert image.tag == f"beephost-test/{kind}-backend:3.11-{image.build_key[:16]}"
     assert image.alias == f"beephost-test/{kind}-backend:3.11"
     assert image.python_version == "3.11.2"
-    info = rig.runtime.get_image(image.alias)
+    info = rig.engine.get_image(image.alias)
     assert info is not None
     assert info.id == image.image_id
     assert info.labels[LABEL_KIND] == KIND_BACKEND_IMAGE
@@ -323,7 +323,7 @@ def test_build_labels_tags_and_leaves_no_build_stage(
     assert info.labels[LABEL_BUILD_KEY] == image.build_key
     assert info.labels["org.opencontainers.image.title"] == f"beephost-{kind}-backend"
     # The fake keeps the build stage as the legacy builder does; it must be gone.
-    assert rig.runtime.remove_by_labels({LABEL_KIND: KIND_BACKEND_BUILD}) == []
+    assert rig.engine.remove_by_labels({LABEL_KIND: KIND_BACKEND_BUILD}) == []
     assert sorted(rig.tools.built) == [
         "packages/core",
         "packages/protocol",
@@ -335,23 +335,23 @@ def test_build_labels_tags_and_leaves_no_build_stage(
 def test_second_call_is_a_cache_hit_that_does_no_work(rig: ImageRig) -> None:
     first = rig.backend("pipe")
     operations, built, downloads = (
-        list(rig.runtime.operations),
+        list(rig.engine.operations),
         list(rig.tools.built),
         list(rig.tools.downloads),
     )
     second = rig.backend("pipe")
     assert second.built is False
     assert (second.tag, second.image_id) == (first.tag, first.image_id)
-    assert rig.runtime.operations == operations
+    assert rig.engine.operations == operations
     assert (rig.tools.built, rig.tools.downloads) == (built, downloads)
 
 
 def test_alias_moved_away_is_put_back_on_a_hit(rig: ImageRig) -> None:
     first = rig.backend("pipe")
-    rig.runtime.tag_image(rig.base.image_id, first.alias)
+    rig.engine.tag_image(rig.base.image_id, first.alias)
     again = rig.backend("pipe")
     assert again.built is False
-    alias = rig.runtime.get_image(first.alias)
+    alias = rig.engine.get_image(first.alias)
     assert alias is not None
     assert alias.id == first.image_id
 
@@ -369,15 +369,15 @@ def test_source_change_rebuilds_reuses_the_wheel_pool_and_retires_the_old_image(
     assert second.tag != first.tag
     assert second.code_version != first.code_version
     assert len(rig.tools.downloads) == 1  # third-party wheels came from the pool
-    assert rig.runtime.get_image(first.image_id) is None
-    alias = rig.runtime.get_image(second.alias)
+    assert rig.engine.get_image(first.image_id) is None
+    alias = rig.engine.get_image(second.alias)
     assert alias is not None
     assert alias.id == second.image_id
 
 
 def test_a_new_base_image_changes_the_tag(rig: ImageRig) -> None:
     first = rig.backend("rpc")
-    info = rig.runtime.build_labelled_image(
+    info = rig.engine.build_labelled_image(
         rig.base.image_id, rig.base.tag, {"x.y": "z"}
     )
     rebased = dataclasses.replace(rig.base, image_id=info.id)
@@ -390,10 +390,10 @@ def test_a_new_base_image_changes_the_tag(rig: ImageRig) -> None:
 def test_extra_labels_reach_the_image_and_bad_keys_are_refused(rig: ImageRig) -> None:
     labels = {"io.beephost.test.run": "unit-1"}
     image = rig.backend("http", extra_labels=labels)
-    info = rig.runtime.get_image(image.tag)
+    info = rig.engine.get_image(image.tag)
     assert info is not None
     assert info.labels["io.beephost.test.run"] == "unit-1"
-    assert rig.runtime.remove_by_labels(labels) == [image.image_id]
+    assert rig.engine.remove_by_labels(labels) == [image.image_id]
     with pytest.raises(Exception, match="invalid label key"):
         rig.backend(
             "http",
@@ -404,7 +404,7 @@ def test_extra_labels_reach_the_image_and_bad_keys_are_refused(rig: ImageRig) ->
 def test_missing_base_and_unknown_kind_fail_before_any_work(rig: ImageRig) -> None:
     with pytest.raises(BackendImageError, match="unknown backend"):
         rig.backend("ftp")
-    rig.runtime.remove_image(rig.base.image_id, force=True)
+    rig.engine.remove_image(rig.base.image_id, force=True)
     with pytest.raises(BackendImageError, match="is gone"):
         rig.backend("pipe")
     assert rig.tools.exports == []
@@ -430,7 +430,7 @@ def test_marked_requirement_without_a_wheel_is_skipped_unmarked_one_fails(
     missing = FakeWheelhouseTools(unavailable=frozenset({"pydantic-core"}))
     with pytest.raises(BackendImageError, match="pydantic-core"):
         dataclasses.replace(rig, tools=missing).backend("http")
-    assert rig.runtime.get_image("beephost-test/http-backend:3.11") is None
+    assert rig.engine.get_image("beephost-test/http-backend:3.11") is None
 
 
 def test_exported_wheelhouse_is_hash_locked_with_the_uv_binary(
@@ -482,7 +482,7 @@ def test_the_context_has_everything_the_dockerfile_copies(
     rig: ImageRig, kind: BackendType
 ) -> None:
     rig.backend(kind)
-    build = rig.runtime.builds[-1]
+    build = rig.engine.builds[-1]
     dockerfile = (REPO / dockerfile_path(kind)).read_text()
     assert context_misses(build, dockerfile) == []
     # Without the wheelhouse the Dockerfile's COPY has nothing to copy.
@@ -492,7 +492,7 @@ def test_the_context_has_everything_the_dockerfile_copies(
 
 def test_fake_build_needs_its_base_image_locally(rig: ImageRig) -> None:
     with pytest.raises(ImageNotFoundError):
-        rig.runtime.build_image(
+        rig.engine.build_image(
             ImageBuildSpec(
                 rig.workspace,
                 dockerfile=dockerfile_path("pipe"),

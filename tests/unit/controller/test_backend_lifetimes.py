@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from beephost_controller.backends import BackendRequest, BackendService
-from beephost_controller.ports import ContainerRuntimeError
+from beephost_controller.ports import ContainerEngineError
 from beephost_controller.schemas.backends import BackendCreate
 from beephost_controller.testing import SetClock
 from beephost_protocol.errors import Unavailable
@@ -98,7 +98,7 @@ def test_a_stop_the_engine_cannot_finish_is_unavailable_and_recorded(
     row = service.start(BackendRequest(environment="e", type="pipe"))
 
     def refuse(ref: str) -> None:
-        raise ContainerRuntimeError(f"remove container {ref}: the engine is busy")
+        raise ContainerEngineError(f"remove container {ref}: the engine is busy")
 
     memory_containers(service).remove_container = refuse  # type: ignore[method-assign]
     with pytest.raises(Unavailable, match="the stop is recorded"):

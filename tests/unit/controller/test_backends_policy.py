@@ -16,7 +16,7 @@ from beephost_controller.backends import (
     token_digest,
 )
 from beephost_controller.backends.plan import relay_name
-from beephost_controller.ports import ContainerConfigRefused, ContainerRuntimeError
+from beephost_controller.ports import ContainerConfigRefused, ContainerEngineError
 from beephost_controller.redact import Redactor
 from beephost_controller.rows import JobRow
 from beephost_controller.schemas import BackendLimits, BackendOptions
@@ -248,7 +248,7 @@ def test_a_shutdown_stop_the_engine_refused_is_finished_by_reconciliation(
     real_remove = service.containers.remove_container
 
     def refuse(ref: str) -> None:
-        raise ContainerRuntimeError("the engine is busy")
+        raise ContainerEngineError("the engine is busy")
 
     service.containers.remove_container = refuse  # type: ignore[method-assign]
     assert service.stop_all() == 0
@@ -287,11 +287,11 @@ class _Refusing(MemoryContainers):
         return super().create_container(spec)
 
     def start_container(self, container_id: str) -> None:
-        raise ContainerRuntimeError("port is already allocated")
+        raise ContainerEngineError("port is already allocated")
 
     def remove_container(self, name: str) -> None:
         if self.cleanup_fails:
-            raise ContainerRuntimeError("the engine went away")
+            raise ContainerEngineError("the engine went away")
         super().remove_container(name)
 
 

@@ -25,7 +25,7 @@ from beephost_controller.images.labels import (
     LABEL_KIND,
 )
 from beephost_controller.metrics import ControllerMetrics
-from beephost_controller.ports import ContainerRuntimeError, ContainerState
+from beephost_controller.ports import ContainerEngineError, ContainerState
 from beephost_controller.schemas import BackendOptions
 from beephost_controller.specs import ContainerSpec
 from beephost_controller.testing import MemoryContainers
@@ -275,7 +275,7 @@ def test_a_failed_start_leaves_no_workspace_volume(
 
 
 def _refuse(spec: ContainerSpec) -> str:
-    raise ContainerRuntimeError("the engine said no")
+    raise ContainerEngineError("the engine said no")
 
 
 class _StatusAtCopy(MemoryContainers):

@@ -1,4 +1,4 @@
-"""Base-image logic against FakeRuntime and FakeRootfsBuilder: no engine, no mmdebstrap."""
+"""Base-image logic against FakeEngine and FakeRootfsBuilder: no engine, no mmdebstrap."""
 
 from pathlib import Path
 
@@ -38,7 +38,7 @@ from beephost_controller.images.rootfs import (
     upstream_version,
 )
 from beephost_controller.settings import Settings
-from beephost_controller.testing import FakeRootfsBuilder, FakeRuntime, RemoteImage
+from beephost_controller.testing import FakeEngine, FakeRootfsBuilder, RemoteImage
 
 DIGEST = "sha256:" + "ab" * 32
 OTHER_DIGEST = "sha256:" + "cd" * 32
@@ -78,8 +78,8 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def runtime() -> FakeRuntime:
-    return FakeRuntime()
+def engine() -> FakeEngine:
+    return FakeEngine()
 
 
 @pytest.fixture
@@ -257,11 +257,11 @@ def test_registry_reference_prefers_the_setting_over_the_table(tmp_path: Path) -
     assert registry_reference(settings, "3.13").digest == OFFICIAL_SLIM_DIGESTS["3.13"]
 
 
-def test_registry_mode_requires_a_digest(tmp_path: Path, runtime: FakeRuntime) -> None:
+def test_registry_mode_requires_a_digest(tmp_path: Path, engine: FakeEngine) -> None:
     settings = make_settings(tmp_path, base_image_registry="docker.io/library")
     with pytest.raises(BaseImageError, match=r"no digest pinned for python:3\.12-slim"):
-        ensure_base_image("3.12", settings, runtime=runtime)
-    assert runtime.operations == []
+        ensure_base_image("3.12", settings, runtime=engine)
+    assert engine.operations == []
 
 
 @pytest.mark.parametrize(
@@ -297,9 +297,9 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_first_call_builds_and_labels(
-    settings: Settings, runtime: FakeRuntime, builder: FakeRootfsBuilder
+    settings: Settings, engine: FakeEngine, builder: FakeRootfsBuilder
 ) -> None:
-    image = ensure_base_image("3.11", settings, runtime=runtime, builder=builder)
+    image = ensure_base_image("3.11", settings, runtime=engine, builder=builder)
     assert image.built is True
     assert image.source == "debian"
     assert image.tag == "beephost-test/python:3.11"
@@ -308,51 +308,51 @@ def test_first_call_builds_and_labels(
     assert image.rootfs_path == settings.rootfs_cache_dir / "python3.11-bookworm.tar.gz"
     assert image.rootfs_sha256 == sha256_file(image.rootfs_path)
     assert [plan.suite for plan in builder.builds] == ["bookworm"]
-    info = runtime.get_image(image.tag)
+    info = engine.get_image(image.tag)
     assert info is not None
     assert info.id == image.image_id
     assert info.labels[LABEL_ROOTFS_SHA256] == image.rootfs_sha256
     assert info.labels[LABEL_SOURCE] == "debian"
-    assert [op for op, _ in runtime.operations] == ["import", "run"]
+    assert [op for op, _ in engine.operations] == ["import", "run"]
 
 
 def test_cache_hit_does_no_work(
-    settings: Settings, runtime: FakeRuntime, builder: FakeRootfsBuilder
+    settings: Settings, engine: FakeEngine, builder: FakeRootfsBuilder
 ) -> None:
-    first = ensure_base_image("3.13", settings, runtime=runtime, builder=builder)
-    operations = list(runtime.operations)
-    second = ensure_base_image("3.13", settings, runtime=runtime, builder=builder)
+    first = ensure_base_image("3.13", settings, runtime=engine, builder=builder)
+    operations = list(engine.operations)
+    second = ensure_base_image("3.13", settings, runtime=engine, builder=builder)
     assert second.built is False
     assert second.image_id == first.image_id
     assert second.python_version == "3.13.5"
     assert second.rootfs_sha256 == first.rootfs_sha256
-    assert runtime.operations == operations
+    assert engine.operations == operations
     assert len(builder.builds) == 1
 
 
 def test_cached_rootfs_is_reimported_without_rebuilding(
-    settings: Settings, runtime: FakeRuntime, builder: FakeRootfsBuilder
+    settings: Settings, engine: FakeEngine, builder: FakeRootfsBuilder
 ) -> None:
-    first = ensure_base_image("3.11", settings, runtime=runtime, builder=builder)
-    runtime.remove_image(first.tag)
-    again = ensure_base_image("3.11", settings, runtime=runtime, builder=builder)
+    first = ensure_base_image("3.11", settings, runtime=engine, builder=builder)
+    engine.remove_image(first.tag)
+    again = ensure_base_image("3.11", settings, runtime=engine, builder=builder)
     assert again.built is True
     assert again.rootfs_sha256 == first.rootfs_sha256
     assert len(builder.builds) == 1
 
 
 def test_refresh_rebuilds_and_retires_the_old_image(
-    settings: Settings, runtime: FakeRuntime, builder: FakeRootfsBuilder
+    settings: Settings, engine: FakeEngine, builder: FakeRootfsBuilder
 ) -> None:
-    first = ensure_base_image("3.11", settings, runtime=runtime, builder=builder)
+    first = ensure_base_image("3.11", settings, runtime=engine, builder=builder)
     builder.versions["3.11"] = "3.11.2-6+deb12u7"
     second = ensure_base_image(
-        "3.11", settings, runtime=runtime, builder=builder, refresh=True
+        "3.11", settings, runtime=engine, builder=builder, refresh=True
     )
     assert second.built is True
     assert second.image_id != first.image_id
     assert len(builder.builds) == 2
-    assert runtime.get_image(first.image_id) is None
+    assert engine.get_image(first.image_id) is None
 
 
 @pytest.mark.parametrize(
@@ -374,43 +374,43 @@ def test_refresh_rebuilds_and_retires_the_old_image(
 )
 def test_a_broken_base_image_is_refused_and_not_kept(
     settings: Settings,
-    runtime: FakeRuntime,
+    engine: FakeEngine,
     omit: frozenset[str],
     interpreter: str | None,
     refusal: str,
 ) -> None:
     builder = FakeRootfsBuilder(omit=omit)
     if interpreter is not None:
-        runtime.python_versions["beephost-test/python:3.11"] = interpreter
+        engine.python_versions["beephost-test/python:3.11"] = interpreter
     with pytest.raises(BaseImageError, match=refusal):
-        ensure_base_image("3.11", settings, runtime=runtime, builder=builder)
-    assert runtime.get_image("beephost-test/python:3.11") is None
+        ensure_base_image("3.11", settings, runtime=engine, builder=builder)
+    assert engine.get_image("beephost-test/python:3.11") is None
 
 
 def test_invalid_extra_label_key(
-    settings: Settings, runtime: FakeRuntime, builder: FakeRootfsBuilder
+    settings: Settings, engine: FakeEngine, builder: FakeRootfsBuilder
 ) -> None:
     with pytest.raises(BaseImageError, match="invalid label key"):
         ensure_base_image(
             "3.11",
             settings,
-            runtime=runtime,
+            runtime=engine,
             builder=builder,
             extra_labels={"A B": "x"},
         )
 
 
 def test_remove_by_labels_removes_only_matching(
-    settings: Settings, runtime: FakeRuntime, builder: FakeRootfsBuilder
+    settings: Settings, engine: FakeEngine, builder: FakeRootfsBuilder
 ) -> None:
     ours = ensure_base_image(
-        "3.11", settings, runtime=runtime, builder=builder, extra_labels={"t.run": "1"}
+        "3.11", settings, runtime=engine, builder=builder, extra_labels={"t.run": "1"}
     )
-    theirs = ensure_base_image("3.13", settings, runtime=runtime, builder=builder)
-    assert runtime.remove_by_labels({"t.run": "1"}) == [ours.image_id]
-    assert runtime.get_image(theirs.tag) is not None
+    theirs = ensure_base_image("3.13", settings, runtime=engine, builder=builder)
+    assert engine.remove_by_labels({"t.run": "1"}) == [ours.image_id]
+    assert engine.get_image(theirs.tag) is not None
     with pytest.raises(ValueError, match="empty"):
-        runtime.remove_by_labels({})
+        engine.remove_by_labels({})
 
 
 # -- ensure_base_image, registry path ---------------------------------------------------
@@ -423,64 +423,64 @@ def registry_settings(tmp_path: Path, digest: str = DIGEST) -> Settings:
 
 
 def test_registry_pull_by_digest_and_relabel(tmp_path: Path) -> None:
-    runtime = FakeRuntime({f"{REGISTRY}/python@{DIGEST}": RemoteImage("3.11.14")})
+    engine = FakeEngine({f"{REGISTRY}/python@{DIGEST}": RemoteImage("3.11.14")})
     settings = registry_settings(tmp_path)
-    image = ensure_base_image("3.11", settings, runtime=runtime)
+    image = ensure_base_image("3.11", settings, runtime=engine)
     assert image.source == "registry"
     assert image.built is True
     assert image.python_version == "3.11.14"
     assert image.digest == DIGEST
     assert image.rootfs_sha256 is None
-    info = runtime.get_image(image.tag)
+    info = engine.get_image(image.tag)
     assert info is not None
     assert info.labels[LABEL_BASE_DIGEST] == DIGEST
     assert info.labels[LABEL_PYTHON_VERSION] == "3.11.14"
     # Our pull reference is gone; the pulled layers live on as the parent.
-    assert runtime.get_image(f"{REGISTRY}/python@{DIGEST}") is None
-    operations = list(runtime.operations)
-    assert ensure_base_image("3.11", settings, runtime=runtime).built is False
-    assert runtime.operations == operations
+    assert engine.get_image(f"{REGISTRY}/python@{DIGEST}") is None
+    operations = list(engine.operations)
+    assert ensure_base_image("3.11", settings, runtime=engine).built is False
+    assert engine.operations == operations
 
 
 def test_registry_digest_change_repulls(tmp_path: Path) -> None:
-    runtime = FakeRuntime(
+    engine = FakeEngine(
         {
             f"{REGISTRY}/python@{DIGEST}": RemoteImage("3.11.14"),
             f"{REGISTRY}/python@{OTHER_DIGEST}": RemoteImage("3.11.15"),
         }
     )
-    first = ensure_base_image("3.11", registry_settings(tmp_path), runtime=runtime)
+    first = ensure_base_image("3.11", registry_settings(tmp_path), runtime=engine)
     second = ensure_base_image(
-        "3.11", registry_settings(tmp_path, OTHER_DIGEST), runtime=runtime
+        "3.11", registry_settings(tmp_path, OTHER_DIGEST), runtime=engine
     )
     assert second.built is True
     assert second.python_version == "3.11.15"
-    assert runtime.get_image(first.image_id) is None
+    assert engine.get_image(first.image_id) is None
 
 
 def test_switching_from_debian_to_registry_replaces_the_image(
     tmp_path: Path, builder: FakeRootfsBuilder
 ) -> None:
-    runtime = FakeRuntime({f"{REGISTRY}/python@{DIGEST}": RemoteImage("3.11.14")})
+    engine = FakeEngine({f"{REGISTRY}/python@{DIGEST}": RemoteImage("3.11.14")})
     debian = ensure_base_image(
-        "3.11", make_settings(tmp_path), runtime=runtime, builder=builder
+        "3.11", make_settings(tmp_path), runtime=engine, builder=builder
     )
-    pulled = ensure_base_image("3.11", registry_settings(tmp_path), runtime=runtime)
+    pulled = ensure_base_image("3.11", registry_settings(tmp_path), runtime=engine)
     assert pulled.source == "registry"
     assert pulled.built is True
     assert pulled.tag == debian.tag
-    assert runtime.get_image(debian.image_id) is None
+    assert engine.get_image(debian.image_id) is None
 
 
 def test_registry_image_of_another_minor_is_refused(tmp_path: Path) -> None:
-    runtime = FakeRuntime({f"{REGISTRY}/python@{DIGEST}": RemoteImage("3.10.4")})
+    engine = FakeEngine({f"{REGISTRY}/python@{DIGEST}": RemoteImage("3.10.4")})
     with pytest.raises(BaseImageError, match=r"runs CPython '3\.10\.4', not 3\.11\.x"):
-        ensure_base_image("3.11", registry_settings(tmp_path), runtime=runtime)
-    assert runtime.get_image("beephost-test/python:3.11") is None
-    assert runtime.get_image(f"{REGISTRY}/python@{DIGEST}") is None
+        ensure_base_image("3.11", registry_settings(tmp_path), runtime=engine)
+    assert engine.get_image("beephost-test/python:3.11") is None
+    assert engine.get_image(f"{REGISTRY}/python@{DIGEST}") is None
 
 
 def test_registry_missing_manifest(tmp_path: Path) -> None:
-    runtime = FakeRuntime()
+    engine = FakeEngine()
     with pytest.raises(BaseImageError, match="cannot pull"):
-        ensure_base_image("3.11", registry_settings(tmp_path), runtime=runtime)
+        ensure_base_image("3.11", registry_settings(tmp_path), runtime=engine)

@@ -15,7 +15,7 @@ from beephost_controller.backends.code_volumes import (
     CodeVolumes,
 )
 from beephost_controller.images.labels import LABEL_CONTROLLER, LABEL_MANAGED
-from beephost_controller.ports import ContainerRuntimeError
+from beephost_controller.ports import ContainerEngineError
 from beephost_controller.specs import RunSpec
 from beephost_controller.testing import MemoryContainers
 from beephost_protocol.errors import QuotaExceeded
@@ -175,7 +175,7 @@ def test_a_failed_fill_leaves_nothing_and_the_next_start_tries_again(
     fill = containers.fill_volumes
 
     def refused(fill: RunSpec) -> str:
-        raise ContainerRuntimeError("no space left on device")
+        raise ContainerEngineError("no space left on device")
 
     containers.fill_volumes = refused  # type: ignore[method-assign]
     service = service_on(tmp_path, containers)
@@ -223,7 +223,7 @@ def test_an_engine_that_cannot_say_its_driver_gets_none_and_is_asked_again(
 
     def down() -> str:
         asked.append("driver")
-        raise ContainerRuntimeError("engine unreachable")
+        raise ContainerEngineError("engine unreachable")
 
     containers.storage_driver = down  # type: ignore[method-assign]
     volumes = CodeVolumes(containers, "auto", "p", SELECTOR, spawn=Later())
@@ -245,7 +245,7 @@ def test_the_volumes_of_a_gone_image_are_removed_those_in_use_kept(
     assert containers.volumes.keys() >= OTHERS
 
     def in_use(name: str) -> None:
-        raise ContainerRuntimeError(f"volume {name} is in use")
+        raise ContainerEngineError(f"volume {name} is in use")
 
     del containers.images["img:2"]
     containers.remove_volume = in_use  # type: ignore[method-assign]

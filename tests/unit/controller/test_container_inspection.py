@@ -1,7 +1,7 @@
 """What the controller reads of a container's inspection: its server's idleness, from
 its last health check's output, and a network it has not joined yet."""
 
-from beephost_controller.runtime.docker_containers import (
+from beephost_controller.engine.docker_containers import (
     reported_idle,
     unjoined_network,
 )

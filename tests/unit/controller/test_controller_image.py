@@ -1,5 +1,5 @@
 """The controller's image (scripts/release_images.py) on the backend-image recipe,
-on FakeRuntime and FakeWheelhouseTools."""
+on FakeEngine and FakeWheelhouseTools."""
 
 import shutil
 from collections.abc import Mapping
@@ -50,7 +50,7 @@ from tests.unit.controller.conftest import REPO, ImageRig, context_misses, write
 
 def ensure_controller(rig: ImageRig) -> BackendImage:
     """The controller's image, into ``beephost-test/controller``."""
-    return ensure_controller_image(rig.base, rig.runtime, rig.inputs())
+    return ensure_controller_image(rig.base, rig.engine, rig.inputs())
 
 
 @pytest.fixture
@@ -138,10 +138,10 @@ def test_controller_image_tags_labels_and_carries_the_sources(
     assert image.alias == "beephost-test/controller:3.11"
     assert image.aliases == (image.alias, "beephost-test/controller:local")
     for tag in (image.tag, *image.aliases):
-        info = rig.runtime.get_image(tag)
+        info = rig.engine.get_image(tag)
         assert info is not None
         assert info.id == image.image_id
-    info = rig.runtime.get_image(image.tag)
+    info = rig.engine.get_image(image.tag)
     assert info is not None
     assert info.labels[LABEL_KIND] == KIND_CONTROLLER_IMAGE
     assert LABEL_BACKEND not in info.labels
@@ -153,7 +153,7 @@ def test_controller_image_tags_labels_and_carries_the_sources(
         {m: source_tree_hash(controller_workspace / m) for m in members}
     )
     dockerfile = (REPO / dockerfile_path("controller")).read_text()
-    assert context_misses(rig.runtime.builds[-1], dockerfile) == []
+    assert context_misses(rig.engine.builds[-1], dockerfile) == []
     assert not list((tmp_path / "cache").glob("context-*"))
 
     again = ensure_controller(rig)
@@ -179,8 +179,8 @@ def test_controller_key_is_independent_of_the_backends(
     assert changed.built is True
     assert changed.tag != controller.tag
     assert workspace_code_version(controller_workspace, rig.tools) == code
-    assert rig.runtime.get_image(controller.image_id) is None  # the old one is retired
-    assert rig.runtime.get_image(pipe.tag) is not None  # never a backend image
+    assert rig.engine.get_image(controller.image_id) is None  # the old one is retired
+    assert rig.engine.get_image(pipe.tag) is not None  # never a backend image
 
     # The backends' Dockerfile is not the controller's member, but it carries it.
     dockerfile = controller_workspace / dockerfile_path("rpc")
@@ -215,7 +215,7 @@ def test_controller_needs_the_lock_and_unknown_kinds_fail(
         ensure_controller(rig)
     with pytest.raises(BackendImageError, match="unknown backend 'controllers'"):
         rig.backend("controllers")
-    assert rig.runtime.get_image("beephost-test/controller:local") is None
+    assert rig.engine.get_image("beephost-test/controller:local") is None
 
 
 def test_controller_wheelhouse_export(
@@ -264,11 +264,11 @@ def test_export_wheelhouse_with_controller_builds_nothing(
         ["build-images", "--controller", "--export-wheelhouse"]
     )
     records: list[Mapping[str, object]] = []
-    release_images._build(args, Settings(), rig.runtime, records.append)
+    release_images._build(args, Settings(), rig.engine, records.append)
     assert exported == ["controller"]
     assert [r["image"] for r in records] == ["base", "controller"]
     assert "wheelhouse" in records[-1]
-    assert rig.runtime.builds == []
+    assert rig.engine.builds == []
     assert records[-1]["docker_build"] == (
         "docker build --network=none -f services/controller/Dockerfile"
         f" --build-arg=BASE_IMAGE={base.tag}"

@@ -5,8 +5,8 @@ import docker.errors
 import pytest
 import requests
 
-from beephost_controller.ports import ContainerGone, ContainerRuntimeError
-from beephost_controller.runtime.docker_errors import mapped_errors
+from beephost_controller.engine.docker_errors import mapped_errors
+from beephost_controller.ports import ContainerEngineError, ContainerGone
 
 
 def _api_error(status: int, explanation: str) -> docker.errors.APIError:
@@ -32,7 +32,7 @@ def test_a_container_being_removed_is_gone(explanation: str) -> None:
 
 def test_another_conflict_is_an_engine_failure() -> None:
     with (
-        pytest.raises(ContainerRuntimeError) as caught,
+        pytest.raises(ContainerEngineError) as caught,
         mapped_errors("start container c"),
     ):
         raise _api_error(409, "container is paused")

@@ -1,7 +1,7 @@
 """Servers and environment images, and the client SDK (the admin environment), on fakes.
 
 The servers image's Dockerfile, the install container and the wheelhouse on
-FakeRuntime and FakeWheelhouseTools; the admin environment's resolution and content
+FakeEngine and FakeWheelhouseTools; the admin environment's resolution and content
 address on ControllerService with an in-memory builder. The real builds are
 tests/e2e/test_controller_images.py and tests/e2e/test_admin_image.py.
 """
@@ -43,8 +43,8 @@ from beephost_controller.images.servers import (
 from beephost_controller.jobs import JobLog, JobRunner
 from beephost_controller.ports import (
     BaseImageRef,
+    ContainerEngineError,
     ContainerRunError,
-    ContainerRuntimeError,
     ImageNotFoundError,
 )
 from beephost_controller.resolver import Lock
@@ -55,7 +55,7 @@ from beephost_controller.specs import CommitRunSpec
 from beephost_controller.store import SqliteStore
 from beephost_controller.testing import (
     CommitRun,
-    FakeRuntime,
+    FakeEngine,
     FakeWheelhouseTools,
     MemoryImageBuilder,
     fake_wheel_bytes,
@@ -90,19 +90,19 @@ def build(
     image = ensure(rig, tag=tag, lock=lock, sdk=sdk)
     assert image.built
     assert image.sdk == (sdk_code_version(rig.workspace) if sdk else None)
-    return image.image_id, rig.runtime.commit_runs[-1]
+    return image.image_id, rig.engine.commit_runs[-1]
 
 
-def servers_builds(runtime: FakeRuntime) -> list[str]:
+def servers_builds(engine: FakeEngine) -> list[str]:
     return [
         tag
-        for op, tag in runtime.operations
+        for op, tag in engine.operations
         if op == "build-image" and tag.startswith("beephost-test/servers:")
     ]
 
 
-def parent_of(runtime: FakeRuntime, image_id: str) -> str | None:
-    return runtime._images[image_id].parent
+def parent_of(engine: FakeEngine, image_id: str) -> str | None:
+    return engine._images[image_id].parent
 
 
 # -- the servers image ----------------------------------------------------------------
@@ -145,10 +145,10 @@ def test_the_servers_image_is_built_once_and_labelled(rig: ImageRig) -> None:
         tag="beephost-test/env:a",
         lines=lines,
     )
-    [servers_tag] = servers_builds(rig.runtime)
+    [servers_tag] = servers_builds(rig.engine)
     assert servers_tag.startswith(f"{servers_repository('beephost-test')}:3.11-")
     assert f"servers image {servers_tag} (built" in "\n".join(lines)
-    servers = rig.runtime.get_image(servers_tag)
+    servers = rig.engine.get_image(servers_tag)
     assert servers is not None
     assert servers.labels[names.LABEL_KIND] == names.KIND_SERVERS_IMAGE
     assert servers.labels[names.LABEL_MANAGED] == "true"
@@ -165,11 +165,11 @@ def test_the_servers_image_is_built_once_and_labelled(rig: ImageRig) -> None:
         lock=OTHER_LOCK,
         lines=lines,
     )
-    assert servers_builds(rig.runtime) == [servers_tag]
+    assert servers_builds(rig.engine) == [servers_tag]
     assert f"servers image {servers_tag} (cached)" in lines
-    assert parent_of(rig.runtime, first.image_id) == servers.id
-    assert parent_of(rig.runtime, second.image_id) == servers.id
-    assert [run.spec.image for run in rig.runtime.commit_runs] == [
+    assert parent_of(rig.engine, first.image_id) == servers.id
+    assert parent_of(rig.engine, second.image_id) == servers.id
+    assert [run.spec.image for run in rig.engine.commit_runs] == [
         servers.id,
         servers.id,
     ]
@@ -177,19 +177,19 @@ def test_the_servers_image_is_built_once_and_labelled(rig: ImageRig) -> None:
 
 def test_servers_image_in_the_default_repository(rig: ImageRig) -> None:
     ensure(rig, tag="env:a", prefix=None)
-    built = [tag for op, tag in rig.runtime.operations if op == "build-image"]
+    built = [tag for op, tag in rig.engine.operations if op == "build-image"]
     assert any(tag.startswith("beephost/servers:3.11-") for tag in built)
     assert any(tag.startswith("beephost/pipe-backend:3.11-") for tag in built)
 
 
 def test_a_servers_tag_with_another_key_is_rebuilt(rig: ImageRig) -> None:
     ensure(rig, tag="beephost-test/env:a")
-    [servers_tag] = servers_builds(rig.runtime)
+    [servers_tag] = servers_builds(rig.engine)
     # Something else under that tag (not ours, or half made): not reused.
-    rig.runtime.tag_image(rig.base.image_id, servers_tag)
+    rig.engine.tag_image(rig.base.image_id, servers_tag)
     ensure(rig, tag="beephost-test/env:b")
-    assert servers_builds(rig.runtime) == [servers_tag, servers_tag]
-    rebuilt = rig.runtime.get_image(servers_tag)
+    assert servers_builds(rig.engine) == [servers_tag, servers_tag]
+    rebuilt = rig.engine.get_image(servers_tag)
     assert rebuilt is not None
     assert rebuilt.labels[names.LABEL_KIND] == names.KIND_SERVERS_IMAGE
 
@@ -201,8 +201,8 @@ def test_environment_image_is_one_committed_install_on_the_servers_image(
     rig: ImageRig, tmp_path: Path
 ) -> None:
     image_id, run = build(rig, tag="beephost-test/env:p", sdk=False)
-    [servers_tag] = servers_builds(rig.runtime)
-    servers = rig.runtime.get_image(servers_tag)
+    [servers_tag] = servers_builds(rig.engine)
+    servers = rig.engine.get_image(servers_tag)
     assert servers is not None
     assert run.spec.image == servers.id
     assert run.spec.tag == "beephost-test/env:p"
@@ -217,7 +217,7 @@ def test_environment_image_is_one_committed_install_on_the_servers_image(
     assert run.spec.labels["io.beephost.test.run"] == "unit"
     assert "USER 10001:10001" in run.spec.changes
 
-    labels = rig.runtime.get_image(image_id).labels  # type: ignore[union-attr]
+    labels = rig.engine.get_image(image_id).labels  # type: ignore[union-attr]
     assert labels[names.LABEL_KIND] == names.KIND_ENVIRONMENT_IMAGE
     assert labels[names.LABEL_MANAGED] == "true"
     assert labels[names.LABEL_ENVIRONMENT_LOCK] == Lock(LOCK).digest
@@ -245,7 +245,7 @@ def test_environment_image_is_one_committed_install_on_the_servers_image(
                 names.LABEL_BUILD_KEY: labels[names.LABEL_BUILD_KEY],
             }
         ),
-    ) in rig.runtime.operations
+    ) in rig.engine.operations
 
 
 def test_changes_are_label_and_user_instructions_a_commit_accepts(
@@ -259,7 +259,7 @@ def test_changes_are_label_and_user_instructions_a_commit_accepts(
         'LABEL io.beephost.kind="k"',
     ]
     # Read back as the engine reads them (checked against Docker 20.10): unchanged.
-    info = rig.runtime.commit_run(
+    info = rig.engine.commit_run(
         CommitRunSpec(rig.base.image_id, ["true"], tag="t:1", user="0", changes=changes)
     )
     assert info.labels["io.beephost.a"] == value
@@ -281,13 +281,13 @@ def test_without_requirements_the_environment_is_a_labelled_servers_image(
 ) -> None:
     image = ensure(rig, tag="beephost-test/env:e", lock="")
     assert image.built
-    assert rig.runtime.commit_runs == []  # nothing to install: no container
-    assert ("build", "beephost-test/env:e") in rig.runtime.operations
-    [servers_tag] = servers_builds(rig.runtime)
-    servers = rig.runtime.get_image(servers_tag)
+    assert rig.engine.commit_runs == []  # nothing to install: no container
+    assert ("build", "beephost-test/env:e") in rig.engine.operations
+    [servers_tag] = servers_builds(rig.engine)
+    servers = rig.engine.get_image(servers_tag)
     assert servers is not None
-    assert parent_of(rig.runtime, image.image_id) == servers.id
-    labels = rig.runtime.get_image(image.image_id).labels  # type: ignore[union-attr]
+    assert parent_of(rig.engine, image.image_id) == servers.id
+    labels = rig.engine.get_image(image.image_id).labels  # type: ignore[union-attr]
     assert labels[names.LABEL_KIND] == names.KIND_ENVIRONMENT_IMAGE
     assert labels[names.LABEL_ENVIRONMENT_LOCK] == Lock("").digest
     assert labels["io.beephost.test.run"] == "unit"
@@ -295,22 +295,22 @@ def test_without_requirements_the_environment_is_a_labelled_servers_image(
 
 def test_an_existing_tag_is_used_as_it_is(rig: ImageRig) -> None:
     first = ensure(rig, tag="beephost-test/env:x")
-    before = list(rig.runtime.operations)
+    before = list(rig.engine.operations)
     again = ensure(rig, tag="beephost-test/env:x")
     assert not again.built
     assert again.image_id == first.image_id
-    assert rig.runtime.operations == before
+    assert rig.engine.operations == before
 
 
 def test_a_failed_install_leaves_no_image_and_says_why(
     rig: ImageRig, tmp_path: Path
 ) -> None:
-    rig.runtime.run_failures["requirements.txt"] = (1, "ERROR: hash mismatch for six\n")
+    rig.engine.run_failures["requirements.txt"] = (1, "ERROR: hash mismatch for six\n")
     with pytest.raises(BackendImageError, match="hash mismatch for six"):
         ensure(rig, tag="beephost-test/env:f")
-    assert rig.runtime.get_image("beephost-test/env:f") is None
-    assert rig.runtime.operations[-1][0] == "remove-by-labels"
-    assert names.KIND_ENVIRONMENT_BUILD in rig.runtime.operations[-1][1]
+    assert rig.engine.get_image("beephost-test/env:f") is None
+    assert rig.engine.operations[-1][0] == "remove-by-labels"
+    assert names.KIND_ENVIRONMENT_BUILD in rig.engine.operations[-1][1]
     assert not list((tmp_path / "cache").glob("wheels-env-*"))
 
 
@@ -354,11 +354,11 @@ def test_every_input_changes_the_servers_key(monkeypatch: pytest.MonkeyPatch) ->
 def test_fake_commit_run_merges_labels_and_checks_its_inputs(
     rig: ImageRig, tmp_path: Path
 ) -> None:
-    rig.runtime.build_labelled_image(rig.base.image_id, "img:1", {"a.b": "image"})
+    rig.engine.build_labelled_image(rig.base.image_id, "img:1", {"a.b": "image"})
     files = tmp_path / "files"
     (files / "sub").mkdir(parents=True)
     (files / "sub" / "f").write_bytes(b"x")
-    info = rig.runtime.commit_run(
+    info = rig.engine.commit_run(
         CommitRunSpec(
             "img:1",
             ["true"],
@@ -375,24 +375,24 @@ def test_fake_commit_run_merges_labels_and_checks_its_inputs(
         "a.c": "run",
         "a.d": "change",
     }
-    assert rig.runtime.commit_runs[-1].files == {"/in/sub/f": b"x"}
-    with pytest.raises(ContainerRuntimeError, match="no directory"):
-        rig.runtime.commit_run(
+    assert rig.engine.commit_runs[-1].files == {"/in/sub/f": b"x"}
+    with pytest.raises(ContainerEngineError, match="no directory"):
+        rig.engine.commit_run(
             CommitRunSpec(
                 "img:1", ["true"], tag="t", user="0", files={files / "no": "/x"}
             )
         )
-    with pytest.raises(ContainerRuntimeError, match="unsupported change"):
-        rig.runtime.commit_run(
+    with pytest.raises(ContainerEngineError, match="unsupported change"):
+        rig.engine.commit_run(
             CommitRunSpec("img:1", ["true"], tag="t", user="0", changes=["RUN x"])
         )
     with pytest.raises(ImageNotFoundError):
-        rig.runtime.commit_run(CommitRunSpec("img:404", ["true"], tag="t", user="0"))
-    rig.runtime.run_failures["false"] = (3, "boom")
+        rig.engine.commit_run(CommitRunSpec("img:404", ["true"], tag="t", user="0"))
+    rig.engine.run_failures["false"] = (3, "boom")
     with pytest.raises(ContainerRunError, match="boom") as failed:
-        rig.runtime.commit_run(CommitRunSpec("img:1", ["false"], tag="img:3", user="0"))
+        rig.engine.commit_run(CommitRunSpec("img:1", ["false"], tag="img:3", user="0"))
     assert failed.value.exit_code == 3
-    assert rig.runtime.get_image("img:3") is None
+    assert rig.engine.get_image("img:3") is None
 
 
 # -- the SDK ----------------------------------------------------------------------------
@@ -433,7 +433,7 @@ def test_admin_wheelhouse_pins_the_sdk_wheels_by_hash(rig: ImageRig) -> None:
     ]
     assert b"six==1.17.0" in run.files[f"{WHEELHOUSE}/requirements.txt"]
     assert f"-r {WHEELHOUSE}/{SDK_REQUIREMENTS_FILE}" in run.spec.command[2]
-    labels = rig.runtime.get_image(image_id).labels  # type: ignore[union-attr]
+    labels = rig.engine.get_image(image_id).labels  # type: ignore[union-attr]
     assert labels[names.LABEL_ENVIRONMENT_SDK] == sdk_code_version(rig.workspace)
     assert names.LABEL_CODE_VERSION in labels
 
@@ -453,7 +453,7 @@ def test_plain_wheelhouse_has_no_sdk(rig: ImageRig) -> None:
     image_id, run = build(rig, tag="beephost-test/env:p", sdk=False)
     assert "packages/client" not in rig.tools.built
     assert f"{WHEELHOUSE}/{SDK_REQUIREMENTS_FILE}" not in run.files
-    assert names.LABEL_ENVIRONMENT_SDK not in rig.runtime.get_image(image_id).labels  # type: ignore[union-attr]
+    assert names.LABEL_ENVIRONMENT_SDK not in rig.engine.get_image(image_id).labels  # type: ignore[union-attr]
 
 
 def test_sdk_version_follows_the_sdk_sources(workspace: Path) -> None:
@@ -589,7 +589,7 @@ def test_environment_code() -> None:
 def _builder(rig: ImageRig, tmp_path: Path) -> DockerImageBuilder:
     settings = Settings(database=tmp_path / "ctl.db", environment_repository="t/env")
     return DockerImageBuilder(
-        settings, runtime=rig.runtime, inputs=rig.inputs(extra_labels=RUN_LABELS)
+        settings, runtime=rig.engine, inputs=rig.inputs(extra_labels=RUN_LABELS)
     )
 
 
@@ -609,7 +609,7 @@ def test_a_build_exports_each_backend_package_once(
     packages = [f"beephost-{kind}-backend" for kind in BACKEND_TYPES]
     assert sorted(rig.tools.exports) == sorted(packages)
     # The address is the content key of base, lock and the code the image carries.
-    image = rig.runtime.get_image(tag)
+    image = rig.engine.get_image(tag)
     assert image is not None
     code = image.labels[names.LABEL_CODE_VERSION]
     assert tag == environment_tag("t/env", rig.base.image_id, Lock(LOCK).digest, code)
@@ -627,11 +627,11 @@ def test_an_equal_environment_is_found_in_one_lookup(
     first = builder.ensure_environment(
         base=_base_ref(rig), lock=Lock(LOCK), admin=False, log=lambda _line: None
     )
-    rig.runtime.lookups.clear()
+    rig.engine.lookups.clear()
     lines: list[str] = []
     again = builder.ensure_environment(
         base=_base_ref(rig), lock=Lock(LOCK), admin=False, log=lines.append
     )
     assert again == first
-    assert rig.runtime.lookups == [first]
+    assert rig.engine.lookups == [first]
     assert any("nothing to build" in line for line in lines)

@@ -33,7 +33,7 @@ def _controller(rig: ImageRig, name: str) -> DockerImageBuilder:
     """A controller named ``name`` with the default (empty) LABELS, on the rig's engine."""
     return DockerImageBuilder(
         Settings(name=name, database=rig.cache / f"{name}.db"),
-        runtime=rig.runtime,
+        runtime=rig.engine,
         inputs=rig.inputs(controller=name),
     )
 
@@ -47,7 +47,7 @@ def _environment(
         lock_text=lock,
         lock_digest=Lock(lock).digest,
         tag=tag,
-        runtime=rig.runtime,
+        runtime=rig.engine,
         inputs=rig.inputs(controller=controller),
         code=workspace_code_version(rig.workspace, rig.tools),
         log=lambda _line: None,
@@ -85,23 +85,23 @@ def test_a_controller_lists_and_prunes_only_the_images_it_built(
     _environment(rig, "compose", store_1, "data", "beephost/env:data", LOCK)
     _environment(rig, "compose", store_1, "spare", "beephost/env:spare", OTHER_LOCK)
     store_1.delete_environment("spare")  # unused, but the first's to remove
-    assert rig.runtime.get_image("beephost/env:data") is not None
-    built = rig.runtime.get_image("beephost/env:spare")
+    assert rig.engine.get_image("beephost/env:data") is not None
+    built = rig.engine.get_image("beephost/env:spare")
     assert built is not None
     assert built.labels[LABEL_CONTROLLER] == "compose"
     # Its install container too: a restart of the first removes its leftovers only.
-    build_labels = rig.runtime.commit_runs[-1].spec.labels
+    build_labels = rig.engine.commit_runs[-1].spec.labels
     assert build_labels[LABEL_CONTROLLER] == "compose"
 
     assert image_uses(store_2, second) == []
     assert prune(store_2, second) == []
     assert release_image(store_2, second, "beephost/env:spare") is False
-    assert rig.runtime.get_image("beephost/env:data") is not None
-    assert rig.runtime.get_image("beephost/env:spare") is not None
+    assert rig.engine.get_image("beephost/env:data") is not None
+    assert rig.engine.get_image("beephost/env:spare") is not None
 
     # The first still prunes its own.
     assert [i.tags for i in prune(store_1, first)] == [("beephost/env:spare",)]
-    assert rig.runtime.get_image("beephost/env:data") is not None
+    assert rig.engine.get_image("beephost/env:data") is not None
 
 
 def test_an_image_found_by_content_key_is_used_never_removed(
@@ -109,20 +109,20 @@ def test_an_image_found_by_content_key_is_used_never_removed(
 ) -> None:
     first, store_1, second, store_2 = two.first, two.store_1, two.second, two.store_2
     _environment(rig, "compose", store_1, "data", "beephost/env:same", LOCK)
-    commits = len(rig.runtime.commit_runs)
+    commits = len(rig.engine.commit_runs)
     # The second controller wants the same content: it finds the image, builds nothing.
     _environment(rig, "default", store_2, "copy", "beephost/env:same", LOCK)
-    assert len(rig.runtime.commit_runs) == commits
+    assert len(rig.engine.commit_runs) == commits
     # Its environment goes; the image stays: it was not the second's to remove.
     store_2.delete_environment("copy")
     assert release_image(store_2, second, "beephost/env:same") is False
     assert prune(store_2, second) == []
-    assert rig.runtime.get_image("beephost/env:same") is not None
+    assert rig.engine.get_image("beephost/env:same") is not None
     assert [u.environments for u in image_uses(store_1, first)] == [("data",)]
 
 
 def test_a_build_retires_only_its_own_controllers_image(rig: ImageRig) -> None:
-    runtime = rig.runtime
+    runtime = rig.engine
 
     def image(tag: str, owner: str | None) -> str:
         labels = {LABEL_MANAGED: "true", LABEL_KIND: KIND_BASE_IMAGE}

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from beephost_controller.backends import BackendRequest, BackendService
-from beephost_controller.backends.pooling import Pools
-from beephost_controller.backends.pools import (
+from beephost_controller.backends.pool_policy import (
     Pool,
     effective_pools,
     refill,
     serves,
 )
+from beephost_controller.backends.warm_pools import Pools
 from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.redact import Redactor
 from beephost_controller.rows import BackendConfig, BackendRow, EnvironmentRow, PoolRow

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from beephost_controller.engine.tool_env import private_home, tool_environment
 from beephost_controller.images.errors import BaseImageError
 from beephost_controller.images.rootfs import MmdebstrapBuilder, rootfs_plan
 from beephost_controller.images.uv_tools import UvTools
 from beephost_controller.resolver import ResolutionError, resolve
-from beephost_controller.runtime.tool_env import private_home, tool_environment
 
 TOKEN = "tool-env-secret-0123456789abcdef"
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from beephost_controller.engine.tool_exit import memory_limit, memory_words
 from beephost_controller.images.errors import BackendImageError
 from beephost_controller.images.uv_tools import UvTools
 from beephost_controller.resolver import ResolutionError, resolve
-from beephost_controller.runtime.tool_exit import memory_limit, memory_words
 
 
 def self_killing(tmp_path: Path, signal_name: str) -> Path:

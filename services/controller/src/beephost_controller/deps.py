@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from beephost_controller.backends import BackendService, token_digest
 from beephost_controller.backends.install import PackageInstaller
-from beephost_controller.backends.pooling import Pools
+from beephost_controller.backends.warm_pools import Pools
 from beephost_controller.service import ControllerService
 from beephost_controller.settings import Settings
 from beephost_controller.store import SqliteStore

@@ -70,7 +70,7 @@ def _remove(builder: ports.ImageBuilder, image: ports.ImageInfo) -> bool:
         builder.remove_environment_image(image)
     except ports.ImageNotFoundError:
         return True  # gone meanwhile: what was asked for
-    except ports.ContainerRuntimeError as exc:
+    except ports.ContainerEngineError as exc:
         logger.warning("kept image %s: %s", ", ".join(image.tags) or image.id, exc)
         return False
     logger.info(

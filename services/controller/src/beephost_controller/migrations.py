@@ -76,7 +76,7 @@ MIGRATIONS: Sequence[str] = (
     """
     ALTER TABLE environments DROP COLUMN status;
     """,
-    # 4: warm pools: each environment's setting per backend type (backends/pools.py).
+    # 4: warm pools: each environment's setting per backend type (backends/pool_policy.py).
     """
     CREATE TABLE pools (
         environment TEXT NOT NULL REFERENCES environments(name) ON DELETE CASCADE,

@@ -1,10 +1,10 @@
 """The controller's ports: the three interfaces it needs from the outside world.
 
-``ContainerRuntime`` (images and one-shot containers, for the image builders),
+``ContainerEngine`` (images and one-shot containers, for the image builders),
 ``BackendContainers`` (long-running hardened backend containers, for the backend
 lifecycle) and ``ImageBuilder`` (what the use cases ask of the image pipeline), with
 what they report and the errors they raise; the specs their calls take are in
-``specs``. ``runtime/docker_*.py`` implement the first two on the Docker SDK,
+``specs``. ``engine/docker_*.py`` implement the first two on the Docker SDK,
 ``images`` the third; ``testing`` has in-memory versions. Nothing here imports the
 rest of the controller but the specs, the resolver's ``Lock`` and the job log's type.
 """
@@ -23,30 +23,30 @@ from beephost_controller.specs import (
 )
 
 
-class ContainerRuntimeError(Exception):
+class ContainerEngineError(Exception):
     """The container engine refused or failed an operation."""
 
 
-class ContainerConfigRefused(ContainerRuntimeError):
+class ContainerConfigRefused(ContainerEngineError):
     """The engine refused a container's configuration (a bad request, such as a CPU
     limit over the host's): the caller's input is at fault, not the engine."""
 
 
-class PortInUse(ContainerRuntimeError):
+class PortInUse(ContainerEngineError):
     """A container could not start: a host port it publishes is taken (by another
     container, or by any other process on the host)."""
 
 
-class ImageNotFoundError(ContainerRuntimeError):
+class ImageNotFoundError(ContainerEngineError):
     """An image or a registry manifest does not exist."""
 
 
-class ContainerGone(ContainerRuntimeError):
+class ContainerGone(ContainerEngineError):
     """A container does not exist, or the engine is removing it (its logs and state
     are gone for good: asking again does not help)."""
 
 
-class ContainerRunError(ContainerRuntimeError):
+class ContainerRunError(ContainerEngineError):
     """A one-shot container exited with a non-zero status."""
 
     def __init__(self, message: str, *, exit_code: int, output: str) -> None:
@@ -66,8 +66,8 @@ class ImageInfo:
     repo_digests: tuple[str, ...] = ()
 
 
-class ContainerRuntime(Protocol):
-    """Image and container operations, implemented by ``DockerRuntime`` and ``FakeRuntime``.
+class ContainerEngine(Protocol):
+    """Image and container operations, implemented by ``DockerEngine`` and ``FakeEngine``.
 
     Image references are anything the engine resolves: ``repo:tag``, ``repo@sha256:...``
     or an image id.
@@ -109,7 +109,7 @@ class ContainerRuntime(Protocol):
         ``FROM`` must be local (the engine may try to pull a missing one, and fail).
 
         Raises:
-            ContainerRuntimeError: The build failed; the message ends with the log tail.
+            ContainerEngineError: The build failed; the message ends with the log tail.
         """
         ...
 
@@ -120,7 +120,7 @@ class ContainerRuntime(Protocol):
 
         Raises:
             ContainerRunError: Non-zero exit status (stderr in ``output``).
-            ContainerRuntimeError: The container could not be created or started.
+            ContainerEngineError: The container could not be created or started.
         """
         ...
 
@@ -141,7 +141,7 @@ class ContainerRuntime(Protocol):
 
         Raises:
             ContainerRunError: Non-zero exit status (stdout and stderr in ``output``).
-            ContainerRuntimeError: The container could not be created, run or committed.
+            ContainerEngineError: The container could not be created, run or committed.
         """
         ...
 
@@ -219,7 +219,7 @@ class BackendContainers(Protocol):
             What ``fill.command`` wrote to its standard output.
 
         Raises:
-            ContainerRuntimeError: The engine failed, or the command exited non-zero.
+            ContainerEngineError: The engine failed, or the command exited non-zero.
         """
         ...
 
@@ -260,7 +260,7 @@ class BackendContainers(Protocol):
         its output (stdout and stderr).
 
         Raises:
-            ContainerRuntimeError: It could not run, or ran past ``timeout`` seconds.
+            ContainerEngineError: It could not run, or ran past ``timeout`` seconds.
         """
         ...
 
@@ -296,7 +296,7 @@ class ImageBuilder(Protocol):
         """Remove an environment image, every tag of it.
 
         Raises:
-            ContainerRuntimeError: A container uses it (it is kept).
+            ContainerEngineError: A container uses it (it is kept).
         """
         ...
 

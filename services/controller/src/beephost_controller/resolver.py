@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from uv import find_uv_bin
 
-from beephost_controller.runtime.tool_env import tool_environment
-from beephost_controller.runtime.tool_exit import killed_words
+from beephost_controller.engine.tool_env import tool_environment
+from beephost_controller.engine.tool_exit import killed_words
 
 # Wheels must run in the Debian-based images on x86-64 (glibc 2.36 and newer).
 PLATFORM = "x86_64-manylinux_2_28"

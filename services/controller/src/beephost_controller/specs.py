@@ -1,6 +1,6 @@
 """What the controller asks of its ports: the frozen specs their calls take.
 
-``ImageBuildSpec``, ``RunSpec`` and ``CommitRunSpec`` for a ``ContainerRuntime``'s
+``ImageBuildSpec``, ``RunSpec`` and ``CommitRunSpec`` for a ``ContainerEngine``'s
 builds and one-shot containers (a ``RunSpec`` also fills a backend image's code
 volumes, ``BackendContainers.fill_volumes``); ``ContainerSpec`` for the
 ``BackendContainers`` of backends. The interfaces themselves, with what they report
@@ -15,7 +15,7 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class ImageBuildSpec:
-    """A Dockerfile build without network (``ContainerRuntime.build_image``)."""
+    """A Dockerfile build without network (``ContainerEngine.build_image``)."""
 
     #: the build context directory; its ``.dockerignore`` applies
     context: Path
@@ -32,7 +32,7 @@ class ImageBuildSpec:
 @dataclass(frozen=True)
 class RunSpec:
     """A container run once without network or capabilities
-    (``ContainerRuntime.run``, ``BackendContainers.fill_volumes``)."""
+    (``ContainerEngine.run``, ``BackendContainers.fill_volumes``)."""
 
     #: image reference or id
     image: str
@@ -50,7 +50,7 @@ class RunSpec:
 @dataclass(frozen=True)
 class CommitRunSpec:
     """A command run once without network, its result committed as an image
-    (``ContainerRuntime.commit_run``)."""
+    (``ContainerEngine.commit_run``)."""
 
     #: image reference or id to run
     image: str

@@ -9,24 +9,24 @@ from collections.abc import Callable
 from beephost_controller.backends import BackendService
 from beephost_controller.backends.install import PackageInstaller
 from beephost_controller.backends.lifecycle import CODE_FILL_WAIT
-from beephost_controller.backends.pooling import Pools
 from beephost_controller.backends.reconcile import remove_leftover_builds
-from beephost_controller.jobs import JobRunner
-from beephost_controller.metrics import ControllerMetrics
-from beephost_controller.ports import (
-    BackendContainers,
-    ContainerRuntimeError,
-    ImageBuilder,
-)
-from beephost_controller.probes import probe
-from beephost_controller.redact import Redactor
-from beephost_controller.resolver import Lock, resolve
-from beephost_controller.runtime.no_engine import (
+from beephost_controller.backends.warm_pools import Pools
+from beephost_controller.engine.no_engine import (
     REASON,
     NoEngineBuilder,
     NoEngineContainers,
     engine_configured,
 )
+from beephost_controller.jobs import JobRunner
+from beephost_controller.metrics import ControllerMetrics
+from beephost_controller.ports import (
+    BackendContainers,
+    ContainerEngineError,
+    ImageBuilder,
+)
+from beephost_controller.probes import probe
+from beephost_controller.redact import Redactor
+from beephost_controller.resolver import Lock, resolve
 from beephost_controller.service import ControllerService
 from beephost_controller.settings import Settings
 from beephost_controller.store import SqliteStore
@@ -188,7 +188,7 @@ class ControllerSystem:
 def _remove_leftover_builds(backends: BackendService) -> None:
     try:
         removed = remove_leftover_builds(backends)
-    except ContainerRuntimeError as exc:  # no engine yet: a build removes its own
+    except ContainerEngineError as exc:  # no engine yet: a build removes its own
         logger.warning("could not remove leftover build containers: %s", exc)
         return
     if removed:
@@ -211,8 +211,8 @@ def _docker_builder(settings: Settings) -> ImageBuilder:
 
 
 def _docker_containers() -> BackendContainers:
-    from beephost_controller.runtime.docker_containers import DockerContainers
-    from beephost_controller.runtime.docker_images import DockerRuntime
+    from beephost_controller.engine.docker_containers import DockerContainers
+    from beephost_controller.engine.docker_images import DockerEngine
 
-    containers: BackendContainers = DockerContainers(DockerRuntime.from_env())
+    containers: BackendContainers = DockerContainers(DockerEngine.from_env())
     return containers

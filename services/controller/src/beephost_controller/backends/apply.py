@@ -16,7 +16,7 @@ from beephost_controller.backends.plan import SOCKET_DIR_MODE, BackendPlan
 from beephost_controller.images.layout import CA_BUNDLE_PATH, PACKAGES
 from beephost_controller.ports import (
     ContainerConfigRefused,
-    ContainerRuntimeError,
+    ContainerEngineError,
     PortInUse,
 )
 from beephost_controller.rows import BackendUpdate
@@ -71,7 +71,7 @@ def apply(service: "BackendService", planned: BackendPlan, taken: set[int]) -> N
             started = service.clock()
             service.containers.start_container(_create_backend(service, planned))
         service.store.update_backend(row.id, BackendUpdate(created_at=started))
-    except (ContainerRuntimeError, OSError) as exc:
+    except (ContainerEngineError, OSError) as exc:
         _undo(service, row.id, row.container_name, exc)
         if isinstance(exc, ContainerConfigRefused):
             raise InvalidRequest(f"the engine refused the backend: {exc}") from exc
@@ -102,7 +102,7 @@ def _undo(
 ) -> None:
     try:
         service.remove_resources(backend_id, name)
-    except ContainerRuntimeError:
+    except ContainerEngineError:
         # Whatever was created is left to reconciliation, which needs the row.
         service.store.update_backend(
             backend_id, BackendUpdate(status="exited", reason=f"failed: {exc}")

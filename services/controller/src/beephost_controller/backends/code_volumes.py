@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Mapping
 
 from beephost_controller.images.layout import ENV_PYTHON
-from beephost_controller.ports import BackendContainers, ContainerRuntimeError
+from beephost_controller.ports import BackendContainers, ContainerEngineError
 from beephost_controller.specs import RunSpec
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class CodeVolumes:
             if self._mode == "auto":
                 try:
                     driver = self._containers.storage_driver()
-                except ContainerRuntimeError as exc:
+                except ContainerEngineError as exc:
                     logger.warning("no code volumes: %s", exc)
                     return False  # asked again next time: the engine may be back
                 self._enabled = driver in PRIVATE_CACHE_DRIVERS
@@ -149,7 +149,7 @@ class CodeVolumes:
                 if wait:
                     self._lock.wait_for(lambda: key not in self._filling, wait)
                 return dict(self._ready.get(key, {}))
-        except ContainerRuntimeError as exc:
+        except ContainerEngineError as exc:
             logger.warning("no code volumes for %s: %s", image, exc)
             return {}
 
@@ -167,7 +167,7 @@ class CodeVolumes:
         the engine cannot say: logged)."""
         try:
             markers = self._markers()
-        except ContainerRuntimeError as exc:
+        except ContainerEngineError as exc:
             logger.warning("could not read the code volumes' disk use: %s", exc)
             return {}
         return {
@@ -196,10 +196,10 @@ class CodeVolumes:
                 )
             ).strip()
             if not said.isdigit():
-                raise ContainerRuntimeError(f"the fill's check said {said!r}")
+                raise ContainerEngineError(f"the fill's check said {said!r}")
             marker = {**own, LABEL_CODE_PART: COMPLETE, LABEL_CODE_BYTES: said}
             self._containers.create_volume(marker_name(self._prefix, key), marker)
-        except ContainerRuntimeError as exc:
+        except ContainerEngineError as exc:
             logger.warning("could not fill the code volumes of %s: %s", image, exc)
             self._remove_quietly(key)
             with self._lock:
@@ -222,7 +222,7 @@ class CodeVolumes:
     def _remove_quietly(self, key: str) -> bool:
         try:
             self._remove(key)
-        except ContainerRuntimeError as exc:  # in use by a backend: kept
+        except ContainerEngineError as exc:  # in use by a backend: kept
             logger.warning("kept the code volumes of image %s: %s", key, exc)
             return False
         return True
@@ -240,7 +240,7 @@ class CodeVolumes:
                 if marker.startswith(start)
                 and self._containers.image_id(key := marker.removeprefix(start)) is None
             ]
-        except ContainerRuntimeError as exc:  # the next removal tries again
+        except ContainerEngineError as exc:  # the next removal tries again
             logger.warning("could not look for unused code volumes: %s", exc)
             return []
         for key in gone:
@@ -266,7 +266,7 @@ class CodeVolumes:
             self._ready.clear()
             try:
                 found = self._containers.list_volumes(self._labels)
-            except ContainerRuntimeError as exc:
+            except ContainerEngineError as exc:
                 logger.warning("could not remove the code volumes: %s", exc)
                 return
             # Markers first, as in _remove.
@@ -276,7 +276,7 @@ class CodeVolumes:
                 if self.owns(name):
                     try:
                         self._containers.remove_volume(name)
-                    except ContainerRuntimeError as exc:
+                    except ContainerEngineError as exc:
                         logger.warning("kept code volume %s: %s", name, exc)
 
 

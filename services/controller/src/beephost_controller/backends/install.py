@@ -37,7 +37,7 @@ from beephost_controller.images.lockfile import LockedRequirement, lock_requirem
 from beephost_controller.images.uv_tools import UvTools
 from beephost_controller.images.wheelhouse import WheelhouseTools, pool_wheels
 from beephost_controller.jobs import JobRunner
-from beephost_controller.ports import ContainerRuntimeError
+from beephost_controller.ports import ContainerEngineError
 from beephost_controller.requirements import check_requirements
 from beephost_controller.resolver import Lock, ResolutionError
 from beephost_controller.rows import BackendRow, JobRow
@@ -274,7 +274,7 @@ class PackageInstaller:
             container = row.container_id or row.container_name
             try:
                 self.backends.containers.put_archive(container, PACKAGES, archive)
-            except ContainerRuntimeError as exc:
+            except ContainerEngineError as exc:
                 self._discard(row, staged)
                 raise InstallFailed(f"could not copy into the backend: {exc}") from None
             now = self._run_packages(row, "activate", PACKAGES, staged)
@@ -287,7 +287,7 @@ class PackageInstaller:
     def _discard(self, row: BackendRow, staged: str) -> None:
         container = row.container_id or row.container_name
         # What a failed discard leaves is staged only: on no sys.path.
-        with contextlib.suppress(ContainerRuntimeError):
+        with contextlib.suppress(ContainerEngineError):
             self.backends.containers.exec_in(
                 container,
                 _packages_command(row.type, "discard", PACKAGES, staged),
@@ -301,7 +301,7 @@ class PackageInstaller:
             status, output = self.backends.containers.exec_in(
                 container, _packages_command(row.type, *args), SERVER_USER, EXEC_TIMEOUT
             )
-        except ContainerRuntimeError as exc:
+        except ContainerEngineError as exc:
             raise Unavailable(f"backend {row.id} did not answer: {exc}") from None
         try:
             reply = json.loads(output.strip().splitlines()[-1])

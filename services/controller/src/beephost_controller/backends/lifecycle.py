@@ -64,7 +64,7 @@ from beephost_controller.images.layout import CONTAINER_PORTS
 from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.ports import (
     BackendContainers,
-    ContainerRuntimeError,
+    ContainerEngineError,
     ContainerState,
 )
 from beephost_controller.redact import Redactor
@@ -360,7 +360,7 @@ class BackendService:
         row = self.get_row(backend_id)
         try:
             self._shut(row, STOPPING)
-        except ContainerRuntimeError as exc:
+        except ContainerEngineError as exc:
             raise Unavailable(
                 f"could not remove backend {row.id}: {exc}; the stop is recorded: "
                 "retry it, or the controller finishes it when it next starts",
@@ -388,7 +388,7 @@ class BackendService:
                 continue
             try:
                 self._shut(row, SHUTDOWN)
-            except ContainerRuntimeError as exc:
+            except ContainerEngineError as exc:
                 # Recorded: the next controller's reconciliation finishes it.
                 logger.warning("could not remove backend %s: %s", row.id, exc)
                 continue
@@ -397,7 +397,7 @@ class BackendService:
         # (the engine refuses while a container is still on it).
         try:
             self.containers.remove_network(offline_network(self.settings))
-        except ContainerRuntimeError as exc:
+        except ContainerEngineError as exc:
             logger.warning("could not remove the offline network: %s", exc)
         self.code_volumes.remove_all(wait=CODE_FILL_WAIT)
         return count

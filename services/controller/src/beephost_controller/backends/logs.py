@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from beephost_controller.ports import (
     BackendContainers,
+    ContainerEngineError,
     ContainerGone,
-    ContainerRuntimeError,
 )
 from beephost_controller.rows import BackendRow
 from beephost_controller.store import SqliteStore
@@ -47,7 +47,7 @@ def keep_tail(service: BackendLogs, row: BackendRow) -> None:
         text = service.containers.container_logs(
             row.container_id or row.container_name, KEPT_LINES
         )
-    except ContainerRuntimeError as exc:
+    except ContainerEngineError as exc:
         logger.info("kept no logs of backend %s: %s", row.id, exc)
         return
     # The backend's own token first: a controller restarted since its start may not
@@ -70,7 +70,7 @@ def read_logs(service: BackendLogs, row: BackendRow, tail: int) -> str:
             )
         except ContainerGone:
             pass  # removed meanwhile (a stop under way), or lost: what was kept
-        except ContainerRuntimeError as exc:
+        except ContainerEngineError as exc:
             raise Unavailable(f"no logs for {row.id}: {exc}") from exc
     kept = service.store.kept_logs(row.id)
     if kept is None:

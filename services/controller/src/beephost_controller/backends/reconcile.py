@@ -23,7 +23,7 @@ from beephost_controller.images.labels import (
     LABEL_KIND,
     is_build_container,
 )
-from beephost_controller.ports import ContainerRuntimeError
+from beephost_controller.ports import ContainerEngineError
 from beephost_controller.rows import BackendUpdate
 
 if TYPE_CHECKING:
@@ -127,5 +127,5 @@ def _join(service: "BackendService", backend_id: str, container_id: str) -> None
     logger.info("backend %s runs without its network: joining it", backend_id)
     try:
         service.containers.join_network(container_id)
-    except ContainerRuntimeError as exc:  # its port taken meanwhile, say
+    except ContainerEngineError as exc:  # its port taken meanwhile, say
         logger.warning("backend %s could not join its network: %s", backend_id, exc)

@@ -5,7 +5,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from beephost_controller.backends.status import EXPIRED, IDLE, RESTARTABLE
-from beephost_controller.ports import ContainerRuntimeError
+from beephost_controller.ports import ContainerEngineError
 from beephost_controller.rows import BackendRow, BackendUpdate
 from beephost_protocol.errors import NotFound
 
@@ -60,7 +60,7 @@ def supervise(service: "BackendService") -> list[str]:
                 restarted.append(row.id)
         except NotFound:
             continue  # stopped meanwhile
-        except ContainerRuntimeError as exc:
+        except ContainerEngineError as exc:
             logger.warning("supervising backend %s failed: %s", row.id, exc)
     service.metrics.count_backends(
         [(r.type, r.status) for r in service.store.backends()]

@@ -57,7 +57,7 @@ from beephost_controller.images.lockfile import (
     render_requirements,
 )
 from beephost_controller.images.wheelhouse import build_member_wheel, pool_wheels
-from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError, ImageInfo
+from beephost_controller.ports import ContainerEngine, ContainerEngineError, ImageInfo
 from beephost_controller.specs import ImageBuildSpec
 
 logger = logging.getLogger(__name__)
@@ -195,7 +195,7 @@ class BackendRecipe:
     def is_current(self, info: ImageInfo) -> bool:
         return is_current(info.labels, self.plan)
 
-    def build(self, runtime: ContainerRuntime) -> ImageInfo:
+    def build(self, runtime: ContainerEngine) -> ImageInfo:
         base = self.base
         labels = {
             **backend_labels(
@@ -223,13 +223,13 @@ class BackendRecipe:
                     labels=labels,
                 )
             )
-        except ContainerRuntimeError as exc:
+        except ContainerEngineError as exc:
             raise BackendImageError(f"building {self.tag} failed: {exc}") from exc
         finally:
             shutil.rmtree(context, ignore_errors=True)
             # The build stage's images are cache nobody will hit again (the next build
             # of this key finds the tag): drop them, also after a failed build.
-            with contextlib.suppress(ContainerRuntimeError):
+            with contextlib.suppress(ContainerEngineError):
                 runtime.remove_by_labels(
                     {LABEL_KIND: KIND_BACKEND_BUILD, LABEL_BUILD_KEY: self.key}
                 )
@@ -238,7 +238,7 @@ class BackendRecipe:
 def ensure_backend_image(
     kind: str,
     base: BaseImage,
-    runtime: ContainerRuntime,
+    runtime: ContainerEngine,
     inputs: BuildInputs | None = None,
     *,
     refresh: bool = False,
@@ -271,7 +271,7 @@ def ensure_backend_image(
     Raises:
         BackendImageError: Unknown kind, missing base, unusable lock or Dockerfile,
             a wheel that cannot be had, or a failed build.
-        ContainerRuntimeError: The engine failed otherwise.
+        ContainerEngineError: The engine failed otherwise.
 
     Example:
         >>> ensure_backend_image("rpc", base, runtime).built

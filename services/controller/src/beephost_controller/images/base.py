@@ -50,7 +50,7 @@ from beephost_controller.images.rootfs import (
     read_rootfs,
     rootfs_plan,
 )
-from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError, ImageInfo
+from beephost_controller.ports import ContainerEngine, ContainerEngineError, ImageInfo
 from beephost_controller.settings import Settings
 from beephost_controller.specs import RunSpec
 
@@ -60,14 +60,14 @@ VERSION_PROBE = "import platform; print(platform.python_version())"
 
 
 def _probe_version(
-    runtime: ContainerRuntime, image: str, extra_labels: Mapping[str, str]
+    runtime: ContainerEngine, image: str, extra_labels: Mapping[str, str]
 ) -> str:
     labels = {**extra_labels, LABEL_MANAGED: "true", LABEL_KIND: KIND_PROBE}
     try:
         output = runtime.run(
             RunSpec(image, ["python3", "-c", VERSION_PROBE], labels=labels)
         )
-    except ContainerRuntimeError as exc:
+    except ContainerEngineError as exc:
         raise BaseImageError(f"python3 does not run in {image}: {exc}") from exc
     return output.strip()
 
@@ -108,12 +108,12 @@ class BaseRecipe:
             info, source=self.source, suite=self.suite, digest=self.digest
         )
 
-    def build(self, runtime: ContainerRuntime) -> ImageInfo:
+    def build(self, runtime: ContainerEngine) -> ImageInfo:
         if self.rootfs is not None:
             return self._from_debian(runtime, self.rootfs)
         return self._from_registry(runtime)
 
-    def _from_debian(self, runtime: ContainerRuntime, plan: RootfsPlan) -> ImageInfo:
+    def _from_debian(self, runtime: ContainerEngine, plan: RootfsPlan) -> ImageInfo:
         artifact = ensure_rootfs(
             plan,
             self.settings.rootfs_cache_dir,
@@ -143,18 +143,18 @@ class BaseRecipe:
                 )
         except BaseImageError:
             # Do not leave a broken image under the tag for the next call to trust.
-            with contextlib.suppress(ContainerRuntimeError):
+            with contextlib.suppress(ContainerEngineError):
                 runtime.remove_image(info.id, force=True)
             raise
         return info
 
-    def _from_registry(self, runtime: ContainerRuntime) -> ImageInfo:
+    def _from_registry(self, runtime: ContainerEngine) -> ImageInfo:
         reference = registry_reference(self.settings, self.minor)
         had_reference = runtime.get_image(reference.pull_ref) is not None
         logger.info("pulling %s", reference.display)
         try:
             pulled = runtime.pull_image(reference.repository, reference.digest)
-        except ContainerRuntimeError as exc:
+        except ContainerEngineError as exc:
             raise BaseImageError(f"cannot pull {reference.display}: {exc}") from exc
         try:
             running = _probe_version(runtime, pulled.id, self.extra)
@@ -170,7 +170,7 @@ class BaseRecipe:
         finally:
             if not had_reference:
                 # Our own pull reference; the layers stay as the parent of our image.
-                with contextlib.suppress(ContainerRuntimeError):
+                with contextlib.suppress(ContainerEngineError):
                     runtime.remove_image(reference.pull_ref)
 
 
@@ -178,7 +178,7 @@ def ensure_base_image(
     python: str,
     settings: Settings,
     *,
-    runtime: ContainerRuntime | None = None,
+    runtime: ContainerEngine | None = None,
     builder: RootfsBuilder | None = None,
     extra_labels: Mapping[str, str] | None = None,
     refresh: bool = False,
@@ -194,7 +194,7 @@ def ensure_base_image(
     Args:
         python: CPython minor version, ``"3.11"``.
         settings: Repository, registry, digests, cache directory and mirror.
-        runtime: The container engine; a ``DockerRuntime`` from the environment if
+        runtime: The container engine; a ``DockerEngine`` from the environment if
             omitted.
         builder: Rootfs builder; ``MmdebstrapBuilder()`` if omitted.
         extra_labels: More labels for the image and probe containers (tests use one
@@ -207,7 +207,7 @@ def ensure_base_image(
     Raises:
         BaseImageError: Unsupported version, missing digest, failed build, pull or
             verification.
-        ContainerRuntimeError: The engine failed otherwise.
+        ContainerEngineError: The engine failed otherwise.
 
     Example:
         >>> ensure_base_image("3.13", settings).python_version
@@ -221,9 +221,9 @@ def ensure_base_image(
     owns_runtime = runtime is None
     if runtime is None:
         # Imported here: unit tests and the fake never load docker-py.
-        from beephost_controller.runtime.docker_images import DockerRuntime
+        from beephost_controller.engine.docker_images import DockerEngine
 
-        runtime = DockerRuntime.from_env()
+        runtime = DockerEngine.from_env()
     lock_name = f"{recipe.repository.replace('/', '_')}-{recipe.minor}"
     try:
         found = ensure(

@@ -5,6 +5,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from beephost_controller.engine.docker_images import DockerEngine
 from beephost_controller.images.base import ensure_base_image
 from beephost_controller.images.base_source import BaseImage
 from beephost_controller.images.environment import (
@@ -21,9 +22,8 @@ from beephost_controller.images.labels import (
     owner_labels,
 )
 from beephost_controller.images.wheelhouse import WheelhouseTools
-from beephost_controller.ports import BaseImageRef, ContainerRuntime, ImageInfo
+from beephost_controller.ports import BaseImageRef, ContainerEngine, ImageInfo
 from beephost_controller.resolver import Lock
-from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.settings import Settings
 
 
@@ -64,7 +64,7 @@ class DockerImageBuilder:
 
     Args:
         settings: The controller's settings.
-        runtime: The container engine; a ``DockerRuntime`` from the environment if
+        runtime: The container engine; a ``DockerEngine`` from the environment if
             omitted.
         inputs: What every build shares; ``BuildInputs.from_settings(settings)`` if
             omitted.
@@ -74,11 +74,11 @@ class DockerImageBuilder:
         self,
         settings: Settings,
         *,
-        runtime: ContainerRuntime | None = None,
+        runtime: ContainerEngine | None = None,
         inputs: BuildInputs | None = None,
     ) -> None:
         self._settings = settings
-        self._runtime = runtime or DockerRuntime.from_env()
+        self._runtime = runtime or DockerEngine.from_env()
         inputs = inputs or BuildInputs.from_settings(settings)
         self._inputs = dataclasses.replace(inputs, tools=_ExportOnce(inputs.tools))
         self._code_version: str | None = None
@@ -86,7 +86,7 @@ class DockerImageBuilder:
         self._lock = threading.Lock()
 
     @property
-    def runtime(self) -> ContainerRuntime:
+    def runtime(self) -> ContainerEngine:
         return self._runtime
 
     @property

@@ -24,7 +24,7 @@ from beephost_controller.images.labels import (
     LABEL_MANAGED,
     owned_by,
 )
-from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError, ImageInfo
+from beephost_controller.ports import ContainerEngine, ContainerEngineError, ImageInfo
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class Recipe(Protocol):
         """Whether the image ``info`` found (or just built) under ``tag`` is this one."""
         ...
 
-    def build(self, runtime: ContainerRuntime) -> ImageInfo:
+    def build(self, runtime: ContainerEngine) -> ImageInfo:
         """Build the image and tag it ``tag``; called under the lock."""
         ...
 
@@ -87,7 +87,7 @@ class Ensured:
 
 def ensure(
     recipe: Recipe,
-    runtime: ContainerRuntime,
+    runtime: ContainerEngine,
     *,
     lock: Path,
     refresh: bool = False,
@@ -103,7 +103,7 @@ def ensure(
 
     Raises:
         ImageError: The build failed, or gave an image that is not current.
-        ContainerRuntimeError: The engine failed otherwise.
+        ContainerEngineError: The engine failed otherwise.
     """
     started = time.monotonic()
     if not refresh:
@@ -136,12 +136,12 @@ def ensure(
         return Ensured(info, True, seconds)
 
 
-def _current(recipe: Recipe, runtime: ContainerRuntime) -> ImageInfo | None:
+def _current(recipe: Recipe, runtime: ContainerEngine) -> ImageInfo | None:
     found = runtime.get_image(recipe.tag)
     return found if found is not None and recipe.is_current(found) else None
 
 
-def _aliased(recipe: Recipe, runtime: ContainerRuntime, info: ImageInfo) -> bool:
+def _aliased(recipe: Recipe, runtime: ContainerEngine, info: ImageInfo) -> bool:
     for alias in recipe.aliases:
         aliased = runtime.get_image(alias)
         if aliased is None or aliased.id != info.id:
@@ -150,7 +150,7 @@ def _aliased(recipe: Recipe, runtime: ContainerRuntime, info: ImageInfo) -> bool
 
 
 def retire(
-    runtime: ContainerRuntime, previous_id: str, current: ImageInfo, recipe: Recipe
+    runtime: ContainerEngine, previous_id: str, current: ImageInfo, recipe: Recipe
 ) -> None:
     """Remove the image a build replaced, if it is ours and nothing else needs it.
 
@@ -173,7 +173,7 @@ def retire(
     try:
         for ref in previous.tags or (previous.id,):
             runtime.remove_image(ref)
-    except ContainerRuntimeError as exc:
+    except ContainerEngineError as exc:
         logger.info("kept previous %s %s: %s", recipe.what, previous_id, exc)
 
 

@@ -2,7 +2,7 @@
 
 Two images, so that a new environment costs one container run, not a Dockerfile build:
 the servers image (``servers``), and the environment image: the servers image plus one
-layer, made by one container (``ContainerRuntime.commit_run``): as root, without
+layer, made by one container (``ContainerEngine.commit_run``): as root, without
 network, the host-made wheelhouse copied in at ``/wheels``, it installs the
 environment's lock into ``/opt/env`` (``--offline --no-index --require-hashes``, never
 the network), removes ``/wheels`` and is committed with the image's labels and user
@@ -71,7 +71,7 @@ from beephost_controller.images.wheelhouse import (
     build_member_wheel,
     pool_wheels,
 )
-from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError, ImageInfo
+from beephost_controller.ports import ContainerEngine, ContainerEngineError, ImageInfo
 from beephost_controller.schemas import BACKEND_TYPES, BackendType
 from beephost_controller.specs import CommitRunSpec
 
@@ -169,7 +169,7 @@ class EnvironmentRecipe:
         # under it is this environment.
         return True
 
-    def build(self, runtime: ContainerRuntime) -> ImageInfo:
+    def build(self, runtime: ContainerEngine) -> ImageInfo:
         backends = self._backends(runtime)
         servers = ensure_servers_image(
             base=self.base,
@@ -208,7 +208,7 @@ class EnvironmentRecipe:
             # Nothing to install: the servers image's empty /opt/env is the environment.
             try:
                 return runtime.build_labelled_image(servers.image_id, self.tag, labels)
-            except ContainerRuntimeError as exc:
+            except ContainerEngineError as exc:
                 raise BackendImageError(f"building {self.tag} failed: {exc}") from exc
         build_labels = {
             # The owner too: a restart removes only its own leftover build containers.
@@ -218,7 +218,7 @@ class EnvironmentRecipe:
         }
         return self._install(runtime, servers, labels, build_labels)
 
-    def _backends(self, runtime: ContainerRuntime) -> dict[BackendType, BackendImage]:
+    def _backends(self, runtime: ContainerEngine) -> dict[BackendType, BackendImage]:
         backends: dict[BackendType, BackendImage] = {}
         for kind in BACKEND_TYPES:
             backends[kind] = image = ensure_backend_image(
@@ -232,7 +232,7 @@ class EnvironmentRecipe:
 
     def _install(
         self,
-        runtime: ContainerRuntime,
+        runtime: ContainerEngine,
         servers: ServersImage,
         labels: Mapping[str, str],
         build_labels: Mapping[str, str],
@@ -288,7 +288,7 @@ class EnvironmentRecipe:
                     timeout=INSTALL_TIMEOUT,
                 )
             )
-        except ContainerRuntimeError as exc:
+        except ContainerEngineError as exc:
             raise BackendImageError(f"building {self.tag} failed: {exc}") from exc
         finally:
             shutil.rmtree(wheels, ignore_errors=True)
@@ -296,7 +296,7 @@ class EnvironmentRecipe:
                 # The install container is removed by commit_run; this finds one that
                 # a failure there left behind.
                 runtime.remove_by_labels(build_labels)
-            except ContainerRuntimeError as exc:
+            except ContainerEngineError as exc:
                 logger.warning(
                     "could not remove the install container of %s: %s", self.tag, exc
                 )
@@ -308,7 +308,7 @@ def ensure_environment_image(
     lock_text: str,
     lock_digest: str,
     tag: str,
-    runtime: ContainerRuntime,
+    runtime: ContainerEngine,
     inputs: BuildInputs,
     code: str,
     sdk: str | None = None,

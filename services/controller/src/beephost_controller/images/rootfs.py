@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from beephost_controller.engine.tool_env import tool_environment
 from beephost_controller.images.errors import BaseImageError
-from beephost_controller.runtime.tool_env import tool_environment
 
 logger = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from beephost_controller.images.layout import (
     SERVER_VENVS,
     server_environment,
 )
-from beephost_controller.ports import ContainerRuntime, ContainerRuntimeError, ImageInfo
+from beephost_controller.ports import ContainerEngine, ContainerEngineError, ImageInfo
 from beephost_controller.schemas import BackendType
 from beephost_controller.specs import ImageBuildSpec
 
@@ -124,7 +124,7 @@ class ServersRecipe:
             and info.labels.get(LABEL_BUILD_KEY) == self.key
         )
 
-    def build(self, runtime: ContainerRuntime) -> ImageInfo:
+    def build(self, runtime: ContainerEngine) -> ImageInfo:
         context = Path(tempfile.mkdtemp(prefix="context-servers-", dir=self.cache_dir))
         try:
             (context / "Dockerfile").write_text(self.dockerfile)
@@ -133,7 +133,7 @@ class ServersRecipe:
                     context, dockerfile="Dockerfile", tag=self.tag, labels=self.labels
                 )
             )
-        except ContainerRuntimeError as exc:
+        except ContainerEngineError as exc:
             raise BackendImageError(f"building {self.tag} failed: {exc}") from exc
         finally:
             shutil.rmtree(context, ignore_errors=True)
@@ -143,7 +143,7 @@ def ensure_servers_image(
     *,
     base: BaseImage,
     backends: Mapping[BackendType, BackendImage],
-    runtime: ContainerRuntime,
+    runtime: ContainerEngine,
     code: str,
     inputs: BuildInputs,
     log: Callable[[str], None] = lambda _line: None,

@@ -14,9 +14,9 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from beephost_controller.engine.tool_env import tool_environment
+from beephost_controller.engine.tool_exit import killed_words
 from beephost_controller.images.errors import BackendImageError
-from beephost_controller.runtime.tool_env import tool_environment
-from beephost_controller.runtime.tool_exit import killed_words
 
 logger = logging.getLogger(__name__)
 

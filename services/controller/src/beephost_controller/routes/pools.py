@@ -2,7 +2,7 @@
 
 from fastapi import status
 
-from beephost_controller.backends.pooling import PoolState
+from beephost_controller.backends.warm_pools import PoolState
 from beephost_controller.deps import PoolsDep
 from beephost_controller.routes import resource_router
 from beephost_controller.schemas import BackendType

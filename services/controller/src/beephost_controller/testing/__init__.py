@@ -1,13 +1,13 @@
 """In-memory implementations of the controller's ports, for tests and dry runs.
 
-``FakeRuntime`` (a ``ContainerRuntime``, over ``FakeImages``), ``FakeRootfsBuilder`` and
+``FakeEngine`` (a ``ContainerEngine``, over ``FakeImages``), ``FakeRootfsBuilder`` and
 ``FakeWheelhouseTools`` (the image pipeline's tools), ``MemoryImageBuilder`` (an
 ``ImageBuilder``), ``MemoryContainers`` (``BackendContainers``) and ``SetClock``. Every test that
 needs a port without an engine uses these; none of them reads a Dockerfile or runs code.
 """
 
+from beephost_controller.testing.engine import FakeEngine
 from beephost_controller.testing.records import CommitRun, ImageBuild, RemoteImage
-from beephost_controller.testing.runtime import FakeRuntime
 from beephost_controller.testing.services import (
     BUILD_STEPS,
     MemoryContainers,
@@ -25,8 +25,8 @@ __all__ = [
     "BUILD_STEPS",
     "FAKE_PYTHON_MINORS",
     "CommitRun",
+    "FakeEngine",
     "FakeRootfsBuilder",
-    "FakeRuntime",
     "FakeWheelhouseTools",
     "ImageBuild",
     "MemoryContainers",

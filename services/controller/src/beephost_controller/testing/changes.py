@@ -3,7 +3,7 @@
 import re
 from collections.abc import Callable, Sequence
 
-from beephost_controller.ports import ContainerRuntimeError
+from beephost_controller.ports import ContainerEngineError
 
 #: A ``LABEL key="value"`` change of ``docker import``/``commit``, as the fakes read it.
 _LABEL_RE = re.compile(r'^LABEL ([A-Za-z0-9._/-]+)=(".*")$')
@@ -34,15 +34,15 @@ def change_labels(
     ``accepted`` (what the engine's ``operation`` takes).
 
     Raises:
-        ContainerRuntimeError: A change is malformed, or not one ``operation`` accepts.
+        ContainerEngineError: A change is malformed, or not one ``operation`` accepts.
     """
     labels: dict[str, str] = {}
     for change in changes:
         if change.startswith("LABEL "):
             match = _LABEL_RE.match(change)
             if match is None:
-                raise ContainerRuntimeError(f"{operation}: malformed change {change!r}")
+                raise ContainerEngineError(f"{operation}: malformed change {change!r}")
             labels[match.group(1)] = unquote(match.group(2))
         elif not change.startswith(accepted):
-            raise ContainerRuntimeError(f"{operation}: unsupported change {change!r}")
+            raise ContainerEngineError(f"{operation}: unsupported change {change!r}")
     return labels

@@ -1,6 +1,6 @@
 """``FakeImages``: the fake engine's images and tags, and what inspects and removes them.
 
-``FakeRuntime`` (runtime.py) adds what makes images: imports, pulls, builds, commits.
+``FakeEngine`` (runtime.py) adds what makes images: imports, pulls, builds, commits.
 """
 
 import hashlib
@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from beephost_controller.ports import (
-    ContainerRuntimeError,
+    ContainerEngineError,
     ImageInfo,
     ImageNotFoundError,
 )
@@ -99,7 +99,7 @@ class FakeImages:
 
         Raises:
             ImageNotFoundError: No such image.
-            ContainerRuntimeError: The image has children, or several tags and no force.
+            ContainerEngineError: The image has children, or several tags and no force.
         """
         image = self._resolve(ref)
         if image is None:
@@ -117,13 +117,11 @@ class FakeImages:
                 del self._images[image.id]
         else:
             if has_children:
-                raise ContainerRuntimeError(
+                raise ContainerEngineError(
                     f"remove {ref}: image has dependent children"
                 )
             if references > 1 and not force:
-                raise ContainerRuntimeError(
-                    f"remove {ref}: image is referenced by tags"
-                )
+                raise ContainerEngineError(f"remove {ref}: image is referenced by tags")
             for tag in tags:
                 del self._tags[tag]
             del self._images[image.id]

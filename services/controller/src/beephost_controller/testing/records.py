@@ -8,7 +8,7 @@ from beephost_controller.specs import CommitRunSpec, ImageBuildSpec
 
 @dataclass(frozen=True)
 class CommitRun:
-    """One ``FakeRuntime.commit_run`` call: its spec, and the files it copied in."""
+    """One ``FakeEngine.commit_run`` call: its spec, and the files it copied in."""
 
     spec: CommitRunSpec
     #: Container path of every regular file copied in -> its bytes at the call.
@@ -17,7 +17,7 @@ class CommitRun:
 
 @dataclass(frozen=True)
 class ImageBuild:
-    """One ``FakeRuntime.build_image`` call: its spec, and the context's files at the
+    """One ``FakeEngine.build_image`` call: its spec, and the context's files at the
     call (the builders remove the context afterwards)."""
 
     spec: ImageBuildSpec

@@ -11,8 +11,8 @@ from pathlib import Path
 from beephost_controller.images.keys import environment_code, environment_tag
 from beephost_controller.ports import (
     BaseImageRef,
+    ContainerEngineError,
     ContainerGone,
-    ContainerRuntimeError,
     ContainerState,
     ImageInfo,
 )
@@ -108,7 +108,7 @@ class MemoryImageBuilder:
     def remove_environment_image(self, image: ImageInfo) -> None:
         for tag in image.tags:
             if tag in self.in_use:
-                raise ContainerRuntimeError(f"remove {tag}: a container uses it")
+                raise ContainerEngineError(f"remove {tag}: a container uses it")
             self.images.discard(tag)
 
 
@@ -203,17 +203,17 @@ class MemoryContainers:
 
     def fill_volumes(self, fill: RunSpec) -> str:
         if self.image_id(fill.image) is None:
-            raise ContainerRuntimeError(f"no image {fill.image}")
+            raise ContainerEngineError(f"no image {fill.image}")
         for volume in fill.volumes:
             if volume not in self.volumes:
-                raise ContainerRuntimeError(f"no volume {volume}")
+                raise ContainerEngineError(f"no volume {volume}")
         self.fills.append((fill.image, dict(fill.volumes)))
         return self.fill_output
 
     def create_container(self, spec: ContainerSpec) -> str:
         for volume in [*spec.volumes, *spec.shared_volumes]:
             if volume not in self.volumes:
-                raise ContainerRuntimeError(f"no volume {volume}")
+                raise ContainerEngineError(f"no volume {volume}")
         cid = f"c{next(self._ids)}"  # atomic: the pool filler starts in a thread
         self.specs[spec.name] = spec
         self.containers[spec.name] = ContainerState(
@@ -236,7 +236,7 @@ class MemoryContainers:
     def start_container(self, ref: str) -> None:
         name = self._find(ref)
         if name is None:
-            raise ContainerRuntimeError(f"no container {ref}")
+            raise ContainerEngineError(f"no container {ref}")
         self.starts.append(name)
         self.containers[name] = replace(
             self.containers[name],
@@ -250,7 +250,7 @@ class MemoryContainers:
     def join_network(self, ref: str) -> None:
         name = self._find(ref)
         if name is None:
-            raise ContainerRuntimeError(f"no container {ref}")
+            raise ContainerEngineError(f"no container {ref}")
         self.joins.append(name)
         self.containers[name] = replace(self.containers[name], unjoined_network=None)
 
@@ -288,17 +288,17 @@ class MemoryContainers:
         """The directory holding the container's files (``files`` must be set).
 
         Raises:
-            ContainerRuntimeError: No such container.
+            ContainerEngineError: No such container.
         """
         name = self._find(ref)
         if name is None:
-            raise ContainerRuntimeError(f"no container {ref}")
+            raise ContainerEngineError(f"no container {ref}")
         assert self.files is not None, "MemoryContainers.files is not set"
         return self.files / name
 
     def put_archive(self, ref: str, path: str, data: bytes) -> None:
         if self._find(ref) is None:
-            raise ContainerRuntimeError(f"no container {ref}")
+            raise ContainerEngineError(f"no container {ref}")
         self.archives.append((ref, path, data))
         if self.files is not None:
             target = self.root(ref) / path.lstrip("/")
@@ -312,7 +312,7 @@ class MemoryContainers:
         self, ref: str, command: Sequence[str], user: str, timeout: float
     ) -> tuple[int, str]:
         if self._find(ref) is None:
-            raise ContainerRuntimeError(f"no container {ref}")
+            raise ContainerEngineError(f"no container {ref}")
         self.execs.append((ref, tuple(command), user))
         if self.files is not None and self.exec_files is not None:
             return self.exec_files(self.root(ref), command)

@@ -13,16 +13,16 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from beephost_controller.engine.docker_errors import found_or_none as _found_or_none
+from beephost_controller.engine.docker_errors import label_filters as _label_filters
+from beephost_controller.engine.docker_errors import mapped_errors as _mapped_errors
+from beephost_controller.engine.docker_images import DockerEngine
 from beephost_controller.ports import (
+    ContainerEngineError,
     ContainerGone,
-    ContainerRuntimeError,
     ContainerState,
     ImageNotFoundError,
 )
-from beephost_controller.runtime.docker_errors import found_or_none as _found_or_none
-from beephost_controller.runtime.docker_errors import label_filters as _label_filters
-from beephost_controller.runtime.docker_errors import mapped_errors as _mapped_errors
-from beephost_controller.runtime.docker_images import DockerRuntime
 from beephost_controller.specs import ContainerSpec, RunSpec
 
 logger = logging.getLogger(__name__)
@@ -85,9 +85,9 @@ def reported_idle(health_log: list[dict[str, Any]]) -> float | None:
 
 
 class DockerContainers:
-    """``BackendContainers`` on docker-py (shares the client of a ``DockerRuntime``)."""
+    """``BackendContainers`` on docker-py (shares the client of a ``DockerEngine``)."""
 
-    def __init__(self, runtime: DockerRuntime) -> None:
+    def __init__(self, runtime: DockerEngine) -> None:
         self._runtime = runtime
         self._client = runtime._client
         self._networks_lock = threading.Lock()
@@ -116,7 +116,7 @@ class DockerContainers:
         except docker.errors.NotFound:
             return
         except docker.errors.DockerException as exc:
-            raise ContainerRuntimeError(f"remove network {name}: {exc}") from exc
+            raise ContainerEngineError(f"remove network {name}: {exc}") from exc
 
     def create_volume(self, name: str, labels: Mapping[str, str]) -> None:
         with _mapped_errors(f"create volume {name}"):
@@ -128,7 +128,7 @@ class DockerContainers:
         except docker.errors.NotFound:
             return
         except docker.errors.DockerException as exc:
-            raise ContainerRuntimeError(f"remove volume {name}: {exc}") from exc
+            raise ContainerEngineError(f"remove volume {name}: {exc}") from exc
 
     def list_volumes(self, labels: Mapping[str, str]) -> dict[str, dict[str, str]]:
         with _mapped_errors(f"list volumes labelled {dict(labels)}"):
@@ -257,12 +257,12 @@ class DockerContainers:
                 # Another remove of it runs (a stop beside an expiry): its end is ours.
                 self._wait_removed(ref, exc)
                 return
-            raise ContainerRuntimeError(f"remove container {ref}: {exc}") from exc
+            raise ContainerEngineError(f"remove container {ref}: {exc}") from exc
         except (
             docker.errors.DockerException,
             requests.exceptions.RequestException,
         ) as exc:
-            raise ContainerRuntimeError(f"remove container {ref}: {exc}") from exc
+            raise ContainerEngineError(f"remove container {ref}: {exc}") from exc
 
     def _wait_removed(self, ref: str, cause: Exception) -> None:
         deadline = time.monotonic() + REMOVAL_WAIT
@@ -272,9 +272,9 @@ class DockerContainers:
             except docker.errors.NotFound:
                 return
             except docker.errors.DockerException as exc:
-                raise ContainerRuntimeError(f"remove container {ref}: {exc}") from exc
+                raise ContainerEngineError(f"remove container {ref}: {exc}") from exc
             time.sleep(0.1)
-        raise ContainerRuntimeError(
+        raise ContainerEngineError(
             f"remove container {ref}: another removal of it did not end within "
             f"{REMOVAL_WAIT:.0f} s: {cause}"
         )
@@ -304,7 +304,7 @@ class DockerContainers:
     def put_archive(self, ref: str, path: str, data: bytes) -> None:
         with _mapped_errors(f"copy into container {ref}"):
             if not self._client.containers.get(ref).put_archive(path, data):
-                raise ContainerRuntimeError(f"copy into container {ref}:{path} failed")
+                raise ContainerEngineError(f"copy into container {ref}:{path} failed")
 
     def exec_in(
         self, ref: str, command: Sequence[str], user: str, timeout: float
@@ -320,7 +320,7 @@ class DockerContainers:
             with _mapped_errors(f"exec in container {ref}"):
                 result = future.result(timeout)
         except FutureTimeout:
-            raise ContainerRuntimeError(
+            raise ContainerEngineError(
                 f"exec in container {ref}: no exit after {timeout:.0f} s"
             ) from None
         return int(result.exit_code), bytes(result.output or b"").decode(

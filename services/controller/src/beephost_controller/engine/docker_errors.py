@@ -13,8 +13,8 @@ from docker.constants import DEFAULT_UNIX_SOCKET
 
 from beephost_controller.ports import (
     ContainerConfigRefused,
+    ContainerEngineError,
     ContainerGone,
-    ContainerRuntimeError,
     ImageInfo,
     ImageNotFoundError,
     PortInUse,
@@ -44,9 +44,9 @@ def mapped_errors(action: str) -> Iterator[None]:
             raise ContainerGone(f"{action}: {exc.explanation}") from exc
         if any(sign in str(exc.explanation) for sign in _PORT_IN_USE):
             raise PortInUse(f"{action}: {exc.explanation}") from exc
-        raise ContainerRuntimeError(f"{action}: {exc}") from exc
+        raise ContainerEngineError(f"{action}: {exc}") from exc
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        raise ContainerRuntimeError(f"{action}: {exc}") from exc
+        raise ContainerEngineError(f"{action}: {exc}") from exc
 
 
 T = TypeVar("T")
@@ -56,14 +56,14 @@ def found_or_none(action: str, look: Callable[[], T]) -> T | None:
     """``look()``, or None when the engine has no such object.
 
     Raises:
-        ContainerRuntimeError: The engine failed otherwise.
+        ContainerEngineError: The engine failed otherwise.
     """
     try:
         return look()
     except docker.errors.NotFound:  # ImageNotFound too
         return None
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        raise ContainerRuntimeError(f"{action}: {exc}") from exc
+        raise ContainerEngineError(f"{action}: {exc}") from exc
 
 
 def check_unix_socket(timeout: float) -> None:
@@ -79,7 +79,7 @@ def check_unix_socket(timeout: float) -> None:
         try:
             sock.connect(path)
         except OSError as exc:
-            raise ContainerRuntimeError(
+            raise ContainerEngineError(
                 f"connect to the Docker engine at {path}: {exc}"
             ) from exc
 

@@ -1,4 +1,4 @@
-"""``DockerRuns``: the one-shot containers of ``DockerRuntime`` (run, and run then commit)."""
+"""``DockerRuns``: the one-shot containers of ``DockerEngine`` (run, and run then commit)."""
 
 import logging
 from typing import Any
@@ -6,29 +6,29 @@ from typing import Any
 import docker
 import docker.errors
 
+from beephost_controller.engine.docker_errors import image_info as _image_info
+from beephost_controller.engine.docker_errors import mapped_errors as _mapped_errors
+from beephost_controller.engine.docker_errors import split_tag as _split_tag
 from beephost_controller.ports import (
+    ContainerEngineError,
     ContainerRunError,
-    ContainerRuntimeError,
     ImageInfo,
 )
-from beephost_controller.runtime.docker_errors import image_info as _image_info
-from beephost_controller.runtime.docker_errors import mapped_errors as _mapped_errors
-from beephost_controller.runtime.docker_errors import split_tag as _split_tag
 from beephost_controller.specs import CommitRunSpec, RunSpec
 
 logger = logging.getLogger(__name__)
 
 
 class DockerRuns:
-    """The ``run``/``commit_run`` half of ``DockerRuntime``, kept apart to keep modules small.
+    """The ``run``/``commit_run`` half of ``DockerEngine``, kept apart to keep modules small.
 
-    A base class of ``DockerRuntime``, which sets ``_client``; not used on its own.
+    A base class of ``DockerEngine``, which sets ``_client``; not used on its own.
     """
 
     _client: Any
 
     def run(self, spec: RunSpec) -> str:
-        """``ContainerRuntime.run`` (ports.py): create, start, wait, then remove."""
+        """``ContainerEngine.run`` (ports.py): create, start, wait, then remove."""
         image, command = spec.image, spec.command
         mounts = {
             name: {"bind": path, "mode": "rw"} for name, path in spec.volumes.items()
@@ -69,7 +69,7 @@ class DockerRuns:
         return stdout
 
     def commit_run(self, run: CommitRunSpec) -> ImageInfo:
-        """``ContainerRuntime.commit_run`` (ports.py): create with the image's config
+        """``ContainerEngine.commit_run`` (ports.py): create with the image's config
         restored, copy ``run.files`` in as root, start, wait, commit, then remove."""
         image, tag = run.image, run.tag
         # Local imports: this method is the module's only user of them.
@@ -113,7 +113,7 @@ class DockerRuns:
                             )
                         tar.seek(0)
                         if not container.put_archive("/", tar):
-                            raise ContainerRuntimeError(
+                            raise ContainerEngineError(
                                 f"copy {host} to {target} in {image}: refused"
                             )
                 container.start()
@@ -134,7 +134,7 @@ class DockerRuns:
                     repository, name, changes=list(run.changes), conf=restored
                 )
         except OSError as exc:
-            raise ContainerRuntimeError(f"copy files into {image}: {exc}") from exc
+            raise ContainerEngineError(f"copy files into {image}: {exc}") from exc
         finally:
             try:
                 # v=True: the anonymous volumes of the image's VOLUMEs go too.

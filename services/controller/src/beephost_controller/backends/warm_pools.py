@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from beephost_controller.backends.lifecycle import BackendService
 from beephost_controller.backends.plan import BackendRequest
-from beephost_controller.backends.pools import (
+from beephost_controller.backends.pool_policy import (
     Pool,
     claimed,
     effective_pools,
@@ -24,7 +24,7 @@ from beephost_controller.backends.pools import (
     serves,
     strays,
 )
-from beephost_controller.ports import ContainerRuntimeError
+from beephost_controller.ports import ContainerEngineError
 from beephost_controller.rows import BackendRow, BackendUpdate, PoolRow
 from beephost_controller.schemas import BackendLimits, BackendOptions, BackendType
 from beephost_protocol.errors import BeepHostError, NotFound
@@ -246,7 +246,7 @@ class Pools:
             return self.backends.refresh(row.id).status in ("starting", "unhealthy")
         except NotFound:
             return False  # claimed and stopped meanwhile
-        except ContainerRuntimeError as exc:
+        except ContainerEngineError as exc:
             logger.warning("pool member %s: %s", row.id, exc)
             return True
 
@@ -258,7 +258,7 @@ class Pools:
             return False
         try:
             self.backends.stop(row.id)
-        except (BeepHostError, ContainerRuntimeError) as exc:
+        except (BeepHostError, ContainerEngineError) as exc:
             logger.warning("could not remove pool member %s: %s", row.id, exc)
             return False
         return True

@@ -1,4 +1,4 @@
-"""``DockerRuntime``: the ``ContainerRuntime`` on docker-py (connection and image operations)."""
+"""``DockerEngine``: the ``ContainerEngine`` on docker-py (connection and image operations)."""
 
 import contextlib
 import io
@@ -12,20 +12,20 @@ import docker.errors
 import docker.utils.build
 import requests.exceptions
 
-from beephost_controller.ports import ContainerRuntimeError, ImageInfo
-from beephost_controller.runtime.docker_errors import (
+from beephost_controller.engine.docker_errors import (
     check_unix_socket as _check_unix_socket,
 )
-from beephost_controller.runtime.docker_errors import image_info as _image_info
-from beephost_controller.runtime.docker_errors import label_filters as _label_filters
-from beephost_controller.runtime.docker_errors import mapped_errors as _mapped_errors
-from beephost_controller.runtime.docker_errors import split_tag as _split_tag
-from beephost_controller.runtime.docker_runs import DockerRuns
+from beephost_controller.engine.docker_errors import image_info as _image_info
+from beephost_controller.engine.docker_errors import label_filters as _label_filters
+from beephost_controller.engine.docker_errors import mapped_errors as _mapped_errors
+from beephost_controller.engine.docker_errors import split_tag as _split_tag
+from beephost_controller.engine.docker_runs import DockerRuns
+from beephost_controller.ports import ContainerEngineError, ImageInfo
 from beephost_controller.specs import ImageBuildSpec
 
 
-class DockerRuntime(DockerRuns):
-    """``ContainerRuntime`` backed by a Docker Engine through docker-py.
+class DockerEngine(DockerRuns):
+    """``ContainerEngine`` backed by a Docker Engine through docker-py.
 
     Args:
         client: A ``docker.DockerClient``; see ``from_env`` for the usual way.
@@ -35,7 +35,7 @@ class DockerRuntime(DockerRuns):
         self._client = client
 
     @classmethod
-    def from_env(cls, *, timeout: int = 300) -> "DockerRuntime":
+    def from_env(cls, *, timeout: int = 300) -> "DockerEngine":
         """Connect as the docker CLI would (``DOCKER_HOST``, ``DOCKER_TLS_VERIFY``...).
 
         Args:
@@ -43,7 +43,7 @@ class DockerRuntime(DockerRuns):
                 base images take a while, hence the generous default.
 
         Raises:
-            ContainerRuntimeError: No engine answers.
+            ContainerEngineError: No engine answers.
         """
         _check_unix_socket(timeout)
         with _mapped_errors("connect to the Docker engine"):
@@ -62,7 +62,7 @@ class DockerRuntime(DockerRuns):
         except docker.errors.ImageNotFound:
             return None
         except docker.errors.DockerException as exc:
-            raise ContainerRuntimeError(f"inspect image {ref}: {exc}") from exc
+            raise ContainerEngineError(f"inspect image {ref}: {exc}") from exc
         return _image_info(image)
 
     def import_image(
@@ -76,7 +76,7 @@ class DockerRuntime(DockerRuns):
             changes: Dockerfile instructions applied to the config (``LABEL``, ``ENV``...).
 
         Raises:
-            ContainerRuntimeError: The engine rejected the tarball or a change.
+            ContainerEngineError: The engine rejected the tarball or a change.
         """
         repository, name = _split_tag(tag)
         with _mapped_errors(f"import {tarball} as {tag}"):
@@ -87,10 +87,10 @@ class DockerRuntime(DockerRuns):
         for line in str(result).splitlines():
             message = json.loads(line) if line.strip() else {}
             if "error" in message:
-                raise ContainerRuntimeError(f"import {tarball}: {message['error']}")
+                raise ContainerEngineError(f"import {tarball}: {message['error']}")
         info = self.get_image(tag)
         if info is None:
-            raise ContainerRuntimeError(f"import {tarball}: no image tagged {tag}")
+            raise ContainerEngineError(f"import {tarball}: no image tagged {tag}")
         return info
 
     def pull_image(self, repository: str, digest: str) -> ImageInfo:
@@ -102,7 +102,7 @@ class DockerRuntime(DockerRuns):
 
         Raises:
             ImageNotFoundError: The registry has no such manifest.
-            ContainerRuntimeError: Any other pull failure (unreachable registry...).
+            ContainerEngineError: Any other pull failure (unreachable registry...).
         """
         with _mapped_errors(f"pull {repository}@{digest}"):
             image = self._client.images.pull(repository, tag=digest)
@@ -129,7 +129,7 @@ class DockerRuntime(DockerRuns):
             labels: Labels added to the image config.
 
         Raises:
-            ContainerRuntimeError: The build failed.
+            ContainerEngineError: The build failed.
         """
         # No "# syntax=" line: it would make BuildKit pull a frontend image. One LABEL
         # instruction, not the build's `labels` parameter: the legacy builder turns
@@ -148,7 +148,7 @@ class DockerRuntime(DockerRuns):
         return _image_info(image)
 
     def build_image(self, build: ImageBuildSpec) -> ImageInfo:
-        """``ContainerRuntime.build_image`` (ports.py) on docker-py's legacy builder."""
+        """``ContainerEngine.build_image`` (ports.py) on docker-py's legacy builder."""
         context, tag, labels = build.context, build.tag, build.labels
         # The legacy builder turns the API's `labels` into one LABEL instruction per
         # label, and each instruction costs a commit (about 1 s here): append them to
@@ -167,7 +167,7 @@ class DockerRuntime(DockerRuns):
                 else []
             )
         except OSError as exc:
-            raise ContainerRuntimeError(f"build {tag}: {exc}") from exc
+            raise ContainerEngineError(f"build {tag}: {exc}") from exc
         if labels:
             pairs = " ".join(
                 f"{json.dumps(key)}={json.dumps(value)}"
@@ -201,7 +201,7 @@ class DockerRuntime(DockerRuns):
                 if isinstance(entry, dict)
             ]
             tail = "\n".join(line for line in lines if line)[-3000:]
-            raise ContainerRuntimeError(
+            raise ContainerEngineError(
                 f"build {tag} from {source}: {exc.msg}\n{tail}"
             ) from exc
         except (
@@ -209,7 +209,7 @@ class DockerRuntime(DockerRuns):
             docker.errors.DockerException,
             requests.exceptions.RequestException,
         ) as exc:
-            raise ContainerRuntimeError(f"build {tag} from {source}: {exc}") from exc
+            raise ContainerEngineError(f"build {tag} from {source}: {exc}") from exc
         return _image_info(image)
 
     def remove_image(self, ref: str, *, force: bool = False) -> None:
@@ -217,7 +217,7 @@ class DockerRuntime(DockerRuns):
 
         Raises:
             ImageNotFoundError: No such image.
-            ContainerRuntimeError: The image is in use (and ``force`` is false).
+            ContainerEngineError: The image is in use (and ``force`` is false).
         """
         with _mapped_errors(f"remove image {ref}"):
             self._client.images.remove(ref, force=force)
@@ -239,7 +239,7 @@ class DockerRuntime(DockerRuns):
 
         Raises:
             ValueError: ``labels`` is empty (that would match everything).
-            ContainerRuntimeError: An image could not be removed.
+            ContainerEngineError: An image could not be removed.
         """
         if not labels:
             raise ValueError("refusing to remove by an empty label selector")
@@ -277,7 +277,7 @@ class DockerRuntime(DockerRuns):
             if not pending:
                 break
         if pending:
-            raise ContainerRuntimeError(
+            raise ContainerEngineError(
                 f"could not remove images {[image.id for image in pending]}"
             )
         return removed

@@ -1,4 +1,4 @@
-"""``FakeRuntime``: an in-memory ``ContainerRuntime`` for unit tests and dry runs.
+"""``FakeEngine``: an in-memory ``ContainerEngine`` for unit tests and dry runs.
 
 It keeps images, tags and a pretend registry in dictionaries and behaves like the
 engine for the operations the controller uses. It cannot execute code: ``run``
@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from beephost_controller.ports import (
+    ContainerEngineError,
     ContainerRunError,
-    ContainerRuntimeError,
     ImageInfo,
     ImageNotFoundError,
 )
@@ -25,8 +25,8 @@ from beephost_controller.testing.images import FakeImage, FakeImages
 from beephost_controller.testing.records import CommitRun, ImageBuild, RemoteImage
 
 
-class FakeRuntime(FakeImages):
-    """In-memory ``ContainerRuntime``.
+class FakeEngine(FakeImages):
+    """In-memory ``ContainerEngine``.
 
     ``operations`` records every call that changed state (``("import", tag)``,
     ``("pull", ref)``...), so a test can assert that a cache hit did no work.
@@ -47,7 +47,7 @@ class FakeRuntime(FakeImages):
         self.commit_runs: list[CommitRun] = []
         self.builds: list[ImageBuild] = []
 
-    # -- ContainerRuntime ----------------------------------------------------------
+    # -- ContainerEngine ----------------------------------------------------------
 
     def import_image(
         self, tarball: Path, tag: str, *, changes: Sequence[str] = ()
@@ -55,10 +55,10 @@ class FakeRuntime(FakeImages):
         """Record an image for ``tarball``; ``LABEL`` changes become its labels.
 
         Raises:
-            ContainerRuntimeError: The tarball is missing or a change is malformed.
+            ContainerEngineError: The tarball is missing or a change is malformed.
         """
         if not tarball.is_file():
-            raise ContainerRuntimeError(f"import {tarball}: no such file")
+            raise ContainerEngineError(f"import {tarball}: no such file")
         labels = change_labels(
             changes,
             operation="import",
@@ -131,11 +131,11 @@ class FakeRuntime(FakeImages):
 
         Raises:
             ImageNotFoundError: ``BASE_IMAGE`` is not local (the fake never pulls).
-            ContainerRuntimeError: No Dockerfile in the context.
+            ContainerEngineError: No Dockerfile in the context.
         """
         context, dockerfile, tag = build.context, build.dockerfile, build.tag
         if not (context / dockerfile).is_file():
-            raise ContainerRuntimeError(f"build {tag}: no {dockerfile} in {context}")
+            raise ContainerEngineError(f"build {tag}: no {dockerfile} in {context}")
         args = dict(build.buildargs)
         parent = None
         if "BASE_IMAGE" in args:
@@ -181,7 +181,7 @@ class FakeRuntime(FakeImages):
                 version = self.python_versions[tag]
         if "python_version()" not in shlex.join(command) or version is None:
             raise ContainerRunError(
-                f"FakeRuntime cannot run {list(command)}", exit_code=127, output=""
+                f"FakeEngine cannot run {list(command)}", exit_code=127, output=""
             )
         return version + "\n"
 
@@ -194,7 +194,7 @@ class FakeRuntime(FakeImages):
 
         Raises:
             ImageNotFoundError: No such image.
-            ContainerRuntimeError: A directory of ``run.files`` is missing, or a change
+            ContainerEngineError: A directory of ``run.files`` is missing, or a change
                 is malformed or not one a commit accepts.
             ContainerRunError: The command matches one of ``run_failures``.
         """
@@ -205,7 +205,7 @@ class FakeRuntime(FakeImages):
         copied: dict[str, bytes] = {}
         for host, target in run.files.items():
             if not host.is_dir():
-                raise ContainerRuntimeError(f"commit_run: no directory {host}")
+                raise ContainerEngineError(f"commit_run: no directory {host}")
             for path in sorted(host.rglob("*")):
                 if path.is_file():
                     relative = path.relative_to(host).as_posix()

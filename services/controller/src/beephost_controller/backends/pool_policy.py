@@ -1,6 +1,6 @@
 """Warm pools, decided: which pools exist, what a refill starts and removes, which
 start a member may serve, and what a claim changes. Pure functions of plain data;
-pooling.py applies them.
+warm_pools.py applies them.
 
 A pool keeps ``size`` backends of one environment and type started, ready and
 unclaimed. A member is a backend row like any other, marked ``pooled`` in its config:

@@ -27,13 +27,13 @@ class NoEngineContainers:
     """``BackendContainers`` with nothing to list and nothing it can create."""
 
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
-        raise ports.ContainerRuntimeError(REASON)
+        raise ports.ContainerEngineError(REASON)
 
     def remove_network(self, name: str) -> None:
         return None
 
     def create_volume(self, name: str, labels: Mapping[str, str]) -> None:
-        raise ports.ContainerRuntimeError(REASON)
+        raise ports.ContainerEngineError(REASON)
 
     def remove_volume(self, name: str) -> None:
         return None
@@ -42,22 +42,22 @@ class NoEngineContainers:
         return {}
 
     def storage_driver(self) -> str:
-        raise ports.ContainerRuntimeError(REASON)
+        raise ports.ContainerEngineError(REASON)
 
     def image_id(self, ref: str) -> str | None:
         return None
 
     def fill_volumes(self, fill: specs.RunSpec) -> str:
-        raise ports.ContainerRuntimeError(REASON)
+        raise ports.ContainerEngineError(REASON)
 
     def create_container(self, spec: specs.ContainerSpec) -> str:
-        raise ports.ContainerRuntimeError(REASON)
+        raise ports.ContainerEngineError(REASON)
 
     def start_container(self, ref: str) -> None:
-        raise ports.ContainerRuntimeError(REASON)
+        raise ports.ContainerEngineError(REASON)
 
     def join_network(self, ref: str) -> None:
-        raise ports.ContainerRuntimeError(REASON)
+        raise ports.ContainerEngineError(REASON)
 
     def container_state(self, ref: str) -> ports.ContainerState | None:
         return None
@@ -66,7 +66,7 @@ class NoEngineContainers:
         return None
 
     def container_logs(self, ref: str, tail: int) -> str:
-        raise ports.ContainerRuntimeError(REASON)
+        raise ports.ContainerEngineError(REASON)
 
     def list_containers(self, labels: Mapping[str, str]) -> list[ports.ContainerState]:
         return []
@@ -75,12 +75,12 @@ class NoEngineContainers:
         return []
 
     def put_archive(self, ref: str, path: str, data: bytes) -> None:
-        raise ports.ContainerRuntimeError(REASON)
+        raise ports.ContainerEngineError(REASON)
 
     def exec_in(
         self, ref: str, command: Sequence[str], user: str, timeout: float
     ) -> tuple[int, str]:
-        raise ports.ContainerRuntimeError(REASON)
+        raise ports.ContainerEngineError(REASON)
 
 
 class NoEngineBuilder:
@@ -97,7 +97,7 @@ class NoEngineBuilder:
         return []  # none can have been built
 
     def remove_environment_image(self, image: ports.ImageInfo) -> None:
-        raise ports.ContainerRuntimeError(REASON)
+        raise ports.ContainerEngineError(REASON)
 
     def ensure_environment(
         self,
