@@ -276,6 +276,10 @@ class BaseImageRef:
     source: str
 
 
+#: Where a build's progress goes, a line a call (a job's log).
+BuildLog = Callable[[str], None]
+
+
 class ImageBuilder(Protocol):
     """Makes images; ``images.builder.DockerImageBuilder`` is the one on Docker."""
 
@@ -301,12 +305,7 @@ class ImageBuilder(Protocol):
         ...
 
     def ensure_environment(
-        self,
-        *,
-        base: BaseImageRef,
-        lock: Lock,
-        admin: bool,
-        log: Callable[[str], None],
+        self, *, base: BaseImageRef, lock: Lock, admin: bool, log: BuildLog
     ) -> str:
         """The tag of the environment image of ``lock`` on ``base`` (servers plus the
         locked packages, and the client SDK if ``admin``): found by its content

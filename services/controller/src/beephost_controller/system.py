@@ -1,4 +1,4 @@
-"""The controller's composition root: its object graph, its threads, their stop order."""
+"""The controller's composition root: the object graph, its threads, the stop order."""
 
 import asyncio
 import contextlib

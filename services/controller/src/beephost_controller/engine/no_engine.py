@@ -100,11 +100,6 @@ class NoEngineBuilder:
         raise ports.ContainerEngineError(REASON)
 
     def ensure_environment(
-        self,
-        *,
-        base: ports.BaseImageRef,
-        lock: Lock,
-        admin: bool,
-        log: Callable[[str], None],
+        self, *, base: ports.BaseImageRef, lock: Lock, admin: bool, log: ports.BuildLog
     ) -> str:
         raise RuntimeError(REASON)

@@ -22,7 +22,7 @@ from beephost_controller.images.labels import (
     owner_labels,
 )
 from beephost_controller.images.wheelhouse import WheelhouseTools
-from beephost_controller.ports import BaseImageRef, ContainerEngine, ImageInfo
+from beephost_controller.ports import BaseImageRef, BuildLog, ContainerEngine, ImageInfo
 from beephost_controller.resolver import Lock
 from beephost_controller.settings import Settings
 
@@ -137,12 +137,7 @@ class DockerImageBuilder:
             self._runtime.remove_image(ref)
 
     def ensure_environment(
-        self,
-        *,
-        base: BaseImageRef,
-        lock: Lock,
-        admin: bool,
-        log: Callable[[str], None],
+        self, *, base: BaseImageRef, lock: Lock, admin: bool, log: BuildLog
     ) -> str:
         # The address, once: the code and SDK hashes it is made of are the ones the
         # image carries (ensure_environment_image does not compute them again).

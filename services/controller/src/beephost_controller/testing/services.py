@@ -11,6 +11,7 @@ from pathlib import Path
 from beephost_controller.images.keys import environment_code, environment_tag
 from beephost_controller.ports import (
     BaseImageRef,
+    BuildLog,
     ContainerEngineError,
     ContainerGone,
     ContainerState,
@@ -70,12 +71,7 @@ class MemoryImageBuilder:
         )
 
     def ensure_environment(
-        self,
-        *,
-        base: BaseImageRef,
-        lock: Lock,
-        admin: bool,
-        log: Callable[[str], None],
+        self, *, base: BaseImageRef, lock: Lock, admin: bool, log: BuildLog
     ) -> str:
         code = environment_code(self.code_version, admin=admin, sdk=self.sdk_version)
         tag = environment_tag(self.repository, base.image_id, lock.digest, code)
