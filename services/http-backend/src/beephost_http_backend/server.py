@@ -9,7 +9,7 @@ from types import FrameType
 
 import uvicorn
 
-from beephost_core.unix_sockets import bind_unix
+from beephost_core.listeners import bind_tcp, bind_unix
 from beephost_http_backend.front import FrontApp
 from beephost_http_backend.settings import Settings
 from beephost_http_backend.state import BackendState, new_state
@@ -64,21 +64,6 @@ def forgo_pydantic_v1() -> None:
     sys.modules.setdefault("pydantic.v1", None)  # type: ignore[arg-type]
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket; port 0 picks a free one (read it back from the socket)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-    except BaseException:
-        sock.close()
-        raise
-    sock.set_inheritable(True)
-    return sock
-
-
 def create_server(
     settings: Settings, state: BackendState | None = None
 ) -> tuple[DrainingServer, int]:
@@ -89,7 +74,7 @@ def create_server(
     ``server.run()`` serves until SIGTERM/SIGINT (in the main thread) or until
     ``server.handle_exit(...)`` is called, draining as described above.
     """
-    sock = bind(settings.host, settings.port)
+    sock = bind_tcp(settings.host, settings.port)
     # The Unix socket too, if set: the controller's way in from its own container.
     extra = [bind_unix(settings.socket_path)] if settings.socket_path else []
     front = FrontApp(state or new_state(settings))

@@ -14,7 +14,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 
 from beephost_core import Executor
-from beephost_core.unix_sockets import prepare_socket_path
+from beephost_core.listeners import prepare_socket_path
 from beephost_pipe_backend import dispatch
 from beephost_pipe_backend.settings import Settings
 from beephost_protocol import PROTOCOL_VERSION, LineTooLong, files

@@ -10,7 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # grpc-stubs 1.53 predates health.aio
 
 from beephost_core import Executor
-from beephost_core.unix_sockets import SOCKET_MODE, prepare_socket_path
+from beephost_core.listeners import SOCKET_MODE, prepare_socket_path
 from beephost_pb.exec.v1 import exec_pb2_grpc
 from beephost_protocol import pb_codec
 from beephost_protocol.errors import BeepHostError

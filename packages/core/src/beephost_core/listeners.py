@@ -1,8 +1,10 @@
-"""Unix sockets a server listens on: a stale file replaced, a live one refused."""
+"""Sockets a server listens on: TCP, and Unix ones (a stale file replaced, a live one
+refused)."""
 
 import logging
 import socket
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -36,14 +38,32 @@ def prepare_socket_path(path: Path) -> None:
     raise RuntimeError(f"another server is listening on {path}")
 
 
+def bind_tcp(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; port 0 picks a free one (read it back from the socket)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    return _listening(sock, lambda: sock.bind((host, port)))
+
+
 def bind_unix(path: Path, mode: int = SOCKET_MODE) -> socket.socket:
     """A listening Unix socket at ``path`` with permission bits ``mode`` (its
     directory's group shares it: the controller reaches the server there)."""
     prepare_socket_path(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
+
+    def bind() -> None:
         sock.bind(str(path))
         path.chmod(mode)
+
+    return _listening(sock, bind)
+
+
+def _listening(sock: socket.socket, bind: Callable[[], None]) -> socket.socket:
+    """``sock`` bound by ``bind`` and listening, inheritable (a server process may
+    hand it on); closed if either fails."""
+    try:
+        bind()
         sock.listen(2048)
     except BaseException:
         sock.close()
