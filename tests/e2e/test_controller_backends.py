@@ -26,7 +26,9 @@ from tests.e2e.containers import (
 )
 from tests.e2e.controller_process import (
     CONTROLLER_LABEL,
+    ON_BOTH,
     ControllerProcess,
+    ControllerTarget,
     build_environment,
     stopped_after,
     wait_restarted,
@@ -146,10 +148,11 @@ def test_no_network_means_no_network(api: ControllerClient, environment: str) ->
         assert "refused" in reply.stdout, reply.stdout
 
 
+@ON_BOTH
 @pytest.mark.parametrize("kind", ["http", "rpc"])
 def test_an_offline_backend_reaches_nothing_but_its_own_server(
     api: ControllerClient,
-    controller: ControllerProcess,
+    controller_target: ControllerTarget,
     environment: str,
     docker_cli: str,
     kind: str,
@@ -164,7 +167,7 @@ def test_an_offline_backend_reaches_nothing_but_its_own_server(
     target = _start_ready(api, environment, kind)
     with listener, stopped_after(api, other, target):
         relays = [
-            inspect(docker_cli, f"beephost-{controller.name}-{b.id}-relay")
+            inspect(docker_cli, f"beephost-{controller_target.name}-{b.id}-relay")
             for b in (other, target)
         ]
         relay_ips = [

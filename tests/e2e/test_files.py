@@ -16,10 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from beephost_client import ConnectionLost
 from beephost_client.controller import Backend, ControllerClient
-from beephost_protocol.errors import InvalidRequest, NotFound, QuotaExceeded
+from beephost_protocol.errors import Conflict, InvalidRequest, NotFound, QuotaExceeded
 from tests.e2e.containers import docker
 from tests.e2e.controller_process import ON_BOTH, build_environment, stopped_after
+from tests.integration.test_download_versions_contract import (
+    SIZE,
+    WRITER,
+    one_version,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -118,6 +124,37 @@ def test_a_200_mib_file_goes_in_and_back_with_memory_flat(
     assert client_peak < CLIENT_PEAK_LIMIT, f"the client held {client_peak} bytes"
     growth = server_peak_rss(api, backend, docker_cli) - before
     assert growth < SERVER_GROWTH_LIMIT, f"the server's peak RSS grew {growth} bytes"
+
+
+@ON_BOTH
+@pytest.mark.parametrize("writer", ["replace", "rewrite"])
+def test_a_download_while_user_code_writes_the_file_is_one_version(
+    api: ControllerClient, backend: Backend, tmp_path: Path, writer: str
+) -> None:
+    # What an outside test found in the compose system: over unix:// most downloads
+    # mixed versions of a file replaced meanwhile, and on every transport a file
+    # rewritten in place came back with a length other than the size reported.
+    path, stop = "versions/data.bin", "versions/stop"
+    with api.connect_backend(backend.id) as client:
+        client.files.write(path, b"\0" * SIZE)
+        client.execute(WRITER.format(size=SIZE, path=path, stop=stop, mode=writer))
+        whole = 0
+        try:
+            for n in range(8):
+                try:
+                    info = client.files.download(path, tmp_path / f"{n}.bin")
+                except (Conflict, ConnectionLost):
+                    assert writer == "rewrite", "a file renamed over is never refused"
+                    continue
+                data = (tmp_path / f"{n}.bin").read_bytes()
+                assert one_version(data, writer), f"download {n} mixed versions"
+                assert info.size == len(data), "the size reported is the size copied"
+                whole += 1
+        finally:
+            client.files.write(stop, b"")
+            client.execute("__import__('sys').beep_writer.join(10)")
+            client.files.remove("versions", recursive=True)
+    assert whole > 0 or writer == "rewrite"
 
 
 @ON_BOTH
