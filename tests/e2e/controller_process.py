@@ -205,11 +205,14 @@ def beep_host(
 def build_environment(
     api: ControllerClient, name: str, requirements: list[str], timeout: float
 ) -> str:
-    """Create environment ``name`` and wait up to ``timeout`` s for its build to succeed."""
-    env = api.create_environment(name, requirements=requirements)
-    assert env.job_id is not None
-    job = api.wait_job(env.job_id, timeout=timeout)
-    assert job.succeeded, job.error
+    """Create environment ``name`` (or find it, from an earlier setup of the module's
+    fixtures on the same controller) and wait up to ``timeout`` s for its build to
+    succeed."""
+    env = api.ensure_environment(name, requirements=requirements)
+    if env.job_id is not None:
+        job = api.wait_job(env.job_id, timeout=timeout)
+        assert job.succeeded, job.error
+    assert api.environment(name).status == "ready"
     return name
 
 

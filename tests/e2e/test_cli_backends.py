@@ -22,7 +22,9 @@ def ok_json(controller_target: ControllerTarget, *args: str) -> Any:
 
 @pytest.fixture(scope="module")
 def venv(controller_target: ControllerTarget) -> str:
-    created = ok_json(controller_target, "venv", "create", "cli-env", "six==1.17.0")
+    created = ok_json(
+        controller_target, "venv", "create", "cli-env", "six==1.17.0", "--exist-ok"
+    )
     assert created["status"] == "ready", created
     return "cli-env"
 

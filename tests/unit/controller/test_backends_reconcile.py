@@ -22,6 +22,7 @@ from beephost_controller.backends.reconcile import remove_leftover_builds
 from beephost_controller.images.labels import (
     KIND_BASE_IMAGE,
     KIND_ENVIRONMENT_BUILD,
+    LABEL_IMAGE_OWNER,
     LABEL_KIND,
 )
 from beephost_controller.metrics import ControllerMetrics
@@ -313,10 +314,12 @@ def test_a_backend_with_network_gets_the_ca_bundle_before_it_starts(
 
 
 def _build_container(name: str, controller: str, status: str) -> ContainerState:
-    """An environment-build container; it carries the managed label of its image."""
+    """An environment-build container; it carries the managed label of its image,
+    and its controller's as the image's owner."""
     labels = {
         LABEL_MANAGED: "true",
         LABEL_CONTROLLER: controller,
+        LABEL_IMAGE_OWNER: controller,
         LABEL_KIND: KIND_ENVIRONMENT_BUILD,
     }
     return ContainerState(name, name, labels, status, None, 0, False, 0, {})

@@ -240,7 +240,7 @@ def test_the_volumes_of_a_gone_image_are_removed_those_in_use_kept(
     service.code_volumes.mounts("img:2")
     assert containers.volumes.keys() >= OTHERS
     del containers.images["img:1"]
-    assert service.code_volumes.remove_unused() == ["0123456789abcdef"]
+    assert service.code_volumes.remove_unused({"img:2"}) == ["0123456789abcdef"]
     assert containers.volumes.keys().isdisjoint({USR, OPT, PREFIX})
     assert containers.volumes.keys() >= OTHERS
 
@@ -249,7 +249,7 @@ def test_the_volumes_of_a_gone_image_are_removed_those_in_use_kept(
 
     del containers.images["img:2"]
     containers.remove_volume = in_use  # type: ignore[method-assign]
-    assert service.code_volumes.remove_unused() == []
+    assert service.code_volumes.remove_unused({"img:2"}) == []
     assert containers.volumes.keys() >= OTHERS
 
 

@@ -28,17 +28,19 @@ def test_an_image_is_released_only_by_its_last_environment(tmp_path: Path) -> No
     builder = MemoryImageBuilder()
     builder.images.update({"env:shared", "env:other"})
     store = _store(tmp_path, a="env:shared", b="env:shared")
-    assert {u.image.tags: u.environments for u in image_uses(store, builder)} == {
+    assert {
+        u.image.tags: u.environments for u in image_uses(store, builder, "default")
+    } == {
         ("env:other",): (),
         ("env:shared",): ("a", "b"),
     }
     store.delete_environment("a")
-    assert release_image(store, builder, "env:shared") is False
+    assert release_image(store, builder, "env:shared", "default") is False
     assert "env:shared" in builder.images
     store.delete_environment("b")
-    assert release_image(store, builder, "env:shared") is True
+    assert release_image(store, builder, "env:shared", "default") is True
     assert builder.images == {"env:other"}
-    assert release_image(store, builder, "env:missing") is False
+    assert release_image(store, builder, "env:missing", "default") is False
 
 
 def test_an_image_gone_meanwhile_counts_as_removed(tmp_path: Path) -> None:
@@ -48,7 +50,9 @@ def test_an_image_gone_meanwhile_counts_as_removed(tmp_path: Path) -> None:
 
     builder = Vanishing()
     builder.images.add("env:gone")
-    assert [i.tags for i in prune(_store(tmp_path), builder)] == [("env:gone",)]
+    assert [i.tags for i in prune(_store(tmp_path), builder, "default")] == [
+        ("env:gone",)
+    ]
 
 
 def test_prune_waits_for_running_jobs(tmp_path: Path) -> None:
@@ -57,5 +61,5 @@ def test_prune_waits_for_running_jobs(tmp_path: Path) -> None:
     store = _store(tmp_path)
     store.insert_job(JobRow("j-1", "build", "x", "running"))
     with pytest.raises(Conflict, match="queued or running"):
-        prune(store, builder)
+        prune(store, builder, "default")
     assert builder.images == {"env:unused"}

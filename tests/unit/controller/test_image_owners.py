@@ -17,7 +17,7 @@ from beephost_controller.images.environment import (
 )
 from beephost_controller.images.labels import (
     KIND_BASE_IMAGE,
-    LABEL_CONTROLLER,
+    LABEL_IMAGE_OWNER,
     LABEL_KIND,
     LABEL_MANAGED,
 )
@@ -88,19 +88,21 @@ def test_a_controller_lists_and_prunes_only_the_images_it_built(
     assert rig.engine.get_image("beephost/env:data") is not None
     built = rig.engine.get_image("beephost/env:spare")
     assert built is not None
-    assert built.labels[LABEL_CONTROLLER] == "compose"
+    assert built.labels[LABEL_IMAGE_OWNER] == "compose"
     # Its install container too: a restart of the first removes its leftovers only.
     build_labels = rig.engine.commit_runs[-1].spec.labels
-    assert build_labels[LABEL_CONTROLLER] == "compose"
+    assert build_labels[LABEL_IMAGE_OWNER] == "compose"
 
-    assert image_uses(store_2, second) == []
-    assert prune(store_2, second) == []
-    assert release_image(store_2, second, "beephost/env:spare") is False
+    assert image_uses(store_2, second, "default") == []
+    assert prune(store_2, second, "default") == []
+    assert release_image(store_2, second, "beephost/env:spare", "default") is False
     assert rig.engine.get_image("beephost/env:data") is not None
     assert rig.engine.get_image("beephost/env:spare") is not None
 
     # The first still prunes its own.
-    assert [i.tags for i in prune(store_1, first)] == [("beephost/env:spare",)]
+    assert [i.tags for i in prune(store_1, first, "compose")] == [
+        ("beephost/env:spare",)
+    ]
     assert rig.engine.get_image("beephost/env:data") is not None
 
 
@@ -115,10 +117,12 @@ def test_an_image_found_by_content_key_is_used_never_removed(
     assert len(rig.engine.commit_runs) == commits
     # Its environment goes; the image stays: it was not the second's to remove.
     store_2.delete_environment("copy")
-    assert release_image(store_2, second, "beephost/env:same") is False
-    assert prune(store_2, second) == []
+    assert release_image(store_2, second, "beephost/env:same", "default") is False
+    assert prune(store_2, second, "default") == []
     assert rig.engine.get_image("beephost/env:same") is not None
-    assert [u.environments for u in image_uses(store_1, first)] == [("data",)]
+    assert [u.environments for u in image_uses(store_1, first, "compose")] == [
+        ("data",)
+    ]
 
 
 def test_a_build_retires_only_its_own_controllers_image(rig: ImageRig) -> None:
@@ -127,7 +131,7 @@ def test_a_build_retires_only_its_own_controllers_image(rig: ImageRig) -> None:
     def image(tag: str, owner: str | None) -> str:
         labels = {LABEL_MANAGED: "true", LABEL_KIND: KIND_BASE_IMAGE}
         if owner is not None:
-            labels[LABEL_CONTROLLER] = owner
+            labels[LABEL_IMAGE_OWNER] = owner
         return runtime.build_labelled_image(rig.base.image_id, tag, labels).id
 
     class Recipe:

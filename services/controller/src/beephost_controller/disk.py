@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from beephost_controller import ports
+from beephost_controller.images.labels import owned_by
 from beephost_controller.store import SqliteStore
 from beephost_protocol.errors import Conflict
 
@@ -22,36 +23,49 @@ class ImageUse:
 
     image: ports.ImageInfo
     environments: tuple[str, ...]
+    #: Whether this controller built it: only then may it remove it.
+    owned: bool = True
 
 
-def image_uses(store: SqliteStore, builder: ports.ImageBuilder) -> list[ImageUse]:
-    """Every environment image of this controller, with who uses it."""
+def image_uses(
+    store: SqliteStore, builder: ports.ImageBuilder, owner: str | None
+) -> list[ImageUse]:
+    """Every environment image this controller (named ``owner``) built or uses, with
+    who uses it. Another controller's image is listed while an environment of this
+    one names it (found by its content key), and never removed by this one."""
     named: dict[str, list[str]] = {}
     for row in store.environments():
         if row.image is not None:
             named.setdefault(row.image, []).append(row.name)
-    return [
-        ImageUse(
-            image, tuple(sorted(n for tag in image.tags for n in named.get(tag, ())))
-        )
-        for image in builder.environment_images()
-    ]
+    uses = []
+    for image in builder.environment_images():
+        users = tuple(sorted(n for tag in image.tags for n in named.get(tag, ())))
+        owned = owned_by(image.labels, owner)
+        if owned or users:
+            uses.append(ImageUse(image, users, owned))
+    return uses
 
 
-def release_image(store: SqliteStore, builder: ports.ImageBuilder, tag: str) -> bool:
-    """Remove the image ``tag`` if no environment names it any more.
+def release_image(
+    store: SqliteStore, builder: ports.ImageBuilder, tag: str, owner: str | None
+) -> bool:
+    """Remove the image ``tag`` if it is ``owner``'s and no environment names it any
+    more.
 
     Returns:
         Whether it was removed (a container still using it keeps it: logged).
     """
-    for use in image_uses(store, builder):
+    for use in image_uses(store, builder, owner):
         if tag in use.image.tags:
-            return not use.environments and _remove(builder, use.image)
+            unused = use.owned and not use.environments
+            return unused and _remove(builder, use.image)
     return False
 
 
-def prune(store: SqliteStore, builder: ports.ImageBuilder) -> list[ports.ImageInfo]:
-    """Remove every environment image no environment names; the ones removed.
+def prune(
+    store: SqliteStore, builder: ports.ImageBuilder, owner: str | None
+) -> list[ports.ImageInfo]:
+    """Remove every image ``owner`` built that no environment names; the ones removed.
 
     Raises:
         Conflict: A build is queued or running (its image may not be recorded yet).
@@ -59,8 +73,8 @@ def prune(store: SqliteStore, builder: ports.ImageBuilder) -> list[ports.ImageIn
     if store.jobs(("queued", "running")):
         raise Conflict("a job is queued or running: prune once it has finished")
     removed = []
-    for use in image_uses(store, builder):
-        if not use.environments and _remove(builder, use.image):
+    for use in image_uses(store, builder, owner):
+        if use.owned and not use.environments and _remove(builder, use.image):
             removed.append(use.image)
     return removed
 

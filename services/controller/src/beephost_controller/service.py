@@ -187,7 +187,7 @@ class ControllerService:
         self.store.delete_environment(name)
         drain(name)
         if row.image is not None:
-            release_image(self.store, self.builder, row.image)
+            release_image(self.store, self.builder, row.image, self.settings.name)
 
     def _queue_build(self, row: EnvironmentRow) -> None:
         # Linked before the job can run: a job that fails at once keeps its error.

@@ -23,7 +23,7 @@ and the image's id, and are named by it; they go when their image does
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from beephost_controller.images.layout import ENV_PYTHON
 from beephost_controller.ports import BackendContainers, ContainerEngineError
@@ -227,18 +227,25 @@ class CodeVolumes:
             return False
         return True
 
-    def remove_unused(self) -> list[str]:
-        """Remove the code volumes of every image that is gone (those a backend
-        still mounts stay); the keys of the images whose volumes went."""
+    def remove_unused(self, used: Iterable[str]) -> list[str]:
+        """Remove the code volumes of every image that none of ``used`` (the images
+        this controller's environments name) is: gone, or another controller's that
+        none of its environments uses any more. Those a backend still mounts stay.
+        Returns the keys of the images whose volumes went."""
         start = code_volume_start(self._prefix)
         removed = []
         try:
+            kept = {
+                code_volume_key(image_id)
+                for tag in set(used)
+                if (image_id := self._containers.image_id(tag)) is not None
+            }
             markers = self._markers()
             gone = [
                 key
                 for marker in markers
                 if marker.startswith(start)
-                and self._containers.image_id(key := marker.removeprefix(start)) is None
+                and (key := marker.removeprefix(start)) not in kept
             ]
         except ContainerEngineError as exc:  # the next removal tries again
             logger.warning("could not look for unused code volumes: %s", exc)

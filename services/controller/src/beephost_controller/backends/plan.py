@@ -110,6 +110,16 @@ class BackendRequest:
     pooled: bool = False
 
 
+#: What every backend's id starts with (``Minted.draw``).
+BACKEND_ID_PREFIX = "b-"
+
+
+def is_backend_id(value: str) -> bool:
+    """Whether ``value`` is a backend's id, not another label value under the same key
+    (a backend image labels ``io.beephost.backend`` with its kind)."""
+    return value.startswith(BACKEND_ID_PREFIX) and len(value) > len(BACKEND_ID_PREFIX)
+
+
 @dataclass(frozen=True)
 class Minted:
     """What a start draws at random or reads from the host, before it is planned."""
@@ -124,7 +134,7 @@ class Minted:
     @classmethod
     def draw(cls, request: BackendRequest, euid: int, egid: int) -> "Minted":
         return cls(
-            backend_id=f"b-{uuid.uuid4().hex[:12]}",
+            backend_id=f"{BACKEND_ID_PREFIX}{uuid.uuid4().hex[:12]}",
             token=request.token or secrets.token_urlsafe(24),
             controller_token=secrets.token_urlsafe(32),
             euid=euid,

@@ -13,15 +13,15 @@ from beephost_controller.backends.plan import (
     LABEL_BACKEND_ID,
     LABEL_RELAY_FOR,
     backend_volumes,
+    is_backend_id,
     offline_network,
     selector,
 )
 from beephost_controller.backends.status import RETIRED, STOPPING
 from beephost_controller.images.labels import (
     KIND_ENVIRONMENT_BUILD,
-    LABEL_CONTROLLER,
+    LABEL_IMAGE_OWNER,
     LABEL_KIND,
-    is_build_container,
 )
 from beephost_controller.ports import ContainerEngineError
 from beephost_controller.rows import BackendUpdate
@@ -57,9 +57,11 @@ def reconcile(service: "BackendService") -> dict[str, int]:
             elif state.unjoined_network is not None and state.status == "running":
                 _join(service, relayed, state.id)
             continue
-        if is_build_container(state.labels):
-            continue  # a build's, maybe running now: see remove_leftover_builds
         backend_id = state.labels.get(LABEL_BACKEND_ID, "")
+        if not is_backend_id(backend_id):
+            # A build's (maybe running now: see remove_leftover_builds), a probe's or
+            # a fill's: they carry their image's labels, ours among them.
+            continue
         if backend_id in rows:
             seen.add(backend_id)
             if rows[backend_id].container_id != state.id:
@@ -72,10 +74,7 @@ def reconcile(service: "BackendService") -> dict[str, int]:
             counts["adopted"] += 1
         else:
             logger.info("removing orphan container %s", state.name)
-            if backend_id:
-                service.remove_resources(backend_id, state.name)
-            else:
-                service.containers.remove_container(state.id)
+            service.remove_resources(backend_id, state.name)
             counts["orphan_removed"] += 1
     shared = offline_network(service.settings)
     for network in service.containers.list_networks(selector(service.settings)):
@@ -89,7 +88,7 @@ def reconcile(service: "BackendService") -> dict[str, int]:
     for volume in service.containers.list_volumes(selector(service.settings)):
         if volume not in kept and not codes.owns(volume):
             service.containers.remove_volume(volume)  # a start a crash cut short
-    for key in codes.remove_unused():
+    for key in codes.remove_unused(service.store.environment_images()):
         logger.info("removed the code volumes of image %s: the image is gone", key)
     for backend_id, row in rows.items():
         if backend_id not in seen and row.status not in ("exited", "stopped"):
@@ -112,7 +111,7 @@ def remove_leftover_builds(service: "BackendService") -> int:
     """
     labels = {
         LABEL_KIND: KIND_ENVIRONMENT_BUILD,
-        LABEL_CONTROLLER: service.settings.name,
+        LABEL_IMAGE_OWNER: service.settings.name,
     }
     leftovers = service.containers.list_containers(labels)
     for state in leftovers:

@@ -120,11 +120,11 @@ class DockerImageBuilder:
         )
 
     def environment_images(self) -> list[ImageInfo]:
+        # Every controller's: disk.py lists what this one built or uses, and removes
+        # only what it built (owned_by).
         return self._runtime.list_images(
             {
-                # Its own only: another controller's images on the engine are not
-                # this one's to list or remove, even those it uses (found by tag).
-                **self._inputs.image_labels,
+                **self._inputs.extra_labels,
                 LABEL_MANAGED: "true",
                 LABEL_KIND: KIND_ENVIRONMENT_IMAGE,
             }

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from beephost_controller.images.errors import ImageError
 from beephost_controller.images.labels import (
-    LABEL_CONTROLLER,
+    LABEL_IMAGE_OWNER,
     LABEL_KIND,
     LABEL_MANAGED,
     owned_by,
@@ -155,7 +155,7 @@ def retire(
     """Remove the image a build replaced, if it is ours and nothing else needs it.
 
     Ours: managed, of the recipe's kind, built by the controller that built
-    ``current`` (``io.beephost.controller``, none for a script), and tagged (if at all)
+    ``current`` (``io.beephost.image.owner``, none for a script), and tagged (if at all)
     in its repository only. The engine refuses while a container still uses it: then
     it stays.
     """
@@ -164,7 +164,7 @@ def retire(
     previous = runtime.get_image(previous_id)
     if (
         previous is None
-        or not owned_by(previous.labels, current.labels.get(LABEL_CONTROLLER))
+        or not owned_by(previous.labels, current.labels.get(LABEL_IMAGE_OWNER))
         or previous.labels.get(LABEL_MANAGED) != "true"
         or previous.labels.get(LABEL_KIND) != recipe.kind
         or any(not tag.startswith(f"{recipe.repository}:") for tag in previous.tags)

@@ -52,29 +52,24 @@ KIND_ENVIRONMENT_IMAGE = "environment-image"
 KIND_ENVIRONMENT_BUILD = "environment-build"
 
 
+#: On an image (and the build container of an environment image): the controller
+#: that built it, the only one that may remove it. A key of its own, not
+#: LABEL_CONTROLLER: a container inherits its image's labels, and the controller
+#: label on a container says which controller manages that container.
+LABEL_IMAGE_OWNER = "io.beephost.image.owner"
+
+
 def owner_labels(controller: str | None) -> dict[str, str]:
     """The owner label of what ``controller`` builds (none for a script or a test)."""
-    return {LABEL_CONTROLLER: controller} if controller is not None else {}
+    return {LABEL_IMAGE_OWNER: controller} if controller is not None else {}
 
 
 def owned_by(labels: Mapping[str, str], controller: str | None) -> bool:
-    """Whether an image or container with ``labels`` is ``controller``'s to remove.
+    """Whether an image with ``labels`` is ``controller``'s to remove.
 
     Without a name (a script, a test), only what no controller owns is.
     """
-    return labels.get(LABEL_CONTROLLER) == controller
-
-
-def is_build_container(labels: Mapping[str, str]) -> bool:
-    """Whether a container with ``labels`` is one of the pipeline's, not a backend.
-
-    A container carries its image's labels: a probe, an install or a build step (the
-    legacy builder's intermediate containers) runs an image of another kind, with the
-    managed and owner labels of our images. Backends, and the fills of their code
-    volumes, run environment images.
-    """
-    kind = labels.get(LABEL_KIND)
-    return kind is not None and kind != KIND_ENVIRONMENT_IMAGE
+    return labels.get(LABEL_IMAGE_OWNER) == controller
 
 
 _LABEL_KEY_RE = re.compile(r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")

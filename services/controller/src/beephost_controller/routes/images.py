@@ -31,7 +31,7 @@ def list_images(service: ServiceDep, backends: BackendsDep) -> ImagesPublic:
     """This controller's environment images, the disk they (and their code volumes)
     take, and who uses them."""
     code = backends.code_volumes.disk_use()
-    uses = image_uses(service.store, service.builder)
+    uses = image_uses(service.store, service.builder, service.settings.name)
     images = [_public(use, code) for use in uses]
     return ImagesPublic(
         images=images,
@@ -47,9 +47,9 @@ def prune_images(service: ServiceDep, backends: BackendsDep) -> PruneResult:
     code = backends.code_volumes.disk_use()
     removed = [
         _public(ImageUse(image, ()), code)
-        for image in prune(service.store, service.builder)
+        for image in prune(service.store, service.builder, service.settings.name)
     ]
-    backends.code_volumes.remove_unused()
+    backends.code_volumes.remove_unused(service.store.environment_images())
     return PruneResult(
         removed=removed, freed_bytes=sum(_disk(image) for image in removed)
     )

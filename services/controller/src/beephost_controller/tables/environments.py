@@ -70,6 +70,10 @@ class EnvironmentTable(Database):
         rows = self._fetch_all(_ENVIRONMENTS + " ORDER BY e.name")
         return [self._env(r) for r in rows]
 
+    def environment_images(self) -> set[str]:
+        """The images the environments name (their tags)."""
+        return {row.image for row in self.environments() if row.image is not None}
+
     def delete_environment(self, name: str) -> bool:
         return self._delete_one("DELETE FROM environments WHERE name = ?", (name,))
 

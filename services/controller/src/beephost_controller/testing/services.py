@@ -18,6 +18,7 @@ from beephost_controller.ports import (
     ImageInfo,
 )
 from beephost_controller.resolver import Lock
+from beephost_controller.images.labels import owner_labels
 from beephost_controller.settings import Settings
 from beephost_controller.specs import ContainerSpec, RunSpec
 
@@ -46,7 +47,10 @@ class MemoryImageBuilder:
         code_version: str = "memory",
         sdk_version: str | None = None,
         repository: str = Settings.model_fields["environment_repository"].default,
+        owner: str = Settings.model_fields["name"].default,
     ) -> None:
+        #: The controller whose images these are (io.beephost.image.owner).
+        self.owner = owner
         self.code_version = code_version
         self.sdk_version = sdk_version
         self.repository = repository
@@ -97,7 +101,12 @@ class MemoryImageBuilder:
 
     def environment_images(self) -> list[ImageInfo]:
         return [
-            ImageInfo(id=f"sha256:{tag}", tags=(tag,), size=self.image_size)
+            ImageInfo(
+                id=f"sha256:{tag}",
+                tags=(tag,),
+                labels=owner_labels(self.owner),
+                size=self.image_size,
+            )
             for tag in sorted(self.images)
         ]
 
