@@ -52,9 +52,9 @@ class Settings(BaseSettings):
         "default",
         pattern=r"^[a-z0-9][a-z0-9-]{0,30}$",
         description=(
-            "This controller's name, put on every container it creates and image it "
-            "builds (io.beephost.controller); reconciliation, prune and image removal "
-            "only touch its own."
+            "This controller's name, put on every container it creates "
+            "(io.beephost.controller) and image it builds (io.beephost.image.owner); "
+            "reconciliation, prune and image removal only touch its own."
         ),
     )
     pythons: list[str] = Field(

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from beephost_controller.images.keys import environment_code, environment_tag
+from beephost_controller.images.labels import owner_labels
 from beephost_controller.ports import (
     BaseImageRef,
     BuildLog,
@@ -18,7 +19,6 @@ from beephost_controller.ports import (
     ImageInfo,
 )
 from beephost_controller.resolver import Lock
-from beephost_controller.images.labels import owner_labels
 from beephost_controller.settings import Settings
 from beephost_controller.specs import ContainerSpec, RunSpec
 
