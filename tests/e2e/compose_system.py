@@ -32,7 +32,7 @@ from tests.ports import free_port
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_LABEL = "com.docker.compose.project"
 #: On what a controller builds: its name (compose_system names it after the project).
-OWNER_LABEL = "io.beephost.controller"
+OWNER_LABEL = "io.beephost.image.owner"
 #: Compose service -> the <TYPE> of its variables.
 BACKENDS = {"pipe-backend": "PIPE", "http-backend": "HTTP", "rpc-backend": "RPC"}
 

@@ -395,9 +395,13 @@ def test_an_idle_backends_logs_are_kept_at_its_stop(
     api: ControllerClient, environment: str, docker_cli: str
 ) -> None:
     backend = _start_ready(api, environment, "http", idle_timeout=3)
+    token = api.backend_connection(backend.id).token
     with stopped_after(api, backend):
-        live = api.backend_logs(backend.id)
-        assert live.strip(), "the server logs its start"
+        # The engine writes a container's output to its log a moment after it.
+        deadline = time.monotonic() + 10
+        while "listening" not in (live := api.backend_logs(backend.id)).lower():
+            assert time.monotonic() < deadline, f"the server logs its start: {live!r}"
+            time.sleep(0.1)
         stopped = _wait_stopped(api, backend.id, within=30)
         assert stopped.reason == "idle"
         # Recorded stopped first, then removed (a crash between the two finishes it).
@@ -411,8 +415,8 @@ def test_an_idle_backends_logs_are_kept_at_its_stop(
         note, _, text = kept.partition("\n")
         assert note.startswith(f"[beep-host] backend {backend.id} was stopped (idle)")
         assert live.splitlines()[0] in text, "the start's first line, as it was"
-        assert backend.token
-        assert backend.token not in kept
+        assert token
+        assert token not in kept
 
 
 def test_an_idle_backend_is_stopped_and_a_kept_alive_one_is_not(
@@ -439,13 +443,14 @@ def test_an_idle_backend_is_stopped_and_a_kept_alive_one_is_not(
 
 
 def _build_containers(controller: ControllerProcess) -> list[str]:
-    """Ids of the controller's environment-build (install) containers."""
+    """Ids of the controller's environment-build (install) containers (they carry the
+    image owner's label: the controller's name)."""
     return docker(
         controller.docker_cli,
         "ps",
         "-aq",
         "--filter",
-        f"label={CONTROLLER_LABEL}={controller.name}",
+        f"label=io.beephost.image.owner={controller.name}",
         "--filter",
         "label=io.beephost.kind=environment-build",
     ).split()
