@@ -1,7 +1,7 @@
 """Secrets out of every line the controller writes: its log and its jobs' logs.
 
 The last line of defence, not the first: requirements are validated at the API and
-subprocesses run without secrets in their environment (runtime/tool_env.py). Whatever
+subprocesses run without secrets in their environment (engine/tool_env.py). Whatever
 still reaches a log line or a job log passes :meth:`Redactor.redact`, which replaces the
 secrets it knows (the controller's token, every ``*TOKEN*``/``*SECRET*``/``*PASSWORD*``
 setting, the backend tokens it handed out) and anything shaped like a credential (a

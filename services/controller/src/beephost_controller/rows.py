@@ -92,7 +92,7 @@ class BackendConfig:
     started_by: str | None = None
     #: Seconds without a request after which it is stopped (None: never).
     idle_timeout: float | None = None
-    #: Pre-started in its environment's pool and not handed out yet (pools.py).
+    #: Pre-started in its environment's pool and not handed out yet (pool_policy.py).
     pooled: bool = False
     #: When a start claimed it from the pool (its lifetime and idleness count from
     #: then); None: started for its caller.

@@ -267,8 +267,9 @@ class Settings(BaseSettings):
         ge=0,
         le=(1 << 32) - 2,
         description=(
-            "A host group (gid) whose members may connect to pipe backends' sockets: "
-            "their directories and sockets get it. Default: the controller's group "
+            "A host group (gid) whose members may connect to backends' Unix sockets "
+            "(a pipe backend's endpoint; the http and rpc servers' second one): their "
+            "directories and sockets get it. Default: the controller's group "
             "when it is not root; root and the servers' user only when it is. Its "
             "members also need to reach SOCKET_ROOT."
         ),

@@ -45,7 +45,7 @@ LABEL_RELAY_FOR = "io.beephost.relay-for"
 #: Where admin backends reach the controller: its Unix socket, mounted in their container.
 ADMIN_CONTROLLER_URL = "unix:///run/beephost-controller/api.sock"
 
-#: The uid:gid a pipe backend's socket directory belongs to when the controller is root.
+#: The uid:gid a backend's socket directory belongs to when the controller is root.
 SOCKET_OWNER = (10001, 10001)
 
 #: Where a backend's server writes its idle seconds (its /tmp is a tmpfs of its own).
@@ -148,10 +148,10 @@ class BackendPlan:
 
     row: BackendRow
     spec: ContainerSpec
-    #: The shared offline network to ensure first (no network but a published
-    #: port), and its labels (the controller's, not one backend's).
+    #: The shared offline network to ensure first (its relay's: no route out, a
+    #: published port), and its labels (the controller's, not one backend's).
     network: str | None
-    #: The pipe's socket directory to create, the (uid, gid) to give it (-1: keep
+    #: The server's socket directory to create, the (uid, gid) to give it (-1: keep
     #: the controller's) and its mode.
     socket_dir: Path | None
     socket_dir_owner: tuple[int, int] | None
@@ -187,7 +187,7 @@ SOCKET_DIR_MODE = 0o2770
 
 
 def socket_dir_owner(group: int | None, minted: Minted) -> tuple[int, int] | None:
-    """Who a pipe backend's socket directory belongs to (None: the controller).
+    """Who a backend's socket directory belongs to (None: the controller).
 
     A root controller gives it to the server's user, with ``group`` (the
     PIPE_SOCKET_GROUP setting) or the server's own group; any other controller keeps it

@@ -1,5 +1,5 @@
 """Warm pools, applied: a start claims a ready member or starts cold; a filler thread
-keeps every pool at its size (pools.py decides what each pass does).
+keeps every pool at its size (pool_policy.py decides what each pass does).
 
 Members are rows in the store like every backend, so a restarted controller adopts
 them as it adopts any container (reconcile.py), and the filler carries on from what
