@@ -311,3 +311,20 @@ class ImageBuilder(Protocol):
         locked packages, and the client SDK if ``admin``): found by its content
         address (``images.keys.environment_tag``), or built."""
         ...
+
+
+class ImagePublisher(Protocol):
+    """Puts local images where a cluster's nodes pull them from (a registry)."""
+
+    def publish(self, ref: str, repository: str) -> str:
+        """Push the local image ``ref`` to ``repository`` (``registry/path/name``).
+
+        Returns:
+            Its pull reference by digest, ``repository@sha256:...``: what a pod names,
+            so a tag moved later never changes what runs.
+
+        Raises:
+            ImageNotFoundError: There is no local image ``ref``.
+            ContainerEngineError: The push failed (the registry refused or is down).
+        """
+        ...
