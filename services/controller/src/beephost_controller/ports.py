@@ -179,6 +179,9 @@ class ContainerState:
     #: start (``BackendContainers.start_container``), so one a crash cut short between
     #: the two runs unreachable until ``join_network``.
     unjoined_network: str | None = None
+    #: Why it exited when no exit code says it (a pod evicted, deleted by hand, or
+    #: whose image cannot be pulled): the backend's reason, as the engine words it.
+    detail: str | None = None
 
 
 class BackendContainers(Protocol):

@@ -174,7 +174,7 @@ def pod(plan: PodPlan) -> Manifest:
         del container["securityContext"]["capabilities"]["add"]
     spec: Manifest = {
         "containers": [container],
-        "restartPolicy": "Always",
+        "restartPolicy": "OnFailure",
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": plan.grace_seconds,
