@@ -49,6 +49,7 @@ def test_a_failed_launch_leaves_a_row_only_for_what_stays(
     else:  # what stays is reconciliation's, which needs the row
         (row,) = rows
         assert (row.status, row.id in engine.running) == ("exited", True)
+        assert row.reason == "failed: no room on the node"
 
 
 def test_the_supervisor_restarts_a_crash_through_the_engine(tmp_path: Path) -> None:

@@ -121,12 +121,9 @@ class BackendService:
             if failed.undone:  # nothing runs: no row stays behind
                 self.store.delete_backend(row.id)
             else:  # what was made is left to reconciliation, which needs the row
-                self.store.update_backend(
-                    row.id,
-                    BackendUpdate(
-                        status="exited", reason=f"failed: {failed.__cause__}"
-                    ),
-                )
+                why = failed.__cause__ or failed.error
+                update = BackendUpdate(status="exited", reason=f"failed: {why}")
+                self.store.update_backend(row.id, update)
             raise failed.error from failed.__cause__
         return self.refresh(row.id)
 
