@@ -184,3 +184,40 @@ securityContext:
 resources:
   {{- toYaml .component.resources | nindent 2 }}
 {{- end }}
+
+{{/*
+Where a backend's pods run: its RuntimeClass (e.g. gvisor, kata) and its topology
+spread constraints. A constraint without a labelSelector gets the component's
+selector labels, so spreading the replicas needs only maxSkew, topologyKey and
+whenUnsatisfiable. Call with (dict "root" $ "component" "http-backend" "values" $c).
+*/}}
+{{- define "beephost.podPlacement" -}}
+{{- with .values.runtimeClassName }}
+runtimeClassName: {{ . }}
+{{- end }}
+{{- with .values.topologySpreadConstraints }}
+{{- $selector := include "beephost.componentSelectorLabels" (dict "root" $.root "component" $.component) | fromYaml }}
+topologySpreadConstraints:
+{{- range . }}
+{{- $constraint := deepCopy . }}
+{{- if not $constraint.labelSelector }}
+{{- $_ := set $constraint "labelSelector" (dict "matchLabels" $selector) }}
+{{- end }}
+  - {{ toYaml $constraint | nindent 4 | trim }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A Service's session affinity: ClientIP keeps a client on one pod (its sessions,
+handles and workspace files live there), None (the default) renders nothing.
+Call with the component's service values.
+*/}}
+{{- define "beephost.sessionAffinity" -}}
+{{- if eq .sessionAffinity "ClientIP" }}
+sessionAffinity: ClientIP
+sessionAffinityConfig:
+  clientIP:
+    timeoutSeconds: {{ .sessionAffinityConfig.clientIP.timeoutSeconds | int }}
+{{- end }}
+{{- end }}

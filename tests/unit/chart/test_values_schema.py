@@ -31,6 +31,91 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     ({"controller": {"image": {"digest": "latest"}}}, "digest"),
     ({"controller": {"docker": {"host": "unix:///var/run/docker.sock"}}}, "host"),
     ({"controller": {"livenessProbe": {"successThreshold": 2}}}, "successThreshold"),
+    ({"httpBackend": {"service": {"sessionAffinity": "Sticky"}}}, "sessionAffinity"),
+    ({"rpcBackend": {"service": {"sessionAffinity": "clientip"}}}, "sessionAffinity"),
+    # The pipe backend's clients share its pod: its (metrics) Service has no affinity.
+    ({"pipeBackend": {"service": {"sessionAffinity": "ClientIP"}}}, "sessionAffinity"),
+    (
+        {
+            "httpBackend": {
+                "service": {
+                    "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": "1h"}}
+                }
+            }
+        },
+        "timeoutSeconds",
+    ),
+    (
+        {
+            "rpcBackend": {
+                "service": {
+                    "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 86401}}
+                }
+            }
+        },
+        "timeoutSeconds",
+    ),
+    (
+        {
+            "rpcBackend": {
+                "podDisruptionBudget": {"minAvailable": 1, "maxUnavailable": 1}
+            }
+        },
+        "podDisruptionBudget",
+    ),
+    (
+        {
+            "httpBackend": {
+                "podDisruptionBudget": {"minAvailable": "50%", "maxUnavailable": 0}
+            }
+        },
+        "podDisruptionBudget",
+    ),
+    (
+        {"pipeBackend": {"podDisruptionBudget": {"minAvailable": "half"}}},
+        "minAvailable",
+    ),
+    (
+        {"httpBackend": {"podDisruptionBudget": {"minAvailable": "150%"}}},
+        "minAvailable",
+    ),
+    ({"rpcBackend": {"podDisruptionBudget": {"maxUnavailable": -1}}}, "maxUnavailable"),
+    ({"httpBackend": {"podDisruptionBudget": {"enabled": "yes"}}}, "enabled"),
+    ({"httpBackend": {"podDisruptionBudget": {"minAvaliable": 1}}}, "minAvaliable"),
+    ({"pipeBackend": {"runtimeClassName": "gVisor"}}, "runtimeClassName"),
+    (
+        {
+            "httpBackend": {
+                "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone"}]
+            }
+        },
+        "whenUnsatisfiable",
+    ),
+    (
+        {
+            "rpcBackend": {
+                "topologySpreadConstraints": [
+                    {"maxSkew": 0, "topologyKey": "zone", "whenUnsatisfiable": "Never"}
+                ]
+            }
+        },
+        "whenUnsatisfiable",
+    ),
+    (
+        {
+            "pipeBackend": {
+                "topologySpreadConstraints": [
+                    {
+                        "maxSkew": 1,
+                        "topologykey": "zone",
+                        "topologyKey": "zone",
+                        "whenUnsatisfiable": "DoNotSchedule",
+                    }
+                ]
+            }
+        },
+        "topologykey",
+    ),
 ]
 
 
