@@ -29,6 +29,7 @@ TEMPLATES = {
     "pipe-backend-deployment.yaml", "pipe-backend-service.yaml",
     "rpc-backend-deployment.yaml", "rpc-backend-service.yaml", "servicemonitor.yaml",
     "networkpolicy.yaml", "poddisruptionbudget.yaml", "tests/test-connection.yaml",
+    "sandboxes-namespace.yaml", "sandboxes-role.yaml", "sandboxes-networkpolicy.yaml",
 }  # fmt: skip
 
 

@@ -19,6 +19,32 @@ DEFAULTS: dict[str, Any] = yaml.safe_load((CHART_DIR / "values.yaml").read_text(
 
 #: (override, what the error must name): each must be rejected.
 INVALID: list[tuple[dict[str, Any], str]] = [
+    # Dynamic mode.
+    ({"controller": {"engine": "podman"}}, "engine"),
+    ({"controller": {"engine": "Kubernetes"}}, "engine"),
+    ({"sandboxes": {"endpoint": "node-port"}}, "endpoint"),
+    ({"sandboxes": {"namespace": "Sandboxes"}}, "namespace"),
+    ({"sandboxes": {"namespace": "sandboxes-"}}, "namespace"),
+    ({"sandboxes": {"namespace": "team.sandboxes"}}, "namespace"),
+    ({"sandboxes": {"namespace": "s" * 64}}, "namespace"),
+    ({"sandboxes": {"cpuRequestRatio": 1.5}}, "cpuRequestRatio"),
+    ({"sandboxes": {"cpuRequestRatio": 0}}, "cpuRequestRatio"),
+    ({"sandboxes": {"registry": "https://registry.example.com"}}, "registry"),
+    ({"sandboxes": {"pullRegistry": "Registry.example.com"}}, "pullRegistry"),
+    ({"sandboxes": {"imagePullSecrets": ["Bad_Name"]}}, "imagePullSecrets"),
+    ({"sandboxes": {"poolSize": {"grpc": 1}}}, "grpc"),
+    ({"sandboxes": {"poolSize": {"http": -1}}}, "http"),
+    ({"sandboxes": {"ttl": -1}}, "ttl"),
+    ({"sandboxes": {"idleTimeout": "1h"}}, "idleTimeout"),
+    ({"sandboxes": {"ttl": 2592001}}, "ttl"),
+    ({"sandboxes": {"restartLimit": 101}}, "restartLimit"),
+    ({"sandboxes": {"createNamespace": "yes"}}, "createNamespace"),
+    ({"sandboxes": {"registy": "registry.example.com"}}, "registy"),
+    ({"sandboxes": {"runtimeClassName": "gVisor"}}, "runtimeClassName"),
+    (
+        {"sandboxes": {"topologySpreadConstraints": [{"maxSkew": 1}]}},
+        "topologyKey",
+    ),
     ({"controller": {"replicas": 2}}, "replicas"),
     ({"httpBackend": {"imagee": {}}}, "imagee"),
     ({"rpcBackend": {"service": {"prot": 1}}}, "prot"),
