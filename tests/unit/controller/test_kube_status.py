@@ -64,8 +64,14 @@ CASES = [
         ),
         ("exited", "oom_killed"),
     ),
-    (_pod({"terminated": {"exitCode": 0}}), ("exited", "stopped")),
-    (_pod({"terminated": {"exitCode": 2}}), ("exited", "crashed")),
+    (_pod({"terminated": {"exitCode": 0}}, phase="Succeeded"), ("exited", "stopped")),
+    # Between a crash and the kubelet's restart: restarting, not an exit to act on.
+    (_pod({"terminated": {"exitCode": 2}}), ("starting", "restarting")),
+    (_pod({"terminated": {"exitCode": 2}}, phase="Failed"), ("exited", "crashed")),
+    (
+        _pod({"terminated": {"exitCode": 2}}, restarts=LIMIT),
+        ("exited", "crashed"),
+    ),
     (
         _pod(
             {"waiting": {"reason": "ImagePullBackOff", "message": "not found"}},

@@ -46,5 +46,3 @@ class DockerPublisher:
         if not digest:
             raise ContainerEngineError(f"push {repository}:{tag}: no digest reported")
         return str(digest)
-
-

@@ -47,7 +47,11 @@ def mapped_errors(action: str) -> Iterator[None]:
         if exc.status in (400, 422):
             raise ContainerConfigRefused(f"{action}: {detail}") from exc
         raise ContainerEngineError(f"{action}: {exc.status} {detail}") from exc
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
+    except (
+        urllib3.exceptions.HTTPError,
+        OSError,
+        kubernetes.config.ConfigException,
+    ) as exc:
         raise ContainerEngineError(f"{action}: {exc}") from exc
 
 

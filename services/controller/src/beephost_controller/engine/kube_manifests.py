@@ -25,6 +25,8 @@ Manifest = dict[str, Any]
 #: ``TOKEN_SHA256_FILE`` setting).
 TOKEN_DIR = "/run/beephost-token"
 TOKEN_KEY = "token-sha256"
+#: Seconds a pod gets to stop: the servers exit on SIGTERM within one.
+GRACE_SECONDS = 5
 #: The Pod's only container (``kubectl logs``, exec).
 CONTAINER = "backend"
 #: A label value: 63 characters at most, alphanumeric at both ends.
@@ -86,8 +88,7 @@ class PodPlan:
     workspace_path: str = "/workspace"
     packages_path: str = "/packages"
     placement: Placement = field(default_factory=Placement)
-    #: Seconds the pod gets to stop: the servers exit on SIGTERM within 1 s.
-    grace_seconds: int = 5
+    grace_seconds: int = GRACE_SECONDS
 
 
 def label_value(value: str) -> str | None:

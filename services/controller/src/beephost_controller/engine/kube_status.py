@@ -67,6 +67,7 @@ def _seen(
     out_of_restarts: bool,
 ) -> _Seen:
     state = container.get("state", {})
+    finished = status.get("phase") in ("Succeeded", "Failed")
     last = container.get("lastState", {}).get("terminated") or {}
     if meta.get("deletionTimestamp"):
         return _exited(last, "deleted")
@@ -76,7 +77,10 @@ def _seen(
     if "running" in state:
         return _Seen("running", "healthy" if container.get("ready") else None)
     if "terminated" in state:
-        return _exited(state["terminated"])
+        ended = _exited(state["terminated"])
+        if ended.exit_code != 0 and not out_of_restarts and not finished:
+            return _Seen("restarting")  # the kubelet starts it again (OnFailure)
+        return ended
     waiting = state.get("waiting") or {}
     reason = waiting.get("reason", "")
     if reason in STUCK:
