@@ -74,6 +74,7 @@ class KubeApi:
     def __init__(self, api: kubernetes.client.ApiClient, namespace: str) -> None:
         self.namespace = namespace
         self._api = api
+        self._configuration = api.configuration
         self._core = kubernetes.client.CoreV1Api(api)
         self._networking = kubernetes.client.NetworkingV1Api(api)
         self._version = kubernetes.client.VersionApi(api)
@@ -112,7 +113,7 @@ class KubeApi:
         """Create an object; the API server's view of it (with its uid)."""
         kind, name = manifest["kind"], manifest["metadata"]["name"]
         with mapped_errors(f"create {kind} {name}"):
-            response = self._call(kind, "create", manifest, _preload_content=False)
+            response = self._call(kind, "create", body=manifest, _preload_content=False)
         return _json(response)
 
     def get(self, kind: str, name: str) -> Manifest | None:
@@ -166,9 +167,12 @@ class KubeApi:
         """Run ``command`` in the container: its exit status and its output (stdout
         and stderr). ``stdin``, if given, is written and the command must stop reading
         on its own (the 1.20 exec protocol cannot close a stream)."""
-        with mapped_errors(f"exec in {pod}"):
+        # A client of its own: ``stream`` swaps its client's request function for a
+        # websocket's while it runs, which would break every other call sharing it.
+        streaming = kubernetes.client.ApiClient(self._configuration)
+        with mapped_errors(f"exec in {pod}"), contextlib.closing(streaming):
             client = kubernetes.stream.stream(
-                self._core.connect_get_namespaced_pod_exec,
+                kubernetes.client.CoreV1Api(streaming).connect_get_namespaced_pod_exec,
                 pod,
                 self.namespace,
                 container=container,
@@ -188,8 +192,9 @@ class KubeApi:
                     raise ContainerEngineError(
                         f"exec in {pod}: still running after {timeout:.0f} s"
                     )
-                output = client.read_all()
+                # The status first: read_all drops every channel's buffer.
                 status = _exit_status(client.read_channel(ERROR_CHANNEL))
+                output = client.read_all()
             finally:
                 client.close()
         text = output.decode(errors="replace") if isinstance(output, bytes) else output
@@ -208,10 +213,13 @@ class KubeApi:
         """Extract a tar archive into ``path`` in the container (on a volume: the
         root is read-only) with ``python``, the image's own (no image has tar for
         sure; every backend image has its Python)."""
+        # The archive is the controller's own; the data filter (a Python with it)
+        # still keeps every member under ``path``.
         script = (
             "import sys, tarfile; "
+            "kw = {'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}; "
             "tarfile.open(fileobj=sys.stdin.buffer, mode='r|')"
-            f".extractall({path!r}, filter='data')"
+            f".extractall({path!r}, **kw)"
         )
         status, output = self.exec_in(
             pod, container, [python, "-c", script], stdin=data, timeout=timeout
