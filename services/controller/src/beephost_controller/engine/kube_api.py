@@ -142,7 +142,9 @@ class KubeApi:
             body["gracePeriodSeconds"] = grace_seconds  # type: ignore[assignment]
         try:
             with mapped_errors(f"delete {kind} {name}"):
-                self._call(kind, "delete", name, body=body)
+                # Not deserialized: what a delete answers differs between versions
+                # (the object, or a Status) and the client's models know only one.
+                self._call(kind, "delete", name, body=body, _preload_content=False)
         except ContainerGone:
             pass
 
