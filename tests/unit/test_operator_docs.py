@@ -54,6 +54,8 @@ VARIABLE_FILES = (
     "scripts/build-images",
     "scripts/build-base-image",
     "scripts/build-prometheus-image",
+    "scripts/k8s-testbed",
+    "scripts/test",
 )
 
 _DOC_VARIABLE = re.compile(r"\bBEEPHOST_[A-Z0-9_]*")
@@ -95,7 +97,12 @@ def _script_names() -> set[str]:
 def _code_names() -> set[str]:
     """Variable names the services and packages spell out as a whole string."""
     names: set[str] = set()
-    for pattern in ("packages/*/src/**/*.py", "services/*/src/**/*.py"):
+    # The cluster tier's fixtures read what scripts/k8s-testbed's env file exports.
+    for pattern in (
+        "packages/*/src/**/*.py",
+        "services/*/src/**/*.py",
+        "tests/cluster/conftest.py",
+    ):
         for path in ROOT.glob(pattern):
             names |= set(_PYTHON_LITERAL.findall(path.read_text()))
     return names

@@ -1,0 +1,226 @@
+"""Fixtures for the cluster tier: the test Kubernetes of ``scripts/k8s-testbed``.
+
+``scripts/test`` brings the cluster up and sources its env file (``KUBECONFIG``,
+``BEEPHOST_K8S_REGISTRY``, ``BEEPHOST_K8S_NODE_IP``); run by hand, the fixtures read
+``$BEEPHOST_K8S_DIR/env`` (default ``/tmp/beephost-k8s/env``) themselves. Without a
+cluster the tier is skipped, except under ``CI=true`` where that is a failure.
+
+Every Kubernetes object a test makes carries ``io.beephost.test=<name>`` and lives in a
+namespace of the test's own, deleted (and waited for) afterwards.
+"""
+
+import json
+import os
+import shlex
+import subprocess
+import tarfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import pytest
+from kubernetes import client, config
+
+HERE = Path(__file__).parent
+TEST_LABEL = "io.beephost.test"
+TESTBED_LABEL = "io.beephost.testbed=true"
+T = TypeVar("T")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip, except under ``CI=true`` where a missing cluster is a failure."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: failing instead of skipping)", pytrace=False)
+    pytest.skip(reason)
+
+
+def wait_until(what: str, probe: Callable[[], T | None], timeout: float = 120.0) -> T:
+    """Poll ``probe`` twice a second until it returns something; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = probe()
+        except Exception as exc:  # a probe may race the thing it waits for
+            last_error = exc
+        else:
+            if value is not None and value is not False:
+                return value
+        time.sleep(0.5)
+    pytest.fail(f"{what}: not within {timeout:.0f} s (last error: {last_error!r})")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """What ``scripts/k8s-testbed up`` wrote to its env file."""
+
+    kubeconfig: str
+    registry: str
+    node_ip: str
+    node_name: str
+    api: client.ApiClient
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    def as_json(self, model: object) -> dict[str, Any]:
+        """An API object as its JSON (camelCase keys): reads without None checks at each level."""
+        data: dict[str, Any] = self.api.sanitize_for_serialization(model)  # type: ignore[no-untyped-call]  # untyped in the client
+        return data
+
+
+def _testbed_env() -> dict[str, str]:
+    names = (
+        "KUBECONFIG",
+        "BEEPHOST_K8S_REGISTRY",
+        "BEEPHOST_K8S_NODE_IP",
+        "BEEPHOST_K8S_NODE_NAME",
+    )
+    if all(os.environ.get(name) for name in names):
+        return {name: os.environ[name] for name in names}
+    env_file = Path(os.environ.get("BEEPHOST_K8S_DIR", "/tmp/beephost-k8s")) / "env"
+    if not env_file.is_file():
+        unavailable(
+            f"no test cluster ({env_file} missing): run scripts/k8s-testbed install && scripts/k8s-testbed up"
+        )
+    values: dict[str, str] = {}
+    for line in env_file.read_text().splitlines():
+        if line.startswith("export "):
+            name, _, value = line.removeprefix("export ").partition("=")
+            values[name] = shlex.split(value)[0]
+    return values
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    env = _testbed_env()
+    api = config.new_client_from_config(config_file=env["KUBECONFIG"])  # type: ignore[no-untyped-call]  # untyped in the client
+    try:
+        client.VersionApi(api).get_code(_request_timeout=10)
+    except Exception as exc:
+        api.close()
+        unavailable(f"the test cluster's API is not reachable: {exc}")
+    yield Cluster(
+        kubeconfig=env["KUBECONFIG"],
+        registry=env["BEEPHOST_K8S_REGISTRY"],
+        node_ip=env["BEEPHOST_K8S_NODE_IP"],
+        node_name=env["BEEPHOST_K8S_NODE_NAME"],
+        api=api,
+    )
+    api.close()
+
+
+def _docker(*args: str, stdin: bytes | None = None) -> str:
+    result = subprocess.run(
+        ["docker", *args], input=stdin, capture_output=True, check=False
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"docker {' '.join(args)}: {result.stderr.decode(errors='replace')}"
+        )
+    return result.stdout.decode().strip()
+
+
+@pytest.fixture(scope="session")
+def hello_image(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """``tests/cluster/hello.c``, static, imported, pushed to the testbed's registry: its digest reference.
+
+    The local tag is removed after the push, so the kubelet has to pull by digest.
+    """
+    build = tmp_path_factory.mktemp("hello")
+    subprocess.run(
+        ["gcc", "-Os", "-static", "-o", str(build / "hello"), str(HERE / "hello.c")],
+        check=True,
+    )
+    rootfs = BytesIO()
+    with tarfile.open(fileobj=rootfs, mode="w") as tar:
+        tar.add(build / "hello", arcname="hello")
+    repository = f"{cluster.registry}/beephost-test/hello"
+    tag = f"{repository}:{uuid.uuid4().hex[:12]}"
+    _docker(
+        "import", "-c", 'ENTRYPOINT ["/hello"]', "-c", f"LABEL {TESTBED_LABEL}", "-", tag,
+        stdin=rootfs.getvalue(),
+    )  # fmt: skip
+    reference = ""
+    try:
+        _docker("push", tag)
+        digests = json.loads(
+            _docker("image", "inspect", "--format", "{{json .RepoDigests}}", tag)
+        )
+        reference = next(
+            digest for digest in digests if digest.startswith(repository + "@")
+        )
+    finally:
+        _docker("image", "rm", tag)
+    yield reference
+    # The kubelet's pulled copy, then the registry's manifest.
+    subprocess.run(
+        ["docker", "image", "rm", reference], capture_output=True, check=False
+    )
+    digest = reference.rpartition("@")[2]
+    request = urllib.request.Request(
+        f"http://{cluster.registry}/v2/beephost-test/hello/manifests/{digest}",
+        method="DELETE",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 202
+
+
+@pytest.fixture(scope="module")
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of the module's own; deleted afterwards, and nothing of it left."""
+    test = request.module.__name__.rpartition(".")[2]
+    name = f"bh-{test.replace('_', '-')}-{uuid.uuid4().hex[:6]}"
+    cluster.core.create_namespace(
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(name=name, labels={TEST_LABEL: test})
+        )
+    )
+    yield name
+    cluster.core.delete_namespace(name)
+
+    def gone() -> bool:
+        try:
+            cluster.core.read_namespace(name)
+        except client.ApiException as exc:
+            return bool(exc.status == 404)
+        return False
+
+    wait_until(f"namespace {name} deleted", gone, timeout=180)
+    labelled = cluster.core.list_pod_for_all_namespaces(
+        label_selector=f"{TEST_LABEL}={test}"
+    ).items
+    assert labelled == [], "pods of the test outlived its namespace"
+    # The kubelet removes a dead pod's containers in its container GC, once a minute.
+    wait_until(
+        f"the kubelet's containers of {name} removed",
+        lambda: not _pod_containers(name),
+        timeout=150,
+    )
+
+
+def _pod_containers(namespace: str) -> list[str]:
+    command = [
+        "docker",
+        "ps",
+        "-aq",
+        "--filter",
+        f"label=io.kubernetes.pod.namespace={namespace}",
+    ]
+    return subprocess.run(
+        command, capture_output=True, text=True, check=True
+    ).stdout.split()
+
+
+def condition(obj: dict[str, Any], kind: str) -> bool:
+    """Whether a pod's or node's (as JSON) condition ``kind`` is True."""
+    conditions = obj["status"].get("conditions", [])
+    return any(c["type"] == kind and c["status"] == "True" for c in conditions)
