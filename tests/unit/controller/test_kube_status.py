@@ -39,7 +39,8 @@ CASES = [
     ({"metadata": {"uid": "u"}, "status": {"phase": "Pending"}}, ("starting", None)),
     (_pod({"waiting": {"reason": "ContainerCreating"}}), ("starting", None)),
     (_pod({"running": {}}), ("starting", None)),
-    (_pod({"running": {}}, ready=True), ("ready", None)),
+    # Ready in the kubelet's eyes, not yet the controller's (its probe decides).
+    (_pod({"running": {}}, ready=True), ("starting", None)),
     (
         _pod(
             {"waiting": {"reason": "CrashLoopBackOff"}},

@@ -285,7 +285,7 @@ class KubeBackends:
         found = []
         for pod in self.api.list("Pod", self._selector):
             backend_id = _backend_id(pod)
-            if backend_id is not None:
+            if backend_id is not None and not _going(pod):
                 state = pod_state(pod, self.settings.restart_limit)
                 found.append(Sandbox(backend_id, state))
         return found
@@ -298,6 +298,8 @@ class KubeBackends:
         removed = 0
         for pod in self.api.list("Pod", self._selector):
             backend_id = _backend_id(pod)
+            if _going(pod):
+                continue  # deleted already, and going: no orphan
             if backend_id is not None and backend_id not in alive:
                 logger.info("removing orphan pod %s", pod["metadata"]["name"])
                 self._remove(pod["metadata"]["name"])
@@ -324,6 +326,12 @@ class KubeBackends:
 
     def remove_shared(self) -> None:
         """Nothing: the namespace and its Role are the operator's (the chart's)."""
+
+
+def _going(pod: Mapping[str, Any]) -> bool:
+    """Whether a pod is being deleted (its stop is under way: a stopped backend's, or
+    one deleted by hand, whose row ``state`` reports)."""
+    return bool(pod.get("metadata", {}).get("deletionTimestamp"))
 
 
 def _backend_id(item: Mapping[str, Any]) -> str | None:

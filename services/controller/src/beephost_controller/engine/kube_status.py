@@ -5,7 +5,8 @@ workspace's emptyDir outlives a crash, as a volume does on Docker); the controll
 restart limit counts the kubelet's restarts, and past it a crash loop is reported as
 the exit it is. What only Kubernetes knows (evicted, an image that cannot be pulled,
 a pod being deleted) becomes the state's ``detail``: the backend's reason in
-``status``.
+``status``. Ready is the controller's probe's word, through the Service, not the
+kubelet's.
 """
 
 from collections.abc import Mapping
@@ -75,7 +76,10 @@ def _seen(
         message = status.get("message") or "the node ran short of a resource"
         return _exited(last, f"evicted: {message}")
     if "running" in state:
-        return _Seen("running", "healthy" if container.get("ready") else None)
+        # No health of the kubelet's is the client's truth: a pod Ready is in its
+        # Service only once kube-proxy has synced, so the controller's own probe
+        # through the Service says when it is ready (``BackendService.refresh``).
+        return _Seen("running")
     if "terminated" in state:
         ended = _exited(state["terminated"])
         if ended.exit_code != 0 and not out_of_restarts and not finished:
