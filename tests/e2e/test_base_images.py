@@ -1,9 +1,6 @@
 """Base images for real: mmdebstrap from Debian, docker import, and a local registry pull."""
 
-import subprocess
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +20,7 @@ from beephost_controller.images.labels import (
 from beephost_controller.images.rootfs import RootfsPlan
 from beephost_controller.settings import Settings
 from tests.e2e.processes import run_captured
-from tests.ports import free_port
+from tests.e2e.registry import local_registry
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 
@@ -202,51 +199,14 @@ def test_missing_image_is_reimported_from_the_cached_rootfs(
 # -- registry mode, against a local CNCF distribution registry ------------------------
 
 
-def _wait_for_registry(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    # Bypass any HTTP(S)_PROXY of the environment: this is loopback.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"docker-registry exited: {log.read_text()[-2000:]}")
-        try:
-            with opener.open(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-    pytest.fail(f"docker-registry did not answer on {url}: {log.read_text()[-2000:]}")
-
-
 @pytest.fixture
 def registry(
     require_executable: Callable[[str, str], str], tmp_path: Path
 ) -> Iterator[str]:
     """A throwaway registry on a loopback port (the engine trusts 127.0.0.0/8 over HTTP)."""
     binary = require_executable("docker-registry", "apt-get install docker-registry")
-    port = free_port()
-    config = tmp_path / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: warn\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    log = tmp_path / "registry.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [binary, "serve", str(config)], stdout=output, stderr=subprocess.STDOUT
-        )
-    try:
-        _wait_for_registry(f"http://127.0.0.1:{port}/v2/", process, log)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with local_registry(binary, tmp_path) as address:
+        yield address
 
 
 @pytest.fixture

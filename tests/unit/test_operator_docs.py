@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 from pydantic_settings import BaseSettings
 
+from beephost_controller.kube_settings import KubernetesSettings
 from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.settings import Settings as ControllerSettings
 from beephost_core import Executor
@@ -41,6 +42,7 @@ METRICS_DOC = DOCS / "operators" / "metrics.md"
 # The controller's are pydantic-settings', the backends' our lighter EnvSettings.
 SETTINGS_CLASSES: tuple[type[BaseSettings] | type[EnvSettings], ...] = (
     ControllerSettings,
+    KubernetesSettings,
     PipeSettings,
     HttpSettings,
     RpcSettings,

@@ -18,6 +18,7 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
+from beephost_controller.engine.kube_manifests import ROLE_RULES
 from beephost_controller.settings import Settings as ControllerSettings
 from tests.unit.chart.render import (
     CHART_DIR,
@@ -42,27 +43,6 @@ DOCKER = {"controller": {"engine": "docker"}}
 DEFAULT_DOCS = render()
 KUBERNETES_DOCS = render(KUBERNETES)
 DOCKER_DOCS = render(DOCKER)
-#: The Role's rules, as the Kubernetes engine's ROLE_RULES
-#: (beephost_controller.engine.kube_manifests) spells them.
-ROLE_RULES: list[dict[str, Any]] = [
-    {
-        "apiGroups": [""],
-        "resources": ["pods"],
-        "verbs": ["create", "delete", "get", "list", "watch"],
-    },
-    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-    {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create", "get"]},
-    {
-        "apiGroups": [""],
-        "resources": ["services", "secrets"],
-        "verbs": ["create", "delete", "get", "list"],
-    },
-    {
-        "apiGroups": ["networking.k8s.io"],
-        "resources": ["networkpolicies"],
-        "verbs": ["create", "delete", "get", "list"],
-    },
-]
 #: The engine's settings whose values are JSON, and the sandboxes value of each.
 JSON_SETTINGS = {
     "BEEPHOST_CONTROLLER_KUBERNETES_IMAGE_PULL_SECRETS": "imagePullSecrets",
@@ -101,7 +81,8 @@ def _in_sandboxes(docs: list[Manifest]) -> list[Manifest]:
 def test_the_role_allows_exactly_what_the_engine_uses() -> None:
     role = one(DEFAULT_DOCS, "Role")
     assert role["metadata"]["namespace"] == "beephost-sandboxes"
-    assert role["rules"] == ROLE_RULES
+    # One list of rights: what the engine uses is what the chart grants.
+    assert role["rules"] == [dict(rule) for rule in ROLE_RULES]
 
 
 def test_the_binding_names_the_controller_account_in_the_release_namespace() -> None:

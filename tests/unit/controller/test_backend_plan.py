@@ -6,13 +6,15 @@ from pathlib import Path
 import pytest
 
 from beephost_controller.engine.docker_plan import (
-    ADMIN_CONTROLLER_URL,
-    LABEL_BACKEND_ID,
     LABEL_RELAY_FOR,
     PORT_ATTEMPTS,
     DockerPlan,
     plan,
     socket_dir_owner,
+)
+from beephost_controller.engine.sandbox_env import (
+    ADMIN_CONTROLLER_URL,
+    LABEL_BACKEND_ID,
 )
 from beephost_controller.images.labels import LABEL_CONTROLLER
 from beephost_controller.rows import EnvironmentRow

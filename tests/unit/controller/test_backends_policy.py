@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from beephost_controller.backends import BackendRequest, BackendService, token_digest
-from beephost_controller.engine.docker_plan import ADMIN_CONTROLLER_URL, relay_name
+from beephost_controller.engine.docker_plan import relay_name
 from beephost_controller.engine.host_ports import HOST_PORTS, free_port
+from beephost_controller.engine.sandbox_env import ADMIN_CONTROLLER_URL
 from beephost_controller.ports import ContainerConfigRefused, ContainerEngineError
 from beephost_controller.redact import Redactor
 from beephost_controller.rows import JobRow

@@ -14,11 +14,8 @@ from beephost_controller.backends import (
     status_of,
 )
 from beephost_controller.engine.docker_backends import DockerBackends
-from beephost_controller.engine.docker_plan import (
-    LABEL_BACKEND_ID,
-    LABEL_RELAY_FOR,
-    relay_name,
-)
+from beephost_controller.engine.docker_plan import LABEL_RELAY_FOR, relay_name
+from beephost_controller.engine.sandbox_env import LABEL_BACKEND_ID
 from beephost_controller.images.labels import (
     KIND_BASE_IMAGE,
     KIND_ENVIRONMENT_BUILD,

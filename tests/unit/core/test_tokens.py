@@ -1,6 +1,7 @@
 """TokenCheck and the TOKEN / TOKEN_SHA256 settings every backend shares."""
 
 import hashlib
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
@@ -83,7 +84,7 @@ def test_no_token_means_no_check() -> None:
 
 
 def test_token_and_digest_together_are_refused() -> None:
-    with pytest.raises(ValidationError, match="not both"):
+    with pytest.raises(ValidationError, match="one of TOKEN"):
         BackendSettings(token=SecretStr(TOKEN), token_sha256=SecretStr(DIGEST))
 
 
@@ -101,3 +102,51 @@ def test_a_digest_alone_opens_a_network_port(
         settings_class(host="0.0.0.0")  # type: ignore[call-arg]
     settings = settings_class(host="0.0.0.0", token_sha256=SecretStr(DIGEST))  # type: ignore[call-arg]
     assert settings.requires_token
+
+
+@pytest.mark.parametrize(
+    ("settings_class", "prefix"),
+    [
+        (PipeSettings, "BEEPHOST_PIPE_BACKEND_"),
+        (HTTPSettings, "BEEPHOST_HTTP_BACKEND_"),
+        (RPCSettings, "BEEPHOST_RPC_BACKEND_"),
+    ],
+)
+def test_every_backend_reads_the_digest_from_a_file(
+    settings_class: type[BackendSettings],
+    prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    # A Kubernetes Secret mounted as a file: no newline handling of its own.
+    secret = tmp_path / "token-sha256"
+    secret.write_text(DIGEST + "\n")
+    monkeypatch.setenv(f"{prefix}TOKEN_SHA256_FILE", str(secret))
+    settings = settings_class()
+    check = settings.token_check()
+    assert check is not None
+    assert check.matches(TOKEN)
+    assert not check.matches(DIGEST)
+    assert DIGEST not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("not a digest", "64 hexadecimal"), (None, "cannot be read")],
+    ids=["malformed", "missing"],
+)
+def test_a_bad_digest_file_is_refused(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    secret = tmp_path / "token-sha256"
+    if content is not None:
+        secret.write_text(content)
+    with pytest.raises(ValidationError, match=message):
+        BackendSettings(token_sha256_file=secret)
+
+
+def test_a_digest_file_beside_another_token_form_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "token-sha256"
+    secret.write_text(DIGEST)
+    with pytest.raises(ValidationError, match="one of TOKEN"):
+        BackendSettings(token_sha256_file=secret, token=SecretStr(TOKEN))

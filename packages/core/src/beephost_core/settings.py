@@ -44,6 +44,12 @@ class BackendSettings(EnvSettings):
         "(which every docker exec'd process, the health check included, inherits) never "
         "holds the token itself. The controller passes its backends this.",
     )
+    token_sha256_file: Path | None = Field(
+        None,
+        description="Instead of TOKEN_SHA256: a file that holds it (a Kubernetes "
+        "Secret mounted as a file keeps it out of the process environment and the "
+        "pod's spec). Read once, at start.",
+    )
     metrics_host: str = Field(
         "127.0.0.1", description="Address of the /metrics HTTP server."
     )
@@ -159,8 +165,19 @@ class BackendSettings(EnvSettings):
 
     @model_validator(mode="after")
     def _one_token_form(self) -> "BackendSettings":
-        if self.token is not None and self.token_sha256 is not None:
-            raise ValueError("set TOKEN or TOKEN_SHA256, not both")
+        given = [self.token, self.token_sha256, self.token_sha256_file]
+        if sum(value is not None for value in given) > 1:
+            raise ValueError("set one of TOKEN, TOKEN_SHA256 and TOKEN_SHA256_FILE")
+        if self.token_sha256_file is not None:
+            try:
+                digest = self.token_sha256_file.read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"TOKEN_SHA256_FILE cannot be read: {exc}") from exc
+            if not is_token_sha256(digest):
+                raise ValueError(
+                    "TOKEN_SHA256_FILE does not hold a SHA-256: 64 hexadecimal characters"
+                )
+            self.token_sha256 = SecretStr(digest)
         return self
 
     def token_check(self) -> TokenCheck | None:

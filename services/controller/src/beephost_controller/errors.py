@@ -9,11 +9,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from beephost_controller.ports import ContainerEngineError
 from beephost_protocol.errors import (
     HTTP_STATUS,
     BeepHostError,
     ErrorCode,
     InternalError,
+    Unavailable,
     framework_refusal,
 )
 
@@ -72,6 +74,15 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             {"error": body}, status_code=exc.status_code, headers=headers or None
         )
+
+    @app.exception_handler(ContainerEngineError)
+    async def _engine(request: Request, exc: ContainerEngineError) -> JSONResponse:
+        # The engine (the Docker daemon, a cluster's API server) failed or is out of
+        # reach: the request may succeed again, and nothing of ours is at fault.
+        logger.warning(
+            "the engine failed on %s %s: %s", request.method, request.url.path, exc
+        )
+        return error_response(Unavailable(f"the engine failed: {exc}"))
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:

@@ -185,6 +185,9 @@ class ContainerState:
     #: the two runs unreachable until ``join_network``. Docker's own business: the
     #: backend use cases never read it (``BackendEngine.tidy`` joins).
     unjoined_network: str | None = None
+    #: Why it exited when no exit code says it (a pod evicted, deleted by hand, or
+    #: whose image cannot be pulled): the backend's reason, as the engine words it.
+    detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -450,4 +453,21 @@ class ImageBuilder(Protocol):
         """The tag of the environment image of ``lock`` on ``base`` (servers plus the
         locked packages, and the client SDK if ``admin``): found by its content
         address (``images.keys.environment_tag``), or built."""
+        ...
+
+
+class ImagePublisher(Protocol):
+    """Puts local images where a cluster's nodes pull them from (a registry)."""
+
+    def publish(self, ref: str, repository: str) -> str:
+        """Push the local image ``ref`` to ``repository`` (``registry/path/name``).
+
+        Returns:
+            Its pull reference by digest, ``repository@sha256:...``: what a pod names,
+            so a tag moved later never changes what runs.
+
+        Raises:
+            ImageNotFoundError: There is no local image ``ref``.
+            ContainerEngineError: The push failed (the registry refused or is down).
+        """
         ...

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         default_factory=_default_database,
         description="SQLite file holding runtimes, environments, jobs and backends.",
     )
+    engine: Literal["docker", "kubernetes"] = Field(
+        "docker",
+        description="Where backends run: containers on the Docker engine beside the "
+        "controller, or pods on a Kubernetes cluster (BEEPHOST_CONTROLLER_KUBERNETES_*). "
+        "Images are built by the Docker engine either way.",
+    )
     name: str = Field(
         "default",
         pattern=r"^[a-z0-9][a-z0-9-]{0,30}$",

@@ -15,6 +15,7 @@ from beephost_controller.engine.no_engine import (
     REASON,
     NoEngineBackends,
     NoEngineBuilder,
+    NoEnginePublisher,
     engine_configured,
 )
 from beephost_controller.jobs import JobRunner
@@ -24,6 +25,7 @@ from beephost_controller.ports import (
     BackendEngine,
     ContainerEngineError,
     ImageBuilder,
+    ImagePublisher,
 )
 from beephost_controller.probes import probe
 from beephost_controller.redact import Redactor
@@ -231,15 +233,55 @@ def _backend_engine(
 ) -> tuple[BackendEngine, Callable[[], int]]:
     """Where backends run, and how to remove the builds a killed controller left.
 
-    The one place an engine is chosen: a second engine (issue 29's Kubernetes) is a
-    setting read here, and nothing else in the controller changes.
+    The one place an engine is chosen, by the ENGINE setting: nothing else in the
+    controller knows which one runs.
     """
+    return _ENGINES[settings.engine](settings, containers, configured)
+
+
+def _docker_engine(
+    settings: Settings, containers: BackendContainers | None, configured: bool
+) -> tuple[BackendEngine, Callable[[], int]]:
     if containers is None and not configured:
         return NoEngineBackends(), lambda: 0
     docker = DockerBackends(
         settings, containers or _docker_containers(), extra_labels=settings.labels
     )
     return docker, docker.remove_leftover_builds
+
+
+def _kube_engine(
+    settings: Settings, containers: BackendContainers | None, configured: bool
+) -> tuple[BackendEngine, Callable[[], int]]:
+    """Pods on a cluster; the Docker engine beside the controller builds and pushes
+    the images (and its leftover builds are removed as on Docker)."""
+    from beephost_controller.engine.kube_api import KubeApi
+    from beephost_controller.engine.kube_backends import KubeBackends
+    from beephost_controller.kube_settings import KubernetesSettings
+
+    kube = KubernetesSettings()
+    config = str(kube.kubeconfig) if kube.kubeconfig else None
+    try:
+        api = KubeApi.connect(config, kube.namespace)
+    except ContainerEngineError as exc:
+        logger.error("no Kubernetes API: %s; backend starts will fail", exc)
+        return NoEngineBackends(f"the Kubernetes API is out of reach: {exc}"), lambda: 0
+    publisher: ImagePublisher = NoEnginePublisher()
+    remove_builds: Callable[[], int] = lambda: 0  # noqa: E731
+    if containers is not None or configured:
+        from beephost_controller.engine.docker_images import DockerEngine
+
+        docker = DockerEngine.from_env()
+        publisher = docker.publisher()
+        builds = DockerBackends(
+            settings, containers or _docker_containers(), extra_labels=settings.labels
+        )
+        remove_builds = builds.remove_leftover_builds
+    engine = KubeBackends(settings, kube, api, publisher, extra_labels=settings.labels)
+    return engine, remove_builds
+
+
+_ENGINES = {"docker": _docker_engine, "kubernetes": _kube_engine}
 
 
 def _docker_containers() -> BackendContainers:

@@ -41,4 +41,6 @@ def status_of(state: ContainerState | None) -> tuple[BackendStatus, str | None]:
         return "starting", None
     if state.status == "created":
         return "starting", None
+    if state.detail is not None:
+        return "exited", state.detail
     return "exited", exit_reason(state)

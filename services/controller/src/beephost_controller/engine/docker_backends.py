@@ -37,17 +37,16 @@ from pathlib import Path
 from beephost_controller.engine.code_volumes import CODE_FILL_WAIT, CodeVolumes
 from beephost_controller.engine.docker_launch import launch
 from beephost_controller.engine.docker_plan import (
-    LABEL_BACKEND_ID,
     LABEL_RELAY_FOR,
     DockerPlan,
     backend_volumes,
     offline_network,
     plan,
     relay_name,
-    selector,
     socket_endpoint,
 )
 from beephost_controller.engine.host_ports import pick_port
+from beephost_controller.engine.sandbox_env import LABEL_BACKEND_ID, selector
 from beephost_controller.images.labels import (
     KIND_ENVIRONMENT_BUILD,
     LABEL_IMAGE_OWNER,

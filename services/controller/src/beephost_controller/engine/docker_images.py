@@ -19,6 +19,7 @@ from beephost_controller.engine.docker_errors import image_info as _image_info
 from beephost_controller.engine.docker_errors import label_filters as _label_filters
 from beephost_controller.engine.docker_errors import mapped_errors as _mapped_errors
 from beephost_controller.engine.docker_errors import split_tag as _split_tag
+from beephost_controller.engine.docker_publish import DockerPublisher
 from beephost_controller.engine.docker_runs import DockerRuns
 from beephost_controller.ports import ContainerEngineError, ImageInfo
 from beephost_controller.specs import ImageBuildSpec
@@ -50,6 +51,10 @@ class DockerEngine(DockerRuns):
             client = docker.from_env(timeout=timeout)
             client.ping()
         return cls(client)
+
+    def publisher(self) -> DockerPublisher:
+        """Pushes this engine's images to a registry (for a cluster's nodes)."""
+        return DockerPublisher(self._client)
 
     def close(self) -> None:
         """Close the HTTP connection pool."""

@@ -8,15 +8,20 @@ process's uid) is drawn before, in ``starts.Minted``, and a host port comes from
 makes it real.
 """
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from beephost_controller.images.labels import LABEL_CONTROLLER, LABEL_MANAGED
+from beephost_controller.engine.sandbox_env import (
+    LABEL_BACKEND_ID,
+    LABEL_BACKEND_TYPE,
+    LABEL_ENVIRONMENT,
+    sandbox_labels,
+    selector,
+    server_environment,
+    setting,
+)
 from beephost_controller.images.layout import (
-    CA_BUNDLE_PATH,
     CONTAINER_PORTS,
     PACKAGES,
     SERVER_SOCKETS,
@@ -25,7 +30,6 @@ from beephost_controller.images.layout import (
     healthcheck_command,
     relay_command,
     server_command,
-    settings_prefix,
 )
 from beephost_controller.rows import BackendConfig, BackendRow, EnvironmentRow
 from beephost_controller.schemas import BackendType
@@ -41,32 +45,18 @@ from beephost_controller.starts import (
 )
 from beephost_protocol.errors import Conflict, InvalidRequest
 
-LABEL_ENVIRONMENT = "io.beephost.environment"
-LABEL_BACKEND_ID = "io.beephost.backend"
-LABEL_BACKEND_TYPE = "io.beephost.backend.type"
 #: On a relay's container: the backend whose port it publishes (no LABEL_BACKEND_ID:
 #: a relay is no backend).
 LABEL_RELAY_FOR = "io.beephost.relay-for"
 
-#: Where admin backends reach the controller: its Unix socket, mounted in their container.
-ADMIN_CONTROLLER_URL = "unix:///run/beephost-controller/api.sock"
-
 #: The uid:gid a backend's socket directory belongs to when the controller is root.
 SOCKET_OWNER = (10001, 10001)
-
-#: Where a backend's server writes its idle seconds (its /tmp is a tmpfs of its own).
-ACTIVITY_FILE = "/tmp/beephost-activity"
 
 #: Ports tried for one start before it fails (each taken one is retried).
 PORT_ATTEMPTS = 8
 
 #: Restarts Docker gives a relay that dies (its backend's own limit is separate).
 RELAY_RESTARTS = 100
-
-
-def selector(settings: Settings) -> dict[str, str]:
-    """The labels of every container and network this controller manages."""
-    return {LABEL_MANAGED: "true", LABEL_CONTROLLER: settings.name}
 
 
 def offline_network(settings: Settings) -> str:
@@ -183,13 +173,7 @@ def plan(
     name = f"beephost-{settings.name}-{backend_id}"
     hardening = resolved_options(request.options, env.network)
     network = bool(hardening.network)
-    labels = {
-        **(extra_labels or {}),
-        **selector(settings),
-        LABEL_ENVIRONMENT: env.name,
-        LABEL_BACKEND_ID: backend_id,
-        LABEL_BACKEND_TYPE: request.type,
-    }
+    labels = sandbox_labels(settings, backend_id, env.name, request.type, extra_labels)
     # The one environment whose code may drive the controller: a token of its own
     # (revoked with the backend) and the controller's Unix socket.
     controller_token = minted.controller_token if env.admin else None
@@ -238,21 +222,18 @@ def plan(
         command=server_command(request.type),
         labels=labels,
         environment={
-            **_container_environment(
+            **server_environment(
                 request.type,
-                minted.token,
-                {
-                    **_admin_worker_env(controller_token),
-                    **package_index_env(settings, network=bool(network)),
-                },
+                env,
+                settings,
+                limits,
+                controller_token=controller_token,
+                network=network,
             ),
-            # What session.info() says the backend serves (pipe.md: ``environment``).
-            _setting(request.type, "ENVIRONMENT"): env.name,
-            _setting(request.type, "WORKSPACE_QUOTA_BYTES"): str(
-                settings.workspace_quota_bytes
-                if limits.workspace_quota_bytes is None
-                else limits.workspace_quota_bytes
-            ),
+            # Only the token's digest goes into the container: its environment is
+            # inherited by every docker exec'd process (the health check).
+            setting(request.type, "TOKEN_SHA256"): token_digest(minted.token),
+            setting(request.type, "SOCKET_PATH"): SERVER_SOCKETS[request.type],
         },
         healthcheck=healthcheck_command(request.type),
         memory_mb=limits.memory_mb,
@@ -347,51 +328,3 @@ def backend_volumes(container_name: str) -> dict[str, str]:
         f"{container_name}-workspace": WORKSPACE,
         f"{container_name}-packages": PACKAGES,
     }
-
-
-def _setting(kind: BackendType, name: str) -> str:
-    return f"{settings_prefix(kind)}{name}"
-
-
-def _container_environment(
-    kind: BackendType, token: str, worker_env: Mapping[str, str]
-) -> dict[str, str]:
-    prefix = _setting(kind, "")
-    # Only the token's digest goes into the container: its environment is inherited
-    # by every docker exec'd process (the health check), readable by user code.
-    environment = {
-        f"{prefix}TOKEN_SHA256": token_digest(token),
-        f"{prefix}SOCKET_PATH": SERVER_SOCKETS[kind],
-        # Its idle seconds, for the health check to print (the idle timeout).
-        f"{prefix}ACTIVITY_FILE": ACTIVITY_FILE,
-    }
-    if worker_env:
-        environment[f"{prefix}WORKER_ENV"] = json.dumps(dict(worker_env))
-    return environment
-
-
-def _admin_worker_env(controller_token: str | None) -> dict[str, str]:
-    if controller_token is None:
-        return {}
-    return {
-        "BEEPHOST_CONTROLLER_URL": ADMIN_CONTROLLER_URL,
-        "BEEPHOST_CONTROLLER_TOKEN": controller_token,
-    }
-
-
-def package_index_env(settings: Settings, *, network: bool) -> dict[str, str]:
-    """What pip and uv run by user code read to install from where the controller does:
-    its index and CA bundle. Only for a backend with network (without, nothing could
-    use them), and never an index URL with credentials (user code would read them)."""
-    if not network:
-        return {}
-    env: dict[str, str] = {}
-    if settings.index_url:
-        parts = urlsplit(settings.index_url)
-        if parts.username is None and parts.password is None:
-            env |= {"PIP_INDEX_URL": settings.index_url}
-            env |= {"UV_DEFAULT_INDEX": settings.index_url}
-    if settings.ca_bundle is not None:
-        for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT"):
-            env[name] = CA_BUNDLE_PATH
-    return env

@@ -28,7 +28,11 @@ def engine_configured(socket: Path = Path("/var/run/docker.sock")) -> bool:
 
 class NoEngineBackends:
     """A ``BackendEngine`` with no sandbox to find and none it can make: every start
-    answers ``unavailable`` with the reason."""
+    answers ``unavailable`` with the reason (``REASON``, or why the configured engine
+    could not be reached)."""
+
+    def __init__(self, reason: str = REASON) -> None:
+        self.reason = reason
 
     def plan(
         self,
@@ -38,10 +42,10 @@ class NoEngineBackends:
         held_ports: Mapping[int, str],
     ) -> BackendPlan:
         ready_image(environment)  # a start on an environment not ready: that first
-        raise Unavailable(f"could not start backend: {REASON}")
+        raise Unavailable(f"could not start backend: {self.reason}")
 
     def launch(self, planned: BackendPlan, record: ports.Record) -> None:
-        raise ports.LaunchFailed(Unavailable(REASON), undone=True)
+        raise ports.LaunchFailed(Unavailable(self.reason), undone=True)
 
     def state(self, row: BackendRow) -> ports.ContainerState | None:
         return None
@@ -50,24 +54,24 @@ class NoEngineBackends:
         return None
 
     def probe_endpoint(self, row: BackendRow) -> str:
-        raise ports.ContainerEngineError(REASON)
+        raise ports.ContainerEngineError(self.reason)
 
     def restart(self, row: BackendRow) -> None:
-        raise ports.ContainerEngineError(REASON)
+        raise ports.ContainerEngineError(self.reason)
 
     def remove(self, row: BackendRow) -> None:
         return None  # nothing can have been made
 
     def logs(self, row: BackendRow, tail: int) -> str:
-        raise ports.ContainerEngineError(REASON)
+        raise ports.ContainerEngineError(self.reason)
 
     def copy_in(self, row: BackendRow, path: str, data: bytes) -> None:
-        raise ports.ContainerEngineError(REASON)
+        raise ports.ContainerEngineError(self.reason)
 
     def exec_in(
         self, row: BackendRow, command: Sequence[str], user: str, timeout: float
     ) -> tuple[int, str]:
-        raise ports.ContainerEngineError(REASON)
+        raise ports.ContainerEngineError(self.reason)
 
     def sandboxes(self) -> list[ports.Sandbox]:
         return []
@@ -108,3 +112,10 @@ class NoEngineBuilder:
         self, *, base: ports.BaseImageRef, lock: Lock, admin: bool, log: ports.BuildLog
     ) -> str:
         raise RuntimeError(REASON)
+
+
+class NoEnginePublisher:
+    """An ``ImagePublisher`` without a Docker engine: nothing to push from."""
+
+    def publish(self, ref: str, repository: str) -> str:
+        raise ports.ContainerEngineError(f"cannot push {ref} to {repository}: {REASON}")

@@ -1,0 +1,192 @@
+"""A backend's start on Kubernetes, planned: its row and its Pod's plan, no I/O.
+
+What a start on Docker has and a pod cannot (a host port, a Unix socket shared with
+the controller, the controller's admin socket) is refused here, with the reason: a
+pipe backend's socket does not cross pods, and an admin environment's code reaches
+the controller through a socket only a Docker engine's containers share.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from beephost_controller.engine.kube_manifests import Placement, PodPlan, ProbeKind
+from beephost_controller.engine.sandbox_env import (
+    LABEL_BACKEND_ID,
+    LABEL_ENVIRONMENT,
+    sandbox_labels,
+    server_environment,
+    setting,
+)
+from beephost_controller.images.layout import (
+    CONTAINER_PORTS,
+    PACKAGES,
+    WORKSPACE,
+    healthcheck_command,
+    server_command,
+)
+from beephost_controller.kube_settings import KubernetesSettings
+from beephost_controller.rows import BackendConfig, BackendRow, EnvironmentRow
+from beephost_controller.settings import Settings
+from beephost_controller.starts import (
+    BackendRequest,
+    Minted,
+    lifetimes,
+    ready_image,
+    resolved_options,
+    token_digest,
+)
+from beephost_protocol.errors import InvalidRequest
+
+#: The address a row keeps for a pod's backend: no host, no port of the host's.
+NO_BIND_ADDRESS = ""
+
+
+@dataclass(frozen=True)
+class KubePlan:
+    """The Kubernetes engine's layout of a start (``BackendPlan.layout``)."""
+
+    pod: PodPlan
+    #: The environment's local image, pushed to the registry at launch.
+    local_image: str
+
+
+def pod_name(settings: Settings, backend_id: str) -> str:
+    """The name of a backend's Pod, Service and Secret (a DNS-1123 label: the
+    controller's name is one, and a backend id is ``b-`` and 12 hex digits)."""
+    return f"beephost-{settings.name}-{backend_id}"
+
+
+def plan(
+    request: BackendRequest,
+    environment: EnvironmentRow,
+    settings: Settings,
+    kube: KubernetesSettings,
+    *,
+    minted: Minted,
+    probe: ProbeKind,
+    extra_labels: Mapping[str, str] | None = None,
+) -> tuple[BackendRow, KubePlan]:
+    """Plan a start of ``request`` on ``environment`` as a pod.
+
+    Args:
+        probe: How the kubelet checks an rpc backend (``grpc`` from Kubernetes 1.27,
+            else ``exec``); an http one is always checked over HTTP.
+
+    Raises:
+        InvalidRequest: The environment is not ready, or the start cannot run on a
+            cluster (a pipe backend, an admin environment, a host port).
+    """
+    env = environment
+    image = ready_image(env)
+    _check(request, env)
+    port = CONTAINER_PORTS[request.type]
+    assert port is not None  # a pipe backend is refused above
+    hardening = resolved_options(request.options, env.network)
+    network = bool(hardening.network)
+    limits = request.limits
+    ttl, idle_timeout = (None, None) if request.pooled else lifetimes(request, settings)
+    name = pod_name(settings, minted.backend_id)
+    labels = sandbox_labels(
+        settings, minted.backend_id, env.name, request.type, extra_labels
+    )
+    # An environment's name may end in '.', '-' or '_', which no label value may:
+    # the annotation always keeps it, and the selector needs only the backend's id.
+    annotations = {LABEL_ENVIRONMENT: env.name}
+    if not _label_safe(env.name):
+        del labels[LABEL_ENVIRONMENT]
+    row = BackendRow(
+        id=minted.backend_id,
+        environment=env.name,
+        type=request.type,
+        status="starting",
+        container_name=name,
+        token=minted.token,
+        config=BackendConfig(
+            None,
+            NO_BIND_ADDRESS,
+            limits,
+            hardening,
+            ttl=ttl,
+            started_by=None if request.pooled else request.started_by,
+            idle_timeout=idle_timeout,
+            pooled=request.pooled,
+        ),
+        controller_token_sha256=None,
+    )
+    uid, gid = (int(part) for part in hardening.user.split(":"))
+    quota = limits.workspace_quota_bytes
+    workspace = settings.workspace_quota_bytes if quota is None else quota
+    pod = PodPlan(
+        name=name,
+        namespace=kube.namespace,
+        image=image,
+        command=server_command(request.type),
+        labels=labels,
+        annotations=annotations,
+        # The image makes the server listen on its port on every address.
+        environment=server_environment(
+            request.type,
+            env,
+            settings,
+            limits,
+            controller_token=None,
+            network=network,
+        ),
+        token_sha256=token_digest(minted.token),
+        token_file_setting=setting(request.type, "TOKEN_SHA256_FILE"),
+        port=port,
+        probe="http" if request.type == "http" else probe,
+        healthcheck=healthcheck_command(request.type),
+        uid=uid,
+        gid=gid,
+        memory_mb=limits.memory_mb,
+        cpus=limits.cpus,
+        tmpfs_mb=hardening.tmpfs_mb,
+        workspace_bytes=workspace or None,
+        network=network,
+        read_only=hardening.read_only,
+        cap_add=tuple(hardening.cap_add),
+        no_new_privileges=hardening.no_new_privileges,
+        selector={LABEL_BACKEND_ID: minted.backend_id},
+        workspace_path=WORKSPACE,
+        packages_path=PACKAGES,
+        placement=placement(kube),
+    )
+    return row, KubePlan(pod=pod, local_image=image)
+
+
+def placement(kube: KubernetesSettings) -> Placement:
+    return Placement(
+        runtime_class=kube.runtime_class or None,
+        node_selector=kube.node_selector,
+        tolerations=kube.tolerations,
+        affinity=kube.affinity,
+        topology_spread=kube.topology_spread,
+        image_pull_secrets=kube.image_pull_secrets,
+        cpu_request_ratio=kube.cpu_request_ratio,
+    )
+
+
+def _check(request: BackendRequest, env: EnvironmentRow) -> None:
+    if request.type == "pipe":
+        raise InvalidRequest(
+            "a pipe backend cannot run on Kubernetes: its Unix socket does not cross "
+            "pods; start an http or rpc backend (the same code runs on each)",
+            {"type": request.type, "engine": "kubernetes"},
+        )
+    if env.admin:
+        raise InvalidRequest(
+            f"environment {env.name!r} is an admin environment: its code reaches the "
+            "controller's Unix socket, which only a Docker engine's containers share",
+            {"environment": env.name, "engine": "kubernetes"},
+        )
+    if request.port is not None or request.bind_address is not None:
+        raise InvalidRequest(
+            "port and bind_address are host ports of a Docker engine; on Kubernetes "
+            "a backend is reached at its Service",
+            {"engine": "kubernetes"},
+        )
+
+
+def _label_safe(value: str) -> bool:
+    return len(value) <= 63 and value[-1:].isalnum()

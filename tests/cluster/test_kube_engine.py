@@ -1,0 +1,335 @@
+"""The controller's Kubernetes engine on a real cluster (scripts/k8s-testbed).
+
+One controller process with ``ENGINE=kubernetes`` for the module, its sandboxes in a
+namespace of the module's own: it builds an environment on the machine's Docker
+engine, pushes it to the test bed's registry, and starts http and rpc backends as
+pods that the SDK reaches at their Services. Then everything a user does on Docker:
+eval, exec, streaming, files both ways, an install, a warm pool's claim, TTL and idle
+expiry, a pod deleted by hand, the controller killed and adopting its pods, what a
+cluster cannot run refused, and ``stop --all`` leaving the namespace empty.
+"""
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from beephost_client import connect
+from beephost_client.controller import Backend, ControllerClient
+from beephost_protocol.errors import InvalidRequest
+from tests.cluster.conftest import Cluster, wait_until
+from tests.cluster.kube_controller import KubeController
+from tests.ports import free_port
+
+pytestmark = pytest.mark.cluster
+
+ENV = "plain"
+#: The environment the pool test sizes a pool of (its own: no other test's members).
+POOLED = "pooled"
+
+
+@pytest.fixture(scope="module")
+def controller(
+    cluster: Cluster, namespace: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KubeController]:
+    run = {"io.beephost.test.run": f"kube-engine-{uuid.uuid4().hex[:10]}"}
+    proc = KubeController(
+        workdir=tmp_path_factory.mktemp("kube-controller"),
+        port=free_port(),
+        kubeconfig=cluster.kubeconfig,
+        namespace=namespace,
+        registry=cluster.registry,
+        labels=run,
+    )
+    try:
+        proc.start()
+        yield proc
+    finally:
+        proc.stop()
+        _remove_images(run)
+
+
+def _remove_images(labels: dict[str, str]) -> None:
+    from beephost_controller.engine.docker_images import DockerEngine
+
+    engine = DockerEngine.from_env()
+    try:
+        engine.remove_by_labels(labels)
+    finally:
+        engine.close()
+
+
+@pytest.fixture(scope="module")
+def api(controller: KubeController) -> Iterator[ControllerClient]:
+    with controller.client(timeout=60) as api:
+        for name in (ENV, POOLED):
+            env = api.ensure_environment(name, requirements=[])
+            if env.job_id is not None:
+                job = api.wait_job(env.job_id, timeout=900)
+                assert job.succeeded, job.error
+        yield api
+
+
+def _started(api: ControllerClient, kind: str, **options: Any) -> Backend:
+    backend = api.start_backend(ENV, kind, **options)  # type: ignore[arg-type]
+    ready = api.wait_backend(backend.id, status="ready", timeout=120)
+    assert ready.status == "ready", ready
+    return backend
+
+
+def _pod(cluster: Cluster, namespace: str, backend: Backend) -> dict[str, Any] | None:
+    pods = cluster.core.list_namespaced_pod(
+        namespace, label_selector=f"io.beephost.backend={backend.id}"
+    ).items
+    return cluster.as_json(pods[0]) if pods else None
+
+
+@pytest.mark.parametrize("kind", ["http", "rpc"])
+def test_a_backend_is_a_hardened_pod_the_sdk_reaches(
+    api: ControllerClient, cluster: Cluster, namespace: str, kind: str
+) -> None:
+    backend = _started(api, kind)
+    try:
+        found = api.backend(backend.id)
+        assert found.endpoint is not None
+        assert found.endpoint.startswith("http://" if kind == "http" else "grpc://")
+        with connect(found.endpoint, token=backend.token) as sandbox:
+            assert sandbox.evaluate("sum(range(10))") == 45
+            result = sandbox.execute("import os\nprint(os.getuid())\n6 * 7")
+            assert (result.stdout, result.value) == ("10001\n", 42)
+            seen: list[str] = []
+            sandbox.execute(
+                "for i in range(3): print(i, flush=True)",
+                on_output=lambda chunk: seen.append(str(chunk.data)),
+            )
+            assert "".join(seen) == "0\n1\n2\n"
+            with sandbox.session() as session:
+                counter = session.create("collections.Counter", "abracadabra")
+                assert counter.most_common(1) == [("a", 5)]
+        pod = _pod(cluster, namespace, backend)
+        assert pod is not None
+        spec = pod["spec"]
+        (container,) = spec["containers"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert spec["automountServiceAccountToken"] is False
+        # The token is no part of the pod: neither itself nor its digest.
+        assert backend.token is not None
+        assert backend.token not in json.dumps(pod)
+        digest = hashlib.sha256(backend.token.encode()).hexdigest()
+        assert digest not in json.dumps(pod)
+        # Without network: a policy that denies every egress, selecting it alone.
+        policy = cluster.as_json(
+            client.NetworkingV1Api(cluster.api).read_namespaced_network_policy(
+                pod["metadata"]["name"], namespace
+            )
+        )
+        # No egress rule at all (the API server leaves an empty list out).
+        assert "Egress" in policy["spec"]["policyTypes"]
+        assert policy["spec"].get("egress", []) == []
+        assert policy["spec"]["podSelector"]["matchLabels"] == {
+            "io.beephost.backend": backend.id
+        }
+    finally:
+        api.stop_backend(backend.id)
+    wait_until("the pod gone", lambda: _pod(cluster, namespace, backend) is None)
+
+
+def test_files_go_both_ways_and_an_install_adds_a_package(
+    api: ControllerClient, tmp_path: Path
+) -> None:
+    backend = _started(api, "http")
+    try:
+        found = api.backend(backend.id)
+        assert found.endpoint is not None
+        upload = tmp_path / "up.bin"
+        upload.write_bytes(bytes(range(256)) * 4096)  # 1 MiB
+        with connect(found.endpoint, token=backend.token) as sandbox:
+            sandbox.files.write("data/up.bin", upload)
+            size = sandbox.evaluate("len(open('data/up.bin', 'rb').read())")
+            assert size == upload.stat().st_size
+            sandbox.execute("open('out.txt', 'w').write('made in a pod')")
+            sandbox.files.download("out.txt", str(tmp_path / "out.txt"))
+            assert (tmp_path / "out.txt").read_text() == "made in a pod"
+            job = api.install(backend.id, ["six==1.17.0"])
+            done = api.wait_job(job.id, timeout=300)
+            assert done.succeeded, done.error
+            assert sandbox.evaluate("__import__('six').__version__") == "1.17.0"
+        names = {p.name for p in api.installed_packages(backend.id)}
+        assert "six" in names
+    finally:
+        api.stop_backend(backend.id)
+
+
+def test_a_pool_member_is_claimed(api: ControllerClient) -> None:
+    api.set_pool(POOLED, "http", 1)
+    try:
+        wait_until(
+            "a pool member ready",
+            lambda: any(p.ready >= 1 for p in api.pools(POOLED) if p.type == "http"),
+            timeout=120,
+        )
+        backend = api.start_backend(POOLED, "http")
+        try:
+            claimed = api.backend(backend.id)
+            # Handed out ready: a pod that started before the request.
+            assert claimed.status == "ready"
+            assert claimed.claimed_at is not None
+            assert claimed.endpoint is not None
+            with connect(claimed.endpoint, token=backend.token) as sandbox:
+                assert sandbox.evaluate("1 + 1") == 2
+        finally:
+            api.stop_backend(backend.id)
+    finally:
+        api.set_pool(POOLED, "http", 0)
+
+
+def test_lifetime_and_idle_timeout_stop_pods(
+    api: ControllerClient, cluster: Cluster, namespace: str
+) -> None:
+    # A lifetime counts from the start, ready or not: no wait for ready here.
+    expiring = api.start_backend(ENV, "rpc", ttl=4)
+    idle = _started(api, "http", idle_timeout=3)
+
+    def stopped(backend: Backend) -> Backend | None:
+        found = api.backend(backend.id)
+        return found if found.status == "stopped" else None
+
+    assert wait_until("the ttl's stop", lambda: stopped(expiring)).reason == "expired"
+    assert wait_until("the idle stop", lambda: stopped(idle)).reason == "idle"
+    for backend in (expiring, idle):
+
+        def gone(backend: Backend = backend) -> bool:
+            return _pod(cluster, namespace, backend) is None
+
+        wait_until("its pod gone", gone)
+        api.stop_backend(backend.id)
+
+
+def test_a_pod_deleted_by_hand_shows_in_status(
+    api: ControllerClient, cluster: Cluster, namespace: str
+) -> None:
+    backend = _started(api, "http")
+    pod = _pod(cluster, namespace, backend)
+    assert pod is not None
+    cluster.core.delete_namespaced_pod(
+        pod["metadata"]["name"], namespace, grace_period_seconds=0
+    )
+
+    def exited() -> Backend | None:
+        found = api.backend(backend.id)
+        return found if found.status == "exited" else None
+
+    gone = wait_until("the backend exited", exited)
+    assert gone.reason in ("deleted", "missing")
+    api.stop_backend(backend.id)
+
+
+def test_a_killed_controller_adopts_its_pods(
+    api: ControllerClient, controller: KubeController
+) -> None:
+    backend = _started(api, "http")
+    try:
+        controller.kill()
+        controller.start()
+        (counts,) = re.findall(r"reconciled backends: (\{.*\})", controller.log())[-1:]
+        assert "'adopted': 1" in counts
+        assert "'orphan_removed': 0" in counts
+        found = api.backend(backend.id)
+        assert found.status == "ready"
+        assert found.endpoint is not None
+        with connect(found.endpoint, token=backend.token) as sandbox:
+            assert sandbox.evaluate("2 + 2") == 4
+    finally:
+        api.stop_backend(backend.id)
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "words"),
+    [
+        ("pipe", {}, "Unix socket does not cross pods"),
+        ("http", {"port": 18080}, "reached at its Service"),
+    ],
+    ids=["pipe", "host-port"],
+)
+def test_what_a_cluster_cannot_run_is_refused(
+    api: ControllerClient, kind: str, options: dict[str, Any], words: str
+) -> None:
+    with pytest.raises(InvalidRequest, match=words):
+        api.start_backend(ENV, kind, **options)  # type: ignore[arg-type]
+    # Nothing recorded for it: the refusal came before any row.
+    assert all(b.status != "starting" for b in api.backends())
+
+
+def test_stop_all_leaves_the_namespace_empty(
+    api: ControllerClient, cluster: Cluster, namespace: str, controller: KubeController
+) -> None:
+    for kind in ("http", "rpc"):
+        _started(api, kind)
+    stop = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "beephost_cli",
+            "--controller",
+            controller.url,
+            "stop",
+            "--all",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert stop.returncode == 0, stop.stderr
+    selector = f"io.beephost.controller={controller.name}"
+    networking = client.NetworkingV1Api(cluster.api)
+
+    def empty() -> bool:
+        left = [
+            *cluster.core.list_namespaced_pod(namespace, label_selector=selector).items,
+            *cluster.core.list_namespaced_service(
+                namespace, label_selector=selector
+            ).items,
+            *cluster.core.list_namespaced_secret(
+                namespace, label_selector=selector
+            ).items,
+            *networking.list_namespaced_network_policy(
+                namespace, label_selector=selector
+            ).items,
+        ]
+        return not left
+
+    wait_until("nothing of the controller's left in the namespace", empty)
+    assert api.backends() == []
+
+
+def _registry_has(registry: str, repository: str) -> bool:
+    with urllib.request.urlopen(f"http://{registry}/v2/_catalog", timeout=5) as reply:
+        return repository in json.loads(reply.read())["repositories"]
+
+
+def test_environment_images_are_pulled_from_the_registry_by_digest(
+    api: ControllerClient, cluster: Cluster, namespace: str, controller: KubeController
+) -> None:
+    backend = _started(api, "http")
+    try:
+        pod = _pod(cluster, namespace, backend)
+        assert pod is not None
+        image = pod["spec"]["containers"][0]["image"]
+        assert image.startswith(f"{cluster.registry}/{controller.repository}/")
+        assert "@sha256:" in image
+        repository = image.partition("/")[2].partition("@")[0]
+        assert _registry_has(cluster.registry, repository)
+    finally:
+        api.stop_backend(backend.id)
