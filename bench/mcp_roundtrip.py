@@ -29,12 +29,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.*, tests.*
 
 from bench._options import bench_parser, known_args
+from mcp import ClientSession
 from tests.e2e.mcp_server import TOKEN, http_server, pooled_env
 from tests.integration.contract.servers import ServerProcess
 from tests.integration.mcp.support import http_session, stdio_session, structured
 
 import beephost_client
-from mcp import ClientSession
 
 BLOCK = 20
 BACKEND_TOKEN = "bench-backend-token-0123456789"
