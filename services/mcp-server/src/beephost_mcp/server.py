@@ -123,7 +123,8 @@ def create_server(
 ) -> MCPServer[Any]:
     """The MCP server with its tools; its lifespan holds the sandboxes (all released
     when it ends)."""
-    sandboxes = sandboxes or Sandboxes(_source(settings), settings.idle_timeout)
+    if sandboxes is None:  # (an empty Sandboxes is falsy: it has a length)
+        sandboxes = Sandboxes(_source(settings), settings.idle_timeout)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[Sandboxes]:
