@@ -240,6 +240,11 @@ NOT_RUN: dict[tuple[str, str], str] = {
         "docs/operators/helm.md",
         "helm upgrade beephost charts/beephost -n beephost -f my-values.yaml",
     ): _CLUSTER,
+    (
+        "docs/operators/helm.md",
+        "kubectl auth can-i --list -n beephost-sandboxes --as"
+        " system:serviceaccount:beephost:beephost-controller",
+    ): _CLUSTER,
     ("docs/operators/helm.md", ".venv/bin/python -m pytest tests/unit/chart -q"): (
         "part of CI's unit tier (scripts/test runs tests/unit)"
     ),
@@ -389,6 +394,7 @@ RUN: dict[tuple[str, str], Run] = {
     ("docs/operators/helm.md", "httpBackend:"): Run(system="none"),
     ("docs/operators/helm.md", "controller:"): Run(system="none"),
     ("docs/operators/helm.md", "pipeBackend:"): Run(system="none"),
+    ("docs/operators/helm.md", "sandboxes:"): Run(system="none"),
 }
 
 

@@ -131,12 +131,13 @@ Probe timing from values (without "enabled"); the template adds the handler.
 {{- end }}
 
 {{/*
-Pod-level settings every component shares: no API token, no service-link variables
-(they would collide with BEEPHOST_*_PORT settings), pull secrets, security context,
-scheduling. Call with (dict "root" $ "component" .Values.httpBackend).
+Pod-level settings every component shares: no API token (but for the controller with
+engine=kubernetes: "automountToken" true), no service-link variables (they would
+collide with BEEPHOST_*_PORT settings), pull secrets, security context, scheduling.
+Call with (dict "root" $ "component" .Values.httpBackend).
 */}}
 {{- define "beephost.podCommon" -}}
-automountServiceAccountToken: false
+automountServiceAccountToken: {{ if .automountToken }}true{{ else }}false{{ end }}
 enableServiceLinks: false
 {{- with .root.Values.global.imagePullSecrets }}
 imagePullSecrets:
@@ -183,4 +184,137 @@ securityContext:
   {{- toYaml .component.securityContext | nindent 2 }}
 resources:
   {{- toYaml .component.resources | nindent 2 }}
+{{- end }}
+
+{{/*
+Where a backend's pods run: its RuntimeClass (e.g. gvisor, kata) and its topology
+spread constraints. A constraint without a labelSelector gets the component's
+selector labels, so spreading the replicas needs only maxSkew, topologyKey and
+whenUnsatisfiable. Call with (dict "root" $ "component" "http-backend" "values" $c).
+*/}}
+{{- define "beephost.podPlacement" -}}
+{{- with .values.runtimeClassName }}
+runtimeClassName: {{ . }}
+{{- end }}
+{{- with .values.topologySpreadConstraints }}
+{{- $selector := include "beephost.componentSelectorLabels" (dict "root" $.root "component" $.component) | fromYaml }}
+topologySpreadConstraints:
+{{- range . }}
+{{- $constraint := deepCopy . }}
+{{- if not $constraint.labelSelector }}
+{{- $_ := set $constraint "labelSelector" (dict "matchLabels" $selector) }}
+{{- end }}
+  - {{ toYaml $constraint | nindent 4 | trim }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A Service's session affinity: ClientIP keeps a client on one pod (its sessions,
+handles and workspace files live there), None (the default) renders nothing.
+Call with the component's service values.
+*/}}
+{{- define "beephost.sessionAffinity" -}}
+{{- if eq .sessionAffinity "ClientIP" }}
+sessionAffinity: ClientIP
+sessionAffinityConfig:
+  clientIP:
+    timeoutSeconds: {{ .sessionAffinityConfig.clientIP.timeoutSeconds | int }}
+{{- end }}
+{{- end }}
+
+{{/*
+"true" when the controller starts its backends as pods (controller.enabled and
+controller.engine=kubernetes), else empty: then the chart renders the sandbox
+namespace's objects and mounts the controller's ServiceAccount token.
+*/}}
+{{- define "beephost.kubernetesEngine" -}}
+{{- if and .Values.controller.enabled (eq .Values.controller.engine "kubernetes") }}true{{ end }}
+{{- end }}
+
+{{/*
+The namespace of the sandbox pods: sandboxes.namespace, or "<release namespace>-sandboxes".
+Never truncated: a cut name could be another namespace.
+*/}}
+{{- define "beephost.sandboxNamespace" -}}
+{{- if .Values.sandboxes.namespace }}
+{{- .Values.sandboxes.namespace }}
+{{- else }}
+{{- /* An empty release namespace (helm lint offline) is Kubernetes' "default". */}}
+{{- $name := printf "%s-sandboxes" (.Release.Namespace | default "default") }}
+{{- if gt (len $name) 63 }}
+{{- fail (printf "sandboxes.namespace: %q is longer than 63 characters; name the sandbox namespace" $name) }}
+{{- end }}
+{{- $name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The controller's ServiceAccount: the created one (controller.serviceAccount.name or
+"<fullname>-controller"), else controller.serviceAccount.name, else "default".
+*/}}
+{{- define "beephost.controllerServiceAccount" -}}
+{{- $account := .Values.controller.serviceAccount }}
+{{- if $account.create }}
+{{- $account.name | default (include "beephost.componentFullname" (dict "root" . "component" "controller")) }}
+{{- else }}
+{{- $account.name | default "default" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The controller's settings for its backends (EnvVar list): the engine, pools and
+lifetimes (either engine; a null value leaves the controller's default) and, with
+engine=kubernetes, the engine's BEEPHOST_CONTROLLER_KUBERNETES_* (JSON where the
+setting is JSON). KUBECONFIG stays unset: the pod's own service account is used.
+*/}}
+{{- define "beephost.sandboxEnv" -}}
+{{- $s := .Values.sandboxes -}}
+- name: BEEPHOST_CONTROLLER_ENGINE
+  value: {{ .Values.controller.engine | quote }}
+{{- if eq .Values.controller.engine "kubernetes" }}
+- name: BEEPHOST_CONTROLLER_KUBERNETES_NAMESPACE
+  value: {{ include "beephost.sandboxNamespace" . | quote }}
+{{- with $s.registry }}
+- name: BEEPHOST_CONTROLLER_KUBERNETES_REGISTRY
+  value: {{ . | quote }}
+{{- end }}
+{{- with $s.pullRegistry }}
+- name: BEEPHOST_CONTROLLER_KUBERNETES_PULL_REGISTRY
+  value: {{ . | quote }}
+{{- end }}
+- name: BEEPHOST_CONTROLLER_KUBERNETES_IMAGE_PULL_SECRETS
+  value: {{ $s.imagePullSecrets | default list | toJson | quote }}
+- name: BEEPHOST_CONTROLLER_KUBERNETES_ENDPOINT
+  value: {{ $s.endpoint | quote }}
+- name: BEEPHOST_CONTROLLER_KUBERNETES_CLUSTER_DOMAIN
+  value: {{ $s.clusterDomain | default "cluster.local" | quote }}
+{{- with $s.runtimeClassName }}
+- name: BEEPHOST_CONTROLLER_KUBERNETES_RUNTIME_CLASS
+  value: {{ . | quote }}
+{{- end }}
+- name: BEEPHOST_CONTROLLER_KUBERNETES_NODE_SELECTOR
+  value: {{ $s.nodeSelector | default dict | toJson | quote }}
+- name: BEEPHOST_CONTROLLER_KUBERNETES_TOLERATIONS
+  value: {{ $s.tolerations | default list | toJson | quote }}
+- name: BEEPHOST_CONTROLLER_KUBERNETES_AFFINITY
+  value: {{ $s.affinity | default dict | toJson | quote }}
+- name: BEEPHOST_CONTROLLER_KUBERNETES_TOPOLOGY_SPREAD
+  value: {{ $s.topologySpreadConstraints | default list | toJson | quote }}
+- name: BEEPHOST_CONTROLLER_KUBERNETES_CPU_REQUEST_RATIO
+  value: {{ $s.cpuRequestRatio | float64 | toString | quote }}
+- name: BEEPHOST_CONTROLLER_KUBERNETES_INGRESS_FROM
+  value: {{ $s.ingressFrom | default list | toJson | quote }}
+{{- end }}
+{{- with $s.poolSize }}
+- name: BEEPHOST_CONTROLLER_POOL_SIZE
+  value: {{ toJson . | quote }}
+{{- end }}
+{{- range $setting := list (list "BACKEND_TTL" $s.ttl) (list "BACKEND_IDLE_TIMEOUT" $s.idleTimeout) (list "MAX_BACKENDS" $s.maxBackends) (list "RESTART_LIMIT" $s.restartLimit) }}
+{{- $value := index $setting 1 }}
+{{- if not (kindIs "invalid" $value) }}
+- name: BEEPHOST_CONTROLLER_{{ index $setting 0 }}
+  value: {{ $value | int64 | toString | quote }}
+{{- end }}
+{{- end }}
 {{- end }}

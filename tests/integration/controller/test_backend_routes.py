@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from beephost_client.controller import ControllerClient
 from beephost_controller.app import create_app
-from beephost_controller.ports import BackendContainers, ImageBuilder
+from beephost_controller.ports import BackendContainers, BackendEngine, ImageBuilder
 from beephost_controller.service import Resolve
 from beephost_controller.settings import Settings
 from beephost_controller.testing import MemoryContainers, MemoryImageBuilder
@@ -55,6 +55,7 @@ def _serve(
     builder: ImageBuilder | None = None,
     resolver: Resolve = fake_resolver,
     containers: BackendContainers | None = None,
+    engine: BackendEngine | None = None,
     supervise_interval: float = 2.0,
 ) -> Iterator[Live]:
     settings = Settings(
@@ -70,6 +71,7 @@ def _serve(
         builder=builder or MemoryImageBuilder(),
         resolver=resolver,
         containers=containers or memory,
+        engine=engine,
     )
     tcp = socket.socket()
     tcp.bind(("127.0.0.1", 0))

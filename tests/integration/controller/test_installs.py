@@ -32,6 +32,7 @@ from beephost_controller.testing import MemoryContainers
 from tests.unit.controller.support import (
     backend_service,
     memory_containers,
+    package_installer,
     ready_environment,
 )
 
@@ -136,7 +137,7 @@ def rig(tmp_path: Path, resolver: TableResolver) -> Iterator[Rig]:
         tmp_path, containers=containers, environments=[environment]
     )
     runner = JobRunner(backends.store, 2)
-    installer = PackageInstaller(
+    installer = package_installer(
         backends, runner, resolver, tools=UvTools(), cache_dir=tmp_path / "cache"
     )
     yield Rig(backends, runner, installer, resolver)

@@ -11,8 +11,8 @@ import pytest
 from beephost_controller.backends import BackendRequest, BackendService
 from beephost_controller.engine.no_engine import (
     REASON,
+    NoEngineBackends,
     NoEngineBuilder,
-    NoEngineContainers,
     engine_configured,
 )
 from beephost_controller.metrics import ControllerMetrics
@@ -42,7 +42,7 @@ def live() -> Iterator[Live]:
             "t0ken-of-the-controller",
             builder=NoEngineBuilder(),
             resolver=fake_resolver,
-            containers=NoEngineContainers(),
+            engine=NoEngineBackends(),
         )
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -71,7 +71,7 @@ def test_a_start_without_an_engine_is_unavailable_with_the_reason(
     store.insert_environment(
         EnvironmentRow("e", "3.11", [], False, False, "ready", lock="", image="i")
     )
-    service = BackendService(settings, store, NoEngineContainers(), ControllerMetrics())
+    service = BackendService(settings, store, NoEngineBackends(), ControllerMetrics())
     with pytest.raises(Unavailable) as refused:
         service.start(BackendRequest(environment="e", type="http"))
     assert REASON in refused.value.message

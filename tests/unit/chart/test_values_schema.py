@@ -19,6 +19,32 @@ DEFAULTS: dict[str, Any] = yaml.safe_load((CHART_DIR / "values.yaml").read_text(
 
 #: (override, what the error must name): each must be rejected.
 INVALID: list[tuple[dict[str, Any], str]] = [
+    # Dynamic mode.
+    ({"controller": {"engine": "podman"}}, "engine"),
+    ({"controller": {"engine": "Kubernetes"}}, "engine"),
+    ({"sandboxes": {"endpoint": "node-port"}}, "endpoint"),
+    ({"sandboxes": {"namespace": "Sandboxes"}}, "namespace"),
+    ({"sandboxes": {"namespace": "sandboxes-"}}, "namespace"),
+    ({"sandboxes": {"namespace": "team.sandboxes"}}, "namespace"),
+    ({"sandboxes": {"namespace": "s" * 64}}, "namespace"),
+    ({"sandboxes": {"cpuRequestRatio": 1.5}}, "cpuRequestRatio"),
+    ({"sandboxes": {"cpuRequestRatio": 0}}, "cpuRequestRatio"),
+    ({"sandboxes": {"registry": "https://registry.example.com"}}, "registry"),
+    ({"sandboxes": {"pullRegistry": "Registry.example.com"}}, "pullRegistry"),
+    ({"sandboxes": {"imagePullSecrets": ["Bad_Name"]}}, "imagePullSecrets"),
+    ({"sandboxes": {"poolSize": {"grpc": 1}}}, "grpc"),
+    ({"sandboxes": {"poolSize": {"http": -1}}}, "http"),
+    ({"sandboxes": {"ttl": -1}}, "ttl"),
+    ({"sandboxes": {"idleTimeout": "1h"}}, "idleTimeout"),
+    ({"sandboxes": {"ttl": 2592001}}, "ttl"),
+    ({"sandboxes": {"restartLimit": 101}}, "restartLimit"),
+    ({"sandboxes": {"createNamespace": "yes"}}, "createNamespace"),
+    ({"sandboxes": {"registy": "registry.example.com"}}, "registy"),
+    ({"sandboxes": {"runtimeClassName": "gVisor"}}, "runtimeClassName"),
+    (
+        {"sandboxes": {"topologySpreadConstraints": [{"maxSkew": 1}]}},
+        "topologyKey",
+    ),
     ({"controller": {"replicas": 2}}, "replicas"),
     ({"httpBackend": {"imagee": {}}}, "imagee"),
     ({"rpcBackend": {"service": {"prot": 1}}}, "prot"),
@@ -31,6 +57,91 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     ({"controller": {"image": {"digest": "latest"}}}, "digest"),
     ({"controller": {"docker": {"host": "unix:///var/run/docker.sock"}}}, "host"),
     ({"controller": {"livenessProbe": {"successThreshold": 2}}}, "successThreshold"),
+    ({"httpBackend": {"service": {"sessionAffinity": "Sticky"}}}, "sessionAffinity"),
+    ({"rpcBackend": {"service": {"sessionAffinity": "clientip"}}}, "sessionAffinity"),
+    # The pipe backend's clients share its pod: its (metrics) Service has no affinity.
+    ({"pipeBackend": {"service": {"sessionAffinity": "ClientIP"}}}, "sessionAffinity"),
+    (
+        {
+            "httpBackend": {
+                "service": {
+                    "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": "1h"}}
+                }
+            }
+        },
+        "timeoutSeconds",
+    ),
+    (
+        {
+            "rpcBackend": {
+                "service": {
+                    "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 86401}}
+                }
+            }
+        },
+        "timeoutSeconds",
+    ),
+    (
+        {
+            "rpcBackend": {
+                "podDisruptionBudget": {"minAvailable": 1, "maxUnavailable": 1}
+            }
+        },
+        "podDisruptionBudget",
+    ),
+    (
+        {
+            "httpBackend": {
+                "podDisruptionBudget": {"minAvailable": "50%", "maxUnavailable": 0}
+            }
+        },
+        "podDisruptionBudget",
+    ),
+    (
+        {"pipeBackend": {"podDisruptionBudget": {"minAvailable": "half"}}},
+        "minAvailable",
+    ),
+    (
+        {"httpBackend": {"podDisruptionBudget": {"minAvailable": "150%"}}},
+        "minAvailable",
+    ),
+    ({"rpcBackend": {"podDisruptionBudget": {"maxUnavailable": -1}}}, "maxUnavailable"),
+    ({"httpBackend": {"podDisruptionBudget": {"enabled": "yes"}}}, "enabled"),
+    ({"httpBackend": {"podDisruptionBudget": {"minAvaliable": 1}}}, "minAvaliable"),
+    ({"pipeBackend": {"runtimeClassName": "gVisor"}}, "runtimeClassName"),
+    (
+        {
+            "httpBackend": {
+                "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone"}]
+            }
+        },
+        "whenUnsatisfiable",
+    ),
+    (
+        {
+            "rpcBackend": {
+                "topologySpreadConstraints": [
+                    {"maxSkew": 0, "topologyKey": "zone", "whenUnsatisfiable": "Never"}
+                ]
+            }
+        },
+        "whenUnsatisfiable",
+    ),
+    (
+        {
+            "pipeBackend": {
+                "topologySpreadConstraints": [
+                    {
+                        "maxSkew": 1,
+                        "topologykey": "zone",
+                        "topologyKey": "zone",
+                        "whenUnsatisfiable": "DoNotSchedule",
+                    }
+                ]
+            }
+        },
+        "topologykey",
+    ),
 ]
 
 

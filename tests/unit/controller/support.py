@@ -1,11 +1,14 @@
 """What the controller tests share: environment rows, and a BackendService on a fresh
-store, its environments ready, on in-memory containers."""
+store, its environments ready, on the Docker engine over in-memory containers."""
 
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from beephost_controller.backends import BackendService
+from beephost_controller.backends.install import PackageInstaller, PackageTools, Resolve
+from beephost_controller.engine.docker_backends import DockerBackends
+from beephost_controller.jobs import JobRunner
 from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.rows import EnvironmentRow
 from beephost_controller.settings import Settings
@@ -57,18 +60,46 @@ def backend_service(
     store = SqliteStore(config.database)
     for row in environments or [ready_environment()]:
         store.insert_environment(row)
-    return BackendService(
+    engine = DockerBackends(
         config,
-        store,
         containers or MemoryContainers(),
-        ControllerMetrics(),
         clock=clock,
-        probe=probe,
         spawn=spawn or (lambda work: work()),
     )
+    return BackendService(
+        config, store, engine, ControllerMetrics(), clock=clock, probe=probe
+    )
+
+
+def docker_engine(service: BackendService) -> DockerBackends:
+    """The service's engine, which ``backend_service`` made on Docker."""
+    assert isinstance(service.engine, DockerBackends)
+    return service.engine
 
 
 def memory_containers(service: BackendService) -> MemoryContainers:
     """The service's containers, which ``backend_service`` made in memory."""
-    assert isinstance(service.containers, MemoryContainers)
-    return service.containers
+    containers = docker_engine(service).containers
+    assert isinstance(containers, MemoryContainers)
+    return containers
+
+
+def package_installer(
+    backends: BackendService,
+    jobs: JobRunner,
+    resolve: Resolve,
+    *,
+    tools: PackageTools | None = None,
+    cache_dir: Path | None = None,
+) -> PackageInstaller:
+    """An installer into ``backends``' backends, wired as the controller wires it."""
+    return PackageInstaller(
+        backends.engine,
+        backends.store,
+        backends.refresh,
+        jobs,
+        resolve,
+        url_schemes=backends.settings.requirement_url_schemes,
+        tools=tools,
+        cache_dir=cache_dir,
+    )

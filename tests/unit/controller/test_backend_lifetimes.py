@@ -8,10 +8,15 @@ from pydantic import ValidationError
 
 from beephost_controller.backends import BackendRequest, BackendService
 from beephost_controller.ports import ContainerEngineError
+from beephost_controller.rows import BackendRow
 from beephost_controller.schemas.backends import BackendCreate
 from beephost_controller.testing import SetClock
 from beephost_protocol.errors import Unavailable
-from tests.unit.controller.support import backend_service, memory_containers
+from tests.unit.controller.support import (
+    backend_service,
+    docker_engine,
+    memory_containers,
+)
 
 
 def _service(tmp_path: Path, clock: SetClock, **settings: object) -> BackendService:
@@ -70,16 +75,17 @@ def test_an_interrupted_expiry_is_finished_by_reconciliation(tmp_path: Path) -> 
     row = service.start(BackendRequest(environment="e", type="rpc", ttl=5))
     engine = memory_containers(service)
     clock.now += 5
-    real_remove = service.remove_resources
+    docker = docker_engine(service)
+    real_remove = docker.remove
 
-    def crash(backend_id: str, name: str) -> None:
+    def crash(row: BackendRow) -> None:
         raise KeyboardInterrupt("the controller died mid-expiry")
 
-    service.remove_resources = crash  # type: ignore[method-assign]
+    docker.remove = crash  # type: ignore[method-assign]
     with pytest.raises(KeyboardInterrupt):
         service.supervise()
     assert row.container_name in engine.containers
-    service.remove_resources = real_remove  # type: ignore[method-assign]
+    docker.remove = real_remove  # type: ignore[method-assign]
     service.reconcile()
     assert row.container_name not in engine.containers
     assert service.get_row(row.id).reason == "expired"

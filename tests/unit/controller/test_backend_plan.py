@@ -5,21 +5,20 @@ from pathlib import Path
 
 import pytest
 
-from beephost_controller.backends import (
+from beephost_controller.engine.docker_plan import (
     ADMIN_CONTROLLER_URL,
     LABEL_BACKEND_ID,
-    LABEL_CONTROLLER,
     LABEL_RELAY_FOR,
     PORT_ATTEMPTS,
-    BackendRequest,
-    Minted,
+    DockerPlan,
     plan,
-    token_digest,
+    socket_dir_owner,
 )
-from beephost_controller.backends.plan import BackendPlan, socket_dir_owner
+from beephost_controller.images.labels import LABEL_CONTROLLER
 from beephost_controller.rows import EnvironmentRow
 from beephost_controller.schemas import BackendLimits, BackendOptions
 from beephost_controller.settings import Settings
+from beephost_controller.starts import BackendRequest, Minted, token_digest
 from beephost_protocol.errors import Conflict, InvalidRequest
 
 SETTINGS = Settings.model_validate(
@@ -36,7 +35,7 @@ def _plan(
     minted: Minted = MINTED,
     held: dict[int, str] | None = None,
     settings: Settings = SETTINGS,
-) -> BackendPlan:
+) -> DockerPlan:
     return plan(
         request,
         env,

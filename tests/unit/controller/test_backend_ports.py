@@ -7,17 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from beephost_controller.backends import (
-    HOST_PORTS,
-    PORT_ATTEMPTS,
-    BackendRequest,
-    BackendService,
-)
-from beephost_controller.backends.plan import relay_name
+from beephost_controller.backends import BackendRequest, BackendService
+from beephost_controller.engine.docker_plan import PORT_ATTEMPTS, relay_name
+from beephost_controller.engine.host_ports import HOST_PORTS
 from beephost_controller.ports import PortInUse
 from beephost_controller.testing import MemoryContainers
 from beephost_protocol.errors import Conflict
-from tests.unit.controller.support import backend_service
+from tests.unit.controller.support import backend_service, docker_engine
 
 
 class _Taken(MemoryContainers):
@@ -92,7 +88,9 @@ def test_a_chosen_port_taken_meanwhile_is_replaced(tmp_path: Path) -> None:
     # Every port the controller draws first is taken: it retries with others.
     engine = _Taken(set())
     service = _service(tmp_path, engine, probe=False)
-    first_pick = service.pick_port  # the next start's first pick is taken
+    first_pick = docker_engine(
+        service
+    ).pick_port  # the next start's first pick is taken
     picks: list[int] = []
 
     def pick(host: str, taken: set[int]) -> int:
@@ -102,7 +100,7 @@ def test_a_chosen_port_taken_meanwhile_is_replaced(tmp_path: Path) -> None:
             engine.taken.add(port)
         return port
 
-    service.pick_port = pick  # type: ignore[method-assign]
+    docker_engine(service).pick_port = pick  # type: ignore[method-assign]
     row = service.start(BackendRequest(environment="e", type="http"))
     assert len(picks) == 2
     assert row.config.port == picks[1]

@@ -7,15 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from beephost_controller.backends import (
-    ADMIN_CONTROLLER_URL,
-    HOST_PORTS,
-    BackendRequest,
-    BackendService,
-    free_port,
-    token_digest,
-)
-from beephost_controller.backends.plan import relay_name
+from beephost_controller.backends import BackendRequest, BackendService, token_digest
+from beephost_controller.engine.docker_plan import ADMIN_CONTROLLER_URL, relay_name
+from beephost_controller.engine.host_ports import HOST_PORTS, free_port
 from beephost_controller.ports import ContainerConfigRefused, ContainerEngineError
 from beephost_controller.redact import Redactor
 from beephost_controller.rows import JobRow
@@ -25,6 +19,7 @@ from beephost_controller.testing import MemoryContainers
 from beephost_protocol.errors import InvalidRequest, Unavailable
 from tests.unit.controller.support import (
     backend_service,
+    docker_engine,
     memory_containers,
     ready_environment,
 )
@@ -245,17 +240,17 @@ def test_a_shutdown_stop_the_engine_refused_is_finished_by_reconciliation(
 ) -> None:
     service = _service(tmp_path)
     row = service.start(BackendRequest(environment="e", type="http"))
-    real_remove = service.containers.remove_container
+    real_remove = memory_containers(service).remove_container
 
     def refuse(ref: str) -> None:
         raise ContainerEngineError("the engine is busy")
 
-    service.containers.remove_container = refuse  # type: ignore[method-assign]
+    memory_containers(service).remove_container = refuse  # type: ignore[method-assign]
     assert service.stop_all() == 0
     assert row.container_name in memory_containers(service).containers
     now = service.get_row(row.id)
     assert (now.status, now.reason) == ("stopped", "controller shut down")
-    service.containers.remove_container = real_remove  # type: ignore[method-assign]
+    memory_containers(service).remove_container = real_remove  # type: ignore[method-assign]
     service.reconcile()  # the next controller's
     assert memory_containers(service).containers == {}
     assert service.get_row(row.id).reason == "controller shut down"
@@ -307,7 +302,7 @@ def test_a_refused_start_leaves_no_row_and_no_container(
 ) -> None:
     service = _service(tmp_path)
     engine = _Refusing(at)
-    service.containers = engine
+    docker_engine(service).containers = engine
     with pytest.raises(error, match=message):
         service.start(
             BackendRequest(environment="e", type="http", limits=BackendLimits(cpus=64))
@@ -321,7 +316,7 @@ def test_a_refused_start_whose_cleanup_fails_keeps_its_row_for_reconciliation(
     tmp_path: Path,
 ) -> None:
     service = _service(tmp_path)
-    service.containers = _Refusing("start", cleanup_fails=True)
+    docker_engine(service).containers = _Refusing("start", cleanup_fails=True)
     with pytest.raises(Unavailable):
         service.start(BackendRequest(environment="e", type="pipe"))
     (row,) = service.store.backends()

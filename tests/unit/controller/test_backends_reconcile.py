@@ -8,22 +8,24 @@ from pathlib import Path
 import pytest
 
 from beephost_controller.backends import (
-    LABEL_BACKEND_ID,
-    LABEL_CONTROLLER,
-    LABEL_MANAGED,
-    LABEL_RELAY_FOR,
     STOPPING,
     BackendRequest,
     BackendService,
     status_of,
 )
-from beephost_controller.backends.plan import relay_name
-from beephost_controller.backends.reconcile import remove_leftover_builds
+from beephost_controller.engine.docker_backends import DockerBackends
+from beephost_controller.engine.docker_plan import (
+    LABEL_BACKEND_ID,
+    LABEL_RELAY_FOR,
+    relay_name,
+)
 from beephost_controller.images.labels import (
     KIND_BASE_IMAGE,
     KIND_ENVIRONMENT_BUILD,
+    LABEL_CONTROLLER,
     LABEL_IMAGE_OWNER,
     LABEL_KIND,
+    LABEL_MANAGED,
 )
 from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.ports import ContainerEngineError, ContainerState
@@ -33,6 +35,7 @@ from beephost_controller.testing import MemoryContainers
 from beephost_protocol.errors import Unavailable
 from tests.unit.controller.support import (
     backend_service,
+    docker_engine,
     memory_containers,
     ready_environment,
 )
@@ -185,7 +188,10 @@ def test_a_stop_cut_short_by_a_crash_is_finished_at_reconcile(
     # The next controller process, on the same store and engine, finishes the stop
     # (before: the backend stayed listed as exited, "missing", with its network).
     restarted = BackendService(
-        service.settings, service.store, mem, ControllerMetrics()
+        service.settings,
+        service.store,
+        DockerBackends(service.settings, mem),
+        ControllerMetrics(),
     )
     assert restarted.reconcile() == {"adopted": 0, "orphan_removed": 0, "missing": 0}
     assert service.store.backend(row.id) is None
@@ -297,7 +303,9 @@ def test_a_backend_with_network_gets_the_ca_bundle_before_it_starts(
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     settings = service.settings.model_copy(update={"ca_bundle": bundle})
     mem = _StatusAtCopy()
-    backends = BackendService(settings, service.store, mem, ControllerMetrics())
+    backends = BackendService(
+        settings, service.store, DockerBackends(settings, mem), ControllerMetrics()
+    )
     options = BackendOptions(network=True)
     backends.start(BackendRequest(environment="e", type="pipe", options=options))
     assert mem.copied_when == "created", "copied before the server starts"
@@ -340,7 +348,7 @@ def test_leftover_build_containers_go_at_start_and_only_ours(
     assert service.reconcile()["orphan_removed"] == 0
     assert {"exited", "live", "theirs", "step"} <= set(mem.containers)
     # At start, before the jobs resume, every build container of ours is a dead build's.
-    assert remove_leftover_builds(service) == 2
+    assert docker_engine(service).remove_leftover_builds() == 2
     assert "exited" not in mem.containers
     assert "live" not in mem.containers
     assert "theirs" in mem.containers

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from beephost_controller.backends import BackendRequest, BackendService
-from beephost_controller.backends.code_volumes import (
+from beephost_controller.engine.code_volumes import (
     COMPLETE,
     FILL_CHECK,
     LABEL_CODE_BYTES,
@@ -21,6 +21,7 @@ from beephost_controller.testing import MemoryContainers
 from beephost_protocol.errors import QuotaExceeded
 from tests.unit.controller.support import (
     backend_service,
+    docker_engine,
     memory_containers,
     ready_environment,
 )
@@ -192,7 +193,7 @@ def test_the_marker_carries_the_bytes_the_check_measured(
 ) -> None:
     containers.fill_output = "123456789\n"
     service = service_on(tmp_path, containers)
-    volumes = service.code_volumes
+    volumes = docker_engine(service).code_volumes
     assert volumes.disk_use() == {}
     start(service)
     assert containers.volumes[PREFIX][LABEL_CODE_BYTES] == "123456789"
@@ -207,7 +208,7 @@ def test_a_check_that_says_no_size_is_a_failed_fill(
     assert start(service) == {}
     assert "the fill's check said" in caplog.text
     assert containers.volumes.keys().isdisjoint({USR, OPT, PREFIX})
-    assert service.code_volumes.disk_use() == {}
+    assert docker_engine(service).code_volumes.disk_use() == {}
 
 
 def test_the_check_measures_both_directories_from_the_envs_interpreter() -> None:
@@ -237,10 +238,12 @@ def test_the_volumes_of_a_gone_image_are_removed_those_in_use_kept(
 ) -> None:
     service = service_on(tmp_path, containers)
     start(service)
-    service.code_volumes.mounts("img:2")
+    docker_engine(service).code_volumes.mounts("img:2")
     assert containers.volumes.keys() >= OTHERS
     del containers.images["img:1"]
-    assert service.code_volumes.remove_unused({"img:2"}) == ["0123456789abcdef"]
+    assert docker_engine(service).code_volumes.remove_unused({"img:2"}) == [
+        "0123456789abcdef"
+    ]
     assert containers.volumes.keys().isdisjoint({USR, OPT, PREFIX})
     assert containers.volumes.keys() >= OTHERS
 
@@ -249,7 +252,7 @@ def test_the_volumes_of_a_gone_image_are_removed_those_in_use_kept(
 
     del containers.images["img:2"]
     containers.remove_volume = in_use  # type: ignore[method-assign]
-    assert service.code_volumes.remove_unused({"img:2"}) == []
+    assert docker_engine(service).code_volumes.remove_unused({"img:2"}) == []
     assert containers.volumes.keys() >= OTHERS
 
 

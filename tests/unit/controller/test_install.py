@@ -26,7 +26,12 @@ from beephost_controller.jobs import JobRunner
 from beephost_controller.resolver import Lock, ResolutionError
 from beephost_controller.testing import MemoryContainers
 from beephost_protocol.errors import Conflict, InvalidRequest, NotFound
-from tests.unit.controller.support import backend_service, ready_environment
+from tests.unit.controller.support import (
+    backend_service,
+    memory_containers,
+    package_installer,
+    ready_environment,
+)
 
 SIX = LockedRequirement("six", "1.17.0", None, ("sha256:" + "a" * 64,))
 LOCK = "six==1.17.0 \\\n    --hash=sha256:" + "a" * 64 + "\n"
@@ -96,7 +101,7 @@ def installer(backends: BackendService, resolve: object = None) -> PackageInstal
         return Lock(LOCK)
 
     runner = JobRunner(backends.store, 1)
-    return PackageInstaller(backends, runner, resolve or locked)  # type: ignore[arg-type]
+    return package_installer(backends, runner, resolve or locked)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -122,8 +127,7 @@ def test_an_unknown_or_stopped_backend_is_refused(backends: BackendService) -> N
     with pytest.raises(NotFound):
         installer(backends).submit("b-000000000000", ["tabulate"])
     row = backends.start(BackendRequest(environment="e", type="pipe"))
-    assert isinstance(backends.containers, MemoryContainers)
-    backends.containers.exit(row.container_name, 1)
+    memory_containers(backends).exit(row.container_name, 1)
     with pytest.raises(Conflict, match="not ready"):
         installer(backends).submit(row.id, ["tabulate"])
 
@@ -142,11 +146,10 @@ def test_what_the_environment_has_is_already_satisfied(
     installer(backends, resolve).install(row.id, ["six"], log.append)
     assert seen == [["six==1.17.0", "six"]]
     assert log[-1] == "already satisfied: nothing to install"
-    assert isinstance(backends.containers, MemoryContainers)
-    ((_, command, user),) = backends.containers.execs
+    ((_, command, user),) = memory_containers(backends).execs
     assert command[1:] == ("-m", "beephost_core.packages", "list", "/packages/site")
     assert user == "10001:10001"
-    assert backends.containers.archives == []
+    assert memory_containers(backends).archives == []
 
 
 def test_a_conflict_fails_with_the_resolvers_words(backends: BackendService) -> None:
@@ -157,5 +160,4 @@ def test_a_conflict_fails_with_the_resolvers_words(backends: BackendService) -> 
 
     with pytest.raises(InstallFailed, match=r"resolution failed: six==1\.16\.0"):
         installer(backends, conflict).install(row.id, ["six==1.16.0"], print)
-    assert isinstance(backends.containers, MemoryContainers)
-    assert backends.containers.archives == []
+    assert memory_containers(backends).archives == []

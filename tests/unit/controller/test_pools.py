@@ -15,14 +15,15 @@ from beephost_controller.backends.pool_policy import (
     serves,
 )
 from beephost_controller.backends.warm_pools import Pools
+from beephost_controller.engine.docker_backends import DockerBackends
 from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.redact import Redactor
 from beephost_controller.rows import BackendConfig, BackendRow, EnvironmentRow, PoolRow
 from beephost_controller.schemas import BackendLimits, BackendOptions, BackendStatus
 from beephost_controller.store import SqliteStore
-from beephost_controller.testing import MemoryContainers, SetClock
+from beephost_controller.testing import SetClock
 from beephost_protocol.errors import QuotaExceeded
-from tests.unit.controller.support import backend_service
+from tests.unit.controller.support import backend_service, memory_containers
 
 
 def _pool(size: int, **changes: object) -> Pool:
@@ -285,7 +286,7 @@ def test_a_changed_setting_replaces_members_and_size_zero_drains(
     (new,) = pools.store.backends()
     assert new.id != old.id
     assert new.limits == bigger
-    assert old.container_name not in pools.backends.containers.containers  # type: ignore[attr-defined]
+    assert old.container_name not in memory_containers(pools.backends).containers
     claimed = pools.start(BackendRequest(environment="e", type="http", limits=bigger))
     assert claimed.id == new.id
     pools.configure("e", "http", 0)
@@ -300,12 +301,12 @@ def test_a_restarted_controller_adopts_the_members_and_starts_no_more(
     pools.configure("e", "pipe", 2)
     pools.fill()
     before = {row.id for row in pools.store.backends()}
-    engine = pools.backends.containers
+    engine = memory_containers(pools.backends)
     settings, clock = pools.settings, SetClock()
     again = BackendService(
         settings,
         SqliteStore(settings.database),
-        engine,
+        DockerBackends(settings, engine, clock=clock),
         ControllerMetrics(),
         clock=clock,
     )
@@ -322,8 +323,7 @@ def test_idle_time_counts_from_the_claim(tmp_path: Path) -> None:
     pools = _filled(tmp_path, 1, clock=clock)
     clock.now += 5000  # idle in the pool for longer than any idle timeout
     row = pools.start(BackendRequest(environment="e", type="http", idle_timeout=60))
-    engine = pools.backends.containers
-    assert isinstance(engine, MemoryContainers)
+    engine = memory_containers(pools.backends)
     engine.report_idle(row.container_name, 5000)
     pools.backends.supervise()
     assert pools.store.backend(row.id).status == "ready"  # type: ignore[union-attr]

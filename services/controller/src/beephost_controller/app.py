@@ -8,7 +8,7 @@ from fastapi import Depends, FastAPI
 from beephost_controller import errors, openapi
 from beephost_controller.deps import refuse_unknown_query
 from beephost_controller.gate import RequestGate
-from beephost_controller.ports import BackendContainers, ImageBuilder
+from beephost_controller.ports import BackendContainers, BackendEngine, ImageBuilder
 from beephost_controller.redact import Redactor
 from beephost_controller.resolver import Lock
 from beephost_controller.routes import (
@@ -32,6 +32,7 @@ def create_app(
     builder: ImageBuilder | None = None,
     resolver: Callable[[list[str], str], Lock] | None = None,
     containers: BackendContainers | None = None,
+    engine: BackendEngine | None = None,
     redactor: Redactor | None = None,
 ) -> FastAPI:
     """Build the app; the lifespan starts its ControllerSystem (the store opened, jobs
@@ -41,7 +42,9 @@ def create_app(
         settings: Defaults to ``Settings()`` from the environment.
         builder: The image builder; the Docker-backed one if omitted.
         resolver: Requirement resolution; uv against the configured index if omitted.
-        containers: The backend container engine; Docker if omitted.
+        containers: The Docker engine's backend containers; the real ones if omitted.
+        engine: Where backends run; the settings' engine (on ``containers``) if
+            omitted.
         redactor: The secrets to keep out of job logs and errors (``__main__`` shares
             it with the log handlers' filter); from the settings if omitted.
     """
@@ -51,6 +54,7 @@ def create_app(
         builder=builder,
         resolver=resolver,
         containers=containers,
+        engine=engine,
         redactor=redactor,
     )
 

@@ -1,26 +1,31 @@
-"""The controller's ports: the three interfaces it needs from the outside world.
+"""The controller's ports: the interfaces it needs from the outside world.
 
-``ContainerEngine`` (images and one-shot containers, for the image builders),
-``BackendContainers`` (long-running hardened backend containers, for the backend
-lifecycle) and ``ImageBuilder`` (what the use cases ask of the image pipeline), with
-what they report and the errors they raise; the specs their calls take are in
-``specs``. ``engine/docker_*.py`` implement the first two on the Docker SDK,
-``images`` the third; ``testing`` has in-memory versions. Nothing here imports the
-rest of the controller but the specs, the resolver's ``Lock`` and the job log's type.
+``BackendEngine`` (where backends run, in backend terms: the one port of the backend
+use cases), ``ImageBuilder`` (what the use cases ask of the image pipeline), and the
+Docker engine's own two, ``ContainerEngine`` (images and one-shot containers, for the
+image builders) and ``BackendContainers`` (hardened backend containers, for
+``DockerBackends``), with what they report and the errors they raise; the specs their
+calls take are in ``specs`` and ``starts``. ``engine/`` implements them on the Docker
+SDK, ``images`` the builder; ``testing`` has in-memory versions. Nothing here imports
+the rest of the controller but those specs, the rows, the resolver's ``Lock`` and the
+job log's type.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from beephost_controller.resolver import Lock
+from beephost_controller.rows import BackendRow, BackendUpdate, EnvironmentRow
 from beephost_controller.specs import (
     CommitRunSpec,
     ContainerSpec,
     ImageBuildSpec,
     RunSpec,
 )
+from beephost_controller.starts import BackendPlan, BackendRequest, Minted
+from beephost_protocol.errors import BeepHostError
 
 
 class ContainerEngineError(Exception):
@@ -177,8 +182,143 @@ class ContainerState:
     idle_seconds: float | None = None
     #: The network it was created for and has not joined yet: the join follows its
     #: start (``BackendContainers.start_container``), so one a crash cut short between
-    #: the two runs unreachable until ``join_network``.
+    #: the two runs unreachable until ``join_network``. Docker's own business: the
+    #: backend use cases never read it (``BackendEngine.tidy`` joins).
     unjoined_network: str | None = None
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A backend's sandbox as its engine finds it: whose it is, and its state."""
+
+    backend_id: str
+    state: ContainerState
+
+
+class LaunchFailed(Exception):
+    """A launch failed: ``error`` says why, in the API's terms. What it had made is
+    removed unless ``undone`` is False (then what is left needs the row, for
+    reconciliation to find it)."""
+
+    def __init__(self, error: BeepHostError, *, undone: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.undone = undone
+
+
+#: How an engine writes into the row of the backend it launches (its sandbox's id,
+#: a port it changed, when it started), as it goes: a crash then leaves a row that
+#: says what exists.
+Record = Callable[[BackendUpdate], None]
+
+
+class BackendEngine(Protocol):
+    """Where backends run, in backend terms: all the backend use cases
+    (``backends/``) ask of an engine. ``engine.docker_backends.DockerBackends`` runs
+    them as Docker containers; ``engine.no_engine.NoEngineBackends`` refuses.
+
+    A sandbox is what runs one backend (Docker: its container, with its relay, volumes
+    and socket directory); the engine finds its own by the rows' ids and names. Every
+    call may raise ``ContainerEngineError``.
+    """
+
+    def plan(
+        self,
+        request: BackendRequest,
+        environment: EnvironmentRow,
+        minted: Minted,
+        held_ports: Mapping[int, str],
+    ) -> BackendPlan:
+        """Decide a start (no sandbox is made): its row, and the engine's layout.
+
+        Args:
+            held_ports: Host port -> the backend holding it (kept for its restarts).
+
+        Raises:
+            InvalidRequest: The environment is not ready, or the request is invalid.
+            Conflict: The requested port is held by another backend.
+        """
+        ...
+
+    def launch(self, planned: BackendPlan, record: Record) -> None:
+        """Make the planned sandbox and start it; its row is recorded already.
+
+        Raises:
+            LaunchFailed: What was made is removed (or left, ``undone`` False).
+        """
+        ...
+
+    def state(self, row: BackendRow) -> ContainerState | None:
+        """The backend's sandbox as it is now; None if it is gone."""
+        ...
+
+    def endpoint(self, row: BackendRow, state: ContainerState) -> str | None:
+        """The URL clients reach the backend at (None: not known yet)."""
+        ...
+
+    def probe_endpoint(self, row: BackendRow) -> str:
+        """The URL the controller reaches the backend at (its readiness probe)."""
+        ...
+
+    def restart(self, row: BackendRow) -> None:
+        """Start the backend's exited sandbox again, as it was."""
+        ...
+
+    def remove(self, row: BackendRow) -> None:
+        """Remove everything of the backend's sandbox (its row stays); what is gone
+        already is no error."""
+        ...
+
+    def logs(self, row: BackendRow, tail: int) -> str:
+        """The last ``tail`` lines of the backend's output.
+
+        Raises:
+            ContainerGone: Its sandbox is gone, and its logs with it.
+        """
+        ...
+
+    def copy_in(self, row: BackendRow, path: str, data: bytes) -> None:
+        """Extract a tar archive into the running backend's ``path`` (on one of its
+        volumes)."""
+        ...
+
+    def exec_in(
+        self, row: BackendRow, command: Sequence[str], user: str, timeout: float
+    ) -> tuple[int, str]:
+        """Run ``command`` in the running backend as ``user``: its exit status and
+        output."""
+        ...
+
+    def sandboxes(self) -> list[Sandbox]:
+        """Every backend sandbox of this controller's, each with its backend's id."""
+        ...
+
+    def tidy(self, live: Iterable[BackendRow], used_images: Iterable[str]) -> int:
+        """Remove what the engine made and nothing needs any more: sandboxes of
+        backends not in ``live`` and the engine's own leftovers (per image: of
+        images none of ``used_images`` is); set right what a crash left half-made
+        for ``live`` backends. Returns how many orphan sandboxes (or their parts
+        that publish a port) it removed."""
+        ...
+
+    def image_disk_use(self) -> dict[str, int]:
+        """Image id -> the bytes the engine keeps for its backends beside the image
+        (Docker: its code volumes)."""
+        ...
+
+    def release_images(self, used: Iterable[str]) -> None:
+        """Drop what the engine keeps per image for every image none of ``used``
+        is."""
+        ...
+
+    def settle(self, timeout: float) -> bool:
+        """Wait for the engine's background work (at most ``timeout`` seconds);
+        whether none is left."""
+        ...
+
+    def remove_shared(self) -> None:
+        """Remove what the engine shares between backends (once none runs)."""
+        ...
 
 
 class BackendContainers(Protocol):

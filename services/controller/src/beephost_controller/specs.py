@@ -112,5 +112,5 @@ class ContainerSpec:
     #: mounted: the workspace, and the packages installed at run time
     volumes: Mapping[str, str] = field(default_factory=dict)
     #: named volumes mounted read-only, shared with other backends and not made or
-    #: removed with this one: its image's code volumes (backends/code_volumes.py)
+    #: removed with this one: its image's code volumes (engine/code_volumes.py)
     shared_volumes: Mapping[str, str] = field(default_factory=dict)

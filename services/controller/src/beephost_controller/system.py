@@ -8,19 +8,20 @@ from collections.abc import Callable
 
 from beephost_controller.backends import BackendService
 from beephost_controller.backends.install import PackageInstaller
-from beephost_controller.backends.lifecycle import CODE_FILL_WAIT
-from beephost_controller.backends.reconcile import remove_leftover_builds
 from beephost_controller.backends.warm_pools import Pools
+from beephost_controller.engine.code_volumes import CODE_FILL_WAIT
+from beephost_controller.engine.docker_backends import DockerBackends
 from beephost_controller.engine.no_engine import (
     REASON,
+    NoEngineBackends,
     NoEngineBuilder,
-    NoEngineContainers,
     engine_configured,
 )
 from beephost_controller.jobs import JobRunner
 from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.ports import (
     BackendContainers,
+    BackendEngine,
     ContainerEngineError,
     ImageBuilder,
 )
@@ -50,7 +51,10 @@ class ControllerSystem:
         settings: The controller's settings.
         builder: The image builder; the Docker-backed one if omitted.
         resolver: Requirement resolution; uv against the configured index if omitted.
-        containers: The backend container engine; Docker if omitted.
+        containers: The Docker engine's backend containers (tests' in memory); the
+            real ones if omitted.
+        engine: Where backends run; the settings' engine (on ``containers``) if
+            omitted.
         redactor: The secrets to keep out of job logs and errors (``__main__`` shares
             it with the log handlers' filter); from the settings if omitted.
     """
@@ -59,6 +63,7 @@ class ControllerSystem:
     store: SqliteStore
     jobs: JobRunner
     service: ControllerService
+    engine: BackendEngine
     backends: BackendService
     installer: PackageInstaller
     pools: Pools
@@ -70,6 +75,7 @@ class ControllerSystem:
         builder: ImageBuilder | None = None,
         resolver: Resolver | None = None,
         containers: BackendContainers | None = None,
+        engine: BackendEngine | None = None,
         redactor: Redactor | None = None,
     ) -> None:
         self.settings = settings
@@ -77,6 +83,7 @@ class ControllerSystem:
         self._builder = builder
         self._resolver = resolver
         self._containers = containers
+        self._engine = engine
         #: The rows and the engine's containers agree (readiness waits for it).
         self.reconciled = False
         self._stop_filling = threading.Event()
@@ -87,8 +94,9 @@ class ControllerSystem:
         """Build the object graph, recover jobs and start the supervisor."""
         settings, redactor = self.settings, self.redactor
         self.metrics = metrics = ControllerMetrics()
-        engine = engine_configured()
-        if not engine and (self._builder is None or self._containers is None):
+        configured = engine_configured()
+        given = self._containers is not None or self._engine is not None
+        if not configured and (self._builder is None or not given):
             logger.warning("%s: builds and backend starts will fail", REASON)
         self.store = store = SqliteStore(settings.database)
         # Tokens of backends started by an earlier run are secrets of this one too.
@@ -100,7 +108,7 @@ class ControllerSystem:
             redact=redactor.redact,
         )
         builder = self._builder or (
-            _docker_builder(settings) if engine else NoEngineBuilder()
+            _docker_builder(settings) if configured else NoEngineBuilder()
         )
         self.service = service = ControllerService(
             settings,
@@ -110,24 +118,32 @@ class ControllerSystem:
             self._resolver or _uv_resolver(settings),
             redact=redactor.redact,
         )
-        containers = self._containers or (
-            _docker_containers() if engine else NoEngineContainers()
+        self.engine, remove_builds = (
+            (self._engine, lambda: 0)
+            if self._engine is not None
+            else _backend_engine(settings, self._containers, configured=configured)
         )
         self.backends = backends = BackendService(
             settings,
             store,
-            containers,
+            self.engine,
             metrics,
-            extra_labels=settings.labels,
             probe=probe,
             # Admin backends' controller tokens: only their digest is stored.
             add_secret=redactor.add,
             redact=redactor.redact,
         )
-        self.installer = PackageInstaller(backends, runner, service.resolve)
+        self.installer = PackageInstaller(
+            self.engine,
+            store,
+            backends.refresh,
+            runner,
+            service.resolve,
+            url_schemes=settings.requirement_url_schemes,
+        )
         self.pools = Pools(backends)
         # Before the jobs resume: every build container of ours is a dead build's.
-        await asyncio.to_thread(_remove_leftover_builds, backends)
+        await asyncio.to_thread(_remove_leftover_builds, remove_builds)
         recovered = runner.recover(service.resume)
         if recovered:
             logger.info("recovered %d unfinished job(s)", len(recovered))
@@ -140,8 +156,9 @@ class ControllerSystem:
         self._supervisor = asyncio.create_task(self._supervise(self._filler.start))
 
     async def shutdown(self) -> None:
-        """Stop in order: the supervisor, the pool filler, the copies into code
-        volumes, the backends (if the settings say so), the jobs, then the store."""
+        """Stop in order: the supervisor, the pool filler, the engine's background
+        work (copies into code volumes), the backends (if the settings say so), the
+        jobs, then the store."""
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -151,8 +168,7 @@ class ControllerSystem:
         if self._filler is not None and self._filler.is_alive():
             # A pass may be starting a member: at most one container start.
             await asyncio.to_thread(self._filler.join, 60)
-        codes = self.backends.code_volumes
-        if not await asyncio.to_thread(codes.wait_filled, CODE_FILL_WAIT):
+        if not await asyncio.to_thread(self.engine.settle, CODE_FILL_WAIT):
             logger.warning("a copy into code volumes is left unfinished")
         if self.settings.stop_backends_on_shutdown:
             stopped = await asyncio.to_thread(self.backends.stop_all)
@@ -185,9 +201,9 @@ class ControllerSystem:
                 logger.exception("supervising backends failed")
 
 
-def _remove_leftover_builds(backends: BackendService) -> None:
+def _remove_leftover_builds(remove: Callable[[], int]) -> None:
     try:
-        removed = remove_leftover_builds(backends)
+        removed = remove()
     except ContainerEngineError as exc:  # no engine yet: a build removes its own
         logger.warning("could not remove leftover build containers: %s", exc)
         return
@@ -208,6 +224,22 @@ def _docker_builder(settings: Settings) -> ImageBuilder:
 
     builder: ImageBuilder = DockerImageBuilder(settings)
     return builder
+
+
+def _backend_engine(
+    settings: Settings, containers: BackendContainers | None, *, configured: bool
+) -> tuple[BackendEngine, Callable[[], int]]:
+    """Where backends run, and how to remove the builds a killed controller left.
+
+    The one place an engine is chosen: a second engine (issue 29's Kubernetes) is a
+    setting read here, and nothing else in the controller changes.
+    """
+    if containers is None and not configured:
+        return NoEngineBackends(), lambda: 0
+    docker = DockerBackends(
+        settings, containers or _docker_containers(), extra_labels=settings.labels
+    )
+    return docker, docker.remove_leftover_builds
 
 
 def _docker_containers() -> BackendContainers:

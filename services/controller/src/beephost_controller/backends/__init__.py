@@ -1,39 +1,22 @@
-"""Backends on Docker: a start planned (plan.py) and applied, their status
-(status.py), restarts and stop (lifecycle.py), and reconciliation (reconcile.py)."""
+"""The backend use cases, on one engine port (``ports.BackendEngine``): a start, its
+status (status.py), restarts and stop (lifecycle.py), the supervisor's sweep
+(supervise.py), reconciliation (reconcile.py), logs, warm pools and installs."""
 
-from beephost_controller.backends.host_ports import HOST_PORTS, free_port
 from beephost_controller.backends.lifecycle import BackendService
-from beephost_controller.backends.plan import (
-    ADMIN_CONTROLLER_URL,
-    LABEL_BACKEND_ID,
-    LABEL_BACKEND_TYPE,
-    LABEL_ENVIRONMENT,
-    LABEL_RELAY_FOR,
-    PORT_ATTEMPTS,
-    BackendPlan,
-    BackendRequest,
-    Minted,
-    plan,
-    token_digest,
-)
 from beephost_controller.backends.status import (
     RESTARTABLE,
     STOPPING,
     exit_reason,
     status_of,
 )
-from beephost_controller.images.labels import LABEL_CONTROLLER, LABEL_MANAGED
+from beephost_controller.starts import (
+    BackendPlan,
+    BackendRequest,
+    Minted,
+    token_digest,
+)
 
 __all__ = [
-    "ADMIN_CONTROLLER_URL",
-    "HOST_PORTS",
-    "LABEL_BACKEND_ID",
-    "LABEL_BACKEND_TYPE",
-    "LABEL_CONTROLLER",
-    "LABEL_ENVIRONMENT",
-    "LABEL_MANAGED",
-    "LABEL_RELAY_FOR",
-    "PORT_ATTEMPTS",
     "RESTARTABLE",
     "STOPPING",
     "BackendPlan",
@@ -41,8 +24,6 @@ __all__ = [
     "BackendService",
     "Minted",
     "exit_reason",
-    "free_port",
-    "plan",
     "status_of",
     "token_digest",
 ]

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from beephost_controller.backends.lifecycle import BackendService
 from beephost_controller.images.layout import (
     PACKAGES,
     PACKAGES_SITE,
@@ -37,11 +36,12 @@ from beephost_controller.images.lockfile import LockedRequirement, lock_requirem
 from beephost_controller.images.uv_tools import UvTools
 from beephost_controller.images.wheelhouse import WheelhouseTools, pool_wheels
 from beephost_controller.jobs import JobRunner
-from beephost_controller.ports import ContainerEngineError
+from beephost_controller.ports import BackendEngine, ContainerEngineError
 from beephost_controller.requirements import check_requirements
 from beephost_controller.resolver import Lock, ResolutionError
 from beephost_controller.rows import BackendRow, JobRow
 from beephost_controller.schemas import BackendType
+from beephost_controller.store import SqliteStore
 from beephost_protocol.errors import Conflict, InvalidRequest, Unavailable
 
 #: Seconds the backend may take to list or move its packages.
@@ -154,23 +154,32 @@ class PackageInstaller:
     """Installs packages into running backends, one install per backend at a time.
 
     Args:
-        backends: The backends (rows and containers).
+        engine: Where the backends run (the copy in, the commands run in them).
+        store: The backends' and environments' rows.
+        refresh: A backend's row with its status read again (the lifecycle's).
         jobs: Where installs run, as jobs of kind ``install``.
         resolve: uv's resolution (the controller's index and CA bundle).
+        url_schemes: The URL schemes a requirement may name (REQUIREMENT_URL_SCHEMES).
         tools: uv's downloads and unpacking (``UvTools``).
         cache_dir: Holds the wheel pool (``wheels/cpXY``), shared with image builds.
     """
 
     def __init__(
         self,
-        backends: BackendService,
+        engine: BackendEngine,
+        store: SqliteStore,
+        refresh: Callable[[str], BackendRow],
         jobs: JobRunner,
         resolve: Resolve,
         *,
+        url_schemes: Sequence[str] = (),
         tools: PackageTools | None = None,
         cache_dir: Path | None = None,
     ) -> None:
-        self.backends = backends
+        self.engine = engine
+        self.store = store
+        self.refresh = refresh
+        self.url_schemes = tuple(url_schemes)
         self.jobs = jobs
         self.resolve = resolve
         self._tools = tools
@@ -197,7 +206,7 @@ class PackageInstaller:
             raise InvalidRequest("name at least one package to install")
         if len(packages) > MAX_PACKAGES:
             raise InvalidRequest(f"at most {MAX_PACKAGES} packages per install")
-        check_requirements(packages, self.backends.settings.requirement_url_schemes)
+        check_requirements(packages, self.url_schemes)
         self._ready_row(backend_id)
         wanted = [" ".join(p.split()) for p in packages]
         # One backend's installs queue: each resolves against what the one before
@@ -229,7 +238,7 @@ class PackageInstaller:
         """The install job: resolve, download, unpack, copy in, activate."""
         with self._lock_of(backend_id):
             row = self._ready_row(backend_id)
-            environment = self.backends.store.environment(row.environment)
+            environment = self.store.environment(row.environment)
             if environment is None or environment.lock is None:
                 raise InstallFailed(f"environment {row.environment!r} has no lock")
             locked = lock_requirements(environment.lock)
@@ -271,9 +280,8 @@ class PackageInstaller:
             self.tools.unpack([r.line() for r in new], python, wheels, tree)
             archive = staged_archive(tree, staged)
             log(f"copying {len(archive) >> 10} KiB into backend {row.id}")
-            container = row.container_id or row.container_name
             try:
-                self.backends.containers.put_archive(container, PACKAGES, archive)
+                self.engine.copy_in(row, PACKAGES, archive)
             except ContainerEngineError as exc:
                 self._discard(row, staged)
                 raise InstallFailed(f"could not copy into the backend: {exc}") from None
@@ -285,21 +293,19 @@ class PackageInstaller:
             shutil.rmtree(scratch, ignore_errors=True)
 
     def _discard(self, row: BackendRow, staged: str) -> None:
-        container = row.container_id or row.container_name
         # What a failed discard leaves is staged only: on no sys.path.
         with contextlib.suppress(ContainerEngineError):
-            self.backends.containers.exec_in(
-                container,
+            self.engine.exec_in(
+                row,
                 _packages_command(row.type, "discard", PACKAGES, staged),
                 SERVER_USER,
                 EXEC_TIMEOUT,
             )
 
     def _run_packages(self, row: BackendRow, *args: str) -> list[InstalledPackage]:
-        container = row.container_id or row.container_name
         try:
-            status, output = self.backends.containers.exec_in(
-                container, _packages_command(row.type, *args), SERVER_USER, EXEC_TIMEOUT
+            status, output = self.engine.exec_in(
+                row, _packages_command(row.type, *args), SERVER_USER, EXEC_TIMEOUT
             )
         except ContainerEngineError as exc:
             raise Unavailable(f"backend {row.id} did not answer: {exc}") from None
@@ -314,7 +320,7 @@ class PackageInstaller:
         return [InstalledPackage(p["name"], p["version"]) for p in reply["installed"]]
 
     def _ready_row(self, backend_id: str) -> BackendRow:
-        row = self.backends.refresh(backend_id)
+        row = self.refresh(backend_id)
         if row.pooled:  # nothing may change a member before its claim
             raise Conflict(
                 f"backend {backend_id} is an unclaimed pool member",

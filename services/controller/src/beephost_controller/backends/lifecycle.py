@@ -1,57 +1,23 @@
-"""Backends on Docker: start (plan.py plans it, apply.py applies it), status, restarts,
-stop, logs.
+"""Backends' lifecycle on one engine: start (the engine plans, the row is recorded,
+the engine launches), status, restarts, stop, logs.
 
-A start is recorded in the store (status ``starting``, container name fixed) BEFORE
-the container is created, and the container carries the row's id as a label: a crash
-at any point leaves either a row whose container is missing (marked exited, reason
-``missing``) or a labelled container whose row exists (adopted); a labelled container
-without a row (its row never committed, or deleted) is an orphan and is removed.
-
-Networking (measured on engine 20.10): a backend without network runs with
-``network_mode=none``: no interface but loopback, so its code reaches nothing, not
-the host's own addresses nor a bridge's gateway (which a bridge without masquerade
-still let through to host services). An http or rpc backend without network is
-published by a relay (``beephost_core.relay``, in a container of its own from the
-same image) on the controller's one shared bridge (``plan.offline_network``, with
-masquerade and inter-container traffic off), which copies its port to the server's
-Unix socket in the directory the two share. Every server listens on such a socket,
-and the controller probes it there: a host port is out of its reach when it runs in
-a container itself. The engine sets a network up for a container before starting its
-process (80-130 ms for a veth pair on the bridge and the port's proxy), so a container
-is created off its network and joins it right after its start (``DockerContainers``):
-the set-up runs beside the process's boot. A start cut short between the two is
-joined at reconciliation.
-
-Ports: an http or rpc backend publishes ONE concrete host port, chosen at start and
-kept in its row (``config.port``): the engine re-assigns an ephemeral port (host
-port 0) on every start of a container, so a restart, by Docker's policy or by the
-supervisor, would move the endpoint that ``start`` printed (host_ports.py picks it; a
-port taken meanwhile is retried with another).
+A start is recorded in the store (status ``starting``, its sandbox's name fixed)
+BEFORE the engine makes anything, and the sandbox carries the row's id: a crash at any
+point leaves either a row whose sandbox is missing (marked exited, reason
+``missing``) or a sandbox whose row exists (adopted); a sandbox without a row (its row
+never committed, or deleted) is an orphan and is removed (reconcile.py). Everything of
+where backends run is the engine's (``ports.BackendEngine``): this module never names
+a container, a network or a port of the host.
 """
 
 import logging
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
-from beephost_controller.backends.apply import apply
-from beephost_controller.backends.code_volumes import CodeVolumes
-from beephost_controller.backends.host_ports import pick_port
 from beephost_controller.backends.logs import BackendLogs, keep_tail, read_logs
-from beephost_controller.backends.plan import (
-    BackendRequest,
-    Minted,
-    backend_volumes,
-    offline_network,
-    plan,
-    relay_name,
-    selector,
-    socket_endpoint,
-)
 from beephost_controller.backends.reconcile import reconcile
 from beephost_controller.backends.status import (
     SHUTDOWN,
@@ -59,18 +25,19 @@ from beephost_controller.backends.status import (
     exit_reason,
     status_of,
 )
-from beephost_controller.backends.supervise import supervise
-from beephost_controller.images.layout import CONTAINER_PORTS
+from beephost_controller.backends.supervise import Supervision, supervise
 from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.ports import (
-    BackendContainers,
+    BackendEngine,
     ContainerEngineError,
     ContainerState,
+    LaunchFailed,
 )
 from beephost_controller.redact import Redactor
 from beephost_controller.rows import BackendRow, BackendUpdate
 from beephost_controller.schemas import ExitReason
 from beephost_controller.settings import Settings
+from beephost_controller.starts import BackendRequest, Minted
 from beephost_controller.store import SqliteStore
 from beephost_protocol.errors import (
     NotFound,
@@ -80,19 +47,17 @@ from beephost_protocol.errors import (
 
 logger = logging.getLogger(__name__)
 
-#: How long a pool member's start, and a shutdown that stops the backends, wait for a
-#: fill of code volumes under way (one takes about 2 s; a large image longer).
-CODE_FILL_WAIT = 30.0
-
 
 class BackendService:
-    """Backends' lifecycle: start (a plan, applied), status, restarts, stop.
+    """Backends' lifecycle: start (planned, recorded, launched), status, restarts,
+    stop.
 
     Args:
+        engine: Where backends run.
+        probe: The controller's readiness probe of a backend's URL with its token.
         add_secret: Told every secret a start mints (the backend's token, and an
             admin backend's controller token): the controller's Redactor keeps them
             out of every log, a pool member's from its start on.
-        spawn: Runs a fill of code volumes in the background (tests run it at once).
         redact: Takes the secrets out of the logs a stop keeps (the controller's
             Redactor; credential shapes only if omitted).
     """
@@ -101,21 +66,18 @@ class BackendService:
         self,
         settings: Settings,
         store: SqliteStore,
-        containers: BackendContainers,
+        engine: BackendEngine,
         metrics: ControllerMetrics,
         *,
-        extra_labels: dict[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         probe: Callable[[str, str | None], bool] | None = None,
         add_secret: Callable[[str], None] = lambda secret: None,
-        spawn: Callable[[Callable[[], None]], None] | None = None,
         redact: Callable[[str], str] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.containers = containers
+        self.engine = engine
         self.metrics = metrics
-        self.extra_labels = dict(extra_labels or {})
         self.clock = clock
         self.probe = probe
         self.add_secret = add_secret
@@ -124,62 +86,46 @@ class BackendService:
         self._idle: dict[str, float | None] = {}
         #: Held from counting the backends to recording a new one (MAX_BACKENDS).
         self._admission = threading.Lock()
-        self.code_volumes = CodeVolumes(
-            containers,
-            settings.code_volumes,
-            self.name_prefix(),
-            {**self.extra_labels, **self._selector()},
-            spawn=spawn,
-        )
-
-    def name_prefix(self) -> str:
-        """What the names of this controller's containers and volumes start with."""
-        return f"beephost-{self.settings.name}"
-
-    def _selector(self) -> dict[str, str]:
-        return selector(self.settings)
 
     def _logs(self) -> BackendLogs:
-        return BackendLogs(self.containers, self.store, self.redact, self.clock)
-
-    def _socket_dir(self, backend_id: str) -> Path:
-        return self.settings.socket_root / backend_id
+        return BackendLogs(self.engine, self.store, self.redact, self.clock)
 
     # -- start ---------------------------------------------------------------------------
 
     def start(self, request: BackendRequest) -> BackendRow:
         env = self.store.existing_environment(request.environment)
-        # Before the plan, which may begin a copy of the image into code volumes: a
-        # start refused for room begins nothing (the check that counts is below).
+        # Before the plan, which may begin work on the engine (Docker: a copy of the
+        # image into code volumes): a start refused for room begins nothing (the
+        # check that counts is below).
         self._check_room()
         held = {
             row.config.port: row.id
             for row in self.store.backends()
             if row.config.port is not None
         }
-        planned = plan(
-            request,
-            env,
-            self.settings,
-            minted=Minted.draw(request, os.geteuid(), os.getegid()),
-            held_ports=held,
-            pick_port=self.pick_port,
-            extra_labels=self.extra_labels,
-            code_volumes=self.code_volumes.mounts(
-                env.image, wait=CODE_FILL_WAIT if request.pooled else 0.0
-            )
-            if env.image is not None and env.status == "ready"
-            else None,
-        )
-        self.add_secret(planned.row.token)
+        minted = Minted.draw(request, os.geteuid(), os.getegid())
+        planned = self.engine.plan(request, env, minted, held)
+        row = planned.row
+        self.add_secret(row.token)
         if planned.controller_token is not None:
             self.add_secret(planned.controller_token)
         with self._admission:
             self._check_room()
-            # Recorded before the container exists (crash safety).
-            self.store.insert_backend(planned.row)
-        apply(self, planned, taken=set(held))
-        return self.refresh(planned.row.id)
+            # Recorded before the sandbox exists (crash safety).
+            self.store.insert_backend(row)
+        try:
+            self.engine.launch(
+                planned, lambda update: self.store.update_backend(row.id, update)
+            )
+        except LaunchFailed as failed:
+            if failed.undone:  # nothing runs: no row stays behind
+                self.store.delete_backend(row.id)
+            else:  # what was made is left to reconciliation, which needs the row
+                why = failed.__cause__ or failed.error
+                update = BackendUpdate(status="exited", reason=f"failed: {why}")
+                self.store.update_backend(row.id, update)
+            raise failed.error from failed.__cause__
+        return self.refresh(row.id)
 
     def room(self) -> int | None:
         """How many more backends MAX_BACKENDS allows now (None: no limit)."""
@@ -198,17 +144,13 @@ class BackendService:
                 {"max_backends": limit},
             )
 
-    def pick_port(self, host: str, taken: set[int]) -> int:
-        """A free host port on ``host``, none of ``taken`` (host_ports.py)."""
-        return pick_port(host, taken, probe=self.settings.choose_host_ports)
-
     # -- status --------------------------------------------------------------------------
 
     def refresh(self, backend_id: str) -> BackendRow:
         row = self.get_row(backend_id)
         if row.status == "stopped":
             return row
-        state = self.containers.container_state(row.container_id or row.container_name)
+        state = self.engine.state(row)
         self._idle[backend_id] = state.idle_seconds if state is not None else None
         status, reason = status_of(state)
         update = BackendUpdate()
@@ -230,7 +172,7 @@ class BackendService:
                 # exit); it resets the exit code, so the code is not known.
                 last: ExitReason = "oom_killed" if state.oom_killed else "crashed"
                 update = replace(update, last_exit=last, exit_code=None)
-            endpoint = self._endpoint(row, state)
+            endpoint = self.engine.endpoint(row, state)
             if endpoint != row.endpoint:
                 update = replace(update, endpoint=endpoint)
             if status == "exited":
@@ -251,35 +193,14 @@ class BackendService:
         return row
 
     def _answers(self, row: BackendRow, state: ContainerState) -> bool:
-        endpoint = self._endpoint(row, state)
+        endpoint = self.engine.endpoint(row, state)
         return bool(endpoint and self.probe is not None and self.answers(row))
 
     def answers(self, row: BackendRow) -> bool:
         """Whether the backend answers the readiness probe (True without a probe)."""
         if self.probe is None:
             return True
-        return self.probe(self.probe_endpoint(row), row.token)
-
-    def probe_endpoint(self, row: BackendRow) -> str:
-        """Where the controller reaches a backend: its server's Unix socket, which it
-        shares (a host port is out of reach from a controller in a container, and a
-        backend without network has none of its own); its endpoint for a backend
-        started before servers listened there too."""
-        socket_url = socket_endpoint(row.type, self._socket_dir(row.id))
-        if row.endpoint is None or Path(socket_url.partition("://")[2]).exists():
-            return socket_url
-        return row.endpoint
-
-    def _endpoint(self, row: BackendRow, state: ContainerState) -> str | None:
-        if row.type == "pipe":
-            return socket_endpoint(row.type, self._socket_dir(row.id))
-        # A relayed backend's port is its relay's: the row's, kept across restarts.
-        port = state.ports.get(CONTAINER_PORTS[row.type] or 0) or row.config.port
-        if port is None:
-            return row.endpoint
-        scheme = "http" if row.type == "http" else "grpc"
-        host = row.config.bind_address
-        return f"{scheme}://{host}:{port}"
+        return self.probe(self.engine.probe_endpoint(row), row.token)
 
     def get_row(self, backend_id: str) -> BackendRow:
         row = self.store.backend(backend_id)
@@ -320,7 +241,7 @@ class BackendService:
         return row
 
     def logs(self, backend_id: str, tail: int) -> str:
-        """Its container's last ``tail`` lines, or those kept at its stop (logs.py)."""
+        """Its sandbox's last ``tail`` lines, or those kept at its stop (logs.py)."""
         return read_logs(self._logs(), self.get_row(backend_id), tail)
 
     # -- restart policy ------------------------------------------------------------------
@@ -328,7 +249,18 @@ class BackendService:
     def supervise(self) -> list[str]:
         """One sweep of the supervisor (supervise.py); the ids of the backends it
         restarted."""
-        return supervise(self)
+        return supervise(
+            Supervision(
+                self.store,
+                self.engine,
+                self.metrics,
+                self.clock,
+                self.settings.restart_limit,
+                refresh=self.refresh,
+                retire=self.retire,
+                idle_seconds=self.idle_seconds,
+            )
+        )
 
     def idle_seconds(self, backend_id: str) -> float | None:
         """What the backend's last health check said of its idleness (None: not
@@ -352,7 +284,7 @@ class BackendService:
             row.id, BackendUpdate(status="stopped", reason=reason)
         )
         self._idle.pop(row.id, None)
-        self.remove_resources(row.id, row.container_name)
+        self.engine.remove(row)
 
     # -- stop ----------------------------------------------------------------------------
 
@@ -368,20 +300,10 @@ class BackendService:
             ) from exc
         self.store.delete_backend(row.id)
 
-    def remove_resources(self, backend_id: str, name: str) -> None:
-        """Remove a backend's container, volumes and socket directory (its row
-        stays), and the network of its own that backends had before they shared one."""
-        self.containers.remove_container(relay_name(name))
-        self.containers.remove_container(name)
-        self.containers.remove_network(name)
-        for volume in backend_volumes(name):
-            self.containers.remove_volume(volume)
-        shutil.rmtree(self._socket_dir(backend_id), ignore_errors=True)
-
     def stop_all(self) -> int:
-        """Remove every backend's container, keeping its row as ``stopped`` (reason
-        ``SHUTDOWN``: the controller stops with STOP_BACKENDS_ON_SHUTDOWN), then the
-        shared network and code volumes."""
+        """Remove every backend's sandbox, keeping its row as ``stopped`` (reason
+        ``SHUTDOWN``: the controller stops with STOP_BACKENDS_ON_SHUTDOWN), then what
+        the engine shares between them (Docker: the offline network, code volumes)."""
         count = 0
         for row in self.store.backends():
             if row.status == "stopped":
@@ -393,17 +315,12 @@ class BackendService:
                 logger.warning("could not remove backend %s: %s", row.id, exc)
                 continue
             count += 1
-        # Nothing of this controller's is left running: its shared network goes too
-        # (the engine refuses while a container is still on it).
-        try:
-            self.containers.remove_network(offline_network(self.settings))
-        except ContainerEngineError as exc:
-            logger.warning("could not remove the offline network: %s", exc)
-        self.code_volumes.remove_all(wait=CODE_FILL_WAIT)
+        # Nothing of this controller's is left running: what they shared goes too.
+        self.engine.remove_shared()
         return count
 
     # -- reconciliation ------------------------------------------------------------------
 
     def reconcile(self) -> dict[str, int]:
-        """Adopt labelled containers with a row, remove orphans, mark missing rows."""
-        return reconcile(self)
+        """Adopt sandboxes with a row, remove orphans, mark missing rows."""
+        return reconcile(self.store, self.engine, self.metrics, self.refresh)

@@ -1,10 +1,10 @@
-"""A backend's logs: its container's, or the tail kept when the container was removed.
+"""A backend's logs: its sandbox's, or the tail kept when the sandbox was removed.
 
 A stop on purpose (its idle timeout, its lifetime, a user's stop, a shutdown) removes
-the container and its logs with it: the stop first keeps the last ``KEPT_LINES``,
+the sandbox and its logs with it: the stop first keeps the last ``KEPT_LINES``,
 redacted, in the store. A stopped backend's logs are those, with a note saying so, or
 ``not_found`` if none were kept; never ``unavailable``, which tells a client to retry a
-container that is gone for good.
+sandbox that is gone for good.
 """
 
 import logging
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from beephost_controller.ports import (
-    BackendContainers,
+    BackendEngine,
     ContainerEngineError,
     ContainerGone,
 )
@@ -23,30 +23,28 @@ from beephost_protocol.errors import NotFound, Unavailable
 
 logger = logging.getLogger(__name__)
 
-#: Lines of a container's logs kept at its stop (about 100 KiB for a chatty server).
+#: Lines of a backend's logs kept at its stop (about 100 KiB for a chatty server).
 KEPT_LINES = 1000
 
 
 @dataclass(frozen=True)
 class BackendLogs:
-    """What logs need: the engine's containers, the store, the redactor and a clock."""
+    """What logs need: the engine, the store, the redactor and a clock."""
 
-    containers: BackendContainers
+    engine: BackendEngine
     store: SqliteStore
     redact: Callable[[str], str]
     clock: Callable[[], float]
 
 
 def keep_tail(service: BackendLogs, row: BackendRow) -> None:
-    """Keep the last lines of ``row``'s container's logs before it is removed.
+    """Keep the last lines of ``row``'s sandbox's logs before it is removed.
 
-    Best effort: a container already gone (a crash, an earlier stop cut short) has
+    Best effort: a sandbox already gone (a crash, an earlier stop cut short) has
     none, and a stop never fails for its logs.
     """
     try:
-        text = service.containers.container_logs(
-            row.container_id or row.container_name, KEPT_LINES
-        )
+        text = service.engine.logs(row, KEPT_LINES)
     except ContainerEngineError as exc:
         logger.info("kept no logs of backend %s: %s", row.id, exc)
         return
@@ -60,14 +58,12 @@ def read_logs(service: BackendLogs, row: BackendRow, tail: int) -> str:
     """The last ``tail`` lines of the backend's logs.
 
     Raises:
-        NotFound: Its container is gone and no logs were kept of it.
+        NotFound: Its sandbox is gone and no logs were kept of it.
         Unavailable: The engine failed (asking again may help).
     """
     if row.status != "stopped":
         try:
-            return service.containers.container_logs(
-                row.container_id or row.container_name, tail
-            )
+            return service.engine.logs(row, tail)
         except ContainerGone:
             pass  # removed meanwhile (a stop under way), or lost: what was kept
         except ContainerEngineError as exc:

@@ -14,11 +14,6 @@ limits and options) claims one: the row's config is rewritten in one compare-and
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from beephost_controller.backends.plan import (
-    BackendRequest,
-    lifetimes,
-    resolved_options,
-)
 from beephost_controller.rows import (
     BackendConfig,
     BackendRow,
@@ -33,6 +28,7 @@ from beephost_controller.schemas import (
     PoolSource,
 )
 from beephost_controller.settings import Settings
+from beephost_controller.starts import BackendRequest, lifetimes, resolved_options
 
 
 @dataclass(frozen=True)

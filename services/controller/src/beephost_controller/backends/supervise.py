@@ -1,27 +1,42 @@
 """The supervisor's sweep over every backend: lifetimes and idle timeouts enforced,
-crashes Docker will not restart restarted (within one limit), statuses refreshed."""
+crashes the engine will not restart restarted (within one limit), statuses refreshed."""
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from beephost_controller.backends.status import EXPIRED, IDLE, RESTARTABLE
-from beephost_controller.ports import ContainerEngineError
+from beephost_controller.metrics import ControllerMetrics
+from beephost_controller.ports import BackendEngine, ContainerEngineError
 from beephost_controller.rows import BackendRow, BackendUpdate
+from beephost_controller.store import SqliteStore
 from beephost_protocol.errors import NotFound
-
-if TYPE_CHECKING:
-    from beephost_controller.backends.lifecycle import BackendService
 
 logger = logging.getLogger(__name__)
 
 
-def supervise(service: "BackendService") -> list[str]:
-    """Refresh every backend; restart the crashed ones Docker will not restart.
+@dataclass(frozen=True)
+class Supervision:
+    """What a sweep needs: the ports, its limit, and three steps of the lifecycle
+    (a backend's status refreshed, a backend retired, its idleness last seen)."""
+
+    store: SqliteStore
+    engine: BackendEngine
+    metrics: ControllerMetrics
+    clock: Callable[[], float]
+    restart_limit: int
+    refresh: Callable[[str], BackendRow]
+    retire: Callable[[BackendRow, str], None]
+    idle_seconds: Callable[[str], float | None]
+
+
+def supervise(service: Supervision) -> list[str]:
+    """Refresh every backend; restart the crashed ones the engine will not restart.
 
     Docker's on-failure policy restarts a process that dies on its own, even while
     the controller is down; it treats ``docker kill`` and an exhausted retry count
     as final. The controller restarts those crashes too, within one shared limit
-    (``restart_limit``, Docker's restarts included).
+    (``restart_limit``, the engine's restarts included).
 
     Returns:
         The ids of the backends it restarted.
@@ -37,7 +52,7 @@ def supervise(service: "BackendService") -> list[str]:
             if (
                 row.status == "exited"
                 and row.reason in RESTARTABLE
-                and row.restarts < service.settings.restart_limit
+                and row.restarts < service.restart_limit
                 and row.container_id is not None
             ):
                 logger.warning(
@@ -55,7 +70,7 @@ def supervise(service: "BackendService") -> list[str]:
                         reason="restarting",
                     ),
                 )
-                service.containers.start_container(row.container_id)
+                service.engine.restart(row)
                 service.metrics.restarts.labels(row.type, row.reason or "").inc()
                 restarted.append(row.id)
         except NotFound:
@@ -68,7 +83,7 @@ def supervise(service: "BackendService") -> list[str]:
     return restarted
 
 
-def _expire_if_due(service: "BackendService", row: BackendRow) -> bool:
+def _expire_if_due(service: Supervision, row: BackendRow) -> bool:
     """Stop a backend whose lifetime has ended (reason ``expired``)."""
     expires_at = row.expires_at
     if row.status == "stopped" or expires_at is None or service.clock() < expires_at:
@@ -82,7 +97,7 @@ def _expire_if_due(service: "BackendService", row: BackendRow) -> bool:
     return True
 
 
-def _stop_if_idle(service: "BackendService", row: BackendRow) -> bool:
+def _stop_if_idle(service: Supervision, row: BackendRow) -> bool:
     """Stop a ready backend whose server reports no request for its idle timeout
     (reason ``idle``); its last health check says how long."""
     idle = service.idle_seconds(row.id)

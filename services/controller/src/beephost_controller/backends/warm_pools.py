@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from beephost_controller.backends.lifecycle import BackendService
-from beephost_controller.backends.plan import BackendRequest
 from beephost_controller.backends.pool_policy import (
     Pool,
     claimed,
@@ -27,6 +26,7 @@ from beephost_controller.backends.pool_policy import (
 from beephost_controller.ports import ContainerEngineError
 from beephost_controller.rows import BackendRow, BackendUpdate, PoolRow
 from beephost_controller.schemas import BackendLimits, BackendOptions, BackendType
+from beephost_controller.starts import BackendRequest
 from beephost_protocol.errors import BeepHostError, NotFound
 
 logger = logging.getLogger(__name__)

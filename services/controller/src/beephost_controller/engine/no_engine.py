@@ -1,4 +1,4 @@
-"""A controller without a container engine: state and API work, containers do not.
+"""A controller without a container engine: state and API work, backends do not.
 
 On Kubernetes without ``controller.docker.host`` (and anywhere neither ``DOCKER_HOST``
 nor the Docker socket exists) the controller still serves runtimes, environments and
@@ -6,11 +6,14 @@ backend records; builds fail and backend starts answer ``unavailable`` with this
 """
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from beephost_controller import ports, specs
+from beephost_controller import ports
 from beephost_controller.resolver import Lock
+from beephost_controller.rows import BackendRow, EnvironmentRow
+from beephost_controller.starts import BackendPlan, BackendRequest, Minted, ready_image
+from beephost_protocol.errors import Unavailable
 
 REASON = (
     "no container engine is configured: set DOCKER_HOST or mount the Docker socket "
@@ -23,64 +26,66 @@ def engine_configured(socket: Path = Path("/var/run/docker.sock")) -> bool:
     return bool(os.environ.get("DOCKER_HOST")) or socket.exists()
 
 
-class NoEngineContainers:
-    """``BackendContainers`` with nothing to list and nothing it can create."""
+class NoEngineBackends:
+    """A ``BackendEngine`` with no sandbox to find and none it can make: every start
+    answers ``unavailable`` with the reason."""
 
-    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
-        raise ports.ContainerEngineError(REASON)
+    def plan(
+        self,
+        request: BackendRequest,
+        environment: EnvironmentRow,
+        minted: Minted,
+        held_ports: Mapping[int, str],
+    ) -> BackendPlan:
+        ready_image(environment)  # a start on an environment not ready: that first
+        raise Unavailable(f"could not start backend: {REASON}")
 
-    def remove_network(self, name: str) -> None:
+    def launch(self, planned: BackendPlan, record: ports.Record) -> None:
+        raise ports.LaunchFailed(Unavailable(REASON), undone=True)
+
+    def state(self, row: BackendRow) -> ports.ContainerState | None:
         return None
 
-    def create_volume(self, name: str, labels: Mapping[str, str]) -> None:
-        raise ports.ContainerEngineError(REASON)
-
-    def remove_volume(self, name: str) -> None:
+    def endpoint(self, row: BackendRow, state: ports.ContainerState) -> str | None:
         return None
 
-    def list_volumes(self, labels: Mapping[str, str]) -> dict[str, dict[str, str]]:
-        return {}
-
-    def storage_driver(self) -> str:
+    def probe_endpoint(self, row: BackendRow) -> str:
         raise ports.ContainerEngineError(REASON)
 
-    def image_id(self, ref: str) -> str | None:
-        return None
-
-    def fill_volumes(self, fill: specs.RunSpec) -> str:
+    def restart(self, row: BackendRow) -> None:
         raise ports.ContainerEngineError(REASON)
 
-    def create_container(self, spec: specs.ContainerSpec) -> str:
+    def remove(self, row: BackendRow) -> None:
+        return None  # nothing can have been made
+
+    def logs(self, row: BackendRow, tail: int) -> str:
         raise ports.ContainerEngineError(REASON)
 
-    def start_container(self, ref: str) -> None:
-        raise ports.ContainerEngineError(REASON)
-
-    def join_network(self, ref: str) -> None:
-        raise ports.ContainerEngineError(REASON)
-
-    def container_state(self, ref: str) -> ports.ContainerState | None:
-        return None
-
-    def remove_container(self, ref: str) -> None:
-        return None
-
-    def container_logs(self, ref: str, tail: int) -> str:
-        raise ports.ContainerEngineError(REASON)
-
-    def list_containers(self, labels: Mapping[str, str]) -> list[ports.ContainerState]:
-        return []
-
-    def list_networks(self, labels: Mapping[str, str]) -> list[str]:
-        return []
-
-    def put_archive(self, ref: str, path: str, data: bytes) -> None:
+    def copy_in(self, row: BackendRow, path: str, data: bytes) -> None:
         raise ports.ContainerEngineError(REASON)
 
     def exec_in(
-        self, ref: str, command: Sequence[str], user: str, timeout: float
+        self, row: BackendRow, command: Sequence[str], user: str, timeout: float
     ) -> tuple[int, str]:
         raise ports.ContainerEngineError(REASON)
+
+    def sandboxes(self) -> list[ports.Sandbox]:
+        return []
+
+    def tidy(self, live: Iterable[BackendRow], used_images: Iterable[str]) -> int:
+        return 0
+
+    def image_disk_use(self) -> dict[str, int]:
+        return {}
+
+    def release_images(self, used: Iterable[str]) -> None:
+        return None
+
+    def settle(self, timeout: float) -> bool:
+        return True
+
+    def remove_shared(self) -> None:
+        return None
 
 
 class NoEngineBuilder:

@@ -103,4 +103,4 @@ def delete_environment(
     """Forget an environment (and its warm pools' unclaimed backends); its image is
     removed unless another environment with the same content uses it."""
     service.delete_environment(name, drain=pools.drain)
-    backends.code_volumes.remove_unused(service.store.environment_images())
+    backends.engine.release_images(service.store.environment_images())

@@ -30,7 +30,7 @@ def _disk(image: ImagePublic) -> int:
 def list_images(service: ServiceDep, backends: BackendsDep) -> ImagesPublic:
     """This controller's environment images, the disk they (and their code volumes)
     take, and who uses them."""
-    code = backends.code_volumes.disk_use()
+    code = backends.engine.image_disk_use()
     uses = image_uses(service.store, service.builder, service.settings.name)
     images = [_public(use, code) for use in uses]
     return ImagesPublic(
@@ -44,12 +44,12 @@ def list_images(service: ServiceDep, backends: BackendsDep) -> ImagesPublic:
 def prune_images(service: ServiceDep, backends: BackendsDep) -> PruneResult:
     """Remove every environment image no environment uses (409 while a job runs),
     and the code volumes of the images gone."""
-    code = backends.code_volumes.disk_use()
+    code = backends.engine.image_disk_use()
     removed = [
         _public(ImageUse(image, ()), code)
         for image in prune(service.store, service.builder, service.settings.name)
     ]
-    backends.code_volumes.remove_unused(service.store.environment_images())
+    backends.engine.release_images(service.store.environment_images())
     return PruneResult(
         removed=removed, freed_bytes=sum(_disk(image) for image in removed)
     )

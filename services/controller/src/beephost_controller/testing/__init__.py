@@ -2,10 +2,12 @@
 
 ``FakeEngine`` (a ``ContainerEngine``, over ``FakeImages``), ``FakeRootfsBuilder`` and
 ``FakeWheelhouseTools`` (the image pipeline's tools), ``MemoryImageBuilder`` (an
-``ImageBuilder``), ``MemoryContainers`` (``BackendContainers``) and ``SetClock``. Every test that
+``ImageBuilder``), ``MemoryBackends`` (a ``BackendEngine``), ``MemoryContainers``
+(Docker's ``BackendContainers``) and ``SetClock``. Every test that
 needs a port without an engine uses these; none of them reads a Dockerfile or runs code.
 """
 
+from beephost_controller.testing.backends import MemoryBackends
 from beephost_controller.testing.engine import FakeEngine
 from beephost_controller.testing.records import CommitRun, ImageBuild, RemoteImage
 from beephost_controller.testing.services import (
@@ -29,6 +31,7 @@ __all__ = [
     "FakeRootfsBuilder",
     "FakeWheelhouseTools",
     "ImageBuild",
+    "MemoryBackends",
     "MemoryContainers",
     "MemoryImageBuilder",
     "RemoteImage",

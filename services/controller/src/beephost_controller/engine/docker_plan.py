@@ -1,16 +1,14 @@
-"""A backend's start, planned: the row and container spec from the request, no I/O.
+"""A backend's start on Docker, planned: the container specs from the request, no I/O.
 
-``plan`` decides everything a start needs (validation, options, the row, labels, the
-admin wiring, the socket directory, the network, the port) from plain data; whatever
-is random or read from the host (ids, tokens, the process's uid) is drawn before, in
-:class:`Minted`, and a host port comes from the ``pick_port`` it is given. The
-lifecycle's ``start`` applies the plan (runtime calls and their cleanup).
+``plan`` decides everything a start on Docker needs (validation, options, the row,
+labels, the admin wiring, the socket directory, the relay, the network, the host
+port) from plain data; whatever is random or read from the host (ids, tokens, the
+process's uid) is drawn before, in ``starts.Minted``, and a host port comes from the
+``pick_port`` it is given. ``DockerBackends.plan`` calls it and ``docker_launch.py``
+makes it real.
 """
 
-import hashlib
 import json
-import secrets
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,9 +28,17 @@ from beephost_controller.images.layout import (
     settings_prefix,
 )
 from beephost_controller.rows import BackendConfig, BackendRow, EnvironmentRow
-from beephost_controller.schemas import BackendLimits, BackendOptions, BackendType
+from beephost_controller.schemas import BackendType
 from beephost_controller.settings import Settings
 from beephost_controller.specs import ContainerSpec
+from beephost_controller.starts import (
+    BackendRequest,
+    Minted,
+    lifetimes,
+    ready_image,
+    resolved_options,
+    token_digest,
+)
 from beephost_protocol.errors import Conflict, InvalidRequest
 
 LABEL_ENVIRONMENT = "io.beephost.environment"
@@ -56,12 +62,6 @@ PORT_ATTEMPTS = 8
 
 #: Restarts Docker gives a relay that dies (its backend's own limit is separate).
 RELAY_RESTARTS = 100
-
-
-def token_digest(token: str) -> str:
-    """A token's hex SHA-256: what the store keeps of an admin backend's controller
-    token, and all a backend container is given of its own (TOKEN_SHA256)."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def selector(settings: Settings) -> dict[str, str]:
@@ -90,61 +90,8 @@ def socket_endpoint(kind: BackendType, socket_dir: Path) -> str:
 
 
 @dataclass(frozen=True)
-class BackendRequest:
-    environment: str
-    type: BackendType
-    token: str | None = None
-    port: int | None = None
-    bind_address: str | None = None
-    limits: BackendLimits = field(default_factory=BackendLimits)
-    #: ``network=None``: the environment's setting.
-    options: BackendOptions = field(default_factory=BackendOptions)
-    #: Its maximum lifetime in seconds (None: the controller's BACKEND_TTL).
-    ttl: float | None = None
-    #: The admin backend whose token asks (None: the controller's token).
-    started_by: str | None = None
-    #: Seconds without a request before it is stopped (None: the controller's
-    #: BACKEND_IDLE_TIMEOUT).
-    idle_timeout: float | None = None
-    #: A pool's member: no lifetime, idle timeout or owner until a start claims it.
-    pooled: bool = False
-
-
-#: What every backend's id starts with (``Minted.draw``).
-BACKEND_ID_PREFIX = "b-"
-
-
-def is_backend_id(value: str) -> bool:
-    """Whether ``value`` is a backend's id, not another label value under the same key
-    (a backend image labels ``io.beephost.backend`` with its kind)."""
-    return value.startswith(BACKEND_ID_PREFIX) and len(value) > len(BACKEND_ID_PREFIX)
-
-
-@dataclass(frozen=True)
-class Minted:
-    """What a start draws at random or reads from the host, before it is planned."""
-
-    backend_id: str
-    token: str
-    controller_token: str
-    #: The controller's effective uid and gid (the socket directory's ownership).
-    euid: int
-    egid: int
-
-    @classmethod
-    def draw(cls, request: BackendRequest, euid: int, egid: int) -> "Minted":
-        return cls(
-            backend_id=f"{BACKEND_ID_PREFIX}{uuid.uuid4().hex[:12]}",
-            token=request.token or secrets.token_urlsafe(24),
-            controller_token=secrets.token_urlsafe(32),
-            euid=euid,
-            egid=egid,
-        )
-
-
-@dataclass(frozen=True)
-class BackendPlan:
-    """A start's decisions: what ``apply`` records and asks of the engine."""
+class DockerPlan:
+    """A start's decisions on Docker: what ``docker_launch.launch`` records and makes."""
 
     row: BackendRow
     spec: ContainerSpec
@@ -165,13 +112,15 @@ class BackendPlan:
     network_labels: Mapping[str, str] = field(default_factory=dict)
     #: The relay that publishes the port of an http or rpc backend without network.
     relay: ContainerSpec | None = None
+    #: Host ports other backends hold: a port retried is none of them.
+    held_ports: frozenset[int] = frozenset()
 
     @property
     def publisher(self) -> ContainerSpec:
         """The container that publishes the host port: the relay, else the backend."""
         return self.relay or self.spec
 
-    def with_port(self, port: int) -> "BackendPlan":
+    def with_port(self, port: int) -> "DockerPlan":
         """The same start on another host port (the planned one was taken)."""
         (container_port, (host, _)) = next(iter(self.publisher.ports.items()))
         config = replace(self.row.config, port=port)
@@ -198,29 +147,6 @@ def socket_dir_owner(group: int | None, minted: Minted) -> tuple[int, int] | Non
     return None if group is None else (-1, group)
 
 
-def resolved_options(options: BackendOptions, env_network: bool) -> BackendOptions:
-    """A start's hardening with ``network`` resolved: its own, else its environment's
-    (what the row keeps, and what a pool member is compared by)."""
-    network = env_network if options.network is None else options.network
-    return options.model_copy(update={"network": network})
-
-
-def lifetimes(
-    request: BackendRequest, settings: Settings
-) -> tuple[float | None, float | None]:
-    """(ttl, idle timeout) of a backend handed to ``request``'s caller: its own, else
-    the controller's defaults."""
-    return (
-        _chosen(request.ttl, settings.backend_ttl),
-        _chosen(request.idle_timeout, settings.backend_idle_timeout),
-    )
-
-
-def _chosen(requested: float | None, default: float) -> float | None:
-    """A start's own limit, else the controller's (whose 0 means none)."""
-    return requested if requested is not None else (default or None)
-
-
 def plan(
     request: BackendRequest,
     environment: EnvironmentRow,
@@ -231,7 +157,7 @@ def plan(
     pick_port: Callable[[str, set[int]], int],
     extra_labels: Mapping[str, str] | None = None,
     code_volumes: Mapping[str, str] | None = None,
-) -> BackendPlan:
+) -> DockerPlan:
     """Plan a start of ``request`` on ``environment``.
 
     Args:
@@ -240,7 +166,7 @@ def plan(
         pick_port: A free host port on an address, none of a set.
         extra_labels: More labels on the container and its network (tests' own).
         code_volumes: The image's code volumes, if any (volume -> directory):
-            mounted read-only (code_volumes.py).
+            mounted read-only (engine/code_volumes.py).
 
     Raises:
         InvalidRequest: The environment is not ready, or the type is unknown.
@@ -346,7 +272,7 @@ def plan(
         volumes=backend_volumes(name),
         shared_volumes=dict(code_volumes or {}),
     )
-    return BackendPlan(
+    return DockerPlan(
         row=row,
         spec=spec,
         network=own_network,
@@ -357,6 +283,7 @@ def plan(
         ca_bundle=settings.ca_bundle if network else None,
         network_labels={**(extra_labels or {}), **selector(settings)},
         relay=relay_spec(spec, request.type, own_network, ports) if relayed else None,
+        held_ports=frozenset(held_ports),
     )
 
 
@@ -401,11 +328,7 @@ def _check(
     request: BackendRequest, env: EnvironmentRow, held_ports: Mapping[int, str]
 ) -> str:
     """The environment's image, if a backend may start on it as requested."""
-    if env.status != "ready" or env.image is None:
-        raise InvalidRequest(
-            f"environment {env.name!r} is {env.status}, not ready",
-            {"environment": env.name, "status": env.status},
-        )
+    image = ready_image(env)
     if request.type not in CONTAINER_PORTS:
         raise InvalidRequest(f"unknown backend type {request.type!r}")
     if request.port is not None and request.port in held_ports:
@@ -414,7 +337,7 @@ def _check(
             f"host port {request.port} is held by backend {holder}",
             {"port": request.port, "backend": holder},
         )
-    return env.image
+    return image
 
 
 def backend_volumes(container_name: str) -> dict[str, str]:

@@ -59,6 +59,9 @@ print(total)
 FILL_CHECK = (ENV_PYTHON, "-I", "-c", _DISK_USE, *CODE_PATHS)
 #: Seconds a fill of code volumes may take (a copy of /usr and /opt: about 2 s).
 FILL_TIMEOUT = 300.0
+#: How long a pool member's start, and a shutdown, wait for a fill under way (one
+#: takes about 2 s; a large image longer).
+CODE_FILL_WAIT = 30.0
 
 
 def code_volume_key(image_id: str) -> str:

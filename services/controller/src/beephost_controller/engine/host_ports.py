@@ -2,7 +2,7 @@
 
 A controller on the host probes a free port; one in a container (where a free port
 says nothing about the host) draws one from HOST_PORTS. Either way the engine has the
-last word: a port taken meanwhile is retried with another (lifecycle's apply).
+last word: a port taken meanwhile is retried with another (docker_launch.py).
 """
 
 import random

@@ -1,0 +1,314 @@
+"""``DockerBackends``: the backend engine port on Docker.
+
+A backend is a hardened container (``docker_plan.py`` plans it, ``docker_launch.py``
+makes it) with its named volumes, its socket directory on the controller's side and,
+for an http or rpc backend without network, a relay that publishes its port from the
+controller's one offline bridge. Code volumes (``code_volumes.py``) and host ports
+(``host_ports.py``) are this engine's too: the use cases see none of it.
+
+Networking (measured on engine 20.10): a backend without network runs with
+``network_mode=none``: no interface but loopback, so its code reaches nothing, not
+the host's own addresses nor a bridge's gateway (which a bridge without masquerade
+still let through to host services). An http or rpc backend without network is
+published by a relay (``beephost_core.relay``, in a container of its own from the
+same image) on the controller's one shared bridge (``docker_plan.offline_network``,
+with masquerade and inter-container traffic off), which copies its port to the
+server's Unix socket in the directory the two share. Every server listens on such a
+socket, and the controller probes it there: a host port is out of its reach when it
+runs in a container itself. The engine sets a network up for a container before
+starting its process (80-130 ms for a veth pair on the bridge and the port's proxy),
+so a container is created off its network and joins it right after its start
+(``DockerContainers``): the set-up runs beside the process's boot. A start cut short
+between the two is joined by ``tidy``.
+
+Ports: an http or rpc backend publishes ONE concrete host port, chosen at start and
+kept in its row (``config.port``): the engine re-assigns an ephemeral port (host
+port 0) on every start of a container, so a restart, by Docker's policy or by the
+supervisor, would move the endpoint that ``start`` printed (host_ports.py picks it; a
+port taken meanwhile is retried with another).
+"""
+
+import logging
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+from beephost_controller.engine.code_volumes import CODE_FILL_WAIT, CodeVolumes
+from beephost_controller.engine.docker_launch import launch
+from beephost_controller.engine.docker_plan import (
+    LABEL_BACKEND_ID,
+    LABEL_RELAY_FOR,
+    DockerPlan,
+    backend_volumes,
+    offline_network,
+    plan,
+    relay_name,
+    selector,
+    socket_endpoint,
+)
+from beephost_controller.engine.host_ports import pick_port
+from beephost_controller.images.labels import (
+    KIND_ENVIRONMENT_BUILD,
+    LABEL_IMAGE_OWNER,
+    LABEL_KIND,
+)
+from beephost_controller.images.layout import CONTAINER_PORTS
+from beephost_controller.ports import (
+    BackendContainers,
+    ContainerEngineError,
+    ContainerState,
+    Record,
+    Sandbox,
+)
+from beephost_controller.rows import BackendRow, EnvironmentRow
+from beephost_controller.settings import Settings
+from beephost_controller.starts import (
+    BackendPlan,
+    BackendRequest,
+    Minted,
+    is_backend_id,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class DockerBackends:
+    """Backends as Docker containers (a ``BackendEngine``).
+
+    Args:
+        containers: The engine's backend containers (``DockerContainers``).
+        extra_labels: More labels on every container, volume and network (tests').
+        clock: When a container started (its row's ``created_at``).
+        spawn: Runs a fill of code volumes in the background (tests run it at once).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        containers: BackendContainers,
+        *,
+        extra_labels: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+        spawn: Callable[[Callable[[], None]], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.containers = containers
+        self.extra_labels = dict(extra_labels or {})
+        self.clock = clock
+        self._selector = selector(settings)
+        self.code_volumes = CodeVolumes(
+            containers,
+            settings.code_volumes,
+            f"beephost-{settings.name}",
+            {**self.extra_labels, **self._selector},
+            spawn=spawn,
+        )
+
+    def pick_port(self, host: str, taken: set[int]) -> int:
+        """A free host port on ``host``, none of ``taken`` (host_ports.py)."""
+        return pick_port(host, taken, probe=self.settings.choose_host_ports)
+
+    def _socket_dir(self, backend_id: str) -> Path:
+        return self.settings.socket_root / backend_id
+
+    @staticmethod
+    def _ref(row: BackendRow) -> str:
+        return row.container_id or row.container_name
+
+    # -- a start -------------------------------------------------------------------------
+
+    def plan(
+        self,
+        request: BackendRequest,
+        environment: EnvironmentRow,
+        minted: Minted,
+        held_ports: Mapping[int, str],
+    ) -> BackendPlan:
+        env = environment
+        # A pool's member, which no one waits for, waits for its image's copy into
+        # code volumes: it mounts them from its start so.
+        wait = CODE_FILL_WAIT if request.pooled else 0.0
+        planned = plan(
+            request,
+            env,
+            self.settings,
+            minted=minted,
+            held_ports=held_ports,
+            pick_port=self.pick_port,
+            extra_labels=self.extra_labels,
+            code_volumes=self.code_volumes.mounts(env.image, wait=wait)
+            if env.image is not None and env.status == "ready"
+            else None,
+        )
+        return BackendPlan(planned.row, planned.controller_token, planned)
+
+    def launch(self, planned: BackendPlan, record: Record) -> None:
+        layout = planned.layout
+        if not isinstance(layout, DockerPlan):  # another engine's plan: a wiring bug
+            raise TypeError(f"not a Docker plan: {type(layout).__name__}")
+        launch(
+            self.containers,
+            layout,
+            record,
+            pick_port=self.pick_port,
+            clock=self.clock,
+            undo=lambda: self.remove(planned.row),
+        )
+
+    # -- a backend -----------------------------------------------------------------------
+
+    def state(self, row: BackendRow) -> ContainerState | None:
+        return self.containers.container_state(self._ref(row))
+
+    def endpoint(self, row: BackendRow, state: ContainerState) -> str | None:
+        if row.type == "pipe":
+            return socket_endpoint(row.type, self._socket_dir(row.id))
+        # A relayed backend's port is its relay's: the row's, kept across restarts.
+        port = state.ports.get(CONTAINER_PORTS[row.type] or 0) or row.config.port
+        if port is None:
+            return row.endpoint
+        scheme = "http" if row.type == "http" else "grpc"
+        return f"{scheme}://{row.config.bind_address}:{port}"
+
+    def probe_endpoint(self, row: BackendRow) -> str:
+        """Its server's Unix socket, which the controller shares (a host port is out
+        of reach from a controller in a container, and a backend without network has
+        none of its own); its endpoint for a backend started before servers listened
+        there too."""
+        socket_url = socket_endpoint(row.type, self._socket_dir(row.id))
+        if row.endpoint is None or Path(socket_url.partition("://")[2]).exists():
+            return socket_url
+        return row.endpoint
+
+    def restart(self, row: BackendRow) -> None:
+        self.containers.start_container(self._ref(row))
+
+    def remove(self, row: BackendRow) -> None:
+        self._remove(row.id, row.container_name)
+
+    def _remove(self, backend_id: str, name: str) -> None:
+        """Remove a backend's container, relay, volumes and socket directory, and the
+        network of its own that backends had before they shared one."""
+        self.containers.remove_container(relay_name(name))
+        self.containers.remove_container(name)
+        self.containers.remove_network(name)
+        for volume in backend_volumes(name):
+            self.containers.remove_volume(volume)
+        shutil.rmtree(self._socket_dir(backend_id), ignore_errors=True)
+
+    def logs(self, row: BackendRow, tail: int) -> str:
+        return self.containers.container_logs(self._ref(row), tail)
+
+    def copy_in(self, row: BackendRow, path: str, data: bytes) -> None:
+        self.containers.put_archive(self._ref(row), path, data)
+
+    def exec_in(
+        self, row: BackendRow, command: Sequence[str], user: str, timeout: float
+    ) -> tuple[int, str]:
+        return self.containers.exec_in(self._ref(row), command, user, timeout)
+
+    # -- reconciliation ------------------------------------------------------------------
+
+    def sandboxes(self) -> list[Sandbox]:
+        # Not a relay (no backend id), a build's, a probe's or a fill's: those carry
+        # their image's labels, ours among them.
+        return [
+            Sandbox(state.labels[LABEL_BACKEND_ID], state)
+            for state in self.containers.list_containers(self._selector)
+            if is_backend_id(state.labels.get(LABEL_BACKEND_ID, ""))
+            and LABEL_RELAY_FOR not in state.labels
+        ]
+
+    def tidy(self, live: Iterable[BackendRow], used_images: Iterable[str]) -> int:
+        """Remove orphan containers and relays, a network no backend has, volumes a
+        start a crash cut short left, code volumes of images gone; join a live
+        backend (or its relay) that a crash left off its network."""
+        rows = {row.id: row for row in live}
+        removed = 0
+        for state in self.containers.list_containers(self._selector):
+            if LABEL_RELAY_FOR in state.labels:
+                # A relay stays while its backend's row does (removed with it).
+                owner = state.labels[LABEL_RELAY_FOR]
+                if owner not in rows:
+                    logger.info("removing orphan relay %s", state.name)
+                    self.containers.remove_container(state.id)
+                    removed += 1
+                else:
+                    self._join_if_off(owner, state)
+                continue
+            backend_id = state.labels.get(LABEL_BACKEND_ID, "")
+            if not is_backend_id(backend_id):
+                continue  # a build's (see remove_leftover_builds), a probe's, a fill's
+            if backend_id in rows:
+                self._join_if_off(backend_id, state)
+            else:
+                logger.info("removing orphan container %s", state.name)
+                self._remove(backend_id, state.name)
+                removed += 1
+        shared = offline_network(self.settings)
+        for network in self.containers.list_networks(self._selector):
+            # Kept: the shared one; a backend's own: made before backends shared one.
+            if network != shared and not any(
+                row.container_name == network for row in rows.values()
+            ):
+                self.containers.remove_network(network)
+        kept = {v for row in rows.values() for v in backend_volumes(row.container_name)}
+        codes = self.code_volumes  # shared by backends: removed with their image below
+        for volume in self.containers.list_volumes(self._selector):
+            if volume not in kept and not codes.owns(volume):
+                self.containers.remove_volume(volume)  # a start a crash cut short
+        for key in codes.remove_unused(used_images):
+            logger.info("removed the code volumes of image %s: the image is gone", key)
+        return removed
+
+    def _join_if_off(self, backend_id: str, state: ContainerState) -> None:
+        """Join a running backend (or its relay) to its network: a crash cut its start
+        short between the container's start and the join, which leaves it unreachable."""
+        if state.unjoined_network is None or state.status != "running":
+            return
+        logger.info("backend %s runs without its network: joining it", backend_id)
+        try:
+            self.containers.join_network(state.id)
+        except ContainerEngineError as exc:  # its port taken meanwhile, say
+            logger.warning("backend %s could not join its network: %s", backend_id, exc)
+
+    def remove_leftover_builds(self) -> int:
+        """Remove this controller's environment-build containers; how many there were.
+
+        Only at start-up, before the jobs resume: then none of them is a live build,
+        only what a controller killed during a build left (the install's container,
+        running or exited). Another controller's are never touched. (The image side's
+        business, on the engine's containers: not a ``BackendEngine`` call.)
+        """
+        labels = {
+            LABEL_KIND: KIND_ENVIRONMENT_BUILD,
+            LABEL_IMAGE_OWNER: self.settings.name,
+        }
+        leftovers = self.containers.list_containers(labels)
+        for state in leftovers:
+            logger.info("removing the leftover build container %s", state.name)
+            self.containers.remove_container(state.id)
+        return len(leftovers)
+
+    # -- images and the shared parts -----------------------------------------------------
+
+    def image_disk_use(self) -> dict[str, int]:
+        return self.code_volumes.disk_use()
+
+    def release_images(self, used: Iterable[str]) -> None:
+        self.code_volumes.remove_unused(used)
+
+    def settle(self, timeout: float) -> bool:
+        """Wait for the copies into code volumes under way (one cut short would leave
+        its container behind)."""
+        return self.code_volumes.wait_filled(timeout)
+
+    def remove_shared(self) -> None:
+        """Remove the offline network (the engine refuses while a container is still
+        on it) and every code volume."""
+        try:
+            self.containers.remove_network(offline_network(self.settings))
+        except ContainerEngineError as exc:
+            logger.warning("could not remove the offline network: %s", exc)
+        self.code_volumes.remove_all(wait=CODE_FILL_WAIT)

@@ -1,0 +1,162 @@
+"""A planned start on Docker made real: its network, volumes, socket directory,
+relay and container.
+
+The row is recorded before (by the use case); what is made here is undone on
+failure, and ``LaunchFailed`` says whether it all went. A host port taken since the
+plan chose it is retried with another, in a new container.
+"""
+
+import io
+import logging
+import os
+import tarfile
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+
+from beephost_controller.engine.docker_plan import SOCKET_DIR_MODE, DockerPlan
+from beephost_controller.images.layout import CA_BUNDLE_PATH, PACKAGES
+from beephost_controller.ports import (
+    BackendContainers,
+    ContainerConfigRefused,
+    ContainerEngineError,
+    LaunchFailed,
+    PortInUse,
+    Record,
+)
+from beephost_controller.rows import BackendUpdate
+from beephost_protocol.errors import (
+    BeepHostError,
+    Conflict,
+    InvalidRequest,
+    Unavailable,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def launch(
+    containers: BackendContainers,
+    planned: DockerPlan,
+    record: Record,
+    *,
+    pick_port: Callable[[str, set[int]], int],
+    clock: Callable[[], float],
+    undo: Callable[[], None],
+) -> None:
+    """Make the recorded row's container, its relay if it has one (and their network
+    and socket directory), recording the container's id, a new port and the start;
+    on failure ``undo`` what was made.
+
+    Raises:
+        LaunchFailed: Why, and whether ``undo`` removed it all.
+    """
+    try:
+        _make(containers, planned, record, pick_port=pick_port, clock=clock)
+    except _Failed as failed:
+        exc = failed.cause
+        try:
+            undo()
+        except ContainerEngineError:
+            # Whatever was created is left to reconciliation, which needs the row.
+            raise LaunchFailed(refusal(failed.planned, exc), undone=False) from exc
+        raise LaunchFailed(refusal(failed.planned, exc), undone=True) from exc
+
+
+class _Failed(Exception):
+    """A launch failed for ``cause`` on ``planned`` (the plan last tried: its port)."""
+
+    def __init__(self, planned: DockerPlan, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.planned, self.cause = planned, cause
+
+
+def _make(
+    containers: BackendContainers,
+    planned: DockerPlan,
+    record: Record,
+    *,
+    pick_port: Callable[[str, set[int]], int],
+    clock: Callable[[], float],
+) -> None:
+    row, taken = planned.row, set(planned.held_ports)
+    try:
+        if planned.network is not None:
+            containers.ensure_network(planned.network, planned.network_labels)
+        for volume in planned.spec.volumes:
+            containers.create_volume(volume, planned.spec.labels)
+        if planned.socket_dir is not None:
+            _make_socket_dir(planned.socket_dir, planned.socket_dir_owner)
+        # The container that publishes the port first: a relay before its backend,
+        # so a crash between the two leaves a row without container (marked missing,
+        # its relay removed with it), never a backend adopted without its way in.
+        for attempt in range(1, planned.port_attempts + 1):
+            if planned.relay is None:
+                container_id = _create_backend(containers, planned, record)
+            else:
+                container_id = containers.create_container(planned.relay)
+            started = clock()
+            try:
+                containers.start_container(container_id)
+            except PortInUse:
+                if attempt == planned.port_attempts:
+                    raise
+                # Taken since it was chosen: another port, in a new container.
+                port = planned.row.config.port
+                logger.info("host port %s is taken: choosing another", port)
+                containers.remove_container(container_id)
+                taken.add(port or 0)
+                planned = planned.with_port(pick_port(row.config.bind_address, taken))
+                record(BackendUpdate(config=planned.row.config))
+                continue
+            break
+        if planned.relay is not None:
+            started = clock()
+            containers.start_container(_create_backend(containers, planned, record))
+        record(BackendUpdate(created_at=started))
+    except (ContainerEngineError, OSError) as exc:
+        raise _Failed(planned, exc) from exc
+
+
+def refusal(planned: DockerPlan, exc: Exception) -> BeepHostError:
+    """What a failed launch answers, in the API's terms."""
+    if isinstance(exc, ContainerConfigRefused):
+        return InvalidRequest(f"the engine refused the backend: {exc}")
+    if isinstance(exc, PortInUse):
+        port, address = planned.row.config.port, planned.row.config.bind_address
+        return Conflict(
+            f"host port {port} on {address} is already in use",
+            {"port": port, "bind_address": address},
+        )
+    return Unavailable(f"could not start backend: {exc}")
+
+
+def _create_backend(
+    containers: BackendContainers, planned: DockerPlan, record: Record
+) -> str:
+    """Create the backend's container (with the CA bundle it needs) and record its id."""
+    container_id = containers.create_container(planned.spec)
+    if planned.ca_bundle is not None:
+        containers.put_archive(
+            container_id, PACKAGES, ca_bundle_archive(planned.ca_bundle)
+        )
+    record(BackendUpdate(container_id=container_id))
+    return container_id
+
+
+def _make_socket_dir(path: Path, owner: tuple[int, int] | None) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    if owner is not None:
+        os.chown(path, *owner)
+    path.chmod(SOCKET_DIR_MODE)
+
+
+def ca_bundle_archive(path: Path) -> bytes:
+    """The controller's CA bundle as a tar archive of ``ca-bundle.pem``, readable by
+    the backend's user."""
+    data = path.read_bytes()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo(PurePosixPath(CA_BUNDLE_PATH).name)
+        info.size, info.mode = len(data), 0o644
+        archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
