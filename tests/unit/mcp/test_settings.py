@@ -50,3 +50,19 @@ def test_bad_settings_stop_the_entry_point_without_echoing_a_token(
         main([])
     assert "shorter than 16 characters" in str(info.value.code)
     assert "short-secret" not in str(info.value.code)
+
+
+def test_setting_up_the_controller_needs_its_pool() -> None:
+    made = _settings(
+        environment="mcp",
+        create_environment=True,
+        environment_requirements=["six"],
+        pool_size=2,
+    )
+    assert (made.create_environment, made.pool_size) == (True, 2)
+    assert made.environment_requirements == ["six"]
+    for extra in ({"create_environment": True}, {"pool_size": 1}):
+        with pytest.raises(ValidationError, match="not a fixed backend"):
+            _settings(backend_url="http://127.0.0.1:5678", **extra)
+    with pytest.raises(ValidationError, match="pool_size"):
+        _settings(environment="mcp", pool_size=65)

@@ -1,11 +1,16 @@
 """Entry point: ``beephost-mcp`` serves over stdio or streamable HTTP, as
-``BEEPHOST_MCP_TRANSPORT`` (or ``--transport``) says."""
+``BEEPHOST_MCP_TRANSPORT`` (or ``--transport``) says; ``beephost-mcp healthcheck``
+probes a local HTTP server's ``/health`` (compose's healthcheck)."""
 
 import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from beephost_mcp.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -13,6 +18,13 @@ def main(argv: list[str] | None = None) -> None:
         prog="beephost-mcp",
         description="An MCP server: a Python sandbox per MCP session. Settings come "
         "from BEEPHOST_MCP_* variables (docs/users/mcp.md).",
+    )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="serve",
+        choices=["serve", "healthcheck"],
+        help="serve (the default), or probe the local HTTP server's /health",
     )
     parser.add_argument(
         "--transport",
@@ -32,6 +44,8 @@ def main(argv: list[str] | None = None) -> None:
             e["msg"].removeprefix("Value error, ") for e in exc.errors()
         )
         sys.exit(f"beephost-mcp: bad settings: {problems}")
+    if args.command == "healthcheck":
+        raise SystemExit(_healthcheck(settings))
     # stdout is the protocol's channel under stdio: logs go to stderr.
     logging.basicConfig(
         level=logging.INFO,
@@ -70,6 +84,26 @@ def main(argv: list[str] | None = None) -> None:
         port=settings.port,
         log_level="warning",
     )
+
+
+def _healthcheck(settings: "Settings") -> int:
+    """Exit status of a GET /health on the local HTTP server (stdlib only)."""
+    import http.client
+
+    from beephost_mcp.settings import HEALTH_PATH
+
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    conn = http.client.HTTPConnection(host, settings.port, timeout=3)
+    try:
+        conn.request("GET", HEALTH_PATH)
+        status = conn.getresponse().status
+    except OSError as exc:
+        print(f"unreachable: {exc}")  # noqa: T201 - the healthcheck's report
+        return 1
+    finally:
+        conn.close()
+    print(f"{HEALTH_PATH}: HTTP {status}")  # noqa: T201
+    return 0 if status == 200 else 1
 
 
 if __name__ == "__main__":

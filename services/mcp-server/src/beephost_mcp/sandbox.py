@@ -1,8 +1,10 @@
 """A sandbox: one backend and the interpreter session an MCP session runs code in,
 and where sandboxes come from (a fixed backend, or a controller's warm pool)."""
 
+import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 from beephost_client import (
@@ -10,7 +12,9 @@ from beephost_client import (
     AsyncControllerClient,
     AsyncSession,
     BeepHostError,
+    Conflict,
     Timeout,
+    Unavailable,
     aconnect,
 )
 from beephost_mcp.settings import BackendKind
@@ -80,6 +84,10 @@ class SandboxSource(Protocol):
     #: What ``reset(new_sandbox=True)`` and ``install_packages`` can do with it.
     replaceable: bool
 
+    async def prepare(self) -> None:
+        """Whatever must exist before the first claim (idempotent; raises why not)."""
+        ...
+
     async def claim(self) -> Sandbox: ...
 
     async def release(self, sandbox: Sandbox) -> None: ...
@@ -96,6 +104,9 @@ class FixedBackend:
 
     def __init__(self, url: str, token: str | None, timeout: Timeout) -> None:
         self._url, self._token, self._timeout = url, token, timeout
+
+    async def prepare(self) -> None:
+        return None
 
     async def claim(self) -> Sandbox:
         return Sandbox(
@@ -115,6 +126,17 @@ class FixedBackend:
         return None
 
 
+@dataclass(frozen=True)
+class Provision:
+    """What the server sets up on the controller before its first claim: the
+    environment (created when missing) and its warm pool (0: left alone)."""
+
+    create: bool = False
+    requirements: tuple[str, ...] = ()
+    pool_size: int = 0
+    build_timeout: float = 1800.0
+
+
 class PooledBackends:
     """Backends of an environment from the controller: a claim takes a warm pool's
     member when there is one (milliseconds), else starts a backend."""
@@ -130,13 +152,63 @@ class PooledBackends:
         idle_timeout: float,
         install_timeout: float,
         timeout: Timeout,
+        provision: Provision | None = None,
     ) -> None:
         self._controller = controller
         self._environment, self._kind = environment, kind
         self._idle_timeout, self._install_timeout = idle_timeout, install_timeout
         self._timeout = timeout
+        self._provision = provision or Provision()
+        self._prepared = not (self._provision.create or self._provision.pool_size)
+        self._preparing = asyncio.Lock()
+
+    async def prepare(self) -> None:
+        # Once per process: a failure (the controller not up yet, a failed build) is
+        # tried again by the next caller, and its error reaches the model typed.
+        if self._prepared:
+            return
+        async with self._preparing:
+            if self._prepared:
+                return
+            if self._provision.create:
+                await self._ensure_environment()
+            if self._provision.pool_size:
+                await self._controller.set_pool(
+                    self._environment, self._kind, self._provision.pool_size
+                )
+                log.info(
+                    "asked for a warm pool of %d %s sandboxes of %s",
+                    self._provision.pool_size,
+                    self._kind,
+                    self._environment,
+                )
+            self._prepared = True
+
+    async def _ensure_environment(self) -> None:
+        name = self._environment
+        try:
+            env = await self._controller.ensure_environment(
+                name, requirements=self._provision.requirements
+            )
+        except Conflict:
+            # The operator's own definition of that name: used as it is.
+            env = await self._controller.environment(name)
+        if env.status != "ready":
+            log.info("building the environment %s (job %s)", name, env.job_id)
+            if env.job_id is not None:
+                await self._controller.wait_job(
+                    env.job_id, timeout=self._provision.build_timeout
+                )
+            env = await self._controller.environment(name)
+        if env.status != "ready":
+            raise Unavailable(
+                f"the environment {name} is {env.status}: its build failed; the "
+                "operator can see why in the controller's job log"
+            )
+        log.info("the environment %s is ready", name)
 
     async def claim(self) -> Sandbox:
+        await self.prepare()
         # The controller's own idle timeout, a little past ours: a backend whose MCP
         # server died still stops.
         backend = await self._controller.start_backend(

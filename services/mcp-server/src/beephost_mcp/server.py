@@ -11,15 +11,17 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from beephost_client import AsyncControllerClient, Timeout
 from beephost_mcp import resources, tools
 from beephost_mcp.auth import StaticTokenVerifier, auth_settings
 from beephost_mcp.errors import tool_error
-from beephost_mcp.sandbox import FixedBackend, PooledBackends, SandboxSource
+from beephost_mcp.sandbox import FixedBackend, PooledBackends, Provision, SandboxSource
 from beephost_mcp.sessions import Sandboxes
-from beephost_mcp.settings import Settings, is_loopback
+from beephost_mcp.settings import HEALTH_PATH, Settings, is_loopback
 from beephost_mcp.shaping import error_result
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,12 @@ def _source(settings: Settings) -> SandboxSource:
         idle_timeout=settings.idle_timeout,
         install_timeout=settings.install_timeout,
         timeout=timeout,
+        provision=Provision(
+            create=settings.create_environment,
+            requirements=tuple(settings.environment_requirements),
+            pool_size=settings.pool_size,
+            build_timeout=settings.build_timeout,
+        ),
     )
 
 
@@ -155,6 +163,15 @@ def create_app(settings: Settings) -> Starlette:
     """The streamable HTTP app (bearer token checked unless allowed otherwise)."""
     sandboxes = Sandboxes(_source(settings), settings.idle_timeout)
     server = create_server(settings, sandboxes)
+
+    # Live while the process serves. Not ready-gated on the controller: a server that
+    # stays up answers a model with a typed sandbox_unavailable, where a pod taken out
+    # of its Service would only refuse connections.
+    async def health(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "sandboxes": len(sandboxes)})
+
+    server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)(health)
+
     security = None
     if not is_loopback(settings.host):
         # The SDK's DNS-rebinding guard is for loopback servers; elsewhere the token

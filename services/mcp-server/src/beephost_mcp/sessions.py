@@ -25,14 +25,25 @@ class Sandboxes:
         self._expired: set[Hashable] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._reaper: asyncio.Task[None] | None = None
+        self._preparing: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
         self._reaper = asyncio.create_task(self._reap())
+        # The source's set-up (an environment to build, a pool to fill) starts now, so
+        # the first session finds it done; the first claim waits for it otherwise.
+        self._preparing = asyncio.create_task(self._prepare())
         return self
 
+    async def _prepare(self) -> None:
+        try:
+            await self.source.prepare()
+        except Exception as exc:  # retried by the first claim, which reports it
+            log.warning("preparing the sandboxes failed (retried at a claim): %s", exc)
+
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
+        for task in (self._reaper, self._preparing):
+            if task is not None:
+                task.cancel()
         keys = list(self._live)
         await asyncio.gather(*(self.end(key) for key in keys), return_exceptions=True)
         await asyncio.gather(*self._background, return_exceptions=True)

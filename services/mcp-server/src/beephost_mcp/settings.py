@@ -12,6 +12,9 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BackendKind = Literal["http", "pipe", "rpc"]
+#: The HTTP server's liveness path (no token, no session): compose's healthcheck
+#: (``beephost-mcp healthcheck``) and the chart's probes.
+HEALTH_PATH = "/health"
 
 
 def is_loopback(host: str) -> bool:
@@ -75,6 +78,27 @@ class Settings(Limits):
     )
     environment: str | None = Field(None, description="The environment sandboxes run.")
     backend_type: BackendKind = Field("http", description="The sandboxes' transport.")
+    # What the server sets up on the controller (compose's mcp service, the chart's).
+    create_environment: bool = Field(
+        False,
+        description="Create ENVIRONMENT on the controller when it is missing (at "
+        "start, and again before a claim if that failed); an existing one is used "
+        "as it is.",
+    )
+    environment_requirements: list[str] = Field(
+        default_factory=list,
+        description="Requirements (a JSON list) of the environment the server creates.",
+    )
+    pool_size: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Warm sandboxes of ENVIRONMENT and BACKEND_TYPE the server asks the "
+        "controller to keep, at start; 0: the pool is left as it is.",
+    )
+    build_timeout: float = Field(
+        1800.0, gt=0, description="Seconds the environment's build may take."
+    )
     # Sandboxes.
     idle_timeout: float = Field(
         900.0, gt=0, description="Idle seconds after which a session's sandbox stops."
@@ -112,6 +136,11 @@ class Settings(Limits):
                 raise ValueError(
                     "a fixed backend (BEEPHOST_MCP_BACKEND_URL) would be shared by every "
                     "HTTP session: use the controller's pool (BEEPHOST_MCP_ENVIRONMENT)"
+                )
+            if self.create_environment or self.pool_size:
+                raise ValueError(
+                    "BEEPHOST_MCP_CREATE_ENVIRONMENT and BEEPHOST_MCP_POOL_SIZE need the "
+                    "controller's pool (BEEPHOST_MCP_ENVIRONMENT), not a fixed backend"
                 )
         elif self.environment is None:
             raise ValueError(
