@@ -5,10 +5,16 @@ isolated, a wrong token refused, a session's sandbox stopped when it ends.
 
 Each test runs on the module's own controller process and on the compose system's
 (``ON_BOTH``). The MCP server itself runs as a process beside the controller.
+
+The last tests bring up a compose system of their own with the ``mcp`` profile
+(``COMPOSE_PROFILES=mcp scripts/up``): compose's MCP server, in the controller's image,
+answers an MCP client with the token scripts/up generated, refuses a wrong one, runs
+code in a sandbox of the environment it created, and is hardened like the others.
 """
 
 import asyncio
 import base64
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +23,8 @@ import httpx2
 import pytest
 
 from beephost_client.controller import Backend, ControllerClient
+from tests.e2e.compose_system import Compose, compose_system
+from tests.e2e.containers import docker
 from tests.e2e.controller_process import ON_BOTH, ControllerTarget, build_environment
 from tests.e2e.mcp_server import TOKEN, HttpServer, http_server, pooled_env
 from tests.integration.mcp.support import (
@@ -240,3 +248,90 @@ async def test_stdio_with_a_pool_files_a_new_sandbox_and_the_end(
     assert first.id != second.id
     # The stdio server's end (its input closed) stopped the sandbox it had.
     _wait(lambda: not ({b.id for b in _claimed(api)} - before), "a sandbox still runs")
+
+
+# -- compose's mcp service (profile mcp) ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose_mcp(docker_cli: str) -> Iterator[Compose]:
+    """A compose system with the mcp profile, as ``COMPOSE_PROFILES=mcp scripts/up``
+    brings it up (healthy: ``--wait`` includes the MCP server); ``down -v`` after."""
+    with compose_system("beephost-e2e-mcp", profiles="mcp") as system:
+        assert system.url("MCP") in system.up_log, "scripts/up prints where it is"
+        yield system
+
+
+@pytest.fixture(scope="module")
+def compose_mcp_ready(compose_mcp: Compose) -> Compose:
+    """Once the environment the server creates at start (``mcp``) is built and its
+    warm pool has a member: the first call then claims in milliseconds."""
+    with ControllerClient(
+        compose_mcp.url("CONTROLLER"), token=compose_mcp.tokens["CONTROLLER"]
+    ) as api:
+
+        def ready() -> bool:
+            envs = {e.name: e.status for e in api.environments()}
+            if envs.get("mcp") == "failed":
+                raise AssertionError("the MCP server's environment failed to build")
+            return envs.get("mcp") == "ready" and any(
+                p.ready for p in api.pools("mcp") if p.type == "http"
+            )
+
+        _wait(ready, "the MCP server's environment and pool never became ready", 900)
+    return compose_mcp
+
+
+def test_compose_mcp_is_hardened_on_the_hosts_loopback(
+    compose_mcp: Compose, docker_cli: str
+) -> None:
+    (container_id,) = compose_mcp.run("ps", "-q", "mcp").split()
+    info = json.loads(docker(docker_cli, "inspect", container_id))[0]
+    host = info["HostConfig"]
+    assert info["State"]["Health"]["Status"] == "healthy"
+    assert host["NetworkMode"] == "host"
+    assert host["ReadonlyRootfs"] is True
+    assert host["CapDrop"] == ["ALL"]
+    assert "no-new-privileges:true" in host["SecurityOpt"]
+    assert info["Config"]["User"] not in ("", "0", "root")
+    assert "docker.sock" not in " ".join(host.get("Binds") or [])
+    assert info["Config"]["Labels"]["io.beephost.kind"] == "mcp-server"
+    # No anonymous volume (the image's /var/lib/beephost is a tmpfs here).
+    assert [m for m in info["Mounts"] if m["Type"] == "volume"] == []
+    # Its token is the generated one; it listens on loopback only.
+    env = dict(item.partition("=")[::2] for item in info["Config"]["Env"])
+    assert env["BEEPHOST_MCP_TOKEN"] == compose_mcp.tokens["MCP"]
+    assert env["BEEPHOST_MCP_HOST"] == "127.0.0.1"
+
+
+async def test_compose_mcp_refuses_a_wrong_or_missing_token(
+    compose_mcp: Compose,
+) -> None:
+    url = compose_mcp.url("MCP")
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    async with httpx2.AsyncClient() as http:
+        for headers in ({}, {"Authorization": "Bearer not-the-token-0123456789"}):
+            reply = await http.post(url, json=body, headers=headers)
+            assert reply.status_code == 401
+        health = await http.get(url.removesuffix("/mcp") + "/health")
+        assert health.status_code == 200
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the SDK's client raises its own
+        async with http_session(url, "not-the-token-0123456789") as session:
+            await session.list_tools()
+    logs = compose_mcp.run("logs", "mcp")
+    assert compose_mcp.tokens["MCP"] not in logs
+    assert compose_mcp.tokens["CONTROLLER"] not in logs
+
+
+async def test_compose_mcp_answers_with_its_token_and_runs_python(
+    compose_mcp_ready: Compose,
+) -> None:
+    url, token = compose_mcp_ready.url("MCP"), compose_mcp_ready.tokens["MCP"]
+    async with http_session(url, token) as session:
+        tools = {t.name for t in (await session.list_tools()).tools}
+        first = await session.call_tool("run_python", {"code": "x = 6 * 7\nprint(x)"})
+        second = await session.call_tool("run_python", {"code": "x + 1"})
+    assert {"run_python", "install_packages", "write_file", "reset"} <= tools
+    assert error_code(first) is None, text_of(first)
+    assert "42" in text_of(first)
+    assert structured(second)["result"] == "43"
