@@ -105,7 +105,8 @@ BY_LANGUAGE: dict[tuple[str, str], str] = {
     ),
     ("docs/users/mcp.md", "console"): (
         "the HTTP server's variables: tests/e2e/test_mcp.py starts it with them "
-        "(tests/e2e/mcp_server.py)"
+        "(tests/e2e/mcp_server.py), and brings compose's up with the mcp profile "
+        "(the compose_mcp fixture)"
     ),
     ("docs/users/mcp.md", "text"): (
         "agent frameworks' snippets, untested (the page says why: they need a model "
@@ -395,6 +396,7 @@ RUN: dict[tuple[str, str], Run] = {
     ("docs/operators/helm.md", "controller:"): Run(system="none"),
     ("docs/operators/helm.md", "pipeBackend:"): Run(system="none"),
     ("docs/operators/helm.md", "sandboxes:"): Run(system="none"),
+    ("docs/operators/helm.md", "mcp:"): Run(system="none"),
 }
 
 
