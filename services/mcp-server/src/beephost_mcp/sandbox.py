@@ -40,6 +40,10 @@ class Sandbox:
         self.busy = 0
         #: Said once to the model with the next result (why its state is new).
         self.notice: str | None = None
+        #: Held by a run from its start to the end of its clean-up: a run cancelled
+        #: by the client is interrupted before the next run starts, so the interrupt
+        #: can never land on the next one (the MCP server handles calls at once).
+        self.running = asyncio.Lock()
 
     async def interpreter(self) -> AsyncSession:
         """The interpreter session, opened at its first use."""

@@ -109,6 +109,10 @@ def register(
         """
 
         async def run(sandbox: Sandbox) -> CallToolResult:
+            async with sandbox.running:
+                return await run_alone(sandbox)
+
+        async def run_alone(sandbox: Sandbox) -> CallToolResult:
             interpreter = await sandbox.interpreter()
             outcome = RunOutcome()
             parts: dict[str, list[str]] = {"stdout": [], "stderr": []}
