@@ -44,6 +44,8 @@ class Compose:
     tokens: dict[str, str]
     #: The environment scripts/up runs in (a plain shell's, not the venv's).
     up_env: dict[str, str]
+    #: What the first scripts/up wrote on stderr (where each service is).
+    up_log: str = ""
 
     @property
     def env_file(self) -> Path:
@@ -58,9 +60,12 @@ class Compose:
         return int(self.env[f"BEEPHOST_{name}_PORT"])
 
     def url(self, name: str) -> str:
-        """The host URL of the controller (CONTROLLER) or a default backend."""
+        """The host URL of the controller (CONTROLLER), a default backend, or the
+        MCP server's endpoint (MCP, profile mcp)."""
         if name == "PIPE":
             return f"unix://{self.pipe_socket()}"
+        if name == "MCP":
+            return f"http://127.0.0.1:{self.port(name)}/mcp"
         scheme = "grpc" if name == "RPC" else "http"
         return f"{scheme}://127.0.0.1:{self.port(name)}"
 
@@ -141,7 +146,7 @@ def compose_system(prefix: str, *, profiles: str = "") -> Iterator[Compose]:
         "BEEPHOST_CONTROLLER_NAME": project,
         **{
             f"BEEPHOST_{name}_PORT": str(free_port())
-            for name in ("CONTROLLER", "HTTP", "RPC", "PROMETHEUS")
+            for name in ("CONTROLLER", "HTTP", "RPC", "PROMETHEUS", "MCP")
         },
     }
     # As a user runs it: from a plain shell, not from inside the project's venv
@@ -158,6 +163,7 @@ def compose_system(prefix: str, *, profiles: str = "") -> Iterator[Compose]:
     handle = Compose(env, project, {}, plain)
     env_file = handle.env_file
     up = handle.up()
+    handle.up_log = up.stderr
     if env_file.exists():
         handle.tokens.update(tokens_of(env_file))
     try:

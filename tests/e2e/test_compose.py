@@ -121,7 +121,8 @@ def test_backends_hold_only_their_token_digest(
 ) -> None:
     assert compose.env_file.stat().st_mode & 0o777 == 0o600
     written = env_file_values(compose.env_file)
-    assert set(compose.tokens) == {"CONTROLLER", "PIPE", "HTTP", "RPC"}
+    # The MCP server's token too (generated with the others, used with profile mcp).
+    assert set(compose.tokens) == {"CONTROLLER", "PIPE", "HTTP", "RPC", "MCP"}
     for service, kind in BACKENDS.items():
         digest = sha256(compose.tokens[kind])
         assert written[f"BEEPHOST_{kind}_TOKEN_SHA256"] == digest, kind

@@ -95,6 +95,23 @@ BY_LANGUAGE: dict[tuple[str, str], str] = {
         "delete, venv pool, prune); test_files.py there: cp and ls"
     ),
     ("docs/users/api.md", "text"): "the exception tree",
+    ("docs/users/mcp.md", "json"): (
+        "a desktop client's configuration: tests/integration/mcp/test_doc.py starts "
+        "the server it describes"
+    ),
+    ("docs/users/mcp.md", "python"): (
+        "run against a backend process by tests/integration/mcp/test_doc.py, which "
+        "checks its printed values"
+    ),
+    ("docs/users/mcp.md", "console"): (
+        "the HTTP server's variables: tests/e2e/test_mcp.py starts it with them "
+        "(tests/e2e/mcp_server.py), and brings compose's up with the mcp profile "
+        "(the compose_mcp fixture)"
+    ),
+    ("docs/users/mcp.md", "text"): (
+        "agent frameworks' snippets, untested (the page says why: they need a model "
+        "or do not import against mcp 2.x)"
+    ),
     ("docs/users/code-interpreter.md", "python"): (
         "needs an environment with matplotlib and pandas: "
         "tests/e2e/test_rich_outputs.py::test_code_interpreter_page_runs runs them"
@@ -379,6 +396,7 @@ RUN: dict[tuple[str, str], Run] = {
     ("docs/operators/helm.md", "controller:"): Run(system="none"),
     ("docs/operators/helm.md", "pipeBackend:"): Run(system="none"),
     ("docs/operators/helm.md", "sandboxes:"): Run(system="none"),
+    ("docs/operators/helm.md", "mcp:"): Run(system="none"),
 }
 
 

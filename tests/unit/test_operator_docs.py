@@ -29,6 +29,7 @@ from beephost_core.envsettings import EnvSettings
 from beephost_core.metrics import CoreMetrics
 from beephost_http_backend.settings import Settings as HttpSettings
 from beephost_http_backend.state import HttpMetrics
+from beephost_mcp.settings import Settings as McpSettings
 from beephost_pipe_backend.server import PipeServer
 from beephost_pipe_backend.settings import Settings as PipeSettings
 from beephost_rpc_backend.servicer import ExecutorServicer
@@ -46,6 +47,7 @@ SETTINGS_CLASSES: tuple[type[BaseSettings] | type[EnvSettings], ...] = (
     PipeSettings,
     HttpSettings,
     RpcSettings,
+    McpSettings,
 )
 #: Files whose ``$VAR`` / ``${VAR...}`` references are variables an operator may set.
 VARIABLE_FILES = (

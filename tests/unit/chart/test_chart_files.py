@@ -28,6 +28,7 @@ TEMPLATES = {
     "http-backend-deployment.yaml", "http-backend-service.yaml",
     "pipe-backend-deployment.yaml", "pipe-backend-service.yaml",
     "rpc-backend-deployment.yaml", "rpc-backend-service.yaml", "servicemonitor.yaml",
+    "mcp-deployment.yaml", "mcp-service.yaml",
     "networkpolicy.yaml", "poddisruptionbudget.yaml", "tests/test-connection.yaml",
     "sandboxes-namespace.yaml", "sandboxes-role.yaml", "sandboxes-networkpolicy.yaml",
 }  # fmt: skip

@@ -45,7 +45,9 @@ BACKEND_DIGESTS = {
     ),
 }
 #: Every key the generated Secret holds.
-SECRET_KEYS = {CONTROLLER_TOKEN[1]} | {
+#: The MCP server's token: generated whether or not mcp is enabled.
+MCP_TOKEN = ("BEEPHOST_MCP_TOKEN", "mcp-token")
+SECRET_KEYS = {CONTROLLER_TOKEN[1], MCP_TOKEN[1]} | {
     key for _, digest_key, token_key in BACKEND_DIGESTS.values()
     for key in (digest_key, token_key)
 }  # fmt: skip
@@ -61,18 +63,18 @@ def _sha256(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def test_generated_secret_holds_four_random_tokens_and_three_digests() -> None:
+def test_generated_secret_holds_five_random_tokens_and_three_digests() -> None:
     first = one(render(), "Secret")
     second = one(render(), "Secret")
     assert first["metadata"]["name"] == "beephost-tokens"
     assert set(first["data"]) == SECRET_KEYS
     values = _decoded(first)
-    tokens = [values[CONTROLLER_TOKEN[1]]]
+    tokens = [values[CONTROLLER_TOKEN[1]], values[MCP_TOKEN[1]]]
     for _, digest_key, token_key in BACKEND_DIGESTS.values():
         tokens.append(values[token_key])
         assert values[digest_key] == _sha256(values[token_key]), digest_key
     assert all(len(t) == 32 and t.isalnum() for t in tokens)
-    assert len(set(tokens)) == 4
+    assert len(set(tokens)) == 5
     # Offline, lookup finds nothing: every render generates anew (in a cluster the
     # existing values are reused, see templates/controller-secret.yaml).
     assert first["data"] != second["data"]
@@ -194,10 +196,12 @@ def test_pipe_token_is_optional() -> None:
 
 @pytest.mark.parametrize("values_file", ["default-values.yaml", "full-values.yaml"])
 def test_no_token_values_anywhere(values_file: str) -> None:
-    deployments = find(render(ci_values(values_file)), "Deployment")
+    values = ci_values(values_file)
+    deployments = find(render(values), "Deployment")
+    mcp = {"mcp"} if values.get("mcp", {}).get("enabled") else set()
     assert {
         d["metadata"]["labels"]["app.kubernetes.io/component"] for d in deployments
-    } == set(COMPONENTS)
+    } == set(COMPONENTS) | mcp
     for doc in deployments:
         for entry in env(container(doc)).values():
             if entry["name"].endswith(("_TOKEN", "_TOKEN_SHA256")):

@@ -40,6 +40,7 @@ from beephost_controller.images.layout import (
     backend_package,
     default_repository,
     dockerfile_path,
+    image_packages,
     wheelhouse_path,
 )
 from beephost_controller.schemas import BACKEND_TYPES
@@ -55,8 +56,10 @@ def ensure_controller(rig: ImageRig) -> BackendImage:
 
 @pytest.fixture
 def controller_workspace(workspace: Path) -> Path:
-    """The small workspace plus the controller's member, Dockerfile and lock files."""
+    """The small workspace plus the controller's member, Dockerfile and lock files,
+    and the MCP server's member (the controller's image installs it too)."""
     write_member(workspace, "services/controller", "beephost-controller")
+    write_member(workspace, "services/mcp-server", "beephost-mcp")
     shutil.copy(REPO / dockerfile_path("controller"), workspace / "services/controller")
     (workspace / "uv.lock").write_text("version = 1\n")
     (workspace / ".python-version").write_text("3.11\n")
@@ -147,7 +150,12 @@ def test_controller_image_tags_labels_and_carries_the_sources(
     assert LABEL_BACKEND not in info.labels
     assert info.labels[LABEL_BUILD_KEY] == image.build_key
     assert info.labels["org.opencontainers.image.title"] == "beephost-controller"
-    members = ("packages/core", "packages/protocol", "services/controller")
+    members = (
+        "packages/core",
+        "packages/protocol",
+        "services/controller",
+        "services/mcp-server",
+    )
     assert sorted(rig.tools.built) == list(members)
     assert image.code_version == code_version(
         {m: source_tree_hash(controller_workspace / m) for m in members}
@@ -294,3 +302,12 @@ def test_a_backends_manual_build_names_its_kind(base: BaseImage) -> None:
         "--build-arg=PORTS=50051 9465",
     } <= set(command)
     assert command[-3:] == ["-t", "beephost/rpc-backend:manual", "."]
+
+
+def test_the_controller_image_also_installs_the_mcp_server() -> None:
+    # compose's mcp service and the chart's mcp component run this image as
+    # beephost-mcp: its closure and the build's import check include the server.
+    assert image_packages("controller") == ("beephost-controller", "beephost-mcp")
+    assert image_packages("http") == ("beephost-http-backend",)
+    dockerfile = (REPO / dockerfile_path("controller")).read_text()
+    assert "beephost_mcp.server" in dockerfile

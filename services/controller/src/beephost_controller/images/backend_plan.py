@@ -42,6 +42,7 @@ from beephost_controller.images.layout import (
     backend_dockerfile_args,
     backend_package,
     dockerfile_path,
+    image_packages,
     wheelhouse_path,
 )
 from beephost_controller.images.lockfile import LockedExport, parse_export
@@ -224,7 +225,7 @@ def plan_backend_image(
     dockerignore_file = workspace / ".dockerignore"
     dockerignore = dockerignore_file.read_text() if dockerignore_file.is_file() else ""
     install_script = _read_text(workspace / INSTALL_SCRIPT)
-    export = parse_export(tools.export(workspace, backend_package(kind)))
+    export = parse_export(tools.export(workspace, *image_packages(kind)))
     if not export.members:
         raise BackendImageError(f"uv export of {backend_package(kind)} has no members")
     members = {

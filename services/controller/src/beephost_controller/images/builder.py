@@ -37,14 +37,14 @@ class _ExportOnce:
 
     def __init__(self, tools: WheelhouseTools) -> None:
         self._tools = tools
-        self._exports: dict[tuple[Path, str], str] = {}
+        self._exports: dict[tuple[Path, tuple[str, ...]], str] = {}
         self._lock = threading.Lock()
 
-    def export(self, workspace: Path, package: str) -> str:
+    def export(self, workspace: Path, package: str, *also: str) -> str:
         with self._lock:
-            key = (workspace, package)
+            key = (workspace, (package, *also))
             if key not in self._exports:
-                self._exports[key] = self._tools.export(workspace, package)
+                self._exports[key] = self._tools.export(workspace, package, *also)
             return self._exports[key]
 
     def build_wheel(self, workspace: Path, member: str, outdir: Path) -> Path:

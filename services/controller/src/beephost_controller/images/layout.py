@@ -123,6 +123,20 @@ def backend_package(kind: ImageKind) -> str:
     return f"beephost-{service_name(kind)}"
 
 
+#: Workspace packages the controller's image installs beside the controller: the MCP
+#: server (compose's ``mcp`` service and the chart's ``mcp`` component run this image
+#: with ``beephost-mcp`` as the entrypoint). One image to build, scan and ship; it
+#: carries every member's sources already, so none of its rebuilds is extra.
+CONTROLLER_IMAGE_EXTRAS = ("beephost-mcp",)
+
+
+def image_packages(kind: ImageKind) -> tuple[str, ...]:
+    """The workspace packages an image of ``kind`` installs (its ``uv export``)."""
+    if kind == CONTROLLER:
+        return (backend_package(kind), *CONTROLLER_IMAGE_EXTRAS)
+    return (backend_package(kind),)
+
+
 #: The three backends' one Dockerfile; ``backend_dockerfile_args`` picks the kind.
 BACKEND_DOCKERFILE = "services/backend.Dockerfile"
 

@@ -142,8 +142,9 @@ class UvTools:
             )
         return result.stdout
 
-    def export(self, workspace: Path, package: str) -> str:
-        """``uv export --locked`` of ``package``'s runtime closure (no dev groups).
+    def export(self, workspace: Path, package: str, *also: str) -> str:
+        """``uv export --locked`` of the runtime closure of ``package`` and ``also``
+        (no dev groups).
 
         Raises:
             BackendImageError: uv failed, e.g. ``uv.lock`` is out of date.
@@ -155,8 +156,7 @@ class UvTools:
                 "--locked",
                 "--no-dev",
                 "--no-default-groups",
-                "--package",
-                package,
+                *(arg for name in (package, *also) for arg in ("--package", name)),
                 "--no-editable",
                 "--no-header",
                 "--no-annotate",

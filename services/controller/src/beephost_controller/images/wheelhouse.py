@@ -28,8 +28,9 @@ logger = logging.getLogger(__name__)
 class WheelhouseTools(Protocol):
     """The host-side tools a wheelhouse needs: ``UvTools``, or a fake in tests."""
 
-    def export(self, workspace: Path, package: str) -> str:
-        """``uv export`` text for ``package``: members as ``./path`` lines, hashed pins."""
+    def export(self, workspace: Path, package: str, *also: str) -> str:
+        """``uv export`` text for ``package`` (and the packages ``also`` names, one
+        closure): members as ``./path`` lines, hashed pins."""
         ...
 
     def build_wheel(self, workspace: Path, member: str, outdir: Path) -> Path:

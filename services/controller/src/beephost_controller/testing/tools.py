@@ -128,11 +128,14 @@ class FakeWheelhouseTools:
         self.built: list[str] = []
         self.downloads: list[tuple[str, ...]] = []
 
-    def export(self, workspace: Path, package: str) -> str:
-        """A ``uv export`` text: core, protocol and the backend, then hashed pins."""
+    def export(self, workspace: Path, package: str, *also: str) -> str:
+        """A ``uv export`` text: core, protocol and the backend (and each of
+        ``also``'s service), then hashed pins."""
         self.exports.append(package)
-        service = package.removeprefix("beephost-")
-        lines = ["./packages/core", "./packages/protocol", f"./services/{service}"]
+        lines = ["./packages/core", "./packages/protocol"]
+        for name in (package, *also):
+            service = name.removeprefix("beephost-")
+            lines.append(f"./services/{'mcp-server' if service == 'mcp' else service}")
         for requirement in self.requirements.get(package, FAKE_REQUIREMENTS):
             pin, _, marker = requirement.partition(";")
             name, _, version = pin.strip().partition("==")

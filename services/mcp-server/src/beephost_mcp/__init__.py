@@ -1,0 +1,1 @@
+"""Beep Python Host MCP server."""
