@@ -12,7 +12,7 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 
-from beephost_controller.rows import BackendRow, EnvironmentRow
+from beephost_controller.rows import BackendConfig, BackendRow, EnvironmentRow
 from beephost_controller.schemas import BackendLimits, BackendOptions, BackendType
 from beephost_controller.settings import Settings
 from beephost_protocol.errors import InvalidRequest
@@ -125,3 +125,39 @@ def ready_image(env: EnvironmentRow) -> str:
             {"environment": env.name, "status": env.status},
         )
     return env.image
+
+
+def new_row(
+    request: BackendRequest,
+    environment: EnvironmentRow,
+    settings: Settings,
+    minted: Minted,
+    *,
+    name: str,
+    port: int | None,
+    bind_address: str,
+    controller_token: str | None,
+) -> BackendRow:
+    """The row a start records before its engine makes anything (status
+    ``starting``): the request's limits, resolved hardening and lifetimes (a pool
+    member gets none until it is claimed), and where the engine reaches it."""
+    ttl, idle_timeout = (None, None) if request.pooled else lifetimes(request, settings)
+    return BackendRow(
+        id=minted.backend_id,
+        environment=environment.name,
+        type=request.type,
+        status="starting",
+        container_name=name,
+        token=minted.token,
+        config=BackendConfig(
+            port,
+            bind_address,
+            request.limits,
+            resolved_options(request.options, environment.network),
+            ttl=ttl,
+            started_by=None if request.pooled else request.started_by,
+            idle_timeout=idle_timeout,
+            pooled=request.pooled,
+        ),
+        controller_token_sha256=controller_token and token_digest(controller_token),
+    )

@@ -31,14 +31,14 @@ from beephost_controller.images.layout import (
     relay_command,
     server_command,
 )
-from beephost_controller.rows import BackendConfig, BackendRow, EnvironmentRow
+from beephost_controller.rows import BackendRow, EnvironmentRow
 from beephost_controller.schemas import BackendType
 from beephost_controller.settings import Settings
 from beephost_controller.specs import ContainerSpec
 from beephost_controller.starts import (
     BackendRequest,
     Minted,
-    lifetimes,
+    new_row,
     ready_image,
     resolved_options,
     token_digest,
@@ -196,25 +196,15 @@ def plan(
         # addresses included); its relay, on the offline bridge, publishes its port.
         own_network = offline_network(settings)
     limits = request.limits
-    ttl, idle_timeout = (None, None) if request.pooled else lifetimes(request, settings)
-    row = BackendRow(
-        id=backend_id,
-        environment=env.name,
-        type=request.type,
-        status="starting",
-        container_name=name,
-        token=minted.token,
-        config=BackendConfig(
-            host_port,
-            bind_address,
-            limits,
-            hardening,
-            ttl=ttl,
-            started_by=None if request.pooled else request.started_by,
-            idle_timeout=idle_timeout,
-            pooled=request.pooled,
-        ),
-        controller_token_sha256=controller_token and token_digest(controller_token),
+    row = new_row(
+        request,
+        env,
+        settings,
+        minted,
+        name=name,
+        port=host_port,
+        bind_address=bind_address,
+        controller_token=controller_token,
     )
     spec = ContainerSpec(
         name=name,

@@ -25,12 +25,12 @@ from beephost_controller.images.layout import (
     server_command,
 )
 from beephost_controller.kube_settings import KubernetesSettings
-from beephost_controller.rows import BackendConfig, BackendRow, EnvironmentRow
+from beephost_controller.rows import BackendRow, EnvironmentRow
 from beephost_controller.settings import Settings
 from beephost_controller.starts import (
     BackendRequest,
     Minted,
-    lifetimes,
+    new_row,
     ready_image,
     resolved_options,
     token_digest,
@@ -84,7 +84,6 @@ def plan(
     hardening = resolved_options(request.options, env.network)
     network = bool(hardening.network)
     limits = request.limits
-    ttl, idle_timeout = (None, None) if request.pooled else lifetimes(request, settings)
     name = pod_name(settings, minted.backend_id)
     labels = sandbox_labels(
         settings, minted.backend_id, env.name, request.type, extra_labels
@@ -94,24 +93,15 @@ def plan(
     annotations = {LABEL_ENVIRONMENT: env.name}
     if not _label_safe(env.name):
         del labels[LABEL_ENVIRONMENT]
-    row = BackendRow(
-        id=minted.backend_id,
-        environment=env.name,
-        type=request.type,
-        status="starting",
-        container_name=name,
-        token=minted.token,
-        config=BackendConfig(
-            None,
-            NO_BIND_ADDRESS,
-            limits,
-            hardening,
-            ttl=ttl,
-            started_by=None if request.pooled else request.started_by,
-            idle_timeout=idle_timeout,
-            pooled=request.pooled,
-        ),
-        controller_token_sha256=None,
+    row = new_row(
+        request,
+        env,
+        settings,
+        minted,
+        name=name,
+        port=None,
+        bind_address=NO_BIND_ADDRESS,
+        controller_token=None,
     )
     uid, gid = (int(part) for part in hardening.user.split(":"))
     quota = limits.workspace_quota_bytes
