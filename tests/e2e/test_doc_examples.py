@@ -153,6 +153,14 @@ _REGISTRY = "needs a registry or a second machine, which CI lacks"
 #: (file, first line) -> why that block is not run here.
 NOT_RUN: dict[tuple[str, str], str] = {
     (
+        "docs/operators/test-cluster.md",
+        "scripts/k8s-testbed install   # Debian packages, the source, a patched build"
+        " (cached), the pause image",
+    ): (
+        "scripts/test's cluster tier runs exactly these steps (install, up, the "
+        "tests/cluster tier, down in a trap), as CI's last tier"
+    ),
+    (
         "README.md",
         "scripts/up      # build the images offline and bring the system up"
         " with docker compose, healthy",
