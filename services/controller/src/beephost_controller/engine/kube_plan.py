@@ -9,7 +9,12 @@ the controller through a socket only a Docker engine's containers share.
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from beephost_controller.engine.kube_manifests import Placement, PodPlan, ProbeKind
+from beephost_controller.engine.kube_manifests import (
+    Placement,
+    PodPlan,
+    ProbeKind,
+    label_value,
+)
 from beephost_controller.engine.sandbox_env import (
     LABEL_BACKEND_ID,
     LABEL_ENVIRONMENT,
@@ -91,7 +96,7 @@ def plan(
     # An environment's name may end in '.', '-' or '_', which no label value may:
     # the annotation always keeps it, and the selector needs only the backend's id.
     annotations = {LABEL_ENVIRONMENT: env.name}
-    if not _label_safe(env.name):
+    if label_value(env.name) is None:
         del labels[LABEL_ENVIRONMENT]
     row = new_row(
         request,
@@ -176,7 +181,3 @@ def _check(request: BackendRequest, env: EnvironmentRow) -> None:
             "a backend is reached at its Service",
             {"engine": "kubernetes"},
         )
-
-
-def _label_safe(value: str) -> bool:
-    return len(value) <= 63 and value[-1:].isalnum()
