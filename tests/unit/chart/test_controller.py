@@ -78,6 +78,28 @@ def test_docker_tls_secret_is_mounted_read_only() -> None:
     }
 
 
+def test_a_ca_bundle_is_trusted_from_a_config_map() -> None:
+    assert "BEEPHOST_CONTROLLER_CA_BUNDLE" not in env(container(_controller(DOCS)))
+    docs = render(
+        {"controller": {"caBundle": {"configMap": "corp-ca", "key": "bundle.pem"}}}
+    )
+    deployment = _controller(docs)
+    main = container(deployment)
+    variables = env(main)
+    path = variables["BEEPHOST_CONTROLLER_CA_BUNDLE"]["value"]
+    assert path == "/etc/beephost/ca-bundle/bundle.pem"
+    assert _volumes(deployment)["ca-bundle"]["configMap"] == {
+        "name": "corp-ca",
+        "items": [{"key": "bundle.pem", "path": "bundle.pem"}],
+    }
+    (mount,) = [m for m in main["volumeMounts"] if m["name"] == "ca-bundle"]
+    assert mount == {
+        "name": "ca-bundle",
+        "mountPath": "/etc/beephost/ca-bundle",
+        "readOnly": True,
+    }
+
+
 def test_state_on_a_created_claim_by_default() -> None:
     deployment = _controller(DOCS)
     variables = env(container(deployment))
