@@ -149,10 +149,18 @@ def hello_image(
         "import", "-c", 'ENTRYPOINT ["/hello"]', "-c", f"LABEL {TESTBED_LABEL}", "-", tag,
         stdin=rootfs.getvalue(),
     )  # fmt: skip
+    reference = push_by_digest(tag, repository)
+    yield reference
+    forget_pushed(cluster, reference)
+
+
+def push_by_digest(tag: str, repository: str) -> str:
+    """Push the local ``tag`` (named in the registry's ``repository``) and remove the
+    tag: its digest reference, which the kubelet then has to pull."""
     reference = ""
     try:
         _docker("push", tag)
-        digests = json.loads(
+        digests: list[str] = json.loads(
             _docker("image", "inspect", "--format", "{{json .RepoDigests}}", tag)
         )
         reference = next(
@@ -160,15 +168,18 @@ def hello_image(
         )
     finally:
         _docker("image", "rm", tag)
-    yield reference
-    # The kubelet's pulled copy, then the registry's manifest.
+    return reference
+
+
+def forget_pushed(cluster: Cluster, reference: str) -> None:
+    """The kubelet's pulled copy of ``reference``, then the registry's manifest."""
     subprocess.run(
         ["docker", "image", "rm", reference], capture_output=True, check=False
     )
-    digest = reference.rpartition("@")[2]
+    repository, _, digest = reference.partition("@")
+    path = repository.removeprefix(cluster.registry + "/")
     request = urllib.request.Request(
-        f"http://{cluster.registry}/v2/beephost-test/hello/manifests/{digest}",
-        method="DELETE",
+        f"http://{cluster.registry}/v2/{path}/manifests/{digest}", method="DELETE"
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 202
@@ -185,26 +196,38 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
         )
     )
     yield name
-    cluster.core.delete_namespace(name)
+    delete_namespaces(cluster, [name])
+    labelled = cluster.core.list_pod_for_all_namespaces(
+        label_selector=f"{TEST_LABEL}={test}"
+    ).items
+    assert labelled == [], "pods of the test outlived its namespace"
 
-    def gone() -> bool:
+
+def delete_namespaces(cluster: Cluster, names: list[str]) -> None:
+    """Delete the namespaces, wait until they are gone and the kubelet has removed
+    their pods' containers (its container GC runs once a minute)."""
+    for name in names:
+        try:
+            cluster.core.delete_namespace(name)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def gone(name: str) -> bool:
         try:
             cluster.core.read_namespace(name)
         except client.ApiException as exc:
             return bool(exc.status == 404)
         return False
 
-    wait_until(f"namespace {name} deleted", gone, timeout=180)
-    labelled = cluster.core.list_pod_for_all_namespaces(
-        label_selector=f"{TEST_LABEL}={test}"
-    ).items
-    assert labelled == [], "pods of the test outlived its namespace"
-    # The kubelet removes a dead pod's containers in its container GC, once a minute.
-    wait_until(
-        f"the kubelet's containers of {name} removed",
-        lambda: not _pod_containers(name),
-        timeout=150,
-    )
+    for name in names:
+        wait_until(f"namespace {name} deleted", lambda: gone(name), timeout=180)  # noqa: B023  # called before the loop moves on
+    for name in names:
+        wait_until(
+            f"the kubelet's containers of {name} removed",
+            lambda: not _pod_containers(name),  # noqa: B023  # called before the loop moves on
+            timeout=150,
+        )
 
 
 def _pod_containers(namespace: str) -> list[str]:

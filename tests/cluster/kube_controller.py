@@ -6,13 +6,49 @@ What it builds carries a run label (the images are removed by it afterwards), an
 every Kubernetes object it makes carries its name (``io.beephost.controller``)."""
 
 import json
+import os
 import signal
 import uuid
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from scripts.local_controller import LocalController
 
 from beephost_client.controller import ControllerClient
+
+
+class ClusterController(Protocol):
+    """What the cluster tests drive, whether the controller is a process on the node
+    (``KubeController``) or the chart's pod (``chart_controller.ChartController``)."""
+
+    @property
+    def name(self) -> str:
+        """Its name: on every object it makes (``io.beephost.controller``)."""
+
+    @property
+    def namespace(self) -> str:
+        """Where its backends' pods are."""
+
+    @property
+    def repository(self) -> str:
+        """Its images' path in the registry."""
+
+    @property
+    def url(self) -> str: ...
+
+    def client(self, timeout: float = 30.0) -> ControllerClient: ...
+
+    def cli_environ(self) -> dict[str, str]:
+        """The environment ``beep-host`` needs to reach it."""
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+
+    def start(self) -> None:
+        """After :meth:`kill`: running and ready again."""
+
+    def log(self) -> str:
+        """Its log since the last start, at least."""
 
 
 @dataclass(kw_only=True)
@@ -50,6 +86,10 @@ class KubeController(LocalController):
 
     def client(self, timeout: float = 30.0) -> ControllerClient:
         return ControllerClient(self.url, timeout=timeout)
+
+    def cli_environ(self) -> dict[str, str]:
+        """On loopback it needs no token: this environment without BEEPHOST_*."""
+        return {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
 
     def kill(self) -> None:
         """kill -9: no shutdown code runs."""

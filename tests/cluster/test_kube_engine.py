@@ -1,8 +1,11 @@
 """The controller's Kubernetes engine on a real cluster (scripts/k8s-testbed).
 
-One controller process with ``ENGINE=kubernetes`` for the module, its sandboxes in a
-namespace of the module's own: it builds an environment on the machine's Docker
-engine, pushes it to the test bed's registry, and starts http and rpc backends as
+Twice, once per way a controller runs there: a process on the node with
+``ENGINE=kubernetes`` (its sandboxes in a namespace of the module's own), and the
+controller as the chart deploys it (``chart_controller``: the chart's manifests applied,
+its image pulled from the registry by digest, Docker access for builds only through
+``controller.docker.host`` with TLS). Either builds an environment on the machine's
+Docker engine, pushes it to the test bed's registry, and starts http and rpc backends as
 pods that the SDK reaches at their Services. Then everything a user does on Docker:
 eval, exec, streaming, files both ways, an install, a warm pool's claim, TTL and idle
 expiry, a pod deleted by hand, the controller killed and adopting its pods, what a
@@ -26,8 +29,9 @@ from kubernetes import client
 from beephost_client import connect
 from beephost_client.controller import Backend, ControllerClient
 from beephost_protocol.errors import InvalidRequest
+from tests.cluster.chart_controller import installed_chart
 from tests.cluster.conftest import Cluster, wait_until
-from tests.cluster.kube_controller import KubeController
+from tests.cluster.kube_controller import ClusterController, KubeController
 from tests.ports import free_port
 
 pytestmark = pytest.mark.cluster
@@ -35,27 +39,66 @@ pytestmark = pytest.mark.cluster
 ENV = "plain"
 #: The environment the pool test sizes a pool of (its own: no other test's members).
 POOLED = "pooled"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def product_images() -> None:
+    """The images the chart's controller needs on the engine it builds with: its own
+    (pushed to the registry) and the base and backend images it builds on, which it
+    cannot make itself (no mmdebstrap in its image). Built once, reused by key."""
+    for extra in ([], ["--controller"]):
+        subprocess.run(
+            [str(REPO / "scripts" / "build-images"), "--python", "3.11", *extra],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+            timeout=1800,
+        )
+
+
+@pytest.fixture(scope="module", params=["process", "chart"])
+def controller(
+    request: pytest.FixtureRequest,
+    cluster: Cluster,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ClusterController]:
+    run = {"io.beephost.test.run": f"kube-engine-{uuid.uuid4().hex[:10]}"}
+    owners: list[str] = []
+    try:
+        if request.param == "chart":
+            request.getfixturevalue("product_images")
+            workdir = tmp_path_factory.mktemp("chart")
+            with installed_chart(cluster, workdir, run) as chart:
+                owners.append(chart.name)
+                yield chart
+            return
+        proc = KubeController(
+            workdir=tmp_path_factory.mktemp("kube-controller"),
+            port=free_port(),
+            kubeconfig=cluster.kubeconfig,
+            namespace=request.getfixturevalue("namespace"),
+            registry=cluster.registry,
+            labels=run,
+        )
+        owners.append(proc.name)
+        try:
+            proc.start()
+            yield proc
+        finally:
+            proc.stop()
+    finally:
+        # What it built: its environments (the run's labels) and the base images
+        # a process builds for itself (their owner's label: the controller's name).
+        _remove_images(run)
+        for owner in owners:
+            _remove_images({"io.beephost.image.owner": owner})
 
 
 @pytest.fixture(scope="module")
-def controller(
-    cluster: Cluster, namespace: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[KubeController]:
-    run = {"io.beephost.test.run": f"kube-engine-{uuid.uuid4().hex[:10]}"}
-    proc = KubeController(
-        workdir=tmp_path_factory.mktemp("kube-controller"),
-        port=free_port(),
-        kubeconfig=cluster.kubeconfig,
-        namespace=namespace,
-        registry=cluster.registry,
-        labels=run,
-    )
-    try:
-        proc.start()
-        yield proc
-    finally:
-        proc.stop()
-        _remove_images(run)
+def sandboxes(controller: ClusterController) -> str:
+    """The namespace of the controller's pods."""
+    return controller.namespace
 
 
 def _remove_images(labels: dict[str, str]) -> None:
@@ -69,7 +112,7 @@ def _remove_images(labels: dict[str, str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def api(controller: KubeController) -> Iterator[ControllerClient]:
+def api(controller: ClusterController) -> Iterator[ControllerClient]:
     with controller.client(timeout=60) as api:
         for name in (ENV, POOLED):
             env = api.ensure_environment(name, requirements=[])
@@ -86,16 +129,16 @@ def _started(api: ControllerClient, kind: str, **options: Any) -> Backend:
     return backend
 
 
-def _pod(cluster: Cluster, namespace: str, backend: Backend) -> dict[str, Any] | None:
+def _pod(cluster: Cluster, sandboxes: str, backend: Backend) -> dict[str, Any] | None:
     pods = cluster.core.list_namespaced_pod(
-        namespace, label_selector=f"io.beephost.backend={backend.id}"
+        sandboxes, label_selector=f"io.beephost.backend={backend.id}"
     ).items
     return cluster.as_json(pods[0]) if pods else None
 
 
 @pytest.mark.parametrize("kind", ["http", "rpc"])
 def test_a_backend_is_a_hardened_pod_the_sdk_reaches(
-    api: ControllerClient, cluster: Cluster, namespace: str, kind: str
+    api: ControllerClient, cluster: Cluster, sandboxes: str, kind: str
 ) -> None:
     backend = _started(api, kind)
     try:
@@ -115,7 +158,7 @@ def test_a_backend_is_a_hardened_pod_the_sdk_reaches(
             with sandbox.session() as session:
                 counter = session.create("collections.Counter", "abracadabra")
                 assert counter.most_common(1) == [("a", 5)]
-        pod = _pod(cluster, namespace, backend)
+        pod = _pod(cluster, sandboxes, backend)
         assert pod is not None
         spec = pod["spec"]
         (container,) = spec["containers"]
@@ -131,7 +174,7 @@ def test_a_backend_is_a_hardened_pod_the_sdk_reaches(
         # Without network: a policy that denies every egress, selecting it alone.
         policy = cluster.as_json(
             client.NetworkingV1Api(cluster.api).read_namespaced_network_policy(
-                pod["metadata"]["name"], namespace
+                pod["metadata"]["name"], sandboxes
             )
         )
         # No egress rule at all (the API server leaves an empty list out).
@@ -142,7 +185,7 @@ def test_a_backend_is_a_hardened_pod_the_sdk_reaches(
         }
     finally:
         api.stop_backend(backend.id)
-    wait_until("the pod gone", lambda: _pod(cluster, namespace, backend) is None)
+    wait_until("the pod gone", lambda: _pod(cluster, sandboxes, backend) is None)
 
 
 def test_files_go_both_ways_and_an_install_adds_a_package(
@@ -195,7 +238,7 @@ def test_a_pool_member_is_claimed(api: ControllerClient) -> None:
 
 
 def test_lifetime_and_idle_timeout_stop_pods(
-    api: ControllerClient, cluster: Cluster, namespace: str
+    api: ControllerClient, cluster: Cluster, sandboxes: str
 ) -> None:
     # A lifetime counts from the start, ready or not: no wait for ready here.
     expiring = api.start_backend(ENV, "rpc", ttl=4)
@@ -210,20 +253,20 @@ def test_lifetime_and_idle_timeout_stop_pods(
     for backend in (expiring, idle):
 
         def gone(backend: Backend = backend) -> bool:
-            return _pod(cluster, namespace, backend) is None
+            return _pod(cluster, sandboxes, backend) is None
 
         wait_until("its pod gone", gone)
         api.stop_backend(backend.id)
 
 
 def test_a_pod_deleted_by_hand_shows_in_status(
-    api: ControllerClient, cluster: Cluster, namespace: str
+    api: ControllerClient, cluster: Cluster, sandboxes: str
 ) -> None:
     backend = _started(api, "http")
-    pod = _pod(cluster, namespace, backend)
+    pod = _pod(cluster, sandboxes, backend)
     assert pod is not None
     cluster.core.delete_namespaced_pod(
-        pod["metadata"]["name"], namespace, grace_period_seconds=0
+        pod["metadata"]["name"], sandboxes, grace_period_seconds=0
     )
 
     def exited() -> Backend | None:
@@ -236,7 +279,7 @@ def test_a_pod_deleted_by_hand_shows_in_status(
 
 
 def test_a_killed_controller_adopts_its_pods(
-    api: ControllerClient, controller: KubeController
+    api: ControllerClient, controller: ClusterController
 ) -> None:
     backend = _started(api, "http")
     try:
@@ -272,7 +315,10 @@ def test_what_a_cluster_cannot_run_is_refused(
 
 
 def test_stop_all_leaves_the_namespace_empty(
-    api: ControllerClient, cluster: Cluster, namespace: str, controller: KubeController
+    api: ControllerClient,
+    cluster: Cluster,
+    sandboxes: str,
+    controller: ClusterController,
 ) -> None:
     for kind in ("http", "rpc"):
         _started(api, kind)
@@ -286,6 +332,7 @@ def test_stop_all_leaves_the_namespace_empty(
             "stop",
             "--all",
         ],
+        env=controller.cli_environ(),
         capture_output=True,
         text=True,
         timeout=120,
@@ -297,15 +344,15 @@ def test_stop_all_leaves_the_namespace_empty(
 
     def empty() -> bool:
         left = [
-            *cluster.core.list_namespaced_pod(namespace, label_selector=selector).items,
+            *cluster.core.list_namespaced_pod(sandboxes, label_selector=selector).items,
             *cluster.core.list_namespaced_service(
-                namespace, label_selector=selector
+                sandboxes, label_selector=selector
             ).items,
             *cluster.core.list_namespaced_secret(
-                namespace, label_selector=selector
+                sandboxes, label_selector=selector
             ).items,
             *networking.list_namespaced_network_policy(
-                namespace, label_selector=selector
+                sandboxes, label_selector=selector
             ).items,
         ]
         return not left
@@ -320,11 +367,14 @@ def _registry_has(registry: str, repository: str) -> bool:
 
 
 def test_environment_images_are_pulled_from_the_registry_by_digest(
-    api: ControllerClient, cluster: Cluster, namespace: str, controller: KubeController
+    api: ControllerClient,
+    cluster: Cluster,
+    sandboxes: str,
+    controller: ClusterController,
 ) -> None:
     backend = _started(api, "http")
     try:
-        pod = _pod(cluster, namespace, backend)
+        pod = _pod(cluster, sandboxes, backend)
         assert pod is not None
         image = pod["spec"]["containers"][0]["image"]
         assert image.startswith(f"{cluster.registry}/{controller.repository}/")
