@@ -141,13 +141,20 @@ def _cidr_refusal(cidr: str, internal_ranges: Mapping[str, Network]) -> str | No
         return None
     if network.prefixlen == 0:
         return "the whole address space would allow every destination"
-    for forbidden, why in _FORBIDDEN_NETWORKS:
-        if network.version == forbidden.version and network.overlaps(forbidden):
-            return (
-                f"{why} ({forbidden}); an operator allows an internal range by "
-                "naming it in the controller setting EGRESS_INTERNAL_RANGES"
-            )
-    return None
+    hits = [
+        (forbidden, why)
+        for forbidden, why in _FORBIDDEN_NETWORKS
+        if network.version == forbidden.version and network.overlaps(forbidden)
+    ]
+    if not hits:
+        return None
+    # The range that holds it says most (100.64.0.0/10 is shared space, though it
+    # holds a metadata address); else the first it overlaps.
+    forbidden, why = next(((f, w) for f, w in hits if _within(network, f)), hits[0])
+    return (
+        f"{why} ({forbidden}); an operator allows an internal range by naming it "
+        "in the controller setting EGRESS_INTERNAL_RANGES"
+    )
 
 
 def _within(network: Network, outer: Network) -> bool:

@@ -7,9 +7,9 @@ internal ranges.
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from beephost_controller.schemas import NAME_RULE, NAME_SCHEMA, ApiModel
+from beephost_controller.schemas import NAME_RULE, NAME_SCHEMA, ApiModel, check_name
 
 #: The ports an entry allows when it names none: HTTPS and HTTP.
 DEFAULT_PORTS: tuple[int, ...] = (443, 80)
@@ -46,6 +46,11 @@ class SecretHeader(ApiModel):
         description="The header's value; `{secret}`, its only placeholder, is "
         "replaced by the secret's value.",
     )
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_name(cls, value: str) -> str:
+        return check_name(value)
 
 
 class EgressRule(ApiModel):
