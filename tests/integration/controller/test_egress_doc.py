@@ -110,8 +110,8 @@ def _run_python(live: LiveController, block: Block, monkeypatch: Any) -> None:
     monkeypatch.setenv("WEATHER_KEY", WEATHER_KEY)
     code = block.text.replace("http://127.0.0.1:8600", live.url)
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code, f"{DOC.name}:{block.line}", "exec"), {})  # the doc's own example
+    with contextlib.redirect_stdout(out):  # the doc's own example
+        exec(compile(code, f"{DOC.name}:{block.line}", "exec"), {})
     expected = [m[1] for line in code.splitlines() if (m := _PRINTED.match(line))]
     assert out.getvalue().splitlines() == expected
 
