@@ -84,7 +84,7 @@ def test_an_environments_policy_is_stored_shown_and_its_starts_refused(
         with pytest.raises(Unavailable) as refused:
             api.start_backend("weather", "http")
         assert "not enforced by the Docker engine yet" in refused.value.message
-        assert refused.value.data == {"engine": "Docker", "egress": "allow_list"}
+        assert refused.value.data == {"engine": "docker", "egress": "allow_list"}
         assert api.backends() == []
         assert live.containers.containers == {}
         # A start's own network replaces the environment's allow-list.

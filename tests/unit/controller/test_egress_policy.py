@@ -406,7 +406,7 @@ def test_an_engine_without_a_proxy_refuses_an_allow_list(
         with pytest.raises(Unavailable) as caught:
             plan(request, env)
         assert f"not enforced by the {engine} engine yet" in caught.value.message
-        assert caught.value.data == {"engine": engine, "egress": "allow_list"}
+        assert caught.value.data == {"engine": engine.lower(), "egress": "allow_list"}
     # none and full start as before; an explicit network replaces the allow-list.
     plan(BackendRequest("e", "http"), _env())
     plan(BackendRequest("e", "http"), _env(network=True))

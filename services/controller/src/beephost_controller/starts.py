@@ -124,16 +124,19 @@ def refuse_unenforced_egress(
     """An engine's plan step, while it has no egress proxy: a start whose policy is
     an allow-list is refused, never run with more or less network than it asks.
 
+    Args:
+        engine: The engine's name in errors' data (``docker``, ``kubernetes``).
+
     Raises:
         Unavailable: The start's policy is an allow-list.
     """
     _, allow = start_egress(request, env)
     if allow is not None:
         raise Unavailable(
-            f"egress allow-lists are not enforced by the {engine} engine yet: a "
-            "backend with one would get more or less network than it asks; start it "
-            "with options.network (false: none, true: the whole network) or wait "
-            "for the egress proxy (docs/operators/egress.md)",
+            f"egress allow-lists are not enforced by the {engine.capitalize()} "
+            "engine yet: a backend with one would get more or less network than it "
+            "asks; start it with options.network (false: none, true: the whole "
+            "network) or wait for the egress proxy (docs/operators/egress.md)",
             {"engine": engine, "egress": "allow_list"},
         )
 

@@ -168,7 +168,7 @@ def plan(
     env = environment
     image = _check(request, env, held_ports)
     # No egress proxy yet: an allow-list is refused, not run open or closed.
-    refuse_unenforced_egress(request, env, "Docker")
+    refuse_unenforced_egress(request, env, "docker")
     container_port = CONTAINER_PORTS[request.type]
     bind_address = request.bind_address or settings.bind_address
     host_port = None

@@ -88,7 +88,7 @@ def plan(
     image = ready_image(env)
     _check(request, env)
     # No egress proxy yet: an allow-list is refused, not run open or closed.
-    refuse_unenforced_egress(request, env, "Kubernetes")
+    refuse_unenforced_egress(request, env, "kubernetes")
     port = CONTAINER_PORTS[request.type]
     assert port is not None  # a pipe backend is refused above
     hardening = resolved_options(request.options, start_egress(request, env)[0])
