@@ -92,7 +92,9 @@ BY_LANGUAGE: dict[tuple[str, str], str] = {
         "each command is run by tests/integration/cli (test_cli.py: init, runtimes, "
         "venv, jobs; test_code.py: eval and exec) or tests/e2e/test_cli_backends.py "
         "(start, status, logs, connection, stop, config, cp, ls, install, venv "
-        "delete, venv pool, prune); test_files.py there: cp and ls"
+        "delete, venv pool, prune); test_files.py there: cp and ls; "
+        "test_egress_cli.py: --allow, --secret, the refusals and secret set, list "
+        "and rm"
     ),
     ("docs/users/api.md", "text"): "the exception tree",
     ("docs/users/mcp.md", "json"): (
@@ -138,6 +140,17 @@ BY_LANGUAGE: dict[tuple[str, str], str] = {
     ("docs/protocol/rpc.md", "text"): "gRPC messages and metadata: output samples",
     ("docs/protocol/errors.md", "text"): "an error object: an output sample",
     ("docs/operators/metrics.md", "promql"): "PromQL for dashboards and alerts",
+    **{
+        ("docs/operators/egress.md", language): (
+            "run in order by tests/integration/controller/test_egress_doc.py against "
+            "an in-process controller (allow-lists are refused by every engine until "
+            "the egress proxy exists): each policy is created or gets the error shown "
+            "after it, each beep-host command and HTTP request succeeds, the python "
+            "prints what its comments say"
+        )
+        for language in ("json", "bash", "http", "python")
+    },
+    ("docs/operators/egress.md", "text"): "the enforcement diagram",
     ("docs/operators/compose.md", "yaml"): "compose configuration (an override file)",
     ("docs/architecture.md", "text"): "the layer diagrams",
     ("docs/architecture.md", "mermaid"): "sequence diagrams, rendered by GitHub",

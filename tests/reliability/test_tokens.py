@@ -167,6 +167,8 @@ def check_http_surface(
             [
                 ("GET", "/api/v1/environments"),
                 ("GET", "/api/v1/config"),
+                ("GET", "/api/v1/secrets"),
+                ("DELETE", "/api/v1/secrets/no-such-secret"),
                 ("GET", "/api/v1/backends/{foreign}/connection"),
                 ("DELETE", "/api/v1/environments/no-such-env"),
             ],
@@ -177,7 +179,11 @@ def check_http_surface(
         pytest.param(
             "controller admin socket",
             "http+unix",
-            [("GET", "/api/v1/environments"), ("GET", "/api/v1/backends")],
+            [
+                ("GET", "/api/v1/environments"),
+                ("GET", "/api/v1/backends"),
+                ("GET", "/api/v1/secrets"),
+            ],
             ["/health", "/ready"],
             "pipe",
             id="admin-socket",

@@ -178,6 +178,7 @@ CONTROLLER_PARTS = {
     "environments": "runtime and environment calls",
     "jobs": "job calls",
     "backends": "backend calls",
+    "secrets": "stored-secret calls",
 }
 
 TRANSPORTS = PACKAGE / "_transports"

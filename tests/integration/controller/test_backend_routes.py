@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -37,6 +38,7 @@ class Live:
     tcp_url: str
     unix_url: str
     containers: MemoryContainers
+    app: Any = None
 
     def client(self, token: str | None = TOKEN, unix: bool = False) -> ControllerClient:
         return ControllerClient(self.unix_url if unix else self.tcp_url, token=token)
@@ -57,6 +59,7 @@ def _serve(
     containers: BackendContainers | None = None,
     engine: BackendEngine | None = None,
     supervise_interval: float = 2.0,
+    **more_settings: Any,
 ) -> Iterator[Live]:
     settings = Settings(
         database=root / "controller.db",
@@ -64,6 +67,7 @@ def _serve(
         token=SecretStr(token) if token else None,
         pythons=["3.11"],
         supervise_interval=supervise_interval,
+        **more_settings,
     )
     memory = MemoryContainers()
     app = create_app(
@@ -76,7 +80,9 @@ def _serve(
     tcp = socket.socket()
     tcp.bind(("127.0.0.1", 0))
     unix_path = settings.admin_socket
-    unix_path.parent.mkdir(parents=True)
+    # A second run on the same root (a restart) finds the first one's socket.
+    unix_path.parent.mkdir(parents=True, exist_ok=True)
+    unix_path.unlink(missing_ok=True)
     unix = socket.socket(socket.AF_UNIX)
     unix.bind(str(unix_path))
     try:
@@ -90,6 +96,7 @@ def _serve(
                 f"http://127.0.0.1:{tcp.getsockname()[1]}",
                 f"unix://{unix_path}",
                 memory,
+                app,
             )
     finally:
         tcp.close()

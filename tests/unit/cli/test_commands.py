@@ -225,7 +225,7 @@ def test_venv_list_status_delete(fake: FakeController) -> None:
         "PYTHON",
         "STATUS",
         "REQUIREMENTS",
-        "NETWORK",
+        "EGRESS",
         "AGE",
     ]
     assert "data" in listed.stdout

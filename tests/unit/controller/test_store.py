@@ -2,6 +2,7 @@
 and a database of an older controller opened by this one."""
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from beephost_controller.rows import (
     build_state,
 )
 from beephost_controller.schemas import BackendLimits, BackendOptions
+from beephost_controller.schemas.egress import EgressPolicy
 from beephost_controller.store import SqliteStore
 
 
@@ -135,3 +137,39 @@ def test_a_database_of_an_older_controller_opens_and_keeps_its_state(
     assert backend is not None
     assert backend.config.port == 24567
     assert (backend.limits.memory_mb, backend.options.network) == (256, False)
+
+
+def test_an_environments_allow_list_is_kept_and_older_rows_have_none(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v5.db"
+    db = sqlite3.connect(path)
+    for version, script in enumerate(MIGRATIONS[:5], start=1):
+        db.executescript(script)
+        db.execute(f"PRAGMA user_version = {version}")
+    db.execute(
+        "INSERT INTO environments VALUES ('old', '3.11', '[]', 1, 0, NULL, 'img:1', "
+        "NULL, NULL, 1, 2)"
+    )
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    assert store.schema_version == len(MIGRATIONS)
+    old = store.environment("old")
+    assert old is not None
+    assert (old.egress_allow, old.egress.mode) == (None, "full")
+    policy = EgressPolicy.model_validate(
+        {
+            "allow": [
+                {"host": "api.example.com", "secret": {"secret": "k"}},
+                {"cidr": "203.0.113.0/24", "ports": [8443]},
+            ]
+        }
+    )
+    row = replace(_env("new"), egress_allow=tuple(policy.allow))
+    store.insert_environment(row)
+    new = store.environment("new")
+    assert new is not None
+    assert new.egress_allow == tuple(policy.allow)
+    assert new.egress.mode == "allow_list"
+    assert new.egress.allow[1].ports == [8443]

@@ -21,6 +21,7 @@ from beephost_cli.commands import (
     jobs,
     packages,
     runtimes,
+    secrets,
     venv,
 )
 from beephost_cli.errors import Failure, hint_for, message_of
@@ -130,6 +131,7 @@ for _name, _command in _COMMANDS.items():
     app.command(_name)(_command)
 app.add_typer(venv.app)
 app.add_typer(jobs.app)
+app.add_typer(secrets.app)
 
 
 def main() -> None:

@@ -68,6 +68,7 @@ def environment_body(
     requirements: Iterable[str],
     requirements_txt: str | None,
     network: bool,
+    egress: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "name": name,
@@ -75,6 +76,7 @@ def environment_body(
         "requirements": list(requirements),
         "requirements_txt": requirements_txt,
         "network": network,
+        "egress": dict(egress) if egress is not None else None,
     }
 
 
@@ -99,6 +101,7 @@ def backend_body(
     options: Mapping[str, Any] | None,
     ttl: float | None = None,
     idle_timeout: float | None = None,
+    egress: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "environment": environment,
@@ -110,6 +113,7 @@ def backend_body(
         "options": dict(options) if options else None,
         "ttl": ttl,
         "idle_timeout": idle_timeout,
+        "egress": dict(egress) if egress is not None else None,
     }
 
 
@@ -196,7 +200,28 @@ def runtime(raw: Any) -> types.Runtime:
 def environment(raw: Any) -> types.Environment:
     values = _kwargs(types.Environment, _expect_object(raw, "an environment"))
     values["requirements"] = tuple(values.get("requirements") or ())
+    values["egress"] = egress(values.get("egress"))
     return types.Environment(**values)
+
+
+def egress(raw: Any) -> types.Egress:
+    """A policy in effect (an older controller's reply has none: ``none``)."""
+    if not raw:
+        return types.Egress()
+    raw = _expect_object(raw, "an egress policy")
+    allow = tuple(
+        _expect_object(item, "an egress entry")
+        for item in _expect_list(raw.get("allow") or [], "egress entries")
+    )
+    return types.Egress(str(raw.get("mode", "none")), allow)
+
+
+def secret_path(name: str) -> str:
+    return f"/api/v1/secrets/{_q(name)}"
+
+
+def secret(raw: Any) -> types.Secret:
+    return types.Secret(**_kwargs(types.Secret, _expect_object(raw, "a secret")))
 
 
 def image(raw: Any) -> types.Image:
@@ -231,6 +256,7 @@ def job_log_page(raw: Any) -> types.JobLogPage:
 def backend(raw: Any) -> types.Backend:
     values = _kwargs(types.Backend, _expect_object(raw, "a backend"))
     values["limits"] = _limits(values.get("limits"))
+    values["egress"] = egress(values.get("egress"))
     return types.Backend(**values)
 
 

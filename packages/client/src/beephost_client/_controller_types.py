@@ -35,6 +35,35 @@ class Runtime:
 
 
 @dataclass(frozen=True, slots=True)
+class Egress:
+    """An egress policy in effect (docs/operators/egress.md).
+
+    Attributes:
+        mode: ``none`` (no network), ``full`` (the whole network: unsafe for model
+            code) or ``allow_list`` (only ``allow``, through the egress proxy).
+        allow: The allowed destinations, as the API shows them: ``host`` or
+            ``cidr``, ``ports``, and ``secret`` (a stored secret's name and the
+            header it goes into).
+    """
+
+    mode: str = "none"
+    allow: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A stored secret: its name and when it was set, never its value.
+
+    Attributes:
+        name: The secret's name.
+        updated_at: When its value was last set, Unix seconds.
+    """
+
+    name: str
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Environment:
     """A runtime plus requirements, built into a content-addressed image.
 
@@ -42,7 +71,8 @@ class Environment:
         name: The environment's unique name.
         python: Its CPython minor version.
         requirements: Requirement specifiers, normalised and sorted by the controller.
-        network: Whether its backends get network access.
+        network: Whether its backends get the whole network.
+        egress: Its backends' egress policy (``none``, ``full`` or an allow-list).
         admin: Whether this is the admin environment.
         status: ``pending``, ``building``, ``ready`` or ``failed``.
         image: The image reference once built.
@@ -63,6 +93,7 @@ class Environment:
     job_id: str | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    egress: Egress = field(default_factory=Egress)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +207,7 @@ class Backend:
         pooled: Pre-started in its environment's warm pool and not handed out yet.
         claimed_at: When a start claimed it from a warm pool (``None``: it was
             started for its caller).
+        egress: Its egress policy in effect: its start's, else its environment's.
     """
 
     id: str
@@ -200,6 +232,7 @@ class Backend:
     idle_timeout: float | None = None
     pooled: bool = False
     claimed_at: float | None = None
+    egress: Egress = field(default_factory=Egress)
 
 
 @dataclass(frozen=True, slots=True)

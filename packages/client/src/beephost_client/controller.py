@@ -25,6 +25,7 @@ from beephost_client._controller_types import (
     Backend,
     BackendConnection,
     BackendType,
+    Egress,
     Environment,
     Image,
     InstalledPackage,
@@ -34,6 +35,7 @@ from beephost_client._controller_types import (
     LogLine,
     Pool,
     Runtime,
+    Secret,
 )
 from beephost_client._sync._controller import ControllerClient
 from beephost_client._transports._async.controller_http import (
@@ -64,6 +66,7 @@ __all__ = [
     "Conflict",
     "ControllerClient",
     "ControllerTransport",
+    "Egress",
     "Environment",
     "HTTPControllerTransport",
     "Image",
@@ -77,4 +80,5 @@ __all__ = [
     "Request",
     "Response",
     "Runtime",
+    "Secret",
 ]

@@ -21,6 +21,7 @@ from beephost_controller.routes import (
     jobs,
     pools,
     runtimes,
+    secrets,
 )
 from beephost_controller.settings import Settings
 from beephost_controller.system import ControllerSystem
@@ -71,6 +72,7 @@ def create_app(
         )
         state.service, state.backends = system.service, system.backends
         state.installer, state.pools = system.installer, system.pools
+        state.secrets = system.secrets
         try:
             yield
         finally:
@@ -99,6 +101,7 @@ def create_app(
         backends,
         pools,
         images,
+        secrets,
         docs,
     ):
         app.include_router(module.router)

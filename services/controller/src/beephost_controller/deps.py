@@ -12,6 +12,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from beephost_controller.backends import BackendService, token_digest
 from beephost_controller.backends.install import PackageInstaller
 from beephost_controller.backends.warm_pools import Pools
+from beephost_controller.redact import Redactor
+from beephost_controller.secret_store import SecretStore
 from beephost_controller.service import ControllerService
 from beephost_controller.settings import Settings
 from beephost_controller.store import SqliteStore
@@ -146,6 +148,8 @@ InstallerDep = Annotated[
 ]
 PoolsDep = Annotated[Pools, Depends(_from_state("pools", Pools))]
 StoreDep = Annotated[SqliteStore, Depends(_from_state("store", SqliteStore))]
+SecretsDep = Annotated[SecretStore, Depends(_from_state("secrets", SecretStore))]
+RedactorDep = Annotated[Redactor, Depends(_from_state("redactor", Redactor))]
 Authenticated = Depends(require_token)
 
 

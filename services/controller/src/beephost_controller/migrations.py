@@ -96,4 +96,8 @@ MIGRATIONS: Sequence[str] = (
         kept_at REAL NOT NULL
     );
     """,
+    # 6: an environment's egress allow-list (JSON; NULL: its `network` decides).
+    """
+    ALTER TABLE environments ADD COLUMN egress TEXT;
+    """,
 )

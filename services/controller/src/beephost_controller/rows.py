@@ -20,6 +20,22 @@ from beephost_controller.schemas import (
     ExitReason,
     JobStatus,
 )
+from beephost_controller.schemas.egress import EgressPublic, EgressRule
+
+#: An allow-list as a row keeps it (None: no allow-list, ``network`` says the rest).
+AllowList = tuple[EgressRule, ...] | None
+
+
+def allow_list_json(allow: AllowList) -> list[dict[str, object]] | None:
+    return None if allow is None else [rule.model_dump() for rule in allow]
+
+
+def allow_list_of(value: object) -> AllowList:
+    """An allow-list from its JSON (rows written before allow-lists have none)."""
+    if not isinstance(value, list):
+        return None
+    return tuple(EgressRule.model_validate(item) for item in value)
+
 
 JobKind = Literal["build", "init", "install"]
 
@@ -58,6 +74,12 @@ class EnvironmentRow:
     job_id: str | None = None
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
+    #: Its backends' egress allow-list (None: ``network`` decides: none or full).
+    egress_allow: AllowList = None
+
+    @property
+    def egress(self) -> EgressPublic:
+        return EgressPublic.of(self.network, self.egress_allow)
 
 
 @dataclass
@@ -97,6 +119,9 @@ class BackendConfig:
     #: When a start claimed it from the pool (its lifetime and idleness count from
     #: then); None: started for its caller.
     claimed_at: float | None = None
+    #: Its egress allow-list, the start's or its environment's (None: the
+    #: hardening's ``network`` says none or full).
+    egress_allow: AllowList = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -108,6 +133,7 @@ class BackendConfig:
             "idle_timeout": self.idle_timeout,
             "pooled": self.pooled,
             "claimed_at": self.claimed_at,
+            "egress_allow": allow_list_json(self.egress_allow),
             **self.hardening.model_dump(),
         }
 
@@ -133,6 +159,7 @@ class BackendConfig:
             claimed_at=float(claimed_at)
             if isinstance(claimed_at, int | float)
             else None,
+            egress_allow=allow_list_of(values.get("egress_allow")),
         )
 
 
@@ -192,6 +219,13 @@ class BackendRow:
     @property
     def claimed_at(self) -> float | None:
         return self.config.claimed_at
+
+    @property
+    def egress(self) -> EgressPublic:
+        """The egress policy in effect (BackendPublic's ``egress``)."""
+        return EgressPublic.of(
+            bool(self.config.hardening.network), self.config.egress_allow
+        )
 
     @property
     def handed_out_at(self) -> float:

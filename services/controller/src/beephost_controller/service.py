@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from beephost_controller.disk import release_image
+from beephost_controller.egress import check_policy, parse_internal_ranges
 from beephost_controller.jobs import JobLog, JobRunner
 from beephost_controller.ports import BaseImageRef, ImageBuilder
 from beephost_controller.requirements import check_count, check_requirements
@@ -52,6 +53,11 @@ def sdk_requirements() -> list[str]:
                 continue
             found.add(requirement.strip())
     return sorted(found)
+
+
+def _definition(row: EnvironmentRow) -> tuple[object, ...]:
+    """What makes two environments of one name the same (an ensure's question)."""
+    return (row.python, row.requirements, row.network, row.egress_allow)
 
 
 @dataclass(eq=False)  # one service: compared by identity
@@ -114,11 +120,18 @@ class ControllerService:
 
         Raises:
             Conflict: The name exists (create), or exists with another definition (ensure).
-            InvalidRequest: More requirements than the settings allow, or a direct
-                reference with a URL scheme they refuse.
+            InvalidRequest: More requirements than the settings allow, a direct
+                reference with a URL scheme they refuse, or an egress policy that
+                names what no policy may (egress.check_policy).
         """
         check_count(spec.requirements, self.settings.max_requirements)
         check_requirements(spec.requirements, self.settings.requirement_url_schemes)
+        if spec.egress is not None:
+            # Its secrets are looked up at each start (egress.check_start), not now:
+            # an environment may be made before its secrets are stored.
+            check_policy(
+                spec.egress, parse_internal_ranges(self.settings.egress_internal_ranges)
+            )
         admin = spec.name == ADMIN_ENVIRONMENT
         row = EnvironmentRow(
             name=spec.name,
@@ -126,15 +139,12 @@ class ControllerService:
             requirements=spec.requirements,
             network=spec.network,
             admin=admin,
+            egress_allow=None if spec.egress is None else tuple(spec.egress.allow),
         )
         if not self.store.insert_environment(row):
             existing = self.store.environment(spec.name)
             assert existing is not None
-            same = (existing.python, existing.requirements, existing.network) == (
-                row.python,
-                row.requirements,
-                row.network,
-            )
+            same = _definition(existing) == _definition(row)
             if ensure and same:
                 if existing.status == "failed":  # ensure retries a failed build
                     self._queue_build(existing)

@@ -1,5 +1,6 @@
 """Controller settings, read from ``BEEPHOST_CONTROLLER_*`` environment variables."""
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Literal
@@ -7,7 +8,12 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from beephost_controller.schemas import MAX_BACKEND_TTL, MAX_POOL_SIZE, BackendType
+from beephost_controller.schemas import (
+    MAX_BACKEND_TTL,
+    MAX_POOL_SIZE,
+    NAME_RULE,
+    BackendType,
+)
 
 # Docker's reference grammar, reduced to what we accept for our own repositories:
 # lowercase path components separated by "/", optionally behind a registry host[:port].
@@ -288,10 +294,46 @@ class Settings(BaseSettings):
         ),
     )
 
+    secrets_dir: Path | None = Field(
+        None,
+        description=(
+            "Directory of the stored secrets (`beep-host secret set`): one file per "
+            "secret, mode 0600, in a directory of mode 0700, never returned by the "
+            "API; default: <the database's directory>/secrets. Back it up apart from "
+            "the database, or not at all."
+        ),
+    )
+    egress_internal_ranges: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            'JSON object of named internal address ranges (`{"data-service": '
+            '"10.1.2.0/24"}`) an egress allow-list may name as CIDRs inside them; '
+            "any other private, shared, loopback, link-local, multicast or metadata "
+            "range is refused (docs/operators/egress.md)."
+        ),
+    )
+
     @property
     def admin_socket(self) -> Path:
         """The controller's Unix socket for admin backends (mounted in their containers)."""
         return (self.admin_socket_dir or self.socket_root / "controller") / "api.sock"
+
+    @property
+    def secret_directory(self) -> Path:
+        """Where the stored secrets are kept."""
+        return self.secrets_dir or self.database.parent / "secrets"
+
+    @field_validator("egress_internal_ranges")
+    @classmethod
+    def _check_internal_ranges(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, cidr in value.items():
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,62}", name):
+                raise ValueError(f"internal range name: {NAME_RULE}, not {name!r}")
+            try:
+                ipaddress.ip_network(cidr)
+            except ValueError as exc:
+                raise ValueError(f"internal range {name}: {exc}") from None
+        return value
 
     @field_validator("base_image_repository")
     @classmethod

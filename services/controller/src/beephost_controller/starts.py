@@ -12,10 +12,16 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 
-from beephost_controller.rows import BackendConfig, BackendRow, EnvironmentRow
+from beephost_controller.rows import (
+    AllowList,
+    BackendConfig,
+    BackendRow,
+    EnvironmentRow,
+)
 from beephost_controller.schemas import BackendLimits, BackendOptions, BackendType
+from beephost_controller.schemas.egress import EgressPolicy
 from beephost_controller.settings import Settings
-from beephost_protocol.errors import InvalidRequest
+from beephost_protocol.errors import InvalidRequest, Unavailable
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,9 @@ class BackendRequest:
     idle_timeout: float | None = None
     #: A pool's member: no lifetime, idle timeout or owner until a start claims it.
     pooled: bool = False
+    #: An allow-list replacing the environment's policy (``options.network`` is
+    #: None then).
+    egress: EgressPolicy | None = None
 
 
 #: What every backend's id starts with (``Minted.draw``).
@@ -97,6 +106,41 @@ def resolved_options(options: BackendOptions, env_network: bool) -> BackendOptio
     return options.model_copy(update={"network": network})
 
 
+def start_egress(
+    request: BackendRequest, env: EnvironmentRow
+) -> tuple[bool, AllowList]:
+    """(network, allow-list) of a start: its own allow-list, else its own
+    ``options.network`` (none or full), else its environment's policy."""
+    if request.egress is not None:
+        return False, tuple(request.egress.allow)
+    if request.options.network is not None:
+        return request.options.network, None
+    return env.network, env.egress_allow
+
+
+def refuse_unenforced_egress(
+    request: BackendRequest, env: EnvironmentRow, engine: str
+) -> None:
+    """An engine's plan step, while it has no egress proxy: a start whose policy is
+    an allow-list is refused, never run with more or less network than it asks.
+
+    Args:
+        engine: The engine's name in errors' data (``docker``, ``kubernetes``).
+
+    Raises:
+        Unavailable: The start's policy is an allow-list.
+    """
+    _, allow = start_egress(request, env)
+    if allow is not None:
+        raise Unavailable(
+            f"egress allow-lists are not enforced by the {engine.capitalize()} "
+            "engine yet: a backend with one would get more or less network than it "
+            "asks; start it with options.network (false: none, true: the whole "
+            "network) or wait for the egress proxy (docs/operators/egress.md)",
+            {"engine": engine, "egress": "allow_list"},
+        )
+
+
 def lifetimes(
     request: BackendRequest, settings: Settings
 ) -> tuple[float | None, float | None]:
@@ -142,6 +186,7 @@ def new_row(
     ``starting``): the request's limits, resolved hardening and lifetimes (a pool
     member gets none until it is claimed), and where the engine reaches it."""
     ttl, idle_timeout = (None, None) if request.pooled else lifetimes(request, settings)
+    network, allow = start_egress(request, environment)
     return BackendRow(
         id=minted.backend_id,
         environment=environment.name,
@@ -153,11 +198,12 @@ def new_row(
             port,
             bind_address,
             request.limits,
-            resolved_options(request.options, environment.network),
+            resolved_options(request.options, network),
             ttl=ttl,
             started_by=None if request.pooled else request.started_by,
             idle_timeout=idle_timeout,
             pooled=request.pooled,
+            egress_allow=allow,
         ),
         controller_token_sha256=controller_token and token_digest(controller_token),
     )

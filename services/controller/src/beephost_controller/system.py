@@ -30,6 +30,7 @@ from beephost_controller.ports import (
 from beephost_controller.probes import probe
 from beephost_controller.redact import Redactor
 from beephost_controller.resolver import Lock, resolve
+from beephost_controller.secret_store import SecretStore
 from beephost_controller.service import ControllerService
 from beephost_controller.settings import Settings
 from beephost_controller.store import SqliteStore
@@ -69,6 +70,7 @@ class ControllerSystem:
     backends: BackendService
     installer: PackageInstaller
     pools: Pools
+    secrets: SecretStore
 
     def __init__(
         self,
@@ -103,6 +105,8 @@ class ControllerSystem:
         self.store = store = SqliteStore(settings.database)
         # Tokens of backends started by an earlier run are secrets of this one too.
         redactor.add(*(row.token for row in store.backends()))
+        self.secrets = secrets = SecretStore(settings.secret_directory)
+        redactor.add(*secrets.values())
         self.jobs = runner = JobRunner(
             store,
             settings.build_workers,
@@ -134,6 +138,7 @@ class ControllerSystem:
             # Admin backends' controller tokens: only their digest is stored.
             add_secret=redactor.add,
             redact=redactor.redact,
+            secret_exists=secrets.exists,
         )
         self.installer = PackageInstaller(
             self.engine,

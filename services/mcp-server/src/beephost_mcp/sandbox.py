@@ -4,8 +4,9 @@ and where sandboxes come from (a fixed backend, or a controller's warm pool)."""
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from beephost_client import (
     AsyncClient,
@@ -137,6 +138,8 @@ class Provision:
 
     create: bool = False
     requirements: tuple[str, ...] = ()
+    #: The environment's egress allow-list (None: no network).
+    egress: Mapping[str, Any] | None = None
     pool_size: int = 0
     build_timeout: float = 1800.0
 
@@ -192,7 +195,9 @@ class PooledBackends:
         name = self._environment
         try:
             env = await self._controller.ensure_environment(
-                name, requirements=self._provision.requirements
+                name,
+                requirements=self._provision.requirements,
+                egress=self._provision.egress,
             )
         except Conflict:
             # The operator's own definition of that name: used as it is.

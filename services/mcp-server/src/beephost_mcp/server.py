@@ -68,6 +68,7 @@ def _source(settings: Settings) -> SandboxSource:
         provision=Provision(
             create=settings.create_environment,
             requirements=tuple(settings.environment_requirements),
+            egress=settings.environment_egress,
             pool_size=settings.pool_size,
             build_timeout=settings.build_timeout,
         ),

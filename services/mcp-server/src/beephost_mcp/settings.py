@@ -6,7 +6,7 @@ stdio only: one user) or a controller's warm pool of an environment (``CONTROLLE
 """
 
 import ipaddress
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -88,6 +88,13 @@ class Settings(Limits):
     environment_requirements: list[str] = Field(
         default_factory=list,
         description="Requirements (a JSON list) of the environment the server creates.",
+    )
+    environment_egress: dict[str, Any] | None = Field(
+        None,
+        description='An egress allow-list (JSON: {"allow": [{"host": '
+        '"api.example.com"}]}, docs/operators/egress.md) of the environment the '
+        "server creates; default: none, no network. The controller refuses its "
+        "sandboxes' starts until the egress proxy enforces allow-lists.",
     )
     pool_size: int = Field(
         0,

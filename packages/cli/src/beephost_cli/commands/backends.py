@@ -8,6 +8,12 @@ import typer
 
 from beephost_cli.commands._backend import TokenFileOption, read_token
 from beephost_cli.commands._common import JsonOption
+from beephost_cli.commands._egress import (
+    AllowOption,
+    SecretOption,
+    egress_policy,
+    egress_summary,
+)
 from beephost_cli.errors import Failure
 from beephost_cli.output import age, duration, jsonable, size_text
 from beephost_cli.state import controlled, state
@@ -55,6 +61,7 @@ def _fields(backend: Backend, token: str | None = None) -> list[tuple[str, objec
         ("memory", f"{limits.memory_mb} MiB" if limits.memory_mb else None),
         ("cpus", limits.cpus),
         ("pids", limits.pids),
+        ("egress", egress_summary(backend.egress)),
         ("age", age(backend.created_at) or None),
         ("pool", "unclaimed member" if backend.pooled else None),
         (
@@ -133,6 +140,17 @@ def start(
             "the controller's BACKEND_IDLE_TIMEOUT (an hour unless set).",
         ),
     ] = None,
+    network: Annotated[
+        bool | None,
+        typer.Option(
+            "--network/--no-network",
+            help="Replace the environment's egress policy: the whole network (unsafe "
+            "for model code) or none. Default: the environment's.",
+            show_default=False,
+        ),
+    ] = None,
+    allow: AllowOption = None,
+    secret_headers: SecretOption = None,
     wait: Annotated[
         bool,
         typer.Option(
@@ -154,6 +172,7 @@ def start(
     Example: beep-host start http --venv data --port 5678
     """
     token = read_token(token, token_file)
+    egress = egress_policy(allow, secret_headers)
     st = state(ctx)
     out = st.output(json)
     limits = Limits(memory, cpus, pids) if (memory, cpus, pids) != (None,) * 3 else None
@@ -168,6 +187,8 @@ def start(
                 limits=limits,
                 ttl=ttl,
                 idle_timeout=idle_timeout,
+                options=None if network is None else {"network": network},
+                egress=egress,
             )
         except NotFound as exc:  # the only thing a start can miss: the environment
             if "route" in exc.data:  # ... unless the controller has no backends API
@@ -185,6 +206,8 @@ def start(
                 exc.message, f"`beep-host venv status {venv} --log` shows its build"
             ) from exc
         except Unavailable as exc:
+            if "egress" in exc.data:  # an allow-list, which no engine enforces yet
+                raise
             raise Failure(
                 exc.message,
                 "the controller's log has the details (is Docker reachable?)",

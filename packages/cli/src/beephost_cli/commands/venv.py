@@ -15,6 +15,12 @@ from beephost_cli.commands._common import (
     log_lines,
     requirements_argument,
 )
+from beephost_cli.commands._egress import (
+    AllowOption,
+    SecretOption,
+    egress_policy,
+    egress_summary,
+)
 from beephost_cli.commands.runtimes import PythonOption
 from beephost_cli.errors import Failure
 from beephost_cli.output import Output, age, jsonable
@@ -37,7 +43,7 @@ def _fields(env: Environment) -> list[tuple[str, object]]:
         ("python", env.python),
         ("status", env.status),
         ("requirements", ", ".join(env.requirements) or "(none)"),
-        ("network", env.network),
+        ("egress", egress_summary(env.egress)),
         ("admin", env.admin),
         ("image", env.image),
         ("job", env.job_id),
@@ -102,8 +108,15 @@ def create(
     ] = None,
     python: PythonOption = None,
     network: Annotated[
-        bool, typer.Option("--network", help="Give the environment's backends network.")
+        bool,
+        typer.Option(
+            "--network",
+            help="Give the environment's backends the whole network (unsafe for "
+            "model code: prefer --allow).",
+        ),
     ] = False,
+    allow: AllowOption = None,
+    secret_headers: SecretOption = None,
     exist_ok: Annotated[
         bool,
         typer.Option(
@@ -122,6 +135,7 @@ def create(
     st = state(ctx)
     out = st.output(json)
     text = _read_requirements(requirements)
+    egress = egress_policy(allow, secret_headers)
     with st.controller() as controller:
         make = (
             controller.ensure_environment if exist_ok else controller.create_environment
@@ -133,6 +147,7 @@ def create(
                 requirements=packages or (),
                 requirements_txt=text,
                 network=network,
+                egress=egress,
             )
         except Conflict as exc:
             raise Failure(
@@ -161,14 +176,14 @@ def list_(ctx: typer.Context, json: JsonOption = False) -> None:
         envs = controller.environments()
     out.table(
         envs,
-        ("name", "python", "status", "requirements", "network", "age"),
+        ("name", "python", "status", "requirements", "egress", "age"),
         (
             [
                 e.name,
                 e.python,
                 e.status,
                 ", ".join(e.requirements),
-                e.network,
+                e.egress.mode,
                 age(e.created_at),
             ]
             for e in envs

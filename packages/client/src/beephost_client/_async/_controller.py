@@ -26,6 +26,7 @@ from beephost_protocol.errors import InternalError
 from ._controller_backends import _AsyncBackendCalls
 from ._controller_environments import _AsyncEnvironmentCalls
 from ._controller_jobs import _AsyncJobCalls
+from ._controller_secrets import _AsyncSecretCalls
 
 # What the client reads when given no URL or token.
 _URL_VARIABLE = "BEEPHOST_CONTROLLER_URL"
@@ -33,7 +34,11 @@ _TOKEN_VARIABLE = "BEEPHOST_CONTROLLER_TOKEN"
 
 
 class AsyncControllerClient(
-    _AsyncEnvironmentCalls, _AsyncJobCalls, _AsyncBackendCalls, AsyncScoped
+    _AsyncEnvironmentCalls,
+    _AsyncJobCalls,
+    _AsyncBackendCalls,
+    _AsyncSecretCalls,
+    AsyncScoped,
 ):
     """A client of the controller's REST API, for asyncio code.
 

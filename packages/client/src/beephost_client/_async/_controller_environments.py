@@ -114,6 +114,7 @@ class _AsyncEnvironmentCalls(_AsyncControllerBase):
         requirements: Iterable[str] = (),
         requirements_txt: str | None = None,
         network: bool = False,
+        egress: Mapping[str, Any] | None = None,
     ) -> Environment:
         """Create an environment; its image builds as a job (``job_id``).
 
@@ -123,7 +124,11 @@ class _AsyncEnvironmentCalls(_AsyncControllerBase):
             requirements: Requirement specifiers, e.g. ``["pandas>=2"]``.
             requirements_txt: The text of a requirements.txt, merged with
                 ``requirements`` (options such as ``-r`` are refused).
-            network: Whether the environment's backends get network access.
+            network: Whether the environment's backends get the whole network
+                (unsafe for model code).
+            egress: An allow-list instead, as the API takes it:
+                ``{"allow": [{"host": "api.example.com", "ports": [443]}]}``
+                (docs/operators/egress.md); not with ``network``.
 
         Returns:
             The new :class:`Environment` (status ``pending``).
@@ -138,7 +143,7 @@ class _AsyncEnvironmentCalls(_AsyncControllerBase):
             await controller.wait_job(env.job_id)
         """
         body = _controller.environment_body(
-            name, python, requirements, requirements_txt, network
+            name, python, requirements, requirements_txt, network, egress
         )
         return _controller.environment(
             await self._json("POST", "/api/v1/environments", body=body)
@@ -152,6 +157,7 @@ class _AsyncEnvironmentCalls(_AsyncControllerBase):
         requirements: Iterable[str] = (),
         requirements_txt: str | None = None,
         network: bool = False,
+        egress: Mapping[str, Any] | None = None,
     ) -> Environment:
         """Create an environment unless an equal one exists (idempotent).
 
@@ -163,7 +169,8 @@ class _AsyncEnvironmentCalls(_AsyncControllerBase):
             python: The CPython minor version (default: the controller's default).
             requirements: Requirement specifiers.
             requirements_txt: The text of a requirements.txt.
-            network: Whether its backends get network access.
+            network: Whether its backends get the whole network.
+            egress: An allow-list instead (see :meth:`create_environment`).
 
         Returns:
             The :class:`Environment`, existing or new.
@@ -179,7 +186,7 @@ class _AsyncEnvironmentCalls(_AsyncControllerBase):
                 await controller.wait_job(env.job_id)
         """
         body = _controller.environment_body(
-            name, python, requirements, requirements_txt, network
+            name, python, requirements, requirements_txt, network, egress
         )
         raw = await self._json("PUT", _controller.environment_path(name), body=body)
         return _controller.environment(raw)

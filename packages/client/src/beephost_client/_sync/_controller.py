@@ -23,13 +23,20 @@ from beephost_protocol.errors import InternalError
 from ._controller_backends import _BackendCalls
 from ._controller_environments import _EnvironmentCalls
 from ._controller_jobs import _JobCalls
+from ._controller_secrets import _SecretCalls
 
 # What the client reads when given no URL or token.
 _URL_VARIABLE = "BEEPHOST_CONTROLLER_URL"
 _TOKEN_VARIABLE = "BEEPHOST_CONTROLLER_TOKEN"
 
 
-class ControllerClient(_EnvironmentCalls, _JobCalls, _BackendCalls, Scoped):
+class ControllerClient(
+    _EnvironmentCalls,
+    _JobCalls,
+    _BackendCalls,
+    _SecretCalls,
+    Scoped,
+):
     """A blocking client of the controller's REST API; threads may share it.
 
     Connecting does no I/O: the first call opens a connection.

@@ -46,6 +46,7 @@ class _BackendCalls(_ControllerBase):
         options: Mapping[str, Any] | None = None,
         ttl: float | None = None,
         idle_timeout: float | None = None,
+        egress: Mapping[str, Any] | None = None,
     ) -> Backend:
         """Start a backend container for an environment (see :meth:`wait_backend`).
 
@@ -64,6 +65,9 @@ class _BackendCalls(_ControllerBase):
                 stops it (reason ``idle``; :meth:`Client.keep_alive` resets the
                 clock). Default: the controller's ``BACKEND_IDLE_TIMEOUT`` (an hour,
                 unless configured otherwise).
+            egress: An allow-list replacing its environment's egress policy
+                (``{"allow": [...]}``, docs/operators/egress.md); not with
+                ``options["network"]``, which replaces it with none or full.
 
         Returns:
             The :class:`Backend` (status ``starting``), with its ``token``: the
@@ -71,7 +75,10 @@ class _BackendCalls(_ControllerBase):
 
         Raises:
             NotFound: No environment has that name.
-            InvalidRequest: The environment is not built, or a bad option.
+            InvalidRequest: The environment is not built, a bad option, or an
+                egress policy that is refused or names a secret not stored.
+            Unavailable: The engine cannot run it (an allow-list: not enforced
+                by any engine yet).
 
         Example::
 
@@ -89,6 +96,7 @@ class _BackendCalls(_ControllerBase):
             options,
             ttl,
             idle_timeout,
+            egress,
         )
         return _controller.backend(self._json("POST", "/api/v1/backends", body=body))
 

@@ -113,6 +113,7 @@ class _EnvironmentCalls(_ControllerBase):
         requirements: Iterable[str] = (),
         requirements_txt: str | None = None,
         network: bool = False,
+        egress: Mapping[str, Any] | None = None,
     ) -> Environment:
         """Create an environment; its image builds as a job (``job_id``).
 
@@ -122,7 +123,11 @@ class _EnvironmentCalls(_ControllerBase):
             requirements: Requirement specifiers, e.g. ``["pandas>=2"]``.
             requirements_txt: The text of a requirements.txt, merged with
                 ``requirements`` (options such as ``-r`` are refused).
-            network: Whether the environment's backends get network access.
+            network: Whether the environment's backends get the whole network
+                (unsafe for model code).
+            egress: An allow-list instead, as the API takes it:
+                ``{"allow": [{"host": "api.example.com", "ports": [443]}]}``
+                (docs/operators/egress.md); not with ``network``.
 
         Returns:
             The new :class:`Environment` (status ``pending``).
@@ -137,7 +142,7 @@ class _EnvironmentCalls(_ControllerBase):
             controller.wait_job(env.job_id)
         """
         body = _controller.environment_body(
-            name, python, requirements, requirements_txt, network
+            name, python, requirements, requirements_txt, network, egress
         )
         return _controller.environment(
             self._json("POST", "/api/v1/environments", body=body)
@@ -151,6 +156,7 @@ class _EnvironmentCalls(_ControllerBase):
         requirements: Iterable[str] = (),
         requirements_txt: str | None = None,
         network: bool = False,
+        egress: Mapping[str, Any] | None = None,
     ) -> Environment:
         """Create an environment unless an equal one exists (idempotent).
 
@@ -162,7 +168,8 @@ class _EnvironmentCalls(_ControllerBase):
             python: The CPython minor version (default: the controller's default).
             requirements: Requirement specifiers.
             requirements_txt: The text of a requirements.txt.
-            network: Whether its backends get network access.
+            network: Whether its backends get the whole network.
+            egress: An allow-list instead (see :meth:`create_environment`).
 
         Returns:
             The :class:`Environment`, existing or new.
@@ -178,7 +185,7 @@ class _EnvironmentCalls(_ControllerBase):
                 controller.wait_job(env.job_id)
         """
         body = _controller.environment_body(
-            name, python, requirements, requirements_txt, network
+            name, python, requirements, requirements_txt, network, egress
         )
         raw = self._json("PUT", _controller.environment_path(name), body=body)
         return _controller.environment(raw)

@@ -26,6 +26,7 @@ from beephost_controller.backends.status import (
     status_of,
 )
 from beephost_controller.backends.supervise import Supervision, supervise
+from beephost_controller.egress import check_start
 from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.ports import (
     BackendEngine,
@@ -37,7 +38,7 @@ from beephost_controller.redact import Redactor
 from beephost_controller.rows import BackendRow, BackendUpdate
 from beephost_controller.schemas import ExitReason
 from beephost_controller.settings import Settings
-from beephost_controller.starts import BackendRequest, Minted
+from beephost_controller.starts import BackendRequest, Minted, start_egress
 from beephost_controller.store import SqliteStore
 from beephost_protocol.errors import (
     NotFound,
@@ -60,6 +61,8 @@ class BackendService:
             out of every log, a pool member's from its start on.
         redact: Takes the secrets out of the logs a stop keeps (the controller's
             Redactor; credential shapes only if omitted).
+        secret_exists: Whether a stored secret (an egress policy's) exists; none
+            does if omitted.
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class BackendService:
         probe: Callable[[str, str | None], bool] | None = None,
         add_secret: Callable[[str], None] = lambda secret: None,
         redact: Callable[[str], str] | None = None,
+        secret_exists: Callable[[str], bool] = lambda name: False,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -82,6 +86,7 @@ class BackendService:
         self.probe = probe
         self.add_secret = add_secret
         self.redact = redact or Redactor().redact
+        self.secret_exists = secret_exists
         #: What each backend's last health check said of its idleness (refresh).
         self._idle: dict[str, float | None] = {}
         #: Held from counting the backends to recording a new one (MAX_BACKENDS).
@@ -94,6 +99,11 @@ class BackendService:
 
     def start(self, request: BackendRequest) -> BackendRow:
         env = self.store.existing_environment(request.environment)
+        check_start(
+            start_egress(request, env)[1],
+            self.settings.egress_internal_ranges,
+            self.secret_exists,
+        )
         # Before the plan, which may begin work on the engine (Docker: a copy of the
         # image into code volumes): a start refused for room begins nothing (the
         # check that counts is below).

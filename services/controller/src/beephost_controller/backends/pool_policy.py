@@ -122,6 +122,7 @@ def serves(pool: Pool, request: BackendRequest) -> bool:
         and request.token is None
         and request.port is None
         and request.bind_address is None
+        and request.egress is None
         and request.limits == pool.limits
         and request.options == pool.options
     )

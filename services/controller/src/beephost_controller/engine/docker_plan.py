@@ -40,7 +40,9 @@ from beephost_controller.starts import (
     Minted,
     new_row,
     ready_image,
+    refuse_unenforced_egress,
     resolved_options,
+    start_egress,
     token_digest,
 )
 from beephost_protocol.errors import Conflict, InvalidRequest
@@ -161,9 +163,12 @@ def plan(
     Raises:
         InvalidRequest: The environment is not ready, or the type is unknown.
         Conflict: The requested port is held by another backend.
+        Unavailable: Its egress policy is an allow-list (not enforced yet).
     """
     env = environment
     image = _check(request, env, held_ports)
+    # No egress proxy yet: an allow-list is refused, not run open or closed.
+    refuse_unenforced_egress(request, env, "docker")
     container_port = CONTAINER_PORTS[request.type]
     bind_address = request.bind_address or settings.bind_address
     host_port = None
@@ -171,7 +176,7 @@ def plan(
         host_port = request.port or pick_port(bind_address, set(held_ports))
     backend_id = minted.backend_id
     name = f"beephost-{settings.name}-{backend_id}"
-    hardening = resolved_options(request.options, env.network)
+    hardening = resolved_options(request.options, start_egress(request, env)[0])
     network = bool(hardening.network)
     labels = sandbox_labels(settings, backend_id, env.name, request.type, extra_labels)
     # The one environment whose code may drive the controller: a token of its own

@@ -37,7 +37,9 @@ from beephost_controller.starts import (
     Minted,
     new_row,
     ready_image,
+    refuse_unenforced_egress,
     resolved_options,
+    start_egress,
     token_digest,
 )
 from beephost_protocol.errors import InvalidRequest
@@ -80,13 +82,16 @@ def plan(
     Raises:
         InvalidRequest: The environment is not ready, or the start cannot run on a
             cluster (a pipe backend, an admin environment, a host port).
+        Unavailable: Its egress policy is an allow-list (not enforced yet).
     """
     env = environment
     image = ready_image(env)
     _check(request, env)
+    # No egress proxy yet: an allow-list is refused, not run open or closed.
+    refuse_unenforced_egress(request, env, "kubernetes")
     port = CONTAINER_PORTS[request.type]
     assert port is not None  # a pipe backend is refused above
-    hardening = resolved_options(request.options, env.network)
+    hardening = resolved_options(request.options, start_egress(request, env)[0])
     network = bool(hardening.network)
     limits = request.limits
     name = pod_name(settings, minted.backend_id)

@@ -12,6 +12,7 @@ from beephost_controller.deps import (
     PoolsDep,
     VisibleBackendId,
 )
+from beephost_controller.egress import refuse_scoped_secrets
 from beephost_controller.routes import resource_router
 from beephost_controller.rows import BackendRow
 from beephost_controller.schemas import BackendLimits, BackendOptions
@@ -47,6 +48,7 @@ def start_backend(
     and returned `ready`, with `claimed_at` set. The reply is the only one that
     carries the backend's `token`.
     """
+    refuse_scoped_secrets(caller, body.egress)
     row = pools.start(
         BackendRequest(
             environment=body.environment,
@@ -59,6 +61,7 @@ def start_backend(
             ttl=body.ttl,
             idle_timeout=body.idle_timeout,
             started_by=caller,
+            egress=body.egress,
         )
     )
     # The start told the redactor: never in a log line (the reply is the one place

@@ -6,10 +6,12 @@ from fastapi import Path, Response, status
 
 from beephost_controller.deps import (
     BackendsDep,
+    Caller,
     PoolsDep,
     ServiceDep,
     StoreDep,
 )
+from beephost_controller.egress import refuse_scoped_secrets
 from beephost_controller.routes import resource_router
 from beephost_controller.rows import EnvironmentRow
 from beephost_controller.schemas import NAME_RULE, NAME_SCHEMA, check_name
@@ -42,9 +44,10 @@ def list_environments(store: StoreDep) -> list[EnvironmentPublic]:
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_environment(
-    body: EnvironmentCreate, service: ServiceDep
+    body: EnvironmentCreate, service: ServiceDep, caller: Caller
 ) -> EnvironmentPublic:
     """Create an environment; its image builds as a job (see `job_id`)."""
+    refuse_scoped_secrets(caller, body.egress)
     row, _ = service.create_environment(body, ensure=False)
     return environment_public(row)
 
@@ -73,6 +76,7 @@ def ensure_environment(
     body: EnvironmentCreate,
     service: ServiceDep,
     response: Response,
+    caller: Caller,
 ) -> EnvironmentPublic:
     """Idempotent create: returns an existing equal environment (200) or creates it (201).
 
@@ -88,6 +92,7 @@ def ensure_environment(
             f"({body.name!r}) differ",
             {"path": name, "body": body.name},
         )
+    refuse_scoped_secrets(caller, body.egress)
     return ensured(service.create_environment(body, ensure=True), response)
 
 

@@ -93,7 +93,10 @@ class BackendOptions(ApiModel):
 
     read_only: bool = Field(True, description="Read-only root filesystem.")
     network: bool | None = Field(
-        None, description="Network access; default: the environment's setting."
+        None,
+        description="The whole network (true: unsafe for model code) or none "
+        "(false), replacing the environment's egress policy; default: the "
+        "environment's.",
     )
     tmpfs_mb: int = Field(64, ge=1, le=1 << 16, description="Size of the /tmp tmpfs.")
     user: str = Field(

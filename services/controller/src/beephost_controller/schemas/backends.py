@@ -2,7 +2,7 @@
 
 import ipaddress
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from beephost_controller.requirements import PlainRequirements
 from beephost_controller.schemas import (
@@ -16,6 +16,7 @@ from beephost_controller.schemas import (
     ExitReason,
     check_name,
 )
+from beephost_controller.schemas.egress import EgressPolicy, EgressPublic
 
 
 class BackendCreate(ApiModel):
@@ -40,6 +41,11 @@ class BackendCreate(ApiModel):
     )
     limits: BackendLimits | None = None
     options: BackendOptions | None = None
+    egress: EgressPolicy | None = Field(
+        None,
+        description="An allow-list replacing its environment's policy (not with "
+        "`options.network`, which replaces it with none or the whole network).",
+    )
     idle_timeout: float | None = Field(
         None,
         gt=0,
@@ -61,6 +67,18 @@ class BackendCreate(ApiModel):
     @classmethod
     def _environment_rule(cls, value: str) -> str:
         return check_name(value)
+
+    @model_validator(mode="after")
+    def _one_network(self) -> "BackendCreate":
+        if (
+            self.egress is not None
+            and self.options
+            and self.options.network is not None
+        ):
+            raise ValueError(
+                "options.network and egress contradict each other: give one"
+            )
+        return self
 
     @field_validator("bind_address")
     @classmethod
@@ -91,6 +109,10 @@ class BackendPublic(ApiModel):
     )
     limits: BackendLimits
     options: BackendOptions
+    egress: EgressPublic = Field(
+        description="Its egress policy in effect: the start's, else its "
+        "environment's (`options.network` replaces it with none or full)."
+    )
     admin: bool = Field(description="Whether it holds a controller token.")
     ttl: float | None = Field(description="Its maximum lifetime, seconds (None: none).")
     idle_timeout: float | None = Field(

@@ -14,6 +14,7 @@ from beephost_controller.schemas import (
     EnvironmentStatus,
     check_name,
 )
+from beephost_controller.schemas.egress import EgressPolicy, EgressPublic
 
 
 class RuntimePublic(ApiModel):
@@ -50,13 +51,30 @@ class EnvironmentCreate(ApiModel):
         None, description="requirements.txt text, merged with `requirements`."
     )
     network: bool = Field(
-        False, description="Whether the environment's backends get network."
+        False,
+        description="Whether the environment's backends get the whole network "
+        "(unsafe for model code: cloud metadata, the host's services, anything); "
+        "default: none.",
+    )
+    egress: EgressPolicy | None = Field(
+        None,
+        description="An allow-list of destinations its backends may reach through "
+        "the egress proxy (docs/operators/egress.md); not with `network`.",
     )
 
     @field_validator("name")
     @classmethod
     def _name_rule(cls, value: str) -> str:
         return check_name(value)
+
+    @model_validator(mode="after")
+    def _one_network(self) -> "EnvironmentCreate":
+        if self.network and self.egress is not None:
+            raise ValueError(
+                "network (the whole network) and egress (an allow-list) contradict "
+                "each other: give one"
+            )
+        return self
 
     @model_validator(mode="after")
     def _merge(self) -> "EnvironmentCreate":
@@ -74,6 +92,9 @@ class EnvironmentPublic(ApiModel):
     python: str
     requirements: list[str]
     network: bool
+    egress: EgressPublic = Field(
+        description="Its backends' egress policy: none, full or an allow-list."
+    )
     admin: bool
     status: EnvironmentStatus
     image: str | None

@@ -6,7 +6,12 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from beephost_controller.rows import EnvironmentRow, build_state
+from beephost_controller.rows import (
+    EnvironmentRow,
+    allow_list_json,
+    allow_list_of,
+    build_state,
+)
 from beephost_controller.tables.database import Database
 from beephost_protocol.errors import NotFound
 
@@ -86,6 +91,9 @@ class EnvironmentTable(Database):
         values["requirements"] = json.dumps(row.requirements)
         values["network"] = int(row.network)
         values["admin"] = int(row.admin)
+        del values["egress_allow"]
+        allow = allow_list_json(row.egress_allow)
+        values["egress"] = None if allow is None else json.dumps(allow)
         return values
 
     @staticmethod
@@ -94,6 +102,8 @@ class EnvironmentTable(Database):
         values["requirements"] = json.loads(values["requirements"])
         values["network"] = bool(values["network"])
         values["admin"] = bool(values["admin"])
+        egress = values.pop("egress")
+        values["egress_allow"] = allow_list_of(egress and json.loads(egress))
         values["status"] = build_state(
             values.pop("job_status"), values["image"], values["error"]
         )

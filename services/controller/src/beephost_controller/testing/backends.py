@@ -25,6 +25,7 @@ from beephost_controller.starts import (
     Minted,
     ready_image,
     resolved_options,
+    start_egress,
 )
 
 
@@ -71,14 +72,18 @@ class MemoryBackends:
         held_ports: Mapping[int, str],
     ) -> BackendPlan:
         ready_image(environment)
+        # Records an allow-list as asked (the real engines refuse one until the
+        # egress proxy exists): the use cases' tests read the policy a row keeps.
+        network, allow = start_egress(request, environment)
         config = BackendConfig(
             request.port,
             request.bind_address or "127.0.0.1",
             request.limits,
-            resolved_options(request.options, environment.network),
+            resolved_options(request.options, network),
             ttl=request.ttl,
             idle_timeout=request.idle_timeout,
             pooled=request.pooled,
+            egress_allow=allow,
         )
         row = BackendRow(
             id=minted.backend_id,
