@@ -27,6 +27,7 @@ from tests.e2e.compose_system import Compose, compose_system
 from tests.e2e.containers import docker
 from tests.e2e.controller_process import ON_BOTH, ControllerTarget, build_environment
 from tests.e2e.mcp_server import TOKEN, HttpServer, http_server, pooled_env
+from tests.integration.mcp.doc import python_blocks, run_block
 from tests.integration.mcp.support import (
     PNG_SIGNATURE,
     error_code,
@@ -248,6 +249,13 @@ async def test_stdio_with_a_pool_files_a_new_sandbox_and_the_end(
     assert first.id != second.id
     # The stdio server's end (its input closed) stopped the sandbox it had.
     _wait(lambda: not ({b.id for b in _claimed(api)} - before), "a sandbox still runs")
+
+
+@pytest.mark.parametrize("code", python_blocks("MCP_URL"))
+def test_the_doc_http_blocks_run(code: str, server: HttpServer) -> None:
+    # docs/users/mcp.md's streamable HTTP snippets (openai-agents, pydantic-ai): they
+    # connect, list the tools and run code in a pooled sandbox of their session.
+    run_block(code, {"MCP_URL": server.url, "MCP_TOKEN": TOKEN})
 
 
 # -- compose's mcp service (profile mcp) ------------------------------------------------
