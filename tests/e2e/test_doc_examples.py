@@ -92,7 +92,8 @@ BY_LANGUAGE: dict[tuple[str, str], str] = {
         "each command is run by tests/integration/cli (test_cli.py: init, runtimes, "
         "venv, jobs; test_code.py: eval and exec) or tests/e2e/test_cli_backends.py "
         "(start, status, logs, connection, stop, config, cp, ls, install, venv "
-        "delete, venv pool, prune); test_files.py there: cp and ls"
+        "delete, venv pool, prune); test_files.py there: cp and ls; test_mcp.py "
+        "there: mcp --client-config, and the server the block starts"
     ),
     ("docs/users/api.md", "text"): "the exception tree",
     ("docs/users/mcp.md", "json"): (

@@ -15,12 +15,14 @@ code in a sandbox of the environment it created, and is hardened like the others
 import asyncio
 import base64
 import json
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
 import pytest
+from mcp import ClientSession, StdioServerParameters, stdio_client
 
 from beephost_client.controller import Backend, ControllerClient
 from tests.e2e.compose_system import Compose, compose_system
@@ -249,6 +251,35 @@ async def test_stdio_with_a_pool_files_a_new_sandbox_and_the_end(
     assert first.id != second.id
     # The stdio server's end (its input closed) stopped the sandbox it had.
     _wait(lambda: not ({b.id for b in _claimed(api)} - before), "a sandbox still runs")
+
+
+@ON_BOTH
+async def test_beep_host_mcp_serves_a_sandbox_of_the_clis_controller(
+    controller_target: ControllerTarget,
+    environment: str,
+    api: ControllerClient,
+    tmp_path: Path,
+) -> None:
+    # As a desktop client starts it: `beep-host mcp` with the CLI's controller and
+    # token; the server is beephost-mcp, a child of the CLI.
+    token = controller_target.environ().get("BEEPHOST_CONTROLLER_TOKEN")
+    params = StdioServerParameters(
+        command=str(Path(sys.executable).parent / "beep-host"),
+        args=["--controller", controller_target.url, "mcp", "--venv", environment],
+        env={"BEEPHOST_TOKEN": token} if token else {},
+    )
+    before = {b.id for b in _claimed(api)}
+    with (tmp_path / "stdio.log").open("a") as log:
+        async with (
+            stdio_client(params, errlog=log) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            result = await session.call_tool("run_python", {"code": "sum(range(5))"})
+            (mine,) = [b for b in _claimed(api) if b.id not in before]
+    assert structured(result)["result"] == "10"
+    assert mine.environment == environment
+    _wait(lambda: mine.id not in {b.id for b in _claimed(api)}, "a sandbox still runs")
 
 
 @pytest.mark.parametrize("code", python_blocks("MCP_URL"))
