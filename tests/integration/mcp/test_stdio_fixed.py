@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from mcp import ClientSession
+from mcp.types import EmbeddedResource
 
 from tests.integration.contract.servers import ServerProcess
 from tests.integration.mcp.conftest import BACKEND_TOKEN
@@ -324,3 +325,22 @@ async def test_a_wrong_backend_token_is_a_typed_error(
         result = await session.call_tool("run_python", {"code": "1"})
     assert error_code(result) == "sandbox_unavailable"
     assert "wrong-token" not in read_log(errlog)
+
+
+async def test_a_table_arrives_as_embedded_html_beside_its_text(
+    fixed_env: dict[str, str], errlog: Path
+) -> None:
+    code = (
+        "class Table:\n"
+        "    def _repr_html_(self):\n"
+        "        return '<table><tr><td>1</td></tr></table>'\n"
+        "    def __repr__(self):\n"
+        "        return 'Table(1)'\n"
+        "Table()"
+    )
+    async with stdio_session(fixed_env, errlog) as session:
+        result = await session.call_tool("run_python", {"code": code})
+    (html,) = [b.resource for b in result.content if isinstance(b, EmbeddedResource)]
+    assert html.mime_type == "text/html"
+    assert getattr(html, "text", "") == "<table><tr><td>1</td></tr></table>"
+    assert structured(result)["result"] == "Table(1)"
