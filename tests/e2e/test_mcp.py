@@ -1,7 +1,9 @@
 """The MCP server against real backends from a controller's warm pool, driven by the
 MCP SDK's own client over streamable HTTP and over stdio: plots as PNG images, state
 across calls, install then import, files, a timeout, a cancel, two sessions
-isolated, a wrong token refused, a session's sandbox stopped when it ends.
+isolated, a wrong token refused, a session's sandbox stopped when it ends; and
+``beep-host mcp`` (the CLI's stdio server) and docs/users/mcp.md's HTTP snippets
+(openai-agents, pydantic-ai) on the same pool.
 
 Each test runs on the module's own controller process and on the compose system's
 (``ON_BOTH``). The MCP server itself runs as a process beside the controller.
@@ -39,6 +41,7 @@ from tests.integration.mcp.support import (
     stdio_session,
     structured,
     text_of,
+    tiny_png,
 )
 
 pytestmark = [pytest.mark.docker, pytest.mark.anyio]
@@ -222,6 +225,80 @@ async def test_http_a_sessions_sandbox_stops_when_it_ends(
         lambda: mine.id not in {b.id for b in _claimed(api)}, "the sandbox still runs"
     )
     assert api.backend(mine.id).status in ("stopped", "exited")
+
+
+@ON_BOTH
+async def test_http_files_round_trip_as_text_image_and_resource(
+    server: HttpServer,
+) -> None:
+    png = tiny_png()
+    async with http_session(server.url, TOKEN) as session:
+        await session.call_tool(
+            "write_file", {"path": "out/notes.txt", "content": "a\nb\n"}
+        )
+        await session.call_tool(
+            "write_file",
+            {
+                "path": "out/dot.png",
+                "content": base64.b64encode(png).decode(),
+                "encoding": "base64",
+            },
+        )
+        counted = await session.call_tool(
+            "run_python", {"code": "len(open('out/notes.txt').read().split())"}
+        )
+        text = await session.call_tool("read_file", {"path": "out/notes.txt"})
+        image = await session.call_tool("read_file", {"path": "out/dot.png"})
+        listing = await session.call_tool("list_files", {"path": "out"})
+        resource = await session.read_resource("workspace://out/notes.txt")
+        removed = await session.call_tool(
+            "remove_file", {"path": "out", "recursive": True}
+        )
+        gone = await session.call_tool("read_file", {"path": "out/notes.txt"})
+    assert structured(counted)["result"] == "2"
+    assert text_of(text) == "a\nb\n"
+    assert images_of(image) == [png]
+    assert [e["path"] for e in structured(listing)["entries"]] == [
+        "out/dot.png",
+        "out/notes.txt",
+    ]
+    (contents,) = resource.contents
+    assert getattr(contents, "text", None) == "a\nb\n"
+    assert structured(removed)["removed"] == 3
+    assert error_code(gone) == "not_found"
+
+
+@ON_BOTH
+async def test_stdio_a_plot_install_then_import_and_two_servers_isolated(
+    settings: dict[str, str], tmp_path: Path
+) -> None:
+    # Two stdio servers (two desktop clients) on the same pool: a sandbox each.
+    async with (
+        stdio_session(settings, tmp_path / "one.log") as one,
+        stdio_session(settings, tmp_path / "two.log") as two,
+    ):
+        plot = await one.call_tool("run_python", {"code": PLOT})
+        installed = await one.call_tool("install_packages", {"packages": ["tabulate"]})
+        used = await one.call_tool(
+            "run_python",
+            {"code": "import tabulate\nsecret = 'one'\ntabulate.tabulate([[3, 4]])"},
+        )
+        other = await two.call_tool("run_python", {"code": "secret"})
+        hosts = [
+            structured(
+                await s.call_tool(
+                    "run_python", {"code": "import socket; socket.gethostname()"}
+                )
+            )["result"]
+            for s in (one, two)
+        ]
+    (png,) = images_of(plot)
+    assert png.startswith(PNG_SIGNATURE)
+    assert error_code(installed) is None, text_of(installed)
+    assert "3  4" in structured(used)["result"]
+    assert error_code(other) == "python_error"
+    assert "NameError" in text_of(other)
+    assert hosts[0] != hosts[1]
 
 
 @ON_BOTH
