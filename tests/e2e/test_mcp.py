@@ -199,6 +199,32 @@ async def test_http_a_timeout_and_a_cancel(server: HttpServer) -> None:
 
 
 @ON_BOTH
+async def test_http_the_interrupt_tool_stops_a_running_call(server: HttpServer) -> None:
+    async with http_session(server.url, TOKEN) as session:
+        await session.call_tool("run_python", {"code": "kept = 8"})
+        started = asyncio.Event()
+
+        async def progress(
+            progress: float, total: float | None, message: str | None
+        ) -> None:
+            started.set()
+
+        code = "import time\nprint('go', flush=True)\ntime.sleep(60)\ndone = 1"
+        task = asyncio.create_task(
+            session.call_tool("run_python", {"code": code}, progress_callback=progress)
+        )
+        await asyncio.wait_for(started.wait(), 60)
+        interrupted = await session.call_tool("interrupt", {})
+        stopped = await asyncio.wait_for(task, 30)
+        after = await session.call_tool(
+            "run_python", {"code": "(kept, 'done' in globals())"}
+        )
+    assert structured(interrupted)["interrupted"] is True
+    assert error_code(stopped) in {"interrupted", "python_error"}
+    assert structured(after)["result"] == "(8, False)"
+
+
+@ON_BOTH
 async def test_http_a_wrong_or_missing_token_is_refused(server: HttpServer) -> None:
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
     async with httpx2.AsyncClient() as http:
