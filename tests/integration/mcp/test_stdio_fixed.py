@@ -344,3 +344,28 @@ async def test_a_table_arrives_as_embedded_html_beside_its_text(
     assert html.mime_type == "text/html"
     assert getattr(html, "text", "") == "<table><tr><td>1</td></tr></table>"
     assert structured(result)["result"] == "Table(1)"
+
+
+async def test_an_image_past_the_size_limit_is_counted_not_sent(
+    fixed_env: dict[str, str], errlog: Path
+) -> None:
+    # A 64x64 image of random pixels: about 12 KiB, past a limit of 1 KiB; the small
+    # one of PNG_CODE still goes.
+    big = (
+        "import os\n"
+        "class Noise(Picture):\n"
+        "    def _repr_png_(self):\n"
+        "        raw = b''.join(b'\\x00' + os.urandom(64 * 3) for _ in range(64))\n"
+        "        header = struct.pack('>IIBBBBB', 64, 64, 8, 2, 0, 0, 0)\n"
+        "        return (b'\\x89PNG\\r\\n\\x1a\\n' + _chunk(b'IHDR', header)\n"
+        "                + _chunk(b'IDAT', zlib.compress(raw)) + _chunk(b'IEND', b''))\n"
+        "display(Noise())\n"
+    )
+    env = fixed_env | {"BEEPHOST_MCP_MAX_IMAGE_BYTES": "1024"}
+    async with stdio_session(env, errlog) as session:
+        result = await session.call_tool("run_python", {"code": PNG_CODE + big})
+    (sent,) = images_of(result)
+    assert len(sent) < 1024
+    assert structured(result)["images_sent"] == 1
+    assert structured(result)["images_skipped"] == 1
+    assert "1 more not sent" in text_of(result)
