@@ -369,3 +369,17 @@ async def test_an_image_past_the_size_limit_is_counted_not_sent(
     assert structured(result)["images_sent"] == 1
     assert structured(result)["images_skipped"] == 1
     assert "1 more not sent" in text_of(result)
+
+
+async def test_an_idle_sandbox_is_released_and_the_model_told(
+    fixed_env: dict[str, str], errlog: Path
+) -> None:
+    env = fixed_env | {"BEEPHOST_MCP_IDLE_TIMEOUT": "1"}
+    async with stdio_session(env, errlog) as session:
+        await session.call_tool("run_python", {"code": "x = 1"})
+        await asyncio.sleep(2.5)  # the reaper looks every 0.25 s
+        after = await session.call_tool("run_python", {"code": "x"})
+    assert "releasing a sandbox idle" in read_log(errlog)
+    assert error_code(after) == "python_error"  # a new interpreter: x is gone
+    assert "1 idle seconds" in structured(after)["notice"]
+    assert text_of(after).startswith("[note: a new sandbox")
