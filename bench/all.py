@@ -26,6 +26,11 @@
 7. WARM POOLS: bench/pools.py with the same controller: start-to-ready per type from a
    pool and cold, beside the container floor; ``--burst`` (20) http sandboxes at once
    from a pool and cold; the idle memory of a pool member per type.
+8. MCP: bench/mcp_roundtrip.py: a ``tools/call`` of ``run_python("1+1")`` over stdio
+   on a fixed backend process beside the same run through the SDK (the MCP layer's own
+   cost), and, with the same controller, a new MCP session's ``initialize`` and first
+   call over streamable HTTP (its pool claim included) beside the SDK's claim from the
+   same warm http pool.
 
 Every ratio is to a baseline measured in the same run (shared/research/platform.md,
 "Benchmarking on these machines"). ``--quick``: short blocks, 2 starts per type, 2
@@ -54,6 +59,7 @@ from bench import (
     controller,
     files,
     install,
+    mcp_roundtrip,
     memory,
     plots,
     pools,
@@ -89,6 +95,8 @@ FULL = {  # the profile's defaults; a flag given wins
     "file_rounds": 3,
     "installs": 5,
     "burst": 20,
+    "mcp_calls": 300,
+    "mcp_sessions": 10,
 }
 QUICK = {
     "seconds": 0.5,
@@ -100,6 +108,8 @@ QUICK = {
     "file_rounds": 1,
     "installs": 2,
     "burst": 5,
+    "mcp_calls": 60,
+    "mcp_sessions": 3,
 }
 Say = Callable[[str], None]
 
@@ -218,6 +228,7 @@ class OnDocker:
     speeds: dict[str, files.Speeds]
     installs: install.InstallTimes
     pools: pools.PoolTimes
+    mcp_first: mcp_roundtrip.FirstCalls
 
 
 def on_docker(args: argparse.Namespace, say: Say) -> OnDocker:
@@ -239,7 +250,13 @@ def on_docker(args: argparse.Namespace, say: Say) -> OnDocker:
             code_volumes="auto",  # the controller's default, as running() starts it
         )
         warm = pools.measure(client, ctl, pool_args, say)
-    return OnDocker(results, idle, speeds, installs, warm)
+        say(f"mcp: {args.mcp_sessions} new MCP sessions on a warm http pool")
+        client.set_pool(pools.ENVIRONMENT, "http", pools.POOL_SIZE)
+        pools.wait_full(client, {"http": pools.POOL_SIZE})
+        first = mcp_roundtrip.first_calls(
+            ctl.url, None, pools.ENVIRONMENT, args.mcp_sessions, args.seed, tmp
+        )
+    return OnDocker(results, idle, speeds, installs, warm, first)
 
 
 # --------------------------------------------------------------------------------------
@@ -680,6 +697,45 @@ def pool_rows(times: pools.PoolTimes) -> list[Row]:
     return rows
 
 
+def mcp_rows(
+    steady: dict[str, list[float]], first: mcp_roundtrip.FirstCalls
+) -> list[Row]:
+    section = "MCP server"
+    mcp, execute, stream = (statistics.median(v) for v in steady.values())
+    session = statistics.median(first.session)
+    claim = statistics.median(first.sdk_claim)
+    first_only = statistics.median(first.first)
+    second = statistics.median(first.second)
+    return [
+        Row(
+            section,
+            "tools/call run_python('1+1'), stdio, a fixed http backend "
+            f"(p50 of {len(next(iter(steady.values())))})",
+            ms(mcp * 1e6),
+            "ms",
+            f"{mcp / execute:.2f}x SDK execute · {mcp / stream:.2f}x SDK stream",
+            f"execute {ms(execute * 1e6)} ms · stream {ms(stream * 1e6)} ms",
+        ),
+        Row(
+            section,
+            "new session over HTTP: initialize + first run_python, pool claim "
+            f"included (p50 of {len(first.session)})",
+            ms(session * 1e6),
+            "ms",
+            f"{session / claim:.2f}x SDK claim",
+            f"SDK start_backend from the pool -> 1+1 {ms(claim * 1e6)} ms",
+        ),
+        Row(
+            section,
+            "its first call alone (claim, connect, interpreter, run)",
+            ms(first_only * 1e6),
+            "ms",
+            f"{first_only / second:.1f}x the second call",
+            f"second call in the session {ms(second * 1e6)} ms",
+        ),
+    ]
+
+
 def markdown(rows: list[Row]) -> str:
     headers = [
         "section",
@@ -752,6 +808,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--file-rounds", type=int, help="files: round trips per transport (3; quick 1)")
     add("--installs", type=int, help="install: measured installs (5; quick 2)")
     add("--burst", type=int, help="warm pools: sandboxes at once (20; quick 5)")
+    add("--mcp-calls", type=int, help="mcp: calls per steady case (300; quick 60)")
+    add("--mcp-sessions", type=int, help="mcp: new sessions (10; quick 3)")
     add(
         "--samples", type=int, default=5, help="memory reads per container (least wins)"
     )
@@ -825,6 +883,8 @@ def main(argv: list[str] | None = None) -> int:
     python = plots.environment(say)
     say("round trips: starting every server")
     run, loads = round_trips(args, say, python)
+    say(f"mcp: {args.mcp_calls} steady calls per case over stdio")
+    mcp_steady = mcp_roundtrip.steady_calls(args.mcp_calls, args.seed)
     took = {"round trip + throughput": time.perf_counter() - began}
     docker = on_docker(args, say)
     results, idle = docker.results, docker.idle
@@ -842,6 +902,7 @@ def main(argv: list[str] | None = None) -> int:
         *file_rows(docker.speeds, args.file_mib),
         *install_rows(docker.installs),
         *pool_rows(docker.pools),
+        *mcp_rows(mcp_steady, docker.mcp_first),
     ]
     text = "\n\n".join(
         [preamble(args, run, idle, took, python), markdown(rows), legend(run)]

@@ -94,7 +94,8 @@ BY_LANGUAGE: dict[tuple[str, str], str] = {
         "(start, status, logs, connection, stop, config, cp, ls, install, venv "
         "delete, venv pool, prune); test_files.py there: cp and ls; "
         "test_egress_cli.py: --allow, --secret, the refusals and secret set, list "
-        "and rm"
+        "and rm; test_mcp.py there: mcp --client-config, and the server the block "
+        "starts"
     ),
     ("docs/users/api.md", "text"): "the exception tree",
     ("docs/users/mcp.md", "json"): (
@@ -102,8 +103,11 @@ BY_LANGUAGE: dict[tuple[str, str], str] = {
         "the server it describes"
     ),
     ("docs/users/mcp.md", "python"): (
-        "run against a backend process by tests/integration/mcp/test_doc.py, which "
-        "checks its printed values"
+        "each block prints what its comments say: the stdio ones (the MCP SDK's "
+        "client, openai-agents, pydantic-ai) against a backend process in "
+        "tests/integration/mcp/test_doc.py, the streamable HTTP ones against the "
+        "server and a controller's pool in tests/e2e/test_mcp.py "
+        "(test_the_doc_http_blocks_run); test_doc.py checks each block is one of them"
     ),
     ("docs/users/mcp.md", "console"): (
         "the HTTP server's variables: tests/e2e/test_mcp.py starts it with them "
@@ -111,8 +115,10 @@ BY_LANGUAGE: dict[tuple[str, str], str] = {
         "(the compose_mcp fixture)"
     ),
     ("docs/users/mcp.md", "text"): (
-        "agent frameworks' snippets, untested (the page says why: they need a model "
-        "or do not import against mcp 2.x)"
+        "LangChain's MCP adapters cannot be installed beside mcp 2.x: "
+        "langchain-mcp-adapters 0.3.2 requires mcp<2.0.0,>=1.24.0, and 0.1.0 to 0.3.1 "
+        "(no cap on mcp) fail at import on mcp 2.3 (mcp.server.fastmcp, "
+        "mcp.shared.context.RequestContext, streamablehttp_client are gone)"
     ),
     ("docs/users/code-interpreter.md", "python"): (
         "needs an environment with matplotlib and pandas: "

@@ -1,7 +1,9 @@
 """The MCP server against real backends from a controller's warm pool, driven by the
 MCP SDK's own client over streamable HTTP and over stdio: plots as PNG images, state
 across calls, install then import, files, a timeout, a cancel, two sessions
-isolated, a wrong token refused, a session's sandbox stopped when it ends.
+isolated, a wrong token refused, a session's sandbox stopped when it ends; and
+``beep-host mcp`` (the CLI's stdio server) and docs/users/mcp.md's HTTP snippets
+(openai-agents, pydantic-ai) on the same pool.
 
 Each test runs on the module's own controller process and on the compose system's
 (``ON_BOTH``). The MCP server itself runs as a process beside the controller.
@@ -15,18 +17,21 @@ code in a sandbox of the environment it created, and is hardened like the others
 import asyncio
 import base64
 import json
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
 import pytest
+from mcp import ClientSession, StdioServerParameters, stdio_client
 
 from beephost_client.controller import Backend, ControllerClient
 from tests.e2e.compose_system import Compose, compose_system
 from tests.e2e.containers import docker
 from tests.e2e.controller_process import ON_BOTH, ControllerTarget, build_environment
 from tests.e2e.mcp_server import TOKEN, HttpServer, http_server, pooled_env
+from tests.integration.mcp.doc import python_blocks, run_block
 from tests.integration.mcp.support import (
     PNG_SIGNATURE,
     error_code,
@@ -36,6 +41,7 @@ from tests.integration.mcp.support import (
     stdio_session,
     structured,
     text_of,
+    tiny_png,
 )
 
 pytestmark = [pytest.mark.docker, pytest.mark.anyio]
@@ -193,6 +199,32 @@ async def test_http_a_timeout_and_a_cancel(server: HttpServer) -> None:
 
 
 @ON_BOTH
+async def test_http_the_interrupt_tool_stops_a_running_call(server: HttpServer) -> None:
+    async with http_session(server.url, TOKEN) as session:
+        await session.call_tool("run_python", {"code": "kept = 8"})
+        started = asyncio.Event()
+
+        async def progress(
+            progress: float, total: float | None, message: str | None
+        ) -> None:
+            started.set()
+
+        code = "import time\nprint('go', flush=True)\ntime.sleep(60)\ndone = 1"
+        task = asyncio.create_task(
+            session.call_tool("run_python", {"code": code}, progress_callback=progress)
+        )
+        await asyncio.wait_for(started.wait(), 60)
+        interrupted = await session.call_tool("interrupt", {})
+        stopped = await asyncio.wait_for(task, 30)
+        after = await session.call_tool(
+            "run_python", {"code": "(kept, 'done' in globals())"}
+        )
+    assert structured(interrupted)["interrupted"] is True
+    assert error_code(stopped) in {"interrupted", "python_error"}
+    assert structured(after)["result"] == "(8, False)"
+
+
+@ON_BOTH
 async def test_http_a_wrong_or_missing_token_is_refused(server: HttpServer) -> None:
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
     async with httpx2.AsyncClient() as http:
@@ -222,6 +254,80 @@ async def test_http_a_sessions_sandbox_stops_when_it_ends(
 
 
 @ON_BOTH
+async def test_http_files_round_trip_as_text_image_and_resource(
+    server: HttpServer,
+) -> None:
+    png = tiny_png()
+    async with http_session(server.url, TOKEN) as session:
+        await session.call_tool(
+            "write_file", {"path": "out/notes.txt", "content": "a\nb\n"}
+        )
+        await session.call_tool(
+            "write_file",
+            {
+                "path": "out/dot.png",
+                "content": base64.b64encode(png).decode(),
+                "encoding": "base64",
+            },
+        )
+        counted = await session.call_tool(
+            "run_python", {"code": "len(open('out/notes.txt').read().split())"}
+        )
+        text = await session.call_tool("read_file", {"path": "out/notes.txt"})
+        image = await session.call_tool("read_file", {"path": "out/dot.png"})
+        listing = await session.call_tool("list_files", {"path": "out"})
+        resource = await session.read_resource("workspace://out/notes.txt")
+        removed = await session.call_tool(
+            "remove_file", {"path": "out", "recursive": True}
+        )
+        gone = await session.call_tool("read_file", {"path": "out/notes.txt"})
+    assert structured(counted)["result"] == "2"
+    assert text_of(text) == "a\nb\n"
+    assert images_of(image) == [png]
+    assert [e["path"] for e in structured(listing)["entries"]] == [
+        "out/dot.png",
+        "out/notes.txt",
+    ]
+    (contents,) = resource.contents
+    assert getattr(contents, "text", None) == "a\nb\n"
+    assert structured(removed)["removed"] == 3
+    assert error_code(gone) == "not_found"
+
+
+@ON_BOTH
+async def test_stdio_a_plot_install_then_import_and_two_servers_isolated(
+    settings: dict[str, str], tmp_path: Path
+) -> None:
+    # Two stdio servers (two desktop clients) on the same pool: a sandbox each.
+    async with (
+        stdio_session(settings, tmp_path / "one.log") as one,
+        stdio_session(settings, tmp_path / "two.log") as two,
+    ):
+        plot = await one.call_tool("run_python", {"code": PLOT})
+        installed = await one.call_tool("install_packages", {"packages": ["tabulate"]})
+        used = await one.call_tool(
+            "run_python",
+            {"code": "import tabulate\nsecret = 'one'\ntabulate.tabulate([[3, 4]])"},
+        )
+        other = await two.call_tool("run_python", {"code": "secret"})
+        hosts = [
+            structured(
+                await s.call_tool(
+                    "run_python", {"code": "import socket; socket.gethostname()"}
+                )
+            )["result"]
+            for s in (one, two)
+        ]
+    (png,) = images_of(plot)
+    assert png.startswith(PNG_SIGNATURE)
+    assert error_code(installed) is None, text_of(installed)
+    assert "3  4" in structured(used)["result"]
+    assert error_code(other) == "python_error"
+    assert "NameError" in text_of(other)
+    assert hosts[0] != hosts[1]
+
+
+@ON_BOTH
 async def test_stdio_with_a_pool_files_a_new_sandbox_and_the_end(
     settings: dict[str, str], api: ControllerClient, tmp_path: Path
 ) -> None:
@@ -248,6 +354,42 @@ async def test_stdio_with_a_pool_files_a_new_sandbox_and_the_end(
     assert first.id != second.id
     # The stdio server's end (its input closed) stopped the sandbox it had.
     _wait(lambda: not ({b.id for b in _claimed(api)} - before), "a sandbox still runs")
+
+
+@ON_BOTH
+async def test_beep_host_mcp_serves_a_sandbox_of_the_clis_controller(
+    controller_target: ControllerTarget,
+    environment: str,
+    api: ControllerClient,
+    tmp_path: Path,
+) -> None:
+    # As a desktop client starts it: `beep-host mcp` with the CLI's controller and
+    # token; the server is beephost-mcp, a child of the CLI.
+    token = controller_target.environ().get("BEEPHOST_CONTROLLER_TOKEN")
+    params = StdioServerParameters(
+        command=str(Path(sys.executable).parent / "beep-host"),
+        args=["--controller", controller_target.url, "mcp", "--venv", environment],
+        env={"BEEPHOST_TOKEN": token} if token else {},
+    )
+    before = {b.id for b in _claimed(api)}
+    with (tmp_path / "stdio.log").open("a") as log:
+        async with (
+            stdio_client(params, errlog=log) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            result = await session.call_tool("run_python", {"code": "sum(range(5))"})
+            (mine,) = [b for b in _claimed(api) if b.id not in before]
+    assert structured(result)["result"] == "10"
+    assert mine.environment == environment
+    _wait(lambda: mine.id not in {b.id for b in _claimed(api)}, "a sandbox still runs")
+
+
+@pytest.mark.parametrize("code", python_blocks("MCP_URL"))
+def test_the_doc_http_blocks_run(code: str, server: HttpServer) -> None:
+    # docs/users/mcp.md's streamable HTTP snippets (openai-agents, pydantic-ai): they
+    # connect, list the tools and run code in a pooled sandbox of their session.
+    run_block(code, {"MCP_URL": server.url, "MCP_TOKEN": TOKEN})
 
 
 # -- compose's mcp service (profile mcp) ------------------------------------------------

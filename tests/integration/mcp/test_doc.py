@@ -1,35 +1,29 @@
 """docs/users/mcp.md's examples, run: the desktop client's JSON block starts the server
-as written (its command replaced by this checkout's), and the Python example prints
-what its comments say. tests/e2e/test_doc_examples.py lists them as run here."""
+as written (its command replaced by this checkout's), and each stdio python block (the
+MCP SDK's client, the OpenAI Agents SDK, pydantic-ai) prints what its comments say
+against a backend process. Its HTTP blocks run in tests/e2e/test_mcp.py, against the
+server and a controller's pool. tests/e2e/test_doc_examples.py lists them as run here."""
 
 import json
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.integration.contract.servers import ServerProcess
 from tests.integration.mcp.conftest import BACKEND_TOKEN
+from tests.integration.mcp.doc import blocks, python_blocks, run_block
 from tests.integration.mcp.support import stdio_session, structured
 
-pytestmark = pytest.mark.anyio
-
-PAGE = Path(__file__).resolve().parents[3] / "docs" / "users" / "mcp.md"
-_PRINT_COMMENT = re.compile(r"^\s*print\(.*\)\s+#\s(.+)$")
+STDIO_BLOCKS = python_blocks("BEEPHOST_URL")
+HTTP_BLOCKS = python_blocks("MCP_URL")
 
 
-def _block(language: str) -> str:
-    (found,) = re.findall(rf"```{language}\n(.*?)\n```", PAGE.read_text(), re.DOTALL)
-    return str(found)
-
-
+@pytest.mark.anyio
 async def test_the_desktop_config_block_starts_a_working_server(
     backend: ServerProcess, tmp_path: Path
 ) -> None:
-    config = json.loads(_block("json"))["mcpServers"]["beephost"]
+    (block,) = blocks("json")
+    config = json.loads(block)["mcpServers"]["beephost"]
     assert config["args"][-1] == "beephost-mcp"
     env = dict(config["env"])
     assert set(env) == {"BEEPHOST_MCP_BACKEND_URL", "BEEPHOST_MCP_BACKEND_TOKEN"}
@@ -40,17 +34,13 @@ async def test_the_desktop_config_block_starts_a_working_server(
     assert structured(result)["result"] == "1024"
 
 
-def test_the_python_example_prints_what_it_says(backend: ServerProcess) -> None:
-    code = _block("python")
-    expected = [m[1] for line in code.splitlines() if (m := _PRINT_COMMENT.match(line))]
-    env = os.environ | {"BEEPHOST_URL": backend.url, "BEEPHOST_TOKEN": BACKEND_TOKEN}
-    ran = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.splitlines() == expected
+def test_every_python_block_is_run_by_a_tier() -> None:
+    # Each reads a backend (stdio, run here) or the HTTP server (run in tests/e2e).
+    assert len(STDIO_BLOCKS) + len(HTTP_BLOCKS) == len(blocks("python"))
+    assert [p.id for p in STDIO_BLOCKS] == ["mcp", "agents.mcp", "pydantic_ai.mcp"]  # type: ignore[attr-defined]
+    assert [p.id for p in HTTP_BLOCKS] == ["agents.mcp", "pydantic_ai.mcp"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("code", STDIO_BLOCKS)
+def test_a_stdio_block_prints_what_it_says(code: str, backend: ServerProcess) -> None:
+    run_block(code, {"BEEPHOST_URL": backend.url, "BEEPHOST_TOKEN": BACKEND_TOKEN})

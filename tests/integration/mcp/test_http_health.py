@@ -88,3 +88,15 @@ async def test_a_missing_controller_is_a_typed_error_and_the_server_stays_live(
 
 def test_the_log_names_no_token(server: HttpServer) -> None:
     assert TOKEN not in Path(server.log).read_text()
+
+
+async def test_a_wrong_or_missing_token_is_refused(server: HttpServer) -> None:
+    import httpx2
+
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    async with httpx2.AsyncClient() as http:
+        for headers in ({}, {"Authorization": "Bearer not-the-token-0123456789"}):
+            reply = await http.post(server.url, json=body, headers=headers)
+            assert reply.status_code == 401
+            assert "www-authenticate" in reply.headers
+    assert "not-the-token" not in read_log(server.log)

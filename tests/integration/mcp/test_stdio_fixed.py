@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from mcp import ClientSession
+from mcp.types import EmbeddedResource
 
 from tests.integration.contract.servers import ServerProcess
 from tests.integration.mcp.conftest import BACKEND_TOKEN
@@ -324,3 +325,61 @@ async def test_a_wrong_backend_token_is_a_typed_error(
         result = await session.call_tool("run_python", {"code": "1"})
     assert error_code(result) == "sandbox_unavailable"
     assert "wrong-token" not in read_log(errlog)
+
+
+async def test_a_table_arrives_as_embedded_html_beside_its_text(
+    fixed_env: dict[str, str], errlog: Path
+) -> None:
+    code = (
+        "class Table:\n"
+        "    def _repr_html_(self):\n"
+        "        return '<table><tr><td>1</td></tr></table>'\n"
+        "    def __repr__(self):\n"
+        "        return 'Table(1)'\n"
+        "Table()"
+    )
+    async with stdio_session(fixed_env, errlog) as session:
+        result = await session.call_tool("run_python", {"code": code})
+    (html,) = [b.resource for b in result.content if isinstance(b, EmbeddedResource)]
+    assert html.mime_type == "text/html"
+    assert getattr(html, "text", "") == "<table><tr><td>1</td></tr></table>"
+    assert structured(result)["result"] == "Table(1)"
+
+
+async def test_an_image_past_the_size_limit_is_counted_not_sent(
+    fixed_env: dict[str, str], errlog: Path
+) -> None:
+    # A 64x64 image of random pixels: about 12 KiB, past a limit of 1 KiB; the small
+    # one of PNG_CODE still goes.
+    big = (
+        "import os\n"
+        "class Noise(Picture):\n"
+        "    def _repr_png_(self):\n"
+        "        raw = b''.join(b'\\x00' + os.urandom(64 * 3) for _ in range(64))\n"
+        "        header = struct.pack('>IIBBBBB', 64, 64, 8, 2, 0, 0, 0)\n"
+        "        return (b'\\x89PNG\\r\\n\\x1a\\n' + _chunk(b'IHDR', header)\n"
+        "                + _chunk(b'IDAT', zlib.compress(raw)) + _chunk(b'IEND', b''))\n"
+        "display(Noise())\n"
+    )
+    env = fixed_env | {"BEEPHOST_MCP_MAX_IMAGE_BYTES": "1024"}
+    async with stdio_session(env, errlog) as session:
+        result = await session.call_tool("run_python", {"code": PNG_CODE + big})
+    (sent,) = images_of(result)
+    assert len(sent) < 1024
+    assert structured(result)["images_sent"] == 1
+    assert structured(result)["images_skipped"] == 1
+    assert "1 more not sent" in text_of(result)
+
+
+async def test_an_idle_sandbox_is_released_and_the_model_told(
+    fixed_env: dict[str, str], errlog: Path
+) -> None:
+    env = fixed_env | {"BEEPHOST_MCP_IDLE_TIMEOUT": "1"}
+    async with stdio_session(env, errlog) as session:
+        await session.call_tool("run_python", {"code": "x = 1"})
+        await asyncio.sleep(2.5)  # the reaper looks every 0.25 s
+        after = await session.call_tool("run_python", {"code": "x"})
+    assert "releasing a sandbox idle" in read_log(errlog)
+    assert error_code(after) == "python_error"  # a new interpreter: x is gone
+    assert "1 idle seconds" in structured(after)["notice"]
+    assert text_of(after).startswith("[note: a new sandbox")

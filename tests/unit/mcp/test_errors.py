@@ -20,6 +20,10 @@ from beephost_mcp.errors import from_exception
     ("error", "code"),
     [
         (NotFound("no such file"), "not_found"),
+        (
+            NotFound("no environment 'charts'", {"environment": "charts"}),
+            "sandbox_unavailable",
+        ),
         (InvalidRequest("path escapes the workspace"), "invalid_argument"),
         (QuotaExceeded("full"), "quota_exceeded"),
         (SessionLost("worker died"), "interpreter_lost"),

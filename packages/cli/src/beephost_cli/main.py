@@ -19,6 +19,7 @@ from beephost_cli.commands import (
     files,
     images,
     jobs,
+    mcp,
     packages,
     runtimes,
     secrets,
@@ -126,6 +127,7 @@ _COMMANDS: dict[str, Callable[..., None]] = {
     "install": packages.install,
     "prune": images.prune,
     "config": config.config,
+    "mcp": mcp.mcp,
 }
 for _name, _command in _COMMANDS.items():
     app.command(_name)(_command)

@@ -78,6 +78,13 @@ def from_exception(exc: BeepHostError) -> dict[str, Any]:
         # The worker's traceback shows only the user's frames.
         message = exc.remote_traceback or exc.message
         return tool_error(code, message.rstrip("\n"), hint, type=exc.remote_type)
+    if isinstance(exc, NotFound) and "environment" in exc.data:
+        # The server's own environment, not the model's path: nothing it can fix.
+        return tool_error(
+            "sandbox_unavailable",
+            exc.message,
+            "this server's environment does not exist on the controller: tell the user",
+        )
     if isinstance(exc, ExecutionTimeout):
         lost = bool(exc.data.get("state_lost"))
         if lost:

@@ -19,6 +19,7 @@ from beephost_client import AsyncControllerClient, Timeout
 from beephost_mcp import resources, tools
 from beephost_mcp.auth import StaticTokenVerifier, auth_settings
 from beephost_mcp.errors import tool_error
+from beephost_mcp.handshake import HandshakeOnly
 from beephost_mcp.sandbox import FixedBackend, PooledBackends, Provision, SandboxSource
 from beephost_mcp.sessions import Sandboxes
 from beephost_mcp.settings import HEALTH_PATH, Settings, is_loopback
@@ -152,6 +153,7 @@ def create_server(
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level="WARNING",
+        middleware=[HandshakeOnly()] if settings.transport == "http" else [],
         **auth,
     )
     key_of = session_key(settings)

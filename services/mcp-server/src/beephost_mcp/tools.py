@@ -65,17 +65,28 @@ def register(
 ) -> None:
     """Add the tools to ``server``; each finds its session's sandbox by ``key_of``."""
 
-    async def in_sandbox(
-        ctx: Context, action: Callable[[Sandbox], Awaitable[CallToolResult]]
+    async def in_session(
+        ctx: Context, action: Callable[[Hashable], Awaitable[CallToolResult]]
     ) -> CallToolResult:
+        """``action`` with the call's session key; its SDK errors as tool errors."""
         key = key_of(ctx)
         if isinstance(key, CallToolResult):
             return key
         try:
-            async with sandboxes.using(key) as sandbox:
-                return _with_notice(await action(sandbox), sandbox)
+            return await action(key)
         except BeepHostError as exc:
             return error_result(from_exception(exc))
+
+    async def in_sandbox(
+        ctx: Context, action: Callable[[Sandbox], Awaitable[CallToolResult]]
+    ) -> CallToolResult:
+        """``action`` in the session's sandbox (claimed at its first call)."""
+
+        async def using(key: Hashable) -> CallToolResult:
+            async with sandboxes.using(key) as sandbox:
+                return _with_notice(await action(sandbox), sandbox)
+
+        return await in_session(ctx, using)
 
     @server.tool(
         annotations=ToolAnnotations(
@@ -330,9 +341,6 @@ def register(
     ) -> CallToolResult:
         """Start over: by default a fresh Python interpreter (every variable and
         import gone, files in the workspace kept); with new_sandbox, a new sandbox."""
-        key = key_of(ctx)
-        if isinstance(key, CallToolResult):
-            return key
         if new_sandbox:
             if not sandboxes.source.replaceable:
                 return error_result(
@@ -342,14 +350,15 @@ def register(
                         "call reset without new_sandbox for a fresh interpreter",
                     )
                 )
-            try:
+
+            async def replace(key: Hashable) -> CallToolResult:
                 await sandboxes.replace(key)
-            except BeepHostError as exc:
-                return error_result(from_exception(exc))
-            return ok(
-                "a new sandbox: variables, files and installed packages are gone",
-                reset="sandbox",
-            )
+                return ok(
+                    "a new sandbox: variables, files and installed packages are gone",
+                    reset="sandbox",
+                )
+
+            return await in_session(ctx, replace)
 
         async def restart(sandbox: Sandbox) -> CallToolResult:
             await sandbox.restart_interpreter()
@@ -367,17 +376,17 @@ def register(
     async def interrupt(ctx: Context) -> CallToolResult:
         """Interrupt the code run_python is running in this session (it raises
         KeyboardInterrupt there; variables are kept)."""
-        key = key_of(ctx)
-        if isinstance(key, CallToolResult):
-            return key
-        sandbox = sandboxes.peek(key)
-        try:
+
+        async def signal(key: Hashable) -> CallToolResult:
+            # The session's sandbox if it has one: interrupting claims none.
+            sandbox = sandboxes.peek(key)
             signalled = sandbox is not None and await sandbox.interrupt()
-        except BeepHostError as exc:
-            return error_result(from_exception(exc))
-        return ok(
-            "interrupted" if signalled else "nothing was running", interrupted=signalled
-        )
+            return ok(
+                "interrupted" if signalled else "nothing was running",
+                interrupted=signalled,
+            )
+
+        return await in_session(ctx, signal)
 
 
 def file_content(path: str, data: bytes, max_chars: int) -> CallToolResult:
