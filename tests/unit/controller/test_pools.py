@@ -1,6 +1,7 @@
 """Warm pools: what a refill decides (pure), and claims, refills, limits and adoption
 against an in-memory engine and a real SQLite store."""
 
+import logging
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -20,10 +21,15 @@ from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.redact import Redactor
 from beephost_controller.rows import BackendConfig, BackendRow, EnvironmentRow, PoolRow
 from beephost_controller.schemas import BackendLimits, BackendOptions, BackendStatus
+from beephost_controller.schemas.egress import EgressPolicy
 from beephost_controller.store import SqliteStore
 from beephost_controller.testing import SetClock
 from beephost_protocol.errors import QuotaExceeded
-from tests.unit.controller.support import backend_service, memory_containers
+from tests.unit.controller.support import (
+    backend_service,
+    memory_containers,
+    ready_environment,
+)
 
 
 def _pool(size: int, **changes: object) -> Pool:
@@ -357,3 +363,25 @@ def test_deleting_the_setting_falls_back_to_the_default(tmp_path: Path) -> None:
         2,
         "default",
     )
+
+
+def test_a_refusal_that_lasts_is_logged_once_per_pool(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An allow-list no engine enforces yet: every start of a member is refused.
+    allow = EgressPolicy.model_validate({"allow": [{"host": "api.example.com"}]})
+    env = replace(ready_environment("e"), egress_allow=tuple(allow.allow))
+    service = backend_service(tmp_path, environments=[env])
+    pools = Pools(service)
+    pools.configure("e", "http", 1)
+    with caplog.at_level(logging.DEBUG, logger="beephost_controller"):
+        for _ in range(3):
+            pools.fill()
+    refusals = [r for r in caplog.records if "could not start a member" in r.message]
+    assert [r.levelno for r in refusals] == [
+        logging.WARNING,
+        logging.DEBUG,
+        logging.DEBUG,
+    ]
+    assert "not enforced" in refusals[0].message
+    assert pools.store.backends() == []

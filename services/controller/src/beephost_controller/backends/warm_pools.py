@@ -62,6 +62,9 @@ class Pools:
         self.clock = clock
         self._wake = threading.Event()
         self._stop = threading.Event()
+        #: Each pool's last refused start: a refusal that lasts (an allow-list no
+        #: engine enforces yet, a missing registry) is logged once, not every pass.
+        self._refusals: dict[tuple[str, str], str] = {}
 
     # -- settings ------------------------------------------------------------------------
 
@@ -227,16 +230,22 @@ class Pools:
         return starting
 
     def _start_member(self, pool: Pool) -> bool:
+        key = (pool.environment, pool.type)
         try:
             row = self.backends.start(pool.request())
         except BeepHostError as exc:
-            logger.warning(
+            said = self._refusals.get(key)
+            self._refusals[key] = str(exc)
+            logger.log(
+                logging.DEBUG if said == str(exc) else logging.WARNING,
                 "could not start a member of the %s pool of %s: %s",
                 pool.type,
                 pool.environment,
                 exc,
             )
             return False
+        if self._refusals.pop(key, None) is not None:
+            logger.info("pool %s/%s: starts again", pool.environment, pool.type)
         logger.info("pool %s/%s: started %s", pool.environment, pool.type, row.id)
         return True
 
