@@ -1,6 +1,7 @@
 """Who looks at the console: the signed-in session behind the cookie, checked on every
 request as the API checks its bearer token (deps.token_caller)."""
 
+import math
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -90,7 +91,8 @@ def set_cookie(request: Request, response: Response, session: ConsoleSession) ->
     response.set_cookie(
         cookie_name(request),
         session.id,
-        max_age=int(settings.console_session_ttl),
+        # Whole seconds, at least one (0 would delete it); the server's expiry is exact.
+        max_age=max(1, math.ceil(settings.console_session_ttl)),
         path="/",
         httponly=True,
         secure=over_tls(request),

@@ -3,8 +3,8 @@ stop, uploads and downloads, and its connection details, revealed on request."""
 
 import posixpath
 import time
-from urllib.parse import quote
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from fastapi.responses import RedirectResponse, StreamingResponse
@@ -47,9 +47,14 @@ def backend_page(
         try:
             files = workspace.listing(backends, row)
         except BeepHostError as exc:
-            files_error = f"The workspace cannot be read now: {exc}"
+            files_error = f"The workspace cannot be read now: {exc.message}"
     else:
         files_error = f"Files are readable while the backend is ready ({row.status})."
+    try:
+        packages = backend_routes.installed_packages(backend_id, installer).packages
+        packages_error = None
+    except BeepHostError as exc:
+        packages, packages_error = [], f"Not readable now: {exc.message}"
     expires_in = None if public.expires_at is None else public.expires_at - time.time()
     return page(
         request,
@@ -57,7 +62,8 @@ def backend_page(
         viewer,
         b=public,
         line=BackendLine(public, backends.idle_seconds(backend_id), expires_in),
-        packages=backend_routes.installed_packages(backend_id, installer).packages,
+        packages=packages,
+        packages_error=packages_error,
         files=files,
         files_error=files_error,
         logs=backends.logs(backend_id, OUTPUT_LINES),
@@ -134,7 +140,7 @@ def download_file(
     # RFC 6266: an ASCII fallback, and the real name percent-encoded.
     fallback = info.name.encode("ascii", "replace").decode().replace('"', "_")
     disposition = (
-        f'attachment; filename="{fallback}"; filename*=UTF-8\'\'{quote(info.name)}'
+        f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(info.name)}"
     )
     return StreamingResponse(
         chunks,

@@ -46,9 +46,7 @@ def environment_page(
         if viewer.may("GET", "/api/v1/images")
         else None
     )
-    job = (
-        job_routes.get_job(env.job_id, service.store) if env.job_id else None
-    )
+    job = job_routes.get_job(env.job_id, service.store) if env.job_id else None
     return page(
         request,
         "environment.html",

@@ -1,8 +1,10 @@
 """The console put on the controller's app: its routes, its static files, its
 headers, and its errors as pages (the API's handlers answer everything else)."""
 
+import inspect
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -12,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 
 from beephost_controller.console import backend_pages, environment_pages, pages
-from beephost_controller.console.auth import SignInRequired, current_session, Viewer
+from beephost_controller.console.auth import SignInRequired, Viewer, current_session
 from beephost_controller.console.render import page
 from beephost_controller.console.security_headers import PREFIX, ConsoleHeaders
 from beephost_controller.console.sessions import SessionStore
@@ -20,6 +22,8 @@ from beephost_controller.settings import Settings
 from beephost_protocol.errors import HTTP_STATUS, BeepHostError, ErrorCode
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
+#: What Starlette keeps: a handler may be sync or async (errors.py's are async).
+AnyHandler = Callable[[Request, Any], Response | Awaitable[Response]]
 
 #: A title per status the console's error pages show.
 TITLES = {
@@ -56,10 +60,11 @@ def _wants_page(request: Request) -> bool:
     return under and "application/json" not in request.headers.get("accept", "")
 
 
-def _console_or(api_handler: Handler) -> Handler:
+def _console_or(api_handler: AnyHandler) -> Handler:
     async def handle(request: Request, exc: Exception) -> Response:
         if not _wants_page(request):
-            return await api_handler(request, exc)
+            answer = api_handler(request, exc)
+            return await answer if inspect.isawaitable(answer) else answer
         if isinstance(exc, SignInRequired) and request.method in ("GET", "HEAD"):
             target = quote(request.url.path, safe="/")
             return RedirectResponse(f"/console/sign-in?next={target}", status_code=303)

@@ -67,9 +67,7 @@ def backend_lines(
         if environment is not None and public.environment != environment:
             continue
         expires = None if public.expires_at is None else public.expires_at - now
-        lines.append(
-            BackendLine(public, backends.idle_seconds(public.id), expires)
-        )
+        lines.append(BackendLine(public, backends.idle_seconds(public.id), expires))
     return lines
 
 

@@ -9,13 +9,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from beephost_controller.console import csrf
 from beephost_controller.console.auth import (
+    Viewer,
     ViewerDep,
     clear_cookie,
     current_session,
+    sessions_of,
     set_cookie,
     sign_in,
-    sessions_of,
-    Viewer,
 )
 from beephost_controller.console.overview import Overview, overview
 from beephost_controller.console.render import fragment, page

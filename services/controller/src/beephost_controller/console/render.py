@@ -57,17 +57,17 @@ templates.env.filters.update(duration=duration, size=size, ago=ago, utc=utc)
 
 def page(
     request: Request,
-    name: str,
+    template: str,
     viewer: Viewer | None,
     status_code: int = 200,
     **context: Any,
 ) -> HTMLResponse:
-    """A whole page: ``name`` in the layout, with the session's CSRF token for its
+    """A whole page: ``template`` in the layout, with the session's CSRF token for its
     forms and scripts."""
     csrf = viewer.session.csrf if viewer else ""
     return templates.TemplateResponse(
         request,
-        name,
+        template,
         {"viewer": viewer, "csrf": csrf, **context},
         status_code=status_code,
     )

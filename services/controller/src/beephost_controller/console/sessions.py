@@ -35,9 +35,7 @@ class ConsoleSession:
 class SessionStore:
     """The live sessions of this process, each ``lifetime`` seconds from its sign-in."""
 
-    def __init__(
-        self, lifetime: float, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, lifetime: float, clock: Callable[[], float] = time.time) -> None:
         self.lifetime = lifetime
         self.clock = clock
         self._sessions: dict[str, ConsoleSession] = {}
