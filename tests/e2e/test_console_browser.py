@@ -309,3 +309,91 @@ def test_a_scoped_token_sees_only_its_own_backends(
             expect(page.get_by_text("Not visible to this token")).to_have_count(2)
             page.goto(f"/console/backends/{other.id}")
             expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+
+
+#: Code that shows a PNG and an HTML table carrying script (stdlib only: the console
+#: sees what a plot or a DataFrame shows, an image and HTML).
+RICH_CODE = """
+import struct, sys, zlib
+
+def _chunk(kind, data):
+    body = kind + data
+    return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+class Dot:
+    def _repr_png_(self):
+        header = struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0)
+        rows = b"".join(b"\\x00" + b"\\xd0\\x30\\x30" * 8 for _ in range(8))
+        return (b"\\x89PNG\\r\\n\\x1a\\n" + _chunk(b"IHDR", header)
+                + _chunk(b"IDAT", zlib.compress(rows)) + _chunk(b"IEND", b""))
+
+class Table:
+    def _repr_html_(self):
+        return ("<table><tr><th>month</th><th>mm</th></tr><tr><td>Jan</td><td>49</td>"
+                "</tr></table><script>parent.document.title = 'pwned'</script>"
+                "<img src=x onerror=\\"parent.document.body.dataset.pwned = 'yes'\\">")
+
+print("3 months loaded")
+print("a warning", file=sys.stderr)
+display(Dot())
+display(Table())
+6 * 7
+"""
+
+
+@TARGETS
+def test_the_playground_runs_code_streams_shows_and_interrupts(
+    page: Page,
+    api: ControllerClient,
+    environment: str,
+    controller_target: ControllerTarget,
+) -> None:
+    started = _ready(api, api.start_backend(environment, "http"))
+    with stopped_after(api, started):
+        sign_in(page, _token(controller_target))
+        page.goto(f"/console/playground?backend={started.id}")
+        title = page.title()
+        code = page.get_by_label("Code")
+        run = page.get_by_role("button", name="Run", exact=True)
+        output = page.locator("#pg-output")
+        code.fill(RICH_CODE)
+        run.click()
+        expect(page.locator("#pg-state")).to_have_text("Done.", timeout=60_000)
+        expect(output.locator("pre.out-stdout")).to_contain_text("3 months loaded")
+        expect(output.locator("pre.out-stderr")).to_contain_text("a warning")
+        expect(output.locator("pre.out-result")).to_have_text("42\n")
+        image = output.locator("img.out-image")
+        expect(image).to_be_visible()
+        assert image.evaluate("img => img.naturalWidth") == 8
+        frame = output.locator("iframe.out-html")
+        assert frame.get_attribute("sandbox") == ""
+        expect(page.frame_locator("iframe.out-html").locator("td").first).to_have_text(
+            "Jan"
+        )
+        # Neither the script nor the onerror ran: not here, not in the frame.
+        page.wait_for_timeout(500)
+        assert page.title() == title
+        assert page.evaluate("document.body.dataset.pwned") is None
+        if _shots(controller_target):
+            screenshot(page, "playground")
+        # Interrupt a sleep.
+        code.fill("import time\ntime.sleep(120)")
+        run.click()
+        expect(page.locator("#pg-state")).to_have_text("Running…")
+        page.wait_for_timeout(1000)
+        page.get_by_role("button", name="Interrupt").click()
+        expect(output.locator("pre.out-error")).to_contain_text(
+            re.compile("interrupt", re.IGNORECASE), timeout=20_000
+        )
+        # A session per tab: this tab keeps its variables, another has its own.
+        code.fill("x = 5")
+        run.click()
+        expect(page.locator("#pg-state")).to_have_text("Done.")
+        code.fill("x * 2")
+        run.click()
+        expect(output.locator("pre.out-result")).to_have_text("10\n")
+        other = page.context.new_page()
+        other.goto(f"/console/playground?backend={started.id}")
+        other.get_by_label("Code").fill("x")
+        other.get_by_role("button", name="Run", exact=True).click()
+        expect(other.locator("#pg-output pre.out-error")).to_contain_text("NameError")

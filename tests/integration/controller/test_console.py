@@ -281,7 +281,7 @@ def test_the_overview_lists_without_any_token(live: Live) -> None:
     # Our own static files only; no inline script, no third-party origin.
     assert re.findall(r"<script[^>]*>", page.body) == [
         f'<script src="/console/static/{name}.js" defer>'
-        for name in ("live", "log", "forms")
+        for name in ("live", "log", "forms", "playground")
     ]
     assert "http://" not in page.body.replace(f"127.0.0.1:{browser.port}", "")
     assert "https://" not in page.body
@@ -457,3 +457,62 @@ def test_errors_under_console_are_pages_with_the_headers(live: Live) -> None:
     assert api.status == 404
     assert json.loads(api.body)["error"]["code"] == "not_found"
     assert api.header("content-security-policy") is None
+
+
+def test_the_playground_refuses_without_csrf_and_hides_others_backends(
+    live: Live,
+) -> None:
+    with live.client() as api:
+        api.admin_environment()
+        env = api.environment("admin")
+        assert env.job_id is not None
+        api.wait_job(env.job_id, timeout=30)
+        _ready_env(api, "plain")
+        admin = api.start_backend("admin", "pipe")
+        other = api.start_backend("plain", "pipe")
+    browser = _signed_in(live)
+    page = browser.request("GET", f"/console/playground?backend={other.id}")
+    assert page.status == 200
+    _assert_console_headers(page)
+    assert f'<option value="{other.id}" selected>' in page.body
+    csrf = browser.csrf("/console/playground")
+    run = {"backend": other.id, "tab": "tab-0123456789", "code": "1 + 1"}
+
+    def post(path: str, body: object, token: str | None) -> Reply:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if token is not None:
+            headers["X-CSRF-Token"] = token
+        connection = http.client.HTTPConnection("127.0.0.1", browser.port, timeout=30)
+        cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+        try:
+            connection.request(
+                "POST", path, json.dumps(body), {**headers, "Cookie": cookie}
+            )
+            response = connection.getresponse()
+            return Reply(
+                response.status, response.getheaders(), response.read().decode()
+            )
+        finally:
+            connection.close()
+
+    assert post("/console/playground/run", run, None).status == 401
+    assert post("/console/playground/run", run, "wrong").status == 401
+    bad = post("/console/playground/run", {**run, "tab": "../x"}, csrf)
+    assert bad.status == 400
+    # The in-memory engine runs no server: the run says so as an event, not a 500.
+    ran = post("/console/playground/run", run, csrf)
+    assert ran.status == 200
+    events = [json.loads(line) for line in ran.body.splitlines()]
+    assert events[-1]["kind"] == "error"
+    assert events[-1]["text"].startswith("unavailable: cannot connect")
+    stop = post(
+        "/console/playground/interrupt", {"backend": other.id, "tab": run["tab"]}, csrf
+    )
+    assert stop.status == 200
+    assert json.loads(stop.body) == {"interrupted": False}
+    scoped = live.worker_env(admin.id)["BEEPHOST_CONTROLLER_TOKEN"]
+    inside = _signed_in(live, scoped)
+    assert other.id not in inside.request("GET", "/console/playground").body
+    inside_csrf = inside.csrf("/console/playground")
+    browser.cookies = inside.cookies
+    assert post("/console/playground/run", run, inside_csrf).status == 404

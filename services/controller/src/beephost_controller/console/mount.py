@@ -13,7 +13,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 
-from beephost_controller.console import backend_pages, environment_pages, pages
+from beephost_controller.console import (
+    backend_pages,
+    environment_pages,
+    pages,
+    playground,
+)
 from beephost_controller.console.auth import SignInRequired, Viewer, current_session
 from beephost_controller.console.render import page
 from beephost_controller.console.security_headers import PREFIX, ConsoleHeaders
@@ -41,7 +46,8 @@ def install(app: FastAPI, settings: Settings) -> None:
     exception handlers for the console's paths, and its headers' middleware goes
     outside the gate's, so that the gate's refusals carry them too."""
     app.state.console_sessions = SessionStore(settings.console_session_ttl)
-    for module in (pages, environment_pages, backend_pages):
+    app.state.console_tabs = playground.TabSessions()
+    for module in (pages, environment_pages, backend_pages, playground):
         app.include_router(module.router)
     app.mount(
         f"{PREFIX}/static",
