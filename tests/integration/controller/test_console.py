@@ -222,6 +222,9 @@ def test_sign_out_and_csrf_refusals(live: Live) -> None:
         ({"csrf": csrf}, {"Origin": "https://evil.example"}),
         ({"csrf": csrf}, {"Sec-Fetch-Site": "cross-site"}),
         ({"csrf": csrf}, {"Sec-Fetch-Site": "same-site"}),
+        # An opaque origin (a sandboxed frame) unless the browser says same-origin.
+        ({"csrf": csrf}, {"Origin": "null"}),
+        ({"csrf": csrf}, {"Origin": "null", "Sec-Fetch-Site": "cross-site"}),
     ]
     for form, headers in refusals:
         reply = browser.request("POST", "/console/sign-out", form, headers)
@@ -250,6 +253,15 @@ def test_sign_out_and_csrf_refusals(live: Live) -> None:
     assert cross.status == 401
     assert other.cookies == {}
     cookie = dict(browser.cookies)
+    # Chromium's form post from a no-referrer page: Origin null, but same-origin.
+    same = Browser(browser.port)
+    posted = same.request(
+        "POST",
+        "/console/sign-in",
+        {"token": TOKEN},
+        {"Origin": "null", "Sec-Fetch-Site": "same-origin"},
+    )
+    assert posted.status == 303
     out = browser.request(
         "POST",
         "/console/sign-out",

@@ -32,6 +32,13 @@ def check_origin(request: Request) -> None:
     if site is not None and site not in ("same-origin", "none"):
         raise CsrfRefused(f"cross-site request refused (Sec-Fetch-Site: {site})")
     origin = request.headers.get("origin")
+    if origin == "null":
+        # Chromium sends "null" for a form post from a page whose Referrer-Policy is
+        # no-referrer (ours), and so does an opaque origin (a sandboxed frame): only
+        # the browser's Sec-Fetch-Site can then say it is our own page.
+        if site != "same-origin":
+            raise CsrfRefused("request from an opaque origin refused")
+        return
     if origin is not None and origin != _own_origin(request):
         raise CsrfRefused("cross-origin request refused (its Origin is not this one)")
 
