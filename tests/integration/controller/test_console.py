@@ -21,12 +21,15 @@ import pytest
 
 from beephost_client.controller import ControllerClient
 from beephost_controller.console.security_headers import CONTENT_SECURITY_POLICY
+from beephost_controller.resolver import Lock
+from beephost_protocol.errors import InvalidRequest
 from tests.integration.controller.test_backend_routes import (
     TOKEN,
     Live,
     _ready_env,
     _serve,
 )
+from tests.integration.controller.test_controller_api import fake_resolver
 
 
 @dataclass
@@ -528,3 +531,39 @@ def test_the_playground_refuses_without_csrf_and_hides_others_backends(
     inside_csrf = inside.csrf("/console/playground")
     browser.cookies = inside.cookies
     assert post("/console/playground/run", run, inside_csrf).status == 404
+
+
+def test_a_failed_build_is_rebuilt_from_its_page(root: Path) -> None:
+    calls: list[list[str]] = []
+
+    def flaky(requirements: list[str], python: str) -> Lock:
+        calls.append(requirements)
+        if len(calls) == 1:
+            raise InvalidRequest("the index is down (the first time)")
+        return fake_resolver(requirements, python)
+
+    for live in _serve(root, TOKEN, resolver=flaky):
+        with live.client() as api:
+            env = api.create_environment("flaky", requirements=["six"])
+            assert env.job_id is not None
+            assert not api.wait_job(env.job_id, timeout=30).succeeded
+        browser = _signed_in(live)
+        page = browser.request("GET", "/console/environments/flaky")
+        assert page.status == 200
+        assert "the index is down" in page.body
+        assert 'action="/console/environments/flaky/rebuild"' in page.body
+        csrf = browser.csrf("/console/environments/flaky")
+        assert (
+            browser.request("POST", "/console/environments/flaky/rebuild", {}).status
+            == 401
+        )
+        again = browser.request(
+            "POST", "/console/environments/flaky/rebuild", {"csrf": csrf}
+        )
+        assert again.status == 303
+        with live.client() as api:
+            rebuilt = api.environment("flaky")
+            assert rebuilt.job_id not in (None, env.job_id)
+            assert api.wait_job(rebuilt.job_id, timeout=30).succeeded
+        ready = browser.request("GET", "/console/environments/flaky")
+        assert "/rebuild" not in ready.body
