@@ -17,12 +17,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from beephost_client.controller import Backend, ControllerClient
+from beephost_protocol.errors import NotFound
 from tests.e2e.console_browser import browser, new_page, playwright, screenshot
 from tests.e2e.controller_process import (
     ControllerProcess,
@@ -89,6 +91,16 @@ def sign_in(page: Page, token: str) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
+@contextmanager
+def _stopped_unless_gone(api: ControllerClient, backend: Backend) -> Iterator[None]:
+    """Stops the backend when the block ends, unless the block stopped it."""
+    try:
+        yield
+    finally:
+        with suppress(NotFound):
+            api.stop_backend(backend.id)
+
+
 def _ready(api: ControllerClient, backend: Backend) -> Backend:
     return api.wait_backend(backend.id, timeout=120)
 
@@ -120,7 +132,7 @@ def test_sign_in_watch_a_backend_use_its_files_stop_it_and_sign_out(
     # A backend started through the SDK appears without a reload.
     page.evaluate("window.stillTheSamePage = true")
     started = api.start_backend(environment, "http")
-    with stopped_after(api, started):
+    with _stopped_unless_gone(api, started):
         row = page.locator(f'[data-backend="{started.id}"]')
         expect(row).to_be_visible(timeout=20_000)
         expect(row).to_contain_text("http")
@@ -148,12 +160,12 @@ def test_sign_in_watch_a_backend_use_its_files_stop_it_and_sign_out(
         saved = tmp_path / "report.csv"
         download.value.save_as(saved)
         assert saved.read_text() == "a,b\n1,2\n"
+        if shots:  # before the token is shown: no token in the docs
+            screenshot(page, "backend")
         # The connection details: on a click, never in the URL.
         page.get_by_role("button", name="Show connection details").click()
         expect(page.locator("#connection .token")).to_have_text(started.token)
         assert started.token not in page.url
-        if shots:
-            screenshot(page, "backend")
         page.get_by_role("button", name="Hide").click()
         expect(page.locator("#connection")).to_be_hidden()
         # Stop, after the confirmation.
@@ -375,6 +387,8 @@ def test_the_playground_runs_code_streams_shows_and_interrupts(
         assert page.title() == title
         assert page.evaluate("document.body.dataset.pwned") is None
         if _shots(controller_target):
+            page.get_by_role("heading", name="Output").scroll_into_view_if_needed()
+            page.evaluate("window.scrollBy(0, -330)")
             screenshot(page, "playground")
         # Interrupt a sleep.
         code.fill("import time\ntime.sleep(120)")
