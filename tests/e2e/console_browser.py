@@ -58,7 +58,10 @@ def new_page(browser: Browser, base_url: str) -> Page:
     return context.new_page()
 
 
-def screenshot(page: Page, name: str) -> None:
-    """``docs/users/console/<name>.png``, of the window (not the whole page: small)."""
+def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:
+    """``docs/users/console/<name>.png``, of the window (small), or of the whole
+    page."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{name}.png", animations="disabled")
+    page.screenshot(
+        path=SCREENSHOTS / f"{name}.png", animations="disabled", full_page=full_page
+    )

@@ -387,9 +387,7 @@ def test_the_playground_runs_code_streams_shows_and_interrupts(
         assert page.title() == title
         assert page.evaluate("document.body.dataset.pwned") is None
         if _shots(controller_target):
-            page.get_by_role("heading", name="Output").scroll_into_view_if_needed()
-            page.evaluate("window.scrollBy(0, -330)")
-            screenshot(page, "playground")
+            screenshot(page, "playground", full_page=True)
         # Interrupt a sleep.
         code.fill("import time\ntime.sleep(120)")
         run.click()
