@@ -567,3 +567,34 @@ def test_a_failed_build_is_rebuilt_from_its_page(root: Path) -> None:
             assert api.wait_job(rebuilt.job_id, timeout=30).succeeded
         ready = browser.request("GET", "/console/environments/flaky")
         assert "/rebuild" not in ready.body
+
+
+def test_a_backend_is_started_from_the_playground(live: Live) -> None:
+    with live.client() as api:
+        _ready_env(api, "data")
+    browser = _signed_in(live)
+    page = browser.request("GET", "/console/playground")
+    assert 'action="/console/playground/start"' in page.body
+    assert "<option>data</option>" in page.body
+    csrf = browser.csrf("/console/playground")
+    start = {"environment": "data", "type": "pipe"}
+    assert browser.request("POST", "/console/playground/start", start).status == 401
+    bad = browser.request(
+        "POST", "/console/playground/start", {**start, "type": "ftp", "csrf": csrf}
+    )
+    assert bad.status == 400
+    assert "no backend was started" in bad.body
+    started = browser.request(
+        "POST", "/console/playground/start", {**start, "csrf": csrf}
+    )
+    assert started.status == 303
+    location = started.header("location") or ""
+    assert location.startswith("/console/playground?backend=b-")
+    backend_id = location.rsplit("=", 1)[1]
+    with live.client() as api:
+        backend = api.backend(backend_id)
+    assert backend.started_by is None
+    assert backend.environment == "data"
+    chosen = browser.request("GET", location)
+    assert f'<option value="{backend_id}" selected>' in chosen.body
+    assert backend.token is None  # the API shows it only to its start's reply

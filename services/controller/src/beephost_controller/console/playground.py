@@ -13,17 +13,19 @@ import threading
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi.responses import RedirectResponse, StreamingResponse
+from pydantic import BaseModel, Field, ValidationError
 
 from beephost_client import Output, OutputChunk
 from beephost_controller.console import csrf, workspace
 from beephost_controller.console.auth import Viewer, ViewerDep
 from beephost_controller.console.overview import backend_lines
 from beephost_controller.console.render import page
-from beephost_controller.deps import BackendsDep, check_visible
+from beephost_controller.deps import BackendsDep, PoolsDep, ServiceDep, check_visible
+from beephost_controller.routes import backends as backend_routes
 from beephost_controller.rows import BackendRow
+from beephost_controller.schemas.backends import BackendCreate
 from beephost_protocol.errors import BeepHostError, ExecutionFailed, InvalidRequest
 
 router = APIRouter(prefix="/console/playground", include_in_schema=False)
@@ -79,15 +81,45 @@ def playground_page(
     request: Request,
     viewer: ViewerDep,
     backends: BackendsDep,
+    service: ServiceDep,
     backend: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     choices = [
         line.backend
         for line in backend_lines(backends, viewer)
-        if line.backend.status == "ready" and not line.backend.pooled
+        if line.backend.status in ("ready", "starting") and not line.backend.pooled
     ]
+    ready = [env.name for env in service.store.environments() if env.status == "ready"]
     return page(
-        request, "playground.html", viewer, choices=choices, chosen=backend or ""
+        request,
+        "playground.html",
+        viewer,
+        choices=choices,
+        chosen=backend or "",
+        environments=ready,
+    )
+
+
+@router.post("/start")
+async def start_backend(
+    request: Request,
+    viewer: ViewerDep,
+    pools: PoolsDep,
+    environment: Annotated[str, Form(max_length=200)],
+    type: Annotated[str, Form(max_length=10)],
+) -> Response:
+    """Start a backend to play in: the API's start (a warm pool's member when one
+    serves it), on behalf of this sign-in's token; its token stays in the console."""
+    await csrf.check(request, viewer.session)
+    viewer.require("POST", "/api/v1/backends")
+    try:
+        body = BackendCreate.model_validate({"environment": environment, "type": type})
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]) for e in exc.errors()[:3])
+        raise InvalidRequest(f"no backend was started: {problems}") from None
+    started = backend_routes.start_backend(body, pools, viewer.caller)
+    return RedirectResponse(
+        f"/console/playground?backend={started.id}", status_code=303
     )
 
 
