@@ -176,6 +176,11 @@ def test_hardened_without_a_docker_socket(
         status, body = get(f"{controller.url}/api/v1/runtimes", controller.token)
         assert status == 200
         assert {runtime["python"] for runtime in json.loads(body)} >= {"3.11"}
+        # The console's templates and static files are in the image (package data).
+        status, page = get(f"{controller.url}/console/sign-in")
+        assert status == 200
+        assert b'type="password"' in page
+        assert get(f"{controller.url}/console/static/console.css")[0] == 200
 
         status_lines = in_container(
             docker_cli, controller.container, "cat", "/proc/1/status"

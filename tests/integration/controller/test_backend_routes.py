@@ -59,15 +59,17 @@ def _serve(
     containers: BackendContainers | None = None,
     engine: BackendEngine | None = None,
     supervise_interval: float = 2.0,
-    **more_settings: Any,
+    **more: object,
 ) -> Iterator[Live]:
-    settings = Settings(
-        database=root / "controller.db",
-        socket_root=root / "s",
-        token=SecretStr(token) if token else None,
-        pythons=["3.11"],
-        supervise_interval=supervise_interval,
-        **more_settings,
+    settings = Settings.model_validate(
+        {
+            "database": root / "controller.db",
+            "socket_root": root / "s",
+            "token": SecretStr(token) if token else None,
+            "pythons": ["3.11"],
+            "supervise_interval": supervise_interval,
+            **more,
+        }
     )
     memory = MemoryContainers()
     app = create_app(

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from beephost_controller import errors, openapi
+from beephost_controller.console import mount as console
 from beephost_controller.deps import refuse_unknown_query
 from beephost_controller.gate import RequestGate
 from beephost_controller.ports import BackendContainers, BackendEngine, ImageBuilder
@@ -108,4 +109,5 @@ def create_app(
 
     # Auth and the body limit before anything reads the body; it counts requests too.
     app.add_middleware(RequestGate, limit=settings.max_request_bytes)
+    console.install(app, settings)
     return app

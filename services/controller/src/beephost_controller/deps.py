@@ -13,6 +13,7 @@ from beephost_controller.backends import BackendService, token_digest
 from beephost_controller.backends.install import PackageInstaller
 from beephost_controller.backends.warm_pools import Pools
 from beephost_controller.redact import Redactor
+from beephost_controller.rows import BackendRow
 from beephost_controller.secret_store import SecretStore
 from beephost_controller.service import ControllerService
 from beephost_controller.settings import Settings
@@ -43,9 +44,10 @@ def _via_unix_socket(request: Request) -> bool:
     return not isinstance(server[1], int)
 
 
-def _in_admin_scope(request: Request) -> bool:
-    path = request.url.path
-    if request.method == "GET" and path.startswith("/api/v1/runtimes"):
+def in_admin_scope(method: str, path: str) -> bool:
+    """Whether an admin backend's token may make this call (the console asks it of
+    the API path behind each of its sections)."""
+    if method == "GET" and path.startswith("/api/v1/runtimes"):
         return True
     return any(path == p or path.startswith(p + "/") for p in ADMIN_SCOPE)
 
@@ -89,19 +91,47 @@ def authenticate(request: Request) -> str | None:
     Raises:
         Unauthorized: No valid token for this request.
     """
-    settings: Settings = request.app.state.settings
-    presented = _presented_token(request)
+    return token_caller(
+        request.app.state.settings,
+        request.app.state.store,
+        _presented_token(request),
+        scoped=in_admin_scope(request.method, request.url.path),
+        open_api=not _via_unix_socket(request),
+    )
+
+
+def token_caller(
+    settings: Settings,
+    store: SqliteStore,
+    presented: str,
+    *,
+    scoped: bool,
+    open_api: bool,
+) -> str | None:
+    """Who presents ``presented``: the rule of :func:`authenticate`, for the API's
+    bearer header and the console's sign-in alike.
+
+    Args:
+        scoped: Whether an admin backend's token may make this call.
+        open_api: Whether no token is needed when none is configured (TCP, not the
+            admin Unix socket).
+
+    Returns:
+        The admin backend whose token it is; None for the controller's own token.
+
+    Raises:
+        Unauthorized: Not a valid token here.
+    """
     if settings.token is not None and hmac.compare_digest(
         settings.token.get_secret_value().encode(), presented.encode()
     ):
         return None
-    if presented and _in_admin_scope(request):
-        store: SqliteStore = request.app.state.store
+    if presented and scoped:
         # The digest is looked up, never compared byte by byte: no timing signal.
         row = store.backend_by_controller_token(token_digest(presented))
         if row is not None:
             return row.id
-    if settings.token is None and not _via_unix_socket(request):
+    if settings.token is None and open_api:
         return None
     raise Unauthorized("a valid bearer token is required")
 
@@ -126,12 +156,27 @@ def visible_backend(backend_id: str, request: Request, caller: Caller) -> str:
     """``backend_id`` if the caller may see that backend: the controller's token sees
     every backend, an admin backend's token only those it started (others are
     ``not_found``, as if they did not exist: their tokens are not its to read)."""
+    check_visible(request.app.state.store, backend_id, caller)
+    return backend_id
+
+
+def check_visible(store: SqliteStore, backend_id: str, caller: str | None) -> None:
+    """NotFound unless ``caller`` may see the backend (:func:`visible_backend`)."""
     if caller is not None:
-        store: SqliteStore = request.app.state.store
         row = store.backend(backend_id)
         if row is None or row.config.started_by != caller:
             raise NotFound(f"no backend {backend_id!r}", {"backend": backend_id})
-    return backend_id
+
+
+def visible_rows(
+    rows: list[BackendRow], caller: str | None, *, mine: bool = False
+) -> list[BackendRow]:
+    """The backends of ``rows`` the caller may list: every one for the controller's
+    token (``mine``: those it started, not pool members), an admin backend's token
+    only those it started."""
+    if mine or caller is not None:
+        return [row for row in rows if row.started_by == caller and not row.pooled]
+    return rows
 
 
 VisibleBackendId = Annotated[str, Depends(visible_backend)]

@@ -240,6 +240,13 @@ class Settings(BaseSettings):
             "reason idle). 0: never."
         ),
     )
+    console_session_ttl: float = Field(
+        8 * 3600,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="Seconds a sign-in to the web console (/console) lasts; then it "
+        "asks for the token again. Sessions live in the process: a restart ends them.",
+    )
     supervise_interval: float = Field(
         2.0,
         gt=0,

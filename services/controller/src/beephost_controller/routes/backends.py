@@ -11,6 +11,7 @@ from beephost_controller.deps import (
     InstallerDep,
     PoolsDep,
     VisibleBackendId,
+    visible_rows,
 )
 from beephost_controller.egress import refuse_scoped_secrets
 from beephost_controller.routes import resource_router
@@ -80,9 +81,7 @@ def list_backends(
 ) -> list[BackendPublic]:
     """Every backend the caller may see, with its status refreshed from its container
     (an admin backend's token sees only those it started)."""
-    rows = backends.all()
-    if mine or caller is not None:
-        rows = [row for row in rows if row.started_by == caller and not row.pooled]
+    rows = visible_rows(backends.all(), caller, mine=mine)
     return [backend_public(row) for row in rows]
 
 
