@@ -83,6 +83,10 @@ class LineDecoder:
         """Bytes held (or being discarded) of an unfinished line."""
         return len(self._buffer) or self._discarding
 
+    @property
+    def max_line(self) -> int:
+        return self._max_line
+
     def _keep(self, data: bytes, start: int) -> None:
         tail = len(data) - start
         if self._discarding:
