@@ -11,7 +11,9 @@
    Jupyter kernel with matplotlib inline doing the same, as "x faster than Jupyter".
 2. THROUGHPUT, ``--clients`` (8) client processes at once per server, the same servers
    still up, blocks in shuffled rounds; req/s as a ratio to the floor's with as many
-   clients. The backends' clients share the default session (one worker).
+   clients. The backends' clients share the default session (one worker, which runs
+   one request at a time by design); the pipe backend is measured a second time with
+   a session per client (a worker each). Beside each, its peer's req/s (goal >= 1x).
 3. CONTROLLER: bench/controller.py on the local Docker engine: start-to-ready per
    backend type beside the ``docker run`` container floor and a Jupyter kernel's spawn,
    environment re-create and ensure, a new fastapi environment's build.
@@ -39,6 +41,7 @@ The table is printed last and written to build/bench.md.
 """
 
 import argparse
+import functools
 import multiprocessing
 import os
 import platform
@@ -61,6 +64,7 @@ from bench import (
     install,
     mcp_roundtrip,
     memory,
+    pipe_roundtrip,
     plots,
     pools,
     transports,
@@ -79,10 +83,23 @@ THROUGHPUT = (  # the servers loaded with many clients; the floor is the baselin
     "grpc-bare",
     "grpc-backend",
 )
-PEERS = (  # (ours, its peer, the goal's limit on ours ÷ peer, or None)
+PEERS = (  # (ours, its peer, the goal's limit on ours ÷ peer: issue 33's)
     ("pipe-backend", "rpyc", 1.0),
-    ("http-backend", "fastapi-bare", None),
+    ("http-backend", "fastapi-bare", 1.1),
     ("grpc-backend", "grpc-bare", 1.2),
+)
+#: Throughput cases of our backends with a session per client (the backend name, then
+#: a suffix); the plain cases share the default session. A session runs one request
+#: at a time by design (like a Jupyter kernel), so the two measure different things:
+#: one worker's turnaround, and the server spreading load over workers and cores.
+SESSIONS = "sessions"
+BACKEND_CASES = ("pipe-backend", "http-backend", "grpc-backend")
+SESSION_CASES = ("pipe-backend",)
+THROUGHPUT_PEERS = (  # (ours, its peer): goal ours ≥ 1.0x the peer's req/s
+    ("pipe-backend", "rpyc"),
+    (f"pipe-backend {SESSIONS}", "rpyc"),
+    ("http-backend", "fastapi-bare"),
+    ("grpc-backend", "grpc-bare"),
 )
 LABELS = {"floor": "floor (raw UDS socket)", "jupyter": "Jupyter kernel execute"}
 FULL = {  # the profile's defaults; a flag given wins
@@ -137,6 +154,11 @@ class Load:
     group: ClientGroup
     requests: int = 0
     wall_ns: int = 0
+    sessions: bool = False  # a session per client (else all share the default one)
+
+    @property
+    def name(self) -> str:
+        return f"{self.spec.name} {SESSIONS}" if self.sessions else self.spec.name
 
     @property
     def rps(self) -> float:
@@ -152,11 +174,13 @@ def throughput(
     multiprocessing.get_context("forkserver").set_forkserver_preload(["bench.all"])
     loads: list[Load] = []
     try:
-        chosen = [spec for spec in specs if spec.name in THROUGHPUT]
-        for spec in rng.sample(chosen, len(chosen)):
+        chosen = [(spec, False) for spec in specs if spec.name in THROUGHPUT]
+        chosen += [(spec, True) for spec in specs if spec.name in SESSION_CASES]
+        for spec, sessions in rng.sample(chosen, len(chosen)):
             # forkserver: this process has used gRPC, so its children must not fork
-            group = ClientGroup(spec.client, args.clients, method="forkserver")
-            loads.append(Load(spec, group))
+            make = session_client(spec) if sessions else spec.client
+            group = ClientGroup(make, args.clients, method="forkserver")
+            loads.append(Load(spec, group, sessions=sessions))
             block(load=loads[-1], count=args.throughput_block)  # warm-up
         budget = args.throughput_seconds * 1e9
         while pending := [load for load in loads if load.wall_ns < budget]:
@@ -165,20 +189,24 @@ def throughput(
                 latencies, wall = block(load, args.throughput_block)
                 load.requests += len(latencies)
                 load.wall_ns += wall
-        loads.sort(key=lambda load: THROUGHPUT.index(load.spec.name))
+        loads.sort(key=lambda load: (THROUGHPUT.index(load.spec.name), load.sessions))
         return loads
     finally:
         for load in loads:
             load.group.close()
 
 
+def session_client(spec: Spec) -> Callable[[], pipe_roundtrip.Client]:
+    """The pipe backend's client that opens a session of its own first (picklable)."""
+    path = str(getattr(spec.server, "socket_path"))  # noqa: B009 - not on ServerLike
+    return functools.partial(pipe_roundtrip.make_client, "pipe", path, True)
+
+
 def block(load: Load, count: int) -> tuple[list[int], int]:
     try:
         return load.group.block(count)
     except RuntimeError as exc:
-        raise RuntimeError(
-            f"{load.spec.name} x{len(load.group.processes)}: {exc}"
-        ) from exc
+        raise RuntimeError(f"{load.name} x{len(load.group.processes)}: {exc}") from exc
 
 
 def round_trips(
@@ -393,14 +421,39 @@ def throughput_rows(loads: list[Load], clients: int) -> list[Row]:
         rows.append(
             Row(
                 section,
-                f"{label(load.spec.name)} x{clients} ({load.requests:,} requests)",
+                f"{label(load.spec.name)} x{clients}{_sharing(load)} "
+                f"({load.requests:,} requests)",
                 f"{load.rps:,.0f}",
                 "req/s",
                 "baseline" if is_floor else f"{load.rps / floor:.2f}x floor",
                 "-" if is_floor else f"floor x{clients} {floor:,.0f} req/s",
             )
         )
+    by_name = {load.name: load for load in loads}
+    for ours, peer in THROUGHPUT_PEERS:
+        if ours not in by_name or peer not in by_name:
+            continue
+        mine, theirs = by_name[ours], by_name[peer]
+        ratio = mine.rps / theirs.rps
+        rows.append(
+            Row(
+                "throughput vs peer",
+                f"{mine.spec.name} x{clients}{_sharing(mine)} vs {peer}",
+                f"{mine.rps:,.0f}",
+                "req/s",
+                f"{ratio:.2f}x {peer}",
+                f"{peer} x{clients} {theirs.rps:,.0f} req/s",
+                f"≥ 1x {peer}: {met(ratio >= 1.0)}",
+            )
+        )
     return rows
+
+
+def _sharing(load: Load) -> str:
+    """What a backend's clients share: the default session, or nothing (their own)."""
+    if load.spec.name not in BACKEND_CASES:
+        return ""
+    return ", a session each" if load.sessions else ", one shared session"
 
 
 def start_rows(res: controller.Results) -> list[Row]:
@@ -698,24 +751,28 @@ def pool_rows(times: pools.PoolTimes) -> list[Row]:
 
 
 def mcp_rows(
-    steady: dict[str, list[float]], first: mcp_roundtrip.FirstCalls
+    steady: dict[str, list[float]], first: mcp_roundtrip.FirstCalls | None
 ) -> list[Row]:
+    """The steady call's row; the first call's two with Docker (a pool to claim from)."""
     section = "MCP server"
     mcp, execute, stream = (statistics.median(v) for v in steady.values())
+    steady_row = Row(
+        section,
+        "tools/call run_python('1+1'), stdio, a fixed http backend "
+        f"(p50 of {len(next(iter(steady.values())))})",
+        ms(mcp * 1e6),
+        "ms",
+        f"{mcp / execute:.2f}x SDK execute · {mcp / stream:.2f}x SDK stream",
+        f"execute {ms(execute * 1e6)} ms · stream {ms(stream * 1e6)} ms",
+    )
+    if first is None:
+        return [steady_row]
     session = statistics.median(first.session)
     claim = statistics.median(first.sdk_claim)
     first_only = statistics.median(first.first)
     second = statistics.median(first.second)
     return [
-        Row(
-            section,
-            "tools/call run_python('1+1'), stdio, a fixed http backend "
-            f"(p50 of {len(next(iter(steady.values())))})",
-            ms(mcp * 1e6),
-            "ms",
-            f"{mcp / execute:.2f}x SDK execute · {mcp / stream:.2f}x SDK stream",
-            f"execute {ms(execute * 1e6)} ms · stream {ms(stream * 1e6)} ms",
-        ),
+        steady_row,
         Row(
             section,
             "new session over HTTP: initialize + first run_python, pool claim "
@@ -793,6 +850,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="throughput: requests per client per block",
     )
     add("--pin", action="store_true", help="round trip and throughput on one CPU")
+    add(
+        "--no-docker",
+        dest="docker",
+        action="store_false",
+        help="sections 1 and 2 only (round trip, throughput): no Docker needed",
+    )
     add("--cpu", type=int, default=None, help="the CPU for --pin")
     add("--seed", type=int, default=None, help="shuffle seed")
     add("--starts", type=int, help="measured starts per backend type (5; quick 2)")
@@ -826,7 +889,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def preamble(
     args: argparse.Namespace,
     run: Run,
-    idle: memory.Idle,
+    idle: memory.Idle | None,
     took: dict[str, float],
     python: str,
 ) -> str:
@@ -841,8 +904,13 @@ def preamble(
             f"code under test: {_harness.code_under_test()}",
             f"round trip: {args.seconds:g} s per case in {run.rounds} shuffled rounds, {pinned}; "
             f"throughput: {args.throughput_seconds:g} s per server; "
-            f"starts: {args.starts} per type; memory: cgroup {idle.floor.usage.cgroup}, "
-            f"least of {args.samples} reads",
+            + (
+                f"starts: {args.starts} per type; memory: cgroup {idle.floor.usage.cgroup}, "
+                f"least of {args.samples} reads"
+                if idle is not None
+                else "--no-docker: sections 3-7 (controller, memory, files, install, "
+                "pools) not run"
+            ),
             f"plots: {plots.PLOT!r} under {python} ({', '.join(plots.REQUIREMENTS)}), "
             "matplotlib imported before timing",
             f"took: {sections}",
@@ -857,8 +925,10 @@ def legend(run: Run) -> str:
         "- plots: our workers and the kernel share the plotting interpreter; every PNG "
         "is checked to be 640x480; the kernel's inline bbox_inches='tight' is off "
         "(it crops and draws twice), so both do the same work",
-        "- throughput: each client process sends one request at a time; the backends' "
-        "clients share the default session (one worker)",
+        "- throughput: each client process sends one request at a time; a backend's "
+        "clients share its default session (one worker, one request at a time, by "
+        "design), or, where the case says so, each opens a session of its own (a "
+        "worker each); the peers serve every client in one process",
         "- container floor: `docker run --rm --network none <base image> python3 -c pass`, "
         "CLI wall time; backends start hardened, capped, with a network of their own (http/rpc)",
         "- idle memory: usage - inactive_file as `docker stats`; RSS counts shared pages in "
@@ -871,8 +941,11 @@ def legend(run: Run) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if shutil.which("docker") is None:
-        print("no docker CLI: the controller sections need Docker", file=sys.stderr)
+    if args.docker and shutil.which("docker") is None:
+        print(
+            "no docker CLI: the controller sections need Docker (--no-docker skips them)",
+            file=sys.stderr,
+        )
         return 2
     controller.stoppable()
     began = time.perf_counter()
@@ -886,24 +959,28 @@ def main(argv: list[str] | None = None) -> int:
     say(f"mcp: {args.mcp_calls} steady calls per case over stdio")
     mcp_steady = mcp_roundtrip.steady_calls(args.mcp_calls, args.seed)
     took = {"round trip + throughput": time.perf_counter() - began}
-    docker = on_docker(args, say)
-    results, idle = docker.results, docker.idle
-    took["controller + memory"] = (
-        time.perf_counter() - began - took["round trip + throughput"]
-    )
     rows = [
         *round_trip_rows(run),
         *plot_rows(run),
         *peer_rows(run),
         *throughput_rows(loads, args.clients),
-        *start_rows(results),
-        *environment_rows(results),
-        *memory_rows(idle),
-        *file_rows(docker.speeds, args.file_mib),
-        *install_rows(docker.installs),
-        *pool_rows(docker.pools),
-        *mcp_rows(mcp_steady, docker.mcp_first),
     ]
+    idle = None
+    if args.docker:
+        docker = on_docker(args, say)
+        results, idle = docker.results, docker.idle
+        took["controller + memory"] = (
+            time.perf_counter() - began - took["round trip + throughput"]
+        )
+        rows += [
+            *start_rows(results),
+            *environment_rows(results),
+            *memory_rows(idle),
+            *file_rows(docker.speeds, args.file_mib),
+            *install_rows(docker.installs),
+            *pool_rows(docker.pools),
+        ]
+    rows += mcp_rows(mcp_steady, docker.mcp_first if args.docker else None)
     text = "\n\n".join(
         [preamble(args, run, idle, took, python), markdown(rows), legend(run)]
     )

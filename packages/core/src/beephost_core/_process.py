@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,6 +35,7 @@ from beephost_protocol.errors import (
     Unavailable,
     error_from_wire,
 )
+from beephost_protocol.jsoncodec import compact_encoder, whole_decoder
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +92,8 @@ class _Channel(asyncio.Protocol):
 
     def _on_line(self, line: bytes) -> None:
         try:
-            message = json.loads(line)
-        except ValueError:
+            message = _decode_line(line.decode())
+        except ValueError:  # UnicodeDecodeError is one
             self._break("the worker sent a malformed frame")
             return
         if not isinstance(message, dict) or message.get("id") != self.expect_id:
@@ -166,7 +167,10 @@ def _deadline_passed(future: "asyncio.Future[dict[str, Any]]") -> None:
         future.set_exception(TimeoutError())
 
 
-_encode_message = json.JSONEncoder(separators=(",", ":")).encode
+_encode_message = compact_encoder(ensure_ascii=True, allow_nan=True)
+# Built once (json.loads looks for the bytes' encoding on every call). The worker
+# writes UTF-8 (ASCII, in fact: its encoder escapes everything else).
+_decode_line = whole_decoder(json.JSONDecoder())
 
 
 @functools.cache
@@ -353,7 +357,8 @@ class WorkerProcess:
         Raises:
             BeepHostError: The worker's error, a timeout, or SessionLost if it died.
         """
-        self._oom_kills = container_limits().oom_kills()
+        limits = container_limits()
+        self._oom_kills = limits.oom_kills()
         self._next_id += 1
         message = {
             "id": self._next_id,
@@ -361,8 +366,20 @@ class WorkerProcess:
             "params": params,
             "stream": on_event is not None,
         }
-        async with self._watching_process_limit():
+        # Once it ends, or fails with one of our errors, see whether its session
+        # exhausted the container's process limit (an async context manager did this
+        # once: a generator and two awaits per request, for a check that needs none).
+        refused = limits.pids_refused()
+        if refused is None:  # no cgroup to count refused forks in
             return await self._exchange(message, deadline, grace, on_event)
+        try:
+            reply = await self._exchange(message, deadline, grace, on_event)
+        except BeepHostError as exc:
+            if self.alive:
+                await self._check_process_limit(refused, exc)
+            raise
+        await self._check_process_limit(refused, None)
+        return reply
 
     async def _exchange(
         self,
@@ -406,23 +423,6 @@ class WorkerProcess:
             raise error_from_wire(reply["error"])
         result: dict[str, Any] = reply["result"]
         return result
-
-    @contextlib.asynccontextmanager
-    async def _watching_process_limit(self) -> AsyncIterator[None]:
-        """Around a request: once it ends, or fails with one of our errors, see whether
-        its session exhausted the container's process limit (:meth:`_check_process_limit`).
-        """
-        refused = container_limits().pids_refused()
-        if refused is None:  # no cgroup to count refused forks in
-            yield
-            return
-        try:
-            yield
-        except BeepHostError as exc:
-            if self.alive:
-                await self._check_process_limit(refused, exc)
-            raise
-        await self._check_process_limit(refused, None)
 
     async def _expire(self, request_id: int, grace: float) -> dict[str, Any]:
         self.interrupt()

@@ -28,12 +28,21 @@ class Activity:
     @contextlib.contextmanager
     def request(self) -> Iterator[None]:
         """Count a request (or a streamed transfer) as activity while it runs."""
-        self._running += 1
+        self.begin()
         try:
             yield
         finally:
-            self._running -= 1
-            self._last = time.monotonic()
+            self.end()
+
+    def begin(self) -> None:
+        """A request starts (``request`` without a generator: the executor's per-request
+        path calls ``begin`` and ``end`` itself)."""
+        self._running += 1
+
+    def end(self) -> None:
+        """A request that ``begin`` counted has ended."""
+        self._running -= 1
+        self._last = time.monotonic()
 
     def idle_seconds(self) -> float:
         return 0.0 if self._running else time.monotonic() - self._last

@@ -88,6 +88,23 @@ def _worker_params(command: models.Command) -> tuple[str, dict[str, Any]]:
     raise InvalidRequest(f"command {command.COMMAND!r} does not run in a worker")
 
 
+#: The commands that run in a session's worker, by exact type: ``_dispatch`` sends
+#: them there before its match (pydantic models' isinstance checks are ABC checks).
+_WORKER_COMMANDS = frozenset(
+    {
+        models.Evaluate,
+        models.Execute,
+        models.ObjectCreate,
+        models.ObjectGetAttr,
+        models.ObjectSetAttr,
+        models.ObjectCall,
+        models.ObjectRelease,
+        models.ObjectList,
+        models.SessionInfo,
+    }
+)
+
+
 class Executor:
     """Runs commands in per-session worker processes, within the configured limits.
 
@@ -274,8 +291,11 @@ class Executor:
             if lease is not None:
                 self._leases.touch(check_lease(lease))
                 owner = LeaseOwner(lease)
-            with self.activity.request():
+            self.activity.begin()
+            try:
                 return await self._dispatch(command, on_event, owner)
+            finally:
+                self.activity.end()
         except BeepHostError as exc:
             outcome = exc.wire_code
             raise
@@ -299,6 +319,8 @@ class Executor:
     ) -> dict[str, Any]:
         if self._closing:
             raise Unavailable("the server is shutting down")
+        if type(command) in _WORKER_COMMANDS:  # the hot path: no match to walk
+            return await self._session_command(command, on_event, owner)  # type: ignore[arg-type]
         match command:
             case models.SessionOpen():
                 return await self._open_session(command)
@@ -317,16 +339,22 @@ class Executor:
             case _ if isinstance(command, FILE_COMMANDS):
                 return await self.files.run(command, owner)
             case models.SessionCommand():
-                stream = (
-                    on_event
-                    if isinstance(command, models.Execute) and command.stream
-                    else None
-                )
-                result = await self._in_worker(command, stream)
-                if command.session == models.DEFAULT_SESSION:
-                    self._track_owned(command, owner)
-                return result
+                return await self._session_command(command, on_event, owner)
         raise InvalidRequest(f"unknown command {command.COMMAND!r}")
+
+    async def _session_command(
+        self,
+        command: models.SessionCommand,
+        on_event: EventCallback | None,
+        owner: Hashable | None,
+    ) -> dict[str, Any]:
+        stream = (
+            on_event if isinstance(command, models.Execute) and command.stream else None
+        )
+        result = await self._in_worker(command, stream)
+        if command.session == models.DEFAULT_SESSION:
+            self._track_owned(command, owner)
+        return result
 
     # -- handles of the default session, by owner --------------------------------------
 

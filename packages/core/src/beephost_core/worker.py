@@ -36,6 +36,7 @@ import traceback
 
 TYPE_CHECKING = False  # not typing's: importing typing costs an idle worker ~1.5 MiB
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 # The file its frames name: this source, also when it runs from its cached bytecode
@@ -47,6 +48,63 @@ _COMPILE_CACHE = 256
 # One encoder for every frame: json.dumps with options builds a new one per call.
 # ensure_ascii keeps lone surrogates from user strings transmittable.
 _encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+
+
+def _reply_encoder() -> Callable[[Any], str]:
+    """``_encode`` for the replies the main thread writes, its C encoder built once.
+
+    ``JSONEncoder.encode`` builds a C encoder per call, most of its time for a small
+    reply. Main thread only: the circular check's dict is shared between calls (the
+    streamer's thread keeps ``_encode``), and cleared when a call fails (the C encoder
+    leaves its entries in it then).
+    """
+    base = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # an interpreter without the C accelerator
+        return base.encode
+    markers: dict[int, Any] = {}
+    try:
+        encoder = make(
+            markers,
+            base.default,
+            json.encoder.encode_basestring_ascii,
+            None,
+            ":",
+            ",",
+            False,
+            False,
+            False,
+        )
+    except TypeError:  # its arguments are CPython's internals: they may change
+        return base.encode
+
+    def encode(value: Any) -> str:
+        try:
+            return "".join(encoder(value, 0))
+        except BaseException:
+            markers.clear()
+            raise
+
+    return encode
+
+
+_encode_reply = _reply_encoder()
+_decoder = json.JSONDecoder()
+
+
+def _decode_line(line: bytes) -> Any:
+    """``json.loads(line)`` of the core's ASCII lines, by the C scanner when it reads
+    the whole line (json.loads looks for the encoding, then runs two regular
+    expressions around the scanner); anything else gets ``json.loads``'s answer."""
+    text = line.decode()
+    try:
+        # JSONDecoder.__init__ sets scan_once (the C scanner); typeshed does not list it.
+        value, end = _decoder.scan_once(text, 0)  # type: ignore[attr-defined]
+    except StopIteration:
+        return json.loads(line)
+    return value if end == len(text) else json.loads(line)
+
+
 _TAGS = (
     "$float",
     "$bytes",
@@ -182,7 +240,7 @@ class Channel:
     def read(self) -> dict[str, Any] | None:
         """The next request, blocking; interrupt frames of finished requests are skipped."""
         while (line := self._line(block=True)) is not None:
-            message: dict[str, Any] = json.loads(line)
+            message: dict[str, Any] = _decode_line(line)
             if "interrupt" not in message:
                 return message
         return None
@@ -1428,7 +1486,7 @@ class Worker:
         if session.created and "result" in reply:
             reply["created"] = session.created  # the core ties them to their owner
         try:
-            data = _encode(reply).encode() + b"\n"
+            data = _encode_reply(reply).encode() + b"\n"
         except (TypeError, ValueError) as exc:
             session.forget_created()
             reply = {

@@ -4,11 +4,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from beephost_protocol.jsoncodec import compact_encoder, whole_decoder
+
 # Built once: json.dumps with options constructs a new encoder on every call.
-_encode_utf8 = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, separators=(",", ":")
-).encode
-_encode_ascii = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+_encode_utf8 = compact_encoder(ensure_ascii=False)
+_encode_ascii = compact_encoder(ensure_ascii=True)
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -26,7 +26,7 @@ def _reject_constant(name: str) -> None:
 
 #: Strict JSON text to Python: ``NaN``, ``Infinity`` and ``-Infinity`` (which ``json``
 #: accepts by default) raise ValueError, as every transport refuses them.
-decode_strict = json.JSONDecoder(parse_constant=_reject_constant).decode
+decode_strict = whole_decoder(json.JSONDecoder(parse_constant=_reject_constant))
 
 
 _HEAD = 256  # bytes of an over-long line kept, so its request id can still be read
@@ -82,6 +82,10 @@ class LineDecoder:
     def pending(self) -> int:
         """Bytes held (or being discarded) of an unfinished line."""
         return len(self._buffer) or self._discarding
+
+    @property
+    def max_line(self) -> int:
+        return self._max_line
 
     def _keep(self, data: bytes, start: int) -> None:
         tail = len(data) - start

@@ -29,6 +29,7 @@ from beephost_protocol.errors import (
     error_from_wire,
     validation_summary,
 )
+from beephost_protocol.jsoncodec import compact_encoder, whole_decoder
 
 __all__ = [
     "ERROR_METADATA_KEY",
@@ -104,12 +105,10 @@ def _reject_constant(name: str) -> None:
 
 
 # Strict JSON in, as on the pipe: NaN and Infinity literals are not JSON.
-_decode_json = json.JSONDecoder(parse_constant=_reject_constant).decode
+_decode_json = whole_decoder(json.JSONDecoder(parse_constant=_reject_constant))
 # Built once: json.dumps with options builds a new encoder on every call.
-_encode_utf8 = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, separators=(",", ":")
-).encode
-_encode_ascii = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+_encode_utf8 = compact_encoder(ensure_ascii=False)
+_encode_ascii = compact_encoder(ensure_ascii=True)
 
 
 # -- JSON and text fields ---------------------------------------------------------------

@@ -5,16 +5,15 @@ keeps them through ``response_model=``), so validating them again per request wo
 cost time on the hottest routes.
 """
 
-import json
 from typing import Any
 
 from starlette.responses import Response, StreamingResponse
 
+from beephost_protocol.jsoncodec import compact_encoder
+
 # Non-finite floats never reach here (values tag them); refuse rather than emit non-JSON.
-_encode = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), allow_nan=False
-).encode
-_encode_ascii = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_encode = compact_encoder(ensure_ascii=False)
+_encode_ascii = compact_encoder(ensure_ascii=True)
 
 
 def encode(content: Any) -> bytes:

@@ -14,6 +14,7 @@ from beephost_protocol.errors import (
     TooLarge,
     validation_summary,
 )
+from beephost_protocol.jsoncodec import whole_decoder
 from beephost_protocol.payloads import (
     PAYLOAD_MEMBER,
     PAYLOAD_REQUESTS,
@@ -187,4 +188,4 @@ def _reject_constant(name: str) -> None:
 
 
 # Built once: json.loads with options constructs a decoder on every call.
-_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+_decode = whole_decoder(json.JSONDecoder(parse_constant=_reject_constant))

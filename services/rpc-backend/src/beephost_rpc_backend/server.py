@@ -171,14 +171,23 @@ class _TolerantDecoding(Interceptor):
     """Executor requests that are not their method's message reach the servicer, which
     answers them ``invalid_request``: gRPC itself would answer UNKNOWN, untyped."""
 
+    def __init__(self) -> None:
+        # By method, the handler and its tolerant twin, made once: this runs for every
+        # call (only methods that have a handler get here: the dict stays that small).
+        self._twins: dict[str, tuple[Handler, Handler]] = {}
+
     async def intercept_service(self, continuation: Any, details: Any) -> "Handler":
         handler: Handler = await continuation(details)
         if handler is None or not details.method.startswith(f"/{SERVICE_NAME}/"):
             return handler
+        known = self._twins.get(details.method)
+        if known is not None and known[0] is handler:
+            return known[1]
         decode = tolerant(handler.request_deserializer or (lambda raw: raw))
         # grpc's handlers are named tuples (grpc-stubs types them as abstract classes).
         named: Any = handler
         replaced: Handler = named._replace(request_deserializer=decode)
+        self._twins[details.method] = (handler, replaced)
         return replaced
 
 
