@@ -5,8 +5,9 @@ downloaded, the connection revealed, a backend stopped, sign-out; and the refusa
 wrong token, an expired session, a cross-site form post, a scoped token that cannot
 see others' backends.
 
-The controller is the ``controller_target`` fixture: ``TARGETS`` lists which (the
-module's own process; the compose system's is one more id, as ``ON_BOTH`` has). The
+The controller is the ``controller_target`` fixture: the module's own process and
+the compose system's, where users open the console (``ON_BOTH``); the expired
+session needs a short-lived controller of its own, so it is the process's only. The
 screenshots in docs/users/console.md are taken here, so they show the pages as they
 are.
 """
@@ -27,6 +28,7 @@ from beephost_client.controller import Backend, ControllerClient
 from beephost_protocol.errors import NotFound
 from tests.e2e.console_browser import browser, new_page, playwright, screenshot
 from tests.e2e.controller_process import (
+    ON_BOTH,
     ControllerProcess,
     ControllerTarget,
     build_environment,
@@ -39,8 +41,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 __all__ = ["browser", "playwright"]  # the fixtures, bound here by import
 
 TOKEN = "console-e2e-token-" + uuid.uuid4().hex
-#: The controllers these tests drive (``"compose"`` adds the compose system's).
-TARGETS = pytest.mark.parametrize("controller_target", ["local"], indirect=True)
+#: The controllers these tests drive.
+TARGETS = ON_BOTH
 ENV = "console-env"
 #: Where a page without a sign-in sends the browser.
 SIGN_IN = re.compile(r"/console/sign-in\?next=/console$")
