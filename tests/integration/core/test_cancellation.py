@@ -101,3 +101,37 @@ async def test_a_cancelled_queued_request_never_runs(executor: Executor) -> None
         assert await executor.run(
             models.Evaluate(expression="'ran' in globals()", timeout=120)
         ) == {"value": False}
+
+
+async def test_a_cancellation_in_the_turn_its_reply_arrives_keeps_the_session(
+    executor: Executor,
+) -> None:
+    """The reply and the cancellation in one turn of the loop (a client that cancels
+    and interrupts at once: the MCP server does both): the request is over. Unfixed,
+    the cancelled request waited for a second reply, killed the worker after the
+    grace and lost the session's state (a flaky MCP cancellation test's cause)."""
+    await executor.run(models.Execute(code="kept = 'state kept'"))
+    task = await _start(
+        executor, "import time\nprint('ready', flush=True)\ntime.sleep(120)"
+    )
+    worker = executor._sessions[models.DEFAULT_SESSION].worker
+    assert worker is not None
+    channel = worker._channel
+    delivered = channel._on_line
+
+    def then_cancel(line: bytes) -> None:
+        # The real reply goes to the request, then the cancellation lands before
+        # the request's task wakes up: exactly the race, made certain.
+        delivered(line)
+        if b'"error"' in line and not task.done():
+            task.cancel()
+
+    channel._on_line = then_cancel  # type: ignore[method-assign]
+    worker.interrupt()  # the worker replies: KeyboardInterrupt
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    channel._on_line = delivered  # type: ignore[method-assign]
+    async with asyncio.timeout(GUARD):
+        assert await executor.run(models.Evaluate(expression="kept", timeout=120)) == {
+            "value": "state kept"
+        }

@@ -404,6 +404,10 @@ class WorkerProcess:
                 # the caller is cancelled meanwhile: the worker is never left running.
                 reply = await _to_the_end(self._expire(request_id, grace))
             except asyncio.CancelledError:
+                if future.done() and not future.cancelled():
+                    # The reply came in the same turn as the cancellation: the request
+                    # is over, and waiting for a second reply would kill the worker.
+                    raise
                 # The client went away or cancelled: stop its code now rather than let
                 # it hold the session until its deadline.
                 await _to_the_end(self._settle(request_id, grace))
