@@ -86,11 +86,11 @@ class EgressAddon:
         if "egress_config" in updated and ctx.options.egress_config:
             self._path = Path(ctx.options.egress_config)
             self._reload(force=True)
-        if "egress_metrics" in updated and ctx.options.egress_metrics:
-            if not self._metrics_started:
-                host, _, port = ctx.options.egress_metrics.rpartition(":")
-                start_http_server(int(port), addr=host or "127.0.0.1")
-                self._metrics_started = True
+        metrics = ctx.options.egress_metrics
+        if "egress_metrics" in updated and metrics and not self._metrics_started:
+            host, _, port = metrics.rpartition(":")
+            start_http_server(int(port), addr=host or "127.0.0.1")
+            self._metrics_started = True
 
     def _reload(self, force: bool = False) -> None:
         # The controller rewrites the file (atomically) as backends start and stop.

@@ -132,7 +132,7 @@ def _serve(
     seen: Seen, label: str, context: ssl.SSLContext | None
 ) -> tuple[http.server.ThreadingHTTPServer, int]:
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_GET(self) -> None:
             seen.requests.append(
                 (label, self.headers.get("Host", ""), self.headers.get("Authorization"))
             )
@@ -189,7 +189,9 @@ class World:
             f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
         ) as reply:
             text = reply.read().decode()
-        found = re.findall(r'^beephost_egress_total\{decision="(\w+)"\} (\S+)$', text, re.M)
+        found = re.findall(
+            r'^beephost_egress_total\{decision="(\w+)"\} (\S+)$', text, re.M
+        )
         return {decision: float(value) for decision, value in found}
 
     def tunnel(self, host: str, port: int) -> socket.socket:
@@ -224,7 +226,9 @@ def proxy_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def world(proxy_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(
+    proxy_python: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
     base = tmp_path_factory.mktemp("egress")
     seen = Seen()
     # The upstream servers' CA (the internet's), and the CA the controller makes for
@@ -284,17 +288,27 @@ def world(proxy_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         process = subprocess.Popen(
             [
                 str(proxy_python / "bin" / "mitmdump"),
-                "--mode", "regular",
-                "--listen-host", "127.0.0.1",
-                "--listen-port", str(proxy_port),
-                "-s", str(ROOT / "egress-proxy" / "addon.py"),
-                "--set", f"egress_config={config_path}",
-                "--set", f"egress_metrics=127.0.0.1:{metrics_port}",
-                "--set", f"confdir={confdir}",
-                "--set", f"ssl_verify_upstream_trusted_ca={base / 'server-ca.pem'}",
-                "--set", "connection_strategy=lazy",
-                "--set", "flow_detail=0",
-            ],  # fmt: skip
+                "--mode",
+                "regular",
+                "--listen-host",
+                "127.0.0.1",
+                "--listen-port",
+                str(proxy_port),
+                "-s",
+                str(ROOT / "egress-proxy" / "addon.py"),
+                "--set",
+                f"egress_config={config_path}",
+                "--set",
+                f"egress_metrics=127.0.0.1:{metrics_port}",
+                "--set",
+                f"confdir={confdir}",
+                "--set",
+                f"ssl_verify_upstream_trusted_ca={base / 'server-ca.pem'}",
+                "--set",
+                "connection_strategy=lazy",
+                "--set",
+                "flow_detail=0",
+            ],
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
@@ -435,3 +449,25 @@ def test_a_wrong_proxy_credential_is_refused(world: World) -> None:
         )
     with caught.value:
         assert caught.value.code == 407
+
+
+def test_the_addon_is_strictly_typed_against_mitmproxy(proxy_python: Path) -> None:
+    # The workspace's mypy cannot see mitmproxy (it is not in the workspace lock):
+    # the addon is checked here against the proxy's own environment.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            "--python-executable",
+            str(proxy_python / "bin" / "python"),
+            str(ROOT / "egress-proxy" / "addon.py"),
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

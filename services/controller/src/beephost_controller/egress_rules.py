@@ -113,8 +113,8 @@ def address_refusal(
     operator's internal range is allowed; else private, loopback, link-local,
     metadata and the other ranges no policy may name are refused.
     """
-    if address.version == 6 and address.ipv4_mapped is not None:  # type: ignore[union-attr]  # version 6
-        address = address.ipv4_mapped  # type: ignore[union-attr]  # version 6
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     for network in blocked:
         if address in network:
             return f"{address} is the controller's"
@@ -139,7 +139,9 @@ def check_addresses(
     if not addresses:
         return _refused(f"{normalize_host(host)!r} resolves to no address")
     for text in addresses:
-        why = address_refusal(ipaddress.ip_address(text), blocked, internal_ranges or {})
+        why = address_refusal(
+            ipaddress.ip_address(text), blocked, internal_ranges or {}
+        )
         if why is not None:
             return _refused(f"{normalize_host(host)!r} resolves to {why}")
     return Verdict("allowed", f"{normalize_host(host)!r} resolves to allowed addresses")
