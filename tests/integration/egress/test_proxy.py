@@ -454,17 +454,13 @@ def test_a_wrong_proxy_credential_is_refused(world: World) -> None:
 def test_the_addon_is_strictly_typed_against_mitmproxy(proxy_python: Path) -> None:
     # The workspace's mypy cannot see mitmproxy (it is not in the workspace lock):
     # the addon is checked here against the proxy's own environment.
+    command = [
+        sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+        "--python-executable", str(proxy_python / "bin" / "python"),
+        str(ROOT / "egress-proxy" / "addon.py"),
+    ]  # fmt: skip
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--strict",
-            "--no-incremental",
-            "--python-executable",
-            str(proxy_python / "bin" / "python"),
-            str(ROOT / "egress-proxy" / "addon.py"),
-        ],  # fmt: skip
+        command,
         capture_output=True,
         text=True,
         timeout=300,
