@@ -2,8 +2,8 @@
 
     mitmdump --mode regular --listen-host 0.0.0.0 --listen-port 3128 \\
         -s addon.py --set egress_config=/run/egress/config.json \\
-        --set egress_metrics=0.0.0.0:9128 --set connection_strategy=lazy \\
-        --set flow_detail=0 --set confdir=/run/egress/ca
+        --set egress_metrics=0.0.0.0:9128 --set flow_detail=0 \\
+        --set confdir=/run/egress/ca
 
 The decisions are ``beephost_controller.egress_rules``' (pure, unit-tested); this
 file is only their I/O: who is asking (``egress_proxy_config.authenticate``), the
@@ -83,6 +83,14 @@ class EgressAddon:
     def configure(self, updated: set[str]) -> None:
         from mitmproxy import ctx
 
+        # Forced, whatever the command line says: an eager strategy opens the
+        # upstream connection at CONNECT, before the TLS server name is checked; the
+        # onboarding app (http://mitm.it/) would answer before the allow-list.
+        # (One at a time: each assignment calls configure again.)
+        if ctx.options.connection_strategy != "lazy":
+            ctx.options.connection_strategy = "lazy"
+        if ctx.options.onboarding:
+            ctx.options.onboarding = False
         if "egress_config" in updated and ctx.options.egress_config:
             self._path = Path(ctx.options.egress_config)
             self._reload(force=True)

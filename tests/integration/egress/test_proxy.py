@@ -305,7 +305,8 @@ def world(
                 "--set",
                 f"ssl_verify_upstream_trusted_ca={base / 'server-ca.pem'}",
                 "--set",
-                "connection_strategy=lazy",
+                # The addon forces lazy connections (and no onboarding app).
+                "connection_strategy=eager",
                 "--set",
                 "flow_detail=0",
             ],
@@ -467,3 +468,9 @@ def test_the_addon_is_strictly_typed_against_mitmproxy(proxy_python: Path) -> No
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mitmproxys_onboarding_page_is_not_served(world: World) -> None:
+    code, body = _refusal(world, "http://mitm.it/cert/pem")
+    assert code == 403
+    assert "'mitm.it' is not on the allow-list" in body
