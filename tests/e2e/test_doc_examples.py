@@ -156,7 +156,10 @@ BY_LANGUAGE: dict[tuple[str, str], str] = {
         )
         for language in ("json", "bash", "http", "python")
     },
-    ("docs/operators/egress.md", "text"): "the enforcement diagram",
+    ("docs/operators/egress.md", "text"): (
+        "the enforcement diagram, and the proxy's command line (the fixture of "
+        "tests/integration/egress/test_proxy.py runs it with test paths)"
+    ),
     ("docs/operators/compose.md", "yaml"): "compose configuration (an override file)",
     ("docs/architecture.md", "text"): "the layer diagrams",
     ("docs/architecture.md", "mermaid"): "sequence diagrams, rendered by GitHub",

@@ -48,7 +48,8 @@ _FORBIDDEN: tuple[tuple[str, str], ...] = (
     ("fe80::/10", "a link-local address"),
     ("ff00::/8", "a multicast address"),
 )
-_FORBIDDEN_NETWORKS: tuple[tuple[Network, str], ...] = tuple(
+#: The same, as networks (the egress proxy checks each resolved address against them).
+FORBIDDEN_NETWORKS: tuple[tuple[Network, str], ...] = tuple(
     (ipaddress.ip_network(cidr), why) for cidr, why in _FORBIDDEN
 )
 #: Names that are the sandbox's own host or the controller's (RFC 6761, RFC 6762).
@@ -143,7 +144,7 @@ def _cidr_refusal(cidr: str, internal_ranges: Mapping[str, Network]) -> str | No
         return "the whole address space would allow every destination"
     hits = [
         (forbidden, why)
-        for forbidden, why in _FORBIDDEN_NETWORKS
+        for forbidden, why in FORBIDDEN_NETWORKS
         if network.version == forbidden.version and network.overlaps(forbidden)
     ]
     if not hits:

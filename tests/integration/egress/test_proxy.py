@@ -1,0 +1,476 @@
+"""The real egress proxy (mitmdump with our addon, in its own environment) between a
+client and real HTTP and HTTPS servers, all on loopback, without Docker.
+
+The fake internet: names map to 127.0.0.1 through the proxy's host map, and the
+operator's internal ranges allow 127.0.0.0/8 for this test only; 127.0.0.2 stands for
+the controller and 169.254.169.254 for the metadata server.
+"""
+
+import base64
+import datetime
+import http.server
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from beephost_controller.egress_proxy_config import token_digest
+
+ROOT = Path(__file__).resolve().parents[3]
+SECRET = "sk-test-0123456789abcdef-never-logged"
+MARKER = "beephost-secret:weather-key"
+TOKEN = "proxy-token-of-backend-one"
+BACKEND = "b-one"
+
+
+# -- certificates --------------------------------------------------------------
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _ca(cn: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def _leaf(
+    ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, names: list[str]
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(names[0]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
+            critical=False,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+# -- test servers ----------------------------------------------------------------
+
+
+@dataclass
+class Seen:
+    """What the test servers received: (server, Host, Authorization) per request."""
+
+    requests: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+
+def _serve(
+    seen: Seen, label: str, context: ssl.SSLContext | None
+) -> tuple[http.server.ThreadingHTTPServer, int]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.requests.append(
+                (label, self.headers.get("Host", ""), self.headers.get("Authorization"))
+            )
+            body = f"hello from {label}\n".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if context is not None:
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, server.server_address[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- the proxy -------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    proxy_port: int
+    metrics_port: int
+    http_port: int
+    https_port: int
+    client_context: ssl.SSLContext
+    server_ca: x509.Certificate
+    seen: Seen
+    output: Path
+
+    def opener(self, token: str = TOKEN) -> urllib.request.OpenerDirector:
+        proxy = f"http://{BACKEND}:{token}@127.0.0.1:{self.proxy_port}"
+        return urllib.request.build_opener(
+            urllib.request.ProxyHandler({"http": proxy, "https": proxy}),
+            urllib.request.HTTPSHandler(context=self.client_context),
+        )
+
+    def get(self, url: str, headers: dict[str, str] | None = None) -> str:
+        request = urllib.request.Request(url, headers=headers or {})
+        with self.opener().open(request, timeout=10) as reply:
+            return str(reply.read().decode())
+
+    def counters(self) -> dict[str, float]:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as reply:
+            text = reply.read().decode()
+        found = re.findall(
+            r'^beephost_egress_total\{decision="(\w+)"\} (\S+)$', text, re.M
+        )
+        return {decision: float(value) for decision, value in found}
+
+    def tunnel(self, host: str, port: int) -> socket.socket:
+        """A raw CONNECT through the proxy, its 200 read."""
+        sock = socket.create_connection(("127.0.0.1", self.proxy_port), timeout=10)
+        credential = base64.b64encode(f"{BACKEND}:{TOKEN}".encode()).decode()
+        sock.sendall(
+            f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Proxy-Authorization: Basic {credential}\r\n\r\n".encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 200"), head
+        return sock
+
+
+@pytest.fixture(scope="module")
+def proxy_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The proxy's own environment, built from its lock (egress-proxy/build-env)."""
+    target = tmp_path_factory.mktemp("egress-proxy-env")
+    subprocess.run(
+        [str(ROOT / "egress-proxy" / "build-env"), str(target)],
+        check=True,
+        timeout=600,
+        env={**os.environ, "EGRESS_PROXY_PYTHON": sys.executable},
+    )
+    return target
+
+
+@pytest.fixture(scope="module")
+def world(
+    proxy_python: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    base = tmp_path_factory.mktemp("egress")
+    seen = Seen()
+    # The upstream servers' CA (the internet's), and the CA the controller makes for
+    # the proxy's interception (mitmproxy reads it from its confdir).
+    server_ca_key, server_ca = _ca("test internet CA")
+    leaf_key, leaf = _leaf(
+        server_ca_key, server_ca, ["api.allowed.test", "other.test", "rebind.test"]
+    )
+    (base / "server.pem").write_bytes(_pem(leaf) + _key_pem(leaf_key))
+    (base / "server-ca.pem").write_bytes(_pem(server_ca))
+    proxy_ca_key, proxy_ca = _ca("beephost egress CA")
+    confdir = base / "confdir"
+    confdir.mkdir(mode=0o700)
+    (confdir / "mitmproxy-ca.pem").write_bytes(_key_pem(proxy_ca_key) + _pem(proxy_ca))
+    (base / "proxy-ca.pem").write_bytes(_pem(proxy_ca))
+
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(base / "server.pem")
+    plain, http_port = _serve(seen, "http", None)
+    secure, https_port = _serve(seen, "https", server_context)
+
+    config = {
+        "backends": {
+            BACKEND: {
+                "token_sha256": token_digest(TOKEN),
+                "allow": [
+                    {
+                        "host": "api.allowed.test",
+                        "ports": [https_port, http_port],
+                        "secret": {"secret": "weather-key"},
+                    },
+                    {"host": "other.test", "ports": [https_port, http_port]},
+                    {"host": "rebind.test", "ports": [https_port]},
+                    {"host": "metadata.test", "ports": [http_port]},
+                    {"host": "controller.test", "ports": [http_port]},
+                ],
+            }
+        },
+        "secrets": {"weather-key": SECRET},
+        "blocked": ["127.0.0.2/32"],
+        "internal_ranges": {"test-loopback": "127.0.0.0/8"},
+        "hosts": {
+            "api.allowed.test": ["127.0.0.1"],
+            "other.test": ["127.0.0.1"],
+            "rebind.test": ["127.0.0.1", "169.254.169.254"],
+            "metadata.test": ["169.254.169.254"],
+            "controller.test": ["127.0.0.2"],
+        },
+    }
+    config_path = base / "config.json"
+    config_path.touch(mode=0o600)
+    config_path.write_text(json.dumps(config))
+
+    proxy_port, metrics_port = _free_port(), _free_port()
+    output = base / "proxy.log"
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            [
+                str(proxy_python / "bin" / "mitmdump"),
+                "--mode",
+                "regular",
+                "--listen-host",
+                "127.0.0.1",
+                "--listen-port",
+                str(proxy_port),
+                "-s",
+                str(ROOT / "egress-proxy" / "addon.py"),
+                "--set",
+                f"egress_config={config_path}",
+                "--set",
+                f"egress_metrics=127.0.0.1:{metrics_port}",
+                "--set",
+                f"confdir={confdir}",
+                "--set",
+                f"ssl_verify_upstream_trusted_ca={base / 'server-ca.pem'}",
+                "--set",
+                # The addon forces lazy connections (and no onboarding app).
+                "connection_strategy=eager",
+                "--set",
+                "flow_detail=0",
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, output.read_text()
+            try:
+                socket.create_connection(("127.0.0.1", proxy_port), timeout=1).close()
+                socket.create_connection(("127.0.0.1", metrics_port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, output.read_text()
+                time.sleep(0.2)
+        client_context = ssl.create_default_context(cafile=base / "server-ca.pem")
+        client_context.load_verify_locations(base / "proxy-ca.pem")
+        yield World(
+            proxy_port,
+            metrics_port,
+            http_port,
+            https_port,
+            client_context,
+            server_ca,
+            seen,
+            output,
+        )
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        plain.shutdown()
+        secure.shutdown()
+        plain.server_close()
+        secure.server_close()
+
+
+def _refusal(world: World, url: str) -> tuple[int, str]:
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        world.get(url)
+    with caught.value:
+        return caught.value.code, caught.value.read().decode()
+
+
+def test_allowed_http_and_https_calls_reach_their_servers(world: World) -> None:
+    before = world.counters()
+    assert world.get(f"http://other.test:{world.http_port}/") == "hello from http\n"
+    assert world.get(f"https://other.test:{world.https_port}/") == "hello from https\n"
+    assert ("http", f"other.test:{world.http_port}", None) in world.seen.requests
+    assert world.counters()["allowed"] >= before.get("allowed", 0) + 2
+
+
+def test_a_host_off_the_list_is_refused_before_any_lookup(world: World) -> None:
+    before = world.counters()
+    code, body = _refusal(world, f"http://elsewhere.test:{world.http_port}/")
+    assert code == 403
+    assert "'elsewhere.test' is not on the allow-list" in body
+    with pytest.raises(urllib.error.URLError, match="403"):
+        world.get(f"https://elsewhere.test:{world.https_port}/")
+    assert world.counters()["refused"] >= before.get("refused", 0) + 2
+
+
+def test_an_allowed_host_on_another_port_is_refused(world: World) -> None:
+    with pytest.raises(urllib.error.URLError, match="403"):
+        world.get("https://other.test:8443/")
+    code, body = _refusal(world, "http://other.test:8080/")
+    assert code == 403
+    assert "port 8080 is not allowed for 'other.test'" in body
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("metadata.test", "169.254.169.254 is a cloud metadata address"),
+        ("controller.test", "127.0.0.2 is the controller's"),
+    ],
+)
+def test_a_name_that_resolves_to_a_refused_address_is_refused(
+    world: World, host: str, reason: str
+) -> None:
+    code, body = _refusal(world, f"http://{host}:{world.http_port}/")
+    assert code == 403
+    assert reason in body
+
+
+def test_one_refused_answer_refuses_the_name(world: World) -> None:
+    with pytest.raises(urllib.error.URLError, match="403"):
+        world.get(f"https://rebind.test:{world.https_port}/")
+    assert "rebind.test' resolves to 169.254.169.254" in world.output.read_text()
+
+
+def test_a_tls_server_name_other_than_the_connect_name_is_refused(world: World) -> None:
+    before = world.counters()
+    sock = world.tunnel("other.test", world.https_port)
+    with pytest.raises((ssl.SSLError, OSError)):
+        world.client_context.wrap_socket(sock, server_hostname="api.allowed.test")
+    sock.close()
+    assert "is not the CONNECT name 'other.test'" in world.output.read_text()
+    assert world.counters()["refused"] >= before.get("refused", 0) + 1
+
+
+def test_a_tunnel_without_a_secret_stays_end_to_end_tls(world: World) -> None:
+    with world.client_context.wrap_socket(
+        world.tunnel("other.test", world.https_port), server_hostname="other.test"
+    ) as tls:
+        issuer = dict(x[0] for x in tls.getpeercert()["issuer"])  # type: ignore[index,misc]
+    assert issuer["commonName"] == "test internet CA"
+
+
+def test_a_secret_reaches_its_destination_only_and_no_log(world: World) -> None:
+    marker = {"Authorization": MARKER}
+    assert world.get(f"https://api.allowed.test:{world.https_port}/", marker)
+    assert world.get(f"http://api.allowed.test:{world.http_port}/", marker)
+    assert world.get(f"https://other.test:{world.https_port}/", marker)
+    seen = world.seen.requests
+    assert ("https", f"api.allowed.test:{world.https_port}", f"Bearer {SECRET}") in seen
+    assert ("http", f"api.allowed.test:{world.http_port}", f"Bearer {SECRET}") in seen
+    assert ("https", f"other.test:{world.https_port}", MARKER) in seen
+    # The intercepted tunnel was answered with the controller's CA.
+    with world.client_context.wrap_socket(
+        world.tunnel("api.allowed.test", world.https_port),
+        server_hostname="api.allowed.test",
+    ) as tls:
+        issuer = dict(x[0] for x in tls.getpeercert()["issuer"])  # type: ignore[index,misc]
+    assert issuer["commonName"] == "beephost egress CA"
+    log = world.output.read_text()
+    assert SECRET not in log
+    assert '"decision": "allowed"' in log
+    assert f'"backend": "{BACKEND}"' in log
+
+
+def test_a_wrong_proxy_credential_is_refused(world: World) -> None:
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        world.opener("not-the-token").open(
+            f"http://other.test:{world.http_port}/", timeout=10
+        )
+    with caught.value:
+        assert caught.value.code == 407
+
+
+def test_the_addon_is_strictly_typed_against_mitmproxy(proxy_python: Path) -> None:
+    # The workspace's mypy cannot see mitmproxy (it is not in the workspace lock):
+    # the addon is checked here against the proxy's own environment.
+    command = [
+        sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+        "--python-executable", str(proxy_python / "bin" / "python"),
+        str(ROOT / "egress-proxy" / "addon.py"),
+    ]  # fmt: skip
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mitmproxys_onboarding_page_is_not_served(world: World) -> None:
+    code, body = _refusal(world, "http://mitm.it/cert/pem")
+    assert code == 403
+    assert "'mitm.it' is not on the allow-list" in body
