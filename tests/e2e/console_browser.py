@@ -34,13 +34,16 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session-scoped: while Playwright's sync API runs, its event loop
+# is the main thread's running loop, and every later asyncio or anyio test in the
+# session would fail with "cannot be called from a running event loop".
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     # Chromium refuses its sandbox to root (CI containers run as root).
     args = ["--no-sandbox"] if os.geteuid() == 0 else []
