@@ -6,6 +6,7 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import replace
 
+import jsonschema
 import pytest
 from pydantic import ValidationError
 
@@ -425,3 +426,69 @@ def test_a_cidr_helper_matches_ipaddress() -> None:
         Settings(egress_internal_ranges={"a": "10.0.0.0/33"})
     with pytest.raises(ValueError, match="internal range name"):
         Settings(egress_internal_ranges={"Bad Name": "10.0.0.0/8"})
+
+
+@pytest.mark.parametrize(
+    ("body", "accepted"),
+    [
+        ({"egress": {"allow": [{"host": "api.example.com"}]}}, True),
+        ({"egress": {"allow": [{"cidr": "203.0.113.0/24"}]}}, True),
+        ({"egress": {"allow": [{"host": "api.example.com", "cidr": None}]}}, True),
+        ({"egress": {"allow": [{}]}}, False),
+        ({"egress": {"allow": [{"host": None}]}}, False),
+        (
+            {"egress": {"allow": [{"host": "api.example.com", "cidr": "1.2.3.0/24"}]}},
+            False,
+        ),
+        ({"network": True, "egress": {"allow": [{"host": "a.example.com"}]}}, False),
+        ({"network": False, "egress": {"allow": [{"host": "a.example.com"}]}}, True),
+        ({"network": True, "egress": None}, True),
+    ],
+)
+def test_the_openapi_schema_says_what_the_model_checks(
+    body: dict[str, object], accepted: bool
+) -> None:
+    # A request the schema calls valid is never refused for its shape (schemathesis'
+    # positive-data check), and one it calls invalid is refused.
+    document = {"name": "e", **body}
+    schema = EnvironmentCreate.model_json_schema()
+    assert jsonschema.Draft202012Validator(schema).is_valid(document) is accepted
+    try:
+        EnvironmentCreate.model_validate(document)
+    except ValidationError:
+        assert not accepted
+    else:
+        assert accepted
+
+
+@pytest.mark.parametrize(
+    ("body", "accepted"),
+    [
+        ({"egress": {"allow": [{"host": "a.example.com"}]}}, True),
+        ({"egress": {"allow": [{"host": "a.example.com"}]}, "options": {}}, True),
+        (
+            {"egress": {"allow": [{"host": "a.example.com"}]}, "options": None},
+            True,
+        ),
+        (
+            {
+                "egress": {"allow": [{"host": "a.example.com"}]},
+                "options": {"network": False},
+            },
+            False,
+        ),
+        ({"egress": None, "options": {"network": True}}, True),
+    ],
+)
+def test_a_starts_schema_says_what_the_model_checks(
+    body: dict[str, object], accepted: bool
+) -> None:
+    document = {"environment": "e", "type": "http", **body}
+    schema = BackendCreate.model_json_schema()
+    assert jsonschema.Draft202012Validator(schema).is_valid(document) is accepted
+    try:
+        BackendCreate.model_validate(document)
+    except ValidationError:
+        assert not accepted
+    else:
+        assert accepted

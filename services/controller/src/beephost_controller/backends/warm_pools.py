@@ -65,6 +65,8 @@ class Pools:
         #: Each pool's last refused start: a refusal that lasts (an allow-list no
         #: engine enforces yet, a missing registry) is logged once, not every pass.
         self._refusals: dict[tuple[str, str], str] = {}
+        #: The filler's pass and a scrape both refresh the gauges: one at a time.
+        self._gauges = threading.Lock()
 
     # -- settings ------------------------------------------------------------------------
 
@@ -226,7 +228,7 @@ class Pools:
             for row in members(pool, self.store.backends(pool.environment)):
                 if row.status in ("starting", "unhealthy"):
                     starting = self._watch(row) or starting
-        self._gauge()
+        self.refresh_gauges()
         return starting
 
     def _start_member(self, pool: Pool) -> bool:
@@ -272,7 +274,14 @@ class Pools:
             return False
         return True
 
-    def _gauge(self) -> None:
+    def refresh_gauges(self) -> None:
+        """The pool gauges from the store as it is now: each pass ends with this, and
+        so does a scrape, which then says what the API says (a member that became
+        ready during the pass is counted before the pass ends)."""
+        with self._gauges:
+            self._set_gauges()
+
+    def _set_gauges(self) -> None:
         self.metrics.pool_members.clear()
         self.metrics.pool_size.clear()
         for pool in self.states():

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from beephost_controller.deps import StoreDep
+from beephost_controller.deps import PoolsDep, StoreDep
 from beephost_protocol.errors import Unavailable
 
 router = APIRouter(tags=["health"])
@@ -25,7 +25,8 @@ def ready(request: Request, store: StoreDep) -> dict[str, str]:
 
 
 @router.get("/metrics", response_class=Response)
-def metrics(request: Request) -> Response:
+def metrics(request: Request, pools: PoolsDep) -> Response:
+    pools.refresh_gauges()
     return Response(
         generate_latest(request.app.state.metrics.registry),
         media_type=CONTENT_TYPE_LATEST,

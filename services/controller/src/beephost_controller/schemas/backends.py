@@ -2,7 +2,7 @@
 
 import ipaddress
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from beephost_controller.requirements import PlainRequirements
 from beephost_controller.schemas import (
@@ -20,6 +20,24 @@ from beephost_controller.schemas.egress import EgressPolicy, EgressPublic
 
 
 class BackendCreate(ApiModel):
+    # The schema says what _one_network checks: not an allow-list with a network.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "not": {
+                "required": ["egress", "options"],
+                "properties": {
+                    "egress": {"type": "object"},
+                    "options": {
+                        "type": "object",
+                        "required": ["network"],
+                        "properties": {"network": {"type": "boolean"}},
+                    },
+                },
+            }
+        },
+    )
+
     environment: str = Field(
         json_schema_extra=NAME_SCHEMA, description="Environment to run."
     )

@@ -56,7 +56,18 @@ class SecretHeader(ApiModel):
 class EgressRule(ApiModel):
     """One allowed destination: a host name or a CIDR, and its ports."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # The schema says what _one_destination checks (exactly one of host and cidr is a
+    # string), so that a request the schema calls valid is never refused for it.
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "oneOf": [
+                {"required": [key], "properties": {key: {"type": "string"}}}
+                for key in ("host", "cidr")
+            ]
+        },
+    )
 
     host: str | None = Field(
         None,

@@ -1,6 +1,6 @@
 """Runtimes and environments: their request and reply models."""
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from beephost_controller.requirements import (
     PlainRequirements,
@@ -32,6 +32,20 @@ class RuntimeInit(ApiModel):
 
 
 class EnvironmentCreate(ApiModel):
+    # The schema says what _one_network checks: not network true with an allow-list.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "not": {
+                "required": ["network", "egress"],
+                "properties": {
+                    "network": {"const": True},
+                    "egress": {"type": "object"},
+                },
+            }
+        },
+    )
+
     name: str = Field(
         json_schema_extra=NAME_SCHEMA,
         description=f"Unique environment name: {NAME_RULE}.",
