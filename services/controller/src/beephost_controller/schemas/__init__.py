@@ -8,7 +8,7 @@ the request to the database and back.
 import re
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.config import JsonDict
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
@@ -67,6 +67,14 @@ class BackendLimits(ApiModel):
         description="Bytes the workspace may hold (0: no limit); default: the "
         "controller's WORKSPACE_QUOTA_BYTES.",
     )
+
+    @field_validator("workspace_quota_bytes", mode="before")
+    @classmethod
+    def _integral(cls, value: object) -> object:
+        # Strict (no "5", no true), but JSON's 45814.0 is the integer its schema says.
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
 
 
 #: Capabilities a backend may get back explicitly (Docker's default set, minus the
