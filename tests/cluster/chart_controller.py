@@ -41,6 +41,7 @@ from tests.cluster.conftest import (
     push_by_digest,
     wait_until,
 )
+from tests.cluster.kube_controller import without_beephost
 from tests.cluster.tls_relay import make_certificates
 from tests.ports import free_port
 
@@ -83,7 +84,7 @@ class ChartController:
     def cli_environ(self) -> dict[str, str]:
         """What ``beep-host`` needs to reach it: its token."""
         return {
-            **_without_beephost(os.environ),
+            **without_beephost(),
             "BEEPHOST_CONTROLLER_TOKEN": self.token,
         }
 
@@ -134,10 +135,6 @@ class ChartController:
             pod, self.release_namespace, container="controller"
         )
         return text
-
-
-def _without_beephost(environ: "os._Environ[str] | dict[str, str]") -> dict[str, str]:
-    return {k: v for k, v in environ.items() if not k.startswith("BEEPHOST_")}
 
 
 def _wait_ready(url: str) -> None:

@@ -17,6 +17,11 @@ from scripts.local_controller import LocalController
 from beephost_client.controller import ControllerClient
 
 
+def without_beephost() -> dict[str, str]:
+    """This process's environment without its ``BEEPHOST_*`` settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
+
+
 class ClusterController(Protocol):
     """What the cluster tests drive, whether the controller is a process on the node
     (``KubeController``) or the chart's pod (``chart_controller.ChartController``)."""
@@ -89,7 +94,7 @@ class KubeController(LocalController):
 
     def cli_environ(self) -> dict[str, str]:
         """On loopback it needs no token: this environment without BEEPHOST_*."""
-        return {k: v for k, v in os.environ.items() if not k.startswith("BEEPHOST_")}
+        return without_beephost()
 
     def kill(self) -> None:
         """kill -9: no shutdown code runs."""

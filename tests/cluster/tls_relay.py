@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-_CHUNK = 256 * 1024
+from beephost_core.relay import relay_connection
 
 
 @dataclass(frozen=True)
@@ -84,32 +84,15 @@ def make_certificates(directory: Path, server_ip: str) -> Certificates:
     return Certificates(directory)
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while chunk := await reader.read(_CHUNK):
-            writer.write(chunk)
-            await writer.drain()
-    except (ConnectionError, ssl.SSLError):
-        pass
-    finally:
-        # TLS has no half-close: the first side to end ends the connection.
-        writer.close()
-
-
 async def _serve(host: str, port: int, context: ssl.SSLContext, target: str) -> None:
-    async def relay(
-        client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
+    # The project's own relay (a backend's published port) copies the bytes; over TLS
+    # there is no half-close, so the first side to end ends the connection.
+    async def handle(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        try:
-            engine_reader, engine_writer = await asyncio.open_unix_connection(target)
-        except OSError:
-            client_writer.close()
-            return
-        await asyncio.gather(
-            _pump(client_reader, engine_writer), _pump(engine_reader, client_writer)
-        )
+        await relay_connection(reader, writer, target)
 
-    server = await asyncio.start_server(relay, host, port, ssl=context)
+    server = await asyncio.start_server(handle, host, port, ssl=context)
     async with server:
         await server.serve_forever()
 
