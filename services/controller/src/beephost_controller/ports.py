@@ -198,6 +198,16 @@ class Sandbox:
     state: ContainerState
 
 
+@dataclass(frozen=True)
+class ServiceState:
+    """A backend this controller did not start (a compose service), as its engine
+    finds it by its container's name."""
+
+    state: ContainerState
+    #: Bytes of memory in use (None: not known).
+    memory_used: int | None
+
+
 class LaunchFailed(Exception):
     """A launch failed: ``error`` says why, in the API's terms. What it had made is
     removed unless ``undone`` is False (then what is left needs the row, for
@@ -261,6 +271,20 @@ class BackendEngine(Protocol):
 
     def probe_endpoint(self, row: BackendRow) -> str:
         """The URL the controller reaches the backend at (its readiness probe)."""
+        ...
+
+    def memory_used(self, row: BackendRow) -> int | None:
+        """The bytes of memory the backend's sandbox uses now (its working set: the
+        page cache it could give back is not counted); None when not known (not
+        running, or the engine has no such measure: a cluster without
+        metrics-server)."""
+        ...
+
+    def service(self, container: str) -> ServiceState | None:
+        """A backend this controller did not start but the console lists (the
+        compose system's default backends, ``CONSOLE_BACKENDS``), by its container's
+        name: its state and memory in use; None when the engine has no such
+        container (or, off Docker, no such thing)."""
         ...
 
     def restart(self, row: BackendRow) -> None:
@@ -382,6 +406,12 @@ class BackendContainers(Protocol):
         ...
 
     def container_state(self, ref: str) -> ContainerState | None: ...
+
+    def container_memory_used(self, ref: str) -> int | None:
+        """The running container's memory in use, in bytes, from one non-streaming
+        sample of the engine's stats (without its inactive page cache, as ``docker
+        stats`` shows it); None when it is not running or gone."""
+        ...
 
     def remove_container(self, ref: str) -> None: ...
 

@@ -5,7 +5,14 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from beephost_controller.schemas import (
@@ -34,6 +41,21 @@ def _default_database() -> Path:
 
 
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+class ConsoleBackend(BaseModel):
+    """A backend the controller did not start, listed by the console's overview (the
+    compose system's three default backends): its container, by name, is read through
+    the engine (status, restarts, memory)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Its container's name on the engine.
+    container: str = Field(min_length=1, max_length=200)
+    type: BackendType
+    environment: str = Field("default", min_length=1, max_length=200)
+    #: Where clients reach it (shown as it is).
+    endpoint: str = Field(min_length=1, max_length=500)
 
 
 class Settings(BaseSettings):
@@ -246,6 +268,17 @@ class Settings(BaseSettings):
         le=7 * 24 * 3600,
         description="Seconds a sign-in to the web console (/console) lasts; then it "
         "asks for the token again. Sessions live in the process: a restart ends them.",
+    )
+    console_backends: list[ConsoleBackend] = Field(
+        default_factory=list,
+        max_length=50,
+        description=(
+            "Backends the controller did not start that the console's overview lists "
+            'beside its own, as JSON: a list of `{"container": NAME, "type": '
+            '"http"|"rpc"|"pipe", "environment": NAME, "endpoint": URL}`; '
+            "their status, restarts and memory come from the engine, by container "
+            "name. compose.yaml sets it to its three default backends."
+        ),
     )
     supervise_interval: float = Field(
         2.0,

@@ -277,6 +277,18 @@ class BackendService:
         known)."""
         return self._idle.get(backend_id)
 
+    def memory_used(self, backend_id: str) -> int | None:
+        """The bytes of memory the backend uses now, as its engine measures them;
+        None when not known (stopped or exited, or the engine cannot tell)."""
+        row = self.get_row(backend_id)
+        if row.status in ("stopped", "exited"):
+            return None
+        try:
+            return self.engine.memory_used(row)
+        except ContainerEngineError as exc:
+            logger.debug("no memory figure for %s: %s", backend_id, exc)
+            return None
+
     def retire(self, row: BackendRow, reason: str) -> None:
         """Stop a backend on the controller's own account: its row stays, ``stopped``
         with ``reason``, until it is deleted."""

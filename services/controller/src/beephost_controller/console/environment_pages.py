@@ -5,10 +5,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
+from beephost_controller.backends.warm_pools import Pools
 from beephost_controller.console import csrf
-from beephost_controller.console.auth import ViewerDep
+from beephost_controller.console.auth import Viewer, ViewerDep
 from beephost_controller.console.overview import (
     backend_lines,
     image_bytes_by_environment,
@@ -18,7 +19,16 @@ from beephost_controller.deps import BackendsDep, PoolsDep, ServiceDep, StoreDep
 from beephost_controller.routes import environments as environment_routes
 from beephost_controller.routes import images as image_routes
 from beephost_controller.routes import jobs as job_routes
+from beephost_controller.routes import pools as pool_routes
+from beephost_controller.schemas import (
+    BACKEND_TYPES,
+    MAX_POOL_SIZE,
+    BackendLimits,
+    BackendOptions,
+    BackendType,
+)
 from beephost_controller.schemas.environments import EnvironmentCreate
+from beephost_controller.schemas.pools import PoolPublic, PoolSet
 from beephost_protocol.errors import InvalidRequest
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -38,6 +48,7 @@ def environment_page(
     viewer: ViewerDep,
     service: ServiceDep,
     backends: BackendsDep,
+    pools: PoolsDep,
 ) -> Response:
     viewer.require("GET", _api(name))
     env = environment_routes.get_environment(name, service)
@@ -56,7 +67,74 @@ def environment_page(
         image_bytes=image_bytes_by_environment(images).get(name),
         job=job,
         o={"backends": backend_lines(backends, viewer, environment=name)},
+        pools=_pool_rows(name, viewer, pools),
+        may_set_pools=viewer.may("PUT", f"{_api(name)}/pools/http"),
+        max_pool_size=MAX_POOL_SIZE,
     )
+
+
+def _pool_rows(name: str, viewer: Viewer, pools: Pools) -> list[PoolPublic] | None:
+    """A row per backend type (its pool in effect, or none: size 0); None when the
+    token may not see pools."""
+    if not viewer.may("GET", f"{_api(name)}/pools"):
+        return None
+    found = {p.type: p for p in pool_routes.environment_pools(name, pools)}
+    return [found.get(kind) or _no_pool(name, kind) for kind in BACKEND_TYPES]
+
+
+def _no_pool(name: str, kind: BackendType) -> PoolPublic:
+    return PoolPublic(
+        environment=name,
+        type=kind,
+        size=0,
+        limits=BackendLimits(),
+        options=BackendOptions(),
+        source="default",
+        ready=0,
+        starting=0,
+    )
+
+
+@router.post("/environments/{name}/pools")
+async def set_pool(
+    request: Request,
+    name: str,
+    viewer: ViewerDep,
+    pools: PoolsDep,
+    type: Annotated[str, Form(max_length=10)],
+    size: Annotated[str, Form(max_length=10)],
+) -> Response:
+    """The API's PUT of the pool, with only its size changed: an environment's own
+    limits and options stay (the console has no form for them)."""
+    await csrf.check(request, viewer.session)
+    if not size.strip().isdigit():
+        raise InvalidRequest(
+            f"the pool was not set: its size is a whole number, not {size!r}"
+        )
+    try:
+        kind = TypeAdapter(BackendType).validate_python(type)
+        body = PoolSet(size=int(size))
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]) for e in exc.errors()[:3])
+        raise InvalidRequest(f"the pool was not set: {problems}") from None
+    viewer.require("PUT", f"{_api(name)}/pools/{kind}")
+    current = {p.type: p for p in pool_routes.environment_pools(name, pools)}
+    own = current.get(kind)
+    if own is not None and own.source == "environment":
+        body = body.model_copy(update={"limits": own.limits, "options": own.options})
+    pool_routes.set_pool(name, kind, body, pools)
+    return RedirectResponse(f"/console/environments/{name}#h-pools", status_code=303)
+
+
+@router.post("/environments/{name}/pools/{kind}/reset")
+async def reset_pool(
+    request: Request, name: str, kind: BackendType, viewer: ViewerDep, pools: PoolsDep
+) -> Response:
+    """The API's DELETE of the environment's own setting: the default applies."""
+    await csrf.check(request, viewer.session)
+    viewer.require("DELETE", f"{_api(name)}/pools/{kind}")
+    pool_routes.reset_pool(name, kind, pools)
+    return RedirectResponse(f"/console/environments/{name}#h-pools", status_code=303)
 
 
 @router.post("/environments")

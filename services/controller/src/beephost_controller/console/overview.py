@@ -3,9 +3,13 @@ same use cases, the same public models, the same scope rules): a console sign-in
 exactly what its token sees through the API."""
 
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from beephost_controller.backends import BackendService
+from beephost_controller.backends.status import status_of
 from beephost_controller.backends.warm_pools import Pools
 from beephost_controller.console.auth import Viewer
 from beephost_controller.routes import backends as backend_routes
@@ -19,9 +23,15 @@ from beephost_controller.schemas.images import ImagesPublic
 from beephost_controller.schemas.jobs import JobPublic
 from beephost_controller.schemas.pools import PoolPublic
 from beephost_controller.service import ControllerService
+from beephost_controller.settings import ConsoleBackend
 
 #: The jobs the overview lists, newest first.
 RECENT_JOBS = 10
+#: Seconds the overview waits for one engine figure (a memory sample) at most.
+ENGINE_WAIT = 3.0
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,22 @@ class BackendLine:
     idle_for: float | None
     #: Seconds until its lifetime ends (None: no lifetime).
     expires_in: float | None
+    #: Bytes of memory in use, as the engine measured it now (None: unknown).
+    memory_used: int | None = None
+
+
+@dataclass(frozen=True)
+class ServiceLine:
+    """A backend the controller did not start (``CONSOLE_BACKENDS``: the compose
+    system's default backends), as the engine finds its container."""
+
+    backend: ConsoleBackend
+    #: ``missing``: the engine has no such container.
+    status: str
+    reason: str | None
+    idle_for: float | None
+    restarts: int | None
+    memory_used: int | None
 
 
 @dataclass(frozen=True)
@@ -55,6 +81,8 @@ class Overview:
     #: None where this sign-in's token may not see it (a scoped token).
     pools: list[PoolLine] | None = None
     images: ImagesPublic | None = None
+    #: None where this sign-in's token may not see them (a scoped token).
+    services: list[ServiceLine] | None = None
     now: float = field(default_factory=time.time)
 
 
@@ -62,12 +90,63 @@ def backend_lines(
     backends: BackendService, viewer: Viewer, environment: str | None = None
 ) -> list[BackendLine]:
     now = time.time()
+    shown = [
+        public
+        for public in backend_routes.list_backends(backends, viewer.caller)
+        if environment is None or public.environment == environment
+    ]
+    memory = _each(
+        lambda b: None if b.status == "stopped" else backends.memory_used(b.id),
+        shown,
+    )
     lines = []
-    for public in backend_routes.list_backends(backends, viewer.caller):
-        if environment is not None and public.environment != environment:
-            continue
+    for public, used in zip(shown, memory, strict=True):
         expires = None if public.expires_at is None else public.expires_at - now
-        lines.append(BackendLine(public, backends.idle_seconds(public.id), expires))
+        lines.append(
+            BackendLine(public, backends.idle_seconds(public.id), expires, used)
+        )
+    return lines
+
+
+def _each(look: Callable[[T], R], items: list[T]) -> list[R | None]:
+    """``look`` of every item, at once: each is a call to the engine (Docker's stats
+    take a few milliseconds to a second each), and one that fails or takes longer
+    than ``ENGINE_WAIT`` leaves None, never an error page."""
+    if not items:
+        return []
+    pool = ThreadPoolExecutor(max_workers=min(8, len(items)))
+    futures = [pool.submit(look, item) for item in items]
+    deadline = time.monotonic() + ENGINE_WAIT
+    results: list[R | None] = []
+    for future in futures:
+        try:
+            results.append(future.result(max(0.0, deadline - time.monotonic())))
+        except Exception:  # a figure the page can do without
+            results.append(None)
+    pool.shutdown(wait=False, cancel_futures=True)  # a slow call ends on its own
+    return results
+
+
+def service_lines(
+    backends: BackendService, services: list[ConsoleBackend]
+) -> list[ServiceLine]:
+    found = _each(lambda s: backends.engine.service(s.container), services)
+    lines = []
+    for service, seen in zip(services, found, strict=True):
+        if seen is None:
+            lines.append(ServiceLine(service, "missing", None, None, None, None))
+            continue
+        status, reason = status_of(seen.state)
+        lines.append(
+            ServiceLine(
+                service,
+                status,
+                reason,
+                seen.state.idle_seconds,
+                seen.state.restart_count,
+                seen.memory_used,
+            )
+        )
     return lines
 
 
@@ -117,4 +196,9 @@ def overview(
         if viewer.may("GET", "/api/v1/pools")
         else None
     )
-    return Overview(lines, environments, jobs, pool_lines, images)
+    services = (
+        service_lines(backends, service.settings.console_backends)
+        if viewer.may("GET", "/api/v1/images")
+        else None
+    )
+    return Overview(lines, environments, jobs, pool_lines, images, services)

@@ -59,6 +59,7 @@ from beephost_controller.ports import (
     ContainerState,
     Record,
     Sandbox,
+    ServiceState,
 )
 from beephost_controller.rows import BackendRow, EnvironmentRow
 from beephost_controller.settings import Settings
@@ -179,6 +180,20 @@ class DockerBackends:
         if row.endpoint is None or Path(socket_url.partition("://")[2]).exists():
             return socket_url
         return row.endpoint
+
+    def memory_used(self, row: BackendRow) -> int | None:
+        return self.containers.container_memory_used(self._ref(row))
+
+    def service(self, container: str) -> ServiceState | None:
+        state = self.containers.container_state(container)
+        if state is None:
+            return None
+        memory = (
+            self.containers.container_memory_used(container)
+            if state.status == "running"
+            else None
+        )
+        return ServiceState(state, memory)
 
     def restart(self, row: BackendRow) -> None:
         self.containers.start_container(self._ref(row))

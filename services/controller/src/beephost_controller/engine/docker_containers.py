@@ -37,6 +37,22 @@ REMOVAL_WAIT = 60.0
 HEALTHCHECK_INTERVAL = 5.0
 
 
+def memory_in_use(stats: Mapping[str, Any]) -> int | None:
+    """A container's memory in use from the engine's stats, as ``docker stats`` shows
+    it: its usage less the inactive page cache (cgroup v2 ``inactive_file``, v1
+    ``total_inactive_file``), which the kernel gives back under pressure. None when
+    the stats have no usage (a container not running)."""
+    memory = stats.get("memory_stats") or {}
+    usage = memory.get("usage")
+    if not isinstance(usage, int):
+        return None
+    counters = memory.get("stats") or {}
+    cache = counters.get("inactive_file", counters.get("total_inactive_file", 0))
+    if not isinstance(cache, int) or cache > usage:
+        cache = 0
+    return usage - cache
+
+
 def _container_state(container: Any) -> ContainerState:
     attrs: dict[str, Any] = container.attrs
     state: dict[str, Any] = attrs.get("State") or {}
@@ -246,6 +262,15 @@ class DockerContainers:
             f"inspect container {ref}",
             lambda: _container_state(self._client.containers.get(ref)),
         )
+
+    def container_memory_used(self, ref: str) -> int | None:
+        # One sample, not a stream; one-shot (API 1.41) answers at once instead of
+        # waiting a second for a second sample (which only CPU figures need).
+        stats = _found_or_none(
+            f"stats of container {ref}",
+            lambda: self._client.api.stats(ref, stream=False, one_shot=True),
+        )
+        return None if stats is None else memory_in_use(stats)
 
     def remove_container(self, ref: str) -> None:
         try:

@@ -78,6 +78,7 @@ class KubeApi:
         self._core = kubernetes.client.CoreV1Api(api)
         self._networking = kubernetes.client.NetworkingV1Api(api)
         self._version = kubernetes.client.VersionApi(api)
+        self._custom = kubernetes.client.CustomObjectsApi(api)
 
     @classmethod
     def connect(cls, kubeconfig: str | None, namespace: str) -> "KubeApi":
@@ -147,6 +148,28 @@ class KubeApi:
                 self._call(kind, "delete", name, body=body, _preload_content=False)
         except ContainerGone:
             pass
+
+    def pod_metrics(self, pod: str) -> Manifest | None:
+        """The pod's ``PodMetrics`` from metrics-server (``metrics.k8s.io``); None
+        when the cluster serves no such API or has no sample of the pod yet.
+
+        Raises:
+            ContainerEngineError: The API server failed otherwise (or the Role does
+                not grant ``get`` on ``pods.metrics.k8s.io``).
+        """
+        try:
+            with mapped_errors(f"read the metrics of {pod}"):
+                response = self._custom.get_namespaced_custom_object(
+                    "metrics.k8s.io",
+                    "v1beta1",
+                    self.namespace,
+                    "pods",
+                    pod,
+                    _preload_content=False,
+                )
+        except ContainerGone:  # 404: no metrics-server, or no sample yet
+            return None
+        return _json(response)
 
     def logs(self, pod: str, container: str, tail: int) -> str:
         """The container's last ``tail`` lines (its previous run's, if it restarted

@@ -18,6 +18,7 @@ idle timeout. Installs and file copies go through the API server's exec.
 """
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -44,6 +45,7 @@ from beephost_controller.ports import (
     LaunchFailed,
     Record,
     Sandbox,
+    ServiceState,
 )
 from beephost_controller.rows import BackendRow, BackendUpdate, EnvironmentRow
 from beephost_controller.settings import Settings
@@ -206,6 +208,23 @@ class KubeBackends:
         self._idle[row.id] = (now, seconds)
         return seconds
 
+    def memory_used(self, row: BackendRow) -> int | None:
+        """The pod's working set as metrics-server last sampled it (every 15-60 s);
+        None without metrics-server (the API is optional), or before its first
+        sample."""
+        try:
+            metrics = self.api.pod_metrics(row.container_name)
+        except ContainerEngineError as exc:
+            logger.debug("no memory figure for %s: %s", row.id, exc)
+            return None
+        return None if metrics is None else pod_memory(metrics)
+
+    def service(self, container: str) -> ServiceState | None:
+        """None: the chart's default backends are Deployments the console does not
+        list (their pods' names change with every rollout)."""
+        del container
+        return None
+
     def endpoint(self, row: BackendRow, state: ContainerState) -> str | None:
         del state  # a Service's address does not change with its pod
         if self.kube.endpoint == "cluster-ip":
@@ -343,3 +362,38 @@ def _launch_error(exc: ContainerEngineError) -> BeepHostError:
     if isinstance(exc, ContainerConfigRefused):
         return InvalidRequest(f"the cluster refused the backend: {exc}")
     return Unavailable(f"could not start backend: {exc}")
+
+
+def pod_memory(metrics: Mapping[str, Any]) -> int | None:
+    """The bytes of memory a ``PodMetrics`` says its containers use (their sum);
+    None when it lists none or a quantity does not parse."""
+    containers = metrics.get("containers") or []
+    if not containers:
+        return None
+    total = 0
+    for container in containers:
+        try:
+            count = memory_quantity(str(container["usage"]["memory"]))
+        except (KeyError, TypeError):
+            count = None
+        if count is None:
+            return None
+        total += count
+    return total
+
+
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([KMGTPE]i|[kMGTPE])?$")
+_UNITS: dict[str | None, int] = {
+    None: 1,
+    **{f"{p}i": 1 << (10 * (n + 1)) for n, p in enumerate("KMGTPE")},
+    **{p: 1000 ** (n + 1) for n, p in enumerate("kMGTPE")},
+}
+
+
+def memory_quantity(text: str) -> int | None:
+    """Bytes from a Kubernetes quantity as metrics-server writes memory (``12345Ki``,
+    ``64Mi``, ``1000``); None for any other form."""
+    match = _QUANTITY.match(text.strip())
+    if match is None:
+        return None
+    return int(float(match[1]) * _UNITS[match[2]])

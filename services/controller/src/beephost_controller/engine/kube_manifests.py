@@ -301,6 +301,8 @@ ROLE_RULES: tuple[Manifest, ...] = (
         "resources": ["networkpolicies"],
         "verbs": ["create", "delete", "get", "list"],
     },
+    # A backend's memory in use (the console), where metrics-server runs.
+    {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["get"]},
 )
 
 

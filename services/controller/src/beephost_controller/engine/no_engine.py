@@ -56,6 +56,12 @@ class NoEngineBackends:
     def probe_endpoint(self, row: BackendRow) -> str:
         raise ports.ContainerEngineError(self.reason)
 
+    def memory_used(self, row: BackendRow) -> int | None:
+        return None  # no sandbox runs
+
+    def service(self, container: str) -> ports.ServiceState | None:
+        return None
+
     def restart(self, row: BackendRow) -> None:
         raise ports.ContainerEngineError(self.reason)
 

@@ -12,6 +12,7 @@ from beephost_controller.ports import (
     LaunchFailed,
     Record,
     Sandbox,
+    ServiceState,
 )
 from beephost_controller.rows import (
     BackendConfig,
@@ -52,6 +53,10 @@ class MemoryBackends:
         #: The next launch fails with it (and leaves its sandbox if not ``undone``).
         self.refuse: LaunchFailed | None = None
         self.shared_removed = False
+        #: Backend id -> the bytes its sandbox uses (unknown when missing).
+        self.memory: dict[str, int] = {}
+        #: Container name -> a backend it did not start (``service``).
+        self.services: dict[str, ServiceState] = {}
         self._ids = itertools.count()
 
     def exit(self, backend_id: str, exit_code: int, *, oom: bool = False) -> None:
@@ -126,6 +131,12 @@ class MemoryBackends:
 
     def probe_endpoint(self, row: BackendRow) -> str:
         return f"memory://{row.id}"
+
+    def memory_used(self, row: BackendRow) -> int | None:
+        return self.memory.get(row.id) if row.id in self.running else None
+
+    def service(self, container: str) -> ServiceState | None:
+        return self.services.get(container)
 
     def restart(self, row: BackendRow) -> None:
         self.restarts.append(row.id)

@@ -135,6 +135,8 @@ class MemoryContainers:
         self.containers: dict[str, ContainerState] = {}
         #: What each container (by name) printed, for ``container_logs``.
         self.output: dict[str, str] = {}
+        #: Container name -> the bytes it uses while it runs.
+        self.memory: dict[str, int] = {}
         self.networks: dict[str, Mapping[str, str]] = {}
         self.volumes: dict[str, Mapping[str, str]] = {}
         self.specs: dict[str, ContainerSpec] = {}
@@ -262,6 +264,11 @@ class MemoryContainers:
     def container_state(self, ref: str) -> ContainerState | None:
         name = self._find(ref)
         return None if name is None else self.containers[name]
+
+    def container_memory_used(self, ref: str) -> int | None:
+        name = self._find(ref)
+        running = name is not None and self.containers[name].status == "running"
+        return self.memory.get(name) if running and name is not None else None
 
     def remove_container(self, ref: str) -> None:
         name = self._find(ref)
