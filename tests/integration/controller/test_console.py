@@ -21,6 +21,7 @@ import pytest
 
 from beephost_client.controller import ControllerClient
 from beephost_controller.console.security_headers import CONTENT_SECURITY_POLICY
+from beephost_controller.ports import ContainerState
 from beephost_controller.resolver import Lock
 from beephost_protocol.errors import InvalidRequest
 from tests.integration.controller.test_backend_routes import (
@@ -598,3 +599,105 @@ def test_a_backend_is_started_from_the_playground(live: Live) -> None:
     chosen = browser.request("GET", location)
     assert f'<option value="{backend_id}" selected>' in chosen.body
     assert backend.token is None  # the API shows it only to its start's reply
+
+
+def test_pools_are_set_from_the_environment_page(live: Live) -> None:
+    with live.client() as api:
+        _ready_env(api, "data")
+    browser = _signed_in(live)
+    page = browser.request("GET", "/console/environments/data")
+    assert page.status == 200, page.body
+    assert 'data-pool="http"' in page.body
+    csrf = browser.csrf("/console/environments/data")
+    url = "/console/environments/data/pools"
+    refused = browser.request("POST", url, {"type": "http", "size": "2"})
+    assert refused.status == 401
+    for bad in ({"type": "http", "size": "x"}, {"type": "http", "size": "65"}):
+        wrong = browser.request("POST", url, {**bad, "csrf": csrf})
+        assert wrong.status == 400, wrong.body
+        assert "the pool was not set" in wrong.body
+    other = browser.request("POST", url, {"type": "tcp", "size": "1", "csrf": csrf})
+    assert other.status == 400, other.body
+    missing = browser.request(
+        "POST",
+        "/console/environments/nope/pools",
+        {"type": "http", "size": "1", "csrf": csrf},
+    )
+    assert missing.status == 404
+    with live.client() as api:
+        api.set_pool("data", "http", 0, limits={"memory_mb": 256})
+        assert api.pools()[0].limits.memory_mb == 256
+        done = browser.request("POST", url, {"type": "http", "size": "1", "csrf": csrf})
+        assert done.status == 303
+        assert done.header("location") == "/console/environments/data#h-pools"
+        (pool,) = [p for p in api.pools() if p.environment == "data"]
+        assert (pool.type, pool.size, pool.source) == ("http", 1, "environment")
+        assert pool.limits.memory_mb == 256, "its own limits stay"
+        reset = browser.request(
+            "POST", "/console/environments/data/pools/http/reset", {"csrf": csrf}
+        )
+        assert reset.status == 303
+        assert [p for p in api.pools() if p.environment == "data"] == []
+
+
+def test_memory_in_use_and_the_services_the_controller_did_not_start(
+    root: Path,
+) -> None:
+    services = [
+        {
+            "container": "beephost-http-backend-1",
+            "type": "http",
+            "endpoint": "http://127.0.0.1:5678",
+        },
+        {
+            "container": "beephost-rpc-backend-1",
+            "type": "rpc",
+            "endpoint": "grpc://127.0.0.1:50051",
+        },
+    ]
+    for live in _serve(root, TOKEN, console_backends=services):
+        with live.client() as api:
+            _ready_env(api, "data")
+            started = api.start_backend("data", "pipe")
+            api.wait_backend(started.id, timeout=30)
+        (name,) = [n for n in live.containers.containers if started.id in n]
+        live.containers.memory[name] = 123_400_000
+        live.containers.containers["beephost-http-backend-1"] = ContainerState(
+            "c-http",
+            "beephost-http-backend-1",
+            {},
+            "running",
+            "healthy",
+            0,
+            False,
+            2,
+            {},
+        )
+        live.containers.memory["beephost-http-backend-1"] = 45_600_000
+        browser = _signed_in(live)
+        page = browser.request("GET", "/console")
+        assert page.status == 200, page.body
+        row = re.search(rf'<tr data-backend="{started.id}">(.*?)</tr>', page.body, re.S)
+        assert row is not None
+        assert "123.4 MB / 512 MiB" in row.group(1)
+        http = re.search(
+            r'<tr data-service="beephost-http-backend-1">(.*?)</tr>', page.body, re.S
+        )
+        assert http is not None
+        assert ">ready<" in http.group(1)
+        assert "http://127.0.0.1:5678" in http.group(1)
+        assert "45.6 MB" in http.group(1)
+        assert "<td>2</td>" in http.group(1)
+        rpc = re.search(
+            r'<tr data-service="beephost-rpc-backend-1">(.*?)</tr>', page.body, re.S
+        )
+        assert rpc is not None
+        assert ">missing<" in rpc.group(1)
+        # Unknown: a dash, never an error.
+        del live.containers.memory[name]
+        again = browser.request("GET", "/console")
+        row = re.search(
+            rf'<tr data-backend="{started.id}">(.*?)</tr>', again.body, re.S
+        )
+        assert row is not None
+        assert "— / 512 MiB" in row.group(1)

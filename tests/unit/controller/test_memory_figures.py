@@ -10,9 +10,7 @@ from beephost_controller.engine.kube_backends import memory_quantity, pod_memory
 def test_docker_memory_is_usage_less_inactive_cache() -> None:
     v2 = {"memory_stats": {"usage": 50_000_000, "stats": {"inactive_file": 8_000_000}}}
     assert memory_in_use(v2) == 42_000_000
-    v1 = {
-        "memory_stats": {"usage": 30_000_000, "stats": {"total_inactive_file": 1000}}
-    }
+    v1 = {"memory_stats": {"usage": 30_000_000, "stats": {"total_inactive_file": 1000}}}
     assert memory_in_use(v1) == 29_999_000
     assert memory_in_use({"memory_stats": {"usage": 7}}) == 7
 
