@@ -26,6 +26,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from beephost_client.controller import Backend, ControllerClient
 from beephost_protocol.errors import NotFound
+from tests.e2e.compose_system import ComposeController, env_file_values
 from tests.e2e.console_browser import browser, new_page, playwright, screenshot
 from tests.e2e.controller_process import (
     ON_BOTH,
@@ -35,6 +36,7 @@ from tests.e2e.controller_process import (
     module_controller,
     stopped_after,
 )
+from tests.e2e.plotting import plotting_environment
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 
@@ -139,7 +141,11 @@ def test_sign_in_watch_a_backend_use_its_files_stop_it_and_sign_out(
         expect(row).to_be_visible(timeout=20_000)
         expect(row).to_contain_text("http")
         expect(row.locator(".status")).to_have_text("ready", timeout=60_000)
+        # Memory in use, as the engine measures it, beside the limit.
+        expect(row.locator("td.memory")).to_have_text(IN_USE_OF_LIMIT, timeout=20_000)
         assert page.evaluate("window.stillTheSamePage") is True
+        if isinstance(controller_target, ComposeController):
+            _the_three_default_backends(page, controller_target)
         assert started.token is not None
         assert started.token not in page.content()
         if shots:
@@ -180,6 +186,26 @@ def test_sign_in_watch_a_backend_use_its_files_stop_it_and_sign_out(
     assert page.context.cookies() == []
     page.goto("/console")
     expect(page).to_have_url(SIGN_IN)
+
+
+#: A backend's memory cell: in use (decimal units) of its limit.
+IN_USE_OF_LIMIT = re.compile(r"^\d+(\.\d)? (kB|MB|GB) / \d+ MiB$")
+
+
+def _the_three_default_backends(page: Page, compose: ComposeController) -> None:
+    """The compose system's own backends (compose services, not the controller's):
+    listed with their status, endpoint and memory in use."""
+    for service, endpoint in (
+        ("pipe-backend", "unix:///run/beephost/pipe.sock"),
+        ("http-backend", compose.compose.url("HTTP")),
+        ("rpc-backend", compose.compose.url("RPC")),
+    ):
+        line = page.locator(f'[data-service="{compose.compose.project}-{service}-1"]')
+        expect(line.locator(".status")).to_have_text("ready")
+        expect(line.locator(".endpoint")).to_contain_text(endpoint)
+        expect(line.locator("td.memory")).to_have_text(
+            re.compile(r"^\d+(\.\d)? (kB|MB)$")
+        )
 
 
 @TARGETS
@@ -388,8 +414,6 @@ def test_the_playground_runs_code_streams_shows_and_interrupts(
         page.wait_for_timeout(500)
         assert page.title() == title
         assert page.evaluate("document.body.dataset.pwned") is None
-        if _shots(controller_target):
-            screenshot(page, "playground", full_page=True)
         # Interrupt a sleep.
         code.fill("import time\ntime.sleep(120)")
         run.click()
@@ -411,3 +435,129 @@ def test_the_playground_runs_code_streams_shows_and_interrupts(
         other.get_by_label("Code").fill("x")
         other.get_by_role("button", name="Run", exact=True).click()
         expect(other.locator("#pg-output pre.out-error")).to_contain_text("NameError")
+
+
+@TARGETS
+def test_a_pools_target_is_set_from_the_environment_page(
+    page: Page,
+    api: ControllerClient,
+    environment: str,
+    controller_target: ControllerTarget,
+) -> None:
+    sign_in(page, _token(controller_target))
+    page.goto(f"/console/environments/{environment}")
+    pool = page.locator('[data-pool="pipe"]')
+    page.get_by_label("Keep pipe ready").fill("1")
+    page.get_by_role("button", name="Set pipe pool").click()
+    expect(page).to_have_url(
+        re.compile(f"/console/environments/{environment}#h-pools$")
+    )
+    try:
+        expect(pool.locator(".pool-size")).to_have_text("1")
+        (set_,) = [p for p in api.pools(environment) if p.type == "pipe"]
+        assert (set_.size, set_.source) == (1, "environment")
+        # The filler starts a member: ready to be claimed, seen on a reload.
+        deadline = time.monotonic() + 120
+        while pool.locator(".pool-ready").text_content() != "1":
+            assert time.monotonic() < deadline, "no pool member became ready"
+            page.wait_for_timeout(1000)
+            page.reload()
+        if _shots(controller_target):
+            screenshot(page, "environment-pools", full_page=True)
+        page.get_by_role("button", name="Use the default").click()
+        expect(pool.locator(".pool-size")).to_have_text("0")
+    finally:
+        with suppress(NotFound):
+            api.reset_pool(environment, "pipe")
+    assert [p for p in api.pools(environment) if p.type == "pipe"] == []
+
+
+#: A real matplotlib plot, a real DataFrame, and a hostile one: its HTML (rendered
+#: unescaped, as model-written HTML would be) carries a script and an onerror that
+#: would reach the console's page, its title and a request of their own.
+PLOT_CODE = """
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+plt.plot(np.arange(10) ** 2)
+plt.show()
+display(pd.DataFrame({"city": ["Oslo", "Lima"], "rain": [763, 6]}))
+
+
+class Hostile(pd.DataFrame):
+    def _repr_html_(self):
+        return self.to_html(escape=False)
+
+
+Hostile({"cell": [
+    "<script>parent.document.title = 'pwned'; fetch('/console/pwned-script')</script>",
+    '<img src="/console/pwned-img" onerror="parent.document.body.dataset.pwned = 1;'
+    " fetch('/console/pwned-onerror')\">",
+]})
+"""
+
+
+def test_the_playground_shows_real_plots_and_dataframes_and_no_hostile_script_runs(
+    page: Page, api: ControllerClient, controller_target: ControllerTarget
+) -> None:
+    """On the plotting image test_rich_outputs builds (the local controller: the
+    compose system's would build a second one)."""
+    env = plotting_environment(api)
+    started = _ready(api, api.start_backend(env, "http"))
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    with stopped_after(api, started):
+        sign_in(page, _token(controller_target))
+        page.goto(f"/console/playground?backend={started.id}")
+        title = page.title()
+        page.get_by_label("Code").fill(PLOT_CODE)
+        page.get_by_role("button", name="Run", exact=True).click()
+        expect(page.locator("#pg-state")).to_have_text("Done.", timeout=120_000)
+        output = page.locator("#pg-output")
+        plot = output.locator("img.out-image")
+        expect(plot).to_have_count(1)
+        assert plot.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [
+            640,
+            480,
+        ]
+        frames = output.locator("iframe.out-html")
+        expect(frames).to_have_count(2)
+        for index in range(2):
+            assert frames.nth(index).get_attribute("sandbox") == ""
+        table = page.frame_locator("iframe.out-html").first
+        expect(table.locator("td").first).to_have_text("Oslo")
+        expect(table.locator("th").nth(1)).to_have_text("city")
+        hostile = page.frame_locator("iframe.out-html").nth(1)
+        expect(hostile.locator("table")).to_have_count(1)
+        expect(hostile.locator("img")).to_have_count(1)
+        # Nothing ran: not in the console's origin, not in the frame.
+        page.wait_for_timeout(1000)
+        assert page.title() == title
+        assert page.evaluate("document.body.dataset.pwned") is None
+        assert not [url for url in requested if "pwned" in url], requested
+        assert page.evaluate("document.cookie") == "", "HttpOnly: no script sees it"
+        if _shots(controller_target):
+            screenshot(page, "playground", full_page=True)
+
+
+def test_a_newcomer_signs_in_from_what_scripts_up_printed(
+    browser: Browser, compose_controller: ComposeController
+) -> None:
+    """The README's walk: the console's URL as scripts/up printed it, the token from
+    the .env it wrote, and the overview with the three default backends."""
+    compose = compose_controller.compose
+    (url,) = re.findall(r"^\s*console\s+(http://\S+/console)\s", compose.up_log, re.M)
+    token = env_file_values(compose.env_file)["BEEPHOST_CONTROLLER_TOKEN"]
+    page = new_page(browser, url.removesuffix("/console"))
+    try:
+        page.goto(url)
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        page.get_by_label("Token").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+        _the_three_default_backends(page, compose_controller)
+        for section in ("Environments", "Warm pools", "Disk use of images"):
+            expect(page.get_by_role("heading", name=section)).to_be_visible()
+    finally:
+        page.context.close()

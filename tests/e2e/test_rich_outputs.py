@@ -16,12 +16,11 @@ import pytest
 
 import beephost_client as bc
 from beephost_client.controller import Backend, ControllerClient
-from tests.e2e.controller_process import build_environment, stopped_after
+from tests.e2e.controller_process import stopped_after
+from tests.e2e.plotting import plotting_environment
 from tests.e2e.processes import run_captured
 
 pytestmark = pytest.mark.docker
-
-REQUIREMENTS = ["matplotlib==3.11.2", "numpy==2.4.6", "pandas==3.1.1"]
 
 CELL = """
 import matplotlib.pyplot as plt
@@ -48,7 +47,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def environment(api: ControllerClient) -> str:
-    return build_environment(api, "plots", REQUIREMENTS, timeout=900)
+    return plotting_environment(api)
 
 
 def _start(api: ControllerClient, env: str, kind: str) -> Backend:
