@@ -68,3 +68,73 @@ def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:
     page.screenshot(
         path=SCREENSHOTS / f"{name}.png", animations="disabled", full_page=full_page
     )
+
+
+#: What a page's own script finds wrong for a reader with a screen reader, a keyboard
+#: or weak eyes: a form control without a label (its accessible name), a button or
+#: link without text, and text whose contrast with its background is under WCAG AA's
+#: 4.5:1 (3:1 for large text), each background the first opaque one behind the text.
+_ACCESSIBILITY = """
+() => {
+  const problems = [];
+  const visible = (el) => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length)
+    && getComputedStyle(el).visibility !== "hidden";
+  const describe = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "")
+    + (el.className && typeof el.className === "string" ? "." + el.className.split(" ").join(".") : "");
+  for (const el of document.querySelectorAll("input, select, textarea")) {
+    if (el.type === "hidden" || !visible(el)) continue;
+    const named = (el.labels && el.labels.length) || el.getAttribute("aria-label")
+      || el.getAttribute("aria-labelledby");
+    if (!named) problems.push("no label: " + describe(el));
+  }
+  for (const el of document.querySelectorAll("button, a[href]")) {
+    if (!visible(el)) continue;
+    if (!(el.textContent.trim() || el.getAttribute("aria-label")))
+      problems.push("no text: " + describe(el));
+  }
+  const rgb = (text) => {
+    const m = text.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) return null;
+    const p = m[1].split(",").map((v) => parseFloat(v));
+    return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 };
+  };
+  const luminance = (c) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+  };
+  const background = (el) => {
+    for (let node = el; node && node.nodeType === 1; node = node.parentElement) {
+      const c = rgb(getComputedStyle(node).backgroundColor);
+      if (c && c.a >= 0.99) return c;
+    }
+    return { r: 255, g: 255, b: 255, a: 1 };
+  };
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const seen = new Set();
+  for (let text = walker.nextNode(); text; text = walker.nextNode()) {
+    const el = text.parentElement;
+    if (!el || seen.has(el) || !text.textContent.trim() || !visible(el)) continue;
+    if (el.closest("iframe, script, style")) continue;
+    seen.add(el);
+    const style = getComputedStyle(el);
+    const fg = rgb(style.color);
+    if (!fg) continue;
+    const bg = background(el);
+    const [hi, lo] = [luminance(fg), luminance(bg)].sort((a, b) => b - a);
+    const ratio = (hi + 0.05) / (lo + 0.05);
+    const size = parseFloat(style.fontSize);
+    const bold = parseInt(style.fontWeight, 10) >= 700;
+    const needed = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (ratio < needed)
+      problems.push(`contrast ${ratio.toFixed(2)} < ${needed}: ${describe(el)} "${text.textContent.trim().slice(0, 30)}"`);
+  }
+  return problems;
+}
+"""
+
+
+def accessibility_problems(page: Page) -> list[str]:
+    """What is wrong on ``page`` for accessibility (``_ACCESSIBILITY``); [] if
+    nothing."""
+    problems: list[str] = page.evaluate(_ACCESSIBILITY)
+    return problems

@@ -1,9 +1,12 @@
 """The web console in a real browser (Debian's chromium through Playwright) against a
-real controller on the real engine: sign in, a backend started through the SDK
-appearing without a reload, a build's log arriving while it runs, a file uploaded and
-downloaded, the connection revealed, a backend stopped, sign-out; and the refusals: a
-wrong token, an expired session, a cross-site form post, a scoped token that cannot
-see others' backends.
+real controller on the real engine: sign in, a backend started with ``beep-host
+start`` appearing without a reload (with its memory in use, and on the compose system
+its three default backends), a build's log arriving while it runs, a pool's target set,
+a file uploaded and downloaded, the connection revealed, a backend stopped, sign-out;
+the playground with real matplotlib and pandas; a newcomer's walk from what
+``scripts/up`` printed; and the refusals: a wrong token, an expired session, a
+cross-site form post, a hostile DataFrame's script, a scoped token that cannot see
+others' backends.
 
 The controller is the ``controller_target`` fixture: the module's own process and
 the compose system's, where users open the console (``ON_BOTH``); the expired
@@ -13,6 +16,7 @@ are.
 """
 
 import http.server
+import json
 import re
 import threading
 import time
@@ -27,11 +31,18 @@ from playwright.sync_api import Browser, Page, expect
 from beephost_client.controller import Backend, ControllerClient
 from beephost_protocol.errors import NotFound
 from tests.e2e.compose_system import ComposeController, env_file_values
-from tests.e2e.console_browser import browser, new_page, playwright, screenshot
+from tests.e2e.console_browser import (
+    accessibility_problems,
+    browser,
+    new_page,
+    playwright,
+    screenshot,
+)
 from tests.e2e.controller_process import (
     ON_BOTH,
     ControllerProcess,
     ControllerTarget,
+    beep_host,
     build_environment,
     module_controller,
     stopped_after,
@@ -135,7 +146,12 @@ def test_sign_in_watch_a_backend_use_its_files_stop_it_and_sign_out(
     assert _token(controller_target) not in cookie["value"]
     # A backend started through the SDK appears without a reload.
     page.evaluate("window.stillTheSamePage = true")
-    started = api.start_backend(environment, "http")
+    # Started with the CLI, as a user would: `beep-host start http --venv NAME`.
+    cli = beep_host(controller_target, "start", "http", "--venv", environment, "--json")
+    assert cli.returncode == 0, cli.stderr
+    printed = json.loads(cli.stdout)
+    started = api.backend(printed["id"])
+    token = printed["token"]
     with _stopped_unless_gone(api, started):
         row = page.locator(f'[data-backend="{started.id}"]')
         expect(row).to_be_visible(timeout=20_000)
@@ -146,8 +162,9 @@ def test_sign_in_watch_a_backend_use_its_files_stop_it_and_sign_out(
         assert page.evaluate("window.stillTheSamePage") is True
         if isinstance(controller_target, ComposeController):
             _the_three_default_backends(page, controller_target)
-        assert started.token is not None
-        assert started.token not in page.content()
+        assert isinstance(token, str)
+        assert token
+        assert token not in page.content()
         if shots:
             screenshot(page, "overview")
         row.get_by_role("link", name=started.id).click()
@@ -172,8 +189,8 @@ def test_sign_in_watch_a_backend_use_its_files_stop_it_and_sign_out(
             screenshot(page, "backend")
         # The connection details: on a click, never in the URL.
         page.get_by_role("button", name="Show connection details").click()
-        expect(page.locator("#connection .token")).to_have_text(started.token)
-        assert started.token not in page.url
+        expect(page.locator("#connection .token")).to_have_text(token)
+        assert token not in page.url
         page.get_by_role("button", name="Hide").click()
         expect(page.locator("#connection")).to_be_hidden()
         # Stop, after the confirmation.
@@ -561,3 +578,46 @@ def test_a_newcomer_signs_in_from_what_scripts_up_printed(
             expect(page.get_by_role("heading", name=section)).to_be_visible()
     finally:
         page.context.close()
+
+
+def test_every_page_is_labelled_keyboard_usable_and_legible(
+    page: Page,
+    api: ControllerClient,
+    environment: str,
+    controller_target: ControllerTarget,
+) -> None:
+    """Signed in with the keyboard alone; on every page each control has a label,
+    each button and link a name, and all text WCAG AA contrast (4.5:1; 3:1 large)."""
+    started = _ready(api, api.start_backend(environment, "pipe"))
+    with stopped_after(api, started):
+        page.goto("/console")
+        assert accessibility_problems(page) == []
+        for _ in range(10):  # the skip link, the header, then the form
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.name") == "token":
+                break
+        else:
+            pytest.fail("the token field is not reachable with Tab")
+        page.keyboard.type(_token(controller_target))
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+        pages = [
+            "/console",
+            f"/console/environments/{environment}",
+            f"/console/environments/{environment}/delete",
+            f"/console/backends/{started.id}",
+            f"/console/playground?backend={started.id}",
+        ]
+        for path in pages:
+            page.goto(path)
+            page.wait_for_load_state("networkidle")
+            assert accessibility_problems(page) == [], path
+        # The playground's outputs too: stdout, stderr, a value, an error.
+        page.get_by_label("Code").fill(
+            "import sys\nprint('out')\nprint('err', file=sys.stderr)\n1 / 0"
+        )
+        page.get_by_role("button", name="Run", exact=True).click()
+        expect(page.locator("#pg-output pre.out-error")).to_contain_text(
+            "ZeroDivisionError"
+        )
+        assert accessibility_problems(page) == []
