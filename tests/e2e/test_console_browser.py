@@ -253,6 +253,8 @@ def test_a_build_log_arrives_while_the_build_runs(
         screenshot(page, "environment")
     page.get_by_role("link", name="Delete…").click()
     page.get_by_label(f"Type {name} to confirm").fill(name)
+    if _shots(controller_target):
+        screenshot(page, "environment-delete")
     page.get_by_role("button", name="Delete", exact=True).click()
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     assert name not in [e.name for e in api.environments()]
@@ -510,7 +512,7 @@ class Hostile(pd.DataFrame):
 Hostile({"cell": [
     "<script>parent.document.title = 'pwned'; fetch('/console/pwned-script')</script>",
     '<img src="/console/pwned-img" onerror="parent.document.body.dataset.pwned = 1;'
-    " fetch('/console/pwned-onerror')\">",
+    ' fetch(`/console/pwned-onerror`)">',
 ]})
 """
 
@@ -530,8 +532,11 @@ def test_the_playground_shows_real_plots_and_dataframes_and_no_hostile_script_ru
         title = page.title()
         page.get_by_label("Code").fill(PLOT_CODE)
         page.get_by_role("button", name="Run", exact=True).click()
-        expect(page.locator("#pg-state")).to_have_text("Done.", timeout=120_000)
         output = page.locator("#pg-output")
+        expect(page.locator("#pg-state")).not_to_have_text("Running…", timeout=120_000)
+        assert page.locator("#pg-state").text_content() == "Done.", (
+            output.text_content()
+        )
         plot = output.locator("img.out-image")
         expect(plot).to_have_count(1)
         assert plot.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [
