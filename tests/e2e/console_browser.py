@@ -65,9 +65,21 @@ def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:
     """``docs/users/console/<name>.png``, of the window (small), or of the whole
     page."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(
-        path=SCREENSHOTS / f"{name}.png", animations="disabled", full_page=full_page
-    )
+    if not full_page:
+        page.screenshot(path=SCREENSHOTS / f"{name}.png", animations="disabled")
+        return
+    # The window as tall as the page: Chromium does not paint a cross-origin frame
+    # (the playground's sandboxed HTML outputs) outside the window, and a full-page
+    # shot of a taller page showed them blank.
+    height = int(page.evaluate("document.documentElement.scrollHeight"))
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
+    try:
+        page.wait_for_timeout(500)  # the frames' first paint
+        page.screenshot(
+            path=SCREENSHOTS / f"{name}.png", animations="disabled", full_page=True
+        )
+    finally:
+        page.set_viewport_size(VIEWPORT)
 
 
 #: What a page's own script finds wrong for a reader with a screen reader, a keyboard
