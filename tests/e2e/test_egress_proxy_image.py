@@ -17,7 +17,7 @@ import stat
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,9 +95,10 @@ def _builder(settings: Settings, engine: DockerEngine) -> DockerImageBuilder:
 
 
 @pytest.fixture(scope="module")
-def built(docker_client: DockerEngine, require_executable: object) -> Iterator[Built]:
-    if shutil.which("mmdebstrap") is None:
-        pytest.skip("mmdebstrap is not installed (apt-get install mmdebstrap)")
+def built(
+    docker_client: DockerEngine, require_executable: Callable[[str, str], str]
+) -> Iterator[Built]:
+    require_executable("mmdebstrap", "apt-get install mmdebstrap")
     settings = _settings()
     builder = _builder(settings, docker_client)
     log: list[str] = []
