@@ -168,3 +168,7 @@ class DockerImageBuilder:
         )
         log(f"environment image {image.tag} ({image.image_id[:19]})")
         return tag
+
+    def ensure_egress_proxy(self, log: BuildLog) -> str:
+        # Placeholder until images/egress_proxy.py lands (branch egress-image).
+        raise RuntimeError("the egress proxy's image is not built by this release")

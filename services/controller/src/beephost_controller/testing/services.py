@@ -63,6 +63,8 @@ class MemoryImageBuilder:
         self.in_use: set[str] = set()
         #: The size each image reports.
         self.image_size = 200 << 20
+        #: What ``ensure_egress_proxy`` answers.
+        self.egress_proxy_tag = "beephost/egress-proxy:memory"
 
     def ensure_base(self, python: str, log: Callable[[str], None]) -> BaseImageRef:
         log(f"importing rootfs for CPython {python}")
@@ -98,6 +100,13 @@ class MemoryImageBuilder:
         log(f"installing {lock.text.count('==')} packages")
         self.builds.append(tag)
         self.images.add(tag)
+
+    def ensure_egress_proxy(self, log: Callable[[str], None]) -> str:
+        """The proxy's tag (``egress_proxy_tag``), "built" once."""
+        if self.egress_proxy_tag not in self.images:
+            log(f"building {self.egress_proxy_tag}")
+            self.images.add(self.egress_proxy_tag)
+        return self.egress_proxy_tag
 
     def environment_images(self) -> list[ImageInfo]:
         return [
@@ -136,6 +145,8 @@ class MemoryContainers:
         #: What each container (by name) printed, for ``container_logs``.
         self.output: dict[str, str] = {}
         self.networks: dict[str, Mapping[str, str]] = {}
+        #: Each network's gateways (``network_gateways``): Docker's default bridge's.
+        self.gateways: dict[str, list[str]] = {"bridge": ["172.17.0.1"]}
         self.volumes: dict[str, Mapping[str, str]] = {}
         self.specs: dict[str, ContainerSpec] = {}
         self.starts: list[str] = []
@@ -268,7 +279,7 @@ class MemoryContainers:
         if name is not None:
             del self.containers[name]
 
-    def container_logs(self, ref: str, tail: int) -> str:
+    def container_logs(self, ref: str, tail: int, *, timestamps: bool = False) -> str:
         name = self._find(ref)
         if name is None:
             raise ContainerGone(f"logs of container {ref}: No such container")
@@ -281,6 +292,11 @@ class MemoryContainers:
             for s in self.containers.values()
             if all(s.labels.get(k) == v for k, v in labels.items())
         ]
+
+    def network_gateways(self, name: str) -> list[str]:
+        if name not in self.gateways:
+            raise ContainerEngineError(f"no network {name}")
+        return list(self.gateways[name])
 
     def list_networks(self, labels: Mapping[str, str]) -> list[str]:
         return [
