@@ -491,8 +491,8 @@ class ImageBuilder(Protocol):
         ...
 
     def ensure_egress_proxy(self, log: Callable[[str], None]) -> str:
-        """The tag of the egress proxy's image (found by its content address, or
-        built offline)."""
+        """The tag of the egress proxy's image (``images.egress_proxy``): found by
+        its content address, or built offline on the CPython 3.11 base image."""
         ...
 
 

@@ -65,6 +65,8 @@ class MemoryImageBuilder:
         self.in_use: set[str] = set()
         #: The size each image reports.
         self.image_size = 200 << 20
+        #: The egress proxy's image, once built (never an environment image).
+        self.proxy_images: set[str] = set()
         #: What ``ensure_egress_proxy`` answers.
         self.egress_proxy_tag = "beephost/egress-proxy:memory"
 
@@ -104,11 +106,14 @@ class MemoryImageBuilder:
         self.images.add(tag)
 
     def ensure_egress_proxy(self, log: Callable[[str], None]) -> str:
-        """The proxy's tag (``egress_proxy_tag``), "built" once."""
-        if self.egress_proxy_tag not in self.images:
-            log(f"building {self.egress_proxy_tag}")
-            self.images.add(self.egress_proxy_tag)
-        return self.egress_proxy_tag
+        tag = self.egress_proxy_tag
+        if tag in self.proxy_images:
+            log(f"egress proxy image {tag} (cached)")
+            return tag
+        log(f"building the egress proxy image {tag}")
+        self.proxy_images.add(tag)
+        self.builds.append(tag)
+        return tag
 
     def environment_images(self) -> list[ImageInfo]:
         return [
