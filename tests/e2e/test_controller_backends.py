@@ -521,13 +521,20 @@ except Exception as exc:
 
 
 def test_an_allow_list_backend_runs_behind_the_egress_proxy(
-    api: ControllerClient, environment: str
+    api: ControllerClient,
 ) -> None:
     # No network of its own: loopback only; its way out is the controller's proxy,
     # which refuses what the list does not hold and says why.
     policy = {"allow": [{"host": "api.example.com"}]}
-    # The proxy's image is built on the first such start (minutes, cold).
-    started = api.start_backend(environment, "pipe", egress=policy)
+    # The build of an allow-list environment makes the proxy's image too (minutes,
+    # cold), so that its start does not wait for it.
+    created = api.create_environment(
+        "allowlisted", requirements=REQUIREMENTS, egress=policy
+    )
+    assert created.job_id is not None
+    job = api.wait_job(created.job_id, timeout=900)
+    assert job.succeeded
+    started = api.start_backend("allowlisted", "pipe")
     with stopped_after(api, started):
         backend = api.wait_backend(started.id, timeout=600)
         assert backend.egress.mode == "allow_list"
