@@ -534,6 +534,9 @@ def test_an_allow_list_backend_runs_behind_the_egress_proxy(
     assert created.job_id is not None
     job = api.wait_job(created.job_id, timeout=900)
     assert job.succeeded
+    lines = [line.line for line in api.job_log(created.job_id, limit=10000).lines]
+    egress = [line for line in lines if "egress proxy" in line]
+    assert any(line.startswith("egress proxy image ") for line in egress), egress
     started = api.start_backend("allowlisted", "pipe")
     with stopped_after(api, started):
         backend = api.wait_backend(started.id, timeout=600)

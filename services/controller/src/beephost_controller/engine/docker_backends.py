@@ -188,7 +188,8 @@ class DockerBackends:
         try:
             self.egress.ensure()
             self.egress.register(row.id, digest, allow)
-        except (BeepHostError, ContainerEngineError, OSError, RuntimeError) as exc:
+        # The image pipeline's errors too (ImageError): the start fails typed.
+        except Exception as exc:
             self.egress.unregister(row.id)
             error = (
                 exc
@@ -233,7 +234,9 @@ class DockerBackends:
     def _ensure_egress(self) -> None:
         try:
             self.egress.ensure()
-        except (BeepHostError, RuntimeError, OSError) as exc:
+        except ContainerEngineError:
+            raise
+        except Exception as exc:  # BeepHostError, ImageError, OSError
             raise ContainerEngineError(f"the egress proxy: {exc}") from exc
 
     def remove(self, row: BackendRow) -> None:
@@ -325,7 +328,7 @@ class DockerBackends:
         if self.egress.registered:
             try:
                 self.egress.ensure()
-            except (BeepHostError, ContainerEngineError, OSError, RuntimeError) as exc:
+            except Exception as exc:  # the engine's, the image pipeline's, the disk's
                 logger.warning("the egress proxy could not be started: %s", exc)
 
     # -- the egress audit --------------------------------------------------------------
