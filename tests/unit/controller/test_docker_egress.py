@@ -9,7 +9,7 @@ import socketserver
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -308,3 +308,31 @@ def test_the_counts_are_read_over_http_on_the_metrics_socket(root: Path) -> None
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_start_whose_proxy_cannot_be_made_fails_typed_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace as with_fields
+
+    from beephost_controller.images.errors import BackendImageError
+    from beephost_controller.starts import BackendRequest
+    from beephost_protocol.errors import Unavailable
+    from tests.unit.controller.support import (
+        backend_service,
+        docker_engine,
+        ready_environment,
+    )
+
+    class Failing(MemoryImageBuilder):
+        def ensure_egress_proxy(self, log: Callable[[str], None]) -> str:
+            raise BackendImageError("cannot read egress-proxy/requirements.lock")
+
+    env = with_fields(ready_environment("e"), egress_allow=tuple(ALLOW))
+    service = backend_service(tmp_path, environments=[env])
+    egress = docker_engine(service).egress
+    egress.images = Failing()
+    with pytest.raises(Unavailable, match="egress proxy could not be started"):
+        service.start(BackendRequest("e", "pipe"))
+    assert service.store.backends() == []
+    assert egress.registered == frozenset()
