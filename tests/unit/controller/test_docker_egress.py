@@ -195,8 +195,14 @@ def test_a_proxy_of_an_older_image_is_replaced(
     egress.ensure()
     first = containers.containers[egress.name].id
     assert isinstance(egress.images, MemoryImageBuilder)
+    # The image is asked for once per process: a new one comes with a new controller.
     egress.images.egress_proxy_tag = "beephost/egress-proxy:newer"
     egress.ensure()
+    assert containers.containers[egress.name].id == first
+    restarted = _egress(root, containers)
+    assert isinstance(restarted.images, MemoryImageBuilder)
+    restarted.images.egress_proxy_tag = "beephost/egress-proxy:newer"
+    restarted.ensure()
     assert containers.containers[egress.name].id != first
     assert containers.specs[egress.name].image == "beephost/egress-proxy:newer"
 

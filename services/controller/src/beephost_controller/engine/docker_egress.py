@@ -261,6 +261,8 @@ class DockerEgress:
         self._backends: dict[str, ProxyBackend] = {}
         self._lock = threading.RLock()
         self._ca: bytes | None = None
+        #: The proxy's image, once made (``ensure``).
+        self._tag: str | None = None
 
     @property
     def owner(self) -> tuple[int, int]:
@@ -304,7 +306,11 @@ class DockerEgress:
             )
         with self._lock:
             self.prepare()
-            tag = self.images.ensure_egress_proxy(log)
+            # Content-addressed by code that does not change while this process
+            # runs: asked once (each ask hashes the proxy's sources), again after a
+            # failure (the image may have been removed).
+            tag = self._tag or self.images.ensure_egress_proxy(log)
+            self._tag = None
             state = self.containers.container_state(self.name)
             current = (
                 state is not None
@@ -312,6 +318,7 @@ class DockerEgress:
                 and state.labels.get(LABEL_EGRESS_IMAGE) == tag
             )
             if current and self._socket_answers():
+                self._tag = tag
                 return
             if state is not None:
                 logger.info("replacing the egress proxy %s", self.name)
@@ -322,6 +329,7 @@ class DockerEgress:
             container = self.containers.create_container(self._spec(tag))
             self.containers.start_container(container)
             self._wait_for_socket()
+            self._tag = tag
 
     def _spec(self, tag: str) -> ContainerSpec:
         uid, gid = self.owner
