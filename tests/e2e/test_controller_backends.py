@@ -28,6 +28,7 @@ from tests.e2e.controller_process import (
     ON_BOTH,
     ControllerProcess,
     ControllerTarget,
+    beep_host,
     build_environment,
     stopped_after,
     wait_restarted,
@@ -521,7 +522,7 @@ except Exception as exc:
 
 
 def test_an_allow_list_backend_runs_behind_the_egress_proxy(
-    api: ControllerClient,
+    api: ControllerClient, controller_target: ControllerTarget
 ) -> None:
     # No network of its own: loopback only; its way out is the controller's proxy,
     # which refuses what the list does not hold and says why.
@@ -553,6 +554,11 @@ def test_an_allow_list_backend_runs_behind_the_egress_proxy(
         refusals = api.egress_refusals(backend.id)
         assert refusals[-1].destination == "other.test:80"
         assert "other.test" in refusals[-1].reason
+        # What a user sees: the CLI's status of the backend names the refusal.
+        status = beep_host(controller_target, "status", backend.id)
+        assert status.returncode == 0, status.stderr
+        assert "egress refusals (last" in status.stdout
+        assert "other.test:80: " in status.stdout
 
 
 def test_admin_backend_drives_the_controller_and_others_cannot(
