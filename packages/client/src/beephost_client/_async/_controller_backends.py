@@ -82,8 +82,8 @@ class _AsyncBackendCalls(_AsyncControllerBase):
             NotFound: No environment has that name.
             InvalidRequest: The environment is not built, a bad option, or an
                 egress policy that is refused or names a secret not stored.
-            Unavailable: The engine cannot run it (an allow-list: not enforced
-                by any engine yet).
+            Unavailable: The engine cannot run it (an allow-list on Kubernetes,
+                or an egress proxy that cannot be started).
 
         Example::
 
