@@ -342,3 +342,44 @@ def test_a_start_whose_proxy_cannot_be_made_fails_typed_and_leaves_nothing(
         service.start(BackendRequest("e", "pipe"))
     assert service.store.backends() == []
     assert egress.registered == frozenset()
+
+
+def test_a_restarted_controller_rebuilds_the_config_from_the_live_rows(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace as with_fields
+
+    from beephost_controller.engine.docker_backends import DockerBackends
+    from beephost_controller.starts import BackendRequest
+    from tests.unit.controller.support import (
+        backend_service,
+        docker_engine,
+        memory_containers,
+        ready_environment,
+    )
+
+    env = with_fields(ready_environment("e"), egress_allow=tuple(ALLOW))
+    service = backend_service(tmp_path, environments=[env])
+    docker_engine(service).egress.images = MemoryImageBuilder()
+    containers = memory_containers(service)
+    try:
+        row = service.start(BackendRequest("e", "pipe"))
+        plain = service.start(
+            BackendRequest("e", "pipe", options=BackendOptions(network=False))
+        )
+        # A new process: nothing registered in memory until reconciliation.
+        restarted = DockerBackends(
+            service.settings,
+            containers,
+            spawn=lambda work: work(),
+            images=MemoryImageBuilder(),
+        )
+        assert restarted.egress.registered == frozenset()
+        restarted.tidy(service.store.backends(), [])
+        assert restarted.egress.registered == {row.id}
+        config = load(restarted.egress.paths.config)
+        assert set(config.backends) == {row.id}
+        assert plain.id not in config.backends
+        assert restarted.egress.name in containers.containers
+    finally:
+        containers.close()

@@ -30,6 +30,7 @@ port taken meanwhile is retried with another).
 
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -78,6 +79,10 @@ from beephost_protocol.errors import BeepHostError, Unavailable
 logger = logging.getLogger(__name__)
 
 
+def _in_thread(work: Callable[[], None]) -> None:
+    threading.Thread(target=work, name="beephost-egress", daemon=True).start()
+
+
 class DockerBackends:
     """Backends as Docker containers (a ``BackendEngine``).
 
@@ -115,6 +120,7 @@ class DockerBackends:
             {**self.extra_labels, **self._selector},
             spawn=spawn,
         )
+        self._spawn = spawn or _in_thread
         self.egress = egress or DockerEgress(
             settings,
             containers,
@@ -323,13 +329,18 @@ class DockerBackends:
         return removed
 
     def _restore_egress(self, live: list[BackendRow]) -> None:
-        """After a restart of the controller: its registrations were in memory."""
+        """After a restart of the controller: its registrations were in memory. The
+        proxy is made in the background (its image may take minutes: readiness does
+        not wait for it; a start does, under the proxy's lock)."""
         self.egress.rebuild(live)
         if self.egress.registered:
-            try:
-                self.egress.ensure()
-            except Exception as exc:  # the engine's, the image pipeline's, the disk's
-                logger.warning("the egress proxy could not be started: %s", exc)
+            self._spawn(self._ensure_quietly)
+
+    def _ensure_quietly(self) -> None:
+        try:
+            self.egress.ensure()
+        except Exception as exc:  # the engine's, the image pipeline's, the disk's
+            logger.warning("the egress proxy could not be started: %s", exc)
 
     # -- the egress audit --------------------------------------------------------------
 
