@@ -47,6 +47,8 @@ CONTROLLER_SOURCES = (
     ".dockerignore",
     "packages",
     "services",
+    # The egress proxy's image is built from its lock and scripts (images/egress_proxy.py).
+    "egress-proxy",
 )
 CONTROLLER_SOURCE_PREFIX = "/opt/beephost-src"
 #: The controller's second moving tag, the one compose.yaml names.

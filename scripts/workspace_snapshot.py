@@ -17,6 +17,6 @@ def snapshot_workspace(source: Path, target: Path) -> Path:
     for name in ("pyproject.toml", "uv.lock", ".python-version", ".dockerignore"):
         if (source / name).is_file():
             shutil.copy2(source / name, target / name)
-    for directory in ("packages", "services"):
+    for directory in ("packages", "services", "egress-proxy"):
         shutil.copytree(source / directory, target / directory, ignore=_SNAPSHOT_IGNORE)
     return target

@@ -63,6 +63,9 @@ def controller_workspace(workspace: Path) -> Path:
     shutil.copy(REPO / dockerfile_path("controller"), workspace / "services/controller")
     (workspace / "uv.lock").write_text("version = 1\n")
     (workspace / ".python-version").write_text("3.11\n")
+    # The egress proxy's lock and scripts, which its image is built from.
+    (workspace / "egress-proxy").mkdir()
+    (workspace / "egress-proxy" / "requirements.lock").write_text("mitmproxy==11.0.2\n")
     return workspace
 
 

@@ -208,6 +208,19 @@ class ServiceState:
     memory_used: int | None
 
 
+@dataclass(frozen=True)
+class EgressRefusal:
+    """One refused connection, as the proxy logged it."""
+
+    #: When (seconds since the epoch; None if the log line had no time).
+    at: float | None
+    #: ``connect`` (an HTTPS tunnel), ``http`` (a plain request), ``tls`` (a server
+    #: name that did not match the CONNECT), ``auth`` (no valid credential).
+    kind: str
+    destination: str
+    reason: str
+
+
 class LaunchFailed(Exception):
     """A launch failed: ``error`` says why, in the API's terms. What it had made is
     removed unless ``undone`` is False (then what is left needs the row, for
@@ -347,6 +360,16 @@ class BackendEngine(Protocol):
         """Remove what the engine shares between backends (once none runs)."""
         ...
 
+    def egress_refusals(self, row: BackendRow) -> list[EgressRefusal]:
+        """The last refusals of the backend's egress (its policy an allow-list),
+        oldest first; empty when none, or the engine has no egress proxy."""
+        ...
+
+    def egress_counts(self) -> dict[str, int]:
+        """The egress proxy's decisions so far, by decision (``allowed``,
+        ``refused``); empty without a proxy."""
+        ...
+
 
 class BackendContainers(Protocol):
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
@@ -415,7 +438,19 @@ class BackendContainers(Protocol):
 
     def remove_container(self, ref: str) -> None: ...
 
-    def container_logs(self, ref: str, tail: int) -> str: ...
+    def container_logs(self, ref: str, tail: int, *, timestamps: bool = False) -> str:
+        """The last ``tail`` lines of its output (each with the engine's RFC 3339
+        time first if ``timestamps``)."""
+        ...
+
+    def network_gateways(self, name: str) -> list[str]:
+        """The gateway addresses of network ``name`` (for a subnet that names none,
+        its first address, which the engine gives it); empty if it has no subnet.
+
+        Raises:
+            ContainerEngineError: There is no such network, or the engine failed.
+        """
+        ...
 
     def list_containers(self, labels: Mapping[str, str]) -> list[ContainerState]: ...
 

@@ -93,8 +93,9 @@ class Settings(Limits):
         None,
         description='An egress allow-list (JSON: {"allow": [{"host": '
         '"api.example.com"}]}, docs/operators/egress.md) of the environment the '
-        "server creates; default: none, no network. The controller refuses its "
-        "sandboxes' starts until the egress proxy enforces allow-lists.",
+        "server creates; default: none, no network. Enforced on Docker (its "
+        "sandboxes reach the listed destinations through the egress proxy); the "
+        "Kubernetes engine refuses their starts.",
     )
     pool_size: int = Field(
         0,

@@ -82,7 +82,8 @@ def plan(
     Raises:
         InvalidRequest: The environment is not ready, or the start cannot run on a
             cluster (a pipe backend, an admin environment, a host port).
-        Unavailable: Its egress policy is an allow-list (not enforced yet).
+        Unavailable: Its egress policy is an allow-list (not enforced on
+            Kubernetes yet).
     """
     env = environment
     image = ready_image(env)

@@ -9,6 +9,7 @@ from dataclasses import replace
 from beephost_controller.ports import (
     ContainerGone,
     ContainerState,
+    EgressRefusal,
     LaunchFailed,
     Record,
     Sandbox,
@@ -57,6 +58,9 @@ class MemoryBackends:
         self.memory: dict[str, int] = {}
         #: Container name -> a backend it did not start (``service``).
         self.services: dict[str, ServiceState] = {}
+        #: What ``egress_refusals`` answers, by backend id, and ``egress_counts``.
+        self.refusals: dict[str, list[EgressRefusal]] = {}
+        self.egress_decisions: dict[str, int] = {}
         self._ids = itertools.count()
 
     def exit(self, backend_id: str, exit_code: int, *, oom: bool = False) -> None:
@@ -182,3 +186,9 @@ class MemoryBackends:
 
     def remove_shared(self) -> None:
         self.shared_removed = True
+
+    def egress_refusals(self, row: BackendRow) -> list[EgressRefusal]:
+        return list(self.refusals.get(row.id, ()))
+
+    def egress_counts(self) -> dict[str, int]:
+        return dict(self.egress_decisions)

@@ -2,12 +2,14 @@
 
 import io
 import itertools
+import socket
 import tarfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from beephost_controller.engine.docker_egress import PROXY_SOCKET_DIR
 from beephost_controller.images.keys import environment_code, environment_tag
 from beephost_controller.images.labels import owner_labels
 from beephost_controller.ports import (
@@ -65,6 +67,8 @@ class MemoryImageBuilder:
         self.image_size = 200 << 20
         #: The egress proxy's image, once built (never an environment image).
         self.proxy_images: set[str] = set()
+        #: What ``ensure_egress_proxy`` answers.
+        self.egress_proxy_tag = "beephost/egress-proxy:memory"
 
     def ensure_base(self, python: str, log: Callable[[str], None]) -> BaseImageRef:
         log(f"importing rootfs for CPython {python}")
@@ -102,7 +106,7 @@ class MemoryImageBuilder:
         self.images.add(tag)
 
     def ensure_egress_proxy(self, log: Callable[[str], None]) -> str:
-        tag = "beephost/egress-proxy:3.11-memory"
+        tag = self.egress_proxy_tag
         if tag in self.proxy_images:
             log(f"egress proxy image {tag} (cached)")
             return tag
@@ -150,6 +154,10 @@ class MemoryContainers:
         #: Container name -> the bytes it uses while it runs.
         self.memory: dict[str, int] = {}
         self.networks: dict[str, Mapping[str, str]] = {}
+        #: The egress proxies' sockets, by container name (``_serve_egress``).
+        self.listening: dict[str, socket.socket] = {}
+        #: Each network's gateways (``network_gateways``): Docker's default bridge's.
+        self.gateways: dict[str, list[str]] = {"bridge": ["172.17.0.1"]}
         self.volumes: dict[str, Mapping[str, str]] = {}
         self.specs: dict[str, ContainerSpec] = {}
         self.starts: list[str] = []
@@ -257,6 +265,7 @@ class MemoryContainers:
         if name is None:
             raise ContainerEngineError(f"no container {ref}")
         self.starts.append(name)
+        self._serve_egress(self.specs.get(name))
         self.containers[name] = replace(
             self.containers[name],
             unjoined_network=None,
@@ -265,6 +274,27 @@ class MemoryContainers:
             exit_code=0,
             oom_killed=False,
         )
+
+    def _serve_egress(self, spec: ContainerSpec | None) -> None:
+        """An egress proxy (a container with the proxy's socket directory mounted
+        read-write) makes its socket when it starts, as ``serve.py`` does: a Unix
+        socket that accepts and answers nothing."""
+        if spec is None:
+            return
+        for directory, (target, mode) in spec.egress.items():
+            if target == PROXY_SOCKET_DIR and mode == "rw":
+                path = directory / "proxy.sock"
+                path.unlink(missing_ok=True)
+                server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                server.bind(str(path))
+                server.listen()
+                self.listening[spec.name] = server
+
+    def close(self) -> None:
+        """Close the sockets of the egress proxies it serves."""
+        for server in self.listening.values():
+            server.close()
+        self.listening.clear()
 
     def join_network(self, ref: str) -> None:
         name = self._find(ref)
@@ -286,8 +316,11 @@ class MemoryContainers:
         name = self._find(ref)
         if name is not None:
             del self.containers[name]
+            server = self.listening.pop(name, None)
+            if server is not None:
+                server.close()
 
-    def container_logs(self, ref: str, tail: int) -> str:
+    def container_logs(self, ref: str, tail: int, *, timestamps: bool = False) -> str:
         name = self._find(ref)
         if name is None:
             raise ContainerGone(f"logs of container {ref}: No such container")
@@ -300,6 +333,11 @@ class MemoryContainers:
             for s in self.containers.values()
             if all(s.labels.get(k) == v for k, v in labels.items())
         ]
+
+    def network_gateways(self, name: str) -> list[str]:
+        if name not in self.gateways:
+            raise ContainerEngineError(f"no network {name}")
+        return list(self.gateways[name])
 
     def list_networks(self, labels: Mapping[str, str]) -> list[str]:
         return [
