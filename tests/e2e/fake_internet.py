@@ -26,6 +26,7 @@ that label, so nothing another session made is touched.
 import ipaddress
 import json
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -181,6 +182,13 @@ class FakeInternet:
     # -- making and removing ------------------------------------------------------
 
     def create(self) -> None:
+        """The network, then the servers (``create_network``, ``start_servers``)."""
+        self.create_network()
+        self.start_servers()
+
+    def create_network(self) -> None:
+        """The certificates and the network, and each server's address on it (fixed:
+        a controller can be given the host map before the servers run)."""
         self.ca.write_ca(self.directory)
         shutil.copy(SERVER_SCRIPT, self.directory / SERVER_SCRIPT.name)
         for name in WEB_SERVERS:
@@ -188,19 +196,39 @@ class FakeInternet:
         # Readable by the servers' user (this process's) only; the directory too.
         self.directory.chmod(0o700)
         self.network = f"beephost-fake-internet-{self.run}"
-        docker(
-            self.docker_cli,
-            "network",
-            "create",
-            "--internal",
-            *label_args(self.labels),
-            self.network,
-        )
+        # A subnet of our choosing (fixed addresses need one): a /24 of 10.199/16
+        # that no network of the engine's holds yet (the engine refuses an overlap).
+        last = ""
+        for _ in range(16):
+            subnet = f"10.199.{secrets.randbelow(256)}.0/24"
+            result = run_captured(
+                [
+                    self.docker_cli,
+                    "network",
+                    "create",
+                    "--internal",
+                    f"--subnet={subnet}",
+                    *label_args(self.labels),
+                    self.network,
+                ],
+                timeout=60,
+            )
+            if result.returncode == 0:
+                break
+            last = result.stderr
+        else:
+            raise AssertionError(f"no free subnet for the fake internet: {last}")
         config = inspect(self.docker_cli, self.network, "network")["IPAM"]["Config"][0]
         self.subnet = config["Subnet"]
-        self.gateway = config.get("Gateway") or str(
-            next(ipaddress.ip_network(self.subnet).hosts())
-        )
+        hosts = [str(a) for a in ipaddress.ip_network(self.subnet).hosts()]
+        self.gateway = config.get("Gateway") or hosts[0]
+        # The top of the range: the engine hands out the bottom (the proxy's address).
+        for name, address in zip((*WEB_SERVERS, INTERNAL), hosts[-3:], strict=True):
+            self.addresses[name] = address
+
+    def start_servers(self, image: str | None = None) -> None:
+        """The servers, at their addresses, until each serves."""
+        self.image = image or self.image
         for name in WEB_SERVERS:
             self._start(
                 name,
@@ -224,6 +252,7 @@ class FakeInternet:
             "--name",
             f"beephost-fake-{name.replace('.', '-')}-{self.run}",
             f"--network={self.network}",
+            f"--ip={self.addresses[name]}",
             "--network-alias",
             name,
             "--read-only",
@@ -234,7 +263,7 @@ class FakeInternet:
             "--sysctl",
             "net.ipv4.ip_unprivileged_port_start=0",
             "--memory=128m",
-            "--pids-limit=64",
+            "--pids-limit=256",
             "-v",
             f"{self.directory}:{SERVER_DIR}:ro",
             self.image,
@@ -245,8 +274,6 @@ class FakeInternet:
             *args,
         ).strip()
         self.containers[name] = container
-        networks = inspect(self.docker_cli, container)["NetworkSettings"]["Networks"]
-        self.addresses[name] = networks[self.network]["IPAddress"]
 
     def _wait_serving(self, name: str, container: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
