@@ -275,6 +275,15 @@ class FakeInternet:
         ).strip()
         self.containers[name] = container
 
+    def join_bridge(self, name: str) -> str:
+        """Connect server ``name`` to Docker's default bridge too (where a backend
+        with full network is): its address there."""
+        container = self.containers[name]
+        docker(self.docker_cli, "network", "connect", "bridge", container)
+        networks = inspect(self.docker_cli, container)["NetworkSettings"]["Networks"]
+        address: str = networks["bridge"]["IPAddress"]
+        return address
+
     def _wait_serving(self, name: str, container: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while "serving" not in self.server_log(name):
@@ -305,6 +314,27 @@ class FakeInternet:
             self.docker_cli, "network", "ls", "-q", "--filter", selector
         ).split()
         return found
+
+
+@contextmanager
+def fake_internet_network(docker_cli: str) -> Iterator[FakeInternet]:
+    """A fake internet's network and addresses, for the block; its servers start
+    with ``start_servers(image)`` (a controller can be given ``controller_settings()``
+    first and build the image). Removed by its label afterwards."""
+    directory = Path(tempfile.mkdtemp(prefix="beephost-fake-internet-"))
+    world = FakeInternet(
+        docker_cli=docker_cli,
+        image="",
+        run=uuid.uuid4().hex[:10],
+        directory=directory,
+        ca=TestCA.make(),
+    )
+    try:
+        world.create_network()
+        yield world
+    finally:
+        world.remove()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @contextmanager
