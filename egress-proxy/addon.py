@@ -2,8 +2,12 @@
 
     mitmdump --mode regular --listen-host 0.0.0.0 --listen-port 3128 \\
         -s addon.py --set egress_config=/run/egress/config.json \\
-        --set egress_metrics=0.0.0.0:9128 --set flow_detail=0 \\
-        --set confdir=/run/egress/ca
+        --set egress_metrics_socket=/run/egress-metrics/metrics.sock \\
+        --set flow_detail=0 --set confdir=/run/egress/ca
+
+(The image runs it so through ``serve.py``.) The counters are served as Prometheus
+text on a TCP port (``egress_metrics``), or over HTTP on a Unix socket
+(``egress_metrics_socket``: only the proxy and the controller mount its directory).
 
 The decisions are ``beephost_controller.egress_rules``' (pure, unit-tested); this
 file is only their I/O: who is asking (``egress_proxy_config.authenticate``), the
@@ -16,16 +20,26 @@ logic is in the controller's typed modules.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
+import socketserver
+import threading
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from mitmproxy import http, tls
 from mitmproxy.addonmanager import Loader
 from mitmproxy.connection import Client
-from prometheus_client import Counter, start_http_server
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    generate_latest,
+    start_http_server,
+)
 
 # Imported by module: a script's module-level names are mitmproxy hooks (a `load`
 # here would be called as the addon's load hook).
@@ -54,6 +68,45 @@ DECISIONS = Counter(
 _REALM = 'Basic realm="beephost-egress"'
 
 
+class _MetricsHandler(BaseHTTPRequestHandler):
+    """Any GET: the registry's Prometheus text."""
+
+    def do_GET(self) -> None:
+        body = generate_latest(REGISTRY)
+        self.send_response(200)
+        self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def address_string(self) -> str:
+        return "unix"  # a Unix peer has no address (client_address is "")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # a scrape is not an egress decision: the log stays decisions only
+
+
+class _UnixMetricsServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+def serve_metrics_socket(path: Path) -> _UnixMetricsServer:
+    """Serve the counters over HTTP on the Unix socket ``path``, in a thread.
+
+    A stale socket is replaced. Mode 0666: the controller reading it may run as
+    another user; the directory, which only the proxy and the controller mount, is
+    what keeps anyone else out.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    server = _UnixMetricsServer(str(path), _MetricsHandler)
+    path.chmod(0o666)
+    threading.Thread(
+        target=server.serve_forever, name="egress-metrics", daemon=True
+    ).start()
+    return server
+
+
 @dataclass
 class Tunnel:
     """A CONNECT allowed on one client connection, until its TLS is checked."""
@@ -71,6 +124,7 @@ class EgressAddon:
         self._mtime = 0.0
         self._tunnels: dict[str, Tunnel] = {}
         self._metrics_started = False
+        self._metrics_socket: _UnixMetricsServer | None = None
 
     def load(self, loader: Loader) -> None:
         loader.add_option(
@@ -78,6 +132,12 @@ class EgressAddon:
         )
         loader.add_option(
             "egress_metrics", str, "", "HOST:PORT of the Prometheus metrics endpoint."
+        )
+        loader.add_option(
+            "egress_metrics_socket",
+            str,
+            "",
+            "A Unix socket serving the Prometheus metrics over HTTP.",
         )
 
     def configure(self, updated: set[str]) -> None:
@@ -99,6 +159,19 @@ class EgressAddon:
             host, _, port = metrics.rpartition(":")
             start_http_server(int(port), addr=host or "127.0.0.1")
             self._metrics_started = True
+        socket_path = ctx.options.egress_metrics_socket
+        if (
+            "egress_metrics_socket" in updated
+            and socket_path
+            and self._metrics_socket is None
+        ):
+            self._metrics_socket = serve_metrics_socket(Path(socket_path))
+
+    def done(self) -> None:
+        if self._metrics_socket is not None:
+            self._metrics_socket.shutdown()
+            self._metrics_socket.server_close()
+            self._metrics_socket = None
 
     def _reload(self, force: bool = False) -> None:
         # The controller rewrites the file (atomically) as backends start and stop.

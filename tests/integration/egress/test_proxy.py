@@ -12,8 +12,10 @@ import http.server
 import json
 import os
 import re
+import signal
 import socket
 import ssl
+import stat
 import subprocess
 import sys
 import threading
@@ -188,11 +190,11 @@ class World:
         with urllib.request.urlopen(
             f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
         ) as reply:
-            text = reply.read().decode()
-        found = re.findall(
-            r'^beephost_egress_total\{decision="(\w+)"\} (\S+)$', text, re.M
-        )
-        return {decision: float(value) for decision, value in found}
+            return _counters(reply.read().decode())
+
+    @property
+    def base(self) -> Path:
+        return self.output.parent
 
     def tunnel(self, host: str, port: int) -> socket.socket:
         """A raw CONNECT through the proxy, its 200 read."""
@@ -282,6 +284,8 @@ def world(
     config_path.touch(mode=0o600)
     config_path.write_text(json.dumps(config))
 
+    # A stale file where the metrics socket goes: the addon replaces it.
+    (base / "metrics.sock").write_text("stale")
     proxy_port, metrics_port = _free_port(), _free_port()
     output = base / "proxy.log"
     with output.open("wb") as sink:
@@ -300,6 +304,8 @@ def world(
                 f"egress_config={config_path}",
                 "--set",
                 f"egress_metrics=127.0.0.1:{metrics_port}",
+                "--set",
+                f"egress_metrics_socket={base / 'metrics.sock'}",
                 "--set",
                 f"confdir={confdir}",
                 "--set",
@@ -347,6 +353,24 @@ def world(
         secure.shutdown()
         plain.server_close()
         secure.server_close()
+
+
+def _counters(text: str) -> dict[str, float]:
+    found = re.findall(r'^beephost_egress_total\{decision="(\w+)"\} (\S+)$', text, re.M)
+    return {decision: float(value) for decision, value in found}
+
+
+def unix_get(path: Path, target: str = "/metrics") -> tuple[str, str]:
+    """GET over HTTP/1.0 on a Unix socket: (status line, body)."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        sock.connect(str(path))
+        sock.sendall(f"GET {target} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.decode().partition("\r\n\r\n")
+    return head.splitlines()[0], body
 
 
 def _refusal(world: World, url: str) -> tuple[int, str]:
@@ -452,13 +476,16 @@ def test_a_wrong_proxy_credential_is_refused(world: World) -> None:
         assert caught.value.code == 407
 
 
-def test_the_addon_is_strictly_typed_against_mitmproxy(proxy_python: Path) -> None:
+def test_the_addon_and_entrypoint_are_strictly_typed_against_mitmproxy(
+    proxy_python: Path,
+) -> None:
     # The workspace's mypy cannot see mitmproxy (it is not in the workspace lock):
     # the addon is checked here against the proxy's own environment.
     command = [
         sys.executable, "-m", "mypy", "--strict", "--no-incremental",
         "--python-executable", str(proxy_python / "bin" / "python"),
         str(ROOT / "egress-proxy" / "addon.py"),
+        str(ROOT / "egress-proxy" / "serve.py"),
     ]  # fmt: skip
     result = subprocess.run(
         command,
@@ -474,3 +501,88 @@ def test_mitmproxys_onboarding_page_is_not_served(world: World) -> None:
     code, body = _refusal(world, "http://mitm.it/cert/pem")
     assert code == 403
     assert "'mitm.it' is not on the allow-list" in body
+
+
+def test_the_counters_are_served_on_a_unix_socket_too(world: World) -> None:
+    path = world.base / "metrics.sock"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666
+    status, body = unix_get(path)
+    before = _counters(body)
+    assert status == "HTTP/1.0 200 OK"
+    _refusal(world, f"http://elsewhere.test:{world.http_port}/")
+    after = _counters(unix_get(path)[1])
+    assert after["refused"] >= before.get("refused", 0) + 1
+
+
+def _connect(sock: socket.socket, host: str, credential: str | None) -> bytes:
+    auth = (
+        "Proxy-Authorization: Basic "
+        + base64.b64encode(credential.encode()).decode()
+        + "\r\n"
+        if credential
+        else ""
+    )
+    sock.sendall(
+        f"CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n{auth}\r\n".encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+def test_serve_publishes_the_proxy_on_a_unix_socket(
+    world: World, proxy_python: Path, tmp_path: Path
+) -> None:
+    """The image's entrypoint, without the image: mitmdump on a loopback port, the
+    relay on a socket (a stale one replaced), SIGTERM passed on."""
+    sock_path = tmp_path / "proxy.sock"
+    sock_path.write_text("stale")
+    metrics = tmp_path / "metrics.sock"
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [
+                str(proxy_python / "bin" / "python"),
+                str(ROOT / "egress-proxy" / "serve.py"),
+                "--socket",
+                str(sock_path),
+                "--config",
+                str(world.base / "config.json"),
+                "--confdir",
+                str(world.base / "confdir"),
+                "--metrics-socket",
+                str(metrics),
+                "--port",
+                str(port),
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not (sock_path.is_socket() and metrics.is_socket()):
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert stat.S_IMODE(sock_path.stat().st_mode) == 0o666
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(10)
+            sock.connect(str(sock_path))
+            assert _connect(sock, "other.test", None).startswith(b"HTTP/1.1 407")
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(10)
+            sock.connect(str(sock_path))
+            head = _connect(sock, "elsewhere.test", f"{BACKEND}:{TOKEN}")
+            assert head.startswith(b"HTTP/1.1 403"), head
+        assert _counters(unix_get(metrics)[1])["refused"] >= 2
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=20)
+    # mitmdump stopped on the signal: the entrypoint exits, non-zero (the proxy is gone).
+    assert code != 0
+    assert "mitmdump exited" in log.read_text()

@@ -37,15 +37,24 @@ async def _copy(source: asyncio.StreamReader, target: asyncio.StreamWriter) -> N
 
 
 async def relay_connection(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, socket_path: str
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    socket_path: str | tuple[str, int],
 ) -> None:
-    """Serve one client connection: connect to ``socket_path`` and copy both ways
-    until both sides have closed, or either fails."""
+    """Serve one client connection: connect to ``socket_path`` (a Unix socket, or a
+    ``(host, port)`` pair: the egress proxy's image relays its Unix socket to
+    mitmdump's loopback port) and copy both ways until both sides have closed, or
+    either fails."""
     writer.transport.set_write_buffer_limits(HIGH_WATER)
     try:
-        up_reader, up_writer = await asyncio.open_unix_connection(
-            socket_path, limit=CHUNK
-        )
+        if isinstance(socket_path, tuple):
+            up_reader, up_writer = await asyncio.open_connection(
+                *socket_path, limit=CHUNK
+            )
+        else:
+            up_reader, up_writer = await asyncio.open_unix_connection(
+                socket_path, limit=CHUNK
+            )
     except OSError as exc:
         # The server is (re)starting: the client sees its connection closed, as a
         # stopped server's port would refuse it.

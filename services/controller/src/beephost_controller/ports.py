@@ -455,6 +455,11 @@ class ImageBuilder(Protocol):
         address (``images.keys.environment_tag``), or built."""
         ...
 
+    def ensure_egress_proxy(self, log: Callable[[str], None]) -> str:
+        """The tag of the egress proxy's image (``images.egress_proxy``): found by
+        its content address, or built offline on the CPython 3.11 base image."""
+        ...
+
 
 class ImagePublisher(Protocol):
     """Puts local images where a cluster's nodes pull them from (a registry)."""

@@ -113,6 +113,9 @@ class NoEngineBuilder:
     ) -> str:
         raise RuntimeError(REASON)
 
+    def ensure_egress_proxy(self, log: Callable[[str], None]) -> str:
+        raise RuntimeError(REASON)
+
 
 class NoEnginePublisher:
     """An ``ImagePublisher`` without a Docker engine: nothing to push from."""

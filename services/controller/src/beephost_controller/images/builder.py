@@ -8,6 +8,11 @@ from pathlib import Path
 from beephost_controller.engine.docker_images import DockerEngine
 from beephost_controller.images.base import ensure_base_image
 from beephost_controller.images.base_source import BaseImage
+from beephost_controller.images.egress_proxy import (
+    PROXY_PYTHON,
+    SourceWheelTool,
+    ensure_egress_proxy_image,
+)
 from beephost_controller.images.environment import (
     ensure_environment_image,
     sdk_code_version,
@@ -21,6 +26,7 @@ from beephost_controller.images.labels import (
     LABEL_MANAGED,
     owner_labels,
 )
+from beephost_controller.images.uv_tools import UvTools
 from beephost_controller.images.wheelhouse import WheelhouseTools
 from beephost_controller.ports import BaseImageRef, BuildLog, ContainerEngine, ImageInfo
 from beephost_controller.resolver import Lock
@@ -80,6 +86,10 @@ class DockerImageBuilder:
         self._settings = settings
         self._runtime = runtime or DockerEngine.from_env()
         inputs = inputs or BuildInputs.from_settings(settings)
+        # The proxy's one sdist (no wheel exists) is built with the same uv as the rest.
+        self._source: SourceWheelTool | None = (
+            inputs.tools if isinstance(inputs.tools, UvTools) else None
+        )
         self._inputs = dataclasses.replace(inputs, tools=_ExportOnce(inputs.tools))
         self._code_version: str | None = None
         self._sdk_version: str | None = None
@@ -168,3 +178,24 @@ class DockerImageBuilder:
         )
         log(f"environment image {image.tag} ({image.image_id[:19]})")
         return tag
+
+    def ensure_egress_proxy(self, log: Callable[[str], None]) -> str:
+        base = self.ensure_base(PROXY_PYTHON, log)
+        image = ensure_egress_proxy_image(
+            BaseImage(
+                tag=base.image,
+                image_id=base.image_id,
+                python_version=base.version,
+                source="registry" if base.source == "registry" else "debian",
+                built=False,
+            ),
+            self._runtime,
+            self._inputs,
+            self._source or UvTools(),
+            log=log,
+        )
+        log(
+            f"egress proxy image {image.tag} "
+            f"({'built' if image.built else 'cached'}, {image.image_id[:19]})"
+        )
+        return image.tag

@@ -50,6 +50,10 @@ KIND_SERVERS_IMAGE = "servers-image"
 KIND_ENVIRONMENT_IMAGE = "environment-image"
 #: On the container (and leftovers) of an environment image's install.
 KIND_ENVIRONMENT_BUILD = "environment-build"
+#: The egress proxy's image (images/egress_proxy.py), and its build stage's
+#: intermediate images (removed by build key after every build).
+KIND_EGRESS_PROXY_IMAGE = "egress-proxy-image"
+KIND_EGRESS_PROXY_BUILD = "egress-proxy-build"
 
 
 #: On an image (and the build container of an environment image): the controller

@@ -235,6 +235,54 @@ class UvTools:
         finally:
             Path(handle.name).unlink(missing_ok=True)
 
+    def wheel_from_source(self, line: str, outdir: Path) -> Path:
+        """Download the hash-locked source distribution of one requirement (``pip
+        download --no-binary :all: --require-hashes``) and build it into a wheel in
+        ``outdir`` with ``uv build`` (its build backend from the index, isolated).
+
+        For a lock entry that has no wheel at all (pyperclip, in the egress proxy's):
+        the sdist's hash is checked; the wheel's is whatever the build gives, and
+        the caller pins those exact bytes.
+
+        Raises:
+            BackendImageError: No sdist with a locked hash, or the build failed or
+                gave no single wheel.
+        """
+        outdir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=outdir, prefix=".sdist-") as scratch:
+            work = Path(scratch)
+            requirements = work / "requirement.txt"
+            requirements.write_text(line + "\n")
+            command = [
+                self.uv, "tool", "run", "--from", f"pip=={PIP_VERSION}", "pip",
+                "download", "--quiet", "--disable-pip-version-check", "--no-deps",
+                "--require-hashes", "--no-binary=:all:",
+            ]  # fmt: skip
+            if self.ca_bundle is not None:
+                command += ["--cert", self.ca_bundle]
+            if self.index_url is not None:
+                command += ["--index-url", self.index_url]
+            command += ["--dest", str(work / "sdist"), "-r", str(requirements)]
+            self._run(command, env=self.environment(index=True))
+            sdists = sorted((work / "sdist").iterdir())
+            if len(sdists) != 1:
+                raise BackendImageError(f"{line}: expected one source distribution")
+            self._run(
+                [
+                    *(self.uv, "build", "--wheel", "--quiet", "--no-config"),
+                    *("-o", str(work / "wheel"), str(sdists[0])),
+                ],
+                env=self.environment(index=True),
+            )
+            wheels = sorted((work / "wheel").glob("*.whl"))
+            if len(wheels) != 1:
+                raise BackendImageError(
+                    f"uv build {sdists[0].name}: expected one wheel"
+                )
+            target = outdir / wheels[0].name
+            os.replace(wheels[0], target)
+        return target
+
     def unpack(
         self, lines: Sequence[str], python_minor: str, wheels: Path, target: Path
     ) -> None:

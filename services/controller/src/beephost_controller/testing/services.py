@@ -63,6 +63,8 @@ class MemoryImageBuilder:
         self.in_use: set[str] = set()
         #: The size each image reports.
         self.image_size = 200 << 20
+        #: The egress proxy's image, once built (never an environment image).
+        self.proxy_images: set[str] = set()
 
     def ensure_base(self, python: str, log: Callable[[str], None]) -> BaseImageRef:
         log(f"importing rootfs for CPython {python}")
@@ -98,6 +100,16 @@ class MemoryImageBuilder:
         log(f"installing {lock.text.count('==')} packages")
         self.builds.append(tag)
         self.images.add(tag)
+
+    def ensure_egress_proxy(self, log: Callable[[str], None]) -> str:
+        tag = "beephost/egress-proxy:3.11-memory"
+        if tag in self.proxy_images:
+            log(f"egress proxy image {tag} (cached)")
+            return tag
+        log(f"building the egress proxy image {tag}")
+        self.proxy_images.add(tag)
+        self.builds.append(tag)
+        return tag
 
     def environment_images(self) -> list[ImageInfo]:
         return [

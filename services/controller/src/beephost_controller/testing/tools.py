@@ -98,6 +98,11 @@ def fake_wheel_bytes(name: str, version: str, python_minor: str) -> bytes:
     return f"fake wheel {name} {version} cp{python_minor}\n".encode()
 
 
+def fake_sdist_bytes(name: str, version: str) -> bytes:
+    """The source distribution ``FakeWheelhouseTools.wheel_from_source`` builds from."""
+    return f"fake sdist {name} {version}\n".encode()
+
+
 class FakeWheelhouseTools:
     """``WheelhouseTools`` without uv, pip or network.
 
@@ -181,6 +186,24 @@ class FakeWheelhouseTools:
             tag = f"cp{python_minor.replace('.', '')}"
             filename = f"{requirement.name.replace('-', '_')}-{requirement.version}-{tag}-{tag}-manylinux_2_17_x86_64.whl"
             (dest / filename).write_bytes(data)
+
+    def wheel_from_source(self, line: str, outdir: Path) -> Path:
+        """Check ``line``'s hash against ``fake_sdist_bytes`` and write a pure wheel
+        (``SourceWheelTool``).
+
+        Raises:
+            BackendImageError: The hash is not the fake sdist's.
+        """
+        (requirement,) = parse_export(line).requirements
+        data = fake_sdist_bytes(requirement.name, requirement.version)
+        if f"sha256:{hashlib.sha256(data).hexdigest()}" not in requirement.hashes:
+            raise BackendImageError(f"hash mismatch for {requirement.name}'s sdist")
+        self.built.append(f"sdist:{requirement.name}")
+        outdir.mkdir(parents=True, exist_ok=True)
+        name = requirement.name.replace("-", "_")
+        wheel = outdir / f"{name}-{requirement.version}-py3-none-any.whl"
+        wheel.write_bytes(b"built from " + data)
+        return wheel
 
     def installer(self) -> tuple[str, Path | None]:
         """The configured installer description and binary."""
