@@ -27,7 +27,14 @@ SETTINGS = Settings.model_validate(
     {"database": "/nowhere/db", "socket_root": "/run/sockets"}
 )
 READY = EnvironmentRow("e", "3.11", [], False, False, "ready", image="img:1")
-MINTED = Minted("b-1", "backend-token", "controller-token", euid=1000, egid=1000)
+MINTED = Minted(
+    "b-1",
+    "backend-token",
+    "controller-token",
+    euid=1000,
+    egid=1000,
+    egress_token="egress-token",
+)
 
 
 def _plan(
@@ -129,14 +136,16 @@ def test_a_pipe_backend_gets_a_socket_directory_and_no_network() -> None:
     assert planned.row.config.port is None
     assert planned.socket_dir_owner is None, "the controller keeps it"
     assert planned.spec.group_add == ["1000"], "the controller's group shares it"
-    as_root = _plan(BackendRequest("e", "pipe"), minted=Minted("b-1", "t", "c", 0, 0))
+    as_root = _plan(
+        BackendRequest("e", "pipe"), minted=Minted("b-1", "t", "c", 0, 0, "e")
+    )
     assert as_root.socket_dir_owner == (10001, 10001)
     assert as_root.spec.group_add == []
 
 
 def test_a_socket_group_shares_pipe_sockets_with_host_users() -> None:
-    root = Minted("b-1", "t", "c", 0, 0)
-    user = Minted("b-1", "t", "c", 1000, 1000)
+    root = Minted("b-1", "t", "c", 0, 0, "e")
+    user = Minted("b-1", "t", "c", 1000, 1000, "e")
     assert socket_dir_owner(4242, root) == (10001, 4242)
     assert socket_dir_owner(4242, user) == (-1, 4242)
     assert socket_dir_owner(None, user) is None

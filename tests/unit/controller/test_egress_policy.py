@@ -307,7 +307,9 @@ def test_a_secret_value_is_printable_ascii_of_8_to_8192_characters(value: str) -
 
 # -- the policy a start ends up with ------------------------------------------------
 
-MINTED = Minted("b-0123456789ab", "tok-" + "x" * 28, "ctl-token", 1000, 1000)
+MINTED = Minted(
+    "b-0123456789ab", "tok-" + "x" * 28, "ctl-token", 1000, 1000, "egress-token"
+)
 ALLOW = EgressPolicy.model_validate({"allow": [{"host": "api.example.com"}]})
 
 

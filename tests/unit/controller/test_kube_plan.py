@@ -15,7 +15,9 @@ from tests.unit.controller.support import ready_environment
 
 SETTINGS = Settings(name="ctl", backend_ttl=3600, backend_idle_timeout=600)
 KUBE = KubernetesSettings(namespace="sandboxes", registry="r.example:5000/x")
-MINTED = Minted("b-0123456789ab", "tok-" + "x" * 28, "ctl-token", 1000, 1000)
+MINTED = Minted(
+    "b-0123456789ab", "tok-" + "x" * 28, "ctl-token", 1000, 1000, "egress-token"
+)
 
 
 def _plan(

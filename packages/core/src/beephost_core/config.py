@@ -49,6 +49,9 @@ class ExecutorConfig:
         extra_env: Variables added to ``env`` for every worker (they win over it): what
             the deployment gives user code on purpose, e.g. an admin backend's controller
             URL and token.
+        egress_socket: The egress proxy's Unix socket (None: no relay); while the
+            executor runs, ``127.0.0.1:egress_port`` is relayed to it.
+        egress_port: The loopback port user code's proxy variables name.
     """
 
     python: str = field(default_factory=base_interpreter)
@@ -74,6 +77,8 @@ class ExecutorConfig:
     activity_file: str | None = None
     env: dict[str, str] = field(default_factory=lambda: default_worker_env())
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    egress_socket: str | None = None
+    egress_port: int = 3128
 
     def worker_env(self) -> dict[str, str]:
         """The environment a worker starts with: ``env`` updated with ``extra_env``."""

@@ -17,6 +17,7 @@ from typing import Any
 from beephost_core._process import EventCallback, WorkerProcess
 from beephost_core.activity import REPORT_INTERVAL, Activity
 from beephost_core.config import ExecutorConfig
+from beephost_core.egress_relay import EgressRelay
 from beephost_core.files import FileService
 from beephost_core.leases import LeaseOwner, Leases, check_lease
 from beephost_core.metrics import CoreMetrics
@@ -136,6 +137,8 @@ class Executor:
         self._files: FileService | None = None
         self._temporary_workspace: str | None = None
         self._starting: asyncio.Task[None] | None = None
+        #: The loopback port relayed to the egress proxy (config.egress_socket).
+        self.egress: EgressRelay | None = None
         self.metrics.track(
             sessions=lambda: len(self._sessions),
             handles=lambda: sum(
@@ -195,6 +198,17 @@ class Executor:
 
     async def _start(self) -> None:
         self._open_workspace()
+        if self.config.egress_socket is not None:
+            # Before the first worker: user code's first request may go out.
+            relay = EgressRelay(self.config.egress_socket, self.config.egress_port)
+            try:
+                await relay.start()
+            except OSError as exc:
+                raise Unavailable(
+                    f"the egress relay cannot listen on 127.0.0.1:"
+                    f"{self.config.egress_port}: {exc.strerror or exc}"
+                ) from exc
+            self.egress = relay
         default = Session(models.DEFAULT_SESSION, ttl=None)
         self._assign(default, await self._spawn())
         self._sessions[default.id] = default
@@ -237,6 +251,8 @@ class Executor:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._kill_workers()  # what a spawn added meanwhile (a spare)
+        if self.egress is not None:
+            await self.egress.aclose()
         if self._files is not None:
             await self._files.aclose()
         if self._temporary_workspace is not None:

@@ -143,6 +143,20 @@ class BackendSettings(EnvSettings):
         "controller passes admin backends their controller URL and token this way.",
     )
 
+    egress_socket: str | None = Field(
+        None,
+        description="The egress proxy's Unix socket (the controller mounts it into a "
+        "backend whose egress policy is an allow-list): user code's only way out is "
+        "127.0.0.1:EGRESS_PORT, relayed to it. Unset: no relay.",
+    )
+    egress_port: int = Field(
+        3128,
+        ge=1,
+        le=65535,
+        description="The loopback port relayed to EGRESS_SOCKET (user code's "
+        "HTTP_PROXY names it).",
+    )
+
     @field_validator("token")
     @classmethod
     def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:

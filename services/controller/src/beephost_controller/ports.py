@@ -385,7 +385,19 @@ class BackendContainers(Protocol):
 
     def remove_container(self, ref: str) -> None: ...
 
-    def container_logs(self, ref: str, tail: int) -> str: ...
+    def container_logs(self, ref: str, tail: int, *, timestamps: bool = False) -> str:
+        """The last ``tail`` lines of its output (each with the engine's RFC 3339
+        time first if ``timestamps``)."""
+        ...
+
+    def network_gateways(self, name: str) -> list[str]:
+        """The gateway addresses of network ``name`` (for a subnet that names none,
+        its first address, which the engine gives it); empty if it has no subnet.
+
+        Raises:
+            ContainerEngineError: There is no such network, or the engine failed.
+        """
+        ...
 
     def list_containers(self, labels: Mapping[str, str]) -> list[ContainerState]: ...
 

@@ -122,6 +122,9 @@ class BackendConfig:
     #: Its egress allow-list, the start's or its environment's (None: the
     #: hardening's ``network`` says none or full).
     egress_allow: AllowList = None
+    #: The SHA-256 of its egress proxy credential (an allow-list backend's): what
+    #: the proxy's configuration is rebuilt from after a restart.
+    egress_token_sha256: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -134,6 +137,7 @@ class BackendConfig:
             "pooled": self.pooled,
             "claimed_at": self.claimed_at,
             "egress_allow": allow_list_json(self.egress_allow),
+            "egress_token_sha256": self.egress_token_sha256,
             **self.hardening.model_dump(),
         }
 
@@ -144,6 +148,7 @@ class BackendConfig:
         started_by = values.get("started_by")
         idle = values.get("idle_timeout")
         claimed_at = values.get("claimed_at")
+        digest = values.get("egress_token_sha256")
         return cls(
             port=port if isinstance(port, int) else None,
             bind_address=str(values.get("bind_address") or "127.0.0.1"),
@@ -160,6 +165,7 @@ class BackendConfig:
             if isinstance(claimed_at, int | float)
             else None,
             egress_allow=allow_list_of(values.get("egress_allow")),
+            egress_token_sha256=digest if isinstance(digest, str) else None,
         )
 
 

@@ -39,7 +39,10 @@ _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 class Settings(BaseSettings):
     """Controller configuration; every field maps to ``BEEPHOST_CONTROLLER_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="BEEPHOST_CONTROLLER_", extra="ignore")
+    # An empty variable is unset (compose passes optional settings through as "").
+    model_config = SettingsConfigDict(
+        env_prefix="BEEPHOST_CONTROLLER_", extra="ignore", env_ignore_empty=True
+    )
 
     host: str = Field("127.0.0.1", description="Address the REST API binds to.")
     port: int = Field(8600, ge=0, le=65535, description="Port of the REST API.")
@@ -319,6 +322,23 @@ class Settings(BaseSettings):
             "range is refused (docs/operators/egress.md)."
         ),
     )
+    egress_proxy_network: str = Field(
+        "bridge",
+        description=(
+            "The Docker network the egress proxy joins to reach the destinations "
+            "allow-lists name (no sandbox ever joins it); its gateway is blocked "
+            "to the proxy (the host's services)."
+        ),
+    )
+    egress_hosts: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "JSON object of host names and the address the egress proxy uses for "
+            'each instead of DNS (`{"api.example.test": "172.18.0.5"}`): services '
+            "without DNS, or a test's fake internet. Each address is still checked "
+            "like a DNS answer (private ranges need EGRESS_INTERNAL_RANGES)."
+        ),
+    )
 
     @property
     def admin_socket(self) -> Path:
@@ -341,6 +361,18 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"internal range {name}: {exc}") from None
         return value
+
+    @field_validator("egress_hosts")
+    @classmethod
+    def _check_egress_hosts(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, address in value.items():
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ValueError(
+                    f"egress host {name!r}: not an IP address: {address!r}"
+                ) from None
+        return {name.lower().rstrip("."): address for name, address in value.items()}
 
     @field_validator("base_image_repository")
     @classmethod

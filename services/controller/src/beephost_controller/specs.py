@@ -114,3 +114,7 @@ class ContainerSpec:
     #: named volumes mounted read-only, shared with other backends and not made or
     #: removed with this one: its image's code volumes (engine/code_volumes.py)
     shared_volumes: Mapping[str, str] = field(default_factory=dict)
+    #: the egress proxy's host directories -> (where mounted, ``ro`` or ``rw``): its
+    #: socket and trust bundle, read-only, in an allow-list backend; its state,
+    #: socket and metrics in the proxy itself (engine/docker_egress.py)
+    egress: Mapping[Path, tuple[str, str]] = field(default_factory=dict)

@@ -68,6 +68,8 @@ class Minted:
     #: The controller's effective uid and gid (the socket directory's ownership).
     euid: int
     egid: int
+    #: The backend's egress proxy credential (used by an allow-list backend only).
+    egress_token: str
 
     @classmethod
     def draw(cls, request: BackendRequest, euid: int, egid: int) -> "Minted":
@@ -77,6 +79,7 @@ class Minted:
             controller_token=secrets.token_urlsafe(32),
             euid=euid,
             egid=egid,
+            egress_token=secrets.token_urlsafe(32),
         )
 
 
@@ -204,6 +207,9 @@ def new_row(
             idle_timeout=idle_timeout,
             pooled=request.pooled,
             egress_allow=allow,
+            egress_token_sha256=None
+            if allow is None
+            else token_digest(minted.egress_token),
         ),
         controller_token_sha256=controller_token and token_digest(controller_token),
     )

@@ -1,5 +1,6 @@
 """``DockerContainers``: the ``BackendContainers`` on docker-py (backend containers and networks)."""
 
+import ipaddress
 import logging
 import re
 import threading
@@ -71,6 +72,21 @@ def unjoined_network(attrs: Mapping[str, Any]) -> str | None:
     network = "bridge" if mode == "default" else mode
     joined = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
     return None if network in joined else network
+
+
+def network_gateways(attrs: Mapping[str, Any]) -> list[str]:
+    """A network's gateways from its inspection: each IPAM config's ``Gateway``, or
+    for one that names none, its subnet's first address (what the engine gives it)."""
+    found = []
+    for config in (attrs.get("IPAM") or {}).get("Config") or []:
+        gateway = str(config.get("Gateway") or "").split("/")[0]
+        subnet = str(config.get("Subnet") or "")
+        if gateway:
+            found.append(gateway)
+        elif subnet:
+            network = ipaddress.ip_network(subnet, strict=False)
+            found.append(str(network.network_address + 1))
+    return found
 
 
 _IDLE = re.compile(r"\bidle=(\d+)\b")
@@ -155,7 +171,6 @@ class DockerContainers:
     def create_container(self, spec: ContainerSpec) -> str:
         kwargs: dict[str, Any] = {
             "name": spec.name,
-            "command": list(spec.command),
             "labels": dict(spec.labels),
             "environment": dict(spec.environment),
             "user": spec.user,
@@ -173,6 +188,8 @@ class DockerContainers:
             },
             "detach": True,
         }
+        if spec.command:  # else the image's own
+            kwargs["command"] = list(spec.command)
         if spec.healthcheck:
             kwargs["healthcheck"] = {
                 "test": ["CMD", *spec.healthcheck],
@@ -204,6 +221,8 @@ class DockerContainers:
             volumes[volume] = {"bind": mount_point, "mode": "rw"}
         for volume, mount_point in spec.shared_volumes.items():
             volumes[volume] = {"bind": mount_point, "mode": "ro"}
+        for directory, (mount_point, mode) in spec.egress.items():
+            volumes[str(directory)] = {"bind": mount_point, "mode": mode}
         if volumes:
             kwargs["volumes"] = volumes
         if spec.group_add:
@@ -279,11 +298,11 @@ class DockerContainers:
             f"{REMOVAL_WAIT:.0f} s: {cause}"
         )
 
-    def container_logs(self, ref: str, tail: int) -> str:
+    def container_logs(self, ref: str, tail: int, *, timestamps: bool = False) -> str:
         try:
             with _mapped_errors(f"logs of container {ref}"):
                 data = self._client.containers.get(ref).logs(
-                    tail=tail, timestamps=False
+                    tail=tail, timestamps=timestamps
                 )
         except ImageNotFoundError as exc:  # docker-py's NotFound: "No such container"
             raise ContainerGone(str(exc)) from exc
@@ -295,6 +314,11 @@ class DockerContainers:
                 all=True, filters=_label_filters(labels)
             )
         return [_container_state(container) for container in found]
+
+    def network_gateways(self, name: str) -> list[str]:
+        with _mapped_errors(f"inspect network {name}"):
+            attrs = self._client.networks.get(name).attrs
+        return network_gateways(attrs)
 
     def list_networks(self, labels: Mapping[str, str]) -> list[str]:
         with _mapped_errors(f"list networks labelled {dict(labels)}"):

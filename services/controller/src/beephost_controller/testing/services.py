@@ -65,6 +65,8 @@ class MemoryImageBuilder:
         self.image_size = 200 << 20
         #: The egress proxy's image, once built (never an environment image).
         self.proxy_images: set[str] = set()
+        #: What ``ensure_egress_proxy`` answers.
+        self.egress_proxy_tag = "beephost/egress-proxy:memory"
 
     def ensure_base(self, python: str, log: Callable[[str], None]) -> BaseImageRef:
         log(f"importing rootfs for CPython {python}")
@@ -102,7 +104,7 @@ class MemoryImageBuilder:
         self.images.add(tag)
 
     def ensure_egress_proxy(self, log: Callable[[str], None]) -> str:
-        tag = "beephost/egress-proxy:3.11-memory"
+        tag = self.egress_proxy_tag
         if tag in self.proxy_images:
             log(f"egress proxy image {tag} (cached)")
             return tag
@@ -148,6 +150,8 @@ class MemoryContainers:
         #: What each container (by name) printed, for ``container_logs``.
         self.output: dict[str, str] = {}
         self.networks: dict[str, Mapping[str, str]] = {}
+        #: Each network's gateways (``network_gateways``): Docker's default bridge's.
+        self.gateways: dict[str, list[str]] = {"bridge": ["172.17.0.1"]}
         self.volumes: dict[str, Mapping[str, str]] = {}
         self.specs: dict[str, ContainerSpec] = {}
         self.starts: list[str] = []
@@ -280,7 +284,7 @@ class MemoryContainers:
         if name is not None:
             del self.containers[name]
 
-    def container_logs(self, ref: str, tail: int) -> str:
+    def container_logs(self, ref: str, tail: int, *, timestamps: bool = False) -> str:
         name = self._find(ref)
         if name is None:
             raise ContainerGone(f"logs of container {ref}: No such container")
@@ -293,6 +297,11 @@ class MemoryContainers:
             for s in self.containers.values()
             if all(s.labels.get(k) == v for k, v in labels.items())
         ]
+
+    def network_gateways(self, name: str) -> list[str]:
+        if name not in self.gateways:
+            raise ContainerEngineError(f"no network {name}")
+        return list(self.gateways[name])
 
     def list_networks(self, labels: Mapping[str, str]) -> list[str]:
         return [
