@@ -39,8 +39,8 @@ def _outcome(action):
 def _proxy(user=None, token=None):
     # The sandbox's proxy from its variables; another credential, or none, if asked.
     url = urllib.parse.urlsplit(os.environ["HTTP_PROXY"])
-    if user is None:
-        user, token = url.username, url.password
+    user = url.username if user is None else user
+    token = url.password if token is None else token
     where = f"{url.hostname}:{url.port}"
     return f"http://{user}:{token}@{where}" if user else f"http://{where}"
 
