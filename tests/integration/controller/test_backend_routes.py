@@ -103,6 +103,7 @@ def _serve(
     finally:
         tcp.close()
         unix.close()
+        memory.close()
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """Egress policies and stored secrets on a real controller (uvicorn, SQLite, the SDK):
 the policy stored with an environment and shown, a start's own policy, the refusals
-in the API's error shape, the Docker engine's refusal of an allow-list it cannot
-enforce yet, and secrets that go in and never come out (not in a reply, an error or
-the log). Containers come from an in-memory engine under the real Docker plan.
+in the API's error shape, an allow-list backend run behind the egress proxy (its
+configuration, its refusals through the route, the SDK and the metrics), and secrets
+that go in and never come out (not in a reply, an error or the log). Containers come
+from an in-memory engine under the real Docker plan.
 """
 
 import http.client
@@ -15,12 +16,12 @@ from typing import Any
 
 import pytest
 
+from beephost_controller.specs import ContainerSpec
 from beephost_protocol.errors import (
     Conflict,
     InvalidRequest,
     NotFound,
     Unauthorized,
-    Unavailable,
 )
 from tests.integration.controller.test_backend_routes import (
     TOKEN,
@@ -39,6 +40,37 @@ VALUE = "sk-live-4f1c2a9e7d3b5a60c8e1f2a3b4c5d6e7"
 def live(root: Path) -> Iterator[Live]:  # noqa: F811  # `root` is the fixture above
     yield from _serve(
         root, TOKEN, egress_internal_ranges={"data-service": "10.1.2.0/24"}
+    )
+
+
+def live_root(live: Live) -> Path:
+    """The egress proxy's state directory of a live controller."""
+    settings = live.app.state.system.settings
+    return Path(settings.socket_root) / "egress" / "state"
+
+
+def _proxy(live: Live) -> str:
+    return f"beephost-{live.app.state.system.settings.name}-egress"
+
+
+def _spec(live: Live, backend_id: str) -> ContainerSpec:
+    name = f"beephost-{live.app.state.system.settings.name}-{backend_id}"
+    return live.containers.specs[name]
+
+
+def _proxy_log(backend_id: str) -> str:
+    """The proxy's output: one refusal of ``backend_id`` among other lines."""
+    line = {
+        "event": "egress",
+        "kind": "connect",
+        "backend": backend_id,
+        "destination": "other.test:443",
+        "decision": "refused",
+        "reason": "other.test is not in the allow-list",
+    }
+    return (
+        "2026-11-26T10:00:00Z Loading script addon.py\n"
+        f"2026-11-26T10:00:01.5Z {json.dumps(line)}\n"
     )
 
 
@@ -61,7 +93,7 @@ def _raw(
     return response.status, json.loads(raw) if raw else {}
 
 
-def test_an_environments_policy_is_stored_shown_and_its_starts_refused(
+def test_an_environments_policy_is_stored_shown_and_its_starts_run_behind_the_proxy(
     live: Live,
 ) -> None:
     with live.client() as api:
@@ -79,14 +111,50 @@ def test_an_environments_policy_is_stored_shown_and_its_starts_refused(
         assert env.job_id is not None
         assert api.wait_job(env.job_id, timeout=30).succeeded
         assert api.environment("weather").egress == env.egress
-        # No engine enforces an allow-list yet: the start is refused, and nothing
-        # runs with more (or less) network than it asks.
-        with pytest.raises(Unavailable) as refused:
-            api.start_backend("weather", "http")
-        assert "not enforced by the Docker engine yet" in refused.value.message
-        assert refused.value.data == {"engine": "docker", "egress": "allow_list"}
-        assert api.backends() == []
-        assert live.containers.containers == {}
+        # Docker enforces it: no network of its own, the proxy's socket mounted.
+        started = api.start_backend("weather", "http")
+        assert started.egress.mode == "allow_list"
+        spec = _spec(live, started.id)
+        assert spec.network is None
+        assert {target for target, _ in spec.egress.values()} == {
+            "/run/beephost-egress",
+            "/run/beephost-egress-trust",
+        }
+        proxy = live.containers.specs[_proxy(live)]
+        assert proxy.labels["io.beephost.egress.image"] == (
+            "beephost/egress-proxy:memory"
+        )
+        config = json.loads((live_root(live) / "config.json").read_text())
+        assert config["backends"][started.id]["allow"][0]["host"] == (
+            "api.weather.example"
+        )
+        # Its refusals, as the proxy logged them: the route, and the SDK.
+        assert api.egress_refusals(started.id) == []
+        live.containers.output[_proxy(live)] = _proxy_log(started.id)
+        (refusal,) = api.egress_refusals(started.id)
+        assert refusal.destination == "other.test:443"
+        assert refusal.reason == "other.test is not in the allow-list"
+        assert refusal.kind == "connect"
+        assert refusal.at == pytest.approx(1795687201.5)
+        status, raw = _raw(live, "GET", f"/api/v1/backends/{started.id}/egress", None)
+        assert status == 200
+        assert raw == {
+            "backend_id": started.id,
+            "mode": "allow_list",
+            "refusals": [
+                {
+                    "at": pytest.approx(1795687201.5),
+                    "kind": "connect",
+                    "destination": "other.test:443",
+                    "reason": "other.test is not in the allow-list",
+                }
+            ],
+        }
+        api.stop_backend(started.id)
+        assert (
+            started.id
+            not in json.loads((live_root(live) / "config.json").read_text())["backends"]
+        )
         # A start's own network replaces the environment's allow-list.
         closed = api.start_backend("weather", "pipe", options={"network": False})
         assert (closed.egress.mode, closed.options["network"]) == ("none", False)
@@ -103,8 +171,8 @@ def test_a_starts_own_allow_list_replaces_its_environments_policy(
 ) -> None:
     with live.client() as api:
         _ready_env(api, "plain")
-        with pytest.raises(Unavailable, match="not enforced"):
-            api.start_backend("plain", "http", egress=WEATHER)
+        own = api.start_backend("plain", "http", egress=WEATHER)
+        assert own.egress.mode == "allow_list"
         full = api.start_backend("plain", "pipe", options={"network": True})
         assert full.egress.mode == "full"
         with pytest.raises(InvalidRequest, match="contradict"):
@@ -113,7 +181,7 @@ def test_a_starts_own_allow_list_replaces_its_environments_policy(
             )
         with pytest.raises(InvalidRequest, match="contradict"):
             api.create_environment("both", network=True, egress=WEATHER)
-        assert [b.id for b in api.backends()] == [full.id]
+        assert {b.id for b in api.backends()} == {own.id, full.id}
 
 
 @pytest.mark.parametrize(
@@ -177,9 +245,12 @@ def test_a_start_naming_a_secret_that_is_not_stored_is_refused(live: Live) -> No
         assert "not stored: weather-key" in missing.value.message
         assert missing.value.data == {"secrets": ["weather-key"]}
         api.set_secret("weather-key", VALUE)
-        # Stored: the start gets as far as the engine, which refuses allow-lists.
-        with pytest.raises(Unavailable, match="not enforced"):
-            api.start_backend("keyed", "http")
+        # Stored: the proxy's configuration (0600) holds its value, nothing else.
+        keyed_backend = api.start_backend("keyed", "http")
+        path = live_root(live) / "config.json"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert json.loads(path.read_text())["secrets"] == {"weather-key": VALUE}
+        assert VALUE not in json.dumps(_spec(live, keyed_backend.id).environment)
         api.delete_secret("weather-key")
         with pytest.raises(InvalidRequest, match="not stored"):
             api.start_backend("keyed", "http")
@@ -282,8 +353,9 @@ def test_an_admin_backends_token_neither_stores_nor_attaches_secrets(
         with pytest.raises(Unauthorized, match="controller's token"):
             inside.start_backend("plain", "http", egress=keyed)
         # An allow-list without a secret is the scoped token's to ask for.
-        with pytest.raises(Unavailable, match="not enforced"):
-            inside.start_backend("plain", "http", egress=WEATHER)
+        assert inside.start_backend("plain", "http", egress=WEATHER).egress.mode == (
+            "allow_list"
+        )
 
 
 def test_a_controller_restarted_keeps_policies_and_knows_its_secrets(

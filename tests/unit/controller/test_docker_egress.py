@@ -4,7 +4,6 @@ the blocked gateways), the proxy's container, its log's refusals and its counter
 
 import json
 import shutil
-import socket
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -17,10 +16,10 @@ from beephost_controller.engine.docker_containers import network_gateways
 from beephost_controller.engine.docker_egress import (
     LABEL_EGRESS_IMAGE,
     DockerEgress,
-    EgressRefusal,
     parse_counts,
     parse_refusals,
 )
+from beephost_controller.ports import EgressRefusal
 from beephost_controller.rows import BackendConfig, BackendRow
 from beephost_controller.schemas import BackendLimits, BackendOptions
 from beephost_controller.schemas.egress import EgressRule, SecretHeader
@@ -43,37 +42,12 @@ def root() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-class ProxyContainers(MemoryContainers):
-    """Memory containers whose started egress proxy makes its socket (as serve.py)."""
-
-    def __init__(self, socket_path: Path) -> None:
-        super().__init__()
-        self.socket_path = socket_path
-        self.listening: list[socket.socket] = []
-
-    def start_container(self, ref: str) -> None:
-        super().start_container(ref)
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        server.bind(str(self.socket_path))
-        server.listen()
-        self.listening.append(server)
-
-
 @pytest.fixture
-def proxied() -> Iterator[list[ProxyContainers]]:
-    """ProxyContainers a test makes, their sockets closed after it."""
-    made: list[ProxyContainers] = []
+def containers() -> Iterator[MemoryContainers]:
+    """Memory containers (a started egress proxy makes its socket), closed after."""
+    made = MemoryContainers()
     yield made
-    for containers in made:
-        for server in containers.listening:
-            server.close()
-
-
-def _with_proxy(egress: DockerEgress, made: list[ProxyContainers]) -> ProxyContainers:
-    containers = ProxyContainers(egress.paths.socket)
-    egress.containers = containers
-    made.append(containers)
-    return containers
+    made.close()
 
 
 def _egress(
@@ -184,10 +158,9 @@ def test_rebuild_keeps_the_live_allow_list_backends_only(root: Path) -> None:
 
 
 def test_ensure_runs_a_hardened_labelled_proxy_once(
-    root: Path, proxied: list[ProxyContainers]
+    root: Path, containers: MemoryContainers
 ) -> None:
-    egress = _egress(root)
-    containers = _with_proxy(egress, proxied)
+    egress = _egress(root, containers)
     egress.ensure()
     spec = containers.specs[egress.name]
     assert spec.labels[LABEL_EGRESS_IMAGE] == "beephost/egress-proxy:memory"
@@ -213,10 +186,9 @@ def test_ensure_runs_a_hardened_labelled_proxy_once(
 
 
 def test_a_proxy_of_an_older_image_is_replaced(
-    root: Path, proxied: list[ProxyContainers]
+    root: Path, containers: MemoryContainers
 ) -> None:
-    egress = _egress(root)
-    containers = _with_proxy(egress, proxied)
+    egress = _egress(root, containers)
     egress.ensure()
     first = containers.containers[egress.name].id
     assert isinstance(egress.images, MemoryImageBuilder)
@@ -229,7 +201,11 @@ def test_a_proxy_of_an_older_image_is_replaced(
 def test_a_proxy_without_a_socket_is_unavailable(root: Path) -> None:
     from beephost_protocol.errors import Unavailable
 
-    egress = _egress(root)
+    class Silent(MemoryContainers):
+        def _serve_egress(self, spec: object) -> None:
+            return None  # a proxy that never comes up
+
+    egress = _egress(root, Silent())
     with pytest.raises(Unavailable, match="egress proxy made no socket"):
         egress.ensure()
 

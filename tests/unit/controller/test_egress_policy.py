@@ -3,7 +3,7 @@ table by table), the policy a start ends up with, and the engines' refusal of an
 allow-list they cannot enforce yet."""
 
 import ipaddress
-from collections.abc import Callable
+import json
 from dataclasses import replace
 
 import jsonschema
@@ -29,7 +29,13 @@ from beephost_controller.schemas.egress import (
 )
 from beephost_controller.schemas.environments import EnvironmentCreate
 from beephost_controller.settings import Settings
-from beephost_controller.starts import BackendRequest, Minted, new_row, start_egress
+from beephost_controller.starts import (
+    BackendRequest,
+    Minted,
+    new_row,
+    start_egress,
+    token_digest,
+)
 from beephost_protocol.errors import InvalidRequest, Unauthorized, Unavailable
 from tests.unit.controller.support import ready_environment
 
@@ -395,28 +401,59 @@ def _kube(request: BackendRequest, env: EnvironmentRow) -> object:
     )
 
 
-@pytest.mark.parametrize(
-    ("plan", "engine"), [(_docker, "Docker"), (_kube, "Kubernetes")]
-)
-def test_an_engine_without_a_proxy_refuses_an_allow_list(
-    plan: Callable[[BackendRequest, EnvironmentRow], object], engine: str
-) -> None:
+def test_kubernetes_without_a_proxy_refuses_an_allow_list() -> None:
     for request, env in (
         (BackendRequest("e", "http"), _env(allow=ALLOW)),
         (BackendRequest("e", "http", egress=ALLOW), _env()),
         (BackendRequest("e", "http", egress=ALLOW), _env(network=True)),
     ):
         with pytest.raises(Unavailable) as caught:
-            plan(request, env)
-        assert f"not enforced by the {engine} engine yet" in caught.value.message
-        assert caught.value.data == {"engine": engine.lower(), "egress": "allow_list"}
+            _kube(request, env)
+        assert "not enforced by the Kubernetes engine yet" in caught.value.message
+        assert caught.value.data == {"engine": "kubernetes", "egress": "allow_list"}
     # none and full start as before; an explicit network replaces the allow-list.
-    plan(BackendRequest("e", "http"), _env())
-    plan(BackendRequest("e", "http"), _env(network=True))
-    plan(
+    _kube(BackendRequest("e", "http"), _env())
+    _kube(BackendRequest("e", "http"), _env(network=True))
+    _kube(
         BackendRequest("e", "http", options=BackendOptions(network=False)),
         _env(allow=ALLOW),
     )
+
+
+@pytest.mark.parametrize(
+    ("request_", "env"),
+    [
+        (BackendRequest("e", "http"), _env(allow=ALLOW)),
+        (BackendRequest("e", "pipe", egress=ALLOW), _env()),
+        (BackendRequest("e", "rpc", egress=ALLOW), _env(network=True)),
+    ],
+)
+def test_docker_runs_an_allow_list_backend_without_network_behind_the_proxy(
+    request_: BackendRequest, env: EnvironmentRow
+) -> None:
+    planned = _docker(request_, env)
+    assert isinstance(planned, docker_plan.DockerPlan)
+    spec, row = planned.spec, planned.row
+    assert spec.network is None  # network_mode none: no interface but loopback
+    assert row.config.egress_allow == tuple(ALLOW.allow)
+    assert row.config.egress_token_sha256 == token_digest("egress-token")
+    assert row.egress.mode == "allow_list"
+    mounts = dict(spec.egress.values())
+    assert mounts == {
+        "/run/beephost-egress": "ro",
+        "/run/beephost-egress-trust": "ro",
+    }
+    prefix = f"BEEPHOST_{request_.type.upper()}_BACKEND_"
+    assert spec.environment[prefix + "EGRESS_SOCKET"] == (
+        "/run/beephost-egress/proxy.sock"
+    )
+    worker = json.loads(spec.environment[prefix + "WORKER_ENV"])
+    assert worker["HTTPS_PROXY"] == (
+        "http://b-0123456789ab:egress-token@127.0.0.1:3128"
+    )
+    assert "PIP_INDEX_URL" not in worker  # no network of its own
+    if request_.type != "pipe":
+        assert planned.relay is not None  # its port, published by its relay
 
 
 def test_a_cidr_helper_matches_ipaddress() -> None:

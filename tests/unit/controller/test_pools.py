@@ -368,7 +368,7 @@ def test_deleting_the_setting_falls_back_to_the_default(tmp_path: Path) -> None:
 def test_a_refusal_that_lasts_is_logged_once_per_pool(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # An allow-list no engine enforces yet: every start of a member is refused.
+    # An allow-list without an egress proxy to run: every start of a member fails.
     allow = EgressPolicy.model_validate({"allow": [{"host": "api.example.com"}]})
     env = replace(ready_environment("e"), egress_allow=tuple(allow.allow))
     service = backend_service(tmp_path, environments=[env])
@@ -383,5 +383,5 @@ def test_a_refusal_that_lasts_is_logged_once_per_pool(
         logging.DEBUG,
         logging.DEBUG,
     ]
-    assert "not enforced" in refusals[0].message
+    assert "egress proxy" in refusals[0].message
     assert pools.store.backends() == []

@@ -216,6 +216,17 @@ def egress(raw: Any) -> types.Egress:
     return types.Egress(str(raw.get("mode", "none")), allow)
 
 
+def egress_refusals(raw: Any) -> list[types.EgressRefusal]:
+    """The refusals of a backend's egress report (``GET .../egress``)."""
+    report = _expect_object(raw, "an egress report")
+    return [
+        types.EgressRefusal(
+            **_kwargs(types.EgressRefusal, _expect_object(item, "a refusal"))
+        )
+        for item in _expect_list(report.get("refusals") or [], "refusals")
+    ]
+
+
 def secret_path(name: str) -> str:
     return f"/api/v1/secrets/{_q(name)}"
 

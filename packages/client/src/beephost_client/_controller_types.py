@@ -51,6 +51,25 @@ class Egress:
 
 
 @dataclass(frozen=True, slots=True)
+class EgressRefusal:
+    """A connection the egress proxy refused a backend (``egress_refusals``).
+
+    Attributes:
+        at: When, Unix seconds (``None``: not known).
+        kind: ``connect`` (an HTTPS tunnel), ``http`` (a plain HTTP request),
+            ``tls`` (a TLS server name other than the tunnel's host) or ``auth``
+            (no valid proxy credential).
+        destination: ``host:port`` as the sandbox asked for it.
+        reason: Why it was refused.
+    """
+
+    at: float | None = None
+    kind: str = ""
+    destination: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Secret:
     """A stored secret: its name and when it was set, never its value.
 

@@ -1,6 +1,10 @@
 """Prometheus metrics of the controller, on its own registry."""
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from beephost_controller.rows import JobRow
 from beephost_controller.schemas import BACKEND_TYPES
@@ -82,6 +86,11 @@ class ControllerMetrics:
             registry=self.registry,
         )
 
+    def track_egress(self, counts: Callable[[], dict[str, int]]) -> None:
+        """Serve ``beephost_egress_total{decision}``: the egress proxy's decisions,
+        read from it (``counts``) at each scrape."""
+        self.registry.register(_EgressCollector(counts))
+
     def count_backends(self, states: list[tuple[str, str]]) -> None:
         """Set the backends gauge from (type, status) pairs; absent pairs read 0."""
         counts: dict[tuple[str, str], int] = {}
@@ -95,3 +104,29 @@ class ControllerMetrics:
         self.jobs.labels(row.kind, row.status).inc()
         if row.started_at is not None and row.finished_at is not None:
             self.job_seconds.labels(row.kind).observe(row.finished_at - row.started_at)
+
+
+#: The decisions ``beephost_egress_total`` always reports (0 before the first).
+EGRESS_DECISIONS = ("allowed", "refused")
+
+
+class _EgressCollector(Collector):
+    """The egress proxy's counters, as the controller's own (compose's Prometheus
+    scrapes the controller, not the proxy, which has no network port)."""
+
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "beephost_egress",
+            "Connections the egress proxy allowed and refused, by decision.",
+            labels=["decision"],
+        )
+        counts = self.counts()
+        for decision in sorted({*EGRESS_DECISIONS, *counts}):
+            family.add_metric([decision], counts.get(decision, 0))
+        yield family
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        return iter(())

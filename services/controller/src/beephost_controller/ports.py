@@ -198,6 +198,19 @@ class Sandbox:
     state: ContainerState
 
 
+@dataclass(frozen=True)
+class EgressRefusal:
+    """One refused connection, as the proxy logged it."""
+
+    #: When (seconds since the epoch; None if the log line had no time).
+    at: float | None
+    #: ``connect`` (an HTTPS tunnel), ``http`` (a plain request), ``tls`` (a server
+    #: name that did not match the CONNECT), ``auth`` (no valid credential).
+    kind: str
+    destination: str
+    reason: str
+
+
 class LaunchFailed(Exception):
     """A launch failed: ``error`` says why, in the API's terms. What it had made is
     removed unless ``undone`` is False (then what is left needs the row, for
@@ -321,6 +334,16 @@ class BackendEngine(Protocol):
 
     def remove_shared(self) -> None:
         """Remove what the engine shares between backends (once none runs)."""
+        ...
+
+    def egress_refusals(self, row: BackendRow) -> list[EgressRefusal]:
+        """The last refusals of the backend's egress (its policy an allow-list),
+        oldest first; empty when none, or the engine has no egress proxy."""
+        ...
+
+    def egress_counts(self) -> dict[str, int]:
+        """The egress proxy's decisions so far, by decision (``allowed``,
+        ``refused``); empty without a proxy."""
         ...
 
 

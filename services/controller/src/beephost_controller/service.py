@@ -271,3 +271,18 @@ class ControllerService:
             raise
         self.store.environment_ready(name, lock=lock.text, image=tag)
         log(f"environment {name} ready")
+        if row.egress_allow is not None and self.settings.engine == "docker":
+            self._ensure_egress_proxy(log)
+
+    def _ensure_egress_proxy(self, log: JobLog) -> None:
+        """The egress proxy's image, made with the environment whose policy is an
+        allow-list, so that its first start rarely waits for it. A failure fails
+        no environment (its backends may start without the allow-list): the start
+        tries again, and says why."""
+        try:
+            tag = self.builder.ensure_egress_proxy(log)
+        except Exception as exc:
+            log(self.redact(f"the egress proxy's image could not be made: {exc}"))
+            logger.warning("the egress proxy's image could not be made: %s", exc)
+            return
+        log(f"egress proxy image {tag}")

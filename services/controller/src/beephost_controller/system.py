@@ -127,8 +127,15 @@ class ControllerSystem:
         self.engine, remove_builds = (
             (self._engine, lambda: 0)
             if self._engine is not None
-            else _backend_engine(settings, self._containers, configured=configured)
+            else _backend_engine(
+                settings,
+                self._containers,
+                configured=configured,
+                images=builder,
+                secrets=secrets,
+            )
         )
+        metrics.track_egress(self.engine.egress_counts)
         self.backends = backends = BackendService(
             settings,
             store,
@@ -234,29 +241,46 @@ def _docker_builder(settings: Settings) -> ImageBuilder:
 
 
 def _backend_engine(
-    settings: Settings, containers: BackendContainers | None, *, configured: bool
+    settings: Settings,
+    containers: BackendContainers | None,
+    *,
+    configured: bool,
+    images: ImageBuilder,
+    secrets: SecretStore,
 ) -> tuple[BackendEngine, Callable[[], int]]:
     """Where backends run, and how to remove the builds a killed controller left.
 
     The one place an engine is chosen, by the ENGINE setting: nothing else in the
     controller knows which one runs.
     """
-    return _ENGINES[settings.engine](settings, containers, configured)
+    return _ENGINES[settings.engine](settings, containers, configured, images, secrets)
 
 
 def _docker_engine(
-    settings: Settings, containers: BackendContainers | None, configured: bool
+    settings: Settings,
+    containers: BackendContainers | None,
+    configured: bool,
+    images: ImageBuilder,
+    secrets: SecretStore,
 ) -> tuple[BackendEngine, Callable[[], int]]:
     if containers is None and not configured:
         return NoEngineBackends(), lambda: 0
     docker = DockerBackends(
-        settings, containers or _docker_containers(), extra_labels=settings.labels
+        settings,
+        containers or _docker_containers(),
+        extra_labels=settings.labels,
+        images=images,
+        secrets=secrets,
     )
     return docker, docker.remove_leftover_builds
 
 
 def _kube_engine(
-    settings: Settings, containers: BackendContainers | None, configured: bool
+    settings: Settings,
+    containers: BackendContainers | None,
+    configured: bool,
+    images: ImageBuilder,
+    secrets: SecretStore,
 ) -> tuple[BackendEngine, Callable[[], int]]:
     """Pods on a cluster; the Docker engine beside the controller builds and pushes
     the images (and its leftover builds are removed as on Docker)."""

@@ -18,7 +18,7 @@ from beephost_cli.errors import Failure
 from beephost_cli.output import age, duration, jsonable, size_text
 from beephost_cli.state import controlled, state
 from beephost_client import InvalidRequest, NotFound, Unauthorized, Unavailable
-from beephost_client.controller import Backend, Image, Limits, Pool
+from beephost_client.controller import Backend, EgressRefusal, Image, Limits, Pool
 
 DEFAULT_VENV = "admin"
 
@@ -73,6 +73,21 @@ def _fields(backend: Backend, token: str | None = None) -> list[tuple[str, objec
         ("expires", _expiry(backend)),
     ]
     return [(name, value) for name, value in pairs if value is not None]
+
+
+def refusals_text(refusals: list[EgressRefusal]) -> str:
+    """The last refusals of a backend's egress, one line each, oldest first."""
+    lines = [f"egress refusals (last {len(refusals)}):"]
+    for refusal in refusals:
+        when = (
+            time.strftime("%H:%M:%S", time.localtime(refusal.at))
+            if refusal.at is not None
+            else "-"
+        )
+        lines.append(
+            f"  {when}  {refusal.kind:<7} {refusal.destination}: {refusal.reason}"
+        )
+    return "\n".join(lines)
 
 
 def _expiry(backend: Backend) -> str | None:
@@ -296,14 +311,23 @@ def status(
     ] = None,
     json: JsonOption = False,
 ) -> None:
-    """Show the backends (or one of them).
+    """Show the backends (or one of them, with the last connections its egress
+    proxy refused).
 
     Example: beep-host status
     """
     with controlled(ctx, json) as (out, controller):
         if backend_id is not None:
             backend = controller.backend(backend_id)
+            refusals: list[EgressRefusal] = []
+            if backend.egress.mode == "allow_list":
+                refusals = controller.egress_refusals(backend_id)
+            if out.json_mode:
+                out.json({**jsonable(backend), "egress_refusals": refusals})
+                return
             out.result(backend, _fields(backend))
+            if refusals:
+                out.text(refusals_text(refusals))
             return
         found = controller.backends()
         try:

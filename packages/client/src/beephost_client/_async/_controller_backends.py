@@ -17,6 +17,7 @@ from beephost_client._controller_types import (
     Backend,
     BackendConnection,
     BackendType,
+    EgressRefusal,
     InstalledPackage,
     Job,
     Limits,
@@ -144,6 +145,31 @@ class _AsyncBackendCalls(_AsyncControllerBase):
         return _controller.backend(
             await self._json("GET", _controller.backend_path(backend_id))
         )
+
+    async def egress_refusals(
+        self, backend_id: str, *, limit: int = 10
+    ) -> list[EgressRefusal]:
+        """The last connections the egress proxy refused a backend, oldest first:
+        why a request of its code failed (empty unless its policy is an
+        allow-list).
+
+        Args:
+            backend_id: The backend's id.
+            limit: At most this many (1 to 100).
+
+        Returns:
+            The :class:`EgressRefusal` list.
+
+        Raises:
+            NotFound: No backend has that id.
+
+        Example::
+
+            for refusal in await controller.egress_refusals(backend.id):
+                print(refusal.destination, refusal.reason)
+        """
+        path = f"{_controller.backend_path(backend_id)}/egress?limit={int(limit)}"
+        return _controller.egress_refusals(await self._json("GET", path))
 
     async def stop_backend(self, backend_id: str) -> None:
         """Stop a backend and remove its container.

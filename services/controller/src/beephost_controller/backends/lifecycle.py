@@ -32,6 +32,7 @@ from beephost_controller.ports import (
     BackendEngine,
     ContainerEngineError,
     ContainerState,
+    EgressRefusal,
     LaunchFailed,
 )
 from beephost_controller.redact import Redactor
@@ -249,6 +250,17 @@ class BackendService:
             time.sleep(interval)
             row = self.refresh(backend_id)
         return row
+
+    def egress_refusals(
+        self, backend_id: str, limit: int = 10
+    ) -> tuple[BackendRow, list[EgressRefusal]]:
+        """The backend and the last ``limit`` connections its egress proxy refused.
+
+        Raises:
+            NotFound: No backend by that id.
+        """
+        row = self.get_row(backend_id)
+        return row, self.engine.egress_refusals(row)[-limit:]
 
     def logs(self, backend_id: str, tail: int) -> str:
         """Its sandbox's last ``tail`` lines, or those kept at its stop (logs.py)."""

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from beephost_controller.engine.code_volumes import CODE_FILL_WAIT, CodeVolumes
+from beephost_controller.engine.docker_egress import DockerEgress
 from beephost_controller.engine.docker_launch import launch
 from beephost_controller.engine.docker_plan import (
     LABEL_RELAY_FOR,
@@ -57,10 +58,14 @@ from beephost_controller.ports import (
     BackendContainers,
     ContainerEngineError,
     ContainerState,
+    EgressRefusal,
+    ImageBuilder,
+    LaunchFailed,
     Record,
     Sandbox,
 )
 from beephost_controller.rows import BackendRow, EnvironmentRow
+from beephost_controller.secret_store import SecretStore
 from beephost_controller.settings import Settings
 from beephost_controller.starts import (
     BackendPlan,
@@ -68,6 +73,7 @@ from beephost_controller.starts import (
     Minted,
     is_backend_id,
 )
+from beephost_protocol.errors import BeepHostError, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +86,9 @@ class DockerBackends:
         extra_labels: More labels on every container, volume and network (tests').
         clock: When a container started (its row's ``created_at``).
         spawn: Runs a fill of code volumes in the background (tests run it at once).
+        images: Makes the egress proxy's image (None: allow-list starts fail).
+        secrets: The stored secrets the egress proxy's configuration holds.
+        egress: The egress proxy (default: one made of the above).
     """
 
     def __init__(
@@ -90,6 +99,9 @@ class DockerBackends:
         extra_labels: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         spawn: Callable[[Callable[[], None]], None] | None = None,
+        images: ImageBuilder | None = None,
+        secrets: SecretStore | None = None,
+        egress: DockerEgress | None = None,
     ) -> None:
         self.settings = settings
         self.containers = containers
@@ -102,6 +114,13 @@ class DockerBackends:
             f"beephost-{settings.name}",
             {**self.extra_labels, **self._selector},
             spawn=spawn,
+        )
+        self.egress = egress or DockerEgress(
+            settings,
+            containers,
+            images,
+            secrets or SecretStore(settings.secret_directory),
+            extra_labels=self.extra_labels,
         )
 
     def pick_port(self, host: str, taken: set[int]) -> int:
@@ -146,6 +165,7 @@ class DockerBackends:
         layout = planned.layout
         if not isinstance(layout, DockerPlan):  # another engine's plan: a wiring bug
             raise TypeError(f"not a Docker plan: {type(layout).__name__}")
+        self._open_egress(planned.row)
         launch(
             self.containers,
             layout,
@@ -154,6 +174,31 @@ class DockerBackends:
             clock=self.clock,
             undo=lambda: self.remove(planned.row),
         )
+
+    def _open_egress(self, row: BackendRow) -> None:
+        """An allow-list backend's way out, before its container: the proxy runs,
+        and knows its credential and policy.
+
+        Raises:
+            LaunchFailed: The proxy cannot be made (nothing of the backend is).
+        """
+        allow, digest = row.config.egress_allow, row.config.egress_token_sha256
+        if allow is None or digest is None:
+            return
+        try:
+            self.egress.ensure()
+            self.egress.register(row.id, digest, allow)
+        except (BeepHostError, ContainerEngineError, OSError, RuntimeError) as exc:
+            self.egress.unregister(row.id)
+            error = (
+                exc
+                if isinstance(exc, BeepHostError)
+                else Unavailable(
+                    f"the egress proxy could not be started: {exc}",
+                    {"egress": "allow_list"},
+                )
+            )
+            raise LaunchFailed(error, undone=True) from exc
 
     # -- a backend -----------------------------------------------------------------------
 
@@ -181,14 +226,24 @@ class DockerBackends:
         return row.endpoint
 
     def restart(self, row: BackendRow) -> None:
+        if row.config.egress_allow is not None:
+            self._ensure_egress()
         self.containers.start_container(self._ref(row))
+
+    def _ensure_egress(self) -> None:
+        try:
+            self.egress.ensure()
+        except (BeepHostError, RuntimeError, OSError) as exc:
+            raise ContainerEngineError(f"the egress proxy: {exc}") from exc
 
     def remove(self, row: BackendRow) -> None:
         self._remove(row.id, row.container_name)
 
     def _remove(self, backend_id: str, name: str) -> None:
         """Remove a backend's container, relay, volumes and socket directory, and the
-        network of its own that backends had before they shared one."""
+        network of its own that backends had before they shared one; its egress
+        credential opens nothing any more."""
+        self.egress.unregister(backend_id)
         self.containers.remove_container(relay_name(name))
         self.containers.remove_container(name)
         self.containers.remove_network(name)
@@ -222,8 +277,11 @@ class DockerBackends:
     def tidy(self, live: Iterable[BackendRow], used_images: Iterable[str]) -> int:
         """Remove orphan containers and relays, a network no backend has, volumes a
         start a crash cut short left, code volumes of images gone; join a live
-        backend (or its relay) that a crash left off its network."""
+        backend (or its relay) that a crash left off its network; rebuild the egress
+        proxy's configuration from the live backends (and run the proxy if one of
+        them has an allow-list)."""
         rows = {row.id: row for row in live}
+        self._restore_egress([r for r in rows.values() if r.status != "stopped"])
         removed = 0
         for state in self.containers.list_containers(self._selector):
             if LABEL_RELAY_FOR in state.labels:
@@ -260,6 +318,25 @@ class DockerBackends:
         for key in codes.remove_unused(used_images):
             logger.info("removed the code volumes of image %s: the image is gone", key)
         return removed
+
+    def _restore_egress(self, live: list[BackendRow]) -> None:
+        """After a restart of the controller: its registrations were in memory."""
+        self.egress.rebuild(live)
+        if self.egress.registered:
+            try:
+                self.egress.ensure()
+            except (BeepHostError, ContainerEngineError, OSError, RuntimeError) as exc:
+                logger.warning("the egress proxy could not be started: %s", exc)
+
+    # -- the egress audit --------------------------------------------------------------
+
+    def egress_refusals(self, row: BackendRow) -> list[EgressRefusal]:
+        if row.config.egress_allow is None:
+            return []
+        return self.egress.refusals(row.id)
+
+    def egress_counts(self) -> dict[str, int]:
+        return self.egress.counts()
 
     def _join_if_off(self, backend_id: str, state: ContainerState) -> None:
         """Join a running backend (or its relay) to its network: a crash cut its start
@@ -304,8 +381,12 @@ class DockerBackends:
         return self.code_volumes.wait_filled(timeout)
 
     def remove_shared(self) -> None:
-        """Remove the offline network (the engine refuses while a container is still
-        on it) and every code volume."""
+        """Remove the egress proxy, the offline network (the engine refuses while a
+        container is still on it) and every code volume."""
+        try:
+            self.egress.remove()
+        except ContainerEngineError as exc:
+            logger.warning("could not remove the egress proxy: %s", exc)
         try:
             self.containers.remove_network(offline_network(self.settings))
         except ContainerEngineError as exc:

@@ -50,6 +50,7 @@ from beephost_controller.ports import (
     BackendContainers,
     ContainerEngineError,
     ContainerGone,
+    EgressRefusal,
     ImageBuilder,
 )
 from beephost_controller.rows import BackendRow
@@ -145,19 +146,6 @@ class EgressPaths:
             self.socket_dir: (PROXY_SOCKET_DIR, "rw"),
             self.metrics_dir: (PROXY_METRICS_DIR, "rw"),
         }
-
-
-@dataclass(frozen=True)
-class EgressRefusal:
-    """One refused connection, as the proxy logged it."""
-
-    #: When (seconds since the epoch; None if the log line had no time).
-    at: float | None
-    #: ``connect`` (an HTTPS tunnel), ``http`` (a plain request), ``tls`` (a server
-    #: name that did not match the CONNECT), ``auth`` (no valid credential).
-    kind: str
-    destination: str
-    reason: str
 
 
 def proxy_name(settings: Settings) -> str:

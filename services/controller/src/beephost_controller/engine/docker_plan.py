@@ -12,10 +12,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from beephost_controller.egress import secret_names
+from beephost_controller.engine.docker_egress import EgressPaths
 from beephost_controller.engine.sandbox_env import (
     LABEL_BACKEND_ID,
     LABEL_BACKEND_TYPE,
     LABEL_ENVIRONMENT,
+    proxy_server_env,
+    proxy_worker_env,
     sandbox_labels,
     selector,
     server_environment,
@@ -40,7 +44,6 @@ from beephost_controller.starts import (
     Minted,
     new_row,
     ready_image,
-    refuse_unenforced_egress,
     resolved_options,
     start_egress,
     token_digest,
@@ -163,12 +166,9 @@ def plan(
     Raises:
         InvalidRequest: The environment is not ready, or the type is unknown.
         Conflict: The requested port is held by another backend.
-        Unavailable: Its egress policy is an allow-list (not enforced yet).
     """
     env = environment
     image = _check(request, env, held_ports)
-    # No egress proxy yet: an allow-list is refused, not run open or closed.
-    refuse_unenforced_egress(request, env, "docker")
     container_port = CONTAINER_PORTS[request.type]
     bind_address = request.bind_address or settings.bind_address
     host_port = None
@@ -176,8 +176,20 @@ def plan(
         host_port = request.port or pick_port(bind_address, set(held_ports))
     backend_id = minted.backend_id
     name = f"beephost-{settings.name}-{backend_id}"
+    _, allow = start_egress(request, env)
     hardening = resolved_options(request.options, start_egress(request, env)[0])
+    # An allow-list backend has no network either: its one way out is the egress
+    # proxy's socket, mounted read-only, which its server relays from loopback.
     network = bool(hardening.network)
+    egress_env: dict[str, str] = {}
+    egress_server: dict[str, str] = {}
+    egress_mounts = {}
+    if allow is not None:
+        egress_env = proxy_worker_env(
+            backend_id, minted.egress_token, secret_names(allow)
+        )
+        egress_server = proxy_server_env(request.type)
+        egress_mounts = EgressPaths.of(settings).sandbox_mounts()
     labels = sandbox_labels(settings, backend_id, env.name, request.type, extra_labels)
     # The one environment whose code may drive the controller: a token of its own
     # (revoked with the backend) and the controller's Unix socket.
@@ -224,7 +236,9 @@ def plan(
                 limits,
                 controller_token=controller_token,
                 network=network,
+                egress_env=egress_env,
             ),
+            **egress_server,
             # Only the token's digest goes into the container: its environment is
             # inherited by every docker exec'd process (the health check).
             setting(request.type, "TOKEN_SHA256"): token_digest(minted.token),
@@ -247,6 +261,7 @@ def plan(
         group_add=group_add,
         volumes=backend_volumes(name),
         shared_volumes=dict(code_volumes or {}),
+        egress=egress_mounts,
     )
     return DockerPlan(
         row=row,

@@ -40,6 +40,7 @@ from beephost_controller.ports import (
     ContainerEngineError,
     ContainerGone,
     ContainerState,
+    EgressRefusal,
     ImagePublisher,
     LaunchFailed,
     Record,
@@ -326,6 +327,13 @@ class KubeBackends:
 
     def remove_shared(self) -> None:
         """Nothing: the namespace and its Role are the operator's (the chart's)."""
+
+    def egress_refusals(self, row: BackendRow) -> list[EgressRefusal]:
+        """None: no allow-list backend starts on Kubernetes yet (refused)."""
+        return []
+
+    def egress_counts(self) -> dict[str, int]:
+        return {}
 
 
 def _going(pod: Mapping[str, Any]) -> bool:

@@ -91,6 +91,12 @@ class NoEngineBackends:
     def remove_shared(self) -> None:
         return None
 
+    def egress_refusals(self, row: BackendRow) -> list[ports.EgressRefusal]:
+        return []
+
+    def egress_counts(self) -> dict[str, int]:
+        return {}
+
 
 class NoEngineBuilder:
     """An ``ImageBuilder`` whose every build fails with the reason."""

@@ -1,5 +1,6 @@
 """Backends: containers of an environment's image serving one transport."""
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import Query, Response, status
@@ -25,6 +26,7 @@ from beephost_controller.schemas.backends import (
     InstalledPackages,
     PackagesInstall,
 )
+from beephost_controller.schemas.egress import BackendEgress, EgressRefusalPublic
 from beephost_controller.schemas.jobs import JobPublic
 from beephost_protocol.errors import Conflict, Unavailable
 
@@ -130,6 +132,22 @@ def backend_logs(
     """The container's output (stdout and stderr), the last `tail` lines."""
     text = backends.logs(backend_id, tail or 10_000)
     return Response(text, media_type="text/plain; charset=utf-8")
+
+
+@router.get("/{backend_id}/egress")
+def backend_egress(
+    backend_id: VisibleBackendId,
+    backends: BackendsDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> BackendEgress:
+    """The backend's egress policy (`mode`) and the last `limit` connections the
+    egress proxy refused it, oldest first: why a request of its code failed."""
+    row, refusals = backends.egress_refusals(backend_id, limit)
+    return BackendEgress(
+        backend_id=row.id,
+        mode=row.egress.mode,
+        refusals=[EgressRefusalPublic(**asdict(r)) for r in refusals],
+    )
 
 
 @router.get("/{backend_id}/connection")

@@ -130,6 +130,30 @@ class EgressPublic(ApiModel):
         return cls(mode="full" if network else "none")
 
 
+class EgressRefusalPublic(ApiModel):
+    """One connection the egress proxy refused."""
+
+    at: float | None = Field(
+        description="When, in seconds since the epoch (null: not known)."
+    )
+    kind: str = Field(
+        description="`connect` (an HTTPS tunnel), `http` (a plain HTTP request), "
+        "`tls` (a TLS server name that differs from the tunnel's host) or `auth` "
+        "(no valid proxy credential)."
+    )
+    destination: str = Field(description="`host:port` as the sandbox asked for it.")
+    reason: str = Field(description="Why it was refused.")
+
+
+class BackendEgress(ApiModel):
+    """A backend's egress policy in effect and the last connections its proxy
+    refused (oldest first); empty unless its policy is an allow-list."""
+
+    backend_id: str
+    mode: EgressMode
+    refusals: list[EgressRefusalPublic] = Field(default_factory=list)
+
+
 class SecretPut(ApiModel):
     value: str = Field(
         min_length=8,

@@ -9,6 +9,7 @@ from dataclasses import replace
 from beephost_controller.ports import (
     ContainerGone,
     ContainerState,
+    EgressRefusal,
     LaunchFailed,
     Record,
     Sandbox,
@@ -52,6 +53,9 @@ class MemoryBackends:
         #: The next launch fails with it (and leaves its sandbox if not ``undone``).
         self.refuse: LaunchFailed | None = None
         self.shared_removed = False
+        #: What ``egress_refusals`` answers, by backend id, and ``egress_counts``.
+        self.refusals: dict[str, list[EgressRefusal]] = {}
+        self.egress_decisions: dict[str, int] = {}
         self._ids = itertools.count()
 
     def exit(self, backend_id: str, exit_code: int, *, oom: bool = False) -> None:
@@ -171,3 +175,9 @@ class MemoryBackends:
 
     def remove_shared(self) -> None:
         self.shared_removed = True
+
+    def egress_refusals(self, row: BackendRow) -> list[EgressRefusal]:
+        return list(self.refusals.get(row.id, ()))
+
+    def egress_counts(self) -> dict[str, int]:
+        return dict(self.egress_decisions)

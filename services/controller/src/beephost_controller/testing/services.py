@@ -2,12 +2,14 @@
 
 import io
 import itertools
+import socket
 import tarfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from beephost_controller.engine.docker_egress import PROXY_SOCKET_DIR
 from beephost_controller.images.keys import environment_code, environment_tag
 from beephost_controller.images.labels import owner_labels
 from beephost_controller.ports import (
@@ -150,6 +152,8 @@ class MemoryContainers:
         #: What each container (by name) printed, for ``container_logs``.
         self.output: dict[str, str] = {}
         self.networks: dict[str, Mapping[str, str]] = {}
+        #: The egress proxies' sockets, by container name (``_serve_egress``).
+        self.listening: dict[str, socket.socket] = {}
         #: Each network's gateways (``network_gateways``): Docker's default bridge's.
         self.gateways: dict[str, list[str]] = {"bridge": ["172.17.0.1"]}
         self.volumes: dict[str, Mapping[str, str]] = {}
@@ -259,6 +263,7 @@ class MemoryContainers:
         if name is None:
             raise ContainerEngineError(f"no container {ref}")
         self.starts.append(name)
+        self._serve_egress(self.specs.get(name))
         self.containers[name] = replace(
             self.containers[name],
             unjoined_network=None,
@@ -267,6 +272,27 @@ class MemoryContainers:
             exit_code=0,
             oom_killed=False,
         )
+
+    def _serve_egress(self, spec: ContainerSpec | None) -> None:
+        """An egress proxy (a container with the proxy's socket directory mounted
+        read-write) makes its socket when it starts, as ``serve.py`` does: a Unix
+        socket that accepts and answers nothing."""
+        if spec is None:
+            return
+        for directory, (target, mode) in spec.egress.items():
+            if target == PROXY_SOCKET_DIR and mode == "rw":
+                path = directory / "proxy.sock"
+                path.unlink(missing_ok=True)
+                server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                server.bind(str(path))
+                server.listen()
+                self.listening[spec.name] = server
+
+    def close(self) -> None:
+        """Close the sockets of the egress proxies it serves."""
+        for server in self.listening.values():
+            server.close()
+        self.listening.clear()
 
     def join_network(self, ref: str) -> None:
         name = self._find(ref)
@@ -283,6 +309,9 @@ class MemoryContainers:
         name = self._find(ref)
         if name is not None:
             del self.containers[name]
+            server = self.listening.pop(name, None)
+            if server is not None:
+                server.close()
 
     def container_logs(self, ref: str, tail: int, *, timestamps: bool = False) -> str:
         name = self._find(ref)
