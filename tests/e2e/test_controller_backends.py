@@ -509,16 +509,47 @@ def test_config_and_bad_input(api: ControllerClient, environment: str) -> None:
     assert [key for key in config if "secret" in key.lower()] == ["secrets_dir"]
 
 
-def test_an_allow_list_start_is_refused_on_the_engine_and_leaves_nothing(
-    api: ControllerClient, environment: str
+#: User code behind the egress proxy: a name off the list, through the proxy variables.
+_OFF_THE_LIST = """
+import urllib.request
+try:
+    urllib.request.urlopen("http://other.test/", timeout=20)
+    outcome = "reached"
+except Exception as exc:
+    outcome = str(exc)
+"""
+
+
+def test_an_allow_list_backend_runs_behind_the_egress_proxy(
+    api: ControllerClient,
 ) -> None:
-    # Until the egress proxy exists: never a sandbox with more or less network.
-    before = {backend.id for backend in api.backends()}
-    with pytest.raises(Unavailable, match="not enforced by the Docker engine yet"):
-        api.start_backend(
-            environment, "http", egress={"allow": [{"host": "api.example.com"}]}
-        )
-    assert {backend.id for backend in api.backends()} == before
+    # No network of its own: loopback only; its way out is the controller's proxy,
+    # which refuses what the list does not hold and says why.
+    policy = {"allow": [{"host": "api.example.com"}]}
+    # The build of an allow-list environment makes the proxy's image too (minutes,
+    # cold), so that its start does not wait for it.
+    created = api.create_environment(
+        "allowlisted", requirements=REQUIREMENTS, egress=policy
+    )
+    assert created.job_id is not None
+    job = api.wait_job(created.job_id, timeout=900)
+    assert job.succeeded
+    started = api.start_backend("allowlisted", "pipe")
+    with stopped_after(api, started):
+        backend = api.wait_backend(started.id, timeout=600)
+        assert backend.egress.mode == "allow_list"
+        with api.connect_backend(backend.id) as client:
+            client.execute(_OFF_THE_LIST)
+            assert "403" in client.evaluate("outcome")
+            assert client.evaluate(
+                "[name for _, name in __import__('socket').if_nameindex()]"
+            ) == ["lo"]
+            assert client.evaluate(
+                "__import__('os').environ['HTTP_PROXY'].endswith('@127.0.0.1:3128')"
+            )
+        refusals = api.egress_refusals(backend.id)
+        assert refusals[-1].destination == "other.test:80"
+        assert "other.test" in refusals[-1].reason
 
 
 def test_admin_backend_drives_the_controller_and_others_cannot(

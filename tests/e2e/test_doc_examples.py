@@ -149,8 +149,8 @@ BY_LANGUAGE: dict[tuple[str, str], str] = {
     **{
         ("docs/operators/egress.md", language): (
             "run in order by tests/integration/controller/test_egress_doc.py against "
-            "an in-process controller (allow-lists are refused by every engine until "
-            "the egress proxy exists): each policy is created or gets the error shown "
+            "an in-process controller (in-memory containers under the Docker plan): "
+            "each policy is created or gets the error shown "
             "after it, each beep-host command and HTTP request succeeds, the python "
             "prints what its comments say"
         )

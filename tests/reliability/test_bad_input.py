@@ -136,9 +136,9 @@ def _constrained(spec: dict[str, Any]) -> dict[str, Any]:
     backend["bind_address"] = {"enum": [None, "127.0.0.1"]}
     # More CPUs than the host has is refused (400): valid by the document, not here.
     schemas["BackendLimits"]["properties"]["cpus"]["maximum"] = 1
-    # No allow-lists: a host string the document allows may not be a host name, and
-    # every engine refuses an allow-list start until the egress proxy is wired (their
-    # refusals are test_egress_policy's and test_egress_routes' tables).
+    # No allow-lists: a host string the document allows may not be a host name, and an
+    # allow-list start runs the egress proxy (their refusals are test_egress_policy's
+    # and test_egress_routes' tables, their starts the egress end-to-end tests').
     env["egress"] = {"type": "null"}
     backend["egress"] = {"type": "null"}
     return spec

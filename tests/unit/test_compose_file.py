@@ -122,3 +122,36 @@ def test_scripts_up_generates_its_token_once() -> None:
     assert "grep -q '^BEEPHOST_MCP_TOKEN=' \"$env_file\"" in up
     assert "(shown this once)" in up
     assert os.access(ROOT / "scripts" / "up", os.X_OK)
+
+
+def test_the_controller_passes_the_egress_settings_through_empty_as_unset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from beephost_controller.settings import Settings as ControllerSettings
+
+    environment = _compose()["services"]["controller"]["environment"]
+    passed = {
+        "BEEPHOST_CONTROLLER_EGRESS_PROXY_NETWORK": "BEEPHOST_EGRESS_PROXY_NETWORK",
+        "BEEPHOST_CONTROLLER_EGRESS_INTERNAL_RANGES": "BEEPHOST_EGRESS_INTERNAL_RANGES",
+        "BEEPHOST_CONTROLLER_EGRESS_HOSTS": "BEEPHOST_EGRESS_HOSTS",
+    }
+    for setting, variable in passed.items():
+        assert environment[setting] == f"${{{variable}:-}}"
+    # Unset on the host: compose passes "", which the controller reads as unset.
+    for setting in passed:
+        monkeypatch.setenv(setting, _interpolate(environment[setting], {}))
+    defaults = ControllerSettings()
+    assert defaults.egress_proxy_network == "bridge"
+    assert defaults.egress_internal_ranges == {}
+    assert defaults.egress_hosts == {}
+    given = {
+        "BEEPHOST_EGRESS_PROXY_NETWORK": "egress-net",
+        "BEEPHOST_EGRESS_INTERNAL_RANGES": '{"data": "10.1.2.0/24"}',
+        "BEEPHOST_EGRESS_HOSTS": '{"api.allowed.test": "10.199.0.5"}',
+    }
+    for setting in passed:
+        monkeypatch.setenv(setting, _interpolate(environment[setting], given))
+    settings = ControllerSettings()
+    assert settings.egress_proxy_network == "egress-net"
+    assert settings.egress_internal_ranges == {"data": "10.1.2.0/24"}
+    assert settings.egress_hosts == {"api.allowed.test": "10.199.0.5"}

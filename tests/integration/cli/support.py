@@ -6,7 +6,9 @@ resolver that fails for names starting with ``no-such-``, as uv would.
 """
 
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,6 +65,10 @@ def live_controller(
 ) -> Iterator[LiveController]:
     """Args: ``settings`` override the controller's (``restart_limit=0``...)."""
     builder = builder or MemoryImageBuilder(step_seconds=0.02)
+    # Its own and short (a Unix socket's path is at most 107 bytes: the egress
+    # proxy's is made under it), never the user's default.
+    sockets = Path(tempfile.mkdtemp(prefix="bh-", dir="/tmp"))
+    settings.setdefault("socket_root", sockets)
     config = Settings(
         database=directory / "controller.db",
         token=SecretStr(token) if token else None,
@@ -73,14 +79,18 @@ def live_controller(
     app = create_app(
         config, builder=builder, resolver=fake_resolver, containers=containers
     )
-    with served(app, host="127.0.0.1", port=0) as server:
-        yield LiveController(
-            f"http://127.0.0.1:{port_of(server)}",
-            token,
-            builder,
-            config.database,
-            containers,
-        )
+    try:
+        with served(app, host="127.0.0.1", port=0) as server:
+            yield LiveController(
+                f"http://127.0.0.1:{port_of(server)}",
+                token,
+                builder,
+                config.database,
+                containers,
+            )
+    finally:
+        containers.close()
+        shutil.rmtree(sockets, ignore_errors=True)
 
 
 def subprocess_env(controller: LiveController | None, **extra: str) -> dict[str, str]:

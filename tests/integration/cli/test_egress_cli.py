@@ -19,7 +19,7 @@ def cli(controller: LiveController, *args: str, stdin: str | None = None) -> Res
     return CliRunner().invoke(app, list(args), input=stdin, env=controller.env())
 
 
-def test_an_allow_list_from_the_command_line_is_shown_and_its_start_refused(
+def test_an_allow_list_from_the_command_line_is_shown_and_enforced(
     controller: LiveController,
 ) -> None:
     created = cli(
@@ -63,14 +63,40 @@ def test_an_allow_list_from_the_command_line_is_shown_and_its_start_refused(
     stored = cli(controller, "secret", "set", "weather-key", stdin=VALUE + "\n")
     assert stored.exit_code == 0, stored.output
     assert "secret weather-key stored" in stored.stderr
-    # No engine enforces an allow-list yet: a typed refusal, nothing started.
-    error, *_ = failure_lines(cli(controller, "start", "http", "--venv", "weather"))
-    assert "not enforced by the Docker engine yet" in error
-    assert json.loads(cli(controller, "--json", "status").stdout) == []
+    # Docker enforces it: the backend runs behind the egress proxy, and its status
+    # shows the last connections the proxy refused it.
+    behind = cli(controller, "--json", "start", "http", "--venv", "weather")
+    assert behind.exit_code == 0, behind.output
+    proxied = json.loads(behind.stdout)["id"]
+    proxy = f"beephost-{controller_name(controller)}-egress"
+    controller.containers.output[proxy] = refusal_log(proxied)
+    status = cli(controller, "status", proxied)
+    assert status.exit_code == 0, status.output
+    assert "egress refusals (last 1):" in status.stdout
+    assert re.search(
+        r"^  \d\d:\d\d:\d\d  connect +other\.test:443: other\.test is not in "
+        r"the allow-list$",
+        status.stdout,
+        re.MULTILINE,
+    ), status.stdout
+    shown_json = json.loads(cli(controller, "status", proxied, "--json").stdout)
+    assert shown_json["egress_refusals"] == [
+        {
+            "at": 1795687201.5,
+            "kind": "connect",
+            "destination": "other.test:443",
+            "reason": "other.test is not in the allow-list",
+        }
+    ]
+    assert cli(controller, "stop", proxied).exit_code == 0
     # A start's own network replaces the environment's allow-list.
     closed = cli(controller, "start", "pipe", "--venv", "weather", "--no-network")
     assert closed.exit_code == 0, closed.output
-    backend_id = json.loads(cli(controller, "--json", "status").stdout)[0]["id"]
+    backend_id = next(
+        b["id"]
+        for b in json.loads(cli(controller, "--json", "status").stdout)
+        if b["id"] != proxied
+    )
     status = cli(controller, "status", backend_id)
     assert re.search(r"^egress +none$", status.stdout, re.MULTILINE), status.stdout
     assert json.loads(cli(controller, "status", backend_id, "--json").stdout)[
@@ -78,6 +104,25 @@ def test_an_allow_list_from_the_command_line_is_shown_and_its_start_refused(
     ] == {"mode": "none", "allow": []}
     for result in (created, shown, listed, stored, closed, status):
         assert VALUE not in getattr(result, "output", "")
+
+
+def controller_name(controller: LiveController) -> str:
+    from beephost_controller.settings import Settings
+
+    return Settings().name
+
+
+def refusal_log(backend_id: str) -> str:
+    """The egress proxy's output with one refusal of ``backend_id``."""
+    line = {
+        "event": "egress",
+        "kind": "connect",
+        "backend": backend_id,
+        "destination": "other.test:443",
+        "decision": "refused",
+        "reason": "other.test is not in the allow-list",
+    }
+    return f"2026-11-26T10:00:01.5Z {json.dumps(line)}\n"
 
 
 def test_a_refused_entry_is_one_error_line_and_a_malformed_option_a_usage_error(

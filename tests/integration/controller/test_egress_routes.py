@@ -150,6 +150,16 @@ def test_an_environments_policy_is_stored_shown_and_its_starts_run_behind_the_pr
                 }
             ],
         }
+        # The proxy's counters on the controller's own /metrics (none counted here).
+        host, port = live.tcp_url.removeprefix("http://").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        try:
+            connection.request("GET", "/metrics")
+            metrics = connection.getresponse().read().decode()
+        finally:
+            connection.close()
+        assert 'beephost_egress_total{decision="allowed"} 0.0' in metrics
+        assert 'beephost_egress_total{decision="refused"} 0.0' in metrics
         api.stop_backend(started.id)
         assert (
             started.id

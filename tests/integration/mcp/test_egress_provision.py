@@ -11,7 +11,6 @@ from beephost_client import Timeout
 from beephost_client.controller import AsyncControllerClient
 from beephost_mcp.sandbox import PooledBackends, Provision
 from beephost_mcp.settings import Settings
-from beephost_protocol.errors import Unavailable
 from tests.integration.cli.support import TOKEN, live_controller
 
 pytestmark = pytest.mark.anyio
@@ -44,5 +43,7 @@ async def test_the_environment_it_creates_has_the_allow_list(tmp_path: Path) -> 
             env = await controller.environment("mcp")
             assert (env.status, env.egress.mode) == ("ready", "allow_list")
             assert env.egress.allow[0]["host"] == "api.weather.example"
-            with pytest.raises(Unavailable, match="not enforced"):
-                await controller.start_backend("mcp", "http")
+            # Docker enforces it: the backend runs behind the egress proxy.
+            backend = await controller.start_backend("mcp", "http")
+            assert backend.egress.mode == "allow_list"
+            assert await controller.egress_refusals(backend.id) == []

@@ -2,10 +2,13 @@
 configuration it writes (0600, live backends only, secrets' values at each write,
 the blocked gateways), the proxy's container, its log's refusals and its counters."""
 
+import http.server
 import json
 import shutil
+import socketserver
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -273,3 +276,35 @@ def test_the_counts_are_read_from_prometheus_text() -> None:
         'beephost_egress_created{decision="allowed"} 1.7e9\n'
     )
     assert parse_counts(text) == {"allowed": 3, "refused": 2}
+
+
+def test_the_counts_are_read_over_http_on_the_metrics_socket(root: Path) -> None:
+    body = b'beephost_egress_total{decision="refused"} 4.0\n'
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def address_string(self) -> str:
+            return "unix"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+        daemon_threads = True
+
+    egress = _egress(root)
+    assert egress.counts() == {}  # no proxy yet
+    egress.paths.metrics_dir.mkdir(parents=True)
+    server = Server(str(egress.paths.metrics_socket), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert egress.counts() == {"refused": 4}
+    finally:
+        server.shutdown()
+        server.server_close()

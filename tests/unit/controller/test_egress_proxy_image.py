@@ -37,6 +37,7 @@ from beephost_controller.images.labels import (
 from beephost_controller.images.layout import find_workspace
 from beephost_controller.images.lockfile import lock_requirements
 from beephost_controller.ports import ImageInfo
+from beephost_controller.testing.services import MemoryImageBuilder
 from beephost_controller.testing.tools import (
     FakeWheelhouseTools,
     fake_sdist_bytes,
@@ -237,3 +238,52 @@ def test_the_real_lock_parses_with_its_source_only_entry() -> None:
     assert {"mitmproxy", "pydantic", "prometheus-client", "publicsuffixlist"} <= names
     # pyperclip has its sdist only; the other single-hash ones, a wheel only.
     assert "pyperclip" in [r.name for r in requirements if len(r.hashes) == 1]
+
+
+def test_imports_are_followed_relative_ones_too_type_checking_ones_not(
+    tmp_path: Path,
+) -> None:
+    workspace = tmp_path / "repo"
+    (workspace / "egress-proxy").mkdir(parents=True)
+    (workspace / "egress-proxy" / "addon.py").write_text(
+        "from beephost_controller import a\n"
+    )
+    (workspace / "egress-proxy" / "serve.py").write_text(
+        "import json\nimport beephost_core.relay\n"
+    )
+    package = workspace / "services/controller/src/beephost_controller"
+    (package / "sub").mkdir(parents=True)
+    files = {
+        package / "__init__.py": "",
+        package / "a.py": (
+            "from typing import TYPE_CHECKING\nfrom . import b\n"
+            "if TYPE_CHECKING:\n    from beephost_controller import never\n"
+        ),
+        package / "b.py": "from .sub.c import name\n",
+        package / "sub" / "__init__.py": "",
+        package / "sub" / "c.py": "from .. import d\nname = 1\n",
+        package / "d.py": "",
+        package / "never.py": "",
+        package / "unrelated.py": "",
+    }
+    core = workspace / "packages/core/src/beephost_core"
+    core.mkdir(parents=True)
+    files |= {core / "__init__.py": "", core / "relay.py": "import asyncio\n"}
+    for path, text in files.items():
+        path.write_text(text)
+    found = {Path(name).name if "sub" not in name else "sub/" + Path(name).name
+             for name in proxy_modules(workspace)}  # fmt: skip
+    assert found == {
+        "__init__.py", "a.py", "b.py", "sub/__init__.py", "sub/c.py", "d.py",
+        "relay.py",
+    }  # fmt: skip
+    assert len(proxy_modules(workspace)) == 8  # both packages' __init__.py
+
+
+def test_the_memory_builder_builds_the_proxy_image_once() -> None:
+    builder = MemoryImageBuilder()
+    lines: list[str] = []
+    tag = builder.ensure_egress_proxy(lines.append)
+    assert builder.ensure_egress_proxy(lines.append) == tag
+    assert builder.builds == [tag]
+    assert builder.environment_images() == []

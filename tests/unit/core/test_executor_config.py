@@ -33,6 +33,8 @@ SETTINGS: list[tuple[str, str, Any]] = [
     ("workspace_quota_bytes", "workspace_quota", 15),
     ("packages_dir", "packages", "/srv/packages"),
     ("worker_env", "extra_env", {"X": "1"}),
+    ("egress_socket", "egress_socket", "/run/beephost-egress/proxy.sock"),
+    ("egress_port", "egress_port", 3129),
 ]
 #: Config fields no setting has: the core's own defaults.
 CORE_ONLY = {"spawn_timeout", "env"}
