@@ -17,7 +17,7 @@ import stat
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +47,7 @@ from beephost_controller.images.layout import default_cache_dir, find_workspace
 from beephost_controller.images.uv_tools import UvTools
 from beephost_controller.settings import Settings
 from tests.e2e.containers import docker, inspect, label_args
+from tests.e2e.processes import run_captured
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 
@@ -94,9 +95,10 @@ def _builder(settings: Settings, engine: DockerEngine) -> DockerImageBuilder:
 
 
 @pytest.fixture(scope="module")
-def built(docker_client: DockerEngine, require_executable: object) -> Iterator[Built]:
-    if shutil.which("mmdebstrap") is None:
-        pytest.skip("mmdebstrap is not installed (apt-get install mmdebstrap)")
+def built(
+    docker_client: DockerEngine, require_executable: Callable[[str, str], str]
+) -> Iterator[Built]:
+    require_executable("mmdebstrap", "apt-get install mmdebstrap")
     settings = _settings()
     builder = _builder(settings, docker_client)
     log: list[str] = []
@@ -303,3 +305,16 @@ def test_the_hardened_proxy_refuses_through_its_socket_and_counts(
     assert container["ReadonlyRootfs"] is True
     assert container["CapDrop"] == ["ALL"]
     assert container["NetworkMode"] == "none"
+
+
+def test_docker_stop_ends_the_proxy_promptly(proxy: Proxy, docker_cli: str) -> None:
+    # Last in the module: the proxy is gone after it. serve.py (PID 1) passes SIGTERM
+    # on to mitmdump and exits with it, well before the engine's kill.
+    started = time.monotonic()
+    docker(docker_cli, "stop", "--time", "20", proxy.container)
+    assert time.monotonic() - started < 10
+    state = inspect(docker_cli, proxy.container, "container")["State"]
+    assert state["ExitCode"] != 0
+    logs = run_captured([docker_cli, "logs", proxy.container], timeout=30)
+    assert "egress proxy: relaying /run/egress-socket/proxy.sock" in logs.stderr
+    assert "egress proxy: mitmdump exited" in logs.stderr
