@@ -48,6 +48,7 @@ from beephost_controller.engine.docker_plan import (
 )
 from beephost_controller.engine.host_ports import pick_port
 from beephost_controller.engine.sandbox_env import LABEL_BACKEND_ID, selector
+from beephost_controller.images.errors import ImageError
 from beephost_controller.images.labels import (
     KIND_ENVIRONMENT_BUILD,
     LABEL_IMAGE_OWNER,
@@ -188,7 +189,13 @@ class DockerBackends:
         try:
             self.egress.ensure()
             self.egress.register(row.id, digest, allow)
-        except (BeepHostError, ContainerEngineError, OSError, RuntimeError) as exc:
+        except (
+            BeepHostError,
+            ContainerEngineError,
+            ImageError,
+            OSError,
+            RuntimeError,
+        ) as exc:
             self.egress.unregister(row.id)
             error = (
                 exc
