@@ -380,7 +380,7 @@ def test_refusals_are_told_by_the_sdk_the_cli_and_metrics(sandbox: Sandbox) -> N
     destinations = {r.destination for r in refusals}
     # A name off the list, an allowed name on another port, a rebinding name.
     for expected in ("elsewhere.test:443", "other.test:8443", "loopback.test:80"):
-        assert expected in destinations, destinations
+        assert expected in destinations, f"{expected} not in {sorted(destinations)}"
     kinds = {r.kind for r in refusals}
     assert {"connect", "http", "auth", "tls"} <= kinds, kinds
     for refusal in refusals:
