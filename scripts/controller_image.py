@@ -47,6 +47,8 @@ CONTROLLER_SOURCES = (
     ".dockerignore",
     "packages",
     "services",
+    # The egress proxy image's lock, addon and entrypoint (images/egress_proxy.py).
+    "egress-proxy",
 )
 CONTROLLER_SOURCE_PREFIX = "/opt/beephost-src"
 #: The controller's second moving tag, the one compose.yaml names.

@@ -63,6 +63,9 @@ def controller_workspace(workspace: Path) -> Path:
     shutil.copy(REPO / dockerfile_path("controller"), workspace / "services/controller")
     (workspace / "uv.lock").write_text("version = 1\n")
     (workspace / ".python-version").write_text("3.11\n")
+    # The egress proxy's sources, which the controller builds its image from.
+    (workspace / "egress-proxy").mkdir()
+    (workspace / "egress-proxy/requirements.lock").write_text("mitmproxy==0\n")
     return workspace
 
 
