@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import random
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -194,7 +195,24 @@ def measure(
             "allow-list intercepted": (proxied, ALLOWED, ""),
         }
         for name, (target, host, address) in runs.items():  # warm-up
-            target.execute(f"_times({host!r}, {address!r}, 3)")
+            try:
+                target.execute(f"_times({host!r}, {address!r}, 3)")
+            except Exception:
+                tail = subprocess.run(
+                    [
+                        "sh",
+                        "-c",
+                        f"docker inspect -f '{{{{json .State}}}} "
+                        f"{{{{.RestartCount}}}}' {proxy}; docker logs --tail 120 {proxy}",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                say(
+                    f"{name} failed; the proxy's last output:\n{tail.stdout}{tail.stderr}"
+                )
+                raise
             results.requests[name] = []
         while pending := [n for n in CASES if len(results.requests[n]) < args.requests]:
             rng.shuffle(pending)
