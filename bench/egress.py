@@ -19,9 +19,9 @@ servers are connected too, at another address).
    proxy), ALLOW-LIST INTERCEPTED (api.allowed.test, the secret put in), and the
    baseline FULL NETWORK (other.test straight to its bridge address, the same TLS:
    its certificate checked for its name). p50 and p99, as ratios to full network.
-   Each request starts 20 ms after the last ended (untimed): back-to-back new
-   connections through the sandbox's relay and the proxy's were seen closed before
-   mitmdump accepted them (``RemoteDisconnected`` on the CONNECT; an open issue).
+   Each request has a pool of its own: urllib3 would otherwise reuse a connection
+   the server is closing (the test server does not echo ``Connection: close``) and
+   fail it as ``RemoteDisconnected``.
 2. MEMORY: the proxy container's as ``docker stats`` counts it (bench/memory.py's
    reading), idle, and with ``--held`` (100) connections held open at once from
    ``--holders`` (4) sandboxes (each a tunnel to other.test with its TLS done).
@@ -88,28 +88,27 @@ def _pool(host, address):
     return pool, "/"
 
 def _times(host, address, count):
-    pool, url = _pool(host, address)
     out = []
     for _ in range(count):
-        # Untimed: back-to-back new connections through the relays drop some (see
-        # the module's docstring), so each request starts from a quiet link.
-        time.sleep(0.02)
+        # A pool of its own per request (made untimed): a new connection each time,
+        # never one urllib3 kept while the server was closing it.
+        pool, url = _pool(host, address)
         started = time.perf_counter()
         reply = pool.request("GET", url, headers={{"Host": host, "Connection": "close"}})
         out.append(time.perf_counter() - started)
         assert reply.status == 200, reply.status
+        pool.clear() if hasattr(pool, "clear") else pool.close()
     return out
 """
 #: In a sandbox: ``count`` tunnels to other.test held open, TLS done.
 HOLD = r"""
-import base64, os, socket, ssl, time, urllib.parse
+import base64, os, socket, ssl, urllib.parse
 _held = []
 _url = urllib.parse.urlsplit(os.environ["HTTPS_PROXY"])
 _credential = base64.b64encode(f"{{_url.username}}:{{_url.password}}".encode()).decode()
 _context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
 _context.load_verify_locations(cadata={ca!r})
 for _ in range({count}):
-    time.sleep(0.02)  # not back to back (see TIMER)
     raw = socket.create_connection((_url.hostname, _url.port), timeout=30)
     raw.sendall(
         f"CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n"
