@@ -33,6 +33,11 @@
    cost), and, with the same controller, a new MCP session's ``initialize`` and first
    call over streamable HTTP (its pool claim included) beside the SDK's claim from the
    same warm http pool.
+9. EGRESS: bench/egress.py on a controller of its own whose egress proxy is on a fake
+   internet: p50 of an HTTPS GET (a new connection each) from a sandbox to a local test
+   server through the proxy, end-to-end TLS and intercepted (a secret put in), beside
+   the same with full network; the proxy's memory idle and with ``--egress-held`` (100)
+   connections held from several sandboxes.
 
 Every ratio is to a baseline measured in the same run (shared/research/platform.md,
 "Benchmarking on these machines"). ``--quick``: short blocks, 2 starts per type, 2
@@ -60,6 +65,7 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 from bench import (
     _harness,
     controller,
+    egress,
     files,
     install,
     mcp_roundtrip,
@@ -114,6 +120,8 @@ FULL = {  # the profile's defaults; a flag given wins
     "burst": 20,
     "mcp_calls": 300,
     "mcp_sessions": 10,
+    "egress_requests": 200,
+    "egress_held": 100,
 }
 QUICK = {
     "seconds": 0.5,
@@ -127,6 +135,8 @@ QUICK = {
     "burst": 5,
     "mcp_calls": 60,
     "mcp_sessions": 3,
+    "egress_requests": 40,
+    "egress_held": 20,
 }
 Say = Callable[[str], None]
 
@@ -793,6 +803,14 @@ def mcp_rows(
     ]
 
 
+def egress_rows(res: egress.Results) -> list[Row]:
+    section = "egress (HTTPS from a sandbox)"
+    return [
+        Row(section, case, value, unit, ratio, "full network" if ratio != "-" else "-")
+        for case, value, unit, ratio in egress.rows(res)
+    ]
+
+
 def markdown(rows: list[Row]) -> str:
     headers = [
         "section",
@@ -873,6 +891,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--burst", type=int, help="warm pools: sandboxes at once (20; quick 5)")
     add("--mcp-calls", type=int, help="mcp: calls per steady case (300; quick 60)")
     add("--mcp-sessions", type=int, help="mcp: new sessions (10; quick 3)")
+    add("--egress-requests", type=int, help="egress: requests per case (200; quick 40)")
+    add("--egress-held", type=int, help="egress: connections held (100; quick 20)")
     add(
         "--samples", type=int, default=5, help="memory reads per container (least wins)"
     )
@@ -980,6 +1000,14 @@ def main(argv: list[str] | None = None) -> int:
             *install_rows(docker.installs),
             *pool_rows(docker.pools),
         ]
+        say("egress: a controller of its own on a fake internet")
+        egress_args = argparse.Namespace(
+            requests=args.egress_requests,
+            held=args.egress_held,
+            holders=egress.HOLDERS,
+            seed=args.seed,
+        )
+        rows += egress_rows(egress.measure_all(egress_args, say))
     rows += mcp_rows(mcp_steady, docker.mcp_first if args.docker else None)
     text = "\n\n".join(
         [preamble(args, run, idle, took, python), markdown(rows), legend(run)]

@@ -1,4 +1,5 @@
-"""A snapshot of what image builds read (lock, members, Dockerfiles), for the e2e
+"""A snapshot of what image builds read (lock, members, Dockerfiles, the egress
+proxy's lock and scripts), for the e2e
 tests and the benchmarks: other work in the same tree (edits, caches) cannot change
 the images mid-run."""
 
@@ -12,7 +13,8 @@ _SNAPSHOT_IGNORE = shutil.ignore_patterns(
 
 
 def snapshot_workspace(source: Path, target: Path) -> Path:
-    """Copy what image builds read (lock, members, Dockerfiles) to ``target``."""
+    """Copy what image builds read (lock, members, Dockerfiles, egress-proxy/) to
+    ``target``."""
     target.mkdir(parents=True)
     for name in ("pyproject.toml", "uv.lock", ".python-version", ".dockerignore"):
         if (source / name).is_file():

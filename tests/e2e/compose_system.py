@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,8 +128,19 @@ def tokens_of(path: Path) -> dict[str, str]:
 
 
 @contextmanager
-def compose_system(prefix: str, *, profiles: str = "") -> Iterator[Compose]:
-    """A compose system brought up by scripts/up; ``down -v`` afterwards."""
+def compose_system(
+    prefix: str,
+    *,
+    profiles: str = "",
+    settings: Callable[[Path], Mapping[str, str]] | None = None,
+) -> Iterator[Compose]:
+    """A compose system brought up by scripts/up; ``down -v`` afterwards.
+
+    Args:
+        settings: Given its socket root (made, empty; the controller's container sees
+            it at the same path), more ``BEEPHOST_*`` variables for compose (they win
+            over its .env, as scripts/up says); it may put files there.
+    """
     if subprocess.run(
         ["docker", "compose", "version"], capture_output=True, check=False
     ).returncode:
@@ -149,6 +160,10 @@ def compose_system(prefix: str, *, profiles: str = "") -> Iterator[Compose]:
             for name in ("CONTROLLER", "HTTP", "RPC", "PROMETHEUS", "MCP")
         },
     }
+    if settings is not None:
+        socket_root = Path(env["BEEPHOST_SOCKET_ROOT"])
+        socket_root.mkdir(parents=True)
+        env.update(settings(socket_root))
     # As a user runs it: from a plain shell, not from inside the project's venv
     # (`uv run pytest` puts the venv first on PATH; bootstrap wants the system python).
     venv_bin = str(Path(sys.prefix) / "bin")

@@ -363,13 +363,23 @@ class Settings(BaseSettings):
             "to the proxy (the host's services)."
         ),
     )
-    egress_hosts: dict[str, str] = Field(
+    egress_hosts: dict[str, str | list[str]] = Field(
         default_factory=dict,
         description=(
             "JSON object of host names and the address the egress proxy uses for "
-            'each instead of DNS (`{"api.example.test": "172.18.0.5"}`): services '
+            'each instead of DNS (`{"api.example.test": "172.18.0.5"}`), or a list '
+            "of addresses (every one is checked, as DNS answers are): services "
             "without DNS, or a test's fake internet. Each address is still checked "
             "like a DNS answer (private ranges need EGRESS_INTERNAL_RANGES)."
+        ),
+    )
+    egress_upstream_ca_bundle: Path | None = Field(
+        None,
+        description=(
+            "A PEM bundle the egress proxy trusts for the destinations' TLS instead "
+            "of the public CAs it ships (certifi's): services behind a private CA, or "
+            "a test's fake internet. Copied into the proxy's state when it starts. "
+            "Unset: the public CAs."
         ),
     )
 
@@ -397,15 +407,21 @@ class Settings(BaseSettings):
 
     @field_validator("egress_hosts")
     @classmethod
-    def _check_egress_hosts(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, address in value.items():
-            try:
-                ipaddress.ip_address(address)
-            except ValueError:
-                raise ValueError(
-                    f"egress host {name!r}: not an IP address: {address!r}"
-                ) from None
-        return {name.lower().rstrip("."): address for name, address in value.items()}
+    def _check_egress_hosts(
+        cls, value: dict[str, str | list[str]]
+    ) -> dict[str, str | list[str]]:
+        for name, answer in value.items():
+            addresses = [answer] if isinstance(answer, str) else answer
+            if not addresses:
+                raise ValueError(f"egress host {name!r}: no address")
+            for address in addresses:
+                try:
+                    ipaddress.ip_address(address)
+                except ValueError:
+                    raise ValueError(
+                        f"egress host {name!r}: not an IP address: {address!r}"
+                    ) from None
+        return {name.lower().rstrip("."): answer for name, answer in value.items()}
 
     @field_validator("base_image_repository")
     @classmethod

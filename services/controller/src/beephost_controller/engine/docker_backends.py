@@ -79,6 +79,9 @@ from beephost_protocol.errors import BeepHostError, Unavailable
 
 logger = logging.getLogger(__name__)
 
+#: The most refusals the API returns for a backend (its ``limit``'s bound).
+MAX_REFUSALS = 100
+
 
 def _in_thread(work: Callable[[], None]) -> None:
     threading.Thread(target=work, name="beephost-egress", daemon=True).start()
@@ -362,7 +365,9 @@ class DockerBackends:
     def egress_refusals(self, row: BackendRow) -> list[EgressRefusal]:
         if row.config.egress_allow is None:
             return []
-        return self.egress.refusals(row.id)
+        # As many as the API may ask for (GET .../egress?limit= is at most 100): the
+        # caller keeps the last it wants (the proxy's default of 10 capped every ask).
+        return self.egress.refusals(row.id, limit=MAX_REFUSALS)
 
     def egress_counts(self) -> dict[str, int]:
         return self.egress.counts()

@@ -10,7 +10,9 @@ it carries (``egress_proxy_config``). Everything it needs is in host directories
 under ``<SOCKET_ROOT>/egress/`` (``EgressPaths``):
 
 - ``state/`` → ``/run/egress`` (read-only): ``config.json`` (0600, the proxy's user:
-  it holds the secrets' values) and ``ca/`` (mitmproxy's confdir, ``egress_ca``);
+  it holds the secrets' values), ``ca/`` (mitmproxy's confdir, ``egress_ca``) and,
+  with ``EGRESS_UPSTREAM_CA_BUNDLE``, ``upstream-ca.pem`` (what the proxy trusts for
+  the destinations' TLS instead of the public CAs);
 - ``socket/`` → ``/run/egress-socket``: ``proxy.sock`` (0666), mounted read-only into
   the sandboxes;
 - ``metrics/`` → ``/run/egress-metrics``: ``metrics.sock``, the proxy's counters as
@@ -22,6 +24,7 @@ rebuild, from the live backends and the secret store's values at that moment.
 """
 
 import contextlib
+import hashlib
 import ipaddress
 import json
 import logging
@@ -42,6 +45,7 @@ from beephost_controller.engine.sandbox_env import (
     EGRESS_TRUST_DIR,
     selector,
 )
+from beephost_controller.images.egress_proxy import PROXY_COMMAND
 from beephost_controller.ports import (
     BackendContainers,
     ContainerEngineError,
@@ -60,6 +64,9 @@ logger = logging.getLogger(__name__)
 
 #: On the proxy's container: the image it runs (a newer one replaces it).
 LABEL_EGRESS_IMAGE = "io.beephost.egress.image"
+#: On the proxy's container: the SHA-256 of the upstream CA bundle it trusts ("" for
+#: the public CAs); another replaces it.
+LABEL_EGRESS_UPSTREAM = "io.beephost.egress.upstream-ca"
 #: On the proxy's container: the controller whose proxy it is.
 LABEL_EGRESS_PROXY = "io.beephost.egress.proxy"
 #: The proxy's user when the controller is root (the state is given to it); else the
@@ -96,6 +103,10 @@ class EgressPaths:
     @property
     def ca(self) -> Path:
         return self.state / "ca"
+
+    @property
+    def upstream_ca(self) -> Path:
+        return self.state / "upstream-ca.pem"
 
     @property
     def socket_dir(self) -> Path:
@@ -290,6 +301,20 @@ class DockerEgress:
         owner = self.owner if self.euid == 0 else None
         self._ca = egress_ca.ensure_ca(paths.ca, self.settings.name, owner)
         egress_ca.write_bundle(paths.bundle, self._ca, self.settings.ca_bundle)
+        upstream = self.settings.egress_upstream_ca_bundle
+        if upstream is None:
+            paths.upstream_ca.unlink(missing_ok=True)
+        else:
+            paths.upstream_ca.write_bytes(upstream.read_bytes())
+            os.chmod(paths.upstream_ca, 0o644)  # certificates only: nothing secret
+            self._chown(paths.upstream_ca)
+
+    def _upstream_digest(self) -> str:
+        """The SHA-256 of the upstream CA bundle the proxy is to trust ("": none)."""
+        path = self.paths.upstream_ca
+        if self.settings.egress_upstream_ca_bundle is None or not path.exists():
+            return ""
+        return hashlib.sha256(path.read_bytes()).hexdigest()
 
     def ensure(self, log: Callable[[str], None] = logger.info) -> None:
         """The proxy runs, from the current image, with its socket made.
@@ -316,6 +341,8 @@ class DockerEgress:
                 state is not None
                 and state.status == "running"
                 and state.labels.get(LABEL_EGRESS_IMAGE) == tag
+                and state.labels.get(LABEL_EGRESS_UPSTREAM, "")
+                == self._upstream_digest()
             )
             if current and self._socket_answers():
                 self._tag = tag
@@ -333,11 +360,27 @@ class DockerEgress:
 
     def _spec(self, tag: str) -> ContainerSpec:
         uid, gid = self.owner
+        upstream = self._upstream_digest()
+        # The image's command (egress-proxy/serve.py), with mitmdump's option for an
+        # upstream CA bundle after its `--` when there is one.
+        command: tuple[str, ...] = ()
+        if upstream:
+            trusted = f"{PROXY_STATE}/{self.paths.upstream_ca.name}"
+            command = (
+                *PROXY_COMMAND,
+                "--",
+                "--set",
+                f"ssl_verify_upstream_trusted_ca={trusted}",
+            )
         return ContainerSpec(
             name=self.name,
             image=tag,
-            command=(),  # the image's: egress-proxy/serve.py
-            labels={**self.labels, LABEL_EGRESS_IMAGE: tag},
+            command=command,
+            labels={
+                **self.labels,
+                LABEL_EGRESS_IMAGE: tag,
+                LABEL_EGRESS_UPSTREAM: upstream,
+            },
             environment={},
             healthcheck=(),
             memory_mb=512,
@@ -451,7 +494,10 @@ class DockerEgress:
             secrets=values,
             blocked=self.blocked(),
             internal_ranges=dict(self.settings.egress_internal_ranges),
-            hosts={name: [addr] for name, addr in self.settings.egress_hosts.items()},
+            hosts={
+                name: [answer] if isinstance(answer, str) else list(answer)
+                for name, answer in self.settings.egress_hosts.items()
+            },
         )
 
     def _write_config(self) -> None:
