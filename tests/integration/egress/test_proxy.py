@@ -7,7 +7,6 @@ the controller and 169.254.169.254 for the metadata server.
 """
 
 import base64
-import datetime
 import http.server
 import json
 import os
@@ -28,96 +27,16 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from beephost_controller import egress_ca
 from beephost_controller.egress_proxy_config import token_digest
+from tests.certs import TestCA
 
 ROOT = Path(__file__).resolve().parents[3]
 SECRET = "sk-test-0123456789abcdef-never-logged"
 MARKER = "beephost-secret:weather-key"
 TOKEN = "proxy-token-of-backend-one"
 BACKEND = "b-one"
-
-
-# -- certificates --------------------------------------------------------------
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _ca(cn: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(_name(cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def _leaf(
-    ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, names: list[str]
-) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(names[0]))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
-            critical=False,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
 
 
 # -- test servers ----------------------------------------------------------------
@@ -235,20 +154,20 @@ def world(
     seen = Seen()
     # The upstream servers' CA (the internet's), and the CA the controller makes for
     # the proxy's interception (mitmproxy reads it from its confdir).
-    server_ca_key, server_ca = _ca("test internet CA")
-    leaf_key, leaf = _leaf(
-        server_ca_key, server_ca, ["api.allowed.test", "other.test", "rebind.test"]
+    internet = TestCA.make("test internet CA")
+    server_ca = internet.cert
+    server_pem = internet.write_server(
+        base, ["api.allowed.test", "other.test", "rebind.test"], stem="server"
     )
-    (base / "server.pem").write_bytes(_pem(leaf) + _key_pem(leaf_key))
-    (base / "server-ca.pem").write_bytes(_pem(server_ca))
-    proxy_ca_key, proxy_ca = _ca("beephost egress CA")
+    internet.write_ca(base, "server-ca.pem")
+    # The controller's own CA for the proxy's interception, in mitmproxy's confdir.
     confdir = base / "confdir"
-    confdir.mkdir(mode=0o700)
-    (confdir / "mitmproxy-ca.pem").write_bytes(_key_pem(proxy_ca_key) + _pem(proxy_ca))
-    (base / "proxy-ca.pem").write_bytes(_pem(proxy_ca))
+    proxy_ca_key, proxy_ca = egress_ca.make_ca("test")
+    egress_ca.write_confdir(confdir, proxy_ca_key, proxy_ca, owner=None)
+    (base / "proxy-ca.pem").write_bytes(proxy_ca)
 
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(base / "server.pem")
+    server_context.load_cert_chain(server_pem)
     plain, http_port = _serve(seen, "http", None)
     secure, https_port = _serve(seen, "https", server_context)
 
@@ -460,7 +379,7 @@ def test_a_secret_reaches_its_destination_only_and_no_log(world: World) -> None:
         server_hostname="api.allowed.test",
     ) as tls:
         issuer = dict(x[0] for x in tls.getpeercert()["issuer"])  # type: ignore[index,misc]
-    assert issuer["commonName"] == "beephost egress CA"
+    assert issuer["commonName"] == "beephost egress CA (test)"
     log = world.output.read_text()
     assert SECRET not in log
     assert '"decision": "allowed"' in log

@@ -15,7 +15,6 @@ from beephost_controller.images.dockerfile import dockerfile_instructions
 from beephost_controller.images.egress_proxy import (
     DOCKERFILE,
     PROXY_COMMAND,
-    PROXY_LOCK,
     PROXY_MEMBERS,
     PROXY_USER,
     EgressProxyRecipe,
@@ -23,6 +22,9 @@ from beephost_controller.images.egress_proxy import (
     install_script,
     plan_egress_proxy,
     proxy_modules,
+)
+from beephost_controller.images.egress_proxy_wheels import (
+    PROXY_LOCK,
     proxy_wheels,
     render_proxy_requirements,
 )

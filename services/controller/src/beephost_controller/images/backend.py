@@ -16,10 +16,8 @@ Example:
     'beephost/pipe-backend:3.11-0f3c9a1d2b4e6f70'
 """
 
-import contextlib
 import logging
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,8 +54,9 @@ from beephost_controller.images.lockfile import (
     LockedExport,
     render_requirements,
 )
+from beephost_controller.images.scratch import scratch_build
 from beephost_controller.images.wheelhouse import build_member_wheel, pool_wheels
-from beephost_controller.ports import ContainerEngine, ContainerEngineError, ImageInfo
+from beephost_controller.ports import ContainerEngine, ImageInfo
 from beephost_controller.specs import ImageBuildSpec
 
 logger = logging.getLogger(__name__)
@@ -206,12 +205,13 @@ class BackendRecipe:
         args = build_args(
             self.plan, python_version=base.python_version, base_ref=base.image_id
         )
-        context = Path(
-            tempfile.mkdtemp(
-                prefix=f"context-{self.plan.kind}-", dir=self.inputs.cache_dir
-            )
-        )
-        try:
+        with scratch_build(
+            runtime,
+            tag=self.tag,
+            cache_dir=self.inputs.cache_dir,
+            prefix=f"context-{self.plan.kind}-",
+            leftovers={LABEL_KIND: KIND_BACKEND_BUILD, LABEL_BUILD_KEY: self.key},
+        ) as context:
             prepare_context(self.plan, self.export, self.inputs, context)
             logger.info("building %s from %s", self.tag, base.tag)
             return runtime.build_image(
@@ -223,16 +223,6 @@ class BackendRecipe:
                     labels=labels,
                 )
             )
-        except ContainerEngineError as exc:
-            raise BackendImageError(f"building {self.tag} failed: {exc}") from exc
-        finally:
-            shutil.rmtree(context, ignore_errors=True)
-            # The build stage's images are cache nobody will hit again (the next build
-            # of this key finds the tag): drop them, also after a failed build.
-            with contextlib.suppress(ContainerEngineError):
-                runtime.remove_by_labels(
-                    {LABEL_KIND: KIND_BACKEND_BUILD, LABEL_BUILD_KEY: self.key}
-                )
 
 
 def ensure_backend_image(

@@ -8,10 +8,10 @@ from pathlib import Path
 from beephost_controller.engine.docker_images import DockerEngine
 from beephost_controller.images.base import ensure_base_image
 from beephost_controller.images.base_source import BaseImage
-from beephost_controller.images.egress_proxy import (
+from beephost_controller.images.egress_proxy import ensure_egress_proxy_image
+from beephost_controller.images.egress_proxy_wheels import (
     PROXY_PYTHON,
     SourceWheelTool,
-    ensure_egress_proxy_image,
 )
 from beephost_controller.images.environment import (
     ensure_environment_image,

@@ -20,21 +20,27 @@ Example:
     'beephost/egress-proxy:3.11-5d0c1e2f3a4b5c6d'
 """
 
-import ast
-import contextlib
 import hashlib
 import json
 import logging
 import shutil
-import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from beephost_controller.images.base_source import BaseImage
+from beephost_controller.images.egress_proxy_wheels import (
+    PROXY_DIR,
+    PROXY_LOCK,
+    PROXY_PYTHON,
+    SourceWheelTool,
+    pinned_lines,
+    proxy_wheels,
+    render_proxy_requirements,
+)
 from beephost_controller.images.ensure import ensure
 from beephost_controller.images.errors import BackendImageError
+from beephost_controller.images.import_graph import imported_sources
 from beephost_controller.images.inputs import BuildInputs
 from beephost_controller.images.keys import (
     alias_tag,
@@ -54,28 +60,19 @@ from beephost_controller.images.labels import (
     LABEL_PYTHON_VERSION,
 )
 from beephost_controller.images.lockfile import (
-    BuiltWheel,
-    LockedRequirement,
     lock_requirements,
 )
+from beephost_controller.images.scratch import scratch_build
 from beephost_controller.images.wheelhouse import (
     build_member_wheel,
-    fill_pool,
-    link_or_copy,
-    pool_index,
 )
-from beephost_controller.ports import ContainerEngine, ContainerEngineError, ImageInfo
+from beephost_controller.ports import ContainerEngine, ImageInfo
 from beephost_controller.specs import ImageBuildSpec
 
 logger = logging.getLogger(__name__)
 
 #: Bumped when the image's shape changes (every key changes with it).
 EGRESS_PROXY_LAYOUT = "1"
-#: Debian bookworm's python3: mitmproxy 11 is the newest for it (requirements.in).
-PROXY_PYTHON = "3.11"
-#: The proxy's files in the repository.
-PROXY_DIR = "egress-proxy"
-PROXY_LOCK = f"{PROXY_DIR}/requirements.lock"
 PROXY_SCRIPTS = ("addon.py", "serve.py")
 #: Our packages in the image (``--no-deps``), by import name: their workspace member.
 PROXY_MEMBERS: Mapping[str, str] = {
@@ -177,108 +174,14 @@ def install_script() -> str:
     )
 
 
-# -- what the scripts import -------------------------------------------------------------
-
-
-def _module_file(workspace: Path, dotted: str) -> Path | None:
-    """The source file of one of our modules (``None``: not ours, or no such file)."""
-    parts = dotted.split(".")
-    member = PROXY_MEMBERS.get(parts[0])
-    if member is None:
-        return None
-    base = workspace / member / "src" / Path(*parts)
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _module_name(workspace: Path, path: Path) -> str | None:
-    for member in PROXY_MEMBERS.values():
-        src = workspace / member / "src"
-        if path.is_relative_to(src):
-            parts = list(path.relative_to(src).with_suffix("").parts)
-            return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-    return None
-
-
-def _is_type_checking(node: ast.AST) -> bool:
-    test = node.test if isinstance(node, ast.If) else None
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
-def _run_nodes(tree: ast.AST) -> Iterable[ast.AST]:
-    """``ast.walk``, without ``if TYPE_CHECKING:`` bodies (never run)."""
-    todo = [tree]
-    while todo:
-        node = todo.pop()
-        yield node
-        if _is_type_checking(node):
-            assert isinstance(node, ast.If)
-            todo += node.orelse
-            continue
-        todo += ast.iter_child_nodes(node)
-
-
-def _imported(tree: ast.AST, package: str | None) -> Iterable[str]:
-    """Every dotted name an import in ``tree`` may load (relative ones resolved
-    against ``package``), including ``from a import b``'s ``a.b``."""
-    for node in _run_nodes(tree):
-        if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            module = node.module or ""
-            if node.level:
-                if package is None:
-                    continue
-                anchor = package.split(".")
-                anchor = anchor[: len(anchor) - node.level + 1]
-                module = ".".join([*anchor, module] if module else anchor)
-            yield module
-            yield from (f"{module}.{alias.name}" for alias in node.names)
-
-
 def proxy_modules(workspace: Path) -> dict[str, str]:
-    """The sha256 of every source file of ours the proxy's scripts import, by its
-    path relative to ``workspace``: followed through imports, packages' ``__init__``
-    included (importing ``a.b.c`` runs ``a`` and ``a.b``).
+    """The sha256 of every source file of ours the proxy's scripts import, by path.
 
     Raises:
         BackendImageError: A script is missing.
     """
-    todo: list[Path] = []
-    for script in PROXY_SCRIPTS:
-        path = workspace / PROXY_DIR / script
-        if not path.is_file():
-            raise BackendImageError(f"{path} is missing")
-        todo.append(path)
-    seen: dict[Path, str] = {}
-    scripts = set(todo)
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen[path] = sha256_file(path)
-        name = None if path in scripts else _module_name(workspace, path)
-        if name is None:
-            package = None
-        elif path.name == "__init__.py":
-            package = name
-        else:
-            package = name.rpartition(".")[0]
-        for dotted in _imported(ast.parse(path.read_text(), str(path)), package):
-            parts = dotted.split(".")
-            for depth in range(1, len(parts) + 1):
-                found = _module_file(workspace, ".".join(parts[:depth]))
-                if found is not None and found not in seen:
-                    todo.append(found)
-    return {
-        path.relative_to(workspace).as_posix(): digest
-        for path, digest in sorted(seen.items())
-        if path not in scripts
-    }
+    scripts = [workspace / PROXY_DIR / name for name in PROXY_SCRIPTS]
+    return imported_sources(workspace, scripts, PROXY_MEMBERS)
 
 
 # -- the key and the labels -----------------------------------------------------------
@@ -366,129 +269,6 @@ def proxy_labels(plan: ProxyPlan, base_ref: str) -> dict[str, str]:
     }
 
 
-# -- the wheelhouse -----------------------------------------------------------------
-
-
-class SourceWheelTool(Protocol):
-    """Builds a wheel from a hash-locked source distribution: ``UvTools``."""
-
-    def wheel_from_source(self, line: str, outdir: Path) -> Path:
-        """Download ``line``'s sdist (hash-checked) and build it into ``outdir``."""
-        ...
-
-
-def _built_from_source(store: Path, requirement: LockedRequirement) -> Path | None:
-    # <store>/<sdist sha256>/<the wheel built from it>
-    for digest in requirement.hashes:
-        folder = store / digest.removeprefix("sha256:")
-        wheels = sorted(folder.glob("*.whl")) if folder.is_dir() else []
-        if wheels:
-            return wheels[0]
-    return None
-
-
-def _build_from_source(
-    store: Path, requirement: LockedRequirement, source: SourceWheelTool
-) -> Path:
-    folder = store / requirement.hashes[0].removeprefix("sha256:")
-    logger.info("building %s from its source distribution", requirement.name)
-    wheel = source.wheel_from_source(requirement.line(marker=False), folder)
-    if not wheel.name.endswith("-none-any.whl"):
-        wheel.unlink()
-        raise BackendImageError(
-            f"{requirement.name}=={requirement.version} has no wheel and its source "
-            f"builds a platform wheel ({wheel.name}): only pure-Python sources are "
-            "built on the controller's side"
-        )
-    return wheel
-
-
-def proxy_wheels(
-    requirements: Sequence[LockedRequirement],
-    inputs: BuildInputs,
-    source: SourceWheelTool,
-    target: Path,
-) -> list[BuiltWheel]:
-    """Put a wheel of every locked requirement into ``target``.
-
-    From the shared pool (downloaded on a miss); a requirement with no wheel for
-    CPython 3.11 on manylinux x86-64 is built from its source distribution, kept under
-    ``<cache>/wheels/from-source/<sdist sha256>/``.
-
-    Returns:
-        The wheels built from source (their hashes are not the lock's: the caller pins
-        the bytes built).
-
-    Raises:
-        BackendImageError: A requirement has neither a wheel nor a pure-Python sdist
-            with a locked hash.
-    """
-    pool = inputs.cache_dir / "wheels" / f"cp{PROXY_PYTHON.replace('.', '')}"
-    store = inputs.cache_dir / "wheels" / "from-source"
-    pool.mkdir(parents=True, exist_ok=True)
-    target.mkdir(parents=True, exist_ok=True)
-    tools = inputs.tools
-    index = pool_index(pool)
-    built = {
-        r.name: wheel
-        for r in requirements
-        if (wheel := _built_from_source(store, r)) is not None
-    }
-    missing = [
-        r
-        for r in requirements
-        if r.name not in built and not any(h in index for h in r.hashes)
-    ]
-    if missing:
-        # One hash: only a wheel, or only a source distribution (pyperclip). The
-        # others in one download; each of these alone, from source if it has to.
-        single = [r for r in missing if len(r.hashes) == 1]
-        several = [r for r in missing if len(r.hashes) > 1]
-        try:
-            fill_pool(several, PROXY_PYTHON, pool, tools)
-            alone = single
-        except BackendImageError as exc:
-            logger.info("one by one, as a download of them all failed: %s", exc)
-            alone = missing
-        for requirement in alone:
-            try:
-                fill_pool([requirement], PROXY_PYTHON, pool, tools)
-            except BackendImageError:
-                built[requirement.name] = _build_from_source(store, requirement, source)
-    for wheel in fill_pool(
-        [r for r in requirements if r.name not in built], PROXY_PYTHON, pool, tools
-    ).values():
-        link_or_copy(wheel, target / wheel.name)
-    ours: list[BuiltWheel] = []
-    for name, wheel in sorted(built.items()):
-        link_or_copy(wheel, target / wheel.name)
-        version = next(r.version for r in requirements if r.name == name)
-        ours.append(BuiltWheel(name, version, target / wheel.name, sha256_file(wheel)))
-    return ours
-
-
-def _pinned(wheels: Iterable[BuiltWheel]) -> list[str]:
-    return [
-        f"{wheel.name}=={wheel.version} --hash=sha256:{wheel.sha256}"
-        for wheel in sorted(wheels, key=lambda wheel: wheel.name)
-    ]
-
-
-def render_proxy_requirements(
-    requirements: Sequence[LockedRequirement], from_source: Sequence[BuiltWheel]
-) -> str:
-    """``requirements.txt``: the lock's lines, those built from source pinned to the
-    bytes built."""
-    rebuilt = {wheel.name for wheel in from_source}
-    lines = [
-        "# Generated by beephost_controller.images.egress_proxy from",
-        f"# {PROXY_LOCK}: installed offline with --require-hashes.",
-        *(r.line() for r in requirements if r.name not in rebuilt),
-        *_pinned(from_source),
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def prepare_proxy_context(
     plan: ProxyPlan, inputs: BuildInputs, source: SourceWheelTool, context: Path
 ) -> None:
@@ -510,7 +290,7 @@ def prepare_proxy_context(
         build_member_wheel(workspace, member, wheels, inputs.tools)
         for member in PROXY_MEMBERS.values()
     ]
-    (wheels / OURS_FILE).write_text("\n".join(_pinned(ours)) + "\n")
+    (wheels / OURS_FILE).write_text("\n".join(pinned_lines(ours)) + "\n")
     (wheels / "install.sh").write_text(install_script())
     _, uv_binary = inputs.tools.installer()
     if uv_binary is not None:
@@ -555,10 +335,13 @@ class EgressProxyRecipe:
         )
 
     def build(self, runtime: ContainerEngine) -> ImageInfo:
-        context = Path(
-            tempfile.mkdtemp(prefix="context-egress-proxy-", dir=self.inputs.cache_dir)
-        )
-        try:
+        with scratch_build(
+            runtime,
+            tag=self.tag,
+            cache_dir=self.inputs.cache_dir,
+            prefix="context-egress-proxy-",
+            leftovers={LABEL_KIND: KIND_EGRESS_PROXY_BUILD, LABEL_BUILD_KEY: self.key},
+        ) as context:
             prepare_proxy_context(self.plan, self.inputs, self.source, context)
             logger.info("building %s from %s", self.tag, self.base.tag)
             return runtime.build_image(
@@ -576,14 +359,6 @@ class EgressProxyRecipe:
                     },
                 )
             )
-        except ContainerEngineError as exc:
-            raise BackendImageError(f"building {self.tag} failed: {exc}") from exc
-        finally:
-            shutil.rmtree(context, ignore_errors=True)
-            with contextlib.suppress(ContainerEngineError):
-                runtime.remove_by_labels(
-                    {LABEL_KIND: KIND_EGRESS_PROXY_BUILD, LABEL_BUILD_KEY: self.key}
-                )
 
 
 @dataclass(frozen=True)

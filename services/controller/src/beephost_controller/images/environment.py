@@ -22,7 +22,6 @@ admin environment's requirements together with the SDK's).
 
 import logging
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +64,7 @@ from beephost_controller.images.lockfile import (
     parse_export,
     render_sdk_requirements,
 )
+from beephost_controller.images.scratch import scratch_build
 from beephost_controller.images.servers import ServersImage, ensure_servers_image
 from beephost_controller.images.wheelhouse import (
     WheelhouseTools,
@@ -240,8 +240,15 @@ class EnvironmentRecipe:
         """The wheelhouse, then one install container on the servers image, committed."""
         minor = python_minor_of(self.base.python_version)
         inputs = self.inputs
-        wheels = Path(tempfile.mkdtemp(prefix="wheels-env-", dir=inputs.cache_dir))
-        try:
+        # The install container is removed by commit_run; the labels find one that a
+        # failure there left behind.
+        with scratch_build(
+            runtime,
+            tag=self.tag,
+            cache_dir=inputs.cache_dir,
+            prefix="wheels-env-",
+            leftovers=build_labels,
+        ) as wheels:
             if self.requirements:
                 self.log(
                     f"wheelhouse: {len(self.requirements)} locked wheel(s) "
@@ -288,18 +295,6 @@ class EnvironmentRecipe:
                     timeout=INSTALL_TIMEOUT,
                 )
             )
-        except ContainerEngineError as exc:
-            raise BackendImageError(f"building {self.tag} failed: {exc}") from exc
-        finally:
-            shutil.rmtree(wheels, ignore_errors=True)
-            try:
-                # The install container is removed by commit_run; this finds one that
-                # a failure there left behind.
-                runtime.remove_by_labels(build_labels)
-            except ContainerEngineError as exc:
-                logger.warning(
-                    "could not remove the install container of %s: %s", self.tag, exc
-                )
 
 
 def ensure_environment_image(
