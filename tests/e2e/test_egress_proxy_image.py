@@ -6,11 +6,8 @@ Everything this module creates carries its own label and owner name (the base im
 a test repository's), and is removed by them.
 """
 
-import base64
-import datetime
 import json
 import os
-import re
 import shutil
 import socket
 import stat
@@ -22,11 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from beephost_controller import egress_ca
 from beephost_controller.egress_proxy_config import token_digest
 from beephost_controller.engine.docker_images import DockerEngine
 from beephost_controller.images.builder import DockerImageBuilder
@@ -48,6 +42,7 @@ from beephost_controller.images.uv_tools import UvTools
 from beephost_controller.settings import Settings
 from tests.e2e.containers import docker, inspect, label_args
 from tests.e2e.processes import run_captured
+from tests.proxy_wire import connect_request, egress_counters, read_head, unix_get
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 
@@ -154,31 +149,6 @@ def test_a_second_ensure_finds_the_image(built: Built) -> None:
 # -- the hardened proxy -----------------------------------------------------------
 
 
-def _ca() -> tuple[bytes, bytes]:
-    """A CA as the controller makes it: (key + cert PEM for the confdir, cert PEM)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "beephost egress CA")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return key_pem + cert_pem, cert_pem
-
-
 @dataclass
 class Proxy:
     socket: Path
@@ -202,12 +172,9 @@ def proxy(built: Built, docker_cli: str) -> Iterator[Proxy]:
         directory.mkdir()
         _own(directory, 0o755 if directory is state else 0o700)
     sockets.chmod(0o755)  # the sandboxes' side reaches proxy.sock (0666) through it
-    confdir = state / "ca"
-    confdir.mkdir()
-    confdir_pem, _ = _ca()
-    (confdir / "mitmproxy-ca.pem").write_bytes(confdir_pem)
-    _own(confdir / "mitmproxy-ca.pem", 0o600)
-    _own(confdir, 0o700)
+    # The CA as the controller makes and writes it, owned by the proxy's user as root.
+    owner = (PROXY_UID, PROXY_UID) if os.geteuid() == 0 else None
+    egress_ca.write_confdir(state / "ca", *egress_ca.make_ca("test"), owner=owner)
     config = {
         "backends": {
             BACKEND: {
@@ -254,37 +221,17 @@ def proxy(built: Built, docker_cli: str) -> Iterator[Proxy]:
 
 
 def _connect(proxy: Proxy, host: str, credential: str | None) -> bytes:
-    auth = ""
-    if credential is not None:
-        encoded = base64.b64encode(credential.encode()).decode()
-        auth = f"Proxy-Authorization: Basic {encoded}\r\n"
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(10)
         sock.connect(str(proxy.socket))
-        sock.sendall(
-            f"CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n{auth}\r\n".encode()
-        )
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            head += chunk
-    return head
+        sock.sendall(connect_request(host, 443, credential))
+        return read_head(sock)
 
 
 def _counters(proxy: Proxy) -> dict[str, float]:
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(10)
-        sock.connect(str(proxy.metrics))
-        sock.sendall(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.decode().partition("\r\n\r\n")
-    assert head.startswith("HTTP/1.0 200"), head
-    found = re.findall(r'^beephost_egress_total\{decision="(\w+)"\} (\S+)$', body, re.M)
-    return {decision: float(value) for decision, value in found}
+    status, body = unix_get(proxy.metrics)
+    assert status.startswith("HTTP/1.0 200"), status
+    return egress_counters(body)
 
 
 def test_the_hardened_proxy_refuses_through_its_socket_and_counts(

@@ -10,7 +10,6 @@ import base64
 import http.server
 import json
 import os
-import re
 import signal
 import socket
 import ssl
@@ -31,6 +30,12 @@ from cryptography import x509
 from beephost_controller import egress_ca
 from beephost_controller.egress_proxy_config import token_digest
 from tests.certs import TestCA
+from tests.proxy_wire import (
+    connect_request,
+    egress_counters,
+    read_head,
+    unix_get,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 SECRET = "sk-test-0123456789abcdef-never-logged"
@@ -109,7 +114,7 @@ class World:
         with urllib.request.urlopen(
             f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
         ) as reply:
-            return _counters(reply.read().decode())
+            return egress_counters(reply.read().decode())
 
     @property
     def base(self) -> Path:
@@ -118,17 +123,8 @@ class World:
     def tunnel(self, host: str, port: int) -> socket.socket:
         """A raw CONNECT through the proxy, its 200 read."""
         sock = socket.create_connection(("127.0.0.1", self.proxy_port), timeout=10)
-        credential = base64.b64encode(f"{BACKEND}:{TOKEN}".encode()).decode()
-        sock.sendall(
-            f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            f"Proxy-Authorization: Basic {credential}\r\n\r\n".encode()
-        )
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            head += chunk
+        sock.sendall(connect_request(host, port, f"{BACKEND}:{TOKEN}"))
+        head = read_head(sock)
         assert head.startswith(b"HTTP/1.1 200"), head
         return sock
 
@@ -274,24 +270,6 @@ def world(
         secure.server_close()
 
 
-def _counters(text: str) -> dict[str, float]:
-    found = re.findall(r'^beephost_egress_total\{decision="(\w+)"\} (\S+)$', text, re.M)
-    return {decision: float(value) for decision, value in found}
-
-
-def unix_get(path: Path, target: str = "/metrics") -> tuple[str, str]:
-    """GET over HTTP/1.0 on a Unix socket: (status line, body)."""
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(10)
-        sock.connect(str(path))
-        sock.sendall(f"GET {target} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.decode().partition("\r\n\r\n")
-    return head.splitlines()[0], body
-
-
 def _refusal(world: World, url: str) -> tuple[int, str]:
     with pytest.raises(urllib.error.HTTPError) as caught:
         world.get(url)
@@ -426,10 +404,10 @@ def test_the_counters_are_served_on_a_unix_socket_too(world: World) -> None:
     path = world.base / "metrics.sock"
     assert stat.S_IMODE(path.stat().st_mode) == 0o666
     status, body = unix_get(path)
-    before = _counters(body)
+    before = egress_counters(body)
     assert status == "HTTP/1.0 200 OK"
     _refusal(world, f"http://elsewhere.test:{world.http_port}/")
-    after = _counters(unix_get(path)[1])
+    after = egress_counters(unix_get(path)[1])
     assert after["refused"] >= before.get("refused", 0) + 1
 
 
@@ -498,7 +476,7 @@ def test_serve_publishes_the_proxy_on_a_unix_socket(
             sock.connect(str(sock_path))
             head = _connect(sock, "elsewhere.test", f"{BACKEND}:{TOKEN}")
             assert head.startswith(b"HTTP/1.1 403"), head
-        assert _counters(unix_get(metrics)[1])["refused"] >= 2
+        assert egress_counters(unix_get(metrics)[1])["refused"] >= 2
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=20)
