@@ -162,6 +162,12 @@ async def _to_the_end(work: "Coroutine[Any, Any, T]") -> T:
     return task.result()
 
 
+def _refused_since(before: int) -> bool:
+    """Whether the container's pids limit refused a fork since ``before`` was read."""
+    refused = container_limits().pids_refused()
+    return refused is not None and refused > before
+
+
 def _deadline_passed(future: "asyncio.Future[dict[str, Any]]") -> None:
     if not future.done():
         future.set_exception(TimeoutError())
@@ -360,35 +366,36 @@ class WorkerProcess:
         limits = container_limits()
         self._oom_kills = limits.oom_kills()
         self._next_id += 1
+        request_id = self._next_id
         message = {
-            "id": self._next_id,
+            "id": request_id,
             "op": op,
             "params": params,
             "stream": on_event is not None,
         }
         # Once it ends, or fails with one of our errors, see whether its session
         # exhausted the container's process limit (an async context manager did this
-        # once: a generator and two awaits per request, for a check that needs none).
+        # once: a generator and two awaits per request, for a check that needs none;
+        # the coroutine that checks runs only when a fork was refused).
         refused = limits.pids_refused()
-        if refused is None:  # no cgroup to count refused forks in
-            return await self._exchange(message, deadline, grace, on_event)
         try:
-            reply = await self._exchange(message, deadline, grace, on_event)
+            reply = await self._exchange(request_id, message, deadline, grace, on_event)
         except BeepHostError as exc:
-            if self.alive:
+            if refused is not None and self.alive:
                 await self._check_process_limit(refused, exc)
             raise
-        await self._check_process_limit(refused, None)
+        if refused is not None and _refused_since(refused):
+            await self._check_process_limit(refused, None)
         return reply
 
     async def _exchange(
         self,
+        request_id: int,
         message: dict[str, Any],
         deadline: float,
         grace: float,
         on_event: EventCallback | None,
     ) -> dict[str, Any]:
-        request_id = message["id"]
         self.busy = True
         try:
             future = self._channel.expect(request_id, on_event)

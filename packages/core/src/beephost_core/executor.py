@@ -309,6 +309,10 @@ class Executor:
                 owner = LeaseOwner(lease)
             self.activity.begin()
             try:
+                if type(command) in _WORKER_COMMANDS and not self._closing:
+                    # The hot path, inline: each coroutine level costs a frame per
+                    # request and another resume when the worker replies.
+                    return await self._session_command(command, on_event, owner)  # type: ignore[arg-type]
                 return await self._dispatch(command, on_event, owner)
             finally:
                 self.activity.end()
@@ -358,20 +362,6 @@ class Executor:
                 return await self._session_command(command, on_event, owner)
         raise InvalidRequest(f"unknown command {command.COMMAND!r}")
 
-    async def _session_command(
-        self,
-        command: models.SessionCommand,
-        on_event: EventCallback | None,
-        owner: Hashable | None,
-    ) -> dict[str, Any]:
-        stream = (
-            on_event if isinstance(command, models.Execute) and command.stream else None
-        )
-        result = await self._in_worker(command, stream)
-        if command.session == models.DEFAULT_SESSION:
-            self._track_owned(command, owner)
-        return result
-
     # -- handles of the default session, by owner --------------------------------------
 
     def _track_owned(
@@ -410,7 +400,7 @@ class Executor:
         released = 0
         if handles:
             release = models.ObjectRelease(handles=sorted(handles))
-            result = await self._in_worker(release, None)
+            result = await self._session_command(release, None)
             released = int(result.get("released", 0))
         return {"lease": lease, "released": released}
 
@@ -461,9 +451,20 @@ class Executor:
             await worker.kill()
         return {"closed": True}
 
-    async def _in_worker(
-        self, command: models.SessionCommand, on_event: EventCallback | None
+    async def _session_command(
+        self,
+        command: models.SessionCommand,
+        on_event: EventCallback | None,
+        owner: Hashable | None = None,
     ) -> dict[str, Any]:
+        """Run ``command`` in its session's worker; ``on_event`` gets an ``exec``'s
+        streamed output, ``owner`` the handles it creates in ``default``.
+
+        One coroutine for the whole hot path (it was three: each level costs a frame
+        and a resume per request)."""
+        stream = (
+            on_event if isinstance(command, models.Execute) and command.stream else None
+        )
         op, params = _worker_params(command)
         session = self._session(command.session)
         timeout = min(
@@ -498,7 +499,7 @@ class Executor:
                 params,
                 deadline=deadline,
                 grace=self.config.kill_grace,
-                on_event=on_event,
+                on_event=stream,
             )
         except BeepHostError as exc:
             if isinstance(exc, SessionLost):
@@ -513,6 +514,8 @@ class Executor:
             session.lock.release()
         if op == "info":
             result.update(self._describe(session))
+        if command.session == models.DEFAULT_SESSION:
+            self._track_owned(command, owner)
         return result
 
     async def _live_worker(self, session: Session) -> WorkerProcess:
