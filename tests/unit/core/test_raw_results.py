@@ -1,6 +1,7 @@
 """A worker's result forwarded as its bytes: the reply is byte for byte the re-encoded one."""
 
 import json
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ RESULTS = [
 @pytest.mark.parametrize("result", RESULTS)
 @pytest.mark.parametrize("request_id", [7, -3, "req-\u00e9", 'r"1'])
 def test_forwarded_result_is_the_reencoded_reply(
-    result: dict, request_id: object
+    result: dict[str, Any], request_id: int | str
 ) -> None:
     line = _worker_encode(
         {"id": 4, "handles": 1, "created": ["h01"], "result": result}
@@ -50,5 +51,5 @@ def test_forwarded_result_is_the_reencoded_reply(
         {"id": 3, "handles": 0, "error": {"data": {"b": 1, "result": 2}}},
     ],
 )
-def test_other_replies_are_decoded_whole(reply: dict) -> None:
+def test_other_replies_are_decoded_whole(reply: dict[str, Any]) -> None:
     assert _split_reply(_worker_encode(reply).encode()) is None
