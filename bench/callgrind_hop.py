@@ -52,6 +52,19 @@ for i in range(1, count + 1):
     assert b'"value":2' in reader.readline()
 """
 
+# The server, with time for a worker to start under callgrind on a loaded machine
+# (the executor's spawn timeout is no setting).
+SERVER = """
+import dataclasses
+from beephost_pipe_backend import __main__ as entry, settings
+
+executor_config = settings.Settings.executor_config
+settings.Settings.executor_config = lambda self: dataclasses.replace(
+    executor_config(self), spawn_timeout=600.0
+)
+entry.main(["serve"])
+"""
+
 _TOTALS = re.compile(rb"^totals: (\d+)", re.MULTILINE)
 
 
@@ -140,15 +153,14 @@ def main() -> None:
         BEEPHOST_PIPE_BACKEND_METRICS_PORT="0",
         BEEPHOST_PIPE_BACKEND_PREWARM="0",
         BEEPHOST_PIPE_BACKEND_DRAIN_TIMEOUT="1",
-        BEEPHOST_PIPE_BACKEND_SPAWN_TIMEOUT="300",
     )
     python = sys.executable
     server = subprocess.Popen(
         [
             *_valgrind(root / "cg.%p", children=True),
             python,
-            "-m",
-            "beephost_pipe_backend",
+            "-c",
+            SERVER,
         ],
         env=env,
         stdout=subprocess.DEVNULL,
