@@ -71,6 +71,8 @@ class _Channel(asyncio.Protocol):
             asyncio.get_running_loop().create_future()
         )
         self.on_event: EventCallback | None = None
+        #: The waiter gets the result's JSON text as it came (see _split_reply).
+        self.raw = False
         self.broken: InternalError | None = None
         self.lost = False
         self.on_lost: Callable[[], None] | None = None
@@ -92,7 +94,7 @@ class _Channel(asyncio.Protocol):
 
     def _on_line(self, line: bytes) -> None:
         try:
-            message = _decode_line(line.decode())
+            message = (self.raw and _split_reply(line)) or _decode_line(line.decode())
         except ValueError:  # UnicodeDecodeError is one
             self._break("the worker sent a malformed frame")
             return
@@ -130,12 +132,13 @@ class _Channel(asyncio.Protocol):
             )
 
     def expect(
-        self, request_id: int, on_event: EventCallback | None
+        self, request_id: int, on_event: EventCallback | None, raw: bool = False
     ) -> "asyncio.Future[dict[str, Any]]":
         if self.broken is not None or self.lost:
             raise self.broken or ConnectionResetError("worker gone")
         self.expect_id = request_id
         self.on_event = on_event
+        self.raw = raw
         self.waiter = asyncio.get_running_loop().create_future()
         return self.waiter
 
@@ -160,6 +163,42 @@ async def _to_the_end(work: "Coroutine[Any, Any, T]") -> T:
     if cancelled and task.exception() is None:
         raise asyncio.CancelledError
     return task.result()
+
+
+#: Where a reply's result starts: the worker writes it last, after ``id``, ``handles``
+#: and ``created`` (numbers and handle ids). A quote inside a JSON string is escaped,
+#: so these bytes are a member's key wherever they occur.
+_RESULT_KEY = b',"result":'
+#: The member ``_split_reply`` puts the result's JSON text in (bytes).
+RAW_RESULT = "raw_result"
+
+
+def _split_reply(line: bytes) -> dict[str, Any] | None:
+    """A result reply's members with its result as JSON text, undecoded (under
+    ``RAW_RESULT``), or None when ``line`` is not one (``_decode_line`` then reads it).
+
+    The head before the result decodes on its own only if the key is the reply's own
+    (a ``"result"`` key further in leaves an object open), and holds ``handles`` only
+    if the worker wrote the result last.
+    """
+    cut = line.find(_RESULT_KEY)
+    end = len(line) - 1 if line.endswith(b"\n") else len(line)
+    if cut < 0 or line[end - 1 : end] != b"}":
+        return None
+    try:
+        head = _decode_line(line[:cut].decode() + "}")
+    except ValueError:
+        return None
+    if not isinstance(head, dict) or "handles" not in head or "error" in head:
+        return None
+    head[RAW_RESULT] = line[cut + len(_RESULT_KEY) : end - 1]
+    return head
+
+
+def _refused_since(before: int) -> bool:
+    """Whether the container's pids limit refused a fork since ``before`` was read."""
+    refused = container_limits().pids_refused()
+    return refused is not None and refused > before
 
 
 def _deadline_passed(future: "asyncio.Future[dict[str, Any]]") -> None:
@@ -346,8 +385,12 @@ class WorkerProcess:
         deadline: float,
         grace: float,
         on_event: EventCallback | None = None,
-    ) -> dict[str, Any]:
+        raw: bool = False,
+    ) -> dict[str, Any] | bytes:
         """Send one operation and wait for its reply until ``deadline`` (loop time).
+
+        With ``raw``, a result may come back as its JSON text (bytes) as the worker
+        wrote it, for a transport to forward without decoding and encoding it again.
 
         At the deadline the worker gets SIGINT; if no reply arrives within ``grace`` it
         is killed and the timeout says the state was lost. If the container's process
@@ -360,38 +403,42 @@ class WorkerProcess:
         limits = container_limits()
         self._oom_kills = limits.oom_kills()
         self._next_id += 1
+        request_id = self._next_id
         message = {
-            "id": self._next_id,
+            "id": request_id,
             "op": op,
             "params": params,
             "stream": on_event is not None,
         }
         # Once it ends, or fails with one of our errors, see whether its session
         # exhausted the container's process limit (an async context manager did this
-        # once: a generator and two awaits per request, for a check that needs none).
+        # once: a generator and two awaits per request, for a check that needs none;
+        # the coroutine that checks runs only when a fork was refused).
         refused = limits.pids_refused()
-        if refused is None:  # no cgroup to count refused forks in
-            return await self._exchange(message, deadline, grace, on_event)
         try:
-            reply = await self._exchange(message, deadline, grace, on_event)
+            reply = await self._exchange(
+                request_id, message, deadline, grace, on_event, raw
+            )
         except BeepHostError as exc:
-            if self.alive:
+            if refused is not None and self.alive:
                 await self._check_process_limit(refused, exc)
             raise
-        await self._check_process_limit(refused, None)
+        if refused is not None and _refused_since(refused):
+            await self._check_process_limit(refused, None)
         return reply
 
     async def _exchange(
         self,
+        request_id: int,
         message: dict[str, Any],
         deadline: float,
         grace: float,
         on_event: EventCallback | None,
-    ) -> dict[str, Any]:
-        request_id = message["id"]
+        raw: bool,
+    ) -> dict[str, Any] | bytes:
         self.busy = True
         try:
-            future = self._channel.expect(request_id, on_event)
+            future = self._channel.expect(request_id, on_event, raw)
             assert self._channel.transport is not None
             self._channel.transport.write(_encode_message(message).encode() + b"\n")
             timer = asyncio.get_running_loop().call_at(
@@ -425,6 +472,9 @@ class WorkerProcess:
         self.created = [str(h) for h in reply.get("created", ())]
         if "error" in reply:
             raise error_from_wire(reply["error"])
+        text: bytes | None = reply.get(RAW_RESULT)
+        if text is not None:
+            return text if raw else _decode_line(text.decode())
         result: dict[str, Any] = reply["result"]
         return result
 

@@ -12,7 +12,7 @@ import tempfile
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, cast, overload
 
 from beephost_core._process import EventCallback, WorkerProcess
 from beephost_core.activity import REPORT_INTERVAL, Activity
@@ -276,6 +276,7 @@ class Executor:
 
     # -- the one entry point --------------------------------------------------------------
 
+    @overload
     async def run(
         self,
         command: models.Command,
@@ -283,7 +284,29 @@ class Executor:
         *,
         owner: Hashable | None = None,
         lease: str | None = None,
-    ) -> dict[str, Any]:
+        raw: Literal[False] = False,
+    ) -> dict[str, Any]: ...
+
+    @overload
+    async def run(
+        self,
+        command: models.Command,
+        on_event: EventCallback | None = None,
+        *,
+        owner: Hashable | None = None,
+        lease: str | None = None,
+        raw: bool,
+    ) -> dict[str, Any] | bytes: ...
+
+    async def run(
+        self,
+        command: models.Command,
+        on_event: EventCallback | None = None,
+        *,
+        owner: Hashable | None = None,
+        lease: str | None = None,
+        raw: bool = False,
+    ) -> dict[str, Any] | bytes:
         """Run one command and return its JSON-ready result.
 
         Args:
@@ -296,6 +319,8 @@ class Executor:
                 request, it owns the handles the request creates in ``default``
                 (instead of ``owner``); they are released when it expires or by
                 ``lease.release``.
+            raw: A result from a worker may come as its JSON text (bytes) as the
+                worker wrote it (ASCII, compact), for a transport to forward as is.
 
         Raises:
             BeepHostError: One of the taxonomy's errors; anything else is wrapped as
@@ -309,6 +334,13 @@ class Executor:
                 owner = LeaseOwner(lease)
             self.activity.begin()
             try:
+                if type(command) in _WORKER_COMMANDS and not self._closing:
+                    # The hot path, inline: each coroutine level costs a frame per
+                    # request and another resume when the worker replies.
+                    session_command = cast(models.SessionCommand, command)
+                    return await self._session_command(
+                        session_command, on_event, owner, raw
+                    )
                 return await self._dispatch(command, on_event, owner)
             finally:
                 self.activity.end()
@@ -336,7 +368,8 @@ class Executor:
         if self._closing:
             raise Unavailable("the server is shutting down")
         if type(command) in _WORKER_COMMANDS:  # the hot path: no match to walk
-            return await self._session_command(command, on_event, owner)  # type: ignore[arg-type]
+            session_command = cast(models.SessionCommand, command)
+            return await self._session_command(session_command, on_event, owner)
         match command:
             case models.SessionOpen():
                 return await self._open_session(command)
@@ -357,20 +390,6 @@ class Executor:
             case models.SessionCommand():
                 return await self._session_command(command, on_event, owner)
         raise InvalidRequest(f"unknown command {command.COMMAND!r}")
-
-    async def _session_command(
-        self,
-        command: models.SessionCommand,
-        on_event: EventCallback | None,
-        owner: Hashable | None,
-    ) -> dict[str, Any]:
-        stream = (
-            on_event if isinstance(command, models.Execute) and command.stream else None
-        )
-        result = await self._in_worker(command, stream)
-        if command.session == models.DEFAULT_SESSION:
-            self._track_owned(command, owner)
-        return result
 
     # -- handles of the default session, by owner --------------------------------------
 
@@ -410,7 +429,7 @@ class Executor:
         released = 0
         if handles:
             release = models.ObjectRelease(handles=sorted(handles))
-            result = await self._in_worker(release, None)
+            result = await self._session_command(release, None)
             released = int(result.get("released", 0))
         return {"lease": lease, "released": released}
 
@@ -461,9 +480,40 @@ class Executor:
             await worker.kill()
         return {"closed": True}
 
-    async def _in_worker(
-        self, command: models.SessionCommand, on_event: EventCallback | None
-    ) -> dict[str, Any]:
+    @overload
+    async def _session_command(
+        self,
+        command: models.SessionCommand,
+        on_event: EventCallback | None,
+        owner: Hashable | None = None,
+        raw: Literal[False] = False,
+    ) -> dict[str, Any]: ...
+
+    @overload
+    async def _session_command(
+        self,
+        command: models.SessionCommand,
+        on_event: EventCallback | None,
+        owner: Hashable | None,
+        raw: bool,
+    ) -> dict[str, Any] | bytes: ...
+
+    async def _session_command(
+        self,
+        command: models.SessionCommand,
+        on_event: EventCallback | None,
+        owner: Hashable | None = None,
+        raw: bool = False,
+    ) -> dict[str, Any] | bytes:
+        """Run ``command`` in its session's worker; ``on_event`` gets an ``exec``'s
+        streamed output, ``owner`` the handles it creates in ``default``; ``raw``: as
+        :meth:`run`'s.
+
+        One coroutine for the whole hot path (it was three: each level costs a frame
+        and a resume per request)."""
+        stream = (
+            on_event if isinstance(command, models.Execute) and command.stream else None
+        )
         op, params = _worker_params(command)
         session = self._session(command.session)
         timeout = min(
@@ -498,7 +548,8 @@ class Executor:
                 params,
                 deadline=deadline,
                 grace=self.config.kill_grace,
-                on_event=on_event,
+                on_event=stream,
+                raw=raw and op != "info",  # info's result gets more members here
             )
         except BeepHostError as exc:
             if isinstance(exc, SessionLost):
@@ -511,8 +562,10 @@ class Executor:
         finally:
             session.last_used = time.monotonic()
             session.lock.release()
-        if op == "info":
+        if isinstance(result, dict) and op == "info":
             result.update(self._describe(session))
+        if command.session == models.DEFAULT_SESSION:
+            self._track_owned(command, owner)
         return result
 
     async def _live_worker(self, session: Session) -> WorkerProcess:

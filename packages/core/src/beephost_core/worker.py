@@ -1483,8 +1483,12 @@ class Worker:
             streamer.close()
         self.attach_output(reply)
         reply["handles"] = len(session.handles)
-        if session.created and "result" in reply:
-            reply["created"] = session.created  # the core ties them to their owner
+        if "result" in reply:
+            if session.created:
+                reply["created"] = session.created  # the core ties them to their owner
+            # Last: the pipe backend forwards the result's bytes as they are, cut
+            # after the members it reads (beephost_core._process, _split_reply).
+            reply["result"] = reply.pop("result")
         try:
             data = _encode_reply(reply).encode() + b"\n"
         except (TypeError, ValueError) as exc:

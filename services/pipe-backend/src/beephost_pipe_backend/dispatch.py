@@ -130,14 +130,34 @@ def result_frame(request_id: RequestId, result: dict[str, Any]) -> bytes:
     return encode({"id": request_id, "result": result})
 
 
-def reply_frame(request_id: RequestId, result: dict[str, Any]) -> tuple[bytes, ...]:
+def reply_frame(
+    request_id: RequestId, result: dict[str, Any] | bytes
+) -> tuple[bytes, ...]:
     """A response: its line, and a binary payload after it when ``result`` holds raw
-    bytes as its ``data`` (a ``file.read`` that asked for ``binary``)."""
+    bytes as its ``data`` (a ``file.read`` that asked for ``binary``). ``result`` in
+    bytes: a worker's result as JSON text (``Executor.run``'s ``raw``)."""
+    if isinstance(result, bytes):
+        return (_forwarded_result_frame(request_id, result),)
     payload = result.get(PAYLOAD_MEMBER)
     if isinstance(payload, bytes):
         header = {k: v for k, v in result.items() if k != PAYLOAD_MEMBER}
         return binary_frame(result_frame(request_id, header), payload)
     return (result_frame(request_id, result),)
+
+
+def _forwarded_result_frame(request_id: RequestId, text: bytes) -> bytes:
+    """``result_frame`` of a result the worker encoded, byte for byte the same.
+
+    The worker's encoder is ours but for ``ensure_ascii``: the two differ only in
+    ``\\u`` escapes (non-ASCII text, DEL), so a text without one travels as it is,
+    neither decoded nor encoded again; one with them is.
+    """
+    if b"\\u" in text:
+        return result_frame(request_id, _decode(text.decode()))
+    if type(request_id) is int:
+        return b'{"id":%d,"result":%b}\n' % (request_id, text)
+    head = encode({"id": request_id})  # b'{"id":"..."}\n'
+    return b'%b,"result":%b}\n' % (head[:-2], text)
 
 
 def error_frame(request_id: RequestId, error: BeepHostError) -> bytes:

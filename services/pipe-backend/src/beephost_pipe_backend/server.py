@@ -329,7 +329,7 @@ class Connection(asyncio.Protocol):
         try:
             try:
                 result = await self.server.executor.run(
-                    frame.command, on_event, owner=self
+                    frame.command, on_event, owner=self, raw=True
                 )
                 reply = dispatch.reply_frame(frame.id, result)
                 del result  # only the encoded reply waits for the client
