@@ -33,7 +33,7 @@ from bench._harness import BACKENDS, GrpcEval, base_env
 from bench.http_roundtrip import HTTPEval, free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
-READY_TIMEOUT = 300.0  # a server under callgrind imports ~50x slower
+READY_TIMEOUT = 1200.0  # a server under callgrind imports ~50x slower
 WARMUP = 100
 CASES = ("http-backend", "fastapi-bare", "grpc-backend", "grpc-bare")
 
@@ -49,17 +49,26 @@ def server_argv(case: str, port: int) -> tuple[list[str], dict[str, str]]:
     return [sys.executable, "-m", module], env
 
 
-def client_for(case: str, port: int) -> Callable[[], None]:
+def client_for(case: str, port: int) -> tuple[Callable[[], None], Callable[[], None]]:
+    """A checked ``1+1`` call and the client's close."""
     if case.startswith("grpc"):
         grpc_client = GrpcEval(f"127.0.0.1:{port}", deadline=60.0)
 
         def call() -> None:
             grpc_client.block(1)
 
-        return call
+        return call, grpc_client.close
     http_client = HTTPEval(port)
     http_client.conn.timeout = 60.0
-    return http_client.call
+    return http_client.call, http_client.close
+
+
+def first_answer(case: str, port: int) -> None:
+    call, close = client_for(case, port)
+    try:
+        call()
+    finally:
+        close()
 
 
 def wait_until(
@@ -75,16 +84,19 @@ def wait_until(
             probe()
             return
         except Exception:
-            time.sleep(0.05)
+            time.sleep(0.2)
 
 
 def fastapi_built(port: int) -> None:
     """The HTTP backend builds its FastAPI app in a thread after it answers."""
     conn = HTTPEval(port).conn
     conn.timeout = 60.0
-    conn.request("GET", "/api/sessions")
-    if conn.getresponse().status != 200:
-        raise OSError("not built")
+    try:
+        conn.request("GET", "/api/sessions")
+        if conn.getresponse().status != 200:
+            raise OSError("not built")
+    finally:
+        conn.close()
 
 
 def dump(pid: int) -> None:
@@ -117,12 +129,12 @@ def measure(case: str, n: int, out: Path) -> tuple[float, int]:
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_until(case, process, lambda: client_for(case, port)())
+        wait_until(case, process, lambda: first_answer(case, port))
         dump(process.pid)  # .1: exec to the first 1+1 answered (the cold start)
         if case == "http-backend":
             wait_until(case, process, lambda: fastapi_built(port))
         time.sleep(3.0)  # past the http backend's settle (beephost_core.memory)
-        call = client_for(case, port)
+        call, _close = client_for(case, port)
         for _ in range(WARMUP):
             call()
         dump(process.pid)  # .2: the rest of the start-up and the warm-up
