@@ -12,34 +12,7 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Callable
 from typing import Any, TextIO
-
-
-def _line_encoder() -> Callable[[Any], str]:
-    """``json.dumps(value, ensure_ascii=False, default=str)``, its C encoder made once
-    rather than per line (json.dumps builds a JSONEncoder and its C encoder per call:
-    about half the cost of an access log line). One difference: a value that contains
-    itself overflows the stack instead of raising ValueError; both end in handleError."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # an interpreter without the C accelerator
-
-        def dumps(value: Any) -> str:
-            return json.dumps(value, ensure_ascii=False, default=str)
-
-        return dumps
-    encoder = make(
-        None, str, json.encoder.encode_basestring, None, ": ", ", ", False, False, True
-    )
-    join = "".join
-
-    def encode(value: Any) -> str:
-        return join(encoder(value, 0))
-
-    return encode
-
-
-_encode_line = _line_encoder()
 
 
 class JsonFormatter(logging.Formatter):
@@ -59,7 +32,7 @@ class JsonFormatter(logging.Formatter):
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             entry["exc"] = record.exc_text
-        return _encode_line(entry)
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 class BatchingHandler(logging.Handler):
