@@ -662,3 +662,19 @@ async def test_concurrent_clients_mixed_calls(backend: RpcBackend) -> None:
         {"transport": "grpc", "command": "eval", "outcome": "ok"},
     )
     assert ok == 8 * 40
+
+
+async def test_bytes_that_are_no_request_are_invalid_request_without_a_token(
+    backend: RpcBackend,
+) -> None:
+    # The tolerant deserializers are in the handler table, not in an interceptor: a
+    # server without a token has none (the token case: tests/reliability/test_bad_input).
+    evaluate = backend.channel().unary_unary(
+        "/beephost.exec.v1.Executor/Evaluate", None, None
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await evaluate(b"\x0a\x05ab", timeout=T)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    error = pb_codec.error_from_metadata(caught.value.trailing_metadata())
+    assert error is not None
+    assert error.wire_code == "invalid_request"

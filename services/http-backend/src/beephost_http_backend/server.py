@@ -7,15 +7,14 @@ import sys
 from collections.abc import Generator
 from types import FrameType
 
-import uvicorn
-
 from beephost_core.listeners import bind_tcp, bind_unix
+from beephost_http_backend._uvicorn import Config, Server, websocket_protocol
 from beephost_http_backend.front import FrontApp
 from beephost_http_backend.settings import Settings
 from beephost_http_backend.state import BackendState, new_state
 
 
-class DrainingServer(uvicorn.Server):
+class DrainingServer(Server):
     """uvicorn's server, marking the app as draining the moment SIGTERM arrives.
 
     uvicorn then stops accepting, closes idle connections, gives requests in flight
@@ -24,7 +23,7 @@ class DrainingServer(uvicorn.Server):
     """
 
     def __init__(
-        self, config: uvicorn.Config, front: FrontApp, *sockets: socket.socket
+        self, config: Config, front: FrontApp, *sockets: socket.socket
     ) -> None:
         super().__init__(config)
         self.front = front
@@ -78,12 +77,13 @@ def create_server(
     # The Unix socket too, if set: the controller's way in from its own container.
     extra = [bind_unix(settings.socket_path)] if settings.socket_path else []
     front = FrontApp(state or new_state(settings))
-    config = uvicorn.Config(
+    config = Config(
         front,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
         http="httptools",
+        ws=websocket_protocol,  # type: ignore[arg-type]  # a factory, as uvicorn calls it
         lifespan="on",
         access_log=False,  # the request gate logs one canonical line per request
         log_config=None,  # logging is configured once, in main()

@@ -75,11 +75,8 @@ class RpcServer:
                     on_reject=self._refused,
                 )
             )
-        # Inside the token check: a malformed request without the token is refused
-        # `unauthorized` like any other.
-        interceptors.append(_TolerantDecoding())
         self.grpc = grpc.aio.server(
-            interceptors=interceptors,
+            interceptors=interceptors or None,
             options=[
                 ("grpc.max_receive_message_length", settings.max_request_bytes),
                 ("grpc.max_send_message_length", settings.max_reply_bytes()),
@@ -90,7 +87,9 @@ class RpcServer:
                 ("grpc.http2.lookahead_bytes", RECEIVE_WINDOW_BYTES),
             ],
         )
-        exec_pb2_grpc.add_ExecutorServicer_to_server(self.servicer, self.grpc)
+        # The token check runs before the handler: a malformed request without the
+        # token is refused `unauthorized` like any other.
+        _add_executor(self.grpc, self.servicer)
         health_pb2_grpc.add_HealthServicer_to_server(health, self.grpc)
         reflection.enable(self.grpc, (SERVICE_NAME, HEALTH_SERVICE_NAME))
         self._watcher: asyncio.Task[None] | None = None
@@ -167,28 +166,44 @@ class RpcServer:
             await self.health.set(service, status)
 
 
-class _TolerantDecoding(Interceptor):
-    """Executor requests that are not their method's message reach the servicer, which
-    answers them ``invalid_request``: gRPC itself would answer UNKNOWN, untyped."""
+class _HandlerTable:
+    """Stands in for the server in ``add_ExecutorServicer_to_server``: keeps the
+    generated handler table, so that its handlers can be changed before registration."""
 
     def __init__(self) -> None:
-        # By method, the handler and its tolerant twin, made once: this runs for every
-        # call (only methods that have a handler get here: the dict stays that small).
-        self._twins: dict[str, tuple[Handler, Handler]] = {}
+        self.tables: dict[str, dict[str, Handler]] = {}
 
-    async def intercept_service(self, continuation: Any, details: Any) -> "Handler":
-        handler: Handler = await continuation(details)
-        if handler is None or not details.method.startswith(f"/{SERVICE_NAME}/"):
-            return handler
-        known = self._twins.get(details.method)
-        if known is not None and known[0] is handler:
-            return known[1]
-        decode = tolerant(handler.request_deserializer or (lambda raw: raw))
-        # grpc's handlers are named tuples (grpc-stubs types them as abstract classes).
-        named: Any = handler
-        replaced: Handler = named._replace(request_deserializer=decode)
-        self._twins[details.method] = (handler, replaced)
-        return replaced
+    def add_generic_rpc_handlers(self, handlers: object) -> None:
+        pass  # the same table comes to add_registered_method_handlers
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, "Handler"]
+    ) -> None:
+        self.tables[service] = handlers
+
+
+def _add_executor(server: grpc.aio.Server, servicer: ExecutorServicer) -> None:
+    """Register the Executor service with tolerant deserializers: a request that is not
+    its method's message reaches the servicer, which answers it ``invalid_request``
+    (gRPC itself would answer UNKNOWN, untyped). Done once here rather than by an
+    interceptor, which grpc.aio would run on every call."""
+    table = _HandlerTable()
+    stand_in: Any = table  # typed as a server by the generated code's stubs
+    exec_pb2_grpc.add_ExecutorServicer_to_server(servicer, stand_in)
+    if not table.tables:
+        raise RuntimeError("the generated code registered no handler table")
+    for service, handlers in table.tables.items():
+        tolerant_handlers: dict[str, Handler] = {}
+        for name, handler in handlers.items():
+            # grpc's handlers are named tuples (grpc-stubs types them as abstract).
+            named: Any = handler
+            decode = tolerant(handler.request_deserializer or (lambda raw: raw))
+            tolerant_handlers[name] = named._replace(request_deserializer=decode)
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(service, tolerant_handlers),)
+        )
+        registered: Any = server  # grpc-stubs 1.53 predates registered methods
+        registered.add_registered_method_handlers(service, tolerant_handlers)
 
 
 def create_server(settings: Settings, executor: Executor) -> tuple[RpcServer, int]:

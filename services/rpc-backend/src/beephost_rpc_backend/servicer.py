@@ -246,8 +246,10 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
         command: models.Command | None = None
         task: asyncio.Task[Result] | None = None
         try:
-            command = self._admit(context, pb_codec.execute_stream_command, request)
-            lease = asked_lease(context.invocation_metadata())
+            command, metadata = self._admit(
+                context, pb_codec.execute_stream_command, request
+            )
+            lease = asked_lease(metadata)
             # Output is bridged from the core's callback into this generator, in order;
             # None marks the end (the command finished, or shutdown abandoned it).
             chunks: asyncio.Queue[tuple[str, Any] | None] = asyncio.Queue()
@@ -274,8 +276,8 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
     ) -> Reply:
         command: models.Command | None = None
         try:
-            command = self._admit(context, decode, request)
-            lease = asked_lease(context.invocation_metadata())
+            command, metadata = self._admit(context, decode, request)
+            lease = asked_lease(metadata)
             task, done = self._start(command, lease=lease)
             try:
                 await done
@@ -288,7 +290,8 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
 
     def _admit(
         self, context: Context, decode: Decode[Request], request: Request
-    ) -> models.Command:
+    ) -> tuple[models.Command, Any]:
+        """The call's command, and its metadata (read once: each read converts it)."""
         self._check_accepting()
         if isinstance(request, MalformedRequest):
             raise InvalidRequest(
@@ -306,13 +309,15 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
             # timeout (with state_lost) reaches the client, not its DEADLINE_EXCEEDED.
             margin = min(_DEADLINE_MARGIN, remaining * 0.1)
             timeout = min(remaining - margin, self.max_timeout)
-        asked = asked_timeout(context.invocation_metadata())
+        metadata = context.invocation_metadata()
+        asked = asked_timeout(metadata)
         if asked is not None:  # the command's own deadline, before the call's
             timeout = asked if timeout is None else min(asked, timeout)
         try:
-            return decode(request, timeout)
+            command = decode(request, timeout)
         except RecursionError:  # json's C scanner recurses: a depth bomb in *_json
             raise InvalidRequest("a JSON field is nested too deeply") from None
+        return command, metadata
 
     def _start(
         self,
