@@ -172,14 +172,32 @@ def _first(reader: FileReader, range_header: str | None) -> tuple[_Selected, byt
 
 
 async def _receive(request: Request, upload: Upload) -> None:
-    pending = bytearray()
-    async for piece in request.stream():
-        pending += piece
-        if len(pending) >= CHUNK:
-            await asyncio.to_thread(upload.write, bytes(pending))
-            pending.clear()
-    if pending:
-        await asyncio.to_thread(upload.write, bytes(pending))
+    """The body to the upload, a ``CHUNK`` of pieces per write (no copy: ``writev``),
+    each written on a thread while the next is received: the socket is never left
+    unread for a disk write. ``Upload``'s lock keeps ``abort`` off a write under way."""
+    pending: list[bytes] = []
+    size = 0
+    writing: asyncio.Future[int] | None = None
+    try:
+        async for piece in request.stream():
+            pending.append(piece)
+            size += len(piece)
+            if size >= CHUNK:
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(
+                    asyncio.to_thread(upload.write_all, pending)
+                )
+                pending, size = [], 0
+        if writing is not None:
+            await writing
+        if pending:
+            await asyncio.to_thread(upload.write_all, pending)
+    finally:
+        if writing is not None and not writing.done():
+            writing.cancel()  # the thread finishes its write; abort waits for it
+        elif writing is not None and not writing.cancelled():
+            writing.exception()  # retrieved: the error already leaving is the one told
 
 
 async def _chunks(
