@@ -9,7 +9,8 @@ directory, no token), then writes a ``--mib`` MiB file of random bytes with
 ``client.files.download``, SHA-256 checked, ``--rounds`` times per transport. Reported
 per transport and direction: the median wall time and MiB/s, and the CPU time
 (user + system, from /proc) of the client and of the server's process tree per
-transfer: on a shared machine CPU time is steadier than wall time.
+transfer (their mean: /proc counts 10 ms ticks): on a shared machine CPU time is
+steadier than wall time.
 
 ``--callgrind server``: each backend runs under ``valgrind --tool=callgrind``; the
 instructions of one transfer are the difference between a run of ``--rounds`` transfers
@@ -94,7 +95,7 @@ def backend(
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
             try:
-                with beephost_client.connect(url, timeout=5) as client:
+                with beephost_client.connect(url, timeout=60) as client:
                     if client.evaluate("1+1") == 2:
                         break
             except (beephost_client.Unavailable, beephost_client.ConnectError):
@@ -124,7 +125,7 @@ def make_file(path: Path, mib: int) -> str:
 
 
 def transfers(url: str, local: Path, back: Path, expected: str, rounds: int) -> None:
-    with beephost_client.connect(url) as client:
+    with beephost_client.connect(url, timeout=600) as client:
         for _ in range(rounds):
             client.files.write("bench.bin", local)
             back.unlink(missing_ok=True)
@@ -155,7 +156,7 @@ def measure(
             )
         )
 
-    with beephost_client.connect(url) as client:
+    with beephost_client.connect(url, timeout=600) as client:
         client.files.write("warm.bin", b"warm")  # connections, worker, imports
         client.files.read("warm.bin")
         for _ in range(rounds):
@@ -172,8 +173,9 @@ def report(
 ) -> None:
     for direction, rows in found.items():
         wall = statistics.median(r[0] for r in rows)
-        client = statistics.median(r[1] for r in rows)
-        server = statistics.median(r[2] for r in rows)
+        # CPU times tick every 10 ms: their mean over the rounds, not a median.
+        client = statistics.mean(r[1] for r in rows)
+        server = statistics.mean(r[2] for r in rows)
         print(
             f"| {kind} | {direction} | {wall * 1000:.0f} ms | {mib / wall:.0f} MiB/s "
             f"| client {client * 1000:.0f} ms CPU | server {server * 1000:.0f} ms CPU |"
