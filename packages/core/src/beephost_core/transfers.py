@@ -1,6 +1,7 @@
 """Moving a file's bytes in and out of the workspace: ranged reads and uploads that
 appear whole, under their name, only when committed."""
 
+import asyncio
 import contextlib
 import errno
 import hashlib
@@ -264,6 +265,40 @@ class Upload(_Releasing):
         self._done = True
         self._workspace._release(self.received)
         os.close(self._dir_fd)
+
+
+class WriteBehind:
+    """An upload written on a thread one chunk at a time while its caller receives the
+    next: a server's socket is never left unread for a disk write. An error of a write
+    surfaces at the next ``write`` or at ``flush``."""
+
+    def __init__(self, upload: Upload) -> None:
+        self._upload = upload
+        self._writing: asyncio.Future[int] | None = None
+
+    async def write(self, pieces: Sequence[bytes]) -> None:
+        """Start writing ``pieces`` once the previous chunk is written."""
+        await self.flush()
+        self._writing = asyncio.ensure_future(
+            asyncio.to_thread(self._upload.write_all, pieces)
+        )
+
+    async def flush(self) -> None:
+        """Wait for the chunk under way (its error, if it failed)."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await writing
+
+    def forget(self) -> None:
+        """Leave a chunk under way to finish on its thread (``Upload.abort`` waits
+        for it) and its outcome untold: the block is left with an error already."""
+        writing, self._writing = self._writing, None
+        if writing is None:
+            return
+        if not writing.done():
+            writing.cancel()
+        elif not writing.cancelled():
+            writing.exception()  # retrieved: the error already leaving is the one told
 
 
 def _write_all(fd: int, pieces: Sequence[bytes]) -> None:

@@ -17,7 +17,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 
 from beephost_core.activity import Activity
-from beephost_core.transfers import FileReader, Upload, first_read
+from beephost_core.transfers import FileReader, Upload, WriteBehind, first_read
 from beephost_http_backend.deps import ExecutorDep
 from beephost_http_backend.errors import COMMON_ERRORS, documented, error_response
 from beephost_http_backend.ranges import RangeNotSatisfiable, byte_range
@@ -173,31 +173,22 @@ def _first(reader: FileReader, range_header: str | None) -> tuple[_Selected, byt
 
 async def _receive(request: Request, upload: Upload) -> None:
     """The body to the upload, a ``CHUNK`` of pieces per write (no copy: ``writev``),
-    each written on a thread while the next is received: the socket is never left
-    unread for a disk write. ``Upload``'s lock keeps ``abort`` off a write under way."""
+    each written on a thread while the next is received (``WriteBehind``)."""
     pending: list[bytes] = []
     size = 0
-    writing: asyncio.Future[int] | None = None
+    behind = WriteBehind(upload)
     try:
         async for piece in request.stream():
             pending.append(piece)
             size += len(piece)
             if size >= CHUNK:
-                if writing is not None:
-                    await writing
-                writing = asyncio.ensure_future(
-                    asyncio.to_thread(upload.write_all, pending)
-                )
+                await behind.write(pending)
                 pending, size = [], 0
-        if writing is not None:
-            await writing
         if pending:
-            await asyncio.to_thread(upload.write_all, pending)
+            await behind.write(pending)
+        await behind.flush()
     finally:
-        if writing is not None and not writing.done():
-            writing.cancel()  # the thread finishes its write; abort waits for it
-        elif writing is not None and not writing.cancelled():
-            writing.exception()  # retrieved: the error already leaving is the one told
+        behind.forget()
 
 
 async def _chunks(
