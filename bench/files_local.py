@@ -16,7 +16,10 @@ steadier than wall time.
 instructions of one transfer are the difference between a run of ``--rounds`` transfers
 and a run of none, divided by ``--rounds`` (start-up cancels out). ``--callgrind client``:
 the same for a client process. Output files stay in ``--out`` (default
-``build/callgrind-files``) for ``callgrind_annotate``.
+``build/callgrind-files``) for ``callgrind_annotate``. Not yet trustworthy: in the one
+run made (pipe, 4 MiB) the server's run of 2 transfers counted no more than the run
+of none (1.344 G each), so the transfers' work went uncounted; the CPU times are the
+numbers to use until that is understood.
 """
 
 import argparse
