@@ -101,6 +101,20 @@ def test_upload_then_read_by_ranges(space: Workspace) -> None:
         assert reader.read(5000, 10) == b""
 
 
+def test_write_all_appends_every_piece_in_order_past_iov_max(
+    tmp_path: Path,
+) -> None:
+    space = Workspace(tmp_path / "ws", quota=0)
+    pieces = [os.urandom(n % 7) for n in range(3000)]  # empty ones too; > IOV_MAX
+    data = b"".join(pieces)
+    with space.begin_upload("many.bin") as writing:
+        assert writing.write_all(pieces) == len(data)
+        assert writing.write_all([b"", b"end"]) == len(data) + 3
+        info = writing.commit(hashlib.sha256(data + b"end").hexdigest())
+    assert info.size == len(data) + 3
+    assert (space.root / "many.bin").read_bytes() == data + b"end"
+
+
 def test_an_upload_is_invisible_until_committed_and_gone_when_aborted(
     space: Workspace,
 ) -> None:

@@ -80,9 +80,11 @@ class FileService:
                 )
             case files.FileRead():
                 chunk = await self._read(command, owner)
+                if command.binary:  # the raw bytes, never encoded (base64: 1.3x them)
+                    wire = chunk.model_dump(exclude_none=True, exclude={"data"})
+                    return wire | {"data": chunk.data}
                 # No "reader" unless held: a reply as before for a read as before.
-                wire = chunk.model_dump(mode="json", exclude_none=True)
-                return wire | {"data": chunk.data} if command.binary else wire
+                return chunk.model_dump(mode="json", exclude_none=True)
             case files.WorkspaceUsage():
                 result = await asyncio.to_thread(space.usage)
             case files.UploadOpen():

@@ -102,11 +102,12 @@ def upload_data(request: Any) -> bytes | None:
         raise InvalidRequest("UploadFile takes one header, data messages, then end")
     if request.WhichOneof("part") == "end":
         return None
-    if len(request.data) > files.MAX_CHUNK_BYTES:
+    data: bytes = request.data  # each access copies the bytes (upb): once
+    if len(data) > files.MAX_CHUNK_BYTES:
         raise InvalidRequest(
-            f"a chunk of {len(request.data)} bytes; at most {files.MAX_CHUNK_BYTES}"
+            f"a chunk of {len(data)} bytes; at most {files.MAX_CHUNK_BYTES}"
         )
-    return request.data
+    return data
 
 
 def download_range(request: pb.DownloadFileRequest) -> tuple[str, int, int | None]:

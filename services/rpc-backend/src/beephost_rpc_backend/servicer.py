@@ -13,7 +13,7 @@ from google.protobuf.message import DecodeError
 from prometheus_client import CollectorRegistry, Counter
 
 from beephost_core import Executor
-from beephost_core.transfers import FileReader, Upload, first_read
+from beephost_core.transfers import FileReader, Upload, WriteBehind, first_read
 from beephost_pb.exec.v1 import exec_pb2 as pb
 from beephost_pb.exec.v1 import exec_pb2_grpc
 from beephost_protocol import files, models, pb_codec, pb_files
@@ -180,15 +180,20 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
                 size=opening.size,
             )
             ended = False
-            with self.executor.activity.request():  # a long upload keeps it busy
-                async for request in requests:
-                    chunk = pb_files.upload_data(request)
-                    if ended:
-                        raise InvalidRequest("UploadFile: a message after end")
-                    if chunk is None:
-                        ended = True
-                    else:
-                        await asyncio.to_thread(upload.write, chunk)
+            behind = WriteBehind(upload)  # a chunk written while the next arrives
+            try:
+                with self.executor.activity.request():  # a long upload keeps it busy
+                    async for request in requests:
+                        chunk = pb_files.upload_data(request)
+                        if ended:
+                            raise InvalidRequest("UploadFile: a message after end")
+                        if chunk is None:
+                            ended = True
+                        else:
+                            await behind.write((chunk,))
+                    await behind.flush()
+            finally:
+                behind.forget()
             if not ended:
                 # A cancelled call can end the stream here as if it were closed.
                 raise InvalidRequest(

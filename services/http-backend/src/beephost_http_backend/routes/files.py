@@ -17,7 +17,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 
 from beephost_core.activity import Activity
-from beephost_core.transfers import FileReader, Upload, first_read
+from beephost_core.transfers import FileReader, Upload, WriteBehind, first_read
 from beephost_http_backend.deps import ExecutorDep
 from beephost_http_backend.errors import COMMON_ERRORS, documented, error_response
 from beephost_http_backend.ranges import RangeNotSatisfiable, byte_range
@@ -172,14 +172,23 @@ def _first(reader: FileReader, range_header: str | None) -> tuple[_Selected, byt
 
 
 async def _receive(request: Request, upload: Upload) -> None:
-    pending = bytearray()
-    async for piece in request.stream():
-        pending += piece
-        if len(pending) >= CHUNK:
-            await asyncio.to_thread(upload.write, bytes(pending))
-            pending.clear()
-    if pending:
-        await asyncio.to_thread(upload.write, bytes(pending))
+    """The body to the upload, a ``CHUNK`` of pieces per write (no copy: ``writev``),
+    each written on a thread while the next is received (``WriteBehind``)."""
+    pending: list[bytes] = []
+    size = 0
+    behind = WriteBehind(upload)
+    try:
+        async for piece in request.stream():
+            pending.append(piece)
+            size += len(piece)
+            if size >= CHUNK:
+                await behind.write(pending)
+                pending, size = [], 0
+        if pending:
+            await behind.write(pending)
+        await behind.flush()
+    finally:
+        behind.forget()
 
 
 async def _chunks(
