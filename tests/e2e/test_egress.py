@@ -26,8 +26,8 @@ import pytest
 
 from beephost_client import Client
 from beephost_client.controller import Backend, ControllerClient
+from tests.e2e import egress_fixtures
 from tests.e2e.compose_system import ComposeController
-from tests.e2e.conftest import BuiltBackends
 from tests.e2e.controller_process import (
     ON_BOTH,
     ControllerProcess,
@@ -40,8 +40,6 @@ from tests.e2e.fake_internet import (
     OTHER,
     REBINDING,
     FakeInternet,
-    egress_controller,
-    fake_internet,
 )
 from tests.e2e.processes import run_captured
 
@@ -74,25 +72,8 @@ def sha256(text: str) -> str:
 # -- the two worlds, on one fake internet ------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def internet(backend_images: BuiltBackends, docker_cli: str) -> Iterator[FakeInternet]:
-    with fake_internet(docker_cli, backend_images.base.tag) as world:
-        yield world
-    assert world.remaining() == []
-
-
-@pytest.fixture(scope="module")
-def controller(
-    internet: FakeInternet,
-    backend_images: BuiltBackends,
-    docker_cli: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ControllerProcess]:
-    """The module's controller process, its egress proxy on the fake internet."""
-    with egress_controller(
-        internet, backend_images, docker_cli, tmp_path_factory.mktemp("egress")
-    ) as proc:
-        yield proc
+internet = egress_fixtures.internet
+controller = egress_fixtures.controller
 
 
 @pytest.fixture(scope="module")

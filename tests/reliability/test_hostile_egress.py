@@ -16,7 +16,7 @@ import pytest
 
 from beephost_client import Client
 from beephost_client.controller import Backend, ControllerClient
-from tests.e2e.conftest import BuiltBackends
+from tests.e2e import egress_fixtures
 from tests.e2e.controller_process import ControllerProcess
 from tests.e2e.egress_escapes import ESCAPES, FAST, IDS, PRELUDE, Escape, Where
 from tests.e2e.fake_internet import (
@@ -24,8 +24,6 @@ from tests.e2e.fake_internet import (
     OTHER,
     REBINDING,
     FakeInternet,
-    egress_controller,
-    fake_internet,
 )
 from tests.reliability.summary import Case
 
@@ -39,25 +37,8 @@ NEIGHBOUR = {"pipe": "http", "http": "rpc", "rpc": "http"}
 ENVIRONMENT = "hostile-egress"
 
 
-@pytest.fixture(scope="module")
-def internet(backend_images: BuiltBackends, docker_cli: str) -> Iterator[FakeInternet]:
-    with fake_internet(docker_cli, backend_images.base.tag) as world:
-        yield world
-    assert world.remaining() == []
-
-
-@pytest.fixture(scope="module")
-def controller(
-    internet: FakeInternet,
-    backend_images: BuiltBackends,
-    docker_cli: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ControllerProcess]:
-    """Replaces the e2e conftest's: its egress proxy on the fake internet."""
-    with egress_controller(
-        internet, backend_images, docker_cli, tmp_path_factory.mktemp("hostile-egress")
-    ) as proc:
-        yield proc
+internet = egress_fixtures.internet
+controller = egress_fixtures.controller
 
 
 @pytest.fixture(scope="module")

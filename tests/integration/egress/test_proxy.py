@@ -6,7 +6,6 @@ operator's internal ranges allow 127.0.0.0/8 for this test only; 127.0.0.2 stand
 the controller and 169.254.169.254 for the metadata server.
 """
 
-import base64
 import http.server
 import json
 import os
@@ -412,23 +411,8 @@ def test_the_counters_are_served_on_a_unix_socket_too(world: World) -> None:
 
 
 def _connect(sock: socket.socket, host: str, credential: str | None) -> bytes:
-    auth = (
-        "Proxy-Authorization: Basic "
-        + base64.b64encode(credential.encode()).decode()
-        + "\r\n"
-        if credential
-        else ""
-    )
-    sock.sendall(
-        f"CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n{auth}\r\n".encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        head += chunk
-    return head
+    sock.sendall(connect_request(host, 443, credential))
+    return read_head(sock)
 
 
 def test_serve_publishes_the_proxy_on_a_unix_socket(
