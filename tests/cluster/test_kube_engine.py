@@ -9,7 +9,8 @@ Docker engine, pushes it to the test bed's registry, and starts http and rpc bac
 pods that the SDK reaches at their Services. Then everything a user does on Docker:
 eval, exec, streaming, files both ways, an install, a warm pool's claim, TTL and idle
 expiry, a pod deleted by hand, the controller killed and adopting its pods, what a
-cluster cannot run refused, and ``stop --all`` leaving the namespace empty.
+cluster cannot run refused, and ``stop --all`` leaving the namespace empty; and an
+offline backend closed by its pod firewall on a CNI that enforces no NetworkPolicy.
 """
 
 import hashlib
@@ -28,6 +29,7 @@ from kubernetes import client
 
 from beephost_client import connect
 from beephost_client.controller import Backend, ControllerClient
+from beephost_controller.images.layout import CONTAINER_PORTS
 from beephost_protocol.errors import InvalidRequest
 from tests.cluster.chart_controller import installed_chart
 from tests.cluster.conftest import Cluster, wait_until
@@ -186,6 +188,77 @@ def test_a_backend_is_a_hardened_pod_the_sdk_reaches(
     finally:
         api.stop_backend(backend.id)
     wait_until("the pod gone", lambda: _pod(cluster, sandboxes, backend) is None)
+
+
+#: Run in a sandbox: how a TCP connect to each target and a UDP datagram end.
+PROBE = """
+import socket
+def connect(host, port):
+    try:
+        socket.create_connection((host, port), timeout=10).close()
+        return "open"
+    except OSError as exc:
+        return type(exc).__name__
+def datagram(host):
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", (host, 53))
+        return "sent"
+    except OSError as exc:
+        return type(exc).__name__
+result = {name: connect(*target) for name, target in TARGETS.items()}
+result["udp"] = datagram(TARGETS["node"][0])
+result
+"""
+
+
+def test_a_backend_without_network_reaches_nothing_on_a_cni_that_enforces_nothing(
+    api: ControllerClient, cluster: Cluster, sandboxes: str
+) -> None:
+    """The test bed's bridge CNI ignores NetworkPolicy: the pod firewall alone closes
+    an offline backend, refusing at once. A backend with network, beside it, reaches
+    every target (so each refusal below is the firewall's)."""
+    online = _started(api, "http", options={"network": True})
+    offline = _started(api, "http")
+    try:
+        peer = _pod(cluster, sandboxes, online)
+        assert peer is not None
+        kube_api = cluster.as_json(
+            cluster.core.read_namespaced_service("kubernetes", "default")
+        )
+        targets = {
+            "peer": (peer["status"]["podIP"], CONTAINER_PORTS["http"]),
+            "api server": (kube_api["spec"]["clusterIP"], 443),
+            "node": (cluster.node_ip, int(cluster.registry.rsplit(":", 1)[1])),
+        }
+        code = f"TARGETS = {targets!r}\n{PROBE}"
+        seen = {}
+        for backend in (online, offline):
+            endpoint = api.backend(backend.id).endpoint
+            assert endpoint is not None
+            with connect(endpoint, token=backend.token) as sandbox:
+                seen[backend.id] = sandbox.execute(code).value
+        assert seen[online.id] == {
+            "peer": "open",
+            "api server": "open",
+            "node": "open",
+            "udp": "sent",
+        }
+        assert seen[offline.id] == {
+            "peer": "ConnectionRefusedError",
+            "api server": "ConnectionRefusedError",
+            "node": "ConnectionRefusedError",
+            "udp": "PermissionError",
+        }
+        pod = _pod(cluster, sandboxes, offline)
+        assert pod is not None
+        (init,) = pod["spec"]["initContainers"]
+        assert init["name"] == "firewall"
+        assert init["securityContext"]["capabilities"]["add"] == ["NET_ADMIN"]
+        assert "initContainers" not in peer["spec"]
+        # Its port stays open to what may reach it: the SDK above, through the Service.
+    finally:
+        api.stop_backend(online.id)
+        api.stop_backend(offline.id)
 
 
 def test_files_go_both_ways_and_an_install_adds_a_package(

@@ -305,6 +305,8 @@ setting is JSON). KUBECONFIG stays unset: the pod's own service account is used.
   value: {{ $s.cpuRequestRatio | float64 | toString | quote }}
 - name: BEEPHOST_CONTROLLER_KUBERNETES_INGRESS_FROM
   value: {{ $s.ingressFrom | default list | toJson | quote }}
+- name: BEEPHOST_CONTROLLER_KUBERNETES_POD_FIREWALL
+  value: {{ ternary "true" "false" (ne $s.podFirewall false) | quote }}
 {{- end }}
 {{- with $s.poolSize }}
 - name: BEEPHOST_CONTROLLER_POOL_SIZE

@@ -11,6 +11,7 @@ from beephost_controller.images.base_source import (
     base_image_tag,
     debian_labels,
     import_changes,
+    is_current,
     python_minor,
     registry_reference,
     select_source,
@@ -23,6 +24,7 @@ from beephost_controller.images.labels import (
     LABEL_KIND,
     LABEL_MANAGED,
     LABEL_PYTHON_VERSION,
+    LABEL_ROOTFS_PACKAGES,
     LABEL_ROOTFS_SHA256,
     LABEL_SOURCE,
 )
@@ -37,6 +39,7 @@ from beephost_controller.images.rootfs import (
     rootfs_plan,
     upstream_version,
 )
+from beephost_controller.ports import ImageInfo
 from beephost_controller.settings import Settings
 from beephost_controller.testing import FakeEngine, FakeRootfsBuilder, RemoteImage
 
@@ -165,7 +168,8 @@ def test_mmdebstrap_command_bookworm(tmp_path: Path) -> None:
     assert command[:3] == [
         "mmdebstrap",
         "--variant=extract",
-        "--include=python3.11-venv,dash,libstdc++6,libgcc-s1,ca-certificates,coreutils",
+        "--include=python3.11-venv,dash,libstdc++6,libgcc-s1,ca-certificates,coreutils,"
+        "nftables",
     ]
     assert command[-3:] == [
         "bookworm",
@@ -181,8 +185,8 @@ def test_mmdebstrap_command_trixie_merges_usr(tmp_path: Path) -> None:
     command = mmdebstrap_command(plan, tmp_path / "o.tar.gz", tmp_path / "hook")
     assert f"--setup-hook={MERGED_USR_HOOK}" in command
     assert (
-        "--include=python3.13-venv,dash,libstdc++6,libgcc-s1,ca-certificates,coreutils"
-        in (command)
+        "--include=python3.13-venv,dash,libstdc++6,libgcc-s1,ca-certificates,coreutils,"
+        "nftables" in (command)
     )
     assert not any(arg.startswith("--aptopt") for arg in command)
     assert command[-3] == "trixie"
@@ -217,6 +221,7 @@ def test_tag_and_labels() -> None:
         package_version="3.11.2-6+deb12u6",
         suite="bookworm",
         rootfs_sha256="0" * 64,
+        packages_key="0123456789ab",
         extra={"io.beephost.test.run": "x"},
     )
     assert labels[LABEL_MANAGED] == "true"
@@ -305,7 +310,10 @@ def test_first_call_builds_and_labels(
     assert image.tag == "beephost-test/python:3.11"
     assert image.python_version == "3.11.2"
     assert image.debian_suite == "bookworm"
-    assert image.rootfs_path == settings.rootfs_cache_dir / "python3.11-bookworm.tar.gz"
+    plan = rootfs_plan("3.11", settings.debian_mirror)
+    assert image.rootfs_path == (
+        settings.rootfs_cache_dir / f"python3.11-bookworm-{plan.packages_key}.tar.gz"
+    )
     assert image.rootfs_sha256 == sha256_file(image.rootfs_path)
     assert [plan.suite for plan in builder.builds] == ["bookworm"]
     info = engine.get_image(image.tag)
@@ -339,6 +347,28 @@ def test_cached_rootfs_is_reimported_without_rebuilding(
     assert again.built is True
     assert again.rootfs_sha256 == first.rootfs_sha256
     assert len(builder.builds) == 1
+
+
+def test_an_image_of_another_package_list_is_stale(
+    settings: Settings, engine: FakeEngine, builder: FakeRootfsBuilder
+) -> None:
+    """A base image from before a package joined the list (nftables) lacks it: it
+    is stale, and the new list's rootfs is another cached tarball."""
+    image = ensure_base_image("3.11", settings, runtime=engine, builder=builder)
+    info = engine.get_image(image.tag)
+    assert info is not None
+    plan = rootfs_plan("3.11", settings.debian_mirror)
+    assert info.labels[LABEL_ROOTFS_PACKAGES] == plan.packages_key
+    assert is_current(
+        info, source="debian", suite="bookworm", packages_key=plan.packages_key
+    )
+    older = ImageInfo(
+        id=info.id, tags=(), labels={**info.labels, LABEL_ROOTFS_PACKAGES: "0" * 12}
+    )
+    assert not is_current(
+        older, source="debian", suite="bookworm", packages_key=plan.packages_key
+    )
+    assert "nftables" in plan.packages
 
 
 def test_refresh_rebuilds_and_retires_the_old_image(

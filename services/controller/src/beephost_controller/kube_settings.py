@@ -86,6 +86,14 @@ class KubernetesSettings(BaseSettings):
         description="The share of its CPU limit a backend pod requests (what the "
         "scheduler reserves); memory is requested in full.",
     )
+    pod_firewall: bool = Field(
+        True,
+        description="Install a firewall in the network namespace of every backend "
+        "pod without network (an init container with NET_ADMIN running nft from the "
+        "pod's image): no egress, ingress on its port only, whatever the CNI. false: "
+        "its NetworkPolicy alone, which only an enforcing CNI (Calico, Cilium...) "
+        "applies; for namespaces whose Pod Security level forbids NET_ADMIN.",
+    )
     ingress_from: list[dict[str, Any]] = Field(
         default_factory=list,
         description="NetworkPolicy peers allowed to reach a backend without network "

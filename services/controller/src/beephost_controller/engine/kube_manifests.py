@@ -3,7 +3,8 @@
 One backend is a Pod, a Service that gives it a stable address, a Secret that holds
 its token's digest (mounted as a file: never an environment variable, never in the
 Pod's spec) and, when it has no network, a NetworkPolicy that denies every egress and
-lets ingress in on its port only. Only core/v1 and networking.k8s.io/v1 are used:
+lets ingress in on its port only, and an init container that installs the same rules
+in the pod's own network namespace (``kube_firewall``: enforced on any CNI). Only core/v1 and networking.k8s.io/v1 are used:
 stable from Kubernetes 1.20 to today's releases.
 
 The Pod is hardened as a backend container is on Docker (``specs.ContainerSpec``):
@@ -18,6 +19,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from beephost_controller.engine.kube_firewall import init_container
 
 Manifest = dict[str, Any]
 
@@ -89,6 +92,9 @@ class PodPlan:
     packages_path: str = "/packages"
     placement: Placement = field(default_factory=Placement)
     grace_seconds: int = GRACE_SECONDS
+    #: The nftables ruleset the pod's init container installs (``kube_firewall``);
+    #: None: no init container (a pod with network, or the operator's choice).
+    firewall: str | None = None
 
 
 def label_value(value: str) -> str | None:
@@ -175,6 +181,7 @@ def pod(plan: PodPlan) -> Manifest:
         del container["securityContext"]["capabilities"]["add"]
     spec: Manifest = {
         "containers": [container],
+        **_init_containers(plan),
         "restartPolicy": "OnFailure",
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
@@ -195,6 +202,12 @@ def pod(plan: PodPlan) -> Manifest:
         "metadata": _metadata(plan),
         "spec": spec,
     }
+
+
+def _init_containers(plan: PodPlan) -> Manifest:
+    if plan.firewall is None:
+        return {}
+    return {"initContainers": [init_container(plan.image, plan.firewall)]}
 
 
 def _probe(plan: PodPlan, *, ready: bool) -> Manifest:

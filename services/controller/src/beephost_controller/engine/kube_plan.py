@@ -9,6 +9,7 @@ the controller through a socket only a Docker engine's containers share.
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from beephost_controller.engine.kube_firewall import ruleset
 from beephost_controller.engine.kube_manifests import (
     Placement,
     PodPlan,
@@ -152,6 +153,7 @@ def plan(
         workspace_path=WORKSPACE,
         packages_path=PACKAGES,
         placement=placement(kube),
+        firewall=None if network or not kube.pod_firewall else ruleset(port),
     )
     return row, KubePlan(pod=pod, local_image=image)
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from beephost_controller.engine.kube_firewall import FIREWALL_CONTAINER
 from beephost_controller.engine.kube_manifests import CONTAINER
 from beephost_controller.ports import ContainerState
 
@@ -75,6 +76,9 @@ def _seen(
     if status.get("reason") == "Evicted":
         message = status.get("message") or "the node ran short of a resource"
         return _exited(last, f"evicted: {message}")
+    refused = _init_failure(status)
+    if refused is not None:
+        return refused
     if "running" in state:
         # No health of the kubelet's is the client's truth: a pod Ready is in its
         # Service only once kube-proxy has synced, so the controller's own probe
@@ -95,11 +99,38 @@ def _seen(
     return _Seen("created")
 
 
-def _container_status(status: Mapping[str, Any]) -> Mapping[str, Any]:
-    for container in status.get("containerStatuses") or ():
-        if container.get("name") == CONTAINER:
+def _container_status(
+    status: Mapping[str, Any],
+    name: str = CONTAINER,
+    kind: str = "containerStatuses",
+) -> Mapping[str, Any]:
+    for container in status.get(kind) or ():
+        if container.get("name") == name:
             return dict(container)
     return {}
+
+
+def _init_failure(status: Mapping[str, Any]) -> _Seen | None:
+    """The pod's firewall could not be installed: the backend never starts (the
+    kubelet would retry an init container that fails the same way each time)."""
+    init = _container_status(status, FIREWALL_CONTAINER, "initContainerStatuses")
+    state = init.get("state", {})
+    ended = state.get("terminated") or init.get("lastState", {}).get("terminated")
+    if ended and int(ended.get("exitCode", 0)) != 0:
+        said = (ended.get("message") or ended.get("reason") or "").strip()
+        return _exited(
+            ended,
+            f"the pod's firewall could not be installed (exit {ended['exitCode']}): "
+            f"{said or 'no message'}; its image needs /usr/sbin/nft (the Debian base "
+            "images have it) and the namespace must allow NET_ADMIN in an init "
+            "container (or set BEEPHOST_CONTROLLER_KUBERNETES_POD_FIREWALL=false "
+            "on a CNI that enforces NetworkPolicy)",
+        )
+    reason = (state.get("waiting") or {}).get("reason", "")
+    if reason in STUCK:
+        message = (state.get("waiting") or {}).get("message") or reason
+        return _exited({}, f"{reason}: {message}")
+    return None
 
 
 def _exited(terminated: Mapping[str, Any], detail: str | None = None) -> _Seen:

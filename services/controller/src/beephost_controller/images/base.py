@@ -105,7 +105,11 @@ class BaseRecipe:
 
     def is_current(self, info: ImageInfo) -> bool:
         return is_current(
-            info, source=self.source, suite=self.suite, digest=self.digest
+            info,
+            source=self.source,
+            suite=self.suite,
+            packages_key=self.rootfs.packages_key if self.rootfs else None,
+            digest=self.digest,
         )
 
     def build(self, runtime: ContainerEngine) -> ImageInfo:
@@ -131,6 +135,7 @@ class BaseRecipe:
             package_version=package_version,
             suite=plan.suite,
             rootfs_sha256=sha256_file(artifact),
+            packages_key=plan.packages_key,
             extra=self.extra,
         )
         info = runtime.import_image(artifact, self.tag, changes=import_changes(labels))

@@ -19,6 +19,7 @@ from beephost_controller.images.labels import (
     LABEL_MANAGED,
     LABEL_PYTHON_MINOR,
     LABEL_PYTHON_VERSION,
+    LABEL_ROOTFS_PACKAGES,
     LABEL_ROOTFS_SHA256,
     LABEL_SOURCE,
 )
@@ -164,6 +165,7 @@ def debian_labels(
     package_version: str,
     suite: str,
     rootfs_sha256: str,
+    packages_key: str,
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The labels of a base image built from Debian packages."""
@@ -172,6 +174,7 @@ def debian_labels(
         LABEL_DEBIAN_VERSION: package_version,
         LABEL_DEBIAN_SUITE: suite,
         LABEL_ROOTFS_SHA256: rootfs_sha256,
+        LABEL_ROOTFS_PACKAGES: packages_key,
     }
 
 
@@ -207,11 +210,13 @@ def is_current(
     *,
     source: Source,
     suite: str | None = None,
+    packages_key: str | None = None,
     digest: str | None = None,
 ) -> bool:
     """Whether an existing image is the one these settings would produce.
 
-    An image of the other source, suite or digest (the settings changed) is stale.
+    An image of the other source, suite, package list or digest (the settings or
+    the recipe changed) is stale.
     """
     labels = info.labels
     if (
@@ -222,7 +227,10 @@ def is_current(
     ):
         return False
     if source == "debian":
-        return labels.get(LABEL_DEBIAN_SUITE) == suite
+        return (
+            labels.get(LABEL_DEBIAN_SUITE) == suite
+            and labels.get(LABEL_ROOTFS_PACKAGES) == packages_key
+        )
     return labels.get(LABEL_BASE_DIGEST) == digest
 
 

@@ -22,6 +22,8 @@ LABEL_BUILD_KEY = "io.beephost.build.key"
 LABEL_CODE_VERSION = "io.beephost.code.version"
 # Base images.
 LABEL_ROOTFS_SHA256 = "io.beephost.rootfs.sha256"
+#: ``RootfsPlan.packages_key``: a base image of another package list is stale.
+LABEL_ROOTFS_PACKAGES = "io.beephost.rootfs.packages"
 LABEL_DEBIAN_SUITE = "io.beephost.debian.suite"
 LABEL_DEBIAN_VERSION = "io.beephost.debian.python-package-version"
 LABEL_SOURCE = "io.beephost.base.source"

@@ -8,6 +8,7 @@ tarball (and its sha256, recorded as a label) is what makes a base image
 reproducible. Everything but ``MmdebstrapBuilder`` is pure logic.
 """
 
+import hashlib
 import logging
 import os
 import re
@@ -44,7 +45,16 @@ ROOTFS_SOURCE_DATE_EPOCH = 1735689600  # 2025-01-01T00:00:00Z
 
 #: Packages next to python3.X-venv. libstdc++6: grpcio and most C++ wheels;
 #: coreutils: extract mode has none and Dockerfile RUN steps need rm, mkdir...
-ROOTFS_PACKAGES = ("dash", "libstdc++6", "libgcc-s1", "ca-certificates", "coreutils")
+#: nftables: a Kubernetes pod's firewall, installed by an init container that runs
+#: the pod's own image (``engine/kube_firewall.py``); without NET_ADMIN it does nothing.
+ROOTFS_PACKAGES = (
+    "dash",
+    "libstdc++6",
+    "libgcc-s1",
+    "ca-certificates",
+    "coreutils",
+    "nftables",
+)
 
 #: Files a usable rootfs must contain (checked in the tarball before importing it).
 REQUIRED_ROOTFS_FILES = (
@@ -52,6 +62,7 @@ REQUIRED_ROOTFS_FILES = (
     "usr/bin/python",
     "etc/ssl/certs/ca-certificates.crt",
     "var/lib/dpkg/status",
+    "usr/sbin/nft",
 )
 
 _UPSTREAM_RE = re.compile(r"^\d+\.\d+\.\d+(?:(?:a|b|rc)\d+)?$")
@@ -70,8 +81,14 @@ class RootfsPlan:
         return (f"python{self.python_minor}-venv", *ROOTFS_PACKAGES)
 
     @property
+    def packages_key(self) -> str:
+        """A short digest of the package list: a cached tarball (and a base image)
+        of another list is another artifact."""
+        return hashlib.sha256(",".join(self.packages).encode()).hexdigest()[:12]
+
+    @property
     def artifact_name(self) -> str:
-        return f"python{self.python_minor}-{self.suite}.tar.gz"
+        return f"python{self.python_minor}-{self.suite}-{self.packages_key}.tar.gz"
 
 
 class RootfsBuilder(Protocol):

@@ -63,6 +63,7 @@ class FakeRootfsBuilder:
             "var/lib/dpkg/status": status.encode(),
             f"usr/bin/python{plan.python_minor}": b"\x7fELF fake\n",
             "etc/ssl/certs/ca-certificates.crt": b"-----BEGIN CERTIFICATE-----\n",
+            "usr/sbin/nft": b"\x7fELF fake\n",
         }
         links = {
             "usr/bin/python3": f"python{plan.python_minor}",
