@@ -23,7 +23,6 @@ numbers to use until that is understood.
 """
 
 import argparse
-import hashlib
 import os
 import signal
 import statistics
@@ -36,11 +35,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.files import make_file, sha256_of
 from bench.http_roundtrip import free_port
 
 import beephost_client
 
-MIB = 1 << 20
 KINDS = {
     "pipe": ("beephost_pipe_backend", "BEEPHOST_PIPE_BACKEND_"),
     "http": ("beephost_http_backend", "BEEPHOST_HTTP_BACKEND_"),
@@ -117,24 +116,13 @@ def backend(
         log.close()
 
 
-def make_file(path: Path, mib: int) -> str:
-    digest = hashlib.sha256()
-    with path.open("wb") as out:
-        for _ in range(mib):
-            chunk = os.urandom(MIB)
-            digest.update(chunk)
-            out.write(chunk)
-    return digest.hexdigest()
-
-
 def transfers(url: str, local: Path, back: Path, expected: str, rounds: int) -> None:
     with beephost_client.connect(url, timeout=600) as client:
         for _ in range(rounds):
             client.files.write("bench.bin", local)
             back.unlink(missing_ok=True)
             client.files.download("bench.bin", back)
-            with back.open("rb") as source:
-                assert hashlib.file_digest(source, "sha256").hexdigest() == expected
+            assert sha256_of(back) == expected
 
 
 def measure(
@@ -166,8 +154,7 @@ def measure(
             timed("up", lambda: client.files.write("bench.bin", local))
             back.unlink(missing_ok=True)
             timed("down", lambda: client.files.download("bench.bin", back))
-            with back.open("rb") as source:
-                assert hashlib.file_digest(source, "sha256").hexdigest() == expected
+            assert sha256_of(back) == expected
     return found
 
 
