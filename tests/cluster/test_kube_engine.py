@@ -190,6 +190,8 @@ def test_a_backend_is_a_hardened_pod_the_sdk_reaches(
     wait_until("the pod gone", lambda: _pod(cluster, sandboxes, backend) is None)
 
 
+#: The kubelet's port, on the node's address.
+KUBELET_PORT = 10250
 #: Run in a sandbox: how a TCP connect to each target and a UDP datagram end.
 PROBE = """
 import socket
@@ -228,7 +230,7 @@ def test_a_backend_without_network_reaches_nothing_on_a_cni_that_enforces_nothin
         targets = {
             "peer": (peer["status"]["podIP"], CONTAINER_PORTS["http"]),
             "api server": (kube_api["spec"]["clusterIP"], 443),
-            "node": (cluster.node_ip, int(cluster.registry.rsplit(":", 1)[1])),
+            "node": (cluster.node_ip, KUBELET_PORT),
         }
         code = f"TARGETS = {targets!r}\n{PROBE}"
         seen = {}
