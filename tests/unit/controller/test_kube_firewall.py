@@ -3,9 +3,9 @@ one, and what a failed install says (the rules' effect is tested on a real clust
 tests/cluster/test_kube_engine.py)."""
 
 import re
-from typing import Any
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
