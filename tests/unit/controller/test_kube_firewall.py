@@ -23,6 +23,7 @@ from beephost_controller.kube_settings import KubernetesSettings
 from beephost_controller.schemas import BackendOptions
 from beephost_controller.settings import Settings
 from beephost_controller.starts import BackendRequest, Minted
+from beephost_protocol.errors import InvalidRequest
 from tests.unit.controller.support import ready_environment
 from tests.unit.controller.test_kube_manifests import PLAN, VERSIONS
 
@@ -95,6 +96,20 @@ def test_a_start_with_network_or_with_the_firewall_off_gets_none() -> None:
     off = KUBE.model_copy(update={"pod_firewall": False})
     assert _pod_plan(kube=off).firewall is None
     assert "initContainers" not in km.pod(_pod_plan(kube=off))
+
+
+def test_net_raw_behind_a_firewall_is_refused() -> None:
+    """Root with NET_RAW sends packet-socket frames past nftables' IP hooks (seen
+    on Docker with the same rules: a crafted UDP datagram reached a peer)."""
+    raw = BackendOptions(cap_add=["NET_RAW"], user="0:0")
+    with pytest.raises(InvalidRequest, match="NET_RAW lets code send packets past"):
+        _pod_plan(raw)
+    # With network there is no firewall to pass; with it off, the operator chose
+    # the NetworkPolicy alone.
+    online = _pod_plan(BackendOptions(cap_add=["NET_RAW"], network=True))
+    assert list(online.cap_add) == ["NET_RAW"]
+    off = KUBE.model_copy(update={"pod_firewall": False})
+    assert _pod_plan(raw, kube=off).firewall is None
 
 
 @pytest.mark.parametrize("version", VERSIONS)

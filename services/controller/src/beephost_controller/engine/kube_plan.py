@@ -47,6 +47,8 @@ from beephost_protocol.errors import InvalidRequest
 
 #: The address a row keeps for a pod's backend: no host, no port of the host's.
 NO_BIND_ADDRESS = ""
+#: The capability whose packet sockets reach the network past nftables' IP hooks.
+RAW_PACKETS = "NET_RAW"
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ def plan(
 
     Raises:
         InvalidRequest: The environment is not ready, or the start cannot run on a
-            cluster (a pipe backend, an admin environment, a host port).
+            cluster (a pipe backend, an admin environment, a host port, ``NET_RAW``
+            behind a pod firewall).
         Unavailable: Its egress policy is an allow-list (not enforced on
             Kubernetes yet).
     """
@@ -95,6 +98,14 @@ def plan(
     assert port is not None  # a pipe backend is refused above
     hardening = resolved_options(request.options, start_egress(request, env)[0])
     network = bool(hardening.network)
+    firewall = None if network or not kube.pod_firewall else ruleset(port)
+    if firewall is not None and RAW_PACKETS in hardening.cap_add:
+        raise InvalidRequest(
+            f"{RAW_PACKETS} lets code send packets past a pod's firewall (packet "
+            "sockets bypass its rules): a backend without network on Kubernetes "
+            f"cannot have it; start it without {RAW_PACKETS}, or with network",
+            {"cap_add": RAW_PACKETS, "engine": "kubernetes"},
+        )
     limits = request.limits
     name = pod_name(settings, minted.backend_id)
     labels = sandbox_labels(
@@ -153,7 +164,7 @@ def plan(
         workspace_path=WORKSPACE,
         packages_path=PACKAGES,
         placement=placement(kube),
-        firewall=None if network or not kube.pod_firewall else ruleset(port),
+        firewall=firewall,
     )
     return row, KubePlan(pod=pod, local_image=image)
 
