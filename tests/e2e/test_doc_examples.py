@@ -160,6 +160,11 @@ BY_LANGUAGE: dict[tuple[str, str], str] = {
         "the enforcement diagram, and the proxy's command line (the fixture of "
         "tests/integration/egress/test_proxy.py runs it with test paths)"
     ),
+    ("docs/operators/kubernetes.md", "text"): (
+        "a pod firewall's ruleset: tests/unit/controller/test_kube_firewall.py holds "
+        "it equal to kube_firewall.ruleset(5678), and tests/cluster/test_kube_engine.py "
+        "checks what it refuses from inside pods"
+    ),
     ("docs/operators/compose.md", "yaml"): "compose configuration (an override file)",
     ("docs/architecture.md", "text"): "the layer diagrams",
     ("docs/architecture.md", "mermaid"): "sequence diagrams, rendered by GitHub",
