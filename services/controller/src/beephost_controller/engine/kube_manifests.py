@@ -4,8 +4,9 @@ One backend is a Pod, a Service that gives it a stable address, a Secret that ho
 its token's digest (mounted as a file: never an environment variable, never in the
 Pod's spec) and, when it has no network, a NetworkPolicy that denies every egress and
 lets ingress in on its port only, and an init container that installs the same rules
-in the pod's own network namespace (``kube_firewall``: enforced on any CNI). Only core/v1 and networking.k8s.io/v1 are used:
-stable from Kubernetes 1.20 to today's releases.
+in the pod's own network namespace (``kube_firewall``: enforced on any CNI). Only
+core/v1 and networking.k8s.io/v1 are used: stable from Kubernetes 1.20 to today's
+releases.
 
 The Pod is hardened as a backend container is on Docker (``specs.ContainerSpec``):
 non-root, read-only root filesystem, every capability dropped, ``RuntimeDefault``

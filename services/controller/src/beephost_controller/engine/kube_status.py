@@ -92,7 +92,7 @@ def _seen(
     waiting = state.get("waiting") or {}
     reason = waiting.get("reason", "")
     if reason in STUCK:
-        return _exited(last, f"{reason}: {waiting.get('message') or reason}")
+        return _exited(last, _stuck(waiting))
     if reason == "CrashLoopBackOff":
         # Past the controller's limit: the exit that last ended it, for good.
         return _exited(last) if out_of_restarts else _Seen("restarting")
@@ -126,11 +126,16 @@ def _init_failure(status: Mapping[str, Any]) -> _Seen | None:
             "container (or set BEEPHOST_CONTROLLER_KUBERNETES_POD_FIREWALL=false "
             "on a CNI that enforces NetworkPolicy)",
         )
-    reason = (state.get("waiting") or {}).get("reason", "")
-    if reason in STUCK:
-        message = (state.get("waiting") or {}).get("message") or reason
-        return _exited({}, f"{reason}: {message}")
+    waiting = state.get("waiting") or {}
+    if waiting.get("reason", "") in STUCK:
+        return _exited({}, _stuck(waiting))
     return None
+
+
+def _stuck(waiting: Mapping[str, Any]) -> str:
+    """A waiting reason no wait will end, as a state's detail."""
+    reason = waiting.get("reason", "")
+    return f"{reason}: {waiting.get('message') or reason}"
 
 
 def _exited(terminated: Mapping[str, Any], detail: str | None = None) -> _Seen:
