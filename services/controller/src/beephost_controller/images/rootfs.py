@@ -8,7 +8,6 @@ tarball (and its sha256, recorded as a label) is what makes a base image
 reproducible. Everything but ``MmdebstrapBuilder`` is pure logic.
 """
 
-import hashlib
 import logging
 import os
 import re
@@ -24,6 +23,7 @@ from typing import Protocol
 
 from beephost_controller.engine.tool_env import tool_environment
 from beephost_controller.images.errors import BaseImageError
+from beephost_controller.images.keys import content_key
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class RootfsPlan:
     def packages_key(self) -> str:
         """A short digest of the package list: a cached tarball (and a base image)
         of another list is another artifact."""
-        return hashlib.sha256(",".join(self.packages).encode()).hexdigest()[:12]
+        return content_key({"packages": list(self.packages)})[:12]
 
     @property
     def artifact_name(self) -> str:
