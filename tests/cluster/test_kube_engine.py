@@ -34,6 +34,7 @@ from beephost_protocol.errors import InvalidRequest
 from tests.cluster.chart_controller import installed_chart
 from tests.cluster.conftest import Cluster, wait_until
 from tests.cluster.kube_controller import ClusterController, KubeController
+from tests.e2e.egress_escapes import FAST, PRELUDE
 from tests.ports import free_port
 
 pytestmark = pytest.mark.cluster
@@ -192,23 +193,12 @@ def test_a_backend_is_a_hardened_pod_the_sdk_reaches(
 
 #: The kubelet's port, on the node's address.
 KUBELET_PORT = 10250
-#: Run in a sandbox: how a TCP connect to each target and a UDP datagram end.
+#: Run in a sandbox after the escape table's helpers (``egress_escapes.PRELUDE``):
+#: how a TCP connect to each target and a UDP datagram to the node end.
 PROBE = """
-import socket
-def connect(host, port):
-    try:
-        socket.create_connection((host, port), timeout=10).close()
-        return "open"
-    except OSError as exc:
-        return type(exc).__name__
-def datagram(host):
-    try:
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", (host, 53))
-        return "sent"
-    except OSError as exc:
-        return type(exc).__name__
-result = {name: connect(*target) for name, target in TARGETS.items()}
-result["udp"] = datagram(TARGETS["node"][0])
+result = {name: _outcome(lambda t=t: _connect(*t)) for name, t in TARGETS.items()}
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+result["udp"] = _outcome(lambda: udp.sendto(b"x", (TARGETS["node"][0], 53)))
 result
 """
 
@@ -232,25 +222,32 @@ def test_a_backend_without_network_reaches_nothing_on_a_cni_that_enforces_nothin
             "api server": (kube_api["spec"]["clusterIP"], 443),
             "node": (cluster.node_ip, KUBELET_PORT),
         }
-        code = f"TARGETS = {targets!r}\n{PROBE}"
+        code = f"{PRELUDE}\nTARGETS = {targets!r}\n{PROBE}"
         seen = {}
         for backend in (online, offline):
             endpoint = api.backend(backend.id).endpoint
             assert endpoint is not None
             with connect(endpoint, token=backend.token) as sandbox:
                 seen[backend.id] = sandbox.execute(code).value
-        assert seen[online.id] == {
-            "peer": "open",
-            "api server": "open",
-            "node": "open",
-            "udp": "sent",
+        outcomes = {
+            backend.id: {name: row["outcome"] for name, row in seen[backend.id].items()}
+            for backend in (online, offline)
         }
-        assert seen[offline.id] == {
-            "peer": "ConnectionRefusedError",
-            "api server": "ConnectionRefusedError",
-            "node": "ConnectionRefusedError",
-            "udp": "PermissionError",
+        assert outcomes[online.id] == {
+            "peer": "ok: connected",
+            "api server": "ok: connected",
+            "node": "ok: connected",
+            "udp": "ok: 1",
         }
+        refused = "ConnectionRefusedError: [Errno 111] Connection refused"
+        assert outcomes[offline.id] == {
+            "peer": refused,
+            "api server": refused,
+            "node": refused,
+            "udp": "PermissionError: [Errno 1] Operation not permitted",
+        }
+        # Refused at once, never into the connect's timeout.
+        assert all(row["seconds"] < FAST for row in seen[offline.id].values())
         pod = _pod(cluster, sandboxes, offline)
         assert pod is not None
         (init,) = pod["spec"]["initContainers"]
