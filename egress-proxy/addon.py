@@ -21,6 +21,7 @@ logic is in the controller's typed modules.
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import socket
@@ -44,6 +45,7 @@ from prometheus_client import (
 # Imported by module: a script's module-level names are mitmproxy hooks (a `load`
 # here would be called as the addon's load hook).
 from beephost_controller import egress_proxy_config
+from beephost_controller.egress import Network
 from beephost_controller.egress_proxy_config import (
     ConfigError,
     ProxyConfig,
@@ -121,6 +123,7 @@ class EgressAddon:
     def __init__(self) -> None:
         self._path: Path | None = None
         self._config = ProxyConfig()
+        self._host_blocked: list[Network] = []
         self._mtime = 0.0
         self._tunnels: dict[str, Tunnel] = {}
         self._metrics_started = False
@@ -132,6 +135,13 @@ class EgressAddon:
         )
         loader.add_option(
             "egress_metrics", str, "", "HOST:PORT of the Prometheus metrics endpoint."
+        )
+        loader.add_option(
+            "egress_blocked",
+            str,
+            "",
+            "Addresses never reached, comma-separated, beside the configuration's "
+            "(on Kubernetes: the proxy's node, which the controller cannot know).",
         )
         loader.add_option(
             "egress_metrics_socket",
@@ -151,6 +161,12 @@ class EgressAddon:
             ctx.options.connection_strategy = "lazy"
         if ctx.options.onboarding:
             ctx.options.onboarding = False
+        if "egress_blocked" in updated:
+            self._host_blocked = [
+                ipaddress.ip_network(part.strip(), strict=False)
+                for part in ctx.options.egress_blocked.split(",")
+                if part.strip()
+            ]
         if "egress_config" in updated and ctx.options.egress_config:
             self._path = Path(ctx.options.egress_config)
             self._reload(force=True)
@@ -233,7 +249,7 @@ class EgressAddon:
         checked = check_addresses(
             host,
             addresses,
-            self._config.blocked_networks(),
+            [*self._config.blocked_networks(), *self._host_blocked],
             self._config.internal_networks(),
         )
         if not checked.allowed:

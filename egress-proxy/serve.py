@@ -1,6 +1,10 @@
 """The egress proxy image's entrypoint: mitmdump on loopback, published on a Unix socket.
 
     python serve.py [--socket /run/egress-socket/proxy.sock] [--config ...] ...
+    python serve.py --socket "" --listen-host 0.0.0.0 --metrics 0.0.0.0:9090 ...
+
+The second form is the Kubernetes engine's: mitmdump listens on the pod's address
+itself (the sandboxes reach it at its Service), and its counters are served over TCP.
 
 Starts ``mitmdump`` (beside this interpreter) with ``addon.py`` (beside this file),
 listening on ``127.0.0.1:3128`` inside the proxy's container only; once it listens,
@@ -59,6 +63,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--metrics-socket",
         default=_env("EGRESS_METRICS_SOCKET", "/run/egress-metrics/metrics.sock"),
     )
+    add(
+        "--metrics",
+        default=_env("EGRESS_METRICS", ""),
+        help="HOST:PORT serving the counters over TCP instead of --metrics-socket",
+    )
+    add("--listen-host", default=_env("EGRESS_LISTEN_HOST", "127.0.0.1"))
+    add(
+        "--blocked",
+        default=_env("EGRESS_BLOCKED", ""),
+        help="addresses never reached, comma-separated (Kubernetes: the node's)",
+    )
     add("--port", type=int, default=int(_env("EGRESS_LISTEN_PORT", "3128")))
     add("--addon", default=_env("EGRESS_ADDON", str(HERE / "addon.py")))
     add(
@@ -85,37 +100,59 @@ def private_confdir(confdir: str) -> str:
 
 def mitmdump_command(args: argparse.Namespace, confdir: str) -> list[str]:
     """mitmdump's argv: the design's options, then the caller's extra arguments."""
+    metrics = (
+        f"egress_metrics={args.metrics}"
+        if args.metrics
+        else f"egress_metrics_socket={args.metrics_socket}"
+    )
     return [
         args.mitmdump,
         "--mode", "regular",
-        "--listen-host", "127.0.0.1",
+        "--listen-host", args.listen_host,
         "--listen-port", str(args.port),
         "-s", args.addon,
         "--set", f"egress_config={args.config}",
-        "--set", f"egress_metrics_socket={args.metrics_socket}",
+        "--set", metrics,
         "--set", f"confdir={confdir}",
         "--set", "connection_strategy=lazy",
         "--set", "flow_detail=0",
+        *(["--set", f"egress_blocked={args.blocked}"] if args.blocked else []),
         *args.extra,
     ]  # fmt: skip
 
 
-def _listening(port: int) -> bool:
+def _listening(host: str, port: int) -> bool:
+    target = "127.0.0.1" if host in ("0.0.0.0", "") else host
     try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        socket.create_connection((target, port), timeout=1).close()
     except OSError:
         return False
     return True
 
 
-async def _wait_listening(process: asyncio.subprocess.Process, port: int) -> None:
+async def _wait_listening(
+    process: asyncio.subprocess.Process, host: str, port: int
+) -> None:
     deadline = time.monotonic() + START_TIMEOUT
-    while not await asyncio.to_thread(_listening, port):
+    while not await asyncio.to_thread(_listening, host, port):
         if process.returncode is not None:
             raise SystemExit(f"mitmdump exited ({process.returncode}) before listening")
         if time.monotonic() > deadline:
-            raise SystemExit(f"mitmdump did not listen on 127.0.0.1:{port}")
+            raise SystemExit(f"mitmdump did not listen on {host}:{port}")
         await asyncio.sleep(0.1)
+
+
+def ensure_config(path: str) -> None:
+    """An empty configuration (every request refused) where none is yet: on
+    Kubernetes the controller writes it into the running pod, and mitmdump exits on
+    an error logged while it starts (a missing file is one)."""
+    config = Path(path)
+    if config.exists():
+        return
+    config.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write("{}")
 
 
 def _clear(path: str) -> None:
@@ -126,6 +163,7 @@ def _clear(path: str) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     confdir = private_confdir(args.confdir)
+    ensure_config(args.config)
     process = await asyncio.create_subprocess_exec(*mitmdump_command(args, confdir))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -138,7 +176,11 @@ async def run(args: argparse.Namespace) -> int:
         await relay_connection(reader, writer, ("127.0.0.1", args.port))
 
     try:
-        await _wait_listening(process, args.port)
+        await _wait_listening(process, args.listen_host, args.port)
+        if not args.socket:  # no relay: mitmdump's own port is the way in
+            log.info("listening on %s:%d", args.listen_host, args.port)
+            code = await waiting
+            return code or 1
         _clear(args.socket)
         server = await asyncio.start_unix_server(
             handle, args.socket, limit=CHUNK, backlog=1024

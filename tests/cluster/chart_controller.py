@@ -22,7 +22,7 @@ import subprocess
 import sys
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +53,8 @@ LOCAL_CONTROLLER_IMAGE = "beephost/controller:local"
 #: The order objects are created in: what others name first.
 _FIRST = ("Namespace", "ServiceAccount", "Secret", "ConfigMap", "Role", "RoleBinding")
 _SELECTOR = "app.kubernetes.io/component=controller"
+#: Where the chart mounts ``controller.caBundle`` (the ConfigMap's ``ca.pem``).
+CA_BUNDLE_PATH = "/etc/beephost/ca-bundle/ca.pem"
 
 
 @dataclass
@@ -170,6 +172,7 @@ def _values(
     image: str,
     docker_host: str,
     labels: dict[str, str],
+    settings: Mapping[str, str],
 ) -> dict[str, Any]:
     repository, _, digest = image.partition("@")
     setting = [
@@ -178,6 +181,7 @@ def _values(
         ("ENVIRONMENT_REPOSITORY", f"beephost-{name}/env"),
         ("LABELS", json.dumps(labels)),
         ("SUPERVISE_INTERVAL", "0.5"),
+        *settings.items(),
     ]
     return {
         "controller": {
@@ -213,9 +217,20 @@ def _ca_bundle() -> bytes:
 
 @contextmanager
 def installed_chart(
-    cluster: Cluster, workdir: Path, labels: dict[str, str]
+    cluster: Cluster,
+    workdir: Path,
+    labels: dict[str, str],
+    *,
+    settings: Mapping[str, str] | None = None,
+    trusted: bytes = b"",
 ) -> Iterator[ChartController]:
-    """The chart installed in a namespace of its own; everything removed afterwards."""
+    """The chart installed in a namespace of its own; everything removed afterwards.
+
+    Args:
+        settings: More controller settings (without ``BEEPHOST_CONTROLLER_``).
+        trusted: More CA certificates (PEM) in ``controller.caBundle``'s ConfigMap,
+            mounted at ``CA_BUNDLE_PATH`` in the controller's pod.
+    """
     name = f"chart-{uuid.uuid4().hex[:8]}"
     release_namespace = f"bh-{name}"
     sandboxes = f"{release_namespace}-sandboxes"
@@ -257,7 +272,7 @@ def installed_chart(
             release_namespace,
             client.V1ConfigMap(
                 metadata=client.V1ObjectMeta(name="ca-bundle"),
-                data={"ca.pem": _ca_bundle().decode()},
+                data={"ca.pem": (_ca_bundle() + trusted).decode()},
             ),
         )
         values = _values(
@@ -267,6 +282,7 @@ def installed_chart(
             image=image,
             docker_host=f"tcp://{cluster.node_ip}:{relay_port}",
             labels=labels,
+            settings=settings or {},
         )
         for doc in render(values, release_namespace):
             utils.create_from_dict(cluster.api, doc)  # type: ignore[no-untyped-call]  # untyped in the client

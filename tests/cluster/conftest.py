@@ -27,6 +27,7 @@ import pytest
 from kubernetes import client, config
 
 HERE = Path(__file__).parent
+REPO = HERE.resolve().parents[1]
 TEST_LABEL = "io.beephost.test"
 TESTBED_LABEL = "io.beephost.testbed=true"
 T = TypeVar("T")
@@ -225,12 +226,12 @@ def delete_namespaces(cluster: Cluster, names: list[str]) -> None:
     for name in names:
         wait_until(
             f"the kubelet's containers of {name} removed",
-            lambda: not _pod_containers(name),  # noqa: B023  # called before the loop moves on
+            lambda: not pod_containers(name),  # noqa: B023  # called before the loop moves on
             timeout=150,
         )
 
 
-def _pod_containers(namespace: str) -> list[str]:
+def pod_containers(namespace: str) -> list[str]:
     command = [
         "docker",
         "ps",
@@ -247,3 +248,29 @@ def condition(obj: dict[str, Any], kind: str) -> bool:
     """Whether a pod's or node's (as JSON) condition ``kind`` is True."""
     conditions = obj["status"].get("conditions", [])
     return any(c["type"] == kind and c["status"] == "True" for c in conditions)
+
+
+def remove_images(labels: dict[str, str]) -> None:
+    """Remove the local images carrying ``labels`` (what a controller built)."""
+    from beephost_controller.engine.docker_images import DockerEngine
+
+    engine = DockerEngine.from_env()
+    try:
+        engine.remove_by_labels(labels)
+    finally:
+        engine.close()
+
+
+@pytest.fixture(scope="session")
+def product_images() -> None:
+    """The images the chart's controller needs on the engine it builds with: its own
+    (pushed to the registry) and the base and backend images it builds on, which it
+    cannot make itself (no mmdebstrap in its image). Built once, reused by key."""
+    for extra in ([], ["--controller"]):
+        subprocess.run(
+            [str(REPO / "scripts" / "build-images"), "--python", "3.11", *extra],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+            timeout=1800,
+        )

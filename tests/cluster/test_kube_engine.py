@@ -31,33 +31,16 @@ from beephost_client import connect
 from beephost_client.controller import Backend, ControllerClient
 from beephost_controller.images.layout import CONTAINER_PORTS
 from beephost_protocol.errors import InvalidRequest
-from tests.cluster.chart_controller import installed_chart
 from tests.cluster.conftest import Cluster, wait_until
-from tests.cluster.kube_controller import ClusterController, KubeController
+from tests.cluster.controllers import cluster_controller
+from tests.cluster.kube_controller import ClusterController
 from tests.e2e.egress_escapes import FAST, PRELUDE
-from tests.ports import free_port
 
 pytestmark = pytest.mark.cluster
 
 ENV = "plain"
 #: The environment the pool test sizes a pool of (its own: no other test's members).
 POOLED = "pooled"
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def product_images() -> None:
-    """The images the chart's controller needs on the engine it builds with: its own
-    (pushed to the registry) and the base and backend images it builds on, which it
-    cannot make itself (no mmdebstrap in its image). Built once, reused by key."""
-    for extra in ([], ["--controller"]):
-        subprocess.run(
-            [str(REPO / "scripts" / "build-images"), "--python", "3.11", *extra],
-            cwd=REPO,
-            capture_output=True,
-            check=True,
-            timeout=1800,
-        )
 
 
 @pytest.fixture(scope="module", params=["process", "chart"])
@@ -67,51 +50,14 @@ def controller(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ClusterController]:
     run = {"io.beephost.test.run": f"kube-engine-{uuid.uuid4().hex[:10]}"}
-    owners: list[str] = []
-    try:
-        if request.param == "chart":
-            request.getfixturevalue("product_images")
-            workdir = tmp_path_factory.mktemp("chart")
-            with installed_chart(cluster, workdir, run) as chart:
-                owners.append(chart.name)
-                yield chart
-            return
-        proc = KubeController(
-            workdir=tmp_path_factory.mktemp("kube-controller"),
-            port=free_port(),
-            kubeconfig=cluster.kubeconfig,
-            namespace=request.getfixturevalue("namespace"),
-            registry=cluster.registry,
-            labels=run,
-        )
-        owners.append(proc.name)
-        try:
-            proc.start()
-            yield proc
-        finally:
-            proc.stop()
-    finally:
-        # What it built: its environments (the run's labels) and the base images
-        # a process builds for itself (their owner's label: the controller's name).
-        _remove_images(run)
-        for owner in owners:
-            _remove_images({"io.beephost.image.owner": owner})
+    with cluster_controller(request, cluster, tmp_path_factory, run) as controller:
+        yield controller
 
 
 @pytest.fixture(scope="module")
 def sandboxes(controller: ClusterController) -> str:
     """The namespace of the controller's pods."""
     return controller.namespace
-
-
-def _remove_images(labels: dict[str, str]) -> None:
-    from beephost_controller.engine.docker_images import DockerEngine
-
-    engine = DockerEngine.from_env()
-    try:
-        engine.remove_by_labels(labels)
-    finally:
-        engine.close()
 
 
 @pytest.fixture(scope="module")

@@ -101,6 +101,41 @@ def _tunnel(host, port, server_name):
 """
 
 
+#: Everything user code can read: its environment, every process's environment and
+#: command line, and every file it may open (not /proc, /sys, /dev).
+FIND_SECRET = """
+def _scan(needle):
+    found, files = [], 0
+    if any(needle in v.encode() for v in os.environ.values()):
+        found.append("os.environ")
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        for part in ("environ", "cmdline"):
+            try:
+                with open(f"/proc/{pid}/{part}", "rb") as f:
+                    if needle in f.read():
+                        found.append(f"/proc/{pid}/{part}")
+            except OSError:
+                pass
+    for top, dirs, names in os.walk("/"):
+        if top == "/":
+            dirs[:] = [d for d in dirs if d not in ("proc", "sys", "dev")]
+        for name in names:
+            path = os.path.join(top, name)
+            try:
+                if not os.path.isfile(path) or os.path.getsize(path) > 64 << 20:
+                    continue
+                with open(path, "rb") as f:
+                    files += 1
+                    if needle in f.read():
+                        found.append(path)
+            except OSError:
+                pass
+    return {"found": found, "files": files}
+"""
+
+
 @dataclass(frozen=True)
 class Escape:
     """One way out: what it tries, its code (a template over ``Where``'s fields) and

@@ -23,6 +23,7 @@ Everything carries ``io.beephost.test.fake-internet=<run>``; ``remove()`` remove
 that label, so nothing another session made is touched.
 """
 
+import hashlib
 import ipaddress
 import json
 import os
@@ -66,6 +67,27 @@ REBINDING = (
     "private.test",
     "rebind.test",
 )
+#: The stored secret the tests' policy attaches to ALLOWED, and the variable user code
+#: holds instead of it (its marker: meaningless anywhere but to the proxy).
+SECRET_NAME = "fake-api-key"
+MARKER_VARIABLE = "FAKE_API_KEY"
+MARKER = f"beephost-secret:{SECRET_NAME}"
+
+
+def allow_list() -> list[dict[str, object]]:
+    """The tests' policy: ALLOWED with the secret, OTHER without, and every rebinding
+    name (allowed by name, so that the proxy's address checks are what refuse it)."""
+    rules: list[dict[str, object]] = [
+        {"host": ALLOWED, "secret": {"secret": SECRET_NAME}},
+        {"host": OTHER},
+    ]
+    return rules + [{"host": name} for name in REBINDING]
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 #: The operator's internal range that allows the fake internet's private subnet.
 RANGE_NAME = "fake-internet"
 #: Where the servers find their certificates and script.

@@ -13,7 +13,6 @@ sandbox nor in any log; the refusals in ``egress_refusals``, ``beep-host status`
 ``/metrics``.
 """
 
-import hashlib
 import re
 import secrets
 import shutil
@@ -34,39 +33,35 @@ from tests.e2e.controller_process import (
     ControllerTarget,
     beep_host,
 )
-from tests.e2e.egress_escapes import ESCAPES, FAST, IDS, PRELUDE, Escape, Where
+from tests.e2e.egress_escapes import (
+    ESCAPES,
+    FAST,
+    FIND_SECRET,
+    IDS,
+    PRELUDE,
+    Escape,
+    Where,
+)
 from tests.e2e.fake_internet import (
     ALLOWED,
+    MARKER,
+    MARKER_VARIABLE,
     OTHER,
-    REBINDING,
+    SECRET_NAME,
     FakeInternet,
+    allow_list,
+    sha256,
 )
 from tests.e2e.processes import run_captured
 
 pytestmark = [pytest.mark.docker, ON_BOTH]
 
-SECRET_NAME = "fake-api-key"
-#: The variable user code reads it from, and the marker it holds there.
-MARKER_VARIABLE = "FAKE_API_KEY"
-MARKER = f"beephost-secret:{SECRET_NAME}"
 #: A value of this run only: found anywhere, it leaked.
 SECRET = f"sk-fake-{secrets.token_hex(20)}"
 ENVIRONMENT = "egress"
 REQUIREMENTS = ["requests", "httpx"]
 #: Where user code finds the proxy: the backend's relay on its own loopback.
 PROXY_PORT = 3128
-
-
-def allow_list() -> list[dict[str, object]]:
-    rules: list[dict[str, object]] = [
-        {"host": ALLOWED, "secret": {"secret": SECRET_NAME}},
-        {"host": OTHER},
-    ]
-    return rules + [{"host": name} for name in REBINDING]
-
-
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # -- the two worlds, on one fake internet ------------------------------------------
@@ -271,40 +266,6 @@ def test_an_escape_is_refused_fast_with_its_error(
 
 
 # -- the secret, nowhere ----------------------------------------------------------------
-
-#: Everything user code can read: its environment, every process's environment and
-#: command line, and every file it may open (not /proc, /sys, /dev).
-FIND_SECRET = """
-def _scan(needle):
-    found, files = [], 0
-    if any(needle in v.encode() for v in os.environ.values()):
-        found.append("os.environ")
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        for part in ("environ", "cmdline"):
-            try:
-                with open(f"/proc/{pid}/{part}", "rb") as f:
-                    if needle in f.read():
-                        found.append(f"/proc/{pid}/{part}")
-            except OSError:
-                pass
-    for top, dirs, names in os.walk("/"):
-        if top == "/":
-            dirs[:] = [d for d in dirs if d not in ("proc", "sys", "dev")]
-        for name in names:
-            path = os.path.join(top, name)
-            try:
-                if not os.path.isfile(path) or os.path.getsize(path) > 64 << 20:
-                    continue
-                with open(path, "rb") as f:
-                    files += 1
-                    if needle in f.read():
-                        found.append(path)
-            except OSError:
-                pass
-    return {"found": found, "files": files}
-"""
 
 
 def test_the_secret_appears_nowhere_in_the_sandbox(sandbox: Sandbox) -> None:

@@ -111,6 +111,8 @@ def test_an_environments_policy_is_stored_shown_and_its_starts_run_behind_the_pr
         assert env.job_id is not None
         assert api.wait_job(env.job_id, timeout=30).succeeded
         assert api.environment("weather").egress == env.egress
+        # The build made the proxy run, so that the first start does not wait for it.
+        assert _proxy(live) in live.containers.specs
         # Docker enforces it: no network of its own, the proxy's socket mounted.
         started = api.start_backend("weather", "http")
         assert started.egress.mode == "allow_list"

@@ -467,3 +467,80 @@ def test_serve_publishes_the_proxy_on_a_unix_socket(
     # mitmdump stopped on the signal: the entrypoint exits, non-zero (the proxy is gone).
     assert code != 0
     assert "mitmdump exited" in log.read_text()
+
+
+def test_serve_on_kubernetes_listens_itself_refuses_until_configured_and_its_node(
+    world: World, proxy_python: Path, tmp_path: Path
+) -> None:
+    """The Kubernetes engine's form: no relay socket, mitmdump on the given address,
+    counters over TCP, an empty configuration made where none is (every request
+    refused until the controller writes one), and the node's address (``--blocked``)
+    refused whatever the configuration allows."""
+    config_path = tmp_path / "egress" / "config.json"
+    port, metrics_port = _free_port(), _free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [
+                str(proxy_python / "bin" / "python"),
+                str(ROOT / "egress-proxy" / "serve.py"),
+                "--socket", "",
+                "--listen-host", "127.0.0.1",
+                "--port", str(port),
+                "--metrics", f"127.0.0.1:{metrics_port}",
+                "--config", str(config_path),
+                "--confdir", str(world.base / "confdir"),
+                "--blocked", "127.0.0.3",
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert stat.S_IMODE(config_path.stat().st_mode) == 0o600
+        assert json.loads(config_path.read_text()) == {}
+        proxy = f"http://{BACKEND}:{TOKEN}@127.0.0.1:{port}"
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({"http": proxy})
+        )
+
+        def status(url: str) -> tuple[int, str]:
+            try:
+                with opener.open(url, timeout=10) as reply:
+                    return reply.status, reply.read().decode()
+            except urllib.error.HTTPError as exc:
+                with exc:
+                    return exc.code, exc.read().decode()
+
+        url = f"http://other.test:{world.http_port}/"
+        assert status(url)[0] == 407  # not configured yet: no credential opens
+        # The controller writes the configuration (as its exec does): used at once.
+        config = json.loads((world.base / "config.json").read_text())
+        config["hosts"]["node.test"] = ["127.0.0.3"]
+        rules = config["backends"][BACKEND]["allow"]
+        rules.append({"host": "node.test", "ports": [world.http_port]})
+        staged = config_path.with_name("config.json.new")
+        staged.touch(mode=0o600)
+        staged.write_text(json.dumps(config))
+        staged.replace(config_path)
+        assert status(url) == (200, "hello from http\n")
+        code, body = status(f"http://node.test:{world.http_port}/")
+        assert code == 403
+        assert "127.0.0.3 is the controller's or its host's" in body
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{metrics_port}/metrics", timeout=5
+        ) as reply:
+            counters = egress_counters(reply.read().decode())
+        assert counters["refused"] >= 2
+        assert counters["allowed"] >= 1
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)

@@ -15,13 +15,9 @@ from pathlib import Path
 import pytest
 
 from beephost_controller.egress_proxy_config import load
+from beephost_controller.egress_registry import parse_counts, parse_refusals
 from beephost_controller.engine.docker_containers import network_gateways
-from beephost_controller.engine.docker_egress import (
-    LABEL_EGRESS_IMAGE,
-    DockerEgress,
-    parse_counts,
-    parse_refusals,
-)
+from beephost_controller.engine.docker_egress import LABEL_EGRESS_IMAGE, DockerEgress
 from beephost_controller.ports import EgressRefusal
 from beephost_controller.rows import BackendConfig, BackendRow
 from beephost_controller.schemas import BackendLimits, BackendOptions

@@ -409,7 +409,7 @@ def test_kubernetes_without_a_proxy_refuses_an_allow_list() -> None:
     ):
         with pytest.raises(Unavailable) as caught:
             _kube(request, env)
-        assert "not enforced by the Kubernetes engine yet" in caught.value.message
+        assert "need the egress proxy" in caught.value.message
         assert caught.value.data == {"engine": "kubernetes", "egress": "allow_list"}
     # none and full start as before; an explicit network replaces the allow-list.
     _kube(BackendRequest("e", "http"), _env())

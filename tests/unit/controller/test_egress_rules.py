@@ -105,7 +105,7 @@ INTERNAL = {"data": ipaddress.ip_network("10.1.2.0/24")}
         ("169.254.1.1", "169.254.1.1 is a link-local address"),
         ("fe80::1", "fe80::1 is a link-local address"),
         ("0.0.0.0", "0.0.0.0 is an unspecified address"),
-        ("192.0.2.10", "192.0.2.10 is the controller's"),
+        ("192.0.2.10", "192.0.2.10 is the controller's or its host's"),
     ],
 )
 def test_address_refusal(address: str, why: str | None) -> None:
@@ -115,7 +115,7 @@ def test_address_refusal(address: str, why: str | None) -> None:
 def test_the_controller_is_refused_even_inside_an_internal_range() -> None:
     inside = {"all": ipaddress.ip_network("192.0.2.0/24")}
     why = address_refusal(ipaddress.ip_address("192.0.2.10"), CONTROLLER, inside)
-    assert why == "192.0.2.10 is the controller's"
+    assert why == "192.0.2.10 is the controller's or its host's"
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,29 @@
 """A start on Kubernetes, planned: the row and the pod's plan from a request, and
 what a cluster cannot run refused before anything is recorded."""
 
+import base64
+import json
 from dataclasses import replace
 
 import pytest
 
-from beephost_controller.engine.kube_plan import NO_BIND_ADDRESS, KubePlan, plan
+from beephost_controller.engine import kube_manifests as km
+from beephost_controller.engine.kube_firewall import Destination, ruleset
+from beephost_controller.engine.kube_manifests import TOKEN_DIR
+from beephost_controller.engine.kube_plan import (
+    NO_BIND_ADDRESS,
+    WORKER_ENV_KEY,
+    EgressRoute,
+    KubePlan,
+    plan,
+)
+from beephost_controller.engine.sandbox_env import EGRESS_TRUST_DIR
 from beephost_controller.kube_settings import KubernetesSettings
 from beephost_controller.rows import BackendRow
+from beephost_controller.schemas.egress import EgressPolicy, EgressRule, SecretHeader
 from beephost_controller.settings import Settings
 from beephost_controller.starts import BackendRequest, Minted, token_digest
-from beephost_protocol.errors import InvalidRequest
+from beephost_protocol.errors import InvalidRequest, Unavailable
 from tests.unit.controller.support import ready_environment
 
 SETTINGS = Settings(name="ctl", backend_ttl=3600, backend_idle_timeout=600)
@@ -92,3 +105,114 @@ def test_what_a_cluster_cannot_run_is_refused(
     env = replace(ready_environment("data", image="local/env:1"), admin=admin)
     with pytest.raises(InvalidRequest, match=words):
         plan(request_, env, SETTINGS, KUBE, minted=MINTED, probe="grpc")
+
+
+# -- an allow-list start: its way out is the egress proxy's Service ------------------
+
+ROUTE = EgressRoute(
+    address="10.96.7.7",
+    labels={"io.beephost.egress.proxy": "ctl"},
+    trust_config_map="beephost-ctl-egress-trust",
+)
+WEATHER = EgressPolicy(
+    allow=[
+        EgressRule(
+            host="api.weather.test",
+            secret=SecretHeader(secret="weather-key", header="Authorization"),
+        )
+    ]
+)
+
+
+def _allow_list(**changes: object) -> tuple[BackendRow, KubePlan]:
+    return plan(
+        BackendRequest("data", "http", egress=WEATHER),
+        ready_environment("data", image="local/env:1"),
+        SETTINGS,
+        KUBE.model_copy(update=changes) if changes else KUBE,
+        minted=MINTED,
+        probe="exec",
+        egress=ROUTE,
+    )
+
+
+def test_an_allow_list_pod_reaches_the_proxy_alone_with_its_credential_in_a_secret() -> (
+    None
+):
+    row, layout = _allow_list()
+    pod = layout.pod
+    assert row.config.egress_allow is not None
+    assert pod.network is False
+    # Its firewall opens the proxy's Service address and port, nothing else.
+    assert pod.firewall == ruleset(pod.port, [Destination("10.96.7.7", 3128)])
+    # The proxy credential is in the pod's Secret, never in its spec.
+    assert MINTED.egress_token not in str(pod.environment)
+    assert "BEEPHOST_HTTP_BACKEND_WORKER_ENV" not in pod.environment
+    assert (
+        pod.environment["BEEPHOST_HTTP_BACKEND_WORKER_ENV_FILE"]
+        == f"{TOKEN_DIR}/{WORKER_ENV_KEY}"
+    )
+    worker_env = json.loads(pod.secret_files[WORKER_ENV_KEY])
+    proxy = worker_env["HTTPS_PROXY"]
+    assert proxy == f"http://{MINTED.backend_id}:{MINTED.egress_token}@10.96.7.7:3128"
+    assert worker_env["SSL_CERT_FILE"] == f"{EGRESS_TRUST_DIR}/ca-bundle.pem"
+    assert worker_env["WEATHER_KEY"] == "beephost-secret:weather-key"
+    assert pod.egress_to == ROUTE.labels
+    assert pod.trust_config_map == ROUTE.trust_config_map
+    assert pod.no_dns is True
+
+
+def test_an_allow_list_pods_objects_carry_the_route() -> None:
+    _, layout = _allow_list()
+    manifest = km.pod(layout.pod)
+    assert manifest["spec"]["dnsPolicy"] == "None"
+    assert manifest["spec"]["dnsConfig"] == {"nameservers": ["127.0.0.1"]}
+    volumes = {v["name"]: v for v in manifest["spec"]["volumes"]}
+    assert volumes["trust"]["configMap"] == {"name": "beephost-ctl-egress-trust"}
+    mounts = manifest["spec"]["containers"][0]["volumeMounts"]
+    assert {"name": "trust", "mountPath": EGRESS_TRUST_DIR, "readOnly": True} in mounts
+    assert MINTED.egress_token not in json.dumps(manifest)
+    secret = km.token_secret(layout.pod)
+    held = base64.b64decode(secret["data"][WORKER_ENV_KEY]).decode()
+    assert MINTED.egress_token in held
+    policy = km.network_policy(layout.pod)
+    assert policy["spec"]["egress"] == [
+        {
+            "to": [{"podSelector": {"matchLabels": ROUTE.labels}}],
+            "ports": [{"protocol": "TCP", "port": 3128}],
+        }
+    ]
+
+
+def test_an_allow_list_without_the_pod_firewall_relies_on_the_policy() -> None:
+    _, layout = _allow_list(pod_firewall=False)
+    assert layout.pod.firewall is None
+    assert layout.pod.egress_to == ROUTE.labels
+
+
+def test_an_allow_list_without_a_proxy_is_refused() -> None:
+    with pytest.raises(Unavailable, match="need the egress proxy"):
+        plan(
+            BackendRequest("data", "http", egress=WEATHER),
+            ready_environment("data", image="local/env:1"),
+            SETTINGS,
+            KUBE,
+            minted=MINTED,
+            probe="exec",
+        )
+
+
+def test_a_start_without_an_allow_list_ignores_the_route() -> None:
+    _, layout = plan(
+        BackendRequest("data", "http"),
+        ready_environment("data", image="local/env:1"),
+        SETTINGS,
+        KUBE,
+        minted=MINTED,
+        probe="exec",
+        egress=ROUTE,
+    )
+    assert layout.pod.firewall == ruleset(layout.pod.port)
+    assert layout.pod.secret_files == {}
+    assert layout.pod.egress_to is None
+    assert layout.pod.no_dns is False

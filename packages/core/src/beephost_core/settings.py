@@ -5,6 +5,7 @@ transport's fields; ``executor_config()`` turns them into the core's ExecutorCon
 """
 
 import ipaddress
+import json
 import re
 from dataclasses import fields
 from pathlib import Path
@@ -142,6 +143,12 @@ class BackendSettings(EnvSettings):
         description="Extra environment variables for user code (JSON object); the "
         "controller passes admin backends their controller URL and token this way.",
     )
+    worker_env_file: Path | None = Field(
+        None,
+        description="More of WORKER_ENV, from a file holding a JSON object (a "
+        "Kubernetes Secret mounted as a file keeps an allow-list backend's proxy "
+        "credential out of the pod's spec); its names win. Read once, at start.",
+    )
 
     egress_socket: str | None = Field(
         None,
@@ -192,6 +199,11 @@ class BackendSettings(EnvSettings):
                     "TOKEN_SHA256_FILE does not hold a SHA-256: 64 hexadecimal characters"
                 )
             self.token_sha256 = SecretStr(digest)
+        if self.worker_env_file is not None:
+            self.worker_env = {
+                **self.worker_env,
+                **_read_worker_env(self.worker_env_file),
+            }
         return self
 
     def token_check(self) -> TokenCheck | None:
@@ -209,15 +221,7 @@ class BackendSettings(EnvSettings):
     @field_validator("worker_env")
     @classmethod
     def _worker_env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            if not _ENV_NAME.fullmatch(name):
-                raise ValueError(f"not an environment variable name: {name!r}")
-            # Names are read case-insensitively: beephost_pipe_backend_token is the token.
-            if name.upper().startswith(SERVER_ENV_PREFIXES):
-                raise ValueError(
-                    f"{name} is a backend setting: it is never passed to user code"
-                )
-        return value
+        return _checked_worker_env(value)
 
     def executor_config(self) -> ExecutorConfig:
         # The limits have the same names here and in ExecutorConfig; the paths are
@@ -230,6 +234,33 @@ class BackendSettings(EnvSettings):
             packages=self.packages_dir,
             extra_env=dict(self.worker_env),
         )
+
+
+def _checked_worker_env(value: dict[str, str]) -> dict[str, str]:
+    for name in value:
+        if not _ENV_NAME.fullmatch(name):
+            raise ValueError(f"not an environment variable name: {name!r}")
+        # Names are read case-insensitively: beephost_pipe_backend_token is the token.
+        if name.upper().startswith(SERVER_ENV_PREFIXES):
+            raise ValueError(
+                f"{name} is a backend setting: it is never passed to user code"
+            )
+    return value
+
+
+def _read_worker_env(path: Path) -> dict[str, str]:
+    """WORKER_ENV_FILE's object (its values are never quoted: they are credentials)."""
+    try:
+        loaded = json.loads(path.read_text())
+    except OSError as exc:
+        raise ValueError(f"WORKER_ENV_FILE cannot be read: {exc.strerror}") from None
+    except ValueError:
+        raise ValueError("WORKER_ENV_FILE does not hold JSON") from None
+    if not isinstance(loaded, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in loaded.items()
+    ):
+        raise ValueError("WORKER_ENV_FILE must hold a JSON object of strings")
+    return _checked_worker_env(loaded)
 
 
 class NetworkBackendSettings(BackendSettings):

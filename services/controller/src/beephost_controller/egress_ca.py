@@ -115,9 +115,19 @@ def write_confdir(
     os.chmod(confdir, 0o700)
     if owner is not None:
         os.chown(confdir, *owner)
-    _write(confdir / CA_FILE, key_pem + cert_pem, 0o600, owner)
-    _write(confdir / CA_CERT_FILE, cert_pem, 0o644, owner)
-    _write(confdir / DHPARAM_FILE, _DHPARAM.lstrip(), 0o644, owner)
+    files = confdir_files(key_pem, cert_pem)
+    _write(confdir / CA_FILE, files[CA_FILE], 0o600, owner)
+    _write(confdir / CA_CERT_FILE, files[CA_CERT_FILE], 0o644, owner)
+    _write(confdir / DHPARAM_FILE, files[DHPARAM_FILE], 0o644, owner)
+
+
+def confdir_files(key_pem: bytes, cert_pem: bytes) -> dict[str, bytes]:
+    """mitmproxy's confdir, by file name (on Kubernetes, a Secret's keys)."""
+    return {
+        CA_FILE: key_pem + cert_pem,
+        CA_CERT_FILE: cert_pem,
+        DHPARAM_FILE: _DHPARAM.lstrip(),
+    }
 
 
 def current_ca(confdir: Path) -> bytes | None:
@@ -126,11 +136,19 @@ def current_ca(confdir: Path) -> bytes | None:
         pem = (confdir / CA_CERT_FILE).read_bytes()
         if not (confdir / CA_FILE).is_file() or not (confdir / DHPARAM_FILE).is_file():
             return None
-        cert = x509.load_pem_x509_certificate(pem)
-    except (OSError, ValueError):
+    except OSError:
         return None
+    return pem if usable(pem) else None
+
+
+def usable(cert_pem: bytes) -> bool:
+    """Whether a CA certificate (PEM) parses and is not near its end."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError:
+        return False
     left = cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
-    return pem if left > RENEW_BEFORE else None
+    return left > RENEW_BEFORE
 
 
 def ensure_ca(confdir: Path, name: str, owner: tuple[int, int] | None) -> bytes:

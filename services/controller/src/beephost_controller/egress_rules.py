@@ -109,7 +109,8 @@ def address_refusal(
 ) -> str | None:
     """Why the proxy must not connect to ``address``, or None.
 
-    ``blocked`` (the controller's own addresses) is refused always; an address in an
+    ``blocked`` (the controller's own addresses and its host's, or the proxy's node
+    on Kubernetes) is refused always; an address in an
     operator's internal range is allowed; else private, loopback, link-local,
     metadata and the other ranges no policy may name are refused.
     """
@@ -117,7 +118,7 @@ def address_refusal(
         address = address.ipv4_mapped
     for network in blocked:
         if address in network:
-            return f"{address} is the controller's"
+            return f"{address} is the controller's or its host's"
     for network in internal_ranges.values():
         if address in network:
             return None

@@ -370,6 +370,16 @@ class BackendEngine(Protocol):
         ``refused``); empty without a proxy."""
         ...
 
+    def prepare_egress(self, log: Callable[[str], None]) -> None:
+        """Make the egress proxy run, ahead of the first allow-list start (an
+        environment with an allow-list was just built), so that start does not wait
+        for it; nothing on an engine without one.
+
+        Raises:
+            BeepHostError, ContainerEngineError: It cannot (the start tries again).
+        """
+        ...
+
 
 class BackendContainers(Protocol):
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:

@@ -71,6 +71,8 @@ class ControllerService:
     resolve: Resolve
     #: An environment's error is readable through the API: no secret in it.
     redact: Callable[[str], str] = str
+    #: The engine's ``prepare_egress``, once the engine exists (``system.py``).
+    prepare_egress: Callable[[Callable[[str], None]], None] | None = None
 
     # -- runtimes -------------------------------------------------------------------------
 
@@ -271,7 +273,7 @@ class ControllerService:
             raise
         self.store.environment_ready(name, lock=lock.text, image=tag)
         log(f"environment {name} ready")
-        if row.egress_allow is not None and self.settings.engine == "docker":
+        if row.egress_allow is not None:
             self._ensure_egress_proxy(log)
 
     def _ensure_egress_proxy(self, log: JobLog) -> None:
@@ -286,3 +288,11 @@ class ControllerService:
             logger.warning("the egress proxy's image could not be made: %s", exc)
             return
         log(f"egress proxy image {tag}")
+        if self.prepare_egress is None:
+            return
+        try:
+            self.prepare_egress(log)
+        except Exception as exc:
+            # The first allow-list start makes it again, and says why if it cannot.
+            log(self.redact(f"the egress proxy could not be started yet: {exc}"))
+            logger.warning("the egress proxy could not be started yet: %s", exc)

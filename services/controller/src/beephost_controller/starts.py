@@ -21,7 +21,7 @@ from beephost_controller.rows import (
 from beephost_controller.schemas import BackendLimits, BackendOptions, BackendType
 from beephost_controller.schemas.egress import EgressPolicy
 from beephost_controller.settings import Settings
-from beephost_protocol.errors import InvalidRequest, Unavailable
+from beephost_protocol.errors import InvalidRequest
 
 
 @dataclass(frozen=True)
@@ -119,29 +119,6 @@ def start_egress(
     if request.options.network is not None:
         return request.options.network, None
     return env.network, env.egress_allow
-
-
-def refuse_unenforced_egress(
-    request: BackendRequest, env: EnvironmentRow, engine: str
-) -> None:
-    """An engine's plan step, while it has no egress proxy: a start whose policy is
-    an allow-list is refused, never run with more or less network than it asks.
-
-    Args:
-        engine: The engine's name in errors' data (``docker``, ``kubernetes``).
-
-    Raises:
-        Unavailable: The start's policy is an allow-list.
-    """
-    _, allow = start_egress(request, env)
-    if allow is not None:
-        raise Unavailable(
-            f"egress allow-lists are not enforced by the {engine.capitalize()} "
-            "engine yet: a backend with one would get more or less network than it "
-            "asks; start it with options.network (false: none, true: the whole "
-            "network) or wait for the egress proxy (docs/operators/egress.md)",
-            {"engine": engine, "egress": "allow_list"},
-        )
 
 
 def lifetimes(

@@ -136,6 +136,7 @@ class ControllerSystem:
             )
         )
         metrics.track_egress(self.engine.egress_counts)
+        service.prepare_egress = self.engine.prepare_egress
         self.backends = backends = BackendService(
             settings,
             store,
@@ -306,7 +307,15 @@ def _kube_engine(
             settings, containers or _docker_containers(), extra_labels=settings.labels
         )
         remove_builds = builds.remove_leftover_builds
-    engine = KubeBackends(settings, kube, api, publisher, extra_labels=settings.labels)
+    engine = KubeBackends(
+        settings,
+        kube,
+        api,
+        publisher,
+        images=images,
+        secrets=secrets,
+        extra_labels=settings.labels,
+    )
     return engine, remove_builds
 
 

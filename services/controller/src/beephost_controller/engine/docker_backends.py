@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
+from beephost_controller.egress_registry import MAX_REFUSALS, open_egress
 from beephost_controller.engine.code_volumes import CODE_FILL_WAIT, CodeVolumes
 from beephost_controller.engine.docker_egress import DockerEgress
 from beephost_controller.engine.docker_launch import launch
@@ -61,7 +62,6 @@ from beephost_controller.ports import (
     ContainerState,
     EgressRefusal,
     ImageBuilder,
-    LaunchFailed,
     Record,
     Sandbox,
     ServiceState,
@@ -75,12 +75,8 @@ from beephost_controller.starts import (
     Minted,
     is_backend_id,
 )
-from beephost_protocol.errors import BeepHostError, Unavailable
 
 logger = logging.getLogger(__name__)
-
-#: The most refusals the API returns for a backend (its ``limit``'s bound).
-MAX_REFUSALS = 100
 
 
 def _in_thread(work: Callable[[], None]) -> None:
@@ -175,7 +171,7 @@ class DockerBackends:
         layout = planned.layout
         if not isinstance(layout, DockerPlan):  # another engine's plan: a wiring bug
             raise TypeError(f"not a Docker plan: {type(layout).__name__}")
-        self._open_egress(planned.row)
+        open_egress(self.egress.ensure, self.egress.registry, planned.row)
         launch(
             self.containers,
             layout,
@@ -184,32 +180,6 @@ class DockerBackends:
             clock=self.clock,
             undo=lambda: self.remove(planned.row),
         )
-
-    def _open_egress(self, row: BackendRow) -> None:
-        """An allow-list backend's way out, before its container: the proxy runs,
-        and knows its credential and policy.
-
-        Raises:
-            LaunchFailed: The proxy cannot be made (nothing of the backend is).
-        """
-        allow, digest = row.config.egress_allow, row.config.egress_token_sha256
-        if allow is None or digest is None:
-            return
-        try:
-            self.egress.ensure()
-            self.egress.register(row.id, digest, allow)
-        # The image pipeline's errors too (ImageError): the start fails typed.
-        except Exception as exc:
-            self.egress.unregister(row.id)
-            error = (
-                exc
-                if isinstance(exc, BeepHostError)
-                else Unavailable(
-                    f"the egress proxy could not be started: {exc}",
-                    {"egress": "allow_list"},
-                )
-            )
-            raise LaunchFailed(error, undone=True) from exc
 
     # -- a backend -----------------------------------------------------------------------
 
@@ -371,6 +341,9 @@ class DockerBackends:
 
     def egress_counts(self) -> dict[str, int]:
         return self.egress.counts()
+
+    def prepare_egress(self, log: Callable[[str], None]) -> None:
+        self.egress.ensure(log)
 
     def _join_if_off(self, backend_id: str, state: ContainerState) -> None:
         """Join a running backend (or its relay) to its network: a crash cut its start

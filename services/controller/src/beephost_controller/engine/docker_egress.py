@@ -26,20 +26,21 @@ rebuild, from the live backends and the secret store's values at that moment.
 import contextlib
 import hashlib
 import ipaddress
-import json
 import logging
 import os
-import re
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from beephost_controller import egress_ca
-from beephost_controller.egress_proxy_config import ProxyBackend, ProxyConfig
+from beephost_controller.egress_proxy_config import ProxyConfig
+from beephost_controller.egress_registry import (
+    EgressRegistry,
+    parse_counts,
+    parse_refusals,
+)
 from beephost_controller.engine.sandbox_env import (
     EGRESS_SOCKET_DIR,
     EGRESS_TRUST_DIR,
@@ -58,7 +59,7 @@ from beephost_controller.schemas.egress import EgressRule
 from beephost_controller.secret_store import SecretStore
 from beephost_controller.settings import Settings
 from beephost_controller.specs import ContainerSpec
-from beephost_protocol.errors import NotFound, Unavailable
+from beephost_protocol.errors import Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -152,68 +153,6 @@ def proxy_name(settings: Settings) -> str:
     return f"beephost-{settings.name}-egress"
 
 
-def parse_refusals(log: str, backend_id: str, limit: int = 10) -> list[EgressRefusal]:
-    """The last ``limit`` refusals of ``backend_id`` in the proxy's output (Docker's
-    timestamps first on each line, then whatever mitmdump prints before the JSON
-    object the addon logs)."""
-    found: list[EgressRefusal] = []
-    for line in log.splitlines():
-        brace = line.find("{")
-        if brace < 0:
-            continue
-        try:
-            event = json.loads(line[brace:])
-        except ValueError:
-            continue
-        if not isinstance(event, dict) or event.get("event") != "egress":
-            continue
-        if event.get("backend") != backend_id or event.get("decision") != "refused":
-            continue
-        found.append(
-            EgressRefusal(
-                at=_timestamp(line[:brace]),
-                kind=str(event.get("kind", "")),
-                destination=str(event.get("destination", "")),
-                reason=str(event.get("reason", "")),
-            )
-        )
-    return found[-limit:] if limit > 0 else []
-
-
-def _timestamp(prefix: str) -> float | None:
-    """The time of the RFC 3339 timestamp Docker puts first on a line, if any."""
-    found = _RFC3339.match(prefix.strip())
-    if found is None:
-        return None
-    fraction = (found["fraction"] or "0")[:6]  # Python takes microseconds at most
-    zone = "+00:00" if found["zone"] in (None, "Z") else found["zone"]
-    try:
-        return datetime.fromisoformat(f"{found['time']}.{fraction}{zone}").timestamp()
-    except ValueError:
-        return None
-
-
-_RFC3339 = re.compile(
-    r"(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(?P<fraction>\d+))?"
-    r"(?P<zone>Z|[+-]\d\d:\d\d)?"
-)
-
-
-def parse_counts(text: str) -> dict[str, int]:
-    """``beephost_egress_total`` by decision, from Prometheus text."""
-    counts: dict[str, int] = {}
-    for line in text.splitlines():
-        if not line.startswith("beephost_egress_total{"):
-            continue
-        labels, _, value = line.partition("} ")
-        decision = labels.partition('decision="')[2].partition('"')[0]
-        try:
-            counts[decision] = counts.get(decision, 0) + int(float(value.split()[0]))
-        except (ValueError, IndexError):
-            continue
-    return counts
-
-
 def own_addresses() -> list[str]:
     """The controller's own addresses (not loopback: every policy refuses it)."""
     try:
@@ -269,8 +208,10 @@ class DockerEgress:
         self.egid = os.getegid() if egid is None else egid
         self.addresses = addresses
         self.socket_wait = socket_wait
-        self._backends: dict[str, ProxyBackend] = {}
-        self._lock = threading.RLock()
+        self.registry = EgressRegistry(
+            settings, secrets, blocked=self.blocked, publish=self._write_config
+        )
+        self._lock = self.registry.lock
         self._ca: bytes | None = None
         #: The proxy's image, once made (``ensure``).
         self._tag: str | None = None
@@ -427,81 +368,28 @@ class DockerEgress:
     def register(
         self, backend_id: str, token_sha256: str, allow: Iterable[EgressRule]
     ) -> None:
-        """Let ``backend_id`` (its proxy credential's digest) reach ``allow``."""
-        with self._lock:
-            self._backends[backend_id] = ProxyBackend(
-                token_sha256=token_sha256, allow=list(allow)
-            )
-            self._write_config()
+        self.registry.register(backend_id, token_sha256, allow)
 
     def unregister(self, backend_id: str) -> None:
-        """Forget ``backend_id``: its credential opens nothing any more."""
-        with self._lock:
-            if self._backends.pop(backend_id, None) is not None:
-                self._write_config()
+        self.registry.unregister(backend_id)
 
     def rebuild(self, rows: Iterable[BackendRow]) -> None:
         """The configuration from the live backends' rows (after a restart of the
-        controller): each with an allow-list and a proxy credential."""
+        controller)."""
         with self._lock:
-            self._backends = {
-                row.id: ProxyBackend(
-                    token_sha256=row.config.egress_token_sha256,
-                    allow=list(row.config.egress_allow),
-                )
-                for row in rows
-                if row.config.egress_allow is not None
-                and row.config.egress_token_sha256 is not None
-            }
-            if self._backends or self.paths.config.exists():
+            self.registry.rebuild(rows)
+            if self.registry.registered or self.paths.config.exists():
                 self._write_config()
 
     @property
     def registered(self) -> frozenset[str]:
-        return frozenset(self._backends)
+        return self.registry.registered
 
     def config(self) -> ProxyConfig:
-        """What the proxy is told now (the secrets' values read at this moment)."""
-        names = {
-            rule.secret.secret
-            for backend in self._backends.values()
-            for rule in backend.allow
-            if rule.secret is not None
-        }
-        values: dict[str, str] = {}
-        for name in sorted(names):
-            try:
-                values[name] = self.secrets.value(name)
-            except NotFound:
-                # Deleted since its backend started: the proxy refuses that backend's
-                # requests to it (a rule without its secret is never sent bare).
-                logger.warning("egress: a policy names secret %s, not stored", name)
-        backends = {
-            backend_id: backend
-            if all(r.secret is None or r.secret.secret in values for r in backend.allow)
-            else ProxyBackend(
-                token_sha256=backend.token_sha256,
-                allow=[
-                    r
-                    for r in backend.allow
-                    if r.secret is None or r.secret.secret in values
-                ],
-            )
-            for backend_id, backend in self._backends.items()
-        }
-        return ProxyConfig(
-            backends=backends,
-            secrets=values,
-            blocked=self.blocked(),
-            internal_ranges=dict(self.settings.egress_internal_ranges),
-            hosts={
-                name: [answer] if isinstance(answer, str) else list(answer)
-                for name, answer in self.settings.egress_hosts.items()
-            },
-        )
+        return self.registry.config()
 
-    def _write_config(self) -> None:
-        data = self.config().model_dump_json().encode()
+    def _write_config(self, config: ProxyConfig | None = None) -> None:
+        data = (config or self.config()).model_dump_json().encode()
         path = self.paths.config
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         temporary = path.with_name(".config.json.new")

@@ -32,6 +32,8 @@ _KINDS = {
     "Service": ("core", "service"),
     "Secret": ("core", "secret"),
     "NetworkPolicy": ("networking", "network_policy"),
+    "ConfigMap": ("core", "config_map"),
+    "Deployment": ("apps", "deployment"),
 }
 
 
@@ -77,6 +79,7 @@ class KubeApi:
         self._configuration = api.configuration
         self._core = kubernetes.client.CoreV1Api(api)
         self._networking = kubernetes.client.NetworkingV1Api(api)
+        self._apps = kubernetes.client.AppsV1Api(api)
         self._version = kubernetes.client.VersionApi(api)
         self._custom = kubernetes.client.CustomObjectsApi(api)
 
@@ -106,7 +109,9 @@ class KubeApi:
 
     def _call(self, kind: str, verb: str, *args: Any, **kwargs: Any) -> Any:
         group, noun = _KINDS[kind]
-        api = self._core if group == "core" else self._networking
+        api = {"core": self._core, "networking": self._networking, "apps": self._apps}[
+            group
+        ]
         method = getattr(api, f"{verb}_namespaced_{noun}")
         return method(*args, namespace=self.namespace, **kwargs)
 
@@ -171,14 +176,34 @@ class KubeApi:
             return None
         return _json(response)
 
-    def logs(self, pod: str, container: str, tail: int) -> str:
+    def logs(
+        self, pod: str, container: str, tail: int, *, timestamps: bool = False
+    ) -> str:
         """The container's last ``tail`` lines (its previous run's, if it restarted
-        and the current one has said nothing yet)."""
+        and the current one has said nothing yet); each after its RFC 3339 time
+        with ``timestamps``."""
         with mapped_errors(f"read the logs of {pod}"):
             text = self._core.read_namespaced_pod_log(
-                pod, self.namespace, container=container, tail_lines=tail
+                pod,
+                self.namespace,
+                container=container,
+                tail_lines=tail,
+                timestamps=timestamps,
             )
         return str(text)
+
+    def pod_get(self, pod: str, port: int, path: str) -> str:
+        """GET ``path`` on a pod's port through the API server's proxy
+        (``pods/proxy``): the text it answers."""
+        with mapped_errors(f"read {path} of {pod}"):
+            response = self._core.connect_get_namespaced_pod_proxy_with_path(
+                f"{pod}:{port}",
+                self.namespace,
+                path.lstrip("/"),
+                _preload_content=False,
+            )
+        data: bytes = getattr(response, "data", b"")
+        return data.decode(errors="replace")
 
     def exec_in(
         self,

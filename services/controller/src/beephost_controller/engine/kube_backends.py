@@ -25,9 +25,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from beephost_controller.egress_registry import MAX_REFUSALS, open_egress
 from beephost_controller.engine import kube_manifests as km
 from beephost_controller.engine.kube_api import KubeApi
-from beephost_controller.engine.kube_plan import KubePlan, plan
+from beephost_controller.engine.kube_egress import KubeEgress
+from beephost_controller.engine.kube_egress_manifests import trust_config_map_name
+from beephost_controller.engine.kube_plan import EgressRoute, KubePlan, plan
 from beephost_controller.engine.kube_status import pod_state
 from beephost_controller.engine.sandbox_env import (
     ACTIVITY_FILE,
@@ -42,6 +45,7 @@ from beephost_controller.ports import (
     ContainerGone,
     ContainerState,
     EgressRefusal,
+    ImageBuilder,
     ImagePublisher,
     LaunchFailed,
     Record,
@@ -49,12 +53,14 @@ from beephost_controller.ports import (
     ServiceState,
 )
 from beephost_controller.rows import BackendRow, BackendUpdate, EnvironmentRow
+from beephost_controller.secret_store import SecretStore
 from beephost_controller.settings import Settings
 from beephost_controller.starts import (
     BackendPlan,
     BackendRequest,
     Minted,
     is_backend_id,
+    start_egress,
 )
 from beephost_protocol.errors import BeepHostError, InvalidRequest, Unavailable
 
@@ -76,6 +82,8 @@ class KubeBackends:
     Args:
         api: The namespaced API calls (``KubeApi``).
         publisher: Pushes environment images to the registry (the Docker engine's).
+        images: Makes the egress proxy's image (None: allow-list starts fail).
+        secrets: The stored secrets the egress proxy's configuration holds.
         extra_labels: More labels on every object (tests').
         clock: When a pod was created (its row's ``created_at``).
     """
@@ -87,6 +95,8 @@ class KubeBackends:
         api: KubeApi,
         publisher: ImagePublisher,
         *,
+        images: ImageBuilder | None = None,
+        secrets: SecretStore | None = None,
         extra_labels: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -104,6 +114,15 @@ class KubeBackends:
         self._idle: dict[str, tuple[float, float | None]] = {}
         #: backend id -> its Service's ClusterIP.
         self._cluster_ips: dict[str, str] = {}
+        self.egress = KubeEgress(
+            settings,
+            kube,
+            api,
+            images,
+            lambda image: self._publish(image, "egress-proxy"),
+            secrets or SecretStore(settings.secret_directory),
+            extra_labels=self.extra_labels,
+        )
 
     # -- a start -------------------------------------------------------------------------
 
@@ -129,8 +148,28 @@ class KubeBackends:
             minted=minted,
             probe="grpc" if self._server_version() >= GRPC_PROBES else "exec",
             extra_labels=self.extra_labels,
+            egress=self._egress_route(request, environment),
         )
         return BackendPlan(row=row, controller_token=None, layout=layout)
+
+    def _egress_route(
+        self, request: BackendRequest, environment: EnvironmentRow
+    ) -> EgressRoute | None:
+        """The egress proxy's address, for a start whose policy is an allow-list."""
+        if start_egress(request, environment)[1] is None:
+            return None
+        try:
+            address = self.egress.address()
+        except ContainerEngineError as exc:
+            raise Unavailable(
+                f"the egress proxy's Service cannot be made: {exc}",
+                {"engine": "kubernetes", "egress": "allow_list"},
+            ) from exc
+        return EgressRoute(
+            address=address,
+            labels=self.egress.labels,
+            trust_config_map=trust_config_map_name(self.egress.name),
+        )
 
     def _server_version(self) -> tuple[int, int]:
         if self._server is None:
@@ -142,6 +181,7 @@ class KubeBackends:
         if not isinstance(layout, KubePlan):
             raise TypeError(f"not a Kubernetes plan: {type(layout).__name__}")
         pod = layout.pod
+        open_egress(self.egress.ensure, self.egress.registry, planned.row)
         try:
             pod = replace(pod, image=self._publish(layout.local_image))
             created = self.api.create(km.pod(pod))
@@ -157,14 +197,17 @@ class KubeBackends:
             self.api.create(km.token_secret(pod, owner))
         except ContainerEngineError as exc:
             undone = self._undo(pod.name)
+            self.egress.registry.unregister(planned.row.id)
             raise LaunchFailed(_launch_error(exc), undone=undone) from exc
 
-    def _publish(self, image: str) -> str:
-        """The environment image's pull reference, pushed once per controller run
-        (a push of what the registry holds sends a manifest only)."""
+    def _publish(self, image: str, repository_name: str = "environments") -> str:
+        """A local image's pull reference, pushed once per controller run (a push
+        of what the registry holds sends a manifest only)."""
         with self._publishing:
             if image not in self._published:
-                repository = f"{self.kube.registry}/{self.settings.name}/environments"
+                repository = (
+                    f"{self.kube.registry}/{self.settings.name}/{repository_name}"
+                )
                 reference = self.publisher.publish(image, repository)
                 pulled = self.kube.pulled_from
                 self._published[image] = pulled + reference[len(self.kube.registry) :]
@@ -185,6 +228,8 @@ class KubeBackends:
         if pod is None:
             return None
         state = pod_state(pod, self.settings.restart_limit)
+        if row.config.egress_allow is not None:
+            self.egress.sync()  # a proxy pod started again gets the configuration
         if state.status == "running" and row.idle_timeout is not None:
             state = replace(state, idle_seconds=self._idle_seconds(row))
         return state
@@ -262,6 +307,7 @@ class KubeBackends:
     # -- removal and logs ----------------------------------------------------------------
 
     def remove(self, row: BackendRow) -> None:
+        self.egress.registry.unregister(row.id)
         self._remove(row.container_name)
         self._idle.pop(row.id, None)
         self._cluster_ips.pop(row.id, None)
@@ -313,7 +359,9 @@ class KubeBackends:
     def tidy(self, live: Iterable[BackendRow], used_images: Iterable[str]) -> int:
         """Remove pods of backends without a row, and the Services, Secrets and
         policies no live backend has (a start a crash cut short)."""
+        live = list(live)
         alive = {row.id for row in live}
+        self._restore_egress([row for row in live if row.status != "stopped"])
         self.release_images(used_images)
         removed = 0
         for pod in self.api.list("Pod", self._selector):
@@ -331,6 +379,17 @@ class KubeBackends:
                     self.api.delete(kind, item["metadata"]["name"])
         return removed
 
+    def _restore_egress(self, live: list[BackendRow]) -> None:
+        """The proxy's configuration from the live backends (after a restart of the
+        controller), and the proxy run if one of them has an allow-list; a failure is
+        logged, and their starts or restarts make it again."""
+        try:
+            self.egress.rebuild(live)
+            if self.egress.registry.registered:
+                self.egress.ensure()
+        except Exception as exc:  # BeepHostError, ImageError, ContainerEngineError
+            logger.warning("the egress proxy could not be started: %s", exc)
+
     def image_disk_use(self) -> dict[str, int]:
         return {}  # the nodes' and the registry's disks are the cluster's business
 
@@ -345,14 +404,19 @@ class KubeBackends:
         return True  # no background work of its own
 
     def remove_shared(self) -> None:
-        """Nothing: the namespace and its Role are the operator's (the chart's)."""
+        """The egress proxy (the namespace and its Role are the operator's)."""
+        self.egress.remove()
 
     def egress_refusals(self, row: BackendRow) -> list[EgressRefusal]:
-        """None: no allow-list backend starts on Kubernetes yet (refused)."""
-        return []
+        if row.config.egress_allow is None:
+            return []
+        return self.egress.refusals(row.id, limit=MAX_REFUSALS)
 
     def egress_counts(self) -> dict[str, int]:
-        return {}
+        return self.egress.counts()
+
+    def prepare_egress(self, log: Callable[[str], None]) -> None:
+        self.egress.ensure(log)
 
 
 def _going(pod: Mapping[str, Any]) -> bool:

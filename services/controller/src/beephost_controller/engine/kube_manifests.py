@@ -96,6 +96,18 @@ class PodPlan:
     #: The nftables ruleset the pod's init container installs (``kube_firewall``);
     #: None: no init container (a pod with network, or the operator's choice).
     firewall: str | None = None
+    #: More files in the pod's Secret (mounted with the token's digest), by key: what
+    #: must stay out of the pod's spec (an allow-list backend's ``WORKER_ENV_FILE``).
+    secret_files: Mapping[str, str] = field(default_factory=dict)
+    #: An allow-list backend's: the egress proxy pods' labels (its NetworkPolicy lets
+    #: it reach them on ``egress_port`` only), and its trust bundle's ConfigMap.
+    egress_to: Mapping[str, str] | None = None
+    egress_port: int = 3128
+    trust_config_map: str | None = None
+    trust_path: str = "/run/beephost-egress-trust"
+    #: No DNS server at all (a loopback one that is not there): names are the
+    #: proxy's to resolve.
+    no_dns: bool = False
 
 
 def label_value(value: str) -> str | None:
@@ -137,6 +149,9 @@ def pod(plan: PodPlan) -> Manifest:
         {"name": "tmp", "mountPath": "/tmp"},
         {"name": "token", "mountPath": TOKEN_DIR, "readOnly": True},
     ]
+    if plan.trust_config_map is not None:
+        volumes.append({"name": "trust", "configMap": {"name": plan.trust_config_map}})
+        mounts.append({"name": "trust", "mountPath": plan.trust_path, "readOnly": True})
     workspace: Manifest = {}
     if plan.workspace_bytes:
         # The kubelet evicts the pod past it; the server refuses uploads before.
@@ -196,6 +211,8 @@ def pod(plan: PodPlan) -> Manifest:
         },
         "volumes": volumes,
     }
+    if plan.no_dns:
+        spec |= {"dnsPolicy": "None", "dnsConfig": {"nameservers": ["127.0.0.1"]}}
     spec |= _placement(plan.placement)
     return {
         "apiVersion": "v1",
@@ -265,24 +282,36 @@ def service(plan: PodPlan, owner: Manifest | None = None) -> Manifest:
 
 def token_secret(plan: PodPlan, owner: Manifest | None = None) -> Manifest:
     """The Secret the Pod mounts its token's digest from."""
-    encoded = base64.b64encode(plan.token_sha256.encode()).decode()
+    files = {TOKEN_KEY: plan.token_sha256, **plan.secret_files}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": _metadata(plan, owner),
         "type": "Opaque",
-        "data": {TOKEN_KEY: encoded},
+        "data": {
+            key: base64.b64encode(value.encode()).decode()
+            for key, value in files.items()
+        },
     }
 
 
 def network_policy(
     plan: PodPlan, owner: Manifest | None = None, ingress_from: Sequence[Manifest] = ()
 ) -> Manifest:
-    """For a backend without network: no egress at all (no DNS either), ingress on its
-    port only (from ``ingress_from`` peers, or anyone)."""
+    """For a backend without network: no egress at all (no DNS either) but, for an
+    allow-list backend, to the egress proxy's pods; ingress on its port only (from
+    ``ingress_from`` peers, or anyone)."""
     rule: Manifest = {"ports": [{"protocol": "TCP", "port": plan.port}]}
     if ingress_from:
         rule["from"] = [dict(peer) for peer in ingress_from]
+    egress: list[Manifest] = []
+    if plan.egress_to is not None:
+        egress.append(
+            {
+                "to": [{"podSelector": {"matchLabels": dict(plan.egress_to)}}],
+                "ports": [{"protocol": "TCP", "port": plan.egress_port}],
+            }
+        )
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -291,7 +320,7 @@ def network_policy(
             "podSelector": {"matchLabels": dict(plan.selector)},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [rule],
-            "egress": [],
+            "egress": egress,
         },
     }
 
@@ -317,6 +346,18 @@ ROLE_RULES: tuple[Manifest, ...] = (
     },
     # A backend's memory in use (the console), where metrics-server runs.
     {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["get"]},
+    # The egress proxy: its Deployment, trust bundle (a ConfigMap) and counters.
+    {
+        "apiGroups": ["apps"],
+        "resources": ["deployments"],
+        "verbs": ["create", "delete", "get", "list"],
+    },
+    {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "verbs": ["create", "delete", "get", "list"],
+    },
+    {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get"]},
 )
 
 

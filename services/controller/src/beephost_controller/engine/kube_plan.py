@@ -9,16 +9,21 @@ the controller through a socket only a Docker engine's containers share.
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from beephost_controller.engine.kube_firewall import ruleset
+from beephost_controller.egress import secret_names
+from beephost_controller.engine.kube_firewall import Destination, ruleset
 from beephost_controller.engine.kube_manifests import (
+    TOKEN_DIR,
     Placement,
     PodPlan,
     ProbeKind,
     label_value,
 )
 from beephost_controller.engine.sandbox_env import (
+    EGRESS_PORT,
+    EGRESS_TRUST_DIR,
     LABEL_BACKEND_ID,
     LABEL_ENVIRONMENT,
+    proxy_worker_env,
     sandbox_labels,
     server_environment,
     setting,
@@ -38,17 +43,32 @@ from beephost_controller.starts import (
     Minted,
     new_row,
     ready_image,
-    refuse_unenforced_egress,
     resolved_options,
     start_egress,
     token_digest,
 )
-from beephost_protocol.errors import InvalidRequest
+from beephost_protocol.errors import InvalidRequest, Unavailable
 
 #: The address a row keeps for a pod's backend: no host, no port of the host's.
 NO_BIND_ADDRESS = ""
 #: The capability whose packet sockets reach the network past nftables' IP hooks.
 RAW_PACKETS = "NET_RAW"
+
+
+#: The pod Secret's key that holds an allow-list backend's WORKER_ENV.
+WORKER_ENV_KEY = "worker-env.json"
+
+
+@dataclass(frozen=True)
+class EgressRoute:
+    """Where an allow-list backend's pod goes out: the engine's egress proxy."""
+
+    #: The proxy Service's ClusterIP.
+    address: str
+    #: The proxy pods' labels.
+    labels: Mapping[str, str]
+    #: The ConfigMap with the sandboxes' trust bundle.
+    trust_config_map: str
 
 
 @dataclass(frozen=True)
@@ -75,30 +95,39 @@ def plan(
     minted: Minted,
     probe: ProbeKind,
     extra_labels: Mapping[str, str] | None = None,
+    egress: EgressRoute | None = None,
 ) -> tuple[BackendRow, KubePlan]:
     """Plan a start of ``request`` on ``environment`` as a pod.
 
     Args:
         probe: How the kubelet checks an rpc backend (``grpc`` from Kubernetes 1.27,
             else ``exec``); an http one is always checked over HTTP.
+        egress: The egress proxy, for a start whose policy is an allow-list.
 
     Raises:
         InvalidRequest: The environment is not ready, or the start cannot run on a
             cluster (a pipe backend, an admin environment, a host port, ``NET_RAW``
             behind a pod firewall).
-        Unavailable: Its egress policy is an allow-list (not enforced on
-            Kubernetes yet).
+        Unavailable: Its egress policy is an allow-list and no proxy is given.
     """
     env = environment
     image = ready_image(env)
     _check(request, env)
-    # No egress proxy yet: an allow-list is refused, not run open or closed.
-    refuse_unenforced_egress(request, env, "kubernetes")
     port = CONTAINER_PORTS[request.type]
     assert port is not None  # a pipe backend is refused above
-    hardening = resolved_options(request.options, start_egress(request, env)[0])
+    network_setting, allow = start_egress(request, env)
+    if allow is not None and egress is None:
+        raise Unavailable(
+            "egress allow-lists need the egress proxy, which this engine has not",
+            {"engine": "kubernetes", "egress": "allow_list"},
+        )
+    hardening = resolved_options(request.options, network_setting)
     network = bool(hardening.network)
-    firewall = None if network or not kube.pod_firewall else ruleset(port)
+    # An allow-list backend has no network either: its one way out is the proxy's
+    # Service address, which its firewall and NetworkPolicy let through.
+    route = egress if allow is not None else None
+    opened = () if route is None else (Destination(route.address, EGRESS_PORT),)
+    firewall = None if network or not kube.pod_firewall else ruleset(port, opened)
     if firewall is not None and RAW_PACKETS in hardening.cap_add:
         raise InvalidRequest(
             f"{RAW_PACKETS} lets code send packets past a pod's firewall (packet "
@@ -116,6 +145,30 @@ def plan(
     annotations = {LABEL_ENVIRONMENT: env.name}
     if label_value(env.name) is None:
         del labels[LABEL_ENVIRONMENT]
+    server_env = server_environment(
+        request.type,
+        env,
+        settings,
+        limits,
+        controller_token=None,
+        network=network,
+        egress_env=None
+        if route is None
+        else proxy_worker_env(
+            minted.backend_id,
+            minted.egress_token,
+            secret_names(allow),
+            proxy_host=route.address,
+        ),
+    )
+    secret_files: dict[str, str] = {}
+    if route is not None:
+        # The proxy credential stays out of the pod's spec: a file of its Secret.
+        worker_env = server_env.pop(setting(request.type, "WORKER_ENV"))
+        secret_files[WORKER_ENV_KEY] = worker_env
+        server_env[setting(request.type, "WORKER_ENV_FILE")] = (
+            f"{TOKEN_DIR}/{WORKER_ENV_KEY}"
+        )
     row = new_row(
         request,
         env,
@@ -137,14 +190,7 @@ def plan(
         labels=labels,
         annotations=annotations,
         # The image makes the server listen on its port on every address.
-        environment=server_environment(
-            request.type,
-            env,
-            settings,
-            limits,
-            controller_token=None,
-            network=network,
-        ),
+        environment=server_env,
         token_sha256=token_digest(minted.token),
         token_file_setting=setting(request.type, "TOKEN_SHA256_FILE"),
         port=port,
@@ -165,6 +211,12 @@ def plan(
         packages_path=PACKAGES,
         placement=placement(kube),
         firewall=firewall,
+        secret_files=secret_files,
+        egress_to=None if route is None else route.labels,
+        egress_port=EGRESS_PORT,
+        trust_config_map=None if route is None else route.trust_config_map,
+        trust_path=EGRESS_TRUST_DIR,
+        no_dns=route is not None,
     )
     return row, KubePlan(pod=pod, local_image=image)
 

@@ -103,6 +103,9 @@ class NoEngineBackends:
     def egress_counts(self) -> dict[str, int]:
         return {}
 
+    def prepare_egress(self, log: Callable[[str], None]) -> None:
+        del log
+
 
 class NoEngineBuilder:
     """An ``ImageBuilder`` whose every build fails with the reason."""

@@ -162,15 +162,19 @@ def secret_variable(secret: str) -> str | None:
 
 
 def proxy_worker_env(
-    backend_id: str, egress_token: str, secrets: Iterable[str]
+    backend_id: str,
+    egress_token: str,
+    secrets: Iterable[str],
+    proxy_host: str = "127.0.0.1",
 ) -> dict[str, str]:
     """What user code of an allow-list backend is given: the proxy variables naming
-    the loopback relay with the backend's credential, the trust bundle, and one
+    the proxy (the loopback relay on Docker, the proxy's Service on Kubernetes) with
+    the backend's credential, the trust bundle, and one
     marker variable per secret the policy names (its value a placeholder: the proxy
     adds the real one on the way out; names a reserved variable would take are
     skipped)."""
     credential = f"{quote(backend_id, safe='')}:{quote(egress_token, safe='')}"
-    proxy = f"http://{credential}@127.0.0.1:{EGRESS_PORT}"
+    proxy = f"http://{credential}@{proxy_host}:{EGRESS_PORT}"
     env = dict.fromkeys(PROXY_VARIABLES[:4], proxy)
     env |= {
         "NO_PROXY": "localhost,127.0.0.1,::1",

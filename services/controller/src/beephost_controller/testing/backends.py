@@ -61,6 +61,8 @@ class MemoryBackends:
         #: What ``egress_refusals`` answers, by backend id, and ``egress_counts``.
         self.refusals: dict[str, list[EgressRefusal]] = {}
         self.egress_decisions: dict[str, int] = {}
+        #: How many times the egress proxy was made ready ahead of a start.
+        self.egress_prepared = 0
         self._ids = itertools.count()
 
     def exit(self, backend_id: str, exit_code: int, *, oom: bool = False) -> None:
@@ -192,3 +194,7 @@ class MemoryBackends:
 
     def egress_counts(self) -> dict[str, int]:
         return dict(self.egress_decisions)
+
+    def prepare_egress(self, log: Callable[[str], None]) -> None:
+        self.egress_prepared += 1
+        log("egress proxy ready")
