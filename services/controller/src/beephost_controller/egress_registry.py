@@ -158,6 +158,19 @@ def open_egress(
         raise LaunchFailed(error, undone=True) from exc
 
 
+def ensure_quietly(ensure: Callable[[], object]) -> None:
+    """Make the proxy run after a restart of the controller, a failure logged (the
+    next allow-list start makes it again, and says why if it cannot)."""
+    try:
+        ensure()
+    except Exception as exc:  # the engine's, the image pipeline's, the disk's
+        logger.warning("the egress proxy could not be started: %s", exc)
+
+
+def in_background(work: Callable[[], None]) -> None:
+    threading.Thread(target=work, name="beephost-egress", daemon=True).start()
+
+
 def _with_secrets(backend: ProxyBackend, values: dict[str, str]) -> ProxyBackend:
     """The backend without the rules whose secret is not stored."""
     kept = [r for r in backend.allow if r.secret is None or r.secret.secret in values]

@@ -30,12 +30,16 @@ port taken meanwhile is retried with another).
 
 import logging
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from beephost_controller.egress_registry import MAX_REFUSALS, open_egress
+from beephost_controller.egress_registry import (
+    MAX_REFUSALS,
+    ensure_quietly,
+    in_background,
+    open_egress,
+)
 from beephost_controller.engine.code_volumes import CODE_FILL_WAIT, CodeVolumes
 from beephost_controller.engine.docker_egress import DockerEgress
 from beephost_controller.engine.docker_launch import launch
@@ -79,10 +83,6 @@ from beephost_controller.starts import (
 logger = logging.getLogger(__name__)
 
 
-def _in_thread(work: Callable[[], None]) -> None:
-    threading.Thread(target=work, name="beephost-egress", daemon=True).start()
-
-
 class DockerBackends:
     """Backends as Docker containers (a ``BackendEngine``).
 
@@ -120,7 +120,7 @@ class DockerBackends:
             {**self.extra_labels, **self._selector},
             spawn=spawn,
         )
-        self._spawn = spawn or _in_thread
+        self._spawn = spawn or in_background
         self.egress = egress or DockerEgress(
             settings,
             containers,
@@ -322,13 +322,7 @@ class DockerBackends:
         not wait for it; a start does, under the proxy's lock)."""
         self.egress.rebuild(live)
         if self.egress.registered:
-            self._spawn(self._ensure_quietly)
-
-    def _ensure_quietly(self) -> None:
-        try:
-            self.egress.ensure()
-        except Exception as exc:  # the engine's, the image pipeline's, the disk's
-            logger.warning("the egress proxy could not be started: %s", exc)
+            self._spawn(lambda: ensure_quietly(self.egress.ensure))
 
     # -- the egress audit --------------------------------------------------------------
 

@@ -25,7 +25,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from beephost_controller.egress_registry import MAX_REFUSALS, open_egress
+from beephost_controller.egress_registry import (
+    MAX_REFUSALS,
+    ensure_quietly,
+    in_background,
+    open_egress,
+)
 from beephost_controller.engine import kube_manifests as km
 from beephost_controller.engine.kube_api import KubeApi
 from beephost_controller.engine.kube_egress import KubeEgress
@@ -381,14 +386,15 @@ class KubeBackends:
 
     def _restore_egress(self, live: list[BackendRow]) -> None:
         """The proxy's configuration from the live backends (after a restart of the
-        controller), and the proxy run if one of them has an allow-list; a failure is
-        logged, and their starts or restarts make it again."""
+        controller), and the proxy made in the background if one of them has an
+        allow-list, as on Docker (its image and rollout may take minutes: start-up
+        does not wait for them; a start does, under the proxy's lock)."""
         try:
             self.egress.rebuild(live)
-            if self.egress.registry.registered:
-                self.egress.ensure()
-        except Exception as exc:  # BeepHostError, ImageError, ContainerEngineError
-            logger.warning("the egress proxy could not be started: %s", exc)
+        except ContainerEngineError as exc:
+            logger.warning("egress: the proxy's configuration not written: %s", exc)
+        if self.egress.registry.registered:
+            in_background(lambda: ensure_quietly(self.egress.ensure))
 
     def image_disk_use(self) -> dict[str, int]:
         return {}  # the nodes' and the registry's disks are the cluster's business

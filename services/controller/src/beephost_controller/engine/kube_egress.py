@@ -36,6 +36,7 @@ from beephost_controller.engine.docker_egress import (
     own_addresses,
     proxy_name,
 )
+from beephost_controller.engine.kube_status import stuck
 from beephost_controller.engine.sandbox_env import selector
 from beephost_controller.images.egress_proxy import PROXY_COMMAND
 from beephost_controller.kube_settings import KubernetesSettings
@@ -291,7 +292,7 @@ class KubeEgress:
             for container in status.get("containerStatuses", []) or []:
                 waiting = (container.get("state") or {}).get("waiting") or {}
                 if waiting:
-                    return f": {waiting.get('reason')}: {waiting.get('message', '')}"
+                    return f": {stuck(waiting)}"
             for condition in status.get("conditions", []) or []:
                 if condition.get("status") == "False" and condition.get("message"):
                     return f": {condition.get('reason')}: {condition['message']}"

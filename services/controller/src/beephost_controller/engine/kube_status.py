@@ -92,7 +92,7 @@ def _seen(
     waiting = state.get("waiting") or {}
     reason = waiting.get("reason", "")
     if reason in STUCK:
-        return _exited(last, _stuck(waiting))
+        return _exited(last, stuck(waiting))
     if reason == "CrashLoopBackOff":
         # Past the controller's limit: the exit that last ended it, for good.
         return _exited(last) if out_of_restarts else _Seen("restarting")
@@ -128,12 +128,13 @@ def _init_failure(status: Mapping[str, Any]) -> _Seen | None:
         )
     waiting = state.get("waiting") or {}
     if waiting.get("reason", "") in STUCK:
-        return _exited({}, _stuck(waiting))
+        return _exited({}, stuck(waiting))
     return None
 
 
-def _stuck(waiting: Mapping[str, Any]) -> str:
-    """A waiting reason no wait will end, as a state's detail."""
+def stuck(waiting: Mapping[str, Any]) -> str:
+    """A container's waiting reason in words (``reason: message``): a stuck state's
+    detail, and why the egress proxy is not ready."""
     reason = waiting.get("reason", "")
     return f"{reason}: {waiting.get('message') or reason}"
 
