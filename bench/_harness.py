@@ -237,6 +237,12 @@ SOCKET_CASES: dict[str, tuple[str, Callable[[str], Client], str]] = {
         pipe_roundtrip.RpycClient,
         "RPyC classic conn.eval over UDS (1 hop)",
     ),
+    "relay": (
+        "_relay_server.py",
+        pipe_roundtrip.LineClient,
+        "the two-hop floor: the leanest asyncio server relaying to a worker process "
+        "(no validation, limits or sessions), raw socket client",
+    ),
 }
 
 

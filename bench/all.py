@@ -4,16 +4,19 @@
 
 1. ROUND TRIP, 1 client: bench/transports.py's servers and harness (all started at once,
    shuffled interleaved blocks): ``1+1`` through the raw Unix-socket floor, the pipe
-   backend, RPyC, bare FastAPI and the HTTP backend, bare grpcio and the gRPC backend,
-   and a Jupyter kernel's execute; p50 and p99 as ratios to the floor, p50 as "x faster
-   than Jupyter", each backend beside its peer. Interleaved with them, bench/plots.py's
+   backend, the two-hop floor (bench/_relay_server.py), RPyC, bare FastAPI and the HTTP
+   backend, bare grpcio and the gRPC backend, and a Jupyter kernel's execute; p50 and
+   p99 as ratios to the floor, p50 as "x faster than Jupyter", each backend beside its
+   peer, and the two-hop floor beside RPyC (no pipe backend, which keeps the hop, can
+   be faster than that floor). Interleaved with them, bench/plots.py's
    cases: a 640x480 matplotlib PNG returned through the SDK of each transport, beside a
    Jupyter kernel with matplotlib inline doing the same, as "x faster than Jupyter".
 2. THROUGHPUT, ``--clients`` (8) client processes at once per server, the same servers
    still up, blocks in shuffled rounds; req/s as a ratio to the floor's with as many
    clients. The backends' clients share the default session (one worker, which runs
    one request at a time by design); the pipe backend is measured a second time with
-   a session per client (a worker each). Beside each, its peer's req/s (goal >= 1x).
+   a session per client (a worker each). Beside each, its peer's req/s (goal >= 1x);
+   the two-hop floor's (one worker fed without waiting) beside RPyC's.
 3. CONTROLLER: bench/controller.py on the local Docker engine: start-to-ready per
    backend type beside the ``docker run`` container floor and a Jupyter kernel's spawn,
    environment re-create and ensure, a new fastapi environment's build.
@@ -83,6 +86,7 @@ OUTPUT = Path(__file__).resolve().parent.parent / "build" / "bench.md"
 THROUGHPUT = (  # the servers loaded with many clients; the floor is the baseline
     "floor",
     "pipe-backend",
+    "relay",
     "rpyc",
     "fastapi-bare",
     "http-backend",
@@ -107,7 +111,11 @@ THROUGHPUT_PEERS = (  # (ours, its peer): goal ours ≥ 1.0x the peer's req/s
     ("http-backend", "fastapi-bare"),
     ("grpc-backend", "grpc-bare"),
 )
-LABELS = {"floor": "floor (raw UDS socket)", "jupyter": "Jupyter kernel execute"}
+LABELS = {
+    "floor": "floor (raw UDS socket)",
+    "relay": "two-hop floor (relay + worker)",
+    "jupyter": "Jupyter kernel execute",
+}
 FULL = {  # the profile's defaults; a flag given wins
     "seconds": 3.0,
     "warmup": 0.5,
@@ -399,15 +407,13 @@ def plot_rows(run: Run) -> list[Row]:
 
 
 def peer_rows(run: Run) -> list[Row]:
+    """Each backend beside its peer; and the two-hop floor beside RPyC, the pipe
+    backend's peer on the same wire: a pipe backend can be no faster than the leanest
+    server relaying to a worker (no validation, limits or sessions)."""
     by_name = {r.name: r for r in run.results}
     rows = []
     for ours, peer, limit in PEERS:
         mine, theirs = by_name[ours].p(0.5), by_name[peer].p(0.5)
-        goal = (
-            ""
-            if limit is None
-            else f"≤ {limit:g}x {peer}: {met(mine / theirs <= limit)}"
-        )
         rows.append(
             Row(
                 "round trip vs peer",
@@ -416,9 +422,20 @@ def peer_rows(run: Run) -> list[Row]:
                 "µs",
                 f"{mine / theirs:.2f}x {peer}",
                 f"{peer} p50 {us(theirs)} µs",
-                goal,
+                f"≤ {limit:g}x {peer}: {met(mine / theirs <= limit)}",
             )
         )
+    relay, rpyc = by_name["relay"].p(0.5), by_name["rpyc"].p(0.5)
+    rows.append(
+        Row(
+            "round trip vs peer",
+            "two-hop floor p50 vs rpyc",
+            us(relay),
+            "µs",
+            f"{relay / rpyc:.2f}x rpyc",
+            f"rpyc p50 {us(rpyc)} µs",
+        )
+    )
     return rows
 
 
@@ -440,6 +457,20 @@ def throughput_rows(loads: list[Load], clients: int) -> list[Row]:
             )
         )
     by_name = {load.name: load for load in loads}
+    if "relay" in by_name and "rpyc" in by_name:
+        # The relay feeds its one worker without waiting (requests queued in order),
+        # which a session does not: it runs one request at a time by design.
+        ratio = by_name["relay"].rps / by_name["rpyc"].rps
+        rows.append(
+            Row(
+                "throughput vs peer",
+                f"two-hop floor x{clients}, one worker fed without waiting vs rpyc",
+                f"{by_name['relay'].rps:,.0f}",
+                "req/s",
+                f"{ratio:.2f}x rpyc",
+                f"rpyc x{clients} {by_name['rpyc'].rps:,.0f} req/s",
+            )
+        )
     for ours, peer in THROUGHPUT_PEERS:
         if ours not in by_name or peer not in by_name:
             continue

@@ -3,7 +3,9 @@
     uv run python bench/transports.py [--seconds S] [--block N] [--pin] [--seed N]
 
 Starts, at once and as separate processes: the raw Unix-socket FLOOR
-(bench/_floor_server.py), the pipe backend, RPyC classic (bench/_rpyc_server.py), BARE
+(bench/_floor_server.py), the pipe backend, the TWO-HOP FLOOR (bench/_relay_server.py:
+the leanest asyncio server relaying to a worker process), RPyC classic
+(bench/_rpyc_server.py), BARE
 FASTAPI (bench/_bare_fastapi.py) and our HTTP backend, BARE GRPCIO (bench/_bare_grpc.py)
 and our gRPC backend, and a Jupyter kernel (ipykernel through
 jupyter_client.KernelManager; bench/_jupyter.py). Then runs one ``1+1`` round trip per
@@ -62,6 +64,7 @@ def build(tmp: Path) -> list[Spec]:
     return [
         _harness.socket_spec("floor", tmp),
         pipe_spec(tmp),
+        _harness.socket_spec("relay", tmp),
         _harness.socket_spec("rpyc", tmp),
         *(
             _harness.port_spec(name, tmp)

@@ -186,6 +186,25 @@ def test_a_session_that_exhausts_the_process_limit_is_killed(env_python: str) ->
     assert out["zombies"] == []
 
 
+def test_a_fork_refused_between_requests_is_looked_into_after_the_next(
+    env_python: str,
+) -> None:
+    # The count is read once per request, against the last one this worker saw: the
+    # sleepers' group (5 of 8) is found out by the request after the refusal.
+    out = scenario(
+        env_python,
+        """
+        first = await run(worker, FORK_SLEEPERS)
+        limits.refused = 1
+        return {"first": first, "reply": await run(worker, "pass")}
+        """,
+    )
+    assert "result" in out["first"], out["first"]
+    assert out["reply"]["error"] == "SessionLost"
+    assert out["reply"]["data"]["reason_code"] == "process_limit"
+    assert out["zombies"] == []
+
+
 def test_a_refused_fork_elsewhere_spares_a_small_session(env_python: str) -> None:
     # Someone else hit the limit: a session with one child is not the fork bomb.
     out = scenario(

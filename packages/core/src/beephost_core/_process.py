@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from beephost_core import _bytecode
 from beephost_core.cgroup import ContainerLimits
 from beephost_core.config import ExecutorConfig
+from beephost_core.deadlines import DeadlineTimer
 from beephost_protocol.errors import (
     BeepHostError,
     ExecutionTimeout,
@@ -62,15 +63,18 @@ class _Channel(asyncio.Protocol):
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
+        # Kept: on Python 3.11 every asyncio.get_running_loop() is a getpid() system
+        # call, and the hot path asked four times per request.
+        self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.expect_id = 0  # only replies to this request id resolve the waiter
         # Waiting for the worker's hello (id 0) from the start: it may arrive before
         # the spawner gets to ask for it.
-        self.waiter: asyncio.Future[dict[str, Any]] | None = (
-            asyncio.get_running_loop().create_future()
-        )
+        self.waiter: asyncio.Future[dict[str, Any]] | None = self.loop.create_future()
         self.on_event: EventCallback | None = None
+        #: A reply to ``expect_id`` that came after its waiter was done (cancelled).
+        self.early_reply: dict[str, Any] | None = None
         #: The waiter gets the result's JSON text as it came (see _split_reply).
         self.raw = False
         self.broken: InternalError | None = None
@@ -109,6 +113,12 @@ class _Channel(asyncio.Protocol):
                     self.on_event(event, str(data or ""))
         elif self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(message)
+        else:
+            # Its waiter was cancelled or timed out a moment ago (the client's
+            # disconnect and this reply came in the same poll of the loop), and the
+            # side that settles the request expects the reply again. Dropped, it would
+            # interrupt an idle worker, wait out the grace and kill it: state lost.
+            self.early_reply = message
 
     def _break(self, reason: str) -> None:
         # The channel is corrupt: nothing after this can be trusted.
@@ -136,10 +146,13 @@ class _Channel(asyncio.Protocol):
     ) -> "asyncio.Future[dict[str, Any]]":
         if self.broken is not None or self.lost:
             raise self.broken or ConnectionResetError("worker gone")
+        early, self.early_reply = self.early_reply, None
         self.expect_id = request_id
         self.on_event = on_event
         self.raw = raw
-        self.waiter = asyncio.get_running_loop().create_future()
+        self.waiter = self.loop.create_future()
+        if early is not None and early.get("id") == request_id:
+            self.waiter.set_result(early)  # it came while nobody waited
         return self.waiter
 
 
@@ -193,17 +206,6 @@ def _split_reply(line: bytes) -> dict[str, Any] | None:
         return None
     head[RAW_RESULT] = line[cut + len(_RESULT_KEY) : end - 1]
     return head
-
-
-def _refused_since(before: int) -> bool:
-    """Whether the container's pids limit refused a fork since ``before`` was read."""
-    refused = container_limits().pids_refused()
-    return refused is not None and refused > before
-
-
-def _deadline_passed(future: "asyncio.Future[dict[str, Any]]") -> None:
-    if not future.done():
-        future.set_exception(TimeoutError())
 
 
 _encode_message = compact_encoder(ensure_ascii=True, allow_nan=True)
@@ -289,6 +291,7 @@ class WorkerProcess:
         self._next_id = 0
         self._stderr_tail: collections.deque[bytes] = collections.deque()
         self._stderr_task = asyncio.create_task(self._drain_stderr())
+        self._deadlines = DeadlineTimer(channel.loop)
         self._pidfd: int | None = None
         self._watch_exit()
         self.busy = False
@@ -299,6 +302,7 @@ class WorkerProcess:
         #: "out_of_memory" or "process_limit" (set by exit_reason and request).
         self.reason_code: str | None = None
         self._oom_kills = container_limits().oom_kills()  # the count before our time
+        self._refused_seen = container_limits().pids_refused() or 0
 
     @property
     def pid(self) -> int:
@@ -400,8 +404,7 @@ class WorkerProcess:
         Raises:
             BeepHostError: The worker's error, a timeout, or SessionLost if it died.
         """
-        limits = container_limits()
-        self._oom_kills = limits.oom_kills()
+        self._oom_kills = container_limits().oom_kills()
         self._next_id += 1
         request_id = self._next_id
         message = {
@@ -411,20 +414,18 @@ class WorkerProcess:
             "stream": on_event is not None,
         }
         # Once it ends, or fails with one of our errors, see whether its session
-        # exhausted the container's process limit (an async context manager did this
-        # once: a generator and two awaits per request, for a check that needs none;
-        # the coroutine that checks runs only when a fork was refused).
-        refused = limits.pids_refused()
+        # exhausted the container's process limit (the coroutine that checks runs only
+        # when a fork was refused).
         try:
             reply = await self._exchange(
                 request_id, message, deadline, grace, on_event, raw
             )
         except BeepHostError as exc:
-            if refused is not None and self.alive:
-                await self._check_process_limit(refused, exc)
+            if self.alive and self._fork_refused():
+                await self._check_process_limit(exc)
             raise
-        if refused is not None and _refused_since(refused):
-            await self._check_process_limit(refused, None)
+        if self._fork_refused():
+            await self._check_process_limit(None)
         return reply
 
     async def _exchange(
@@ -441,9 +442,7 @@ class WorkerProcess:
             future = self._channel.expect(request_id, on_event, raw)
             assert self._channel.transport is not None
             self._channel.transport.write(_encode_message(message).encode() + b"\n")
-            timer = asyncio.get_running_loop().call_at(
-                deadline, _deadline_passed, future
-            )
+            self._deadlines.watch(deadline, future)
             try:
                 reply = await future
             except TimeoutError:
@@ -460,7 +459,7 @@ class WorkerProcess:
                 await _to_the_end(self._settle(request_id, grace))
                 raise
             finally:
-                timer.cancel()
+                self._deadlines.unwatch()
         except ConnectionError as exc:
             raise await self._lost() from exc
         except InternalError:
@@ -479,8 +478,9 @@ class WorkerProcess:
         return result
 
     async def _expire(self, request_id: int, grace: float) -> dict[str, Any]:
-        self.interrupt()
         future = self._channel.expect(request_id, None)
+        if not future.done():  # else its reply raced the deadline: nothing to stop
+            self.interrupt()
         try:
             async with asyncio.timeout(grace):
                 reply = await future
@@ -516,9 +516,11 @@ class WorkerProcess:
         """
         if not self.alive:
             return
-        self.interrupt()
         try:
             future = self._channel.expect(request_id, None)
+            if future.done():  # its reply raced the cancellation: nothing to stop
+                return
+            self.interrupt()
             async with asyncio.timeout(grace):
                 await future
         except TimeoutError:
@@ -533,24 +535,29 @@ class WorkerProcess:
         except ConnectionError:
             pass  # it died: the session's next request reports it lost
 
-    async def _check_process_limit(
-        self, refused_before: int, cause: BaseException | None
-    ) -> None:
+    def _fork_refused(self) -> bool:
+        """Whether the container's process limit refused a fork since this worker last
+        looked: one read per request, against the count it saw last (a refusal between
+        two requests is looked into after the next; the check blames a group only by
+        its size)."""
+        refused = container_limits().pids_refused()
+        if refused is None or refused <= self._refused_seen:
+            return False
+        self._refused_seen = refused
+        return True
+
+    async def _check_process_limit(self, cause: BaseException | None) -> None:
         """Kill the session if its processes exhausted the container's process limit.
 
         Forks beyond the limit fail everywhere in the container: the server's threads,
-        new workers, every other session. When that happened during this request and
-        this worker's process group holds at least half of the limit, the group is the
-        culprit (a fork bomb): it is killed, as the OOM killer would a memory hog.
+        new workers, every other session. Called when that happened (``_fork_refused``):
+        if this worker's process group holds at least half of the limit, the group is
+        the culprit (a fork bomb): it is killed, as the OOM killer would a memory hog.
 
         Raises:
             SessionLost: With ``reason_code`` "process_limit".
         """
-        limits = container_limits()
-        refused = limits.pids_refused()
-        if refused is None or refused <= refused_before:
-            return
-        limit = limits.pids_limit()
+        limit = container_limits().pids_limit()
         members = len(process_group(self.pid))
         if limit is None or members < max(2, limit // 2):
             return
@@ -652,6 +659,7 @@ class WorkerProcess:
         if self._channel.transport is not None:
             self._channel.transport.close()
         self._unwatch()
+        self._deadlines.close()
         try:
             async with asyncio.timeout(_REAP_TIMEOUT):
                 await self._process.wait()  # also waits for its stderr to close

@@ -137,6 +137,7 @@ class Executor:
         self._files: FileService | None = None
         self._temporary_workspace: str | None = None
         self._starting: asyncio.Task[None] | None = None
+        self._running_loop: asyncio.AbstractEventLoop | None = None
         #: The loopback port relayed to the egress proxy (config.egress_socket).
         self.egress: EgressRelay | None = None
         self.metrics.track(
@@ -184,8 +185,15 @@ class Executor:
         cold start waited for the two one after the other).
         """
         if self._starting is None:
-            self._starting = asyncio.get_running_loop().create_task(self._start())
+            self._starting = self._loop().create_task(self._start())
         return self._starting
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the executor runs on, looked up once: on Python 3.11 every
+        ``asyncio.get_running_loop()`` is a ``getpid()`` system call."""
+        if self._running_loop is None:
+            self._running_loop = asyncio.get_running_loop()
+        return self._running_loop
 
     async def start(self) -> None:
         """Open the workspace, start the default session's worker and the idle reaper
@@ -519,13 +527,13 @@ class Executor:
         timeout = min(
             command.timeout or self.config.default_timeout, self.config.max_timeout
         )
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = self._loop().time() + timeout
         try:
             if session.lock.locked():  # only a queued request pays for a timer here
                 async with asyncio.timeout_at(deadline):
                     await session.lock.acquire()
             else:
-                await session.lock.acquire()
+                await session.lock.acquire()  # returns at once: no suspension
         except TimeoutError:
             raise ExecutionTimeout(
                 f"deadline of {timeout}s passed while the session was busy with another request",
@@ -541,7 +549,13 @@ class Executor:
                     "its state is lost",
                     {"session": session.id, "state_lost": True},
                 )
-            worker = await self._live_worker(session)
+            worker = session.worker
+            if (
+                worker is None
+                or not worker.alive
+                or session.lost_while_idle is not None
+            ):
+                worker = await self._live_worker(session)  # a coroutine only then
             session.requests += 1
             result = await worker.request(
                 op,

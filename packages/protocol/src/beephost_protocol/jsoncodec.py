@@ -21,12 +21,32 @@ Decode = Callable[[str], Any]
 def compact_encoder(*, ensure_ascii: bool, allow_nan: bool = False) -> Encode:
     """``json.JSONEncoder(ensure_ascii=..., allow_nan=..., separators=(",", ":")).encode``.
 
-    One difference: a value that contains itself overflows the stack (RecursionError)
-    instead of being reported as a circular reference (ValueError). Messages are built
-    from decoded JSON and models, which cannot contain themselves.
+    One difference (as ``encoder``'s): a value that contains itself overflows the stack
+    (RecursionError) instead of being reported as a circular reference (ValueError).
+    Messages are built from decoded JSON and models, which cannot contain themselves.
+    """
+    return encoder(
+        ensure_ascii=ensure_ascii, allow_nan=allow_nan, separators=(",", ":")
+    )
+
+
+def encoder(
+    *,
+    ensure_ascii: bool,
+    allow_nan: bool = True,
+    separators: tuple[str, str] = (", ", ": "),
+    default: Callable[[Any], Any] | None = None,
+) -> Encode:
+    """``json.JSONEncoder(...).encode`` with these options, its C encoder built once.
+
+    A value that contains itself overflows the stack (RecursionError) instead of being
+    reported as a circular reference (ValueError).
     """
     base = json.JSONEncoder(
-        ensure_ascii=ensure_ascii, allow_nan=allow_nan, separators=(",", ":")
+        ensure_ascii=ensure_ascii,
+        allow_nan=allow_nan,
+        separators=separators,
+        default=default,
     )
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # an interpreter without the C accelerator
@@ -36,12 +56,13 @@ def compact_encoder(*, ensure_ascii: bool, allow_nan: bool = False) -> Encode:
         if ensure_ascii
         else json.encoder.encode_basestring
     )
+    item, key = separators
     # The arguments JSONEncoder.iterencode passes, without the circular check's dict.
-    encoder = make(None, base.default, strings, None, ":", ",", False, False, allow_nan)
+    made = make(None, base.default, strings, None, key, item, False, False, allow_nan)
     join = "".join
 
     def encode(value: Any) -> str:
-        return join(encoder(value, 0))
+        return join(made(value, 0))
 
     return encode
 

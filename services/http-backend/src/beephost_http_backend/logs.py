@@ -12,7 +12,49 @@ import json
 import logging
 import sys
 import threading
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
+
+from beephost_protocol import jsoncodec
+
+ACCESS_LOGGER = "beephost_http_backend.access"
+#: Encodes a line as ``json.dumps(entry, ensure_ascii=False, default=str)`` does,
+#: without building an encoder per call (which dumps does when given options).
+_encode_line = jsoncodec.encoder(ensure_ascii=False, default=str)
+
+
+class AccessEntry(NamedTuple):
+    """One request's access line, as the request gate has it: a tuple, not a
+    ``LogRecord`` (making, filtering and dispatching a record per request cost more
+    than the request's own work in the server)."""
+
+    created: float
+    method: str
+    path: str
+    route: str
+    status: int
+    error: str | None
+    ms: float
+    bytes: int
+    client: str | None
+
+    def line(self) -> str:
+        """The line JsonFormatter writes for the same request's record."""
+        return _encode_line(
+            {
+                "ts": round(self.created, 3),
+                "level": "info",
+                "logger": ACCESS_LOGGER,
+                "msg": f"{self.method} {self.path} {self.status}",
+                "method": self.method,
+                "path": self.path,
+                "route": self.route,
+                "status": self.status,
+                "error": self.error,
+                "ms": self.ms,
+                "bytes": self.bytes,
+                "client": self.client,
+            }
+        )
 
 
 class JsonFormatter(logging.Formatter):
@@ -46,7 +88,7 @@ class BatchingHandler(logging.Handler):
         self.interval = interval
         self.max_buffered = max_buffered
         self.dropped = 0
-        self._lines: list[logging.LogRecord] = []
+        self._lines: list[logging.LogRecord | AccessEntry] = []
         self._writing = threading.Lock()  # one batch at a time, in order
         self._wake = threading.Event()
         self._closed = False
@@ -70,6 +112,17 @@ class BatchingHandler(logging.Handler):
         if record.levelno >= logging.WARNING:
             self._wake.set()
 
+    def access(self, entry: AccessEntry) -> None:
+        """Buffer one access line: the request gate's path, past the logging module's
+        (the access logger's level is still checked by the caller; its own handlers
+        and filters, if anyone added some, are not consulted)."""
+        assert self.lock is not None
+        with self.lock:
+            if len(self._lines) >= self.max_buffered:
+                self.dropped += 1
+                return
+            self._lines.append(entry)
+
     def flush(self) -> None:
         self._flush()
 
@@ -88,6 +141,9 @@ class BatchingHandler(logging.Handler):
                 dropped, self.dropped = self.dropped, 0
             lines = []
             for record in records:
+                if isinstance(record, AccessEntry):
+                    lines.append(record.line() + "\n")
+                    continue
                 try:
                     lines.append(self.format(record) + "\n")
                 except Exception:
@@ -114,6 +170,12 @@ class BatchingHandler(logging.Handler):
         super().close()
 
 
+#: The handler access lines go straight to (JSON on stdout: ``configure_logging``'s);
+#: None where logging was set up otherwise, and the access logger is used.
+_access_handler: BatchingHandler | None = None
+access_log = logging.getLogger(ACCESS_LOGGER)
+
+
 def configure_logging(stream: TextIO | None = None) -> BatchingHandler:
     """Route every logger to stdout (JSON unless it is a TTY); returns the handler.
 
@@ -129,5 +191,21 @@ def configure_logging(stream: TextIO | None = None) -> BatchingHandler:
     handler = BatchingHandler(stream)
     if not stream.isatty():
         handler.setFormatter(JsonFormatter())
+        global _access_handler  # one per process, set once at start
+        _access_handler = handler
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     return handler
+
+
+def log_access(entry: AccessEntry) -> None:
+    """Log one request's access line, if the access logger's level lets it through."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    if _access_handler is not None:
+        _access_handler.access(entry)
+        return
+    http = entry._asdict()
+    del http["created"]
+    access_log.info(
+        "%s %s %d", entry.method, entry.path, entry.status, extra={"http": http}
+    )

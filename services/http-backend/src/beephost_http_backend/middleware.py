@@ -9,7 +9,6 @@ runs out, answers the requests uvicorn cancels.
 """
 
 import asyncio
-import logging
 import time
 from typing import Any
 
@@ -23,6 +22,7 @@ from beephost_http_backend.errors import (
     status_of,
 )
 from beephost_http_backend.fastlane import FastLane
+from beephost_http_backend.logs import AccessEntry, log_access
 from beephost_http_backend.responses import encode
 from beephost_http_backend.state import BackendState
 from beephost_protocol.errors import (
@@ -34,8 +34,6 @@ from beephost_protocol.errors import (
     Unavailable,
     declared_body_too_large,
 )
-
-access_log = logging.getLogger("beephost_http_backend.access")
 
 #: The status of a body that is not JSON (an `invalid_request` on the wire).
 UNSUPPORTED_MEDIA_TYPE = 415
@@ -196,26 +194,20 @@ class RequestGate:
         )
         method: str = scope["method"]
         self.state.metrics.observe(method, template, progress.status, seconds)
-        if access_log.isEnabledFor(logging.INFO):
-            client = scope.get("client")
-            access_log.info(
-                "%s %s %d",
+        client = scope.get("client")
+        log_access(
+            AccessEntry(
+                time.time(),
                 method,
                 path,
+                template,
                 progress.status,
-                extra={
-                    "http": {
-                        "method": method,
-                        "path": path,
-                        "route": template,
-                        "status": progress.status,
-                        "error": scope.get(ERROR_CODE_KEY),
-                        "ms": round(seconds * 1000, 3),
-                        "bytes": progress.sent,
-                        "client": client[0] if client else None,
-                    }
-                },
+                scope.get(ERROR_CODE_KEY),
+                round(seconds * 1000, 3),
+                progress.sent,
+                client[0] if client else None,
             )
+        )
 
 
 class _Progress:

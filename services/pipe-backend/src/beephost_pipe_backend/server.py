@@ -135,6 +135,9 @@ class Connection(asyncio.Protocol):
         self.server = server
         self.settings = server.settings
         self.transport: asyncio.Transport | None = None
+        # Looked up once: on Python 3.11 every asyncio.get_running_loop() (and so
+        # asyncio.create_task) is a getpid() system call.
+        self.loop = asyncio.get_running_loop()
         limit = server.settings.max_frame_bytes
         self.decoder = FrameDecoder(max_line=limit, max_payload=limit)
         self.authenticated = not server.auth_required
@@ -184,7 +187,7 @@ class Connection(asyncio.Protocol):
     def pause_writing(self) -> None:
         # Unsent output is over the transport's high-water mark: read no new frames
         # until the client catches up (a client that never reads must not grow us).
-        self._writable = asyncio.get_running_loop().create_future()
+        self._writable = self.loop.create_future()
         self._pause_reading()
 
     def resume_writing(self) -> None:
@@ -279,7 +282,7 @@ class Connection(asyncio.Protocol):
                 return
             reserved = _reply_size(frame)
             self.reserved_bytes += reserved  # now: the next frame's check counts it
-            task = asyncio.create_task(self._serve(frame, reserved))
+            task = self.loop.create_task(self._serve(frame, reserved))
             self.tasks.add(task)
             task.add_done_callback(self._done)
         elif frame.type == "ping":

@@ -1,0 +1,65 @@
+"""DeadlineTimer: one loop timer serves a worker's requests, one at a time."""
+
+import asyncio
+
+import pytest
+
+from beephost_core.deadlines import DeadlineTimer
+
+
+async def test_a_request_past_its_deadline_times_out() -> None:
+    loop = asyncio.get_running_loop()
+    timer = DeadlineTimer(loop)
+    future: asyncio.Future[None] = loop.create_future()
+    timer.watch(loop.time() + 0.05, future)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(future, 5)
+
+
+async def test_a_later_request_keeps_the_armed_timer_and_gets_its_own_deadline() -> (
+    None
+):
+    loop = asyncio.get_running_loop()
+    timer = DeadlineTimer(loop)
+    first: asyncio.Future[None] = loop.create_future()
+    timer.watch(loop.time() + 0.05, first)
+    first.set_result(None)  # answered in time
+    timer.unwatch()
+    second: asyncio.Future[None] = loop.create_future()
+    timer.watch(loop.time() + 0.3, second)
+    assert timer.armed  # the first request's timer, not a new one
+    await asyncio.sleep(0.15)  # the first deadline passes: the second is not due
+    assert not second.done()
+    assert timer.armed  # armed again, at the second request's deadline
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(second, 5)
+
+
+async def test_an_earlier_deadline_than_the_armed_one_is_kept() -> None:
+    loop = asyncio.get_running_loop()
+    timer = DeadlineTimer(loop)
+    long: asyncio.Future[None] = loop.create_future()
+    timer.watch(loop.time() + 60, long)
+    long.set_result(None)
+    timer.unwatch()
+    short: asyncio.Future[None] = loop.create_future()
+    timer.watch(loop.time() + 0.05, short)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(short, 5)  # long before the first request's 60 s
+    timer.close()
+
+
+async def test_an_idle_worker_is_not_timed_out_and_close_disarms() -> None:
+    loop = asyncio.get_running_loop()
+    timer = DeadlineTimer(loop)
+    answered: asyncio.Future[None] = loop.create_future()
+    timer.watch(loop.time() + 0.05, answered)
+    answered.set_result(None)
+    timer.unwatch()
+    await asyncio.sleep(0.1)  # fires while idle: nothing to expire, nothing re-armed
+    assert not timer.armed
+    later: asyncio.Future[None] = loop.create_future()
+    timer.watch(loop.time() + 60, later)
+    timer.close()
+    assert not timer.armed
+    assert not later.done()
