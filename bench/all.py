@@ -8,7 +8,9 @@
    backend, bare grpcio and the gRPC backend, and a Jupyter kernel's execute; p50 and
    p99 as ratios to the floor, p50 as "x faster than Jupyter", each backend beside its
    peer, and the two-hop floor beside RPyC (no pipe backend, which keeps the hop, can
-   be faster than that floor). Interleaved with them, bench/plots.py's
+   be faster than that floor); the hop's own cost (two-hop floor minus floor) beside
+   the margin each peer goal leaves (a goal whose margin the hop alone exceeds cannot
+   be met by a backend that keeps the hop). Interleaved with them, bench/plots.py's
    cases: a 640x480 matplotlib PNG returned through the SDK of each transport, beside a
    Jupyter kernel with matplotlib inline doing the same, as "x faster than Jupyter".
 2. THROUGHPUT, ``--clients`` (8) client processes at once per server, the same servers
@@ -78,7 +80,7 @@ from bench import (
     pools,
     transports,
 )
-from bench._harness import Run, Spec
+from bench._harness import Result, Run, Spec
 from bench._options import bench_parser
 from bench.pipe_roundtrip import ClientGroup
 
@@ -436,6 +438,30 @@ def peer_rows(run: Run) -> list[Row]:
             f"rpyc p50 {us(rpyc)} µs",
         )
     )
+    rows.extend(hop_rows(by_name))
+    return rows
+
+
+def hop_rows(by_name: dict[str, Result]) -> list[Row]:
+    """What the hop alone costs (two-hop floor p50 minus floor p50: the same raw
+    server with and without a worker process behind it) against what each goal leaves
+    over its peer ((limit - 1) x the peer's p50). Where the hop costs more than the
+    margin, no backend that keeps the hop can meet that goal, however lean its code."""
+    hop = by_name["relay"].p(0.5) - by_name["floor"].p(0.5)
+    rows = []
+    for ours, peer, limit in PEERS:
+        margin = (limit - 1) * by_name[peer].p(0.5)
+        rows.append(
+            Row(
+                "the hop vs each goal",
+                f"hop's own cost vs the margin {ours}'s goal leaves",
+                us(hop),
+                "µs",
+                f"margin {us(margin)} µs",
+                f"≤ {limit:g}x {peer} p50",
+                f"the hop fits the margin: {'yes' if hop <= margin else 'no'}",
+            )
+        )
     return rows
 
 

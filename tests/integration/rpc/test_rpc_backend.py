@@ -591,6 +591,35 @@ async def test_drain_finishes_short_calls_and_releases_long_ones(
     assert 1.0 <= time.monotonic() - started < 3.0
 
 
+async def test_a_drain_that_runs_out_answers_code_ignoring_the_interrupt(
+    start_backend: StartBackend,
+) -> None:
+    """The released call's code ignores SIGINT: its worker is killed after the kill
+    grace (0.5 s here) and the call is still answered ``unavailable``, not with the
+    kill's ``session_lost``; the server goes on to stop."""
+    backend = await start_backend()
+    stub = backend.stub()
+    stubborn = asyncio.ensure_future(
+        stub.Execute(
+            pb.ExecuteRequest(
+                code="import signal, time\n"
+                "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                "time.sleep(30)"
+            ),
+            timeout=T,
+        )
+    )
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    await asyncio.wait_for(backend.server.shutdown(0.5), T)
+    elapsed = time.monotonic() - started
+    code, error = await rpc_error(stubborn)
+    assert code == grpc.StatusCode.UNAVAILABLE
+    assert isinstance(error, errors.Unavailable)
+    assert "outcome is unknown" in error.message
+    assert 0.5 + 0.5 <= elapsed < 0.5 + 0.5 + 2.0  # drain, kill grace, then the stop
+
+
 async def test_port_in_use_is_refused(start_backend: StartBackend) -> None:
     backend = await start_backend()
     with pytest.raises(RuntimeError):

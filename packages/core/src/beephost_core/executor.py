@@ -51,6 +51,14 @@ class Session:
     requests: int = 0
     lost_while_idle: str | None = None  # reported once, by the next request
 
+    def ready_worker(self) -> WorkerProcess | None:
+        """Its worker if a request can go straight to it; None when one must be made
+        or a loss reported first (``Executor._live_worker``)."""
+        worker = self.worker
+        if worker is None or not worker.alive or self.lost_while_idle is not None:
+            return None
+        return worker
+
 
 def _worker_params(command: models.Command) -> tuple[str, dict[str, Any]]:
     """The worker operation and parameters for a command that runs in a worker."""
@@ -549,13 +557,8 @@ class Executor:
                     "its state is lost",
                     {"session": session.id, "state_lost": True},
                 )
-            worker = session.worker
-            if (
-                worker is None
-                or not worker.alive
-                or session.lost_while_idle is not None
-            ):
-                worker = await self._live_worker(session)  # a coroutine only then
+            # _live_worker is a coroutine: awaited only when the worker is not ready
+            worker = session.ready_worker() or await self._live_worker(session)
             session.requests += 1
             result = await worker.request(
                 op,
@@ -583,6 +586,9 @@ class Executor:
         return result
 
     async def _live_worker(self, session: Session) -> WorkerProcess:
+        ready = session.ready_worker()
+        if ready is not None:
+            return ready
         if session.lost_while_idle is not None:
             reason, session.lost_while_idle = session.lost_while_idle, None
             raise SessionLost(
@@ -590,8 +596,6 @@ class Executor:
                 {"session": session.id, "reason": reason},
             )
         worker = session.worker
-        if worker is not None and worker.alive:
-            return worker
         if worker is not None:  # died while idle: say so once, then start afresh
             reason = await worker.exit_reason()
             await self._retire_worker(session, reason)

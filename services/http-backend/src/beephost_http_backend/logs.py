@@ -22,6 +22,11 @@ ACCESS_LOGGER = "beephost_http_backend.access"
 _encode_line = jsoncodec.encoder(ensure_ascii=False, default=str)
 
 
+def _head(created: float, level: str, logger: str, msg: str) -> dict[str, Any]:
+    """The fields every line starts with, in this order."""
+    return {"ts": round(created, 3), "level": level, "logger": logger, "msg": msg}
+
+
 class AccessEntry(NamedTuple):
     """One request's access line, as the request gate has it: a tuple, not a
     ``LogRecord`` (making, filtering and dispatching a record per request cost more
@@ -39,34 +44,32 @@ class AccessEntry(NamedTuple):
 
     def line(self) -> str:
         """The line JsonFormatter writes for the same request's record."""
-        return _encode_line(
-            {
-                "ts": round(self.created, 3),
-                "level": "info",
-                "logger": ACCESS_LOGGER,
-                "msg": f"{self.method} {self.path} {self.status}",
-                "method": self.method,
-                "path": self.path,
-                "route": self.route,
-                "status": self.status,
-                "error": self.error,
-                "ms": self.ms,
-                "bytes": self.bytes,
-                "client": self.client,
-            }
+        entry = _head(
+            self.created,
+            "info",
+            ACCESS_LOGGER,
+            f"{self.method} {self.path} {self.status}",
         )
+        entry.update(
+            method=self.method,
+            path=self.path,
+            route=self.route,
+            status=self.status,
+            error=self.error,
+            ms=self.ms,
+            bytes=self.bytes,
+            client=self.client,
+        )
+        return _encode_line(entry)
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per record; a record's ``http`` dict is merged in, flat."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
+        entry = _head(
+            record.created, record.levelname.lower(), record.name, record.getMessage()
+        )
         http = getattr(record, "http", None)
         if isinstance(http, dict):
             entry.update(http)
@@ -74,7 +77,7 @@ class JsonFormatter(logging.Formatter):
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             entry["exc"] = record.exc_text
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return _encode_line(entry)
 
 
 class BatchingHandler(logging.Handler):

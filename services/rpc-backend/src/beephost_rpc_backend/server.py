@@ -131,7 +131,7 @@ class RpcServer:
 
     async def ready(self) -> None:
         """Accept calls; health follows the executor's readiness from now on."""
-        self.servicer.accepting = True
+        self.servicer.open()
         await self._sync_health()
         self._watcher = asyncio.create_task(self._watch_executor())
 

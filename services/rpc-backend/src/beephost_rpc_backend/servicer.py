@@ -115,10 +115,13 @@ def _unary(decode: Decode[Request], encode: Callable[[Result], Reply]) -> Any:
 class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
     """``beephost.exec.v1.Executor`` over one core Executor.
 
-    A command runs in its own task. When the client cancels, goes away or its deadline
+    A unary call runs its command in its handler's task (a task of its own would cost
+    two more loop turns per call). When the client cancels, goes away or its deadline
     passes, gRPC cancels the handler, which cancels the command: the core interrupts
     its code (and kills a worker that ignores the interrupt after the grace) before the
-    session takes its next request. A drain releases handlers without cancelling.
+    session takes its next request. A drain that runs out cancels the handlers still
+    running the same way and answers them ``unavailable``. A streamed execution runs in
+    a task of its own, which the drain releases without cancelling.
     """
 
     def __init__(
@@ -128,8 +131,12 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
         self.max_timeout = max_timeout
         self.accepting = False  # set once the executor has started; cleared on drain
         self.draining = False
-        # Running commands, each with the future its handler waits on.
+        self.loop: asyncio.AbstractEventLoop | None = None  # the server's, once open
+        # Streamed commands, each with the future its handler waits on.
         self.inflight: dict[asyncio.Task[Result], asyncio.Future[None]] = {}
+        # Handlers of unary calls running their commands; those a drain cancelled.
+        self.handlers: set[asyncio.Task[Any]] = set()
+        self.released: set[asyncio.Task[Any]] = set()
         self.rejected = Counter(
             "beephost_grpc_rejected_requests",
             "Calls answered with an error before reaching the core, by code.",
@@ -236,6 +243,12 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
             if reader is not None:
                 reader.close()
 
+    def open(self) -> None:
+        """Accept calls (the executor has started)."""
+        # Kept: on Python 3.11 each lookup of the running loop is a getpid() call.
+        self.loop = asyncio.get_running_loop()
+        self.accepting = True
+
     def _check_accepting(self) -> None:
         """Unavailable while the server starts or drains (the client retries)."""
         if not self.accepting:
@@ -280,18 +293,26 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
         encode: Callable[[Result], Reply],
     ) -> Reply:
         command: models.Command | None = None
+        handler = asyncio.current_task(self.loop)
+        assert handler is not None  # grpc runs each call in a task
         try:
             command, metadata = self._admit(context, decode, request)
-            lease = asked_lease(metadata)
-            task, done = self._start(command, lease=lease)
+            self.handlers.add(handler)
             try:
-                await done
-            except asyncio.CancelledError:
-                task.cancel()  # the call was cancelled: the core interrupts the code
-                raise
-            return encode(self._result(task))
-        except Exception as exc:
-            await self._abort(context, command, exc)
+                result = await self.executor.run(command, lease=asked_lease(metadata))
+            finally:
+                self.handlers.discard(handler)
+            return encode(result)
+        except BaseException as caught:
+            if handler in self.released:
+                # A drain ran out and cancelled it; the core stopped its code (or
+                # killed a worker that ignored the interrupt, hence BaseException).
+                self.released.discard(handler)
+                handler.uncancel()
+                await self._abort(context, command, _unknown_outcome())
+            if not isinstance(caught, Exception):
+                raise  # cancelled by gRPC (the client's doing): no one to answer
+            await self._abort(context, command, caught)
 
     def _admit(
         self, context: Context, decode: Decode[Request], request: Request
@@ -346,9 +367,7 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
 
     def _result(self, task: asyncio.Task[Result]) -> Result:
         if not task.done():  # released by drain() before the command finished
-            raise Unavailable(
-                "the server shut down before the request finished; its outcome is unknown"
-            )
+            raise _unknown_outcome()
         return task.result()
 
     async def _abort(
@@ -384,16 +403,30 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
     async def drain(self, grace: float) -> None:
         """Refuse new calls, wait up to ``grace`` seconds for running ones, release the rest.
 
-        Released calls are answered ``unavailable``; their commands run on until the
-        executor closes.
+        Released calls are answered ``unavailable``: a unary call once the core has
+        interrupted its code (as when its client cancels); a streamed execution at
+        once, its command running on until the executor closes.
         """
         self.accepting = False
         self.draining = True
-        if self.inflight and grace > 0:
-            await asyncio.wait(list(self.inflight), timeout=grace)
+        running = [*self.inflight, *self.handlers]
+        if running and grace > 0:
+            await asyncio.wait(running, timeout=grace)
         for done in self.inflight.values():
             if not done.done():
                 done.set_result(None)
+        stuck = list(self.handlers)
+        for handler in stuck:
+            self.released.add(handler)
+            handler.cancel()
+        if stuck:  # each answers once its code stopped, or its worker was killed
+            await asyncio.wait(stuck, timeout=self.executor.config.kill_grace + 1)
+
+
+def _unknown_outcome() -> Unavailable:
+    return Unavailable(
+        "the server shut down before the request finished; its outcome is unknown"
+    )
 
 
 def _first_length(reader: FileReader, offset: int, length: int | None) -> int:
