@@ -17,7 +17,7 @@ import tarfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -31,6 +31,26 @@ REPO = HERE.resolve().parents[1]
 TEST_LABEL = "io.beephost.test"
 TESTBED_LABEL = "io.beephost.testbed=true"
 T = TypeVar("T")
+#: Lines of a controller's log a failed test's report shows.
+LOG_TAIL = 200
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test that used a ``controller`` reports its log's tail: a flake on
+    CI is then explained by the run that had it."""
+    report = yield
+    fixtures = getattr(item, "funcargs", {})
+    controller = fixtures.get("controller")
+    if report.failed and controller is not None and hasattr(controller, "log"):
+        try:
+            tail = "\n".join(controller.log().splitlines()[-LOG_TAIL:])
+        except Exception as exc:  # the report must not fail for the log
+            tail = f"(no log: {exc!r})"
+        report.sections.append(("controller log", tail))
+    return report
 
 
 def unavailable(reason: str) -> NoReturn:

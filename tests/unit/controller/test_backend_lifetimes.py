@@ -7,10 +7,10 @@ import pytest
 from pydantic import ValidationError
 
 from beephost_controller.backends import BackendRequest, BackendService
-from beephost_controller.ports import ContainerEngineError
+from beephost_controller.ports import ContainerEngineError, ContainerState
 from beephost_controller.rows import BackendRow
 from beephost_controller.schemas.backends import BackendCreate
-from beephost_controller.testing import SetClock
+from beephost_controller.testing import MemoryContainers, SetClock
 from beephost_protocol.errors import Unavailable
 from tests.unit.controller.support import (
     backend_service,
@@ -137,6 +137,35 @@ def test_a_backend_idle_for_its_timeout_is_stopped_and_says_why(
         )
         == 1.0
     )
+
+
+class _Broken(MemoryContainers):
+    """An engine that cannot say what became of one container (a client's bug, a
+    stream cut in a way no engine error names)."""
+
+    def __init__(self) -> None:
+        super().__init__(healthy=True)
+        self.broken: set[str] = set()
+
+    def container_state(self, ref: str) -> ContainerState | None:
+        if self._find(ref) in self.broken:
+            raise RuntimeError(f"no state for {ref}")
+        return super().container_state(ref)
+
+
+def test_one_backend_that_fails_its_sweep_leaves_the_others_supervised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = _Broken()
+    service = backend_service(tmp_path, containers=engine, clock=SetClock())
+    broken = service.start(BackendRequest(environment="e", type="http"))
+    idle = service.start(BackendRequest(environment="e", type="rpc", idle_timeout=5))
+    engine.broken.add(broken.container_name)
+    engine.report_idle(idle.container_name, 5)
+    service.supervise()
+    stopped = service.get_row(idle.id)
+    assert (stopped.status, stopped.reason) == ("stopped", "idle")
+    assert f"supervising backend {broken.id} failed" in caplog.text
 
 
 def test_no_report_or_no_timeout_never_stops_a_backend(tmp_path: Path) -> None:

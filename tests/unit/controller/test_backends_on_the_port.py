@@ -8,10 +8,11 @@ import pytest
 from beephost_controller.backends import BackendRequest, BackendService
 from beephost_controller.metrics import ControllerMetrics
 from beephost_controller.ports import LaunchFailed
+from beephost_controller.rows import BackendRow
 from beephost_controller.settings import Settings
 from beephost_controller.store import SqliteStore
 from beephost_controller.testing import MemoryBackends, SetClock
-from beephost_protocol.errors import Unavailable
+from beephost_protocol.errors import NotFound, Unavailable
 from tests.unit.controller.support import ready_environment
 
 START = BackendRequest(environment="e", type="http")
@@ -50,6 +51,35 @@ def test_a_failed_launch_leaves_a_row_only_for_what_stays(
         (row,) = rows
         assert (row.status, row.id in engine.running) == ("exited", True)
         assert row.reason == "failed: no room on the node"
+
+
+@pytest.mark.parametrize("stop", ["ttl", "delete"])
+def test_a_backend_stopped_while_it_launched_leaves_no_sandbox(
+    tmp_path: Path, stop: str
+) -> None:
+    # On Kubernetes a launch first publishes its image (seconds): a lifetime can end,
+    # or a DELETE come, before its pod exists; the pod made after that stop goes too.
+    clock = SetClock()
+    engine = MemoryBackends(clock=clock)
+    service = _service(tmp_path, engine)
+
+    def stopped_meanwhile(row: BackendRow) -> None:
+        if stop == "ttl":
+            clock.now = row.created_at + 5
+            service.supervise()
+        else:
+            service.stop(row.id)
+
+    engine.while_launching = stopped_meanwhile
+    request = BackendRequest(environment="e", type="rpc", ttl=5)
+    if stop == "ttl":
+        row = service.start(request)
+        assert (row.status, row.reason) == ("stopped", "expired")
+    else:
+        with pytest.raises(NotFound):
+            service.start(request)
+    assert engine.running == {}
+    assert len(engine.removed) == 1
 
 
 def test_the_supervisor_restarts_a_crash_through_the_engine(tmp_path: Path) -> None:

@@ -136,7 +136,22 @@ class BackendService:
                 update = BackendUpdate(status="exited", reason=f"failed: {why}")
                 self.store.update_backend(row.id, update)
             raise failed.error from failed.__cause__
+        self._undo_if_stopped_meanwhile(row)
         return self.refresh(row.id)
+
+    def _undo_if_stopped_meanwhile(self, launched: BackendRow) -> None:
+        """A backend stopped while it launched (its lifetime ended, a DELETE came)
+        may have had part of its sandbox made after that stop removed it: it goes
+        now, or it would run with no row to say so until the next reconciliation."""
+        row = self.store.backend(launched.id)
+        if row is not None and row.status != "stopped":
+            return
+        logger.info("backend %s was stopped while it started: removing it", launched.id)
+        try:
+            self.engine.remove(row or launched)
+        except ContainerEngineError as exc:
+            # Left to reconciliation: a retired row's sandbox, or an orphan's.
+            logger.warning("could not remove backend %s: %s", launched.id, exc)
 
     def room(self) -> int | None:
         """How many more backends MAX_BACKENDS allows now (None: no limit)."""

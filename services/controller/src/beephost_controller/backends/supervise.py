@@ -77,6 +77,10 @@ def supervise(service: Supervision) -> list[str]:
             continue  # stopped meanwhile
         except ContainerEngineError as exc:
             logger.warning("supervising backend %s failed: %s", row.id, exc)
+        except Exception:
+            # One backend's surprise must not end the sweep: the backends after it
+            # would never be stopped at their lifetime or idle timeout.
+            logger.exception("supervising backend %s failed", row.id)
     service.metrics.count_backends(
         [(r.type, r.status) for r in service.store.backends()]
     )

@@ -11,6 +11,7 @@ import logging
 import os
 import tarfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 from beephost_controller.engine.docker_plan import SOCKET_DIR_MODE, DockerPlan
@@ -78,7 +79,6 @@ def _make(
     pick_port: Callable[[str, set[int]], int],
     clock: Callable[[], float],
 ) -> None:
-    row, taken = planned.row, set(planned.held_ports)
     try:
         if planned.network is not None:
             containers.ensure_network(planned.network, planned.network_labels)
@@ -86,35 +86,84 @@ def _make(
             containers.create_volume(volume, planned.spec.labels)
         if planned.socket_dir is not None:
             _make_socket_dir(planned.socket_dir, planned.socket_dir_owner)
-        # The container that publishes the port first: a relay before its backend,
-        # so a crash between the two leaves a row without container (marked missing,
-        # its relay removed with it), never a backend adopted without its way in.
-        for attempt in range(1, planned.port_attempts + 1):
-            if planned.relay is None:
-                container_id = _create_backend(containers, planned, record)
-            else:
-                container_id = containers.create_container(planned.relay)
-            started = clock()
-            try:
-                containers.start_container(container_id)
-            except PortInUse:
-                if attempt == planned.port_attempts:
-                    raise
-                # Taken since it was chosen: another port, in a new container.
-                port = planned.row.config.port
-                logger.info("host port %s is taken: choosing another", port)
-                containers.remove_container(container_id)
-                taken.add(port or 0)
-                planned = planned.with_port(pick_port(row.config.bind_address, taken))
-                record(BackendUpdate(config=planned.row.config))
-                continue
-            break
-        if planned.relay is not None:
-            started = clock()
-            containers.start_container(_create_backend(containers, planned, record))
+        # The container that publishes the port is created first: a relay before its
+        # backend, so a crash between the two leaves a row without container (marked
+        # missing, its relay removed with it), never a backend adopted without its
+        # way in. The relay then starts while the backend is made and started: its
+        # start is off a cold start's critical path.
+        if planned.relay is None:
+            planned, started = _start_publisher(
+                containers,
+                planned,
+                record,
+                pick_port,
+                clock,
+                lambda plan: _create_backend(containers, plan, record),
+            )
+        else:
+            first = containers.create_container(planned.relay)
+            with ThreadPoolExecutor(1, thread_name_prefix="beephost-relay") as pool:
+                relayed = pool.submit(
+                    _start_publisher,
+                    containers,
+                    planned,
+                    record,
+                    pick_port,
+                    clock,
+                    lambda plan: _create_relay(containers, plan),
+                    first,
+                )
+                try:
+                    backend = _create_backend(containers, planned, record)
+                    started = clock()
+                    containers.start_container(backend)
+                finally:
+                    # Waited for either way: what undo removes must all be made.
+                    planned, _ = relayed.result()
         record(BackendUpdate(created_at=started))
     except (ContainerEngineError, OSError) as exc:
         raise _Failed(planned, exc) from exc
+
+
+def _start_publisher(
+    containers: BackendContainers,
+    planned: DockerPlan,
+    record: Record,
+    pick_port: Callable[[str, set[int]], int],
+    clock: Callable[[], float],
+    create: Callable[[DockerPlan], str],
+    created: str | None = None,
+) -> tuple[DockerPlan, float]:
+    """Start the container that publishes the backend's port (``created``, else one
+    ``create`` makes); a host port taken since the plan chose it is retried with
+    another, in a new container. The plan with the port used, and when it started.
+
+    Raises:
+        _Failed: With the plan last tried (its port is the one a refusal names).
+    """
+    taken = set(planned.held_ports)
+    try:
+        container_id = created or create(planned)
+        for attempt in range(1, planned.port_attempts + 1):
+            started = clock()
+            try:
+                containers.start_container(container_id)
+                return planned, started
+            except PortInUse:
+                if attempt == planned.port_attempts:
+                    raise
+            port = planned.row.config.port
+            logger.info("host port %s is taken: choosing another", port)
+            containers.remove_container(container_id)
+            taken.add(port or 0)
+            planned = planned.with_port(
+                pick_port(planned.row.config.bind_address, taken)
+            )
+            record(BackendUpdate(config=planned.row.config))
+            container_id = create(planned)
+    except (ContainerEngineError, OSError) as exc:
+        raise _Failed(planned, exc) from exc
+    raise AssertionError("unreachable: the last attempt raises")
 
 
 def refusal(planned: DockerPlan, exc: Exception) -> BeepHostError:
@@ -141,6 +190,11 @@ def _create_backend(
         )
     record(BackendUpdate(container_id=container_id))
     return container_id
+
+
+def _create_relay(containers: BackendContainers, planned: DockerPlan) -> str:
+    assert planned.relay is not None  # a plan with a relay keeps one at every port
+    return containers.create_container(planned.relay)
 
 
 def _make_socket_dir(path: Path, owner: tuple[int, int] | None) -> None:

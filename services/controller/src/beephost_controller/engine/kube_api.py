@@ -15,6 +15,7 @@ import kubernetes.client
 import kubernetes.config
 import kubernetes.stream
 import urllib3.exceptions
+import websocket
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream.ws_client import ERROR_CHANNEL
 
@@ -25,6 +26,14 @@ from beephost_controller.ports import (
 )
 
 Manifest = dict[str, Any]
+
+#: Seconds a call to the API server may take to connect, then to answer: a server
+#: that never answers fails the call and never hangs its thread (one thread sweeps
+#: every backend: a hung call would stop every lifetime and idle timeout).
+REQUEST_TIMEOUT = (10.0, 60.0)
+#: Seconds an exec's websocket may wait to connect or for the rest of a frame (the
+#: client sets none: ``stream`` makes its socket with websocket-client's default).
+EXEC_SOCKET_TIMEOUT = 30.0
 
 #: The kinds the engine makes, by the client method families that handle them.
 _KINDS = {
@@ -53,6 +62,7 @@ def mapped_errors(action: str) -> Iterator[None]:
         urllib3.exceptions.HTTPError,
         OSError,
         kubernetes.config.ConfigException,
+        websocket.WebSocketException,  # an exec's stream cut or timed out
     ) as exc:
         raise ContainerEngineError(f"{action}: {exc}") from exc
 
@@ -82,6 +92,8 @@ class KubeApi:
         self._apps = kubernetes.client.AppsV1Api(api)
         self._version = kubernetes.client.VersionApi(api)
         self._custom = kubernetes.client.CustomObjectsApi(api)
+        # Process-wide, but only exec streams use websocket-client here.
+        websocket.setdefaulttimeout(EXEC_SOCKET_TIMEOUT)
 
     @classmethod
     def connect(cls, kubeconfig: str | None, namespace: str) -> "KubeApi":
@@ -103,7 +115,7 @@ class KubeApi:
     def server_version(self) -> tuple[int, int]:
         """The API server's (major, minor), e.g. (1, 20)."""
         with mapped_errors("read the server's version"):
-            info = self._version.get_code()
+            info = self._version.get_code(_request_timeout=REQUEST_TIMEOUT)
         minor = "".join(ch for ch in info.minor if ch.isdigit())
         return int(info.major), int(minor or 0)
 
@@ -113,7 +125,9 @@ class KubeApi:
             group
         ]
         method = getattr(api, f"{verb}_namespaced_{noun}")
-        return method(*args, namespace=self.namespace, **kwargs)
+        return method(
+            *args, namespace=self.namespace, _request_timeout=REQUEST_TIMEOUT, **kwargs
+        )
 
     def create(self, manifest: Manifest) -> Manifest:
         """Create an object; the API server's view of it (with its uid)."""
@@ -171,6 +185,7 @@ class KubeApi:
                     "pods",
                     pod,
                     _preload_content=False,
+                    _request_timeout=REQUEST_TIMEOUT,
                 )
         except ContainerGone:  # 404: no metrics-server, or no sample yet
             return None
@@ -189,6 +204,7 @@ class KubeApi:
                 container=container,
                 tail_lines=tail,
                 timestamps=timestamps,
+                _request_timeout=REQUEST_TIMEOUT,
             )
         return str(text)
 
@@ -201,6 +217,7 @@ class KubeApi:
                 self.namespace,
                 path.lstrip("/"),
                 _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT,
             )
         data: bytes = getattr(response, "data", b"")
         return data.decode(errors="replace")

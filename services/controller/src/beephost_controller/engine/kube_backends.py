@@ -254,8 +254,10 @@ class KubeBackends:
                 timeout=10,
             )
             seconds = float(output.strip()) if status == 0 else None
-        except (ContainerEngineError, ValueError):
-            seconds = None  # not known: never a reason to stop it
+        except (ContainerEngineError, ValueError) as exc:
+            # Not known: never a reason to stop it (said, as a timeout then waits).
+            logger.info("could not read how long %s has been idle: %s", row.id, exc)
+            seconds = None
         self._idle[row.id] = (now, seconds)
         return seconds
 

@@ -63,6 +63,9 @@ class MemoryBackends:
         self.egress_decisions: dict[str, int] = {}
         #: How many times the egress proxy was made ready ahead of a start.
         self.egress_prepared = 0
+        #: Called by a launch before its sandbox exists, with its row: what a
+        #: request that came while the engine worked (publishing an image) does.
+        self.while_launching: Callable[[BackendRow], None] = lambda _: None
         self._ids = itertools.count()
 
     def exit(self, backend_id: str, exit_code: int, *, oom: bool = False) -> None:
@@ -109,6 +112,7 @@ class MemoryBackends:
 
     def launch(self, planned: BackendPlan, record: Record) -> None:
         row = planned.row
+        self.while_launching(row)
         sandbox_id = f"m{next(self._ids)}"
         self.running[row.id] = ContainerState(
             sandbox_id,
