@@ -333,12 +333,13 @@ def test_a_memory_bomb_kills_the_worker_not_the_server(
 ) -> None:
     before = probe(target)
     with target.client.session() as session:
-        # The OOM killer's first choice is a worker (the server's score is 0).
+        # The OOM killer's first choice is a worker (the server's score is 0): a
+        # spare (1000, no state) before a session's (800, this one).
         scores = session.evaluate(
             "[open(f'/proc/{p}/oom_score_adj').read().strip()"
             " for p in ('self', __import__('os').getppid())]"
         )
-        assert scores == ["1000", "0"], scores
+        assert scores == ["800", "0"], scores
         started = time.monotonic()
         lost = run_lost(
             session,
@@ -352,9 +353,10 @@ def test_a_memory_bomb_kills_the_worker_not_the_server(
     assert "out of memory" in lost.message
     # The kernel may kill a second worker: an allocation (the server's) during the
     # first victim's teardown can find the cgroup still full and invoke the OOM
-    # killer again, which takes an idle worker (seen on CI, kernel 6.18: a second
-    # kill 4 ms after the first). That session is lost too, and said so; each such
-    # loss must be one more kill the cgroup counted, never one of the server's.
+    # killer again (seen on CI, kernel 6.18: a second kill 4 ms after the first). It
+    # takes a spare when there is one; when there is none, an idle session's worker.
+    # That session is lost too, and said so; each such loss must be one more kill
+    # the cgroup counted, never one of the server's.
     also_killed: list[str] = []
     after = _unless_oom_killed(
         lambda: probe(target), "the default session", also_killed
@@ -375,7 +377,7 @@ def test_a_memory_bomb_kills_the_worker_not_the_server(
     case.case = (
         f"1 GiB bytearray touched, limit {MEMORY_MB} MiB -> SessionLost "
         f"{lost.data['reason']!r} (reason_code out_of_memory) after {seconds:.1f} s; "
-        "workers' oom_score_adj 1000, the server's 0"
+        "oom_score_adj: spares 1000, session workers 800, the server 0"
     )
     if also_killed:
         case.lost = (

@@ -5,6 +5,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -472,7 +473,20 @@ async def test_spares_are_kept_once_a_client_opens_sessions(
         assert time.monotonic() < deadline, "no spare after the first session.open"
         await asyncio.sleep(0.05)
     spare = executor._spares[0]
+    # A spare holds no state: under memory pressure the kernel kills it before any
+    # session's worker (the default session's included).
+    assert oom_score_adj(spare.pid) == "1000"
+    holding = [
+        executor._sessions[s].worker
+        for s in (opened["session"], models.DEFAULT_SESSION)
+    ]
+    assert [oom_score_adj(w.pid) for w in holding if w] == ["800", "800"]
     second = await executor.run(models.SessionOpen())  # takes the spare: instant
     assert executor._sessions[second["session"]].worker is spare
+    assert oom_score_adj(spare.pid) == "800", "a session's now"
     for session in (opened, second):
         await executor.run(models.SessionClose(session=session["session"]))
+
+
+def oom_score_adj(pid: int) -> str:
+    return Path(f"/proc/{pid}/oom_score_adj").read_text().strip()

@@ -82,6 +82,29 @@ def test_a_backend_stopped_while_it_launched_leaves_no_sandbox(
     assert len(engine.removed) == 1
 
 
+def test_a_backend_still_launching_is_starting_not_missing(tmp_path: Path) -> None:
+    # On Kubernetes a launch first publishes its image (seconds): the supervisor's
+    # refresh and every listing meanwhile find no sandbox yet.
+    engine = MemoryBackends()
+    service = _service(tmp_path, engine)
+    seen: list[tuple[str, str | None]] = []
+
+    def look(row: BackendRow) -> None:
+        service.supervise()
+        seen.append((service.refresh(row.id).status, service.refresh(row.id).reason))
+        seen.extend((r.status, r.reason) for r in service.all())
+
+    engine.while_launching = look
+    row = service.start(START)
+    assert seen == [("starting", None), ("starting", None)]
+    assert row.status == "ready"
+    del engine.running[row.id]  # launched, then gone: missing now
+    assert (service.refresh(row.id).status, service.refresh(row.id).reason) == (
+        "exited",
+        "missing",
+    )
+
+
 def test_the_supervisor_restarts_a_crash_through_the_engine(tmp_path: Path) -> None:
     engine = MemoryBackends()
     service = _service(tmp_path, engine)

@@ -45,9 +45,12 @@ _STDERR_TAIL = 4096
 _REAP_TIMEOUT = 2.0  # seconds a killed group gets to die before we stop waiting
 _LAST_WORDS = 0.1  # seconds a dead worker's channel may still deliver a reply
 _PR_SET_DUMPABLE = 4
-#: Workers are the OOM killer's first choice, over the server (unprivileged processes
-#: may raise their score, never lower it below where it started).
-_WORKER_OOM_SCORE_ADJ = 1000
+#: Workers are the OOM killer's first choice, over the server (0); of the workers, a
+#: spare (no state yet) goes before a session's (an unprivileged process may set any
+#: score down to where it started, 0). The kernel adds a worker's share of the limit, in
+#: thousandths, to its score: a bomb holding over a fifth of it still goes first.
+SPARE_OOM_SCORE_ADJ = 1000
+SESSION_OOM_SCORE_ADJ = 800
 
 #: Called with ("stdout"|"stderr", text) or ("display", one output dict).
 EventCallback = Callable[[str, Any], None]
@@ -242,10 +245,10 @@ def protect_server() -> bool:
     return done
 
 
-def _prefer_as_oom_victim(pid: int) -> None:
-    """Raise a worker's OOM score, so the OOM killer takes a worker, not the server."""
+def _set_oom_score_adj(pid: int, score: int) -> None:
+    """Where the OOM killer ranks a worker (higher: sooner); best effort."""
     with contextlib.suppress(OSError):
-        Path(f"/proc/{pid}/oom_score_adj").write_text(str(_WORKER_OOM_SCORE_ADJ))
+        Path(f"/proc/{pid}/oom_score_adj").write_text(str(score))
 
 
 def process_group(pgid: int, proc: Path = Path("/proc")) -> list[int]:
@@ -308,6 +311,11 @@ class WorkerProcess:
     def pid(self) -> int:
         return self._process.pid
 
+    def hold_state(self) -> None:
+        """Mark this worker as a session's: under memory pressure the kernel kills a
+        spare before it (``SESSION_OOM_SCORE_ADJ``). Once, when a session takes it."""
+        _set_oom_score_adj(self.pid, SESSION_OOM_SCORE_ADJ)
+
     def on_exit(self, callback: Callable[["WorkerProcess"], None]) -> None:
         """Call ``callback`` when the worker goes away by itself (not by kill())."""
 
@@ -353,7 +361,7 @@ class WorkerProcess:
             raise
         finally:
             child.close()
-        _prefer_as_oom_victim(process.pid)
+        _set_oom_score_adj(process.pid, SPARE_OOM_SCORE_ADJ)
         limit = config.max_result_bytes + 4 * config.max_output_bytes + (1 << 20)
         loop = asyncio.get_running_loop()
         _, channel = await loop.create_unix_connection(

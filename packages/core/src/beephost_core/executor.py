@@ -477,7 +477,7 @@ class Executor:
         self._sessions[session.id] = session  # reserve the slot before awaiting
         self._sessions_opened = True
         try:
-            session.worker = self._take_spare() or await self._spawn()
+            self._assign(session, self._take_spare() or await self._spawn())
         except BaseException:
             self._sessions.pop(session.id, None)
             raise
@@ -609,6 +609,7 @@ class Executor:
 
     def _assign(self, session: Session, worker: WorkerProcess) -> WorkerProcess:
         session.worker = worker
+        worker.hold_state()
         if session.id == models.DEFAULT_SESSION:
             # Readiness depends on the default worker: replace it as soon as it dies.
             worker.on_exit(

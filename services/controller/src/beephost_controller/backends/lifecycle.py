@@ -92,6 +92,8 @@ class BackendService:
         self._idle: dict[str, float | None] = {}
         #: Held from counting the backends to recording a new one (MAX_BACKENDS).
         self._admission = threading.Lock()
+        #: Backends this process is launching: no sandbox yet is not a missing one.
+        self._launching: set[str] = set()
 
     def _logs(self) -> BackendLogs:
         return BackendLogs(self.engine, self.store, self.redact, self.clock)
@@ -124,6 +126,7 @@ class BackendService:
             self._check_room()
             # Recorded before the sandbox exists (crash safety).
             self.store.insert_backend(row)
+        self._launching.add(row.id)
         try:
             self.engine.launch(
                 planned, lambda update: self.store.update_backend(row.id, update)
@@ -136,6 +139,8 @@ class BackendService:
                 update = BackendUpdate(status="exited", reason=f"failed: {why}")
                 self.store.update_backend(row.id, update)
             raise failed.error from failed.__cause__
+        finally:
+            self._launching.discard(row.id)
         self._undo_if_stopped_meanwhile(row)
         return self.refresh(row.id)
 
@@ -177,6 +182,10 @@ class BackendService:
         if row.status == "stopped":
             return row
         state = self.engine.state(row)
+        if state is None and backend_id in self._launching:
+            # Its sandbox is still being made (on Kubernetes an image is published
+            # first, for seconds): starting, as recorded, not missing.
+            return row
         self._idle[backend_id] = state.idle_seconds if state is not None else None
         status, reason = status_of(state)
         update = BackendUpdate()

@@ -13,8 +13,8 @@ gRPC health service from Kubernetes 1.27, the server's ``healthcheck`` command
 before), as Docker's health check on Docker. Restarts: the kubelet restarts a crashed
 server in place (``OnFailure``: the workspace's emptyDir stays), the controller's
 limit counts them (``kube_status.py``). Idleness: the server's activity file, read by
-an exec at most every ``IDLE_READ_INTERVAL`` seconds, and only for a backend with an
-idle timeout. Installs and file copies go through the API server's exec.
+an exec only for a backend with an idle timeout, when ``IdleReads`` says a read is due
+(before any stop, else about every tenth of the timeout). Installs and file copies go through the API server's exec.
 """
 
 import logging
@@ -32,6 +32,7 @@ from beephost_controller.egress_registry import (
     open_egress,
 )
 from beephost_controller.engine import kube_manifests as km
+from beephost_controller.engine.idle_reads import IdleReads
 from beephost_controller.engine.kube_api import KubeApi
 from beephost_controller.engine.kube_egress import KubeEgress
 from beephost_controller.engine.kube_egress_manifests import trust_config_map_name
@@ -71,7 +72,7 @@ from beephost_protocol.errors import BeepHostError, InvalidRequest, Unavailable
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between two reads of a backend's idle seconds (an exec each).
+#: Seconds at least between two reads of a backend's idle seconds (an exec each).
 IDLE_READ_INTERVAL = 5.0
 #: Seconds an exec into a backend (an install's steps, a copy) may take.
 EXEC_TIMEOUT = 120.0
@@ -115,8 +116,7 @@ class KubeBackends:
         self._published: dict[str, str] = {}
         self._publishing = threading.Lock()
         self._server: tuple[int, int] | None = None
-        #: backend id -> (when read, idle seconds).
-        self._idle: dict[str, tuple[float, float | None]] = {}
+        self._idle = IdleReads(time.monotonic, IDLE_READ_INTERVAL)
         #: backend id -> its Service's ClusterIP.
         self._cluster_ips: dict[str, str] = {}
         self.egress = KubeEgress(
@@ -235,17 +235,14 @@ class KubeBackends:
         state = pod_state(pod, self.settings.restart_limit)
         if row.config.egress_allow is not None:
             self.egress.sync()  # a proxy pod started again gets the configuration
-        if state.status == "running" and row.idle_timeout is not None:
-            state = replace(state, idle_seconds=self._idle_seconds(row))
+        timeout = row.idle_timeout
+        if state.status == "running" and timeout is not None:
+            idle = self._idle.seconds(row.id, timeout, lambda: self._read_idle(row))
+            state = replace(state, idle_seconds=idle)
         return state
 
-    def _idle_seconds(self, row: BackendRow) -> float | None:
-        now = time.monotonic()
-        read_at, idle = self._idle.get(row.id, (float("-inf"), None))
-        if now - read_at < IDLE_READ_INTERVAL:
-            # Between two reads it grows as time does, or a request reset it: the
-            # next read says which.
-            return None if idle is None else idle + (now - read_at)
+    def _read_idle(self, row: BackendRow) -> float | None:
+        """The server's own count of its idle seconds (its activity file)."""
         try:
             status, output = self.api.exec_in(
                 row.container_name,
@@ -253,13 +250,12 @@ class KubeBackends:
                 ["cat", ACTIVITY_FILE],
                 timeout=10,
             )
-            seconds = float(output.strip()) if status == 0 else None
+            return float(output.strip()) if status == 0 else None
         except (ContainerEngineError, ValueError) as exc:
-            # Not known: never a reason to stop it (said, as a timeout then waits).
+            # Unknown idleness never stops a backend; logged, since its idle
+            # timeout waits until a read succeeds.
             logger.info("could not read how long %s has been idle: %s", row.id, exc)
-            seconds = None
-        self._idle[row.id] = (now, seconds)
-        return seconds
+            return None
 
     def memory_used(self, row: BackendRow) -> int | None:
         """The pod's working set as metrics-server last sampled it (every 15-60 s);
@@ -316,7 +312,7 @@ class KubeBackends:
     def remove(self, row: BackendRow) -> None:
         self.egress.registry.unregister(row.id)
         self._remove(row.container_name)
-        self._idle.pop(row.id, None)
+        self._idle.forget(row.id)
         self._cluster_ips.pop(row.id, None)
 
     def _remove(self, name: str) -> None:
