@@ -105,6 +105,18 @@ def test_a_backend_still_launching_is_starting_not_missing(tmp_path: Path) -> No
     )
 
 
+def test_the_supervisor_and_a_listing_each_look_in_one_sweep(tmp_path: Path) -> None:
+    engine = MemoryBackends()
+    service = _service(tmp_path, engine)
+    for _ in range(3):
+        service.start(START)
+    assert engine.sweeps == 0
+    service.supervise()
+    assert engine.sweeps == 1
+    assert len(service.all()) == 3
+    assert engine.sweeps == 2
+
+
 def test_the_supervisor_restarts_a_crash_through_the_engine(tmp_path: Path) -> None:
     engine = MemoryBackends()
     service = _service(tmp_path, engine)

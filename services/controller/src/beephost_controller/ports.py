@@ -12,6 +12,7 @@ job log's type.
 """
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -276,6 +277,13 @@ class BackendEngine(Protocol):
 
     def state(self, row: BackendRow) -> ContainerState | None:
         """The backend's sandbox as it is now; None if it is gone."""
+        ...
+
+    def sweep(self) -> AbstractContextManager[None]:
+        """A look at many backends in a row (the supervisor's, a listing's): within
+        it, this thread's ``state`` may come from one reading of every sandbox taken
+        at its start, where the engine pays per read (Kubernetes: one list of pods,
+        not a read per backend); a sandbox that reading lacks is read on its own."""
         ...
 
     def endpoint(self, row: BackendRow, state: ContainerState) -> str | None:

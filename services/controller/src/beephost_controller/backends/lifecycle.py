@@ -247,11 +247,12 @@ class BackendService:
         """Every backend, refreshed. One removed while the list is read (a stop, a
         pool shrinking) is left out: the listing must not fail for it."""
         rows = []
-        for row in self.store.backends():
-            try:
-                rows.append(self.refresh(row.id))
-            except NotFound:
-                continue
+        with self.engine.sweep():
+            for row in self.store.backends():
+                try:
+                    rows.append(self.refresh(row.id))
+                except NotFound:
+                    continue
         return rows
 
     def wait_change(

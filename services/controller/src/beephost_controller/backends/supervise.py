@@ -42,45 +42,47 @@ def supervise(service: Supervision) -> list[str]:
         The ids of the backends it restarted.
     """
     restarted = []
-    for row in service.store.backends():
-        try:
-            if _expire_if_due(service, row):
-                continue
-            row = service.refresh(row.id)
-            if _stop_if_idle(service, row):
-                continue
-            if (
-                row.status == "exited"
-                and row.reason in RESTARTABLE
-                and row.restarts < service.restart_limit
-                and row.container_id is not None
-            ):
-                logger.warning(
-                    "backend %s exited (%s, exit %s): restarting it",
-                    row.id,
-                    row.reason,
-                    row.exit_code,
-                )
-                service.store.update_backend(
-                    row.id,
-                    BackendUpdate(
-                        controller_restarts=row.controller_restarts + 1,
-                        restarts=row.restarts + 1,
-                        status="starting",
-                        reason="restarting",
-                    ),
-                )
-                service.engine.restart(row)
-                service.metrics.restarts.labels(row.type, row.reason or "").inc()
-                restarted.append(row.id)
-        except NotFound:
-            continue  # stopped meanwhile
-        except ContainerEngineError as exc:
-            logger.warning("supervising backend %s failed: %s", row.id, exc)
-        except Exception:
-            # One backend's surprise must not end the sweep: the backends after it
-            # would never be stopped at their lifetime or idle timeout.
-            logger.exception("supervising backend %s failed", row.id)
+    # One reading of every sandbox for the whole sweep, where reads cost.
+    with service.engine.sweep():
+        for row in service.store.backends():
+            try:
+                if _expire_if_due(service, row):
+                    continue
+                row = service.refresh(row.id)
+                if _stop_if_idle(service, row):
+                    continue
+                if (
+                    row.status == "exited"
+                    and row.reason in RESTARTABLE
+                    and row.restarts < service.restart_limit
+                    and row.container_id is not None
+                ):
+                    logger.warning(
+                        "backend %s exited (%s, exit %s): restarting it",
+                        row.id,
+                        row.reason,
+                        row.exit_code,
+                    )
+                    service.store.update_backend(
+                        row.id,
+                        BackendUpdate(
+                            controller_restarts=row.controller_restarts + 1,
+                            restarts=row.restarts + 1,
+                            status="starting",
+                            reason="restarting",
+                        ),
+                    )
+                    service.engine.restart(row)
+                    service.metrics.restarts.labels(row.type, row.reason or "").inc()
+                    restarted.append(row.id)
+            except NotFound:
+                continue  # stopped meanwhile
+            except ContainerEngineError as exc:
+                logger.warning("supervising backend %s failed: %s", row.id, exc)
+            except Exception:
+                # One backend's surprise must not end the sweep: the backends after it
+                # would never be stopped at their lifetime or idle timeout.
+                logger.exception("supervising backend %s failed", row.id)
     service.metrics.count_backends(
         [(r.type, r.status) for r in service.store.backends()]
     )

@@ -14,14 +14,17 @@ before), as Docker's health check on Docker. Restarts: the kubelet restarts a cr
 server in place (``OnFailure``: the workspace's emptyDir stays), the controller's
 limit counts them (``kube_status.py``). Idleness: the server's activity file, read by
 an exec only for a backend with an idle timeout, when ``IdleReads`` says a read is due
-(before any stop, else about every tenth of the timeout). Installs and file copies go through the API server's exec.
+(before any stop, else about every tenth of the timeout). A sweep over every backend
+reads the pods with one list. Installs and file copies go through the API server's
+exec.
 """
 
+import contextlib
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -117,6 +120,8 @@ class KubeBackends:
         self._publishing = threading.Lock()
         self._server: tuple[int, int] | None = None
         self._idle = IdleReads(time.monotonic, IDLE_READ_INTERVAL)
+        #: A sweep's one listing of the pods (``pods``, by name), per thread.
+        self._swept = threading.local()
         #: backend id -> its Service's ClusterIP.
         self._cluster_ips: dict[str, str] = {}
         self.egress = KubeEgress(
@@ -228,8 +233,22 @@ class KubeBackends:
 
     # -- status --------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def sweep(self) -> Iterator[None]:
+        try:
+            pods = self.api.list("Pod", self._selector)
+        except ContainerEngineError as exc:
+            logger.warning("could not list the pods (each is read on its own): %s", exc)
+            yield
+            return
+        self._swept.pods = {pod["metadata"]["name"]: pod for pod in pods}
+        try:
+            yield
+        finally:
+            self._swept.pods = None
+
     def state(self, row: BackendRow) -> ContainerState | None:
-        pod = self.api.get("Pod", row.container_name)
+        pod = self._pod(row.container_name)
         if pod is None:
             return None
         state = pod_state(pod, self.settings.restart_limit)
@@ -240,6 +259,13 @@ class KubeBackends:
             idle = self._idle.seconds(row.id, timeout, lambda: self._read_idle(row))
             state = replace(state, idle_seconds=idle)
         return state
+
+    def _pod(self, name: str) -> km.Manifest | None:
+        """The pod: from this thread's sweep if it has it, else read now."""
+        listed: dict[str, km.Manifest] | None = getattr(self._swept, "pods", None)
+        if listed is not None and name in listed:
+            return listed[name]
+        return self.api.get("Pod", name)
 
     def _read_idle(self, row: BackendRow) -> float | None:
         """The server's own count of its idle seconds (its activity file)."""

@@ -5,8 +5,10 @@ nor the Docker socket exists) the controller still serves runtimes, environments
 backend records; builds fail and backend starts answer ``unavailable`` with this reason.
 """
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from beephost_controller import ports
@@ -49,6 +51,9 @@ class NoEngineBackends:
 
     def state(self, row: BackendRow) -> ports.ContainerState | None:
         return None
+
+    def sweep(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     def endpoint(self, row: BackendRow, state: ports.ContainerState) -> str | None:
         return None

@@ -1,9 +1,10 @@
 """``MemoryBackends``: a ``BackendEngine`` with no engine under it, for the backend use
 cases' own tests (the Docker engine's are tested over ``MemoryContainers``)."""
 
+import contextlib
 import itertools
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from beephost_controller.ports import (
@@ -66,6 +67,8 @@ class MemoryBackends:
         #: Called by a launch before its sandbox exists, with its row: what a
         #: request that came while the engine worked (publishing an image) does.
         self.while_launching: Callable[[BackendRow], None] = lambda _: None
+        #: How many sweeps began (a look at every backend: supervisor, listing).
+        self.sweeps = 0
         self._ids = itertools.count()
 
     def exit(self, backend_id: str, exit_code: int, *, oom: bool = False) -> None:
@@ -135,6 +138,11 @@ class MemoryBackends:
 
     def state(self, row: BackendRow) -> ContainerState | None:
         return self.running.get(row.id)
+
+    @contextlib.contextmanager
+    def sweep(self) -> Iterator[None]:
+        self.sweeps += 1
+        yield
 
     def endpoint(self, row: BackendRow, state: ContainerState) -> str | None:
         return self.probe_endpoint(row)
