@@ -33,17 +33,22 @@ class IdleReads:
         self, backend_id: str, timeout: float, read: Callable[[], float | None]
     ) -> float | None:
         """How long the backend has been idle: ``read()`` when due, else an estimate
-        below ``timeout`` (None while nothing is known)."""
+        below ``timeout``, or None (not known now). Never read more often than
+        ``min_interval``: a backend left past its timeout (not stopped: not ready, or
+        claimed from a pool within its timeout) is not read at every look."""
         now = self._clock()
         last = self._reads.get(backend_id)
-        if last is not None and last.seconds is not None:
+        if last is not None:
             elapsed = now - last.at
-            estimate = last.seconds + elapsed
-            refresh = max(self._min_interval, timeout / 10)
-            if estimate < timeout and elapsed < refresh:
-                return estimate
-        elif last is not None and now - last.at < self._min_interval:
-            return None  # the last read failed a moment ago: not again yet
+            if last.seconds is not None:
+                estimate = last.seconds + elapsed
+                refresh = max(self._min_interval, timeout / 10)
+                if estimate < timeout and elapsed < refresh:
+                    return estimate
+            if elapsed < self._min_interval:
+                # Read a moment ago (and failed, or the estimate reached the
+                # timeout): not again yet, and no stop on an estimate meanwhile.
+                return None
         seconds = read()
         self._reads[backend_id] = _Read(now, seconds)
         return seconds
