@@ -106,9 +106,10 @@ class PipeServerProcess:
         raise AssertionError("no VmHWM")
 
 
-def start_pipe_server(
+def spawn_pipe_server(
     directory: Path, python: str, **settings: Any
 ) -> PipeServerProcess:
+    """A pipe backend process started, not waited for (its log: server.log)."""
     socket_path = directory / "pipe.sock"
     metrics_port = free_port()
     env = {
@@ -129,23 +130,41 @@ def start_pipe_server(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + START_TIMEOUT
+    return PipeServerProcess(socket_path, process, metrics_port)
+
+
+def connect_when_listening(
+    server: PipeServerProcess, directory: Path, timeout: float = START_TIMEOUT
+) -> PipeClient:
+    """A client of ``server`` as soon as it accepts connections."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if server.process.poll() is not None:
             raise AssertionError(
                 f"server exited: {(directory / 'server.log').read_text()}"
             )
         try:
-            probe = PipeClient(socket_path, timeout=2)
+            return server.connect(timeout=timeout)
         except OSError:
-            time.sleep(0.05)
-            continue
+            time.sleep(0.02)
+    raise AssertionError("pipe backend did not listen")
+
+
+def start_pipe_server(
+    directory: Path, python: str, **settings: Any
+) -> PipeServerProcess:
+    server = spawn_pipe_server(directory, python, **settings)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        probe = connect_when_listening(server, directory, deadline - time.monotonic())
         try:
             if probe.result("ping").get("ready"):
-                return PipeServerProcess(socket_path, process, metrics_port)
+                return server
         finally:
+            server.clients.remove(probe)
             probe.close()
-    process.kill()
+        time.sleep(0.05)
+    server.process.kill()
     raise AssertionError("pipe backend did not become ready")
 
 

@@ -145,6 +145,9 @@ class Executor:
         self._files: FileService | None = None
         self._temporary_workspace: str | None = None
         self._starting: asyncio.Task[None] | None = None
+        #: True once ``start`` has ended well: a transport that listens before (pipe)
+        #: makes a request that came sooner await ``start`` first.
+        self.started = False
         self._running_loop: asyncio.AbstractEventLoop | None = None
         #: The loopback port relayed to the egress proxy (config.egress_socket).
         self.egress: EgressRelay | None = None
@@ -234,6 +237,7 @@ class Executor:
         self._reaper = asyncio.create_task(self._reap_idle_sessions())
         if self.activity.path is not None:
             self._reporter = asyncio.create_task(self._report_activity())
+        self.started = True
 
     async def _report_activity(self) -> None:
         while True:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from beephost_pipe_backend.settings import Settings
 
 
-async def serve(settings: "Settings") -> None:
+async def serve(settings: "Settings") -> int:
     import asyncio
     import contextlib
     import logging
@@ -23,15 +23,34 @@ async def serve(settings: "Settings") -> None:
     from beephost_core import CoreMetrics, Executor
     from beephost_core.logs import log_ready
     from beephost_core.memory import settle_later
-    from beephost_pipe_backend.server import PipeServer
+    from beephost_protocol.errors import BeepHostError
 
     logger = logging.getLogger("beephost_pipe_backend")
     metrics = CoreMetrics("pipe")
     executor = Executor(settings.executor_config(), metrics)
-    server = PipeServer(settings, executor)
     started = time.perf_counter()
-    await executor.start()
-    await server.start()
+    # The default session's worker boots in its own process while the server is
+    # imported and starts listening.
+    executor.start_soon()
+    await asyncio.sleep(0)
+    from beephost_pipe_backend.server import PipeServer
+
+    server = PipeServer(settings, executor)
+    try:
+        # Listen first: a client connects at once, its requests wait for the worker
+        # and ping says not ready until then (a cold start waited for both in turn).
+        await server.start()
+    except (RuntimeError, OSError) as exc:  # another server's socket, or no access
+        logger.error("cannot listen on %s: %s", settings.socket_path, exc)
+        await executor.aclose()
+        return 1
+    try:
+        await executor.start()
+    except BeepHostError as exc:
+        logger.error("cannot start the executor: %s", exc.message)
+        await server.close()
+        await executor.aclose()
+        return 1
     metrics.serve(settings.metrics_port, settings.metrics_host)
     log_ready(logger, started, settings.environment)
     settle_later()
@@ -47,6 +66,7 @@ async def serve(settings: "Settings") -> None:
         await serving
     await server.close(settings.drain_timeout)
     await executor.aclose()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,9 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(serve(settings))
-    else:
-        uvloop.run(serve(settings))
+        raise SystemExit(asyncio.run(serve(settings))) from None
+    raise SystemExit(uvloop.run(serve(settings)))
 
 
 if __name__ == "__main__":

@@ -329,9 +329,12 @@ class Connection(asyncio.Protocol):
             self._write(dispatch.event_frame(frame.id, stream, data))
 
         reply: tuple[bytes, ...] | None = None
+        executor = self.server.executor
         try:
             try:
-                result = await self.server.executor.run(
+                if not executor.started:  # it came while the default worker boots
+                    await executor.start()
+                result = await executor.run(
                     frame.command, on_event, owner=self, raw=True
                 )
                 reply = dispatch.reply_frame(frame.id, result)
