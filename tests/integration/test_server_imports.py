@@ -1,8 +1,10 @@
-"""The backend servers stay light: no pydantic-settings in their processes (issue 14).
+"""The backend servers stay light: no pydantic-settings in their processes (issue 14),
+and no prometheus_client before a scrape (issue 33).
 
-It cost each idle server megabytes and a tenth of a second of start-up; their settings
-are beephost_core.envsettings. Fresh interpreters: this test's own process has imported
-the controller, which keeps pydantic-settings.
+pydantic-settings cost each idle server megabytes and a tenth of a second of start-up;
+their settings are beephost_core.envsettings. prometheus_client cost a cold start ~30
+ms; their metrics are beephost_core.tallies until read. Fresh interpreters: this test's
+own process has imported the controller, which keeps both.
 """
 
 import subprocess
@@ -20,10 +22,13 @@ import pytest
         ("beephost_rpc_backend.server", "beephost_rpc_backend.settings.Settings"),
     ],
 )
-def test_a_server_does_not_import_pydantic_settings(module: str, settings: str) -> None:
+def test_a_server_imports_neither_pydantic_settings_nor_prometheus_client(
+    module: str, settings: str
+) -> None:
     settings_module = settings.rpartition(".")[0]
     code = (
         f"import sys, {module}, {settings_module}; {settings}(); "
-        "assert 'pydantic_settings' not in sys.modules, 'pydantic_settings imported'"
+        "assert 'pydantic_settings' not in sys.modules, 'pydantic_settings imported'; "
+        "assert 'prometheus_client' not in sys.modules, 'prometheus_client imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -27,6 +27,7 @@ from beephost_controller.settings import Settings as ControllerSettings
 from beephost_core import Executor
 from beephost_core.envsettings import EnvSettings
 from beephost_core.metrics import CoreMetrics
+from beephost_core.tallies import Counter, Histogram
 from beephost_http_backend.settings import Settings as HttpSettings
 from beephost_http_backend.state import HttpMetrics
 from beephost_mcp.settings import Settings as McpSettings
@@ -194,9 +195,9 @@ def exposed() -> Exposed:
     pipe = PipeServer(
         pipe_settings, Executor(pipe_settings.executor_config(), pipe_core)
     )
-    http = HttpMetrics(http_core.registry)
+    http = HttpMetrics(http_core.tallies)
     rpc = ExecutorServicer(
-        Executor(RpcSettings().executor_config(), rpc_core), 30.0, rpc_core.registry
+        Executor(RpcSettings().executor_config(), rpc_core), 30.0, rpc_core.tallies
     )
     for core in (pipe_core, http_core, rpc_core):
         core.observe("eval", "ok", 0.001)  # folded at scrape time: no samples before
@@ -222,9 +223,12 @@ def exposed() -> Exposed:
     )
     for holder in holders:
         for value in vars(holder).values():
-            if not isinstance(value, MetricWrapperBase):
+            if isinstance(value, MetricWrapperBase):
+                (family,) = (metric.name for metric in value.describe())
+            elif isinstance(value, Counter | Histogram):  # the backends' (tallies)
+                family = value.name
+            else:
                 continue
-            (family,) = (metric.name for metric in value.describe())
             row = documented.get(family)
             if row is not None and row.labels:
                 try:

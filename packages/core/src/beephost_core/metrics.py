@@ -1,30 +1,36 @@
 """Prometheus metrics of the execution core, shared by every backend.
 
 Request counts and latencies are recorded per request, so they are kept in plain Python
-numbers and turned into metric families only when scraped: a prometheus_client Histogram
-takes a lock and walks its buckets on every observation, which showed up in the pipe's
-round trip. Gauges are computed at scrape time from the executor's state.
+numbers and turned into metric families only when scraped, like every metric of a
+backend (``beephost_core.tallies``: prometheus_client is imported only then). Gauges are
+computed at scrape time from the executor's state.
 """
 
-import bisect
-from collections.abc import Callable, Iterator
+from __future__ import annotations
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    start_http_server,
-)
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
+import asyncio
+import bisect
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from beephost_core.listeners import bind_tcp
+from beephost_core.tallies import Tallies
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
+
+#: Seconds from ``serve`` to the first metrics answered.
+EXPOSE_DELAY = 0.5
 
 LATENCY_BUCKETS = (
     0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 )  # fmt: skip
 
 
-class _RequestCollector(Collector):
+class _RequestCollector:
     """beephost_requests_total and beephost_request_seconds, folded at scrape time."""
 
     def __init__(self, transport: str) -> None:
@@ -42,7 +48,12 @@ class _RequestCollector(Collector):
         slots[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         slots[-1] += seconds
 
-    def collect(self) -> Iterator[Metric]:
+    def families(self) -> Iterator[Metric]:
+        from prometheus_client.metrics_core import (
+            CounterMetricFamily,
+            HistogramMetricFamily,
+        )
+
         requests = CounterMetricFamily(
             "beephost_requests",
             "Requests handled, by command and outcome (ok or an error code).",
@@ -67,46 +78,60 @@ class _RequestCollector(Collector):
         yield requests
         yield latency
 
-    def describe(self) -> Iterator[Metric]:
-        return iter(())
-
 
 class CoreMetrics:
     """One registry per executor, so tests and embedded servers never collide."""
 
-    def __init__(
-        self, transport: str, registry: CollectorRegistry | None = None
-    ) -> None:
-        self.registry = registry or CollectorRegistry()
+    def __init__(self, transport: str) -> None:
+        self.tallies = Tallies()
         self.transport = transport
         self._requests = _RequestCollector(transport)
-        self.registry.register(self._requests)
-        self.sessions = Gauge(
-            "beephost_sessions",
-            "Open sessions, the default one included.",
-            registry=self.registry,
+        self.tallies.add(self._requests)
+        self.sessions = self.tallies.gauge(
+            "beephost_sessions", "Open sessions, the default one included."
         )
-        self.handles = Gauge(
-            "beephost_handles",
-            "Live remote-object handles over all sessions.",
-            registry=self.registry,
+        self.handles = self.tallies.gauge(
+            "beephost_handles", "Live remote-object handles over all sessions."
         )
-        self.worker_restarts = Counter(
+        self.worker_restarts = self.tallies.counter(
             "beephost_worker_restarts",
             "Workers replaced after they died or were killed, by reason.",
             ["reason"],
-            registry=self.registry,
         )
-        self.worker_spawn = Histogram(
+        self.worker_spawn = self.tallies.histogram(
             "beephost_worker_spawn_seconds",
             "Time to start a worker process until it answers.",
-            registry=self.registry,
         )
 
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The Prometheus registry of every metric the server records (the
+        transport's too): prometheus_client is imported on first use."""
+        return self.tallies.registry
+
     def serve(self, port: int, host: str) -> None:
-        """Serve the registry for Prometheus on ``host:port``; port 0 serves nothing."""
-        if port:
-            start_http_server(port, host, registry=self.registry)
+        """Serve every metric for Prometheus on ``host:port``; port 0 serves nothing.
+
+        The port is bound now (one that is taken fails here), but answers begin
+        EXPOSE_DELAY later, on a thread that imports prometheus_client first: a cold
+        start's first requests come before that import. A scrape sent meanwhile waits
+        in the socket's backlog.
+
+        Raises:
+            OSError: The port cannot be bound.
+        """
+        if not port:
+            return
+        sock = bind_tcp(host, port)
+        asyncio.get_running_loop().call_later(EXPOSE_DELAY, self._expose, sock)
+
+    def _expose(self, sock: socket.socket) -> None:
+        def expose() -> None:
+            from beephost_core.exposition import serve_on
+
+            serve_on(sock, self.registry)
+
+        threading.Thread(target=expose, name="metrics", daemon=True).start()
 
     def observe(self, command: str, outcome: str, seconds: float) -> None:
         """Record one request (cheap: plain arithmetic, no locks)."""

@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
 from beephost_core import CoreMetrics, Executor
+from beephost_core.tallies import CounterValue, HistogramValue, Tallies
 from beephost_http_backend.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -36,29 +35,27 @@ _BUCKETS = (
 class HttpMetrics:
     """HTTP request metrics, registered beside the core's in the executor's registry."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter(
+    def __init__(self, tallies: Tallies) -> None:
+        self.requests = tallies.counter(
             "beephost_http_requests",
             "HTTP requests answered, by method, route template and status.",
             ["method", "route", "status"],
-            registry=registry,
         )
-        self.latency = Histogram(
+        self.latency = tallies.histogram(
             "beephost_http_request_seconds",
             "Time from the request's arrival to the end of its response.",
             ["method", "route"],
             buckets=_BUCKETS,
-            registry=registry,
         )
-        self.in_progress = Gauge(
-            "beephost_http_requests_in_progress",
-            "HTTP requests being served.",
-            registry=registry,
+        self.in_progress = tallies.gauge(
+            "beephost_http_requests_in_progress", "HTTP requests being served."
         )
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._children: dict[
+            tuple[str, str, int], tuple[CounterValue, HistogramValue]
+        ] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        # labels() takes a lock and hashes its arguments: cache the children per key.
+        # labels() hashes its arguments and builds a key: cache the children per key.
         key = (method, route, status)
         children = self._children.get(key)
         if children is None:
@@ -103,7 +100,7 @@ def new_state(settings: Settings, executor: Executor | None = None) -> BackendSt
     return BackendState(
         settings=settings,
         executor=executor,
-        metrics=HttpMetrics(executor.metrics.registry),
+        metrics=HttpMetrics(executor.metrics.tallies),
     )
 
 

@@ -11,8 +11,6 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import Counter, Gauge
-
 from beephost_core import Executor
 from beephost_core.listeners import prepare_socket_path
 from beephost_pipe_backend import dispatch
@@ -50,24 +48,22 @@ class PipeServer:
         self.connections: set[Connection] = set()
         self.draining = False
         self._token = settings.token_check()
-        registry = executor.metrics.registry
-        self.open_connections = Gauge(
-            "beephost_pipe_connections", "Open pipe connections.", registry=registry
+        tallies = executor.metrics.tallies
+        self.open_connections = tallies.gauge(
+            "beephost_pipe_connections", "Open pipe connections."
         )
-        self.unsent_bytes = Gauge(
+        self.unsent_bytes = tallies.gauge(
             "beephost_pipe_unsent_bytes",
             "Reply bytes held for clients that have not read them yet, over all "
             "connections (each is bounded by max_unsent_bytes).",
-            registry=registry,
         )
         self.unsent_bytes.set_function(
             lambda: sum(conn.unsent_bytes() for conn in self.connections)
         )
-        self._rejected = Counter(
+        self._rejected = tallies.counter(
             "beephost_pipe_rejected_frames",
             "Frames answered with an error before reaching the core, by code.",
             ["code"],
-            registry=registry,
         )
 
     @property

@@ -61,7 +61,7 @@ class RpcServer:
         self.settings = settings
         self.executor = executor
         self.servicer = ExecutorServicer(
-            executor, settings.max_timeout, executor.metrics.registry
+            executor, settings.max_timeout, executor.metrics.tallies
         )
         health: Any = health_aio.HealthServicer()
         self.health: _AsyncHealth = health

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError
-from prometheus_client import CollectorRegistry, Counter
 
 from beephost_core import Executor
+from beephost_core.tallies import Tallies
 from beephost_core.transfers import FileReader, Upload, WriteBehind, first_read
 from beephost_pb.exec.v1 import exec_pb2 as pb
 from beephost_pb.exec.v1 import exec_pb2_grpc
@@ -125,7 +125,7 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
     """
 
     def __init__(
-        self, executor: Executor, max_timeout: float, registry: CollectorRegistry
+        self, executor: Executor, max_timeout: float, tallies: Tallies
     ) -> None:
         self.executor = executor
         self.max_timeout = max_timeout
@@ -137,11 +137,10 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
         # Handlers of unary calls running their commands; those a drain cancelled.
         self.handlers: set[asyncio.Task[Any]] = set()
         self.released: set[asyncio.Task[Any]] = set()
-        self.rejected = Counter(
+        self.rejected = tallies.counter(
             "beephost_grpc_rejected_requests",
             "Calls answered with an error before reaching the core, by code.",
             ["code"],
-            registry=registry,
         )
 
     # -- the RPCs: a decoder and an encoder each (pb_codec), one path for all ------------

@@ -1,7 +1,6 @@
 """Liveness, readiness and Prometheus metrics."""
 
 from fastapi import APIRouter
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from beephost_http_backend import probes
@@ -45,9 +44,7 @@ async def ready(state: StateDep) -> Response:
     response_class=Response,
     responses={
         200: {
-            "content": {
-                CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}
-            },
+            "content": {"text/plain": {"schema": {"type": "string"}}},
             "description": "Prometheus text exposition format.",
         },
         # Not drained (only /api/ routes are): no 503.
@@ -62,6 +59,9 @@ async def metrics(state: StateDep) -> Response:
 
     Needs the token when one is set (Prometheus sends it with ``authorization``).
     """
+    # Imported at the first scrape, not with the routes (beephost_core.tallies).
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
     return Response(
         generate_latest(state.executor.metrics.registry),
         media_type=CONTENT_TYPE_LATEST,
