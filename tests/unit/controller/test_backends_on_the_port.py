@@ -91,7 +91,8 @@ def test_a_backend_still_launching_is_starting_not_missing(tmp_path: Path) -> No
 
     def look(row: BackendRow) -> None:
         service.supervise()
-        seen.append((service.refresh(row.id).status, service.refresh(row.id).reason))
+        refreshed = service.refresh(row.id)
+        seen.append((refreshed.status, refreshed.reason))
         seen.extend((r.status, r.reason) for r in service.all())
 
     engine.while_launching = look
@@ -99,10 +100,8 @@ def test_a_backend_still_launching_is_starting_not_missing(tmp_path: Path) -> No
     assert seen == [("starting", None), ("starting", None)]
     assert row.status == "ready"
     del engine.running[row.id]  # launched, then gone: missing now
-    assert (service.refresh(row.id).status, service.refresh(row.id).reason) == (
-        "exited",
-        "missing",
-    )
+    gone = service.refresh(row.id)
+    assert (gone.status, gone.reason) == ("exited", "missing")
 
 
 def test_the_supervisor_and_a_listing_each_look_in_one_sweep(tmp_path: Path) -> None:

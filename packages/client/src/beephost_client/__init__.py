@@ -43,7 +43,7 @@ from beephost_client._transports.http import AsyncHTTPTransport, HTTPTransport
 from beephost_client._transports.mock import MockTransport
 from beephost_client._transports.pipe import AsyncPipeTransport, PipeTransport
 from beephost_client.controller import AsyncControllerClient, ControllerClient
-from beephost_protocol import Handle
+from beephost_protocol import Handle, build_models
 from beephost_protocol.errors import (
     BeepHostError,
     Conflict,
@@ -61,6 +61,10 @@ from beephost_protocol.errors import (
     Unavailable,
 )
 from beephost_protocol.files import FileInfo, WorkspaceDescription
+
+# A client may be used from many threads, with a pydantic whose deferred model builds
+# are not thread-safe (before 2.14): build the wire models now, once.
+build_models()
 
 if TYPE_CHECKING:  # imported lazily at run time: they need the [grpc] extra
     from beephost_client._transports.grpc import AsyncGRPCTransport, GRPCTransport

@@ -13,11 +13,11 @@ HTTP/2): a half-close is passed on, and a reset on one side closes the other.
 Stdlib only: it runs in the backend's server venv, beside the server it fronts.
 """
 
-import argparse
 import asyncio
 import contextlib
 import logging
 import signal
+import sys
 
 logger = logging.getLogger(__name__)
 
@@ -102,15 +102,22 @@ async def _main(port: int, socket_path: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m beephost_core.relay",
-        description="Relay a TCP port to a backend's Unix socket.",
-    )
-    parser.add_argument("port", type=int, help="the TCP port to listen on")
-    parser.add_argument("socket", help="the backend server's Unix socket")
-    args = parser.parse_args(argv)
+    """``python -m beephost_core.relay PORT SOCKET``: two words need no argparse (its
+    help formatter imports shutil, bz2 and lzma: CPU a cold start shares with the
+    backend's own boot)."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        port_text, socket_path = args
+        port = int(port_text)
+    except ValueError:
+        print(  # noqa: T201 - the command line's usage error
+            "usage: python -m beephost_core.relay PORT SOCKET\n"
+            "relays the TCP port PORT to the backend server's Unix socket SOCKET",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
     logging.basicConfig(level=logging.INFO, format="relay: %(message)s")
-    asyncio.run(_main(args.port, args.socket))
+    asyncio.run(_main(port, socket_path))
 
 
 if __name__ == "__main__":

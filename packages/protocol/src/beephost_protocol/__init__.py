@@ -1,5 +1,6 @@
 """Beep Python Host wire contract: commands, results, errors, framing and values."""
 
+from beephost_protocol._base import build_models
 from beephost_protocol.errors import (
     ERROR_CLASSES,
     GRPC_STATUS,
@@ -108,6 +109,7 @@ __all__ = [
     "UploadOpen",
     "UploadWrite",
     "WorkspaceUsage",
+    "build_models",
     "decode_value",
     "encode",
     "encode_value",

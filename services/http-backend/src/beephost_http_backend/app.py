@@ -27,6 +27,7 @@ from beephost_http_backend.routes import (
 )
 from beephost_http_backend.settings import Settings
 from beephost_http_backend.state import BackendState, new_state, serving
+from beephost_protocol import build_models
 from beephost_protocol.schema import value_definitions
 
 VERSION = importlib.metadata.version("beephost-http-backend")
@@ -200,6 +201,9 @@ def create_app(
 def build_app(state: BackendState) -> BackendApp:
     """FastAPI and its routes over ``state``, without the gate (which calls it through
     ``call_fastapi``). Its lifespan runs only when the app is served itself."""
+    # Before FastAPI reads the wire models for its routes: a deferred one would make
+    # its request body a reference that OpenAPI generation cannot annotate.
+    build_models()
     app = BackendApp(
         title="Beep Python Host HTTP backend",
         version=VERSION,
