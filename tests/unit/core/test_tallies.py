@@ -16,7 +16,7 @@ import prometheus_client
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from beephost_core.metrics import EXPOSE_DELAY, CoreMetrics
+from beephost_core.metrics import EXPOSE_DELAY, LATENCY_BUCKETS, CoreMetrics
 from beephost_core.tallies import Tallies
 
 
@@ -63,6 +63,36 @@ def test_counters_gauges_and_histograms_read_as_prometheus_clients_do() -> None:
     ours[2].set(5)
     theirs[2].set(5)
     assert exposition(tallies.registry) == exposition(oracle)
+
+
+def test_request_metrics_read_as_prometheus_clients_would() -> None:
+    # The bucket edges too: le="1.0", not "1", as Prometheus' own client writes them.
+    core, oracle = CoreMetrics("pipe"), CollectorRegistry()
+    requests = prometheus_client.Counter(
+        "beephost_requests",
+        "Requests handled, by command and outcome (ok or an error code).",
+        ["transport", "command", "outcome"],
+        registry=oracle,
+    )
+    latency = prometheus_client.Histogram(
+        "beephost_request_seconds",
+        "Time from receiving a request to its reply, by command.",
+        ["transport", "command"],
+        buckets=LATENCY_BUCKETS,
+        registry=oracle,
+    )
+    for command, outcome, seconds in (
+        ("eval", "ok", 0.0003),
+        ("eval", "ok", 1),
+        ("eval", "timeout", 31),
+        ("exec", "ok", 0.0002),
+    ):
+        core.observe(command, outcome, seconds)
+        requests.labels("pipe", command, outcome).inc()
+        latency.labels("pipe", command).observe(seconds)
+    ours = [line for line in exposition(core.registry) if "beephost_request" in line]
+    assert ours == [line for line in exposition(oracle) if "beephost_request" in line]
+    assert any('le="1.0"' in line for line in ours)
 
 
 def test_wrong_labels_are_refused_as_prometheus_client_refuses_them() -> None:

@@ -9,18 +9,16 @@ computed at scrape time from the executor's state.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from beephost_core.listeners import bind_tcp
-from beephost_core.tallies import Tallies
+from beephost_core.tallies import CounterValue, HistogramValue, Tallies
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
-    from prometheus_client.metrics_core import Metric
 
 #: Seconds from ``serve`` to the first metrics answered.
 EXPOSE_DELAY = 0.5
@@ -30,63 +28,24 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 
 
-class _RequestCollector:
-    """beephost_requests_total and beephost_request_seconds, folded at scrape time."""
-
-    def __init__(self, transport: str) -> None:
-        self.transport = transport
-        self.counts: dict[tuple[str, str], int] = {}
-        # per command: one slot per bucket plus +Inf, then the sum
-        self.latency: dict[str, list[float]] = {}
-
-    def observe(self, command: str, outcome: str, seconds: float) -> None:
-        key = (command, outcome)
-        self.counts[key] = self.counts.get(key, 0) + 1
-        slots = self.latency.get(command)
-        if slots is None:
-            slots = self.latency[command] = [0.0] * (len(LATENCY_BUCKETS) + 2)
-        slots[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        slots[-1] += seconds
-
-    def families(self) -> Iterator[Metric]:
-        from prometheus_client.metrics_core import (
-            CounterMetricFamily,
-            HistogramMetricFamily,
-        )
-
-        requests = CounterMetricFamily(
-            "beephost_requests",
-            "Requests handled, by command and outcome (ok or an error code).",
-            labels=["transport", "command", "outcome"],
-        )
-        for (command, outcome), count in list(self.counts.items()):
-            requests.add_metric([self.transport, command, outcome], count)
-        latency = HistogramMetricFamily(
-            "beephost_request_seconds",
-            "Time from receiving a request to its reply, by command.",
-            labels=["transport", "command"],
-        )
-        for command, slots in list(self.latency.items()):
-            slots = list(slots)
-            cumulative, buckets = 0.0, []
-            for bound, in_bucket in zip(
-                (*map(str, LATENCY_BUCKETS), "+Inf"), slots[:-1], strict=True
-            ):
-                cumulative += in_bucket
-                buckets.append((bound, cumulative))
-            latency.add_metric([self.transport, command], buckets, slots[-1])
-        yield requests
-        yield latency
-
-
 class CoreMetrics:
     """One registry per executor, so tests and embedded servers never collide."""
 
     def __init__(self, transport: str) -> None:
         self.tallies = Tallies()
         self.transport = transport
-        self._requests = _RequestCollector(transport)
-        self.tallies.add(self._requests)
+        self.requests = self.tallies.counter(
+            "beephost_requests",
+            "Requests handled, by command and outcome (ok or an error code).",
+            ["transport", "command", "outcome"],
+        )
+        self.latency = self.tallies.histogram(
+            "beephost_request_seconds",
+            "Time from receiving a request to its reply, by command.",
+            ["transport", "command"],
+            buckets=LATENCY_BUCKETS,
+        )
+        self._children: dict[tuple[str, str], tuple[CounterValue, HistogramValue]] = {}
         self.sessions = self.tallies.gauge(
             "beephost_sessions", "Open sessions, the default one included."
         )
@@ -135,7 +94,17 @@ class CoreMetrics:
 
     def observe(self, command: str, outcome: str, seconds: float) -> None:
         """Record one request (cheap: plain arithmetic, no locks)."""
-        self._requests.observe(command, outcome, seconds)
+        # labels() checks and builds its key: cache the children per key instead.
+        key = (command, outcome)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(self.transport, command, outcome),
+                self.latency.labels(self.transport, command),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def track(
         self, sessions: Callable[[], float], handles: Callable[[], float]

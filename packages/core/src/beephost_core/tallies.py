@@ -33,8 +33,6 @@ class Source(Protocol):
 class Tally:
     """One metric family: its name, help and label names, and its values by labels."""
 
-    kind = ""
-
     def __init__(
         self, name: str, documentation: str, labelnames: Sequence[str] = ()
     ) -> None:
@@ -67,7 +65,7 @@ class CounterValue:
 
 
 class Counter(Tally):
-    kind = "counter"
+    """A counter, labelled or not."""
 
     def __init__(
         self, name: str, documentation: str, labelnames: Sequence[str] = ()
@@ -100,8 +98,6 @@ class Counter(Tally):
 
 class Gauge(Tally):
     """An unlabelled gauge: set, moved, or read from a function at scrape time."""
-
-    kind = "gauge"
 
     def __init__(self, name: str, documentation: str) -> None:
         super().__init__(name, documentation)
@@ -144,7 +140,7 @@ class HistogramValue:
 
 
 class Histogram(Tally):
-    kind = "histogram"
+    """A histogram, labelled or not, with fixed bucket bounds."""
 
     def __init__(
         self,
