@@ -52,10 +52,18 @@ class Client(Protocol):
 class GrpcEval:
     """The generated sync stub on a plain channel, with a deadline on every call."""
 
-    def __init__(self, target: str, deadline: float = DEADLINE_S) -> None:
+    def __init__(
+        self, target: str, deadline: float = DEADLINE_S, own_session: bool = False
+    ) -> None:
         self.channel = grpc.insecure_channel(target)
         self.stub = exec_pb2_grpc.ExecutorStub(self.channel)
-        self.request = exec_pb2.EvaluateRequest(expression=EXPRESSION)
+        session = ""  # the default one
+        if own_session:
+            opened = self.stub.OpenSession(
+                exec_pb2.OpenSessionRequest(), timeout=deadline
+            )
+            session = opened.session
+        self.request = exec_pb2.EvaluateRequest(session=session, expression=EXPRESSION)
         self.deadline = deadline
 
     def block(self, count: int) -> list[int]:
@@ -96,10 +104,14 @@ class CallClient:
         self.inner.close()
 
 
-def http_client(port: int) -> CallClient:
+def http_client(port: int, own_session: bool = False) -> CallClient:
     """A keep-alive http.client eval client (a module function: picklable, for the
-    client processes of bench/all.py's throughput rows)."""
-    return CallClient(http_roundtrip.HTTPEval(port))
+    client processes of bench/all.py's throughput rows), in a session of its own if
+    asked (our backend only)."""
+    inner = http_roundtrip.HTTPEval(port)
+    if own_session:
+        inner.open_session()
+    return CallClient(inner)
 
 
 def grpc_probe(port: int) -> Callable[[], bool]:
@@ -221,6 +233,8 @@ class Spec:
     note: str
     block_scale: float = 1.0  # slow cases run fewer requests per block
     budget_scale: float = 1.0  # slow cases get more measured time, for enough samples
+    #: Our backends: a client that opens a session of its own first (picklable).
+    session_client: Callable[[], Client] | None = None
 
 
 #: The cases on a Unix socket ``<tmp>/<name>.sock``, by name: the server script in bench/
@@ -300,9 +314,16 @@ def port_spec(name: str, tmp: Path) -> Spec:
     if protocol == "grpc":
         probe = grpc_probe(port)
         client: Callable[[], Client] = functools.partial(GrpcEval, f"127.0.0.1:{port}")
+        in_session: Callable[[], Client] = functools.partial(
+            GrpcEval, f"127.0.0.1:{port}", DEADLINE_S, True
+        )
     else:
         probe, client = http_probe(port), functools.partial(http_client, port)
-    return Spec(name, server, probe, client, note)
+        in_session = functools.partial(http_client, port, True)
+    ours = script is None
+    return Spec(
+        name, server, probe, client, note, session_client=in_session if ours else None
+    )
 
 
 # --------------------------------------------------------------------------------------

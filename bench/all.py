@@ -16,8 +16,8 @@
 2. THROUGHPUT, ``--clients`` (8) client processes at once per server, the same servers
    still up, blocks in shuffled rounds; req/s as a ratio to the floor's with as many
    clients. The backends' clients share the default session (one worker, which runs
-   one request at a time by design); the pipe backend is measured a second time with
-   a session per client (a worker each). Beside each, its peer's req/s (goal >= 1x);
+   one request at a time by design); each backend is measured a second time with a
+   session per client (a worker each). Beside each, its peer's req/s (goal >= 1x);
    the two-hop floor's (one worker fed without waiting) beside RPyC's.
 3. CONTROLLER: bench/controller.py on the local Docker engine: start-to-ready per
    backend type beside the ``docker run`` container floor and a Jupyter kernel's spawn,
@@ -51,7 +51,6 @@ The table is printed last and written to build/bench.md.
 """
 
 import argparse
-import functools
 import multiprocessing
 import os
 import platform
@@ -75,7 +74,6 @@ from bench import (
     install,
     mcp_roundtrip,
     memory,
-    pipe_roundtrip,
     plots,
     pools,
     transports,
@@ -106,12 +104,14 @@ PEERS = (  # (ours, its peer, the goal's limit on ours ÷ peer: issue 33's)
 #: one worker's turnaround, and the server spreading load over workers and cores.
 SESSIONS = "sessions"
 BACKEND_CASES = ("pipe-backend", "http-backend", "grpc-backend")
-SESSION_CASES = ("pipe-backend",)
+SESSION_CASES = BACKEND_CASES
 THROUGHPUT_PEERS = (  # (ours, its peer): goal ours ≥ 1.0x the peer's req/s
     ("pipe-backend", "rpyc"),
     (f"pipe-backend {SESSIONS}", "rpyc"),
     ("http-backend", "fastapi-bare"),
+    (f"http-backend {SESSIONS}", "fastapi-bare"),
     ("grpc-backend", "grpc-bare"),
+    (f"grpc-backend {SESSIONS}", "grpc-bare"),
 )
 LABELS = {
     "floor": "floor (raw UDS socket)",
@@ -198,7 +198,8 @@ def throughput(
         chosen += [(spec, True) for spec in specs if spec.name in SESSION_CASES]
         for spec, sessions in rng.sample(chosen, len(chosen)):
             # forkserver: this process has used gRPC, so its children must not fork
-            make = session_client(spec) if sessions else spec.client
+            make = spec.session_client if sessions else spec.client
+            assert make is not None, f"{spec.name} has no session client"
             group = ClientGroup(make, args.clients, method="forkserver")
             loads.append(Load(spec, group, sessions=sessions))
             block(load=loads[-1], count=args.throughput_block)  # warm-up
@@ -214,12 +215,6 @@ def throughput(
     finally:
         for load in loads:
             load.group.close()
-
-
-def session_client(spec: Spec) -> Callable[[], pipe_roundtrip.Client]:
-    """The pipe backend's client that opens a session of its own first (picklable)."""
-    path = str(getattr(spec.server, "socket_path"))  # noqa: B009 - not on ServerLike
-    return functools.partial(pipe_roundtrip.make_client, "pipe", path, True)
 
 
 def block(load: Load, count: int) -> tuple[list[int], int]:

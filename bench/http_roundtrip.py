@@ -49,6 +49,17 @@ class HTTPEval:
         self.headers = {"Content-Type": "application/json"}
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
+        self.body = BODY
+
+    def open_session(self) -> None:
+        """Evaluate in a new session of its own from now on (our backend only)."""
+        self.conn.request("POST", "/api/sessions", b"{}", self.headers)
+        response = self.conn.getresponse()
+        body = response.read()
+        if response.status != 201:
+            raise RuntimeError(f"unexpected reply {response.status} {body!r}")
+        session = json.loads(body)["session"]
+        self.body = json.dumps({"expression": "1+1", "session": session}).encode()
 
     def call(self) -> None:
         try:
@@ -63,7 +74,7 @@ class HTTPEval:
             raise RuntimeError(f"unexpected reply {response.status} {body!r}")
 
     def _post(self) -> http.client.HTTPResponse:
-        self.conn.request("POST", "/api/eval", BODY, self.headers)
+        self.conn.request("POST", "/api/eval", self.body, self.headers)
         return self.conn.getresponse()
 
     def close(self) -> None:

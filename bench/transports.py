@@ -45,6 +45,9 @@ def pipe_spec(tmp: Path) -> Spec:
         _harness.socket_probe(server),
         functools.partial(pipe_roundtrip.LineClient, str(path)),
         "beephost pipe backend: server + worker process (2 hops), raw socket client",
+        session_client=functools.partial(
+            pipe_roundtrip.make_client, "pipe", str(path), True
+        ),
     )
 
 
