@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
@@ -141,8 +142,14 @@ class ChartController:
 
 def _wait_ready(url: str) -> None:
     def ready() -> bool:
-        with urllib.request.urlopen(f"{url}/ready", timeout=3) as reply:
-            return bool(reply.status == 200)
+        try:
+            with urllib.request.urlopen(f"{url}/ready", timeout=3) as reply:
+                return bool(reply.status == 200)
+        except urllib.error.HTTPError as error:
+            # A 503 while it starts: the error holds the connection, closed here
+            # rather than whenever the collector finds it (a ResourceWarning then).
+            with error:
+                return False
 
     wait_until(f"the controller at {url} ready", ready, timeout=180)
 

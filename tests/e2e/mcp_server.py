@@ -86,7 +86,8 @@ def _answers(url: str) -> bool:
             urllib.request.Request(url, method="POST"), timeout=2
         ):
             return True
-    except urllib.error.HTTPError:
-        return True
+    except urllib.error.HTTPError as error:
+        with error:  # it holds the connection: closed now, not by the collector
+            return True
     except OSError:
         return False

@@ -125,7 +125,8 @@ def test_a_port_conflict_over_rest_is_409(
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=60)  # loopback only
     assert caught.value.code == 409
-    error = json.loads(caught.value.read())["error"]
+    with caught.value:
+        error = json.loads(caught.value.read())["error"]
     assert error["code"] == "conflict"
     assert str(listening) in error["message"]
     assert "http+docker" not in error["message"]

@@ -128,7 +128,8 @@ def get(url: str, token: str | None = None) -> tuple[int, bytes]:
         with opener.open(request, timeout=10) as response:
             return int(response.status), response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        with exc:
+            return exc.code, exc.read()
 
 
 def in_container(docker_cli: str, container: str, *command: str) -> str:

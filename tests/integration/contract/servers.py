@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,6 +181,9 @@ class ServerProcess:
                 with urllib.request.urlopen(url, timeout=2) as response:
                     return bool(response.status == 200)
             return _grpc_ready(f"127.0.0.1:{self.port}")
+        except urllib.error.HTTPError as error:
+            with error:  # it holds the connection: closed now, not by the collector
+                return False
         except OSError:
             return False
 
