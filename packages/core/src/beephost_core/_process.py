@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -83,6 +84,8 @@ class _Channel(asyncio.Protocol):
         self.broken: InternalError | None = None
         self.lost = False
         self.on_lost: Callable[[], None] | None = None
+        #: Called with every awaited reply, in the callback that received it.
+        self.on_reply: Callable[[dict[str, Any]], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
@@ -116,6 +119,8 @@ class _Channel(asyncio.Protocol):
                     self.on_event(event, str(data or ""))
         elif self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(message)
+            if self.on_reply is not None:
+                self.on_reply(message)  # after set_result: its waiter wakes first
         else:
             # Its waiter was cancelled or timed out a moment ago (the client's
             # disconnect and this reply came in the same poll of the loop), and the
@@ -145,7 +150,10 @@ class _Channel(asyncio.Protocol):
             )
 
     def expect(
-        self, request_id: int, on_event: EventCallback | None, raw: bool = False
+        self,
+        request_id: int,
+        on_event: EventCallback | None,
+        raw: bool = False,
     ) -> "asyncio.Future[dict[str, Any]]":
         if self.broken is not None or self.lost:
             raise self.broken or ConnectionResetError("worker gone")
@@ -157,6 +165,14 @@ class _Channel(asyncio.Protocol):
         if early is not None and early.get("id") == request_id:
             self.waiter.set_result(early)  # it came while nobody waited
         return self.waiter
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """An operation written to a worker, whose reply is awaited."""
+
+    request_id: int
+    future: "asyncio.Future[dict[str, Any]]"
 
 
 async def _to_the_end(work: "Coroutine[Any, Any, T]") -> T:
@@ -325,6 +341,11 @@ class WorkerProcess:
 
         self._channel.on_lost = lost
 
+    def on_reply(self, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``callback`` with every reply a request awaited, in the loop callback
+        that received it: before the request's coroutine resumes."""
+        self._channel.on_reply = callback
+
     @property
     def alive(self) -> bool:
         return self._process.returncode is None and not self._channel.lost
@@ -398,11 +419,14 @@ class WorkerProcess:
         grace: float,
         on_event: EventCallback | None = None,
         raw: bool = False,
+        sent: "Sent | None" = None,
     ) -> dict[str, Any] | bytes:
         """Send one operation and wait for its reply until ``deadline`` (loop time).
 
         With ``raw``, a result may come back as its JSON text (bytes) as the worker
         wrote it, for a transport to forward without decoding and encoding it again.
+        ``sent``: the operation was sent already (``send``) and only its reply is
+        awaited.
 
         At the deadline the worker gets SIGINT; if no reply arrives within ``grace`` it
         is killed and the timeout says the state was lost. If the container's process
@@ -411,6 +435,36 @@ class WorkerProcess:
 
         Raises:
             BeepHostError: The worker's error, a timeout, or SessionLost if it died.
+        """
+        # Once it ends, or fails with one of our errors, see whether its session
+        # exhausted the container's process limit (the coroutine that checks runs only
+        # when a fork was refused).
+        try:
+            reply = await self._exchange(
+                sent, op, params, on_event, deadline, grace, raw
+            )
+        except BeepHostError as exc:
+            if self.alive and self._fork_refused():
+                await self._check_process_limit(exc)
+            raise
+        if self._fork_refused():
+            await self._check_process_limit(None)
+        return reply
+
+    def send(
+        self,
+        op: str,
+        params: dict[str, Any],
+        deadline: float,
+        on_event: EventCallback | None = None,
+        raw: bool = False,
+    ) -> "Sent":
+        """Write one operation to the idle worker and watch its deadline; ``request``
+        with ``sent=`` awaits its reply. Callable from a loop callback.
+
+        Raises:
+            ConnectionError: The worker is gone.
+            InternalError: Its channel broke.
         """
         self._oom_kills = container_limits().oom_kills()
         self._next_id += 1
@@ -421,36 +475,48 @@ class WorkerProcess:
             "params": params,
             "stream": on_event is not None,
         }
-        # Once it ends, or fails with one of our errors, see whether its session
-        # exhausted the container's process limit (the coroutine that checks runs only
-        # when a fork was refused).
+        future = self._channel.expect(request_id, on_event, raw)
+        assert self._channel.transport is not None
+        self._channel.transport.write(_encode_message(message).encode() + b"\n")
+        self.busy = True
+        self._deadlines.watch(deadline, future)
+        return Sent(request_id, future)
+
+    async def abandon(self, sent: Sent, grace: float) -> None:
+        """Stop a request sent with ``send`` whose caller was cancelled before it
+        awaited the reply: as a cancelled ``request`` does."""
         try:
-            reply = await self._exchange(
-                request_id, message, deadline, grace, on_event, raw
-            )
-        except BeepHostError as exc:
-            if self.alive and self._fork_refused():
-                await self._check_process_limit(exc)
-            raise
-        if self._fork_refused():
-            await self._check_process_limit(None)
-        return reply
+            await _to_the_end(self._settle(sent.request_id, grace))
+        finally:
+            self._deadlines.unwatch(sent.future)
+            if self._next_id == sent.request_id:
+                self.busy = False
+
+    def may_hand_off(self, reply: dict[str, Any]) -> bool:
+        """Whether the next request may be sent at once after ``reply``: it succeeded,
+        the worker lives and no fork was refused meanwhile (the checks that ``request``
+        runs after a reply would find nothing to do)."""
+        if "error" in reply or not self.alive:
+            return False
+        # A look, not _fork_refused: the refusal stays for request's own check.
+        refused = container_limits().pids_refused()
+        return refused is None or refused <= self._refused_seen
 
     async def _exchange(
         self,
-        request_id: int,
-        message: dict[str, Any],
+        sent: "Sent | None",
+        op: str,
+        params: dict[str, Any],
+        on_event: EventCallback | None,
         deadline: float,
         grace: float,
-        on_event: EventCallback | None,
         raw: bool,
     ) -> dict[str, Any] | bytes:
-        self.busy = True
+        request_id = -1
         try:
-            future = self._channel.expect(request_id, on_event, raw)
-            assert self._channel.transport is not None
-            self._channel.transport.write(_encode_message(message).encode() + b"\n")
-            self._deadlines.watch(deadline, future)
+            if sent is None:
+                sent = self.send(op, params, deadline, on_event, raw)
+            request_id, future = sent.request_id, sent.future
             try:
                 reply = await future
             except TimeoutError:
@@ -467,14 +533,15 @@ class WorkerProcess:
                 await _to_the_end(self._settle(request_id, grace))
                 raise
             finally:
-                self._deadlines.unwatch()
+                self._deadlines.unwatch(future)
         except ConnectionError as exc:
             raise await self._lost() from exc
         except InternalError:
             await self.kill()
             raise
         finally:
-            self.busy = False
+            if self._next_id == request_id:  # else the next one was handed the worker
+                self.busy = False
         self.handles = int(reply.get("handles", self.handles))
         self.created = [str(h) for h in reply.get("created", ())]
         if "error" in reply:

@@ -28,9 +28,11 @@ class DeadlineTimer:
         if self._handle is None or self._fires_at > deadline:
             self._arm(deadline)
 
-    def unwatch(self) -> None:
-        """The watched request ended: nothing is due (the timer may stay armed)."""
-        self._future = None
+    def unwatch(self, future: "asyncio.Future[Any] | None" = None) -> None:
+        """The watched request (``future``'s, if given) ended: nothing is due (the
+        timer may stay armed). A later request's watch is kept."""
+        if future is None or self._future is future:
+            self._future = None
 
     def close(self) -> None:
         self._future = None

@@ -4,6 +4,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import secrets
@@ -14,13 +15,14 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast, overload
 
-from beephost_core._process import EventCallback, WorkerProcess
+from beephost_core._process import EventCallback, Sent, WorkerProcess
 from beephost_core.activity import REPORT_INTERVAL, Activity
 from beephost_core.config import ExecutorConfig
 from beephost_core.egress_relay import EgressRelay
 from beephost_core.files import FileService
 from beephost_core.leases import LeaseOwner, Leases, check_lease
 from beephost_core.metrics import CoreMetrics
+from beephost_core.session_lock import SessionLock, Turn
 from beephost_core.workspace import Workspace
 from beephost_protocol import models
 from beephost_protocol.errors import (
@@ -45,7 +47,7 @@ class Session:
     id: str
     ttl: float | None  # None: never expires (the default session)
     worker: WorkerProcess | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    lock: "SessionLock[_Queued, Sent]" = field(default_factory=SessionLock)
     created_at: float = field(default_factory=time.time)
     last_used: float = field(default_factory=time.monotonic)
     requests: int = 0
@@ -58,6 +60,17 @@ class Session:
         if worker is None or not worker.alive or self.lost_while_idle is not None:
             return None
         return worker
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    """A request waiting for its session, as the hand-off would send it."""
+
+    op: str
+    params: dict[str, Any]
+    deadline: float
+    stream: EventCallback | None
+    raw: bool
 
 
 def _worker_params(command: models.Command) -> tuple[str, dict[str, Any]]:
@@ -540,37 +553,65 @@ class Executor:
             command.timeout or self.config.default_timeout, self.config.max_timeout
         )
         deadline = self._loop().time() + timeout
-        try:
-            if session.lock.locked():  # only a queued request pays for a timer here
+        raw_result = raw and op != "info"  # info's result gets more members here
+        sent: Sent | None = None
+        if not session.lock.locked():
+            grant = await session.lock.acquire()  # returns at once: no suspension
+        else:  # only a queued request pays for a timer and a turn
+            turn: Turn[_Queued, Sent] = Turn(
+                _Queued(op, params, deadline, stream, raw_result)
+            )
+            try:
                 async with asyncio.timeout_at(deadline):
-                    await session.lock.acquire()
-            else:
-                await session.lock.acquire()  # returns at once: no suspension
-        except TimeoutError:
-            raise ExecutionTimeout(
-                f"deadline of {timeout}s passed while the session was busy with another request",
-                {"state_lost": False},
-            ) from None
+                    grant = await session.lock.acquire(turn)
+            except TimeoutError:
+                if turn.sent is None:
+                    raise ExecutionTimeout(
+                        f"deadline of {timeout}s passed while the session was busy with another request",
+                        {"state_lost": False},
+                    ) from None
+                grant = turn.grant  # handed the worker as its deadline passed: that
+                # deadline stops it at once
+            except asyncio.CancelledError:
+                if turn.sent is not None:
+                    # Handed the worker as it was cancelled: stop its code, as a
+                    # cancelled request does, then pass the session on.
+                    try:
+                        if session.worker is not None:
+                            await session.worker.abandon(
+                                turn.sent, self.config.kill_grace
+                            )
+                    finally:
+                        session.lock.release(turn.grant)
+                raise
+            sent = turn.sent
         try:
-            if self._sessions.get(session.id) is not session:
-                # Retired while this request queued (its worker was killed at a
-                # deadline, or it was closed): never run on a fresh, empty worker.
-                self._session(session.id)  # lost or closed: raises why
-                raise SessionLost(
-                    f"session {session.id!r} was reset while this request waited; "
-                    "its state is lost",
-                    {"session": session.id, "state_lost": True},
-                )
-            # _live_worker is a coroutine: awaited only when the worker is not ready
-            worker = session.ready_worker() or await self._live_worker(session)
-            session.requests += 1
+            if sent is not None:
+                # The previous request's reply sent this one (_hand_off): its checks
+                # were made there.
+                worker = session.worker
+                assert worker is not None
+            else:
+                if self._sessions.get(session.id) is not session:
+                    # Retired while this request queued (its worker was killed at a
+                    # deadline, or it was closed): never run on a fresh, empty worker.
+                    self._session(session.id)  # lost or closed: raises why
+                    raise SessionLost(
+                        f"session {session.id!r} was reset while this request waited; "
+                        "its state is lost",
+                        {"session": session.id, "state_lost": True},
+                    )
+                # _live_worker is a coroutine: awaited only when the worker is not ready
+                worker = session.ready_worker() or await self._live_worker(session)
+                session.requests += 1
             result = await worker.request(
                 op,
                 params,
                 deadline=deadline,
                 grace=self.config.kill_grace,
                 on_event=stream,
-                raw=raw and op != "info",  # info's result gets more members here
+                raw=raw_result,
+                sent=sent,  # then on_event was given when it was sent
             )
         except BeepHostError as exc:
             if isinstance(exc, SessionLost):
@@ -582,12 +623,43 @@ class Executor:
             raise
         finally:
             session.last_used = time.monotonic()
-            session.lock.release()
+            session.lock.release(grant)  # unless its reply handed the session on
         if isinstance(result, dict) and op == "info":
             result.update(self._describe(session))
         if command.session == models.DEFAULT_SESSION:
             self._track_owned(command, owner)
         return result
+
+    def _hand_off(
+        self, session: Session, worker: WorkerProcess, reply: dict[str, Any]
+    ) -> None:
+        """On each reply of the session's worker: if the request ended cleanly and
+        another waits, send that one at once and hand it the session
+        (SessionLock.hand_off); the replied request's coroutine then leaves the lock."""
+        if (
+            not session.lock.waiting
+            or self._closing
+            or session.worker is not worker
+            or self._sessions.get(session.id) is not session
+            or not worker.may_hand_off(reply)
+        ):
+            return
+        session.lock.hand_off(lambda turn: self._send_queued(session, worker, turn))
+
+    def _send_queued(
+        self, session: Session, worker: WorkerProcess, turn: "Turn[_Queued, Sent]"
+    ) -> Sent | None:
+        queued = turn.request
+        if queued is None or queued.stream is not None:
+            return None  # a streamed exec takes the usual path: its events need it
+        try:
+            sent = worker.send(
+                queued.op, queued.params, queued.deadline, raw=queued.raw
+            )
+        except (ConnectionError, BeepHostError):
+            return None
+        session.requests += 1
+        return sent
 
     async def _live_worker(self, session: Session) -> WorkerProcess:
         ready = session.ready_worker()
@@ -614,6 +686,7 @@ class Executor:
     def _assign(self, session: Session, worker: WorkerProcess) -> WorkerProcess:
         session.worker = worker
         worker.hold_state()
+        worker.on_reply(functools.partial(self._hand_off, session, worker))
         if session.id == models.DEFAULT_SESSION:
             # Readiness depends on the default worker: replace it as soon as it dies.
             worker.on_exit(
