@@ -30,19 +30,29 @@ def _count_hand_offs(executor: Executor, monkeypatch: pytest.MonkeyPatch) -> lis
     return sent
 
 
+async def _holding(
+    executor: Executor, then: str = "", session: str = models.DEFAULT_SESSION
+) -> "asyncio.Task[dict[str, Any]]":
+    """A request that holds the session's worker 0.3 s (then runs ``then``), started:
+    requests made from now on queue behind it."""
+    task = asyncio.create_task(
+        executor.run(
+            models.Execute(
+                session=session, code=f"import time\ntime.sleep(0.3)\n{then}"
+            )
+        )
+    )
+    await asyncio.sleep(0.1)
+    return task
+
+
 async def test_queued_requests_run_in_arrival_order_and_see_each_others_state(
     executor: Executor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     handed = _count_hand_offs(executor, monkeypatch)
     session = (await executor.run(models.SessionOpen()))["session"]
     await executor.run(models.Execute(session=session, code="seen = []"))
-    # The first holds the worker a moment, so the other 19 queue behind it.
-    first = asyncio.create_task(
-        executor.run(
-            models.Execute(session=session, code="import time\ntime.sleep(0.3)")
-        )
-    )
-    await asyncio.sleep(0.1)
+    first = await _holding(executor, session=session)
     tasks = [
         asyncio.create_task(
             executor.run(
@@ -66,10 +76,7 @@ async def test_a_queued_streamed_exec_waits_for_its_turn_and_streams(
     executor: Executor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     handed = _count_hand_offs(executor, monkeypatch)
-    first = asyncio.create_task(
-        executor.run(models.Execute(code="import time\ntime.sleep(0.3)\nstep = 1"))
-    )
-    await asyncio.sleep(0.1)
+    first = await _holding(executor, then="step = 1")
     events: list[str] = []
     streamed = asyncio.create_task(
         executor.run(
@@ -89,10 +96,7 @@ async def test_a_request_cancelled_after_it_was_handed_the_worker_is_stopped(
     handed = _count_hand_offs(executor, monkeypatch)
     started = tmp_path / "started"
     await executor.run(models.Execute(code="kept = 'state kept'\nfinished = False"))
-    first = asyncio.create_task(
-        executor.run(models.Execute(code="import time\ntime.sleep(0.3)"))
-    )
-    await asyncio.sleep(0.1)
+    first = await _holding(executor)
     long = (
         f"import time\ntry:\n    open({str(started)!r}, 'w').close()\n"
         "    time.sleep(120)\nexcept KeyboardInterrupt:\n"
@@ -117,10 +121,7 @@ async def test_a_failed_request_hands_nothing_on_and_the_next_still_runs(
     executor: Executor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     handed = _count_hand_offs(executor, monkeypatch)
-    failing = asyncio.create_task(
-        executor.run(models.Execute(code="import time\ntime.sleep(0.3)\n1/0"))
-    )
-    await asyncio.sleep(0.1)
+    failing = await _holding(executor, then="1/0")
     after = asyncio.create_task(executor.run(models.Evaluate(expression="6 * 7")))
     with pytest.raises(Exception, match="ZeroDivisionError"):
         await failing
@@ -147,12 +148,7 @@ async def test_a_request_cancelled_as_it_is_handed_the_worker_is_stopped(
     await executor.run(
         models.Execute(session=session, code="kept = 'state kept'\nfinished = False")
     )
-    first = asyncio.create_task(
-        executor.run(
-            models.Execute(session=session, code="import time\ntime.sleep(0.3)")
-        )
-    )
-    await asyncio.sleep(0.1)
+    first = await _holding(executor, session=session)
     long = "import time\ntime.sleep(120)\nfinished = True"
     waiting.append(
         asyncio.create_task(
