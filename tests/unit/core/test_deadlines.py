@@ -24,7 +24,7 @@ async def test_a_later_request_keeps_the_armed_timer_and_gets_its_own_deadline()
     first: asyncio.Future[None] = loop.create_future()
     timer.watch(loop.time() + 0.05, first)
     first.set_result(None)  # answered in time
-    timer.unwatch()
+    timer.unwatch(first)
     second: asyncio.Future[None] = loop.create_future()
     timer.watch(loop.time() + 0.3, second)
     assert timer.armed  # the first request's timer, not a new one
@@ -41,7 +41,7 @@ async def test_an_earlier_deadline_than_the_armed_one_is_kept() -> None:
     long: asyncio.Future[None] = loop.create_future()
     timer.watch(loop.time() + 60, long)
     long.set_result(None)
-    timer.unwatch()
+    timer.unwatch(long)
     short: asyncio.Future[None] = loop.create_future()
     timer.watch(loop.time() + 0.05, short)
     with pytest.raises(TimeoutError):
@@ -55,7 +55,7 @@ async def test_an_idle_worker_is_not_timed_out_and_close_disarms() -> None:
     answered: asyncio.Future[None] = loop.create_future()
     timer.watch(loop.time() + 0.05, answered)
     answered.set_result(None)
-    timer.unwatch()
+    timer.unwatch(answered)
     await asyncio.sleep(0.1)  # fires while idle: nothing to expire, nothing re-armed
     assert not timer.armed
     later: asyncio.Future[None] = loop.create_future()
@@ -63,3 +63,21 @@ async def test_an_idle_worker_is_not_timed_out_and_close_disarms() -> None:
     timer.close()
     assert not timer.armed
     assert not later.done()
+
+
+async def test_unwatching_a_handed_off_request_keeps_the_next_ones_deadline() -> None:
+    # The next request was sent (and watched) from the previous reply's callback,
+    # before the previous request's coroutine unwatched its own future.
+    loop = asyncio.get_running_loop()
+    timer = DeadlineTimer(loop)
+    previous: asyncio.Future[None] = loop.create_future()
+    timer.watch(loop.time() + 60, previous)
+    previous.set_result(None)
+    following: asyncio.Future[None] = loop.create_future()
+    timer.watch(loop.time() + 0.05, following)
+    timer.unwatch(previous)
+    await asyncio.sleep(0.3)
+    assert following.done()  # by the timer, not by a wait of ours
+    with pytest.raises(TimeoutError):
+        following.result()
+    timer.close()

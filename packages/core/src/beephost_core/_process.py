@@ -150,10 +150,7 @@ class _Channel(asyncio.Protocol):
             )
 
     def expect(
-        self,
-        request_id: int,
-        on_event: EventCallback | None,
-        raw: bool = False,
+        self, request_id: int, on_event: EventCallback | None, raw: bool = False
     ) -> "asyncio.Future[dict[str, Any]]":
         if self.broken is not None or self.lost:
             raise self.broken or ConnectionResetError("worker gone")

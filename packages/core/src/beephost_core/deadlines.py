@@ -28,10 +28,10 @@ class DeadlineTimer:
         if self._handle is None or self._fires_at > deadline:
             self._arm(deadline)
 
-    def unwatch(self, future: "asyncio.Future[Any] | None" = None) -> None:
-        """The watched request (``future``'s, if given) ended: nothing is due (the
-        timer may stay armed). A later request's watch is kept."""
-        if future is None or self._future is future:
+    def unwatch(self, future: "asyncio.Future[Any]") -> None:
+        """``future``'s request ended: nothing is due for it (the timer may stay
+        armed). A later request's watch (one handed the worker already) is kept."""
+        if self._future is future:
             self._future = None
 
     def close(self) -> None:
