@@ -15,11 +15,12 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-from beephost_client import Unauthorized, connect
+from beephost_client import Client, ExecutionTimeout, Unauthorized, connect
 from tests.e2e.compose_system import (
     BACKENDS,
     PROJECT_LABEL,
@@ -92,19 +93,23 @@ def test_every_service_is_healthy_and_hardened(
         assert ("docker.sock" in binds) == (name == "controller"), name
 
 
-def test_the_default_backends_answer_from_the_host(
-    compose: Compose, docker_cli: str
-) -> None:
+def _default_backend_urls(compose: Compose, docker_cli: str) -> dict[str, str]:
+    """Where the host reaches each default backend, by its token's name."""
     volume = f"{compose.project}_pipe-socket"
     mountpoint = json.loads(docker(docker_cli, "volume", "inspect", volume))[0][
         "Mountpoint"
     ]
-    urls = {
+    return {
         "PIPE": f"unix://{mountpoint}/pipe.sock",
         "HTTP": f"http://127.0.0.1:{compose.port('HTTP')}",
         "RPC": f"grpc://127.0.0.1:{compose.port('RPC')}",
     }
-    for name, url in urls.items():
+
+
+def test_the_default_backends_answer_from_the_host(
+    compose: Compose, docker_cli: str
+) -> None:
+    for name, url in _default_backend_urls(compose, docker_cli).items():
         with connect(url, token=compose.tokens[name]) as client:
             assert client.evaluate("sum(range(10))") == 45, name
             assert client.info().environment == "default", name
@@ -114,6 +119,59 @@ def test_the_default_backends_answer_from_the_host(
             connect(url, token=sha256(compose.tokens[name])) as client,
         ):
             client.evaluate("1")
+
+
+def _hold_the_session(seconds: float) -> tuple[str, str]:
+    """Code that marks in the workspace that it runs (a file: the files API answers
+    from the server, not the busy worker), then holds the session ``seconds``."""
+    marker = f"holding-{secrets.token_hex(4)}"
+    return f"import time\nopen({marker!r}, 'w').close()\ntime.sleep({seconds})", marker
+
+
+def _wait_for_file(client: Client, path: str) -> None:
+    deadline = time.monotonic() + 30
+    while not client.files.exists(path):
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+    client.files.remove(path)
+
+
+def test_clients_queued_in_one_session_are_each_answered_in_turn(
+    compose: Compose, docker_cli: str
+) -> None:
+    """12 clients at once in the default session of each backend, queued behind a
+    request that holds its worker: each runs once, one at a time, on the session's
+    state (the session hand-off, in the containers compose runs); one whose deadline
+    passes while it waits times out with the state kept."""
+    seen = f"seen_{secrets.token_hex(4)}"
+    for name, url in _default_backend_urls(compose, docker_cli).items():
+        token = compose.tokens[name]
+
+        def append(n: int, url: str = url, token: str = token) -> Any:
+            with connect(url, token=token) as client:
+                return client.evaluate(f"{seen}.append({n}) or len({seen})")
+
+        with (
+            connect(url, token=token) as holder,
+            connect(url, token=token) as watcher,
+            ThreadPoolExecutor(13) as pool,
+        ):
+            holder.execute(f"{seen} = []")
+            code, marker = _hold_the_session(0.5)
+            busy = pool.submit(holder.execute, code)
+            _wait_for_file(watcher, marker)
+            answers = list(pool.map(append, range(12)))
+            busy.result()
+            assert sorted(answers) == list(range(1, 13)), name
+            assert sorted(holder.evaluate(seen)) == list(range(12)), name
+            code, marker = _hold_the_session(2)
+            busy = pool.submit(holder.execute, code)
+            _wait_for_file(watcher, marker)
+            with pytest.raises(ExecutionTimeout) as caught:
+                watcher.evaluate(f"{seen}.append(-1)", timeout=0.3)
+            busy.result()
+            assert caught.value.data.get("state_lost") is False, name
+            assert sorted(holder.evaluate(seen)) == list(range(12)), name
 
 
 def test_backends_hold_only_their_token_digest(
