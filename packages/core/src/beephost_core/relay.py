@@ -5,8 +5,10 @@ A backend without network runs with no network interface at all (Docker's
 gateway, no other container. Its server listens on a Unix socket in a directory it
 shares with the controller; this relay, in a container of its own on the controller's
 offline bridge, publishes the backend's port and copies bytes both ways, one Unix
-connection per TCP connection. It understands nothing of what it carries (HTTP/1.1 or
-HTTP/2): a half-close is passed on, and a reset on one side closes the other.
+connection per TCP connection, through the kernel (``beephost_core.splice``). It
+understands nothing of what it carries (HTTP/1.1 or HTTP/2): a half-close is passed
+on, and a reset on one side closes the other. ``relay_connection`` does the same for
+streams (the egress relays, TLS in the tests' relays).
 
     python -m beephost_core.relay 5678 /run/beephost/http.sock
 
@@ -17,7 +19,10 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
+
+from beephost_core.splice import splice_both
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +30,8 @@ logger = logging.getLogger(__name__)
 CHUNK = 256 << 10
 #: Bytes a writer may buffer before its reader waits (backpressure, both ways).
 HIGH_WATER = 1 << 20
+#: Seconds the relay waits after a failed accept (out of descriptors: let some close).
+ACCEPT_PAUSE = 0.1
 
 
 async def _copy(source: asyncio.StreamReader, target: asyncio.StreamWriter) -> None:
@@ -80,25 +87,57 @@ async def relay_connection(
                 await side.wait_closed()
 
 
-async def serve(port: int, socket_path: str, host: str = "0.0.0.0") -> asyncio.Server:
-    """Listen on ``host:port`` (0: a free one) and relay each connection."""
+async def serve(listener: socket.socket, socket_path: str) -> None:
+    """Relay each connection ``listener`` accepts to ``socket_path`` through the kernel
+    (``beephost_core.splice``), until cancelled: then every connection is cut."""
+    loop = asyncio.get_running_loop()
+    listener.setblocking(False)
+    links: set[asyncio.Task[None]] = set()
+    try:
+        while True:
+            try:
+                client, _ = await loop.sock_accept(listener)
+            except OSError as exc:  # out of descriptors, a connection reset at once
+                logger.warning("cannot accept a connection: %s", exc)
+                await asyncio.sleep(ACCEPT_PAUSE)
+                continue
+            link = asyncio.create_task(_link(client, socket_path))
+            links.add(link)
+            link.add_done_callback(links.discard)
+    finally:
+        for link in links:
+            link.cancel()
 
-    async def handle(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        await relay_connection(reader, writer, socket_path)
 
-    return await asyncio.start_server(handle, host, port, limit=CHUNK, backlog=1024)
+async def _link(client: socket.socket, socket_path: str) -> None:
+    # Small messages (a 1+1) leave at once, as asyncio's own TCP transports send them.
+    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    upstream.setblocking(False)
+    try:
+        await asyncio.get_running_loop().sock_connect(upstream, socket_path)
+    except OSError as exc:
+        # The server is (re)starting: the client sees its connection closed, as a
+        # stopped server's port would refuse it.
+        logger.info("no server at %s: %s", socket_path, exc)
+        upstream.close()
+        client.close()
+        return
+    await splice_both(client, upstream)
 
 
 async def _main(port: int, socket_path: str) -> None:
-    server = await serve(port, socket_path)
+    listener = socket.create_server(("0.0.0.0", port), backlog=1024)
+    serving = asyncio.create_task(serve(listener, socket_path))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with server:
-        await stop.wait()
+    await stop.wait()
+    serving.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await serving
+    listener.close()
 
 
 def main(argv: list[str] | None = None) -> None:
