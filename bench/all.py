@@ -1002,7 +1002,8 @@ def legend(run: Run) -> str:
         "design), or, where the case says so, each opens a session of its own (a "
         "worker each); the peers serve every client in one process",
         "- container floor: `docker run --rm --network none <base image> python3 -c pass`, "
-        "CLI wall time; backends start hardened, capped, with a network of their own (http/rpc)",
+        "CLI wall time; backends start hardened, capped, without network (an http or "
+        "rpc backend's port published by its relay container)",
         "- idle memory: usage - inactive_file as `docker stats`; RSS counts shared pages in "
         "every process, PSS splits them, private is each process's own, anon the heap "
         "and stacks (PSS) as opposed to mapped files; workers: the default session's "

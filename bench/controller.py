@@ -321,13 +321,23 @@ def container_floor(image: str, run: str, network: str | None = None) -> float:
     """Seconds a ``docker run`` of ``python3 -c pass`` takes: without a network, or
     on ``network`` with a port published on loopback (what an http or rpc backend's
     container costs the engine before its server runs)."""
+    started = time.perf_counter()
+    subprocess.run(
+        _floor_command(image, run, network),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return time.perf_counter() - started
+
+
+def _floor_command(image: str, run: str, network: str | None) -> list[str]:
+    """The ``docker run`` of a floor: ``python3 -c pass`` without a network, or on
+    ``network`` with a port published on loopback."""
     command = ["docker", "run", "--rm", "--network", network or "none"]
     if network is not None:
         command += ["--publish", "127.0.0.1::5678"]
-    command += ["--label", f"{RUN_LABEL}={run}", image, "python3", "-c", "pass"]
-    started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True, timeout=120)
-    return time.perf_counter() - started
+    return [*command, "--label", f"{RUN_LABEL}={run}", image, "python3", "-c", "pass"]
 
 
 def relayed_floor(image: str, run: str, network: str) -> float:
@@ -336,15 +346,10 @@ def relayed_floor(image: str, run: str, network: str) -> float:
     (the backend) and on ``network`` with a port published on loopback (its relay),
     from the first started to the last one's CLI ended: what the engine costs such a
     start before either server runs."""
-    docker_run = ["docker", "run", "--rm", "--label", f"{RUN_LABEL}={run}"]
-    commands = [
-        [*docker_run, "--network", "none", image],
-        [*docker_run, "--network", network, "--publish", "127.0.0.1::5678", image],
-    ]
     started = time.perf_counter()
     runs = [
-        subprocess.Popen([*command, "python3", "-c", "pass"], stdout=subprocess.DEVNULL)
-        for command in commands
+        subprocess.Popen(_floor_command(image, run, on), stdout=subprocess.DEVNULL)
+        for on in (None, network)
     ]
     for process in runs:
         if process.wait(timeout=120) != 0:

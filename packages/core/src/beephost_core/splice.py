@@ -53,7 +53,7 @@ class _Direction:
         target: socket.socket,
     ) -> None:
         self._loop = loop
-        self._source, self._target = source, target
+        self._target = target
         self._src, self._dst = source.fileno(), target.fileno()
         self._pipe_out, self._pipe_in = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         # Refused past the owner's pipe quota: the default size still works.
@@ -91,7 +91,8 @@ class _Direction:
                 self._loop.add_reader(self._src, self._on_readable)
 
     def _flush(self) -> bool:
-        """Move the pipe's bytes to the target; whether they all went."""
+        """Move the pipe's bytes to the target; whether nothing is left to wait for
+        (they all went, or the direction failed and finished)."""
         while self._in_pipe:
             try:
                 self._in_pipe -= os.splice(
