@@ -22,7 +22,7 @@ from google.protobuf.message import Message
 from pydantic import ValidationError
 
 from beephost_pb.exec.v1 import exec_pb2 as pb
-from beephost_protocol import models
+from beephost_protocol import models, pb_chunks
 from beephost_protocol.errors import (
     BeepHostError,
     InvalidRequest,
@@ -516,12 +516,21 @@ class RpcSpec:
         request: The request message class.
         reply: The reply message class (``ExecuteEvent`` for ``ExecuteStream``).
         streaming: True for the server-streaming ``ExecuteStream``.
+        data_chunks: Replies may be data-only chunks (``pb_chunks``), read by hand.
     """
 
     method: str
     request: type[Message]
     reply: type[Message]
     streaming: bool = False
+    data_chunks: bool = False
+
+    @property
+    def parse_reply(self) -> Callable[[bytes], Any]:
+        """The reply's deserializer: protobuf's, but for data-only chunks, whose
+        bytes are read by hand (one copy where protobuf's runtime makes three)."""
+        parse = self.reply.FromString
+        return pb_chunks.data_or(parse) if self.data_chunks else parse
 
     @property
     def path(self) -> str:

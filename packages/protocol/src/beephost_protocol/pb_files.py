@@ -91,18 +91,22 @@ def upload_header(request: Any) -> tuple[files.UploadOpen, str | None]:
 
 
 def upload_data(request: Any) -> bytes | None:
-    """The bytes of a stream's later message; None for its ``end``.
+    """The bytes of a stream's later message (a data message, or the bytes
+    ``pb_chunks.decode_data`` found in one); None for its ``end``.
 
     Raises:
         InvalidRequest: A second header, or a chunk over ``MAX_CHUNK_BYTES``.
     """
-    if not isinstance(request, pb.UploadFileRequest) or request.WhichOneof(
+    if isinstance(request, bytes):
+        data = request
+    elif not isinstance(request, pb.UploadFileRequest) or request.WhichOneof(
         "part"
     ) not in ("data", "end"):
         raise InvalidRequest("UploadFile takes one header, data messages, then end")
-    if request.WhichOneof("part") == "end":
+    elif request.WhichOneof("part") == "end":
         return None
-    data: bytes = request.data  # each access copies the bytes (upb): once
+    else:
+        data = request.data  # each access copies the bytes (upb): once
     if len(data) > files.MAX_CHUNK_BYTES:
         raise InvalidRequest(
             f"a chunk of {len(data)} bytes; at most {files.MAX_CHUNK_BYTES}"
@@ -160,7 +164,13 @@ SPECS: dict[str, RpcSpec] = {
         RpcSpec("RemoveFile", pb.RemoveFileRequest, pb.RemoveFileReply),
         RpcSpec("RenameFile", pb.RenameFileRequest, pb.FileInfo),
         RpcSpec("GetWorkspaceUsage", pb.WorkspaceUsageRequest, pb.WorkspaceUsageReply),
-        RpcSpec("DownloadFile", pb.DownloadFileRequest, pb.FileChunk, streaming=True),
+        RpcSpec(
+            "DownloadFile",
+            pb.DownloadFileRequest,
+            pb.FileChunk,
+            streaming=True,
+            data_chunks=True,
+        ),
     )
 }
 #: The client-streaming upload (RpcSpec describes unary and server-streaming calls):

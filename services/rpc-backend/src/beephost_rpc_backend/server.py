@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
@@ -12,7 +13,7 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 from beephost_core import Executor
 from beephost_core.listeners import SOCKET_MODE, prepare_socket_path
 from beephost_pb.exec.v1 import exec_pb2_grpc
-from beephost_protocol import pb_codec
+from beephost_protocol import pb_chunks, pb_codec
 from beephost_protocol.errors import BeepHostError
 from beephost_rpc_backend import reflection
 from beephost_rpc_backend.auth import Interceptor, TokenAuth
@@ -198,12 +199,24 @@ def _add_executor(server: grpc.aio.Server, servicer: ExecutorServicer) -> None:
             # grpc's handlers are named tuples (grpc-stubs types them as abstract).
             named: Any = handler
             decode = tolerant(handler.request_deserializer or (lambda raw: raw))
-            tolerant_handlers[name] = named._replace(request_deserializer=decode)
+            changes = {"request_deserializer": decode, **_chunk_codecs(name, decode)}
+            tolerant_handlers[name] = named._replace(**changes)
         server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(service, tolerant_handlers),)
         )
         registered: Any = server  # grpc-stubs 1.53 predates registered methods
         registered.add_registered_method_handlers(service, tolerant_handlers)
+
+
+def _chunk_codecs(method: str, decode: Callable[[bytes], Any]) -> dict[str, Any]:
+    """What a file stream's handler changes so that the messages carrying bytes skip
+    protobuf's runtime (``pb_chunks``): an upload's data messages are read by hand
+    (others by ``decode``), a download's chunks after the first sent encoded."""
+    if method == "UploadFile":
+        return {"request_deserializer": pb_chunks.data_or(decode)}
+    if method == "DownloadFile":
+        return {"response_serializer": pb_chunks.serialize}
+    return {}
 
 
 def create_server(settings: Settings, executor: Executor) -> tuple[RpcServer, int]:

@@ -16,7 +16,7 @@ from beephost_core.tallies import Tallies
 from beephost_core.transfers import FileReader, Upload, WriteBehind, first_read
 from beephost_pb.exec.v1 import exec_pb2 as pb
 from beephost_pb.exec.v1 import exec_pb2_grpc
-from beephost_protocol import files, models, pb_codec, pb_files
+from beephost_protocol import files, models, pb_chunks, pb_codec, pb_files
 from beephost_protocol.errors import (
     BeepHostError,
     ExecutionTimeout,
@@ -213,11 +213,13 @@ class ExecutorServicer(exec_pb2_grpc.ExecutorServicer):
             if upload is not None:
                 upload.abort()  # a no-op once committed; quick, so it runs when cancelled
 
-    async def DownloadFile(
+    async def DownloadFile(  # type: ignore[override]  # bytes: encoded chunks
         self, request: pb.DownloadFileRequest, context: Context
-    ) -> AsyncIterator[pb.FileChunk]:
+    ) -> AsyncIterator[pb.FileChunk | bytes]:
         """The file's bytes in chunks; each is read once the previous one was taken
-        (gRPC's flow control), so the file is never held whole. Every chunk is of one
+        (gRPC's flow control), so the file is never held whole. The chunks after the
+        first go out encoded already (``pb_chunks``: registered with its serializer
+        in ``server._add_executor``). Every chunk is of one
         version of the file: one that changes after the first chunk went out ends
         the call with ``conflict`` (see ``FileReader``)."""
         reader: FileReader | None = None
@@ -435,15 +437,22 @@ def _first_length(reader: FileReader, offset: int, length: int | None) -> int:
 
 async def _file_chunks(
     reader: FileReader, first: bytes, offset: int, end: int
-) -> AsyncIterator[pb.FileChunk]:
+) -> AsyncIterator[pb.FileChunk | bytes]:
     """``reader``'s bytes from ``offset`` to ``end``, ``first`` read already; the
     first chunk carries the file's info (and is sent even for an empty range)."""
     yield pb_files.first_chunk(reader.info, first)
     offset += len(first)
     while first and offset < end:
         size = min(files.MAX_CHUNK_BYTES, end - offset)
-        data = await asyncio.to_thread(reader.read, offset, size)
-        if not data:
+        read, chunk = await asyncio.to_thread(_encoded_read, reader, offset, size)
+        if not read:
             return  # cannot happen unchanged: a shrunk file fails its read
-        offset += len(data)
-        yield pb.FileChunk(data=data)
+        offset += read
+        yield chunk
+
+
+def _encoded_read(reader: FileReader, offset: int, size: int) -> tuple[int, bytes]:
+    """Up to ``size`` bytes from ``offset``: how many, and the ``FileChunk`` that
+    carries them, encoded already (on the reading thread, not the loop)."""
+    data = reader.read(offset, size)
+    return len(data), pb_chunks.encode_data(data)

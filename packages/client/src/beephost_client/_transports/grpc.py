@@ -40,6 +40,7 @@ from beephost_protocol import (
     Command,
     Execute,
     SessionCommand,
+    pb_chunks,
     pb_codec,
     pb_files,
 )
@@ -165,8 +166,13 @@ def _upload_messages(file: fc.Upload, chunks: Iterable[bytes]) -> Iterator[Any]:
     yield pb_files.upload_request(file.path, file.overwrite, file.size)
     for chunk in chunks:
         for piece in fc.pieces(chunk) if chunk else ():
-            yield pb_files.data_request(piece)
+            yield pb_chunks.encode_data(piece)  # protobuf's runtime would copy it twice
     yield pb_files.end_request()
+
+
+def _chunk_data(chunk: Any) -> bytes:
+    """A download's message: bytes read by hand (``pb_chunks``), or a ``FileChunk``."""
+    return chunk if isinstance(chunk, bytes) else chunk.data
 
 
 def _metadata(token: str | None, lease: str) -> tuple[tuple[str, str], ...]:
@@ -249,7 +255,7 @@ class _GRPCChannel:
     def _new_upload(self, channel: Any) -> Any:
         call = channel.stream_unary(
             pb_files.UPLOAD_PATH,
-            request_serializer=pb_files.UPLOAD_REQUEST.SerializeToString,
+            request_serializer=pb_chunks.serialize,  # data messages encoded already
             response_deserializer=pb_files.UPLOAD_REPLY.FromString,
         )
         self._calls["UploadFile"] = call
@@ -260,7 +266,7 @@ class _GRPCChannel:
         call = factory(
             spec.path,
             request_serializer=spec.request.SerializeToString,
-            response_deserializer=spec.reply.FromString,
+            response_deserializer=spec.parse_reply,
         )
         self._calls[spec.method] = call
         return call
@@ -309,8 +315,8 @@ class GRPCTransport(_GRPCChannel, BaseTransport):
         try:
             with mapped_errors(self.target):
                 for chunk in call:
-                    if chunk.data:
-                        yield chunk.data
+                    if data := _chunk_data(chunk):
+                        yield data
         finally:
             call.cancel()  # a no-op once it finished; abandons it otherwise
 
@@ -421,8 +427,8 @@ class AsyncGRPCTransport(_GRPCChannel, AsyncBaseTransport):
         try:
             with mapped_errors(self.target):
                 async for chunk in call:
-                    if chunk.data:
-                        yield chunk.data
+                    if data := _chunk_data(chunk):
+                        yield data
         finally:
             await _settle(call)
 
