@@ -282,7 +282,15 @@ def test_builds_an_environment_through_the_docker_socket(
     assert image_uv.split()[:2] == host_uv.split()[:2]
     for kind in BACKEND_TYPES:
         started = time.monotonic()
+        # The session's image has the same inputs (its workspace snapshot, labels,
+        # the locked uv), so the same key: tagged into this prefix, it is found
+        # there, not built again (a different key still builds).
+        session_tag = backend_images.images[kind].tag
+        docker(
+            docker_cli, "tag", session_tag, f"{prefix}/{session_tag.split('/', 1)[1]}"
+        )
         backend = backend_images.ensure(kind, prefix, UvTools(locked_uv))
+        assert not backend.built, f"{kind}: the session's image was not reused"
         print(f"\n{backend.tag}: {time.monotonic() - started:.1f} s")
 
     name = f"e2e-ctr-{uuid.uuid4().hex[:10]}"

@@ -11,6 +11,7 @@ one source (``_transports/_async/pipe.py``). Both take a ``deadline``
 import asyncio
 import socket
 import time
+from collections.abc import Container
 from typing import Any
 
 from beephost_client._exceptions import ConnectError
@@ -64,6 +65,37 @@ def _classified(
     return item
 
 
+#: A line read and the binary payload after it, if any.
+_Read = tuple[bytes, bytes | None]
+
+
+def _kept(early: dict[int, list[_Read]], read: _Read, keep: Container[int]) -> bool:
+    """Whether ``read`` is for one of the requests in ``keep`` (then it is held in
+    ``early`` for them): a reply of a request other than the one awaited, which a
+    caller with several requests in flight will await next."""
+    if not keep:
+        return False
+    try:
+        rid = parse_line(read[0]).get("id")
+    except BeepHostError:
+        return False  # garbage: what it means is for the awaited request to say
+    if not isinstance(rid, int) or rid not in keep:
+        return False
+    early.setdefault(rid, []).append(read)
+    return True
+
+
+def _held(early: dict[int, list[_Read]], request_id: int) -> _Read | None:
+    """The first line held for ``request_id`` (``_kept``), if any."""
+    held = early.get(request_id)
+    if not held:
+        return None
+    read = held.pop(0)
+    if not held:
+        del early[request_id]
+    return read
+
+
 # -- blocking -----------------------------------------------------------------------------
 
 
@@ -77,6 +109,8 @@ class Connection(SocketConnection):
         self.clean = False
         self.next_id = 0
         self.max_frame = DEFAULT_MAX_FRAME
+        #: Lines of requests in flight that came while another was awaited.
+        self.early: dict[int, list[_Read]] = {}
 
     @classmethod
     def open(cls, path: str, token: str | None, timeout: Timeout) -> "Connection":
@@ -128,29 +162,37 @@ class Connection(SocketConnection):
         self.send(line, deadline, payload)
         return self.next_id
 
-    def item(self, request_id: int, deadline: float) -> StreamItem:
-        """The next event or the reply of ``request_id`` (lines to ignore skipped)."""
+    def item(
+        self, request_id: int, deadline: float, keep: Container[int] = ()
+    ) -> StreamItem:
+        """The next event or the reply of ``request_id`` (lines to ignore skipped,
+        but those of the requests in ``keep``, held for them)."""
         while True:
-            remaining = deadline - time.monotonic()
-            try:
-                if remaining <= 0:
-                    raise TimeoutError("deadline passed")
-                self.sock.settimeout(remaining)
-                line = self.file.readline()
-            except TimeoutError as exc:
-                raise timed_out(f"request {request_id}", remaining, exc) from exc
-            except OSError as exc:
-                raise lost(self.path, exc) from exc
-            if not line:
-                raise lost(self.path, ConnectionResetError("the server closed it"))
-            announced = announced_payload(line)
-            payload = None
-            if announced is not None:
-                size, line = announced
-                payload = self._read_payload(size, request_id, deadline)
-            item = _classified(line, request_id, self, payload)
+            read = _held(self.early, request_id) or self._read(request_id, deadline)
+            if _kept(self.early, read, keep):
+                continue
+            item = _classified(read[0], request_id, self, read[1])
             if item is not None:
                 return item
+
+    def _read(self, request_id: int, deadline: float) -> _Read:
+        remaining = deadline - time.monotonic()
+        try:
+            if remaining <= 0:
+                raise TimeoutError("deadline passed")
+            self.sock.settimeout(remaining)
+            line = self.file.readline()
+        except TimeoutError as exc:
+            raise timed_out(f"request {request_id}", remaining, exc) from exc
+        except OSError as exc:
+            raise lost(self.path, exc) from exc
+        if not line:
+            raise lost(self.path, ConnectionResetError("the server closed it"))
+        announced = announced_payload(line)
+        if announced is None:
+            return line, None
+        size, line = announced
+        return line, self._read_payload(size, request_id, deadline)
 
     def _read_payload(self, size: int, request_id: int, deadline: float) -> bytes:
         remaining = deadline - time.monotonic()
@@ -167,9 +209,11 @@ class Connection(SocketConnection):
             raise lost(self.path, ConnectionResetError("the server closed it"))
         return payload
 
-    def reply(self, request_id: int, deadline: float) -> dict[str, Any]:
+    def reply(
+        self, request_id: int, deadline: float, keep: Container[int] = ()
+    ) -> dict[str, Any]:
         while True:
-            item = self.item(request_id, deadline)
+            item = self.item(request_id, deadline, keep)
             if isinstance(item, dict):
                 return item
 
@@ -189,6 +233,8 @@ class AsyncConnection(StreamConnection):
         self.clean = False
         self.next_id = 0
         self.max_frame = DEFAULT_MAX_FRAME
+        #: Lines of requests in flight that came while another was awaited.
+        self.early: dict[int, list[_Read]] = {}
 
     @classmethod
     async def open(
@@ -244,37 +290,48 @@ class AsyncConnection(StreamConnection):
             raise lost(self.path, exc) from exc
         return self.next_id
 
-    async def item(self, request_id: int, deadline: float) -> StreamItem:
-        """The next event or the reply of ``request_id`` (lines to ignore skipped)."""
+    async def item(
+        self, request_id: int, deadline: float, keep: Container[int] = ()
+    ) -> StreamItem:
+        """The next event or the reply of ``request_id`` (lines to ignore skipped,
+        but those of the requests in ``keep``, held for them)."""
         while True:
-            try:
-                async with asyncio.timeout(deadline - time.monotonic()):
-                    line = await self.reader.readuntil(b"\n")
-                    announced = announced_payload(line)
-                    payload = None
-                    if announced is not None:
-                        size, line = announced
-                        payload = await self.reader.readexactly(size)
-            except TimeoutError as exc:
-                waited = deadline - time.monotonic()
-                raise timed_out(f"request {request_id}", waited, exc) from exc
-            except asyncio.IncompleteReadError as exc:
-                raise lost(
-                    self.path, ConnectionResetError("the server closed it")
-                ) from exc
-            except asyncio.LimitOverrunError as exc:
-                raise TooLarge(
-                    f"a reply line exceeds {MAX_REPLY_LINE} bytes",
-                    {"limit": MAX_REPLY_LINE},
-                ) from exc
-            except OSError as exc:
-                raise lost(self.path, exc) from exc
-            item = _classified(line, request_id, self, payload)
+            read = _held(self.early, request_id) or await self._read(
+                request_id, deadline
+            )
+            if _kept(self.early, read, keep):
+                continue
+            item = _classified(read[0], request_id, self, read[1])
             if item is not None:
                 return item
 
-    async def reply(self, request_id: int, deadline: float) -> dict[str, Any]:
+    async def _read(self, request_id: int, deadline: float) -> _Read:
+        try:
+            async with asyncio.timeout(deadline - time.monotonic()):
+                line = await self.reader.readuntil(b"\n")
+                announced = announced_payload(line)
+                payload = None
+                if announced is not None:
+                    size, line = announced
+                    payload = await self.reader.readexactly(size)
+        except TimeoutError as exc:
+            waited = deadline - time.monotonic()
+            raise timed_out(f"request {request_id}", waited, exc) from exc
+        except asyncio.IncompleteReadError as exc:
+            raise lost(self.path, ConnectionResetError("the server closed it")) from exc
+        except asyncio.LimitOverrunError as exc:
+            raise TooLarge(
+                f"a reply line exceeds {MAX_REPLY_LINE} bytes",
+                {"limit": MAX_REPLY_LINE},
+            ) from exc
+        except OSError as exc:
+            raise lost(self.path, exc) from exc
+        return line, payload
+
+    async def reply(
+        self, request_id: int, deadline: float, keep: Container[int] = ()
+    ) -> dict[str, Any]:
         while True:
-            item = await self.item(request_id, deadline)
+            item = await self.item(request_id, deadline, keep)
             if isinstance(item, dict):
                 return item

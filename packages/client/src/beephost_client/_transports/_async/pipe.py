@@ -8,14 +8,24 @@ and reads lines until the reply with its id; events before it are the streamed o
 
 # ruff: noqa: ASYNC109  # `timeout` bounds the wait for a reply; deadlines stay explicit
 
+import collections
+import contextlib
 import time
+from collections.abc import AsyncIterable
 from typing import Any
 
 from beephost_client._timeout import DEFAULT_TIMEOUT, Timeout
+from beephost_client._transports import _file_commands as fc
 from beephost_client._transports._pipeio import AsyncConnection
 from beephost_client._transports._pool import AsyncPool
 from beephost_client._transports.base import AsyncBaseTransport, AsyncStream
 from beephost_protocol import Command, Execute
+from beephost_protocol.errors import BeepHostError
+
+#: Upload writes sent ahead of their replies on one connection: the server writes a
+#: chunk to disk while the next ones arrive (one at a time, each waited for, left it
+#: idle half the time).
+UPLOAD_WINDOW = 4
 
 
 class AsyncPipeTransport(AsyncBaseTransport):
@@ -63,6 +73,39 @@ class AsyncPipeTransport(AsyncBaseTransport):
                 yield item
                 if isinstance(item, dict):
                     return
+        finally:
+            self._pool.release(conn)
+
+    async def upload_async(
+        self, file: fc.Upload, chunks: AsyncIterable[bytes], *, timeout: float
+    ) -> dict[str, Any]:
+        """Write ``file`` from ``chunks``: the writes go out on one connection, up to
+        ``UPLOAD_WINDOW`` ahead of their replies (the server applies them in the order
+        sent: pipe.md §7); each reply is waited for at most ``timeout``."""
+        opened = await self.handle_async(fc.open_upload(file), timeout=timeout)
+        upload = fc.upload_id(opened)
+        conn = await self._pool.acquire()
+        try:
+            sent: collections.deque[int] = collections.deque()
+            offset = 0
+            async for chunk in chunks:
+                for piece in fc.pieces(chunk) if chunk else ():
+                    if len(sent) == UPLOAD_WINDOW:
+                        deadline = time.monotonic() + timeout
+                        await conn.reply(sent.popleft(), deadline, keep=sent)
+                    command = fc.write(upload, offset, piece)
+                    sent.append(await conn.start(command, time.monotonic() + timeout))
+                    offset += len(piece)
+            while sent:
+                deadline = time.monotonic() + timeout
+                await conn.reply(sent.popleft(), deadline, keep=sent)
+            deadline = time.monotonic() + timeout
+            committed = await conn.start(fc.commit(upload), deadline)
+            return await conn.reply(committed, deadline)
+        except BaseException:
+            with contextlib.suppress(BeepHostError):
+                await self.handle_async(fc.abort(upload), timeout=timeout)
+            raise
         finally:
             self._pool.release(conn)
 

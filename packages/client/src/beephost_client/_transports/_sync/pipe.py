@@ -4,14 +4,24 @@ GENERATED from ``_transports/_async/pipe.py`` by ``packages/client/scripts/unasy
 do not edit (the docstrings there describe both).
 """
 
+import collections
+import contextlib
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from beephost_client._timeout import DEFAULT_TIMEOUT, Timeout
+from beephost_client._transports import _file_commands as fc
 from beephost_client._transports._pipeio import Connection
 from beephost_client._transports._pool import Pool
 from beephost_client._transports.base import BaseTransport, SyncStream
 from beephost_protocol import Command, Execute
+from beephost_protocol.errors import BeepHostError
+
+#: Upload writes sent ahead of their replies on one connection: the server writes a
+#: chunk to disk while the next ones arrive (one at a time, each waited for, left it
+#: idle half the time).
+UPLOAD_WINDOW = 4
 
 
 class PipeTransport(BaseTransport):
@@ -59,6 +69,39 @@ class PipeTransport(BaseTransport):
                 yield item
                 if isinstance(item, dict):
                     return
+        finally:
+            self._pool.release(conn)
+
+    def upload(
+        self, file: fc.Upload, chunks: Iterable[bytes], *, timeout: float
+    ) -> dict[str, Any]:
+        """Write ``file`` from ``chunks``: the writes go out on one connection, up to
+        ``UPLOAD_WINDOW`` ahead of their replies (the server applies them in the order
+        sent: pipe.md §7); each reply is waited for at most ``timeout``."""
+        opened = self.handle(fc.open_upload(file), timeout=timeout)
+        upload = fc.upload_id(opened)
+        conn = self._pool.acquire()
+        try:
+            sent: collections.deque[int] = collections.deque()
+            offset = 0
+            for chunk in chunks:
+                for piece in fc.pieces(chunk) if chunk else ():
+                    if len(sent) == UPLOAD_WINDOW:
+                        deadline = time.monotonic() + timeout
+                        conn.reply(sent.popleft(), deadline, keep=sent)
+                    command = fc.write(upload, offset, piece)
+                    sent.append(conn.start(command, time.monotonic() + timeout))
+                    offset += len(piece)
+            while sent:
+                deadline = time.monotonic() + timeout
+                conn.reply(sent.popleft(), deadline, keep=sent)
+            deadline = time.monotonic() + timeout
+            committed = conn.start(fc.commit(upload), deadline)
+            return conn.reply(committed, deadline)
+        except BaseException:
+            with contextlib.suppress(BeepHostError):
+                self.handle(fc.abort(upload), timeout=timeout)
+            raise
         finally:
             self._pool.release(conn)
 
