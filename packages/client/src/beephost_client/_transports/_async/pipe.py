@@ -107,6 +107,9 @@ class AsyncPipeTransport(AsyncBaseTransport):
                 await self.handle_async(fc.abort(upload), timeout=timeout)
             raise
         finally:
+            # A failure leaves the replies held for writes no one will await: the
+            # connection may be reused, they must not stay with it.
+            conn.early.clear()
             self._pool.release(conn)
 
     async def aclose(self) -> None:

@@ -103,6 +103,9 @@ class PipeTransport(BaseTransport):
                 self.handle(fc.abort(upload), timeout=timeout)
             raise
         finally:
+            # A failure leaves the replies held for writes no one will await: the
+            # connection may be reused, they must not stay with it.
+            conn.early.clear()
             self._pool.release(conn)
 
     def close(self) -> None:
