@@ -9,7 +9,7 @@ itself (the sandboxes reach it at its Service), and its counters are served over
 Starts ``mitmdump`` (beside this interpreter) with ``addon.py`` (beside this file),
 listening on ``127.0.0.1:3128`` inside the proxy's container only; once it listens,
 serves the Unix socket sandboxes reach (their only way out), relaying each
-connection to mitmdump with ``beephost_core.relay.relay_connection``. The socket is
+connection to mitmdump with ``beephost_core.stream_relay.relay_connection``. The socket is
 created mode 0666 (sandbox users are not the proxy's); a stale one is removed first.
 mitmdump reads its CA from a private copy of ``--confdir`` in ``$TMPDIR`` (a tmpfs in
 the image): the mounted confdir is read-only, and mitmproxy writes its
@@ -38,7 +38,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from beephost_core.relay import CHUNK, relay_connection
+from beephost_core.stream_relay import CHUNK, relay_connection
 
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger("beephost.egress.serve")

@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from beephost_core.relay import relay_connection
+from beephost_core.stream_relay import relay_connection
 
 
 @dataclass(frozen=True)

@@ -1,106 +1,120 @@
-"""splice_both: two real socket pairs joined through the kernel, as the relay joins a
+"""splice.Link: two real socket pairs joined through the kernel, as the relay joins a
 client's TCP connection to its backend's Unix socket."""
 
-import asyncio
 import hashlib
 import os
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
-from beephost_core.splice import PIPE_BYTES, splice_both
+from beephost_core.splice import PIPE_BYTES, Link
+
+TIMEOUT = 10.0
 
 
-@asynccontextmanager
-async def _joined() -> AsyncIterator[tuple[socket.socket, socket.socket]]:
-    """A client end and a server end, their other ends joined by ``splice_both``
-    (TCP on loopback on the client's side, a Unix socket pair on the server's)."""
-    loop = asyncio.get_running_loop()
+@contextmanager
+def _joined() -> Iterator[tuple[socket.socket, socket.socket, Link]]:
+    """A client end and a server end, their other ends joined by a ``Link`` running in
+    a thread (TCP on loopback on the client's side, a Unix socket pair on the
+    server's)."""
     listener = socket.create_server(("127.0.0.1", 0))
-    listener.setblocking(False)
-    client = socket.socket()
-    client.setblocking(False)
-    accepting = asyncio.ensure_future(loop.sock_accept(listener))
-    await loop.sock_connect(client, listener.getsockname())
-    relayed_client, _ = await accepting
+    client = socket.create_connection(listener.getsockname(), TIMEOUT)
+    relayed_client, _ = listener.accept()
     listener.close()
     relayed_server, server = socket.socketpair()
-    server.setblocking(False)
-    link = asyncio.ensure_future(splice_both(relayed_client, relayed_server))
+    server.settimeout(TIMEOUT)
+    closed: list[Link] = []
+    link = Link(relayed_client, relayed_server, on_closed=closed.append)
+    running = threading.Thread(target=link.run, daemon=True)
+    running.start()
     try:
-        yield client, server
+        yield client, server, link
     finally:
-        link.cancel()
-        await asyncio.gather(link, return_exceptions=True)
+        link.cut()
+        running.join(TIMEOUT)
         client.close()
         server.close()
-    # splice_both closed both of its sockets when it ended.
+    assert not running.is_alive()
+    # The link closed both of its sockets when it ended, and said so.
     assert relayed_client.fileno() == -1
     assert relayed_server.fileno() == -1
+    assert closed == [link]
 
 
-async def _read_all(sock: socket.socket) -> bytes:
-    loop = asyncio.get_running_loop()
+def _read_all(sock: socket.socket) -> bytes:
     received = bytearray()
-    while chunk := await loop.sock_recv(sock, 1 << 20):
+    while chunk := sock.recv(1 << 20):
         received += chunk
     return bytes(received)
 
 
-async def test_bytes_cross_both_ways_whole_and_in_order() -> None:
-    loop = asyncio.get_running_loop()
+def test_bytes_cross_both_ways_whole_and_in_order() -> None:
     up, down = os.urandom(9 * PIPE_BYTES + 12345), os.urandom(3 * PIPE_BYTES + 7)
-    async with _joined() as (client, server):
 
-        async def send_and_close(sock: socket.socket, data: bytes) -> None:
-            await loop.sock_sendall(sock, data)
-            sock.shutdown(socket.SHUT_WR)
+    def send_and_close(sock: socket.socket, data: bytes) -> None:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
 
-        _, _, got_up, got_down = await asyncio.wait_for(
-            asyncio.gather(
-                send_and_close(client, up),
-                send_and_close(server, down),
-                _read_all(server),
-                _read_all(client),
-            ),
-            30,
+    with _joined() as (client, server, _), ThreadPoolExecutor(4) as pool:
+        sent = [
+            pool.submit(send_and_close, client, up),
+            pool.submit(send_and_close, server, down),
+        ]
+        got_up = pool.submit(_read_all, server)
+        got_down = pool.submit(_read_all, client)
+        for future in sent:
+            future.result(30)
+        assert hashlib.sha256(got_up.result(30)).digest() == hashlib.sha256(up).digest()
+        assert (
+            hashlib.sha256(got_down.result(30)).digest()
+            == hashlib.sha256(down).digest()
         )
-    assert hashlib.sha256(got_up).digest() == hashlib.sha256(up).digest()
-    assert hashlib.sha256(got_down).digest() == hashlib.sha256(down).digest()
 
 
-async def test_a_half_close_is_passed_on_and_the_other_way_still_flows() -> None:
-    loop = asyncio.get_running_loop()
-    async with _joined() as (client, server):
-        await loop.sock_sendall(client, b"request")
+def test_a_half_close_is_passed_on_and_the_other_way_still_flows() -> None:
+    with _joined() as (client, server, _):
+        client.sendall(b"request")
         client.shutdown(socket.SHUT_WR)
-        assert await asyncio.wait_for(_read_all(server), 10) == b"request"
+        assert _read_all(server) == b"request"
         # The server answers after the client's end of stream, as HTTP/1.0 does.
-        await loop.sock_sendall(server, b"reply")
+        server.sendall(b"reply")
         server.shutdown(socket.SHUT_WR)
-        assert await asyncio.wait_for(_read_all(client), 10) == b"reply"
+        assert _read_all(client) == b"reply"
 
 
-async def test_a_slow_reader_holds_the_writer_back_and_loses_nothing() -> None:
-    loop = asyncio.get_running_loop()
+def test_a_slow_reader_holds_the_writer_back_and_loses_nothing() -> None:
     data = os.urandom(16 * PIPE_BYTES)
-    async with _joined() as (client, server):
-        sending = asyncio.ensure_future(loop.sock_sendall(client, data))
-        await asyncio.sleep(0.3)
+    with _joined() as (client, server, _), ThreadPoolExecutor(1) as pool:
+        sending = pool.submit(client.sendall, data)
+        time.sleep(0.3)
         # Nobody reads the server's end: the buffers on the way fill and the client's
-        # send waits (backpressure), rather than the relay holding it all.
+        # send waits (backpressure), rather than the link holding it all.
         assert not sending.done()
         received = bytearray()
         while len(received) < len(data):
-            received += await asyncio.wait_for(loop.sock_recv(server, 1 << 16), 10)
-            await asyncio.sleep(0)  # a slow reader
-        await asyncio.wait_for(sending, 10)
+            received += server.recv(1 << 16)
+            time.sleep(0.0005)  # a slow reader
+        sending.result(TIMEOUT)
     assert bytes(received) == data
 
 
-async def test_a_reset_on_one_side_closes_the_other() -> None:
-    async with _joined() as (client, server):
+def test_a_reset_on_one_side_closes_the_other() -> None:
+    with _joined() as (client, server, link):
         # SO_LINGER 0: close() sends a reset, as a crashed client's kernel does.
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
         client.close()
-        assert await asyncio.wait_for(_read_all(server), 10) == b""
+        assert _read_all(server) == b""
+        assert link.closed.wait(TIMEOUT)
+
+
+def test_a_cut_ends_both_ways_while_they_wait() -> None:
+    with _joined() as (client, server, link):
+        client.sendall(b"ping")
+        assert server.recv(16) == b"ping"
+        link.cut()  # both directions are blocked in a read
+        assert link.closed.wait(TIMEOUT)
+        assert _read_all(server) == b""
+        assert _read_all(client) == b""

@@ -85,7 +85,7 @@ def test_the_key_follows_the_modules_the_scripts_import() -> None:
         f"{controller}/schemas/__init__.py",
         f"{controller}/schemas/egress.py",
         "packages/core/src/beephost_core/__init__.py",
-        "packages/core/src/beephost_core/relay.py",
+        "packages/core/src/beephost_core/stream_relay.py",
     ):
         assert needed in modules, needed
     # Not imported by the proxy: a change there keeps its image (and running proxy).

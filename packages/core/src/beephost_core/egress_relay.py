@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 
-from beephost_core.relay import CHUNK, relay_connection
+from beephost_core.stream_relay import CHUNK, relay_connection
 
 logger = logging.getLogger(__name__)
 

@@ -7,137 +7,121 @@ shares with the controller; this relay, in a container of its own on the control
 offline bridge, publishes the backend's port and copies bytes both ways, one Unix
 connection per TCP connection, through the kernel (``beephost_core.splice``). It
 understands nothing of what it carries (HTTP/1.1 or HTTP/2): a half-close is passed
-on, and a reset on one side closes the other. ``relay_connection`` does the same for
-streams (the egress relays, TLS in the tests' relays).
+on, and a reset on one side closes the other.
 
     python -m beephost_core.relay 5678 /run/beephost/http.sock
 
+It starts beside its backend on every cold start of an http or rpc backend, and their
+CPU is shared: so it imports neither asyncio nor logging (a thread per connection and
+direction, lines on stderr), about a third of the CPU the asyncio relay took to start.
 Stdlib only: it runs in the backend's server venv, beside the server it fronts.
 """
 
-import asyncio
 import contextlib
-import logging
 import signal
 import socket
 import sys
+import threading
+import time
+from types import FrameType
 
-from beephost_core.splice import splice_both
+from beephost_core.splice import Link
 
-logger = logging.getLogger(__name__)
-
-#: Bytes read per copy: large enough that a 16 MiB upload is few wake-ups.
-CHUNK = 256 << 10
-#: Bytes a writer may buffer before its reader waits (backpressure, both ways).
-HIGH_WATER = 1 << 20
 #: Seconds the relay waits after a failed accept (out of descriptors: let some close).
 ACCEPT_PAUSE = 0.1
+#: Connections the kernel queues before the relay accepts them.
+BACKLOG = 1024
+#: Connections relayed at once (two threads each: its container's process limit,
+#: ``beephost_controller.engine.docker_plan.RELAY_PIDS``, leaves room for them all);
+#: one more is closed at once, as a server at its limit turns a client away.
+MAX_CONNECTIONS = 256
 
 
-async def _copy(source: asyncio.StreamReader, target: asyncio.StreamWriter) -> None:
-    """Copy until EOF, then pass the half-close on."""
-    while chunk := await source.read(CHUNK):
-        target.write(chunk)
-        await target.drain()
-    if target.can_write_eof():
-        target.write_eof()
+class _Stopped(Exception):
+    """SIGTERM or SIGINT: stop accepting and cut every connection."""
 
 
-async def relay_connection(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    socket_path: str | tuple[str, int],
-) -> None:
-    """Serve one client connection: connect to ``socket_path`` (a Unix socket, or a
-    ``(host, port)`` pair: the egress proxy's image relays its Unix socket to
-    mitmdump's loopback port) and copy both ways until both sides have closed, or
-    either fails."""
-    writer.transport.set_write_buffer_limits(HIGH_WATER)
-    try:
-        if isinstance(socket_path, tuple):
-            up_reader, up_writer = await asyncio.open_connection(
-                *socket_path, limit=CHUNK
-            )
-        else:
-            up_reader, up_writer = await asyncio.open_unix_connection(
-                socket_path, limit=CHUNK
-            )
-    except OSError as exc:
-        # The server is (re)starting: the client sees its connection closed, as a
-        # stopped server's port would refuse it.
-        logger.info("no server at %s: %s", socket_path, exc)
-        writer.close()
-        return
-    up_writer.transport.set_write_buffer_limits(HIGH_WATER)
-    copies = [
-        asyncio.create_task(_copy(reader, up_writer)),
-        asyncio.create_task(_copy(up_reader, writer)),
-    ]
-    try:
-        for task in asyncio.as_completed(copies):
-            await task  # a reset on either side raises: both are closed below
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        for task in copies:
-            task.cancel()
-        for side in (up_writer, writer):
-            side.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await side.wait_closed()
+def _say(message: str) -> None:
+    print(f"relay: {message}", file=sys.stderr, flush=True)  # noqa: T201 - its log
 
 
-async def serve(listener: socket.socket, socket_path: str) -> None:
-    """Relay each connection ``listener`` accepts to ``socket_path`` through the kernel
-    (``beephost_core.splice``), until cancelled: then every connection is cut."""
-    loop = asyncio.get_running_loop()
-    listener.setblocking(False)
-    links: set[asyncio.Task[None]] = set()
-    try:
-        while True:
-            try:
-                client, _ = await loop.sock_accept(listener)
-            except OSError as exc:  # out of descriptors, a connection reset at once
-                logger.warning("cannot accept a connection: %s", exc)
-                await asyncio.sleep(ACCEPT_PAUSE)
-                continue
-            link = asyncio.create_task(_link(client, socket_path))
-            links.add(link)
-            link.add_done_callback(links.discard)
-    finally:
-        for link in links:
-            link.cancel()
+class Relay:
+    """Relays each connection a listener accepts to a Unix socket, until stopped."""
+
+    def __init__(self, listener: socket.socket, socket_path: str) -> None:
+        self.listener = listener
+        self.socket_path = socket_path
+        self._links: set[Link] = set()
+        self._open = 0  # accepted and not closed yet: connecting, or in _links
+        self._lock = threading.Lock()
+
+    def serve(self) -> None:
+        """Accept until an exception (``_Stopped``) ends it; then every connection is
+        cut."""
+        try:
+            while True:
+                try:
+                    client, _ = self.listener.accept()
+                except OSError as exc:  # out of descriptors, a connection reset at once
+                    _say(f"cannot accept a connection: {exc}")
+                    time.sleep(ACCEPT_PAUSE)
+                    continue
+                self._start(client)
+        finally:
+            with self._lock:
+                links = list(self._links)
+            for link in links:
+                link.cut()
+
+    def _start(self, client: socket.socket) -> None:
+        with self._lock:
+            admitted = self._open < MAX_CONNECTIONS
+            self._open += admitted
+        if not admitted:
+            _say(f"turned a connection away: {MAX_CONNECTIONS} open, the limit")
+            client.close()
+            return
+        try:
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+        except RuntimeError as exc:  # no thread to be had: as a refused connection
+            _say(f"cannot relay a connection: {exc}")
+            client.close()
+            self._closed()
+
+    def _relay(self, client: socket.socket) -> None:
+        # Small messages (a 1+1) leave at once, as asyncio's TCP transports send them.
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            upstream.connect(self.socket_path)
+        except OSError as exc:
+            # The server is (re)starting: the client sees its connection closed, as a
+            # stopped server's port would refuse it.
+            _say(f"no server at {self.socket_path}: {exc}")
+            upstream.close()
+            client.close()
+            self._closed()
+            return
+        link = Link(client, upstream, on_closed=self._forget)
+        with self._lock:
+            self._links.add(link)
+        try:
+            link.run()
+        except RuntimeError as exc:  # its second thread: the sockets are closed
+            _say(f"cannot relay a connection: {exc}")
+
+    def _forget(self, link: Link) -> None:
+        with self._lock:
+            self._links.discard(link)
+        self._closed()
+
+    def _closed(self) -> None:
+        with self._lock:
+            self._open -= 1
 
 
-async def _link(client: socket.socket, socket_path: str) -> None:
-    # Small messages (a 1+1) leave at once, as asyncio's own TCP transports send them.
-    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    upstream.setblocking(False)
-    try:
-        await asyncio.get_running_loop().sock_connect(upstream, socket_path)
-    except OSError as exc:
-        # The server is (re)starting: the client sees its connection closed, as a
-        # stopped server's port would refuse it.
-        logger.info("no server at %s: %s", socket_path, exc)
-        upstream.close()
-        client.close()
-        return
-    await splice_both(client, upstream)
-
-
-async def _main(port: int, socket_path: str) -> None:
-    listener = socket.create_server(("0.0.0.0", port), backlog=1024)
-    serving = asyncio.create_task(serve(listener, socket_path))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    serving.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await serving
-    listener.close()
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -155,8 +139,11 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         raise SystemExit(2) from None
-    logging.basicConfig(level=logging.INFO, format="relay: %(message)s")
-    asyncio.run(_main(port, socket_path))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop)
+    listener = socket.create_server(("0.0.0.0", port), backlog=BACKLOG)
+    with contextlib.suppress(_Stopped), listener:
+        Relay(listener, socket_path).serve()
 
 
 if __name__ == "__main__":

@@ -60,6 +60,9 @@ SOCKET_OWNER = (10001, 10001)
 #: Ports tried for one start before it fails (each taken one is retried).
 PORT_ATTEMPTS = 8
 
+#: A relay's process limit: two threads for each of the connections it relays at once
+#: (``beephost_core.relay.MAX_CONNECTIONS``, 256) and its main thread, with room.
+RELAY_PIDS = 2 * 256 + 16
 #: Restarts Docker gives a relay that dies (its backend's own limit is separate).
 RELAY_RESTARTS = 100
 
@@ -300,10 +303,11 @@ def relay_spec(
         labels=labels,
         environment={},
         healthcheck=(),
-        # It copies bytes: a little memory, a few threads, the backend's CPU share.
-        memory_mb=64,
+        # It copies bytes, two threads per connection (256 connections held 41 MiB),
+        # at the backend's CPU share.
+        memory_mb=96,
         cpus=backend.cpus,
-        pids=16,
+        pids=RELAY_PIDS,
         tmpfs_mb=1,
         user=backend.user,
         restart_retries=RELAY_RESTARTS,

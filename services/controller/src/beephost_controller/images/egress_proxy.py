@@ -98,7 +98,7 @@ PROXY_IMPORTS = (
     "mitmproxy.tools.main",
     "prometheus_client",
     "publicsuffixlist",
-    "beephost_core.relay",
+    "beephost_core.stream_relay",
     "beephost_controller.egress_proxy_config",
     "beephost_controller.egress_rules",
 )
