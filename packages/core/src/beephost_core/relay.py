@@ -13,7 +13,7 @@ on, and a reset on one side closes the other.
 
 It starts beside its backend on every cold start of an http or rpc backend, and their
 CPU is shared: so it imports neither asyncio nor logging (a thread per connection and
-direction, lines on stderr), about a third of the CPU the asyncio relay took to start.
+direction, lines on stderr), and starts in 41% of the CPU the asyncio relay took.
 Stdlib only: it runs in the backend's server venv, beside the server it fronts.
 """
 
