@@ -85,9 +85,32 @@ class ControllerProcess(LocalController):
 
 
 def owned_by(docker_cli: str, name: str, kind: str = "container") -> list[str]:
-    """Ids of the containers (``backend``: of backends only, not their relays; names
-    of the networks or volumes) carrying the label of the controller named ``name``."""
+    """Ids of the containers (``backend``: of backends only, not their relays;
+    ``sandbox``: all but the relays made ahead that no start took yet; names of the
+    networks or volumes) carrying the label of the controller named ``name``."""
     owner = f"label={CONTROLLER_LABEL}={name}"
+    if kind == "sandbox":
+        # One listing: a relay made ahead meanwhile is never counted as made.
+        labels = "|".join(
+            f'{{{{.Label "io.beephost.{label}"}}}}'
+            for label in ("relay-ahead", "relay-for", "backend")
+        )
+        out = docker(
+            docker_cli,
+            "ps",
+            "-a",
+            "--format",
+            f"{{{{.ID}}}}|{labels}",
+            "--filter",
+            owner,
+        )
+        rows = [line.split("|") for line in out.splitlines() if line.strip()]
+        backends = {backend for *_, backend in rows}
+        return [
+            cid
+            for cid, ahead, waits_for, _ in rows
+            if not ahead or waits_for in backends
+        ]
     if kind == "backend":
         # A relay carries the relay-for label (and its image's io.beephost.backend).
         relay = '{{.Label "io.beephost.relay-for"}}'

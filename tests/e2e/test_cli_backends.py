@@ -122,7 +122,8 @@ def test_stop_all(controller_target: ControllerTarget, venv: str) -> None:
     result = beep_host(controller_target, "stop", "--all")
     assert result.returncode == 0, result.stderr
     assert ok_json(controller_target, "status") == []
-    assert controller_target.owned() == []
+    # Nothing but the relay made ahead for the next http start (no one's backend).
+    assert controller_target.owned("sandbox") == []
 
 
 @ON_BOTH

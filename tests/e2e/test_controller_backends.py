@@ -479,7 +479,7 @@ def test_controller_killed_during_a_build_resumes_it(
     assert ready.image is not None
     log = [line.line for line in api.job_log(env.job_id).lines]
     assert "controller restarted: resuming the job" in log
-    assert controller.owned() == [], "a build leaves no container behind"
+    assert controller.owned("sandbox") == [], "a build leaves no container behind"
     api.delete_environment("pkgs-attrs")
 
 

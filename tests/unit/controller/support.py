@@ -49,11 +49,14 @@ def backend_service(
 ) -> BackendService:
     """A BackendService with its database and sockets under ``tmp_path``, and
     ``environments`` (default: ``ready_environment()``) in its store; ``settings``
-    over the defaults. Code volumes fill at once unless ``spawn`` says otherwise."""
+    over the defaults. Code volumes fill at once unless ``spawn`` says otherwise. No
+    relay is made ahead unless ``settings`` asks (``relay_pool``): the tests count
+    the containers a start makes (tests/unit/controller/test_relay_pool.py for it)."""
     config = Settings.model_validate(
         {
             "database": tmp_path / "db",
             "socket_root": tmp_path / "sock",
+            "relay_pool": 0,
             **(settings or {}),
         }
     )
@@ -65,6 +68,7 @@ def backend_service(
         containers or MemoryContainers(),
         clock=clock,
         spawn=spawn or (lambda work: work()),
+        boot_wait=0.0,
     )
     return BackendService(
         config, store, engine, ControllerMetrics(), clock=clock, probe=probe

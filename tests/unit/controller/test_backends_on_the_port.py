@@ -53,6 +53,25 @@ def test_a_failed_launch_leaves_a_row_only_for_what_stays(
         assert row.reason == "failed: no room on the node"
 
 
+def test_a_start_refused_after_its_plan_releases_it(tmp_path: Path) -> None:
+    # The room is counted again once planned (MAX_BACKENDS): a start refused then
+    # hands back what its plan took (Docker: a relay made ahead).
+    engine = MemoryBackends()
+    service = _service(tmp_path, engine)
+    planned: list[str] = []
+
+    def full(row: BackendRow) -> None:
+        planned.append(row.id)
+        raise Unavailable("the store refused it")
+
+    service.store.insert_backend = full  # type: ignore[method-assign]
+    with pytest.raises(Unavailable, match="the store refused it"):
+        service.start(START)
+    assert engine.released == planned
+    assert len(planned) == 1
+    assert engine.running == {}
+
+
 @pytest.mark.parametrize("stop", ["ttl", "delete"])
 def test_a_backend_stopped_while_it_launched_leaves_no_sandbox(
     tmp_path: Path, stop: str

@@ -267,6 +267,11 @@ class BackendEngine(Protocol):
         """
         ...
 
+    def release(self, planned: BackendPlan) -> None:
+        """Let go of what planning took for a start refused before its launch (its
+        row is not recorded): Docker gives back a relay made ahead."""
+        ...
+
     def launch(self, planned: BackendPlan, record: Record) -> None:
         """Make the planned sandbox and start it; its row is recorded already.
 

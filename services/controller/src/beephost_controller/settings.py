@@ -298,6 +298,18 @@ class Settings(BaseSettings):
             "venv pool`) replaces it. Pooled backends count against MAX_BACKENDS."
         ),
     )
+    relay_pool: int = Field(
+        1,
+        ge=0,
+        le=8,
+        description=(
+            "Relays made ahead for cold starts of http and rpc backends without "
+            "network: each such start makes the next one's relay in the background "
+            "(a container started on a free host port), so that the next start of "
+            "the same kind (image, limits, user, address) makes only its backend. "
+            "Kept for the 4 kinds started last; each holds a host port. 0: none."
+        ),
+    )
     code_volumes: Literal["auto", "on", "off"] = Field(
         "auto",
         description=(

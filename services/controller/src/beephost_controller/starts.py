@@ -52,6 +52,11 @@ class BackendRequest:
 BACKEND_ID_PREFIX = "b-"
 
 
+def new_backend_id() -> str:
+    """A backend id, drawn at random."""
+    return f"{BACKEND_ID_PREFIX}{uuid.uuid4().hex[:12]}"
+
+
 def is_backend_id(value: str) -> bool:
     """Whether ``value`` is a backend's id, not another label value under the same key
     (a backend image labels ``io.beephost.backend`` with its kind)."""
@@ -74,7 +79,7 @@ class Minted:
     @classmethod
     def draw(cls, request: BackendRequest, euid: int, egid: int) -> "Minted":
         return cls(
-            backend_id=f"{BACKEND_ID_PREFIX}{uuid.uuid4().hex[:12]}",
+            backend_id=new_backend_id(),
             token=request.token or secrets.token_urlsafe(24),
             controller_token=secrets.token_urlsafe(32),
             euid=euid,

@@ -122,10 +122,14 @@ class BackendService:
         self.add_secret(row.token)
         if planned.controller_token is not None:
             self.add_secret(planned.controller_token)
-        with self._admission:
-            self._check_room()
-            # Recorded before the sandbox exists (crash safety).
-            self.store.insert_backend(row)
+        try:
+            with self._admission:
+                self._check_room()
+                # Recorded before the sandbox exists (crash safety).
+                self.store.insert_backend(row)
+        except BaseException:
+            self.engine.release(planned)
+            raise
         self._launching.add(row.id)
         try:
             self.engine.launch(

@@ -34,6 +34,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from pathlib import Path
 
 from beephost_controller.egress_registry import (
@@ -55,13 +56,22 @@ from beephost_controller.engine.docker_plan import (
     socket_endpoint,
 )
 from beephost_controller.engine.host_ports import pick_port
+from beephost_controller.engine.relay_pool import (
+    BOOT_WAIT,
+    LABEL_RELAY_AHEAD,
+    Member,
+    RelayPool,
+    RelaySite,
+    relay_key,
+    until_exists,
+)
 from beephost_controller.engine.sandbox_env import LABEL_BACKEND_ID, selector
 from beephost_controller.images.labels import (
     KIND_ENVIRONMENT_BUILD,
     LABEL_IMAGE_OWNER,
     LABEL_KIND,
 )
-from beephost_controller.images.layout import CONTAINER_PORTS
+from beephost_controller.images.layout import CONTAINER_PORTS, SERVER_SOCKETS
 from beephost_controller.ports import (
     BackendContainers,
     ContainerEngineError,
@@ -80,6 +90,7 @@ from beephost_controller.starts import (
     BackendRequest,
     Minted,
     is_backend_id,
+    new_backend_id,
 )
 
 logger = logging.getLogger(__name__)
@@ -96,6 +107,8 @@ class DockerBackends:
         images: Makes the egress proxy's image (None: allow-list starts fail).
         secrets: The stored secrets the egress proxy's configuration holds.
         egress: The egress proxy (default: one made of the above).
+        boot_wait: Seconds a relay made ahead waits for the backend launched before
+            it to listen (tests' fake engine runs no server: 0).
     """
 
     def __init__(
@@ -109,6 +122,7 @@ class DockerBackends:
         images: ImageBuilder | None = None,
         secrets: SecretStore | None = None,
         egress: DockerEgress | None = None,
+        boot_wait: float = BOOT_WAIT,
     ) -> None:
         self.settings = settings
         self.containers = containers
@@ -131,8 +145,23 @@ class DockerBackends:
             extra_labels=self.extra_labels,
         )
 
+        self.boot_wait = boot_wait
+        self.relays = RelayPool(
+            containers,
+            size=settings.relay_pool,
+            settings_name=settings.name,
+            socket_root=settings.socket_root,
+            draw_id=new_backend_id,
+            pick_port=self._pick_port,
+            spawn=self._spawn,
+        )
+
     def pick_port(self, host: str, taken: set[int]) -> int:
-        """A free host port on ``host``, none of ``taken`` (host_ports.py)."""
+        """A free host port on ``host``, none of ``taken`` nor a pooled relay's
+        (host_ports.py)."""
+        return self._pick_port(host, taken | self.relays.ports())
+
+    def _pick_port(self, host: str, taken: set[int]) -> int:
         return pick_port(host, taken, probe=self.settings.choose_host_ports)
 
     def _socket_dir(self, backend_id: str) -> Path:
@@ -155,33 +184,78 @@ class DockerBackends:
         # A pool's member, which no one waits for, waits for its image's copy into
         # code volumes: it mounts them from its start so.
         wait = CODE_FILL_WAIT if request.pooled else 0.0
-        planned = plan(
-            request,
-            env,
-            self.settings,
-            minted=minted,
-            held_ports=held_ports,
-            pick_port=self.pick_port,
-            extra_labels=self.extra_labels,
-            code_volumes=self.code_volumes.mounts(env.image, wait=wait)
+        code_volumes = (
+            self.code_volumes.mounts(env.image, wait=wait)
             if env.image is not None and env.status == "ready"
-            else None,
+            else None
         )
+
+        def planned_with(
+            minted: Minted, pick: Callable[[str, set[int]], int]
+        ) -> DockerPlan:
+            return plan(
+                request,
+                env,
+                self.settings,
+                minted=minted,
+                held_ports=held_ports,
+                pick_port=pick,
+                extra_labels=self.extra_labels,
+                code_volumes=code_volumes,
+            )
+
+        planned = planned_with(minted, self.pick_port)
+        member = None
+        if planned.relay is not None and request.port is None:
+            member = self.relays.take(relay_key(planned.relay))
+        if member is not None:
+            # The same start as the member's backend: its id, and its relay's port.
+            taken = member
+            planned = planned_with(
+                replace(minted, backend_id=taken.backend_id),
+                lambda host, held: taken.port,
+            )
+            planned = replace(planned, relay_made=taken.container_id)
         return BackendPlan(planned.row, planned.controller_token, planned)
+
+    def release(self, planned: BackendPlan) -> None:
+        layout = planned.layout
+        if isinstance(layout, DockerPlan) and layout.relay_made is not None:
+            port = layout.row.config.port or 0
+            self.relays.remove(Member(layout.row.id, port, layout.relay_made))
 
     def launch(self, planned: BackendPlan, record: Record) -> None:
         layout = planned.layout
         if not isinstance(layout, DockerPlan):  # another engine's plan: a wiring bug
             raise TypeError(f"not a Docker plan: {type(layout).__name__}")
         open_egress(self.egress.ensure, self.egress.registry, planned.row)
-        launch(
-            self.containers,
-            layout,
-            record,
-            pick_port=self.pick_port,
-            clock=self.clock,
-            undo=lambda: self.remove(planned.row),
-        )
+        try:
+            launch(
+                self.containers,
+                layout,
+                record,
+                pick_port=self.pick_port,
+                clock=self.clock,
+                undo=lambda: self.remove(planned.row),
+            )
+        finally:
+            if layout.relay is not None and layout.network is not None:
+                # The next such start's relay, made once this backend listens.
+                site = RelaySite(
+                    layout.network,
+                    layout.network_labels,
+                    layout.socket_dir_owner,
+                    layout.held_ports | {planned.row.config.port or 0},
+                )
+                listening = (
+                    self._socket_dir(planned.row.id)
+                    / Path(SERVER_SOCKETS[planned.row.type]).name
+                )
+                self.relays.want(
+                    layout.relay,
+                    site,
+                    after=lambda: until_exists(listening, self.boot_wait),
+                )
 
     # -- a backend -----------------------------------------------------------------------
 
@@ -291,10 +365,12 @@ class DockerBackends:
             if LABEL_RELAY_FOR in state.labels:
                 # A relay stays while its backend's row does (removed with it).
                 owner = state.labels[LABEL_RELAY_FOR]
-                if owner not in rows:
-                    logger.info("removing orphan relay %s", state.name)
+                if owner not in rows and not self.relays.holds(state.id):
+                    if LABEL_RELAY_AHEAD not in state.labels:
+                        logger.info("removing orphan relay %s", state.name)
+                        removed += 1
                     self.containers.remove_container(state.id)
-                    removed += 1
+                    shutil.rmtree(self._socket_dir(owner), ignore_errors=True)
                 else:
                     self._join_if_off(owner, state)
                 continue
@@ -381,16 +457,21 @@ class DockerBackends:
         return self.code_volumes.disk_use()
 
     def release_images(self, used: Iterable[str]) -> None:
+        used = set(used)
+        self.relays.keep_images(used)
         self.code_volumes.remove_unused(used)
 
     def settle(self, timeout: float) -> bool:
-        """Wait for the copies into code volumes under way (one cut short would leave
-        its container behind)."""
+        """Remove the relays made ahead (they hold host ports; the next process makes
+        its own) and wait for the copies into code volumes under way (one cut short
+        would leave its container behind)."""
+        self.relays.close()
         return self.code_volumes.wait_filled(timeout)
 
     def remove_shared(self) -> None:
-        """Remove the egress proxy, the offline network (the engine refuses while a
-        container is still on it) and every code volume."""
+        """Remove the egress proxy, the relays made ahead, the offline network (the
+        engine refuses while a container is still on it) and every code volume."""
+        self.relays.close()
         try:
             self.egress.remove()
         except ContainerEngineError as exc:

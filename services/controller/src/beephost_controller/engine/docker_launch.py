@@ -85,13 +85,18 @@ def _make(
         for volume in planned.spec.volumes:
             containers.create_volume(volume, planned.spec.labels)
         if planned.socket_dir is not None:
-            _make_socket_dir(planned.socket_dir, planned.socket_dir_owner)
+            make_socket_dir(planned.socket_dir, planned.socket_dir_owner)
         # The container that publishes the port is created first: a relay before its
         # backend, so a crash between the two leaves a row without container (marked
         # missing, its relay removed with it), never a backend adopted without its
         # way in. The relay then starts while the backend is made and started: its
         # start is off a cold start's critical path.
-        if planned.relay is None:
+        if planned.relay_made is not None:
+            # Its relay was made ahead (relay_pool.py) and listens on the row's port.
+            backend = _create_backend(containers, planned, record)
+            started = clock()
+            containers.start_container(backend)
+        elif planned.relay is None:
             planned, started = _start_publisher(
                 containers,
                 planned,
@@ -197,7 +202,8 @@ def _create_relay(containers: BackendContainers, planned: DockerPlan) -> str:
     return containers.create_container(planned.relay)
 
 
-def _make_socket_dir(path: Path, owner: tuple[int, int] | None) -> None:
+def make_socket_dir(path: Path, owner: tuple[int, int] | None) -> None:
+    """A backend's socket directory, given to ``owner`` (None: the controller's)."""
     path.mkdir(parents=True, exist_ok=True)
     if owner is not None:
         os.chown(path, *owner)

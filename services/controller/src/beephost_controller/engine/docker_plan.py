@@ -76,6 +76,11 @@ def offline_network(settings: Settings) -> str:
     return f"beephost-{settings.name}-offline"
 
 
+def container_name(controller: str, backend_id: str) -> str:
+    """The name of backend ``backend_id``'s container, of controller ``controller``."""
+    return f"beephost-{controller}-{backend_id}"
+
+
 def relay_name(container_name: str) -> str:
     """The name of the container that publishes the port of backend ``container_name``."""
     return f"{container_name}-relay"
@@ -110,6 +115,9 @@ class DockerPlan:
     network_labels: Mapping[str, str] = field(default_factory=dict)
     #: The relay that publishes the port of an http or rpc backend without network.
     relay: ContainerSpec | None = None
+    #: That relay's container when it was made ahead (``relay_pool``): only the
+    #: backend is made.
+    relay_made: str | None = None
     #: Host ports other backends hold: a port retried is none of them.
     held_ports: frozenset[int] = frozenset()
 
@@ -178,7 +186,7 @@ def plan(
     if container_port is not None:
         host_port = request.port or pick_port(bind_address, set(held_ports))
     backend_id = minted.backend_id
-    name = f"beephost-{settings.name}-{backend_id}"
+    name = container_name(settings.name, backend_id)
     _, allow = start_egress(request, env)
     hardening = resolved_options(request.options, start_egress(request, env)[0])
     # An allow-list backend has no network either: its one way out is the egress

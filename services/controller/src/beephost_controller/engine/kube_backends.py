@@ -186,6 +186,9 @@ class KubeBackends:
             self._server = self.api.server_version()
         return self._server
 
+    def release(self, planned: BackendPlan) -> None:
+        pass  # planning takes nothing on a cluster
+
     def launch(self, planned: BackendPlan, record: Record) -> None:
         layout = planned.layout
         if not isinstance(layout, KubePlan):

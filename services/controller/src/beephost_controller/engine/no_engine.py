@@ -46,6 +46,9 @@ class NoEngineBackends:
         ready_image(environment)  # a start on an environment not ready: that first
         raise Unavailable(f"could not start backend: {self.reason}")
 
+    def release(self, planned: BackendPlan) -> None:
+        pass  # plan refuses: nothing to release
+
     def launch(self, planned: BackendPlan, record: ports.Record) -> None:
         raise ports.LaunchFailed(Unavailable(self.reason), undone=True)
 

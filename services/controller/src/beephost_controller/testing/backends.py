@@ -49,6 +49,8 @@ class MemoryBackends:
         self.running: dict[str, ContainerState] = {}
         self.restarts: list[str] = []
         self.removed: list[str] = []
+        #: Plans let go of before their launch (``release``).
+        self.released: list[str] = []
         self.output: dict[str, str] = {}
         self.copies: list[tuple[str, str, bytes]] = []
         self.execs: list[tuple[str, tuple[str, ...], str]] = []
@@ -112,6 +114,9 @@ class MemoryBackends:
             config=config,
         )
         return BackendPlan(row, None, None)
+
+    def release(self, planned: BackendPlan) -> None:
+        self.released.append(planned.row.id)
 
     def launch(self, planned: BackendPlan, record: Record) -> None:
         row = planned.row

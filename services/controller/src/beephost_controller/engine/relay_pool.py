@@ -1,0 +1,307 @@
+"""Relays made before their backends: a cold start of an http or rpc backend without
+network takes one instead of creating and starting its own.
+
+Such a backend's port is published by a relay, a second container (docker_plan.py).
+Docker creates and starts the two side by side, and bench/controller.py measures two
+containers started at once at about twice one container's start: more than the rest
+of a cold start adds. So after each such start the engine makes the next one's relay
+in the background: a backend id drawn ahead, its socket directory, a host port, and
+the relay container created, started and on the offline network. A start whose relay
+would be the same (its image, limits, user, volumes, address: all but what names its
+backend) takes the member, with its id and port, and only its backend is made.
+
+Members are named and labelled for the backends they will serve (``LABEL_RELAY_FOR``,
+an id no row has yet) plus ``LABEL_RELAY_AHEAD``: the tidy at start-up removes them with
+their socket directories, and the new process makes its own.
+"""
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from beephost_controller.engine.docker_launch import make_socket_dir
+from beephost_controller.engine.docker_plan import (
+    LABEL_RELAY_FOR,
+    PORT_ATTEMPTS,
+    container_name,
+    relay_name,
+)
+from beephost_controller.ports import BackendContainers, ContainerEngineError, PortInUse
+from beephost_controller.specs import ContainerSpec
+
+logger = logging.getLogger(__name__)
+
+#: On a relay made ahead of its backend (one with no row is a member no start took).
+LABEL_RELAY_AHEAD = "io.beephost.relay-ahead"
+#: Kinds of relay the pool keeps members for at once (the most recently wanted).
+KEYS = 4
+#: Seconds a start waits for a relay of its kind that is being made (its start).
+MAKING_WAIT = 2.0
+#: Seconds a relay made ahead waits for the backend launched before it to listen.
+BOOT_WAIT = 5.0
+BOOT_POLL = 0.01
+
+
+@dataclass(frozen=True)
+class Member:
+    """A relay made ahead: the backend it will publish, its host port, its container."""
+
+    backend_id: str
+    port: int
+    container_id: str
+
+
+@dataclass(frozen=True)
+class RelaySite:
+    """Where a start's relay goes, beside its spec: the offline network (and its
+    labels), who owns the socket directory it shares with its backend, and the host
+    ports backends hold (an exited one's too: its restart needs it back)."""
+
+    network: str
+    network_labels: Mapping[str, str]
+    socket_owner: tuple[int, int] | None
+    held_ports: frozenset[int]
+
+
+def relay_key(relay: ContainerSpec) -> ContainerSpec:
+    """``relay`` with what names its backend blanked (name, ``LABEL_RELAY_FOR``, socket
+    directory, host port), and its image's code volumes: two starts with equal keys
+    need the same relay but for those. Code volumes only make the relay's own start
+    faster (the same files as its image's): the first starts of an image run without
+    them while they are copied, and a relay made then serves the starts after."""
+    ((container_port, (host, _)),) = relay.ports.items()
+    labels = {k: v for k, v in relay.labels.items() if k != LABEL_RELAY_FOR}
+    return replace(
+        relay,
+        name="",
+        labels=labels,
+        socket_dir=None,
+        ports={container_port: (host, None)},
+        shared_volumes={},
+    )
+
+
+def until_exists(path: Path, timeout: float) -> None:
+    """Return once ``path`` exists (a server's socket: it listens), or after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(BOOT_POLL)
+
+
+class RelayPool:
+    """Members by key, ``size`` of each of the ``KEYS`` keys wanted last.
+
+    Args:
+        containers: The engine's containers.
+        settings_name: The controller's name (containers are named by it).
+        socket_root: Where backends' socket directories are.
+        draw_id: A new backend id.
+        pick_port: A free host port on an address, none of a set.
+        spawn: Runs a refill in the background.
+    """
+
+    def __init__(
+        self,
+        containers: BackendContainers,
+        *,
+        size: int,
+        settings_name: str,
+        socket_root: Path,
+        draw_id: Callable[[], str],
+        pick_port: Callable[[str, set[int]], int],
+        spawn: Callable[[Callable[[], None]], None],
+    ) -> None:
+        self.containers = containers
+        self.size = size
+        self.settings_name = settings_name
+        self.socket_root = socket_root
+        self._draw_id = draw_id
+        self._pick_port = pick_port
+        self._spawn = spawn
+        self._lock = threading.Condition()
+        #: key -> its members, the key wanted last at the end
+        self._members: list[tuple[ContainerSpec, list[Member]]] = []
+        self._filling: list[ContainerSpec] = []
+        #: Keys a member is being made of now (past ``after``).
+        self._making: list[ContainerSpec] = []
+        self._closed = False
+
+    def ports(self) -> set[int]:
+        """The host ports members hold (no other start may pick one)."""
+        with self._lock:
+            return {m.port for _, members in self._members for m in members}
+
+    def holds(self, container_id: str) -> bool:
+        """Whether ``container_id`` is a member's (not an orphan to tidy)."""
+        with self._lock:
+            return any(
+                m.container_id == container_id
+                for _, members in self._members
+                for m in members
+            )
+
+    def take(self, key: ContainerSpec) -> Member | None:
+        """A member for a start whose relay has ``key``: one ready, or the one being
+        made now (waited for up to ``MAKING_WAIT`` s: making a second relay beside it
+        would take longer)."""
+        deadline = time.monotonic() + MAKING_WAIT
+        with self._lock:
+            while True:
+                for held, members in self._members:
+                    if held == key and members:
+                        return members.pop(0)
+                left = deadline - time.monotonic()
+                if key not in self._making or left <= 0:
+                    return None
+                self._lock.wait(left)
+
+    def want(
+        self,
+        relay: ContainerSpec,
+        site: RelaySite,
+        after: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Keep ``size`` members of ``relay``'s key, made like it at ``site`` in the
+        background once ``after`` returns (the boot of the backend just launched,
+        which a relay's start beside it would slow); the least recently wanted key
+        beyond ``KEYS`` loses its members."""
+        if self.size <= 0:
+            return
+        key = relay_key(relay)
+        dropped: list[Member] = []
+        with self._lock:
+            if self._closed:
+                return
+            entry = next((e for e in self._members if e[0] == key), None)
+            if entry is not None:
+                self._members.remove(entry)
+            else:
+                entry = (key, [])
+            self._members.append(entry)
+            while len(self._members) > KEYS:
+                _, old = self._members.pop(0)
+                dropped += old
+            filling = key in self._filling
+            if not filling:
+                self._filling.append(key)
+        if dropped:  # not in the start's own time
+            self._spawn(lambda: self._remove_all(dropped))
+        if not filling:
+            self._spawn(lambda: self._fill(relay, site, after))
+
+    def _fill(
+        self, relay: ContainerSpec, site: RelaySite, after: Callable[[], None]
+    ) -> None:
+        key = relay_key(relay)
+        try:
+            after()
+            while True:
+                with self._lock:
+                    entry = next((e for e in self._members if e[0] == key), None)
+                    if self._closed or entry is None or len(entry[1]) >= self.size:
+                        return
+                    self._making.append(key)
+                try:
+                    member = self._make(relay, site)
+                except BaseException:
+                    with self._lock:
+                        self._making.remove(key)
+                        self._lock.notify_all()
+                    raise
+                with self._lock:  # one step: a start waiting for it finds it
+                    self._making.remove(key)
+                    self._lock.notify_all()
+                    entry = next((e for e in self._members if e[0] == key), None)
+                    kept = entry is not None and not self._closed
+                    if kept and entry is not None:
+                        entry[1].append(member)
+                if not kept:
+                    self.remove(member)
+                    return
+        except ContainerEngineError as exc:
+            logger.warning("could not make a relay ahead of its backend: %s", exc)
+        finally:
+            with self._lock:
+                self._filling.remove(key)
+
+    def keep_images(self, used: set[str]) -> None:
+        """Remove the members of images no environment uses any more (their code
+        volumes, which they may mount, are going)."""
+        with self._lock:
+            gone = [e for e in self._members if e[0].image not in used]
+            for entry in gone:
+                self._members.remove(entry)
+        self._remove_all([m for _, members in gone for m in members])
+
+    def _make(self, relay: ContainerSpec, site: RelaySite) -> Member:
+        """A relay like ``relay`` for a backend id drawn now: its socket directory,
+        then the relay started on a free port (a port taken meanwhile is retried with
+        another).
+
+        Raises:
+            ContainerEngineError: What was made is removed.
+        """
+        backend_id = self._draw_id()
+        name = container_name(self.settings_name, backend_id)
+        socket_dir = self.socket_root / backend_id
+        ((container_port, (host, _)),) = relay.ports.items()
+        taken = self.ports() | site.held_ports
+        self.containers.ensure_network(site.network, site.network_labels)
+        try:
+            make_socket_dir(socket_dir, site.socket_owner)
+            for attempt in range(1, PORT_ATTEMPTS + 1):
+                port = self._pick_port(host, taken)
+                spec = replace(
+                    relay,
+                    name=relay_name(name),
+                    labels={
+                        **relay.labels,
+                        LABEL_RELAY_FOR: backend_id,
+                        LABEL_RELAY_AHEAD: "true",
+                    },
+                    socket_dir=socket_dir,
+                    ports={container_port: (host, port)},
+                )
+                container_id = self.containers.create_container(spec)
+                try:
+                    self.containers.start_container(container_id)
+                    return Member(backend_id, port, container_id)
+                except PortInUse:
+                    self.containers.remove_container(container_id)
+                    if attempt == PORT_ATTEMPTS:
+                        raise
+                    taken.add(port)
+        except (ContainerEngineError, OSError) as exc:
+            self._remove_parts(relay_name(name), socket_dir)
+            if isinstance(exc, ContainerEngineError):
+                raise
+            raise ContainerEngineError(f"a relay's socket directory: {exc}") from exc
+        raise AssertionError("unreachable: the last attempt raises")
+
+    def remove(self, member: Member) -> None:
+        """Remove a member that no start took: its relay and socket directory."""
+        self._remove_parts(member.container_id, self.socket_root / member.backend_id)
+
+    def _remove_parts(self, container: str, socket_dir: Path) -> None:
+        try:
+            self.containers.remove_container(container)
+        except ContainerEngineError as exc:  # left to the tidy at the next start-up
+            logger.warning("could not remove pooled relay %s: %s", container, exc)
+        shutil.rmtree(socket_dir, ignore_errors=True)
+
+    def close(self) -> None:
+        """Remove every member; make none any more."""
+        with self._lock:
+            self._closed = True
+            members = [m for _, held in self._members for m in held]
+            self._members.clear()
+        self._remove_all(members)
+
+    def _remove_all(self, members: list[Member]) -> None:
+        for member in members:
+            self.remove(member)
