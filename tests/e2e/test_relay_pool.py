@@ -23,22 +23,29 @@ SOCKETS = {"http": "/run/beephost/http.sock", "rpc": "/run/beephost/rpc.sock"}
 
 
 def _waiting(
-    controller: ControllerTarget, docker_cli: str, kind: str
+    controller: ControllerTarget, docker_cli: str, kind: str, image: str
 ) -> list[dict[str, Any]]:
-    """The relays made ahead for ``kind`` that no start took: their inspections."""
+    """The relays made ahead for ``kind`` backends of ``image`` that no start took
+    and that run (one is created, then started): their inspections."""
     made = set(controller.owned()) - set(controller.owned("sandbox"))
     found = [inspect(docker_cli, container) for container in made]
-    return [info for info in found if SOCKETS[kind] in info["Config"]["Cmd"]]
+    return [
+        info
+        for info in found
+        if SOCKETS[kind] in info["Config"]["Cmd"]
+        and info["Config"]["Image"] == image
+        and info["State"]["Running"]
+    ]
 
 
 def _waiting_one(
-    controller: ControllerTarget, docker_cli: str, kind: str
+    controller: ControllerTarget, docker_cli: str, kind: str, image: str
 ) -> dict[str, Any]:
     deadline = time.monotonic() + 60
-    while not (waiting := _waiting(controller, docker_cli, kind)):
-        assert time.monotonic() < deadline, f"no {kind} relay was made ahead"
+    while not (waiting := _waiting(controller, docker_cli, kind, image)):
+        assert time.monotonic() < deadline, f"no running {kind} relay was made ahead"
         time.sleep(0.2)
-    (member,) = waiting  # RELAY_POOL is 1
+    (member,) = waiting  # RELAY_POOL is 1 (other images' relays may wait too)
     return member
 
 
@@ -56,11 +63,12 @@ def test_a_start_takes_the_relay_made_after_the_last_one(
     kind: Literal["http", "rpc"],
 ) -> None:
     build_environment(api, ENVIRONMENT, [], timeout=600)
+    image = api.environment(ENVIRONMENT).image
+    assert image is not None
     first = api.wait_backend(api.start_backend(ENVIRONMENT, kind).id, timeout=120)
     try:
-        member = _waiting_one(controller_target, docker_cli, kind)
+        member = _waiting_one(controller_target, docker_cli, kind, image)
         waits_for = member["Config"]["Labels"]["io.beephost.relay-for"]
-        assert member["State"]["Running"], "started ahead"
         assert _host_port(member) != int(str(first.endpoint).rsplit(":", 1)[1])
 
         asked = time.time()
@@ -78,9 +86,8 @@ def test_a_start_takes_the_relay_made_after_the_last_one(
             with api.connect_backend(second.id) as client:
                 assert client.evaluate("6 * 7") == 42
             # The next one's relay is made in turn.
-            assert (
-                _waiting_one(controller_target, docker_cli, kind)["Id"] != member["Id"]
-            )
+            following = _waiting_one(controller_target, docker_cli, kind, image)
+            assert following["Id"] != member["Id"]
         finally:
             api.stop_backend(second.id)
         gone = docker(docker_cli, "ps", "-aq", "--filter", f"id={member['Id']}")
