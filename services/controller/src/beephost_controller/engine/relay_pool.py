@@ -131,6 +131,10 @@ class RelayPool:
         self._making: list[ContainerSpec] = []
         self._closed = False
 
+    def _entry(self, key: ContainerSpec) -> tuple[ContainerSpec, list[Member]] | None:
+        """``key``'s entry, if it is kept (call with the lock held)."""
+        return next((e for e in self._members if e[0] == key), None)
+
     def ports(self) -> set[int]:
         """The host ports members hold (no other start may pick one)."""
         with self._lock:
@@ -177,7 +181,7 @@ class RelayPool:
         with self._lock:
             if self._closed:
                 return
-            entry = next((e for e in self._members if e[0] == key), None)
+            entry = self._entry(key)
             if entry is not None:
                 self._members.remove(entry)
             else:
@@ -202,7 +206,7 @@ class RelayPool:
             after()
             while True:
                 with self._lock:
-                    entry = next((e for e in self._members if e[0] == key), None)
+                    entry = self._entry(key)
                     if self._closed or entry is None or len(entry[1]) >= self.size:
                         return
                     self._making.append(key)
@@ -216,7 +220,7 @@ class RelayPool:
                 with self._lock:  # one step: a start waiting for it finds it
                     self._making.remove(key)
                     self._lock.notify_all()
-                    entry = next((e for e in self._members if e[0] == key), None)
+                    entry = self._entry(key)
                     kept = entry is not None and not self._closed
                     if kept and entry is not None:
                         entry[1].append(member)
