@@ -1,9 +1,11 @@
 """The backend servers stay light: no pydantic-settings in their processes (issue 14),
-and no prometheus_client before a scrape (issue 33).
+no prometheus_client before a scrape and no importlib.metadata at boot (issue 33).
 
 pydantic-settings cost each idle server megabytes and a tenth of a second of start-up;
 their settings are beephost_core.envsettings. prometheus_client cost a cold start ~30
-ms; their metrics are beephost_core.tallies until read. Fresh interpreters: this test's
+ms; their metrics are beephost_core.tallies until read. importlib.metadata (pydantic's
+plugin search, the servers' versions) cost it 25-70 ms; beephost_core.boot does without
+it. Fresh interpreters: this test's
 own process has imported the controller, which keeps both.
 """
 
@@ -12,8 +14,7 @@ import sys
 
 import pytest
 
-
-@pytest.mark.parametrize(
+SERVERS = pytest.mark.parametrize(
     ("module", "settings"),
     [
         ("beephost_core.settings", "beephost_core.settings.BackendSettings"),
@@ -22,6 +23,9 @@ import pytest
         ("beephost_rpc_backend.server", "beephost_rpc_backend.settings.Settings"),
     ],
 )
+
+
+@SERVERS
 def test_a_server_imports_neither_pydantic_settings_nor_prometheus_client(
     module: str, settings: str
 ) -> None:
@@ -30,5 +34,19 @@ def test_a_server_imports_neither_pydantic_settings_nor_prometheus_client(
         f"import sys, {module}, {settings_module}; {settings}(); "
         "assert 'pydantic_settings' not in sys.modules, 'pydantic_settings imported'; "
         "assert 'prometheus_client' not in sys.modules, 'prometheus_client imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@SERVERS
+def test_a_server_boots_without_reading_distribution_metadata(
+    module: str, settings: str
+) -> None:
+    # What each backend's main does before its settings, then what serving imports.
+    settings_module = settings.rpartition(".")[0]
+    code = (
+        "import sys; from beephost_core.boot import without_pydantic_plugins; "
+        f"without_pydantic_plugins(); import {module}, {settings_module}; {settings}(); "
+        "assert 'importlib.metadata' not in sys.modules, 'importlib.metadata imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

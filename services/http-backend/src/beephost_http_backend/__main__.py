@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     import logging
 
     gc.disable()  # until the server settles (beephost_core.memory): a faster start
+    from beephost_core.boot import without_pydantic_plugins
+
+    without_pydantic_plugins()  # before the settings build pydantic's first model
     import uvloop
 
     from beephost_http_backend.logs import configure_logging

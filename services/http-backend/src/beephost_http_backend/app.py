@@ -1,6 +1,5 @@
 """The application factory: ``create_app(settings, executor=None)``."""
 
-import importlib.metadata
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,6 +9,7 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from beephost_core import Executor
+from beephost_core.boot import distribution_version
 from beephost_http_backend import handlers
 from beephost_http_backend.deps import LEASE_HEADER, LEASE_PATTERN
 from beephost_http_backend.disconnect import CancelOnDisconnect
@@ -30,7 +30,7 @@ from beephost_http_backend.state import BackendState, new_state, serving
 from beephost_protocol import build_models
 from beephost_protocol.schema import value_definitions
 
-VERSION = importlib.metadata.version("beephost-http-backend")
+VERSION = distribution_version("beephost-http-backend")
 
 DESCRIPTION = """\
 Runs Python code in remote sessions over HTTP/JSON. Values are JSON with `$`-tags for

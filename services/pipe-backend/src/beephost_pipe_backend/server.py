@@ -3,7 +3,6 @@
 import asyncio
 import collections
 import contextlib
-import importlib.metadata
 import logging
 import os
 import socket
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from beephost_core import Executor
+from beephost_core.boot import distribution_version
 from beephost_core.listeners import prepare_socket_path
 from beephost_pipe_backend import dispatch
 from beephost_pipe_backend.settings import Settings
@@ -33,9 +33,7 @@ from beephost_protocol.payloads import (
 
 logger = logging.getLogger(__name__)
 
-SERVER_NAME = (
-    f"beephost-pipe-backend/{importlib.metadata.version('beephost-pipe-backend')}"
-)
+SERVER_NAME = f"beephost-pipe-backend/{distribution_version('beephost-pipe-backend')}"
 
 
 class PipeServer:

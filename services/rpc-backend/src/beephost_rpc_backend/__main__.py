@@ -92,6 +92,9 @@ def main(argv: list[str] | None = None) -> None:
     import os
 
     gc.disable()  # until the server settles (beephost_core.memory): a faster start
+    from beephost_core.boot import without_pydantic_plugins
+
+    without_pydantic_plugins()  # before the settings build pydantic's first model
     from beephost_core.logs import configure_logging
     from beephost_rpc_backend.settings import Settings
 
