@@ -2,8 +2,8 @@
 controllers (``ON_BOTH``: its own process and the compose system's): after a start of
 an http or rpc backend without network, the next one's relay runs already, on a host
 port of its own; the next such start takes it (its backend id and port: the relay
-existed before the start was asked for) and answers through it; the relay goes with
-its backend."""
+existed before the start was asked for) and answers through it, and the controller's
+/metrics counts it taken; the relay goes with its backend."""
 
 import calendar
 import time
@@ -71,6 +71,7 @@ def test_a_start_takes_the_relay_made_after_the_last_one(
         waits_for = member["Config"]["Labels"]["io.beephost.relay-for"]
         assert _host_port(member) != int(str(first.endpoint).rsplit(":", 1)[1])
 
+        taken = _taken(api)
         asked = time.time()
         second = api.start_backend(ENVIRONMENT, kind)
         try:
@@ -81,6 +82,7 @@ def test_a_start_takes_the_relay_made_after_the_last_one(
             assert relay["Id"] == member["Id"], "its relay is the one made ahead"
             started = _seconds(relay["State"]["StartedAt"])
             assert started < asked, "it ran before the start was asked for"
+            assert _taken(api) >= taken + 1, "counted on the controller's /metrics"
             ready = api.wait_backend(second.id, timeout=120)
             assert str(ready.endpoint).endswith(f":{_host_port(member)}")
             with api.connect_backend(second.id) as client:
@@ -94,6 +96,13 @@ def test_a_start_takes_the_relay_made_after_the_last_one(
         assert gone.strip() == "", "the relay goes with its backend"
     finally:
         api.stop_backend(first.id)
+
+
+def _taken(api: ControllerClient) -> float:
+    """The controller's count of starts that took a relay made ahead."""
+    series = 'beephost_controller_relays_ahead_total{outcome="taken"} '
+    (line,) = [x for x in api.metrics().splitlines() if x.startswith(series)]
+    return float(line.removeprefix(series))
 
 
 def _seconds(docker_time: str) -> float:

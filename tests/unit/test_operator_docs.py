@@ -186,6 +186,7 @@ def _families(registries: Iterable[CollectorRegistry]) -> dict[str, str]:
 def exposed() -> Exposed:
     """Every service's registry, built the way the services build them."""
     controller = ControllerMetrics()
+    controller.track_relays(dict)  # read from the engine at each scrape (system.py)
     pipe_core, http_core, rpc_core = (
         CoreMetrics("pipe"),
         CoreMetrics("http"),

@@ -10,26 +10,9 @@ import pytest
 from beephost_controller.backends import BackendRequest, BackendService
 from beephost_controller.engine.docker_plan import PORT_ATTEMPTS, relay_name
 from beephost_controller.engine.host_ports import HOST_PORTS
-from beephost_controller.ports import PortInUse
 from beephost_controller.testing import MemoryContainers
 from beephost_protocol.errors import Conflict
 from tests.unit.controller.support import backend_service, docker_engine
-
-
-class _Taken(MemoryContainers):
-    """An engine on which some host ports are in use (by anything)."""
-
-    def __init__(self, taken: set[int]) -> None:
-        super().__init__(healthy=True)
-        self.taken = taken
-
-    def start_container(self, ref: str) -> None:
-        name = self._find(ref)
-        assert name is not None
-        for _, port in self.specs[name].ports.values():
-            if port in self.taken:
-                raise PortInUse(f"Bind for 127.0.0.1:{port} failed")
-        super().start_container(ref)
 
 
 def _service(
@@ -74,7 +57,8 @@ def test_a_new_backend_never_gets_the_port_of_an_exited_one(tmp_path: Path) -> N
 
 
 def test_a_requested_port_in_use_is_a_conflict_naming_it(tmp_path: Path) -> None:
-    engine = _Taken({24567})
+    engine = MemoryContainers()
+    engine.ports_in_use.add(24567)
     service = _service(tmp_path, engine, probe=True)
     with pytest.raises(Conflict) as caught:
         service.start(BackendRequest(environment="e", type="http", port=24567))
@@ -86,18 +70,16 @@ def test_a_requested_port_in_use_is_a_conflict_naming_it(tmp_path: Path) -> None
 
 def test_a_chosen_port_taken_meanwhile_is_replaced(tmp_path: Path) -> None:
     # Every port the controller draws first is taken: it retries with others.
-    engine = _Taken(set())
+    engine = MemoryContainers()
     service = _service(tmp_path, engine, probe=False)
-    first_pick = docker_engine(
-        service
-    ).pick_port  # the next start's first pick is taken
+    first_pick = docker_engine(service).pick_port  # the next start's first: taken
     picks: list[int] = []
 
     def pick(host: str, taken: set[int]) -> int:
         port = first_pick(host, taken)
         picks.append(port)
         if len(picks) == 1:
-            engine.taken.add(port)
+            engine.ports_in_use.add(port)
         return port
 
     docker_engine(service).pick_port = pick  # type: ignore[method-assign]
@@ -113,9 +95,10 @@ def test_a_chosen_port_taken_meanwhile_is_replaced(tmp_path: Path) -> None:
 
 
 def test_a_start_gives_up_after_its_attempts(tmp_path: Path) -> None:
-    engine = _Taken(set())
+    engine = MemoryContainers()
     service = _service(tmp_path, engine, probe=False)
-    engine.taken = set(HOST_PORTS)  # everything this controller may draw is in use
+    # Everything this controller may draw is in use.
+    engine.ports_in_use = set(HOST_PORTS)
     with pytest.raises(Conflict):
         service.start(BackendRequest(environment="e", type="http"))
     assert engine.containers == {}

@@ -3,7 +3,8 @@ backend without network, the next one's relay is made; a start of the same kind 
 it (its backend id and port) and makes only its backend; anything else makes its own.
 Members hold their ports, go back when a start is refused after its plan, and are
 removed at shutdown and by the next process's tidy. Pure logic against an in-memory
-engine (the real engine: tests/e2e/test_backend_ports.py)."""
+engine (the real engine: tests/e2e/test_relay_pool.py). Their outcomes are counted
+(``relay_counts``, the controller's ``beephost_controller_relays_ahead_total``)."""
 
 import threading
 import time
@@ -41,6 +42,10 @@ def _members(engine: MemoryContainers) -> dict[str, str]:
     }
 
 
+def _counts(**outcomes: int) -> dict[str, int]:
+    return {"made": 0, "taken": 0, "missed": 0, "discarded": 0, **outcomes}
+
+
 def _docker(service: BackendService) -> DockerBackends:
     engine = service.engine
     assert isinstance(engine, DockerBackends)
@@ -59,6 +64,8 @@ def test_a_start_takes_the_relay_made_after_the_last_one(tmp_path: Path) -> None
     assert (tmp_path / "sock" / waits_for).is_dir()
     (published,) = engine.specs[member].ports.values()
     assert published[1] not in (None, first.config.port)
+    docker = _docker(service)
+    assert docker.relay_counts() == _counts(made=1, missed=1)
 
     engine.starts.clear()
     second = service.start(BackendRequest(environment="e", type="http"))
@@ -71,6 +78,7 @@ def test_a_start_takes_the_relay_made_after_the_last_one(tmp_path: Path) -> None
     assert next_member != member
     assert next_id not in (first.id, second.id)
     assert engine.starts == [second.container_name, next_member]
+    assert docker.relay_counts() == _counts(made=2, taken=1, missed=1)
 
 
 def test_only_a_start_needing_the_same_relay_takes_it(tmp_path: Path) -> None:
@@ -90,6 +98,9 @@ def test_only_a_start_needing_the_same_relay_takes_it(tmp_path: Path) -> None:
         row = service.start(request)
         assert row.id != waiting_id
     assert waiting_id in _members(engine).values()
+    # Misses: the first start, the rpc and the other limits (a port asked for takes
+    # none, a pipe has no relay); each relayed kind got its member made.
+    assert _docker(service).relay_counts() == _counts(made=3, missed=3)
 
 
 def test_member_ports_are_never_picked_for_another_start(tmp_path: Path) -> None:
@@ -117,6 +128,17 @@ def test_a_start_refused_after_its_plan_gives_its_member_back(tmp_path: Path) ->
     docker.release(planned)
     assert member not in engine.containers
     assert not (tmp_path / "sock" / waits_for).exists()
+    assert docker.relay_counts() == _counts(made=1, taken=1, missed=1, discarded=1)
+
+
+def test_without_a_pool_no_relay_is_made_ahead_nor_counted(tmp_path: Path) -> None:
+    engine = MemoryContainers()
+    service = _service(tmp_path, engine, size=0)
+    for _ in range(2):
+        service.start(BackendRequest(environment="e", type="http"))
+    assert not _members(engine)
+    assert all(LABEL_RELAY_AHEAD not in s.labels for s in engine.containers.values())
+    assert _docker(service).relay_counts() == _counts()
 
 
 def test_keys_beyond_the_last_few_lose_their_members(tmp_path: Path) -> None:
@@ -240,3 +262,31 @@ def test_a_start_waits_for_the_relay_being_made_for_it(tmp_path: Path) -> None:
     threading.Timer(0.2, engine.go.set).start()
     second = service.start(BackendRequest(environment="e", type="http"))
     assert second.id == waits_for, "it took the relay once made, not one of its own"
+
+
+def test_a_port_taken_meanwhile_is_replaced_for_a_relay_made_ahead(
+    tmp_path: Path,
+) -> None:
+    engine = MemoryContainers()
+    service = _service(tmp_path, engine)
+    pool = _docker(service).relays
+    first_pick = pool._pick_port
+    picks: list[int] = []
+
+    def pick(host: str, taken: set[int]) -> int:
+        port = first_pick(host, taken)
+        picks.append(port)
+        if len(picks) == 1:  # something else binds it before the relay starts
+            engine.ports_in_use.add(port)
+        return port
+
+    pool._pick_port = pick
+    service.start(BackendRequest(environment="e", type="http"))
+    ((member, _),) = _members(engine).items()
+    assert len(picks) == 2
+    assert picks[0] != picks[1]
+    ((_, port),) = engine.specs[member].ports.values()
+    assert port == picks[1]
+    ahead = [n for n, s in engine.containers.items() if LABEL_RELAY_AHEAD in s.labels]
+    assert ahead == [member], "the relay on the taken port was removed"
+    assert _docker(service).relay_counts() == _counts(made=1, missed=1)

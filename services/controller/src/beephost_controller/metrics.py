@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from beephost_controller.ports import RELAY_OUTCOMES
 from beephost_controller.rows import JobRow
 from beephost_controller.schemas import BACKEND_TYPES
 
@@ -88,8 +89,33 @@ class ControllerMetrics:
 
     def track_egress(self, counts: Callable[[], dict[str, int]]) -> None:
         """Serve ``beephost_egress_total{decision}``: the egress proxy's decisions,
-        read from it (``counts``) at each scrape."""
-        self.registry.register(_EgressCollector(counts))
+        read from it (``counts``) at each scrape. Compose's Prometheus scrapes the
+        controller, not the proxy, which has no network port."""
+        self.registry.register(
+            _CountsCollector(
+                "beephost_egress",
+                "Connections the egress proxy allowed and refused, by decision.",
+                "decision",
+                EGRESS_DECISIONS,
+                counts,
+            )
+        )
+
+    def track_relays(self, counts: Callable[[], dict[str, int]]) -> None:
+        """Serve ``beephost_controller_relays_ahead_total{outcome}``: the engine's
+        relays made ahead of their backends, read from it (``counts``) at each
+        scrape."""
+        self.registry.register(
+            _CountsCollector(
+                "beephost_controller_relays_ahead",
+                "Relays made ahead of their backends (made), starts that took one "
+                "(taken) or found none of their kind (missed), and those removed "
+                "unused (discarded).",
+                "outcome",
+                RELAY_OUTCOMES,
+                counts,
+            )
+        )
 
     def count_backends(self, states: list[tuple[str, str]]) -> None:
         """Set the backends gauge from (type, status) pairs; absent pairs read 0."""
@@ -110,22 +136,26 @@ class ControllerMetrics:
 EGRESS_DECISIONS = ("allowed", "refused")
 
 
-class _EgressCollector(Collector):
-    """The egress proxy's counters, as the controller's own (compose's Prometheus
-    scrapes the controller, not the proxy, which has no network port)."""
+class _CountsCollector(Collector):
+    """A counter another part of the controller keeps (``counts``: value by label),
+    read at each scrape; the ``always`` labels are reported at 0 before their first."""
 
-    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
-        self.counts = counts
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        label: str,
+        always: tuple[str, ...],
+        counts: Callable[[], dict[str, int]],
+    ) -> None:
+        self.name, self.documentation = name, documentation
+        self.label, self.always, self.counts = label, always, counts
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily(
-            "beephost_egress",
-            "Connections the egress proxy allowed and refused, by decision.",
-            labels=["decision"],
-        )
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
         counts = self.counts()
-        for decision in sorted({*EGRESS_DECISIONS, *counts}):
-            family.add_metric([decision], counts.get(decision, 0))
+        for value in sorted({*self.always, *counts}):
+            family.add_metric([value], counts.get(value, 0))
         yield family
 
     def describe(self) -> Iterator[CounterMetricFamily]:

@@ -238,6 +238,10 @@ class LaunchFailed(Exception):
 #: says what exists.
 Record = Callable[[BackendUpdate], None]
 
+#: What ``BackendEngine.relay_counts`` counts (an engine that publishes ports through
+#: relays made ahead of their backends, Docker's).
+RELAY_OUTCOMES = ("made", "taken", "missed", "discarded")
+
 
 class BackendEngine(Protocol):
     """Where backends run, in backend terms: all the backend use cases
@@ -381,6 +385,11 @@ class BackendEngine(Protocol):
     def egress_counts(self) -> dict[str, int]:
         """The egress proxy's decisions so far, by decision (``allowed``,
         ``refused``); empty without a proxy."""
+        ...
+
+    def relay_counts(self) -> dict[str, int]:
+        """Relays made ahead of their backends so far, by outcome (``made``,
+        ``taken``, ``missed``, ``discarded``); empty on an engine that makes none."""
         ...
 
     def prepare_egress(self, log: Callable[[str], None]) -> None:

@@ -136,6 +136,7 @@ class ControllerSystem:
             )
         )
         metrics.track_egress(self.engine.egress_counts)
+        metrics.track_relays(self.engine.relay_counts)
         service.prepare_egress = self.engine.prepare_egress
         self.backends = backends = BackendService(
             settings,

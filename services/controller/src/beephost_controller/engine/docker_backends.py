@@ -419,6 +419,9 @@ class DockerBackends:
     def egress_counts(self) -> dict[str, int]:
         return self.egress.counts()
 
+    def relay_counts(self) -> dict[str, int]:
+        return self.relays.counts()
+
     def prepare_egress(self, log: Callable[[str], None]) -> None:
         self.egress.ensure(log)
 

@@ -141,33 +141,73 @@ def _start_publisher(
 ) -> tuple[DockerPlan, float]:
     """Start the container that publishes the backend's port (``created``, else one
     ``create`` makes); a host port taken since the plan chose it is retried with
-    another, in a new container. The plan with the port used, and when it started.
+    another, in a new container, recorded. The plan with the port used, and when it
+    started.
 
     Raises:
         _Failed: With the plan last tried (its port is the one a refusal names).
     """
-    taken = set(planned.held_ports)
+    current = planned
+
+    def create_on(port: int | None) -> str:
+        nonlocal current
+        if port is not None and port != current.row.config.port:
+            current = current.with_port(port)
+            record(BackendUpdate(config=current.row.config))
+        return create(current)
+
+    address = planned.row.config.bind_address
     try:
-        container_id = created or create(planned)
-        for attempt in range(1, planned.port_attempts + 1):
-            started = clock()
-            try:
-                containers.start_container(container_id)
-                return planned, started
-            except PortInUse:
-                if attempt == planned.port_attempts:
-                    raise
-            port = planned.row.config.port
-            logger.info("host port %s is taken: choosing another", port)
-            containers.remove_container(container_id)
-            taken.add(port or 0)
-            planned = planned.with_port(
-                pick_port(planned.row.config.bind_address, taken)
-            )
-            record(BackendUpdate(config=planned.row.config))
-            container_id = create(planned)
+        _, _, started = start_publishing(
+            containers,
+            create_on,
+            planned.row.config.port,
+            lambda taken: pick_port(address, taken),
+            attempts=planned.port_attempts,
+            taken=set(planned.held_ports),
+            clock=clock,
+            created=created,
+        )
     except (ContainerEngineError, OSError) as exc:
-        raise _Failed(planned, exc) from exc
+        raise _Failed(current, exc) from exc
+    return current, started
+
+
+def start_publishing(
+    containers: BackendContainers,
+    create: Callable[[int | None], str],
+    port: int | None,
+    pick: Callable[[set[int]], int],
+    *,
+    attempts: int,
+    taken: set[int],
+    clock: Callable[[], float],
+    created: str | None = None,
+) -> tuple[int | None, str, float]:
+    """Start a container that publishes host ``port`` (``created``, else the one
+    ``create(port)`` makes). A port taken since it was chosen (the engine refuses the
+    start) is given up, with its container, for another that ``pick`` chooses (none
+    of ``taken`` nor of those tried), in a new container: ``attempts`` starts in all.
+    The port used, the container, and when its start began.
+
+    Raises:
+        PortInUse: The last attempt's port was taken too (its container removed).
+        ContainerEngineError: The engine failed otherwise.
+    """
+    container_id = created or create(port)
+    for attempt in range(1, attempts + 1):
+        started = clock()
+        try:
+            containers.start_container(container_id)
+            return port, container_id, started
+        except PortInUse:
+            containers.remove_container(container_id)
+            if attempt == attempts:
+                raise
+        logger.info("host port %s is taken: choosing another", port)
+        taken.add(port or 0)
+        port = pick(taken)
+        container_id = create(port)
     raise AssertionError("unreachable: the last attempt raises")
 
 

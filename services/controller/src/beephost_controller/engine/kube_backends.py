@@ -448,6 +448,9 @@ class KubeBackends:
     def egress_counts(self) -> dict[str, int]:
         return self.egress.counts()
 
+    def relay_counts(self) -> dict[str, int]:
+        return {}  # a pod's port is its own: no relay
+
     def prepare_egress(self, log: Callable[[str], None]) -> None:
         self.egress.ensure(log)
 

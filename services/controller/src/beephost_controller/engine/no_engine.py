@@ -111,6 +111,9 @@ class NoEngineBackends:
     def egress_counts(self) -> dict[str, int]:
         return {}
 
+    def relay_counts(self) -> dict[str, int]:
+        return {}
+
     def prepare_egress(self, log: Callable[[str], None]) -> None:
         del log
 

@@ -23,14 +23,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from beephost_controller.engine.docker_launch import make_socket_dir
+from beephost_controller.engine.docker_launch import make_socket_dir, start_publishing
 from beephost_controller.engine.docker_plan import (
     LABEL_RELAY_FOR,
     PORT_ATTEMPTS,
     container_name,
     relay_name,
 )
-from beephost_controller.ports import BackendContainers, ContainerEngineError, PortInUse
+from beephost_controller.ports import (
+    RELAY_OUTCOMES,
+    BackendContainers,
+    ContainerEngineError,
+)
 from beephost_controller.specs import ContainerSpec
 
 logger = logging.getLogger(__name__)
@@ -130,10 +134,19 @@ class RelayPool:
         #: Keys a member is being made of now (past ``after``).
         self._making: list[ContainerSpec] = []
         self._closed = False
+        self._counts = dict.fromkeys(RELAY_OUTCOMES, 0)
 
     def _entry(self, key: ContainerSpec) -> tuple[ContainerSpec, list[Member]] | None:
         """``key``'s entry, if it is kept (call with the lock held)."""
         return next((e for e in self._members if e[0] == key), None)
+
+    def counts(self) -> dict[str, int]:
+        """How many relays were made, taken, missed and discarded so far
+        (``RELAY_OUTCOMES``: a miss is a relayed start that found none of its kind;
+        a discarded member was removed without serving a backend: its kind no longer
+        kept, a start refused after its plan, its image gone, shutdown)."""
+        with self._lock:
+            return dict(self._counts)
 
     def ports(self) -> set[int]:
         """The host ports members hold (no other start may pick one)."""
@@ -153,14 +166,18 @@ class RelayPool:
         """A member for a start whose relay has ``key``: one ready, or the one being
         made now (waited for up to ``MAKING_WAIT`` s: making a second relay beside it
         would take longer)."""
+        if self.size <= 0:
+            return None
         deadline = time.monotonic() + MAKING_WAIT
         with self._lock:
             while True:
                 for held, members in self._members:
                     if held == key and members:
+                        self._counts["taken"] += 1
                         return members.pop(0)
                 left = deadline - time.monotonic()
                 if key not in self._making or left <= 0:
+                    self._counts["missed"] += 1
                     return None
                 self._lock.wait(left)
 
@@ -218,6 +235,7 @@ class RelayPool:
                         self._lock.notify_all()
                     raise
                 with self._lock:  # one step: a start waiting for it finds it
+                    self._counts["made"] += 1
                     self._making.remove(key)
                     self._lock.notify_all()
                     entry = self._entry(key)
@@ -256,39 +274,45 @@ class RelayPool:
         ((container_port, (host, _)),) = relay.ports.items()
         taken = self.ports() | site.held_ports
         self.containers.ensure_network(site.network, site.network_labels)
+        labels = {
+            **relay.labels,
+            LABEL_RELAY_FOR: backend_id,
+            LABEL_RELAY_AHEAD: "true",
+        }
+
+        def create(port: int | None) -> str:
+            spec = replace(
+                relay,
+                name=relay_name(name),
+                labels=labels,
+                socket_dir=socket_dir,
+                ports={container_port: (host, port)},
+            )
+            return self.containers.create_container(spec)
+
         try:
             make_socket_dir(socket_dir, site.socket_owner)
-            for attempt in range(1, PORT_ATTEMPTS + 1):
-                port = self._pick_port(host, taken)
-                spec = replace(
-                    relay,
-                    name=relay_name(name),
-                    labels={
-                        **relay.labels,
-                        LABEL_RELAY_FOR: backend_id,
-                        LABEL_RELAY_AHEAD: "true",
-                    },
-                    socket_dir=socket_dir,
-                    ports={container_port: (host, port)},
-                )
-                container_id = self.containers.create_container(spec)
-                try:
-                    self.containers.start_container(container_id)
-                    return Member(backend_id, port, container_id)
-                except PortInUse:
-                    self.containers.remove_container(container_id)
-                    if attempt == PORT_ATTEMPTS:
-                        raise
-                    taken.add(port)
+            port, container_id, _ = start_publishing(
+                self.containers,
+                create,
+                self._pick_port(host, taken),
+                lambda tried: self._pick_port(host, tried),
+                attempts=PORT_ATTEMPTS,
+                taken=taken,
+                clock=time.monotonic,
+            )
         except (ContainerEngineError, OSError) as exc:
             self._remove_parts(relay_name(name), socket_dir)
             if isinstance(exc, ContainerEngineError):
                 raise
             raise ContainerEngineError(f"a relay's socket directory: {exc}") from exc
-        raise AssertionError("unreachable: the last attempt raises")
+        assert port is not None  # a port was picked, and every retry picks one
+        return Member(backend_id, port, container_id)
 
     def remove(self, member: Member) -> None:
         """Remove a member that no start took: its relay and socket directory."""
+        with self._lock:
+            self._counts["discarded"] += 1
         self._remove_parts(member.container_id, self.socket_root / member.backend_id)
 
     def _remove_parts(self, container: str, socket_dir: Path) -> None:

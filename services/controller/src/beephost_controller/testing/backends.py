@@ -64,6 +64,7 @@ class MemoryBackends:
         #: What ``egress_refusals`` answers, by backend id, and ``egress_counts``.
         self.refusals: dict[str, list[EgressRefusal]] = {}
         self.egress_decisions: dict[str, int] = {}
+        self.relay_outcomes: dict[str, int] = {}
         #: How many times the egress proxy was made ready ahead of a start.
         self.egress_prepared = 0
         #: Called by a launch before its sandbox exists, with its row: what a
@@ -211,6 +212,9 @@ class MemoryBackends:
 
     def egress_counts(self) -> dict[str, int]:
         return dict(self.egress_decisions)
+
+    def relay_counts(self) -> dict[str, int]:
+        return dict(self.relay_outcomes)
 
     def prepare_egress(self, log: Callable[[str], None]) -> None:
         self.egress_prepared += 1

@@ -19,6 +19,7 @@ from beephost_controller.ports import (
     ContainerGone,
     ContainerState,
     ImageInfo,
+    PortInUse,
 )
 from beephost_controller.resolver import Lock
 from beephost_controller.settings import Settings
@@ -161,6 +162,9 @@ class MemoryContainers:
         self.volumes: dict[str, Mapping[str, str]] = {}
         self.specs: dict[str, ContainerSpec] = {}
         self.starts: list[str] = []
+        #: Host ports something else holds: a start publishing one fails, as the
+        #: engine's does (``PortInUse``).
+        self.ports_in_use: set[int] = set()
         #: Containers joined to their network by ``join_network`` (not by a start).
         self.joins: list[str] = []
         self.archives: list[tuple[str, str, bytes]] = []
@@ -264,8 +268,12 @@ class MemoryContainers:
         name = self._find(ref)
         if name is None:
             raise ContainerEngineError(f"no container {ref}")
+        spec = self.specs.get(name)
+        for _, port in spec.ports.values() if spec else ():
+            if port in self.ports_in_use:
+                raise PortInUse(f"Bind for 127.0.0.1:{port} failed")
         self.starts.append(name)
-        self._serve_egress(self.specs.get(name))
+        self._serve_egress(spec)
         self.containers[name] = replace(
             self.containers[name],
             unjoined_network=None,
