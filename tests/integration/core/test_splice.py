@@ -13,15 +13,29 @@ from contextlib import contextmanager
 from beephost_core.splice import PIPE_BYTES, Link
 
 TIMEOUT = 10.0
+#: The TCP buffers the backpressure test fixes (the kernel doubles them): autotuned,
+#: loopback's grow to tcp_wmem's and tcp_rmem's maxima (4 and 32 MiB on some
+#: machines), room for all its bytes before the link is even in the way.
+TCP_BUFFER_BYTES = 64 << 10
 
 
 @contextmanager
-def _joined() -> Iterator[tuple[socket.socket, socket.socket, Link]]:
+def _joined(
+    tcp_buffer_bytes: int | None = None,
+) -> Iterator[tuple[socket.socket, socket.socket, Link]]:
     """A client end and a server end, their other ends joined by a ``Link`` running in
     a thread (TCP on loopback on the client's side, a Unix socket pair on the
-    server's)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    client = socket.create_connection(listener.getsockname(), TIMEOUT)
+    server's); ``tcp_buffer_bytes`` fixes the TCP connection's send and receive
+    buffers (set before it connects: the accepted end inherits its listener's)."""
+    listener = socket.socket()
+    client = socket.socket()
+    if tcp_buffer_bytes is not None:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, tcp_buffer_bytes)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, tcp_buffer_bytes)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    client.settimeout(TIMEOUT)
+    client.connect(listener.getsockname())
     relayed_client, _ = listener.accept()
     listener.close()
     relayed_server, server = socket.socketpair()
@@ -87,7 +101,8 @@ def test_a_half_close_is_passed_on_and_the_other_way_still_flows() -> None:
 
 def test_a_slow_reader_holds_the_writer_back_and_loses_nothing() -> None:
     data = os.urandom(16 * PIPE_BYTES)
-    with _joined() as (client, server, _), ThreadPoolExecutor(1) as pool:
+    joined = _joined(TCP_BUFFER_BYTES)
+    with joined as (client, server, _), ThreadPoolExecutor(1) as pool:
         sending = pool.submit(client.sendall, data)
         time.sleep(0.3)
         # Nobody reads the server's end: the buffers on the way fill and the client's
