@@ -50,3 +50,26 @@ def test_a_server_boots_without_reading_distribution_metadata(
         "assert 'importlib.metadata' not in sys.modules, 'importlib.metadata imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_the_rpc_server_starts_without_its_health_messages() -> None:
+    # grpc_health's health_pb2 (~30 ms of a cold start) is imported at the first
+    # health call (tests/integration/rpc/test_rpc_health.py), not at boot.
+    code = """
+import asyncio, sys
+from beephost_core import CoreMetrics, Executor
+from beephost_rpc_backend.server import create_server
+from beephost_rpc_backend.settings import Settings
+
+async def main():
+    settings = Settings(host="127.0.0.1", port=0, socket_path=None)
+    server, _ = create_server(settings, Executor(settings.executor_config(), CoreMetrics("grpc")))
+    await server.start()
+    try:
+        assert "grpc_health.v1.health_pb2" not in sys.modules, "health_pb2 imported"
+    finally:
+        await server.grpc.stop(0)
+
+asyncio.run(main())
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -102,11 +102,16 @@ async def test_an_unknown_reflection_version_is_unimplemented(
 _IMPORTED_AT_FIRST_CALL = """
 import asyncio, sys
 from beephost_core import CoreMetrics, Executor
-from beephost_rpc_backend import reflection
+from google.protobuf import descriptor_pool
+from beephost_rpc_backend import health, reflection
 from beephost_rpc_backend.server import RpcServer
 from beephost_rpc_backend.settings import Settings
 
-HEAVY = ("grpc_reflection.v1alpha.reflection", "google.protobuf.descriptor_pb2")
+HEAVY = (
+    "grpc_reflection.v1alpha.reflection",
+    "google.protobuf.descriptor_pb2",
+    "grpc_health.v1.health_pb2",
+)
 
 class Call:
     method = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
@@ -115,15 +120,21 @@ async def main():
     settings = Settings(port=0)
     RpcServer(settings, Executor(settings.executor_config(), CoreMetrics("grpc")))
     print(sorted(m for m in HEAVY if m in sys.modules))
-    handler = reflection.LazyReflection(("beephost.exec.v1.Executor",)).service(Call())
+    names = ("beephost.exec.v1.Executor", health.SERVICE_NAME)
+    lazy = reflection.LazyReflection(names, (health.MESSAGES_MODULE,))
+    handler = lazy.service(Call())
     print(handler is not None, sorted(m for m in HEAVY if m in sys.modules))
+    # The services it lists are described, health's too (loaded with reflection).
+    for name in names:
+        descriptor_pool.Default().FindServiceByName(name)
 
 asyncio.run(main())
 """
 
 
 def test_reflection_is_imported_at_its_first_call() -> None:
-    # What an idle backend would otherwise hold for a tool that may never ask.
+    # What an idle backend would otherwise hold for a tool that may never ask; the
+    # health service's messages, which a cold start does without, come with it.
     done = subprocess.run(
         [sys.executable, "-c", _IMPORTED_AT_FIRST_CALL],
         capture_output=True,
@@ -134,5 +145,6 @@ def test_reflection_is_imported_at_its_first_call() -> None:
     before, after = done.stdout.splitlines()
     assert before == "[]"
     assert after == (
-        "True ['google.protobuf.descriptor_pb2', 'grpc_reflection.v1alpha.reflection']"
+        "True ['google.protobuf.descriptor_pb2', 'grpc_health.v1.health_pb2', "
+        "'grpc_reflection.v1alpha.reflection']"
     )

@@ -12,6 +12,7 @@ and protobuf's ``descriptor_pb2`` are about 4 MiB and 60 ms that an idle backend
 import once.
 """
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -33,16 +34,26 @@ _V1ALPHA_PACKAGE = ".grpc.reflection.v1alpha."
 _V1_PACKAGE = ".grpc.reflection.v1."
 
 
-def enable(server: "grpc.aio.Server", service_names: tuple[str, ...]) -> None:
-    """Serve reflection, both versions, listing ``service_names`` and themselves."""
-    server.add_generic_rpc_handlers((LazyReflection((*service_names, *SERVICE_NAMES)),))
+def enable(
+    server: "grpc.aio.Server",
+    service_names: tuple[str, ...],
+    descriptors: tuple[str, ...] = (),
+) -> None:
+    """Serve reflection, both versions, listing ``service_names`` and themselves;
+    ``descriptors`` names modules the server imports only when first called, whose
+    descriptors describe some of those services (imported with reflection's)."""
+    names = (*service_names, *SERVICE_NAMES)
+    server.add_generic_rpc_handlers((LazyReflection(names, descriptors),))
 
 
 class LazyReflection(GenericHandler):
     """Both versions' one method, its servicer built when it is first called."""
 
-    def __init__(self, service_names: tuple[str, ...]) -> None:
+    def __init__(
+        self, service_names: tuple[str, ...], descriptors: tuple[str, ...] = ()
+    ) -> None:
         self.service_names = service_names
+        self.descriptors = descriptors
         self.handler: grpc.RpcMethodHandler[Any, Any] | None = None
         self._methods = {f"/{name}/{_METHOD}" for name in SERVICE_NAMES}
 
@@ -52,6 +63,8 @@ class LazyReflection(GenericHandler):
         if handler_call_details.method not in self._methods:
             return None  # another service's, or an unknown version: UNIMPLEMENTED
         if self.handler is None:  # the server calls this on its one event loop
+            for module in self.descriptors:  # into protobuf's default pool
+                importlib.import_module(module)
             self.handler = build_handler(self.service_names)
         return self.handler
 

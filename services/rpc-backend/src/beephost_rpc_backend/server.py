@@ -4,19 +4,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # grpc-stubs 1.53 predates health.aio
 
 from beephost_core import Executor
 from beephost_core.listeners import SOCKET_MODE, prepare_socket_path
 from beephost_pb.exec.v1 import exec_pb2_grpc
 from beephost_protocol import pb_chunks, pb_codec
 from beephost_protocol.errors import BeepHostError
-from beephost_rpc_backend import reflection
+from beephost_rpc_backend import health, reflection
 from beephost_rpc_backend.auth import Interceptor, TokenAuth
+from beephost_rpc_backend.handler_table import HandlerTable
 from beephost_rpc_backend.servicer import ExecutorServicer, tolerant
 from beephost_rpc_backend.settings import Settings
 
@@ -26,9 +25,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME = pb_codec.SERVICE_NAME
-HEALTH_SERVICE_NAME = "grpc.health.v1.Health"
-SERVING = health_pb2.HealthCheckResponse.SERVING
-NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+HEALTH_SERVICE_NAME = health.SERVICE_NAME
+SERVING = health.SERVING
+NOT_SERVING = health.NOT_SERVING
 
 _HEALTH_INTERVAL = 1.0  # seconds between checks of the executor's readiness
 _STOP_GRACE = 1.0  # after the drain, for released calls to send their answers
@@ -39,16 +38,6 @@ _STOP_GRACE = 1.0  # after the drain, for released calls to send their answers
 # up in the server. Four 1 MiB chunks keep an upload streaming; a larger message (up to
 # max_request_bytes) still arrives, as grpc opens the window to a read's whole message.
 RECEIVE_WINDOW_BYTES = 4 << 20
-
-
-class _AsyncHealth(Protocol):
-    """The part of grpc_health's aio HealthServicer used here (untyped upstream)."""
-
-    async def set(
-        self, service: str, status: "health_pb2.HealthCheckResponse.ServingStatus"
-    ) -> None: ...
-
-    async def enter_graceful_shutdown(self) -> None: ...
 
 
 class RpcServer:
@@ -64,8 +53,7 @@ class RpcServer:
         self.servicer = ExecutorServicer(
             executor, settings.max_timeout, executor.metrics.tallies
         )
-        health: Any = health_aio.HealthServicer()
-        self.health: _AsyncHealth = health
+        self.health = health.LazyHealth()
         interceptors: list[Interceptor] = []
         token_check = settings.token_check()
         if token_check is not None:
@@ -91,8 +79,12 @@ class RpcServer:
         # The token check runs before the handler: a malformed request without the
         # token is refused `unauthorized` like any other.
         _add_executor(self.grpc, self.servicer)
-        health_pb2_grpc.add_HealthServicer_to_server(health, self.grpc)
-        reflection.enable(self.grpc, (SERVICE_NAME, HEALTH_SERVICE_NAME))
+        self.grpc.add_generic_rpc_handlers((self.health,))
+        reflection.enable(
+            self.grpc,
+            (SERVICE_NAME, HEALTH_SERVICE_NAME),
+            descriptors=(health.MESSAGES_MODULE,),
+        )
         self._watcher: asyncio.Task[None] | None = None
 
     def _refused(self, method: str, error: BeepHostError, peer: str) -> None:
@@ -160,27 +152,9 @@ class RpcServer:
         ready = self.servicer.accepting and self.executor.ready
         await self._set_health(SERVING if ready else NOT_SERVING)
 
-    async def _set_health(
-        self, status: "health_pb2.HealthCheckResponse.ServingStatus"
-    ) -> None:
+    async def _set_health(self, status: int) -> None:
         for service in ("", SERVICE_NAME):
             await self.health.set(service, status)
-
-
-class _HandlerTable:
-    """Stands in for the server in ``add_ExecutorServicer_to_server``: keeps the
-    generated handler table, so that its handlers can be changed before registration."""
-
-    def __init__(self) -> None:
-        self.tables: dict[str, dict[str, Handler]] = {}
-
-    def add_generic_rpc_handlers(self, handlers: object) -> None:
-        pass  # the same table comes to add_registered_method_handlers
-
-    def add_registered_method_handlers(
-        self, service: str, handlers: dict[str, "Handler"]
-    ) -> None:
-        self.tables[service] = handlers
 
 
 def _add_executor(server: grpc.aio.Server, servicer: ExecutorServicer) -> None:
@@ -188,7 +162,7 @@ def _add_executor(server: grpc.aio.Server, servicer: ExecutorServicer) -> None:
     its method's message reaches the servicer, which answers it ``invalid_request``
     (gRPC itself would answer UNKNOWN, untyped). Done once here rather than by an
     interceptor, which grpc.aio would run on every call."""
-    table = _HandlerTable()
+    table = HandlerTable()
     stand_in: Any = table  # typed as a server by the generated code's stubs
     exec_pb2_grpc.add_ExecutorServicer_to_server(servicer, stand_in)
     if not table.tables:
