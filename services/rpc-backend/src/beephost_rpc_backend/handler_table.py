@@ -1,9 +1,16 @@
-"""A stand-in for a grpc server that keeps what generated code registers."""
+"""Registering handlers: a stand-in for a grpc server that keeps what generated code
+registers, and the base of a handler that finds its methods itself."""
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import grpc
 
 if TYPE_CHECKING:
     from beephost_rpc_backend.auth import Handler
+
+    GenericHandler = grpc.GenericRpcHandler[Any, Any]
+else:
+    GenericHandler = grpc.GenericRpcHandler  # generic only in grpc-stubs
 
 
 class HandlerTable:

@@ -9,16 +9,11 @@ before then are kept here and handed to grpc_health's servicer before it answers
 call sees the same statuses either way.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
-from beephost_rpc_backend.handler_table import HandlerTable
-
-if TYPE_CHECKING:
-    GenericHandler = grpc.GenericRpcHandler[Any, Any]
-else:
-    GenericHandler = grpc.GenericRpcHandler  # generic only in grpc-stubs
+from beephost_rpc_backend.handler_table import GenericHandler, HandlerTable
 
 SERVICE_NAME = "grpc.health.v1.Health"
 #: The module whose descriptors describe the service (for reflection).

@@ -17,12 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from beephost_rpc_backend.handler_table import GenericHandler
+
 if TYPE_CHECKING:
     from google.protobuf import descriptor_pool
-
-    GenericHandler = grpc.GenericRpcHandler[Any, Any]
-else:
-    GenericHandler = grpc.GenericRpcHandler  # generic only in grpc-stubs
 
 V1_SERVICE_NAME = "grpc.reflection.v1.ServerReflection"
 V1ALPHA_SERVICE_NAME = "grpc.reflection.v1alpha.ServerReflection"
