@@ -1,7 +1,7 @@
 """Instructions per ``1+1`` in each process of the pipe path, under callgrind.
 
     uv run python bench/callgrind_hop.py [--counts 100 600] [--clients 1] [--sessions]
-                                         [--raw] [--keep DIR]
+                                         [--raw] [--keep DIR] [--server pipe|relay|floor]
 
 Instruction counts are repeatable on a loaded machine where wall clock is not. Starts
 the pipe backend under ``valgrind --tool=callgrind --trace-children=yes`` (so the
@@ -13,6 +13,11 @@ difference of N: startup, connection and hello cancel out. ``--clients K`` runs 
 client processes at once (each N requests; their counts are summed), ``--sessions``
 gives each its own session (a worker each) instead of the shared default one.
 ``--keep DIR`` keeps the callgrind files (per-function costs: ``callgrind_annotate``).
+``--server relay`` measures the two-hop floor (bench/_relay_server.py: the leanest server
+relaying to a worker process) and ``--server floor`` the one-hop floor
+(bench/_floor_server.py: eval in the server) the same way, with the raw client: the
+pipe backend's server minus the relay's is what its implementation costs above the hop
+(validation, sessions, deadlines, limits, metrics and the code that carries them).
 """
 
 import argparse
@@ -141,7 +146,15 @@ def main() -> None:
     parser.add_argument("--sessions", action="store_true")
     parser.add_argument("--keep", type=Path)
     parser.add_argument("--raw", action="store_true", help="raw NDJSON client")
+    parser.add_argument(
+        "--server",
+        choices=("pipe", "relay", "floor"),
+        default="pipe",
+        help="the pipe backend, or a floor of bench/ (raw client)",
+    )
     args = parser.parse_args()
+    if args.server != "pipe" and (args.sessions or not args.raw):
+        parser.error("--server relay|floor: only with --raw, and without --sessions")
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")
     root = Path(args.keep or tempfile.mkdtemp(prefix="beephost-cg-"))
@@ -155,13 +168,13 @@ def main() -> None:
         BEEPHOST_PIPE_BACKEND_DRAIN_TIMEOUT="1",
     )
     python = sys.executable
+    if args.server == "pipe":
+        served = [python, "-c", SERVER]
+    else:
+        floor = Path(__file__).with_name(f"_{args.server}_server.py")
+        served = [python, str(floor), str(sock)]
     server = subprocess.Popen(
-        [
-            *_valgrind(root / "cg.%p", children=True),
-            python,
-            "-c",
-            SERVER,
-        ],
+        [*_valgrind(root / "cg.%p", children=True), *served],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=open(root / "server.log", "wb"),  # noqa: SIM115
@@ -191,10 +204,14 @@ def main() -> None:
         requests = (n2 - n1) * args.clients
         what = "own sessions" if args.sessions else "the default session"
         kind = "raw NDJSON" if args.raw else "SDK"
-        print(f"{args.clients} {kind} client(s), {what}; instructions per request:")
+        print(
+            f"{args.server}: {args.clients} {kind} client(s), {what}; "
+            "instructions per request:"
+        )
         for name, (a, b) in per.items():
             print(f"  {name:7} {(b - a) / requests / 1000:8.1f}k")
-        print(f"callgrind files: {root}")
+        if args.keep is not None:
+            print(f"callgrind files: {root}")
     finally:
         server.send_signal(signal.SIGTERM)
         try:
