@@ -21,10 +21,11 @@ from beephost_controller.engine.relay_pool import (
     relay_key,
     until_exists,
 )
+from beephost_controller.ports import ContainerEngineError
 from beephost_controller.schemas import BackendLimits
 from beephost_controller.starts import Minted
 from beephost_controller.testing import MemoryContainers
-from tests.unit.controller.support import backend_service
+from tests.unit.controller.support import backend_service, ready_environment
 
 
 def _service(tmp_path: Path, engine: MemoryContainers, size: int = 1) -> BackendService:
@@ -248,13 +249,80 @@ class _SlowAhead(MemoryContainers):
         super().start_container(ref)
 
 
+class _VolumesInUse(_SlowAhead):
+    """As Docker: a volume a container mounts cannot be removed."""
+
+    def remove_volume(self, name: str) -> None:
+        if any(name in self.specs[c].shared_volumes for c in self.containers):
+            raise ContainerEngineError(f"remove {name}: volume is in use")
+        super().remove_volume(name)
+
+    def code_volumes(self) -> list[str]:
+        return [name for name in self.volumes if "-code-" in name]
+
+
+def _threads(work: Callable[[], None]) -> None:
+    threading.Thread(target=work, daemon=True).start()
+
+
+def test_a_relay_being_made_goes_before_its_image_s_code_volumes(
+    tmp_path: Path,
+) -> None:
+    engine = _VolumesInUse()
+    engine.images["img:1"] = "sha256:" + "1" * 64
+    service = backend_service(
+        tmp_path,
+        containers=engine,
+        environments=[ready_environment(image="img:1")],
+        settings={"relay_pool": 1, "code_volumes": "on"},
+        spawn=_threads,
+    )
+    engine.go.set()
+    service.start(BackendRequest(environment="e", type="http"))
+    deadline = time.monotonic() + 10
+    while len(engine.code_volumes()) < 3 or not _members(engine):
+        assert time.monotonic() < deadline, "code volumes filled, a relay made ahead"
+        time.sleep(0.01)
+    # The next start takes that relay; the one made after it mounts the code volumes,
+    # and its start is held while the environment's image goes.
+    engine.go.clear()
+    engine.making.clear()
+    service.start(BackendRequest(environment="e", type="http"))
+    assert engine.making.wait(10), "the next relay is being made"
+    (member,) = _members(engine)
+    assert engine.specs[member].shared_volumes, "it mounts the code volumes"
+    docker = _docker(service)
+    for row in service.all():
+        service.stop(row.id)
+    threading.Timer(0.3, engine.go.set).start()
+    began = time.monotonic()
+    docker.release_images(set())
+    assert time.monotonic() - began >= 0.25, "it waited for the relay being made"
+    assert member not in engine.containers
+    assert engine.code_volumes() == [], "no relay held them"
+    assert docker.relay_counts() == _counts(made=2, taken=1, missed=1, discarded=1)
+
+
+def test_shutdown_removes_the_relay_being_made(tmp_path: Path) -> None:
+    engine = _SlowAhead()
+    service = backend_service(
+        tmp_path, containers=engine, settings={"relay_pool": 1}, spawn=_threads
+    )
+    service.start(BackendRequest(environment="e", type="http"))
+    assert engine.making.wait(10), "the next relay is being made"
+    (member,) = _members(engine)
+    threading.Timer(0.3, engine.go.set).start()
+    assert _docker(service).settle(5.0)
+    assert member not in engine.containers, "settle waited for it, then removed it"
+
+
 def test_a_start_waits_for_the_relay_being_made_for_it(tmp_path: Path) -> None:
     engine = _SlowAhead()
     service = backend_service(
         tmp_path,
         containers=engine,
         settings={"relay_pool": 1},
-        spawn=lambda work: threading.Thread(target=work, daemon=True).start(),
+        spawn=_threads,
     )
     service.start(BackendRequest(environment="e", type="http"))
     assert engine.making.wait(10), "the next relay is being made"

@@ -45,6 +45,9 @@ LABEL_RELAY_AHEAD = "io.beephost.relay-ahead"
 KEYS = 4
 #: Seconds a start waits for a relay of its kind that is being made (its start).
 MAKING_WAIT = 2.0
+#: Seconds the removal of an image's members (or all, at shutdown) waits for those
+#: being made to be made and removed: they mount the code volumes removed next.
+GONE_WAIT = 30.0
 #: Seconds a relay made ahead waits for the backend launched before it to listen.
 BOOT_WAIT = 5.0
 BOOT_POLL = 0.01
@@ -231,19 +234,23 @@ class RelayPool:
                     member = self._make(relay, site)
                 except BaseException:
                     with self._lock:
-                        self._making.remove(key)
-                        self._lock.notify_all()
+                        self._made(key)
                     raise
                 with self._lock:  # one step: a start waiting for it finds it
                     self._counts["made"] += 1
-                    self._making.remove(key)
-                    self._lock.notify_all()
                     entry = self._entry(key)
                     kept = entry is not None and not self._closed
                     if kept and entry is not None:
                         entry[1].append(member)
+                        self._made(key)
                 if not kept:
-                    self.remove(member)
+                    # Still being made until it is removed: keep_images and close
+                    # wait for that before its image's code volumes go.
+                    try:
+                        self.remove(member)
+                    finally:
+                        with self._lock:
+                            self._made(key)
                     return
         except ContainerEngineError as exc:
             logger.warning("could not make a relay ahead of its backend: %s", exc)
@@ -251,14 +258,35 @@ class RelayPool:
             with self._lock:
                 self._filling.remove(key)
 
+    def _made(self, key: ContainerSpec) -> None:
+        """A member of ``key`` is no longer being made (call with the lock held)."""
+        self._making.remove(key)
+        self._lock.notify_all()
+
     def keep_images(self, used: set[str]) -> None:
-        """Remove the members of images no environment uses any more (their code
-        volumes, which they may mount, are going)."""
+        """Remove the members of images no environment uses any more, those being
+        made included (their code volumes, which they may mount, are going next)."""
         with self._lock:
             gone = [e for e in self._members if e[0].image not in used]
             for entry in gone:
                 self._members.remove(entry)
         self._remove_all([m for _, members in gone for m in members])
+        # A member being made finds its key gone and removes itself: wait for that.
+        self._wait_made(lambda key: key.image not in used)
+
+    def _wait_made(self, of: Callable[[ContainerSpec], bool]) -> None:
+        """Wait (up to ``GONE_WAIT`` s) until no member of a key ``of`` picks is being
+        made or removed by its maker."""
+        deadline = time.monotonic() + GONE_WAIT
+        with self._lock:
+            while any(of(key) for key in self._making):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    logger.warning(
+                        "relays made ahead still being made after %.0f s", GONE_WAIT
+                    )
+                    return
+                self._lock.wait(left)
 
     def _make(self, relay: ContainerSpec, site: RelaySite) -> Member:
         """A relay like ``relay`` for a backend id drawn now: its socket directory,
@@ -323,12 +351,13 @@ class RelayPool:
         shutil.rmtree(socket_dir, ignore_errors=True)
 
     def close(self) -> None:
-        """Remove every member; make none any more."""
+        """Remove every member, those being made included; make none any more."""
         with self._lock:
             self._closed = True
             members = [m for _, held in self._members for m in held]
             self._members.clear()
         self._remove_all(members)
+        self._wait_made(lambda key: True)
 
     def _remove_all(self, members: list[Member]) -> None:
         for member in members:
