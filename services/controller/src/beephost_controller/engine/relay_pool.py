@@ -134,7 +134,8 @@ class RelayPool:
         #: key -> its members, the key wanted last at the end
         self._members: list[tuple[ContainerSpec, list[Member]]] = []
         self._filling: list[ContainerSpec] = []
-        #: Keys a member is being made of now (past ``after``).
+        #: Keys a member is being made of now (past ``after``), until it is kept or,
+        #: its key gone, removed again by its maker.
         self._making: list[ContainerSpec] = []
         self._closed = False
         self._counts = dict.fromkeys(RELAY_OUTCOMES, 0)
