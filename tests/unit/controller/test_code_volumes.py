@@ -85,6 +85,11 @@ def start(service: BackendService, *, pooled: bool = False) -> dict[str, str]:
     return dict(memory_containers(service).specs[row.container_name].shared_volumes)
 
 
+def stop_all_backends(service: BackendService) -> None:
+    for row in service.all():
+        service.stop(row.id)
+
+
 def test_the_first_start_fills_in_the_background_and_the_next_mount(
     tmp_path: Path, containers: MemoryContainers
 ) -> None:
@@ -240,6 +245,7 @@ def test_the_volumes_of_a_gone_image_are_removed_those_in_use_kept(
     start(service)
     docker_engine(service).code_volumes.mounts("img:2")
     assert containers.volumes.keys() >= OTHERS
+    stop_all_backends(service)  # Docker removes no image a container uses
     del containers.images["img:1"]
     assert docker_engine(service).code_volumes.remove_unused({"img:2"}) == [
         "0123456789abcdef"
@@ -263,6 +269,9 @@ def test_reconcile_keeps_the_code_volumes_of_present_images(
     start(service)
     service.reconcile()
     assert {USR, OPT, PREFIX} <= containers.volumes.keys()
+    stop_all_backends(service)
+    service.reconcile()
+    assert {USR, OPT, PREFIX} <= containers.volumes.keys(), "its image is still there"
     del containers.images["img:1"]
     service.reconcile()
     assert containers.volumes.keys().isdisjoint({USR, OPT, PREFIX})

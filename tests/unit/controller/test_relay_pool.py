@@ -21,7 +21,6 @@ from beephost_controller.engine.relay_pool import (
     relay_key,
     until_exists,
 )
-from beephost_controller.ports import ContainerEngineError
 from beephost_controller.schemas import BackendLimits
 from beephost_controller.starts import Minted
 from beephost_controller.testing import MemoryContainers
@@ -249,16 +248,8 @@ class _SlowAhead(MemoryContainers):
         super().start_container(ref)
 
 
-class _VolumesInUse(_SlowAhead):
-    """As Docker: a volume a container mounts cannot be removed."""
-
-    def remove_volume(self, name: str) -> None:
-        if any(name in self.specs[c].shared_volumes for c in self.containers):
-            raise ContainerEngineError(f"remove {name}: volume is in use")
-        super().remove_volume(name)
-
-    def code_volumes(self) -> list[str]:
-        return [name for name in self.volumes if "-code-" in name]
+def _code_volumes(engine: MemoryContainers) -> list[str]:
+    return [name for name in engine.volumes if "-code-" in name]
 
 
 def _threads(work: Callable[[], None]) -> None:
@@ -268,7 +259,7 @@ def _threads(work: Callable[[], None]) -> None:
 def test_a_relay_being_made_goes_before_its_image_s_code_volumes(
     tmp_path: Path,
 ) -> None:
-    engine = _VolumesInUse()
+    engine = _SlowAhead()  # it refuses to remove a volume in use, as Docker
     engine.images["img:1"] = "sha256:" + "1" * 64
     service = backend_service(
         tmp_path,
@@ -280,7 +271,7 @@ def test_a_relay_being_made_goes_before_its_image_s_code_volumes(
     engine.go.set()
     service.start(BackendRequest(environment="e", type="http"))
     deadline = time.monotonic() + 10
-    while len(engine.code_volumes()) < 3 or not _members(engine):
+    while len(_code_volumes(engine)) < 3 or not _members(engine):
         assert time.monotonic() < deadline, "code volumes filled, a relay made ahead"
         time.sleep(0.01)
     # The next start takes that relay; the one made after it mounts the code volumes,
@@ -299,7 +290,7 @@ def test_a_relay_being_made_goes_before_its_image_s_code_volumes(
     docker.release_images(set())
     assert time.monotonic() - began >= 0.25, "it waited for the relay being made"
     assert member not in engine.containers
-    assert engine.code_volumes() == [], "no relay held them"
+    assert _code_volumes(engine) == [], "no relay held them"
     assert docker.relay_counts() == _counts(made=2, taken=1, missed=1, discarded=1)
 
 

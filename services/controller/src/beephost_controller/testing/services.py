@@ -146,7 +146,8 @@ class SetClock:
 
 class MemoryContainers:
     """A ``BackendContainers`` without an engine: it records specs and plays back
-    states (a started container is running, healthy unless ``healthy=False``)."""
+    states (a started container is running, healthy unless ``healthy=False``). As
+    Docker, it refuses to remove a volume a container (running or not) mounts."""
 
     def __init__(self, *, healthy: bool = True) -> None:
         self.containers: dict[str, ContainerState] = {}
@@ -212,6 +213,15 @@ class MemoryContainers:
         self.volumes[name] = dict(labels)
 
     def remove_volume(self, name: str) -> None:
+        users = [
+            container
+            for container in self.containers
+            if (spec := self.specs.get(container))
+            is not None  # None: put there by a test
+            and (name in spec.volumes or name in spec.shared_volumes)
+        ]
+        if users:
+            raise ContainerEngineError(f"remove volume {name}: in use by {users}")
         self.volumes.pop(name, None)
 
     def list_volumes(self, labels: Mapping[str, str]) -> dict[str, dict[str, str]]:
