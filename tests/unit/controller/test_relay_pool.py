@@ -294,7 +294,9 @@ def test_a_relay_being_made_goes_before_its_image_s_code_volumes(
     assert docker.relay_counts() == _counts(made=2, taken=1, missed=1, discarded=1)
 
 
-def test_shutdown_removes_the_relay_being_made(tmp_path: Path) -> None:
+def _relay_being_made(tmp_path: Path) -> tuple[_SlowAhead, BackendService, str]:
+    """A pool of one whose refill, after a start took nothing, is being made (its
+    start held until ``go``): the engine, the service, and that relay's name."""
     engine = _SlowAhead()
     service = backend_service(
         tmp_path, containers=engine, settings={"relay_pool": 1}, spawn=_threads
@@ -302,22 +304,33 @@ def test_shutdown_removes_the_relay_being_made(tmp_path: Path) -> None:
     service.start(BackendRequest(environment="e", type="http"))
     assert engine.making.wait(10), "the next relay is being made"
     (member,) = _members(engine)
+    return engine, service, member
+
+
+def test_shutdown_removes_the_relay_being_made(tmp_path: Path) -> None:
+    engine, service, member = _relay_being_made(tmp_path)
     threading.Timer(0.3, engine.go.set).start()
     assert _docker(service).settle(5.0)
     assert member not in engine.containers, "settle waited for it, then removed it"
 
 
+def test_settle_waits_for_a_relay_being_made_no_longer_than_told(
+    tmp_path: Path,
+) -> None:
+    engine, service, member = _relay_being_made(tmp_path)
+    began = time.monotonic()
+    assert not _docker(service).settle(0.2), "a relay is still being made"
+    assert time.monotonic() - began < 5, "bounded by its timeout, not GONE_WAIT"
+    engine.go.set()
+    deadline = time.monotonic() + 10
+    while member in engine.containers:
+        assert time.monotonic() < deadline, "its maker removes it: the pool is closed"
+        time.sleep(0.01)
+
+
 def test_a_start_waits_for_the_relay_being_made_for_it(tmp_path: Path) -> None:
-    engine = _SlowAhead()
-    service = backend_service(
-        tmp_path,
-        containers=engine,
-        settings={"relay_pool": 1},
-        spawn=_threads,
-    )
-    service.start(BackendRequest(environment="e", type="http"))
-    assert engine.making.wait(10), "the next relay is being made"
-    (waits_for,) = _members(engine).values()
+    engine, service, member = _relay_being_made(tmp_path)
+    waits_for = _members(engine)[member]
     threading.Timer(0.2, engine.go.set).start()
     second = service.start(BackendRequest(environment="e", type="http"))
     assert second.id == waits_for, "it took the relay once made, not one of its own"

@@ -173,7 +173,7 @@ class ControllerSystem:
 
     async def shutdown(self) -> None:
         """Stop in order: the supervisor, the pool filler, the engine's background
-        work (copies into code volumes), the backends (if the settings say so), the
+        work (copies into code volumes, relays made ahead), the backends (if the settings say so), the
         jobs, then the store."""
         if self._supervisor is not None:
             self._supervisor.cancel()
@@ -185,7 +185,11 @@ class ControllerSystem:
             # A pass may be starting a member: at most one container start.
             await asyncio.to_thread(self._filler.join, 60)
         if not await asyncio.to_thread(self.engine.settle, CODE_FILL_WAIT):
-            logger.warning("a copy into code volumes is left unfinished")
+            logger.warning(
+                "the engine's background work (a copy into code volumes, a relay "
+                "being made ahead) is left unfinished after %g s",
+                CODE_FILL_WAIT,
+            )
         if self.settings.stop_backends_on_shutdown:
             stopped = await asyncio.to_thread(self.backends.stop_all)
             logger.info("removed %d backend container(s) at shutdown", stopped)

@@ -467,9 +467,11 @@ class DockerBackends:
     def settle(self, timeout: float) -> bool:
         """Remove the relays made ahead (they hold host ports; the next process makes
         its own) and wait for the copies into code volumes under way (one cut short
-        would leave its container behind)."""
-        self.relays.close()
-        return self.code_volumes.wait_filled(timeout)
+        would leave its container behind), both within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        relays_gone = self.relays.close(wait=timeout)
+        filled = self.code_volumes.wait_filled(max(0.0, deadline - time.monotonic()))
+        return relays_gone and filled
 
     def remove_shared(self) -> None:
         """Remove the egress proxy, the relays made ahead, the offline network (the

@@ -275,19 +275,22 @@ class RelayPool:
         # A member being made finds its key gone and removes itself: wait for that.
         self._wait_made(lambda key: key.image not in used)
 
-    def _wait_made(self, of: Callable[[ContainerSpec], bool]) -> None:
-        """Wait (up to ``GONE_WAIT`` s) until no member of a key ``of`` picks is being
-        made or removed by its maker."""
-        deadline = time.monotonic() + GONE_WAIT
+    def _wait_made(
+        self, of: Callable[[ContainerSpec], bool], wait: float = GONE_WAIT
+    ) -> bool:
+        """Wait (up to ``wait`` s) until no member of a key ``of`` picks is being
+        made or removed by its maker; whether none is."""
+        deadline = time.monotonic() + wait
         with self._lock:
             while any(of(key) for key in self._making):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     logger.warning(
-                        "relays made ahead still being made after %.0f s", GONE_WAIT
+                        "relays made ahead still being made after %g s", wait
                     )
-                    return
+                    return False
                 self._lock.wait(left)
+        return True
 
     def _make(self, relay: ContainerSpec, site: RelaySite) -> Member:
         """A relay like ``relay`` for a backend id drawn now: its socket directory,
@@ -351,14 +354,16 @@ class RelayPool:
             logger.warning("could not remove pooled relay %s: %s", container, exc)
         shutil.rmtree(socket_dir, ignore_errors=True)
 
-    def close(self) -> None:
-        """Remove every member, those being made included; make none any more."""
+    def close(self, wait: float = GONE_WAIT) -> bool:
+        """Remove every member, those being made included (waiting up to ``wait`` s
+        for them: each maker removes its own); make none any more. Whether none is
+        still being made."""
         with self._lock:
             self._closed = True
             members = [m for _, held in self._members for m in held]
             self._members.clear()
         self._remove_all(members)
-        self._wait_made(lambda key: True)
+        return self._wait_made(lambda key: True, wait)
 
     def _remove_all(self, members: list[Member]) -> None:
         for member in members:
