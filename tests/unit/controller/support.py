@@ -81,6 +81,13 @@ def docker_engine(service: BackendService) -> DockerBackends:
     return service.engine
 
 
+def stop_all_backends(service: BackendService) -> None:
+    """Stop each backend as a client would (``stop_all`` is the shutdown's, which also
+    removes what the engine shares)."""
+    for row in service.all():
+        service.stop(row.id)
+
+
 def memory_containers(service: BackendService) -> MemoryContainers:
     """The service's containers, which ``backend_service`` made in memory."""
     containers = docker_engine(service).containers

@@ -24,6 +24,7 @@ from tests.unit.controller.support import (
     docker_engine,
     memory_containers,
     ready_environment,
+    stop_all_backends,
 )
 
 IMAGE_ID = "sha256:0123456789abcdef" + "0" * 48
@@ -83,11 +84,6 @@ def start(service: BackendService, *, pooled: bool = False) -> dict[str, str]:
     """A start's read-only code volumes (volume -> directory)."""
     row = service.start(BackendRequest(environment="e", type="http", pooled=pooled))
     return dict(memory_containers(service).specs[row.container_name].shared_volumes)
-
-
-def stop_all_backends(service: BackendService) -> None:
-    for row in service.all():
-        service.stop(row.id)
 
 
 def test_the_first_start_fills_in_the_background_and_the_next_mount(

@@ -24,7 +24,11 @@ from beephost_controller.engine.relay_pool import (
 from beephost_controller.schemas import BackendLimits
 from beephost_controller.starts import Minted
 from beephost_controller.testing import MemoryContainers
-from tests.unit.controller.support import backend_service, ready_environment
+from tests.unit.controller.support import (
+    backend_service,
+    ready_environment,
+    stop_all_backends,
+)
 
 
 def _service(tmp_path: Path, engine: MemoryContainers, size: int = 1) -> BackendService:
@@ -283,8 +287,7 @@ def test_a_relay_being_made_goes_before_its_image_s_code_volumes(
     (member,) = _members(engine)
     assert engine.specs[member].shared_volumes, "it mounts the code volumes"
     docker = _docker(service)
-    for row in service.all():
-        service.stop(row.id)
+    stop_all_backends(service)
     threading.Timer(0.3, engine.go.set).start()
     began = time.monotonic()
     docker.release_images(set())

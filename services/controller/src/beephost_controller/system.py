@@ -173,8 +173,8 @@ class ControllerSystem:
 
     async def shutdown(self) -> None:
         """Stop in order: the supervisor, the pool filler, the engine's background
-        work (copies into code volumes, relays made ahead), the backends (if the settings say so), the
-        jobs, then the store."""
+        work (copies into code volumes, relays made ahead), the backends (if the
+        settings say so), the jobs, then the store."""
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):

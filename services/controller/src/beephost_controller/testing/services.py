@@ -215,9 +215,8 @@ class MemoryContainers:
     def remove_volume(self, name: str) -> None:
         users = [
             container
-            for container in self.containers
-            if (spec := self.specs.get(container))
-            is not None  # None: put there by a test
+            for container, spec in self.specs.items()  # a removed one's stays here
+            if container in self.containers
             and (name in spec.volumes or name in spec.shared_volumes)
         ]
         if users:
