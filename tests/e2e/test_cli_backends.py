@@ -109,6 +109,8 @@ def test_start_eval_exec_files_logs_stop(
         logs = beep_host(controller_target, "logs", backend)
         assert logs.returncode == 0, logs.stderr
         assert "listening" in logs.stdout.lower()
+        # Its default session's worker booted beside its settings (issue 33).
+        assert "was started early" in logs.stdout, logs.stdout
     finally:
         stopped = beep_host(controller_target, "stop", backend)
     assert stopped.returncode == 0, stopped.stderr

@@ -125,7 +125,10 @@ def test_each_backend_type_serves_the_environment(
             assert relay["HostConfig"]["CapDrop"] == ["ALL"]
             assert relay["HostConfig"]["ReadonlyRootfs"] is True
             assert relay["Config"]["User"] == "10001:10001"
-        assert "listening" in api.backend_logs(backend.id, tail=50).lower()
+        logs = api.backend_logs(backend.id, tail=50)
+        assert "listening" in logs.lower()
+        # Its default session's worker booted beside its settings (issue 33).
+        assert "was started early" in logs, logs
     with pytest.raises(NotFound):
         api.backend(backend.id)
     assert backend.container_id is not None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from beephost_core import WORKER_SCRIPT, _process
+from beephost_core import WORKER_SCRIPT, launch
 from beephost_protocol import models
 from beephost_protocol.errors import ExecutionFailed
 from tests.integration.core.conftest import MakeExecutor
@@ -21,7 +21,7 @@ def worker_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of worker.py that the executor spawns (its bytecode is the test's)."""
     copy = tmp_path / "worker.py"
     shutil.copyfile(WORKER_SCRIPT, copy)
-    monkeypatch.setattr(_process, "WORKER_SCRIPT", str(copy))
+    monkeypatch.setattr(launch, "WORKER_SCRIPT", str(copy))
     return copy
 
 

@@ -160,3 +160,17 @@ def test_sigterm_with_nothing_in_flight_exits_at_once(
     assert status == -signal.SIGTERM, log
     assert time.monotonic() - started < 10, log  # no drain to wait for
     assert all(line["level"] for line in server.log_lines())
+
+
+def test_a_backend_told_its_workspace_serves_with_the_worker_it_started_first(
+    start_process: StartProcess, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    server = start_process(token=TOKEN, workspace_dir=workspace)
+    client = Client(server.port, TOKEN)
+    pid = client.eval("__import__('os').getpid()")
+    client.close()
+    server.stop()
+    early = f"the default session's worker (pid {pid}) was started early"
+    assert any(line["msg"] == early for line in server.log_lines()), server.log

@@ -10,6 +10,7 @@ from pathlib import Path
 from tests.integration.pipe.support import (
     connect_when_listening,
     spawn_pipe_server,
+    start_pipe_server,
     stop_pipe_server,
 )
 
@@ -58,3 +59,22 @@ def test_requests_get_unavailable_and_the_process_exits_1_when_no_worker_starts(
     log = (short_tmp / "server.log").read_text()
     assert "cannot start the executor" in log, log
     assert not server.socket_path.exists()  # unlinked on the way out
+
+
+def test_a_backend_told_its_workspace_serves_with_the_worker_it_started_first(
+    short_tmp: Path, env_python: str
+) -> None:
+    # As a controller starts it: the workspace is named, so the default session's
+    # worker starts before the settings are validated, and serves.
+    workspace = short_tmp / "workspace"
+    workspace.mkdir()
+    server = start_pipe_server(short_tmp, env_python, workspace_dir=workspace)
+    try:
+        client = server.connect()
+        pid = client.result("eval", expression="__import__('os').getpid()")["value"]
+        cwd = client.result("eval", expression="__import__('os').getcwd()")["value"]
+    finally:
+        stop_pipe_server(server)
+    assert cwd == str(workspace)
+    log = (short_tmp / "server.log").read_text()
+    assert f"the default session's worker (pid {pid}) was started early" in log, log

@@ -282,3 +282,37 @@ def test_process_exits_1_when_the_port_is_taken(
             start_rpc_process(second_dir, env_python, port=first.port, metrics_port=0)
     finally:
         first.stop()
+
+
+def test_a_backend_told_its_workspace_serves_with_the_worker_it_started_first(
+    short_tmp: Path, env_python: str
+) -> None:
+    workspace = short_tmp / "workspace"
+    workspace.mkdir()
+    server = start_rpc_process(
+        short_tmp, env_python, metrics_port=0, token=TOKEN, workspace_dir=workspace
+    )
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            _wait_serving(health_pb2_grpc.HealthStub(channel))
+            answer = exec_pb2_grpc.ExecutorStub(channel).Evaluate(
+                pb.EvaluateRequest(expression="__import__('os').getpid()"),
+                metadata=bearer(TOKEN),
+                timeout=T,
+                wait_for_ready=True,
+            )
+    finally:
+        server.stop()
+    pid = json.loads(answer.value_json)
+    early = f"the default session's worker (pid {pid}) was started early"
+    messages = [line["msg"] for line in server.log_lines()]
+    assert early in messages, messages
+
+
+def _wait_serving(check: health_pb2_grpc.HealthStub) -> None:
+    """Until health says SERVING (the executor is up): calls before get unavailable."""
+    deadline = time.monotonic() + T
+    request = health_pb2.HealthCheckRequest()
+    while check.Check(request, timeout=T, wait_for_ready=True).status != SERVING:
+        assert time.monotonic() < deadline, "the backend never became ready"
+        time.sleep(0.05)

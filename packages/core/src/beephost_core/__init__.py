@@ -8,9 +8,9 @@ import importlib
 import typing as _typing
 
 if _typing.TYPE_CHECKING:
-    from beephost_core._process import WORKER_SCRIPT
     from beephost_core.config import ExecutorConfig, base_interpreter
     from beephost_core.executor import Executor
+    from beephost_core.launch import WORKER_SCRIPT
     from beephost_core.metrics import CoreMetrics
 
 __all__ = [
@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 _HOMES = {
-    "WORKER_SCRIPT": "beephost_core._process",
+    "WORKER_SCRIPT": "beephost_core.launch",
     "CoreMetrics": "beephost_core.metrics",
     "Executor": "beephost_core.executor",
     "ExecutorConfig": "beephost_core.config",

@@ -23,12 +23,13 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from beephost_core import _bytecode
 from beephost_core.cgroup import ContainerLimits
 from beephost_core.config import ExecutorConfig
 from beephost_core.deadlines import DeadlineTimer
+from beephost_core.early_worker import EarlyWorker
+from beephost_core.launch import Launch
 from beephost_protocol.errors import (
     BeepHostError,
     ExecutionTimeout,
@@ -41,7 +42,6 @@ from beephost_protocol.jsoncodec import compact_encoder, whole_decoder
 
 logger = logging.getLogger(__name__)
 
-WORKER_SCRIPT = str(Path(__file__).with_name("worker.py"))
 _STDERR_TAIL = 4096
 _REAP_TIMEOUT = 2.0  # seconds a killed group gets to die before we stop waiting
 _LAST_WORDS = 0.1  # seconds a dead worker's channel may still deliver a reply
@@ -298,10 +298,51 @@ def _reap_orphans(pgid: int) -> bool:
     return False
 
 
+class _Child(Protocol):
+    """What WorkerProcess uses of its process: asyncio's Process has it all."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def returncode(self) -> int | None: ...
+    @property
+    def stderr(self) -> asyncio.StreamReader | None: ...
+    def kill(self) -> None: ...
+    async def wait(self) -> int: ...
+
+
+class _EarlyProcess:
+    """An early worker's process (started before the loop, with ``subprocess``), as a
+    :class:`_Child`: its exit is polled, since no child watcher knows it."""
+
+    def __init__(self, early: EarlyWorker, stderr: asyncio.StreamReader) -> None:
+        self._popen = early.popen
+        self.stderr = stderr
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.poll()
+
+    def kill(self) -> None:
+        self._popen.kill()
+
+    async def wait(self) -> int:
+        # As asyncio's Process.wait: the exit, then the end of its stderr.
+        while (code := self._popen.poll()) is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        while not self.stderr.at_eof():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        return code
+
+
 class WorkerProcess:
     """A live worker. Callers serialise requests; one runs at a time."""
 
-    def __init__(self, process: asyncio.subprocess.Process, channel: _Channel) -> None:
+    def __init__(self, process: "_Child", channel: _Channel) -> None:
         self._process = process
         self._channel = channel
         self._next_id = 0
@@ -355,20 +396,17 @@ class WorkerProcess:
             Unavailable: The interpreter is missing or the worker did not start in time.
         """
         protect_server()
+        launch = Launch.of(config)
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             process = await asyncio.create_subprocess_exec(
-                config.python,
-                "-I",  # isolated: no PYTHON* variables, no user site, no script dir
-                _bytecode.program(config.python, WORKER_SCRIPT),
-                str(child.fileno()),
-                json.dumps(config.worker_settings()),
+                *launch.command(child.fileno(), json.dumps(config.worker_settings())),
                 pass_fds=(child.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
-                env=config.worker_env(),
-                cwd=config.cwd,
+                env=launch.environment,
+                cwd=launch.cwd,
                 start_new_session=True,  # its own process group, killed as a whole
             )
         except OSError as exc:
@@ -379,6 +417,34 @@ class WorkerProcess:
             raise
         finally:
             child.close()
+        return await cls._announced(process, parent, config)
+
+    @classmethod
+    async def adopt(cls, early: EarlyWorker, config: ExecutorConfig) -> "WorkerProcess":
+        """Serve with ``early``, a worker started before the loop for ``config``'s
+        launch: send it its settings and wait for it to announce itself.
+
+        Raises:
+            Unavailable: It died, or did not announce itself in time.
+        """
+        protect_server()
+        loop = asyncio.get_running_loop()
+        stderr = asyncio.StreamReader()
+        await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(stderr), early.take_stderr()
+        )
+        parent = early.take_socket()
+        # One line, as the worker reads it (json.dumps writes no newline). If it died,
+        # no announcement comes, and _announced says why.
+        with contextlib.suppress(OSError):
+            parent.sendall(json.dumps(config.worker_settings()).encode() + b"\n")
+        return await cls._announced(_EarlyProcess(early, stderr), parent, config)
+
+    @classmethod
+    async def _announced(
+        cls, process: "_Child", parent: socket.socket, config: ExecutorConfig
+    ) -> "WorkerProcess":
+        """The worker ``process`` talking over ``parent``, once it said it is ready."""
         _set_oom_score_adj(process.pid, SPARE_OOM_SCORE_ADJ)
         limit = config.max_result_bytes + 4 * config.max_output_bytes + (1 << 20)
         loop = asyncio.get_running_loop()

@@ -1,9 +1,19 @@
 """Limits and knobs of the execution core, set by each backend from its settings."""
 
+import dataclasses
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+# The backends' own settings: never handed to user code, even on purpose (the token!).
+SERVER_ENV_PREFIXES = (
+    "BEEPHOST_PIPE_BACKEND_",
+    "BEEPHOST_HTTP_BACKEND_",
+    "BEEPHOST_RPC_BACKEND_",
+)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def base_interpreter() -> str:
@@ -85,6 +95,15 @@ class ExecutorConfig:
         paths = {"PYTHONPATH": self.packages} if self.packages else {}
         return {**self.env, **paths, **self.extra_env}
 
+    def in_workspace(self, root: str) -> "ExecutorConfig":
+        """This config with its workers started in the workspace ``root``, which is
+        also their HOME, unless it names another working directory or HOME."""
+        return dataclasses.replace(
+            self,
+            cwd=self.cwd or root,
+            extra_env={"HOME": root, **self.extra_env},
+        )
+
     def worker_settings(self) -> dict[str, int | float | list[str]]:
         """The subset the worker enforces itself."""
         return {
@@ -96,6 +115,16 @@ class ExecutorConfig:
             "max_file_bytes": self.workspace_quota,
             "sys_path": [self.packages] if self.packages else [],
         }
+
+
+def refused_worker_env_name(name: str) -> str | None:
+    """Why ``name`` may not be a variable the deployment gives user code, or None."""
+    if not _ENV_NAME.fullmatch(name):
+        return f"not an environment variable name: {name!r}"
+    # Names are read case-insensitively: beephost_pipe_backend_token is the token.
+    if name.upper().startswith(SERVER_ENV_PREFIXES):
+        return f"{name} is a backend setting: it is never passed to user code"
+    return None
 
 
 def default_worker_env() -> dict[str, str]:

@@ -3,7 +3,6 @@
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import functools
 import logging
 import os
@@ -18,8 +17,10 @@ from typing import Any, Literal, cast, overload
 from beephost_core._process import EventCallback, Sent, WorkerProcess
 from beephost_core.activity import REPORT_INTERVAL, Activity
 from beephost_core.config import ExecutorConfig
+from beephost_core.early_worker import EarlyWorker
 from beephost_core.egress_relay import EgressRelay
 from beephost_core.files import FileService
+from beephost_core.launch import Launch
 from beephost_core.leases import LeaseOwner, Leases, check_lease
 from beephost_core.metrics import CoreMetrics
 from beephost_core.session_lock import SessionLock, Turn
@@ -135,9 +136,16 @@ class Executor:
     """
 
     def __init__(
-        self, config: ExecutorConfig, metrics: CoreMetrics | None = None
+        self,
+        config: ExecutorConfig,
+        metrics: CoreMetrics | None = None,
+        early: EarlyWorker | None = None,
     ) -> None:
+        """``early``: a worker started before ``config`` was known
+        (``beephost_core.early_worker``): the default session's, if its launch is
+        ``config``'s; killed otherwise."""
         self.config = config
+        self._early = early
         self.metrics = metrics or CoreMetrics("local")
         self._sessions: dict[str, Session] = {}
         self._lost: collections.OrderedDict[str, str] = collections.OrderedDict()
@@ -194,12 +202,7 @@ class Executor:
         if self.config.packages and not os.path.isdir(self.config.packages):
             # A sys.path entry missing when a worker starts is never looked at again.
             os.makedirs(self.config.packages)
-        # Workers start in the workspace, with it as HOME, unless told otherwise.
-        self.config = dataclasses.replace(
-            self.config,
-            cwd=self.config.cwd or str(workspace.root),
-            extra_env={"HOME": str(workspace.root), **self.config.extra_env},
-        )
+        self.config = self.config.in_workspace(str(workspace.root))
 
     def start_soon(self) -> asyncio.Task[None]:
         """Begin ``start`` as a task of the running loop (once); ``start`` awaits it.
@@ -242,7 +245,7 @@ class Executor:
                 ) from exc
             self.egress = relay
         default = Session(models.DEFAULT_SESSION, ttl=None)
-        self._assign(default, await self._spawn())
+        self._assign(default, await self._first_worker())
         self._sessions[default.id] = default
         # No spares yet: they are started once a client opens a session of its own,
         # so a backend only ever asked to evaluate holds one worker, not two (each is
@@ -274,6 +277,9 @@ class Executor:
         # behind a long request) then ends at once, and only spawns are left to wait
         # for, each bounded by spawn_timeout.
         await self._kill_workers()
+        if self._early is not None:  # a start that failed or never came
+            self._early.discard()
+            self._early = None
         tasks = list(self._tasks)
         _, late = (
             await asyncio.wait(tasks, timeout=self.config.spawn_timeout)
@@ -733,6 +739,29 @@ class Executor:
         }
 
     # -- workers --------------------------------------------------------------------------
+
+    async def _first_worker(self) -> WorkerProcess:
+        """The early worker if it was started as this config says, else a new one."""
+        early, self._early = self._early, None
+        if early is None:
+            return await self._spawn()
+        if early.launch != Launch.of(self.config):
+            logger.info("the worker started early does not fit the settings: replaced")
+            early.discard()
+            return await self._spawn()
+        started = time.perf_counter()
+        try:
+            worker = await WorkerProcess.adopt(early, self.config)
+        except Unavailable as exc:
+            logger.warning(
+                "the worker started early failed (%s): replaced", exc.message
+            )
+            return await self._spawn()
+        self.metrics.worker_spawn.observe(time.perf_counter() - started)
+        logger.info(
+            "the default session's worker (pid %d) was started early", worker.pid
+        )
+        return worker
 
     async def _spawn(self) -> WorkerProcess:
         started = time.perf_counter()

@@ -6,24 +6,20 @@ transport's fields; ``executor_config()`` turns them into the core's ExecutorCon
 
 import ipaddress
 import json
-import re
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from beephost_core.config import ExecutorConfig, base_interpreter
+from beephost_core.config import (
+    ExecutorConfig,
+    base_interpreter,
+    refused_worker_env_name,
+)
 from beephost_core.envsettings import EnvSettings
 from beephost_core.tokens import TokenCheck, is_token_sha256
 
-# The backends' own settings: never handed to user code, even on purpose (the token!).
-SERVER_ENV_PREFIXES = (
-    "BEEPHOST_PIPE_BACKEND_",
-    "BEEPHOST_HTTP_BACKEND_",
-    "BEEPHOST_RPC_BACKEND_",
-)
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: What ``executor_config`` passes on by name: every setting an ExecutorConfig has.
 _EXECUTOR_FIELDS = {field.name for field in fields(ExecutorConfig)}
 
@@ -238,13 +234,8 @@ class BackendSettings(EnvSettings):
 
 def _checked_worker_env(value: dict[str, str]) -> dict[str, str]:
     for name in value:
-        if not _ENV_NAME.fullmatch(name):
-            raise ValueError(f"not an environment variable name: {name!r}")
-        # Names are read case-insensitively: beephost_pipe_backend_token is the token.
-        if name.upper().startswith(SERVER_ENV_PREFIXES):
-            raise ValueError(
-                f"{name} is a backend setting: it is never passed to user code"
-            )
+        if (refusal := refused_worker_env_name(name)) is not None:
+            raise ValueError(refusal)
     return value
 
 

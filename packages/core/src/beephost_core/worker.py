@@ -2,7 +2,8 @@
 
 Stdlib only, and it must run on every CPython the controller offers (3.11, 3.13, 3.14):
 it is executed as a script with ``python -I worker.py FD CONFIG_JSON`` so that user code
-sees the environment's packages and never the server's.
+sees the environment's packages and never the server's. A worker started before the
+server knew its config (CONFIG_JSON is ``-``) reads it as the channel's first line.
 
 Channel (socket FD, one JSON object per line):
   core -> worker  {"id", "op", "params", "stream"}
@@ -1390,8 +1391,8 @@ class _AdoptingLoader:
 
 
 class Worker:
-    def __init__(self, sock: socket.socket, config: dict[str, Any]) -> None:
-        self.channel = Channel(sock)
+    def __init__(self, channel: Channel, config: dict[str, Any]) -> None:
+        self.channel = channel
         self.config = config
         self.session = Session(config, self.channel)
         self.stream_interval = float(config.get("stream_interval", 0.05))
@@ -1567,17 +1568,21 @@ def _limit_file_size(max_bytes: int) -> None:
 
 def main() -> None:
     fd = int(sys.argv[1])
-    config = json.loads(sys.argv[2])
     _die_with_parent()
+    sock = socket.socket(fileno=fd)
+    channel = Channel(sock)
+    # "-": started early (beephost_core.early_worker), before the server knew them.
+    config = channel.read() if sys.argv[2] == "-" else json.loads(sys.argv[2])
+    if config is None:
+        os._exit(0)  # the server went away first
     _limit_file_size(int(config.get("max_file_bytes", 0)))
     # After the environment's site-packages: packages installed at run time never
     # shadow the locked ones. The directory exists, so its finder notices new entries.
     sys.path.extend(config.get("sys_path", []))
     signal.signal(signal.SIGINT, _on_sigint)
     _Kicker()
-    sock = socket.socket(fileno=fd)
     try:
-        Worker(sock, config).serve()
+        Worker(channel, config).serve()
     except (BrokenPipeError, ConnectionResetError):
         pass
     finally:

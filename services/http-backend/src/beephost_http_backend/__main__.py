@@ -9,18 +9,21 @@ from typing import TYPE_CHECKING
 from beephost_core.entry import exit_with_health, subcommand
 
 if TYPE_CHECKING:
+    from beephost_core.early_worker import EarlyWorker
     from beephost_http_backend.server import DrainingServer
     from beephost_http_backend.settings import Settings
 
 
-async def serve(settings: "Settings") -> "DrainingServer":
+async def serve(
+    settings: "Settings", early: "EarlyWorker | None" = None
+) -> "DrainingServer":
     """Serve until SIGTERM or SIGINT; returns the server (``started``: whether it did)."""
     import asyncio
     import logging
 
     from beephost_http_backend.state import new_state
 
-    state = new_state(settings)
+    state = new_state(settings, early=early)
     # The default session's worker boots in its own process while uvicorn and the
     # front are imported; the lifespan's start waits for it.
     state.executor.start_soon()
@@ -49,6 +52,11 @@ def main(argv: list[str] | None = None) -> None:
     import logging
 
     gc.disable()  # until the server settles (beephost_core.memory): a faster start
+    from beephost_core.early_worker import start_early
+    from beephost_http_backend.healthcheck import ENV_PREFIX
+
+    # It boots while the settings are validated (pydantic's import, most of the wait).
+    early = start_early(ENV_PREFIX)
     from beephost_core.boot import without_pydantic_plugins
 
     without_pydantic_plugins()  # before the settings build pydantic's first model
@@ -60,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()  # validated before anything starts: unsafe values stop here
     configure_logging()
     try:
-        server = uvloop.run(serve(settings))
+        server = uvloop.run(serve(settings, early))
     finally:
         logging.shutdown()  # writes the lines still buffered
     if not server.started:

@@ -4,12 +4,13 @@ from pydantic import Field, field_validator
 
 from beephost_core.envsettings import EnvConfigDict
 from beephost_core.settings import NetworkBackendSettings
+from beephost_http_backend.healthcheck import ENV_PREFIX
 
 
 class Settings(NetworkBackendSettings):
     """Every knob of the HTTP backend; the shared ones come from BackendSettings."""
 
-    model_config = EnvConfigDict(env_prefix="BEEPHOST_HTTP_BACKEND_", extra="ignore")
+    model_config = EnvConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     host: str = Field("127.0.0.1", description="Address the server listens on.")
     port: int = Field(5678, ge=0, le=65535, description="TCP port; 0 picks a free one.")

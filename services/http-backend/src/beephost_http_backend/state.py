@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from beephost_core import CoreMetrics, Executor
+from beephost_core.early_worker import EarlyWorker
 from beephost_core.tallies import CounterValue, HistogramValue, Tallies
 from beephost_http_backend.settings import Settings
 
@@ -89,14 +90,21 @@ class BackendState:
         return self.executor.ready and not self.draining
 
 
-def new_state(settings: Settings, executor: Executor | None = None) -> BackendState:
-    """The state over ``executor`` (a new one from ``settings`` by default).
+def new_state(
+    settings: Settings,
+    executor: Executor | None = None,
+    early: EarlyWorker | None = None,
+) -> BackendState:
+    """The state over ``executor`` (by default a new one from ``settings``, which
+    adopts ``early`` as its default session's worker if it fits).
 
     Building an Executor starts nothing (``serving`` starts it), so pass one that is
     not started. It is built here rather than at the start so that the HTTP metrics
     can register in its registry and the gate can hold it from the beginning.
     """
-    executor = executor or Executor(settings.executor_config(), CoreMetrics("http"))
+    executor = executor or Executor(
+        settings.executor_config(), CoreMetrics("http"), early
+    )
     return BackendState(
         settings=settings,
         executor=executor,

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 from beephost_core.entry import exit_with_health, subcommand
 
 if TYPE_CHECKING:
+    from beephost_core.early_worker import EarlyWorker
     from beephost_pipe_backend.settings import Settings
 
 
-async def serve(settings: "Settings") -> int:
+async def serve(settings: "Settings", early: "EarlyWorker | None" = None) -> int:
     import asyncio
     import contextlib
     import logging
@@ -27,7 +28,7 @@ async def serve(settings: "Settings") -> int:
 
     logger = logging.getLogger("beephost_pipe_backend")
     metrics = CoreMetrics("pipe")
-    executor = Executor(settings.executor_config(), metrics)
+    executor = Executor(settings.executor_config(), metrics, early)
     started = time.perf_counter()
     # The default session's worker boots in its own process while the server is
     # imported and starts listening.
@@ -78,6 +79,11 @@ def main(argv: list[str] | None = None) -> None:
     import gc
 
     gc.disable()  # until the server settles (beephost_core.memory): a faster start
+    from beephost_core.early_worker import start_early
+    from beephost_pipe_backend.healthcheck import ENV_PREFIX
+
+    # It boots while the settings are validated (pydantic's import, most of the wait).
+    early = start_early(ENV_PREFIX)
     from beephost_core.boot import without_pydantic_plugins
 
     without_pydantic_plugins()  # before the settings build pydantic's first model
@@ -89,8 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import uvloop
     except ImportError:
-        raise SystemExit(asyncio.run(serve(settings))) from None
-    raise SystemExit(uvloop.run(serve(settings)))
+        raise SystemExit(asyncio.run(serve(settings, early))) from None
+    raise SystemExit(uvloop.run(serve(settings, early)))
 
 
 if __name__ == "__main__":

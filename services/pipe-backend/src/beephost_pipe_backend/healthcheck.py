@@ -15,12 +15,12 @@ from beephost_core import activity
 # Read without Settings (pydantic): a probe runs every few seconds, so it imports the
 # stdlib only (settings.py uses the same default).
 DEFAULT_SOCKET_PATH = "/tmp/beephost/pipe.sock"
-_PREFIX = "BEEPHOST_PIPE_BACKEND_"
+ENV_PREFIX = "BEEPHOST_PIPE_BACKEND_"
 
 
 def check_from_environment() -> tuple[bool, str]:
     """Probe the server the environment's settings describe."""
-    path = Path(os.environ.get(f"{_PREFIX}SOCKET_PATH", DEFAULT_SOCKET_PATH))
+    path = Path(os.environ.get(f"{ENV_PREFIX}SOCKET_PATH", DEFAULT_SOCKET_PATH))
     return check(path)
 
 
@@ -44,4 +44,4 @@ def check(path: Path, timeout: float = 3.0) -> tuple[bool, str]:
 
 def idle_note(environ: Mapping[str, str] = os.environ) -> str:
     """`` idle=N`` for the health check's output (``beephost_core.activity``)."""
-    return activity.idle_note(_PREFIX, environ)
+    return activity.idle_note(ENV_PREFIX, environ)

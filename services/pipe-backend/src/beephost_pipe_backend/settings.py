@@ -6,7 +6,7 @@ from pydantic import Field, field_validator
 
 from beephost_core.envsettings import EnvConfigDict
 from beephost_core.settings import BackendSettings
-from beephost_pipe_backend.healthcheck import DEFAULT_SOCKET_PATH
+from beephost_pipe_backend.healthcheck import DEFAULT_SOCKET_PATH, ENV_PREFIX
 
 # sun_path is 108 bytes on Linux, including the terminating NUL.
 _MAX_SOCKET_PATH = 107
@@ -15,7 +15,7 @@ _MAX_SOCKET_PATH = 107
 class Settings(BackendSettings):
     """Every knob of the pipe backend; see docs/configuration.md for the table."""
 
-    model_config = EnvConfigDict(env_prefix="BEEPHOST_PIPE_BACKEND_", extra="ignore")
+    model_config = EnvConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     socket_path: Path = Field(
         Path(DEFAULT_SOCKET_PATH),

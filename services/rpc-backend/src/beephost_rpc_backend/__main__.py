@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from beephost_core.entry import exit_with_health, subcommand
 
 if TYPE_CHECKING:
+    from beephost_core.early_worker import EarlyWorker
     from beephost_rpc_backend.settings import Settings
 
 
@@ -24,7 +25,7 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-async def serve(settings: Settings) -> int:
+async def serve(settings: Settings, early: EarlyWorker | None = None) -> int:
     import asyncio
     import logging
     import signal
@@ -37,7 +38,7 @@ async def serve(settings: Settings) -> int:
 
     logger = logging.getLogger("beephost_rpc_backend")
     metrics = CoreMetrics("grpc")
-    executor = Executor(settings.executor_config(), metrics)
+    executor = Executor(settings.executor_config(), metrics, early)
     started = time.perf_counter()
     # The default session's worker boots in its own process while grpc is imported.
     executor.start_soon()
@@ -92,6 +93,11 @@ def main(argv: list[str] | None = None) -> None:
     import os
 
     gc.disable()  # until the server settles (beephost_core.memory): a faster start
+    from beephost_core.early_worker import start_early
+    from beephost_rpc_backend.healthcheck import ENV_PREFIX
+
+    # It boots while the settings are validated (pydantic's import, most of the wait).
+    early = start_early(ENV_PREFIX)
     from beephost_core.boot import without_pydantic_plugins
 
     without_pydantic_plugins()  # before the settings build pydantic's first model
@@ -106,8 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import uvloop
     except ImportError:
-        raise SystemExit(asyncio.run(serve(settings))) from None
-    raise SystemExit(uvloop.run(serve(settings)))
+        raise SystemExit(asyncio.run(serve(settings, early))) from None
+    raise SystemExit(uvloop.run(serve(settings, early)))
 
 
 if __name__ == "__main__":

@@ -4,12 +4,13 @@ from pydantic import Field
 
 from beephost_core.envsettings import EnvConfigDict
 from beephost_core.settings import NetworkBackendSettings
+from beephost_rpc_backend.healthcheck import ENV_PREFIX
 
 
 class Settings(NetworkBackendSettings):
     """Every knob of the gRPC backend; see docs/configuration.md for the table."""
 
-    model_config = EnvConfigDict(env_prefix="BEEPHOST_RPC_BACKEND_", extra="ignore")
+    model_config = EnvConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     host: str = Field(
         "127.0.0.1",
