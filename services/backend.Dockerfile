@@ -36,9 +36,13 @@ ARG KIND BUILD_KEY=manual
 LABEL io.beephost.kind=backend-build io.beephost.build.key=${BUILD_KEY}
 COPY build/wheelhouse/${KIND}-backend/ /wheels/
 # The install steps every service shares (services/install-server.sh, carried by the
-# wheelhouse) and an import of the server as a check; then the shared name.
+# wheelhouse) and an import of the server as a check; the code of the dataclasses its
+# boot makes, compiled now rather than at every start (beephost_core.dataclass_code);
+# then the shared name.
 RUN set -eu; \
     sh /wheels/install-server.sh "beephost_${KIND}_backend.__main__"; \
+    boot="$(/opt/beephost/bin/python -c "from beephost_${KIND}_backend.__main__ import BOOT_MODULES; print(*BOOT_MODULES)")"; \
+    /opt/beephost/bin/python -m beephost_core.dataclass_code $boot; \
     ln -s "beephost-${KIND}-backend" /opt/beephost/bin/beephost-backend; \
     test -x /opt/beephost/bin/beephost-backend
 

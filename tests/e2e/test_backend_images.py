@@ -142,6 +142,38 @@ def test_image_has_no_compiler_or_wheelhouse(
 
 
 @pytest.mark.parametrize("kind", BACKEND_TYPES)
+def test_the_image_holds_the_code_of_its_boots_dataclasses(
+    backend_images: BuiltBackends, docker_cli: str, kind: str
+) -> None:
+    # Recorded at the build (beephost_core.dataclass_code): a start compiles none.
+    probe = (
+        "import importlib\n"
+        "from beephost_core import dataclass_code\n"
+        f"from beephost_{kind}_backend.__main__ import BOOT_MODULES\n"
+        "used = dataclass_code.use()\n"
+        "for module in BOOT_MODULES:\n"
+        "    importlib.import_module(module)\n"
+        "print(used.texts, used.ran, used.compiled)\n"
+    )
+    output = docker(
+        docker_cli,
+        *one_off_run(
+            backend_images.labels,
+            "--entrypoint",
+            "/opt/beephost/bin/python",
+            backend_images.images[kind].tag,
+            "-c",
+            probe,
+        ),
+    )
+    texts, ran, compiled = map(int, output.split())
+    assert texts >= 100, output
+    # Two classes may share a text (the same fields): it runs twice, recorded once.
+    assert ran >= texts, output
+    assert compiled == 0, output
+
+
+@pytest.mark.parametrize("kind", BACKEND_TYPES)
 def test_container_is_healthy_hardened_and_not_root(
     backend_containers: dict[str, RunningBackend], docker_cli: str, kind: str
 ) -> None:

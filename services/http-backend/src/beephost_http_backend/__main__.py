@@ -13,6 +13,15 @@ if TYPE_CHECKING:
     from beephost_http_backend.server import DrainingServer
     from beephost_http_backend.settings import Settings
 
+#: What serving imports: the image's build records the dataclasses they make
+#: (beephost_core.dataclass_code), so that a start need not compile them.
+BOOT_MODULES = (
+    "beephost_http_backend.settings",
+    "beephost_http_backend.server",
+    "beephost_http_backend.app",
+    "beephost_core.executor",
+)
+
 
 async def serve(
     settings: "Settings", early: "EarlyWorker | None" = None
@@ -52,6 +61,9 @@ def main(argv: list[str] | None = None) -> None:
     import logging
 
     gc.disable()  # until the server settles (beephost_core.memory): a faster start
+    from beephost_core import dataclass_code
+
+    dataclass_code.use()  # before the first dataclass is made: the image's, compiled
     from beephost_core.early_worker import start_early
     from beephost_http_backend.healthcheck import ENV_PREFIX
 

@@ -15,6 +15,14 @@ if TYPE_CHECKING:
     from beephost_core.early_worker import EarlyWorker
     from beephost_rpc_backend.settings import Settings
 
+#: What serving imports: the image's build records the dataclasses they make
+#: (beephost_core.dataclass_code), so that a start need not compile them.
+BOOT_MODULES = (
+    "beephost_rpc_backend.settings",
+    "beephost_rpc_backend.server",
+    "beephost_core.executor",
+)
+
 
 def _is_loopback(host: str) -> bool:
     import ipaddress
@@ -93,6 +101,9 @@ def main(argv: list[str] | None = None) -> None:
     import os
 
     gc.disable()  # until the server settles (beephost_core.memory): a faster start
+    from beephost_core import dataclass_code
+
+    dataclass_code.use()  # before the first dataclass is made: the image's, compiled
     from beephost_core.early_worker import start_early
     from beephost_rpc_backend.healthcheck import ENV_PREFIX
 
