@@ -1,6 +1,7 @@
 """The default session's worker started early (before the settings are validated):
 adopted when the settings launch it the same way, replaced otherwise, never leaked."""
 
+import gc
 import json
 import os
 import signal
@@ -55,6 +56,7 @@ async def test_the_default_session_runs_in_the_worker_started_early(
 ) -> None:
     monkeypatch.setenv(f"{PREFIX}WORKER_ENV", json.dumps({"GREETING": "hello"}))
     monkeypatch.setenv(f"{PREFIX}MAX_OUTPUT_BYTES", "10")
+    descriptors = _open_descriptors()
     early = _started_early()
     executor = Executor(_Settings().executor_config(), early=early)
     try:
@@ -70,6 +72,8 @@ async def test_the_default_session_runs_in_the_worker_started_early(
     finally:
         await executor.aclose()
     assert early.popen.returncode is not None
+    # Its socket and the pipe of its stderr were closed, each once, by their owner.
+    assert _open_descriptors() == descriptors
 
 
 async def test_a_worker_started_for_other_settings_is_replaced(
@@ -116,8 +120,11 @@ def test_an_early_worker_whose_server_is_gone_exits(workspace: Path) -> None:
     early = _started_early()
     early.take_socket().close()  # as the server's exit closes it
     assert early.popen.wait(timeout=30) == 0
-    with early.take_stderr() as stderr:
-        assert stderr.read() == b""
+    stderr = early.take_stderr()
+    try:
+        assert os.read(stderr, 4096) == b""  # its end: nothing written
+    finally:
+        os.close(stderr)
 
 
 def test_a_server_that_stops_at_its_settings_leaves_no_worker(
@@ -143,6 +150,21 @@ def test_a_server_that_stops_at_its_settings_leaves_no_worker(
     _wait_gone(pid)
 
 
+def _open_descriptors() -> set[str]:
+    """This process's open sockets, pipes and pidfds (files opened once for the
+    process's life, its cgroup's, are not an early worker's)."""
+    kinds = ("socket:", "pipe:", "anon_inode:[pidfd]")
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # the listing's own descriptor, closed since
+        if target.startswith(kinds):
+            found.add(f"{fd} {target}")
+    return found
+
+
 def _wait_gone(pid: int) -> None:
     """Until ``pid`` is gone or a zombie (its parent is gone; init reaps it)."""
     for _ in range(300):
@@ -154,3 +176,26 @@ def _wait_gone(pid: int) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"the early worker {pid} outlived its server")
+
+
+def test_on_uvloop_the_stderr_pipe_is_closed_once(workspace: Path) -> None:
+    # As the servers run: uvloop's connect_read_pipe closes a pipe twice (libuv, then
+    # the file object: uvloop issue 763); the second close takes whatever descriptor
+    # got its number meanwhile.
+    import uvloop
+
+    async def adopt_and_close() -> None:
+        executor = Executor(_Settings().executor_config(), early=_started_early())
+        await executor.start()
+        await executor.run(models.Evaluate(expression="1+1"))
+        await executor.aclose()
+
+    uvloop.run(adopt_and_close())
+    read_end, write_end = os.pipe()  # the lowest free numbers: the pipe's, if closed
+    try:
+        gc.collect()  # what holds a descriptor and is garbage closes it now
+        os.fstat(read_end)
+        os.fstat(write_end)
+    finally:
+        os.close(read_end)
+        os.close(write_end)

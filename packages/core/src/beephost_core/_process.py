@@ -339,6 +339,35 @@ class _EarlyProcess:
         return code
 
 
+def _pipe_reader(fd: int) -> asyncio.StreamReader:
+    """A StreamReader of the pipe ``fd``, which it owns: closed at its end.
+
+    Not ``loop.connect_read_pipe``: uvloop's closes the descriptor twice (libuv's close,
+    then the file object's: uvloop issue 763), and the second close may close another
+    one that took its number meanwhile.
+    """
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    os.set_blocking(fd, False)
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            reader.feed_data(data)
+            return
+        loop.remove_reader(fd)
+        os.close(fd)
+        reader.feed_eof()
+
+    loop.add_reader(fd, readable)
+    return reader
+
+
 class WorkerProcess:
     """A live worker. Callers serialise requests; one runs at a time."""
 
@@ -428,11 +457,7 @@ class WorkerProcess:
             Unavailable: It died, or did not announce itself in time.
         """
         protect_server()
-        loop = asyncio.get_running_loop()
-        stderr = asyncio.StreamReader()
-        await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(stderr), early.take_stderr()
-        )
+        stderr = _pipe_reader(early.take_stderr())
         parent = early.take_socket()
         # One line, as the worker reads it (json.dumps writes no newline). If it died,
         # no announcement comes, and _announced says why.

@@ -18,7 +18,6 @@ import socket
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
 
 from beephost_core.config import (
     ExecutorConfig,
@@ -38,18 +37,19 @@ class EarlyWorker:
         launch: Launch,
         popen: "subprocess.Popen[bytes]",
         sock: socket.socket,
-        stderr: IO[bytes],
+        stderr: int,
     ) -> None:
         self.launch = launch
         self.popen = popen
         self._socket: socket.socket | None = sock
-        self._stderr: IO[bytes] | None = stderr
+        self._stderr: int | None = stderr
 
     @classmethod
     def start(cls, launch: Launch) -> "EarlyWorker | None":
         """Start a worker as ``launch`` says; None if it cannot be started."""
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        # A pipe of our own, not Popen's: the loop's transport becomes its one owner.
+        # A pipe of our own, not Popen's (whose file object would close it too): the
+        # adopting executor becomes the one owner of its read end.
         read_end, write_end = os.pipe()
         try:
             popen = subprocess.Popen(
@@ -69,7 +69,7 @@ class EarlyWorker:
         finally:
             child.close()
             os.close(write_end)
-        return cls(launch, popen, parent, os.fdopen(read_end, "rb", buffering=0))
+        return cls(launch, popen, parent, read_end)
 
     @property
     def pid(self) -> int:
@@ -82,8 +82,8 @@ class EarlyWorker:
             raise RuntimeError("the early worker's socket was taken already")
         return sock
 
-    def take_stderr(self) -> IO[bytes]:
-        """The read end of the worker's stderr, for the caller to own."""
+    def take_stderr(self) -> int:
+        """The read end of the worker's stderr (a descriptor), for the caller to own."""
         stderr, self._stderr = self._stderr, None
         if stderr is None:
             raise RuntimeError("the early worker's stderr was taken already")
@@ -93,9 +93,10 @@ class EarlyWorker:
         """Kill it (its process group) and reap it; what was not taken is closed."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, signal.SIGKILL)
-        for held in (self._socket, self._stderr):
-            if held is not None:
-                held.close()
+        if self._socket is not None:
+            self._socket.close()
+        if self._stderr is not None:
+            os.close(self._stderr)
         self._socket = self._stderr = None
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=_REAP_TIMEOUT)
