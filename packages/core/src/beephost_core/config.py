@@ -127,6 +127,23 @@ def refused_worker_env_name(name: str) -> str | None:
     return None
 
 
+def checked_worker_env(loaded: object, source: str = "WORKER_ENV") -> dict[str, str]:
+    """``loaded`` (parsed JSON) as variables the deployment may give user code.
+
+    Raises:
+        ValueError: Not an object of strings, or a name refused (the message says
+            which, never a value: values are credentials).
+    """
+    if not isinstance(loaded, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in loaded.items()
+    ):
+        raise ValueError(f"{source} must hold a JSON object of strings")
+    for name in loaded:
+        if (refusal := refused_worker_env_name(name)) is not None:
+            raise ValueError(refusal)
+    return loaded
+
+
 def default_worker_env() -> dict[str, str]:
     """A minimal environment: secrets in the server's environment never reach user code."""
     keep = ("LANG", "LC_ALL", "TZ", "HOME")

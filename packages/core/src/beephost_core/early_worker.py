@@ -22,7 +22,7 @@ from pathlib import Path
 from beephost_core.config import (
     ExecutorConfig,
     base_interpreter,
-    refused_worker_env_name,
+    checked_worker_env,
 )
 from beephost_core.launch import SETTINGS_FOLLOW, Launch
 
@@ -134,9 +134,9 @@ def guessed_config(prefix: str, environ: Mapping[str, str]) -> ExecutorConfig | 
     extra_env: dict[str, str] = {}
     try:
         if (given := setting("WORKER_ENV")) is not None:
-            extra_env |= _variables(json.loads(given))
+            extra_env |= checked_worker_env(json.loads(given))
         if (file := setting("WORKER_ENV_FILE")) is not None:
-            extra_env |= _variables(json.loads(Path(file).read_text()))
+            extra_env |= checked_worker_env(json.loads(Path(file).read_text()))
     except (OSError, ValueError):
         return None
     python = setting("PYTHON")
@@ -147,18 +147,3 @@ def guessed_config(prefix: str, environ: Mapping[str, str]) -> ExecutorConfig | 
         extra_env=extra_env,
     )
     return config.in_workspace(str(Path(workspace).absolute()))
-
-
-def _variables(loaded: object) -> dict[str, str]:
-    """A JSON object of variables as WORKER_ENV holds them.
-
-    Raises:
-        ValueError: Not an object of strings, or a name the settings refuse.
-    """
-    if not isinstance(loaded, dict) or not all(
-        isinstance(key, str) and isinstance(value, str) for key, value in loaded.items()
-    ):
-        raise ValueError("not a JSON object of strings")
-    if any(refused_worker_env_name(name) is not None for name in loaded):
-        raise ValueError("a name the settings refuse")
-    return loaded

@@ -15,7 +15,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from beephost_core.config import (
     ExecutorConfig,
     base_interpreter,
-    refused_worker_env_name,
+    checked_worker_env,
 )
 from beephost_core.envsettings import EnvSettings
 from beephost_core.tokens import TokenCheck, is_token_sha256
@@ -217,7 +217,7 @@ class BackendSettings(EnvSettings):
     @field_validator("worker_env")
     @classmethod
     def _worker_env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        return _checked_worker_env(value)
+        return checked_worker_env(value)
 
     def executor_config(self) -> ExecutorConfig:
         # The limits have the same names here and in ExecutorConfig; the paths are
@@ -232,13 +232,6 @@ class BackendSettings(EnvSettings):
         )
 
 
-def _checked_worker_env(value: dict[str, str]) -> dict[str, str]:
-    for name in value:
-        if (refusal := refused_worker_env_name(name)) is not None:
-            raise ValueError(refusal)
-    return value
-
-
 def _read_worker_env(path: Path) -> dict[str, str]:
     """WORKER_ENV_FILE's object (its values are never quoted: they are credentials)."""
     try:
@@ -247,11 +240,7 @@ def _read_worker_env(path: Path) -> dict[str, str]:
         raise ValueError(f"WORKER_ENV_FILE cannot be read: {exc.strerror}") from None
     except ValueError:
         raise ValueError("WORKER_ENV_FILE does not hold JSON") from None
-    if not isinstance(loaded, dict) or not all(
-        isinstance(key, str) and isinstance(value, str) for key, value in loaded.items()
-    ):
-        raise ValueError("WORKER_ENV_FILE must hold a JSON object of strings")
-    return _checked_worker_env(loaded)
+    return checked_worker_env(loaded, "WORKER_ENV_FILE")
 
 
 class NetworkBackendSettings(BackendSettings):
