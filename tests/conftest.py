@@ -1,4 +1,10 @@
-"""Shared fixtures: the anyio backend, environment hygiene, a stdlib-only interpreter."""
+"""Shared fixtures: the anyio backend, environment hygiene, a stdlib-only interpreter,
+and the Docker tiers' session fixtures (tests/e2e/session_fixtures.py).
+
+The e2e and reliability tiers run in one session and share the session's images,
+containers and compose system: their fixtures are registered here, in the tiers' common
+parent, once. A conftest in each would register its own definitions, each set up once
+(the backend images were built twice)."""
 
 import os
 import shutil
@@ -9,6 +15,19 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.session_fixtures import (  # noqa: F401 - registered as fixtures
+    api,
+    backend_containers,
+    backend_images,
+    backend_run_labels,
+    compose_controller,
+    controller,
+    controller_target,
+    docker_cli,
+    docker_client,
+    require_executable,
+)
 
 
 @pytest.fixture(scope="session")

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from beephost_client.controller import ControllerClient
-from tests.e2e.conftest import unavailable
 from tests.e2e.containers import docker
 from tests.e2e.controller_process import owned_by
 from tests.e2e.processes import run_captured
+from tests.e2e.session_fixtures import unavailable
 from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.e2e.conftest import unavailable
+from tests.e2e.session_fixtures import unavailable
 
 #: Where the tests put their screenshots: the console's page in the docs shows them.
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "users" / "console"

@@ -1,7 +1,7 @@
 """A real ``beephost-controller`` process on the real engine, for e2e tests.
 
 It builds into the session's test repositories with the session's run label (so the
-conftest's cleanup by label removes its images), and names its containers and networks
+session fixtures' cleanup by label removes its images), and names its containers and networks
 with a controller name unique to the test run: ``remove_owned`` removes exactly those.
 """
 
@@ -25,8 +25,8 @@ from tests.e2e.containers import docker
 from tests.e2e.processes import run_captured
 from tests.ports import free_port
 
-if TYPE_CHECKING:  # conftest imports this module: a runtime import would be a cycle
-    from tests.e2e.conftest import BuiltBackends
+if TYPE_CHECKING:  # session_fixtures imports this module: a runtime import is a cycle
+    from tests.e2e.session_fixtures import BuiltBackends
 
 CONTROLLER_LABEL = "io.beephost.controller"
 
@@ -166,7 +166,7 @@ def module_controller(
     """A module-scoped fixture ``name``: a controller building into the session's test
     repositories, started; afterwards stopped, and every container and network
     carrying its name gone. A module (or a conftest) assigns it to that name:
-    ``controller`` replaces the e2e conftest's, another name runs beside it.
+    ``controller`` replaces the session's (tests/conftest.py), another name runs beside it.
 
     Args:
         workdir_prefix: The prefix of its fresh directory (database, sockets, log).
@@ -180,8 +180,8 @@ def module_controller(
         docker_cli: str,
         tmp_path_factory: pytest.TempPathFactory,
     ) -> Iterator[ControllerProcess]:
-        # Imported here: conftest imports this module.
-        from tests.e2e.conftest import BACKENDS_REPOSITORY
+        # Imported here: session_fixtures imports this module.
+        from tests.e2e.session_fixtures import BACKENDS_REPOSITORY
 
         proc = kind(
             workdir=tmp_path_factory.mktemp(workdir_prefix),

@@ -2,16 +2,16 @@
 process whose egress proxy joins it.
 
 A module takes them by assignment (``internet = egress_fixtures.internet``), which
-replaces the e2e conftest's ``controller`` for that module only.
+replaces the session's ``controller`` (tests/conftest.py) for that module only.
 """
 
 from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import BuiltBackends
 from tests.e2e.controller_process import ControllerProcess
 from tests.e2e.fake_internet import FakeInternet, egress_controller, fake_internet
+from tests.e2e.session_fixtures import BuiltBackends
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from beephost_controller.resolver import resolve
 from beephost_controller.service import ControllerService
 from beephost_controller.settings import Settings
 from beephost_controller.store import SqliteStore
-from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends
+from tests.e2e.session_fixtures import BACKENDS_REPOSITORY, BuiltBackends
 
 
 class RecordingLog(JobLog):

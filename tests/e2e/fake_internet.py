@@ -42,9 +42,9 @@ from tests.certs import TestCA
 from tests.e2e.containers import docker, inspect, label_args
 from tests.e2e.processes import run_captured
 
-if TYPE_CHECKING:  # the e2e conftest imports what imports this module
-    from tests.e2e.conftest import BuiltBackends
+if TYPE_CHECKING:  # tests.e2e.session_fixtures imports what imports this module
     from tests.e2e.controller_process import ControllerProcess
+    from tests.e2e.session_fixtures import BuiltBackends
 
 #: The label on every object of one fake internet (its run id as the value).
 LABEL = "io.beephost.test.fake-internet"
@@ -400,9 +400,9 @@ def egress_controller(
     """A controller process building into the session's test repositories, its egress
     proxy on ``internet``; afterwards stopped, and everything carrying its name gone
     (its proxy included)."""
-    # Imported here: the e2e conftest imports what imports this module.
-    from tests.e2e.conftest import BACKENDS_REPOSITORY
+    # Imported here: tests.e2e.session_fixtures imports what imports this module.
     from tests.e2e.controller_process import ControllerProcess
+    from tests.e2e.session_fixtures import BACKENDS_REPOSITORY
     from tests.ports import free_port
 
     proc = ControllerProcess(

@@ -1,6 +1,6 @@
 """The admin environment's image on the real engine: it carries the client SDK.
 
-Builds on the session's test backend images (tests/e2e/conftest.py), in test
+Builds on the session's test backend images (tests/e2e/session_fixtures.py), in test
 repositories, labelled with the session's run label: cleanup is by that label only.
 """
 
@@ -10,9 +10,9 @@ from beephost_controller.images.builder import DockerImageBuilder
 from beephost_controller.images.labels import LABEL_ENVIRONMENT_SDK
 from beephost_controller.images.layout import ENV_PYTHON
 from beephost_controller.service import ADMIN_ENVIRONMENT, ControllerService
-from tests.e2e.conftest import BuiltBackends
 from tests.e2e.containers import docker, inspect, label_args
 from tests.e2e.environment_service import RecordingLog, module_environment_service
+from tests.e2e.session_fixtures import BuiltBackends
 from tests.e2e.test_controller_images import check_layering
 from tests.unit.controller.support import pending_environment
 

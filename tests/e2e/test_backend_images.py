@@ -1,6 +1,6 @@
 """Backend images for real: offline builds on the pinned base, hardened containers.
 
-The images and containers come from session fixtures in conftest.py (built once, also
+The images and containers come from session fixtures in session_fixtures.py (built once, also
 used by test_contract_containers.py), labelled with the session's unique label and
 removed by it.
 """
@@ -29,7 +29,6 @@ from beephost_controller.images.layout import (
     METRICS_PORTS,
 )
 from beephost_controller.schemas import BACKEND_TYPES, BackendType
-from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends
 from tests.e2e.containers import (
     HARDENING,
     ISOLATED,
@@ -46,6 +45,7 @@ from tests.e2e.containers import (
     wait_healthy,
 )
 from tests.e2e.processes import run_captured
+from tests.e2e.session_fixtures import BACKENDS_REPOSITORY, BuiltBackends
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 

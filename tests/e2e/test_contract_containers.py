@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import BuiltBackends
 from tests.e2e.containers import (
     RunningBackend,
     docker,
@@ -23,6 +22,7 @@ from tests.e2e.containers import (
     start_backend,
     wait_ready,
 )
+from tests.e2e.session_fixtures import BuiltBackends
 from tests.integration.contract.servers import (
     TOKEN,
     contract_settings,

@@ -15,7 +15,6 @@ import pytest
 
 from beephost_client.controller import Backend, ControllerClient
 from beephost_protocol.errors import NotFound, SessionLost, Unavailable
-from tests.e2e.conftest import BACKENDS_REPOSITORY
 from tests.e2e.containers import (
     docker,
     host_addresses,
@@ -33,6 +32,7 @@ from tests.e2e.controller_process import (
     stopped_after,
     wait_restarted,
 )
+from tests.e2e.session_fixtures import BACKENDS_REPOSITORY
 
 pytestmark = pytest.mark.docker
 

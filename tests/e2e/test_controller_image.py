@@ -6,7 +6,7 @@ carried sources), then with the host's socket mounted: an environment is built f
 inside the container, which proves the workspace in /opt/beephost-src, uv and the
 socket path.
 
-Everything is labelled with the session's label (images: removed by the conftest's
+Everything is labelled with the session's label (images: removed by the session fixtures'
 cleanup); the containers, volumes, and whatever the in-container controller creates
 (labelled ``io.beephost.controller=<its name>``) are removed here.
 """
@@ -33,7 +33,6 @@ from beephost_controller.engine.docker_images import DockerEngine
 from beephost_controller.images.backend import BackendImage
 from beephost_controller.images.uv_tools import UvTools
 from beephost_controller.schemas import BACKEND_TYPES
-from tests.e2e.conftest import BACKENDS_REPOSITORY, BuiltBackends, unavailable
 from tests.e2e.containers import HARDENING as BACKEND_HARDENING
 from tests.e2e.containers import (
     docker,
@@ -43,6 +42,7 @@ from tests.e2e.containers import (
     remove_container,
     wait_healthy,
 )
+from tests.e2e.session_fixtures import BACKENDS_REPOSITORY, BuiltBackends, unavailable
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 

@@ -1,6 +1,6 @@
 """Environment images on the real engine: the three servers plus the env's packages.
 
-Builds on the session's test backend images (tests/e2e/conftest.py), in test
+Builds on the session's test backend images (tests/e2e/session_fixtures.py), in test
 repositories, labelled with the session's run label: cleanup is by that label only.
 """
 
@@ -20,7 +20,6 @@ from beephost_controller.images.labels import (
 )
 from beephost_controller.images.layout import ENV_PYTHON, server_command
 from beephost_controller.service import ControllerService
-from tests.e2e.conftest import BuiltBackends
 from tests.e2e.containers import (
     docker,
     inspect,
@@ -30,6 +29,7 @@ from tests.e2e.containers import (
     socket_directory,
 )
 from tests.e2e.environment_service import RecordingLog, module_environment_service
+from tests.e2e.session_fixtures import BuiltBackends
 from tests.unit.controller.support import pending_environment
 
 pytestmark = pytest.mark.docker

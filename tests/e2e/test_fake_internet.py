@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import BuiltBackends
 from tests.e2e.fake_internet import (
     ALLOWED,
     INTERNAL,
@@ -18,6 +17,7 @@ from tests.e2e.fake_internet import (
     FakeInternet,
     fake_internet,
 )
+from tests.e2e.session_fixtures import BuiltBackends
 
 pytestmark = pytest.mark.docker
 

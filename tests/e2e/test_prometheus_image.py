@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.conftest import unavailable
 from tests.e2e.containers import (
     docker,
     http_get,
@@ -35,6 +34,7 @@ from tests.e2e.containers import (
     wait_healthy,
 )
 from tests.e2e.processes import run_captured
+from tests.e2e.session_fixtures import unavailable
 
 pytestmark = pytest.mark.docker
 

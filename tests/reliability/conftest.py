@@ -1,18 +1,8 @@
-"""The reliability suite: the e2e fixtures (a real controller on the real engine), the
-controller with a token, the fuzzed backends, and the summary table's hooks, registered
-here by importing them by name."""
+"""The reliability suite: the controller with a token, the fuzzed backends, and the
+summary table's hooks, registered here by importing them by name. The e2e fixtures (a
+real controller on the real engine) come from tests/conftest.py, shared with the e2e
+tier: registered here again, they would be built twice in one session."""
 
-from tests.e2e.conftest import (  # noqa: F401
-    api,
-    backend_images,
-    backend_run_labels,
-    compose_controller,
-    controller,
-    controller_target,
-    docker_cli,
-    docker_client,
-    require_executable,
-)
 from tests.reliability.fuzz_support import (  # noqa: F401
     fuzz_backends,
     token_controller,

@@ -1,6 +1,7 @@
 """Fixtures for tests against the real Docker engine: skip without one, fail under CI=true.
 
 Also the session's backend images and hardened backend containers (tests/e2e/containers.py).
+Registered once for the e2e and reliability tiers by tests/conftest.py.
 """
 
 import contextlib
