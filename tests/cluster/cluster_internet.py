@@ -27,7 +27,7 @@ from tests.cluster.conftest import (
     TEST_LABEL,
     Cluster,
     condition,
-    pod_containers,
+    containers_removed,
     wait_until,
 )
 from tests.e2e.fake_internet import (
@@ -206,7 +206,7 @@ class ClusterInternet:
         )
         wait_until(
             "the fake servers' containers removed",
-            lambda: not pod_containers(self.namespace) or None,
+            lambda: containers_removed(self.namespace) or None,
             timeout=150,
         )
 
