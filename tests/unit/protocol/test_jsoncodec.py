@@ -50,6 +50,10 @@ def _reject(name: str) -> None:
         '  {"id":1}',
         '{"id":1}  ',
         "\n[1,2]\n",
+        '{"id":1}\n',
+        '{"id":1}\n\n',
+        '{"id":1}\r\n',
+        "3\n",
         "3",
         '"s"',
     ],
@@ -60,7 +64,18 @@ def test_decoder_matches_the_stdlib(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "   ", '{"id":1} x', '{"id":1}{"id":2}', "{", "NaN", '{"x":Infinity}']
+    "text",
+    [
+        "",
+        "   ",
+        '{"id":1} x',
+        '{"id":1}{"id":2}',
+        '{"id":1}\n{"id":2}\n',
+        '{"id":1}x\n',
+        "{",
+        "NaN",
+        '{"x":Infinity}',
+    ],
 )
 def test_decoder_raises_the_stdlib_errors(text: str) -> None:
     strict = json.JSONDecoder(parse_constant=_reject)

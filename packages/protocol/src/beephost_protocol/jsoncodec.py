@@ -68,7 +68,8 @@ def encoder(
 
 
 def whole_decoder(decoder: json.JSONDecoder) -> Decode:
-    """``decoder.decode``, taking the C scanner's answer when it read the whole text."""
+    """``decoder.decode``, taking the C scanner's answer when it read the whole text
+    (or all of it but a final newline)."""
     # JSONDecoder.__init__ sets scan_once (the C scanner); typeshed does not list it.
     scan = decoder.scan_once  # type: ignore[attr-defined]
     full = decoder.decode
@@ -78,8 +79,9 @@ def whole_decoder(decoder: json.JSONDecoder) -> Decode:
             value, end = scan(text, 0)
         except StopIteration:
             return full(text)  # leading whitespace, or not JSON: the full answer
-        if end != len(text):
-            return full(text)  # trailing whitespace, or extra data: the full answer
-        return value
+        # A line's own newline (NDJSON) is the common trailing whitespace.
+        if end == len(text) or (end == len(text) - 1 and text[end] == "\n"):
+            return value
+        return full(text)  # other trailing whitespace, or extra data: the full answer
 
     return decode
