@@ -210,11 +210,14 @@ def backend_server(
     )
 
 
-def bare_server(name: str, script: str, tmp: Path, port: int) -> ProcessServer:
-    """``bench/<script> <port>``: a bare framework server, the baseline of a backend."""
+def bare_server(
+    name: str, script: str, tmp: Path, port: int, *flags: str
+) -> ProcessServer:
+    """``bench/<script> <port> [flags]``: a bare framework server, the baseline of a
+    backend (``--hop``: its two-hop floor)."""
     return ProcessServer(
         name,
-        [sys.executable, str(BENCH_DIR / script), str(port)],
+        [sys.executable, str(BENCH_DIR / script), str(port), *flags],
         tmp / f"{name}.none",
         tmp / f"{name}.log",
         env=base_env(),
@@ -277,27 +280,37 @@ def socket_spec(name: str, tmp: Path) -> Spec:
 
 #: The cases on a loopback port, by name: the protocol (``grpc``: called through the
 #: generated sync stub, ``http``: through keep-alive http.client), the bare framework's
-#: script (``None``: our backend of that protocol), and the note of the tables.
-PORT_CASES = {
+#: script and its flags (empty: our backend of that protocol), and the note of the tables.
+PORT_CASES: dict[str, tuple[str, tuple[str, ...], str]] = {
     "grpc-backend": (
         "grpc",
-        None,
+        (),
         "beephost rpc backend: grpc.aio + worker process (2 hops), sync stub",
     ),
     "grpc-bare": (
         "grpc",
-        "_bare_grpc.py",
+        ("_bare_grpc.py",),
         "bare grpc.aio Evaluate, eval in-process (1 hop), sync stub",
+    ),
+    "grpc-bare-hop": (
+        "grpc",
+        ("_bare_grpc.py", "--hop"),
+        "grpc.aio's two-hop floor: bare Evaluate awaiting eval in a worker process",
     ),
     "http-backend": (
         "http",
-        None,
+        (),
         "beephost HTTP backend: uvicorn + FastAPI + worker process (2 hops), http.client",
     ),
     "fastapi-bare": (
         "http",
-        "_bare_fastapi.py",
+        ("_bare_fastapi.py",),
         "bare FastAPI POST /api/eval on uvicorn, eval in-process (1 hop), http.client",
+    ),
+    "fastapi-bare-hop": (
+        "http",
+        ("_bare_fastapi.py", "--hop"),
+        "FastAPI's two-hop floor: bare /api/eval awaiting eval in a worker process",
     ),
 }
 
@@ -307,9 +320,9 @@ def port_spec(name: str, tmp: Path) -> Spec:
     protocol, script, note = PORT_CASES[name]
     port = http_roundtrip.free_port()
     server = (
-        backend_server(protocol, name, tmp, port)
-        if script is None
-        else bare_server(name, script, tmp, port)
+        bare_server(name, script[0], tmp, port, *script[1:])
+        if script
+        else backend_server(protocol, name, tmp, port)
     )
     if protocol == "grpc":
         probe = grpc_probe(port)
@@ -320,7 +333,7 @@ def port_spec(name: str, tmp: Path) -> Spec:
     else:
         probe, client = http_probe(port), functools.partial(http_client, port)
         in_session = functools.partial(http_client, port, True)
-    ours = script is None
+    ours = not script
     return Spec(
         name, server, probe, client, note, session_client=in_session if ours else None
     )

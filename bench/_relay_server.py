@@ -12,67 +12,25 @@ row costs above the one-hop floor is the price of the second hop itself.
 """
 
 import asyncio
-import collections
 import contextlib
 import json
 import os
 import signal
 import socket
-import subprocess
 import sys
+from pathlib import Path
 from typing import Any, cast
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
+from bench._worker_hop import WorkerLink, open_link, start_worker
 
 _DUMPS = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def worker(fd: int) -> None:
-    """The worker: a blocking loop on its end of the socketpair."""
-    namespace: dict[str, Any] = {"__name__": "__main__"}
-    sock = socket.socket(fileno=fd)
-    send = sock.sendall
-    with sock, sock.makefile("rb", buffering=1 << 16) as reader:
-        for line in reader:
-            message = json.loads(line)
-            try:
-                reply = {"result": {"value": eval(message["expression"], namespace)}}
-            except Exception as exc:
-                reply = {"error": {"code": "execution_failed", "message": repr(exc)}}
-            send(_DUMPS(reply).encode() + b"\n")
-
-
-class WorkerLink(asyncio.Protocol):
-    """The server's end of the socketpair; replies go back to whoever asked, in order."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.waiting: collections.deque[tuple[asyncio.Transport, Any]] = (
-            collections.deque()
-        )
-        self.buffer = b""
-        self.closing = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(
-            asyncio.Transport, transport
-        )  # uvloop's are not subclasses
-
-    def send(self, client: asyncio.Transport, request_id: Any, expression: str) -> None:
-        assert self.transport is not None
-        self.waiting.append((client, request_id))
-        self.transport.write(_DUMPS({"expression": expression}).encode() + b"\n")
-
-    def data_received(self, data: bytes) -> None:
-        *lines, self.buffer = (self.buffer + data).split(b"\n")
-        for line in lines:
-            client, request_id = self.waiting.popleft()
-            reply = json.loads(line)
-            reply = {"id": request_id, **reply}
-            if not client.is_closing():
-                client.write(_DUMPS(reply).encode() + b"\n")
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closing:
-            os._exit(1)  # the worker died: so does this bench server
+def _answer(asker: tuple[asyncio.Transport, Any], reply: dict[str, Any]) -> None:
+    client, request_id = asker
+    if not client.is_closing():
+        client.write(_DUMPS({"id": request_id, **reply}).encode() + b"\n")
 
 
 class ClientConnection(asyncio.Protocol):
@@ -93,7 +51,7 @@ class ClientConnection(asyncio.Protocol):
             message = json.loads(line)
             if message.get("type") == "eval":
                 expression = message["params"]["expression"]
-                self.link.send(self.transport, message["id"], expression)
+                self.link.send(expression, _answer, (self.transport, message["id"]))
             else:
                 reply = {"id": message["id"], "result": {"pong": True, "ready": True}}
                 self.transport.write(_DUMPS(reply).encode() + b"\n")
@@ -101,7 +59,7 @@ class ClientConnection(asyncio.Protocol):
 
 async def serve(path: str, parent: socket.socket) -> None:
     loop = asyncio.get_running_loop()
-    _, link = await loop.create_unix_connection(WorkerLink, sock=parent)
+    link = await open_link(parent)
     server = await loop.create_unix_server(lambda: ClientConnection(link), path=path)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -113,19 +71,10 @@ async def serve(path: str, parent: socket.socket) -> None:
 
 
 def main() -> None:
-    if sys.argv[1] == "--worker":
-        worker(int(sys.argv[2]))
-        return
     path = sys.argv[1]
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    parent, child = socket.socketpair()
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--worker", str(child.fileno())],
-        pass_fds=(child.fileno(),),
-        stdin=subprocess.DEVNULL,
-    )
-    child.close()
+    parent, process = start_worker()
     try:
         import uvloop
     except ImportError:

@@ -4,13 +4,16 @@
 
 1. ROUND TRIP, 1 client: bench/transports.py's servers and harness (all started at once,
    shuffled interleaved blocks): ``1+1`` through the raw Unix-socket floor, the pipe
-   backend, the two-hop floor (bench/_relay_server.py), RPyC, bare FastAPI and the HTTP
-   backend, bare grpcio and the gRPC backend, and a Jupyter kernel's execute; p50 and
+   backend, the two-hop floor (bench/_relay_server.py), RPyC, bare FastAPI, its two-hop
+   floor and the HTTP backend, bare grpcio, its two-hop floor and the gRPC backend, and
+   a Jupyter kernel's execute (a two-hop floor: the leanest server of that wire and
+   framework awaiting ``eval`` in one worker process, bench/_worker_hop.py); p50 and
    p99 as ratios to the floor, p50 as "x faster than Jupyter", each backend beside its
-   peer, and the two-hop floor beside RPyC (no pipe backend, which keeps the hop, can
-   be faster than that floor); the hop's own cost (two-hop floor minus floor) beside
-   the margin each peer goal leaves (a goal whose margin the hop alone exceeds cannot
-   be met by a backend that keeps the hop). Interleaved with them, bench/plots.py's
+   peer and its two-hop floor, and each two-hop floor beside the peer (no backend that
+   keeps the hop can be faster than its floor); the hop's own cost on each wire (two-hop
+   floor minus the same server without the worker) beside the margin each peer goal
+   leaves (a goal whose margin the hop alone exceeds cannot be met by a backend that
+   keeps the hop). Interleaved with them, bench/plots.py's
    cases: a 640x480 matplotlib PNG returned through the SDK of each transport, beside a
    Jupyter kernel with matplotlib inline doing the same, as "x faster than Jupyter".
 2. THROUGHPUT, ``--clients`` (8) client processes at once per server, the same servers
@@ -18,7 +21,7 @@
    clients. The backends' clients share the default session (one worker, which runs
    one request at a time by design); each backend is measured a second time with a
    session per client (a worker each). Beside each, its peer's req/s (goal >= 1x);
-   the two-hop floor's (one worker fed without waiting) beside RPyC's.
+   each two-hop floor's (one worker fed without waiting) beside its peer's.
 3. CONTROLLER: bench/controller.py on the local Docker engine: start-to-ready per
    backend type beside the ``docker run`` container floor and a Jupyter kernel's spawn,
    environment re-create and ensure, a new fastapi environment's build.
@@ -88,16 +91,22 @@ THROUGHPUT = (  # the servers loaded with many clients; the floor is the baselin
     "pipe-backend",
     "relay",
     "rpyc",
-    "fastapi-bare",
-    "http-backend",
-    "grpc-bare",
-    "grpc-backend",
+    *transports.PORT_CASES,
 )
 PEERS = (  # (ours, its peer, the goal's limit on ours ÷ peer: issue 33's)
     ("pipe-backend", "rpyc", 1.0),
     ("http-backend", "fastapi-bare", 1.1),
     ("grpc-backend", "grpc-bare", 1.2),
 )
+#: Each peer's two-hop floor (the leanest server of its wire and framework awaiting
+#: ``eval`` in one worker process) and the one-hop server that floor adds the hop to:
+#: for RPyC's wire, the raw socket servers. No backend that keeps the hop can be
+#: faster than its two-hop floor.
+TWO_HOP = {
+    "rpyc": ("relay", "floor"),
+    "fastapi-bare": ("fastapi-bare-hop", "fastapi-bare"),
+    "grpc-bare": ("grpc-bare-hop", "grpc-bare"),
+}
 #: Throughput cases of our backends with a session per client (the backend name, then
 #: a suffix); the plain cases share the default session. A session runs one request
 #: at a time by design (like a Jupyter kernel), so the two measure different things:
@@ -116,6 +125,8 @@ THROUGHPUT_PEERS = (  # (ours, its peer): goal ours ≥ 1.0x the peer's req/s
 LABELS = {
     "floor": "floor (raw UDS socket)",
     "relay": "two-hop floor (relay + worker)",
+    "fastapi-bare-hop": "FastAPI's two-hop floor (bare endpoint + worker)",
+    "grpc-bare-hop": "grpc.aio's two-hop floor (bare Evaluate + worker)",
     "jupyter": "Jupyter kernel execute",
 }
 FULL = {  # the profile's defaults; a flag given wins
@@ -338,7 +349,8 @@ def round_trip_rows(run: Run) -> list[Row]:
             faster = jupyter / p50
             ratios.append(f"{faster:.1f}x faster than Jupyter")
             baselines.append(f"Jupyter p50 {us(jupyter)} µs")
-            goal = f"≥ {transports.GOAL:g}x faster than Jupyter: {met(faster >= transports.GOAL)}"
+            if r.name in BACKEND_CASES:  # the goal is ours; the rest are baselines
+                goal = f"≥ {transports.GOAL:g}x faster than Jupyter: {met(faster >= transports.GOAL)}"
         name = label(r.name)
         rows.append(
             Row(
@@ -404,13 +416,15 @@ def plot_rows(run: Run) -> list[Row]:
 
 
 def peer_rows(run: Run) -> list[Row]:
-    """Each backend beside its peer; and the two-hop floor beside RPyC, the pipe
-    backend's peer on the same wire: a pipe backend can be no faster than the leanest
-    server relaying to a worker (no validation, limits or sessions)."""
+    """Each backend beside its peer, and beside its two-hop floor (what its own code
+    costs above the hop); each two-hop floor beside the peer (where that floor is
+    already over the goal's limit, no backend that keeps the hop can meet the goal)."""
     by_name = {r.name: r for r in run.results}
     rows = []
     for ours, peer, limit in PEERS:
         mine, theirs = by_name[ours].p(0.5), by_name[peer].p(0.5)
+        two_hop = TWO_HOP[peer][0]
+        floor = by_name[two_hop].p(0.5)
         rows.append(
             Row(
                 "round trip vs peer",
@@ -422,34 +436,47 @@ def peer_rows(run: Run) -> list[Row]:
                 f"≤ {limit:g}x {peer}: {met(mine / theirs <= limit)}",
             )
         )
-    relay, rpyc = by_name["relay"].p(0.5), by_name["rpyc"].p(0.5)
-    rows.append(
-        Row(
-            "round trip vs peer",
-            "two-hop floor p50 vs rpyc",
-            us(relay),
-            "µs",
-            f"{relay / rpyc:.2f}x rpyc",
-            f"rpyc p50 {us(rpyc)} µs",
+        rows.append(
+            Row(
+                "round trip vs peer",
+                f"{label(two_hop)} p50 vs {peer}",
+                us(floor),
+                "µs",
+                f"{floor / theirs:.2f}x {peer}",
+                f"{peer} p50 {us(theirs)} µs",
+                f"{ours}'s goal reachable with the hop: "
+                f"{'yes' if floor / theirs <= limit else 'no'}",
+            )
         )
-    )
+        rows.append(
+            Row(
+                "round trip vs peer",
+                f"{ours} p50 vs its two-hop floor (our code above the hop)",
+                us(mine),
+                "µs",
+                f"{mine / floor:.2f}x {two_hop}",
+                f"{two_hop} p50 {us(floor)} µs",
+            )
+        )
     rows.extend(hop_rows(by_name))
     return rows
 
 
 def hop_rows(by_name: dict[str, Result]) -> list[Row]:
-    """What the hop alone costs (two-hop floor p50 minus floor p50: the same raw
-    server with and without a worker process behind it) against what each goal leaves
-    over its peer ((limit - 1) x the peer's p50). Where the hop costs more than the
-    margin, no backend that keeps the hop can meet that goal, however lean its code."""
-    hop = by_name["relay"].p(0.5) - by_name["floor"].p(0.5)
+    """What the hop alone costs on each wire (its two-hop floor's p50 minus the same
+    server's without the worker) against what each goal leaves over its peer ((limit -
+    1) x the peer's p50). Where the hop costs more than the margin, no backend that
+    keeps the hop can meet that goal, however lean its code."""
     rows = []
     for ours, peer, limit in PEERS:
+        two_hop, one_hop = TWO_HOP[peer]
+        hop = by_name[two_hop].p(0.5) - by_name[one_hop].p(0.5)
         margin = (limit - 1) * by_name[peer].p(0.5)
         rows.append(
             Row(
                 "the hop vs each goal",
-                f"hop's own cost vs the margin {ours}'s goal leaves",
+                f"hop's own cost ({two_hop} - {one_hop}) vs the margin {ours}'s "
+                "goal leaves",
                 us(hop),
                 "µs",
                 f"margin {us(margin)} µs",
@@ -478,18 +505,21 @@ def throughput_rows(loads: list[Load], clients: int) -> list[Row]:
             )
         )
     by_name = {load.name: load for load in loads}
-    if "relay" in by_name and "rpyc" in by_name:
-        # The relay feeds its one worker without waiting (requests queued in order),
-        # which a session does not: it runs one request at a time by design.
-        ratio = by_name["relay"].rps / by_name["rpyc"].rps
+    for peer, (two_hop, _) in TWO_HOP.items():
+        if two_hop not in by_name or peer not in by_name:
+            continue
+        # A two-hop floor feeds its one worker without waiting (requests queued in
+        # order), which a session does not: it runs one request at a time by design.
+        hop_rps, peer_rps = by_name[two_hop].rps, by_name[peer].rps
         rows.append(
             Row(
                 "throughput vs peer",
-                f"two-hop floor x{clients}, one worker fed without waiting vs rpyc",
-                f"{by_name['relay'].rps:,.0f}",
+                f"{label(two_hop)} x{clients}, one worker fed without waiting "
+                f"vs {peer}",
+                f"{hop_rps:,.0f}",
                 "req/s",
-                f"{ratio:.2f}x rpyc",
-                f"rpyc x{clients} {by_name['rpyc'].rps:,.0f} req/s",
+                f"{hop_rps / peer_rps:.2f}x {peer}",
+                f"{peer} x{clients} {peer_rps:,.0f} req/s",
             )
         )
     for ours, peer in THROUGHPUT_PEERS:

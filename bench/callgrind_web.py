@@ -13,7 +13,10 @@ also whatever its FastAPI build thread ran by then). Instructions per request =
 (Ir(2N) - Ir(N)) / N, which removes what a window costs whatever its length (the dump,
 the timers that fire in it). Instruction counts do not move with machine load, unlike wall-clock benches. With
 ``--keep DIR`` the dumps stay there for ``callgrind_annotate`` (``.1``: the cold start,
-``.4``: the 2N window).
+``.4``: the 2N window). The ``-hop`` cases are the bare frameworks' two-hop floors
+(``--hop``: the same endpoint awaiting ``eval`` in one worker process, which runs
+natively like the backends' workers): a backend's count minus its floor's is what its
+own code costs above the hop.
 """
 
 import argparse
@@ -35,14 +38,23 @@ from bench.http_roundtrip import HTTPEval, free_port
 BENCH_DIR = Path(__file__).resolve().parent
 READY_TIMEOUT = 1200.0  # a server under callgrind imports ~50x slower
 WARMUP = 100
-CASES = ("http-backend", "fastapi-bare", "grpc-backend", "grpc-bare")
+CASES = (
+    "http-backend",
+    "fastapi-bare",
+    "fastapi-bare-hop",
+    "grpc-backend",
+    "grpc-bare",
+    "grpc-bare-hop",
+)
 
 
 def server_argv(case: str, port: int) -> tuple[list[str], dict[str, str]]:
     env = base_env()
-    if case.endswith("-bare"):
+    bare, hop = case.removesuffix("-hop"), case.endswith("-hop")
+    if bare.endswith("-bare"):  # with -hop: its two-hop floor (the worker not counted)
         script = "_bare_fastapi.py" if case.startswith("fastapi") else "_bare_grpc.py"
-        return [sys.executable, str(BENCH_DIR / script), str(port)], env
+        flags = ["--hop"] if hop else []
+        return [sys.executable, str(BENCH_DIR / script), str(port), *flags], env
     module, prefix = BACKENDS["http" if case.startswith("http") else "grpc"]
     settings = {"METRICS_PORT": "0", "PREWARM": "0", "PORT": str(port)}
     env.update({prefix + key: value for key, value in settings.items()})
@@ -178,7 +190,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"{colds[case]:>15,} Ir to the first 1+1",
                 flush=True,
             )
-    for ours, bare in (("http-backend", "fastapi-bare"), ("grpc-backend", "grpc-bare")):
+    for ours, bare in (
+        ("http-backend", "fastapi-bare"),
+        ("grpc-backend", "grpc-bare"),
+        ("fastapi-bare-hop", "fastapi-bare"),
+        ("grpc-bare-hop", "grpc-bare"),
+        ("http-backend", "fastapi-bare-hop"),
+        ("grpc-backend", "grpc-bare-hop"),
+    ):
         if ours in results and bare in results:
             print(
                 f"{ours} - {bare}: {results[ours] - results[bare]:+,.0f} Ir/request "

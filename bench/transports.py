@@ -6,8 +6,9 @@ Starts, at once and as separate processes: the raw Unix-socket FLOOR
 (bench/_floor_server.py), the pipe backend, the TWO-HOP FLOOR (bench/_relay_server.py:
 the leanest asyncio server relaying to a worker process), RPyC classic
 (bench/_rpyc_server.py), BARE
-FASTAPI (bench/_bare_fastapi.py) and our HTTP backend, BARE GRPCIO (bench/_bare_grpc.py)
-and our gRPC backend, and a Jupyter kernel (ipykernel through
+FASTAPI (bench/_bare_fastapi.py), its two-hop floor (``--hop``) and our HTTP backend,
+BARE GRPCIO (bench/_bare_grpc.py), its two-hop floor and our gRPC backend, and a
+Jupyter kernel (ipykernel through
 jupyter_client.KernelManager; bench/_jupyter.py). Then runs one ``1+1`` round trip per
 request through each, with the clients of bench/pipe_roundtrip.py (raw NDJSON socket,
 ``rpyc.classic``), bench/http_roundtrip.py (keep-alive http.client) and
@@ -34,6 +35,15 @@ from bench._harness import Spec
 
 GOAL = 10.0  # x faster than Jupyter
 JUPYTER_BLOCK_SCALE = 0.05  # ~8 ms a round trip: 10 per block of 200
+#: The cases on a loopback port (bench/_harness.PORT_CASES), in the tables' order.
+PORT_CASES = (
+    "fastapi-bare",
+    "fastapi-bare-hop",
+    "http-backend",
+    "grpc-bare",
+    "grpc-bare-hop",
+    "grpc-backend",
+)
 
 
 def pipe_spec(tmp: Path) -> Spec:
@@ -69,10 +79,7 @@ def build(tmp: Path) -> list[Spec]:
         pipe_spec(tmp),
         _harness.socket_spec("relay", tmp),
         _harness.socket_spec("rpyc", tmp),
-        *(
-            _harness.port_spec(name, tmp)
-            for name in ("fastapi-bare", "http-backend", "grpc-bare", "grpc-backend")
-        ),
+        *(_harness.port_spec(name, tmp) for name in PORT_CASES),
         jupyter_spec(tmp),  # last: its probe blocks up to ~1 s
     ]
 
@@ -91,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         workers="the backends' session workers",
     )
-    ours = [r for r in run.results if r.name != "jupyter"]
+    ours = [r for r in run.results if r.name.endswith("-backend")]
     slow = [r for r in ours if jupyter / r.p(0.5) < GOAL]
     slowest = min(ours, key=lambda r: jupyter / r.p(0.5))
     print(
