@@ -312,6 +312,11 @@ PORT_CASES: dict[str, tuple[str, tuple[str, ...], str]] = {
         ("_bare_fastapi.py", "--hop"),
         "FastAPI's two-hop floor: bare /api/eval awaiting eval in a worker process",
     ),
+    "asgi-bare-hop": (
+        "http",
+        ("_bare_asgi.py",),
+        "uvicorn's two-hop floor: a plain ASGI /api/eval awaiting eval in a worker",
+    ),
 }
 
 

@@ -5,7 +5,8 @@
 1. ROUND TRIP, 1 client: bench/transports.py's servers and harness (all started at once,
    shuffled interleaved blocks): ``1+1`` through the raw Unix-socket floor, the pipe
    backend, the two-hop floor (bench/_relay_server.py), RPyC, bare FastAPI, its two-hop
-   floor and the HTTP backend, bare grpcio, its two-hop floor and the gRPC backend, and
+   floor, uvicorn's (a plain ASGI endpoint, bench/_bare_asgi.py) and the HTTP backend,
+   bare grpcio, its two-hop floor and the gRPC backend, and
    a Jupyter kernel's execute (a two-hop floor: the leanest server of that wire and
    framework awaiting ``eval`` in one worker process, bench/_worker_hop.py); p50 and
    p99 as ratios to the floor, p50 as "x faster than Jupyter", each backend beside its
@@ -107,6 +108,9 @@ TWO_HOP = {
     "fastapi-bare": ("fastapi-bare-hop", "fastapi-bare"),
     "grpc-bare": ("grpc-bare-hop", "grpc-bare"),
 }
+#: Further two-hop floors beside a peer: the HTTP backend answers its hot routes on
+#: uvicorn past FastAPI, so its floor is uvicorn's (a plain ASGI endpoint + worker).
+MORE_FLOORS = {"fastapi-bare": ("asgi-bare-hop",)}
 #: Throughput cases of our backends with a session per client (the backend name, then
 #: a suffix); the plain cases share the default session. A session runs one request
 #: at a time by design (like a Jupyter kernel), so the two measure different things:
@@ -127,6 +131,7 @@ LABELS = {
     "relay": "two-hop floor (relay + worker)",
     "fastapi-bare-hop": "FastAPI's two-hop floor (bare endpoint + worker)",
     "grpc-bare-hop": "grpc.aio's two-hop floor (bare Evaluate + worker)",
+    "asgi-bare-hop": "uvicorn's two-hop floor (plain ASGI endpoint + worker)",
     "jupyter": "Jupyter kernel execute",
 }
 FULL = {  # the profile's defaults; a flag given wins
@@ -423,8 +428,6 @@ def peer_rows(run: Run) -> list[Row]:
     rows = []
     for ours, peer, limit in PEERS:
         mine, theirs = by_name[ours].p(0.5), by_name[peer].p(0.5)
-        two_hop = TWO_HOP[peer][0]
-        floor = by_name[two_hop].p(0.5)
         rows.append(
             Row(
                 "round trip vs peer",
@@ -436,28 +439,32 @@ def peer_rows(run: Run) -> list[Row]:
                 f"≤ {limit:g}x {peer}: {met(mine / theirs <= limit)}",
             )
         )
-        rows.append(
-            Row(
-                "round trip vs peer",
-                f"{label(two_hop)} p50 vs {peer}",
-                us(floor),
-                "µs",
-                f"{floor / theirs:.2f}x {peer}",
-                f"{peer} p50 {us(theirs)} µs",
-                f"{ours}'s goal reachable with the hop: "
-                f"{'yes' if floor / theirs <= limit else 'no'}",
+        for two_hop in (TWO_HOP[peer][0], *MORE_FLOORS.get(peer, ())):
+            if two_hop not in by_name:
+                continue
+            floor = by_name[two_hop].p(0.5)
+            rows.append(
+                Row(
+                    "round trip vs peer",
+                    f"{label(two_hop)} p50 vs {peer}",
+                    us(floor),
+                    "µs",
+                    f"{floor / theirs:.2f}x {peer}",
+                    f"{peer} p50 {us(theirs)} µs",
+                    f"{ours}'s goal reachable with the hop on this server: "
+                    f"{'yes' if floor / theirs <= limit else 'no'}",
+                )
             )
-        )
-        rows.append(
-            Row(
-                "round trip vs peer",
-                f"{ours} p50 vs its two-hop floor (our code above the hop)",
-                us(mine),
-                "µs",
-                f"{mine / floor:.2f}x {two_hop}",
-                f"{two_hop} p50 {us(floor)} µs",
+            rows.append(
+                Row(
+                    "round trip vs peer",
+                    f"{ours} p50 vs {two_hop} (our code above that floor)",
+                    us(mine),
+                    "µs",
+                    f"{mine / floor:.2f}x {two_hop}",
+                    f"{two_hop} p50 {us(floor)} µs",
+                )
             )
-        )
     rows.extend(hop_rows(by_name))
     return rows
 
@@ -505,7 +512,12 @@ def throughput_rows(loads: list[Load], clients: int) -> list[Row]:
             )
         )
     by_name = {load.name: load for load in loads}
-    for peer, (two_hop, _) in TWO_HOP.items():
+    floors = [
+        (peer, two_hop)
+        for peer, (first, _) in TWO_HOP.items()
+        for two_hop in (first, *MORE_FLOORS.get(peer, ()))
+    ]
+    for peer, two_hop in floors:
         if two_hop not in by_name or peer not in by_name:
             continue
         # A two-hop floor feeds its one worker without waiting (requests queued in

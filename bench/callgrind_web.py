@@ -14,7 +14,8 @@ also whatever its FastAPI build thread ran by then). Instructions per request =
 the timers that fire in it). Instruction counts do not move with machine load, unlike wall-clock benches. With
 ``--keep DIR`` the dumps stay there for ``callgrind_annotate`` (``.1``: the cold start,
 ``.4``: the 2N window). The ``-hop`` cases are the bare frameworks' two-hop floors
-(``--hop``: the same endpoint awaiting ``eval`` in one worker process, which runs
+(``--hop``: the same endpoint awaiting ``eval`` in one worker process; ``asgi-bare-hop``:
+a plain ASGI endpoint on uvicorn doing the same, bench/_bare_asgi.py; the worker runs
 natively like the backends' workers): a backend's count minus its floor's is what its
 own code costs above the hop.
 """
@@ -42,6 +43,7 @@ CASES = (
     "http-backend",
     "fastapi-bare",
     "fastapi-bare-hop",
+    "asgi-bare-hop",
     "grpc-backend",
     "grpc-bare",
     "grpc-bare-hop",
@@ -50,6 +52,8 @@ CASES = (
 
 def server_argv(case: str, port: int) -> tuple[list[str], dict[str, str]]:
     env = base_env()
+    if case == "asgi-bare-hop":  # uvicorn's two-hop floor (the worker not counted)
+        return [sys.executable, str(BENCH_DIR / "_bare_asgi.py"), str(port)], env
     bare, hop = case.removesuffix("-hop"), case.endswith("-hop")
     if bare.endswith("-bare"):  # with -hop: its two-hop floor (the worker not counted)
         script = "_bare_fastapi.py" if case.startswith("fastapi") else "_bare_grpc.py"
@@ -196,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         ("fastapi-bare-hop", "fastapi-bare"),
         ("grpc-bare-hop", "grpc-bare"),
         ("http-backend", "fastapi-bare-hop"),
+        ("http-backend", "asgi-bare-hop"),
         ("grpc-backend", "grpc-bare-hop"),
     ):
         if ours in results and bare in results:

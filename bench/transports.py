@@ -6,7 +6,8 @@ Starts, at once and as separate processes: the raw Unix-socket FLOOR
 (bench/_floor_server.py), the pipe backend, the TWO-HOP FLOOR (bench/_relay_server.py:
 the leanest asyncio server relaying to a worker process), RPyC classic
 (bench/_rpyc_server.py), BARE
-FASTAPI (bench/_bare_fastapi.py), its two-hop floor (``--hop``) and our HTTP backend,
+FASTAPI (bench/_bare_fastapi.py), its two-hop floor (``--hop``), uvicorn's (a plain ASGI
+endpoint awaiting a worker, bench/_bare_asgi.py) and our HTTP backend,
 BARE GRPCIO (bench/_bare_grpc.py), its two-hop floor and our gRPC backend, and a
 Jupyter kernel (ipykernel through
 jupyter_client.KernelManager; bench/_jupyter.py). Then runs one ``1+1`` round trip per
@@ -39,6 +40,7 @@ JUPYTER_BLOCK_SCALE = 0.05  # ~8 ms a round trip: 10 per block of 200
 PORT_CASES = (
     "fastapi-bare",
     "fastapi-bare-hop",
+    "asgi-bare-hop",
     "http-backend",
     "grpc-bare",
     "grpc-bare-hop",
