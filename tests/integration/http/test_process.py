@@ -26,6 +26,9 @@ def test_serve_logs_one_json_line_per_request(start_process: StartProcess) -> No
     client = Client(server.port, TOKEN)
     assert client.eval("1+1") == 2
     assert client.post("/api/eval", {"expression": "1/0"}).status == 422
+    # Sent from loopback, where user code runs too: the log keeps the TCP peer.
+    forged = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    assert client.post("/api/eval", {"expression": "2"}, headers=forged).status == 200
     client.close()
     checked = _healthcheck(server.port)
     assert (checked.returncode, checked.stdout.strip()) == (0, "ready")
@@ -41,7 +44,9 @@ def test_serve_logs_one_json_line_per_request(start_process: StartProcess) -> No
     assert [(line["status"], line["error"]) for line in evals] == [
         (200, None),
         (422, "execution_failed"),
+        (200, None),
     ]
+    assert {line["client"] for line in evals} == {"127.0.0.1"}
     for line in evals:
         assert line["method"] == "POST"
         assert line["route"] == "/api/eval"

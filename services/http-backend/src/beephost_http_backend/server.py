@@ -91,6 +91,10 @@ def create_server(
         timeout_graceful_shutdown=settings.drain_timeout,  # type: ignore[arg-type]
         timeout_keep_alive=int(settings.keep_alive),
         server_header=False,
+        # The client in the access log is the TCP peer's. uvicorn's default trusts
+        # X-Forwarded-* from 127.0.0.1, where the sandbox's own code runs: it could
+        # forge the address (and it cost an ASGI layer per request).
+        proxy_headers=False,
     )
     port: int = sock.getsockname()[1]
     return DrainingServer(config, front, sock, *extra), port
