@@ -63,3 +63,23 @@ def _stable(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _stable(v) for k, v in obj.items() if k != "traceback"}
     return obj
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "'ü🐍 café'",  # beyond ASCII: the worker escapes it, the response is UTF-8
+        "'a\\udcff'",  # a lone surrogate: escaped on both paths
+        "'tab\\t nl\\n quote\" backslash\\\\ del\\x7f'",
+        "'a literal \\\\u0041'",  # backslash-u in the text itself
+        "[1.5, -0.0, 1e300, 10**30, True, None, {'k': 'v'}]",
+        "{'$': 1, 'x': (1, 2)}",
+    ],
+)
+def test_values_are_the_routes_bytes(client: Client, expression: str) -> None:
+    """The lane forwards the worker's result text where it is the same bytes."""
+    fast = client.post("/api/eval", {"expression": expression})
+    slow = client.post("/api/eval", {"expression": expression}, headers=VIA_FASTAPI)
+    assert fast.status == slow.status == 200
+    assert fast.body == slow.body
+    assert int(fast.headers["content-length"]) == len(fast.body)

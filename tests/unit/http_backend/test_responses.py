@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from beephost_http_backend.responses import JSONBytes, encode
+from beephost_http_backend.responses import JSONBytes, encode, encode_forwarded
 
 
 def test_compact_utf8() -> None:
@@ -29,3 +29,20 @@ def test_json_bytes_response() -> None:
     assert response.headers["content-type"] == "application/json"
     assert response.headers["content-length"] == "11"
     assert response.headers["x-a"] == "b"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"value": 2},
+        {"value": "ü🐍", "n": [1.5, -0.0, 1e300, 10**30]},
+        {"value": "a\udcff"},
+        {"value": 'tab\t quote" backslash\\ del\x7f \\u0041'},
+        {"stdout": "", "value": None, "outputs": [{"data": {"text/plain": "x"}}]},
+    ],
+)
+def test_a_forwarded_result_is_encode_s_bytes(value: dict[str, object]) -> None:
+    # The worker's encoding: compact ASCII JSON.
+    written = json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+    assert encode_forwarded(written) == encode(value) == encode(json.loads(written))
+    assert encode_forwarded(value) == encode(value)

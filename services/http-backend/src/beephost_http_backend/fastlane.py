@@ -25,7 +25,7 @@ from beephost_http_backend.errors import (
     error_response,
     log_lost_worker,
 )
-from beephost_http_backend.responses import encode
+from beephost_http_backend.responses import encode_forwarded
 from beephost_http_backend.schemas import ExecRequest
 from beephost_http_backend.state import BackendState
 from beephost_protocol.errors import BeepHostError
@@ -134,13 +134,14 @@ class FastLane:
         send: Send,
     ) -> None:
         try:
-            result = await self.state.executor.run(command, lease=lease)
+            # The worker's result text, forwarded as it wrote it where it can be.
+            result = await self.state.executor.run(command, lease=lease, raw=True)
         except BeepHostError as exc:
             log_lost_worker(scope, exc, getattr(command, "session", None))
             scope[ERROR_CODE_KEY] = exc.wire_code
             await error_response(exc)(scope, receive, send)
             return
-        body = encode(result)
+        body = encode_forwarded(result)
         await send(
             {
                 "type": "http.response.start",

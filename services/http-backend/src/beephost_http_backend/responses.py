@@ -5,6 +5,7 @@ keeps them through ``response_model=``), so validating them again per request wo
 cost time on the hottest routes.
 """
 
+import json
 from typing import Any
 
 from starlette.responses import Response, StreamingResponse
@@ -23,6 +24,20 @@ def encode(content: Any) -> bytes:
         return text.encode()
     except UnicodeEncodeError:
         return _encode_ascii(content).encode()
+
+
+def encode_forwarded(result: dict[str, Any] | bytes) -> bytes:
+    """``encode`` of a result the core may hand over as the worker wrote it (``raw``).
+
+    The worker writes compact ASCII JSON, the same bytes as ``encode``'s except where
+    it escapes a character (``\\u``: beyond ASCII, which ``encode`` writes as UTF-8, or
+    a lone surrogate): only then is the text decoded and encoded again.
+    """
+    if not isinstance(result, bytes):
+        return encode(result)
+    if b"\\u" not in result:
+        return result
+    return encode(json.loads(result))
 
 
 class JSONBytes(Response):
