@@ -18,9 +18,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* importable
+from bench._bare_fastapi import serve
 from bench._worker_hop import WorkerLink, open_link, start_worker
 
 Scope = MutableMapping[str, Any]
@@ -75,16 +74,7 @@ async def _answer(send: Send, status: int, body: bytes) -> None:
 def main() -> None:
     worker, process = start_worker()
     try:
-        uvicorn.run(
-            HopApp(worker),
-            host="127.0.0.1",
-            port=int(sys.argv[1]),
-            loop="uvloop",
-            http="httptools",
-            access_log=False,
-            log_config=None,
-            server_header=False,
-        )
+        serve(HopApp(worker), int(sys.argv[1]))
     finally:
         process.kill()
         process.wait()

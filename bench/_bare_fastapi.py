@@ -67,18 +67,26 @@ def create_hop_app(worker: socket.socket) -> FastAPI:
     return app
 
 
+def serve(app: Any, port: int) -> None:
+    """``app`` on 127.0.0.1:``port``, on the HTTP backend's uvicorn configuration."""
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+    )
+
+
 def main() -> None:
     worker, process = start_worker() if "--hop" in sys.argv[2:] else (None, None)
     try:
-        uvicorn.run(
+        serve(
             create_app() if worker is None else create_hop_app(worker),
-            host="127.0.0.1",
-            port=int(sys.argv[1]),
-            loop="uvloop",
-            http="httptools",
-            access_log=False,
-            log_config=None,
-            server_header=False,
+            int(sys.argv[1]),
         )
     finally:
         if process is not None:
