@@ -111,12 +111,19 @@ TWO_HOP = {
 #: Further two-hop floors beside a peer: the HTTP backend answers its hot routes on
 #: uvicorn past FastAPI, so its floor is uvicorn's (a plain ASGI endpoint + worker).
 MORE_FLOORS = {"fastapi-bare": ("asgi-bare-hop",)}
+
+
+def two_hop_floors(peer: str) -> tuple[str, ...]:
+    """Every two-hop floor beside ``peer``: its framework's first."""
+    return (TWO_HOP[peer][0], *MORE_FLOORS.get(peer, ()))
+
+
 #: Throughput cases of our backends with a session per client (the backend name, then
 #: a suffix); the plain cases share the default session. A session runs one request
 #: at a time by design (like a Jupyter kernel), so the two measure different things:
 #: one worker's turnaround, and the server spreading load over workers and cores.
 SESSIONS = "sessions"
-BACKEND_CASES = ("pipe-backend", "http-backend", "grpc-backend")
+BACKEND_CASES = transports.BACKEND_CASES
 SESSION_CASES = BACKEND_CASES
 THROUGHPUT_PEERS = (  # (ours, its peer): goal ours ≥ 1.0x the peer's req/s
     ("pipe-backend", "rpyc"),
@@ -439,7 +446,7 @@ def peer_rows(run: Run) -> list[Row]:
                 f"≤ {limit:g}x {peer}: {met(mine / theirs <= limit)}",
             )
         )
-        for two_hop in (TWO_HOP[peer][0], *MORE_FLOORS.get(peer, ())):
+        for two_hop in two_hop_floors(peer):
             if two_hop not in by_name:
                 continue
             floor = by_name[two_hop].p(0.5)
@@ -512,11 +519,7 @@ def throughput_rows(loads: list[Load], clients: int) -> list[Row]:
             )
         )
     by_name = {load.name: load for load in loads}
-    floors = [
-        (peer, two_hop)
-        for peer, (first, _) in TWO_HOP.items()
-        for two_hop in (first, *MORE_FLOORS.get(peer, ()))
-    ]
+    floors = [(peer, two_hop) for peer in TWO_HOP for two_hop in two_hop_floors(peer)]
     for peer, two_hop in floors:
         if two_hop not in by_name or peer not in by_name:
             continue

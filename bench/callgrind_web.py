@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.* impor
 
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from bench._harness import BACKENDS, GrpcEval, base_env
+from bench._harness import BACKENDS, PORT_CASES, GrpcEval, base_env
 from bench.http_roundtrip import HTTPEval, free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -51,15 +51,14 @@ CASES = (
 
 
 def server_argv(case: str, port: int) -> tuple[list[str], dict[str, str]]:
+    """The case's server (bench/_harness.PORT_CASES): a bench script with its flags,
+    its workers native like the backends' (not counted), or our backend."""
     env = base_env()
-    if case == "asgi-bare-hop":  # uvicorn's two-hop floor (the worker not counted)
-        return [sys.executable, str(BENCH_DIR / "_bare_asgi.py"), str(port)], env
-    bare, hop = case.removesuffix("-hop"), case.endswith("-hop")
-    if bare.endswith("-bare"):  # with -hop: its two-hop floor (the worker not counted)
-        script = "_bare_fastapi.py" if case.startswith("fastapi") else "_bare_grpc.py"
-        flags = ["--hop"] if hop else []
-        return [sys.executable, str(BENCH_DIR / script), str(port), *flags], env
-    module, prefix = BACKENDS["http" if case.startswith("http") else "grpc"]
+    protocol, script, _ = PORT_CASES[case]
+    if script:
+        name, *flags = script
+        return [sys.executable, str(BENCH_DIR / name), str(port), *flags], env
+    module, prefix = BACKENDS[protocol]
     settings = {"METRICS_PORT": "0", "PREWARM": "0", "PORT": str(port)}
     env.update({prefix + key: value for key, value in settings.items()})
     return [sys.executable, "-m", module], env
@@ -67,7 +66,7 @@ def server_argv(case: str, port: int) -> tuple[list[str], dict[str, str]]:
 
 def client_for(case: str, port: int) -> tuple[Callable[[], None], Callable[[], None]]:
     """A checked ``1+1`` call and the client's close."""
-    if case.startswith("grpc"):
+    if PORT_CASES[case][0] == "grpc":
         grpc_client = GrpcEval(f"127.0.0.1:{port}", deadline=60.0)
 
         def call() -> None:
