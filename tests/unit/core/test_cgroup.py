@@ -115,6 +115,21 @@ def test_counters_follow_the_file(tmp_path: Path) -> None:
     assert limits.oom_kills() == 3  # one pread of the open file, every look
 
 
+def test_a_recent_look_serves_for_a_while_and_a_fresh_one_renews_it(
+    tmp_path: Path,
+) -> None:
+    root = v1_container(tmp_path)
+    limits = ContainerLimits(root)
+    assert limits.recent_oom_kills() == 0  # never looked: a look now
+    write(root, {"sys/fs/cgroup/memory/memory.oom_control": OOM_CONTROL.format(n=2)})
+    assert limits.recent_oom_kills() == 0  # within the second: no system call
+    assert limits.recent_oom_kills(max_age=0.0) == 2  # older than allowed: a look
+    write(root, {"sys/fs/cgroup/memory/memory.oom_control": OOM_CONTROL.format(n=5)})
+    assert limits.oom_kills() == 5  # a fresh look, every time
+    write(root, {"sys/fs/cgroup/memory/memory.oom_control": OOM_CONTROL.format(n=6)})
+    assert limits.recent_oom_kills() == 5  # the fresh look serves the next ones
+
+
 def test_nothing_there_reads_as_unknown(tmp_path: Path) -> None:
     limits = ContainerLimits(tmp_path)
     assert limits.files == CgroupFiles()

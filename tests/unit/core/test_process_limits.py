@@ -38,6 +38,7 @@ class FakeLimits:
         self.oom = 0
         self.refused = 0
     def oom_kills(self): return self.oom
+    def recent_oom_kills(self): return self.oom
     def pids_refused(self): return self.refused
     def memory_limit(self): return 256 << 20
     def pids_limit(self): return 8

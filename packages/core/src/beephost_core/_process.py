@@ -554,7 +554,11 @@ class WorkerProcess:
             ConnectionError: The worker is gone.
             InternalError: Its channel broke.
         """
-        self._oom_kills = container_limits().oom_kills()
+        # The count before this request, give or take the second before it: an OOM
+        # kill in that second that killed no worker would be blamed for a SIGKILL
+        # this request's worker gets from elsewhere. A fresh look at every death
+        # (_sigkill_reason) keeps the count current.
+        self._oom_kills = container_limits().recent_oom_kills()
         self._next_id += 1
         request_id = self._next_id
         message = {
