@@ -26,8 +26,10 @@ KINDS = ("pipe", "http", "rpc")
 
 #: Inside the container: the core's gauges and the server user's processes, as JSON.
 _PROBE = """\
-import json, os, sys, urllib.request
+import json, os, re, sys, urllib.request
 kind = sys.argv[1]
+# A session's worker runs worker.py, or its cached bytecode (beephost_core._bytecode).
+WORKER = re.compile(rb"/beephost_core/(__pycache__/)?worker(\\.py|\\.cpython-\\d+\\.pyc)$")
 port = {"pipe": 9464, "http": 5678, "rpc": 9465}[kind]
 request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
 token = sys.stdin.read().strip()  # the container holds only the token's digest
@@ -49,14 +51,19 @@ for pid in os.listdir("/proc"):
         with open(f"/proc/{pid}/status") as f:
             status = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmdline = f.read().replace(b"\\0", b" ").decode(errors="replace").strip()
+            argv = f.read().split(b"\\0")
+        cmdline = b" ".join(argv).decode(errors="replace").strip()
     except OSError:
         continue
     if status["Uid"].split()[0] != "10001":
         continue
     if "healthcheck" in cmdline or cmdline.startswith("runc"):
         continue  # Docker's health check, or a `docker exec` (this one) starting
-    processes.append({"state": status["State"].split()[0], "cmd": cmdline[:120]})
+    processes.append({
+        "state": status["State"].split()[0],
+        "cmd": cmdline[:120],
+        "worker": any(WORKER.search(arg) for arg in argv),
+    })
 print(json.dumps({"gauges": gauges, "processes": processes}))
 """
 
@@ -67,7 +74,7 @@ class BackendState:
 
     sessions: int
     handles: int
-    processes: tuple[str, ...]  # uid 10001's: "worker" or the server's command line
+    processes: tuple[str, ...]  # uid 10001's: "worker" or the command line of another
     zombies: int
     spawns: int = 0  # workers started since the server started
     spawn_seconds: float = 0.0  # their total start-up time
@@ -103,10 +110,7 @@ def backend_state(
         sessions=int(gauges["beephost_sessions"]),
         handles=int(gauges["beephost_handles"]),
         processes=tuple(
-            sorted(
-                "worker" if "beephost_core/worker.py" in p["cmd"] else p["cmd"][:60]
-                for p in processes
-            )
+            sorted("worker" if p["worker"] else p["cmd"][:60] for p in processes)
         ),
         zombies=sum(p["state"] == "Z" for p in processes),
         spawns=int(gauges.get("beephost_worker_spawn_seconds_count", 0)),

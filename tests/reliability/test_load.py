@@ -326,6 +326,8 @@ def test_32_clients_for_60_seconds_without_errors_or_leaks(
     networks = sorted(controller.owned("network"))
     for kind, state in baseline.items():
         assert (state.sessions, state.handles) == (1, 0), (kind, state)
+        # Settled, not timed out: the probe tells the workers from the server.
+        assert server_default_and_spare(state), (kind, state)
 
     rec = Recorder()
     run = Run()
